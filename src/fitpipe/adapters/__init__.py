@@ -1,0 +1,85 @@
+"""Adapters: one module per input form, and the registry that picks one for each input.
+
+Built-in adapters, highest priority first:
+
+========== ======== =====================================================
+name       priority takes
+========== ======== =====================================================
+tf.data    100      ``tf.data.Dataset``
+pydataset  100      ``keras.utils.PyDataset``
+tensor     90       ``tf.Tensor``, ``tf.RaggedTensor``, ``tf.SparseTensor``
+pandas     80       pandas ``DataFrame``/``Series`` (lazy: imports pandas on use)
+generator  50       Python generators and iterators
+numpy      40       NumPy arrays and array-likes
+mapping    30       dicts of arrays (named inputs)
+sequence   20       lists/tuples of arrays (multi-input models)
+========== ======== =====================================================
+"""
+
+from fitpipe.adapters.arrays import ARRAY_FAMILY_SUPPORTS
+from fitpipe.adapters.base import (
+    ADAPT_ARGUMENTS,
+    AdaptRequest,
+    Adapter,
+    ArraySource,
+    BatchSource,
+    Source,
+    check_supported,
+)
+from fitpipe.adapters.generators import GeneratorAdapter
+from fitpipe.adapters.mappings import MappingAdapter
+from fitpipe.adapters.numpy_arrays import NumpyAdapter
+from fitpipe.adapters.py_datasets import PyDatasetAdapter
+from fitpipe.adapters.registry import (
+    ENTRY_POINT_GROUP,
+    AdapterRegistry,
+    LazyAdapter,
+    register_adapter,
+    registry,
+)
+from fitpipe.adapters.sequences import SequenceAdapter
+from fitpipe.adapters.tensors import TensorAdapter
+from fitpipe.adapters.tf_datasets import TFDatasetAdapter
+
+__all__ = [
+    "ADAPT_ARGUMENTS",
+    "ENTRY_POINT_GROUP",
+    "AdaptRequest",
+    "Adapter",
+    "AdapterRegistry",
+    "ArraySource",
+    "BatchSource",
+    "LazyAdapter",
+    "Source",
+    "check_supported",
+    "register_adapter",
+    "registry",
+]
+
+
+def _register_builtins() -> None:
+    builtins = [
+        (TFDatasetAdapter(), 100),
+        (PyDatasetAdapter(), 100),
+        (TensorAdapter(), 90),
+        (
+            LazyAdapter(
+                "pandas",
+                "fitpipe.adapters.pandas_frames:PandasAdapter",
+                modules=("pandas",),
+                accepts="a pandas DataFrame or Series",
+                supports=ARRAY_FAMILY_SUPPORTS,
+                install_hint="pip install pandas",
+            ),
+            80,
+        ),
+        (GeneratorAdapter(), 50),
+        (NumpyAdapter(), 40),
+        (MappingAdapter(), 30),
+        (SequenceAdapter(), 20),
+    ]
+    for adapter, priority in builtins:
+        registry.register(adapter, priority=priority, builtin=True)
+
+
+_register_builtins()

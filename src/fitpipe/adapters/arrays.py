@@ -1,0 +1,361 @@
+"""Shared machinery of the row-addressed ("array family") adapters.
+
+NumPy arrays, array-likes, tensors, pandas objects, and lists/tuples/dicts of those all become
+an :class:`~fitpipe.adapters.base.ArraySource`. The adapters of the family differ only in which
+inputs they take (``can_adapt``) and how they describe themselves; the conversion of ``x``,
+``y`` and ``sample_weight`` and the checks that their rows agree live here.
+"""
+
+from __future__ import annotations
+
+import numbers
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import tensorflow as tf
+
+from fitpipe.adapters.base import AdaptRequest, ArraySource
+from fitpipe.errors import DataMismatchError, FitpipeTypeError, FitpipeValueError, message
+from fitpipe.schemas import find_namedtuple
+
+__all__ = [
+    "ARRAY_FAMILY_SUPPORTS",
+    "ArrayFamilyAdapter",
+    "convert_structure",
+    "is_array_like",
+    "is_scalar_sequence",
+    "is_tf_value",
+    "num_rows",
+]
+
+ARRAY_FAMILY_SUPPORTS = frozenset(
+    {"y", "sample_weight", "batch_size", "shuffle", "class_weight", "steps", "validation_split"}
+)
+
+_SCALARS = (numbers.Number, np.generic, str, bytes, bool)
+_NUMERIC_KINDS = frozenset("biuf")
+_TEXT_KINDS = frozenset("US")
+
+
+def is_tf_value(value: Any) -> bool:
+    """Tells whether ``value`` is a dense, ragged or sparse TensorFlow tensor or variable."""
+    return isinstance(value, (tf.Tensor, tf.RaggedTensor, tf.SparseTensor, tf.Variable))
+
+
+def _from_module(value: Any, root: str) -> bool:
+    return any(
+        (getattr(k, "__module__", "") or "").split(".", 1)[0] == root
+        for k in type(value).__mro__
+    )
+
+
+def is_pandas(value: Any) -> bool:
+    """Tells, without importing pandas, whether ``value`` is a pandas DataFrame or Series."""
+    return _from_module(value, "pandas") and hasattr(value, "to_numpy")
+
+
+def is_scalar_sequence(value: Any) -> bool:
+    """Tells whether ``value`` is a non-empty (nested) list/tuple holding only Python scalars."""
+    if not isinstance(value, (list, tuple)) or hasattr(type(value), "_fields") or not value:
+        return False
+    return all(isinstance(v, _SCALARS) or is_scalar_sequence(v) for v in value)
+
+
+def is_array_like(value: Any) -> bool:
+    """Tells whether ``value`` is one array: ndarray, tensor, pandas object or array-like."""
+    if isinstance(value, (str, bytes, Mapping)):
+        return False
+    return (
+        isinstance(value, np.ndarray)
+        or is_tf_value(value)
+        or is_pandas(value)
+        or (hasattr(value, "__array__") and not isinstance(value, type))
+        or is_scalar_sequence(value)
+    )
+
+
+def num_rows(leaf: Any) -> int:
+    """Returns the first dimension of a converted leaf."""
+    if isinstance(leaf, tf.RaggedTensor):
+        return int(leaf.nrows())
+    if isinstance(leaf, tf.SparseTensor):
+        return int(leaf.dense_shape[0])
+    return int(leaf.shape[0])
+
+
+def _to_numpy(value: Any, caller: str, path: str) -> np.ndarray:
+    if is_pandas(value):
+        array = value.to_numpy()
+    else:
+        try:
+            array = np.asarray(value)
+        except (ValueError, TypeError) as err:
+            raise FitpipeValueError(
+                message(
+                    caller,
+                    f"cannot convert `{path}` to an array ({err})",
+                    "Each input must be an array-like of equal-length rows",
+                    "Pass a NumPy array, e.g. `np.stack(rows)`, or pad ragged rows",
+                    **{path: value},
+                )
+            ) from err
+    if array.dtype.kind == "O":
+        array = _object_to_text(array, caller, path, value)
+    elif array.dtype.kind not in _NUMERIC_KINDS | _TEXT_KINDS:
+        raise FitpipeTypeError(
+            message(
+                caller,
+                f"cannot use `{path}` of dtype {array.dtype}",
+                "Inputs must be numbers, booleans or strings",
+                "Convert it first, e.g. datetimes with `.astype('int64')`",
+                **{path: value},
+            )
+        )
+    return array
+
+
+def _object_to_text(array: np.ndarray, caller: str, path: str, original: Any) -> np.ndarray:
+    flat = array.ravel()
+    if flat.size and all(isinstance(v, str) for v in flat):
+        return array.astype(str)
+    if flat.size and all(isinstance(v, bytes) for v in flat):
+        return array.astype(bytes)
+    kinds = sorted({type(v).__name__ for v in flat[:1000]})
+    raise FitpipeTypeError(
+        message(
+            caller,
+            f"cannot use `{path}`: it is an object-dtype array holding {', '.join(kinds)}",
+            "Inputs must be arrays of numbers, booleans or strings of one dtype",
+            "Convert it, e.g. `np.asarray(x, dtype='float32')`, or replace None/NaN objects",
+            **{path: original},
+        )
+    )
+
+
+def _convert_leaf(value: Any, caller: str, path: str) -> Any:
+    if isinstance(value, tf.Variable):
+        value = tf.convert_to_tensor(value)
+    if not is_tf_value(value):
+        if not is_array_like(value):
+            raise FitpipeTypeError(
+                message(
+                    caller,
+                    f"cannot use `{path}` as an array",
+                    "Each leaf of `x`, `y` and `sample_weight` must be a NumPy array, tensor, "
+                    "pandas object or array-like",
+                    "Convert it with `np.asarray`, or pass an input form fitpipe adapts",
+                    **{path: value},
+                )
+            )
+        value = _to_numpy(value, caller, path)
+    rank = value.shape.rank if is_tf_value(value) else value.ndim
+    if rank == 0:
+        raise FitpipeValueError(
+            message(
+                caller,
+                f"cannot batch the scalar `{path}`",
+                "Arrays need a first (sample) dimension",
+                "Pass an array with one entry per sample, e.g. `np.full((n,), value)`",
+                **{path: value},
+            )
+        )
+    return value
+
+
+def convert_structure(value: Any, caller: str, path: str) -> Any:
+    """Converts a nested structure of array-likes to NumPy arrays and tensors, leaf by leaf.
+
+    Lists become tuples (the form ``tf.data`` keeps as a structure); dicts keep their keys.
+
+    Args:
+        value: The structure, or None.
+        caller: The public method being run.
+        path: The argument name (``"x"``, ``"y"``, ``"sample_weight"``), extended per level.
+
+    Returns:
+        The converted structure.
+
+    Raises:
+        FitpipeValueError: For namedtuples, scalars and ragged nested lists.
+        FitpipeTypeError: For leaves that are not array-like or have an unusable dtype.
+    """
+    if value is None:
+        return None
+    where = find_namedtuple(value)
+    if where is not None:
+        raise FitpipeValueError(
+            message(
+                caller,
+                f"cannot use a namedtuple in `{path}` (found at {where})",
+                "Structures of arrays are plain tuples, lists or dicts; a namedtuple is both "
+                "ordered and named, so fitpipe will not guess which it means",
+                "Pass `tuple(value)` or `value._asdict()`",
+                **{path: value},
+            )
+        )
+    return _convert(value, caller, path)
+
+
+def _convert(value: Any, caller: str, path: str) -> Any:
+    if is_array_like(value):
+        return _convert_leaf(value, caller, path)
+    if isinstance(value, Mapping):
+        if not value:
+            raise _empty_structure(caller, path, value)
+        return {k: _convert(v, caller, f"{path}[{k!r}]") for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        if not value:
+            raise _empty_structure(caller, path, value)
+        return tuple(_convert(v, caller, f"{path}[{i}]") for i, v in enumerate(value))
+    return _convert_leaf(value, caller, path)
+
+
+def _empty_structure(caller: str, path: str, value: Any) -> FitpipeValueError:
+    return FitpipeValueError(
+        message(
+            caller,
+            f"got an empty structure for `{path}`",
+            "A list, tuple or dict of arrays needs at least one array",
+            "Pass the arrays, or leave the argument out",
+            **{path: value},
+        )
+    )
+
+
+def _leaves(structure: Any) -> list[Any]:
+    return [leaf for leaf in tf.nest.flatten(structure) if leaf is not None]
+
+
+def check_rows(source_parts: dict[str, Any], caller: str) -> int:
+    """Checks that every leaf of x, y and sample_weight has the same number of rows.
+
+    Args:
+        source_parts: ``{"x": ..., "y": ..., "sample_weight": ...}`` (converted).
+        caller: The public method being run.
+
+    Returns:
+        The shared number of rows.
+
+    Raises:
+        DataMismatchError: When the counts differ or are zero, naming every size.
+    """
+    sizes = {name: [num_rows(leaf) for leaf in _leaves(part)] for name, part in source_parts.items()}
+    distinct = {n for counts in sizes.values() for n in counts}
+    listing = "; ".join(
+        f"{name} sizes: {', '.join(map(str, counts))}" for name, counts in sizes.items() if counts
+    )
+    if len(distinct) > 1:
+        raise DataMismatchError(
+            message(
+                caller,
+                "got inputs with different numbers of samples",
+                "`x`, `y` and `sample_weight` must all have the same first dimension",
+                "Make every array hold one row per sample",
+                sizes=_Listing(listing),
+            )
+        )
+    count = distinct.pop() if distinct else 0
+    if count == 0:
+        raise DataMismatchError(
+            message(
+                caller,
+                "got an empty input (0 samples)",
+                "Training and inference need at least one sample",
+                "Check the data loading step that produced the arrays",
+                sizes=_Listing(listing),
+            )
+        )
+    return count
+
+
+class _Listing:
+    """A ``Received:`` value shown as-is (see :func:`fitpipe.errors.raw`)."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    def __repr__(self) -> str:
+        return self.text
+
+
+def check_sample_weight(sample_weight: Any, y: Any, caller: str) -> None:
+    """Checks that sample weights are numeric of rank 1 (per sample) or 2 (per time step).
+
+    Args:
+        sample_weight: Converted weights, or None.
+        y: Converted targets, or None.
+        caller: The public method being run.
+
+    Raises:
+        FitpipeValueError: For weights without targets or of an unusable rank.
+        FitpipeTypeError: For non-numeric weights.
+    """
+    if sample_weight is None:
+        return
+    if y is None:
+        raise FitpipeValueError(
+            message(
+                caller,
+                "got `sample_weight` without `y`",
+                "Sample weights weight the loss against targets",
+                "Pass `y` too, or drop `sample_weight`",
+                sample_weight=sample_weight,
+            )
+        )
+    for leaf in _leaves(sample_weight):
+        dtype = tf.as_dtype(leaf.dtype) if is_tf_value(leaf) else tf.as_dtype(leaf.dtype)
+        if not (dtype.is_floating or dtype.is_integer or dtype.is_bool):
+            raise FitpipeTypeError(
+                message(
+                    caller,
+                    "got non-numeric `sample_weight`",
+                    "Weights are numbers, one per sample (or per sample and time step)",
+                    "Pass a float array",
+                    sample_weight=leaf,
+                )
+            )
+        rank = leaf.shape.rank if is_tf_value(leaf) else leaf.ndim
+        if rank not in (1, 2):
+            raise FitpipeValueError(
+                message(
+                    caller,
+                    f"got `sample_weight` of rank {rank}",
+                    "Weights are 1-D `(samples,)`, or 2-D `(samples, sequence_length)` for "
+                    "temporal data",
+                    "Reshape the weights, e.g. `w.reshape(len(w))`",
+                    sample_weight=leaf,
+                )
+            )
+
+
+class ArrayFamilyAdapter:
+    """Base of the adapters whose inputs are addressed by row.
+
+    Subclasses set ``name``, ``accepts`` and ``can_adapt``; conversion is shared.
+    """
+
+    name = "arrays"
+    accepts = "arrays"
+    supports = ARRAY_FAMILY_SUPPORTS
+
+    def can_adapt(self, x: Any) -> bool:  # pragma: no cover - overridden
+        """Overridden by each adapter of the family."""
+        raise NotImplementedError
+
+    def adapt(self, request: AdaptRequest) -> ArraySource:
+        """Converts x, y and sample_weight and checks that their rows agree.
+
+        Args:
+            request: The request.
+
+        Returns:
+            The array source.
+        """
+        parts = {
+            name: convert_structure(getattr(request, name), request.caller, name)
+            for name in ("x", "y", "sample_weight")
+        }
+        check_sample_weight(parts["sample_weight"], parts["y"], request.caller)
+        count = check_rows(parts, request.caller)
+        return ArraySource(parts["x"], parts["y"], parts["sample_weight"], count)

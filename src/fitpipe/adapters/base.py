@@ -1,0 +1,201 @@
+"""The adapter contract: what an adapter is asked, and what it hands to the pipeline.
+
+An adapter turns one form of user input into a :data:`Source`:
+
+* :class:`ArraySource` for data addressed by row (arrays, tensors, frames): the pipeline
+  batches, shuffles, splits and weights it;
+* :class:`BatchSource` for data that already comes in batches (generators, ``tf.data``,
+  ``PyDataset``): the pipeline only weights and prefetches it.
+
+Each adapter declares which ``fit`` arguments it supports; :func:`check_supported` words the
+"not supported for this input" errors for all of them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+from fitpipe.errors import UnsupportedArgumentError, message
+
+if TYPE_CHECKING:
+    import tensorflow as tf
+
+__all__ = [
+    "ADAPT_ARGUMENTS",
+    "AdaptRequest",
+    "Adapter",
+    "ArraySource",
+    "BatchSource",
+    "Source",
+    "check_supported",
+]
+
+#: The arguments of ``fitpipe.adapt`` (and of ``fit``) an adapter may or may not support.
+ADAPT_ARGUMENTS = (
+    "y",
+    "sample_weight",
+    "batch_size",
+    "shuffle",
+    "class_weight",
+    "schema",
+    "steps",
+    "validation_split",
+)
+
+_WHY_UNSUPPORTED = {
+    "y": "targets come from the input itself, as the second element of each batch",
+    "sample_weight": "weights come from the input itself, as the third element of each batch",
+    "batch_size": "the input already yields batches",
+    "validation_split": "rows cannot be set apart from an input that is read once in batches",
+    "schema": "a schema selects columns of Arrow or Parquet data",
+    "class_weight": "this input cannot be weighted by class",
+    "steps": "this input has a fixed number of rows",
+    "shuffle": "the input fixes its own order",
+}
+
+_HOW_TO_FIX = {
+    "y": "Yield `(x, y)` or `(x, y, sample_weight)` tuples and drop the `y` argument",
+    "sample_weight": "Yield `(x, y, sample_weight)` tuples and drop the `sample_weight` argument",
+    "batch_size": "Drop `batch_size`, or batch the input yourself",
+    "validation_split": "Pass `validation_data` instead",
+    "schema": "Drop `schema`, or pass an Arrow table, Parquet path or Arrow stream",
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class AdaptRequest:
+    """Everything the user asked of one input, as given to :meth:`Adapter.adapt`.
+
+    Attributes:
+        x: The input.
+        y: Targets, when given separately.
+        sample_weight: Per-sample weights, when given separately.
+        batch_size: Rows per batch for row-addressed inputs (None: the default 32).
+        shuffle: Whether to reshuffle rows every epoch.
+        class_weight: Map from class index to weight.
+        schema: A declared schema for columnar inputs.
+        steps: Batches per epoch requested by the caller, if any.
+        caller: The public method being run, for error messages.
+    """
+
+    x: Any
+    y: Any = None
+    sample_weight: Any = None
+    batch_size: int | None = None
+    shuffle: bool = False
+    class_weight: Mapping[int, float] | None = None
+    schema: Any = None
+    steps: int | None = None
+    caller: str = "adapt"
+
+    def given(self) -> tuple[str, ...]:
+        """Names the optional arguments that were given (not left at their defaults)."""
+        names = [
+            name
+            for name in ("y", "sample_weight", "batch_size", "class_weight", "schema", "steps")
+            if getattr(self, name) is not None
+        ]
+        if self.shuffle:
+            names.append("shuffle")
+        return tuple(names)
+
+
+@dataclasses.dataclass(frozen=True)
+class ArraySource:
+    """Row-addressed data: nested structures whose leaves share their first dimension.
+
+    Leaves are ``np.ndarray``, ``tf.Tensor``, ``tf.RaggedTensor`` or ``tf.SparseTensor``.
+
+    Attributes:
+        x: Features.
+        y: Targets, or None.
+        sample_weight: Weights, or None.
+        num_samples: The shared first dimension.
+    """
+
+    x: Any
+    y: Any
+    sample_weight: Any
+    num_samples: int
+
+
+@dataclasses.dataclass(frozen=True)
+class BatchSource:
+    """Data that comes in batches, already unpacked into ``(x,)``, ``(x, y)`` or ``(x, y, sw)``.
+
+    Attributes:
+        make_dataset: Builds the ``tf.data.Dataset`` of one pass; called once per pipeline.
+            Iterating the dataset again starts the next epoch.
+        count_batches: Returns the batches of the coming epoch, or None when unknown;
+            asked again every epoch (a ``PyDataset`` may change its length).
+        on_epoch_end: Called by the trainer after every epoch.
+        close: Releases workers and files; called when the pipeline is closed.
+        finite: False when the input is known to never end.
+        take_error: Returns (and forgets) the exception user code raised while producing
+            batches, so the caller can re-raise the original instead of TensorFlow's copy.
+    """
+
+    make_dataset: Callable[[], tf.data.Dataset]
+    count_batches: Callable[[], int | None]
+    on_epoch_end: Callable[[], None] = lambda: None
+    close: Callable[[], None] = lambda: None
+    finite: bool = True
+    take_error: Callable[[], BaseException | None] = lambda: None
+
+
+Source = ArraySource | BatchSource
+
+
+@runtime_checkable
+class Adapter(Protocol):
+    """What a registered adapter provides.
+
+    Attributes:
+        name: The registered name (unique in the registry).
+        accepts: What the adapter takes, in words, for the "no adapter" error.
+        supports: The optional arguments of ``adapt``/``fit`` the adapter honours,
+            among :data:`ADAPT_ARGUMENTS`.
+    """
+
+    name: str
+    accepts: str
+    supports: frozenset[str]
+
+    def can_adapt(self, x: Any) -> bool:
+        """Tells, cheaply and without side effects, whether this adapter takes ``x``."""
+        ...
+
+    def adapt(self, request: AdaptRequest) -> Source:
+        """Turns the request's input into a source for the pipeline."""
+        ...
+
+
+def check_supported(adapter: Adapter, request: AdaptRequest, names: tuple[str, ...]) -> None:
+    """Raises the shared error when an argument is given that ``adapter`` does not support.
+
+    Args:
+        adapter: The adapter chosen for the input.
+        request: The request.
+        names: The arguments the caller gave.
+
+    Raises:
+        UnsupportedArgumentError: For the first unsupported argument given.
+    """
+    for name in names:
+        if name in adapter.supports:
+            continue
+        why = _WHY_UNSUPPORTED.get(name, "this input does not use it")
+        fix = _HOW_TO_FIX.get(name, f"Drop the `{name}` argument")
+        received = {name: getattr(request, name, None), "x": request.x}
+        raise UnsupportedArgumentError(
+            message(
+                request.caller,
+                f"does not support `{name}` when `x` is {adapter.accepts} "
+                f"(adapter {adapter.name!r})",
+                f"`{name}` is only used with inputs that support it: {why}",
+                fix,
+                **received,
+            )
+        )

@@ -1,0 +1,172 @@
+"""``keras.utils.PyDataset`` inputs, with their ``workers``, ``use_multiprocessing`` and
+``max_queue_size`` honoured.
+
+The length is asked again at the start of every epoch, so a ``PyDataset`` whose
+``on_epoch_end`` changes its batch size runs exactly ``len()`` batches of that epoch.
+"""
+
+from __future__ import annotations
+
+import collections
+import concurrent.futures
+import multiprocessing
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import keras
+
+from fitpipe.adapters.base import AdaptRequest, BatchSource
+from fitpipe.adapters.batches import ErrorBox, normalize_batch, python_batch_dataset, signature_of
+from fitpipe.errors import DataMismatchError, message
+
+_SOURCE = "PyDataset"
+_WORKER_DATASET: Any = None
+
+
+def _init_worker(dataset: Any) -> None:
+    global _WORKER_DATASET
+    _WORKER_DATASET = dataset
+
+
+def _worker_get(index: int) -> Any:
+    return _WORKER_DATASET[index]
+
+
+class _Workers:
+    """A pool of threads or processes that fetch ``dataset[i]`` in order, a bounded queue ahead.
+
+    Args:
+        dataset: The ``PyDataset``.
+    """
+
+    def __init__(self, dataset: Any) -> None:
+        self.dataset = dataset
+        self.count = max(1, int(getattr(dataset, "workers", 1) or 1))
+        self.processes = bool(getattr(dataset, "use_multiprocessing", False))
+        self.queue_size = max(1, int(getattr(dataset, "max_queue_size", 10) or 10))
+        self._executor: concurrent.futures.Executor | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def parallel(self) -> bool:
+        """True when batches are fetched by workers rather than inline."""
+        return self.count > 1 or self.processes
+
+    def _get_executor(self) -> concurrent.futures.Executor:
+        with self._lock:
+            if self._executor is None:
+                if self.processes:
+                    method = "fork" if "fork" in multiprocessing.get_all_start_methods() else None
+                    context = multiprocessing.get_context(method)
+                    self._executor = concurrent.futures.ProcessPoolExecutor(
+                        self.count,
+                        mp_context=context,
+                        initializer=_init_worker,
+                        initargs=(self.dataset,),
+                    )
+                else:
+                    self._executor = concurrent.futures.ThreadPoolExecutor(
+                        self.count, thread_name_prefix="fitpipe-pydataset"
+                    )
+            return self._executor
+
+    def fetch(self, indices: Iterator[int]) -> Iterator[Any]:
+        """Yields ``dataset[i]`` for each index, in order."""
+        if not self.parallel:
+            for index in indices:
+                yield self.dataset[index]
+            return
+        executor = self._get_executor()
+        get = _worker_get if self.processes else self.dataset.__getitem__
+        queue: collections.deque[concurrent.futures.Future[Any]] = collections.deque()
+        try:
+            for index in indices:
+                queue.append(executor.submit(get, index))
+                if len(queue) >= self.queue_size:
+                    yield queue.popleft().result()
+            while queue:
+                yield queue.popleft().result()
+        finally:
+            for future in queue:
+                future.cancel()
+
+    def close(self) -> None:
+        """Stops the workers (threads joined, processes ended)."""
+        with self._lock:
+            executor, self._executor = self._executor, None
+        if executor is not None:
+            executor.shutdown(wait=True, cancel_futures=True)
+
+
+def _count(dataset: Any) -> int | None:
+    count = dataset.num_batches
+    return None if count is None else int(count)
+
+
+def _indices(dataset: Any) -> Iterator[int]:
+    count = _count(dataset)
+    index = 0
+    while count is None or index < count:
+        yield index
+        index += 1
+
+
+class PyDatasetAdapter:
+    """Takes a ``keras.utils.PyDataset``."""
+
+    name = "pydataset"
+    accepts = "a keras.utils.PyDataset"
+    supports = frozenset({"class_weight", "steps"})
+
+    def can_adapt(self, x: Any) -> bool:
+        """True for ``keras.utils.PyDataset`` instances."""
+        return isinstance(x, keras.utils.PyDataset)
+
+    def adapt(self, request: AdaptRequest) -> BatchSource:
+        """Reads the first batches for the signature; each epoch re-measures ``len()``.
+
+        Args:
+            request: The request.
+
+        Returns:
+            The batch source.
+        """
+        dataset = request.x
+        count = _count(dataset)
+        if count == 0:
+            raise DataMismatchError(
+                message(
+                    request.caller,
+                    "got a PyDataset of length 0",
+                    "A PyDataset input has at least one batch",
+                    "Check its `__len__`",
+                    x=dataset,
+                )
+            )
+        peek = 1 if count == 1 else 2
+        peeked = [normalize_batch(dataset[i], request.caller, _SOURCE) for i in range(peek)]
+        signature = signature_of(peeked, request.caller, _SOURCE)
+        workers = _Workers(dataset)
+        errors = ErrorBox()
+
+        def epoch() -> Iterator[Any]:
+            dataset.on_epoch_begin()
+            yield from workers.fetch(_indices(dataset))
+
+        def on_epoch_end() -> None:
+            dataset.on_epoch_end()
+            if workers.processes:
+                # Processes hold a copy made when they started: restart them so the next
+                # epoch sees what `on_epoch_end` changed.
+                workers.close()
+
+        built = python_batch_dataset(epoch, [], signature, errors, request.caller, _SOURCE)
+        return BatchSource(
+            make_dataset=lambda: built,
+            count_batches=lambda: _count(dataset),
+            on_epoch_end=on_epoch_end,
+            close=workers.close,
+            finite=count is not None,
+            take_error=errors.take,
+        )

@@ -1,0 +1,345 @@
+"""The adapter registry: a read-only mapping of names to adapters, dispatched by priority.
+
+Adapters are asked ``can_adapt(x)`` in priority order (highest first, then in order of
+registration); the first that says yes takes the input. Optional adapters whose dependency may
+be missing are registered lazily by dotted path and imported only when an input from their
+library shows up. Third-party adapters come from the entry-point group ``fitpipe.adapters`` and
+are loaded the first time no registered adapter takes an input.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import importlib.metadata
+import threading
+import warnings
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any, TypeVar, overload
+
+from fitpipe.adapters.base import ADAPT_ARGUMENTS, AdaptRequest, Adapter, Source
+from fitpipe.errors import (
+    FitpipeTypeError,
+    FitpipeValueError,
+    FitpipeWarning,
+    UnsupportedInputError,
+    message,
+)
+
+__all__ = ["ENTRY_POINT_GROUP", "AdapterRegistry", "LazyAdapter", "register_adapter", "registry"]
+
+ENTRY_POINT_GROUP = "fitpipe.adapters"
+
+T = TypeVar("T")
+
+
+@dataclasses.dataclass(frozen=True)
+class _Entry:
+    adapter: Adapter
+    priority: int
+    order: int
+    builtin: bool
+
+
+class LazyAdapter:
+    """An adapter imported by dotted path the first time an input from its library shows up.
+
+    Args:
+        name: The registered name.
+        target: ``"package.module:ClassName"`` of the real adapter (constructed without
+            arguments).
+        modules: Top-level module names whose objects this adapter may take, e.g.
+            ``("pandas",)``; objects of other libraries are declined without importing.
+        accepts: What the adapter takes, in words.
+        supports: The optional arguments it honours.
+        install_hint: What to install when importing the target fails.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        target: str,
+        modules: tuple[str, ...],
+        accepts: str,
+        supports: frozenset[str],
+        install_hint: str,
+    ) -> None:
+        self.name = name
+        self.target = target
+        self.modules = modules
+        self.accepts = accepts
+        self.supports = supports
+        self.install_hint = install_hint
+        self._loaded: Adapter | None = None
+
+    def _from_library(self, x: Any) -> bool:
+        for klass in type(x).__mro__:
+            root = (getattr(klass, "__module__", "") or "").split(".", 1)[0]
+            if root in self.modules:
+                return True
+        return False
+
+    def load(self) -> Adapter:
+        """Imports and builds the real adapter.
+
+        Returns:
+            The adapter.
+
+        Raises:
+            UnsupportedInputError: When its module cannot be imported.
+        """
+        if self._loaded is None:
+            module_name, _, attr = self.target.partition(":")
+            try:
+                module = importlib.import_module(module_name)
+            except ImportError as err:
+                raise UnsupportedInputError(
+                    message(
+                        "adapt",
+                        f"cannot load the {self.name!r} adapter for {self.accepts}",
+                        f"The adapter needs a package that failed to import ({err})",
+                        f"Install it: {self.install_hint}",
+                    )
+                ) from err
+            self._loaded = getattr(module, attr)()
+        return self._loaded
+
+    def can_adapt(self, x: Any) -> bool:
+        """Declines objects of other libraries without importing anything."""
+        return self._from_library(x) and self.load().can_adapt(x)
+
+    def adapt(self, request: AdaptRequest) -> Source:
+        """Delegates to the real adapter."""
+        return self.load().adapt(request)
+
+
+class AdapterRegistry(Mapping[str, Adapter]):
+    """A read-only mapping from adapter names to adapters; change it only with :meth:`register`.
+
+    Args:
+        entry_point_group: The entry-point group scanned for third-party adapters.
+    """
+
+    def __init__(self, entry_point_group: str = ENTRY_POINT_GROUP) -> None:
+        self._entries: dict[str, _Entry] = {}
+        self._order = 0
+        self._lock = threading.RLock()
+        self._entry_point_group = entry_point_group
+        self._entry_points_loaded = False
+
+    # Mapping interface -------------------------------------------------------------------
+    def __getitem__(self, name: str) -> Adapter:
+        return self._entries[name].adapter
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(entry.adapter.name for entry in self._ordered())
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def __repr__(self) -> str:
+        return f"AdapterRegistry({list(self)})"
+
+    def priority(self, name: str) -> int:
+        """Returns the priority ``name`` was registered with."""
+        return self._entries[name].priority
+
+    def _ordered(self) -> list[_Entry]:
+        return sorted(self._entries.values(), key=lambda e: (-e.priority, e.order))
+
+    # Registration ------------------------------------------------------------------------
+    def register(
+        self,
+        adapter: Adapter | type,
+        *,
+        priority: int = 0,
+        replace: bool = False,
+        builtin: bool = False,
+    ) -> Adapter:
+        """Registers an adapter (an instance, or a class built without arguments).
+
+        Args:
+            adapter: The adapter or its class.
+            priority: Higher priorities are asked first.
+            replace: Replace a registered third-party adapter of the same name.
+            builtin: Marks fitpipe's own adapters, which can never be replaced.
+
+        Returns:
+            The registered adapter instance.
+
+        Raises:
+            FitpipeValueError: On a duplicate name without ``replace=True``, or any attempt to
+                replace a built-in adapter.
+            FitpipeTypeError: When ``adapter`` does not provide the adapter protocol.
+        """
+        instance = adapter() if isinstance(adapter, type) else adapter
+        _check_protocol(instance)
+        with self._lock:
+            current = self._entries.get(instance.name)
+            if current is not None and (current.builtin or not replace):
+                reason = (
+                    "built-in adapters cannot be replaced"
+                    if current.builtin
+                    else "names must be unique"
+                )
+                fix = (
+                    "Register under another name"
+                    if current.builtin
+                    else "Pass `replace=True` to replace it, or register under another name"
+                )
+                raise FitpipeValueError(
+                    message(
+                        "register_adapter",
+                        f"cannot register a second adapter named {instance.name!r}",
+                        f"An adapter of that name is already registered and {reason}",
+                        fix,
+                        name=instance.name,
+                    )
+                )
+            self._order += 1
+            self._entries[instance.name] = _Entry(instance, priority, self._order, builtin)
+        return instance
+
+    def unregister(self, name: str) -> None:
+        """Removes a third-party adapter (built-in adapters cannot be removed)."""
+        with self._lock:
+            entry = self._entries.get(name)
+            if entry is None:
+                raise KeyError(name)
+            if entry.builtin:
+                raise FitpipeValueError(
+                    message(
+                        "unregister",
+                        f"cannot remove the built-in adapter {name!r}",
+                        "Built-in adapters stay registered",
+                        "Register an adapter of higher priority to take its inputs",
+                        name=name,
+                    )
+                )
+            del self._entries[name]
+
+    # Dispatch ----------------------------------------------------------------------------
+    def find(self, x: Any, caller: str = "adapt") -> Adapter:
+        """Returns the adapter of highest priority whose ``can_adapt(x)`` is true.
+
+        Third-party entry points are loaded on the first lookup that finds no match.
+
+        Args:
+            x: The input.
+            caller: The public method being run, for the error message.
+
+        Raises:
+            UnsupportedInputError: When no adapter takes ``x``; the message lists them all.
+        """
+        found = self._first_match(x)
+        if found is None and not self._entry_points_loaded:
+            self.load_entry_points()
+            found = self._first_match(x)
+        if found is None:
+            raise UnsupportedInputError(self._no_adapter_message(x, caller))
+        return found
+
+    def _first_match(self, x: Any) -> Adapter | None:
+        for entry in self._ordered():
+            if entry.adapter.can_adapt(x):
+                return entry.adapter
+        return None
+
+    def _no_adapter_message(self, x: Any, caller: str) -> str:
+        listing = "; ".join(f"{e.adapter.name!r}: {e.adapter.accepts}" for e in self._ordered())
+        return message(
+            caller,
+            "found no adapter for the input `x`",
+            f"The registered adapters take: {listing}",
+            "Convert `x` to one of these forms, or register an adapter for its type with "
+            "`fitpipe.register_adapter`",
+            x=x,
+        )
+
+    def load_entry_points(self) -> None:
+        """Loads and registers adapters advertised in the entry-point group (once)."""
+        with self._lock:
+            if self._entry_points_loaded:
+                return
+            self._entry_points_loaded = True
+            for point in importlib.metadata.entry_points(group=self._entry_point_group):
+                if point.name in self._entries:
+                    continue
+                try:
+                    loaded = point.load()
+                    instance = loaded() if isinstance(loaded, type) else loaded
+                    priority = int(getattr(instance, "priority", 0))
+                    self.register(instance, priority=priority)
+                except Exception as err:  # a broken plug-in must not break other inputs
+                    warnings.warn(
+                        f"fitpipe could not load the adapter entry point {point.name!r} "
+                        f"({point.value}): {err!r}. It is skipped.",
+                        FitpipeWarning,
+                        stacklevel=2,
+                    )
+
+
+def _check_protocol(adapter: Any) -> None:
+    missing = [
+        attr
+        for attr in ("name", "accepts", "supports", "can_adapt", "adapt")
+        if not hasattr(adapter, attr)
+    ]
+    unknown = sorted(set(getattr(adapter, "supports", ())) - set(ADAPT_ARGUMENTS))
+    if missing or unknown or not isinstance(getattr(adapter, "name", None), str):
+        problem = f"missing {missing}" if missing else f"unknown `supports` entries {unknown}"
+        raise FitpipeTypeError(
+            message(
+                "register_adapter",
+                f"cannot register {type(adapter).__name__}: {problem}",
+                "An adapter has a str `name`, a str `accepts`, a frozenset `supports` "
+                f"drawn from {list(ADAPT_ARGUMENTS)}, and `can_adapt(x)` and "
+                "`adapt(request)` methods (see `fitpipe.adapters.Adapter`)",
+                "Add the missing members",
+                adapter=adapter,
+            )
+        )
+
+
+registry = AdapterRegistry()
+
+
+@overload
+def register_adapter(adapter: T, *, priority: int = 0, replace: bool = False) -> T: ...
+
+
+@overload
+def register_adapter(
+    adapter: None = None, *, priority: int = 0, replace: bool = False
+) -> Callable[[T], T]: ...
+
+
+def register_adapter(
+    adapter: Any = None, *, priority: int = 0, replace: bool = False
+) -> Any:
+    """Registers an adapter in :data:`registry`; use it as a call or as a class decorator.
+
+    Examples::
+
+        @fitpipe.register_adapter(priority=50)
+        class MyAdapter: ...
+
+        fitpipe.register_adapter(MyAdapter(), priority=50)
+
+    Args:
+        adapter: An adapter instance or class; omit it to get a decorator.
+        priority: Higher priorities are asked first; built-ins use 0 to 100.
+        replace: Replace a third-party adapter registered under the same name.
+
+    Returns:
+        What was given (so the decorated class stays a class), or a decorator.
+    """
+    if adapter is None:
+
+        def decorator(target: T) -> T:
+            registry.register(target, priority=priority, replace=replace)  # type: ignore[arg-type]
+            return target
+
+        return decorator
+    registry.register(adapter, priority=priority, replace=replace)
+    return adapter

@@ -1,0 +1,80 @@
+"""``tf.data.Dataset`` inputs, unpacked by the documented rule with a graph-side ``map``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import tensorflow as tf
+
+from fitpipe.adapters.base import AdaptRequest, BatchSource
+from fitpipe.schemas import reject_namedtuple
+
+
+def _is_batch_tuple(spec: Any) -> bool:
+    return isinstance(spec, tuple) and not hasattr(type(spec), "_fields") and 1 <= len(spec) <= 3
+
+
+def _tuplify(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _tuplify(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return tuple(_tuplify(v) for v in value)
+    return value
+
+
+def unpack_dataset(dataset: tf.data.Dataset, caller: str) -> tf.data.Dataset:
+    """Maps a dataset's elements to ``(x,)``, ``(x, y)`` or ``(x, y, sample_weight)``.
+
+    Args:
+        dataset: Batches in any documented form.
+        caller: The public method being run.
+
+    Returns:
+        The unpacked dataset (the same object when nothing needs to change).
+    """
+    spec = dataset.element_spec
+    reject_namedtuple(spec, caller, "tf.data.Dataset")
+    if _is_batch_tuple(spec):
+        if _tuplify(spec) == spec:
+            return dataset
+        return dataset.map(lambda *parts: _tuplify(parts))
+    if isinstance(spec, tuple):
+        return dataset.map(lambda *parts: (_tuplify(parts),))
+    return dataset.map(lambda element: (_tuplify(element),))
+
+
+def count_dataset(dataset: tf.data.Dataset) -> tuple[int | None, bool]:
+    """Returns the batches per pass (None when unknown) and whether the dataset is finite."""
+    cardinality = int(dataset.cardinality())
+    if cardinality == tf.data.INFINITE_CARDINALITY:
+        return None, False
+    if cardinality == tf.data.UNKNOWN_CARDINALITY:
+        return None, True
+    return cardinality, True
+
+
+class TFDatasetAdapter:
+    """Takes a batched ``tf.data.Dataset``."""
+
+    name = "tf.data"
+    accepts = "a batched tf.data.Dataset"
+    supports = frozenset({"class_weight", "steps"})
+
+    def can_adapt(self, x: Any) -> bool:
+        """True for ``tf.data.Dataset`` instances."""
+        return isinstance(x, tf.data.Dataset)
+
+    def adapt(self, request: AdaptRequest) -> BatchSource:
+        """Unpacks the dataset's elements; its cardinality gives the batches per epoch.
+
+        Args:
+            request: The request.
+
+        Returns:
+            The batch source.
+        """
+        dataset = unpack_dataset(request.x, request.caller)
+        count, finite = count_dataset(dataset)
+        return BatchSource(
+            make_dataset=lambda: dataset, count_batches=lambda: count, finite=finite
+        )

@@ -1,0 +1,135 @@
+"""fitpipe's errors and warnings, and the one function that words their messages.
+
+Every error fitpipe raises for bad input is a :class:`FitpipeError` that also subclasses the
+builtin a Keras user would catch (``ValueError`` or ``TypeError``). Messages follow one pattern::
+
+    `fit` <what failed>. <what was expected>. <how to fix>. Received: x=... (of type T)
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = [
+    "DataMismatchError",
+    "FitpipeError",
+    "FitpipeTypeError",
+    "FitpipeValueError",
+    "FitpipeWarning",
+    "SchemaError",
+    "UnsupportedArgumentError",
+    "UnsupportedInputError",
+    "describe",
+    "message",
+]
+
+_MAX_REPR = 120
+
+
+class FitpipeError(Exception):
+    """Base class of every error fitpipe raises on purpose."""
+
+
+class FitpipeValueError(FitpipeError, ValueError):
+    """A value of the right type that fitpipe cannot use."""
+
+
+class FitpipeTypeError(FitpipeError, TypeError):
+    """An object of a type fitpipe cannot use where it was given."""
+
+
+class UnsupportedInputError(FitpipeTypeError):
+    """No registered adapter takes the input."""
+
+
+class UnsupportedArgumentError(FitpipeValueError):
+    """An argument was given that the adapter chosen for the input does not support."""
+
+
+class DataMismatchError(FitpipeValueError):
+    """Data whose sizes, shapes, names or dtypes disagree with each other or with the model."""
+
+
+class SchemaError(FitpipeValueError):
+    """A declared schema that does not match the data it is applied to."""
+
+
+class FitpipeWarning(UserWarning):
+    """A warning about an argument fitpipe ignores or a setting it had to change."""
+
+
+def describe(value: Any) -> str:
+    """Returns a short, readable description of ``value`` for error messages.
+
+    Arrays and tensors are described by shape and dtype rather than printed in full; other
+    values are ``repr``-ed and truncated.
+
+    Args:
+        value: Anything.
+
+    Returns:
+        A string such as ``"array of shape (3, 4) and dtype float32 (of type ndarray)"``.
+    """
+    kind = type(value).__name__
+    shape = getattr(value, "shape", None)
+    dtype = getattr(value, "dtype", None)
+    if shape is not None and dtype is not None and not isinstance(value, type):
+        try:
+            shape_text = str(tuple(shape))
+        except TypeError:
+            shape_text = str(shape)
+        return f"array of shape {shape_text} and dtype {_dtype_name(dtype)} (of type {kind})"
+    text = repr(value)
+    if len(text) > _MAX_REPR:
+        text = text[: _MAX_REPR - 3] + "..."
+    return f"{text} (of type {kind})"
+
+
+def _dtype_name(dtype: Any) -> str:
+    name = getattr(dtype, "name", None)
+    return str(name if name is not None else dtype)
+
+
+def message(caller: str, what: str, expected: str, fix: str, **received: Any) -> str:
+    """Words an error message in fitpipe's one pattern.
+
+    Args:
+        caller: The public method the user called (``"fit"``, ``"adapt"``, ...).
+        what: What failed, without a final period.
+        expected: What was expected, without a final period.
+        fix: How to fix it, without a final period.
+        **received: The offending arguments, by name; each is described with
+            :func:`describe`.
+
+    Returns:
+        The message.
+    """
+    text = f"`{caller}` {what}. {expected}. {fix}."
+    if received:
+        parts = []
+        for name, value in received.items():
+            if isinstance(value, _Raw):
+                parts.append(f"{name}={value.text}")
+            else:
+                parts.append(f"{name}={describe(value)}")
+        text += " Received: " + ", ".join(parts)
+    return text
+
+
+class _Raw:
+    """Text shown as-is after ``Received:`` (for values already described)."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+
+def raw(text: str) -> Any:
+    """Marks ``text`` to be shown verbatim in :func:`message`'s ``Received:`` part.
+
+    Args:
+        text: The already-worded description.
+
+    Returns:
+        A marker object for :func:`message`.
+    """
+    return _Raw(text)

@@ -1,0 +1,32 @@
+"""Pipelines: an adapted source as batched, shuffled, weighted and prefetched ``tf.data``."""
+
+from fitpipe.pipeline.arrays import RESIDENT_BYTES_LIMIT, array_dataset, resolve_batch_size
+from fitpipe.pipeline.class_weights import (
+    apply_class_weight,
+    check_class_weight,
+    class_weight_table,
+)
+from fitpipe.pipeline.core import (
+    Pipeline,
+    adapt,
+    adapt_source,
+    build_pipeline,
+    pipeline_from_source,
+)
+from fitpipe.pipeline.split import check_validation_split, split_source
+
+__all__ = [
+    "RESIDENT_BYTES_LIMIT",
+    "Pipeline",
+    "adapt",
+    "adapt_source",
+    "apply_class_weight",
+    "array_dataset",
+    "build_pipeline",
+    "check_class_weight",
+    "check_validation_split",
+    "class_weight_table",
+    "pipeline_from_source",
+    "resolve_batch_size",
+    "split_source",
+]

@@ -1,0 +1,143 @@
+"""Batches an :class:`~fitpipe.adapters.ArraySource` into a ``tf.data.Dataset``.
+
+Rows are addressed by index: a dataset of index batches (reshuffled every epoch when asked) is
+mapped to the rows of every leaf. Leaves stay where they are as long as possible:
+
+* tensors, and NumPy arrays up to :data:`RESIDENT_BYTES_LIMIT` in all, are held as tensors and
+  gathered inside the graph (never embedded as graph constants, so no 2 GB protobuf limit);
+* larger NumPy arrays are not converted at all: each batch is gathered from the NumPy memory,
+  so a large array is never copied whole.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import tensorflow as tf
+
+from fitpipe.adapters import ArraySource
+from fitpipe.schemas import pack_roles
+
+__all__ = ["RESIDENT_BYTES_LIMIT", "array_dataset", "index_batches", "resolve_batch_size"]
+
+#: NumPy data up to this many bytes in all is converted to tensors; larger data is streamed.
+RESIDENT_BYTES_LIMIT = 256 * 2**20
+
+DEFAULT_BATCH_SIZE = 32
+
+
+def resolve_batch_size(batch_size: int | None, steps: int | None, num_samples: int) -> int:
+    """Returns the batch size: the given one, else ``ceil(rows / steps)``, else 32 (as Keras).
+
+    Args:
+        batch_size: The requested batch size, or None.
+        steps: The requested batches per epoch, or None.
+        num_samples: The rows.
+    """
+    if batch_size:
+        return int(batch_size)
+    if steps:
+        return max(1, math.ceil(num_samples / steps))
+    return DEFAULT_BATCH_SIZE
+
+
+def index_batches(num_samples: int, batch_size: int, shuffle: bool, seed: int) -> tf.data.Dataset:
+    """Returns a dataset of int64 index vectors, one per batch, last partial batch kept.
+
+    Args:
+        num_samples: Rows.
+        batch_size: Rows per batch.
+        shuffle: Reshuffle the rows on every iteration of the dataset.
+        seed: Seed of the shuffle (drawn from NumPy's global generator by the caller, so
+            ``keras.utils.set_random_seed`` makes runs reproducible).
+    """
+    if shuffle:
+        rows = tf.data.Dataset.range(num_samples).shuffle(
+            num_samples, seed=seed, reshuffle_each_iteration=True
+        )
+        return rows.batch(batch_size)
+    num_batches = math.ceil(num_samples / batch_size)
+
+    def span(i: tf.Tensor) -> tf.Tensor:
+        start = i * batch_size
+        return tf.range(start, tf.minimum(start + batch_size, num_samples), dtype=tf.int64)
+
+    return tf.data.Dataset.range(num_batches).map(span)
+
+
+def _gather_sparse(sparse: tf.SparseTensor, rows: tf.Tensor) -> tf.SparseTensor:
+    ordered = tf.sparse.reorder(sparse)
+    row_ids = ordered.indices[:, 0]
+    nrows = ordered.dense_shape[0]
+    values = tf.RaggedTensor.from_value_rowids(ordered.values, row_ids, nrows=nrows)
+    rest = tf.RaggedTensor.from_value_rowids(ordered.indices[:, 1:], row_ids, nrows=nrows)
+    picked_values = tf.gather(values, rows)
+    picked_rest = tf.gather(rest, rows)
+    new_rows = tf.expand_dims(picked_values.value_rowids(), 1)
+    indices = tf.concat([new_rows, picked_rest.flat_values], axis=1)
+    shape = tf.concat([tf.shape(rows, out_type=tf.int64), ordered.dense_shape[1:]], axis=0)
+    return tf.SparseTensor(indices, picked_values.flat_values, shape)
+
+
+def _gather(leaf: Any, rows: tf.Tensor) -> Any:
+    if isinstance(leaf, tf.SparseTensor):
+        return _gather_sparse(leaf, rows)
+    return tf.gather(leaf, rows)
+
+
+def _streams(leaf: Any, numpy_bytes: int) -> bool:
+    return (
+        isinstance(leaf, np.ndarray)
+        and leaf.dtype.kind not in "US"
+        and numpy_bytes > RESIDENT_BYTES_LIMIT
+    )
+
+
+def _make_gather(parts: tuple[Any, ...]) -> Any:
+    """Returns ``rows -> batch``: resident leaves gathered in graph, large NumPy leaves streamed."""
+    flat = tf.nest.flatten(parts)
+    numpy_bytes = sum(leaf.nbytes for leaf in flat if isinstance(leaf, np.ndarray))
+    streamed = [i for i, leaf in enumerate(flat) if _streams(leaf, numpy_bytes)]
+    resident = {
+        i: leaf if not isinstance(leaf, np.ndarray) else tf.convert_to_tensor(leaf)
+        for i, leaf in enumerate(flat)
+        if i not in streamed
+    }
+    streamed_arrays = [flat[i] for i in streamed]
+
+    def take_rows(rows: np.ndarray) -> list[np.ndarray]:
+        return [np.take(array, rows, axis=0) for array in streamed_arrays]
+
+    def gather(rows: tf.Tensor) -> Any:
+        out: list[Any] = [None] * len(flat)
+        for i, leaf in resident.items():
+            out[i] = _gather(leaf, rows)
+        if streamed:
+            dtypes = [tf.as_dtype(a.dtype) for a in streamed_arrays]
+            taken = tf.numpy_function(take_rows, [rows], dtypes, stateful=False)
+            for i, tensor, array in zip(streamed, taken, streamed_arrays, strict=True):
+                tensor.set_shape([None, *array.shape[1:]])
+                out[i] = tensor
+        return tf.nest.pack_sequence_as(parts, out)
+
+    return gather
+
+
+def array_dataset(source: ArraySource, batch_size: int, shuffle: bool, seed: int) -> tf.data.Dataset:
+    """Builds the dataset of Keras batches ``(x,)``, ``(x, y)`` or ``(x, y, sw)`` of one epoch.
+
+    Args:
+        source: The rows.
+        batch_size: Rows per batch.
+        shuffle: Reshuffle rows on every iteration.
+        seed: Shuffle seed.
+
+    Returns:
+        The dataset; iterate it once per epoch.
+    """
+    parts = pack_roles(source.x, source.y, source.sample_weight)
+    gather = _make_gather(parts)
+    indices = index_batches(source.num_samples, batch_size, shuffle, seed)
+    return indices.map(gather, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)

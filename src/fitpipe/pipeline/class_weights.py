@@ -1,0 +1,124 @@
+"""``class_weight``: a map from class index to weight, turned into per-sample weights.
+
+Targets of rank 1, or of rank >= 2 with a final dimension of 1, are sparse class labels;
+targets of rank >= 2 with a wider final dimension are one-hot (the class is the ``argmax``),
+as the Keras documentation states. Classes missing from the map weigh 1. When sample weights
+are given as well, the two are multiplied.
+"""
+
+from __future__ import annotations
+
+import numbers
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import tensorflow as tf
+
+from fitpipe.errors import FitpipeTypeError, FitpipeValueError, message
+
+__all__ = ["apply_class_weight", "check_class_weight", "class_weight_table"]
+
+
+def check_class_weight(
+    class_weight: Any, caller: str, num_classes: int | None = None
+) -> dict[int, float]:
+    """Validates ``class_weight`` and returns it with plain int keys and float values.
+
+    Args:
+        class_weight: The user's argument.
+        caller: The public method being run.
+        num_classes: The width of one-hot targets or model outputs, when known: keys must be
+            below it.
+
+    Raises:
+        FitpipeTypeError: When it is not a dict of integer keys and numeric values.
+        FitpipeValueError: For negative keys, keys outside the output width, or negative or
+            non-finite weights.
+    """
+    if not isinstance(class_weight, Mapping):
+        raise FitpipeTypeError(
+            message(
+                caller,
+                "got a `class_weight` that is not a dict",
+                "`class_weight` maps class indices (int) to weights (float)",
+                "Pass e.g. `{0: 1.0, 1: 5.0}`",
+                class_weight=class_weight,
+            )
+        )
+    table: dict[int, float] = {}
+    for key, weight in class_weight.items():
+        if isinstance(key, bool) or not isinstance(key, numbers.Integral):
+            raise FitpipeTypeError(
+                message(
+                    caller,
+                    f"got the non-integer `class_weight` key {key!r}",
+                    "Keys of `class_weight` are class indices (int)",
+                    "Map class indices, not names, e.g. `{0: 1.0, 1: 5.0}`",
+                    class_weight=class_weight,
+                )
+            )
+        if not isinstance(weight, numbers.Real) or not np.isfinite(weight) or weight < 0:
+            raise FitpipeValueError(
+                message(
+                    caller,
+                    f"got the weight {weight!r} for class {key} in `class_weight`",
+                    "Class weights are finite, non-negative numbers",
+                    "Fix the weight",
+                    class_weight=class_weight,
+                )
+            )
+        if key < 0 or (num_classes is not None and key >= num_classes):
+            width = f"between 0 and {num_classes - 1}" if num_classes else "non-negative"
+            raise FitpipeValueError(
+                message(
+                    caller,
+                    f"got class {key} in `class_weight`, outside the classes of the targets",
+                    f"Class indices are {width}",
+                    "Remove or renumber the class",
+                    class_weight=class_weight,
+                )
+            )
+        table[int(key)] = float(weight)
+    return table
+
+
+def class_weight_table(class_weight: Mapping[int, float]) -> tf.Tensor:
+    """Returns a float32 lookup vector: entry ``c`` is the weight of class ``c`` (default 1)."""
+    size = max(class_weight) + 1 if class_weight else 0
+    return tf.constant([class_weight.get(c, 1.0) for c in range(size)], dtype=tf.float32)
+
+
+def _class_ids(y: tf.Tensor) -> tf.Tensor:
+    rank = y.shape.rank
+    if rank is not None and rank >= 2:
+        if y.shape[-1] == 1:
+            y = tf.squeeze(y, axis=-1)
+        else:
+            y = tf.argmax(y, axis=-1)
+    if y.dtype.is_floating:
+        y = tf.round(y)
+    return tf.cast(y, tf.int64)
+
+
+def apply_class_weight(batch: tuple[Any, ...], table: tf.Tensor) -> tuple[Any, ...]:
+    """Graph function: adds (or multiplies into) the sample weights of one batch.
+
+    Args:
+        batch: ``(x, y)`` or ``(x, y, sample_weight)`` with a single target tensor.
+        table: From :func:`class_weight_table`.
+
+    Returns:
+        ``(x, y, sample_weight)``.
+    """
+    x, y = batch[0], batch[1]
+    ids = _class_ids(y)
+    size = tf.cast(tf.shape(table)[0], tf.int64)
+    known = tf.logical_and(ids >= 0, ids < size)
+    weights = tf.where(known, tf.gather(table, tf.clip_by_value(ids, 0, size - 1)), 1.0)
+    if len(batch) == 3 and batch[2] is not None:
+        given = tf.cast(batch[2], tf.float32)
+        while weights.shape.rank is not None and weights.shape.rank < given.shape.rank:
+            weights = tf.expand_dims(weights, -1)
+        weights = given * weights
+    return (x, y, weights)

@@ -1,0 +1,322 @@
+"""``fitpipe.adapt`` and :class:`Pipeline`: any supported input as one batched ``tf.data``."""
+
+from __future__ import annotations
+
+import math
+import numbers
+import warnings
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import numpy as np
+import tensorflow as tf
+
+from fitpipe.adapters import (
+    AdaptRequest,
+    Adapter,
+    ArraySource,
+    BatchSource,
+    Source,
+    check_supported,
+    registry,
+)
+from fitpipe.errors import FitpipeTypeError, FitpipeValueError, FitpipeWarning, message
+from fitpipe.pipeline.arrays import array_dataset, resolve_batch_size
+from fitpipe.pipeline.class_weights import (
+    apply_class_weight,
+    check_class_weight,
+    class_weight_table,
+)
+
+__all__ = ["Pipeline", "adapt", "adapt_source", "build_pipeline", "pipeline_from_source"]
+
+
+class Pipeline:
+    """One input, adapted: a ``tf.data.Dataset`` of Keras batches plus what the trainer needs.
+
+    Iterating :attr:`dataset` once is one epoch; iterate it again for the next. Call
+    :meth:`on_epoch_end` between epochs (inputs such as ``PyDataset`` rely on it) and
+    :meth:`close` when done (or use the pipeline as a context manager).
+    """
+
+    def __init__(
+        self,
+        adapter: str,
+        source: Source,
+        dataset: tf.data.Dataset,
+        count_batches: Callable[[], int | None],
+        batch_size: int | None = None,
+    ) -> None:
+        self._adapter = adapter
+        self._source = source
+        self._dataset = dataset
+        self._count_batches = count_batches
+        self._batch_size = batch_size
+
+    @property
+    def adapter(self) -> str:
+        """The registered name of the adapter that took the input."""
+        return self._adapter
+
+    @property
+    def source(self) -> Source:
+        """What the adapter made of the input (rows or batches)."""
+        return self._source
+
+    @property
+    def dataset(self) -> tf.data.Dataset:
+        """Batches ``(x,)``, ``(x, y)`` or ``(x, y, sample_weight)``; one iteration per epoch."""
+        return self._dataset
+
+    @property
+    def element_spec(self) -> Any:
+        """The ``tf.TypeSpec`` structure of one batch."""
+        return self._dataset.element_spec
+
+    @property
+    def num_batches(self) -> int | None:
+        """Batches in the coming epoch, or None when unknown; asked again every epoch."""
+        return self._count_batches()
+
+    @property
+    def batch_size(self) -> int | None:
+        """Rows per batch for row-addressed inputs; None for inputs that come in batches."""
+        return self._batch_size
+
+    @property
+    def finite(self) -> bool:
+        """False when the input is known never to end."""
+        return not isinstance(self._source, BatchSource) or self._source.finite
+
+    def on_epoch_end(self) -> None:
+        """Tells the input an epoch ended (``PyDataset.on_epoch_end``)."""
+        if isinstance(self._source, BatchSource):
+            self._source.on_epoch_end()
+
+    def take_error(self) -> BaseException | None:
+        """Returns the exception user code raised while producing batches, if any."""
+        if isinstance(self._source, BatchSource):
+            return self._source.take_error()
+        return None
+
+    def close(self) -> None:
+        """Stops workers and releases files held for the input."""
+        if isinstance(self._source, BatchSource):
+            self._source.close()
+
+    def __enter__(self) -> Pipeline:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"Pipeline(adapter={self._adapter!r}, num_batches={self.num_batches})"
+
+
+def _check_positive_int(value: Any, name: str, caller: str) -> None:
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value <= 0:
+        raise FitpipeValueError(
+            message(
+                caller,
+                f"got an invalid `{name}`",
+                f"`{name}` is a positive integer or None",
+                f"Pass e.g. `{name}=32`",
+                **{name: value},
+            )
+        )
+
+
+def adapt_source(request: AdaptRequest, *, warn_ignored: bool = True) -> tuple[Adapter, Source]:
+    """Finds the adapter for ``request.x``, checks the arguments it supports, and adapts.
+
+    Args:
+        request: The request.
+        warn_ignored: Warn when ``shuffle=True`` is ignored by the input.
+
+    Returns:
+        The adapter and its source.
+    """
+    _check_positive_int(request.batch_size, "batch_size", request.caller)
+    _check_positive_int(request.steps, "steps", request.caller)
+    if request.x is None:
+        raise FitpipeValueError(
+            message(
+                request.caller,
+                "got no input",
+                "`x` is the data to train on, evaluate or predict",
+                "Pass `x`",
+                x=None,
+            )
+        )
+    adapter = registry.find(request.x, request.caller)
+    given = request.given()
+    if "shuffle" in given and "shuffle" not in adapter.supports:
+        if warn_ignored:
+            warnings.warn(
+                f"`{request.caller}` ignores `shuffle=True` for {adapter.accepts}: the input "
+                "fixes its own order. Shuffle the input itself (e.g. `dataset.shuffle(n)`).",
+                FitpipeWarning,
+                stacklevel=3,
+            )
+        given = tuple(name for name in given if name != "shuffle")
+    check_supported(adapter, request, given)
+    return adapter, adapter.adapt(request)
+
+
+def _one_hot_width(y: Any) -> int | None:
+    shape = getattr(y, "shape", None)
+    if shape is None or len(shape) < 2:
+        return None
+    width = shape[-1]
+    return int(width) if width is not None and int(width) > 1 else None
+
+
+def _check_single_target(y: Any, caller: str) -> None:
+    if y is None:
+        raise FitpipeValueError(
+            message(
+                caller,
+                "got `class_weight` without targets",
+                "Class weights weight samples by their target class",
+                "Pass `y`, or yield `(x, y)` batches",
+                y=None,
+            )
+        )
+    if len(tf.nest.flatten(y)) != 1 or isinstance(y, (Mapping, tuple, list)):
+        raise FitpipeValueError(
+            message(
+                caller,
+                "got `class_weight` for several targets",
+                "`class_weight` is only supported for models with a single output",
+                "Pass per-sample weights for each output as `sample_weight` instead",
+                y=y,
+            )
+        )
+
+
+def _weighted(dataset: tf.data.Dataset, class_weight: dict[int, float]) -> tf.data.Dataset:
+    table = class_weight_table(class_weight)
+    return dataset.map(
+        lambda *batch: apply_class_weight(batch, table),
+        num_parallel_calls=tf.data.AUTOTUNE,
+        deterministic=True,
+    )
+
+
+def pipeline_from_source(
+    adapter_name: str,
+    source: Source,
+    request: AdaptRequest,
+    *,
+    seed: int | None = None,
+) -> Pipeline:
+    """Builds the pipeline of an adapted source (batching, shuffling, class weights, prefetch).
+
+    Args:
+        adapter_name: The adapter that made the source.
+        source: The source.
+        request: The request (batch size, shuffle, class weights, steps).
+        seed: Shuffle seed; drawn from NumPy's global generator when None.
+
+    Returns:
+        The pipeline.
+    """
+    class_weight = None
+    if request.class_weight is not None:
+        if isinstance(source, ArraySource):
+            _check_single_target(source.y, request.caller)
+            width = _one_hot_width(source.y)
+        else:
+            spec = source.make_dataset().element_spec
+            _check_single_target(spec[1] if len(spec) > 1 else None, request.caller)
+            width = _one_hot_width(spec[1])
+        class_weight = check_class_weight(request.class_weight, request.caller, width)
+    if isinstance(source, ArraySource):
+        batch_size = resolve_batch_size(request.batch_size, request.steps, source.num_samples)
+        if seed is None:
+            seed = int(np.random.randint(0, 2**31 - 1))
+        dataset = array_dataset(source, batch_size, request.shuffle, seed)
+        batches = math.ceil(source.num_samples / batch_size)
+        count: Callable[[], int | None] = lambda: batches  # noqa: E731
+    else:
+        batch_size = None
+        dataset = source.make_dataset()
+        count = source.count_batches
+    if class_weight is not None:
+        dataset = _weighted(dataset, class_weight)
+    dataset = dataset.prefetch(tf.data.AUTOTUNE)
+    return Pipeline(adapter_name, source, dataset, count, batch_size)
+
+
+def build_pipeline(request: AdaptRequest, *, warn_ignored: bool = True) -> Pipeline:
+    """Adapts ``request.x`` and builds its pipeline.
+
+    Args:
+        request: The request.
+        warn_ignored: Warn when ``shuffle=True`` is ignored by the input.
+
+    Returns:
+        The pipeline.
+    """
+    adapter, source = adapt_source(request, warn_ignored=warn_ignored)
+    return pipeline_from_source(adapter.name, source, request)
+
+
+def adapt(
+    x: Any,
+    y: Any = None,
+    sample_weight: Any = None,
+    *,
+    batch_size: int | None = None,
+    shuffle: bool = False,
+    class_weight: Mapping[int, float] | None = None,
+    schema: Any = None,
+    steps: int | None = None,
+) -> Pipeline:
+    """Turns any supported input into a :class:`Pipeline` of Keras-style batches.
+
+    Args:
+        x: The input: arrays, tensors, lists/dicts of arrays, pandas objects, generators,
+            ``tf.data.Dataset``, ``keras.utils.PyDataset``, or any form a registered adapter
+            takes.
+        y: Targets, for row-addressed inputs.
+        sample_weight: Per-sample (or per-time-step) weights, for row-addressed inputs.
+        batch_size: Rows per batch for row-addressed inputs (default 32).
+        shuffle: Reshuffle rows every epoch (row-addressed inputs; others warn).
+        class_weight: Map from class index to weight; multiplied with ``sample_weight``.
+        schema: A declared schema, for columnar inputs.
+        steps: Batches per epoch; with arrays and no ``batch_size`` it sets the batch size to
+            ``ceil(rows / steps)``.
+
+    Returns:
+        The pipeline.
+
+    Raises:
+        UnsupportedInputError: When no adapter takes ``x`` (the message lists them).
+        UnsupportedArgumentError: For arguments the chosen adapter does not support.
+        FitpipeValueError: For invalid values and mismatched data.
+    """
+    if not isinstance(shuffle, bool):
+        raise FitpipeTypeError(
+            message(
+                "adapt",
+                "got a non-boolean `shuffle`",
+                "`shuffle` is True or False",
+                "Pass a bool",
+                shuffle=shuffle,
+            )
+        )
+    request = AdaptRequest(
+        x=x,
+        y=y,
+        sample_weight=sample_weight,
+        batch_size=batch_size,
+        shuffle=shuffle,
+        class_weight=class_weight,
+        schema=schema,
+        steps=steps,
+    )
+    return build_pipeline(request)
