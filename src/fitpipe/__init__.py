@@ -14,7 +14,18 @@ _os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 from fitpipe import errors  # noqa: E402
 from fitpipe.adapters import register_adapter, registry  # noqa: E402
 from fitpipe.pipeline import Pipeline, adapt  # noqa: E402
+from fitpipe.training import Model, Sequential, Trainer  # noqa: E402
 
 __version__ = "0.1.0"
 
-__all__ = ["Pipeline", "__version__", "adapt", "errors", "register_adapter", "registry"]
+__all__ = [
+    "Model",
+    "Pipeline",
+    "Sequential",
+    "Trainer",
+    "__version__",
+    "adapt",
+    "errors",
+    "register_adapter",
+    "registry",
+]

@@ -78,6 +78,7 @@ class AdaptRequest:
         schema: A declared schema for columnar inputs.
         steps: Batches per epoch requested by the caller, if any.
         caller: The public method being run, for error messages.
+        validation_split: Fraction of rows the trainer will set apart (0 for none).
     """
 
     x: Any
@@ -89,6 +90,7 @@ class AdaptRequest:
     schema: Any = None
     steps: int | None = None
     caller: str = "adapt"
+    validation_split: float = 0.0
 
     def given(self) -> tuple[str, ...]:
         """Names the optional arguments that were given (not left at their defaults)."""
@@ -99,6 +101,8 @@ class AdaptRequest:
         ]
         if self.shuffle:
             names.append("shuffle")
+        if self.validation_split:
+            names.append("validation_split")
         return tuple(names)
 
 

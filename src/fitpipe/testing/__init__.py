@@ -1,0 +1,93 @@
+"""Helpers for testing code that uses fitpipe pipelines.
+
+The helpers here read a :class:`fitpipe.Pipeline` back into NumPy so tests can compare what
+different input forms produce. Hypothesis strategies live in :mod:`fitpipe.testing.strategies`
+(imported on first use, so ``hypothesis`` is only needed by code that uses them).
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import tensorflow as tf
+
+if TYPE_CHECKING:
+    from fitpipe.pipeline import Pipeline
+
+__all__ = ["epoch_batches", "epoch_rows", "flat_rows", "strategies", "to_numpy"]
+
+
+def to_numpy(value: Any) -> Any:
+    """Converts every leaf of a batch structure to NumPy (ragged -> list, sparse -> dense).
+
+    Args:
+        value: A nested structure of tensors, as yielded by ``Pipeline.dataset``.
+
+    Returns:
+        The same structure with NumPy arrays (ragged tensors become nested lists).
+    """
+
+    def convert(leaf: Any) -> Any:
+        if isinstance(leaf, tf.SparseTensor):
+            return tf.sparse.to_dense(leaf).numpy()
+        if isinstance(leaf, tf.RaggedTensor):
+            return leaf.to_list()
+        if isinstance(leaf, tf.Tensor):
+            return leaf.numpy()
+        return leaf
+
+    return tf.nest.map_structure(convert, value, expand_composites=False)
+
+
+def epoch_batches(pipeline: Pipeline) -> list[Any]:
+    """Iterates ``pipeline.dataset`` once (one epoch) and returns its batches as NumPy.
+
+    Args:
+        pipeline: The pipeline.
+
+    Returns:
+        One entry per batch, each ``(x,)``, ``(x, y)`` or ``(x, y, sample_weight)``.
+    """
+    return [to_numpy(batch) for batch in pipeline.dataset]
+
+
+def flat_rows(structure: Any) -> np.ndarray:
+    """Joins the leaves of a batch part into one 2-D array, one row per sample.
+
+    Each leaf is reshaped to ``(rows, -1)`` and the leaves are joined along the columns, so
+    ``x``, ``{"a": x}`` and ``[x]`` all give the same rows.
+
+    Args:
+        structure: ``x``, ``y`` or ``sample_weight`` of one batch (NumPy leaves).
+
+    Returns:
+        A float64 array of shape ``(rows, columns)``.
+    """
+    leaves = [np.asarray(leaf) for leaf in tf.nest.flatten(structure)]
+    columns = [leaf.reshape(leaf.shape[0], -1).astype(np.float64) for leaf in leaves]
+    return np.concatenate(columns, axis=1)
+
+
+def epoch_rows(pipeline: Pipeline) -> tuple[np.ndarray, ...]:
+    """Runs one epoch and concatenates each batch part across batches.
+
+    Args:
+        pipeline: The pipeline.
+
+    Returns:
+        ``(x_rows,)``, ``(x_rows, y_rows)`` or ``(x_rows, y_rows, weight_rows)``, each from
+        :func:`flat_rows`, concatenated over the epoch.
+    """
+    batches = epoch_batches(pipeline)
+    width = len(batches[0])
+    return tuple(
+        np.concatenate([flat_rows(batch[i]) for batch in batches], axis=0) for i in range(width)
+    )
+
+
+def __getattr__(name: str) -> Any:
+    if name == "strategies":
+        return importlib.import_module("fitpipe.testing.strategies")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

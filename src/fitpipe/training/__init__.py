@@ -1,0 +1,6 @@
+"""Training: the Keras training API (compile/fit/evaluate/predict/*_on_batch) on pipelines."""
+
+from fitpipe.training.models import FitpipeMethods, Model, Sequential
+from fitpipe.training.trainer import Trainer
+
+__all__ = ["FitpipeMethods", "Model", "Sequential", "Trainer"]

@@ -1,0 +1,127 @@
+"""Checks of the training methods' scalar arguments, each with the shared error wording."""
+
+from __future__ import annotations
+
+import numbers
+from collections.abc import Container, Iterable
+from typing import Any
+
+import keras
+
+from fitpipe.errors import FitpipeTypeError, FitpipeValueError, message
+
+__all__ = [
+    "check_callbacks",
+    "check_epochs",
+    "check_steps",
+    "check_steps_per_execution",
+    "check_validation_freq",
+    "check_verbose",
+    "should_validate",
+]
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def _bad(caller: str, name: str, expected: str, example: str, value: Any) -> FitpipeValueError:
+    return FitpipeValueError(
+        message(caller, f"got an invalid `{name}`", expected, f"Pass e.g. `{example}`",
+                **{name: value})
+    )
+
+
+def check_steps(value: Any, name: str, caller: str, allow_forever: bool = False) -> int | None:
+    """Checks a step count: None or a positive int (or -1, meaning "forever", if allowed)."""
+    if value is None:
+        return None
+    if _is_int(value) and (value > 0 or (allow_forever and value == -1)):
+        return int(value)
+    forever = " or -1 (run until stopped, for inputs that never end)" if allow_forever else ""
+    raise _bad(caller, name, f"`{name}` is None, a positive integer{forever}", f"{name}=100",
+               value)
+
+
+def check_epochs(epochs: Any, initial_epoch: Any) -> tuple[int, int]:
+    """Checks ``epochs`` (the final epoch) and ``initial_epoch``."""
+    if not _is_int(epochs) or epochs < 0:
+        raise _bad("fit", "epochs", "`epochs` is a non-negative integer: the index of the "
+                   "final epoch", "epochs=10", epochs)
+    if not _is_int(initial_epoch) or initial_epoch < 0:
+        raise _bad("fit", "initial_epoch", "`initial_epoch` is a non-negative integer",
+                   "initial_epoch=0", initial_epoch)
+    if epochs < initial_epoch:
+        raise FitpipeValueError(
+            message(
+                "fit",
+                "got `epochs` smaller than `initial_epoch`",
+                "`epochs` is the final epoch, not a count: training runs epochs "
+                "`initial_epoch` to `epochs - 1`",
+                f"Pass `epochs` of at least {initial_epoch}, e.g. "
+                f"`epochs={initial_epoch + 1}` to run one more epoch",
+                epochs=epochs,
+                initial_epoch=initial_epoch,
+            )
+        )
+    return int(epochs), int(initial_epoch)
+
+
+def check_verbose(verbose: Any, caller: str) -> int | str:
+    """Checks ``verbose``: ``"auto"``, 0, 1 or 2."""
+    if verbose == "auto" or (_is_int(verbose) and verbose in (0, 1, 2)):
+        return verbose  # type: ignore[no-any-return]
+    raise _bad(caller, "verbose", '`verbose` is "auto", 0 (silent), 1 (progress bar) or 2 '
+               "(one line per epoch)", "verbose=2", verbose)
+
+
+def check_validation_freq(freq: Any) -> int | Container[int]:
+    """Checks ``validation_freq``: a positive int, or a container of 1-based epoch numbers."""
+    if _is_int(freq) and freq > 0:
+        return int(freq)
+    if isinstance(freq, Iterable) and not isinstance(freq, (str, bytes)):
+        epochs = list(freq)
+        if epochs and all(_is_int(e) and e > 0 for e in epochs):
+            return frozenset(int(e) for e in epochs)
+    raise _bad("fit", "validation_freq", "`validation_freq` is a positive integer (validate "
+               "every N epochs) or a list of 1-based epoch numbers", "validation_freq=[1, 5]",
+               freq)
+
+
+def should_validate(epoch: int, freq: int | Container[int]) -> bool:
+    """Tells whether to validate after the 0-based ``epoch``."""
+    if isinstance(freq, int):
+        return (epoch + 1) % freq == 0
+    return epoch + 1 in freq
+
+
+def check_steps_per_execution(value: Any) -> int | str:
+    """Checks ``steps_per_execution``: a positive int or ``"auto"``."""
+    if value == "auto" or (_is_int(value) and value > 0):
+        return value  # type: ignore[no-any-return]
+    raise _bad("compile", "steps_per_execution", '`steps_per_execution` is a positive '
+               'integer or "auto" (tuned while training)', "steps_per_execution=32", value)
+
+
+def check_callbacks(callbacks: Any, caller: str) -> list[Any] | keras.callbacks.CallbackList:
+    """Checks ``callbacks``: None, a CallbackList, or a list of ``keras.callbacks.Callback``."""
+    if callbacks is None:
+        return []
+    if isinstance(callbacks, keras.callbacks.CallbackList):
+        return callbacks
+    if isinstance(callbacks, keras.callbacks.Callback):
+        callbacks = [callbacks]
+    if isinstance(callbacks, (list, tuple)):
+        wrong = [c for c in callbacks if not isinstance(c, keras.callbacks.Callback)]
+        if not wrong:
+            return list(callbacks)
+        callbacks = wrong[0]
+    raise FitpipeTypeError(
+        message(
+            caller,
+            "got something other than Keras callbacks in `callbacks`",
+            "`callbacks` is a list of `keras.callbacks.Callback` instances",
+            "Wrap functions in `keras.callbacks.LambdaCallback`",
+            callbacks=callbacks,
+        )
+    )

@@ -1,0 +1,164 @@
+"""Drives a pipeline through epochs, ``steps_per_execution`` batches per compiled call.
+
+Epoch semantics follow Keras: without ``steps_per_epoch`` every epoch is one full pass over a
+fresh iterator; with it, the iterator carries over between epochs and is restarted only when
+the data runs out, so consecutive epochs see consecutive batches.
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import tensorflow as tf
+
+from fitpipe.errors import FitpipeWarning
+from fitpipe.pipeline import Pipeline
+from fitpipe.training.steps import StepFunction
+
+__all__ = ["EpochRunner", "ExecutionSize"]
+
+_RAN_OUT = (
+    "Your input ran out of data; interrupting the epoch. Make sure that your dataset or "
+    "generator can generate at least `steps_per_epoch * epochs` batches (for a "
+    "`tf.data.Dataset`, `.repeat()` it)."
+)
+
+
+class ExecutionSize:
+    """How many steps each compiled call runs: fixed, or tuned while training (``"auto"``).
+
+    The tuner doubles the size while the time per step keeps falling by more than
+    :attr:`GAIN`, then keeps the best size. Results do not depend on it: only how often
+    Python (and batch-level callbacks) run.
+
+    Args:
+        value: A positive int, or ``"auto"``.
+    """
+
+    GAIN = 0.1
+    MAX = 1024
+    PROBE_SECONDS = 0.05
+
+    def __init__(self, value: int | str) -> None:
+        self.auto = value == "auto"
+        self.size = 1 if self.auto else int(value)
+        self._best: tuple[float, int] | None = None
+        self._steps = 0
+        self._seconds = 0.0
+        self._settled = not self.auto
+
+    def record(self, steps: int, seconds: float) -> None:
+        """Feeds the tuner one call's measurements."""
+        if self._settled or steps < self.size:
+            return
+        self._steps += steps
+        self._seconds += seconds
+        if self._seconds < self.PROBE_SECONDS or self._steps < 2 * self.size:
+            return
+        per_step = self._seconds / self._steps
+        self._steps, self._seconds = 0, 0.0
+        if self._best is None or per_step < self._best[0] * (1 - self.GAIN):
+            self._best = (per_step, self.size)
+            if self.size < self.MAX:
+                self.size *= 2
+                return
+        self.size = self._best[1]
+        self._settled = True
+
+
+class EpochRunner:
+    """Runs epochs of one pipeline through one step function.
+
+    Args:
+        pipeline: The batches.
+        steps_per_epoch: Steps per epoch; None for one full pass; -1 for "until the data
+            ends" on inputs that never end.
+        execution: Steps per compiled call.
+    """
+
+    def __init__(
+        self, pipeline: Pipeline, steps_per_epoch: int | None, execution: ExecutionSize
+    ) -> None:
+        self.pipeline = pipeline
+        self.steps_per_epoch = steps_per_epoch if steps_per_epoch != -1 else None
+        self.forever = steps_per_epoch == -1
+        self.execution = execution
+        self._iterator: Iterator[Any] | None = None
+        self._seen = 0
+
+    @property
+    def num_batches(self) -> int | None:
+        """Steps of the coming epoch, or None when unknown."""
+        if self.steps_per_epoch:
+            return self.steps_per_epoch
+        return None if self.forever else self.pipeline.num_batches
+
+    def restart(self) -> None:
+        """Makes the next epoch start from the beginning of the input."""
+        self._iterator = None
+
+    def _fresh(self) -> None:
+        self._iterator = iter(self.pipeline.dataset)
+        self._seen = 0
+
+    def _call(self, function: StepFunction, n: int) -> tuple[int, Any]:
+        start = time.perf_counter()
+        try:
+            count, outputs = function(self._iterator, n)
+        except (tf.errors.OpError, StopIteration) as err:
+            original = self.pipeline.take_error()
+            if original is not None:
+                raise original.with_traceback(original.__traceback__) from err
+            raise
+        self.execution.record(count, time.perf_counter() - start)
+        return count, outputs
+
+    def run(
+        self,
+        function: StepFunction,
+        before: Callable[[int], None],
+        after: Callable[[int, Any], None],
+        stop: Callable[[], bool],
+    ) -> tuple[int, Any]:
+        """Runs one epoch.
+
+        Args:
+            function: The compiled step.
+            before: Called with the first step index of each call.
+            after: Called with the last step index of each call and its outputs.
+            stop: Asked after each call; True ends the epoch early.
+
+        Returns:
+            ``(steps_run, last_outputs)``.
+        """
+        known = self.pipeline.num_batches
+        limit = self.steps_per_epoch or (None if self.forever else known)
+        if self._iterator is None or not self.steps_per_epoch:
+            self._fresh()
+        assert self._iterator is not None
+        step, outputs = 0, None
+        while limit is None or step < limit:
+            if self.steps_per_epoch and known and self._seen >= known:
+                warnings.warn(_RAN_OUT, FitpipeWarning, stacklevel=4)
+                break
+            n = self.execution.size if limit is None else min(self.execution.size, limit - step)
+            before(step)
+            count, last = self._call(function, n)
+            if count:
+                self._seen += count
+                step += count
+                outputs = last
+                after(step - 1, last)
+            if count < n:
+                self._iterator = None
+                if self.steps_per_epoch:
+                    warnings.warn(_RAN_OUT, FitpipeWarning, stacklevel=4)
+                break
+            if stop():
+                break
+        if known and self._seen >= known:
+            self._iterator = None
+        return step, outputs

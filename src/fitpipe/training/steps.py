@@ -1,0 +1,157 @@
+"""Compiled step functions: one model step, XLA-compiled, run N times per call from an iterator.
+
+The per-batch body is the model's own ``train_step``/``test_step``/``predict_step`` (so custom
+steps keep working and results match Keras); fitpipe compiles it once with
+``tf.function(jit_compile=...)`` and wraps it in a graph loop that pulls up to ``n`` batches
+from a ``tf.data`` iterator per call. ``n`` is a tensor, so changing it (as
+``steps_per_execution="auto"`` does) never retraces.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import keras
+import tensorflow as tf
+
+__all__ = ["StepFunction", "output_zeros"]
+
+
+def output_zeros(structure: Any) -> Any:
+    """Zeros shaped like each (fully defined) tensor spec or tensor in ``structure``."""
+    return tf.nest.map_structure(lambda t: tf.zeros(t.shape, t.dtype), structure)
+
+
+def _specs_of(structure: Any) -> Any:
+    return tf.nest.map_structure(lambda t: tf.TensorSpec(t.shape, t.dtype), structure)
+
+
+class StepFunction:
+    """A model step compiled once and run ``n`` batches per call.
+
+    Args:
+        step: The model's step method (``model.train_step``, ...), taking one batch.
+        jit_compile: Compile the step with XLA.
+        run_eagerly: Run everything eagerly (debugging); no tracing at all.
+        collect: True for predict: return every step's outputs concatenated, not the last.
+    """
+
+    def __init__(
+        self,
+        step: Callable[[Any], Any],
+        jit_compile: bool,
+        run_eagerly: bool,
+        collect: bool = False,
+    ) -> None:
+        self.step = step
+        self.run_eagerly = run_eagerly
+        self.collect = collect
+        if run_eagerly:
+            self.one_step: Callable[[Any], Any] = step
+        else:
+            self.one_step = tf.function(step, jit_compile=jit_compile, reduce_retracing=True)
+        self._loop: Callable[..., Any] | None = None
+        self._spec: Any = None
+
+    def _build_loop(self, element_spec: Any) -> Callable[..., Any]:
+        outputs = self.one_step.get_concrete_function(element_spec).structured_outputs  # type: ignore[attr-defined]
+        out_specs = _specs_of(outputs)
+        if self.collect:
+            return tf.function(self._collect_loop(out_specs), autograph=True)
+        return tf.function(self._last_loop(out_specs), autograph=True)
+
+    def _last_loop(self, out_specs: Any) -> Callable[..., Any]:
+        one_step = self.one_step
+
+        def loop(iterator: Any, n: tf.Tensor) -> tuple[tf.Tensor, Any]:
+            count = tf.constant(0, tf.int32)
+            logs = output_zeros(out_specs)
+            for _ in tf.range(n):
+                batch = iterator.get_next_as_optional()
+                if not batch.has_value():
+                    break
+                logs = one_step(batch.get_value())
+                count += 1
+            return count, logs
+
+        return loop
+
+    def _collect_loop(self, out_specs: Any) -> Callable[..., Any]:
+        one_step = self.one_step
+
+        def arrays() -> Any:
+            return tf.nest.map_structure(
+                lambda s: tf.TensorArray(
+                    s.dtype,
+                    size=0,
+                    dynamic_size=True,
+                    infer_shape=False,
+                    element_shape=tf.TensorShape([None]).concatenate(s.shape[1:]),
+                ),
+                out_specs,
+            )
+
+        def loop(iterator: Any, n: tf.Tensor) -> tuple[tf.Tensor, Any]:
+            count = tf.constant(0, tf.int32)
+            written = arrays()
+            for _ in tf.range(n):
+                batch = iterator.get_next_as_optional()
+                if not batch.has_value():
+                    break
+                out = one_step(batch.get_value())
+                written = tf.nest.map_structure(lambda ta, o: ta.write(count, o), written, out)
+                count += 1
+            empty = tf.nest.map_structure(
+                lambda s: tf.zeros([0, *s.shape[1:]], s.dtype), out_specs
+            )
+            result = tf.cond(
+                count > 0,
+                lambda: tf.nest.map_structure(lambda ta: ta.concat(), written),
+                lambda: empty,
+            )
+            return count, result
+
+        return loop
+
+    def __call__(self, iterator: Any, n: int) -> tuple[int, Any]:
+        """Runs up to ``n`` steps on batches from ``iterator``.
+
+        Args:
+            iterator: A ``tf.data`` iterator of batches.
+            n: The most steps to run.
+
+        Returns:
+            ``(steps_run, outputs)``: the last step's outputs (train/test), or all steps'
+            outputs concatenated along the batch axis (predict). ``steps_run`` is 0 when the
+            iterator was exhausted (outputs are then meaningless).
+        """
+        if self.run_eagerly:
+            return self._eager(iterator, n)
+        if self._loop is None or self._spec != iterator.element_spec:
+            self._spec = iterator.element_spec
+            self._loop = self._build_loop(self._spec)
+        count, outputs = self._loop(iterator, tf.constant(n, tf.int32))
+        return int(count), outputs
+
+    def _eager(self, iterator: Any, n: int) -> tuple[int, Any]:
+        outputs: list[Any] = []
+        for _ in range(n):
+            batch = iterator.get_next_as_optional()
+            if not batch.has_value():
+                break
+            outputs.append(self.step(batch.get_value()))
+        if not outputs:
+            return 0, None
+        if self.collect:
+            return len(outputs), tf.nest.map_structure(lambda *o: tf.concat(o, 0), *outputs)
+        return len(outputs), outputs[-1]
+
+    def on_batch(self, data: Any) -> Any:
+        """Runs one step on one given batch (for the ``*_on_batch`` methods)."""
+        return self.one_step(data)
+
+
+def model_steps(model: keras.Model) -> dict[str, Callable[[Any], Any]]:
+    """The model's own step methods, by mode."""
+    return {"train": model.train_step, "test": model.test_step, "predict": model.predict_step}

@@ -1,0 +1,496 @@
+"""``Trainer``: the documented Keras training API for any ``keras.Model``, on fitpipe pipelines.
+
+Keras provides the model, losses, metrics, optimizers and callbacks; ``compile`` configures
+them exactly as ``keras.Model.compile`` does. fitpipe runs everything else: adapting the input
+into a pipeline, splitting validation rows, the epoch loop with Keras' iterator semantics,
+the compiled multi-step functions, the callbacks' calls, and the documented return values.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import weakref
+from collections.abc import Container, Iterator, Mapping
+from typing import Any
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from fitpipe.adapters import AdaptRequest, ArraySource, registry
+from fitpipe.errors import FitpipeTypeError, FitpipeValueError, message
+from fitpipe.pipeline import (
+    Pipeline,
+    adapt_source,
+    apply_class_weight,
+    build_pipeline,
+    check_class_weight,
+    check_validation_split,
+    class_weight_table,
+    pipeline_from_source,
+    split_source,
+)
+from fitpipe.schemas import is_namedtuple, pack_roles
+from fitpipe.training import arguments
+from fitpipe.training.epochs import EpochRunner, ExecutionSize
+from fitpipe.training.inputs import check_model_inputs
+from fitpipe.training.logs import epoch_logs, flatten_in_order, pythonify
+from fitpipe.training.steps import StepFunction
+
+__all__ = ["Trainer"]
+
+_MODES = ("train", "test", "predict")
+
+
+@dataclasses.dataclass
+class _State:
+    """What fitpipe keeps per model between calls (so nothing is retraced per call)."""
+
+    steps_per_execution: int | str | None = None
+    execution: ExecutionSize | None = None
+    functions: dict[str, StepFunction] = dataclasses.field(default_factory=dict)
+    key: tuple[Any, ...] = ()
+
+
+_STATES: weakref.WeakKeyDictionary[keras.Model, _State] = weakref.WeakKeyDictionary()
+
+
+def _keras_compile(model: keras.Model, **kwargs: Any) -> None:
+    from fitpipe.training.models import FitpipeMethods
+
+    if isinstance(model, FitpipeMethods):
+        keras.Model.compile(model, **kwargs)
+    else:
+        model.compile(**kwargs)
+
+
+class Trainer:
+    """Trains, evaluates and runs a ``keras.Model`` with fitpipe's data pipelines and loop.
+
+    The model stays a plain Keras model: ``save``, ``load_model``, ``summary`` and
+    ``get_weights`` work as before, and callbacks see it as ``callback.model``.
+
+    Args:
+        model: Any ``keras.Model`` (Sequential, functional or subclassed).
+    """
+
+    def __init__(self, model: keras.Model) -> None:
+        if not isinstance(model, keras.Model):
+            raise FitpipeTypeError(
+                message(
+                    "Trainer",
+                    "needs a Keras model",
+                    "`fitpipe.Trainer` wraps a `keras.Model` (Sequential, functional or "
+                    "subclassed)",
+                    "Build the model with `keras` and pass it",
+                    model=model,
+                )
+            )
+        self.model = model
+        self._state = _STATES.setdefault(model, _State())
+
+    # ------------------------------------------------------------------------------ compile
+    def compile(
+        self,
+        optimizer: Any = "rmsprop",
+        loss: Any = None,
+        loss_weights: Any = None,
+        metrics: Any = None,
+        weighted_metrics: Any = None,
+        run_eagerly: bool = False,
+        steps_per_execution: int | str = 1,
+        jit_compile: bool | str = "auto",
+        auto_scale_loss: bool = True,
+    ) -> None:
+        """Configures the model for training, as ``keras.Model.compile``.
+
+        ``steps_per_execution`` also takes ``"auto"``: fitpipe then tunes the number of steps
+        per compiled call while training (results are the same as with 1).
+        """
+        spe = arguments.check_steps_per_execution(steps_per_execution)
+        _keras_compile(
+            self.model,
+            optimizer=optimizer,
+            loss=loss,
+            loss_weights=loss_weights,
+            metrics=metrics,
+            weighted_metrics=weighted_metrics,
+            run_eagerly=run_eagerly,
+            steps_per_execution=1,
+            jit_compile=jit_compile,
+            auto_scale_loss=auto_scale_loss,
+        )
+        self._state.steps_per_execution = spe
+        self._state.execution = None
+        self._state.functions.clear()
+
+    def _require_compiled(self, caller: str) -> None:
+        if not self.model.compiled:
+            raise RuntimeError(
+                message(
+                    caller,
+                    "needs a compiled model",
+                    "`compile` sets the optimizer, loss and metrics that training and "
+                    "evaluation use",
+                    f"Call `compile(optimizer=..., loss=...)` before `{caller}`",
+                )
+            )
+
+    def _execution(self) -> ExecutionSize:
+        state = self._state
+        if state.execution is None:
+            value = state.steps_per_execution or getattr(self.model, "steps_per_execution", 1)
+            state.execution = ExecutionSize(value or 1)
+        return state.execution
+
+    def _function(self, mode: str) -> StepFunction:
+        model = self.model
+        key = (
+            id(getattr(model, "optimizer", None)),
+            bool(model.jit_compile),
+            bool(model.run_eagerly),
+            tuple(id(m) for m in model.metrics),
+        )
+        if key != self._state.key:
+            self._state.functions.clear()
+            self._state.key = key
+        function = self._state.functions.get(mode)
+        if function is None:
+            step = {"train": model.train_step, "test": model.test_step,
+                    "predict": model.predict_step}[mode]
+            function = StepFunction(step, bool(model.jit_compile), bool(model.run_eagerly),
+                                    collect=mode == "predict")
+            self._state.functions[mode] = function
+        return function
+
+    def _callbacks(
+        self, callbacks: Any, verbose: Any, epochs: int, steps: int | None, history: bool
+    ) -> keras.callbacks.CallbackList:
+        if isinstance(callbacks, keras.callbacks.CallbackList):
+            return callbacks
+        return keras.callbacks.CallbackList(
+            callbacks,
+            add_history=history,
+            add_progbar=verbose != 0,
+            verbose=verbose,
+            epochs=epochs,
+            steps=steps,
+            model=self.model,
+        )
+
+    # ---------------------------------------------------------------------------------- fit
+    def fit(
+        self,
+        x: Any = None,
+        y: Any = None,
+        batch_size: int | None = None,
+        epochs: int = 1,
+        verbose: str | int = "auto",
+        callbacks: Any = None,
+        validation_split: float = 0.0,
+        validation_data: Any = None,
+        shuffle: bool = True,
+        class_weight: Mapping[int, float] | None = None,
+        sample_weight: Any = None,
+        initial_epoch: int = 0,
+        steps_per_epoch: int | None = None,
+        validation_steps: int | None = None,
+        validation_batch_size: int | None = None,
+        validation_freq: int | Container[int] = 1,
+    ) -> keras.callbacks.History:
+        """Trains the model for a fixed number of epochs, as documented for ``keras.Model.fit``.
+
+        ``validation_freq`` also takes a list of 1-based epoch numbers (as tf.keras 2 did);
+        ``class_weight`` and ``sample_weight`` may be given together (they are multiplied).
+
+        Returns:
+            The ``keras.callbacks.History`` of the run.
+        """
+        self._require_compiled("fit")
+        epochs, initial_epoch = arguments.check_epochs(epochs, initial_epoch)
+        verbose = arguments.check_verbose(verbose, "fit")
+        steps_per_epoch = arguments.check_steps(steps_per_epoch, "steps_per_epoch", "fit", True)
+        validation_steps = arguments.check_steps(validation_steps, "validation_steps", "fit")
+        freq = arguments.check_validation_freq(validation_freq)
+        callbacks = arguments.check_callbacks(callbacks, "fit")
+        _check_bool(shuffle, "shuffle", "fit")
+        split = check_validation_split(validation_split, "fit") if validation_data is None else 0
+        request = AdaptRequest(
+            x=x, y=y, sample_weight=sample_weight, batch_size=batch_size, shuffle=shuffle,
+            class_weight=class_weight, steps=steps_per_epoch if steps_per_epoch != -1 else None,
+            caller="fit", validation_split=split,
+        )
+        train, val = self._fit_pipelines(
+            request, validation_data, validation_batch_size or batch_size, validation_steps
+        )
+        with _closing(train), _closing(val):
+            return self._fit_loop(
+                train, val, epochs, initial_epoch, verbose, callbacks, steps_per_epoch,
+                validation_steps, freq,
+            )
+
+    def _fit_pipelines(
+        self, request: AdaptRequest, validation_data: Any, val_batch: int | None,
+        val_steps: int | None,
+    ) -> tuple[Pipeline, Pipeline | None]:
+        adapter, source = adapt_source(request, warn_ignored=False)
+        val = None
+        if request.validation_split and isinstance(source, ArraySource):
+            source, val_source = split_source(source, request.validation_split, "fit")
+            val_request = AdaptRequest(x=None, batch_size=val_batch, steps=val_steps,
+                                       caller="fit")
+            val = pipeline_from_source(adapter.name, val_source, val_request)
+        train = pipeline_from_source(adapter.name, source, request)
+        if validation_data is not None:
+            val = self._validation_pipeline(validation_data, val_batch, val_steps)
+        _require_finite(train, request.steps, "fit", "steps_per_epoch")
+        return train, val
+
+    def _validation_pipeline(self, data: Any, batch_size: int | None, steps: int | None
+                             ) -> Pipeline:
+        if is_namedtuple(data) or (isinstance(data, tuple) and len(data) not in (2, 3)):
+            raise FitpipeValueError(
+                message(
+                    "fit",
+                    "cannot unpack `validation_data`",
+                    "`validation_data` is a plain tuple `(x_val, y_val)` or `(x_val, y_val, "
+                    "val_sample_weight)`, a tf.data.Dataset, a generator or a PyDataset",
+                    "Pass one of those forms",
+                    validation_data=data,
+                )
+            )
+        parts = (*data, None)[:3] if isinstance(data, tuple) else (data, None, None)
+        adapter = registry.find(parts[0], "fit")
+        if "batch_size" not in adapter.supports:
+            batch_size = None
+        request = AdaptRequest(x=parts[0], y=parts[1], sample_weight=parts[2],
+                               batch_size=batch_size, steps=steps, caller="fit")
+        pipeline = build_pipeline(request, warn_ignored=False)
+        _require_finite(pipeline, steps, "fit", "validation_steps")
+        return pipeline
+
+    def _fit_loop(
+        self, train: Pipeline, val: Pipeline | None, epochs: int, initial_epoch: int,
+        verbose: Any, callbacks: Any, steps_per_epoch: int | None,
+        validation_steps: int | None, freq: int | Container[int],
+    ) -> keras.callbacks.History:
+        model = self.model
+        check_model_inputs(model, train.element_spec, "fit")
+        runner = EpochRunner(train, steps_per_epoch, self._execution())
+        val_runner = EpochRunner(val, validation_steps, self._execution()) if val else None
+        cbs = self._callbacks(callbacks, verbose, epochs, runner.num_batches, history=True)
+        function = self._function("train")
+        model.stop_training = False
+        cbs.on_train_begin()
+        start = getattr(model, "_initial_epoch", None) or initial_epoch
+        logs: dict[str, Any] | None = None
+        for epoch in range(start, epochs):
+            model.reset_metrics()
+            _set_steps(cbs, runner.num_batches)
+            cbs.on_epoch_begin(epoch)
+            _, last = runner.run(function, cbs.on_train_batch_begin, cbs.on_train_batch_end,
+                                 lambda: bool(model.stop_training))
+            logs = epoch_logs(model, last)
+            train.on_epoch_end()
+            if val_runner is not None and arguments.should_validate(epoch, freq):
+                val_logs = self._evaluate_loop(val_runner, cbs)
+                logs.update({f"val_{name}": value for name, value in val_logs.items()})
+            cbs.on_epoch_end(epoch, logs)
+            if model.stop_training:
+                break
+        if epochs > 0 and isinstance(model.optimizer, keras.optimizers.Optimizer):
+            model.optimizer.finalize_variable_values(model.trainable_weights)
+        cbs.on_train_end(logs=logs)
+        return _history(cbs, model)
+
+    # ----------------------------------------------------------------------------- evaluate
+    def _evaluate_loop(self, runner: EpochRunner, cbs: keras.callbacks.CallbackList
+                       ) -> dict[str, Any]:
+        model = self.model
+        model.reset_metrics()
+        model.stop_evaluating = False
+        cbs.on_test_begin()
+        runner.restart()
+        _, last = runner.run(self._function("test"), cbs.on_test_batch_begin,
+                             cbs.on_test_batch_end, lambda: bool(model.stop_evaluating))
+        runner.pipeline.on_epoch_end()
+        logs = epoch_logs(model, last)
+        cbs.on_test_end(logs)
+        return logs
+
+    def evaluate(
+        self,
+        x: Any = None,
+        y: Any = None,
+        batch_size: int | None = None,
+        verbose: str | int = "auto",
+        sample_weight: Any = None,
+        steps: int | None = None,
+        callbacks: Any = None,
+        return_dict: bool = False,
+        **kwargs: Any,
+    ) -> Any:
+        """Returns the loss and metric values in test mode, as ``keras.Model.evaluate``.
+
+        Returns:
+            A scalar (single output, no metrics), a list, or a dict with ``return_dict=True``.
+        """
+        _no_extra_arguments(kwargs, "evaluate")
+        self._require_compiled("evaluate")
+        verbose = arguments.check_verbose(verbose, "evaluate")
+        steps = arguments.check_steps(steps, "steps", "evaluate")
+        callbacks = arguments.check_callbacks(callbacks, "evaluate")
+        request = AdaptRequest(x=x, y=y, sample_weight=sample_weight, batch_size=batch_size,
+                               steps=steps, caller="evaluate")
+        with _closing(build_pipeline(request, warn_ignored=False)) as pipeline:
+            _require_finite(pipeline, steps, "evaluate", "steps")
+            check_model_inputs(self.model, pipeline.element_spec, "evaluate")
+            runner = EpochRunner(pipeline, steps, self._execution())
+            cbs = self._callbacks(callbacks, verbose, 1, runner.num_batches, history=False)
+            logs = self._evaluate_loop(runner, cbs)
+        return logs if return_dict else flatten_in_order(self.model, logs)
+
+    # ------------------------------------------------------------------------------ predict
+    def predict(
+        self,
+        x: Any,
+        batch_size: int | None = None,
+        verbose: str | int = "auto",
+        steps: int | None = None,
+        callbacks: Any = None,
+    ) -> Any:
+        """Generates predictions for the input samples, as ``keras.Model.predict``.
+
+        Returns:
+            NumPy arrays in the structure of the model's outputs, every row included.
+        """
+        verbose = arguments.check_verbose(verbose, "predict")
+        steps = arguments.check_steps(steps, "steps", "predict")
+        callbacks = arguments.check_callbacks(callbacks, "predict")
+        request = AdaptRequest(x=x, batch_size=batch_size, steps=steps, caller="predict")
+        with _closing(build_pipeline(request, warn_ignored=False)) as pipeline:
+            _require_finite(pipeline, steps, "predict", "steps")
+            check_model_inputs(self.model, pipeline.element_spec, "predict")
+            return self._predict_loop(pipeline, steps, verbose, callbacks)
+
+    def _predict_loop(self, pipeline: Pipeline, steps: int | None, verbose: Any,
+                      callbacks: Any) -> Any:
+        model = self.model
+        runner = EpochRunner(pipeline, steps, self._execution())
+        cbs = self._callbacks(callbacks, verbose, 1, runner.num_batches, history=False)
+        chunks: list[Any] = []
+
+        def after(end: int, outputs: Any) -> None:
+            chunks.append(tf.nest.map_structure(np.asarray, outputs))
+            cbs.on_predict_batch_end(end, {"outputs": outputs})
+
+        model.stop_predicting = False
+        cbs.on_predict_begin()
+        runner.run(self._function("predict"), cbs.on_predict_batch_begin, after,
+                   lambda: bool(model.stop_predicting))
+        cbs.on_predict_end()
+        if not chunks:
+            raise FitpipeValueError(
+                message("predict", "got no batches from the input", "`predict` needs at "
+                        "least one batch", "Check that the input is not empty or consumed",
+                        x=pipeline.adapter)
+            )
+        return tf.nest.map_structure(lambda *parts: np.concatenate(parts), *chunks)
+
+    # ---------------------------------------------------------------------------- on batch
+    def _batch(self, caller: str, x: Any, y: Any = None, sample_weight: Any = None,
+               class_weight: Any = None) -> tuple[Any, ...]:
+        request = AdaptRequest(x=x, y=y, sample_weight=sample_weight, caller=caller)
+        _, source = adapt_source(request)
+        if not isinstance(source, ArraySource):
+            raise FitpipeTypeError(
+                message(caller, "needs array-like data", "`x` is one batch: arrays, tensors "
+                        "or lists/dicts of them", "Take a batch from the input first", x=x)
+            )
+        data = tf.nest.map_structure(
+            tf.convert_to_tensor, pack_roles(source.x, source.y, source.sample_weight)
+        )
+        if class_weight is not None:
+            width = data[1].shape[-1] if data[1].shape.rank and data[1].shape.rank > 1 else None
+            table = check_class_weight(class_weight, caller, width if width != 1 else None)
+            data = apply_class_weight(data, class_weight_table(table))
+        return data
+
+    def train_on_batch(self, x: Any, y: Any = None, sample_weight: Any = None,
+                       class_weight: Mapping[int, float] | None = None,
+                       return_dict: bool = False) -> Any:
+        """Runs one gradient update on one batch, as ``keras.Model.train_on_batch``."""
+        self._require_compiled("train_on_batch")
+        data = self._batch("train_on_batch", x, y, sample_weight, class_weight)
+        self.model.reset_metrics()
+        logs = pythonify(self._function("train").on_batch(data))
+        return logs if return_dict else flatten_in_order(self.model, logs)
+
+    def test_on_batch(self, x: Any, y: Any = None, sample_weight: Any = None,
+                      return_dict: bool = False) -> Any:
+        """Tests the model on one batch, as ``keras.Model.test_on_batch``."""
+        self._require_compiled("test_on_batch")
+        data = self._batch("test_on_batch", x, y, sample_weight)
+        self.model.reset_metrics()
+        logs = pythonify(self._function("test").on_batch(data))
+        return logs if return_dict else flatten_in_order(self.model, logs)
+
+    def predict_on_batch(self, x: Any) -> Any:
+        """Returns predictions for one batch, as ``keras.Model.predict_on_batch``."""
+        data = self._batch("predict_on_batch", x)
+        outputs = self._function("predict").on_batch(data)
+        return tf.nest.map_structure(np.asarray, outputs)
+
+
+def _check_bool(value: Any, name: str, caller: str) -> None:
+    if not isinstance(value, (bool, np.bool_)):
+        raise FitpipeTypeError(
+            message(caller, f"got a non-boolean `{name}`", f"`{name}` is True or False",
+                    "Pass a bool", **{name: value})
+        )
+
+
+def _no_extra_arguments(kwargs: dict[str, Any], caller: str) -> None:
+    if kwargs:
+        raise FitpipeTypeError(
+            message(caller, f"got unexpected arguments {sorted(kwargs)}",
+                    f"`{caller}` takes the documented Keras arguments",
+                    "Remove or rename them", **kwargs)
+        )
+
+
+def _require_finite(pipeline: Pipeline, steps: int | None, caller: str, name: str) -> None:
+    if not pipeline.finite and steps is None:
+        raise FitpipeValueError(
+            message(
+                caller,
+                "got an input that never ends without a step count",
+                f"An infinitely repeating input needs `{name}` to know where an epoch ends",
+                f"Pass `{name}=N`" + (" (or -1 to run until stopped)" if name ==
+                                      "steps_per_epoch" else ""),
+                x=pipeline.adapter,
+            )
+        )
+
+
+def _set_steps(cbs: keras.callbacks.CallbackList, steps: int | None) -> None:
+    params = getattr(cbs, "params", None)
+    if isinstance(params, dict) and params.get("steps") != steps:
+        cbs.set_params({**params, "steps": steps})
+
+
+def _history(cbs: keras.callbacks.CallbackList, model: keras.Model) -> keras.callbacks.History:
+    for callback in cbs.callbacks:
+        if isinstance(callback, keras.callbacks.History):
+            return callback
+    return model.history
+
+
+@contextlib.contextmanager
+def _closing(pipeline: Pipeline | None) -> Iterator[Pipeline | None]:
+    try:
+        yield pipeline
+    finally:
+        if pipeline is not None:
+            pipeline.close()
