@@ -20,13 +20,14 @@ __all__ = ["epoch_batches", "epoch_rows", "flat_rows", "strategies", "to_numpy"]
 
 
 def to_numpy(value: Any) -> Any:
-    """Converts every leaf of a batch structure to NumPy (ragged -> list, sparse -> dense).
+    """Convert every leaf of a batch structure to NumPy (ragged -> list, sparse -> dense).
 
     Args:
         value: A nested structure of tensors, as yielded by ``Pipeline.dataset``.
 
     Returns:
         The same structure with NumPy arrays (ragged tensors become nested lists).
+
     """
 
     def convert(leaf: Any) -> Any:
@@ -42,19 +43,20 @@ def to_numpy(value: Any) -> Any:
 
 
 def epoch_batches(pipeline: Pipeline) -> list[Any]:
-    """Iterates ``pipeline.dataset`` once (one epoch) and returns its batches as NumPy.
+    """Iterate ``pipeline.dataset`` once (one epoch) and return its batches as NumPy.
 
     Args:
         pipeline: The pipeline.
 
     Returns:
         One entry per batch, each ``(x,)``, ``(x, y)`` or ``(x, y, sample_weight)``.
+
     """
     return [to_numpy(batch) for batch in pipeline.dataset]
 
 
 def flat_rows(structure: Any) -> np.ndarray:
-    """Joins the leaves of a batch part into one 2-D array, one row per sample.
+    """Join the leaves of a batch part into one 2-D array, one row per sample.
 
     Each leaf is reshaped to ``(rows, -1)`` and the leaves are joined along the columns, so
     ``x``, ``{"a": x}`` and ``[x]`` all give the same rows.
@@ -64,6 +66,7 @@ def flat_rows(structure: Any) -> np.ndarray:
 
     Returns:
         A float64 array of shape ``(rows, columns)``.
+
     """
     leaves = [np.asarray(leaf) for leaf in tf.nest.flatten(structure)]
     columns = [leaf.reshape(leaf.shape[0], -1).astype(np.float64) for leaf in leaves]
@@ -71,7 +74,7 @@ def flat_rows(structure: Any) -> np.ndarray:
 
 
 def epoch_rows(pipeline: Pipeline) -> tuple[np.ndarray, ...]:
-    """Runs one epoch and concatenates each batch part across batches.
+    """Run one epoch and concatenate each batch part across batches.
 
     Args:
         pipeline: The pipeline.
@@ -79,6 +82,7 @@ def epoch_rows(pipeline: Pipeline) -> tuple[np.ndarray, ...]:
     Returns:
         ``(x_rows,)``, ``(x_rows, y_rows)`` or ``(x_rows, y_rows, weight_rows)``, each from
         :func:`flat_rows`, concatenated over the epoch.
+
     """
     batches = epoch_batches(pipeline)
     width = len(batches[0])

@@ -54,6 +54,7 @@ def row_counts(min_rows: int = 1, max_rows: int = 24) -> st.SearchStrategy[int]:
 
     Returns:
         A strategy of ints.
+
     """
     return st.integers(min_rows, max_rows)
 
@@ -66,6 +67,7 @@ def batch_sizes(max_batch_size: int = 8) -> st.SearchStrategy[int]:
 
     Returns:
         A strategy of ints.
+
     """
     return st.integers(1, max_batch_size)
 
@@ -79,6 +81,7 @@ def float_arrays(rows: int, max_features: int = 4) -> st.SearchStrategy[np.ndarr
 
     Returns:
         A strategy of arrays.
+
     """
     return st.integers(1, max_features).flatmap(
         lambda features: hnp.arrays(np.float32, (rows, features), elements=_FLOATS)
@@ -98,11 +101,10 @@ def int_arrays(
 
     Returns:
         A strategy of arrays.
+
     """
     return st.integers(1, max_features).flatmap(
-        lambda features: hnp.arrays(
-            np.int64, (rows, features), elements=st.integers(low, high)
-        )
+        lambda features: hnp.arrays(np.int64, (rows, features), elements=st.integers(low, high))
     )
 
 
@@ -115,6 +117,7 @@ def targets(rows: int, num_classes: int = 5) -> st.SearchStrategy[np.ndarray]:
 
     Returns:
         A strategy of arrays.
+
     """
     labels = hnp.arrays(np.int64, (rows,), elements=st.integers(0, num_classes - 1))
     values = hnp.arrays(np.float32, (rows,), elements=_FLOATS)
@@ -129,14 +132,13 @@ def sample_weights(rows: int) -> st.SearchStrategy[np.ndarray]:
 
     Returns:
         A strategy of arrays.
+
     """
-    return hnp.arrays(
-        np.float32, (rows,), elements=st.floats(0.0, 10.0, allow_nan=False, width=32)
-    )
+    return hnp.arrays(np.float32, (rows,), elements=st.floats(0.0, 10.0, allow_nan=False, width=32))
 
 
 def weight_of_rows(x: np.ndarray) -> np.ndarray:
-    """A deterministic per-row weight computed from the row's content.
+    """Compute a deterministic per-row weight from the row's content.
 
     Tests use it to build ``sample_weight`` and then check, after shuffling, that every
     weight still matches its row.
@@ -146,6 +148,7 @@ def weight_of_rows(x: np.ndarray) -> np.ndarray:
 
     Returns:
         float32 weights of shape ``(rows,)``, all >= 1.
+
     """
     rows = np.asarray(x, dtype=np.float64).reshape(len(x), -1)
     return (1.0 + np.abs(rows).sum(axis=1) % 97.0).astype(np.float32)
@@ -160,6 +163,7 @@ class Example:
         y: Targets, ``(rows,)``.
         sample_weight: Weights, ``(rows,)``, or None.
         batch_size: Rows per batch.
+
     """
 
     x: np.ndarray
@@ -191,6 +195,7 @@ def examples(
 
     Returns:
         An :class:`Example`.
+
     """
     rows = draw(row_counts(1, max_rows))
     x = draw(st.one_of(float_arrays(rows), int_arrays(rows).map(lambda a: a.astype(np.float32))))
@@ -211,7 +216,7 @@ def examples(
 def iterate_batches(
     x: Any, y: Any, sample_weight: Any, batch_size: int
 ) -> Iterator[tuple[Any, ...]]:
-    """Yields ``(x, y)`` or ``(x, y, sample_weight)`` slices of ``batch_size`` rows, in order.
+    """Yield ``(x, y)`` or ``(x, y, sample_weight)`` slices of ``batch_size`` rows, in order.
 
     Args:
         x: Features (a NumPy array).
@@ -221,6 +226,7 @@ def iterate_batches(
 
     Yields:
         Keras-style batch tuples.
+
     """
     for start in range(0, len(x), batch_size):
         stop = start + batch_size
@@ -241,6 +247,7 @@ class ArrayPyDataset(keras.utils.PyDataset):
         sample_weight: Weights, or None.
         batch_size: Rows per batch.
         **kwargs: ``workers``, ``use_multiprocessing``, ``max_queue_size``.
+
     """
 
     def __init__(
@@ -279,6 +286,7 @@ class Form:
             use, so build every time).
         row_addressed: True for forms the pipeline batches and may shuffle itself.
         adapter: The registered adapter expected to take the input.
+
     """
 
     name: str
@@ -293,7 +301,7 @@ def equivalent_forms(
     sample_weight: np.ndarray | None,
     batch_size: int,
 ) -> list[Form]:
-    """The same data as every input form: each yields the same rows in the same order.
+    """Present the same data as every input form, each yielding the same rows in order.
 
     Forms: NumPy arrays, a dict ``{"a": x}`` (one named input), a list ``[x]``, ``tf.Tensor``,
     a generator of batches, a ``PyDataset`` and a batched ``tf.data.Dataset``. Row-addressed
@@ -308,6 +316,7 @@ def equivalent_forms(
 
     Returns:
         The forms, each able to build a fresh input any number of times.
+
     """
 
     def row_form(name: str, adapter: str, convert: Callable[[Any], Any]) -> Form:

@@ -46,10 +46,56 @@ class FitpipeMethods:
         """As ``keras.Model.predict_on_batch``."""
         return Trainer(self).predict_on_batch(x)  # type: ignore[arg-type]
 
+    def compile_from_config(self, config: Any) -> None:
+        """Re-compiles a loaded model (Keras skips models whose ``compile`` is overridden)."""
+        self.compile(**keras.saving.deserialize_keras_object(config))
+        if getattr(self, "built", False) and getattr(self, "optimizer", None) is not None:
+            self.optimizer.build(self.trainable_variables)  # type: ignore[attr-defined]
+
+    def get_compile_config(self) -> Any:
+        """The compile arguments, with fitpipe's ``steps_per_execution`` (e.g. ``"auto"``)."""
+        config = super().get_compile_config()  # type: ignore[misc]
+        spe = Trainer(self).steps_per_execution  # type: ignore[arg-type]
+        if isinstance(config, dict) and spe is not None:
+            config["steps_per_execution"] = spe
+        return config
+
+
+def _is_functional_call(args: tuple[Any, ...], kwargs: dict[str, Any]) -> bool:
+    return (
+        len(args) == 2
+        or (len(args) == 1 and "outputs" in kwargs)
+        or ("inputs" in kwargs and "outputs" in kwargs)
+    )
+
+
+_FUNCTIONAL: list[type] = []
+
+
+def _functional_class() -> type:
+    """``fitpipe.Model``'s functional flavour: a subclass of it and of Keras' functional model.
+
+    Keras turns a ``Model`` subclass called with ``(inputs, outputs)`` into a functional model
+    by rewriting the class's bases in place, which would make every later subclass of
+    ``fitpipe.Model`` functional too. fitpipe builds the functional flavour once instead.
+    """
+    if not _FUNCTIONAL:
+        probe = keras.Input((1,))
+        functional = type(keras.Model(probe, probe))
+        flavour = type("FunctionalModel", (Model, functional), {"__module__": __name__})
+        registered = keras.saving.register_keras_serializable(package="fitpipe")(flavour)
+        _FUNCTIONAL.append(registered)
+    return _FUNCTIONAL[0]
+
 
 @keras.saving.register_keras_serializable(package="fitpipe")
 class Model(FitpipeMethods, keras.Model):
     """A ``keras.Model`` (functional or subclassed) trained by fitpipe."""
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> Any:
+        if cls is Model and _is_functional_call(args, kwargs):
+            return keras.Model.__new__(_functional_class(), *args, **kwargs)
+        return keras.Model.__new__(cls, *args, **kwargs)
 
 
 @keras.saving.register_keras_serializable(package="fitpipe")

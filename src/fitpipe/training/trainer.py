@@ -125,6 +125,11 @@ class Trainer:
         self._state.execution = None
         self._state.functions.clear()
 
+    @property
+    def steps_per_execution(self) -> int | str | None:
+        """The ``steps_per_execution`` given to fitpipe's ``compile`` (None if not used)."""
+        return self._state.steps_per_execution
+
     def _require_compiled(self, caller: str) -> None:
         if not self.model.compiled:
             raise RuntimeError(
