@@ -11,10 +11,10 @@ import os as _os
 
 _os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from fitpipe import errors  # noqa: E402
-from fitpipe.adapters import register_adapter, registry  # noqa: E402
-from fitpipe.pipeline import Pipeline, adapt  # noqa: E402
-from fitpipe.training import Model, Sequential, Trainer  # noqa: E402
+from fitpipe import errors
+from fitpipe.adapters import register_adapter, registry
+from fitpipe.pipeline import Pipeline, adapt
+from fitpipe.training import Model, Sequential, Trainer
 
 __version__ = "0.1.0"
 

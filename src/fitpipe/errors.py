@@ -69,6 +69,7 @@ def describe(value: Any) -> str:
 
     Returns:
         A string such as ``"array of shape (3, 4) and dtype float32 (of type ndarray)"``.
+
     """
     kind = type(value).__name__
     shape = getattr(value, "shape", None)
@@ -103,6 +104,7 @@ def message(caller: str, what: str, expected: str, fix: str, **received: Any) ->
 
     Returns:
         The message.
+
     """
     text = f"`{caller}` {what}. {expected}. {fix}."
     if received:
@@ -131,5 +133,6 @@ def raw(text: str) -> Any:
 
     Returns:
         A marker object for :func:`message`.
+
     """
     return _Raw(text)

@@ -19,8 +19,8 @@ sequence   20       lists/tuples of arrays (multi-input models)
 from fitpipe.adapters.arrays import ARRAY_FAMILY_SUPPORTS
 from fitpipe.adapters.base import (
     ADAPT_ARGUMENTS,
-    AdaptRequest,
     Adapter,
+    AdaptRequest,
     ArraySource,
     BatchSource,
     Source,
@@ -58,7 +58,7 @@ __all__ = [
 
 
 def _register_builtins() -> None:
-    builtins = [
+    builtins: list[tuple[Adapter, int]] = [
         (TFDatasetAdapter(), 100),
         (PyDatasetAdapter(), 100),
         (TensorAdapter(), 90),

@@ -45,8 +45,7 @@ def is_tf_value(value: Any) -> bool:
 
 def _from_module(value: Any, root: str) -> bool:
     return any(
-        (getattr(k, "__module__", "") or "").split(".", 1)[0] == root
-        for k in type(value).__mro__
+        (getattr(k, "__module__", "") or "").split(".", 1)[0] == root for k in type(value).__mro__
     )
 
 
@@ -179,6 +178,7 @@ def convert_structure(value: Any, caller: str, path: str) -> Any:
     Raises:
         FitpipeValueError: For namedtuples, scalars and ragged nested lists.
         FitpipeTypeError: For leaves that are not array-like or have an unusable dtype.
+
     """
     if value is None:
         return None
@@ -239,8 +239,11 @@ def check_rows(source_parts: dict[str, Any], caller: str) -> int:
 
     Raises:
         DataMismatchError: When the counts differ or are zero, naming every size.
+
     """
-    sizes = {name: [num_rows(leaf) for leaf in _leaves(part)] for name, part in source_parts.items()}
+    sizes = {
+        name: [num_rows(leaf) for leaf in _leaves(part)] for name, part in source_parts.items()
+    }
     distinct = {n for counts in sizes.values() for n in counts}
     listing = "; ".join(
         f"{name} sizes: {', '.join(map(str, counts))}" for name, counts in sizes.items() if counts
@@ -290,6 +293,7 @@ def check_sample_weight(sample_weight: Any, y: Any, caller: str) -> None:
     Raises:
         FitpipeValueError: For weights without targets or of an unusable rank.
         FitpipeTypeError: For non-numeric weights.
+
     """
     if sample_weight is None:
         return
@@ -304,7 +308,7 @@ def check_sample_weight(sample_weight: Any, y: Any, caller: str) -> None:
             )
         )
     for leaf in _leaves(sample_weight):
-        dtype = tf.as_dtype(leaf.dtype) if is_tf_value(leaf) else tf.as_dtype(leaf.dtype)
+        dtype = tf.as_dtype(leaf.dtype)
         if not (dtype.is_floating or dtype.is_integer or dtype.is_bool):
             raise FitpipeTypeError(
                 message(
@@ -351,6 +355,7 @@ class ArrayFamilyAdapter:
 
         Returns:
             The array source.
+
         """
         parts = {
             name: convert_structure(getattr(request, name), request.caller, name)

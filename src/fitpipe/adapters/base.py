@@ -79,6 +79,7 @@ class AdaptRequest:
         steps: Batches per epoch requested by the caller, if any.
         caller: The public method being run, for error messages.
         validation_split: Fraction of rows the trainer will set apart (0 for none).
+
     """
 
     x: Any
@@ -117,6 +118,7 @@ class ArraySource:
         y: Targets, or None.
         sample_weight: Weights, or None.
         num_samples: The shared first dimension.
+
     """
 
     x: Any
@@ -139,6 +141,7 @@ class BatchSource:
         finite: False when the input is known to never end.
         take_error: Returns (and forgets) the exception user code raised while producing
             batches, so the caller can re-raise the original instead of TensorFlow's copy.
+
     """
 
     make_dataset: Callable[[], tf.data.Dataset]
@@ -161,6 +164,7 @@ class Adapter(Protocol):
         accepts: What the adapter takes, in words, for the "no adapter" error.
         supports: The optional arguments of ``adapt``/``fit`` the adapter honours,
             among :data:`ADAPT_ARGUMENTS`.
+
     """
 
     name: str
@@ -186,6 +190,7 @@ def check_supported(adapter: Adapter, request: AdaptRequest, names: tuple[str, .
 
     Raises:
         UnsupportedArgumentError: For the first unsupported argument given.
+
     """
     for name in names:
         if name in adapter.supports:

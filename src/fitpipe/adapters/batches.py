@@ -69,6 +69,7 @@ def normalize_batch(element: Any, caller: str, source: str) -> tuple[Any, ...]:
 
     Returns:
         ``(x,)``, ``(x, y)`` or ``(x, y, sample_weight)``.
+
     """
     reject_namedtuple(element, caller, source)
     x, y, sample_weight = split_roles(element)
@@ -106,8 +107,9 @@ def _leaf_spec(leaves: list[Any]) -> tf.TypeSpec:
                 shapes=shapes,
             )
         )
-    dims = [None] + [d if all(s[i] == d for s in shapes) else None for i, d in
-                     enumerate(shapes[0]) if i > 0]
+    dims = [None] + [
+        d if all(s[i] == d for s in shapes) else None for i, d in enumerate(shapes[0]) if i > 0
+    ]
     dtype = tf.as_dtype(first.dtype) if is_tf_value(first) else _np_dtype(first)
     return tf.TensorSpec(dims, dtype)
 
@@ -142,6 +144,7 @@ def signature_of(batches: list[tuple[Any, ...]], caller: str, source: str) -> An
 
     Returns:
         A structure of ``tf.TypeSpec`` matching the batches.
+
     """
     first = batches[0]
     for other in batches[1:]:
@@ -172,14 +175,14 @@ def check_batch(batch: Any, signature: Any, index: int, caller: str, source: str
         index: The batch's position in the epoch, for the message.
         caller: The public method being run.
         source: What yielded it.
+
     """
     try:
         tf.nest.assert_same_structure(signature, batch)
         mismatched = [
             (spec, leaf)
             for spec, leaf in zip(tf.nest.flatten(signature), tf.nest.flatten(batch), strict=True)
-            if isinstance(spec, tf.TensorSpec)
-            and not spec.shape.is_compatible_with(np.shape(leaf))
+            if isinstance(spec, tf.TensorSpec) and not spec.shape.is_compatible_with(np.shape(leaf))
         ]
     except (ValueError, TypeError):
         mismatched = [(signature, batch)]
@@ -219,6 +222,7 @@ def python_batch_dataset(
 
     Returns:
         The dataset.
+
     """
     pending = list(peeked)
 

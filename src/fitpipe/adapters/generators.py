@@ -40,6 +40,7 @@ class GeneratorAdapter:
 
         Returns:
             The batch source.
+
         """
         iterator = iter(request.x)
         peeked = []

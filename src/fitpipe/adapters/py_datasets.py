@@ -1,5 +1,4 @@
-"""``keras.utils.PyDataset`` inputs, with their ``workers``, ``use_multiprocessing`` and
-``max_queue_size`` honoured.
+"""``keras.utils.PyDataset`` inputs, honouring its workers, processes and queue size.
 
 The length is asked again at the start of every epoch, so a ``PyDataset`` whose
 ``on_epoch_end`` changes its batch size runs exactly ``len()`` batches of that epoch.
@@ -38,6 +37,7 @@ class _Workers:
 
     Args:
         dataset: The ``PyDataset``.
+
     """
 
     def __init__(self, dataset: Any) -> None:
@@ -131,6 +131,7 @@ class PyDatasetAdapter:
 
         Returns:
             The batch source.
+
         """
         dataset = request.x
         count = _count(dataset)

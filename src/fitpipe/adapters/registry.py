@@ -17,7 +17,7 @@ import warnings
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any, TypeVar, overload
 
-from fitpipe.adapters.base import ADAPT_ARGUMENTS, AdaptRequest, Adapter, Source
+from fitpipe.adapters.base import ADAPT_ARGUMENTS, Adapter, AdaptRequest, Source
 from fitpipe.errors import (
     FitpipeTypeError,
     FitpipeValueError,
@@ -53,6 +53,7 @@ class LazyAdapter:
         accepts: What the adapter takes, in words.
         supports: The optional arguments it honours.
         install_hint: What to install when importing the target fails.
+
     """
 
     def __init__(
@@ -87,6 +88,7 @@ class LazyAdapter:
 
         Raises:
             UnsupportedInputError: When its module cannot be imported.
+
         """
         if self._loaded is None:
             module_name, _, attr = self.target.partition(":")
@@ -118,6 +120,7 @@ class AdapterRegistry(Mapping[str, Adapter]):
 
     Args:
         entry_point_group: The entry-point group scanned for third-party adapters.
+
     """
 
     def __init__(self, entry_point_group: str = ENTRY_POINT_GROUP) -> None:
@@ -171,6 +174,7 @@ class AdapterRegistry(Mapping[str, Adapter]):
             FitpipeValueError: On a duplicate name without ``replace=True``, or any attempt to
                 replace a built-in adapter.
             FitpipeTypeError: When ``adapter`` does not provide the adapter protocol.
+
         """
         instance = adapter() if isinstance(adapter, type) else adapter
         _check_protocol(instance)
@@ -230,6 +234,7 @@ class AdapterRegistry(Mapping[str, Adapter]):
 
         Raises:
             UnsupportedInputError: When no adapter takes ``x``; the message lists them all.
+
         """
         found = self._first_match(x)
         if found is None and not self._entry_points_loaded:
@@ -314,9 +319,7 @@ def register_adapter(
 ) -> Callable[[T], T]: ...
 
 
-def register_adapter(
-    adapter: Any = None, *, priority: int = 0, replace: bool = False
-) -> Any:
+def register_adapter(adapter: Any = None, *, priority: int = 0, replace: bool = False) -> Any:
     """Registers an adapter in :data:`registry`; use it as a call or as a class decorator.
 
     Examples::
@@ -333,6 +336,7 @@ def register_adapter(
 
     Returns:
         What was given (so the decorated class stays a class), or a decorator.
+
     """
     if adapter is None:
 

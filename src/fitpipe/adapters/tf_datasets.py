@@ -31,6 +31,7 @@ def unpack_dataset(dataset: tf.data.Dataset, caller: str) -> tf.data.Dataset:
 
     Returns:
         The unpacked dataset (the same object when nothing needs to change).
+
     """
     spec = dataset.element_spec
     reject_namedtuple(spec, caller, "tf.data.Dataset")
@@ -72,9 +73,8 @@ class TFDatasetAdapter:
 
         Returns:
             The batch source.
+
         """
         dataset = unpack_dataset(request.x, request.caller)
         count, finite = count_dataset(dataset)
-        return BatchSource(
-            make_dataset=lambda: dataset, count_batches=lambda: count, finite=finite
-        )
+        return BatchSource(make_dataset=lambda: dataset, count_batches=lambda: count, finite=finite)

@@ -35,6 +35,7 @@ def resolve_batch_size(batch_size: int | None, steps: int | None, num_samples: i
         batch_size: The requested batch size, or None.
         steps: The requested batches per epoch, or None.
         num_samples: The rows.
+
     """
     if batch_size:
         return int(batch_size)
@@ -52,6 +53,7 @@ def index_batches(num_samples: int, batch_size: int, shuffle: bool, seed: int) -
         shuffle: Reshuffle the rows on every iteration of the dataset.
         seed: Seed of the shuffle (drawn from NumPy's global generator by the caller, so
             ``keras.utils.set_random_seed`` makes runs reproducible).
+
     """
     if shuffle:
         rows = tf.data.Dataset.range(num_samples).shuffle(
@@ -125,7 +127,9 @@ def _make_gather(parts: tuple[Any, ...]) -> Any:
     return gather
 
 
-def array_dataset(source: ArraySource, batch_size: int, shuffle: bool, seed: int) -> tf.data.Dataset:
+def array_dataset(
+    source: ArraySource, batch_size: int, shuffle: bool, seed: int
+) -> tf.data.Dataset:
     """Builds the dataset of Keras batches ``(x,)``, ``(x, y)`` or ``(x, y, sw)`` of one epoch.
 
     Args:
@@ -136,6 +140,7 @@ def array_dataset(source: ArraySource, batch_size: int, shuffle: bool, seed: int
 
     Returns:
         The dataset; iterate it once per epoch.
+
     """
     parts = pack_roles(source.x, source.y, source.sample_weight)
     gather = _make_gather(parts)

@@ -35,6 +35,7 @@ def check_class_weight(
         FitpipeTypeError: When it is not a dict of integer keys and numeric values.
         FitpipeValueError: For negative keys, keys outside the output width, or negative or
             non-finite weights.
+
     """
     if not isinstance(class_weight, Mapping):
         raise FitpipeTypeError(
@@ -58,7 +59,7 @@ def check_class_weight(
                     class_weight=class_weight,
                 )
             )
-        if not isinstance(weight, numbers.Real) or not np.isfinite(weight) or weight < 0:
+        if not isinstance(weight, numbers.Real) or not np.isfinite(float(weight)) or weight < 0:
             raise FitpipeValueError(
                 message(
                     caller,
@@ -68,7 +69,8 @@ def check_class_weight(
                     class_weight=class_weight,
                 )
             )
-        if key < 0 or (num_classes is not None and key >= num_classes):
+        index = int(key)
+        if index < 0 or (num_classes is not None and index >= num_classes):
             width = f"between 0 and {num_classes - 1}" if num_classes else "non-negative"
             raise FitpipeValueError(
                 message(
@@ -79,7 +81,7 @@ def check_class_weight(
                     class_weight=class_weight,
                 )
             )
-        table[int(key)] = float(weight)
+        table[index] = float(weight)
     return table
 
 
@@ -110,6 +112,7 @@ def apply_class_weight(batch: tuple[Any, ...], table: tf.Tensor) -> tuple[Any, .
 
     Returns:
         ``(x, y, sample_weight)``.
+
     """
     x, y = batch[0], batch[1]
     ids = _class_ids(y)

@@ -12,8 +12,8 @@ import numpy as np
 import tensorflow as tf
 
 from fitpipe.adapters import (
-    AdaptRequest,
     Adapter,
+    AdaptRequest,
     ArraySource,
     BatchSource,
     Source,
@@ -138,6 +138,7 @@ def adapt_source(request: AdaptRequest, *, warn_ignored: bool = True) -> tuple[A
 
     Returns:
         The adapter and its source.
+
     """
     _check_positive_int(request.batch_size, "batch_size", request.caller)
     _check_positive_int(request.steps, "steps", request.caller)
@@ -223,6 +224,7 @@ def pipeline_from_source(
 
     Returns:
         The pipeline.
+
     """
     class_weight = None
     if request.class_weight is not None:
@@ -260,6 +262,7 @@ def build_pipeline(request: AdaptRequest, *, warn_ignored: bool = True) -> Pipel
 
     Returns:
         The pipeline.
+
     """
     adapter, source = adapt_source(request, warn_ignored=warn_ignored)
     return pipeline_from_source(adapter.name, source, request)
@@ -298,6 +301,7 @@ def adapt(
         UnsupportedInputError: When no adapter takes ``x`` (the message lists them).
         UnsupportedArgumentError: For arguments the chosen adapter does not support.
         FitpipeValueError: For invalid values and mismatched data.
+
     """
     if not isinstance(shuffle, bool):
         raise FitpipeTypeError(

@@ -26,6 +26,7 @@ def check_validation_split(validation_split: Any, caller: str = "fit") -> float:
 
     Raises:
         FitpipeValueError: Outside [0, 1) or not a number.
+
     """
     valid = (
         isinstance(validation_split, numbers.Real)
@@ -74,9 +75,10 @@ def split_source(
 
     Raises:
         DataMismatchError: When either part would be empty.
+
     """
     total = source.num_samples
-    split_at = int(math.floor(total * (1.0 - validation_split)))
+    split_at = math.floor(total * (1.0 - validation_split))
     if split_at in (0, total):
         raise DataMismatchError(
             message(
@@ -93,6 +95,6 @@ def split_source(
             tf.nest.map_structure(lambda leaf: _slice(leaf, start, stop), value)
             for value in (source.x, source.y, source.sample_weight)
         ]
-        return ArraySource(*sliced, num_samples=stop - start)
+        return ArraySource(sliced[0], sliced[1], sliced[2], stop - start)
 
     return part(0, split_at), part(split_at, total)

@@ -33,6 +33,7 @@ def is_namedtuple(value: Any) -> bool:
 
     Returns:
         True for namedtuple instances.
+
     """
     return isinstance(value, tuple) and hasattr(type(value), "_fields")
 
@@ -46,6 +47,7 @@ def find_namedtuple(value: Any, path: str = "") -> str | None:
 
     Returns:
         The path of the first namedtuple found (``""`` for ``value`` itself), or None.
+
     """
     if is_namedtuple(value):
         return path or "the element itself"
@@ -72,6 +74,7 @@ def reject_namedtuple(element: Any, caller: str, source: str) -> None:
 
     Raises:
         FitpipeValueError: When ``element`` holds a namedtuple.
+
     """
     where = find_namedtuple(element)
     if where is None:
@@ -102,6 +105,7 @@ def split_roles(element: Any) -> tuple[Any, Any, Any]:
 
     Returns:
         ``(x, y, sample_weight)``; missing parts are None.
+
     """
     if isinstance(element, tuple) and not is_namedtuple(element) and 1 <= len(element) <= 3:
         padded = (*element, None, None)
@@ -119,6 +123,7 @@ def pack_roles(x: Any, y: Any = None, sample_weight: Any = None) -> tuple[Any, .
 
     Returns:
         The shortest tuple that holds every given part.
+
     """
     if sample_weight is not None:
         return (x, y, sample_weight)

@@ -27,8 +27,9 @@ def _is_int(value: Any) -> bool:
 
 def _bad(caller: str, name: str, expected: str, example: str, value: Any) -> FitpipeValueError:
     return FitpipeValueError(
-        message(caller, f"got an invalid `{name}`", expected, f"Pass e.g. `{example}`",
-                **{name: value})
+        message(
+            caller, f"got an invalid `{name}`", expected, f"Pass e.g. `{example}`", **{name: value}
+        )
     )
 
 
@@ -39,18 +40,27 @@ def check_steps(value: Any, name: str, caller: str, allow_forever: bool = False)
     if _is_int(value) and (value > 0 or (allow_forever and value == -1)):
         return int(value)
     forever = " or -1 (run until stopped, for inputs that never end)" if allow_forever else ""
-    raise _bad(caller, name, f"`{name}` is None, a positive integer{forever}", f"{name}=100",
-               value)
+    raise _bad(caller, name, f"`{name}` is None, a positive integer{forever}", f"{name}=100", value)
 
 
 def check_epochs(epochs: Any, initial_epoch: Any) -> tuple[int, int]:
     """Checks ``epochs`` (the final epoch) and ``initial_epoch``."""
     if not _is_int(epochs) or epochs < 0:
-        raise _bad("fit", "epochs", "`epochs` is a non-negative integer: the index of the "
-                   "final epoch", "epochs=10", epochs)
+        raise _bad(
+            "fit",
+            "epochs",
+            "`epochs` is a non-negative integer: the index of the final epoch",
+            "epochs=10",
+            epochs,
+        )
     if not _is_int(initial_epoch) or initial_epoch < 0:
-        raise _bad("fit", "initial_epoch", "`initial_epoch` is a non-negative integer",
-                   "initial_epoch=0", initial_epoch)
+        raise _bad(
+            "fit",
+            "initial_epoch",
+            "`initial_epoch` is a non-negative integer",
+            "initial_epoch=0",
+            initial_epoch,
+        )
     if epochs < initial_epoch:
         raise FitpipeValueError(
             message(
@@ -70,9 +80,14 @@ def check_epochs(epochs: Any, initial_epoch: Any) -> tuple[int, int]:
 def check_verbose(verbose: Any, caller: str) -> int | str:
     """Checks ``verbose``: ``"auto"``, 0, 1 or 2."""
     if verbose == "auto" or (_is_int(verbose) and verbose in (0, 1, 2)):
-        return verbose  # type: ignore[no-any-return]
-    raise _bad(caller, "verbose", '`verbose` is "auto", 0 (silent), 1 (progress bar) or 2 '
-               "(one line per epoch)", "verbose=2", verbose)
+        return verbose
+    raise _bad(
+        caller,
+        "verbose",
+        '`verbose` is "auto", 0 (silent), 1 (progress bar) or 2 (one line per epoch)',
+        "verbose=2",
+        verbose,
+    )
 
 
 def check_validation_freq(freq: Any) -> int | Container[int]:
@@ -83,9 +98,14 @@ def check_validation_freq(freq: Any) -> int | Container[int]:
         epochs = list(freq)
         if epochs and all(_is_int(e) and e > 0 for e in epochs):
             return frozenset(int(e) for e in epochs)
-    raise _bad("fit", "validation_freq", "`validation_freq` is a positive integer (validate "
-               "every N epochs) or a list of 1-based epoch numbers", "validation_freq=[1, 5]",
-               freq)
+    raise _bad(
+        "fit",
+        "validation_freq",
+        "`validation_freq` is a positive integer (validate "
+        "every N epochs) or a list of 1-based epoch numbers",
+        "validation_freq=[1, 5]",
+        freq,
+    )
 
 
 def should_validate(epoch: int, freq: int | Container[int]) -> bool:
@@ -98,9 +118,14 @@ def should_validate(epoch: int, freq: int | Container[int]) -> bool:
 def check_steps_per_execution(value: Any) -> int | str:
     """Checks ``steps_per_execution``: a positive int or ``"auto"``."""
     if value == "auto" or (_is_int(value) and value > 0):
-        return value  # type: ignore[no-any-return]
-    raise _bad("compile", "steps_per_execution", '`steps_per_execution` is a positive '
-               'integer or "auto" (tuned while training)', "steps_per_execution=32", value)
+        return value
+    raise _bad(
+        "compile",
+        "steps_per_execution",
+        '`steps_per_execution` is a positive integer or "auto" (tuned while training)',
+        "steps_per_execution=32",
+        value,
+    )
 
 
 def check_callbacks(callbacks: Any, caller: str) -> list[Any] | keras.callbacks.CallbackList:

@@ -36,6 +36,7 @@ class ExecutionSize:
 
     Args:
         value: A positive int, or ``"auto"``.
+
     """
 
     GAIN = 0.1
@@ -77,6 +78,7 @@ class EpochRunner:
         steps_per_epoch: Steps per epoch; None for one full pass; -1 for "until the data
             ends" on inputs that never end.
         execution: Steps per compiled call.
+
     """
 
     def __init__(
@@ -133,6 +135,7 @@ class EpochRunner:
 
         Returns:
             ``(steps_run, last_outputs)``.
+
         """
         known = self.pipeline.num_batches
         limit = self.steps_per_epoch or (None if self.forever else known)

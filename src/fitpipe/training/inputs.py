@@ -39,8 +39,9 @@ def _compatible(expected: tuple[int | None, ...], found: tuple[int | None, ...])
         found = found[:-1]
     if len(expected) != len(found):
         return False
-    return all(e is None or f is None or e == f for e, f in zip(expected[1:], found[1:],
-                                                                   strict=True))
+    return all(
+        e is None or f is None or e == f for e, f in zip(expected[1:], found[1:], strict=True)
+    )
 
 
 def _mismatch(caller: str, what: str, expected: str, fix: str, found: str) -> DataMismatchError:
@@ -54,8 +55,7 @@ def _check_names(inputs: list[Any], x: Mapping[str, Any], caller: str) -> None:
     if missing or unknown:
         raise _mismatch(
             caller,
-            f"got input names that do not match the model (missing {missing}, unknown "
-            f"{unknown})",
+            f"got input names that do not match the model (missing {missing}, unknown {unknown})",
             f"The model's inputs are named {names}",
             "Key the dict by the model's input names",
             f"dict with keys {sorted(map(str, x))}",
@@ -72,6 +72,7 @@ def check_model_inputs(model: keras.Model, element_spec: Any, caller: str) -> No
         model: The model.
         element_spec: The pipeline's element spec ``(x, ...)``.
         caller: The public method being run.
+
     """
     inputs = _model_inputs(model)
     if not inputs:
@@ -96,8 +97,7 @@ def check_model_inputs(model: keras.Model, element_spec: Any, caller: str) -> No
         if found is not None and not _compatible(expected, found):
             raise _mismatch(
                 caller,
-                f"got data for input {tensor.name!r} of shape {found} that does not fit the "
-                "model",
+                f"got data for input {tensor.name!r} of shape {found} that does not fit the model",
                 f"Input {tensor.name!r} expects shape {expected} (None: any size)",
                 "Reshape the data or rebuild the model's `keras.Input` to match",
                 f"data of shape {found}",

@@ -35,6 +35,7 @@ def epoch_logs(model: keras.Model, step_logs: Any) -> dict[str, Any]:
 
     Returns:
         Python values by name.
+
     """
     metrics = model.get_metrics_result()
     if isinstance(step_logs, Mapping) and set(step_logs) == set(metrics):

@@ -20,31 +20,31 @@ class FitpipeMethods:
 
     def compile(self, *args: Any, **kwargs: Any) -> None:
         """As ``keras.Model.compile``; ``steps_per_execution`` may be ``"auto"``."""
-        Trainer(self).compile(*args, **kwargs)  # type: ignore[arg-type]
+        Trainer(self).compile(*args, **kwargs)
 
     def fit(self, *args: Any, **kwargs: Any) -> keras.callbacks.History:
         """As ``keras.Model.fit``, on fitpipe's pipelines."""
-        return Trainer(self).fit(*args, **kwargs)  # type: ignore[arg-type]
+        return Trainer(self).fit(*args, **kwargs)
 
     def evaluate(self, *args: Any, **kwargs: Any) -> Any:
         """As ``keras.Model.evaluate``."""
-        return Trainer(self).evaluate(*args, **kwargs)  # type: ignore[arg-type]
+        return Trainer(self).evaluate(*args, **kwargs)
 
     def predict(self, *args: Any, **kwargs: Any) -> Any:
         """As ``keras.Model.predict``."""
-        return Trainer(self).predict(*args, **kwargs)  # type: ignore[arg-type]
+        return Trainer(self).predict(*args, **kwargs)
 
     def train_on_batch(self, *args: Any, **kwargs: Any) -> Any:
         """As ``keras.Model.train_on_batch``."""
-        return Trainer(self).train_on_batch(*args, **kwargs)  # type: ignore[arg-type]
+        return Trainer(self).train_on_batch(*args, **kwargs)
 
     def test_on_batch(self, *args: Any, **kwargs: Any) -> Any:
         """As ``keras.Model.test_on_batch``."""
-        return Trainer(self).test_on_batch(*args, **kwargs)  # type: ignore[arg-type]
+        return Trainer(self).test_on_batch(*args, **kwargs)
 
     def predict_on_batch(self, x: Any) -> Any:
         """As ``keras.Model.predict_on_batch``."""
-        return Trainer(self).predict_on_batch(x)  # type: ignore[arg-type]
+        return Trainer(self).predict_on_batch(x)
 
     def compile_from_config(self, config: Any) -> None:
         """Re-compiles a loaded model (Keras skips models whose ``compile`` is overridden)."""
@@ -55,7 +55,7 @@ class FitpipeMethods:
     def get_compile_config(self) -> Any:
         """The compile arguments, with fitpipe's ``steps_per_execution`` (e.g. ``"auto"``)."""
         config = super().get_compile_config()  # type: ignore[misc]
-        spe = Trainer(self).steps_per_execution  # type: ignore[arg-type]
+        spe = Trainer(self).steps_per_execution
         if isinstance(config, dict) and spe is not None:
             config["steps_per_execution"] = spe
         return config
@@ -92,7 +92,7 @@ def _functional_class() -> type:
 class Model(FitpipeMethods, keras.Model):
     """A ``keras.Model`` (functional or subclassed) trained by fitpipe."""
 
-    def __new__(cls, *args: Any, **kwargs: Any) -> Any:
+    def __new__(cls, *args: Any, **kwargs: Any) -> Any:  # noqa: D102
         if cls is Model and _is_functional_call(args, kwargs):
             return keras.Model.__new__(_functional_class(), *args, **kwargs)
         return keras.Model.__new__(cls, *args, **kwargs)

@@ -35,6 +35,7 @@ class StepFunction:
         jit_compile: Compile the step with XLA.
         run_eagerly: Run everything eagerly (debugging); no tracing at all.
         collect: True for predict: return every step's outputs concatenated, not the last.
+
     """
 
     def __init__(
@@ -100,11 +101,9 @@ class StepFunction:
                 if not batch.has_value():
                     break
                 out = one_step(batch.get_value())
-                written = tf.nest.map_structure(lambda ta, o: ta.write(count, o), written, out)
+                written = tf.nest.map_structure(lambda ta, o, i=count: ta.write(i, o), written, out)
                 count += 1
-            empty = tf.nest.map_structure(
-                lambda s: tf.zeros([0, *s.shape[1:]], s.dtype), out_specs
-            )
+            empty = tf.nest.map_structure(lambda s: tf.zeros([0, *s.shape[1:]], s.dtype), out_specs)
             result = tf.cond(
                 count > 0,
                 lambda: tf.nest.map_structure(lambda ta: ta.concat(), written),
@@ -125,6 +124,7 @@ class StepFunction:
             ``(steps_run, outputs)``: the last step's outputs (train/test), or all steps'
             outputs concatenated along the batch axis (predict). ``steps_run`` is 0 when the
             iterator was exhausted (outputs are then meaningless).
+
         """
         if self.run_eagerly:
             return self._eager(iterator, n)

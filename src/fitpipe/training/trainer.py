@@ -73,6 +73,7 @@ class Trainer:
 
     Args:
         model: Any ``keras.Model`` (Sequential, functional or subclassed).
+
     """
 
     def __init__(self, model: keras.Model) -> None:
@@ -162,10 +163,14 @@ class Trainer:
             self._state.key = key
         function = self._state.functions.get(mode)
         if function is None:
-            step = {"train": model.train_step, "test": model.test_step,
-                    "predict": model.predict_step}[mode]
-            function = StepFunction(step, bool(model.jit_compile), bool(model.run_eagerly),
-                                    collect=mode == "predict")
+            step = {
+                "train": model.train_step,
+                "test": model.test_step,
+                "predict": model.predict_step,
+            }[mode]
+            function = StepFunction(
+                step, bool(model.jit_compile), bool(model.run_eagerly), collect=mode == "predict"
+            )
             self._state.functions[mode] = function
         return function
 
@@ -211,6 +216,7 @@ class Trainer:
 
         Returns:
             The ``keras.callbacks.History`` of the run.
+
         """
         self._require_compiled("fit")
         epochs, initial_epoch = arguments.check_epochs(epochs, initial_epoch)
@@ -222,29 +228,44 @@ class Trainer:
         _check_bool(shuffle, "shuffle", "fit")
         split = check_validation_split(validation_split, "fit") if validation_data is None else 0
         request = AdaptRequest(
-            x=x, y=y, sample_weight=sample_weight, batch_size=batch_size, shuffle=shuffle,
-            class_weight=class_weight, steps=steps_per_epoch if steps_per_epoch != -1 else None,
-            caller="fit", validation_split=split,
+            x=x,
+            y=y,
+            sample_weight=sample_weight,
+            batch_size=batch_size,
+            shuffle=shuffle,
+            class_weight=class_weight,
+            steps=steps_per_epoch if steps_per_epoch != -1 else None,
+            caller="fit",
+            validation_split=split,
         )
         train, val = self._fit_pipelines(
             request, validation_data, validation_batch_size or batch_size, validation_steps
         )
         with _closing(train), _closing(val):
             return self._fit_loop(
-                train, val, epochs, initial_epoch, verbose, callbacks, steps_per_epoch,
-                validation_steps, freq,
+                train,
+                val,
+                epochs,
+                initial_epoch,
+                verbose,
+                callbacks,
+                steps_per_epoch,
+                validation_steps,
+                freq,
             )
 
     def _fit_pipelines(
-        self, request: AdaptRequest, validation_data: Any, val_batch: int | None,
+        self,
+        request: AdaptRequest,
+        validation_data: Any,
+        val_batch: int | None,
         val_steps: int | None,
     ) -> tuple[Pipeline, Pipeline | None]:
         adapter, source = adapt_source(request, warn_ignored=False)
         val = None
         if request.validation_split and isinstance(source, ArraySource):
             source, val_source = split_source(source, request.validation_split, "fit")
-            val_request = AdaptRequest(x=None, batch_size=val_batch, steps=val_steps,
-                                       caller="fit")
+            val_request = AdaptRequest(x=None, batch_size=val_batch, steps=val_steps, caller="fit")
             val = pipeline_from_source(adapter.name, val_source, val_request)
         train = pipeline_from_source(adapter.name, source, request)
         if validation_data is not None:
@@ -252,8 +273,9 @@ class Trainer:
         _require_finite(train, request.steps, "fit", "steps_per_epoch")
         return train, val
 
-    def _validation_pipeline(self, data: Any, batch_size: int | None, steps: int | None
-                             ) -> Pipeline:
+    def _validation_pipeline(
+        self, data: Any, batch_size: int | None, steps: int | None
+    ) -> Pipeline:
         if is_namedtuple(data) or (isinstance(data, tuple) and len(data) not in (2, 3)):
             raise FitpipeValueError(
                 message(
@@ -269,16 +291,29 @@ class Trainer:
         adapter = registry.find(parts[0], "fit")
         if "batch_size" not in adapter.supports:
             batch_size = None
-        request = AdaptRequest(x=parts[0], y=parts[1], sample_weight=parts[2],
-                               batch_size=batch_size, steps=steps, caller="fit")
+        request = AdaptRequest(
+            x=parts[0],
+            y=parts[1],
+            sample_weight=parts[2],
+            batch_size=batch_size,
+            steps=steps,
+            caller="fit",
+        )
         pipeline = build_pipeline(request, warn_ignored=False)
         _require_finite(pipeline, steps, "fit", "validation_steps")
         return pipeline
 
     def _fit_loop(
-        self, train: Pipeline, val: Pipeline | None, epochs: int, initial_epoch: int,
-        verbose: Any, callbacks: Any, steps_per_epoch: int | None,
-        validation_steps: int | None, freq: int | Container[int],
+        self,
+        train: Pipeline,
+        val: Pipeline | None,
+        epochs: int,
+        initial_epoch: int,
+        verbose: Any,
+        callbacks: Any,
+        steps_per_epoch: int | None,
+        validation_steps: int | None,
+        freq: int | Container[int],
     ) -> keras.callbacks.History:
         model = self.model
         check_model_inputs(model, train.element_spec, "fit")
@@ -294,8 +329,12 @@ class Trainer:
             model.reset_metrics()
             _set_steps(cbs, runner.num_batches)
             cbs.on_epoch_begin(epoch)
-            _, last = runner.run(function, cbs.on_train_batch_begin, cbs.on_train_batch_end,
-                                 lambda: bool(model.stop_training))
+            _, last = runner.run(
+                function,
+                cbs.on_train_batch_begin,
+                cbs.on_train_batch_end,
+                lambda: bool(model.stop_training),
+            )
             logs = epoch_logs(model, last)
             train.on_epoch_end()
             if val_runner is not None and arguments.should_validate(epoch, freq):
@@ -310,15 +349,20 @@ class Trainer:
         return _history(cbs, model)
 
     # ----------------------------------------------------------------------------- evaluate
-    def _evaluate_loop(self, runner: EpochRunner, cbs: keras.callbacks.CallbackList
-                       ) -> dict[str, Any]:
+    def _evaluate_loop(
+        self, runner: EpochRunner, cbs: keras.callbacks.CallbackList
+    ) -> dict[str, Any]:
         model = self.model
         model.reset_metrics()
         model.stop_evaluating = False
         cbs.on_test_begin()
         runner.restart()
-        _, last = runner.run(self._function("test"), cbs.on_test_batch_begin,
-                             cbs.on_test_batch_end, lambda: bool(model.stop_evaluating))
+        _, last = runner.run(
+            self._function("test"),
+            cbs.on_test_batch_begin,
+            cbs.on_test_batch_end,
+            lambda: bool(model.stop_evaluating),
+        )
         runner.pipeline.on_epoch_end()
         logs = epoch_logs(model, last)
         cbs.on_test_end(logs)
@@ -340,15 +384,22 @@ class Trainer:
 
         Returns:
             A scalar (single output, no metrics), a list, or a dict with ``return_dict=True``.
+
         """
         _no_extra_arguments(kwargs, "evaluate")
         self._require_compiled("evaluate")
         verbose = arguments.check_verbose(verbose, "evaluate")
         steps = arguments.check_steps(steps, "steps", "evaluate")
         callbacks = arguments.check_callbacks(callbacks, "evaluate")
-        request = AdaptRequest(x=x, y=y, sample_weight=sample_weight, batch_size=batch_size,
-                               steps=steps, caller="evaluate")
-        with _closing(build_pipeline(request, warn_ignored=False)) as pipeline:
+        request = AdaptRequest(
+            x=x,
+            y=y,
+            sample_weight=sample_weight,
+            batch_size=batch_size,
+            steps=steps,
+            caller="evaluate",
+        )
+        with build_pipeline(request, warn_ignored=False) as pipeline:
             _require_finite(pipeline, steps, "evaluate", "steps")
             check_model_inputs(self.model, pipeline.element_spec, "evaluate")
             runner = EpochRunner(pipeline, steps, self._execution())
@@ -369,18 +420,20 @@ class Trainer:
 
         Returns:
             NumPy arrays in the structure of the model's outputs, every row included.
+
         """
         verbose = arguments.check_verbose(verbose, "predict")
         steps = arguments.check_steps(steps, "steps", "predict")
         callbacks = arguments.check_callbacks(callbacks, "predict")
         request = AdaptRequest(x=x, batch_size=batch_size, steps=steps, caller="predict")
-        with _closing(build_pipeline(request, warn_ignored=False)) as pipeline:
+        with build_pipeline(request, warn_ignored=False) as pipeline:
             _require_finite(pipeline, steps, "predict", "steps")
             check_model_inputs(self.model, pipeline.element_spec, "predict")
             return self._predict_loop(pipeline, steps, verbose, callbacks)
 
-    def _predict_loop(self, pipeline: Pipeline, steps: int | None, verbose: Any,
-                      callbacks: Any) -> Any:
+    def _predict_loop(
+        self, pipeline: Pipeline, steps: int | None, verbose: Any, callbacks: Any
+    ) -> Any:
         model = self.model
         runner = EpochRunner(pipeline, steps, self._execution())
         cbs = self._callbacks(callbacks, verbose, 1, runner.num_batches, history=False)
@@ -392,26 +445,45 @@ class Trainer:
 
         model.stop_predicting = False
         cbs.on_predict_begin()
-        runner.run(self._function("predict"), cbs.on_predict_batch_begin, after,
-                   lambda: bool(model.stop_predicting))
+        runner.run(
+            self._function("predict"),
+            cbs.on_predict_batch_begin,
+            after,
+            lambda: bool(model.stop_predicting),
+        )
         cbs.on_predict_end()
         if not chunks:
             raise FitpipeValueError(
-                message("predict", "got no batches from the input", "`predict` needs at "
-                        "least one batch", "Check that the input is not empty or consumed",
-                        x=pipeline.adapter)
+                message(
+                    "predict",
+                    "got no batches from the input",
+                    "`predict` needs at least one batch",
+                    "Check that the input is not empty or consumed",
+                    x=pipeline.adapter,
+                )
             )
         return tf.nest.map_structure(lambda *parts: np.concatenate(parts), *chunks)
 
     # ---------------------------------------------------------------------------- on batch
-    def _batch(self, caller: str, x: Any, y: Any = None, sample_weight: Any = None,
-               class_weight: Any = None) -> tuple[Any, ...]:
+    def _batch(
+        self,
+        caller: str,
+        x: Any,
+        y: Any = None,
+        sample_weight: Any = None,
+        class_weight: Any = None,
+    ) -> tuple[Any, ...]:
         request = AdaptRequest(x=x, y=y, sample_weight=sample_weight, caller=caller)
         _, source = adapt_source(request)
         if not isinstance(source, ArraySource):
             raise FitpipeTypeError(
-                message(caller, "needs array-like data", "`x` is one batch: arrays, tensors "
-                        "or lists/dicts of them", "Take a batch from the input first", x=x)
+                message(
+                    caller,
+                    "needs array-like data",
+                    "`x` is one batch: arrays, tensors or lists/dicts of them",
+                    "Take a batch from the input first",
+                    x=x,
+                )
             )
         data = tf.nest.map_structure(
             tf.convert_to_tensor, pack_roles(source.x, source.y, source.sample_weight)
@@ -422,9 +494,14 @@ class Trainer:
             data = apply_class_weight(data, class_weight_table(table))
         return data
 
-    def train_on_batch(self, x: Any, y: Any = None, sample_weight: Any = None,
-                       class_weight: Mapping[int, float] | None = None,
-                       return_dict: bool = False) -> Any:
+    def train_on_batch(
+        self,
+        x: Any,
+        y: Any = None,
+        sample_weight: Any = None,
+        class_weight: Mapping[int, float] | None = None,
+        return_dict: bool = False,
+    ) -> Any:
         """Runs one gradient update on one batch, as ``keras.Model.train_on_batch``."""
         self._require_compiled("train_on_batch")
         data = self._batch("train_on_batch", x, y, sample_weight, class_weight)
@@ -432,8 +509,9 @@ class Trainer:
         logs = pythonify(self._function("train").on_batch(data))
         return logs if return_dict else flatten_in_order(self.model, logs)
 
-    def test_on_batch(self, x: Any, y: Any = None, sample_weight: Any = None,
-                      return_dict: bool = False) -> Any:
+    def test_on_batch(
+        self, x: Any, y: Any = None, sample_weight: Any = None, return_dict: bool = False
+    ) -> Any:
         """Tests the model on one batch, as ``keras.Model.test_on_batch``."""
         self._require_compiled("test_on_batch")
         data = self._batch("test_on_batch", x, y, sample_weight)
@@ -451,17 +529,26 @@ class Trainer:
 def _check_bool(value: Any, name: str, caller: str) -> None:
     if not isinstance(value, (bool, np.bool_)):
         raise FitpipeTypeError(
-            message(caller, f"got a non-boolean `{name}`", f"`{name}` is True or False",
-                    "Pass a bool", **{name: value})
+            message(
+                caller,
+                f"got a non-boolean `{name}`",
+                f"`{name}` is True or False",
+                "Pass a bool",
+                **{name: value},
+            )
         )
 
 
 def _no_extra_arguments(kwargs: dict[str, Any], caller: str) -> None:
     if kwargs:
         raise FitpipeTypeError(
-            message(caller, f"got unexpected arguments {sorted(kwargs)}",
-                    f"`{caller}` takes the documented Keras arguments",
-                    "Remove or rename them", **kwargs)
+            message(
+                caller,
+                f"got unexpected arguments {sorted(kwargs)}",
+                f"`{caller}` takes the documented Keras arguments",
+                "Remove or rename them",
+                **kwargs,
+            )
         )
 
 
@@ -472,8 +559,8 @@ def _require_finite(pipeline: Pipeline, steps: int | None, caller: str, name: st
                 caller,
                 "got an input that never ends without a step count",
                 f"An infinitely repeating input needs `{name}` to know where an epoch ends",
-                f"Pass `{name}=N`" + (" (or -1 to run until stopped)" if name ==
-                                      "steps_per_epoch" else ""),
+                f"Pass `{name}=N`"
+                + (" (or -1 to run until stopped)" if name == "steps_per_epoch" else ""),
                 x=pipeline.adapter,
             )
         )
