@@ -9,11 +9,13 @@ from a ``tf.data`` iterator per call. ``n`` is a tensor, so changing it (as
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from typing import Any
 
-import keras
 import tensorflow as tf
+
+from fitpipe.errors import FitpipeWarning
 
 __all__ = ["StepFunction", "output_zeros"]
 
@@ -32,10 +34,12 @@ class StepFunction:
 
     Args:
         step: The model's step method (``model.train_step``, ...), taking one batch.
-        jit_compile: Compile the step with XLA.
+        jit_compile: Compile the step with XLA. Before the first step, the step is compiled
+            once on zeros shaped like a batch; if XLA cannot compile it (an op without an XLA
+            kernel), a warning says so and the plain graph runs instead.
         run_eagerly: Run everything eagerly (debugging); no tracing at all.
         collect: True for predict: return every step's outputs concatenated, not the last.
-
+        caller: The public method the step serves, for the warning.
     """
 
     def __init__(
@@ -44,18 +48,47 @@ class StepFunction:
         jit_compile: bool,
         run_eagerly: bool,
         collect: bool = False,
+        caller: str = "fit",
     ) -> None:
         self.step = step
         self.run_eagerly = run_eagerly
         self.collect = collect
+        self.caller = caller
+        self.jit_compile = jit_compile and not run_eagerly
+        self._probed = not self.jit_compile
         if run_eagerly:
             self.one_step: Callable[[Any], Any] = step
         else:
-            self.one_step = tf.function(step, jit_compile=jit_compile, reduce_retracing=True)
+            self.one_step = tf.function(step, jit_compile=self.jit_compile, reduce_retracing=True)
         self._loop: Callable[..., Any] | None = None
         self._spec: Any = None
 
+    def _probe_xla(self, element_spec: Any) -> None:
+        """Compiles the step once on zeros; falls back to the plain graph if XLA fails."""
+        self._probed = True
+        if not all(isinstance(s, tf.TensorSpec) for s in tf.nest.flatten(element_spec)):
+            return
+        zeros = tf.nest.map_structure(
+            lambda s: tf.zeros([2 if d is None else d for d in s.shape.as_list()], s.dtype),
+            element_spec,
+        )
+        try:
+            self.one_step.experimental_get_compiler_ir(zeros)(stage="hlo")  # type: ignore[attr-defined]
+        except Exception as err:  # XLA reports unsupported ops in several error types
+            reason = str(err).split("\n", 1)[0][:300]
+            warnings.warn(
+                f"`{self.caller}` cannot compile the model with XLA ({reason}). It runs the "
+                "plain TensorFlow graph instead; pass `jit_compile=False` to `compile` to "
+                "skip this check.",
+                FitpipeWarning,
+                stacklevel=5,
+            )
+            self.jit_compile = False
+            self.one_step = tf.function(self.step, jit_compile=False, reduce_retracing=True)
+
     def _build_loop(self, element_spec: Any) -> Callable[..., Any]:
+        if not self._probed:
+            self._probe_xla(element_spec)
         outputs = self.one_step.get_concrete_function(element_spec).structured_outputs  # type: ignore[attr-defined]
         out_specs = _specs_of(outputs)
         if self.collect:
@@ -149,9 +182,6 @@ class StepFunction:
 
     def on_batch(self, data: Any) -> Any:
         """Runs one step on one given batch (for the ``*_on_batch`` methods)."""
+        if not self._probed:
+            self._probe_xla(tf.nest.map_structure(tf.TensorSpec.from_tensor, data))
         return self.one_step(data)
-
-
-def model_steps(model: keras.Model) -> dict[str, Callable[[Any], Any]]:
-    """The model's own step methods, by mode."""
-    return {"train": model.train_step, "test": model.test_step, "predict": model.predict_step}

@@ -48,6 +48,7 @@ class _State:
     """What fitpipe keeps per model between calls (so nothing is retraced per call)."""
 
     steps_per_execution: int | str | None = None
+    jit_compile: bool | str | None = None
     execution: ExecutionSize | None = None
     functions: dict[str, StepFunction] = dataclasses.field(default_factory=dict)
     key: tuple[Any, ...] = ()
@@ -108,6 +109,9 @@ class Trainer:
 
         ``steps_per_execution`` also takes ``"auto"``: fitpipe then tunes the number of steps
         per compiled call while training (results are the same as with 1).
+        ``jit_compile="auto"`` means what the Keras documentation says: XLA whenever the model
+        compiles with it (Keras 3 turns it off on every machine without a GPU); a model XLA
+        cannot compile runs the plain graph, with a warning.
         """
         spe = arguments.check_steps_per_execution(steps_per_execution)
         _keras_compile(
@@ -123,6 +127,7 @@ class Trainer:
             auto_scale_loss=auto_scale_loss,
         )
         self._state.steps_per_execution = spe
+        self._state.jit_compile = jit_compile
         self._state.execution = None
         self._state.functions.clear()
 
@@ -150,11 +155,17 @@ class Trainer:
             state.execution = ExecutionSize(value or 1)
         return state.execution
 
+    def _jit(self) -> bool:
+        requested = self._state.jit_compile
+        if requested is None:  # compiled by Keras directly: keep its decision
+            return bool(self.model.jit_compile)
+        return bool(requested) and not self.model.run_eagerly
+
     def _function(self, mode: str) -> StepFunction:
         model = self.model
         key = (
             id(getattr(model, "optimizer", None)),
-            bool(model.jit_compile),
+            self._jit(),
             bool(model.run_eagerly),
             tuple(id(m) for m in model.metrics),
         )
@@ -168,8 +179,9 @@ class Trainer:
                 "test": model.test_step,
                 "predict": model.predict_step,
             }[mode]
+            caller = {"train": "fit", "test": "evaluate", "predict": "predict"}[mode]
             function = StepFunction(
-                step, bool(model.jit_compile), bool(model.run_eagerly), collect=mode == "predict"
+                step, self._jit(), bool(model.run_eagerly), mode == "predict", caller
             )
             self._state.functions[mode] = function
         return function
