@@ -7,11 +7,11 @@ import os
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
-import sys  # noqa: E402
-from collections.abc import Iterator  # noqa: E402
-from pathlib import Path  # noqa: E402
+import sys
+from collections.abc import Iterator
+from pathlib import Path
 
-import pytest  # noqa: E402
+import pytest
 
 try:  # Prefer an installed fitpipe; fall back to the in-repo ``src`` layout.
     import fitpipe  # noqa: F401
@@ -20,8 +20,8 @@ except ImportError:
     if (_SRC / "fitpipe").is_dir() and str(_SRC) not in sys.path:
         sys.path.insert(0, str(_SRC))
 
-import keras  # noqa: E402
-import tensorflow as tf  # noqa: E402
+import keras
+import tensorflow as tf
 
 tf.get_logger().setLevel("ERROR")
 

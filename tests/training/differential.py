@@ -23,9 +23,10 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
-import fitpipe
 import keras
 import numpy as np
+
+import fitpipe
 
 RTOL: float = 1e-3
 ATOL: float = 1e-5
@@ -341,9 +342,7 @@ def _fmt(values: Any) -> str:
     return np.array2string(arr, precision=6, separator=", ", threshold=20)
 
 
-def assert_close(
-    ref: Any, got: Any, what: str, rtol: float = RTOL, atol: float = ATOL
-) -> None:
+def assert_close(ref: Any, got: Any, what: str, rtol: float = RTOL, atol: float = ATOL) -> None:
     """Assert two numeric values / arrays are close (NaNs compare equal).
 
     Args:
@@ -467,7 +466,9 @@ def assert_structures_close(
         assert isinstance(got, (list, tuple)), (
             f"{what}: keras gave a {type(ref).__name__}, fitpipe {type(got).__name__}: {got!r}"
         )
-        assert len(ref) == len(got), f"{what}: length differs: keras {len(ref)} vs fitpipe {len(got)}"
+        assert len(ref) == len(got), (
+            f"{what}: length differs: keras {len(ref)} vs fitpipe {len(got)}"
+        )
         for i, (r, g) in enumerate(zip(ref, got, strict=True)):
             assert_structures_close(r, g, f"{what}[{i}]", rtol, atol)
         return
@@ -475,7 +476,9 @@ def assert_structures_close(
         assert isinstance(got, np.ndarray), (
             f"{what}: keras gave np.ndarray, fitpipe {type(got).__name__}"
         )
-        assert got.dtype == ref.dtype, f"{what}: dtype differs: keras {ref.dtype} vs fitpipe {got.dtype}"
+        assert got.dtype == ref.dtype, (
+            f"{what}: dtype differs: keras {ref.dtype} vs fitpipe {got.dtype}"
+        )
     else:
         assert not isinstance(got, (list, tuple, Mapping)), (
             f"{what}: keras gave a scalar {ref!r}, fitpipe {type(got).__name__}: {got!r}"
@@ -592,47 +595,47 @@ class RecordingCallback(keras.callbacks.Callback):
     def _record(self, hook: str, index: int | None, logs: Mapping[str, Any] | None) -> None:
         self.events.append((hook, index, tuple(sorted(logs or {}))))
 
-    def on_train_begin(self, logs: Mapping[str, Any] | None = None) -> None:  # noqa: D102
+    def on_train_begin(self, logs: Mapping[str, Any] | None = None) -> None:
         self.models_seen.append(self.model)
         self._record("on_train_begin", None, logs)
 
-    def on_train_end(self, logs: Mapping[str, Any] | None = None) -> None:  # noqa: D102
+    def on_train_end(self, logs: Mapping[str, Any] | None = None) -> None:
         self._record("on_train_end", None, logs)
 
-    def on_epoch_begin(self, epoch: int, logs: Mapping[str, Any] | None = None) -> None:  # noqa: D102
+    def on_epoch_begin(self, epoch: int, logs: Mapping[str, Any] | None = None) -> None:
         self._record("on_epoch_begin", epoch, logs)
 
-    def on_epoch_end(self, epoch: int, logs: Mapping[str, Any] | None = None) -> None:  # noqa: D102
+    def on_epoch_end(self, epoch: int, logs: Mapping[str, Any] | None = None) -> None:
         self._record("on_epoch_end", epoch, logs)
 
-    def on_train_batch_begin(self, batch: int, logs: Mapping[str, Any] | None = None) -> None:  # noqa: D102
+    def on_train_batch_begin(self, batch: int, logs: Mapping[str, Any] | None = None) -> None:
         self._record("on_train_batch_begin", None, logs)
 
-    def on_train_batch_end(self, batch: int, logs: Mapping[str, Any] | None = None) -> None:  # noqa: D102
+    def on_train_batch_end(self, batch: int, logs: Mapping[str, Any] | None = None) -> None:
         self._record("on_train_batch_end", None, logs)
 
-    def on_test_begin(self, logs: Mapping[str, Any] | None = None) -> None:  # noqa: D102
+    def on_test_begin(self, logs: Mapping[str, Any] | None = None) -> None:
         self._record("on_test_begin", None, logs)
 
-    def on_test_end(self, logs: Mapping[str, Any] | None = None) -> None:  # noqa: D102
+    def on_test_end(self, logs: Mapping[str, Any] | None = None) -> None:
         self._record("on_test_end", None, logs)
 
-    def on_test_batch_begin(self, batch: int, logs: Mapping[str, Any] | None = None) -> None:  # noqa: D102
+    def on_test_batch_begin(self, batch: int, logs: Mapping[str, Any] | None = None) -> None:
         self._record("on_test_batch_begin", None, logs)
 
-    def on_test_batch_end(self, batch: int, logs: Mapping[str, Any] | None = None) -> None:  # noqa: D102
+    def on_test_batch_end(self, batch: int, logs: Mapping[str, Any] | None = None) -> None:
         self._record("on_test_batch_end", None, logs)
 
-    def on_predict_begin(self, logs: Mapping[str, Any] | None = None) -> None:  # noqa: D102
+    def on_predict_begin(self, logs: Mapping[str, Any] | None = None) -> None:
         self._record("on_predict_begin", None, logs)
 
-    def on_predict_end(self, logs: Mapping[str, Any] | None = None) -> None:  # noqa: D102
+    def on_predict_end(self, logs: Mapping[str, Any] | None = None) -> None:
         self._record("on_predict_end", None, logs)
 
-    def on_predict_batch_begin(self, batch: int, logs: Mapping[str, Any] | None = None) -> None:  # noqa: D102
+    def on_predict_batch_begin(self, batch: int, logs: Mapping[str, Any] | None = None) -> None:
         self._record("on_predict_batch_begin", None, logs)
 
-    def on_predict_batch_end(self, batch: int, logs: Mapping[str, Any] | None = None) -> None:  # noqa: D102
+    def on_predict_batch_end(self, batch: int, logs: Mapping[str, Any] | None = None) -> None:
         self._record("on_predict_batch_end", None, logs)
 
     def counts(self) -> dict[str, int]:

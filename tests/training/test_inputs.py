@@ -11,8 +11,14 @@ import numpy as np
 import pandas as pd
 import pytest
 import tensorflow as tf
-
-from differential import Side, classification_data, dense_model, regression_data, run_both
+from differential import (
+    Side,
+    assert_weights_close,
+    classification_data,
+    dense_model,
+    regression_data,
+    run_both,
+)
 
 X, Y = regression_data(n=96, d=4)
 COMPILE = {"optimizer": "sgd", "loss": "mse", "metrics": ["mae"]}
@@ -22,13 +28,17 @@ def _build() -> keras.Model:
     return dense_model(d=4)
 
 
-def finite_batches(x: np.ndarray, y: np.ndarray, batch: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+def finite_batches(
+    x: np.ndarray, y: np.ndarray, batch: int
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """Yield ``(x, y)`` batches once, in order."""
     for i in range(0, len(x), batch):
         yield x[i : i + batch], y[i : i + batch]
 
 
-def infinite_batches(x: np.ndarray, y: np.ndarray, batch: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+def infinite_batches(
+    x: np.ndarray, y: np.ndarray, batch: int
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """Yield ``(x, y)`` batches forever, cycling through the data in order."""
     while True:
         yield from finite_batches(x, y, batch)
@@ -113,13 +123,21 @@ def test_pandas_dataframe() -> None:
 
 
 def test_finite_generator_one_epoch() -> None:
+    # On inputs of unknown length Keras 3.15 increments `optimizer.iterations` once more when
+    # the last, failing `get_next` runs (the counter has no data dependency), so 6 batches
+    # read as 7 iterations although the weights see 6 updates. fitpipe counts 6: weights are
+    # compared with Keras, iterations with the number of batches.
     res = run_both(
         _build,
         COMPILE,
         lambda side: {"x": finite_batches(X, Y, 16), "epochs": 1},
         eval_kwargs=lambda side: {"x": finite_batches(X, Y, 32)},
+        check_weights=False,
     )
+    assert_weights_close(res.ref, res.twin)
     assert res.twin_history.params["steps"] is None  # unknown length, like Keras
+    assert int(res.twin.optimizer.iterations) == len(X) // 16
+    assert int(res.ref.optimizer.iterations) == len(X) // 16 + 1
 
 
 def test_infinite_generator_with_steps_per_epoch() -> None:

@@ -5,11 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import fitpipe
 import keras
 import numpy as np
 import tensorflow as tf
-
 from differential import (
     assert_weights_close,
     dense_model,
@@ -17,6 +15,8 @@ from differential import (
     regression_data,
     run_both,
 )
+
+import fitpipe
 
 X, Y = regression_data(n=80, d=4)
 COMPILE = {"optimizer": "adam", "loss": "mse", "metrics": ["mae"]}
@@ -91,7 +91,10 @@ def test_custom_train_step_is_honoured() -> None:
     plain.set_weights(make_twins(lambda: _built(HalfStepModel()))[0].get_weights())
     plain.compile(optimizer="sgd", loss="mse")
     plain.fit(X, Y, batch_size=16, epochs=2, shuffle=False, verbose=0)
-    diffs = [np.abs(a - b).max() for a, b in zip(plain.get_weights(), res.twin.get_weights())]
+    diffs = [
+        np.abs(a - b).max()
+        for a, b in zip(plain.get_weights(), res.twin.get_weights(), strict=True)
+    ]
     assert max(diffs) > 1e-4
 
 
@@ -175,7 +178,9 @@ def test_save_load_round_trip_of_fitpipe_sequential(tmp_path: Path) -> None:
     assert path.is_file()
     loaded = keras.models.load_model(path)
     assert_weights_close(twin, loaded, rtol=0.0, atol=0.0)
-    np.testing.assert_allclose(loaded.predict(X, verbose=0), ref.predict(X, verbose=0), rtol=1e-3, atol=1e-5)
+    np.testing.assert_allclose(
+        loaded.predict(X, verbose=0), ref.predict(X, verbose=0), rtol=1e-3, atol=1e-5
+    )
     assert int(loaded.optimizer.iterations) == int(ref.optimizer.iterations)
     # The restored optimizer state continues training exactly like Keras.
     ref.fit(verbose=0, shuffle=False, **FIT)

@@ -16,7 +16,7 @@ import numpy as np
 import tensorflow as tf
 
 from fitpipe.adapters.base import AdaptRequest, ArraySource
-from fitpipe.errors import DataMismatchError, FitpipeTypeError, FitpipeValueError, message
+from fitpipe.errors import DataMismatchError, FitpipeTypeError, FitpipeValueError, message, raw
 from fitpipe.schemas import find_namedtuple
 
 __all__ = [
@@ -255,7 +255,7 @@ def check_rows(source_parts: dict[str, Any], caller: str) -> int:
                 "got inputs with different numbers of samples",
                 "`x`, `y` and `sample_weight` must all have the same first dimension",
                 "Make every array hold one row per sample",
-                sizes=_Listing(listing),
+                sizes=raw(listing),
             )
         )
     count = distinct.pop() if distinct else 0
@@ -266,20 +266,10 @@ def check_rows(source_parts: dict[str, Any], caller: str) -> int:
                 "got an empty input (0 samples)",
                 "Training and inference need at least one sample",
                 "Check the data loading step that produced the arrays",
-                sizes=_Listing(listing),
+                sizes=raw(listing),
             )
         )
     return count
-
-
-class _Listing:
-    """A ``Received:`` value shown as-is (see :func:`fitpipe.errors.raw`)."""
-
-    def __init__(self, text: str) -> None:
-        self.text = text
-
-    def __repr__(self) -> str:
-        return self.text
 
 
 def check_sample_weight(sample_weight: Any, y: Any, caller: str) -> None:

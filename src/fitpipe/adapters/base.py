@@ -141,7 +141,8 @@ class BatchSource:
         finite: False when the input is known to never end.
         take_error: Returns (and forgets) the exception user code raised while producing
             batches, so the caller can re-raise the original instead of TensorFlow's copy.
-
+        read_ahead: False when batches read ahead by ``tf.data`` would be lost between
+            epochs (a generator read once); the pipeline then adds no read-ahead of its own.
     """
 
     make_dataset: Callable[[], tf.data.Dataset]
@@ -150,6 +151,7 @@ class BatchSource:
     close: Callable[[], None] = lambda: None
     finite: bool = True
     take_error: Callable[[], BaseException | None] = lambda: None
+    read_ahead: bool = True
 
 
 Source = ArraySource | BatchSource

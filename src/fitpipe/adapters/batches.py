@@ -87,7 +87,7 @@ def normalize_batch(element: Any, caller: str, source: str) -> tuple[Any, ...]:
     return pack_roles(*parts)
 
 
-def _leaf_spec(leaves: list[Any]) -> tf.TypeSpec:
+def _leaf_spec(leaves: list[Any], caller: str) -> tf.TypeSpec:
     first = leaves[0]
     if isinstance(first, tf.RaggedTensor):
         spec = tf.RaggedTensorSpec.from_value(first)
@@ -100,7 +100,7 @@ def _leaf_spec(leaves: list[Any]) -> tf.TypeSpec:
     if any(len(s) != len(shapes[0]) for s in shapes) or not shapes[0]:
         raise FitpipeValueError(
             message(
-                "fit",
+                caller,
                 "got batches whose arrays have different ranks or no batch dimension",
                 "Every batch has the same structure, with arrays of rank >= 1",
                 "Yield arrays with a first (sample) dimension in every batch",
@@ -110,11 +110,11 @@ def _leaf_spec(leaves: list[Any]) -> tf.TypeSpec:
     dims = [None] + [
         d if all(s[i] == d for s in shapes) else None for i, d in enumerate(shapes[0]) if i > 0
     ]
-    dtype = tf.as_dtype(first.dtype) if is_tf_value(first) else _np_dtype(first)
+    dtype = tf.as_dtype(first.dtype) if is_tf_value(first) else _np_dtype(first, caller)
     return tf.TensorSpec(dims, dtype)
 
 
-def _np_dtype(array: np.ndarray) -> tf.DType:
+def _np_dtype(array: np.ndarray, caller: str) -> tf.DType:
     if array.dtype.kind in "US":
         return tf.string
     try:
@@ -122,7 +122,7 @@ def _np_dtype(array: np.ndarray) -> tf.DType:
     except TypeError as err:
         raise FitpipeTypeError(
             message(
-                "fit",
+                caller,
                 f"got a batch array of unusable dtype {array.dtype}",
                 "Batch arrays hold numbers, booleans or strings",
                 "Convert the arrays before yielding them",
@@ -162,7 +162,7 @@ def signature_of(batches: list[tuple[Any, ...]], caller: str, source: str) -> An
                 )
             ) from err
     flat = [tf.nest.flatten(b) for b in batches]
-    specs = [_leaf_spec([f[i] for f in flat]) for i in range(len(flat[0]))]
+    specs = [_leaf_spec([f[i] for f in flat], caller) for i in range(len(flat[0]))]
     return tf.nest.pack_sequence_as(first, specs)
 
 

@@ -1,22 +1,109 @@
 """Python generators and iterators that yield batches.
 
 A generator is read once: the first epoch starts it and later epochs go on where the last one
-stopped (an infinite generator with ``steps_per_epoch`` is the usual pattern).
+stopped (an infinite generator with ``steps_per_epoch`` is the usual pattern). Batches are read
+ahead on one background thread into a bounded queue owned by the source, not by ``tf.data``:
+when an epoch ends early its iterator is dropped, but the batches read ahead stay queued for
+the next epoch, so none is lost or repeated.
 """
 
 from __future__ import annotations
 
+import queue
+import threading
 import types
 from collections.abc import Iterator
 from typing import Any
 
+import tensorflow as tf
+
 from fitpipe.adapters.arrays import is_array_like
 from fitpipe.adapters.base import AdaptRequest, BatchSource
-from fitpipe.adapters.batches import ErrorBox, normalize_batch, python_batch_dataset, signature_of
+from fitpipe.adapters.batches import ErrorBox, check_batch, normalize_batch, signature_of
 from fitpipe.errors import DataMismatchError, message
 
 _PEEK = 2
+_QUEUE_SIZE = 10
 _SOURCE = "generator"
+_END = object()
+
+
+class _Failure:
+    def __init__(self, error: BaseException) -> None:
+        self.error = error
+
+
+class _Feeder:
+    """Reads the user's iterator on a background thread into a bounded queue.
+
+    Args:
+        iterator: The user's iterator (already advanced past the peeked batches).
+        peeked: Normalized batches taken while inferring the signature; delivered first.
+        signature: The element signature every batch is checked against.
+        caller: The public method being run.
+    """
+
+    def __init__(
+        self, iterator: Iterator[Any], peeked: list[Any], signature: Any, caller: str
+    ) -> None:
+        self._iterator = iterator
+        self._signature = signature
+        self._caller = caller
+        self._index = len(peeked)
+        self._queue: queue.Queue[Any] = queue.Queue(_QUEUE_SIZE)
+        self._pending = list(peeked)
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+        self._finished = False
+
+    def _put(self, item: Any) -> bool:
+        while not self._stop.is_set():
+            try:
+                self._queue.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def _run(self) -> None:
+        try:
+            for element in self._iterator:
+                batch = normalize_batch(element, self._caller, _SOURCE)
+                check_batch(batch, self._signature, self._index, self._caller, _SOURCE)
+                self._index += 1
+                if not self._put(batch):
+                    return
+            self._put(_END)
+        except BaseException as err:  # delivered to the consumer, raised there
+            self._put(_Failure(err))
+
+    def get(self) -> Any:
+        """Returns the next batch, ``_END`` when the generator is exhausted, or raises."""
+        if self._pending:
+            return self._pending.pop(0)
+        with self._lock:
+            if self._finished:
+                return _END
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._run, name="fitpipe-generator", daemon=True
+                )
+                self._thread.start()
+        item = self._queue.get()
+        if item is _END:
+            self._finished = True
+        elif isinstance(item, _Failure):
+            self._finished = True
+            raise item.error
+        return item
+
+    def close(self) -> None:
+        """Stops the reading thread (batches read ahead are dropped)."""
+        self._stop.set()
+        thread = self._thread
+        if thread is not None:
+            thread.join(timeout=10)
 
 
 class GeneratorAdapter:
@@ -40,7 +127,6 @@ class GeneratorAdapter:
 
         Returns:
             The batch source.
-
         """
         iterator = iter(request.x)
         peeked = []
@@ -60,12 +146,25 @@ class GeneratorAdapter:
                 )
             )
         signature = signature_of(peeked, request.caller, _SOURCE)
+        feeder = _Feeder(iterator, peeked, signature, request.caller)
         errors = ErrorBox()
-        dataset = python_batch_dataset(
-            lambda: iterator, peeked, signature, errors, request.caller, _SOURCE
-        )
+
+        def generate() -> Iterator[Any]:
+            try:
+                while (item := feeder.get()) is not _END:
+                    yield item
+            except Exception as err:
+                errors.put(err)
+                raise
+
+        dataset = tf.data.Dataset.from_generator(generate, output_signature=signature)
+        options = tf.data.Options()
+        options.experimental_optimization.inject_prefetch = False
+        dataset = dataset.with_options(options)
         return BatchSource(
             make_dataset=lambda: dataset,
             count_batches=lambda: None,
+            close=feeder.close,
             take_error=errors.take,
+            read_ahead=False,
         )

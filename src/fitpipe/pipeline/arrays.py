@@ -3,8 +3,9 @@
 Rows are addressed by index: a dataset of index batches (reshuffled every epoch when asked) is
 mapped to the rows of every leaf. Leaves stay where they are as long as possible:
 
-* tensors, and NumPy arrays up to :data:`RESIDENT_BYTES_LIMIT` in all, are held as tensors and
-  gathered inside the graph (never embedded as graph constants, so no 2 GB protobuf limit);
+* tensors, and NumPy arrays up to :data:`RESIDENT_BYTES_LIMIT` in all, are held once in CPU
+  variables and gathered inside the graph (referred to by handle, never embedded as graph
+  constants, so no 2 GB protobuf limit and no copy when tf.data serializes the pipeline);
 * larger NumPy arrays are not converted at all: each batch is gathered from the NumPy memory,
   so a large array is never copied whole.
 """
@@ -44,8 +45,19 @@ def resolve_batch_size(batch_size: int | None, steps: int | None, num_samples: i
     return DEFAULT_BATCH_SIZE
 
 
+def _split_batches(order: tf.Tensor, num_samples: int, batch_size: int) -> tf.data.Dataset:
+    full = num_samples // batch_size * batch_size
+    batches = tf.data.Dataset.from_tensor_slices(tf.reshape(order[:full], [-1, batch_size]))
+    if full < num_samples:
+        batches = batches.concatenate(tf.data.Dataset.from_tensors(order[full:]))
+    return batches
+
+
 def index_batches(num_samples: int, batch_size: int, shuffle: bool, seed: int) -> tf.data.Dataset:
     """Returns a dataset of int64 index vectors, one per batch, last partial batch kept.
+
+    A shuffled epoch draws one permutation of all rows (one vector, not one element per row,
+    so memory stays at 8 bytes a row); each new iteration of the dataset draws a new one.
 
     Args:
         num_samples: Rows.
@@ -53,13 +65,17 @@ def index_batches(num_samples: int, batch_size: int, shuffle: bool, seed: int) -
         shuffle: Reshuffle the rows on every iteration of the dataset.
         seed: Seed of the shuffle (drawn from NumPy's global generator by the caller, so
             ``keras.utils.set_random_seed`` makes runs reproducible).
-
     """
     if shuffle:
-        rows = tf.data.Dataset.range(num_samples).shuffle(
-            num_samples, seed=seed, reshuffle_each_iteration=True
-        )
-        return rows.batch(batch_size)
+        seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).take(1)
+
+        def permute(epoch_seed: tf.Tensor) -> tf.data.Dataset:
+            order = tf.random.experimental.stateless_shuffle(
+                tf.range(num_samples, dtype=tf.int64), seed=tf.stack([epoch_seed, seed])
+            )
+            return _split_batches(order, num_samples, batch_size)
+
+        return seeds.flat_map(permute)
     num_batches = math.ceil(num_samples / batch_size)
 
     def span(i: tf.Tensor) -> tf.Tensor:
@@ -89,6 +105,18 @@ def _gather(leaf: Any, rows: tf.Tensor) -> Any:
     return tf.gather(leaf, rows)
 
 
+def _hold(leaf: Any) -> Any:
+    """Keeps a dense leaf in a CPU variable: the dataset graph refers to it by handle.
+
+    A tensor captured by a ``tf.data`` function is copied into the graph whenever tf.data
+    serializes it (as it does at every iteration of a shuffled pipeline); a variable is not.
+    """
+    if isinstance(leaf, (tf.RaggedTensor, tf.SparseTensor)):
+        return leaf
+    with tf.device("/CPU:0"):
+        return tf.Variable(leaf, trainable=False, shape=tf.TensorShape(np.shape(leaf)))
+
+
 def _streams(leaf: Any, numpy_bytes: int) -> bool:
     return (
         isinstance(leaf, np.ndarray)
@@ -102,11 +130,7 @@ def _make_gather(parts: tuple[Any, ...]) -> Any:
     flat = tf.nest.flatten(parts)
     numpy_bytes = sum(leaf.nbytes for leaf in flat if isinstance(leaf, np.ndarray))
     streamed = [i for i, leaf in enumerate(flat) if _streams(leaf, numpy_bytes)]
-    resident = {
-        i: leaf if not isinstance(leaf, np.ndarray) else tf.convert_to_tensor(leaf)
-        for i, leaf in enumerate(flat)
-        if i not in streamed
-    }
+    resident = {i: _hold(leaf) for i, leaf in enumerate(flat) if i not in streamed}
     streamed_arrays = [flat[i] for i in streamed]
 
     def take_rows(rows: np.ndarray) -> list[np.ndarray]:

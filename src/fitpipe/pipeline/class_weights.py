@@ -116,6 +116,8 @@ def apply_class_weight(batch: tuple[Any, ...], table: tf.Tensor) -> tuple[Any, .
     """
     x, y = batch[0], batch[1]
     ids = _class_ids(y)
+    if table.shape[0] == 0:  # no class listed: every sample weighs 1
+        return (x, y, batch[2]) if len(batch) == 3 else (x, y, tf.ones(tf.shape(ids), tf.float32))
     size = tf.cast(tf.shape(table)[0], tf.int64)
     known = tf.logical_and(ids >= 0, ids < size)
     weights = tf.where(known, tf.gather(table, tf.clip_by_value(ids, 0, size - 1)), 1.0)

@@ -198,11 +198,13 @@ def _check_single_target(y: Any, caller: str) -> None:
         )
 
 
-def _weighted(dataset: tf.data.Dataset, class_weight: dict[int, float]) -> tf.data.Dataset:
+def _weighted(
+    dataset: tf.data.Dataset, class_weight: dict[int, float], parallel: bool
+) -> tf.data.Dataset:
     table = class_weight_table(class_weight)
     return dataset.map(
         lambda *batch: apply_class_weight(batch, table),
-        num_parallel_calls=tf.data.AUTOTUNE,
+        num_parallel_calls=tf.data.AUTOTUNE if parallel else None,
         deterministic=True,
     )
 
@@ -247,9 +249,11 @@ def pipeline_from_source(
         batch_size = None
         dataset = source.make_dataset()
         count = source.count_batches
+    read_ahead = not isinstance(source, BatchSource) or source.read_ahead
     if class_weight is not None:
-        dataset = _weighted(dataset, class_weight)
-    dataset = dataset.prefetch(tf.data.AUTOTUNE)
+        dataset = _weighted(dataset, class_weight, parallel=read_ahead)
+    if read_ahead:
+        dataset = dataset.prefetch(tf.data.AUTOTUNE)
     return Pipeline(adapter_name, source, dataset, count, batch_size)
 
 

@@ -92,13 +92,21 @@ def check_model_inputs(model: keras.Model, element_spec: Any, caller: str) -> No
                 f"{len(flat)} array(s)",
             )
         pairs = list(zip(inputs, flat, strict=True))
-    for tensor, spec in pairs:
+    for position, (tensor, spec) in enumerate(pairs):
         expected, found = tuple(tensor.shape), _shape(spec)
         if found is not None and not _compatible(expected, found):
+            name = _input_label(tensor, position)
             raise _mismatch(
                 caller,
-                f"got data for input {tensor.name!r} of shape {found} that does not fit the model",
-                f"Input {tensor.name!r} expects shape {expected} (None: any size)",
-                "Reshape the data or rebuild the model's `keras.Input` to match",
-                f"data of shape {found}",
+                f"got data of shape {found} for {name}, which does not fit the model",
+                f"The model expected shape {expected} for {name} (None: any size)",
+                "Reshape the data, or rebuild the model's `keras.Input` to match it",
+                f"data of shape {found} received for {name}",
             )
+
+
+def _input_label(tensor: Any, position: int) -> str:
+    name = str(getattr(tensor, "name", ""))
+    if not name or name.startswith("keras_tensor"):
+        return f"input {position}"
+    return f"input {name!r}"

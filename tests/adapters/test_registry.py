@@ -1,0 +1,371 @@
+"""The adapter registry: registration, priorities, read-only mapping, entry points, errors."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import textwrap
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import pytest
+
+import fitpipe
+from fitpipe.adapters import (
+    ENTRY_POINT_GROUP,
+    AdapterRegistry,
+    ArraySource,
+    registry,
+)
+from fitpipe.errors import FitpipeTypeError, FitpipeWarning, UnsupportedInputError
+from fitpipe.testing import epoch_batches
+
+BUILTINS = [
+    "tf.data",
+    "pydataset",
+    "tensor",
+    "pandas",
+    "generator",
+    "numpy",
+    "mapping",
+    "sequence",
+]
+
+
+class Box:
+    """A user type no built-in adapter takes."""
+
+    def __init__(self, values: Any) -> None:
+        self.values = np.asarray(values, dtype="float32")
+
+
+class BoxAdapter:
+    name = "test-box"
+    accepts = "a test Box"
+    supports = frozenset({"batch_size"})
+
+    def can_adapt(self, x: Any) -> bool:
+        return isinstance(x, Box)
+
+    def adapt(self, request: Any) -> ArraySource:
+        return ArraySource(request.x.values, None, None, len(request.x.values))
+
+
+def make_adapter(name: str, takes: type, scale: float = 1.0) -> Any:
+    """An adapter named ``name`` that takes ``takes`` and multiplies its values by ``scale``."""
+
+    class _Adapter:
+        accepts = f"a {takes.__name__} ({name})"
+        supports = frozenset({"batch_size"})
+
+        def can_adapt(self, x: Any) -> bool:
+            return isinstance(x, takes)
+
+        def adapt(self, request: Any) -> ArraySource:
+            values = np.asarray(request.x.values if hasattr(request.x, "values") else request.x)
+            return ArraySource(values * scale, None, None, len(values))
+
+    adapter = _Adapter()
+    adapter.name = name
+    return adapter
+
+
+# Mapping behaviour -------------------------------------------------------------------------
+
+
+def test_registry_is_a_read_only_mapping_of_builtins() -> None:
+    assert fitpipe.registry is registry
+    assert isinstance(registry, Mapping)
+    assert list(registry)[: len(BUILTINS)] == BUILTINS
+    assert registry["numpy"].name == "numpy"
+    assert len(registry) >= len(BUILTINS)
+    assert "numpy" in registry
+    with pytest.raises(TypeError):
+        registry["numpy"] = BoxAdapter()  # type: ignore[index]
+    with pytest.raises(TypeError):
+        del registry["numpy"]  # type: ignore[attr-defined]
+    assert not hasattr(registry, "__setitem__")
+    assert not hasattr(registry, "pop")
+
+
+def test_builtin_priorities_order_dispatch() -> None:
+    priorities = [registry.priority(name) for name in BUILTINS]
+    assert priorities == sorted(priorities, reverse=True)
+    assert registry.priority("tf.data") == 100
+    assert registry.priority("sequence") == 20
+
+
+# Registration ------------------------------------------------------------------------------
+
+
+def test_register_as_call_and_dispatch(clean_registry: Any) -> None:
+    returned = fitpipe.register_adapter(BoxAdapter(), priority=5)
+    assert isinstance(returned, BoxAdapter)
+    assert "test-box" in registry
+    assert registry.priority("test-box") == 5
+    pipeline = fitpipe.adapt(Box([[1.0], [2.0], [3.0]]), batch_size=2)
+    assert pipeline.adapter == "test-box"
+    batches = epoch_batches(pipeline)
+    assert [b[0].ravel().tolist() for b in batches] == [[1.0, 2.0], [3.0]]
+
+
+def test_register_as_decorator_keeps_the_class(clean_registry: Any) -> None:
+    @fitpipe.register_adapter(priority=7)
+    class Decorated(BoxAdapter):
+        name = "test-decorated"
+
+    assert isinstance(Decorated, type)
+    assert isinstance(registry["test-decorated"], Decorated)
+    assert registry.priority("test-decorated") == 7
+    assert fitpipe.adapt(Box([[1.0]])).adapter == "test-decorated"
+
+
+def test_duplicate_name_is_an_error_without_replace(clean_registry: Any) -> None:
+    fitpipe.register_adapter(BoxAdapter())
+    with pytest.raises(ValueError, match=r"^`register_adapter` .*'test-box'.*replace=True"):
+        fitpipe.register_adapter(BoxAdapter())
+
+
+def test_replace_true_replaces_a_third_party_adapter(clean_registry: Any) -> None:
+    first = make_adapter("test-replaceable", Box, scale=1.0)
+    second = make_adapter("test-replaceable", Box, scale=10.0)
+    fitpipe.register_adapter(first)
+    fitpipe.register_adapter(second, replace=True, priority=3)
+    assert registry["test-replaceable"] is second
+    assert registry.priority("test-replaceable") == 3
+    (batch,) = epoch_batches(fitpipe.adapt(Box([[1.0], [2.0]])))
+    assert batch[0].ravel().tolist() == [10.0, 20.0]
+
+
+@pytest.mark.parametrize("replace", [False, True])
+@pytest.mark.parametrize("name", BUILTINS)
+def test_builtin_names_cannot_be_replaced(name: str, replace: bool, clean_registry: Any) -> None:
+    impostor = make_adapter(name, Box)
+    with pytest.raises(ValueError, match="built-in adapters cannot be replaced"):
+        fitpipe.register_adapter(impostor, replace=replace)
+    assert registry[name] is not impostor
+
+
+def test_builtins_cannot_be_unregistered() -> None:
+    with pytest.raises(ValueError, match=r"^`unregister` cannot remove the built-in adapter"):
+        registry.unregister("numpy")
+    assert "numpy" in registry
+
+
+def test_unregister_unknown_name_is_a_key_error() -> None:
+    with pytest.raises(KeyError):
+        registry.unregister("test-never-registered")
+
+
+def test_unregister_removes_a_third_party_adapter(clean_registry: Any) -> None:
+    fitpipe.register_adapter(BoxAdapter())
+    registry.unregister("test-box")
+    assert "test-box" not in registry
+    with pytest.raises(UnsupportedInputError):
+        fitpipe.adapt(Box([[1.0]]))
+
+
+@pytest.mark.parametrize(
+    ("adapter", "problem"),
+    [
+        (object(), "missing"),
+        (type("NoAdapt", (), {"name": "n", "accepts": "a", "supports": frozenset()})(), "adapt"),
+        (
+            type(
+                "BadSupports",
+                (BoxAdapter,),
+                {"name": "test-bad-supports", "supports": frozenset({"epochs"})},
+            )(),
+            "unknown `supports` entries",
+        ),
+    ],
+)
+def test_register_checks_the_protocol(adapter: Any, problem: str, clean_registry: Any) -> None:
+    with pytest.raises(FitpipeTypeError, match=problem):
+        fitpipe.register_adapter(adapter)
+
+
+# Dispatch ----------------------------------------------------------------------------------
+
+
+def test_dispatch_asks_in_priority_order(clean_registry: Any) -> None:
+    asked: list[str] = []
+
+    def spy(name: str, answer: bool) -> Any:
+        adapter = make_adapter(name, Box, scale=1.0 if name.endswith("low") else 2.0)
+        original = adapter.can_adapt
+
+        def can_adapt(x: Any) -> bool:
+            asked.append(name)
+            return answer and original(x)
+
+        adapter.can_adapt = can_adapt
+        return adapter
+
+    fitpipe.register_adapter(spy("test-low", True), priority=1)
+    fitpipe.register_adapter(spy("test-high", True), priority=2)
+    fitpipe.register_adapter(spy("test-top-declines", False), priority=3)
+    pipeline = fitpipe.adapt(Box([[1.0]]))
+    assert pipeline.adapter == "test-high"
+    assert asked[:2] == ["test-top-declines", "test-high"]
+    assert "test-low" not in asked
+
+
+def test_higher_priority_third_party_adapter_takes_numpy_arrays(clean_registry: Any) -> None:
+    fitpipe.register_adapter(make_adapter("test-numpy-override", np.ndarray, 3.0), priority=500)
+    pipeline = fitpipe.adapt(np.ones((2, 1)))
+    assert pipeline.adapter == "test-numpy-override"
+    assert epoch_batches(pipeline)[0][0].ravel().tolist() == [3.0, 3.0]
+
+
+def test_equal_priorities_dispatch_in_registration_order(clean_registry: Any) -> None:
+    fitpipe.register_adapter(make_adapter("test-first", Box), priority=9)
+    fitpipe.register_adapter(make_adapter("test-second", Box), priority=9)
+    assert fitpipe.adapt(Box([[1.0]])).adapter == "test-first"
+
+
+def test_unsupported_input_lists_every_adapter_and_what_it_accepts() -> None:
+    with pytest.raises(UnsupportedInputError) as info:
+        fitpipe.adapt(object())
+    assert isinstance(info.value, TypeError)
+    text = str(info.value)
+    assert text.startswith("`adapt` found no adapter for the input `x`.")
+    assert "Received: x=" in text
+    for name in registry:
+        assert repr(name) in text
+        assert registry[name].accepts in text
+
+
+# Entry points ------------------------------------------------------------------------------
+
+
+class FakeEntryPoint:
+    def __init__(self, name: str, loader: Any) -> None:
+        self.name = name
+        self.value = f"fake.module:{name}"
+        self._loader = loader
+
+    def load(self) -> Any:
+        return self._loader()
+
+
+def fake_entry_points(monkeypatch: pytest.MonkeyPatch, points: list[Any]) -> list[str]:
+    """Replaces ``importlib.metadata.entry_points``; returns the groups asked for."""
+    asked: list[str] = []
+
+    def entry_points(*, group: str) -> list[Any]:
+        asked.append(group)
+        return points if group == ENTRY_POINT_GROUP else []
+
+    monkeypatch.setattr(importlib.metadata, "entry_points", entry_points)
+    monkeypatch.setattr(registry, "_entry_points_loaded", False)
+    return asked
+
+
+def test_entry_points_load_on_first_lookup_without_a_match(
+    monkeypatch: pytest.MonkeyPatch, clean_registry: Any
+) -> None:
+    class PluginAdapter(BoxAdapter):
+        name = "test-plugin"
+
+    asked = fake_entry_points(monkeypatch, [FakeEntryPoint("test-plugin", lambda: PluginAdapter)])
+    fitpipe.adapt(np.ones((2, 1)))  # a built-in match: no entry-point scan
+    assert asked == []
+    assert "test-plugin" not in registry
+    pipeline = fitpipe.adapt(Box([[1.0], [2.0]]))
+    assert asked == [ENTRY_POINT_GROUP]
+    assert pipeline.adapter == "test-plugin"
+    fitpipe.adapt(Box([[1.0]]))
+    with pytest.raises(UnsupportedInputError):
+        fitpipe.adapt(object())
+    assert asked == [ENTRY_POINT_GROUP]  # scanned once only
+
+
+def test_entry_point_priority_attribute_is_used(
+    monkeypatch: pytest.MonkeyPatch, clean_registry: Any
+) -> None:
+    plugin = make_adapter("test-plugin-priority", Box)
+    plugin.priority = 42
+    fake_entry_points(monkeypatch, [FakeEntryPoint("test-plugin-priority", lambda: plugin)])
+    fitpipe.adapt(Box([[1.0]]))
+    assert registry.priority("test-plugin-priority") == 42
+
+
+def test_broken_entry_point_warns_and_is_skipped(
+    monkeypatch: pytest.MonkeyPatch, clean_registry: Any
+) -> None:
+    def broken() -> Any:
+        raise ImportError("no such plug-in module")
+
+    class GoodAdapter(BoxAdapter):
+        name = "test-good-plugin"
+
+    fake_entry_points(
+        monkeypatch,
+        [FakeEntryPoint("test-broken", broken), FakeEntryPoint("test-good", lambda: GoodAdapter)],
+    )
+    with pytest.warns(FitpipeWarning, match="test-broken"):
+        pipeline = fitpipe.adapt(Box([[1.0]]))
+    assert pipeline.adapter == "test-good-plugin"
+    assert "test-broken" not in registry
+
+
+def test_entry_point_from_an_installed_distribution(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch, clean_registry: Any
+) -> None:
+    module = tmp_path / "fitpipe_test_plugin_mod.py"
+    module.write_text(
+        textwrap.dedent(
+            """
+            import numpy as np
+            from fitpipe.adapters import ArraySource
+
+            class Token:
+                def __init__(self, n):
+                    self.n = n
+
+            class TokenAdapter:
+                name = "test-token"
+                accepts = "a test Token"
+                supports = frozenset()
+
+                def can_adapt(self, x):
+                    return type(x).__name__ == "Token"
+
+                def adapt(self, request):
+                    values = np.arange(request.x.n, dtype="float32")[:, None]
+                    return ArraySource(values, None, None, request.x.n)
+            """
+        )
+    )
+    dist = tmp_path / "fitpipe_test_plugin-0.1.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text(
+        "Metadata-Version: 2.1\nName: fitpipe-test-plugin\nVersion: 0.1\n"
+    )
+    (dist / "entry_points.txt").write_text(
+        f"[{ENTRY_POINT_GROUP}]\ntest-token = fitpipe_test_plugin_mod:TokenAdapter\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setattr(registry, "_entry_points_loaded", False)
+    monkeypatch.delitem(__import__("sys").modules, "fitpipe_test_plugin_mod", raising=False)
+    import fitpipe_test_plugin_mod
+
+    pipeline = fitpipe.adapt(fitpipe_test_plugin_mod.Token(3))
+    assert pipeline.adapter == "test-token"
+    assert epoch_batches(pipeline)[0][0].ravel().tolist() == [0.0, 1.0, 2.0]
+
+
+def test_fresh_registry_scans_its_own_group(monkeypatch: pytest.MonkeyPatch) -> None:
+    asked: list[str] = []
+
+    def entry_points(*, group: str) -> list[Any]:
+        asked.append(group)
+        return [FakeEntryPoint("test-own-group", lambda: BoxAdapter)]
+
+    monkeypatch.setattr(importlib.metadata, "entry_points", entry_points)
+    own = AdapterRegistry("my.group")
+    assert len(own) == 0
+    assert own.find(Box([[1.0]])).name == "test-box"
+    assert asked == ["my.group"]
+    assert "test-box" not in registry

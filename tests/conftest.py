@@ -1,0 +1,62 @@
+"""Shared configuration of fitpipe's test suite: logging, Hypothesis profiles, registry hygiene.
+
+Hypothesis profiles: ``dev`` (100 examples, the local default) and ``ci`` (15 examples, no
+deadline, slow data generation tolerated). Pick one with ``FITPIPE_HYPOTHESIS_PROFILE``.
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, settings
+
+settings.register_profile(
+    "ci",
+    max_examples=15,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+settings.register_profile(
+    "dev",
+    max_examples=100,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+settings.load_profile(os.environ.get("FITPIPE_HYPOTHESIS_PROFILE", "dev"))
+
+
+@pytest.fixture
+def clean_registry() -> Iterator[Callable[[str], None]]:
+    """Unregisters, after the test, every adapter the test registered.
+
+    Yields:
+        ``track(name)``: optional, to name adapters registered in ways the snapshot could miss
+        (the fixture also removes every name that was not registered before the test).
+    """
+    from fitpipe.adapters import registry
+
+    before = set(registry)
+    tracked: set[str] = set()
+
+    def track(name: str) -> None:
+        tracked.add(name)
+
+    yield track
+    for name in (set(registry) - before) | (tracked - before):
+        if name in registry:
+            registry.unregister(name)
+    assert set(registry) == before
+
+
+@pytest.fixture
+def seeded() -> Callable[[int], Any]:
+    """Returns ``seed(s)``: ``keras.utils.set_random_seed`` (Python, NumPy and TensorFlow)."""
+    import keras
+
+    return keras.utils.set_random_seed

@@ -1,0 +1,171 @@
+"""Batching row-addressed sources: order, shuffling, seeds, and the streamed path."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import fitpipe
+import fitpipe.pipeline.arrays as pipeline_arrays
+from fitpipe.pipeline import resolve_batch_size
+from fitpipe.testing import epoch_batches
+
+N = 50
+X = np.arange(N * 3, dtype="float32").reshape(N, 3)
+Y = np.arange(N, dtype="int64")
+SW = (np.arange(N, dtype="float32") + 1) / N
+
+
+def epoch_ids(pipeline: Any) -> np.ndarray:
+    return np.concatenate([b[1] for b in epoch_batches(pipeline)])
+
+
+def test_unshuffled_epochs_repeat_the_same_order() -> None:
+    pipeline = fitpipe.adapt(X, Y, batch_size=8)
+    np.testing.assert_array_equal(epoch_ids(pipeline), Y)
+    pipeline.on_epoch_end()
+    np.testing.assert_array_equal(epoch_ids(pipeline), Y)
+
+
+def test_shuffle_reshuffles_every_epoch_keeping_rows_whole(seeded: Any) -> None:
+    seeded(0)
+    pipeline = fitpipe.adapt(X, Y, SW, batch_size=8, shuffle=True)
+    orders = []
+    for _ in range(3):
+        batches = epoch_batches(pipeline)
+        assert [len(b[0]) for b in batches] == [8] * 6 + [2]
+        ids = np.concatenate([b[1] for b in batches])
+        rows = np.concatenate([b[0] for b in batches])
+        weights = np.concatenate([b[2] for b in batches])
+        np.testing.assert_array_equal(np.sort(ids), Y)
+        np.testing.assert_array_equal(rows, X[ids])
+        np.testing.assert_array_equal(weights, SW[ids])
+        orders.append(tuple(ids))
+        pipeline.on_epoch_end()
+    assert orders[0] != tuple(Y)
+    assert len(set(orders)) == 3
+
+
+def test_shuffle_is_reproducible_under_set_random_seed(seeded: Any) -> None:
+    def two_epochs(seed: int) -> list[tuple[int, ...]]:
+        seeded(seed)
+        pipeline = fitpipe.adapt(X, Y, batch_size=8, shuffle=True)
+        return [tuple(epoch_ids(pipeline)) for _ in range(2)]
+
+    first = two_epochs(7)
+    assert two_epochs(7) == first
+    assert two_epochs(8) != first
+
+
+def test_shuffle_seed_argument_of_pipeline_from_source() -> None:
+    from fitpipe.adapters import AdaptRequest
+    from fitpipe.pipeline import adapt_source, pipeline_from_source
+
+    request = AdaptRequest(x=X, y=Y, batch_size=8, shuffle=True)
+    adapter, source = adapt_source(request)
+    one = pipeline_from_source(adapter.name, source, request, seed=123)
+    two = pipeline_from_source(adapter.name, source, request, seed=123)
+    np.testing.assert_array_equal(epoch_ids(one), epoch_ids(two))
+
+
+@pytest.mark.parametrize(
+    ("rows", "batch_size", "sizes"),
+    [(10, 3, [3, 3, 3, 1]), (10, 10, [10]), (10, 32, [10]), (1, 4, [1])],
+)
+@pytest.mark.parametrize("shuffle", [False, True])
+def test_last_partial_batch_is_kept(
+    rows: int, batch_size: int, sizes: list[int], shuffle: bool
+) -> None:
+    pipeline = fitpipe.adapt(X[:rows], Y[:rows], batch_size=batch_size, shuffle=shuffle)
+    assert pipeline.num_batches == len(sizes)
+    batches = epoch_batches(pipeline)
+    assert [len(b[0]) for b in batches] == sizes
+    np.testing.assert_array_equal(np.sort(np.concatenate([b[1] for b in batches])), Y[:rows])
+
+
+@pytest.mark.parametrize(
+    ("batch_size", "steps", "rows", "expected"),
+    [
+        (None, None, 100, 32),
+        (7, None, 100, 7),
+        (None, 3, 100, 34),
+        (5, 3, 100, 5),
+        (None, 200, 100, 1),
+    ],
+)
+def test_resolve_batch_size(
+    batch_size: int | None, steps: int | None, rows: int, expected: int
+) -> None:
+    assert resolve_batch_size(batch_size, steps, rows) == expected
+
+
+# The streamed path ------------------------------------------------------------------------
+
+
+@pytest.fixture
+def streamed(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(pipeline_arrays, "RESIDENT_BYTES_LIMIT", 0)
+
+
+def test_streamed_batches_equal_resident_batches(streamed: None, monkeypatch: Any) -> None:
+    structures = ({"a": X, "b": X[:, 0].astype("int32")}, Y, SW)
+    streamed_batches = epoch_batches(fitpipe.adapt(*structures, batch_size=7))
+    monkeypatch.setattr(pipeline_arrays, "RESIDENT_BYTES_LIMIT", 256 * 2**20)
+    resident_batches = epoch_batches(fitpipe.adapt(*structures, batch_size=7))
+    assert len(streamed_batches) == len(resident_batches) == 8
+    for s, r in zip(streamed_batches, resident_batches, strict=True):
+        tf.nest.map_structure(np.testing.assert_array_equal, s, r)
+        assert tf.nest.map_structure(lambda a: a.dtype, s) == tf.nest.map_structure(
+            lambda a: a.dtype, r
+        )
+
+
+def test_streamed_shuffle_keeps_rows_aligned(streamed: None, seeded: Any) -> None:
+    seeded(5)
+    pipeline = fitpipe.adapt(X, Y, SW, batch_size=6, shuffle=True)
+    spec = pipeline.element_spec
+    assert spec[0].shape.as_list() == [None, 3]
+    assert spec[2].shape.as_list() == [None]
+    batches = epoch_batches(pipeline)
+    ids = np.concatenate([b[1] for b in batches])
+    np.testing.assert_array_equal(np.sort(ids), Y)
+    np.testing.assert_array_equal(np.concatenate([b[0] for b in batches]), X[ids])
+    np.testing.assert_array_equal(np.concatenate([b[2] for b in batches]), SW[ids])
+
+
+def test_streamed_keeps_strings_resident(streamed: None) -> None:
+    text = np.array([f"row{i}" for i in range(N)])
+    batches = epoch_batches(fitpipe.adapt({"text": text, "num": X}, Y, batch_size=20))
+    assert batches[0][0]["text"][0] == b"row0"
+    np.testing.assert_array_equal(np.concatenate([b[0]["num"] for b in batches]), X)
+
+
+def test_large_array_is_not_embedded_in_the_graph() -> None:
+    big = np.zeros((2**20, 16), dtype="float32")  # 64 MiB, above the lowered limit below
+    assert big.nbytes == 64 * 2**20
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(pipeline_arrays, "RESIDENT_BYTES_LIMIT", 32 * 2**20)
+        pipeline = fitpipe.adapt(big, batch_size=2**16)
+    assert len(serialized(pipeline)) < 2**20
+    assert pipeline.num_batches == 16
+    first = next(iter(pipeline.dataset))[0]
+    assert first.shape == (2**16, 16)
+
+
+def serialized(pipeline: Any) -> bytes:
+    policy = tf.data.experimental.ExternalStatePolicy.IGNORE
+    return pipeline.dataset._as_serialized_graph(external_state_policy=policy).numpy()
+
+
+def test_resident_bytes_limit_decides_which_data_streams() -> None:
+    small = np.zeros((64, 4), dtype="float32")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(pipeline_arrays, "RESIDENT_BYTES_LIMIT", small.nbytes)
+        resident = fitpipe.adapt(small)
+        patch.setattr(pipeline_arrays, "RESIDENT_BYTES_LIMIT", small.nbytes - 1)
+        streamed = fitpipe.adapt(small)
+    assert b"PyFunc" not in serialized(resident)
+    assert b"PyFunc" in serialized(streamed)

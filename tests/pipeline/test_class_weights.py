@@ -1,0 +1,191 @@
+"""``class_weight``: turned into per-sample weights for every input form."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import fitpipe
+from fitpipe.pipeline import check_class_weight, class_weight_table
+from fitpipe.testing import epoch_batches
+from fitpipe.testing.strategies import ArrayPyDataset
+
+LABELS = np.array([0, 1, 2, 1, 0, 3], dtype="int64")
+X = np.arange(12, dtype="float32").reshape(6, 2)
+CLASS_WEIGHT = {0: 0.5, 1: 2.0}  # class 2 and 3 missing: weight 1
+EXPECTED = np.array([0.5, 2.0, 1.0, 2.0, 0.5, 1.0], dtype="float32")
+
+
+def weights(pipeline: Any) -> np.ndarray:
+    found = epoch_batches(pipeline)
+    assert all(len(b) == 3 for b in found)
+    return np.concatenate([b[2] for b in found])
+
+
+@pytest.mark.parametrize(
+    "y",
+    [LABELS, LABELS[:, None], LABELS.astype("float32"), np.eye(4, dtype="float32")[LABELS]],
+    ids=["sparse", "sparse-column", "sparse-float", "one-hot"],
+)
+def test_class_weight_for_each_target_layout(y: np.ndarray) -> None:
+    pipeline = fitpipe.adapt(X, y, class_weight=CLASS_WEIGHT, batch_size=4)
+    assert pipeline.element_spec[2].dtype == tf.float32
+    np.testing.assert_array_equal(weights(pipeline), EXPECTED)
+
+
+def test_one_hot_uses_argmax_of_soft_labels() -> None:
+    soft = np.array([[0.7, 0.3], [0.2, 0.8], [0.4, 0.6]], dtype="float32")
+    pipeline = fitpipe.adapt(X[:3], soft, class_weight={0: 3.0, 1: 5.0})
+    np.testing.assert_array_equal(weights(pipeline), [3.0, 5.0, 5.0])
+
+
+def test_class_weight_multiplies_sample_weight() -> None:
+    sw = np.array([1.0, 2.0, 3.0, 4.0, 5.0, 6.0], dtype="float32")
+    pipeline = fitpipe.adapt(X, LABELS, sw, class_weight=CLASS_WEIGHT, batch_size=4)
+    np.testing.assert_array_equal(weights(pipeline), sw * EXPECTED)
+
+
+def test_class_weight_multiplies_temporal_sample_weight() -> None:
+    sw = np.arange(18, dtype="float32").reshape(6, 3)
+    pipeline = fitpipe.adapt(X, LABELS, sw, class_weight=CLASS_WEIGHT, batch_size=4)
+    found = weights(pipeline)
+    assert found.shape == (6, 3)
+    np.testing.assert_array_equal(found, sw * EXPECTED[:, None])
+
+
+def test_class_weight_follows_shuffled_rows(seeded: Any) -> None:
+    seeded(4)
+    y = np.arange(20) % 3
+    pipeline = fitpipe.adapt(
+        np.arange(20.0)[:, None],
+        y,
+        shuffle=True,
+        batch_size=6,
+        class_weight={0: 1.0, 1: 10.0, 2: 100.0},
+    )
+    found = epoch_batches(pipeline)
+    labels = np.concatenate([b[1] for b in found])
+    np.testing.assert_array_equal(np.concatenate([b[2] for b in found]), 10.0**labels)
+
+
+def generator(with_weights: bool) -> Iterator[tuple[np.ndarray, ...]]:
+    for start in range(0, 6, 4):
+        batch = [X[start : start + 4], LABELS[start : start + 4]]
+        if with_weights:
+            batch.append(np.full(len(batch[1]), 2.0, "float32"))
+        yield tuple(batch)
+
+
+@pytest.mark.parametrize("with_weights", [False, True])
+def test_class_weight_for_generators(with_weights: bool) -> None:
+    pipeline = fitpipe.adapt(generator(with_weights), class_weight=CLASS_WEIGHT)
+    factor = 2.0 if with_weights else 1.0
+    np.testing.assert_array_equal(weights(pipeline), factor * EXPECTED)
+
+
+@pytest.mark.parametrize("with_weights", [False, True])
+def test_class_weight_for_tf_data(with_weights: bool) -> None:
+    parts: tuple[Any, ...] = (X, LABELS)
+    if with_weights:
+        parts += (np.full(6, 3.0, "float32"),)
+    dataset = tf.data.Dataset.from_tensor_slices(parts).batch(4)
+    pipeline = fitpipe.adapt(dataset, class_weight=CLASS_WEIGHT)
+    factor = 3.0 if with_weights else 1.0
+    np.testing.assert_array_equal(weights(pipeline), factor * EXPECTED)
+
+
+def test_class_weight_for_tf_data_one_hot() -> None:
+    dataset = tf.data.Dataset.from_tensor_slices((X, np.eye(4)[LABELS])).batch(4)
+    np.testing.assert_array_equal(
+        weights(fitpipe.adapt(dataset, class_weight=CLASS_WEIGHT)), EXPECTED
+    )
+    with pytest.raises(ValueError, match="outside the classes of the targets"):
+        fitpipe.adapt(dataset, class_weight={4: 1.0})
+
+
+def test_class_weight_for_pydataset() -> None:
+    dataset = ArrayPyDataset(X, LABELS, None, 4)
+    np.testing.assert_array_equal(
+        weights(fitpipe.adapt(dataset, class_weight=CLASS_WEIGHT)), EXPECTED
+    )
+
+
+def test_empty_class_weight_weighs_every_sample_1() -> None:
+    pipeline = fitpipe.adapt(X, LABELS, class_weight={})
+    np.testing.assert_array_equal(weights(pipeline), np.ones(6))
+
+
+@pytest.mark.parametrize("key", ["cat", 1.0, True, None])
+def test_non_integer_keys_are_a_type_error(key: Any) -> None:
+    with pytest.raises(TypeError, match=r"^`adapt` got the non-integer `class_weight` key"):
+        fitpipe.adapt(X, LABELS, class_weight={key: 1.0})
+
+
+def test_numpy_integer_keys_are_accepted() -> None:
+    pipeline = fitpipe.adapt(X, LABELS, class_weight={np.int64(1): 2.0, np.int32(0): 0.5})
+    np.testing.assert_array_equal(weights(pipeline), EXPECTED)
+
+
+def test_class_weight_that_is_not_a_dict_is_a_type_error() -> None:
+    with pytest.raises(TypeError, match=r"^`adapt` got a `class_weight` that is not a dict"):
+        fitpipe.adapt(X, LABELS, class_weight=[1.0, 2.0])  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("weight", [-1.0, float("nan"), float("inf"), "2"])
+def test_negative_or_non_finite_weights_are_a_value_error(weight: Any) -> None:
+    with pytest.raises(ValueError, match=r"^`adapt` got the weight .* for class 0"):
+        fitpipe.adapt(X, LABELS, class_weight={0: weight})
+
+
+def test_negative_class_is_a_value_error() -> None:
+    with pytest.raises(ValueError, match=r"^`adapt` got class -1 in `class_weight`"):
+        fitpipe.adapt(X, LABELS, class_weight={-1: 1.0})
+
+
+def test_class_beyond_one_hot_width_is_a_value_error() -> None:
+    one_hot = np.eye(4, dtype="float32")[LABELS]
+    with pytest.raises(ValueError, match=r"class 4 .* between 0 and 3"):
+        fitpipe.adapt(X, one_hot, class_weight={4: 1.0})
+
+
+def test_class_beyond_sparse_labels_is_allowed() -> None:
+    pipeline = fitpipe.adapt(X, LABELS, class_weight={9: 5.0})
+    np.testing.assert_array_equal(weights(pipeline), np.ones(6))
+
+
+@pytest.mark.parametrize(
+    "y",
+    [[LABELS, LABELS], (LABELS,), {"out": LABELS}],
+    ids=["list", "one-tuple", "dict"],
+)
+def test_multi_output_targets_are_a_value_error(y: Any) -> None:
+    with pytest.raises(ValueError, match=r"^`adapt` got `class_weight` for several targets"):
+        fitpipe.adapt(X, y, class_weight=CLASS_WEIGHT)
+
+
+def test_multi_output_tf_data_is_a_value_error() -> None:
+    dataset = tf.data.Dataset.from_tensor_slices((X, (LABELS, LABELS))).batch(4)
+    with pytest.raises(ValueError, match="several targets"):
+        fitpipe.adapt(dataset, class_weight=CLASS_WEIGHT)
+
+
+@pytest.mark.parametrize(
+    "x",
+    [X, tf.data.Dataset.from_tensor_slices(X).batch(2)],
+    ids=["arrays", "tf.data"],
+)
+def test_class_weight_without_targets_is_a_value_error(x: Any) -> None:
+    with pytest.raises(ValueError, match=r"^`adapt` got `class_weight` without targets"):
+        fitpipe.adapt(x, class_weight=CLASS_WEIGHT)
+
+
+def test_check_class_weight_and_table() -> None:
+    assert check_class_weight({np.int64(2): 1}, "fit") == {2: 1.0}
+    table = class_weight_table({0: 0.5, 3: 4.0})
+    np.testing.assert_array_equal(table.numpy(), [0.5, 1.0, 1.0, 4.0])
+    with pytest.raises(ValueError, match=r"^`fit` got class 2 .* between 0 and 1"):
+        check_class_weight({2: 1.0}, "fit", num_classes=2)

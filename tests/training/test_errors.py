@@ -1,0 +1,89 @@
+"""Error behaviour documented by fitpipe (some of it deliberately unlike Keras)."""
+
+from __future__ import annotations
+
+import collections
+import re
+from collections.abc import Iterator
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from differential import compile_both, dense_model, make_twins, regression_data
+
+import fitpipe
+import fitpipe.errors
+
+X, Y = regression_data(n=64, d=4)
+
+Batch = collections.namedtuple("Batch", ["x", "y"])
+
+
+@pytest.mark.parametrize("method", ["fit", "evaluate", "train_on_batch", "test_on_batch"])
+def test_training_before_compile_raises_runtime_error(method: str) -> None:
+    model = dense_model(d=4)
+    trainer = fitpipe.Trainer(model)
+    with pytest.raises(RuntimeError):
+        getattr(trainer, method)(X, Y)
+    # Keras refuses too (with a ValueError), so no weights changed anywhere.
+    with pytest.raises(ValueError, match="compile"):
+        getattr(model, method)(X, Y)
+
+
+def test_fitpipe_sequential_fit_before_compile_raises_runtime_error() -> None:
+    model = dense_model(d=4, cls=fitpipe.Sequential)
+    with pytest.raises(RuntimeError):
+        model.fit(X, Y, verbose=0)
+
+
+def test_wrong_feature_width_names_shapes() -> None:
+    ref, twin = make_twins(lambda: dense_model(d=4))
+    api = compile_both(ref, twin, {"optimizer": "sgd", "loss": "mse"})
+    wide = np.zeros((16, 5), "float32")
+    with pytest.raises(ValueError) as keras_err:
+        ref.fit(wide, Y[:16], verbose=0)
+    with pytest.raises(ValueError) as got:
+        api.fit(wide, Y[:16], verbose=0)
+    message = str(got.value)
+    assert re.search(r"expected", message, re.IGNORECASE), message
+    assert re.search(r"receiv", message, re.IGNORECASE), message
+    assert re.search(r"\b4\b", message) and re.search(r"\b5\b", message), message
+    assert "expected axis -1 of input shape to have value 4" in str(keras_err.value)
+
+
+def _namedtuple_batches() -> Iterator[Batch]:
+    for i in range(0, len(X), 16):
+        yield Batch(X[i : i + 16], Y[i : i + 16])
+
+
+def test_namedtuple_from_generator_raises() -> None:
+    ref, twin = make_twins(lambda: dense_model(d=4))
+    api = compile_both(ref, twin, {"optimizer": "sgd", "loss": "mse"})
+    with pytest.raises(ValueError, match="namedtuple"):
+        api.fit(_namedtuple_batches(), epochs=1, verbose=0)
+    # Keras 3 itself silently accepts it; fitpipe deliberately does not.
+    ref.fit(_namedtuple_batches(), epochs=1, verbose=0)
+
+
+def test_namedtuple_from_dataset_raises() -> None:
+    ds = tf.data.Dataset.from_tensor_slices((X, Y)).batch(16).map(lambda x, y: Batch(x, y))
+    ref, twin = make_twins(lambda: dense_model(d=4))
+    api = compile_both(ref, twin, {"optimizer": "sgd", "loss": "mse"})
+    with pytest.raises(ValueError, match="namedtuple"):
+        api.fit(ds, epochs=1, verbose=0)
+
+
+@pytest.mark.parametrize("split", [1.5, 1.0, -0.1])
+def test_validation_split_out_of_range(split: float) -> None:
+    ref, twin = make_twins(lambda: dense_model(d=4))
+    api = compile_both(ref, twin, {"optimizer": "sgd", "loss": "mse"})
+    before = [w.copy() for w in twin.get_weights()]
+    with pytest.raises(ValueError, match="validation_split"):
+        api.fit(X, Y, validation_split=split, verbose=0)
+    for a, b in zip(before, twin.get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_error_classes_subclass_builtins() -> None:
+    assert issubclass(fitpipe.errors.FitpipeValueError, ValueError)
+    assert issubclass(fitpipe.errors.FitpipeTypeError, TypeError)

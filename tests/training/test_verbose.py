@@ -1,0 +1,118 @@
+"""Tests for what ``fit``/``evaluate``/``predict`` print, compared with Keras."""
+
+from __future__ import annotations
+
+import re
+
+import keras
+import pytest
+from differential import compile_both, dense_model, make_twins, regression_data
+
+X, Y = regression_data(n=96, d=4)
+COMPILE = {"optimizer": "sgd", "loss": "mse", "metrics": ["mae"]}
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def _clean(text: str) -> str:
+    """Drop ANSI colour codes and backspaces, split ``\\r`` updates into lines."""
+    return _ANSI.sub("", text).replace("\x08", "").replace("\r", "\n")
+
+
+def _skeleton(text: str) -> list[str]:
+    """Reduce output to its structure: numbers and timings replaced, blanks removed."""
+    lines = []
+    for line in _clean(text).splitlines():
+        line = re.sub(r"\d+(\.\d+)?(e[-+]?\d+)?(ms|us|s)/step", "<T>/step", line)
+        line = re.sub(r"\b\d+(ms|us|s)\b", "<T>", line)
+        line = re.sub(r"(loss|mae|val_loss|val_mae): [-\d.e+naif]+", r"\1: <N>", line)
+        line = re.sub(r"━+", "<BAR>", line).strip()
+        if line:
+            lines.append(line)
+    return lines
+
+
+def _run(capsys: pytest.CaptureFixture[str], verbose: int | str) -> tuple[str, str]:
+    ref, twin = make_twins(lambda: dense_model(d=4))
+    api = compile_both(ref, twin, COMPILE)
+    capsys.readouterr()
+    ref.fit(
+        X,
+        Y,
+        batch_size=32,
+        epochs=2,
+        verbose=verbose,
+        shuffle=False,
+        validation_data=(X[:16], Y[:16]),
+    )
+    keras_out = capsys.readouterr().out
+    api.fit(
+        X,
+        Y,
+        batch_size=32,
+        epochs=2,
+        verbose=verbose,
+        shuffle=False,
+        validation_data=(X[:16], Y[:16]),
+    )
+    fitpipe_out = capsys.readouterr().out
+    return keras_out, fitpipe_out
+
+
+def test_verbose_1_prints_progress_bar(capsys: pytest.CaptureFixture[str]) -> None:
+    keras_out, out = _run(capsys, 1)
+    assert "Epoch 1/2" in out and "Epoch 2/2" in out
+    assert "3/3" in _clean(out)
+    assert "loss:" in out and "val_loss:" in out
+    final_lines = [line for line in _skeleton(out) if line.startswith("3/3")]
+    assert final_lines == [line for line in _skeleton(keras_out) if line.startswith("3/3")]
+    assert [line for line in _skeleton(out) if line.startswith("Epoch")] == [
+        "Epoch 1/2",
+        "Epoch 2/2",
+    ]
+
+
+def test_verbose_2_prints_one_line_per_epoch(capsys: pytest.CaptureFixture[str]) -> None:
+    keras_out, out = _run(capsys, 2)
+    assert _skeleton(keras_out) == [
+        "Epoch 1/2",
+        "3/3 - <T> - <T>/step - loss: <N> - mae: <N> - val_loss: <N> - val_mae: <N>",
+        "Epoch 2/2",
+        "3/3 - <T> - <T>/step - loss: <N> - mae: <N> - val_loss: <N> - val_mae: <N>",
+    ]
+    assert _skeleton(out) == _skeleton(keras_out), f"fitpipe printed:\n{out}"
+    assert "━" not in out
+
+
+def test_verbose_auto_is_progress_bar(capsys: pytest.CaptureFixture[str]) -> None:
+    keras_out, out = _run(capsys, "auto")
+    assert "3/3" in _clean(out) and "━" in out
+    assert "━" in keras_out
+
+
+def test_verbose_0_prints_nothing(capsys: pytest.CaptureFixture[str]) -> None:
+    ref, twin = make_twins(lambda: dense_model(d=4))
+    api = compile_both(ref, twin, COMPILE)
+    capsys.readouterr()
+    api.fit(X, Y, epochs=2, verbose=0, validation_split=0.25)
+    api.evaluate(X, Y, verbose=0)
+    api.predict(X, verbose=0)
+    captured = capsys.readouterr()
+    assert captured.out == ""
+
+
+@pytest.mark.parametrize("method", ["evaluate", "predict"])
+def test_evaluate_and_predict_verbose_1(capsys: pytest.CaptureFixture[str], method: str) -> None:
+    ref, twin = make_twins(lambda: dense_model(d=4))
+    api = compile_both(ref, twin, COMPILE)
+    capsys.readouterr()
+    args = (X, Y) if method == "evaluate" else (X,)
+    getattr(ref, method)(*args, batch_size=32, verbose=1)
+    keras_out = capsys.readouterr().out
+    getattr(api, method)(*args, batch_size=32, verbose=1)
+    out = capsys.readouterr().out
+    assert "3/3" in _clean(out)
+    assert [line for line in _skeleton(out) if line.startswith("3/3")] == [
+        line for line in _skeleton(keras_out) if line.startswith("3/3")
+    ]
+    keras.backend.clear_session()
