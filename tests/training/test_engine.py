@@ -1,0 +1,122 @@
+"""The compiled engine: traces, steps per execution, and the XLA decision."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import fitpipe
+from fitpipe.errors import FitpipeWarning
+from fitpipe.training.epochs import ExecutionSize
+
+X = np.random.default_rng(0).standard_normal((100, 4)).astype("float32")
+Y = X[:, :1] * 2.0
+
+
+def _model() -> keras.Model:
+    return keras.Sequential([keras.Input((4,)), keras.layers.Dense(3), keras.layers.Dense(1)])
+
+
+def _trainer(**compile_kwargs: object) -> fitpipe.Trainer:
+    trainer = fitpipe.Trainer(_model())
+    trainer.compile(optimizer="sgd", loss="mse", **compile_kwargs)
+    return trainer
+
+
+def _traces(trainer: fitpipe.Trainer, mode: str) -> int:
+    step = trainer._state.functions[mode].one_step
+    return int(step.experimental_get_tracing_count())
+
+
+@pytest.mark.parametrize("jit", [True, False])
+def test_partial_last_batch_traces_once_and_epochs_never_retrace(jit: bool) -> None:
+    # One trace serves every batch (batch dimension unknown); with XLA the probe that checks
+    # the model compiles adds one more, once per compile.
+    trainer = _trainer(jit_compile=jit)
+    trainer.fit(X, Y, batch_size=32, epochs=3, verbose=0, shuffle=False)  # 3 full + 1 partial
+    traces = _traces(trainer, "train")
+    assert traces == (2 if jit else 1)
+    trainer.fit(X, Y, batch_size=32, epochs=2, verbose=0, validation_split=0.2)
+    trainer.fit(X[:50], Y[:50], batch_size=32, epochs=1, verbose=0)
+    assert _traces(trainer, "train") == traces
+    trainer.evaluate(X, Y, batch_size=32, verbose=0)
+    test_traces = _traces(trainer, "test")
+    trainer.evaluate(X, Y, batch_size=7, verbose=0)
+    assert _traces(trainer, "test") == test_traces
+
+
+def test_recompiling_builds_new_step_functions() -> None:
+    trainer = _trainer()
+    trainer.fit(X, Y, epochs=1, verbose=0)
+    first = trainer._state.functions["train"]
+    trainer.compile(optimizer="adam", loss="mae")
+    trainer.fit(X, Y, epochs=1, verbose=0)
+    assert trainer._state.functions["train"] is not first
+    assert trainer.model.optimizer.name == "adam"
+
+
+@pytest.mark.parametrize("spe", [1, 4, "auto"])
+def test_steps_per_execution_runs_every_batch_once(spe: int | str) -> None:
+    trainer = _trainer(steps_per_execution=spe)
+    ends: list[int] = []
+    callback = keras.callbacks.LambdaCallback(
+        on_train_batch_end=lambda batch, logs: ends.append(batch)
+    )
+    trainer.fit(X, Y, batch_size=10, epochs=2, verbose=0, callbacks=[callback])
+    assert int(trainer.model.optimizer.iterations) == 20
+    if spe == 4:
+        assert ends == [3, 7, 9] * 2  # every 4 batches; the last call is truncated to the epoch
+    if spe == 1:
+        assert ends == list(range(10)) * 2
+
+
+def test_auto_steps_per_execution_grows_while_steps_get_cheaper() -> None:
+    size = ExecutionSize("auto")
+    assert size.size == 1
+    seconds_per_call = {1: 1.0, 2: 1.0, 4: 1.0, 8: 8.0}  # per call: cost per step falls to 4
+    while not size._settled:
+        n = size.size
+        size.record(n, seconds_per_call.get(n, 2.0 * n))
+        size.record(n, seconds_per_call.get(n, 2.0 * n))
+    assert size.size == 4
+
+
+def test_fixed_steps_per_execution_is_not_tuned() -> None:
+    size = ExecutionSize(8)
+    size.record(8, 100.0)
+    size.record(8, 0.0001)
+    assert size.size == 8
+
+
+def test_xla_failure_falls_back_to_the_graph_with_a_warning() -> None:
+    class NumpyDouble(keras.layers.Layer):
+        def compute_output_shape(self, shape: tuple[int, ...]) -> tuple[int, ...]:
+            return shape
+
+        def call(self, x: tf.Tensor) -> tf.Tensor:
+            y = tf.numpy_function(lambda a: a * 2, [x], tf.float32, stateful=False)
+            y.set_shape(x.shape)
+            return y
+
+    inputs = keras.Input((4,))
+    model = keras.Model(inputs, keras.layers.Dense(1)(NumpyDouble()(inputs)))
+    trainer = fitpipe.Trainer(model)
+    trainer.compile(optimizer="sgd", loss="mse", jit_compile=True)
+    with pytest.warns(FitpipeWarning, match="cannot compile the model with XLA"):
+        history = trainer.fit(X, Y, batch_size=25, epochs=2, verbose=0)
+    assert int(model.optimizer.iterations) == 8
+    assert np.isfinite(history.history["loss"]).all()
+    assert trainer._state.functions["train"].jit_compile is False
+
+
+def test_auto_jit_uses_xla_when_the_model_compiles() -> None:
+    trainer = _trainer(jit_compile="auto")
+    trainer.fit(X, Y, epochs=1, verbose=0)
+    assert trainer._state.functions["train"].jit_compile is True
+
+
+def test_fit_before_compile_is_a_runtime_error() -> None:
+    with pytest.raises(RuntimeError, match="`fit` needs a compiled model"):
+        fitpipe.Trainer(_model()).fit(X, Y)
