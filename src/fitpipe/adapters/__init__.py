@@ -1,24 +1,25 @@
 """Adapters: one module per input form, and the registry that picks one for each input.
 
-Built-in adapters, highest priority first:
+Built-in adapters, highest priority first (name, priority: what it takes):
 
-========== ======== =====================================================
-name       priority takes
-========== ======== =====================================================
-tf.data    100      ``tf.data.Dataset``
-pydataset  100      ``keras.utils.PyDataset``
-tensor     90       ``tf.Tensor``, ``tf.RaggedTensor``, ``tf.SparseTensor``
-pandas     80       pandas ``DataFrame``/``Series`` (lazy: imports pandas on use)
-generator  50       Python generators and iterators
-numpy      40       NumPy arrays and array-likes
-mapping    30       dicts of arrays (named inputs)
-sequence   20       lists/tuples of arrays (multi-input models)
-========== ======== =====================================================
+- ``tf.data``, 100: ``tf.data.Dataset``
+- ``pydataset``, 100: ``keras.utils.PyDataset``
+- ``tensor``, 90: ``tf.Tensor``, ``tf.RaggedTensor``, ``tf.SparseTensor``
+- ``pandas``, 80: pandas ``DataFrame``/``Series`` (lazy: imports pandas on use)
+- ``arrow``, 75: ``pyarrow.Table``/``RecordBatch``, Arrow C stream exporters (Polars, DuckDB)
+- ``arrow-stream``, 75: ``pyarrow.RecordBatchReader`` (a stream, read once)
+- ``parquet``, 70: Parquet files, directories, globs, lists; ``pyarrow.dataset.Dataset``
+- ``generator``, 50: Python generators and iterators
+- ``numpy``, 40: NumPy arrays and array-likes
+- ``mapping``, 30: dicts of arrays (named inputs)
+- ``sequence``, 20: lists/tuples of arrays (multi-input models)
 """
 
 from fitpipe.adapters.arrays import ARRAY_FAMILY_SUPPORTS
+from fitpipe.adapters.arrow_tables import ArrowStreamAdapter, ArrowTableAdapter
 from fitpipe.adapters.base import (
     ADAPT_ARGUMENTS,
+    DEFAULT_BATCH_SIZE,
     Adapter,
     AdaptRequest,
     ArraySource,
@@ -29,6 +30,7 @@ from fitpipe.adapters.base import (
 from fitpipe.adapters.generators import GeneratorAdapter
 from fitpipe.adapters.mappings import MappingAdapter
 from fitpipe.adapters.numpy_arrays import NumpyAdapter
+from fitpipe.adapters.parquet import ParquetAdapter
 from fitpipe.adapters.py_datasets import PyDatasetAdapter
 from fitpipe.adapters.registry import (
     ENTRY_POINT_GROUP,
@@ -43,6 +45,7 @@ from fitpipe.adapters.tf_datasets import TFDatasetAdapter
 
 __all__ = [
     "ADAPT_ARGUMENTS",
+    "DEFAULT_BATCH_SIZE",
     "ENTRY_POINT_GROUP",
     "AdaptRequest",
     "Adapter",
@@ -62,6 +65,9 @@ def _register_builtins() -> None:
         (TFDatasetAdapter(), 100),
         (PyDatasetAdapter(), 100),
         (TensorAdapter(), 90),
+        (ArrowTableAdapter(), 75),
+        (ArrowStreamAdapter(), 75),
+        (ParquetAdapter(), 70),
         (
             LazyAdapter(
                 "pandas",

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ADAPT_ARGUMENTS",
+    "DEFAULT_BATCH_SIZE",
     "AdaptRequest",
     "Adapter",
     "ArraySource",
@@ -31,6 +32,9 @@ __all__ = [
     "Source",
     "check_supported",
 ]
+
+#: Rows per batch when none is given (as in Keras).
+DEFAULT_BATCH_SIZE = 32
 
 #: The arguments of ``fitpipe.adapt`` (and of ``fit``) an adapter may or may not support.
 ADAPT_ARGUMENTS = (
@@ -143,6 +147,9 @@ class BatchSource:
             batches, so the caller can re-raise the original instead of TensorFlow's copy.
         read_ahead: False when batches read ahead by ``tf.data`` would be lost between
             epochs (a generator read once); the pipeline then adds no read-ahead of its own.
+        rows: The rows of one epoch, when known from metadata.
+        split: For sources that support ``validation_split``: ``split(first_val_row,
+            validation_batch_size)`` returns the training and validation sources.
     """
 
     make_dataset: Callable[[], tf.data.Dataset]
@@ -152,6 +159,8 @@ class BatchSource:
     finite: bool = True
     take_error: Callable[[], BaseException | None] = lambda: None
     read_ahead: bool = True
+    rows: int | None = None
+    split: Callable[[int, int | None], tuple[BatchSource, BatchSource]] | None = None
 
 
 Source = ArraySource | BatchSource

@@ -44,8 +44,9 @@ class _Feeder:
     """
 
     def __init__(
-        self, iterator: Iterator[Any], peeked: list[Any], signature: Any, caller: str
+        self, iterator: Iterator[Any], peeked: list[Any], signature: Any, caller: str, source: str
     ) -> None:
+        self._source = source
         self._iterator = iterator
         self._signature = signature
         self._caller = caller
@@ -69,8 +70,8 @@ class _Feeder:
     def _run(self) -> None:
         try:
             for element in self._iterator:
-                batch = normalize_batch(element, self._caller, _SOURCE)
-                check_batch(batch, self._signature, self._index, self._caller, _SOURCE)
+                batch = normalize_batch(element, self._caller, self._source)
+                check_batch(batch, self._signature, self._index, self._caller, self._source)
                 self._index += 1
                 if not self._put(batch):
                     return
@@ -106,6 +107,59 @@ class _Feeder:
             thread.join(timeout=10)
 
 
+def one_pass_source(iterator: Iterator[Any], x: Any, caller: str, source: str) -> BatchSource:
+    """A source read once from ``iterator`` of batches, with read-ahead that survives epochs.
+
+    Args:
+        iterator: Yields batches in any documented form.
+        x: The user's input, for messages.
+        caller: The public method being run.
+        source: What yields the batches, in words.
+
+    Returns:
+        The batch source (its number of batches is unknown).
+    """
+    peeked = []
+    for _ in range(_PEEK):
+        try:
+            peeked.append(normalize_batch(next(iterator), caller, source))
+        except StopIteration:
+            break
+    if not peeked:
+        raise DataMismatchError(
+            message(
+                caller,
+                f"got a {source} that yields nothing",
+                f"A {source} input yields at least one batch",
+                "Check that it was not already consumed",
+                x=x,
+            )
+        )
+    signature = signature_of(peeked, caller, source)
+    feeder = _Feeder(iterator, peeked, signature, caller, source)
+    errors = ErrorBox()
+
+    def generate() -> Iterator[Any]:
+        try:
+            while (item := feeder.get()) is not _END:
+                yield item
+        except Exception as err:
+            errors.put(err)
+            raise
+
+    dataset = tf.data.Dataset.from_generator(generate, output_signature=signature)
+    options = tf.data.Options()
+    options.experimental_optimization.inject_prefetch = False
+    dataset = dataset.with_options(options)
+    return BatchSource(
+        make_dataset=lambda: dataset,
+        count_batches=lambda: None,
+        close=feeder.close,
+        take_error=errors.take,
+        read_ahead=False,
+    )
+
+
 class GeneratorAdapter:
     """Takes a Python generator or iterator yielding ``(x,)``, ``(x, y)`` or ``(x, y, sw)``."""
 
@@ -128,43 +182,4 @@ class GeneratorAdapter:
         Returns:
             The batch source.
         """
-        iterator = iter(request.x)
-        peeked = []
-        for _ in range(_PEEK):
-            try:
-                peeked.append(normalize_batch(next(iterator), request.caller, _SOURCE))
-            except StopIteration:
-                break
-        if not peeked:
-            raise DataMismatchError(
-                message(
-                    request.caller,
-                    "got a generator that yields nothing",
-                    "A generator input yields at least one batch",
-                    "Check that the generator was not already consumed",
-                    x=request.x,
-                )
-            )
-        signature = signature_of(peeked, request.caller, _SOURCE)
-        feeder = _Feeder(iterator, peeked, signature, request.caller)
-        errors = ErrorBox()
-
-        def generate() -> Iterator[Any]:
-            try:
-                while (item := feeder.get()) is not _END:
-                    yield item
-            except Exception as err:
-                errors.put(err)
-                raise
-
-        dataset = tf.data.Dataset.from_generator(generate, output_signature=signature)
-        options = tf.data.Options()
-        options.experimental_optimization.inject_prefetch = False
-        dataset = dataset.with_options(options)
-        return BatchSource(
-            make_dataset=lambda: dataset,
-            count_batches=lambda: None,
-            close=feeder.close,
-            take_error=errors.take,
-            read_ahead=False,
-        )
+        return one_pass_source(iter(request.x), request.x, request.caller, _SOURCE)

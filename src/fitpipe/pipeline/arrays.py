@@ -18,15 +18,13 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
-from fitpipe.adapters import ArraySource
+from fitpipe.adapters import DEFAULT_BATCH_SIZE, ArraySource
 from fitpipe.schemas import pack_roles
 
 __all__ = ["RESIDENT_BYTES_LIMIT", "array_dataset", "index_batches", "resolve_batch_size"]
 
 #: NumPy data up to this many bytes in all is converted to tensors; larger data is streamed.
 RESIDENT_BYTES_LIMIT = 256 * 2**20
-
-DEFAULT_BATCH_SIZE = 32
 
 
 def resolve_batch_size(batch_size: int | None, steps: int | None, num_samples: int) -> int:

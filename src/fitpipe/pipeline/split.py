@@ -8,7 +8,7 @@ from typing import Any
 
 import tensorflow as tf
 
-from fitpipe.adapters import ArraySource
+from fitpipe.adapters import ArraySource, BatchSource, Source
 from fitpipe.errors import DataMismatchError, FitpipeValueError, message
 
 __all__ = ["check_validation_split", "split_source"]
@@ -59,25 +59,29 @@ def _slice(leaf: Any, start: int, stop: int) -> Any:
 
 
 def split_source(
-    source: ArraySource, validation_split: float, caller: str = "fit"
-) -> tuple[ArraySource, ArraySource]:
+    source: Source,
+    validation_split: float,
+    caller: str = "fit",
+    validation_batch_size: int | None = None,
+) -> tuple[Source, Source]:
     """Splits rows into training rows and the last ``validation_split`` of them.
 
-    NumPy leaves are sliced as views: nothing is copied.
+    NumPy leaves are sliced as views (nothing is copied); sources planned from metadata
+    (Parquet) split by row counts without reading data.
 
     Args:
-        source: The rows.
+        source: Rows in memory, or a batch source that can split.
         validation_split: A fraction in (0, 1), already checked.
         caller: The public method being run.
+        validation_batch_size: Batch size of a split batch source's validation part.
 
     Returns:
         ``(train, validation)``.
 
     Raises:
         DataMismatchError: When either part would be empty.
-
     """
-    total = source.num_samples
+    total = source.num_samples if isinstance(source, ArraySource) else (source.rows or 0)
     split_at = math.floor(total * (1.0 - validation_split))
     if split_at in (0, total):
         raise DataMismatchError(
@@ -89,6 +93,18 @@ def split_source(
                 validation_split=validation_split,
             )
         )
+    if isinstance(source, BatchSource):
+        if source.split is None:
+            raise DataMismatchError(
+                message(
+                    caller,
+                    "cannot split this input",
+                    "`validation_split` needs rows known in advance",
+                    "Pass `validation_data` instead",
+                    validation_split=validation_split,
+                )
+            )
+        return source.split(split_at, validation_batch_size)
 
     def part(start: int, stop: int) -> ArraySource:
         sliced = [

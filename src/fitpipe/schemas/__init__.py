@@ -1,4 +1,4 @@
-"""Declared structure of the data: fields, roles and the batch unpacking rule."""
+"""Declared structure of the data: schemas of columns, roles and the batch unpacking rule."""
 
 from fitpipe.schemas.roles import (
     Role,
@@ -8,9 +8,12 @@ from fitpipe.schemas.roles import (
     reject_namedtuple,
     split_roles,
 )
+from fitpipe.schemas.schema import Columns, Schema
 
 __all__ = [
+    "Columns",
     "Role",
+    "Schema",
     "find_namedtuple",
     "is_namedtuple",
     "pack_roles",

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import os
 import weakref
 from collections.abc import Container, Iterator, Mapping
 from typing import Any
@@ -19,6 +20,7 @@ import numpy as np
 import tensorflow as tf
 
 from fitpipe.adapters import AdaptRequest, ArraySource, registry
+from fitpipe.adapters.arrays import check_rows
 from fitpipe.errors import FitpipeTypeError, FitpipeValueError, message
 from fitpipe.pipeline import (
     Pipeline,
@@ -31,11 +33,12 @@ from fitpipe.pipeline import (
     pipeline_from_source,
     split_source,
 )
-from fitpipe.schemas import is_namedtuple, pack_roles
+from fitpipe.schemas import Schema, is_namedtuple, pack_roles
 from fitpipe.training import arguments
 from fitpipe.training.epochs import EpochRunner, ExecutionSize
 from fitpipe.training.inputs import check_model_inputs
 from fitpipe.training.logs import epoch_logs, flatten_in_order, pythonify
+from fitpipe.training.outputs import chunks_of, output_table, write_atomically
 from fitpipe.training.steps import StepFunction
 
 __all__ = ["Trainer"]
@@ -220,11 +223,15 @@ class Trainer:
         validation_steps: int | None = None,
         validation_batch_size: int | None = None,
         validation_freq: int | Container[int] = 1,
+        *,
+        schema: Schema | None = None,
     ) -> keras.callbacks.History:
         """Trains the model for a fixed number of epochs, as documented for ``keras.Model.fit``.
 
         ``validation_freq`` also takes a list of 1-based epoch numbers (as tf.keras 2 did);
         ``class_weight`` and ``sample_weight`` may be given together (they are multiplied).
+        ``schema`` declares the columns of Arrow and Parquet inputs (``x`` and
+        ``validation_data``).
 
         Returns:
             The ``keras.callbacks.History`` of the run.
@@ -249,6 +256,7 @@ class Trainer:
             steps=steps_per_epoch if steps_per_epoch != -1 else None,
             caller="fit",
             validation_split=split,
+            schema=schema,
         )
         train, val = self._fit_pipelines(
             request, validation_data, validation_batch_size or batch_size, validation_steps
@@ -275,18 +283,18 @@ class Trainer:
     ) -> tuple[Pipeline, Pipeline | None]:
         adapter, source = adapt_source(request, warn_ignored=False)
         val = None
-        if request.validation_split and isinstance(source, ArraySource):
-            source, val_source = split_source(source, request.validation_split, "fit")
+        if request.validation_split:
+            source, val_source = split_source(source, request.validation_split, "fit", val_batch)
             val_request = AdaptRequest(x=None, batch_size=val_batch, steps=val_steps, caller="fit")
             val = pipeline_from_source(adapter.name, val_source, val_request)
         train = pipeline_from_source(adapter.name, source, request)
         if validation_data is not None:
-            val = self._validation_pipeline(validation_data, val_batch, val_steps)
+            val = self._validation_pipeline(validation_data, val_batch, val_steps, request.schema)
         _require_finite(train, request.steps, "fit", "steps_per_epoch")
         return train, val
 
     def _validation_pipeline(
-        self, data: Any, batch_size: int | None, steps: int | None
+        self, data: Any, batch_size: int | None, steps: int | None, schema: Any = None
     ) -> Pipeline:
         if is_namedtuple(data) or (isinstance(data, tuple) and len(data) not in (2, 3)):
             raise FitpipeValueError(
@@ -310,6 +318,7 @@ class Trainer:
             batch_size=batch_size,
             steps=steps,
             caller="fit",
+            schema=schema if "schema" in adapter.supports else None,
         )
         pipeline = build_pipeline(request, warn_ignored=False)
         _require_finite(pipeline, steps, "fit", "validation_steps")
@@ -390,6 +399,8 @@ class Trainer:
         steps: int | None = None,
         callbacks: Any = None,
         return_dict: bool = False,
+        *,
+        schema: Schema | None = None,
         **kwargs: Any,
     ) -> Any:
         """Returns the loss and metric values in test mode, as ``keras.Model.evaluate``.
@@ -410,6 +421,7 @@ class Trainer:
             batch_size=batch_size,
             steps=steps,
             caller="evaluate",
+            schema=schema,
         )
         with build_pipeline(request, warn_ignored=False) as pipeline:
             _require_finite(pipeline, steps, "evaluate", "steps")
@@ -427,21 +439,65 @@ class Trainer:
         verbose: str | int = "auto",
         steps: int | None = None,
         callbacks: Any = None,
+        *,
+        schema: Schema | None = None,
+        output: str | os.PathLike[str] | None = None,
     ) -> Any:
         """Generates predictions for the input samples, as ``keras.Model.predict``.
 
-        Returns:
-            NumPy arrays in the structure of the model's outputs, every row included.
+        ``schema`` declares the feature and passthrough columns of Arrow and Parquet inputs.
+        With ``output``, predictions are streamed to that Parquet file instead of returned:
+        passthrough columns first, then one column per model output (vectors as
+        ``fixed_size_list``); the file appears only when complete.
 
+        Returns:
+            NumPy arrays in the structure of the model's outputs, every row included; or the
+            path written, with ``output``.
         """
         verbose = arguments.check_verbose(verbose, "predict")
         steps = arguments.check_steps(steps, "steps", "predict")
         callbacks = arguments.check_callbacks(callbacks, "predict")
-        request = AdaptRequest(x=x, batch_size=batch_size, steps=steps, caller="predict")
+        if output is not None:
+            return self._predict_to_file(x, schema, output, batch_size, verbose, callbacks)
+        request = AdaptRequest(
+            x=x, batch_size=batch_size, steps=steps, caller="predict", schema=schema
+        )
         with build_pipeline(request, warn_ignored=False) as pipeline:
             _require_finite(pipeline, steps, "predict", "steps")
             check_model_inputs(self.model, pipeline.element_spec, "predict")
             return self._predict_loop(pipeline, steps, verbose, callbacks)
+
+    def _predict_to_file(
+        self,
+        x: Any,
+        schema: Schema | None,
+        output: str | os.PathLike[str],
+        batch_size: int | None,
+        verbose: Any,
+        callbacks: Any,
+    ) -> str:
+        bar = keras.utils.Progbar(None, unit_name="row") if verbose not in (0, "0") else None
+        written = [0]
+
+        def progress(rows: int) -> None:
+            written[0] += rows
+            if bar is not None:
+                bar.update(written[0])
+
+        def tables() -> Iterator[Any]:
+            for features, passthrough in chunks_of(x, schema, "predict"):
+                rows = check_rows({"x": features}, "predict")
+                chunk = ArraySource(features, None, None, rows)
+                request = AdaptRequest(x=None, batch_size=batch_size, caller="predict")
+                with pipeline_from_source("chunk", chunk, request) as pipeline:
+                    check_model_inputs(self.model, pipeline.element_spec, "predict")
+                    outputs = self._predict_loop(pipeline, None, 0, callbacks)
+                yield output_table(self.model, outputs, passthrough)
+
+        path = write_atomically(output, tables(), progress)
+        if bar is not None:
+            bar.update(written[0], finalize=True)
+        return path
 
     def _predict_loop(
         self, pipeline: Pipeline, steps: int | None, verbose: Any, callbacks: Any

@@ -1,0 +1,155 @@
+"""Columnar conversion of Arrow data to arrays, by a :class:`~fitpipe.schemas.Schema`.
+
+Every conversion works on whole columns (Arrow buffers to NumPy, no per-row Python):
+numbers and bool as they are; ``fixed_size_list`` as ``(N, k)`` (nested: ``(N, a, b)``);
+``list``/``large_list`` as ``tf.RaggedTensor`` or padded/truncated to a declared length;
+strings and binary as string tensors; dictionary-encoded columns decoded; timestamps, dates
+and durations as int64. A null is an error naming the column and the row, unless the schema
+declares a fill value for the column.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.types as pat
+import tensorflow as tf
+
+from fitpipe.errors import SchemaError, message
+from fitpipe.schemas import Schema
+from fitpipe.schemas.arrow_types import value_type
+from fitpipe.schemas.schema import Named, RoleSpec
+
+__all__ = ["column_array", "role_arrays", "table_roles"]
+
+
+def _null_error(name: str, row: int, source: str, caller: str) -> SchemaError:
+    return SchemaError(
+        message(
+            caller,
+            f"found a null in column {name!r} at row {row} of {source}",
+            "Feature, target and weight columns hold a value in every row",
+            f"Declare a fill value, e.g. `Schema(..., fill={{{name!r}: 0}})`, or drop the rows "
+            "upstream",
+            column=name,
+        )
+    )
+
+
+def _fill_nulls(array: pa.Array, name: str, schema: Schema, ctx: tuple[str, int, str]) -> Any:
+    if array.null_count == 0:
+        return array
+    fill = schema.fill_value(name)
+    if fill is None:
+        source, offset, caller = ctx
+        first = int(pc.index(pc.is_null(array), True).as_py())
+        raise _null_error(name, offset + first, source, caller)
+    return pc.fill_null(array, pa.scalar(fill, type=array.type))
+
+
+def _plain(array: pa.Array) -> pa.Array:
+    if pat.is_dictionary(array.type):
+        array = array.dictionary_decode()
+    if pat.is_temporal(array.type):
+        array = array.cast(pa.int64())
+    return array
+
+
+def _fixed(array: pa.Array, name: str, schema: Schema, ctx: tuple[str, int, str]) -> np.ndarray:
+    dims = []
+    values = array
+    while pat.is_fixed_size_list(values.type):
+        dims.append(values.type.list_size)
+        values = values.flatten()
+    values = _fill_nulls(_plain(values), name, schema, ctx)
+    return _numbers(values).reshape(len(array), *dims)
+
+
+def _numbers(values: pa.Array) -> np.ndarray:
+    if _is_text(values.type):
+        return values.to_numpy(zero_copy_only=False)
+    return np.asarray(values.to_numpy(zero_copy_only=False))
+
+
+def _is_text(arrow_type: pa.DataType) -> bool:
+    return bool(
+        pat.is_string(arrow_type)
+        or pat.is_large_string(arrow_type)
+        or pat.is_binary(arrow_type)
+        or pat.is_large_binary(arrow_type)
+    )
+
+
+def _variable(array: pa.Array, name: str, schema: Schema, ctx: tuple[str, int, str]) -> Any:
+    lengths = pc.list_value_length(array).to_numpy(zero_copy_only=False).astype(np.int64)
+    values = _numbers(_fill_nulls(_plain(array.flatten()), name, schema, ctx))
+    width = schema.length(name)
+    if width is None:
+        return tf.RaggedTensor.from_row_lengths(values, lengths)
+    starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
+    positions = np.arange(width)
+    keep = positions[None, :] < lengths[:, None]
+    dense = np.zeros((len(lengths), width), dtype=values.dtype)
+    dense[keep] = values[(starts[:, None] + positions[None, :])[keep]]
+    return dense
+
+
+def column_array(column: Any, name: str, schema: Schema, ctx: tuple[str, int, str]) -> Any:
+    """Converts one Arrow column to a NumPy array (or a ragged tensor for list columns).
+
+    Args:
+        column: A ``pa.Array`` or ``pa.ChunkedArray``.
+        name: The column name.
+        schema: The schema (fill values, padded lengths).
+        ctx: ``(source, first_row, caller)`` for error messages.
+    """
+    if isinstance(column, pa.ChunkedArray):
+        column = column.combine_chunks()
+    column = _fill_nulls(column, name, schema, ctx)
+    kind = value_type(column.type)
+    if pat.is_fixed_size_list(kind):
+        return _fixed(_plain(column), name, schema, ctx)
+    if pat.is_list(kind) or pat.is_large_list(kind):
+        return _variable(_plain(column), name, schema, ctx)
+    return _numbers(_plain(column))
+
+
+def role_arrays(
+    table: pa.Table | pa.RecordBatch,
+    spec: RoleSpec | None,
+    schema: Schema,
+    ctx: tuple[str, int, str],
+) -> Any:
+    """Converts the columns of one role to its tensor structure (one array, stacked, or dict)."""
+    if spec is None:
+        return None
+
+    def one(columns: str | tuple[str, ...]) -> Any:
+        if isinstance(columns, str):
+            return column_array(table.column(columns), columns, schema, ctx)
+        parts = [column_array(table.column(c), c, schema, ctx) for c in columns]
+        return np.stack(parts, axis=-1)
+
+    if isinstance(spec, Named):
+        return {name: one(columns) for name, columns in spec.items}
+    return one(spec)
+
+
+def table_roles(
+    table: pa.Table | pa.RecordBatch,
+    schema: Schema,
+    source: str,
+    first_row: int = 0,
+    caller: str = "fit",
+    targets: bool = True,
+) -> tuple[Any, Any, Any]:
+    """Converts a table's feature, target and weight columns to ``(x, y, sample_weight)``."""
+    ctx = (source, first_row, caller)
+    x = role_arrays(table, schema.features, schema, ctx)
+    y = role_arrays(table, schema.targets, schema, ctx) if targets else None
+    weight = schema.sample_weight
+    sw = column_array(table.column(weight), weight, schema, ctx) if weight and targets else None
+    return x, y, sw

@@ -1,0 +1,156 @@
+"""Arrow data in memory and Arrow streams, read by a declared :class:`~fitpipe.schemas.Schema`.
+
+* ``pyarrow.Table`` and ``RecordBatch``, and in-memory frames that export the Arrow C stream
+  interface (Polars DataFrames, DuckDB results, ...), become rows: batching, shuffling,
+  ``validation_split`` and ``class_weight`` work as for arrays.
+* ``pyarrow.RecordBatchReader`` is a stream, read once like a generator.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pyarrow as pa
+
+from fitpipe.adapters.arrays import check_rows, is_pandas
+from fitpipe.adapters.arrow_columns import table_roles
+from fitpipe.adapters.base import AdaptRequest, ArraySource, BatchSource
+from fitpipe.adapters.generators import one_pass_source
+from fitpipe.errors import FitpipeTypeError, message
+from fitpipe.schemas import Role, Schema
+from fitpipe.schemas.arrow_types import check_arrow_schema
+
+__all__ = [
+    "ArrowStreamAdapter",
+    "ArrowTableAdapter",
+    "rebatch_tables",
+    "require_schema",
+    "roles_for",
+    "table_source",
+]
+
+TABLE_SUPPORTS = frozenset(
+    {"batch_size", "shuffle", "class_weight", "steps", "validation_split", "schema"}
+)
+
+
+def require_schema(request: AdaptRequest, accepts: str) -> Schema:
+    """Returns the request's schema, or raises the error that explains why one is needed."""
+    if isinstance(request.schema, Schema):
+        return request.schema
+    raise FitpipeTypeError(
+        message(
+            request.caller,
+            f"needs a `schema` for {accepts}",
+            "Columnar data says which columns are features, targets and weights through a "
+            "`fitpipe.Schema`",
+            'Pass e.g. `schema=fitpipe.Schema(features=["a", "b"], targets="label")`',
+            schema=request.schema,
+        )
+    )
+
+
+def roles_for(caller: str) -> tuple[Role, ...]:
+    """The roles a call reads: prediction needs features (and passthrough) only."""
+    if caller.startswith("predict"):
+        return (Role.FEATURE, Role.PASSTHROUGH)
+    return (Role.FEATURE, Role.TARGET, Role.WEIGHT)
+
+
+def table_source(table: pa.Table, request: AdaptRequest, source: str) -> ArraySource:
+    """Converts a whole in-memory table to rows, after checking it against the schema."""
+    schema = require_schema(request, source)
+    roles = roles_for(request.caller)
+    check_arrow_schema(schema, table.schema, source, roles, request.caller)
+    x, y, sw = table_roles(table, schema, source, 0, request.caller, Role.TARGET in roles)
+    count = check_rows({"x": x, "y": y, "sample_weight": sw}, request.caller)
+    return ArraySource(x, y, sw, count)
+
+
+def _exports_stream(x: Any) -> bool:
+    return hasattr(type(x), "__arrow_c_stream__") and not isinstance(x, pa.RecordBatchReader)
+
+
+class ArrowTableAdapter:
+    """Takes a ``pyarrow.Table``/``RecordBatch`` or an in-memory Arrow C stream exporter."""
+
+    name = "arrow"
+    accepts = (
+        "a pyarrow.Table or RecordBatch, or a frame exporting `__arrow_c_stream__` (Polars, "
+        "DuckDB), with `schema=`"
+    )
+    supports = TABLE_SUPPORTS
+
+    def can_adapt(self, x: Any) -> bool:
+        """True for Arrow tables and record batches and for Arrow C stream exporters."""
+        if isinstance(x, (pa.Table, pa.RecordBatch)):
+            return True
+        return _exports_stream(x) and not is_pandas(x)
+
+    def adapt(self, request: AdaptRequest) -> ArraySource:
+        """Reads the table (C stream exporters are read into one) and converts its columns."""
+        x = request.x
+        if isinstance(x, pa.RecordBatch):
+            x = pa.Table.from_batches([x])
+        elif not isinstance(x, pa.Table):
+            x = pa.table(x)
+        return table_source(x, request, type(request.x).__name__)
+
+
+def rebatch_tables(batches: Iterator[Any], batch_size: int) -> Iterator[pa.Table]:
+    """Regroups record batches into tables of exactly ``batch_size`` rows (the last: fewer)."""
+    pending: list[pa.Table] = []
+    rows = 0
+    for batch in batches:
+        table = batch if isinstance(batch, pa.Table) else pa.Table.from_batches([batch])
+        if table.num_rows == 0:
+            continue
+        pending.append(table)
+        rows += table.num_rows
+        if rows < batch_size:
+            continue
+        joined = pa.concat_tables(pending)
+        start = 0
+        while rows - start >= batch_size:
+            yield joined.slice(start, batch_size)
+            start += batch_size
+        pending = [joined.slice(start)] if start < rows else []
+        rows -= start
+    if rows:
+        yield pa.concat_tables(pending)
+
+
+class ArrowStreamAdapter:
+    """Takes a ``pyarrow.RecordBatchReader``: a stream read once, like a generator."""
+
+    name = "arrow-stream"
+    accepts = "a pyarrow.RecordBatchReader, with `schema=`"
+    supports = frozenset({"batch_size", "class_weight", "steps", "schema"})
+
+    def can_adapt(self, x: Any) -> bool:
+        """True for record batch readers."""
+        return isinstance(x, pa.RecordBatchReader)
+
+    def adapt(self, request: AdaptRequest) -> BatchSource:
+        """Checks the stream's schema, then converts it batch by batch as it is read."""
+        reader: pa.RecordBatchReader = request.x
+        schema = require_schema(request, "a RecordBatchReader")
+        roles = roles_for(request.caller)
+        check_arrow_schema(schema, reader.schema, "the RecordBatchReader", roles, request.caller)
+        batch_size = request.batch_size or 32
+
+        def batches() -> Iterator[tuple[Any, ...]]:
+            first = 0
+            for table in rebatch_tables(iter(reader), batch_size):
+                yield table_roles(
+                    table,
+                    schema,
+                    "the RecordBatchReader",
+                    first,
+                    request.caller,
+                    Role.TARGET in roles,
+                )
+                first += table.num_rows
+
+        return one_pass_source(batches(), reader, request.caller, "RecordBatchReader")

@@ -1,0 +1,385 @@
+"""Parquet files and ``pyarrow.dataset`` datasets, streamed by row group.
+
+The source is planned from metadata before any data is read: files in sorted path order, row
+groups in order, each with its row count, so the batches per epoch are known up front and
+``validation_split`` takes the last fraction of the rows. Each epoch reads the row groups
+again (in a new random order with ``shuffle=True``, rows then mixed through a bounded buffer),
+converts each one columnar, and ``tf.data`` regroups the rows into batches while the model
+trains: memory stays at about one row group plus the shuffle buffer, whatever the data size.
+
+A filtered dataset (``dataset.filter(expr)``) cannot be split into fragments; it is read as
+one ordered scan, counted with ``count_rows()``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import glob
+import math
+import os
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.dataset as pads
+import tensorflow as tf
+
+from fitpipe.adapters.arrow_columns import table_roles
+from fitpipe.adapters.arrow_tables import require_schema, roles_for
+from fitpipe.adapters.base import DEFAULT_BATCH_SIZE, AdaptRequest, BatchSource
+from fitpipe.adapters.batches import ErrorBox, signature_of
+from fitpipe.errors import DataMismatchError, SchemaError, message
+from fitpipe.schemas import Role, Schema
+from fitpipe.schemas.arrow_types import check_arrow_schema
+
+__all__ = ["ParquetAdapter", "ParquetPlan", "plan_source"]
+
+#: Rows mixed together by the shuffle buffer (at least one batch).
+SHUFFLE_BUFFER_ROWS = 65536
+
+
+@dataclasses.dataclass(frozen=True)
+class Piece:
+    """A unit read at once: one row group (or a whole filtered scan).
+
+    Attributes:
+        source: The file (or dataset) it comes from, for messages.
+        rows: Its rows.
+        read: Returns its rows' columns as record batches or tables.
+    """
+
+    source: str
+    rows: int
+    read: Callable[[list[str]], Iterator[Any]]
+
+
+@dataclasses.dataclass(frozen=True)
+class ParquetPlan:
+    """The pieces of a source in order, and the columns to read."""
+
+    pieces: tuple[Piece, ...]
+    arrow_schema: pa.Schema
+
+    @property
+    def rows(self) -> int:
+        """All rows of the plan."""
+        return sum(p.rows for p in self.pieces)
+
+
+def _is_path(x: Any) -> bool:
+    return isinstance(x, (str, os.PathLike))
+
+
+def _expand(x: Any) -> list[str]:
+    paths = [os.fspath(p) for p in (x if isinstance(x, (list, tuple)) else [x])]
+    found: list[str] = []
+    for path in paths:
+        if any(ch in path for ch in "*?["):
+            found.extend(sorted(glob.glob(path, recursive=True)))
+        else:
+            found.append(path)
+    return found
+
+
+def _file_error(path: str, err: Exception, caller: str) -> SchemaError:
+    return SchemaError(
+        message(
+            caller,
+            f"cannot read the Parquet file {path} ({err})",
+            "Every file of the source is a complete Parquet file",
+            "Replace or remove the corrupt or truncated file",
+            path=path,
+        )
+    )
+
+
+def _open_dataset(x: Any, caller: str) -> pads.Dataset:
+    if isinstance(x, pads.Dataset):
+        return x
+    paths = _expand(x)
+    missing = [p for p in paths if not os.path.exists(p)]
+    if not paths or missing:
+        raise DataMismatchError(
+            message(
+                caller,
+                f"cannot find the Parquet source {missing[0] if missing else x}",
+                "A Parquet source is a file, a directory, a glob pattern or a list of those",
+                "Check the path",
+                x=x,
+            )
+        )
+    source: Any = paths[0] if len(paths) == 1 and os.path.isdir(paths[0]) else paths
+    try:
+        return pads.dataset(source, format="parquet", partitioning="hive")
+    except (pa.ArrowInvalid, OSError) as err:
+        raise _file_error(str(source), err, caller) from err
+
+
+def _partition_names(dataset: pads.Dataset) -> set[str]:
+    partitioning = getattr(dataset, "partitioning", None)
+    return set(partitioning.schema.names) if partitioning is not None else set()
+
+
+def _row_group_pieces(dataset: pads.Dataset, needed: list[str], caller: str) -> list[Piece]:
+    partitions = _partition_names(dataset)
+    pieces: list[Piece] = []
+    for fragment in sorted(dataset.get_fragments(), key=lambda f: f.path):
+        try:
+            physical = fragment.physical_schema
+            groups = fragment.split_by_row_group()
+        except (pa.ArrowInvalid, OSError) as err:
+            raise _file_error(fragment.path, err, caller) from err
+        absent = [c for c in needed if c not in physical.names and c not in partitions]
+        if absent:
+            raise SchemaError(
+                message(
+                    caller,
+                    f"cannot find column {absent[0]!r} in {fragment.path}",
+                    "Every file of the source has the columns the schema uses",
+                    "Fix the schema, or remove the file from the source",
+                    column=absent[0],
+                )
+            )
+        for group in groups:
+            pieces.append(
+                Piece(
+                    fragment.path,
+                    group.row_groups[0].num_rows,
+                    _group_reader(group, dataset.schema),
+                )
+            )
+    return pieces
+
+
+def _group_reader(group: Any, schema: pa.Schema) -> Callable[[list[str]], Iterator[Any]]:
+    def read(columns: list[str]) -> Iterator[Any]:
+        yield group.to_table(columns=columns, schema=schema)
+
+    return read
+
+
+def _scan_piece(dataset: pads.Dataset, caller: str) -> Piece:
+    def read(columns: list[str]) -> Iterator[Any]:
+        yield from dataset.to_batches(columns=columns)
+
+    return Piece("the filtered dataset", int(dataset.count_rows()), read)
+
+
+def plan_source(x: Any, schema: Schema, caller: str) -> ParquetPlan:
+    """Plans the pieces of a Parquet source from metadata and checks the schema against it."""
+    dataset = _open_dataset(x, caller)
+    roles = roles_for(caller)
+    name = x if isinstance(x, str) else ("the dataset" if isinstance(x, pads.Dataset) else str(x))
+    check_arrow_schema(schema, dataset.schema, str(name), roles, caller)
+    needed = schema.columns(roles)
+    try:
+        pieces = _row_group_pieces(dataset, needed, caller)
+    except ValueError as err:
+        if "filtered" not in str(err):
+            raise
+        pieces = [_scan_piece(dataset, caller)]
+    return ParquetPlan(tuple(pieces), dataset.schema)
+
+
+@dataclasses.dataclass(frozen=True)
+class _Span:
+    piece: Piece
+    first: int  # global index of the piece's first row
+    lo: int
+    hi: int
+
+
+def _spans(plan: ParquetPlan, start: int, stop: int) -> list[_Span]:
+    spans, offset = [], 0
+    for piece in plan.pieces:
+        lo, hi = max(start - offset, 0), min(stop - offset, piece.rows)
+        if lo < hi:
+            spans.append(_Span(piece, offset, lo, hi))
+        offset += piece.rows
+    return spans
+
+
+def _read_span(span: _Span, columns: list[str]) -> Iterator[pa.Table]:
+    seen = 0
+    for part in span.piece.read(columns):
+        table = part if isinstance(part, pa.Table) else pa.Table.from_batches([part])
+        lo, hi = max(span.lo - seen, 0), min(span.hi - seen, table.num_rows)
+        if lo < hi:
+            yield table.slice(lo, hi - lo)
+        seen += table.num_rows
+        if seen >= span.hi:
+            return
+
+
+def _concat(chunks: list[tuple[Any, ...]]) -> tuple[Any, ...]:
+    def join(*leaves: Any) -> Any:
+        if isinstance(leaves[0], tf.RaggedTensor):
+            return tf.concat(leaves, axis=0)
+        return np.concatenate(leaves)
+
+    return tf.nest.map_structure(join, *chunks)
+
+
+def _take(chunk: tuple[Any, ...], order: np.ndarray) -> tuple[Any, ...]:
+    return tf.nest.map_structure(
+        lambda leaf: (
+            tf.gather(leaf, order)
+            if isinstance(leaf, tf.RaggedTensor)
+            else np.take(leaf, order, axis=0)
+        ),
+        chunk,
+    )
+
+
+class _Reader:
+    """Reads the spans of one row range, epoch after epoch, as converted chunks."""
+
+    def __init__(
+        self,
+        plan: ParquetPlan,
+        schema: Schema,
+        start: int,
+        stop: int,
+        shuffle: bool,
+        seed: int,
+        caller: str,
+    ) -> None:
+        self.spans = _spans(plan, start, stop)
+        self.rows = stop - start
+        self.schema = schema
+        self.shuffle = shuffle
+        self.seed = seed
+        self.caller = caller
+        self.roles = roles_for(caller)
+        self.columns = schema.columns(tuple(r for r in self.roles if r != Role.PASSTHROUGH))
+        self.epoch = 0
+
+    def _convert(self, table: pa.Table, span: _Span, offset: int) -> tuple[Any, ...]:
+        x, y, sw = table_roles(
+            table,
+            self.schema,
+            span.piece.source,
+            span.first + span.lo + offset,
+            self.caller,
+            Role.TARGET in self.roles,
+        )
+        return tuple(p for p in (x, y, sw) if p is not None)
+
+    def chunks(self) -> Iterator[tuple[Any, ...]]:
+        """Yields the converted rows of one epoch, in order or shuffled."""
+        rng = np.random.default_rng([self.seed, self.epoch])
+        self.epoch += 1
+        spans = list(self.spans)
+        if self.shuffle:
+            spans = [spans[i] for i in rng.permutation(len(spans))]
+        pending: list[tuple[Any, ...]] = []
+        buffered = 0
+        for span in spans:
+            offset = 0
+            for table in _read_span(span, self.columns):
+                chunk = self._convert(table, span, offset)
+                offset += table.num_rows
+                if not self.shuffle:
+                    yield chunk
+                    continue
+                pending.append(chunk)
+                buffered += table.num_rows
+                if buffered >= SHUFFLE_BUFFER_ROWS:
+                    yield self._mixed(pending, buffered, rng)
+                    pending, buffered = [], 0
+        if pending:
+            yield self._mixed(pending, buffered, rng)
+
+    @staticmethod
+    def _mixed(
+        pending: list[tuple[Any, ...]], rows: int, rng: np.random.Generator
+    ) -> tuple[Any, ...]:
+        return _take(_concat(pending), rng.permutation(rows))
+
+
+def _batched(chunks: tf.data.Dataset, batch_size: int) -> tf.data.Dataset:
+    dense = all(isinstance(s, tf.TensorSpec) for s in tf.nest.flatten(chunks.element_spec))
+    if dense:
+        return chunks.rebatch(batch_size)
+    return chunks.unbatch().batch(batch_size)
+
+
+def reader_source(
+    reader: _Reader, batch_size: int, signature: Any, split: Callable[..., Any] | None = None
+) -> BatchSource:
+    """The batch source of one row range: chunks from Python, batches from ``tf.data``."""
+    errors = ErrorBox()
+
+    def generate() -> Iterator[tuple[Any, ...]]:
+        try:
+            yield from reader.chunks()
+        except Exception as err:
+            errors.put(err)
+            raise
+
+    chunks = tf.data.Dataset.from_generator(generate, output_signature=signature)
+    dataset = _batched(chunks, batch_size)
+    batches = math.ceil(reader.rows / batch_size)
+    return BatchSource(
+        make_dataset=lambda: dataset,
+        count_batches=lambda: batches,
+        take_error=errors.take,
+        split=split,
+    )
+
+
+def _signature(plan: ParquetPlan, schema: Schema, caller: str) -> Any:
+    probe = _Reader(plan, schema, 0, min(plan.rows, 2), False, 0, caller)
+    first = next(probe.chunks())
+    return signature_of([first], caller, "Parquet source")
+
+
+class ParquetAdapter:
+    """Takes Parquet paths (file, directory, glob, list) and ``pyarrow.dataset.Dataset``."""
+
+    name = "parquet"
+    accepts = (
+        "a Parquet file, directory, glob or list of paths, or a pyarrow.dataset.Dataset, "
+        "with `schema=`"
+    )
+    supports = frozenset(
+        {"batch_size", "shuffle", "class_weight", "steps", "validation_split", "schema"}
+    )
+
+    def can_adapt(self, x: Any) -> bool:
+        """True for datasets, paths and non-empty lists of paths."""
+        if isinstance(x, pads.Dataset) or _is_path(x):
+            return True
+        return isinstance(x, (list, tuple)) and bool(x) and all(_is_path(p) for p in x)
+
+    def adapt(self, request: AdaptRequest) -> BatchSource:
+        """Plans the source from metadata; each epoch streams its row groups."""
+        schema = require_schema(request, "Parquet data")
+        plan = plan_source(request.x, schema, request.caller)
+        if plan.rows == 0:
+            raise DataMismatchError(
+                message(
+                    request.caller,
+                    "got a Parquet source with 0 rows",
+                    "Training and inference need at least one row",
+                    "Check the path or the filter",
+                    x=request.x,
+                )
+            )
+        signature = _signature(plan, schema, request.caller)
+        seed = int(np.random.randint(0, 2**31 - 1))
+        batch_size = request.batch_size or DEFAULT_BATCH_SIZE
+
+        def make(start: int, stop: int, shuffle: bool, size: int) -> BatchSource:
+            reader = _Reader(plan, schema, start, stop, shuffle, seed, request.caller)
+            return reader_source(reader, size, signature)
+
+        def split(at: int, validation_batch_size: int | None) -> tuple[BatchSource, BatchSource]:
+            return (
+                make(0, at, request.shuffle, batch_size),
+                make(at, plan.rows, False, validation_batch_size or batch_size),
+            )
+
+        whole = make(0, plan.rows, request.shuffle, batch_size)
+        return dataclasses.replace(whole, split=split, rows=plan.rows)

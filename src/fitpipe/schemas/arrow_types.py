@@ -1,0 +1,130 @@
+"""Which Arrow types a schema's columns may have, checked before the first step."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import pyarrow as pa
+import pyarrow.types as pat
+
+from fitpipe.errors import SchemaError, message
+from fitpipe.schemas.roles import Role
+from fitpipe.schemas.schema import Named, Schema
+
+__all__ = ["check_arrow_schema", "convertible", "value_type"]
+
+_EXPECTED = (
+    "integers, floats, bool, fixed_size_list or list of those, string/binary, "
+    "dictionary-encoded columns, timestamps, dates and durations"
+)
+
+
+def value_type(arrow_type: pa.DataType) -> pa.DataType:
+    """The type a column is read as: dictionary columns as their values."""
+    if pat.is_dictionary(arrow_type):
+        return arrow_type.value_type
+    return arrow_type
+
+
+def _scalar(arrow_type: pa.DataType) -> bool:
+    return bool(
+        pat.is_integer(arrow_type)
+        or pat.is_floating(arrow_type)
+        or pat.is_boolean(arrow_type)
+        or pat.is_temporal(arrow_type)
+    )
+
+
+def _text(arrow_type: pa.DataType) -> bool:
+    return bool(
+        pat.is_string(arrow_type)
+        or pat.is_large_string(arrow_type)
+        or pat.is_binary(arrow_type)
+        or pat.is_large_binary(arrow_type)
+    )
+
+
+def convertible(arrow_type: pa.DataType) -> bool:
+    """Tells whether fitpipe can turn a column of ``arrow_type`` into a tensor."""
+    arrow_type = value_type(arrow_type)
+    if _scalar(arrow_type) or _text(arrow_type):
+        return True
+    if pat.is_fixed_size_list(arrow_type):
+        return convertible(arrow_type.value_type)
+    if pat.is_list(arrow_type) or pat.is_large_list(arrow_type):
+        return _scalar(value_type(arrow_type.value_type))
+    return False
+
+
+def _stackable(arrow_type: pa.DataType) -> bool:
+    return _scalar(value_type(arrow_type))
+
+
+def check_arrow_schema(
+    schema: Schema,
+    arrow_schema: pa.Schema,
+    source: str,
+    roles: Sequence[Role] = (Role.FEATURE, Role.TARGET, Role.WEIGHT, Role.PASSTHROUGH),
+    caller: str = "fit",
+) -> None:
+    """Checks that every column the roles use exists and converts, before any step runs.
+
+    Args:
+        schema: The declared schema.
+        arrow_schema: The data's Arrow schema.
+        source: The file or object the data comes from, for messages.
+        roles: The roles to check (prediction needs no targets).
+        caller: The public method being run.
+
+    Raises:
+        SchemaError: Naming the column, the source, and the expected and found types.
+    """
+    names = set(arrow_schema.names)
+    for column in schema.columns(roles):
+        if column not in names:
+            raise SchemaError(
+                message(
+                    caller,
+                    f"cannot find column {column!r} in {source}",
+                    f"The schema uses it; the data has columns {sorted(names)}",
+                    "Fix the column name in the `fitpipe.Schema`, or select other data",
+                    column=column,
+                )
+            )
+        found = arrow_schema.field(column).type
+        if Role.PASSTHROUGH in roles and column in schema.passthrough:
+            continue
+        if not convertible(found):
+            raise SchemaError(
+                message(
+                    caller,
+                    f"cannot convert column {column!r} of type {found} in {source}",
+                    f"Columns used for training are {_EXPECTED}",
+                    "Cast the column upstream, or leave it out of the schema",
+                    column=column,
+                )
+            )
+    for stacked in _stacked_groups(schema):
+        for column in stacked:
+            found = arrow_schema.field(column).type
+            if not _stackable(found):
+                raise SchemaError(
+                    message(
+                        caller,
+                        f"cannot stack column {column!r} of type {found} in {source}",
+                        "A list of columns is stacked along the last axis, so each must "
+                        "hold one number per row",
+                        "Give list or string columns a tensor of their own",
+                        column=column,
+                    )
+                )
+
+
+def _stacked_groups(schema: Schema) -> list[tuple[str, ...]]:
+    groups: list[tuple[str, ...]] = []
+    for spec in (schema.features, schema.targets):
+        if spec is None:
+            continue
+        parts = [cols for _, cols in spec.items] if isinstance(spec, Named) else [spec]
+        groups.extend(cols for cols in parts if not isinstance(cols, str))
+    return groups

@@ -1,0 +1,208 @@
+"""``Schema``: which columns of columnar data are features, targets, weights and passthrough.
+
+For ``features`` and ``targets``: a column name is one tensor; a list of names is stacked
+along the last axis into one tensor; a dict maps model input (or output) names to a name or a
+list. ``sample_weight`` is one column; ``passthrough`` columns are carried to prediction
+output. ``fill`` gives the value that replaces nulls in a column (otherwise a null is an
+error) and ``lengths`` the length that variable-length list columns are padded or truncated
+to (otherwise they become ragged tensors).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
+
+from fitpipe.errors import FitpipeTypeError, message
+from fitpipe.schemas.roles import Role
+
+__all__ = ["Columns", "Named", "RoleSpec", "Schema"]
+
+#: One column, or several stacked along the last axis.
+Columns = str | tuple[str, ...]
+
+
+@dataclasses.dataclass(frozen=True)
+class Named:
+    """A role given as a dict: model input (or output) names, each with its columns."""
+
+    items: tuple[tuple[str, Columns], ...]
+
+
+#: A role's columns: one tensor, or named tensors.
+RoleSpec = Columns | Named
+
+
+def _columns(value: Any, where: str) -> Columns:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, Sequence) and value and all(isinstance(v, str) for v in value):
+        return tuple(value)
+    raise FitpipeTypeError(
+        message(
+            "Schema",
+            f"got an invalid column list for {where}",
+            "Columns are a name, or a non-empty list of names stacked along the last axis",
+            'Pass e.g. "age" or ["age", "income"]',
+            **{where: value},
+        )
+    )
+
+
+def _role(value: Any, where: str) -> RoleSpec | None:
+    if value is None:
+        return None
+    if isinstance(value, Mapping):
+        if not value:
+            raise FitpipeTypeError(
+                message(
+                    "Schema",
+                    f"got an empty dict for {where}",
+                    "A dict maps model input or output names to columns",
+                    "Add the names",
+                    **{where: value},
+                )
+            )
+        return Named(tuple((str(k), _columns(v, f"{where}[{k!r}]")) for k, v in value.items()))
+    return _columns(value, where)
+
+
+def _flat(spec: RoleSpec | None) -> Iterator[str]:
+    if spec is None:
+        return
+    groups = [cols for _, cols in spec.items] if isinstance(spec, Named) else [spec]
+    for columns in groups:
+        yield from (columns,) if isinstance(columns, str) else columns
+
+
+def _plain(spec: RoleSpec | None) -> Any:
+    if spec is None or isinstance(spec, str):
+        return spec
+    if isinstance(spec, Named):
+        return {name: cols if isinstance(cols, str) else list(cols) for name, cols in spec.items}
+    return list(spec)
+
+
+@dataclasses.dataclass(frozen=True, init=False)
+class Schema:
+    """Declared roles of the columns of a table, stream or Parquet dataset.
+
+    Args:
+        features: Model inputs: a column, a list of columns (stacked), or a dict of those by
+            input name.
+        targets: Model targets, in the same forms (None for prediction-only data).
+        sample_weight: A column of per-sample weights.
+        passthrough: Columns carried to prediction output unchanged.
+        fill: Value replacing nulls, by column; a null in any other used column is an error.
+        lengths: Length that variable-length list columns are padded (with 0) or truncated
+            to, by column; list columns not named here become ragged tensors.
+    """
+
+    features: RoleSpec
+    targets: RoleSpec | None
+    sample_weight: str | None
+    passthrough: tuple[str, ...]
+    fill: tuple[tuple[str, Any], ...]
+    lengths: tuple[tuple[str, int], ...]
+
+    def __init__(
+        self,
+        features: Any,
+        targets: Any = None,
+        sample_weight: str | None = None,
+        passthrough: Sequence[str] = (),
+        fill: Mapping[str, Any] | None = None,
+        lengths: Mapping[str, int] | None = None,
+    ) -> None:
+        role = _role(features, "features")
+        if role is None:
+            raise FitpipeTypeError(
+                message(
+                    "Schema",
+                    "needs `features`",
+                    "Every schema names the model inputs",
+                    'Pass e.g. `features=["x1", "x2"]`',
+                    features=features,
+                )
+            )
+        set_ = object.__setattr__
+        set_(self, "features", role)
+        set_(self, "targets", _role(targets, "targets"))
+        if sample_weight is not None and not isinstance(sample_weight, str):
+            raise FitpipeTypeError(
+                message(
+                    "Schema",
+                    "got a `sample_weight` that is not one column name",
+                    "`sample_weight` names one column of weights",
+                    'Pass e.g. "weight"',
+                    sample_weight=sample_weight,
+                )
+            )
+        set_(self, "sample_weight", sample_weight)
+        if isinstance(passthrough, str):
+            passthrough = (passthrough,)
+        set_(self, "passthrough", tuple(str(c) for c in passthrough))
+        set_(self, "fill", tuple(sorted((str(k), v) for k, v in (fill or {}).items())))
+        set_(self, "lengths", tuple(sorted((str(k), int(v)) for k, v in (lengths or {}).items())))
+
+    # ------------------------------------------------------------------------- queries
+    def columns(self, roles: Sequence[Role] = tuple(Role)) -> list[str]:
+        """Names every column the given roles use, without repeats, in declaration order."""
+        found: list[str] = []
+        parts = {
+            Role.FEATURE: list(_flat(self.features)),
+            Role.TARGET: list(_flat(self.targets)),
+            Role.WEIGHT: [self.sample_weight] if self.sample_weight else [],
+            Role.PASSTHROUGH: list(self.passthrough),
+        }
+        for role in roles:
+            found.extend(c for c in parts[role] if c not in found)
+        return found
+
+    def fill_value(self, column: str) -> Any:
+        """The declared null replacement of ``column``, or None."""
+        return dict(self.fill).get(column)
+
+    def length(self, column: str) -> int | None:
+        """The declared padded length of list column ``column``, or None (ragged)."""
+        return dict(self.lengths).get(column)
+
+    # ------------------------------------------------------------------- serialization
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-serialisable dict that :meth:`from_dict` turns back into this schema."""
+        return {
+            "features": _plain(self.features),
+            "targets": _plain(self.targets),
+            "sample_weight": self.sample_weight,
+            "passthrough": list(self.passthrough),
+            "fill": dict(self.fill),
+            "lengths": dict(self.lengths),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Schema:
+        """Builds a schema from :meth:`to_dict`'s output (or a parsed TOML/JSON table)."""
+        known = {"features", "targets", "sample_weight", "passthrough", "fill", "lengths"}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise FitpipeTypeError(
+                message(
+                    "Schema.from_dict",
+                    f"got unknown keys {unknown}",
+                    f"A schema has the keys {sorted(known)}",
+                    "Remove or rename them",
+                    data=dict(data),
+                )
+            )
+        return cls(**dict(data))
+
+    def to_json(self) -> str:
+        """The schema as JSON text."""
+        return json.dumps(self.to_dict(), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> Schema:
+        """Parses :meth:`to_json`'s output."""
+        return cls.from_dict(json.loads(text))
