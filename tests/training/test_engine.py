@@ -120,3 +120,20 @@ def test_auto_jit_uses_xla_when_the_model_compiles() -> None:
 def test_fit_before_compile_is_a_runtime_error() -> None:
     with pytest.raises(RuntimeError, match="`fit` needs a compiled model"):
         fitpipe.Trainer(_model()).fit(X, Y)
+
+
+def test_default_fuses_steps_only_when_no_callback_listens_per_batch() -> None:
+    plain = _trainer()
+    plain.fit(X, Y, batch_size=10, epochs=1, verbose=0)
+    assert plain._state.fused is not None  # tuned: nobody needs every batch
+    epoch_only = keras.callbacks.LambdaCallback(on_epoch_end=lambda epoch, logs: None)
+    plain.fit(X, Y, batch_size=10, epochs=1, verbose=0, callbacks=[epoch_only])
+    listening = _trainer()
+    seen: list[int] = []
+    per_batch = keras.callbacks.LambdaCallback(on_train_batch_end=lambda b, logs: seen.append(b))
+    listening.fit(X, Y, batch_size=10, epochs=1, verbose=0, callbacks=[per_batch])
+    assert listening._state.fused is None
+    assert seen == list(range(10))
+    np.testing.assert_allclose(
+        plain.predict(X[:3], verbose=0).shape, listening.predict(X[:3], verbose=0).shape
+    )

@@ -53,6 +53,7 @@ class _State:
     steps_per_execution: int | str | None = None
     jit_compile: bool | str | None = None
     execution: ExecutionSize | None = None
+    fused: ExecutionSize | None = None
     functions: dict[str, StepFunction] = dataclasses.field(default_factory=dict)
     key: tuple[Any, ...] = ()
 
@@ -132,6 +133,7 @@ class Trainer:
         self._state.steps_per_execution = spe
         self._state.jit_compile = jit_compile
         self._state.execution = None
+        self._state.fused = None
         self._state.functions.clear()
 
     @property
@@ -151,11 +153,23 @@ class Trainer:
                 )
             )
 
-    def _execution(self) -> ExecutionSize:
+    def _execution(
+        self, cbs: keras.callbacks.CallbackList | None = None, *modes: str
+    ) -> ExecutionSize:
+        """Steps per compiled call: as compiled; or tuned, when nobody listens per batch.
+
+        With the default ``steps_per_execution=1`` and no callback hooked on batches (fitpipe's
+        own History and progress bar aside), several steps run per call: the same steps in the
+        same order, so results do not change; only how often Python runs.
+        """
         state = self._state
+        value = state.steps_per_execution or getattr(self.model, "steps_per_execution", 1) or 1
+        if value == 1 and cbs is not None and not _listens_per_batch(cbs, modes):
+            if state.fused is None:
+                state.fused = ExecutionSize("auto")
+            return state.fused
         if state.execution is None:
-            value = state.steps_per_execution or getattr(self.model, "steps_per_execution", 1)
-            state.execution = ExecutionSize(value or 1)
+            state.execution = ExecutionSize(value)
         return state.execution
 
     def _jit(self) -> bool:
@@ -339,8 +353,9 @@ class Trainer:
         model = self.model
         check_model_inputs(model, train.element_spec, "fit")
         runner = EpochRunner(train, steps_per_epoch, self._execution())
-        val_runner = EpochRunner(val, validation_steps, self._execution()) if val else None
         cbs = self._callbacks(callbacks, verbose, epochs, runner.num_batches, history=True)
+        runner.execution = self._execution(cbs, "train", "test")
+        val_runner = EpochRunner(val, validation_steps, runner.execution) if val else None
         function = self._function("train")
         model.stop_training = False
         cbs.on_train_begin()
@@ -428,6 +443,7 @@ class Trainer:
             check_model_inputs(self.model, pipeline.element_spec, "evaluate")
             runner = EpochRunner(pipeline, steps, self._execution())
             cbs = self._callbacks(callbacks, verbose, 1, runner.num_batches, history=False)
+            runner.execution = self._execution(cbs, "test")
             logs = self._evaluate_loop(runner, cbs)
         return logs if return_dict else flatten_in_order(self.model, logs)
 
@@ -505,6 +521,7 @@ class Trainer:
         model = self.model
         runner = EpochRunner(pipeline, steps, self._execution())
         cbs = self._callbacks(callbacks, verbose, 1, runner.num_batches, history=False)
+        runner.execution = self._execution(cbs, "predict")
         chunks: list[Any] = []
 
         def after(end: int, outputs: Any) -> None:
@@ -592,6 +609,28 @@ class Trainer:
         data = self._batch("predict_on_batch", x)
         outputs = self._function("predict").on_batch(data)
         return tf.nest.map_structure(np.asarray, outputs)
+
+
+_BATCH_HOOKS = {
+    "train": ("on_train_batch_begin", "on_train_batch_end", "on_batch_begin", "on_batch_end"),
+    "test": ("on_test_batch_begin", "on_test_batch_end"),
+    "predict": ("on_predict_batch_begin", "on_predict_batch_end"),
+}
+_OWN_CALLBACKS = (keras.callbacks.History, keras.callbacks.ProgbarLogger)
+
+
+def _listens_per_batch(cbs: keras.callbacks.CallbackList, modes: tuple[str, ...]) -> bool:
+    """Tells whether a callback (other than History and the progress bar) has batch hooks."""
+    base = keras.callbacks.Callback
+    for callback in cbs.callbacks:
+        if isinstance(callback, _OWN_CALLBACKS):
+            continue
+        for mode in modes:
+            for hook in _BATCH_HOOKS[mode]:
+                own = vars(callback).get(hook) is not None
+                if own or getattr(type(callback), hook, None) is not getattr(base, hook):
+                    return True
+    return False
 
 
 def _check_bool(value: Any, name: str, caller: str) -> None:
