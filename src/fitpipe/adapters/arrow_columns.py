@@ -20,7 +20,7 @@ import tensorflow as tf
 
 from fitpipe.errors import SchemaError, message
 from fitpipe.schemas import Schema
-from fitpipe.schemas.arrow_types import value_type
+from fitpipe.schemas.arrow_types import is_text, value_type
 from fitpipe.schemas.schema import Named, RoleSpec
 
 __all__ = ["column_array", "role_arrays", "table_roles"]
@@ -69,18 +69,9 @@ def _fixed(array: pa.Array, name: str, schema: Schema, ctx: tuple[str, int, str]
 
 
 def _numbers(values: pa.Array) -> np.ndarray:
-    if _is_text(values.type):
+    if is_text(values.type):
         return values.to_numpy(zero_copy_only=False)
     return np.asarray(values.to_numpy(zero_copy_only=False))
-
-
-def _is_text(arrow_type: pa.DataType) -> bool:
-    return bool(
-        pat.is_string(arrow_type)
-        or pat.is_large_string(arrow_type)
-        or pat.is_binary(arrow_type)
-        or pat.is_large_binary(arrow_type)
-    )
 
 
 def _variable(array: pa.Array, name: str, schema: Schema, ctx: tuple[str, int, str]) -> Any:

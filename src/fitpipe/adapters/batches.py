@@ -19,7 +19,7 @@ from fitpipe.adapters.arrays import is_tf_value
 from fitpipe.errors import DataMismatchError, FitpipeTypeError, FitpipeValueError, message
 from fitpipe.schemas import pack_roles, reject_namedtuple, split_roles
 
-__all__ = ["ErrorBox", "normalize_batch", "python_batch_dataset", "signature_of"]
+__all__ = ["ErrorBox", "normalize_batch", "python_batch_dataset", "signature_of", "tuplify"]
 
 
 class ErrorBox:
@@ -42,11 +42,12 @@ class ErrorBox:
             return error
 
 
-def _tuplify(value: Any) -> Any:
+def tuplify(value: Any) -> Any:
+    """Lists become tuples, recursively (``tf.data`` stacks lists but keeps tuples)."""
     if isinstance(value, dict):
-        return {k: _tuplify(v) for k, v in value.items()}
+        return {k: tuplify(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return tuple(_tuplify(v) for v in value)
+        return tuple(tuplify(v) for v in value)
     return value
 
 
@@ -83,7 +84,7 @@ def normalize_batch(element: Any, caller: str, source: str) -> tuple[Any, ...]:
                 element=element,
             )
         )
-    parts = [tf.nest.map_structure(_to_array, _tuplify(p)) for p in (x, y, sample_weight)]
+    parts = [tf.nest.map_structure(_to_array, tuplify(p)) for p in (x, y, sample_weight)]
     return pack_roles(*parts)
 
 

@@ -7,19 +7,12 @@ from typing import Any
 import tensorflow as tf
 
 from fitpipe.adapters.base import AdaptRequest, BatchSource
+from fitpipe.adapters.batches import tuplify
 from fitpipe.schemas import reject_namedtuple
 
 
 def _is_batch_tuple(spec: Any) -> bool:
     return isinstance(spec, tuple) and not hasattr(type(spec), "_fields") and 1 <= len(spec) <= 3
-
-
-def _tuplify(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _tuplify(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return tuple(_tuplify(v) for v in value)
-    return value
 
 
 def unpack_dataset(dataset: tf.data.Dataset, caller: str) -> tf.data.Dataset:
@@ -36,12 +29,12 @@ def unpack_dataset(dataset: tf.data.Dataset, caller: str) -> tf.data.Dataset:
     spec = dataset.element_spec
     reject_namedtuple(spec, caller, "tf.data.Dataset")
     if _is_batch_tuple(spec):
-        if _tuplify(spec) == spec:
+        if tuplify(spec) == spec:
             return dataset
-        return dataset.map(lambda *parts: _tuplify(parts))
+        return dataset.map(lambda *parts: tuplify(parts))
     if isinstance(spec, tuple):
-        return dataset.map(lambda *parts: (_tuplify(parts),))
-    return dataset.map(lambda element: (_tuplify(element),))
+        return dataset.map(lambda *parts: (tuplify(parts),))
+    return dataset.map(lambda element: (tuplify(element),))
 
 
 def count_dataset(dataset: tf.data.Dataset) -> tuple[int | None, bool]:

@@ -11,7 +11,7 @@ from fitpipe.errors import SchemaError, message
 from fitpipe.schemas.roles import Role
 from fitpipe.schemas.schema import Named, Schema
 
-__all__ = ["check_arrow_schema", "convertible", "value_type"]
+__all__ = ["check_arrow_schema", "convertible", "is_text", "value_type"]
 
 _EXPECTED = (
     "integers, floats, bool, fixed_size_list or list of those, string/binary, "
@@ -35,7 +35,8 @@ def _scalar(arrow_type: pa.DataType) -> bool:
     )
 
 
-def _text(arrow_type: pa.DataType) -> bool:
+def is_text(arrow_type: pa.DataType) -> bool:
+    """Tells whether a column of ``arrow_type`` holds strings or bytes."""
     return bool(
         pat.is_string(arrow_type)
         or pat.is_large_string(arrow_type)
@@ -47,7 +48,7 @@ def _text(arrow_type: pa.DataType) -> bool:
 def convertible(arrow_type: pa.DataType) -> bool:
     """Tells whether fitpipe can turn a column of ``arrow_type`` into a tensor."""
     arrow_type = value_type(arrow_type)
-    if _scalar(arrow_type) or _text(arrow_type):
+    if _scalar(arrow_type) or is_text(arrow_type):
         return True
     if pat.is_fixed_size_list(arrow_type):
         return convertible(arrow_type.value_type)
