@@ -74,7 +74,7 @@ def _register_builtins() -> None:
                 "fitpipe.adapters.pandas_frames:PandasAdapter",
                 modules=("pandas",),
                 accepts="a pandas DataFrame or Series",
-                supports=ARRAY_FAMILY_SUPPORTS,
+                supports=ARRAY_FAMILY_SUPPORTS | {"schema"},
                 install_hint="pip install pandas",
             ),
             80,

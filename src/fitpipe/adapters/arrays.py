@@ -297,6 +297,7 @@ def check_sample_weight(sample_weight: Any, y: Any, caller: str) -> None:
                 sample_weight=sample_weight,
             )
         )
+    _check_weight_structure(sample_weight, y, caller)
     for leaf in _leaves(sample_weight):
         dtype = tf.as_dtype(leaf.dtype)
         if not (dtype.is_floating or dtype.is_integer or dtype.is_bool):
@@ -321,6 +322,37 @@ def check_sample_weight(sample_weight: Any, y: Any, caller: str) -> None:
                     sample_weight=leaf,
                 )
             )
+
+
+def _check_weight_structure(sample_weight: Any, y: Any, caller: str) -> None:
+    nested = isinstance(sample_weight, (Mapping, tuple, list))
+    single_y = not isinstance(y, (Mapping, tuple, list))
+    if nested and single_y:
+        raise FitpipeValueError(
+            message(
+                caller,
+                "got several `sample_weight` arrays for one target",
+                "`sample_weight` is one array, or one per model output when `y` has "
+                "several outputs",
+                "Pass a single weights array",
+                sample_weight=sample_weight,
+            )
+        )
+    if nested or not single_y:
+        return
+    rank = sample_weight.shape.rank if is_tf_value(sample_weight) else sample_weight.ndim
+    y_shape = tuple(y.shape) if not isinstance(y, tf.SparseTensor) else ()
+    if rank == 2 and (len(y_shape) < 2 or y_shape[1] != sample_weight.shape[1]):
+        raise FitpipeValueError(
+            message(
+                caller,
+                f"got `sample_weight` that does not fit targets of shape {y_shape}",
+                "Weights are 1-D `(samples,)`, or 2-D `(samples, "
+                "sequence_length)` matching temporal targets",
+                "Reshape the weights",
+                sample_weight=sample_weight,
+            )
+        )
 
 
 class ArrayFamilyAdapter:

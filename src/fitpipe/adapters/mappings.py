@@ -27,5 +27,5 @@ class MappingAdapter(ArrayFamilyAdapter):
     accepts = "a dict mapping input names to arrays/tensors"
 
     def can_adapt(self, x: Any) -> bool:
-        """True for non-empty mappings whose values are arrays (or structures of arrays)."""
-        return isinstance(x, Mapping) and holds_arrays(x)
+        """True for mappings whose values are arrays (empty ones too, to explain the error)."""
+        return isinstance(x, Mapping) and (not x or holds_arrays(x))

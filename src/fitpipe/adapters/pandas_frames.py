@@ -1,7 +1,8 @@
 """pandas ``DataFrame`` and ``Series``, read as array-likes through ``to_numpy()``.
 
-Registered lazily: this module is imported only when a pandas object is passed, so pandas
-stays an optional dependency.
+With ``schema=``, a DataFrame is read by column roles instead, through Arrow (as a
+``pyarrow.Table``). Registered lazily: this module is imported only when a pandas object is
+passed, so pandas stays an optional dependency.
 """
 
 from __future__ import annotations
@@ -9,16 +10,27 @@ from __future__ import annotations
 from typing import Any
 
 import pandas as pd
+import pyarrow as pa
 
-from fitpipe.adapters.arrays import ArrayFamilyAdapter
+from fitpipe.adapters.arrays import ARRAY_FAMILY_SUPPORTS, ArrayFamilyAdapter
+from fitpipe.adapters.arrow_tables import table_source
+from fitpipe.adapters.base import AdaptRequest, ArraySource
 
 
 class PandasAdapter(ArrayFamilyAdapter):
-    """Takes a pandas ``DataFrame`` (one 2-D input) or ``Series`` (one 1-D input)."""
+    """Takes a pandas ``DataFrame`` (one 2-D input, or columns by ``schema``) or ``Series``."""
 
     name = "pandas"
     accepts = "a pandas DataFrame or Series"
+    supports = ARRAY_FAMILY_SUPPORTS | {"schema"}
 
     def can_adapt(self, x: Any) -> bool:
         """True for DataFrames and Series."""
         return isinstance(x, (pd.DataFrame, pd.Series))
+
+    def adapt(self, request: AdaptRequest) -> ArraySource:
+        """Converts the frame as an array, or by column roles when a schema is given."""
+        if request.schema is not None and isinstance(request.x, pd.DataFrame):
+            table = pa.Table.from_pandas(request.x, preserve_index=False)
+            return table_source(table, request, "pandas.DataFrame")
+        return super().adapt(request)

@@ -16,6 +16,8 @@ class SequenceAdapter(ArrayFamilyAdapter):
 
     def can_adapt(self, x: Any) -> bool:
         """True for non-empty lists/tuples of array structures (not lists of numbers)."""
-        if not isinstance(x, (list, tuple)) or not x or is_scalar_sequence(x):
+        if isinstance(x, (list, tuple)) and not x:
+            return True  # taken to explain that an empty structure holds no arrays
+        if not isinstance(x, (list, tuple)) or is_scalar_sequence(x):
             return False
         return all(is_array_like(item) or holds_arrays(item) for item in x)

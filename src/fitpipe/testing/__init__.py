@@ -1,8 +1,22 @@
-"""Helpers for testing code that uses fitpipe pipelines.
+"""Testing kit for fitpipe users and adapter authors.
 
-The helpers here read a :class:`fitpipe.Pipeline` back into NumPy so tests can compare what
-different input forms produce. Hypothesis strategies live in :mod:`fitpipe.testing.strategies`
-(imported on first use, so ``hypothesis`` is only needed by code that uses them).
+* :class:`AdapterConformanceTests`: a pytest base class; subclass it, name your adapter and
+  say how to build its input from arrays, and inherit the checks every adapter must pass
+  (:mod:`fitpipe.testing.conformance`);
+* :func:`assert_matches_keras`: train a Keras model and a fitpipe twin and compare History,
+  ``evaluate``, ``predict`` and weights (:mod:`fitpipe.testing.keras_diff`);
+* :func:`load_profile`: load fitpipe's Hypothesis profile (``ci`` or ``dev``, chosen by
+  ``FITPIPE_HYPOTHESIS_PROFILE``) in a third-party suite, or run pytest with
+  ``-p fitpipe.testing.plugin`` (:mod:`fitpipe.testing.profiles`);
+* :mod:`fitpipe.testing.strategies`: Hypothesis strategies for arrays, nested structures
+  and the same data in every input form;
+* :func:`epoch_batches`, :func:`epoch_rows`, :func:`flat_rows`, :func:`to_numpy`: read a
+  :class:`fitpipe.Pipeline` back into NumPy.
+
+Importing this package needs only fitpipe's own dependencies. ``AdapterConformanceTests``,
+``strategies`` and :func:`load_profile` need Hypothesis, and the conformance checks are run by
+pytest: install the ``test`` extra (``pip install fitpipe[test]``). They are imported on
+first use.
 """
 
 from __future__ import annotations
@@ -13,10 +27,32 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import tensorflow as tf
 
+from fitpipe.testing.profiles import load_profile, register_profiles
+
 if TYPE_CHECKING:
     from fitpipe.pipeline import Pipeline
+    from fitpipe.testing.conformance import AdapterConformanceTests
+    from fitpipe.testing.keras_diff import KerasComparison, assert_matches_keras
 
-__all__ = ["epoch_batches", "epoch_rows", "flat_rows", "strategies", "to_numpy"]
+__all__ = [
+    "AdapterConformanceTests",
+    "KerasComparison",
+    "assert_matches_keras",
+    "epoch_batches",
+    "epoch_rows",
+    "flat_rows",
+    "load_profile",
+    "register_profiles",
+    "strategies",
+    "to_numpy",
+]
+
+#: Names imported on first use, and the modules that hold them.
+_LAZY = {
+    "AdapterConformanceTests": "fitpipe.testing.conformance",
+    "KerasComparison": "fitpipe.testing.keras_diff",
+    "assert_matches_keras": "fitpipe.testing.keras_diff",
+}
 
 
 def to_numpy(value: Any) -> Any:
@@ -94,4 +130,6 @@ def epoch_rows(pipeline: Pipeline) -> tuple[np.ndarray, ...]:
 def __getattr__(name: str) -> Any:
     if name == "strategies":
         return importlib.import_module("fitpipe.testing.strategies")
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

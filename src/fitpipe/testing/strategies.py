@@ -1,15 +1,30 @@
 """Hypothesis strategies for fitpipe's data layer, in one place.
 
+Arrays and structures:
+
 * :func:`row_counts`, :func:`float_arrays`, :func:`int_arrays`: small arrays whose first
   dimension is a given row count;
+* :func:`array_likes`: the same array as an ndarray, nested lists or tuples, or an object
+  with ``__array__`` (:class:`ArrayLike`);
+* :func:`nested_structures`, :func:`structured_examples`: nested tuples, lists and dicts of
+  arrays sharing a row count;
 * :func:`targets`, :func:`sample_weights`: targets and positive per-sample weights;
 * :func:`examples`: ``x``, ``y``, ``sample_weight`` and ``batch_size`` with a shared row count;
+  :func:`conformance_examples`: the same, ``y`` optional, as the conformance kit draws them.
+
+Input forms:
+
 * :func:`equivalent_forms`: the same data presented as every input form fitpipe takes
   (arrays, dict, list, tensor, generator, ``PyDataset``, ``tf.data``), for properties of the
-  form "every form yields the same rows".
+  form "every form yields the same rows"; :func:`presented_examples` draws one of them;
+* :func:`register_form` is the extension point for more forms: the Arrow table and Parquet
+  file forms of a later release register there (they are not provided yet), and so can
+  third-party adapters.
 
 Weights can be made a function of their row's content (:func:`weight_of_rows`) so a test can
 check, after shuffling, that each weight still travels with its row.
+
+This module needs ``hypothesis`` (the ``test`` extra: ``pip install fitpipe[test]``).
 """
 
 from __future__ import annotations
@@ -26,17 +41,29 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 __all__ = [
+    "ARRAY_LIKE_KINDS",
+    "FORM_FACTORIES",
+    "ArrayLike",
     "ArrayPyDataset",
     "Example",
     "Form",
+    "FormFactory",
+    "array_likes",
+    "as_array_like",
     "batch_sizes",
+    "conformance_examples",
     "equivalent_forms",
     "examples",
     "float_arrays",
+    "form_names",
     "int_arrays",
     "iterate_batches",
+    "nested_structures",
+    "presented_examples",
+    "register_form",
     "row_counts",
     "sample_weights",
+    "structured_examples",
     "targets",
     "weight_of_rows",
 ]
@@ -160,14 +187,14 @@ class Example:
 
     Attributes:
         x: Features, ``(rows, features)``.
-        y: Targets, ``(rows,)``.
+        y: Targets, ``(rows,)`` (None only from :func:`conformance_examples`).
         sample_weight: Weights, ``(rows,)``, or None.
         batch_size: Rows per batch.
 
     """
 
     x: np.ndarray
-    y: np.ndarray
+    y: np.ndarray | None
     sample_weight: np.ndarray | None
     batch_size: int
 
@@ -295,62 +322,333 @@ class Form:
     adapter: str
 
 
+#: Builds one :class:`Form` of ``(x, y, sample_weight, batch_size)``.
+FormFactory = Callable[[np.ndarray, "np.ndarray | None", "np.ndarray | None", int], Form]
+
+#: The registered form factories, in the order :func:`equivalent_forms` presents them.
+#: Extend it with :func:`register_form` (the Arrow table and Parquet file forms of a later
+#: release register here, next to the forms below).
+FORM_FACTORIES: dict[str, FormFactory] = {}
+
+
+def register_form(name: str, factory: FormFactory, *, replace: bool = False) -> FormFactory:
+    """Adds an input form to :func:`equivalent_forms` and :func:`presented_examples`.
+
+    This is the extension point for new input forms (a later issue adds Arrow tables and
+    Parquet files here); a third-party adapter may register the form it takes, so property
+    tests written against :func:`equivalent_forms` cover it too.
+
+    Args:
+        name: The form's label (unique).
+        factory: Builds the :class:`Form` for ``(x, y, sample_weight, batch_size)``; its
+            ``build`` must return a fresh input every call.
+        replace: Replace a form registered under the same name.
+
+    Returns:
+        ``factory``, so the function can be used as a decorator's target.
+
+    Raises:
+        ValueError: When ``name`` is taken and ``replace`` is False.
+
+    """
+    if name in FORM_FACTORIES and not replace:
+        raise ValueError(f"an input form named {name!r} is already registered")
+    FORM_FACTORIES[name] = factory
+    return factory
+
+
+def _row_form(name: str, adapter: str, convert: Callable[[Any], Any]) -> FormFactory:
+    """A factory for a row-addressed form: ``x`` converted, the rest passed as arguments."""
+
+    def factory(
+        x: np.ndarray, y: np.ndarray | None, sample_weight: np.ndarray | None, batch_size: int
+    ) -> Form:
+        def build() -> tuple[tuple[Any, ...], dict[str, Any]]:
+            kwargs: dict[str, Any] = {"batch_size": batch_size}
+            as_target = tf.constant if name == "tensor" else (lambda value: value)
+            if y is not None:
+                kwargs["y"] = as_target(y)
+            if sample_weight is not None:
+                kwargs["sample_weight"] = as_target(sample_weight)
+            return (convert(x),), kwargs
+
+        return Form(name, build, True, adapter)
+
+    return factory
+
+
+def _generator_form(
+    x: np.ndarray, y: np.ndarray | None, sample_weight: np.ndarray | None, batch_size: int
+) -> Form:
+    def build() -> tuple[tuple[Any, ...], dict[str, Any]]:
+        return (iterate_batches(x, y, sample_weight, batch_size),), {}
+
+    return Form("generator", build, False, "generator")
+
+
+def _pydataset_form(
+    x: np.ndarray, y: np.ndarray | None, sample_weight: np.ndarray | None, batch_size: int
+) -> Form:
+    def build() -> tuple[tuple[Any, ...], dict[str, Any]]:
+        return (ArrayPyDataset(x, y, sample_weight, batch_size),), {}
+
+    return Form("pydataset", build, False, "pydataset")
+
+
+def _tf_data_form(
+    x: np.ndarray, y: np.ndarray | None, sample_weight: np.ndarray | None, batch_size: int
+) -> Form:
+    def build() -> tuple[tuple[Any, ...], dict[str, Any]]:
+        parts = tuple(p for p in (x, y, sample_weight) if p is not None)
+        return (tf.data.Dataset.from_tensor_slices(parts).batch(batch_size),), {}
+
+    return Form("tf.data", build, False, "tf.data")
+
+
+register_form("arrays", _row_form("arrays", "numpy", lambda a: a))
+register_form("dict", _row_form("dict", "mapping", lambda a: {"a": a}))
+register_form("list", _row_form("list", "sequence", lambda a: [a]))
+register_form("tensor", _row_form("tensor", "tensor", tf.constant))
+register_form("generator", _generator_form)
+register_form("pydataset", _pydataset_form)
+register_form("tf.data", _tf_data_form)
+
+
 def equivalent_forms(
     x: np.ndarray,
     y: np.ndarray | None,
     sample_weight: np.ndarray | None,
     batch_size: int,
+    *,
+    names: tuple[str, ...] | None = None,
 ) -> list[Form]:
     """Present the same data as every input form, each yielding the same rows in order.
 
     Forms: NumPy arrays, a dict ``{"a": x}`` (one named input), a list ``[x]``, ``tf.Tensor``,
-    a generator of batches, a ``PyDataset`` and a batched ``tf.data.Dataset``. Row-addressed
-    forms get ``batch_size`` as an argument; batch forms are batched by ``batch_size``
-    themselves.
+    a generator of batches, a ``PyDataset`` and a batched ``tf.data.Dataset``, plus any form
+    added with :func:`register_form`. Row-addressed forms get ``batch_size`` as an argument;
+    batch forms are batched by ``batch_size`` themselves.
 
     Args:
         x: Features, 2-D.
         y: Targets, or None.
         sample_weight: Weights, or None (requires ``y``).
         batch_size: Rows per batch.
+        names: Only these forms (by label), in this order; all registered forms when None.
 
     Returns:
         The forms, each able to build a fresh input any number of times.
 
+    Raises:
+        KeyError: For a name no form is registered under.
+
+    """
+    chosen = tuple(FORM_FACTORIES) if names is None else names
+    return [FORM_FACTORIES[name](x, y, sample_weight, batch_size) for name in chosen]
+
+
+def form_names() -> tuple[str, ...]:
+    """The labels of the registered forms, in presentation order."""
+    return tuple(FORM_FACTORIES)
+
+
+@st.composite
+def presented_examples(
+    draw: st.DrawFn,
+    max_rows: int = 24,
+    max_batch_size: int = 8,
+    weights: str = "any",
+    names: tuple[str, ...] | None = None,
+) -> tuple[Example, Form]:
+    """An :class:`Example` and one form presenting it (drawn among the registered forms).
+
+    Args:
+        draw: Supplied by Hypothesis.
+        max_rows: Most rows.
+        max_batch_size: Largest batch size.
+        weights: As for :func:`examples`.
+        names: Draw only among these forms; all registered forms when None.
+
+    Returns:
+        ``(example, form)``; ``form.build()`` gives the arguments of ``fitpipe.adapt``.
+
+    """
+    example = draw(examples(max_rows, max_batch_size, weights))
+    name = draw(st.sampled_from(tuple(FORM_FACTORIES) if names is None else names))
+    (form,) = equivalent_forms(
+        example.x, example.y, example.sample_weight, example.batch_size, names=(name,)
+    )
+    return example, form
+
+
+# Array-likes and nested structures ------------------------------------------------------
+
+
+class ArrayLike:
+    """A minimal array-like: an object that is not an array but converts to one.
+
+    fitpipe takes any object with ``__array__`` (as NumPy does); this class stands for the
+    array-likes of other libraries in tests.
+
+    Args:
+        array: The wrapped array.
+
     """
 
-    def row_form(name: str, adapter: str, convert: Callable[[Any], Any]) -> Form:
-        def build() -> tuple[tuple[Any, ...], dict[str, Any]]:
-            kwargs: dict[str, Any] = {"batch_size": batch_size}
-            if y is not None:
-                kwargs["y"] = convert_target(y) if name == "tensor" else y
-            if sample_weight is not None:
-                kwargs["sample_weight"] = (
-                    convert_target(sample_weight) if name == "tensor" else sample_weight
-                )
-            return (convert(x),), kwargs
+    def __init__(self, array: np.ndarray) -> None:
+        self._array = np.asarray(array)
 
-        return Form(name, build, True, adapter)
+    def __array__(self, dtype: Any = None, copy: bool | None = None) -> np.ndarray:
+        """Returns the wrapped array (converted to ``dtype`` when given)."""
+        return self._array if dtype is None else self._array.astype(dtype)
 
-    def convert_target(value: np.ndarray) -> tf.Tensor:
-        return tf.constant(value)
+    def __len__(self) -> int:
+        return len(self._array)
 
-    def generator_form() -> tuple[tuple[Any, ...], dict[str, Any]]:
-        return (iterate_batches(x, y, sample_weight, batch_size),), {}
+    def __repr__(self) -> str:
+        return f"ArrayLike(shape={self._array.shape}, dtype={self._array.dtype})"
 
-    def pydataset_form() -> tuple[tuple[Any, ...], dict[str, Any]]:
-        return (ArrayPyDataset(x, y, sample_weight, batch_size),), {}
 
-    def tf_data_form() -> tuple[tuple[Any, ...], dict[str, Any]]:
-        parts = tuple(p for p in (x, y, sample_weight) if p is not None)
-        return (tf.data.Dataset.from_tensor_slices(parts).batch(batch_size),), {}
+#: How :func:`array_likes` may present an array.
+ARRAY_LIKE_KINDS = ("ndarray", "list", "tuple", "array_like")
 
-    return [
-        row_form("arrays", "numpy", lambda a: a),
-        row_form("dict", "mapping", lambda a: {"a": a}),
-        row_form("list", "sequence", lambda a: [a]),
-        row_form("tensor", "tensor", tf.constant),
-        Form("generator", generator_form, False, "generator"),
-        Form("pydataset", pydataset_form, False, "pydataset"),
-        Form("tf.data", tf_data_form, False, "tf.data"),
-    ]
+
+def as_array_like(array: np.ndarray, kind: str) -> Any:
+    """Presents ``array`` as one kind of array-like.
+
+    Args:
+        array: The array.
+        kind: One of :data:`ARRAY_LIKE_KINDS`: the array itself, nested lists, nested tuples
+            (of Python scalars), or an :class:`ArrayLike`.
+
+    Returns:
+        The array-like; ``np.asarray`` of it equals ``array``.
+
+    Raises:
+        ValueError: For an unknown kind.
+
+    """
+    if kind == "ndarray":
+        return array
+    if kind == "list":
+        return array.tolist()
+    if kind == "tuple":
+
+        def to_tuple(value: Any) -> Any:
+            return tuple(to_tuple(v) for v in value) if isinstance(value, list) else value
+
+        return to_tuple(array.tolist())
+    if kind == "array_like":
+        return ArrayLike(array)
+    raise ValueError(f"unknown array-like kind {kind!r}; expected one of {ARRAY_LIKE_KINDS}")
+
+
+def array_likes(
+    rows: int, max_features: int = 4, kinds: tuple[str, ...] = ARRAY_LIKE_KINDS
+) -> st.SearchStrategy[tuple[Any, np.ndarray]]:
+    """Array-likes of ``rows`` rows, each with the array it stands for.
+
+    Nested lists and tuples hold Python floats, so the array they stand for is float64
+    (as ``np.asarray`` reads them); the other kinds keep float32.
+
+    Args:
+        rows: The first dimension.
+        max_features: The largest second dimension.
+        kinds: The kinds to draw from (see :func:`as_array_like`).
+
+    Returns:
+        A strategy of ``(array_like, np.asarray(array_like))`` pairs.
+
+    """
+
+    def present(pair: tuple[np.ndarray, str]) -> tuple[Any, np.ndarray]:
+        array, kind = pair
+        value = as_array_like(array, kind)
+        return value, np.asarray(value)
+
+    return st.tuples(float_arrays(rows, max_features), st.sampled_from(kinds)).map(present)
+
+
+_KEYS = st.text("abcdefghijklmnopqrstuvwxyz", min_size=1, max_size=4)
+
+
+def nested_structures(
+    leaves: st.SearchStrategy[Any],
+    max_depth: int = 2,
+    max_width: int = 3,
+) -> st.SearchStrategy[Any]:
+    """Nested tuples, lists and dicts (non-empty, string keys) of leaves.
+
+    Args:
+        leaves: The strategy of leaves, e.g. ``float_arrays(rows)`` so every leaf shares the
+            row count.
+        max_depth: The deepest nesting (0: a single leaf).
+        max_width: The most children of one tuple, list or dict.
+
+    Returns:
+        A strategy of structures; flatten them with ``tf.nest.flatten``.
+
+    """
+
+    def extend(children: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
+        return st.one_of(
+            st.lists(children, min_size=1, max_size=max_width).map(tuple),
+            st.lists(children, min_size=1, max_size=max_width),
+            st.dictionaries(_KEYS, children, min_size=1, max_size=max_width),
+        )
+
+    if max_depth <= 0:
+        return leaves
+    return st.recursive(leaves, extend, max_leaves=max_width**max_depth)
+
+
+@st.composite
+def structured_examples(
+    draw: st.DrawFn, max_rows: int = 16, max_depth: int = 2, max_width: int = 3
+) -> tuple[Any, int]:
+    """A nested structure of float32 arrays sharing one drawn row count.
+
+    Args:
+        draw: Supplied by Hypothesis.
+        max_rows: Most rows.
+        max_depth: As for :func:`nested_structures`.
+        max_width: As for :func:`nested_structures`.
+
+    Returns:
+        ``(structure, rows)``.
+
+    """
+    rows = draw(row_counts(1, max_rows))
+    structure = draw(nested_structures(float_arrays(rows), max_depth, max_width))
+    return structure, rows
+
+
+@st.composite
+def conformance_examples(
+    draw: st.DrawFn,
+    max_rows: int = 24,
+    max_batch_size: int = 8,
+    targets_given: bool | None = None,
+) -> Example:
+    """Data for :class:`fitpipe.testing.AdapterConformanceTests`.
+
+    ``x`` is float32 ``(rows, 1..4)``; ``y`` is drawn as int64 class labels or float32
+    values, or left out (inference data) unless ``targets_given``; weights, when drawn, are
+    :func:`weight_of_rows` of ``x`` so they identify their row after shuffling.
+
+    Args:
+        draw: Supplied by Hypothesis.
+        max_rows: Most rows.
+        max_batch_size: Largest batch size.
+        targets_given: True: always draw ``y``; False: never; None: either.
+
+    Returns:
+        An :class:`Example` (``y`` and ``sample_weight`` may be None).
+
+    """
+    weights = draw(st.sampled_from(["none", "of_rows"]))
+    example = draw(examples(max_rows, max_batch_size, weights))
+    keep = draw(st.booleans()) if targets_given is None else targets_given
+    if keep:
+        return example
+    return dataclasses.replace(example, y=None, sample_weight=None)

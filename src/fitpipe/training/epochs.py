@@ -14,8 +14,9 @@ from typing import Any
 
 import tensorflow as tf
 
-from fitpipe.errors import FitpipeWarning
+from fitpipe.errors import FitpipeError, FitpipeWarning
 from fitpipe.pipeline import Pipeline
+from fitpipe.training.inputs import step_error
 from fitpipe.training.steps import StepFunction
 
 __all__ = ["EpochRunner", "ExecutionSize"]
@@ -108,13 +109,21 @@ class EpochRunner:
 
     def _call(self, function: StepFunction, n: int) -> tuple[int, Any]:
         start = time.perf_counter()
+        failure: BaseException | None = None
         try:
             count, outputs = function(self._iterator, n)
-        except (tf.errors.OpError, StopIteration) as err:
-            original = self.pipeline.take_error()
-            if original is not None:
-                raise original.with_traceback(original.__traceback__) from err
+        except FitpipeError:
+            self._iterator = None
             raise
+        except (tf.errors.OpError, ValueError, TypeError) as err:
+            failure = self.pipeline.take_error() or step_error(
+                err, function.caller, self.pipeline.element_spec
+            )
+        if failure is not None:
+            # Raised outside the `except` block, with the iterator dropped: no reference cycle
+            # through TensorFlow's error keeps the input's threads alive.
+            self._iterator = None
+            raise failure.with_traceback(failure.__traceback__)
         self.execution.record(count, time.perf_counter() - start)
         return count, outputs
 

@@ -12,9 +12,9 @@ from typing import Any
 import keras
 import tensorflow as tf
 
-from fitpipe.errors import DataMismatchError, message, raw
+from fitpipe.errors import DataMismatchError, FitpipeError, FitpipeTypeError, message, raw
 
-__all__ = ["check_model_inputs"]
+__all__ = ["check_model_inputs", "check_model_targets", "step_error"]
 
 
 def _model_inputs(model: keras.Model) -> list[Any]:
@@ -44,8 +44,16 @@ def _compatible(expected: tuple[int | None, ...], found: tuple[int | None, ...])
     )
 
 
-def _mismatch(caller: str, what: str, expected: str, fix: str, found: str) -> DataMismatchError:
-    return DataMismatchError(message(caller, what, expected, fix, x=raw(found)))
+def _mismatch(
+    caller: str,
+    what: str,
+    expected: str,
+    fix: str,
+    found: str,
+    name: str = "x",
+    kind: type[FitpipeError] = DataMismatchError,
+) -> FitpipeError:
+    return kind(message(caller, what, expected, fix, **{name: raw(found)}))
 
 
 def _check_names(inputs: list[Any], x: Mapping[str, Any], caller: str) -> None:
@@ -93,6 +101,7 @@ def check_model_inputs(model: keras.Model, element_spec: Any, caller: str) -> No
             )
         pairs = list(zip(inputs, flat, strict=True))
     for position, (tensor, spec) in enumerate(pairs):
+        _check_dtype(tensor, spec, _input_label(tensor, position), caller)
         expected, found = tuple(tensor.shape), _shape(spec)
         if found is not None and not _compatible(expected, found):
             name = _input_label(tensor, position)
@@ -105,8 +114,158 @@ def check_model_inputs(model: keras.Model, element_spec: Any, caller: str) -> No
             )
 
 
+def _check_dtype(tensor: Any, spec: Any, name: str, caller: str) -> None:
+    expected = str(getattr(tensor, "dtype", ""))
+    if getattr(spec, "dtype", None) == tf.string and expected and expected != "string":
+        raise _mismatch(
+            caller,
+            f"got strings for {name}, which takes numbers",
+            f"The model expected {expected} values for {name}",
+            "Convert the strings to numbers first, or put a `keras.layers.StringLookup` in "
+            "the model",
+            f"data of dtype string for {name}",
+            kind=FitpipeTypeError,
+        )
+
+
+def _default_step(model: keras.Model, name: str) -> bool:
+    return getattr(type(model), name, None) is getattr(keras.Model, name, None)
+
+
+def _outputs(model: keras.Model) -> list[Any]:
+    try:
+        return list(model.outputs or [])
+    except (AttributeError, ValueError):
+        return []
+
+
+def check_model_targets(model: keras.Model, element_spec: Any, caller: str) -> None:
+    """Raises ``DataMismatchError`` when the targets cannot feed the model's compiled loss.
+
+    Only models that use Keras' own train/test step and have a compiled loss are checked
+    (a custom step decides for itself what targets it needs).
+
+    Args:
+        model: The model.
+        element_spec: The pipeline's element spec ``(x, y, ...)``.
+        caller: The public method being run.
+    """
+    step = "train_step" if caller == "fit" else "test_step"
+    if not _default_step(model, step) or getattr(model, "loss", None) is None:
+        return
+    y = element_spec[1] if len(element_spec) > 1 else None
+    if y is None:
+        raise DataMismatchError(
+            message(
+                caller,
+                "got no targets `y` for a model compiled with a loss",
+                "The loss compares the model's outputs with target values",
+                "Pass `y`, or yield `(x, y)` batches",
+                y=None,
+            )
+        )
+    leaves = tf.nest.flatten(y)
+    if any(getattr(leaf, "dtype", None) == tf.string for leaf in leaves):
+        raise _mismatch(
+            caller,
+            "got string targets `y`",
+            "The loss compares outputs with numbers: targets are float or integer values",
+            "Encode the targets as numbers (class indices or one-hot)",
+            "data of dtype string",
+            "y",
+            kind=FitpipeTypeError,
+        )
+    outputs = _outputs(model)
+    if not outputs or isinstance(y, Mapping):
+        return
+    if len(leaves) != len(outputs):
+        raise _mismatch(
+            caller,
+            f"got {len(leaves)} target array(s) for a model with {len(outputs)} outputs",
+            f"One target array per output: {len(outputs)}",
+            "Pass `y` as a list (or dict by output name) with one array per output",
+            f"{len(leaves)} target array(s) in y",
+        )
+    for position, (out, leaf) in enumerate(zip(outputs, leaves, strict=True)):
+        expected, found = tuple(out.shape), _shape(leaf)
+        if found is None or len(found) != len(expected) or found[-1] in (None, 1):
+            continue
+        if expected[-1] is not None and found[-1] != expected[-1]:
+            raise _mismatch(
+                caller,
+                f"got targets `y` of shape {found} for output {position}",
+                f"The model's output {position} has shape {expected}, so its "
+                "targets have the same last dimension (or 1, for class indices)",
+                "Fix the targets' width, or the model's output layer",
+                f"y of shape {found}",
+            )
+
+
 def _input_label(tensor: Any, position: int) -> str:
     name = str(getattr(tensor, "name", ""))
     if not name or name.startswith("keras_tensor"):
         return f"input {position}"
     return f"input {name!r}"
+
+
+def _spec_text(element_spec: Any) -> str:
+    names = ("x", "y", "sample_weight")
+    parts = []
+    for name, part in zip(names, element_spec, strict=False):
+        shapes = tf.nest.map_structure(lambda s: f"{s.dtype.name}{tuple(s.shape)}", part)
+        parts.append(f"{name}={shapes}")
+    return ", ".join(parts)
+
+
+_NOISE = (
+    "File ",
+    "[[",
+    "Detected at node",
+    "Graph execution error",
+    "in user code",
+    "The op is created at",
+    "Stack trace",
+    "*",
+    "return ",
+    "raise ",
+)
+
+
+def _reason(err: BaseException) -> str:
+    """The line of a Keras/TensorFlow error that says what was wrong (not where)."""
+    lines = [ln.strip() for ln in str(getattr(err, "message", None) or err).splitlines()]
+    useful = [ln for ln in lines if ln and not ln.startswith(_NOISE)]
+    text = useful[-1] if useful else " ".join(lines)
+    return text if len(text) <= 400 else text[:397] + "..."
+
+
+def step_error(err: BaseException, caller: str, element_spec: Any) -> FitpipeError:
+    """Words a failure of the model's step on the input's batches as a fitpipe error.
+
+    Shapes, dtypes or structures that do not fit the model's inputs, outputs or loss surface
+    from Keras or TensorFlow while the step is traced or run; this says which call failed,
+    what the batches were and what they must match, and keeps the original as the cause.
+
+    Args:
+        err: What Keras or TensorFlow raised.
+        caller: The public method being run.
+        element_spec: The batches' spec.
+
+    Returns:
+        A ``FitpipeTypeError`` (for a ``TypeError``) or a ``DataMismatchError``.
+    """
+    text = _reason(err)
+    kind = FitpipeTypeError if isinstance(err, TypeError) else DataMismatchError
+    failure = kind(
+        message(
+            caller,
+            f"could not run the model on the input's batches ({type(err).__name__}: {text})",
+            "Each batch's inputs, targets and weights must fit the model's inputs, outputs "
+            "and loss in structure, shape and dtype",
+            "Compare the batches with `model.summary()` and the loss, and convert or reshape "
+            "the data",
+            batches=raw(_spec_text(element_spec)),
+        )
+    )
+    failure.__cause__ = err
+    return failure

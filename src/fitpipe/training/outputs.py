@@ -61,6 +61,8 @@ def _arrow_tables(x: Any, schema: Schema, caller: str) -> Iterator[tuple[str, pa
 def chunks_of(x: Any, schema: Schema | None, caller: str) -> Iterator[tuple[Any, pa.Table | None]]:
     """Yields ``(features, passthrough)`` chunks of a prediction input, in row order."""
     adapter = registry.find(x, caller)
+    if adapter.name == "pandas" and schema is not None and hasattr(x, "columns"):
+        x, adapter = pa.Table.from_pandas(x, preserve_index=False), registry["arrow"]
     if adapter.name not in _COLUMNAR:
         rows = adapter.adapt(AdaptRequest(x=x, caller=caller))
         if not isinstance(rows, ArraySource):

@@ -15,7 +15,8 @@ from typing import Any
 
 import tensorflow as tf
 
-from fitpipe.errors import FitpipeWarning
+from fitpipe.errors import FitpipeError, FitpipeWarning
+from fitpipe.training.inputs import step_error
 
 __all__ = ["StepFunction", "output_zeros"]
 
@@ -72,6 +73,10 @@ class StepFunction:
             lambda s: tf.zeros([2 if d is None else d for d in s.shape.as_list()], s.dtype),
             element_spec,
         )
+        try:
+            self.one_step.get_concrete_function(zeros)  # type: ignore[attr-defined]
+        except Exception:  # the data does not fit the model: the real step will say so
+            return
         try:
             self.one_step.experimental_get_compiler_ir(zeros)(stage="hlo")  # type: ignore[attr-defined]
         except Exception as err:  # XLA reports unsupported ops in several error types
@@ -182,6 +187,13 @@ class StepFunction:
 
     def on_batch(self, data: Any) -> Any:
         """Runs one step on one given batch (for the ``*_on_batch`` methods)."""
+        spec = tf.nest.map_structure(tf.TensorSpec.from_tensor, data)
         if not self._probed:
-            self._probe_xla(tf.nest.map_structure(tf.TensorSpec.from_tensor, data))
-        return self.one_step(data)
+            self._probe_xla(spec)
+        try:
+            return self.one_step(data)
+        except FitpipeError:
+            raise
+        except (tf.errors.OpError, ValueError, TypeError) as err:
+            failure = step_error(err, self.caller, spec)
+        raise failure

@@ -36,7 +36,7 @@ from fitpipe.pipeline import (
 from fitpipe.schemas import Schema, is_namedtuple, pack_roles
 from fitpipe.training import arguments
 from fitpipe.training.epochs import EpochRunner, ExecutionSize
-from fitpipe.training.inputs import check_model_inputs
+from fitpipe.training.inputs import check_model_inputs, check_model_targets
 from fitpipe.training.logs import epoch_logs, flatten_in_order, pythonify
 from fitpipe.training.outputs import chunks_of, output_table, write_atomically
 from fitpipe.training.steps import StepFunction
@@ -310,6 +310,9 @@ class Trainer:
     def _validation_pipeline(
         self, data: Any, batch_size: int | None, steps: int | None, schema: Any = None
     ) -> Pipeline:
+        given = data
+        if isinstance(data, list):
+            data = tuple(data)  # Keras unpacks a list like a tuple
         if is_namedtuple(data) or (isinstance(data, tuple) and len(data) not in (2, 3)):
             raise FitpipeValueError(
                 message(
@@ -318,7 +321,7 @@ class Trainer:
                     "`validation_data` is a plain tuple `(x_val, y_val)` or `(x_val, y_val, "
                     "val_sample_weight)`, a tf.data.Dataset, a generator or a PyDataset",
                     "Pass one of those forms",
-                    validation_data=data,
+                    validation_data=given,
                 )
             )
         parts = (*data, None)[:3] if isinstance(data, tuple) else (data, None, None)
@@ -336,6 +339,7 @@ class Trainer:
         )
         pipeline = build_pipeline(request, warn_ignored=False)
         _require_finite(pipeline, steps, "fit", "validation_steps")
+        check_model_inputs(self.model, pipeline.element_spec, "fit")
         return pipeline
 
     def _fit_loop(
@@ -352,6 +356,10 @@ class Trainer:
     ) -> keras.callbacks.History:
         model = self.model
         check_model_inputs(model, train.element_spec, "fit")
+        check_model_targets(model, train.element_spec, "fit")
+        if val is not None:
+            check_model_inputs(model, val.element_spec, "fit")
+            check_model_targets(model, val.element_spec, "evaluate")
         runner = EpochRunner(train, steps_per_epoch, self._execution())
         cbs = self._callbacks(callbacks, verbose, epochs, runner.num_batches, history=True)
         runner.execution = self._execution(cbs, "train", "test")
@@ -441,6 +449,7 @@ class Trainer:
         with build_pipeline(request, warn_ignored=False) as pipeline:
             _require_finite(pipeline, steps, "evaluate", "steps")
             check_model_inputs(self.model, pipeline.element_spec, "evaluate")
+            check_model_targets(self.model, pipeline.element_spec, "evaluate")
             runner = EpochRunner(pipeline, steps, self._execution())
             cbs = self._callbacks(callbacks, verbose, 1, runner.num_batches, history=False)
             runner.execution = self._execution(cbs, "test")

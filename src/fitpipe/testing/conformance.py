@@ -1,0 +1,419 @@
+"""``AdapterConformanceTests``: the checks every adapter must pass, as a pytest base class.
+
+An adapter author subclasses it, names the adapter, and says how to build the adapter's
+input from arrays; the checks come as inherited test methods::
+
+    from fitpipe.testing import AdapterConformanceTests
+
+
+    class TestColumnStoreConformance(AdapterConformanceTests):
+        adapter_name = "columnstore"
+
+        def make_input(self, x, y, sample_weight, batch_size):
+            return ColumnStore(features=x, target=y, weight=sample_weight)
+
+The kit draws the data with Hypothesis (the loaded profile decides how many examples: see
+:mod:`fitpipe.testing.profiles`) and checks, through ``fitpipe.adapt`` exactly as users call
+it, that:
+
+* the adapter is registered and the registry chooses it for its input;
+* the pipeline's element spec has the right structure and dtypes;
+* every row is delivered exactly once per epoch (over two epochs);
+* with ``shuffle=False`` rows come in their order, ``batch_size`` rows per batch;
+* weights stay with their rows (also when the adapter shuffles);
+* ``num_batches``, when the adapter claims to know it, is the number of batches delivered;
+* every ``fit`` argument the adapter does not support is rejected with the shared wording
+  (``shuffle`` is the documented exception: inputs that fix their own order warn instead).
+
+Needs ``hypothesis`` (the ``test`` extra: ``pip install fitpipe[test]``); pytest collects the
+checks, but the module itself does not import pytest.
+"""
+
+from __future__ import annotations
+
+import collections
+import warnings
+from collections.abc import Callable, Iterator
+from typing import Any, ClassVar
+
+import numpy as np
+import tensorflow as tf
+from hypothesis import given, settings
+
+import fitpipe
+from fitpipe.adapters import ADAPT_ARGUMENTS, Adapter, AdaptRequest
+from fitpipe.errors import FitpipeWarning, UnsupportedArgumentError
+from fitpipe.pipeline import Pipeline
+from fitpipe.pipeline.core import adapt_source
+from fitpipe.testing import epoch_batches, flat_rows
+from fitpipe.testing.strategies import Example, conformance_examples, weight_of_rows
+
+__all__ = ["AdapterConformanceTests"]
+
+#: What ``fitpipe.adapt`` is given for each argument when the kit checks it is rejected.
+_TRIAL_VALUES: dict[str, Callable[[Example], Any]] = {
+    "y": lambda data: data.y,
+    "sample_weight": lambda data: data.sample_weight,
+    "batch_size": lambda data: 2,
+    "shuffle": lambda data: True,
+    "class_weight": lambda data: {0: 1.0, 1: 2.0},
+    "schema": lambda data: {"features": ["x"]},
+    "steps": lambda data: 1,
+    "validation_split": lambda data: 0.25,
+}
+
+#: The fixed data of the checks that need no Hypothesis.
+_FIXED = Example(
+    x=np.arange(30, dtype=np.float32).reshape(10, 3),
+    y=np.array([0, 1, 0, 1, 1, 0, 1, 0, 0, 1], dtype=np.int64),
+    sample_weight=weight_of_rows(np.arange(30, dtype=np.float32).reshape(10, 3)),
+    batch_size=4,
+)
+
+
+def _tuplify(value: Any) -> Any:
+    """Lists become tuples (as in ``tf.data`` structures); dicts keep their keys."""
+    if isinstance(value, dict):
+        return {k: _tuplify(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return tuple(_tuplify(v) for v in value)
+    return value
+
+
+def _row_key(row: np.ndarray) -> tuple[float, ...]:
+    return tuple(float(v) + 0.0 for v in row)  # + 0.0 folds -0.0 into 0.0
+
+
+def _describe_row_difference(expected: np.ndarray, got: np.ndarray, what: str) -> str:
+    """Says which rows are missing and which are extra (or repeated), as multisets."""
+    want = collections.Counter(_row_key(r) for r in expected)
+    have = collections.Counter(_row_key(r) for r in got)
+    missing = list((want - have).elements())
+    extra = list((have - want).elements())
+    lines = [f"{what}: delivered {len(got)} rows, expected {len(expected)}"]
+    if missing:
+        lines.append(f"  {len(missing)} row(s) never delivered, e.g. {missing[:3]}")
+    if extra:
+        lines.append(f"  {len(extra)} row(s) delivered too often or never given, e.g. {extra[:3]}")
+    return "\n".join(lines)
+
+
+class AdapterConformanceTests:
+    """Base class of an adapter's conformance suite; subclass it in a ``test_*.py`` module.
+
+    Set :attr:`adapter_name` and implement :meth:`make_input`; everything else is optional.
+    The name of the subclass must start with ``Test`` for pytest to collect it.
+
+    Attributes:
+        adapter_name: The registered name the registry must choose for the input.
+        one_shot: True when the input is read once (like a generator): a second epoch goes
+            on where the first stopped, so every row comes once over both epochs together.
+            None (the default) infers it: an input that is its own iterator is one-shot.
+        max_examples: Caps the Hypothesis examples per check (None: the loaded profile's).
+        max_rows: The most rows of generated data.
+        max_batch_size: The largest generated batch size.
+
+    """
+
+    adapter_name: ClassVar[str] = ""
+    one_shot: ClassVar[bool | None] = None
+    max_examples: ClassVar[int | None] = None
+    max_rows: ClassVar[int] = 24
+    max_batch_size: ClassVar[int] = 8
+
+    # The hooks an author provides -------------------------------------------------------
+    def make_input(
+        self,
+        x: np.ndarray,
+        y: np.ndarray | None,
+        sample_weight: np.ndarray | None,
+        batch_size: int,
+    ) -> Any:
+        """Builds the adapter's input holding the given data; override it.
+
+        The kit calls it for every check, so a one-shot input (a generator) is fresh each
+        time. Arguments the adapter supports (per its ``supports``) are also passed to
+        ``fitpipe.adapt`` by the kit: an adapter that supports ``y`` gets ``y=y`` there and
+        its input need not hold the targets; one that does not must put them in the input.
+        An input that comes in batches must hold ``batch_size`` rows per batch (the last may
+        hold fewer).
+
+        Args:
+            x: Features, float32 of shape ``(rows, features)``.
+            y: Targets of shape ``(rows,)`` (int64 labels or float32 values), or None.
+            sample_weight: float32 weights of shape ``(rows,)``, or None (always None when
+                ``y`` is None).
+            batch_size: Rows per batch.
+
+        Returns:
+            The input, as a user would pass it to ``fitpipe.adapt`` or ``fit``.
+
+        """
+        raise NotImplementedError(
+            f"{type(self).__name__} must implement `make_input(self, x, y, sample_weight, "
+            "batch_size)` returning the adapter's input"
+        )
+
+    def expected_x(self, x: np.ndarray) -> Any:
+        """The ``x`` part of the batches, as the pipeline should deliver it; override if needed.
+
+        Args:
+            x: The features given to :meth:`make_input`.
+
+        Returns:
+            The structure of arrays whose rows the batches' ``x`` holds (default: ``x``
+            itself); e.g. ``{"a": x}`` for an input that names its one feature array, or
+            ``{"f0": x[:, 0], "f1": x[:, 1]}`` for one that stores columns.
+
+        """
+        return x
+
+    # Helpers ----------------------------------------------------------------------------
+    def _require_name(self) -> str:
+        assert self.adapter_name, (
+            f"{type(self).__name__} must set the class attribute `adapter_name` to the "
+            "registered name of the adapter under test"
+        )
+        return self.adapter_name
+
+    def _input(self, data: Example) -> Any:
+        return self.make_input(data.x, data.y, data.sample_weight, data.batch_size)
+
+    def _adapter(self) -> Adapter:
+        name = self._require_name()
+        found = fitpipe.registry.find(self._input(_FIXED))
+        assert found.name == name, (
+            f"the registry chose the adapter {found.name!r} for the input of "
+            f"{type(self).__name__}, expected {name!r}"
+        )
+        return found
+
+    def _is_one_shot(self, obj: Any) -> bool:
+        if self.one_shot is not None:
+            return self.one_shot
+        return isinstance(obj, Iterator)
+
+    def _adapt(self, data: Example, supports: frozenset[str], shuffle: bool = False) -> Pipeline:
+        obj = self._input(data)
+        kwargs: dict[str, Any] = {}
+        for name in ("y", "sample_weight"):
+            if name in supports and getattr(data, name) is not None:
+                kwargs[name] = getattr(data, name)
+        if "batch_size" in supports:
+            kwargs["batch_size"] = data.batch_size
+        if shuffle and "shuffle" in supports:
+            kwargs["shuffle"] = True
+        pipeline = fitpipe.adapt(obj, **kwargs)
+        assert pipeline.adapter == self.adapter_name, (
+            f"fitpipe.adapt used the adapter {pipeline.adapter!r}, expected {self.adapter_name!r}"
+        )
+        return pipeline
+
+    def _expected_rows(self, data: Example) -> np.ndarray:
+        parts = [flat_rows(self.expected_x(data.x))]
+        for part in (data.y, data.sample_weight):
+            if part is not None:
+                parts.append(np.asarray(part, np.float64).reshape(data.rows, -1))
+        return np.concatenate(parts, axis=1)
+
+    @staticmethod
+    def _rows_of(batches: list[Any], width: int) -> np.ndarray:
+        if not batches:
+            return np.zeros((0, width))
+        return np.concatenate(
+            [np.concatenate([flat_rows(part) for part in batch], axis=1) for batch in batches]
+        )
+
+    def _for_all(self, check: Callable[[Example], None], **strategy_kwargs: Any) -> None:
+        """Runs ``check`` on generated data, under the loaded profile (capped if asked)."""
+        strategy = conformance_examples(self.max_rows, self.max_batch_size, **strategy_kwargs)
+        options: dict[str, Any] = {}
+        if self.max_examples is not None:
+            options["max_examples"] = min(self.max_examples, settings().max_examples)
+
+        @settings(**options)
+        @given(data=strategy)
+        def run(data: Example) -> None:
+            check(data)
+
+        run()
+
+    # The checks -------------------------------------------------------------------------
+    def test_adapter_is_registered_and_chosen(self) -> None:
+        """The registry knows the adapter and chooses it for the input."""
+        adapter = self._adapter()
+        assert isinstance(adapter, Adapter), f"{adapter!r} lacks the adapter protocol"
+        assert fitpipe.registry[adapter.name] is adapter
+        assert isinstance(adapter.accepts, str) and adapter.accepts, "`accepts` is empty"
+        unknown = set(adapter.supports) - set(ADAPT_ARGUMENTS)
+        assert not unknown, f"`supports` names unknown arguments {sorted(unknown)}"
+        with self._adapt(_FIXED, adapter.supports) as pipeline:
+            assert pipeline.adapter == adapter.name
+
+    def test_element_spec(self) -> None:
+        """Batches are ``(x,)``, ``(x, y)`` or ``(x, y, sw)`` of the given structure and dtypes."""
+        supports = self._adapter().supports
+
+        def check(data: Example) -> None:
+            with self._adapt(data, supports) as pipeline:
+                spec = pipeline.element_spec
+            parts = [("x", self.expected_x(data.x))]
+            parts += [
+                (n, getattr(data, n))
+                for n in ("y", "sample_weight")
+                if getattr(data, n) is not None
+            ]
+            assert isinstance(spec, tuple) and len(spec) == len(parts), (
+                f"element spec should be a tuple of {[n for n, _ in parts]}, got {spec}"
+            )
+            for (name, value), part_spec in zip(parts, spec, strict=True):
+                expected = _tuplify(value)
+                try:
+                    tf.nest.assert_same_structure(expected, part_spec, check_types=True)
+                except (TypeError, ValueError) as err:
+                    raise AssertionError(
+                        f"structure of `{name}` in the element spec differs: expected "
+                        f"{tf.nest.map_structure(lambda a: a.shape, expected)}, got "
+                        f"{part_spec} ({err})"
+                    ) from None
+                for leaf, leaf_spec in zip(
+                    tf.nest.flatten(expected), tf.nest.flatten(part_spec), strict=True
+                ):
+                    want = tf.as_dtype(np.asarray(leaf).dtype)
+                    assert leaf_spec.dtype == want, (
+                        f"dtype of `{name}` differs: expected {want.name}, got "
+                        f"{leaf_spec.dtype.name} ({leaf_spec})"
+                    )
+                    shape = np.shape(leaf)
+                    assert leaf_spec.shape.rank == len(shape), (
+                        f"rank of `{name}` differs: expected {len(shape)}, got {leaf_spec}"
+                    )
+                    assert leaf_spec.shape[1:].is_compatible_with(shape[1:]), (
+                        f"shape of `{name}` differs: rows of shape {shape[1:]}, got {leaf_spec}"
+                    )
+
+        self._for_all(check)
+
+    def test_every_row_once_per_epoch(self) -> None:
+        """Over two epochs (shuffled when supported) every row is delivered exactly once."""
+        supports = self._adapter().supports
+
+        def check(data: Example) -> None:
+            expected = self._expected_rows(data)
+            one_shot = self._is_one_shot(self._input(data))
+            epochs = []
+            with self._adapt(data, supports, shuffle=True) as pipeline:
+                for _ in range(2):
+                    epochs.append(self._rows_of(epoch_batches(pipeline), expected.shape[1]))
+                    pipeline.on_epoch_end()
+            delivered = [np.concatenate(epochs)] if one_shot else epochs
+            for index, got in enumerate(delivered):
+                what = "over both epochs (one-shot input)" if one_shot else f"epoch {index}"
+                assert sorted(map(_row_key, got)) == sorted(map(_row_key, expected)), (
+                    _describe_row_difference(expected, got, what)
+                )
+
+        self._for_all(check)
+
+    def test_order_without_shuffle(self) -> None:
+        """With ``shuffle=False`` rows come in their order, ``batch_size`` rows per batch."""
+        supports = self._adapter().supports
+
+        def check(data: Example) -> None:
+            expected = self._expected_rows(data)
+            with self._adapt(data, supports) as pipeline:
+                batches = epoch_batches(pipeline)
+            got = self._rows_of(batches, expected.shape[1])
+            if got.shape != expected.shape or not np.array_equal(got, expected):
+                raise AssertionError(
+                    "rows differ from the given rows in order (x | y | sample_weight joined):\n"
+                    f"  expected: {expected.tolist()}\n  got:      {got.tolist()}"
+                )
+            sizes = [len(tf.nest.flatten(batch[0])[0]) for batch in batches]
+            full, last = divmod(data.rows, data.batch_size)
+            want = [data.batch_size] * full + ([last] if last else [])
+            assert sizes == want, f"batch sizes {sizes}, expected {want}"
+
+        self._for_all(check)
+
+    def test_weights_aligned_with_rows(self) -> None:
+        """Each weight travels with its row (shuffled when the adapter supports it)."""
+        supports = self._adapter().supports
+
+        def check(data: Example) -> None:
+            given = weight_of_rows(data.x)  # each weight identifies its row
+            data = Example(data.x, data.y, given, data.batch_size)
+            with self._adapt(data, supports, shuffle=True) as pipeline:
+                batches = epoch_batches(pipeline)
+            assert batches and all(len(batch) == 3 for batch in batches), (
+                "batches should be (x, y, sample_weight) when weights are given, got "
+                f"{[len(batch) for batch in batches]} parts"
+            )
+            weight_of = {
+                _row_key(row): float(weight)
+                for row, weight in zip(flat_rows(self.expected_x(data.x)), given, strict=True)
+            }
+            x_rows = np.concatenate([flat_rows(batch[0]) for batch in batches])
+            weights = np.concatenate([flat_rows(batch[2]) for batch in batches])[:, 0]
+            for index, (row, weight) in enumerate(zip(x_rows, weights, strict=True)):
+                want = weight_of.get(_row_key(row))
+                assert want == float(weight), (
+                    f"the weight of delivered row {index} ({row.tolist()}) is {weight}, "
+                    f"but the weight given with that row is {want}"
+                )
+
+        self._for_all(check, targets_given=True)
+
+    def test_num_batches(self) -> None:
+        """``num_batches``, when known (not None), counts the batches of each epoch."""
+        supports = self._adapter().supports
+
+        def check(data: Example) -> None:
+            with self._adapt(data, supports) as pipeline:
+                for epoch in range(2):
+                    claimed = pipeline.num_batches
+                    delivered = sum(1 for _ in pipeline.dataset)
+                    pipeline.on_epoch_end()
+                    assert claimed is None or claimed == delivered, (
+                        f"epoch {epoch}: num_batches is {claimed} but {delivered} batches "
+                        "were delivered"
+                    )
+
+        self._for_all(check)
+
+    def test_unsupported_arguments_rejected(self) -> None:
+        """Arguments outside ``supports`` raise the shared "does not support" error."""
+        adapter = self._adapter()
+        failures = []
+        for name in ADAPT_ARGUMENTS:
+            if name in adapter.supports:
+                continue
+            problem = self._rejection_problem(name, _TRIAL_VALUES[name](_FIXED))
+            if problem:
+                failures.append(f"`{name}`: {problem}")
+        assert not failures, (
+            f"adapter {adapter.name!r} (supports {sorted(adapter.supports)}) does not reject "
+            "arguments outside `supports` with the shared wording:\n  " + "\n  ".join(failures)
+        )
+
+    def _rejection_problem(self, name: str, value: Any) -> str | None:
+        """Returns what went wrong when adapting with the unsupported ``name``, or None."""
+        obj = self._input(_FIXED)
+        wording = f"does not support `{name}`"
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            try:
+                if name == "validation_split":  # a `fit` argument, not one of `adapt`
+                    adapt_source(AdaptRequest(x=obj, validation_split=value, caller="fit"))
+                else:
+                    fitpipe.adapt(obj, **{name: value}).close()
+            except UnsupportedArgumentError as err:
+                return None if wording in str(err) else f"message lacks {wording!r}: {err}"
+            except Exception as err:
+                return f"raised {type(err).__name__} instead of UnsupportedArgumentError: {err}"
+        if name == "shuffle":  # documented: inputs that fix their own order warn instead
+            ignored = [w for w in caught if issubclass(w.category, FitpipeWarning)]
+            if any("ignores `shuffle=True`" in str(w.message) for w in ignored):
+                return None
+            return "accepted without an error or the FitpipeWarning that it is ignored"
+        return "accepted silently"

@@ -1,0 +1,75 @@
+"""Every built-in adapter passes the conformance kit (one subclass per adapter)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import tensorflow as tf
+
+from fitpipe.testing import AdapterConformanceTests
+from fitpipe.testing.strategies import ArrayPyDataset, iterate_batches
+
+
+class TestNumpyConformance(AdapterConformanceTests):
+    adapter_name = "numpy"
+
+    def make_input(self, x: np.ndarray, y: Any, sample_weight: Any, batch_size: int) -> Any:
+        return x
+
+
+class TestTensorConformance(AdapterConformanceTests):
+    adapter_name = "tensor"
+
+    def make_input(self, x: np.ndarray, y: Any, sample_weight: Any, batch_size: int) -> Any:
+        return tf.constant(x)
+
+
+class TestPandasConformance(AdapterConformanceTests):
+    adapter_name = "pandas"
+
+    def make_input(self, x: np.ndarray, y: Any, sample_weight: Any, batch_size: int) -> Any:
+        return pd.DataFrame(x, columns=[f"c{i}" for i in range(x.shape[1])])
+
+
+class TestMappingConformance(AdapterConformanceTests):
+    adapter_name = "mapping"
+
+    def make_input(self, x: np.ndarray, y: Any, sample_weight: Any, batch_size: int) -> Any:
+        return {"first": x[:, :1], "rest": x[:, 1:]}
+
+    def expected_x(self, x: np.ndarray) -> Any:
+        return {"first": x[:, :1], "rest": x[:, 1:]}
+
+
+class TestSequenceConformance(AdapterConformanceTests):
+    adapter_name = "sequence"
+
+    def make_input(self, x: np.ndarray, y: Any, sample_weight: Any, batch_size: int) -> Any:
+        return [x, x[:, :1] * 2]
+
+    def expected_x(self, x: np.ndarray) -> Any:
+        return (x, x[:, :1] * 2)  # lists become tuples, as in tf.data structures
+
+
+class TestGeneratorConformance(AdapterConformanceTests):
+    adapter_name = "generator"
+
+    def make_input(self, x: np.ndarray, y: Any, sample_weight: Any, batch_size: int) -> Any:
+        return iterate_batches(x, y, sample_weight, batch_size)
+
+
+class TestTFDataConformance(AdapterConformanceTests):
+    adapter_name = "tf.data"
+
+    def make_input(self, x: np.ndarray, y: Any, sample_weight: Any, batch_size: int) -> Any:
+        parts = tuple(part for part in (x, y, sample_weight) if part is not None)
+        return tf.data.Dataset.from_tensor_slices(parts).batch(batch_size)
+
+
+class TestPyDatasetConformance(AdapterConformanceTests):
+    adapter_name = "pydataset"
+
+    def make_input(self, x: np.ndarray, y: Any, sample_weight: Any, batch_size: int) -> Any:
+        return ArrayPyDataset(x, y, sample_weight, batch_size)
