@@ -39,20 +39,33 @@ def _null_error(name: str, row: int, source: str, caller: str) -> SchemaError:
     )
 
 
-def _fill_nulls(array: pa.Array, name: str, schema: Schema, ctx: tuple[str, int, str]) -> Any:
+def _fill_nulls(
+    array: pa.Array,
+    name: str,
+    schema: Schema,
+    ctx: tuple[str, int, str],
+    row_of: Any = None,
+) -> Any:
+    """Fills nulls with the declared value, or raises naming the row.
+
+    ``row_of`` maps the index of a list element's value to the row that holds it.
+    """
     if array.null_count == 0:
         return array
     fill = schema.fill_value(name)
     if fill is None:
         source, offset, caller = ctx
         first = int(pc.index(pc.is_null(array), True).as_py())
-        raise _null_error(name, offset + first, source, caller)
+        row = row_of(first) if row_of is not None else first
+        raise _null_error(name, offset + row, source, caller)
     return pc.fill_null(array, pa.scalar(fill, type=array.type))
 
 
 def _plain(array: pa.Array) -> pa.Array:
     if pat.is_dictionary(array.type):
         array = array.dictionary_decode()
+    if pat.is_date32(array.type) or pat.is_time32(array.type):
+        return array.cast(pa.int32()).cast(pa.int64())  # no direct cast to int64 for these
     if pat.is_temporal(array.type):
         array = array.cast(pa.int64())
     return array
@@ -64,7 +77,8 @@ def _fixed(array: pa.Array, name: str, schema: Schema, ctx: tuple[str, int, str]
     while pat.is_fixed_size_list(values.type):
         dims.append(values.type.list_size)
         values = values.flatten()
-    values = _fill_nulls(_plain(values), name, schema, ctx)
+    per_row = int(np.prod(dims))
+    values = _fill_nulls(_plain(values), name, schema, ctx, lambda i: i // per_row)
     return _numbers(values).reshape(len(array), *dims)
 
 
@@ -76,7 +90,16 @@ def _numbers(values: pa.Array) -> np.ndarray:
 
 def _variable(array: pa.Array, name: str, schema: Schema, ctx: tuple[str, int, str]) -> Any:
     lengths = pc.list_value_length(array).to_numpy(zero_copy_only=False).astype(np.int64)
-    values = _numbers(_fill_nulls(_plain(array.flatten()), name, schema, ctx))
+    ends = np.cumsum(lengths)
+    values = _numbers(
+        _fill_nulls(
+            _plain(array.flatten()),
+            name,
+            schema,
+            ctx,
+            lambda i: int(np.searchsorted(ends, i, side="right")),
+        )
+    )
     width = schema.length(name)
     if width is None:
         return tf.RaggedTensor.from_row_lengths(values, lengths)

@@ -31,7 +31,7 @@ from fitpipe.adapters.base import DEFAULT_BATCH_SIZE, AdaptRequest, BatchSource
 from fitpipe.adapters.batches import ErrorBox, signature_of
 from fitpipe.errors import DataMismatchError, SchemaError, message
 from fitpipe.schemas import Role, Schema
-from fitpipe.schemas.arrow_types import check_arrow_schema
+from fitpipe.schemas.arrow_types import check_arrow_schema, convertible
 
 __all__ = ["ParquetAdapter", "ParquetPlan", "plan_source"]
 
@@ -116,13 +116,23 @@ def _open_dataset(x: Any, caller: str) -> pads.Dataset:
         raise _file_error(str(source), err, caller) from err
 
 
-def _partition_names(dataset: pads.Dataset) -> set[str]:
-    partitioning = getattr(dataset, "partitioning", None)
-    return set(partitioning.schema.names) if partitioning is not None else set()
+def _check_file_types(physical: pa.Schema, needed: list[str], path: str, caller: str) -> None:
+    for column in needed:
+        if column in physical.names and not convertible(physical.field(column).type):
+            found = physical.field(column).type
+            raise SchemaError(
+                message(
+                    caller,
+                    f"cannot convert column {column!r} of type {found} in {path}",
+                    "Every file stores the schema's columns as numbers, bools, lists of "
+                    "numbers, strings or temporal values",
+                    "Rewrite or remove the file",
+                    column=column,
+                )
+            )
 
 
 def _row_group_pieces(dataset: pads.Dataset, needed: list[str], caller: str) -> list[Piece]:
-    partitions = _partition_names(dataset)
     pieces: list[Piece] = []
     for fragment in sorted(dataset.get_fragments(), key=lambda f: f.path):
         try:
@@ -130,6 +140,8 @@ def _row_group_pieces(dataset: pads.Dataset, needed: list[str], caller: str) -> 
             groups = fragment.split_by_row_group()
         except (pa.ArrowInvalid, OSError) as err:
             raise _file_error(fragment.path, err, caller) from err
+        partitions = set(pads.get_partition_keys(fragment.partition_expression))
+        _check_file_types(physical, needed, fragment.path, caller)
         absent = [c for c in needed if c not in physical.names and c not in partitions]
         if absent:
             raise SchemaError(
@@ -255,6 +267,18 @@ class _Reader:
         self.columns = schema.columns(tuple(r for r in self.roles if r != Role.PASSTHROUGH))
         self.epoch = 0
 
+    def _read(self, span: _Span) -> Iterator[pa.Table]:
+        """Reads a span, naming its file when the file turns out to be corrupt."""
+        tables = _read_span(span, self.columns)
+        while True:
+            try:
+                table = next(tables)
+            except StopIteration:
+                return
+            except (pa.ArrowException, OSError) as err:
+                raise _file_error(span.piece.source, err, self.caller) from err
+            yield table
+
     def _convert(self, table: pa.Table, span: _Span, offset: int) -> tuple[Any, ...]:
         x, y, sw = table_roles(
             table,
@@ -277,7 +301,7 @@ class _Reader:
         buffered = 0
         for span in spans:
             offset = 0
-            for table in _read_span(span, self.columns):
+            for table in self._read(span):
                 chunk = self._convert(table, span, offset)
                 offset += table.num_rows
                 if not self.shuffle:

@@ -93,7 +93,8 @@ def check_arrow_schema(
                 )
             )
         found = arrow_schema.field(column).type
-        if Role.PASSTHROUGH in roles and column in schema.passthrough:
+        used = schema.columns(tuple(r for r in roles if r != Role.PASSTHROUGH))
+        if column in schema.passthrough and column not in used:
             continue
         if not convertible(found):
             raise SchemaError(

@@ -200,7 +200,7 @@ class Schema:
 
     def to_json(self) -> str:
         """The schema as JSON text."""
-        return json.dumps(self.to_dict(), sort_keys=True)
+        return json.dumps(self.to_dict())
 
     @classmethod
     def from_json(cls, text: str) -> Schema:

@@ -40,7 +40,9 @@ def _table_chunks(table: pa.Table) -> Iterator[pa.Table]:
 def _arrow_tables(x: Any, schema: Schema, caller: str) -> Iterator[tuple[str, pa.Table]]:
     columns = schema.columns((Role.FEATURE, Role.PASSTHROUGH))
     if isinstance(x, pa.RecordBatchReader):
-        check_arrow_schema(schema, x.schema, "the RecordBatchReader", (Role.FEATURE,), caller)
+        check_arrow_schema(
+            schema, x.schema, "the RecordBatchReader", (Role.FEATURE, Role.PASSTHROUGH), caller
+        )
         for batch in x:
             yield "the RecordBatchReader", pa.Table.from_batches([batch])
         return
