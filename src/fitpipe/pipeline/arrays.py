@@ -12,7 +12,9 @@ mapped to the rows of every leaf. Leaves stay where they are as long as possible
 
 from __future__ import annotations
 
+import dataclasses
 import math
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -21,7 +23,13 @@ import tensorflow as tf
 from fitpipe.adapters import DEFAULT_BATCH_SIZE, ArraySource
 from fitpipe.schemas import pack_roles
 
-__all__ = ["RESIDENT_BYTES_LIMIT", "array_dataset", "index_batches", "resolve_batch_size"]
+__all__ = [
+    "RESIDENT_BYTES_LIMIT",
+    "ResidentRows",
+    "array_dataset",
+    "index_batches",
+    "resolve_batch_size",
+]
 
 #: NumPy data up to this many bytes in all is converted to tensors; larger data is streamed.
 RESIDENT_BYTES_LIMIT = 256 * 2**20
@@ -123,8 +131,11 @@ def _streams(leaf: Any, numpy_bytes: int) -> bool:
     )
 
 
-def _make_gather(parts: tuple[Any, ...]) -> Any:
-    """Returns ``rows -> batch``: resident leaves gathered in graph, large NumPy leaves streamed."""
+def _make_gather(parts: tuple[Any, ...]) -> tuple[Callable[[tf.Tensor], Any], bool]:
+    """Returns ``rows -> batch`` and whether every leaf is resident.
+
+    Resident leaves are gathered in the graph; large NumPy leaves are streamed.
+    """
     flat = tf.nest.flatten(parts)
     numpy_bytes = sum(leaf.nbytes for leaf in flat if isinstance(leaf, np.ndarray))
     streamed = [i for i, leaf in enumerate(flat) if _streams(leaf, numpy_bytes)]
@@ -146,12 +157,43 @@ def _make_gather(parts: tuple[Any, ...]) -> Any:
                 out[i] = tensor
         return tf.nest.pack_sequence_as(parts, out)
 
-    return gather
+    return gather, not streamed
+
+
+@dataclasses.dataclass(frozen=True)
+class ResidentRows:
+    """Rows held in memory as tensors, so a trainer can slice batches in its compiled loop.
+
+    Attributes:
+        gather: Graph function from a vector of row indices to one batch.
+        num_samples: Rows.
+        batch_size: Rows per batch (the last batch may be smaller).
+        shuffle: Whether each epoch uses a new permutation.
+        seed: Seed of the permutations.
+    """
+
+    gather: Callable[[tf.Tensor], Any]
+    num_samples: int
+    batch_size: int
+    shuffle: bool
+    seed: int
+
+    @property
+    def num_batches(self) -> int:
+        """Batches per epoch."""
+        return math.ceil(self.num_samples / self.batch_size)
+
+    def order(self, epoch: int) -> tf.Tensor:
+        """The rows of ``epoch`` in the order they are read: a permutation when shuffling."""
+        rows = tf.range(self.num_samples, dtype=tf.int64)
+        if not self.shuffle:
+            return rows
+        return tf.random.experimental.stateless_shuffle(rows, seed=[self.seed, epoch])
 
 
 def array_dataset(
     source: ArraySource, batch_size: int, shuffle: bool, seed: int
-) -> tf.data.Dataset:
+) -> tuple[tf.data.Dataset, ResidentRows | None]:
     """Builds the dataset of Keras batches ``(x,)``, ``(x, y)`` or ``(x, y, sw)`` of one epoch.
 
     Args:
@@ -161,10 +203,12 @@ def array_dataset(
         seed: Shuffle seed.
 
     Returns:
-        The dataset; iterate it once per epoch.
-
+        The dataset (iterate it once per epoch), and the resident rows when every leaf is held
+        in memory (None when some are streamed from NumPy).
     """
     parts = pack_roles(source.x, source.y, source.sample_weight)
-    gather = _make_gather(parts)
+    gather, resident = _make_gather(parts)
     indices = index_batches(source.num_samples, batch_size, shuffle, seed)
-    return indices.map(gather, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    dataset = indices.map(gather, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    rows = ResidentRows(gather, source.num_samples, batch_size, shuffle, seed) if resident else None
+    return dataset, rows

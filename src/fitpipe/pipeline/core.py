@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import numbers
 import warnings
@@ -21,7 +22,7 @@ from fitpipe.adapters import (
     registry,
 )
 from fitpipe.errors import FitpipeTypeError, FitpipeValueError, FitpipeWarning, message
-from fitpipe.pipeline.arrays import array_dataset, resolve_batch_size
+from fitpipe.pipeline.arrays import ResidentRows, array_dataset, resolve_batch_size
 from fitpipe.pipeline.class_weights import (
     apply_class_weight,
     check_class_weight,
@@ -46,12 +47,14 @@ class Pipeline:
         dataset: tf.data.Dataset,
         count_batches: Callable[[], int | None],
         batch_size: int | None = None,
+        rows: ResidentRows | None = None,
     ) -> None:
         self._adapter = adapter
         self._source = source
         self._dataset = dataset
         self._count_batches = count_batches
         self._batch_size = batch_size
+        self._rows = rows
 
     @property
     def adapter(self) -> str:
@@ -82,6 +85,15 @@ class Pipeline:
     def batch_size(self) -> int | None:
         """Rows per batch for row-addressed inputs; None for inputs that come in batches."""
         return self._batch_size
+
+    @property
+    def rows(self) -> ResidentRows | None:
+        """Rows held in memory, when the input is arrays that all fit (else None).
+
+        A trainer may slice batches from them inside its compiled loop instead of iterating
+        :attr:`dataset` (the same batches with ``shuffle=False``).
+        """
+        return self._rows
 
     @property
     def finite(self) -> bool:
@@ -242,19 +254,25 @@ def pipeline_from_source(
         batch_size = resolve_batch_size(request.batch_size, request.steps, source.num_samples)
         if seed is None:
             seed = int(np.random.randint(0, 2**31 - 1))
-        dataset = array_dataset(source, batch_size, request.shuffle, seed)
+        dataset, rows = array_dataset(source, batch_size, request.shuffle, seed)
         batches = math.ceil(source.num_samples / batch_size)
         count: Callable[[], int | None] = lambda: batches  # noqa: E731
     else:
-        batch_size = None
+        batch_size, rows = None, None
         dataset = source.make_dataset()
         count = source.count_batches
     read_ahead = not isinstance(source, BatchSource) or source.read_ahead
     if class_weight is not None:
         dataset = _weighted(dataset, class_weight, parallel=read_ahead)
+        if rows is not None:
+            table = class_weight_table(class_weight)
+            plain = rows.gather
+            rows = dataclasses.replace(
+                rows, gather=lambda idx: apply_class_weight(plain(idx), table)
+            )
     if read_ahead:
         dataset = dataset.prefetch(tf.data.AUTOTUNE)
-    return Pipeline(adapter_name, source, dataset, count, batch_size)
+    return Pipeline(adapter_name, source, dataset, count, batch_size, rows)
 
 
 def build_pipeline(request: AdaptRequest, *, warn_ignored: bool = True) -> Pipeline:

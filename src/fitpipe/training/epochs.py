@@ -17,7 +17,7 @@ import tensorflow as tf
 from fitpipe.errors import FitpipeError, FitpipeWarning
 from fitpipe.pipeline import Pipeline
 from fitpipe.training.inputs import step_error
-from fitpipe.training.steps import StepFunction
+from fitpipe.training.steps import RowCursor, StepFunction
 
 __all__ = ["EpochRunner", "ExecutionSize"]
 
@@ -89,8 +89,9 @@ class EpochRunner:
         self.steps_per_epoch = steps_per_epoch if steps_per_epoch != -1 else None
         self.forever = steps_per_epoch == -1
         self.execution = execution
-        self._iterator: Iterator[Any] | None = None
+        self._iterator: Iterator[Any] | RowCursor | None = None
         self._seen = 0
+        self._epochs = 0
 
     @property
     def num_batches(self) -> int | None:
@@ -104,7 +105,12 @@ class EpochRunner:
         self._iterator = None
 
     def _fresh(self) -> None:
-        self._iterator = iter(self.pipeline.dataset)
+        rows = self.pipeline.rows
+        if rows is not None:  # rows in memory: batches are sliced inside the compiled loop
+            self._iterator = RowCursor(rows, self._epochs, self.pipeline.element_spec)
+            self._epochs += 1
+        else:
+            self._iterator = iter(self.pipeline.dataset)
         self._seen = 0
 
     def _call(self, function: StepFunction, n: int) -> tuple[int, Any]:

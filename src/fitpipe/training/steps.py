@@ -18,12 +18,60 @@ import tensorflow as tf
 from fitpipe.errors import FitpipeError, FitpipeWarning
 from fitpipe.training.inputs import step_error
 
-__all__ = ["StepFunction", "output_zeros"]
+__all__ = ["RowCursor", "StepFunction", "output_zeros"]
 
 
 def output_zeros(structure: Any) -> Any:
     """Zeros shaped like each (fully defined) tensor spec or tensor in ``structure``."""
     return tf.nest.map_structure(lambda t: tf.zeros(t.shape, t.dtype), structure)
+
+
+#: ``fetch(source, i)`` returns the ``i``-th batch of ``source`` as a ``tf.experimental.Optional``.
+Fetch = Callable[[Any, tf.Tensor], Any]
+
+
+def _next_of_iterator(iterator: Any, _: tf.Tensor) -> Any:
+    return iterator.get_next_as_optional()
+
+
+def _merge(outputs: list[Any], collect: bool) -> Any:
+    if collect:
+        return tf.nest.map_structure(lambda *o: tf.concat(o, 0), *outputs)
+    return outputs[-1]
+
+
+class RowCursor:
+    """Where an epoch over rows held in memory stands: its row order and its next batch.
+
+    Args:
+        rows: The pipeline's :class:`~fitpipe.pipeline.ResidentRows`.
+        epoch: Which epoch (selects the permutation when shuffling).
+        element_spec: The spec of one batch.
+    """
+
+    def __init__(self, rows: Any, epoch: int, element_spec: Any) -> None:
+        self.rows = rows
+        self.order = rows.order(epoch)
+        self.position = 0
+        self.element_spec = element_spec
+
+    def batch(self, index: Any) -> Any:
+        """The rows of batch ``index`` of this epoch."""
+        size, total = self.rows.batch_size, self.rows.num_samples
+        start = tf.cast(index, tf.int64) * size
+        return self.rows.gather(self.order[start : tf.minimum(start + size, total)])
+
+    @property
+    def fetch(self) -> Fetch:
+        """The graph function the compiled loop uses to slice batch ``i`` from an order."""
+        rows = self.rows
+
+        def fetch(order: tf.Tensor, index: tf.Tensor) -> Any:
+            start = tf.cast(index, tf.int64) * rows.batch_size
+            picked = order[start : tf.minimum(start + rows.batch_size, rows.num_samples)]
+            return tf.experimental.Optional.from_value(rows.gather(picked))
+
+        return fetch
 
 
 def _specs_of(structure: Any) -> Any:
@@ -63,6 +111,8 @@ class StepFunction:
             self.one_step = tf.function(step, jit_compile=self.jit_compile, reduce_retracing=True)
         self._loop: Callable[..., Any] | None = None
         self._spec: Any = None
+        self._rows_loop: Callable[..., Any] | None = None
+        self._rows: Any = None
 
     def _probe_xla(self, element_spec: Any) -> None:
         """Compiles the step once on zeros; falls back to the plain graph if XLA fails."""
@@ -91,23 +141,22 @@ class StepFunction:
             self.jit_compile = False
             self.one_step = tf.function(self.step, jit_compile=False, reduce_retracing=True)
 
-    def _build_loop(self, element_spec: Any) -> Callable[..., Any]:
+    def _build_loop(self, element_spec: Any, fetch: Fetch) -> Callable[..., Any]:
         if not self._probed:
             self._probe_xla(element_spec)
         outputs = self.one_step.get_concrete_function(element_spec).structured_outputs  # type: ignore[attr-defined]
         out_specs = _specs_of(outputs)
-        if self.collect:
-            return tf.function(self._collect_loop(out_specs), autograph=True)
-        return tf.function(self._last_loop(out_specs), autograph=True)
+        body = self._collect_loop if self.collect else self._last_loop
+        return tf.function(body(out_specs, fetch), autograph=True)
 
-    def _last_loop(self, out_specs: Any) -> Callable[..., Any]:
+    def _last_loop(self, out_specs: Any, fetch: Fetch) -> Callable[..., Any]:
         one_step = self.one_step
 
-        def loop(iterator: Any, n: tf.Tensor) -> tuple[tf.Tensor, Any]:
+        def loop(source: Any, start: tf.Tensor, n: tf.Tensor) -> tuple[tf.Tensor, Any]:
             count = tf.constant(0, tf.int32)
             logs = output_zeros(out_specs)
-            for _ in tf.range(n):
-                batch = iterator.get_next_as_optional()
+            for i in tf.range(n):
+                batch = fetch(source, start + i)
                 if not batch.has_value():
                     break
                 logs = one_step(batch.get_value())
@@ -116,7 +165,7 @@ class StepFunction:
 
         return loop
 
-    def _collect_loop(self, out_specs: Any) -> Callable[..., Any]:
+    def _collect_loop(self, out_specs: Any, fetch: Fetch) -> Callable[..., Any]:
         one_step = self.one_step
 
         def arrays() -> Any:
@@ -131,15 +180,15 @@ class StepFunction:
                 out_specs,
             )
 
-        def loop(iterator: Any, n: tf.Tensor) -> tuple[tf.Tensor, Any]:
+        def loop(source: Any, start: tf.Tensor, n: tf.Tensor) -> tuple[tf.Tensor, Any]:
             count = tf.constant(0, tf.int32)
             written = arrays()
-            for _ in tf.range(n):
-                batch = iterator.get_next_as_optional()
+            for i in tf.range(n):
+                batch = fetch(source, start + i)
                 if not batch.has_value():
                     break
                 out = one_step(batch.get_value())
-                written = tf.nest.map_structure(lambda ta, o, i=count: ta.write(i, o), written, out)
+                written = tf.nest.map_structure(lambda ta, o, k=count: ta.write(k, o), written, out)
                 count += 1
             empty = tf.nest.map_structure(lambda s: tf.zeros([0, *s.shape[1:]], s.dtype), out_specs)
             result = tf.cond(
@@ -155,21 +204,39 @@ class StepFunction:
         """Runs up to ``n`` steps on batches from ``iterator``.
 
         Args:
-            iterator: A ``tf.data`` iterator of batches.
+            iterator: A ``tf.data`` iterator of batches, or a :class:`RowCursor` over rows held
+                in memory (batches are then sliced inside the compiled loop).
             n: The most steps to run.
 
         Returns:
             ``(steps_run, outputs)``: the last step's outputs (train/test), or all steps'
             outputs concatenated along the batch axis (predict). ``steps_run`` is 0 when the
-            iterator was exhausted (outputs are then meaningless).
-
+            input was exhausted (outputs are then meaningless).
         """
+        if isinstance(iterator, RowCursor):
+            return self._call_rows(iterator, n)
         if self.run_eagerly:
             return self._eager(iterator, n)
         if self._loop is None or self._spec != iterator.element_spec:
             self._spec = iterator.element_spec
-            self._loop = self._build_loop(self._spec)
-        count, outputs = self._loop(iterator, tf.constant(n, tf.int32))
+            self._loop = self._build_loop(self._spec, _next_of_iterator)
+        count, outputs = self._loop(iterator, tf.constant(0, tf.int32), tf.constant(n, tf.int32))
+        return int(count), outputs
+
+    def _call_rows(self, cursor: RowCursor, n: int) -> tuple[int, Any]:
+        n = min(n, cursor.rows.num_batches - cursor.position)
+        if n <= 0:
+            return 0, None
+        if self.run_eagerly:
+            outputs = [self.step(cursor.batch(cursor.position + i)) for i in range(n)]
+            cursor.position += n
+            return n, _merge(outputs, self.collect)
+        if self._rows_loop is None or self._rows is not cursor.rows:
+            self._rows = cursor.rows
+            self._rows_loop = self._build_loop(cursor.element_spec, cursor.fetch)
+        start = tf.constant(cursor.position, tf.int32)
+        count, outputs = self._rows_loop(cursor.order, start, tf.constant(n, tf.int32))
+        cursor.position += int(count)
         return int(count), outputs
 
     def _eager(self, iterator: Any, n: int) -> tuple[int, Any]:
@@ -181,9 +248,7 @@ class StepFunction:
             outputs.append(self.step(batch.get_value()))
         if not outputs:
             return 0, None
-        if self.collect:
-            return len(outputs), tf.nest.map_structure(lambda *o: tf.concat(o, 0), *outputs)
-        return len(outputs), outputs[-1]
+        return len(outputs), _merge(outputs, self.collect)
 
     def on_batch(self, data: Any) -> Any:
         """Runs one step on one given batch (for the ``*_on_batch`` methods)."""
