@@ -51,7 +51,8 @@ def test_class_weight_multiplies_sample_weight() -> None:
 
 def test_class_weight_multiplies_temporal_sample_weight() -> None:
     sw = np.arange(18, dtype="float32").reshape(6, 3)
-    pipeline = fitpipe.adapt(X, LABELS, sw, class_weight=CLASS_WEIGHT, batch_size=4)
+    per_step = np.repeat(np.asarray(LABELS)[:, None, None], 3, axis=1)  # (6, 3, 1): sparse
+    pipeline = fitpipe.adapt(X, per_step, sw, class_weight=CLASS_WEIGHT, batch_size=4)
     found = weights(pipeline)
     assert found.shape == (6, 3)
     np.testing.assert_array_equal(found, sw * EXPECTED[:, None])

@@ -161,7 +161,10 @@ class Snapshot:
         return left
 
 
+_THIS_MODULE = sys.modules[__name__]  # "conftest" names another module once others load
+
+
 @pytest.fixture(scope="session")
 def rel() -> Any:
     """This module: the helpers above, for tests (conftest modules are not importable)."""
-    return sys.modules[__name__]
+    return _THIS_MODULE

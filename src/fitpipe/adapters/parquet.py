@@ -67,8 +67,17 @@ class ParquetPlan:
         return sum(p.rows for p in self.pieces)
 
 
+_SUFFIXES = (".parquet", ".pq", ".parq")
+
+
 def _is_path(x: Any) -> bool:
-    return isinstance(x, (str, os.PathLike))
+    """A path that names Parquet data: existing, a glob, or with a Parquet suffix."""
+    if not isinstance(x, (str, os.PathLike)):
+        return False
+    path = os.fspath(x)
+    return isinstance(path, str) and (
+        path.lower().endswith(_SUFFIXES) or any(c in path for c in "*?[") or os.path.exists(path)
+    )
 
 
 def _expand(x: Any) -> list[str]:
