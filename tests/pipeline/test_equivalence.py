@@ -39,6 +39,8 @@ def test_every_form_yields_the_same_rows_and_batches_in_order(example: Example) 
     expected_sizes = [example.batch_size] * full + ([last] if last else [])
     for form in equivalent_forms(example.x, example.y, example.sample_weight, example.batch_size):
         args, kwargs = form.build()
+        # Columnar forms (Arrow table, Parquet file) pass their declared schema themselves.
+        assert kwargs.get("schema") is form.schema, form.name
         with fitpipe.adapt(*args, **kwargs) as pipeline:
             assert pipeline.adapter == form.adapter, form.name
             for epoch in range(2 if form.row_addressed else 1):

@@ -6,10 +6,18 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import tensorflow as tf
 
+import fitpipe
 from fitpipe.testing import AdapterConformanceTests
-from fitpipe.testing.strategies import ArrayPyDataset, iterate_batches
+from fitpipe.testing.strategies import (
+    ArrayPyDataset,
+    arrow_table,
+    columnar_schema,
+    iterate_batches,
+    write_parquet,
+)
 
 
 class TestNumpyConformance(AdapterConformanceTests):
@@ -73,3 +81,41 @@ class TestPyDatasetConformance(AdapterConformanceTests):
 
     def make_input(self, x: np.ndarray, y: Any, sample_weight: Any, batch_size: int) -> Any:
         return ArrayPyDataset(x, y, sample_weight, batch_size)
+
+
+class ColumnarConformance(AdapterConformanceTests):
+    """The columnar adapters read the data of :func:`arrow_table` by its declared schema."""
+
+    def schema_for(self, x: np.ndarray, y: Any, sample_weight: Any) -> fitpipe.Schema | None:
+        return columnar_schema(x, y, sample_weight)
+
+
+class TestArrowTableConformance(ColumnarConformance):
+    adapter_name = "arrow"
+
+    def make_input(self, x: np.ndarray, y: Any, sample_weight: Any, batch_size: int) -> Any:
+        return arrow_table(x, y, sample_weight)
+
+
+class TestArrowRecordBatchConformance(ColumnarConformance):
+    adapter_name = "arrow"
+
+    def make_input(self, x: np.ndarray, y: Any, sample_weight: Any, batch_size: int) -> Any:
+        return arrow_table(x, y, sample_weight).combine_chunks().to_batches()[0]
+
+
+class TestArrowStreamConformance(ColumnarConformance):
+    adapter_name = "arrow-stream"
+    one_shot = True  # a RecordBatchReader is read once, like a generator
+
+    def make_input(self, x: np.ndarray, y: Any, sample_weight: Any, batch_size: int) -> Any:
+        # Record batches of 3 rows, so the adapter has to regroup them into `batch_size`.
+        table = arrow_table(x, y, sample_weight)
+        return pa.RecordBatchReader.from_batches(table.schema, table.to_batches(max_chunksize=3))
+
+
+class TestParquetConformance(ColumnarConformance):
+    adapter_name = "parquet"
+
+    def make_input(self, x: np.ndarray, y: Any, sample_weight: Any, batch_size: int) -> Any:
+        return write_parquet(x, y, sample_weight)  # row groups of 5 rows, a new file per call

@@ -38,7 +38,8 @@ def test_presented_examples_build_inputs_for_their_adapter(
 
 def test_forms_extension_point() -> None:
     assert fs.form_names() == (
-        "arrays", "dict", "list", "tensor", "generator", "pydataset", "tf.data"
+        "arrays", "dict", "list", "tensor", "generator", "pydataset", "tf.data", "arrow",
+        "parquet",
     )  # fmt: skip
     with pytest.raises(ValueError, match="already registered"):
         fs.register_form("arrays", fs.FORM_FACTORIES["arrays"])

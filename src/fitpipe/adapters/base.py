@@ -208,6 +208,10 @@ def check_supported(adapter: Adapter, request: AdaptRequest, names: tuple[str, .
             continue
         why = _WHY_UNSUPPORTED.get(name, "this input does not use it")
         fix = _HOW_TO_FIX.get(name, f"Drop the `{name}` argument")
+        if name in ("y", "sample_weight") and "schema" in adapter.supports:
+            role = "targets" if name == "y" else "sample_weight"
+            why = "columnar data names its target and weight columns in the schema"
+            fix = f"Name the column in the schema, e.g. `fitpipe.Schema(..., {role}=...)`"
         received = {name: getattr(request, name, None), "x": request.x}
         raise UnsupportedArgumentError(
             message(

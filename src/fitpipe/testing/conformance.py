@@ -45,6 +45,7 @@ from fitpipe.adapters import ADAPT_ARGUMENTS, Adapter, AdaptRequest
 from fitpipe.errors import FitpipeWarning, UnsupportedArgumentError
 from fitpipe.pipeline import Pipeline
 from fitpipe.pipeline.core import adapt_source
+from fitpipe.schemas import Schema
 from fitpipe.testing import epoch_batches, flat_rows
 from fitpipe.testing.strategies import Example, conformance_examples, weight_of_rows
 
@@ -103,6 +104,15 @@ class AdapterConformanceTests:
 
     Set :attr:`adapter_name` and implement :meth:`make_input`; everything else is optional.
     The name of the subclass must start with ``Test`` for pytest to collect it.
+
+    Optional hooks:
+
+    * :meth:`schema_for`: the :class:`fitpipe.Schema` that reads the input (columnar
+      adapters such as Arrow tables and Parquet files); the kit passes it as ``schema=``
+      when the adapter supports ``schema``;
+    * :meth:`expected_x`, :meth:`expected_y`, :meth:`expected_sample_weight`: the structure
+      the batches' ``x``, ``y`` and ``sample_weight`` should have, when the adapter reshapes
+      or renames them (defaults: the arrays as given).
 
     Attributes:
         adapter_name: The registered name the registry must choose for the input.
@@ -168,6 +178,58 @@ class AdapterConformanceTests:
         """
         return x
 
+    def expected_y(self, y: np.ndarray) -> Any:
+        """The ``y`` part of the batches, as the pipeline should deliver it; override if needed.
+
+        Args:
+            y: The targets given to :meth:`make_input` (never None here).
+
+        Returns:
+            The structure of arrays whose rows the batches' ``y`` holds (default: ``y``
+            itself, of shape ``(rows,)``); e.g. ``y[:, None]`` for an adapter that delivers
+            targets as ``(rows, 1)``, or ``{"label": y}`` for named outputs.
+
+        """
+        return y
+
+    def expected_sample_weight(self, sample_weight: np.ndarray) -> Any:
+        """The ``sample_weight`` part of the batches; override if the adapter reshapes it.
+
+        Args:
+            sample_weight: The weights given to :meth:`make_input` (never None here).
+
+        Returns:
+            The array whose rows the batches' ``sample_weight`` holds (default: the weights
+            themselves, of shape ``(rows,)``).
+
+        """
+        return sample_weight
+
+    def schema_for(
+        self,
+        x: np.ndarray,
+        y: np.ndarray | None,
+        sample_weight: np.ndarray | None,
+    ) -> Schema | None:
+        """The declared schema that reads the input of :meth:`make_input`; override if needed.
+
+        Columnar adapters (Arrow tables and streams, Parquet files) need a ``schema=``
+        naming the feature, target and weight columns. When the adapter supports ``schema``
+        and this returns a schema, the kit passes it to ``fitpipe.adapt`` with every input it
+        builds from the same arguments (also when checking that unsupported arguments are
+        rejected).
+
+        Args:
+            x: The features given to :meth:`make_input`.
+            y: The targets given to :meth:`make_input`, or None.
+            sample_weight: The weights given to :meth:`make_input`, or None.
+
+        Returns:
+            The schema, or None (the default) to pass no ``schema``.
+
+        """
+        return None
+
     # Helpers ----------------------------------------------------------------------------
     def _require_name(self) -> str:
         assert self.adapter_name, (
@@ -193,9 +255,25 @@ class AdapterConformanceTests:
             return self.one_shot
         return isinstance(obj, Iterator)
 
+    def _schema_kwargs(self, data: Example, supports: frozenset[str]) -> dict[str, Any]:
+        """``{"schema": ...}`` when the adapter supports it and :meth:`schema_for` gives one."""
+        if "schema" not in supports:
+            return {}
+        schema = self.schema_for(data.x, data.y, data.sample_weight)
+        return {} if schema is None else {"schema": schema}
+
+    def _expected_part(self, name: str, value: np.ndarray) -> Any:
+        """The structure the batches should hold for ``x``, ``y`` or ``sample_weight``."""
+        hooks: dict[str, Callable[[np.ndarray], Any]] = {
+            "x": self.expected_x,
+            "y": self.expected_y,
+            "sample_weight": self.expected_sample_weight,
+        }
+        return hooks[name](value)
+
     def _adapt(self, data: Example, supports: frozenset[str], shuffle: bool = False) -> Pipeline:
         obj = self._input(data)
-        kwargs: dict[str, Any] = {}
+        kwargs: dict[str, Any] = self._schema_kwargs(data, supports)
         for name in ("y", "sample_weight"):
             if name in supports and getattr(data, name) is not None:
                 kwargs[name] = getattr(data, name)
@@ -211,9 +289,10 @@ class AdapterConformanceTests:
 
     def _expected_rows(self, data: Example) -> np.ndarray:
         parts = [flat_rows(self.expected_x(data.x))]
-        for part in (data.y, data.sample_weight):
+        for name in ("y", "sample_weight"):
+            part = getattr(data, name)
             if part is not None:
-                parts.append(np.asarray(part, np.float64).reshape(data.rows, -1))
+                parts.append(flat_rows(self._expected_part(name, part)))
         return np.concatenate(parts, axis=1)
 
     @staticmethod
@@ -257,10 +336,9 @@ class AdapterConformanceTests:
         def check(data: Example) -> None:
             with self._adapt(data, supports) as pipeline:
                 spec = pipeline.element_spec
-            parts = [("x", self.expected_x(data.x))]
-            parts += [
-                (n, getattr(data, n))
-                for n in ("y", "sample_weight")
+            parts = [
+                (n, self._expected_part(n, getattr(data, n)))
+                for n in ("x", "y", "sample_weight")
                 if getattr(data, n) is not None
             ]
             assert isinstance(spec, tuple) and len(spec) == len(parts), (
@@ -388,7 +466,8 @@ class AdapterConformanceTests:
         for name in ADAPT_ARGUMENTS:
             if name in adapter.supports:
                 continue
-            problem = self._rejection_problem(name, _TRIAL_VALUES[name](_FIXED))
+            extra = self._schema_kwargs(_FIXED, adapter.supports)
+            problem = self._rejection_problem(name, _TRIAL_VALUES[name](_FIXED), extra)
             if problem:
                 failures.append(f"`{name}`: {problem}")
         assert not failures, (
@@ -396,17 +475,30 @@ class AdapterConformanceTests:
             "arguments outside `supports` with the shared wording:\n  " + "\n  ".join(failures)
         )
 
-    def _rejection_problem(self, name: str, value: Any) -> str | None:
-        """Returns what went wrong when adapting with the unsupported ``name``, or None."""
+    def _rejection_problem(
+        self, name: str, value: Any, extra: dict[str, Any] | None = None
+    ) -> str | None:
+        """Returns what went wrong when adapting with the unsupported ``name``, or None.
+
+        Args:
+            name: The unsupported argument.
+            value: The value given for it.
+            extra: Supported arguments the input needs anyway (its ``schema``).
+
+        Returns:
+            The problem in words, or None when the argument was rejected as it should be.
+
+        """
         obj = self._input(_FIXED)
+        extra = extra or {}
         wording = f"does not support `{name}`"
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             try:
                 if name == "validation_split":  # a `fit` argument, not one of `adapt`
-                    adapt_source(AdaptRequest(x=obj, validation_split=value, caller="fit"))
+                    adapt_source(AdaptRequest(x=obj, validation_split=value, caller="fit", **extra))
                 else:
-                    fitpipe.adapt(obj, **{name: value}).close()
+                    fitpipe.adapt(obj, **{name: value}, **extra).close()
             except UnsupportedArgumentError as err:
                 return None if wording in str(err) else f"message lacks {wording!r}: {err}"
             except Exception as err:

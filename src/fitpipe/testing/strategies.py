@@ -15,11 +15,13 @@ Arrays and structures:
 Input forms:
 
 * :func:`equivalent_forms`: the same data presented as every input form fitpipe takes
-  (arrays, dict, list, tensor, generator, ``PyDataset``, ``tf.data``), for properties of the
-  form "every form yields the same rows"; :func:`presented_examples` draws one of them;
+  (arrays, dict, list, tensor, generator, ``PyDataset``, ``tf.data``, Arrow table, Parquet
+  file), for properties of the form "every form yields the same rows";
+  :func:`presented_examples` draws one of them;
 * :func:`register_form` is the extension point for more forms: the Arrow table and Parquet
-  file forms of a later release register there (they are not provided yet), and so can
-  third-party adapters.
+  file forms register there, and so can third-party adapters;
+* :func:`arrow_table`, :func:`write_parquet` and :func:`columnar_schema`: the same data as
+  an Arrow table or a Parquet file, with the :class:`fitpipe.Schema` that reads it back.
 
 Weights can be made a function of their row's content (:func:`weight_of_rows`) so a test can
 check, after shuffling, that each weight still travels with its row.
@@ -29,16 +31,24 @@ This module needs ``hypothesis`` (the ``test`` extra: ``pip install fitpipe[test
 
 from __future__ import annotations
 
+import atexit
 import dataclasses
 import math
+import os
+import shutil
+import tempfile
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import keras
 import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
 import tensorflow as tf
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
+
+from fitpipe.schemas import Schema
 
 __all__ = [
     "ARRAY_LIKE_KINDS",
@@ -49,8 +59,10 @@ __all__ = [
     "Form",
     "FormFactory",
     "array_likes",
+    "arrow_table",
     "as_array_like",
     "batch_sizes",
+    "columnar_schema",
     "conformance_examples",
     "equivalent_forms",
     "examples",
@@ -66,6 +78,7 @@ __all__ = [
     "structured_examples",
     "targets",
     "weight_of_rows",
+    "write_parquet",
 ]
 
 #: Float elements that survive float32 and comparisons exactly (no NaN, no infinities).
@@ -313,6 +326,8 @@ class Form:
             use, so build every time).
         row_addressed: True for forms the pipeline batches and may shuffle itself.
         adapter: The registered adapter expected to take the input.
+        schema: The declared schema that reads a columnar form (Arrow, Parquet), or None;
+            ``build`` already passes it as the ``schema`` keyword argument.
 
     """
 
@@ -320,22 +335,23 @@ class Form:
     build: Callable[[], tuple[tuple[Any, ...], dict[str, Any]]]
     row_addressed: bool
     adapter: str
+    schema: Schema | None = None
 
 
 #: Builds one :class:`Form` of ``(x, y, sample_weight, batch_size)``.
 FormFactory = Callable[[np.ndarray, "np.ndarray | None", "np.ndarray | None", int], Form]
 
 #: The registered form factories, in the order :func:`equivalent_forms` presents them.
-#: Extend it with :func:`register_form` (the Arrow table and Parquet file forms of a later
-#: release register here, next to the forms below).
+#: Extend it with :func:`register_form` (the Arrow table and Parquet file forms register
+#: here, next to the forms below).
 FORM_FACTORIES: dict[str, FormFactory] = {}
 
 
 def register_form(name: str, factory: FormFactory, *, replace: bool = False) -> FormFactory:
     """Adds an input form to :func:`equivalent_forms` and :func:`presented_examples`.
 
-    This is the extension point for new input forms (a later issue adds Arrow tables and
-    Parquet files here); a third-party adapter may register the form it takes, so property
+    This is the extension point for new input forms (the Arrow table and Parquet file forms
+    are added here); a third-party adapter may register the form it takes, so property
     tests written against :func:`equivalent_forms` cover it too.
 
     Args:
@@ -405,6 +421,132 @@ def _tf_data_form(
     return Form("tf.data", build, False, "tf.data")
 
 
+# Columnar forms ---------------------------------------------------------------------------
+
+#: The target and weight columns of :func:`arrow_table` (features are ``x0``, ``x1``, ...).
+_TARGET_COLUMN = "y"
+_WEIGHT_COLUMN = "sample_weight"
+
+#: Rows per Parquet row group written by :func:`write_parquet` (small, so that row groups
+#: and batches rarely line up).
+PARQUET_ROW_GROUP_SIZE = 5
+
+_session_dir: str | None = None
+
+
+def _feature_columns(x: np.ndarray) -> list[str]:
+    return [f"x{i}" for i in range(x.shape[1])]
+
+
+def arrow_table(
+    x: np.ndarray, y: np.ndarray | None = None, sample_weight: np.ndarray | None = None
+) -> pa.Table:
+    """The data as a ``pyarrow.Table``: one column per feature, then targets and weights.
+
+    Args:
+        x: Features, 2-D; column ``j`` becomes the column ``"x{j}"``.
+        y: Targets of shape ``(rows,)`` (column ``"y"``), or None.
+        sample_weight: Weights of shape ``(rows,)`` (column ``"sample_weight"``), or None.
+
+    Returns:
+        The table; :func:`columnar_schema` gives the schema that reads it back.
+
+    """
+    columns: dict[str, Any] = {
+        name: np.ascontiguousarray(x[:, i]) for i, name in enumerate(_feature_columns(x))
+    }
+    if y is not None:
+        columns[_TARGET_COLUMN] = np.asarray(y)
+    if sample_weight is not None:
+        columns[_WEIGHT_COLUMN] = np.asarray(sample_weight)
+    return pa.table(columns)
+
+
+def columnar_schema(
+    x: np.ndarray, y: np.ndarray | None = None, sample_weight: np.ndarray | None = None
+) -> Schema:
+    """The schema that reads :func:`arrow_table` (or :func:`write_parquet`) data back.
+
+    The feature columns are listed, so they are stacked into one ``(rows, features)``
+    tensor equal to ``x``; the target and weight columns are single names, so they come out
+    as ``(rows,)`` tensors equal to ``y`` and ``sample_weight``.
+
+    Args:
+        x: Features, 2-D.
+        y: Targets, or None (no target column).
+        sample_weight: Weights, or None (no weight column).
+
+    Returns:
+        The schema.
+
+    """
+    return Schema(
+        features=_feature_columns(x),
+        targets=_TARGET_COLUMN if y is not None else None,
+        sample_weight=_WEIGHT_COLUMN if sample_weight is not None else None,
+    )
+
+
+def _parquet_session_dir() -> str:
+    """One temporary directory per process for every written file, removed at exit."""
+    global _session_dir
+    if _session_dir is None or not os.path.isdir(_session_dir):
+        _session_dir = tempfile.mkdtemp(prefix="fitpipe-forms-")
+        atexit.register(shutil.rmtree, _session_dir, True)
+    return _session_dir
+
+
+def write_parquet(
+    x: np.ndarray,
+    y: np.ndarray | None = None,
+    sample_weight: np.ndarray | None = None,
+    *,
+    row_group_size: int = PARQUET_ROW_GROUP_SIZE,
+) -> str:
+    """Writes :func:`arrow_table` of the data to a new Parquet file and returns its path.
+
+    Every call writes a new file in a new directory under one temporary directory per
+    process, which is removed when the process exits.
+
+    Args:
+        x: Features, 2-D.
+        y: Targets, or None.
+        sample_weight: Weights, or None.
+        row_group_size: Rows per row group.
+
+    Returns:
+        The path of the file; :func:`columnar_schema` gives the schema that reads it.
+
+    """
+    directory = tempfile.mkdtemp(dir=_parquet_session_dir())
+    path = os.path.join(directory, "data.parquet")
+    pq.write_table(arrow_table(x, y, sample_weight), path, row_group_size=row_group_size)
+    return path
+
+
+def _arrow_form(
+    x: np.ndarray, y: np.ndarray | None, sample_weight: np.ndarray | None, batch_size: int
+) -> Form:
+    schema = columnar_schema(x, y, sample_weight)
+
+    def build() -> tuple[tuple[Any, ...], dict[str, Any]]:
+        return (arrow_table(x, y, sample_weight),), {"batch_size": batch_size, "schema": schema}
+
+    return Form("arrow", build, True, "arrow", schema)
+
+
+def _parquet_form(
+    x: np.ndarray, y: np.ndarray | None, sample_weight: np.ndarray | None, batch_size: int
+) -> Form:
+    schema = columnar_schema(x, y, sample_weight)
+
+    def build() -> tuple[tuple[Any, ...], dict[str, Any]]:
+        path = write_parquet(x, y, sample_weight)
+        return (path,), {"batch_size": batch_size, "schema": schema}
+
+    return Form("parquet", build, False, "parquet", schema)
+
+
 register_form("arrays", _row_form("arrays", "numpy", lambda a: a))
 register_form("dict", _row_form("dict", "mapping", lambda a: {"a": a}))
 register_form("list", _row_form("list", "sequence", lambda a: [a]))
@@ -412,6 +554,8 @@ register_form("tensor", _row_form("tensor", "tensor", tf.constant))
 register_form("generator", _generator_form)
 register_form("pydataset", _pydataset_form)
 register_form("tf.data", _tf_data_form)
+register_form("arrow", _arrow_form)
+register_form("parquet", _parquet_form)
 
 
 def equivalent_forms(
@@ -425,9 +569,13 @@ def equivalent_forms(
     """Present the same data as every input form, each yielding the same rows in order.
 
     Forms: NumPy arrays, a dict ``{"a": x}`` (one named input), a list ``[x]``, ``tf.Tensor``,
-    a generator of batches, a ``PyDataset`` and a batched ``tf.data.Dataset``, plus any form
-    added with :func:`register_form`. Row-addressed forms get ``batch_size`` as an argument;
-    batch forms are batched by ``batch_size`` themselves.
+    a generator of batches, a ``PyDataset``, a batched ``tf.data.Dataset``, a
+    ``pyarrow.Table`` and a Parquet file (a new file in a temporary directory at every
+    ``build``), plus any form added with :func:`register_form`. Row-addressed forms get
+    ``batch_size`` as an argument; batch forms are batched by ``batch_size`` themselves,
+    except the Parquet file, which gets it as an argument too. The columnar forms carry
+    their :class:`fitpipe.Schema` (:attr:`Form.schema`), and their ``build`` passes it as
+    ``schema=``, so ``fitpipe.adapt(*args, **kwargs)`` works for every form.
 
     Args:
         x: Features, 2-D.
