@@ -338,9 +338,7 @@ def _batched(chunks: tf.data.Dataset, batch_size: int) -> tf.data.Dataset:
     return chunks.unbatch().batch(batch_size)
 
 
-def reader_source(
-    reader: _Reader, batch_size: int, signature: Any, split: Callable[..., Any] | None = None
-) -> BatchSource:
+def reader_source(reader: _Reader, batch_size: int, signature: Any) -> BatchSource:
     """The batch source of one row range: chunks from Python, batches from ``tf.data``."""
     errors = ErrorBox()
 
@@ -358,7 +356,6 @@ def reader_source(
         make_dataset=lambda: dataset,
         count_batches=lambda: batches,
         take_error=errors.take,
-        split=split,
     )
 
 

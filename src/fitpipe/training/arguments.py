@@ -7,16 +7,21 @@ from collections.abc import Container, Iterable
 from typing import Any
 
 import keras
+import numpy as np
 
 from fitpipe.errors import FitpipeTypeError, FitpipeValueError, message
+from fitpipe.pipeline import Pipeline
 
 __all__ = [
+    "check_bool",
     "check_callbacks",
     "check_epochs",
     "check_steps",
     "check_steps_per_execution",
     "check_validation_freq",
     "check_verbose",
+    "no_extra_arguments",
+    "require_finite",
     "should_validate",
 ]
 
@@ -150,3 +155,46 @@ def check_callbacks(callbacks: Any, caller: str) -> list[Any] | keras.callbacks.
             callbacks=callbacks,
         )
     )
+
+
+def check_bool(value: Any, name: str, caller: str) -> None:
+    """Checks a boolean argument (Python or NumPy bool)."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise FitpipeTypeError(
+            message(
+                caller,
+                f"got a non-boolean `{name}`",
+                f"`{name}` is True or False",
+                "Pass a bool",
+                **{name: value},
+            )
+        )
+
+
+def no_extra_arguments(kwargs: dict[str, Any], caller: str) -> None:
+    """Rejects keyword arguments the method does not take."""
+    if kwargs:
+        raise FitpipeTypeError(
+            message(
+                caller,
+                f"got unexpected arguments {sorted(kwargs)}",
+                f"`{caller}` takes the documented Keras arguments",
+                "Remove or rename them",
+                **kwargs,
+            )
+        )
+
+
+def require_finite(pipeline: Pipeline, steps: int | None, caller: str, name: str) -> None:
+    """Rejects an input that never ends when no step count says where an epoch ends."""
+    if not pipeline.finite and steps is None:
+        raise FitpipeValueError(
+            message(
+                caller,
+                "got an input that never ends without a step count",
+                f"An infinitely repeating input needs `{name}` to know where an epoch ends",
+                f"Pass `{name}=N`"
+                + (" (or -1 to run until stopped)" if name == "steps_per_epoch" else ""),
+                x=pipeline.adapter,
+            )
+        )

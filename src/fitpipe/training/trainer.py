@@ -35,6 +35,7 @@ from fitpipe.pipeline import (
 )
 from fitpipe.schemas import Schema, is_namedtuple, pack_roles
 from fitpipe.training import arguments
+from fitpipe.training import callbacks as callbacks_mod
 from fitpipe.training.epochs import EpochRunner, ExecutionSize
 from fitpipe.training.inputs import check_model_inputs, check_model_targets
 from fitpipe.training.logs import epoch_logs, flatten_in_order, pythonify
@@ -164,7 +165,7 @@ class Trainer:
         """
         state = self._state
         value = state.steps_per_execution or getattr(self.model, "steps_per_execution", 1) or 1
-        if value == 1 and cbs is not None and not _listens_per_batch(cbs, modes):
+        if value == 1 and cbs is not None and not callbacks_mod.listens_per_batch(cbs, modes):
             if state.fused is None:
                 state.fused = ExecutionSize("auto")
             return state.fused
@@ -258,7 +259,7 @@ class Trainer:
         validation_steps = arguments.check_steps(validation_steps, "validation_steps", "fit")
         freq = arguments.check_validation_freq(validation_freq)
         callbacks = arguments.check_callbacks(callbacks, "fit")
-        _check_bool(shuffle, "shuffle", "fit")
+        arguments.check_bool(shuffle, "shuffle", "fit")
         split = check_validation_split(validation_split, "fit") if validation_data is None else 0
         request = AdaptRequest(
             x=x,
@@ -304,7 +305,7 @@ class Trainer:
         train = pipeline_from_source(adapter.name, source, request)
         if validation_data is not None:
             val = self._validation_pipeline(validation_data, val_batch, val_steps, request.schema)
-        _require_finite(train, request.steps, "fit", "steps_per_epoch")
+        arguments.require_finite(train, request.steps, "fit", "steps_per_epoch")
         return train, val
 
     def _validation_pipeline(
@@ -338,7 +339,7 @@ class Trainer:
             schema=schema if "schema" in adapter.supports else None,
         )
         pipeline = build_pipeline(request, warn_ignored=False)
-        _require_finite(pipeline, steps, "fit", "validation_steps")
+        arguments.require_finite(pipeline, steps, "fit", "validation_steps")
         check_model_inputs(self.model, pipeline.element_spec, "fit")
         return pipeline
 
@@ -371,7 +372,7 @@ class Trainer:
         logs: dict[str, Any] | None = None
         for epoch in range(start, epochs):
             model.reset_metrics()
-            _set_steps(cbs, runner.num_batches)
+            callbacks_mod.set_steps(cbs, runner.num_batches)
             cbs.on_epoch_begin(epoch)
             _, last = runner.run(
                 function,
@@ -390,7 +391,7 @@ class Trainer:
         if epochs > 0 and isinstance(model.optimizer, keras.optimizers.Optimizer):
             model.optimizer.finalize_variable_values(model.trainable_weights)
         cbs.on_train_end(logs=logs)
-        return _history(cbs, model)
+        return callbacks_mod.history_of(cbs, model)
 
     # ----------------------------------------------------------------------------- evaluate
     def _evaluate_loop(
@@ -432,7 +433,7 @@ class Trainer:
             A scalar (single output, no metrics), a list, or a dict with ``return_dict=True``.
 
         """
-        _no_extra_arguments(kwargs, "evaluate")
+        arguments.no_extra_arguments(kwargs, "evaluate")
         self._require_compiled("evaluate")
         verbose = arguments.check_verbose(verbose, "evaluate")
         steps = arguments.check_steps(steps, "steps", "evaluate")
@@ -447,7 +448,7 @@ class Trainer:
             schema=schema,
         )
         with build_pipeline(request, warn_ignored=False) as pipeline:
-            _require_finite(pipeline, steps, "evaluate", "steps")
+            arguments.require_finite(pipeline, steps, "evaluate", "steps")
             check_model_inputs(self.model, pipeline.element_spec, "evaluate")
             check_model_targets(self.model, pipeline.element_spec, "evaluate")
             runner = EpochRunner(pipeline, steps, self._execution())
@@ -488,7 +489,7 @@ class Trainer:
             x=x, batch_size=batch_size, steps=steps, caller="predict", schema=schema
         )
         with build_pipeline(request, warn_ignored=False) as pipeline:
-            _require_finite(pipeline, steps, "predict", "steps")
+            arguments.require_finite(pipeline, steps, "predict", "steps")
             check_model_inputs(self.model, pipeline.element_spec, "predict")
             return self._predict_loop(pipeline, steps, verbose, callbacks)
 
@@ -618,81 +619,6 @@ class Trainer:
         data = self._batch("predict_on_batch", x)
         outputs = self._function("predict").on_batch(data)
         return tf.nest.map_structure(np.asarray, outputs)
-
-
-_BATCH_HOOKS = {
-    "train": ("on_train_batch_begin", "on_train_batch_end", "on_batch_begin", "on_batch_end"),
-    "test": ("on_test_batch_begin", "on_test_batch_end"),
-    "predict": ("on_predict_batch_begin", "on_predict_batch_end"),
-}
-_OWN_CALLBACKS = (keras.callbacks.History, keras.callbacks.ProgbarLogger)
-
-
-def _listens_per_batch(cbs: keras.callbacks.CallbackList, modes: tuple[str, ...]) -> bool:
-    """Tells whether a callback (other than History and the progress bar) has batch hooks."""
-    base = keras.callbacks.Callback
-    for callback in cbs.callbacks:
-        if isinstance(callback, _OWN_CALLBACKS):
-            continue
-        for mode in modes:
-            for hook in _BATCH_HOOKS[mode]:
-                own = vars(callback).get(hook) is not None
-                if own or getattr(type(callback), hook, None) is not getattr(base, hook):
-                    return True
-    return False
-
-
-def _check_bool(value: Any, name: str, caller: str) -> None:
-    if not isinstance(value, (bool, np.bool_)):
-        raise FitpipeTypeError(
-            message(
-                caller,
-                f"got a non-boolean `{name}`",
-                f"`{name}` is True or False",
-                "Pass a bool",
-                **{name: value},
-            )
-        )
-
-
-def _no_extra_arguments(kwargs: dict[str, Any], caller: str) -> None:
-    if kwargs:
-        raise FitpipeTypeError(
-            message(
-                caller,
-                f"got unexpected arguments {sorted(kwargs)}",
-                f"`{caller}` takes the documented Keras arguments",
-                "Remove or rename them",
-                **kwargs,
-            )
-        )
-
-
-def _require_finite(pipeline: Pipeline, steps: int | None, caller: str, name: str) -> None:
-    if not pipeline.finite and steps is None:
-        raise FitpipeValueError(
-            message(
-                caller,
-                "got an input that never ends without a step count",
-                f"An infinitely repeating input needs `{name}` to know where an epoch ends",
-                f"Pass `{name}=N`"
-                + (" (or -1 to run until stopped)" if name == "steps_per_epoch" else ""),
-                x=pipeline.adapter,
-            )
-        )
-
-
-def _set_steps(cbs: keras.callbacks.CallbackList, steps: int | None) -> None:
-    params = getattr(cbs, "params", None)
-    if isinstance(params, dict) and params.get("steps") != steps:
-        cbs.set_params({**params, "steps": steps})
-
-
-def _history(cbs: keras.callbacks.CallbackList, model: keras.Model) -> keras.callbacks.History:
-    for callback in cbs.callbacks:
-        if isinstance(callback, keras.callbacks.History):
-            return callback
-    return model.history
 
 
 @contextlib.contextmanager
