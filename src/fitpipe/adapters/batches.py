@@ -205,7 +205,6 @@ def check_batch(batch: Any, signature: Any, index: int, caller: str, source: str
 
 def python_batch_dataset(
     epoch: Callable[[], Iterable[Any]],
-    peeked: list[tuple[Any, ...]],
     signature: Any,
     errors: ErrorBox,
     caller: str,
@@ -215,7 +214,6 @@ def python_batch_dataset(
 
     Args:
         epoch: Returns an iterable of raw elements for one pass.
-        peeked: Normalized batches already taken from the first pass, yielded first.
         signature: The element signature.
         errors: Receives any exception the user code raises.
         caller: The public method being run.
@@ -225,14 +223,10 @@ def python_batch_dataset(
         The dataset.
 
     """
-    pending = list(peeked)
 
     def generate() -> Iterator[Any]:
         index = 0
         try:
-            while pending:
-                index += 1
-                yield pending.pop(0)
             for element in epoch():
                 batch = normalize_batch(element, caller, source)
                 check_batch(batch, signature, index, caller, source)

@@ -162,7 +162,7 @@ class PyDatasetAdapter:
                 # epoch sees what `on_epoch_end` changed.
                 workers.close()
 
-        built = python_batch_dataset(epoch, [], signature, errors, request.caller, _SOURCE)
+        built = python_batch_dataset(epoch, signature, errors, request.caller, _SOURCE)
         return BatchSource(
             make_dataset=lambda: built,
             count_batches=lambda: _count(dataset),

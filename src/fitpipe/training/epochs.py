@@ -78,17 +78,13 @@ class EpochRunner:
         pipeline: The batches.
         steps_per_epoch: Steps per epoch; None for one full pass; -1 for "until the data
             ends" on inputs that never end.
-        execution: Steps per compiled call.
 
     """
 
-    def __init__(
-        self, pipeline: Pipeline, steps_per_epoch: int | None, execution: ExecutionSize
-    ) -> None:
+    def __init__(self, pipeline: Pipeline, steps_per_epoch: int | None) -> None:
         self.pipeline = pipeline
         self.steps_per_epoch = steps_per_epoch if steps_per_epoch != -1 else None
         self.forever = steps_per_epoch == -1
-        self.execution = execution
         self._iterator: Iterator[Any] | RowCursor | None = None
         self._seen = 0
         self._epochs = 0
@@ -113,7 +109,7 @@ class EpochRunner:
             self._iterator = iter(self.pipeline.dataset)
         self._seen = 0
 
-    def _call(self, function: StepFunction, n: int) -> tuple[int, Any]:
+    def _call(self, function: StepFunction, n: int, execution: ExecutionSize) -> tuple[int, Any]:
         start = time.perf_counter()
         failure: BaseException | None = None
         try:
@@ -130,12 +126,13 @@ class EpochRunner:
             # through TensorFlow's error keeps the input's threads alive.
             self._iterator = None
             raise failure.with_traceback(failure.__traceback__)
-        self.execution.record(count, time.perf_counter() - start)
+        execution.record(count, time.perf_counter() - start)
         return count, outputs
 
     def run(
         self,
         function: StepFunction,
+        execution: ExecutionSize,
         before: Callable[[int], None],
         after: Callable[[int, Any], None],
         stop: Callable[[], bool],
@@ -144,6 +141,7 @@ class EpochRunner:
 
         Args:
             function: The compiled step.
+            execution: How many steps each compiled call runs.
             before: Called with the first step index of each call.
             after: Called with the last step index of each call and its outputs.
             stop: Asked after each call; True ends the epoch early.
@@ -162,9 +160,9 @@ class EpochRunner:
             if self.steps_per_epoch and known and self._seen >= known:
                 warnings.warn(_RAN_OUT, FitpipeWarning, stacklevel=4)
                 break
-            n = self.execution.size if limit is None else min(self.execution.size, limit - step)
+            n = execution.size if limit is None else min(execution.size, limit - step)
             before(step)
-            count, last = self._call(function, n)
+            count, last = self._call(function, n, execution)
             if count:
                 self._seen += count
                 step += count

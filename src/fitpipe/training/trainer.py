@@ -154,9 +154,7 @@ class Trainer:
                 )
             )
 
-    def _execution(
-        self, cbs: keras.callbacks.CallbackList | None = None, *modes: str
-    ) -> ExecutionSize:
+    def _execution(self, cbs: keras.callbacks.CallbackList, *modes: str) -> ExecutionSize:
         """Steps per compiled call: as compiled; or tuned, when nobody listens per batch.
 
         With the default ``steps_per_execution=1`` and no callback hooked on batches (fitpipe's
@@ -165,7 +163,7 @@ class Trainer:
         """
         state = self._state
         value = state.steps_per_execution or getattr(self.model, "steps_per_execution", 1) or 1
-        if value == 1 and cbs is not None and not callbacks_mod.listens_per_batch(cbs, modes):
+        if value == 1 and not callbacks_mod.listens_per_batch(cbs, modes):
             if state.fused is None:
                 state.fused = ExecutionSize("auto")
             return state.fused
@@ -361,10 +359,10 @@ class Trainer:
         if val is not None:
             check_model_inputs(model, val.element_spec, "fit")
             check_model_targets(model, val.element_spec, "evaluate")
-        runner = EpochRunner(train, steps_per_epoch, self._execution())
+        runner = EpochRunner(train, steps_per_epoch)
         cbs = self._callbacks(callbacks, verbose, epochs, runner.num_batches, history=True)
-        runner.execution = self._execution(cbs, "train", "test")
-        val_runner = EpochRunner(val, validation_steps, runner.execution) if val else None
+        execution = self._execution(cbs, "train", "test")
+        val_runner = EpochRunner(val, validation_steps) if val else None
         function = self._function("train")
         model.stop_training = False
         cbs.on_train_begin()
@@ -376,6 +374,7 @@ class Trainer:
             cbs.on_epoch_begin(epoch)
             _, last = runner.run(
                 function,
+                execution,
                 cbs.on_train_batch_begin,
                 cbs.on_train_batch_end,
                 lambda: bool(model.stop_training),
@@ -383,7 +382,7 @@ class Trainer:
             logs = epoch_logs(model, last)
             train.on_epoch_end()
             if val_runner is not None and arguments.should_validate(epoch, freq):
-                val_logs = self._evaluate_loop(val_runner, cbs)
+                val_logs = self._evaluate_loop(val_runner, cbs, execution)
                 logs.update({f"val_{name}": value for name, value in val_logs.items()})
             cbs.on_epoch_end(epoch, logs)
             if model.stop_training:
@@ -395,7 +394,7 @@ class Trainer:
 
     # ----------------------------------------------------------------------------- evaluate
     def _evaluate_loop(
-        self, runner: EpochRunner, cbs: keras.callbacks.CallbackList
+        self, runner: EpochRunner, cbs: keras.callbacks.CallbackList, execution: ExecutionSize
     ) -> dict[str, Any]:
         model = self.model
         model.reset_metrics()
@@ -404,6 +403,7 @@ class Trainer:
         runner.restart()
         _, last = runner.run(
             self._function("test"),
+            execution,
             cbs.on_test_batch_begin,
             cbs.on_test_batch_end,
             lambda: bool(model.stop_evaluating),
@@ -451,10 +451,9 @@ class Trainer:
             arguments.require_finite(pipeline, steps, "evaluate", "steps")
             check_model_inputs(self.model, pipeline.element_spec, "evaluate")
             check_model_targets(self.model, pipeline.element_spec, "evaluate")
-            runner = EpochRunner(pipeline, steps, self._execution())
+            runner = EpochRunner(pipeline, steps)
             cbs = self._callbacks(callbacks, verbose, 1, runner.num_batches, history=False)
-            runner.execution = self._execution(cbs, "test")
-            logs = self._evaluate_loop(runner, cbs)
+            logs = self._evaluate_loop(runner, cbs, self._execution(cbs, "test"))
         return logs if return_dict else flatten_in_order(self.model, logs)
 
     # ------------------------------------------------------------------------------ predict
@@ -529,9 +528,9 @@ class Trainer:
         self, pipeline: Pipeline, steps: int | None, verbose: Any, callbacks: Any
     ) -> Any:
         model = self.model
-        runner = EpochRunner(pipeline, steps, self._execution())
+        runner = EpochRunner(pipeline, steps)
         cbs = self._callbacks(callbacks, verbose, 1, runner.num_batches, history=False)
-        runner.execution = self._execution(cbs, "predict")
+        execution = self._execution(cbs, "predict")
         chunks: list[Any] = []
 
         def after(end: int, outputs: Any) -> None:
@@ -542,6 +541,7 @@ class Trainer:
         cbs.on_predict_begin()
         runner.run(
             self._function("predict"),
+            execution,
             cbs.on_predict_batch_begin,
             after,
             lambda: bool(model.stop_predicting),
