@@ -1,9 +1,9 @@
 """Predictions written to Parquet, chunk by chunk, with passthrough columns alongside.
 
 Rows are read in order in chunks (a table slice, a row group, a stream batch), predicted and
-appended as one row group each, so memory stays at about one chunk. The file is written under
-a temporary name in the same folder and renamed into place only when complete: a crash or a
-kill leaves no partial file at the output path.
+appended as one row group each, so memory stays at about one chunk. The file appears at the
+output path only when complete: a crash or a kill leaves no partial file (see
+:func:`write_atomically`).
 """
 
 from __future__ import annotations
@@ -128,18 +128,59 @@ def output_table(model: keras.Model, outputs: Any, passthrough: pa.Table | None)
     return table
 
 
-def write_atomically(
-    path: str | os.PathLike[str], tables: Iterator[pa.Table], progress: Callable[[int], None]
-) -> str:
-    """Writes tables as row groups of one Parquet file, renamed into place when complete."""
-    final = os.fspath(path)
-    folder, name = os.path.split(os.path.abspath(final))
-    partial = os.path.join(folder, f".{name}.{os.getpid()}.partial")
+def _open_unnamed(folder: str) -> int | None:
+    """A file with no name in ``folder`` (Linux ``O_TMPFILE``), or None where unsupported.
+
+    A process killed while writing it leaves nothing behind: the file only gets a name once
+    complete.
+    """
+    flag = getattr(os, "O_TMPFILE", None)
+    if flag is None or not os.path.isdir("/proc/self/fd"):
+        return None
+    try:
+        return os.open(folder, flag | os.O_WRONLY, 0o644)
+    except OSError:
+        return None
+
+
+def _remove_stale(folder: str, name: str) -> None:
+    """Removes partial files of ``name`` left by writers that were killed."""
+    prefix, suffix = f".{name}.", ".partial"
+    for entry in os.listdir(folder):
+        pid = entry[len(prefix) : -len(suffix)]
+        if not (entry.startswith(prefix) and entry.endswith(suffix) and pid.isdigit()):
+            continue
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(os.path.join(folder, entry))
+        except OSError:
+            continue
+
+
+def _publish(fd: int, final: str, partial: str) -> None:
+    """Gives the complete unnamed file ``fd`` its name, replacing any file already there."""
+    source = f"/proc/self/fd/{fd}"
+    folder = os.open(os.path.dirname(final), os.O_RDONLY)
+    try:  # a directory fd makes os.link use linkat(AT_SYMLINK_FOLLOW), which follows /proc
+        try:
+            os.link(source, os.path.basename(final), dst_dir_fd=folder)
+        except FileExistsError:
+            os.link(source, os.path.basename(partial), dst_dir_fd=folder)
+            os.replace(partial, final)
+    finally:
+        os.close(folder)
+
+
+def _write_tables(
+    where: Any, tables: Iterator[pa.Table], progress: Callable[[int], None], final: str
+) -> None:
     writer: pq.ParquetWriter | None = None
     try:
         for table in tables:
             if writer is None:
-                writer = pq.ParquetWriter(partial, table.schema)
+                writer = pq.ParquetWriter(where, table.schema)
             writer.write_table(table)
             progress(table.num_rows)
         if writer is None:
@@ -152,12 +193,37 @@ def write_atomically(
                     output=final,
                 )
             )
-        writer.close()
-        writer = None
-        os.replace(partial, final)
     finally:
         if writer is not None:
             writer.close()
+
+
+def write_atomically(
+    path: str | os.PathLike[str], tables: Iterator[pa.Table], progress: Callable[[int], None]
+) -> str:
+    """Writes tables as row groups of one Parquet file that appears only when complete.
+
+    On Linux the file is written with no name (``O_TMPFILE``) and linked into place at the
+    end, so even a killed process leaves no partial file. Elsewhere it is written under a
+    temporary name and renamed; partial files of killed writers are removed by the next write.
+    """
+    final = os.fspath(path)
+    folder, name = os.path.split(os.path.abspath(final))
+    partial = os.path.join(folder, f".{name}.{os.getpid()}.partial")
+    _remove_stale(folder, name)
+    fd = _open_unnamed(folder)
+    try:
+        if fd is not None:
+            with os.fdopen(fd, "wb", closefd=False) as file:
+                _write_tables(file, tables, progress, final)
+                file.flush()
+            _publish(fd, final, partial)
+        else:
+            _write_tables(partial, tables, progress, final)
+            os.replace(partial, final)
+    finally:
+        if fd is not None:
+            os.close(fd)
         with contextlib.suppress(FileNotFoundError):
             os.remove(partial)
     return final
