@@ -72,15 +72,28 @@ def test_steps_per_execution_runs_every_batch_once(spe: int | str) -> None:
         assert ends == list(range(10)) * 2
 
 
-def test_auto_steps_per_execution_grows_while_steps_get_cheaper() -> None:
+def test_auto_steps_per_execution_grows_until_a_call_reaches_the_target() -> None:
     size = ExecutionSize("auto")
     assert size.size == 1
-    seconds_per_call = {1: 1.0, 2: 1.0, 4: 1.0, 8: 8.0}  # per call: cost per step falls to 4
+    sizes = []
     while not size._settled:
         n = size.size
-        size.record(n, seconds_per_call.get(n, 2.0 * n))
-        size.record(n, seconds_per_call.get(n, 2.0 * n))
-    assert size.size == 4
+        sizes.append(n)
+        size.record(n, 1.0)  # a first call that traces: slow, and ignored (the faster counts)
+        size.record(n, 0.0004 + 0.0002 * n)  # 0.4 ms per call, 0.2 ms per step
+    # 1 step: 0.6 ms, x64 (capped) -> 64: 13.2 ms, x2 -> 128: 26 ms, x2 -> 256: 51.6 ms >= 50
+    assert sizes == [1, 64, 128, 256]
+    assert size.size == 256
+
+
+def test_auto_steps_per_execution_ignores_short_calls_and_caps() -> None:
+    size = ExecutionSize("auto")
+    size.record(0, 0.0)  # an epoch's tail, shorter than the size: not a measurement
+    assert size.size == 1 and not size._settled
+    while not size._settled:
+        size.record(size.size, 0.0)
+        size.record(size.size, 0.0)
+    assert size.size == ExecutionSize.MAX
 
 
 def test_fixed_steps_per_execution_is_not_tuned() -> None:

@@ -150,6 +150,8 @@ class BatchSource:
         rows: The rows of one epoch, when known from metadata.
         split: For sources that support ``validation_split``: ``split(first_val_row,
             validation_batch_size)`` returns the training and validation sources.
+        seek: For sources shuffled per pass: ``seek(n)`` makes the next pass read pass
+            ``n``'s order (to resume a run mid-epoch).
     """
 
     make_dataset: Callable[[], tf.data.Dataset]
@@ -161,6 +163,7 @@ class BatchSource:
     read_ahead: bool = True
     rows: int | None = None
     split: Callable[[int, int | None], tuple[BatchSource, BatchSource]] | None = None
+    seek: Callable[[int], None] | None = None
 
 
 Source = ArraySource | BatchSource

@@ -356,6 +356,7 @@ def reader_source(reader: _Reader, batch_size: int, signature: Any) -> BatchSour
         make_dataset=lambda: dataset,
         count_batches=lambda: batches,
         take_error=errors.take,
+        seek=lambda n: setattr(reader, "epoch", n),
     )
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -21,6 +22,7 @@ import numpy as np
 import tensorflow as tf
 
 from fitpipe.adapters import DEFAULT_BATCH_SIZE, ArraySource
+from fitpipe.pipeline.class_weights import apply_class_weight
 from fitpipe.schemas import pack_roles
 
 __all__ = [
@@ -59,11 +61,38 @@ def _split_batches(order: tf.Tensor, num_samples: int, batch_size: int) -> tf.da
     return batches
 
 
-def index_batches(num_samples: int, batch_size: int, shuffle: bool, seed: int) -> tf.data.Dataset:
-    """Returns a dataset of int64 index vectors, one per batch, last partial batch kept.
+def index_dtype(num_samples: int) -> tf.DType:
+    """int32 row indices where they suffice (half the memory of a permutation), else int64."""
+    return tf.int32 if num_samples < 2**31 else tf.int64
 
-    A shuffled epoch draws one permutation of all rows (one vector, not one element per row,
-    so memory stays at 8 bytes a row); each new iteration of the dataset draws a new one.
+
+def permutation(num_samples: int, seed: int, epoch: Any) -> tf.Tensor:
+    """The row order of pass ``epoch``: a stateless permutation keyed by ``(seed, epoch)``."""
+    key = tf.stack([tf.constant(seed, tf.int64), tf.cast(epoch, tf.int64)])
+    rows = tf.range(num_samples, dtype=index_dtype(num_samples))
+    return tf.random.experimental.stateless_shuffle(rows, seed=key)
+
+
+def pass_counter() -> tf.Variable:
+    """A CPU variable holding the index of the next pass over a shuffled input."""
+    with tf.device("/CPU:0"):
+        return tf.Variable(0, dtype=tf.int64, trainable=False)
+
+
+def index_batches(
+    num_samples: int,
+    batch_size: int,
+    shuffle: bool,
+    seed: int,
+    passes: tf.Variable | None = None,
+    in_numpy: bool = False,
+) -> tf.data.Dataset:
+    """Returns a dataset of index vectors (int32 or int64), one per batch, last partial batch kept.
+
+    A shuffled pass draws one permutation of all rows (one vector, not one element per row,
+    so memory stays at 8 bytes a row), keyed by the seed and the pass index read from
+    ``passes`` (which each new iteration advances): setting ``passes`` to ``n`` replays pass
+    ``n``'s order, as resuming mid-epoch needs.
 
     Args:
         num_samples: Rows.
@@ -71,17 +100,24 @@ def index_batches(num_samples: int, batch_size: int, shuffle: bool, seed: int) -
         shuffle: Reshuffle the rows on every iteration of the dataset.
         seed: Seed of the shuffle (drawn from NumPy's global generator by the caller, so
             ``keras.utils.set_random_seed`` makes runs reproducible).
+        passes: The pass counter (see :func:`pass_counter`); a new one when None.
+        in_numpy: Draw each pass's permutation in NumPy, in place (4 bytes a row, no
+            TensorFlow copies): for arrays too large to hold, whose batches are read from
+            NumPy anyway.
     """
     if shuffle:
-        seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).take(1)
+        counter = passes if passes is not None else pass_counter()
 
-        def permute(epoch_seed: tf.Tensor) -> tf.data.Dataset:
-            order = tf.random.experimental.stateless_shuffle(
-                tf.range(num_samples, dtype=tf.int64), seed=tf.stack([epoch_seed, seed])
-            )
-            return _split_batches(order, num_samples, batch_size)
+        def next_pass(_: tf.Tensor) -> tf.Tensor:
+            return counter.assign_add(1) - 1
 
-        return seeds.flat_map(permute)
+        def permute(epoch: tf.Tensor) -> tf.data.Dataset:
+            if in_numpy:
+                return _numpy_batches(_NumpyOrder(num_samples, batch_size, seed), epoch)
+            return _split_batches(permutation(num_samples, seed, epoch), num_samples, batch_size)
+
+        start = tf.data.Dataset.from_tensors(tf.constant(0, tf.int64))
+        return start.map(next_pass).flat_map(permute)
     num_batches = math.ceil(num_samples / batch_size)
 
     def span(i: tf.Tensor) -> tf.Tensor:
@@ -89,6 +125,40 @@ def index_batches(num_samples: int, batch_size: int, shuffle: bool, seed: int) -
         return tf.range(start, tf.minimum(start + batch_size, num_samples), dtype=tf.int64)
 
     return tf.data.Dataset.range(num_batches).map(span)
+
+
+class _NumpyOrder:
+    """The row order of the pass being read, drawn in NumPy and shuffled in place."""
+
+    def __init__(self, num_samples: int, batch_size: int, seed: int) -> None:
+        self.num_samples, self.batch_size, self.seed = num_samples, batch_size, seed
+        self._pass: int | None = None
+        self._order: np.ndarray | None = None
+        self._lock = threading.Lock()
+
+    def rows(self, pass_index: np.int64, batch: np.int64) -> np.ndarray:
+        """The row indices of batch ``batch`` of pass ``pass_index``."""
+        with self._lock:
+            if self._pass != int(pass_index) or self._order is None:
+                self._order = None  # the previous pass's order is freed before the next
+                dtype = np.int32 if self.num_samples < 2**31 else np.int64
+                order = np.arange(self.num_samples, dtype=dtype)
+                np.random.default_rng([self.seed, int(pass_index)]).shuffle(order)
+                self._order, self._pass = order, int(pass_index)
+            order = self._order
+        start = int(batch) * self.batch_size
+        return order[start : start + self.batch_size]
+
+
+def _numpy_batches(order: _NumpyOrder, epoch: tf.Tensor) -> tf.data.Dataset:
+    dtype = index_dtype(order.num_samples)
+
+    def rows(batch: tf.Tensor) -> tf.Tensor:
+        picked = tf.numpy_function(order.rows, [epoch, batch], dtype, stateful=False)
+        picked.set_shape([None])
+        return picked
+
+    return tf.data.Dataset.range(math.ceil(order.num_samples / order.batch_size)).map(rows)
 
 
 def _gather_sparse(sparse: tf.SparseTensor, rows: tf.Tensor) -> tf.SparseTensor:
@@ -131,8 +201,8 @@ def _streams(leaf: Any, numpy_bytes: int) -> bool:
     )
 
 
-def _make_gather(parts: tuple[Any, ...]) -> tuple[Callable[[tf.Tensor], Any], bool]:
-    """Returns ``rows -> batch`` and whether every leaf is resident.
+def _make_gather(parts: tuple[Any, ...]) -> tuple[Callable[[tf.Tensor], Any], list[Any] | None]:
+    """Returns ``rows -> batch``, and the held leaves when every leaf is resident (else None).
 
     Resident leaves are gathered in the graph; large NumPy leaves are streamed.
     """
@@ -140,43 +210,93 @@ def _make_gather(parts: tuple[Any, ...]) -> tuple[Callable[[tf.Tensor], Any], bo
     numpy_bytes = sum(leaf.nbytes for leaf in flat if isinstance(leaf, np.ndarray))
     streamed = [i for i, leaf in enumerate(flat) if _streams(leaf, numpy_bytes)]
     resident = {i: _hold(leaf) for i, leaf in enumerate(flat) if i not in streamed}
+    if not streamed:
+        leaves = [resident[i] for i in range(len(flat))]
+        structure = _structure(parts)
+        return lambda rows: take_rows(structure, (tuple(leaves), None), rows), leaves
     streamed_arrays = [flat[i] for i in streamed]
 
-    def take_rows(rows: np.ndarray) -> list[np.ndarray]:
+    def read_rows(rows: np.ndarray) -> list[np.ndarray]:
         return [np.take(array, rows, axis=0) for array in streamed_arrays]
 
     def gather(rows: tf.Tensor) -> Any:
         out: list[Any] = [None] * len(flat)
         for i, leaf in resident.items():
             out[i] = _gather(leaf, rows)
-        if streamed:
-            dtypes = [tf.as_dtype(a.dtype) for a in streamed_arrays]
-            taken = tf.numpy_function(take_rows, [rows], dtypes, stateful=False)
-            for i, tensor, array in zip(streamed, taken, streamed_arrays, strict=True):
-                tensor.set_shape([None, *array.shape[1:]])
-                out[i] = tensor
+        dtypes = [tf.as_dtype(a.dtype) for a in streamed_arrays]
+        taken = tf.numpy_function(read_rows, [rows], dtypes, stateful=False)
+        for i, tensor, array in zip(streamed, taken, streamed_arrays, strict=True):
+            tensor.set_shape([None, *array.shape[1:]])
+            out[i] = tensor
         return tf.nest.pack_sequence_as(parts, out)
 
-    return gather, not streamed
+    return gather, None
+
+
+def _structure(parts: Any) -> Any:
+    """The nesting of ``parts`` with every leaf replaced by None (holds no data)."""
+    return tf.nest.map_structure(lambda _: None, parts)
+
+
+def take_rows(structure: Any, tensors: tuple[tuple[Any, ...], Any], rows: tf.Tensor) -> Any:
+    """Graph function: the batch of ``rows`` from held leaves (and class weights, if any).
+
+    Args:
+        structure: The nesting of one batch (:attr:`ResidentRows.structure`).
+        tensors: :attr:`ResidentRows.tensors`: the held leaves, flat, and the class weight
+            table or None.
+        rows: Row indices.
+    """
+    leaves, class_weights = tensors
+    batch = tf.nest.pack_sequence_as(structure, [_gather(leaf, rows) for leaf in leaves])
+    if class_weights is not None:
+        batch = apply_class_weight(batch, class_weights)
+    return batch
+
+
+def _leaf_key(leaf: Any) -> tuple[str, str, int | None]:
+    return type(leaf).__name__, leaf.dtype.name, leaf.shape.rank
 
 
 @dataclasses.dataclass(frozen=True)
 class ResidentRows:
     """Rows held in memory as tensors, so a trainer can slice batches in its compiled loop.
 
+    A compiled loop takes :attr:`tensors` as arguments (it captures no data), so one loop
+    serves every pipeline with the same :attr:`key`: repeated ``fit`` calls do not retrace.
+
     Attributes:
-        gather: Graph function from a vector of row indices to one batch.
+        leaves: The held leaves (CPU variables, ragged or sparse tensors), flat.
+        structure: The nesting of one batch, leaves replaced by None.
         num_samples: Rows.
         batch_size: Rows per batch (the last batch may be smaller).
         shuffle: Whether each epoch uses a new permutation.
         seed: Seed of the permutations.
+        class_weights: The class weight table applied to each batch, or None.
     """
 
-    gather: Callable[[tf.Tensor], Any]
+    leaves: tuple[Any, ...]
+    structure: Any
     num_samples: int
     batch_size: int
     shuffle: bool
     seed: int
+    class_weights: tf.Tensor | None = None
+
+    @property
+    def tensors(self) -> tuple[tuple[Any, ...], Any]:
+        """What a compiled loop receives as arguments: the leaves and the class weights."""
+        return self.leaves, self.class_weights
+
+    @property
+    def key(self) -> tuple[Any, ...]:
+        """What a loop compiled for these rows depends on besides :attr:`tensors`' values."""
+        table = None if self.class_weights is None else int(self.class_weights.shape[0])
+        return repr(self.structure), tuple(_leaf_key(leaf) for leaf in self.leaves), table
+
+    def gather(self, rows: tf.Tensor) -> Any:
+        """Graph function from a vector of row indices to one batch."""
+        return take_rows(self.structure, self.tensors, rows)
 
     @property
     def num_batches(self) -> int:
@@ -185,15 +305,14 @@ class ResidentRows:
 
     def order(self, epoch: int) -> tf.Tensor:
         """The rows of ``epoch`` in the order they are read: a permutation when shuffling."""
-        rows = tf.range(self.num_samples, dtype=tf.int64)
         if not self.shuffle:
-            return rows
-        return tf.random.experimental.stateless_shuffle(rows, seed=[self.seed, epoch])
+            return tf.range(self.num_samples, dtype=index_dtype(self.num_samples))
+        return permutation(self.num_samples, self.seed, epoch)
 
 
 def array_dataset(
     source: ArraySource, batch_size: int, shuffle: bool, seed: int
-) -> tuple[tf.data.Dataset, ResidentRows | None]:
+) -> tuple[tf.data.Dataset, ResidentRows | None, Callable[[int], None]]:
     """Builds the dataset of Keras batches ``(x,)``, ``(x, y)`` or ``(x, y, sw)`` of one epoch.
 
     Args:
@@ -203,12 +322,23 @@ def array_dataset(
         seed: Shuffle seed.
 
     Returns:
-        The dataset (iterate it once per epoch), and the resident rows when every leaf is held
-        in memory (None when some are streamed from NumPy).
+        The dataset (iterate it once per epoch), the resident rows when every leaf is held
+        in memory (None when some are streamed from NumPy), and ``seek(n)``, which makes the
+        next iteration read pass ``n`` (its shuffle order).
     """
     parts = pack_roles(source.x, source.y, source.sample_weight)
-    gather, resident = _make_gather(parts)
-    indices = index_batches(source.num_samples, batch_size, shuffle, seed)
+    gather, leaves = _make_gather(parts)
+    passes = pass_counter()
+    indices = index_batches(
+        source.num_samples, batch_size, shuffle, seed, passes, in_numpy=leaves is None
+    )
     dataset = indices.map(gather, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-    rows = ResidentRows(gather, source.num_samples, batch_size, shuffle, seed) if resident else None
-    return dataset, rows
+    rows = None
+    if leaves is not None:
+        structure = _structure(parts)
+        rows = ResidentRows(tuple(leaves), structure, source.num_samples, batch_size, shuffle, seed)
+
+    def seek(n: int) -> None:
+        passes.assign(n)
+
+    return dataset, rows, seek

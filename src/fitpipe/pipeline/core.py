@@ -48,6 +48,7 @@ class Pipeline:
         count_batches: Callable[[], int | None],
         batch_size: int | None = None,
         rows: ResidentRows | None = None,
+        seek: Callable[[int], None] | None = None,
     ) -> None:
         self._adapter = adapter
         self._source = source
@@ -55,6 +56,7 @@ class Pipeline:
         self._count_batches = count_batches
         self._batch_size = batch_size
         self._rows = rows
+        self._seek = seek
 
     @property
     def adapter(self) -> str:
@@ -99,6 +101,18 @@ class Pipeline:
     def finite(self) -> bool:
         """False when the input is known never to end."""
         return not isinstance(self._source, BatchSource) or self._source.finite
+
+    def seek(self, pass_index: int) -> None:
+        """Makes the next iteration of :attr:`dataset` read pass ``pass_index`` (0-based).
+
+        Shuffled inputs draw each pass's order from the seed and the pass index, so a run
+        resumed mid-epoch replays the order of the pass it stopped in. Inputs whose order does
+        not depend on the pass ignore this.
+        """
+        if self._seek is not None:
+            self._seek(pass_index)
+        elif isinstance(self._source, BatchSource) and self._source.seek is not None:
+            self._source.seek(pass_index)
 
     def on_epoch_end(self) -> None:
         """Tells the input an epoch ended (``PyDataset.on_epoch_end``)."""
@@ -254,25 +268,21 @@ def pipeline_from_source(
         batch_size = resolve_batch_size(request.batch_size, request.steps, source.num_samples)
         if seed is None:
             seed = int(np.random.randint(0, 2**31 - 1))
-        dataset, rows = array_dataset(source, batch_size, request.shuffle, seed)
+        dataset, rows, seek = array_dataset(source, batch_size, request.shuffle, seed)
         batches = math.ceil(source.num_samples / batch_size)
         count: Callable[[], int | None] = lambda: batches  # noqa: E731
     else:
-        batch_size, rows = None, None
+        batch_size, rows, seek = None, None, None
         dataset = source.make_dataset()
         count = source.count_batches
     read_ahead = not isinstance(source, BatchSource) or source.read_ahead
     if class_weight is not None:
         dataset = _weighted(dataset, class_weight, parallel=read_ahead)
         if rows is not None:
-            table = class_weight_table(class_weight)
-            plain = rows.gather
-            rows = dataclasses.replace(
-                rows, gather=lambda idx: apply_class_weight(plain(idx), table)
-            )
+            rows = dataclasses.replace(rows, class_weights=class_weight_table(class_weight))
     if read_ahead:
         dataset = dataset.prefetch(tf.data.AUTOTUNE)
-    return Pipeline(adapter_name, source, dataset, count, batch_size, rows)
+    return Pipeline(adapter_name, source, dataset, count, batch_size, rows, seek)
 
 
 def build_pipeline(request: AdaptRequest, *, warn_ignored: bool = True) -> Pipeline:

@@ -16,6 +16,7 @@ from typing import Any
 import tensorflow as tf
 
 from fitpipe.errors import FitpipeError, FitpipeWarning
+from fitpipe.pipeline.arrays import take_rows
 from fitpipe.training.inputs import step_error
 
 __all__ = ["RowCursor", "StepFunction", "output_zeros"]
@@ -62,16 +63,25 @@ class RowCursor:
         return self.rows.gather(self.order[start : tf.minimum(start + size, total)])
 
     @property
-    def fetch(self) -> Fetch:
-        """The graph function the compiled loop uses to slice batch ``i`` from an order."""
-        rows = self.rows
+    def source(self) -> tuple[Any, tf.Tensor, tf.Tensor]:
+        """What the compiled loop slices batches from: the rows' tensors and this order."""
+        return self.rows.tensors, self.order, tf.constant(self.rows.batch_size, tf.int64)
 
-        def fetch(order: tf.Tensor, index: tf.Tensor) -> Any:
-            start = tf.cast(index, tf.int64) * rows.batch_size
-            picked = order[start : tf.minimum(start + rows.batch_size, rows.num_samples)]
-            return tf.experimental.Optional.from_value(rows.gather(picked))
 
-        return fetch
+def rows_fetch(structure: Any) -> Fetch:
+    """The graph function a compiled loop uses to slice batch ``i`` from a cursor's source.
+
+    It captures only the batch's nesting, never data, so the loop serves any rows with the
+    same :attr:`~fitpipe.pipeline.ResidentRows.key`.
+    """
+
+    def fetch(source: Any, index: tf.Tensor) -> Any:
+        tensors, order, size = source
+        start = tf.cast(index, tf.int64) * size
+        stop = tf.minimum(start + size, tf.shape(order, out_type=tf.int64)[0])
+        return tf.experimental.Optional.from_value(take_rows(structure, tensors, order[start:stop]))
+
+    return fetch
 
 
 def _specs_of(structure: Any) -> Any:
@@ -111,8 +121,7 @@ class StepFunction:
             self.one_step = tf.function(step, jit_compile=self.jit_compile, reduce_retracing=True)
         self._loop: Callable[..., Any] | None = None
         self._spec: Any = None
-        self._rows_loop: Callable[..., Any] | None = None
-        self._rows: Any = None
+        self._rows_loops: dict[Any, Callable[..., Any]] = {}
 
     def _probe_xla(self, element_spec: Any) -> None:
         """Compiles the step once on zeros; falls back to the plain graph if XLA fails."""
@@ -147,7 +156,7 @@ class StepFunction:
         outputs = self.one_step.get_concrete_function(element_spec).structured_outputs  # type: ignore[attr-defined]
         out_specs = _specs_of(outputs)
         body = self._collect_loop if self.collect else self._last_loop
-        return tf.function(body(out_specs, fetch), autograph=True)
+        return tf.function(body(out_specs, fetch), autograph=True, reduce_retracing=True)
 
     def _last_loop(self, out_specs: Any, fetch: Fetch) -> Callable[..., Any]:
         one_step = self.one_step
@@ -231,11 +240,13 @@ class StepFunction:
             outputs = [self.step(cursor.batch(cursor.position + i)) for i in range(n)]
             cursor.position += n
             return n, _merge(outputs, self.collect)
-        if self._rows_loop is None or self._rows is not cursor.rows:
-            self._rows = cursor.rows
-            self._rows_loop = self._build_loop(cursor.element_spec, cursor.fetch)
+        key = cursor.rows.key
+        loop = self._rows_loops.get(key)
+        if loop is None:
+            loop = self._build_loop(cursor.element_spec, rows_fetch(cursor.rows.structure))
+            self._rows_loops[key] = loop
         start = tf.constant(cursor.position, tf.int32)
-        count, outputs = self._rows_loop(cursor.order, start, tf.constant(n, tf.int32))
+        count, outputs = loop(cursor.source, start, tf.constant(n, tf.int32))
         cursor.position += int(count)
         return int(count), outputs
 

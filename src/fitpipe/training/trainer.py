@@ -40,6 +40,7 @@ from fitpipe.training.epochs import EpochRunner, ExecutionSize
 from fitpipe.training.inputs import check_model_inputs, check_model_targets
 from fitpipe.training.logs import epoch_logs, flatten_in_order, pythonify
 from fitpipe.training.outputs import chunks_of, output_table, write_atomically
+from fitpipe.training.resume import PositionBackups
 from fitpipe.training.steps import StepFunction
 
 __all__ = ["Trainer"]
@@ -364,27 +365,37 @@ class Trainer:
         execution = self._execution(cbs, "train", "test")
         val_runner = EpochRunner(val, validation_steps) if val else None
         function = self._function("train")
+        backups = PositionBackups(cbs.callbacks, runner)
         model.stop_training = False
         cbs.on_train_begin()
         start = getattr(model, "_initial_epoch", None) or initial_epoch
+        first = backups.restore(start)
         logs: dict[str, Any] | None = None
         for epoch in range(start, epochs):
             model.reset_metrics()
             callbacks_mod.set_steps(cbs, runner.num_batches)
             cbs.on_epoch_begin(epoch)
+
+            def batch_end(end: int, outputs: Any, epoch: int = epoch) -> None:
+                cbs.on_train_batch_end(end, outputs)
+                backups.saved(epoch, end + 1)
+
             _, last = runner.run(
                 function,
                 execution,
                 cbs.on_train_batch_begin,
-                cbs.on_train_batch_end,
+                batch_end,
                 lambda: bool(model.stop_training),
+                first,
             )
+            first = 0
             logs = epoch_logs(model, last)
             train.on_epoch_end()
             if val_runner is not None and arguments.should_validate(epoch, freq):
                 val_logs = self._evaluate_loop(val_runner, cbs, execution)
                 logs.update({f"val_{name}": value for name, value in val_logs.items()})
             cbs.on_epoch_end(epoch, logs)
+            backups.saved(epoch + 1, 0)
             if model.stop_training:
                 break
         if epochs > 0 and isinstance(model.optimizer, keras.optimizers.Optimizer):

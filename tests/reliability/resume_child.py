@@ -1,0 +1,97 @@
+"""A training run for the kill-and-resume tests, run as a child process.
+
+Usage: ``python resume_child.py FORM MODE WORKDIR`` with FORM one of ``arrays``, ``parquet``,
+``generator`` and MODE one of:
+
+- ``full``: trains every epoch and writes the final weights to ``WORKDIR/FORM-full.npz``;
+- ``interrupt``: trains with a backup every 3 batches and, at epoch 1 batch 5, writes
+  ``WORKDIR/ready`` and waits to be killed (the parent sends SIGKILL);
+- ``resume``: trains again with the same backup folder, so the run resumes, and writes the
+  final weights to ``WORKDIR/FORM-resume.npz``.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import keras
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+import fitpipe
+
+ROWS, FEATURES, BATCH, EPOCHS = 64, 4, 8, 3
+KILL_EPOCH, KILL_BATCH = 1, 5
+
+
+class WaitForKill(keras.callbacks.Callback):
+    """Signals the parent at the kill point and sleeps until the parent kills the process."""
+
+    def __init__(self, ready: str) -> None:
+        super().__init__()
+        self.ready = ready
+        self.epoch = 0
+
+    def on_epoch_begin(self, epoch: int, logs: object = None) -> None:
+        self.epoch = epoch
+
+    def on_train_batch_end(self, batch: int, logs: object = None) -> None:
+        if (self.epoch, batch) == (KILL_EPOCH, KILL_BATCH):
+            with open(self.ready, "w") as file:
+                file.write("ready")
+            time.sleep(120)
+            raise SystemExit("not killed")
+
+
+def data(form: str, workdir: str) -> dict[str, object]:
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(ROWS, FEATURES)).astype("float32")
+    y = (x @ np.arange(1, FEATURES + 1, dtype="float32")[:, None] > 0).astype("float32")
+    if form == "arrays":
+        return {"x": x, "y": y, "shuffle": True}
+    if form == "generator":
+
+        def batches() -> object:  # every epoch's batches, in order, then ends
+            for _ in range(EPOCHS):
+                for start in range(0, ROWS, BATCH):
+                    yield x[start : start + BATCH], y[start : start + BATCH]
+
+        return {"x": batches(), "steps_per_epoch": ROWS // BATCH, "batch_size": None}
+    folder = os.path.join(workdir, "data")
+    os.makedirs(folder, exist_ok=True)
+    table = pa.table({"f": pa.array(list(x), pa.list_(pa.float32(), FEATURES)), "y": y[:, 0]})
+    for part in range(4):  # 4 files of 2 row groups: shuffled by row group and within a buffer
+        path = os.path.join(folder, f"part-{part}.parquet")
+        pq.write_table(table.slice(part * 16, 16), path, row_group_size=8)
+    schema = fitpipe.Schema(features="f", targets="y")
+    return {"x": folder, "schema": schema, "shuffle": True}
+
+
+def main(form: str, mode: str, workdir: str) -> None:
+    keras.utils.set_random_seed(11)
+    model = keras.Sequential(
+        [
+            keras.Input((FEATURES,)),
+            keras.layers.Dense(8, activation="relu"),
+            keras.layers.Dense(1, activation="sigmoid"),
+        ]
+    )
+    trainer = fitpipe.Trainer(model)
+    trainer.compile(optimizer=keras.optimizers.Adam(0.05), loss="binary_crossentropy")
+    backup = keras.callbacks.BackupAndRestore(os.path.join(workdir, f"backup-{form}"), save_freq=3)
+    callbacks: list[keras.callbacks.Callback] = [] if mode == "full" else [backup]
+    if mode == "interrupt":
+        callbacks.append(WaitForKill(os.path.join(workdir, "ready")))
+    kwargs = {"batch_size": BATCH, "epochs": EPOCHS, **data(form, workdir)}
+    trainer.fit(callbacks=callbacks, verbose=0, **kwargs)
+    weights = {str(i): w for i, w in enumerate(model.get_weights())}
+    np.savez(os.path.join(workdir, f"{form}-{mode}.npz"), **weights)
+
+
+if __name__ == "__main__":
+    main(*sys.argv[1:4])

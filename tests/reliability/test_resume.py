@@ -1,0 +1,89 @@
+"""Killed and restarted with ``BackupAndRestore``: the run resumes at the batch, not the epoch.
+
+Each run is a child process (``resume_child.py``). An uninterrupted run and a run killed with
+SIGKILL mid-epoch then restarted (same seed, ``shuffle=True``) end with the same weights. As
+a control, the same restart without fitpipe's saved position (Keras' behaviour: the epoch is
+repeated from its first batch) ends with different weights, so the comparison can fail.
+"""
+
+from __future__ import annotations
+
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from fitpipe.training.resume import POSITION_FILE
+
+CHILD = str(Path(__file__).with_name("resume_child.py"))
+TIMEOUT = 180
+
+
+def run_child(form: str, mode: str, workdir: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, CHILD, form, mode, str(workdir)],
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+
+
+def kill_mid_epoch(form: str, workdir: Path) -> None:
+    ready = workdir / "ready"
+    child = subprocess.Popen(
+        [sys.executable, CHILD, form, "interrupt", str(workdir)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + TIMEOUT
+        while not ready.exists():
+            assert child.poll() is None, child.stderr.read()[-3000:] if child.stderr else ""
+            assert time.monotonic() < deadline, "the child never reached the kill point"
+            time.sleep(0.05)
+        child.send_signal(signal.SIGKILL)
+        assert child.wait(timeout=30) == -signal.SIGKILL
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+        if child.stderr:
+            child.stderr.close()
+    ready.unlink()
+
+
+def weights(path: Path) -> list[np.ndarray]:
+    with np.load(path) as saved:
+        return [saved[str(i)] for i in range(len(saved.files))]
+
+
+def same(a: list[np.ndarray], b: list[np.ndarray]) -> bool:
+    return all(np.allclose(x, y, rtol=1e-6, atol=1e-7) for x, y in zip(a, b, strict=True))
+
+
+@pytest.mark.parametrize("form", ["arrays", "parquet", "generator"])
+def test_killed_run_resumes_at_the_batch_with_the_same_weights(form: str, tmp_path: Path) -> None:
+    run_child(form, "full", tmp_path)
+    kill_mid_epoch(form, tmp_path)
+    backup = tmp_path / f"backup-{form}"
+    position = (backup / POSITION_FILE).read_text()
+    assert '"epoch": 1' in position and '"step": 4' in position, position
+    control = tmp_path / "control"
+    control.mkdir()
+    shutil.copytree(backup, control / backup.name)  # the same backup, restarted without
+    (control / backup.name / POSITION_FILE).unlink()  # the position: Keras' behaviour
+
+    run_child(form, "resume", tmp_path)
+    run_child(form, "resume", control)
+
+    full = weights(tmp_path / f"{form}-full.npz")
+    assert same(weights(tmp_path / f"{form}-resume.npz"), full)
+    assert not same(weights(control / f"{form}-resume.npz"), full)
+    assert not backup.exists()  # the backup and its position are removed when fit ends
