@@ -56,6 +56,18 @@ def build_model(features: int, mean: np.ndarray, variance: np.ndarray) -> keras.
     )
 
 
+def check_predictions(path: str, table: pa.Table) -> float:
+    """Reads the predictions back, joins them to the labels by id, and returns the accuracy."""
+    written = pq.read_table(path)
+    labels = dict(zip(table["id"].to_pylist(), table["malignant"].to_pylist(), strict=True))
+    truth = np.array([labels[i] for i in written["id"].to_pylist()])
+    accuracy = float(np.mean((written["prediction"].to_numpy() > 0.5) == truth))
+    print(f"predictions in {path}: {written.num_rows} rows, {written.column_names}")
+    print(written.slice(0, 5).to_pandas().to_string(index=False))
+    print("accuracy of the written predictions:", round(accuracy, 4))
+    return accuracy
+
+
 def main(out: str | None = None) -> dict[str, float]:
     keras.utils.set_random_seed(0)
     out = out or os.environ.get("FITPIPE_EXAMPLE_DIR") or tempfile.mkdtemp(prefix="fitpipe-")
@@ -70,12 +82,7 @@ def main(out: str | None = None) -> dict[str, float]:
     counts = {int(c["values"]): int(c["counts"]) for c in pc.value_counts(table["malignant"])}
     class_weight = {k: table.num_rows / (len(counts) * n) for k, n in counts.items()}
     matrix = np.stack([table[name].to_numpy() for name in features], axis=1)
-    print(
-        "label counts:",
-        counts,
-        "-> class_weight:",
-        {k: round(w, 3) for k, w in class_weight.items()},
-    )
+    print("label counts:", counts, "-> class_weight:", class_weight)
 
     trainer = fitpipe.Trainer(build_model(len(features), matrix.mean(0), matrix.var(0)))
     trainer.compile(
@@ -96,16 +103,9 @@ def main(out: str | None = None) -> dict[str, float]:
     predictions = os.path.join(out, "predictions.parquet")
     trainer.predict(data_dir, schema=schema, output=predictions, verbose=0)
 
-    written = pq.read_table(predictions)
-    labels = dict(zip(table["id"].to_pylist(), table["malignant"].to_pylist(), strict=True))
-    truth = np.array([labels[i] for i in written["id"].to_pylist()])
-    scores = written.column(written.column_names[-1]).to_numpy()
-    accuracy = float(np.mean((scores > 0.5) == truth))
+    accuracy = check_predictions(predictions, table)
     print("final val_auc:", round(history.history["val_auc"][-1], 4))
     print("evaluate:", {k: round(v, 4) for k, v in results.items()})
-    print(f"predictions in {predictions}: {written.num_rows} rows, {written.column_names}")
-    print(written.slice(0, 5).to_pandas().to_string(index=False))
-    print("accuracy of the written predictions:", round(accuracy, 4))
     return {"accuracy": accuracy, "val_auc": history.history["val_auc"][-1], **results}
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 __all__ = ["main"]
 
@@ -45,19 +46,7 @@ def _positive(text: str) -> int:
     return value
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The argument parser of the ``fitpipe`` command and its subcommands."""
-    from fitpipe import __version__
-
-    raw = argparse.RawDescriptionHelpFormatter
-    parser = argparse.ArgumentParser(
-        prog="fitpipe",
-        description="Train Keras models on Parquet data from the command line.",
-        epilog=_EPILOG,
-        formatter_class=raw,
-    )
-    parser.add_argument("--version", action="version", version=f"fitpipe {__version__}")
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+def _add_inspect(commands: Any) -> None:
     inspect = commands.add_parser(
         "inspect",
         help="show how a source is read: adapter, Arrow schema, tensor specs, rows, problems",
@@ -74,17 +63,23 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="check the source as prediction input (features and passthrough, no targets)",
     )
+
+
+def _add_fit(commands: Any) -> None:
     fit = commands.add_parser(
         "fit",
         help="train a model as a TOML spec says",
         description="Train the model a TOML spec names on its data.",
         epilog=_SPEC_HELP + "\n" + _EPILOG,
-        formatter_class=raw,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     fit.add_argument("spec", metavar="SPEC.toml", help="the run spec")
     fit.add_argument("--output-dir", metavar="DIR", help="override [output] dir")
     fit.add_argument("--verbose", type=int, choices=(0, 1, 2), help="default: 1 on a terminal")
     fit.add_argument("--no-plot", action="store_true", help="skip history.png")
+
+
+def _add_predict(commands: Any) -> None:
     predict = commands.add_parser(
         "predict",
         help="write a saved model's predictions to Parquet",
@@ -98,6 +93,22 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--output", required=True, metavar="OUT.parquet", help="file to write")
     predict.add_argument("--batch-size", type=_positive, help="default: 32")
     predict.add_argument("--verbose", type=int, choices=(0, 1), help="default: 1 on a terminal")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of the ``fitpipe`` command and its subcommands."""
+    from fitpipe import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="fitpipe",
+        description="Train Keras models on Parquet data from the command line.",
+        epilog=_EPILOG,
+    )
+    parser.add_argument("--version", action="version", version=f"fitpipe {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _add_inspect(commands)
+    _add_fit(commands)
+    _add_predict(commands)
     return parser
 
 

@@ -70,7 +70,7 @@ def read_toml(path: str) -> dict[str, Any]:
             path,
             "",
             f"cannot be read ({err.strerror})",
-            "The file exists",
+            "The file is readable TOML",
             "Check the path",
             path,
         ) from err
@@ -141,7 +141,7 @@ def load_schema(path: str | os.PathLike[str]) -> Schema:
             path,
             "",
             f"cannot be read ({err.strerror})",
-            "The file exists",
+            "A schema file is readable JSON (as `Schema.to_json` writes) or TOML",
             "Check the path",
             path,
         ) from err
