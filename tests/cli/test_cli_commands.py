@@ -163,3 +163,25 @@ def test_inspect_errors(tmp_path: Path, capsys) -> None:
     assert main(["inspect", str(tmp_path / "bad.parquet")]) == 1
     err = capsys.readouterr().err
     assert "bad.parquet" in err and "Traceback" not in err
+
+
+def test_fit_a_saved_model_with_validation_data(trained: Path, capsys) -> None:
+    spec = trained / "again.toml"
+    spec.write_text(
+        '[data]\nsource = "data/a.parquet"\nvalidation_data = "data/b.parquet"\n'
+        'schema_file = "run/schema.json"\n\n[model]\npath = "run/model.keras"\n\n'
+        "[fit]\nepochs = 3\nvalidation_freq = [2, 3]\n"
+    )
+    assert main(["fit", str(spec), "--output-dir", str(trained / "again"), "--no-plot"]) == 0
+    out = trained / "again"
+    assert sorted(p.name for p in out.iterdir()) == [
+        "history.csv",
+        "history.json",
+        "model.keras",
+        "schema.json",
+    ]
+    with open(out / "history.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [row["val_loss"] == "" for row in rows] == [True, False, False]
+    history = json.loads((out / "history.json").read_text())["history"]
+    assert len(history["loss"]) == 3 and len(history["val_loss"]) == 2

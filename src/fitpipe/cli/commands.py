@@ -134,12 +134,14 @@ def run_fit(spec: RunSpec, verbose: int | None = None, plot: bool = True) -> Fit
     with open(schema_path, "w", encoding="utf-8") as handle:
         handle.write(spec.data.schema.to_json())
     records = recorder.records
-    png = write_plot(records, os.path.join(out, "history.png"), os.path.basename(spec.file))
+    png = None
+    if plot:
+        png = write_plot(records, os.path.join(out, "history.png"), os.path.basename(spec.file))
     return FitResult(
         model=model_path,
         history_csv=write_csv(records, os.path.join(out, "history.csv")),
         history_json=write_json(records, os.path.join(out, "history.json")),
-        history_png=png if plot else None,
+        history_png=png,
         schema=schema_path,
         records=tuple(records),
     )
