@@ -19,6 +19,7 @@ trainer.compile(optimizer="adam", loss="binary_crossentropy", metrics=["accuracy
 
 # A stream of record batches is read once: one epoch.
 reader = pa.RecordBatchReader.from_batches(table.schema, table.to_batches(max_chunksize=64))
+print("adapter:", fitpipe.registry.find(reader).name)  # asks the registry; reads nothing
 trainer.fit(reader, schema=schema, batch_size=32, epochs=1, verbose=2)
 
 # Frames that export the Arrow C stream interface are taken as they are.
