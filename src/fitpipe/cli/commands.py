@@ -1,0 +1,191 @@
+"""What ``fitpipe fit`` and ``fitpipe predict`` do, as functions of their arguments."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import sys
+from typing import Any
+
+import keras
+
+from fitpipe.cli.files import load_schema, resolve_factory, spec_error
+from fitpipe.cli.history import EpochRecorder, require_matplotlib, write_csv, write_json, write_plot
+from fitpipe.cli.spec import RunSpec
+from fitpipe.errors import FitpipeError, FitpipeValueError, message
+from fitpipe.training import Trainer
+
+__all__ = ["FitResult", "build_model", "default_verbose", "run_fit", "run_predict"]
+
+
+@dataclasses.dataclass(frozen=True)
+class FitResult:
+    """The files a ``fitpipe fit`` run wrote, and its per-epoch logs."""
+
+    model: str
+    history_csv: str
+    history_json: str
+    history_png: str | None
+    schema: str
+    records: tuple[dict[str, Any], ...]
+
+
+def default_verbose() -> int:
+    """1 (a progress bar) on a terminal, else 2 (one line per epoch)."""
+    return 1 if sys.stdout.isatty() else 2
+
+
+def build_model(spec: RunSpec) -> keras.Model:
+    """Loads the ``.keras`` file, or calls the factory with ``[model.args]``.
+
+    Raises:
+        SpecError: When the factory rejects its arguments or returns no Keras model.
+
+    """
+    if spec.model.path is not None:
+        return keras.saving.load_model(spec.model.path)
+    assert spec.model.factory is not None
+    factory = resolve_factory(spec.model.factory, spec.folder, spec.file)
+    try:
+        model = factory(**dict(spec.model.args))
+    except TypeError as err:
+        raise spec_error(
+            spec.file,
+            "model.args",
+            f"were not accepted by the factory ({err})",
+            "[model.args] are keyword arguments of the factory",
+            "Match them to the function's parameters",
+            dict(spec.model.args),
+        ) from err
+    if not isinstance(model, keras.Model):
+        raise spec_error(
+            spec.file,
+            "model.factory",
+            "did not return a keras.Model",
+            "The factory builds and returns a Keras model",
+            "Return the model from the function",
+            model,
+        )
+    return model
+
+
+def _compile(trainer: Trainer, spec: RunSpec) -> None:
+    if not spec.compile:
+        if not trainer.model.compiled:
+            raise spec_error(
+                spec.file,
+                "compile",
+                "is missing and the model is not compiled",
+                "[compile] gives at least `optimizer` and `loss`",
+                'Add [compile] with e.g. optimizer = "adam", loss = "mse"',
+                None,
+            )
+        return
+    try:
+        trainer.compile(**dict(spec.compile))
+    except FitpipeError:
+        raise
+    except (ValueError, TypeError) as err:
+        raise spec_error(
+            spec.file,
+            "compile",
+            f"was rejected by Keras ({err})",
+            "[compile] holds the arguments of `Model.compile`",
+            "Fix the named value",
+            dict(spec.compile),
+        ) from err
+
+
+def run_fit(spec: RunSpec, verbose: int | None = None, plot: bool = True) -> FitResult:
+    """Builds, compiles and trains the model of a spec, and writes the run's files.
+
+    Writes ``model.keras``, ``history.csv``, ``history.json``, ``history.png`` (unless
+    ``plot`` is False) and ``schema.json`` (for ``fitpipe predict``) into the output folder.
+
+    Args:
+        spec: The checked spec.
+        verbose: 0, 1 (progress bar) or 2 (a line per epoch); default: 1 on a terminal.
+        plot: Draw ``history.png``.
+
+    Returns:
+        The paths written and the per-epoch logs.
+
+    """
+    if plot:
+        require_matplotlib("fitpipe fit")
+    if spec.seed is not None:
+        keras.utils.set_random_seed(spec.seed)
+    trainer = Trainer(build_model(spec))
+    _compile(trainer, spec)
+    recorder = EpochRecorder()
+    trainer.fit(
+        spec.data.source,
+        schema=spec.data.schema,
+        validation_data=spec.data.validation_data,
+        verbose=default_verbose() if verbose is None else verbose,
+        callbacks=[recorder],
+        **dict(spec.fit),
+    )
+    out = spec.output_dir
+    os.makedirs(out, exist_ok=True)
+    model_path = os.path.join(out, "model.keras")
+    trainer.model.save(model_path)
+    schema_path = os.path.join(out, "schema.json")
+    with open(schema_path, "w", encoding="utf-8") as handle:
+        handle.write(spec.data.schema.to_json())
+    records = recorder.records
+    png = None
+    if plot:
+        png = write_plot(records, os.path.join(out, "history.png"), os.path.basename(spec.file))
+    return FitResult(
+        model=model_path,
+        history_csv=write_csv(records, os.path.join(out, "history.csv")),
+        history_json=write_json(records, os.path.join(out, "history.json")),
+        history_png=png,
+        schema=schema_path,
+        records=tuple(records),
+    )
+
+
+def run_predict(
+    model: str,
+    data: str,
+    schema: str,
+    output: str,
+    batch_size: int | None = None,
+    verbose: int | None = None,
+) -> str:
+    """Loads a saved model and streams its predictions of ``data`` to a Parquet file.
+
+    Args:
+        model: The ``.keras`` file.
+        data: The input (a Parquet file, folder or glob).
+        schema: The schema file (JSON or TOML).
+        output: The Parquet file to write (its folder is created).
+        batch_size: Rows per batch.
+        verbose: 0 or 1 (a progress bar of rows); default: 1 on a terminal.
+
+    Returns:
+        The path written.
+
+    """
+    declared = load_schema(schema)
+    if not os.path.isfile(model):
+        raise FitpipeValueError(
+            message(
+                "fitpipe predict",
+                f"cannot find the model file {model}",
+                "`--model` is a .keras file, e.g. the model.keras that `fitpipe fit` wrote",
+                "Check the path",
+                model=model,
+            )
+        )
+    loaded = keras.saving.load_model(model, compile=False)
+    folder = os.path.dirname(os.path.abspath(output))
+    os.makedirs(folder, exist_ok=True)
+    level = (1 if sys.stdout.isatty() else 0) if verbose is None else min(verbose, 1)
+    return str(
+        Trainer(loaded).predict(
+            data, batch_size=batch_size, verbose=level, schema=declared, output=output
+        )
+    )

@@ -1,0 +1,227 @@
+"""Run specs and schema files: what they parse to, and errors that name the key and the file."""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from pathlib import Path
+
+import pytest
+from cli_project import SPEC
+
+import fitpipe
+from fitpipe.cli import main
+from fitpipe.cli.files import SpecError, load_schema
+from fitpipe.cli.spec import load_spec
+
+
+def test_spec_parses_with_paths_relative_to_the_spec(project: Path) -> None:
+    spec = load_spec(project / "spec.toml")
+    assert spec.file == str(project / "spec.toml")
+    assert spec.data.source == str(project / "data")
+    assert spec.data.schema == fitpipe.Schema(["f0", "f1", "f2"], "y", passthrough=["id"])
+    assert spec.data.validation_data is None
+    assert spec.model.factory == "factory:build" and dict(spec.model.args) == {"units": 4}
+    assert dict(spec.compile)["metrics"] == ["accuracy"]
+    fit = dict(spec.fit)
+    assert fit["class_weight"] == {0: 1.0, 1: 2.0}  # TOML keys become class indices
+    assert fit["epochs"] == 2 and fit["validation_split"] == 0.2
+    assert spec.output_dir == str(project / "run")
+    assert spec.seed == 0
+
+
+@pytest.mark.parametrize("suffix", ["json", "toml"])
+def test_schema_files(project: Path, suffix: str) -> None:
+    schema = fitpipe.Schema({"a": ["f0", "f1"], "b": "f2"}, "y", "w", ["id"], {"f0": 0.5})
+    path = project / f"schema.{suffix}"
+    if suffix == "json":
+        path.write_text(schema.to_json())
+    else:
+        path.write_text(
+            'targets = "y"\nsample_weight = "w"\npassthrough = ["id"]\n'
+            'features = { a = ["f0", "f1"], b = "f2" }\nfill = { f0 = 0.5 }\n'
+        )
+    assert load_schema(path) == schema
+    spec = (project / "spec.toml").read_text()
+    spec = re.sub(r"schema = \{.*\}", f'schema_file = "schema.{suffix}"', spec)
+    (project / "spec.toml").write_text(spec)
+    assert load_spec(project / "spec.toml").data.schema == schema
+
+
+def test_validation_data_and_model_path(project: Path) -> None:
+    (project / "m.keras").write_bytes(b"")
+    text = SPEC.replace('source = "data"', 'source = "data"\nvalidation_data = "val/*.parquet"')
+    text = re.sub(
+        r'factory = "factory:build"\n\n\[model.args\]\nunits = 4', 'path = "m.keras"', text
+    )
+    (project / "spec.toml").write_text(text)
+    spec = load_spec(project / "spec.toml")
+    assert spec.data.validation_data == str(project / "val" / "*.parquet")
+    assert spec.model.path == str(project / "m.keras") and spec.model.factory is None
+
+
+def _replace(old: str, new: str) -> str:
+    assert old in SPEC
+    return SPEC.replace(old, new)
+
+
+BAD_SPECS = {
+    "unknown table": (SPEC + "\n[trainer]\nx = 1\n", "trainer"),
+    "unknown fit key": (_replace("epochs = 2", "epoch = 2"), "fit.epoch"),
+    "epochs as text": (_replace("epochs = 2", 'epochs = "2"'), "fit.epochs"),
+    "epochs zero": (_replace("epochs = 2", "epochs = 0"), "fit.epochs"),
+    "epochs as bool": (_replace("epochs = 2", "epochs = true"), "fit.epochs"),
+    "split too big": (
+        _replace("validation_split = 0.2", "validation_split = 1.5"),
+        "fit.validation_split",
+    ),
+    "class weight key": (_replace("{ 0 = 1.0, 1 = 2.0 }", "{ a = 1.0 }"), "fit.class_weight.a"),
+    "class weight value": (_replace("{ 0 = 1.0, 1 = 2.0 }", '{ 0 = "x" }'), "fit.class_weight.0"),
+    "validation_freq": (
+        SPEC.replace("epochs = 2", "epochs = 2\nvalidation_freq = [1, 0]"),
+        "fit.validation_freq[1]",
+    ),
+    "shuffle as int": (SPEC.replace("epochs = 2", "epochs = 2\nshuffle = 1"), "fit.shuffle"),
+    "fit not a table": (
+        re.sub(r"(?m)^\[fit\]\n(?:^(?!\[).*\n)*", "", SPEC).replace("seed = 0", "fit = 3"),
+        "fit",
+    ),
+    "no source": (_replace('source = "data"\n', ""), "data.source"),
+    "source not text": (_replace('source = "data"', "source = 3"), "data.source"),
+    "no data": (_replace("[data]", "[datum]"), "datum"),
+    "two schemas": (
+        _replace('source = "data"', 'source = "data"\nschema_file = "s.json"'),
+        "data.schema",
+    ),
+    "bad schema": (_replace('features = ["f0", "f1", "f2"]', "features = 3"), "data.schema"),
+    "schema key": (_replace('targets = "y"', 'target = "y"'), "data.schema"),
+    "missing schema file": (
+        re.sub(r"schema = \{.*\}", 'schema_file = "nope.json"', SPEC),
+        "data.schema_file",
+    ),
+    "model path missing": (
+        _replace('factory = "factory:build"\n\n[model.args]\nunits = 4', 'path = "missing.keras"'),
+        "model.path",
+    ),
+    "two models": (
+        _replace('factory = "factory:build"', 'factory = "factory:build"\npath = "x.keras"'),
+        "model.factory",
+    ),
+    "factory without colon": (_replace('"factory:build"', '"factory.build"'), "model.factory"),
+    "factory module": (_replace('"factory:build"', '"no_such_module_xyz:build"'), "model.factory"),
+    "factory function": (_replace('"factory:build"', '"factory:nope"'), "model.factory"),
+    "model key": (_replace("[model.args]", "[model.argz]"), "model.argz"),
+    "compile type": (_replace('optimizer = "adam"', "optimizer = 3"), "compile.optimizer"),
+    "compile key": (_replace('optimizer = "adam"', "lr = 0.1"), "compile.lr"),
+    "output dir": (_replace('dir = "run"', "dir = 3"), "output.dir"),
+    "seed": (_replace("seed = 0", 'seed = "zero"'), "seed"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_SPECS))
+def test_bad_spec_names_key_and_file(write_spec, case: str) -> None:
+    text, key = BAD_SPECS[case]
+    path = write_spec(text)
+    with pytest.raises(SpecError, match=rf"`{re.escape(key)}` in {re.escape(str(path))}"):
+        load_spec(path)
+
+
+def test_invalid_toml_and_missing_file_name_the_file(write_spec, project: Path) -> None:
+    path = write_spec("[fit\nepochs = 2\n")
+    with pytest.raises(SpecError, match=rf"{re.escape(str(path))}: it is not valid TOML"):
+        load_spec(path)
+    with pytest.raises(SpecError, match=r"nope\.toml: it cannot be read"):
+        load_spec(project / "nope.toml")
+    bad = project / "schema.json"
+    bad.write_text("{features: 1")
+    with pytest.raises(SpecError, match=r"schema\.json: it is not valid JSON"):
+        load_schema(bad)
+
+
+def test_spec_errors_are_value_errors() -> None:
+    assert issubclass(SpecError, fitpipe.errors.FitpipeError)
+    assert issubclass(SpecError, ValueError)
+
+
+def test_main_reports_a_bad_spec_on_stderr_without_traceback(write_spec, capsys) -> None:
+    path = write_spec(_replace("epochs = 2", 'epochs = "2"'))
+    assert main(["fit", str(path)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("fitpipe fit: error: ") and "`fit.epochs`" in err and str(path) in err
+    assert "Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    ("text", "key", "why"),
+    [
+        (_replace("units = 4", "width = 4"), "model.args", "not accepted by the factory"),
+        (
+            _replace('"factory:build"\n\n[model.args]\nunits = 4', '"factory:not_a_model"'),
+            "model.factory",
+            "did not return a keras.Model",
+        ),
+        (
+            _replace('optimizer = "adam"', 'optimizer = "no_such_optimizer"'),
+            "compile",
+            "rejected by Keras",
+        ),
+        (
+            re.sub(r"(?m)^\[compile\]\n(?:^(?!\[).*\n)*", "", SPEC),
+            "compile",
+            "the model is not compiled",
+        ),
+    ],
+    ids=["args", "not a model", "optimizer", "no compile"],
+)
+def test_model_and_compile_errors_name_key_and_file(write_spec, capsys, text, key, why) -> None:
+    path = write_spec(text)
+    assert main(["fit", str(path), "--no-plot"]) == 1
+    err = capsys.readouterr().err
+    assert f"`{key}` in {path}" in err and why in err, err
+    assert not (path.parent / "run").exists()
+
+
+@pytest.mark.parametrize("command", [[], ["inspect"], ["fit"], ["predict"]])
+def test_help_on_every_command(command: list[str], capsys) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        main([*command, "--help"])
+    assert exit_.value.code == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"usage: fitpipe {' '.join(command)}".rstrip())
+    for word in {
+        "": ["inspect", "fit", "predict"],
+        "inspect": ["--schema", "--batch-size"],
+        "fit": ["SPEC.toml", "[model.args]", "history.png"],
+        "predict": ["--model", "--data", "--schema", "--output"],
+    }[" ".join(command)]:
+        assert word in out
+
+
+def test_usage_errors_exit_2(capsys) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        main(["predict", "--model", "m.keras"])
+    assert exit_.value.code == 2
+    assert "required" in capsys.readouterr().err
+
+
+def test_console_script_is_declared() -> None:
+    if sys.version_info < (3, 11):
+        pytest.skip("tomllib")
+    import tomllib
+
+    root = Path(__file__).resolve().parents[2]
+    project = tomllib.loads((root / "pyproject.toml").read_text())["project"]
+    assert project["scripts"] == {"fitpipe": "fitpipe.cli:main"}
+
+
+def test_history_files_keep_epochs_without_validation(tmp_path: Path) -> None:
+    from fitpipe.cli.history import write_csv, write_json
+
+    records = [{"epoch": 0, "loss": 1.0}, {"epoch": 1, "loss": 0.5, "val_loss": 0.7}]
+    csv_text = Path(write_csv(records, str(tmp_path / "h.csv"))).read_text().splitlines()
+    assert csv_text == ["epoch,loss,val_loss", "0,1.0,", "1,0.5,0.7"]
+    data = json.loads(Path(write_json(records, str(tmp_path / "h.json"))).read_text())
+    assert data["epoch"] == [0, 1]
+    assert data["history"] == {"loss": [1.0, 0.5], "val_loss": [0.7]}
+    assert data["records"] == records

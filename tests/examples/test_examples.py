@@ -1,0 +1,100 @@
+"""Every example runs, in-process, as a smoke test: the quickstart, each input form, the CLI.
+
+The examples are run with ``runpy`` so TensorFlow is imported once; each one's printed
+output or files are checked, so an example that trains nothing or writes nothing fails.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import runpy
+import shutil
+import sys
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+from fitpipe.cli import main
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+
+#: Each input-form example and a line its output must contain.
+FORMS = {
+    "arrow_stream.py": "adapter: arrow-stream",  # Polars and DuckDB parts run when installed
+    "arrow_table.py": "adapter: arrow",
+    "dict_of_arrays.py": "adapter: mapping",
+    "generator.py": "adapter: generator",
+    "numpy_arrays.py": "adapter: numpy | history keys: ['accuracy', 'loss', 'val_accuracy'",
+    "pandas_frame.py": "adapter: pandas",
+    "parquet_files.py": "adapter: parquet | batches per epoch: 10",
+    "py_dataset.py": "adapter: pydataset | batches per epoch: 7",
+    "tf_dataset.py": "adapter: tf.data | val_accuracy:",
+}
+
+
+def test_every_form_example_is_listed() -> None:
+    assert sorted(p.name for p in (EXAMPLES / "forms").glob("*.py")) == sorted(FORMS)
+
+
+def test_quickstart(tmp_path: Path, capsys) -> None:
+    quickstart = runpy.run_path(str(EXAMPLES / "quickstart.py"))
+    results = quickstart["main"](str(tmp_path))
+    out = capsys.readouterr().out
+    assert "adapter: 'parquet', 18 batches of 32 per epoch" in out
+    assert len(list((tmp_path / "breast_cancer").glob("*.parquet"))) == 2
+    written = pq.read_table(tmp_path / "predictions.parquet")
+    assert written.column_names == ["id", "prediction"] and written.num_rows == 569
+    assert sorted(written["id"].to_pylist()) == list(range(569))
+    assert results["accuracy"] > 0.9 and results["val_auc"] > 0.9
+
+
+@pytest.mark.parametrize("name", sorted(FORMS))
+def test_form_example(name: str, tmp_path: Path, monkeypatch, capsys) -> None:
+    path = EXAMPLES / "forms" / name
+    monkeypatch.setattr(sys, "argv", [str(path), str(tmp_path)])
+    runpy.run_path(str(path), run_name="__main__")
+    out = capsys.readouterr().out
+    assert FORMS[name] in out
+    if name == "arrow_stream.py":
+        for module, line in (("polars", "polars adapter: arrow"), ("duckdb", "duckdb evaluate:")):
+            installed = importlib.util.find_spec(module) is not None
+            assert (line in out) == installed and (f"{module} is not installed" in out) != installed
+
+
+def test_cli_example(tmp_path: Path, capsys) -> None:
+    for name in ("spec.toml", "model_factory.py"):
+        shutil.copy(EXAMPLES / "cli" / name, tmp_path / name)
+    runpy.run_path(str(EXAMPLES / "cli" / "make_data.py"))["main"](str(tmp_path / "data"))
+    assert main(["fit", str(tmp_path / "spec.toml"), "--verbose", "0"]) == 0
+    run = tmp_path / "output"
+    for name in ("model.keras", "history.csv", "history.json", "history.png"):
+        assert (run / name).stat().st_size > 0, name
+    assert (
+        main(
+            [
+                "inspect",
+                str(tmp_path / "data" / "train"),
+                "--schema",
+                str(tmp_path / "data" / "schema.json"),
+            ]
+        )
+        == 0
+    )
+    code = main(
+        [
+            "predict",
+            "--model",
+            str(run / "model.keras"),
+            "--data",
+            str(tmp_path / "data" / "new"),
+            "--schema",
+            str(tmp_path / "data" / "schema.json"),
+            "--output",
+            str(tmp_path / "predictions.parquet"),
+        ]
+    )
+    assert code == 0
+    table = pq.read_table(tmp_path / "predictions.parquet")
+    assert table.column_names == ["id", "prediction"] and table.num_rows == 20
+    assert str(table.schema.field("prediction").type) == "fixed_size_list<element: float>[3]"
