@@ -221,6 +221,17 @@ def _weighted(
     )
 
 
+def _weighted_shard(
+    shard: Callable[[int, int, int], tuple[tf.data.Dataset, int]],
+    class_weight: dict[int, float],
+) -> Callable[[int, int, int], tuple[tf.data.Dataset, int]]:
+    def weighted(index: int, count: int, replicas: int) -> tuple[tf.data.Dataset, int]:
+        dataset, steps = shard(index, count, replicas)
+        return _weighted(dataset, class_weight, parallel=True), steps
+
+    return weighted
+
+
 def pipeline_from_source(
     adapter_name: str,
     source: Source,
@@ -264,6 +275,8 @@ def pipeline_from_source(
     read_ahead = not isinstance(source, BatchSource) or source.read_ahead
     if class_weight is not None:
         dataset = _weighted(dataset, class_weight, parallel=read_ahead)
+        if isinstance(source, BatchSource) and source.shard is not None:
+            source = dataclasses.replace(source, shard=_weighted_shard(source.shard, class_weight))
         if rows is not None:
             table = class_weight_table(class_weight)
             plain = rows.gather

@@ -36,6 +36,7 @@ from fitpipe.pipeline import (
 from fitpipe.schemas import Schema, is_namedtuple, pack_roles
 from fitpipe.training import arguments
 from fitpipe.training import callbacks as callbacks_mod
+from fitpipe.training import distribute
 from fitpipe.training.epochs import EpochRunner, ExecutionSize
 from fitpipe.training.inputs import check_model_inputs, check_model_targets
 from fitpipe.training.logs import epoch_logs, flatten_in_order, pythonify
@@ -184,6 +185,7 @@ class Trainer:
             self._jit(),
             bool(model.run_eagerly),
             tuple(id(m) for m in model.metrics),
+            id(distribute.strategy_of(model)),
         )
         if key != self._state.key:
             self._state.functions.clear()
@@ -196,11 +198,25 @@ class Trainer:
                 "predict": model.predict_step,
             }[mode]
             caller = {"train": "fit", "test": "evaluate", "predict": "predict"}[mode]
-            function = StepFunction(
-                step, self._jit(), bool(model.run_eagerly), mode == "predict", caller
-            )
+            strategy, collect = distribute.strategy_of(model), mode == "predict"
+            if strategy is not None:  # the replicas' step, reduced outside XLA
+                function = distribute.step_function(
+                    strategy, step, bool(model.run_eagerly), collect, caller
+                )
+            else:
+                function = StepFunction(
+                    step, self._jit(), bool(model.run_eagerly), collect, caller
+                )
             self._state.functions[mode] = function
         return function
+
+    def _distributed(self, pipeline: Any, caller: str) -> Any:
+        """The pipeline distributed over the model's strategy (unchanged without one)."""
+        strategy = distribute.strategy_of(self.model)
+        if pipeline is None or strategy is None:
+            return pipeline
+        distribute.build_state(self.model, strategy, pipeline.element_spec)
+        return distribute.distribute_pipeline(pipeline, strategy, caller)
 
     def _callbacks(
         self, callbacks: Any, verbose: Any, epochs: int, steps: int | None, history: bool
@@ -359,6 +375,7 @@ class Trainer:
         if val is not None:
             check_model_inputs(model, val.element_spec, "fit")
             check_model_targets(model, val.element_spec, "evaluate")
+        train, val = self._distributed(train, "fit"), self._distributed(val, "evaluate")
         runner = EpochRunner(train, steps_per_epoch)
         cbs = self._callbacks(callbacks, verbose, epochs, runner.num_batches, history=True)
         execution = self._execution(cbs, "train", "test")
@@ -451,7 +468,7 @@ class Trainer:
             arguments.require_finite(pipeline, steps, "evaluate", "steps")
             check_model_inputs(self.model, pipeline.element_spec, "evaluate")
             check_model_targets(self.model, pipeline.element_spec, "evaluate")
-            runner = EpochRunner(pipeline, steps)
+            runner = EpochRunner(self._distributed(pipeline, "evaluate"), steps)
             cbs = self._callbacks(callbacks, verbose, 1, runner.num_batches, history=False)
             logs = self._evaluate_loop(runner, cbs, self._execution(cbs, "test"))
         return logs if return_dict else flatten_in_order(self.model, logs)
@@ -528,7 +545,7 @@ class Trainer:
         self, pipeline: Pipeline, steps: int | None, verbose: Any, callbacks: Any
     ) -> Any:
         model = self.model
-        runner = EpochRunner(pipeline, steps)
+        runner = EpochRunner(self._distributed(pipeline, "predict"), steps)
         cbs = self._callbacks(callbacks, verbose, 1, runner.num_batches, history=False)
         execution = self._execution(cbs, "predict")
         chunks: list[Any] = []
