@@ -22,12 +22,14 @@ from fitpipe.adapters import (
     registry,
 )
 from fitpipe.errors import FitpipeTypeError, FitpipeValueError, FitpipeWarning, message
+from fitpipe.pipeline import service
 from fitpipe.pipeline.arrays import ResidentRows, array_dataset, resolve_batch_size
 from fitpipe.pipeline.class_weights import (
     apply_class_weight,
     check_class_weight,
     class_weight_table,
 )
+from fitpipe.pipeline.service import check_address
 
 __all__ = ["Pipeline", "adapt", "adapt_source", "build_pipeline", "pipeline_from_source"]
 
@@ -265,7 +267,11 @@ def pipeline_from_source(
         batch_size = resolve_batch_size(request.batch_size, request.steps, source.num_samples)
         if seed is None:
             seed = int(np.random.randint(0, 2**31 - 1))
-        dataset, rows = array_dataset(source, batch_size, request.shuffle, seed)
+        if request.data_service is not None:  # rows as graph constants, for remote workers
+            dataset = service.constant_array_dataset(source, batch_size, request.caller)
+            rows = None
+        else:
+            dataset, rows = array_dataset(source, batch_size, request.shuffle, seed)
         batches = math.ceil(source.num_samples / batch_size)
         count: Callable[[], int | None] = lambda: batches  # noqa: E731
     else:
@@ -283,6 +289,13 @@ def pipeline_from_source(
             rows = dataclasses.replace(
                 rows, gather=lambda idx: apply_class_weight(plain(idx), table)
             )
+    if request.data_service is not None:
+        reshuffle = None
+        if isinstance(source, ArraySource) and request.shuffle:
+            reshuffle = (source.num_samples, batch_size or 0, seed or 0)
+        dataset = service.on_service(
+            dataset, request.data_service, request.caller, adapter_name, reshuffle
+        )
     if read_ahead:
         dataset = dataset.prefetch(tf.data.AUTOTUNE)
     return Pipeline(adapter_name, source, dataset, count, batch_size, rows)
@@ -313,6 +326,7 @@ def adapt(
     class_weight: Mapping[int, float] | None = None,
     schema: Any = None,
     steps: int | None = None,
+    data_service: str | None = None,
 ) -> Pipeline:
     """Turns any supported input into a :class:`Pipeline` of Keras-style batches.
 
@@ -328,6 +342,9 @@ def adapt(
         schema: A declared schema, for columnar inputs.
         steps: Batches per epoch; with arrays and no ``batch_size`` it sets the batch size to
             ``ceil(rows / steps)``.
+        data_service: Address of a tf.data service dispatcher (``"grpc://host:port"``): the
+            pipeline then runs on its workers (see :mod:`fitpipe.pipeline.service`); an
+            input whose pipeline calls into Python here is refused before any batch.
 
     Returns:
         The pipeline.
@@ -357,5 +374,6 @@ def adapt(
         class_weight=class_weight,
         schema=schema,
         steps=steps,
+        data_service=None if data_service is None else check_address(data_service, "adapt"),
     )
     return build_pipeline(request)

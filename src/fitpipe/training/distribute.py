@@ -28,6 +28,7 @@ import tensorflow as tf
 from fitpipe.adapters import BatchSource
 from fitpipe.errors import FitpipeValueError, message
 from fitpipe.pipeline import Pipeline
+from fitpipe.pipeline.service import check_address
 from fitpipe.pipeline.sharding import array_shard
 from fitpipe.training.steps import Fetch, StepFunction, output_zeros
 
@@ -75,6 +76,11 @@ def strategy_of(model: Any) -> tf.distribute.Strategy | None:
             )
         )
     return strategy
+
+
+def service_address(address: Any) -> str | None:
+    """Checks ``fit``'s ``data_service`` argument (None: the pipeline runs here)."""
+    return None if address is None else check_address(address, "fit")
 
 
 def _is_multi_worker(strategy: tf.distribute.Strategy) -> bool:

@@ -34,9 +34,8 @@ from fitpipe.pipeline import (
     split_source,
 )
 from fitpipe.schemas import Schema, is_namedtuple, pack_roles
-from fitpipe.training import arguments
+from fitpipe.training import arguments, distribute
 from fitpipe.training import callbacks as callbacks_mod
-from fitpipe.training import distribute
 from fitpipe.training.epochs import EpochRunner, ExecutionSize
 from fitpipe.training.inputs import check_model_inputs, check_model_targets
 from fitpipe.training.logs import epoch_logs, flatten_in_order, pythonify
@@ -204,9 +203,7 @@ class Trainer:
                     strategy, step, bool(model.run_eagerly), collect, caller
                 )
             else:
-                function = StepFunction(
-                    step, self._jit(), bool(model.run_eagerly), collect, caller
-                )
+                function = StepFunction(step, self._jit(), bool(model.run_eagerly), collect, caller)
             self._state.functions[mode] = function
         return function
 
@@ -254,13 +251,15 @@ class Trainer:
         validation_freq: int | Container[int] = 1,
         *,
         schema: Schema | None = None,
+        data_service: str | None = None,
     ) -> keras.callbacks.History:
         """Trains the model for a fixed number of epochs, as documented for ``keras.Model.fit``.
 
         ``validation_freq`` also takes a list of 1-based epoch numbers (as tf.keras 2 did);
         ``class_weight`` and ``sample_weight`` may be given together (they are multiplied).
         ``schema`` declares the columns of Arrow and Parquet inputs (``x`` and
-        ``validation_data``).
+        ``validation_data``). ``data_service`` (``"grpc://host:port"``) runs the training
+        pipeline on tf.data service workers (see ``fitpipe.pipeline.service``).
 
         Returns:
             The ``keras.callbacks.History`` of the run.
@@ -286,6 +285,7 @@ class Trainer:
             caller="fit",
             validation_split=split,
             schema=schema,
+            data_service=distribute.service_address(data_service),
         )
         train, val = self._fit_pipelines(
             request, validation_data, validation_batch_size or batch_size, validation_steps
