@@ -296,6 +296,8 @@ def pipeline_from_source(
         dataset = service.on_service(
             dataset, request.data_service, request.caller, adapter_name, reshuffle
         )
+        if not isinstance(source, ArraySource):  # workers batch their own splits
+            count = lambda: None  # noqa: E731
     if read_ahead:
         dataset = dataset.prefetch(tf.data.AUTOTUNE)
     return Pipeline(adapter_name, source, dataset, count, batch_size, rows)
