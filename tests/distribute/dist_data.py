@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import keras
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -39,3 +40,11 @@ def write(folder: Path, n: int, row_group: int, files: int = 1) -> Path:
         part = data.slice(edges[i], edges[i + 1] - edges[i])
         pq.write_table(part, folder / f"part-{i:03d}.parquet", row_group_size=row_group)
     return folder
+
+
+def worker_model() -> keras.Model:
+    """The deterministic model of the multi-worker test (built on one device too)."""
+    keras.utils.set_random_seed(1)
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    model.compile(keras.optimizers.SGD(5e-4), "mse", metrics=["mae"], jit_compile=False)
+    return model
