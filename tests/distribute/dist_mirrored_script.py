@@ -55,10 +55,16 @@ def arrays(strategy: Any, with_keras: bool) -> dict[str, Any]:
     )
     evaluated = runner.evaluate(x, y, batch_size=16, verbose=0, return_dict=True)
     predicted = runner.predict(x[:60], batch_size=16, verbose=0)  # last batch 12: split 6/6
+    on_batch = {
+        "train": runner.train_on_batch(x[:16], y[:16], return_dict=True),
+        "test": runner.test_on_batch(x[:16], y[:16], return_dict=True),
+        "predict": np.asarray(runner.predict_on_batch(x[:10])).ravel().tolist(),
+    }
     return {
         "history": history.history,
         "evaluate": evaluated,
         "predict": np.asarray(predicted).ravel().tolist(),
+        "on_batch": on_batch,
     }
 
 

@@ -37,7 +37,7 @@ def _rows(pipeline: fitpipe.Pipeline) -> tuple[int, list[tuple[float, ...]]]:
     for batch in pipeline.dataset:
         count += 1
         columns = [np.asarray(part).reshape(len(np.asarray(part)), -1) for part in batch]
-        rows.extend(tuple(float(v) for v in np.concatenate(r)) for r in zip(*columns))
+        rows.extend(tuple(float(v) for v in np.concatenate(r)) for r in zip(*columns, strict=True))
     return count, sorted(rows)
 
 

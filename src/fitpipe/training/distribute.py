@@ -160,6 +160,15 @@ class DistributedStepFunction(StepFunction):
     due, so no batch is lost between calls.
     """
 
+    strategy: tf.distribute.Strategy | None = None
+
+    def on_batch(self, data: Any) -> Any:
+        """Runs one step on one global batch, split over the replicas like any batch."""
+        assert self.strategy is not None
+        dataset = tf.data.Dataset.from_tensors(data)
+        batch = next(iter(self.strategy.experimental_distribute_dataset(dataset)))
+        return self.one_step(batch)
+
     def _last_loop(self, out_specs: Any, fetch: Fetch) -> Callable[..., Any]:
         one_step = self.one_step
 
@@ -232,7 +241,9 @@ def step_function(
         caller: The public method.
     """
     replicated = distributed_step(strategy, step, collect)
-    return DistributedStepFunction(replicated, False, run_eagerly, collect, caller)
+    function = DistributedStepFunction(replicated, False, run_eagerly, collect, caller)
+    function.strategy = strategy
+    return function
 
 
 class DistributedPipeline(Pipeline):

@@ -604,6 +604,10 @@ class Trainer:
             width = data[1].shape[-1] if data[1].shape.rank and data[1].shape.rank > 1 else None
             table = check_class_weight(class_weight, caller, width if width != 1 else None)
             data = apply_class_weight(data, class_weight_table(table))
+        strategy = distribute.strategy_of(self.model)
+        if strategy is not None:
+            spec = tf.nest.map_structure(tf.TensorSpec.from_tensor, data)
+            distribute.build_state(self.model, strategy, spec)
         return data
 
     def train_on_batch(
