@@ -48,3 +48,10 @@ def worker_model() -> keras.Model:
     model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
     model.compile(keras.optimizers.SGD(5e-4), "mse", metrics=["mae"], jit_compile=False)
     return model
+
+
+def arrays(n: int) -> tuple[np.ndarray, np.ndarray]:
+    """The features ``(a, b)`` and target ``y`` of :func:`table` as NumPy arrays."""
+    data = table(n).to_pydict()
+    x = np.stack([data["a"], data["b"]], axis=1).astype("float32")
+    return x, np.array(data["y"], "float32")[:, None]

@@ -2,8 +2,10 @@
 
 ``TF_CONFIG`` names the cluster and this worker's index. The worker trains on two Parquet
 folders sharded at the source: ``even`` (every worker gets the same rows) and ``uneven`` (the
-second worker is padded). Prints one JSON line: per folder the History, the steps of each
-epoch, the row groups this worker read while training, and the final weights.
+second worker is padded); then on an Arrow table, shuffled (sharded by row blocks, one seed
+for all workers), and on NumPy arrays (the strategy's own distribution). Prints one JSON
+line: per input the History, the steps of each epoch, the row groups this worker read while
+training, and the final weights.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ STRATEGY = tf.distribute.MultiWorkerMirroredStrategy(
 )
 
 import keras  # noqa: E402
-from dist_data import SCHEMA, worker_model  # noqa: E402
+from dist_data import SCHEMA, arrays, table, worker_model  # noqa: E402
 
 import fitpipe  # noqa: E402
 from fitpipe.adapters import parquet  # noqa: E402
@@ -69,14 +71,21 @@ class Steps(keras.callbacks.Callback):
         TRAINING[0] = False
 
 
-def train(folder: str) -> dict[str, Any]:
-    """Fits on one folder; returns what the test compares."""
+def train(x: Any, y: Any = None, schema: Any = SCHEMA, shuffle: bool = False) -> dict[str, Any]:
+    """Fits on one input; returns what the test compares."""
     READ.clear()
     with STRATEGY.scope():
         built = worker_model()
     steps = Steps()
     history = fitpipe.Trainer(built).fit(
-        folder, schema=SCHEMA, batch_size=8, epochs=2, shuffle=False, verbose=0, callbacks=[steps]
+        x,
+        y,
+        schema=schema,
+        batch_size=8,
+        epochs=2,
+        shuffle=shuffle,
+        verbose=0,
+        callbacks=[steps],
     )
     return {
         "history": history.history,
@@ -93,6 +102,8 @@ def main() -> None:
         "replicas": STRATEGY.num_replicas_in_sync,
         "even": train(sys.argv[1]),
         "uneven": train(sys.argv[2]),
+        "arrow_shuffled": train(table(44), shuffle=True),
+        "numpy": train(*arrays(48), schema=None),
     }
     print("RESULT " + json.dumps(out), flush=True)
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from dist_data import SCHEMA, worker_model, write
+from dist_data import SCHEMA, arrays, worker_model, write
 from dist_subprocess import result, start
 
 import fitpipe
@@ -62,10 +62,10 @@ def workers(folders: dict[str, Path]) -> list[Any]:
                 process.wait(timeout=30)
 
 
-def _one_device(folder: Path) -> dict[str, Any]:
+def _one_device(x: Any, y: Any = None, schema: Any = SCHEMA) -> dict[str, Any]:
     model = worker_model()
     history = fitpipe.Trainer(model).fit(
-        folder, schema=SCHEMA, batch_size=8, epochs=2, shuffle=False, verbose=0
+        x, y, schema=schema, batch_size=8, epochs=2, shuffle=False, verbose=0
     )
     return {"history": history.history, "weights": [w.ravel() for w in model.get_weights()]}
 
@@ -75,7 +75,7 @@ def test_both_workers_finish_as_one_cluster(workers: list[Any]) -> None:
     assert [w["replicas"] for w in workers] == [2, 2]
 
 
-@pytest.mark.parametrize("name", ["even", "uneven"])
+@pytest.mark.parametrize("name", ["even", "uneven", "arrow_shuffled", "numpy"])
 def test_workers_run_the_same_steps(workers: list[Any], name: str) -> None:
     assert [w[name]["steps"] for w in workers] == [[6, 6], [6, 6]]
 
@@ -89,18 +89,23 @@ def test_each_worker_reads_only_its_own_row_groups(
     assert read[1] == set(range(1, groups, 2))
 
 
-@pytest.mark.parametrize("name", ["even", "uneven"])
+@pytest.mark.parametrize("name", ["even", "uneven", "arrow_shuffled", "numpy"])
 def test_workers_end_with_the_same_weights(workers: list[Any], name: str) -> None:
     for a, b in zip(workers[0][name]["weights"], workers[1][name]["weights"], strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-6)
 
 
-def test_history_and_weights_match_one_device(workers: list[Any], folders: dict[str, Path]) -> None:
-    one = _one_device(folders["even"])
+@pytest.mark.parametrize("name", ["even", "numpy"])
+def test_history_and_weights_match_one_device(
+    workers: list[Any], folders: dict[str, Path], name: str
+) -> None:
+    # Parquet: row groups of one worker-step of rows; NumPy: the strategy splits each
+    # global batch between the workers. Either way step i trains on batch i's rows.
+    one = _one_device(folders["even"]) if name == "even" else _one_device(*arrays(48), None)
     for worker in workers:
-        history = worker["even"]["history"]
+        history = worker[name]["history"]
         assert history.keys() == one["history"].keys()
         for key, values in history.items():
             np.testing.assert_allclose(values, one["history"][key], rtol=RTOL, atol=ATOL)
-        for a, b in zip(worker["even"]["weights"], one["weights"], strict=True):
+        for a, b in zip(worker[name]["weights"], one["weights"], strict=True):
             np.testing.assert_allclose(a, b, rtol=RTOL, atol=ATOL)
