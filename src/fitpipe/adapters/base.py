@@ -83,6 +83,8 @@ class AdaptRequest:
         steps: Batches per epoch requested by the caller, if any.
         caller: The public method being run, for error messages.
         validation_split: Fraction of rows the trainer will set apart (0 for none).
+        data_service: Address of a tf.data service dispatcher (``"grpc://host:port"``) to
+            run the input pipeline on its workers; None runs it in this process.
 
     """
 
@@ -96,6 +98,7 @@ class AdaptRequest:
     steps: int | None = None
     caller: str = "adapt"
     validation_split: float = 0.0
+    data_service: str | None = None
 
     def given(self) -> tuple[str, ...]:
         """Names the optional arguments that were given (not left at their defaults)."""
@@ -152,6 +155,10 @@ class BatchSource:
             validation_batch_size)`` returns the training and validation sources.
         seek: For sources shuffled per pass: ``seek(n)`` makes the next pass read pass
             ``n``'s order (to resume a run mid-epoch).
+        shard: For sources that shard themselves over workers (see
+            :mod:`fitpipe.adapters.sharding`): ``shard(index, count, replicas)`` returns the
+            dataset of shard ``index`` of ``count`` (per-replica batches for its
+            ``replicas`` replicas, zero-weight padded) and the steps every shard runs.
     """
 
     make_dataset: Callable[[], tf.data.Dataset]
@@ -164,6 +171,7 @@ class BatchSource:
     rows: int | None = None
     split: Callable[[int, int | None], tuple[BatchSource, BatchSource]] | None = None
     seek: Callable[[int], None] | None = None
+    shard: Callable[[int, int, int], tuple[tf.data.Dataset, int]] | None = None
 
 
 Source = ArraySource | BatchSource

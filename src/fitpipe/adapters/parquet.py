@@ -13,6 +13,7 @@ one ordered scan, counted with ``count_rows()``.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import glob
 import math
@@ -29,6 +30,7 @@ from fitpipe.adapters.arrow_columns import table_roles
 from fitpipe.adapters.arrow_tables import require_schema, roles_for
 from fitpipe.adapters.base import DEFAULT_BATCH_SIZE, AdaptRequest, BatchSource
 from fitpipe.adapters.batches import ErrorBox, signature_of
+from fitpipe.adapters.sharding import pad_shard, per_replica_batch, plan_shards, with_weights
 from fitpipe.errors import DataMismatchError, SchemaError, message
 from fitpipe.schemas import Role, Schema
 from fitpipe.schemas.arrow_types import check_arrow_schema, convertible
@@ -357,7 +359,32 @@ def reader_source(reader: _Reader, batch_size: int, signature: Any) -> BatchSour
         count_batches=lambda: batches,
         take_error=errors.take,
         seek=lambda n: setattr(reader, "epoch", n),
+        shard=lambda index, count, replicas: shard_dataset(
+            reader, batch_size, signature, index, count, replicas
+        ),
     )
+
+
+def shard_dataset(
+    reader: _Reader, batch_size: int, signature: Any, index: int, count: int, replicas: int
+) -> tuple[tf.data.Dataset, int]:
+    """Shard ``index`` of ``count``: its own row groups, as per-replica batches, padded.
+
+    Row groups (spans) are dealt round-robin (see :mod:`fitpipe.adapters.sharding`); the
+    shard reads only its own, and every shard yields ``steps * replicas`` full batches.
+
+    Returns:
+        The shard's dataset and the steps every shard runs.
+    """
+    size = per_replica_batch(batch_size, count * replicas, reader.caller)
+    plan = plan_shards([span.hi - span.lo for span in reader.spans], count, size * replicas)
+    part = copy.copy(reader)
+    part.spans = [reader.spans[u] for u in plan.units[index]]
+    part.rows = plan.rows[index]
+    part.epoch = 0
+    chunks = tf.data.Dataset.from_generator(part.chunks, output_signature=signature)
+    chunks = pad_shard(with_weights(chunks), plan.padding(index), reader.caller)
+    return chunks.rebatch(size, drop_remainder=True), plan.steps
 
 
 def _signature(plan: ParquetPlan, schema: Schema, caller: str) -> Any:

@@ -22,12 +22,14 @@ from fitpipe.adapters import (
     registry,
 )
 from fitpipe.errors import FitpipeTypeError, FitpipeValueError, FitpipeWarning, message
+from fitpipe.pipeline import service
 from fitpipe.pipeline.arrays import ResidentRows, array_dataset, resolve_batch_size
 from fitpipe.pipeline.class_weights import (
     apply_class_weight,
     check_class_weight,
     class_weight_table,
 )
+from fitpipe.pipeline.service import check_address
 
 __all__ = ["Pipeline", "adapt", "adapt_source", "build_pipeline", "pipeline_from_source"]
 
@@ -235,6 +237,17 @@ def _weighted(
     )
 
 
+def _weighted_shard(
+    shard: Callable[[int, int, int], tuple[tf.data.Dataset, int]],
+    class_weight: dict[int, float],
+) -> Callable[[int, int, int], tuple[tf.data.Dataset, int]]:
+    def weighted(index: int, count: int, replicas: int) -> tuple[tf.data.Dataset, int]:
+        dataset, steps = shard(index, count, replicas)
+        return _weighted(dataset, class_weight, parallel=True), steps
+
+    return weighted
+
+
 def pipeline_from_source(
     adapter_name: str,
     source: Source,
@@ -268,7 +281,11 @@ def pipeline_from_source(
         batch_size = resolve_batch_size(request.batch_size, request.steps, source.num_samples)
         if seed is None:
             seed = int(np.random.randint(0, 2**31 - 1))
-        dataset, rows, seek = array_dataset(source, batch_size, request.shuffle, seed)
+        if request.data_service is not None:  # rows as graph constants, for remote workers
+            dataset = service.constant_array_dataset(source, batch_size, request.caller)
+            rows, seek = None, None
+        else:
+            dataset, rows, seek = array_dataset(source, batch_size, request.shuffle, seed)
         batches = math.ceil(source.num_samples / batch_size)
         count: Callable[[], int | None] = lambda: batches  # noqa: E731
     else:
@@ -278,8 +295,19 @@ def pipeline_from_source(
     read_ahead = not isinstance(source, BatchSource) or source.read_ahead
     if class_weight is not None:
         dataset = _weighted(dataset, class_weight, parallel=read_ahead)
+        if isinstance(source, BatchSource) and source.shard is not None:
+            source = dataclasses.replace(source, shard=_weighted_shard(source.shard, class_weight))
         if rows is not None:
             rows = dataclasses.replace(rows, class_weights=class_weight_table(class_weight))
+    if request.data_service is not None:
+        reshuffle = None
+        if isinstance(source, ArraySource) and request.shuffle:
+            reshuffle = (source.num_samples, batch_size or 0, seed or 0)
+        dataset = service.on_service(
+            dataset, request.data_service, request.caller, adapter_name, reshuffle
+        )
+        if not isinstance(source, ArraySource):  # workers batch their own splits
+            count = lambda: None  # noqa: E731
     if read_ahead:
         dataset = dataset.prefetch(tf.data.AUTOTUNE)
     return Pipeline(adapter_name, source, dataset, count, batch_size, rows, seek)
@@ -310,6 +338,7 @@ def adapt(
     class_weight: Mapping[int, float] | None = None,
     schema: Any = None,
     steps: int | None = None,
+    data_service: str | None = None,
 ) -> Pipeline:
     """Turns any supported input into a :class:`Pipeline` of Keras-style batches.
 
@@ -325,6 +354,9 @@ def adapt(
         schema: A declared schema, for columnar inputs.
         steps: Batches per epoch; with arrays and no ``batch_size`` it sets the batch size to
             ``ceil(rows / steps)``.
+        data_service: Address of a tf.data service dispatcher (``"grpc://host:port"``): the
+            pipeline then runs on its workers (see :mod:`fitpipe.pipeline.service`); an
+            input whose pipeline calls into Python here is refused before any batch.
 
     Returns:
         The pipeline.
@@ -354,5 +386,6 @@ def adapt(
         class_weight=class_weight,
         schema=schema,
         steps=steps,
+        data_service=None if data_service is None else check_address(data_service, "adapt"),
     )
     return build_pipeline(request)

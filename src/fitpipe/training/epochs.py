@@ -121,7 +121,11 @@ class EpochRunner:
         else:
             self.pipeline.seek(self._passes)
             dataset = self.pipeline.dataset
-            self._iterator = iter(dataset.skip(skip) if skip else dataset)
+            skipped = hasattr(dataset, "skip") and skip > 0
+            iterator = iter(dataset.skip(skip) if skipped else dataset)
+            for _ in range(0 if skipped else skip):  # a distributed dataset: batch by batch
+                next(iterator)
+            self._iterator = iterator
         self._passes += 1
         self._seen = skip
 

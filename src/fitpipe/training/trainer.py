@@ -34,7 +34,7 @@ from fitpipe.pipeline import (
     split_source,
 )
 from fitpipe.schemas import Schema, is_namedtuple, pack_roles
-from fitpipe.training import arguments
+from fitpipe.training import arguments, distribute
 from fitpipe.training import callbacks as callbacks_mod
 from fitpipe.training.epochs import EpochRunner, ExecutionSize
 from fitpipe.training.inputs import check_model_inputs, check_model_targets
@@ -185,6 +185,7 @@ class Trainer:
             self._jit(),
             bool(model.run_eagerly),
             tuple(id(m) for m in model.metrics),
+            id(distribute.strategy_of(model)),
         )
         if key != self._state.key:
             self._state.functions.clear()
@@ -197,11 +198,23 @@ class Trainer:
                 "predict": model.predict_step,
             }[mode]
             caller = {"train": "fit", "test": "evaluate", "predict": "predict"}[mode]
-            function = StepFunction(
-                step, self._jit(), bool(model.run_eagerly), mode == "predict", caller
-            )
+            strategy, collect = distribute.strategy_of(model), mode == "predict"
+            if strategy is not None:  # the replicas' step, reduced outside XLA
+                function = distribute.step_function(
+                    strategy, step, bool(model.run_eagerly), collect, caller
+                )
+            else:
+                function = StepFunction(step, self._jit(), bool(model.run_eagerly), collect, caller)
             self._state.functions[mode] = function
         return function
+
+    def _distributed(self, pipeline: Any, caller: str) -> Any:
+        """The pipeline distributed over the model's strategy (unchanged without one)."""
+        strategy = distribute.strategy_of(self.model)
+        if pipeline is None or strategy is None:
+            return pipeline
+        distribute.build_state(self.model, strategy, pipeline.element_spec)
+        return distribute.distribute_pipeline(pipeline, strategy, caller)
 
     def _callbacks(
         self, callbacks: Any, verbose: Any, epochs: int, steps: int | None, history: bool
@@ -239,13 +252,15 @@ class Trainer:
         validation_freq: int | Container[int] = 1,
         *,
         schema: Schema | None = None,
+        data_service: str | None = None,
     ) -> keras.callbacks.History:
         """Trains the model for a fixed number of epochs, as documented for ``keras.Model.fit``.
 
         ``validation_freq`` also takes a list of 1-based epoch numbers (as tf.keras 2 did);
         ``class_weight`` and ``sample_weight`` may be given together (they are multiplied).
         ``schema`` declares the columns of Arrow and Parquet inputs (``x`` and
-        ``validation_data``).
+        ``validation_data``). ``data_service`` (``"grpc://host:port"``) runs the training
+        pipeline on tf.data service workers (see ``fitpipe.pipeline.service``).
 
         Returns:
             The ``keras.callbacks.History`` of the run.
@@ -271,6 +286,7 @@ class Trainer:
             caller="fit",
             validation_split=split,
             schema=schema,
+            data_service=distribute.service_address(data_service),
         )
         train, val = self._fit_pipelines(
             request, validation_data, validation_batch_size or batch_size, validation_steps
@@ -360,6 +376,7 @@ class Trainer:
         if val is not None:
             check_model_inputs(model, val.element_spec, "fit")
             check_model_targets(model, val.element_spec, "evaluate")
+        train, val = self._distributed(train, "fit"), self._distributed(val, "evaluate")
         runner = EpochRunner(train, steps_per_epoch)
         cbs = self._callbacks(callbacks, verbose, epochs, runner.num_batches, history=True)
         execution = self._execution(cbs, "train", "test")
@@ -462,7 +479,7 @@ class Trainer:
             arguments.require_finite(pipeline, steps, "evaluate", "steps")
             check_model_inputs(self.model, pipeline.element_spec, "evaluate")
             check_model_targets(self.model, pipeline.element_spec, "evaluate")
-            runner = EpochRunner(pipeline, steps)
+            runner = EpochRunner(self._distributed(pipeline, "evaluate"), steps)
             cbs = self._callbacks(callbacks, verbose, 1, runner.num_batches, history=False)
             logs = self._evaluate_loop(runner, cbs, self._execution(cbs, "test"))
         return logs if return_dict else flatten_in_order(self.model, logs)
@@ -539,7 +556,7 @@ class Trainer:
         self, pipeline: Pipeline, steps: int | None, verbose: Any, callbacks: Any
     ) -> Any:
         model = self.model
-        runner = EpochRunner(pipeline, steps)
+        runner = EpochRunner(self._distributed(pipeline, "predict"), steps)
         cbs = self._callbacks(callbacks, verbose, 1, runner.num_batches, history=False)
         execution = self._execution(cbs, "predict")
         chunks: list[Any] = []
@@ -598,6 +615,10 @@ class Trainer:
             width = data[1].shape[-1] if data[1].shape.rank and data[1].shape.rank > 1 else None
             table = check_class_weight(class_weight, caller, width if width != 1 else None)
             data = apply_class_weight(data, class_weight_table(table))
+        strategy = distribute.strategy_of(self.model)
+        if strategy is not None:
+            spec = tf.nest.map_structure(tf.TensorSpec.from_tensor, data)
+            distribute.build_state(self.model, strategy, spec)
         return data
 
     def train_on_batch(

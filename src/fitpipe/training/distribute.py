@@ -1,0 +1,355 @@
+"""Training under a ``tf.distribute`` strategy: the model's own step, run on every replica.
+
+A model built under ``strategy.scope()`` keeps that strategy (Keras 3 records it as
+``model.distribute_strategy``). fitpipe then does what Keras' own TensorFlow trainer does:
+
+* the step runs as ``strategy.run(model.train_step, args=(batch,))``; the logs of the
+  replicas are reduced with a mean (metric variables are already synchronized by Keras), and
+  predictions are concatenated in replica order;
+* the input is distributed by the strategy: in-memory inputs with
+  ``strategy.experimental_distribute_dataset`` (the strategy's normal auto-sharding), sources
+  that can shard themselves (Parquet, Arrow tables) with
+  ``strategy.distribute_datasets_from_function``: each worker reads only its own part, every
+  worker runs the same number of steps (see :mod:`fitpipe.adapters.sharding`);
+* the step is not XLA-compiled (cross-replica reductions run outside XLA on CPU), and batches
+  are never sliced from resident rows inside the compiled loop.
+
+With the default strategy nothing here is used.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from typing import Any
+
+import tensorflow as tf
+
+from fitpipe.adapters import BatchSource
+from fitpipe.errors import FitpipeValueError, message
+from fitpipe.pipeline import Pipeline
+from fitpipe.pipeline.service import check_address
+from fitpipe.pipeline.sharding import array_shard
+from fitpipe.training.steps import Fetch, StepFunction, output_zeros
+
+__all__ = [
+    "DistributedPipeline",
+    "build_state",
+    "distribute_pipeline",
+    "distributed_step",
+    "step_function",
+    "strategy_of",
+]
+
+_DEFAULT = None if tf.distribute.has_strategy() else tf.distribute.get_strategy()
+
+#: Adapters whose in-memory rows are sharded at the source, by blocks of rows.
+SHARDED_ARRAY_ADAPTERS = frozenset({"arrow"})
+
+
+def strategy_of(model: Any) -> tf.distribute.Strategy | None:
+    """The strategy the model was built under, or None for the default (one device).
+
+    Args:
+        model: A Keras model.
+
+    Returns:
+        The strategy, or None.
+
+    Raises:
+        FitpipeValueError: For ``ParameterServerStrategy``, which needs a coordinator.
+    """
+    strategy = getattr(model, "distribute_strategy", None)
+    if strategy is None or strategy is _DEFAULT:
+        return None
+    if type(strategy).__name__ == "_DefaultDistributionStrategy":
+        return None
+    if isinstance(strategy, tf.distribute.experimental.ParameterServerStrategy):
+        raise FitpipeValueError(
+            message(
+                "fit",
+                "does not support ParameterServerStrategy",
+                "fitpipe runs synchronous strategies (MirroredStrategy, "
+                "MultiWorkerMirroredStrategy)",
+                "Build the model under a MirroredStrategy or MultiWorkerMirroredStrategy",
+                strategy=strategy,
+            )
+        )
+    return strategy
+
+
+def service_address(address: Any) -> str | None:
+    """Checks ``fit``'s ``data_service`` argument (None: the pipeline runs here)."""
+    return None if address is None else check_address(address, "fit")
+
+
+def _is_multi_worker(strategy: tf.distribute.Strategy) -> bool:
+    return bool(getattr(strategy.extended, "_in_multi_worker_mode", lambda: False)())
+
+
+def _concat(parts: list[Any]) -> Any:
+    if isinstance(parts[0], tf.SparseTensor):
+        return tf.sparse.concat(0, parts)
+    return tf.concat(parts, axis=0)
+
+
+def _multi_worker_concat(value: Any, strategy: tf.distribute.Strategy) -> tf.Tensor:
+    """Gathers every replica's rows on every worker, in global replica order (as Keras)."""
+    local = strategy.experimental_local_results(value)
+    sizes = tf.stack([tf.shape(v)[0] for v in local])
+    gathered = strategy.gather(value, axis=0)
+    all_sizes = strategy.gather(sizes, axis=0)  # one size per replica, grouped by worker
+    parts = tf.split(gathered, all_sizes, num=strategy.num_replicas_in_sync)
+    per_worker = len(strategy.extended.worker_devices)
+    ordered: list[Any] = []
+    for replica in range(per_worker):
+        ordered += parts[replica::per_worker]
+    return _concat(ordered)
+
+
+def reduce_outputs(outputs: Any, strategy: tf.distribute.Strategy, reduction: str) -> Any:
+    """Reduces the per-replica outputs of ``strategy.run`` as Keras does.
+
+    Args:
+        outputs: A structure of per-replica values (or plain tensors).
+        strategy: The strategy.
+        reduction: ``"mean"`` (logs of train/test steps) or ``"concat"`` (predictions).
+
+    Returns:
+        A structure of plain tensors.
+    """
+
+    def one(value: Any) -> Any:
+        if reduction == "concat":
+            if _is_multi_worker(strategy):
+                return _multi_worker_concat(value, strategy)
+            return _concat(list(strategy.experimental_local_results(value)))
+        return strategy.reduce(tf.distribute.ReduceOp.MEAN, value, axis=None)
+
+    return tf.nest.map_structure(one, outputs)
+
+
+def distributed_step(
+    strategy: tf.distribute.Strategy, step: Callable[[Any], Any], collect: bool
+) -> Callable[[Any], Any]:
+    """The model's step run on every replica, its outputs reduced.
+
+    Args:
+        strategy: The strategy.
+        step: ``model.train_step``, ``test_step`` or ``predict_step``.
+        collect: True for predictions (concatenated), False for logs (averaged).
+
+    Returns:
+        A function of one distributed batch.
+    """
+    reduction = "concat" if collect else "mean"
+
+    @tf.autograph.experimental.do_not_convert
+    def run(data: Any) -> Any:
+        return reduce_outputs(strategy.run(step, args=(data,)), strategy, reduction)
+
+    return run
+
+
+class DistributedStepFunction(StepFunction):
+    """:class:`StepFunction` whose compiled loop suits replicated steps.
+
+    The loop is an explicit ``tf.while_loop`` (as in Keras' trainer) rather than an
+    autograph loop with ``break``: a replicated step inside autograph's conditional fails
+    to feed its captured placeholders. The next batch is fetched only while more steps are
+    due, so no batch is lost between calls.
+    """
+
+    strategy: tf.distribute.Strategy | None = None
+
+    def on_batch(self, data: Any) -> Any:
+        """Runs one step on one global batch, split over the replicas like any batch."""
+        assert self.strategy is not None
+        dataset = tf.data.Dataset.from_tensors(data)
+        batch = next(iter(self.strategy.experimental_distribute_dataset(dataset)))
+        return self.one_step(batch)
+
+    def _last_loop(self, out_specs: Any, fetch: Fetch) -> Callable[..., Any]:
+        one_step = self.one_step
+
+        @tf.autograph.experimental.do_not_convert
+        def loop(source: Any, start: tf.Tensor, n: tf.Tensor) -> tuple[tf.Tensor, Any]:
+            def cond(i: tf.Tensor, logs: Any, batch: Any) -> tf.Tensor:
+                return tf.logical_and(i < n, batch.has_value())
+
+            def body(i: tf.Tensor, logs: Any, batch: Any) -> tuple[Any, ...]:
+                logs = one_step(batch.get_value())
+                more = tf.cond(i + 1 < n, lambda: fetch(source, start + i + 1), lambda: batch)
+                return i + 1, logs, more
+
+            first = fetch(source, start)
+            count, logs, _ = tf.while_loop(cond, body, (0, output_zeros(out_specs), first))
+            return count, logs
+
+        return loop
+
+    def _collect_loop(self, out_specs: Any, fetch: Fetch) -> Callable[..., Any]:
+        one_step = self.one_step
+
+        @tf.autograph.experimental.do_not_convert
+        def loop(source: Any, start: tf.Tensor, n: tf.Tensor) -> tuple[tf.Tensor, Any]:
+            def cond(i: tf.Tensor, written: Any, batch: Any) -> tf.Tensor:
+                return tf.logical_and(i < n, batch.has_value())
+
+            def body(i: tf.Tensor, written: Any, batch: Any) -> tuple[Any, ...]:
+                out = one_step(batch.get_value())
+                written = tf.nest.map_structure(lambda ta, o: ta.write(i, o), written, out)
+                more = tf.cond(i + 1 < n, lambda: fetch(source, start + i + 1), lambda: batch)
+                return i + 1, written, more
+
+            arrays = tf.nest.map_structure(
+                lambda s: tf.TensorArray(
+                    s.dtype,
+                    size=0,
+                    dynamic_size=True,
+                    infer_shape=False,
+                    element_shape=tf.TensorShape([None]).concatenate(s.shape[1:]),
+                ),
+                out_specs,
+            )
+            count, written, _ = tf.while_loop(cond, body, (0, arrays, fetch(source, start)))
+            empty = tf.nest.map_structure(lambda s: tf.zeros([0, *s.shape[1:]], s.dtype), out_specs)
+            result = tf.cond(
+                count > 0,
+                lambda: tf.nest.map_structure(lambda ta: ta.concat(), written),
+                lambda: empty,
+            )
+            return count, result
+
+        return loop
+
+
+def step_function(
+    strategy: tf.distribute.Strategy,
+    step: Callable[[Any], Any],
+    run_eagerly: bool,
+    collect: bool,
+    caller: str,
+) -> StepFunction:
+    """The compiled step of a model built under ``strategy`` (never XLA-compiled).
+
+    Args:
+        strategy: The model's strategy.
+        step: ``model.train_step``, ``test_step`` or ``predict_step``.
+        run_eagerly: Run eagerly (debugging).
+        collect: True for predict.
+        caller: The public method.
+    """
+    replicated = distributed_step(strategy, step, collect)
+    function = DistributedStepFunction(replicated, False, run_eagerly, collect, caller)
+    function.strategy = strategy
+    return function
+
+
+class DistributedPipeline(Pipeline):
+    """A pipeline whose :attr:`dataset` is a ``tf.distribute`` distributed dataset.
+
+    Everything else (element spec, errors, epoch hooks, closing) is the base pipeline's.
+    """
+
+    def __init__(self, base: Pipeline, distributed: Any, count: Callable[[], int | None]) -> None:
+        super().__init__(base.adapter, base.source, base.dataset, count, base.batch_size, None)
+        self.base = base
+        self.distributed = distributed
+
+    @property
+    def dataset(self) -> Any:
+        """The distributed dataset (iterate it once per epoch)."""
+        return self.distributed
+
+    def seek(self, pass_index: int) -> None:
+        """Makes the next iteration read pass ``pass_index`` (see :meth:`Pipeline.seek`)."""
+        self.base.seek(pass_index)
+
+
+def _sharded(
+    strategy: tf.distribute.Strategy,
+    build: Callable[[int, int, int], tuple[tf.data.Dataset, int]],
+) -> tuple[Any, int]:
+    """Distributes per-worker datasets built from the strategy's input context."""
+    steps: list[int] = []
+
+    def dataset_fn(context: tf.distribute.InputContext) -> tf.data.Dataset:
+        per_pipeline = context.num_replicas_in_sync // context.num_input_pipelines
+        dataset, count = build(context.input_pipeline_id, context.num_input_pipelines, per_pipeline)
+        steps.append(count)
+        options = tf.data.Options()
+        options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF
+        return dataset.with_options(options)
+
+    distributed = strategy.distribute_datasets_from_function(dataset_fn)
+    return distributed, steps[0]
+
+
+def build_state(model: Any, strategy: tf.distribute.Strategy, element_spec: Any) -> None:
+    """Creates the model's, loss', metrics' and optimizer's variables under the strategy.
+
+    Variables cannot be created inside a replicated step, so they are created first, eagerly
+    on a batch of zeros shaped like the input (what Keras' own trainer does symbolically);
+    the metrics are then reset.
+
+    Args:
+        model: The compiled model.
+        strategy: Its strategy.
+        element_spec: The spec of one batch ``(x,)``, ``(x, y)`` or ``(x, y, sw)``.
+    """
+    specs = tf.nest.flatten(element_spec)
+    if not all(isinstance(spec, tf.TensorSpec) for spec in specs):
+        return
+    zeros = tf.nest.map_structure(
+        lambda spec: tf.zeros([2 if d is None else d for d in spec.shape.as_list()], spec.dtype),
+        element_spec,
+    )
+    x, y, sample_weight = (*zeros, None, None)[:3]
+    with strategy.scope():
+        y_pred = model(x, training=False)
+        if y is not None and getattr(model, "compiled", False):
+            model.compute_loss(x, y, y_pred, sample_weight, training=False)
+            model.compute_metrics(x, y, y_pred, sample_weight)
+        optimizer = getattr(model, "optimizer", None)
+        if optimizer is not None and not optimizer.built:
+            optimizer.build(model.trainable_variables)
+    model.reset_metrics()
+
+
+def _common_seed(strategy: tf.distribute.Strategy, seed: int) -> int:
+    """One shuffle seed for all workers (the sum of theirs), so their shards stay disjoint."""
+    value = strategy.run(lambda: tf.constant(seed, tf.int64))
+    total = strategy.reduce(tf.distribute.ReduceOp.SUM, value, axis=None)
+    return int(total) % (2**31 - 1)
+
+
+def distribute_pipeline(
+    pipeline: Pipeline, strategy: tf.distribute.Strategy, caller: str
+) -> Pipeline:
+    """Distributes a pipeline's batches over the strategy's replicas.
+
+    For ``fit`` and ``evaluate``, sources that shard themselves (Parquet, and Arrow tables
+    by row blocks) give each worker its own rows, padded with zero-weight rows so all
+    workers run the same steps. Everything else (and ``predict``, whose rows must all come
+    back in order) uses ``strategy.experimental_distribute_dataset``.
+
+    Args:
+        pipeline: The pipeline, as built for one device.
+        strategy: The model's strategy.
+        caller: The public method.
+
+    Returns:
+        A pipeline whose dataset is distributed (never resident rows).
+    """
+    source, rows = pipeline.source, pipeline.rows
+    if caller != "predict" and isinstance(source, BatchSource) and source.shard is not None:
+        distributed, steps = _sharded(strategy, source.shard)
+        return DistributedPipeline(pipeline, distributed, lambda: steps)
+    if caller != "predict" and pipeline.adapter in SHARDED_ARRAY_ADAPTERS and rows is not None:
+        if rows.shuffle and _is_multi_worker(strategy):
+            rows = dataclasses.replace(rows, seed=_common_seed(strategy, rows.seed))
+        distributed, steps = _sharded(strategy, array_shard(rows, caller))
+        return DistributedPipeline(pipeline, distributed, lambda: steps)
+    distributed = strategy.experimental_distribute_dataset(pipeline.dataset)
+    return DistributedPipeline(pipeline, distributed, lambda: pipeline.num_batches)

@@ -1,0 +1,98 @@
+"""Run by test_dist_mirrored.py in a subprocess: two logical CPU devices, MirroredStrategy.
+
+The logical devices must be configured before TensorFlow initializes its devices, so this
+runs in its own process. Prints one JSON line: the runs to compare.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import tensorflow as tf
+
+_CPU = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(_CPU, [tf.config.LogicalDeviceConfiguration()] * 2)
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+from dist_data import SCHEMA, table, write  # noqa: E402
+
+import fitpipe  # noqa: E402
+
+STRATEGY = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+
+
+def _model(strategy: Any, rate: float = 0.05) -> keras.Model:
+    def build() -> keras.Model:
+        keras.utils.set_random_seed(1)
+        model = keras.Sequential(
+            [keras.Input((2,)), keras.layers.Dense(4, activation="tanh"), keras.layers.Dense(1)]
+        )
+        model.compile(keras.optimizers.SGD(rate), "mse", metrics=["mae"], jit_compile=False)
+        return model
+
+    if strategy is None:
+        return build()
+    with strategy.scope():
+        return build()
+
+
+def arrays(strategy: Any, with_keras: bool) -> dict[str, Any]:
+    """In-memory arrays: fit with validation data, evaluate, predict."""
+    data = table(64).to_pydict()
+    x = np.stack([np.array(data["a"]) / 64, data["b"]], axis=1).astype("float32")
+    y = np.array(data["y"], "float32")[:, None]
+    model = _model(strategy)
+    runner: Any = model if with_keras else fitpipe.Trainer(model)
+    history = runner.fit(
+        x, y, batch_size=16, epochs=3, shuffle=False, verbose=0, validation_data=(x[:32], y[:32])
+    )
+    evaluated = runner.evaluate(x, y, batch_size=16, verbose=0, return_dict=True)
+    predicted = runner.predict(x[:60], batch_size=16, verbose=0)  # last batch 12: split 6/6
+    on_batch = {
+        "train": runner.train_on_batch(x[:16], y[:16], return_dict=True),
+        "test": runner.test_on_batch(x[:16], y[:16], return_dict=True),
+        "predict": np.asarray(runner.predict_on_batch(x[:10])).ravel().tolist(),
+    }
+    return {
+        "history": history.history,
+        "evaluate": evaluated,
+        "predict": np.asarray(predicted).ravel().tolist(),
+        "on_batch": on_batch,
+    }
+
+
+def columnar(strategy: Any, source: Any) -> dict[str, Any]:
+    """Arrow table or Parquet folder, sharded at the source under a strategy."""
+    model = _model(strategy, rate=5e-4)  # feature `a` is the row index: small steps
+    history = fitpipe.Trainer(model).fit(
+        source, schema=SCHEMA, batch_size=8, epochs=2, shuffle=False, verbose=0
+    )
+    return {"history": history.history}
+
+
+def main() -> None:
+    """Runs every case on one device and under the strategy; prints the results."""
+    folder = write(Path(sys.argv[1]), 48, row_group=8)
+    arrow = table(48)
+    out = {
+        "devices": STRATEGY.num_replicas_in_sync,
+        "arrays_one": arrays(None, False),
+        "arrays_mirrored": arrays(STRATEGY, False),
+        "arrays_keras_mirrored": arrays(STRATEGY, True),
+        "arrow_one": columnar(None, arrow),
+        "arrow_mirrored": columnar(STRATEGY, arrow),
+        "parquet_one": columnar(None, folder),
+        "parquet_mirrored": columnar(STRATEGY, folder),
+    }
+    print("RESULT " + json.dumps(out))
+
+
+if __name__ == "__main__":
+    main()

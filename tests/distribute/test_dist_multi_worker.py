@@ -1,0 +1,111 @@
+"""MultiWorkerMirroredStrategy: two worker processes on localhost ports, via ``TF_CONFIG``.
+
+Each worker reads only its own Parquet row groups (dealt round-robin); both run the same
+steps. With row groups of one worker-step of rows, step ``i`` of the cluster sees the rows
+of batch ``i`` on one device, so History and weights equal the one-device run.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from dist_data import SCHEMA, arrays, worker_model, write
+from dist_subprocess import result, start
+
+import fitpipe
+
+RTOL, ATOL = 1e-5, 1e-6
+
+
+def _free_ports(count: int) -> list[int]:
+    sockets = [socket.socket() for _ in range(count)]
+    for s in sockets:
+        s.bind(("localhost", 0))
+    ports = [s.getsockname()[1] for s in sockets]
+    for s in sockets:
+        s.close()
+    return ports
+
+
+@pytest.fixture(scope="module")
+def folders(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("multi_worker")
+    return {
+        "even": write(root / "even", 48, row_group=4),  # 12 groups: 6 per worker
+        "uneven": write(root / "uneven", 44, row_group=4),  # 11 groups: 6 and 5 (+padding)
+    }
+
+
+@pytest.fixture(scope="module")
+def workers(folders: dict[str, Path]) -> list[Any]:
+    cluster = {"worker": [f"localhost:{port}" for port in _free_ports(2)]}
+    processes = [
+        start(
+            "dist_worker_script.py",
+            str(folders["even"]),
+            str(folders["uneven"]),
+            TF_CONFIG=json.dumps({"cluster": cluster, "task": {"type": "worker", "index": i}}),
+        )
+        for i in range(2)
+    ]
+    try:
+        return [result(process, timeout=300) for process in processes]
+    finally:
+        for process in processes:
+            if process.poll() is None:
+                process.kill()
+                process.wait(timeout=30)
+
+
+def _one_device(x: Any, y: Any = None, schema: Any = SCHEMA) -> dict[str, Any]:
+    model = worker_model()
+    history = fitpipe.Trainer(model).fit(
+        x, y, schema=schema, batch_size=8, epochs=2, shuffle=False, verbose=0
+    )
+    return {"history": history.history, "weights": [w.ravel() for w in model.get_weights()]}
+
+
+def test_both_workers_finish_as_one_cluster(workers: list[Any]) -> None:
+    assert [w["task"] for w in workers] == [0, 1]
+    assert [w["replicas"] for w in workers] == [2, 2]
+
+
+@pytest.mark.parametrize("name", ["even", "uneven", "arrow_shuffled", "numpy"])
+def test_workers_run_the_same_steps(workers: list[Any], name: str) -> None:
+    assert [w[name]["steps"] for w in workers] == [[6, 6], [6, 6]]
+
+
+@pytest.mark.parametrize(("name", "groups"), [("even", 12), ("uneven", 11)])
+def test_each_worker_reads_only_its_own_row_groups(
+    workers: list[Any], name: str, groups: int
+) -> None:
+    read = [{group for _, group in w[name]["read"]} for w in workers]
+    assert read[0] == set(range(0, groups, 2))
+    assert read[1] == set(range(1, groups, 2))
+
+
+@pytest.mark.parametrize("name", ["even", "uneven", "arrow_shuffled", "numpy"])
+def test_workers_end_with_the_same_weights(workers: list[Any], name: str) -> None:
+    for a, b in zip(workers[0][name]["weights"], workers[1][name]["weights"], strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-6)
+
+
+@pytest.mark.parametrize("name", ["even", "numpy"])
+def test_history_and_weights_match_one_device(
+    workers: list[Any], folders: dict[str, Path], name: str
+) -> None:
+    # Parquet: row groups of one worker-step of rows; NumPy: the strategy splits each
+    # global batch between the workers. Either way step i trains on batch i's rows.
+    one = _one_device(folders["even"]) if name == "even" else _one_device(*arrays(48), None)
+    for worker in workers:
+        history = worker[name]["history"]
+        assert history.keys() == one["history"].keys()
+        for key, values in history.items():
+            np.testing.assert_allclose(values, one["history"][key], rtol=RTOL, atol=ATOL)
+        for a, b in zip(worker[name]["weights"], one["weights"], strict=True):
+            np.testing.assert_allclose(a, b, rtol=RTOL, atol=ATOL)
