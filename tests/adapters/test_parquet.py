@@ -28,6 +28,14 @@ import fitpipe
 from fitpipe.adapters import parquet as parquet_module
 from fitpipe.errors import SchemaError
 
+
+@pytest.fixture(autouse=True)
+def _streamed(monkeypatch: pytest.MonkeyPatch) -> None:
+    """These tests check the streaming reader: small data is not read into memory here
+    (tests/adapters/test_parquet_in_memory.py covers that path)."""
+    monkeypatch.setattr(parquet_module, "IN_MEMORY_BYTES", 0)
+
+
 IDS = fitpipe.Schema("id")
 SCHEMA = fitpipe.Schema(["a", "b"], "y", passthrough=["id"])
 

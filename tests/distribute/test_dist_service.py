@@ -13,6 +13,7 @@ import tensorflow as tf
 from dist_data import SCHEMA, WEIGHTED, table, write
 
 import fitpipe
+from fitpipe.adapters import parquet as parquet_module
 from fitpipe.errors import FitpipeTypeError, FitpipeValueError
 from fitpipe.pipeline.service import python_stages
 
@@ -107,12 +108,25 @@ def _py_function_dataset() -> tf.data.Dataset:
     ],
 )
 def test_pipelines_calling_python_are_refused_before_any_batch(
-    address: str, tmp_path: Path, make: Any, adapter: str, op: str
+    address: str, tmp_path: Path, make: Any, adapter: str, op: str, monkeypatch: Any
 ) -> None:
+    monkeypatch.setattr(parquet_module, "IN_MEMORY_BYTES", 0)  # Parquet streamed by pyarrow
     x = make(tmp_path)
     schema = SCHEMA if adapter == "parquet" else None
     with pytest.raises(FitpipeValueError, match=rf"{REFUSED}.*adapter '{adapter}'.*{op}"):
         fitpipe.adapt(x, schema=schema, data_service=address)
+
+
+def test_small_parquet_read_into_memory_runs_on_the_workers(address: str, tmp_path: Path) -> None:
+    path = write(tmp_path / "p", 20, 5)
+    local = fitpipe.adapt(path, schema=SCHEMA, batch_size=4)
+    remote = fitpipe.adapt(path, schema=SCHEMA, batch_size=4, data_service=address)
+    assert local.rows is not None  # held in memory, so graph-native
+
+    def rows(pipeline: Any) -> list[tuple[float, ...]]:
+        return sorted(tuple(r) for b in pipeline.dataset for r in b[0].numpy().tolist())
+
+    assert rows(remote) == rows(local)
 
 
 def test_fit_refuses_before_training(address: str) -> None:

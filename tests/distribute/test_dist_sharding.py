@@ -13,10 +13,17 @@ from dist_data import SCHEMA, WEIGHTED, table, write
 
 import fitpipe
 from fitpipe.adapters import AdaptRequest
+from fitpipe.adapters import parquet as parquet_module
 from fitpipe.adapters.sharding import pad_shard, per_replica_batch, plan_shards, with_weights
 from fitpipe.errors import FitpipeValueError
 from fitpipe.pipeline import adapt_source, split_source
 from fitpipe.pipeline.sharding import array_shard
+
+
+@pytest.fixture(autouse=True)
+def _streamed(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Shards are read by the streaming reader: small data is not read into memory here."""
+    monkeypatch.setattr(parquet_module, "IN_MEMORY_BYTES", 0)
 
 
 def _epoch(dataset: tf.data.Dataset) -> list[tuple[np.ndarray, ...]]:

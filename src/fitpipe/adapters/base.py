@@ -85,6 +85,8 @@ class AdaptRequest:
         validation_split: Fraction of rows the trainer will set apart (0 for none).
         data_service: Address of a tf.data service dispatcher (``"grpc://host:port"``) to
             run the input pipeline on its workers; None runs it in this process.
+        hold_in_memory: Read sources that offer it (small Parquet data) whole into rows held
+            in memory; False keeps them streamed (to shard them at the source).
 
     """
 
@@ -99,6 +101,7 @@ class AdaptRequest:
     caller: str = "adapt"
     validation_split: float = 0.0
     data_service: str | None = None
+    hold_in_memory: bool = True
 
     def given(self) -> tuple[str, ...]:
         """Names the optional arguments that were given (not left at their defaults)."""
@@ -155,6 +158,8 @@ class BatchSource:
             validation_batch_size)`` returns the training and validation sources.
         seek: For sources shuffled per pass: ``seek(n)`` makes the next pass read pass
             ``n``'s order (to resume a run mid-epoch).
+        in_memory: Offered by sources small enough to hold: reads the whole source once
+            into rows (which then batch, shuffle and split like arrays).
         shard: For sources that shard themselves over workers (see
             :mod:`fitpipe.adapters.sharding`): ``shard(index, count, replicas)`` returns the
             dataset of shard ``index`` of ``count`` (per-replica batches for its
@@ -171,6 +176,7 @@ class BatchSource:
     rows: int | None = None
     split: Callable[[int, int | None], tuple[BatchSource, BatchSource]] | None = None
     seek: Callable[[int], None] | None = None
+    in_memory: Callable[[], ArraySource] | None = None
     shard: Callable[[int, int, int], tuple[tf.data.Dataset, int]] | None = None
 
 

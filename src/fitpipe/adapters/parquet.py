@@ -28,7 +28,7 @@ import tensorflow as tf
 
 from fitpipe.adapters.arrow_columns import table_roles
 from fitpipe.adapters.arrow_tables import require_schema, roles_for
-from fitpipe.adapters.base import DEFAULT_BATCH_SIZE, AdaptRequest, BatchSource
+from fitpipe.adapters.base import DEFAULT_BATCH_SIZE, AdaptRequest, ArraySource, BatchSource
 from fitpipe.adapters.batches import ErrorBox, signature_of
 from fitpipe.adapters.sharding import pad_shard, per_replica_batch, plan_shards, with_weights
 from fitpipe.errors import DataMismatchError, SchemaError, message
@@ -39,6 +39,10 @@ __all__ = ["ParquetAdapter", "ParquetPlan", "plan_source"]
 
 #: Rows mixed together by the shuffle buffer (at least one batch).
 SHUFFLE_BUFFER_ROWS = 65536
+#: Parquet data whose converted columns take at most this many bytes is read once, whole,
+#: and held in memory like an Arrow table (batches are then sliced inside the compiled loop);
+#: larger data is streamed row group by row group every epoch.
+IN_MEMORY_BYTES = 256 * 2**20
 
 
 @dataclasses.dataclass(frozen=True)
@@ -393,6 +397,53 @@ def _signature(plan: ParquetPlan, schema: Schema, caller: str) -> Any:
     return signature_of([first], caller, "Parquet source")
 
 
+def _element_bytes(arrow_type: pa.DataType) -> int | None:
+    """Bytes one value takes once converted (8 per number), or None for variable widths."""
+    if pa.types.is_fixed_size_list(arrow_type):
+        inner = _element_bytes(arrow_type.value_type)
+        return None if inner is None else inner * arrow_type.list_size
+    if pa.types.is_integer(arrow_type) or pa.types.is_floating(arrow_type):
+        return 8
+    if pa.types.is_boolean(arrow_type) or pa.types.is_temporal(arrow_type):
+        return 8
+    return None
+
+
+def _converted_bytes(plan: ParquetPlan, schema: Schema, caller: str) -> float:
+    """An upper bound of the converted size of the columns read; inf if not fixed-width."""
+    roles = tuple(r for r in roles_for(caller) if r != Role.PASSTHROUGH)
+    total = 0
+    for name in schema.columns(roles):
+        index = plan.arrow_schema.get_field_index(name)
+        width = _element_bytes(plan.arrow_schema.field(index).type) if index >= 0 else None
+        if width is None:
+            return math.inf
+        total += width
+    return total * plan.rows
+
+
+def _read_whole(plan: ParquetPlan, schema: Schema, caller: str) -> ArraySource:
+    """Reads every piece in order, converting each chunk (errors name its file and row)."""
+    reader = _Reader(plan, schema, 0, plan.rows, False, 0, caller)
+    parts = []
+    for span in reader.spans:
+        offset = 0
+        for table in reader._read(span):
+            first = span.first + span.lo + offset
+            targets = Role.TARGET in reader.roles
+            parts.append(table_roles(table, schema, span.piece.source, first, caller, targets))
+            offset += table.num_rows
+    joined = [
+        None if parts[0][i] is None else tf.nest.map_structure(_join, *[p[i] for p in parts])
+        for i in range(3)
+    ]
+    return ArraySource(joined[0], joined[1], joined[2], plan.rows)
+
+
+def _join(*leaves: np.ndarray) -> np.ndarray:
+    return leaves[0] if len(leaves) == 1 else np.concatenate(leaves)
+
+
 class ParquetAdapter:
     """Takes Parquet paths (file, directory, glob, list) and ``pyarrow.dataset.Dataset``."""
 
@@ -440,4 +491,7 @@ class ParquetAdapter:
             )
 
         whole = make(0, plan.rows, request.shuffle, batch_size)
-        return dataclasses.replace(whole, split=split, rows=plan.rows)
+        in_memory = None
+        if _converted_bytes(plan, schema, request.caller) <= IN_MEMORY_BYTES:
+            in_memory = lambda: _read_whole(plan, schema, request.caller)  # noqa: E731
+        return dataclasses.replace(whole, split=split, rows=plan.rows, in_memory=in_memory)

@@ -287,6 +287,7 @@ class Trainer:
             validation_split=split,
             schema=schema,
             data_service=distribute.service_address(data_service),
+            hold_in_memory=distribute.strategy_of(self.model) is None,
         )
         train, val = self._fit_pipelines(
             request, validation_data, validation_batch_size or batch_size, validation_steps
@@ -352,6 +353,7 @@ class Trainer:
             steps=steps,
             caller="fit",
             schema=schema if "schema" in adapter.supports else None,
+            hold_in_memory=distribute.strategy_of(self.model) is None,
         )
         pipeline = build_pipeline(request, warn_ignored=False)
         arguments.require_finite(pipeline, steps, "fit", "validation_steps")
@@ -474,6 +476,7 @@ class Trainer:
             steps=steps,
             caller="evaluate",
             schema=schema,
+            hold_in_memory=distribute.strategy_of(self.model) is None,
         )
         with build_pipeline(request, warn_ignored=False) as pipeline:
             arguments.require_finite(pipeline, steps, "evaluate", "steps")
