@@ -289,3 +289,25 @@ def test_tf_data_every_iteration_is_a_new_epoch() -> None:
     pipeline.on_epoch_end()
     second = concat(epoch_batches(pipeline), 1)
     np.testing.assert_array_equal(first, second)
+
+
+def test_generator_batches_cross_in_groups_within_what_the_trainer_takes() -> None:
+    pipeline = fitpipe.adapt(endless())
+    time.sleep(0.2)  # let the feeder fill its queue: groups can form
+    pipeline.expect(3)  # the trainer takes 3 batches from this iteration, then drops it
+    assert take_ids(pipeline.dataset, 3) == [0, 1, 2]
+    pipeline.expect(40)
+    assert take_ids(pipeline.dataset, 40) == list(range(3, 43))
+    assert take_ids(pipeline.dataset, 2) == [43, 44]  # not told: one batch at a time
+
+
+def test_generator_groups_split_at_shape_changes() -> None:
+    def sizes() -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        for size in [4, 4, 3, 3, 4, 1]:
+            yield np.zeros((size, 2), "float32"), np.zeros((size,), "int64")
+
+    pipeline = fitpipe.adapt(sizes())
+    time.sleep(0.2)
+    pipeline.expect(None)
+    found = epoch_batches(pipeline)
+    assert [len(b[0]) for b in found] == [4, 4, 3, 3, 4, 1]

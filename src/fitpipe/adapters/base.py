@@ -160,6 +160,9 @@ class BatchSource:
             ``n``'s order (to resume a run mid-epoch).
         in_memory: Offered by sources small enough to hold: reads the whole source once
             into rows (which then batch, shuffle and split like arrays).
+        expect: ``expect(n)`` tells the source that the trainer takes ``n`` more batches
+            from the current iteration (None: until it ends), so what it hands over ahead
+            never goes past what is used.
         shard: For sources that shard themselves over workers (see
             :mod:`fitpipe.adapters.sharding`): ``shard(index, count, replicas)`` returns the
             dataset of shard ``index`` of ``count`` (per-replica batches for its
@@ -177,6 +180,7 @@ class BatchSource:
     split: Callable[[int, int | None], tuple[BatchSource, BatchSource]] | None = None
     seek: Callable[[int], None] | None = None
     in_memory: Callable[[], ArraySource] | None = None
+    expect: Callable[[int | None], None] | None = None
     shard: Callable[[int, int, int], tuple[tf.data.Dataset, int]] | None = None
 
 

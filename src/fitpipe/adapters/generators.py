@@ -9,12 +9,14 @@ the next epoch, so none is lost or repeated.
 
 from __future__ import annotations
 
+import math
 import queue
 import threading
 import types
 from collections.abc import Iterator
 from typing import Any
 
+import numpy as np
 import tensorflow as tf
 
 from fitpipe.adapters.arrays import is_array_like
@@ -24,6 +26,8 @@ from fitpipe.errors import DataMismatchError, message
 
 _PEEK = 2
 _QUEUE_SIZE = 10
+#: Most batches handed from the feeder to ``tf.data`` in one call.
+_GROUP = 16
 _SOURCE = "generator"
 _END = object()
 
@@ -79,8 +83,7 @@ class _Feeder:
         except BaseException as err:  # delivered to the consumer, raised there
             self._put(_Failure(err))
 
-    def get(self) -> Any:
-        """Returns the next batch, ``_END`` when the generator is exhausted, or raises."""
+    def _take(self, block: bool) -> Any:
         if self._pending:
             return self._pending.pop(0)
         with self._lock:
@@ -91,13 +94,24 @@ class _Feeder:
                     target=self._run, name="fitpipe-generator", daemon=True
                 )
                 self._thread.start()
-        item = self._queue.get()
+        try:
+            item = self._queue.get(block=block)
+        except queue.Empty:
+            return None
         if item is _END:
             self._finished = True
         elif isinstance(item, _Failure):
             self._finished = True
             raise item.error
         return item
+
+    def get(self) -> Any:
+        """Returns the next batch, ``_END`` when the generator is exhausted, or raises."""
+        return self._take(block=True)
+
+    def get_ready(self) -> Any:
+        """Like :meth:`get`, but returns None at once when no batch is ready yet."""
+        return self._take(block=False)
 
     def close(self) -> None:
         """Stops the reading thread (batches read ahead are dropped)."""
@@ -138,16 +152,27 @@ def one_pass_source(iterator: Iterator[Any], x: Any, caller: str, source: str) -
     signature = signature_of(peeked, caller, source)
     feeder = _Feeder(iterator, peeked, signature, caller, source)
     errors = ErrorBox()
+    budget = _Budget()
+    stackable = all(isinstance(s, tf.TensorSpec) for s in tf.nest.flatten(signature))
 
     def generate() -> Iterator[Any]:
         try:
-            while (item := feeder.get()) is not _END:
-                yield item
+            if stackable:
+                yield from _groups(feeder, budget)
+            else:
+                while (item := feeder.get()) is not _END:
+                    yield item
         except Exception as err:
             errors.put(err)
             raise
 
-    dataset = tf.data.Dataset.from_generator(generate, output_signature=signature)
+    if stackable:  # groups of batches cross into tf.data at once, then are split again
+        grouped = tf.nest.map_structure(
+            lambda s: tf.TensorSpec([None, *s.shape], s.dtype), signature
+        )
+        dataset = tf.data.Dataset.from_generator(generate, output_signature=grouped).unbatch()
+    else:
+        dataset = tf.data.Dataset.from_generator(generate, output_signature=signature)
     options = tf.data.Options()
     options.experimental_optimization.inject_prefetch = False
     dataset = dataset.with_options(options)
@@ -157,7 +182,63 @@ def one_pass_source(iterator: Iterator[Any], x: Any, caller: str, source: str) -
         close=feeder.close,
         take_error=errors.take,
         read_ahead=False,
+        expect=budget.expect,
     )
+
+
+class _Budget:
+    """How many more batches the trainer takes from the current iteration.
+
+    Until told (by ``Pipeline.expect``), batches cross one at a time, as a caller iterating
+    the dataset itself may drop its iterator at any batch.
+    """
+
+    def __init__(self) -> None:
+        self.left: float = 0
+
+    def expect(self, batches: int | None) -> None:
+        """Sets the batches the trainer will still take (None: until the input ends)."""
+        self.left = math.inf if batches is None else batches
+
+    def allow(self, most: int) -> int:
+        """Batches the next group may hold: at most ``most``, and never past the budget."""
+        return int(max(1, min(most, self.left)))
+
+    def spend(self, batches: int) -> None:
+        """Counts batches handed over."""
+        self.left = max(0, self.left - batches)
+
+
+def _same_shapes(a: Any, b: Any) -> bool:
+    return all(
+        np.shape(x) == np.shape(y)
+        for x, y in zip(tf.nest.flatten(a), tf.nest.flatten(b), strict=True)
+    )
+
+
+def _groups(feeder: _Feeder, budget: _Budget) -> Iterator[Any]:
+    """Yields the batches ready on the feeder stacked in groups of equal shapes.
+
+    Crossing from Python into ``tf.data`` costs about as much for a group as for one batch,
+    so each call hands over what is ready (the first batch is waited for, the others are
+    not), up to :data:`_GROUP` batches and never more than the trainer will take from this
+    iteration: a group is never split by an iterator that is dropped.
+    """
+    while (first := feeder.get()) is not _END:
+        group = [first]
+        most = budget.allow(_GROUP)
+        while len(group) < most:
+            item = feeder.get_ready()
+            if item is None or item is _END:
+                break
+            if not _same_shapes(item, first):
+                budget.spend(len(group))
+                yield tf.nest.map_structure(lambda *leaves: np.stack(leaves), *group)
+                group, first, most = [item], item, budget.allow(_GROUP)
+                continue
+            group.append(item)
+        budget.spend(len(group))
+        yield tf.nest.map_structure(lambda *leaves: np.stack(leaves), *group)
 
 
 class GeneratorAdapter:

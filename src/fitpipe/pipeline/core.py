@@ -116,6 +116,15 @@ class Pipeline:
         elif isinstance(self._source, BatchSource) and self._source.seek is not None:
             self._source.seek(pass_index)
 
+    def expect(self, batches: int | None) -> None:
+        """Tells the input how many more batches the current iteration will be asked for.
+
+        None means "until it ends". Inputs read once (generators) then never hand
+        :attr:`dataset` batches that a dropped iterator would lose.
+        """
+        if isinstance(self._source, BatchSource) and self._source.expect is not None:
+            self._source.expect(batches)
+
     def on_epoch_end(self) -> None:
         """Tells the input an epoch ended (``PyDataset.on_epoch_end``)."""
         if isinstance(self._source, BatchSource):

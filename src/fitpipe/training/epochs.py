@@ -177,6 +177,7 @@ class EpochRunner:
         if self._iterator is None or not self.steps_per_epoch:
             self._fresh()
         assert self._iterator is not None
+        self.pipeline.expect(None if limit is None else limit - first)
         step, outputs = first, None
         while limit is None or step < limit:
             if self.steps_per_epoch and known and self._seen >= known:
