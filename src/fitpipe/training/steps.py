@@ -84,6 +84,11 @@ def rows_fetch(structure: Any) -> Fetch:
     return fetch
 
 
+def _present(fetch: Fetch) -> Callable[[Any, tf.Tensor], Any]:
+    """``fetch`` for a source known to hold the batch: the value, with no Optional."""
+    return lambda source, index: fetch(source, index).get_value()
+
+
 def _specs_of(structure: Any) -> Any:
     return tf.nest.map_structure(lambda t: tf.TensorSpec(t.shape, t.dtype), structure)
 
@@ -150,13 +155,33 @@ class StepFunction:
             self.jit_compile = False
             self.one_step = tf.function(self.step, jit_compile=False, reduce_retracing=True)
 
-    def _build_loop(self, element_spec: Any, fetch: Fetch) -> Callable[..., Any]:
+    def _build_loop(
+        self, element_spec: Any, fetch: Fetch, counted: bool = False
+    ) -> Callable[..., Any]:
+        """Compiles the loop of ``n`` steps; ``counted``: every one of them has a batch."""
         if not self._probed:
             self._probe_xla(element_spec)
         outputs = self.one_step.get_concrete_function(element_spec).structured_outputs  # type: ignore[attr-defined]
         out_specs = _specs_of(outputs)
-        body = self._collect_loop if self.collect else self._last_loop
-        return tf.function(body(out_specs, fetch), autograph=True, reduce_retracing=True)
+        if counted and not self.collect:
+            body = self._counted_loop(out_specs, _present(fetch))
+        else:
+            body = (self._collect_loop if self.collect else self._last_loop)(out_specs, fetch)
+        return tf.function(body, autograph=True, reduce_retracing=True)
+
+    def _counted_loop(
+        self, out_specs: Any, fetch: Callable[[Any, tf.Tensor], Any]
+    ) -> Callable[..., Any]:
+        """A loop over batches known to exist (rows in memory): no end-of-input checks."""
+        one_step = self.one_step
+
+        def loop(source: Any, start: tf.Tensor, n: tf.Tensor) -> tuple[tf.Tensor, Any]:
+            logs = output_zeros(out_specs)
+            for i in tf.range(n):
+                logs = one_step(fetch(source, start + i))
+            return n, logs
+
+        return loop
 
     def _last_loop(self, out_specs: Any, fetch: Fetch) -> Callable[..., Any]:
         one_step = self.one_step
@@ -243,7 +268,8 @@ class StepFunction:
         key = cursor.rows.key
         loop = self._rows_loops.get(key)
         if loop is None:
-            loop = self._build_loop(cursor.element_spec, rows_fetch(cursor.rows.structure))
+            fetch = rows_fetch(cursor.rows.structure)
+            loop = self._build_loop(cursor.element_spec, fetch, counted=True)
             self._rows_loops[key] = loop
         start = tf.constant(cursor.position, tf.int32)
         count, outputs = loop(cursor.source, start, tf.constant(n, tf.int32))
