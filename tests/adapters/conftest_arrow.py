@@ -109,3 +109,14 @@ def weights_equal(before: list[np.ndarray], model: keras.Model) -> bool:
 def listing(folder: Path) -> list[str]:
     """Every entry of a folder, hidden ones included."""
     return sorted(os.listdir(folder))
+
+
+def write_null_parts(folder: Path) -> Path:
+    """Two files (60 and 40 rows); a null in column ``a`` at global row 77 (row 17 of the
+    second file, ``part-001.parquet``)."""
+    table = numbered_table(100)
+    a = table["a"].to_pylist()
+    a[77] = None
+    table = table.set_column(table.schema.get_field_index("a"), "a", pa.array(a, pa.float32()))
+    write_parts(folder, table, [60, 40], row_group_size=16)
+    return folder

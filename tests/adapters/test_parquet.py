@@ -19,6 +19,7 @@ from conftest_arrow import (
     linear_model,
     numbered_table,
     weights_equal,
+    write_null_parts,
     write_parts,
 )
 from hypothesis import HealthCheck, given, settings
@@ -350,13 +351,7 @@ def test_sample_weight_column(parts):
 @pytest.fixture
 def null_parts(tmp_path: Path) -> Path:
     """Two files; a null in column ``a`` at global row 77 (row 17 of the second file)."""
-    table = numbered_table(100)
-    a = table["a"].to_pylist()
-    a[77] = None
-    table = table.set_column(table.schema.get_field_index("a"), "a", pa.array(a, pa.float32()))
-    folder = tmp_path / "nulls"
-    write_parts(folder, table, [60, 40], row_group_size=16)
-    return folder
+    return write_null_parts(tmp_path / "nulls")
 
 
 @pytest.mark.parametrize("method", ["fit", "evaluate"])

@@ -12,7 +12,7 @@ import keras
 import numpy as np
 import pyarrow as pa
 import pytest
-from conftest_arrow import numbered_table, write_parts
+from conftest_arrow import numbered_table, write_null_parts, write_parts
 
 import fitpipe
 from fitpipe.adapters import AdaptRequest
@@ -88,12 +88,7 @@ def test_validation_split_takes_the_last_rows(parts):
 
 
 def test_null_names_column_row_and_file(tmp_path):
-    table = numbered_table(100)
-    a = table["a"].to_pylist()
-    a[77] = None
-    table = table.set_column(table.schema.get_field_index("a"), "a", pa.array(a, pa.float32()))
-    folder = tmp_path / "nulls"
-    write_parts(folder, table, [60, 40], row_group_size=16)
+    folder = write_null_parts(tmp_path / "nulls")
     with pytest.raises(SchemaError, match=r"(?s)'a'.*row 77.*part-001\.parquet"):
         fitpipe.adapt(folder, schema=SCHEMA)
 

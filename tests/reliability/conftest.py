@@ -9,10 +9,13 @@ os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
 import multiprocessing
 import re
+import signal
+import subprocess
 import sys
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import keras
@@ -159,6 +162,29 @@ class Snapshot:
         if extra_tasks > 0:
             left["tasks"] = extra_tasks
         return left
+
+
+def kill_when_ready(command: list[str], ready: Path, timeout: float = 180.0) -> None:
+    """Runs ``command``; once it creates the file ``ready``, kills it with SIGKILL.
+
+    Fails if the process ends on its own first or never gets ready; the file is removed.
+    """
+    child = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + timeout
+        while not ready.exists():
+            assert child.poll() is None, child.stderr.read()[-3000:] if child.stderr else ""
+            assert time.monotonic() < deadline, "the child never got ready to be killed"
+            time.sleep(0.05)
+        child.send_signal(signal.SIGKILL)
+        assert child.wait(timeout=30) == -signal.SIGKILL
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+        if child.stderr:
+            child.stderr.close()
+    ready.unlink()
 
 
 _THIS_MODULE = sys.modules[__name__]  # "conftest" names another module once others load

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import os
-import signal
-import subprocess
 import sys
-import time
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -18,41 +16,24 @@ from fitpipe.training.outputs import write_atomically
 CHILD = str(Path(__file__).with_name("predict_child.py"))
 
 
-def kill_while_writing(output: Path, ready: Path, *extra: str) -> None:
-    child = subprocess.Popen(
-        [sys.executable, CHILD, str(output), str(ready), *extra],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        deadline = time.monotonic() + 180
-        while not ready.exists():
-            assert child.poll() is None, child.stderr.read()[-3000:] if child.stderr else ""
-            assert time.monotonic() < deadline, "the child never started writing"
-            time.sleep(0.05)
-        child.send_signal(signal.SIGKILL)
-        assert child.wait(timeout=30) == -signal.SIGKILL
-    finally:
-        if child.poll() is None:
-            child.kill()
-            child.wait()
-        if child.stderr:
-            child.stderr.close()
+def kill_while_writing(output: Path, ready: Path, rel: Any, *extra: str) -> None:
+    rel.kill_when_ready([sys.executable, CHILD, str(output), str(ready), *extra], ready)
 
 
 @pytest.mark.skipif(not hasattr(os, "O_TMPFILE"), reason="unnamed files are Linux-only")
-def test_killed_predict_leaves_nothing_in_the_output_folder(tmp_path: Path) -> None:
+def test_killed_predict_leaves_nothing_in_the_output_folder(tmp_path: Path, rel: Any) -> None:
     out = tmp_path / "out"
     out.mkdir()
-    kill_while_writing(out / "preds.parquet", tmp_path / "ready")
+    kill_while_writing(out / "preds.parquet", tmp_path / "ready", rel)
     assert os.listdir(out) == []
 
 
-def test_portable_path_leaves_a_partial_that_the_next_write_removes(tmp_path: Path) -> None:
+def test_portable_path_leaves_a_partial_that_the_next_write_removes(
+    tmp_path: Path, rel: Any
+) -> None:
     out = tmp_path / "out"
     out.mkdir()
-    kill_while_writing(out / "preds.parquet", tmp_path / "ready", "named")
+    kill_while_writing(out / "preds.parquet", tmp_path / "ready", rel, "named")
     left = os.listdir(out)
     assert (
         len(left) == 1 and left[0].startswith(".preds.parquet.") and left[0].endswith(".partial")

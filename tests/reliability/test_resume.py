@@ -9,11 +9,10 @@ repeated from its first batch) ends with different weights, so the comparison ca
 from __future__ import annotations
 
 import shutil
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -34,31 +33,6 @@ def run_child(form: str, mode: str, workdir: Path) -> None:
     assert result.returncode == 0, result.stderr[-3000:]
 
 
-def kill_mid_epoch(form: str, workdir: Path) -> None:
-    ready = workdir / "ready"
-    child = subprocess.Popen(
-        [sys.executable, CHILD, form, "interrupt", str(workdir)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        deadline = time.monotonic() + TIMEOUT
-        while not ready.exists():
-            assert child.poll() is None, child.stderr.read()[-3000:] if child.stderr else ""
-            assert time.monotonic() < deadline, "the child never reached the kill point"
-            time.sleep(0.05)
-        child.send_signal(signal.SIGKILL)
-        assert child.wait(timeout=30) == -signal.SIGKILL
-    finally:
-        if child.poll() is None:
-            child.kill()
-            child.wait()
-        if child.stderr:
-            child.stderr.close()
-    ready.unlink()
-
-
 def weights(path: Path) -> list[np.ndarray]:
     with np.load(path) as saved:
         return [saved[str(i)] for i in range(len(saved.files))]
@@ -69,9 +43,13 @@ def same(a: list[np.ndarray], b: list[np.ndarray]) -> bool:
 
 
 @pytest.mark.parametrize("form", ["arrays", "parquet", "generator"])
-def test_killed_run_resumes_at_the_batch_with_the_same_weights(form: str, tmp_path: Path) -> None:
+def test_killed_run_resumes_at_the_batch_with_the_same_weights(
+    form: str, tmp_path: Path, rel: Any
+) -> None:
     run_child(form, "full", tmp_path)
-    kill_mid_epoch(form, tmp_path)
+    rel.kill_when_ready(
+        [sys.executable, CHILD, form, "interrupt", str(tmp_path)], tmp_path / "ready"
+    )
     backup = tmp_path / f"backup-{form}"
     position = (backup / POSITION_FILE).read_text()
     assert '"epoch": 1' in position and '"step": 4' in position, position

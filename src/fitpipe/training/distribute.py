@@ -30,7 +30,13 @@ from fitpipe.errors import FitpipeValueError, message
 from fitpipe.pipeline import Pipeline
 from fitpipe.pipeline.service import check_address
 from fitpipe.pipeline.sharding import array_shard
-from fitpipe.training.steps import Fetch, StepFunction, output_zeros
+from fitpipe.training.steps import (
+    Fetch,
+    StepFunction,
+    concat_outputs,
+    output_arrays,
+    output_zeros,
+)
 
 __all__ = [
     "DistributedPipeline",
@@ -202,24 +208,9 @@ class DistributedStepFunction(StepFunction):
                 more = tf.cond(i + 1 < n, lambda: fetch(source, start + i + 1), lambda: batch)
                 return i + 1, written, more
 
-            arrays = tf.nest.map_structure(
-                lambda s: tf.TensorArray(
-                    s.dtype,
-                    size=0,
-                    dynamic_size=True,
-                    infer_shape=False,
-                    element_shape=tf.TensorShape([None]).concatenate(s.shape[1:]),
-                ),
-                out_specs,
-            )
+            arrays = output_arrays(out_specs)
             count, written, _ = tf.while_loop(cond, body, (0, arrays, fetch(source, start)))
-            empty = tf.nest.map_structure(lambda s: tf.zeros([0, *s.shape[1:]], s.dtype), out_specs)
-            result = tf.cond(
-                count > 0,
-                lambda: tf.nest.map_structure(lambda ta: ta.concat(), written),
-                lambda: empty,
-            )
-            return count, result
+            return count, concat_outputs(count, written, out_specs)
 
         return loop
 

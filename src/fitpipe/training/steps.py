@@ -19,7 +19,7 @@ from fitpipe.errors import FitpipeError, FitpipeWarning
 from fitpipe.pipeline.arrays import take_rows
 from fitpipe.training.inputs import step_error
 
-__all__ = ["RowCursor", "StepFunction", "output_zeros"]
+__all__ = ["RowCursor", "StepFunction", "concat_outputs", "output_arrays", "output_zeros"]
 
 
 def output_zeros(structure: Any) -> Any:
@@ -87,6 +87,30 @@ def rows_fetch(structure: Any) -> Fetch:
 def _present(fetch: Fetch) -> Callable[[Any, tf.Tensor], Any]:
     """``fetch`` for a source known to hold the batch: the value, with no Optional."""
     return lambda source, index: fetch(source, index).get_value()
+
+
+def output_arrays(out_specs: Any) -> Any:
+    """One growable ``TensorArray`` per output, for the outputs of every step of a call."""
+    return tf.nest.map_structure(
+        lambda s: tf.TensorArray(
+            s.dtype,
+            size=0,
+            dynamic_size=True,
+            infer_shape=False,
+            element_shape=tf.TensorShape([None]).concatenate(s.shape[1:]),
+        ),
+        out_specs,
+    )
+
+
+def concat_outputs(count: tf.Tensor, written: Any, out_specs: Any) -> Any:
+    """The written outputs concatenated along the batch axis (empty when no step ran)."""
+    empty = tf.nest.map_structure(lambda s: tf.zeros([0, *s.shape[1:]], s.dtype), out_specs)
+    return tf.cond(
+        count > 0,
+        lambda: tf.nest.map_structure(lambda ta: ta.concat(), written),
+        lambda: empty,
+    )
 
 
 def _specs_of(structure: Any) -> Any:
@@ -202,21 +226,9 @@ class StepFunction:
     def _collect_loop(self, out_specs: Any, fetch: Fetch) -> Callable[..., Any]:
         one_step = self.one_step
 
-        def arrays() -> Any:
-            return tf.nest.map_structure(
-                lambda s: tf.TensorArray(
-                    s.dtype,
-                    size=0,
-                    dynamic_size=True,
-                    infer_shape=False,
-                    element_shape=tf.TensorShape([None]).concatenate(s.shape[1:]),
-                ),
-                out_specs,
-            )
-
         def loop(source: Any, start: tf.Tensor, n: tf.Tensor) -> tuple[tf.Tensor, Any]:
             count = tf.constant(0, tf.int32)
-            written = arrays()
+            written = output_arrays(out_specs)
             for i in tf.range(n):
                 batch = fetch(source, start + i)
                 if not batch.has_value():
@@ -224,13 +236,7 @@ class StepFunction:
                 out = one_step(batch.get_value())
                 written = tf.nest.map_structure(lambda ta, o, k=count: ta.write(k, o), written, out)
                 count += 1
-            empty = tf.nest.map_structure(lambda s: tf.zeros([0, *s.shape[1:]], s.dtype), out_specs)
-            result = tf.cond(
-                count > 0,
-                lambda: tf.nest.map_structure(lambda ta: ta.concat(), written),
-                lambda: empty,
-            )
-            return count, result
+            return count, concat_outputs(count, written, out_specs)
 
         return loop
 
