@@ -85,8 +85,9 @@ class AdaptRequest:
         validation_split: Fraction of rows the trainer will set apart (0 for none).
         data_service: Address of a tf.data service dispatcher (``"grpc://host:port"``) to
             run the input pipeline on its workers; None runs it in this process.
-        hold_in_memory: Read sources that offer it (small Parquet data) whole into rows held
-            in memory; False keeps them streamed (to shard them at the source).
+        hold_in_memory: Let adapters read small sources that they would stream (Parquet
+            data) whole into rows held in memory; False keeps them streamed (to shard them
+            at the source).
 
     """
 
@@ -158,8 +159,6 @@ class BatchSource:
             validation_batch_size)`` returns the training and validation sources.
         seek: For sources shuffled per pass: ``seek(n)`` makes the next pass read pass
             ``n``'s order (to resume a run mid-epoch).
-        in_memory: Offered by sources small enough to hold: reads the whole source once
-            into rows (which then batch, shuffle and split like arrays).
         expect: ``expect(n)`` tells the source that the trainer takes ``n`` more batches
             from the current iteration (None: until it ends), so what it hands over ahead
             never goes past what is used.
@@ -179,7 +178,6 @@ class BatchSource:
     rows: int | None = None
     split: Callable[[int, int | None], tuple[BatchSource, BatchSource]] | None = None
     seek: Callable[[int], None] | None = None
-    in_memory: Callable[[], ArraySource] | None = None
     expect: Callable[[int | None], None] | None = None
     shard: Callable[[int, int, int], tuple[tf.data.Dataset, int]] | None = None
 

@@ -462,8 +462,8 @@ class ParquetAdapter:
             return True
         return isinstance(x, (list, tuple)) and bool(x) and all(_is_path(p) for p in x)
 
-    def adapt(self, request: AdaptRequest) -> BatchSource:
-        """Plans the source from metadata; each epoch streams its row groups."""
+    def adapt(self, request: AdaptRequest) -> ArraySource | BatchSource:
+        """Plans the source from metadata; reads small data whole, else streams row groups."""
         schema = require_schema(request, "Parquet data")
         plan = plan_source(request.x, schema, request.caller)
         if plan.rows == 0:
@@ -476,6 +476,10 @@ class ParquetAdapter:
                     x=request.x,
                 )
             )
+        if request.hold_in_memory and (
+            _converted_bytes(plan, schema, request.caller) <= IN_MEMORY_BYTES
+        ):
+            return _read_whole(plan, schema, request.caller)
         signature = _signature(plan, schema, request.caller)
         seed = int(np.random.randint(0, 2**31 - 1))
         batch_size = request.batch_size or DEFAULT_BATCH_SIZE
@@ -491,7 +495,4 @@ class ParquetAdapter:
             )
 
         whole = make(0, plan.rows, request.shuffle, batch_size)
-        in_memory = None
-        if _converted_bytes(plan, schema, request.caller) <= IN_MEMORY_BYTES:
-            in_memory = lambda: _read_whole(plan, schema, request.caller)  # noqa: E731
-        return dataclasses.replace(whole, split=split, rows=plan.rows, in_memory=in_memory)
+        return dataclasses.replace(whole, split=split, rows=plan.rows)

@@ -201,10 +201,7 @@ def adapt_source(request: AdaptRequest, *, warn_ignored: bool = True) -> tuple[A
             )
         given = tuple(name for name in given if name != "shuffle")
     check_supported(adapter, request, given)
-    source = adapter.adapt(request)
-    if isinstance(source, BatchSource) and source.in_memory and request.hold_in_memory:
-        source = source.in_memory()
-    return adapter, source
+    return adapter, adapter.adapt(request)
 
 
 def _one_hot_width(y: Any) -> int | None:
