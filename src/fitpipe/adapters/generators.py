@@ -16,18 +16,25 @@ import types
 from collections.abc import Iterator
 from typing import Any
 
-import numpy as np
 import tensorflow as tf
 
 from fitpipe.adapters.arrays import is_array_like
 from fitpipe.adapters.base import AdaptRequest, BatchSource
-from fitpipe.adapters.batches import ErrorBox, check_batch, normalize_batch, signature_of
+from fitpipe.adapters.batches import (
+    GROUP,
+    ErrorBox,
+    check_batch,
+    crossing,
+    normalize_batch,
+    same_shapes,
+    signature_of,
+    stack,
+    stackable,
+)
 from fitpipe.errors import DataMismatchError, message
 
 _PEEK = 2
 _QUEUE_SIZE = 10
-#: Most batches handed from the feeder to ``tf.data`` in one call.
-_GROUP = 16
 _SOURCE = "generator"
 _END = object()
 
@@ -153,11 +160,11 @@ def one_pass_source(iterator: Iterator[Any], x: Any, caller: str, source: str) -
     feeder = _Feeder(iterator, peeked, signature, caller, source)
     errors = ErrorBox()
     budget = _Budget()
-    stackable = all(isinstance(s, tf.TensorSpec) for s in tf.nest.flatten(signature))
+    grouped = stackable(signature)
 
     def generate() -> Iterator[Any]:
         try:
-            if stackable:
+            if grouped:
                 yield from _groups(feeder, budget)
             else:
                 while (item := feeder.get()) is not _END:
@@ -166,13 +173,7 @@ def one_pass_source(iterator: Iterator[Any], x: Any, caller: str, source: str) -
             errors.put(err)
             raise
 
-    if stackable:  # groups of batches cross into tf.data at once, then are split again
-        grouped = tf.nest.map_structure(
-            lambda s: tf.TensorSpec([None, *s.shape], s.dtype), signature
-        )
-        dataset = tf.data.Dataset.from_generator(generate, output_signature=grouped).unbatch()
-    else:
-        dataset = tf.data.Dataset.from_generator(generate, output_signature=signature)
+    dataset = crossing(generate, signature, grouped)
     options = tf.data.Options()
     options.experimental_optimization.inject_prefetch = False
     dataset = dataset.with_options(options)
@@ -209,36 +210,29 @@ class _Budget:
         self.left = max(0, self.left - batches)
 
 
-def _same_shapes(a: Any, b: Any) -> bool:
-    return all(
-        np.shape(x) == np.shape(y)
-        for x, y in zip(tf.nest.flatten(a), tf.nest.flatten(b), strict=True)
-    )
-
-
 def _groups(feeder: _Feeder, budget: _Budget) -> Iterator[Any]:
     """Yields the batches ready on the feeder stacked in groups of equal shapes.
 
     Crossing from Python into ``tf.data`` costs about as much for a group as for one batch,
     so each call hands over what is ready (the first batch is waited for, the others are
-    not), up to :data:`_GROUP` batches and never more than the trainer will take from this
+    not), up to ``GROUP`` batches and never more than the trainer will take from this
     iteration: a group is never split by an iterator that is dropped.
     """
     while (first := feeder.get()) is not _END:
         group = [first]
-        most = budget.allow(_GROUP)
+        most = budget.allow(GROUP)
         while len(group) < most:
             item = feeder.get_ready()
             if item is None or item is _END:
                 break
-            if not _same_shapes(item, first):
+            if not same_shapes(item, first):
                 budget.spend(len(group))
-                yield tf.nest.map_structure(lambda *leaves: np.stack(leaves), *group)
-                group, first, most = [item], item, budget.allow(_GROUP)
+                yield stack(group)
+                group, first, most = [item], item, budget.allow(GROUP)
                 continue
             group.append(item)
         budget.spend(len(group))
-        yield tf.nest.map_structure(lambda *leaves: np.stack(leaves), *group)
+        yield stack(group)
 
 
 class GeneratorAdapter:
