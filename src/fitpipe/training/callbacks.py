@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import keras
 
-__all__ = ["history_of", "listens_per_batch", "set_steps"]
+__all__ = ["callback_list", "history_of", "listens_per_batch", "set_steps"]
 
 _BATCH_HOOKS = {
     "train": ("on_train_batch_begin", "on_train_batch_end", "on_batch_begin", "on_batch_end"),
@@ -12,6 +14,23 @@ _BATCH_HOOKS = {
     "predict": ("on_predict_batch_begin", "on_predict_batch_end"),
 }
 _OWN_CALLBACKS = (keras.callbacks.History, keras.callbacks.ProgbarLogger)
+
+
+def callback_list(
+    model: keras.Model, callbacks: Any, verbose: Any, epochs: int, steps: int | None, history: bool
+) -> keras.callbacks.CallbackList:
+    """The run's ``CallbackList``, with History and the progress bar added as Keras adds them."""
+    if isinstance(callbacks, keras.callbacks.CallbackList):
+        return callbacks
+    return keras.callbacks.CallbackList(
+        callbacks,
+        add_history=history,
+        add_progbar=verbose != 0,
+        verbose=verbose,
+        epochs=epochs,
+        steps=steps,
+        model=model,
+    )
 
 
 def listens_per_batch(cbs: keras.callbacks.CallbackList, modes: tuple[str, ...]) -> bool:

@@ -26,7 +26,7 @@ from fitpipe.errors import FitpipeValueError, message
 from fitpipe.schemas import Role, Schema
 from fitpipe.schemas.arrow_types import check_arrow_schema
 
-__all__ = ["chunks_of", "output_table", "write_atomically"]
+__all__ = ["chunks_of", "output_table", "predict_to_file", "write_atomically"]
 
 CHUNK_ROWS = 65536
 _COLUMNAR = {"arrow", "arrow-stream", "parquet"}
@@ -227,3 +227,42 @@ def write_atomically(
         with contextlib.suppress(FileNotFoundError):
             os.remove(partial)
     return final
+
+
+def predict_to_file(
+    model: keras.Model,
+    predict_chunk: Callable[[Any], Any],
+    x: Any,
+    schema: Schema | None,
+    output: str | os.PathLike[str],
+    verbose: Any,
+) -> str:
+    """Predicts ``x`` chunk by chunk into the Parquet file ``output``, with a row progress bar.
+
+    Args:
+        model: The model (names the output columns).
+        predict_chunk: Returns the model's outputs for one chunk of features.
+        x: The input (arrays, Arrow data or Parquet).
+        schema: Its schema, for columnar inputs.
+        output: The Parquet file to write.
+        verbose: 0 for no progress bar.
+
+    Returns:
+        The path written.
+    """
+    bar = keras.utils.Progbar(None, unit_name="row") if verbose not in (0, "0") else None
+    written = [0]
+
+    def progress(rows: int) -> None:
+        written[0] += rows
+        if bar is not None:
+            bar.update(written[0])
+
+    def tables() -> Iterator[pa.Table]:
+        for features, passthrough in chunks_of(x, schema, "predict"):
+            yield output_table(model, predict_chunk(features), passthrough)
+
+    path = write_atomically(output, tables(), progress)
+    if bar is not None:
+        bar.update(written[0], finalize=True)
+    return path

@@ -19,27 +19,23 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from fitpipe.adapters import AdaptRequest, ArraySource, registry
+from fitpipe.adapters import AdaptRequest, ArraySource
 from fitpipe.adapters.arrays import check_rows
 from fitpipe.errors import FitpipeTypeError, FitpipeValueError, message
 from fitpipe.pipeline import (
     Pipeline,
-    adapt_source,
-    apply_class_weight,
     build_pipeline,
-    check_class_weight,
     check_validation_split,
-    class_weight_table,
     pipeline_from_source,
-    split_source,
 )
-from fitpipe.schemas import Schema, is_namedtuple, pack_roles
+from fitpipe.schemas import Schema
 from fitpipe.training import arguments, distribute
 from fitpipe.training import callbacks as callbacks_mod
 from fitpipe.training.epochs import EpochRunner, ExecutionSize
 from fitpipe.training.inputs import check_model_inputs, check_model_targets
 from fitpipe.training.logs import epoch_logs, flatten_in_order, pythonify
-from fitpipe.training.outputs import chunks_of, output_table, write_atomically
+from fitpipe.training.outputs import predict_to_file
+from fitpipe.training.requests import fit_pipelines, one_batch
 from fitpipe.training.resume import PositionBackups
 from fitpipe.training.steps import StepFunction
 
@@ -216,21 +212,6 @@ class Trainer:
         distribute.build_state(self.model, strategy, pipeline.element_spec)
         return distribute.distribute_pipeline(pipeline, strategy, caller)
 
-    def _callbacks(
-        self, callbacks: Any, verbose: Any, epochs: int, steps: int | None, history: bool
-    ) -> keras.callbacks.CallbackList:
-        if isinstance(callbacks, keras.callbacks.CallbackList):
-            return callbacks
-        return keras.callbacks.CallbackList(
-            callbacks,
-            add_history=history,
-            add_progbar=verbose != 0,
-            verbose=verbose,
-            epochs=epochs,
-            steps=steps,
-            model=self.model,
-        )
-
     # ---------------------------------------------------------------------------------- fit
     def fit(
         self,
@@ -289,8 +270,12 @@ class Trainer:
             data_service=distribute.service_address(data_service),
             hold_in_memory=distribute.strategy_of(self.model) is None,
         )
-        train, val = self._fit_pipelines(
-            request, validation_data, validation_batch_size or batch_size, validation_steps
+        train, val = fit_pipelines(
+            self.model,
+            request,
+            validation_data,
+            validation_batch_size or batch_size,
+            validation_steps,
         )
         with _closing(train), _closing(val):
             return self._fit_loop(
@@ -304,61 +289,6 @@ class Trainer:
                 validation_steps,
                 freq,
             )
-
-    def _fit_pipelines(
-        self,
-        request: AdaptRequest,
-        validation_data: Any,
-        val_batch: int | None,
-        val_steps: int | None,
-    ) -> tuple[Pipeline, Pipeline | None]:
-        adapter, source = adapt_source(request, warn_ignored=False)
-        val = None
-        if request.validation_split:
-            source, val_source = split_source(source, request.validation_split, "fit", val_batch)
-            val_request = AdaptRequest(x=None, batch_size=val_batch, steps=val_steps, caller="fit")
-            val = pipeline_from_source(adapter.name, val_source, val_request)
-        train = pipeline_from_source(adapter.name, source, request)
-        if validation_data is not None:
-            val = self._validation_pipeline(validation_data, val_batch, val_steps, request.schema)
-        arguments.require_finite(train, request.steps, "fit", "steps_per_epoch")
-        return train, val
-
-    def _validation_pipeline(
-        self, data: Any, batch_size: int | None, steps: int | None, schema: Any = None
-    ) -> Pipeline:
-        given = data
-        if isinstance(data, list):
-            data = tuple(data)  # Keras unpacks a list like a tuple
-        if is_namedtuple(data) or (isinstance(data, tuple) and len(data) not in (2, 3)):
-            raise FitpipeValueError(
-                message(
-                    "fit",
-                    "cannot unpack `validation_data`",
-                    "`validation_data` is a plain tuple `(x_val, y_val)` or `(x_val, y_val, "
-                    "val_sample_weight)`, a tf.data.Dataset, a generator or a PyDataset",
-                    "Pass one of those forms",
-                    validation_data=given,
-                )
-            )
-        parts = (*data, None)[:3] if isinstance(data, tuple) else (data, None, None)
-        adapter = registry.find(parts[0], "fit")
-        if "batch_size" not in adapter.supports:
-            batch_size = None
-        request = AdaptRequest(
-            x=parts[0],
-            y=parts[1],
-            sample_weight=parts[2],
-            batch_size=batch_size,
-            steps=steps,
-            caller="fit",
-            schema=schema if "schema" in adapter.supports else None,
-            hold_in_memory=distribute.strategy_of(self.model) is None,
-        )
-        pipeline = build_pipeline(request, warn_ignored=False)
-        arguments.require_finite(pipeline, steps, "fit", "validation_steps")
-        check_model_inputs(self.model, pipeline.element_spec, "fit")
-        return pipeline
 
     def _fit_loop(
         self,
@@ -380,7 +310,9 @@ class Trainer:
             check_model_targets(model, val.element_spec, "evaluate")
         train, val = self._distributed(train, "fit"), self._distributed(val, "evaluate")
         runner = EpochRunner(train, steps_per_epoch)
-        cbs = self._callbacks(callbacks, verbose, epochs, runner.num_batches, history=True)
+        cbs = callbacks_mod.callback_list(
+            self.model, callbacks, verbose, epochs, runner.num_batches, history=True
+        )
         execution = self._execution(cbs, "train", "test")
         val_runner = EpochRunner(val, validation_steps) if val else None
         function = self._function("train")
@@ -483,7 +415,9 @@ class Trainer:
             check_model_inputs(self.model, pipeline.element_spec, "evaluate")
             check_model_targets(self.model, pipeline.element_spec, "evaluate")
             runner = EpochRunner(self._distributed(pipeline, "evaluate"), steps)
-            cbs = self._callbacks(callbacks, verbose, 1, runner.num_batches, history=False)
+            cbs = callbacks_mod.callback_list(
+                self.model, callbacks, verbose, 1, runner.num_batches, history=False
+            )
             logs = self._evaluate_loop(runner, cbs, self._execution(cbs, "test"))
         return logs if return_dict else flatten_in_order(self.model, logs)
 
@@ -532,35 +466,24 @@ class Trainer:
         verbose: Any,
         callbacks: Any,
     ) -> str:
-        bar = keras.utils.Progbar(None, unit_name="row") if verbose not in (0, "0") else None
-        written = [0]
+        def predict_chunk(features: Any) -> Any:
+            rows = check_rows({"x": features}, "predict")
+            chunk = ArraySource(features, None, None, rows)
+            request = AdaptRequest(x=None, batch_size=batch_size, caller="predict")
+            with pipeline_from_source("chunk", chunk, request) as pipeline:
+                check_model_inputs(self.model, pipeline.element_spec, "predict")
+                return self._predict_loop(pipeline, None, 0, callbacks)
 
-        def progress(rows: int) -> None:
-            written[0] += rows
-            if bar is not None:
-                bar.update(written[0])
-
-        def tables() -> Iterator[Any]:
-            for features, passthrough in chunks_of(x, schema, "predict"):
-                rows = check_rows({"x": features}, "predict")
-                chunk = ArraySource(features, None, None, rows)
-                request = AdaptRequest(x=None, batch_size=batch_size, caller="predict")
-                with pipeline_from_source("chunk", chunk, request) as pipeline:
-                    check_model_inputs(self.model, pipeline.element_spec, "predict")
-                    outputs = self._predict_loop(pipeline, None, 0, callbacks)
-                yield output_table(self.model, outputs, passthrough)
-
-        path = write_atomically(output, tables(), progress)
-        if bar is not None:
-            bar.update(written[0], finalize=True)
-        return path
+        return predict_to_file(self.model, predict_chunk, x, schema, output, verbose)
 
     def _predict_loop(
         self, pipeline: Pipeline, steps: int | None, verbose: Any, callbacks: Any
     ) -> Any:
         model = self.model
         runner = EpochRunner(self._distributed(pipeline, "predict"), steps)
-        cbs = self._callbacks(callbacks, verbose, 1, runner.num_batches, history=False)
+        cbs = callbacks_mod.callback_list(
+            self.model, callbacks, verbose, 1, runner.num_batches, history=False
+        )
         execution = self._execution(cbs, "predict")
         chunks: list[Any] = []
 
@@ -591,39 +514,6 @@ class Trainer:
         return tf.nest.map_structure(lambda *parts: np.concatenate(parts), *chunks)
 
     # ---------------------------------------------------------------------------- on batch
-    def _batch(
-        self,
-        caller: str,
-        x: Any,
-        y: Any = None,
-        sample_weight: Any = None,
-        class_weight: Any = None,
-    ) -> tuple[Any, ...]:
-        request = AdaptRequest(x=x, y=y, sample_weight=sample_weight, caller=caller)
-        _, source = adapt_source(request)
-        if not isinstance(source, ArraySource):
-            raise FitpipeTypeError(
-                message(
-                    caller,
-                    "needs array-like data",
-                    "`x` is one batch: arrays, tensors or lists/dicts of them",
-                    "Take a batch from the input first",
-                    x=x,
-                )
-            )
-        data = tf.nest.map_structure(
-            tf.convert_to_tensor, pack_roles(source.x, source.y, source.sample_weight)
-        )
-        if class_weight is not None:
-            width = data[1].shape[-1] if data[1].shape.rank and data[1].shape.rank > 1 else None
-            table = check_class_weight(class_weight, caller, width if width != 1 else None)
-            data = apply_class_weight(data, class_weight_table(table))
-        strategy = distribute.strategy_of(self.model)
-        if strategy is not None:
-            spec = tf.nest.map_structure(tf.TensorSpec.from_tensor, data)
-            distribute.build_state(self.model, strategy, spec)
-        return data
-
     def train_on_batch(
         self,
         x: Any,
@@ -634,7 +524,7 @@ class Trainer:
     ) -> Any:
         """Runs one gradient update on one batch, as ``keras.Model.train_on_batch``."""
         self._require_compiled("train_on_batch")
-        data = self._batch("train_on_batch", x, y, sample_weight, class_weight)
+        data = one_batch(self.model, "train_on_batch", x, y, sample_weight, class_weight)
         self.model.reset_metrics()
         logs = pythonify(self._function("train").on_batch(data))
         return logs if return_dict else flatten_in_order(self.model, logs)
@@ -644,14 +534,14 @@ class Trainer:
     ) -> Any:
         """Tests the model on one batch, as ``keras.Model.test_on_batch``."""
         self._require_compiled("test_on_batch")
-        data = self._batch("test_on_batch", x, y, sample_weight)
+        data = one_batch(self.model, "test_on_batch", x, y, sample_weight)
         self.model.reset_metrics()
         logs = pythonify(self._function("test").on_batch(data))
         return logs if return_dict else flatten_in_order(self.model, logs)
 
     def predict_on_batch(self, x: Any) -> Any:
         """Returns predictions for one batch, as ``keras.Model.predict_on_batch``."""
-        data = self._batch("predict_on_batch", x)
+        data = one_batch(self.model, "predict_on_batch", x)
         outputs = self._function("predict").on_batch(data)
         return tf.nest.map_structure(np.asarray, outputs)
 

@@ -1,0 +1,124 @@
+"""Inputs the trainer builds besides the main one: validation data, and single batches."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import keras
+import tensorflow as tf
+
+from fitpipe.adapters import AdaptRequest, ArraySource, registry
+from fitpipe.errors import FitpipeTypeError, FitpipeValueError, message
+from fitpipe.pipeline import (
+    Pipeline,
+    adapt_source,
+    apply_class_weight,
+    build_pipeline,
+    check_class_weight,
+    class_weight_table,
+    pipeline_from_source,
+    split_source,
+)
+from fitpipe.schemas import is_namedtuple, pack_roles
+from fitpipe.training import arguments, distribute
+from fitpipe.training.inputs import check_model_inputs
+
+__all__ = ["fit_pipelines", "one_batch", "validation_pipeline"]
+
+
+def _unpack_validation(data: Any) -> tuple[Any, Any, Any]:
+    given = data
+    if isinstance(data, list):
+        data = tuple(data)  # Keras unpacks a list like a tuple
+    if is_namedtuple(data) or (isinstance(data, tuple) and len(data) not in (2, 3)):
+        raise FitpipeValueError(
+            message(
+                "fit",
+                "cannot unpack `validation_data`",
+                "`validation_data` is a plain tuple `(x_val, y_val)` or `(x_val, y_val, "
+                "val_sample_weight)`, a tf.data.Dataset, a generator or a PyDataset",
+                "Pass one of those forms",
+                validation_data=given,
+            )
+        )
+    x, y, sample_weight = (*data, None)[:3] if isinstance(data, tuple) else (data, None, None)
+    return x, y, sample_weight
+
+
+def validation_pipeline(
+    model: keras.Model, data: Any, batch_size: int | None, steps: int | None, schema: Any
+) -> Pipeline:
+    """The pipeline of ``fit``'s ``validation_data``, checked against the model's inputs."""
+    x, y, sample_weight = _unpack_validation(data)
+    adapter = registry.find(x, "fit")
+    request = AdaptRequest(
+        x=x,
+        y=y,
+        sample_weight=sample_weight,
+        batch_size=batch_size if "batch_size" in adapter.supports else None,
+        steps=steps,
+        caller="fit",
+        schema=schema if "schema" in adapter.supports else None,
+        hold_in_memory=distribute.strategy_of(model) is None,
+    )
+    pipeline = build_pipeline(request, warn_ignored=False)
+    arguments.require_finite(pipeline, steps, "fit", "validation_steps")
+    check_model_inputs(model, pipeline.element_spec, "fit")
+    return pipeline
+
+
+def fit_pipelines(
+    model: keras.Model,
+    request: AdaptRequest,
+    validation_data: Any,
+    val_batch: int | None,
+    val_steps: int | None,
+) -> tuple[Pipeline, Pipeline | None]:
+    """The training pipeline of ``fit``, and its validation pipeline (split off, or given)."""
+    adapter, source = adapt_source(request, warn_ignored=False)
+    val = None
+    if request.validation_split:
+        source, val_source = split_source(source, request.validation_split, "fit", val_batch)
+        val_request = AdaptRequest(x=None, batch_size=val_batch, steps=val_steps, caller="fit")
+        val = pipeline_from_source(adapter.name, val_source, val_request)
+    train = pipeline_from_source(adapter.name, source, request)
+    if validation_data is not None:
+        val = validation_pipeline(model, validation_data, val_batch, val_steps, request.schema)
+    arguments.require_finite(train, request.steps, "fit", "steps_per_epoch")
+    return train, val
+
+
+def one_batch(
+    model: keras.Model,
+    caller: str,
+    x: Any,
+    y: Any = None,
+    sample_weight: Any = None,
+    class_weight: Mapping[int, float] | None = None,
+) -> tuple[Any, ...]:
+    """The tensors of one batch given to ``train_on_batch`` and its kin, class weights applied."""
+    request = AdaptRequest(x=x, y=y, sample_weight=sample_weight, caller=caller)
+    _, source = adapt_source(request)
+    if not isinstance(source, ArraySource):
+        raise FitpipeTypeError(
+            message(
+                caller,
+                "needs array-like data",
+                "`x` is one batch: arrays, tensors or lists/dicts of them",
+                "Take a batch from the input first",
+                x=x,
+            )
+        )
+    data = tf.nest.map_structure(
+        tf.convert_to_tensor, pack_roles(source.x, source.y, source.sample_weight)
+    )
+    if class_weight is not None:
+        width = data[1].shape[-1] if data[1].shape.rank and data[1].shape.rank > 1 else None
+        table = check_class_weight(class_weight, caller, width if width != 1 else None)
+        data = apply_class_weight(data, class_weight_table(table))
+    strategy = distribute.strategy_of(model)
+    if strategy is not None:
+        spec = tf.nest.map_structure(tf.TensorSpec.from_tensor, data)
+        distribute.build_state(model, strategy, spec)
+    return data
