@@ -201,19 +201,19 @@ def _streams(leaf: Any, numpy_bytes: int) -> bool:
     )
 
 
-def _make_gather(parts: tuple[Any, ...]) -> tuple[Callable[[tf.Tensor], Any], list[Any] | None]:
-    """Returns ``rows -> batch``, and the held leaves when every leaf is resident (else None).
+def _make_gather(parts: tuple[Any, ...]) -> tuple[Callable[[tf.Tensor], Any] | None, list[Any]]:
+    """Holds the leaves that stay in memory; large NumPy leaves are streamed.
 
-    Resident leaves are gathered in the graph; large NumPy leaves are streamed.
+    Returns:
+        ``rows -> batch`` reading the streamed leaves from NumPy, or None when every leaf is
+        held; and the held leaves (all of them, in flat order, when none is streamed).
     """
     flat = tf.nest.flatten(parts)
     numpy_bytes = sum(leaf.nbytes for leaf in flat if isinstance(leaf, np.ndarray))
     streamed = [i for i, leaf in enumerate(flat) if _streams(leaf, numpy_bytes)]
     resident = {i: _hold(leaf) for i, leaf in enumerate(flat) if i not in streamed}
     if not streamed:
-        leaves = [resident[i] for i in range(len(flat))]
-        structure = _structure(parts)
-        return lambda rows: take_rows(structure, (tuple(leaves), None), rows), leaves
+        return None, [resident[i] for i in range(len(flat))]
     streamed_arrays = [flat[i] for i in streamed]
 
     def read_rows(rows: np.ndarray) -> list[np.ndarray]:
@@ -230,7 +230,7 @@ def _make_gather(parts: tuple[Any, ...]) -> tuple[Callable[[tf.Tensor], Any], li
             out[i] = tensor
         return tf.nest.pack_sequence_as(parts, out)
 
-    return gather, None
+    return gather, list(resident.values())
 
 
 def _structure(parts: Any) -> Any:
@@ -327,16 +327,19 @@ def array_dataset(
         next iteration read pass ``n`` (its shuffle order).
     """
     parts = pack_roles(source.x, source.y, source.sample_weight)
-    gather, leaves = _make_gather(parts)
+    streamed, leaves = _make_gather(parts)
+    rows = None
+    if streamed is None:
+        rows = ResidentRows(
+            tuple(leaves), _structure(parts), source.num_samples, batch_size, shuffle, seed
+        )
     passes = pass_counter()
     indices = index_batches(
-        source.num_samples, batch_size, shuffle, seed, passes, in_numpy=leaves is None
+        source.num_samples, batch_size, shuffle, seed, passes, in_numpy=rows is None
     )
+    gather = rows.gather if rows is not None else streamed
+    assert gather is not None
     dataset = indices.map(gather, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-    rows = None
-    if leaves is not None:
-        structure = _structure(parts)
-        rows = ResidentRows(tuple(leaves), structure, source.num_samples, batch_size, shuffle, seed)
 
     def seek(n: int) -> None:
         passes.assign(n)

@@ -25,7 +25,7 @@ import tensorflow as tf
 
 from fitpipe.adapters import ArraySource
 from fitpipe.errors import FitpipeTypeError, FitpipeValueError, message
-from fitpipe.pipeline.arrays import RESIDENT_BYTES_LIMIT, _gather, index_batches
+from fitpipe.pipeline.arrays import RESIDENT_BYTES_LIMIT, index_batches, take_rows
 from fitpipe.schemas import pack_roles
 
 __all__ = [
@@ -152,10 +152,11 @@ def constant_array_dataset(source: ArraySource, batch_size: int, caller: str) ->
                 bytes=size,
             )
         )
-    leaves = [_constant(leaf) for leaf in flat]
+    tensors = (tuple(_constant(leaf) for leaf in flat), None)
+    structure = tf.nest.map_structure(lambda _: None, parts)
 
     def gather(rows: tf.Tensor) -> Any:
-        return tf.nest.pack_sequence_as(parts, [_gather(leaf, rows) for leaf in leaves])
+        return take_rows(structure, tensors, rows)
 
     indices = index_batches(source.num_samples, batch_size, shuffle=False, seed=0)
     return indices.map(gather, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
