@@ -239,11 +239,13 @@ def _weighted(
     dataset: tf.data.Dataset, class_weight: dict[int, float], parallel: bool
 ) -> tf.data.Dataset:
     table = class_weight_table(class_weight)
-    return dataset.map(
-        lambda *batch: apply_class_weight(batch, table),
-        num_parallel_calls=tf.data.AUTOTUNE if parallel else None,
-        deterministic=True,
-    )
+
+    def weigh(*batch: Any) -> Any:
+        return apply_class_weight(batch, table)
+
+    if not parallel:  # `deterministic` without parallel calls makes TensorFlow warn
+        return dataset.map(weigh)
+    return dataset.map(weigh, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
 
 
 def _weighted_shard(
