@@ -19,7 +19,7 @@ from fitpipe.adapters.base import AdaptRequest, ArraySource, BatchSource
 from fitpipe.adapters.generators import one_pass_source
 from fitpipe.errors import FitpipeTypeError, message
 from fitpipe.schemas import Role, Schema
-from fitpipe.schemas.arrow_types import check_arrow_schema
+from fitpipe.schemas.arrow_types import checked_schema
 
 __all__ = [
     "ArrowStreamAdapter",
@@ -60,9 +60,10 @@ def roles_for(caller: str) -> tuple[Role, ...]:
 
 def table_source(table: pa.Table, request: AdaptRequest, source: str) -> ArraySource:
     """Converts a whole in-memory table to rows, after checking it against the schema."""
-    schema = require_schema(request, source)
     roles = roles_for(request.caller)
-    check_arrow_schema(schema, table.schema, source, roles, request.caller)
+    schema = checked_schema(
+        require_schema(request, source), table.schema, source, roles, request.caller
+    )
     x, y, sw = table_roles(table, schema, source, 0, request.caller, Role.TARGET in roles)
     count = check_rows({"x": x, "y": y, "sample_weight": sw}, request.caller)
     return ArraySource(x, y, sw, count)
@@ -135,9 +136,14 @@ class ArrowStreamAdapter:
     def adapt(self, request: AdaptRequest) -> BatchSource:
         """Checks the stream's schema, then converts it batch by batch as it is read."""
         reader: pa.RecordBatchReader = request.x
-        schema = require_schema(request, "a RecordBatchReader")
         roles = roles_for(request.caller)
-        check_arrow_schema(schema, reader.schema, "the RecordBatchReader", roles, request.caller)
+        schema = checked_schema(
+            require_schema(request, "a RecordBatchReader"),
+            reader.schema,
+            "the RecordBatchReader",
+            roles,
+            request.caller,
+        )
         batch_size = request.batch_size or 32
 
         def batches() -> Iterator[tuple[Any, ...]]:
