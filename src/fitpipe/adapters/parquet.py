@@ -35,7 +35,7 @@ from fitpipe.errors import DataMismatchError, SchemaError, message
 from fitpipe.schemas import Role, Schema
 from fitpipe.schemas.arrow_types import checked_schema, convertible, unknown_column
 
-__all__ = ["ParquetAdapter", "ParquetPlan", "plan_source"]
+__all__ = ["ParquetAdapter", "ParquetPlan", "plan_source", "source_columns"]
 
 #: Rows mixed together by the shuffle buffer (at least one batch).
 SHUFFLE_BUFFER_ROWS = 65536
@@ -130,6 +130,20 @@ def _open_dataset(x: Any, caller: str) -> pads.Dataset:
         return pads.dataset(source, format="parquet", partitioning="hive")
     except (pa.ArrowInvalid, OSError) as err:
         raise _file_error(str(source), err, caller) from err
+
+
+def source_columns(x: Any, caller: str) -> list[str]:
+    """The columns of a Parquet source (path, folder, glob, list or dataset), in file order.
+
+    Args:
+        x: The source.
+        caller: The public method being run, for messages.
+
+    Returns:
+        The column names, read from metadata.
+
+    """
+    return list(_open_dataset(x, caller).schema.names)
 
 
 def _check_file_types(physical: pa.Schema, needed: list[str], path: str, caller: str) -> None:
