@@ -18,7 +18,7 @@ from fitpipe.adapters.arrow_columns import table_roles
 from fitpipe.adapters.base import AdaptRequest, ArraySource, BatchSource
 from fitpipe.adapters.generators import one_pass_source
 from fitpipe.errors import FitpipeTypeError, message
-from fitpipe.schemas import Role, Schema
+from fitpipe.schemas import Role, Schema, as_schema
 from fitpipe.schemas.arrow_types import checked_schema
 
 __all__ = [
@@ -36,9 +36,14 @@ TABLE_SUPPORTS = frozenset(
 
 
 def require_schema(request: AdaptRequest, accepts: str) -> Schema:
-    """Returns the request's schema, or raises the error that explains why one is needed."""
-    if isinstance(request.schema, Schema):
-        return request.schema
+    """Returns the request's schema, or raises the error that explains why one is needed.
+
+    A mapping or a schema file path (see :func:`fitpipe.schemas.as_schema`) is read into a
+    :class:`Schema`.
+    """
+    schema = as_schema(request.schema, request.caller)
+    if schema is not None:
+        return schema
     raise FitpipeTypeError(
         message(
             request.caller,

@@ -18,7 +18,6 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from fitpipe.errors import UnsupportedArgumentError, message
-from fitpipe.schemas import as_schema
 
 if TYPE_CHECKING:
     import tensorflow as tf
@@ -81,7 +80,8 @@ class AdaptRequest:
         shuffle: Whether to reshuffle rows every epoch.
         class_weight: Map from class index to weight.
         schema: A declared schema for columnar inputs: a ``Schema``, a mapping of its keys
-            or the path of a schema file (turned into a ``Schema`` on construction).
+            or the path of a schema file (turned into a ``Schema`` once the adapter that
+            takes ``x`` is known to support ``schema``).
         steps: Batches per epoch requested by the caller, if any.
         caller: The public method being run, for error messages.
         validation_split: Fraction of rows the trainer will set apart (0 for none).
@@ -105,10 +105,6 @@ class AdaptRequest:
     validation_split: float = 0.0
     data_service: str | None = None
     hold_in_memory: bool = True
-
-    def __post_init__(self) -> None:
-        """Turns ``schema`` given as a mapping or a file path into a :class:`Schema`."""
-        object.__setattr__(self, "schema", as_schema(self.schema, self.caller))
 
     def given(self) -> tuple[str, ...]:
         """Names the optional arguments that were given (not left at their defaults)."""

@@ -110,21 +110,28 @@ def _file_error(path: str, err: Exception, caller: str) -> SchemaError:
     )
 
 
-def _open_dataset(x: Any, caller: str) -> pads.Dataset:
-    if isinstance(x, pads.Dataset):
-        return x
+def _existing_paths(x: Any, caller: str) -> list[str]:
+    """The files and folders of a path, glob or list; an error names the first missing one."""
     paths = _expand(x)
     missing = [p for p in paths if not os.path.exists(p)]
     if not paths or missing:
+        what = f"{missing[0]!r}: no such file or folder" if missing else f"{x!r}: no file matches"
         raise DataMismatchError(
             message(
                 caller,
-                f"cannot find the Parquet source {missing[0] if missing else x}",
-                "A Parquet source is a file, a directory, a glob pattern or a list of those",
-                "Check the path",
+                f"cannot find the Parquet source {what}",
+                "A Parquet source is a file, a folder, a glob pattern or a list of those",
+                f"Check the path (a relative path starts at the working directory {os.getcwd()!r})",
                 x=x,
             )
         )
+    return paths
+
+
+def _open_dataset(x: Any, caller: str) -> pads.Dataset:
+    if isinstance(x, pads.Dataset):
+        return x
+    paths = _existing_paths(x, caller)
     source: Any = paths[0] if len(paths) == 1 and os.path.isdir(paths[0]) else paths
     try:
         return pads.dataset(source, format="parquet", partitioning="hive")
@@ -471,6 +478,8 @@ class ParquetAdapter:
 
     def adapt(self, request: AdaptRequest) -> ArraySource | BatchSource:
         """Plans the source from metadata; reads small data whole, else streams row groups."""
+        if not isinstance(request.x, pads.Dataset):  # a missing path before a missing schema
+            _existing_paths(request.x, request.caller)
         plan = plan_source(request.x, require_schema(request, "Parquet data"), request.caller)
         schema = plan.schema
         if plan.rows == 0:

@@ -30,6 +30,7 @@ from fitpipe.pipeline.class_weights import (
     class_weight_table,
 )
 from fitpipe.pipeline.service import check_address
+from fitpipe.schemas import as_schema
 
 __all__ = ["Pipeline", "adapt", "adapt_source", "build_pipeline", "pipeline_from_source"]
 
@@ -201,6 +202,8 @@ def adapt_source(request: AdaptRequest, *, warn_ignored: bool = True) -> tuple[A
             )
         given = tuple(name for name in given if name != "shuffle")
     check_supported(adapter, request, given)
+    if request.schema is not None:  # a mapping or a schema file path becomes a Schema
+        request = dataclasses.replace(request, schema=as_schema(request.schema, request.caller))
     return adapter, adapter.adapt(request)
 
 

@@ -112,11 +112,19 @@ def as_schema(value: Any, caller: str) -> Schema | None:
                 schema=value,
             )
         )
+    if isinstance(value, Mapping):
+        return Schema.from_dict(data)  # its errors name the bad key or value
     try:
         return Schema.from_dict(data)
     except (TypeError, ValueError) as err:
         raise SchemaError(
-            message(caller, f"cannot use {where}: {err}", "It must be a valid schema", "Fix it")
+            message(
+                caller,
+                f"cannot use {where}",
+                f"It must hold a valid schema, but: {str(err).rstrip('.')}",
+                "Fix the file",
+                schema=os.fspath(value),
+            )
         ) from err
 
 
