@@ -116,14 +116,10 @@ def _existing_paths(x: Any, caller: str) -> list[str]:
     missing = [p for p in paths if not os.path.exists(p)]
     if not paths or missing:
         what = f"{missing[0]!r}: no such file or folder" if missing else f"{x!r}: no file matches"
+        expected = "A Parquet source is a file, a folder, a glob pattern or a list of those"
+        fix = f"Check the path (a relative path starts at the working directory {os.getcwd()!r})"
         raise DataMismatchError(
-            message(
-                caller,
-                f"cannot find the Parquet source {what}",
-                "A Parquet source is a file, a folder, a glob pattern or a list of those",
-                f"Check the path (a relative path starts at the working directory {os.getcwd()!r})",
-                x=x,
-            )
+            message(caller, f"cannot find the Parquet source {what}", expected, fix, x=x)
         )
     return paths
 
@@ -140,16 +136,7 @@ def _open_dataset(x: Any, caller: str) -> pads.Dataset:
 
 
 def source_columns(x: Any, caller: str) -> list[str]:
-    """The columns of a Parquet source (path, folder, glob, list or dataset), in file order.
-
-    Args:
-        x: The source.
-        caller: The public method being run, for messages.
-
-    Returns:
-        The column names, read from metadata.
-
-    """
+    """The columns of a Parquet source (path, folder, glob, list, dataset), from metadata."""
     return list(_open_dataset(x, caller).schema.names)
 
 
