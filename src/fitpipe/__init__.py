@@ -14,12 +14,13 @@ _os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 from fitpipe import errors
 from fitpipe.adapters import register_adapter, registry
 from fitpipe.pipeline import Pipeline, adapt
-from fitpipe.schemas import Schema
+from fitpipe.schemas import OTHER_COLUMNS, Schema
 from fitpipe.training import Model, Sequential, Trainer
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "OTHER_COLUMNS",
     "Model",
     "Pipeline",
     "Schema",

@@ -234,6 +234,47 @@ def test_pandas_dataframe_and_series() -> None:
     np.testing.assert_allclose(concat(batches, 2), weights.to_numpy())
 
 
+def _digits_frame() -> pd.DataFrame:
+    frame = pd.DataFrame({"id": np.arange(6), "px0": np.ones(6), "px1": np.zeros(6)})
+    frame["name"] = [f"d{i}" for i in range(6)]
+    frame["when"] = pd.Timestamp("2024-01-01")
+    frame["label"] = np.arange(6) % 2
+    return frame
+
+
+@pytest.mark.parametrize(
+    ("make", "path"),
+    [
+        (lambda f: f, "x"),
+        (lambda f: {"pixels": f}, "x['pixels']"),
+        (lambda f: [f, f], "x[0]"),
+    ],
+    ids=["frame", "dict", "list"],
+)
+def test_frame_with_text_columns_suggests_selecting_columns_or_a_schema(make, path) -> None:
+    with pytest.raises(TypeError) as info:
+        fitpipe.adapt(make(_digits_frame()), np.zeros(6))
+    text = str(info.value)
+    assert f"cannot read `{path}`, a pandas DataFrame with non-numeric columns" in text
+    assert "['name', 'when']" in text and ".drop(columns=['name', 'when'])" in text
+    assert "pass `schema=`" in text and "np.asarray" not in text
+    assert "DataFrame of shape (6, 6) with columns ['id', 'px0'" in text
+
+
+def test_frame_with_mixed_object_columns_suggests_a_schema_not_a_float_cast() -> None:
+    frame = pd.DataFrame({k: ["s"] * 2 + [1.0] * 2 for k in "ab"})
+    with pytest.raises(TypeError, match="object-dtype array holding float, str") as info:
+        fitpipe.adapt(frame, np.zeros(4))
+    assert "pass `schema=`" in str(info.value) and "np.asarray" not in str(info.value)
+
+
+def test_frame_of_text_or_numbers_only_is_still_one_array() -> None:
+    text = pd.DataFrame({"a": ["x", "y"], "b": ["z", "w"]})
+    assert fitpipe.adapt(text).element_spec[0].dtype == tf.string
+    numbers = pd.DataFrame({"a": [1, 2], "b": [0.5, 1.5], "c": [3, 4]})
+    assert fitpipe.adapt(numbers).element_spec[0].shape.as_list() == [None, 3]
+
+
 def test_pandas_series_as_x() -> None:
     pipeline = fitpipe.adapt(pd.Series([1.5, 2.5, 3.5]))
     assert pipeline.adapter == "pandas"

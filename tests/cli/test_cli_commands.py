@@ -185,3 +185,22 @@ def test_fit_a_saved_model_with_validation_data(trained: Path, capsys) -> None:
     assert [row["val_loss"] == "" for row in rows] == [True, False, False]
     history = json.loads((out / "history.json").read_text())["history"]
     assert len(history["loss"]) == 3 and len(history["val_loss"]) == 2
+
+
+@pytest.mark.parametrize("features", ['"f*"', '"<other columns>"'], ids=["glob", "other"])
+def test_fit_records_the_columns_a_selector_resolved_to(project: Path, features: str) -> None:
+    spec = (project / "spec.toml").read_text()
+    spec = spec.replace('features = ["f0", "f1", "f2"]', f"features = {features}")
+    spec = spec.replace("epochs = 2", "epochs = 1").replace('dir = "run"', 'dir = "sel"')
+    (project / "spec.toml").write_text(spec)
+    assert main(["fit", str(project / "spec.toml"), "--verbose", "0", "--no-plot"]) == 0
+    written = json.loads((project / "sel" / "schema.json").read_text())
+    assert written["features"] == FEATURES  # the data's columns in file order, not the pattern
+    assert written["passthrough"] == ["id"]
+
+
+def test_inspect_resolves_selectors(project: Path, capsys) -> None:
+    (project / "s.json").write_text(json.dumps({"features": "f*", "targets": "y"}))
+    assert main(["inspect", str(project / "data"), "--schema", str(project / "s.json")]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert "  x: float32 (None, 3)" in lines and lines[-1] == "problems: none"

@@ -190,3 +190,30 @@ def test_check_class_weight_and_table() -> None:
     np.testing.assert_array_equal(table.numpy(), [0.5, 1.0, 1.0, 4.0])
     with pytest.raises(ValueError, match=r"^`fit` got class 2 .* between 0 and 1"):
         check_class_weight({2: 1.0}, "fit", num_classes=2)
+
+
+def _generator_batches() -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    for start in range(0, 6, 3):
+        yield X[start : start + 3], LABELS[start : start + 3]
+
+
+@pytest.mark.parametrize(
+    "make_input",
+    [
+        _generator_batches,
+        lambda: tf.data.Dataset.from_tensor_slices((X, LABELS)).batch(3),
+        lambda: ArrayPyDataset(X, LABELS, None, batch_size=3),
+    ],
+    ids=["generator", "tf.data", "pydataset"],
+)
+def test_class_weight_on_batched_inputs_warns_nothing(make_input: Any) -> None:
+    # TensorFlow warns "The `deterministic` argument has no effect unless ..." when a map
+    # without parallel calls is asked to be deterministic: fitpipe's own pipeline never does.
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        pipeline = fitpipe.adapt(make_input(), class_weight=CLASS_WEIGHT)
+        found = weights(pipeline)
+    np.testing.assert_array_equal(found, EXPECTED)
+    assert [str(w.message) for w in caught] == []

@@ -1021,7 +1021,7 @@ CASES = [
         "found no adapter for the input `x`",
         caller="adapt",
         names=("x",),
-        expected="registered adapters take",
+        expected="registered adapters: 'tf.data'",
         received=r"x=5 \(of type int\)",
     ),
     case(

@@ -18,6 +18,7 @@ import tensorflow as tf
 from fitpipe.adapters.base import AdaptRequest, ArraySource
 from fitpipe.errors import DataMismatchError, FitpipeTypeError, FitpipeValueError, message, raw
 from fitpipe.schemas import find_namedtuple
+from fitpipe.schemas.columns import column_listing
 
 __all__ = [
     "ARRAY_FAMILY_SUPPORTS",
@@ -83,8 +84,42 @@ def num_rows(leaf: Any) -> int:
     return int(leaf.shape[0])
 
 
+def _frame_fix(path: str, dropped: list[str]) -> str:
+    drop = f"`{path}.drop(columns={dropped!r})`" if dropped else f"`{path}[[...feature columns]]`"
+    return (
+        f"Select the feature columns, e.g. {drop}, or pass `schema=` to read the frame's "
+        "columns by role, e.g. `schema={'features': [...], 'targets': 'label', "
+        "'passthrough': ['id']}` (globs such as 'px*' select many columns)"
+    )
+
+
+def _check_frame(value: Any, caller: str, path: str) -> None:
+    """Refuses a DataFrame that mixes numeric and non-numeric columns, naming the latter."""
+    dtypes = getattr(value, "dtypes", None)
+    if getattr(value, "ndim", 1) != 2 or dtypes is None:
+        return
+    kinds = [(str(c), getattr(dt, "kind", "O")) for c, dt in dtypes.items()]
+    other = [c for c, kind in kinds if kind not in "biuf"]
+    names = [c for c, _ in kinds]
+    if not other or len(other) == len(kinds):
+        return  # all numbers, or all text (a text input): one array
+    shown = other[:8] + ([f"... and {len(other) - 8} more"] if len(other) > 8 else [])
+    raise FitpipeTypeError(
+        message(
+            caller,
+            f"cannot read `{path}`, a pandas DataFrame with non-numeric columns {shown}, "
+            "as one array",
+            "Without a schema a DataFrame is one 2-D input, so its columns must all be "
+            "numbers (or all strings)",
+            _frame_fix(path, other if len(other) <= 8 else []),
+            **{path: raw(f"DataFrame of shape {value.shape} with columns {column_listing(names)}")},
+        )
+    )
+
+
 def _to_numpy(value: Any, caller: str, path: str) -> np.ndarray:
     if is_pandas(value):
+        _check_frame(value, caller, path)
         array = value.to_numpy()
     else:
         try:
@@ -121,12 +156,15 @@ def _object_to_text(array: np.ndarray, caller: str, path: str, original: Any) ->
     if flat.size and all(isinstance(v, bytes) for v in flat):
         return array.astype(bytes)
     kinds = sorted({type(v).__name__ for v in flat[:1000]})
+    fix = "Convert it, e.g. `np.asarray(x, dtype='float32')`, or replace None/NaN objects"
+    if is_pandas(original) and getattr(original, "ndim", 1) == 2:
+        fix = _frame_fix(path, [])
     raise FitpipeTypeError(
         message(
             caller,
             f"cannot use `{path}`: it is an object-dtype array holding {', '.join(kinds)}",
             "Inputs must be arrays of numbers, booleans or strings of one dtype",
-            "Convert it, e.g. `np.asarray(x, dtype='float32')`, or replace None/NaN objects",
+            fix,
             **{path: original},
         )
     )

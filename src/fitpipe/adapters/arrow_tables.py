@@ -18,8 +18,8 @@ from fitpipe.adapters.arrow_columns import table_roles
 from fitpipe.adapters.base import AdaptRequest, ArraySource, BatchSource
 from fitpipe.adapters.generators import one_pass_source
 from fitpipe.errors import FitpipeTypeError, message
-from fitpipe.schemas import Role, Schema
-from fitpipe.schemas.arrow_types import check_arrow_schema
+from fitpipe.schemas import Role, Schema, as_schema
+from fitpipe.schemas.arrow_types import checked_schema
 
 __all__ = [
     "ArrowStreamAdapter",
@@ -36,9 +36,14 @@ TABLE_SUPPORTS = frozenset(
 
 
 def require_schema(request: AdaptRequest, accepts: str) -> Schema:
-    """Returns the request's schema, or raises the error that explains why one is needed."""
-    if isinstance(request.schema, Schema):
-        return request.schema
+    """Returns the request's schema, or raises the error that explains why one is needed.
+
+    A mapping or a schema file path (see :func:`fitpipe.schemas.as_schema`) is read into a
+    :class:`Schema`.
+    """
+    schema = as_schema(request.schema, request.caller)
+    if schema is not None:
+        return schema
     raise FitpipeTypeError(
         message(
             request.caller,
@@ -60,9 +65,10 @@ def roles_for(caller: str) -> tuple[Role, ...]:
 
 def table_source(table: pa.Table, request: AdaptRequest, source: str) -> ArraySource:
     """Converts a whole in-memory table to rows, after checking it against the schema."""
-    schema = require_schema(request, source)
     roles = roles_for(request.caller)
-    check_arrow_schema(schema, table.schema, source, roles, request.caller)
+    schema = checked_schema(
+        require_schema(request, source), table.schema, source, roles, request.caller
+    )
     x, y, sw = table_roles(table, schema, source, 0, request.caller, Role.TARGET in roles)
     count = check_rows({"x": x, "y": y, "sample_weight": sw}, request.caller)
     return ArraySource(x, y, sw, count)
@@ -135,9 +141,14 @@ class ArrowStreamAdapter:
     def adapt(self, request: AdaptRequest) -> BatchSource:
         """Checks the stream's schema, then converts it batch by batch as it is read."""
         reader: pa.RecordBatchReader = request.x
-        schema = require_schema(request, "a RecordBatchReader")
         roles = roles_for(request.caller)
-        check_arrow_schema(schema, reader.schema, "the RecordBatchReader", roles, request.caller)
+        schema = checked_schema(
+            require_schema(request, "a RecordBatchReader"),
+            reader.schema,
+            "the RecordBatchReader",
+            roles,
+            request.caller,
+        )
         batch_size = request.batch_size or 32
 
         def batches() -> Iterator[tuple[Any, ...]]:

@@ -79,7 +79,9 @@ class AdaptRequest:
         batch_size: Rows per batch for row-addressed inputs (None: the default 32).
         shuffle: Whether to reshuffle rows every epoch.
         class_weight: Map from class index to weight.
-        schema: A declared schema for columnar inputs.
+        schema: A declared schema for columnar inputs: a ``Schema``, a mapping of its keys
+            or the path of a schema file (turned into a ``Schema`` once the adapter that
+            takes ``x`` is known to support ``schema``).
         steps: Batches per epoch requested by the caller, if any.
         caller: The public method being run, for error messages.
         validation_split: Fraction of rows the trainer will set apart (0 for none).

@@ -33,9 +33,9 @@ from fitpipe.adapters.batches import ErrorBox, signature_of
 from fitpipe.adapters.sharding import pad_shard, per_replica_batch, plan_shards, with_weights
 from fitpipe.errors import DataMismatchError, SchemaError, message
 from fitpipe.schemas import Role, Schema
-from fitpipe.schemas.arrow_types import check_arrow_schema, convertible
+from fitpipe.schemas.arrow_types import checked_schema, convertible, unknown_column
 
-__all__ = ["ParquetAdapter", "ParquetPlan", "plan_source"]
+__all__ = ["ParquetAdapter", "ParquetPlan", "plan_source", "source_columns"]
 
 #: Rows mixed together by the shuffle buffer (at least one batch).
 SHUFFLE_BUFFER_ROWS = 65536
@@ -62,10 +62,11 @@ class Piece:
 
 @dataclasses.dataclass(frozen=True)
 class ParquetPlan:
-    """The pieces of a source in order, and the columns to read."""
+    """The pieces of a source in order, its Arrow schema, and the schema resolved against it."""
 
     pieces: tuple[Piece, ...]
     arrow_schema: pa.Schema
+    schema: Schema
 
     @property
     def rows(self) -> int:
@@ -109,26 +110,34 @@ def _file_error(path: str, err: Exception, caller: str) -> SchemaError:
     )
 
 
-def _open_dataset(x: Any, caller: str) -> pads.Dataset:
-    if isinstance(x, pads.Dataset):
-        return x
+def _existing_paths(x: Any, caller: str) -> list[str]:
+    """The files and folders of a path, glob or list; an error names the first missing one."""
     paths = _expand(x)
     missing = [p for p in paths if not os.path.exists(p)]
     if not paths or missing:
+        what = f"{missing[0]!r}: no such file or folder" if missing else f"{x!r}: no file matches"
+        expected = "A Parquet source is a file, a folder, a glob pattern or a list of those"
+        fix = f"Check the path (a relative path starts at the working directory {os.getcwd()!r})"
         raise DataMismatchError(
-            message(
-                caller,
-                f"cannot find the Parquet source {missing[0] if missing else x}",
-                "A Parquet source is a file, a directory, a glob pattern or a list of those",
-                "Check the path",
-                x=x,
-            )
+            message(caller, f"cannot find the Parquet source {what}", expected, fix, x=x)
         )
+    return paths
+
+
+def _open_dataset(x: Any, caller: str) -> pads.Dataset:
+    if isinstance(x, pads.Dataset):
+        return x
+    paths = _existing_paths(x, caller)
     source: Any = paths[0] if len(paths) == 1 and os.path.isdir(paths[0]) else paths
     try:
         return pads.dataset(source, format="parquet", partitioning="hive")
     except (pa.ArrowInvalid, OSError) as err:
         raise _file_error(str(source), err, caller) from err
+
+
+def source_columns(x: Any, caller: str) -> list[str]:
+    """The columns of a Parquet source (path, folder, glob, list, dataset), from metadata."""
+    return list(_open_dataset(x, caller).schema.names)
 
 
 def _check_file_types(physical: pa.Schema, needed: list[str], path: str, caller: str) -> None:
@@ -159,15 +168,7 @@ def _row_group_pieces(dataset: pads.Dataset, needed: list[str], caller: str) -> 
         _check_file_types(physical, needed, fragment.path, caller)
         absent = [c for c in needed if c not in physical.names and c not in partitions]
         if absent:
-            raise SchemaError(
-                message(
-                    caller,
-                    f"cannot find column {absent[0]!r} in {fragment.path}",
-                    "Every file of the source has the columns the schema uses",
-                    "Fix the schema, or remove the file from the source",
-                    column=absent[0],
-                )
-            )
+            raise unknown_column(absent[0], physical.names, fragment.path, caller)
         for group in groups:
             pieces.append(
                 Piece(
@@ -198,7 +199,7 @@ def plan_source(x: Any, schema: Schema, caller: str) -> ParquetPlan:
     dataset = _open_dataset(x, caller)
     roles = roles_for(caller)
     name = x if isinstance(x, str) else ("the dataset" if isinstance(x, pads.Dataset) else str(x))
-    check_arrow_schema(schema, dataset.schema, str(name), roles, caller)
+    schema = checked_schema(schema, dataset.schema, str(name), roles, caller)
     needed = schema.columns(roles)
     try:
         pieces = _row_group_pieces(dataset, needed, caller)
@@ -206,7 +207,7 @@ def plan_source(x: Any, schema: Schema, caller: str) -> ParquetPlan:
         if "filtered" not in str(err):
             raise
         pieces = [_scan_piece(dataset, caller)]
-    return ParquetPlan(tuple(pieces), dataset.schema)
+    return ParquetPlan(tuple(pieces), dataset.schema, schema)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -464,8 +465,10 @@ class ParquetAdapter:
 
     def adapt(self, request: AdaptRequest) -> ArraySource | BatchSource:
         """Plans the source from metadata; reads small data whole, else streams row groups."""
-        schema = require_schema(request, "Parquet data")
-        plan = plan_source(request.x, schema, request.caller)
+        if not isinstance(request.x, pads.Dataset):  # a missing path before a missing schema
+            _existing_paths(request.x, request.caller)
+        plan = plan_source(request.x, require_schema(request, "Parquet data"), request.caller)
+        schema = plan.schema
         if plan.rows == 0:
             raise DataMismatchError(
                 message(

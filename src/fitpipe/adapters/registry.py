@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterator, Mapping
 from typing import Any, TypeVar, overload
 
 from fitpipe.adapters.base import ADAPT_ARGUMENTS, Adapter, AdaptRequest, Source
+from fitpipe.adapters.hints import no_adapter_message
 from fitpipe.errors import (
     FitpipeTypeError,
     FitpipeValueError,
@@ -233,7 +234,8 @@ class AdapterRegistry(Mapping[str, Adapter]):
             caller: The public method being run, for the error message.
 
         Raises:
-            UnsupportedInputError: When no adapter takes ``x``; the message lists them all.
+            UnsupportedInputError: When no adapter takes ``x``; the message is short, with a
+                hint for common inputs (see :mod:`fitpipe.adapters.hints`).
 
         """
         found = self._first_match(x)
@@ -251,15 +253,7 @@ class AdapterRegistry(Mapping[str, Adapter]):
         return None
 
     def _no_adapter_message(self, x: Any, caller: str) -> str:
-        listing = "; ".join(f"{e.adapter.name!r}: {e.adapter.accepts}" for e in self._ordered())
-        return message(
-            caller,
-            "found no adapter for the input `x`",
-            f"The registered adapters take: {listing}",
-            "Convert `x` to one of these forms, or register an adapter for its type with "
-            "`fitpipe.register_adapter`",
-            x=x,
-        )
+        return no_adapter_message(x, caller, [e.adapter.name for e in self._ordered()])
 
     def load_entry_points(self) -> None:
         """Loads and registers adapters advertised in the entry-point group (once)."""

@@ -9,6 +9,7 @@ from typing import Any
 
 import keras
 
+from fitpipe.adapters.parquet import source_columns
 from fitpipe.cli.files import load_schema, resolve_factory, spec_error
 from fitpipe.cli.history import EpochRecorder, require_matplotlib, write_csv, write_json, write_plot
 from fitpipe.cli.spec import RunSpec
@@ -118,9 +119,13 @@ def run_fit(spec: RunSpec, verbose: int | None = None, plot: bool = True) -> Fit
     trainer = Trainer(build_model(spec))
     _compile(trainer, spec)
     recorder = EpochRecorder()
+    # Selectors ("px*", OTHER_COLUMNS) resolved once: schema.json lists the columns used.
+    schema = spec.data.schema.resolve(
+        source_columns(spec.data.source, "fit"), str(spec.data.source), "fit"
+    )
     trainer.fit(
         spec.data.source,
-        schema=spec.data.schema,
+        schema=schema,
         validation_data=spec.data.validation_data,
         verbose=default_verbose() if verbose is None else verbose,
         callbacks=[recorder],
@@ -132,7 +137,7 @@ def run_fit(spec: RunSpec, verbose: int | None = None, plot: bool = True) -> Fit
     trainer.model.save(model_path)
     schema_path = os.path.join(out, "schema.json")
     with open(schema_path, "w", encoding="utf-8") as handle:
-        handle.write(spec.data.schema.to_json())
+        handle.write(schema.to_json())
     records = recorder.records
     png = None
     if plot:

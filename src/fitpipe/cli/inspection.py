@@ -197,6 +197,11 @@ def inspect_source(
         unusable = [f.name for f in dataset.schema if not convertible(f.type)]
         notes = [f"columns that cannot become tensors: {unusable}"] if unusable else []
         return dataclasses.replace(report, notes=(*notes, "pass --schema to check it"))
+    try:  # selectors ("px*", OTHER_COLUMNS) become the columns they select
+        read = (Role.FEATURE, Role.PASSTHROUGH) if predict else tuple(Role)
+        schema = schema.resolve(dataset.schema.names, str(source), _CALLER, read)
+    except FitpipeError as err:
+        return dataclasses.replace(report, problems=(str(err),))
     problems = _problems(schema, report, predict)
     if problems:
         return dataclasses.replace(report, problems=tuple(problems))

@@ -30,6 +30,7 @@ from fitpipe.pipeline.class_weights import (
     class_weight_table,
 )
 from fitpipe.pipeline.service import check_address
+from fitpipe.schemas import as_schema
 
 __all__ = ["Pipeline", "adapt", "adapt_source", "build_pipeline", "pipeline_from_source"]
 
@@ -201,6 +202,8 @@ def adapt_source(request: AdaptRequest, *, warn_ignored: bool = True) -> tuple[A
             )
         given = tuple(name for name in given if name != "shuffle")
     check_supported(adapter, request, given)
+    if request.schema is not None:  # a mapping or a schema file path becomes a Schema
+        request = dataclasses.replace(request, schema=as_schema(request.schema, request.caller))
     return adapter, adapter.adapt(request)
 
 
@@ -239,11 +242,13 @@ def _weighted(
     dataset: tf.data.Dataset, class_weight: dict[int, float], parallel: bool
 ) -> tf.data.Dataset:
     table = class_weight_table(class_weight)
-    return dataset.map(
-        lambda *batch: apply_class_weight(batch, table),
-        num_parallel_calls=tf.data.AUTOTUNE if parallel else None,
-        deterministic=True,
-    )
+
+    def weigh(*batch: Any) -> Any:
+        return apply_class_weight(batch, table)
+
+    if not parallel:  # `deterministic` without parallel calls makes TensorFlow warn
+        return dataset.map(weigh)
+    return dataset.map(weigh, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
 
 
 def _weighted_shard(

@@ -1,5 +1,7 @@
 """Declared structure of the data: schemas of columns, roles and the batch unpacking rule."""
 
+from fitpipe.schemas.columns import OTHER_COLUMNS, REGEX_PREFIX
+from fitpipe.schemas.forms import SchemaLike, as_schema, resolve_schema
 from fitpipe.schemas.roles import (
     Role,
     find_namedtuple,
@@ -11,12 +13,17 @@ from fitpipe.schemas.roles import (
 from fitpipe.schemas.schema import Columns, Schema
 
 __all__ = [
+    "OTHER_COLUMNS",
+    "REGEX_PREFIX",
     "Columns",
     "Role",
     "Schema",
+    "SchemaLike",
+    "as_schema",
     "find_namedtuple",
     "is_namedtuple",
     "pack_roles",
     "reject_namedtuple",
+    "resolve_schema",
     "split_roles",
 ]

@@ -8,10 +8,18 @@ import pyarrow as pa
 import pyarrow.types as pat
 
 from fitpipe.errors import SchemaError, message
+from fitpipe.schemas.columns import closest_column, column_listing
 from fitpipe.schemas.roles import Role
 from fitpipe.schemas.schema import Named, Schema
 
-__all__ = ["check_arrow_schema", "convertible", "is_text", "value_type"]
+__all__ = [
+    "check_arrow_schema",
+    "checked_schema",
+    "convertible",
+    "is_text",
+    "unknown_column",
+    "value_type",
+]
 
 _EXPECTED = (
     "integers, floats, bool, fixed_size_list or list of those, string/binary, "
@@ -83,15 +91,7 @@ def check_arrow_schema(
     names = set(arrow_schema.names)
     for column in schema.columns(roles):
         if column not in names:
-            raise SchemaError(
-                message(
-                    caller,
-                    f"cannot find column {column!r} in {source}",
-                    f"The schema uses it; the data has columns {sorted(names)}",
-                    "Fix the column name in the `fitpipe.Schema`, or select other data",
-                    column=column,
-                )
-            )
+            raise unknown_column(column, arrow_schema.names, source, caller)
         found = arrow_schema.field(column).type
         used = schema.columns(tuple(r for r in roles if r != Role.PASSTHROUGH))
         if column in schema.passthrough and column not in used:
@@ -120,6 +120,62 @@ def check_arrow_schema(
                         column=column,
                     )
                 )
+
+
+def unknown_column(column: str, names: Sequence[str], source: str, caller: str) -> SchemaError:
+    """The error for a column the schema uses that the data lacks, with the closest match.
+
+    Args:
+        column: The missing column.
+        names: The data's columns in file order.
+        source: The file or object the data comes from.
+        caller: The public method being run.
+
+    Returns:
+        The error, naming the closest column ("did you mean ...?") when one is close, and the
+        data's columns in file order, cut to a readable length.
+
+    """
+    guess = closest_column(column, names)
+    hint = f" (did you mean {guess!r}?)" if guess is not None else ""
+    return SchemaError(
+        message(
+            caller,
+            f"cannot find column {column!r} in {source}{hint}",
+            f"The schema uses it; the data has columns {column_listing(names)}",
+            "Fix the column name in the `fitpipe.Schema` (or select columns with a pattern "
+            'such as "px*"), or select other data',
+            column=column,
+        )
+    )
+
+
+def checked_schema(
+    schema: Schema,
+    arrow_schema: pa.Schema,
+    source: str,
+    roles: Sequence[Role] = (Role.FEATURE, Role.TARGET, Role.WEIGHT, Role.PASSTHROUGH),
+    caller: str = "fit",
+) -> Schema:
+    """Resolves the schema's selectors against the data's columns, then checks it.
+
+    Args:
+        schema: The declared schema (selectors allowed).
+        arrow_schema: The data's Arrow schema.
+        source: The file or object the data comes from, for messages.
+        roles: The roles that are read.
+        caller: The public method being run.
+
+    Returns:
+        The schema naming plain columns, checked by :func:`check_arrow_schema`.
+
+    Raises:
+        SchemaError: For a selector matching nothing, a missing or unconvertible column.
+
+    """
+    resolved = schema.resolve(arrow_schema.names, source, caller, roles)
+    check_arrow_schema(resolved, arrow_schema, source, roles, caller)
+    return resolved
 
 
 def _stacked_groups(schema: Schema) -> list[tuple[str, ...]]:

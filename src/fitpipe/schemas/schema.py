@@ -1,4 +1,4 @@
-"""``Schema``: which columns of columnar data are features, targets, weights and passthrough.
+r"""``Schema``: which columns of columnar data are features, targets, weights and passthrough.
 
 For ``features`` and ``targets``: a column name is one tensor; a list of names is stacked
 along the last axis into one tensor; a dict maps model input (or output) names to a name or a
@@ -6,16 +6,23 @@ list. ``sample_weight`` is one column; ``passthrough`` columns are carried to pr
 output. ``fill`` gives the value that replaces nulls in a column (otherwise a null is an
 error) and ``lengths`` the length that variable-length list columns are padded or truncated
 to (otherwise they become ragged tensors).
+
+Wherever a column name goes, a selector may go too: a glob (``"px*"``), a regular expression
+after ``re:`` (``"re:px\d+"``) or :data:`~fitpipe.schemas.columns.OTHER_COLUMNS` (every
+column no other entry uses). Selectors are expanded against the data's columns in file order
+when the schema meets the data (see :mod:`fitpipe.schemas.columns` and :meth:`Schema.resolve`).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import re
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
-from fitpipe.errors import FitpipeTypeError, message
+from fitpipe.errors import FitpipeTypeError, FitpipeValueError, message
+from fitpipe.schemas.columns import REGEX_PREFIX, compile_regex
 from fitpipe.schemas.roles import Role
 
 __all__ = ["Columns", "Named", "RoleSpec", "Schema"]
@@ -35,10 +42,31 @@ class Named:
 RoleSpec = Columns | Named
 
 
+def _check_regex(name: str, where: str) -> None:
+    if not name.startswith(REGEX_PREFIX):
+        return
+    try:
+        compile_regex(name)
+    except re.error as err:
+        raise FitpipeValueError(
+            message(
+                "Schema",
+                f"got an invalid regular expression for {where} ({err})",
+                f"A selector starting with {REGEX_PREFIX!r} is a Python regular expression "
+                "matched against whole column names",
+                'Fix the expression, e.g. "re:px\\d+"',
+                **{where: name},
+            )
+        ) from err
+
+
 def _columns(value: Any, where: str) -> Columns:
     if isinstance(value, str):
+        _check_regex(value, where)
         return value
     if isinstance(value, Sequence) and value and all(isinstance(v, str) for v in value):
+        for name in value:
+            _check_regex(name, where)
         return tuple(value)
     raise FitpipeTypeError(
         message(
@@ -160,6 +188,33 @@ class Schema:
         for role in roles:
             found.extend(c for c in parts[role] if c not in found)
         return found
+
+    def resolve(
+        self,
+        columns: Sequence[str],
+        source: str = "the data",
+        caller: str = "fit",
+        roles: Sequence[Role] = tuple(Role),
+    ) -> Schema:
+        """This schema with its selectors expanded against the data's columns.
+
+        Args:
+            columns: The data's column names, in file order.
+            source: The file or object the columns come from, for messages.
+            caller: The public method being run, for messages.
+            roles: The roles that are read; a selector of another role matching nothing is
+                dropped instead of being an error.
+
+        Returns:
+            A schema naming plain columns (this one when it has no selectors).
+
+        Raises:
+            SchemaError: When a selector of a role that is read matches nothing.
+
+        """
+        from fitpipe.schemas.forms import resolve_schema
+
+        return resolve_schema(self, columns, source, caller, roles)
 
     def fill_value(self, column: str) -> Any:
         """The declared null replacement of ``column``, or None."""

@@ -23,8 +23,8 @@ from fitpipe.adapters import AdaptRequest, ArraySource, registry
 from fitpipe.adapters.arrow_columns import table_roles
 from fitpipe.adapters.parquet import plan_source
 from fitpipe.errors import FitpipeValueError, message
-from fitpipe.schemas import Role, Schema
-from fitpipe.schemas.arrow_types import check_arrow_schema
+from fitpipe.schemas import Role, Schema, SchemaLike, as_schema
+from fitpipe.schemas.arrow_types import checked_schema
 
 __all__ = ["chunks_of", "output_table", "predict_to_file", "write_atomically"]
 
@@ -37,30 +37,30 @@ def _table_chunks(table: pa.Table) -> Iterator[pa.Table]:
         yield table.slice(start, CHUNK_ROWS)
 
 
-def _arrow_tables(x: Any, schema: Schema, caller: str) -> Iterator[tuple[str, pa.Table]]:
-    columns = schema.columns((Role.FEATURE, Role.PASSTHROUGH))
+def _arrow_tables(x: Any, schema: Schema, caller: str) -> Iterator[tuple[str, pa.Table, Schema]]:
+    """Yields ``(source, table, schema)`` chunks; the schema resolved against the data."""
+    roles = (Role.FEATURE, Role.PASSTHROUGH)
     if isinstance(x, pa.RecordBatchReader):
-        check_arrow_schema(
-            schema, x.schema, "the RecordBatchReader", (Role.FEATURE, Role.PASSTHROUGH), caller
-        )
+        resolved = checked_schema(schema, x.schema, "the RecordBatchReader", roles, caller)
         for batch in x:
-            yield "the RecordBatchReader", pa.Table.from_batches([batch])
+            yield "the RecordBatchReader", pa.Table.from_batches([batch]), resolved
         return
     if isinstance(x, (pa.Table, pa.RecordBatch)) or hasattr(type(x), "__arrow_c_stream__"):
         table = x if isinstance(x, pa.Table) else pa.table(x)
-        check_arrow_schema(
-            schema, table.schema, type(x).__name__, (Role.FEATURE, Role.PASSTHROUGH), caller
-        )
+        resolved = checked_schema(schema, table.schema, type(x).__name__, roles, caller)
         for chunk in _table_chunks(table):
-            yield type(x).__name__, chunk
+            yield type(x).__name__, chunk, resolved
         return
-    for piece in plan_source(x, schema, caller).pieces:
-        for part in piece.read(columns):
+    plan = plan_source(x, schema, caller)
+    for piece in plan.pieces:
+        for part in piece.read(plan.schema.columns(roles)):
             table = part if isinstance(part, pa.Table) else pa.Table.from_batches([part])
-            yield piece.source, table
+            yield piece.source, table, plan.schema
 
 
-def chunks_of(x: Any, schema: Schema | None, caller: str) -> Iterator[tuple[Any, pa.Table | None]]:
+def chunks_of(
+    x: Any, schema: SchemaLike | None, caller: str
+) -> Iterator[tuple[Any, pa.Table | None]]:
     """Yields ``(features, passthrough)`` chunks of a prediction input, in row order."""
     adapter = registry.find(x, caller)
     if adapter.name == "pandas" and schema is not None and hasattr(x, "columns"):
@@ -79,7 +79,8 @@ def chunks_of(x: Any, schema: Schema | None, caller: str) -> Iterator[tuple[Any,
             )
         yield rows.x, None
         return
-    if not isinstance(schema, Schema):
+    schema = as_schema(schema, caller)
+    if schema is None:
         raise FitpipeValueError(
             message(
                 caller,
@@ -90,10 +91,10 @@ def chunks_of(x: Any, schema: Schema | None, caller: str) -> Iterator[tuple[Any,
             )
         )
     first = 0
-    for source, table in _arrow_tables(x, schema, caller):
-        features, _, _ = table_roles(table, schema, source, first, caller, targets=False)
+    for source, table, resolved in _arrow_tables(x, schema, caller):
+        features, _, _ = table_roles(table, resolved, source, first, caller, targets=False)
         first += table.num_rows
-        yield features, table.select(list(schema.passthrough))
+        yield features, table.select(list(resolved.passthrough))
 
 
 def _output_names(model: keras.Model, outputs: Any) -> list[str]:
@@ -233,7 +234,7 @@ def predict_to_file(
     model: keras.Model,
     predict_chunk: Callable[[Any], Any],
     x: Any,
-    schema: Schema | None,
+    schema: SchemaLike | None,
     output: str | os.PathLike[str],
     verbose: Any,
 ) -> str:

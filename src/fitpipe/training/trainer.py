@@ -28,7 +28,7 @@ from fitpipe.pipeline import (
     check_validation_split,
     pipeline_from_source,
 )
-from fitpipe.schemas import Schema
+from fitpipe.schemas import SchemaLike
 from fitpipe.training import arguments, distribute
 from fitpipe.training import callbacks as callbacks_mod
 from fitpipe.training.epochs import EpochRunner, ExecutionSize
@@ -232,7 +232,7 @@ class Trainer:
         validation_batch_size: int | None = None,
         validation_freq: int | Container[int] = 1,
         *,
-        schema: Schema | None = None,
+        schema: SchemaLike | None = None,
         data_service: str | None = None,
     ) -> keras.callbacks.History:
         """Trains the model for a fixed number of epochs, as documented for ``keras.Model.fit``.
@@ -386,7 +386,7 @@ class Trainer:
         callbacks: Any = None,
         return_dict: bool = False,
         *,
-        schema: Schema | None = None,
+        schema: SchemaLike | None = None,
         **kwargs: Any,
     ) -> Any:
         """Returns the loss and metric values in test mode, as ``keras.Model.evaluate``.
@@ -430,7 +430,7 @@ class Trainer:
         steps: int | None = None,
         callbacks: Any = None,
         *,
-        schema: Schema | None = None,
+        schema: SchemaLike | None = None,
         output: str | os.PathLike[str] | None = None,
     ) -> Any:
         """Generates predictions for the input samples, as ``keras.Model.predict``.
@@ -460,7 +460,7 @@ class Trainer:
     def _predict_to_file(
         self,
         x: Any,
-        schema: Schema | None,
+        schema: SchemaLike | None,
         output: str | os.PathLike[str],
         batch_size: int | None,
         verbose: Any,
