@@ -8,6 +8,8 @@ import keras
 import pytest
 from differential import compile_both, dense_model, make_twins, regression_data
 
+from fitpipe.training.steps import XLA_NOTICE
+
 X, Y = regression_data(n=96, d=4)
 COMPILE = {"optimizer": "sgd", "loss": "mse", "metrics": ["mae"]}
 
@@ -20,9 +22,15 @@ def _clean(text: str) -> str:
 
 
 def _skeleton(text: str) -> list[str]:
-    """Reduce output to its structure: numbers and timings replaced, blanks removed."""
+    """Reduce output to its structure: numbers and timings replaced, blanks removed.
+
+    fitpipe's own notice that the train step is being compiled with XLA is left out (Keras
+    does not print it; test_first_epoch_says_once_that_it_compiles_with_xla checks it).
+    """
     lines = []
     for line in _clean(text).splitlines():
+        if line == XLA_NOTICE:
+            continue
         line = re.sub(r"\d+(\.\d+)?(e[-+]?\d+)?(ms|us|s)/step", "<T>/step", line)
         line = re.sub(r"\b\d+(ms|us|s)\b", "<T>", line)
         line = re.sub(r"(loss|mae|val_loss|val_mae): [-\d.e+naif]+", r"\1: <N>", line)
@@ -162,3 +170,20 @@ def test_last_step_is_drawn_once_however_slow_the_steps(
     epochs = 2 if method == "fit" else 1
     assert [line for line in lines if line.startswith("2/3")], lines  # the clock is slow
     assert len([line for line in lines if line.startswith("3/3")]) == epochs, lines
+
+
+@pytest.mark.parametrize(
+    ("verbose", "jit", "said"), [(1, True, 1), (2, True, 1), (0, True, 0), (2, False, 0)]
+)
+def test_first_epoch_says_once_that_it_compiles_with_xla(
+    capsys: pytest.CaptureFixture[str], verbose: int, jit: bool, said: int
+) -> None:
+    _, twin = make_twins(lambda: dense_model(d=4))
+    api = compile_both(_, twin, {**COMPILE, "jit_compile": jit})
+    capsys.readouterr()
+    api.fit(X, Y, batch_size=32, epochs=2, verbose=verbose, validation_split=0.25)
+    api.fit(X, Y, batch_size=32, epochs=1, verbose=verbose)  # compiled already: no notice
+    lines = _clean(capsys.readouterr().out).splitlines()
+    assert lines.count(XLA_NOTICE) == said, lines
+    if said:
+        assert lines.index(XLA_NOTICE) == lines.index("Epoch 1/2") + 1  # before the first step

@@ -14,6 +14,8 @@ from typing import Any
 
 import keras
 
+from fitpipe.training.steps import ANNOUNCE_XLA
+
 __all__ = ["ProgressBar", "callback_list", "history_of", "listens_per_batch", "set_steps"]
 
 _BATCH_HOOKS = {
@@ -42,8 +44,11 @@ def callback_list(
     """The run's ``CallbackList``, with History and the progress bar added as Keras adds them.
 
     The progress bar is fitpipe's :class:`ProgressBar` unless the callbacks bring their own
-    ``ProgbarLogger``.
+    ``ProgbarLogger``. Every run sets whether the train step says when it is compiled with
+    XLA (:data:`fitpipe.training.steps.XLA_NOTICE`): only ``fit`` (``history``) with a
+    ``verbose`` other than 0.
     """
+    ANNOUNCE_XLA.set(history and verbose != 0)
     if isinstance(callbacks, keras.callbacks.CallbackList):
         return callbacks
     listed = list(keras.tree.flatten(callbacks)) if callbacks else []
