@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 import keras
+import numpy as np
 import pytest
 from differential import compile_both, dense_model, make_twins, regression_data
 
@@ -187,3 +188,24 @@ def test_first_epoch_says_once_that_it_compiles_with_xla(
     assert lines.count(XLA_NOTICE) == said, lines
     if said:
         assert lines.index(XLA_NOTICE) == lines.index("Epoch 1/2") + 1  # before the first step
+
+
+def test_predict_to_file_draws_its_last_row_count_once_however_slow(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path
+) -> None:
+    from keras.src.utils import progbar
+
+    monkeypatch.setattr(progbar, "time", _SlowClock())
+    ref, twin = make_twins(lambda: dense_model(d=4))
+    api = compile_both(ref, twin, COMPILE)
+    capsys.readouterr()
+    import pyarrow as pa
+
+    import fitpipe
+
+    x = np.concatenate([X] * 3)  # 288 rows
+    table = pa.table({"id": np.arange(len(x)), **{f"f{i}": x[:, i] for i in range(4)}})
+    schema = fitpipe.Schema(features=[f"f{i}" for i in range(4)], passthrough=["id"])
+    api.predict(table, batch_size=32, verbose=1, schema=schema, output=str(tmp_path / "p.pq"))
+    lines = _skeleton(capsys.readouterr().out)
+    assert len([line for line in lines if line.startswith("288/")]) == 1, lines
