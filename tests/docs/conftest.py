@@ -34,5 +34,10 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     if not _OUTCOMES:
         return
     ran = sum(n for key, n in _OUTCOMES.items() if key.startswith("run"))
-    parts = ", ".join(f"{n} {key}" for key, n in sorted(_OUTCOMES.items()))
-    terminalreporter.write_line(f"documentation blocks: {ran} run ({parts})")
+    checked = sum(n for key, n in _OUTCOMES.items() if key.startswith("syntax"))
+    parts = ", ".join(
+        f"{n} {key.split(': ')[1]}" for key, n in sorted(_OUTCOMES.items()) if key.startswith("run")
+    )
+    terminalreporter.write_line(
+        f"documentation blocks: {ran} run ({parts}), {checked} syntax-checked only"
+    )
