@@ -11,7 +11,10 @@ ran.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
+import re
 import runpy
 import shlex
 import shutil
@@ -137,13 +140,27 @@ def _run_command(command: str, folder: Path, monkeypatch: pytest.MonkeyPatch) ->
         raise AssertionError(f"the doc test does not know how to run: {command}")
 
 
+def printed_claims(code: str) -> list[str]:
+    """What a block says its ``print`` lines show: ``print(x)  # TEXT ...`` claims TEXT."""
+    claims = []
+    for line in code.splitlines():
+        found = re.search(r"\bprint\(.*\)\s*#\s*(.+?)\s*(\.\.\.)?\s*$", line)
+        if found:
+            claims.append(found.group(1))
+    return claims
+
+
 def _run_python(block: Block, folder: Path, spec: str) -> None:
     namespace: dict[str, Any] = {"__name__": "__main__"}
     for name in block.placeholders:
         value = make_placeholder(name, folder, spec)
         if not is_file(name):
             namespace[name] = value
-    exec(compile(block.code, block.id, "exec"), namespace)
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        exec(compile(block.code, block.id, "exec"), namespace)
+    for claim in printed_claims(block.code):
+        assert claim in printed.getvalue(), f"{block.id} says it prints {claim!r}"
 
 
 def _check_syntax(block: Block) -> None:
@@ -200,3 +217,10 @@ def test_blocks_are_found() -> None:
     assert any(i.startswith("examples/digits/README.md") for i in ids)
     shell = [block for block in BLOCKS if block.language == "shell"]
     assert any("fitpipe predict" in block.code for block in shell)
+
+
+def test_printed_claims_are_read() -> None:
+    code = "try:\n    f()\nexcept ValueError as err:\n    print(err)  # `fit` found a null ...\n"
+    assert printed_claims(code) == ["`fit` found a null"]
+    readme = [b for b in BLOCKS if b.path.name == "README.md" and printed_claims(b.code)]
+    assert readme, "the README's pandas block claims what it prints"
