@@ -14,6 +14,7 @@ the FITPIPE_EXAMPLE_DIR environment variable also sets it)
 
 from __future__ import annotations
 
+import math
 import os
 import sys
 import tempfile
@@ -26,6 +27,8 @@ import pyarrow.parquet as pq
 from sklearn.datasets import load_breast_cancer
 
 import fitpipe
+
+VALIDATION_SPLIT = 0.2
 
 
 def export_to_parquet(folder: str, files: int = 2) -> list[str]:
@@ -75,7 +78,16 @@ def main(out: str | None = None) -> dict[str, float]:
     features = export_to_parquet(data_dir)
     schema = fitpipe.Schema(features=features, targets="malignant", passthrough=["id"])
     with fitpipe.adapt(data_dir, schema=schema, batch_size=32) as pipeline:  # from metadata
-        print(f"adapter: {pipeline.adapter!r}, {pipeline.num_batches} batches of 32 per epoch")
+        print(f"adapter: {pipeline.adapter!r}, {pipeline.num_batches} batches of 32 in all")
+    rows = pq.ParquetDataset(data_dir).read(columns=["id"]).num_rows
+    # validation_split=0.2 sets apart the last 20% of the rows (in file order) before training.
+    train_rows = math.floor(rows * (1 - VALIDATION_SPLIT))
+    batches = (math.ceil(train_rows / 32), math.ceil((rows - train_rows) / 32))
+    print(
+        f"{rows} rows: {train_rows} for training "
+        f"({batches[0]} batches of 32 per epoch), {rows - train_rows} for validation "
+        f"({batches[1]} batches)"
+    )
 
     # Class weights from the label counts, and feature statistics, read with pyarrow.
     table = pq.read_table(data_dir)
@@ -95,7 +107,7 @@ def main(out: str | None = None) -> dict[str, float]:
         schema=schema,
         batch_size=32,
         epochs=8,
-        validation_split=0.2,
+        validation_split=VALIDATION_SPLIT,
         class_weight=class_weight,
         verbose=2,
     )

@@ -31,6 +31,27 @@ settings.register_profile(
 settings.load_profile(os.environ.get("FITPIPE_HYPOTHESIS_PROFILE", "dev"))
 
 
+#: Markers given by module (besides the ones tests carry themselves). ``slow``: several
+#: epochs, child processes or workers; ``python3 -m pytest -m "not slow"`` leaves them out.
+_MODULE_MARKS = {
+    "tests/distribute/": ("slow", "distributed"),
+    "tests/reliability/test_resume.py": ("slow", "subprocess"),
+    "tests/reliability/test_predict_kill.py": ("slow", "subprocess"),
+    "tests/reliability/test_leaks.py": ("slow",),
+    "tests/reliability/test_fuzz.py": ("slow",),
+    "tests/examples/": ("slow",),
+}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        path = item.nodeid.split("::", 1)[0]
+        for prefix, marks in _MODULE_MARKS.items():
+            if path.startswith(prefix):
+                for mark in marks:
+                    item.add_marker(mark)
+
+
 @pytest.fixture
 def clean_registry() -> Iterator[Callable[[str], None]]:
     """Unregisters, after the test, every adapter the test registered.

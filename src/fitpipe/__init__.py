@@ -5,19 +5,45 @@ Keras-style batches; :func:`register_adapter` adds input forms. The trainer:
 :class:`Trainer` gives any ``keras.Model`` ``compile``/``fit``/``evaluate``/``predict``
 and the ``*_on_batch`` methods; :class:`Model` and :class:`Sequential` are drop-in
 ``keras.Model`` subclasses that use it.
+
+The ``fitpipe`` command imports TensorFlow only when a command runs (so ``fitpipe --help``
+answers at once): run as the command, the names below are imported on first use (PEP 562).
+Imported as a library, they are imported at once, so ``keras.saving.load_model`` finds the
+registered :class:`Model` and :class:`Sequential` after a plain ``import fitpipe``.
 """
 
+from __future__ import annotations
+
+import importlib as _importlib
 import os as _os
+import sys as _sys
+from typing import TYPE_CHECKING, Any
 
 _os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from fitpipe import errors
-from fitpipe.adapters import register_adapter, registry
-from fitpipe.pipeline import Pipeline, adapt
-from fitpipe.schemas import OTHER_COLUMNS, Schema
-from fitpipe.training import Model, Sequential, Trainer
+
+if TYPE_CHECKING:
+    from fitpipe.adapters import register_adapter, registry
+    from fitpipe.pipeline import Pipeline, adapt
+    from fitpipe.schemas import OTHER_COLUMNS, Schema
+    from fitpipe.training import Model, Sequential, Trainer
 
 __version__ = "0.1.0"
+
+#: Each public name and the module it is imported from on first use.
+_LAZY = {
+    "register_adapter": "fitpipe.adapters",
+    "registry": "fitpipe.adapters",
+    "Pipeline": "fitpipe.pipeline",
+    "adapt": "fitpipe.pipeline",
+    "Schema": "fitpipe.schemas",
+    "OTHER_COLUMNS": "fitpipe.schemas",
+    "Model": "fitpipe.training",
+    "Sequential": "fitpipe.training",
+    "Trainer": "fitpipe.training",
+}
+_SUBMODULES = ("adapters", "cli", "pipeline", "schemas", "testing", "training")
 
 __all__ = [
     "OTHER_COLUMNS",
@@ -32,3 +58,31 @@ __all__ = [
     "register_adapter",
     "registry",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _SUBMODULES:
+        return _importlib.import_module(f"fitpipe.{name}")
+    if name in _LAZY:
+        value = getattr(_importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'fitpipe' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY})
+
+
+def _run_as_command() -> bool:
+    """Whether this process is the ``fitpipe`` command (its script or ``python -m fitpipe.cli``).
+
+    ``python -m`` imports the module's packages while ``sys.argv[0]`` is still ``"-m"``.
+    """
+    program = _os.path.basename(_sys.argv[0]) if _sys.argv else ""
+    return program in ("fitpipe", "fitpipe.exe", "fitpipe-script.py", "-m")
+
+
+if not _run_as_command():
+    for _name in _LAZY:
+        __getattr__(_name)

@@ -127,14 +127,21 @@ def test_use_multiprocessing_fetches_in_other_processes() -> None:
 
 
 class SlowFirstDataset(keras.utils.PyDataset):
-    """Item 0 takes a while; records which items were started while it ran."""
+    """Item 0 runs until ``ahead`` other items have started (or 30 s), then 0.3 s more.
 
-    def __init__(self, **kwargs: Any) -> None:
+    Records which items were started while it ran. Waiting for the expected items, rather
+    than sleeping a fixed time, keeps a loaded machine (slow worker threads) from failing
+    the test; the 0.3 s after that is when a fetch beyond the bound would show.
+    """
+
+    def __init__(self, ahead: int = 0, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.recording = False
         self.started_during_first: set[int] = set()
         self._first_running = False
         self._lock = threading.Lock()
+        self._ahead = ahead
+        self._started = threading.Condition(self._lock)
 
     def __len__(self) -> int:
         return 12
@@ -146,7 +153,12 @@ class SlowFirstDataset(keras.utils.PyDataset):
                     self._first_running = True
                 elif self._first_running:
                     self.started_during_first.add(index)
+                    self._started.notify_all()
             if index == 0:
+                with self._started:
+                    self._started.wait_for(
+                        lambda: len(self.started_during_first) >= self._ahead, timeout=30
+                    )
                 time.sleep(0.3)
                 with self._lock:
                     self._first_running = False
@@ -155,7 +167,7 @@ class SlowFirstDataset(keras.utils.PyDataset):
 
 @pytest.mark.parametrize("queue_size", [2, 5])
 def test_max_queue_size_bounds_the_items_fetched_ahead(queue_size: int) -> None:
-    dataset = SlowFirstDataset(workers=4, max_queue_size=queue_size)
+    dataset = SlowFirstDataset(ahead=queue_size - 1, workers=4, max_queue_size=queue_size)
     with fitpipe.adapt(dataset) as pipeline:
         dataset.recording = True
         found = epoch_batches(pipeline)

@@ -19,7 +19,9 @@ import pytest
 
 X = np.linspace(0.0, 1.0, 64 * 4, dtype="float32").reshape(64, 4)
 Y = np.linspace(0.0, 1.0, 64, dtype="float32").reshape(64, 1)
-PROMPT_SECONDS = 10.0
+#: An error must end the call rather than hang it. A hang never ends, so the bound is
+#: generous: a loaded 2-core machine (the whole suite beside other work) must not fail it.
+PROMPT_SECONDS = 60.0
 
 
 def batches(count: int = 16, fail_at: int | None = None) -> Iterator[Any]:

@@ -145,7 +145,11 @@ class AdapterRegistry(Mapping[str, Adapter]):
         return f"AdapterRegistry({list(self)})"
 
     def priority(self, name: str) -> int:
-        """Returns the priority ``name`` was registered with."""
+        """Returns the priority ``name`` was registered with.
+
+        Args:
+            name: A registered adapter's name.
+        """
         return self._entries[name].priority
 
     def _ordered(self) -> list[_Entry]:
@@ -206,7 +210,11 @@ class AdapterRegistry(Mapping[str, Adapter]):
         return instance
 
     def unregister(self, name: str) -> None:
-        """Removes a third-party adapter (built-in adapters cannot be removed)."""
+        """Removes a third-party adapter (built-in adapters cannot be removed).
+
+        Args:
+            name: The adapter's registered name.
+        """
         with self._lock:
             entry = self._entries.get(name)
             if entry is None:

@@ -1,21 +1,25 @@
 """The ``fitpipe`` command: ``inspect`` a source, ``fit`` a TOML spec, ``predict`` to Parquet.
 
-Exit status: 0 on success; 1 when fitpipe reports an error (the message goes to stderr, with
-no traceback) or when ``inspect`` finds problems; 2 for command-line usage errors.
+Exit status: 0 on success; 1 when a command fails (one ``fitpipe CMD: error: ...`` line on
+stderr, no traceback unless ``--debug``) or when ``inspect`` finds problems; 2 for
+command-line usage errors. ``--help`` and ``--version`` answer without importing TensorFlow;
+TensorFlow's start-up lines are kept off stderr unless ``--verbose`` (see
+:mod:`fitpipe.cli.quiet`).
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+import traceback
 from collections.abc import Sequence
 from typing import Any
 
 __all__ = ["main"]
 
 _EPILOG = (
-    "Exit status: 0 on success; 1 on an error (message on stderr) or when `inspect` finds "
-    "problems; 2 on a usage error."
+    "Exit status: 0 on success; 1 on an error (one line on stderr; --debug shows the "
+    "traceback) or when `inspect` finds problems; 2 on a usage error."
 )
 
 _SPEC_HELP = """\
@@ -46,9 +50,22 @@ def _positive(text: str) -> int:
     return value
 
 
+def _common() -> argparse.ArgumentParser:
+    """Options every command takes too (``fitpipe fit spec.toml --debug``)."""
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--debug",
+        action="store_true",
+        default=argparse.SUPPRESS,
+        help="on an error, show the Python traceback too",
+    )
+    return common
+
+
 def _add_inspect(commands: Any) -> None:
     inspect = commands.add_parser(
         "inspect",
+        parents=[_common()],
         help="show how a source is read: adapter, Arrow schema, tensor specs, rows, problems",
         description="Show which adapter takes SOURCE, its Arrow schema (from metadata), the "
         "tensor specs it becomes, rows and batches per epoch, and problems found in metadata "
@@ -63,11 +80,24 @@ def _add_inspect(commands: Any) -> None:
         action="store_true",
         help="check the source as prediction input (features and passthrough, no targets)",
     )
+    inspect.add_argument(
+        "--write-schema",
+        metavar="FILE",
+        help="write a proposed schema (JSON) to FILE, to edit: every numeric column a "
+        "feature, other columns passthrough; no target unless --target",
+    )
+    inspect.add_argument(
+        "--target",
+        action="append",
+        metavar="COLUMN",
+        help="with --write-schema: the target column (repeat for several)",
+    )
 
 
 def _add_fit(commands: Any) -> None:
     fit = commands.add_parser(
         "fit",
+        parents=[_common()],
         help="train a model as a TOML spec says",
         description="Train the model a TOML spec names on its data.",
         epilog=_SPEC_HELP + "\n" + _EPILOG,
@@ -82,6 +112,7 @@ def _add_fit(commands: Any) -> None:
 def _add_predict(commands: Any) -> None:
     predict = commands.add_parser(
         "predict",
+        parents=[_common()],
         help="write a saved model's predictions to Parquet",
         description="Predict with a saved .keras model and write the schema's passthrough "
         "columns and one column per model output to a Parquet file (atomically).",
@@ -105,6 +136,16 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=_EPILOG,
     )
     parser.add_argument("--version", action="version", version=f"fitpipe {__version__}")
+    parser.add_argument(
+        "--debug", action="store_true", help="on an error, show the Python traceback too"
+    )
+    parser.add_argument(
+        "-v",
+        "--verbose",
+        dest="startup_log",
+        action="store_true",
+        help="show TensorFlow's start-up log on stderr (oneDNN, CUDA); hidden by default",
+    )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_inspect(commands)
     _add_fit(commands)
@@ -116,6 +157,15 @@ def _inspect(args: argparse.Namespace) -> int:
     from fitpipe.cli.files import load_schema
     from fitpipe.cli.inspection import inspect_source
 
+    if args.target and not args.write_schema:
+        raise _usage("--target is only used with --write-schema")
+    if args.write_schema:
+        from fitpipe.cli.proposal import write_proposed_schema
+
+        path = write_proposed_schema(args.source, args.write_schema, args.target or ())
+        print(f"wrote: {path} (a proposed schema: check the roles, then pass it to --schema)")
+        if not args.schema:
+            return 0
     schema = load_schema(args.schema) if args.schema else None
     report = inspect_source(args.source, schema, args.batch_size, args.predict)
     print(report.format())
@@ -148,8 +198,28 @@ def _predict(args: argparse.Namespace) -> int:
     return 0
 
 
+def _usage(text: str) -> Exception:
+    from fitpipe.errors import FitpipeValueError
+
+    return FitpipeValueError(text)
+
+
+def _one_line(err: BaseException) -> str:
+    """The error as one line: fitpipe's own message as it is, others with their type."""
+    from fitpipe.errors import FitpipeError
+
+    text = " ".join(part.strip() for part in str(err).splitlines() if part.strip())
+    if isinstance(err, FitpipeError):
+        return text
+    kind = type(err).__name__
+    return f"{kind}: {text} (--debug shows the traceback)" if text else kind
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Runs the ``fitpipe`` command.
+
+    Every failure of a command is reported as one ``fitpipe CMD: error: ...`` line on stderr
+    with exit status 1; ``--debug`` prints the traceback first.
 
     Args:
         argv: The arguments after the program name (default: ``sys.argv[1:]``).
@@ -159,11 +229,18 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     """
     args = build_parser().parse_args(argv)
-    from fitpipe.errors import FitpipeError
-
     run = {"inspect": _inspect, "fit": _fit, "predict": _predict}[args.command]
     try:
+        if not args.startup_log:
+            from fitpipe.cli.quiet import import_tensorflow_quietly
+
+            import_tensorflow_quietly()
         return run(args)
-    except FitpipeError as err:
-        print(f"fitpipe {args.command}: error: {err}", file=sys.stderr)
+    except KeyboardInterrupt:
+        print(f"fitpipe {args.command}: error: interrupted", file=sys.stderr)
+        return 130
+    except Exception as err:
+        if args.debug:
+            traceback.print_exc()
+        print(f"fitpipe {args.command}: error: {_one_line(err)}", file=sys.stderr)
         return 1

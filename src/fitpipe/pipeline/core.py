@@ -41,6 +41,15 @@ class Pipeline:
     Iterating :attr:`dataset` once is one epoch; iterate it again for the next. Call
     :meth:`on_epoch_end` between epochs (inputs such as ``PyDataset`` rely on it) and
     :meth:`close` when done (or use the pipeline as a context manager).
+
+    Args:
+        adapter: The registered name of the adapter that took the input.
+        source: What the adapter made of the input (rows or batches).
+        dataset: The batches, one iteration per epoch.
+        count_batches: Returns the batches in the coming epoch, or None when unknown.
+        batch_size: Rows per batch, for row-addressed inputs.
+        rows: The rows held in memory, when the trainer may slice batches from them.
+        seek: ``seek(n)`` makes the next iteration read pass ``n`` (resumed runs).
     """
 
     def __init__(
@@ -111,6 +120,9 @@ class Pipeline:
         Shuffled inputs draw each pass's order from the seed and the pass index, so a run
         resumed mid-epoch replays the order of the pass it stopped in. Inputs whose order does
         not depend on the pass ignore this.
+
+        Args:
+            pass_index: The pass over the input (0-based) the next iteration reads.
         """
         if self._seek is not None:
             self._seek(pass_index)
@@ -122,6 +134,9 @@ class Pipeline:
 
         None means "until it ends". Inputs read once (generators) then never hand
         :attr:`dataset` batches that a dropped iterator would lose.
+
+        Args:
+            batches: The number of batches, or None.
         """
         if isinstance(self._source, BatchSource) and self._source.expect is not None:
             self._source.expect(batches)

@@ -177,7 +177,11 @@ class Schema:
 
     # ------------------------------------------------------------------------- queries
     def columns(self, roles: Sequence[Role] = tuple(Role)) -> list[str]:
-        """Names every column the given roles use, without repeats, in declaration order."""
+        """Names every column the given roles use, without repeats, in declaration order.
+
+        Args:
+            roles: The roles to list (default: all).
+        """
         found: list[str] = []
         parts = {
             Role.FEATURE: list(_flat(self.features)),
@@ -217,11 +221,19 @@ class Schema:
         return resolve_schema(self, columns, source, caller, roles)
 
     def fill_value(self, column: str) -> Any:
-        """The declared null replacement of ``column``, or None."""
+        """The declared null replacement of ``column``, or None.
+
+        Args:
+            column: A column name.
+        """
         return dict(self.fill).get(column)
 
     def length(self, column: str) -> int | None:
-        """The declared padded length of list column ``column``, or None (ragged)."""
+        """The declared padded length of list column ``column``, or None (ragged).
+
+        Args:
+            column: A column name.
+        """
         return dict(self.lengths).get(column)
 
     # ------------------------------------------------------------------- serialization
@@ -238,7 +250,11 @@ class Schema:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Schema:
-        """Builds a schema from :meth:`to_dict`'s output (or a parsed TOML/JSON table)."""
+        """Builds a schema from :meth:`to_dict`'s output (or a parsed TOML/JSON table).
+
+        Args:
+            data: The keys of :meth:`to_dict` (only ``features`` is required).
+        """
         known = {"features", "targets", "sample_weight", "passthrough", "fill", "lengths"}
         unknown = sorted(set(data) - known)
         if unknown:
@@ -259,5 +275,9 @@ class Schema:
 
     @classmethod
     def from_json(cls, text: str) -> Schema:
-        """Parses :meth:`to_json`'s output."""
+        """Parses :meth:`to_json`'s output.
+
+        Args:
+            text: The JSON text.
+        """
         return cls.from_dict(json.loads(text))

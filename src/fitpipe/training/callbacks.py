@@ -1,4 +1,12 @@
-"""What fitpipe adds around Keras' callbacks: which hooks listen, and the run's History."""
+"""What fitpipe adds around Keras' callbacks: which hooks listen, the progress bar, History.
+
+Keras' ``ProgbarLogger`` draws the bar on each batch's end when 0.05 s have passed since the
+last redraw, then once more, finalized, on the epoch's (or ``predict``'s) end. When the last
+batch ends more than 0.05 s after the previous redraw (a loaded machine), its ``3/3`` line is
+drawn twice: once by the batch, once finalized. Where output is not a terminal (a log file,
+a pipe, ``capsys``), both lines stay. fitpipe's :class:`ProgressBar` leaves the last batch's
+line to the finalizing update, so it is drawn once whatever the timing.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +14,9 @@ from typing import Any
 
 import keras
 
-__all__ = ["callback_list", "history_of", "listens_per_batch", "set_steps"]
+from fitpipe.training.steps import ANNOUNCE_XLA
+
+__all__ = ["ProgressBar", "callback_list", "history_of", "listens_per_batch", "set_steps"]
 
 _BATCH_HOOKS = {
     "train": ("on_train_batch_begin", "on_train_batch_end", "on_batch_begin", "on_batch_end"),
@@ -16,14 +26,39 @@ _BATCH_HOOKS = {
 _OWN_CALLBACKS = (keras.callbacks.History, keras.callbacks.ProgbarLogger)
 
 
+class ProgressBar(keras.callbacks.ProgbarLogger):
+    """Keras' progress bar, drawing the last step's line once (by the finalizing update)."""
+
+    def _update_progbar(self, batch: int, logs: Any = None) -> None:
+        if self.target is not None and batch + 1 >= self.target:
+            # The epoch's (or run's) end redraws this step finalized, with the epoch's logs.
+            self._maybe_init_progbar()
+            self.seen = batch + 1
+            return
+        super()._update_progbar(batch, logs)
+
+
 def callback_list(
     model: keras.Model, callbacks: Any, verbose: Any, epochs: int, steps: int | None, history: bool
 ) -> keras.callbacks.CallbackList:
-    """The run's ``CallbackList``, with History and the progress bar added as Keras adds them."""
+    """The run's ``CallbackList``, with History and the progress bar added as Keras adds them.
+
+    The progress bar is fitpipe's :class:`ProgressBar` unless the callbacks bring their own
+    ``ProgbarLogger``. Every run sets whether the train step says when it is compiled with
+    XLA (:data:`fitpipe.training.steps.XLA_NOTICE`): only ``fit`` (``history``) with a
+    ``verbose`` other than 0.
+    """
+    ANNOUNCE_XLA.set(history and verbose != 0)
     if isinstance(callbacks, keras.callbacks.CallbackList):
         return callbacks
+    listed = list(keras.tree.flatten(callbacks)) if callbacks else []
+    own_bar = any(isinstance(cb, keras.callbacks.ProgbarLogger) for cb in listed)
+    if verbose != 0 and not own_bar:
+        if history and not any(isinstance(cb, keras.callbacks.History) for cb in listed):
+            listed.append(keras.callbacks.History())
+        listed.append(ProgressBar())
     return keras.callbacks.CallbackList(
-        callbacks,
+        listed,
         add_history=history,
         add_progbar=verbose != 0,
         verbose=verbose,

@@ -19,35 +19,87 @@ class FitpipeMethods:
     """Mixin routing the Keras training methods of a ``keras.Model`` to :class:`Trainer`."""
 
     def compile(self, *args: Any, **kwargs: Any) -> None:
-        """As ``keras.Model.compile``; ``steps_per_execution`` may be ``"auto"``."""
+        """As ``keras.Model.compile``; ``steps_per_execution`` may be ``"auto"``.
+
+        Args:
+            *args: The positional arguments of :meth:`fitpipe.Trainer.compile`, documented
+                there.
+            **kwargs: Its keyword arguments.
+
+        """
         Trainer(self).compile(*args, **kwargs)
 
     def fit(self, *args: Any, **kwargs: Any) -> keras.callbacks.History:
-        """As ``keras.Model.fit``, on fitpipe's pipelines."""
+        """As ``keras.Model.fit``, on fitpipe's pipelines.
+
+        Args:
+            *args: The positional arguments of :meth:`fitpipe.Trainer.fit`, documented
+                there.
+            **kwargs: Its keyword arguments.
+
+        """
         return Trainer(self).fit(*args, **kwargs)
 
     def evaluate(self, *args: Any, **kwargs: Any) -> Any:
-        """As ``keras.Model.evaluate``."""
+        """As ``keras.Model.evaluate``.
+
+        Args:
+            *args: The positional arguments of :meth:`fitpipe.Trainer.evaluate`, documented
+                there.
+            **kwargs: Its keyword arguments.
+
+        """
         return Trainer(self).evaluate(*args, **kwargs)
 
     def predict(self, *args: Any, **kwargs: Any) -> Any:
-        """As ``keras.Model.predict``."""
+        """As ``keras.Model.predict``.
+
+        Args:
+            *args: The positional arguments of :meth:`fitpipe.Trainer.predict`, documented
+                there.
+            **kwargs: Its keyword arguments.
+
+        """
         return Trainer(self).predict(*args, **kwargs)
 
     def train_on_batch(self, *args: Any, **kwargs: Any) -> Any:
-        """As ``keras.Model.train_on_batch``."""
+        """As ``keras.Model.train_on_batch``.
+
+        Args:
+            *args: The positional arguments of :meth:`fitpipe.Trainer.train_on_batch`, documented
+                there.
+            **kwargs: Its keyword arguments.
+
+        """
         return Trainer(self).train_on_batch(*args, **kwargs)
 
     def test_on_batch(self, *args: Any, **kwargs: Any) -> Any:
-        """As ``keras.Model.test_on_batch``."""
+        """As ``keras.Model.test_on_batch``.
+
+        Args:
+            *args: The positional arguments of :meth:`fitpipe.Trainer.test_on_batch`, documented
+                there.
+            **kwargs: Its keyword arguments.
+
+        """
         return Trainer(self).test_on_batch(*args, **kwargs)
 
     def predict_on_batch(self, x: Any) -> Any:
-        """As ``keras.Model.predict_on_batch``."""
+        """As ``keras.Model.predict_on_batch``.
+
+        Args:
+            x: The batch's inputs (see :meth:`fitpipe.Trainer.predict_on_batch`).
+
+        """
         return Trainer(self).predict_on_batch(x)
 
     def compile_from_config(self, config: Any) -> None:
-        """Re-compiles a loaded model (Keras skips models whose ``compile`` is overridden)."""
+        """Re-compiles a loaded model (Keras skips models whose ``compile`` is overridden).
+
+        Args:
+            config: The compile arguments saved with the model.
+
+        """
         self.compile(**keras.saving.deserialize_keras_object(config))
         if getattr(self, "built", False) and getattr(self, "optimizer", None) is not None:
             self.optimizer.build(self.trainable_variables)  # type: ignore[attr-defined]

@@ -255,9 +255,11 @@ def predict_to_file(
     written = [0]
 
     def progress(rows: int) -> None:
-        written[0] += rows
-        if bar is not None:
+        # Draws the rows before this chunk: the last count is drawn once, by the final update
+        # (Keras' bar would draw it twice when the chunk ends 0.05 s after the last redraw).
+        if bar is not None and written[0]:
             bar.update(written[0])
+        written[0] += rows
 
     def tables() -> Iterator[pa.Table]:
         for features, passthrough in chunks_of(x, schema, "predict"):

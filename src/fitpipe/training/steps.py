@@ -9,6 +9,8 @@ from a ``tf.data`` iterator per call. ``n`` is a tensor, so changing it (as
 
 from __future__ import annotations
 
+import contextvars
+import sys
 import warnings
 from collections.abc import Callable
 from typing import Any
@@ -19,7 +21,22 @@ from fitpipe.errors import FitpipeError, FitpipeWarning
 from fitpipe.pipeline.arrays import take_rows
 from fitpipe.training.inputs import step_error
 
-__all__ = ["RowCursor", "StepFunction", "concat_outputs", "output_arrays", "output_zeros"]
+__all__ = [
+    "ANNOUNCE_XLA",
+    "XLA_NOTICE",
+    "RowCursor",
+    "StepFunction",
+    "concat_outputs",
+    "output_arrays",
+    "output_zeros",
+]
+
+#: Set (by the progress bar, while ``fit`` runs with ``verbose`` on) to say on stdout when
+#: the train step is about to be compiled with XLA, which can make the first epoch far slower.
+ANNOUNCE_XLA: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "fitpipe_announce_xla", default=False
+)
+XLA_NOTICE = "compiling the train step with XLA (once; the first steps wait for it) ..."
 
 
 def output_zeros(structure: Any) -> Any:
@@ -165,6 +182,8 @@ class StepFunction:
             self.one_step.get_concrete_function(zeros)  # type: ignore[attr-defined]
         except Exception:  # the data does not fit the model: the real step will say so
             return
+        if self.caller == "fit" and ANNOUNCE_XLA.get():
+            print(XLA_NOTICE, file=sys.stdout, flush=True)
         try:
             self.one_step.experimental_get_compiler_ir(zeros)(stage="hlo")  # type: ignore[attr-defined]
         except Exception as err:  # XLA reports unsupported ops in several error types

@@ -109,11 +109,34 @@ class Trainer:
     ) -> None:
         """Configures the model for training, as ``keras.Model.compile``.
 
-        ``steps_per_execution`` also takes ``"auto"``: fitpipe then tunes the number of steps
-        per compiled call while training (results are the same as with 1).
-        ``jit_compile="auto"`` means what the Keras documentation says: XLA whenever the model
-        compiles with it (Keras 3 turns it off on every machine without a GPU); a model XLA
-        cannot compile runs the plain graph, with a warning.
+        Args:
+            optimizer: An optimizer name (``"adam"``) or a ``keras.optimizers.Optimizer``.
+            loss: A loss name, a ``keras.losses.Loss`` or a function ``loss(y_true, y_pred)``;
+                a list or dict of them (by output name) for several outputs.
+            loss_weights: Scalars weighting the loss of each output (a list or dict by output
+                name); the total loss is their weighted sum.
+            metrics: Metric names, ``keras.metrics.Metric`` objects or functions; a list, or a
+                list or dict per output.
+            weighted_metrics: Metrics weighted by ``sample_weight`` and ``class_weight``.
+            run_eagerly: Run the steps in Python, step by step (no graph, no XLA): for
+                debugging.
+            steps_per_execution: Batches run per compiled call (a positive integer), or
+                ``"auto"``: fitpipe tunes it while training (results are the same as with
+                1; batch-level callbacks then see every batch's end together). With the
+                default 1 and no callback hooked on batches, fitpipe still runs several steps
+                per call: the same steps in the same order.
+            jit_compile: Compile the steps with XLA: True, False, or ``"auto"``, which means
+                what the Keras documentation says, XLA whenever the model compiles with it
+                (Keras 3 turns it off on every machine without a GPU). A model XLA cannot
+                compile runs the plain graph, with a ``FitpipeWarning``. The first epoch of
+                ``fit`` says (with ``verbose``) when it compiles the train step with XLA.
+            auto_scale_loss: Scale the loss under a ``mixed_float16`` dtype policy to avoid
+                underflow, as Keras does.
+
+        Raises:
+            ValueError: When ``steps_per_execution`` is neither a positive integer nor
+                ``"auto"``, or Keras rejects an argument.
+
         """
         spe = arguments.check_steps_per_execution(steps_per_execution)
         _keras_compile(
@@ -235,16 +258,84 @@ class Trainer:
         schema: SchemaLike | None = None,
         data_service: str | None = None,
     ) -> keras.callbacks.History:
-        """Trains the model for a fixed number of epochs, as documented for ``keras.Model.fit``.
+        """Trains the model for a fixed number of epochs, as ``keras.Model.fit``.
 
-        ``validation_freq`` also takes a list of 1-based epoch numbers (as tf.keras 2 did);
-        ``class_weight`` and ``sample_weight`` may be given together (they are multiplied).
-        ``schema`` declares the columns of Arrow and Parquet inputs (``x`` and
-        ``validation_data``). ``data_service`` (``"grpc://host:port"``) runs the training
-        pipeline on tf.data service workers (see ``fitpipe.pipeline.service``).
+        The input is turned into one ``tf.data`` pipeline by the adapter that takes it and
+        checked against the model (names, shapes, columns) before the first step; the step
+        is compiled (with XLA, see ``compile``) once, before the first epoch.
+
+        Args:
+            x: The input, in any form an adapter takes (``fitpipe.registry``):
+                NumPy arrays and array-likes, a list or tuple of arrays (several inputs), a
+                dict of arrays by input name, ``tf.Tensor`` (also ragged or sparse), a pandas
+                DataFrame or Series; batches from a Python generator or iterator, a batched
+                ``tf.data.Dataset`` or a ``keras.utils.PyDataset`` (yielding ``(x,)``,
+                ``(x, y)`` or ``(x, y, sample_weight)``); with ``schema=``, Arrow data (a
+                ``pyarrow.Table`` or ``RecordBatch``, a ``RecordBatchReader``, a frame
+                exporting the Arrow C stream such as a Polars DataFrame or a DuckDB result),
+                Parquet (a file path, a folder, a glob such as ``"data/*.parquet"``, a list
+                of paths, or a ``pyarrow.dataset.Dataset``) and a pandas DataFrame read by
+                column roles; or a type of your own through ``fitpipe.register_adapter``.
+            y: Targets, for inputs addressed by row (arrays, tensors, pandas without a
+                schema), in the structure of the model's outputs. Not given for inputs that
+                yield their own targets (generators, ``tf.data``, ``PyDataset``) or declare
+                them (``schema.targets``).
+            batch_size: Rows per batch for row-addressed, Arrow and Parquet inputs (default
+                32); not given for inputs that come in batches.
+            epochs: The epoch to stop at (an index: training runs epochs
+                ``initial_epoch`` .. ``epochs - 1``).
+            verbose: ``"auto"`` (1), 0 (silent), 1 (a progress bar, its last step drawn
+                once) or 2 (one line per epoch).
+            callbacks: A list of ``keras.callbacks.Callback``; History and the progress bar
+                are added as Keras adds them.
+            validation_split: The fraction in ``[0, 1)`` of the rows set apart for
+                validation before any shuffling: the last rows. For arrays, tensors, pandas
+                and Arrow tables, the last rows in order; for Parquet, the last rows in file
+                order (files in sorted path order, row groups in order), planned from the
+                metadata without reading data, so training never reads them. Inputs read
+                once in batches (generators, ``tf.data``, ``PyDataset``,
+                ``RecordBatchReader``) cannot be split: pass ``validation_data``. Outside
+                ``[0, 1)`` is an error (Keras accepts ``1.5``).
+            validation_data: Data to evaluate at the end of epochs: ``(x_val, y_val)``,
+                ``(x_val, y_val, val_sample_weight)``, or any input form (a Parquet path or
+                Arrow data read with ``schema``, a ``tf.data.Dataset``, ...). Overrides
+                ``validation_split``.
+            shuffle: Reshuffle every epoch. What is shuffled depends on the input: rows for
+                arrays, tensors, pandas, Arrow tables and Parquet data held in memory (up to
+                256 MiB); for Parquet streamed from disk, the order of the row groups, and
+                rows through a bounded buffer; nothing for inputs that fix their own order
+                (generators, ``tf.data``, ``PyDataset``, ``RecordBatchReader``: shuffle
+                them yourself, e.g. ``dataset.shuffle(n)``), as Keras ignores it there.
+            class_weight: Map from class index to weight, applied to the loss of each row by
+                its target class; multiplied with ``sample_weight`` when both are given
+                (Keras refuses both).
+            sample_weight: Per-row (or, for temporal data, per-time-step) weights, for
+                row-addressed inputs; columnar inputs name a column in
+                ``schema.sample_weight``.
+            initial_epoch: The epoch to start at (to resume a run).
+            steps_per_epoch: Batches per epoch; default: one pass over the input. Required
+                for infinite inputs; an input that runs out early ends the epoch.
+            validation_steps: Batches per validation; default: the whole validation input.
+            validation_batch_size: Rows per validation batch; default: ``batch_size``.
+            validation_freq: Validate every this many epochs, or at the listed 1-based epoch
+                numbers (a list, as tf.keras 2).
+            schema: A ``fitpipe.Schema`` naming the feature, target, weight and passthrough
+                columns of Arrow, Parquet and pandas inputs (``x`` and
+                ``validation_data``), with fill values for nulls.
+            data_service: ``"grpc://host:port"`` of a tf.data service dispatcher: the
+                training pipeline runs on its workers (graph-only pipelines; see
+                ``fitpipe.pipeline.service``).
 
         Returns:
             The ``keras.callbacks.History`` of the run.
+
+        Raises:
+            RuntimeError: When the model is not compiled.
+            ValueError: On an invalid argument or input (``fitpipe.errors``: the message
+                says what failed, what was expected and how to fix it), e.g. no adapter
+                takes ``x``, a column is missing, a null has no fill value, the data does
+                not fit the model's inputs.
+            TypeError: On an argument of the wrong type.
 
         """
         self._require_compiled("fit")
@@ -391,8 +482,38 @@ class Trainer:
     ) -> Any:
         """Returns the loss and metric values in test mode, as ``keras.Model.evaluate``.
 
+        Args:
+            x: The input, in any form an adapter takes (``fitpipe.registry``):
+                NumPy arrays and array-likes, a list or tuple of arrays (several inputs), a
+                dict of arrays by input name, ``tf.Tensor`` (also ragged or sparse), a pandas
+                DataFrame or Series; batches from a Python generator or iterator, a batched
+                ``tf.data.Dataset`` or a ``keras.utils.PyDataset`` (yielding ``(x,)``,
+                ``(x, y)`` or ``(x, y, sample_weight)``); with ``schema=``, Arrow data (a
+                ``pyarrow.Table`` or ``RecordBatch``, a ``RecordBatchReader``, a frame
+                exporting the Arrow C stream such as a Polars DataFrame or a DuckDB result),
+                Parquet (a file path, a folder, a glob such as ``"data/*.parquet"``, a list
+                of paths, or a ``pyarrow.dataset.Dataset``) and a pandas DataFrame read by
+                column roles; or a type of your own through ``fitpipe.register_adapter``.
+            y: Targets, for row-addressed inputs (see ``fit``).
+            batch_size: Rows per batch for row-addressed, Arrow and Parquet inputs (default
+                32).
+            verbose: ``"auto"`` (1), 0 (silent) or 1 (a progress bar).
+            sample_weight: Per-row weights, for row-addressed inputs.
+            steps: Batches to evaluate; default: the whole input (required for infinite
+                inputs).
+            callbacks: A list of ``keras.callbacks.Callback``.
+            return_dict: Return ``{name: value}`` instead of a list.
+            schema: A ``fitpipe.Schema`` for Arrow, Parquet and pandas inputs (see ``fit``).
+            **kwargs: None are accepted; an unknown keyword is an error naming it.
+
         Returns:
-            A scalar (single output, no metrics), a list, or a dict with ``return_dict=True``.
+            A scalar (single output, no metrics), a list in the order of the model's
+            metrics, or a dict with ``return_dict=True``.
+
+        Raises:
+            RuntimeError: When the model is not compiled.
+            ValueError: On an invalid argument or input (see ``fit``).
+            TypeError: On an argument of the wrong type.
 
         """
         arguments.no_extra_arguments(kwargs, "evaluate")
@@ -435,14 +556,42 @@ class Trainer:
     ) -> Any:
         """Generates predictions for the input samples, as ``keras.Model.predict``.
 
-        ``schema`` declares the feature and passthrough columns of Arrow and Parquet inputs.
-        With ``output``, predictions are streamed to that Parquet file instead of returned:
-        passthrough columns first, then one column per model output (vectors as
-        ``fixed_size_list``); the file appears only when complete.
+        Args:
+            x: The input, in any form an adapter takes (``fitpipe.registry``):
+                NumPy arrays and array-likes, a list or tuple of arrays (several inputs), a
+                dict of arrays by input name, ``tf.Tensor`` (also ragged or sparse), a pandas
+                DataFrame or Series; batches from a Python generator or iterator, a batched
+                ``tf.data.Dataset`` or a ``keras.utils.PyDataset`` (yielding ``(x,)``,
+                ``(x, y)`` or ``(x, y, sample_weight)``); with ``schema=``, Arrow data (a
+                ``pyarrow.Table`` or ``RecordBatch``, a ``RecordBatchReader``, a frame
+                exporting the Arrow C stream such as a Polars DataFrame or a DuckDB result),
+                Parquet (a file path, a folder, a glob such as ``"data/*.parquet"``, a list
+                of paths, or a ``pyarrow.dataset.Dataset``) and a pandas DataFrame read by
+                column roles; or a type of your own through ``fitpipe.register_adapter``.
+                Targets and weights in the input are ignored.
+            batch_size: Rows per batch for row-addressed, Arrow and Parquet inputs (default
+                32).
+            verbose: ``"auto"`` (1), 0 (silent) or 1 (a progress bar; of rows with
+                ``output``).
+            steps: Batches to predict; default: the whole input (required for infinite
+                inputs).
+            callbacks: A list of ``keras.callbacks.Callback``.
+            schema: A ``fitpipe.Schema`` naming the feature and passthrough columns of
+                Arrow, Parquet and pandas inputs.
+            output: A Parquet file to stream the predictions to instead of returning them:
+                the schema's passthrough columns first (e.g. ids), then one column per model
+                output (vectors as ``fixed_size_list``), written chunk by chunk; the file
+                appears only when complete.
 
         Returns:
             NumPy arrays in the structure of the model's outputs, every row included; or the
             path written, with ``output``.
+
+        Raises:
+            ValueError: On an invalid argument or input (see ``fit``), or an input that
+                gives no batches.
+            TypeError: On an argument of the wrong type.
+
         """
         verbose = arguments.check_verbose(verbose, "predict")
         steps = arguments.check_steps(steps, "steps", "predict")
@@ -522,7 +671,26 @@ class Trainer:
         class_weight: Mapping[int, float] | None = None,
         return_dict: bool = False,
     ) -> Any:
-        """Runs one gradient update on one batch, as ``keras.Model.train_on_batch``."""
+        """Runs one gradient update on one batch, as ``keras.Model.train_on_batch``.
+
+        Args:
+            x: The batch's inputs: an array, a list of arrays or a dict of arrays by input
+                name (tensors too); all its rows are one batch.
+            y: The batch's targets, in the structure of the model's outputs.
+            sample_weight: Per-row weights of the batch.
+            class_weight: Map from class index to weight; multiplied with
+                ``sample_weight``.
+            return_dict: Return ``{name: value}`` instead of a list.
+
+        Returns:
+            The loss and metric values of this batch alone (metrics are reset first): a
+            scalar, a list, or a dict with ``return_dict=True``.
+
+        Raises:
+            RuntimeError: When the model is not compiled.
+            ValueError: When the batch does not fit the model or its parts differ in rows.
+
+        """
         self._require_compiled("train_on_batch")
         data = one_batch(self.model, "train_on_batch", x, y, sample_weight, class_weight)
         self.model.reset_metrics()
@@ -532,7 +700,24 @@ class Trainer:
     def test_on_batch(
         self, x: Any, y: Any = None, sample_weight: Any = None, return_dict: bool = False
     ) -> Any:
-        """Tests the model on one batch, as ``keras.Model.test_on_batch``."""
+        """Tests the model on one batch, as ``keras.Model.test_on_batch``.
+
+        Args:
+            x: The batch's inputs: an array, a list of arrays or a dict of arrays by input
+                name (tensors too).
+            y: The batch's targets, in the structure of the model's outputs.
+            sample_weight: Per-row weights of the batch.
+            return_dict: Return ``{name: value}`` instead of a list.
+
+        Returns:
+            The loss and metric values of this batch alone: a scalar, a list, or a dict
+            with ``return_dict=True``.
+
+        Raises:
+            RuntimeError: When the model is not compiled.
+            ValueError: When the batch does not fit the model or its parts differ in rows.
+
+        """
         self._require_compiled("test_on_batch")
         data = one_batch(self.model, "test_on_batch", x, y, sample_weight)
         self.model.reset_metrics()
@@ -540,7 +725,19 @@ class Trainer:
         return logs if return_dict else flatten_in_order(self.model, logs)
 
     def predict_on_batch(self, x: Any) -> Any:
-        """Returns predictions for one batch, as ``keras.Model.predict_on_batch``."""
+        """Returns predictions for one batch, as ``keras.Model.predict_on_batch``.
+
+        Args:
+            x: The batch's inputs: an array, a list of arrays or a dict of arrays by input
+                name (tensors too).
+
+        Returns:
+            NumPy arrays in the structure of the model's outputs.
+
+        Raises:
+            ValueError: When the batch does not fit the model's inputs.
+
+        """
         data = one_batch(self.model, "predict_on_batch", x)
         outputs = self._function("predict").on_batch(data)
         return tf.nest.map_structure(np.asarray, outputs)
