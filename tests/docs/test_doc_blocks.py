@@ -52,9 +52,6 @@ XFAIL = {
         "needs glob features (i14schema) for the fit before it, and predict --output to a "
         "bare file name (issue 14: the predict output= fix in training/outputs.py)"
     ),
-    "fitpipe fit examples/digits/spec.toml        # writes examples/digits/run/": (
-        'needs glob features (i14schema): features = "px*"'
-    ),
 }
 
 
