@@ -29,6 +29,7 @@ BUILTINS = [
     "arrow-stream",
     "parquet",
     "generator",
+    "sparse",
     "numpy",
     "mapping",
     "sequence",

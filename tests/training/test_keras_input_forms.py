@@ -18,6 +18,8 @@ from differential import (
     run_both,
 )
 
+import fitpipe
+
 XC, LABELS = classification_data(n=96, d=6, classes=3)
 CLASS_WEIGHT = {0: 0.5, 1: 2.0, 2: 1.25}
 CLS_COMPILE = {
@@ -49,8 +51,6 @@ def test_digit_string_class_weight_keys_train_like_int_keys() -> None:
 def test_digit_string_class_weight_keys_in_train_on_batch() -> None:
     from differential import make_twins
 
-    import fitpipe
-
     ref, twin = make_twins(_cls)
     ref.compile(optimizer="sgd", loss="sparse_categorical_crossentropy")
     trainer = fitpipe.Trainer(twin)
@@ -61,3 +61,75 @@ def test_digit_string_class_weight_keys_in_train_on_batch() -> None:
     np.testing.assert_allclose(got, expected, rtol=1e-5)
     with pytest.raises(TypeError, match="non-integer `class_weight` key 'cat'"):
         trainer.train_on_batch(XC[:16], LABELS[:16], class_weight={"cat": 1.0})
+
+
+# ------------------------------------------------------------------ sparse inputs
+
+scipy_sparse = pytest.importorskip("scipy.sparse")
+
+
+def _sparse_data(n: int = 40, d: int = 7, seed: int = 3) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    dense = rng.normal(size=(n, d)).astype("float32")
+    dense[rng.random((n, d)) < 0.6] = 0.0
+    return dense, (dense @ rng.normal(size=(d, 1))).astype("float32")
+
+
+def _sparse_model(d: int = 7) -> keras.Model:
+    inputs = keras.Input((d,), sparse=True)
+    return keras.Model(inputs, keras.layers.Dense(1)(inputs))
+
+
+# Every format is checked against the dense rows in tests/adapters/test_sparse_inputs.py.
+@pytest.mark.parametrize("form", ["csc_matrix", "coo_array"])
+def test_scipy_sparse_trains_like_keras(form: str) -> None:
+    dense, y = _sparse_data()
+    x = getattr(scipy_sparse, form)(dense)
+    # Keras 3.15 slices the entries in the order `tocoo()` gives them, which fails for
+    # column-major formats (csc): its side gets the same matrix as CSR. fitpipe sorts them.
+    reference = scipy_sparse.csr_matrix(dense)
+
+    def fit_kwargs(side: Side) -> dict[str, Any]:
+        return {"x": reference if side == "keras" else x, "y": y, "batch_size": 16, "epochs": 2}
+
+    result = run_both(_sparse_model, {"optimizer": "sgd", "loss": "mse"}, fit_kwargs)
+    np.testing.assert_allclose(
+        fitpipe.Trainer(result.twin).predict(x, batch_size=16, verbose=0),
+        result.ref.predict(reference, batch_size=16, verbose=0),
+        rtol=1e-5,
+        atol=1e-6,
+    )
+
+
+def test_scipy_sparse_in_a_dict_with_validation_split_trains_like_keras() -> None:
+    dense, y = _sparse_data()
+
+    def build() -> keras.Model:
+        sparse = keras.Input((7,), sparse=True, name="tokens")
+        extra = keras.Input((2,), name="extra")
+        merged = keras.layers.Concatenate()([keras.layers.Dense(3)(sparse), extra])
+        return keras.Model({"tokens": sparse, "extra": extra}, keras.layers.Dense(1)(merged))
+
+    x = {"tokens": scipy_sparse.csr_matrix(dense), "extra": dense[:, :2]}
+    run_both(
+        build,
+        {"optimizer": "sgd", "loss": "mse"},
+        {"x": x, "y": y, "batch_size": 8, "epochs": 1, "validation_split": 0.25},
+        eval_kwargs={"x": x, "y": y, "batch_size": 8},
+        predict_x=x,
+    )
+
+
+def test_jax_bcoo_trains_like_keras() -> None:
+    from fitpipe.testing import assert_matches_keras
+
+    jax_sparse = pytest.importorskip("jax.experimental.sparse")
+    dense, y = _sparse_data()
+    # Keras 3.15's TensorFlow trainer reads BCOO through the same conversion as scipy's.
+    assert_matches_keras(
+        _sparse_model,
+        lambda: jax_sparse.BCOO.fromdense(dense),
+        y,
+        batch_size=16,
+        epochs=2,
+    )

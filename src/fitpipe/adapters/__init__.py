@@ -10,6 +10,8 @@ Built-in adapters, highest priority first (name, priority: what it takes):
 - ``arrow-stream``, 75: ``pyarrow.RecordBatchReader`` (a stream, read once)
 - ``parquet``, 70: Parquet files, directories, globs, lists; ``pyarrow.dataset.Dataset``
 - ``generator``, 50: Python generators and iterators
+- ``sparse``, 45: SciPy sparse matrices/arrays, JAX BCOO arrays (lazy: for ``scipy``/``jax``
+  objects only)
 - ``numpy``, 40: NumPy arrays and array-likes
 - ``mapping``, 30: dicts of arrays (named inputs)
 - ``sequence``, 20: lists/tuples of arrays (multi-input models)
@@ -80,6 +82,17 @@ def _register_builtins() -> None:
             80,
         ),
         (GeneratorAdapter(), 50),
+        (
+            LazyAdapter(
+                "sparse",
+                "fitpipe.adapters.sparse_arrays:SparseArrayAdapter",
+                modules=("scipy", "jax"),
+                accepts="a SciPy sparse matrix or array (any format) or a JAX BCOO array",
+                supports=ARRAY_FAMILY_SUPPORTS,
+                install_hint="pip install scipy (or jax)",
+            ),
+            45,
+        ),
         (NumpyAdapter(), 40),
         (MappingAdapter(), 30),
         (SequenceAdapter(), 20),

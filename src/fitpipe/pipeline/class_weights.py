@@ -30,7 +30,7 @@ def _class_index(key: Any, class_weight: Any, caller: str) -> Any:
                 caller,
                 f"got the non-integer `class_weight` key {key!r}",
                 "Keys of `class_weight` are class indices: ints, or strings of digits such "
-                "as `\"1\"` (as JSON and TOML configs give them)",
+                'as `"1"` (as JSON and TOML configs give them)',
                 "Map class indices, not names, e.g. `{0: 1.0, 1: 5.0}`",
                 class_weight=class_weight,
             )
@@ -99,8 +99,7 @@ def check_class_weight(
                 message(
                     caller,
                     f"got class {index} twice in `class_weight`",
-                    "Each class has one weight; the key `1` and the key `\"1\"` are the "
-                    "same class",
+                    'Each class has one weight; the key `1` and the key `"1"` are the same class',
                     "Keep one of the two keys",
                     class_weight=class_weight,
                 )
