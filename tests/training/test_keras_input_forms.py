@@ -133,3 +133,41 @@ def test_jax_bcoo_trains_like_keras() -> None:
         batch_size=16,
         epochs=2,
     )
+
+
+# ------------------------------------------------------------------ shuffle="batch"
+
+
+def _linear_loss(y_true: Any, y_pred: Any) -> Any:
+    # Its gradient does not depend on the weights, so plain SGD ends an epoch at the same
+    # weights whatever the order of the batches: only which rows share a batch matters.
+    return keras.ops.mean(y_true * y_pred, axis=-1)
+
+
+def _linear_model() -> keras.Model:
+    return keras.Sequential([keras.Input((3,)), keras.layers.Dense(1, use_bias=False)])
+
+
+def _train_shuffled(shuffle: Any, side: Side) -> np.ndarray:
+    from differential import make_twins
+
+    rng = np.random.default_rng(7)
+    x = rng.normal(size=(50, 3)).astype("float32")
+    y = rng.normal(size=(50, 1)).astype("float32")
+    ref, twin = make_twins(_linear_model)
+    model = ref if side == "keras" else twin
+    api: Any = model if side == "keras" else fitpipe.Trainer(model)
+    api.compile(optimizer=keras.optimizers.SGD(0.1), loss=_linear_loss)
+    keras.utils.set_random_seed(5)
+    api.fit(x, y, batch_size=8, epochs=3, shuffle=shuffle, verbose=0)
+    return np.asarray(model.get_weights()[0])
+
+
+def test_batch_shuffle_trains_on_the_batches_keras_does() -> None:
+    # Keras 3 keeps the blocks in order and shuffles inside them; fitpipe also moves the
+    # blocks, as documented for tf.keras 2 ("shuffles in batch-sized chunks"). The batches
+    # hold the same rows, so an order-free loss ends at Keras' weights.
+    keras_weights = _train_shuffled("batch", "keras")
+    np.testing.assert_allclose(_train_shuffled("batch", "fitpipe"), keras_weights, rtol=1e-5)
+    # Any other grouping of rows ends elsewhere.
+    assert not np.allclose(_train_shuffled(True, "fitpipe"), keras_weights, rtol=1e-3)

@@ -28,6 +28,7 @@ from fitpipe.adapters.base import (
     BatchSource,
     Source,
     check_supported,
+    unsupported,
 )
 from fitpipe.adapters.generators import GeneratorAdapter
 from fitpipe.adapters.mappings import MappingAdapter
@@ -59,6 +60,7 @@ __all__ = [
     "check_supported",
     "register_adapter",
     "registry",
+    "unsupported",
 ]
 
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
 from fitpipe.errors import UnsupportedArgumentError, message
 
@@ -29,9 +29,15 @@ __all__ = [
     "Adapter",
     "ArraySource",
     "BatchSource",
+    "Shuffle",
     "Source",
     "check_supported",
+    "unsupported",
 ]
+
+#: ``shuffle``: False, True (every row), or "batch" (in batch-sized chunks, as documented for
+#: tf.keras 2; row-addressed inputs only).
+Shuffle = bool | Literal["batch"]
 
 #: Rows per batch when none is given (as in Keras).
 DEFAULT_BATCH_SIZE = 32
@@ -77,7 +83,8 @@ class AdaptRequest:
         y: Targets, when given separately.
         sample_weight: Per-sample weights, when given separately.
         batch_size: Rows per batch for row-addressed inputs (None: the default 32).
-        shuffle: Whether to reshuffle rows every epoch.
+        shuffle: Whether to reshuffle rows every epoch; ``"batch"`` shuffles in batch-sized
+            chunks (row-addressed inputs only).
         class_weight: Map from class index to weight.
         schema: A declared schema for columnar inputs.
         steps: Batches per epoch requested by the caller, if any.
@@ -95,7 +102,7 @@ class AdaptRequest:
     y: Any = None
     sample_weight: Any = None
     batch_size: int | None = None
-    shuffle: bool = False
+    shuffle: Shuffle = False
     class_weight: Mapping[int, float] | None = None
     schema: Any = None
     steps: int | None = None
@@ -210,6 +217,36 @@ class Adapter(Protocol):
         ...
 
 
+def unsupported(
+    adapter: Adapter, request: AdaptRequest, name: str, why: str, fix: str, shown: str = ""
+) -> UnsupportedArgumentError:
+    """The shared "not supported for this input" error.
+
+    Args:
+        adapter: The adapter chosen for the input.
+        request: The request.
+        name: The argument.
+        why: Why the input cannot use it.
+        fix: How to fix the call.
+        shown: How the argument is shown (default: its name), e.g. ``shuffle="batch"``.
+
+    Returns:
+        The error, to raise.
+
+    """
+    received = {name: getattr(request, name, None), "x": request.x}
+    return UnsupportedArgumentError(
+        message(
+            request.caller,
+            f"does not support `{shown or name}` when `x` is {adapter.accepts} "
+            f"(adapter {adapter.name!r})",
+            f"`{shown or name}` is only used with inputs that support it: {why}",
+            fix,
+            **received,
+        )
+    )
+
+
 def check_supported(adapter: Adapter, request: AdaptRequest, names: tuple[str, ...]) -> None:
     """Raises the shared error when an argument is given that ``adapter`` does not support.
 
@@ -231,14 +268,4 @@ def check_supported(adapter: Adapter, request: AdaptRequest, names: tuple[str, .
             role = "targets" if name == "y" else "sample_weight"
             why = "columnar data names its target and weight columns in the schema"
             fix = f"Name the column in the schema, e.g. `fitpipe.Schema(..., {role}=...)`"
-        received = {name: getattr(request, name, None), "x": request.x}
-        raise UnsupportedArgumentError(
-            message(
-                request.caller,
-                f"does not support `{name}` when `x` is {adapter.accepts} "
-                f"(adapter {adapter.name!r})",
-                f"`{name}` is only used with inputs that support it: {why}",
-                fix,
-                **received,
-            )
-        )
+        raise unsupported(adapter, request, name, why, fix)
