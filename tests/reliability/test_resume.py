@@ -42,7 +42,7 @@ def same(a: list[np.ndarray], b: list[np.ndarray]) -> bool:
     return all(np.allclose(x, y, rtol=1e-6, atol=1e-7) for x, y in zip(a, b, strict=True))
 
 
-@pytest.mark.parametrize("form", ["arrays", "parquet", "generator"])
+@pytest.mark.parametrize("form", ["arrays", "parquet", "generator", "pydataset"])
 def test_killed_run_resumes_at_the_batch_with_the_same_weights(
     form: str, tmp_path: Path, rel: Any
 ) -> None:

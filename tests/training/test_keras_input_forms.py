@@ -171,3 +171,45 @@ def test_batch_shuffle_trains_on_the_batches_keras_does() -> None:
     np.testing.assert_allclose(_train_shuffled("batch", "fitpipe"), keras_weights, rtol=1e-5)
     # Any other grouping of rows ends elsewhere.
     assert not np.allclose(_train_shuffled(True, "fitpipe"), keras_weights, rtol=1e-3)
+
+
+# ------------------------------------------------------------------ PyDataset shuffle
+
+
+class _RecordingBatches(keras.utils.PyDataset):
+    """50 rows in batches of 8, recording which batch is read."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        rng = np.random.default_rng(7)
+        self.x = rng.normal(size=(50, 3)).astype("float32")
+        self.y = rng.normal(size=(50, 1)).astype("float32")
+        self.read: list[int] = []
+
+    def __len__(self) -> int:
+        return 7
+
+    def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        self.read.append(index)
+        return self.x[index * 8 : (index + 1) * 8], self.y[index * 8 : (index + 1) * 8]
+
+
+@pytest.mark.parametrize("shuffle", [True, False])
+def test_pydataset_batches_are_shuffled_every_epoch_as_in_keras(shuffle: bool) -> None:
+    from differential import make_twins
+
+    ref, twin = make_twins(_linear_model)
+    sides: dict[str, Any] = {"keras": ref, "fitpipe": fitpipe.Trainer(twin)}
+    reads = {}
+    for side, api in sides.items():
+        api.compile(optimizer=keras.optimizers.SGD(0.1), loss=_linear_loss)
+        data = _RecordingBatches()
+        keras.utils.set_random_seed(3)
+        api.fit(data, epochs=3, shuffle=shuffle, verbose=0)
+        reads[side] = [data.read[-21:][e * 7 : (e + 1) * 7] for e in range(3)]  # peeks aside
+    for side, epochs in reads.items():
+        assert all(sorted(order) == list(range(7)) for order in epochs), (side, epochs)
+        in_order = all(order == list(range(7)) for order in epochs)
+        assert in_order != shuffle, (side, epochs)
+    # The same batches every epoch, in another order: an order-free loss ends alike.
+    np.testing.assert_allclose(twin.get_weights()[0], ref.get_weights()[0], rtol=1e-5)
