@@ -137,10 +137,11 @@ class _PassOrder:
     def indices(self, dataset: Any) -> Iterator[int]:
         """The indices of the pass starting now (the length is read now)."""
         pass_index, self.next_pass = self.next_pass, self.next_pass + 1
-        count = _count(dataset) if self.seed is not None else None
-        if count is None:  # in order (an endless dataset is never shuffled, as in Keras)
+        seed = self.seed
+        count = _count(dataset) if seed is not None else None
+        if seed is None or count is None:  # in order (endless: never shuffled, as in Keras)
             return _indices(dataset)
-        order = np.random.default_rng([self.seed, pass_index]).permutation(count)
+        order = np.random.default_rng([seed, pass_index]).permutation(count)
         return iter(order.tolist())
 
 

@@ -361,8 +361,7 @@ def pipeline_from_source(
             raise FitpipeValueError(
                 message(
                     request.caller,
-                    'cannot shuffle in batch-sized chunks (`shuffle="batch"`) on a tf.data '
-                    "service",
+                    'cannot shuffle in batch-sized chunks (`shuffle="batch"`) on a tf.data service',
                     "Its workers read rows in their own order",
                     "Pass `shuffle=True`, or run the pipeline here (no `data_service`)",
                     shuffle=request.shuffle,

@@ -79,9 +79,7 @@ def array_shard(
             dataset = seeds.take(1).flat_map(
                 lambda s: indices(
                     tf.cast(
-                        shuffled_order(
-                            n, rows.batch_size, rows.shuffle, tf.stack([s, rows.seed])
-                        ),
+                        shuffled_order(n, rows.batch_size, rows.shuffle, tf.stack([s, rows.seed])),
                         tf.int64,
                     )
                 )
