@@ -22,6 +22,7 @@ from fitpipe.testing import epoch_batches
 
 BUILTINS = [
     "tf.data",
+    "distributed",
     "pydataset",
     "tensor",
     "pandas",

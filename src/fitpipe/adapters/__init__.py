@@ -3,6 +3,7 @@
 Built-in adapters, highest priority first (name, priority: what it takes):
 
 - ``tf.data``, 100: ``tf.data.Dataset``
+- ``distributed``, 100: ``tf.distribute`` distributed datasets
 - ``pydataset``, 100: ``keras.utils.PyDataset``
 - ``tensor``, 90: ``tf.Tensor``, ``tf.RaggedTensor``, ``tf.SparseTensor``
 - ``pandas``, 80: pandas ``DataFrame``/``Series`` (lazy: imports pandas on use)
@@ -30,6 +31,7 @@ from fitpipe.adapters.base import (
     check_supported,
     unsupported,
 )
+from fitpipe.adapters.distributed_datasets import DistributedDatasetAdapter
 from fitpipe.adapters.generators import GeneratorAdapter
 from fitpipe.adapters.mappings import MappingAdapter
 from fitpipe.adapters.numpy_arrays import NumpyAdapter
@@ -67,6 +69,7 @@ __all__ = [
 def _register_builtins() -> None:
     builtins: list[tuple[Adapter, int]] = [
         (TFDatasetAdapter(), 100),
+        (DistributedDatasetAdapter(), 100),
         (PyDatasetAdapter(), 100),
         (TensorAdapter(), 90),
         (ArrowTableAdapter(), 75),

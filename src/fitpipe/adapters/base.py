@@ -173,6 +173,9 @@ class BatchSource:
             :mod:`fitpipe.adapters.sharding`): ``shard(index, count, replicas)`` returns the
             dataset of shard ``index`` of ``count`` (per-replica batches for its
             ``replicas`` replicas, zero-weight padded) and the steps every shard runs.
+        distributed: An input already distributed by a ``tf.distribute`` strategy: the
+            trainer iterates it as it is (``make_dataset`` gives a stand-in with one
+            replica's element spec).
     """
 
     make_dataset: Callable[[], tf.data.Dataset]
@@ -187,6 +190,7 @@ class BatchSource:
     seek: Callable[[int], None] | None = None
     expect: Callable[[int | None], None] | None = None
     shard: Callable[[int, int, int], tuple[tf.data.Dataset, int]] | None = None
+    distributed: Any = None
 
 
 Source = ArraySource | BatchSource

@@ -208,6 +208,8 @@ class Trainer:
     def _distributed(self, pipeline: Any, caller: str) -> Any:
         """The pipeline distributed over the model's strategy (unchanged without one)."""
         strategy = distribute.strategy_of(self.model)
+        if pipeline is not None and strategy is None:
+            distribute.check_not_distributed(pipeline, caller)
         if pipeline is None or strategy is None:
             return pipeline
         distribute.build_state(self.model, strategy, pipeline.element_spec)
