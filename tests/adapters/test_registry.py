@@ -29,6 +29,7 @@ BUILTINS = [
     "arrow",
     "arrow-stream",
     "parquet",
+    "grain",
     "generator",
     "sparse",
     "numpy",

@@ -1,7 +1,8 @@
 """A training run for the kill-and-resume tests, run as a child process.
 
 Usage: ``python resume_child.py FORM MODE WORKDIR`` with FORM one of ``arrays``, ``parquet``,
-``generator``, ``pydataset`` (its batches shuffled every epoch) and MODE one of:
+``generator``, ``pydataset`` (its batches shuffled every epoch), ``grain`` (resumed from the
+iterator's saved state) and MODE one of:
 
 - ``full``: trains every epoch and writes the final weights to ``WORKDIR/FORM-full.npz``;
 - ``interrupt``: trains with a backup every 3 batches and, at epoch 1 batch 5, writes
@@ -69,6 +70,12 @@ def data(form: str, workdir: str) -> dict[str, object]:
     y = (x @ np.arange(1, FEATURES + 1, dtype="float32")[:, None] > 0).astype("float32")
     if form == "arrays":
         return {"x": x, "y": y, "shuffle": True}
+    if form == "grain":
+        import grain
+
+        rows = [(x[i], y[i]) for i in range(ROWS)]
+        dataset = grain.MapDataset.source(rows).shuffle(seed=5).batch(BATCH).to_iter_dataset()
+        return {"x": dataset, "batch_size": None}
     if form == "pydataset":
         return {"x": Batches(x, y), "shuffle": True, "batch_size": None}
     if form == "generator":

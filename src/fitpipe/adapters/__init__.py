@@ -10,6 +10,8 @@ Built-in adapters, highest priority first (name, priority: what it takes):
 - ``arrow``, 75: ``pyarrow.Table``/``RecordBatch``, Arrow C stream exporters (Polars, DuckDB)
 - ``arrow-stream``, 75: ``pyarrow.RecordBatchReader`` (a stream, read once)
 - ``parquet``, 70: Parquet files, directories, globs, lists; ``pyarrow.dataset.Dataset``
+- ``grain``, 60: Grain ``MapDataset``/``IterDataset``/``DataLoader`` (lazy: for ``grain``
+  objects only)
 - ``generator``, 50: Python generators and iterators
 - ``sparse``, 45: SciPy sparse matrices/arrays, JAX BCOO arrays (lazy: for ``scipy``/``jax``
   objects only)
@@ -85,6 +87,17 @@ def _register_builtins() -> None:
                 install_hint="pip install pandas",
             ),
             80,
+        ),
+        (
+            LazyAdapter(
+                "grain",
+                "fitpipe.adapters.grain_datasets:GrainAdapter",
+                modules=("grain",),
+                accepts="a grain.MapDataset, grain.IterDataset or grain.DataLoader",
+                supports=frozenset({"class_weight", "steps"}),
+                install_hint="pip install grain",
+            ),
+            60,
         ),
         (GeneratorAdapter(), 50),
         (

@@ -173,6 +173,12 @@ class BatchSource:
             :mod:`fitpipe.adapters.sharding`): ``shard(index, count, replicas)`` returns the
             dataset of shard ``index`` of ``count`` (per-replica batches for its
             ``replicas`` replicas, zero-weight padded) and the steps every shard runs.
+        input_state: ``input_state(pass, seen)``: the input's own iterator state after
+            ``seen`` batches of pass ``pass`` (JSON-serializable, or bytes), or None when
+            unknown; saved with the resume position.
+        restore_state: ``restore_state(pass, seen, state)``: makes pass ``pass`` continue
+            from a saved state after its first ``seen`` batches (which it then yields as
+            placeholders, for the trainer skips them).
         distributed: An input already distributed by a ``tf.distribute`` strategy: the
             trainer iterates it as it is (``make_dataset`` gives a stand-in with one
             replica's element spec).
@@ -190,6 +196,8 @@ class BatchSource:
     seek: Callable[[int], None] | None = None
     expect: Callable[[int | None], None] | None = None
     shard: Callable[[int, int, int], tuple[tf.data.Dataset, int]] | None = None
+    input_state: Callable[[int, int], Any] | None = None
+    restore_state: Callable[[int, int, Any], None] | None = None
     distributed: Any = None
 
 

@@ -134,6 +134,22 @@ class Pipeline:
         if isinstance(self._source, BatchSource) and self._source.expect is not None:
             self._source.expect(batches)
 
+    def input_state(self, pass_index: int, seen: int) -> Any:
+        """The input's own iterator state after ``seen`` batches of pass ``pass_index``.
+
+        Only inputs that keep one (Grain iterators) answer; None otherwise or when unknown.
+        """
+        source = self._source
+        if isinstance(source, BatchSource) and source.input_state is not None:
+            return source.input_state(pass_index, seen)
+        return None
+
+    def restore_state(self, pass_index: int, seen: int, state: Any) -> None:
+        """Makes pass ``pass_index`` continue from ``state`` (see :meth:`input_state`)."""
+        source = self._source
+        if isinstance(source, BatchSource) and source.restore_state is not None:
+            source.restore_state(pass_index, seen, state)
+
     def on_epoch_end(self) -> None:
         """Tells the input an epoch ended (``PyDataset.on_epoch_end``)."""
         if isinstance(self._source, BatchSource):
