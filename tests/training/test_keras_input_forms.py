@@ -253,3 +253,16 @@ def test_grain_inputs_train_like_keras(form: str) -> None:
     assert int(result.twin.optimizer.iterations) == 10
     expected_steps = 5 if form == "map" else None
     assert result.twin_history.params["steps"] == expected_steps
+
+
+# ------------------------------------------------------------------ JAX arrays
+
+
+def test_jax_arrays_train_like_keras() -> None:
+    from fitpipe.testing import assert_matches_keras
+
+    jnp = pytest.importorskip("jax.numpy")
+    rng = np.random.default_rng(4)
+    x = rng.normal(size=(40, 3)).astype("float32")
+    y = (x @ np.ones((3, 1), "float32")).astype("float32")
+    assert_matches_keras(_linear_model, jnp.asarray(x), jnp.asarray(y), batch_size=8, epochs=2)
