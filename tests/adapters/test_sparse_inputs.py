@@ -57,6 +57,16 @@ def test_every_format_batches_its_rows_as_sparse_tensors(
     assert sorted(order) == list(range(len(dense)))
 
 
+@pytest.mark.parametrize("form", FORMATS)
+def test_each_format_alone_and_in_a_dict(form: str) -> None:
+    # A DOK matrix is also a dict: it must still be taken as one sparse array.
+    dense = np.array([[0.0, 2.0], [3.0, 0.0], [0.0, 0.0]], "float32")
+    matrix = getattr(sp, form)(dense)
+    for x in (matrix, {"a": matrix}):
+        (batch,) = epoch_batches(fitpipe.adapt(x))
+        np.testing.assert_array_equal(batch[0] if x is matrix else batch[0]["a"], dense)
+
+
 def test_sparse_leaves_inside_structures_and_as_targets() -> None:
     dense = np.eye(5, dtype="float32")
     x = {"a": sp.csr_matrix(dense), "b": [sp.coo_array(dense * 2), dense]}

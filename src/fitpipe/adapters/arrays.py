@@ -64,13 +64,14 @@ def is_scalar_sequence(value: Any) -> bool:
 
 def is_array_like(value: Any) -> bool:
     """Tells whether ``value`` is one array: ndarray, tensor, pandas, sparse, or array-like."""
+    if is_sparse_array(value):  # before the Mapping test: a SciPy DOK matrix is a dict
+        return True
     if isinstance(value, (str, bytes, Mapping)):
         return False
     return (
         isinstance(value, np.ndarray)
         or is_tf_value(value)
         or is_pandas(value)
-        or is_sparse_array(value)
         or (hasattr(value, "__array__") and not isinstance(value, type))
         or is_scalar_sequence(value)
     )
