@@ -24,13 +24,16 @@ from fitpipe.testing import epoch_batches
 
 BUILTINS = [
     "tf.data",
+    "distributed",
     "pydataset",
     "tensor",
     "pandas",
     "arrow",
     "arrow-stream",
     "parquet",
+    "grain",
     "generator",
+    "sparse",
     "numpy",
     "mapping",
     "sequence",

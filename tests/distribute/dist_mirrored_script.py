@@ -68,6 +68,31 @@ def arrays(strategy: Any, with_keras: bool) -> dict[str, Any]:
     }
 
 
+def predistributed(with_keras: bool, from_function: bool) -> dict[str, Any]:
+    """A dataset distributed by the strategy before `fit`, `evaluate` and `predict`."""
+    data = table(64).to_pydict()
+    x = np.stack([np.array(data["a"]) / 64, data["b"]], axis=1).astype("float32")
+    y = np.array(data["y"], "float32")[:, None]
+
+    def distribute(*parts: np.ndarray) -> Any:
+        dataset = tf.data.Dataset.from_tensor_slices(parts)
+        if from_function:  # per-replica batches of 8: global batches of 16
+            return STRATEGY.distribute_datasets_from_function(lambda _: dataset.batch(8))
+        return STRATEGY.experimental_distribute_dataset(dataset.batch(16))
+
+    model = _model(STRATEGY)
+    runner: Any = model if with_keras else fitpipe.Trainer(model)
+    history = runner.fit(distribute(x, y), epochs=2, verbose=0)
+    evaluated = runner.evaluate(distribute(x, y), verbose=0, return_dict=True)
+    predicted = runner.predict(distribute(x), verbose=0)
+    return {
+        "history": history.history,
+        "evaluate": evaluated,
+        "predict": np.sort(np.asarray(predicted).ravel()).tolist(),
+        "weights": [w.ravel().tolist() for w in model.get_weights()],
+    }
+
+
 def columnar(strategy: Any, source: Any) -> dict[str, Any]:
     """Arrow table or Parquet folder, sharded at the source under a strategy."""
     model = _model(strategy, rate=5e-4)  # feature `a` is the row index: small steps
@@ -86,6 +111,10 @@ def main() -> None:
         "arrays_one": arrays(None, False),
         "arrays_mirrored": arrays(STRATEGY, False),
         "arrays_keras_mirrored": arrays(STRATEGY, True),
+        "predistributed": predistributed(False, False),
+        "predistributed_keras": predistributed(True, False),
+        "from_function": predistributed(False, True),
+        "from_function_keras": predistributed(True, True),
         "arrow_one": columnar(None, arrow),
         "arrow_mirrored": columnar(STRATEGY, arrow),
         "parquet_one": columnar(None, folder),

@@ -77,3 +77,18 @@ def test_on_batch_methods_match_keras_under_the_same_strategy(runs: Any) -> None
     # replica (20 rows here); fitpipe splits the batch and returns each row once.
     assert len(ours["predict"]) == 10
     np.testing.assert_allclose(ours["predict"], one["predict"], rtol=RTOL, atol=ATOL)
+
+
+@pytest.mark.parametrize("form", ["predistributed", "from_function"])
+def test_a_dataset_distributed_by_the_strategy_trains_as_in_keras(runs: Any, form: str) -> None:
+    ours, keras_run = runs[form], runs[f"{form}_keras"]
+    _close(ours["history"], keras_run["history"])
+    assert len(ours["history"]["loss"]) == 2
+    _close(
+        {k: [v] for k, v in ours["evaluate"].items()},
+        {k: [v] for k, v in keras_run["evaluate"].items()},
+    )
+    # Predictions come back replica by replica; compared as sorted values.
+    np.testing.assert_allclose(ours["predict"], keras_run["predict"], rtol=RTOL, atol=ATOL)
+    for got, expected in zip(ours["weights"], keras_run["weights"], strict=True):
+        np.testing.assert_allclose(got, expected, rtol=RTOL, atol=ATOL)

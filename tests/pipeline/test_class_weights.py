@@ -8,6 +8,8 @@ from typing import Any
 import numpy as np
 import pytest
 import tensorflow as tf
+from hypothesis import given
+from hypothesis import strategies as st
 
 import fitpipe
 from fitpipe.pipeline import check_class_weight, class_weight_table
@@ -120,10 +122,29 @@ def test_empty_class_weight_weighs_every_sample_1() -> None:
     np.testing.assert_array_equal(weights(pipeline), np.ones(6))
 
 
-@pytest.mark.parametrize("key", ["cat", 1.0, True, None])
+@pytest.mark.parametrize("key", ["cat", 1.0, True, None, "1.0", "-1", " 1", "", "\u0663", "0x1"])
 def test_non_integer_keys_are_a_type_error(key: Any) -> None:
     with pytest.raises(TypeError, match=r"^`adapt` got the non-integer `class_weight` key"):
         fitpipe.adapt(X, LABELS, class_weight={key: 1.0})
+
+
+@given(
+    st.dictionaries(st.integers(0, 40), st.floats(0, 100, allow_nan=False, width=32), max_size=6)
+)
+def test_digit_string_keys_are_class_indices(table: dict[int, float]) -> None:
+    # What JSON and TOML configs give: {"0": 1.0, "1": 3.0} (Keras 3.16 takes them too).
+    as_text = {str(key): weight for key, weight in table.items()}
+    assert check_class_weight(as_text, "fit") == {k: float(w) for k, w in table.items()}
+
+
+def test_digit_string_keys_weigh_like_int_keys() -> None:
+    text = {str(k): v for k, v in CLASS_WEIGHT.items()}
+    np.testing.assert_array_equal(weights(fitpipe.adapt(X, LABELS, class_weight=text)), EXPECTED)
+
+
+def test_a_class_given_as_int_and_as_text_is_a_value_error() -> None:
+    with pytest.raises(ValueError, match=r"^`adapt` got class 1 twice in `class_weight`"):
+        fitpipe.adapt(X, LABELS, class_weight={1: 2.0, "1": 3.0})
 
 
 def test_numpy_integer_keys_are_accepted() -> None:

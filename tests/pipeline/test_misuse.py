@@ -173,8 +173,8 @@ def test_numpy_integer_batch_size_is_accepted() -> None:
     assert fitpipe.adapt(X, batch_size=np.int64(4)).num_batches == 3
 
 
-def test_non_boolean_shuffle_is_a_type_error() -> None:
-    with pytest.raises(TypeError, match=r"^`adapt` got a non-boolean `shuffle`"):
+def test_invalid_shuffle_is_a_type_error() -> None:
+    with pytest.raises(TypeError, match=r"^`adapt` got an invalid `shuffle`"):
         fitpipe.adapt(X, shuffle="yes")  # type: ignore[arg-type]
 
 

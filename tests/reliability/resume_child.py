@@ -1,7 +1,8 @@
 """A training run for the kill-and-resume tests, run as a child process.
 
 Usage: ``python resume_child.py FORM MODE WORKDIR`` with FORM one of ``arrays``, ``parquet``,
-``generator`` and MODE one of:
+``generator``, ``pydataset`` (its batches shuffled every epoch), ``grain`` (resumed from the
+iterator's saved state) and MODE one of:
 
 - ``full``: trains every epoch and writes the final weights to ``WORKDIR/FORM-full.npz``;
 - ``interrupt``: trains with a backup every 3 batches and, at epoch 1 batch 5, writes
@@ -48,12 +49,35 @@ class WaitForKill(keras.callbacks.Callback):
             raise SystemExit("not killed")
 
 
+class Batches(keras.utils.PyDataset):
+    """The rows in batches of ``BATCH``, read by index (shuffled by ``fit`` every epoch)."""
+
+    def __init__(self, x: np.ndarray, y: np.ndarray) -> None:
+        super().__init__()
+        self.x, self.y = x, y
+
+    def __len__(self) -> int:
+        return ROWS // BATCH
+
+    def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        rows = slice(index * BATCH, (index + 1) * BATCH)
+        return self.x[rows], self.y[rows]
+
+
 def data(form: str, workdir: str) -> dict[str, object]:
     rng = np.random.default_rng(3)
     x = rng.normal(size=(ROWS, FEATURES)).astype("float32")
     y = (x @ np.arange(1, FEATURES + 1, dtype="float32")[:, None] > 0).astype("float32")
     if form == "arrays":
         return {"x": x, "y": y, "shuffle": True}
+    if form == "grain":
+        import grain
+
+        rows = [(x[i], y[i]) for i in range(ROWS)]
+        dataset = grain.MapDataset.source(rows).shuffle(seed=5).batch(BATCH).to_iter_dataset()
+        return {"x": dataset, "batch_size": None}
+    if form == "pydataset":
+        return {"x": Batches(x, y), "shuffle": True, "batch_size": None}
     if form == "generator":
 
         def batches() -> object:  # every epoch's batches, in order, then ends

@@ -42,10 +42,12 @@ def same(a: list[np.ndarray], b: list[np.ndarray]) -> bool:
     return all(np.allclose(x, y, rtol=1e-6, atol=1e-7) for x, y in zip(a, b, strict=True))
 
 
-@pytest.mark.parametrize("form", ["arrays", "parquet", "generator"])
+@pytest.mark.parametrize("form", ["arrays", "parquet", "generator", "pydataset", "grain"])
 def test_killed_run_resumes_at_the_batch_with_the_same_weights(
     form: str, tmp_path: Path, rel: Any
 ) -> None:
+    if form == "grain":
+        pytest.importorskip("grain")
     run_child(form, "full", tmp_path)
     rel.kill_when_ready(
         [sys.executable, CHILD, form, "interrupt", str(tmp_path)], tmp_path / "ready"
@@ -53,6 +55,8 @@ def test_killed_run_resumes_at_the_batch_with_the_same_weights(
     backup = tmp_path / f"backup-{form}"
     position = (backup / POSITION_FILE).read_text()
     assert '"epoch": 1' in position and '"step": 4' in position, position
+    if form == "grain":  # the iterator's own state, restored with set_state
+        assert '"input_state": {"next_index"' in position, position
     control = tmp_path / "control"
     control.mkdir()
     shutil.copytree(backup, control / backup.name)  # the same backup, restarted without

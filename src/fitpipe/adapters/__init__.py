@@ -3,13 +3,18 @@
 Built-in adapters, highest priority first (name, priority: what it takes):
 
 - ``tf.data``, 100: ``tf.data.Dataset``
+- ``distributed``, 100: ``tf.distribute`` distributed datasets
 - ``pydataset``, 100: ``keras.utils.PyDataset``
 - ``tensor``, 90: ``tf.Tensor``, ``tf.RaggedTensor``, ``tf.SparseTensor``
 - ``pandas``, 80: pandas ``DataFrame``/``Series`` (lazy: imports pandas on use)
 - ``arrow``, 75: ``pyarrow.Table``/``RecordBatch``, Arrow C stream exporters (Polars, DuckDB)
 - ``arrow-stream``, 75: ``pyarrow.RecordBatchReader`` (a stream, read once)
 - ``parquet``, 70: Parquet files, directories, globs, lists; ``pyarrow.dataset.Dataset``
+- ``grain``, 60: Grain ``MapDataset``/``IterDataset``/``DataLoader`` (lazy: for ``grain``
+  objects only)
 - ``generator``, 50: Python generators and iterators
+- ``sparse``, 45: SciPy sparse matrices/arrays, JAX BCOO arrays (lazy: for ``scipy``/``jax``
+  objects only)
 - ``numpy``, 40: NumPy arrays and array-likes
 - ``mapping``, 30: dicts of arrays (named inputs)
 - ``sequence``, 20: lists/tuples of arrays (multi-input models)
@@ -26,7 +31,9 @@ from fitpipe.adapters.base import (
     BatchSource,
     Source,
     check_supported,
+    unsupported,
 )
+from fitpipe.adapters.distributed_datasets import DistributedDatasetAdapter
 from fitpipe.adapters.generators import GeneratorAdapter
 from fitpipe.adapters.mappings import MappingAdapter
 from fitpipe.adapters.numpy_arrays import NumpyAdapter
@@ -57,12 +64,14 @@ __all__ = [
     "check_supported",
     "register_adapter",
     "registry",
+    "unsupported",
 ]
 
 
 def _register_builtins() -> None:
     builtins: list[tuple[Adapter, int]] = [
         (TFDatasetAdapter(), 100),
+        (DistributedDatasetAdapter(), 100),
         (PyDatasetAdapter(), 100),
         (TensorAdapter(), 90),
         (ArrowTableAdapter(), 75),
@@ -79,7 +88,29 @@ def _register_builtins() -> None:
             ),
             80,
         ),
+        (
+            LazyAdapter(
+                "grain",
+                "fitpipe.adapters.grain_datasets:GrainAdapter",
+                modules=("grain",),
+                accepts="a grain.MapDataset, grain.IterDataset or grain.DataLoader",
+                supports=frozenset({"class_weight", "steps"}),
+                install_hint="pip install grain",
+            ),
+            60,
+        ),
         (GeneratorAdapter(), 50),
+        (
+            LazyAdapter(
+                "sparse",
+                "fitpipe.adapters.sparse_arrays:SparseArrayAdapter",
+                modules=("scipy", "jax"),
+                accepts="a SciPy sparse matrix or array (any format) or a JAX BCOO array",
+                supports=ARRAY_FAMILY_SUPPORTS,
+                install_hint="pip install scipy (or jax)",
+            ),
+            45,
+        ),
         (NumpyAdapter(), 40),
         (MappingAdapter(), 30),
         (SequenceAdapter(), 20),

@@ -16,6 +16,7 @@ import numpy as np
 import tensorflow as tf
 
 from fitpipe.adapters.base import AdaptRequest, ArraySource
+from fitpipe.adapters.sparse import is_sparse_array, to_sparse_tensor
 from fitpipe.errors import DataMismatchError, FitpipeTypeError, FitpipeValueError, message, raw
 from fitpipe.schemas import find_namedtuple
 from fitpipe.schemas.columns import column_listing
@@ -63,7 +64,9 @@ def is_scalar_sequence(value: Any) -> bool:
 
 
 def is_array_like(value: Any) -> bool:
-    """Tells whether ``value`` is one array: ndarray, tensor, pandas object or array-like."""
+    """Tells whether ``value`` is one array: ndarray, tensor, pandas, sparse, or array-like."""
+    if is_sparse_array(value):  # before the Mapping test: a SciPy DOK matrix is a dict
+        return True
     if isinstance(value, (str, bytes, Mapping)):
         return False
     return (
@@ -173,6 +176,8 @@ def _object_to_text(array: np.ndarray, caller: str, path: str, original: Any) ->
 def _convert_leaf(value: Any, caller: str, path: str) -> Any:
     if isinstance(value, tf.Variable):
         value = tf.convert_to_tensor(value)
+    if is_sparse_array(value):
+        value = to_sparse_tensor(value, caller, path)
     if not is_tf_value(value):
         if not is_array_like(value):
             raise FitpipeTypeError(
@@ -180,7 +185,7 @@ def _convert_leaf(value: Any, caller: str, path: str) -> Any:
                     caller,
                     f"cannot use `{path}` as an array",
                     "Each leaf of `x`, `y` and `sample_weight` must be a NumPy array, tensor, "
-                    "pandas object or array-like",
+                    "pandas object, SciPy or JAX sparse array, or array-like",
                     "Convert it with `np.asarray`, or pass an input form fitpipe adapts",
                     **{path: value},
                 )

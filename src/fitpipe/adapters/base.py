@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
 from fitpipe.errors import UnsupportedArgumentError, message
 
@@ -29,9 +29,15 @@ __all__ = [
     "Adapter",
     "ArraySource",
     "BatchSource",
+    "Shuffle",
     "Source",
     "check_supported",
+    "unsupported",
 ]
+
+#: ``shuffle``: False, True (every row), or "batch" (in batch-sized chunks, as documented for
+#: tf.keras 2; row-addressed inputs only).
+Shuffle = bool | Literal["batch"]
 
 #: Rows per batch when none is given (as in Keras).
 DEFAULT_BATCH_SIZE = 32
@@ -77,7 +83,8 @@ class AdaptRequest:
         y: Targets, when given separately.
         sample_weight: Per-sample weights, when given separately.
         batch_size: Rows per batch for row-addressed inputs (None: the default 32).
-        shuffle: Whether to reshuffle rows every epoch.
+        shuffle: Whether to reshuffle rows every epoch; ``"batch"`` shuffles in batch-sized
+            chunks (row-addressed inputs only).
         class_weight: Map from class index to weight.
         schema: A declared schema for columnar inputs: a ``Schema``, a mapping of its keys
             or the path of a schema file (turned into a ``Schema`` once the adapter that
@@ -97,7 +104,7 @@ class AdaptRequest:
     y: Any = None
     sample_weight: Any = None
     batch_size: int | None = None
-    shuffle: bool = False
+    shuffle: Shuffle = False
     class_weight: Mapping[int, float] | None = None
     schema: Any = None
     steps: int | None = None
@@ -168,6 +175,15 @@ class BatchSource:
             :mod:`fitpipe.adapters.sharding`): ``shard(index, count, replicas)`` returns the
             dataset of shard ``index`` of ``count`` (per-replica batches for its
             ``replicas`` replicas, zero-weight padded) and the steps every shard runs.
+        input_state: ``input_state(pass, seen)``: the input's own iterator state after
+            ``seen`` batches of pass ``pass`` (JSON-serializable, or bytes), or None when
+            unknown; saved with the resume position.
+        restore_state: ``restore_state(pass, seen, state)``: makes pass ``pass`` continue
+            from a saved state after its first ``seen`` batches (which it then yields as
+            placeholders, for the trainer skips them).
+        distributed: An input already distributed by a ``tf.distribute`` strategy: the
+            trainer iterates it as it is (``make_dataset`` gives a stand-in with one
+            replica's element spec).
     """
 
     make_dataset: Callable[[], tf.data.Dataset]
@@ -182,6 +198,9 @@ class BatchSource:
     seek: Callable[[int], None] | None = None
     expect: Callable[[int | None], None] | None = None
     shard: Callable[[int, int, int], tuple[tf.data.Dataset, int]] | None = None
+    input_state: Callable[[int, int], Any] | None = None
+    restore_state: Callable[[int, int, Any], None] | None = None
+    distributed: Any = None
 
 
 Source = ArraySource | BatchSource
@@ -212,6 +231,36 @@ class Adapter(Protocol):
         ...
 
 
+def unsupported(
+    adapter: Adapter, request: AdaptRequest, name: str, why: str, fix: str, shown: str = ""
+) -> UnsupportedArgumentError:
+    """The shared "not supported for this input" error.
+
+    Args:
+        adapter: The adapter chosen for the input.
+        request: The request.
+        name: The argument.
+        why: Why the input cannot use it.
+        fix: How to fix the call.
+        shown: How the argument is shown (default: its name), e.g. ``shuffle="batch"``.
+
+    Returns:
+        The error, to raise.
+
+    """
+    received = {name: getattr(request, name, None), "x": request.x}
+    return UnsupportedArgumentError(
+        message(
+            request.caller,
+            f"does not support `{shown or name}` when `x` is {adapter.accepts} "
+            f"(adapter {adapter.name!r})",
+            f"`{shown or name}` is only used with inputs that support it: {why}",
+            fix,
+            **received,
+        )
+    )
+
+
 def check_supported(adapter: Adapter, request: AdaptRequest, names: tuple[str, ...]) -> None:
     """Raises the shared error when an argument is given that ``adapter`` does not support.
 
@@ -233,14 +282,4 @@ def check_supported(adapter: Adapter, request: AdaptRequest, names: tuple[str, .
             role = "targets" if name == "y" else "sample_weight"
             why = "columnar data names its target and weight columns in the schema"
             fix = f"Name the column in the schema, e.g. `fitpipe.Schema(..., {role}=...)`"
-        received = {name: getattr(request, name, None), "x": request.x}
-        raise UnsupportedArgumentError(
-            message(
-                request.caller,
-                f"does not support `{name}` when `x` is {adapter.accepts} "
-                f"(adapter {adapter.name!r})",
-                f"`{name}` is only used with inputs that support it: {why}",
-                fix,
-                **received,
-            )
-        )
+        raise unsupported(adapter, request, name, why, fix)

@@ -493,9 +493,9 @@ class ParquetAdapter:
 
         def split(at: int, validation_batch_size: int | None) -> tuple[BatchSource, BatchSource]:
             return (
-                make(0, at, request.shuffle, batch_size),
+                make(0, at, bool(request.shuffle), batch_size),
                 make(at, plan.rows, False, validation_batch_size or batch_size),
             )
 
-        whole = make(0, plan.rows, request.shuffle, batch_size)
+        whole = make(0, plan.rows, bool(request.shuffle), batch_size)
         return dataclasses.replace(whole, split=split, rows=plan.rows)

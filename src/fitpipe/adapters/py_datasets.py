@@ -2,6 +2,11 @@
 
 The length is asked again at the start of every epoch, so a ``PyDataset`` whose
 ``on_epoch_end`` changes its batch size runs exactly ``len()`` batches of that epoch.
+
+With ``shuffle=True`` (``fit``'s default) the batches of a finite ``PyDataset`` are read in a
+new order every epoch, as Keras does; each pass's order is drawn from a seed (taken from
+NumPy's generator, so ``keras.utils.set_random_seed`` makes it reproducible) and the pass
+index, so a run resumed mid-epoch reads the order of the pass it stopped in.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import keras
+import numpy as np
 
 from fitpipe.adapters.base import AdaptRequest, BatchSource
 from fitpipe.adapters.batches import ErrorBox, normalize_batch, python_batch_dataset, signature_of
@@ -112,12 +118,39 @@ def _indices(dataset: Any) -> Iterator[int]:
         index += 1
 
 
+class _PassOrder:
+    """The batch indices of each pass: in order, or a permutation keyed by (seed, pass).
+
+    Args:
+        shuffle: Shuffle the batches of a finite dataset every pass.
+
+    """
+
+    def __init__(self, shuffle: bool) -> None:
+        self.seed = int(np.random.randint(0, 2**31 - 1)) if shuffle else None
+        self.next_pass = 0
+
+    def seek(self, pass_index: int) -> None:
+        """Makes the next pass read the order of pass ``pass_index``."""
+        self.next_pass = pass_index
+
+    def indices(self, dataset: Any) -> Iterator[int]:
+        """The indices of the pass starting now (the length is read now)."""
+        pass_index, self.next_pass = self.next_pass, self.next_pass + 1
+        seed = self.seed
+        count = _count(dataset) if seed is not None else None
+        if seed is None or count is None:  # in order (endless: never shuffled, as in Keras)
+            return _indices(dataset)
+        order = np.random.default_rng([seed, pass_index]).permutation(count)
+        return iter(order.tolist())
+
+
 class PyDatasetAdapter:
     """Takes a ``keras.utils.PyDataset``."""
 
     name = "pydataset"
     accepts = "a keras.utils.PyDataset"
-    supports = frozenset({"class_weight", "steps"})
+    supports = frozenset({"class_weight", "steps", "shuffle"})
 
     def can_adapt(self, x: Any) -> bool:
         """True for ``keras.utils.PyDataset`` instances."""
@@ -150,10 +183,11 @@ class PyDatasetAdapter:
         signature = signature_of(peeked, request.caller, _SOURCE)
         workers = _Workers(dataset)
         errors = ErrorBox()
+        order = _PassOrder(bool(request.shuffle))
 
         def epoch() -> Iterator[Any]:
             dataset.on_epoch_begin()
-            yield from workers.fetch(_indices(dataset))
+            yield from workers.fetch(order.indices(dataset))
 
         def on_epoch_end() -> None:
             dataset.on_epoch_end()
@@ -170,4 +204,5 @@ class PyDatasetAdapter:
             close=workers.close,
             finite=count is not None,
             take_error=errors.take,
+            seek=order.seek,
         )

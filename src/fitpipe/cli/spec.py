@@ -233,7 +233,9 @@ def _split(check: _Checker, value: Any) -> float:
 _FIT_CHECKS: dict[str, Callable[[_Checker, Any], Any]] = {
     "batch_size": lambda c, v: c.positive(v, "fit.batch_size"),
     "epochs": lambda c, v: c.positive(v, "fit.epochs"),
-    "shuffle": lambda c, v: c.typed(v, "fit.shuffle", (bool,), "true or false"),
+    "shuffle": lambda c, v: (
+        v if v == "batch" else c.typed(v, "fit.shuffle", (bool,), 'true, false or "batch"')
+    ),
     "validation_split": _split,
     "class_weight": _class_weight,
     "initial_epoch": lambda c, v: c.positive(v, "fit.initial_epoch", 0),

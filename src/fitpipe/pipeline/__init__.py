@@ -11,6 +11,7 @@ from fitpipe.pipeline.core import (
     adapt,
     adapt_source,
     build_pipeline,
+    check_shuffle,
     pipeline_from_source,
 )
 from fitpipe.pipeline.split import check_validation_split, split_source
@@ -24,6 +25,7 @@ __all__ = [
     "array_dataset",
     "build_pipeline",
     "check_class_weight",
+    "check_shuffle",
     "check_validation_split",
     "class_weight_table",
     "pipeline_from_source",

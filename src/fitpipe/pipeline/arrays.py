@@ -22,6 +22,7 @@ import numpy as np
 import tensorflow as tf
 
 from fitpipe.adapters import DEFAULT_BATCH_SIZE, ArraySource
+from fitpipe.adapters.base import Shuffle
 from fitpipe.pipeline.class_weights import apply_class_weight
 from fitpipe.schemas import pack_roles
 
@@ -31,6 +32,7 @@ __all__ = [
     "array_dataset",
     "index_batches",
     "resolve_batch_size",
+    "shuffled_order",
 ]
 
 #: NumPy data up to this many bytes in all is converted to tensors; larger data is streamed.
@@ -66,11 +68,37 @@ def index_dtype(num_samples: int) -> tf.DType:
     return tf.int32 if num_samples < 2**31 else tf.int64
 
 
-def permutation(num_samples: int, seed: int, epoch: Any) -> tf.Tensor:
-    """The row order of pass ``epoch``: a stateless permutation keyed by ``(seed, epoch)``."""
+def shuffled_order(
+    num_samples: int, batch_size: int, shuffle: Shuffle, key: tf.Tensor
+) -> tf.Tensor:
+    """A stateless row order keyed by ``key`` (a 2-vector seed).
+
+    ``shuffle="batch"`` keeps every batch a contiguous block of ``batch_size`` rows (the last,
+    partial block stays last): the blocks come in a new order and the rows inside each block
+    are shuffled. Keras 3 shuffles only inside each block, so its batches come in the same
+    order every epoch; the tf.keras 2 documentation ("shuffles in batch-sized chunks") and
+    Keras 2's ``batch_shuffle`` move the blocks too, which fitpipe follows.
+    """
+    dtype = index_dtype(num_samples)
+    if shuffle != "batch":
+        return tf.random.experimental.stateless_shuffle(tf.range(num_samples, dtype=dtype), key)
+    blocks = num_samples // batch_size
+    first = tf.random.experimental.stateless_shuffle(tf.range(blocks, dtype=dtype), key)
+    inside = tf.argsort(
+        tf.random.stateless_uniform([blocks, batch_size], tf.reverse(key, [0])), axis=1
+    )
+    rows = tf.reshape(first[:, None] * batch_size + tf.cast(inside, dtype), [-1])
+    tail = tf.range(blocks * batch_size, num_samples, dtype=dtype)
+    tail = tf.random.experimental.stateless_shuffle(tail, key + 1)
+    return tf.concat([rows, tail], axis=0)
+
+
+def permutation(
+    num_samples: int, seed: int, epoch: Any, batch_size: int = 1, shuffle: Shuffle = True
+) -> tf.Tensor:
+    """The row order of pass ``epoch``: a stateless shuffle keyed by ``(seed, epoch)``."""
     key = tf.stack([tf.constant(seed, tf.int64), tf.cast(epoch, tf.int64)])
-    rows = tf.range(num_samples, dtype=index_dtype(num_samples))
-    return tf.random.experimental.stateless_shuffle(rows, seed=key)
+    return shuffled_order(num_samples, batch_size, shuffle, key)
 
 
 def pass_counter() -> tf.Variable:
@@ -82,7 +110,7 @@ def pass_counter() -> tf.Variable:
 def index_batches(
     num_samples: int,
     batch_size: int,
-    shuffle: bool,
+    shuffle: Shuffle,
     seed: int,
     passes: tf.Variable | None = None,
     in_numpy: bool = False,
@@ -97,7 +125,8 @@ def index_batches(
     Args:
         num_samples: Rows.
         batch_size: Rows per batch.
-        shuffle: Reshuffle the rows on every iteration of the dataset.
+        shuffle: Reshuffle the rows on every iteration of the dataset (``"batch"``: in
+            batch-sized chunks, see :func:`shuffled_order`).
         seed: Seed of the shuffle (drawn from NumPy's global generator by the caller, so
             ``keras.utils.set_random_seed`` makes runs reproducible).
         passes: The pass counter (see :func:`pass_counter`); a new one when None.
@@ -113,8 +142,10 @@ def index_batches(
 
         def permute(epoch: tf.Tensor) -> tf.data.Dataset:
             if in_numpy:
-                return _numpy_batches(_NumpyOrder(num_samples, batch_size, seed), epoch)
-            return _split_batches(permutation(num_samples, seed, epoch), num_samples, batch_size)
+                order = _NumpyOrder(num_samples, batch_size, seed, shuffle == "batch")
+                return _numpy_batches(order, epoch)
+            rows = permutation(num_samples, seed, epoch, batch_size, shuffle)
+            return _split_batches(rows, num_samples, batch_size)
 
         start = tf.data.Dataset.from_tensors(tf.constant(0, tf.int64))
         return start.map(next_pass).flat_map(permute)
@@ -128,10 +159,15 @@ def index_batches(
 
 
 class _NumpyOrder:
-    """The row order of the pass being read, drawn in NumPy and shuffled in place."""
+    """The row order of the pass being read, drawn in NumPy and shuffled in place.
 
-    def __init__(self, num_samples: int, batch_size: int, seed: int) -> None:
+    With ``blocks`` (``shuffle="batch"``) only the order of the batch-sized blocks is held
+    (4 bytes a block); the rows inside a block come shuffled, the last partial block last.
+    """
+
+    def __init__(self, num_samples: int, batch_size: int, seed: int, blocks: bool = False) -> None:
         self.num_samples, self.batch_size, self.seed = num_samples, batch_size, seed
+        self.blocks = blocks
         self._pass: int | None = None
         self._order: np.ndarray | None = None
         self._lock = threading.Lock()
@@ -142,10 +178,17 @@ class _NumpyOrder:
             if self._pass != int(pass_index) or self._order is None:
                 self._order = None  # the previous pass's order is freed before the next
                 dtype = np.int32 if self.num_samples < 2**31 else np.int64
-                order = np.arange(self.num_samples, dtype=dtype)
+                size = self.num_samples // self.batch_size if self.blocks else self.num_samples
+                order = np.arange(size, dtype=dtype)
                 np.random.default_rng([self.seed, int(pass_index)]).shuffle(order)
                 self._order, self._pass = order, int(pass_index)
             order = self._order
+        if self.blocks:
+            block = int(order[batch]) if int(batch) < len(order) else int(batch)
+            start = block * self.batch_size
+            stop = min(start + self.batch_size, self.num_samples)
+            inside = np.random.default_rng([self.seed, int(pass_index), int(batch)])
+            return (start + inside.permutation(stop - start)).astype(order.dtype)
         start = int(batch) * self.batch_size
         return order[start : start + self.batch_size]
 
@@ -270,7 +313,8 @@ class ResidentRows:
         structure: The nesting of one batch, leaves replaced by None.
         num_samples: Rows.
         batch_size: Rows per batch (the last batch may be smaller).
-        shuffle: Whether each epoch uses a new permutation.
+        shuffle: Whether each epoch uses a new permutation (``"batch"``: of batch-sized
+            chunks).
         seed: Seed of the permutations.
         class_weights: The class weight table applied to each batch, or None.
     """
@@ -279,7 +323,7 @@ class ResidentRows:
     structure: Any
     num_samples: int
     batch_size: int
-    shuffle: bool
+    shuffle: Shuffle
     seed: int
     class_weights: tf.Tensor | None = None
 
@@ -307,18 +351,18 @@ class ResidentRows:
         """The rows of ``epoch`` in the order they are read: a permutation when shuffling."""
         if not self.shuffle:
             return tf.range(self.num_samples, dtype=index_dtype(self.num_samples))
-        return permutation(self.num_samples, self.seed, epoch)
+        return permutation(self.num_samples, self.seed, epoch, self.batch_size, self.shuffle)
 
 
 def array_dataset(
-    source: ArraySource, batch_size: int, shuffle: bool, seed: int
+    source: ArraySource, batch_size: int, shuffle: Shuffle, seed: int
 ) -> tuple[tf.data.Dataset, ResidentRows | None, Callable[[int], None]]:
     """Builds the dataset of Keras batches ``(x,)``, ``(x, y)`` or ``(x, y, sw)`` of one epoch.
 
     Args:
         source: The rows.
         batch_size: Rows per batch.
-        shuffle: Reshuffle rows on every iteration.
+        shuffle: Reshuffle rows on every iteration (``"batch"``: in batch-sized chunks).
         seed: Shuffle seed.
 
     Returns:

@@ -20,10 +20,31 @@ from fitpipe.errors import FitpipeTypeError, FitpipeValueError, message
 __all__ = ["apply_class_weight", "check_class_weight", "class_weight_table"]
 
 
+def _class_index(key: Any, class_weight: Any, caller: str) -> Any:
+    """An integer key as it is; a string of ASCII digits (JSON/TOML configs) as its int."""
+    if isinstance(key, str) and key.isascii() and key.isdigit():
+        return int(key)
+    if isinstance(key, bool) or not isinstance(key, numbers.Integral):
+        raise FitpipeTypeError(
+            message(
+                caller,
+                f"got the non-integer `class_weight` key {key!r}",
+                "Keys of `class_weight` are class indices: ints, or strings of digits such "
+                'as `"1"` (as JSON and TOML configs give them)',
+                "Map class indices, not names, e.g. `{0: 1.0, 1: 5.0}`",
+                class_weight=class_weight,
+            )
+        )
+    return key
+
+
 def check_class_weight(
     class_weight: Any, caller: str, num_classes: int | None = None
 ) -> dict[int, float]:
     """Validates ``class_weight`` and returns it with plain int keys and float values.
+
+    Keys are class indices: ints, or strings of ASCII digits (``"1"``, as JSON and TOML
+    configs give them; Keras 3.16 takes them too). Other strings stay an error.
 
     Args:
         class_weight: The user's argument.
@@ -32,9 +53,10 @@ def check_class_weight(
             below it.
 
     Raises:
-        FitpipeTypeError: When it is not a dict of integer keys and numeric values.
-        FitpipeValueError: For negative keys, keys outside the output width, or negative or
-            non-finite weights.
+        FitpipeTypeError: When it is not a dict of integer (or digit-string) keys and numeric
+            values.
+        FitpipeValueError: For negative keys, keys outside the output width, a class given
+            twice (``1`` and ``"1"``), or negative or non-finite weights.
 
     """
     if not isinstance(class_weight, Mapping):
@@ -48,17 +70,8 @@ def check_class_weight(
             )
         )
     table: dict[int, float] = {}
-    for key, weight in class_weight.items():
-        if isinstance(key, bool) or not isinstance(key, numbers.Integral):
-            raise FitpipeTypeError(
-                message(
-                    caller,
-                    f"got the non-integer `class_weight` key {key!r}",
-                    "Keys of `class_weight` are class indices (int)",
-                    "Map class indices, not names, e.g. `{0: 1.0, 1: 5.0}`",
-                    class_weight=class_weight,
-                )
-            )
+    for given_key, weight in class_weight.items():
+        key = _class_index(given_key, class_weight, caller)
         if not isinstance(weight, numbers.Real) or not np.isfinite(float(weight)) or weight < 0:
             raise FitpipeValueError(
                 message(
@@ -78,6 +91,16 @@ def check_class_weight(
                     f"got class {key} in `class_weight`, outside the classes of the targets",
                     f"Class indices are {width}",
                     "Remove or renumber the class",
+                    class_weight=class_weight,
+                )
+            )
+        if index in table:
+            raise FitpipeValueError(
+                message(
+                    caller,
+                    f"got class {index} twice in `class_weight`",
+                    'Each class has one weight; the key `1` and the key `"1"` are the same class',
+                    "Keep one of the two keys",
                     class_weight=class_weight,
                 )
             )

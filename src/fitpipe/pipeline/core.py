@@ -20,7 +20,9 @@ from fitpipe.adapters import (
     Source,
     check_supported,
     registry,
+    unsupported,
 )
+from fitpipe.adapters.base import Shuffle
 from fitpipe.errors import FitpipeTypeError, FitpipeValueError, FitpipeWarning, message
 from fitpipe.pipeline import service
 from fitpipe.pipeline.arrays import ResidentRows, array_dataset, resolve_batch_size
@@ -32,7 +34,14 @@ from fitpipe.pipeline.class_weights import (
 from fitpipe.pipeline.service import check_address
 from fitpipe.schemas import as_schema
 
-__all__ = ["Pipeline", "adapt", "adapt_source", "build_pipeline", "pipeline_from_source"]
+__all__ = [
+    "Pipeline",
+    "adapt",
+    "adapt_source",
+    "build_pipeline",
+    "check_shuffle",
+    "pipeline_from_source",
+]
 
 
 class Pipeline:
@@ -141,6 +150,22 @@ class Pipeline:
         if isinstance(self._source, BatchSource) and self._source.expect is not None:
             self._source.expect(batches)
 
+    def input_state(self, pass_index: int, seen: int) -> Any:
+        """The input's own iterator state after ``seen`` batches of pass ``pass_index``.
+
+        Only inputs that keep one (Grain iterators) answer; None otherwise or when unknown.
+        """
+        source = self._source
+        if isinstance(source, BatchSource) and source.input_state is not None:
+            return source.input_state(pass_index, seen)
+        return None
+
+    def restore_state(self, pass_index: int, seen: int, state: Any) -> None:
+        """Makes pass ``pass_index`` continue from ``state`` (see :meth:`input_state`)."""
+        source = self._source
+        if isinstance(source, BatchSource) and source.restore_state is not None:
+            source.restore_state(pass_index, seen, state)
+
     def on_epoch_end(self) -> None:
         """Tells the input an epoch ended (``PyDataset.on_epoch_end``)."""
         if isinstance(self._source, BatchSource):
@@ -207,6 +232,8 @@ def adapt_source(request: AdaptRequest, *, warn_ignored: bool = True) -> tuple[A
         )
     adapter = registry.find(request.x, request.caller)
     given = request.given()
+    if request.shuffle == "batch" and "shuffle" not in adapter.supports:
+        raise _no_batch_shuffle(adapter, request)
     if "shuffle" in given and "shuffle" not in adapter.supports:
         if warn_ignored:
             warnings.warn(
@@ -219,7 +246,43 @@ def adapt_source(request: AdaptRequest, *, warn_ignored: bool = True) -> tuple[A
     check_supported(adapter, request, given)
     if request.schema is not None:  # a mapping or a schema file path becomes a Schema
         request = dataclasses.replace(request, schema=as_schema(request.schema, request.caller))
-    return adapter, adapter.adapt(request)
+    source = adapter.adapt(request)
+    if request.shuffle == "batch" and not isinstance(source, ArraySource):
+        source.close()
+        raise _no_batch_shuffle(adapter, request)
+    return adapter, source
+
+
+def _no_batch_shuffle(adapter: Adapter, request: AdaptRequest) -> Exception:
+    return unsupported(
+        adapter,
+        request,
+        "shuffle",
+        "rows addressed by index (arrays, tensors, frames, Arrow tables and small Parquet "
+        "data held in memory), and this input is read in its own batches",
+        "Pass `shuffle=True` or `shuffle=False`",
+        shown='shuffle="batch"',
+    )
+
+
+def check_shuffle(shuffle: Any, caller: str) -> None:
+    """Checks ``shuffle``: True, False (Python or NumPy bools) or ``"batch"``.
+
+    Raises:
+        FitpipeTypeError: For anything else.
+
+    """
+    if isinstance(shuffle, (bool, np.bool_)) or (isinstance(shuffle, str) and shuffle == "batch"):
+        return
+    raise FitpipeTypeError(
+        message(
+            caller,
+            "got an invalid `shuffle`",
+            '`shuffle` is True, False, or "batch" (shuffle in batch-sized chunks)',
+            'Pass a bool or "batch"',
+            shuffle=shuffle,
+        )
+    )
 
 
 def _one_hot_width(y: Any) -> int | None:
@@ -330,6 +393,16 @@ def pipeline_from_source(
             rows = dataclasses.replace(rows, class_weights=class_weight_table(class_weight))
     if request.data_service is not None:
         reshuffle = None
+        if isinstance(source, ArraySource) and request.shuffle == "batch":
+            raise FitpipeValueError(
+                message(
+                    request.caller,
+                    'cannot shuffle in batch-sized chunks (`shuffle="batch"`) on a tf.data service',
+                    "Its workers read rows in their own order",
+                    "Pass `shuffle=True`, or run the pipeline here (no `data_service`)",
+                    shuffle=request.shuffle,
+                )
+            )
         if isinstance(source, ArraySource) and request.shuffle:
             reshuffle = (source.num_samples, batch_size or 0, seed or 0)
         dataset = service.on_service(
@@ -363,7 +436,7 @@ def adapt(
     sample_weight: Any = None,
     *,
     batch_size: int | None = None,
-    shuffle: bool = False,
+    shuffle: Shuffle = False,
     class_weight: Mapping[int, float] | None = None,
     schema: Any = None,
     steps: int | None = None,
@@ -378,7 +451,8 @@ def adapt(
         y: Targets, for row-addressed inputs.
         sample_weight: Per-sample (or per-time-step) weights, for row-addressed inputs.
         batch_size: Rows per batch for row-addressed inputs (default 32).
-        shuffle: Reshuffle rows every epoch (row-addressed inputs; others warn).
+        shuffle: Reshuffle rows every epoch (row-addressed inputs; others warn); ``"batch"``
+            shuffles row-addressed inputs in batch-sized chunks (others refuse it).
         class_weight: Map from class index to weight; multiplied with ``sample_weight``.
         schema: A declared schema, for columnar inputs.
         steps: Batches per epoch; with arrays and no ``batch_size`` it sets the batch size to
@@ -396,16 +470,7 @@ def adapt(
         FitpipeValueError: For invalid values and mismatched data.
 
     """
-    if not isinstance(shuffle, bool):
-        raise FitpipeTypeError(
-            message(
-                "adapt",
-                "got a non-boolean `shuffle`",
-                "`shuffle` is True or False",
-                "Pass a bool",
-                shuffle=shuffle,
-            )
-        )
+    check_shuffle(shuffle, "adapt")
     request = AdaptRequest(
         x=x,
         y=y,

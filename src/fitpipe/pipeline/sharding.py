@@ -15,7 +15,7 @@ from typing import Any
 import tensorflow as tf
 
 from fitpipe.adapters.sharding import per_replica_batch, plan_shards
-from fitpipe.pipeline.arrays import ResidentRows
+from fitpipe.pipeline.arrays import ResidentRows, shuffled_order
 
 __all__ = ["array_shard", "padded_gather"]
 
@@ -78,8 +78,9 @@ def array_shard(
             seeds = tf.data.Dataset.random(seed=rows.seed, rerandomize_each_iteration=True)
             dataset = seeds.take(1).flat_map(
                 lambda s: indices(
-                    tf.random.experimental.stateless_shuffle(
-                        tf.range(n, dtype=tf.int64), seed=tf.stack([s, rows.seed])
+                    tf.cast(
+                        shuffled_order(n, rows.batch_size, rows.shuffle, tf.stack([s, rows.seed])),
+                        tf.int64,
                     )
                 )
             )

@@ -26,6 +26,7 @@ from typing import Any
 import tensorflow as tf
 
 from fitpipe.adapters import BatchSource
+from fitpipe.adapters.distributed_datasets import not_distributed_error
 from fitpipe.errors import FitpipeValueError, message
 from fitpipe.pipeline import Pipeline
 from fitpipe.pipeline.service import check_address
@@ -41,6 +42,7 @@ from fitpipe.training.steps import (
 __all__ = [
     "DistributedPipeline",
     "build_state",
+    "check_not_distributed",
     "distribute_pipeline",
     "distributed_step",
     "step_function",
@@ -308,6 +310,13 @@ def build_state(model: Any, strategy: tf.distribute.Strategy, element_spec: Any)
     model.reset_metrics()
 
 
+def check_not_distributed(pipeline: Pipeline, caller: str) -> None:
+    """Refuses an input distributed by a strategy for a model built under none."""
+    source = pipeline.source
+    if isinstance(source, BatchSource) and source.distributed is not None:
+        raise not_distributed_error(caller, source.distributed)
+
+
 def _common_seed(strategy: tf.distribute.Strategy, seed: int) -> int:
     """One shuffle seed for all workers (the sum of theirs), so their shards stay disjoint."""
     value = strategy.run(lambda: tf.constant(seed, tf.int64))
@@ -331,9 +340,12 @@ def distribute_pipeline(
         caller: The public method.
 
     Returns:
-        A pipeline whose dataset is distributed (never resident rows).
+        A pipeline whose dataset is distributed (never resident rows); an input that was
+        distributed already is iterated as it is.
     """
     source, rows = pipeline.source, pipeline.rows
+    if isinstance(source, BatchSource) and source.distributed is not None:  # as it is
+        return DistributedPipeline(pipeline, source.distributed, lambda: pipeline.num_batches)
     if caller != "predict" and isinstance(source, BatchSource) and source.shard is not None:
         distributed, steps = _sharded(strategy, source.shard)
         return DistributedPipeline(pipeline, distributed, lambda: steps)

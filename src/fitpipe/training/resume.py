@@ -17,6 +17,7 @@ Keras.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import dataclasses
 import json
@@ -44,6 +45,8 @@ class Position:
         pass_index: The pass over the input being read.
         seen: Batches of that pass read.
         backup: The backup's metadata, as the callback wrote it.
+        input_state: The input's own iterator state at that point (a Grain iterator's
+            ``get_state()``), when it keeps one: restored instead of reading the pass again.
     """
 
     epoch: int
@@ -51,6 +54,19 @@ class Position:
     pass_index: int
     seen: int
     backup: Any
+    input_state: Any = None
+
+
+def _encode_state(state: Any) -> Any:
+    if isinstance(state, bytes):
+        return {"base64": base64.b64encode(state).decode("ascii")}
+    return state
+
+
+def _decode_state(state: Any) -> Any:
+    if isinstance(state, dict) and set(state) == {"base64"}:
+        return base64.b64decode(state["base64"])
+    return state
 
 
 def _read_json(path: str) -> Any:
@@ -116,6 +132,9 @@ class PositionBackups:
             if position.epoch != epoch:
                 continue
             self._runner.resume(position.pass_index, position.seen)
+            if position.input_state is not None:
+                state = _decode_state(position.input_state)
+                self._runner.pipeline.restore_state(position.pass_index, position.seen, state)
             return position.step
         return 0
 
@@ -133,5 +152,6 @@ class PositionBackups:
                 continue
             self._stamps[folder] = stamp
             pass_index, seen = self._runner.position
-            position = Position(epoch, step, pass_index, seen, _read_json(path))
+            state = _encode_state(self._runner.pipeline.input_state(pass_index, seen))
+            position = Position(epoch, step, pass_index, seen, _read_json(path), state)
             _write_atomically(os.path.join(folder, POSITION_FILE), dataclasses.asdict(position))

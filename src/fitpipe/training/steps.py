@@ -172,6 +172,11 @@ class StepFunction:
     def _probe_xla(self, element_spec: Any) -> None:
         """Compiles the step once on zeros; falls back to the plain graph if XLA fails."""
         self._probed = True
+        if any(isinstance(s, tf.SparseTensorSpec) for s in tf.nest.flatten(element_spec)):
+            # XLA has no kernels for sparse inputs: the plain graph, as Keras on CPU.
+            self.jit_compile = False
+            self.one_step = tf.function(self.step, jit_compile=False, reduce_retracing=True)
+            return
         if not all(isinstance(s, tf.TensorSpec) for s in tf.nest.flatten(element_spec)):
             return
         zeros = tf.nest.map_structure(

@@ -13,7 +13,7 @@ import dataclasses
 import os
 import weakref
 from collections.abc import Container, Iterator, Mapping
-from typing import Any
+from typing import Any, Literal
 
 import keras
 import numpy as np
@@ -25,6 +25,7 @@ from fitpipe.errors import FitpipeTypeError, FitpipeValueError, message
 from fitpipe.pipeline import (
     Pipeline,
     build_pipeline,
+    check_shuffle,
     check_validation_split,
     pipeline_from_source,
 )
@@ -230,6 +231,8 @@ class Trainer:
     def _distributed(self, pipeline: Any, caller: str) -> Any:
         """The pipeline distributed over the model's strategy (unchanged without one)."""
         strategy = distribute.strategy_of(self.model)
+        if pipeline is not None and strategy is None:
+            distribute.check_not_distributed(pipeline, caller)
         if pipeline is None or strategy is None:
             return pipeline
         distribute.build_state(self.model, strategy, pipeline.element_spec)
@@ -246,7 +249,7 @@ class Trainer:
         callbacks: Any = None,
         validation_split: float = 0.0,
         validation_data: Any = None,
-        shuffle: bool = True,
+        shuffle: bool | Literal["batch"] = True,
         class_weight: Mapping[int, float] | None = None,
         sample_weight: Any = None,
         initial_epoch: int = 0,
@@ -345,7 +348,7 @@ class Trainer:
         validation_steps = arguments.check_steps(validation_steps, "validation_steps", "fit")
         freq = arguments.check_validation_freq(validation_freq)
         callbacks = arguments.check_callbacks(callbacks, "fit")
-        arguments.check_bool(shuffle, "shuffle", "fit")
+        check_shuffle(shuffle, "fit")
         split = check_validation_split(validation_split, "fit") if validation_data is None else 0
         request = AdaptRequest(
             x=x,
