@@ -519,7 +519,7 @@ CASES = [
         TypeError,
         "non-integer `class_weight` key 'cat'",
         names=("class_weight",),
-        expected=r"class indices \(int\)",
+        expected=r"class indices: ints, or strings of digits",
         received=r"class_weight=\{'cat': 1.0\}",
     ),
     case(
@@ -528,7 +528,7 @@ CASES = [
         TypeError,
         "non-integer `class_weight` key 0.5",
         names=("class_weight",),
-        expected=r"class indices \(int\)",
+        expected=r"class indices: ints, or strings of digits",
         received=r"class_weight=\{0.5: 1.0\}",
     ),
     case(
