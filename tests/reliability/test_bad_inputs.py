@@ -663,9 +663,11 @@ CASES = [
     # ------------------------------------------------------------------------- generators
     case(
         "fit-generator-inconsistent-shapes",
-        lambda h: fit(h, batches((X[:2], Y[:2]), (X[:2], Y[:2]), (np.zeros((2, 5)), Y[:2]))),
+        lambda h: fit(
+            h, batches((X[:2], Y[:2]), (X[:2], Y[:2]), (np.zeros((2, 5), "float32"), Y[:2]))
+        ),
         ValueError,
-        "batch 2 from the generator with a shape unlike the first batches",
+        "batch 2 from the generator whose `x` has a shape unlike the first batches",
         names=("shape",),
         expected=r"expected shape \(None, 4\)",
         received=r"\(2, 5\)",
@@ -686,10 +688,10 @@ CASES = [
         "fit-generator-inconsistent-structures",
         lambda h: fit(h, batches((X[:2], Y[:2]), (X[:2],))),
         ValueError,
-        "batches of different structures from the generator",
+        "batch 1 from the generator with a structure unlike the first batches",
         names=("generator",),
-        expected="same nesting",
-        received=r"later=",
+        expected=r"structure of the first ones: \(x: array, y: array\)",
+        received=r"batch=1 \(counted from 0\), \(x: array\)",
     ),
     case(
         "fit-generator-4-tuple",
@@ -724,8 +726,8 @@ CASES = [
         ValueError,
         "no batch dimension",
         names=("batch",),
-        expected="rank >= 1",
-        received=r"shapes=\[\(\), \(\)\]",
+        expected="first \\(sample\\) dimension",
+        received=r"batch=0 \(counted from 0\), `x` of shape \(\)",
     ),
     case(
         "fit-generator-yields-none",

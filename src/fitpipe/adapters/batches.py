@@ -1,13 +1,15 @@
 """Shared machinery of the adapters whose inputs yield batches from Python code.
 
 Generators and ``PyDataset`` run user Python inside ``tf.data.Dataset.from_generator``. This
-module unpacks each yielded element by the documented rule, checks it against the signature
-inferred from the first batches, and keeps the user's original exception so the trainer can
-re-raise it (with its traceback) instead of TensorFlow's wrapped copy.
+module unpacks each yielded element by the documented rule, checks it against the spec taken
+from the first batches (:mod:`fitpipe.adapters.batch_checks`), and keeps the user's original
+exception so the trainer can re-raise it (with its traceback) instead of TensorFlow's wrapped
+copy: ``KeyboardInterrupt`` and ``SystemExit`` included.
 """
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
@@ -16,13 +18,16 @@ import numpy as np
 import tensorflow as tf
 
 from fitpipe.adapters.arrays import is_tf_value
-from fitpipe.errors import DataMismatchError, FitpipeTypeError, FitpipeValueError, message
+from fitpipe.adapters.batch_checks import BatchSpec, signature_of
+from fitpipe.errors import FitpipeValueError, message
 from fitpipe.schemas import pack_roles, reject_namedtuple, split_roles
 
 __all__ = [
     "GROUP",
+    "BatchSpec",
     "ErrorBox",
     "crossing",
+    "keeping_errors",
     "normalize_batch",
     "python_batch_dataset",
     "same_shapes",
@@ -51,6 +56,28 @@ class ErrorBox:
         with self._lock:
             error, self._error = self._error, None
             return error
+
+
+@contextlib.contextmanager
+def keeping_errors(errors: ErrorBox) -> Iterator[None]:
+    """Keeps any exception the user's code raises in the block for the trainer to re-raise.
+
+    ``tf.data`` reports an exception from Python code as its own error; the trainer then
+    raises the kept original. Exceptions that are not an ``Exception`` (``KeyboardInterrupt``,
+    ``SystemExit``) cross as a ``RuntimeError``, so that ``tf.data`` ends the iteration as
+    for any error, and reach the caller as themselves. ``GeneratorExit`` (a dropped
+    iterator) passes.
+    """
+    try:
+        yield
+    except GeneratorExit:
+        raise
+    except Exception as err:
+        errors.put(err)
+        raise
+    except BaseException as err:
+        errors.put(err)
+        raise RuntimeError(f"{type(err).__name__} raised while producing a batch") from None
 
 
 def tuplify(value: Any) -> Any:
@@ -99,121 +126,6 @@ def normalize_batch(element: Any, caller: str, source: str) -> tuple[Any, ...]:
     return pack_roles(*parts)
 
 
-def _leaf_spec(leaves: list[Any], caller: str) -> tf.TypeSpec:
-    first = leaves[0]
-    if isinstance(first, tf.RaggedTensor):
-        spec = tf.RaggedTensorSpec.from_value(first)
-        return tf.RaggedTensorSpec(
-            [None, *spec.shape[1:]], spec.dtype, spec.ragged_rank, spec.row_splits_dtype
-        )
-    if isinstance(first, tf.SparseTensor):
-        return tf.SparseTensorSpec([None, *first.shape[1:]], first.dtype)
-    shapes = [tuple(np.shape(leaf)) for leaf in leaves]
-    if any(len(s) != len(shapes[0]) for s in shapes) or not shapes[0]:
-        raise FitpipeValueError(
-            message(
-                caller,
-                "got batches whose arrays have different ranks or no batch dimension",
-                "Every batch has the same structure, with arrays of rank >= 1",
-                "Yield arrays with a first (sample) dimension in every batch",
-                shapes=shapes,
-            )
-        )
-    dims = [None] + [
-        d if all(s[i] == d for s in shapes) else None for i, d in enumerate(shapes[0]) if i > 0
-    ]
-    dtype = tf.as_dtype(first.dtype) if is_tf_value(first) else _np_dtype(first, caller)
-    return tf.TensorSpec(dims, dtype)
-
-
-def _np_dtype(array: np.ndarray, caller: str) -> tf.DType:
-    if array.dtype.kind in "US":
-        return tf.string
-    try:
-        return tf.as_dtype(array.dtype)
-    except TypeError as err:
-        raise FitpipeTypeError(
-            message(
-                caller,
-                f"got a batch array of unusable dtype {array.dtype}",
-                "Batch arrays hold numbers, booleans or strings",
-                "Convert the arrays before yielding them",
-                array=array,
-            )
-        ) from err
-
-
-def signature_of(batches: list[tuple[Any, ...]], caller: str, source: str) -> Any:
-    """Infers the ``tf.data`` element signature from peeked batches.
-
-    The batch dimension is always unknown; other dimensions are kept where all peeked
-    batches agree.
-
-    Args:
-        batches: One or more normalized batches.
-        caller: The public method being run.
-        source: What yielded them.
-
-    Returns:
-        A structure of ``tf.TypeSpec`` matching the batches.
-
-    """
-    first = batches[0]
-    for other in batches[1:]:
-        try:
-            tf.nest.assert_same_structure(first, other)
-        except (ValueError, TypeError) as err:
-            raise DataMismatchError(
-                message(
-                    caller,
-                    f"got batches of different structures from the {source}",
-                    "Every batch has the same nesting of tuples, lists and dicts",
-                    "Yield the same structure every time",
-                    first=first,
-                    later=other,
-                )
-            ) from err
-    flat = [tf.nest.flatten(b) for b in batches]
-    specs = [_leaf_spec([f[i] for f in flat], caller) for i in range(len(flat[0]))]
-    return tf.nest.pack_sequence_as(first, specs)
-
-
-def check_batch(batch: Any, signature: Any, index: int, caller: str, source: str) -> None:
-    """Raises a clear error when a batch does not fit the inferred signature.
-
-    Args:
-        batch: A normalized batch.
-        signature: The signature from :func:`signature_of`.
-        index: The batch's position in the epoch, for the message.
-        caller: The public method being run.
-        source: What yielded it.
-
-    """
-    try:
-        tf.nest.assert_same_structure(signature, batch)
-        mismatched = [
-            (spec, leaf)
-            for spec, leaf in zip(tf.nest.flatten(signature), tf.nest.flatten(batch), strict=True)
-            if isinstance(spec, tf.TensorSpec) and not spec.shape.is_compatible_with(np.shape(leaf))
-        ]
-    except (ValueError, TypeError):
-        mismatched = [(signature, batch)]
-    if mismatched:
-        spec, leaf = mismatched[0]
-        expected = spec.shape if isinstance(spec, tf.TensorSpec) else spec
-        found = np.shape(leaf) if isinstance(spec, tf.TensorSpec) else leaf
-        raise DataMismatchError(
-            message(
-                caller,
-                f"got batch {index} from the {source} with a shape unlike the first batches",
-                f"Every batch matches the first ones: expected shape {expected}",
-                "Yield arrays of the same shape (only the batch dimension may change), or pad "
-                "variable-length data",
-                received_shape=found,
-            )
-        )
-
-
 #: Most batches handed from Python to ``tf.data`` in one crossing (see :func:`crossing`).
 GROUP = 16
 
@@ -241,11 +153,14 @@ def crossing(generate: Callable[[], Iterator[Any]], signature: Any, grouped: boo
 
     Crossing from Python into ``tf.data`` costs about as much for a group of batches as for
     one, so with ``grouped`` ``generate`` yields :func:`stack`-ed groups, split again here.
+    They are split by ``from_tensor_slices``, not ``unbatch``: TensorFlow's ``unbatch``
+    crashes the process (SIGSEGV) on an element holding no values, such as a batch of 0 rows.
     """
     if not grouped:
         return tf.data.Dataset.from_generator(generate, output_signature=signature)
     spec = tf.nest.map_structure(lambda s: tf.TensorSpec([None, *s.shape], s.dtype), signature)
-    return tf.data.Dataset.from_generator(generate, output_signature=spec).unbatch()
+    groups = tf.data.Dataset.from_generator(generate, output_signature=spec)
+    return groups.flat_map(lambda *group: tf.data.Dataset.from_tensor_slices(group))
 
 
 def python_batch_dataset(
@@ -271,15 +186,13 @@ def python_batch_dataset(
         The dataset.
 
     """
+    spec = BatchSpec(signature, caller, source)
 
     def generate() -> Iterator[Any]:
-        try:
+        with keeping_errors(errors):
             for index, element in enumerate(epoch()):
                 batch = normalize_batch(element, caller, source)
-                check_batch(batch, signature, index, caller, source)
+                spec.check(batch, index)
                 yield batch
-        except Exception as err:
-            errors.put(err)
-            raise
 
     return crossing(generate, signature, grouped=False)

@@ -2,15 +2,20 @@
 
 A generator is read once: the first epoch starts it and later epochs go on where the last one
 stopped (an infinite generator with ``steps_per_epoch`` is the usual pattern). Batches are read
-ahead on one background thread into a bounded queue owned by the source, not by ``tf.data``:
-when an epoch ends early its iterator is dropped, but the batches read ahead stay queued for
-the next epoch, so none is lost or repeated.
+ahead on one background thread into a buffer owned by the source, not by ``tf.data``: when an
+epoch ends early its iterator is dropped, but the batches read ahead stay for the next epoch.
+
+Read-ahead never takes more from the generator than the trainer will use: the trainer says how
+many batches it takes from each iteration (``Pipeline.expect``), and the thread reads at most
+that many (and at most ``_BUFFER`` ahead); told nothing, it reads a batch only when one is
+asked for. So ``fit(gen, steps_per_epoch=5)`` called twice trains batches 0-4, then 5-9, and a
+generator that blocks (a live feed) is never left being read after ``fit`` returns.
 """
 
 from __future__ import annotations
 
+import collections
 import math
-import queue
 import threading
 import types
 from collections.abc import Iterator
@@ -22,9 +27,10 @@ from fitpipe.adapters.arrays import is_array_like
 from fitpipe.adapters.base import AdaptRequest, BatchSource
 from fitpipe.adapters.batches import (
     GROUP,
+    BatchSpec,
     ErrorBox,
-    check_batch,
     crossing,
+    keeping_errors,
     normalize_batch,
     same_shapes,
     signature_of,
@@ -34,9 +40,10 @@ from fitpipe.adapters.batches import (
 from fitpipe.errors import DataMismatchError, message
 
 _PEEK = 2
-_QUEUE_SIZE = 10
+_BUFFER = 10
 _SOURCE = "generator"
 _END = object()
+_JOIN_SECONDS = 10.0
 
 
 class _Failure:
@@ -45,70 +52,102 @@ class _Failure:
 
 
 class _Feeder:
-    """Reads the user's iterator on a background thread into a bounded queue.
+    """Reads the user's iterator on a background thread, never past what will be used.
 
     Args:
         iterator: The user's iterator (already advanced past the peeked batches).
         peeked: Normalized batches taken while inferring the signature; delivered first.
-        signature: The element signature every batch is checked against.
-        caller: The public method being run.
+        spec: The spec every later batch is checked against.
     """
 
-    def __init__(
-        self, iterator: Iterator[Any], peeked: list[Any], signature: Any, caller: str, source: str
-    ) -> None:
-        self._source = source
+    def __init__(self, iterator: Iterator[Any], peeked: list[Any], spec: BatchSpec) -> None:
         self._iterator = iterator
-        self._signature = signature
-        self._caller = caller
+        self._spec = spec
         self._index = len(peeked)
-        self._queue: queue.Queue[Any] = queue.Queue(_QUEUE_SIZE)
-        self._pending = list(peeked)
-        self._stop = threading.Event()
+        self._buffer: collections.deque[Any] = collections.deque(peeked)
+        self._cond = threading.Condition()
+        self._wanted: float = 0  # batches the trainer will still take from this iteration
+        self._waiting = 0  # consumers waiting for a batch
+        self._done = False  # the iterator ended or failed (the last buffer item says which)
+        self._stop = False
+        self._finished = False  # the consumer took the end or the failure
         self._thread: threading.Thread | None = None
-        self._lock = threading.Lock()
-        self._finished = False
 
-    def _put(self, item: Any) -> bool:
-        while not self._stop.is_set():
-            try:
-                self._queue.put(item, timeout=0.1)
-                return True
-            except queue.Full:
-                continue
-        return False
+    def expect(self, batches: int | None) -> None:
+        """Sets the batches the trainer will still take (None: until the input ends)."""
+        with self._cond:
+            self._wanted = math.inf if batches is None else batches
+            self._start()
+            self._cond.notify_all()
+
+    def allow(self, most: int) -> int:
+        """Batches (at most ``most``) the trainer is known to take after the current one."""
+        with self._cond:
+            return int(min(most, self._wanted))
+
+    def _start(self) -> None:
+        if self._thread is None and not self._done:
+            self._thread = threading.Thread(target=self._run, name="fitpipe-generator", daemon=True)
+            self._thread.start()
+
+    def _should_read(self) -> bool:
+        ahead = len(self._buffer)
+        return ahead < min(_BUFFER, self._wanted) or (self._waiting > 0 and ahead == 0)
 
     def _run(self) -> None:
-        try:
-            for element in self._iterator:
-                batch = normalize_batch(element, self._caller, self._source)
-                check_batch(batch, self._signature, self._index, self._caller, self._source)
-                self._index += 1
-                if not self._put(batch):
+        while True:
+            with self._cond:
+                while not (self._stop or self._done or self._should_read()):
+                    self._cond.wait()
+                if self._stop or self._done:
                     return
-            self._put(_END)
+            item = self._read()
+            with self._cond:
+                self._buffer.append(item)
+                self._done = self._last(item)
+                self._cond.notify_all()
+
+    def _read(self) -> Any:
+        try:
+            element = next(self._iterator)
+        except StopIteration:
+            return _END
         except BaseException as err:  # delivered to the consumer, raised there
-            self._put(_Failure(err))
+            return _Failure(err)
+        try:
+            batch = normalize_batch(element, self._spec.caller, self._spec.source)
+            self._spec.check(batch, self._index)
+        except Exception as err:
+            return _Failure(err)
+        self._index += 1
+        return batch
+
+    @staticmethod
+    def _last(item: Any) -> bool:
+        return item is _END or isinstance(item, _Failure)
 
     def _take(self, block: bool) -> Any:
-        if self._pending:
-            return self._pending.pop(0)
-        with self._lock:
+        with self._cond:
             if self._finished:
                 return _END
-            if self._thread is None:
-                self._thread = threading.Thread(
-                    target=self._run, name="fitpipe-generator", daemon=True
-                )
-                self._thread.start()
-        try:
-            item = self._queue.get(block=block)
-        except queue.Empty:
-            return None
-        if item is _END:
-            self._finished = True
-        elif isinstance(item, _Failure):
-            self._finished = True
+            if not block and (not self._buffer or self._last(self._buffer[0])):
+                return None  # an end or a failure is taken by a blocking call, after the group
+            if not self._buffer:
+                self._start()
+                self._waiting += 1
+                self._cond.notify_all()
+                while not self._buffer and not self._stop:
+                    self._cond.wait()
+                self._waiting -= 1
+                if not self._buffer:
+                    return _END
+            item = self._buffer.popleft()
+            if self._last(item):
+                self._finished = True
+            else:
+                self._wanted = max(0, self._wanted - 1)
+                self._cond.notify_all()
+        if isinstance(item, _Failure):
             raise item.error
         return item
 
@@ -122,13 +161,17 @@ class _Feeder:
 
     def close(self) -> None:
         """Stops the reading thread (batches read ahead are dropped)."""
-        self._stop.set()
-        thread = self._thread
+        with self._cond:
+            self._stop = True
+            self._cond.notify_all()
+            thread = self._thread
         if thread is not None:
-            thread.join(timeout=10)
+            thread.join(timeout=_JOIN_SECONDS)
 
 
-def one_pass_source(iterator: Iterator[Any], x: Any, caller: str, source: str) -> BatchSource:
+def one_pass_source(
+    iterator: Iterator[Any], x: Any, caller: str, source: str, steps: int | None = None
+) -> BatchSource:
     """A source read once from ``iterator`` of batches, with read-ahead that survives epochs.
 
     Args:
@@ -136,12 +179,13 @@ def one_pass_source(iterator: Iterator[Any], x: Any, caller: str, source: str) -
         x: The user's input, for messages.
         caller: The public method being run.
         source: What yields the batches, in words.
+        steps: Batches per epoch the caller asked for, if any: no more are peeked.
 
     Returns:
         The batch source (its number of batches is unknown).
     """
     peeked = []
-    for _ in range(_PEEK):
+    for _ in range(min(_PEEK, steps or _PEEK)):
         try:
             peeked.append(normalize_batch(next(iterator), caller, source))
         except StopIteration:
@@ -157,21 +201,17 @@ def one_pass_source(iterator: Iterator[Any], x: Any, caller: str, source: str) -
             )
         )
     signature = signature_of(peeked, caller, source)
-    feeder = _Feeder(iterator, peeked, signature, caller, source)
+    feeder = _Feeder(iterator, peeked, BatchSpec(signature, caller, source))
     errors = ErrorBox()
-    budget = _Budget()
     grouped = stackable(signature)
 
     def generate() -> Iterator[Any]:
-        try:
+        with keeping_errors(errors):
             if grouped:
-                yield from _groups(feeder, budget)
+                yield from _groups(feeder)
             else:
                 while (item := feeder.get()) is not _END:
                     yield item
-        except Exception as err:
-            errors.put(err)
-            raise
 
     dataset = crossing(generate, signature, grouped)
     options = tf.data.Options()
@@ -183,34 +223,11 @@ def one_pass_source(iterator: Iterator[Any], x: Any, caller: str, source: str) -
         close=feeder.close,
         take_error=errors.take,
         read_ahead=False,
-        expect=budget.expect,
+        expect=feeder.expect,
     )
 
 
-class _Budget:
-    """How many more batches the trainer takes from the current iteration.
-
-    Until told (by ``Pipeline.expect``), batches cross one at a time, as a caller iterating
-    the dataset itself may drop its iterator at any batch.
-    """
-
-    def __init__(self) -> None:
-        self.left: float = 0
-
-    def expect(self, batches: int | None) -> None:
-        """Sets the batches the trainer will still take (None: until the input ends)."""
-        self.left = math.inf if batches is None else batches
-
-    def allow(self, most: int) -> int:
-        """Batches the next group may hold: at most ``most``, and never past the budget."""
-        return int(max(1, min(most, self.left)))
-
-    def spend(self, batches: int) -> None:
-        """Counts batches handed over."""
-        self.left = max(0, self.left - batches)
-
-
-def _groups(feeder: _Feeder, budget: _Budget) -> Iterator[Any]:
+def _groups(feeder: _Feeder) -> Iterator[Any]:
     """Yields the batches ready on the feeder stacked in groups of equal shapes.
 
     Crossing from Python into ``tf.data`` costs about as much for a group as for one batch,
@@ -220,18 +237,16 @@ def _groups(feeder: _Feeder, budget: _Budget) -> Iterator[Any]:
     """
     while (first := feeder.get()) is not _END:
         group = [first]
-        most = budget.allow(GROUP)
+        most = 1 + feeder.allow(GROUP - 1)
         while len(group) < most:
             item = feeder.get_ready()
             if item is None or item is _END:
                 break
             if not same_shapes(item, first):
-                budget.spend(len(group))
                 yield stack(group)
-                group, first, most = [item], item, budget.allow(GROUP)
+                group, first, most = [item], item, 1 + feeder.allow(GROUP - 1)
                 continue
             group.append(item)
-        budget.spend(len(group))
         yield stack(group)
 
 
@@ -257,4 +272,4 @@ class GeneratorAdapter:
         Returns:
             The batch source.
         """
-        return one_pass_source(iter(request.x), request.x, request.caller, _SOURCE)
+        return one_pass_source(iter(request.x), request.x, request.caller, _SOURCE, request.steps)
