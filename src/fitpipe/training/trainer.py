@@ -31,7 +31,7 @@ from fitpipe.pipeline import (
 from fitpipe.schemas import Schema
 from fitpipe.training import arguments, distribute
 from fitpipe.training import callbacks as callbacks_mod
-from fitpipe.training.epochs import EpochRunner, ExecutionSize
+from fitpipe.training.epochs import EpochRunner, ExecutionSize, no_step_error, warn_no_step
 from fitpipe.training.inputs import check_model_inputs, check_model_targets
 from fitpipe.training.logs import epoch_logs, flatten_in_order, pythonify
 from fitpipe.training.outputs import predict_to_file
@@ -340,11 +340,17 @@ class Trainer:
                 first,
             )
             first = 0
-            logs = epoch_logs(model, last)
+            if runner.ran_nothing:  # no metric to report: Keras' "ran out of data", and stop
+                warn_no_step(epoch)
+                break
+            logs = epoch_logs(model, last) if last is not None else {}
             train.on_epoch_end()
             if val_runner is not None and arguments.should_validate(epoch, freq):
                 val_logs = self._evaluate_loop(val_runner, cbs, execution)
-                logs.update({f"val_{name}": value for name, value in val_logs.items()})
+                if val_logs is None:
+                    warn_no_step(epoch, validation=True)
+                else:
+                    logs.update({f"val_{name}": value for name, value in val_logs.items()})
             cbs.on_epoch_end(epoch, logs)
             backups.saved(epoch + 1, 0)
             if model.stop_training:
@@ -357,7 +363,8 @@ class Trainer:
     # ----------------------------------------------------------------------------- evaluate
     def _evaluate_loop(
         self, runner: EpochRunner, cbs: keras.callbacks.CallbackList, execution: ExecutionSize
-    ) -> dict[str, Any]:
+    ) -> dict[str, Any] | None:
+        """Runs one evaluation; None when the input gave no batch (there is no result)."""
         model = self.model
         model.reset_metrics()
         model.stop_evaluating = False
@@ -371,8 +378,8 @@ class Trainer:
             lambda: bool(model.stop_evaluating),
         )
         runner.pipeline.on_epoch_end()
-        logs = epoch_logs(model, last)
-        cbs.on_test_end(logs)
+        logs = None if runner.ran_nothing else epoch_logs(model, last)
+        cbs.on_test_end(logs or {})
         return logs
 
     def evaluate(
@@ -419,6 +426,8 @@ class Trainer:
                 self.model, callbacks, verbose, 1, runner.num_batches, history=False
             )
             logs = self._evaluate_loop(runner, cbs, self._execution(cbs, "test"))
+        if logs is None:
+            raise no_step_error("evaluate", pipeline.adapter)
         return logs if return_dict else flatten_in_order(self.model, logs)
 
     # ------------------------------------------------------------------------------ predict
