@@ -17,6 +17,7 @@ import tensorflow as tf
 
 from fitpipe.errors import FitpipeError, FitpipeValueError, FitpipeWarning, message, raw
 from fitpipe.pipeline import Pipeline
+from fitpipe.training.batch_checks import BatchChecks
 from fitpipe.training.inputs import step_error
 from fitpipe.training.steps import RowCursor, StepFunction
 
@@ -129,6 +130,10 @@ class EpochRunner:
         self._passes = 0
         self._skip = 0
         self.ran_nothing = False
+        #: Value checks of the batches (labels in range, finite weights), or None.
+        self.checks: BatchChecks | None = None
+        self._rows_checked = False
+        self._checked_for: tuple[tuple[int, int], Any, Any] | None = None
 
     @property
     def num_batches(self) -> int | None:
@@ -157,6 +162,9 @@ class EpochRunner:
         skip, self._skip = self._skip, 0
         rows = self.pipeline.rows
         if rows is not None:  # rows in memory: batches are sliced inside the compiled loop
+            if self.checks is not None and not self._rows_checked:
+                self.checks.check(tf.nest.pack_sequence_as(rows.structure, list(rows.leaves)))
+                self._rows_checked = True  # the rows never change: checked once, as a whole
             cursor = RowCursor(rows, self._passes, self.pipeline.element_spec)
             cursor.position = skip
             self._iterator = cursor
@@ -164,12 +172,23 @@ class EpochRunner:
             self.pipeline.seek(self._passes)
             dataset = self.pipeline.dataset
             skipped = hasattr(dataset, "skip") and skip > 0
-            iterator = iter(dataset.skip(skip) if skipped else dataset)
+            dataset = dataset.skip(skip) if skipped else dataset
+            if self.checks is not None and isinstance(dataset, tf.data.Dataset):
+                dataset = self._checked(dataset, skip)  # each batch checked as it passes
+            iterator = iter(dataset)
             for _ in range(0 if skipped else skip):  # a distributed dataset: batch by batch
                 next(iterator)
             self._iterator = iterator
         self._passes += 1
         self._seen = skip
+
+    def _checked(self, dataset: tf.data.Dataset, skip: int) -> tf.data.Dataset:
+        """``dataset`` with the batch checks, built once per dataset (tracing costs ~0.1 s)."""
+        assert self.checks is not None
+        key = (id(dataset), skip)
+        if self._checked_for is None or self._checked_for[0] != key:
+            self._checked_for = (key, dataset, self.checks.on_dataset(dataset, skip))
+        return self._checked_for[2]
 
     def _call(self, function: StepFunction, n: int, execution: ExecutionSize) -> tuple[int, Any]:
         start = time.perf_counter()
@@ -180,8 +199,11 @@ class EpochRunner:
             self._iterator = None
             raise
         except (tf.errors.OpError, ValueError, TypeError) as err:
-            failure = self.pipeline.take_error() or step_error(
-                err, function.caller, self.pipeline.element_spec
+            checked = self.checks.error_of(err) if self.checks is not None else None
+            failure = (
+                checked
+                or self.pipeline.take_error()
+                or step_error(err, function.caller, self.pipeline.element_spec)
             )
         if failure is not None:
             # Raised outside the `except` block, with the iterator dropped: no reference cycle

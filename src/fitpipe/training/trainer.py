@@ -31,6 +31,7 @@ from fitpipe.pipeline import (
 from fitpipe.schemas import Schema
 from fitpipe.training import arguments, distribute
 from fitpipe.training import callbacks as callbacks_mod
+from fitpipe.training.batch_checks import BatchChecks
 from fitpipe.training.epochs import EpochRunner, ExecutionSize, no_step_error, warn_no_step
 from fitpipe.training.inputs import check_model_inputs, check_model_targets
 from fitpipe.training.logs import epoch_logs, flatten_in_order, pythonify
@@ -310,11 +311,14 @@ class Trainer:
             check_model_targets(model, val.element_spec, "evaluate")
         train, val = self._distributed(train, "fit"), self._distributed(val, "evaluate")
         runner = EpochRunner(train, steps_per_epoch)
+        runner.checks = BatchChecks.for_model(model, train.element_spec, "fit")
         cbs = callbacks_mod.callback_list(
             self.model, callbacks, verbose, epochs, runner.num_batches, history=True
         )
         execution = self._execution(cbs, "train", "test")
         val_runner = EpochRunner(val, validation_steps) if val else None
+        if val_runner is not None:
+            val_runner.checks = BatchChecks.for_model(model, val.element_spec, "fit")
         function = self._function("train")
         backups = PositionBackups(cbs.callbacks, runner)
         model.stop_training = False
@@ -422,6 +426,7 @@ class Trainer:
             check_model_inputs(self.model, pipeline.element_spec, "evaluate")
             check_model_targets(self.model, pipeline.element_spec, "evaluate")
             runner = EpochRunner(self._distributed(pipeline, "evaluate"), steps)
+            runner.checks = BatchChecks.for_model(self.model, pipeline.element_spec, "evaluate")
             cbs = callbacks_mod.callback_list(
                 self.model, callbacks, verbose, 1, runner.num_batches, history=False
             )
@@ -534,6 +539,7 @@ class Trainer:
         """Runs one gradient update on one batch, as ``keras.Model.train_on_batch``."""
         self._require_compiled("train_on_batch")
         data = one_batch(self.model, "train_on_batch", x, y, sample_weight, class_weight)
+        _check_one_batch(self.model, data, "train_on_batch")
         self.model.reset_metrics()
         logs = pythonify(self._function("train").on_batch(data))
         return logs if return_dict else flatten_in_order(self.model, logs)
@@ -544,6 +550,7 @@ class Trainer:
         """Tests the model on one batch, as ``keras.Model.test_on_batch``."""
         self._require_compiled("test_on_batch")
         data = one_batch(self.model, "test_on_batch", x, y, sample_weight)
+        _check_one_batch(self.model, data, "test_on_batch")
         self.model.reset_metrics()
         logs = pythonify(self._function("test").on_batch(data))
         return logs if return_dict else flatten_in_order(self.model, logs)
@@ -553,6 +560,13 @@ class Trainer:
         data = one_batch(self.model, "predict_on_batch", x)
         outputs = self._function("predict").on_batch(data)
         return tf.nest.map_structure(np.asarray, outputs)
+
+
+def _check_one_batch(model: keras.Model, data: Any, caller: str) -> None:
+    spec = tf.nest.map_structure(tf.type_spec_from_value, data)
+    checks = BatchChecks.for_model(model, spec, caller)
+    if checks is not None:
+        checks.check(data, "the batch")
 
 
 @contextlib.contextmanager
