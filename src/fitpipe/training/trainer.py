@@ -324,7 +324,7 @@ class Trainer:
         model.stop_training = False
         cbs.on_train_begin()
         start = getattr(model, "_initial_epoch", None) or initial_epoch
-        first = backups.restore(start)
+        start, first = backups.restore(start)
         logs: dict[str, Any] | None = None
         for epoch in range(start, epochs):
             model.reset_metrics()
@@ -332,6 +332,7 @@ class Trainer:
             cbs.on_epoch_begin(epoch)
 
             def batch_end(end: int, outputs: Any, epoch: int = epoch) -> None:
+                backups.before(epoch, end + 1, end)  # the position exists before any backup
                 cbs.on_train_batch_end(end, outputs)
                 backups.saved(epoch, end + 1)
 
@@ -355,6 +356,7 @@ class Trainer:
                     warn_no_step(epoch, validation=True)
                 else:
                     logs.update({f"val_{name}": value for name, value in val_logs.items()})
+            backups.before(epoch + 1, 0, None)
             cbs.on_epoch_end(epoch, logs)
             backups.saved(epoch + 1, 0)
             if model.stop_training:
