@@ -16,6 +16,7 @@ __all__ = [
     "FitpipeTypeError",
     "FitpipeValueError",
     "FitpipeWarning",
+    "PluginWarning",
     "SchemaError",
     "UnsupportedArgumentError",
     "UnsupportedInputError",
@@ -56,6 +57,10 @@ class SchemaError(FitpipeValueError):
 
 class FitpipeWarning(UserWarning):
     """A warning about an argument fitpipe ignores or a setting it had to change."""
+
+
+class PluginWarning(FitpipeWarning):
+    """A third-party adapter failed (to load, or in ``can_adapt``) and was skipped."""
 
 
 def describe(value: Any) -> str:

@@ -5,8 +5,9 @@ Usage: ``python resume_child.py FORM MODE WORKDIR`` with FORM one of ``arrays``,
 iterator's saved state) and MODE one of:
 
 - ``full``: trains every epoch and writes the final weights to ``WORKDIR/FORM-full.npz``;
-- ``interrupt``: trains with a backup every 3 batches and, at epoch 1 batch 5, writes
-  ``WORKDIR/ready`` and waits to be killed (the parent sends SIGKILL);
+- ``interrupt``: trains with a backup every 3 batches and, at epoch 1 batch KILL_BATCH (an
+  optional 4th argument, default 5), writes ``WORKDIR/ready`` and waits to be killed (the
+  parent sends SIGKILL); the backups of epoch 1 are made at its batches 0, 3 and 6;
 - ``resume``: trains again with the same backup folder, so the run resumes, and writes the
   final weights to ``WORKDIR/FORM-resume.npz``.
 """
@@ -27,22 +28,23 @@ import pyarrow.parquet as pq
 import fitpipe
 
 ROWS, FEATURES, BATCH, EPOCHS = 64, 4, 8, 3
-KILL_EPOCH, KILL_BATCH = 1, 5
+KILL_EPOCH = 1
 
 
 class WaitForKill(keras.callbacks.Callback):
     """Signals the parent at the kill point and sleeps until the parent kills the process."""
 
-    def __init__(self, ready: str) -> None:
+    def __init__(self, ready: str, batch: int) -> None:
         super().__init__()
         self.ready = ready
+        self.batch = batch
         self.epoch = 0
 
     def on_epoch_begin(self, epoch: int, logs: object = None) -> None:
         self.epoch = epoch
 
     def on_train_batch_end(self, batch: int, logs: object = None) -> None:
-        if (self.epoch, batch) == (KILL_EPOCH, KILL_BATCH):
+        if (self.epoch, batch) == (KILL_EPOCH, self.batch):
             with open(self.ready, "w") as file:
                 file.write("ready")
             time.sleep(120)
@@ -96,7 +98,7 @@ def data(form: str, workdir: str) -> dict[str, object]:
     return {"x": folder, "schema": schema, "shuffle": True}
 
 
-def main(form: str, mode: str, workdir: str) -> None:
+def main(form: str, mode: str, workdir: str, kill_batch: str = "5") -> None:
     keras.utils.set_random_seed(11)
     model = keras.Sequential(
         [
@@ -110,7 +112,9 @@ def main(form: str, mode: str, workdir: str) -> None:
     backup = keras.callbacks.BackupAndRestore(os.path.join(workdir, f"backup-{form}"), save_freq=3)
     callbacks: list[keras.callbacks.Callback] = [] if mode == "full" else [backup]
     if mode == "interrupt":
-        callbacks.append(WaitForKill(os.path.join(workdir, "ready")))
+        # After the backup callback: at a batch it backs up at, the kill comes right after
+        # the backup and before fitpipe confirms the position.
+        callbacks.append(WaitForKill(os.path.join(workdir, "ready"), int(kill_batch)))
     kwargs = {"batch_size": BATCH, "epochs": EPOCHS, **data(form, workdir)}
     trainer.fit(callbacks=callbacks, verbose=0, **kwargs)
     weights = {str(i): w for i, w in enumerate(model.get_weights())}
@@ -118,4 +122,4 @@ def main(form: str, mode: str, workdir: str) -> None:
 
 
 if __name__ == "__main__":
-    main(*sys.argv[1:4])
+    main(*sys.argv[1:5])

@@ -22,7 +22,7 @@ from fitpipe.adapters.hints import no_adapter_message
 from fitpipe.errors import (
     FitpipeTypeError,
     FitpipeValueError,
-    FitpipeWarning,
+    PluginWarning,
     UnsupportedInputError,
     message,
 )
@@ -256,7 +256,10 @@ class AdapterRegistry(Mapping[str, Adapter]):
 
     def _first_match(self, x: Any) -> Adapter | None:
         for entry in self._ordered():
-            if entry.adapter.can_adapt(x):
+            if entry.builtin:
+                if entry.adapter.can_adapt(x):
+                    return entry.adapter
+            elif _plugin_takes(entry.adapter, x):
                 return entry.adapter
         return None
 
@@ -281,9 +284,28 @@ class AdapterRegistry(Mapping[str, Adapter]):
                     warnings.warn(
                         f"fitpipe could not load the adapter entry point {point.name!r} "
                         f"({point.value}): {err!r}. It is skipped.",
-                        FitpipeWarning,
+                        PluginWarning,
                         stacklevel=2,
                     )
+
+
+def _plugin_takes(adapter: Adapter, x: Any) -> bool:
+    """Asks a third-party adapter's ``can_adapt``; one that raises is skipped with a warning.
+
+    A faulty plug-in must not break inputs other adapters take (plain NumPy included), as a
+    plug-in that fails to load does not. ``KeyboardInterrupt`` and ``SystemExit`` pass through.
+    """
+    try:
+        return bool(adapter.can_adapt(x))
+    except Exception as err:
+        warnings.warn(
+            f"fitpipe skipped the adapter {adapter.name!r} ({type(adapter).__qualname__}): its "
+            f"`can_adapt` raised {err!r} on an input of type {type(x).__name__}. Fix the "
+            "plug-in, or unregister it with `fitpipe.registry.unregister(name)`.",
+            PluginWarning,
+            stacklevel=4,
+        )
+        return False
 
 
 def _check_protocol(adapter: Any) -> None:

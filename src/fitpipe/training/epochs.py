@@ -15,18 +15,60 @@ from typing import Any
 
 import tensorflow as tf
 
-from fitpipe.errors import FitpipeError, FitpipeWarning
+from fitpipe.errors import FitpipeError, FitpipeValueError, FitpipeWarning, message, raw
 from fitpipe.pipeline import Pipeline
+from fitpipe.training.batch_checks import BatchChecks
 from fitpipe.training.inputs import step_error
 from fitpipe.training.steps import RowCursor, StepFunction
 
-__all__ = ["EpochRunner", "ExecutionSize"]
+__all__ = ["EpochRunner", "ExecutionSize", "no_step_error", "warn_no_step"]
 
 _RAN_OUT = (
     "Your input ran out of data; interrupting the epoch. Make sure that your dataset or "
     "generator can generate at least `steps_per_epoch * epochs` batches (for a "
     "`tf.data.Dataset`, `.repeat()` it)."
 )
+
+
+_NO_TRAINING_STEP = (
+    "Your input ran out of data; interrupting training. Epoch {epoch} ran no step, so it "
+    "reports no metrics and training stops after the last epoch that ran. Make sure that "
+    "your dataset or generator can generate at least `steps_per_epoch * epochs` batches "
+    "(for a `tf.data.Dataset`, `.repeat()` it; a Python generator can be iterated only once)."
+)
+_NO_VALIDATION_STEP = (
+    "Your validation data ran out of data: the validation after epoch {epoch} ran no step, so "
+    "that epoch reports no `val_` metrics. Make sure that `validation_data` gives at least "
+    "`validation_steps` batches at every validation (a Python generator can be iterated "
+    "only once; pass a `tf.data.Dataset`, a `keras.utils.PyDataset` or arrays instead)."
+)
+
+
+def warn_no_step(epoch: int, validation: bool = False) -> None:
+    """Warns that an epoch (or its validation) ran no step and so reports no metric.
+
+    Args:
+        epoch: The 0-based epoch.
+        validation: True for the validation run after the epoch.
+
+    """
+    text = _NO_VALIDATION_STEP if validation else _NO_TRAINING_STEP
+    warnings.warn(text.format(epoch=epoch + 1), FitpipeWarning, stacklevel=4)
+
+
+def no_step_error(caller: str, adapter: str) -> FitpipeValueError:
+    """The error of an ``evaluate`` (or ``predict``) whose input gave no batch at all."""
+    return FitpipeValueError(
+        message(
+            caller,
+            "ran no step: the input gave no batch",
+            f"`{caller}` needs at least one batch to compute its results (a result from no "
+            "data would be made up)",
+            "Check that the input is not empty or already consumed (a Python generator can be "
+            "iterated only once)",
+            x=raw(f"an input taken by the {adapter!r} adapter"),
+        )
+    )
 
 
 class ExecutionSize:
@@ -87,6 +129,11 @@ class EpochRunner:
         self._seen = 0
         self._passes = 0
         self._skip = 0
+        self.ran_nothing = False
+        #: Value checks of the batches (labels in range, finite weights), or None.
+        self.checks: BatchChecks | None = None
+        self._rows_checked = False
+        self._checked_for: tuple[tuple[int, int], Any, Any] | None = None
 
     @property
     def num_batches(self) -> int | None:
@@ -115,6 +162,9 @@ class EpochRunner:
         skip, self._skip = self._skip, 0
         rows = self.pipeline.rows
         if rows is not None:  # rows in memory: batches are sliced inside the compiled loop
+            if self.checks is not None and not self._rows_checked:
+                self.checks.check(tf.nest.pack_sequence_as(rows.structure, list(rows.leaves)))
+                self._rows_checked = True  # the rows never change: checked once, as a whole
             cursor = RowCursor(rows, self._passes, self.pipeline.element_spec)
             cursor.position = skip
             self._iterator = cursor
@@ -122,12 +172,23 @@ class EpochRunner:
             self.pipeline.seek(self._passes)
             dataset = self.pipeline.dataset
             skipped = hasattr(dataset, "skip") and skip > 0
-            iterator = iter(dataset.skip(skip) if skipped else dataset)
+            dataset = dataset.skip(skip) if skipped else dataset
+            if self.checks is not None and isinstance(dataset, tf.data.Dataset):
+                dataset = self._checked(dataset, skip)  # each batch checked as it passes
+            iterator = iter(dataset)
             for _ in range(0 if skipped else skip):  # a distributed dataset: batch by batch
                 next(iterator)
             self._iterator = iterator
         self._passes += 1
         self._seen = skip
+
+    def _checked(self, dataset: tf.data.Dataset, skip: int) -> tf.data.Dataset:
+        """``dataset`` with the batch checks, built once per dataset (tracing costs ~0.1 s)."""
+        assert self.checks is not None
+        key = (id(dataset), skip)
+        if self._checked_for is None or self._checked_for[0] != key:
+            self._checked_for = (key, dataset, self.checks.on_dataset(dataset, skip))
+        return self._checked_for[2]
 
     def _call(self, function: StepFunction, n: int, execution: ExecutionSize) -> tuple[int, Any]:
         start = time.perf_counter()
@@ -138,8 +199,11 @@ class EpochRunner:
             self._iterator = None
             raise
         except (tf.errors.OpError, ValueError, TypeError) as err:
-            failure = self.pipeline.take_error() or step_error(
-                err, function.caller, self.pipeline.element_spec
+            checked = self.checks.error_of(err) if self.checks is not None else None
+            failure = (
+                checked
+                or self.pipeline.take_error()
+                or step_error(err, function.caller, self.pipeline.element_spec)
             )
         if failure is not None:
             # Raised outside the `except` block, with the iterator dropped: no reference cycle
@@ -169,7 +233,9 @@ class EpochRunner:
             first: Steps of this epoch already run (a run resumed mid-epoch).
 
         Returns:
-            ``(steps_run, last_outputs)``.
+            ``(steps_run, last_outputs)``. :attr:`ran_nothing` then tells whether the input
+            ran out before the epoch's first step (no metric may be reported for it); the
+            usual "ran out of data" warning is then left to the caller.
 
         """
         known = self.pipeline.num_batches
@@ -181,7 +247,7 @@ class EpochRunner:
         step, outputs = first, None
         while limit is None or step < limit:
             if self.steps_per_epoch and known and self._seen >= known:
-                warnings.warn(_RAN_OUT, FitpipeWarning, stacklevel=4)
+                self._ran_out(step == first)
                 break
             n = execution.size if limit is None else min(execution.size, limit - step)
             before(step)
@@ -193,11 +259,18 @@ class EpochRunner:
                 after(step - 1, last)
             if count < n:
                 self._iterator = None
-                if self.steps_per_epoch:
-                    warnings.warn(_RAN_OUT, FitpipeWarning, stacklevel=4)
+                if self.steps_per_epoch or step == first:
+                    self._ran_out(step == first)
                 break
             if stop():
                 break
         if known and self._seen >= known:
             self._iterator = None
+        # No step, and not because a resumed epoch was already complete: the caller warns or
+        # raises (it knows what stops), and reports no metric for the epoch.
+        self.ran_nothing = step == first and (first == 0 or limit is None or first < limit)
         return step, outputs
+
+    def _ran_out(self, before_first_step: bool) -> None:
+        if not before_first_step:
+            warnings.warn(_RAN_OUT, FitpipeWarning, stacklevel=5)

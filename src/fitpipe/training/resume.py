@@ -11,8 +11,11 @@ ends with the same weights as a run never interrupted.
 A backup is noticed by its metadata file changing (``training_metadata.json``, which the
 callback writes with each backup); the position records that metadata, and is used only when
 it matches the metadata on disk at restore time (so a position never pairs with other
-weights). When no matching position exists, the epoch restarts from its first batch, as in
-Keras.
+weights). The position is written before the callbacks that may make a backup run (pending),
+and confirmed after: a run killed right after a backup, before the confirmation, resumes from
+the pending position, which the newer backup made at its batch identifies. A position file
+that matches no backup is reported with a warning, and the epoch restarts from its first
+batch, as in Keras.
 """
 
 from __future__ import annotations
@@ -22,11 +25,13 @@ import contextlib
 import dataclasses
 import json
 import os
+import warnings
 from collections.abc import Iterable
 from typing import Any
 
 import keras
 
+from fitpipe.errors import FitpipeWarning
 from fitpipe.training.epochs import EpochRunner
 
 __all__ = ["POSITION_FILE", "Position", "PositionBackups"]
@@ -77,21 +82,14 @@ def _read_json(path: str) -> Any:
         return None
 
 
-def _stamp(path: str) -> tuple[int, int, int] | None:
-    try:
-        info = os.stat(path)
-    except OSError:
-        return None
-    return info.st_mtime_ns, info.st_size, info.st_ino
-
-
-def _write_atomically(path: str, data: dict[str, Any]) -> None:
+def _write_atomically(path: str, data: dict[str, Any], sync: bool = True) -> None:
     partial = f"{path}.{os.getpid()}.partial"
     try:
         with open(partial, "w", encoding="utf-8") as file:
             json.dump(data, file)
-            file.flush()
-            os.fsync(file.fileno())
+            if sync:
+                file.flush()
+                os.fsync(file.fileno())
         os.replace(partial, path)
     finally:
         with contextlib.suppress(FileNotFoundError):
@@ -100,6 +98,12 @@ def _write_atomically(path: str, data: dict[str, Any]) -> None:
 
 class PositionBackups:
     """Saves and restores the input's position beside each ``BackupAndRestore`` backup.
+
+    The position is written *before* a backup can happen (before the callbacks of each batch
+    and of each epoch end run, as ``pending``, with the backup then on disk), and confirmed
+    after (with the new backup's metadata). A run killed between the backup and the
+    confirmation still finds its position: the backup on disk is newer than the pending
+    position's and was made at its batch. A position that matches no backup is reported.
 
     Args:
         callbacks: The run's callbacks; only ``BackupAndRestore`` ones matter.
@@ -112,46 +116,107 @@ class PositionBackups:
             for cb in callbacks
             if isinstance(cb, keras.callbacks.BackupAndRestore)
         ]
+        self._per_batch = any(
+            isinstance(cb, keras.callbacks.BackupAndRestore) and cb.save_freq != "epoch"
+            for cb in callbacks
+        )
         self._runner = runner
-        self._stamps = {f: _stamp(os.path.join(f, _METADATA_FILE)) for f in self._folders}
+        self._known = {f: _read_json(os.path.join(f, _METADATA_FILE)) for f in self._folders}
+        self._confirmed: dict[str, Any] = {f: None for f in self._folders}
 
-    def restore(self, epoch: int) -> int:
-        """Moves the runner to the saved position of ``epoch``; returns the steps done in it.
+    def restore(self, epoch: int) -> tuple[int, int]:
+        """Moves the runner to the position saved with the restored backup.
 
         Call after ``on_train_begin`` (when the callback has restored its backup).
+
+        Args:
+            epoch: The epoch Keras resumes at (from the backup's metadata).
+
+        Returns:
+            ``(epoch, steps done in it)``: the position's epoch (Keras' metadata may be behind
+            it after an earlier restart), or ``(epoch, 0)`` without a matching position.
         """
         for folder in self._folders:
             metadata = _read_json(os.path.join(folder, _METADATA_FILE))
             saved = _read_json(os.path.join(folder, POSITION_FILE))
-            if metadata is None or not isinstance(saved, dict) or saved.get("backup") != metadata:
+            if metadata is None or not isinstance(saved, dict):
                 continue
-            try:
-                position = Position(**saved)
-            except TypeError:
+            position = _matching(saved, metadata)
+            if position is None:
+                warnings.warn(
+                    f"fitpipe found an input position in {folder!r} that belongs to no backup "
+                    f"there (backup {metadata}, position {saved}); epoch {epoch + 1} restarts "
+                    "from its first batch, as in Keras.",
+                    FitpipeWarning,
+                    stacklevel=4,
+                )
                 continue
-            if position.epoch != epoch:
-                continue
+            self._confirmed[folder] = dataclasses.asdict(position)
+            self._known[folder] = metadata
             self._runner.resume(position.pass_index, position.seen)
             if position.input_state is not None:
                 state = _decode_state(position.input_state)
                 self._runner.pipeline.restore_state(position.pass_index, position.seen, state)
-            return position.step
-        return 0
+            return position.epoch, position.step
+        return epoch, 0
+
+    def before(self, epoch: int, step: int, batch: int | None) -> None:
+        """Writes the position a backup made by the coming callbacks would belong to.
+
+        Args:
+            epoch: The epoch in progress (the next one, before an epoch's end).
+            step: Steps of it done.
+            batch: The batch index the callbacks get; None at an epoch's end.
+        """
+        if batch is not None and not self._per_batch:
+            return
+        pass_index, seen = self._runner.position
+        state = self._state(pass_index, seen)
+        for folder in self._folders:
+            pending = Position(epoch, step, pass_index, seen, self._known[folder], state)
+            document = {
+                "confirmed": self._confirmed[folder],
+                "pending": {**dataclasses.asdict(pending), "batch": batch or 0},
+            }
+            os.makedirs(folder, exist_ok=True)  # the callback makes it at its first backup
+            _write_atomically(os.path.join(folder, POSITION_FILE), document, sync=False)
+
+    def _state(self, pass_index: int, seen: int) -> Any:
+        """The input's own iterator state at the runner's position, ready for JSON."""
+        return _encode_state(self._runner.pipeline.input_state(pass_index, seen))
 
     def saved(self, epoch: int, step: int) -> None:
-        """Writes the position next to any backup made since the last call.
+        """Confirms the position of any backup made since the last call.
 
         Args:
             epoch: The epoch in progress.
             step: Steps of it done.
         """
         for folder in self._folders:
-            path = os.path.join(folder, _METADATA_FILE)
-            stamp = _stamp(path)
-            if stamp is None or stamp == self._stamps[folder]:
+            metadata = _read_json(os.path.join(folder, _METADATA_FILE))
+            if metadata is None or metadata == self._known[folder]:
                 continue
-            self._stamps[folder] = stamp
+            self._known[folder] = metadata
             pass_index, seen = self._runner.position
-            state = _encode_state(self._runner.pipeline.input_state(pass_index, seen))
-            position = Position(epoch, step, pass_index, seen, _read_json(path), state)
-            _write_atomically(os.path.join(folder, POSITION_FILE), dataclasses.asdict(position))
+            state = self._state(pass_index, seen)
+            position = Position(epoch, step, pass_index, seen, metadata, state)
+            self._confirmed[folder] = dataclasses.asdict(position)
+            document = {"confirmed": self._confirmed[folder]}
+            _write_atomically(os.path.join(folder, POSITION_FILE), document)
+
+
+def _matching(saved: dict[str, Any], metadata: Any) -> Position | None:
+    """The saved position that belongs to the backup whose metadata is ``metadata``."""
+    confirmed, pending = saved.get("confirmed"), saved.get("pending")
+    with contextlib.suppress(TypeError):
+        if isinstance(confirmed, dict) and confirmed.get("backup") == metadata:
+            return Position(**confirmed)
+        if (
+            isinstance(pending, dict)
+            and isinstance(metadata, dict)
+            and pending.get("backup") != metadata  # a backup came after it was written ...
+            and pending.get("batch") == metadata.get("batch")  # ... at its batch
+        ):
+            fields = {k: v for k, v in pending.items() if k != "batch"}
+            return Position(**{**fields, "backup": metadata})
+    return None

@@ -32,7 +32,8 @@ from fitpipe.pipeline import (
 from fitpipe.schemas import SchemaLike
 from fitpipe.training import arguments, distribute
 from fitpipe.training import callbacks as callbacks_mod
-from fitpipe.training.epochs import EpochRunner, ExecutionSize
+from fitpipe.training.batch_checks import BatchChecks
+from fitpipe.training.epochs import EpochRunner, ExecutionSize, no_step_error, warn_no_step
 from fitpipe.training.inputs import check_model_inputs, check_model_targets
 from fitpipe.training.logs import epoch_logs, flatten_in_order, pythonify
 from fitpipe.training.outputs import predict_to_file
@@ -404,17 +405,20 @@ class Trainer:
             check_model_targets(model, val.element_spec, "evaluate")
         train, val = self._distributed(train, "fit"), self._distributed(val, "evaluate")
         runner = EpochRunner(train, steps_per_epoch)
+        runner.checks = BatchChecks.for_model(model, train.element_spec, "fit")
         cbs = callbacks_mod.callback_list(
             self.model, callbacks, verbose, epochs, runner.num_batches, history=True
         )
         execution = self._execution(cbs, "train", "test")
         val_runner = EpochRunner(val, validation_steps) if val else None
+        if val_runner is not None:
+            val_runner.checks = BatchChecks.for_model(model, val.element_spec, "fit")
         function = self._function("train")
         backups = PositionBackups(cbs.callbacks, runner)
         model.stop_training = False
         cbs.on_train_begin()
         start = getattr(model, "_initial_epoch", None) or initial_epoch
-        first = backups.restore(start)
+        start, first = backups.restore(start)
         logs: dict[str, Any] | None = None
         for epoch in range(start, epochs):
             model.reset_metrics()
@@ -422,6 +426,7 @@ class Trainer:
             cbs.on_epoch_begin(epoch)
 
             def batch_end(end: int, outputs: Any, epoch: int = epoch) -> None:
+                backups.before(epoch, end + 1, end)  # the position exists before any backup
                 cbs.on_train_batch_end(end, outputs)
                 backups.saved(epoch, end + 1)
 
@@ -434,11 +439,18 @@ class Trainer:
                 first,
             )
             first = 0
-            logs = epoch_logs(model, last)
+            if runner.ran_nothing:  # no metric to report: Keras' "ran out of data", and stop
+                warn_no_step(epoch)
+                break
+            logs = epoch_logs(model, last) if last is not None else {}
             train.on_epoch_end()
             if val_runner is not None and arguments.should_validate(epoch, freq):
                 val_logs = self._evaluate_loop(val_runner, cbs, execution)
-                logs.update({f"val_{name}": value for name, value in val_logs.items()})
+                if val_logs is None:
+                    warn_no_step(epoch, validation=True)
+                else:
+                    logs.update({f"val_{name}": value for name, value in val_logs.items()})
+            backups.before(epoch + 1, 0, None)
             cbs.on_epoch_end(epoch, logs)
             backups.saved(epoch + 1, 0)
             if model.stop_training:
@@ -451,7 +463,8 @@ class Trainer:
     # ----------------------------------------------------------------------------- evaluate
     def _evaluate_loop(
         self, runner: EpochRunner, cbs: keras.callbacks.CallbackList, execution: ExecutionSize
-    ) -> dict[str, Any]:
+    ) -> dict[str, Any] | None:
+        """Runs one evaluation; None when the input gave no batch (there is no result)."""
         model = self.model
         model.reset_metrics()
         model.stop_evaluating = False
@@ -465,8 +478,8 @@ class Trainer:
             lambda: bool(model.stop_evaluating),
         )
         runner.pipeline.on_epoch_end()
-        logs = epoch_logs(model, last)
-        cbs.on_test_end(logs)
+        logs = None if runner.ran_nothing else epoch_logs(model, last)
+        cbs.on_test_end(logs or {})
         return logs
 
     def evaluate(
@@ -539,10 +552,13 @@ class Trainer:
             check_model_inputs(self.model, pipeline.element_spec, "evaluate")
             check_model_targets(self.model, pipeline.element_spec, "evaluate")
             runner = EpochRunner(self._distributed(pipeline, "evaluate"), steps)
+            runner.checks = BatchChecks.for_model(self.model, pipeline.element_spec, "evaluate")
             cbs = callbacks_mod.callback_list(
                 self.model, callbacks, verbose, 1, runner.num_batches, history=False
             )
             logs = self._evaluate_loop(runner, cbs, self._execution(cbs, "test"))
+        if logs is None:
+            raise no_step_error("evaluate", pipeline.adapter)
         return logs if return_dict else flatten_in_order(self.model, logs)
 
     # ------------------------------------------------------------------------------ predict
@@ -696,6 +712,7 @@ class Trainer:
         """
         self._require_compiled("train_on_batch")
         data = one_batch(self.model, "train_on_batch", x, y, sample_weight, class_weight)
+        _check_one_batch(self.model, data, "train_on_batch")
         self.model.reset_metrics()
         logs = pythonify(self._function("train").on_batch(data))
         return logs if return_dict else flatten_in_order(self.model, logs)
@@ -723,6 +740,7 @@ class Trainer:
         """
         self._require_compiled("test_on_batch")
         data = one_batch(self.model, "test_on_batch", x, y, sample_weight)
+        _check_one_batch(self.model, data, "test_on_batch")
         self.model.reset_metrics()
         logs = pythonify(self._function("test").on_batch(data))
         return logs if return_dict else flatten_in_order(self.model, logs)
@@ -744,6 +762,13 @@ class Trainer:
         data = one_batch(self.model, "predict_on_batch", x)
         outputs = self._function("predict").on_batch(data)
         return tf.nest.map_structure(np.asarray, outputs)
+
+
+def _check_one_batch(model: keras.Model, data: Any, caller: str) -> None:
+    spec = tf.nest.map_structure(tf.type_spec_from_value, data)
+    checks = BatchChecks.for_model(model, spec, caller)
+    if checks is not None:
+        checks.check(data, "the batch")
 
 
 @contextlib.contextmanager

@@ -1,0 +1,220 @@
+"""Checks of batch values that a compiled step cannot make: labels in range, finite weights.
+
+Under XLA a sparse label outside the model's classes (5 for 3 classes, or -1) gives a NaN loss
+and NaN weights, where Keras without XLA raises; a NaN or infinite sample weight does the same
+on every path. XLA drops assert ops, so the checks run outside the compiled step:
+
+* rows held in memory are checked once, as a whole, before the first step;
+* streamed batches (generators, ``PyDataset``, ``tf.data``, Arrow, Parquet) are checked one by
+  one in the input pipeline (a few reductions per batch, outside XLA): a bad batch stops the
+  iterator before the step that would use it, so it never changes the weights;
+* the single batches of ``train_on_batch``/``test_on_batch`` are checked before their step.
+
+Each failure is a :class:`~fitpipe.errors.FitpipeValueError` naming the batch, the target, the
+value and the valid range.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import re
+from collections.abc import Mapping
+from typing import Any
+
+import keras
+import tensorflow as tf
+
+from fitpipe.errors import FitpipeValueError, message, raw
+
+__all__ = ["BatchChecks"]
+
+_MARKER = "fitpipe-batch-check"
+_FOUND = re.compile(_MARKER + r"\] \[(-?\d+)\] \[(\d+)\] \[(\S+?)\]")
+_SPARSE_NAMES = {"sparse_categorical_crossentropy", "SparseCategoricalCrossentropy"}
+
+
+@dataclasses.dataclass(frozen=True)
+class _Rule:
+    """One checked leaf of a batch: a sparse-label target, or a sample-weight leaf."""
+
+    part: int  # 1: targets, 2: sample weights
+    leaf: int  # position among the flattened leaves of that part
+    name: str  # the leaf, in words
+    classes: int = 0  # labels must lie in [0, classes) ...
+    ignore: int | None = None  # ... or equal the loss' ignore_class
+    loss: str = ""
+
+    def problem(self, value: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+        """``(found, first bad position, its value as float64)`` in this leaf (graph ops)."""
+        flat = tf.reshape(value, [-1])
+        if self.part == 2:
+            flat = tf.cast(flat, tf.float64)
+            bad = tf.logical_not(tf.math.is_finite(flat))
+        else:
+            inside = tf.logical_and(flat >= 0, flat < tf.cast(self.classes, flat.dtype))
+            bad = tf.logical_not(inside)
+            if self.ignore is not None:
+                bad = tf.logical_and(bad, tf.not_equal(flat, tf.cast(self.ignore, flat.dtype)))
+        first = tf.argmax(tf.cast(bad, tf.int32), output_type=tf.int32)
+        found = tf.reduce_any(bad)
+        padded = tf.concat([flat, tf.zeros([1], flat.dtype)], 0)  # an empty batch has a 0
+        return found, first, tf.cast(tf.gather(padded, first), tf.float64)
+
+
+def _is_sparse_loss(loss: Any) -> tuple[bool, int | None, str]:
+    """Whether ``loss`` takes sparse class labels; its ``ignore_class``; its name."""
+    if isinstance(loss, str):
+        return loss in _SPARSE_NAMES, None, loss
+    if isinstance(loss, keras.losses.SparseCategoricalCrossentropy):
+        return True, getattr(loss, "ignore_class", None), "SparseCategoricalCrossentropy"
+    if loss is keras.losses.sparse_categorical_crossentropy:
+        return True, None, "sparse_categorical_crossentropy"
+    return False, None, ""
+
+
+def _losses_by_output(model: keras.Model) -> list[Any] | None:
+    """The loss of each model output, in the order of ``model.outputs`` (None if unknown)."""
+    outputs = getattr(model, "outputs", None)
+    names = list(getattr(model, "output_names", None) or [])
+    loss = getattr(model, "loss", None)
+    if not outputs or loss is None:
+        return None
+    if isinstance(loss, Mapping):
+        return [loss.get(name) for name in names] if len(names) == len(outputs) else None
+    if isinstance(loss, (list, tuple)):
+        return list(loss) if len(loss) == len(outputs) else None
+    return [loss] * len(outputs)
+
+
+def _target_leaves(y_spec: Any, model: keras.Model) -> list[int] | None:
+    """The model output each flattened target leaf belongs to (None when they do not align)."""
+    outputs = getattr(model, "outputs", None) or []
+    leaves = tf.nest.flatten(y_spec)
+    if len(leaves) != len(outputs):
+        return None
+    if isinstance(y_spec, Mapping):
+        names = list(getattr(model, "output_names", None) or [])
+        order = sorted(y_spec)  # tf.nest flattens a dict by sorted key
+        if set(order) != set(names):
+            return None
+        return [names.index(key) for key in order]
+    return list(range(len(leaves)))
+
+
+def _label_rules(model: keras.Model, y_spec: Any) -> list[_Rule]:
+    losses, owners = _losses_by_output(model), _target_leaves(y_spec, model)
+    if losses is None or owners is None:
+        return []
+    rules = []
+    names = list(getattr(model, "output_names", None) or [])
+    for leaf, (owner, spec) in enumerate(zip(owners, tf.nest.flatten(y_spec), strict=True)):
+        sparse, ignore, loss_name = _is_sparse_loss(losses[owner])
+        classes = model.outputs[owner].shape[-1]
+        if not sparse or not isinstance(spec, tf.TensorSpec) or not classes:
+            continue
+        name = f"the targets of output {names[owner]!r}" if len(names) > 1 else "the targets"
+        rules.append(_Rule(1, leaf, name, int(classes), ignore, loss_name))
+    return rules
+
+
+def _weight_rules(w_spec: Any) -> list[_Rule]:
+    leaves = tf.nest.flatten(w_spec)
+    return [
+        _Rule(2, i, "`sample_weight`" if len(leaves) == 1 else f"`sample_weight` leaf {i}")
+        for i, spec in enumerate(leaves)
+        if isinstance(spec, tf.TensorSpec) and spec.dtype.is_floating
+    ]
+
+
+class BatchChecks:
+    """The value checks of one model on batches of one structure.
+
+    Args:
+        rules: What to check.
+        caller: The public method being run, for messages.
+    """
+
+    def __init__(self, rules: list[_Rule], caller: str) -> None:
+        self.rules = rules
+        self.caller = caller
+
+    @classmethod
+    def for_model(cls, model: keras.Model, element_spec: Any, caller: str) -> BatchChecks | None:
+        """The checks batches of ``element_spec`` need for ``model``; None when none does."""
+        if not isinstance(element_spec, tuple) or len(element_spec) < 2:
+            return None
+        rules = _label_rules(model, element_spec[1])
+        if len(element_spec) > 2 and element_spec[2] is not None:
+            rules += _weight_rules(element_spec[2])
+        return cls(rules, caller) if rules else None
+
+    def _leaf(self, batch: tuple[Any, ...], rule: _Rule) -> Any:
+        return tf.nest.flatten(batch[rule.part])[rule.leaf]
+
+    def check(self, batch: tuple[Any, ...], where: str | None = None) -> None:
+        """Checks one batch now, named ``where``; or, without it, all rows (naming the row)."""
+        for number, rule in enumerate(self.rules):
+            if len(batch) <= rule.part or batch[rule.part] is None:
+                continue  # rows without weights (class weights are applied per batch)
+            value = tf.convert_to_tensor(self._leaf(batch, rule))
+            found, first, shown = rule.problem(value)
+            if bool(found):
+                width = max(1, int(tf.size(value)) // max(1, int(tf.shape(value)[0])))
+                place = where or f"row {int(first) // width}"
+                raise self._error(number, place, float(shown))
+
+    def on_dataset(self, dataset: tf.data.Dataset, start: int) -> tf.data.Dataset:
+        """``dataset`` with each batch checked as it passes (batches numbered from ``start``).
+
+        A bad batch makes the iterator fail with an error :meth:`error_of` turns into the
+        fitpipe error; the step that would have used it never runs.
+        """
+        rules = self.rules
+
+        def checked(index: tf.Tensor, batch: Any) -> Any:
+            done: list[Any] = []
+            for number, rule in enumerate(rules):  # in order: the first rule broken is named
+                with tf.control_dependencies(done):
+                    found, _, value = rule.problem(tf.nest.flatten(batch[rule.part])[rule.leaf])
+                    data = [_MARKER, index, number, value]
+                    done = [tf.debugging.Assert(tf.logical_not(found), data, summarize=1)]
+            with tf.control_dependencies(done):
+                return tf.nest.map_structure(tf.identity, batch)
+
+        return dataset.enumerate(start=start).map(checked)
+
+    def error_of(self, err: BaseException) -> FitpipeValueError | None:
+        """The fitpipe error for an iterator failure raised by :meth:`on_dataset`'s check."""
+        found = _FOUND.search(str(getattr(err, "message", err)))
+        if found is None:
+            return None
+        index, number, value = found.groups()
+        return self._error(int(number), f"batch index {int(index)}", float(value))
+
+    def _error(self, number: int, where: str, value: float) -> FitpipeValueError:
+        rule = self.rules[number]
+        shown: float | int = int(value) if math.isfinite(value) and value == int(value) else value
+        if rule.part == 2:
+            return FitpipeValueError(
+                message(
+                    self.caller,
+                    f"got the non-finite sample weight {value} in {where}",
+                    "Sample weights are finite numbers (a NaN or infinite weight makes the "
+                    "loss and then every model weight NaN)",
+                    "Replace or drop the samples with NaN or infinite weights",
+                    sample_weight=raw(f"{value} in {rule.name} of {where}"),
+                )
+            )
+        ignore = "" if rule.ignore is None else f", or the ignored class {rule.ignore}"
+        return FitpipeValueError(
+            message(
+                self.caller,
+                f"got the label {shown} in {where} of {rule.name}, outside the model's "
+                f"{rule.classes} classes",
+                f"With `{rule.loss}` the targets are class indices from 0 to "
+                f"{rule.classes - 1}{ignore} (the valid range is [0, {rule.classes}))",
+                "Fix or drop the samples with that label, or give the model an output per class",
+                y=raw(f"the label {shown} in {where}"),
+            )
+        )
