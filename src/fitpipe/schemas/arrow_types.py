@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Sequence
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.types as pat
@@ -11,7 +13,16 @@ from fitpipe.errors import SchemaError, message
 from fitpipe.schemas.roles import Role
 from fitpipe.schemas.schema import Named, Schema
 
-__all__ = ["check_arrow_schema", "convertible", "is_text", "value_type"]
+__all__ = [
+    "check_arrow_schema",
+    "check_fill",
+    "convertible",
+    "duplicate_error",
+    "field_types",
+    "fill_type",
+    "is_text",
+    "value_type",
+]
 
 _EXPECTED = (
     "integers, floats, bool, fixed_size_list or list of those, string/binary, "
@@ -61,6 +72,91 @@ def _stackable(arrow_type: pa.DataType) -> bool:
     return _scalar(value_type(arrow_type))
 
 
+def field_types(arrow_schema: pa.Schema) -> tuple[dict[str, pa.DataType], set[str]]:
+    """The type of each column by name, and the names that occur more than once (one pass)."""
+    types: dict[str, pa.DataType] = {}
+    repeated: set[str] = set()
+    for field in arrow_schema:
+        if field.name in types:
+            repeated.add(field.name)
+        types[field.name] = field.type
+    return types, repeated
+
+
+def _listing(names: Sequence[str], limit: int = 20) -> str:
+    shown = ", ".join(repr(n) for n in names[:limit])
+    more = f", ... ({len(names)} columns in all)" if len(names) > limit else ""
+    return f"[{shown}{more}]"
+
+
+def _missing(column: str, names: list[str], source: str, caller: str) -> SchemaError:
+    close = difflib.get_close_matches(column, names, n=1)
+    hint = f"Did you mean {close[0]!r}? " if close else ""
+    return SchemaError(
+        message(
+            caller,
+            f"cannot find column {column!r} in {source}",
+            f"The schema uses it; the data has the columns {_listing(names)}",
+            f"{hint}Fix the column name in the `fitpipe.Schema`, or select other data",
+            column=column,
+        )
+    )
+
+
+def duplicate_error(column: str, source: str, caller: str) -> SchemaError:
+    """The error for a column name that occurs more than once in ``source``."""
+    return SchemaError(
+        message(
+            caller,
+            f"found two columns named {column!r} in {source}",
+            "Each column the schema uses has a name no other column of the data has",
+            "Rename or drop one of them upstream",
+            column=column,
+        )
+    )
+
+
+def _fill_error(column: str, fill: Any, found: pa.DataType, source: str, caller: str) -> Any:
+    return SchemaError(
+        message(
+            caller,
+            f"cannot fill the nulls of column {column!r} of type {found} in {source} with {fill!r}",
+            "A `fill` value is a value of the column's type (for list columns: of their "
+            "values' type)",
+            f"Pass e.g. `fill={{{column!r}: 0}}` for a numeric column, or cast the column upstream",
+            fill=fill,
+        )
+    )
+
+
+def fill_type(arrow_type: pa.DataType) -> pa.DataType:
+    """The type a fill value takes for a column: its innermost value type."""
+    arrow_type = value_type(arrow_type)
+    while (
+        pat.is_list(arrow_type)
+        or pat.is_large_list(arrow_type)
+        or pat.is_fixed_size_list(arrow_type)
+    ):
+        arrow_type = value_type(arrow_type.value_type)
+    return arrow_type
+
+
+def check_fill(schema: Schema, types: dict[str, pa.DataType], source: str, caller: str) -> None:
+    """Checks that each declared fill value is a value of its column's type, exactly."""
+    for column, fill in schema.fill:
+        if column not in types:
+            continue
+        target = fill_type(types[column])
+        try:
+            scalar = pa.scalar(fill, type=target)
+            # Arrow truncates 1.5 to 1 for an integer column: an integer fill must be exact.
+            exact = not pat.is_integer(target) or scalar.as_py() == fill
+        except (pa.ArrowException, TypeError, ValueError, OverflowError):
+            exact = False
+        if not exact:
+            raise _fill_error(column, fill, types[column], source, caller)
+
+
 def check_arrow_schema(
     schema: Schema,
     arrow_schema: pa.Schema,
@@ -69,6 +165,8 @@ def check_arrow_schema(
     caller: str = "fit",
 ) -> None:
     """Checks that every column the roles use exists and converts, before any step runs.
+
+    One pass over the data's columns and one over the schema's: linear in both.
 
     Args:
         schema: The declared schema.
@@ -80,23 +178,15 @@ def check_arrow_schema(
     Raises:
         SchemaError: Naming the column, the source, and the expected and found types.
     """
-    names = set(arrow_schema.names)
+    types, repeated = field_types(arrow_schema)
+    used = set(schema.columns(tuple(r for r in roles if r != Role.PASSTHROUGH)))
     for column in schema.columns(roles):
-        if column not in names:
-            raise SchemaError(
-                message(
-                    caller,
-                    f"cannot find column {column!r} in {source}",
-                    f"The schema uses it; the data has columns {sorted(names)}",
-                    "Fix the column name in the `fitpipe.Schema`, or select other data",
-                    column=column,
-                )
-            )
-        found = arrow_schema.field(column).type
-        used = schema.columns(tuple(r for r in roles if r != Role.PASSTHROUGH))
-        if column in schema.passthrough and column not in used:
-            continue
-        if not convertible(found):
+        found = types.get(column)
+        if found is None:
+            raise _missing(column, arrow_schema.names, source, caller)
+        if column in repeated:
+            raise duplicate_error(column, source, caller)
+        if column in used and not convertible(found):
             raise SchemaError(
                 message(
                     caller,
@@ -106,9 +196,9 @@ def check_arrow_schema(
                     column=column,
                 )
             )
-    for stacked in _stacked_groups(schema):
+    for stacked in _stacked_groups(schema, roles):
         for column in stacked:
-            found = arrow_schema.field(column).type
+            found = types[column]
             if not _stackable(found):
                 raise SchemaError(
                     message(
@@ -120,11 +210,14 @@ def check_arrow_schema(
                         column=column,
                     )
                 )
+    check_fill(schema, types, source, caller)
 
 
-def _stacked_groups(schema: Schema) -> list[tuple[str, ...]]:
+def _stacked_groups(schema: Schema, roles: Sequence[Role]) -> list[tuple[str, ...]]:
     groups: list[tuple[str, ...]] = []
-    for spec in (schema.features, schema.targets):
+    specs = [schema.features if Role.FEATURE in roles else None]
+    specs.append(schema.targets if Role.TARGET in roles else None)
+    for spec in specs:
         if spec is None:
             continue
         parts = [cols for _, cols in spec.items] if isinstance(spec, Named) else [spec]

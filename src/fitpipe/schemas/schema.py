@@ -11,6 +11,7 @@ to (otherwise they become ragged tensors).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
@@ -150,24 +151,32 @@ class Schema:
     # ------------------------------------------------------------------------- queries
     def columns(self, roles: Sequence[Role] = tuple(Role)) -> list[str]:
         """Names every column the given roles use, without repeats, in declaration order."""
-        found: list[str] = []
         parts = {
-            Role.FEATURE: list(_flat(self.features)),
-            Role.TARGET: list(_flat(self.targets)),
-            Role.WEIGHT: [self.sample_weight] if self.sample_weight else [],
-            Role.PASSTHROUGH: list(self.passthrough),
+            Role.FEATURE: lambda: _flat(self.features),
+            Role.TARGET: lambda: _flat(self.targets),
+            Role.WEIGHT: lambda: [self.sample_weight] if self.sample_weight else [],
+            Role.PASSTHROUGH: lambda: self.passthrough,
         }
+        found: dict[str, None] = {}  # a dict keeps order and finds repeats in O(1)
         for role in roles:
-            found.extend(c for c in parts[role] if c not in found)
-        return found
+            found.update(dict.fromkeys(parts[role]()))
+        return list(found)
+
+    @functools.cached_property
+    def _fill_by_column(self) -> dict[str, Any]:
+        return dict(self.fill)
+
+    @functools.cached_property
+    def _length_by_column(self) -> dict[str, int]:
+        return dict(self.lengths)
 
     def fill_value(self, column: str) -> Any:
         """The declared null replacement of ``column``, or None."""
-        return dict(self.fill).get(column)
+        return self._fill_by_column.get(column)
 
     def length(self, column: str) -> int | None:
         """The declared padded length of list column ``column``, or None (ragged)."""
-        return dict(self.lengths).get(column)
+        return self._length_by_column.get(column)
 
     # ------------------------------------------------------------------- serialization
     def to_dict(self) -> dict[str, Any]:
