@@ -13,10 +13,13 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
+import numbers
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
-from fitpipe.errors import FitpipeTypeError, message
+import numpy as np
+
+from fitpipe.errors import FitpipeTypeError, FitpipeValueError, message
 from fitpipe.schemas.roles import Role
 
 __all__ = ["Columns", "Named", "RoleSpec", "Schema"]
@@ -86,6 +89,42 @@ def _plain(spec: RoleSpec | None) -> Any:
     return list(spec)
 
 
+def _items(values: Any) -> list[tuple[Any, Any]]:
+    return list((values or {}).items())
+
+
+def _fill(column: Any, value: Any) -> Any:
+    """A fill value: one number, bool, string or bytes (checked against the column's type later)."""
+    if isinstance(value, numbers.Number | str | bytes) or (
+        isinstance(value, np.generic) and value.ndim == 0
+    ):
+        return value.item() if isinstance(value, np.generic) else value
+    raise FitpipeTypeError(
+        message(
+            "Schema",
+            f"got a `fill` value for column {column!r} that is not one value",
+            "A fill value is a number, bool, string or bytes that replaces each null",
+            f"Pass e.g. `fill={{{column!r}: 0}}`",
+            fill=value,
+        )
+    )
+
+
+def _length(column: Any, value: Any) -> int:
+    """A padded length: a positive int."""
+    if isinstance(value, numbers.Integral) and not isinstance(value, bool) and int(value) > 0:
+        return int(value)
+    raise FitpipeValueError(
+        message(
+            "Schema",
+            f"got an invalid length for column {column!r} in `lengths`",
+            "A length is a positive int: list columns are padded with 0 or truncated to it",
+            f"Pass e.g. `lengths={{{column!r}: 8}}`, or leave the column out to read it ragged",
+            lengths={column: value},
+        )
+    )
+
+
 @dataclasses.dataclass(frozen=True, init=False)
 class Schema:
     """Declared roles of the columns of a table, stream or Parquet dataset.
@@ -145,8 +184,8 @@ class Schema:
         if isinstance(passthrough, str):
             passthrough = (passthrough,)
         set_(self, "passthrough", tuple(str(c) for c in passthrough))
-        set_(self, "fill", tuple(sorted((str(k), v) for k, v in (fill or {}).items())))
-        set_(self, "lengths", tuple(sorted((str(k), int(v)) for k, v in (lengths or {}).items())))
+        set_(self, "fill", tuple(sorted((str(k), _fill(k, v)) for k, v in (fill or {}).items())))
+        set_(self, "lengths", tuple(sorted((str(k), _length(k, v)) for k, v in _items(lengths))))
 
     # ------------------------------------------------------------------------- queries
     def columns(self, roles: Sequence[Role] = tuple(Role)) -> list[str]:
