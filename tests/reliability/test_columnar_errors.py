@@ -18,6 +18,7 @@ from typing import Any
 
 import keras
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -67,13 +68,17 @@ def _repeated_table() -> pa.Table:
 
 
 @pytest.mark.parametrize("caller", ["fit", "predict"])
-@pytest.mark.parametrize("form", ["table", "reader", "file", "later-file"])
+@pytest.mark.parametrize("form", ["table", "reader", "pandas", "file", "later-file"])
 def test_two_columns_of_one_name(form: str, caller: str, tmp_path: Path) -> None:
     table = _repeated_table()
     x: Any = table
     where = "Table"
     if form == "reader":
         x, where = table.to_reader(), "RecordBatchReader"
+    elif form == "pandas":
+        x = pd.DataFrame({f"c{i}": col.to_numpy() for i, col in enumerate(table.columns)})
+        x.columns = table.column_names
+        where = "pandas.DataFrame"
     elif form == "file":
         x = where = str(tmp_path / "dup.parquet")
         pq.write_table(table, x)
@@ -97,6 +102,15 @@ def test_a_repeated_column_the_schema_does_not_use_is_fine() -> None:
         [*table.columns, table["unused"]], names=[*table.column_names, "unused"]
     )
     _fit(table, fitpipe.Schema(["a", "b"], "y"))
+
+
+def test_a_pandas_column_arrow_cannot_convert_is_named() -> None:
+    frame = pd.DataFrame(_columns(c=np.array([1, "two", 3.0, None, 5, 6], dtype=object)))
+    frame["unused"] = [object()] * ROWS  # not used by the schema: not converted
+    with pytest.raises(SchemaError) as info:
+        _fit(frame, fitpipe.Schema(["a", "b"], "y", passthrough=["c"]))
+    _assert_named(info.value, "fit", "pandas.DataFrame", "'c'")
+    _fit(frame, fitpipe.Schema(["a", "b"], "y"))
 
 
 # ------------------------------------------------------------------------- fill and lengths

@@ -14,6 +14,7 @@ from fitpipe.schemas.roles import Role
 from fitpipe.schemas.schema import Named, Schema
 
 __all__ = [
+    "EXPECTED_TYPES",
     "check_arrow_schema",
     "check_fill",
     "convertible",
@@ -24,7 +25,7 @@ __all__ = [
     "value_type",
 ]
 
-_EXPECTED = (
+EXPECTED_TYPES = (
     "integers, floats, bool, fixed_size_list or list of those, string/binary, "
     "dictionary-encoded columns, timestamps, dates and durations"
 )
@@ -191,7 +192,7 @@ def check_arrow_schema(
                 message(
                     caller,
                     f"cannot convert column {column!r} of type {found} in {source}",
-                    f"Columns used for training are {_EXPECTED}",
+                    f"Columns used for training are {EXPECTED_TYPES}",
                     "Cast the column upstream, or leave it out of the schema",
                     column=column,
                 )

@@ -22,6 +22,7 @@ import tensorflow as tf
 
 from fitpipe.adapters import AdaptRequest, ArraySource, registry
 from fitpipe.adapters.arrow_columns import table_roles
+from fitpipe.adapters.arrow_tables import frame_table
 from fitpipe.adapters.parquet import plan_source
 from fitpipe.errors import FitpipeTypeError, FitpipeValueError, message
 from fitpipe.schemas import Role, Schema
@@ -82,8 +83,8 @@ def _row_slice(structure: Any, start: int, stop: int) -> Any:
 def chunks_of(x: Any, schema: Schema | None, caller: str) -> Iterator[tuple[Any, pa.Table | None]]:
     """Yields ``(features, passthrough)`` chunks of a prediction input, in row order."""
     adapter = registry.find(x, caller)
-    if adapter.name == "pandas" and schema is not None and hasattr(x, "columns"):
-        x, adapter = pa.Table.from_pandas(x, preserve_index=False), registry["arrow"]
+    if adapter.name == "pandas" and isinstance(schema, Schema) and hasattr(x, "columns"):
+        x, adapter = frame_table(x, schema, caller), registry["arrow"]
     if adapter.name not in _COLUMNAR:
         rows = adapter.adapt(AdaptRequest(x=x, caller=caller))
         if not isinstance(rows, ArraySource):
