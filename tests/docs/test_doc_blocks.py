@@ -39,20 +39,7 @@ CI_SCRIPT = (ROOT / ".ci" / "run").read_text()
 
 #: Blocks that fail today for a known bug, by a line of their code. strict: once the bug is
 #: fixed the test fails until the entry is removed.
-XFAIL = {
-    'trainer.predict("new-rows/*.parquet", schema=schema, output="predictions.parquet")': (
-        "predict(output=) to a bare file name crashes with FileNotFoundError: '' "
-        "(issue 14: the predict output= fix in training/outputs.py)"
-    ),
-    "    --output predictions.parquet": (
-        "fitpipe predict --output to a bare file name crashes with FileNotFoundError: '' "
-        "(issue 14: the predict output= fix in training/outputs.py)"
-    ),
-    "    --schema examples/digits/run/schema.json --output predictions.parquet": (
-        "needs glob features (i14schema) for the fit before it, and predict --output to a "
-        "bare file name (issue 14: the predict output= fix in training/outputs.py)"
-    ),
-}
+XFAIL: dict[str, str] = {}
 
 
 def _marks(block: Block) -> list[Any]:

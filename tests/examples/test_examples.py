@@ -126,11 +126,9 @@ def test_digits_walkthrough_inspects_and_proposes_a_schema(tmp_path: Path, capsy
     assert "rows:     1697" in out and "x: float32 (None, 64)" in out and "problems: none" in out
 
 
-@pytest.mark.xfail(strict=True, reason="needs glob features (i14schema)")
 def test_digits_walkthrough_fits_with_a_glob_and_predicts_to_a_bare_file_name(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
 ) -> None:
-    # (predicting to a bare file name also needs the predict output= fix in training/outputs.py)
     folder = _digits_data(tmp_path)
     assert main(["fit", str(folder / "spec.toml"), "--verbose", "2", "--no-plot"]) == 0
     out = capsys.readouterr().out

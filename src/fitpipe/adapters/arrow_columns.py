@@ -5,7 +5,8 @@ numbers and bool as they are; ``fixed_size_list`` as ``(N, k)`` (nested: ``(N, a
 ``list``/``large_list`` as ``tf.RaggedTensor`` or padded/truncated to a declared length;
 strings and binary as string tensors; dictionary-encoded columns decoded; timestamps, dates
 and durations as int64. A null is an error naming the column and the row, unless the schema
-declares a fill value for the column.
+declares a fill value for the column (a null list row becomes ``fill`` repeated for a
+``fixed_size_list``, an empty list for a variable-length one).
 """
 
 from __future__ import annotations
@@ -58,7 +59,29 @@ def _fill_nulls(
         first = int(pc.index(pc.is_null(array), True).as_py())
         row = row_of(first) if row_of is not None else first
         raise _null_error(name, offset + row, source, caller)
-    return pc.fill_null(array, pa.scalar(fill, type=array.type))
+    try:
+        return pc.fill_null(array, pa.scalar(_row_fill(array.type, fill), type=array.type))
+    except (pa.ArrowException, TypeError, ValueError, OverflowError) as err:
+        source, _, caller = ctx
+        raise SchemaError(
+            message(
+                caller,
+                f"cannot fill the nulls of column {name!r} of type {array.type} in {source} "
+                f"with {fill!r} ({err})",
+                "A `fill` value is a value of the column's type",
+                f"Pass e.g. `fill={{{name!r}: 0}}`, or cast the column upstream",
+                fill=fill,
+            )
+        ) from err
+
+
+def _row_fill(arrow_type: pa.DataType, fill: Any) -> Any:
+    """The value of a null row: ``fill``, ``fill`` repeated for fixed-size lists, else []."""
+    if pat.is_fixed_size_list(arrow_type):
+        return [_row_fill(arrow_type.value_type, fill)] * arrow_type.list_size
+    if pat.is_list(arrow_type) or pat.is_large_list(arrow_type):
+        return []
+    return fill
 
 
 def _plain(array: pa.Array) -> pa.Array:

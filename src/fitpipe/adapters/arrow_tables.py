@@ -17,13 +17,14 @@ from fitpipe.adapters.arrays import check_rows, is_pandas
 from fitpipe.adapters.arrow_columns import table_roles
 from fitpipe.adapters.base import AdaptRequest, ArraySource, BatchSource
 from fitpipe.adapters.generators import one_pass_source
-from fitpipe.errors import FitpipeTypeError, message
+from fitpipe.errors import FitpipeTypeError, SchemaError, message
 from fitpipe.schemas import Role, Schema, as_schema
-from fitpipe.schemas.arrow_types import checked_schema
+from fitpipe.schemas.arrow_types import EXPECTED_TYPES, checked_schema, duplicate_error
 
 __all__ = [
     "ArrowStreamAdapter",
     "ArrowTableAdapter",
+    "frame_table",
     "rebatch_tables",
     "require_schema",
     "roles_for",
@@ -72,6 +73,44 @@ def table_source(table: pa.Table, request: AdaptRequest, source: str) -> ArraySo
     x, y, sw = table_roles(table, schema, source, 0, request.caller, Role.TARGET in roles)
     count = check_rows({"x": x, "y": y, "sample_weight": sw}, request.caller)
     return ArraySource(x, y, sw, count)
+
+
+def frame_table(frame: Any, schema: Schema, caller: str) -> pa.Table:
+    """The columns of a pandas DataFrame that ``schema`` uses, as an Arrow table.
+
+    Only those columns are converted: a repeated or unconvertible column the schema does not
+    use is no error. Columns the frame lacks are left to :func:`checked_schema` to name.
+    Selectors (globs, ``re:``, ``OTHER_COLUMNS``) are resolved against the frame's columns,
+    and the converted columns keep the frame's order (which ``OTHER_COLUMNS`` follows).
+
+    Raises:
+        SchemaError: A used column is repeated, or Arrow cannot convert it.
+    """
+    names = [str(c) for c in frame.columns]
+    counts: dict[str, int] = {}
+    for name in names:
+        counts[name] = counts.get(name, 0) + 1
+    wanted = set(schema.resolve(names, "the pandas.DataFrame", caller, roles_for(caller)).columns())
+    used = [c for c in counts if c in wanted]
+    for column in used:
+        if counts[column] > 1:
+            raise duplicate_error(column, "the pandas.DataFrame", caller)
+    positions = {name: i for i, name in enumerate(names)}
+    part = frame.iloc[:, [positions[c] for c in used]]
+    part.columns = used
+    try:
+        return pa.Table.from_pandas(part, preserve_index=False)
+    except (pa.ArrowException, ValueError, TypeError) as err:
+        raise SchemaError(
+            message(
+                caller,
+                f"cannot convert the pandas.DataFrame's columns to Arrow ({err})",
+                f"Columns used for training are {EXPECTED_TYPES}; an object column holds "
+                "values of one type",
+                "Cast the column named above, e.g. `df[column].astype('float32')`",
+                columns=used,
+            )
+        ) from err
 
 
 def _exports_stream(x: Any) -> bool:

@@ -10,10 +10,9 @@ from __future__ import annotations
 from typing import Any
 
 import pandas as pd
-import pyarrow as pa
 
 from fitpipe.adapters.arrays import ARRAY_FAMILY_SUPPORTS, ArrayFamilyAdapter
-from fitpipe.adapters.arrow_tables import table_source
+from fitpipe.adapters.arrow_tables import frame_table, require_schema, table_source
 from fitpipe.adapters.base import AdaptRequest, ArraySource
 
 
@@ -31,6 +30,7 @@ class PandasAdapter(ArrayFamilyAdapter):
     def adapt(self, request: AdaptRequest) -> ArraySource:
         """Converts the frame as an array, or by column roles when a schema is given."""
         if request.schema is not None and isinstance(request.x, pd.DataFrame):
-            table = pa.Table.from_pandas(request.x, preserve_index=False)
+            schema = require_schema(request, "a pandas.DataFrame")
+            table = frame_table(request.x, schema, request.caller)
             return table_source(table, request, "pandas.DataFrame")
         return super().adapt(request)

@@ -15,9 +15,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import glob
 import math
-import os
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -30,10 +28,17 @@ from fitpipe.adapters.arrow_columns import table_roles
 from fitpipe.adapters.arrow_tables import require_schema, roles_for
 from fitpipe.adapters.base import DEFAULT_BATCH_SIZE, AdaptRequest, ArraySource, BatchSource
 from fitpipe.adapters.batches import ErrorBox, signature_of
+from fitpipe.adapters.parquet_files import (
+    ColumnTypes,
+    existing_paths,
+    file_error,
+    is_parquet_path,
+    open_dataset,
+)
 from fitpipe.adapters.sharding import pad_shard, per_replica_batch, plan_shards, with_weights
-from fitpipe.errors import DataMismatchError, SchemaError, message
+from fitpipe.errors import DataMismatchError, FitpipeError, message
 from fitpipe.schemas import Role, Schema
-from fitpipe.schemas.arrow_types import checked_schema, convertible, unknown_column
+from fitpipe.schemas.arrow_types import check_arrow_schema, field_types
 
 __all__ = ["ParquetAdapter", "ParquetPlan", "plan_source", "source_columns"]
 
@@ -74,110 +79,41 @@ class ParquetPlan:
         return sum(p.rows for p in self.pieces)
 
 
-_SUFFIXES = (".parquet", ".pq", ".parq")
-
-
-def _is_path(x: Any) -> bool:
-    """A path that names Parquet data: existing, a glob, or with a Parquet suffix."""
-    if not isinstance(x, (str, os.PathLike)):
-        return False
-    path = os.fspath(x)
-    return isinstance(path, str) and (
-        path.lower().endswith(_SUFFIXES) or any(c in path for c in "*?[") or os.path.exists(path)
-    )
-
-
-def _expand(x: Any) -> list[str]:
-    paths = [os.fspath(p) for p in (x if isinstance(x, (list, tuple)) else [x])]
-    found: list[str] = []
-    for path in paths:
-        if any(ch in path for ch in "*?["):
-            found.extend(sorted(glob.glob(path, recursive=True)))
-        else:
-            found.append(path)
-    return found
-
-
-def _file_error(path: str, err: Exception, caller: str) -> SchemaError:
-    return SchemaError(
-        message(
-            caller,
-            f"cannot read the Parquet file {path} ({err})",
-            "Every file of the source is a complete Parquet file",
-            "Replace or remove the corrupt or truncated file",
-            path=path,
-        )
-    )
-
-
-def _existing_paths(x: Any, caller: str) -> list[str]:
-    """The files and folders of a path, glob or list; an error names the first missing one."""
-    paths = _expand(x)
-    missing = [p for p in paths if not os.path.exists(p)]
-    if not paths or missing:
-        what = f"{missing[0]!r}: no such file or folder" if missing else f"{x!r}: no file matches"
-        expected = "A Parquet source is a file, a folder, a glob pattern or a list of those"
-        fix = f"Check the path (a relative path starts at the working directory {os.getcwd()!r})"
-        raise DataMismatchError(
-            message(caller, f"cannot find the Parquet source {what}", expected, fix, x=x)
-        )
-    return paths
-
-
-def _open_dataset(x: Any, caller: str) -> pads.Dataset:
-    if isinstance(x, pads.Dataset):
-        return x
-    paths = _existing_paths(x, caller)
-    source: Any = paths[0] if len(paths) == 1 and os.path.isdir(paths[0]) else paths
-    try:
-        return pads.dataset(source, format="parquet", partitioning="hive")
-    except (pa.ArrowInvalid, OSError) as err:
-        raise _file_error(str(source), err, caller) from err
+_open_dataset = open_dataset  # the name `fitpipe inspect` imports
 
 
 def source_columns(x: Any, caller: str) -> list[str]:
     """The columns of a Parquet source (path, folder, glob, list, dataset), from metadata."""
-    return list(_open_dataset(x, caller).schema.names)
+    return list(open_dataset(x, caller).schema.names)
 
 
-def _check_file_types(physical: pa.Schema, needed: list[str], path: str, caller: str) -> None:
-    for column in needed:
-        if column in physical.names and not convertible(physical.field(column).type):
-            found = physical.field(column).type
-            raise SchemaError(
-                message(
-                    caller,
-                    f"cannot convert column {column!r} of type {found} in {path}",
-                    "Every file stores the schema's columns as numbers, bools, lists of "
-                    "numbers, strings or temporal values",
-                    "Rewrite or remove the file",
-                    column=column,
-                )
-            )
-
-
-def _row_group_pieces(dataset: pads.Dataset, needed: list[str], caller: str) -> list[Piece]:
-    pieces: list[Piece] = []
+def _fragments(dataset: pads.Dataset, caller: str) -> Iterator[tuple[Any, pa.Schema, list[Any]]]:
+    """Each file in path order, with its footer schema and its row groups."""
     for fragment in sorted(dataset.get_fragments(), key=lambda f: f.path):
         try:
             physical = fragment.physical_schema
             groups = fragment.split_by_row_group()
         except (pa.ArrowInvalid, OSError) as err:
-            raise _file_error(fragment.path, err, caller) from err
+            raise file_error(fragment.path, err, caller) from err
+        yield fragment, physical, groups
+
+
+def _row_group_pieces(
+    dataset: pads.Dataset, needed: list[str], caller: str
+) -> tuple[list[Piece], pa.Schema]:
+    """The row groups of every file, and the dataset schema with types unified over files."""
+    types = ColumnTypes(needed, caller)
+    groups: list[tuple[str, Any]] = []
+    for fragment, physical, file_groups in _fragments(dataset, caller):
         partitions = set(pads.get_partition_keys(fragment.partition_expression))
-        _check_file_types(physical, needed, fragment.path, caller)
-        absent = [c for c in needed if c not in physical.names and c not in partitions]
-        if absent:
-            raise unknown_column(absent[0], physical.names, fragment.path, caller)
-        for group in groups:
-            pieces.append(
-                Piece(
-                    fragment.path,
-                    group.row_groups[0].num_rows,
-                    _group_reader(group, dataset.schema),
-                )
-            )
-    return pieces
+        types.add(physical, partitions, fragment.path)
+        groups.extend((fragment.path, group) for group in file_groups)
+    arrow_schema = types.unified(dataset.schema)
+    pieces = [
+        Piece(path, group.row_groups[0].num_rows, _group_reader(group, arrow_schema))
+        for path, group in groups
+    ]
+    return pieces, arrow_schema
 
 
 def _group_reader(group: Any, schema: pa.Schema) -> Callable[[list[str]], Iterator[Any]]:
@@ -195,19 +131,27 @@ def _scan_piece(dataset: pads.Dataset, caller: str) -> Piece:
 
 
 def plan_source(x: Any, schema: Schema, caller: str) -> ParquetPlan:
-    """Plans the pieces of a Parquet source from metadata and checks the schema against it."""
-    dataset = _open_dataset(x, caller)
+    """Plans the pieces of a Parquet source from metadata and checks the schema against it.
+
+    One pass over the files' footers; per file, one pass over the columns the schema reads.
+    """
+    dataset = open_dataset(x, caller)
     roles = roles_for(caller)
     name = x if isinstance(x, str) else ("the dataset" if isinstance(x, pads.Dataset) else str(x))
-    schema = checked_schema(schema, dataset.schema, str(name), roles, caller)
+    schema = schema.resolve(dataset.schema.names, str(name), caller, roles)
     needed = schema.columns(roles)
+    types, repeated = field_types(dataset.schema)
+    for column in needed:  # missing in the first file, or repeated: name the whole source
+        if column not in types or column in repeated:
+            check_arrow_schema(schema, dataset.schema, str(name), roles, caller)
     try:
-        pieces = _row_group_pieces(dataset, needed, caller)
+        pieces, arrow_schema = _row_group_pieces(dataset, needed, caller)
     except ValueError as err:
-        if "filtered" not in str(err):
+        if isinstance(err, FitpipeError) or "filtered" not in str(err):
             raise
-        pieces = [_scan_piece(dataset, caller)]
-    return ParquetPlan(tuple(pieces), dataset.schema, schema)
+        pieces, arrow_schema = [_scan_piece(dataset, caller)], dataset.schema
+    check_arrow_schema(schema, arrow_schema, str(name), roles, caller)
+    return ParquetPlan(tuple(pieces), arrow_schema, schema)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -292,7 +236,7 @@ class _Reader:
             except StopIteration:
                 return
             except (pa.ArrowException, OSError) as err:
-                raise _file_error(span.piece.source, err, self.caller) from err
+                raise file_error(span.piece.source, err, self.caller) from err
             yield table
 
     def _convert(self, table: pa.Table, span: _Span, offset: int) -> tuple[Any, ...]:
@@ -459,14 +403,14 @@ class ParquetAdapter:
 
     def can_adapt(self, x: Any) -> bool:
         """True for datasets, paths and non-empty lists of paths."""
-        if isinstance(x, pads.Dataset) or _is_path(x):
+        if isinstance(x, pads.Dataset) or is_parquet_path(x):
             return True
-        return isinstance(x, (list, tuple)) and bool(x) and all(_is_path(p) for p in x)
+        return isinstance(x, (list, tuple)) and bool(x) and all(is_parquet_path(p) for p in x)
 
     def adapt(self, request: AdaptRequest) -> ArraySource | BatchSource:
         """Plans the source from metadata; reads small data whole, else streams row groups."""
         if not isinstance(request.x, pads.Dataset):  # a missing path before a missing schema
-            _existing_paths(request.x, request.caller)
+            existing_paths(request.x, request.caller)
         plan = plan_source(request.x, require_schema(request, "Parquet data"), request.caller)
         schema = plan.schema
         if plan.rows == 0:

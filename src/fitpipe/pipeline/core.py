@@ -154,6 +154,13 @@ class Pipeline:
         """The input's own iterator state after ``seen`` batches of pass ``pass_index``.
 
         Only inputs that keep one (Grain iterators) answer; None otherwise or when unknown.
+
+        Args:
+            pass_index: The pass over the input (0 for the first epoch's).
+            seen: Batches of that pass read.
+
+        Returns:
+            The state (as the input's ``get_state()`` gave it), or None.
         """
         source = self._source
         if isinstance(source, BatchSource) and source.input_state is not None:
@@ -161,7 +168,13 @@ class Pipeline:
         return None
 
     def restore_state(self, pass_index: int, seen: int, state: Any) -> None:
-        """Makes pass ``pass_index`` continue from ``state`` (see :meth:`input_state`)."""
+        """Makes pass ``pass_index`` continue from ``state`` (see :meth:`input_state`).
+
+        Args:
+            pass_index: The pass over the input to continue.
+            seen: Batches of that pass already read before ``state`` was taken.
+            state: A state :meth:`input_state` returned; inputs without one ignore it.
+        """
         source = self._source
         if isinstance(source, BatchSource) and source.restore_state is not None:
             source.restore_state(pass_index, seen, state)

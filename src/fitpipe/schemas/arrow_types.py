@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.types as pat
@@ -13,15 +14,20 @@ from fitpipe.schemas.roles import Role
 from fitpipe.schemas.schema import Named, Schema
 
 __all__ = [
+    "EXPECTED_TYPES",
     "check_arrow_schema",
+    "check_fill",
     "checked_schema",
     "convertible",
+    "duplicate_error",
+    "field_types",
+    "fill_type",
     "is_text",
     "unknown_column",
     "value_type",
 ]
 
-_EXPECTED = (
+EXPECTED_TYPES = (
     "integers, floats, bool, fixed_size_list or list of those, string/binary, "
     "dictionary-encoded columns, timestamps, dates and durations"
 )
@@ -69,57 +75,15 @@ def _stackable(arrow_type: pa.DataType) -> bool:
     return _scalar(value_type(arrow_type))
 
 
-def check_arrow_schema(
-    schema: Schema,
-    arrow_schema: pa.Schema,
-    source: str,
-    roles: Sequence[Role] = (Role.FEATURE, Role.TARGET, Role.WEIGHT, Role.PASSTHROUGH),
-    caller: str = "fit",
-) -> None:
-    """Checks that every column the roles use exists and converts, before any step runs.
-
-    Args:
-        schema: The declared schema.
-        arrow_schema: The data's Arrow schema.
-        source: The file or object the data comes from, for messages.
-        roles: The roles to check (prediction needs no targets).
-        caller: The public method being run.
-
-    Raises:
-        SchemaError: Naming the column, the source, and the expected and found types.
-    """
-    names = set(arrow_schema.names)
-    for column in schema.columns(roles):
-        if column not in names:
-            raise unknown_column(column, arrow_schema.names, source, caller)
-        found = arrow_schema.field(column).type
-        used = schema.columns(tuple(r for r in roles if r != Role.PASSTHROUGH))
-        if column in schema.passthrough and column not in used:
-            continue
-        if not convertible(found):
-            raise SchemaError(
-                message(
-                    caller,
-                    f"cannot convert column {column!r} of type {found} in {source}",
-                    f"Columns used for training are {_EXPECTED}",
-                    "Cast the column upstream, or leave it out of the schema",
-                    column=column,
-                )
-            )
-    for stacked in _stacked_groups(schema):
-        for column in stacked:
-            found = arrow_schema.field(column).type
-            if not _stackable(found):
-                raise SchemaError(
-                    message(
-                        caller,
-                        f"cannot stack column {column!r} of type {found} in {source}",
-                        "A list of columns is stacked along the last axis, so each must "
-                        "hold one number per row",
-                        "Give list or string columns a tensor of their own",
-                        column=column,
-                    )
-                )
+def field_types(arrow_schema: pa.Schema) -> tuple[dict[str, pa.DataType], set[str]]:
+    """The type of each column by name, and the names that occur more than once (one pass)."""
+    types: dict[str, pa.DataType] = {}
+    repeated: set[str] = set()
+    for field in arrow_schema:
+        if field.name in types:
+            repeated.add(field.name)
+        types[field.name] = field.type
+    return types, repeated
 
 
 def unknown_column(column: str, names: Sequence[str], source: str, caller: str) -> SchemaError:
@@ -150,6 +114,116 @@ def unknown_column(column: str, names: Sequence[str], source: str, caller: str) 
     )
 
 
+def duplicate_error(column: str, source: str, caller: str) -> SchemaError:
+    """The error for a column name that occurs more than once in ``source``."""
+    return SchemaError(
+        message(
+            caller,
+            f"found two columns named {column!r} in {source}",
+            "Each column the schema uses has a name no other column of the data has",
+            "Rename or drop one of them upstream",
+            column=column,
+        )
+    )
+
+
+def _fill_error(column: str, fill: Any, found: pa.DataType, source: str, caller: str) -> Any:
+    return SchemaError(
+        message(
+            caller,
+            f"cannot fill the nulls of column {column!r} of type {found} in {source} with {fill!r}",
+            "A `fill` value is a value of the column's type (for list columns: of their "
+            "values' type)",
+            f"Pass e.g. `fill={{{column!r}: 0}}` for a numeric column, or cast the column upstream",
+            fill=fill,
+        )
+    )
+
+
+def fill_type(arrow_type: pa.DataType) -> pa.DataType:
+    """The type a fill value takes for a column: its innermost value type."""
+    arrow_type = value_type(arrow_type)
+    while (
+        pat.is_list(arrow_type)
+        or pat.is_large_list(arrow_type)
+        or pat.is_fixed_size_list(arrow_type)
+    ):
+        arrow_type = value_type(arrow_type.value_type)
+    return arrow_type
+
+
+def check_fill(schema: Schema, types: dict[str, pa.DataType], source: str, caller: str) -> None:
+    """Checks that each declared fill value is a value of its column's type, exactly."""
+    for column, fill in schema.fill:
+        if column not in types:
+            continue
+        target = fill_type(types[column])
+        try:
+            scalar = pa.scalar(fill, type=target)
+            # Arrow truncates 1.5 to 1 for an integer column: an integer fill must be exact.
+            exact = not pat.is_integer(target) or scalar.as_py() == fill
+        except (pa.ArrowException, TypeError, ValueError, OverflowError):
+            exact = False
+        if not exact:
+            raise _fill_error(column, fill, types[column], source, caller)
+
+
+def check_arrow_schema(
+    schema: Schema,
+    arrow_schema: pa.Schema,
+    source: str,
+    roles: Sequence[Role] = (Role.FEATURE, Role.TARGET, Role.WEIGHT, Role.PASSTHROUGH),
+    caller: str = "fit",
+) -> None:
+    """Checks that every column the roles use exists and converts, before any step runs.
+
+    One pass over the data's columns and one over the schema's: linear in both.
+
+    Args:
+        schema: The declared schema.
+        arrow_schema: The data's Arrow schema.
+        source: The file or object the data comes from, for messages.
+        roles: The roles to check (prediction needs no targets).
+        caller: The public method being run.
+
+    Raises:
+        SchemaError: Naming the column, the source, and the expected and found types.
+    """
+    types, repeated = field_types(arrow_schema)
+    used = set(schema.columns(tuple(r for r in roles if r != Role.PASSTHROUGH)))
+    for column in schema.columns(roles):
+        found = types.get(column)
+        if found is None:
+            raise unknown_column(column, arrow_schema.names, source, caller)
+        if column in repeated:
+            raise duplicate_error(column, source, caller)
+        if column in used and not convertible(found):
+            raise SchemaError(
+                message(
+                    caller,
+                    f"cannot convert column {column!r} of type {found} in {source}",
+                    f"Columns used for training are {EXPECTED_TYPES}",
+                    "Cast the column upstream, or leave it out of the schema",
+                    column=column,
+                )
+            )
+    for stacked in _stacked_groups(schema, roles):
+        for column in stacked:
+            found = types[column]
+            if not _stackable(found):
+                raise SchemaError(
+                    message(
+                        caller,
+                        f"cannot stack column {column!r} of type {found} in {source}",
+                        "A list of columns is stacked along the last axis, so each must "
+                        "hold one number per row",
+                        "Give list or string columns a tensor of their own",
+                        column=column,
+                    )
+                )
+    check_fill(schema, types, source, caller)
+
+
 def checked_schema(
     schema: Schema,
     arrow_schema: pa.Schema,
@@ -178,9 +252,11 @@ def checked_schema(
     return resolved
 
 
-def _stacked_groups(schema: Schema) -> list[tuple[str, ...]]:
+def _stacked_groups(schema: Schema, roles: Sequence[Role]) -> list[tuple[str, ...]]:
     groups: list[tuple[str, ...]] = []
-    for spec in (schema.features, schema.targets):
+    specs = [schema.features if Role.FEATURE in roles else None]
+    specs.append(schema.targets if Role.TARGET in roles else None)
+    for spec in specs:
         if spec is None:
             continue
         parts = [cols for _, cols in spec.items] if isinstance(spec, Named) else [spec]

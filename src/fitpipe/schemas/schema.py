@@ -16,10 +16,14 @@ when the schema meets the data (see :mod:`fitpipe.schemas.columns` and :meth:`Sc
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
+import numbers
 import re
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
+
+import numpy as np
 
 from fitpipe.errors import FitpipeTypeError, FitpipeValueError, message
 from fitpipe.schemas.columns import REGEX_PREFIX, compile_regex
@@ -113,6 +117,42 @@ def _plain(spec: RoleSpec | None) -> Any:
     return list(spec)
 
 
+def _items(values: Any) -> list[tuple[Any, Any]]:
+    return list((values or {}).items())
+
+
+def _fill(column: Any, value: Any) -> Any:
+    """A fill value: one number, bool, string or bytes (checked against the column's type later)."""
+    if isinstance(value, numbers.Number | str | bytes) or (
+        isinstance(value, np.generic) and value.ndim == 0
+    ):
+        return value.item() if isinstance(value, np.generic) else value
+    raise FitpipeTypeError(
+        message(
+            "Schema",
+            f"got a `fill` value for column {column!r} that is not one value",
+            "A fill value is a number, bool, string or bytes that replaces each null",
+            f"Pass e.g. `fill={{{column!r}: 0}}`",
+            fill=value,
+        )
+    )
+
+
+def _length(column: Any, value: Any) -> int:
+    """A padded length: a positive int."""
+    if isinstance(value, numbers.Integral) and not isinstance(value, bool) and int(value) > 0:
+        return int(value)
+    raise FitpipeValueError(
+        message(
+            "Schema",
+            f"got an invalid length for column {column!r} in `lengths`",
+            "A length is a positive int: list columns are padded with 0 or truncated to it",
+            f"Pass e.g. `lengths={{{column!r}: 8}}`, or leave the column out to read it ragged",
+            lengths={column: value},
+        )
+    )
+
+
 @dataclasses.dataclass(frozen=True, init=False)
 class Schema:
     """Declared roles of the columns of a table, stream or Parquet dataset.
@@ -172,8 +212,8 @@ class Schema:
         if isinstance(passthrough, str):
             passthrough = (passthrough,)
         set_(self, "passthrough", tuple(str(c) for c in passthrough))
-        set_(self, "fill", tuple(sorted((str(k), v) for k, v in (fill or {}).items())))
-        set_(self, "lengths", tuple(sorted((str(k), int(v)) for k, v in (lengths or {}).items())))
+        set_(self, "fill", tuple(sorted((str(k), _fill(k, v)) for k, v in (fill or {}).items())))
+        set_(self, "lengths", tuple(sorted((str(k), _length(k, v)) for k, v in _items(lengths))))
 
     # ------------------------------------------------------------------------- queries
     def columns(self, roles: Sequence[Role] = tuple(Role)) -> list[str]:
@@ -182,16 +222,24 @@ class Schema:
         Args:
             roles: The roles to list (default: all).
         """
-        found: list[str] = []
         parts = {
-            Role.FEATURE: list(_flat(self.features)),
-            Role.TARGET: list(_flat(self.targets)),
-            Role.WEIGHT: [self.sample_weight] if self.sample_weight else [],
-            Role.PASSTHROUGH: list(self.passthrough),
+            Role.FEATURE: lambda: _flat(self.features),
+            Role.TARGET: lambda: _flat(self.targets),
+            Role.WEIGHT: lambda: [self.sample_weight] if self.sample_weight else [],
+            Role.PASSTHROUGH: lambda: self.passthrough,
         }
+        found: dict[str, None] = {}  # a dict keeps order and finds repeats in O(1)
         for role in roles:
-            found.extend(c for c in parts[role] if c not in found)
-        return found
+            found.update(dict.fromkeys(parts[role]()))
+        return list(found)
+
+    @functools.cached_property
+    def _fill_by_column(self) -> dict[str, Any]:
+        return dict(self.fill)
+
+    @functools.cached_property
+    def _length_by_column(self) -> dict[str, int]:
+        return dict(self.lengths)
 
     def resolve(
         self,
@@ -226,7 +274,7 @@ class Schema:
         Args:
             column: A column name.
         """
-        return dict(self.fill).get(column)
+        return self._fill_by_column.get(column)
 
     def length(self, column: str) -> int | None:
         """The declared padded length of list column ``column``, or None (ragged).
@@ -234,7 +282,7 @@ class Schema:
         Args:
             column: A column name.
         """
-        return dict(self.lengths).get(column)
+        return self._length_by_column.get(column)
 
     # ------------------------------------------------------------------- serialization
     def to_dict(self) -> dict[str, Any]:

@@ -101,6 +101,7 @@ def check_model_inputs(model: keras.Model, element_spec: Any, caller: str) -> No
             )
         pairs = list(zip(inputs, flat, strict=True))
     for position, (tensor, spec) in enumerate(pairs):
+        _check_ragged(tensor, spec, _input_label(tensor, position), caller)
         _check_dtype(tensor, spec, _input_label(tensor, position), caller)
         expected, found = tuple(tensor.shape), _shape(spec)
         if found is not None and not _compatible(expected, found):
@@ -112,6 +113,19 @@ def check_model_inputs(model: keras.Model, element_spec: Any, caller: str) -> No
                 "Reshape the data, or rebuild the model's `keras.Input` to match it",
                 f"data of shape {found} received for {name}",
             )
+
+
+def _check_ragged(tensor: Any, spec: Any, name: str, caller: str) -> None:
+    if isinstance(spec, tf.RaggedTensorSpec) and not getattr(tensor, "ragged", False):
+        raise _mismatch(
+            caller,
+            f"got rows of different lengths (a ragged tensor) for {name}, which takes a dense "
+            "tensor",
+            f"The model expected dense rows of shape {tuple(tensor.shape)} for {name}",
+            "Give the list column a length in the schema (`lengths={column: n}` pads or "
+            "truncates it), or build the input with `keras.Input(..., ragged=True)`",
+            f"ragged data of shape {tuple(spec.shape)} for {name}",
+        )
 
 
 def _check_dtype(tensor: Any, spec: Any, name: str, caller: str) -> None:

@@ -9,6 +9,7 @@ output path only when complete: a crash or a kill leaves no partial file (see
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -21,12 +22,21 @@ import tensorflow as tf
 
 from fitpipe.adapters import AdaptRequest, ArraySource, registry
 from fitpipe.adapters.arrow_columns import table_roles
+from fitpipe.adapters.arrow_tables import frame_table
 from fitpipe.adapters.parquet import plan_source
-from fitpipe.errors import FitpipeValueError, message
+from fitpipe.errors import FitpipeTypeError, FitpipeValueError, message
 from fitpipe.schemas import Role, Schema, SchemaLike, as_schema
 from fitpipe.schemas.arrow_types import checked_schema
 
-__all__ = ["chunks_of", "output_table", "predict_to_file", "write_atomically"]
+__all__ = [
+    "check_names",
+    "check_output",
+    "chunks_of",
+    "output_table",
+    "planned_names",
+    "predict_to_file",
+    "write_atomically",
+]
 
 CHUNK_ROWS = 65536
 _COLUMNAR = {"arrow", "arrow-stream", "parquet"}
@@ -58,13 +68,24 @@ def _arrow_tables(x: Any, schema: Schema, caller: str) -> Iterator[tuple[str, pa
             yield piece.source, table, plan.schema
 
 
+def _row_slice(structure: Any, start: int, stop: int) -> Any:
+    def cut(leaf: Any) -> Any:
+        if isinstance(leaf, tf.SparseTensor):
+            size = [min(stop, int(leaf.dense_shape[0])) - start, *leaf.dense_shape[1:]]
+            return tf.sparse.slice(leaf, [start] + [0] * (leaf.shape.rank - 1), size)
+        return leaf[start:stop]
+
+    return tf.nest.map_structure(cut, structure)
+
+
 def chunks_of(
     x: Any, schema: SchemaLike | None, caller: str
 ) -> Iterator[tuple[Any, pa.Table | None]]:
     """Yields ``(features, passthrough)`` chunks of a prediction input, in row order."""
     adapter = registry.find(x, caller)
-    if adapter.name == "pandas" and schema is not None and hasattr(x, "columns"):
-        x, adapter = pa.Table.from_pandas(x, preserve_index=False), registry["arrow"]
+    schema = as_schema(schema, caller)
+    if adapter.name == "pandas" and isinstance(schema, Schema) and hasattr(x, "columns"):
+        x, adapter = frame_table(x, schema, caller), registry["arrow"]
     if adapter.name not in _COLUMNAR:
         rows = adapter.adapt(AdaptRequest(x=x, caller=caller))
         if not isinstance(rows, ArraySource):
@@ -77,9 +98,9 @@ def chunks_of(
                     x=x,
                 )
             )
-        yield rows.x, None
+        for start in range(0, rows.num_samples, CHUNK_ROWS):
+            yield _row_slice(rows.x, start, start + CHUNK_ROWS), None
         return
-    schema = as_schema(schema, caller)
     if schema is None:
         raise FitpipeValueError(
             message(
@@ -123,7 +144,10 @@ def output_table(model: keras.Model, outputs: Any, passthrough: pa.Table | None)
     names = _output_names(model, outputs)
     leaves = list(outputs.values()) if isinstance(outputs, dict) else tf.nest.flatten(outputs)
     columns = {name: _column(np.asarray(leaf)) for name, leaf in zip(names, leaves, strict=True)}
-    table = passthrough if passthrough is not None else pa.table({})
+    if passthrough is None or passthrough.num_columns == 0:
+        return pa.table(columns)
+    # The input's schema metadata (pandas' column list, ...) describes the input, not this file.
+    table = passthrough.replace_schema_metadata(None)
     for name, column in columns.items():
         table = table.append_column(name, column)
     return table
@@ -174,6 +198,18 @@ def _publish(fd: int, final: str, partial: str) -> None:
         os.close(folder)
 
 
+def _no_rows(output: Any) -> FitpipeValueError:
+    return FitpipeValueError(
+        message(
+            "predict",
+            "got no rows to predict",
+            "The input has at least one row",
+            "Check the input",
+            output=output,
+        )
+    )
+
+
 def _write_tables(
     where: Any, tables: Iterator[pa.Table], progress: Callable[[int], None], final: str
 ) -> None:
@@ -185,15 +221,7 @@ def _write_tables(
             writer.write_table(table)
             progress(table.num_rows)
         if writer is None:
-            raise FitpipeValueError(
-                message(
-                    "predict",
-                    "got no rows to predict",
-                    "The input has at least one row",
-                    "Check the input",
-                    output=final,
-                )
-            )
+            raise _no_rows(final)
     finally:
         if writer is not None:
             writer.close()
@@ -209,7 +237,8 @@ def write_atomically(
     temporary name and renamed; partial files of killed writers are removed by the next write.
     """
     final = os.fspath(path)
-    folder, name = os.path.split(os.path.abspath(final))
+    target = os.path.abspath(final)  # a bare file name is in the current directory
+    folder, name = os.path.split(target)
     partial = os.path.join(folder, f".{name}.{os.getpid()}.partial")
     _remove_stale(folder, name)
     fd = _open_unnamed(folder)
@@ -218,7 +247,7 @@ def write_atomically(
             with os.fdopen(fd, "wb", closefd=False) as file:
                 _write_tables(file, tables, progress, final)
                 file.flush()
-            _publish(fd, final, partial)
+            _publish(fd, target, partial)
         else:
             _write_tables(partial, tables, progress, final)
             os.replace(partial, final)
@@ -228,6 +257,93 @@ def write_atomically(
         with contextlib.suppress(FileNotFoundError):
             os.remove(partial)
     return final
+
+
+def _output_error(what: str, fix: str, output: Any) -> FitpipeValueError:
+    return FitpipeValueError(
+        message(
+            "predict",
+            what,
+            "`output` is the path of a Parquet file to create or replace, in an existing "
+            "folder that can be written",
+            fix,
+            output=output,
+        )
+    )
+
+
+def check_output(output: Any) -> str:
+    """Checks ``output`` before anything is read or predicted; returns it as an absolute path.
+
+    Raises:
+        FitpipeTypeError: ``output`` is not a path.
+        FitpipeValueError: It is a folder, or its folder is missing or cannot be written.
+    """
+    if not isinstance(output, (str, os.PathLike)) or not isinstance(os.fspath(output), str):
+        raise FitpipeTypeError(
+            message(
+                "predict",
+                "got an `output` that is not a path",
+                "`output` is the path of the Parquet file to write, as a str or os.PathLike",
+                'Pass e.g. `output="predictions.parquet"`',
+                output=output,
+            )
+        )
+    target = os.path.abspath(os.fspath(output))
+    folder = os.path.dirname(target)
+    if os.path.isdir(target):
+        raise _output_error(
+            f"got an `output` that is a folder ({target})",
+            'Name a file in it, e.g. `output="predictions/part-0.parquet"`',
+            output,
+        )
+    if not os.path.isdir(folder):
+        raise _output_error(
+            f"cannot write into {folder}: no such folder",
+            "Create the folder first, or fix the path",
+            output,
+        )
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise _output_error(
+            f"cannot write into {folder}: permission denied",
+            "Choose a folder you can write to",
+            output,
+        )
+    return target
+
+
+def planned_names(model: keras.Model, features: Any) -> list[str] | None:
+    """The output column names, from the model's symbolic outputs (None where unknown)."""
+    try:
+        inputs = tf.nest.map_structure(
+            lambda leaf: keras.KerasTensor((None, *leaf.shape[1:]), dtype=str(leaf.dtype)),
+            features,
+        )
+        return _output_names(model, model.compute_output_spec(inputs))
+    except Exception:  # a model the symbolic call fails for is checked after its first chunk
+        return None
+
+
+def check_names(names: list[str], passthrough: list[str]) -> None:
+    """Refuses an output file whose columns would not have one name each."""
+    seen: set[str] = set()
+    for name in [*passthrough, *names]:
+        if name not in seen:
+            seen.add(name)
+            continue
+        kind = "a model output" if name in names else "the passthrough list"
+        raise FitpipeValueError(
+            message(
+                "predict",
+                f"cannot write two columns named {name!r} to `output`: {kind} and a "
+                "passthrough column have that name",
+                "Each column of the output file has its own name: passthrough columns "
+                f"{passthrough}, then the model outputs {names}",
+                "Rename the model output (its layer name, or its key in the model's output "
+                "dict), or leave the column out of `passthrough`",
+                passthrough=passthrough,
+            )
+        )
 
 
 def predict_to_file(
@@ -261,9 +377,22 @@ def predict_to_file(
             bar.update(written[0])
         written[0] += rows
 
+    check_output(output)
+    chunks = chunks_of(x, schema, "predict")
+    first = next(chunks, None)
+    if first is None:
+        raise _no_rows(output)
+    passthrough = first[1].column_names if first[1] is not None else []
+    names = planned_names(model, first[0])
+    if names is not None:
+        check_names(names, passthrough)
+
     def tables() -> Iterator[pa.Table]:
-        for features, passthrough in chunks_of(x, schema, "predict"):
-            yield output_table(model, predict_chunk(features), passthrough)
+        for features, columns in itertools.chain([first], chunks):
+            outputs = predict_chunk(features)
+            if names is None:  # the symbolic call failed: check before the first write
+                check_names(_output_names(model, outputs), passthrough)
+            yield output_table(model, outputs, columns)
 
     path = write_atomically(output, tables(), progress)
     if bar is not None:

@@ -1,0 +1,242 @@
+"""The files of a Parquet source: found, opened and checked from their footers, before a read.
+
+Every check is one pass over the files and, per file, one pass over the schema's columns:
+linear in both. A column whose type differs between files is unified the way Arrow promotes
+types (``int32`` with ``int64`` is ``int64``, an integer with a float is a float, a column of
+nulls takes the other files' type); types Arrow cannot unify are an error naming the column,
+both types and both files.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+from collections.abc import Iterator
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.dataset as pads
+import pyarrow.parquet as pq
+import pyarrow.types as pat
+
+from fitpipe.errors import DataMismatchError, SchemaError, message
+from fitpipe.schemas.arrow_types import convertible, duplicate_error, unknown_column
+
+__all__ = [
+    "ColumnTypes",
+    "existing_paths",
+    "expand_paths",
+    "file_error",
+    "is_parquet_path",
+    "open_dataset",
+]
+
+_SUFFIXES = (".parquet", ".pq", ".parq")
+
+
+def is_parquet_path(x: Any) -> bool:
+    """A path that names Parquet data: existing, a glob, or with a Parquet suffix."""
+    if not isinstance(x, (str, os.PathLike)):
+        return False
+    path = os.fspath(x)
+    return isinstance(path, str) and (
+        path.lower().endswith(_SUFFIXES) or any(c in path for c in "*?[") or os.path.exists(path)
+    )
+
+
+def expand_paths(x: Any) -> list[str]:
+    """The paths of ``x`` (one path or a list), globs expanded in sorted order."""
+    paths = [os.fspath(p) for p in (x if isinstance(x, (list, tuple)) else [x])]
+    found: list[str] = []
+    for path in paths:
+        if any(ch in path for ch in "*?["):
+            found.extend(sorted(glob.glob(path, recursive=True)))
+        else:
+            found.append(path)
+    return found
+
+
+def file_error(path: str, err: Exception, caller: str) -> SchemaError:
+    """The error for a file Arrow cannot read (or whose values do not fit the source's types)."""
+    return SchemaError(
+        message(
+            caller,
+            f"cannot read the Parquet file {path} ({err})",
+            "Every file of the source is a complete Parquet file whose columns hold values "
+            "of the types the source gives them",
+            "Replace or remove the file if it is corrupt or truncated; rewrite it if its "
+            "values do not fit the column types of the other files",
+            path=path,
+        )
+    )
+
+
+def _files_of(paths: list[str]) -> Iterator[str]:
+    for path in paths:
+        if not os.path.isdir(path):
+            yield path
+            continue
+        for folder, dirs, names in os.walk(path):
+            dirs.sort()
+            yield from (os.path.join(folder, n) for n in sorted(names) if n[0] not in "._")
+
+
+def _duplicated(paths: list[str]) -> tuple[str, str] | None:
+    """The first file with two columns of one name, and that name."""
+    for path in _files_of(paths):
+        try:
+            names = pq.read_schema(path).names
+        except (pa.ArrowException, OSError):
+            continue
+        seen: set[str] = set()
+        for name in names:
+            if name in seen:
+                return path, name
+            seen.add(name)
+    return None
+
+
+def _empty_error(x: Any, caller: str) -> DataMismatchError:
+    return DataMismatchError(
+        message(
+            caller,
+            f"found no Parquet files in {os.fspath(x) if isinstance(x, os.PathLike) else x}",
+            "A Parquet folder holds at least one file (names starting with '.' or '_' are skipped)",
+            "Check the path, or write the data first",
+            x=x,
+        )
+    )
+
+
+def existing_paths(x: Any, caller: str) -> list[str]:
+    """The files and folders of a path, glob or list; an error names the first missing one.
+
+    Raises:
+        DataMismatchError: A path does not exist, or a glob matches nothing.
+    """
+    paths = expand_paths(x)
+    missing = [p for p in paths if not os.path.exists(p)]
+    if not paths or missing:
+        what = f"{missing[0]!r}: no such file or folder" if missing else f"{x!r}: no file matches"
+        expected = "A Parquet source is a file, a folder, a glob pattern or a list of those"
+        fix = f"Check the path (a relative path starts at the working directory {os.getcwd()!r})"
+        raise DataMismatchError(
+            message(caller, f"cannot find the Parquet source {what}", expected, fix, x=x)
+        )
+    return paths
+
+
+def open_dataset(x: Any, caller: str) -> pads.Dataset:
+    """Opens a Parquet file, folder, glob or list of those as a ``pyarrow.dataset.Dataset``.
+
+    Raises:
+        DataMismatchError: A path does not exist, or a folder holds no file.
+        SchemaError: A file cannot be read, or has two columns of one name.
+    """
+    if isinstance(x, pads.Dataset):
+        return x
+    paths = existing_paths(x, caller)
+    source: Any = paths[0] if len(paths) == 1 and os.path.isdir(paths[0]) else paths
+    try:
+        dataset = pads.dataset(source, format="parquet", partitioning="hive")
+    except (pa.ArrowInvalid, OSError) as err:
+        duplicate = _duplicated(paths) if "duplicate" in str(err) else None
+        if duplicate is not None:
+            raise duplicate_error(duplicate[1], duplicate[0], caller) from err
+        raise file_error(str(source), err, caller) from err
+    if not getattr(dataset, "files", True):
+        raise _empty_error(x, caller)
+    return dataset
+
+
+class ColumnTypes:
+    """The type of each needed column over the files seen so far, unified as Arrow promotes.
+
+    Args:
+        needed: The columns the schema reads.
+        caller: The public method being run, for messages.
+    """
+
+    def __init__(self, needed: list[str], caller: str) -> None:
+        self.needed = needed
+        self.caller = caller
+        self.types: dict[str, tuple[pa.DataType, str]] = {}  # column: (type, file holding it)
+
+    def add(self, physical: pa.Schema, partitions: set[str], path: str) -> None:
+        """Checks one file's footer schema and unifies its column types with the others'."""
+        for column in self.needed:
+            index = physical.get_field_index(column)
+            if index < 0:
+                if len(physical.get_all_field_indices(column)) > 1:
+                    raise duplicate_error(column, path, self.caller)
+                if column not in partitions:
+                    raise unknown_column(column, physical.names, path, self.caller)
+                continue
+            found = physical.field(index).type
+            if not convertible(found) and not pat.is_null(found):
+                raise self._unconvertible(column, found, path)
+            known = self.types.get(column)
+            if known is None or known[0] == found:
+                self.types.setdefault(column, (found, path))
+            else:
+                self.types[column] = (self._unify(column, known, (found, path)), known[1])
+
+    def _unconvertible(self, column: str, found: pa.DataType, path: str) -> SchemaError:
+        return SchemaError(
+            message(
+                self.caller,
+                f"cannot convert column {column!r} of type {found} in {path}",
+                "Every file stores the schema's columns as numbers, bools, lists of "
+                "numbers, strings or temporal values",
+                "Rewrite or remove the file",
+                column=column,
+            )
+        )
+
+    def _unify(
+        self, column: str, known: tuple[pa.DataType, str], found: tuple[pa.DataType, str]
+    ) -> pa.DataType:
+        schemas = [pa.schema([pa.field(column, kind)]) for kind in (known[0], found[0])]
+        try:
+            kind = pa.unify_schemas(schemas, promote_options="permissive").field(0).type
+        except (pa.ArrowException, TypeError) as err:
+            raise SchemaError(
+                message(
+                    self.caller,
+                    f"found column {column!r} of type {known[0]} in {known[1]} but of type "
+                    f"{found[0]} in {found[1]}",
+                    "A column has one type in every file, or types Arrow can unify (integers "
+                    "of several widths, integers and floats, nulls and any type)",
+                    "Rewrite the files so the column has one type",
+                    column=column,
+                )
+            ) from err
+        if not convertible(kind) and not pat.is_null(kind):
+            raise self._unconvertible(column, kind, found[1])
+        return kind
+
+    def unified(self, arrow_schema: pa.Schema) -> pa.Schema:
+        """``arrow_schema`` with each needed column's unified type (one pass over its fields).
+
+        Raises:
+            SchemaError: A column holds only nulls in every file.
+        """
+        for column, (kind, path) in self.types.items():
+            if pat.is_null(kind):
+                raise SchemaError(
+                    message(
+                        self.caller,
+                        f"found only nulls in column {column!r} (Arrow type null, in {path} "
+                        "and every other file)",
+                        "A column the schema uses holds values",
+                        "Fill the column upstream, or leave it out of the schema",
+                        column=column,
+                    )
+                )
+        fields = [
+            field.with_type(self.types[field.name][0])
+            if field.name in self.types and self.types[field.name][0] != field.type
+            else field
+            for field in arrow_schema
+        ]
+        return pa.schema(fields, metadata=arrow_schema.metadata)
