@@ -101,6 +101,8 @@ def normalize_batch(element: Any, caller: str, source: str) -> tuple[Any, ...]:
 
 def _leaf_spec(leaves: list[Any], caller: str) -> tf.TypeSpec:
     first = leaves[0]
+    if first is None and all(leaf is None for leaf in leaves):
+        return tf.OptionalSpec(None)  # an absent optional input (as Keras' generator adapter)
     if isinstance(first, tf.RaggedTensor):
         spec = tf.RaggedTensorSpec.from_value(first)
         return tf.RaggedTensorSpec(
@@ -243,9 +245,20 @@ def crossing(generate: Callable[[], Iterator[Any]], signature: Any, grouped: boo
     one, so with ``grouped`` ``generate`` yields :func:`stack`-ed groups, split again here.
     """
     if not grouped:
+        if any(isinstance(s, tf.OptionalSpec) for s in tf.nest.flatten(signature)):
+            generate = _with_absent(generate)
         return tf.data.Dataset.from_generator(generate, output_signature=signature)
     spec = tf.nest.map_structure(lambda s: tf.TensorSpec([None, *s.shape], s.dtype), signature)
     return tf.data.Dataset.from_generator(generate, output_signature=spec).unbatch()
+
+
+def _with_absent(generate: Callable[[], Iterator[Any]]) -> Callable[[], Iterator[Any]]:
+    """``generate`` with ``None`` leaves (absent optional inputs) as empty Optionals."""
+
+    def absent(leaf: Any) -> Any:
+        return tf.experimental.Optional.empty(None) if leaf is None else leaf
+
+    return lambda: (tf.nest.map_structure(absent, batch) for batch in generate())
 
 
 def python_batch_dataset(

@@ -130,6 +130,11 @@ class EpochRunner:
         self._seen = skip
 
     def _call(self, function: StepFunction, n: int, execution: ExecutionSize) -> tuple[int, Any]:
+        try:  # tracing: what Keras raises here reaches the user unchanged
+            function.prepare(self._iterator)
+        except BaseException:
+            self._iterator = None
+            raise
         start = time.perf_counter()
         failure: BaseException | None = None
         try:
