@@ -168,6 +168,8 @@ class StepFunction:
         leaves = [s for s in tf.nest.flatten(element_spec) if s is not None]
         if not all(isinstance(s, tf.TensorSpec) for s in leaves):
             return
+        if any(None in s.shape.as_list()[1:] for s in leaves if s.shape.rank):
+            return  # zeros of a guessed size may not fit the model: no verdict on XLA
         zeros = tf.nest.map_structure(
             lambda s: (
                 None
