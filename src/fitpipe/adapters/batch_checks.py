@@ -38,7 +38,7 @@ def leaf_names(batch: Any) -> list[str]:
 
 
 def _kind(leaf: Any) -> str:
-    if leaf is None:
+    if leaf is None or isinstance(leaf, tf.OptionalSpec):
         return "None"
     if isinstance(leaf, (tf.TypeSpec, tf.RaggedTensor, tf.SparseTensor)):
         name = type(leaf).__name__
@@ -64,6 +64,8 @@ def outline(batch: Any) -> str:
 
 
 def _shape(leaf: Any) -> tuple[int | None, ...]:
+    if leaf is None:
+        return ()
     if isinstance(leaf, tf.SparseTensor):
         return tuple(int(d) for d in leaf.dense_shape.numpy())
     return tuple(leaf.shape)
@@ -71,7 +73,7 @@ def _shape(leaf: Any) -> tuple[int | None, ...]:
 
 def _rows(leaf: Any) -> int | None:
     shape = _shape(leaf)
-    return shape[0] if shape else None
+    return shape[0] if shape else None  # None for an absent optional input: no rows
 
 
 class _Context:
@@ -132,7 +134,10 @@ def _leaf_spec(leaf: Any, name: str, where: _Context) -> tf.TypeSpec:
         )
     if isinstance(leaf, tf.SparseTensor):
         return tf.SparseTensorSpec([None, *leaf.shape[1:]], leaf.dtype)
-    if leaf is None or not hasattr(leaf, "shape"):
+    if leaf is None:
+        # An absent optional input, as Keras' generator adapter takes it: None in every batch.
+        return tf.OptionalSpec(None)
+    if not hasattr(leaf, "shape"):
         raise where.error(
             DataMismatchError,
             f"whose `{name}` is {_kind(leaf)}",
@@ -200,7 +205,7 @@ class BatchSpec:
         for position, leaf in enumerate(leaves):
             self._check_leaf(leaf, position, where, dims)
             rows.append(_rows(leaf))
-        if len(set(rows)) > 1:
+        if len({r for r in rows if r is not None}) > 1:
             self._rows_error(rows, where)
 
     def _check_leaf(self, leaf: Any, position: int, where: _Context, dims: bool) -> None:
@@ -208,6 +213,8 @@ class BatchSpec:
         want = self._numpy[position]
         if want is not None and isinstance(leaf, np.ndarray) and leaf.dtype == want:
             dtype = spec.dtype  # the common case, without the slower checks below
+        elif leaf is None and isinstance(spec, tf.OptionalSpec):
+            return  # absent in every batch, as in the first
         elif _kind(leaf) != _kind(spec):
             raise where.error(
                 DataMismatchError,

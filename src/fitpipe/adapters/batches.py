@@ -157,10 +157,21 @@ def crossing(generate: Callable[[], Iterator[Any]], signature: Any, grouped: boo
     crashes the process (SIGSEGV) on an element holding no values, such as a batch of 0 rows.
     """
     if not grouped:
+        if any(isinstance(s, tf.OptionalSpec) for s in tf.nest.flatten(signature)):
+            generate = _with_absent(generate)
         return tf.data.Dataset.from_generator(generate, output_signature=signature)
     spec = tf.nest.map_structure(lambda s: tf.TensorSpec([None, *s.shape], s.dtype), signature)
     groups = tf.data.Dataset.from_generator(generate, output_signature=spec)
     return groups.flat_map(lambda *group: tf.data.Dataset.from_tensor_slices(group))
+
+
+def _with_absent(generate: Callable[[], Iterator[Any]]) -> Callable[[], Iterator[Any]]:
+    """``generate`` with ``None`` leaves (absent optional inputs) as empty Optionals."""
+
+    def absent(leaf: Any) -> Any:
+        return tf.experimental.Optional.empty(None) if leaf is None else leaf
+
+    return lambda: (tf.nest.map_structure(absent, batch) for batch in generate())
 
 
 def python_batch_dataset(

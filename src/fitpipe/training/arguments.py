@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import numbers
+import warnings
 from collections.abc import Container, Iterable
 from typing import Any
 
 import keras
 import numpy as np
 
-from fitpipe.errors import FitpipeTypeError, FitpipeValueError, message
+from fitpipe.errors import FitpipeTypeError, FitpipeValueError, FitpipeWarning, message
 from fitpipe.pipeline import Pipeline
 
 __all__ = [
@@ -20,6 +21,8 @@ __all__ = [
     "check_steps_per_execution",
     "check_validation_freq",
     "check_verbose",
+    "limit_epochs",
+    "limit_steps",
     "no_extra_arguments",
     "require_finite",
     "should_validate",
@@ -187,7 +190,7 @@ def no_extra_arguments(kwargs: dict[str, Any], caller: str) -> None:
 
 def require_finite(pipeline: Pipeline, steps: int | None, caller: str, name: str) -> None:
     """Rejects an input that never ends when no step count says where an epoch ends."""
-    if not pipeline.finite and steps is None:
+    if not pipeline.finite and steps is None and not keras.config.max_steps_per_epoch():
         raise FitpipeValueError(
             message(
                 caller,
@@ -198,3 +201,35 @@ def require_finite(pipeline: Pipeline, steps: int | None, caller: str, name: str
                 x=pipeline.adapter,
             )
         )
+
+
+def limit_epochs(epochs: int) -> int:
+    """``epochs``, capped by ``keras.config.set_max_epochs`` (or ``KERAS_MAX_EPOCHS``)."""
+    most = keras.config.max_epochs()
+    if most and most < epochs:
+        warnings.warn(
+            f"Limiting epochs to {most} (`keras.config.set_max_epochs`)",
+            FitpipeWarning,
+            stacklevel=3,
+        )
+        return int(most)
+    return epochs
+
+
+def limit_steps(steps: int | None, name: str) -> int | None:
+    """A step count capped by ``keras.config.set_max_steps_per_epoch``.
+
+    As in Keras, a cap on an epoch without a step count makes it the step count (epochs
+    then read on where the last one stopped). Unlike Keras, the batch size of array inputs
+    stays what it was: Keras' documentation says the setting caps the steps of an epoch,
+    and Keras 3.15 also shrinks the default batch size to spread the rows over those steps.
+    """
+    most = keras.config.max_steps_per_epoch()
+    if most and (steps is None or steps == -1 or most < steps):
+        warnings.warn(
+            f"Limiting {name} to {most} (`keras.config.set_max_steps_per_epoch`)",
+            FitpipeWarning,
+            stacklevel=3,
+        )
+        return int(most)
+    return steps

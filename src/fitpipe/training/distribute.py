@@ -37,6 +37,7 @@ from fitpipe.training.steps import (
     concat_outputs,
     output_arrays,
     output_zeros,
+    write_outputs,
 )
 
 __all__ = [
@@ -206,7 +207,7 @@ class DistributedStepFunction(StepFunction):
 
             def body(i: tf.Tensor, written: Any, batch: Any) -> tuple[Any, ...]:
                 out = one_step(batch.get_value())
-                written = tf.nest.map_structure(lambda ta, o: ta.write(i, o), written, out)
+                written = write_outputs(written, i, out, out_specs)
                 more = tf.cond(i + 1 < n, lambda: fetch(source, start + i + 1), lambda: batch)
                 return i + 1, written, more
 

@@ -191,6 +191,11 @@ class EpochRunner:
         return self._checked_for[2]
 
     def _call(self, function: StepFunction, n: int, execution: ExecutionSize) -> tuple[int, Any]:
+        try:  # tracing: what Keras raises here reaches the user unchanged
+            function.prepare(self._iterator)
+        except BaseException:
+            self._iterator = None
+            raise
         start = time.perf_counter()
         failure: BaseException | None = None
         try:

@@ -13,8 +13,9 @@ import keras
 import tensorflow as tf
 
 from fitpipe.errors import DataMismatchError, FitpipeError, FitpipeTypeError, message, raw
+from fitpipe.training.conversions import optional_input_names
 
-__all__ = ["check_model_inputs", "check_model_targets", "step_error"]
+__all__ = ["check_model_inputs", "check_model_targets", "spec_text", "step_error"]
 
 
 def _model_inputs(model: keras.Model) -> list[Any]:
@@ -56,9 +57,11 @@ def _mismatch(
     return kind(message(caller, what, expected, fix, **{name: raw(found)}))
 
 
-def _check_names(inputs: list[Any], x: Mapping[str, Any], caller: str) -> None:
+def _check_names(
+    inputs: list[Any], x: Mapping[str, Any], caller: str, optional: frozenset[str]
+) -> None:
     names = [t.name for t in inputs]
-    missing = [n for n in names if n not in x]
+    missing = [n for n in names if n not in x and n not in optional]
     unknown = [k for k in x if k not in names]
     if missing or unknown:
         raise _mismatch(
@@ -87,8 +90,8 @@ def check_model_inputs(model: keras.Model, element_spec: Any, caller: str) -> No
         return
     x = element_spec[0]
     if isinstance(x, Mapping):
-        _check_names(inputs, x, caller)
-        pairs = [(t, x[t.name]) for t in inputs]
+        _check_names(inputs, x, caller, optional_input_names(model))
+        pairs = [(t, x[t.name]) for t in inputs if t.name in x]
     else:
         flat = tf.nest.flatten(x)
         if len(flat) != len(inputs):
@@ -153,11 +156,35 @@ def _outputs(model: keras.Model) -> list[Any]:
         return []
 
 
+def _target_counts(loss: Any, outputs: int) -> tuple[int, ...]:
+    """How many target arrays the compiled loss takes: one per output, or one per loss.
+
+    Keras pairs targets with outputs, or, when ``loss`` is a list or dict with ``None`` for
+    some outputs, with the outputs that have a loss.
+    """
+    if not isinstance(loss, (list, tuple, Mapping)):
+        return (outputs,)
+    given = sum(1 for one in tf.nest.flatten(loss) if one is not None)
+    return (outputs, given) if given != outputs else (outputs,)
+
+
+def _paired_outputs(
+    model: keras.Model, outputs: list[Any], leaves: list[Any]
+) -> list[tuple[int, Any]]:
+    """The outputs the targets belong to, by position (those with a loss, if fewer targets)."""
+    loss = getattr(model, "loss", None)
+    if len(leaves) == len(outputs):
+        return list(enumerate(outputs))
+    if isinstance(loss, (list, tuple)) and len(loss) == len(outputs):
+        return [(i, out) for i, (out, one) in enumerate(zip(outputs, loss, strict=True)) if one]
+    return []
+
+
 def check_model_targets(model: keras.Model, element_spec: Any, caller: str) -> None:
     """Raises ``DataMismatchError`` when the targets cannot feed the model's compiled loss.
 
-    Only models that use Keras' own train/test step and have a compiled loss are checked
-    (a custom step decides for itself what targets it needs).
+    Only models that use Keras' own train/test step and ``compute_loss`` and have a compiled
+    loss are checked (a custom step or loss decides for itself what targets it needs).
 
     Args:
         model: The model.
@@ -165,7 +192,9 @@ def check_model_targets(model: keras.Model, element_spec: Any, caller: str) -> N
         caller: The public method being run.
     """
     step = "train_step" if caller == "fit" else "test_step"
-    if not _default_step(model, step) or getattr(model, "loss", None) is None:
+    if not (_default_step(model, step) and _default_step(model, "compute_loss")):
+        return
+    if getattr(model, "loss", None) is None:
         return
     y = element_spec[1] if len(element_spec) > 1 else None
     if y is None:
@@ -192,15 +221,21 @@ def check_model_targets(model: keras.Model, element_spec: Any, caller: str) -> N
     outputs = _outputs(model)
     if not outputs or isinstance(y, Mapping):
         return
-    if len(leaves) != len(outputs):
+    counts = _target_counts(model.loss, len(outputs))
+    if len(leaves) not in counts:
+        expected = " or ".join(str(c) for c in counts)
         raise _mismatch(
             caller,
             f"got {len(leaves)} target array(s) for a model with {len(outputs)} outputs",
-            f"One target array per output: {len(outputs)}",
+            f"One target array per output, or per output with a loss: {expected}",
             "Pass `y` as a list (or dict by output name) with one array per output",
             f"{len(leaves)} target array(s) in y",
         )
-    for position, (out, leaf) in enumerate(zip(outputs, leaves, strict=True)):
+    _check_widths(_paired_outputs(model, outputs, leaves), leaves, caller)
+
+
+def _check_widths(outputs: list[tuple[int, Any]], leaves: list[Any], caller: str) -> None:
+    for (position, out), leaf in zip(outputs, leaves, strict=False):
         expected, found = tuple(out.shape), _shape(leaf)
         if found is None or len(found) != len(expected) or found[-1] in (None, 1):
             continue
@@ -222,12 +257,21 @@ def _input_label(tensor: Any, position: int) -> str:
     return f"input {name!r}"
 
 
-def _spec_text(element_spec: Any) -> str:
+def _leaf_text(spec: Any) -> str:
+    dtype, shape = getattr(spec, "dtype", None), getattr(spec, "shape", None)
+    if dtype is None or shape is None or shape.rank is None:
+        return "None" if spec is None else type(spec).__name__
+    return f"{dtype.name}{tuple(shape)}"
+
+
+def spec_text(element_spec: Any) -> str:
+    """A batch's spec in words: ``x=float32(None, 4), y=...``."""
+    if not isinstance(element_spec, tuple):
+        return str(tf.nest.map_structure(_leaf_text, element_spec))
     names = ("x", "y", "sample_weight")
     parts = []
     for name, part in zip(names, element_spec, strict=False):
-        shapes = tf.nest.map_structure(lambda s: f"{s.dtype.name}{tuple(s.shape)}", part)
-        parts.append(f"{name}={shapes}")
+        parts.append(f"{name}={tf.nest.map_structure(_leaf_text, part)}")
     return ", ".join(parts)
 
 
@@ -278,7 +322,7 @@ def step_error(err: BaseException, caller: str, element_spec: Any) -> FitpipeErr
             "and loss in structure, shape and dtype",
             "Compare the batches with `model.summary()` and the loss, and convert or reshape "
             "the data",
-            batches=raw(_spec_text(element_spec)),
+            batches=raw(spec_text(element_spec)),
         )
     )
     failure.__cause__ = err

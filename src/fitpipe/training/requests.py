@@ -22,6 +22,7 @@ from fitpipe.pipeline import (
 )
 from fitpipe.schemas import is_namedtuple, pack_roles
 from fitpipe.training import arguments, distribute
+from fitpipe.training.conversions import without_absent_inputs
 from fitpipe.training.inputs import check_model_inputs
 
 __all__ = ["fit_pipelines", "one_batch", "validation_pipeline"]
@@ -51,6 +52,7 @@ def validation_pipeline(
 ) -> Pipeline:
     """The pipeline of ``fit``'s ``validation_data``, checked against the model's inputs."""
     x, y, sample_weight = _unpack_validation(data)
+    x = without_absent_inputs(model, x)
     adapter = registry.find(x, "fit")
     request = AdaptRequest(
         x=x,
@@ -89,6 +91,11 @@ def fit_pipelines(
     return train, val
 
 
+def _tensor(value: Any) -> Any:
+    composite = isinstance(value, (tf.RaggedTensor, tf.SparseTensor))
+    return value if composite or value is None else tf.convert_to_tensor(value)
+
+
 def one_batch(
     model: keras.Model,
     caller: str,
@@ -98,6 +105,7 @@ def one_batch(
     class_weight: Mapping[int, float] | None = None,
 ) -> tuple[Any, ...]:
     """The tensors of one batch given to ``train_on_batch`` and its kin, class weights applied."""
+    x = without_absent_inputs(model, x)
     request = AdaptRequest(x=x, y=y, sample_weight=sample_weight, caller=caller)
     _, source = adapt_source(request)
     if not isinstance(source, ArraySource):
@@ -110,9 +118,7 @@ def one_batch(
                 x=x,
             )
         )
-    data = tf.nest.map_structure(
-        tf.convert_to_tensor, pack_roles(source.x, source.y, source.sample_weight)
-    )
+    data = tf.nest.map_structure(_tensor, pack_roles(source.x, source.y, source.sample_weight))
     if class_weight is not None:
         width = data[1].shape[-1] if data[1].shape.rank and data[1].shape.rank > 1 else None
         table = check_class_weight(class_weight, caller, width if width != 1 else None)

@@ -19,7 +19,9 @@ import tensorflow as tf
 
 from fitpipe.errors import FitpipeError, FitpipeWarning
 from fitpipe.pipeline.arrays import take_rows
-from fitpipe.training.inputs import step_error
+from fitpipe.training.collect import concat_outputs, output_arrays, output_specs, write_outputs
+from fitpipe.training.conversions import absent_as_none, spec_of
+from fitpipe.training.inputs import spec_text, step_error
 
 __all__ = [
     "ANNOUNCE_XLA",
@@ -29,6 +31,7 @@ __all__ = [
     "concat_outputs",
     "output_arrays",
     "output_zeros",
+    "write_outputs",
 ]
 
 #: Set (by the progress bar, while ``fit`` runs with ``verbose`` on) to say on stdout when
@@ -106,32 +109,9 @@ def _present(fetch: Fetch) -> Callable[[Any, tf.Tensor], Any]:
     return lambda source, index: fetch(source, index).get_value()
 
 
-def output_arrays(out_specs: Any) -> Any:
-    """One growable ``TensorArray`` per output, for the outputs of every step of a call."""
-    return tf.nest.map_structure(
-        lambda s: tf.TensorArray(
-            s.dtype,
-            size=0,
-            dynamic_size=True,
-            infer_shape=False,
-            element_shape=tf.TensorShape([None]).concatenate(s.shape[1:]),
-        ),
-        out_specs,
-    )
-
-
-def concat_outputs(count: tf.Tensor, written: Any, out_specs: Any) -> Any:
-    """The written outputs concatenated along the batch axis (empty when no step ran)."""
-    empty = tf.nest.map_structure(lambda s: tf.zeros([0, *s.shape[1:]], s.dtype), out_specs)
-    return tf.cond(
-        count > 0,
-        lambda: tf.nest.map_structure(lambda ta: ta.concat(), written),
-        lambda: empty,
-    )
-
-
-def _specs_of(structure: Any) -> Any:
-    return tf.nest.map_structure(lambda t: tf.TensorSpec(t.shape, t.dtype), structure)
+def _compiled(step: Callable[[Any], Any], jit_compile: bool) -> Any:
+    """The step as a ``tf.function``, without autograph (as Keras: its errors stay its own)."""
+    return tf.function(step, jit_compile=jit_compile, reduce_retracing=True, autograph=False)
 
 
 class StepFunction:
@@ -164,32 +144,60 @@ class StepFunction:
         if run_eagerly:
             self.one_step: Callable[[Any], Any] = step
         else:
-            self.one_step = tf.function(step, jit_compile=self.jit_compile, reduce_retracing=True)
+            self.one_step = _compiled(step, self.jit_compile)
         self._loop: Callable[..., Any] | None = None
         self._spec: Any = None
         self._rows_loops: dict[Any, Callable[..., Any]] = {}
 
-    def _probe_xla(self, element_spec: Any) -> None:
-        """Compiles the step once on zeros; falls back to the plain graph if XLA fails."""
-        self._probed = True
-        if any(isinstance(s, tf.SparseTensorSpec) for s in tf.nest.flatten(element_spec)):
+    def _trace(self, element_spec: Any) -> Any:
+        """Traces the model's step for batches of ``element_spec`` (once per spec).
+
+        Whatever Keras raises while tracing (a ``metrics`` dict naming no output, a loss that
+        does not match the outputs) reaches the caller unchanged, with a note naming the
+        batches: a later trace would only fail inside TensorFlow's own machinery, since Keras
+        has already built part of its compiled loss and metrics.
+        """
+        leaves = tf.nest.flatten(element_spec)
+        if not self._probed and any(isinstance(s, tf.SparseTensorSpec) for s in leaves):
             # XLA has no kernels for sparse inputs: the plain graph, as Keras on CPU.
-            self.jit_compile = False
-            self.one_step = tf.function(self.step, jit_compile=False, reduce_retracing=True)
+            self._probed, self.jit_compile = True, False
+            self.one_step = _compiled(self.step, False)
+        try:
+            concrete = self.one_step.get_concrete_function(element_spec)  # type: ignore[attr-defined]
+        except Exception as err:
+            if sys.version_info >= (3, 11):  # notes are new in 3.11; the error is unchanged
+                err.add_note(
+                    f"(raised by the model's step while fitpipe's `{self.caller}` traced it "
+                    f"for batches {spec_text(element_spec)})"
+                )
+            raise
+        if not self._probed:
+            self._probe_xla(element_spec)
+        return concrete
+
+    def _probe_xla(self, element_spec: Any) -> None:
+        """Falls back to the plain graph if XLA cannot compile the traced step.
+
+        The step is already traced for ``element_spec``; asking for its XLA HLO on zeros of a
+        fitting shape reuses that trace (no second trace), and fails where XLA has no kernel.
+        """
+        self._probed = True
+        leaves = [s for s in tf.nest.flatten(element_spec) if s is not None]
+        if not all(isinstance(s, tf.TensorSpec) for s in leaves):
             return
-        if not all(isinstance(s, tf.TensorSpec) for s in tf.nest.flatten(element_spec)):
-            return
+        if any(None in s.shape.as_list()[1:] for s in leaves if s.shape.rank):
+            return  # zeros of a guessed size may not fit the model: no verdict on XLA
         zeros = tf.nest.map_structure(
-            lambda s: tf.zeros([2 if d is None else d for d in s.shape.as_list()], s.dtype),
+            lambda s: (
+                None
+                if s is None
+                else tf.zeros([2 if d is None else d for d in s.shape.as_list()], s.dtype)
+            ),
             element_spec,
         )
         try:
-            self.one_step.get_concrete_function(zeros)  # type: ignore[attr-defined]
-        except Exception:  # the data does not fit the model: the real step will say so
-            return
-        if self.caller == "fit" and ANNOUNCE_XLA.get():
-            print(XLA_NOTICE, file=sys.stdout, flush=True)
-        try:
+            if self.caller == "fit" and ANNOUNCE_XLA.get():
+                print(XLA_NOTICE, file=sys.stdout, flush=True)
             self.one_step.experimental_get_compiler_ir(zeros)(stage="hlo")  # type: ignore[attr-defined]
         except Exception as err:  # XLA reports unsupported ops in several error types
             reason = str(err).split("\n", 1)[0][:300]
@@ -198,19 +206,18 @@ class StepFunction:
                 "plain TensorFlow graph instead; pass `jit_compile=False` to `compile` to "
                 "skip this check.",
                 FitpipeWarning,
-                stacklevel=5,
+                stacklevel=6,
             )
             self.jit_compile = False
-            self.one_step = tf.function(self.step, jit_compile=False, reduce_retracing=True)
+            self.one_step = _compiled(self.step, False)
+            self.one_step.get_concrete_function(element_spec)  # type: ignore[attr-defined]
 
     def _build_loop(
         self, element_spec: Any, fetch: Fetch, counted: bool = False
     ) -> Callable[..., Any]:
         """Compiles the loop of ``n`` steps; ``counted``: every one of them has a batch."""
-        if not self._probed:
-            self._probe_xla(element_spec)
-        outputs = self.one_step.get_concrete_function(element_spec).structured_outputs  # type: ignore[attr-defined]
-        out_specs = _specs_of(outputs)
+        outputs = self._trace(absent_as_none(element_spec)).structured_outputs
+        out_specs = output_specs(outputs)
         if counted and not self.collect:
             body = self._counted_loop(out_specs, _present(fetch))
         else:
@@ -226,7 +233,7 @@ class StepFunction:
         def loop(source: Any, start: tf.Tensor, n: tf.Tensor) -> tuple[tf.Tensor, Any]:
             logs = output_zeros(out_specs)
             for i in tf.range(n):
-                logs = one_step(fetch(source, start + i))
+                logs = one_step(absent_as_none(fetch(source, start + i)))
             return n, logs
 
         return loop
@@ -241,7 +248,7 @@ class StepFunction:
                 batch = fetch(source, start + i)
                 if not batch.has_value():
                     break
-                logs = one_step(batch.get_value())
+                logs = one_step(absent_as_none(batch.get_value()))
                 count += 1
             return count, logs
 
@@ -257,8 +264,8 @@ class StepFunction:
                 batch = fetch(source, start + i)
                 if not batch.has_value():
                     break
-                out = one_step(batch.get_value())
-                written = tf.nest.map_structure(lambda ta, o, k=count: ta.write(k, o), written, out)
+                out = one_step(absent_as_none(batch.get_value()))
+                written = write_outputs(written, count, out, out_specs)
                 count += 1
             return count, concat_outputs(count, written, out_specs)
 
@@ -281,11 +288,31 @@ class StepFunction:
             return self._call_rows(iterator, n)
         if self.run_eagerly:
             return self._eager(iterator, n)
-        if self._loop is None or self._spec != iterator.element_spec:
-            self._spec = iterator.element_spec
-            self._loop = self._build_loop(self._spec, _next_of_iterator)
-        count, outputs = self._loop(iterator, tf.constant(0, tf.int32), tf.constant(n, tf.int32))
+        loop = self.prepare(iterator)
+        assert loop is not None
+        count, outputs = loop(iterator, tf.constant(0, tf.int32), tf.constant(n, tf.int32))
         return int(count), outputs
+
+    def prepare(self, iterator: Any) -> Callable[..., Any] | None:
+        """Traces the step for ``iterator``'s batches, if not yet done; returns the loop.
+
+        Errors Keras raises while tracing the model's step come from here unchanged (callers
+        word only the errors of running it). None when running eagerly.
+        """
+        if self.run_eagerly:
+            return None
+        if isinstance(iterator, RowCursor):
+            key = iterator.rows.key
+            loop = self._rows_loops.get(key)
+            if loop is None:
+                fetch = rows_fetch(iterator.rows.structure)
+                loop = self._build_loop(iterator.element_spec, fetch, counted=True)
+                self._rows_loops[key] = loop
+            return loop
+        if self._loop is None or self._spec != iterator.element_spec:
+            self._loop = self._build_loop(iterator.element_spec, _next_of_iterator)
+            self._spec = iterator.element_spec
+        return self._loop
 
     def _call_rows(self, cursor: RowCursor, n: int) -> tuple[int, Any]:
         n = min(n, cursor.rows.num_batches - cursor.position)
@@ -295,12 +322,8 @@ class StepFunction:
             outputs = [self.step(cursor.batch(cursor.position + i)) for i in range(n)]
             cursor.position += n
             return n, _merge(outputs, self.collect)
-        key = cursor.rows.key
-        loop = self._rows_loops.get(key)
-        if loop is None:
-            fetch = rows_fetch(cursor.rows.structure)
-            loop = self._build_loop(cursor.element_spec, fetch, counted=True)
-            self._rows_loops[key] = loop
+        loop = self.prepare(cursor)
+        assert loop is not None
         start = tf.constant(cursor.position, tf.int32)
         count, outputs = loop(cursor.source, start, tf.constant(n, tf.int32))
         cursor.position += int(count)
@@ -319,9 +342,10 @@ class StepFunction:
 
     def on_batch(self, data: Any) -> Any:
         """Runs one step on one given batch (for the ``*_on_batch`` methods)."""
-        spec = tf.nest.map_structure(tf.TensorSpec.from_tensor, data)
-        if not self._probed:
-            self._probe_xla(spec)
+        data = absent_as_none(data)
+        spec = spec_of(data)
+        if not self.run_eagerly:
+            self._trace(spec)  # Keras' errors while tracing reach the caller unchanged
         try:
             return self.one_step(data)
         except FitpipeError:

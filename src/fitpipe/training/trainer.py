@@ -16,8 +16,6 @@ from collections.abc import Container, Iterator, Mapping
 from typing import Any, Literal
 
 import keras
-import numpy as np
-import tensorflow as tf
 
 from fitpipe.adapters import AdaptRequest, ArraySource
 from fitpipe.adapters.arrays import check_rows
@@ -30,9 +28,10 @@ from fitpipe.pipeline import (
     pipeline_from_source,
 )
 from fitpipe.schemas import SchemaLike
-from fitpipe.training import arguments, distribute
+from fitpipe.training import arguments, conversions, distribute
 from fitpipe.training import callbacks as callbacks_mod
 from fitpipe.training.batch_checks import BatchChecks
+from fitpipe.training.collect import merge_predictions, to_results
 from fitpipe.training.epochs import EpochRunner, ExecutionSize, no_step_error, warn_no_step
 from fitpipe.training.inputs import check_model_inputs, check_model_targets
 from fitpipe.training.logs import epoch_logs, flatten_in_order, pythonify
@@ -199,7 +198,8 @@ class Trainer:
             return bool(self.model.jit_compile)
         return bool(requested) and not self.model.run_eagerly
 
-    def _function(self, mode: str) -> StepFunction:
+    def _function(self, mode: str, batches: Any = None) -> StepFunction:
+        """The compiled step of ``mode`` for ``batches`` (a pipeline, or one batch's spec)."""
         model = self.model
         key = (
             id(getattr(model, "optimizer", None)),
@@ -211,13 +211,17 @@ class Trainer:
         if key != self._state.key:
             self._state.functions.clear()
             self._state.key = key
-        function = self._state.functions.get(mode)
+        cast = conversions.cast_for(batches)
+        name = f"{mode}+floatx" if cast else mode
+        function = self._state.functions.get(name)
         if function is None:
-            step = {
-                "train": model.train_step,
-                "test": model.test_step,
-                "predict": model.predict_step,
-            }[mode]
+            step = conversions.prepared_step(
+                {"train": model.train_step, "test": model.test_step, "predict": model.predict_step}[
+                    mode
+                ],
+                model,
+                cast,
+            )
             caller = {"train": "fit", "test": "evaluate", "predict": "predict"}[mode]
             strategy, collect = distribute.strategy_of(model), mode == "predict"
             if strategy is not None:  # the replicas' step, reduced outside XLA
@@ -225,8 +229,10 @@ class Trainer:
                     strategy, step, bool(model.run_eagerly), collect, caller
                 )
             else:
+                if mode == "train":
+                    conversions.build_optimizer(model)
                 function = StepFunction(step, self._jit(), bool(model.run_eagerly), collect, caller)
-            self._state.functions[mode] = function
+            self._state.functions[name] = function
         return function
 
     def _distributed(self, pipeline: Any, caller: str) -> Any:
@@ -344,6 +350,7 @@ class Trainer:
         """
         self._require_compiled("fit")
         epochs, initial_epoch = arguments.check_epochs(epochs, initial_epoch)
+        epochs = arguments.limit_epochs(epochs)
         verbose = arguments.check_verbose(verbose, "fit")
         steps_per_epoch = arguments.check_steps(steps_per_epoch, "steps_per_epoch", "fit", True)
         validation_steps = arguments.check_steps(validation_steps, "validation_steps", "fit")
@@ -352,7 +359,7 @@ class Trainer:
         check_shuffle(shuffle, "fit")
         split = check_validation_split(validation_split, "fit") if validation_data is None else 0
         request = AdaptRequest(
-            x=x,
+            x=conversions.without_absent_inputs(self.model, x),
             y=y,
             sample_weight=sample_weight,
             batch_size=batch_size,
@@ -404,16 +411,17 @@ class Trainer:
             check_model_inputs(model, val.element_spec, "fit")
             check_model_targets(model, val.element_spec, "evaluate")
         train, val = self._distributed(train, "fit"), self._distributed(val, "evaluate")
-        runner = EpochRunner(train, steps_per_epoch)
+        runner = EpochRunner(train, arguments.limit_steps(steps_per_epoch, "steps_per_epoch"))
         runner.checks = BatchChecks.for_model(model, train.element_spec, "fit")
         cbs = callbacks_mod.callback_list(
             self.model, callbacks, verbose, epochs, runner.num_batches, history=True
         )
         execution = self._execution(cbs, "train", "test")
-        val_runner = EpochRunner(val, validation_steps) if val else None
+        val_steps = arguments.limit_steps(validation_steps, "validation_steps") if val else None
+        val_runner = EpochRunner(val, val_steps) if val else None
         if val_runner is not None:
             val_runner.checks = BatchChecks.for_model(model, val.element_spec, "fit")
-        function = self._function("train")
+        function = self._function("train", train)
         backups = PositionBackups(cbs.callbacks, runner)
         model.stop_training = False
         cbs.on_train_begin()
@@ -471,7 +479,7 @@ class Trainer:
         cbs.on_test_begin()
         runner.restart()
         _, last = runner.run(
-            self._function("test"),
+            self._function("test", runner.pipeline),
             execution,
             cbs.on_test_batch_begin,
             cbs.on_test_batch_end,
@@ -538,7 +546,7 @@ class Trainer:
         steps = arguments.check_steps(steps, "steps", "evaluate")
         callbacks = arguments.check_callbacks(callbacks, "evaluate")
         request = AdaptRequest(
-            x=x,
+            x=conversions.without_absent_inputs(self.model, x),
             y=y,
             sample_weight=sample_weight,
             batch_size=batch_size,
@@ -551,6 +559,7 @@ class Trainer:
             arguments.require_finite(pipeline, steps, "evaluate", "steps")
             check_model_inputs(self.model, pipeline.element_spec, "evaluate")
             check_model_targets(self.model, pipeline.element_spec, "evaluate")
+            steps = arguments.limit_steps(steps, "steps")
             runner = EpochRunner(self._distributed(pipeline, "evaluate"), steps)
             runner.checks = BatchChecks.for_model(self.model, pipeline.element_spec, "evaluate")
             cbs = callbacks_mod.callback_list(
@@ -618,11 +627,16 @@ class Trainer:
         if output is not None:
             return self._predict_to_file(x, schema, output, batch_size, verbose, callbacks)
         request = AdaptRequest(
-            x=x, batch_size=batch_size, steps=steps, caller="predict", schema=schema
+            x=conversions.without_absent_inputs(self.model, x),
+            batch_size=batch_size,
+            steps=steps,
+            caller="predict",
+            schema=schema,
         )
         with build_pipeline(request, warn_ignored=False) as pipeline:
             arguments.require_finite(pipeline, steps, "predict", "steps")
             check_model_inputs(self.model, pipeline.element_spec, "predict")
+            steps = arguments.limit_steps(steps, "steps")
             return self._predict_loop(pipeline, steps, verbose, callbacks)
 
     def _predict_to_file(
@@ -656,13 +670,13 @@ class Trainer:
         chunks: list[Any] = []
 
         def after(end: int, outputs: Any) -> None:
-            chunks.append(tf.nest.map_structure(np.asarray, outputs))
+            chunks.append(to_results(outputs))
             cbs.on_predict_batch_end(end, {"outputs": outputs})
 
         model.stop_predicting = False
         cbs.on_predict_begin()
         runner.run(
-            self._function("predict"),
+            self._function("predict", pipeline),
             execution,
             cbs.on_predict_batch_begin,
             after,
@@ -679,7 +693,7 @@ class Trainer:
                     x=pipeline.adapter,
                 )
             )
-        return tf.nest.map_structure(lambda *parts: np.concatenate(parts), *chunks)
+        return merge_predictions(chunks)
 
     # ---------------------------------------------------------------------------- on batch
     def train_on_batch(
@@ -714,7 +728,7 @@ class Trainer:
         data = one_batch(self.model, "train_on_batch", x, y, sample_weight, class_weight)
         _check_one_batch(self.model, data, "train_on_batch")
         self.model.reset_metrics()
-        logs = pythonify(self._function("train").on_batch(data))
+        logs = pythonify(self._function("train", conversions.spec_of(data)).on_batch(data))
         return logs if return_dict else flatten_in_order(self.model, logs)
 
     def test_on_batch(
@@ -742,7 +756,7 @@ class Trainer:
         data = one_batch(self.model, "test_on_batch", x, y, sample_weight)
         _check_one_batch(self.model, data, "test_on_batch")
         self.model.reset_metrics()
-        logs = pythonify(self._function("test").on_batch(data))
+        logs = pythonify(self._function("test", conversions.spec_of(data)).on_batch(data))
         return logs if return_dict else flatten_in_order(self.model, logs)
 
     def predict_on_batch(self, x: Any) -> Any:
@@ -760,13 +774,11 @@ class Trainer:
 
         """
         data = one_batch(self.model, "predict_on_batch", x)
-        outputs = self._function("predict").on_batch(data)
-        return tf.nest.map_structure(np.asarray, outputs)
+        return to_results(self._function("predict", conversions.spec_of(data)).on_batch(data))
 
 
 def _check_one_batch(model: keras.Model, data: Any, caller: str) -> None:
-    spec = tf.nest.map_structure(tf.type_spec_from_value, data)
-    checks = BatchChecks.for_model(model, spec, caller)
+    checks = BatchChecks.for_model(model, conversions.spec_of(data), caller)
     if checks is not None:
         checks.check(data, "the batch")
 

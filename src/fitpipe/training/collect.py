@@ -1,0 +1,130 @@
+"""Predictions gathered over the steps of a compiled call, and over calls: dense and ragged.
+
+A compiled ``predict`` call runs several steps and returns their outputs concatenated along
+the batch axis. ``tf.TensorArray`` holds dense tensors only, so a ``tf.RaggedTensor`` output
+is held as its parts: its flat values and the row lengths of each ragged dimension.
+Concatenating each part along axis 0 and rebuilding gives the outputs concatenated (rows
+of a ragged tensor are stored in order at every level). As Keras, ``predict`` returns
+ragged outputs as ``tf.RaggedTensor`` and dense ones as NumPy arrays.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import tensorflow as tf
+
+__all__ = [
+    "concat_outputs",
+    "merge_predictions",
+    "output_arrays",
+    "output_specs",
+    "to_results",
+    "write_outputs",
+]
+
+
+def output_specs(outputs: Any) -> Any:
+    """The spec of each traced output: ``TensorSpec`` for dense ones, ragged specs kept."""
+    return tf.nest.map_structure(
+        lambda t: (
+            tf.type_spec_from_value(t)
+            if isinstance(t, tf.RaggedTensor)
+            else tf.TensorSpec(t.shape, t.dtype)
+        ),
+        outputs,
+    )
+
+
+def _parts_specs(spec: Any) -> list[tf.TensorSpec]:
+    if isinstance(spec, tf.RaggedTensorSpec):
+        inner = spec.shape[spec.ragged_rank + 1 :]
+        values = tf.TensorSpec([None, *inner], spec.dtype)
+        lengths = tf.TensorSpec([None], spec.row_splits_dtype)
+        return [values] + [lengths] * spec.ragged_rank
+    return [spec]
+
+
+def _parts(value: Any) -> list[tf.Tensor]:
+    if isinstance(value, tf.RaggedTensor):
+        return [value.flat_values, *value.nested_row_lengths()]
+    return [value]
+
+
+def output_arrays(out_specs: Any) -> Any:
+    """Growable ``TensorArray``s for the outputs of every step of a call (per output part)."""
+
+    def arrays(spec: Any) -> list[tf.TensorArray]:
+        return [
+            tf.TensorArray(
+                part.dtype,
+                size=0,
+                dynamic_size=True,
+                infer_shape=False,
+                element_shape=tf.TensorShape([None]).concatenate(part.shape[1:]),
+            )
+            for part in _parts_specs(spec)
+        ]
+
+    return tf.nest.map_structure(arrays, out_specs)
+
+
+def write_outputs(written: Any, index: tf.Tensor, outputs: Any, out_specs: Any) -> Any:
+    """``written`` with one step's ``outputs`` stored at ``index``."""
+    flat_outputs = tf.nest.flatten(outputs)
+    stored = [
+        [ta.write(index, part) for ta, part in zip(arrays, _parts(value), strict=True)]
+        for arrays, value in zip(_flat_arrays(written, out_specs), flat_outputs, strict=True)
+    ]
+    return tf.nest.pack_sequence_as(out_specs, stored)
+
+
+def concat_outputs(count: tf.Tensor, written: Any, out_specs: Any) -> Any:
+    """The written outputs concatenated along the batch axis (empty when no step ran)."""
+
+    def rebuild(spec: Any, parts: list[tf.Tensor]) -> Any:
+        if isinstance(spec, tf.RaggedTensorSpec):
+            return tf.RaggedTensor.from_nested_row_lengths(parts[0], parts[1:], validate=False)
+        return parts[0]
+
+    def empty(spec: Any) -> list[tf.Tensor]:
+        return [tf.zeros([0, *p.shape[1:]], p.dtype) for p in _parts_specs(spec)]
+
+    flat_specs = tf.nest.flatten(out_specs)
+    flat_written = _flat_arrays(written, out_specs)
+    parts = tf.cond(
+        count > 0,
+        lambda: [[ta.concat() for ta in arrays] for arrays in flat_written],
+        lambda: [empty(spec) for spec in flat_specs],
+    )
+    return tf.nest.pack_sequence_as(
+        out_specs, [rebuild(spec, p) for spec, p in zip(flat_specs, parts, strict=True)]
+    )
+
+
+def _flat_arrays(written: Any, out_specs: Any) -> list[list[tf.TensorArray]]:
+    """The per-output lists of arrays of ``written``, in the order of ``out_specs``' leaves."""
+    arrays = iter(tf.nest.flatten(written))
+    return [[next(arrays) for _ in _parts_specs(spec)] for spec in tf.nest.flatten(out_specs)]
+
+
+def to_results(outputs: Any) -> Any:
+    """One call's outputs as ``predict`` returns them: NumPy arrays, ragged tensors kept."""
+    return tf.nest.map_structure(
+        lambda o: o if isinstance(o, (tf.RaggedTensor, tf.SparseTensor)) else np.asarray(o),
+        outputs,
+    )
+
+
+def merge_predictions(chunks: list[Any]) -> Any:
+    """The outputs of every call concatenated along the batch axis (ragged stays ragged)."""
+
+    def merge(*parts: Any) -> Any:
+        if isinstance(parts[0], tf.RaggedTensor):
+            return parts[0] if len(parts) == 1 else tf.concat(parts, axis=0)
+        if isinstance(parts[0], tf.SparseTensor):
+            return parts[0] if len(parts) == 1 else tf.sparse.concat(0, list(parts))
+        return np.concatenate(parts)
+
+    return tf.nest.map_structure(merge, *chunks)

@@ -1,0 +1,179 @@
+"""What happens to each batch between the pipeline and the model's step, as in Keras.
+
+Keras hands the model's ``train_step``/``test_step``/``predict_step`` batches in which
+
+* optional inputs (``keras.Input(..., optional=True)``) given as ``None`` are ``None``
+  (Keras' generator adapter carries them as empty ``tf.experimental.Optional`` values and its
+  trainer turns those back into ``None`` before the step);
+* a batch without targets is ``x`` itself (not ``(x,)``) when ``x`` is not a tuple or list
+  (``keras.utils.pack_x_y_sample_weight``), so custom steps may call ``self(data)``;
+* floating-point arrays are in ``keras.config.floatx()`` (its array adapter casts NumPy,
+  tensors and pandas data up front, a whole-array copy; generators, ``tf.data`` and
+  ``PyDataset`` pass through unchanged).
+
+fitpipe does the same per batch, inside the compiled step: :func:`prepared_step` wraps the
+model's step. Dict inputs whose optional entries are ``None`` are stripped of them before
+adaptation (:func:`without_absent_inputs`) and the entries are put back, as ``None``, in the
+step.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import keras
+import tensorflow as tf
+
+__all__ = [
+    "absent_as_none",
+    "build_optimizer",
+    "cast_for",
+    "casts_floats",
+    "needs_floatx_cast",
+    "optional_input_names",
+    "prepared_step",
+    "spec_of",
+    "without_absent_inputs",
+]
+
+#: Adapters whose data fitpipe converts itself (rows and columns): Keras casts these to floatx.
+_CONVERTED_COLUMNS = frozenset({"arrow", "arrow-stream", "parquet"})
+
+
+def optional_input_names(model: keras.Model) -> frozenset[str]:
+    """The names of the model's inputs declared with ``keras.Input(..., optional=True)``."""
+    try:
+        layers = model.layers
+    except (AttributeError, ValueError):
+        return frozenset()
+    return frozenset(
+        layer.name
+        for layer in layers
+        if isinstance(layer, keras.layers.InputLayer) and getattr(layer, "optional", False)
+    )
+
+
+def without_absent_inputs(model: keras.Model, x: Any) -> Any:
+    """``x`` without the ``None`` entries of a dict that names optional model inputs.
+
+    The step puts those entries back as ``None`` (see :func:`prepared_step`); entries that
+    name inputs which are not optional are kept, so the input's adapter refuses them.
+    """
+    if not isinstance(x, Mapping) or all(value is not None for value in x.values()):
+        return x
+    optional = optional_input_names(model)
+    absent = [key for key, value in x.items() if value is None and key in optional]
+    if not absent or len(absent) == len(x):
+        return x
+    return {key: value for key, value in x.items() if key not in absent}
+
+
+def absent_as_none(structure: Any) -> Any:
+    """``structure`` with empty ``tf.experimental.Optional`` leaves (or their specs) as None.
+
+    Keras' trainer does this before the step; fitpipe does it before its compiled step is
+    called, so the step (and XLA) never sees the ``variant`` tensors of Optionals.
+    """
+    absent = (tf.experimental.Optional, tf.OptionalSpec)
+    return tf.nest.map_structure(lambda v: None if isinstance(v, absent) else v, structure)
+
+
+def spec_of(data: Any) -> Any:
+    """The ``tf.TypeSpec`` structure of one batch of tensors (``None`` leaves kept)."""
+    return tf.nest.map_structure(lambda v: None if v is None else tf.type_spec_from_value(v), data)
+
+
+def casts_floats(pipeline: Any) -> bool:
+    """Whether Keras would cast this input's floats to floatx: arrays, frames and tables."""
+    return getattr(pipeline, "batch_size", None) is not None or (
+        getattr(pipeline, "adapter", None) in _CONVERTED_COLUMNS
+    )
+
+
+def _is_other_float(spec: Any) -> bool:
+    dtype = getattr(spec, "dtype", None)
+    return (
+        isinstance(spec, (tf.TensorSpec, tf.RaggedTensorSpec, tf.SparseTensorSpec))
+        and dtype is not None
+        and dtype.is_floating
+        and dtype.name != keras.config.floatx()
+    )
+
+
+def needs_floatx_cast(element_spec: Any) -> bool:
+    """Whether any floating leaf of a batch's spec is not in ``keras.config.floatx()``."""
+    return any(_is_other_float(spec) for spec in tf.nest.flatten(element_spec))
+
+
+def _to_floatx(value: Any) -> Any:
+    dtype = getattr(value, "dtype", None)
+    if dtype is None or not dtype.is_floating or dtype.name == keras.config.floatx():
+        return value
+    if isinstance(value, tf.SparseTensor):
+        return tf.SparseTensor(
+            value.indices, tf.cast(value.values, keras.config.floatx()), value.dense_shape
+        )
+    return tf.cast(value, keras.config.floatx())
+
+
+def _restore_absent(x: Any, optional: frozenset[str]) -> Any:
+    if not isinstance(x, Mapping) or not optional or optional <= set(x):
+        return x
+    return {**x, **{name: None for name in sorted(optional) if name not in x}}
+
+
+def prepared_step(
+    step: Callable[[Any], Any], model: keras.Model, cast_floats: bool
+) -> Callable[[Any], Any]:
+    """``step`` preceded by Keras' conversions of the batch (see the module docstring).
+
+    Args:
+        step: The model's ``train_step``, ``test_step`` or ``predict_step``.
+        model: The model (for its optional inputs).
+        cast_floats: Cast floating leaves to ``keras.config.floatx()``.
+
+    Returns:
+        A function of one batch.
+    """
+    optional = optional_input_names(model)
+
+    def run(data: Any) -> Any:
+        data = absent_as_none(data)
+        if cast_floats:
+            data = tf.nest.map_structure(_to_floatx, data)
+        if not isinstance(data, tuple) or not data:
+            return step(data)
+        x = _restore_absent(data[0], optional)
+        if len(data) == 1 and not isinstance(x, (tuple, list)):
+            return step(x)  # Keras hands a lone `x` to the step unwrapped
+        return step((x, *data[1:]))
+
+    return run
+
+
+def cast_for(batches: Any) -> bool:
+    """Whether the step casts floats to floatx: for arrays and tables, as Keras does.
+
+    Args:
+        batches: A pipeline, or the spec of one batch given to ``*_on_batch`` (arrays).
+    """
+    if batches is None:
+        return False
+    if hasattr(batches, "element_spec"):
+        spec, converted = batches.element_spec, casts_floats(batches)
+    else:
+        spec, converted = batches, True
+    return converted and needs_floatx_cast(spec)
+
+
+def build_optimizer(model: keras.Model) -> None:
+    """Builds the optimizer of a built model before its step is traced.
+
+    Variables made while tracing make TensorFlow trace the step a second time; Keras, too,
+    builds the optimizer before its first step.
+    """
+    optimizer = getattr(model, "optimizer", None)
+    built = getattr(model, "built", False)
+    if built and isinstance(optimizer, keras.optimizers.Optimizer) and not optimizer.built:
+        optimizer.build(model.trainable_variables)
