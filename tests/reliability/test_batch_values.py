@@ -71,7 +71,9 @@ def forms(parts: tuple[np.ndarray, ...]) -> dict[str, Callable[[], dict[str, Any
     return {
         "arrays": lambda: {**arrays, "batch_size": BATCH, "shuffle": False},
         "generator": lambda: {"x": generator()},
-        "pydataset": lambda: {"x": Rows(parts)},
+        # In order: the value checks name a batch by its position in the epoch (callbacks'
+        # batch number), and a shuffled PyDataset is read in a new order every epoch.
+        "pydataset": lambda: {"x": Rows(parts), "shuffle": False},
         "tf.data": lambda: {"x": tf.data.Dataset.from_tensor_slices(parts).batch(BATCH)},
     }
 

@@ -180,6 +180,7 @@ def python_batch_dataset(
     errors: ErrorBox,
     caller: str,
     source: str,
+    label: Callable[[int], int] | None = None,
 ) -> tf.data.Dataset:
     """Builds a dataset whose every iteration runs ``epoch()`` and yields its batches.
 
@@ -192,6 +193,9 @@ def python_batch_dataset(
         errors: Receives any exception the user code raises.
         caller: The public method being run.
         source: What yields the batches.
+        label: The index an error names for the batch read at a position of the pass (a
+            ``PyDataset``'s own index, when its batches are read shuffled); the position
+            itself by default.
 
     Returns:
         The dataset.
@@ -203,7 +207,7 @@ def python_batch_dataset(
         with keeping_errors(errors):
             for index, element in enumerate(epoch()):
                 batch = normalize_batch(element, caller, source)
-                spec.check(batch, index)
+                spec.check(batch, index if label is None else label(index))
                 yield batch
 
     return crossing(generate, signature, grouped=False)

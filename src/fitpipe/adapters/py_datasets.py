@@ -134,15 +134,18 @@ class _PassOrder:
         """Makes the next pass read the order of pass ``pass_index``."""
         self.next_pass = pass_index
 
-    def indices(self, dataset: Any) -> Iterator[int]:
-        """The indices of the pass starting now (the length is read now)."""
+    def indices(self, dataset: Any) -> Iterator[int] | list[int]:
+        """The indices of the pass starting now (the length is read now).
+
+        A list when shuffled, else an iterator in order (which may never end).
+        """
         pass_index, self.next_pass = self.next_pass, self.next_pass + 1
         seed = self.seed
         count = _count(dataset) if seed is not None else None
         if seed is None or count is None:  # in order (endless: never shuffled, as in Keras)
             return _indices(dataset)
         order = np.random.default_rng([seed, pass_index]).permutation(count)
-        return iter(order.tolist())
+        return list(order.tolist())
 
 
 class PyDatasetAdapter:
@@ -184,10 +187,14 @@ class PyDatasetAdapter:
         workers = _Workers(dataset)
         errors = ErrorBox()
         order = _PassOrder(bool(request.shuffle))
+        read: list[int] = []  # this pass's indices in reading order, for error messages
 
         def epoch() -> Iterator[Any]:
             dataset.on_epoch_begin()
-            yield from workers.fetch(order.indices(dataset))
+            indices = order.indices(dataset)
+            # A shuffled pass is finite (a list); one in order needs no record.
+            read[:] = indices if isinstance(indices, list) else []
+            yield from workers.fetch(iter(read) if read else iter(indices))
 
         def on_epoch_end() -> None:
             dataset.on_epoch_end()
@@ -196,7 +203,14 @@ class PyDatasetAdapter:
                 # epoch sees what `on_epoch_end` changed.
                 workers.close()
 
-        built = python_batch_dataset(epoch, signature, errors, request.caller, _SOURCE)
+        built = python_batch_dataset(
+            epoch,
+            signature,
+            errors,
+            request.caller,
+            _SOURCE,
+            label=lambda at: read[at] if read else at,
+        )
         return BatchSource(
             make_dataset=lambda: built,
             count_batches=lambda: _count(dataset),
