@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import keras
 import numpy as np
 import pytest
@@ -94,6 +96,53 @@ def test_auto_steps_per_execution_ignores_short_calls_and_caps() -> None:
         size.record(size.size, 0.0)
         size.record(size.size, 0.0)
     assert size.size == ExecutionSize.MAX
+
+
+def test_auto_steps_per_execution_does_not_time_calls_that_traced() -> None:
+    # The case seen in a benchmark: call 1 traces and compiles (3.5 s), call 2 compiles again
+    # (0.35 s); both are over the target, so a tuner timing them settled at 1 step per call
+    # for the life of the model. Traced calls are not measurements.
+    size = ExecutionSize("auto")
+    size.record(1, 3.5, traced=True)
+    size.record(1, 0.35, traced=True)
+    assert size.size == 1 and not size._settled
+    while not size._settled:
+        size.record(size.size, 0.0004 + 0.0002 * size.size)
+    assert size.size == 256
+    assert (size.calls, size.traced_calls) == (8, 2)
+
+
+class _SlowToTrace(keras.Sequential):
+    """A model whose step takes 0.2 s to trace: Python in `train_step` runs only when traced."""
+
+    def train_step(self, data: object) -> object:
+        time.sleep(0.2)
+        return super().train_step(data)
+
+
+def test_auto_steps_per_execution_grows_when_the_first_call_traces_slowly() -> None:
+    model = _SlowToTrace([keras.Input((4,)), keras.layers.Dense(1)])
+    trainer = fitpipe.Trainer(model)
+    trainer.compile(optimizer="sgd", loss="mse", jit_compile=False)
+    x = np.tile(X, (20, 1))  # 2000 rows: 2000 batches of 1 per epoch
+    trainer.fit(x, np.tile(Y, (20, 1)), batch_size=1, epochs=1, verbose=0)
+    fused = trainer._state.fused
+    assert fused is not None
+    # The trace counter, not the clock, marked the first call (the only one that traced).
+    assert fused.traced_calls == 1 and fused.calls > 1
+    assert fused.size > 1
+    assert trainer._state.functions["train"].traces >= 2  # the step and its loop
+
+
+def test_step_function_trace_count_keeps_replaced_functions() -> None:
+    trainer = _trainer(jit_compile=False)
+    trainer.fit(X, Y, batch_size=10, epochs=1, verbose=0)
+    function = trainer._state.functions["train"]
+    before = function.traces
+    assert before >= 2
+    function._retire(function.one_step)  # as the XLA fallback does before replacing it
+    function.one_step = tf.function(function.step)
+    assert function.traces == before  # the new function has not traced yet
 
 
 def test_fixed_steps_per_execution_is_not_tuned() -> None:

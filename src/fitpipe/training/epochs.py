@@ -75,9 +75,11 @@ class ExecutionSize:
     """How many steps each compiled call runs: fixed, or tuned while training (``"auto"``).
 
     The tuner grows the size until one call takes at least :attr:`TARGET_SECONDS`: Python's
-    cost per call (about 0.1-1 ms) is then under 2% of the call. Each size is timed on two
-    calls and the faster one counts, so the trace in a first call and a noisy neighbour do not
-    stop the growth early; the size grows by the factor the target asks for (a power of two,
+    cost per call (about 0.1-1 ms) is then under 2% of the call. A call during which the step
+    was traced (and so compiled: counted by the step's trace counter, not guessed from its
+    time) is not timed at all; each size is then timed on two calls and the faster one counts,
+    so a compile without a trace (XLA meeting a new batch shape) or a noisy neighbour does not
+    stop the growth early. The size grows by the factor the target asks for (a power of two,
     from 2 to 64), so it settles within a few calls. Results do not depend on it: only how
     often Python (and batch-level callbacks) run.
 
@@ -94,10 +96,21 @@ class ExecutionSize:
         self.size = 1 if self.auto else int(value)
         self._timings: list[float] = []
         self._settled = not self.auto
+        #: Calls recorded, and those of them that traced (shown by the benchmarks).
+        self.calls = 0
+        self.traced_calls = 0
 
-    def record(self, steps: int, seconds: float) -> None:
-        """Feeds the tuner one call's measurements."""
-        if self._settled or steps < self.size:
+    def record(self, steps: int, seconds: float, traced: bool = False) -> None:
+        """Feeds the tuner one call's measurements.
+
+        Args:
+            steps: Steps the call ran (a short call, at an input's end, is not timed).
+            seconds: How long it took.
+            traced: Whether the step was traced during the call (then it is not timed).
+        """
+        self.calls += 1
+        self.traced_calls += int(traced)
+        if self._settled or steps < self.size or traced:
             return
         self._timings.append(seconds)
         if len(self._timings) < 2:
@@ -196,7 +209,7 @@ class EpochRunner:
         except BaseException:
             self._iterator = None
             raise
-        start = time.perf_counter()
+        traces, start = function.traces, time.perf_counter()
         failure: BaseException | None = None
         try:
             count, outputs = function(self._iterator, n)
@@ -215,7 +228,7 @@ class EpochRunner:
             # through TensorFlow's error keeps the input's threads alive.
             self._iterator = None
             raise failure.with_traceback(failure.__traceback__)
-        execution.record(count, time.perf_counter() - start)
+        execution.record(count, time.perf_counter() - start, traced=function.traces != traces)
         return count, outputs
 
     def run(

@@ -148,6 +148,29 @@ class StepFunction:
         self._loop: Callable[..., Any] | None = None
         self._spec: Any = None
         self._rows_loops: dict[Any, Callable[..., Any]] = {}
+        self._retired_traces = 0  # traces of functions replaced since (the XLA fallback)
+
+    @property
+    def traces(self) -> int:
+        """How many times this step's graphs were traced so far (the step and its loops).
+
+        A call during which this grows paid for tracing and compiling, not only for its
+        steps: the tuner of steps per call does not time it.
+        """
+        functions = [self.one_step, self._loop, *self._rows_loops.values()]
+        return (
+            sum(
+                f.experimental_get_tracing_count()
+                for f in functions
+                if hasattr(f, "experimental_get_tracing_count")
+            )
+            + self._retired_traces
+        )
+
+    def _retire(self, function: Any) -> None:
+        """Keeps the traces of a function about to be replaced in :attr:`traces`."""
+        if hasattr(function, "experimental_get_tracing_count"):
+            self._retired_traces += function.experimental_get_tracing_count()
 
     def _trace(self, element_spec: Any) -> Any:
         """Traces the model's step for batches of ``element_spec`` (once per spec).
@@ -209,6 +232,7 @@ class StepFunction:
                 stacklevel=6,
             )
             self.jit_compile = False
+            self._retire(self.one_step)
             self.one_step = _compiled(self.step, False)
             self.one_step.get_concrete_function(element_spec)  # type: ignore[attr-defined]
 
@@ -310,6 +334,7 @@ class StepFunction:
                 self._rows_loops[key] = loop
             return loop
         if self._loop is None or self._spec != iterator.element_spec:
+            self._retire(self._loop)
             self._loop = self._build_loop(iterator.element_spec, _next_of_iterator)
             self._spec = iterator.element_spec
         return self._loop
