@@ -199,3 +199,19 @@ def test_default_fuses_steps_only_when_no_callback_listens_per_batch() -> None:
     np.testing.assert_allclose(
         plain.predict(X[:3], verbose=0).shape, listening.predict(X[:3], verbose=0).shape
     )
+
+
+def test_steps_per_execution_never_runs_past_the_epoch_unlike_keras() -> None:
+    # A deliberate departure (README, "fitpipe and Keras' own fit"): the documentation says
+    # an epoch has `steps_per_epoch` steps; Keras 3.15 runs whole calls of
+    # `steps_per_execution` on an endless dataset, 9 steps for an epoch of 7.
+    x = np.zeros((70, 4), "float32")
+    data = tf.data.Dataset.from_tensor_slices((x, x[:, :1])).batch(10).repeat()
+    keras_model = _model()
+    keras_model.compile(optimizer="sgd", loss="mse", steps_per_execution=3)
+    keras_model.fit(data, steps_per_epoch=7, epochs=1, verbose=0, shuffle=False)
+    trainer = _trainer(steps_per_execution=3)
+    trainer.fit(data, steps_per_epoch=7, epochs=1, verbose=0)
+    assert int(trainer.model.optimizer.iterations) == 7
+    # Keras' count, for the record: if it ever matches the documentation, drop the README row.
+    assert int(keras_model.optimizer.iterations) == 9
