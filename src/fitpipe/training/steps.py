@@ -157,7 +157,7 @@ class StepFunction:
         A call during which this grows paid for tracing and compiling, not only for its
         steps: the tuner of steps per call does not time it.
         """
-        functions = [self.one_step, self._loop, *self._rows_loops.values()]
+        functions: list[Any] = [self.one_step, self._loop, *self._rows_loops.values()]
         return (
             sum(
                 f.experimental_get_tracing_count()
