@@ -14,6 +14,14 @@ _OUTCOMES: Counter[str] = Counter()
 _SYNTAX_ONLY: set[str] = set()
 
 
+def _syntax_only_ids() -> set[str]:
+    """Ids of the syntax-only blocks, from the documents themselves (under pytest-xdist the
+    process that prints the summary collects no tests)."""
+    from doc_blocks import all_blocks
+
+    return {block.id for block in all_blocks() if block.syntax_only}
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         block = getattr(item, "callspec", None) and item.callspec.params.get("block")
@@ -25,7 +33,12 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
     if "test_block_runs[" not in report.nodeid and "test_toml_block" not in report.nodeid:
         return
     if report.when == "call" or (report.when == "setup" and report.outcome != "passed"):
-        kind = "syntax checked" if report.nodeid in _SYNTAX_ONLY else "run"
+        if not _SYNTAX_ONLY:
+            _SYNTAX_ONLY.update(f"[{i}]" for i in _syntax_only_ids())
+        syntax = report.nodeid in _SYNTAX_ONLY or any(
+            report.nodeid.endswith(i) for i in _SYNTAX_ONLY if i.startswith("[")
+        )
+        kind = "syntax checked" if syntax else "run"
         outcome = "xfailed" if hasattr(report, "wasxfail") else report.outcome
         _OUTCOMES[f"{kind}: {outcome}"] += 1
 
