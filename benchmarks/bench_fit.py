@@ -19,6 +19,7 @@ from typing import Any
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
+import grid  # benchmarks/grid.py, beside this script
 import keras
 import numpy as np
 import pandas as pd
@@ -205,31 +206,7 @@ def predict_case() -> tuple[float, float]:
 
 def limit() -> float:
     """The compute-only limit: the same XLA train step in a compiled loop, no pipeline."""
-    limit_model = model()
-    optimizer = keras.optimizers.Adam()
-    loss_fn = keras.losses.MeanSquaredError()
-    xs, ys = tf.constant(X), tf.constant(Y)
-    steps = N // B
-    optimizer.build(limit_model.trainable_variables)
-
-    @tf.function(jit_compile=True)
-    def step(x: tf.Tensor, y: tf.Tensor) -> tf.Tensor:
-        with tf.GradientTape() as tape:
-            loss = loss_fn(y, limit_model(x, training=True))
-        grads = tape.gradient(loss, limit_model.trainable_variables)
-        optimizer.apply(grads, limit_model.trainable_variables)
-        return loss
-
-    @tf.function
-    def epoch() -> None:
-        for i in tf.range(steps):
-            step(xs[i * B : (i + 1) * B], ys[i * B : (i + 1) * B])
-
-    epoch()
-    start = time.perf_counter()
-    for _ in range(args.epochs):
-        epoch()
-    return args.epochs * steps * B / (time.perf_counter() - start)
+    return grid.limit(model, X, Y, B, N, args.epochs, jit=True)
 
 
 def main() -> None:
