@@ -84,7 +84,9 @@ def make_adapter(name: str, takes: type, scale: float = 1.0) -> Any:
 def test_registry_is_a_read_only_mapping_of_builtins() -> None:
     assert fitpipe.registry is registry
     assert isinstance(registry, Mapping)
-    assert list(registry)[: len(BUILTINS)] == BUILTINS
+    # Third-party adapters (an installed example package's entry point, say) may sit between
+    # the built-ins by their priority; the built-ins keep their own order among themselves.
+    assert [name for name in registry if name in BUILTINS] == BUILTINS
     assert registry["numpy"].name == "numpy"
     assert len(registry) >= len(BUILTINS)
     assert "numpy" in registry
