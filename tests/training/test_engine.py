@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import time
+from typing import Any
 
 import keras
 import numpy as np
@@ -47,6 +51,23 @@ def test_partial_last_batch_traces_once_and_epochs_never_retrace(jit: bool) -> N
     test_traces = _traces(trainer, "test")
     trainer.evaluate(X, Y, batch_size=7, verbose=0)
     assert _traces(trainer, "test") == test_traces
+
+
+@pytest.mark.parametrize("jit", [True, False])
+@pytest.mark.parametrize("kind", ["arrays", "generator"])
+def test_full_batches_trace_the_step_once(jit: bool, kind: str) -> None:
+    # Every batch full: the pipeline declares the batch size, the compiled loop's slices do
+    # not. The step is traced once for both (it was traced twice on arrays, a second before
+    # the first step).
+    trainer = _trainer(jit_compile=jit)
+    rows = X[:96]
+    data: Any = (rows, Y[:96])
+    if kind == "generator":
+        data = (((rows[i : i + 32], Y[i : i + 32]) for i in range(0, 96, 32)),)
+    trainer.fit(*data, batch_size=None if kind == "generator" else 32, epochs=1, verbose=0)
+    assert _traces(trainer, "train") == 1
+    trainer.predict(rows, batch_size=32, verbose=0)
+    assert _traces(trainer, "predict") == 1
 
 
 def test_recompiling_builds_new_step_functions() -> None:
@@ -215,3 +236,28 @@ def test_steps_per_execution_never_runs_past_the_epoch_unlike_keras() -> None:
     assert int(trainer.model.optimizer.iterations) == 7
     # Keras' count, for the record: if it ever matches the documentation, drop the README row.
     assert int(keras_model.optimizer.iterations) == 9
+
+
+_FIRST_FITS = """
+import sys
+import numpy as np, keras, tensorflow as tf, fitpipe
+x = np.random.default_rng(0).random((640, 4)).astype("float32"); y = x[:, :1]
+i = keras.Input((4,)); trainer = fitpipe.Trainer(keras.Model(i, keras.layers.Dense(1)(i)))
+trainer.compile("adam", "mse", metrics=["mae"])
+trainer.fit(x, y, batch_size=32, epochs=2, verbose=0, validation_split=0.2)
+trainer.fit(x, y, batch_size=32, epochs=1, verbose=0, shuffle="batch", class_weight={0: 1.0})
+trainer.fit(((x[j:j+32], y[j:j+32]) for j in range(0, 640, 32)), epochs=1, verbose=0)
+trainer.fit(tf.data.Dataset.from_tensor_slices((x, y)).batch(64), epochs=1, verbose=0)
+trainer.predict(x, verbose=0); trainer.evaluate(x, y, verbose=0)
+print(sorted(name for name in sys.modules if "autograph_generated" in name))
+"""
+
+
+def test_first_fits_of_a_process_transpile_nothing_with_autograph() -> None:
+    # Autograph turns a function into new Python source the first time a process traces it
+    # (about a second before the first step, in all): fitpipe's graph code needs none.
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    done = subprocess.run(
+        [sys.executable, "-c", _FIRST_FITS], capture_output=True, text=True, env=env, check=True
+    )
+    assert done.stdout.strip().splitlines()[-1] == "[]"

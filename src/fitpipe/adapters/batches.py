@@ -22,6 +22,9 @@ from fitpipe.adapters.batch_checks import BatchSpec, signature_of
 from fitpipe.errors import FitpipeValueError, message
 from fitpipe.schemas import pack_roles, reject_namedtuple, split_roles
 
+#: Marks graph code that needs no autograph (tf.data would transpile it from source).
+_plain = tf.autograph.experimental.do_not_convert
+
 __all__ = [
     "GROUP",
     "BatchSpec",
@@ -162,7 +165,7 @@ def crossing(generate: Callable[[], Iterator[Any]], signature: Any, grouped: boo
         return tf.data.Dataset.from_generator(generate, output_signature=signature)
     spec = tf.nest.map_structure(lambda s: tf.TensorSpec([None, *s.shape], s.dtype), signature)
     groups = tf.data.Dataset.from_generator(generate, output_signature=spec)
-    return groups.flat_map(lambda *group: tf.data.Dataset.from_tensor_slices(group))
+    return groups.flat_map(_plain(lambda *group: tf.data.Dataset.from_tensor_slices(group)))
 
 
 def _with_absent(generate: Callable[[], Iterator[Any]]) -> Callable[[], Iterator[Any]]:

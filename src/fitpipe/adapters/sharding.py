@@ -92,6 +92,7 @@ def with_weights(chunks: tf.data.Dataset) -> tf.data.Dataset:
     if len(chunks.element_spec) == 3:
         return chunks
 
+    @tf.autograph.experimental.do_not_convert
     def add(*parts: Any) -> tuple[Any, ...]:
         rows = tf.shape(tf.nest.flatten(parts[0])[0])[0]
         return (*parts, tf.ones([rows], tf.float32))

@@ -137,9 +137,11 @@ def index_batches(
     if shuffle:
         counter = passes if passes is not None else pass_counter()
 
+        @tf.autograph.experimental.do_not_convert
         def next_pass(_: tf.Tensor) -> tf.Tensor:
             return counter.assign_add(1) - 1
 
+        @tf.autograph.experimental.do_not_convert
         def permute(epoch: tf.Tensor) -> tf.data.Dataset:
             if in_numpy:
                 order = _NumpyOrder(num_samples, batch_size, seed, shuffle == "batch")
@@ -151,6 +153,7 @@ def index_batches(
         return start.map(next_pass).flat_map(permute)
     num_batches = math.ceil(num_samples / batch_size)
 
+    @tf.autograph.experimental.do_not_convert
     def span(i: tf.Tensor) -> tf.Tensor:
         start = i * batch_size
         return tf.range(start, tf.minimum(start + batch_size, num_samples), dtype=tf.int64)
@@ -196,6 +199,7 @@ class _NumpyOrder:
 def _numpy_batches(order: _NumpyOrder, epoch: tf.Tensor) -> tf.data.Dataset:
     dtype = index_dtype(order.num_samples)
 
+    @tf.autograph.experimental.do_not_convert
     def rows(batch: tf.Tensor) -> tf.Tensor:
         picked = tf.numpy_function(order.rows, [epoch, batch], dtype, stateful=False)
         picked.set_shape([None])
@@ -262,6 +266,7 @@ def _make_gather(parts: tuple[Any, ...]) -> tuple[Callable[[tf.Tensor], Any] | N
     def read_rows(rows: np.ndarray) -> list[np.ndarray]:
         return [np.take(array, rows, axis=0) for array in streamed_arrays]
 
+    @tf.autograph.experimental.do_not_convert
     def gather(rows: tf.Tensor) -> Any:
         out: list[Any] = [None] * len(flat)
         for i, leaf in resident.items():
@@ -338,6 +343,7 @@ class ResidentRows:
         table = None if self.class_weights is None else int(self.class_weights.shape[0])
         return repr(self.structure), tuple(_leaf_key(leaf) for leaf in self.leaves), table
 
+    @tf.autograph.experimental.do_not_convert
     def gather(self, rows: tf.Tensor) -> Any:
         """Graph function from a vector of row indices to one batch."""
         return take_rows(self.structure, self.tensors, rows)

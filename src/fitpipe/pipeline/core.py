@@ -334,6 +334,7 @@ def _weighted(
 ) -> tf.data.Dataset:
     table = class_weight_table(class_weight)
 
+    @tf.autograph.experimental.do_not_convert
     def weigh(*batch: Any) -> Any:
         return apply_class_weight(batch, table)
 

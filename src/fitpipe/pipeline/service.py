@@ -155,6 +155,7 @@ def constant_array_dataset(source: ArraySource, batch_size: int, caller: str) ->
     tensors = (tuple(_constant(leaf) for leaf in flat), None)
     structure = tf.nest.map_structure(lambda _: None, parts)
 
+    @tf.autograph.experimental.do_not_convert
     def gather(rows: tf.Tensor) -> Any:
         return take_rows(structure, tensors, rows)
 

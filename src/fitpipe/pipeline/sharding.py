@@ -17,6 +17,9 @@ import tensorflow as tf
 from fitpipe.adapters.sharding import per_replica_batch, plan_shards
 from fitpipe.pipeline.arrays import ResidentRows, shuffled_order
 
+#: Marks graph code that needs no autograph (tf.data would transpile it from source).
+_plain = tf.autograph.experimental.do_not_convert
+
 __all__ = ["array_shard", "padded_gather"]
 
 
@@ -76,17 +79,17 @@ def array_shard(
 
         if rows.shuffle:
             seeds = tf.data.Dataset.random(seed=rows.seed, rerandomize_each_iteration=True)
-            dataset = seeds.take(1).flat_map(
-                lambda s: indices(
-                    tf.cast(
-                        shuffled_order(n, rows.batch_size, rows.shuffle, tf.stack([s, rows.seed])),
-                        tf.int64,
-                    )
-                )
-            )
+
+            @tf.autograph.experimental.do_not_convert
+            def shuffled(seed: tf.Tensor) -> tf.data.Dataset:
+                key = tf.stack([seed, rows.seed])
+                order = shuffled_order(n, rows.batch_size, rows.shuffle, key)
+                return indices(tf.cast(order, tf.int64))
+
+            dataset = seeds.take(1).flat_map(shuffled)
         else:
             dataset = indices(tf.range(n, dtype=tf.int64))
         gather = rows.gather
-        return dataset.map(lambda idx: padded_gather(gather, idx)), steps
+        return dataset.map(_plain(lambda idx: padded_gather(gather, idx))), steps
 
     return build

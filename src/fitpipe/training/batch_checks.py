@@ -172,6 +172,7 @@ class BatchChecks:
         """
         rules = self.rules
 
+        @tf.autograph.experimental.do_not_convert
         def checked(index: tf.Tensor, batch: Any) -> Any:
             done: list[Any] = []
             for number, rule in enumerate(rules):  # in order: the first rule broken is named

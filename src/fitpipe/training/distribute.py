@@ -32,12 +32,7 @@ from fitpipe.pipeline import Pipeline
 from fitpipe.pipeline.service import check_address
 from fitpipe.pipeline.sharding import array_shard
 from fitpipe.training.steps import (
-    Fetch,
     StepFunction,
-    concat_outputs,
-    output_arrays,
-    output_zeros,
-    write_outputs,
 )
 
 __all__ = [
@@ -161,12 +156,11 @@ def distributed_step(
 
 
 class DistributedStepFunction(StepFunction):
-    """:class:`StepFunction` whose compiled loop suits replicated steps.
+    """:class:`StepFunction` of a replicated step, one global batch split over the replicas.
 
-    The loop is an explicit ``tf.while_loop`` (as in Keras' trainer) rather than an
-    autograph loop with ``break``: a replicated step inside autograph's conditional fails
-    to feed its captured placeholders. The next batch is fetched only while more steps are
-    due, so no batch is lost between calls.
+    Its compiled loops are the base class's explicit ``tf.while_loop``s (as in Keras'
+    trainer): a replicated step inside an autograph loop's conditional (``break``) would
+    fail to feed its captured placeholders.
     """
 
     strategy: tf.distribute.Strategy | None = None
@@ -177,45 +171,6 @@ class DistributedStepFunction(StepFunction):
         dataset = tf.data.Dataset.from_tensors(data)
         batch = next(iter(self.strategy.experimental_distribute_dataset(dataset)))
         return self.one_step(batch)
-
-    def _last_loop(self, out_specs: Any, fetch: Fetch) -> Callable[..., Any]:
-        one_step = self.one_step
-
-        @tf.autograph.experimental.do_not_convert
-        def loop(source: Any, start: tf.Tensor, n: tf.Tensor) -> tuple[tf.Tensor, Any]:
-            def cond(i: tf.Tensor, logs: Any, batch: Any) -> tf.Tensor:
-                return tf.logical_and(i < n, batch.has_value())
-
-            def body(i: tf.Tensor, logs: Any, batch: Any) -> tuple[Any, ...]:
-                logs = one_step(batch.get_value())
-                more = tf.cond(i + 1 < n, lambda: fetch(source, start + i + 1), lambda: batch)
-                return i + 1, logs, more
-
-            first = fetch(source, start)
-            count, logs, _ = tf.while_loop(cond, body, (0, output_zeros(out_specs), first))
-            return count, logs
-
-        return loop
-
-    def _collect_loop(self, out_specs: Any, fetch: Fetch) -> Callable[..., Any]:
-        one_step = self.one_step
-
-        @tf.autograph.experimental.do_not_convert
-        def loop(source: Any, start: tf.Tensor, n: tf.Tensor) -> tuple[tf.Tensor, Any]:
-            def cond(i: tf.Tensor, written: Any, batch: Any) -> tf.Tensor:
-                return tf.logical_and(i < n, batch.has_value())
-
-            def body(i: tf.Tensor, written: Any, batch: Any) -> tuple[Any, ...]:
-                out = one_step(batch.get_value())
-                written = write_outputs(written, i, out, out_specs)
-                more = tf.cond(i + 1 < n, lambda: fetch(source, start + i + 1), lambda: batch)
-                return i + 1, written, more
-
-            arrays = output_arrays(out_specs)
-            count, written, _ = tf.while_loop(cond, body, (0, arrays, fetch(source, start)))
-            return count, concat_outputs(count, written, out_specs)
-
-        return loop
 
 
 def step_function(

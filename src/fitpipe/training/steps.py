@@ -104,6 +104,33 @@ def rows_fetch(structure: Any) -> Fetch:
     return fetch
 
 
+def rows_spec(element_spec: Any) -> Any:
+    """``element_spec`` with any batch size: the spec of batches a :func:`rows_fetch` slices.
+
+    A pipeline whose batches are all full declares their size; the compiled loop's slices do
+    not, and tracing the step for the declared size would trace it a second time (about a
+    second before the first step) for the slices.
+    """
+
+    def relaxed(spec: Any) -> Any:
+        if isinstance(spec, tf.TensorSpec) and spec.shape.rank:
+            return tf.TensorSpec([None, *spec.shape[1:]], spec.dtype)
+        if isinstance(spec, tf.SparseTensorSpec) and spec.shape.rank:
+            return tf.SparseTensorSpec([None, *spec.shape[1:]], spec.dtype)
+        return spec
+
+    return tf.nest.map_structure(relaxed, element_spec)
+
+
+def _more_batches(n: tf.Tensor) -> Callable[..., tf.Tensor]:
+    """The condition of a loop of up to ``n`` steps that ends early when the input does."""
+
+    def more(i: tf.Tensor, _: Any, batch: Any) -> tf.Tensor:
+        return tf.logical_and(i < n, batch.has_value())
+
+    return more
+
+
 def _present(fetch: Fetch) -> Callable[[Any, tf.Tensor], Any]:
     """``fetch`` for a source known to hold the batch: the value, with no Optional."""
     return lambda source, index: fetch(source, index).get_value()
@@ -246,7 +273,12 @@ class StepFunction:
             body = self._counted_loop(out_specs, _present(fetch))
         else:
             body = (self._collect_loop if self.collect else self._last_loop)(out_specs, fetch)
-        return tf.function(body, autograph=True, reduce_retracing=True)
+        return tf.function(body, autograph=False, reduce_retracing=True)
+
+    # The loops are explicit ``tf.while_loop``s, not autograph loops: autograph would
+    # transpile them (and every function they call) from source on the first ``fit`` of a
+    # process, about a second before the first step. The next batch is fetched only while
+    # more steps are due, so no batch is lost between calls.
 
     def _counted_loop(
         self, out_specs: Any, fetch: Callable[[Any, tf.Tensor], Any]
@@ -255,9 +287,11 @@ class StepFunction:
         one_step = self.one_step
 
         def loop(source: Any, start: tf.Tensor, n: tf.Tensor) -> tuple[tf.Tensor, Any]:
-            logs = output_zeros(out_specs)
-            for i in tf.range(n):
-                logs = one_step(absent_as_none(fetch(source, start + i)))
+            def body(i: tf.Tensor, logs: Any) -> tuple[Any, ...]:
+                return i + 1, one_step(absent_as_none(fetch(source, start + i)))
+
+            initial = (tf.constant(0, tf.int32), output_zeros(out_specs))
+            _, logs = tf.while_loop(lambda i, _: i < n, body, initial)
             return n, logs
 
         return loop
@@ -266,14 +300,13 @@ class StepFunction:
         one_step = self.one_step
 
         def loop(source: Any, start: tf.Tensor, n: tf.Tensor) -> tuple[tf.Tensor, Any]:
-            count = tf.constant(0, tf.int32)
-            logs = output_zeros(out_specs)
-            for i in tf.range(n):
-                batch = fetch(source, start + i)
-                if not batch.has_value():
-                    break
+            def body(i: tf.Tensor, logs: Any, batch: Any) -> tuple[Any, ...]:
                 logs = one_step(absent_as_none(batch.get_value()))
-                count += 1
+                more = tf.cond(i + 1 < n, lambda: fetch(source, start + i + 1), lambda: batch)
+                return i + 1, logs, more
+
+            initial = (tf.constant(0, tf.int32), output_zeros(out_specs), fetch(source, start))
+            count, logs, _ = tf.while_loop(_more_batches(n), body, initial)
             return count, logs
 
         return loop
@@ -282,15 +315,14 @@ class StepFunction:
         one_step = self.one_step
 
         def loop(source: Any, start: tf.Tensor, n: tf.Tensor) -> tuple[tf.Tensor, Any]:
-            count = tf.constant(0, tf.int32)
-            written = output_arrays(out_specs)
-            for i in tf.range(n):
-                batch = fetch(source, start + i)
-                if not batch.has_value():
-                    break
+            def body(i: tf.Tensor, written: Any, batch: Any) -> tuple[Any, ...]:
                 out = one_step(absent_as_none(batch.get_value()))
-                written = write_outputs(written, count, out, out_specs)
-                count += 1
+                written = write_outputs(written, i, out, out_specs)
+                more = tf.cond(i + 1 < n, lambda: fetch(source, start + i + 1), lambda: batch)
+                return i + 1, written, more
+
+            initial = (tf.constant(0, tf.int32), output_arrays(out_specs), fetch(source, start))
+            count, written, _ = tf.while_loop(_more_batches(n), body, initial)
             return count, concat_outputs(count, written, out_specs)
 
         return loop
@@ -330,7 +362,7 @@ class StepFunction:
             loop = self._rows_loops.get(key)
             if loop is None:
                 fetch = rows_fetch(iterator.rows.structure)
-                loop = self._build_loop(iterator.element_spec, fetch, counted=True)
+                loop = self._build_loop(rows_spec(iterator.element_spec), fetch, counted=True)
                 self._rows_loops[key] = loop
             return loop
         if self._loop is None or self._spec != iterator.element_spec:
