@@ -150,7 +150,7 @@ def _sparse(rule: OutputRule, stats: TargetStats, columns: list[ColumnStats]) ->
         low, high = _range(stats, columns)
         if low < 0 or high >= units:
             found.append(_labels_outside(rule, stats, None, f"{low:g} to {high:g}"))
-    elif units:
+    elif units and stats.counts is not None:
         bad = {
             k: n for k, n in stats.counts.items() if not 0 <= k < units and k != rule.ignore_class
         }
