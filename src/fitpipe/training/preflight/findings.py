@@ -157,7 +157,7 @@ def _sparse(rule: OutputRule, stats: TargetStats, columns: list[ColumnStats]) ->
         if bad:
             shown = ", ".join(f"{k:g}" for k in sorted(bad)[:5])
             found.append(_labels_outside(rule, stats, sum(bad.values()), shown))
-    if not stats.integral:
+    if not stats.integral and not found:  # a fraction outside the classes: said above
         found.append(
             Finding(
                 "warning",
