@@ -19,6 +19,7 @@ from typing import Any
 import keras
 
 from fitpipe.adapters import AdaptRequest, ArraySource
+from fitpipe.adapters.parquet_files import open_dataset
 from fitpipe.errors import DataCheckError, DataCheckWarning, message, raw
 from fitpipe.pipeline import Pipeline
 from fitpipe.training.preflight.checks import (
@@ -54,6 +55,8 @@ def _report(
 
     if isinstance(pipeline.source, ArraySource):
         columns = column_names_of(x)
+        if columns is None and schema is not None and is_parquet(x):  # held in memory
+            columns = list(open_dataset(x, "fit").schema.names)  # (footers only)
         resolved = (
             resolved_schema(schema, columns, "fit") if columns and schema is not None else None
         )
@@ -102,6 +105,10 @@ def check_fit(
     return found
 
 
+def _count(findings: list[Finding], noun: str) -> str:
+    return f"{len(findings)} {noun}{'' if len(findings) == 1 else 's'}"
+
+
 def _text(findings: list[Finding], where: dict[int, str]) -> str:
     return "; ".join(f"{where[id(f)]}{f.text}" for f in findings)
 
@@ -129,11 +136,11 @@ def raise_or_warn(reports: list[CheckReport], mode: str, caller: str) -> None:
                 warned.append(finding)
     received = raw(" | ".join(f"{r.source}: {r.summary()}" for r in reports))
     if errors:
-        what = f"found {len(errors)} problem(s) in the data before training: "
+        what = f"found {_count(errors, 'problem')} in the data before training: "
         raise DataCheckError(
             message(caller, what + _text(errors, where), _EXPECTED, _FIX, data=received)
         )
     if warned:
-        what = f"found {len(warned)} likely problem(s) in the data before training: "
+        what = f"found {_count(warned, 'likely problem')} in the data before training: "
         text = message(caller, what + _text(warned, where), _EXPECTED, _FIX, data=received)
         warnings.warn(DataCheckWarning(text), stacklevel=4)
