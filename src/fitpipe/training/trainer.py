@@ -346,8 +346,8 @@ class Trainer:
                 ``"error"``: a ``fitpipe.errors.DataCheckError`` instead; ``"full"``: as
                 ``"error"``, and Parquet streamed from disk is read in full first; False:
                 no check. Cost: rows held in memory (arrays, tensors, pandas, Arrow tables,
-                Parquet up to 256 MiB) are scanned in one vectorized pass, about 1 s per GB
-                on one core (no data is read again); streamed Parquet is judged from its
+                Parquet up to 256 MiB) are scanned in one vectorized pass, 2-6 s per GB on
+                a shared 2-core machine (no data is read again); streamed Parquet is judged from its
                 footer statistics only (nulls, minima, maxima: no NaN) unless ``"full"``
                 (one extra read of the used columns); generators, ``tf.data`` and
                 ``PyDataset`` are not scanned (their labels and weights are still checked

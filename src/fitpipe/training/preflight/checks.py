@@ -238,9 +238,10 @@ def check_data(
     output's activation cannot reach, a regression target far from unit scale; and the
     class balance of classification targets.
 
-    Cost: one vectorized pass over rows held in memory (about 1 s per GB of float32 on one
-    core); for Parquet, one read of the schema's feature, target and weight columns
-    (``full=True``), or the footers alone (``full=False``: nulls, minima and maxima; no NaN).
+    Cost: one vectorized pass over rows held in memory (2-6 s per GB of float32 on a shared
+    2-core machine, ``benchmarks/bench_check.py``); for Parquet, one read of the schema's
+    feature, target and weight columns (``full=True``: what reading them costs), or the
+    footers alone (``full=False``: nulls, minima and maxima; no NaN).
 
     Args:
         x: The input, in any form ``fit`` takes. Inputs that come in batches (generators,
