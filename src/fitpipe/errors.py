@@ -11,6 +11,8 @@ from __future__ import annotations
 from typing import Any
 
 __all__ = [
+    "DataCheckError",
+    "DataCheckWarning",
     "DataMismatchError",
     "FitpipeError",
     "FitpipeTypeError",
@@ -55,12 +57,20 @@ class SchemaError(FitpipeValueError):
     """A declared schema that does not match the data it is applied to."""
 
 
+class DataCheckError(FitpipeValueError):
+    """Values the pre-flight check found that spoil training (``fit(check="error")``)."""
+
+
 class FitpipeWarning(UserWarning):
     """A warning about an argument fitpipe ignores or a setting it had to change."""
 
 
 class PluginWarning(FitpipeWarning):
     """A third-party adapter failed (to load, or in ``can_adapt``) and was skipped."""
+
+
+class DataCheckWarning(FitpipeWarning):
+    """Values the pre-flight check found that likely spoil training (``fit(check="warn")``)."""
 
 
 def describe(value: Any) -> str:

@@ -144,3 +144,18 @@ def test_digits_walkthrough_fits_with_a_glob_and_predicts_to_a_bare_file_name(
     assert main(argv) == 0
     table = pq.read_table(tmp_path / "predictions.parquet")
     assert table.column_names == ["id", "name", "prediction"] and table.num_rows == 100
+
+
+def test_preflight_example_catches_shifted_labels_and_nan_in_digits(tmp_path: Path, capsys) -> None:
+    example = runpy.run_path(str(EXAMPLES / "preflight" / "digits_check.py"))
+    results = example["main"](str(tmp_path))
+    out = capsys.readouterr().out
+    assert results["status"] == 1  # `fitpipe check` exits 1 on an error
+    assert "ERROR   non-finite [3]: feature column 'px27' holds 3 NaN (first in row 10)" in out
+    assert "ERROR   label-range [178]: 178 labels of 'digit' lie outside" in out
+    assert "        10        178    9.9%  <- outside [0, 10)" in out  # the class balance
+    assert "NOTE    constant [1797]: feature column 'px0' is constant" in out
+    assert "fit(check='error'): `fit` found 2 problems in the data before training" in out
+    assert "fit(check=False): loss nan" in out  # unchecked, the NaN trains silently
+    assert "fit() warns: `fit` found 1 likely problem in the data before training: " in out
+    assert results["val_accuracy"] > 0.8

@@ -21,7 +21,7 @@ import tensorflow as tf
 from hypothesis import given, settings
 
 import fitpipe
-from fitpipe.errors import FitpipeError
+from fitpipe.errors import DataCheckWarning, FitpipeError
 
 ROWS, BATCH, CLASSES = 16, 4, 3
 X = np.linspace(0.0, 1.0, ROWS * 4, dtype="float32").reshape(ROWS, 4)
@@ -153,8 +153,9 @@ def test_ignore_class_and_float_labels_and_other_losses(rel: Any) -> None:
     with pytest.raises(FitpipeError, match=r"label 3\.5 in row 1.*or the ignored class -1"):
         trainer(loss=ignoring).fit(X, labels(1, 3.5, "float32"), verbose=0)
     one_hot = np.eye(CLASSES, dtype="float32")[labels()]
-    one_hot[0, 0] = 7.0  # not sparse labels: no class range applies
-    history = trainer(loss="categorical_crossentropy").fit(X, one_hot, verbose=0)
+    one_hot[0, 0] = 7.0  # not sparse labels: no class range applies (the pre-flight check warns)
+    with pytest.warns(DataCheckWarning, match=r"1 rows of 'y' do not sum to 1 \(first: row 0\)"):
+        history = trainer(loss="categorical_crossentropy").fit(X, one_hot, verbose=0)
     assert np.isfinite(history.history["loss"]).all()
 
 

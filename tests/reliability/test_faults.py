@@ -185,6 +185,7 @@ def test_terminate_on_nan_stops_the_run(rel: Any) -> None:
         shuffle=False,
         verbose=0,
         callbacks=[keras.callbacks.TerminateOnNaN()],
+        check=False,  # the pre-flight check would warn first (tests/training/test_preflight.py)
     )
     assert len(history.history["loss"]) < 5
     assert trainer.model.stop_training is True
@@ -196,6 +197,6 @@ def test_without_terminate_on_nan_all_epochs_run(rel: Any) -> None:
     trainer = rel.dense_trainer()
     x = X.copy()
     x[5] = np.nan
-    history = trainer.fit(x, Y, batch_size=4, epochs=3, shuffle=False, verbose=0)
+    history = trainer.fit(x, Y, batch_size=4, epochs=3, shuffle=False, verbose=0, check=False)
     assert len(history.history["loss"]) == 3
     assert trainer.model.stop_training is False

@@ -1,7 +1,7 @@
-"""The ``fitpipe`` command: ``inspect`` a source, ``fit`` a TOML spec, ``predict`` to Parquet.
+"""The ``fitpipe`` command: ``inspect`` or ``check`` a source, ``fit`` a TOML spec, ``predict``.
 
 Exit status: 0 on success; 1 when a command fails (one ``fitpipe CMD: error: ...`` line on
-stderr, no traceback unless ``--debug``) or when ``inspect`` finds problems; 2 for
+stderr, no traceback unless ``--debug``) or when ``inspect`` or ``check`` finds problems; 2 for
 command-line usage errors. ``--help`` and ``--version`` answer without importing TensorFlow;
 TensorFlow's start-up lines are kept off stderr unless ``--verbose`` (see
 :mod:`fitpipe.cli.quiet`).
@@ -19,7 +19,7 @@ __all__ = ["main"]
 
 _EPILOG = (
     "Exit status: 0 on success; 1 on an error (one line on stderr; --debug shows the "
-    "traceback) or when `inspect` finds problems; 2 on a usage error."
+    "traceback) or when `inspect` or `check` finds problems; 2 on a usage error."
 )
 
 _SPEC_HELP = """\
@@ -94,6 +94,28 @@ def _add_inspect(commands: Any) -> None:
     )
 
 
+def _add_check(commands: Any) -> None:
+    check = commands.add_parser(
+        "check",
+        parents=[_common()],
+        help="pre-flight check of the data: NaN, infinities, nulls, labels against a model",
+        description="Scan the schema's feature, target and weight columns of DATA for NaN, "
+        "infinities, nulls and constant columns, and (with --model) the targets against the "
+        "model's losses and outputs; print a table (or --json). Exit status 1 on an error.",
+        epilog=_EPILOG,
+    )
+    check.add_argument("data", metavar="DATA", help="a Parquet file, folder or glob")
+    check.add_argument("--schema", metavar="FILE", help="schema file (JSON or TOML)")
+    check.add_argument("--model", metavar="M", help="a saved .keras model, or a run spec .toml")
+    check.add_argument("--json", action="store_true", help="print the report as JSON")
+    check.add_argument(
+        "--stats-only",
+        action="store_true",
+        help="answer from the Parquet footer statistics alone (nulls, min/max; no NaN)",
+    )
+    check.add_argument("--all-columns", action="store_true", help="list every column")
+
+
 def _add_fit(commands: Any) -> None:
     fit = commands.add_parser(
         "fit",
@@ -148,6 +170,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_inspect(commands)
+    _add_check(commands)
     _add_fit(commands)
     _add_predict(commands)
     return parser
@@ -170,6 +193,14 @@ def _inspect(args: argparse.Namespace) -> int:
     report = inspect_source(args.source, schema, args.batch_size, args.predict)
     print(report.format())
     return 1 if report.problems else 0
+
+
+def _check(args: argparse.Namespace) -> int:
+    from fitpipe.cli.check import print_report, run_check
+
+    report = run_check(args.data, args.schema, args.model, args.stats_only)
+    print_report(report, args.json, args.all_columns)
+    return 0 if report.ok else 1
 
 
 def _fit(args: argparse.Namespace) -> int:
@@ -229,7 +260,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     """
     args = build_parser().parse_args(argv)
-    run = {"inspect": _inspect, "fit": _fit, "predict": _predict}[args.command]
+    run = {"inspect": _inspect, "check": _check, "fit": _fit, "predict": _predict}[args.command]
     try:
         if not args.startup_log:
             from fitpipe.cli.quiet import import_tensorflow_quietly

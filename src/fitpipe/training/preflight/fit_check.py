@@ -1,0 +1,146 @@
+"""``Trainer.fit(check=...)``: the pre-flight check on the pipelines ``fit`` built.
+
+What is scanned, and what it costs:
+
+* rows ``fit`` holds in memory (arrays, tensors, pandas, Arrow tables, Parquet data small
+  enough to be read whole): every value, in one vectorized pass (no read: the rows are
+  already in memory);
+* Parquet streamed from disk: the footer statistics (nulls, minima and maxima, no data
+  read), or with ``check="full"`` every value of the used columns (one extra read);
+* inputs that come in batches (generators, ``tf.data``, ``PyDataset``, Arrow streams): not
+  scanned; the batch checks still stop on bad labels and weights as batches pass.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+import keras
+
+from fitpipe.adapters import AdaptRequest, ArraySource
+from fitpipe.adapters.parquet_files import open_dataset
+from fitpipe.errors import DataCheckError, DataCheckWarning, message, raw
+from fitpipe.pipeline import Pipeline
+from fitpipe.training.preflight.checks import (
+    check_mode,
+    column_names_of,
+    is_parquet,
+    parquet_report,
+    resolved_schema,
+    rows_report,
+)
+from fitpipe.training.preflight.findings import Finding
+from fitpipe.training.preflight.report import CheckReport
+from fitpipe.training.preflight.targets import output_rules
+
+__all__ = ["check_fit", "raise_or_warn"]
+
+_EXPECTED = (
+    "Feature, target and weight values are finite numbers, and targets suit the model's "
+    "losses and outputs (a single NaN makes the loss and then every weight NaN)"
+)
+_FIX = (
+    "Fix the data (`fitpipe check DATA --model M` or "
+    "`fitpipe.training.preflight.check_data` shows the whole report), or pass `check=False` "
+    "to train anyway"
+)
+
+
+def _report(
+    model: keras.Model, pipeline: Pipeline, x: Any, y: Any, schema: Any, mode: str, where: str
+) -> CheckReport | None:
+    def rules_of(structure: Any) -> Any:
+        return output_rules(model, structure)
+
+    if isinstance(pipeline.source, ArraySource):
+        columns = column_names_of(x)
+        if columns is None and schema is not None and is_parquet(x):  # held in memory
+            columns = list(open_dataset(x, "fit").schema.names)  # (footers only)
+        resolved = (
+            resolved_schema(schema, columns, "fit") if columns and schema is not None else None
+        )
+        return rows_report(pipeline.source, x, y, resolved, rules_of, where)
+    if is_parquet(x):
+        return parquet_report(x, schema, rules_of, mode == "full", False, "fit")
+    return None
+
+
+def check_fit(
+    model: keras.Model,
+    request: AdaptRequest,
+    train: Pipeline,
+    val: Pipeline | None,
+    validation_data: Any,
+    check: Any,
+) -> list[CheckReport]:
+    """Runs ``fit``'s pre-flight check, then warns or raises as ``check`` says.
+
+    Args:
+        model: The compiled model.
+        request: ``fit``'s request (its ``x``, ``y`` and ``schema`` name the columns).
+        train: The training pipeline.
+        val: The validation pipeline, split off or from ``validation_data``.
+        validation_data: ``fit``'s ``validation_data``.
+        check: ``"warn"``, ``"error"``, ``"full"`` or False.
+
+    Returns:
+        The reports (none with ``check=False``).
+
+    Raises:
+        DataCheckError: With ``"error"`` or ``"full"``, on a finding of level error.
+    """
+    mode = check_mode(check, "fit")
+    if mode is None:
+        return []
+    reports = [_report(model, train, request.x, request.y, request.schema, mode, "x")]
+    if val is not None and (validation_data is not None or not is_parquet(request.x)):
+        vx, vy = request.x, request.y
+        if validation_data is not None:
+            parts = tuple(validation_data) if isinstance(validation_data, (list, tuple)) else ()
+            vx, vy = (*parts, None, None)[:2] if parts else (validation_data, None)
+        reports.append(_report(model, val, vx, vy, request.schema, mode, "validation data"))
+    found = [r for r in reports if r is not None]
+    raise_or_warn(found, mode, "fit")
+    return found
+
+
+def _count(findings: list[Finding], noun: str) -> str:
+    return f"{len(findings)} {noun}{'' if len(findings) == 1 else 's'}"
+
+
+def _text(findings: list[Finding], where: dict[int, str]) -> str:
+    return "; ".join(f"{where[id(f)]}{f.text}" for f in findings)
+
+
+def raise_or_warn(reports: list[CheckReport], mode: str, caller: str) -> None:
+    """Raises :class:`DataCheckError` or warns :class:`DataCheckWarning` for the findings.
+
+    ``"warn"``: errors and warnings, less those the batch checks stop on anyway, make one
+    warning. ``"error"``/``"full"``: errors make an error; warnings a warning. Notes never.
+
+    Args:
+        reports: The reports of the training and validation data.
+        mode: ``"warn"``, ``"error"`` or ``"full"``.
+        caller: The public method, for messages.
+    """
+    where: dict[int, str] = {}
+    errors: list[Finding] = []
+    warned: list[Finding] = []
+    for index, report in enumerate(reports):
+        for finding in report.findings:
+            where[id(finding)] = "in the validation data, " if index else ""
+            if finding.level == "error" and mode != "warn":
+                errors.append(finding)
+            elif finding.level in ("error", "warning") and not finding.enforced:
+                warned.append(finding)
+    received = raw(" | ".join(f"{r.source}: {r.summary()}" for r in reports))
+    if errors:
+        what = f"found {_count(errors, 'problem')} in the data before training: "
+        raise DataCheckError(
+            message(caller, what + _text(errors, where), _EXPECTED, _FIX, data=received)
+        )
+    if warned:
+        what = f"found {_count(warned, 'likely problem')} in the data before training: "
+        text = message(caller, what + _text(warned, where), _EXPECTED, _FIX, data=received)
+        warnings.warn(DataCheckWarning(text), stacklevel=4)

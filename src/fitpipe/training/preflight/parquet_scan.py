@@ -1,0 +1,135 @@
+"""Parquet for the pre-flight check: footer statistics alone, or a streaming scan.
+
+* :func:`footer_stats` answers from the row groups' statistics, reading no data: rows, nulls,
+  and the minimum and maximum of every numeric column (enough for the null check, the range
+  of sparse and binary labels, and constant columns). Parquet writers leave NaN out of the
+  statistics, so NaN is only found by a scan; an infinity shows as the minimum or maximum.
+* :func:`stream_scan` reads the schema's feature, target and weight columns (no other), a
+  record batch at a time, with a progress line on stderr.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+from collections.abc import Iterator
+from typing import Any, TextIO
+
+import pyarrow as pa
+import pyarrow.dataset as pads
+
+from fitpipe.schemas import Schema
+from fitpipe.training.preflight.scan import Scanner, role_columns, scan_batches
+from fitpipe.training.preflight.stats import ColumnStats
+
+__all__ = ["footer_stats", "stream_scan"]
+
+_BATCH_ROWS = 65536
+
+
+def _merge(column: ColumnStats, stats: Any, rows: int) -> bool:
+    """Adds one column chunk's statistics; False when they do not answer (not recorded)."""
+    column.rows += rows
+    if stats is None or not stats.has_null_count:
+        return False
+    column.nulls += stats.null_count
+    if not stats.has_min_max or isinstance(stats.min, (str, bytes)):
+        return stats.null_count == rows  # an all-null chunk has no min/max
+    low, high = float(stats.min), float(stats.max)
+    if low == -math.inf:
+        column.neginf = 1  # at least one: statistics do not count
+        column.first_bad_row = None
+    if high == math.inf:
+        column.posinf = 1
+    if math.isfinite(low):
+        column.low = min(column.low, low)
+    if math.isfinite(high):
+        column.high = max(column.high, high)
+    return True
+
+
+def footer_stats(dataset: pads.Dataset, schema: Schema) -> tuple[list[ColumnStats], int]:
+    """Column statistics of a Parquet dataset from its footers (no data read).
+
+    Args:
+        dataset: The Parquet dataset.
+        schema: A resolved schema: its feature, target and weight columns are reported.
+
+    Returns:
+        The statistics of the columns the footers answer for (``exact`` False: NaN unknown),
+        and the rows.
+    """
+    wanted = {name: role for role, name in role_columns(schema)}
+    columns = {name: ColumnStats(name, role, exact=False) for name, role in wanted.items()}
+    answered = dict.fromkeys(wanted, True)
+    rows = 0
+    for fragment in dataset.get_fragments():
+        meta = fragment.metadata
+        rows += meta.num_rows
+        for g in range(meta.num_row_groups):
+            group = meta.row_group(g)
+            for c in range(group.num_columns):
+                chunk = group.column(c)
+                name = chunk.path_in_schema.split(".", 1)[0]
+                if name in columns and chunk.path_in_schema == name:  # plain columns only
+                    ok = _merge(columns[name], chunk.statistics, group.num_rows)
+                    answered[name] = answered[name] and ok
+    return [columns[n] for n in wanted if answered[n] and columns[n].rows], rows
+
+
+class _Progress:
+    """A one-line progress report on a stream: rows done, share, throughput."""
+
+    def __init__(self, total: int, stream: TextIO | None) -> None:
+        self.total, self.stream = total, stream
+        self.start = self.last = time.perf_counter()
+        self.rows = 0
+
+    def advance(self, rows: int, nbytes: int) -> None:
+        self.rows += rows
+        now = time.perf_counter()
+        if self.stream is None or (now - self.last < 0.2 and self.rows < self.total):
+            return
+        self.last = now
+        share = self.rows / self.total if self.total else 1.0
+        width = 30
+        bar = "=" * int(share * width)
+        self.stream.write(
+            f"\rscanning [{bar:<{width}}] {self.rows:,}/{self.total:,} rows "
+            f"({share:.0%}, {now - self.start:.1f} s)"
+        )
+        self.stream.flush()
+
+    def close(self) -> None:
+        if self.stream is not None and self.rows:
+            self.stream.write("\n")
+            self.stream.flush()
+
+
+def _batches(
+    dataset: pads.Dataset, columns: list[str], progress: _Progress
+) -> Iterator[pa.RecordBatch]:
+    for batch in dataset.to_batches(columns=columns, batch_size=_BATCH_ROWS):
+        progress.advance(batch.num_rows, batch.nbytes)
+        yield batch
+
+
+def stream_scan(
+    scanner: Scanner, dataset: pads.Dataset, schema: Schema, progress: bool | TextIO = False
+) -> None:
+    """Scans a Parquet dataset's feature, target and weight columns, a batch at a time.
+
+    Args:
+        scanner: Where the statistics go.
+        dataset: The Parquet dataset.
+        schema: A resolved schema.
+        progress: True for a progress line on stderr, or a stream to write it to.
+    """
+    stream = sys.stderr if progress is True else (progress or None)
+    columns = list(dict.fromkeys(name for _, name in role_columns(schema)))
+    bar = _Progress(dataset.count_rows(), stream)  # from the footers
+    try:
+        scan_batches(scanner, _batches(dataset, columns, bar), schema)
+    finally:
+        bar.close()
