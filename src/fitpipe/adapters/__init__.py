@@ -29,9 +29,20 @@ from fitpipe.adapters.base import (
     AdaptRequest,
     ArraySource,
     BatchSource,
+    Mode,
     Source,
     check_supported,
     unsupported,
+)
+from fitpipe.adapters.capabilities import (
+    BatchSourceBase,
+    Chunked,
+    Paced,
+    Resumable,
+    Seekable,
+    Shardable,
+    SourceBase,
+    Splittable,
 )
 from fitpipe.adapters.distributed_datasets import DistributedDatasetAdapter
 from fitpipe.adapters.generators import GeneratorAdapter
@@ -59,8 +70,17 @@ __all__ = [
     "AdapterRegistry",
     "ArraySource",
     "BatchSource",
+    "BatchSourceBase",
+    "Chunked",
     "LazyAdapter",
+    "Mode",
+    "Paced",
+    "Resumable",
+    "Seekable",
+    "Shardable",
     "Source",
+    "SourceBase",
+    "Splittable",
     "check_supported",
     "register_adapter",
     "registry",

@@ -18,7 +18,7 @@ from fitpipe.adapters.arrow_columns import table_roles
 from fitpipe.adapters.base import AdaptRequest, ArraySource, BatchSource
 from fitpipe.adapters.generators import one_pass_source
 from fitpipe.errors import FitpipeTypeError, SchemaError, message
-from fitpipe.schemas import Role, Schema, as_schema
+from fitpipe.schemas import Mode, Schema, as_schema
 from fitpipe.schemas.arrow_types import EXPECTED_TYPES, checked_schema, duplicate_error
 
 __all__ = [
@@ -27,7 +27,6 @@ __all__ = [
     "frame_table",
     "rebatch_tables",
     "require_schema",
-    "roles_for",
     "table_source",
 ]
 
@@ -57,26 +56,28 @@ def require_schema(request: AdaptRequest, accepts: str) -> Schema:
     )
 
 
-def roles_for(caller: str) -> tuple[Role, ...]:
-    """The roles a call reads: prediction needs features (and passthrough) only."""
-    if caller.startswith("predict"):
-        return (Role.FEATURE, Role.PASSTHROUGH)
-    return (Role.FEATURE, Role.TARGET, Role.WEIGHT)
+def table_source(
+    table: pa.Table, request: AdaptRequest, source: str, shard_rows: bool = False
+) -> ArraySource:
+    """Converts a whole in-memory table to rows, after checking it against the schema.
 
-
-def table_source(table: pa.Table, request: AdaptRequest, source: str) -> ArraySource:
-    """Converts a whole in-memory table to rows, after checking it against the schema."""
-    roles = roles_for(request.caller)
+    Args:
+        table: The table.
+        request: The request (schema, mode, caller).
+        source: What the table is, for messages.
+        shard_rows: Let the rows be sharded over workers by blocks of rows.
+    """
+    roles = request.mode.roles
     schema = checked_schema(
         require_schema(request, source), table.schema, source, roles, request.caller
     )
-    x, y, sw = table_roles(table, schema, source, 0, request.caller, Role.TARGET in roles)
+    x, y, sw = table_roles(table, schema, source, 0, request.caller, request.mode.reads_targets)
     count = check_rows({"x": x, "y": y, "sample_weight": sw}, request.caller)
-    return ArraySource(x, y, sw, count)
+    return ArraySource(x, y, sw, count, shard_rows=shard_rows)
 
 
-def frame_table(frame: Any, schema: Schema, caller: str) -> pa.Table:
-    """The columns of a pandas DataFrame that ``schema`` uses, as an Arrow table.
+def frame_table(frame: Any, schema: Schema, caller: str, mode: Mode) -> pa.Table:
+    """The columns of a pandas DataFrame that ``schema`` uses in ``mode``, as an Arrow table.
 
     Only those columns are converted: a repeated or unconvertible column the schema does not
     use is no error. Columns the frame lacks are left to :func:`checked_schema` to name.
@@ -90,7 +91,7 @@ def frame_table(frame: Any, schema: Schema, caller: str) -> pa.Table:
     counts: dict[str, int] = {}
     for name in names:
         counts[name] = counts.get(name, 0) + 1
-    wanted = set(schema.resolve(names, "the pandas.DataFrame", caller, roles_for(caller)).columns())
+    wanted = set(schema.resolve(names, "the pandas.DataFrame", caller, mode.roles).columns())
     used = [c for c in counts if c in wanted]
     for column in used:
         if counts[column] > 1:
@@ -140,7 +141,7 @@ class ArrowTableAdapter:
             x = pa.Table.from_batches([x])
         elif not isinstance(x, pa.Table):
             x = pa.table(x)
-        return table_source(x, request, type(request.x).__name__)
+        return table_source(x, request, type(request.x).__name__, shard_rows=True)
 
 
 def rebatch_tables(batches: Iterator[Any], batch_size: int) -> Iterator[pa.Table]:
@@ -180,7 +181,7 @@ class ArrowStreamAdapter:
     def adapt(self, request: AdaptRequest) -> BatchSource:
         """Checks the stream's schema, then converts it batch by batch as it is read."""
         reader: pa.RecordBatchReader = request.x
-        roles = roles_for(request.caller)
+        roles = request.mode.roles
         schema = checked_schema(
             require_schema(request, "a RecordBatchReader"),
             reader.schema,
@@ -199,7 +200,7 @@ class ArrowStreamAdapter:
                     "the RecordBatchReader",
                     first,
                     request.caller,
-                    Role.TARGET in roles,
+                    request.mode.reads_targets,
                 )
                 first += table.num_rows
 

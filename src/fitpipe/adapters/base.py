@@ -4,8 +4,12 @@ An adapter turns one form of user input into a :data:`Source`:
 
 * :class:`ArraySource` for data addressed by row (arrays, tensors, frames): the pipeline
   batches, shuffles, splits and weights it;
-* :class:`BatchSource` for data that already comes in batches (generators, ``tf.data``,
-  ``PyDataset``): the pipeline only weights and prefetches it.
+* a batch source for data that already comes in batches (generators, ``tf.data``,
+  ``PyDataset``): the pipeline only weights and prefetches it. :class:`BatchSource` takes
+  the source's functions as keywords; a subclass of
+  :class:`~fitpipe.adapters.capabilities.BatchSourceBase` defines them as methods. What a
+  source can do beyond batches (split, seek, shard, ...) are the capabilities of
+  :mod:`fitpipe.adapters.capabilities`.
 
 Each adapter declares which ``fit`` arguments it supports; :func:`check_supported` words the
 "not supported for this input" errors for all of them.
@@ -17,7 +21,9 @@ import dataclasses
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
+from fitpipe.adapters.capabilities import BatchSourceBase, SourceBase
 from fitpipe.errors import UnsupportedArgumentError, message
+from fitpipe.schemas import Mode
 
 if TYPE_CHECKING:
     import tensorflow as tf
@@ -29,6 +35,7 @@ __all__ = [
     "Adapter",
     "ArraySource",
     "BatchSource",
+    "Mode",
     "Shuffle",
     "Source",
     "check_supported",
@@ -90,7 +97,10 @@ class AdaptRequest:
             or the path of a schema file (turned into a ``Schema`` once the adapter that
             takes ``x`` is known to support ``schema``).
         steps: Batches per epoch requested by the caller, if any.
-        caller: The public method being run, for error messages.
+        caller: The public method being run, for error messages only.
+        mode: What the call does with the input (train, evaluate or predict): decides the
+            roles read (prediction reads features and passthrough columns only) and whether
+            a source may be sharded. A string (``"predict"``) is read as a :class:`Mode`.
         validation_split: Fraction of rows the trainer will set apart (0 for none).
         data_service: Address of a tf.data service dispatcher (``"grpc://host:port"``) to
             run the input pipeline on its workers; None runs it in this process.
@@ -112,6 +122,11 @@ class AdaptRequest:
     validation_split: float = 0.0
     data_service: str | None = None
     hold_in_memory: bool = True
+    mode: Mode = Mode.TRAIN
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.mode, Mode):
+            object.__setattr__(self, "mode", Mode(self.mode))
 
     def given(self) -> tuple[str, ...]:
         """Names the optional arguments that were given (not left at their defaults)."""
@@ -128,7 +143,7 @@ class AdaptRequest:
 
 
 @dataclasses.dataclass(frozen=True)
-class ArraySource:
+class ArraySource(SourceBase):
     """Row-addressed data: nested structures whose leaves share their first dimension.
 
     Leaves are ``np.ndarray``, ``tf.Tensor``, ``tf.RaggedTensor`` or ``tf.SparseTensor``.
@@ -138,6 +153,9 @@ class ArraySource:
         y: Targets, or None.
         sample_weight: Weights, or None.
         num_samples: The shared first dimension.
+        shard_rows: True when the rows may be sharded over workers at the source, by
+            blocks of rows (see :mod:`fitpipe.pipeline.sharding`); False leaves them to the
+            strategy's own auto-sharding, as Keras does for arrays.
 
     """
 
@@ -145,11 +163,15 @@ class ArraySource:
     y: Any
     sample_weight: Any
     num_samples: int
+    shard_rows: bool = False
 
 
 @dataclasses.dataclass(frozen=True)
-class BatchSource:
+class BatchSource(BatchSourceBase):
     """Data that comes in batches, already unpacked into ``(x,)``, ``(x, y)`` or ``(x, y, sw)``.
+
+    The source's functions are given as keywords; an optional one left at None is a
+    capability the source does not have (see :mod:`fitpipe.adapters.capabilities`).
 
     Attributes:
         make_dataset: Builds the ``tf.data.Dataset`` of one pass; called once per pipeline.
@@ -203,7 +225,7 @@ class BatchSource:
     distributed: Any = None
 
 
-Source = ArraySource | BatchSource
+Source = ArraySource | BatchSourceBase
 
 
 @runtime_checkable

@@ -31,6 +31,6 @@ class PandasAdapter(ArrayFamilyAdapter):
         """Converts the frame as an array, or by column roles when a schema is given."""
         if request.schema is not None and isinstance(request.x, pd.DataFrame):
             schema = require_schema(request, "a pandas.DataFrame")
-            table = frame_table(request.x, schema, request.caller)
+            table = frame_table(request.x, schema, request.caller, request.mode)
             return table_source(table, request, "pandas.DataFrame")
         return super().adapt(request)

@@ -25,7 +25,7 @@ import pyarrow.dataset as pads
 import tensorflow as tf
 
 from fitpipe.adapters.arrow_columns import table_roles
-from fitpipe.adapters.arrow_tables import require_schema, roles_for
+from fitpipe.adapters.arrow_tables import require_schema
 from fitpipe.adapters.base import DEFAULT_BATCH_SIZE, AdaptRequest, ArraySource, BatchSource
 from fitpipe.adapters.batches import ErrorBox, signature_of
 from fitpipe.adapters.parquet_files import (
@@ -37,7 +37,7 @@ from fitpipe.adapters.parquet_files import (
 )
 from fitpipe.adapters.sharding import pad_shard, per_replica_batch, plan_shards, with_weights
 from fitpipe.errors import DataMismatchError, FitpipeError, message
-from fitpipe.schemas import Role, Schema
+from fitpipe.schemas import Mode, Role, Schema
 from fitpipe.schemas.arrow_types import check_arrow_schema, field_types
 
 __all__ = ["ParquetAdapter", "ParquetPlan", "plan_source", "source_columns"]
@@ -130,13 +130,14 @@ def _scan_piece(dataset: pads.Dataset, caller: str) -> Piece:
     return Piece("the filtered dataset", int(dataset.count_rows()), read)
 
 
-def plan_source(x: Any, schema: Schema, caller: str) -> ParquetPlan:
+def plan_source(x: Any, schema: Schema, caller: str, mode: Mode = Mode.TRAIN) -> ParquetPlan:
     """Plans the pieces of a Parquet source from metadata and checks the schema against it.
 
-    One pass over the files' footers; per file, one pass over the columns the schema reads.
+    One pass over the files' footers; per file, one pass over the columns the schema reads
+    in ``mode``.
     """
     dataset = open_dataset(x, caller)
-    roles = roles_for(caller)
+    roles = mode.roles
     name = x if isinstance(x, str) else ("the dataset" if isinstance(x, pads.Dataset) else str(x))
     schema = schema.resolve(dataset.schema.names, str(name), caller, roles)
     needed = schema.columns(roles)
@@ -216,6 +217,7 @@ class _Reader:
         shuffle: bool,
         seed: int,
         caller: str,
+        mode: Mode,
     ) -> None:
         self.spans = _spans(plan, start, stop)
         self.rows = stop - start
@@ -223,7 +225,7 @@ class _Reader:
         self.shuffle = shuffle
         self.seed = seed
         self.caller = caller
-        self.roles = roles_for(caller)
+        self.roles = mode.roles
         self.columns = schema.columns(tuple(r for r in self.roles if r != Role.PASSTHROUGH))
         self.epoch = 0
 
@@ -336,8 +338,8 @@ def shard_dataset(
     return chunks.rebatch(size, drop_remainder=True), plan.steps
 
 
-def _signature(plan: ParquetPlan, schema: Schema, caller: str) -> Any:
-    probe = _Reader(plan, schema, 0, min(plan.rows, 2), False, 0, caller)
+def _signature(plan: ParquetPlan, schema: Schema, caller: str, mode: Mode) -> Any:
+    probe = _Reader(plan, schema, 0, min(plan.rows, 2), False, 0, caller, mode)
     first = next(probe.chunks())
     return signature_of([first], caller, "Parquet source")
 
@@ -354,9 +356,9 @@ def _element_bytes(arrow_type: pa.DataType) -> int | None:
     return None
 
 
-def _converted_bytes(plan: ParquetPlan, schema: Schema, caller: str) -> float:
+def _converted_bytes(plan: ParquetPlan, schema: Schema, mode: Mode) -> float:
     """An upper bound of the converted size of the columns read; inf if not fixed-width."""
-    roles = tuple(r for r in roles_for(caller) if r != Role.PASSTHROUGH)
+    roles = tuple(r for r in mode.roles if r != Role.PASSTHROUGH)
     total = 0
     for name in schema.columns(roles):
         index = plan.arrow_schema.get_field_index(name)
@@ -367,9 +369,9 @@ def _converted_bytes(plan: ParquetPlan, schema: Schema, caller: str) -> float:
     return total * plan.rows
 
 
-def _read_whole(plan: ParquetPlan, schema: Schema, caller: str) -> ArraySource:
+def _read_whole(plan: ParquetPlan, schema: Schema, caller: str, mode: Mode) -> ArraySource:
     """Reads every piece in order, converting each chunk (errors name its file and row)."""
-    reader = _Reader(plan, schema, 0, plan.rows, False, 0, caller)
+    reader = _Reader(plan, schema, 0, plan.rows, False, 0, caller, mode)
     parts = []
     for span in reader.spans:
         offset = 0
@@ -411,7 +413,8 @@ class ParquetAdapter:
         """Plans the source from metadata; reads small data whole, else streams row groups."""
         if not isinstance(request.x, pads.Dataset):  # a missing path before a missing schema
             existing_paths(request.x, request.caller)
-        plan = plan_source(request.x, require_schema(request, "Parquet data"), request.caller)
+        mode = request.mode
+        plan = plan_source(request.x, require_schema(request, "Parquet data"), request.caller, mode)
         schema = plan.schema
         if plan.rows == 0:
             raise DataMismatchError(
@@ -423,16 +426,14 @@ class ParquetAdapter:
                     x=request.x,
                 )
             )
-        if request.hold_in_memory and (
-            _converted_bytes(plan, schema, request.caller) <= IN_MEMORY_BYTES
-        ):
-            return _read_whole(plan, schema, request.caller)
-        signature = _signature(plan, schema, request.caller)
+        if request.hold_in_memory and (_converted_bytes(plan, schema, mode) <= IN_MEMORY_BYTES):
+            return _read_whole(plan, schema, request.caller, mode)
+        signature = _signature(plan, schema, request.caller, mode)
         seed = int(np.random.randint(0, 2**31 - 1))
         batch_size = request.batch_size or DEFAULT_BATCH_SIZE
 
         def make(start: int, stop: int, shuffle: bool, size: int) -> BatchSource:
-            reader = _Reader(plan, schema, start, stop, shuffle, seed, request.caller)
+            reader = _Reader(plan, schema, start, stop, shuffle, seed, request.caller, mode)
             return reader_source(reader, size, signature)
 
         def split(at: int, validation_batch_size: int | None) -> tuple[BatchSource, BatchSource]:

@@ -16,7 +16,7 @@ import pyarrow as pa
 import pyarrow.dataset as pads
 import tensorflow as tf
 
-from fitpipe.adapters import AdaptRequest, registry
+from fitpipe.adapters import AdaptRequest, Mode, registry
 from fitpipe.adapters.parquet import _open_dataset
 from fitpipe.errors import FitpipeError, FitpipeValueError, message
 from fitpipe.pipeline import build_pipeline
@@ -205,8 +205,8 @@ def inspect_source(
     problems = _problems(schema, report, predict)
     if problems:
         return dataclasses.replace(report, problems=tuple(problems))
-    caller = "predict" if predict else "fit"
-    request = AdaptRequest(x=source, schema=schema, batch_size=batch_size, caller=caller)
+    caller, mode = ("predict", Mode.PREDICT) if predict else ("fit", Mode.TRAIN)
+    request = AdaptRequest(x=source, schema=schema, batch_size=batch_size, caller=caller, mode=mode)
     try:
         with build_pipeline(request) as pipeline:
             spec = pipeline.element_spec

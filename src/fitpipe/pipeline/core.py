@@ -16,7 +16,10 @@ from fitpipe.adapters import (
     Adapter,
     AdaptRequest,
     ArraySource,
-    BatchSource,
+    Paced,
+    Resumable,
+    Seekable,
+    Shardable,
     Source,
     check_supported,
     registry,
@@ -36,12 +39,17 @@ from fitpipe.schemas import as_schema
 
 __all__ = [
     "Pipeline",
+    "Shard",
     "adapt",
     "adapt_source",
     "build_pipeline",
     "check_shuffle",
     "pipeline_from_source",
 ]
+
+
+#: ``shard(index, count, replicas)``: shard ``index`` of ``count`` and the steps of every shard.
+Shard = Callable[[int, int, int], tuple[tf.data.Dataset, int]]
 
 
 class Pipeline:
@@ -59,6 +67,8 @@ class Pipeline:
         batch_size: Rows per batch, for row-addressed inputs.
         rows: The rows held in memory, when the trainer may slice batches from them.
         seek: ``seek(n)`` makes the next iteration read pass ``n`` (resumed runs).
+        shard: How a :class:`~fitpipe.adapters.Shardable` source shards itself over workers
+            (class weights applied), or None.
     """
 
     def __init__(
@@ -70,6 +80,7 @@ class Pipeline:
         batch_size: int | None = None,
         rows: ResidentRows | None = None,
         seek: Callable[[int], None] | None = None,
+        shard: Shard | None = None,
     ) -> None:
         self._adapter = adapter
         self._source = source
@@ -78,6 +89,7 @@ class Pipeline:
         self._batch_size = batch_size
         self._rows = rows
         self._seek = seek
+        self._shard = shard
 
     @property
     def adapter(self) -> str:
@@ -121,7 +133,17 @@ class Pipeline:
     @property
     def finite(self) -> bool:
         """False when the input is known never to end."""
-        return not isinstance(self._source, BatchSource) or self._source.finite
+        return self._source.finite
+
+    @property
+    def shard(self) -> Shard | None:
+        """``shard(index, count, replicas)`` of a source that shards itself, else None.
+
+        Returns the dataset of shard ``index`` of ``count`` (per-replica batches for its
+        ``replicas`` replicas, zero-weight padded, class weights applied) and the steps
+        every shard runs.
+        """
+        return self._shard
 
     def seek(self, pass_index: int) -> None:
         """Makes the next iteration of :attr:`dataset` read pass ``pass_index`` (0-based).
@@ -135,7 +157,7 @@ class Pipeline:
         """
         if self._seek is not None:
             self._seek(pass_index)
-        elif isinstance(self._source, BatchSource) and self._source.seek is not None:
+        elif isinstance(self._source, Seekable):
             self._source.seek(pass_index)
 
     def expect(self, batches: int | None) -> None:
@@ -147,7 +169,7 @@ class Pipeline:
         Args:
             batches: The number of batches, or None.
         """
-        if isinstance(self._source, BatchSource) and self._source.expect is not None:
+        if isinstance(self._source, Paced):
             self._source.expect(batches)
 
     def input_state(self, pass_index: int, seen: int) -> Any:
@@ -162,9 +184,8 @@ class Pipeline:
         Returns:
             The state (as the input's ``get_state()`` gave it), or None.
         """
-        source = self._source
-        if isinstance(source, BatchSource) and source.input_state is not None:
-            return source.input_state(pass_index, seen)
+        if isinstance(self._source, Resumable):
+            return self._source.input_state(pass_index, seen)
         return None
 
     def restore_state(self, pass_index: int, seen: int, state: Any) -> None:
@@ -175,25 +196,20 @@ class Pipeline:
             seen: Batches of that pass already read before ``state`` was taken.
             state: A state :meth:`input_state` returned; inputs without one ignore it.
         """
-        source = self._source
-        if isinstance(source, BatchSource) and source.restore_state is not None:
-            source.restore_state(pass_index, seen, state)
+        if isinstance(self._source, Resumable):
+            self._source.restore_state(pass_index, seen, state)
 
     def on_epoch_end(self) -> None:
         """Tells the input an epoch ended (``PyDataset.on_epoch_end``)."""
-        if isinstance(self._source, BatchSource):
-            self._source.on_epoch_end()
+        self._source.on_epoch_end()
 
     def take_error(self) -> BaseException | None:
         """Returns the exception user code raised while producing batches, if any."""
-        if isinstance(self._source, BatchSource):
-            return self._source.take_error()
-        return None
+        return self._source.take_error()
 
     def close(self) -> None:
         """Stops workers and releases files held for the input."""
-        if isinstance(self._source, BatchSource):
-            self._source.close()
+        self._source.close()
 
     def __enter__(self) -> Pipeline:
         return self
@@ -342,10 +358,7 @@ def _weighted(
     return dataset.map(weigh, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
 
 
-def _weighted_shard(
-    shard: Callable[[int, int, int], tuple[tf.data.Dataset, int]],
-    class_weight: dict[int, float],
-) -> Callable[[int, int, int], tuple[tf.data.Dataset, int]]:
+def _weighted_shard(shard: Shard, class_weight: dict[int, float]) -> Shard:
     def weighted(index: int, count: int, replicas: int) -> tuple[tf.data.Dataset, int]:
         dataset, steps = shard(index, count, replicas)
         return _weighted(dataset, class_weight, parallel=True), steps
@@ -397,11 +410,12 @@ def pipeline_from_source(
         batch_size, rows, seek = None, None, None
         dataset = source.make_dataset()
         count = source.count_batches
-    read_ahead = not isinstance(source, BatchSource) or source.read_ahead
+    read_ahead = source.read_ahead
+    shard: Shard | None = source.shard if isinstance(source, Shardable) else None
     if class_weight is not None:
         dataset = _weighted(dataset, class_weight, parallel=read_ahead)
-        if isinstance(source, BatchSource) and source.shard is not None:
-            source = dataclasses.replace(source, shard=_weighted_shard(source.shard, class_weight))
+        if shard is not None:
+            shard = _weighted_shard(shard, class_weight)
         if rows is not None:
             rows = dataclasses.replace(rows, class_weights=class_weight_table(class_weight))
     if request.data_service is not None:
@@ -425,7 +439,7 @@ def pipeline_from_source(
             count = lambda: None  # noqa: E731
     if read_ahead:
         dataset = dataset.prefetch(tf.data.AUTOTUNE)
-    return Pipeline(adapter_name, source, dataset, count, batch_size, rows, seek)
+    return Pipeline(adapter_name, source, dataset, count, batch_size, rows, seek, shard)
 
 
 def build_pipeline(request: AdaptRequest, *, warn_ignored: bool = True) -> Pipeline:

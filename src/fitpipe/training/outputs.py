@@ -25,7 +25,7 @@ from fitpipe.adapters.arrow_columns import table_roles
 from fitpipe.adapters.arrow_tables import frame_table
 from fitpipe.adapters.parquet import plan_source
 from fitpipe.errors import FitpipeTypeError, FitpipeValueError, message
-from fitpipe.schemas import Role, Schema, SchemaLike, as_schema
+from fitpipe.schemas import Mode, Schema, SchemaLike, as_schema
 from fitpipe.schemas.arrow_types import checked_schema
 
 __all__ = [
@@ -49,7 +49,7 @@ def _table_chunks(table: pa.Table) -> Iterator[pa.Table]:
 
 def _arrow_tables(x: Any, schema: Schema, caller: str) -> Iterator[tuple[str, pa.Table, Schema]]:
     """Yields ``(source, table, schema)`` chunks; the schema resolved against the data."""
-    roles = (Role.FEATURE, Role.PASSTHROUGH)
+    roles = Mode.PREDICT.roles
     if isinstance(x, pa.RecordBatchReader):
         resolved = checked_schema(schema, x.schema, "the RecordBatchReader", roles, caller)
         for batch in x:
@@ -61,7 +61,7 @@ def _arrow_tables(x: Any, schema: Schema, caller: str) -> Iterator[tuple[str, pa
         for chunk in _table_chunks(table):
             yield type(x).__name__, chunk, resolved
         return
-    plan = plan_source(x, schema, caller)
+    plan = plan_source(x, schema, caller, Mode.PREDICT)
     for piece in plan.pieces:
         for part in piece.read(plan.schema.columns(roles)):
             table = part if isinstance(part, pa.Table) else pa.Table.from_batches([part])
@@ -85,9 +85,9 @@ def chunks_of(
     adapter = registry.find(x, caller)
     schema = as_schema(schema, caller)
     if adapter.name == "pandas" and isinstance(schema, Schema) and hasattr(x, "columns"):
-        x, adapter = frame_table(x, schema, caller), registry["arrow"]
+        x, adapter = frame_table(x, schema, caller, Mode.PREDICT), registry["arrow"]
     if adapter.name not in _COLUMNAR:
-        rows = adapter.adapt(AdaptRequest(x=x, caller=caller))
+        rows = adapter.adapt(AdaptRequest(x=x, caller=caller, mode=Mode.PREDICT))
         if not isinstance(rows, ArraySource):
             raise FitpipeValueError(
                 message(

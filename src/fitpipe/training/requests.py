@@ -8,7 +8,7 @@ from typing import Any
 import keras
 import tensorflow as tf
 
-from fitpipe.adapters import AdaptRequest, ArraySource, registry
+from fitpipe.adapters import AdaptRequest, ArraySource, Mode, registry
 from fitpipe.errors import FitpipeTypeError, FitpipeValueError, message
 from fitpipe.pipeline import (
     Pipeline,
@@ -61,6 +61,7 @@ def validation_pipeline(
         batch_size=batch_size if "batch_size" in adapter.supports else None,
         steps=steps,
         caller="fit",
+        mode=Mode.EVALUATE,
         schema=schema if "schema" in adapter.supports else None,
         hold_in_memory=distribute.strategy_of(model) is None,
     )
@@ -82,7 +83,9 @@ def fit_pipelines(
     val = None
     if request.validation_split:
         source, val_source = split_source(source, request.validation_split, "fit", val_batch)
-        val_request = AdaptRequest(x=None, batch_size=val_batch, steps=val_steps, caller="fit")
+        val_request = AdaptRequest(
+            x=None, batch_size=val_batch, steps=val_steps, caller="fit", mode=Mode.EVALUATE
+        )
         val = pipeline_from_source(adapter.name, val_source, val_request)
     train = pipeline_from_source(adapter.name, source, request)
     if validation_data is not None:
@@ -99,6 +102,7 @@ def _tensor(value: Any) -> Any:
 def one_batch(
     model: keras.Model,
     caller: str,
+    mode: Mode,
     x: Any,
     y: Any = None,
     sample_weight: Any = None,
@@ -106,7 +110,7 @@ def one_batch(
 ) -> tuple[Any, ...]:
     """The tensors of one batch given to ``train_on_batch`` and its kin, class weights applied."""
     x = without_absent_inputs(model, x)
-    request = AdaptRequest(x=x, y=y, sample_weight=sample_weight, caller=caller)
+    request = AdaptRequest(x=x, y=y, sample_weight=sample_weight, caller=caller, mode=mode)
     _, source = adapt_source(request)
     if not isinstance(source, ArraySource):
         raise FitpipeTypeError(
