@@ -8,22 +8,24 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 from typing import Any
 
 import pyarrow as pa
 
 from fitpipe.adapters.arrays import check_rows, is_pandas
-from fitpipe.adapters.arrow_columns import table_roles
-from fitpipe.adapters.base import AdaptRequest, ArraySource, BatchSource
+from fitpipe.adapters.base import CHUNK_ROWS, AdaptRequest, ArraySource, BatchSource
+from fitpipe.adapters.capabilities import SourceBase
 from fitpipe.adapters.generators import one_pass_source
+from fitpipe.columnar import EXPECTED_TYPES, checked_schema, duplicate_error, table_roles
 from fitpipe.errors import FitpipeTypeError, SchemaError, message
 from fitpipe.schemas import Mode, Schema, as_schema
-from fitpipe.schemas.arrow_types import EXPECTED_TYPES, checked_schema, duplicate_error
 
 __all__ = [
     "ArrowStreamAdapter",
     "ArrowTableAdapter",
+    "ColumnChunks",
     "frame_table",
     "rebatch_tables",
     "require_schema",
@@ -74,6 +76,41 @@ def table_source(
     x, y, sw = table_roles(table, schema, source, 0, request.caller, request.mode.reads_targets)
     count = check_rows({"x": x, "y": y, "sample_weight": sw}, request.caller)
     return ArraySource(x, y, sw, count, shard_rows=shard_rows)
+
+
+class ColumnChunks(SourceBase):
+    """Features and passthrough columns of Arrow tables in row order (a Chunked source).
+
+    Args:
+        tables: ``(source, table, schema)``: each chunk, what it comes from (for messages)
+            and the schema resolved against it.
+        caller: The public method, for messages.
+    """
+
+    def __init__(self, tables: Iterator[tuple[str, pa.Table, Schema]], caller: str) -> None:
+        self._tables = tables
+        self._caller = caller
+
+    def chunks(self) -> Iterator[tuple[Any, pa.Table]]:
+        """Yields ``(features, passthrough)`` per chunk; passthrough is an Arrow table."""
+        first = 0
+        for source, table, resolved in self._tables:
+            features, _, _ = table_roles(table, resolved, source, first, self._caller, False)
+            first += table.num_rows
+            yield features, table.select(list(resolved.passthrough))
+
+
+def table_chunks(table: pa.Table, request: AdaptRequest, source: str) -> ColumnChunks:
+    """The chunks of an in-memory table, :data:`CHUNK_ROWS` rows each (for prediction)."""
+
+    def tables() -> Iterator[tuple[str, pa.Table, Schema]]:
+        schema = require_schema(request, source)
+        roles = request.mode.roles
+        resolved = checked_schema(schema, table.schema, source, roles, request.caller)
+        for start in range(0, table.num_rows, CHUNK_ROWS):
+            yield source, table.slice(start, CHUNK_ROWS), resolved
+
+    return ColumnChunks(tables(), request.caller)
 
 
 def frame_table(frame: Any, schema: Schema, caller: str, mode: Mode) -> pa.Table:
@@ -134,13 +171,15 @@ class ArrowTableAdapter:
             return True
         return _exports_stream(x) and not is_pandas(x)
 
-    def adapt(self, request: AdaptRequest) -> ArraySource:
+    def adapt(self, request: AdaptRequest) -> ArraySource | ColumnChunks:
         """Reads the table (C stream exporters are read into one) and converts its columns."""
         x = request.x
         if isinstance(x, pa.RecordBatch):
             x = pa.Table.from_batches([x])
         elif not isinstance(x, pa.Table):
             x = pa.table(x)
+        if request.chunks:
+            return table_chunks(x, request, type(request.x).__name__)
         return table_source(x, request, type(request.x).__name__, shard_rows=True)
 
 
@@ -178,9 +217,11 @@ class ArrowStreamAdapter:
         """True for record batch readers."""
         return isinstance(x, pa.RecordBatchReader)
 
-    def adapt(self, request: AdaptRequest) -> BatchSource:
+    def adapt(self, request: AdaptRequest) -> BatchSource | ColumnChunks:
         """Checks the stream's schema, then converts it batch by batch as it is read."""
         reader: pa.RecordBatchReader = request.x
+        if request.chunks:
+            return _stream_chunks(reader, request)
         roles = request.mode.roles
         schema = checked_schema(
             require_schema(request, "a RecordBatchReader"),
@@ -204,4 +245,18 @@ class ArrowStreamAdapter:
                 )
                 first += table.num_rows
 
-        return one_pass_source(batches(), reader, request.caller, "RecordBatchReader")
+        source = one_pass_source(batches(), reader, request.caller, "RecordBatchReader")
+        return dataclasses.replace(source, converted=True)
+
+
+def _stream_chunks(reader: pa.RecordBatchReader, request: AdaptRequest) -> ColumnChunks:
+    """The chunks of a stream: one per record batch, as read."""
+    source = "the RecordBatchReader"
+
+    def tables() -> Iterator[tuple[str, pa.Table, Schema]]:
+        schema = require_schema(request, "a RecordBatchReader")
+        resolved = checked_schema(schema, reader.schema, source, request.mode.roles, request.caller)
+        for batch in reader:
+            yield source, pa.Table.from_batches([batch]), resolved
+
+    return ColumnChunks(tables(), request.caller)

@@ -18,18 +18,18 @@ Each adapter declares which ``fit`` arguments it supports; :func:`check_supporte
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any, Literal, Protocol, runtime_checkable
+
+import tensorflow as tf
 
 from fitpipe.adapters.capabilities import BatchSourceBase, SourceBase
 from fitpipe.errors import UnsupportedArgumentError, message
 from fitpipe.schemas import Mode
 
-if TYPE_CHECKING:
-    import tensorflow as tf
-
 __all__ = [
     "ADAPT_ARGUMENTS",
+    "CHUNK_ROWS",
     "DEFAULT_BATCH_SIZE",
     "AdaptRequest",
     "Adapter",
@@ -48,6 +48,9 @@ Shuffle = bool | Literal["batch"]
 
 #: Rows per batch when none is given (as in Keras).
 DEFAULT_BATCH_SIZE = 32
+
+#: Rows per chunk of a :class:`~fitpipe.adapters.Chunked` source.
+CHUNK_ROWS = 65536
 
 #: The arguments of ``fitpipe.adapt`` (and of ``fit``) an adapter may or may not support.
 ADAPT_ARGUMENTS = (
@@ -101,6 +104,9 @@ class AdaptRequest:
         mode: What the call does with the input (train, evaluate or predict): decides the
             roles read (prediction reads features and passthrough columns only) and whether
             a source may be sharded. A string (``"predict"``) is read as a :class:`Mode`.
+        chunks: Asks for a :class:`~fitpipe.adapters.Chunked` source, read in row order a
+            chunk at a time with the schema's passthrough columns (``predict(output=...)``):
+            adapters of columnar data honour it; rows in memory are always chunked.
         validation_split: Fraction of rows the trainer will set apart (0 for none).
         data_service: Address of a tf.data service dispatcher (``"grpc://host:port"``) to
             run the input pipeline on its workers; None runs it in this process.
@@ -123,6 +129,7 @@ class AdaptRequest:
     data_service: str | None = None
     hold_in_memory: bool = True
     mode: Mode = Mode.TRAIN
+    chunks: bool = False
 
     def __post_init__(self) -> None:
         if not isinstance(self.mode, Mode):
@@ -165,6 +172,21 @@ class ArraySource(SourceBase):
     num_samples: int
     shard_rows: bool = False
 
+    def chunks(self) -> Iterator[tuple[Any, None]]:
+        """Yields the features in row order, :data:`CHUNK_ROWS` rows at a time (Chunked)."""
+        for start in range(0, self.num_samples, CHUNK_ROWS):
+            yield _row_slice(self.x, start, start + CHUNK_ROWS), None
+
+
+def _row_slice(structure: Any, start: int, stop: int) -> Any:
+    def cut(leaf: Any) -> Any:
+        if isinstance(leaf, tf.SparseTensor):
+            size = [min(stop, int(leaf.dense_shape[0])) - start, *leaf.dense_shape[1:]]
+            return tf.sparse.slice(leaf, [start] + [0] * (leaf.shape.rank - 1), size)
+        return leaf[start:stop]
+
+    return tf.nest.map_structure(cut, structure)
+
 
 @dataclasses.dataclass(frozen=True)
 class BatchSource(BatchSourceBase):
@@ -206,6 +228,8 @@ class BatchSource(BatchSourceBase):
         distributed: An input already distributed by a ``tf.distribute`` strategy: the
             trainer iterates it as it is (``make_dataset`` gives a stand-in with one
             replica's element spec).
+        converted: True when fitpipe converted the batches from columns itself (Arrow,
+            Parquet): their floats are cast to ``floatx``, as Keras casts arrays.
     """
 
     make_dataset: Callable[[], tf.data.Dataset]
@@ -223,6 +247,7 @@ class BatchSource(BatchSourceBase):
     input_state: Callable[[int, int], Any] | None = None
     restore_state: Callable[[int, int, Any], None] | None = None
     distributed: Any = None
+    converted: bool = False
 
 
 Source = ArraySource | BatchSourceBase
@@ -248,8 +273,12 @@ class Adapter(Protocol):
         """Tells, cheaply and without side effects, whether this adapter takes ``x``."""
         ...
 
-    def adapt(self, request: AdaptRequest) -> Source:
-        """Turns the request's input into a source for the pipeline."""
+    def adapt(self, request: AdaptRequest) -> SourceBase:
+        """Turns the request's input into a :data:`Source` for the pipeline.
+
+        With ``request.chunks``, an adapter of columnar data returns a
+        :class:`~fitpipe.adapters.Chunked` source instead.
+        """
         ...
 
 

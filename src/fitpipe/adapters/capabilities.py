@@ -51,11 +51,14 @@ class SourceBase:
             epochs (a generator read once); the pipeline then adds no read-ahead of its own.
         distributed: An input already distributed by a ``tf.distribute`` strategy (the
             trainer iterates it as it is), else None.
+        converted: True when fitpipe converted the data from columns itself (Arrow,
+            Parquet): its floats are then cast to ``floatx``, as Keras casts arrays.
     """
 
     finite: bool = True
     read_ahead: bool = True
     distributed: Any = None
+    converted: bool = False
 
     def on_epoch_end(self) -> None:
         """Called by the trainer after every epoch (``PyDataset.on_epoch_end``)."""

@@ -16,6 +16,7 @@ from fitpipe.adapters import (
     Adapter,
     AdaptRequest,
     ArraySource,
+    BatchSourceBase,
     Paced,
     Resumable,
     Seekable,
@@ -275,7 +276,14 @@ def adapt_source(request: AdaptRequest, *, warn_ignored: bool = True) -> tuple[A
     check_supported(adapter, request, given)
     if request.schema is not None:  # a mapping or a schema file path becomes a Schema
         request = dataclasses.replace(request, schema=as_schema(request.schema, request.caller))
-    source = adapter.adapt(request)
+    adapted = adapter.adapt(request)
+    if not isinstance(adapted, (ArraySource, BatchSourceBase)):
+        adapted.close()
+        raise FitpipeTypeError(
+            f"adapter {adapter.name!r} returned {type(adapted).__name__}, which is neither "
+            "an ArraySource nor a batch source (BatchSource, BatchSourceBase)"
+        )
+    source: Source = adapted
     if request.shuffle == "batch" and not isinstance(source, ArraySource):
         source.close()
         raise _no_batch_shuffle(adapter, request)
