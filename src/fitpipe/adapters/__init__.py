@@ -31,6 +31,7 @@ from fitpipe.adapters.base import (
     BatchSource,
     Mode,
     Source,
+    batch_size_or_default,
     check_supported,
     unsupported,
 )
@@ -81,6 +82,7 @@ __all__ = [
     "Source",
     "SourceBase",
     "Splittable",
+    "batch_size_or_default",
     "check_supported",
     "register_adapter",
     "registry",

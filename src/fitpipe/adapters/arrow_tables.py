@@ -15,7 +15,13 @@ from typing import Any
 import pyarrow as pa
 
 from fitpipe.adapters.arrays import check_rows, is_pandas
-from fitpipe.adapters.base import CHUNK_ROWS, AdaptRequest, ArraySource, BatchSource
+from fitpipe.adapters.base import (
+    CHUNK_ROWS,
+    AdaptRequest,
+    ArraySource,
+    BatchSource,
+    batch_size_or_default,
+)
 from fitpipe.adapters.capabilities import SourceBase
 from fitpipe.adapters.generators import one_pass_source
 from fitpipe.columnar import EXPECTED_TYPES, checked_schema, duplicate_error, table_roles
@@ -230,7 +236,7 @@ class ArrowStreamAdapter:
             roles,
             request.caller,
         )
-        batch_size = request.batch_size or 32
+        batch_size = batch_size_or_default(request.batch_size)
 
         def batches() -> Iterator[tuple[Any, ...]]:
             first = 0

@@ -38,6 +38,7 @@ __all__ = [
     "Mode",
     "Shuffle",
     "Source",
+    "batch_size_or_default",
     "check_supported",
     "unsupported",
 ]
@@ -48,6 +49,12 @@ Shuffle = bool | Literal["batch"]
 
 #: Rows per batch when none is given (as in Keras).
 DEFAULT_BATCH_SIZE = 32
+
+
+def batch_size_or_default(batch_size: int | None) -> int:
+    """The given batch size, else :data:`DEFAULT_BATCH_SIZE` (the one place it is applied)."""
+    return batch_size or DEFAULT_BATCH_SIZE
+
 
 #: Rows per chunk of a :class:`~fitpipe.adapters.Chunked` source.
 CHUNK_ROWS = 65536

@@ -25,7 +25,7 @@ import pyarrow.dataset as pads
 import tensorflow as tf
 
 from fitpipe.adapters.arrow_tables import ColumnChunks, require_schema
-from fitpipe.adapters.base import DEFAULT_BATCH_SIZE, AdaptRequest, ArraySource, BatchSource
+from fitpipe.adapters.base import AdaptRequest, ArraySource, BatchSource, batch_size_or_default
 from fitpipe.adapters.batches import ErrorBox, signature_of
 from fitpipe.adapters.sharding import pad_shard, per_replica_batch, plan_shards, with_weights
 from fitpipe.columnar import (
@@ -281,7 +281,7 @@ class ParquetAdapter:
             return _read_whole(plan, schema, request.caller, mode)
         signature = _signature(plan, schema, request.caller, mode)
         seed = int(np.random.randint(0, 2**31 - 1))
-        batch_size = request.batch_size or DEFAULT_BATCH_SIZE
+        batch_size = batch_size_or_default(request.batch_size)
 
         def make(start: int, stop: int, shuffle: bool, size: int) -> BatchSource:
             reader = _Reader(plan, schema, start, stop, shuffle, seed, request.caller, mode)

@@ -15,7 +15,7 @@ from typing import Any
 import pyarrow as pa
 import tensorflow as tf
 
-from fitpipe.adapters import AdaptRequest, Mode, registry
+from fitpipe.adapters import DEFAULT_BATCH_SIZE, AdaptRequest, Mode, registry
 from fitpipe.columnar import (
     check_arrow_schema,
     convertible,
@@ -144,7 +144,10 @@ def _problems(schema: Schema, report: Report, predict: bool) -> list[str]:
 
 
 def inspect_source(
-    source: str, schema: Schema | None = None, batch_size: int = 32, predict: bool = False
+    source: str,
+    schema: Schema | None = None,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    predict: bool = False,
 ) -> Report:
     """Inspects a Parquet source from its metadata (and, with a schema, its first rows).
 

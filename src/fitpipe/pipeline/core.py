@@ -1,4 +1,23 @@
-"""``fitpipe.adapt`` and :class:`Pipeline`: any supported input as one batched ``tf.data``."""
+"""``fitpipe.adapt`` and :class:`Pipeline`: any supported input as one batched ``tf.data``.
+
+Separation of concerns (who owns what on the way from an input to batches):
+
+==================  =======================================================================
+Owner               Concern
+==================  =======================================================================
+``AdaptRequest``    what the user asked: the input, its arguments, the call's ``mode``
+                    (train/evaluate/predict: roles read, sharding) and ``caller`` (messages)
+Adapter             reading one input form into a source: rows (:class:`ArraySource`) or
+                    batches (a batch source), with the capabilities it has
+Pipeline (here)     batching, shuffling and resident rows (``pipeline.arrays``), class
+                    weights (``pipeline.class_weights``), ``validation_split``
+                    (``pipeline.split``), prefetch and the tf.data service
+                    (``pipeline.service``); it asks the source's capabilities by
+                    ``isinstance`` (Seekable, Paced, Resumable, Shardable)
+Trainer             epochs, steps, callbacks, distribution over a strategy
+                    (``training.distribute``): only through :class:`Pipeline`
+==================  =======================================================================
+"""
 
 from __future__ import annotations
 
@@ -31,9 +50,10 @@ from fitpipe.errors import FitpipeTypeError, FitpipeValueError, FitpipeWarning, 
 from fitpipe.pipeline import service
 from fitpipe.pipeline.arrays import ResidentRows, array_dataset, resolve_batch_size
 from fitpipe.pipeline.class_weights import (
-    apply_class_weight,
-    check_class_weight,
     class_weight_table,
+    source_class_weight,
+    weighted_dataset,
+    weighted_shard,
 )
 from fitpipe.pipeline.service import check_address
 from fitpipe.schemas import as_schema
@@ -322,58 +342,6 @@ def check_shuffle(shuffle: Any, caller: str) -> None:
     )
 
 
-def _one_hot_width(y: Any) -> int | None:
-    shape = getattr(y, "shape", None)
-    if shape is None or len(shape) < 2:
-        return None
-    width = shape[-1]
-    return int(width) if width is not None and int(width) > 1 else None
-
-
-def _check_single_target(y: Any, caller: str) -> None:
-    if y is None:
-        raise FitpipeValueError(
-            message(
-                caller,
-                "got `class_weight` without targets",
-                "Class weights weight samples by their target class",
-                "Pass `y`, or yield `(x, y)` batches",
-                y=None,
-            )
-        )
-    if len(tf.nest.flatten(y)) != 1 or isinstance(y, (Mapping, tuple, list)):
-        raise FitpipeValueError(
-            message(
-                caller,
-                "got `class_weight` for several targets",
-                "`class_weight` is only supported for models with a single output",
-                "Pass per-sample weights for each output as `sample_weight` instead",
-                y=y,
-            )
-        )
-
-
-def _weighted(
-    dataset: tf.data.Dataset, class_weight: dict[int, float], parallel: bool
-) -> tf.data.Dataset:
-    table = class_weight_table(class_weight)
-
-    def weigh(*batch: Any) -> Any:
-        return apply_class_weight(batch, table)
-
-    if not parallel:  # `deterministic` without parallel calls makes TensorFlow warn
-        return dataset.map(weigh)
-    return dataset.map(weigh, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-
-
-def _weighted_shard(shard: Shard, class_weight: dict[int, float]) -> Shard:
-    def weighted(index: int, count: int, replicas: int) -> tuple[tf.data.Dataset, int]:
-        dataset, steps = shard(index, count, replicas)
-        return _weighted(dataset, class_weight, parallel=True), steps
-
-    return weighted
-
-
 def pipeline_from_source(
     adapter_name: str,
     source: Source,
@@ -393,16 +361,7 @@ def pipeline_from_source(
         The pipeline.
 
     """
-    class_weight = None
-    if request.class_weight is not None:
-        if isinstance(source, ArraySource):
-            _check_single_target(source.y, request.caller)
-            width = _one_hot_width(source.y)
-        else:
-            spec = source.make_dataset().element_spec
-            _check_single_target(spec[1] if len(spec) > 1 else None, request.caller)
-            width = _one_hot_width(spec[1])
-        class_weight = check_class_weight(request.class_weight, request.caller, width)
+    class_weight = source_class_weight(request.class_weight, source, request.caller)
     if isinstance(source, ArraySource):
         batch_size = resolve_batch_size(request.batch_size, request.steps, source.num_samples)
         if seed is None:
@@ -421,9 +380,9 @@ def pipeline_from_source(
     read_ahead = source.read_ahead
     shard: Shard | None = source.shard if isinstance(source, Shardable) else None
     if class_weight is not None:
-        dataset = _weighted(dataset, class_weight, parallel=read_ahead)
+        dataset = weighted_dataset(dataset, class_weight, parallel=read_ahead)
         if shard is not None:
-            shard = _weighted_shard(shard, class_weight)
+            shard = weighted_shard(shard, class_weight)
         if rows is not None:
             rows = dataclasses.replace(rows, class_weights=class_weight_table(class_weight))
     if request.data_service is not None:

@@ -13,12 +13,10 @@ from fitpipe.errors import FitpipeTypeError, FitpipeValueError, message
 from fitpipe.pipeline import (
     Pipeline,
     adapt_source,
-    apply_class_weight,
     build_pipeline,
-    check_class_weight,
-    class_weight_table,
     pipeline_from_source,
     split_source,
+    weigh_batch,
 )
 from fitpipe.schemas import is_namedtuple, pack_roles
 from fitpipe.training import arguments, distribute
@@ -124,9 +122,7 @@ def one_batch(
         )
     data = tf.nest.map_structure(_tensor, pack_roles(source.x, source.y, source.sample_weight))
     if class_weight is not None:
-        width = data[1].shape[-1] if data[1].shape.rank and data[1].shape.rank > 1 else None
-        table = check_class_weight(class_weight, caller, width if width != 1 else None)
-        data = apply_class_weight(data, class_weight_table(table))
+        data = weigh_batch(data, class_weight, caller)
     strategy = distribute.strategy_of(model)
     if strategy is not None:
         spec = tf.nest.map_structure(tf.TensorSpec.from_tensor, data)
