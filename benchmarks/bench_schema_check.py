@@ -30,10 +30,9 @@ import pyarrow.parquet as pq
 
 import fitpipe
 from fitpipe.adapters import AdaptRequest, registry
-from fitpipe.adapters.parquet import plan_source
 from fitpipe.cli.inspection import inspect_source
+from fitpipe.columnar import check_arrow_schema, plan_source
 from fitpipe.schemas import Role
-from fitpipe.schemas.arrow_types import check_arrow_schema
 
 ROWS = 64
 FOLDER_COLUMNS = 8

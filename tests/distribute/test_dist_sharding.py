@@ -102,8 +102,9 @@ def test_parquet_shards_keep_the_schema_weights_and_class_weights(tmp_path: Path
     pipeline = fitpipe.adapt(folder, schema=schema, batch_size=4, class_weight={0: 1, 1: 3})
     data = table(20).to_pydict()
     expected = np.array(data["w"]) * np.where(np.array(data["label"]) == 1, 3.0, 1.0)
+    assert pipeline.shard is not None  # the source's shards, class weights applied
     for index in range(2):
-        dataset, _ = pipeline.source.shard(index, 2, 1)
+        dataset, _ = pipeline.shard(index, 2, 1)
         a, w = _rows(_epoch(dataset))
         real = w > 0
         np.testing.assert_allclose(w[real], expected[a[real].astype(int)], rtol=1e-6)

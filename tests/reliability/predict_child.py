@@ -20,7 +20,7 @@ import numpy as np
 import pyarrow as pa
 
 import fitpipe
-from fitpipe.training import outputs
+from fitpipe.columnar import write as columnar_write
 
 ROWS = 150_000
 
@@ -44,7 +44,7 @@ class WaitForKill(keras.callbacks.Callback):
 
 def main(output: str, ready: str, named: bool) -> None:
     if named:
-        outputs._open_unnamed = lambda folder: None  # type: ignore[assignment]
+        columnar_write._open_unnamed = lambda folder: None  # type: ignore[assignment]
     model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
     trainer = fitpipe.Trainer(model)
     trainer.compile(optimizer="sgd", loss="mse")

@@ -18,8 +18,8 @@ import pyarrow as pa
 import pytest
 
 import fitpipe
+from fitpipe.columnar import check_arrow_schema
 from fitpipe.schemas import Role
-from fitpipe.schemas.arrow_types import check_arrow_schema
 
 CHILD = str(Path(__file__).with_name("linear_child.py"))
 COLUMNS = 5000

@@ -11,7 +11,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from fitpipe.training.outputs import write_atomically
+from fitpipe.columnar import write_atomically
 
 CHILD = str(Path(__file__).with_name("predict_child.py"))
 

@@ -13,9 +13,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import fitpipe
+from fitpipe.columnar import check_arrow_schema, convertible
 from fitpipe.errors import FitpipeError, SchemaError
 from fitpipe.schemas import Role
-from fitpipe.schemas.arrow_types import check_arrow_schema, convertible
 from fitpipe.schemas.schema import Named
 
 # ----------------------------------------------------------------------------- forms

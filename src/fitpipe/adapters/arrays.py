@@ -16,6 +16,7 @@ import numpy as np
 import tensorflow as tf
 
 from fitpipe.adapters.base import AdaptRequest, ArraySource
+from fitpipe.adapters.capabilities import SourceBase
 from fitpipe.adapters.sparse import is_sparse_array, to_sparse_tensor
 from fitpipe.errors import DataMismatchError, FitpipeTypeError, FitpipeValueError, message, raw
 from fitpipe.schemas import find_namedtuple
@@ -412,7 +413,7 @@ class ArrayFamilyAdapter:
         """Overridden by each adapter of the family."""
         raise NotImplementedError
 
-    def adapt(self, request: AdaptRequest) -> ArraySource:
+    def adapt(self, request: AdaptRequest) -> ArraySource | SourceBase:
         """Converts x, y and sample_weight and checks that their rows agree.
 
         Args:

@@ -8,26 +8,33 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 from typing import Any
 
 import pyarrow as pa
 
 from fitpipe.adapters.arrays import check_rows, is_pandas
-from fitpipe.adapters.arrow_columns import table_roles
-from fitpipe.adapters.base import AdaptRequest, ArraySource, BatchSource
+from fitpipe.adapters.base import (
+    CHUNK_ROWS,
+    AdaptRequest,
+    ArraySource,
+    BatchSource,
+    batch_size_or_default,
+)
+from fitpipe.adapters.capabilities import SourceBase
 from fitpipe.adapters.generators import one_pass_source
+from fitpipe.columnar import EXPECTED_TYPES, checked_schema, duplicate_error, table_roles
 from fitpipe.errors import FitpipeTypeError, SchemaError, message
-from fitpipe.schemas import Role, Schema, as_schema
-from fitpipe.schemas.arrow_types import EXPECTED_TYPES, checked_schema, duplicate_error
+from fitpipe.schemas import Mode, Schema, as_schema
 
 __all__ = [
     "ArrowStreamAdapter",
     "ArrowTableAdapter",
+    "ColumnChunks",
     "frame_table",
     "rebatch_tables",
     "require_schema",
-    "roles_for",
     "table_source",
 ]
 
@@ -57,26 +64,63 @@ def require_schema(request: AdaptRequest, accepts: str) -> Schema:
     )
 
 
-def roles_for(caller: str) -> tuple[Role, ...]:
-    """The roles a call reads: prediction needs features (and passthrough) only."""
-    if caller.startswith("predict"):
-        return (Role.FEATURE, Role.PASSTHROUGH)
-    return (Role.FEATURE, Role.TARGET, Role.WEIGHT)
+def table_source(
+    table: pa.Table, request: AdaptRequest, source: str, shard_rows: bool = False
+) -> ArraySource:
+    """Converts a whole in-memory table to rows, after checking it against the schema.
 
-
-def table_source(table: pa.Table, request: AdaptRequest, source: str) -> ArraySource:
-    """Converts a whole in-memory table to rows, after checking it against the schema."""
-    roles = roles_for(request.caller)
+    Args:
+        table: The table.
+        request: The request (schema, mode, caller).
+        source: What the table is, for messages.
+        shard_rows: Let the rows be sharded over workers by blocks of rows.
+    """
+    roles = request.mode.roles
     schema = checked_schema(
         require_schema(request, source), table.schema, source, roles, request.caller
     )
-    x, y, sw = table_roles(table, schema, source, 0, request.caller, Role.TARGET in roles)
+    x, y, sw = table_roles(table, schema, source, 0, request.caller, request.mode.reads_targets)
     count = check_rows({"x": x, "y": y, "sample_weight": sw}, request.caller)
-    return ArraySource(x, y, sw, count)
+    return ArraySource(x, y, sw, count, shard_rows=shard_rows)
 
 
-def frame_table(frame: Any, schema: Schema, caller: str) -> pa.Table:
-    """The columns of a pandas DataFrame that ``schema`` uses, as an Arrow table.
+class ColumnChunks(SourceBase):
+    """Features and passthrough columns of Arrow tables in row order (a Chunked source).
+
+    Args:
+        tables: ``(source, table, schema)``: each chunk, what it comes from (for messages)
+            and the schema resolved against it.
+        caller: The public method, for messages.
+    """
+
+    def __init__(self, tables: Iterator[tuple[str, pa.Table, Schema]], caller: str) -> None:
+        self._tables = tables
+        self._caller = caller
+
+    def chunks(self) -> Iterator[tuple[Any, pa.Table]]:
+        """Yields ``(features, passthrough)`` per chunk; passthrough is an Arrow table."""
+        first = 0
+        for source, table, resolved in self._tables:
+            features, _, _ = table_roles(table, resolved, source, first, self._caller, False)
+            first += table.num_rows
+            yield features, table.select(list(resolved.passthrough))
+
+
+def table_chunks(table: pa.Table, request: AdaptRequest, source: str) -> ColumnChunks:
+    """The chunks of an in-memory table, :data:`CHUNK_ROWS` rows each (for prediction)."""
+
+    def tables() -> Iterator[tuple[str, pa.Table, Schema]]:
+        schema = require_schema(request, source)
+        roles = request.mode.roles
+        resolved = checked_schema(schema, table.schema, source, roles, request.caller)
+        for start in range(0, table.num_rows, CHUNK_ROWS):
+            yield source, table.slice(start, CHUNK_ROWS), resolved
+
+    return ColumnChunks(tables(), request.caller)
+
+
+def frame_table(frame: Any, schema: Schema, caller: str, mode: Mode) -> pa.Table:
+    """The columns of a pandas DataFrame that ``schema`` uses in ``mode``, as an Arrow table.
 
     Only those columns are converted: a repeated or unconvertible column the schema does not
     use is no error. Columns the frame lacks are left to :func:`checked_schema` to name.
@@ -90,7 +134,7 @@ def frame_table(frame: Any, schema: Schema, caller: str) -> pa.Table:
     counts: dict[str, int] = {}
     for name in names:
         counts[name] = counts.get(name, 0) + 1
-    wanted = set(schema.resolve(names, "the pandas.DataFrame", caller, roles_for(caller)).columns())
+    wanted = set(schema.resolve(names, "the pandas.DataFrame", caller, mode.roles).columns())
     used = [c for c in counts if c in wanted]
     for column in used:
         if counts[column] > 1:
@@ -133,14 +177,16 @@ class ArrowTableAdapter:
             return True
         return _exports_stream(x) and not is_pandas(x)
 
-    def adapt(self, request: AdaptRequest) -> ArraySource:
+    def adapt(self, request: AdaptRequest) -> ArraySource | ColumnChunks:
         """Reads the table (C stream exporters are read into one) and converts its columns."""
         x = request.x
         if isinstance(x, pa.RecordBatch):
             x = pa.Table.from_batches([x])
         elif not isinstance(x, pa.Table):
             x = pa.table(x)
-        return table_source(x, request, type(request.x).__name__)
+        if request.chunks:
+            return table_chunks(x, request, type(request.x).__name__)
+        return table_source(x, request, type(request.x).__name__, shard_rows=True)
 
 
 def rebatch_tables(batches: Iterator[Any], batch_size: int) -> Iterator[pa.Table]:
@@ -177,10 +223,12 @@ class ArrowStreamAdapter:
         """True for record batch readers."""
         return isinstance(x, pa.RecordBatchReader)
 
-    def adapt(self, request: AdaptRequest) -> BatchSource:
+    def adapt(self, request: AdaptRequest) -> BatchSource | ColumnChunks:
         """Checks the stream's schema, then converts it batch by batch as it is read."""
         reader: pa.RecordBatchReader = request.x
-        roles = roles_for(request.caller)
+        if request.chunks:
+            return _stream_chunks(reader, request)
+        roles = request.mode.roles
         schema = checked_schema(
             require_schema(request, "a RecordBatchReader"),
             reader.schema,
@@ -188,7 +236,7 @@ class ArrowStreamAdapter:
             roles,
             request.caller,
         )
-        batch_size = request.batch_size or 32
+        batch_size = batch_size_or_default(request.batch_size)
 
         def batches() -> Iterator[tuple[Any, ...]]:
             first = 0
@@ -199,8 +247,22 @@ class ArrowStreamAdapter:
                     "the RecordBatchReader",
                     first,
                     request.caller,
-                    Role.TARGET in roles,
+                    request.mode.reads_targets,
                 )
                 first += table.num_rows
 
-        return one_pass_source(batches(), reader, request.caller, "RecordBatchReader")
+        source = one_pass_source(batches(), reader, request.caller, "RecordBatchReader")
+        return dataclasses.replace(source, converted=True)
+
+
+def _stream_chunks(reader: pa.RecordBatchReader, request: AdaptRequest) -> ColumnChunks:
+    """The chunks of a stream: one per record batch, as read."""
+    source = "the RecordBatchReader"
+
+    def tables() -> Iterator[tuple[str, pa.Table, Schema]]:
+        schema = require_schema(request, "a RecordBatchReader")
+        resolved = checked_schema(schema, reader.schema, source, request.mode.roles, request.caller)
+        for batch in reader:
+            yield source, pa.Table.from_batches([batch]), resolved
+
+    return ColumnChunks(tables(), request.caller)

@@ -4,8 +4,12 @@ An adapter turns one form of user input into a :data:`Source`:
 
 * :class:`ArraySource` for data addressed by row (arrays, tensors, frames): the pipeline
   batches, shuffles, splits and weights it;
-* :class:`BatchSource` for data that already comes in batches (generators, ``tf.data``,
-  ``PyDataset``): the pipeline only weights and prefetches it.
+* a batch source for data that already comes in batches (generators, ``tf.data``,
+  ``PyDataset``): the pipeline only weights and prefetches it. :class:`BatchSource` takes
+  the source's functions as keywords; a subclass of
+  :class:`~fitpipe.adapters.capabilities.BatchSourceBase` defines them as methods. What a
+  source can do beyond batches (split, seek, shard, ...) are the capabilities of
+  :mod:`fitpipe.adapters.capabilities`.
 
 Each adapter declares which ``fit`` arguments it supports; :func:`check_supported` words the
 "not supported for this input" errors for all of them.
@@ -14,23 +18,27 @@ Each adapter declares which ``fit`` arguments it supports; :func:`check_supporte
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any, Literal, Protocol, runtime_checkable
 
+import tensorflow as tf
+
+from fitpipe.adapters.capabilities import BatchSourceBase, SourceBase
 from fitpipe.errors import UnsupportedArgumentError, message
-
-if TYPE_CHECKING:
-    import tensorflow as tf
+from fitpipe.schemas import Mode
 
 __all__ = [
     "ADAPT_ARGUMENTS",
+    "CHUNK_ROWS",
     "DEFAULT_BATCH_SIZE",
     "AdaptRequest",
     "Adapter",
     "ArraySource",
     "BatchSource",
+    "Mode",
     "Shuffle",
     "Source",
+    "batch_size_or_default",
     "check_supported",
     "unsupported",
 ]
@@ -41,6 +49,15 @@ Shuffle = bool | Literal["batch"]
 
 #: Rows per batch when none is given (as in Keras).
 DEFAULT_BATCH_SIZE = 32
+
+
+def batch_size_or_default(batch_size: int | None) -> int:
+    """The given batch size, else :data:`DEFAULT_BATCH_SIZE` (the one place it is applied)."""
+    return batch_size or DEFAULT_BATCH_SIZE
+
+
+#: Rows per chunk of a :class:`~fitpipe.adapters.Chunked` source.
+CHUNK_ROWS = 65536
 
 #: The arguments of ``fitpipe.adapt`` (and of ``fit``) an adapter may or may not support.
 ADAPT_ARGUMENTS = (
@@ -90,7 +107,13 @@ class AdaptRequest:
             or the path of a schema file (turned into a ``Schema`` once the adapter that
             takes ``x`` is known to support ``schema``).
         steps: Batches per epoch requested by the caller, if any.
-        caller: The public method being run, for error messages.
+        caller: The public method being run, for error messages only.
+        mode: What the call does with the input (train, evaluate or predict): decides the
+            roles read (prediction reads features and passthrough columns only) and whether
+            a source may be sharded. A string (``"predict"``) is read as a :class:`Mode`.
+        chunks: Asks for a :class:`~fitpipe.adapters.Chunked` source, read in row order a
+            chunk at a time with the schema's passthrough columns (``predict(output=...)``):
+            adapters of columnar data honour it; rows in memory are always chunked.
         validation_split: Fraction of rows the trainer will set apart (0 for none).
         data_service: Address of a tf.data service dispatcher (``"grpc://host:port"``) to
             run the input pipeline on its workers; None runs it in this process.
@@ -112,6 +135,12 @@ class AdaptRequest:
     validation_split: float = 0.0
     data_service: str | None = None
     hold_in_memory: bool = True
+    mode: Mode = Mode.TRAIN
+    chunks: bool = False
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.mode, Mode):
+            object.__setattr__(self, "mode", Mode(self.mode))
 
     def given(self) -> tuple[str, ...]:
         """Names the optional arguments that were given (not left at their defaults)."""
@@ -128,7 +157,7 @@ class AdaptRequest:
 
 
 @dataclasses.dataclass(frozen=True)
-class ArraySource:
+class ArraySource(SourceBase):
     """Row-addressed data: nested structures whose leaves share their first dimension.
 
     Leaves are ``np.ndarray``, ``tf.Tensor``, ``tf.RaggedTensor`` or ``tf.SparseTensor``.
@@ -138,6 +167,9 @@ class ArraySource:
         y: Targets, or None.
         sample_weight: Weights, or None.
         num_samples: The shared first dimension.
+        shard_rows: True when the rows may be sharded over workers at the source, by
+            blocks of rows (see :mod:`fitpipe.pipeline.sharding`); False leaves them to the
+            strategy's own auto-sharding, as Keras does for arrays.
 
     """
 
@@ -145,11 +177,30 @@ class ArraySource:
     y: Any
     sample_weight: Any
     num_samples: int
+    shard_rows: bool = False
+
+    def chunks(self) -> Iterator[tuple[Any, None]]:
+        """Yields the features in row order, :data:`CHUNK_ROWS` rows at a time (Chunked)."""
+        for start in range(0, self.num_samples, CHUNK_ROWS):
+            yield _row_slice(self.x, start, start + CHUNK_ROWS), None
+
+
+def _row_slice(structure: Any, start: int, stop: int) -> Any:
+    def cut(leaf: Any) -> Any:
+        if isinstance(leaf, tf.SparseTensor):
+            size = [min(stop, int(leaf.dense_shape[0])) - start, *leaf.dense_shape[1:]]
+            return tf.sparse.slice(leaf, [start] + [0] * (leaf.shape.rank - 1), size)
+        return leaf[start:stop]
+
+    return tf.nest.map_structure(cut, structure)
 
 
 @dataclasses.dataclass(frozen=True)
-class BatchSource:
+class BatchSource(BatchSourceBase):
     """Data that comes in batches, already unpacked into ``(x,)``, ``(x, y)`` or ``(x, y, sw)``.
+
+    The source's functions are given as keywords; an optional one left at None is a
+    capability the source does not have (see :mod:`fitpipe.adapters.capabilities`).
 
     Attributes:
         make_dataset: Builds the ``tf.data.Dataset`` of one pass; called once per pipeline.
@@ -184,6 +235,8 @@ class BatchSource:
         distributed: An input already distributed by a ``tf.distribute`` strategy: the
             trainer iterates it as it is (``make_dataset`` gives a stand-in with one
             replica's element spec).
+        converted: True when fitpipe converted the batches from columns itself (Arrow,
+            Parquet): their floats are cast to ``floatx``, as Keras casts arrays.
     """
 
     make_dataset: Callable[[], tf.data.Dataset]
@@ -201,9 +254,10 @@ class BatchSource:
     input_state: Callable[[int, int], Any] | None = None
     restore_state: Callable[[int, int, Any], None] | None = None
     distributed: Any = None
+    converted: bool = False
 
 
-Source = ArraySource | BatchSource
+Source = ArraySource | BatchSourceBase
 
 
 @runtime_checkable
@@ -226,8 +280,12 @@ class Adapter(Protocol):
         """Tells, cheaply and without side effects, whether this adapter takes ``x``."""
         ...
 
-    def adapt(self, request: AdaptRequest) -> Source:
-        """Turns the request's input into a source for the pipeline."""
+    def adapt(self, request: AdaptRequest) -> SourceBase:
+        """Turns the request's input into a :data:`Source` for the pipeline.
+
+        With ``request.chunks``, an adapter of columnar data returns a
+        :class:`~fitpipe.adapters.Chunked` source instead.
+        """
         ...
 
 

@@ -12,8 +12,14 @@ from typing import Any
 import pandas as pd
 
 from fitpipe.adapters.arrays import ARRAY_FAMILY_SUPPORTS, ArrayFamilyAdapter
-from fitpipe.adapters.arrow_tables import frame_table, require_schema, table_source
+from fitpipe.adapters.arrow_tables import (
+    frame_table,
+    require_schema,
+    table_chunks,
+    table_source,
+)
 from fitpipe.adapters.base import AdaptRequest, ArraySource
+from fitpipe.adapters.capabilities import SourceBase
 
 
 class PandasAdapter(ArrayFamilyAdapter):
@@ -27,10 +33,12 @@ class PandasAdapter(ArrayFamilyAdapter):
         """True for DataFrames and Series."""
         return isinstance(x, (pd.DataFrame, pd.Series))
 
-    def adapt(self, request: AdaptRequest) -> ArraySource:
+    def adapt(self, request: AdaptRequest) -> ArraySource | SourceBase:
         """Converts the frame as an array, or by column roles when a schema is given."""
         if request.schema is not None and isinstance(request.x, pd.DataFrame):
             schema = require_schema(request, "a pandas.DataFrame")
-            table = frame_table(request.x, schema, request.caller)
+            table = frame_table(request.x, schema, request.caller, request.mode)
+            if request.chunks:
+                return table_chunks(table, request, type(table).__name__)
             return table_source(table, request, "pandas.DataFrame")
         return super().adapt(request)

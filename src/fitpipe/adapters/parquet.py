@@ -16,7 +16,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -24,164 +24,30 @@ import pyarrow as pa
 import pyarrow.dataset as pads
 import tensorflow as tf
 
-from fitpipe.adapters.arrow_columns import table_roles
-from fitpipe.adapters.arrow_tables import require_schema, roles_for
-from fitpipe.adapters.base import DEFAULT_BATCH_SIZE, AdaptRequest, ArraySource, BatchSource
+from fitpipe.adapters.arrow_tables import ColumnChunks, require_schema
+from fitpipe.adapters.base import AdaptRequest, ArraySource, BatchSource, batch_size_or_default
 from fitpipe.adapters.batches import ErrorBox, signature_of
-from fitpipe.adapters.parquet_files import (
-    ColumnTypes,
+from fitpipe.adapters.sharding import pad_shard, per_replica_batch, plan_shards, with_weights
+from fitpipe.columnar import (
+    IN_MEMORY_BYTES,
+    ParquetPlan,
+    Span,
+    converted_bytes,
     existing_paths,
     file_error,
     is_parquet_path,
-    open_dataset,
+    plan_source,
+    read_span,
+    spans,
+    table_roles,
 )
-from fitpipe.adapters.sharding import pad_shard, per_replica_batch, plan_shards, with_weights
-from fitpipe.errors import DataMismatchError, FitpipeError, message
-from fitpipe.schemas import Role, Schema
-from fitpipe.schemas.arrow_types import check_arrow_schema, field_types
+from fitpipe.errors import DataMismatchError, message
+from fitpipe.schemas import Mode, Role, Schema
 
-__all__ = ["ParquetAdapter", "ParquetPlan", "plan_source", "source_columns"]
+__all__ = ["ParquetAdapter"]
 
 #: Rows mixed together by the shuffle buffer (at least one batch).
 SHUFFLE_BUFFER_ROWS = 65536
-#: Parquet data whose converted columns take at most this many bytes is read once, whole,
-#: and held in memory like an Arrow table (batches are then sliced inside the compiled loop);
-#: larger data is streamed row group by row group every epoch.
-IN_MEMORY_BYTES = 256 * 2**20
-
-
-@dataclasses.dataclass(frozen=True)
-class Piece:
-    """A unit read at once: one row group (or a whole filtered scan).
-
-    Attributes:
-        source: The file (or dataset) it comes from, for messages.
-        rows: Its rows.
-        read: Returns its rows' columns as record batches or tables.
-    """
-
-    source: str
-    rows: int
-    read: Callable[[list[str]], Iterator[Any]]
-
-
-@dataclasses.dataclass(frozen=True)
-class ParquetPlan:
-    """The pieces of a source in order, its Arrow schema, and the schema resolved against it."""
-
-    pieces: tuple[Piece, ...]
-    arrow_schema: pa.Schema
-    schema: Schema
-
-    @property
-    def rows(self) -> int:
-        """All rows of the plan."""
-        return sum(p.rows for p in self.pieces)
-
-
-_open_dataset = open_dataset  # the name `fitpipe inspect` imports
-
-
-def source_columns(x: Any, caller: str) -> list[str]:
-    """The columns of a Parquet source (path, folder, glob, list, dataset), from metadata."""
-    return list(open_dataset(x, caller).schema.names)
-
-
-def _fragments(dataset: pads.Dataset, caller: str) -> Iterator[tuple[Any, pa.Schema, list[Any]]]:
-    """Each file in path order, with its footer schema and its row groups."""
-    for fragment in sorted(dataset.get_fragments(), key=lambda f: f.path):
-        try:
-            physical = fragment.physical_schema
-            groups = fragment.split_by_row_group()
-        except (pa.ArrowInvalid, OSError) as err:
-            raise file_error(fragment.path, err, caller) from err
-        yield fragment, physical, groups
-
-
-def _row_group_pieces(
-    dataset: pads.Dataset, needed: list[str], caller: str
-) -> tuple[list[Piece], pa.Schema]:
-    """The row groups of every file, and the dataset schema with types unified over files."""
-    types = ColumnTypes(needed, caller)
-    groups: list[tuple[str, Any]] = []
-    for fragment, physical, file_groups in _fragments(dataset, caller):
-        partitions = set(pads.get_partition_keys(fragment.partition_expression))
-        types.add(physical, partitions, fragment.path)
-        groups.extend((fragment.path, group) for group in file_groups)
-    arrow_schema = types.unified(dataset.schema)
-    pieces = [
-        Piece(path, group.row_groups[0].num_rows, _group_reader(group, arrow_schema))
-        for path, group in groups
-    ]
-    return pieces, arrow_schema
-
-
-def _group_reader(group: Any, schema: pa.Schema) -> Callable[[list[str]], Iterator[Any]]:
-    def read(columns: list[str]) -> Iterator[Any]:
-        yield group.to_table(columns=columns, schema=schema)
-
-    return read
-
-
-def _scan_piece(dataset: pads.Dataset, caller: str) -> Piece:
-    def read(columns: list[str]) -> Iterator[Any]:
-        yield from dataset.to_batches(columns=columns)
-
-    return Piece("the filtered dataset", int(dataset.count_rows()), read)
-
-
-def plan_source(x: Any, schema: Schema, caller: str) -> ParquetPlan:
-    """Plans the pieces of a Parquet source from metadata and checks the schema against it.
-
-    One pass over the files' footers; per file, one pass over the columns the schema reads.
-    """
-    dataset = open_dataset(x, caller)
-    roles = roles_for(caller)
-    name = x if isinstance(x, str) else ("the dataset" if isinstance(x, pads.Dataset) else str(x))
-    schema = schema.resolve(dataset.schema.names, str(name), caller, roles)
-    needed = schema.columns(roles)
-    types, repeated = field_types(dataset.schema)
-    for column in needed:  # missing in the first file, or repeated: name the whole source
-        if column not in types or column in repeated:
-            check_arrow_schema(schema, dataset.schema, str(name), roles, caller)
-    try:
-        pieces, arrow_schema = _row_group_pieces(dataset, needed, caller)
-    except ValueError as err:
-        if isinstance(err, FitpipeError) or "filtered" not in str(err):
-            raise
-        pieces, arrow_schema = [_scan_piece(dataset, caller)], dataset.schema
-    check_arrow_schema(schema, arrow_schema, str(name), roles, caller)
-    return ParquetPlan(tuple(pieces), arrow_schema, schema)
-
-
-@dataclasses.dataclass(frozen=True)
-class _Span:
-    piece: Piece
-    first: int  # global index of the piece's first row
-    lo: int
-    hi: int
-
-
-def _spans(plan: ParquetPlan, start: int, stop: int) -> list[_Span]:
-    spans, offset = [], 0
-    for piece in plan.pieces:
-        lo, hi = max(start - offset, 0), min(stop - offset, piece.rows)
-        if lo < hi:
-            spans.append(_Span(piece, offset, lo, hi))
-        offset += piece.rows
-    return spans
-
-
-def _read_span(span: _Span, columns: list[str]) -> Iterator[pa.Table]:
-    seen = 0
-    for part in span.piece.read(columns):
-        table = part if isinstance(part, pa.Table) else pa.Table.from_batches([part])
-        lo, hi = max(span.lo - seen, 0), min(span.hi - seen, table.num_rows)
-        if lo < hi:
-            yield table.slice(lo, hi - lo)
-        seen += table.num_rows
-        if seen >= span.hi:
-            return
 
 
 def _concat(chunks: list[tuple[Any, ...]]) -> tuple[Any, ...]:
@@ -216,20 +82,21 @@ class _Reader:
         shuffle: bool,
         seed: int,
         caller: str,
+        mode: Mode,
     ) -> None:
-        self.spans = _spans(plan, start, stop)
+        self.spans = spans(plan, start, stop)
         self.rows = stop - start
         self.schema = schema
         self.shuffle = shuffle
         self.seed = seed
         self.caller = caller
-        self.roles = roles_for(caller)
+        self.roles = mode.roles
         self.columns = schema.columns(tuple(r for r in self.roles if r != Role.PASSTHROUGH))
         self.epoch = 0
 
-    def _read(self, span: _Span) -> Iterator[pa.Table]:
+    def _read(self, span: Span) -> Iterator[pa.Table]:
         """Reads a span, naming its file when the file turns out to be corrupt."""
-        tables = _read_span(span, self.columns)
+        tables = read_span(span, self.columns)
         while True:
             try:
                 table = next(tables)
@@ -239,7 +106,7 @@ class _Reader:
                 raise file_error(span.piece.source, err, self.caller) from err
             yield table
 
-    def _convert(self, table: pa.Table, span: _Span, offset: int) -> tuple[Any, ...]:
+    def _convert(self, table: pa.Table, span: Span, offset: int) -> tuple[Any, ...]:
         x, y, sw = table_roles(
             table,
             self.schema,
@@ -307,6 +174,7 @@ def reader_source(reader: _Reader, batch_size: int, signature: Any) -> BatchSour
         make_dataset=lambda: dataset,
         count_batches=lambda: batches,
         take_error=errors.take,
+        converted=True,
         seek=lambda n: setattr(reader, "epoch", n),
         shard=lambda index, count, replicas: shard_dataset(
             reader, batch_size, signature, index, count, replicas
@@ -336,40 +204,15 @@ def shard_dataset(
     return chunks.rebatch(size, drop_remainder=True), plan.steps
 
 
-def _signature(plan: ParquetPlan, schema: Schema, caller: str) -> Any:
-    probe = _Reader(plan, schema, 0, min(plan.rows, 2), False, 0, caller)
+def _signature(plan: ParquetPlan, schema: Schema, caller: str, mode: Mode) -> Any:
+    probe = _Reader(plan, schema, 0, min(plan.rows, 2), False, 0, caller, mode)
     first = next(probe.chunks())
     return signature_of([first], caller, "Parquet source")
 
 
-def _element_bytes(arrow_type: pa.DataType) -> int | None:
-    """Bytes one value takes once converted (8 per number), or None for variable widths."""
-    if pa.types.is_fixed_size_list(arrow_type):
-        inner = _element_bytes(arrow_type.value_type)
-        return None if inner is None else inner * arrow_type.list_size
-    if pa.types.is_integer(arrow_type) or pa.types.is_floating(arrow_type):
-        return 8
-    if pa.types.is_boolean(arrow_type) or pa.types.is_temporal(arrow_type):
-        return 8
-    return None
-
-
-def _converted_bytes(plan: ParquetPlan, schema: Schema, caller: str) -> float:
-    """An upper bound of the converted size of the columns read; inf if not fixed-width."""
-    roles = tuple(r for r in roles_for(caller) if r != Role.PASSTHROUGH)
-    total = 0
-    for name in schema.columns(roles):
-        index = plan.arrow_schema.get_field_index(name)
-        width = _element_bytes(plan.arrow_schema.field(index).type) if index >= 0 else None
-        if width is None:
-            return math.inf
-        total += width
-    return total * plan.rows
-
-
-def _read_whole(plan: ParquetPlan, schema: Schema, caller: str) -> ArraySource:
+def _read_whole(plan: ParquetPlan, schema: Schema, caller: str, mode: Mode) -> ArraySource:
     """Reads every piece in order, converting each chunk (errors name its file and row)."""
-    reader = _Reader(plan, schema, 0, plan.rows, False, 0, caller)
+    reader = _Reader(plan, schema, 0, plan.rows, False, 0, caller, mode)
     parts = []
     for span in reader.spans:
         offset = 0
@@ -387,6 +230,14 @@ def _read_whole(plan: ParquetPlan, schema: Schema, caller: str) -> ArraySource:
 
 def _join(*leaves: np.ndarray) -> np.ndarray:
     return leaves[0] if len(leaves) == 1 else np.concatenate(leaves)
+
+
+def _plan_tables(plan: ParquetPlan, mode: Mode) -> Iterator[tuple[str, pa.Table, Schema]]:
+    """Every piece's tables in order, with the plan's schema (the chunks of a prediction)."""
+    for piece in plan.pieces:
+        for part in piece.read(plan.schema.columns(mode.roles)):
+            table = part if isinstance(part, pa.Table) else pa.Table.from_batches([part])
+            yield piece.source, table, plan.schema
 
 
 class ParquetAdapter:
@@ -407,11 +258,14 @@ class ParquetAdapter:
             return True
         return isinstance(x, (list, tuple)) and bool(x) and all(is_parquet_path(p) for p in x)
 
-    def adapt(self, request: AdaptRequest) -> ArraySource | BatchSource:
+    def adapt(self, request: AdaptRequest) -> ArraySource | BatchSource | ColumnChunks:
         """Plans the source from metadata; reads small data whole, else streams row groups."""
         if not isinstance(request.x, pads.Dataset):  # a missing path before a missing schema
             existing_paths(request.x, request.caller)
-        plan = plan_source(request.x, require_schema(request, "Parquet data"), request.caller)
+        mode = request.mode
+        plan = plan_source(request.x, require_schema(request, "Parquet data"), request.caller, mode)
+        if request.chunks:
+            return ColumnChunks(_plan_tables(plan, mode), request.caller)
         schema = plan.schema
         if plan.rows == 0:
             raise DataMismatchError(
@@ -423,16 +277,14 @@ class ParquetAdapter:
                     x=request.x,
                 )
             )
-        if request.hold_in_memory and (
-            _converted_bytes(plan, schema, request.caller) <= IN_MEMORY_BYTES
-        ):
-            return _read_whole(plan, schema, request.caller)
-        signature = _signature(plan, schema, request.caller)
+        if request.hold_in_memory and (converted_bytes(plan, schema, mode) <= IN_MEMORY_BYTES):
+            return _read_whole(plan, schema, request.caller, mode)
+        signature = _signature(plan, schema, request.caller, mode)
         seed = int(np.random.randint(0, 2**31 - 1))
-        batch_size = request.batch_size or DEFAULT_BATCH_SIZE
+        batch_size = batch_size_or_default(request.batch_size)
 
         def make(start: int, stop: int, shuffle: bool, size: int) -> BatchSource:
-            reader = _Reader(plan, schema, start, stop, shuffle, seed, request.caller)
+            reader = _Reader(plan, schema, start, stop, shuffle, seed, request.caller, mode)
             return reader_source(reader, size, signature)
 
         def split(at: int, validation_batch_size: int | None) -> tuple[BatchSource, BatchSource]:

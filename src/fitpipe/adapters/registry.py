@@ -17,7 +17,8 @@ import warnings
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any, TypeVar, overload
 
-from fitpipe.adapters.base import ADAPT_ARGUMENTS, Adapter, AdaptRequest, Source
+from fitpipe.adapters.base import ADAPT_ARGUMENTS, Adapter, AdaptRequest
+from fitpipe.adapters.capabilities import SourceBase
 from fitpipe.adapters.hints import no_adapter_message
 from fitpipe.errors import (
     FitpipeTypeError,
@@ -111,7 +112,7 @@ class LazyAdapter:
         """Declines objects of other libraries without importing anything."""
         return self._from_library(x) and self.load().can_adapt(x)
 
-    def adapt(self, request: AdaptRequest) -> Source:
+    def adapt(self, request: AdaptRequest) -> SourceBase:
         """Delegates to the real adapter."""
         return self.load().adapt(request)
 

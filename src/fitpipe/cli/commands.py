@@ -9,10 +9,10 @@ from typing import Any
 
 import keras
 
-from fitpipe.adapters.parquet import source_columns
 from fitpipe.cli.files import load_schema, resolve_factory, spec_error
 from fitpipe.cli.history import EpochRecorder, require_matplotlib, write_csv, write_json, write_plot
 from fitpipe.cli.spec import RunSpec
+from fitpipe.columnar import source_columns
 from fitpipe.errors import FitpipeError, FitpipeValueError, message
 from fitpipe.training import Trainer
 

@@ -13,15 +13,19 @@ import math
 from typing import Any
 
 import pyarrow as pa
-import pyarrow.dataset as pads
 import tensorflow as tf
 
-from fitpipe.adapters import AdaptRequest, registry
-from fitpipe.adapters.parquet import _open_dataset
+from fitpipe.adapters import DEFAULT_BATCH_SIZE, AdaptRequest, Mode, registry
+from fitpipe.columnar import (
+    check_arrow_schema,
+    convertible,
+    footer_stats,
+    is_parquet_path,
+    open_dataset,
+)
 from fitpipe.errors import FitpipeError, FitpipeValueError, message
 from fitpipe.pipeline import build_pipeline
 from fitpipe.schemas import Role, Schema
-from fitpipe.schemas.arrow_types import check_arrow_schema, convertible
 
 __all__ = ["Report", "inspect_source"]
 
@@ -109,28 +113,6 @@ def _spec_lines(element_spec: Any) -> list[str]:
     return lines
 
 
-def _null_counts(dataset: pads.Dataset) -> tuple[dict[str, int | None], int, int, int]:
-    """Nulls per top-level column from the footers' statistics; files, row groups, rows."""
-    nulls: dict[str, int | None] = {}
-    files = groups = rows = 0
-    for fragment in dataset.get_fragments():
-        meta = fragment.metadata
-        files += 1
-        groups += meta.num_row_groups
-        rows += meta.num_rows
-        for g in range(meta.num_row_groups):
-            group = meta.row_group(g)
-            for c in range(group.num_columns):
-                chunk = group.column(c)
-                name = chunk.path_in_schema.split(".", 1)[0]
-                stats = chunk.statistics
-                known = stats is not None and stats.has_null_count
-                if name in nulls and nulls[name] is None:
-                    continue
-                nulls[name] = (nulls.get(name) or 0) + stats.null_count if known else None
-    return nulls, files, groups, rows
-
-
 def _problems(schema: Schema, report: Report, predict: bool) -> list[str]:
     found: list[str] = []
     names = set(report.arrow_schema.names)
@@ -162,7 +144,10 @@ def _problems(schema: Schema, report: Report, predict: bool) -> list[str]:
 
 
 def inspect_source(
-    source: str, schema: Schema | None = None, batch_size: int = 32, predict: bool = False
+    source: str,
+    schema: Schema | None = None,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    predict: bool = False,
 ) -> Report:
     """Inspects a Parquet source from its metadata (and, with a schema, its first rows).
 
@@ -180,7 +165,7 @@ def inspect_source(
 
     """
     adapter = registry.find(source, _CALLER)
-    if adapter.name != "parquet":
+    if not is_parquet_path(source):
         raise FitpipeValueError(
             message(
                 _CALLER,
@@ -190,9 +175,18 @@ def inspect_source(
                 source=source,
             )
         )
-    dataset = _open_dataset(source, _CALLER)
-    nulls, files, groups, rows = _null_counts(dataset)
-    report = Report(source, adapter.name, dataset.schema, files, groups, rows, batch_size, nulls)
+    dataset = open_dataset(source, _CALLER)
+    stats = footer_stats(dataset)
+    report = Report(
+        source,
+        adapter.name,
+        dataset.schema,
+        stats.files,
+        stats.row_groups,
+        stats.rows,
+        batch_size,
+        stats.nulls,
+    )
     if schema is None:
         unusable = [f.name for f in dataset.schema if not convertible(f.type)]
         notes = [f"columns that cannot become tensors: {unusable}"] if unusable else []
@@ -205,8 +199,8 @@ def inspect_source(
     problems = _problems(schema, report, predict)
     if problems:
         return dataclasses.replace(report, problems=tuple(problems))
-    caller = "predict" if predict else "fit"
-    request = AdaptRequest(x=source, schema=schema, batch_size=batch_size, caller=caller)
+    caller, mode = ("predict", Mode.PREDICT) if predict else ("fit", Mode.TRAIN)
+    request = AdaptRequest(x=source, schema=schema, batch_size=batch_size, caller=caller, mode=mode)
     try:
         with build_pipeline(request) as pipeline:
             spec = pipeline.element_spec

@@ -110,9 +110,9 @@ def write_proposed_schema(source: str, path: str, targets: Sequence[str] = ()) -
         FitpipeError: When the source cannot be read or a target is not a column.
 
     """
-    from fitpipe.adapters.parquet import _open_dataset
+    from fitpipe.columnar import open_dataset
 
-    schema = propose_schema(_open_dataset(source, _CALLER).schema, targets)
+    schema = propose_schema(open_dataset(source, _CALLER).schema, targets)
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
     with open(path, "w", encoding="utf-8") as handle:

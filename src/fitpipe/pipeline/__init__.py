@@ -5,6 +5,7 @@ from fitpipe.pipeline.class_weights import (
     apply_class_weight,
     check_class_weight,
     class_weight_table,
+    weigh_batch,
 )
 from fitpipe.pipeline.core import (
     Pipeline,
@@ -31,4 +32,5 @@ __all__ = [
     "pipeline_from_source",
     "resolve_batch_size",
     "split_source",
+    "weigh_batch",
 ]

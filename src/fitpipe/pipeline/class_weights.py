@@ -9,15 +9,26 @@ are given as well, the two are multiplied.
 from __future__ import annotations
 
 import numbers
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
 import tensorflow as tf
 
+from fitpipe.adapters import ArraySource, Source
 from fitpipe.errors import FitpipeTypeError, FitpipeValueError, message
 
-__all__ = ["apply_class_weight", "check_class_weight", "class_weight_table"]
+__all__ = [
+    "apply_class_weight",
+    "check_class_weight",
+    "check_single_target",
+    "class_weight_table",
+    "one_hot_width",
+    "source_class_weight",
+    "weigh_batch",
+    "weighted_dataset",
+    "weighted_shard",
+]
 
 
 def _class_index(key: Any, class_weight: Any, caller: str) -> Any:
@@ -150,3 +161,106 @@ def apply_class_weight(batch: tuple[Any, ...], table: tf.Tensor) -> tuple[Any, .
             weights = tf.expand_dims(weights, -1)
         weights = given * weights
     return (x, y, weights)
+
+
+def one_hot_width(y: Any) -> int | None:
+    """The width of one-hot targets (a last dimension over 1), or None for class labels."""
+    shape = getattr(y, "shape", None)
+    if shape is None or len(shape) < 2:
+        return None
+    width = shape[-1]
+    return int(width) if width is not None and int(width) > 1 else None
+
+
+def check_single_target(y: Any, caller: str) -> None:
+    """Refuses ``class_weight`` without targets, or with several."""
+    if y is None:
+        raise FitpipeValueError(
+            message(
+                caller,
+                "got `class_weight` without targets",
+                "Class weights weight samples by their target class",
+                "Pass `y`, or yield `(x, y)` batches",
+                y=None,
+            )
+        )
+    if len(tf.nest.flatten(y)) != 1 or isinstance(y, (Mapping, tuple, list)):
+        raise FitpipeValueError(
+            message(
+                caller,
+                "got `class_weight` for several targets",
+                "`class_weight` is only supported for models with a single output",
+                "Pass per-sample weights for each output as `sample_weight` instead",
+                y=y,
+            )
+        )
+
+
+def weighted_dataset(
+    dataset: tf.data.Dataset, class_weight: dict[int, float], parallel: bool
+) -> tf.data.Dataset:
+    """The batches of ``dataset`` with class weights applied (in parallel if ``parallel``)."""
+    table = class_weight_table(class_weight)
+
+    @tf.autograph.experimental.do_not_convert
+    def weigh(*batch: Any) -> Any:
+        return apply_class_weight(batch, table)
+
+    if not parallel:  # `deterministic` without parallel calls makes TensorFlow warn
+        return dataset.map(weigh)
+    return dataset.map(weigh, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+
+
+def weighted_shard(
+    shard: Callable[[int, int, int], tuple[tf.data.Dataset, int]],
+    class_weight: dict[int, float],
+) -> Callable[[int, int, int], tuple[tf.data.Dataset, int]]:
+    """A source's ``shard`` function whose shards have class weights applied."""
+
+    def weighted(index: int, count: int, replicas: int) -> tuple[tf.data.Dataset, int]:
+        dataset, steps = shard(index, count, replicas)
+        return weighted_dataset(dataset, class_weight, parallel=True), steps
+
+    return weighted
+
+
+def source_class_weight(
+    class_weight: Mapping[int, float] | None, source: Source, caller: str
+) -> dict[int, float] | None:
+    """Checks ``class_weight`` against the source's targets (one target; one-hot width).
+
+    Args:
+        class_weight: The map given, or None.
+        source: Rows or batches.
+        caller: The public method, for messages.
+
+    Returns:
+        The checked map (int keys), or None when none was given.
+    """
+    if class_weight is None:
+        return None
+    if isinstance(source, ArraySource):
+        check_single_target(source.y, caller)
+        width = one_hot_width(source.y)
+    else:
+        spec = source.make_dataset().element_spec
+        check_single_target(spec[1] if len(spec) > 1 else None, caller)
+        width = one_hot_width(spec[1])
+    return check_class_weight(class_weight, caller, width)
+
+
+def weigh_batch(
+    batch: tuple[Any, ...], class_weight: Mapping[int, float], caller: str
+) -> tuple[Any, ...]:
+    """One batch of tensors ``(x, y)`` or ``(x, y, sw)`` with ``class_weight`` applied.
+
+    Args:
+        batch: The batch (``train_on_batch``'s).
+        class_weight: The map given.
+        caller: The public method, for messages.
+
+    Returns:
+        ``(x, y, sw)``, the weights multiplied by the class weights.
+    """
+    table = check_class_weight(class_weight, caller, one_hot_width(batch[1]))
+    return tuple(apply_class_weight(batch, class_weight_table(table)))

@@ -1,4 +1,23 @@
-"""``fitpipe.adapt`` and :class:`Pipeline`: any supported input as one batched ``tf.data``."""
+"""``fitpipe.adapt`` and :class:`Pipeline`: any supported input as one batched ``tf.data``.
+
+Separation of concerns (who owns what on the way from an input to batches):
+
+==================  =======================================================================
+Owner               Concern
+==================  =======================================================================
+``AdaptRequest``    what the user asked: the input, its arguments, the call's ``mode``
+                    (train/evaluate/predict: roles read, sharding) and ``caller`` (messages)
+Adapter             reading one input form into a source: rows (:class:`ArraySource`) or
+                    batches (a batch source), with the capabilities it has
+Pipeline (here)     batching, shuffling and resident rows (``pipeline.arrays``), class
+                    weights (``pipeline.class_weights``), ``validation_split``
+                    (``pipeline.split``), prefetch and the tf.data service
+                    (``pipeline.service``); it asks the source's capabilities by
+                    ``isinstance`` (Seekable, Paced, Resumable, Shardable)
+Trainer             epochs, steps, callbacks, distribution over a strategy
+                    (``training.distribute``): only through :class:`Pipeline`
+==================  =======================================================================
+"""
 
 from __future__ import annotations
 
@@ -16,7 +35,11 @@ from fitpipe.adapters import (
     Adapter,
     AdaptRequest,
     ArraySource,
-    BatchSource,
+    BatchSourceBase,
+    Paced,
+    Resumable,
+    Seekable,
+    Shardable,
     Source,
     check_supported,
     registry,
@@ -27,21 +50,27 @@ from fitpipe.errors import FitpipeTypeError, FitpipeValueError, FitpipeWarning, 
 from fitpipe.pipeline import service
 from fitpipe.pipeline.arrays import ResidentRows, array_dataset, resolve_batch_size
 from fitpipe.pipeline.class_weights import (
-    apply_class_weight,
-    check_class_weight,
     class_weight_table,
+    source_class_weight,
+    weighted_dataset,
+    weighted_shard,
 )
 from fitpipe.pipeline.service import check_address
 from fitpipe.schemas import as_schema
 
 __all__ = [
     "Pipeline",
+    "Shard",
     "adapt",
     "adapt_source",
     "build_pipeline",
     "check_shuffle",
     "pipeline_from_source",
 ]
+
+
+#: ``shard(index, count, replicas)``: shard ``index`` of ``count`` and the steps of every shard.
+Shard = Callable[[int, int, int], tuple[tf.data.Dataset, int]]
 
 
 class Pipeline:
@@ -59,6 +88,8 @@ class Pipeline:
         batch_size: Rows per batch, for row-addressed inputs.
         rows: The rows held in memory, when the trainer may slice batches from them.
         seek: ``seek(n)`` makes the next iteration read pass ``n`` (resumed runs).
+        shard: How a :class:`~fitpipe.adapters.Shardable` source shards itself over workers
+            (class weights applied), or None.
     """
 
     def __init__(
@@ -70,6 +101,7 @@ class Pipeline:
         batch_size: int | None = None,
         rows: ResidentRows | None = None,
         seek: Callable[[int], None] | None = None,
+        shard: Shard | None = None,
     ) -> None:
         self._adapter = adapter
         self._source = source
@@ -78,6 +110,7 @@ class Pipeline:
         self._batch_size = batch_size
         self._rows = rows
         self._seek = seek
+        self._shard = shard
 
     @property
     def adapter(self) -> str:
@@ -121,7 +154,17 @@ class Pipeline:
     @property
     def finite(self) -> bool:
         """False when the input is known never to end."""
-        return not isinstance(self._source, BatchSource) or self._source.finite
+        return self._source.finite
+
+    @property
+    def shard(self) -> Shard | None:
+        """``shard(index, count, replicas)`` of a source that shards itself, else None.
+
+        Returns the dataset of shard ``index`` of ``count`` (per-replica batches for its
+        ``replicas`` replicas, zero-weight padded, class weights applied) and the steps
+        every shard runs.
+        """
+        return self._shard
 
     def seek(self, pass_index: int) -> None:
         """Makes the next iteration of :attr:`dataset` read pass ``pass_index`` (0-based).
@@ -135,7 +178,7 @@ class Pipeline:
         """
         if self._seek is not None:
             self._seek(pass_index)
-        elif isinstance(self._source, BatchSource) and self._source.seek is not None:
+        elif isinstance(self._source, Seekable):
             self._source.seek(pass_index)
 
     def expect(self, batches: int | None) -> None:
@@ -147,7 +190,7 @@ class Pipeline:
         Args:
             batches: The number of batches, or None.
         """
-        if isinstance(self._source, BatchSource) and self._source.expect is not None:
+        if isinstance(self._source, Paced):
             self._source.expect(batches)
 
     def input_state(self, pass_index: int, seen: int) -> Any:
@@ -162,9 +205,8 @@ class Pipeline:
         Returns:
             The state (as the input's ``get_state()`` gave it), or None.
         """
-        source = self._source
-        if isinstance(source, BatchSource) and source.input_state is not None:
-            return source.input_state(pass_index, seen)
+        if isinstance(self._source, Resumable):
+            return self._source.input_state(pass_index, seen)
         return None
 
     def restore_state(self, pass_index: int, seen: int, state: Any) -> None:
@@ -175,25 +217,20 @@ class Pipeline:
             seen: Batches of that pass already read before ``state`` was taken.
             state: A state :meth:`input_state` returned; inputs without one ignore it.
         """
-        source = self._source
-        if isinstance(source, BatchSource) and source.restore_state is not None:
-            source.restore_state(pass_index, seen, state)
+        if isinstance(self._source, Resumable):
+            self._source.restore_state(pass_index, seen, state)
 
     def on_epoch_end(self) -> None:
         """Tells the input an epoch ended (``PyDataset.on_epoch_end``)."""
-        if isinstance(self._source, BatchSource):
-            self._source.on_epoch_end()
+        self._source.on_epoch_end()
 
     def take_error(self) -> BaseException | None:
         """Returns the exception user code raised while producing batches, if any."""
-        if isinstance(self._source, BatchSource):
-            return self._source.take_error()
-        return None
+        return self._source.take_error()
 
     def close(self) -> None:
         """Stops workers and releases files held for the input."""
-        if isinstance(self._source, BatchSource):
-            self._source.close()
+        self._source.close()
 
     def __enter__(self) -> Pipeline:
         return self
@@ -259,7 +296,14 @@ def adapt_source(request: AdaptRequest, *, warn_ignored: bool = True) -> tuple[A
     check_supported(adapter, request, given)
     if request.schema is not None:  # a mapping or a schema file path becomes a Schema
         request = dataclasses.replace(request, schema=as_schema(request.schema, request.caller))
-    source = adapter.adapt(request)
+    adapted = adapter.adapt(request)
+    if not isinstance(adapted, (ArraySource, BatchSourceBase)):
+        adapted.close()
+        raise FitpipeTypeError(
+            f"adapter {adapter.name!r} returned {type(adapted).__name__}, which is neither "
+            "an ArraySource nor a batch source (BatchSource, BatchSourceBase)"
+        )
+    source: Source = adapted
     if request.shuffle == "batch" and not isinstance(source, ArraySource):
         source.close()
         raise _no_batch_shuffle(adapter, request)
@@ -298,62 +342,6 @@ def check_shuffle(shuffle: Any, caller: str) -> None:
     )
 
 
-def _one_hot_width(y: Any) -> int | None:
-    shape = getattr(y, "shape", None)
-    if shape is None or len(shape) < 2:
-        return None
-    width = shape[-1]
-    return int(width) if width is not None and int(width) > 1 else None
-
-
-def _check_single_target(y: Any, caller: str) -> None:
-    if y is None:
-        raise FitpipeValueError(
-            message(
-                caller,
-                "got `class_weight` without targets",
-                "Class weights weight samples by their target class",
-                "Pass `y`, or yield `(x, y)` batches",
-                y=None,
-            )
-        )
-    if len(tf.nest.flatten(y)) != 1 or isinstance(y, (Mapping, tuple, list)):
-        raise FitpipeValueError(
-            message(
-                caller,
-                "got `class_weight` for several targets",
-                "`class_weight` is only supported for models with a single output",
-                "Pass per-sample weights for each output as `sample_weight` instead",
-                y=y,
-            )
-        )
-
-
-def _weighted(
-    dataset: tf.data.Dataset, class_weight: dict[int, float], parallel: bool
-) -> tf.data.Dataset:
-    table = class_weight_table(class_weight)
-
-    @tf.autograph.experimental.do_not_convert
-    def weigh(*batch: Any) -> Any:
-        return apply_class_weight(batch, table)
-
-    if not parallel:  # `deterministic` without parallel calls makes TensorFlow warn
-        return dataset.map(weigh)
-    return dataset.map(weigh, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-
-
-def _weighted_shard(
-    shard: Callable[[int, int, int], tuple[tf.data.Dataset, int]],
-    class_weight: dict[int, float],
-) -> Callable[[int, int, int], tuple[tf.data.Dataset, int]]:
-    def weighted(index: int, count: int, replicas: int) -> tuple[tf.data.Dataset, int]:
-        dataset, steps = shard(index, count, replicas)
-        return _weighted(dataset, class_weight, parallel=True), steps
-
-    return weighted
-
-
 def pipeline_from_source(
     adapter_name: str,
     source: Source,
@@ -373,16 +361,7 @@ def pipeline_from_source(
         The pipeline.
 
     """
-    class_weight = None
-    if request.class_weight is not None:
-        if isinstance(source, ArraySource):
-            _check_single_target(source.y, request.caller)
-            width = _one_hot_width(source.y)
-        else:
-            spec = source.make_dataset().element_spec
-            _check_single_target(spec[1] if len(spec) > 1 else None, request.caller)
-            width = _one_hot_width(spec[1])
-        class_weight = check_class_weight(request.class_weight, request.caller, width)
+    class_weight = source_class_weight(request.class_weight, source, request.caller)
     if isinstance(source, ArraySource):
         batch_size = resolve_batch_size(request.batch_size, request.steps, source.num_samples)
         if seed is None:
@@ -398,11 +377,12 @@ def pipeline_from_source(
         batch_size, rows, seek = None, None, None
         dataset = source.make_dataset()
         count = source.count_batches
-    read_ahead = not isinstance(source, BatchSource) or source.read_ahead
+    read_ahead = source.read_ahead
+    shard: Shard | None = source.shard if isinstance(source, Shardable) else None
     if class_weight is not None:
-        dataset = _weighted(dataset, class_weight, parallel=read_ahead)
-        if isinstance(source, BatchSource) and source.shard is not None:
-            source = dataclasses.replace(source, shard=_weighted_shard(source.shard, class_weight))
+        dataset = weighted_dataset(dataset, class_weight, parallel=read_ahead)
+        if shard is not None:
+            shard = weighted_shard(shard, class_weight)
         if rows is not None:
             rows = dataclasses.replace(rows, class_weights=class_weight_table(class_weight))
     if request.data_service is not None:
@@ -426,7 +406,7 @@ def pipeline_from_source(
             count = lambda: None  # noqa: E731
     if read_ahead:
         dataset = dataset.prefetch(tf.data.AUTOTUNE)
-    return Pipeline(adapter_name, source, dataset, count, batch_size, rows, seek)
+    return Pipeline(adapter_name, source, dataset, count, batch_size, rows, seek, shard)
 
 
 def build_pipeline(request: AdaptRequest, *, warn_ignored: bool = True) -> Pipeline:

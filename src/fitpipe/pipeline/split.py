@@ -8,7 +8,7 @@ from typing import Any
 
 import tensorflow as tf
 
-from fitpipe.adapters import ArraySource, BatchSource, Source
+from fitpipe.adapters import ArraySource, Source, Splittable
 from fitpipe.errors import DataMismatchError, FitpipeValueError, message
 
 __all__ = ["check_validation_split", "split_source"]
@@ -93,8 +93,8 @@ def split_source(
                 validation_split=validation_split,
             )
         )
-    if isinstance(source, BatchSource):
-        if source.split is None:
+    if not isinstance(source, ArraySource):
+        if not isinstance(source, Splittable):
             raise DataMismatchError(
                 message(
                     caller,
@@ -111,6 +111,6 @@ def split_source(
             tf.nest.map_structure(lambda leaf: _slice(leaf, start, stop), value)
             for value in (source.x, source.y, source.sample_weight)
         ]
-        return ArraySource(sliced[0], sliced[1], sliced[2], stop - start)
+        return ArraySource(sliced[0], sliced[1], sliced[2], stop - start, source.shard_rows)
 
     return part(0, split_at), part(split_at, total)

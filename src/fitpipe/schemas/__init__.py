@@ -3,6 +3,7 @@
 from fitpipe.schemas.columns import OTHER_COLUMNS, REGEX_PREFIX
 from fitpipe.schemas.forms import SchemaLike, as_schema, resolve_schema
 from fitpipe.schemas.roles import (
+    Mode,
     Role,
     find_namedtuple,
     is_namedtuple,
@@ -16,6 +17,7 @@ __all__ = [
     "OTHER_COLUMNS",
     "REGEX_PREFIX",
     "Columns",
+    "Mode",
     "Role",
     "Schema",
     "SchemaLike",

@@ -13,7 +13,7 @@ from typing import Any
 
 from fitpipe.errors import FitpipeValueError, message, raw
 
-__all__ = ["Role", "find_namedtuple", "is_namedtuple", "pack_roles", "split_roles"]
+__all__ = ["Mode", "Role", "find_namedtuple", "is_namedtuple", "pack_roles", "split_roles"]
 
 
 class Role(enum.Enum):
@@ -23,6 +23,43 @@ class Role(enum.Enum):
     TARGET = "target"
     WEIGHT = "weight"
     PASSTHROUGH = "passthrough"
+
+
+class Mode(enum.Enum):
+    """What a call does with its input; decides which roles are read and how rows flow.
+
+    The mode, not the name of the public method (``caller``, kept for messages only),
+    decides behaviour: ``fit`` and ``train_on_batch`` train, ``evaluate`` and
+    ``test_on_batch`` evaluate, ``predict`` and its kin predict.
+    """
+
+    TRAIN = "train"
+    EVALUATE = "evaluate"
+    PREDICT = "predict"
+
+    @property
+    def roles(self) -> tuple[Role, ...]:
+        """The roles read: prediction reads features (and passthrough) only."""
+        if self is Mode.PREDICT:
+            return (Role.FEATURE, Role.PASSTHROUGH)
+        return (Role.FEATURE, Role.TARGET, Role.WEIGHT)
+
+    @property
+    def reads_targets(self) -> bool:
+        """True when targets (and weights) are read."""
+        return Role.TARGET in self.roles
+
+    @property
+    def shards(self) -> bool:
+        """True when a source may be sharded over workers (prediction keeps every row in order)."""
+        return self is not Mode.PREDICT
+
+    @property
+    def step(self) -> str:
+        """The name of the model's step this mode runs (``train_step``, ...)."""
+        return {"train": "train_step", "evaluate": "test_step", "predict": "predict_step"}[
+            self.value
+        ]
 
 
 def is_namedtuple(value: Any) -> bool:

@@ -73,7 +73,7 @@ def _is_sparse_loss(loss: Any) -> tuple[bool, int | None, str]:
     return False, None, ""
 
 
-def _losses_by_output(model: keras.Model) -> list[Any] | None:
+def losses_by_output(model: keras.Model) -> list[Any] | None:
     """The loss of each model output, in the order of ``model.outputs`` (None if unknown)."""
     outputs = getattr(model, "outputs", None)
     names = list(getattr(model, "output_names", None) or [])
@@ -87,7 +87,7 @@ def _losses_by_output(model: keras.Model) -> list[Any] | None:
     return [loss] * len(outputs)
 
 
-def _target_leaves(y_spec: Any, model: keras.Model) -> list[int] | None:
+def target_leaves(y_spec: Any, model: keras.Model) -> list[int] | None:
     """The model output each flattened target leaf belongs to (None when they do not align)."""
     outputs = getattr(model, "outputs", None) or []
     leaves = tf.nest.flatten(y_spec)
@@ -103,7 +103,7 @@ def _target_leaves(y_spec: Any, model: keras.Model) -> list[int] | None:
 
 
 def _label_rules(model: keras.Model, y_spec: Any) -> list[_Rule]:
-    losses, owners = _losses_by_output(model), _target_leaves(y_spec, model)
+    losses, owners = losses_by_output(model), target_leaves(y_spec, model)
     if losses is None or owners is None:
         return []
     rules = []

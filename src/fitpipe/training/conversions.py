@@ -37,9 +37,6 @@ __all__ = [
     "without_absent_inputs",
 ]
 
-#: Adapters whose data fitpipe converts itself (rows and columns): Keras casts these to floatx.
-_CONVERTED_COLUMNS = frozenset({"arrow", "arrow-stream", "parquet"})
-
 
 def optional_input_names(model: keras.Model) -> frozenset[str]:
     """The names of the model's inputs declared with ``keras.Input(..., optional=True)``."""
@@ -86,8 +83,9 @@ def spec_of(data: Any) -> Any:
 
 def casts_floats(pipeline: Any) -> bool:
     """Whether Keras would cast this input's floats to floatx: arrays, frames and tables."""
-    return getattr(pipeline, "batch_size", None) is not None or (
-        getattr(pipeline, "adapter", None) in _CONVERTED_COLUMNS
+    source = getattr(pipeline, "source", None)
+    return getattr(pipeline, "batch_size", None) is not None or bool(
+        getattr(source, "converted", False)
     )
 
 

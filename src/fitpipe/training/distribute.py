@@ -25,7 +25,7 @@ from typing import Any
 
 import tensorflow as tf
 
-from fitpipe.adapters import BatchSource
+from fitpipe.adapters import ArraySource, Mode
 from fitpipe.adapters.distributed_datasets import not_distributed_error
 from fitpipe.errors import FitpipeValueError, message
 from fitpipe.pipeline import Pipeline
@@ -46,9 +46,6 @@ __all__ = [
 ]
 
 _DEFAULT = None if tf.distribute.has_strategy() else tf.distribute.get_strategy()
-
-#: Adapters whose in-memory rows are sharded at the source, by blocks of rows.
-SHARDED_ARRAY_ADAPTERS = frozenset({"arrow"})
 
 
 def strategy_of(model: Any) -> tf.distribute.Strategy | None:
@@ -179,6 +176,7 @@ def step_function(
     run_eagerly: bool,
     collect: bool,
     caller: str,
+    mode: Mode,
 ) -> StepFunction:
     """The compiled step of a model built under ``strategy`` (never XLA-compiled).
 
@@ -187,10 +185,11 @@ def step_function(
         step: ``model.train_step``, ``test_step`` or ``predict_step``.
         run_eagerly: Run eagerly (debugging).
         collect: True for predict.
-        caller: The public method.
+        caller: The public method, for messages.
+        mode: What the step does.
     """
     replicated = distributed_step(strategy, step, collect)
-    function = DistributedStepFunction(replicated, False, run_eagerly, collect, caller)
+    function = DistributedStepFunction(replicated, False, run_eagerly, collect, caller, mode)
     function.strategy = strategy
     return function
 
@@ -202,7 +201,9 @@ class DistributedPipeline(Pipeline):
     """
 
     def __init__(self, base: Pipeline, distributed: Any, count: Callable[[], int | None]) -> None:
-        super().__init__(base.adapter, base.source, base.dataset, count, base.batch_size, None)
+        super().__init__(
+            base.adapter, base.source, base.dataset, count, base.batch_size, None, None, base.shard
+        )
         self.base = base
         self.distributed = distributed
 
@@ -268,9 +269,9 @@ def build_state(model: Any, strategy: tf.distribute.Strategy, element_spec: Any)
 
 def check_not_distributed(pipeline: Pipeline, caller: str) -> None:
     """Refuses an input distributed by a strategy for a model built under none."""
-    source = pipeline.source
-    if isinstance(source, BatchSource) and source.distributed is not None:
-        raise not_distributed_error(caller, source.distributed)
+    distributed = pipeline.source.distributed
+    if distributed is not None:
+        raise not_distributed_error(caller, distributed)
 
 
 def _common_seed(strategy: tf.distribute.Strategy, seed: int) -> int:
@@ -281,31 +282,33 @@ def _common_seed(strategy: tf.distribute.Strategy, seed: int) -> int:
 
 
 def distribute_pipeline(
-    pipeline: Pipeline, strategy: tf.distribute.Strategy, caller: str
+    pipeline: Pipeline, strategy: tf.distribute.Strategy, mode: Mode, caller: str
 ) -> Pipeline:
     """Distributes a pipeline's batches over the strategy's replicas.
 
-    For ``fit`` and ``evaluate``, sources that shard themselves (Parquet, and Arrow tables
-    by row blocks) give each worker its own rows, padded with zero-weight rows so all
-    workers run the same steps. Everything else (and ``predict``, whose rows must all come
-    back in order) uses ``strategy.experimental_distribute_dataset``.
+    When training and evaluating, sources that shard themselves (Parquet, and rows that
+    allow it, ``ArraySource.shard_rows``: Arrow tables by row blocks) give each worker its
+    own rows, padded with zero-weight rows so all workers run the same steps. Everything
+    else (and prediction, whose rows must all come back in order) uses
+    ``strategy.experimental_distribute_dataset``.
 
     Args:
         pipeline: The pipeline, as built for one device.
         strategy: The model's strategy.
-        caller: The public method.
+        mode: What the call does (prediction is never sharded at the source).
+        caller: The public method, for messages.
 
     Returns:
         A pipeline whose dataset is distributed (never resident rows); an input that was
         distributed already is iterated as it is.
     """
     source, rows = pipeline.source, pipeline.rows
-    if isinstance(source, BatchSource) and source.distributed is not None:  # as it is
+    if source.distributed is not None:  # as it is
         return DistributedPipeline(pipeline, source.distributed, lambda: pipeline.num_batches)
-    if caller != "predict" and isinstance(source, BatchSource) and source.shard is not None:
-        distributed, steps = _sharded(strategy, source.shard)
+    if mode.shards and pipeline.shard is not None:
+        distributed, steps = _sharded(strategy, pipeline.shard)
         return DistributedPipeline(pipeline, distributed, lambda: steps)
-    if caller != "predict" and pipeline.adapter in SHARDED_ARRAY_ADAPTERS and rows is not None:
+    if mode.shards and isinstance(source, ArraySource) and source.shard_rows and rows is not None:
         if rows.shuffle and _is_multi_worker(strategy):
             rows = dataclasses.replace(rows, seed=_common_seed(strategy, rows.seed))
         distributed, steps = _sharded(strategy, array_shard(rows, caller))

@@ -13,6 +13,7 @@ import keras
 import tensorflow as tf
 
 from fitpipe.errors import DataMismatchError, FitpipeError, FitpipeTypeError, message, raw
+from fitpipe.schemas import Mode
 from fitpipe.training.conversions import optional_input_names
 
 __all__ = ["check_model_inputs", "check_model_targets", "spec_text", "step_error"]
@@ -180,7 +181,7 @@ def _paired_outputs(
     return []
 
 
-def check_model_targets(model: keras.Model, element_spec: Any, caller: str) -> None:
+def check_model_targets(model: keras.Model, element_spec: Any, caller: str, mode: Mode) -> None:
     """Raises ``DataMismatchError`` when the targets cannot feed the model's compiled loss.
 
     Only models that use Keras' own train/test step and ``compute_loss`` and have a compiled
@@ -189,9 +190,10 @@ def check_model_targets(model: keras.Model, element_spec: Any, caller: str) -> N
     Args:
         model: The model.
         element_spec: The pipeline's element spec ``(x, y, ...)``.
-        caller: The public method being run.
+        caller: The public method being run, for messages.
+        mode: Training (the model's ``train_step``) or evaluation (its ``test_step``).
     """
-    step = "train_step" if caller == "fit" else "test_step"
+    step = mode.step
     if not (_default_step(model, step) and _default_step(model, "compute_loss")):
         return
     if getattr(model, "loss", None) is None:

@@ -8,7 +8,6 @@ output path only when complete: a crash or a kill leaves no partial file (see
 
 from __future__ import annotations
 
-import contextlib
 import itertools
 import os
 from collections.abc import Callable, Iterator
@@ -17,16 +16,12 @@ from typing import Any
 import keras
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 import tensorflow as tf
 
-from fitpipe.adapters import AdaptRequest, ArraySource, registry
-from fitpipe.adapters.arrow_columns import table_roles
-from fitpipe.adapters.arrow_tables import frame_table
-from fitpipe.adapters.parquet import plan_source
+from fitpipe.adapters import AdaptRequest, Chunked, Mode, registry
+from fitpipe.columnar import write_atomically
 from fitpipe.errors import FitpipeTypeError, FitpipeValueError, message
-from fitpipe.schemas import Role, Schema, SchemaLike, as_schema
-from fitpipe.schemas.arrow_types import checked_schema
+from fitpipe.schemas import SchemaLike, as_schema
 
 __all__ = [
     "check_names",
@@ -35,87 +30,36 @@ __all__ = [
     "output_table",
     "planned_names",
     "predict_to_file",
-    "write_atomically",
 ]
-
-CHUNK_ROWS = 65536
-_COLUMNAR = {"arrow", "arrow-stream", "parquet"}
-
-
-def _table_chunks(table: pa.Table) -> Iterator[pa.Table]:
-    for start in range(0, table.num_rows, CHUNK_ROWS):
-        yield table.slice(start, CHUNK_ROWS)
-
-
-def _arrow_tables(x: Any, schema: Schema, caller: str) -> Iterator[tuple[str, pa.Table, Schema]]:
-    """Yields ``(source, table, schema)`` chunks; the schema resolved against the data."""
-    roles = (Role.FEATURE, Role.PASSTHROUGH)
-    if isinstance(x, pa.RecordBatchReader):
-        resolved = checked_schema(schema, x.schema, "the RecordBatchReader", roles, caller)
-        for batch in x:
-            yield "the RecordBatchReader", pa.Table.from_batches([batch]), resolved
-        return
-    if isinstance(x, (pa.Table, pa.RecordBatch)) or hasattr(type(x), "__arrow_c_stream__"):
-        table = x if isinstance(x, pa.Table) else pa.table(x)
-        resolved = checked_schema(schema, table.schema, type(x).__name__, roles, caller)
-        for chunk in _table_chunks(table):
-            yield type(x).__name__, chunk, resolved
-        return
-    plan = plan_source(x, schema, caller)
-    for piece in plan.pieces:
-        for part in piece.read(plan.schema.columns(roles)):
-            table = part if isinstance(part, pa.Table) else pa.Table.from_batches([part])
-            yield piece.source, table, plan.schema
-
-
-def _row_slice(structure: Any, start: int, stop: int) -> Any:
-    def cut(leaf: Any) -> Any:
-        if isinstance(leaf, tf.SparseTensor):
-            size = [min(stop, int(leaf.dense_shape[0])) - start, *leaf.dense_shape[1:]]
-            return tf.sparse.slice(leaf, [start] + [0] * (leaf.shape.rank - 1), size)
-        return leaf[start:stop]
-
-    return tf.nest.map_structure(cut, structure)
 
 
 def chunks_of(
     x: Any, schema: SchemaLike | None, caller: str
 ) -> Iterator[tuple[Any, pa.Table | None]]:
-    """Yields ``(features, passthrough)`` chunks of a prediction input, in row order."""
+    """Yields ``(features, passthrough)`` chunks of a prediction input, in row order.
+
+    The input's adapter is asked for a :class:`~fitpipe.adapters.Chunked` source (columnar
+    data read a chunk at a time with its passthrough columns; rows in memory sliced).
+
+    Raises:
+        FitpipeValueError: The input cannot be read in chunks (it comes in batches).
+    """
     adapter = registry.find(x, caller)
-    schema = as_schema(schema, caller)
-    if adapter.name == "pandas" and isinstance(schema, Schema) and hasattr(x, "columns"):
-        x, adapter = frame_table(x, schema, caller), registry["arrow"]
-    if adapter.name not in _COLUMNAR:
-        rows = adapter.adapt(AdaptRequest(x=x, caller=caller))
-        if not isinstance(rows, ArraySource):
-            raise FitpipeValueError(
-                message(
-                    caller,
-                    "cannot write predictions of this input to Parquet",
-                    "`output=` takes arrays, Arrow tables, streams and Parquet sources",
-                    "Collect the predictions with `predict(x)` and write them yourself",
-                    x=x,
-                )
-            )
-        for start in range(0, rows.num_samples, CHUNK_ROWS):
-            yield _row_slice(rows.x, start, start + CHUNK_ROWS), None
-        return
-    if schema is None:
+    schema = as_schema(schema, caller) if "schema" in adapter.supports else None
+    request = AdaptRequest(x=x, schema=schema, caller=caller, mode=Mode.PREDICT, chunks=True)
+    source = adapter.adapt(request)
+    if not isinstance(source, Chunked):
+        source.close()
         raise FitpipeValueError(
             message(
                 caller,
-                "needs a `schema` to read columnar data",
-                "The schema names the feature and passthrough columns",
-                "Pass `schema=fitpipe.Schema(...)`",
-                schema=schema,
+                "cannot write predictions of this input to Parquet",
+                "`output=` takes arrays, Arrow tables, streams and Parquet sources",
+                "Collect the predictions with `predict(x)` and write them yourself",
+                x=x,
             )
         )
-    first = 0
-    for source, table, resolved in _arrow_tables(x, schema, caller):
-        features, _, _ = table_roles(table, resolved, source, first, caller, targets=False)
-        first += table.num_rows
-        yield features, table.select(list(resolved.passthrough))
+    yield from source.chunks()
 
 
 def _output_names(model: keras.Model, outputs: Any) -> list[str]:
@@ -153,51 +97,6 @@ def output_table(model: keras.Model, outputs: Any, passthrough: pa.Table | None)
     return table
 
 
-def _open_unnamed(folder: str) -> int | None:
-    """A file with no name in ``folder`` (Linux ``O_TMPFILE``), or None where unsupported.
-
-    A process killed while writing it leaves nothing behind: the file only gets a name once
-    complete.
-    """
-    flag = getattr(os, "O_TMPFILE", None)
-    if flag is None or not os.path.isdir("/proc/self/fd"):
-        return None
-    try:
-        return os.open(folder, flag | os.O_WRONLY, 0o644)
-    except OSError:
-        return None
-
-
-def _remove_stale(folder: str, name: str) -> None:
-    """Removes partial files of ``name`` left by writers that were killed."""
-    prefix, suffix = f".{name}.", ".partial"
-    for entry in os.listdir(folder):
-        pid = entry[len(prefix) : -len(suffix)]
-        if not (entry.startswith(prefix) and entry.endswith(suffix) and pid.isdigit()):
-            continue
-        try:
-            os.kill(int(pid), 0)
-        except ProcessLookupError:
-            with contextlib.suppress(FileNotFoundError):
-                os.remove(os.path.join(folder, entry))
-        except OSError:
-            continue
-
-
-def _publish(fd: int, final: str, partial: str) -> None:
-    """Gives the complete unnamed file ``fd`` its name, replacing any file already there."""
-    source = f"/proc/self/fd/{fd}"
-    folder = os.open(os.path.dirname(final), os.O_RDONLY)
-    try:  # a directory fd makes os.link use linkat(AT_SYMLINK_FOLLOW), which follows /proc
-        try:
-            os.link(source, os.path.basename(final), dst_dir_fd=folder)
-        except FileExistsError:
-            os.link(source, os.path.basename(partial), dst_dir_fd=folder)
-            os.replace(partial, final)
-    finally:
-        os.close(folder)
-
-
 def _no_rows(output: Any) -> FitpipeValueError:
     return FitpipeValueError(
         message(
@@ -208,55 +107,6 @@ def _no_rows(output: Any) -> FitpipeValueError:
             output=output,
         )
     )
-
-
-def _write_tables(
-    where: Any, tables: Iterator[pa.Table], progress: Callable[[int], None], final: str
-) -> None:
-    writer: pq.ParquetWriter | None = None
-    try:
-        for table in tables:
-            if writer is None:
-                writer = pq.ParquetWriter(where, table.schema)
-            writer.write_table(table)
-            progress(table.num_rows)
-        if writer is None:
-            raise _no_rows(final)
-    finally:
-        if writer is not None:
-            writer.close()
-
-
-def write_atomically(
-    path: str | os.PathLike[str], tables: Iterator[pa.Table], progress: Callable[[int], None]
-) -> str:
-    """Writes tables as row groups of one Parquet file that appears only when complete.
-
-    On Linux the file is written with no name (``O_TMPFILE``) and linked into place at the
-    end, so even a killed process leaves no partial file. Elsewhere it is written under a
-    temporary name and renamed; partial files of killed writers are removed by the next write.
-    """
-    final = os.fspath(path)
-    target = os.path.abspath(final)  # a bare file name is in the current directory
-    folder, name = os.path.split(target)
-    partial = os.path.join(folder, f".{name}.{os.getpid()}.partial")
-    _remove_stale(folder, name)
-    fd = _open_unnamed(folder)
-    try:
-        if fd is not None:
-            with os.fdopen(fd, "wb", closefd=False) as file:
-                _write_tables(file, tables, progress, final)
-                file.flush()
-            _publish(fd, target, partial)
-        else:
-            _write_tables(partial, tables, progress, final)
-            os.replace(partial, final)
-    finally:
-        if fd is not None:
-            os.close(fd)
-        with contextlib.suppress(FileNotFoundError):
-            os.remove(partial)
-    return final
 
 
 def _output_error(what: str, fix: str, output: Any) -> FitpipeValueError:

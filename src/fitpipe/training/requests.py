@@ -8,17 +8,15 @@ from typing import Any
 import keras
 import tensorflow as tf
 
-from fitpipe.adapters import AdaptRequest, ArraySource, registry
+from fitpipe.adapters import AdaptRequest, ArraySource, Mode, registry
 from fitpipe.errors import FitpipeTypeError, FitpipeValueError, message
 from fitpipe.pipeline import (
     Pipeline,
     adapt_source,
-    apply_class_weight,
     build_pipeline,
-    check_class_weight,
-    class_weight_table,
     pipeline_from_source,
     split_source,
+    weigh_batch,
 )
 from fitpipe.schemas import is_namedtuple, pack_roles
 from fitpipe.training import arguments, distribute
@@ -61,6 +59,7 @@ def validation_pipeline(
         batch_size=batch_size if "batch_size" in adapter.supports else None,
         steps=steps,
         caller="fit",
+        mode=Mode.EVALUATE,
         schema=schema if "schema" in adapter.supports else None,
         hold_in_memory=distribute.strategy_of(model) is None,
     )
@@ -82,7 +81,9 @@ def fit_pipelines(
     val = None
     if request.validation_split:
         source, val_source = split_source(source, request.validation_split, "fit", val_batch)
-        val_request = AdaptRequest(x=None, batch_size=val_batch, steps=val_steps, caller="fit")
+        val_request = AdaptRequest(
+            x=None, batch_size=val_batch, steps=val_steps, caller="fit", mode=Mode.EVALUATE
+        )
         val = pipeline_from_source(adapter.name, val_source, val_request)
     train = pipeline_from_source(adapter.name, source, request)
     if validation_data is not None:
@@ -99,6 +100,7 @@ def _tensor(value: Any) -> Any:
 def one_batch(
     model: keras.Model,
     caller: str,
+    mode: Mode,
     x: Any,
     y: Any = None,
     sample_weight: Any = None,
@@ -106,7 +108,7 @@ def one_batch(
 ) -> tuple[Any, ...]:
     """The tensors of one batch given to ``train_on_batch`` and its kin, class weights applied."""
     x = without_absent_inputs(model, x)
-    request = AdaptRequest(x=x, y=y, sample_weight=sample_weight, caller=caller)
+    request = AdaptRequest(x=x, y=y, sample_weight=sample_weight, caller=caller, mode=mode)
     _, source = adapt_source(request)
     if not isinstance(source, ArraySource):
         raise FitpipeTypeError(
@@ -120,9 +122,7 @@ def one_batch(
         )
     data = tf.nest.map_structure(_tensor, pack_roles(source.x, source.y, source.sample_weight))
     if class_weight is not None:
-        width = data[1].shape[-1] if data[1].shape.rank and data[1].shape.rank > 1 else None
-        table = check_class_weight(class_weight, caller, width if width != 1 else None)
-        data = apply_class_weight(data, class_weight_table(table))
+        data = weigh_batch(data, class_weight, caller)
     strategy = distribute.strategy_of(model)
     if strategy is not None:
         spec = tf.nest.map_structure(tf.TensorSpec.from_tensor, data)

@@ -31,6 +31,7 @@ from typing import Any
 
 import keras
 
+from fitpipe.columnar import write_json_atomically
 from fitpipe.errors import FitpipeWarning
 from fitpipe.training.epochs import EpochRunner
 
@@ -80,20 +81,6 @@ def _read_json(path: str) -> Any:
             return json.load(file)
     except (OSError, ValueError):
         return None
-
-
-def _write_atomically(path: str, data: dict[str, Any], sync: bool = True) -> None:
-    partial = f"{path}.{os.getpid()}.partial"
-    try:
-        with open(partial, "w", encoding="utf-8") as file:
-            json.dump(data, file)
-            if sync:
-                file.flush()
-                os.fsync(file.fileno())
-        os.replace(partial, path)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.remove(partial)
 
 
 class PositionBackups:
@@ -179,7 +166,7 @@ class PositionBackups:
                 "pending": {**dataclasses.asdict(pending), "batch": batch or 0},
             }
             os.makedirs(folder, exist_ok=True)  # the callback makes it at its first backup
-            _write_atomically(os.path.join(folder, POSITION_FILE), document, sync=False)
+            write_json_atomically(os.path.join(folder, POSITION_FILE), document, sync=False)
 
     def _state(self, pass_index: int, seen: int) -> Any:
         """The input's own iterator state at the runner's position, ready for JSON."""
@@ -202,7 +189,7 @@ class PositionBackups:
             position = Position(epoch, step, pass_index, seen, metadata, state)
             self._confirmed[folder] = dataclasses.asdict(position)
             document = {"confirmed": self._confirmed[folder]}
-            _write_atomically(os.path.join(folder, POSITION_FILE), document)
+            write_json_atomically(os.path.join(folder, POSITION_FILE), document)
 
 
 def _matching(saved: dict[str, Any], metadata: Any) -> Position | None:

@@ -19,6 +19,7 @@ import tensorflow as tf
 
 from fitpipe.errors import FitpipeError, FitpipeWarning
 from fitpipe.pipeline.arrays import take_rows
+from fitpipe.schemas import Mode
 from fitpipe.training.collect import concat_outputs, output_arrays, output_specs, write_outputs
 from fitpipe.training.conversions import absent_as_none, spec_of
 from fitpipe.training.inputs import spec_text, step_error
@@ -152,6 +153,7 @@ class StepFunction:
         run_eagerly: Run everything eagerly (debugging); no tracing at all.
         collect: True for predict: return every step's outputs concatenated, not the last.
         caller: The public method the step serves, for the warning.
+        mode: What the step does; training steps announce their XLA compilation.
     """
 
     def __init__(
@@ -161,11 +163,13 @@ class StepFunction:
         run_eagerly: bool,
         collect: bool = False,
         caller: str = "fit",
+        mode: Mode = Mode.TRAIN,
     ) -> None:
         self.step = step
         self.run_eagerly = run_eagerly
         self.collect = collect
         self.caller = caller
+        self.mode = mode
         self.jit_compile = jit_compile and not run_eagerly
         self._probed = not self.jit_compile
         if run_eagerly:
@@ -246,7 +250,7 @@ class StepFunction:
             element_spec,
         )
         try:
-            if self.caller == "fit" and ANNOUNCE_XLA.get():
+            if self.mode is Mode.TRAIN and ANNOUNCE_XLA.get():
                 print(XLA_NOTICE, file=sys.stdout, flush=True)
             self.one_step.experimental_get_compiler_ir(zeros)(stage="hlo")  # type: ignore[attr-defined]
         except Exception as err:  # XLA reports unsupported ops in several error types

@@ -17,7 +17,7 @@ from typing import Any, Literal
 
 import keras
 
-from fitpipe.adapters import AdaptRequest, ArraySource
+from fitpipe.adapters import AdaptRequest, ArraySource, Mode
 from fitpipe.adapters.arrays import check_rows
 from fitpipe.errors import FitpipeTypeError, FitpipeValueError, message
 from fitpipe.pipeline import (
@@ -224,19 +224,21 @@ class Trainer:
                 cast,
             )
             caller = {"train": "fit", "test": "evaluate", "predict": "predict"}[mode]
-            strategy, collect = distribute.strategy_of(model), mode == "predict"
+            step_mode = {"train": Mode.TRAIN, "test": Mode.EVALUATE, "predict": Mode.PREDICT}[mode]
+            strategy, collect = distribute.strategy_of(model), step_mode is Mode.PREDICT
+            eager = bool(model.run_eagerly)
             if strategy is not None:  # the replicas' step, reduced outside XLA
                 function = distribute.step_function(
-                    strategy, step, bool(model.run_eagerly), collect, caller
+                    strategy, step, eager, collect, caller, step_mode
                 )
             else:
-                if mode == "train":
+                if step_mode is Mode.TRAIN:
                     conversions.build_optimizer(model)
-                function = StepFunction(step, self._jit(), bool(model.run_eagerly), collect, caller)
+                function = StepFunction(step, self._jit(), eager, collect, caller, step_mode)
             self._state.functions[name] = function
         return function
 
-    def _distributed(self, pipeline: Any, caller: str) -> Any:
+    def _distributed(self, pipeline: Any, mode: Mode, caller: str) -> Any:
         """The pipeline distributed over the model's strategy (unchanged without one)."""
         strategy = distribute.strategy_of(self.model)
         if pipeline is not None and strategy is None:
@@ -244,7 +246,7 @@ class Trainer:
         if pipeline is None or strategy is None:
             return pipeline
         distribute.build_state(self.model, strategy, pipeline.element_spec)
-        return distribute.distribute_pipeline(pipeline, strategy, caller)
+        return distribute.distribute_pipeline(pipeline, strategy, mode, caller)
 
     # ---------------------------------------------------------------------------------- fit
     def fit(
@@ -384,6 +386,7 @@ class Trainer:
             class_weight=class_weight,
             steps=steps_per_epoch if steps_per_epoch != -1 else None,
             caller="fit",
+            mode=Mode.TRAIN,
             validation_split=split,
             schema=schema,
             data_service=distribute.service_address(data_service),
@@ -424,11 +427,12 @@ class Trainer:
     ) -> keras.callbacks.History:
         model = self.model
         check_model_inputs(model, train.element_spec, "fit")
-        check_model_targets(model, train.element_spec, "fit")
+        check_model_targets(model, train.element_spec, "fit", Mode.TRAIN)
         if val is not None:
             check_model_inputs(model, val.element_spec, "fit")
-            check_model_targets(model, val.element_spec, "evaluate")
-        train, val = self._distributed(train, "fit"), self._distributed(val, "evaluate")
+            check_model_targets(model, val.element_spec, "evaluate", Mode.EVALUATE)
+        train = self._distributed(train, Mode.TRAIN, "fit")
+        val = self._distributed(val, Mode.EVALUATE, "evaluate")
         runner = EpochRunner(train, arguments.limit_steps(steps_per_epoch, "steps_per_epoch"))
         runner.checks = BatchChecks.for_model(model, train.element_spec, "fit")
         cbs = callbacks_mod.callback_list(
@@ -570,15 +574,16 @@ class Trainer:
             batch_size=batch_size,
             steps=steps,
             caller="evaluate",
+            mode=Mode.EVALUATE,
             schema=schema,
             hold_in_memory=distribute.strategy_of(self.model) is None,
         )
         with build_pipeline(request, warn_ignored=False) as pipeline:
             arguments.require_finite(pipeline, steps, "evaluate", "steps")
             check_model_inputs(self.model, pipeline.element_spec, "evaluate")
-            check_model_targets(self.model, pipeline.element_spec, "evaluate")
+            check_model_targets(self.model, pipeline.element_spec, "evaluate", Mode.EVALUATE)
             steps = arguments.limit_steps(steps, "steps")
-            runner = EpochRunner(self._distributed(pipeline, "evaluate"), steps)
+            runner = EpochRunner(self._distributed(pipeline, Mode.EVALUATE, "evaluate"), steps)
             runner.checks = BatchChecks.for_model(self.model, pipeline.element_spec, "evaluate")
             cbs = callbacks_mod.callback_list(
                 self.model, callbacks, verbose, 1, runner.num_batches, history=False
@@ -649,6 +654,7 @@ class Trainer:
             batch_size=batch_size,
             steps=steps,
             caller="predict",
+            mode=Mode.PREDICT,
             schema=schema,
         )
         with build_pipeline(request, warn_ignored=False) as pipeline:
@@ -669,7 +675,9 @@ class Trainer:
         def predict_chunk(features: Any) -> Any:
             rows = check_rows({"x": features}, "predict")
             chunk = ArraySource(features, None, None, rows)
-            request = AdaptRequest(x=None, batch_size=batch_size, caller="predict")
+            request = AdaptRequest(
+                x=None, batch_size=batch_size, caller="predict", mode=Mode.PREDICT
+            )
             with pipeline_from_source("chunk", chunk, request) as pipeline:
                 check_model_inputs(self.model, pipeline.element_spec, "predict")
                 return self._predict_loop(pipeline, None, 0, callbacks)
@@ -680,7 +688,7 @@ class Trainer:
         self, pipeline: Pipeline, steps: int | None, verbose: Any, callbacks: Any
     ) -> Any:
         model = self.model
-        runner = EpochRunner(self._distributed(pipeline, "predict"), steps)
+        runner = EpochRunner(self._distributed(pipeline, Mode.PREDICT, "predict"), steps)
         cbs = callbacks_mod.callback_list(
             self.model, callbacks, verbose, 1, runner.num_batches, history=False
         )
@@ -743,7 +751,9 @@ class Trainer:
 
         """
         self._require_compiled("train_on_batch")
-        data = one_batch(self.model, "train_on_batch", x, y, sample_weight, class_weight)
+        data = one_batch(
+            self.model, "train_on_batch", Mode.TRAIN, x, y, sample_weight, class_weight
+        )
         _check_one_batch(self.model, data, "train_on_batch")
         self.model.reset_metrics()
         logs = pythonify(self._function("train", conversions.spec_of(data)).on_batch(data))
@@ -771,7 +781,7 @@ class Trainer:
 
         """
         self._require_compiled("test_on_batch")
-        data = one_batch(self.model, "test_on_batch", x, y, sample_weight)
+        data = one_batch(self.model, "test_on_batch", Mode.EVALUATE, x, y, sample_weight)
         _check_one_batch(self.model, data, "test_on_batch")
         self.model.reset_metrics()
         logs = pythonify(self._function("test", conversions.spec_of(data)).on_batch(data))
@@ -791,7 +801,7 @@ class Trainer:
             ValueError: When the batch does not fit the model's inputs.
 
         """
-        data = one_batch(self.model, "predict_on_batch", x)
+        data = one_batch(self.model, "predict_on_batch", Mode.PREDICT, x)
         return to_results(self._function("predict", conversions.spec_of(data)).on_batch(data))
 
 

@@ -21,7 +21,7 @@ import tensorflow as tf
 
 from fitpipe.adapters import AdaptRequest, ArraySource
 from fitpipe.adapters.arrays import is_pandas
-from fitpipe.adapters.parquet_files import is_parquet_path, open_dataset
+from fitpipe.columnar import is_parquet_path, open_dataset
 from fitpipe.errors import DataCheckError, FitpipeError, message
 from fitpipe.pipeline import adapt_source
 from fitpipe.schemas import Role, Schema, as_schema

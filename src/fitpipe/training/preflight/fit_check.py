@@ -19,7 +19,7 @@ from typing import Any
 import keras
 
 from fitpipe.adapters import AdaptRequest, ArraySource
-from fitpipe.adapters.parquet_files import open_dataset
+from fitpipe.columnar import open_dataset
 from fitpipe.errors import DataCheckError, DataCheckWarning, message, raw
 from fitpipe.pipeline import Pipeline
 from fitpipe.training.preflight.checks import (

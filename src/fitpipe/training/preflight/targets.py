@@ -17,7 +17,7 @@ from typing import Any
 
 import keras
 
-from fitpipe.training.batch_checks import _losses_by_output, _target_leaves
+from fitpipe.training.batch_checks import losses_by_output, target_leaves
 
 __all__ = ["OutputRule", "output_rules"]
 
@@ -100,7 +100,7 @@ def output_rules(model: keras.Model, y: Any) -> list[OutputRule]:
         The rules, in the order of the flattened leaves; empty when the targets do not pair
         with the outputs or the model is not compiled.
     """
-    losses, owners = _losses_by_output(model), _target_leaves(y, model)
+    losses, owners = losses_by_output(model), target_leaves(y, model)
     if losses is None or owners is None:
         return []
     names = list(getattr(model, "output_names", None) or [])

@@ -19,8 +19,8 @@ import pyarrow.dataset as pads
 import pyarrow.parquet as pq
 import pyarrow.types as pat
 
+from fitpipe.columnar.types import convertible, duplicate_error, unknown_column
 from fitpipe.errors import DataMismatchError, SchemaError, message
-from fitpipe.schemas.arrow_types import convertible, duplicate_error, unknown_column
 
 __all__ = [
     "ColumnTypes",

@@ -19,9 +19,9 @@ import pyarrow.compute as pc
 import pyarrow.types as pat
 import tensorflow as tf
 
+from fitpipe.columnar.types import is_text, value_type
 from fitpipe.errors import SchemaError, message
 from fitpipe.schemas import Schema
-from fitpipe.schemas.arrow_types import is_text, value_type
 from fitpipe.schemas.schema import Named, RoleSpec
 
 __all__ = ["column_array", "role_arrays", "table_roles"]

@@ -1,0 +1,159 @@
+"""What a source can do beyond yielding batches: small protocols, tested by ``isinstance``.
+
+Every source has the lifecycle of :class:`SourceBase` (no-op defaults: finite, read ahead,
+nothing to close or report). A batch source (:class:`BatchSourceBase`) makes the
+``tf.data.Dataset`` of one pass and counts its batches. Anything more is a capability the
+source opts into by defining one method; the pipeline and the trainer test for it with
+``isinstance`` (as Grain does with its dataset protocols), never by the adapter's name:
+
+=================  ========================================================================
+Capability          Used for
+=================  ========================================================================
+:class:`Splittable`  ``validation_split`` of rows planned from metadata, without reading them
+:class:`Seekable`    resuming a shuffled input mid-epoch: pass ``n``'s order again
+:class:`Shardable`   multi-worker training: each worker reads only its own rows
+:class:`Resumable`   saving and restoring the input's own iterator state (Grain)
+:class:`Paced`       never reading ahead what the trainer will not take (generators)
+:class:`Chunked`     ``predict(output=...)``: features and passthrough columns by chunk
+=================  ========================================================================
+
+A method set to None is no capability (``typing``'s runtime protocols treat a None member
+as absent), so :class:`~fitpipe.adapters.BatchSource`'s optional keywords keep working:
+``BatchSource(..., seek=None)`` is not :class:`Seekable`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+if TYPE_CHECKING:
+    import tensorflow as tf
+
+__all__ = [
+    "BatchSourceBase",
+    "Chunked",
+    "Paced",
+    "Resumable",
+    "Seekable",
+    "Shardable",
+    "SourceBase",
+    "Splittable",
+]
+
+
+class SourceBase:
+    """The lifecycle every source has, with no-op defaults.
+
+    Attributes:
+        finite: False when the input is known to never end.
+        read_ahead: False when batches read ahead by ``tf.data`` would be lost between
+            epochs (a generator read once); the pipeline then adds no read-ahead of its own.
+        distributed: An input already distributed by a ``tf.distribute`` strategy (the
+            trainer iterates it as it is), else None.
+        converted: True when fitpipe converted the data from columns itself (Arrow,
+            Parquet): its floats are then cast to ``floatx``, as Keras casts arrays.
+    """
+
+    finite: bool = True
+    read_ahead: bool = True
+    distributed: Any = None
+    converted: bool = False
+
+    def on_epoch_end(self) -> None:
+        """Called by the trainer after every epoch (``PyDataset.on_epoch_end``)."""
+
+    def close(self) -> None:
+        """Releases workers and files; called when the pipeline is closed."""
+
+    def take_error(self) -> BaseException | None:
+        """Returns (and forgets) the exception user code raised while producing batches."""
+        return None
+
+
+class BatchSourceBase(SourceBase):
+    """A source of batches ``(x,)``, ``(x, y)`` or ``(x, y, sw)``; subclass it to write one.
+
+    Define :meth:`make_dataset` and :meth:`count_batches`, and the methods of any
+    capability the source has (:class:`Seekable`, :class:`Splittable`, ...).
+
+    Attributes:
+        rows: The rows of one epoch, when known from metadata (None: unknown).
+    """
+
+    rows: int | None = None
+
+    def make_dataset(self) -> tf.data.Dataset:
+        """Builds the ``tf.data.Dataset`` of one pass; called once per pipeline."""
+        raise NotImplementedError
+
+    def count_batches(self) -> int | None:
+        """The batches of the coming epoch, or None when unknown; asked every epoch."""
+        return None
+
+
+@runtime_checkable
+class Splittable(Protocol):
+    """Splits its rows for ``validation_split`` (its ``rows`` must be known)."""
+
+    def split(self, first_val_row: int, validation_batch_size: int | None) -> tuple[Any, Any]:
+        """Returns the training source (rows before ``first_val_row``) and the validation one.
+
+        Args:
+            first_val_row: The first row of the validation part.
+            validation_batch_size: Batch size of the validation part (None: the source's).
+        """
+        ...
+
+
+@runtime_checkable
+class Seekable(Protocol):
+    """Reads any pass's order again (sources shuffled per pass), to resume mid-epoch."""
+
+    def seek(self, pass_index: int) -> None:
+        """Makes the next pass read pass ``pass_index``'s order (0-based)."""
+        ...
+
+
+@runtime_checkable
+class Shardable(Protocol):
+    """Shards itself over workers (see :mod:`fitpipe.adapters.sharding`)."""
+
+    def shard(self, index: int, count: int, replicas: int) -> tuple[tf.data.Dataset, int]:
+        """Shard ``index`` of ``count``, as per-replica batches for ``replicas`` replicas.
+
+        Returns:
+            The shard's dataset (zero-weight padded) and the steps every shard runs.
+        """
+        ...
+
+
+@runtime_checkable
+class Resumable(Protocol):
+    """Keeps its own iterator state, saved with the resume position."""
+
+    def input_state(self, pass_index: int, seen: int) -> Any:
+        """The state after ``seen`` batches of pass ``pass_index`` (JSON-able or bytes)."""
+        ...
+
+    def restore_state(self, pass_index: int, seen: int, state: Any) -> None:
+        """Makes pass ``pass_index`` continue from ``state``, after its first ``seen``."""
+        ...
+
+
+@runtime_checkable
+class Paced(Protocol):
+    """Wants to know how many batches will be taken, so nothing read ahead is lost."""
+
+    def expect(self, batches: int | None) -> None:
+        """The trainer takes ``batches`` more batches from this iteration (None: all)."""
+        ...
+
+
+@runtime_checkable
+class Chunked(Protocol):
+    """Yields its features and passthrough columns in row order, a chunk at a time."""
+
+    def chunks(self) -> Iterator[tuple[Any, Any]]:
+        """Yields ``(features, passthrough)``: passthrough an Arrow table or None."""
+        ...

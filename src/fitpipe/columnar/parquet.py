@@ -1,0 +1,249 @@
+"""Parquet sources planned from metadata: files, row groups, rows and footer statistics.
+
+A plan lists a source's pieces (row groups, in file path order; a filtered dataset is one
+ordered scan) with their row counts, the Arrow schema unified over the files, and the
+declared :class:`~fitpipe.schemas.Schema` resolved and checked against it, before any data
+is read. :func:`read_span` reads rows of the plan; :func:`footer_stats` sums the footers'
+statistics (what ``fitpipe inspect`` reports).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.dataset as pads
+
+from fitpipe.columnar.files import ColumnTypes, file_error, open_dataset
+from fitpipe.columnar.types import check_arrow_schema, field_types
+from fitpipe.errors import FitpipeError
+from fitpipe.schemas import Mode, Role, Schema
+
+__all__ = [
+    "IN_MEMORY_BYTES",
+    "FooterStats",
+    "ParquetPlan",
+    "Piece",
+    "Span",
+    "converted_bytes",
+    "footer_stats",
+    "plan_source",
+    "read_span",
+    "source_columns",
+    "spans",
+]
+
+#: Parquet data whose converted columns take at most this many bytes is read once, whole,
+#: and held in memory like an Arrow table (batches are then sliced inside the compiled loop);
+#: larger data is streamed row group by row group every epoch.
+IN_MEMORY_BYTES = 256 * 2**20
+
+
+@dataclasses.dataclass(frozen=True)
+class Piece:
+    """A unit read at once: one row group (or a whole filtered scan).
+
+    Attributes:
+        source: The file (or dataset) it comes from, for messages.
+        rows: Its rows.
+        read: Returns its rows' columns as record batches or tables.
+    """
+
+    source: str
+    rows: int
+    read: Callable[[list[str]], Iterator[Any]]
+
+
+@dataclasses.dataclass(frozen=True)
+class ParquetPlan:
+    """The pieces of a source in order, its Arrow schema, and the schema resolved against it."""
+
+    pieces: tuple[Piece, ...]
+    arrow_schema: pa.Schema
+    schema: Schema
+
+    @property
+    def rows(self) -> int:
+        """All rows of the plan."""
+        return sum(p.rows for p in self.pieces)
+
+
+def source_columns(x: Any, caller: str) -> list[str]:
+    """The columns of a Parquet source (path, folder, glob, list, dataset), from metadata."""
+    return list(open_dataset(x, caller).schema.names)
+
+
+def _fragments(dataset: pads.Dataset, caller: str) -> Iterator[tuple[Any, pa.Schema, list[Any]]]:
+    """Each file in path order, with its footer schema and its row groups."""
+    for fragment in sorted(dataset.get_fragments(), key=lambda f: f.path):
+        try:
+            physical = fragment.physical_schema
+            groups = fragment.split_by_row_group()
+        except (pa.ArrowInvalid, OSError) as err:
+            raise file_error(fragment.path, err, caller) from err
+        yield fragment, physical, groups
+
+
+def _row_group_pieces(
+    dataset: pads.Dataset, needed: list[str], caller: str
+) -> tuple[list[Piece], pa.Schema]:
+    """The row groups of every file, and the dataset schema with types unified over files."""
+    types = ColumnTypes(needed, caller)
+    groups: list[tuple[str, Any]] = []
+    for fragment, physical, file_groups in _fragments(dataset, caller):
+        partitions = set(pads.get_partition_keys(fragment.partition_expression))
+        types.add(physical, partitions, fragment.path)
+        groups.extend((fragment.path, group) for group in file_groups)
+    arrow_schema = types.unified(dataset.schema)
+    pieces = [
+        Piece(path, group.row_groups[0].num_rows, _group_reader(group, arrow_schema))
+        for path, group in groups
+    ]
+    return pieces, arrow_schema
+
+
+def _group_reader(group: Any, schema: pa.Schema) -> Callable[[list[str]], Iterator[Any]]:
+    def read(columns: list[str]) -> Iterator[Any]:
+        yield group.to_table(columns=columns, schema=schema)
+
+    return read
+
+
+def _scan_piece(dataset: pads.Dataset, caller: str) -> Piece:
+    def read(columns: list[str]) -> Iterator[Any]:
+        yield from dataset.to_batches(columns=columns)
+
+    return Piece("the filtered dataset", int(dataset.count_rows()), read)
+
+
+def plan_source(x: Any, schema: Schema, caller: str, mode: Mode = Mode.TRAIN) -> ParquetPlan:
+    """Plans the pieces of a Parquet source from metadata and checks the schema against it.
+
+    One pass over the files' footers; per file, one pass over the columns the schema reads
+    in ``mode``.
+    """
+    dataset = open_dataset(x, caller)
+    roles = mode.roles
+    name = x if isinstance(x, str) else ("the dataset" if isinstance(x, pads.Dataset) else str(x))
+    schema = schema.resolve(dataset.schema.names, str(name), caller, roles)
+    needed = schema.columns(roles)
+    types, repeated = field_types(dataset.schema)
+    for column in needed:  # missing in the first file, or repeated: name the whole source
+        if column not in types or column in repeated:
+            check_arrow_schema(schema, dataset.schema, str(name), roles, caller)
+    try:
+        pieces, arrow_schema = _row_group_pieces(dataset, needed, caller)
+    except ValueError as err:
+        if isinstance(err, FitpipeError) or "filtered" not in str(err):
+            raise
+        pieces, arrow_schema = [_scan_piece(dataset, caller)], dataset.schema
+    check_arrow_schema(schema, arrow_schema, str(name), roles, caller)
+    return ParquetPlan(tuple(pieces), arrow_schema, schema)
+
+
+@dataclasses.dataclass(frozen=True)
+class Span:
+    """Rows ``lo:hi`` of one piece; ``first`` is the global index of the piece's first row."""
+
+    piece: Piece
+    first: int  # global index of the piece's first row
+    lo: int
+    hi: int
+
+
+def spans(plan: ParquetPlan, start: int, stop: int) -> list[Span]:
+    """The pieces' parts that hold rows ``start:stop`` of the plan, in order."""
+    spans, offset = [], 0
+    for piece in plan.pieces:
+        lo, hi = max(start - offset, 0), min(stop - offset, piece.rows)
+        if lo < hi:
+            spans.append(Span(piece, offset, lo, hi))
+        offset += piece.rows
+    return spans
+
+
+def read_span(span: Span, columns: list[str]) -> Iterator[pa.Table]:
+    """Reads the span's rows of ``columns``, as tables."""
+    seen = 0
+    for part in span.piece.read(columns):
+        table = part if isinstance(part, pa.Table) else pa.Table.from_batches([part])
+        lo, hi = max(span.lo - seen, 0), min(span.hi - seen, table.num_rows)
+        if lo < hi:
+            yield table.slice(lo, hi - lo)
+        seen += table.num_rows
+        if seen >= span.hi:
+            return
+
+
+def _element_bytes(arrow_type: pa.DataType) -> int | None:
+    """Bytes one value takes once converted (8 per number), or None for variable widths."""
+    if pa.types.is_fixed_size_list(arrow_type):
+        inner = _element_bytes(arrow_type.value_type)
+        return None if inner is None else inner * arrow_type.list_size
+    if pa.types.is_integer(arrow_type) or pa.types.is_floating(arrow_type):
+        return 8
+    if pa.types.is_boolean(arrow_type) or pa.types.is_temporal(arrow_type):
+        return 8
+    return None
+
+
+def converted_bytes(plan: ParquetPlan, schema: Schema, mode: Mode) -> float:
+    """An upper bound of the converted size of the columns read; inf if not fixed-width."""
+    roles = tuple(r for r in mode.roles if r != Role.PASSTHROUGH)
+    total = 0
+    for name in schema.columns(roles):
+        index = plan.arrow_schema.get_field_index(name)
+        width = _element_bytes(plan.arrow_schema.field(index).type) if index >= 0 else None
+        if width is None:
+            return math.inf
+        total += width
+    return total * plan.rows
+
+
+@dataclasses.dataclass(frozen=True)
+class FooterStats:
+    """What the Parquet footers of a dataset say, before any data is read.
+
+    Attributes:
+        nulls: Nulls per top-level column (None: not recorded in every row group).
+        files: Files.
+        row_groups: Row groups over all files.
+        rows: Rows over all files.
+    """
+
+    nulls: dict[str, int | None]
+    files: int
+    row_groups: int
+    rows: int
+
+
+def footer_stats(dataset: pads.Dataset) -> FooterStats:
+    """Nulls per top-level column from the footers' statistics; files, row groups, rows.
+
+    Args:
+        dataset: An opened Parquet dataset (see :func:`fitpipe.columnar.open_dataset`).
+
+    Returns:
+        The statistics.
+    """
+    nulls: dict[str, int | None] = {}
+    files = groups = rows = 0
+    for fragment in dataset.get_fragments():
+        meta = fragment.metadata
+        files += 1
+        groups += meta.num_row_groups
+        rows += meta.num_rows
+        for g in range(meta.num_row_groups):
+            group = meta.row_group(g)
+            for c in range(group.num_columns):
+                chunk = group.column(c)
+                name = chunk.path_in_schema.split(".", 1)[0]
+                stats = chunk.statistics
+                known = stats is not None and stats.has_null_count
+                if name in nulls and nulls[name] is None:
+                    continue
+                nulls[name] = (nulls.get(name) or 0) + stats.null_count if known else None
+    return FooterStats(nulls, files, groups, rows)

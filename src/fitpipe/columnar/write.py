@@ -1,0 +1,143 @@
+"""Files that appear only when complete: Parquet written by row groups, and JSON.
+
+A crash or a kill while writing leaves the previous file (or none), never a partial one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from fitpipe.errors import FitpipeValueError, message
+
+__all__ = ["write_atomically", "write_json_atomically"]
+
+
+def _open_unnamed(folder: str) -> int | None:
+    """A file with no name in ``folder`` (Linux ``O_TMPFILE``), or None where unsupported.
+
+    A process killed while writing it leaves nothing behind: the file only gets a name once
+    complete.
+    """
+    flag = getattr(os, "O_TMPFILE", None)
+    if flag is None or not os.path.isdir("/proc/self/fd"):
+        return None
+    try:
+        return os.open(folder, flag | os.O_WRONLY, 0o644)
+    except OSError:
+        return None
+
+
+def _remove_stale(folder: str, name: str) -> None:
+    """Removes partial files of ``name`` left by writers that were killed."""
+    prefix, suffix = f".{name}.", ".partial"
+    for entry in os.listdir(folder):
+        pid = entry[len(prefix) : -len(suffix)]
+        if not (entry.startswith(prefix) and entry.endswith(suffix) and pid.isdigit()):
+            continue
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(os.path.join(folder, entry))
+        except OSError:
+            continue
+
+
+def _publish(fd: int, final: str, partial: str) -> None:
+    """Gives the complete unnamed file ``fd`` its name, replacing any file already there."""
+    source = f"/proc/self/fd/{fd}"
+    folder = os.open(os.path.dirname(final), os.O_RDONLY)
+    try:  # a directory fd makes os.link use linkat(AT_SYMLINK_FOLLOW), which follows /proc
+        try:
+            os.link(source, os.path.basename(final), dst_dir_fd=folder)
+        except FileExistsError:
+            os.link(source, os.path.basename(partial), dst_dir_fd=folder)
+            os.replace(partial, final)
+    finally:
+        os.close(folder)
+
+
+def _write_tables(
+    where: Any, tables: Iterator[pa.Table], progress: Callable[[int], None], final: str
+) -> None:
+    """Writes each table as a row group; no table at all is an error naming ``final``."""
+    writer: pq.ParquetWriter | None = None
+    try:
+        for table in tables:
+            if writer is None:
+                writer = pq.ParquetWriter(where, table.schema)
+            writer.write_table(table)
+            progress(table.num_rows)
+        if writer is None:
+            raise FitpipeValueError(
+                message(
+                    "predict",
+                    "got no rows to predict",
+                    "The input has at least one row",
+                    "Check the input",
+                    output=final,
+                )
+            )
+    finally:
+        if writer is not None:
+            writer.close()
+
+
+def write_atomically(
+    path: str | os.PathLike[str], tables: Iterator[pa.Table], progress: Callable[[int], None]
+) -> str:
+    """Writes tables as row groups of one Parquet file that appears only when complete.
+
+    On Linux the file is written with no name (``O_TMPFILE``) and linked into place at the
+    end, so even a killed process leaves no partial file. Elsewhere it is written under a
+    temporary name and renamed; partial files of killed writers are removed by the next write.
+    """
+    final = os.fspath(path)
+    target = os.path.abspath(final)  # a bare file name is in the current directory
+    folder, name = os.path.split(target)
+    partial = os.path.join(folder, f".{name}.{os.getpid()}.partial")
+    _remove_stale(folder, name)
+    fd = _open_unnamed(folder)
+    try:
+        if fd is not None:
+            with os.fdopen(fd, "wb", closefd=False) as file:
+                _write_tables(file, tables, progress, final)
+                file.flush()
+            _publish(fd, target, partial)
+        else:
+            _write_tables(partial, tables, progress, final)
+            os.replace(partial, final)
+    finally:
+        if fd is not None:
+            os.close(fd)
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(partial)
+    return final
+
+
+def write_json_atomically(path: str, data: dict[str, Any], sync: bool = True) -> None:
+    """Writes ``data`` as JSON to ``path``, replacing it only once complete.
+
+    Args:
+        path: The file.
+        data: JSON-serializable data.
+        sync: Flush to disk before the file replaces the old one.
+    """
+    partial = f"{path}.{os.getpid()}.partial"
+    try:
+        with open(partial, "w", encoding="utf-8") as file:
+            json.dump(data, file)
+            if sync:
+                file.flush()
+                os.fsync(file.fileno())
+        os.replace(partial, path)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(partial)
