@@ -9,10 +9,11 @@ from collections.abc import Iterator
 import numpy as np
 import pytest
 import tensorflow as tf
-from differential import compile_both, dense_model, make_twins, regression_data
+from differential import dense_model, regression_data
 
 import fitpipe
 import fitpipe.errors
+from fitpipe.testing.keras_diff import compile_both, make_twins
 
 X, Y = regression_data(n=64, d=4)
 
