@@ -1,7 +1,8 @@
 """Shared configuration of fitpipe's test suite: logging, Hypothesis profiles, registry hygiene.
 
-Hypothesis profiles: ``dev`` (100 examples, the local default) and ``ci`` (15 examples, no
-deadline, slow data generation tolerated). Pick one with ``FITPIPE_HYPOTHESIS_PROFILE``.
+Hypothesis profiles are fitpipe's own (:mod:`fitpipe.testing.profiles`, the ones third-party
+adapter suites load): ``dev`` (100 examples, the local default) and ``ci`` (15 examples).
+Pick one with ``FITPIPE_HYPOTHESIS_PROFILE``.
 """
 
 from __future__ import annotations
@@ -14,21 +15,10 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, settings
 
-settings.register_profile(
-    "ci",
-    max_examples=15,
-    deadline=None,
-    suppress_health_check=[HealthCheck.too_slow],
-)
-settings.register_profile(
-    "dev",
-    max_examples=100,
-    deadline=None,
-    suppress_health_check=[HealthCheck.too_slow],
-)
-settings.load_profile(os.environ.get("FITPIPE_HYPOTHESIS_PROFILE", "dev"))
+from fitpipe.testing.profiles import load_profile
+
+load_profile()
 
 
 #: Markers given by module (besides the ones tests carry themselves). ``slow``: several
