@@ -15,7 +15,7 @@ import tensorflow as tf
 
 import fitpipe
 from fitpipe.testing import epoch_batches
-from fitpipe.testing.strategies import ArrayPyDataset
+from fitpipe.testing.fixtures import ArrayPyDataset
 
 WORKER_SETTINGS = [
     pytest.param({"workers": 1}, id="inline"),
