@@ -31,6 +31,22 @@ def test_training_before_compile_raises_runtime_error(method: str) -> None:
         getattr(model, method)(X, Y)
 
 
+@pytest.mark.parametrize("method", ["fit", "evaluate", "train_on_batch", "test_on_batch"])
+def test_not_compiled_error_says_what_failed_what_was_expected_and_how_to_fix(method: str) -> None:
+    trainer = fitpipe.Trainer(dense_model(d=4))
+    with pytest.raises(
+        fitpipe.errors.NotCompiledError,
+        match=(
+            rf"^`{method}` needs a compiled model\. `compile` sets the optimizer, loss and "
+            rf"metrics that training and evaluation use\. Call `compile\(optimizer=\.\.\., "
+            rf"loss=\.\.\.\)` before `{method}`\.$"
+        ),
+    ) as info:
+        getattr(trainer, method)(X, Y)
+    assert isinstance(info.value, RuntimeError)
+    assert isinstance(info.value, fitpipe.errors.FitpipeError)
+
+
 def test_fitpipe_sequential_fit_before_compile_raises_runtime_error() -> None:
     model = dense_model(d=4, cls=fitpipe.Sequential)
     with pytest.raises(RuntimeError):
