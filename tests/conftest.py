@@ -21,14 +21,22 @@ from fitpipe.testing.profiles import load_profile
 load_profile()
 
 
-#: Markers given by module (besides the ones tests carry themselves). ``slow``: several
-#: epochs, child processes or workers; ``python3 -m pytest -m "not slow"`` leaves them out.
+#: Markers given by module or folder (tests of other modules carry their own). ``slow``: over
+#: about 5 s on CI (several epochs, child processes, workers); ``subprocess``: starts Python
+#: processes; ``distributed``: strategies, workers, the tf.data service. CI runs everything;
+#: ``python3 -m pytest -m "not slow and not subprocess and not distributed"`` is the fast loop.
 _MODULE_MARKS = {
     "tests/distribute/": ("slow", "distributed"),
+    "tests/distribute/test_dist_mirrored.py": ("subprocess",),
+    "tests/distribute/test_dist_multi_worker.py": ("subprocess",),
     "tests/reliability/test_resume.py": ("slow", "subprocess"),
+    "tests/reliability/test_resume_after_backup.py": ("slow", "subprocess"),
     "tests/reliability/test_predict_kill.py": ("slow", "subprocess"),
+    "tests/reliability/test_generator_batches.py": ("subprocess",),
+    "tests/reliability/test_linear_checks.py": ("slow", "subprocess"),
     "tests/reliability/test_leaks.py": ("slow",),
     "tests/reliability/test_fuzz.py": ("slow",),
+    "tests/pipeline/test_equivalence.py": ("slow",),
     "tests/examples/": ("slow",),
 }
 

@@ -32,6 +32,7 @@ def _traces(trainer: fitpipe.Trainer, mode: str) -> int:
     return int(step.experimental_get_tracing_count())
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("jit", [True, False])
 def test_partial_last_batch_traces_once_and_epochs_never_retrace(jit: bool) -> None:
     # One trace serves every batch (batch dimension unknown); with XLA, the probe that checks
@@ -49,6 +50,7 @@ def test_partial_last_batch_traces_once_and_epochs_never_retrace(jit: bool) -> N
     assert _traces(trainer, "test") == test_traces
 
 
+@pytest.mark.slow
 def test_recompiling_builds_new_step_functions() -> None:
     trainer = _trainer()
     trainer.fit(X, Y, epochs=1, verbose=0)
@@ -184,6 +186,7 @@ def test_fit_before_compile_is_a_runtime_error() -> None:
         fitpipe.Trainer(_model()).fit(X, Y)
 
 
+@pytest.mark.slow
 def test_default_fuses_steps_only_when_no_callback_listens_per_batch() -> None:
     plain = _trainer()
     plain.fit(X, Y, batch_size=10, epochs=1, verbose=0)
