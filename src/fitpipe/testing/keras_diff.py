@@ -397,17 +397,15 @@ def run_both(
     ref, twin = make_twins(build_fn, twin_build_fn=twin_build_fn)
     api = compile_both(ref, twin, compile_kwargs, via)
     result = DiffResult(ref=ref, twin=twin, api=api)
-    for side in ("keras", "fitpipe"):
-        kwargs = kwargs_for_side(fit_kwargs, side)
+    result.ref_fit_kwargs = kwargs_for_side(fit_kwargs, "keras")
+    result.twin_fit_kwargs = kwargs_for_side(fit_kwargs, "fitpipe")
+    for kwargs in (result.ref_fit_kwargs, result.twin_fit_kwargs):
         kwargs.setdefault("verbose", 0)
         kwargs.setdefault("shuffle", False)
-        keras.utils.set_random_seed(1)
-        if side == "keras":
-            result.ref_fit_kwargs = kwargs
-            result.ref_history = ref.fit(**kwargs)
-        else:
-            result.twin_fit_kwargs = kwargs
-            result.twin_history = api.fit(**kwargs)
+    keras.utils.set_random_seed(1)
+    result.ref_history = ref.fit(**result.ref_fit_kwargs)
+    keras.utils.set_random_seed(1)
+    result.twin_history = api.fit(**result.twin_fit_kwargs)
     diff = Differences(rtol, atol)
     diff.histories(result.ref_history, result.twin_history, check_params)
     if check_weights:
