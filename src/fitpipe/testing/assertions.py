@@ -34,7 +34,10 @@ ATOL: float = 1e-5
 
 
 def _fmt(value: Any) -> str:
-    array = np.asarray(value)
+    try:
+        array = np.asarray(value)
+    except (TypeError, ValueError):  # e.g. ragged nested lists
+        return repr(value)
     if array.dtype.kind in "biuf" and array.size:
         return np.array2string(array.astype(np.float64), precision=6, threshold=12)
     return repr(value)
