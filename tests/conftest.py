@@ -1,7 +1,8 @@
 """Shared configuration of fitpipe's test suite: logging, Hypothesis profiles, registry hygiene.
 
-Hypothesis profiles: ``dev`` (100 examples, the local default) and ``ci`` (15 examples, no
-deadline, slow data generation tolerated). Pick one with ``FITPIPE_HYPOTHESIS_PROFILE``.
+Hypothesis profiles are fitpipe's own (:mod:`fitpipe.testing.profiles`, the ones third-party
+adapter suites load): ``dev`` (100 examples, the local default) and ``ci`` (15 examples).
+Pick one with ``FITPIPE_HYPOTHESIS_PROFILE``.
 """
 
 from __future__ import annotations
@@ -14,31 +15,28 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, settings
 
-settings.register_profile(
-    "ci",
-    max_examples=15,
-    deadline=None,
-    suppress_health_check=[HealthCheck.too_slow],
-)
-settings.register_profile(
-    "dev",
-    max_examples=100,
-    deadline=None,
-    suppress_health_check=[HealthCheck.too_slow],
-)
-settings.load_profile(os.environ.get("FITPIPE_HYPOTHESIS_PROFILE", "dev"))
+from fitpipe.testing.profiles import load_profile
+
+load_profile()
 
 
-#: Markers given by module (besides the ones tests carry themselves). ``slow``: several
-#: epochs, child processes or workers; ``python3 -m pytest -m "not slow"`` leaves them out.
+#: Markers given by module or folder (tests of other modules carry their own). ``slow``: over
+#: about 5 s on CI (several epochs, child processes, workers); ``subprocess``: starts Python
+#: processes; ``distributed``: strategies, workers, the tf.data service. CI runs everything;
+#: ``python3 -m pytest -m "not slow and not subprocess and not distributed"`` is the fast loop.
 _MODULE_MARKS = {
     "tests/distribute/": ("slow", "distributed"),
+    "tests/distribute/test_dist_mirrored.py": ("subprocess",),
+    "tests/distribute/test_dist_multi_worker.py": ("subprocess",),
     "tests/reliability/test_resume.py": ("slow", "subprocess"),
+    "tests/reliability/test_resume_after_backup.py": ("slow", "subprocess"),
     "tests/reliability/test_predict_kill.py": ("slow", "subprocess"),
+    "tests/reliability/test_generator_batches.py": ("subprocess",),
+    "tests/reliability/test_linear_checks.py": ("slow", "subprocess"),
     "tests/reliability/test_leaks.py": ("slow",),
     "tests/reliability/test_fuzz.py": ("slow",),
+    "tests/pipeline/test_equivalence.py": ("slow",),
     "tests/examples/": ("slow",),
 }
 

@@ -15,6 +15,7 @@ registered :class:`Model` and :class:`Sequential` after a plain ``import fitpipe
 from __future__ import annotations
 
 import importlib as _importlib
+import importlib.metadata as _metadata
 import os as _os
 import sys as _sys
 from typing import TYPE_CHECKING, Any
@@ -29,7 +30,29 @@ if TYPE_CHECKING:
     from fitpipe.schemas import OTHER_COLUMNS, Schema
     from fitpipe.training import Model, Sequential, Trainer
 
-__version__ = "0.1.0"
+
+def _version() -> str:
+    """The installed distribution's version (pyproject.toml's, the only place it is written).
+
+    A source tree on ``sys.path`` that was never installed reads it from its pyproject.toml.
+    """
+    try:
+        return _metadata.version("fitpipe")
+    except _metadata.PackageNotFoundError:
+        pass
+    pyproject = _os.path.join(_os.path.dirname(__file__), "..", "..", "pyproject.toml")
+    try:
+        if _sys.version_info >= (3, 11):
+            import tomllib as toml
+        else:
+            import tomli as toml
+        with open(pyproject, "rb") as file:
+            return str(toml.load(file)["project"]["version"])
+    except (OSError, KeyError, ValueError):
+        return "0+unknown"
+
+
+__version__ = _version()
 
 #: Each public name and the module it is imported from on first use.
 _LAZY = {

@@ -1,7 +1,8 @@
 """fitpipe's errors and warnings, and the one function that words their messages.
 
-Every error fitpipe raises for bad input is a :class:`FitpipeError` that also subclasses the
-builtin a Keras user would catch (``ValueError`` or ``TypeError``). Messages follow one pattern::
+Every error fitpipe raises for bad input or misuse is a :class:`FitpipeError` that also
+subclasses the builtin a Keras user would catch (``ValueError`` or ``TypeError``; a training
+method called before ``compile``: ``RuntimeError``). Messages follow one pattern::
 
     `fit` <what failed>. <what was expected>. <how to fix>. Received: x=... (of type T)
 """
@@ -18,6 +19,7 @@ __all__ = [
     "FitpipeTypeError",
     "FitpipeValueError",
     "FitpipeWarning",
+    "NotCompiledError",
     "PluginWarning",
     "SchemaError",
     "UnsupportedArgumentError",
@@ -39,6 +41,10 @@ class FitpipeValueError(FitpipeError, ValueError):
 
 class FitpipeTypeError(FitpipeError, TypeError):
     """An object of a type fitpipe cannot use where it was given."""
+
+
+class NotCompiledError(FitpipeError, RuntimeError):
+    """A training or evaluation method was called before ``compile``."""
 
 
 class UnsupportedInputError(FitpipeTypeError):

@@ -79,6 +79,8 @@ def test_class_weight_and_refused_arguments() -> None:
         fitpipe.adapt(data, batch_size=4)
 
 
+@pytest.mark.slow
+@pytest.mark.subprocess
 def test_grain_is_not_imported_for_other_inputs() -> None:
     code = (
         "import sys, numpy as np, fitpipe\n"

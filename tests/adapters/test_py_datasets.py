@@ -15,12 +15,14 @@ import tensorflow as tf
 
 import fitpipe
 from fitpipe.testing import epoch_batches
-from fitpipe.testing.strategies import ArrayPyDataset
+from fitpipe.testing.fixtures import ArrayPyDataset
 
 WORKER_SETTINGS = [
     pytest.param({"workers": 1}, id="inline"),
     pytest.param({"workers": 2}, id="threads"),
-    pytest.param({"workers": 2, "use_multiprocessing": True}, id="processes"),
+    pytest.param(
+        {"workers": 2, "use_multiprocessing": True}, id="processes", marks=pytest.mark.subprocess
+    ),
 ]
 
 
@@ -116,6 +118,7 @@ def test_workers_threads_fetch_on_a_pool_and_close_stops_it() -> None:
     assert alive == []
 
 
+@pytest.mark.subprocess
 def test_use_multiprocessing_fetches_in_other_processes() -> None:
     dataset = RecordingDataset(workers=2, use_multiprocessing=True)
     with fitpipe.adapt(dataset) as pipeline:

@@ -48,3 +48,12 @@ def test_every_importorskip_package_is_in_the_test_extra_and_installed() -> None
         top = module.split(".")[0]
         assert _DISTRIBUTIONS.get(top, top) in requirements, f"{top} is not in the test extra"
         assert importlib.util.find_spec(top) is not None, f"{top} is not installed"
+
+
+def test_the_version_is_written_once_in_pyproject() -> None:
+    import fitpipe
+
+    declared = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
+    assert fitpipe.__version__ == declared
+    source = (ROOT / "src" / "fitpipe" / "__init__.py").read_text()
+    assert declared not in source  # read from the installed metadata, not repeated

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 import fitpipe
 from fitpipe.pipeline import check_class_weight, class_weight_table
 from fitpipe.testing import epoch_batches
-from fitpipe.testing.strategies import ArrayPyDataset
+from fitpipe.testing.fixtures import ArrayPyDataset
 
 LABELS = np.array([0, 1, 2, 1, 0, 3], dtype="int64")
 X = np.arange(12, dtype="float32").reshape(6, 2)

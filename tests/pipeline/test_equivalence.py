@@ -10,12 +10,9 @@ from hypothesis import strategies as st
 
 import fitpipe
 from fitpipe.testing import epoch_batches, epoch_rows, flat_rows
-from fitpipe.testing.strategies import (
-    Example,
-    equivalent_forms,
-    examples,
-    weight_of_rows,
-)
+from fitpipe.testing.fixtures import weight_of_rows
+from fitpipe.testing.forms import equivalent_forms
+from fitpipe.testing.strategies import Example, examples
 
 
 def expected_rows(example: Example) -> tuple[np.ndarray, ...]:

@@ -18,7 +18,7 @@ from fitpipe.errors import (
     UnsupportedArgumentError,
 )
 from fitpipe.testing import epoch_batches
-from fitpipe.testing.strategies import ArrayPyDataset
+from fitpipe.testing.fixtures import ArrayPyDataset
 
 X = np.arange(20, dtype="float32").reshape(10, 2)
 Y = np.arange(10)

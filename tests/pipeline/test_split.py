@@ -20,7 +20,7 @@ from fitpipe.pipeline import (
     split_source,
 )
 from fitpipe.testing import epoch_batches
-from fitpipe.testing.strategies import ArrayPyDataset
+from fitpipe.testing.fixtures import ArrayPyDataset
 
 N = 10
 X = np.arange(N * 2, dtype="float32").reshape(N, 2)

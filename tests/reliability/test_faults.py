@@ -84,11 +84,14 @@ def test_generator_error_in_a_later_epoch(rel: Any) -> None:
 @pytest.mark.parametrize(
     "options",
     [
-        {},
-        {"workers": 2},
-        {"workers": 2, "use_multiprocessing": True},
+        pytest.param({}, id="inline"),
+        pytest.param({"workers": 2}, id="threads"),
+        pytest.param(
+            {"workers": 2, "use_multiprocessing": True},
+            id="processes",
+            marks=pytest.mark.subprocess,
+        ),
     ],
-    ids=["inline", "threads", "processes"],
 )
 def test_pydataset_error_reaches_caller_and_workers_end(rel: Any, options: dict) -> None:
     trainer = rel.dense_trainer()

@@ -13,7 +13,7 @@ import tensorflow as tf
 
 import fitpipe
 from fitpipe.testing import KerasComparison, assert_matches_keras
-from fitpipe.testing.strategies import ArrayPyDataset
+from fitpipe.testing.fixtures import ArrayPyDataset
 
 RNG = np.random.default_rng(0)
 X = RNG.normal(size=(40, 3)).astype("float32")

@@ -11,7 +11,7 @@ import tensorflow as tf
 
 import fitpipe
 from fitpipe.testing import AdapterConformanceTests
-from fitpipe.testing.strategies import (
+from fitpipe.testing.fixtures import (
     ArrayPyDataset,
     arrow_table,
     columnar_schema,

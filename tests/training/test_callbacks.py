@@ -9,21 +9,18 @@ from typing import Any
 import keras
 import numpy as np
 import pytest
-from differential import (
-    RecordingCallback,
+from differential import RecordingCallback, assert_events_equal, dense_model, regression_data
+
+from fitpipe.errors import DataCheckWarning
+from fitpipe.testing.keras_diff import (
     Side,
     assert_close,
-    assert_events_equal,
     assert_histories_close,
     assert_weights_close,
     compile_both,
-    dense_model,
     make_twins,
-    regression_data,
     run_both,
 )
-
-from fitpipe.errors import DataCheckWarning
 
 X, Y = regression_data(n=96, d=4)
 VAL = (X[:32], Y[:32])

@@ -23,18 +23,16 @@ import pyarrow.dataset as pads
 import pyarrow.parquet as pq
 import pytest
 import tensorflow as tf
-from differential import (
-    assert_histories_close,
-    assert_weights_close,
-    classification_data,
-    dense_model,
-    make_twins,
-    regression_data,
-    run_both,
-)
+from differential import classification_data, dense_model, regression_data
 
 import fitpipe
 from fitpipe.errors import SchemaError
+from fitpipe.testing.keras_diff import (
+    assert_histories_close,
+    assert_weights_close,
+    make_twins,
+    run_both,
+)
 
 N = 150
 BATCH = 16  # 150 rows: 9 full batches and one of 6

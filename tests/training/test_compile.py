@@ -8,12 +8,9 @@ from typing import Any
 import keras
 import numpy as np
 import pytest
-from differential import (
-    classification_data,
-    dense_model,
-    regression_data,
-    run_both,
-)
+from differential import classification_data, dense_model, regression_data
+
+from fitpipe.testing.keras_diff import run_both
 
 X, Y = regression_data(n=96, d=4)
 XC, LABELS = classification_data(n=96, d=6, classes=3)

@@ -36,6 +36,7 @@ def _traces(trainer: fitpipe.Trainer, mode: str) -> int:
     return int(step.experimental_get_tracing_count())
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("jit", [True, False])
 def test_partial_last_batch_traces_once_and_epochs_never_retrace(jit: bool) -> None:
     # One trace serves every batch (batch dimension unknown); with XLA, the probe that checks
@@ -70,6 +71,7 @@ def test_full_batches_trace_the_step_once(jit: bool, kind: str) -> None:
     assert _traces(trainer, "predict") == 1
 
 
+@pytest.mark.slow
 def test_recompiling_builds_new_step_functions() -> None:
     trainer = _trainer()
     trainer.fit(X, Y, epochs=1, verbose=0)
@@ -205,6 +207,7 @@ def test_fit_before_compile_is_a_runtime_error() -> None:
         fitpipe.Trainer(_model()).fit(X, Y)
 
 
+@pytest.mark.slow
 def test_default_fuses_steps_only_when_no_callback_listens_per_batch() -> None:
     plain = _trainer()
     plain.fit(X, Y, batch_size=10, epochs=1, verbose=0)
@@ -253,6 +256,7 @@ print(sorted(name for name in sys.modules if "autograph_generated" in name))
 """
 
 
+@pytest.mark.subprocess
 def test_first_fits_of_a_process_transpile_nothing_with_autograph() -> None:
     # Autograph turns a function into new Python source the first time a process traces it
     # (about a second before the first step, in all): fitpipe's graph code needs none.

@@ -9,10 +9,11 @@ from collections.abc import Iterator
 import numpy as np
 import pytest
 import tensorflow as tf
-from differential import compile_both, dense_model, make_twins, regression_data
+from differential import dense_model, regression_data
 
 import fitpipe
 import fitpipe.errors
+from fitpipe.testing.keras_diff import compile_both, make_twins
 
 X, Y = regression_data(n=64, d=4)
 
@@ -28,6 +29,22 @@ def test_training_before_compile_raises_runtime_error(method: str) -> None:
     # Keras refuses too (with a ValueError), so no weights changed anywhere.
     with pytest.raises(ValueError, match="compile"):
         getattr(model, method)(X, Y)
+
+
+@pytest.mark.parametrize("method", ["fit", "evaluate", "train_on_batch", "test_on_batch"])
+def test_not_compiled_error_says_what_failed_what_was_expected_and_how_to_fix(method: str) -> None:
+    trainer = fitpipe.Trainer(dense_model(d=4))
+    with pytest.raises(
+        fitpipe.errors.NotCompiledError,
+        match=(
+            rf"^`{method}` needs a compiled model\. `compile` sets the optimizer, loss and "
+            rf"metrics that training and evaluation use\. Call `compile\(optimizer=\.\.\., "
+            rf"loss=\.\.\.\)` before `{method}`\.$"
+        ),
+    ) as info:
+        getattr(trainer, method)(X, Y)
+    assert isinstance(info.value, RuntimeError)
+    assert isinstance(info.value, fitpipe.errors.FitpipeError)
 
 
 def test_fitpipe_sequential_fit_before_compile_raises_runtime_error() -> None:

@@ -8,16 +8,15 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from differential import (
+from differential import classification_data, dense_model, regression_data
+
+from fitpipe.testing.keras_diff import (
     assert_evaluate_close,
     assert_predict_close,
     assert_structures_close,
     assert_weights_close,
-    classification_data,
     compile_both,
-    dense_model,
     make_twins,
-    regression_data,
 )
 
 X, Y = regression_data(n=96, d=4)

@@ -11,22 +11,19 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from differential import (
+from differential import classification_data, dense_model, is_finite_sequence, regression_data
+
+import fitpipe
+from fitpipe.errors import FitpipeWarning
+from fitpipe.testing.keras_diff import (
     Side,
     assert_close,
     assert_histories_close,
     assert_weights_close,
-    classification_data,
     compile_both,
-    dense_model,
-    is_finite_sequence,
     make_twins,
-    regression_data,
     run_both,
 )
-
-import fitpipe
-from fitpipe.errors import FitpipeWarning
 
 X, Y = regression_data(n=96, d=4)
 XC, LABELS = classification_data(n=96, d=6, classes=3)

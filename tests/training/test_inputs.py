@@ -11,14 +11,9 @@ import numpy as np
 import pandas as pd
 import pytest
 import tensorflow as tf
-from differential import (
-    Side,
-    assert_weights_close,
-    classification_data,
-    dense_model,
-    regression_data,
-    run_both,
-)
+from differential import classification_data, dense_model, regression_data
+
+from fitpipe.testing.keras_diff import Side, assert_weights_close, run_both
 
 X, Y = regression_data(n=96, d=4)
 COMPILE = {"optimizer": "sgd", "loss": "mse", "metrics": ["mae"]}

@@ -11,14 +11,10 @@ from typing import Any
 import keras
 import numpy as np
 import pytest
-from differential import (
-    Side,
-    classification_data,
-    dense_model,
-    run_both,
-)
+from differential import classification_data, dense_model
 
 import fitpipe
+from fitpipe.testing.keras_diff import Side, run_both
 
 XC, LABELS = classification_data(n=96, d=6, classes=3)
 CLASS_WEIGHT = {0: 0.5, 1: 2.0, 2: 1.25}
@@ -49,7 +45,7 @@ def test_digit_string_class_weight_keys_train_like_int_keys() -> None:
 
 
 def test_digit_string_class_weight_keys_in_train_on_batch() -> None:
-    from differential import make_twins
+    from fitpipe.testing.keras_diff import make_twins
 
     ref, twin = make_twins(_cls)
     ref.compile(optimizer="sgd", loss="sparse_categorical_crossentropy")
@@ -149,7 +145,7 @@ def _linear_model() -> keras.Model:
 
 
 def _train_shuffled(shuffle: Any, side: Side) -> np.ndarray:
-    from differential import make_twins
+    from fitpipe.testing.keras_diff import make_twins
 
     rng = np.random.default_rng(7)
     x = rng.normal(size=(50, 3)).astype("float32")
@@ -196,7 +192,7 @@ class _RecordingBatches(keras.utils.PyDataset):
 
 @pytest.mark.parametrize("shuffle", [True, False])
 def test_pydataset_batches_are_shuffled_every_epoch_as_in_keras(shuffle: bool) -> None:
-    from differential import make_twins
+    from fitpipe.testing.keras_diff import make_twins
 
     ref, twin = make_twins(_linear_model)
     sides: dict[str, Any] = {"keras": ref, "fitpipe": fitpipe.Trainer(twin)}
@@ -234,7 +230,7 @@ def _grain_inputs() -> dict[str, Any]:
 
 @pytest.mark.parametrize("form", ["map", "iter", "loader"])
 def test_grain_inputs_train_like_keras(form: str) -> None:
-    from differential import assert_weights_close
+    from fitpipe.testing.keras_diff import assert_weights_close
 
     data = _grain_inputs()[form]
     result = run_both(

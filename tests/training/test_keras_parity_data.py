@@ -16,15 +16,10 @@ import numpy as np
 import pandas as pd
 import pytest
 import tensorflow as tf
-from differential import (
-    assert_structures_close,
-    compile_both,
-    make_twins,
-    regression_data,
-    run_both,
-)
+from differential import regression_data
 
 from fitpipe.errors import FitpipeWarning
+from fitpipe.testing.keras_diff import assert_structures_close, compile_both, make_twins, run_both
 
 X, Y = regression_data(n=32, d=3)
 

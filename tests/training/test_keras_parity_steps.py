@@ -15,15 +15,10 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from differential import (
-    assert_structures_close,
-    compile_both,
-    make_twins,
-    regression_data,
-    run_both,
-)
+from differential import regression_data
 
 import fitpipe
+from fitpipe.testing.keras_diff import assert_structures_close, compile_both, make_twins, run_both
 
 X, Y = regression_data(n=40, d=3)
 Y2 = {"output_a": Y, "output_b": Y * 2.0}

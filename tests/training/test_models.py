@@ -8,15 +8,10 @@ from typing import Any
 import keras
 import numpy as np
 import tensorflow as tf
-from differential import (
-    assert_weights_close,
-    dense_model,
-    make_twins,
-    regression_data,
-    run_both,
-)
+from differential import dense_model, regression_data
 
 import fitpipe
+from fitpipe.testing.keras_diff import assert_weights_close, make_twins, run_both
 
 X, Y = regression_data(n=80, d=4)
 COMPILE = {"optimizer": "adam", "loss": "mse", "metrics": ["mae"]}

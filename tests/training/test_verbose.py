@@ -7,8 +7,9 @@ import re
 import keras
 import numpy as np
 import pytest
-from differential import compile_both, dense_model, make_twins, regression_data
+from differential import dense_model, regression_data
 
+from fitpipe.testing.keras_diff import compile_both, make_twins
 from fitpipe.training.steps import XLA_NOTICE
 
 X, Y = regression_data(n=96, d=4)

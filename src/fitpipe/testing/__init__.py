@@ -4,12 +4,16 @@
   say how to build its input from arrays, and inherit the checks every adapter must pass
   (:mod:`fitpipe.testing.conformance`);
 * :func:`assert_matches_keras`: train a Keras model and a fitpipe twin and compare History,
-  ``evaluate``, ``predict`` and weights (:mod:`fitpipe.testing.keras_diff`);
+  ``evaluate``, ``predict`` and weights (:mod:`fitpipe.testing.keras_diff`, which also has
+  the building blocks fitpipe's own differential suite uses: ``make_twins``, ``run_both``,
+  and the assertions of :mod:`fitpipe.testing.assertions`);
 * :func:`load_profile`: load fitpipe's Hypothesis profile (``ci`` or ``dev``, chosen by
   ``FITPIPE_HYPOTHESIS_PROFILE``) in a third-party suite, or run pytest with
   ``-p fitpipe.testing.plugin`` (:mod:`fitpipe.testing.profiles`);
 * :mod:`fitpipe.testing.strategies`: Hypothesis strategies for arrays, nested structures
-  and the same data in every input form;
+  and the same data in every input form; it re-exports the input forms registry
+  (:mod:`fitpipe.testing.forms`) and the builders that need no Hypothesis: batches,
+  ``PyDataset``, array-likes, Arrow tables and Parquet files (:mod:`fitpipe.testing.fixtures`);
 * :func:`epoch_batches`, :func:`epoch_rows`, :func:`flat_rows`, :func:`to_numpy`: read a
   :class:`fitpipe.Pipeline` back into NumPy.
 

@@ -47,7 +47,8 @@ from fitpipe.pipeline import Pipeline
 from fitpipe.pipeline.core import adapt_source
 from fitpipe.schemas import Schema
 from fitpipe.testing import epoch_batches, flat_rows
-from fitpipe.testing.strategies import Example, conformance_examples, weight_of_rows
+from fitpipe.testing.fixtures import weight_of_rows
+from fitpipe.testing.strategies import Example, conformance_examples
 
 __all__ = ["AdapterConformanceTests"]
 

@@ -1,10 +1,25 @@
-"""``assert_matches_keras``: train a Keras model and a fitpipe twin and compare everything.
+"""Differential testing against Keras: train a Keras model and a fitpipe twin, compare.
 
-Keras is fitpipe's oracle. The helper builds two models with the same initial weights, trains
-one with ``keras.Model.fit`` and the other with ``fitpipe.Trainer(model).fit`` on the same
-data, and compares ``History`` (keys, epochs, values, params), ``evaluate``, ``predict`` and
-the final weights. On a difference it raises one ``AssertionError`` listing every difference
-found, each as ``what: keras <value> vs fitpipe <value>``.
+Keras is fitpipe's oracle. Every comparison builds two models with the same initial weights,
+trains one with ``keras.Model.fit`` and the other with ``fitpipe.Trainer(model).fit`` (or the
+model's own ``fit`` for ``fitpipe.Model`` and ``fitpipe.Sequential``) on the same data, and
+compares what both returned. Two levels:
+
+* :func:`assert_matches_keras`: one call; trains on one input and compares ``History``,
+  ``evaluate`` and ``predict`` on the training data, the final weights and the optimizers'
+  step counts;
+* the building blocks, for tests that need more control (fitpipe's own differential suite is
+  built on them): :func:`make_twins`, :func:`compile_both`, :func:`run_both` (which returns a
+  :class:`DiffResult`), :func:`assert_evaluate_close`, :func:`assert_predict_close`, and
+  the assertions of :mod:`fitpipe.testing.assertions` (re-exported here):
+  :func:`assert_close`, :func:`assert_histories_close`, :func:`assert_weights_close`,
+  :func:`assert_optimizer_iterations_equal`, :func:`assert_structures_close`.
+
+Arguments given to both sides (a :data:`KwargsSpec`) are a mapping, whose optimizers, losses
+and metrics are copied per side (two models cannot share them), or a callable taking the side
+(``"keras"`` or ``"fitpipe"``) and returning the mapping, for generators, callbacks and other
+one-shot objects. A difference raises one ``AssertionError`` listing every difference found,
+each as ``what: keras <value> vs fitpipe <value>``.
 
 Needs only Keras and NumPy (no pytest, no Hypothesis).
 """
@@ -14,18 +29,92 @@ from __future__ import annotations
 import copy
 import dataclasses
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, Literal, Protocol, cast
 
 import keras
 import numpy as np
 import tensorflow as tf
 
 import fitpipe
+from fitpipe.testing.assertions import (
+    ATOL,
+    RTOL,
+    Differences,
+    assert_close,
+    assert_histories_close,
+    assert_optimizer_iterations_equal,
+    assert_structures_close,
+    assert_weights_close,
+)
 
-__all__ = ["KerasComparison", "assert_matches_keras"]
+__all__ = [
+    "ATOL",
+    "RTOL",
+    "DiffResult",
+    "Differences",
+    "KerasComparison",
+    "KwargsSpec",
+    "Side",
+    "TrainingAPI",
+    "Via",
+    "assert_close",
+    "assert_evaluate_close",
+    "assert_histories_close",
+    "assert_matches_keras",
+    "assert_optimizer_iterations_equal",
+    "assert_predict_close",
+    "assert_structures_close",
+    "assert_weights_close",
+    "compile_both",
+    "fitpipe_api",
+    "fresh_copies",
+    "kwargs_for_side",
+    "make_twins",
+    "run_both",
+]
+
+
+#: Which side of a comparison an argument is made for.
+Side = Literal["keras", "fitpipe"]
+#: How the twin is trained: through ``fitpipe.Trainer`` or the model's own methods.
+Via = Literal["trainer", "model"]
+#: Arguments for both sides: a mapping, or a callable making one per side.
+KwargsSpec = Mapping[str, Any] | Callable[[Side], Mapping[str, Any]]
 
 #: Arguments of ``fit`` that may be zero-argument callables making a fresh value per side.
 _FRESH_PER_SIDE = ("x", "y", "sample_weight", "validation_data", "callbacks")
+
+
+class TrainingAPI(Protocol):
+    """The Keras training surface shared by ``keras.Model`` and ``fitpipe.Trainer``."""
+
+    def compile(self, *args: Any, **kwargs: Any) -> Any:
+        """Configures the model for training."""
+        ...
+
+    def fit(self, *args: Any, **kwargs: Any) -> Any:
+        """Trains; returns a ``keras.callbacks.History``."""
+        ...
+
+    def evaluate(self, *args: Any, **kwargs: Any) -> Any:
+        """Returns the loss and metrics."""
+        ...
+
+    def predict(self, *args: Any, **kwargs: Any) -> Any:
+        """Returns the model's outputs."""
+        ...
+
+    def train_on_batch(self, *args: Any, **kwargs: Any) -> Any:
+        """Runs one training step."""
+        ...
+
+    def test_on_batch(self, *args: Any, **kwargs: Any) -> Any:
+        """Runs one evaluation step."""
+        ...
+
+    def predict_on_batch(self, *args: Any, **kwargs: Any) -> Any:
+        """Returns the outputs of one batch."""
+        ...
 
 
 @dataclasses.dataclass
@@ -48,151 +137,301 @@ class KerasComparison:
     fitpipe_history: keras.callbacks.History
 
 
+@dataclasses.dataclass
+class DiffResult:
+    """What :func:`run_both` trained, for further checks.
+
+    Attributes:
+        ref: The model trained by Keras.
+        twin: The model trained by fitpipe.
+        api: fitpipe's entry point for the twin (see :func:`fitpipe_api`).
+        ref_history: The History returned by Keras.
+        twin_history: The History returned by fitpipe.
+        ref_fit_kwargs: The arguments of the Keras ``fit``.
+        twin_fit_kwargs: The arguments of fitpipe's ``fit``.
+
+    """
+
+    ref: keras.Model
+    twin: keras.Model
+    api: TrainingAPI
+    ref_history: keras.callbacks.History | None = None
+    twin_history: keras.callbacks.History | None = None
+    ref_fit_kwargs: dict[str, Any] = dataclasses.field(default_factory=dict)
+    twin_fit_kwargs: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+
+# Training both sides -------------------------------------------------------------------------
+
+
+def fresh_copies(value: Any) -> Any:
+    """Copies the optimizers, losses and metrics in a (nested) value.
+
+    Stateful Keras objects cannot be shared by two models: optimizers are rebuilt from their
+    config, losses and metrics deep-copied. Everything else is returned as it is.
+
+    Args:
+        value: A ``compile`` or ``fit`` argument; lists, tuples and mappings are walked.
+
+    Returns:
+        An equivalent value with Keras objects of its own.
+
+    """
+    if isinstance(value, keras.optimizers.Optimizer):
+        return value.__class__.from_config(value.get_config())
+    if isinstance(value, (keras.losses.Loss, keras.metrics.Metric)):
+        return copy.deepcopy(value)
+    if isinstance(value, Mapping):
+        return {k: fresh_copies(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [fresh_copies(v) for v in value]
+    if isinstance(value, tuple):
+        return tuple(fresh_copies(v) for v in value)
+    return value
+
+
+def kwargs_for_side(spec: KwargsSpec | None, side: Side) -> dict[str, Any]:
+    """The keyword arguments of one side.
+
+    Args:
+        spec: A mapping (copied with :func:`fresh_copies`), a callable taking the side and
+            returning a mapping, or None (no arguments).
+        side: ``"keras"`` or ``"fitpipe"``.
+
+    Returns:
+        A new dict.
+
+    """
+    if spec is None:
+        return {}
+    if callable(spec):
+        return dict(spec(side))
+    return {k: fresh_copies(v) for k, v in spec.items()}
+
+
+def make_twins(
+    build_fn: Callable[[], keras.Model],
+    seed: int = 0,
+    twin_build_fn: Callable[[], keras.Model] | None = None,
+) -> tuple[keras.Model, keras.Model]:
+    """Builds a reference model and a twin with the same initial weights.
+
+    Args:
+        build_fn: Returns a new, *built* ``keras.Model`` each call.
+        seed: The seed set (``keras.utils.set_random_seed``) before each build.
+        twin_build_fn: Builds the twin instead (e.g. as a ``fitpipe.Sequential``); it must
+            create the same weights.
+
+    Returns:
+        ``(reference, twin)``.
+
+    Raises:
+        ValueError: When ``build_fn`` returns the same model twice.
+
+    """
+    keras.utils.set_random_seed(seed)
+    reference = build_fn()
+    keras.utils.set_random_seed(seed)
+    twin = (twin_build_fn or build_fn)()
+    if reference is twin:
+        raise ValueError("the model factory must return a new model on each call")
+    twin.set_weights(reference.get_weights())
+    assert_weights_close(reference, twin, rtol=0.0, atol=0.0)
+    return reference, twin
+
+
+def fitpipe_api(model: keras.Model, via: Via = "trainer") -> TrainingAPI:
+    """Returns fitpipe's training entry point for a model.
+
+    Args:
+        model: The twin.
+        via: ``"trainer"``: a ``fitpipe.Trainer`` of the model; ``"model"``: the model itself
+            (a ``fitpipe.Model`` or ``fitpipe.Sequential``).
+
+    Returns:
+        An object with the Keras training methods.
+
+    """
+    if via == "model":
+        return model
+    return fitpipe.Trainer(model)
+
+
+def compile_both(
+    ref: keras.Model,
+    twin: keras.Model,
+    compile_kwargs: KwargsSpec | None,
+    via: Via = "trainer",
+) -> TrainingAPI:
+    """Compiles the reference with Keras and the twin through fitpipe, the same way.
+
+    ``steps_per_execution="auto"`` (fitpipe's tuning) is given to Keras as ``1``.
+
+    Args:
+        ref: The reference model.
+        twin: The twin.
+        compile_kwargs: The arguments of ``compile`` (see :func:`kwargs_for_side`).
+        via: How the twin is trained (see :func:`fitpipe_api`).
+
+    Returns:
+        fitpipe's entry point for the twin.
+
+    """
+    ref_kwargs = kwargs_for_side(compile_kwargs, "keras")
+    if ref_kwargs.get("steps_per_execution") == "auto":
+        ref_kwargs["steps_per_execution"] = 1
+    ref.compile(**ref_kwargs)
+    api = fitpipe_api(twin, via)
+    api.compile(**kwargs_for_side(compile_kwargs, "fitpipe"))
+    return api
+
+
+def _evaluate_diff(
+    diff: Differences, ref: keras.Model, api: TrainingAPI, eval_kwargs: KwargsSpec
+) -> None:
+    for return_dict in (False, True):
+        sides = [kwargs_for_side(eval_kwargs, side) for side in ("keras", "fitpipe")]
+        for kwargs in sides:
+            kwargs.setdefault("verbose", 0)
+            kwargs["return_dict"] = return_dict
+        diff.structures(
+            f"evaluate(return_dict={return_dict})",
+            ref.evaluate(**sides[0]),
+            api.evaluate(**sides[1]),
+        )
+
+
+def assert_evaluate_close(
+    ref: keras.Model,
+    api: TrainingAPI,
+    eval_kwargs: KwargsSpec,
+    rtol: float = RTOL,
+    atol: float = ATOL,
+) -> None:
+    """Asserts ``evaluate`` agrees, as a list (or scalar) and with ``return_dict=True``.
+
+    Args:
+        ref: The Keras model.
+        api: fitpipe's entry point for the twin.
+        eval_kwargs: The arguments of ``evaluate`` (``verbose=0`` unless given).
+        rtol: Relative tolerance.
+        atol: Absolute tolerance.
+
+    Raises:
+        AssertionError: Listing every difference.
+
+    """
+    diff = Differences(rtol, atol)
+    _evaluate_diff(diff, ref, api, eval_kwargs)
+    diff.raise_if_any()
+
+
+def assert_predict_close(
+    ref: keras.Model,
+    api: TrainingAPI,
+    x: Any,
+    rtol: float = RTOL,
+    atol: float = ATOL,
+    **predict_kwargs: Any,
+) -> None:
+    """Asserts ``predict`` agrees: structure, dtypes and values.
+
+    Args:
+        ref: The Keras model.
+        api: fitpipe's entry point for the twin.
+        x: The input (read twice: not a generator).
+        rtol: Relative tolerance.
+        atol: Absolute tolerance.
+        **predict_kwargs: More arguments of ``predict`` (``verbose=0`` unless given).
+
+    Raises:
+        AssertionError: Listing every difference.
+
+    """
+    predict_kwargs.setdefault("verbose", 0)
+    assert_structures_close(
+        ref.predict(x, **predict_kwargs), api.predict(x, **predict_kwargs), "predict", rtol, atol
+    )
+
+
+def run_both(
+    build_fn: Callable[[], keras.Model],
+    compile_kwargs: KwargsSpec | None,
+    fit_kwargs: KwargsSpec,
+    *,
+    eval_kwargs: KwargsSpec | None = None,
+    predict_x: Any = None,
+    via: Via = "trainer",
+    twin_build_fn: Callable[[], keras.Model] | None = None,
+    check_weights: bool = True,
+    check_params: bool = True,
+    rtol: float = RTOL,
+    atol: float = ATOL,
+) -> DiffResult:
+    """Trains a Keras model and a fitpipe twin the same way and asserts they agree.
+
+    Compares the Histories, then (optionally) the final weights and optimizer step counts,
+    ``evaluate`` (see :func:`assert_evaluate_close`) and ``predict``.
+
+    Args:
+        build_fn: Returns a new, built model each call (called twice).
+        compile_kwargs: The arguments of ``compile``.
+        fit_kwargs: The arguments of ``fit`` (``verbose=0`` and ``shuffle=False`` unless
+            given).
+        eval_kwargs: When given, ``evaluate`` is compared with these arguments.
+        predict_x: When given, ``predict`` is compared on it.
+        via: How the twin is trained (see :func:`fitpipe_api`).
+        twin_build_fn: Builds the twin instead (see :func:`make_twins`).
+        check_weights: Compare the final weights and optimizer step counts.
+        check_params: Compare ``History.params``.
+        rtol: Relative tolerance.
+        atol: Absolute tolerance.
+
+    Returns:
+        The models, fitpipe's entry point, the Histories and the ``fit`` arguments.
+
+    Raises:
+        AssertionError: Listing every difference.
+
+    """
+    ref, twin = make_twins(build_fn, twin_build_fn=twin_build_fn)
+    api = compile_both(ref, twin, compile_kwargs, via)
+    result = DiffResult(ref=ref, twin=twin, api=api)
+    result.ref_fit_kwargs = kwargs_for_side(fit_kwargs, "keras")
+    result.twin_fit_kwargs = kwargs_for_side(fit_kwargs, "fitpipe")
+    for kwargs in (result.ref_fit_kwargs, result.twin_fit_kwargs):
+        kwargs.setdefault("verbose", 0)
+        kwargs.setdefault("shuffle", False)
+    keras.utils.set_random_seed(1)
+    result.ref_history = ref.fit(**result.ref_fit_kwargs)
+    keras.utils.set_random_seed(1)
+    result.twin_history = api.fit(**result.twin_fit_kwargs)
+    diff = Differences(rtol, atol)
+    diff.histories(result.ref_history, result.twin_history, check_params)
+    if check_weights:
+        diff.weights(ref, twin)
+        diff.iterations(ref, twin)
+    if eval_kwargs is not None:
+        _evaluate_diff(diff, ref, api, eval_kwargs)
+    if predict_x is not None:
+        diff.structures(
+            "predict", ref.predict(predict_x, verbose=0), api.predict(predict_x, verbose=0)
+        )
+    diff.raise_if_any()
+    return result
+
+
+# One call -------------------------------------------------------------------------------------
+
+
 def _is_factory(value: Any) -> bool:
     """True for a zero-argument callable standing for a fresh input (not for data itself)."""
     data_types = (np.ndarray, tf.Tensor, tf.data.Dataset, keras.utils.PyDataset, keras.Model)
     return callable(value) and not isinstance(value, (type, *data_types))
 
 
-def _fresh(value: Any) -> Any:
-    """Copies optimizers, losses and metrics (stateful Keras objects two models cannot share)."""
-    if isinstance(value, keras.optimizers.Optimizer):
-        return value.__class__.from_config(value.get_config())
-    if isinstance(value, (keras.losses.Loss, keras.metrics.Metric)):
-        return copy.deepcopy(value)
-    if isinstance(value, Mapping):
-        return {k: _fresh(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_fresh(v) for v in value]
-    if isinstance(value, tuple):
-        return tuple(_fresh(v) for v in value)
-    return value
-
-
 def _side_value(value: Any) -> Any:
     return value() if _is_factory(value) else value
-
-
-def _fmt(value: Any) -> str:
-    array = np.asarray(value)
-    if array.dtype.kind in "biuf" and array.size:
-        return np.array2string(array.astype(np.float64), precision=6, threshold=12)
-    return repr(value)
-
-
-class _Diff:
-    """Collects differences as readable lines."""
-
-    def __init__(self, rtol: float, atol: float) -> None:
-        self.rtol = rtol
-        self.atol = atol
-        self.lines: list[str] = []
-
-    def add(self, what: str, keras_value: Any, fitpipe_value: Any) -> None:
-        self.lines.append(f"{what}: keras {_fmt(keras_value)} vs fitpipe {_fmt(fitpipe_value)}")
-
-    def close(self, a: Any, b: Any) -> bool:
-        try:
-            ra, rb = np.asarray(a, np.float64), np.asarray(b, np.float64)
-        except (TypeError, ValueError):
-            return bool(a == b)
-        if ra.shape != rb.shape:
-            return False
-        return bool(np.allclose(ra, rb, rtol=self.rtol, atol=self.atol, equal_nan=True))
-
-    def arrays(self, what: str, keras_value: Any, fitpipe_value: Any) -> None:
-        """Compares two arrays: shape, dtype, then values (naming the first that differs)."""
-        r, g = np.asarray(keras_value), np.asarray(fitpipe_value)
-        if r.shape != g.shape:
-            self.lines.append(f"{what}: shape keras {r.shape} vs fitpipe {g.shape}")
-            return
-        if r.dtype != g.dtype:
-            self.lines.append(f"{what}: dtype keras {r.dtype} vs fitpipe {g.dtype}")
-        if self.close(r, g):
-            return
-        bad = ~np.isclose(
-            r.astype(np.float64), g.astype(np.float64), self.rtol, self.atol, equal_nan=True
-        )
-        first = tuple(int(i) for i in np.argwhere(bad)[0]) if r.ndim else ()
-        self.lines.append(
-            f"{what}: {int(bad.sum())} of {r.size} values differ; first at index {first}: "
-            f"keras {_fmt(r[first])} vs fitpipe {_fmt(g[first])}"
-        )
-
-    def structures(self, what: str, keras_value: Any, fitpipe_value: Any) -> None:
-        """Compares nested results (dicts, lists, arrays, scalars)."""
-        if isinstance(keras_value, Mapping):
-            if not isinstance(fitpipe_value, Mapping):
-                self.add(f"{what} type", type(keras_value).__name__, type(fitpipe_value).__name__)
-                return
-            if set(keras_value) != set(fitpipe_value):
-                self.add(f"{what} keys", sorted(keras_value), sorted(fitpipe_value))
-            for key in sorted(set(keras_value) & set(fitpipe_value)):
-                self.structures(f"{what}[{key!r}]", keras_value[key], fitpipe_value[key])
-            return
-        if isinstance(keras_value, (list, tuple)):
-            if not isinstance(fitpipe_value, (list, tuple)) or len(fitpipe_value) != len(
-                keras_value
-            ):
-                self.lines.append(
-                    f"{what}: keras {type(keras_value).__name__} of {len(keras_value)} vs "
-                    f"fitpipe {fitpipe_value!r:.200}"
-                )
-                return
-            for index, (r, g) in enumerate(zip(keras_value, fitpipe_value, strict=True)):
-                self.structures(f"{what}[{index}]", r, g)
-            return
-        if isinstance(keras_value, np.ndarray) and keras_value.ndim:
-            self.arrays(what, keras_value, fitpipe_value)
-        elif not self.close(keras_value, fitpipe_value):
-            self.add(what, keras_value, fitpipe_value)
-
-    def histories(self, ref: keras.callbacks.History, got: Any) -> None:
-        """Compares History keys, epochs, params and every value epoch by epoch."""
-        if not isinstance(got, keras.callbacks.History):
-            self.add("fit return type", "History", type(got).__name__)
-            return
-        if list(ref.epoch) != list(got.epoch):
-            self.add("History.epoch", list(ref.epoch), list(got.epoch))
-        keys_r, keys_g = set(ref.history), set(got.history)
-        if keys_r != keys_g:
-            self.lines.append(
-                f"History keys: only in keras {sorted(keys_r - keys_g)}, only in fitpipe "
-                f"{sorted(keys_g - keys_r)}"
-            )
-        for key in sorted(keys_r & keys_g):
-            r, g = list(ref.history[key]), list(got.history[key])
-            if len(r) != len(g):
-                self.add(f"History[{key!r}] epochs recorded", len(r), len(g))
-            for epoch, (rv, gv) in enumerate(zip(r, g, strict=False)):
-                if not self.close(rv, gv):
-                    self.add(f"History[{key!r}] epoch {epoch}", rv, gv)
-        params_r, params_g = dict(ref.params), dict(got.params)
-        for key in sorted(set(params_r) | set(params_g)):
-            if params_r.get(key, "<missing>") != params_g.get(key, "<missing>"):
-                self.lines.append(
-                    f"History.params[{key!r}]: keras {params_r.get(key, '<missing>')!r} vs "
-                    f"fitpipe {params_g.get(key, '<missing>')!r}"
-                )
-
-    def weights(self, ref: keras.Model, got: keras.Model) -> None:
-        """Compares every weight (by path) and the optimizers' update counts."""
-        if len(ref.weights) != len(got.weights):
-            self.add("number of weights", len(ref.weights), len(got.weights))
-        for r, g in zip(ref.weights, got.weights, strict=False):
-            self.arrays(
-                f"weight {r.path!r}",
-                keras.ops.convert_to_numpy(r),
-                keras.ops.convert_to_numpy(g),
-            )
-        iterations = [
-            int(keras.ops.convert_to_numpy(m.optimizer.iterations))
-            if m.optimizer is not None
-            else None
-            for m in (ref, got)
-        ]
-        if iterations[0] != iterations[1]:
-            self.add("optimizer.iterations", iterations[0], iterations[1])
 
 
 def assert_matches_keras(
@@ -237,23 +476,16 @@ def assert_matches_keras(
         AssertionError: Listing every difference, each with what differed (History key and
             epoch, ``evaluate`` metric, ``predict`` index, weight path) and the Keras value
             next to the fitpipe value.
+        ValueError: When ``build_model`` returns the same model twice.
 
     """
-    compile_kwargs = dict(compile_kwargs or {"optimizer": "sgd", "loss": "mse"})
     fit_kwargs.setdefault("verbose", 0)
     fit_kwargs.setdefault("shuffle", False)
     steps = fit_kwargs.get("steps_per_epoch")
 
-    keras.utils.set_random_seed(seed)
-    reference = build_model()
-    keras.utils.set_random_seed(seed)
-    twin = build_model()
-    if reference is twin:
-        raise ValueError("`build_model` must return a new model on each call")
-    twin.set_weights(reference.get_weights())
-    reference.compile(**_fresh(compile_kwargs))
-    trainer = fitpipe.Trainer(twin)
-    trainer.compile(**_fresh(compile_kwargs))
+    reference, twin = make_twins(build_model, seed)
+    compile_args = compile_kwargs or {"optimizer": "sgd", "loss": "mse"}
+    trainer = cast(fitpipe.Trainer, compile_both(reference, twin, compile_args))
 
     def fit_arguments() -> dict[str, Any]:
         kwargs = {
@@ -269,7 +501,7 @@ def assert_matches_keras(
     keras.utils.set_random_seed(seed + 1)
     fitpipe_history = trainer.fit(**fit_arguments())
 
-    diff = _Diff(rtol, atol)
+    diff = Differences(rtol, atol)
     diff.histories(keras_history, fitpipe_history)
 
     extra = {
@@ -290,13 +522,6 @@ def assert_matches_keras(
     diff.structures("predict", keras_pred, fitpipe_pred)
 
     diff.weights(reference, twin)
-    if diff.lines:
-        shown = diff.lines[:40]
-        more = len(diff.lines) - len(shown)
-        raise AssertionError(
-            f"fitpipe differs from Keras in {len(diff.lines)} place(s) "
-            f"(rtol={rtol}, atol={atol}):\n  "
-            + "\n  ".join(shown)
-            + (f"\n  ... and {more} more" if more else "")
-        )
+    diff.iterations(reference, twin)
+    diff.raise_if_any()
     return KerasComparison(reference, twin, trainer, keras_history, fitpipe_history)

@@ -19,7 +19,7 @@ import keras
 
 from fitpipe.adapters import AdaptRequest, ArraySource, Mode
 from fitpipe.adapters.arrays import check_rows
-from fitpipe.errors import FitpipeTypeError, FitpipeValueError, message
+from fitpipe.errors import FitpipeTypeError, FitpipeValueError, NotCompiledError, message
 from fitpipe.pipeline import (
     Pipeline,
     build_pipeline,
@@ -166,7 +166,7 @@ class Trainer:
 
     def _require_compiled(self, caller: str) -> None:
         if not self.model.compiled:
-            raise RuntimeError(
+            raise NotCompiledError(
                 message(
                     caller,
                     "needs a compiled model",
@@ -359,7 +359,7 @@ class Trainer:
             The ``keras.callbacks.History`` of the run.
 
         Raises:
-            RuntimeError: When the model is not compiled.
+            NotCompiledError: When the model is not compiled (a ``RuntimeError``).
             ValueError: On an invalid argument or input (``fitpipe.errors``: the message
                 says what failed, what was expected and how to fix it), e.g. no adapter
                 takes ``x``, a column is missing, a null has no fill value, the data does
@@ -557,7 +557,7 @@ class Trainer:
             metrics, or a dict with ``return_dict=True``.
 
         Raises:
-            RuntimeError: When the model is not compiled.
+            NotCompiledError: When the model is not compiled (a ``RuntimeError``).
             ValueError: On an invalid argument or input (see ``fit``).
             TypeError: On an argument of the wrong type.
 
@@ -746,7 +746,7 @@ class Trainer:
             scalar, a list, or a dict with ``return_dict=True``.
 
         Raises:
-            RuntimeError: When the model is not compiled.
+            NotCompiledError: When the model is not compiled (a ``RuntimeError``).
             ValueError: When the batch does not fit the model or its parts differ in rows.
 
         """
@@ -776,7 +776,7 @@ class Trainer:
             with ``return_dict=True``.
 
         Raises:
-            RuntimeError: When the model is not compiled.
+            NotCompiledError: When the model is not compiled (a ``RuntimeError``).
             ValueError: When the batch does not fit the model or its parts differ in rows.
 
         """
