@@ -225,6 +225,23 @@ def test_zero_row_batches_train_on() -> None:
     assert len(history.history["loss"]) == 2
 
 
+def test_an_error_in_the_dataset_reaches_the_caller_as_itself() -> None:
+    def sample(i: int) -> Any:
+        if i == 13:
+            raise KeyError(f"no sample {i}")
+        return torch.from_numpy(X[i]), torch.from_numpy(X[i, :1])
+
+    with pytest.raises(KeyError, match="no sample 13"):
+        trainer().fit(data.DataLoader(Samples(sample), batch_size=4), epochs=1, verbose=0)
+
+
+@pytest.mark.slow
+def test_worker_processes_deliver_every_row_once_per_epoch() -> None:
+    pipeline = fitpipe.adapt(loader(batch_size=4, num_workers=2, shuffle=True))
+    for _ in range(2):
+        assert sorted(i for batch in ids(pipeline) for i in batch) == list(range(20))
+
+
 def test_a_torch_dataset_is_refused_with_a_hint_to_wrap_it() -> None:
     rows = data.TensorDataset(torch.from_numpy(X), torch.from_numpy(Y))
     with pytest.raises(
