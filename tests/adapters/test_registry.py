@@ -32,6 +32,7 @@ BUILTINS = [
     "arrow-stream",
     "parquet",
     "grain",
+    "torch",
     "generator",
     "sparse",
     "numpy",

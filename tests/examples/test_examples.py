@@ -31,6 +31,7 @@ FORMS = {
     "parquet_files.py": "adapter: parquet | batches per epoch: 10",
     "py_dataset.py": "adapter: pydataset | batches per epoch: 7",
     "tf_dataset.py": "adapter: tf.data | val_accuracy:",
+    "torch_dataloader.py": "adapter: torch | batches per epoch: 7",
 }
 
 
@@ -55,6 +56,8 @@ def test_quickstart(tmp_path: Path, capsys) -> None:
 
 @pytest.mark.parametrize("name", sorted(FORMS))
 def test_form_example(name: str, tmp_path: Path, monkeypatch, capsys) -> None:
+    if name == "torch_dataloader.py":
+        pytest.importorskip("torch")
     path = EXAMPLES / "forms" / name
     monkeypatch.setattr(sys, "argv", [str(path), str(tmp_path)])
     runpy.run_path(str(path), run_name="__main__")

@@ -2,7 +2,8 @@
 
 Usage: ``python resume_child.py FORM MODE WORKDIR`` with FORM one of ``arrays``, ``parquet``,
 ``generator``, ``pydataset`` (its batches shuffled every epoch), ``grain`` (resumed from the
-iterator's saved state) and MODE one of:
+iterator's saved state), ``torch`` (a ``DataLoader`` in order, read again up to the position)
+and MODE one of:
 
 - ``full``: trains every epoch and writes the final weights to ``WORKDIR/FORM-full.npz``;
 - ``interrupt``: trains with a backup every 3 batches and, at epoch 1 batch KILL_BATCH (an
@@ -78,6 +79,11 @@ def data(form: str, workdir: str) -> dict[str, object]:
         rows = [(x[i], y[i]) for i in range(ROWS)]
         dataset = grain.MapDataset.source(rows).shuffle(seed=5).batch(BATCH).to_iter_dataset()
         return {"x": dataset, "batch_size": None}
+    if form == "torch":
+        import torch
+
+        rows = torch.utils.data.TensorDataset(torch.from_numpy(x), torch.from_numpy(y))
+        return {"x": torch.utils.data.DataLoader(rows, batch_size=BATCH), "batch_size": None}
     if form == "pydataset":
         return {"x": Batches(x, y), "shuffle": True, "batch_size": None}
     if form == "generator":

@@ -42,12 +42,12 @@ def same(a: list[np.ndarray], b: list[np.ndarray]) -> bool:
     return all(np.allclose(x, y, rtol=1e-6, atol=1e-7) for x, y in zip(a, b, strict=True))
 
 
-@pytest.mark.parametrize("form", ["arrays", "parquet", "generator", "pydataset", "grain"])
+@pytest.mark.parametrize("form", ["arrays", "parquet", "generator", "pydataset", "grain", "torch"])
 def test_killed_run_resumes_at_the_batch_with_the_same_weights(
     form: str, tmp_path: Path, rel: Any
 ) -> None:
-    if form == "grain":
-        pytest.importorskip("grain")
+    if form in ("grain", "torch"):
+        pytest.importorskip(form)
     run_child(form, "full", tmp_path)
     rel.kill_when_ready(
         [sys.executable, CHILD, form, "interrupt", str(tmp_path)], tmp_path / "ready"

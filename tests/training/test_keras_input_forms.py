@@ -262,3 +262,24 @@ def test_jax_arrays_train_like_keras() -> None:
     x = rng.normal(size=(40, 3)).astype("float32")
     y = (x @ np.ones((3, 1), "float32")).astype("float32")
     assert_matches_keras(_linear_model, jnp.asarray(x), jnp.asarray(y), batch_size=8, epochs=2)
+
+
+def test_jax_arrays_in_a_dict_and_a_list_train_like_keras() -> None:
+    jnp = pytest.importorskip("jax.numpy")
+    rng = np.random.default_rng(4)
+    x = rng.normal(size=(40, 3)).astype("float32")
+    y = (x @ np.ones((3, 1), "float32")).astype("float32")
+
+    def build() -> keras.Model:
+        a, b = keras.Input((3,), name="a"), keras.Input((2,), name="b")
+        merged = keras.layers.Concatenate()([keras.layers.Dense(4)(a), b])
+        return keras.Model({"a": a, "b": b}, keras.layers.Dense(1)(merged))
+
+    named = {"a": jnp.asarray(x), "b": jnp.asarray(x[:, :2])}
+    run_both(
+        build,
+        {"optimizer": "sgd", "loss": "mse"},
+        {"x": named, "y": [jnp.asarray(y)], "batch_size": 8, "epochs": 2},
+        eval_kwargs={"x": named, "y": [jnp.asarray(y)], "batch_size": 8},
+        predict_x=named,
+    )

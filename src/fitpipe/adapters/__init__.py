@@ -12,6 +12,7 @@ Built-in adapters, highest priority first (name, priority: what it takes):
 - ``parquet``, 70: Parquet files, directories, globs, lists; ``pyarrow.dataset.Dataset``
 - ``grain``, 60: Grain ``MapDataset``/``IterDataset``/``DataLoader`` (lazy: for ``grain``
   objects only)
+- ``torch``, 60: ``torch.utils.data.DataLoader`` (lazy: for ``torch`` objects only)
 - ``generator``, 50: Python generators and iterators
 - ``sparse``, 45: SciPy sparse matrices/arrays, JAX BCOO arrays (lazy: for ``scipy``/``jax``
   objects only)
@@ -118,6 +119,17 @@ def _register_builtins() -> None:
                 accepts="a grain.MapDataset, grain.IterDataset or grain.DataLoader",
                 supports=frozenset({"class_weight", "steps"}),
                 install_hint="pip install grain",
+            ),
+            60,
+        ),
+        (
+            LazyAdapter(
+                "torch",
+                "fitpipe.adapters.torch_loaders:TorchDataLoaderAdapter",
+                modules=("torch",),
+                accepts="a torch.utils.data.DataLoader",
+                supports=frozenset({"class_weight", "steps"}),
+                install_hint="pip install torch",
             ),
             60,
         ),

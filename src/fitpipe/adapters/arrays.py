@@ -18,6 +18,7 @@ import tensorflow as tf
 from fitpipe.adapters.base import AdaptRequest, ArraySource
 from fitpipe.adapters.capabilities import SourceBase
 from fitpipe.adapters.sparse import is_sparse_array, to_sparse_tensor
+from fitpipe.adapters.torch_tensors import is_torch_tensor, torch_to_numpy
 from fitpipe.errors import DataMismatchError, FitpipeTypeError, FitpipeValueError, message, raw
 from fitpipe.schemas import find_namedtuple
 from fitpipe.schemas.columns import column_listing
@@ -127,7 +128,7 @@ def _to_numpy(value: Any, caller: str, path: str) -> np.ndarray:
         array = value.to_numpy()
     else:
         try:
-            array = np.asarray(value)
+            array = _torch_array(value) if is_torch_tensor(value) else np.asarray(value)
         except (ValueError, TypeError) as err:
             raise FitpipeValueError(
                 message(
@@ -151,6 +152,15 @@ def _to_numpy(value: Any, caller: str, path: str) -> np.ndarray:
             )
         )
     return array
+
+
+def _torch_array(tensor: Any) -> np.ndarray:
+    """A torch tensor's values, as Keras reads them (see :mod:`fitpipe.adapters.torch_tensors`).
+
+    ``bfloat16`` becomes ``float32`` exactly: Keras casts floats to floatx anyway.
+    """
+    array = torch_to_numpy(tensor)
+    return array.astype("float32") if array.dtype == tf.bfloat16.as_numpy_dtype else array
 
 
 def _object_to_text(array: np.ndarray, caller: str, path: str, original: Any) -> np.ndarray:

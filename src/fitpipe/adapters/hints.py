@@ -84,11 +84,17 @@ HINTS: list[InputHint] = [
         "Arrays are NumPy arrays or TensorFlow tensors",
         "Convert it: pass `x.detach().cpu().numpy()`",
     ),
+    InputHint(
+        _of_type("torch", "Dataset"),
+        lambda x: "a PyTorch Dataset yields samples, not batches",
+        "PyTorch data is read through a `torch.utils.data.DataLoader`, which batches it",
+        "Wrap it: pass `torch.utils.data.DataLoader(x, batch_size=32)`",
+    ),
 ]
 
 _READS = (
     "fitpipe reads arrays, tensors, lists/dicts of them, pandas, Arrow, Parquet paths, "
-    "generators, tf.data and PyDataset"
+    "generators, tf.data, PyDataset, Grain datasets and PyTorch DataLoaders"
 )
 
 

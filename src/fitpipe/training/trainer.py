@@ -283,8 +283,9 @@ class Trainer:
                 NumPy arrays and array-likes, a list or tuple of arrays (several inputs), a
                 dict of arrays by input name, ``tf.Tensor`` (also ragged or sparse), a pandas
                 DataFrame or Series; batches from a Python generator or iterator, a batched
-                ``tf.data.Dataset`` or a ``keras.utils.PyDataset`` (yielding ``(x,)``,
-                ``(x, y)`` or ``(x, y, sample_weight)``); with ``schema=``, Arrow data (a
+                ``tf.data.Dataset``, a ``keras.utils.PyDataset``, a Grain dataset or a
+                ``torch.utils.data.DataLoader`` (yielding ``(x,)``, ``(x, y)`` or
+                ``(x, y, sample_weight)``); with ``schema=``, Arrow data (a
                 ``pyarrow.Table`` or ``RecordBatch``, a ``RecordBatchReader``, a frame
                 exporting the Arrow C stream such as a Polars DataFrame or a DuckDB result),
                 Parquet (a file path, a folder, a glob such as ``"data/*.parquet"``, a list
@@ -307,9 +308,9 @@ class Trainer:
                 and Arrow tables, the last rows in order; for Parquet, the last rows in file
                 order (files in sorted path order, row groups in order), planned from the
                 metadata without reading data, so training never reads them. Inputs read
-                once in batches (generators, ``tf.data``, ``PyDataset``,
-                ``RecordBatchReader``) cannot be split: pass ``validation_data``. Outside
-                ``[0, 1)`` is an error (Keras accepts ``1.5``).
+                once in batches (generators, ``tf.data``, ``PyDataset``, Grain and torch
+                loaders, ``RecordBatchReader``) cannot be split: pass ``validation_data``.
+                Outside ``[0, 1)`` is an error (Keras accepts ``1.5``).
             validation_data: Data to evaluate at the end of epochs: ``(x_val, y_val)``,
                 ``(x_val, y_val, val_sample_weight)``, or any input form (a Parquet path or
                 Arrow data read with ``schema``, a ``tf.data.Dataset``, ...). Overrides
@@ -318,8 +319,10 @@ class Trainer:
                 arrays, tensors, pandas, Arrow tables and Parquet data held in memory (up to
                 256 MiB); for Parquet streamed from disk, the order of the row groups, and
                 rows through a bounded buffer; nothing for inputs that fix their own order
-                (generators, ``tf.data``, ``PyDataset``, ``RecordBatchReader``: shuffle
-                them yourself, e.g. ``dataset.shuffle(n)``), as Keras ignores it there.
+                (generators, ``tf.data``, ``RecordBatchReader``, Grain and torch loaders:
+                shuffle them yourself, e.g. ``dataset.shuffle(n)`` or ``DataLoader(...,
+                shuffle=True)``), as Keras ignores it there; the batches of a finite
+                ``PyDataset`` in a new order every epoch, as Keras does.
             class_weight: Map from class index to weight, applied to the loss of each row by
                 its target class; multiplied with ``sample_weight`` when both are given
                 (Keras refuses both).
@@ -533,8 +536,9 @@ class Trainer:
                 NumPy arrays and array-likes, a list or tuple of arrays (several inputs), a
                 dict of arrays by input name, ``tf.Tensor`` (also ragged or sparse), a pandas
                 DataFrame or Series; batches from a Python generator or iterator, a batched
-                ``tf.data.Dataset`` or a ``keras.utils.PyDataset`` (yielding ``(x,)``,
-                ``(x, y)`` or ``(x, y, sample_weight)``); with ``schema=``, Arrow data (a
+                ``tf.data.Dataset``, a ``keras.utils.PyDataset``, a Grain dataset or a
+                ``torch.utils.data.DataLoader`` (yielding ``(x,)``, ``(x, y)`` or
+                ``(x, y, sample_weight)``); with ``schema=``, Arrow data (a
                 ``pyarrow.Table`` or ``RecordBatch``, a ``RecordBatchReader``, a frame
                 exporting the Arrow C stream such as a Polars DataFrame or a DuckDB result),
                 Parquet (a file path, a folder, a glob such as ``"data/*.parquet"``, a list
@@ -612,8 +616,9 @@ class Trainer:
                 NumPy arrays and array-likes, a list or tuple of arrays (several inputs), a
                 dict of arrays by input name, ``tf.Tensor`` (also ragged or sparse), a pandas
                 DataFrame or Series; batches from a Python generator or iterator, a batched
-                ``tf.data.Dataset`` or a ``keras.utils.PyDataset`` (yielding ``(x,)``,
-                ``(x, y)`` or ``(x, y, sample_weight)``); with ``schema=``, Arrow data (a
+                ``tf.data.Dataset``, a ``keras.utils.PyDataset``, a Grain dataset or a
+                ``torch.utils.data.DataLoader`` (yielding ``(x,)``, ``(x, y)`` or
+                ``(x, y, sample_weight)``); with ``schema=``, Arrow data (a
                 ``pyarrow.Table`` or ``RecordBatch``, a ``RecordBatchReader``, a frame
                 exporting the Arrow C stream such as a Polars DataFrame or a DuckDB result),
                 Parquet (a file path, a folder, a glob such as ``"data/*.parquet"``, a list
