@@ -112,6 +112,33 @@ def run(which: str, files: list[Path], out: Path, workers: int, src: Path) -> in
         return subprocess.call(command, env=env, cwd=workdir, stdout=log, stderr=subprocess.STDOUT)
 
 
+def calls(xml_file: Path) -> dict[str, dict[str, int]]:
+    """``{test id: {"routed": n, "unrouted": n}}``, as the plugin recorded them.
+
+    Args:
+        xml_file: The file pytest wrote for the fitpipe run.
+
+    Returns:
+        Per test, the training calls routed through fitpipe and those Keras ran itself (on
+        trainers that are no ``keras.Model``).
+
+    """
+    counts: dict[str, dict[str, int]] = {}
+    for case in ET.parse(xml_file).getroot().iter("testcase"):
+        found = {
+            prop.get("name", ""): int(prop.get("value", "0"))
+            for prop in case.iter("property")
+            if prop.get("name") in ("routed", "unrouted")
+        }
+        if found:
+            counts[_test_id(case)] = found
+    return counts
+
+
+def _test_id(case: ET.Element) -> str:
+    return f"{case.get('classname')}::{case.get('name')}"
+
+
 def outcomes(xml_file: Path) -> dict[str, str]:
     """``{test id: "passed" | "failed" | "skipped"}`` from a JUnit XML file.
 
@@ -124,7 +151,7 @@ def outcomes(xml_file: Path) -> dict[str, str]:
     """
     results: dict[str, str] = {}
     for case in ET.parse(xml_file).getroot().iter("testcase"):
-        test_id = f"{case.get('classname')}::{case.get('name')}"
+        test_id = _test_id(case)
         if case.find("skipped") is not None:
             outcome = "skipped"
         elif case.find("failure") is not None or case.find("error") is not None:
@@ -185,10 +212,24 @@ def compare(out: Path) -> dict[str, object]:
         f"{'total':58} {totals['tests']:6} {totals['keras']:6} "
         f"{totals['fitpipe']:8} {totals['both']:6}"
     )
+    recorded = calls(out / "fitpipe.xml")
+    both = [t for t in keras_results if keras_results[t] == fitpipe_results.get(t) == "passed"]
+    reached = sum(1 for t in both if recorded.get(t, {}).get("routed", 0) > 0)
+    on_keras = sorted(t for t in both if recorded.get(t, {}).get("unrouted", 0) > 0)
+    print(
+        f"\nOf the {len(both)} passing on both: {reached} called fitpipe; "
+        f"{len(on_keras)} trained a Keras trainer that is no keras.Model (Keras' own loop)"
+    )
     print(f"\nPass on Keras, fail through fitpipe ({len(regressions)}):")
     for test_id in regressions:
         print(f"  {test_id}")
-    summary = {"totals": totals, "per_file": per_file, "regressions": regressions}
+    summary = {
+        "totals": totals,
+        "per_file": per_file,
+        "regressions": regressions,
+        "passing_on_both_calling_fitpipe": reached,
+        "passing_on_both_on_keras_own_loop": on_keras,
+    }
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     return summary
 
