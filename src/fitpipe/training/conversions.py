@@ -25,6 +25,8 @@ from typing import Any
 import keras
 import tensorflow as tf
 
+from fitpipe.errors import FitpipeValueError, message
+
 __all__ = [
     "absent_as_none",
     "build_optimizer",
@@ -51,12 +53,25 @@ def optional_input_names(model: keras.Model) -> frozenset[str]:
     )
 
 
-def without_absent_inputs(model: keras.Model, x: Any) -> Any:
+def without_absent_inputs(model: keras.Model, x: Any, caller: str) -> Any:
     """``x`` without the ``None`` entries of a dict that names optional model inputs.
 
-    The step puts those entries back as ``None`` (see :func:`prepared_step`); entries that
-    name inputs which are not optional are kept, so the input's adapter refuses them.
+    The step puts those entries back as ``None`` (see :func:`prepared_step`).
+
+    Args:
+        model: The model.
+        x: The input given to ``caller``.
+        caller: The public method being run.
+
+    Returns:
+        ``x``, without the entries of absent optional inputs.
+
+    Raises:
+        FitpipeValueError: When ``None`` is given for an input that is not optional (as
+            Keras' functional model refuses it).
+
     """
+    _check_required_given(model, x, caller)
     if not isinstance(x, Mapping) or all(value is not None for value in x.values()):
         return x
     optional = optional_input_names(model)
@@ -64,6 +79,36 @@ def without_absent_inputs(model: keras.Model, x: Any) -> Any:
     if not absent or len(absent) == len(x):
         return x
     return {key: value for key, value in x.items() if key not in absent}
+
+
+def _check_required_given(model: keras.Model, x: Any, caller: str) -> None:
+    """Refuses ``None`` given, in a dict or list of inputs, for a model input not optional."""
+    if not isinstance(x, (Mapping, list, tuple)) or all(
+        value is not None for value in (x.values() if isinstance(x, Mapping) else x)
+    ):
+        return
+    try:
+        names = [tensor.name for tensor in model.inputs or []]
+    except (AttributeError, ValueError):  # not built yet: its inputs are defined by the data
+        return
+    if isinstance(x, Mapping):
+        given = [(name, value) for name, value in x.items() if name in names]
+    elif len(x) == len(names):
+        given = list(zip(names, x, strict=True))
+    else:
+        return
+    optional = optional_input_names(model)
+    required = [name for name, value in given if value is None and name not in optional]
+    if required:
+        raise FitpipeValueError(
+            message(
+                caller,
+                f"got None for the model input {required[0]!r}, which is not optional",
+                "Only inputs declared with `keras.Input(..., optional=True)` may be None",
+                f"Pass data for {required[0]!r}, or declare the input optional",
+                x=x,
+            )
+        )
 
 
 def absent_as_none(structure: Any) -> Any:

@@ -120,16 +120,28 @@ def check_model_inputs(model: keras.Model, element_spec: Any, caller: str) -> No
 
 
 def _check_ragged(tensor: Any, spec: Any, name: str, caller: str) -> None:
-    if isinstance(spec, tf.RaggedTensorSpec) and not getattr(tensor, "ragged", False):
-        raise _mismatch(
-            caller,
-            f"got rows of different lengths (a ragged tensor) for {name}, which takes a dense "
-            "tensor",
-            f"The model expected dense rows of shape {tuple(tensor.shape)} for {name}",
-            "Give the list column a length in the schema (`lengths={column: n}` pads or "
-            "truncates it), or build the input with `keras.Input(..., ragged=True)`",
-            f"ragged data of shape {tuple(spec.shape)} for {name}",
-        )
+    """Refuses rows of varying length for an input of a fixed size where they vary.
+
+    Keras feeds a ragged tensor to any input whose varying dimensions are ``None`` (the
+    model's layers then take it as it is, as ``keras.Input((None,))`` followed by a layer
+    that handles ragged tensors); an input of a fixed size there can never take it.
+    """
+    if not isinstance(spec, tf.RaggedTensorSpec) or getattr(tensor, "ragged", False):
+        return
+    expected, found = tuple(tensor.shape), _shape(spec)
+    if found is not None and len(expected) == len(found):
+        varying = [i for i, size in enumerate(found) if i > 0 and size is None]
+        if all(expected[i] is None for i in varying):
+            return
+    raise _mismatch(
+        caller,
+        f"got rows of different lengths (a ragged tensor) for {name}, whose rows have a fixed size",
+        f"The model expected dense rows of shape {expected} for {name}",
+        "Give the list column a length in the schema (`lengths={column: n}` pads or "
+        "truncates it), or build the input with `keras.Input(..., ragged=True)` or `None` "
+        "for the varying sizes",
+        f"ragged data of shape {tuple(spec.shape)} for {name}",
+    )
 
 
 def _check_dtype(tensor: Any, spec: Any, name: str, caller: str) -> None:

@@ -50,7 +50,7 @@ def validation_pipeline(
 ) -> Pipeline:
     """The pipeline of ``fit``'s ``validation_data``, checked against the model's inputs."""
     x, y, sample_weight = _unpack_validation(data)
-    x = without_absent_inputs(model, x)
+    x = without_absent_inputs(model, x, "fit")
     adapter = registry.find(x, "fit")
     request = AdaptRequest(
         x=x,
@@ -107,7 +107,7 @@ def one_batch(
     class_weight: Mapping[int, float] | None = None,
 ) -> tuple[Any, ...]:
     """The tensors of one batch given to ``train_on_batch`` and its kin, class weights applied."""
-    x = without_absent_inputs(model, x)
+    x = without_absent_inputs(model, x, caller)
     request = AdaptRequest(x=x, y=y, sample_weight=sample_weight, caller=caller, mode=mode)
     _, source = adapt_source(request)
     if not isinstance(source, ArraySource):

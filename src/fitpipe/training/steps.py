@@ -212,8 +212,10 @@ class StepFunction:
         has already built part of its compiled loss and metrics.
         """
         leaves = tf.nest.flatten(element_spec)
-        if not self._probed and any(isinstance(s, tf.SparseTensorSpec) for s in leaves):
-            # XLA has no kernels for sparse inputs: the plain graph, as Keras on CPU.
+        composite = (tf.SparseTensorSpec, tf.RaggedTensorSpec)
+        if not self._probed and any(isinstance(s, composite) for s in leaves):
+            # XLA has no kernels for sparse inputs, and compiles few ops on ragged ones (their
+            # sizes change from batch to batch): the plain graph, as Keras on CPU.
             self._probed, self.jit_compile = True, False
             self.one_step = _compiled(self.step, False)
         try:

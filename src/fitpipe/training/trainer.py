@@ -381,7 +381,7 @@ class Trainer:
         check_shuffle(shuffle, "fit")
         split = check_validation_split(validation_split, "fit") if validation_data is None else 0
         request = AdaptRequest(
-            x=conversions.without_absent_inputs(self.model, x),
+            x=conversions.without_absent_inputs(self.model, x, "fit"),
             y=y,
             sample_weight=sample_weight,
             batch_size=batch_size,
@@ -572,7 +572,7 @@ class Trainer:
         steps = arguments.check_steps(steps, "steps", "evaluate")
         callbacks = arguments.check_callbacks(callbacks, "evaluate")
         request = AdaptRequest(
-            x=conversions.without_absent_inputs(self.model, x),
+            x=conversions.without_absent_inputs(self.model, x, "evaluate"),
             y=y,
             sample_weight=sample_weight,
             batch_size=batch_size,
@@ -655,7 +655,7 @@ class Trainer:
         if output is not None:
             return self._predict_to_file(x, schema, output, batch_size, verbose, callbacks)
         request = AdaptRequest(
-            x=conversions.without_absent_inputs(self.model, x),
+            x=conversions.without_absent_inputs(self.model, x, "predict"),
             batch_size=batch_size,
             steps=steps,
             caller="predict",
