@@ -13,10 +13,10 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from differential import assert_close, assert_weights_close, compile_both, make_twins
 
 import fitpipe
 from fitpipe.errors import DataMismatchError
+from fitpipe.testing.keras_diff import assert_close, assert_weights_close, compile_both, make_twins
 
 # ------------------------------------------------------------ ragged data, input not ragged
 
