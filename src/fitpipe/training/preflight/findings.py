@@ -140,6 +140,8 @@ def target_findings(
     check = checks.get(rule.kind)
     if check is None or stats.rows == 0:
         return []
+    if rule.units and stats.width not in (1, rule.units):
+        return []  # targets of another width than the output: the shape error names them
     return check(rule, stats, columns)
 
 
