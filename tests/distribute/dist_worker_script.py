@@ -28,7 +28,7 @@ import keras  # noqa: E402
 from dist_data import SCHEMA, arrays, table, worker_model  # noqa: E402
 
 import fitpipe  # noqa: E402
-from fitpipe.adapters import parquet  # noqa: E402
+from fitpipe.columnar import parquet  # noqa: E402
 
 READ: list[tuple[str, int]] = []
 TRAINING = [False]

@@ -13,7 +13,8 @@ from typing import Any
 import keras
 import numpy as np
 import pytest
-from differential import Side, assert_weights_close, run_both
+
+from fitpipe.testing.keras_diff import Side, assert_weights_close, run_both
 
 torch = pytest.importorskip("torch")
 data = torch.utils.data

@@ -403,6 +403,7 @@ class Trainer:
             validation_steps,
         )
         with _closing(train), _closing(val):
+            self._check_specs(train, val)  # before the data check: structure errors first
             check_fit(self.model, request, train, val, validation_data, check)
             return self._fit_loop(
                 train,
@@ -415,6 +416,14 @@ class Trainer:
                 validation_steps,
                 freq,
             )
+
+    def _check_specs(self, train: Pipeline, val: Pipeline | None) -> None:
+        """Checks the batches of ``fit``'s pipelines against the model's inputs and targets."""
+        check_model_inputs(self.model, train.element_spec, "fit")
+        check_model_targets(self.model, train.element_spec, "fit", Mode.TRAIN)
+        if val is not None:
+            check_model_inputs(self.model, val.element_spec, "fit")
+            check_model_targets(self.model, val.element_spec, "evaluate", Mode.EVALUATE)
 
     def _fit_loop(
         self,
@@ -429,11 +438,6 @@ class Trainer:
         freq: int | Container[int],
     ) -> keras.callbacks.History:
         model = self.model
-        check_model_inputs(model, train.element_spec, "fit")
-        check_model_targets(model, train.element_spec, "fit", Mode.TRAIN)
-        if val is not None:
-            check_model_inputs(model, val.element_spec, "fit")
-            check_model_targets(model, val.element_spec, "evaluate", Mode.EVALUATE)
         train = self._distributed(train, Mode.TRAIN, "fit")
         val = self._distributed(val, Mode.EVALUATE, "evaluate")
         runner = EpochRunner(train, arguments.limit_steps(steps_per_epoch, "steps_per_epoch"))
