@@ -171,6 +171,18 @@ def _share_compile_state(twin: Any, trainer: Any) -> None:
     share()
 
 
+def _share_settings(trainer: Any, twin: Any) -> None:
+    """Gives ``twin`` the trainer's ``run_eagerly`` and ``jit_compile``, which tests set."""
+    from keras.src.utils import tracking
+
+    @tracking.no_automatic_dependency_tracking  # type: ignore[untyped-decorator,misc]
+    def share() -> None:
+        twin._run_eagerly = trainer._run_eagerly
+        twin._jit_compile = trainer._jit_compile
+
+    share()
+
+
 def _share_run_state(twin: Any, trainer: Any) -> None:
     """Gives ``trainer`` what a call on ``twin`` changed: ``stop_training``, ``history``."""
     from keras.src.utils import tracking
@@ -240,6 +252,7 @@ def _routed_through_twin(name: str, original: Callable[..., Any]) -> Callable[..
         _TEST_CALLS["routed"] += 1
         _TEST_CALLS["twinned"] += 1
         twin = twin_for(self)
+        _share_settings(self, twin)
         try:
             with _inside_fitpipe():
                 return getattr(trainer_for(twin), name)(*args, **kwargs)
