@@ -130,7 +130,8 @@ def _twin_class() -> type:
         """A model running a Keras trainer's layer and steps (see :func:`twin_for`)."""
 
         def __init__(self, trainer: Any) -> None:
-            super().__init__(name=f"{trainer.name}_twin")
+            # The trainer's dtype policy: compile wraps the optimizer for mixed_float16.
+            super().__init__(name=f"{trainer.name}_twin", dtype=trainer.dtype_policy)
             self.trainer = trainer  # tracked: the twin's weights are the trainer's
 
         def call(self, *args: Any, **kwargs: Any) -> Any:
