@@ -126,7 +126,7 @@ def twin_for(trainer: Any) -> Any:
 def _twin_class() -> type:
     import keras
 
-    class KerasTrainerTwin(keras.Model):  # type: ignore[misc]
+    class KerasTrainerTwin(keras.Model):
         """A model running a Keras trainer's layer and steps (see :func:`twin_for`)."""
 
         def __init__(self, trainer: Any) -> None:
@@ -160,7 +160,7 @@ def _share_compile_state(twin: Any, trainer: Any) -> None:
     """Gives ``trainer`` the compile state Keras' ``compile`` gave ``twin``."""
     from keras.src.utils import tracking
 
-    @tracking.no_automatic_dependency_tracking  # type: ignore[untyped-decorator,misc]
+    @tracking.no_automatic_dependency_tracking
     def share() -> None:
         for name in COMPILE_STATE:
             setattr(trainer, name, getattr(twin, name))
@@ -176,7 +176,7 @@ def _share_settings(trainer: Any, twin: Any) -> None:
     """Gives ``twin`` the trainer's ``run_eagerly`` and ``jit_compile``, which tests set."""
     from keras.src.utils import tracking
 
-    @tracking.no_automatic_dependency_tracking  # type: ignore[untyped-decorator,misc]
+    @tracking.no_automatic_dependency_tracking
     def share() -> None:
         twin._run_eagerly = trainer._run_eagerly
         twin._jit_compile = trainer._jit_compile
@@ -188,7 +188,7 @@ def _share_run_state(twin: Any, trainer: Any) -> None:
     """Gives ``trainer`` what a call on ``twin`` changed: ``stop_training``, ``history``."""
     from keras.src.utils import tracking
 
-    @tracking.no_automatic_dependency_tracking  # type: ignore[untyped-decorator,misc]
+    @tracking.no_automatic_dependency_tracking
     def share() -> None:
         trainer.stop_training = getattr(twin, "stop_training", False)
         if hasattr(twin, "history"):
