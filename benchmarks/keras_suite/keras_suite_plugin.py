@@ -12,6 +12,14 @@ whatever class, trains through fitpipe.
 ``compile`` goes through ``fitpipe.Trainer.compile`` with the arguments the test gave; fitpipe
 then compiles the Keras side itself, by calling ``model.compile`` again: that inner call
 (recognised by a thread-local flag) reaches Keras' own ``compile``.
+
+Keras' tests also train Keras trainers that are no ``keras.Model`` (``trainer_test.py``'s
+``ExampleModel`` mixes Keras' ``Trainer`` into a ``Dense`` layer), which ``fitpipe.Trainer``
+refuses. Their calls go to a harness-side twin (:func:`twin_for`): a ``keras.Model`` holding
+the trainer as its one layer (the weights are the trainer's own), whose ``train_step``,
+``test_step`` and ``predict_step`` are the trainer's (custom steps included), and whose
+compile state (optimizer, losses, metrics, ...) the trainer shares after each ``compile``, so
+what the tests read on the trainer after ``fit`` reflects the twin's run through fitpipe.
 """
 
 from __future__ import annotations
@@ -44,8 +52,23 @@ TIME_LIMIT = int(os.environ.get("KERAS_SUITE_TIME_LIMIT", "300"))
 
 _LOCAL = threading.local()
 _TRAINERS: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
-#: Calls of the current test: routed through fitpipe, or run by Keras (no keras.Model).
-_TEST_CALLS: dict[str, int] = {"routed": 0, "unrouted": 0}
+_TWINS: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
+#: What Keras' ``Trainer.compile`` sets on the model, shared from a twin to its trainer.
+COMPILE_STATE = (
+    "optimizer",
+    "loss",
+    "_compile_loss",
+    "_compile_metrics",
+    "_loss_tracker",
+    "jit_compile",
+    "run_eagerly",
+    "steps_per_execution",
+    "stop_training",
+    "compiled",
+    "_compile_config",
+)
+#: Calls of the current test routed through fitpipe, and how many of them through a twin.
+_TEST_CALLS: dict[str, int] = {"routed": 0, "twinned": 0}
 #: How many calls each routed method received (a check that routing happened).
 CALLS: dict[str, int] = {}
 
@@ -83,6 +106,97 @@ def trainer_for(model: Any) -> Any:
     return trainer
 
 
+def twin_for(trainer: Any) -> Any:
+    """The ``keras.Model`` twin of a Keras trainer that is no ``keras.Model``, made once.
+
+    Args:
+        trainer: An instance of Keras' ``Trainer`` that is no ``keras.Model``.
+
+    Returns:
+        A model whose one layer is ``trainer`` and whose steps are ``trainer``'s.
+
+    """
+    twin = _TWINS.get(trainer)
+    if twin is None:
+        twin = _TWINS[trainer] = _twin_class()(trainer)
+    return twin
+
+
+@functools.cache
+def _twin_class() -> type:
+    import keras
+
+    class KerasTrainerTwin(keras.Model):
+        """A model running a Keras trainer's layer and steps (see :func:`twin_for`)."""
+
+        def __init__(self, trainer: Any) -> None:
+            # The trainer's dtype policy: compile wraps the optimizer for mixed_float16.
+            super().__init__(name=f"{trainer.name}_twin", dtype=trainer.dtype_policy)
+            self.trainer = trainer  # tracked: the twin's weights are the trainer's
+
+        def call(self, *args: Any, **kwargs: Any) -> Any:
+            return self.trainer(*args, **kwargs)
+
+        def train_step(self, data: Any) -> Any:
+            return self.trainer.train_step(data)
+
+        def test_step(self, data: Any) -> Any:
+            return self.trainer.test_step(data)
+
+        def predict_step(self, data: Any) -> Any:
+            return self.trainer.predict_step(data)
+
+        @property
+        def metrics(self) -> list[Any]:
+            # After compile the trainer holds the twin's compile metrics, and its own.
+            if self.trainer.compiled:
+                return list(self.trainer.metrics)
+            return list(super().metrics)
+
+    return KerasTrainerTwin
+
+
+def _share_compile_state(twin: Any, trainer: Any) -> None:
+    """Gives ``trainer`` the compile state Keras' ``compile`` gave ``twin``."""
+    from keras.src.utils import tracking
+
+    @tracking.no_automatic_dependency_tracking
+    def share() -> None:
+        for name in COMPILE_STATE:
+            setattr(trainer, name, getattr(twin, name))
+        trainer.train_function = trainer.test_function = trainer.predict_function = None
+        trainer._compiled_trainable_state = {
+            layer: layer.trainable for layer in trainer._flatten_layers()
+        }
+
+    share()
+
+
+def _share_settings(trainer: Any, twin: Any) -> None:
+    """Gives ``twin`` the trainer's ``run_eagerly`` and ``jit_compile``, which tests set."""
+    from keras.src.utils import tracking
+
+    @tracking.no_automatic_dependency_tracking
+    def share() -> None:
+        twin._run_eagerly = trainer._run_eagerly
+        twin._jit_compile = trainer._jit_compile
+
+    share()
+
+
+def _share_run_state(twin: Any, trainer: Any) -> None:
+    """Gives ``trainer`` what a call on ``twin`` changed: ``stop_training``, ``history``."""
+    from keras.src.utils import tracking
+
+    @tracking.no_automatic_dependency_tracking
+    def share() -> None:
+        trainer.stop_training = getattr(twin, "stop_training", False)
+        if hasattr(twin, "history"):
+            trainer.history = twin.history
+
+    share()
+
+
 def _routed_compile(original: Callable[..., Any]) -> Callable[..., Any]:
     signature = inspect.signature(original)
 
@@ -90,16 +204,21 @@ def _routed_compile(original: Callable[..., Any]) -> Callable[..., Any]:
     def compile(self: Any, *args: Any, **kwargs: Any) -> Any:
         if getattr(_LOCAL, "inside", False):  # fitpipe compiling the Keras side
             return original(self, *args, **kwargs)
-        if not _is_model(self):  # a Keras trainer that is no keras.Model: Keras' own
-            _count_unrouted()
-            return original(self, *args, **kwargs)
         CALLS["compile"] = CALLS.get("compile", 0) + 1
         _TEST_CALLS["routed"] += 1
         bound = signature.bind(self, *args, **kwargs)
         arguments = dict(bound.arguments)
         arguments.pop("self")
+        if _is_model(self):
+            with _inside_fitpipe():
+                return trainer_for(self).compile(**arguments)
+        # A Keras trainer that is no keras.Model: its twin compiles, the trainer shares.
+        _TEST_CALLS["twinned"] += 1
+        twin = twin_for(self)
         with _inside_fitpipe():
-            return trainer_for(self).compile(**arguments)
+            result = trainer_for(twin).compile(**arguments)
+        _share_compile_state(twin, self)
+        return result
 
     return compile
 
@@ -123,18 +242,23 @@ def _is_model(obj: Any) -> bool:
     return isinstance(obj, keras.Model)
 
 
-def _count_unrouted() -> None:
-    _TEST_CALLS["unrouted"] += 1
-
-
-def _unrouted(original: Callable[..., Any]) -> Callable[..., Any]:
-    """Keras' own method, counted when called on a trainer that is no ``keras.Model``."""
+def _routed_through_twin(name: str, original: Callable[..., Any]) -> Callable[..., Any]:
+    """Keras' own method, routed through the twin on a trainer that is no ``keras.Model``."""
 
     @functools.wraps(original)
     def method(self: Any, *args: Any, **kwargs: Any) -> Any:
-        if not getattr(_LOCAL, "inside", False) and not _is_model(self):
-            _count_unrouted()
-        return original(self, *args, **kwargs)
+        if getattr(_LOCAL, "inside", False) or _is_model(self):
+            return original(self, *args, **kwargs)
+        CALLS[name] = CALLS.get(name, 0) + 1
+        _TEST_CALLS["routed"] += 1
+        _TEST_CALLS["twinned"] += 1
+        twin = twin_for(self)
+        _share_settings(self, twin)
+        try:
+            with _inside_fitpipe():
+                return getattr(trainer_for(twin), name)(*args, **kwargs)
+        finally:
+            _share_run_state(twin, self)
 
     return method
 
@@ -153,9 +277,9 @@ def install() -> None:
     for name in ROUTED:
         # Keras' tests also train trainers that are no keras.Model (trainer_test's
         # ExampleModel mixes Keras' Trainer into a Dense layer): fitpipe.Trainer takes only
-        # models, so those run on Keras, counted per test as "unrouted".
+        # models, so those go through their twin (twin_for).
         defining = next(cls for cls in keras.Model.__mro__[1:] if name in vars(cls))
-        setattr(defining, name, _unrouted(getattr(defining, name)))
+        setattr(defining, name, _routed_through_twin(name, getattr(defining, name)))
         setattr(keras.Model, name, _routed(name, getattr(defining, name)))
     keras.Model._keras_suite_routed = True
 
@@ -197,7 +321,7 @@ def _on_alarm(signum: int, frame: FrameType | None) -> None:
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
-    """Fails a test that runs past the time limit; records its routed and unrouted calls.
+    """Fails a test that runs past the time limit; records its routed and twinned calls.
 
     Args:
         item: The test.
@@ -205,13 +329,13 @@ def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
     """
     previous = signal.signal(signal.SIGALRM, _on_alarm)
     signal.alarm(TIME_LIMIT)
-    _TEST_CALLS.update(routed=0, unrouted=0)
+    _TEST_CALLS.update(routed=0, twinned=0)
     try:
         yield
     finally:
         signal.alarm(0)
         signal.signal(signal.SIGALRM, previous)
-        if routing():  # in the JUnit XML: which tests fitpipe ran, and which Keras ran
+        if routing():  # in the JUnit XML: which tests fitpipe ran, and which through a twin
             item.user_properties.extend(sorted(_TEST_CALLS.items()))
 
 

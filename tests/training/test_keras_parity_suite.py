@@ -2,11 +2,13 @@
 
 Keras is the oracle: a ragged tensor fed to a ``keras.Input`` whose varying sizes are
 ``None`` (not declared ``ragged=True``) reaches the model's layers and trains as in Keras,
-and ``None`` given for an input that is not optional is a ``ValueError`` saying so.
+``None`` given for an input that is not optional is a ``ValueError`` saying so, and a
+generator may yield SciPy sparse or JAX BCOO batches, which train as ``tf.SparseTensor``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import keras
@@ -119,3 +121,51 @@ def test_none_for_an_optional_input_still_trains_as_keras() -> None:
     got = api.fit(x, Y1, batch_size=2, epochs=2, verbose=0, shuffle=False).history
     assert_close(expected["loss"], got["loss"], "History loss")
     assert_weights_close(ref, twin)
+
+
+# ------------------------------------------------- SciPy and JAX sparse batches, generators
+
+
+def _sparse_batches(kind: str) -> list[tuple[Any, np.ndarray]]:
+    scipy_sparse = pytest.importorskip("scipy.sparse")
+    rng = np.random.default_rng(0)
+    batches = []
+    for _ in range(4):
+        dense = (rng.random((2, 4)) * (rng.random((2, 4)) < 0.4)).astype("float32")
+        x: Any = scipy_sparse.csr_matrix(dense)
+        if kind == "jax":
+            x = pytest.importorskip("jax.experimental.sparse").BCOO.fromdense(dense)
+        batches.append((x, rng.random((2, 3)).astype("float32")))
+    return batches
+
+
+def _sparse_input_model() -> keras.Model:
+    inputs = keras.Input((4,), sparse=True)
+    return keras.Model(inputs, keras.layers.Dense(3)(inputs))
+
+
+def _yielding(batches: list[Any]) -> Iterator[Any]:
+    yield from batches  # a generator: Keras takes no other iterator
+
+
+@pytest.mark.parametrize("kind", ["scipy", "jax"])
+def test_sparse_batches_from_a_generator_train_as_keras(kind: str) -> None:
+    # Before: a generator yielding SciPy sparse matrices or JAX BCOO arrays was refused at the
+    # first batch ("`x` is an object array holding Python objects"), although fitpipe takes
+    # both as arrays; Keras converts them to tf.SparseTensor (trainer_test.py, test_*_sparse_*).
+    batches = _sparse_batches(kind)
+    ref, twin = make_twins(_sparse_input_model)
+    api = compile_both(ref, twin, {"optimizer": "sgd", "loss": "mse", "jit_compile": False})
+    expected = ref.fit(_yielding(batches), epochs=1, verbose=0).history
+    got = api.fit(_yielding(batches), epochs=1, verbose=0).history
+    assert_close(expected["loss"], got["loss"], "History loss")
+    assert_weights_close(ref, twin)
+    assert_close(
+        ref.evaluate(_yielding(batches), verbose=0),
+        api.evaluate(_yielding(batches), verbose=0),
+        "evaluate",
+    )
+    xs = [(x,) for x, _ in batches]
+    assert_close(
+        ref.predict(_yielding(xs), verbose=0), api.predict(_yielding(xs), verbose=0), "predict"
+    )

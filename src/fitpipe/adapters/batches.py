@@ -19,6 +19,7 @@ import tensorflow as tf
 
 from fitpipe.adapters.arrays import is_tf_value
 from fitpipe.adapters.batch_checks import BatchSpec, signature_of
+from fitpipe.adapters.sparse import is_sparse_array, to_sparse_tensor
 from fitpipe.errors import FitpipeValueError, message
 from fitpipe.schemas import pack_roles, reject_namedtuple, split_roles
 
@@ -92,9 +93,11 @@ def tuplify(value: Any) -> Any:
     return value
 
 
-def _to_array(value: Any) -> Any:
+def _to_array(value: Any, caller: str, role: str) -> Any:
     if value is None or is_tf_value(value):
         return value
+    if is_sparse_array(value):  # SciPy sparse, JAX BCOO: a tf.SparseTensor, never densified
+        return to_sparse_tensor(value, caller, role)
     array = np.asarray(value)
     if array.dtype.kind == "O" and array.size and all(isinstance(v, str) for v in array.ravel()):
         array = array.astype(str)
@@ -125,7 +128,10 @@ def normalize_batch(element: Any, caller: str, source: str) -> tuple[Any, ...]:
                 element=element,
             )
         )
-    parts = [tf.nest.map_structure(_to_array, tuplify(p)) for p in (x, y, sample_weight)]
+    parts = [
+        tf.nest.map_structure(lambda leaf, role=role: _to_array(leaf, caller, role), tuplify(p))
+        for role, p in zip(("x", "y", "sample_weight"), (x, y, sample_weight), strict=True)
+    ]
     return pack_roles(*parts)
 
 
