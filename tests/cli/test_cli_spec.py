@@ -6,6 +6,7 @@ import json
 import re
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from cli_project import SPEC
@@ -29,6 +30,25 @@ def test_spec_parses_with_paths_relative_to_the_spec(project: Path) -> None:
     assert fit["epochs"] == 2 and fit["validation_split"] == 0.2
     assert spec.output_dir == str(project / "run")
     assert spec.seed == 0
+
+
+@pytest.mark.parametrize(
+    ("written", "expected"),
+    [
+        ('"balanced"', "balanced"),
+        (
+            '{ out_a = { 0 = 1.0, 1 = 5.0 }, out_b = "balanced" }',
+            {"out_a": {0: 1.0, 1: 5.0}, "out_b": "balanced"},
+        ),
+    ],
+    ids=["balanced", "per-output"],
+)
+def test_spec_class_weight_balanced_and_per_output(
+    project: Path, written: str, expected: Any
+) -> None:
+    path = project / "spec.toml"
+    path.write_text(_replace("{ 0 = 1.0, 1 = 2.0 }", written))
+    assert dict(load_spec(path).fit)["class_weight"] == expected
 
 
 @pytest.mark.parametrize("suffix", ["json", "toml"])
@@ -78,6 +98,10 @@ BAD_SPECS = {
     ),
     "class weight key": (_replace("{ 0 = 1.0, 1 = 2.0 }", "{ a = 1.0 }"), "fit.class_weight.a"),
     "class weight value": (_replace("{ 0 = 1.0, 1 = 2.0 }", '{ 0 = "x" }'), "fit.class_weight.0"),
+    "per-output class weight key": (
+        _replace("{ 0 = 1.0, 1 = 2.0 }", '{ a = { x = 1.0 }, b = "balanced" }'),
+        "fit.class_weight.a.x",
+    ),
     "validation_freq": (
         SPEC.replace("epochs = 2", "epochs = 2\nvalidation_freq = [1, 0]"),
         "fit.validation_freq[1]",

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 import fitpipe
 from fitpipe.pipeline import check_class_weight, class_weight_table
+from fitpipe.pipeline.class_weights import balanced_weights, class_counts
 from fitpipe.testing import epoch_batches
 from fitpipe.testing.fixtures import ArrayPyDataset
 
@@ -238,3 +239,146 @@ def test_class_weight_on_batched_inputs_warns_nothing(make_input: Any) -> None:
         found = weights(pipeline)
     np.testing.assert_array_equal(found, EXPECTED)
     assert [str(w.message) for w in caught] == []
+
+
+# ------------------------------------------------- "balanced" and per-output maps (issue 18)
+
+IMBALANCED = np.array([0] * 7 + [1] * 2 + [2] * 3 + [4] * 1, dtype="int64")  # no class 3
+X13 = np.arange(26, dtype="float32").reshape(13, 2)
+
+
+def sklearn_balanced(labels: np.ndarray) -> dict[int, float]:
+    from sklearn.utils.class_weight import compute_class_weight
+
+    classes = np.unique(labels)
+    found = compute_class_weight("balanced", classes=classes, y=labels)
+    return {int(c): float(w) for c, w in zip(classes, found, strict=True)}
+
+
+@pytest.mark.parametrize(
+    "y",
+    [
+        IMBALANCED,
+        IMBALANCED[:, None],
+        IMBALANCED.astype("float32"),
+        np.eye(5, dtype="float32")[IMBALANCED],
+    ],
+    ids=["sparse", "sparse-column", "sparse-float", "one-hot"],
+)
+def test_balanced_matches_scikit_learn(y: np.ndarray) -> None:
+    pipeline = fitpipe.adapt(X13, y, class_weight="balanced", batch_size=5)
+    expected = sklearn_balanced(IMBALANCED)
+    assert pipeline.class_weight is not None
+    assert pipeline.class_weight.resolved == pytest.approx(expected)
+    assert pipeline.class_weight.balanced_rows == 13
+    np.testing.assert_allclose(weights(pipeline), [expected[c] for c in IMBALANCED], rtol=1e-6)
+
+
+@given(st.lists(st.integers(0, 6), min_size=1, max_size=60))
+def test_balanced_weights_are_scikit_learns(labels: list[int]) -> None:
+    y = np.array(labels, dtype="int64")
+    assert balanced_weights(class_counts(y)) == pytest.approx(sklearn_balanced(y))
+
+
+def test_balanced_multiplies_sample_weight() -> None:
+    sw = np.linspace(0.5, 2.0, 13).astype("float32")
+    pipeline = fitpipe.adapt(X13, IMBALANCED, sw, class_weight="balanced", batch_size=4)
+    expected = sklearn_balanced(IMBALANCED)
+    product = sw * np.array([expected[c] for c in IMBALANCED], dtype="float32")
+    np.testing.assert_allclose(weights(pipeline), product, rtol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "make_input",
+    [
+        _generator_batches,
+        lambda: tf.data.Dataset.from_tensor_slices((X, LABELS)).batch(3),
+        lambda: ArrayPyDataset(X, LABELS, None, batch_size=3),
+    ],
+    ids=["generator", "tf.data", "pydataset"],
+)
+def test_balanced_for_batched_inputs_is_a_value_error(make_input: Any) -> None:
+    with pytest.raises(
+        ValueError,
+        match=r'^`adapt` cannot compute `class_weight="balanced"` for this input\. .*'
+        r"compute_class_weight.* Received: class_weight=",
+    ):
+        fitpipe.adapt(make_input(), class_weight="balanced")
+
+
+def test_other_strings_are_a_value_error() -> None:
+    with pytest.raises(ValueError, match=r"^`adapt` got the string 'balance' as `class_weight`"):
+        fitpipe.adapt(X, LABELS, class_weight="balance")
+
+
+def test_streamed_parquet_counts_the_target_column(tmp_path: Any, monkeypatch: Any) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from fitpipe.adapters import parquet as parquet_module
+
+    monkeypatch.setattr(parquet_module, "IN_MEMORY_BYTES", 0)  # stream it
+    labels = np.tile(IMBALANCED, 5)
+    table = pa.table({"a": np.arange(65.0), "y": labels})
+    for i, start in enumerate((0, 40)):
+        pq.write_table(table.slice(start, 40), tmp_path / f"p{i}.parquet", row_group_size=16)
+    schema = fitpipe.Schema(["a"], "y")
+    pipeline = fitpipe.adapt(str(tmp_path), schema=schema, class_weight="balanced", batch_size=8)
+    assert not isinstance(pipeline.source, fitpipe.adapters.ArraySource)
+    assert pipeline.class_weight is not None
+    assert pipeline.class_weight.resolved == pytest.approx(sklearn_balanced(labels))
+    assert pipeline.class_weight.balanced_rows == 65
+    found = epoch_batches(pipeline)
+    expected = sklearn_balanced(labels)
+    np.testing.assert_allclose(
+        np.concatenate([b[2] for b in found]),
+        [expected[int(c)] for c in np.concatenate([b[1] for b in found])],
+        rtol=1e-6,
+    )
+
+
+TWO_TARGETS = {"a": IMBALANCED, "b": np.eye(3, dtype="float32")[IMBALANCED % 3]}
+
+
+def test_per_output_maps_weigh_each_target() -> None:
+    sw = np.full(13, 2.0, "float32")
+    pipeline = fitpipe.adapt(
+        X13, TWO_TARGETS, sw, class_weight={"b": {0: 3.0, 2: 0.5}}, batch_size=13
+    )
+    (batch,) = epoch_batches(pipeline)
+    np.testing.assert_array_equal(batch[2]["a"], sw)  # no map: the sample weights alone
+    np.testing.assert_array_equal(batch[2]["b"], sw * np.array([3.0, 1.0, 0.5])[IMBALANCED % 3])
+
+
+def test_per_output_balanced_and_maps() -> None:
+    pipeline = fitpipe.adapt(
+        X13, TWO_TARGETS, class_weight={"a": "balanced", "b": {1: 4.0}}, batch_size=6
+    )
+    expected = sklearn_balanced(IMBALANCED)
+    assert pipeline.class_weight is not None
+    assert pipeline.class_weight.resolved == {"a": pytest.approx(expected), "b": {1: 4.0}}
+    found = epoch_batches(pipeline)
+    np.testing.assert_allclose(
+        np.concatenate([b[2]["a"] for b in found]), [expected[c] for c in IMBALANCED], rtol=1e-6
+    )
+    np.testing.assert_array_equal(
+        np.concatenate([b[2]["b"] for b in found]), np.where(IMBALANCED % 3 == 1, 4.0, 1.0)
+    )
+
+
+def test_per_output_unknown_name_suggests_the_closest() -> None:
+    with pytest.raises(
+        ValueError,
+        match=r"^`adapt` got `class_weight` for the unknown output 'bb' \(did you mean 'b'\?\)",
+    ):
+        fitpipe.adapt(X13, TWO_TARGETS, class_weight={"bb": {0: 1.0}})
+
+
+def test_per_output_list_targets_need_output_names() -> None:
+    with pytest.raises(ValueError, match=r"unknown output 'a'"):
+        fitpipe.adapt(X13, [IMBALANCED, IMBALANCED], class_weight={"a": {0: 2.0}})
+
+
+def test_per_output_value_that_is_not_a_map_is_a_type_error() -> None:
+    with pytest.raises(TypeError, match=r"got 2\.0 for the output 'b' in a per-output"):
+        fitpipe.adapt(X13, TWO_TARGETS, class_weight={"a": {0: 1.0}, "b": 2.0})

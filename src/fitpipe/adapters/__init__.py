@@ -39,6 +39,7 @@ from fitpipe.adapters.base import (
 from fitpipe.adapters.capabilities import (
     BatchSourceBase,
     Chunked,
+    ClassCountable,
     Paced,
     Resumable,
     Seekable,
@@ -74,6 +75,7 @@ __all__ = [
     "BatchSource",
     "BatchSourceBase",
     "Chunked",
+    "ClassCountable",
     "LazyAdapter",
     "Mode",
     "Paced",

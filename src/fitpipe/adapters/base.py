@@ -102,7 +102,8 @@ class AdaptRequest:
         batch_size: Rows per batch for row-addressed inputs (None: the default 32).
         shuffle: Whether to reshuffle rows every epoch; ``"batch"`` shuffles in batch-sized
             chunks (row-addressed inputs only).
-        class_weight: Map from class index to weight.
+        class_weight: Map from class index to weight, ``"balanced"``, or such values by
+            output name (see :mod:`fitpipe.pipeline.class_weights`).
         schema: A declared schema for columnar inputs: a ``Schema``, a mapping of its keys
             or the path of a schema file (turned into a ``Schema`` once the adapter that
             takes ``x`` is known to support ``schema``).
@@ -120,6 +121,8 @@ class AdaptRequest:
         hold_in_memory: Let adapters read small sources that they would stream (Parquet
             data) whole into rows held in memory; False keeps them streamed (to shard them
             at the source).
+        output_names: The model's output names (set by the trainer), to find the targets of
+            a per-output ``class_weight`` given as a list.
 
     """
 
@@ -128,7 +131,7 @@ class AdaptRequest:
     sample_weight: Any = None
     batch_size: int | None = None
     shuffle: Shuffle = False
-    class_weight: Mapping[int, float] | None = None
+    class_weight: Mapping[Any, Any] | str | None = None
     schema: Any = None
     steps: int | None = None
     caller: str = "adapt"
@@ -137,6 +140,7 @@ class AdaptRequest:
     hold_in_memory: bool = True
     mode: Mode = Mode.TRAIN
     chunks: bool = False
+    output_names: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.mode, Mode):
@@ -237,6 +241,9 @@ class BatchSource(BatchSourceBase):
             replica's element spec).
         converted: True when fitpipe converted the batches from columns itself (Arrow,
             Parquet): their floats are cast to ``floatx``, as Keras casts arrays.
+        count_classes: Counts the rows of each class of each target in one pass (for
+            ``class_weight="balanced"``): ``{target key: {class: rows}}``, the key None for
+            a single target (see :mod:`fitpipe.pipeline.class_weights`).
     """
 
     make_dataset: Callable[[], tf.data.Dataset]
@@ -255,6 +262,7 @@ class BatchSource(BatchSourceBase):
     restore_state: Callable[[int, int, Any], None] | None = None
     distributed: Any = None
     converted: bool = False
+    count_classes: Callable[[], dict[Any, dict[int, int]]] | None = None
 
 
 Source = ArraySource | BatchSourceBase

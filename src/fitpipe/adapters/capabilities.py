@@ -15,6 +15,7 @@ Capability          Used for
 :class:`Resumable`   saving and restoring the input's own iterator state (Grain)
 :class:`Paced`       never reading ahead what the trainer will not take (generators)
 :class:`Chunked`     ``predict(output=...)``: features and passthrough columns by chunk
+:class:`ClassCountable`  ``class_weight="balanced"``: rows per class, counted in one pass
 =================  ========================================================================
 
 A method set to None is no capability (``typing``'s runtime protocols treat a None member
@@ -27,18 +28,22 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
+import numpy as np
+
 if TYPE_CHECKING:
     import tensorflow as tf
 
 __all__ = [
     "BatchSourceBase",
     "Chunked",
+    "ClassCountable",
     "Paced",
     "Resumable",
     "Seekable",
     "Shardable",
     "SourceBase",
     "Splittable",
+    "class_counts",
 ]
 
 
@@ -157,3 +162,34 @@ class Chunked(Protocol):
     def chunks(self) -> Iterator[tuple[Any, Any]]:
         """Yields ``(features, passthrough)``: passthrough an Arrow table or None."""
         ...
+
+
+@runtime_checkable
+class ClassCountable(Protocol):
+    """Counts the classes of its targets in one pass, before training (streamed sources)."""
+
+    def count_classes(self) -> dict[Any, dict[int, int]]:
+        """``{target key: {class: rows}}``: the key None for one target, else dict keys."""
+        ...
+
+
+def class_counts(y: Any) -> dict[int, int]:
+    """Rows (time steps for temporal targets) per class of one target's values.
+
+    Targets of rank 1, or with a final dimension of 1, are sparse labels (floats rounded);
+    wider final dimensions are one-hot (the class is the ``argmax``), as for
+    ``class_weight``.
+
+    Args:
+        y: One target's values: an array or a dense tensor.
+
+    Returns:
+        ``{class: count}`` for every class present, in class order.
+    """
+    values = np.asarray(y)
+    if values.ndim >= 2:
+        values = values[..., 0] if values.shape[-1] == 1 else values.argmax(axis=-1)
+    if values.dtype.kind == "f":
+        values = np.round(values)
+    classes, counts = np.unique(values.astype(np.int64).ravel(), return_counts=True)
+    return {int(c): int(n) for c, n in zip(classes, counts, strict=True)}

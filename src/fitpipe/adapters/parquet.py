@@ -16,6 +16,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import math
+from collections import Counter
 from collections.abc import Iterator
 from typing import Any
 
@@ -27,6 +28,7 @@ import tensorflow as tf
 from fitpipe.adapters.arrow_tables import ColumnChunks, require_schema
 from fitpipe.adapters.base import AdaptRequest, ArraySource, BatchSource, batch_size_or_default
 from fitpipe.adapters.batches import ErrorBox, signature_of
+from fitpipe.adapters.capabilities import class_counts
 from fitpipe.adapters.sharding import pad_shard, per_replica_batch, plan_shards, with_weights
 from fitpipe.columnar import (
     IN_MEMORY_BYTES,
@@ -38,6 +40,7 @@ from fitpipe.columnar import (
     is_parquet_path,
     plan_source,
     read_span,
+    role_arrays,
     spans,
     table_roles,
 )
@@ -105,6 +108,20 @@ class _Reader:
             except (pa.ArrowException, OSError) as err:
                 raise file_error(span.piece.source, err, self.caller) from err
             yield table
+
+    def count_classes(self) -> dict[Any, dict[int, int]]:
+        """Rows per class of each target, reading only the target columns (one pass)."""
+        columns = self.schema.columns((Role.TARGET,))
+        totals: dict[Any, Counter[int]] = {}
+        for span in self.spans:
+            offset = 0
+            for table in read_span(span, columns):
+                ctx = (span.piece.source, span.first + span.lo + offset, self.caller)
+                y = role_arrays(table, self.schema.targets, self.schema, ctx)
+                for key, leaf in y.items() if isinstance(y, dict) else [(None, y)]:
+                    totals.setdefault(key, Counter()).update(class_counts(leaf))
+                offset += table.num_rows
+        return {key: dict(sorted(found.items())) for key, found in totals.items()}
 
     def _convert(self, table: pa.Table, span: Span, offset: int) -> tuple[Any, ...]:
         x, y, sw = table_roles(
@@ -175,6 +192,7 @@ def reader_source(reader: _Reader, batch_size: int, signature: Any) -> BatchSour
         count_batches=lambda: batches,
         take_error=errors.take,
         converted=True,
+        count_classes=reader.count_classes,
         seek=lambda n: setattr(reader, "epoch", n),
         shard=lambda index, count, replicas: shard_dataset(
             reader, batch_size, signature, index, count, replicas

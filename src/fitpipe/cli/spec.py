@@ -23,7 +23,7 @@ A spec has up to six top-level entries; paths in it are relative to the spec fil
     [fit]                             # keyword arguments of fit
     epochs = 5
     validation_split = 0.2
-    class_weight = { 0 = 1.0, 1 = 3.0 }
+    class_weight = { 0 = 1.0, 1 = 3.0 }  # or "balanced", or a table of those per output
 
     [output]
     dir = "run"                       # default: "output"
@@ -192,9 +192,13 @@ class _Checker:
         return resolved
 
 
-def _class_weight(check: _Checker, value: Any) -> dict[int, float]:
-    key = "fit.class_weight"
-    check.typed(value, key, (dict,), "a table of class index to weight, e.g. { 0 = 1.0, 1 = 3.0 }")
+def _class_weight(check: _Checker, value: Any, key: str = "fit.class_weight") -> Any:
+    """A table of class index to weight, ``"balanced"``, or a table of those by output name."""
+    if value == "balanced":
+        return value
+    check.typed(value, key, (dict,), 'a table of class index to weight, or "balanced"')
+    if any(isinstance(v, dict) or v == "balanced" for v in value.values()):
+        return {name: _class_weight(check, v, f"{key}.{name}") for name, v in value.items()}
     weights: dict[int, float] = {}
     for name, weight in value.items():
         try:

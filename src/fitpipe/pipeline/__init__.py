@@ -2,6 +2,7 @@
 
 from fitpipe.pipeline.arrays import RESIDENT_BYTES_LIMIT, array_dataset, resolve_batch_size
 from fitpipe.pipeline.class_weights import (
+    ClassWeightPlan,
     apply_class_weight,
     check_class_weight,
     class_weight_table,
@@ -19,6 +20,7 @@ from fitpipe.pipeline.split import check_validation_split, split_source
 
 __all__ = [
     "RESIDENT_BYTES_LIMIT",
+    "ClassWeightPlan",
     "Pipeline",
     "adapt",
     "adapt_source",

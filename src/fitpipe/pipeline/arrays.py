@@ -321,7 +321,8 @@ class ResidentRows:
         shuffle: Whether each epoch uses a new permutation (``"batch"``: of batch-sized
             chunks).
         seed: Seed of the permutations.
-        class_weights: The class weight table applied to each batch, or None.
+        class_weights: The class weight table applied to each batch (a dict of tables by
+            target key for a per-output ``class_weight``), or None.
     """
 
     leaves: tuple[Any, ...]
@@ -330,7 +331,7 @@ class ResidentRows:
     batch_size: int
     shuffle: Shuffle
     seed: int
-    class_weights: tf.Tensor | None = None
+    class_weights: Any = None
 
     @property
     def tensors(self) -> tuple[tuple[Any, ...], Any]:
@@ -340,7 +341,9 @@ class ResidentRows:
     @property
     def key(self) -> tuple[Any, ...]:
         """What a loop compiled for these rows depends on besides :attr:`tensors`' values."""
-        table = None if self.class_weights is None else int(self.class_weights.shape[0])
+        table = None
+        if self.class_weights is not None:  # one table, or a dict of tables by target key
+            table = repr(tf.nest.map_structure(lambda t: int(t.shape[0]), self.class_weights))
         return repr(self.structure), tuple(_leaf_key(leaf) for leaf in self.leaves), table
 
     @tf.autograph.experimental.do_not_convert

@@ -4,31 +4,84 @@ Targets of rank 1, or of rank >= 2 with a final dimension of 1, are sparse class
 targets of rank >= 2 with a wider final dimension are one-hot (the class is the ``argmax``),
 as the Keras documentation states. Classes missing from the map weigh 1. When sample weights
 are given as well, the two are multiplied.
+
+Beyond Keras:
+
+* ``class_weight="balanced"`` is resolved to a map from the targets before the pipeline is
+  built, by scikit-learn's definition ``n_samples / (n_classes * count)`` (classes counted
+  are those present): from the rows held in memory, or, for Parquet streamed from disk, by
+  a counting pass over the target columns (the source's ``count_classes``). Inputs read
+  once in batches (generators, ``tf.data``, ``PyDataset``) cannot be counted: an error.
+* A per-output map ``{"out_a": {0: 1.0, 1: 5.0}, "out_b": "balanced"}`` (values are maps
+  or ``"balanced"``) weights each output's loss by its own targets. Keys are output names:
+  the keys of dict targets, or, for list targets, the model's ``output_names`` (given by
+  the trainer as ``AdaptRequest.output_names``). Outputs left out weigh 1; a single
+  ``sample_weight`` is multiplied into every output's weights, as Keras broadcasts it.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import numbers
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 import tensorflow as tf
 
 from fitpipe.adapters import ArraySource, Source
+from fitpipe.adapters.capabilities import ClassCountable, class_counts
 from fitpipe.errors import FitpipeTypeError, FitpipeValueError, message
+from fitpipe.schemas.columns import closest_column
 
 __all__ = [
+    "BALANCED",
+    "ClassWeightPlan",
+    "TargetKey",
     "apply_class_weight",
+    "balanced_weights",
     "check_class_weight",
     "check_single_target",
+    "class_counts",
     "class_weight_table",
+    "is_per_output",
     "one_hot_width",
     "source_class_weight",
     "weigh_batch",
     "weighted_dataset",
     "weighted_shard",
 ]
+
+
+#: The key of one target in the targets' structure: the dict key, or the list position; None
+#: for a single target.
+TargetKey = str | int | None
+
+#: ``class_weight="balanced"``: ``n_samples / (n_classes * count)``, as scikit-learn.
+BALANCED = "balanced"
+
+
+def is_per_output(class_weight: Any) -> bool:
+    """True for a per-output map: a map with a value that is a map or ``"balanced"``."""
+    return isinstance(class_weight, Mapping) and any(
+        isinstance(value, Mapping) or (isinstance(value, str) and value == BALANCED)
+        for value in class_weight.values()
+    )
+
+
+def target_leaves(y: Any) -> list[tuple[TargetKey, Any]]:
+    """The targets of ``y`` by key: dict keys, list positions, or ``[(None, y)]``."""
+    if isinstance(y, Mapping):
+        return list(y.items())
+    if isinstance(y, (list, tuple)):
+        return list(enumerate(y))
+    return [(None, y)]
+
+
+def balanced_weights(counts: Mapping[int, int]) -> dict[int, float]:
+    """``n_samples / (n_classes * count)`` for every class counted (scikit-learn's)."""
+    total, present = sum(counts.values()), len(counts)
+    return {c: total / (present * counts[c]) for c in sorted(counts) if counts[c]}
 
 
 def _class_index(key: Any, class_weight: Any, caller: str) -> Any:
@@ -119,8 +172,14 @@ def check_class_weight(
     return table
 
 
-def class_weight_table(class_weight: Mapping[int, float]) -> tf.Tensor:
-    """Returns a float32 lookup vector: entry ``c`` is the weight of class ``c`` (default 1)."""
+def class_weight_table(class_weight: Mapping[Any, Any]) -> Any:
+    """Returns a float32 lookup vector: entry ``c`` is the weight of class ``c`` (default 1).
+
+    A per-target map (values are maps, keyed by :data:`TargetKey`) gives a dict of vectors
+    by target key.
+    """
+    if is_per_output(class_weight):
+        return {key: class_weight_table(table) for key, table in class_weight.items()}
     size = max(class_weight) + 1 if class_weight else 0
     return tf.constant([class_weight.get(c, 1.0) for c in range(size)], dtype=tf.float32)
 
@@ -137,17 +196,20 @@ def _class_ids(y: tf.Tensor) -> tf.Tensor:
     return tf.cast(y, tf.int64)
 
 
-def apply_class_weight(batch: tuple[Any, ...], table: tf.Tensor) -> tuple[Any, ...]:
+def apply_class_weight(batch: tuple[Any, ...], table: Any) -> tuple[Any, ...]:
     """Graph function: adds (or multiplies into) the sample weights of one batch.
 
     Args:
-        batch: ``(x, y)`` or ``(x, y, sample_weight)`` with a single target tensor.
+        batch: ``(x, y)`` or ``(x, y, sample_weight)``: a single target tensor, or (with a
+            dict of tables) a dict, list or tuple of targets.
         table: From :func:`class_weight_table`.
 
     Returns:
         ``(x, y, sample_weight)``.
 
     """
+    if isinstance(table, dict):
+        return _apply_per_target(batch, table)
     x, y = batch[0], batch[1]
     ids = _class_ids(y)
     if table.shape[0] == 0:  # no class listed: every sample weighs 1
@@ -161,6 +223,27 @@ def apply_class_weight(batch: tuple[Any, ...], table: tf.Tensor) -> tuple[Any, .
             weights = tf.expand_dims(weights, -1)
         weights = given * weights
     return (x, y, weights)
+
+
+def _apply_per_target(batch: tuple[Any, ...], tables: dict[TargetKey, Any]) -> tuple[Any, ...]:
+    """Per-target weights: each target's table applied to its targets (others weigh 1)."""
+    x, y = batch[0], batch[1]
+    given = batch[2] if len(batch) == 3 else None
+    found = []
+    for key, target in target_leaves(y):
+        weight = given
+        if given is not None and tf.nest.is_nested(given):
+            weight = given[key]
+        part = (x, target) if weight is None else (x, target, weight)
+        if key in tables:
+            found.append(apply_class_weight(part, tables[key])[2])
+        elif weight is None:
+            found.append(tf.ones(tf.shape(tf.nest.flatten(target)[0])[:1], tf.float32))
+        else:
+            found.append(weight)
+    if isinstance(y, Mapping):
+        return (x, y, dict(zip(y, found, strict=True)))
+    return (x, y, type(y)(found) if isinstance(y, (list, tuple)) else found[0])
 
 
 def one_hot_width(y: Any) -> int | None:
@@ -197,7 +280,7 @@ def check_single_target(y: Any, caller: str) -> None:
 
 
 def weighted_dataset(
-    dataset: tf.data.Dataset, class_weight: dict[int, float], parallel: bool
+    dataset: tf.data.Dataset, class_weight: Mapping[Any, Any], parallel: bool
 ) -> tf.data.Dataset:
     """The batches of ``dataset`` with class weights applied (in parallel if ``parallel``)."""
     table = class_weight_table(class_weight)
@@ -213,7 +296,7 @@ def weighted_dataset(
 
 def weighted_shard(
     shard: Callable[[int, int, int], tuple[tf.data.Dataset, int]],
-    class_weight: dict[int, float],
+    class_weight: Mapping[Any, Any],
 ) -> Callable[[int, int, int], tuple[tf.data.Dataset, int]]:
     """A source's ``shard`` function whose shards have class weights applied."""
 
@@ -224,43 +307,198 @@ def weighted_shard(
     return weighted
 
 
+@dataclasses.dataclass(frozen=True)
+class ClassWeightPlan:
+    """``class_weight`` checked against a source's targets, ``"balanced"`` resolved.
+
+    Attributes:
+        applied: What the pipeline applies: class to weight (one target), or such maps by
+            :data:`TargetKey` (several targets).
+        resolved: The argument as given with ``"balanced"`` replaced by its computed map
+            (per-output maps keyed by output name): what ``fit`` reports.
+        balanced_rows: The rows (or time steps) counted for ``"balanced"``; None when no
+            weight was computed.
+    """
+
+    applied: dict[Any, Any]
+    resolved: dict[Any, Any]
+    balanced_rows: int | None = None
+
+
+Counts = dict[TargetKey, dict[int, int]]
+
+
+def _count(source: Source, class_weight: Any, caller: str) -> Counts:
+    """Class counts of every target: from rows held in memory, or the source's own pass."""
+    if isinstance(source, ArraySource):
+        return {key: class_counts(leaf) for key, leaf in target_leaves(source.y)}
+    if isinstance(source, ClassCountable):
+        counts: Counts = source.count_classes()
+        return counts
+    raise FitpipeValueError(
+        message(
+            caller,
+            f'cannot compute `class_weight="{BALANCED}"` for this input',
+            "Balanced weights count the classes of the targets before training; an input "
+            "read once in batches (a generator, tf.data, a PyDataset) cannot be counted "
+            "without consuming it",
+            "Count the classes yourself and pass the map, e.g. from "
+            '`sklearn.utils.class_weight.compute_class_weight("balanced", ...)`',
+            class_weight=class_weight,
+        )
+    )
+
+
+def _balanced(
+    value: str, counts: dict[int, int], class_weight: Any, caller: str
+) -> tuple[dict[int, float], int]:
+    """The balanced map of one target's counts, and the rows counted."""
+    if value != BALANCED:
+        raise FitpipeValueError(
+            message(
+                caller,
+                f"got the string {value!r} as `class_weight`",
+                f'The one string `class_weight` takes is "{BALANCED}"',
+                'Pass `"balanced"` or a map from class index to weight',
+                class_weight=class_weight,
+            )
+        )
+    return balanced_weights(counts), sum(counts.values())
+
+
+def _unknown_output(name: Any, names: Sequence[str], class_weight: Any, caller: str) -> Exception:
+    guess = closest_column(name, names) if isinstance(name, str) and names else None
+    hint = f" (did you mean {guess!r}?)" if guess is not None else ""
+    return FitpipeValueError(
+        message(
+            caller,
+            f"got `class_weight` for the unknown output {name!r}{hint}",
+            "Keys of a per-output `class_weight` are output names: "
+            + (", ".join(repr(n) for n in names) or "(none known)"),
+            "Rename the key, or pass the targets as a dict keyed by output name",
+            class_weight=class_weight,
+        )
+    )
+
+
+def _target_key(
+    name: Any, y: Any, output_names: Sequence[str] | None, class_weight: Any, caller: str
+) -> TargetKey:
+    """Where the output ``name`` is in the targets ``y``."""
+    names = list(output_names or ())
+    if isinstance(y, Mapping):
+        if name in y:
+            return str(name)
+        names = [str(k) for k in y]
+    elif isinstance(y, (list, tuple)):
+        if name in names and names.index(name) < len(y):
+            return names.index(name)
+    elif len(names) == 1 and name == names[0]:
+        return None
+    raise _unknown_output(name, names, class_weight, caller)
+
+
+def _per_output_plan(
+    class_weight: Mapping[Any, Any],
+    y: Any,
+    counts: Callable[[], Counts],
+    caller: str,
+    output_names: Sequence[str] | None,
+) -> ClassWeightPlan:
+    """Checks (and resolves) the map of each output named."""
+    if y is None:
+        check_single_target(y, caller)
+    leaves = dict(target_leaves(y))
+    applied: dict[TargetKey, dict[int, float]] = {}
+    resolved: dict[Any, dict[int, float]] = {}
+    rows = None
+    for name, weights in class_weight.items():
+        key = _target_key(name, y, output_names, class_weight, caller)
+        if isinstance(weights, str):
+            table, rows = _balanced(weights, counts()[key], class_weight, caller)
+        elif isinstance(weights, Mapping):
+            table = check_class_weight(weights, caller, one_hot_width(leaves[key]))
+        else:
+            raise FitpipeTypeError(
+                message(
+                    caller,
+                    f"got {weights!r} for the output {name!r} in a per-output `class_weight`",
+                    'Each output maps to a map from class index to weight, or to "balanced"',
+                    "Give every output a map, or pass one map for a single output",
+                    class_weight=class_weight,
+                )
+            )
+        applied[key], resolved[name] = table, table
+    single = list(applied) == [None]
+    return ClassWeightPlan(applied[None] if single else applied, resolved, rows)
+
+
 def source_class_weight(
-    class_weight: Mapping[int, float] | None, source: Source, caller: str
-) -> dict[int, float] | None:
-    """Checks ``class_weight`` against the source's targets (one target; one-hot width).
+    class_weight: Any,
+    source: Source,
+    caller: str,
+    output_names: Sequence[str] | None = None,
+) -> ClassWeightPlan | None:
+    """Checks ``class_weight`` against the source's targets and resolves ``"balanced"``.
 
     Args:
-        class_weight: The map given, or None.
+        class_weight: A map from class index to weight, ``"balanced"``, a per-output map
+            of those, or None.
         source: Rows or batches.
         caller: The public method, for messages.
+        output_names: The model's output names, to find list targets by name.
 
     Returns:
-        The checked map (int keys), or None when none was given.
+        The plan, or None when no ``class_weight`` was given.
+
+    Raises:
+        FitpipeValueError: For invalid maps, unknown outputs, and ``"balanced"`` for inputs
+            that cannot be counted before training.
     """
     if class_weight is None:
         return None
     if isinstance(source, ArraySource):
-        check_single_target(source.y, caller)
-        width = one_hot_width(source.y)
+        y = source.y
     else:
         spec = source.make_dataset().element_spec
-        check_single_target(spec[1] if len(spec) > 1 else None, caller)
-        width = one_hot_width(spec[1])
-    return check_class_weight(class_weight, caller, width)
+        y = spec[1] if len(spec) > 1 else None
+    counted: dict[str, Counts] = {}
+
+    def counts() -> Counts:
+        if "all" not in counted:
+            counted["all"] = _count(source, class_weight, caller)
+        return counted["all"]
+
+    if is_per_output(class_weight):
+        return _per_output_plan(class_weight, y, counts, caller, output_names)
+    check_single_target(y, caller)
+    if isinstance(class_weight, str):
+        table, rows = _balanced(class_weight, counts()[None], class_weight, caller)
+        return ClassWeightPlan(table, table, rows)
+    table = check_class_weight(class_weight, caller, one_hot_width(y))
+    return ClassWeightPlan(table, table)
 
 
 def weigh_batch(
-    batch: tuple[Any, ...], class_weight: Mapping[int, float], caller: str
+    batch: tuple[Any, ...],
+    class_weight: Any,
+    caller: str,
+    output_names: Sequence[str] | None = None,
 ) -> tuple[Any, ...]:
     """One batch of tensors ``(x, y)`` or ``(x, y, sw)`` with ``class_weight`` applied.
 
     Args:
         batch: The batch (``train_on_batch``'s).
-        class_weight: The map given.
+        class_weight: As :func:`source_class_weight` takes it (``"balanced"`` counts this
+            batch).
         caller: The public method, for messages.
+        output_names: The model's output names.
 
     Returns:
         ``(x, y, sw)``, the weights multiplied by the class weights.
     """
-    table = check_class_weight(class_weight, caller, one_hot_width(batch[1]))
-    return tuple(apply_class_weight(batch, class_weight_table(table)))
+    rows = ArraySource(batch[0], batch[1], None, 0)
+    plan = source_class_weight(class_weight, rows, caller, output_names)
+    if plan is None:
+        return batch
+    return tuple(apply_class_weight(batch, class_weight_table(plan.applied)))

@@ -50,6 +50,7 @@ from fitpipe.errors import FitpipeTypeError, FitpipeValueError, FitpipeWarning, 
 from fitpipe.pipeline import service
 from fitpipe.pipeline.arrays import ResidentRows, array_dataset, resolve_batch_size
 from fitpipe.pipeline.class_weights import (
+    ClassWeightPlan,
     class_weight_table,
     source_class_weight,
     weighted_dataset,
@@ -90,6 +91,10 @@ class Pipeline:
         seek: ``seek(n)`` makes the next iteration read pass ``n`` (resumed runs).
         shard: How a :class:`~fitpipe.adapters.Shardable` source shards itself over workers
             (class weights applied), or None.
+
+    Attributes:
+        class_weight: The ``class_weight`` applied, checked and resolved (``"balanced"``
+            computed), or None.
     """
 
     def __init__(
@@ -111,6 +116,7 @@ class Pipeline:
         self._rows = rows
         self._seek = seek
         self._shard = shard
+        self.class_weight: ClassWeightPlan | None = None
 
     @property
     def adapter(self) -> str:
@@ -361,7 +367,8 @@ def pipeline_from_source(
         The pipeline.
 
     """
-    class_weight = source_class_weight(request.class_weight, source, request.caller)
+    plan = source_class_weight(request.class_weight, source, request.caller, request.output_names)
+    class_weight = None if plan is None else plan.applied
     if isinstance(source, ArraySource):
         batch_size = resolve_batch_size(request.batch_size, request.steps, source.num_samples)
         if seed is None:
@@ -406,7 +413,9 @@ def pipeline_from_source(
             count = lambda: None  # noqa: E731
     if read_ahead:
         dataset = dataset.prefetch(tf.data.AUTOTUNE)
-    return Pipeline(adapter_name, source, dataset, count, batch_size, rows, seek, shard)
+    pipeline = Pipeline(adapter_name, source, dataset, count, batch_size, rows, seek, shard)
+    pipeline.class_weight = plan
+    return pipeline
 
 
 def build_pipeline(request: AdaptRequest, *, warn_ignored: bool = True) -> Pipeline:
@@ -431,7 +440,7 @@ def adapt(
     *,
     batch_size: int | None = None,
     shuffle: Shuffle = False,
-    class_weight: Mapping[int, float] | None = None,
+    class_weight: Mapping[Any, Any] | str | None = None,
     schema: Any = None,
     steps: int | None = None,
     data_service: str | None = None,
@@ -447,7 +456,9 @@ def adapt(
         batch_size: Rows per batch for row-addressed inputs (default 32).
         shuffle: Reshuffle rows every epoch (row-addressed inputs; others warn); ``"batch"``
             shuffles row-addressed inputs in batch-sized chunks (others refuse it).
-        class_weight: Map from class index to weight; multiplied with ``sample_weight``.
+        class_weight: Map from class index to weight, multiplied with ``sample_weight``;
+            ``"balanced"`` (computed from the targets); or such values by output name
+            (dict targets' keys). See :mod:`fitpipe.pipeline.class_weights`.
         schema: A declared schema, for columnar inputs.
         steps: Batches per epoch; with arrays and no ``batch_size`` it sets the batch size to
             ``ceil(rows / steps)``.

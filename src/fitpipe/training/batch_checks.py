@@ -157,6 +157,9 @@ class BatchChecks:
         for number, rule in enumerate(self.rules):
             if len(batch) <= rule.part or batch[rule.part] is None:
                 continue  # rows without weights (class weights are applied per batch)
+            if rule.leaf >= len(tf.nest.flatten(batch[rule.part])):
+                continue  # one weight array for several outputs: per-output class weights
+                # make one leaf per output of the batches; the array is the first leaf
             value = tf.convert_to_tensor(self._leaf(batch, rule))
             found, first, shown = rule.problem(value)
             if bool(found):

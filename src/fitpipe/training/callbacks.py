@@ -10,11 +10,15 @@ line to the finalizing update, so it is drawn once whatever the timing.
 
 from __future__ import annotations
 
-from typing import Any
+import sys
+from typing import TYPE_CHECKING, Any
 
 import keras
 
 from fitpipe.training.steps import ANNOUNCE_XLA
+
+if TYPE_CHECKING:
+    from fitpipe.pipeline import ClassWeightPlan
 
 __all__ = ["ProgressBar", "callback_list", "history_of", "listens_per_batch", "set_steps"]
 
@@ -95,3 +99,24 @@ def history_of(cbs: keras.callbacks.CallbackList, model: keras.Model) -> keras.c
         if isinstance(callback, keras.callbacks.History):
             return callback
     return model.history
+
+
+def report_class_weight(
+    cbs: keras.callbacks.CallbackList, plan: ClassWeightPlan | None, verbose: Any
+) -> None:
+    """Puts a computed ``class_weight="balanced"`` in the run's ``params`` (and prints it).
+
+    ``params["class_weight"]`` is the ``class_weight`` as given with ``"balanced"``
+    replaced by its map: callbacks see it, and ``fit``'s History keeps it. Nothing is added
+    when no weight was computed (``params`` stay as Keras makes them).
+    """
+    if plan is None or plan.balanced_rows is None:
+        return
+    params = getattr(cbs, "params", None) or {}
+    cbs.set_params({**params, "class_weight": plan.resolved})
+    if verbose != 0:
+        shown = {c: round(w, 4) for c, w in plan.resolved.items()}
+        if any(isinstance(w, dict) for w in plan.resolved.values()):
+            shown = {k: {c: round(w, 4) for c, w in v.items()} for k, v in plan.resolved.items()}
+        text = f"class_weight='balanced': {shown} from {plan.balanced_rows:,} rows"
+        print(text, file=sys.stdout, flush=True)

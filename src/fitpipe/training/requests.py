@@ -104,7 +104,8 @@ def one_batch(
     x: Any,
     y: Any = None,
     sample_weight: Any = None,
-    class_weight: Mapping[int, float] | None = None,
+    class_weight: Mapping[Any, Any] | str | None = None,
+    output_names: tuple[str, ...] | None = None,
 ) -> tuple[Any, ...]:
     """The tensors of one batch given to ``train_on_batch`` and its kin, class weights applied."""
     x = without_absent_inputs(model, x, caller)
@@ -122,7 +123,7 @@ def one_batch(
         )
     data = tf.nest.map_structure(_tensor, pack_roles(source.x, source.y, source.sample_weight))
     if class_weight is not None:
-        data = weigh_batch(data, class_weight, caller)
+        data = weigh_batch(data, class_weight, caller, output_names)
     strategy = distribute.strategy_of(model)
     if strategy is not None:
         spec = tf.nest.map_structure(tf.TensorSpec.from_tensor, data)

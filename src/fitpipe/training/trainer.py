@@ -260,7 +260,7 @@ class Trainer:
         validation_split: float = 0.0,
         validation_data: Any = None,
         shuffle: bool | Literal["batch"] = True,
-        class_weight: Mapping[int, float] | None = None,
+        class_weight: Mapping[Any, Any] | str | None = None,
         sample_weight: Any = None,
         initial_epoch: int = 0,
         steps_per_epoch: int | None = None,
@@ -325,7 +325,15 @@ class Trainer:
                 ``PyDataset`` in a new order every epoch, as Keras does.
             class_weight: Map from class index to weight, applied to the loss of each row by
                 its target class; multiplied with ``sample_weight`` when both are given
-                (Keras refuses both).
+                (Keras refuses both). ``"balanced"`` computes the map from the training
+                targets as scikit-learn does (``n_samples / (n_classes * count)``, classes
+                present): from the rows in memory, or for Parquet streamed from disk by one
+                pass over the target columns; inputs read once in batches (generators,
+                ``tf.data``, ``PyDataset``) refuse it. For several outputs, a map by output
+                name of such maps (or ``"balanced"``): ``{"out_a": {0: 1, 1: 5}, "out_b":
+                "balanced"}``; outputs left out weigh 1 (Keras refuses it). The weights
+                computed are printed when ``verbose`` is not 0 and given as
+                ``history.params["class_weight"]`` (callbacks see them in ``params``).
             sample_weight: Per-row (or, for temporal data, per-time-step) weights, for
                 row-addressed inputs; columnar inputs name a column in
                 ``schema.sample_weight``.
@@ -394,6 +402,7 @@ class Trainer:
             schema=schema,
             data_service=distribute.service_address(data_service),
             hold_in_memory=distribute.strategy_of(self.model) is None,
+            output_names=_output_names(self.model),
         )
         train, val = fit_pipelines(
             self.model,
@@ -438,6 +447,7 @@ class Trainer:
         freq: int | Container[int],
     ) -> keras.callbacks.History:
         model = self.model
+        plan = train.class_weight
         train = self._distributed(train, Mode.TRAIN, "fit")
         val = self._distributed(val, Mode.EVALUATE, "evaluate")
         runner = EpochRunner(train, arguments.limit_steps(steps_per_epoch, "steps_per_epoch"))
@@ -445,6 +455,7 @@ class Trainer:
         cbs = callbacks_mod.callback_list(
             self.model, callbacks, verbose, epochs, runner.num_batches, history=True
         )
+        callbacks_mod.report_class_weight(cbs, plan, verbose)
         execution = self._execution(cbs, "train", "test")
         val_steps = arguments.limit_steps(validation_steps, "validation_steps") if val else None
         val_runner = EpochRunner(val, val_steps) if val else None
@@ -736,7 +747,7 @@ class Trainer:
         x: Any,
         y: Any = None,
         sample_weight: Any = None,
-        class_weight: Mapping[int, float] | None = None,
+        class_weight: Mapping[Any, Any] | str | None = None,
         return_dict: bool = False,
     ) -> Any:
         """Runs one gradient update on one batch, as ``keras.Model.train_on_batch``.
@@ -747,7 +758,8 @@ class Trainer:
             y: The batch's targets, in the structure of the model's outputs.
             sample_weight: Per-row weights of the batch.
             class_weight: Map from class index to weight; multiplied with
-                ``sample_weight``.
+                ``sample_weight``; ``"balanced"`` (counted in this batch) or maps by output
+                name, as in ``fit``.
             return_dict: Return ``{name: value}`` instead of a list.
 
         Returns:
@@ -761,7 +773,14 @@ class Trainer:
         """
         self._require_compiled("train_on_batch")
         data = one_batch(
-            self.model, "train_on_batch", Mode.TRAIN, x, y, sample_weight, class_weight
+            self.model,
+            "train_on_batch",
+            Mode.TRAIN,
+            x,
+            y,
+            sample_weight,
+            class_weight,
+            _output_names(self.model),
         )
         _check_one_batch(self.model, data, "train_on_batch")
         self.model.reset_metrics()
@@ -812,6 +831,15 @@ class Trainer:
         """
         data = one_batch(self.model, "predict_on_batch", Mode.PREDICT, x)
         return to_results(self._function("predict", conversions.spec_of(data)).on_batch(data))
+
+
+def _output_names(model: keras.Model) -> tuple[str, ...] | None:
+    """The model's output names, when it has them (a per-output ``class_weight`` needs them)."""
+    try:
+        names = model.output_names
+    except (AttributeError, ValueError):
+        return None
+    return tuple(names) if names else None
 
 
 def _check_one_batch(model: keras.Model, data: Any, caller: str) -> None:
