@@ -20,6 +20,7 @@ SRC = pathlib.Path(__file__).resolve().parents[1] / "src" / "fitpipe"
 #: Packages from the bottom up: a package imports only from packages at its rank or below.
 RANKS = {
     "errors": 0,
+    "limits": 0,
     "schemas": 1,
     "columnar": 2,
     "adapters": 3,

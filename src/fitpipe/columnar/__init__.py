@@ -19,7 +19,6 @@ from fitpipe.columnar.files import (
     open_dataset,
 )
 from fitpipe.columnar.parquet import (
-    IN_MEMORY_BYTES,
     FooterStats,
     ParquetPlan,
     Piece,
@@ -48,7 +47,6 @@ from fitpipe.columnar.write import write_atomically, write_json_atomically
 
 __all__ = [
     "EXPECTED_TYPES",
-    "IN_MEMORY_BYTES",
     "ColumnTypes",
     "FooterStats",
     "ParquetPlan",

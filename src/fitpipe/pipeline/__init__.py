@@ -1,6 +1,6 @@
 """Pipelines: an adapted source as batched, shuffled, weighted and prefetched ``tf.data``."""
 
-from fitpipe.pipeline.arrays import RESIDENT_BYTES_LIMIT, array_dataset, resolve_batch_size
+from fitpipe.pipeline.arrays import array_dataset, resolve_batch_size
 from fitpipe.pipeline.class_weights import (
     apply_class_weight,
     check_class_weight,
@@ -18,7 +18,6 @@ from fitpipe.pipeline.core import (
 from fitpipe.pipeline.split import check_validation_split, split_source
 
 __all__ = [
-    "RESIDENT_BYTES_LIMIT",
     "Pipeline",
     "adapt",
     "adapt_source",

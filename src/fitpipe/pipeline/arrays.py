@@ -3,9 +3,10 @@
 Rows are addressed by index: a dataset of index batches (reshuffled every epoch when asked) is
 mapped to the rows of every leaf. Leaves stay where they are as long as possible:
 
-* tensors, and NumPy arrays up to :data:`RESIDENT_BYTES_LIMIT` in all, are held once in CPU
-  variables and gathered inside the graph (referred to by handle, never embedded as graph
-  constants, so no 2 GB protobuf limit and no copy when tf.data serializes the pipeline);
+* tensors, and NumPy arrays up to :data:`fitpipe.limits.RESIDENT_BYTES_LIMIT` in all, are held
+  once in CPU variables and gathered inside the graph (referred to by handle, never embedded
+  as graph constants, so no 2 GB protobuf limit and no copy when tf.data serializes the
+  pipeline);
 * larger NumPy arrays are not converted at all: each batch is gathered from the NumPy memory,
   so a large array is never copied whole.
 """
@@ -21,22 +22,19 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
+from fitpipe import limits
 from fitpipe.adapters import DEFAULT_BATCH_SIZE, ArraySource
 from fitpipe.adapters.base import Shuffle
 from fitpipe.pipeline.class_weights import apply_class_weight
 from fitpipe.schemas import pack_roles
 
 __all__ = [
-    "RESIDENT_BYTES_LIMIT",
     "ResidentRows",
     "array_dataset",
     "index_batches",
     "resolve_batch_size",
     "shuffled_order",
 ]
-
-#: NumPy data up to this many bytes in all is converted to tensors; larger data is streamed.
-RESIDENT_BYTES_LIMIT = 256 * 2**20
 
 
 def resolve_batch_size(batch_size: int | None, steps: int | None, num_samples: int) -> int:
@@ -244,7 +242,7 @@ def _streams(leaf: Any, numpy_bytes: int) -> bool:
     return (
         isinstance(leaf, np.ndarray)
         and leaf.dtype.kind not in "US"
-        and numpy_bytes > RESIDENT_BYTES_LIMIT
+        and numpy_bytes > limits.RESIDENT_BYTES_LIMIT
     )
 
 
