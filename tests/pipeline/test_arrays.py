@@ -10,7 +10,7 @@ import tensorflow as tf
 
 import fitpipe
 from fitpipe import limits
-from fitpipe.pipeline import resolve_batch_size
+from fitpipe.pipeline.arrays import resolve_batch_size
 from fitpipe.testing import epoch_batches
 
 N = 50

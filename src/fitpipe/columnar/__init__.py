@@ -15,6 +15,7 @@ from fitpipe.columnar.files import (
     existing_paths,
     expand_paths,
     file_error,
+    is_parquet,
     is_parquet_path,
     open_dataset,
 )
@@ -65,6 +66,7 @@ __all__ = [
     "file_error",
     "fill_type",
     "footer_stats",
+    "is_parquet",
     "is_parquet_path",
     "is_text",
     "open_dataset",

@@ -1,6 +1,6 @@
 """Pipelines: an adapted source as batched, shuffled, weighted and prefetched ``tf.data``."""
 
-from fitpipe.pipeline.arrays import array_dataset, resolve_batch_size
+from fitpipe.pipeline.arrays import take_rows
 from fitpipe.pipeline.class_weights import (
     apply_class_weight,
     check_class_weight,
@@ -15,6 +15,8 @@ from fitpipe.pipeline.core import (
     check_shuffle,
     pipeline_from_source,
 )
+from fitpipe.pipeline.service import check_address
+from fitpipe.pipeline.sharding import array_shard
 from fitpipe.pipeline.split import check_validation_split, split_source
 
 __all__ = [
@@ -22,14 +24,15 @@ __all__ = [
     "adapt",
     "adapt_source",
     "apply_class_weight",
-    "array_dataset",
+    "array_shard",
     "build_pipeline",
+    "check_address",
     "check_class_weight",
     "check_shuffle",
     "check_validation_split",
     "class_weight_table",
     "pipeline_from_source",
-    "resolve_batch_size",
     "split_source",
+    "take_rows",
     "weigh_batch",
 ]

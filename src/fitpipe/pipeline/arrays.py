@@ -23,8 +23,7 @@ import numpy as np
 import tensorflow as tf
 
 from fitpipe import limits
-from fitpipe.adapters import DEFAULT_BATCH_SIZE, ArraySource
-from fitpipe.adapters.base import Shuffle
+from fitpipe.adapters import DEFAULT_BATCH_SIZE, ArraySource, Shuffle
 from fitpipe.pipeline.class_weights import apply_class_weight
 from fitpipe.schemas import pack_roles
 

@@ -18,7 +18,7 @@ from typing import Any
 import tensorflow as tf
 
 from fitpipe.errors import FitpipeError, FitpipeWarning
-from fitpipe.pipeline.arrays import take_rows
+from fitpipe.pipeline import take_rows
 from fitpipe.schemas import Mode
 from fitpipe.training.collect import concat_outputs, output_arrays, output_specs, write_outputs
 from fitpipe.training.conversions import absent_as_none, spec_of
