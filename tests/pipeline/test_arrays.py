@@ -169,3 +169,24 @@ def test_resident_bytes_limit_decides_which_data_streams() -> None:
         streamed = fitpipe.adapt(small)
     assert b"PyFunc" not in serialized(resident)
     assert b"PyFunc" in serialized(streamed)
+
+
+@pytest.mark.parametrize("shuffle", [False, True, "batch"])
+def test_resident_rows_slice_the_batches_of_the_dataset(shuffle: Any, seeded: Any) -> None:
+    """The fast path's interface (``loop_arguments``, ``fetch_function``, ``batch``) reads
+    the batches the dataset gives, epoch by epoch, with class weights applied."""
+    seeded(5)
+    x, y = np.arange(23.0, dtype="float32")[:, None], np.arange(23) % 2
+    pipeline = fitpipe.adapt(x, y, batch_size=5, shuffle=shuffle, class_weight={0: 1.0, 1: 2.0})
+    rows = pipeline.rows
+    assert rows is not None and rows.num_batches == 5
+    fetch = tf.function(rows.fetch_function())
+    for epoch in range(2):
+        arguments = rows.loop_arguments(epoch)
+        for i, batch in enumerate(pipeline.dataset):
+            for got in (rows.batch(arguments, i), fetch(arguments, tf.constant(i)).get_value()):
+                for part, expected in zip(got, batch, strict=True):
+                    np.testing.assert_array_equal(part.numpy(), expected.numpy())
+    whole = rows.as_batch()
+    np.testing.assert_array_equal(whole[0].numpy(), x)
+    np.testing.assert_array_equal(whole[1].numpy(), y)

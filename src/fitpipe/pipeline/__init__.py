@@ -1,6 +1,5 @@
 """Pipelines: an adapted source as batched, shuffled, weighted and prefetched ``tf.data``."""
 
-from fitpipe.pipeline.arrays import take_rows
 from fitpipe.pipeline.class_weights import (
     apply_class_weight,
     check_class_weight,
@@ -33,6 +32,5 @@ __all__ = [
     "class_weight_table",
     "pipeline_from_source",
     "split_source",
-    "take_rows",
     "weigh_batch",
 ]

@@ -299,6 +299,14 @@ def take_rows(structure: Any, tensors: tuple[tuple[Any, ...], Any], rows: tf.Ten
     return batch
 
 
+def _slice_batch(structure: Any, arguments: Any, index: tf.Tensor) -> Any:
+    """Graph function: batch ``index`` of the order in ``arguments`` (see ``loop_arguments``)."""
+    tensors, order, size = arguments
+    start = tf.cast(index, tf.int64) * size
+    stop = tf.minimum(start + size, tf.shape(order, out_type=tf.int64)[0])
+    return take_rows(structure, tensors, order[start:stop])
+
+
 def _leaf_key(leaf: Any) -> tuple[str, str, int | None]:
     return type(leaf).__name__, leaf.dtype.name, leaf.shape.rank
 
@@ -307,8 +315,11 @@ def _leaf_key(leaf: Any) -> tuple[str, str, int | None]:
 class ResidentRows:
     """Rows held in memory as tensors, so a trainer can slice batches in its compiled loop.
 
-    A compiled loop takes :attr:`tensors` as arguments (it captures no data), so one loop
-    serves every pipeline with the same :attr:`key`: repeated ``fit`` calls do not retrace.
+    What a trainer uses: :meth:`loop_arguments` (what its loop over one epoch takes as
+    arguments), :meth:`fetch_function` (the graph function slicing batch ``i`` from them),
+    :meth:`batch` (the same, eagerly), :attr:`num_batches`, :attr:`key` and
+    :meth:`as_batch`. A compiled loop captures no data, so one loop serves every pipeline
+    with the same :attr:`key`: repeated ``fit`` calls do not retrace.
 
     Attributes:
         leaves: The held leaves (CPU variables, ragged or sparse tensors), flat.
@@ -355,6 +366,35 @@ class ResidentRows:
         if not self.shuffle:
             return tf.range(self.num_samples, dtype=index_dtype(self.num_samples))
         return permutation(self.num_samples, self.seed, epoch, self.batch_size, self.shuffle)
+
+    def loop_arguments(self, epoch: int) -> tuple[Any, tf.Tensor, tf.Tensor]:
+        """What a compiled loop over ``epoch`` takes as arguments.
+
+        The held tensors (:attr:`tensors`), the epoch's row order (:meth:`order`) and the
+        batch size: everything :meth:`fetch_function` slices a batch from.
+        """
+        return self.tensors, self.order(epoch), tf.constant(self.batch_size, tf.int64)
+
+    def fetch_function(self) -> Callable[[Any, tf.Tensor], Any]:
+        """The graph function ``(loop_arguments, i) -> Optional(batch i)`` of a compiled loop.
+
+        It captures only the batch's nesting, never data, so the loop serves any rows with
+        the same :attr:`key`.
+        """
+        structure = self.structure
+
+        def fetch(arguments: Any, index: tf.Tensor) -> Any:
+            return tf.experimental.Optional.from_value(_slice_batch(structure, arguments, index))
+
+        return fetch
+
+    def batch(self, arguments: Any, index: Any) -> Any:
+        """Batch ``index`` sliced from ``arguments`` (of :meth:`loop_arguments`), eagerly."""
+        return _slice_batch(self.structure, arguments, index)
+
+    def as_batch(self) -> Any:
+        """Every held row as one batch, without class weights (what data checks read)."""
+        return tf.nest.pack_sequence_as(self.structure, list(self.leaves))
 
 
 def array_dataset(
