@@ -28,7 +28,7 @@ import pyarrow.parquet as pq
 import tensorflow as tf
 
 import fitpipe
-from fitpipe.adapters import parquet as parquet_adapter
+from fitpipe import limits
 
 parser = argparse.ArgumentParser()
 parser.add_argument("--n", type=int, default=64000)
@@ -107,12 +107,12 @@ def timed(fn: Callable[[int], Any], samples_per_epoch: int) -> float:
 
 def streamed(run: Callable[[], Any]) -> Any:
     """Runs with Parquet always streamed by row group (the path of data over 256 MiB)."""
-    held = parquet_adapter.IN_MEMORY_BYTES
-    parquet_adapter.IN_MEMORY_BYTES = 0
+    held = limits.RESIDENT_BYTES_LIMIT
+    limits.RESIDENT_BYTES_LIMIT = 0
     try:
         return run()
     finally:
-        parquet_adapter.IN_MEMORY_BYTES = held
+        limits.RESIDENT_BYTES_LIMIT = held
 
 
 def fit_case(

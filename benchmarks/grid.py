@@ -73,7 +73,7 @@ def run_cell(rows: int, features: int, batch: int, kind: str, source: str, epoch
     import pyarrow.parquet as pq
 
     import fitpipe
-    from fitpipe.adapters import parquet as parquet_adapter
+    from fitpipe import limits
 
     rng = np.random.default_rng(0)
     if kind == "text":
@@ -137,13 +137,13 @@ def run_cell(rows: int, features: int, batch: int, kind: str, source: str, epoch
         if source == "generator":
             trainer.fit(generator(count), steps_per_epoch=steps, **kwargs)
         elif path:
-            held = parquet_adapter.IN_MEMORY_BYTES
+            held = limits.RESIDENT_BYTES_LIMIT
             if source == "parquet-streamed":
-                parquet_adapter.IN_MEMORY_BYTES = 0
+                limits.RESIDENT_BYTES_LIMIT = 0
             try:
                 trainer.fit(path, schema=schema, batch_size=batch, **kwargs)
             finally:
-                parquet_adapter.IN_MEMORY_BYTES = held
+                limits.RESIDENT_BYTES_LIMIT = held
         else:
             trainer.fit(x, y, batch_size=batch, **kwargs)
 

@@ -5,6 +5,10 @@
   (sources declare capabilities instead).
 * Imports flow one way between packages, and no module imports another package's private
   names.
+* A package is used through its face: a module imports another package's ``__init__``
+  (``from fitpipe.pipeline import take_rows``), never its modules
+  (``fitpipe.pipeline.arrays``); modules of one package, its subpackages included, import
+  each other freely.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ SRC = pathlib.Path(__file__).resolve().parents[1] / "src" / "fitpipe"
 #: Packages from the bottom up: a package imports only from packages at its rank or below.
 RANKS = {
     "errors": 0,
+    "limits": 0,
     "schemas": 1,
     "columnar": 2,
     "adapters": 3,
@@ -118,3 +123,31 @@ def test_no_private_names_of_other_packages() -> None:
             if private:
                 wrong.append(f"{path.relative_to(SRC)} imports {private} from {module}")
     assert not wrong, "private names stay in their package:\n" + "\n".join(wrong)
+
+
+def _submodule(package: str, name: str) -> bool:
+    """``name`` is a module of ``package`` that its ``__init__`` does not export as a name."""
+    folder = SRC / package
+    if not folder.is_dir():  # a package of one module (errors, limits)
+        return False
+    face = (folder / "__init__.py").read_text(encoding="utf-8")
+    exported = re.search(rf"__all__ = \[[^\]]*[\"']{re.escape(name)}[\"']", face)
+    exists = (folder / f"{name}.py").exists() or (folder / name / "__init__.py").exists()
+    return exists and not exported
+
+
+def test_other_packages_are_imported_through_their_face() -> None:
+    wrong = []
+    for path in _modules():
+        own = _package(path)
+        if own == "__init__":  # the library's own face gathers the packages' faces
+            continue
+        where = str(path.relative_to(SRC))
+        for module, names in _imports(path):
+            parts = module.split(".")
+            if len(parts) > 2 and parts[1] != own:
+                wrong.append(f"{where} imports {module}: import {'.'.join(parts[:2])}")
+            elif len(parts) == 2 and parts[1] != own:
+                modules = [n for n in names if _submodule(parts[1], n)]
+                wrong += [f"{where} imports the module {module}.{n}" for n in modules]
+    assert not wrong, "packages are imported through their __init__:\n" + "\n".join(wrong)

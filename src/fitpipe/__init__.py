@@ -25,7 +25,10 @@ _os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 from fitpipe import errors
 
 if TYPE_CHECKING:
-    from fitpipe.adapters import register_adapter, registry
+    from fitpipe.adapters import register_adapter
+
+    # The object, never the submodule of that name (mypy may pick either from the face).
+    from fitpipe.adapters.registry import registry
     from fitpipe.pipeline import Pipeline, adapt
     from fitpipe.schemas import OTHER_COLUMNS, Schema
     from fitpipe.training import Model, Sequential, Trainer

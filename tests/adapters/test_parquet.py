@@ -26,6 +26,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import fitpipe
+from fitpipe import limits
 from fitpipe.adapters import parquet as parquet_module
 from fitpipe.errors import SchemaError
 
@@ -34,7 +35,7 @@ from fitpipe.errors import SchemaError
 def _streamed(monkeypatch: pytest.MonkeyPatch) -> None:
     """These tests check the streaming reader: small data is not read into memory here
     (tests/adapters/test_parquet_in_memory.py covers that path)."""
-    monkeypatch.setattr(parquet_module, "IN_MEMORY_BYTES", 0)
+    monkeypatch.setattr(limits, "RESIDENT_BYTES_LIMIT", 0)
 
 
 IDS = fitpipe.Schema("id")

@@ -15,8 +15,8 @@ import pytest
 from conftest_arrow import numbered_table, write_null_parts, write_parts
 
 import fitpipe
+from fitpipe import limits
 from fitpipe.adapters import AdaptRequest
-from fitpipe.adapters import parquet as parquet_module
 from fitpipe.errors import SchemaError
 from fitpipe.pipeline import adapt_source
 
@@ -36,7 +36,7 @@ def ids(pipeline: fitpipe.Pipeline) -> list[int]:
 
 def test_small_data_is_held_in_memory_with_the_streamed_batches(parts, monkeypatch):
     held = fitpipe.adapt(parts, schema=fitpipe.Schema(["a", "b"], "id"), batch_size=16)
-    monkeypatch.setattr(parquet_module, "IN_MEMORY_BYTES", 0)
+    monkeypatch.setattr(limits, "RESIDENT_BYTES_LIMIT", 0)
     streamed = fitpipe.adapt(parts, schema=fitpipe.Schema(["a", "b"], "id"), batch_size=16)
     assert held.rows is not None and streamed.rows is None
     assert ids(held) == ids(streamed) == list(range(130))
@@ -45,9 +45,9 @@ def test_small_data_is_held_in_memory_with_the_streamed_batches(parts, monkeypat
 
 def test_the_limit_is_the_converted_size(parts, monkeypatch):
     # 2 features + 1 target, 8 bytes each once converted: 130 * 24 = 3120 bytes.
-    monkeypatch.setattr(parquet_module, "IN_MEMORY_BYTES", 3120)
+    monkeypatch.setattr(limits, "RESIDENT_BYTES_LIMIT", 3120)
     assert fitpipe.adapt(parts, schema=SCHEMA).rows is not None
-    monkeypatch.setattr(parquet_module, "IN_MEMORY_BYTES", 3119)
+    monkeypatch.setattr(limits, "RESIDENT_BYTES_LIMIT", 3119)
     assert fitpipe.adapt(parts, schema=SCHEMA).rows is None
 
 

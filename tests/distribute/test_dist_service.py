@@ -13,7 +13,7 @@ import tensorflow as tf
 from dist_data import SCHEMA, WEIGHTED, table, write
 
 import fitpipe
-from fitpipe.adapters import parquet as parquet_module
+from fitpipe import limits
 from fitpipe.errors import FitpipeTypeError, FitpipeValueError
 from fitpipe.pipeline.service import python_stages
 
@@ -110,7 +110,7 @@ def _py_function_dataset() -> tf.data.Dataset:
 def test_pipelines_calling_python_are_refused_before_any_batch(
     address: str, tmp_path: Path, make: Any, adapter: str, op: str, monkeypatch: Any
 ) -> None:
-    monkeypatch.setattr(parquet_module, "IN_MEMORY_BYTES", 0)  # Parquet streamed by pyarrow
+    monkeypatch.setattr(limits, "RESIDENT_BYTES_LIMIT", 0)  # Parquet streamed by pyarrow
     x = make(tmp_path)
     schema = SCHEMA if adapter == "parquet" else None
     with pytest.raises(FitpipeValueError, match=rf"{REFUSED}.*adapter '{adapter}'.*{op}"):

@@ -12,8 +12,8 @@ import tensorflow as tf
 from dist_data import SCHEMA, WEIGHTED, table, write
 
 import fitpipe
+from fitpipe import limits
 from fitpipe.adapters import AdaptRequest
-from fitpipe.adapters import parquet as parquet_module
 from fitpipe.adapters.sharding import pad_shard, per_replica_batch, plan_shards, with_weights
 from fitpipe.errors import FitpipeValueError
 from fitpipe.pipeline import adapt_source, split_source
@@ -23,7 +23,7 @@ from fitpipe.pipeline.sharding import array_shard
 @pytest.fixture(autouse=True)
 def _streamed(monkeypatch: pytest.MonkeyPatch) -> None:
     """Shards are read by the streaming reader: small data is not read into memory here."""
-    monkeypatch.setattr(parquet_module, "IN_MEMORY_BYTES", 0)
+    monkeypatch.setattr(limits, "RESIDENT_BYTES_LIMIT", 0)
 
 
 def _epoch(dataset: tf.data.Dataset) -> list[tuple[np.ndarray, ...]]:
@@ -122,7 +122,10 @@ def test_parquet_shard_steps_follow_the_validation_split(tmp_path: Path) -> None
 
 
 @pytest.mark.parametrize("shuffle", [False, True])
-def test_arrow_rows_shard_by_blocks_matching_one_device_batches(shuffle: bool) -> None:
+def test_arrow_rows_shard_by_blocks_matching_one_device_batches(
+    shuffle: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.undo()  # the rows of the table are held in memory (not the fixture's limit)
     pipeline = fitpipe.adapt(table(44), schema=WEIGHTED, batch_size=8, shuffle=shuffle)
     assert pipeline.rows is not None
     build = array_shard(pipeline.rows)

@@ -9,8 +9,8 @@ import pytest
 import tensorflow as tf
 
 import fitpipe
-import fitpipe.pipeline.arrays as pipeline_arrays
-from fitpipe.pipeline import resolve_batch_size
+from fitpipe import limits
+from fitpipe.pipeline.arrays import resolve_batch_size
 from fitpipe.testing import epoch_batches
 
 N = 50
@@ -107,13 +107,13 @@ def test_resolve_batch_size(
 
 @pytest.fixture
 def streamed(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(pipeline_arrays, "RESIDENT_BYTES_LIMIT", 0)
+    monkeypatch.setattr(limits, "RESIDENT_BYTES_LIMIT", 0)
 
 
 def test_streamed_batches_equal_resident_batches(streamed: None, monkeypatch: Any) -> None:
     structures = ({"a": X, "b": X[:, 0].astype("int32")}, Y, SW)
     streamed_batches = epoch_batches(fitpipe.adapt(*structures, batch_size=7))
-    monkeypatch.setattr(pipeline_arrays, "RESIDENT_BYTES_LIMIT", 256 * 2**20)
+    monkeypatch.setattr(limits, "RESIDENT_BYTES_LIMIT", 256 * 2**20)
     resident_batches = epoch_batches(fitpipe.adapt(*structures, batch_size=7))
     assert len(streamed_batches) == len(resident_batches) == 8
     for s, r in zip(streamed_batches, resident_batches, strict=True):
@@ -147,7 +147,7 @@ def test_large_array_is_not_embedded_in_the_graph() -> None:
     big = np.zeros((2**20, 16), dtype="float32")  # 64 MiB, above the lowered limit below
     assert big.nbytes == 64 * 2**20
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(pipeline_arrays, "RESIDENT_BYTES_LIMIT", 32 * 2**20)
+        patch.setattr(limits, "RESIDENT_BYTES_LIMIT", 32 * 2**20)
         pipeline = fitpipe.adapt(big, batch_size=2**16)
     assert len(serialized(pipeline)) < 2**20
     assert pipeline.num_batches == 16
@@ -163,9 +163,30 @@ def serialized(pipeline: Any) -> bytes:
 def test_resident_bytes_limit_decides_which_data_streams() -> None:
     small = np.zeros((64, 4), dtype="float32")
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(pipeline_arrays, "RESIDENT_BYTES_LIMIT", small.nbytes)
+        patch.setattr(limits, "RESIDENT_BYTES_LIMIT", small.nbytes)
         resident = fitpipe.adapt(small)
-        patch.setattr(pipeline_arrays, "RESIDENT_BYTES_LIMIT", small.nbytes - 1)
+        patch.setattr(limits, "RESIDENT_BYTES_LIMIT", small.nbytes - 1)
         streamed = fitpipe.adapt(small)
     assert b"PyFunc" not in serialized(resident)
     assert b"PyFunc" in serialized(streamed)
+
+
+@pytest.mark.parametrize("shuffle", [False, True, "batch"])
+def test_resident_rows_slice_the_batches_of_the_dataset(shuffle: Any, seeded: Any) -> None:
+    """The fast path's interface (``loop_arguments``, ``fetch_function``, ``batch``) reads
+    the batches the dataset gives, epoch by epoch, with class weights applied."""
+    seeded(5)
+    x, y = np.arange(23.0, dtype="float32")[:, None], np.arange(23) % 2
+    pipeline = fitpipe.adapt(x, y, batch_size=5, shuffle=shuffle, class_weight={0: 1.0, 1: 2.0})
+    rows = pipeline.rows
+    assert rows is not None and rows.num_batches == 5
+    fetch = tf.function(rows.fetch_function())
+    for epoch in range(2):
+        arguments = rows.loop_arguments(epoch)
+        for i, batch in enumerate(pipeline.dataset):
+            for got in (rows.batch(arguments, i), fetch(arguments, tf.constant(i)).get_value()):
+                for part, expected in zip(got, batch, strict=True):
+                    np.testing.assert_array_equal(part.numpy(), expected.numpy())
+    whole = rows.as_batch()
+    np.testing.assert_array_equal(whole[0].numpy(), x)
+    np.testing.assert_array_equal(whole[1].numpy(), y)

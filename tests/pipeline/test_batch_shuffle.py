@@ -17,8 +17,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import fitpipe
-import fitpipe.adapters.parquet as parquet_adapter
-import fitpipe.pipeline.arrays as pipeline_arrays
+from fitpipe import limits
 from fitpipe.testing import epoch_batches
 
 
@@ -43,9 +42,9 @@ def check_blocks(batches: list[list[int]], rows: int, batch_size: int) -> list[i
 def test_batches_are_contiguous_blocks_in_a_new_order_every_epoch(
     rows: int, batch_size: int, seed: int, streamed: bool
 ) -> None:
-    limit = 0 if streamed else pipeline_arrays.RESIDENT_BYTES_LIMIT
+    limit = 0 if streamed else limits.RESIDENT_BYTES_LIMIT
     keras.utils.set_random_seed(seed)
-    old, pipeline_arrays.RESIDENT_BYTES_LIMIT = pipeline_arrays.RESIDENT_BYTES_LIMIT, limit
+    old, limits.RESIDENT_BYTES_LIMIT = limits.RESIDENT_BYTES_LIMIT, limit
     try:
         x = np.arange(rows, dtype="float32")[:, None]
         pipeline = fitpipe.adapt(x, np.arange(rows), batch_size=batch_size, shuffle="batch")
@@ -55,7 +54,7 @@ def test_batches_are_contiguous_blocks_in_a_new_order_every_epoch(
         again = fitpipe.adapt(x, np.arange(rows), batch_size=batch_size, shuffle="batch")
         assert epoch_ids(again) == epochs[0]  # reproducible under the seed
     finally:
-        pipeline_arrays.RESIDENT_BYTES_LIMIT = old
+        limits.RESIDENT_BYTES_LIMIT = old
     orders = [check_blocks(batches, rows, batch_size) for batches in epochs]
     if rows // batch_size >= 6:  # 720 orders of the full blocks: 3 epochs alike by chance 1e-5
         assert len({tuple(o) for o in orders}) > 1
@@ -111,7 +110,7 @@ def _refused_inputs(tmp_path: Path) -> list[tuple[str, Any]]:
 def test_inputs_read_in_their_own_batches_refuse_it(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(parquet_adapter, "IN_MEMORY_BYTES", 0)  # streamed Parquet
+    monkeypatch.setattr(limits, "RESIDENT_BYTES_LIMIT", 0)  # streamed Parquet
     schema = fitpipe.Schema(features=["x"], targets="y")
     for name, x in _refused_inputs(tmp_path):
         kwargs = {"schema": schema} if name == "parquet" else {}

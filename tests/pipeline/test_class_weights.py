@@ -315,9 +315,9 @@ def test_streamed_parquet_counts_the_target_column(tmp_path: Any, monkeypatch: A
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from fitpipe.adapters import parquet as parquet_module
+    from fitpipe import limits
 
-    monkeypatch.setattr(parquet_module, "IN_MEMORY_BYTES", 0)  # stream it
+    monkeypatch.setattr(limits, "RESIDENT_BYTES_LIMIT", 0)  # stream it
     labels = np.tile(IMBALANCED, 5)
     table = pa.table({"a": np.arange(65.0), "y": labels})
     for i, start in enumerate((0, 40)):

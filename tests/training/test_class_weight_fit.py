@@ -89,9 +89,9 @@ def test_balanced_counts_only_the_training_rows() -> None:
 
 
 def test_balanced_streamed_parquet_matches_keras(tmp_path: Path, monkeypatch: Any) -> None:
-    from fitpipe.adapters import parquet as parquet_module
+    from fitpipe import limits
 
-    monkeypatch.setattr(parquet_module, "IN_MEMORY_BYTES", 0)  # a counting pass, then a stream
+    monkeypatch.setattr(limits, "RESIDENT_BYTES_LIMIT", 0)  # a counting pass, then a stream
     table = pa.table({**{f"f{i}": XC[:, i] for i in range(6)}, "y": SKEWED.astype("int64")})
     for i, start in enumerate((0, 50)):
         pq.write_table(table.slice(start, 50), tmp_path / f"p{i}.parquet", row_group_size=16)

@@ -21,7 +21,7 @@ Built-in adapters, highest priority first (name, priority: what it takes):
 - ``sequence``, 20: lists/tuples of arrays (multi-input models)
 """
 
-from fitpipe.adapters.arrays import ARRAY_FAMILY_SUPPORTS
+from fitpipe.adapters.arrays import ARRAY_FAMILY_SUPPORTS, check_rows, is_pandas
 from fitpipe.adapters.arrow_tables import ArrowStreamAdapter, ArrowTableAdapter
 from fitpipe.adapters.base import (
     ADAPT_ARGUMENTS,
@@ -31,6 +31,7 @@ from fitpipe.adapters.base import (
     ArraySource,
     BatchSource,
     Mode,
+    Shuffle,
     Source,
     batch_size_or_default,
     check_supported,
@@ -46,8 +47,9 @@ from fitpipe.adapters.capabilities import (
     Shardable,
     SourceBase,
     Splittable,
+    class_counts,
 )
-from fitpipe.adapters.distributed_datasets import DistributedDatasetAdapter
+from fitpipe.adapters.distributed_datasets import DistributedDatasetAdapter, not_distributed_error
 from fitpipe.adapters.generators import GeneratorAdapter
 from fitpipe.adapters.mappings import MappingAdapter
 from fitpipe.adapters.numpy_arrays import NumpyAdapter
@@ -61,6 +63,7 @@ from fitpipe.adapters.registry import (
     registry,
 )
 from fitpipe.adapters.sequences import SequenceAdapter
+from fitpipe.adapters.sharding import per_replica_batch, plan_shards
 from fitpipe.adapters.tensors import TensorAdapter
 from fitpipe.adapters.tf_datasets import TFDatasetAdapter
 
@@ -82,11 +85,18 @@ __all__ = [
     "Resumable",
     "Seekable",
     "Shardable",
+    "Shuffle",
     "Source",
     "SourceBase",
     "Splittable",
     "batch_size_or_default",
+    "check_rows",
     "check_supported",
+    "class_counts",
+    "is_pandas",
+    "not_distributed_error",
+    "per_replica_batch",
+    "plan_shards",
     "register_adapter",
     "registry",
     "unsupported",

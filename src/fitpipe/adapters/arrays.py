@@ -20,8 +20,7 @@ from fitpipe.adapters.capabilities import SourceBase
 from fitpipe.adapters.sparse import is_sparse_array, to_sparse_tensor
 from fitpipe.adapters.torch_tensors import is_torch_tensor, torch_to_numpy
 from fitpipe.errors import DataMismatchError, FitpipeTypeError, FitpipeValueError, message, raw
-from fitpipe.schemas import find_namedtuple
-from fitpipe.schemas.columns import column_listing
+from fitpipe.schemas import column_listing, find_namedtuple
 
 __all__ = [
     "ARRAY_FAMILY_SUPPORTS",

@@ -25,13 +25,13 @@ import pyarrow as pa
 import pyarrow.dataset as pads
 import tensorflow as tf
 
+from fitpipe import limits
 from fitpipe.adapters.arrow_tables import ColumnChunks, require_schema
 from fitpipe.adapters.base import AdaptRequest, ArraySource, BatchSource, batch_size_or_default
 from fitpipe.adapters.batches import ErrorBox, signature_of
 from fitpipe.adapters.capabilities import class_counts
 from fitpipe.adapters.sharding import pad_shard, per_replica_batch, plan_shards, with_weights
 from fitpipe.columnar import (
-    IN_MEMORY_BYTES,
     ParquetPlan,
     Span,
     converted_bytes,
@@ -295,7 +295,9 @@ class ParquetAdapter:
                     x=request.x,
                 )
             )
-        if request.hold_in_memory and (converted_bytes(plan, schema, mode) <= IN_MEMORY_BYTES):
+        if request.hold_in_memory and (
+            converted_bytes(plan, schema, mode) <= limits.RESIDENT_BYTES_LIMIT
+        ):
             return _read_whole(plan, schema, request.caller, mode)
         signature = _signature(plan, schema, request.caller, mode)
         seed = int(np.random.randint(0, 2**31 - 1))

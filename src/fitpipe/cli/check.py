@@ -17,11 +17,10 @@ from typing import Any
 import keras
 
 from fitpipe.cli.files import load_schema
+from fitpipe.columnar import is_parquet
 from fitpipe.errors import FitpipeValueError, message
 from fitpipe.schemas import Schema
-from fitpipe.training import Trainer
-from fitpipe.training.preflight import CheckReport, check_data
-from fitpipe.training.preflight.checks import is_parquet
+from fitpipe.training import CheckReport, Trainer, check_data
 
 __all__ = ["load_model", "run_check"]
 

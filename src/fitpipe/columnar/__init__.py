@@ -15,11 +15,11 @@ from fitpipe.columnar.files import (
     existing_paths,
     expand_paths,
     file_error,
+    is_parquet,
     is_parquet_path,
     open_dataset,
 )
 from fitpipe.columnar.parquet import (
-    IN_MEMORY_BYTES,
     FooterStats,
     ParquetPlan,
     Piece,
@@ -48,7 +48,6 @@ from fitpipe.columnar.write import write_atomically, write_json_atomically
 
 __all__ = [
     "EXPECTED_TYPES",
-    "IN_MEMORY_BYTES",
     "ColumnTypes",
     "FooterStats",
     "ParquetPlan",
@@ -67,6 +66,7 @@ __all__ = [
     "file_error",
     "fill_type",
     "footer_stats",
+    "is_parquet",
     "is_parquet_path",
     "is_text",
     "open_dataset",

@@ -21,8 +21,7 @@ import tensorflow as tf
 
 from fitpipe.columnar.types import is_text, value_type
 from fitpipe.errors import SchemaError, message
-from fitpipe.schemas import Schema
-from fitpipe.schemas.schema import Named, RoleSpec
+from fitpipe.schemas import Named, RoleSpec, Schema
 
 __all__ = ["column_array", "role_arrays", "table_roles"]
 

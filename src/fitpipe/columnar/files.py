@@ -27,6 +27,7 @@ __all__ = [
     "existing_paths",
     "expand_paths",
     "file_error",
+    "is_parquet",
     "is_parquet_path",
     "open_dataset",
 ]
@@ -42,6 +43,13 @@ def is_parquet_path(x: Any) -> bool:
     return isinstance(path, str) and (
         path.lower().endswith(_SUFFIXES) or any(c in path for c in "*?[") or os.path.exists(path)
     )
+
+
+def is_parquet(x: Any) -> bool:
+    """True for a Parquet path, glob, list of paths or ``pyarrow.dataset.Dataset``."""
+    if isinstance(x, pads.Dataset) or is_parquet_path(x):
+        return True
+    return isinstance(x, (list, tuple)) and bool(x) and all(is_parquet_path(p) for p in x)
 
 
 def expand_paths(x: Any) -> list[str]:

@@ -23,7 +23,6 @@ from fitpipe.errors import FitpipeError
 from fitpipe.schemas import Mode, Role, Schema
 
 __all__ = [
-    "IN_MEMORY_BYTES",
     "FooterStats",
     "ParquetPlan",
     "Piece",
@@ -35,11 +34,6 @@ __all__ = [
     "source_columns",
     "spans",
 ]
-
-#: Parquet data whose converted columns take at most this many bytes is read once, whole,
-#: and held in memory like an Arrow table (batches are then sliced inside the compiled loop);
-#: larger data is streamed row group by row group every epoch.
-IN_MEMORY_BYTES = 256 * 2**20
 
 
 @dataclasses.dataclass(frozen=True)

@@ -9,9 +9,7 @@ import pyarrow as pa
 import pyarrow.types as pat
 
 from fitpipe.errors import SchemaError, message
-from fitpipe.schemas.columns import closest_column, column_listing
-from fitpipe.schemas.roles import Role
-from fitpipe.schemas.schema import Named, Schema
+from fitpipe.schemas import Named, Role, Schema, closest_column, column_listing
 
 __all__ = [
     "EXPECTED_TYPES",

@@ -1,6 +1,5 @@
 """Pipelines: an adapted source as batched, shuffled, weighted and prefetched ``tf.data``."""
 
-from fitpipe.pipeline.arrays import RESIDENT_BYTES_LIMIT, array_dataset, resolve_batch_size
 from fitpipe.pipeline.class_weights import (
     ClassWeightPlan,
     apply_class_weight,
@@ -16,23 +15,24 @@ from fitpipe.pipeline.core import (
     check_shuffle,
     pipeline_from_source,
 )
+from fitpipe.pipeline.service import check_address
+from fitpipe.pipeline.sharding import array_shard
 from fitpipe.pipeline.split import check_validation_split, split_source
 
 __all__ = [
-    "RESIDENT_BYTES_LIMIT",
     "ClassWeightPlan",
     "Pipeline",
     "adapt",
     "adapt_source",
     "apply_class_weight",
-    "array_dataset",
+    "array_shard",
     "build_pipeline",
+    "check_address",
     "check_class_weight",
     "check_shuffle",
     "check_validation_split",
     "class_weight_table",
     "pipeline_from_source",
-    "resolve_batch_size",
     "split_source",
     "weigh_batch",
 ]

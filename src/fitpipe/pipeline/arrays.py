@@ -3,9 +3,10 @@
 Rows are addressed by index: a dataset of index batches (reshuffled every epoch when asked) is
 mapped to the rows of every leaf. Leaves stay where they are as long as possible:
 
-* tensors, and NumPy arrays up to :data:`RESIDENT_BYTES_LIMIT` in all, are held once in CPU
-  variables and gathered inside the graph (referred to by handle, never embedded as graph
-  constants, so no 2 GB protobuf limit and no copy when tf.data serializes the pipeline);
+* tensors, and NumPy arrays up to :data:`fitpipe.limits.RESIDENT_BYTES_LIMIT` in all, are held
+  once in CPU variables and gathered inside the graph (referred to by handle, never embedded
+  as graph constants, so no 2 GB protobuf limit and no copy when tf.data serializes the
+  pipeline);
 * larger NumPy arrays are not converted at all: each batch is gathered from the NumPy memory,
   so a large array is never copied whole.
 """
@@ -21,22 +22,18 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
-from fitpipe.adapters import DEFAULT_BATCH_SIZE, ArraySource
-from fitpipe.adapters.base import Shuffle
+from fitpipe import limits
+from fitpipe.adapters import DEFAULT_BATCH_SIZE, ArraySource, Shuffle
 from fitpipe.pipeline.class_weights import apply_class_weight
 from fitpipe.schemas import pack_roles
 
 __all__ = [
-    "RESIDENT_BYTES_LIMIT",
     "ResidentRows",
     "array_dataset",
     "index_batches",
     "resolve_batch_size",
     "shuffled_order",
 ]
-
-#: NumPy data up to this many bytes in all is converted to tensors; larger data is streamed.
-RESIDENT_BYTES_LIMIT = 256 * 2**20
 
 
 def resolve_batch_size(batch_size: int | None, steps: int | None, num_samples: int) -> int:
@@ -244,7 +241,7 @@ def _streams(leaf: Any, numpy_bytes: int) -> bool:
     return (
         isinstance(leaf, np.ndarray)
         and leaf.dtype.kind not in "US"
-        and numpy_bytes > RESIDENT_BYTES_LIMIT
+        and numpy_bytes > limits.RESIDENT_BYTES_LIMIT
     )
 
 
@@ -302,6 +299,14 @@ def take_rows(structure: Any, tensors: tuple[tuple[Any, ...], Any], rows: tf.Ten
     return batch
 
 
+def _slice_batch(structure: Any, arguments: Any, index: tf.Tensor) -> Any:
+    """Graph function: batch ``index`` of the order in ``arguments`` (see ``loop_arguments``)."""
+    tensors, order, size = arguments
+    start = tf.cast(index, tf.int64) * size
+    stop = tf.minimum(start + size, tf.shape(order, out_type=tf.int64)[0])
+    return take_rows(structure, tensors, order[start:stop])
+
+
 def _leaf_key(leaf: Any) -> tuple[str, str, int | None]:
     return type(leaf).__name__, leaf.dtype.name, leaf.shape.rank
 
@@ -310,8 +315,11 @@ def _leaf_key(leaf: Any) -> tuple[str, str, int | None]:
 class ResidentRows:
     """Rows held in memory as tensors, so a trainer can slice batches in its compiled loop.
 
-    A compiled loop takes :attr:`tensors` as arguments (it captures no data), so one loop
-    serves every pipeline with the same :attr:`key`: repeated ``fit`` calls do not retrace.
+    What a trainer uses: :meth:`loop_arguments` (what its loop over one epoch takes as
+    arguments), :meth:`fetch_function` (the graph function slicing batch ``i`` from them),
+    :meth:`batch` (the same, eagerly), :attr:`num_batches`, :attr:`key` and
+    :meth:`as_batch`. A compiled loop captures no data, so one loop serves every pipeline
+    with the same :attr:`key`: repeated ``fit`` calls do not retrace.
 
     Attributes:
         leaves: The held leaves (CPU variables, ragged or sparse tensors), flat.
@@ -361,6 +369,35 @@ class ResidentRows:
         if not self.shuffle:
             return tf.range(self.num_samples, dtype=index_dtype(self.num_samples))
         return permutation(self.num_samples, self.seed, epoch, self.batch_size, self.shuffle)
+
+    def loop_arguments(self, epoch: int) -> tuple[Any, tf.Tensor, tf.Tensor]:
+        """What a compiled loop over ``epoch`` takes as arguments.
+
+        The held tensors (:attr:`tensors`), the epoch's row order (:meth:`order`) and the
+        batch size: everything :meth:`fetch_function` slices a batch from.
+        """
+        return self.tensors, self.order(epoch), tf.constant(self.batch_size, tf.int64)
+
+    def fetch_function(self) -> Callable[[Any, tf.Tensor], Any]:
+        """The graph function ``(loop_arguments, i) -> Optional(batch i)`` of a compiled loop.
+
+        It captures only the batch's nesting, never data, so the loop serves any rows with
+        the same :attr:`key`.
+        """
+        structure = self.structure
+
+        def fetch(arguments: Any, index: tf.Tensor) -> Any:
+            return tf.experimental.Optional.from_value(_slice_batch(structure, arguments, index))
+
+        return fetch
+
+    def batch(self, arguments: Any, index: Any) -> Any:
+        """Batch ``index`` sliced from ``arguments`` (of :meth:`loop_arguments`), eagerly."""
+        return _slice_batch(self.structure, arguments, index)
+
+    def as_batch(self) -> Any:
+        """Every held row as one batch, without class weights (what data checks read)."""
+        return tf.nest.pack_sequence_as(self.structure, list(self.leaves))
 
 
 def array_dataset(

@@ -29,10 +29,9 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
-from fitpipe.adapters import ArraySource, Source
-from fitpipe.adapters.capabilities import ClassCountable, class_counts
+from fitpipe.adapters import ArraySource, ClassCountable, Source, class_counts
 from fitpipe.errors import FitpipeTypeError, FitpipeValueError, message
-from fitpipe.schemas.columns import closest_column
+from fitpipe.schemas import closest_column
 
 __all__ = [
     "BALANCED",

@@ -40,12 +40,12 @@ from fitpipe.adapters import (
     Resumable,
     Seekable,
     Shardable,
+    Shuffle,
     Source,
     check_supported,
     registry,
     unsupported,
 )
-from fitpipe.adapters.base import Shuffle
 from fitpipe.errors import FitpipeTypeError, FitpipeValueError, FitpipeWarning, message
 from fitpipe.pipeline import service
 from fitpipe.pipeline.arrays import ResidentRows, array_dataset, resolve_batch_size

@@ -23,9 +23,10 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
+from fitpipe import limits
 from fitpipe.adapters import ArraySource
 from fitpipe.errors import FitpipeTypeError, FitpipeValueError, message
-from fitpipe.pipeline.arrays import RESIDENT_BYTES_LIMIT, index_batches, take_rows
+from fitpipe.pipeline.arrays import index_batches, take_rows
 from fitpipe.schemas import pack_roles
 
 __all__ = [
@@ -104,7 +105,7 @@ def on_service(
                 f"{adapter!r}) calls back into Python in this process ({', '.join(stages)})",
                 "Service workers run the pipeline's graph in other processes; Python "
                 "generators, PyDataset, Parquet and Arrow streams and NumPy arrays over "
-                f"{RESIDENT_BYTES_LIMIT // 2**20} MiB are read by Python here",
+                f"{limits.RESIDENT_BYTES_LIMIT // 2**20} MiB are read by Python here",
                 "Pass in-memory arrays, Arrow tables or a graph-only `tf.data.Dataset` "
                 "(e.g. from TFRecord files), or drop `data_service`",
                 data_service=address,
@@ -135,18 +136,18 @@ def constant_array_dataset(source: ArraySource, batch_size: int, caller: str) ->
     happens on this side, see :func:`on_service`).
 
     Raises:
-        FitpipeValueError: For NumPy data over :data:`RESIDENT_BYTES_LIMIT`.
+        FitpipeValueError: For NumPy data over :data:`fitpipe.limits.RESIDENT_BYTES_LIMIT`.
     """
     parts = pack_roles(source.x, source.y, source.sample_weight)
     flat = tf.nest.flatten(parts)
     size = sum(leaf.nbytes for leaf in flat if isinstance(leaf, np.ndarray))
-    if size > RESIDENT_BYTES_LIMIT:
+    if size > limits.RESIDENT_BYTES_LIMIT:
         raise FitpipeValueError(
             message(
                 caller,
                 f"cannot send {size // 2**20} MiB of in-memory rows to tf.data service workers",
                 "Rows travel to the workers inside the pipeline's graph, up to "
-                f"{RESIDENT_BYTES_LIMIT // 2**20} MiB",
+                f"{limits.RESIDENT_BYTES_LIMIT // 2**20} MiB",
                 "Write the data to TFRecord files and pass a `tf.data.Dataset` reading them, "
                 "or drop `data_service`",
                 bytes=size,

@@ -14,7 +14,7 @@ from typing import Any
 
 import tensorflow as tf
 
-from fitpipe.adapters.sharding import per_replica_batch, plan_shards
+from fitpipe.adapters import per_replica_batch, plan_shards
 from fitpipe.pipeline.arrays import ResidentRows, shuffled_order
 
 #: Marks graph code that needs no autograph (tf.data would transpile it from source).

@@ -43,8 +43,7 @@ from hypothesis import given, settings
 import fitpipe
 from fitpipe.adapters import ADAPT_ARGUMENTS, Adapter, AdaptRequest
 from fitpipe.errors import FitpipeWarning, UnsupportedArgumentError
-from fitpipe.pipeline import Pipeline
-from fitpipe.pipeline.core import adapt_source
+from fitpipe.pipeline import Pipeline, adapt_source
 from fitpipe.schemas import Schema
 from fitpipe.testing import epoch_batches, flat_rows
 from fitpipe.testing.fixtures import weight_of_rows

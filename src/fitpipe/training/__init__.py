@@ -1,6 +1,7 @@
 """Training: the Keras training API (compile/fit/evaluate/predict/*_on_batch) on pipelines."""
 
 from fitpipe.training.models import FitpipeMethods, Model, Sequential
+from fitpipe.training.preflight import CheckReport, check_data
 from fitpipe.training.trainer import Trainer
 
-__all__ = ["FitpipeMethods", "Model", "Sequential", "Trainer"]
+__all__ = ["CheckReport", "FitpipeMethods", "Model", "Sequential", "Trainer", "check_data"]

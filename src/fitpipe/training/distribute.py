@@ -25,12 +25,9 @@ from typing import Any
 
 import tensorflow as tf
 
-from fitpipe.adapters import ArraySource, Mode
-from fitpipe.adapters.distributed_datasets import not_distributed_error
+from fitpipe.adapters import ArraySource, Mode, not_distributed_error
 from fitpipe.errors import FitpipeValueError, message
-from fitpipe.pipeline import Pipeline
-from fitpipe.pipeline.service import check_address
-from fitpipe.pipeline.sharding import array_shard
+from fitpipe.pipeline import Pipeline, array_shard, check_address
 from fitpipe.training.steps import (
     StepFunction,
 )

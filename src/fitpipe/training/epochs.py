@@ -176,7 +176,7 @@ class EpochRunner:
         rows = self.pipeline.rows
         if rows is not None:  # rows in memory: batches are sliced inside the compiled loop
             if self.checks is not None and not self._rows_checked:
-                self.checks.check(tf.nest.pack_sequence_as(rows.structure, list(rows.leaves)))
+                self.checks.check(rows.as_batch())
                 self._rows_checked = True  # the rows never change: checked once, as a whole
             cursor = RowCursor(rows, self._passes, self.pipeline.element_spec)
             cursor.position = skip

@@ -18,7 +18,6 @@ from typing import Any
 import tensorflow as tf
 
 from fitpipe.errors import FitpipeError, FitpipeWarning
-from fitpipe.pipeline.arrays import take_rows
 from fitpipe.schemas import Mode
 from fitpipe.training.collect import concat_outputs, output_arrays, output_specs, write_outputs
 from fitpipe.training.conversions import absent_as_none, spec_of
@@ -73,40 +72,17 @@ class RowCursor:
 
     def __init__(self, rows: Any, epoch: int, element_spec: Any) -> None:
         self.rows = rows
-        self.order = rows.order(epoch)
+        self.arguments = rows.loop_arguments(epoch)
         self.position = 0
         self.element_spec = element_spec
 
     def batch(self, index: Any) -> Any:
         """The rows of batch ``index`` of this epoch."""
-        size, total = self.rows.batch_size, self.rows.num_samples
-        start = tf.cast(index, tf.int64) * size
-        return self.rows.gather(self.order[start : tf.minimum(start + size, total)])
-
-    @property
-    def source(self) -> tuple[Any, tf.Tensor, tf.Tensor]:
-        """What the compiled loop slices batches from: the rows' tensors and this order."""
-        return self.rows.tensors, self.order, tf.constant(self.rows.batch_size, tf.int64)
-
-
-def rows_fetch(structure: Any) -> Fetch:
-    """The graph function a compiled loop uses to slice batch ``i`` from a cursor's source.
-
-    It captures only the batch's nesting, never data, so the loop serves any rows with the
-    same :attr:`~fitpipe.pipeline.ResidentRows.key`.
-    """
-
-    def fetch(source: Any, index: tf.Tensor) -> Any:
-        tensors, order, size = source
-        start = tf.cast(index, tf.int64) * size
-        stop = tf.minimum(start + size, tf.shape(order, out_type=tf.int64)[0])
-        return tf.experimental.Optional.from_value(take_rows(structure, tensors, order[start:stop]))
-
-    return fetch
+        return self.rows.batch(self.arguments, index)
 
 
 def rows_spec(element_spec: Any) -> Any:
-    """``element_spec`` with any batch size: the spec of batches a :func:`rows_fetch` slices.
+    """``element_spec`` with any batch size: the spec of the batches sliced from rows.
 
     A pipeline whose batches are all full declares their size; the compiled loop's slices do
     not, and tracing the step for the declared size would trace it a second time (about a
@@ -367,7 +343,7 @@ class StepFunction:
             key = iterator.rows.key
             loop = self._rows_loops.get(key)
             if loop is None:
-                fetch = rows_fetch(iterator.rows.structure)
+                fetch = iterator.rows.fetch_function()
                 loop = self._build_loop(rows_spec(iterator.element_spec), fetch, counted=True)
                 self._rows_loops[key] = loop
             return loop
@@ -388,7 +364,7 @@ class StepFunction:
         loop = self.prepare(cursor)
         assert loop is not None
         start = tf.constant(cursor.position, tf.int32)
-        count, outputs = loop(cursor.source, start, tf.constant(n, tf.int32))
+        count, outputs = loop(cursor.arguments, start, tf.constant(n, tf.int32))
         cursor.position += int(count)
         return int(count), outputs
 

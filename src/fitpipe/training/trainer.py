@@ -17,8 +17,7 @@ from typing import Any, Literal
 
 import keras
 
-from fitpipe.adapters import AdaptRequest, ArraySource, Mode
-from fitpipe.adapters.arrays import check_rows
+from fitpipe.adapters import AdaptRequest, ArraySource, Mode, check_rows
 from fitpipe.errors import FitpipeTypeError, FitpipeValueError, NotCompiledError, message
 from fitpipe.pipeline import (
     Pipeline,

@@ -19,9 +19,8 @@ import pyarrow as pa
 import pyarrow.dataset as pads
 import tensorflow as tf
 
-from fitpipe.adapters import AdaptRequest, ArraySource
-from fitpipe.adapters.arrays import is_pandas
-from fitpipe.columnar import is_parquet_path, open_dataset
+from fitpipe.adapters import AdaptRequest, ArraySource, is_pandas
+from fitpipe.columnar import is_parquet, open_dataset
 from fitpipe.errors import DataCheckError, FitpipeError, message
 from fitpipe.pipeline import adapt_source
 from fitpipe.schemas import Role, Schema, as_schema
@@ -45,7 +44,6 @@ __all__ = [
     "check_data",
     "check_mode",
     "column_names_of",
-    "is_parquet",
     "parquet_report",
     "resolved_schema",
     "rows_report",
@@ -73,13 +71,6 @@ def check_mode(check: Any, caller: str) -> str | None:
             check=check,
         )
     )
-
-
-def is_parquet(x: Any) -> bool:
-    """True for a Parquet path, glob, list of paths or ``pyarrow.dataset.Dataset``."""
-    if isinstance(x, pads.Dataset) or is_parquet_path(x):
-        return True
-    return isinstance(x, (list, tuple)) and bool(x) and all(is_parquet_path(p) for p in x)
 
 
 def column_names_of(x: Any) -> list[str] | None:

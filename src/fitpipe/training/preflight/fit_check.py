@@ -19,13 +19,12 @@ from typing import Any
 import keras
 
 from fitpipe.adapters import AdaptRequest, ArraySource
-from fitpipe.columnar import open_dataset
+from fitpipe.columnar import is_parquet, open_dataset
 from fitpipe.errors import DataCheckError, DataCheckWarning, message, raw
 from fitpipe.pipeline import Pipeline
 from fitpipe.training.preflight.checks import (
     check_mode,
     column_names_of,
-    is_parquet,
     parquet_report,
     resolved_schema,
     rows_report,

@@ -17,8 +17,7 @@ import pyarrow as pa
 import pyarrow.types as pat
 import tensorflow as tf
 
-from fitpipe.schemas import Schema
-from fitpipe.schemas.schema import Named
+from fitpipe.schemas import Named, Schema
 from fitpipe.training.preflight.stats import BlockStats, ColumnStats, TargetStats, as_block
 
 __all__ = [

@@ -1,0 +1,18 @@
+"""The memory limit that decides which data is held resident and which is streamed.
+
+One name, read at call time (``limits.RESIDENT_BYTES_LIMIT``), so that a test or a
+benchmark can lower it in one place for every reader:
+
+* NumPy arrays up to it in all are held in CPU variables and sliced inside the compiled
+  loop (:mod:`fitpipe.pipeline`); larger arrays are gathered from NumPy batch by batch;
+* Parquet data whose converted columns take at most it is read once, whole, and held like
+  an Arrow table (:mod:`fitpipe.adapters`); larger data is streamed row group by row group;
+* in-memory rows sent to tf.data service workers travel inside the graph up to it.
+"""
+
+from __future__ import annotations
+
+__all__ = ["RESIDENT_BYTES_LIMIT"]
+
+#: Bytes of data held in memory at most; larger data is streamed.
+RESIDENT_BYTES_LIMIT = 256 * 2**20
