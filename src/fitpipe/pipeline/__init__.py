@@ -15,23 +15,31 @@ from fitpipe.pipeline.core import (
     check_shuffle,
     pipeline_from_source,
 )
+from fitpipe.pipeline.distributed import (
+    DistributedPipeline,
+    check_not_distributed,
+    distribute_pipeline,
+    is_multi_worker,
+)
 from fitpipe.pipeline.service import check_address
-from fitpipe.pipeline.sharding import array_shard
 from fitpipe.pipeline.split import check_validation_split, split_source
 
 __all__ = [
     "ClassWeightPlan",
+    "DistributedPipeline",
     "Pipeline",
     "adapt",
     "adapt_source",
     "apply_class_weight",
-    "array_shard",
     "build_pipeline",
     "check_address",
     "check_class_weight",
+    "check_not_distributed",
     "check_shuffle",
     "check_validation_split",
     "class_weight_table",
+    "distribute_pipeline",
+    "is_multi_worker",
     "pipeline_from_source",
     "split_source",
     "weigh_batch",

@@ -12,9 +12,10 @@ Adapter             reading one input form into a source: rows (:class:`ArraySou
 Pipeline (here)     batching, shuffling and resident rows (``pipeline.arrays``), class
                     weights (``pipeline.class_weights``), ``validation_split``
                     (``pipeline.split``), prefetch and the tf.data service
-                    (``pipeline.service``); it asks the source's capabilities by
-                    ``isinstance`` (Seekable, Paced, Resumable, Shardable)
-Trainer             epochs, steps, callbacks, distribution over a strategy
+                    (``pipeline.service``), batches distributed over a strategy's
+                    replicas (``pipeline.distributed``); it asks the source's
+                    capabilities by ``isinstance`` (Seekable, Paced, Resumable, Shardable)
+Trainer             epochs, steps, callbacks, the replicas' step under a strategy
                     (``training.distribute``): only through :class:`Pipeline`
 ==================  =======================================================================
 """

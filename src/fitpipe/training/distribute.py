@@ -6,11 +6,9 @@ A model built under ``strategy.scope()`` keeps that strategy (Keras 3 records it
 * the step runs as ``strategy.run(model.train_step, args=(batch,))``; the logs of the
   replicas are reduced with a mean (metric variables are already synchronized by Keras), and
   predictions are concatenated in replica order;
-* the input is distributed by the strategy: in-memory inputs with
-  ``strategy.experimental_distribute_dataset`` (the strategy's normal auto-sharding), sources
-  that can shard themselves (Parquet, Arrow tables) with
-  ``strategy.distribute_datasets_from_function``: each worker reads only its own part, every
-  worker runs the same number of steps (see :mod:`fitpipe.adapters.sharding`);
+* the input is distributed by the strategy through the pipeline
+  (:func:`fitpipe.pipeline.distribute_pipeline`: in-memory inputs auto-sharded, sources that
+  shard themselves read by their own worker only); this module is the step side only;
 * the step is not XLA-compiled (cross-replica reductions run outside XLA on CPU), and batches
   are never sliced from resident rows inside the compiled loop.
 
@@ -19,24 +17,18 @@ With the default strategy nothing here is used.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable
 from typing import Any
 
 import tensorflow as tf
 
-from fitpipe.adapters import ArraySource, Mode, not_distributed_error
 from fitpipe.errors import FitpipeValueError, message
-from fitpipe.pipeline import Pipeline, array_shard, check_address
-from fitpipe.training.steps import (
-    StepFunction,
-)
+from fitpipe.pipeline import check_address, is_multi_worker
+from fitpipe.schemas import Mode
+from fitpipe.training.steps import StepFunction
 
 __all__ = [
-    "DistributedPipeline",
     "build_state",
-    "check_not_distributed",
-    "distribute_pipeline",
     "distributed_step",
     "step_function",
     "strategy_of",
@@ -81,10 +73,6 @@ def service_address(address: Any) -> str | None:
     return None if address is None else check_address(address, "fit")
 
 
-def _is_multi_worker(strategy: tf.distribute.Strategy) -> bool:
-    return bool(getattr(strategy.extended, "_in_multi_worker_mode", lambda: False)())
-
-
 def _concat(parts: list[Any]) -> Any:
     if isinstance(parts[0], tf.SparseTensor):
         return tf.sparse.concat(0, parts)
@@ -119,7 +107,7 @@ def reduce_outputs(outputs: Any, strategy: tf.distribute.Strategy, reduction: st
 
     def one(value: Any) -> Any:
         if reduction == "concat":
-            if _is_multi_worker(strategy):
+            if is_multi_worker(strategy):
                 return _multi_worker_concat(value, strategy)
             return _concat(list(strategy.experimental_local_results(value)))
         return strategy.reduce(tf.distribute.ReduceOp.MEAN, value, axis=None)
@@ -191,48 +179,6 @@ def step_function(
     return function
 
 
-class DistributedPipeline(Pipeline):
-    """A pipeline whose :attr:`dataset` is a ``tf.distribute`` distributed dataset.
-
-    Everything else (element spec, errors, epoch hooks, closing) is the base pipeline's.
-    """
-
-    def __init__(self, base: Pipeline, distributed: Any, count: Callable[[], int | None]) -> None:
-        super().__init__(
-            base.adapter, base.source, base.dataset, count, base.batch_size, None, None, base.shard
-        )
-        self.base = base
-        self.distributed = distributed
-
-    @property
-    def dataset(self) -> Any:
-        """The distributed dataset (iterate it once per epoch)."""
-        return self.distributed
-
-    def seek(self, pass_index: int) -> None:
-        """Makes the next iteration read pass ``pass_index`` (see :meth:`Pipeline.seek`)."""
-        self.base.seek(pass_index)
-
-
-def _sharded(
-    strategy: tf.distribute.Strategy,
-    build: Callable[[int, int, int], tuple[tf.data.Dataset, int]],
-) -> tuple[Any, int]:
-    """Distributes per-worker datasets built from the strategy's input context."""
-    steps: list[int] = []
-
-    def dataset_fn(context: tf.distribute.InputContext) -> tf.data.Dataset:
-        per_pipeline = context.num_replicas_in_sync // context.num_input_pipelines
-        dataset, count = build(context.input_pipeline_id, context.num_input_pipelines, per_pipeline)
-        steps.append(count)
-        options = tf.data.Options()
-        options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF
-        return dataset.with_options(options)
-
-    distributed = strategy.distribute_datasets_from_function(dataset_fn)
-    return distributed, steps[0]
-
-
 def build_state(model: Any, strategy: tf.distribute.Strategy, element_spec: Any) -> None:
     """Creates the model's, loss', metrics' and optimizer's variables under the strategy.
 
@@ -262,53 +208,3 @@ def build_state(model: Any, strategy: tf.distribute.Strategy, element_spec: Any)
         if optimizer is not None and not optimizer.built:
             optimizer.build(model.trainable_variables)
     model.reset_metrics()
-
-
-def check_not_distributed(pipeline: Pipeline, caller: str) -> None:
-    """Refuses an input distributed by a strategy for a model built under none."""
-    distributed = pipeline.source.distributed
-    if distributed is not None:
-        raise not_distributed_error(caller, distributed)
-
-
-def _common_seed(strategy: tf.distribute.Strategy, seed: int) -> int:
-    """One shuffle seed for all workers (the sum of theirs), so their shards stay disjoint."""
-    value = strategy.run(lambda: tf.constant(seed, tf.int64))
-    total = strategy.reduce(tf.distribute.ReduceOp.SUM, value, axis=None)
-    return int(total) % (2**31 - 1)
-
-
-def distribute_pipeline(
-    pipeline: Pipeline, strategy: tf.distribute.Strategy, mode: Mode, caller: str
-) -> Pipeline:
-    """Distributes a pipeline's batches over the strategy's replicas.
-
-    When training and evaluating, sources that shard themselves (Parquet, and rows that
-    allow it, ``ArraySource.shard_rows``: Arrow tables by row blocks) give each worker its
-    own rows, padded with zero-weight rows so all workers run the same steps. Everything
-    else (and prediction, whose rows must all come back in order) uses
-    ``strategy.experimental_distribute_dataset``.
-
-    Args:
-        pipeline: The pipeline, as built for one device.
-        strategy: The model's strategy.
-        mode: What the call does (prediction is never sharded at the source).
-        caller: The public method, for messages.
-
-    Returns:
-        A pipeline whose dataset is distributed (never resident rows); an input that was
-        distributed already is iterated as it is.
-    """
-    source, rows = pipeline.source, pipeline.rows
-    if source.distributed is not None:  # as it is
-        return DistributedPipeline(pipeline, source.distributed, lambda: pipeline.num_batches)
-    if mode.shards and pipeline.shard is not None:
-        distributed, steps = _sharded(strategy, pipeline.shard)
-        return DistributedPipeline(pipeline, distributed, lambda: steps)
-    if mode.shards and isinstance(source, ArraySource) and source.shard_rows and rows is not None:
-        if rows.shuffle and _is_multi_worker(strategy):
-            rows = dataclasses.replace(rows, seed=_common_seed(strategy, rows.seed))
-        distributed, steps = _sharded(strategy, array_shard(rows, caller))
-        return DistributedPipeline(pipeline, distributed, lambda: steps)
-    distributed = strategy.experimental_distribute_dataset(pipeline.dataset)
-    return DistributedPipeline(pipeline, distributed, lambda: pipeline.num_batches)

@@ -22,8 +22,10 @@ from fitpipe.errors import FitpipeTypeError, FitpipeValueError, NotCompiledError
 from fitpipe.pipeline import (
     Pipeline,
     build_pipeline,
+    check_not_distributed,
     check_shuffle,
     check_validation_split,
+    distribute_pipeline,
     pipeline_from_source,
 )
 from fitpipe.schemas import SchemaLike
@@ -241,11 +243,11 @@ class Trainer:
         """The pipeline distributed over the model's strategy (unchanged without one)."""
         strategy = distribute.strategy_of(self.model)
         if pipeline is not None and strategy is None:
-            distribute.check_not_distributed(pipeline, caller)
+            check_not_distributed(pipeline, caller)
         if pipeline is None or strategy is None:
             return pipeline
         distribute.build_state(self.model, strategy, pipeline.element_spec)
-        return distribute.distribute_pipeline(pipeline, strategy, mode, caller)
+        return distribute_pipeline(pipeline, strategy, mode, caller)
 
     # ---------------------------------------------------------------------------------- fit
     def fit(
