@@ -62,12 +62,13 @@ def test_shuffle_is_reproducible_under_set_random_seed(seeded: Any) -> None:
 
 def test_shuffle_seed_argument_of_pipeline_from_source() -> None:
     from fitpipe.adapters import AdaptRequest
-    from fitpipe.pipeline import adapt_source, pipeline_from_source
+    from fitpipe.pipeline import PipelineOptions, adapt_source, pipeline_from_source
 
     request = AdaptRequest(x=X, y=Y, batch_size=8, shuffle=True)
     adapter, source = adapt_source(request)
-    one = pipeline_from_source(adapter.name, source, request, seed=123)
-    two = pipeline_from_source(adapter.name, source, request, seed=123)
+    options = PipelineOptions.of(request)
+    one = pipeline_from_source(adapter.name, source, options, seed=123)
+    two = pipeline_from_source(adapter.name, source, options, seed=123)
     np.testing.assert_array_equal(epoch_ids(one), epoch_ids(two))
 
 

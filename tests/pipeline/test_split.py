@@ -14,6 +14,7 @@ import fitpipe
 from fitpipe.adapters import AdaptRequest, ArraySource, check_supported
 from fitpipe.errors import UnsupportedArgumentError
 from fitpipe.pipeline import (
+    PipelineOptions,
     adapt_source,
     check_validation_split,
     pipeline_from_source,
@@ -104,12 +105,13 @@ def test_split_happens_before_shuffling(seeded: Any) -> None:
     seeded(3)
     request = AdaptRequest(x=X, y=Y, sample_weight=SW, batch_size=3, shuffle=True)
     adapter, source = adapt_source(request)
+    options = PipelineOptions.of(request)
     train, val = split_source(source, 0.4)
     train_ids = np.concatenate(
-        [b[1] for b in epoch_batches(pipeline_from_source(adapter.name, train, request))]
+        [b[1] for b in epoch_batches(pipeline_from_source(adapter.name, train, options))]
     )
     val_ids = np.concatenate(
-        [b[1] for b in epoch_batches(pipeline_from_source(adapter.name, val, request))]
+        [b[1] for b in epoch_batches(pipeline_from_source(adapter.name, val, options))]
     )
     np.testing.assert_array_equal(np.sort(train_ids), np.arange(6))
     np.testing.assert_array_equal(np.sort(val_ids), np.arange(6, 10))

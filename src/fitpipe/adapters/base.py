@@ -93,17 +93,21 @@ _HOW_TO_FIX = {
 
 @dataclasses.dataclass(frozen=True)
 class AdaptRequest:
-    """Everything the user asked of one input, as given to :meth:`Adapter.adapt`.
+    """What an adapter reads of one input, as given to :meth:`Adapter.adapt`.
+
+    The pipeline's own options (class weights, the tf.data service, ``validation_split``)
+    are not here: they are :class:`fitpipe.pipeline.PipelineOptions`, which adapters never
+    see.
 
     Attributes:
         x: The input.
         y: Targets, when given separately.
         sample_weight: Per-sample weights, when given separately.
-        batch_size: Rows per batch for row-addressed inputs (None: the default 32).
+        batch_size: Rows per batch (None: the default 32); adapters that batch rows
+            themselves (streamed Arrow and Parquet data) read it.
         shuffle: Whether to reshuffle rows every epoch; ``"batch"`` shuffles in batch-sized
-            chunks (row-addressed inputs only).
-        class_weight: Map from class index to weight, ``"balanced"``, or such values by
-            output name (see :mod:`fitpipe.pipeline.class_weights`).
+            chunks (row-addressed inputs only). Adapters whose sources order their own
+            batches (Parquet row groups, ``PyDataset`` indices) read it.
         schema: A declared schema for columnar inputs: a ``Schema``, a mapping of its keys
             or the path of a schema file (turned into a ``Schema`` once the adapter that
             takes ``x`` is known to support ``schema``).
@@ -115,14 +119,9 @@ class AdaptRequest:
         chunks: Asks for a :class:`~fitpipe.adapters.Chunked` source, read in row order a
             chunk at a time with the schema's passthrough columns (``predict(output=...)``):
             adapters of columnar data honour it; rows in memory are always chunked.
-        validation_split: Fraction of rows the trainer will set apart (0 for none).
-        data_service: Address of a tf.data service dispatcher (``"grpc://host:port"``) to
-            run the input pipeline on its workers; None runs it in this process.
         hold_in_memory: Let adapters read small sources that they would stream (Parquet
             data) whole into rows held in memory; False keeps them streamed (to shard them
             at the source).
-        output_names: The model's output names (set by the trainer), to find the targets of
-            a per-output ``class_weight`` given as a list.
 
     """
 
@@ -131,16 +130,12 @@ class AdaptRequest:
     sample_weight: Any = None
     batch_size: int | None = None
     shuffle: Shuffle = False
-    class_weight: Mapping[Any, Any] | str | None = None
     schema: Any = None
     steps: int | None = None
     caller: str = "adapt"
-    validation_split: float = 0.0
-    data_service: str | None = None
     hold_in_memory: bool = True
     mode: Mode = Mode.TRAIN
     chunks: bool = False
-    output_names: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.mode, Mode):
@@ -150,13 +145,11 @@ class AdaptRequest:
         """Names the optional arguments that were given (not left at their defaults)."""
         names = [
             name
-            for name in ("y", "sample_weight", "batch_size", "class_weight", "schema", "steps")
+            for name in ("y", "sample_weight", "batch_size", "schema", "steps")
             if getattr(self, name) is not None
         ]
         if self.shuffle:
             names.append("shuffle")
-        if self.validation_split:
-            names.append("validation_split")
         return tuple(names)
 
 
@@ -298,7 +291,13 @@ class Adapter(Protocol):
 
 
 def unsupported(
-    adapter: Adapter, request: AdaptRequest, name: str, why: str, fix: str, shown: str = ""
+    adapter: Adapter,
+    request: AdaptRequest,
+    name: str,
+    why: str,
+    fix: str,
+    shown: str = "",
+    value: Any = None,
 ) -> UnsupportedArgumentError:
     """The shared "not supported for this input" error.
 
@@ -309,12 +308,14 @@ def unsupported(
         why: Why the input cannot use it.
         fix: How to fix the call.
         shown: How the argument is shown (default: its name), e.g. ``shuffle="batch"``.
+        value: The argument's value when it is not the request's (a pipeline option).
 
     Returns:
         The error, to raise.
 
     """
-    received = {name: getattr(request, name, None), "x": request.x}
+    given = getattr(request, name, None) if value is None else value
+    received = {name: given, "x": request.x}
     return UnsupportedArgumentError(
         message(
             request.caller,
@@ -327,13 +328,20 @@ def unsupported(
     )
 
 
-def check_supported(adapter: Adapter, request: AdaptRequest, names: tuple[str, ...]) -> None:
+def check_supported(
+    adapter: Adapter,
+    request: AdaptRequest,
+    names: tuple[str, ...],
+    values: Mapping[str, Any] | None = None,
+) -> None:
     """Raises the shared error when an argument is given that ``adapter`` does not support.
 
     Args:
         adapter: The adapter chosen for the input.
         request: The request.
         names: The arguments the caller gave.
+        values: The values of given arguments that are not the request's (the pipeline's
+            options: ``class_weight``, ``validation_split``).
 
     Raises:
         UnsupportedArgumentError: For the first unsupported argument given.
@@ -348,4 +356,5 @@ def check_supported(adapter: Adapter, request: AdaptRequest, names: tuple[str, .
             role = "targets" if name == "y" else "sample_weight"
             why = "columnar data names its target and weight columns in the schema"
             fix = f"Name the column in the schema, e.g. `fitpipe.Schema(..., {role}=...)`"
-        raise unsupported(adapter, request, name, why, fix)
+        value = None if values is None else values.get(name)
+        raise unsupported(adapter, request, name, why, fix, value=value)

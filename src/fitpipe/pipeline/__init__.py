@@ -21,6 +21,7 @@ from fitpipe.pipeline.distributed import (
     distribute_pipeline,
     is_multi_worker,
 )
+from fitpipe.pipeline.options import PipelineOptions
 from fitpipe.pipeline.service import check_address
 from fitpipe.pipeline.split import check_validation_split, split_source
 
@@ -28,6 +29,7 @@ __all__ = [
     "ClassWeightPlan",
     "DistributedPipeline",
     "Pipeline",
+    "PipelineOptions",
     "adapt",
     "adapt_source",
     "apply_class_weight",

@@ -5,8 +5,12 @@ Separation of concerns (who owns what on the way from an input to batches):
 ==================  =======================================================================
 Owner               Concern
 ==================  =======================================================================
-``AdaptRequest``    what the user asked: the input, its arguments, the call's ``mode``
-                    (train/evaluate/predict: roles read, sharding) and ``caller`` (messages)
+``AdaptRequest``    what an adapter reads: the input, its schema, batch size, shuffle,
+                    steps, the call's ``mode`` (train/evaluate/predict: roles read,
+                    sharding) and ``caller`` (messages)
+``PipelineOptions`` what only the pipeline reads (``pipeline.options``): class weights,
+                    the tf.data service, ``validation_split``, the model's output names,
+                    with the batching arguments it shares with the request
 Adapter             reading one input form into a source: rows (:class:`ArraySource`) or
                     batches (a batch source), with the capabilities it has
 Pipeline (here)     batching, shuffling and resident rows (``pipeline.arrays``), class
@@ -57,6 +61,7 @@ from fitpipe.pipeline.class_weights import (
     weighted_dataset,
     weighted_shard,
 )
+from fitpipe.pipeline.options import GIVEN_ORDER, PipelineOptions
 from fitpipe.pipeline.service import check_address
 from fitpipe.schemas import as_schema
 
@@ -264,11 +269,18 @@ def _check_positive_int(value: Any, name: str, caller: str) -> None:
         )
 
 
-def adapt_source(request: AdaptRequest, *, warn_ignored: bool = True) -> tuple[Adapter, Source]:
+def adapt_source(
+    request: AdaptRequest,
+    options: PipelineOptions | None = None,
+    *,
+    warn_ignored: bool = True,
+) -> tuple[Adapter, Source]:
     """Finds the adapter for ``request.x``, checks the arguments it supports, and adapts.
 
     Args:
-        request: The request.
+        request: The adapter's request.
+        options: The pipeline's options, whose given arguments (``class_weight``,
+            ``validation_split``) the adapter must support too; None: none given.
         warn_ignored: Warn when ``shuffle=True`` is ignored by the input.
 
     Returns:
@@ -288,7 +300,9 @@ def adapt_source(request: AdaptRequest, *, warn_ignored: bool = True) -> tuple[A
             )
         )
     adapter = registry.find(request.x, request.caller)
-    given = request.given()
+    values = {} if options is None else options.given()
+    named = set(request.given()) | set(values)
+    given = tuple(name for name in GIVEN_ORDER if name in named)
     if request.shuffle == "batch" and "shuffle" not in adapter.supports:
         raise _no_batch_shuffle(adapter, request)
     if "shuffle" in given and "shuffle" not in adapter.supports:
@@ -300,7 +314,7 @@ def adapt_source(request: AdaptRequest, *, warn_ignored: bool = True) -> tuple[A
                 stacklevel=3,
             )
         given = tuple(name for name in given if name != "shuffle")
-    check_supported(adapter, request, given)
+    check_supported(adapter, request, given, values)
     if request.schema is not None:  # a mapping or a schema file path becomes a Schema
         request = dataclasses.replace(request, schema=as_schema(request.schema, request.caller))
     adapted = adapter.adapt(request)
@@ -352,7 +366,7 @@ def check_shuffle(shuffle: Any, caller: str) -> None:
 def pipeline_from_source(
     adapter_name: str,
     source: Source,
-    request: AdaptRequest,
+    options: PipelineOptions,
     *,
     seed: int | None = None,
 ) -> Pipeline:
@@ -361,24 +375,24 @@ def pipeline_from_source(
     Args:
         adapter_name: The adapter that made the source.
         source: The source.
-        request: The request (batch size, shuffle, class weights, steps).
+        options: The pipeline's options (batch size, shuffle, class weights, steps).
         seed: Shuffle seed; drawn from NumPy's global generator when None.
 
     Returns:
         The pipeline.
 
     """
-    plan = source_class_weight(request.class_weight, source, request.caller, request.output_names)
+    plan = source_class_weight(options.class_weight, source, options.caller, options.output_names)
     class_weight = None if plan is None else plan.applied
     if isinstance(source, ArraySource):
-        batch_size = resolve_batch_size(request.batch_size, request.steps, source.num_samples)
+        batch_size = resolve_batch_size(options.batch_size, options.steps, source.num_samples)
         if seed is None:
             seed = int(np.random.randint(0, 2**31 - 1))
-        if request.data_service is not None:  # rows as graph constants, for remote workers
-            dataset = service.constant_array_dataset(source, batch_size, request.caller)
+        if options.data_service is not None:  # rows as graph constants, for remote workers
+            dataset = service.constant_array_dataset(source, batch_size, options.caller)
             rows, seek = None, None
         else:
-            dataset, rows, seek = array_dataset(source, batch_size, request.shuffle, seed)
+            dataset, rows, seek = array_dataset(source, batch_size, options.shuffle, seed)
         batches = math.ceil(source.num_samples / batch_size)
         count: Callable[[], int | None] = lambda: batches  # noqa: E731
     else:
@@ -393,22 +407,22 @@ def pipeline_from_source(
             shard = weighted_shard(shard, class_weight)
         if rows is not None:
             rows = dataclasses.replace(rows, class_weights=class_weight_table(class_weight))
-    if request.data_service is not None:
+    if options.data_service is not None:
         reshuffle = None
-        if isinstance(source, ArraySource) and request.shuffle == "batch":
+        if isinstance(source, ArraySource) and options.shuffle == "batch":
             raise FitpipeValueError(
                 message(
-                    request.caller,
+                    options.caller,
                     'cannot shuffle in batch-sized chunks (`shuffle="batch"`) on a tf.data service',
                     "Its workers read rows in their own order",
                     "Pass `shuffle=True`, or run the pipeline here (no `data_service`)",
-                    shuffle=request.shuffle,
+                    shuffle=options.shuffle,
                 )
             )
-        if isinstance(source, ArraySource) and request.shuffle:
+        if isinstance(source, ArraySource) and options.shuffle:
             reshuffle = (source.num_samples, batch_size or 0, seed or 0)
         dataset = service.on_service(
-            dataset, request.data_service, request.caller, adapter_name, reshuffle
+            dataset, options.data_service, options.caller, adapter_name, reshuffle
         )
         if not isinstance(source, ArraySource):  # workers batch their own splits
             count = lambda: None  # noqa: E731
@@ -419,19 +433,26 @@ def pipeline_from_source(
     return pipeline
 
 
-def build_pipeline(request: AdaptRequest, *, warn_ignored: bool = True) -> Pipeline:
+def build_pipeline(
+    request: AdaptRequest,
+    options: PipelineOptions | None = None,
+    *,
+    warn_ignored: bool = True,
+) -> Pipeline:
     """Adapts ``request.x`` and builds its pipeline.
 
     Args:
-        request: The request.
+        request: The adapter's request.
+        options: The pipeline's options (None: ``PipelineOptions.of(request)``).
         warn_ignored: Warn when ``shuffle=True`` is ignored by the input.
 
     Returns:
         The pipeline.
 
     """
-    adapter, source = adapt_source(request, warn_ignored=warn_ignored)
-    return pipeline_from_source(adapter.name, source, request)
+    options = PipelineOptions.of(request) if options is None else options
+    adapter, source = adapt_source(request, options, warn_ignored=warn_ignored)
+    return pipeline_from_source(adapter.name, source, options)
 
 
 def adapt(
@@ -477,15 +498,15 @@ def adapt(
 
     """
     check_shuffle(shuffle, "adapt")
+    address = None if data_service is None else check_address(data_service, "adapt")
     request = AdaptRequest(
         x=x,
         y=y,
         sample_weight=sample_weight,
         batch_size=batch_size,
         shuffle=shuffle,
-        class_weight=class_weight,
         schema=schema,
         steps=steps,
-        data_service=None if data_service is None else check_address(data_service, "adapt"),
     )
-    return build_pipeline(request)
+    options = PipelineOptions.of(request, class_weight=class_weight, data_service=address)
+    return build_pipeline(request, options)

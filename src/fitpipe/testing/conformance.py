@@ -43,7 +43,7 @@ from hypothesis import given, settings
 import fitpipe
 from fitpipe.adapters import ADAPT_ARGUMENTS, Adapter, AdaptRequest
 from fitpipe.errors import FitpipeWarning, UnsupportedArgumentError
-from fitpipe.pipeline import Pipeline, adapt_source
+from fitpipe.pipeline import Pipeline, PipelineOptions, adapt_source
 from fitpipe.schemas import Schema
 from fitpipe.testing import epoch_batches, flat_rows
 from fitpipe.testing.fixtures import weight_of_rows
@@ -496,7 +496,8 @@ class AdapterConformanceTests:
             warnings.simplefilter("always")
             try:
                 if name == "validation_split":  # a `fit` argument, not one of `adapt`
-                    adapt_source(AdaptRequest(x=obj, validation_split=value, caller="fit", **extra))
+                    request = AdaptRequest(x=obj, caller="fit", **extra)
+                    adapt_source(request, PipelineOptions(validation_split=value, caller="fit"))
                 else:
                     fitpipe.adapt(obj, **{name: value}, **extra).close()
             except UnsupportedArgumentError as err:

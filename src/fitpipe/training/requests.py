@@ -12,6 +12,7 @@ from fitpipe.adapters import AdaptRequest, ArraySource, Mode, registry
 from fitpipe.errors import FitpipeTypeError, FitpipeValueError, message
 from fitpipe.pipeline import (
     Pipeline,
+    PipelineOptions,
     adapt_source,
     build_pipeline,
     pipeline_from_source,
@@ -72,20 +73,19 @@ def validation_pipeline(
 def fit_pipelines(
     model: keras.Model,
     request: AdaptRequest,
+    options: PipelineOptions,
     validation_data: Any,
     val_batch: int | None,
     val_steps: int | None,
 ) -> tuple[Pipeline, Pipeline | None]:
     """The training pipeline of ``fit``, and its validation pipeline (split off, or given)."""
-    adapter, source = adapt_source(request, warn_ignored=False)
+    adapter, source = adapt_source(request, options, warn_ignored=False)
     val = None
-    if request.validation_split:
-        source, val_source = split_source(source, request.validation_split, "fit", val_batch)
-        val_request = AdaptRequest(
-            x=None, batch_size=val_batch, steps=val_steps, caller="fit", mode=Mode.EVALUATE
-        )
-        val = pipeline_from_source(adapter.name, val_source, val_request)
-    train = pipeline_from_source(adapter.name, source, request)
+    if options.validation_split:
+        source, val_source = split_source(source, options.validation_split, "fit", val_batch)
+        val_options = PipelineOptions(batch_size=val_batch, steps=val_steps, caller="fit")
+        val = pipeline_from_source(adapter.name, val_source, val_options)
+    train = pipeline_from_source(adapter.name, source, options)
     if validation_data is not None:
         val = validation_pipeline(model, validation_data, val_batch, val_steps, request.schema)
     arguments.require_finite(train, request.steps, "fit", "steps_per_epoch")

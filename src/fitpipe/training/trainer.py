@@ -21,6 +21,7 @@ from fitpipe.adapters import AdaptRequest, ArraySource, Mode, check_rows
 from fitpipe.errors import FitpipeTypeError, FitpipeValueError, NotCompiledError, message
 from fitpipe.pipeline import (
     Pipeline,
+    PipelineOptions,
     build_pipeline,
     check_not_distributed,
     check_shuffle,
@@ -395,19 +396,23 @@ class Trainer:
             sample_weight=sample_weight,
             batch_size=batch_size,
             shuffle=shuffle,
-            class_weight=class_weight,
             steps=steps_per_epoch if steps_per_epoch != -1 else None,
             caller="fit",
             mode=Mode.TRAIN,
-            validation_split=split,
             schema=schema,
-            data_service=distribute.service_address(data_service),
             hold_in_memory=distribute.strategy_of(self.model) is None,
+        )
+        options = PipelineOptions.of(
+            request,
+            class_weight=class_weight,
+            validation_split=split,
+            data_service=distribute.service_address(data_service),
             output_names=_output_names(self.model),
         )
         train, val = fit_pipelines(
             self.model,
             request,
+            options,
             validation_data,
             validation_batch_size or batch_size,
             validation_steps,
@@ -696,10 +701,8 @@ class Trainer:
         def predict_chunk(features: Any) -> Any:
             rows = check_rows({"x": features}, "predict")
             chunk = ArraySource(features, None, None, rows)
-            request = AdaptRequest(
-                x=None, batch_size=batch_size, caller="predict", mode=Mode.PREDICT
-            )
-            with pipeline_from_source("chunk", chunk, request) as pipeline:
+            options = PipelineOptions(batch_size=batch_size, caller="predict")
+            with pipeline_from_source("chunk", chunk, options) as pipeline:
                 check_model_inputs(self.model, pipeline.element_spec, "predict")
                 return self._predict_loop(pipeline, None, 0, callbacks)
 

@@ -1,0 +1,87 @@
+"""What the pipeline is asked beside the input: options adapters never see.
+
+A call's arguments come in two parts. :class:`~fitpipe.adapters.AdaptRequest` is what an
+adapter reads (the input, its schema, batch size, shuffle, steps, the call's mode);
+:class:`PipelineOptions` is what only the pipeline reads (class weights, the tf.data
+service, ``validation_split``, the model's output names) with the batching arguments the
+two share. ``PipelineOptions.of(request, ...)`` takes the shared ones from the request.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from typing import Any
+
+from fitpipe.adapters import AdaptRequest, Shuffle
+
+__all__ = ["GIVEN_ORDER", "PipelineOptions"]
+
+#: The order in which given arguments are checked against an adapter's ``supports`` (the
+#: first unsupported one is reported).
+GIVEN_ORDER = (
+    "y",
+    "sample_weight",
+    "batch_size",
+    "class_weight",
+    "schema",
+    "steps",
+    "shuffle",
+    "validation_split",
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class PipelineOptions:
+    """How the pipeline makes batches of a source (adapters never see these).
+
+    Attributes:
+        batch_size: Rows per batch of row-addressed sources (None: from ``steps``, else 32).
+        shuffle: Reshuffle rows every epoch; ``"batch"`` in batch-sized chunks.
+        steps: Batches per epoch requested by the caller, if any.
+        class_weight: Map from class index to weight, ``"balanced"``, or such values by
+            output name (see :mod:`fitpipe.pipeline.class_weights`).
+        validation_split: Fraction of rows the trainer sets apart (0 for none).
+        data_service: Address of a tf.data service dispatcher (``"grpc://host:port"``) to
+            run the pipeline on its workers; None runs it in this process.
+        output_names: The model's output names (set by the trainer), to find the targets of
+            a per-output ``class_weight`` given as a list.
+        caller: The public method being run, for error messages only.
+    """
+
+    batch_size: int | None = None
+    shuffle: Shuffle = False
+    steps: int | None = None
+    class_weight: Mapping[Any, Any] | str | None = None
+    validation_split: float = 0.0
+    data_service: str | None = None
+    output_names: tuple[str, ...] | None = None
+    caller: str = "adapt"
+
+    @classmethod
+    def of(cls, request: AdaptRequest, **options: Any) -> PipelineOptions:
+        """The options of ``request``'s call: its batching arguments, and ``options``.
+
+        Args:
+            request: The adapter's request (batch size, shuffle, steps, caller).
+            **options: The pipeline-only options (``class_weight``, ``data_service``, ...).
+
+        Returns:
+            The options.
+        """
+        shared = {
+            "batch_size": request.batch_size,
+            "shuffle": request.shuffle,
+            "steps": request.steps,
+            "caller": request.caller,
+        }
+        return cls(**{**shared, **options})
+
+    def given(self) -> dict[str, Any]:
+        """The pipeline-only arguments that were given (not left at their defaults)."""
+        given: dict[str, Any] = {}
+        if self.class_weight is not None:
+            given["class_weight"] = self.class_weight
+        if self.validation_split:
+            given["validation_split"] = self.validation_split
+        return given
