@@ -23,7 +23,9 @@ it, that:
 * weights stay with their rows (also when the adapter shuffles);
 * ``num_batches``, when the adapter claims to know it, is the number of batches delivered;
 * every ``fit`` argument the adapter does not support is rejected with the shared wording
-  (``shuffle`` is the documented exception: inputs that fix their own order warn instead).
+  (``shuffle`` is the documented exception: inputs that fix their own order warn instead);
+* each capability its sources declare (split, seek, shard, resume, pace, chunks, class
+  counts) keeps its contract (:mod:`fitpipe.testing.capability_checks`).
 
 Needs ``hypothesis`` (the ``test`` extra: ``pip install fitpipe[test]``); pytest collects the
 checks, but the module itself does not import pytest.
@@ -31,7 +33,6 @@ checks, but the module itself does not import pytest.
 
 from __future__ import annotations
 
-import collections
 import warnings
 from collections.abc import Callable, Iterator
 from typing import Any, ClassVar
@@ -46,6 +47,12 @@ from fitpipe.errors import FitpipeWarning, UnsupportedArgumentError
 from fitpipe.pipeline import Pipeline, PipelineOptions, adapt_source
 from fitpipe.schemas import Schema
 from fitpipe.testing import epoch_batches, flat_rows
+from fitpipe.testing.capability_checks import FIXED as _FIXED
+from fitpipe.testing.capability_checks import (
+    CapabilityChecks,
+    describe_row_difference,
+    row_key,
+)
 from fitpipe.testing.fixtures import weight_of_rows
 from fitpipe.testing.strategies import Example, conformance_examples
 
@@ -63,14 +70,6 @@ _TRIAL_VALUES: dict[str, Callable[[Example], Any]] = {
     "validation_split": lambda data: 0.25,
 }
 
-#: The fixed data of the checks that need no Hypothesis.
-_FIXED = Example(
-    x=np.arange(30, dtype=np.float32).reshape(10, 3),
-    y=np.array([0, 1, 0, 1, 1, 0, 1, 0, 0, 1], dtype=np.int64),
-    sample_weight=weight_of_rows(np.arange(30, dtype=np.float32).reshape(10, 3)),
-    batch_size=4,
-)
-
 
 def _tuplify(value: Any) -> Any:
     """Lists become tuples (as in ``tf.data`` structures); dicts keep their keys."""
@@ -81,25 +80,7 @@ def _tuplify(value: Any) -> Any:
     return value
 
 
-def _row_key(row: np.ndarray) -> tuple[float, ...]:
-    return tuple(float(v) + 0.0 for v in row)  # + 0.0 folds -0.0 into 0.0
-
-
-def _describe_row_difference(expected: np.ndarray, got: np.ndarray, what: str) -> str:
-    """Says which rows are missing and which are extra (or repeated), as multisets."""
-    want = collections.Counter(_row_key(r) for r in expected)
-    have = collections.Counter(_row_key(r) for r in got)
-    missing = list((want - have).elements())
-    extra = list((have - want).elements())
-    lines = [f"{what}: delivered {len(got)} rows, expected {len(expected)}"]
-    if missing:
-        lines.append(f"  {len(missing)} row(s) never delivered, e.g. {missing[:3]}")
-    if extra:
-        lines.append(f"  {len(extra)} row(s) delivered too often or never given, e.g. {extra[:3]}")
-    return "\n".join(lines)
-
-
-class AdapterConformanceTests:
+class AdapterConformanceTests(CapabilityChecks):
     """Base class of an adapter's conformance suite; subclass it in a ``test_*.py`` module.
 
     Set :attr:`adapter_name` and implement :meth:`make_input`; everything else is optional.
@@ -387,8 +368,8 @@ class AdapterConformanceTests:
             delivered = [np.concatenate(epochs)] if one_shot else epochs
             for index, got in enumerate(delivered):
                 what = "over both epochs (one-shot input)" if one_shot else f"epoch {index}"
-                assert sorted(map(_row_key, got)) == sorted(map(_row_key, expected)), (
-                    _describe_row_difference(expected, got, what)
+                assert sorted(map(row_key, got)) == sorted(map(row_key, expected)), (
+                    describe_row_difference(expected, got, what)
                 )
 
         self._for_all(check)
@@ -428,13 +409,13 @@ class AdapterConformanceTests:
                 f"{[len(batch) for batch in batches]} parts"
             )
             weight_of = {
-                _row_key(row): float(weight)
+                row_key(row): float(weight)
                 for row, weight in zip(flat_rows(self.expected_x(data.x)), given, strict=True)
             }
             x_rows = np.concatenate([flat_rows(batch[0]) for batch in batches])
             weights = np.concatenate([flat_rows(batch[2]) for batch in batches])[:, 0]
             for index, (row, weight) in enumerate(zip(x_rows, weights, strict=True)):
-                want = weight_of.get(_row_key(row))
+                want = weight_of.get(row_key(row))
                 assert want == float(weight), (
                     f"the weight of delivered row {index} ({row.tolist()}) is {weight}, "
                     f"but the weight given with that row is {want}"
