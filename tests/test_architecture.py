@@ -151,3 +151,14 @@ def test_other_packages_are_imported_through_their_face() -> None:
                 modules = [n for n in names if _submodule(parts[1], n)]
                 wrong += [f"{where} imports the module {module}.{n}" for n in modules]
     assert not wrong, "packages are imported through their __init__:\n" + "\n".join(wrong)
+
+
+def test_the_no_autograph_alias_has_one_home() -> None:
+    alias = re.compile(r"=\s*tf\.autograph\.experimental\.do_not_convert\b")
+    homes = [
+        str(path.relative_to(SRC))
+        for path in _modules()
+        for _, line in _code_lines(path)
+        if alias.search(line)
+    ]
+    assert homes == ["adapters/batches.py"], homes

@@ -37,6 +37,7 @@ from fitpipe.adapters.base import (
     check_supported,
     unsupported,
 )
+from fitpipe.adapters.batches import no_autograph
 from fitpipe.adapters.capabilities import (
     BatchSourceBase,
     Chunked,
@@ -94,6 +95,7 @@ __all__ = [
     "check_supported",
     "class_counts",
     "is_pandas",
+    "no_autograph",
     "not_distributed_error",
     "per_replica_batch",
     "plan_shards",

@@ -23,8 +23,9 @@ from fitpipe.adapters.sparse import is_sparse_array, to_sparse_tensor
 from fitpipe.errors import FitpipeValueError, message
 from fitpipe.schemas import pack_roles, reject_namedtuple, split_roles
 
-#: Marks graph code that needs no autograph (tf.data would transpile it from source).
-_plain = tf.autograph.experimental.do_not_convert
+#: Marks graph code that needs no autograph (tf.data would transpile it from source): the one
+#: home of this alias, used by the adapters and the pipeline (``fitpipe.adapters.no_autograph``).
+no_autograph = tf.autograph.experimental.do_not_convert
 
 __all__ = [
     "GROUP",
@@ -32,6 +33,7 @@ __all__ = [
     "ErrorBox",
     "crossing",
     "keeping_errors",
+    "no_autograph",
     "normalize_batch",
     "python_batch_dataset",
     "same_shapes",
@@ -171,7 +173,7 @@ def crossing(generate: Callable[[], Iterator[Any]], signature: Any, grouped: boo
         return tf.data.Dataset.from_generator(generate, output_signature=signature)
     spec = tf.nest.map_structure(lambda s: tf.TensorSpec([None, *s.shape], s.dtype), signature)
     groups = tf.data.Dataset.from_generator(generate, output_signature=spec)
-    return groups.flat_map(_plain(lambda *group: tf.data.Dataset.from_tensor_slices(group)))
+    return groups.flat_map(no_autograph(lambda *group: tf.data.Dataset.from_tensor_slices(group)))
 
 
 def _with_absent(generate: Callable[[], Iterator[Any]]) -> Callable[[], Iterator[Any]]:

@@ -7,11 +7,8 @@ from typing import Any
 import tensorflow as tf
 
 from fitpipe.adapters.base import AdaptRequest, BatchSource
-from fitpipe.adapters.batches import tuplify
+from fitpipe.adapters.batches import no_autograph, tuplify
 from fitpipe.schemas import reject_namedtuple
-
-#: Marks graph code that needs no autograph (tf.data would transpile it from source).
-_plain = tf.autograph.experimental.do_not_convert
 
 
 def _is_batch_tuple(spec: Any) -> bool:
@@ -34,10 +31,10 @@ def unpack_dataset(dataset: tf.data.Dataset, caller: str) -> tf.data.Dataset:
     if _is_batch_tuple(spec):
         if tuplify(spec) == spec:
             return dataset
-        return dataset.map(_plain(lambda *parts: tuplify(parts)))
+        return dataset.map(no_autograph(lambda *parts: tuplify(parts)))
     if isinstance(spec, tuple):
-        return dataset.map(_plain(lambda *parts: (tuplify(parts),)))
-    return dataset.map(_plain(lambda element: (tuplify(element),)))
+        return dataset.map(no_autograph(lambda *parts: (tuplify(parts),)))
+    return dataset.map(no_autograph(lambda element: (tuplify(element),)))
 
 
 def count_dataset(dataset: tf.data.Dataset) -> tuple[int | None, bool]:

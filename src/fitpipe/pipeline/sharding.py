@@ -14,11 +14,8 @@ from typing import Any
 
 import tensorflow as tf
 
-from fitpipe.adapters import per_replica_batch, plan_shards
+from fitpipe.adapters import no_autograph, per_replica_batch, plan_shards
 from fitpipe.pipeline.arrays import ResidentRows, shuffled_order
-
-#: Marks graph code that needs no autograph (tf.data would transpile it from source).
-_plain = tf.autograph.experimental.do_not_convert
 
 __all__ = ["array_shard", "padded_gather"]
 
@@ -80,7 +77,7 @@ def array_shard(
         if rows.shuffle:
             seeds = tf.data.Dataset.random(seed=rows.seed, rerandomize_each_iteration=True)
 
-            @tf.autograph.experimental.do_not_convert
+            @no_autograph
             def shuffled(seed: tf.Tensor) -> tf.data.Dataset:
                 key = tf.stack([seed, rows.seed])
                 order = shuffled_order(n, rows.batch_size, rows.shuffle, key)
@@ -90,6 +87,6 @@ def array_shard(
         else:
             dataset = indices(tf.range(n, dtype=tf.int64))
         gather = rows.gather
-        return dataset.map(_plain(lambda idx: padded_gather(gather, idx))), steps
+        return dataset.map(no_autograph(lambda idx: padded_gather(gather, idx))), steps
 
     return build
