@@ -317,9 +317,10 @@ class ResidentRows:
 
     What a trainer uses: :meth:`loop_arguments` (what its loop over one epoch takes as
     arguments), :meth:`fetch_function` (the graph function slicing batch ``i`` from them),
-    :meth:`batch` (the same, eagerly), :attr:`num_batches`, :attr:`key` and
-    :meth:`as_batch`. A compiled loop captures no data, so one loop serves every pipeline
-    with the same :attr:`key`: repeated ``fit`` calls do not retrace.
+    :meth:`batch` (the same, eagerly), :meth:`batch_spec` (the spec its loop is traced
+    for), :attr:`num_batches`, :attr:`key` and :meth:`as_batch`. A compiled loop captures
+    no data, so one loop serves every pipeline with the same :attr:`key`: repeated ``fit``
+    calls do not retrace.
 
     Attributes:
         leaves: The held leaves (CPU variables, ragged or sparse tensors), flat.
@@ -398,6 +399,30 @@ class ResidentRows:
     def as_batch(self) -> Any:
         """Every held row as one batch, without class weights (what data checks read)."""
         return tf.nest.pack_sequence_as(self.structure, list(self.leaves))
+
+    @staticmethod
+    def batch_spec(element_spec: Any) -> Any:
+        """``element_spec`` with any batch size: the spec of the batches sliced from rows.
+
+        A pipeline whose batches are all full declares their size; the compiled loop's
+        slices do not, and tracing the step for the declared size would trace it a second
+        time (about a second before the first step) for the slices.
+
+        Args:
+            element_spec: The pipeline's spec of one batch.
+
+        Returns:
+            The same spec, its batch dimension unknown.
+        """
+
+        def relaxed(spec: Any) -> Any:
+            if isinstance(spec, tf.TensorSpec) and spec.shape.rank:
+                return tf.TensorSpec([None, *spec.shape[1:]], spec.dtype)
+            if isinstance(spec, tf.SparseTensorSpec) and spec.shape.rank:
+                return tf.SparseTensorSpec([None, *spec.shape[1:]], spec.dtype)
+            return spec
+
+        return tf.nest.map_structure(relaxed, element_spec)
 
 
 def array_dataset(

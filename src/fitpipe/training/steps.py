@@ -81,24 +81,6 @@ class RowCursor:
         return self.rows.batch(self.arguments, index)
 
 
-def rows_spec(element_spec: Any) -> Any:
-    """``element_spec`` with any batch size: the spec of the batches sliced from rows.
-
-    A pipeline whose batches are all full declares their size; the compiled loop's slices do
-    not, and tracing the step for the declared size would trace it a second time (about a
-    second before the first step) for the slices.
-    """
-
-    def relaxed(spec: Any) -> Any:
-        if isinstance(spec, tf.TensorSpec) and spec.shape.rank:
-            return tf.TensorSpec([None, *spec.shape[1:]], spec.dtype)
-        if isinstance(spec, tf.SparseTensorSpec) and spec.shape.rank:
-            return tf.SparseTensorSpec([None, *spec.shape[1:]], spec.dtype)
-        return spec
-
-    return tf.nest.map_structure(relaxed, element_spec)
-
-
 def _more_batches(n: tf.Tensor) -> Callable[..., tf.Tensor]:
     """The condition of a loop of up to ``n`` steps that ends early when the input does."""
 
@@ -344,7 +326,8 @@ class StepFunction:
             loop = self._rows_loops.get(key)
             if loop is None:
                 fetch = iterator.rows.fetch_function()
-                loop = self._build_loop(rows_spec(iterator.element_spec), fetch, counted=True)
+                spec = iterator.rows.batch_spec(iterator.element_spec)
+                loop = self._build_loop(spec, fetch, counted=True)
                 self._rows_loops[key] = loop
             return loop
         if self._loop is None or self._spec != iterator.element_spec:
