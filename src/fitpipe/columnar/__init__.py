@@ -4,7 +4,8 @@ This package knows nothing of adapters or ``tf.data``: it checks Arrow schemas a
 declared :class:`~fitpipe.schemas.Schema` (:mod:`~fitpipe.columnar.types`), converts the
 columns of each role to arrays (:mod:`~fitpipe.columnar.convert`), finds and opens Parquet
 files (:mod:`~fitpipe.columnar.files`), plans and reads Parquet sources by row group and
-sums their footer statistics (:mod:`~fitpipe.columnar.parquet`), and writes Parquet and JSON
+walks and sums their footer statistics (:mod:`~fitpipe.columnar.parquet`: one walk,
+:func:`column_chunks`, which the pre-flight check reads too), and writes Parquet and JSON
 files that appear only when complete (:mod:`~fitpipe.columnar.write`). The Arrow and Parquet
 adapters, ``predict(output=...)`` and ``fitpipe inspect`` are built on it.
 """
@@ -20,10 +21,12 @@ from fitpipe.columnar.files import (
     open_dataset,
 )
 from fitpipe.columnar.parquet import (
+    ColumnChunk,
     FooterStats,
     ParquetPlan,
     Piece,
     Span,
+    column_chunks,
     converted_bytes,
     footer_stats,
     plan_source,
@@ -48,6 +51,7 @@ from fitpipe.columnar.write import write_atomically, write_json_atomically
 
 __all__ = [
     "EXPECTED_TYPES",
+    "ColumnChunk",
     "ColumnTypes",
     "FooterStats",
     "ParquetPlan",
@@ -57,6 +61,7 @@ __all__ = [
     "check_fill",
     "checked_schema",
     "column_array",
+    "column_chunks",
     "converted_bytes",
     "convertible",
     "duplicate_error",

@@ -23,10 +23,12 @@ from fitpipe.errors import FitpipeError
 from fitpipe.schemas import Mode, Role, Schema
 
 __all__ = [
+    "ColumnChunk",
     "FooterStats",
     "ParquetPlan",
     "Piece",
     "Span",
+    "column_chunks",
     "converted_bytes",
     "footer_stats",
     "plan_source",
@@ -198,6 +200,43 @@ def converted_bytes(plan: ParquetPlan, schema: Schema, mode: Mode) -> float:
 
 
 @dataclasses.dataclass(frozen=True)
+class ColumnChunk:
+    """One column chunk of a row group, as a Parquet footer describes it.
+
+    Attributes:
+        column: The top-level column it belongs to.
+        path: Its path in the schema (``column`` itself for a plain column).
+        rows: The rows of its row group.
+        statistics: Its statistics (``pyarrow.parquet.Statistics``), or None.
+    """
+
+    column: str
+    path: str
+    rows: int
+    statistics: Any
+
+
+def column_chunks(metadata: Any) -> Iterator[ColumnChunk]:
+    """The column chunks of every row group of one file's footer, in order.
+
+    The one walk over footer statistics: :func:`footer_stats` and the pre-flight check read
+    footers through it.
+
+    Args:
+        metadata: A file's ``pyarrow.parquet.FileMetaData`` (``fragment.metadata``).
+
+    Yields:
+        One :class:`ColumnChunk` per column of each row group.
+    """
+    for g in range(metadata.num_row_groups):
+        group = metadata.row_group(g)
+        for c in range(group.num_columns):
+            chunk = group.column(c)
+            path = chunk.path_in_schema
+            yield ColumnChunk(path.split(".", 1)[0], path, group.num_rows, chunk.statistics)
+
+
+@dataclasses.dataclass(frozen=True)
 class FooterStats:
     """What the Parquet footers of a dataset say, before any data is read.
 
@@ -230,14 +269,10 @@ def footer_stats(dataset: pads.Dataset) -> FooterStats:
         files += 1
         groups += meta.num_row_groups
         rows += meta.num_rows
-        for g in range(meta.num_row_groups):
-            group = meta.row_group(g)
-            for c in range(group.num_columns):
-                chunk = group.column(c)
-                name = chunk.path_in_schema.split(".", 1)[0]
-                stats = chunk.statistics
-                known = stats is not None and stats.has_null_count
-                if name in nulls and nulls[name] is None:
-                    continue
-                nulls[name] = (nulls.get(name) or 0) + stats.null_count if known else None
+        for chunk in column_chunks(meta):
+            name, stats = chunk.column, chunk.statistics
+            known = stats is not None and stats.has_null_count
+            if name in nulls and nulls[name] is None:
+                continue
+            nulls[name] = (nulls.get(name) or 0) + stats.null_count if known else None
     return FooterStats(nulls, files, groups, rows)

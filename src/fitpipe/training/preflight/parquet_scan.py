@@ -19,6 +19,7 @@ from typing import Any, TextIO
 import pyarrow as pa
 import pyarrow.dataset as pads
 
+from fitpipe.columnar import column_chunks
 from fitpipe.schemas import Schema
 from fitpipe.training.preflight.scan import Scanner, role_columns, scan_batches
 from fitpipe.training.preflight.stats import ColumnStats
@@ -73,14 +74,11 @@ def footer_stats(dataset: pads.Dataset, schema: Schema) -> tuple[list[ColumnStat
     for fragment in fragments:
         meta = fragment.metadata
         rows += meta.num_rows
-        for g in range(meta.num_row_groups):
-            group = meta.row_group(g)
-            for c in range(group.num_columns):
-                chunk = group.column(c)
-                name = chunk.path_in_schema.split(".", 1)[0]
-                if name in columns and chunk.path_in_schema == name:  # plain columns only
-                    ok = _merge(columns[name], chunk.statistics, group.num_rows)
-                    answered[name] = answered[name] and ok
+        for chunk in column_chunks(meta):
+            name = chunk.column
+            if name in columns and chunk.path == name:  # plain columns only
+                ok = _merge(columns[name], chunk.statistics, chunk.rows)
+                answered[name] = answered[name] and ok
     return [columns[n] for n in wanted if answered[n] and columns[n].rows], rows
 
 
