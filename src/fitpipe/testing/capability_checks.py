@@ -29,8 +29,8 @@ from __future__ import annotations
 
 import collections
 import dataclasses
-from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 import tensorflow as tf
@@ -38,6 +38,7 @@ from hypothesis import assume
 
 from fitpipe.adapters import (
     DEFAULT_BATCH_SIZE,
+    Adapter,
     AdaptRequest,
     ArraySource,
     BatchSourceBase,
@@ -48,7 +49,6 @@ from fitpipe.adapters import (
     Resumable,
     Seekable,
     Shardable,
-    Source,
     Splittable,
     class_counts,
 )
@@ -57,9 +57,6 @@ from fitpipe.schemas import as_schema
 from fitpipe.testing import flat_rows, to_numpy
 from fitpipe.testing.fixtures import weight_of_rows
 from fitpipe.testing.strategies import Example
-
-if TYPE_CHECKING:
-    from fitpipe.testing.conformance import AdapterConformanceTests
 
 __all__ = ["FIXED", "CapabilityChecks", "describe_row_difference", "row_key"]
 
@@ -74,8 +71,8 @@ FIXED = Example(
 #: The requests a source is asked for, beside the kit's arguments: as ``fit`` asks, streamed
 #: (sources that would read small data whole keep it streamed), chunked as
 #: ``predict(output=...)`` asks.
-_TRAIN = ({}, {"hold_in_memory": False})
-_CHUNKS = ({"chunks": True, "mode": Mode.PREDICT},)
+_TRAIN: tuple[dict[str, Any], ...] = ({}, {"hold_in_memory": False})
+_CHUNKS: tuple[dict[str, Any], ...] = ({"chunks": True, "mode": Mode.PREDICT},)
 
 
 def row_key(row: np.ndarray) -> tuple[float, ...]:
@@ -147,12 +144,26 @@ def _source_rows(source: Any, width: int) -> np.ndarray:
 class CapabilityChecks:
     """The checks of the capabilities a source declares; a base of the conformance kit."""
 
+    if TYPE_CHECKING:  # what the kit's suites provide (fitpipe.testing.conformance)
+        adapter_name: ClassVar[str]
+
+        def _adapter(self) -> Adapter: ...
+        def _input(self, data: Example) -> Any: ...
+        def _schema_kwargs(self, data: Example, supports: frozenset[str]) -> dict[str, Any]: ...
+        def _for_all(self, check: Callable[[Example], None], **kwargs: Any) -> None: ...
+        def _is_one_shot(self, obj: Any) -> bool: ...
+        def expected_x(self, x: np.ndarray) -> Any:
+            """The ``x`` part of the batches (the suite's hook)."""
+
+        def expected_y(self, y: np.ndarray) -> Any:
+            """The ``y`` part of the batches (the suite's hook)."""
+
     def _request_source(
-        self: AdapterConformanceTests,
+        self,
         data: Example,
         variant: dict[str, Any],
         shuffle: bool = False,
-    ) -> Source:
+    ) -> Any:
         """The source the adapter makes of ``data``'s input, asked as ``variant`` says."""
         supports = self._adapter().supports
         kwargs: dict[str, Any] = self._schema_kwargs(data, supports)
@@ -168,10 +179,10 @@ class CapabilityChecks:
             return adapt_source(request, warn_ignored=False)[1]
         if request.schema is not None:  # as `predict(output=...)` asks: the adapter itself
             request = dataclasses.replace(request, schema=as_schema(request.schema, "predict"))
-        return self._adapter().adapt(request)  # type: ignore[return-value]
+        return self._adapter().adapt(request)
 
     def _declaring(
-        self: AdapterConformanceTests,
+        self,
         capability: type,
         variants: tuple[dict[str, Any], ...],
         shuffle: bool = False,
@@ -186,10 +197,10 @@ class CapabilityChecks:
 
         pytest.skip(f"no source of the adapter is {capability.__name__}")
 
-    def _width(self: AdapterConformanceTests, data: Example) -> int:
+    def _width(self, data: Example) -> int:
         return int(flat_rows(self.expected_x(data.x)).shape[1])
 
-    def test_splittable_parts_hold_every_row_once(self: AdapterConformanceTests) -> None:
+    def test_splittable_parts_hold_every_row_once(self) -> None:
         """``split(at, None)``: the rows before ``at``, and the rest."""
         variant = self._declaring(Splittable, _TRAIN)
 
@@ -208,7 +219,7 @@ class CapabilityChecks:
 
         self._for_all(check)
 
-    def test_seekable_seek_reads_a_pass_again(self: AdapterConformanceTests) -> None:
+    def test_seekable_seek_reads_a_pass_again(self) -> None:
         """``seek(1)`` after three passes: pass 1 again, then pass 2."""
         variant = self._declaring(Seekable, _TRAIN, shuffle=True)
 
@@ -230,7 +241,7 @@ class CapabilityChecks:
 
         self._for_all(check)
 
-    def test_shardable_shards_hold_every_row_once(self: AdapterConformanceTests) -> None:
+    def test_shardable_shards_hold_every_row_once(self) -> None:
         """Over ``count`` shards the real rows are every row once; shards run their steps."""
         variant = self._declaring(Shardable, _TRAIN)
         supports = self._adapter().supports
@@ -262,7 +273,7 @@ class CapabilityChecks:
         rows = [flat_rows(b[0])[flat_rows(b[-1])[:, 0] != 0] for b in batches]
         return np.concatenate(rows) if rows else np.zeros((0, 1))
 
-    def test_resumable_restored_pass_continues(self: AdapterConformanceTests) -> None:
+    def test_resumable_restored_pass_continues(self) -> None:
         """Pass 0's state after ``seen`` batches, restored into the next pass, continues it."""
         variant = self._declaring(Resumable, _TRAIN)
 
@@ -291,7 +302,7 @@ class CapabilityChecks:
 
         self._for_all(check)
 
-    def test_paced_source_loses_nothing(self: AdapterConformanceTests) -> None:
+    def test_paced_source_loses_nothing(self) -> None:
         """``expect(1)``, one batch taken, then ``expect(None)``: nothing read ahead is lost."""
         variant = self._declaring(Paced, _TRAIN)
 
@@ -314,7 +325,7 @@ class CapabilityChecks:
 
         self._for_all(check)
 
-    def test_chunked_chunks_hold_every_row_in_order(self: AdapterConformanceTests) -> None:
+    def test_chunked_chunks_hold_every_row_in_order(self) -> None:
         """``chunks()`` yields every row once, in order, with passthrough rows to match."""
         variant = self._declaring(Chunked, _TRAIN + _CHUNKS)
 
@@ -343,7 +354,7 @@ class CapabilityChecks:
                 )
             yield rows
 
-    def test_class_countable_counts_the_targets(self: AdapterConformanceTests) -> None:
+    def test_class_countable_counts_the_targets(self) -> None:
         """``count_classes()`` equals the classes counted in the targets."""
         variant = self._declaring(ClassCountable, _TRAIN)
 
