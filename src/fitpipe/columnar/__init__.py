@@ -3,7 +3,8 @@
 This package knows nothing of adapters or ``tf.data``: it checks Arrow schemas against a
 declared :class:`~fitpipe.schemas.Schema` (:mod:`~fitpipe.columnar.types`), converts the
 columns of each role to arrays (:mod:`~fitpipe.columnar.convert`), finds and opens Parquet
-files (:mod:`~fitpipe.columnar.files`), plans and reads Parquet sources by row group and
+files, local or in object stores (:mod:`~fitpipe.columnar.files`,
+:mod:`~fitpipe.columnar.storage`), plans and reads Parquet sources by row group and
 sums their footer statistics (:mod:`~fitpipe.columnar.parquet`), and writes Parquet and JSON
 files that appear only when complete (:mod:`~fitpipe.columnar.write`). The Arrow and Parquet
 adapters, ``predict(output=...)`` and ``fitpipe inspect`` are built on it.
@@ -31,6 +32,7 @@ from fitpipe.columnar.parquet import (
     source_columns,
     spans,
 )
+from fitpipe.columnar.storage import display_path, expand_uri, is_uri, resolve_uri, uri_info
 from fitpipe.columnar.types import (
     EXPECTED_TYPES,
     check_arrow_schema,
@@ -58,10 +60,12 @@ __all__ = [
     "checked_schema",
     "column_array",
     "converted_bytes",
+    "display_path",
     "convertible",
     "duplicate_error",
     "existing_paths",
     "expand_paths",
+    "expand_uri",
     "field_types",
     "file_error",
     "fill_type",
@@ -69,14 +73,17 @@ __all__ = [
     "is_parquet",
     "is_parquet_path",
     "is_text",
+    "is_uri",
     "open_dataset",
     "plan_source",
     "read_span",
+    "resolve_uri",
     "role_arrays",
     "source_columns",
     "spans",
     "table_roles",
     "unknown_column",
+    "uri_info",
     "value_type",
     "write_atomically",
     "write_json_atomically",

@@ -18,6 +18,7 @@ import pyarrow as pa
 import pyarrow.dataset as pads
 
 from fitpipe.columnar.files import ColumnTypes, file_error, open_dataset
+from fitpipe.columnar.storage import display_path
 from fitpipe.columnar.types import check_arrow_schema, field_types
 from fitpipe.errors import FitpipeError
 from fitpipe.schemas import Mode, Role, Schema
@@ -70,15 +71,17 @@ def source_columns(x: Any, caller: str) -> list[str]:
     return list(open_dataset(x, caller).schema.names)
 
 
-def _fragments(dataset: pads.Dataset, caller: str) -> Iterator[tuple[Any, pa.Schema, list[Any]]]:
+def _fragments(dataset: pads.Dataset, caller: str) -> Iterator[tuple[Any, pa.Schema, list[Any], str]]:
     """Each file in path order, with its footer schema and its row groups."""
+    filesystem = getattr(dataset, "filesystem", None)
     for fragment in sorted(dataset.get_fragments(), key=lambda f: f.path):
+        where = fragment.path if filesystem is None else display_path(filesystem, fragment.path)
         try:
             physical = fragment.physical_schema
             groups = fragment.split_by_row_group()
         except (pa.ArrowInvalid, OSError) as err:
-            raise file_error(fragment.path, err, caller) from err
-        yield fragment, physical, groups
+            raise file_error(where, err, caller) from err
+        yield fragment, physical, groups, where
 
 
 def _row_group_pieces(
@@ -87,10 +90,10 @@ def _row_group_pieces(
     """The row groups of every file, and the dataset schema with types unified over files."""
     types = ColumnTypes(needed, caller)
     groups: list[tuple[str, Any]] = []
-    for fragment, physical, file_groups in _fragments(dataset, caller):
+    for fragment, physical, file_groups, where in _fragments(dataset, caller):
         partitions = set(pads.get_partition_keys(fragment.partition_expression))
-        types.add(physical, partitions, fragment.path)
-        groups.extend((fragment.path, group) for group in file_groups)
+        types.add(physical, partitions, where)
+        groups.extend((where, group) for group in file_groups)
     arrow_schema = types.unified(dataset.schema)
     pieces = [
         Piece(path, group.row_groups[0].num_rows, _group_reader(group, arrow_schema))

@@ -1,0 +1,201 @@
+"""Where Parquet data lives: local paths, or URIs of object stores through pyarrow's filesystems.
+
+A URI (``s3://bucket/prefix/``, ``gs://...``, ``hdfs://...``) is opened with
+``pyarrow.fs.FileSystem.from_uri``, which takes its credentials from the usual places: for S3,
+``AWS_ACCESS_KEY_ID``, ``AWS_SECRET_ACCESS_KEY`` (and ``AWS_SESSION_TOKEN``), the region from
+``AWS_DEFAULT_REGION`` or the bucket itself, and an S3-compatible server's address from
+``AWS_ENDPOINT_URL_S3`` or ``AWS_ENDPOINT_URL`` (``http://127.0.0.1:9000``), or from the URI's
+own query (``s3://bucket/key?endpoint_override=host:9000&scheme=http``). A filesystem is made
+once per scheme, host and credentials, and reused.
+
+Every error names the URI as given, and says what the store answered (no such bucket, no such
+key, access denied).
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import posixpath
+import re
+import uuid
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.fs as pafs
+
+from fitpipe.errors import DataMismatchError, FitpipeValueError, message
+
+__all__ = [
+    "display_path",
+    "expand_uri",
+    "is_uri",
+    "missing_what",
+    "partial_key",
+    "resolve_uri",
+    "uri_info",
+]
+
+#: The schemes pyarrow's filesystems open (``file`` included, for completeness).
+SCHEMES = ("s3", "gs", "gcs", "hdfs", "viewfs", "abfs", "abfss", "file")
+_URI = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
+_GLOB = re.compile(r"[*?[]")
+#: Environment variables a filesystem is made from (one is made again when they change).
+_ENVIRONMENT = (
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "AWS_DEFAULT_REGION",
+    "AWS_REGION",
+    "AWS_ENDPOINT_URL",
+    "AWS_ENDPOINT_URL_S3",
+    "AWS_PROFILE",
+)
+
+
+def is_uri(x: Any) -> bool:
+    """True for a string URI of a filesystem pyarrow opens (``s3://``, ``gs://``, ...)."""
+    if not isinstance(x, str):
+        return False
+    found = _URI.match(x)
+    return found is not None and found.group(1).lower() in SCHEMES
+
+
+def _scheme_and_root(uri: str) -> str:
+    """``s3://bucket`` of ``s3://bucket/a/b``: what one filesystem is made for."""
+    rest = uri.split("://", 1)[1]
+    return uri.split("://", 1)[0].lower() + "://" + rest.split("/", 1)[0].split("?", 1)[0]
+
+
+@functools.lru_cache(maxsize=32)
+def _filesystem(root: str, query: str, environment: tuple[str | None, ...]) -> pafs.FileSystem:
+    del environment  # part of the cache key only: new credentials make a new filesystem
+    filesystem, _ = pafs.FileSystem.from_uri(root + ("?" + query if query else ""))
+    return filesystem
+
+
+def _store_error(uri: str, what: str, err: BaseException | None, caller: str) -> FitpipeValueError:
+    cause = f" ({err})" if err is not None else ""
+    return DataMismatchError(
+        message(
+            caller,
+            f"cannot read {uri}: {what}{cause}",
+            "A URI names a bucket and a key or prefix that exist, readable with the "
+            "credentials of the environment (for S3: AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, "
+            "AWS_DEFAULT_REGION, and AWS_ENDPOINT_URL for an S3-compatible server)",
+            "Check the bucket and the key, and the credentials and endpoint in the environment",
+            x=uri,
+        )
+    )
+
+
+def resolve_uri(uri: str, caller: str) -> tuple[pafs.FileSystem, str]:
+    """The filesystem of ``uri`` and the path inside it (``bucket/key`` for S3).
+
+    Raises:
+        DataMismatchError: pyarrow cannot make a filesystem of the URI.
+    """
+    base, _, query = uri.partition("?")
+    path = base.split("://", 1)[1]
+    environment = tuple(os.environ.get(name) for name in _ENVIRONMENT)
+    try:
+        filesystem = _filesystem(_scheme_and_root(base), query, environment)
+    except (pa.ArrowException, OSError, ValueError) as err:
+        raise _store_error(uri, "no filesystem opens it", err, caller) from err
+    if isinstance(filesystem, pafs.LocalFileSystem):
+        path = "/" + path.lstrip("/") if not path.startswith("/") else path
+    return filesystem, path.rstrip("/") or path
+
+
+def uri_info(uri: str, caller: str) -> tuple[pafs.FileSystem, str, pafs.FileInfo]:
+    """The filesystem, path and :class:`pyarrow.fs.FileInfo` of ``uri``.
+
+    Raises:
+        DataMismatchError: The store refuses the request (credentials, permissions, network).
+    """
+    filesystem, path = resolve_uri(uri, caller)
+    try:
+        info = filesystem.get_file_info(path)
+    except (pa.ArrowException, OSError) as err:
+        raise _store_error(uri, "the store refused the request", err, caller) from err
+    return filesystem, path, info
+
+
+def missing_what(uri: str, caller: str) -> str:
+    """Why a missing URI is missing: its bucket, or only its key or prefix."""
+    bucket = resolve_uri(uri, caller)[1].split("/", 1)[0]
+    root = uri.split("://", 1)[0] + "://" + bucket
+    if uri_info(root, caller)[2].type == pafs.FileType.NotFound:
+        return f"no such bucket {bucket!r}"
+    return "no such key or prefix"
+
+
+def _pattern(glob: str) -> re.Pattern[str]:
+    """A regular expression for a glob: ``*`` and ``?`` within a name, ``**/`` any folders."""
+    out, i = [], 0
+    while i < len(glob):
+        if glob.startswith("**/", i):
+            out.append("(?:.*/)?")
+            i += 3
+        elif glob.startswith("**", i):
+            out.append(".*")
+            i += 2
+        elif glob[i] == "*":
+            out.append("[^/]*")
+            i += 1
+        elif glob[i] == "?":
+            out.append("[^/]")
+            i += 1
+        elif glob[i] == "[" and "]" in glob[i + 1 :]:
+            end = glob.index("]", i + 1)
+            out.append("[" + glob[i + 1 : end].replace("!", "^", 1) + "]")
+            i = end + 1
+        else:
+            out.append(re.escape(glob[i]))
+            i += 1
+    return re.compile("".join(out) + r"\Z")
+
+
+def expand_uri(uri: str, caller: str) -> list[str]:
+    """``uri``, or with a glob the URIs of the files it matches in sorted order.
+
+    Raises:
+        DataMismatchError: The store refuses to list the folder above the glob.
+    """
+    if not _GLOB.search(uri):
+        return [uri]
+    filesystem, path = resolve_uri(uri, caller)
+    scheme = uri.split("://", 1)[0]
+    fixed = path[: _GLOB.search(path).start()]  # type: ignore[union-attr]
+    base = fixed.rsplit("/", 1)[0] if "/" in fixed else fixed
+    try:
+        infos = filesystem.get_file_info(pafs.FileSelector(base, recursive=True))
+    except FileNotFoundError:
+        return []
+    except (pa.ArrowException, OSError) as err:
+        raise _store_error(uri, "the store refused to list it", err, caller) from err
+    pattern = _pattern(path)
+    return sorted(
+        f"{scheme}://{info.path}"
+        for info in infos
+        if info.type == pafs.FileType.File and pattern.match(info.path)
+    )
+
+
+def display_path(filesystem: pafs.FileSystem, path: str) -> str:
+    """A path of ``filesystem`` as the user knows it: a URI for an object store."""
+    kind = filesystem.type_name
+    if kind == "local":
+        return path
+    scheme = "gs" if kind == "gcs" else kind
+    return f"{scheme}://{path}"
+
+
+def partial_key(path: str) -> str:
+    """A hidden key next to ``path`` (``.name.<random>.partial``) for a write in progress.
+
+    Readers skip names starting with '.', so a partial object is never read as data.
+    """
+    folder, name = posixpath.split(path)
+    hidden = f".{name}.{uuid.uuid4().hex}.partial"
+    return f"{folder}/{hidden}" if folder else hidden
