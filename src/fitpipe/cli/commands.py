@@ -12,7 +12,7 @@ import keras
 from fitpipe.cli.files import load_schema, resolve_factory, spec_error
 from fitpipe.cli.history import EpochRecorder, require_matplotlib, write_csv, write_json, write_plot
 from fitpipe.cli.spec import RunSpec
-from fitpipe.columnar import source_columns
+from fitpipe.columnar import is_uri, source_columns
 from fitpipe.errors import FitpipeError, FitpipeValueError, message
 from fitpipe.training import Trainer
 
@@ -186,8 +186,8 @@ def run_predict(
             )
         )
     loaded = keras.saving.load_model(model, compile=False)
-    folder = os.path.dirname(os.path.abspath(output))
-    os.makedirs(folder, exist_ok=True)
+    if not is_uri(output):  # an object store has no folders to make
+        os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
     level = (1 if sys.stdout.isatty() else 0) if verbose is None else min(verbose, 1)
     return str(
         Trainer(loaded).predict(

@@ -71,7 +71,9 @@ def source_columns(x: Any, caller: str) -> list[str]:
     return list(open_dataset(x, caller).schema.names)
 
 
-def _fragments(dataset: pads.Dataset, caller: str) -> Iterator[tuple[Any, pa.Schema, list[Any], str]]:
+def _fragments(
+    dataset: pads.Dataset, caller: str
+) -> Iterator[tuple[Any, pa.Schema, list[Any], str]]:
     """Each file in path order, with its footer schema and its row groups."""
     filesystem = getattr(dataset, "filesystem", None)
     for fragment in sorted(dataset.get_fragments(), key=lambda f: f.path):

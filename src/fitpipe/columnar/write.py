@@ -6,7 +6,8 @@ In an object store (a URI such as ``s3://bucket/predictions.parquet``) the file 
 to a hidden temporary key next to it (``.predictions.parquet.<random>.partial``), then moved
 to its key (S3: a server-side copy, which makes the object appear whole, then the temporary
 is deleted). A failure while writing deletes the temporary and leaves the key as it was; a
-process killed while writing may leave the hidden temporary, which readers skip. S3 copies
+process killed while writing may leave the hidden temporary, which readers skip (pyarrow may
+also leave an empty folder marker, ``out/``, as S3 consoles do). S3 copies
 an object of up to 5 GB in one request: larger prediction files need one output per part.
 """
 
