@@ -2,6 +2,7 @@
 
 Arrays and structures:
 
+* :func:`parquet_layouts`: files and row groups of a Parquet folder, for planning;
 * :func:`row_counts`, :func:`float_arrays`, :func:`int_arrays`: small arrays whose first
   dimension is a given row count;
 * :func:`array_likes`: the same array as an ndarray, nested lists or tuples, or an object
@@ -86,6 +87,7 @@ __all__ = [
     "int_arrays",
     "iterate_batches",
     "nested_structures",
+    "parquet_layouts",
     "presented_examples",
     "register_form",
     "row_counts",
@@ -112,6 +114,26 @@ def row_counts(min_rows: int = 1, max_rows: int = 24) -> st.SearchStrategy[int]:
 
     """
     return st.integers(min_rows, max_rows)
+
+
+def parquet_layouts(
+    max_files: int = 6, max_groups: int = 4, max_rows: int = 3
+) -> st.SearchStrategy[list[list[int]]]:
+    """Layouts of a Parquet folder: for each file, the rows of each of its row groups.
+
+    A file may have no row group (written with its schema only).
+
+    Args:
+        max_files: Most files (at least one).
+        max_groups: Most row groups per file.
+        max_rows: Most rows per row group (at least one).
+
+    Returns:
+        A strategy of lists (files) of lists (row groups) of row counts.
+
+    """
+    groups = st.lists(st.integers(1, max_rows), max_size=max_groups)
+    return st.lists(groups, min_size=1, max_size=max_files)
 
 
 def batch_sizes(max_batch_size: int = 8) -> st.SearchStrategy[int]:
