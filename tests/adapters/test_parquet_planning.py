@@ -89,3 +89,11 @@ def test_the_first_bad_file_is_named_whatever_the_threads(
     for count in (1, threads):
         with pytest.raises(SchemaError, match=f"cannot read the Parquet file .*{name}"):
             plan_source(str(folder), SCHEMA, "fit", threads=count)
+
+
+def test_a_file_uri_plans_as_its_path(tmp_path: Path) -> None:
+    """``file://`` goes through the object-store path (pyarrow's filesystem of the URI)."""
+    _write(tmp_path, [[2, 1], [3]], partitioned=False)
+    by_path = plan_source(str(tmp_path), SCHEMA, "fit")
+    by_uri = plan_source(f"file://{tmp_path}/", SCHEMA, "fit")
+    assert _rows(by_uri) == _rows(by_path)  # messages name local files by their paths

@@ -165,9 +165,11 @@ def _source(paths: list[str], caller: str) -> tuple[pafs.FileSystem | None, Any]
     """The filesystem of the paths (None: local) and what ``pyarrow.dataset`` opens."""
     if not any(is_uri(p) for p in paths):
         return None, paths[0] if len(paths) == 1 and os.path.isdir(paths[0]) else paths
-    resolved = [resolve_uri(p, caller) if is_uri(p) else (None, p) for p in paths]
+    resolved = [resolve_uri(p, caller) for p in paths if is_uri(p)]
     filesystem = resolved[0][0]
-    if any(fs is None or fs.type_name != filesystem.type_name for fs, _ in resolved):
+    if len(resolved) < len(paths) or any(
+        fs.type_name != filesystem.type_name for fs, _ in resolved
+    ):
         raise DataMismatchError(
             message(
                 caller,

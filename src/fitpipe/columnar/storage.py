@@ -18,6 +18,7 @@ import functools
 import os
 import posixpath
 import re
+import urllib.parse
 import uuid
 from typing import Any
 
@@ -40,6 +41,8 @@ __all__ = [
 SCHEMES = ("s3", "gs", "gcs", "hdfs", "viewfs", "abfs", "abfss", "file")
 _URI = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
 _GLOB = re.compile(r"[*?[]")
+#: Schemes whose paths start with the bucket (the URI's host): ``s3://bucket/key``.
+_BUCKETS = ("s3", "gs", "gcs")
 #: Environment variables a filesystem is made from (one is made again when they change).
 _ENVIRONMENT = (
     "AWS_ACCESS_KEY_ID",
@@ -62,9 +65,9 @@ def is_uri(x: Any) -> bool:
 
 
 def _scheme_and_root(uri: str) -> str:
-    """``s3://bucket`` of ``s3://bucket/a/b``: what one filesystem is made for."""
-    rest = uri.split("://", 1)[1]
-    return uri.split("://", 1)[0].lower() + "://" + rest.split("/", 1)[0].split("?", 1)[0]
+    """``s3://bucket/`` of ``s3://bucket/a/b``: what one filesystem is made for."""
+    parsed = urllib.parse.urlsplit(uri)
+    return f"{parsed.scheme.lower()}://{parsed.netloc}/"
 
 
 @functools.lru_cache(maxsize=32)
@@ -96,15 +99,22 @@ def resolve_uri(uri: str, caller: str) -> tuple[pafs.FileSystem, str]:
         DataMismatchError: pyarrow cannot make a filesystem of the URI.
     """
     base, _, query = uri.partition("?")
-    path = base.split("://", 1)[1]
+    parsed = urllib.parse.urlsplit(base)
+    path = parsed.netloc + parsed.path if parsed.scheme.lower() in _BUCKETS else parsed.path
     environment = tuple(os.environ.get(name) for name in _ENVIRONMENT)
     try:
         filesystem = _filesystem(_scheme_and_root(base), query, environment)
     except (pa.ArrowException, OSError, ValueError) as err:
         raise _store_error(uri, "no filesystem opens it", err, caller) from err
-    if isinstance(filesystem, pafs.LocalFileSystem):
-        path = "/" + path.lstrip("/") if not path.startswith("/") else path
     return filesystem, path.rstrip("/") or path
+
+
+def _uri_of(uri: str, path: str) -> str:
+    """The URI of ``path``, a path of the filesystem of ``uri``."""
+    parsed = urllib.parse.urlsplit(uri)
+    if parsed.scheme.lower() in _BUCKETS:
+        return f"{parsed.scheme}://{path}"
+    return f"{parsed.scheme}://{parsed.netloc}{path}"
 
 
 def uri_info(uri: str, caller: str) -> tuple[pafs.FileSystem, str, pafs.FileInfo]:
@@ -124,8 +134,7 @@ def uri_info(uri: str, caller: str) -> tuple[pafs.FileSystem, str, pafs.FileInfo
 def missing_what(uri: str, caller: str) -> str:
     """Why a missing URI is missing: its bucket, or only its key or prefix."""
     bucket = resolve_uri(uri, caller)[1].split("/", 1)[0]
-    root = uri.split("://", 1)[0] + "://" + bucket
-    if uri_info(root, caller)[2].type == pafs.FileType.NotFound:
+    if uri_info(_uri_of(uri, bucket), caller)[2].type == pafs.FileType.NotFound:
         return f"no such bucket {bucket!r}"
     return "no such key or prefix"
 
@@ -165,7 +174,6 @@ def expand_uri(uri: str, caller: str) -> list[str]:
     if not _GLOB.search(uri):
         return [uri]
     filesystem, path = resolve_uri(uri, caller)
-    scheme = uri.split("://", 1)[0]
     fixed = path[: _GLOB.search(path).start()]  # type: ignore[union-attr]
     base = fixed.rsplit("/", 1)[0] if "/" in fixed else fixed
     try:
@@ -176,7 +184,7 @@ def expand_uri(uri: str, caller: str) -> list[str]:
         raise _store_error(uri, "the store refused to list it", err, caller) from err
     pattern = _pattern(path)
     return sorted(
-        f"{scheme}://{info.path}"
+        _uri_of(uri, info.path)
         for info in infos
         if info.type == pafs.FileType.File and pattern.match(info.path)
     )

@@ -163,7 +163,7 @@ def check_output(output: Any) -> str:
                 output=output,
             )
         )
-    if is_uri(output):
+    if isinstance(output, str) and is_uri(output):
         return _check_uri(output)
     target = os.path.abspath(os.fspath(output))
     folder = os.path.dirname(target)
