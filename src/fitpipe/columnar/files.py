@@ -146,7 +146,9 @@ def existing_paths(x: Any, caller: str) -> list[str]:
         DataMismatchError: A path does not exist, or a glob matches nothing.
     """
     paths = expand_paths(x, caller)
-    missing = [p for p in paths if not _exists(p, caller)]
+    given = [os.fspath(p) for p in (x if isinstance(x, (list, tuple)) else [x])]
+    listed = {p for p in paths if is_uri(p)} - set(given)  # a glob's keys exist: no request
+    missing = [p for p in paths if p not in listed and not _exists(p, caller)]
     if not paths or missing:
         what = f"{missing[0]!r}: no such file or folder" if missing else f"{x!r}: no file matches"
         if missing and is_uri(missing[0]):
