@@ -227,3 +227,23 @@ def test_the_command_line_predicts_into_a_bucket(
     assert table.num_rows == 130 and table.column("id").to_pylist() == sorted(
         pq.read_table(folder).column("id").to_pylist()
     )
+
+
+def test_a_source_in_two_stores_is_refused(data: tuple[Path, str]) -> None:
+    folder, uri = data
+    with pytest.raises(DataMismatchError, match="got paths of several filesystems"):
+        _trainer().fit([str(folder / "part-000.parquet"), uri], schema=SCHEMA, verbose=0)
+
+
+@pytest.mark.parametrize(
+    ("pattern", "expected"),
+    [
+        ("s3://data/train/part-00[02].parquet", ["part-000.parquet", "part-002.parquet"]),
+        ("s3://data/**/part-*.parquet", [f"part-00{i}.parquet" for i in range(3)]),
+        ("s3://data/t[a-z]ain/*.parquet", [f"part-00{i}.parquet" for i in range(3)]),
+    ],
+)
+def test_globs_match_listed_keys(data: tuple[Path, str], pattern: str, expected: list[str]) -> None:
+    from fitpipe.columnar import expand_paths
+
+    assert expand_paths(pattern) == [f"s3://data/train/{name}" for name in expected]

@@ -40,7 +40,8 @@ __all__ = [
 #: The schemes pyarrow's filesystems open (``file`` included, for completeness).
 SCHEMES = ("s3", "gs", "gcs", "hdfs", "viewfs", "abfs", "abfss", "file")
 _URI = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
-_GLOB = re.compile(r"[*?[]")
+#: Glob characters of a URI: ``*``, ``**`` and ``[...]`` (``?`` starts the URI's query).
+_GLOB = re.compile(r"[*[]")
 #: Schemes whose paths start with the bucket (the URI's host): ``s3://bucket/key``.
 _BUCKETS = ("s3", "gs", "gcs")
 #: Environment variables a filesystem is made from (one is made again when they change).
@@ -140,7 +141,7 @@ def missing_what(uri: str, caller: str) -> str:
 
 
 def _pattern(glob: str) -> re.Pattern[str]:
-    """A regular expression for a glob: ``*`` and ``?`` within a name, ``**/`` any folders."""
+    """A regular expression for a glob: ``*`` within a name, ``**/`` any folders, ``[...]``."""
     out, i = [], 0
     while i < len(glob):
         if glob.startswith("**/", i):
@@ -151,9 +152,6 @@ def _pattern(glob: str) -> re.Pattern[str]:
             i += 2
         elif glob[i] == "*":
             out.append("[^/]*")
-            i += 1
-        elif glob[i] == "?":
-            out.append("[^/]")
             i += 1
         elif glob[i] == "[" and "]" in glob[i + 1 :]:
             end = glob.index("]", i + 1)
@@ -168,23 +166,28 @@ def _pattern(glob: str) -> re.Pattern[str]:
 def expand_uri(uri: str, caller: str) -> list[str]:
     """``uri``, or with a glob the URIs of the files it matches in sorted order.
 
+    ``*`` matches within a name, ``**/`` any folders, ``[...]`` one character of a set; ``?``
+    is not a wildcard in a URI (it starts the query, which each match keeps).
+
     Raises:
         DataMismatchError: The store refuses to list the folder above the glob.
     """
-    if not _GLOB.search(uri):
+    base, mark, query = uri.partition("?")
+    found = _GLOB.search(base)
+    if found is None:
         return [uri]
     filesystem, path = resolve_uri(uri, caller)
     fixed = path[: _GLOB.search(path).start()]  # type: ignore[union-attr]
-    base = fixed.rsplit("/", 1)[0] if "/" in fixed else fixed
+    folder = fixed.rsplit("/", 1)[0] if "/" in fixed else fixed
     try:
-        infos = filesystem.get_file_info(pafs.FileSelector(base, recursive=True))
+        infos = filesystem.get_file_info(pafs.FileSelector(folder, recursive=True))
     except FileNotFoundError:
         return []
     except (pa.ArrowException, OSError) as err:
         raise _store_error(uri, "the store refused to list it", err, caller) from err
     pattern = _pattern(path)
     return sorted(
-        _uri_of(uri, info.path)
+        _uri_of(base, info.path) + mark + query
         for info in infos
         if info.type == pafs.FileType.File and pattern.match(info.path)
     )
