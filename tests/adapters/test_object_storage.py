@@ -29,6 +29,9 @@ from fitpipe.columnar import write_atomically
 from fitpipe.errors import DataMismatchError, FitpipeValueError
 from object_store import S3, s3_server
 
+#: It starts a server and trains a dozen times: out of the developers' fast loop, in CI's run.
+pytestmark = pytest.mark.slow
+
 SCHEMA = fitpipe.Schema(["a", "b"], "y", passthrough=["id"])
 
 
