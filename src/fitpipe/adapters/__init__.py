@@ -49,7 +49,11 @@ from fitpipe.adapters.capabilities import (
     Splittable,
     class_counts,
 )
-from fitpipe.adapters.distributed_datasets import DistributedDatasetAdapter, not_distributed_error
+from fitpipe.adapters.distributed_datasets import (
+    DistributedDatasetAdapter,
+    not_distributed_error,
+    replicas_of,
+)
 from fitpipe.adapters.generators import GeneratorAdapter
 from fitpipe.adapters.mappings import MappingAdapter
 from fitpipe.adapters.numpy_arrays import NumpyAdapter
@@ -99,6 +103,7 @@ __all__ = [
     "plan_shards",
     "register_adapter",
     "registry",
+    "replicas_of",
     "unsupported",
 ]
 

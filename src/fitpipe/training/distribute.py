@@ -25,7 +25,7 @@ from typing import Any
 
 import tensorflow as tf
 
-from fitpipe.adapters import ArraySource, Mode, not_distributed_error
+from fitpipe.adapters import ArraySource, Mode, not_distributed_error, replicas_of
 from fitpipe.errors import FitpipeValueError, message
 from fitpipe.pipeline import Pipeline, array_shard, check_address
 from fitpipe.training.steps import (
@@ -35,9 +35,9 @@ from fitpipe.training.steps import (
 __all__ = [
     "DistributedPipeline",
     "build_state",
-    "check_not_distributed",
     "distribute_pipeline",
     "distributed_step",
+    "predistributed_without_strategy",
     "step_function",
     "strategy_of",
 ]
@@ -264,11 +264,29 @@ def build_state(model: Any, strategy: tf.distribute.Strategy, element_spec: Any)
     model.reset_metrics()
 
 
-def check_not_distributed(pipeline: Pipeline, caller: str) -> None:
-    """Refuses an input distributed by a strategy for a model built under none."""
+def predistributed_without_strategy(pipeline: Pipeline, caller: str) -> Pipeline:
+    """The pipeline of a model built under no strategy, for an input distributed already.
+
+    A dataset distributed by a strategy of one replica yields plain tensors: it is iterated
+    as it is, as Keras' own ``fit`` iterates it with the default strategy. Any other input
+    is returned unchanged.
+
+    Args:
+        pipeline: The pipeline, as built for one device.
+        caller: The public method, for messages.
+
+    Returns:
+        The pipeline, or one that iterates the distributed dataset.
+
+    Raises:
+        FitpipeValueError: For a dataset distributed over more than one replica.
+    """
     distributed = pipeline.source.distributed
-    if distributed is not None:
+    if distributed is None:
+        return pipeline
+    if replicas_of(distributed) != 1:
         raise not_distributed_error(caller, distributed)
+    return DistributedPipeline(pipeline, distributed, lambda: pipeline.num_batches)
 
 
 def _common_seed(strategy: tf.distribute.Strategy, seed: int) -> int:

@@ -240,10 +240,10 @@ class Trainer:
     def _distributed(self, pipeline: Any, mode: Mode, caller: str) -> Any:
         """The pipeline distributed over the model's strategy (unchanged without one)."""
         strategy = distribute.strategy_of(self.model)
-        if pipeline is not None and strategy is None:
-            distribute.check_not_distributed(pipeline, caller)
-        if pipeline is None or strategy is None:
-            return pipeline
+        if pipeline is None:
+            return None
+        if strategy is None:  # a dataset distributed already: one replica's, as in Keras
+            return distribute.predistributed_without_strategy(pipeline, caller)
         distribute.build_state(self.model, strategy, pipeline.element_spec)
         return distribute.distribute_pipeline(pipeline, strategy, mode, caller)
 
