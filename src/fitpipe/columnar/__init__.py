@@ -5,7 +5,8 @@ declared :class:`~fitpipe.schemas.Schema` (:mod:`~fitpipe.columnar.types`), conv
 columns of each role to arrays (:mod:`~fitpipe.columnar.convert`), finds and opens Parquet
 files (:mod:`~fitpipe.columnar.files`), plans and reads Parquet sources by row group and
 sums their footer statistics (:mod:`~fitpipe.columnar.parquet`), and writes Parquet and JSON
-files that appear only when complete (:mod:`~fitpipe.columnar.write`). The Arrow and Parquet
+files that appear only when complete (:mod:`~fitpipe.columnar.write`), and hashes rows'
+keys for grouped validation splits (:mod:`~fitpipe.columnar.keys`). The Arrow and Parquet
 adapters, ``predict(output=...)`` and ``fitpipe inspect`` are built on it.
 """
 
@@ -18,6 +19,15 @@ from fitpipe.columnar.files import (
     is_parquet,
     is_parquet_path,
     open_dataset,
+)
+from fitpipe.columnar.keys import (
+    SplitCounts,
+    count_split,
+    empty_side_error,
+    key_array,
+    key_hashes,
+    missing_key_column,
+    validation_mask,
 )
 from fitpipe.columnar.parquet import (
     FooterStats,
@@ -53,13 +63,16 @@ __all__ = [
     "ParquetPlan",
     "Piece",
     "Span",
+    "SplitCounts",
     "check_arrow_schema",
     "check_fill",
     "checked_schema",
     "column_array",
     "converted_bytes",
     "convertible",
+    "count_split",
     "duplicate_error",
+    "empty_side_error",
     "existing_paths",
     "expand_paths",
     "field_types",
@@ -69,6 +82,9 @@ __all__ = [
     "is_parquet",
     "is_parquet_path",
     "is_text",
+    "key_array",
+    "key_hashes",
+    "missing_key_column",
     "open_dataset",
     "plan_source",
     "read_span",
@@ -77,6 +93,7 @@ __all__ = [
     "spans",
     "table_roles",
     "unknown_column",
+    "validation_mask",
     "value_type",
     "write_atomically",
     "write_json_atomically",

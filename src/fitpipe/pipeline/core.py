@@ -95,6 +95,8 @@ class Pipeline:
     Attributes:
         class_weight: The ``class_weight`` applied, checked and resolved (``"balanced"``
             computed), or None.
+        split: How a grouped or stratified ``validation_split`` came out (set by the
+            trainer on the training pipeline), or None.
     """
 
     def __init__(
@@ -117,6 +119,7 @@ class Pipeline:
         self._seek = seek
         self._shard = shard
         self.class_weight: ClassWeightPlan | None = None
+        self.split: Any = None
 
     @property
     def adapter(self) -> str:
