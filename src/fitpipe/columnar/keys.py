@@ -95,6 +95,8 @@ def key_array(values: Any, where: str, caller: str = "fit") -> pa.Array:
     Raises:
         FitpipeTypeError: For floats, temporal or nested values, or nulls.
     """
+    if isinstance(values, np.ndarray) and values.dtype.kind in "US":
+        values = values.astype(object)  # Arrow would cut NumPy's text at a NUL character
     try:
         array = values if isinstance(values, (pa.Array, pa.ChunkedArray)) else pa.array(values)
     except (pa.ArrowException, TypeError, ValueError) as err:
