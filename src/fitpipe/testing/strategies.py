@@ -9,6 +9,7 @@ Arrays and structures:
 * :func:`nested_structures`, :func:`structured_examples`: nested tuples, lists and dicts of
   arrays sharing a row count;
 * :func:`targets`, :func:`sample_weights`: targets and positive per-sample weights;
+  :func:`class_labels`: classification targets only;
 * :func:`split_keys`: a key per row (integers or strings, some rows sharing a key), for
   grouped validation splits (``split_by``);
 * :func:`examples`: ``x``, ``y``, ``sample_weight`` and ``batch_size`` with a shared row count;
@@ -79,6 +80,7 @@ __all__ = [
     "arrow_table",
     "as_array_like",
     "batch_sizes",
+    "class_labels",
     "columnar_schema",
     "conformance_examples",
     "equivalent_forms",
@@ -208,6 +210,19 @@ def split_keys(
     picks = draw(st.lists(st.integers(0, count - 1), min_size=rows, max_size=rows))
     values = [distinct[i] for i in picks]
     return np.array(values, dtype=np.int64) if kind == "int" else np.array(values, dtype=str)
+
+
+def class_labels(rows: int, num_classes: int = 5) -> st.SearchStrategy[np.ndarray]:
+    """int64 class labels of shape ``(rows,)`` from ``[0, num_classes)`` (classification only).
+
+    Args:
+        rows: The first dimension.
+        num_classes: The number of classes.
+
+    Returns:
+        A strategy of arrays.
+    """
+    return hnp.arrays(np.int64, (rows,), elements=st.integers(0, num_classes - 1))
 
 
 def sample_weights(rows: int) -> st.SearchStrategy[np.ndarray]:
