@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import textwrap
 from pathlib import Path
 from typing import Any
@@ -335,3 +336,47 @@ def test_inputs_read_in_batches_refuse_split_by() -> None:
         r"only from rows in memory",
     ):
         adapt_source(AdaptRequest(x=data, split_by=np.arange(4), caller="fit"))
+
+
+def test_streamed_split_with_one_key_is_an_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    frame = _frame().assign(user_id="solo")
+    pq.write_table(pa.Table.from_pandas(frame), tmp_path / "a.parquet", row_group_size=16)
+    monkeypatch.setattr(limits, "RESIDENT_BYTES_LIMIT", 0)
+    with pytest.raises(
+        DataMismatchError,
+        match=r"^`fit` cannot split 120 rows of 1 key\(s\) by split_by='user_id' with "
+        r"`validation_split=0\.5`: every key fell on the (training|validation) side\.",
+    ):
+        split(str(tmp_path), 0.5, "user_id", schema=SCHEMA)
+
+
+@settings(deadline=None, max_examples=10)
+@given(st.integers(2, 80).flatmap(lambda rows: st.tuples(split_keys(rows), st.floats(0.1, 0.9))))
+def test_every_form_splits_random_keys_alike(drawn: tuple[np.ndarray, float]) -> None:
+    keys, fraction = drawn
+    rows = len(keys)
+    side = validation_mask(key_hashes(key_array(keys, "k")), fraction)
+    if side.all() or not side.any():
+        return
+    frame = pd.DataFrame({"rid": np.arange(rows, dtype="float32"), "label": 0, "user_id": keys})
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    old = limits.RESIDENT_BYTES_LIMIT
+    with tempfile.TemporaryDirectory() as folder:
+        pq.write_table(table, Path(folder) / "a.parquet", row_group_size=7)
+        forms: list[tuple[Any, Any, Any, int]] = [
+            (frame, None, SCHEMA, old),
+            (table, None, SCHEMA, old),
+            (folder, None, SCHEMA, old),
+            (folder, None, SCHEMA, 0),  # streamed
+            ({"rid": frame["rid"].to_numpy(), "user_id": keys}, np.zeros(rows), None, old),
+        ]
+        try:
+            for x, y, schema, limit in forms:
+                limits.RESIDENT_BYTES_LIMIT = limit
+                adapter, train, val, _ = split(x, fraction, "user_id", y, schema)
+                assert _row_ids(adapter, val) == np.flatnonzero(side).tolist()
+                assert sorted(_row_ids(adapter, train)) == np.flatnonzero(~side).tolist()
+        finally:
+            limits.RESIDENT_BYTES_LIMIT = old

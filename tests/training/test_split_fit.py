@@ -192,6 +192,11 @@ def test_extra_ignore_leaves_the_entries_out_as_keras_would_without_them() -> No
     assert_weights_close(ref, twin)
     found = trainer.evaluate(_dict_x(True), LABELS, extra="ignore", verbose=0, return_dict=True)
     assert found == pytest.approx(ref.evaluate(_dict_x(False), LABELS, verbose=0, return_dict=True))
+    np.testing.assert_allclose(
+        trainer.predict(_dict_x(True), extra="ignore", verbose=0),
+        ref.predict(_dict_x(False), verbose=0),
+        rtol=1e-5,
+    )
 
 
 def test_extra_ignore_keeps_the_split_by_entry_for_the_split() -> None:

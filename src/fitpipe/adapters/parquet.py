@@ -326,7 +326,7 @@ def grouped_sources(
     counts = count_split(every, validation_mask(every, fraction))
     counts = SplitCounts(sum(rows[0]), sum(rows[1]), counts.train_keys, counts.validation_keys)
     if not (counts.train_rows and counts.validation_rows):
-        raise empty_side_error(counts, fraction, f"column {key!r}", reader.caller)
+        raise empty_side_error(counts, fraction, f"split_by={key!r}", reader.caller)
     train_reader = reader.on_side(_Side(fraction, False), rows[0])
     train_reader.shuffle = train[0]
     val_reader = reader.on_side(_Side(fraction, True), rows[1])

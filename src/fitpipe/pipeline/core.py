@@ -57,6 +57,7 @@ from fitpipe.pipeline.class_weights import (
     weighted_shard,
 )
 from fitpipe.pipeline.service import check_address
+from fitpipe.pipeline.split import ValidationSplit
 from fitpipe.schemas import as_schema
 
 __all__ = [
@@ -119,7 +120,7 @@ class Pipeline:
         self._seek = seek
         self._shard = shard
         self.class_weight: ClassWeightPlan | None = None
-        self.split: Any = None
+        self.split: ValidationSplit | None = None
 
     @property
     def adapter(self) -> str:

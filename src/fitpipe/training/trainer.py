@@ -667,6 +667,7 @@ class Trainer:
         *,
         schema: SchemaLike | None = None,
         output: str | os.PathLike[str] | None = None,
+        extra: Literal["error", "ignore"] = "error",
     ) -> Any:
         """Generates predictions for the input samples, as ``keras.Model.predict``.
 
@@ -697,6 +698,8 @@ class Trainer:
                 the schema's passthrough columns first (e.g. ids), then one column per model
                 output (vectors as ``fixed_size_list``), written chunk by chunk; the file
                 appears only when complete.
+            extra: ``"ignore"`` leaves out the dict entries that name no model input, as in
+                ``fit`` (default ``"error"``).
 
         Returns:
             NumPy arrays in the structure of the model's outputs, every row included; or the
@@ -711,6 +714,9 @@ class Trainer:
         verbose = arguments.check_verbose(verbose, "predict")
         steps = arguments.check_steps(steps, "steps", "predict")
         callbacks = arguments.check_callbacks(callbacks, "predict")
+        x = conversions.without_extra_inputs(
+            self.model, x, conversions.check_extra(extra, "predict")
+        )
         if output is not None:
             return self._predict_to_file(x, schema, output, batch_size, verbose, callbacks)
         request = AdaptRequest(
