@@ -241,14 +241,10 @@ def check_split_options(
             f"Pass e.g. `validation_split=0.2` with `{name}`",
         )
     if problem is not None:
-        raise FitpipeValueError(
-            message(
-                caller,
-                *problem,
-                validation_split=validation_split,
-                **{n: split_by if n == "split_by" else stratify for n in given},
-            )
-        )
+        what, expected, fix = problem
+        received: dict[str, Any] = {"validation_split": validation_split}
+        received.update({n: split_by if n == "split_by" else stratify for n in given})
+        raise FitpipeValueError(message(caller, what, expected, fix, **received))
 
 
 def _split_by_name(split_by: Any) -> str:
@@ -299,11 +295,11 @@ def split_validation(
     """
     fraction = request.validation_split
     if request.stratify:
-        train, val, classes = stratified_split(source, fraction, request.caller)
+        rows, held, classes = stratified_split(source, fraction, request.caller)
         counts = SplitCounts(
             sum(t for t, _ in classes.values()), sum(v for _, v in classes.values())
         )
-        return train, val, ValidationSplit("stratify", fraction, counts, classes)
+        return rows, held, ValidationSplit("stratify", fraction, counts, classes)
     if request.split_by is not None:
         train, val, counts = _grouped(source, request, validation_batch_size)
         return train, val, ValidationSplit(_split_by_name(request.split_by), fraction, counts)

@@ -415,8 +415,8 @@ class Trainer:
         check_shuffle(shuffle, "fit")
         split = check_validation_split(validation_split, "fit") if validation_data is None else 0
         check_split_options(split, split_by, stratify, validation_data is not None, "fit")
-        extra = conversions.check_extra(extra, "fit")
-        x = conversions.without_extra_inputs(self.model, x, extra, split_by)
+        extra_entries = conversions.check_extra(extra, "fit")
+        x = conversions.without_extra_inputs(self.model, x, extra_entries, split_by)
         request = AdaptRequest(
             x=conversions.without_absent_inputs(self.model, x, "fit"),
             y=y,
@@ -441,7 +441,7 @@ class Trainer:
             validation_data,
             validation_batch_size or batch_size,
             validation_steps,
-            extra,
+            extra_entries,
         )
         with _closing(train), _closing(val):
             self._check_specs(train, val)  # before the data check: structure errors first
