@@ -6,7 +6,8 @@ columns of each role to arrays (:mod:`~fitpipe.columnar.convert`), finds and ope
 files, local or in object stores (:mod:`~fitpipe.columnar.files`,
 :mod:`~fitpipe.columnar.storage`), plans and reads Parquet sources by row group and
 sums their footer statistics (:mod:`~fitpipe.columnar.parquet`), and writes Parquet and JSON
-files that appear only when complete (:mod:`~fitpipe.columnar.write`). The Arrow and Parquet
+files that appear only when complete (:mod:`~fitpipe.columnar.write`), and hashes rows'
+keys for grouped validation splits (:mod:`~fitpipe.columnar.keys`). The Arrow and Parquet
 adapters, ``predict(output=...)`` and ``fitpipe inspect`` are built on it.
 """
 
@@ -19,6 +20,15 @@ from fitpipe.columnar.files import (
     is_parquet,
     is_parquet_path,
     open_dataset,
+)
+from fitpipe.columnar.keys import (
+    SplitCounts,
+    count_split,
+    empty_side_error,
+    key_array,
+    key_hashes,
+    missing_key_column,
+    validation_mask,
 )
 from fitpipe.columnar.parquet import (
     FooterStats,
@@ -55,14 +65,17 @@ __all__ = [
     "ParquetPlan",
     "Piece",
     "Span",
+    "SplitCounts",
     "check_arrow_schema",
     "check_fill",
     "checked_schema",
     "column_array",
     "converted_bytes",
     "convertible",
+    "count_split",
     "display_path",
     "duplicate_error",
+    "empty_side_error",
     "existing_paths",
     "expand_paths",
     "expand_uri",
@@ -74,6 +87,9 @@ __all__ = [
     "is_parquet_path",
     "is_text",
     "is_uri",
+    "key_array",
+    "key_hashes",
+    "missing_key_column",
     "open_dataset",
     "plan_source",
     "read_span",
@@ -84,6 +100,7 @@ __all__ = [
     "table_roles",
     "unknown_column",
     "uri_info",
+    "validation_mask",
     "value_type",
     "write_atomically",
     "write_json_atomically",

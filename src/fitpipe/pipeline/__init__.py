@@ -17,11 +17,18 @@ from fitpipe.pipeline.core import (
 )
 from fitpipe.pipeline.service import check_address
 from fitpipe.pipeline.sharding import array_shard
-from fitpipe.pipeline.split import check_validation_split, split_source
+from fitpipe.pipeline.split import (
+    ValidationSplit,
+    check_split_options,
+    check_validation_split,
+    split_source,
+    split_validation,
+)
 
 __all__ = [
     "ClassWeightPlan",
     "Pipeline",
+    "ValidationSplit",
     "adapt",
     "adapt_source",
     "apply_class_weight",
@@ -30,9 +37,11 @@ __all__ = [
     "check_address",
     "check_class_weight",
     "check_shuffle",
+    "check_split_options",
     "check_validation_split",
     "class_weight_table",
     "pipeline_from_source",
     "split_source",
+    "split_validation",
     "weigh_batch",
 ]

@@ -57,6 +57,7 @@ from fitpipe.pipeline.class_weights import (
     weighted_shard,
 )
 from fitpipe.pipeline.service import check_address
+from fitpipe.pipeline.split import ValidationSplit
 from fitpipe.schemas import as_schema
 
 __all__ = [
@@ -95,6 +96,8 @@ class Pipeline:
     Attributes:
         class_weight: The ``class_weight`` applied, checked and resolved (``"balanced"``
             computed), or None.
+        split: How a grouped or stratified ``validation_split`` came out (set by the
+            trainer on the training pipeline), or None.
     """
 
     def __init__(
@@ -117,6 +120,7 @@ class Pipeline:
         self._seek = seek
         self._shard = shard
         self.class_weight: ClassWeightPlan | None = None
+        self.split: ValidationSplit | None = None
 
     @property
     def adapter(self) -> str:

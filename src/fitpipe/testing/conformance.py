@@ -61,6 +61,7 @@ _TRIAL_VALUES: dict[str, Callable[[Example], Any]] = {
     "schema": lambda data: {"features": ["x"]},
     "steps": lambda data: 1,
     "validation_split": lambda data: 0.25,
+    "split_by": lambda data: np.arange(data.rows),
 }
 
 #: The fixed data of the checks that need no Hypothesis.
@@ -495,8 +496,9 @@ class AdapterConformanceTests:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             try:
-                if name == "validation_split":  # a `fit` argument, not one of `adapt`
-                    adapt_source(AdaptRequest(x=obj, validation_split=value, caller="fit", **extra))
+                if name in ("validation_split", "split_by"):  # `fit`'s, not `adapt`'s
+                    request = AdaptRequest(x=obj, caller="fit", **{name: value}, **extra)
+                    adapt_source(request)
                 else:
                     fitpipe.adapt(obj, **{name: value}, **extra).close()
             except UnsupportedArgumentError as err:

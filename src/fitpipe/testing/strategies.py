@@ -10,6 +10,9 @@ Arrays and structures:
 * :func:`nested_structures`, :func:`structured_examples`: nested tuples, lists and dicts of
   arrays sharing a row count;
 * :func:`targets`, :func:`sample_weights`: targets and positive per-sample weights;
+  :func:`class_labels`: classification targets only;
+* :func:`split_keys`: a key per row (integers or strings, some rows sharing a key), for
+  grouped validation splits (``split_by``);
 * :func:`examples`: ``x``, ``y``, ``sample_weight`` and ``batch_size`` with a shared row count;
   :func:`conformance_examples`: the same, ``y`` optional, as the conformance kit draws them.
 
@@ -78,6 +81,7 @@ __all__ = [
     "arrow_table",
     "as_array_like",
     "batch_sizes",
+    "class_labels",
     "columnar_schema",
     "conformance_examples",
     "equivalent_forms",
@@ -92,6 +96,7 @@ __all__ = [
     "register_form",
     "row_counts",
     "sample_weights",
+    "split_keys",
     "structured_examples",
     "targets",
     "weight_of_rows",
@@ -199,6 +204,47 @@ def targets(rows: int, num_classes: int = 5) -> st.SearchStrategy[np.ndarray]:
     labels = hnp.arrays(np.int64, (rows,), elements=st.integers(0, num_classes - 1))
     values = hnp.arrays(np.float32, (rows,), elements=_FLOATS)
     return st.one_of(labels, values)
+
+
+@st.composite
+def split_keys(
+    draw: st.DrawFn, rows: int, max_keys: int | None = None, kind: str | None = None
+) -> np.ndarray:
+    """One key per row, as ``split_by`` takes them: rows of a key need not be adjacent.
+
+    Args:
+        draw: Supplied by Hypothesis.
+        rows: Rows (keys drawn).
+        max_keys: Most distinct keys (default: ``rows``).
+        kind: ``"int"`` (int64, negative ones too), ``"str"`` (text, non-ASCII too) or
+            None for either.
+
+    Returns:
+        An int64 or str array of ``rows`` keys.
+    """
+    kind = kind or draw(st.sampled_from(["int", "str"]))
+    count = draw(st.integers(1, max(1, min(rows, max_keys or rows))))
+    if kind == "int":
+        element: st.SearchStrategy[Any] = st.integers(-(2**63), 2**63 - 1)
+    else:
+        element = st.text(min_size=0, max_size=12)
+    distinct = draw(st.lists(element, min_size=count, max_size=count, unique=True))
+    picks = draw(st.lists(st.integers(0, count - 1), min_size=rows, max_size=rows))
+    values = [distinct[i] for i in picks]
+    return np.array(values, dtype=np.int64) if kind == "int" else np.array(values, dtype=str)
+
+
+def class_labels(rows: int, num_classes: int = 5) -> st.SearchStrategy[np.ndarray]:
+    """int64 class labels of shape ``(rows,)`` from ``[0, num_classes)`` (classification only).
+
+    Args:
+        rows: The first dimension.
+        num_classes: The number of classes.
+
+    Returns:
+        A strategy of arrays.
+    """
+    return hnp.arrays(np.int64, (rows,), elements=st.integers(0, num_classes - 1))
 
 
 def sample_weights(rows: int) -> st.SearchStrategy[np.ndarray]:

@@ -23,6 +23,7 @@ from fitpipe.pipeline import (
     Pipeline,
     build_pipeline,
     check_shuffle,
+    check_split_options,
     check_validation_split,
     pipeline_from_source,
 )
@@ -35,7 +36,7 @@ from fitpipe.training.epochs import EpochRunner, ExecutionSize, no_step_error, w
 from fitpipe.training.inputs import check_model_inputs, check_model_targets
 from fitpipe.training.logs import epoch_logs, flatten_in_order, pythonify
 from fitpipe.training.outputs import predict_to_file
-from fitpipe.training.preflight import check_fit
+from fitpipe.training.preflight import check_evaluate, check_fit
 from fitpipe.training.requests import fit_pipelines, one_batch
 from fitpipe.training.resume import PositionBackups
 from fitpipe.training.steps import StepFunction
@@ -270,6 +271,9 @@ class Trainer:
         schema: SchemaLike | None = None,
         data_service: str | None = None,
         check: Literal["warn", "error", "full", False] = "warn",
+        split_by: Any = None,
+        stratify: bool = False,
+        extra: Literal["error", "ignore"] = "error",
     ) -> keras.callbacks.History:
         """Trains the model for a fixed number of epochs, as ``keras.Model.fit``.
 
@@ -364,6 +368,29 @@ class Trainer:
                 (one extra read of the used columns); generators, ``tf.data`` and
                 ``PyDataset`` are not scanned (their labels and weights are still checked
                 as batches pass).
+            split_by: A grouped ``validation_split`` (fitpipe's; Keras has none): every row
+                of a key (a user, a session) falls on one side, the validation side when a
+                fixed 64-bit hash of the key is below ``validation_split * 2**64``
+                (``fitpipe.columnar.keys``): the same split on every run and machine, for
+                any row order and input form. A column name for Arrow, Parquet and pandas
+                inputs (it need not be in the schema), an entry of a dict ``x`` or a column
+                of a DataFrame (left out of the model's inputs); or the keys themselves, an
+                array with one integer or string key per row, for rows in memory. Parquet
+                streamed from disk reads the key column once more to count the sides, then
+                each epoch keeps each side's rows as row groups are read. The fraction is of
+                the keys, so the rows' is approximate: the sizes (rows and keys per side) are
+                printed when ``verbose`` is not 0 and kept in
+                ``history.params["validation_split_sizes"]``.
+            stratify: Split each class of the (single, classification) target in the same
+                proportion: the validation rows Keras would set apart, shared among the
+                classes by their counts, each class giving its last rows (deterministic).
+                Rows in memory only; an error for streamed input, float targets that are not
+                whole numbers, or with ``split_by``. The sizes are reported as for
+                ``split_by``, with rows per class.
+            extra: ``"error"`` (default): a dict ``x`` entry that names no model input is an
+                error. ``"ignore"``: such entries (ids, timestamps) are left out, in ``x``
+                and ``validation_data``. (Columnar inputs with a schema read only the
+                columns it names, and ``split_by``'s.)
 
         Returns:
             The ``keras.callbacks.History`` of the run.
@@ -387,6 +414,9 @@ class Trainer:
         callbacks = arguments.check_callbacks(callbacks, "fit")
         check_shuffle(shuffle, "fit")
         split = check_validation_split(validation_split, "fit") if validation_data is None else 0
+        check_split_options(split, split_by, stratify, validation_data is not None, "fit")
+        extra_entries = conversions.check_extra(extra, "fit")
+        x = conversions.without_extra_inputs(self.model, x, extra_entries, split_by)
         request = AdaptRequest(
             x=conversions.without_absent_inputs(self.model, x, "fit"),
             y=y,
@@ -402,6 +432,8 @@ class Trainer:
             data_service=distribute.service_address(data_service),
             hold_in_memory=distribute.strategy_of(self.model) is None,
             output_names=_output_names(self.model),
+            split_by=split_by,
+            stratify=bool(stratify),
         )
         train, val = fit_pipelines(
             self.model,
@@ -409,6 +441,7 @@ class Trainer:
             validation_data,
             validation_batch_size or batch_size,
             validation_steps,
+            extra_entries,
         )
         with _closing(train), _closing(val):
             self._check_specs(train, val)  # before the data check: structure errors first
@@ -446,7 +479,7 @@ class Trainer:
         freq: int | Container[int],
     ) -> keras.callbacks.History:
         model = self.model
-        plan = train.class_weight
+        plan, how = train.class_weight, train.split
         train = self._distributed(train, Mode.TRAIN, "fit")
         val = self._distributed(val, Mode.EVALUATE, "evaluate")
         runner = EpochRunner(train, arguments.limit_steps(steps_per_epoch, "steps_per_epoch"))
@@ -455,6 +488,7 @@ class Trainer:
             self.model, callbacks, verbose, epochs, runner.num_batches, history=True
         )
         callbacks_mod.report_class_weight(cbs, plan, verbose)
+        callbacks_mod.report_split(cbs, how, verbose)
         execution = self._execution(cbs, "train", "test")
         val_steps = arguments.limit_steps(validation_steps, "validation_steps") if val else None
         val_runner = EpochRunner(val, val_steps) if val else None
@@ -541,6 +575,8 @@ class Trainer:
         return_dict: bool = False,
         *,
         schema: SchemaLike | None = None,
+        check: Literal["warn", "error", "full", False] = "warn",
+        extra: Literal["error", "ignore"] = "error",
         **kwargs: Any,
     ) -> Any:
         """Returns the loss and metric values in test mode, as ``keras.Model.evaluate``.
@@ -568,6 +604,11 @@ class Trainer:
             callbacks: A list of ``keras.callbacks.Callback``.
             return_dict: Return ``{name: value}`` instead of a list.
             schema: A ``fitpipe.Schema`` for Arrow, Parquet and pandas inputs (see ``fit``).
+            check: The pre-flight data check, as in ``fit`` (default ``"warn"``): NaN and
+                infinite values, and targets against the compiled model, before the first
+                batch; the same cost as in ``fit``.
+            extra: ``"ignore"`` leaves out the dict entries that name no model input, as in
+                ``fit`` (default ``"error"``).
             **kwargs: None are accepted; an unknown keyword is an error naming it.
 
         Returns:
@@ -585,6 +626,9 @@ class Trainer:
         verbose = arguments.check_verbose(verbose, "evaluate")
         steps = arguments.check_steps(steps, "steps", "evaluate")
         callbacks = arguments.check_callbacks(callbacks, "evaluate")
+        x = conversions.without_extra_inputs(
+            self.model, x, conversions.check_extra(extra, "evaluate")
+        )
         request = AdaptRequest(
             x=conversions.without_absent_inputs(self.model, x, "evaluate"),
             y=y,
@@ -600,6 +644,7 @@ class Trainer:
             arguments.require_finite(pipeline, steps, "evaluate", "steps")
             check_model_inputs(self.model, pipeline.element_spec, "evaluate")
             check_model_targets(self.model, pipeline.element_spec, "evaluate", Mode.EVALUATE)
+            check_evaluate(self.model, request, pipeline, check)
             steps = arguments.limit_steps(steps, "steps")
             runner = EpochRunner(self._distributed(pipeline, Mode.EVALUATE, "evaluate"), steps)
             runner.checks = BatchChecks.for_model(self.model, pipeline.element_spec, "evaluate")
@@ -622,6 +667,7 @@ class Trainer:
         *,
         schema: SchemaLike | None = None,
         output: str | os.PathLike[str] | None = None,
+        extra: Literal["error", "ignore"] = "error",
     ) -> Any:
         """Generates predictions for the input samples, as ``keras.Model.predict``.
 
@@ -652,6 +698,8 @@ class Trainer:
                 the schema's passthrough columns first (e.g. ids), then one column per model
                 output (vectors as ``fixed_size_list``), written chunk by chunk; the file
                 appears only when complete.
+            extra: ``"ignore"`` leaves out the dict entries that name no model input, as in
+                ``fit`` (default ``"error"``).
 
         Returns:
             NumPy arrays in the structure of the model's outputs, every row included; or the
@@ -666,6 +714,9 @@ class Trainer:
         verbose = arguments.check_verbose(verbose, "predict")
         steps = arguments.check_steps(steps, "steps", "predict")
         callbacks = arguments.check_callbacks(callbacks, "predict")
+        x = conversions.without_extra_inputs(
+            self.model, x, conversions.check_extra(extra, "predict")
+        )
         if output is not None:
             return self._predict_to_file(x, schema, output, batch_size, verbose, callbacks)
         request = AdaptRequest(
