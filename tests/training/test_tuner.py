@@ -124,7 +124,8 @@ def test_calls_that_traced_never_change_the_xla_choice(calls: list[tuple[float, 
 def test_xla_choice_times_both_variants_then_keeps_the_clearly_faster() -> None:
     choice = XlaChoice()
     choice.record(8, 8e-3, False, 8, settled=False)  # steps per call not settled: not timed
-    choice.record(4, 4e-3, False, 8, settled=True)  # a short call: not timed
+    choice.record(3, 3e-3, False, 8, settled=True)  # under half the size: not timed
+    choice.record(6, 6e-3, False, 8, True, asked=8)  # its input ended: not timed
     choice.record(8, 9.0, True, 8, settled=True)  # traced: not timed
     assert choice.timings == {False: [], True: []}
     choice.record(8, 8e-3, False, 8, True)
@@ -241,3 +242,14 @@ def test_auto_jit_keeps_the_plain_graph_quietly_when_xla_cannot_compile() -> Non
     function = trainer._state.functions["train"]
     assert function.jit_compile is False
     assert trainer.tuning["xla"]["train"]["reason"] == "XLA cannot compile the step"
+
+
+def test_small_epochs_settle_at_whole_epochs_and_still_decide_xla() -> None:
+    # 100 batches per epoch: the size outgrows the epoch, where calls shorter than the size
+    # were never timed (the tuner waited for ever, and "auto" never decided).
+    trainer, _ = _trainer({"plain": 1e-4, "xla": 0.5e-4}, jit_compile="auto")
+    trainer.fit(X[:400], Y[:400], batch_size=4, epochs=10, verbose=0)
+    tuning = trainer.tuning
+    assert tuning["steps_per_execution"]["settled"]
+    assert tuning["steps_per_execution"]["steps_per_execution"] == 100
+    assert tuning["xla"]["train"]["xla"] is True and tuning["xla"]["train"]["decided"]

@@ -177,7 +177,7 @@ class EpochRunner:
         seconds, traced = execution.clock() - start, function.traces != traces
         size, settled = execution.size, execution.settled  # as they were for this call
         execution.record(count, seconds, traced=traced)
-        function.record(count, seconds, traced, size, settled)
+        function.record(count, seconds, traced, size, settled, n)
         return count, outputs
 
     def run(

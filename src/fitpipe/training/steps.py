@@ -223,22 +223,25 @@ class StepFunction:
         self._choice = (key, choice)
         self._use(choice.variant)
 
-    def record(self, steps: int, seconds: float, traced: bool, size: int, settled: bool) -> None:
+    def record(
+        self, steps: int, seconds: float, traced: bool, size: int, settled: bool, asked: int
+    ) -> None:
         """Feeds ``jit_compile="auto"`` one call's timing (see :class:`XlaChoice`).
 
         Args:
             steps: Steps the call ran.
             seconds: How long the call took.
             traced: Whether a step function traced during the call (it is then not timed).
-            size: The steps per call asked for.
+            size: The steps per call.
             settled: Whether the steps per call are final.
+            asked: The steps asked of the call.
         """
         if not self.auto or self._choice is None:
             return
         key, choice = self._choice
         if choice.decided is not None:
             return
-        choice.record(steps, seconds, traced, size, settled)
+        choice.record(steps, seconds, traced, size, settled, asked)
         if choice.decided is not None and self.mode is Mode.TRAIN:
             self._decisions[key] = choice.decided
 

@@ -510,6 +510,7 @@ class Trainer:
             model.reset_metrics()
             callbacks_mod.set_steps(cbs, runner.num_batches)
             cbs.on_epoch_begin(epoch)
+            execution.fit_epoch(runner.num_batches)  # calls of whole epochs: as long as can be
 
             def batch_end(end: int, outputs: Any, epoch: int = epoch) -> None:
                 backups.before(epoch, end + 1, end)  # the position exists before any backup

@@ -106,6 +106,17 @@ class ExecutionSize:
         factor = min(64.0, max(2.0, self.TARGET_SECONDS / max(timing, 1e-9)))
         self.size = min(self.MAX, self.size * 2 ** int(math.log2(factor)))
 
+    def fit_epoch(self, steps: int | None) -> None:
+        """Settles a tuned size that reached an epoch's ``steps``: calls are whole epochs.
+
+        A larger size would not make calls longer (no call runs past its epoch), and calls
+        shorter than the size are never timed, so the tuner would wait for ever.
+        """
+        if self.auto and not self._settled and steps is not None and 0 < steps <= self.size:
+            self.size = steps
+            self._settled = True
+            self._timings = []
+
     def report(self) -> dict[str, Any]:
         """What the tuner chose and the timings that decided it (for ``Trainer.tuning``)."""
         return {
@@ -141,17 +152,31 @@ class XlaChoice:
         self.timings: dict[bool, list[float]] = {False: [], True: []}
         self.per_step: dict[bool, float] = {}
 
-    def record(self, steps: int, seconds: float, traced: bool, size: int, settled: bool) -> None:
+    def record(
+        self,
+        steps: int,
+        seconds: float,
+        traced: bool,
+        size: int,
+        settled: bool,
+        asked: int | None = None,
+    ) -> None:
         """Feeds one call of the current variant; may switch the variant or decide.
+
+        Timings are per step, so the last call of an epoch counts too when it runs at least
+        half the size (calls of an epoch of 250 steps at 128 per call: 128 and 122 steps).
 
         Args:
             steps: Steps the call ran.
             seconds: How long it took.
             traced: Whether the step traced (or compiled) during the call: not timed.
-            size: The steps per call asked for (shorter calls are not timed).
+            size: The steps per call (calls of under half of it are not timed).
             settled: Whether the steps per call are final (before that, nothing is timed).
+            asked: The steps asked of the call (default ``steps``); a call that ran fewer
+                (its input ended) is not timed.
         """
-        if self.decided is not None or traced or not settled or steps < size or steps <= 0:
+        short = steps < (steps if asked is None else asked) or 2 * steps < size
+        if self.decided is not None or traced or not settled or short or steps <= 0:
             return
         timings = self.timings[self.variant]
         timings.append(seconds / steps)
