@@ -175,7 +175,7 @@ class EpochRunner:
             self._iterator = None
             raise failure.with_traceback(failure.__traceback__)
         seconds, traced = execution.clock() - start, function.traces != traces
-        size, settled = execution.size, execution.settled  # as they were for this call
+        size, settled = execution.size, execution.steady  # as they were for this call
         execution.record(count, seconds, traced=traced)
         function.record(count, seconds, traced, size, settled, n)
         return count, outputs

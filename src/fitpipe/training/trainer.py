@@ -53,6 +53,7 @@ class _State:
     jit_compile: bool | str | None = None
     execution: ExecutionSize | None = None
     fused: ExecutionSize | None = None
+    last: ExecutionSize | None = None  # the one the last call used (for ``tuning``)
     functions: dict[str, StepFunction] = dataclasses.field(default_factory=dict)
     key: tuple[Any, ...] = ()
     #: ``jit_compile="auto"``: XLA or not, by the input key of the batches (measured by the
@@ -164,7 +165,7 @@ class Trainer:
         self._state.steps_per_execution = spe
         self._state.jit_compile = jit_compile
         self._state.execution = None
-        self._state.fused = None
+        self._state.fused = self._state.last = None
         self._state.functions.clear()
         self._state.xla.clear()
 
@@ -181,13 +182,13 @@ class Trainer:
             ``{"steps_per_execution": {...}, "jit_compile": ..., "xla": {...}}``: the steps
             per call (``ExecutionSize.report``: the size, whether it settled, the calls and
             traced calls, the stable seconds per call that decided each size tried; of the
-            tuner that ran, the default one when nothing listens per batch); the
+            last call of ``fit``, ``evaluate`` or ``predict``); the
             ``jit_compile`` asked for; per step (``"train"``, ``"test"``, ``"predict"``),
             whether it runs XLA now and, under ``"auto"``, the seconds per step with and
             without XLA that decided it. Empty parts before the first call.
         """
         state = self._state
-        size = state.fused if state.fused is not None else state.execution
+        size = state.last
         steps: dict[str, Any] = {}
         for name, function in state.functions.items():
             choice = function.xla_choice
@@ -222,9 +223,11 @@ class Trainer:
         if value == 1 and not callbacks_mod.listens_per_batch(cbs, modes):
             if state.fused is None:
                 state.fused = ExecutionSize("auto")
+            state.last = state.fused
             return state.fused
         if state.execution is None:
             state.execution = ExecutionSize(value)
+        state.last = state.execution
         return state.execution
 
     def _jit(self) -> bool | str:

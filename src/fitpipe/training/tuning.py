@@ -82,6 +82,15 @@ class ExecutionSize:
         """Whether the size is final (fixed, or tuned to the target)."""
         return self._settled
 
+    @property
+    def steady(self) -> bool:
+        """Whether calls now time the steps more than Python: settled, and not one step each.
+
+        Calls of one step (``steps_per_execution=1`` with a callback on batches) cost mostly
+        Python and dispatch; ``jit_compile="auto"`` is not decided from them.
+        """
+        return self._settled and (self.auto or self.size > 1)
+
     def record(self, steps: int, seconds: float, traced: bool = False) -> None:
         """Feeds the tuner one call's measurements.
 
