@@ -6,6 +6,13 @@ traced (and so compiled): the step functions count their traces, and the epoch l
 timings of the same kind within :data:`TOLERANCE` of each other (or, on a machine too noisy
 for that, the fastest of :data:`MAX_TIMINGS`). The clock is injectable (``clock=``), so tests
 drive both decisions with a fake clock and no real timing.
+
+The default clock is the process's CPU time (all threads), not wall time: both decisions are
+about the work a step costs (and Python's per call), and on a shared machine wall time
+mostly measures the neighbours. Measured under a load of ~14 on 2 cores, wall time made the
+plain graph's MLP step look 3-10x slower than XLA's (its executor hands ops between threads,
+each hand-off waiting for a core) and settled calls at 8-16 steps, while per CPU second
+the plain graph is the faster (``benchmarks/RESULTS.md``).
 """
 
 from __future__ import annotations
@@ -57,8 +64,8 @@ class ExecutionSize:
 
     Args:
         value: A positive int, or ``"auto"``.
-        clock: Seconds, read before and after each call (default ``time.perf_counter``;
-            tests give a fake one).
+        clock: Seconds, read before and after each call (default ``time.process_time``,
+            the process's CPU time; tests give a fake one).
 
     """
 
@@ -68,7 +75,7 @@ class ExecutionSize:
     def __init__(self, value: int | str, clock: Callable[[], float] | None = None) -> None:
         self.auto = value == "auto"
         self.size = 1 if self.auto else int(value)
-        self.clock: Callable[[], float] = clock or time.perf_counter
+        self.clock: Callable[[], float] = clock or time.process_time
         self._timings: list[float] = []
         self._settled = not self.auto
         #: Calls recorded, and those of them that traced (shown by the benchmarks).
