@@ -27,6 +27,11 @@ Input forms:
 * :func:`arrow_table`, :func:`write_parquet` and :func:`columnar_schema`: the same data as
   an Arrow table or a Parquet file, with the :class:`fitpipe.Schema` that reads it back.
 
+Tuners:
+
+* :func:`call_timings`: the seconds of compiled calls, some of which traced (and compiled),
+  for properties of the tuners of steps per call and of XLA (``fitpipe.training.tuning``).
+
 Weights can be made a function of their row's content (:func:`weight_of_rows`) so a test can
 check, after shuffling, that each weight still travels with its row.
 
@@ -81,6 +86,7 @@ __all__ = [
     "arrow_table",
     "as_array_like",
     "batch_sizes",
+    "call_timings",
     "class_labels",
     "columnar_schema",
     "conformance_examples",
@@ -152,6 +158,31 @@ def batch_sizes(max_batch_size: int = 8) -> st.SearchStrategy[int]:
 
     """
     return st.integers(1, max_batch_size)
+
+
+def call_timings(max_calls: int = 40) -> st.SearchStrategy[list[tuple[float, bool]]]:
+    """Timings of compiled calls as a tuner sees them: ``(seconds, traced)`` per call.
+
+    Calls that traced take any time (tracing and compiling take from milliseconds to
+    seconds); the others a time from 10 us to 1 s, sometimes repeated exactly (a stable
+    machine), sometimes not (a loaded one).
+
+    Args:
+        max_calls: The most calls.
+
+    Returns:
+        A strategy of lists of ``(seconds, traced)``.
+
+    """
+    seconds = st.floats(1e-5, 1.0, allow_nan=False, allow_infinity=False)
+    call = st.one_of(
+        st.tuples(seconds, st.just(False)),
+        st.tuples(st.floats(0.0, 30.0, allow_nan=False), st.just(True)),
+    )
+    repeated = st.tuples(seconds, st.just(False)).map(lambda c: [c, c])
+    return st.lists(st.one_of(call.map(lambda c: [c]), repeated), max_size=max_calls).map(
+        lambda groups: [c for group in groups for c in group]
+    )
 
 
 def float_arrays(rows: int, max_features: int = 4) -> st.SearchStrategy[np.ndarray]:

@@ -7,8 +7,6 @@ the data runs out, so consecutive epochs see consecutive batches.
 
 from __future__ import annotations
 
-import math
-import time
 import warnings
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -20,6 +18,7 @@ from fitpipe.pipeline import Pipeline
 from fitpipe.training.batch_checks import BatchChecks
 from fitpipe.training.inputs import step_error
 from fitpipe.training.steps import RowCursor, StepFunction
+from fitpipe.training.tuning import ExecutionSize
 
 __all__ = ["EpochRunner", "ExecutionSize", "no_step_error", "warn_no_step"]
 
@@ -69,59 +68,6 @@ def no_step_error(caller: str, adapter: str) -> FitpipeValueError:
             x=raw(f"an input taken by the {adapter!r} adapter"),
         )
     )
-
-
-class ExecutionSize:
-    """How many steps each compiled call runs: fixed, or tuned while training (``"auto"``).
-
-    The tuner grows the size until one call takes at least :attr:`TARGET_SECONDS`: Python's
-    cost per call (about 0.1-1 ms) is then under 2% of the call. A call during which the step
-    was traced (and so compiled: counted by the step's trace counter, not guessed from its
-    time) is not timed at all; each size is then timed on two calls and the faster one counts,
-    so a compile without a trace (XLA meeting a new batch shape) or a noisy neighbour does not
-    stop the growth early. The size grows by the factor the target asks for (a power of two,
-    from 2 to 64), so it settles within a few calls. Results do not depend on it: only how
-    often Python (and batch-level callbacks) run.
-
-    Args:
-        value: A positive int, or ``"auto"``.
-
-    """
-
-    TARGET_SECONDS = 0.05
-    MAX = 4096
-
-    def __init__(self, value: int | str) -> None:
-        self.auto = value == "auto"
-        self.size = 1 if self.auto else int(value)
-        self._timings: list[float] = []
-        self._settled = not self.auto
-        #: Calls recorded, and those of them that traced (shown by the benchmarks).
-        self.calls = 0
-        self.traced_calls = 0
-
-    def record(self, steps: int, seconds: float, traced: bool = False) -> None:
-        """Feeds the tuner one call's measurements.
-
-        Args:
-            steps: Steps the call ran (a short call, at an input's end, is not timed).
-            seconds: How long it took.
-            traced: Whether the step was traced during the call (then it is not timed).
-        """
-        self.calls += 1
-        self.traced_calls += int(traced)
-        if self._settled or steps < self.size or traced:
-            return
-        self._timings.append(seconds)
-        if len(self._timings) < 2:
-            return
-        fastest = min(self._timings)
-        self._timings = []
-        if fastest >= self.TARGET_SECONDS or self.size >= self.MAX:
-            self._settled = True
-            return
-        factor = min(64.0, max(2.0, self.TARGET_SECONDS / max(fastest, 1e-9)))
-        self.size = min(self.MAX, self.size * 2 ** int(math.log2(factor)))
 
 
 class EpochRunner:
@@ -209,7 +155,7 @@ class EpochRunner:
         except BaseException:
             self._iterator = None
             raise
-        traces, start = function.traces, time.perf_counter()
+        traces, start = function.traces, execution.clock()
         failure: BaseException | None = None
         try:
             count, outputs = function(self._iterator, n)
@@ -228,7 +174,10 @@ class EpochRunner:
             # through TensorFlow's error keeps the input's threads alive.
             self._iterator = None
             raise failure.with_traceback(failure.__traceback__)
-        execution.record(count, time.perf_counter() - start, traced=function.traces != traces)
+        seconds, traced = execution.clock() - start, function.traces != traces
+        size, settled = execution.size, execution.steady  # as they were for this call
+        execution.record(count, seconds, traced=traced)
+        function.record(count, seconds, traced, size, settled, n)
         return count, outputs
 
     def run(

@@ -22,6 +22,7 @@ from fitpipe.schemas import Mode
 from fitpipe.training.collect import concat_outputs, output_arrays, output_specs, write_outputs
 from fitpipe.training.conversions import absent_as_none, spec_of
 from fitpipe.training.inputs import spec_text, step_error
+from fitpipe.training.tuning import XlaChoice
 
 __all__ = [
     "ANNOUNCE_XLA",
@@ -118,6 +119,24 @@ def _compiled(step: Callable[[Any], Any], jit_compile: bool) -> Any:
     return tf.function(step, jit_compile=jit_compile, reduce_retracing=True, autograph=False)
 
 
+def _composite(element_spec: Any) -> bool:
+    """Whether a batch has sparse or ragged parts (XLA compiles few ops on them)."""
+    composite = (tf.SparseTensorSpec, tf.RaggedTensorSpec)
+    return any(isinstance(s, composite) for s in tf.nest.flatten(element_spec))
+
+
+def input_key(element_spec: Any) -> str:
+    """The key of a batch's model inputs, whatever the batch size and the targets.
+
+    ``jit_compile="auto"`` decides once per model and key: ``fit``'s batches
+    ``(x, y, sample_weight)`` and ``predict``'s ``(x,)`` share the key of their ``x``.
+    """
+    features = element_spec
+    if isinstance(element_spec, tuple) and 1 <= len(element_spec) <= 3:
+        features = element_spec[0]
+    return repr(rows_spec(features))
+
+
 class StepFunction:
     """A model step compiled once and run ``n`` batches per call.
 
@@ -125,37 +144,106 @@ class StepFunction:
         step: The model's step method (``model.train_step``, ...), taking one batch.
         jit_compile: Compile the step with XLA. Before the first step, the step is compiled
             once on zeros shaped like a batch; if XLA cannot compile it (an op without an XLA
-            kernel), a warning says so and the plain graph runs instead.
+            kernel), a warning says so and the plain graph runs instead. ``"auto"``: decided
+            by measurement, once per input (:class:`~fitpipe.training.tuning.XlaChoice`):
+            the step starts as the plain graph, and XLA is compiled and timed once the steps
+            per call have settled (see :meth:`record`); kept only when clearly faster.
         run_eagerly: Run everything eagerly (debugging); no tracing at all.
         collect: True for predict: return every step's outputs concatenated, not the last.
         caller: The public method the step serves, for the warning.
         mode: What the step does; training steps announce their XLA compilation.
+        decisions: Under ``"auto"``, the model's choices by :func:`input_key`: the train
+            step writes its choices there, the other steps follow them.
     """
 
     def __init__(
         self,
         step: Callable[[Any], Any],
-        jit_compile: bool,
+        jit_compile: bool | str,
         run_eagerly: bool,
         collect: bool = False,
         caller: str = "fit",
         mode: Mode = Mode.TRAIN,
+        decisions: dict[str, bool] | None = None,
     ) -> None:
         self.step = step
         self.run_eagerly = run_eagerly
         self.collect = collect
         self.caller = caller
         self.mode = mode
-        self.jit_compile = jit_compile and not run_eagerly
-        self._probed = not self.jit_compile
+        self.auto = jit_compile == "auto" and not run_eagerly
+        #: The variant the step runs now (under ``"auto"``: for the last input prepared).
+        self.jit_compile = bool(jit_compile) and not self.auto and not run_eagerly
+        self._probed = not self.jit_compile and not self.auto  # XLA not checked yet
+        self._variants: dict[bool, Any] = {}
         if run_eagerly:
             self.one_step: Callable[[Any], Any] = step
         else:
-            self.one_step = _compiled(step, self.jit_compile)
-        self._loop: Callable[..., Any] | None = None
+            self.one_step = self._variant(self.jit_compile)
+        self._loops: dict[bool, Callable[..., Any]] = {}
         self._spec: Any = None
         self._rows_loops: dict[Any, Callable[..., Any]] = {}
         self._retired_traces = 0  # traces of functions replaced since (the XLA fallback)
+        self._decisions = decisions if decisions is not None else {}
+        self._choices: dict[str, XlaChoice] = {}
+        self._choice: tuple[str, XlaChoice] | None = None  # of the last input prepared
+        self._keyed: tuple[Any, str] | None = None  # (element spec, its input key)
+        self._xla_fails = False
+
+    def _variant(self, jit_compile: bool) -> Any:
+        """The step compiled with or without XLA (each made once, traced when first used)."""
+        if jit_compile not in self._variants:
+            self._variants[jit_compile] = _compiled(self.step, jit_compile)
+        return self._variants[jit_compile]
+
+    def _use(self, jit_compile: bool) -> None:
+        self.jit_compile = jit_compile
+        self.one_step = self._variant(jit_compile)
+
+    @property
+    def xla_choice(self) -> XlaChoice | None:
+        """Under ``"auto"``, the choice for the last input prepared (None before any)."""
+        return self._choice[1] if self._choice is not None else None
+
+    def _select(self, element_spec: Any) -> None:
+        """Under ``"auto"``: runs the variant chosen (or being timed) for this input."""
+        if self._keyed is None or self._keyed[0] is not element_spec:
+            self._keyed = (element_spec, input_key(element_spec))
+        key = self._keyed[1]
+        choice = self._choices.get(key)
+        if choice is None:
+            choice = self._choices[key] = XlaChoice()
+            if _composite(element_spec):
+                choice.decide(False, "sparse or ragged input")
+            elif self._xla_fails:
+                choice.decide(False, "XLA cannot compile the step")
+        shared = self._decisions.get(key) if self.mode is not Mode.TRAIN else None
+        if shared is not None and choice.decided is not shared:
+            choice.decide(shared, "the train step's choice")
+        self._choice = (key, choice)
+        self._use(choice.variant)
+
+    def record(
+        self, steps: int, seconds: float, traced: bool, size: int, settled: bool, asked: int
+    ) -> None:
+        """Feeds ``jit_compile="auto"`` one call's timing (see :class:`XlaChoice`).
+
+        Args:
+            steps: Steps the call ran.
+            seconds: How long the call took.
+            traced: Whether a step function traced during the call (it is then not timed).
+            size: The steps per call.
+            settled: Whether the steps per call are final.
+            asked: The steps asked of the call.
+        """
+        if not self.auto or self._choice is None:
+            return
+        key, choice = self._choice
+        if choice.decided is not None:
+            return
+        choice.record(steps, seconds, traced, size, settled, asked)
+        if choice.decided is not None and self.mode is Mode.TRAIN:
+            self._decisions[key] = choice.decided
 
     @property
     def traces(self) -> int:
@@ -164,11 +252,17 @@ class StepFunction:
         A call during which this grows paid for tracing and compiling, not only for its
         steps: the tuner of steps per call does not time it.
         """
-        functions: list[Any] = [self.one_step, self._loop, *self._rows_loops.values()]
+        functions: list[Any] = [
+            self.one_step,
+            *self._variants.values(),
+            *self._loops.values(),
+            *self._rows_loops.values(),
+        ]
+        unique = {id(f): f for f in functions}.values()
         return (
             sum(
                 f.experimental_get_tracing_count()
-                for f in functions
+                for f in unique
                 if hasattr(f, "experimental_get_tracing_count")
             )
             + self._retired_traces
@@ -178,6 +272,15 @@ class StepFunction:
         """Keeps the traces of a function about to be replaced in :attr:`traces`."""
         if hasattr(function, "experimental_get_tracing_count"):
             self._retired_traces += function.experimental_get_tracing_count()
+        for jit, variant in list(self._variants.items()):
+            if variant is function:
+                del self._variants[jit]
+
+    def _plain_instead(self, reason: str) -> None:
+        """Runs the plain graph from now on: XLA cannot (or should not) compile the step."""
+        if self._choice is not None:
+            self._choice[1].decide(False, reason)
+        self._use(False)
 
     def _trace(self, element_spec: Any) -> Any:
         """Traces the model's step for batches of ``element_spec`` (once per spec).
@@ -187,13 +290,11 @@ class StepFunction:
         batches: a later trace would only fail inside TensorFlow's own machinery, since Keras
         has already built part of its compiled loss and metrics.
         """
-        leaves = tf.nest.flatten(element_spec)
-        composite = (tf.SparseTensorSpec, tf.RaggedTensorSpec)
-        if not self._probed and any(isinstance(s, composite) for s in leaves):
+        if self.jit_compile and not self._probed and _composite(element_spec):
             # XLA has no kernels for sparse inputs, and compiles few ops on ragged ones (their
             # sizes change from batch to batch): the plain graph, as Keras on CPU.
-            self._probed, self.jit_compile = True, False
-            self.one_step = _compiled(self.step, False)
+            self._probed = True
+            self._plain_instead("sparse or ragged input")
         try:
             concrete = self.one_step.get_concrete_function(element_spec)  # type: ignore[attr-defined]
         except Exception as err:
@@ -203,22 +304,27 @@ class StepFunction:
                     f"for batches {spec_text(element_spec)})"
                 )
             raise
-        if not self._probed:
-            self._probe_xla(element_spec)
+        if self.jit_compile and not self._probed:
+            if not self._probe_xla(element_spec):
+                concrete = self.one_step.get_concrete_function(element_spec)  # type: ignore[attr-defined]
         return concrete
 
-    def _probe_xla(self, element_spec: Any) -> None:
+    def _probe_xla(self, element_spec: Any) -> bool:
         """Falls back to the plain graph if XLA cannot compile the traced step.
 
         The step is already traced for ``element_spec``; asking for its XLA HLO on zeros of a
         fitting shape reuses that trace (no second trace), and fails where XLA has no kernel.
+        Under ``"auto"`` the fallback is silent (XLA was only being tried).
+
+        Returns:
+            False when the step fell back to the plain graph.
         """
         self._probed = True
         leaves = [s for s in tf.nest.flatten(element_spec) if s is not None]
         if not all(isinstance(s, tf.TensorSpec) for s in leaves):
-            return
+            return True
         if any(None in s.shape.as_list()[1:] for s in leaves if s.shape.rank):
-            return  # zeros of a guessed size may not fit the model: no verdict on XLA
+            return True  # zeros of a guessed size may not fit the model: no verdict on XLA
         zeros = tf.nest.map_structure(
             lambda s: (
                 None
@@ -228,22 +334,23 @@ class StepFunction:
             element_spec,
         )
         try:
-            if self.mode is Mode.TRAIN and ANNOUNCE_XLA.get():
+            if self.mode is Mode.TRAIN and ANNOUNCE_XLA.get() and not self.auto:
                 print(XLA_NOTICE, file=sys.stdout, flush=True)
             self.one_step.experimental_get_compiler_ir(zeros)(stage="hlo")  # type: ignore[attr-defined]
         except Exception as err:  # XLA reports unsupported ops in several error types
             reason = str(err).split("\n", 1)[0][:300]
-            warnings.warn(
-                f"`{self.caller}` cannot compile the model with XLA ({reason}). It runs the "
-                "plain TensorFlow graph instead; pass `jit_compile=False` to `compile` to "
-                "skip this check.",
-                FitpipeWarning,
-                stacklevel=6,
-            )
-            self.jit_compile = False
-            self._retire(self.one_step)
-            self.one_step = _compiled(self.step, False)
-            self.one_step.get_concrete_function(element_spec)  # type: ignore[attr-defined]
+            if not self.auto:
+                warnings.warn(
+                    f"`{self.caller}` cannot compile the model with XLA ({reason}). It runs "
+                    "the plain TensorFlow graph instead; pass `jit_compile=False` to "
+                    "`compile` to skip this check.",
+                    FitpipeWarning,
+                    stacklevel=6,
+                )
+            self._xla_fails = True
+            self._plain_instead("XLA cannot compile the step")
+            return False
+        return True
 
     def _build_loop(
         self, element_spec: Any, fetch: Fetch, counted: bool = False
@@ -339,19 +446,26 @@ class StepFunction:
         """
         if self.run_eagerly:
             return None
+        if self.auto:
+            self._select(iterator.element_spec)
         if isinstance(iterator, RowCursor):
             key = iterator.rows.key
-            loop = self._rows_loops.get(key)
+            loop = self._rows_loops.get((key, self.jit_compile))
             if loop is None:
                 fetch = iterator.rows.fetch_function()
                 loop = self._build_loop(rows_spec(iterator.element_spec), fetch, counted=True)
-                self._rows_loops[key] = loop
+                self._rows_loops[(key, self.jit_compile)] = loop  # the variant it was built for
             return loop
-        if self._loop is None or self._spec != iterator.element_spec:
-            self._retire(self._loop)
-            self._loop = self._build_loop(iterator.element_spec, _next_of_iterator)
+        if self._spec != iterator.element_spec:
+            for old in self._loops.values():
+                self._retire(old)
+            self._loops.clear()
             self._spec = iterator.element_spec
-        return self._loop
+        loop = self._loops.get(self.jit_compile)
+        if loop is None:
+            loop = self._build_loop(iterator.element_spec, _next_of_iterator)
+            self._loops[self.jit_compile] = loop
+        return loop
 
     def _call_rows(self, cursor: RowCursor, n: int) -> tuple[int, Any]:
         n = min(n, cursor.rows.num_batches - cursor.position)
@@ -383,6 +497,8 @@ class StepFunction:
         """Runs one step on one given batch (for the ``*_on_batch`` methods)."""
         data = absent_as_none(data)
         spec = spec_of(data)
+        if self.auto:
+            self._select(spec)  # the choice made for these inputs, or the plain graph
         if not self.run_eagerly:
             self._trace(spec)  # Keras' errors while tracing reach the caller unchanged
         try:

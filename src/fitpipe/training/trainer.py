@@ -54,8 +54,12 @@ class _State:
     jit_compile: bool | str | None = None
     execution: ExecutionSize | None = None
     fused: ExecutionSize | None = None
+    last: ExecutionSize | None = None  # the one the last call used (for ``tuning``)
     functions: dict[str, StepFunction] = dataclasses.field(default_factory=dict)
     key: tuple[Any, ...] = ()
+    #: ``jit_compile="auto"``: XLA or not, by the input key of the batches (measured by the
+    #: train step, followed by evaluation and prediction).
+    xla: dict[str, bool] = dataclasses.field(default_factory=dict)
 
 
 _STATES: weakref.WeakKeyDictionary[keras.Model, _State] = weakref.WeakKeyDictionary()
@@ -127,11 +131,17 @@ class Trainer:
                 1; batch-level callbacks then see every batch's end together). With the
                 default 1 and no callback hooked on batches, fitpipe still runs several steps
                 per call: the same steps in the same order.
-            jit_compile: Compile the steps with XLA: True, False, or ``"auto"``, which means
-                what the Keras documentation says, XLA whenever the model compiles with it
-                (Keras 3 turns it off on every machine without a GPU). A model XLA cannot
-                compile runs the plain graph, with a ``FitpipeWarning``. The first epoch of
-                ``fit`` says (with ``verbose``) when it compiles the train step with XLA.
+            jit_compile: Compile the steps with XLA: True, False, or ``"auto"``, decided by
+                measurement, once per model and input shape: the first steps run the plain
+                TensorFlow graph (no XLA compilation before the first step); once the steps
+                per call have settled, a few calls are timed with and without XLA (calls that
+                traced or compiled are never timed) and XLA is kept only when it is at least
+                10% faster. ``evaluate`` and ``predict`` follow the choice made by ``fit``
+                for the same inputs (``Trainer.tuning`` shows it). A model XLA cannot compile
+                runs the plain graph (with a ``FitpipeWarning`` when XLA was asked for with
+                True). The first epoch of ``fit`` says (with ``verbose``) when it compiles
+                the train step with XLA (``jit_compile=True``). Under a ``tf.distribute``
+                strategy the step is never XLA-compiled.
             auto_scale_loss: Scale the loss under a ``mixed_float16`` dtype policy to avoid
                 underflow, as Keras does.
 
@@ -156,13 +166,39 @@ class Trainer:
         self._state.steps_per_execution = spe
         self._state.jit_compile = jit_compile
         self._state.execution = None
-        self._state.fused = None
+        self._state.fused = self._state.last = None
         self._state.functions.clear()
+        self._state.xla.clear()
 
     @property
     def steps_per_execution(self) -> int | str | None:
         """The ``steps_per_execution`` given to fitpipe's ``compile`` (None if not used)."""
         return self._state.steps_per_execution
+
+    @property
+    def tuning(self) -> dict[str, Any]:
+        """What the tuners chose so far, and the timings that decided it.
+
+        Returns:
+            ``{"steps_per_execution": {...}, "jit_compile": ..., "xla": {...}}``: the steps
+            per call (``ExecutionSize.report``: the size, whether it settled, the calls and
+            traced calls, the stable seconds per call that decided each size tried; of the
+            last call of ``fit``, ``evaluate`` or ``predict``); the
+            ``jit_compile`` asked for; per step (``"train"``, ``"test"``, ``"predict"``),
+            whether it runs XLA now and, under ``"auto"``, the seconds per step with and
+            without XLA that decided it. Empty parts before the first call.
+        """
+        state = self._state
+        size = state.last
+        steps: dict[str, Any] = {}
+        for name, function in state.functions.items():
+            choice = function.xla_choice
+            steps[name] = choice.report() if choice is not None else {"xla": function.jit_compile}
+        return {
+            "steps_per_execution": size.report() if size is not None else {},
+            "jit_compile": state.jit_compile,
+            "xla": steps,
+        }
 
     def _require_compiled(self, caller: str) -> None:
         if not self.model.compiled:
@@ -188,16 +224,20 @@ class Trainer:
         if value == 1 and not callbacks_mod.listens_per_batch(cbs, modes):
             if state.fused is None:
                 state.fused = ExecutionSize("auto")
+            state.last = state.fused
             return state.fused
         if state.execution is None:
             state.execution = ExecutionSize(value)
+        state.last = state.execution
         return state.execution
 
-    def _jit(self) -> bool:
+    def _jit(self) -> bool | str:
         requested = self._state.jit_compile
         if requested is None:  # compiled by Keras directly: keep its decision
             return bool(self.model.jit_compile)
-        return bool(requested) and not self.model.run_eagerly
+        if self.model.run_eagerly:
+            return False
+        return "auto" if requested == "auto" else bool(requested)
 
     def _function(self, mode: str, batches: Any = None) -> StepFunction:
         """The compiled step of ``mode`` for ``batches`` (a pipeline, or one batch's spec)."""
@@ -234,7 +274,9 @@ class Trainer:
             else:
                 if step_mode is Mode.TRAIN:
                     conversions.build_optimizer(model)
-                function = StepFunction(step, self._jit(), eager, collect, caller, step_mode)
+                function = StepFunction(
+                    step, self._jit(), eager, collect, caller, step_mode, self._state.xla
+                )
             self._state.functions[name] = function
         return function
 
@@ -505,6 +547,7 @@ class Trainer:
             model.reset_metrics()
             callbacks_mod.set_steps(cbs, runner.num_batches)
             cbs.on_epoch_begin(epoch)
+            execution.fit_epoch(runner.num_batches)  # calls of whole epochs: as long as can be
 
             def batch_end(end: int, outputs: Any, epoch: int = epoch) -> None:
                 backups.before(epoch, end + 1, end)  # the position exists before any backup
