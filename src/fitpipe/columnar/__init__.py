@@ -11,6 +11,7 @@ adapters, ``predict(output=...)`` and ``fitpipe inspect`` are built on it.
 
 from fitpipe.columnar.convert import column_array, role_arrays, table_roles
 from fitpipe.columnar.files import (
+    INT96_UNIT,
     ColumnTypes,
     existing_paths,
     expand_paths,
@@ -18,6 +19,7 @@ from fitpipe.columnar.files import (
     is_parquet,
     is_parquet_path,
     open_dataset,
+    parquet_format,
 )
 from fitpipe.columnar.parquet import (
     FooterStats,
@@ -48,6 +50,7 @@ from fitpipe.columnar.write import write_atomically, write_json_atomically
 
 __all__ = [
     "EXPECTED_TYPES",
+    "INT96_UNIT",
     "ColumnTypes",
     "FooterStats",
     "ParquetPlan",
@@ -70,6 +73,7 @@ __all__ = [
     "is_parquet_path",
     "is_text",
     "open_dataset",
+    "parquet_format",
     "plan_source",
     "read_span",
     "role_arrays",

@@ -23,6 +23,7 @@ from fitpipe.columnar.types import convertible, duplicate_error, unknown_column
 from fitpipe.errors import DataMismatchError, SchemaError, message
 
 __all__ = [
+    "INT96_UNIT",
     "ColumnTypes",
     "existing_paths",
     "expand_paths",
@@ -30,9 +31,23 @@ __all__ = [
     "is_parquet",
     "is_parquet_path",
     "open_dataset",
+    "parquet_format",
 ]
 
 _SUFFIXES = (".parquet", ".pq", ".parq")
+
+#: Legacy INT96 timestamps (Spark's default, Hive, Impala) are read in microseconds, the unit
+#: Spark's own timestamps have, rather than Arrow's default nanoseconds: the same instant then
+#: converts to the same int64 whichever way it was stored, and dates before 1677 or after 2262
+#: do not overflow.
+INT96_UNIT = "us"
+
+
+def parquet_format() -> pads.ParquetFileFormat:
+    """The Parquet format fitpipe opens files with (INT96 timestamps in :data:`INT96_UNIT`)."""
+    return pads.ParquetFileFormat(
+        read_options=pads.ParquetReadOptions(coerce_int96_timestamp_unit=INT96_UNIT)
+    )
 
 
 def is_parquet_path(x: Any) -> bool:
@@ -146,7 +161,7 @@ def open_dataset(x: Any, caller: str) -> pads.Dataset:
     paths = existing_paths(x, caller)
     source: Any = paths[0] if len(paths) == 1 and os.path.isdir(paths[0]) else paths
     try:
-        dataset = pads.dataset(source, format="parquet", partitioning="hive")
+        dataset = pads.dataset(source, format=parquet_format(), partitioning="hive")
     except (pa.ArrowInvalid, OSError) as err:
         duplicate = _duplicated(paths) if "duplicate" in str(err) else None
         if duplicate is not None:
