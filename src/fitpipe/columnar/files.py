@@ -146,7 +146,44 @@ def existing_paths(x: Any, caller: str) -> list[str]:
         raise DataMismatchError(
             message(caller, f"cannot find the Parquet source {what}", expected, fix, x=x)
         )
+    for path in paths:
+        _refuse_table_folder(path, caller)
     return paths
+
+
+def _refuse_table_folder(path: str, caller: str) -> None:
+    """Refuses a Delta Lake or Iceberg table's folder as a Parquet folder.
+
+    Only the table's log says which of its files are current: a delete or an overwrite
+    leaves the old files there.
+    """
+    if not os.path.isdir(path):
+        return
+    if os.path.isdir(os.path.join(path, "_delta_log")):
+        kind, fix = (
+            "a Delta Lake table (it has a _delta_log folder)",
+            (f"Pass `deltalake.DeltaTable({path!r})` (pip install deltalake)"),
+        )
+    elif glob.glob(os.path.join(glob.escape(path), "metadata", "*.metadata.json")):
+        kind, fix = (
+            "an Iceberg table (its metadata folder has *.metadata.json files)",
+            (
+                "Pass the table: `catalog.load_table(...)`, or "
+                "`pyiceberg.table.StaticTable.from_metadata(<its latest .metadata.json>)`"
+            ),
+        )
+    else:
+        return
+    raise DataMismatchError(
+        message(
+            caller,
+            f"cannot read the folder {path} as Parquet files: it is {kind}",
+            "A table's folder keeps files that later versions removed; only the table's "
+            "metadata says which files hold its rows",
+            fix,
+            path=path,
+        )
+    )
 
 
 def open_dataset(x: Any, caller: str) -> pads.Dataset:

@@ -118,15 +118,18 @@ def _unconvertible(arrow_type: pa.DataType) -> bool:
     return not convertible(arrow_type) and not pa.types.is_null(arrow_type)
 
 
-def plan_source(x: Any, schema: Schema, caller: str, mode: Mode = Mode.TRAIN) -> ParquetPlan:
+def plan_source(
+    x: Any, schema: Schema, caller: str, mode: Mode = Mode.TRAIN, name: str | None = None
+) -> ParquetPlan:
     """Plans the pieces of a Parquet source from metadata and checks the schema against it.
 
     One pass over the files' footers; per file, one pass over the columns the schema reads
-    in ``mode``.
+    in ``mode``. ``name`` words the source in messages (default: the path, or "the dataset").
     """
     dataset = open_dataset(x, caller)
     roles = mode.roles
-    name = x if isinstance(x, str) else ("the dataset" if isinstance(x, pads.Dataset) else str(x))
+    if name is None:
+        name = x if isinstance(x, str) else "the dataset" if isinstance(x, pads.Dataset) else str(x)
     schema = schema.resolve(dataset.schema.names, str(name), caller, roles)
     needed = schema.columns(roles)
     types, repeated = field_types(dataset.schema)
