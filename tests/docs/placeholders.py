@@ -8,6 +8,7 @@ nothing). Names ending in ``/`` or with a file extension are files or folders.
 from __future__ import annotations
 
 import contextlib
+import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,9 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
+
+#: Folders real Spark wrote (tests/data/make_spark_fixtures.py).
+SPARK = Path(__file__).resolve().parents[1] / "data" / "spark"
 
 #: The columns the README's tabular examples use.
 COLUMNS = ("id", "age", "income", "label", "w")
@@ -157,6 +161,7 @@ MAKERS: dict[str, Callable[[Path, str], Any]] = {
     "train/": _files(lambda f: _parquet_folder(f / "train")),
     "data/train/": _files(lambda f: _parquet_folder(f / "data" / "train", nulls=False)),
     "new/": _files(lambda f: _parquet_folder(f / "new", label=False, nulls=False)),
+    "sales/": _files(lambda f: shutil.copytree(SPARK / "sales", f / "sales")),
     "model_factory.py": _files(lambda f: (f / "model_factory.py").write_text(FACTORY)),
     "spec.toml": _spec,
     "run/": _run,

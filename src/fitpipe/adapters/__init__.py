@@ -10,6 +10,8 @@ Built-in adapters, highest priority first (name, priority: what it takes):
 - ``arrow``, 75: ``pyarrow.Table``/``RecordBatch``, Arrow C stream exporters (Polars, DuckDB)
 - ``arrow-stream``, 75: ``pyarrow.RecordBatchReader`` (a stream, read once)
 - ``parquet``, 70: Parquet files, directories, globs, lists; ``pyarrow.dataset.Dataset``
+- ``delta``, 70: ``deltalake.DeltaTable`` (lazy: for ``deltalake`` objects only)
+- ``iceberg``, 70: pyiceberg ``Table`` and ``DataScan`` (lazy: for ``pyiceberg`` objects only)
 - ``grain``, 60: Grain ``MapDataset``/``IterDataset``/``DataLoader`` (lazy: for ``grain``
   objects only)
 - ``torch``, 60: ``torch.utils.data.DataLoader`` (lazy: for ``torch`` objects only)
@@ -119,6 +121,29 @@ def _register_builtins() -> None:
         (ArrowTableAdapter(), 75),
         (ArrowStreamAdapter(), 75),
         (ParquetAdapter(), 70),
+        (
+            LazyAdapter(
+                "delta",
+                "fitpipe.adapters.delta_tables:DeltaTableAdapter",
+                modules=("deltalake",),
+                accepts="a deltalake.DeltaTable (at any version), with `schema=`",
+                supports=ParquetAdapter.supports,
+                install_hint="pip install deltalake",
+            ),
+            70,
+        ),
+        (
+            LazyAdapter(
+                "iceberg",
+                "fitpipe.adapters.iceberg_tables:IcebergTableAdapter",
+                modules=("pyiceberg",),
+                accepts="a pyiceberg Table or DataScan (`table.scan(snapshot_id=...)`), "
+                "with `schema=`",
+                supports=ParquetAdapter.supports,
+                install_hint="pip install 'pyiceberg[pyarrow]'",
+            ),
+            70,
+        ),
         (
             LazyAdapter(
                 "pandas",

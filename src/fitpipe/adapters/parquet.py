@@ -54,7 +54,7 @@ from fitpipe.columnar import (
 from fitpipe.errors import DataMismatchError, FitpipeTypeError, message
 from fitpipe.schemas import Mode, Role, Schema
 
-__all__ = ["ParquetAdapter"]
+__all__ = ["ParquetAdapter", "parquet_source"]
 
 #: Rows mixed together by the shuffle buffer (at least one batch).
 SHUFFLE_BUFFER_ROWS = 65536
@@ -403,50 +403,75 @@ class ParquetAdapter:
         """Plans the source from metadata; reads small data whole, else streams row groups."""
         if not isinstance(request.x, pads.Dataset):  # a missing path before a missing schema
             existing_paths(request.x, request.caller)
-        mode = request.mode
-        plan = plan_source(request.x, require_schema(request, "Parquet data"), request.caller, mode)
-        if request.chunks:
-            return ColumnChunks(_plan_tables(plan, mode), request.caller)
-        schema = plan.schema
-        if plan.rows == 0:
-            raise DataMismatchError(
-                message(
-                    request.caller,
-                    "got a Parquet source with 0 rows",
-                    "Training and inference need at least one row",
-                    "Check the path or the filter",
-                    x=request.x,
-                )
+        return parquet_source(request, request.x)
+
+
+def parquet_source(
+    request: AdaptRequest, x: Any, name: str | None = None, what: str = "Parquet data"
+) -> ArraySource | BatchSource | ColumnChunks:
+    """The source of Parquet data ``x`` (paths or a ``pyarrow.dataset.Dataset``), by the request.
+
+    Planned from metadata; small data read whole, else row groups streamed, splittable and
+    shardable. Table formats (Delta Lake, Iceberg) hand their files here as a dataset.
+
+    Args:
+        request: The request (``request.x`` is the user's input, for messages).
+        x: What to plan: Parquet paths or a dataset of Parquet files.
+        name: The source in messages (default: the path, or "the dataset").
+        what: The kind of input, for the error when ``schema=`` is missing.
+
+    Returns:
+        The source.
+    """
+    mode = request.mode
+    plan = plan_source(x, require_schema(request, what), request.caller, mode, name)
+    if request.chunks:
+        return ColumnChunks(_plan_tables(plan, mode), request.caller)
+    schema = plan.schema
+    if plan.rows == 0:
+        raise DataMismatchError(
+            message(
+                request.caller,
+                f"got {name or 'a Parquet source'} with 0 rows",
+                "Training and inference need at least one row",
+                "Check the path or the filter",
+                x=request.x,
             )
-        key = _key_column(request, plan)
-        if request.hold_in_memory and (
-            converted_bytes(plan, schema, mode) <= limits.RESIDENT_BYTES_LIMIT
-        ):
-            return _read_whole(plan, schema, request.caller, mode, key)
-        signature = _signature(plan, schema, request.caller, mode)
-        seed = int(np.random.randint(0, 2**31 - 1))
-        batch_size = batch_size_or_default(request.batch_size)
+        )
+    key = _key_column(request, plan)
+    if request.hold_in_memory and (
+        converted_bytes(plan, schema, mode) <= limits.RESIDENT_BYTES_LIMIT
+    ):
+        return _read_whole(plan, schema, request.caller, mode, key)
+    return _streamed(plan, request, key)
 
-        def make(start: int, stop: int, shuffle: bool, size: int) -> BatchSource:
-            reader = _Reader(plan, schema, start, stop, shuffle, seed, request.caller, mode, key)
-            return reader_source(reader, size, signature)
+def _streamed(plan: ParquetPlan, request: AdaptRequest, key: str | None) -> BatchSource:
+    """Row groups streamed: splittable by rows or by key, shardable, seekable."""
+    schema, mode = plan.schema, request.mode
+    signature = _signature(plan, schema, request.caller, mode)
+    seed = int(np.random.randint(0, 2**31 - 1))
+    batch_size = batch_size_or_default(request.batch_size)
 
-        def split(at: int, validation_batch_size: int | None) -> tuple[BatchSource, BatchSource]:
-            return (
-                make(0, at, bool(request.shuffle), batch_size),
-                make(at, plan.rows, False, validation_batch_size or batch_size),
-            )
+    def make(start: int, stop: int, shuffle: bool, size: int) -> BatchSource:
+        reader = _Reader(plan, schema, start, stop, shuffle, seed, request.caller, mode, key)
+        return reader_source(reader, size, signature)
 
-        def split_groups(fraction: float, validation_batch_size: int | None) -> Any:
-            reader = _Reader(plan, schema, 0, plan.rows, False, seed, request.caller, mode, key)
-            return grouped_sources(
-                reader,
-                fraction,
-                (bool(request.shuffle), batch_size),
-                validation_batch_size or batch_size,
-                signature,
-            )
+    def split(at: int, validation_batch_size: int | None) -> tuple[BatchSource, BatchSource]:
+        return (
+            make(0, at, bool(request.shuffle), batch_size),
+            make(at, plan.rows, False, validation_batch_size or batch_size),
+        )
 
-        whole = make(0, plan.rows, bool(request.shuffle), batch_size)
-        grouped = split_groups if key is not None else None
-        return dataclasses.replace(whole, split=split, rows=plan.rows, split_groups=grouped)
+    def split_groups(fraction: float, validation_batch_size: int | None) -> Any:
+        reader = _Reader(plan, schema, 0, plan.rows, False, seed, request.caller, mode, key)
+        return grouped_sources(
+            reader,
+            fraction,
+            (bool(request.shuffle), batch_size),
+            validation_batch_size or batch_size,
+            signature,
+        )
+
+    whole = make(0, plan.rows, bool(request.shuffle), batch_size)
+    grouped = split_groups if key is not None else None
+    return dataclasses.replace(whole, split=split, rows=plan.rows, split_groups=grouped)

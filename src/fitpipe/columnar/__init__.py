@@ -13,6 +13,7 @@ adapters, ``predict(output=...)`` and ``fitpipe inspect`` are built on it.
 
 from fitpipe.columnar.convert import column_array, role_arrays, table_roles
 from fitpipe.columnar.files import (
+    INT96_UNIT,
     ColumnTypes,
     existing_paths,
     expand_paths,
@@ -20,6 +21,7 @@ from fitpipe.columnar.files import (
     is_parquet,
     is_parquet_path,
     open_dataset,
+    parquet_format,
 )
 from fitpipe.columnar.keys import (
     SplitCounts,
@@ -60,6 +62,7 @@ from fitpipe.columnar.write import write_atomically, write_json_atomically
 
 __all__ = [
     "EXPECTED_TYPES",
+    "INT96_UNIT",
     "ColumnTypes",
     "FooterStats",
     "ParquetPlan",
@@ -91,6 +94,7 @@ __all__ = [
     "key_hashes",
     "missing_key_column",
     "open_dataset",
+    "parquet_format",
     "plan_source",
     "read_span",
     "resolve_uri",

@@ -32,6 +32,7 @@ from fitpipe.columnar.types import convertible, duplicate_error, unknown_column
 from fitpipe.errors import DataMismatchError, SchemaError, message
 
 __all__ = [
+    "INT96_UNIT",
     "ColumnTypes",
     "existing_paths",
     "expand_paths",
@@ -39,9 +40,23 @@ __all__ = [
     "is_parquet",
     "is_parquet_path",
     "open_dataset",
+    "parquet_format",
 ]
 
 _SUFFIXES = (".parquet", ".pq", ".parq")
+
+#: Legacy INT96 timestamps (Spark's default, Hive, Impala) are read in microseconds, the unit
+#: Spark's own timestamps have, rather than Arrow's default nanoseconds: the same instant then
+#: converts to the same int64 whichever way it was stored, and dates before 1677 or after 2262
+#: do not overflow.
+INT96_UNIT = "us"
+
+
+def parquet_format() -> pads.ParquetFileFormat:
+    """The Parquet format fitpipe opens files with (INT96 timestamps in :data:`INT96_UNIT`)."""
+    return pads.ParquetFileFormat(
+        read_options=pads.ParquetReadOptions(coerce_int96_timestamp_unit=INT96_UNIT)
+    )
 
 
 def is_parquet_path(x: Any) -> bool:
@@ -160,6 +175,8 @@ def existing_paths(x: Any, caller: str) -> list[str]:
         raise DataMismatchError(
             message(caller, f"cannot find the Parquet source {what}", expected, fix, x=x)
         )
+    for path in paths:
+        _refuse_table_folder(path, caller)
     return paths
 
 
@@ -187,6 +204,41 @@ def _source(paths: list[str], caller: str) -> tuple[pafs.FileSystem | None, Any]
     return filesystem, inside
 
 
+def _refuse_table_folder(path: str, caller: str) -> None:
+    """Refuses a Delta Lake or Iceberg table's folder as a Parquet folder.
+
+    Only the table's log says which of its files are current: a delete or an overwrite
+    leaves the old files there.
+    """
+    if not os.path.isdir(path):
+        return
+    if os.path.isdir(os.path.join(path, "_delta_log")):
+        kind, fix = (
+            "a Delta Lake table (it has a _delta_log folder)",
+            (f"Pass `deltalake.DeltaTable({path!r})` (pip install deltalake)"),
+        )
+    elif glob.glob(os.path.join(glob.escape(path), "metadata", "*.metadata.json")):
+        kind, fix = (
+            "an Iceberg table (its metadata folder has *.metadata.json files)",
+            (
+                "Pass the table: `catalog.load_table(...)`, or "
+                "`pyiceberg.table.StaticTable.from_metadata(<its latest .metadata.json>)`"
+            ),
+        )
+    else:
+        return
+    raise DataMismatchError(
+        message(
+            caller,
+            f"cannot read the folder {path} as Parquet files: it is {kind}",
+            "A table's folder keeps files that later versions removed; only the table's "
+            "metadata says which files hold its rows",
+            fix,
+            path=path,
+        )
+    )
+
+
 def open_dataset(x: Any, caller: str) -> pads.Dataset:
     """Opens a Parquet file, folder, glob or list of those as a ``pyarrow.dataset.Dataset``.
 
@@ -199,7 +251,9 @@ def open_dataset(x: Any, caller: str) -> pads.Dataset:
     paths = existing_paths(x, caller)
     filesystem, source = _source(paths, caller)
     try:
-        dataset = pads.dataset(source, format="parquet", partitioning="hive", filesystem=filesystem)
+        dataset = pads.dataset(
+            source, format=parquet_format(), partitioning="hive", filesystem=filesystem
+        )
     except (pa.ArrowInvalid, OSError) as err:
         if filesystem is not None:
             where = display_path(filesystem, source if isinstance(source, str) else source[0])

@@ -22,7 +22,7 @@ import pyarrow.dataset as pads
 
 from fitpipe.columnar.files import ColumnTypes, file_error, open_dataset
 from fitpipe.columnar.storage import display_path
-from fitpipe.columnar.types import check_arrow_schema, field_types
+from fitpipe.columnar.types import check_arrow_schema, convertible, field_types
 from fitpipe.errors import FitpipeError
 from fitpipe.schemas import Mode, Role, Schema
 
@@ -173,23 +173,35 @@ def _collector_paused() -> Iterator[None]:
             gc.enable()
 
 
+def _unconvertible(arrow_type: pa.DataType) -> bool:
+    """A type no file can make convertible (a null column takes the other files' type)."""
+    return not convertible(arrow_type) and not pa.types.is_null(arrow_type)
+
+
 def plan_source(
-    x: Any, schema: Schema, caller: str, mode: Mode = Mode.TRAIN, threads: int | None = None
+    x: Any,
+    schema: Schema,
+    caller: str,
+    mode: Mode = Mode.TRAIN,
+    name: str | None = None,
+    threads: int | None = None,
 ) -> ParquetPlan:
     """Plans the pieces of a Parquet source from metadata and checks the schema against it.
 
     One pass over the files' footers, read by ``threads`` threads at once (default
     :data:`FOOTER_THREADS`; the plan is the same for any count); per file, one pass over the
-    columns the schema reads in ``mode``.
+    columns the schema reads in ``mode``. ``name`` words the source in messages (default:
+    the path, or "the dataset").
     """
     dataset = open_dataset(x, caller)
     roles = mode.roles
-    name = x if isinstance(x, str) else ("the dataset" if isinstance(x, pads.Dataset) else str(x))
+    if name is None:
+        name = x if isinstance(x, str) else "the dataset" if isinstance(x, pads.Dataset) else str(x)
     schema = schema.resolve(dataset.schema.names, str(name), caller, roles)
     needed = schema.columns(roles)
     types, repeated = field_types(dataset.schema)
-    for column in needed:  # missing in the first file, or repeated: name the whole source
-        if column not in types or column in repeated:
+    for column in needed:  # missing in the first file, repeated, or of a type never converted
+        if column not in types or column in repeated or _unconvertible(types[column]):
             check_arrow_schema(schema, dataset.schema, str(name), roles, caller)
     try:
         with _collector_paused():
@@ -245,6 +257,8 @@ def _element_bytes(arrow_type: pa.DataType) -> int | None:
         return 8
     if pa.types.is_boolean(arrow_type) or pa.types.is_temporal(arrow_type):
         return 8
+    if pa.types.is_decimal(arrow_type):
+        return 8
     return None
 
 
@@ -278,8 +292,19 @@ class FooterStats:
     rows: int
 
 
+def _partition_nulls(fragment: Any, rows: int, nulls: dict[str, int | None]) -> None:
+    """Counts the rows of a Hive partition whose key is null (``key=__HIVE_DEFAULT_PARTITION__``).
+
+    A partition column is in no footer: its value is the folder's, one for all the file's rows.
+    """
+    for name, value in pads.get_partition_keys(fragment.partition_expression).items():
+        nulls[name] = (nulls.get(name) or 0) + (rows if value is None else 0)
+
+
 def footer_stats(dataset: pads.Dataset) -> FooterStats:
     """Nulls per top-level column from the footers' statistics; files, row groups, rows.
+
+    Hive partition columns count the rows of their null partitions.
 
     Args:
         dataset: An opened Parquet dataset (see :func:`fitpipe.columnar.open_dataset`).
@@ -294,6 +319,7 @@ def footer_stats(dataset: pads.Dataset) -> FooterStats:
         files += 1
         groups += meta.num_row_groups
         rows += meta.num_rows
+        _partition_nulls(fragment, meta.num_rows, nulls)
         for g in range(meta.num_row_groups):
             group = meta.row_group(g)
             for c in range(group.num_columns):
