@@ -445,6 +445,7 @@ def parquet_source(
         return _read_whole(plan, schema, request.caller, mode, key)
     return _streamed(plan, request, key)
 
+
 def _streamed(plan: ParquetPlan, request: AdaptRequest, key: str | None) -> BatchSource:
     """Row groups streamed: splittable by rows or by key, shardable, seekable."""
     schema, mode = plan.schema, request.mode
