@@ -64,6 +64,7 @@ from fitpipe.adapters.registry import (
 )
 from fitpipe.adapters.sequences import SequenceAdapter
 from fitpipe.adapters.sharding import per_replica_batch, plan_shards
+from fitpipe.adapters.stages import STAGES, StageClock, Timed, set_timing, timing
 from fitpipe.adapters.tensors import TensorAdapter
 from fitpipe.adapters.tf_datasets import TFDatasetAdapter
 
@@ -88,7 +89,10 @@ __all__ = [
     "Shuffle",
     "Source",
     "SourceBase",
+    "STAGES",
     "Splittable",
+    "StageClock",
+    "Timed",
     "batch_size_or_default",
     "check_rows",
     "check_supported",
@@ -99,6 +103,8 @@ __all__ = [
     "plan_shards",
     "register_adapter",
     "registry",
+    "set_timing",
+    "timing",
     "unsupported",
 ]
 

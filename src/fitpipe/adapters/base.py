@@ -244,6 +244,8 @@ class BatchSource(BatchSourceBase):
         count_classes: Counts the rows of each class of each target in one pass (for
             ``class_weight="balanced"``): ``{target key: {class: rows}}``, the key None for
             a single target (see :mod:`fitpipe.pipeline.class_weights`).
+        stage_seconds: Seconds spent so far in each input stage (see
+            :mod:`fitpipe.adapters.stages`), for the input-bound report of ``fit``.
     """
 
     make_dataset: Callable[[], tf.data.Dataset]
@@ -263,6 +265,7 @@ class BatchSource(BatchSourceBase):
     distributed: Any = None
     converted: bool = False
     count_classes: Callable[[], dict[Any, dict[int, int]]] | None = None
+    stage_seconds: Callable[[], dict[str, float]] | None = None
 
 
 Source = ArraySource | BatchSourceBase

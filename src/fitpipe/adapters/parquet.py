@@ -16,6 +16,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import math
+import time
 from collections import Counter
 from collections.abc import Iterator
 from typing import Any
@@ -31,6 +32,7 @@ from fitpipe.adapters.base import AdaptRequest, ArraySource, BatchSource, batch_
 from fitpipe.adapters.batches import ErrorBox, signature_of
 from fitpipe.adapters.capabilities import class_counts
 from fitpipe.adapters.sharding import pad_shard, per_replica_batch, plan_shards, with_weights
+from fitpipe.adapters.stages import StageClock, timing
 from fitpipe.columnar import (
     ParquetPlan,
     Span,
@@ -96,17 +98,23 @@ class _Reader:
         self.roles = mode.roles
         self.columns = schema.columns(tuple(r for r in self.roles if r != Role.PASSTHROUGH))
         self.epoch = 0
+        #: Times reading (stage ``read``) and converting (``convert``), or None.
+        self.clock = StageClock() if timing() else None
 
     def _read(self, span: Span) -> Iterator[pa.Table]:
         """Reads a span, naming its file when the file turns out to be corrupt."""
         tables = read_span(span, self.columns)
+        clock = self.clock
         while True:
+            start = time.perf_counter() if clock is not None else 0.0
             try:
                 table = next(tables)
             except StopIteration:
                 return
             except (pa.ArrowException, OSError) as err:
                 raise file_error(span.piece.source, err, self.caller) from err
+            if clock is not None:
+                clock.add("read", time.perf_counter() - start)
             yield table
 
     def count_classes(self) -> dict[Any, dict[int, int]]:
@@ -124,6 +132,7 @@ class _Reader:
         return {key: dict(sorted(found.items())) for key, found in totals.items()}
 
     def _convert(self, table: pa.Table, span: Span, offset: int) -> tuple[Any, ...]:
+        start = time.perf_counter() if self.clock is not None else 0.0
         x, y, sw = table_roles(
             table,
             self.schema,
@@ -132,6 +141,8 @@ class _Reader:
             self.caller,
             Role.TARGET in self.roles,
         )
+        if self.clock is not None:
+            self.clock.add("convert", time.perf_counter() - start)
         return tuple(p for p in (x, y, sw) if p is not None)
 
     def chunks(self) -> Iterator[tuple[Any, ...]]:
@@ -159,11 +170,14 @@ class _Reader:
         if pending:
             yield self._mixed(pending, buffered, rng)
 
-    @staticmethod
     def _mixed(
-        pending: list[tuple[Any, ...]], rows: int, rng: np.random.Generator
+        self, pending: list[tuple[Any, ...]], rows: int, rng: np.random.Generator
     ) -> tuple[Any, ...]:
-        return _take(_concat(pending), rng.permutation(rows))
+        start = time.perf_counter() if self.clock is not None else 0.0
+        mixed = _take(_concat(pending), rng.permutation(rows))
+        if self.clock is not None:  # mixing the shuffle buffer: part of converting
+            self.clock.add("convert", time.perf_counter() - start)
+        return mixed
 
 
 def _batched(chunks: tf.data.Dataset, batch_size: int) -> tf.data.Dataset:
@@ -197,6 +211,7 @@ def reader_source(reader: _Reader, batch_size: int, signature: Any) -> BatchSour
         shard=lambda index, count, replicas: shard_dataset(
             reader, batch_size, signature, index, count, replicas
         ),
+        stage_seconds=None if reader.clock is None else reader.clock.seconds,
     )
 
 

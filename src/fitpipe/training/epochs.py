@@ -18,6 +18,7 @@ import tensorflow as tf
 from fitpipe.errors import FitpipeError, FitpipeValueError, FitpipeWarning, message, raw
 from fitpipe.pipeline import Pipeline
 from fitpipe.training.batch_checks import BatchChecks
+from fitpipe.training.input_report import EpochTiming
 from fitpipe.training.inputs import step_error
 from fitpipe.training.steps import RowCursor, StepFunction
 
@@ -147,6 +148,10 @@ class EpochRunner:
         self.checks: BatchChecks | None = None
         self._rows_checked = False
         self._checked_for: tuple[tuple[int, int], Any, Any] | None = None
+        #: What the last :meth:`run` measured (see ``fitpipe.training.input_report``).
+        self.timing: EpochTiming | None = None
+        self._compiling = 0.0  # seconds of this run's calls that traced the step ...
+        self._compiling_waited = 0.0  # ... and their waits for input
 
     @property
     def num_batches(self) -> int | None:
@@ -204,12 +209,15 @@ class EpochRunner:
         return self._checked_for[2]
 
     def _call(self, function: StepFunction, n: int, execution: ExecutionSize) -> tuple[int, Any]:
+        begin = time.perf_counter()
         try:  # tracing: what Keras raises here reaches the user unchanged
             function.prepare(self._iterator)
         except BaseException:
             self._iterator = None
             raise
+        self._compiling += time.perf_counter() - begin  # tracing (a no-op once traced)
         traces, start = function.traces, time.perf_counter()
+        waited = getattr(function, "waited", 0.0)
         failure: BaseException | None = None
         try:
             count, outputs = function(self._iterator, n)
@@ -228,7 +236,11 @@ class EpochRunner:
             # through TensorFlow's error keeps the input's threads alive.
             self._iterator = None
             raise failure.with_traceback(failure.__traceback__)
-        execution.record(count, time.perf_counter() - start, traced=function.traces != traces)
+        seconds, traced = time.perf_counter() - start, function.traces != traces
+        if traced:  # a compile is no input wait: the call counts neither way
+            self._compiling += seconds
+            self._compiling_waited += getattr(function, "waited", 0.0) - waited
+        execution.record(count, seconds, traced=traced)
         return count, outputs
 
     def run(
@@ -256,11 +268,14 @@ class EpochRunner:
             usual "ran out of data" warning is then left to the caller.
 
         """
+        began, waited = time.perf_counter(), getattr(function, "waited", 0.0)
+        stages, self._compiling, self._compiling_waited = self.pipeline.stage_seconds(), 0.0, 0.0
         known = self.pipeline.num_batches
         limit = self.steps_per_epoch or (None if self.forever else known)
         if self._iterator is None or not self.steps_per_epoch:
             self._fresh()
         assert self._iterator is not None
+        in_memory = isinstance(self._iterator, RowCursor)
         self.pipeline.expect(None if limit is None else limit - first)
         step, outputs = first, None
         while limit is None or step < limit:
@@ -287,6 +302,14 @@ class EpochRunner:
         # No step, and not because a resumed epoch was already complete: the caller warns or
         # raises (it knows what stops), and reports no metric for the epoch.
         self.ran_nothing = step == first and (first == 0 or limit is None or first < limit)
+        now = self.pipeline.stage_seconds()
+        self.timing = EpochTiming(
+            steps=step - first,
+            seconds=max(0.0, time.perf_counter() - began - self._compiling),
+            waited=getattr(function, "waited", 0.0) - waited - self._compiling_waited,
+            stages={name: now[name] - stages.get(name, 0.0) for name in now},
+            in_memory=in_memory,
+        )
         return step, outputs
 
     def _ran_out(self, before_first_step: bool) -> None:

@@ -32,6 +32,7 @@ from fitpipe.training import callbacks as callbacks_mod
 from fitpipe.training.batch_checks import BatchChecks
 from fitpipe.training.collect import merge_predictions, to_results
 from fitpipe.training.epochs import EpochRunner, ExecutionSize, no_step_error, warn_no_step
+from fitpipe.training.input_report import InputReport
 from fitpipe.training.inputs import check_model_inputs, check_model_targets
 from fitpipe.training.logs import epoch_logs, flatten_in_order, pythonify
 from fitpipe.training.outputs import predict_to_file
@@ -461,6 +462,7 @@ class Trainer:
         if val_runner is not None:
             val_runner.checks = BatchChecks.for_model(model, val.element_spec, "fit")
         function = self._function("train", train)
+        report = InputReport(train.adapter, function.timed)
         backups = PositionBackups(cbs.callbacks, runner)
         model.stop_training = False
         cbs.on_train_begin()
@@ -486,6 +488,8 @@ class Trainer:
                 first,
             )
             first = 0
+            if runner.timing is not None and not runner.ran_nothing:
+                report.add(epoch, runner.timing)
             if runner.ran_nothing:  # no metric to report: Keras' "ran out of data", and stop
                 warn_no_step(epoch)
                 break
@@ -505,7 +509,9 @@ class Trainer:
         if epochs > 0 and isinstance(model.optimizer, keras.optimizers.Optimizer):
             model.optimizer.finalize_variable_values(model.trainable_weights)
         cbs.on_train_end(logs=logs)
-        return callbacks_mod.history_of(cbs, model)
+        history = callbacks_mod.history_of(cbs, model)
+        callbacks_mod.report_input(history, report, verbose)
+        return history
 
     # ----------------------------------------------------------------------------- evaluate
     def _evaluate_loop(
