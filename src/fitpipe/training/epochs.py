@@ -236,6 +236,8 @@ class EpochRunner:
             # through TensorFlow's error keeps the input's threads alive.
             self._iterator = None
             raise failure.with_traceback(failure.__traceback__)
+        if self.checks is not None:
+            self.checks.warn_found()  # a NaN noted in a batch under check="warn"
         seconds, traced = time.perf_counter() - start, function.traces != traces
         if traced:  # a compile is no input wait: the call counts neither way
             self._compiling += seconds

@@ -21,7 +21,10 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-__all__ = ["INPUT_BOUND_SHARE", "EpochTiming", "InputReport"]
+__all__ = ["INPUT_BOUND_SHARE", "LINE_PREFIX", "EpochTiming", "InputReport"]
+
+#: How the printed line of the report starts (tests comparing output with Keras' skip it).
+LINE_PREFIX = "input ("
 
 #: An epoch that waited more than this share of its time for input is input-bound.
 INPUT_BOUND_SHARE = 0.2
@@ -143,13 +146,13 @@ class InputReport:
         """One line for a person: the share waited, and when input-bound, where and what to do."""
         data = self.as_dict()
         if not self.timed:
-            return f"input ({self.adapter}): not timed (FITPIPE_INPUT_TIMING=0)"
+            return f"{LINE_PREFIX}{self.adapter}): not timed (FITPIPE_INPUT_TIMING=0)"
         if not self.epochs:
-            return f"input ({self.adapter}): no epoch ran"
+            return f"{LINE_PREFIX}{self.adapter}): no epoch ran"
         shares = ", ".join(f"{e['waited_share']:.0%}" for e in self.epochs)
         where = "rows in memory" if self.in_memory else self.adapter
         head = (
-            f"input ({where}): the step waited {data['waited_share']:.0%} of "
+            f"{LINE_PREFIX}{where}): the step waited {data['waited_share']:.0%} of "
             f"{data['seconds']:.2f} s (per epoch: {shares})"
         )
         if not data["input_bound"]:

@@ -366,9 +366,7 @@ class StepFunction:
             return self._eager(iterator, n)
         loop = self.prepare(iterator)
         assert loop is not None
-        count, outputs, waited = loop(
-            iterator, tf.constant(0, tf.int32), tf.constant(n, tf.int32)
-        )
+        count, outputs, waited = loop(iterator, tf.constant(0, tf.int32), tf.constant(n, tf.int32))
         if self.timed:
             self.waited += float(waited)
         return int(count), outputs

@@ -36,7 +36,7 @@ from fitpipe.training.input_report import InputReport
 from fitpipe.training.inputs import check_model_inputs, check_model_targets
 from fitpipe.training.logs import epoch_logs, flatten_in_order, pythonify
 from fitpipe.training.outputs import predict_to_file
-from fitpipe.training.preflight import check_fit
+from fitpipe.training.preflight import check_fit, finite_check
 from fitpipe.training.requests import fit_pipelines, one_batch
 from fitpipe.training.resume import PositionBackups
 from fitpipe.training.steps import StepFunction
@@ -424,6 +424,7 @@ class Trainer:
                 steps_per_epoch,
                 validation_steps,
                 freq,
+                finite_check(check),
             )
 
     def _check_specs(self, train: Pipeline, val: Pipeline | None) -> None:
@@ -445,13 +446,14 @@ class Trainer:
         steps_per_epoch: int | None,
         validation_steps: int | None,
         freq: int | Container[int],
+        finite: str | None = None,
     ) -> keras.callbacks.History:
         model = self.model
         plan = train.class_weight
         train = self._distributed(train, Mode.TRAIN, "fit")
         val = self._distributed(val, Mode.EVALUATE, "evaluate")
         runner = EpochRunner(train, arguments.limit_steps(steps_per_epoch, "steps_per_epoch"))
-        runner.checks = BatchChecks.for_model(model, train.element_spec, "fit")
+        runner.checks = BatchChecks.for_model(model, train.element_spec, "fit", finite)
         cbs = callbacks_mod.callback_list(
             self.model, callbacks, verbose, epochs, runner.num_batches, history=True
         )
@@ -460,7 +462,7 @@ class Trainer:
         val_steps = arguments.limit_steps(validation_steps, "validation_steps") if val else None
         val_runner = EpochRunner(val, val_steps) if val else None
         if val_runner is not None:
-            val_runner.checks = BatchChecks.for_model(model, val.element_spec, "fit")
+            val_runner.checks = BatchChecks.for_model(model, val.element_spec, "fit", finite)
         function = self._function("train", train)
         report = InputReport(train.adapter, function.timed)
         backups = PositionBackups(cbs.callbacks, runner)
