@@ -404,7 +404,8 @@ class StepFunction:
         loop = self.prepare(cursor)
         assert loop is not None
         start = tf.constant(cursor.position, tf.int32)
-        count, outputs = loop(cursor.arguments, start, tf.constant(n, tf.int32))
+        # (count, outputs), and a wait (always 0: rows in memory) from the collecting loop
+        count, outputs = loop(cursor.arguments, start, tf.constant(n, tf.int32))[:2]
         cursor.position += int(count)
         return int(count), outputs
 

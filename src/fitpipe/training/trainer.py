@@ -363,11 +363,19 @@ class Trainer:
                 a shared 2-core machine (no data is read again); streamed Parquet is judged from its
                 footer statistics only (nulls, minima, maxima: no NaN) unless ``"full"``
                 (one extra read of the used columns); generators, ``tf.data`` and
-                ``PyDataset`` are not scanned (their labels and weights are still checked
-                as batches pass).
+                ``PyDataset`` are not scanned up front: their batches (and those of streamed
+                Parquet) are checked as they pass for NaN and infinity in floating features
+                and targets, ``"warn"`` warning once (naming the batch index and the input
+                or target), ``"error"`` stopping before the step trains on the batch.
+                The scan of rows in memory is kept for the next ``fit`` over the same,
+                unchanged arrays (fitting in chunks scans once).
 
         Returns:
-            The ``keras.callbacks.History`` of the run.
+            The ``keras.callbacks.History`` of the run. Its ``input_report`` says whether
+            training waited on its input (``fitpipe.training.input_report``): per epoch, the
+            share of time the step waited for a batch and, when over 20 %, the stage that
+            dominates (read, convert, python, transfer) with a hint; with ``verbose``, a
+            line says it after training.
 
         Raises:
             NotCompiledError: When the model is not compiled (a ``RuntimeError``).
