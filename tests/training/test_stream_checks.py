@@ -19,7 +19,6 @@ import pyarrow.parquet as pq
 import pytest
 import tensorflow as tf
 from hypothesis import given, settings
-from hypothesis import strategies as st
 
 from fitpipe import Schema, Trainer, limits
 from fitpipe.errors import DataCheckError, DataCheckWarning
@@ -120,14 +119,14 @@ def test_check_false_checks_nothing(form: str, bad: BadBatch) -> None:
     assert not [w for w in caught if issubclass(w.category, DataCheckWarning)]
 
 
-@settings(deadline=None, max_examples=5)
-@given(value=st.sampled_from([float("nan"), float("inf")]), column=st.sampled_from(["a", "y"]))
-def test_streamed_parquet_nan_is_found_as_batches_pass(value: float, column: str) -> None:
+@pytest.mark.parametrize("column", ["a", "y"])
+def test_streamed_parquet_nan_is_found_as_batches_pass(column: str) -> None:
+    # The footers' statistics catch infinities (minima, maxima) before training, never NaN.
     import tempfile
 
     rows = 40
     data = {"a": np.arange(rows, dtype="float32"), "y": np.ones(rows, "float32")}
-    data[column][25] = value
+    data[column][25] = np.nan
     folder = tempfile.mkdtemp()
     pq.write_table(pa.table(data), f"{folder}/d.parquet", row_group_size=10)
     old, limits.RESIDENT_BYTES_LIMIT = limits.RESIDENT_BYTES_LIMIT, 0  # streamed from disk
