@@ -228,21 +228,32 @@ class BatchChecks:
         def noted(index: tf.Tensor, number: int, value: tf.Tensor) -> tf.Tensor:
             return tf.py_function(note, [index, number, value], tf.bool)
 
+        def non_finite(index: tf.Tensor, number: int, leaf: tf.Tensor) -> tf.Tensor:
+            """Notes (``"warn"``) or stops on (``"error"``) a leaf known to hold a bad value."""
+            _, _, value = rules[number].problem(leaf)
+            if rules[number].finite == "warn":  # warned of once, by the trainer
+                return noted(index, number, value)
+            data = [_MARKER, index, number, value]
+            with tf.control_dependencies([tf.debugging.Assert(False, data, summarize=1)]):
+                return tf.constant(True)
+
         @tf.autograph.experimental.do_not_convert
         def checked(index: tf.Tensor, batch: Any) -> Any:
             done: list[Any] = []
             for number, rule in enumerate(rules):  # in order: the first rule broken is named
+                leaf = tf.nest.flatten(batch[rule.part])[rule.leaf]
                 with tf.control_dependencies(done):
-                    found, _, value = rule.problem(tf.nest.flatten(batch[rule.part])[rule.leaf])
-                    if rule.finite == "warn":  # noted (warned of once, by the trainer)
+                    if rule.finite is not None:  # one reduction; the details only when found
+                        found = tf.logical_not(tf.reduce_all(tf.math.is_finite(leaf)))
                         done = [
                             tf.cond(
                                 found,
-                                lambda n=number, v=value: noted(index, n, v),
+                                lambda n=number, v=leaf: non_finite(index, n, v),
                                 lambda: tf.constant(False),
                             )
                         ]
                         continue
+                    found, _, value = rule.problem(leaf)
                     data = [_MARKER, index, number, value]
                     done = [tf.debugging.Assert(tf.logical_not(found), data, summarize=1)]
             with tf.control_dependencies(done):
