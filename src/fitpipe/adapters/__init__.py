@@ -71,6 +71,7 @@ from fitpipe.adapters.registry import (
 )
 from fitpipe.adapters.sequences import SequenceAdapter
 from fitpipe.adapters.sharding import per_replica_batch, plan_shards
+from fitpipe.adapters.stages import STAGES, StageClock, Timed, set_timing, timing
 from fitpipe.adapters.tensors import TensorAdapter
 from fitpipe.adapters.tf_datasets import TFDatasetAdapter
 
@@ -78,6 +79,7 @@ __all__ = [
     "ADAPT_ARGUMENTS",
     "DEFAULT_BATCH_SIZE",
     "ENTRY_POINT_GROUP",
+    "STAGES",
     "AdaptRequest",
     "Adapter",
     "AdapterRegistry",
@@ -97,6 +99,8 @@ __all__ = [
     "Source",
     "SourceBase",
     "Splittable",
+    "StageClock",
+    "Timed",
     "batch_size_or_default",
     "check_rows",
     "check_supported",
@@ -108,6 +112,8 @@ __all__ = [
     "register_adapter",
     "registry",
     "replicas_of",
+    "set_timing",
+    "timing",
     "unsupported",
 ]
 

@@ -264,6 +264,8 @@ class BatchSource(BatchSourceBase):
         split_groups: For sources that split by key (``split_by``):
             ``split_groups(validation_split, validation_batch_size)`` returns the training
             and validation sources and their :class:`~fitpipe.columnar.SplitCounts`.
+        stage_seconds: Seconds spent so far in each input stage (see
+            :mod:`fitpipe.adapters.stages`), for the input-bound report of ``fit``.
     """
 
     make_dataset: Callable[[], tf.data.Dataset]
@@ -284,6 +286,7 @@ class BatchSource(BatchSourceBase):
     converted: bool = False
     count_classes: Callable[[], dict[Any, dict[int, int]]] | None = None
     split_groups: Callable[[float, int | None], tuple[Any, Any, Any]] | None = None
+    stage_seconds: Callable[[], dict[str, float]] | None = None
 
 
 Source = ArraySource | BatchSourceBase

@@ -16,6 +16,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import math
+import time
 from collections import Counter
 from collections.abc import Iterator
 from typing import Any
@@ -31,6 +32,7 @@ from fitpipe.adapters.base import AdaptRequest, ArraySource, BatchSource, batch_
 from fitpipe.adapters.batches import ErrorBox, signature_of
 from fitpipe.adapters.capabilities import class_counts
 from fitpipe.adapters.sharding import pad_shard, per_replica_batch, plan_shards, with_weights
+from fitpipe.adapters.stages import StageClock, timing
 from fitpipe.columnar import (
     ParquetPlan,
     Span,
@@ -125,6 +127,8 @@ class _Reader:
         self.key_column = key_column
         self.side: _Side | None = None
         self.epoch = 0
+        #: Times reading (stage ``read``) and converting (``convert``), or None.
+        self.clock = StageClock() if timing() else None
 
     def on_side(self, side: _Side, span_rows: list[int]) -> _Reader:
         """A copy that keeps the rows of one side of a grouped split (counted per span)."""
@@ -139,13 +143,17 @@ class _Reader:
         """
         key = self.key_column
         tables = read_span(span, columns if key is None or key in columns else [*columns, key])
+        clock = self.clock
         while True:
+            start = time.perf_counter() if clock is not None else 0.0
             try:
                 table = next(tables)
             except StopIteration:
                 return
             except (pa.ArrowException, OSError) as err:
                 raise file_error(span.piece.source, err, self.caller) from err
+            if clock is not None:
+                clock.add("read", time.perf_counter() - start)
             if self.side is not None and key is not None:
                 table = self.side.keep(table, key, self.caller)
             yield table
@@ -169,6 +177,7 @@ class _Reader:
         return {key: dict(sorted(found.items())) for key, found in totals.items()}
 
     def _convert(self, table: pa.Table, span: Span, offset: int) -> tuple[Any, ...]:
+        start = time.perf_counter() if self.clock is not None else 0.0
         x, y, sw = table_roles(
             table,
             self.schema,
@@ -177,6 +186,8 @@ class _Reader:
             self.caller,
             Role.TARGET in self.roles,
         )
+        if self.clock is not None:
+            self.clock.add("convert", time.perf_counter() - start)
         return tuple(p for p in (x, y, sw) if p is not None)
 
     def chunks(self) -> Iterator[tuple[Any, ...]]:
@@ -204,11 +215,14 @@ class _Reader:
         if pending:
             yield self._mixed(pending, buffered, rng)
 
-    @staticmethod
     def _mixed(
-        pending: list[tuple[Any, ...]], rows: int, rng: np.random.Generator
+        self, pending: list[tuple[Any, ...]], rows: int, rng: np.random.Generator
     ) -> tuple[Any, ...]:
-        return _take(_concat(pending), rng.permutation(rows))
+        start = time.perf_counter() if self.clock is not None else 0.0
+        mixed = _take(_concat(pending), rng.permutation(rows))
+        if self.clock is not None:  # mixing the shuffle buffer: part of converting
+            self.clock.add("convert", time.perf_counter() - start)
+        return mixed
 
 
 def _batched(chunks: tf.data.Dataset, batch_size: int) -> tf.data.Dataset:
@@ -242,6 +256,7 @@ def reader_source(reader: _Reader, batch_size: int, signature: Any) -> BatchSour
         shard=lambda index, count, replicas: shard_dataset(
             reader, batch_size, signature, index, count, replicas
         ),
+        stage_seconds=None if reader.clock is None else reader.clock.seconds,
     )
 
 

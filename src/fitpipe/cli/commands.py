@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import sys
 from typing import Any
@@ -29,6 +30,7 @@ class FitResult:
     history_png: str | None
     schema: str
     records: tuple[dict[str, Any], ...]
+    input_report: str | None = None
 
 
 def default_verbose() -> int:
@@ -101,7 +103,9 @@ def run_fit(spec: RunSpec, verbose: int | None = None, plot: bool = True) -> Fit
     """Builds, compiles and trains the model of a spec, and writes the run's files.
 
     Writes ``model.keras``, ``history.csv``, ``history.json``, ``history.png`` (unless
-    ``plot`` is False) and ``schema.json`` (for ``fitpipe predict``) into the output folder.
+    ``plot`` is False), ``schema.json`` (for ``fitpipe predict``) and ``input_report.json``
+    (whether training waited on its input: ``fitpipe.training.input_report``) into the
+    output folder.
 
     Args:
         spec: The checked spec.
@@ -123,7 +127,7 @@ def run_fit(spec: RunSpec, verbose: int | None = None, plot: bool = True) -> Fit
     schema = spec.data.schema.resolve(
         source_columns(spec.data.source, "fit"), str(spec.data.source), "fit"
     )
-    trainer.fit(
+    history = trainer.fit(
         spec.data.source,
         schema=schema,
         validation_data=spec.data.validation_data,
@@ -149,7 +153,18 @@ def run_fit(spec: RunSpec, verbose: int | None = None, plot: bool = True) -> Fit
         history_png=png,
         schema=schema_path,
         records=tuple(records),
+        input_report=_write_input_report(history, os.path.join(out, "input_report.json")),
     )
+
+
+def _write_input_report(history: Any, path: str) -> str | None:
+    """Writes ``history.input_report`` as JSON (None when the run kept none)."""
+    report = getattr(history, "input_report", None)
+    if report is None:
+        return None
+    with open(path, "w", encoding="utf-8") as handle:
+        json.dump(report, handle, indent=2)
+    return path
 
 
 def run_predict(

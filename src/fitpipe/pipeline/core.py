@@ -42,6 +42,7 @@ from fitpipe.adapters import (
     Shardable,
     Shuffle,
     Source,
+    Timed,
     check_supported,
     registry,
     unsupported,
@@ -233,6 +234,15 @@ class Pipeline:
     def on_epoch_end(self) -> None:
         """Tells the input an epoch ended (``PyDataset.on_epoch_end``)."""
         self._source.on_epoch_end()
+
+    def stage_seconds(self) -> dict[str, float]:
+        """Seconds the input spent so far in each stage it times (see ``adapters.stages``).
+
+        Empty for inputs that time nothing (rows in memory, ``tf.data``).
+        """
+        if isinstance(self._source, Timed):
+            return self._source.stage_seconds()
+        return {}
 
     def take_error(self) -> BaseException | None:
         """Returns the exception user code raised while producing batches, if any."""

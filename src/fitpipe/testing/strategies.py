@@ -79,12 +79,14 @@ __all__ = [
     "PARQUET_ROW_GROUP_SIZE",
     "ArrayLike",
     "ArrayPyDataset",
+    "BadBatch",
     "Example",
     "Form",
     "FormFactory",
     "array_likes",
     "arrow_table",
     "as_array_like",
+    "bad_batches",
     "batch_sizes",
     "call_timings",
     "class_labels",
@@ -94,9 +96,11 @@ __all__ = [
     "examples",
     "float_arrays",
     "form_names",
+    "in_place_edits",
     "int_arrays",
     "iterate_batches",
     "nested_structures",
+    "non_finite",
     "parquet_layouts",
     "presented_examples",
     "register_form",
@@ -289,6 +293,72 @@ def sample_weights(rows: int) -> st.SearchStrategy[np.ndarray]:
 
     """
     return hnp.arrays(np.float32, (rows,), elements=st.floats(0.0, 10.0, allow_nan=False, width=32))
+
+
+def non_finite() -> st.SearchStrategy[float]:
+    """NaN, infinity or minus infinity: the values the data checks look for."""
+    return st.sampled_from([float("nan"), float("inf"), float("-inf")])
+
+
+@dataclasses.dataclass(frozen=True)
+class BadBatch:
+    """Where a non-finite value sits in a stream of batches.
+
+    Attributes:
+        batch: The index of the first bad batch.
+        part: 0 for the features, 1 for the targets.
+        row: The row of the batch that holds it.
+        value: NaN, infinity or minus infinity.
+        again: The index of a later bad batch, or None.
+    """
+
+    batch: int
+    part: int
+    row: int
+    value: float
+    again: int | None
+
+
+@st.composite
+def bad_batches(draw: st.DrawFn, num_batches: int, rows: int) -> BadBatch:
+    """A non-finite value placed in one batch (sometimes a later one too).
+
+    Args:
+        draw: Hypothesis' draw function.
+        num_batches: The batches in the stream.
+        rows: The rows of each batch.
+
+    Returns:
+        Where the value goes.
+    """
+    batch = draw(st.integers(0, num_batches - 1))
+    later = st.none() | st.integers(batch + 1, num_batches - 1) if batch + 1 < num_batches else None
+    return BadBatch(
+        batch=batch,
+        part=draw(st.integers(0, 1)),
+        row=draw(st.integers(0, rows - 1)),
+        value=draw(non_finite()),
+        again=draw(later) if later is not None else None,
+    )
+
+
+@st.composite
+def in_place_edits(draw: st.DrawFn) -> tuple[np.ndarray, tuple[int, ...], Any]:
+    """A numeric array, a position in it and a value whose bits differ from the one there.
+
+    Returns:
+        ``(array, index, value)``; the array has at least one row.
+    """
+    dtype = draw(st.sampled_from(["float32", "float64", "float16", "int8", "int32", "int64"]))
+    shape = draw(hnp.array_shapes(min_dims=1, max_dims=3, min_side=1, max_side=6))
+    array = draw(hnp.arrays(dtype, shape))
+    index = tuple(draw(st.integers(0, side - 1)) for side in shape)
+    value = draw(hnp.from_dtype(np.dtype(dtype)))
+    old = np.array(array[index], dtype=dtype)
+    new = np.array(value, dtype=dtype)
+    if old.tobytes() == new.tobytes():  # the same bits: no edit at all
+        value = np.frombuffer(bytes(b ^ 1 for b in old.tobytes()), dtype=dtype)[0]
+    return array, index, value
 
 
 @dataclasses.dataclass(frozen=True)

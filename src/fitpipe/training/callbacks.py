@@ -19,6 +19,7 @@ from fitpipe.training.steps import ANNOUNCE_XLA
 
 if TYPE_CHECKING:
     from fitpipe.pipeline import ClassWeightPlan, ValidationSplit
+    from fitpipe.training.input_report import InputReport
 
 __all__ = ["ProgressBar", "callback_list", "history_of", "listens_per_batch", "set_steps"]
 
@@ -137,3 +138,15 @@ def report_split(
     cbs.set_params({**params, "validation_split_sizes": split.as_params()})
     if verbose != 0:
         print(split.describe(), file=sys.stdout, flush=True)
+
+
+def report_input(history: Any, report: InputReport, verbose: Any) -> None:
+    """Keeps the input-bound report as ``history.input_report`` (and prints its line).
+
+    See :mod:`fitpipe.training.input_report`: a JSON-able dict with the share of time the
+    step waited for input, per epoch, and the stage that dominates when input-bound.
+    """
+    if history is not None:
+        history.input_report = report.as_dict()
+    if verbose != 0:
+        print(report.line(), file=sys.stdout, flush=True)

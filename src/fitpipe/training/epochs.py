@@ -16,6 +16,7 @@ import tensorflow as tf
 from fitpipe.errors import FitpipeError, FitpipeValueError, FitpipeWarning, message, raw
 from fitpipe.pipeline import Pipeline
 from fitpipe.training.batch_checks import BatchChecks
+from fitpipe.training.input_report import EpochTiming
 from fitpipe.training.inputs import step_error
 from fitpipe.training.steps import RowCursor, StepFunction
 from fitpipe.training.tuning import ExecutionSize
@@ -93,6 +94,10 @@ class EpochRunner:
         self.checks: BatchChecks | None = None
         self._rows_checked = False
         self._checked_for: tuple[tuple[int, int], Any, Any] | None = None
+        #: What the last :meth:`run` measured (see ``fitpipe.training.input_report``).
+        self.timing: EpochTiming | None = None
+        self._compiling = 0.0  # seconds of this run's calls that traced the step ...
+        self._compiling_waited = 0.0  # ... and their waits for input
 
     @property
     def num_batches(self) -> int | None:
@@ -150,12 +155,15 @@ class EpochRunner:
         return self._checked_for[2]
 
     def _call(self, function: StepFunction, n: int, execution: ExecutionSize) -> tuple[int, Any]:
+        begin = time.perf_counter()
         try:  # tracing: what Keras raises here reaches the user unchanged
             function.prepare(self._iterator)
         except BaseException:
             self._iterator = None
             raise
-        traces, start = function.traces, execution.clock()
+        self._compiling += time.perf_counter() - begin  # tracing (a no-op once traced)
+        traces, start, wall = function.traces, execution.clock(), time.perf_counter()
+        waited = getattr(function, "waited", 0.0)
         failure: BaseException | None = None
         try:
             count, outputs = function(self._iterator, n)
@@ -174,7 +182,12 @@ class EpochRunner:
             # through TensorFlow's error keeps the input's threads alive.
             self._iterator = None
             raise failure.with_traceback(failure.__traceback__)
+        if self.checks is not None:
+            self.checks.warn_found()  # a NaN noted in a batch under check="warn"
         seconds, traced = execution.clock() - start, function.traces != traces
+        if traced:  # a compile is no input wait: the call counts neither way
+            self._compiling += time.perf_counter() - wall
+            self._compiling_waited += getattr(function, "waited", 0.0) - waited
         size, settled = execution.size, execution.steady  # as they were for this call
         execution.record(count, seconds, traced=traced)
         function.record(count, seconds, traced, size, settled, n)
@@ -205,11 +218,14 @@ class EpochRunner:
             usual "ran out of data" warning is then left to the caller.
 
         """
+        began, waited = time.perf_counter(), getattr(function, "waited", 0.0)
+        stages, self._compiling, self._compiling_waited = self.pipeline.stage_seconds(), 0.0, 0.0
         known = self.pipeline.num_batches
         limit = self.steps_per_epoch or (None if self.forever else known)
         if self._iterator is None or not self.steps_per_epoch:
             self._fresh()
         assert self._iterator is not None
+        in_memory = isinstance(self._iterator, RowCursor)
         self.pipeline.expect(None if limit is None else limit - first)
         step, outputs = first, None
         while limit is None or step < limit:
@@ -236,6 +252,14 @@ class EpochRunner:
         # No step, and not because a resumed epoch was already complete: the caller warns or
         # raises (it knows what stops), and reports no metric for the epoch.
         self.ran_nothing = step == first and (first == 0 or limit is None or first < limit)
+        now = self.pipeline.stage_seconds()
+        self.timing = EpochTiming(
+            steps=step - first,
+            seconds=max(0.0, time.perf_counter() - began - self._compiling),
+            waited=getattr(function, "waited", 0.0) - waited - self._compiling_waited,
+            stages={name: now[name] - stages.get(name, 0.0) for name in now},
+            in_memory=in_memory,
+        )
         return step, outputs
 
     def _ran_out(self, before_first_step: bool) -> None:

@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import contextvars
 import sys
+import time
 import warnings
 from collections.abc import Callable
 from typing import Any
 
 import tensorflow as tf
 
+from fitpipe.adapters import timing
 from fitpipe.errors import FitpipeError, FitpipeWarning
 from fitpipe.schemas import Mode
 from fitpipe.training.collect import concat_outputs, output_arrays, output_specs, write_outputs
@@ -103,10 +105,32 @@ def rows_spec(element_spec: Any) -> Any:
 def _more_batches(n: tf.Tensor) -> Callable[..., tf.Tensor]:
     """The condition of a loop of up to ``n`` steps that ends early when the input does."""
 
-    def more(i: tf.Tensor, _: Any, batch: Any) -> tf.Tensor:
+    def more(i: tf.Tensor, _: Any, batch: Any, *waited: Any) -> tf.Tensor:
         return tf.logical_and(i < n, batch.has_value())
 
     return more
+
+
+def _timed(fetch: Fetch, source: Any, index: tf.Tensor, after: Any = None) -> Any:
+    """``fetch(source, index)`` once ``after`` is computed, and the seconds it blocked.
+
+    The fetch is ordered after the step whose outputs are ``after``, so the seconds measured
+    are those the loop waited for its next batch (an input read ahead answers at once), not
+    time overlapping the step.
+    """
+    done = [t for t in tf.nest.flatten(after) if isinstance(t, tf.Tensor)]
+    with tf.control_dependencies(done):
+        begin = tf.timestamp()
+    with tf.control_dependencies([begin]):
+        batch = fetch(source, index)
+    with tf.control_dependencies([batch.has_value()]):
+        end = tf.timestamp()
+    return batch, end - begin
+
+
+def _untimed(fetch: Fetch, source: Any, index: tf.Tensor, after: Any = None) -> Any:
+    """``fetch(source, index)`` and no time (the input-bound timing is off)."""
+    return fetch(source, index), tf.constant(0.0, tf.float64)
 
 
 def _present(fetch: Fetch) -> Callable[[Any, tf.Tensor], Any]:
@@ -189,6 +213,11 @@ class StepFunction:
         self._choice: tuple[str, XlaChoice] | None = None  # of the last input prepared
         self._keyed: tuple[Any, str] | None = None  # (element spec, its input key)
         self._xla_fails = False
+
+        #: Time the compiled loops' fetches (the input-bound report), decided when built.
+        self.timed = timing()
+        #: Seconds the loop waited for input batches, summed over calls (see ``_timed``).
+        self.waited = 0.0
 
     def _variant(self, jit_compile: bool) -> Any:
         """The step compiled with or without XLA (each made once, traced when first used)."""
@@ -386,33 +415,43 @@ class StepFunction:
         return loop
 
     def _last_loop(self, out_specs: Any, fetch: Fetch) -> Callable[..., Any]:
-        one_step = self.one_step
+        one_step, get = self.one_step, _timed if self.timed else _untimed
 
-        def loop(source: Any, start: tf.Tensor, n: tf.Tensor) -> tuple[tf.Tensor, Any]:
-            def body(i: tf.Tensor, logs: Any, batch: Any) -> tuple[Any, ...]:
+        def loop(source: Any, start: tf.Tensor, n: tf.Tensor) -> tuple[tf.Tensor, Any, Any]:
+            def body(i: tf.Tensor, logs: Any, batch: Any, waited: Any) -> tuple[Any, ...]:
                 logs = one_step(absent_as_none(batch.get_value()))
-                more = tf.cond(i + 1 < n, lambda: fetch(source, start + i + 1), lambda: batch)
-                return i + 1, logs, more
+                more, took = tf.cond(
+                    i + 1 < n,
+                    lambda: get(fetch, source, start + i + 1, logs),
+                    lambda: (batch, tf.constant(0.0, tf.float64)),
+                )
+                return i + 1, logs, more, waited + took
 
-            initial = (tf.constant(0, tf.int32), output_zeros(out_specs), fetch(source, start))
-            count, logs, _ = tf.while_loop(_more_batches(n), body, initial)
-            return count, logs
+            first, took = get(fetch, source, start)
+            initial = (tf.constant(0, tf.int32), output_zeros(out_specs), first, took)
+            count, logs, _, waited = tf.while_loop(_more_batches(n), body, initial)
+            return count, logs, waited
 
         return loop
 
     def _collect_loop(self, out_specs: Any, fetch: Fetch) -> Callable[..., Any]:
-        one_step = self.one_step
+        one_step, get = self.one_step, _timed if self.timed else _untimed
 
-        def loop(source: Any, start: tf.Tensor, n: tf.Tensor) -> tuple[tf.Tensor, Any]:
-            def body(i: tf.Tensor, written: Any, batch: Any) -> tuple[Any, ...]:
+        def loop(source: Any, start: tf.Tensor, n: tf.Tensor) -> tuple[tf.Tensor, Any, Any]:
+            def body(i: tf.Tensor, written: Any, batch: Any, waited: Any) -> tuple[Any, ...]:
                 out = one_step(absent_as_none(batch.get_value()))
                 written = write_outputs(written, i, out, out_specs)
-                more = tf.cond(i + 1 < n, lambda: fetch(source, start + i + 1), lambda: batch)
-                return i + 1, written, more
+                more, took = tf.cond(
+                    i + 1 < n,
+                    lambda: get(fetch, source, start + i + 1, out),
+                    lambda: (batch, tf.constant(0.0, tf.float64)),
+                )
+                return i + 1, written, more, waited + took
 
-            initial = (tf.constant(0, tf.int32), output_arrays(out_specs), fetch(source, start))
-            count, written, _ = tf.while_loop(_more_batches(n), body, initial)
-            return count, concat_outputs(count, written, out_specs)
+            first, took = get(fetch, source, start)
+            initial = (tf.constant(0, tf.int32), output_arrays(out_specs), first, took)
+            count, written, _, waited = tf.while_loop(_more_batches(n), body, initial)
+            return count, concat_outputs(count, written, out_specs), waited
 
         return loop
 
@@ -435,7 +474,9 @@ class StepFunction:
             return self._eager(iterator, n)
         loop = self.prepare(iterator)
         assert loop is not None
-        count, outputs = loop(iterator, tf.constant(0, tf.int32), tf.constant(n, tf.int32))
+        count, outputs, waited = loop(iterator, tf.constant(0, tf.int32), tf.constant(n, tf.int32))
+        if self.timed:
+            self.waited += float(waited)
         return int(count), outputs
 
     def prepare(self, iterator: Any) -> Callable[..., Any] | None:
@@ -478,15 +519,20 @@ class StepFunction:
         loop = self.prepare(cursor)
         assert loop is not None
         start = tf.constant(cursor.position, tf.int32)
-        count, outputs = loop(cursor.arguments, start, tf.constant(n, tf.int32))
+        # (count, outputs), and a wait (always 0: rows in memory) from the collecting loop
+        count, outputs = loop(cursor.arguments, start, tf.constant(n, tf.int32))[:2]
         cursor.position += int(count)
         return int(count), outputs
 
     def _eager(self, iterator: Any, n: int) -> tuple[int, Any]:
         outputs: list[Any] = []
         for _ in range(n):
+            begin = time.perf_counter()
             batch = iterator.get_next_as_optional()
-            if not batch.has_value():
+            present = bool(batch.has_value())
+            if self.timed:
+                self.waited += time.perf_counter() - begin
+            if not present:
                 break
             outputs.append(self.step(batch.get_value()))
         if not outputs:

@@ -33,10 +33,11 @@ from fitpipe.training import callbacks as callbacks_mod
 from fitpipe.training.batch_checks import BatchChecks
 from fitpipe.training.collect import merge_predictions, to_results
 from fitpipe.training.epochs import EpochRunner, ExecutionSize, no_step_error, warn_no_step
+from fitpipe.training.input_report import InputReport
 from fitpipe.training.inputs import check_model_inputs, check_model_targets
 from fitpipe.training.logs import epoch_logs, flatten_in_order, pythonify
 from fitpipe.training.outputs import predict_to_file
-from fitpipe.training.preflight import check_evaluate, check_fit
+from fitpipe.training.preflight import check_evaluate, check_fit, finite_check
 from fitpipe.training.requests import fit_pipelines, one_batch
 from fitpipe.training.resume import PositionBackups
 from fitpipe.training.steps import StepFunction
@@ -408,8 +409,12 @@ class Trainer:
                 a shared 2-core machine (no data is read again); streamed Parquet is judged from its
                 footer statistics only (nulls, minima, maxima: no NaN) unless ``"full"``
                 (one extra read of the used columns); generators, ``tf.data`` and
-                ``PyDataset`` are not scanned (their labels and weights are still checked
-                as batches pass).
+                ``PyDataset`` are not scanned up front: their batches (and those of streamed
+                Parquet) are checked as they pass for NaN and infinity in floating features
+                and targets, ``"warn"`` warning once (naming the batch index and the input
+                or target), ``"error"`` stopping before the step trains on the batch.
+                The scan of rows in memory is kept for the next ``fit`` over the same,
+                unchanged arrays (fitting in chunks scans once).
             split_by: A grouped ``validation_split`` (fitpipe's; Keras has none): every row
                 of a key (a user, a session) falls on one side, the validation side when a
                 fixed 64-bit hash of the key is below ``validation_split * 2**64``
@@ -435,7 +440,11 @@ class Trainer:
                 columns it names, and ``split_by``'s.)
 
         Returns:
-            The ``keras.callbacks.History`` of the run.
+            The ``keras.callbacks.History`` of the run. Its ``input_report`` says whether
+            training waited on its input (``fitpipe.training.input_report``): per epoch, the
+            share of time the step waited for a batch and, when over 20 %, the stage that
+            dominates (read, convert, python, transfer) with a hint; with ``verbose``, a
+            line says it after training.
 
         Raises:
             NotCompiledError: When the model is not compiled (a ``RuntimeError``).
@@ -498,6 +507,7 @@ class Trainer:
                 steps_per_epoch,
                 validation_steps,
                 freq,
+                finite_check(check),
             )
 
     def _check_specs(self, train: Pipeline, val: Pipeline | None) -> None:
@@ -519,13 +529,14 @@ class Trainer:
         steps_per_epoch: int | None,
         validation_steps: int | None,
         freq: int | Container[int],
+        finite: str | None = None,
     ) -> keras.callbacks.History:
         model = self.model
         plan, how = train.class_weight, train.split
         train = self._distributed(train, Mode.TRAIN, "fit")
         val = self._distributed(val, Mode.EVALUATE, "evaluate")
         runner = EpochRunner(train, arguments.limit_steps(steps_per_epoch, "steps_per_epoch"))
-        runner.checks = BatchChecks.for_model(model, train.element_spec, "fit")
+        runner.checks = BatchChecks.for_model(model, train.element_spec, "fit", finite)
         cbs = callbacks_mod.callback_list(
             self.model, callbacks, verbose, epochs, runner.num_batches, history=True
         )
@@ -535,8 +546,9 @@ class Trainer:
         val_steps = arguments.limit_steps(validation_steps, "validation_steps") if val else None
         val_runner = EpochRunner(val, val_steps) if val else None
         if val_runner is not None:
-            val_runner.checks = BatchChecks.for_model(model, val.element_spec, "fit")
+            val_runner.checks = BatchChecks.for_model(model, val.element_spec, "fit", finite)
         function = self._function("train", train)
+        report = InputReport(train.adapter, function.timed)
         backups = PositionBackups(cbs.callbacks, runner)
         model.stop_training = False
         cbs.on_train_begin()
@@ -563,6 +575,8 @@ class Trainer:
                 first,
             )
             first = 0
+            if runner.timing is not None and not runner.ran_nothing:
+                report.add(epoch, runner.timing)
             if runner.ran_nothing:  # no metric to report: Keras' "ran out of data", and stop
                 warn_no_step(epoch)
                 break
@@ -582,7 +596,9 @@ class Trainer:
         if epochs > 0 and isinstance(model.optimizer, keras.optimizers.Optimizer):
             model.optimizer.finalize_variable_values(model.trainable_weights)
         cbs.on_train_end(logs=logs)
-        return callbacks_mod.history_of(cbs, model)
+        history = callbacks_mod.history_of(cbs, model)
+        callbacks_mod.report_input(history, report, verbose)
+        return history
 
     # ----------------------------------------------------------------------------- evaluate
     def _evaluate_loop(

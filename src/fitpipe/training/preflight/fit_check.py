@@ -7,8 +7,11 @@ What is scanned, and what it costs:
   already in memory);
 * Parquet streamed from disk: the footer statistics (nulls, minima and maxima, no data
   read), or with ``check="full"`` every value of the used columns (one extra read);
-* inputs that come in batches (generators, ``tf.data``, ``PyDataset``, Arrow streams): not
-  scanned; the batch checks still stop on bad labels and weights as batches pass.
+* inputs that come in batches (generators, ``tf.data``, ``PyDataset``, Arrow streams, and
+  Parquet streamed from disk): not scanned up front; their batches are checked as they pass
+  (``fitpipe.training.batch_checks``): NaN and infinity in floating features and targets
+  (warned of once with ``"warn"``, stopped before the step with ``"error"``), and bad labels
+  and weights (always stopped).
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ from fitpipe.training.preflight.findings import Finding
 from fitpipe.training.preflight.report import CheckReport
 from fitpipe.training.preflight.targets import output_rules
 
-__all__ = ["check_evaluate", "check_fit", "raise_or_warn"]
+__all__ = ["check_evaluate", "check_fit", "finite_check", "raise_or_warn"]
 
 _EXPECTED = (
     "Feature, target and weight values are finite numbers, and targets suit the model's "
@@ -70,6 +73,15 @@ def _report(
     if is_parquet(x):
         return parquet_report(x, schema, rules_of, mode == "full", False, caller)
     return None
+
+
+def finite_check(check: Any) -> str | None:
+    """How streamed batches are checked for NaN and infinity: ``"warn"``, ``"error"``, None.
+
+    ``check="full"`` stops as ``"error"`` does; ``check=False`` checks nothing.
+    """
+    mode = check_mode(check, "fit")
+    return None if mode is None else ("warn" if mode == "warn" else "error")
 
 
 def check_fit(
