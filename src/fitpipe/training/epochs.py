@@ -7,6 +7,7 @@ the data runs out, so consecutive epochs see consecutive batches.
 
 from __future__ import annotations
 
+import time
 import warnings
 from collections.abc import Callable, Iterator
 from typing import Any
