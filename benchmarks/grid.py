@@ -12,8 +12,14 @@ In each run of a cell, on the same data and model:
 
 Throughput is samples/s of ``--epochs`` epochs after a warm-up epoch. ``first_step`` is the
 time from the call of ``fit`` to the end of the first batch of the warm-up call (the first
-epoch's start-up cost: tracing, compilation, reading); ``run3`` is the wall time of a fresh
-3-epoch ``fit`` on a fresh model (what a short script pays in total).
+epoch's start-up cost: tracing, compilation, reading); ``run3`` is the time of a fresh
+3-epoch ``fit`` on a fresh model (what a short script pays in total). Every figure is taken
+with both clocks: wall time and the process's CPU time (all threads; on a shared machine it
+moves far less with the other work running); ``--clock`` picks the one the table shows.
+
+The tuner column is what fitpipe chose (``Trainer.tuning``) after the timed epochs: steps
+per compiled call, XLA on or off, and the seconds per step without and with XLA that
+decided ``jit_compile="auto"`` ("measuring" when the run was too short to decide).
 
 Run the whole grid (hours on 2 cores) or a slice of it:
 
@@ -44,6 +50,7 @@ BATCHES = (32, 256, 1024)
 MODELS = ("mlp", "conv", "text")
 INPUTS = ("numpy", "parquet", "parquet-streamed", "generator")
 VOCABULARY = 1000
+KERAS_SETTINGS = ("0/1", "0/32", "1/1", "1/32")
 
 
 def parse() -> argparse.Namespace:
@@ -57,6 +64,14 @@ def parse() -> argparse.Namespace:
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--cell", nargs=5, metavar=("ROWS", "FEATURES", "BATCH", "MODEL", "INPUT"))
     parser.add_argument("--json", help="also write every run's figures to this file")
+    parser.add_argument("--clock", choices=("wall", "cpu"), default="wall")
+    parser.add_argument(
+        "--keras",
+        nargs="+",
+        default=list(KERAS_SETTINGS),
+        choices=KERAS_SETTINGS,
+        help="the Keras settings JIT/SPE to run besides its defaults (all four by default)",
+    )
     return parser.parse_args()
 
 
@@ -65,7 +80,15 @@ def parse() -> argparse.Namespace:
 # ----------------------------------------------------------------------------------------
 
 
-def run_cell(rows: int, features: int, batch: int, kind: str, source: str, epochs: int) -> dict:
+def run_cell(
+    rows: int,
+    features: int,
+    batch: int,
+    kind: str,
+    source: str,
+    epochs: int,
+    settings: tuple[str, ...] = KERAS_SETTINGS,
+) -> dict:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     import keras
     import numpy as np
@@ -150,45 +173,50 @@ def run_cell(rows: int, features: int, batch: int, kind: str, source: str, epoch
     def measure(fit: Callable[[Any, int, list], None], make: Callable[[], Any]) -> dict:
         first = FirstStep()
         runner = make()
-        start = time.perf_counter()
+        start = now()
         fit(runner, 1, [first])
-        warm = time.perf_counter() - start
-        start = time.perf_counter()
+        warm = since(start)
+        start = now()
         fit(runner, epochs, [])
-        rate = epochs * rows / (time.perf_counter() - start)
+        rate = [epochs * rows / t for t in since(start)]
         fresh = make()
-        start = time.perf_counter()
+        start = now()
         fit(fresh, 3, [])
+        run3 = since(start)
         return {
-            "rate": rate,
-            "first_step": first.seconds(),
-            "warm": warm,
-            "run3": time.perf_counter() - start,
+            "rate": rate[0],
+            "rate_cpu": rate[1],
+            "first_step": first.seconds()[0],
+            "first_step_cpu": first.seconds()[1],
+            "warm": warm[0],
+            "run3": run3[0],
+            "run3_cpu": run3[1],
             "runner": runner,
         }
 
     class FirstStep(keras.callbacks.Callback):
         def __init__(self) -> None:
             super().__init__()
-            self.begin = time.perf_counter()
-            self.end: float | None = None
+            self.begin = now()
+            self.end: tuple[float, float] | None = None
 
         def on_train_batch_end(self, batch: int, logs: Any = None) -> None:
             if self.end is None:
-                self.end = time.perf_counter()
+                self.end = now()
 
-        def seconds(self) -> float:
-            return (self.end or float("nan")) - self.begin
+        def seconds(self) -> tuple[float, float]:
+            if self.end is None:
+                return float("nan"), float("nan")
+            return self.end[0] - self.begin[0], self.end[1] - self.begin[1]
 
     result: dict[str, Any] = {}
-    for jit in (False, True):
-        for spe in (1, 32):
-            name = f"keras jit={int(jit)} spe={spe}"
-            figures = measure(
-                keras_fit, lambda j=jit, s=spe: build(jit_compile=j, steps_per_execution=s)
-            )
-            figures.pop("runner")
-            result[name] = figures
+    for setting in settings:
+        jit, spe = (int(part) for part in setting.split("/"))
+        figures = measure(
+            keras_fit, lambda j=bool(jit), s=spe: build(jit_compile=j, steps_per_execution=s)
+        )
+        figures.pop("runner")
+        result[f"keras jit={jit} spe={spe}"] = figures
     result["keras default"] = measure(keras_fit, build)
     result["keras default"].pop("runner")
 
@@ -200,23 +228,44 @@ def run_cell(rows: int, features: int, batch: int, kind: str, source: str, epoch
     fitpipe_figures = measure(fitpipe_fit, make_trainer)
     fitpipe_figures["tuner"] = tuner_choice(fitpipe_figures.pop("runner"))
     result["fitpipe"] = fitpipe_figures
-    result["limit"] = max(limit(build, x, y, batch, rows, epochs, jit) for jit in (False, True))
+    limits_ = [limit(build, x, y, batch, rows, epochs, jit) for jit in (False, True)]
+    result["limit"] = max(wall for wall, _ in limits_)
+    result["limit_cpu"] = max(cpu for _, cpu in limits_)
     return result
 
 
+def now() -> tuple[float, float]:
+    """(wall seconds, CPU seconds of this process, all threads)."""
+    return time.perf_counter(), time.process_time()
+
+
+def since(start: tuple[float, float]) -> tuple[float, float]:
+    """Wall and CPU seconds since ``start``."""
+    wall, cpu = now()
+    return wall - start[0], cpu - start[1]
+
+
 def tuner_choice(trainer: Any) -> str:
-    """What fitpipe settled on: steps per compiled call and whether the step uses XLA."""
-    state = getattr(trainer, "_state", None)
-    size = getattr(getattr(state, "fused", None), "size", "?")
-    steps = [f for f in getattr(state, "functions", {}).values() if hasattr(f, "jit_compile")]
-    jit = steps[0].jit_compile if steps else "?"
-    return f"spe={size} xla={jit}"
+    """What fitpipe chose (``Trainer.tuning``): steps per call, XLA, and why."""
+    tuning = trainer.tuning
+    size = tuning["steps_per_execution"]
+    xla = tuning["xla"].get("train", {})
+    text = f"spe={size.get('steps_per_execution', '?')}"
+    if not size.get("settled", True):
+        text += " (not settled)"
+    text += f" xla={'on' if xla.get('xla') else 'off'}"
+    plain, compiled = xla.get("plain_seconds_per_step"), xla.get("xla_seconds_per_step")
+    if plain is not None and compiled is not None:
+        text += f" [{1e3 * plain:.3f} vs XLA {1e3 * compiled:.3f} ms/step]"
+    elif "reason" in xla:
+        text += f" [{xla['reason']}]"
+    return text
 
 
 def limit(
     build: Callable[..., Any], x: Any, y: Any, batch: int, rows: int, epochs: int, jit: bool
-) -> float:
-    """Samples/s of the same step in a compiled loop over tensors already in memory."""
+) -> tuple[float, float]:
+    """Samples per wall and per CPU second of the same step, compiled, over tensors in memory."""
     import keras
     import tensorflow as tf
 
@@ -241,10 +290,11 @@ def limit(
             step(xs[i * batch : (i + 1) * batch], ys[i * batch : (i + 1) * batch])
 
     epoch()
-    start = time.perf_counter()
+    start = now()
     for _ in range(epochs):
         epoch()
-    return epochs * steps * batch / (time.perf_counter() - start)
+    wall, cpu = since(start)
+    return epochs * steps * batch / wall, epochs * steps * batch / cpu
 
 
 # ----------------------------------------------------------------------------------------
@@ -252,8 +302,9 @@ def limit(
 # ----------------------------------------------------------------------------------------
 
 
-def child(cell: tuple[Any, ...], epochs: int) -> dict:
+def child(cell: tuple[Any, ...], epochs: int, settings: list[str]) -> dict:
     command = [sys.executable, __file__, "--epochs", str(epochs), "--cell", *map(str, cell)]
+    command += ["--keras", *settings]
     done = subprocess.run(command, capture_output=True, text=True, check=False)
     lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
     if done.returncode != 0 or not lines:
@@ -267,21 +318,23 @@ def spread(values: list[float], scale: float = 1.0, digits: int = 0) -> str:
     return f"{med:.{digits}f} ({low:.{digits}f}-{high:.{digits}f})"
 
 
-def summarize(cell: tuple[Any, ...], runs: list[dict]) -> str:
-    keras_names = [name for name in runs[0] if name.startswith("keras jit")]
-    fit = [run["fitpipe"]["rate"] for run in runs]
-    best = [max(run[name]["rate"] for name in keras_names) for run in runs]
-    best_name = max(keras_names, key=lambda n: statistics.median(r[n]["rate"] for r in runs))
-    default = [run["keras default"]["rate"] for run in runs]
-    limits = [run["limit"] for run in runs]
+def summarize(cell: tuple[Any, ...], runs: list[dict], clock: str = "wall") -> str:
+    suffix = "_cpu" if clock == "cpu" else ""
+    rate, first, run3 = f"rate{suffix}", f"first_step{suffix}", f"run3{suffix}"
+    keras_names = [name for name in runs[0] if name.startswith("keras ")]
+    fit = [run["fitpipe"][rate] for run in runs]
+    best = [max(run[name][rate] for name in keras_names) for run in runs]
+    best_name = max(keras_names, key=lambda n: statistics.median(r[n][rate] for r in runs))
+    default = [run["keras default"][rate] for run in runs]
+    limits = [run[f"limit{suffix}"] for run in runs]
     ratio_best = [f / b for f, b in zip(fit, best, strict=True)]
     ratio_default = [f / d for f, d in zip(fit, default, strict=True)]
     ratio_limit = [f / c for f, c in zip(fit, limits, strict=True)]
-    first_fit = [run["fitpipe"]["first_step"] for run in runs]
-    first_keras = [run["keras default"]["first_step"] for run in runs]
-    run3_fit = [run["fitpipe"]["run3"] for run in runs]
-    run3_best = [min(run[name]["run3"] for name in keras_names) for run in runs]
-    tuner = sorted({run["fitpipe"]["tuner"] for run in runs})
+    first_fit = [run["fitpipe"][first] for run in runs]
+    first_keras = [run["keras default"][first] for run in runs]
+    run3_fit = [run["fitpipe"][run3] for run in runs]
+    run3_best = [min(run[name][run3] for name in keras_names) for run in runs]
+    tuner = sorted({run["fitpipe"]["tuner"].split(" [")[0] for run in runs})
     rows, features, batch, model, source = cell
     return (
         f"| {rows} | {features} | {batch} | {model} | {source} | {spread(fit, 1e3)}k "
@@ -305,14 +358,19 @@ def main() -> None:
     args = parse()
     if args.cell:
         rows, features, batch, model, source = args.cell
-        result = run_cell(int(rows), int(features), int(batch), model, source, args.epochs)
+        settings = tuple(args.keras)
+        result = run_cell(
+            int(rows), int(features), int(batch), model, source, args.epochs, settings
+        )
         print(json.dumps(result), flush=True)
         return
     import platform
 
     print(
         f"grid: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
-        f"epochs={args.epochs}, repeats={args.repeats}; median (min-max)"
+        f"epochs={args.epochs}, repeats={args.repeats}, clock={args.clock} "
+        f"(samples per {args.clock} second), Keras settings {' '.join(args.keras)}; "
+        "median (min-max)"
     )
     print(HEADER, flush=True)
     record: dict[str, list[dict]] = {}
@@ -322,9 +380,11 @@ def main() -> None:
                 for model in args.models:
                     for source in args.inputs:
                         cell = (rows, features, batch, model, source)
-                        runs = [child(cell, args.epochs) for _ in range(args.repeats)]
+                        runs = [child(cell, args.epochs, args.keras) for _ in range(args.repeats)]
                         record[" ".join(map(str, cell))] = runs
-                        print(summarize(cell, runs), flush=True)
+                        print(summarize(cell, runs, args.clock), flush=True)
+                        for run in runs:
+                            print(f"  tuner: {run['fitpipe']['tuner']}", flush=True)
     if args.json:
         with open(args.json, "w") as handle:
             json.dump(record, handle, indent=1)

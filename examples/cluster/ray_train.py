@@ -2,7 +2,8 @@
 
 Usage: ``python3 examples/cluster/ray_train.py PARQUET_FOLDER [WORKERS]``; the folder needs
 float columns ``a``, ``b`` and ``y``. Needs ``pip install "ray[train]"`` (not a fitpipe
-dependency; this example is not run in CI).
+dependency; the ``test`` extra installs it). ``tests/distribute/test_ray_train.py`` runs the
+same loop on a local Ray cluster, with a checkpoint Ray restores.
 """
 
 from __future__ import annotations

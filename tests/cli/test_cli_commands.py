@@ -34,9 +34,13 @@ def test_fit_writes_model_history_and_plot(trained: Path, capsys) -> None:
         "history.csv",
         "history.json",
         "history.png",
+        "input_report.json",
         "model.keras",
         "schema.json",
     ]
+    report = json.loads((run / "input_report.json").read_text())
+    assert report["input"] == "parquet" and [e["epoch"] for e in report["epochs"]] == [0, 1]
+    assert 0 <= report["waited_share"] <= 1 and isinstance(report["input_bound"], bool)
     with open(run / "history.csv", newline="") as handle:
         rows = list(csv.DictReader(handle))
     assert [row["epoch"] for row in rows] == ["0", "1"]

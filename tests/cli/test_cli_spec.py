@@ -81,6 +81,17 @@ def test_validation_data_and_model_path(project: Path) -> None:
     assert spec.model.path == str(project / "m.keras") and spec.model.factory is None
 
 
+@pytest.mark.parametrize(
+    "uri", ["s3://bucket/train/", "s3://bucket/train/*.parquet", "gs://bucket/t.parquet"]
+)
+def test_object_store_uris_are_kept_as_written(project: Path, uri: str) -> None:
+    """A URI is not a path relative to the spec (it was joined to the spec's folder)."""
+    text = SPEC.replace('source = "data"', f'source = "{uri}"\nvalidation_data = "{uri}"')
+    (project / "spec.toml").write_text(text)
+    spec = load_spec(project / "spec.toml")
+    assert spec.data.source == uri and spec.data.validation_data == uri
+
+
 def _replace(old: str, new: str) -> str:
     assert old in SPEC
     return SPEC.replace(old, new)

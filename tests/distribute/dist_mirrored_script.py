@@ -93,6 +93,19 @@ def predistributed(with_keras: bool, from_function: bool) -> dict[str, Any]:
     }
 
 
+def no_strategy(with_keras: bool) -> str:
+    """The error of a model built under no strategy, fed a dataset split over two replicas."""
+    parts = (np.zeros((8, 2), "float32"), np.zeros((8, 1), "float32"))
+    dataset = tf.data.Dataset.from_tensor_slices(parts).batch(4)
+    model = _model(None)
+    runner: Any = model if with_keras else fitpipe.Trainer(model)
+    try:
+        runner.fit(STRATEGY.experimental_distribute_dataset(dataset), verbose=0)
+    except ValueError as error:
+        return f"{type(error).__name__}: {error}"
+    return "trained"
+
+
 def columnar(strategy: Any, source: Any) -> dict[str, Any]:
     """Arrow table or Parquet folder, sharded at the source under a strategy."""
     model = _model(strategy, rate=5e-4)  # feature `a` is the row index: small steps
@@ -115,6 +128,8 @@ def main() -> None:
         "predistributed_keras": predistributed(True, False),
         "from_function": predistributed(False, True),
         "from_function_keras": predistributed(True, True),
+        "no_strategy": no_strategy(False),
+        "no_strategy_keras": no_strategy(True),
         "arrow_one": columnar(None, arrow),
         "arrow_mirrored": columnar(STRATEGY, arrow),
         "parquet_one": columnar(None, folder),

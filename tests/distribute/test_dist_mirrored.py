@@ -92,3 +92,13 @@ def test_a_dataset_distributed_by_the_strategy_trains_as_in_keras(runs: Any, for
     np.testing.assert_allclose(ours["predict"], keras_run["predict"], rtol=RTOL, atol=ATOL)
     for got, expected in zip(ours["weights"], keras_run["weights"], strict=True):
         np.testing.assert_allclose(got, expected, rtol=RTOL, atol=ATOL)
+
+
+def test_a_model_of_no_strategy_refuses_a_dataset_split_over_two_replicas(runs: Any) -> None:
+    # Keras fails inside the step (its per-replica batch reaches the model); fitpipe says why
+    # before the first step. Over one replica both train (test_keras_parity_suite.py).
+    assert runs["no_strategy_keras"].startswith("ValueError")
+    assert runs["no_strategy"].startswith(
+        "FitpipeValueError: `fit` got a dataset distributed over 2 replicas for a model built "
+        "under no `tf.distribute` strategy."
+    )

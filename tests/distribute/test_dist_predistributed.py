@@ -1,4 +1,4 @@
-"""Datasets distributed by a strategy before ``fit``: what is refused, and how.
+"""Datasets distributed by a strategy before ``fit``: what is taken, what is refused, and how.
 
 Training on them under MirroredStrategy is compared with Keras in test_dist_mirrored.py.
 """
@@ -13,6 +13,7 @@ import pytest
 import tensorflow as tf
 
 import fitpipe
+from fitpipe.adapters import replicas_of
 
 X = np.arange(16, dtype="float32").reshape(8, 2)
 Y = np.arange(8, dtype="float32")[:, None]
@@ -50,11 +51,18 @@ def test_trains_under_its_strategy() -> None:
 
 
 @pytest.mark.parametrize("method", ["fit", "evaluate", "predict"])
-def test_a_model_built_under_no_strategy_refuses_it(method: str) -> None:
+def test_a_model_built_under_no_strategy_takes_it_from_one_replica(method: str) -> None:
+    # As Keras: the batches of a one-replica strategy are plain tensors (compared with Keras
+    # in tests/training/test_keras_parity_suite.py; over two replicas, the error:
+    # test_dist_mirrored.py).
     run = getattr(trainer(False), method)
     data = distributed(X) if method == "predict" else distributed(X, Y)
-    with pytest.raises(ValueError, match=rf"^`{method}` got a distributed dataset for a model"):
-        run(data, verbose=0)
+    result = run(data, verbose=0)
+    assert result is not None
+
+
+def test_replicas_of_names_the_strategys_replicas() -> None:
+    assert replicas_of(distributed(X, Y)) == 1
 
 
 def test_arguments_it_cannot_honour_are_refused() -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,15 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 _OUTCOMES: Counter[str] = Counter()
 _SYNTAX_ONLY: set[str] = set()
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _stop_services() -> Iterator[None]:
+    """Stops the services placeholders started (a local S3 server) after each module."""
+    yield
+    from placeholders import close_services
+
+    close_services()
 
 
 def _syntax_only_ids() -> set[str]:

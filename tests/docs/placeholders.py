@@ -7,6 +7,8 @@ nothing). Names ending in ``/`` or with a file extension are files or folders.
 
 from __future__ import annotations
 
+import contextlib
+import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -14,6 +16,9 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
+
+#: Folders real Spark wrote (tests/data/make_spark_fixtures.py).
+SPARK = Path(__file__).resolve().parents[1] / "data" / "spark"
 
 #: The columns the README's tabular examples use.
 COLUMNS = ("id", "age", "income", "label", "w")
@@ -117,6 +122,30 @@ def _spec(folder: Path, spec: str) -> None:
     (folder / "spec.toml").write_text(spec)
 
 
+#: Services the placeholders started (a local S3 server), stopped by :func:`close_services`.
+_SERVICES = contextlib.ExitStack()
+_BUCKETS: dict[str, Any] = {}
+
+
+def _bucket(folder: Path, _: str) -> None:
+    """A local S3 server (started once, environment pointing at it) with s3://my-bucket/."""
+    from object_store import s3_server
+
+    if "server" not in _BUCKETS:
+        _BUCKETS["server"] = _SERVICES.enter_context(s3_server())
+        _BUCKETS["server"].bucket("my-bucket")
+        local = folder / "my-bucket"
+        _parquet_folder(local / "exports")
+        _parquet_folder(local / "new-rows", label=False)
+        _BUCKETS["server"].upload(local, "s3://my-bucket")
+
+
+def close_services() -> None:
+    """Stops what the placeholders started (the S3 server) and restores the environment."""
+    _SERVICES.close()
+    _BUCKETS.clear()
+
+
 MAKERS: dict[str, Callable[[Path, str], Any]] = {
     "model": lambda *_: _model(8),
     "x": lambda *_: _xy(0)[0],
@@ -132,9 +161,11 @@ MAKERS: dict[str, Callable[[Path, str], Any]] = {
     "train/": _files(lambda f: _parquet_folder(f / "train")),
     "data/train/": _files(lambda f: _parquet_folder(f / "data" / "train", nulls=False)),
     "new/": _files(lambda f: _parquet_folder(f / "new", label=False, nulls=False)),
+    "sales/": _files(lambda f: shutil.copytree(SPARK / "sales", f / "sales")),
     "model_factory.py": _files(lambda f: (f / "model_factory.py").write_text(FACTORY)),
     "spec.toml": _spec,
     "run/": _run,
+    "s3://my-bucket/": _bucket,
 }
 
 

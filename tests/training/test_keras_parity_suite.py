@@ -2,8 +2,9 @@
 
 Keras is the oracle: a ragged tensor fed to a ``keras.Input`` whose varying sizes are
 ``None`` (not declared ``ragged=True``) reaches the model's layers and trains as in Keras,
-``None`` given for an input that is not optional is a ``ValueError`` saying so, and a
-generator may yield SciPy sparse or JAX BCOO batches, which train as ``tf.SparseTensor``.
+``None`` given for an input that is not optional is a ``ValueError`` saying so, a
+generator may yield SciPy sparse or JAX BCOO batches, which train as ``tf.SparseTensor``, and
+a dataset distributed by a strategy of one replica feeds a model built under no strategy.
 """
 
 from __future__ import annotations
@@ -169,3 +170,111 @@ def test_sparse_batches_from_a_generator_train_as_keras(kind: str) -> None:
     assert_close(
         ref.predict(_yielding(xs), verbose=0), api.predict(_yielding(xs), verbose=0), "predict"
     )
+
+
+# ---------------------------------- a dataset distributed over one replica, model of no strategy
+
+#: Strategies of one replica (the only device of the test process): their distributed
+#: datasets yield plain tensors.
+ONE_REPLICA = {
+    "one_device": tf.distribute.OneDeviceStrategy("/cpu:0"),
+    "mirrored": tf.distribute.MirroredStrategy(["/cpu:0"]),
+}
+
+
+def _distribute(strategy: Any, from_function: bool, parts: tuple[Any, ...], batch: int) -> Any:
+    dataset = tf.data.Dataset.from_tensor_slices(parts)
+    if from_function:
+        return strategy.distribute_datasets_from_function(
+            lambda context: dataset.batch(context.get_per_replica_batch_size(batch))
+        )
+    return strategy.experimental_distribute_dataset(dataset.batch(batch))
+
+
+@pytest.mark.parametrize("from_function", [True, False], ids=["from_function", "dataset"])
+@pytest.mark.parametrize("strategy", sorted(ONE_REPLICA))
+def test_a_dataset_distributed_over_one_replica_feeds_a_model_of_no_strategy_as_keras(
+    strategy: str, from_function: bool
+) -> None:
+    # Before: refused ("got a distributed dataset for a model built under no `tf.distribute`
+    # strategy"); Keras iterates it with the default strategy, whose step takes its plain
+    # tensors (tf_dataset_adapter_test.py,
+    # test_distributed_datasets_from_function_model_integration). Over several replicas the
+    # batches are per-replica values: Keras fails in the step, fitpipe says why
+    # (tests/distribute/test_dist_mirrored.py).
+    rows, batch_size, features = 7, 3, 2  # a partial last batch
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(rows, features)).astype("float32")
+    y = rng.normal(size=(rows, 2)).astype("float32")
+
+    def data(*parts: Any) -> Any:
+        return _distribute(ONE_REPLICA[strategy], from_function, parts, batch_size)
+
+    ref, twin = make_twins(
+        lambda: keras.Sequential([keras.Input((features,)), keras.layers.Dense(2)])
+    )
+    api = compile_both(ref, twin, {"optimizer": "sgd", "loss": "mse", "metrics": ["mae"]})
+    fit_kwargs: dict[str, Any] = {"epochs": 2, "verbose": 0, "shuffle": False}
+    expected = ref.fit(data(x, y), validation_data=data(x, y), **fit_kwargs).history
+    got = api.fit(data(x, y), validation_data=data(x, y), **fit_kwargs).history
+    assert expected.keys() == got.keys()
+    for key in expected:
+        assert_close(expected[key], got[key], f"History {key}")
+    assert_weights_close(ref, twin)
+    assert_close(
+        ref.evaluate(data(x, y), verbose=0), api.evaluate(data(x, y), verbose=0), "evaluate"
+    )
+    assert_close(ref.predict(data(x), verbose=0), api.predict(data(x), verbose=0), "predict")
+
+
+# ------------------------- BackupAndRestore every step: resumed at the saved step, as documented
+
+
+class _Interrupt(keras.callbacks.Callback):
+    """Raises after ``at`` batches (Keras' InterruptingCallback, backup_and_restore_test.py)."""
+
+    def __init__(self, at: int) -> None:
+        super().__init__()
+        self.at, self.count = at, 0
+
+    def on_train_batch_end(self, batch: int, logs: Any = None) -> None:
+        self.count += 1
+        if self.count == self.at:
+            raise RuntimeError("interrupted")
+
+
+def _resumed(api: Any, x: np.ndarray, y: np.ndarray, folder: str, at: int) -> None:
+    kwargs: dict[str, Any] = {"batch_size": 4, "epochs": 3, "shuffle": False, "verbose": 0}
+    backup = keras.callbacks.BackupAndRestore(folder, save_freq=1)
+    with pytest.raises(RuntimeError, match="interrupted"):
+        api.fit(x, y, callbacks=[backup, _Interrupt(at)], **kwargs)
+    api.fit(x, y, callbacks=[keras.callbacks.BackupAndRestore(folder, save_freq=1)], **kwargs)
+
+
+@pytest.mark.parametrize("at", [2, 3, 4], ids=["mid_epoch", "epoch_end", "next_epoch"])
+def test_backup_every_step_resumes_at_the_saved_step_as_documented(
+    at: int, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    # Keras' docstring: "the training state (which includes the `Model` weights and epoch
+    # number) is restored to the most recently saved state", and `save_freq=N` "saves the
+    # checkpoint every `save_freq` batches". fitpipe follows it: a run interrupted after a
+    # backup and resumed ends as the run never interrupted, each batch trained once. Keras
+    # 3.15 departs from it: it restores the weights saved mid-epoch, then repeats that epoch
+    # from its first batch (it writes the batch in its metadata and never reads it), so the
+    # batches before the backup are trained twice (backup_and_restore_test.py,
+    # test_best_case_step: counter 17 in Keras, 15 through fitpipe).
+    rng = np.random.default_rng(at)
+    x = rng.normal(size=(10, 3)).astype("float32")
+    y = rng.normal(size=(10, 1)).astype("float32")
+    steps = 3 * 3  # 3 epochs of 3 batches of up to 4 rows
+    ref, twin = make_twins(lambda: keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)]))
+    _, keras_run = make_twins(lambda: keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)]))
+    api = compile_both(ref, twin, {"optimizer": "sgd", "loss": "mse"})
+    keras_run.compile(optimizer="sgd", loss="mse")
+    ref.fit(x, y, batch_size=4, epochs=3, shuffle=False, verbose=0)  # never interrupted
+    _resumed(api, x, y, str(tmp_path_factory.mktemp("fitpipe")), at)
+    _resumed(keras_run, x, y, str(tmp_path_factory.mktemp("keras")), at)
+    assert int(twin.optimizer.iterations) == steps
+    assert_weights_close(ref, twin)
+    repeated = (at - 1) % 3 + 1  # the interrupted epoch's batches up to the last backup
+    assert int(keras_run.optimizer.iterations) == steps + repeated

@@ -10,6 +10,7 @@ import pytest
 from differential import dense_model, regression_data
 
 from fitpipe.testing.keras_diff import compile_both, make_twins
+from fitpipe.training.input_report import LINE_PREFIX
 from fitpipe.training.steps import XLA_NOTICE
 
 X, Y = regression_data(n=96, d=4)
@@ -27,11 +28,12 @@ def _skeleton(text: str) -> list[str]:
     """Reduce output to its structure: numbers and timings replaced, blanks removed.
 
     fitpipe's own notice that the train step is being compiled with XLA is left out (Keras
-    does not print it; test_first_epoch_says_once_that_it_compiles_with_xla checks it).
+    does not print it; test_first_epoch_says_once_that_it_compiles_with_xla checks it), and
+    so is the line of the input-bound report after ``fit`` (tests/training/test_input_report.py).
     """
     lines = []
     for line in _clean(text).splitlines():
-        if line == XLA_NOTICE:
+        if line == XLA_NOTICE or line.startswith(LINE_PREFIX):
             continue
         line = re.sub(r"\d+(\.\d+)?(e[-+]?\d+)?(ms|us|s)/step", "<T>/step", line)
         line = re.sub(r"\b\d+(ms|us|s)\b", "<T>", line)

@@ -10,6 +10,8 @@ Built-in adapters, highest priority first (name, priority: what it takes):
 - ``arrow``, 75: ``pyarrow.Table``/``RecordBatch``, Arrow C stream exporters (Polars, DuckDB)
 - ``arrow-stream``, 75: ``pyarrow.RecordBatchReader`` (a stream, read once)
 - ``parquet``, 70: Parquet files, directories, globs, lists; ``pyarrow.dataset.Dataset``
+- ``delta``, 70: ``deltalake.DeltaTable`` (lazy: for ``deltalake`` objects only)
+- ``iceberg``, 70: pyiceberg ``Table`` and ``DataScan`` (lazy: for ``pyiceberg`` objects only)
 - ``grain``, 60: Grain ``MapDataset``/``IterDataset``/``DataLoader`` (lazy: for ``grain``
   objects only)
 - ``torch``, 60: ``torch.utils.data.DataLoader`` (lazy: for ``torch`` objects only)
@@ -42,6 +44,7 @@ from fitpipe.adapters.capabilities import (
     BatchSourceBase,
     Chunked,
     ClassCountable,
+    GroupSplittable,
     Paced,
     Resumable,
     Seekable,
@@ -50,7 +53,11 @@ from fitpipe.adapters.capabilities import (
     Splittable,
     class_counts,
 )
-from fitpipe.adapters.distributed_datasets import DistributedDatasetAdapter, not_distributed_error
+from fitpipe.adapters.distributed_datasets import (
+    DistributedDatasetAdapter,
+    not_distributed_error,
+    replicas_of,
+)
 from fitpipe.adapters.generators import GeneratorAdapter
 from fitpipe.adapters.mappings import MappingAdapter
 from fitpipe.adapters.numpy_arrays import NumpyAdapter
@@ -65,6 +72,7 @@ from fitpipe.adapters.registry import (
 )
 from fitpipe.adapters.sequences import SequenceAdapter
 from fitpipe.adapters.sharding import per_replica_batch, plan_shards
+from fitpipe.adapters.stages import STAGES, StageClock, Timed, set_timing, timing
 from fitpipe.adapters.tensors import TensorAdapter
 from fitpipe.adapters.tf_datasets import TFDatasetAdapter
 
@@ -72,6 +80,7 @@ __all__ = [
     "ADAPT_ARGUMENTS",
     "DEFAULT_BATCH_SIZE",
     "ENTRY_POINT_GROUP",
+    "STAGES",
     "AdaptRequest",
     "Adapter",
     "AdapterRegistry",
@@ -80,6 +89,7 @@ __all__ = [
     "BatchSourceBase",
     "Chunked",
     "ClassCountable",
+    "GroupSplittable",
     "LazyAdapter",
     "Mode",
     "Paced",
@@ -90,6 +100,8 @@ __all__ = [
     "Source",
     "SourceBase",
     "Splittable",
+    "StageClock",
+    "Timed",
     "batch_size_or_default",
     "check_rows",
     "check_supported",
@@ -101,6 +113,9 @@ __all__ = [
     "plan_shards",
     "register_adapter",
     "registry",
+    "replicas_of",
+    "set_timing",
+    "timing",
     "unsupported",
 ]
 
@@ -114,6 +129,29 @@ def _register_builtins() -> None:
         (ArrowTableAdapter(), 75),
         (ArrowStreamAdapter(), 75),
         (ParquetAdapter(), 70),
+        (
+            LazyAdapter(
+                "delta",
+                "fitpipe.adapters.delta_tables:DeltaTableAdapter",
+                modules=("deltalake",),
+                accepts="a deltalake.DeltaTable (at any version), with `schema=`",
+                supports=ParquetAdapter.supports,
+                install_hint="pip install deltalake",
+            ),
+            70,
+        ),
+        (
+            LazyAdapter(
+                "iceberg",
+                "fitpipe.adapters.iceberg_tables:IcebergTableAdapter",
+                modules=("pyiceberg",),
+                accepts="a pyiceberg Table or DataScan (`table.scan(snapshot_id=...)`), "
+                "with `schema=`",
+                supports=ParquetAdapter.supports,
+                install_hint="pip install 'pyiceberg[pyarrow]'",
+            ),
+            70,
+        ),
         (
             LazyAdapter(
                 "pandas",

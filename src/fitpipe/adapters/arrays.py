@@ -33,7 +33,16 @@ __all__ = [
 ]
 
 ARRAY_FAMILY_SUPPORTS = frozenset(
-    {"y", "sample_weight", "batch_size", "shuffle", "class_weight", "steps", "validation_split"}
+    {
+        "y",
+        "sample_weight",
+        "batch_size",
+        "shuffle",
+        "class_weight",
+        "steps",
+        "validation_split",
+        "split_by",
+    }
 )
 
 _SCALARS = (numbers.Number, np.generic, str, bytes, bool)
@@ -432,10 +441,14 @@ class ArrayFamilyAdapter:
             The array source.
 
         """
+        from fitpipe.adapters.split_keys import check_key_rows, row_keys  # (imports this)
+
+        x, keys = row_keys(request)
+        given = {"x": x, "y": request.y, "sample_weight": request.sample_weight}
         parts = {
-            name: convert_structure(getattr(request, name), request.caller, name)
-            for name in ("x", "y", "sample_weight")
+            name: convert_structure(value, request.caller, name) for name, value in given.items()
         }
         check_sample_weight(parts["sample_weight"], parts["y"], request.caller)
         count = check_rows(parts, request.caller)
-        return ArraySource(parts["x"], parts["y"], parts["sample_weight"], count)
+        check_key_rows(keys, count, request.caller)
+        return ArraySource(parts["x"], parts["y"], parts["sample_weight"], count, keys=keys)

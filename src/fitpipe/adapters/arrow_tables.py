@@ -24,6 +24,7 @@ from fitpipe.adapters.base import (
 )
 from fitpipe.adapters.capabilities import SourceBase
 from fitpipe.adapters.generators import one_pass_source
+from fitpipe.adapters.split_keys import check_key_rows, table_keys
 from fitpipe.columnar import EXPECTED_TYPES, checked_schema, duplicate_error, table_roles
 from fitpipe.errors import FitpipeTypeError, SchemaError, message
 from fitpipe.schemas import Mode, Schema, as_schema
@@ -39,7 +40,7 @@ __all__ = [
 ]
 
 TABLE_SUPPORTS = frozenset(
-    {"batch_size", "shuffle", "class_weight", "steps", "validation_split", "schema"}
+    {"batch_size", "shuffle", "class_weight", "steps", "validation_split", "schema", "split_by"}
 )
 
 
@@ -65,23 +66,31 @@ def require_schema(request: AdaptRequest, accepts: str) -> Schema:
 
 
 def table_source(
-    table: pa.Table, request: AdaptRequest, source: str, shard_rows: bool = False
+    table: pa.Table,
+    request: AdaptRequest,
+    source: str,
+    shard_rows: bool = False,
+    keys: pa.Array | None = None,
 ) -> ArraySource:
     """Converts a whole in-memory table to rows, after checking it against the schema.
 
     Args:
         table: The table.
-        request: The request (schema, mode, caller).
+        request: The request (schema, mode, caller, ``split_by``).
         source: What the table is, for messages.
         shard_rows: Let the rows be sharded over workers by blocks of rows.
+        keys: The ``split_by`` keys, when read already; else read from ``table`` if asked.
     """
     roles = request.mode.roles
     schema = checked_schema(
         require_schema(request, source), table.schema, source, roles, request.caller
     )
+    if keys is None and request.split_by is not None:
+        keys = table_keys(table, request.split_by, source, request.caller)
     x, y, sw = table_roles(table, schema, source, 0, request.caller, request.mode.reads_targets)
     count = check_rows({"x": x, "y": y, "sample_weight": sw}, request.caller)
-    return ArraySource(x, y, sw, count, shard_rows=shard_rows)
+    check_key_rows(keys, count, request.caller)
+    return ArraySource(x, y, sw, count, shard_rows=shard_rows, keys=keys)
 
 
 class ColumnChunks(SourceBase):

@@ -69,6 +69,7 @@ ADAPT_ARGUMENTS = (
     "schema",
     "steps",
     "validation_split",
+    "split_by",
 )
 
 _WHY_UNSUPPORTED = {
@@ -76,6 +77,7 @@ _WHY_UNSUPPORTED = {
     "sample_weight": "weights come from the input itself, as the third element of each batch",
     "batch_size": "the input already yields batches",
     "validation_split": "rows cannot be set apart from an input that is read once in batches",
+    "split_by": "rows are set apart by key only from rows in memory, Arrow tables and Parquet",
     "schema": "a schema selects columns of Arrow or Parquet data",
     "class_weight": "this input cannot be weighted by class",
     "steps": "this input has a fixed number of rows",
@@ -87,6 +89,7 @@ _HOW_TO_FIX = {
     "sample_weight": "Yield `(x, y, sample_weight)` tuples and drop the `sample_weight` argument",
     "batch_size": "Drop `batch_size`, or batch the input yourself",
     "validation_split": "Pass `validation_data` instead",
+    "split_by": "Split the data by key yourself and pass `validation_data`",
     "schema": "Drop `schema`, or pass an Arrow table, Parquet path or Arrow stream",
 }
 
@@ -122,6 +125,11 @@ class AdaptRequest:
         hold_in_memory: Let adapters read small sources that they would stream (Parquet
             data) whole into rows held in memory; False keeps them streamed (to shard them
             at the source).
+        split_by: The key of each row for a grouped ``validation_split``: a column name
+            (columnar data, a dict's entry, a DataFrame's column), or the keys themselves
+            (an array with one per row, for rows in memory). Adapters that support it read
+            the keys into :attr:`ArraySource.keys`, or give a
+            :class:`~fitpipe.adapters.capabilities.GroupSplittable` source.
 
     """
 
@@ -136,6 +144,7 @@ class AdaptRequest:
     hold_in_memory: bool = True
     mode: Mode = Mode.TRAIN
     chunks: bool = False
+    split_by: Any = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.mode, Mode):
@@ -150,6 +159,8 @@ class AdaptRequest:
         ]
         if self.shuffle:
             names.append("shuffle")
+        if self.split_by is not None:
+            names.append("split_by")
         return tuple(names)
 
 
@@ -167,6 +178,8 @@ class ArraySource(SourceBase):
         shard_rows: True when the rows may be sharded over workers at the source, by
             blocks of rows (see :mod:`fitpipe.pipeline.sharding`); False leaves them to the
             strategy's own auto-sharding, as Keras does for arrays.
+        keys: Each row's key for a grouped ``validation_split`` (``split_by``), as an Arrow
+            array from :func:`fitpipe.columnar.key_array`; None when not asked.
 
     """
 
@@ -175,6 +188,7 @@ class ArraySource(SourceBase):
     sample_weight: Any
     num_samples: int
     shard_rows: bool = False
+    keys: Any = None
 
     def chunks(self) -> Iterator[tuple[Any, None]]:
         """Yields the features in row order, :data:`CHUNK_ROWS` rows at a time (Chunked)."""
@@ -237,6 +251,11 @@ class BatchSource(BatchSourceBase):
         count_classes: Counts the rows of each class of each target in one pass (for
             ``class_weight="balanced"``): ``{target key: {class: rows}}``, the key None for
             a single target (see :mod:`fitpipe.pipeline.class_weights`).
+        split_groups: For sources that split by key (``split_by``):
+            ``split_groups(validation_split, validation_batch_size)`` returns the training
+            and validation sources and their :class:`~fitpipe.columnar.SplitCounts`.
+        stage_seconds: Seconds spent so far in each input stage (see
+            :mod:`fitpipe.adapters.stages`), for the input-bound report of ``fit``.
     """
 
     make_dataset: Callable[[], tf.data.Dataset]
@@ -256,6 +275,8 @@ class BatchSource(BatchSourceBase):
     distributed: Any = None
     converted: bool = False
     count_classes: Callable[[], dict[Any, dict[int, int]]] | None = None
+    split_groups: Callable[[float, int | None], tuple[Any, Any, Any]] | None = None
+    stage_seconds: Callable[[], dict[str, float]] | None = None
 
 
 Source = ArraySource | BatchSourceBase

@@ -103,6 +103,8 @@ def _dense_dtype(leaf: Any, name: str, where: _Context) -> tf.DType:
     dtype = leaf.dtype
     if dtype.kind in "US":
         return tf.string
+    if dtype.kind == "O" and leaf.size and all(isinstance(v, (str, bytes)) for v in leaf.flat):
+        return tf.string  # Arrow's strings as NumPy objects (streamed Parquet text columns)
     if dtype.kind == "O":
         held = "None" if any(v is None for v in leaf.ravel()) else "Python objects"
         raise where.error(

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
@@ -20,6 +21,7 @@ import tensorflow as tf
 from fitpipe.adapters.arrays import is_tf_value
 from fitpipe.adapters.batch_checks import BatchSpec, signature_of
 from fitpipe.adapters.sparse import is_sparse_array, to_sparse_tensor
+from fitpipe.adapters.stages import StageClock
 from fitpipe.errors import FitpipeValueError, message
 from fitpipe.schemas import pack_roles, reject_namedtuple, split_roles
 
@@ -192,6 +194,7 @@ def python_batch_dataset(
     caller: str,
     source: str,
     label: Callable[[int], int] | None = None,
+    clock: StageClock | None = None,
 ) -> tf.data.Dataset:
     """Builds a dataset whose every iteration runs ``epoch()`` and yields its batches.
 
@@ -207,6 +210,7 @@ def python_batch_dataset(
         label: The index an error names for the batch read at a position of the pass (a
             ``PyDataset``'s own index, when its batches are read shuffled); the position
             itself by default.
+        clock: Times the normalizing and checking of each batch (stage ``convert``).
 
     Returns:
         The dataset.
@@ -217,8 +221,11 @@ def python_batch_dataset(
     def generate() -> Iterator[Any]:
         with keeping_errors(errors):
             for index, element in enumerate(epoch()):
+                start = time.perf_counter() if clock is not None else 0.0
                 batch = normalize_batch(element, caller, source)
                 spec.check(batch, index if label is None else label(index))
+                if clock is not None:
+                    clock.add("convert", time.perf_counter() - start)
                 yield batch
 
     return crossing(generate, signature, grouped=False)

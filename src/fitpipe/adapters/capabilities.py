@@ -10,6 +10,7 @@ source opts into by defining one method; the pipeline and the trainer test for i
 Capability          Used for
 =================  ========================================================================
 :class:`Splittable`  ``validation_split`` of rows planned from metadata, without reading them
+:class:`GroupSplittable`  ``split_by``: rows set apart by a hash of their key as they are read
 :class:`Seekable`    resuming a shuffled input mid-epoch: pass ``n``'s order again
 :class:`Shardable`   multi-worker training: each worker reads only its own rows
 :class:`Resumable`   saving and restoring the input's own iterator state (Grain)
@@ -37,6 +38,7 @@ __all__ = [
     "BatchSourceBase",
     "Chunked",
     "ClassCountable",
+    "GroupSplittable",
     "Paced",
     "Resumable",
     "Seekable",
@@ -106,6 +108,26 @@ class Splittable(Protocol):
 
         Args:
             first_val_row: The first row of the validation part.
+            validation_batch_size: Batch size of the validation part (None: the source's).
+        """
+        ...
+
+
+@runtime_checkable
+class GroupSplittable(Protocol):
+    """Splits its rows by key for a grouped ``validation_split`` (``split_by``).
+
+    Every row whose key hashes below ``validation_split * 2**64`` is a validation row (see
+    :mod:`fitpipe.columnar.keys`); both sides read the same data and keep their own rows.
+    """
+
+    def split_groups(
+        self, validation_split: float, validation_batch_size: int | None
+    ) -> tuple[Any, Any, Any]:
+        """Returns the training source, the validation source and their ``SplitCounts``.
+
+        Args:
+            validation_split: The fraction of the keys set apart.
             validation_batch_size: Batch size of the validation part (None: the source's).
         """
         ...

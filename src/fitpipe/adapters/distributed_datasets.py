@@ -6,6 +6,11 @@ strategy's replicas, so the pipeline adds nothing to them (no class weights, no 
 the trainer iterates the distributed dataset itself, for a model built under the same
 strategy (see :mod:`fitpipe.training.distribute`). The pipeline's own ``dataset`` is a
 stand-in with one replica's element spec, used for checks.
+
+A model built under no strategy takes one too when the dataset's strategy has a single
+replica, as Keras' own ``fit`` does: its batches are then plain tensors (the default strategy
+reads them as they are). Over more replicas its batches are per-replica values, which such a
+model cannot take (Keras fails inside the step): an error says so (:func:`replicas_of`).
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ import tensorflow as tf
 from fitpipe.adapters.base import AdaptRequest, BatchSource
 from fitpipe.errors import FitpipeValueError, message
 
-__all__ = ["DistributedDatasetAdapter", "not_distributed_error"]
+__all__ = ["DistributedDatasetAdapter", "not_distributed_error", "replicas_of"]
 
 
 def _replica_spec(spec: Any) -> Any:
@@ -28,13 +33,38 @@ def _replica_spec(spec: Any) -> Any:
     return spec._component_specs[0]
 
 
+def replicas_of(distributed: Any) -> int:
+    """The replicas a distributed dataset splits its batches over.
+
+    Args:
+        distributed: A ``tf.distribute`` distributed dataset.
+
+    Returns:
+        Its strategy's replicas in sync (every worker's), or, for a dataset that does not
+        name its strategy, the replicas of its per-replica element spec (1 for plain specs).
+    """
+    strategy = getattr(distributed, "_strategy", None)
+    replicas = getattr(strategy, "num_replicas_in_sync", None)
+    if isinstance(replicas, int):
+        return replicas
+    specs = [
+        spec
+        for spec in tf.nest.flatten(distributed.element_spec, expand_composites=False)
+        if type(spec).__name__ == "PerReplicaSpec"
+    ]
+    return max([len(spec._component_specs) for spec in specs], default=1)
+
+
 def not_distributed_error(caller: str, x: Any) -> FitpipeValueError:
-    """The error for a distributed dataset given to a model built under no strategy."""
+    """The error for a dataset distributed over several replicas, for a model built under none."""
     return FitpipeValueError(
         message(
             caller,
-            "got a distributed dataset for a model built under no `tf.distribute` strategy",
-            "A dataset distributed by a strategy feeds a model built in that strategy's scope",
+            f"got a dataset distributed over {replicas_of(x)} replicas for a model built under "
+            "no `tf.distribute` strategy",
+            "Such a model takes a distributed dataset only when its strategy has one replica "
+            "(its batches are then plain tensors); over more, each batch is split into "
+            "per-replica parts that only a model built under that strategy can run",
             "Build and compile the model inside `strategy.scope()`, or pass the "
             "`tf.data.Dataset` itself",
             x=x,

@@ -17,6 +17,7 @@ from __future__ import annotations
 import collections
 import math
 import threading
+import time
 import types
 from collections.abc import Iterator
 from typing import Any
@@ -37,6 +38,7 @@ from fitpipe.adapters.batches import (
     stack,
     stackable,
 )
+from fitpipe.adapters.stages import StageClock, timing
 from fitpipe.errors import DataMismatchError, message
 
 _PEEK = 2
@@ -58,10 +60,18 @@ class _Feeder:
         iterator: The user's iterator (already advanced past the peeked batches).
         peeked: Normalized batches taken while inferring the signature; delivered first.
         spec: The spec every later batch is checked against.
+        clock: Times ``next()`` (stage ``python``) and the checks (``convert``), or None.
     """
 
-    def __init__(self, iterator: Iterator[Any], peeked: list[Any], spec: BatchSpec) -> None:
+    def __init__(
+        self,
+        iterator: Iterator[Any],
+        peeked: list[Any],
+        spec: BatchSpec,
+        clock: StageClock | None = None,
+    ) -> None:
         self._iterator = iterator
+        self._clock = clock
         self._spec = spec
         self._index = len(peeked)
         self._buffer: collections.deque[Any] = collections.deque(peeked)
@@ -108,17 +118,25 @@ class _Feeder:
                 self._cond.notify_all()
 
     def _read(self) -> Any:
+        clock = self._clock
+        start = time.perf_counter() if clock is not None else 0.0
         try:
             element = next(self._iterator)
         except StopIteration:
             return _END
         except BaseException as err:  # delivered to the consumer, raised there
             return _Failure(err)
+        if clock is not None:
+            now = time.perf_counter()
+            clock.add("python", now - start)
+            start = now
         try:
             batch = normalize_batch(element, self._spec.caller, self._spec.source)
             self._spec.check(batch, self._index)
         except Exception as err:
             return _Failure(err)
+        if clock is not None:
+            clock.add("convert", time.perf_counter() - start)
         self._index += 1
         return batch
 
@@ -201,7 +219,8 @@ def one_pass_source(
             )
         )
     signature = signature_of(peeked, caller, source)
-    feeder = _Feeder(iterator, peeked, BatchSpec(signature, caller, source))
+    clock = StageClock() if timing() else None
+    feeder = _Feeder(iterator, peeked, BatchSpec(signature, caller, source), clock)
     errors = ErrorBox()
     grouped = stackable(signature)
 
@@ -224,6 +243,7 @@ def one_pass_source(
         take_error=errors.take,
         read_ahead=False,
         expect=feeder.expect,
+        stage_seconds=None if clock is None else clock.seconds,
     )
 
 

@@ -20,6 +20,7 @@ from fitpipe.adapters.arrow_tables import (
 )
 from fitpipe.adapters.base import AdaptRequest, ArraySource
 from fitpipe.adapters.capabilities import SourceBase
+from fitpipe.adapters.split_keys import row_keys
 
 
 class PandasAdapter(ArrayFamilyAdapter):
@@ -40,5 +41,8 @@ class PandasAdapter(ArrayFamilyAdapter):
             table = frame_table(request.x, schema, request.caller, request.mode)
             if request.chunks:
                 return table_chunks(table, request, type(table).__name__)
-            return table_source(table, request, "pandas.DataFrame")
+            keys = None
+            if request.split_by is not None:  # read for the split only, used by no role
+                keys = row_keys(request)[1]
+            return table_source(table, request, "pandas.DataFrame", keys=keys)
         return super().adapt(request)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import math
+import time
 from collections import Counter
 from collections.abc import Iterator
 from typing import Any
@@ -31,23 +32,31 @@ from fitpipe.adapters.base import AdaptRequest, ArraySource, BatchSource, batch_
 from fitpipe.adapters.batches import ErrorBox, signature_of
 from fitpipe.adapters.capabilities import class_counts
 from fitpipe.adapters.sharding import pad_shard, per_replica_batch, plan_shards, with_weights
+from fitpipe.adapters.stages import StageClock, timing
 from fitpipe.columnar import (
     ParquetPlan,
     Span,
+    SplitCounts,
     converted_bytes,
+    count_split,
+    empty_side_error,
     existing_paths,
     file_error,
     is_parquet_path,
+    key_array,
+    key_hashes,
+    missing_key_column,
     plan_source,
     read_span,
     role_arrays,
     spans,
     table_roles,
+    validation_mask,
 )
-from fitpipe.errors import DataMismatchError, message
+from fitpipe.errors import DataMismatchError, FitpipeTypeError, message
 from fitpipe.schemas import Mode, Role, Schema
 
-__all__ = ["ParquetAdapter"]
+__all__ = ["ParquetAdapter", "parquet_source"]
 
 #: Rows mixed together by the shuffle buffer (at least one batch).
 SHUFFLE_BUFFER_ROWS = 65536
@@ -73,8 +82,26 @@ def _take(chunk: tuple[Any, ...], order: np.ndarray) -> tuple[Any, ...]:
     )
 
 
+@dataclasses.dataclass(frozen=True)
+class _Side:
+    """One side of a grouped split: the rows whose key's hash puts them there."""
+
+    validation_split: float
+    validation: bool
+
+    def keep(self, table: pa.Table, column: str, caller: str) -> pa.Table:
+        """The table's rows on this side (see :mod:`fitpipe.columnar.keys`)."""
+        keys = key_array(table.column(column), f"column {column!r}", caller)
+        mask = validation_mask(key_hashes(keys), self.validation_split)
+        return table.filter(pa.array(mask if self.validation else ~mask))
+
+
 class _Reader:
-    """Reads the spans of one row range, epoch after epoch, as converted chunks."""
+    """Reads the spans of one row range, epoch after epoch, as converted chunks.
+
+    With ``key_column``, that column is read too (for ``split_by``); with ``side``, only the
+    rows of that side of a grouped split are kept, and ``span_rows`` gives each span's rows.
+    """
 
     def __init__(
         self,
@@ -86,8 +113,10 @@ class _Reader:
         seed: int,
         caller: str,
         mode: Mode,
+        key_column: str | None = None,
     ) -> None:
         self.spans = spans(plan, start, stop)
+        self.span_rows = [span.hi - span.lo for span in self.spans]
         self.rows = stop - start
         self.schema = schema
         self.shuffle = shuffle
@@ -95,19 +124,43 @@ class _Reader:
         self.caller = caller
         self.roles = mode.roles
         self.columns = schema.columns(tuple(r for r in self.roles if r != Role.PASSTHROUGH))
+        self.key_column = key_column
+        self.side: _Side | None = None
         self.epoch = 0
+        #: Times reading (stage ``read``) and converting (``convert``), or None.
+        self.clock = StageClock() if timing() else None
 
-    def _read(self, span: Span) -> Iterator[pa.Table]:
-        """Reads a span, naming its file when the file turns out to be corrupt."""
-        tables = read_span(span, self.columns)
+    def on_side(self, side: _Side, span_rows: list[int]) -> _Reader:
+        """A copy that keeps the rows of one side of a grouped split (counted per span)."""
+        part = copy.copy(self)
+        part.side, part.span_rows, part.rows = side, span_rows, sum(span_rows)
+        return part
+
+    def _tables(self, span: Span, columns: list[str]) -> Iterator[pa.Table]:
+        """Reads a span's columns (and the key column), keeping the rows of this side.
+
+        Names the file when it turns out to be corrupt.
+        """
+        key = self.key_column
+        tables = read_span(span, columns if key is None or key in columns else [*columns, key])
+        clock = self.clock
         while True:
+            start = time.perf_counter() if clock is not None else 0.0
             try:
                 table = next(tables)
             except StopIteration:
                 return
             except (pa.ArrowException, OSError) as err:
                 raise file_error(span.piece.source, err, self.caller) from err
+            if clock is not None:
+                clock.add("read", time.perf_counter() - start)
+            if self.side is not None and key is not None:
+                table = self.side.keep(table, key, self.caller)
             yield table
+
+    def _read(self, span: Span) -> Iterator[pa.Table]:
+        """Reads a span's used columns (see :meth:`_tables`)."""
+        return self._tables(span, self.columns)
 
     def count_classes(self) -> dict[Any, dict[int, int]]:
         """Rows per class of each target, reading only the target columns (one pass)."""
@@ -115,7 +168,7 @@ class _Reader:
         totals: dict[Any, Counter[int]] = {}
         for span in self.spans:
             offset = 0
-            for table in read_span(span, columns):
+            for table in self._tables(span, columns):
                 ctx = (span.piece.source, span.first + span.lo + offset, self.caller)
                 y = role_arrays(table, self.schema.targets, self.schema, ctx)
                 for key, leaf in y.items() if isinstance(y, dict) else [(None, y)]:
@@ -124,6 +177,7 @@ class _Reader:
         return {key: dict(sorted(found.items())) for key, found in totals.items()}
 
     def _convert(self, table: pa.Table, span: Span, offset: int) -> tuple[Any, ...]:
+        start = time.perf_counter() if self.clock is not None else 0.0
         x, y, sw = table_roles(
             table,
             self.schema,
@@ -132,6 +186,8 @@ class _Reader:
             self.caller,
             Role.TARGET in self.roles,
         )
+        if self.clock is not None:
+            self.clock.add("convert", time.perf_counter() - start)
         return tuple(p for p in (x, y, sw) if p is not None)
 
     def chunks(self) -> Iterator[tuple[Any, ...]]:
@@ -159,11 +215,14 @@ class _Reader:
         if pending:
             yield self._mixed(pending, buffered, rng)
 
-    @staticmethod
     def _mixed(
-        pending: list[tuple[Any, ...]], rows: int, rng: np.random.Generator
+        self, pending: list[tuple[Any, ...]], rows: int, rng: np.random.Generator
     ) -> tuple[Any, ...]:
-        return _take(_concat(pending), rng.permutation(rows))
+        start = time.perf_counter() if self.clock is not None else 0.0
+        mixed = _take(_concat(pending), rng.permutation(rows))
+        if self.clock is not None:  # mixing the shuffle buffer: part of converting
+            self.clock.add("convert", time.perf_counter() - start)
+        return mixed
 
 
 def _batched(chunks: tf.data.Dataset, batch_size: int) -> tf.data.Dataset:
@@ -197,6 +256,7 @@ def reader_source(reader: _Reader, batch_size: int, signature: Any) -> BatchSour
         shard=lambda index, count, replicas: shard_dataset(
             reader, batch_size, signature, index, count, replicas
         ),
+        stage_seconds=None if reader.clock is None else reader.clock.seconds,
     )
 
 
@@ -212,14 +272,84 @@ def shard_dataset(
         The shard's dataset and the steps every shard runs.
     """
     size = per_replica_batch(batch_size, count * replicas, reader.caller)
-    plan = plan_shards([span.hi - span.lo for span in reader.spans], count, size * replicas)
+    plan = plan_shards(reader.span_rows, count, size * replicas)
     part = copy.copy(reader)
     part.spans = [reader.spans[u] for u in plan.units[index]]
+    part.span_rows = [reader.span_rows[u] for u in plan.units[index]]
     part.rows = plan.rows[index]
     part.epoch = 0
     chunks = tf.data.Dataset.from_generator(part.chunks, output_signature=signature)
     chunks = pad_shard(with_weights(chunks), plan.padding(index), reader.caller)
     return chunks.rebatch(size, drop_remainder=True), plan.steps
+
+
+def _key_column(request: AdaptRequest, plan: ParquetPlan) -> str | None:
+    """The column ``split_by`` names (checked against the data), or None."""
+    split_by = request.split_by
+    if split_by is None:
+        return None
+    if not isinstance(split_by, str):
+        raise FitpipeTypeError(
+            message(
+                request.caller,
+                "needs `split_by` to name a column for Parquet data",
+                "The keys of Parquet rows are read with the rows, from a column",
+                "Pass the name of the key column, e.g. `split_by='user_id'`",
+                split_by=split_by,
+            )
+        )
+    names = list(plan.arrow_schema.names)
+    if names.count(split_by) != 1:
+        raise missing_key_column(split_by, names, str(request.x), request.caller)
+    return split_by
+
+
+def grouped_sources(
+    reader: _Reader,
+    fraction: float,
+    train: tuple[bool, int],
+    validation_batch_size: int,
+    signature: Any,
+) -> tuple[BatchSource, BatchSource, SplitCounts]:
+    """The two sides of a grouped split, counted by one read of the key column only.
+
+    Args:
+        reader: A reader of every row, with its ``key_column``.
+        fraction: The fraction of the keys set apart for validation.
+        train: ``(shuffle, batch_size)`` of the training side.
+        validation_batch_size: Batch size of the validation side.
+        signature: The chunks' signature.
+
+    Raises:
+        DataMismatchError: When a side has no row.
+    """
+    key = reader.key_column
+    assert key is not None
+    rows: tuple[list[int], list[int]] = ([], [])
+    hashes = []
+    for span in reader.spans:
+        found = [0, 0]
+        for table in reader._tables(span, [key]):
+            hashed = key_hashes(key_array(table.column(key), f"column {key!r}", reader.caller))
+            in_validation = int(validation_mask(hashed, fraction).sum())
+            found[0] += len(hashed) - in_validation
+            found[1] += in_validation
+            hashes.append(np.unique(hashed))
+        rows[0].append(found[0])
+        rows[1].append(found[1])
+    every = np.unique(np.concatenate(hashes)) if hashes else np.zeros(0, np.uint64)
+    counts = count_split(every, validation_mask(every, fraction))
+    counts = SplitCounts(sum(rows[0]), sum(rows[1]), counts.train_keys, counts.validation_keys)
+    if not (counts.train_rows and counts.validation_rows):
+        raise empty_side_error(counts, fraction, f"split_by={key!r}", reader.caller)
+    train_reader = reader.on_side(_Side(fraction, False), rows[0])
+    train_reader.shuffle = train[0]
+    val_reader = reader.on_side(_Side(fraction, True), rows[1])
+    return (
+        reader_source(train_reader, train[1], signature),
+        reader_source(val_reader, validation_batch_size, signature),
+        counts,
+    )
 
 
 def _signature(plan: ParquetPlan, schema: Schema, caller: str, mode: Mode) -> Any:
@@ -228,22 +358,30 @@ def _signature(plan: ParquetPlan, schema: Schema, caller: str, mode: Mode) -> An
     return signature_of([first], caller, "Parquet source")
 
 
-def _read_whole(plan: ParquetPlan, schema: Schema, caller: str, mode: Mode) -> ArraySource:
-    """Reads every piece in order, converting each chunk (errors name its file and row)."""
-    reader = _Reader(plan, schema, 0, plan.rows, False, 0, caller, mode)
-    parts = []
+def _read_whole(
+    plan: ParquetPlan, schema: Schema, caller: str, mode: Mode, key_column: str | None = None
+) -> ArraySource:
+    """Reads every piece in order, converting each chunk (errors name its file and row).
+
+    With ``key_column``, its values become the source's ``split_by`` keys.
+    """
+    reader = _Reader(plan, schema, 0, plan.rows, False, 0, caller, mode, key_column)
+    parts, keys = [], []
     for span in reader.spans:
         offset = 0
         for table in reader._read(span):
             first = span.first + span.lo + offset
             targets = Role.TARGET in reader.roles
             parts.append(table_roles(table, schema, span.piece.source, first, caller, targets))
+            if key_column is not None:
+                keys.append(key_array(table.column(key_column), f"column {key_column!r}", caller))
             offset += table.num_rows
     joined = [
         None if parts[0][i] is None else tf.nest.map_structure(_join, *[p[i] for p in parts])
         for i in range(3)
     ]
-    return ArraySource(joined[0], joined[1], joined[2], plan.rows)
+    all_keys = pa.concat_arrays(keys) if keys else None
+    return ArraySource(joined[0], joined[1], joined[2], plan.rows, keys=all_keys)
 
 
 def _join(*leaves: np.ndarray) -> np.ndarray:
@@ -267,7 +405,7 @@ class ParquetAdapter:
         "with `schema=`"
     )
     supports = frozenset(
-        {"batch_size", "shuffle", "class_weight", "steps", "validation_split", "schema"}
+        {"batch_size", "shuffle", "class_weight", "steps", "validation_split", "schema", "split_by"}
     )
 
     def can_adapt(self, x: Any) -> bool:
@@ -280,38 +418,76 @@ class ParquetAdapter:
         """Plans the source from metadata; reads small data whole, else streams row groups."""
         if not isinstance(request.x, pads.Dataset):  # a missing path before a missing schema
             existing_paths(request.x, request.caller)
-        mode = request.mode
-        plan = plan_source(request.x, require_schema(request, "Parquet data"), request.caller, mode)
-        if request.chunks:
-            return ColumnChunks(_plan_tables(plan, mode), request.caller)
-        schema = plan.schema
-        if plan.rows == 0:
-            raise DataMismatchError(
-                message(
-                    request.caller,
-                    "got a Parquet source with 0 rows",
-                    "Training and inference need at least one row",
-                    "Check the path or the filter",
-                    x=request.x,
-                )
+        return parquet_source(request, request.x)
+
+
+def parquet_source(
+    request: AdaptRequest, x: Any, name: str | None = None, what: str = "Parquet data"
+) -> ArraySource | BatchSource | ColumnChunks:
+    """The source of Parquet data ``x`` (paths or a ``pyarrow.dataset.Dataset``), by the request.
+
+    Planned from metadata; small data read whole, else row groups streamed, splittable and
+    shardable. Table formats (Delta Lake, Iceberg) hand their files here as a dataset.
+
+    Args:
+        request: The request (``request.x`` is the user's input, for messages).
+        x: What to plan: Parquet paths or a dataset of Parquet files.
+        name: The source in messages (default: the path, or "the dataset").
+        what: The kind of input, for the error when ``schema=`` is missing.
+
+    Returns:
+        The source.
+    """
+    mode = request.mode
+    plan = plan_source(x, require_schema(request, what), request.caller, mode, name)
+    if request.chunks:
+        return ColumnChunks(_plan_tables(plan, mode), request.caller)
+    schema = plan.schema
+    if plan.rows == 0:
+        raise DataMismatchError(
+            message(
+                request.caller,
+                f"got {name or 'a Parquet source'} with 0 rows",
+                "Training and inference need at least one row",
+                "Check the path or the filter",
+                x=request.x,
             )
-        if request.hold_in_memory and (
-            converted_bytes(plan, schema, mode) <= limits.RESIDENT_BYTES_LIMIT
-        ):
-            return _read_whole(plan, schema, request.caller, mode)
-        signature = _signature(plan, schema, request.caller, mode)
-        seed = int(np.random.randint(0, 2**31 - 1))
-        batch_size = batch_size_or_default(request.batch_size)
+        )
+    key = _key_column(request, plan)
+    if request.hold_in_memory and (
+        converted_bytes(plan, schema, mode) <= limits.RESIDENT_BYTES_LIMIT
+    ):
+        return _read_whole(plan, schema, request.caller, mode, key)
+    return _streamed(plan, request, key)
 
-        def make(start: int, stop: int, shuffle: bool, size: int) -> BatchSource:
-            reader = _Reader(plan, schema, start, stop, shuffle, seed, request.caller, mode)
-            return reader_source(reader, size, signature)
 
-        def split(at: int, validation_batch_size: int | None) -> tuple[BatchSource, BatchSource]:
-            return (
-                make(0, at, bool(request.shuffle), batch_size),
-                make(at, plan.rows, False, validation_batch_size or batch_size),
-            )
+def _streamed(plan: ParquetPlan, request: AdaptRequest, key: str | None) -> BatchSource:
+    """Row groups streamed: splittable by rows or by key, shardable, seekable."""
+    schema, mode = plan.schema, request.mode
+    signature = _signature(plan, schema, request.caller, mode)
+    seed = int(np.random.randint(0, 2**31 - 1))
+    batch_size = batch_size_or_default(request.batch_size)
 
-        whole = make(0, plan.rows, bool(request.shuffle), batch_size)
-        return dataclasses.replace(whole, split=split, rows=plan.rows)
+    def make(start: int, stop: int, shuffle: bool, size: int) -> BatchSource:
+        reader = _Reader(plan, schema, start, stop, shuffle, seed, request.caller, mode, key)
+        return reader_source(reader, size, signature)
+
+    def split(at: int, validation_batch_size: int | None) -> tuple[BatchSource, BatchSource]:
+        return (
+            make(0, at, bool(request.shuffle), batch_size),
+            make(at, plan.rows, False, validation_batch_size or batch_size),
+        )
+
+    def split_groups(fraction: float, validation_batch_size: int | None) -> Any:
+        reader = _Reader(plan, schema, 0, plan.rows, False, seed, request.caller, mode, key)
+        return grouped_sources(
+            reader,
+            fraction,
+            (bool(request.shuffle), batch_size),
+            validation_batch_size or batch_size,
+            signature,
+        )
+
+    whole = make(0, plan.rows, bool(request.shuffle), batch_size)
+    grouped = split_groups if key is not None else None
+    return dataclasses.replace(whole, split=split, rows=plan.rows, split_groups=grouped)

@@ -15,6 +15,7 @@ import collections
 import concurrent.futures
 import multiprocessing
 import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -23,6 +24,7 @@ import numpy as np
 
 from fitpipe.adapters.base import AdaptRequest, BatchSource
 from fitpipe.adapters.batches import ErrorBox, normalize_batch, python_batch_dataset, signature_of
+from fitpipe.adapters.stages import StageClock, timing
 from fitpipe.errors import DataMismatchError, message
 
 _SOURCE = "PyDataset"
@@ -43,11 +45,14 @@ class _Workers:
 
     Args:
         dataset: The ``PyDataset``.
+        clock: Times ``dataset[i]`` inline, or the wait for a worker's batch (stage
+            ``python``), or None.
 
     """
 
-    def __init__(self, dataset: Any) -> None:
+    def __init__(self, dataset: Any, clock: StageClock | None = None) -> None:
         self.dataset = dataset
+        self.clock = clock
         self.count = max(1, int(getattr(dataset, "workers", 1) or 1))
         self.processes = bool(getattr(dataset, "use_multiprocessing", False))
         self.queue_size = max(1, int(getattr(dataset, "max_queue_size", 10) or 10))
@@ -79,9 +84,16 @@ class _Workers:
 
     def fetch(self, indices: Iterator[int]) -> Iterator[Any]:
         """Yields ``dataset[i]`` for each index, in order."""
+        clock = self.clock
         if not self.parallel:
             for index in indices:
-                yield self.dataset[index]
+                if clock is None:
+                    yield self.dataset[index]
+                    continue
+                start = time.perf_counter()
+                batch = self.dataset[index]
+                clock.add("python", time.perf_counter() - start)
+                yield batch
             return
         executor = self._get_executor()
         get = _worker_get if self.processes else self.dataset.__getitem__
@@ -90,12 +102,21 @@ class _Workers:
             for index in indices:
                 queue.append(executor.submit(get, index))
                 if len(queue) >= self.queue_size:
-                    yield queue.popleft().result()
+                    yield self._result(queue.popleft())
             while queue:
-                yield queue.popleft().result()
+                yield self._result(queue.popleft())
         finally:
             for future in queue:
                 future.cancel()
+
+    def _result(self, future: concurrent.futures.Future[Any]) -> Any:
+        """A worker's batch; the time waited for it is the ``python`` stage's."""
+        if self.clock is None:
+            return future.result()
+        start = time.perf_counter()
+        batch = future.result()
+        self.clock.add("python", time.perf_counter() - start)
+        return batch
 
     def close(self) -> None:
         """Stops the workers (threads joined, processes ended)."""
@@ -184,7 +205,8 @@ class PyDatasetAdapter:
         peek = 1 if count == 1 else 2
         peeked = [normalize_batch(dataset[i], request.caller, _SOURCE) for i in range(peek)]
         signature = signature_of(peeked, request.caller, _SOURCE)
-        workers = _Workers(dataset)
+        clock = StageClock() if timing() else None
+        workers = _Workers(dataset, clock)
         errors = ErrorBox()
         order = _PassOrder(bool(request.shuffle))
         read: list[int] = []  # this pass's indices in reading order, for error messages
@@ -210,6 +232,7 @@ class PyDatasetAdapter:
             request.caller,
             _SOURCE,
             label=lambda at: read[at] if read else at,
+            clock=clock,
         )
         return BatchSource(
             make_dataset=lambda: built,
@@ -219,4 +242,5 @@ class PyDatasetAdapter:
             finite=count is not None,
             take_error=errors.take,
             seek=order.seek,
+            stage_seconds=None if clock is None else clock.seconds,
         )

@@ -215,6 +215,7 @@ def _fit(args: argparse.Namespace) -> int:
         spec = dataclasses.replace(spec, output_dir=os.path.abspath(args.output_dir))
     result = run_fit(spec, verbose=args.verbose, plot=not args.no_plot)
     written = [result.model, result.history_csv, result.history_json, result.history_png]
+    written.append(result.input_report)
     print("wrote:", *[path for path in written if path], result.schema, sep="\n  ")
     return 0
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import sys
 from typing import Any
@@ -12,7 +13,7 @@ import keras
 from fitpipe.cli.files import load_schema, resolve_factory, spec_error
 from fitpipe.cli.history import EpochRecorder, require_matplotlib, write_csv, write_json, write_plot
 from fitpipe.cli.spec import RunSpec
-from fitpipe.columnar import source_columns
+from fitpipe.columnar import is_uri, source_columns
 from fitpipe.errors import FitpipeError, FitpipeValueError, message
 from fitpipe.training import Trainer
 
@@ -29,6 +30,7 @@ class FitResult:
     history_png: str | None
     schema: str
     records: tuple[dict[str, Any], ...]
+    input_report: str | None = None
 
 
 def default_verbose() -> int:
@@ -101,7 +103,9 @@ def run_fit(spec: RunSpec, verbose: int | None = None, plot: bool = True) -> Fit
     """Builds, compiles and trains the model of a spec, and writes the run's files.
 
     Writes ``model.keras``, ``history.csv``, ``history.json``, ``history.png`` (unless
-    ``plot`` is False) and ``schema.json`` (for ``fitpipe predict``) into the output folder.
+    ``plot`` is False), ``schema.json`` (for ``fitpipe predict``) and ``input_report.json``
+    (whether training waited on its input: ``fitpipe.training.input_report``) into the
+    output folder.
 
     Args:
         spec: The checked spec.
@@ -123,7 +127,7 @@ def run_fit(spec: RunSpec, verbose: int | None = None, plot: bool = True) -> Fit
     schema = spec.data.schema.resolve(
         source_columns(spec.data.source, "fit"), str(spec.data.source), "fit"
     )
-    trainer.fit(
+    history = trainer.fit(
         spec.data.source,
         schema=schema,
         validation_data=spec.data.validation_data,
@@ -149,7 +153,18 @@ def run_fit(spec: RunSpec, verbose: int | None = None, plot: bool = True) -> Fit
         history_png=png,
         schema=schema_path,
         records=tuple(records),
+        input_report=_write_input_report(history, os.path.join(out, "input_report.json")),
     )
+
+
+def _write_input_report(history: Any, path: str) -> str | None:
+    """Writes ``history.input_report`` as JSON (None when the run kept none)."""
+    report = getattr(history, "input_report", None)
+    if report is None:
+        return None
+    with open(path, "w", encoding="utf-8") as handle:
+        json.dump(report, handle, indent=2)
+    return path
 
 
 def run_predict(
@@ -186,8 +201,8 @@ def run_predict(
             )
         )
     loaded = keras.saving.load_model(model, compile=False)
-    folder = os.path.dirname(os.path.abspath(output))
-    os.makedirs(folder, exist_ok=True)
+    if not is_uri(output):  # an object store has no folders to make
+        os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
     level = (1 if sys.stdout.isatty() else 0) if verbose is None else min(verbose, 1)
     return str(
         Trainer(loaded).predict(

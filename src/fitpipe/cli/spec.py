@@ -47,6 +47,7 @@ from fitpipe.cli.files import (
     schema_from,
     spec_error,
 )
+from fitpipe.columnar import is_uri
 from fitpipe.schemas import Schema
 
 __all__ = ["DataSpec", "ModelSpec", "RunSpec", "SpecError", "load_spec"]
@@ -178,7 +179,9 @@ class _Checker:
 
     def path_of(self, value: Any, key: str, must_exist: bool = False) -> str:
         self.typed(value, key, (str,), "a path (a string)")
-        if any(ch in value for ch in "*?[") or value.startswith(("s3://", "gs://")):
+        if is_uri(value):  # an object store's URI, as written
+            return value
+        if any(ch in value for ch in "*?["):
             return value if os.path.isabs(value) else os.path.join(self.folder, value)
         resolved = os.path.normpath(os.path.join(self.folder, os.path.expanduser(value)))
         if must_exist and not os.path.exists(resolved):

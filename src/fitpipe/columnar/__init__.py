@@ -3,15 +3,18 @@
 This package knows nothing of adapters or ``tf.data``: it checks Arrow schemas against a
 declared :class:`~fitpipe.schemas.Schema` (:mod:`~fitpipe.columnar.types`), converts the
 columns of each role to arrays (:mod:`~fitpipe.columnar.convert`), finds and opens Parquet
-files (:mod:`~fitpipe.columnar.files`), plans and reads Parquet sources by row group and
+files, local or in object stores (:mod:`~fitpipe.columnar.files`,
+:mod:`~fitpipe.columnar.storage`), plans and reads Parquet sources by row group and
 walks and sums their footer statistics (:mod:`~fitpipe.columnar.parquet`: one walk,
-:func:`column_chunks`, which the pre-flight check reads too), and writes Parquet and JSON
-files that appear only when complete (:mod:`~fitpipe.columnar.write`). The Arrow and Parquet
+:func:`column_chunks`, which the pre-flight check reads too), writes Parquet and JSON
+files that appear only when complete (:mod:`~fitpipe.columnar.write`), and hashes rows'
+keys for grouped validation splits (:mod:`~fitpipe.columnar.keys`). The Arrow and Parquet
 adapters, ``predict(output=...)`` and ``fitpipe inspect`` are built on it.
 """
 
 from fitpipe.columnar.convert import column_array, role_arrays, table_roles
 from fitpipe.columnar.files import (
+    INT96_UNIT,
     ColumnTypes,
     existing_paths,
     expand_paths,
@@ -19,6 +22,16 @@ from fitpipe.columnar.files import (
     is_parquet,
     is_parquet_path,
     open_dataset,
+    parquet_format,
+)
+from fitpipe.columnar.keys import (
+    SplitCounts,
+    count_split,
+    empty_side_error,
+    key_array,
+    key_hashes,
+    missing_key_column,
+    validation_mask,
 )
 from fitpipe.columnar.parquet import (
     ColumnChunk,
@@ -34,6 +47,7 @@ from fitpipe.columnar.parquet import (
     source_columns,
     spans,
 )
+from fitpipe.columnar.storage import display_path, expand_uri, is_uri, resolve_uri, uri_info
 from fitpipe.columnar.types import (
     EXPECTED_TYPES,
     check_arrow_schema,
@@ -51,12 +65,14 @@ from fitpipe.columnar.write import write_atomically, write_json_atomically
 
 __all__ = [
     "EXPECTED_TYPES",
+    "INT96_UNIT",
     "ColumnChunk",
     "ColumnTypes",
     "FooterStats",
     "ParquetPlan",
     "Piece",
     "Span",
+    "SplitCounts",
     "check_arrow_schema",
     "check_fill",
     "checked_schema",
@@ -64,9 +80,13 @@ __all__ = [
     "column_chunks",
     "converted_bytes",
     "convertible",
+    "count_split",
+    "display_path",
     "duplicate_error",
+    "empty_side_error",
     "existing_paths",
     "expand_paths",
+    "expand_uri",
     "field_types",
     "file_error",
     "fill_type",
@@ -74,14 +94,22 @@ __all__ = [
     "is_parquet",
     "is_parquet_path",
     "is_text",
+    "is_uri",
+    "key_array",
+    "key_hashes",
+    "missing_key_column",
     "open_dataset",
+    "parquet_format",
     "plan_source",
     "read_span",
+    "resolve_uri",
     "role_arrays",
     "source_columns",
     "spans",
     "table_roles",
     "unknown_column",
+    "uri_info",
+    "validation_mask",
     "value_type",
     "write_atomically",
     "write_json_atomically",

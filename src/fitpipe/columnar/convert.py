@@ -3,8 +3,10 @@
 Every conversion works on whole columns (Arrow buffers to NumPy, no per-row Python):
 numbers and bool as they are; ``fixed_size_list`` as ``(N, k)`` (nested: ``(N, a, b)``);
 ``list``/``large_list`` as ``tf.RaggedTensor`` or padded/truncated to a declared length;
-strings and binary as string tensors; dictionary-encoded columns decoded; timestamps, dates
-and durations as int64. A null is an error naming the column and the row, unless the schema
+strings and binary as string tensors; dictionary-encoded columns decoded; decimals as float64
+(the nearest double: digits past about 15 significant ones are rounded); timestamps, dates and
+durations as int64 counts of their unit (timestamps since the Unix epoch in UTC, whatever their
+time zone; dates in days). A null is an error naming the column and the row, unless the schema
 declares a fill value for the column (a null list row becomes ``fill`` repeated for a
 ``fixed_size_list``, an empty list for a variable-length one).
 """
@@ -86,6 +88,8 @@ def _row_fill(arrow_type: pa.DataType, fill: Any) -> Any:
 def _plain(array: pa.Array) -> pa.Array:
     if pat.is_dictionary(array.type):
         array = array.dictionary_decode()
+    if pat.is_decimal(array.type):  # through text: Arrow's direct cast is not correctly rounded
+        return array.cast(pa.string()).cast(pa.float64())
     if pat.is_date32(array.type) or pat.is_time32(array.type):
         return array.cast(pa.int32()).cast(pa.int64())  # no direct cast to int64 for these
     if pat.is_temporal(array.type):

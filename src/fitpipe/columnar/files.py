@@ -16,13 +16,23 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.dataset as pads
+import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 import pyarrow.types as pat
 
+from fitpipe.columnar.storage import (
+    display_path,
+    expand_uri,
+    is_uri,
+    missing_what,
+    resolve_uri,
+    uri_info,
+)
 from fitpipe.columnar.types import convertible, duplicate_error, unknown_column
 from fitpipe.errors import DataMismatchError, SchemaError, message
 
 __all__ = [
+    "INT96_UNIT",
     "ColumnTypes",
     "existing_paths",
     "expand_paths",
@@ -30,9 +40,23 @@ __all__ = [
     "is_parquet",
     "is_parquet_path",
     "open_dataset",
+    "parquet_format",
 ]
 
 _SUFFIXES = (".parquet", ".pq", ".parq")
+
+#: Legacy INT96 timestamps (Spark's default, Hive, Impala) are read in microseconds, the unit
+#: Spark's own timestamps have, rather than Arrow's default nanoseconds: the same instant then
+#: converts to the same int64 whichever way it was stored, and dates before 1677 or after 2262
+#: do not overflow.
+INT96_UNIT = "us"
+
+
+def parquet_format() -> pads.ParquetFileFormat:
+    """The Parquet format fitpipe opens files with (INT96 timestamps in :data:`INT96_UNIT`)."""
+    return pads.ParquetFileFormat(
+        read_options=pads.ParquetReadOptions(coerce_int96_timestamp_unit=INT96_UNIT)
+    )
 
 
 def is_parquet_path(x: Any) -> bool:
@@ -41,7 +65,10 @@ def is_parquet_path(x: Any) -> bool:
         return False
     path = os.fspath(x)
     return isinstance(path, str) and (
-        path.lower().endswith(_SUFFIXES) or any(c in path for c in "*?[") or os.path.exists(path)
+        path.lower().endswith(_SUFFIXES)
+        or any(c in path for c in "*?[")
+        or is_uri(path)
+        or os.path.exists(path)
     )
 
 
@@ -52,12 +79,17 @@ def is_parquet(x: Any) -> bool:
     return isinstance(x, (list, tuple)) and bool(x) and all(is_parquet_path(p) for p in x)
 
 
-def expand_paths(x: Any) -> list[str]:
-    """The paths of ``x`` (one path or a list), globs expanded in sorted order."""
+def expand_paths(x: Any, caller: str = "fit") -> list[str]:
+    """The paths of ``x`` (one path or a list), globs expanded in sorted order.
+
+    A URI's glob is matched against the keys listed under the folder above it.
+    """
     paths = [os.fspath(p) for p in (x if isinstance(x, (list, tuple)) else [x])]
     found: list[str] = []
     for path in paths:
-        if any(ch in path for ch in "*?["):
+        if is_uri(path):
+            found.extend(expand_uri(path, caller))
+        elif any(ch in path for ch in "*?["):
             found.extend(sorted(glob.glob(path, recursive=True)))
         else:
             found.append(path)
@@ -116,22 +148,95 @@ def _empty_error(x: Any, caller: str) -> DataMismatchError:
     )
 
 
+def _exists(path: str, caller: str) -> bool:
+    if not is_uri(path):
+        return os.path.exists(path)
+    return uri_info(path, caller)[2].type != pafs.FileType.NotFound
+
+
 def existing_paths(x: Any, caller: str) -> list[str]:
     """The files and folders of a path, glob or list; an error names the first missing one.
 
     Raises:
         DataMismatchError: A path does not exist, or a glob matches nothing.
     """
-    paths = expand_paths(x)
-    missing = [p for p in paths if not os.path.exists(p)]
+    paths = expand_paths(x, caller)
+    given = [os.fspath(p) for p in (x if isinstance(x, (list, tuple)) else [x])]
+    listed = {p for p in paths if is_uri(p)} - set(given)  # a glob's keys exist: no request
+    missing = [p for p in paths if p not in listed and not _exists(p, caller)]
     if not paths or missing:
         what = f"{missing[0]!r}: no such file or folder" if missing else f"{x!r}: no file matches"
+        if missing and is_uri(missing[0]):
+            what = f"{missing[0]!r}: {missing_what(missing[0], caller)}"
         expected = "A Parquet source is a file, a folder, a glob pattern or a list of those"
         fix = f"Check the path (a relative path starts at the working directory {os.getcwd()!r})"
+        if is_uri(missing[0] if missing else paths[0] if paths else x):
+            fix = "Check the bucket, the key or prefix, and the endpoint in the environment"
         raise DataMismatchError(
             message(caller, f"cannot find the Parquet source {what}", expected, fix, x=x)
         )
+    for path in paths:
+        _refuse_table_folder(path, caller)
     return paths
+
+
+def _source(paths: list[str], caller: str) -> tuple[pafs.FileSystem | None, Any]:
+    """The filesystem of the paths (None: local) and what ``pyarrow.dataset`` opens."""
+    if not any(is_uri(p) for p in paths):
+        return None, paths[0] if len(paths) == 1 and os.path.isdir(paths[0]) else paths
+    resolved = [resolve_uri(p, caller) for p in paths if is_uri(p)]
+    filesystem = resolved[0][0]
+    if len(resolved) < len(paths) or any(
+        fs.type_name != filesystem.type_name for fs, _ in resolved
+    ):
+        raise DataMismatchError(
+            message(
+                caller,
+                "got paths of several filesystems",
+                "The files of one source live in one store (all local, or all in one bucket)",
+                "Copy the data to one place, or read the sources one at a time",
+                x=paths,
+            )
+        )
+    inside = [path for _, path in resolved]
+    if len(inside) == 1 and filesystem.get_file_info(inside[0]).type == pafs.FileType.Directory:
+        return filesystem, inside[0]
+    return filesystem, inside
+
+
+def _refuse_table_folder(path: str, caller: str) -> None:
+    """Refuses a Delta Lake or Iceberg table's folder as a Parquet folder.
+
+    Only the table's log says which of its files are current: a delete or an overwrite
+    leaves the old files there.
+    """
+    if not os.path.isdir(path):
+        return
+    if os.path.isdir(os.path.join(path, "_delta_log")):
+        kind, fix = (
+            "a Delta Lake table (it has a _delta_log folder)",
+            (f"Pass `deltalake.DeltaTable({path!r})` (pip install deltalake)"),
+        )
+    elif glob.glob(os.path.join(glob.escape(path), "metadata", "*.metadata.json")):
+        kind, fix = (
+            "an Iceberg table (its metadata folder has *.metadata.json files)",
+            (
+                "Pass the table: `catalog.load_table(...)`, or "
+                "`pyiceberg.table.StaticTable.from_metadata(<its latest .metadata.json>)`"
+            ),
+        )
+    else:
+        return
+    raise DataMismatchError(
+        message(
+            caller,
+            f"cannot read the folder {path} as Parquet files: it is {kind}",
+            "A table's folder keeps files that later versions removed; only the table's "
+            "metadata says which files hold its rows",
+            fix,
+            path=path,
+        )
+    )
 
 
 def open_dataset(x: Any, caller: str) -> pads.Dataset:
@@ -144,10 +249,15 @@ def open_dataset(x: Any, caller: str) -> pads.Dataset:
     if isinstance(x, pads.Dataset):
         return x
     paths = existing_paths(x, caller)
-    source: Any = paths[0] if len(paths) == 1 and os.path.isdir(paths[0]) else paths
+    filesystem, source = _source(paths, caller)
     try:
-        dataset = pads.dataset(source, format="parquet", partitioning="hive")
+        dataset = pads.dataset(
+            source, format=parquet_format(), partitioning="hive", filesystem=filesystem
+        )
     except (pa.ArrowInvalid, OSError) as err:
+        if filesystem is not None:
+            where = display_path(filesystem, source if isinstance(source, str) else source[0])
+            raise file_error(where, err, caller) from err
         duplicate = _duplicated(paths) if "duplicate" in str(err) else None
         if duplicate is not None:
             raise duplicate_error(duplicate[1], duplicate[0], caller) from err

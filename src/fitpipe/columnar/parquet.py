@@ -9,7 +9,10 @@ statistics (what ``fitpipe inspect`` reports).
 
 from __future__ import annotations
 
+import concurrent.futures
+import contextlib
 import dataclasses
+import gc
 import math
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -18,7 +21,8 @@ import pyarrow as pa
 import pyarrow.dataset as pads
 
 from fitpipe.columnar.files import ColumnTypes, file_error, open_dataset
-from fitpipe.columnar.types import check_arrow_schema, field_types
+from fitpipe.columnar.storage import display_path
+from fitpipe.columnar.types import check_arrow_schema, convertible, field_types
 from fitpipe.errors import FitpipeError
 from fitpipe.schemas import Mode, Role, Schema
 
@@ -72,40 +76,79 @@ def source_columns(x: Any, caller: str) -> list[str]:
     return list(open_dataset(x, caller).schema.names)
 
 
-def _fragments(dataset: pads.Dataset, caller: str) -> Iterator[tuple[Any, pa.Schema, list[Any]]]:
-    """Each file in path order, with its footer schema and its row groups."""
-    for fragment in sorted(dataset.get_fragments(), key=lambda f: f.path):
-        try:
-            physical = fragment.physical_schema
-            groups = fragment.split_by_row_group()
-        except (pa.ArrowInvalid, OSError) as err:
-            raise file_error(fragment.path, err, caller) from err
-        yield fragment, physical, groups
+#: Threads reading footers at once: an object store answers each in tens of milliseconds, so
+#: planning thousands of files waits on many at a time (pyarrow releases the GIL meanwhile).
+FOOTER_THREADS = 16
+
+
+@dataclasses.dataclass(frozen=True)
+class _Footer:
+    """What planning needs of one file's footer."""
+
+    fragment: Any
+    where: str  # the path for messages (a URI in an object store)
+    physical: pa.Schema
+    groups: tuple[tuple[int, int], ...]  # (row group id, rows)
+
+
+def _footer(fragment: Any, where: str, caller: str) -> _Footer:
+    """Reads one file's footer: its schema, and the rows of each of its row groups."""
+    try:
+        physical = fragment.physical_schema
+        meta = fragment.metadata
+        if fragment.num_row_groups == meta.num_row_groups:  # the whole file (the usual case)
+            groups = tuple((i, meta.row_group(i).num_rows) for i in range(meta.num_row_groups))
+        else:  # a fragment of some row groups (a dataset made from a _metadata file)
+            groups = tuple((info.id, info.num_rows) for info in fragment.row_groups)
+    except (pa.ArrowInvalid, OSError) as err:
+        raise file_error(where, err, caller) from err
+    return _Footer(fragment, where, physical, groups)
+
+
+def _read_footers(dataset: pads.Dataset, caller: str, threads: int | None = None) -> list[_Footer]:
+    """The footer of each file in path order, read by ``threads`` threads at once.
+
+    The order, the result and the first error (in path order) do not depend on ``threads``.
+    """
+    filesystem = getattr(dataset, "filesystem", None)
+    fragments = sorted(dataset.get_fragments(), key=lambda f: f.path)
+    wheres = [f.path if filesystem is None else display_path(filesystem, f.path) for f in fragments]
+    count = min(FOOTER_THREADS if threads is None else threads, len(fragments))
+    if count <= 1:
+        return [_footer(f, w, caller) for f, w in zip(fragments, wheres, strict=True)]
+    with concurrent.futures.ThreadPoolExecutor(count, thread_name_prefix="fitpipe-footers") as pool:
+        return list(pool.map(lambda f, w: _footer(f, w, caller), fragments, wheres))
 
 
 def _row_group_pieces(
-    dataset: pads.Dataset, needed: list[str], caller: str
+    dataset: pads.Dataset, needed: list[str], caller: str, threads: int | None = None
 ) -> tuple[list[Piece], pa.Schema]:
     """The row groups of every file, and the dataset schema with types unified over files."""
     types = ColumnTypes(needed, caller)
-    groups: list[tuple[str, Any]] = []
-    for fragment, physical, file_groups in _fragments(dataset, caller):
-        partitions = set(pads.get_partition_keys(fragment.partition_expression))
-        types.add(physical, partitions, fragment.path)
-        groups.extend((fragment.path, group) for group in file_groups)
+    footers = _read_footers(dataset, caller, threads)
+    for footer in footers:
+        partitions = set(pads.get_partition_keys(footer.fragment.partition_expression))
+        types.add(footer.physical, partitions, footer.where)
     arrow_schema = types.unified(dataset.schema)
     pieces = [
-        Piece(path, group.row_groups[0].num_rows, _group_reader(group, arrow_schema))
-        for path, group in groups
+        Piece(footer.where, rows, _GroupReader(footer.fragment, group, arrow_schema))
+        for footer in footers
+        for group, rows in footer.groups
     ]
     return pieces, arrow_schema
 
 
-def _group_reader(group: Any, schema: pa.Schema) -> Callable[[list[str]], Iterator[Any]]:
-    def read(columns: list[str]) -> Iterator[Any]:
-        yield group.to_table(columns=columns, schema=schema)
+class _GroupReader:
+    """Reads one row group of a file (its fragment made only when read)."""
 
-    return read
+    __slots__ = ("fragment", "group", "schema")
+
+    def __init__(self, fragment: Any, group: int, schema: pa.Schema) -> None:
+        self.fragment, self.group, self.schema = fragment, group, schema
+
+    def __call__(self, columns: list[str]) -> Iterator[Any]:
+        part = self.fragment.subset(row_group_ids=[self.group])
+        yield part.to_table(columns=columns, schema=self.schema)
 
 
 def _scan_piece(dataset: pads.Dataset, caller: str) -> Piece:
@@ -115,23 +158,56 @@ def _scan_piece(dataset: pads.Dataset, caller: str) -> Piece:
     return Piece("the filtered dataset", int(dataset.count_rows()), read)
 
 
-def plan_source(x: Any, schema: Schema, caller: str, mode: Mode = Mode.TRAIN) -> ParquetPlan:
+@contextlib.contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Pauses Python's cyclic garbage collector while a plan's objects are made.
+
+    A plan makes a few objects per row group and none of them cycles; a million row groups
+    would otherwise start a full collection over the process's (TensorFlow's) heap many
+    times, more than doubling the planning time.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _unconvertible(arrow_type: pa.DataType) -> bool:
+    """A type no file can make convertible (a null column takes the other files' type)."""
+    return not convertible(arrow_type) and not pa.types.is_null(arrow_type)
+
+
+def plan_source(
+    x: Any,
+    schema: Schema,
+    caller: str,
+    mode: Mode = Mode.TRAIN,
+    name: str | None = None,
+    threads: int | None = None,
+) -> ParquetPlan:
     """Plans the pieces of a Parquet source from metadata and checks the schema against it.
 
-    One pass over the files' footers; per file, one pass over the columns the schema reads
-    in ``mode``.
+    One pass over the files' footers, read by ``threads`` threads at once (default
+    :data:`FOOTER_THREADS`; the plan is the same for any count); per file, one pass over the
+    columns the schema reads in ``mode``. ``name`` words the source in messages (default:
+    the path, or "the dataset").
     """
     dataset = open_dataset(x, caller)
     roles = mode.roles
-    name = x if isinstance(x, str) else ("the dataset" if isinstance(x, pads.Dataset) else str(x))
+    if name is None:
+        name = x if isinstance(x, str) else "the dataset" if isinstance(x, pads.Dataset) else str(x)
     schema = schema.resolve(dataset.schema.names, str(name), caller, roles)
     needed = schema.columns(roles)
     types, repeated = field_types(dataset.schema)
-    for column in needed:  # missing in the first file, or repeated: name the whole source
-        if column not in types or column in repeated:
+    for column in needed:  # missing in the first file, repeated, or of a type never converted
+        if column not in types or column in repeated or _unconvertible(types[column]):
             check_arrow_schema(schema, dataset.schema, str(name), roles, caller)
     try:
-        pieces, arrow_schema = _row_group_pieces(dataset, needed, caller)
+        with _collector_paused():
+            pieces, arrow_schema = _row_group_pieces(dataset, needed, caller, threads)
     except ValueError as err:
         if isinstance(err, FitpipeError) or "filtered" not in str(err):
             raise
@@ -182,6 +258,8 @@ def _element_bytes(arrow_type: pa.DataType) -> int | None:
     if pa.types.is_integer(arrow_type) or pa.types.is_floating(arrow_type):
         return 8
     if pa.types.is_boolean(arrow_type) or pa.types.is_temporal(arrow_type):
+        return 8
+    if pa.types.is_decimal(arrow_type):
         return 8
     return None
 
@@ -253,8 +331,19 @@ class FooterStats:
     rows: int
 
 
+def _partition_nulls(fragment: Any, rows: int, nulls: dict[str, int | None]) -> None:
+    """Counts the rows of a Hive partition whose key is null (``key=__HIVE_DEFAULT_PARTITION__``).
+
+    A partition column is in no footer: its value is the folder's, one for all the file's rows.
+    """
+    for name, value in pads.get_partition_keys(fragment.partition_expression).items():
+        nulls[name] = (nulls.get(name) or 0) + (rows if value is None else 0)
+
+
 def footer_stats(dataset: pads.Dataset) -> FooterStats:
     """Nulls per top-level column from the footers' statistics; files, row groups, rows.
+
+    Hive partition columns count the rows of their null partitions.
 
     Args:
         dataset: An opened Parquet dataset (see :func:`fitpipe.columnar.open_dataset`).
@@ -269,6 +358,7 @@ def footer_stats(dataset: pads.Dataset) -> FooterStats:
         files += 1
         groups += meta.num_row_groups
         rows += meta.num_rows
+        _partition_nulls(fragment, meta.num_rows, nulls)
         for chunk in column_chunks(meta):
             name, stats = chunk.column, chunk.statistics
             known = stats is not None and stats.has_null_count

@@ -26,7 +26,7 @@ __all__ = [
 ]
 
 EXPECTED_TYPES = (
-    "integers, floats, bool, fixed_size_list or list of those, string/binary, "
+    "integers, floats, decimals, bool, fixed_size_list or list of those, string/binary, "
     "dictionary-encoded columns, timestamps, dates and durations"
 )
 
@@ -44,6 +44,7 @@ def _scalar(arrow_type: pa.DataType) -> bool:
         or pat.is_floating(arrow_type)
         or pat.is_boolean(arrow_type)
         or pat.is_temporal(arrow_type)
+        or pat.is_decimal(arrow_type)
     )
 
 

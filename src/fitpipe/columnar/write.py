@@ -1,6 +1,14 @@
 """Files that appear only when complete: Parquet written by row groups, and JSON.
 
 A crash or a kill while writing leaves the previous file (or none), never a partial one.
+
+In an object store (a URI such as ``s3://bucket/predictions.parquet``) the file is written
+to a hidden temporary key next to it (``.predictions.parquet.<random>.partial``), then moved
+to its key (S3: a server-side copy, which makes the object appear whole, then the temporary
+is deleted). A failure while writing deletes the temporary and leaves the key as it was; a
+process killed while writing may leave the hidden temporary, which readers skip (pyarrow may
+also leave an empty folder marker, ``out/``, as S3 consoles do). S3 copies
+an object of up to 5 GB in one request: larger prediction files need one output per part.
 """
 
 from __future__ import annotations
@@ -14,6 +22,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from fitpipe.columnar.storage import is_uri, partial_key, resolve_uri
 from fitpipe.errors import FitpipeValueError, message
 
 __all__ = ["write_atomically", "write_json_atomically"]
@@ -90,6 +99,20 @@ def _write_tables(
             writer.close()
 
 
+def _write_remote(uri: str, tables: Iterator[pa.Table], progress: Callable[[int], None]) -> str:
+    """Writes to a hidden temporary key, then moves it to the URI's key (see the module)."""
+    filesystem, final = resolve_uri(uri, "predict")
+    partial = partial_key(final)
+    try:
+        with filesystem.open_output_stream(partial) as stream:
+            _write_tables(stream, tables, progress, uri)
+        filesystem.move(partial, final)
+    finally:
+        with contextlib.suppress(OSError, pa.ArrowException):
+            filesystem.delete_file(partial)
+    return uri
+
+
 def write_atomically(
     path: str | os.PathLike[str], tables: Iterator[pa.Table], progress: Callable[[int], None]
 ) -> str:
@@ -98,7 +121,10 @@ def write_atomically(
     On Linux the file is written with no name (``O_TMPFILE``) and linked into place at the
     end, so even a killed process leaves no partial file. Elsewhere it is written under a
     temporary name and renamed; partial files of killed writers are removed by the next write.
+    A URI of an object store is written to a temporary key and moved (see the module).
     """
+    if is_uri(path):
+        return _write_remote(str(path), tables, progress)
     final = os.fspath(path)
     target = os.path.abspath(final)  # a bare file name is in the current directory
     folder, name = os.path.split(target)

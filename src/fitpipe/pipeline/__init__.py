@@ -1,5 +1,6 @@
 """Pipelines: an adapted source as batched, shuffled, weighted and prefetched ``tf.data``."""
 
+from fitpipe.pipeline.arrays import ResidentRows
 from fitpipe.pipeline.class_weights import (
     ClassWeightPlan,
     apply_class_weight,
@@ -17,32 +18,42 @@ from fitpipe.pipeline.core import (
 )
 from fitpipe.pipeline.distributed import (
     DistributedPipeline,
-    check_not_distributed,
     distribute_pipeline,
     is_multi_worker,
+    predistributed_without_strategy,
 )
 from fitpipe.pipeline.options import PipelineOptions
 from fitpipe.pipeline.service import check_address
-from fitpipe.pipeline.split import check_validation_split, split_source
+from fitpipe.pipeline.split import (
+    ValidationSplit,
+    check_split_options,
+    check_validation_split,
+    split_source,
+    split_validation,
+)
 
 __all__ = [
     "ClassWeightPlan",
     "DistributedPipeline",
     "Pipeline",
     "PipelineOptions",
+    "ResidentRows",
+    "ValidationSplit",
     "adapt",
     "adapt_source",
     "apply_class_weight",
     "build_pipeline",
     "check_address",
     "check_class_weight",
-    "check_not_distributed",
     "check_shuffle",
+    "check_split_options",
     "check_validation_split",
     "class_weight_table",
     "distribute_pipeline",
     "is_multi_worker",
     "pipeline_from_source",
+    "predistributed_without_strategy",
     "split_source",
+    "split_validation",
     "weigh_batch",
 ]

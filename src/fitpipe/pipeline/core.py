@@ -47,6 +47,7 @@ from fitpipe.adapters import (
     Shardable,
     Shuffle,
     Source,
+    Timed,
     check_supported,
     registry,
     unsupported,
@@ -63,6 +64,7 @@ from fitpipe.pipeline.class_weights import (
 )
 from fitpipe.pipeline.options import GIVEN_ORDER, PipelineOptions
 from fitpipe.pipeline.service import check_address
+from fitpipe.pipeline.split import ValidationSplit
 from fitpipe.schemas import as_schema
 
 __all__ = [
@@ -101,6 +103,8 @@ class Pipeline:
     Attributes:
         class_weight: The ``class_weight`` applied, checked and resolved (``"balanced"``
             computed), or None.
+        split: How a grouped or stratified ``validation_split`` came out (set by the
+            trainer on the training pipeline), or None.
     """
 
     def __init__(
@@ -123,6 +127,7 @@ class Pipeline:
         self._seek = seek
         self._shard = shard
         self.class_weight: ClassWeightPlan | None = None
+        self.split: ValidationSplit | None = None
 
     @property
     def adapter(self) -> str:
@@ -235,6 +240,15 @@ class Pipeline:
     def on_epoch_end(self) -> None:
         """Tells the input an epoch ended (``PyDataset.on_epoch_end``)."""
         self._source.on_epoch_end()
+
+    def stage_seconds(self) -> dict[str, float]:
+        """Seconds the input spent so far in each stage it times (see ``adapters.stages``).
+
+        Empty for inputs that time nothing (rows in memory, ``tf.data``).
+        """
+        if isinstance(self._source, Timed):
+            return self._source.stage_seconds()
+        return {}
 
     def take_error(self) -> BaseException | None:
         """Returns the exception user code raised while producing batches, if any."""

@@ -21,15 +21,15 @@ from typing import Any
 
 import tensorflow as tf
 
-from fitpipe.adapters import ArraySource, Mode, not_distributed_error
+from fitpipe.adapters import ArraySource, Mode, not_distributed_error, replicas_of
 from fitpipe.pipeline.core import Pipeline
 from fitpipe.pipeline.sharding import array_shard
 
 __all__ = [
     "DistributedPipeline",
-    "check_not_distributed",
     "distribute_pipeline",
     "is_multi_worker",
+    "predistributed_without_strategy",
 ]
 
 
@@ -80,19 +80,29 @@ def _sharded(
     return distributed, steps[0]
 
 
-def check_not_distributed(pipeline: Pipeline, caller: str) -> None:
-    """Refuses an input distributed by a strategy for a model built under none.
+def predistributed_without_strategy(pipeline: Pipeline, caller: str) -> Pipeline:
+    """The pipeline of a model built under no strategy, for an input distributed already.
+
+    A dataset distributed by a strategy of one replica yields plain tensors: it is iterated
+    as it is, as Keras' own ``fit`` iterates it with the default strategy. Any other input
+    is returned unchanged.
 
     Args:
-        pipeline: The pipeline of the input.
+        pipeline: The pipeline, as built for one device.
         caller: The public method, for messages.
 
+    Returns:
+        The pipeline, or one that iterates the distributed dataset.
+
     Raises:
-        FitpipeValueError: When the input is a distributed dataset.
+        FitpipeValueError: For a dataset distributed over more than one replica.
     """
     distributed = pipeline.source.distributed
-    if distributed is not None:
+    if distributed is None:
+        return pipeline
+    if replicas_of(distributed) != 1:
         raise not_distributed_error(caller, distributed)
+    return DistributedPipeline(pipeline, distributed, lambda: pipeline.num_batches)
 
 
 def _common_seed(strategy: tf.distribute.Strategy, seed: int) -> int:

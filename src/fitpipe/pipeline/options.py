@@ -28,6 +28,7 @@ GIVEN_ORDER = (
     "steps",
     "shuffle",
     "validation_split",
+    "split_by",
 )
 
 
@@ -42,6 +43,8 @@ class PipelineOptions:
         class_weight: Map from class index to weight, ``"balanced"``, or such values by
             output name (see :mod:`fitpipe.pipeline.class_weights`).
         validation_split: Fraction of rows the trainer sets apart (0 for none).
+        stratify: Split off the validation rows class by class (rows in memory only; see
+            :mod:`fitpipe.pipeline.split`).
         data_service: Address of a tf.data service dispatcher (``"grpc://host:port"``) to
             run the pipeline on its workers; None runs it in this process.
         output_names: The model's output names (set by the trainer), to find the targets of
@@ -54,6 +57,7 @@ class PipelineOptions:
     steps: int | None = None
     class_weight: Mapping[Any, Any] | str | None = None
     validation_split: float = 0.0
+    stratify: bool = False
     data_service: str | None = None
     output_names: tuple[str, ...] | None = None
     caller: str = "adapt"

@@ -68,6 +68,7 @@ _TRIAL_VALUES: dict[str, Callable[[Example], Any]] = {
     "schema": lambda data: {"features": ["x"]},
     "steps": lambda data: 1,
     "validation_split": lambda data: 0.25,
+    "split_by": lambda data: np.arange(data.rows),
 }
 
 
@@ -479,6 +480,8 @@ class AdapterConformanceTests(CapabilityChecks):
                 if name == "validation_split":  # a `fit` argument, not one of `adapt`
                     request = AdaptRequest(x=obj, caller="fit", **extra)
                     adapt_source(request, PipelineOptions(validation_split=value, caller="fit"))
+                elif name == "split_by":  # `fit`'s, read by the adapter
+                    adapt_source(AdaptRequest(x=obj, caller="fit", split_by=value, **extra))
                 else:
                     fitpipe.adapt(obj, **{name: value}, **extra).close()
             except UnsupportedArgumentError as err:

@@ -2,6 +2,7 @@
 
 Arrays and structures:
 
+* :func:`parquet_layouts`: files and row groups of a Parquet folder, for planning;
 * :func:`row_counts`, :func:`float_arrays`, :func:`int_arrays`: small arrays whose first
   dimension is a given row count;
 * :func:`array_likes`: the same array as an ndarray, nested lists or tuples, or an object
@@ -9,6 +10,9 @@ Arrays and structures:
 * :func:`nested_structures`, :func:`structured_examples`: nested tuples, lists and dicts of
   arrays sharing a row count;
 * :func:`targets`, :func:`sample_weights`: targets and positive per-sample weights;
+  :func:`class_labels`: classification targets only;
+* :func:`split_keys`: a key per row (integers or strings, some rows sharing a key), for
+  grouped validation splits (``split_by``);
 * :func:`examples`: ``x``, ``y``, ``sample_weight`` and ``batch_size`` with a shared row count;
   :func:`conformance_examples`: the same, ``y`` optional, as the conformance kit draws them.
 
@@ -22,6 +26,11 @@ Input forms:
   file forms register there, and so can third-party adapters;
 * :func:`arrow_table`, :func:`write_parquet` and :func:`columnar_schema`: the same data as
   an Arrow table or a Parquet file, with the :class:`fitpipe.Schema` that reads it back.
+
+Tuners:
+
+* :func:`call_timings`: the seconds of compiled calls, some of which traced (and compiled),
+  for properties of the tuners of steps per call and of XLA (``fitpipe.training.tuning``).
 
 Weights can be made a function of their row's content (:func:`weight_of_rows`) so a test can
 check, after shuffling, that each weight still travels with its row.
@@ -70,26 +79,34 @@ __all__ = [
     "PARQUET_ROW_GROUP_SIZE",
     "ArrayLike",
     "ArrayPyDataset",
+    "BadBatch",
     "Example",
     "Form",
     "FormFactory",
     "array_likes",
     "arrow_table",
     "as_array_like",
+    "bad_batches",
     "batch_sizes",
+    "call_timings",
+    "class_labels",
     "columnar_schema",
     "conformance_examples",
     "equivalent_forms",
     "examples",
     "float_arrays",
     "form_names",
+    "in_place_edits",
     "int_arrays",
     "iterate_batches",
     "nested_structures",
+    "non_finite",
+    "parquet_layouts",
     "presented_examples",
     "register_form",
     "row_counts",
     "sample_weights",
+    "split_keys",
     "structured_examples",
     "targets",
     "weight_of_rows",
@@ -114,6 +131,26 @@ def row_counts(min_rows: int = 1, max_rows: int = 24) -> st.SearchStrategy[int]:
     return st.integers(min_rows, max_rows)
 
 
+def parquet_layouts(
+    max_files: int = 6, max_groups: int = 4, max_rows: int = 3
+) -> st.SearchStrategy[list[list[int]]]:
+    """Layouts of a Parquet folder: for each file, the rows of each of its row groups.
+
+    A file may have no row group (written with its schema only).
+
+    Args:
+        max_files: Most files (at least one).
+        max_groups: Most row groups per file.
+        max_rows: Most rows per row group (at least one).
+
+    Returns:
+        A strategy of lists (files) of lists (row groups) of row counts.
+
+    """
+    groups = st.lists(st.integers(1, max_rows), max_size=max_groups)
+    return st.lists(groups, min_size=1, max_size=max_files)
+
+
 def batch_sizes(max_batch_size: int = 8) -> st.SearchStrategy[int]:
     """Batch sizes from 1 to ``max_batch_size``.
 
@@ -125,6 +162,31 @@ def batch_sizes(max_batch_size: int = 8) -> st.SearchStrategy[int]:
 
     """
     return st.integers(1, max_batch_size)
+
+
+def call_timings(max_calls: int = 40) -> st.SearchStrategy[list[tuple[float, bool]]]:
+    """Timings of compiled calls as a tuner sees them: ``(seconds, traced)`` per call.
+
+    Calls that traced take any time (tracing and compiling take from milliseconds to
+    seconds); the others a time from 10 us to 1 s, sometimes repeated exactly (a stable
+    machine), sometimes not (a loaded one).
+
+    Args:
+        max_calls: The most calls.
+
+    Returns:
+        A strategy of lists of ``(seconds, traced)``.
+
+    """
+    seconds = st.floats(1e-5, 1.0, allow_nan=False, allow_infinity=False)
+    call = st.one_of(
+        st.tuples(seconds, st.just(False)),
+        st.tuples(st.floats(0.0, 30.0, allow_nan=False), st.just(True)),
+    )
+    repeated = st.tuples(seconds, st.just(False)).map(lambda c: [c, c])
+    return st.lists(st.one_of(call.map(lambda c: [c]), repeated), max_size=max_calls).map(
+        lambda groups: [c for group in groups for c in group]
+    )
 
 
 def float_arrays(rows: int, max_features: int = 4) -> st.SearchStrategy[np.ndarray]:
@@ -179,6 +241,47 @@ def targets(rows: int, num_classes: int = 5) -> st.SearchStrategy[np.ndarray]:
     return st.one_of(labels, values)
 
 
+@st.composite
+def split_keys(
+    draw: st.DrawFn, rows: int, max_keys: int | None = None, kind: str | None = None
+) -> np.ndarray:
+    """One key per row, as ``split_by`` takes them: rows of a key need not be adjacent.
+
+    Args:
+        draw: Supplied by Hypothesis.
+        rows: Rows (keys drawn).
+        max_keys: Most distinct keys (default: ``rows``).
+        kind: ``"int"`` (int64, negative ones too), ``"str"`` (text, non-ASCII too) or
+            None for either.
+
+    Returns:
+        An int64 or str array of ``rows`` keys.
+    """
+    kind = kind or draw(st.sampled_from(["int", "str"]))
+    count = draw(st.integers(1, max(1, min(rows, max_keys or rows))))
+    if kind == "int":
+        element: st.SearchStrategy[Any] = st.integers(-(2**63), 2**63 - 1)
+    else:
+        element = st.text(min_size=0, max_size=12)
+    distinct = draw(st.lists(element, min_size=count, max_size=count, unique=True))
+    picks = draw(st.lists(st.integers(0, count - 1), min_size=rows, max_size=rows))
+    values = [distinct[i] for i in picks]
+    return np.array(values, dtype=np.int64) if kind == "int" else np.array(values, dtype=str)
+
+
+def class_labels(rows: int, num_classes: int = 5) -> st.SearchStrategy[np.ndarray]:
+    """int64 class labels of shape ``(rows,)`` from ``[0, num_classes)`` (classification only).
+
+    Args:
+        rows: The first dimension.
+        num_classes: The number of classes.
+
+    Returns:
+        A strategy of arrays.
+    """
+    return hnp.arrays(np.int64, (rows,), elements=st.integers(0, num_classes - 1))
+
+
 def sample_weights(rows: int) -> st.SearchStrategy[np.ndarray]:
     """Positive float32 per-sample weights of shape ``(rows,)``.
 
@@ -190,6 +293,72 @@ def sample_weights(rows: int) -> st.SearchStrategy[np.ndarray]:
 
     """
     return hnp.arrays(np.float32, (rows,), elements=st.floats(0.0, 10.0, allow_nan=False, width=32))
+
+
+def non_finite() -> st.SearchStrategy[float]:
+    """NaN, infinity or minus infinity: the values the data checks look for."""
+    return st.sampled_from([float("nan"), float("inf"), float("-inf")])
+
+
+@dataclasses.dataclass(frozen=True)
+class BadBatch:
+    """Where a non-finite value sits in a stream of batches.
+
+    Attributes:
+        batch: The index of the first bad batch.
+        part: 0 for the features, 1 for the targets.
+        row: The row of the batch that holds it.
+        value: NaN, infinity or minus infinity.
+        again: The index of a later bad batch, or None.
+    """
+
+    batch: int
+    part: int
+    row: int
+    value: float
+    again: int | None
+
+
+@st.composite
+def bad_batches(draw: st.DrawFn, num_batches: int, rows: int) -> BadBatch:
+    """A non-finite value placed in one batch (sometimes a later one too).
+
+    Args:
+        draw: Hypothesis' draw function.
+        num_batches: The batches in the stream.
+        rows: The rows of each batch.
+
+    Returns:
+        Where the value goes.
+    """
+    batch = draw(st.integers(0, num_batches - 1))
+    later = st.none() | st.integers(batch + 1, num_batches - 1) if batch + 1 < num_batches else None
+    return BadBatch(
+        batch=batch,
+        part=draw(st.integers(0, 1)),
+        row=draw(st.integers(0, rows - 1)),
+        value=draw(non_finite()),
+        again=draw(later) if later is not None else None,
+    )
+
+
+@st.composite
+def in_place_edits(draw: st.DrawFn) -> tuple[np.ndarray, tuple[int, ...], Any]:
+    """A numeric array, a position in it and a value whose bits differ from the one there.
+
+    Returns:
+        ``(array, index, value)``; the array has at least one row.
+    """
+    dtype = draw(st.sampled_from(["float32", "float64", "float16", "int8", "int32", "int64"]))
+    shape = draw(hnp.array_shapes(min_dims=1, max_dims=3, min_side=1, max_side=6))
+    array = draw(hnp.arrays(dtype, shape))
+    index = tuple(draw(st.integers(0, side - 1)) for side in shape)
+    value = draw(hnp.from_dtype(np.dtype(dtype)))
+    old = np.array(array[index], dtype=dtype)
+    new = np.array(value, dtype=dtype)
+    if old.tobytes() == new.tobytes():  # the same bits: no edit at all
+        value = np.frombuffer(bytes(b ^ 1 for b in old.tobytes()), dtype=dtype)[0]
+    return array, index, value
 
 
 @dataclasses.dataclass(frozen=True)

@@ -19,13 +19,15 @@ from __future__ import annotations
 import dataclasses
 import math
 import re
+import threading
+import warnings
 from collections.abc import Mapping
 from typing import Any
 
 import keras
 import tensorflow as tf
 
-from fitpipe.errors import FitpipeValueError, message, raw
+from fitpipe.errors import DataCheckError, DataCheckWarning, FitpipeValueError, message, raw
 
 __all__ = ["BatchChecks"]
 
@@ -36,19 +38,27 @@ _SPARSE_NAMES = {"sparse_categorical_crossentropy", "SparseCategoricalCrossentro
 
 @dataclasses.dataclass(frozen=True)
 class _Rule:
-    """One checked leaf of a batch: a sparse-label target, or a sample-weight leaf."""
+    """One checked leaf of a batch: a label, a sample weight, or finite values (``finite``).
 
-    part: int  # 1: targets, 2: sample weights
+    Sparse-label targets lie in the model's classes; sample weights and, with ``finite``
+    (``fit(check=...)``), floating features and targets are finite.
+    """
+
+    part: int  # 0: features, 1: targets, 2: sample weights
     leaf: int  # position among the flattened leaves of that part
     name: str  # the leaf, in words
     classes: int = 0  # labels must lie in [0, classes) ...
     ignore: int | None = None  # ... or equal the loss' ignore_class
     loss: str = ""
+    finite: str | None = None  # "warn" or "error": NaN and infinity (``fit(check=...)``)
 
     def problem(self, value: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
         """``(found, first bad position, its value as float64)`` in this leaf (graph ops)."""
         flat = tf.reshape(value, [-1])
-        if self.part == 2:
+        if self.finite is not None:
+            bad = tf.logical_not(tf.math.is_finite(flat))
+            flat = tf.cast(flat, tf.float64)
+        elif self.part == 2:
             flat = tf.cast(flat, tf.float64)
             bad = tf.logical_not(tf.math.is_finite(flat))
         else:
@@ -118,6 +128,29 @@ def _label_rules(model: keras.Model, y_spec: Any) -> list[_Rule]:
     return rules
 
 
+def _leaf_names(spec: Any, noun: str) -> list[str]:
+    """Each flattened leaf of ``spec`` in words (``tf.nest`` order: dict keys sorted)."""
+    if isinstance(spec, Mapping):
+        return [f"{noun} {key!r}" for key in sorted(spec) for _ in tf.nest.flatten(spec[key])]
+    if isinstance(spec, (list, tuple)) and len(tf.nest.flatten(spec)) > 1:
+        return [f"{noun} {index}" for index, part in enumerate(spec) for _ in tf.nest.flatten(part)]
+    return [f"the {noun}s"] * len(tf.nest.flatten(spec))
+
+
+def _finite_rules(element_spec: tuple[Any, ...], mode: str) -> list[_Rule]:
+    """NaN/infinity rules for the floating leaves of features and targets."""
+    rules = []
+    for part, noun in ((0, "input"), (1, "target")):
+        if len(element_spec) <= part or element_spec[part] is None:
+            continue
+        leaves = tf.nest.flatten(element_spec[part])
+        names = _leaf_names(element_spec[part], noun)
+        for leaf, (spec, name) in enumerate(zip(leaves, names, strict=True)):
+            if isinstance(spec, tf.TensorSpec) and spec.dtype.is_floating:
+                rules.append(_Rule(part, leaf, name, finite=mode))
+    return rules
+
+
 def _weight_rules(w_spec: Any) -> list[_Rule]:
     leaves = tf.nest.flatten(w_spec)
     return [
@@ -138,13 +171,28 @@ class BatchChecks:
     def __init__(self, rules: list[_Rule], caller: str) -> None:
         self.rules = rules
         self.caller = caller
+        self._lock = threading.Lock()
+        self._found: tuple[int, int, float] | None = None  # (batch, rule, value) to warn of
+        self._warned = False
 
     @classmethod
-    def for_model(cls, model: keras.Model, element_spec: Any, caller: str) -> BatchChecks | None:
-        """The checks batches of ``element_spec`` need for ``model``; None when none does."""
+    def for_model(
+        cls, model: keras.Model, element_spec: Any, caller: str, finite: str | None = None
+    ) -> BatchChecks | None:
+        """The checks batches of ``element_spec`` need for ``model``; None when none does.
+
+        Args:
+            model: The compiled model.
+            element_spec: The spec of one batch.
+            caller: The public method, for messages.
+            finite: ``"warn"`` or ``"error"``: also check that the floating features and
+                targets of streamed batches are finite (``fit(check=...)``); rows held in
+                memory are left to the pre-flight scan.
+        """
         if not isinstance(element_spec, tuple) or len(element_spec) < 2:
             return None
-        rules = _label_rules(model, element_spec[1])
+        rules = _finite_rules(element_spec, finite) if finite is not None else []
+        rules += _label_rules(model, element_spec[1])
         if len(element_spec) > 2 and element_spec[2] is not None:
             rules += _weight_rules(element_spec[2])
         return cls(rules, caller) if rules else None
@@ -155,6 +203,8 @@ class BatchChecks:
     def check(self, batch: tuple[Any, ...], where: str | None = None) -> None:
         """Checks one batch now, named ``where``; or, without it, all rows (naming the row)."""
         for number, rule in enumerate(self.rules):
+            if rule.finite is not None:
+                continue  # rows in memory: the pre-flight scan has judged every value
             if len(batch) <= rule.part or batch[rule.part] is None:
                 continue  # rows without weights (class weights are applied per batch)
             if rule.leaf >= len(tf.nest.flatten(batch[rule.part])):
@@ -173,20 +223,64 @@ class BatchChecks:
         A bad batch makes the iterator fail with an error :meth:`error_of` turns into the
         fitpipe error; the step that would have used it never runs.
         """
-        rules = self.rules
+        rules, note = self.rules, self._note
+
+        def noted(index: tf.Tensor, number: int, value: tf.Tensor) -> tf.Tensor:
+            return tf.py_function(note, [index, number, value], tf.bool)
+
+        def non_finite(index: tf.Tensor, number: int, leaf: tf.Tensor) -> tf.Tensor:
+            """Notes (``"warn"``) or stops on (``"error"``) a leaf known to hold a bad value."""
+            _, _, value = rules[number].problem(leaf)
+            if rules[number].finite == "warn":  # warned of once, by the trainer
+                return noted(index, number, value)
+            data = [_MARKER, index, number, value]
+            with tf.control_dependencies([tf.debugging.Assert(False, data, summarize=1)]):
+                return tf.constant(True)
 
         @tf.autograph.experimental.do_not_convert
         def checked(index: tf.Tensor, batch: Any) -> Any:
             done: list[Any] = []
             for number, rule in enumerate(rules):  # in order: the first rule broken is named
+                leaf = tf.nest.flatten(batch[rule.part])[rule.leaf]
                 with tf.control_dependencies(done):
-                    found, _, value = rule.problem(tf.nest.flatten(batch[rule.part])[rule.leaf])
+                    if rule.finite is not None:  # one reduction; the details only when found
+                        found = tf.logical_not(tf.reduce_all(tf.math.is_finite(leaf)))
+                        done = [
+                            tf.cond(
+                                found,
+                                lambda n=number, v=leaf: non_finite(index, n, v),
+                                lambda: tf.constant(False),
+                            )
+                        ]
+                        continue
+                    found, _, value = rule.problem(leaf)
                     data = [_MARKER, index, number, value]
                     done = [tf.debugging.Assert(tf.logical_not(found), data, summarize=1)]
             with tf.control_dependencies(done):
                 return tf.nest.map_structure(tf.identity, batch)
 
         return dataset.enumerate(start=start).map(checked)
+
+    def _note(self, index: tf.Tensor, number: tf.Tensor, value: tf.Tensor) -> bool:
+        """Keeps the first non-finite value found under ``"warn"`` (on tf.data's thread)."""
+        with self._lock:
+            if self._found is None:
+                self._found = (int(index), int(number), float(value))
+        return True
+
+    def warn_found(self) -> None:
+        """Warns once of the first non-finite value noted in a batch (``check="warn"``)."""
+        with self._lock:
+            found, self._found = self._found, None
+            if found is None or self._warned:
+                return
+            self._warned = True
+        index, number, value = found
+        rule = self.rules[number]
+        warnings.warn(
+            DataCheckWarning(self._finite_text(rule, f"batch index {index}", value, True)),
+            stacklevel=5,
+        )
 
     def error_of(self, err: BaseException) -> FitpipeValueError | None:
         """The fitpipe error for an iterator failure raised by :meth:`on_dataset`'s check."""
@@ -196,8 +290,30 @@ class BatchChecks:
         index, number, value = found.groups()
         return self._error(int(number), f"batch index {int(index)}", float(value))
 
+    def _finite_text(self, rule: _Rule, where: str, value: float, warn: bool) -> str:
+        what = "NaN" if math.isnan(value) else f"the infinite value {value}"
+        then = (
+            'Training goes on (warned once per `fit`); pass `check="error"` to stop '
+            "before the step, or fix the data"
+            if warn
+            else "Fix or drop the rows with NaN or infinite values, or pass `check=False` "
+            "to train anyway"
+        )
+        received = {"x" if rule.part == 0 else "y": raw(f"{value} in {rule.name} of {where}")}
+        return message(
+            self.caller,
+            f"found {what} in {rule.name} of {where}",
+            "Feature and target values are finite numbers (a single NaN makes the loss and "
+            "then every model weight NaN); batches streamed from generators, `tf.data` and "
+            "`PyDataset` are checked as they pass",
+            then,
+            **received,
+        )
+
     def _error(self, number: int, where: str, value: float) -> FitpipeValueError:
         rule = self.rules[number]
+        if rule.finite is not None:
+            return DataCheckError(self._finite_text(rule, where, value, False))
         shown: float | int = int(value) if math.isfinite(value) and value == int(value) else value
         if rule.part == 2:
             return FitpipeValueError(

@@ -18,7 +18,8 @@ import keras
 from fitpipe.training.steps import ANNOUNCE_XLA
 
 if TYPE_CHECKING:
-    from fitpipe.pipeline import ClassWeightPlan
+    from fitpipe.pipeline import ClassWeightPlan, ValidationSplit
+    from fitpipe.training.input_report import InputReport
 
 __all__ = ["ProgressBar", "callback_list", "history_of", "listens_per_batch", "set_steps"]
 
@@ -120,3 +121,32 @@ def report_class_weight(
             shown = {k: {c: round(w, 4) for c, w in v.items()} for k, v in plan.resolved.items()}
         text = f"class_weight='balanced': {shown} from {plan.balanced_rows:,} rows"
         print(text, file=sys.stdout, flush=True)
+
+
+def report_split(
+    cbs: keras.callbacks.CallbackList, split: ValidationSplit | None, verbose: Any
+) -> None:
+    """Puts the sizes of a grouped or stratified ``validation_split`` in ``params`` (and prints).
+
+    ``params["validation_split_sizes"]`` holds rows (and keys) per side, as
+    :meth:`~fitpipe.pipeline.ValidationSplit.as_params` gives them; nothing is added for a
+    plain split.
+    """
+    if split is None:
+        return
+    params = getattr(cbs, "params", None) or {}
+    cbs.set_params({**params, "validation_split_sizes": split.as_params()})
+    if verbose != 0:
+        print(split.describe(), file=sys.stdout, flush=True)
+
+
+def report_input(history: Any, report: InputReport, verbose: Any) -> None:
+    """Keeps the input-bound report as ``history.input_report`` (and prints its line).
+
+    See :mod:`fitpipe.training.input_report`: a JSON-able dict with the share of time the
+    step waited for input, per epoch, and the stage that dominates when input-bound.
+    """
+    if history is not None:
+        history.input_report = report.as_dict()
+    if verbose != 0:
+        print(report.line(), file=sys.stdout, flush=True)

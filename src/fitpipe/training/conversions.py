@@ -32,11 +32,13 @@ __all__ = [
     "build_optimizer",
     "cast_for",
     "casts_floats",
+    "check_extra",
     "needs_floatx_cast",
     "optional_input_names",
     "prepared_step",
     "spec_of",
     "without_absent_inputs",
+    "without_extra_inputs",
 ]
 
 
@@ -79,6 +81,49 @@ def without_absent_inputs(model: keras.Model, x: Any, caller: str) -> Any:
     if not absent or len(absent) == len(x):
         return x
     return {key: value for key, value in x.items() if key not in absent}
+
+
+def check_extra(extra: Any, caller: str) -> str:
+    """Checks ``extra``: ``"error"`` (unknown dict entries are an error) or ``"ignore"``.
+
+    Raises:
+        FitpipeValueError: For anything else.
+    """
+    if isinstance(extra, str) and extra in ("error", "ignore"):
+        return extra
+    raise FitpipeValueError(
+        message(
+            caller,
+            "got an invalid `extra`",
+            '`extra` is "error" (a dict entry that names no model input is an error) or '
+            '"ignore" (such entries, e.g. ids or timestamps, are left out)',
+            'Pass `extra="ignore"` or leave it out',
+            extra=extra,
+        )
+    )
+
+
+def without_extra_inputs(model: keras.Model, x: Any, extra: str, keep: Any = None) -> Any:
+    """``x`` without the dict entries that name no model input, with ``extra="ignore"``.
+
+    Nothing is left out when ``extra="error"``, when ``x`` is not a dict, or when the model
+    is not built (its inputs are defined by the data).
+
+    Args:
+        model: The model.
+        x: The input.
+        extra: ``"error"`` or ``"ignore"``.
+        keep: An entry kept whatever its name (the column ``split_by`` names).
+    """
+    if extra != "ignore" or not isinstance(x, Mapping):
+        return x
+    try:
+        names = {tensor.name for tensor in model.inputs or []}
+    except (AttributeError, ValueError):
+        return x
+    if not names:
+        return x
+    return {key: value for key, value in x.items() if key in names or key == keep}
 
 
 def _check_required_given(model: keras.Model, x: Any, caller: str) -> None:

@@ -7,7 +7,6 @@ the data runs out, so consecutive epochs see consecutive batches.
 
 from __future__ import annotations
 
-import math
 import time
 import warnings
 from collections.abc import Callable, Iterator
@@ -18,8 +17,10 @@ import tensorflow as tf
 from fitpipe.errors import FitpipeError, FitpipeValueError, FitpipeWarning, message, raw
 from fitpipe.pipeline import Pipeline
 from fitpipe.training.batch_checks import BatchChecks
+from fitpipe.training.input_report import EpochTiming
 from fitpipe.training.inputs import step_error
 from fitpipe.training.steps import RowCursor, StepFunction
+from fitpipe.training.tuning import ExecutionSize
 
 __all__ = ["EpochRunner", "ExecutionSize", "no_step_error", "warn_no_step"]
 
@@ -71,59 +72,6 @@ def no_step_error(caller: str, adapter: str) -> FitpipeValueError:
     )
 
 
-class ExecutionSize:
-    """How many steps each compiled call runs: fixed, or tuned while training (``"auto"``).
-
-    The tuner grows the size until one call takes at least :attr:`TARGET_SECONDS`: Python's
-    cost per call (about 0.1-1 ms) is then under 2% of the call. A call during which the step
-    was traced (and so compiled: counted by the step's trace counter, not guessed from its
-    time) is not timed at all; each size is then timed on two calls and the faster one counts,
-    so a compile without a trace (XLA meeting a new batch shape) or a noisy neighbour does not
-    stop the growth early. The size grows by the factor the target asks for (a power of two,
-    from 2 to 64), so it settles within a few calls. Results do not depend on it: only how
-    often Python (and batch-level callbacks) run.
-
-    Args:
-        value: A positive int, or ``"auto"``.
-
-    """
-
-    TARGET_SECONDS = 0.05
-    MAX = 4096
-
-    def __init__(self, value: int | str) -> None:
-        self.auto = value == "auto"
-        self.size = 1 if self.auto else int(value)
-        self._timings: list[float] = []
-        self._settled = not self.auto
-        #: Calls recorded, and those of them that traced (shown by the benchmarks).
-        self.calls = 0
-        self.traced_calls = 0
-
-    def record(self, steps: int, seconds: float, traced: bool = False) -> None:
-        """Feeds the tuner one call's measurements.
-
-        Args:
-            steps: Steps the call ran (a short call, at an input's end, is not timed).
-            seconds: How long it took.
-            traced: Whether the step was traced during the call (then it is not timed).
-        """
-        self.calls += 1
-        self.traced_calls += int(traced)
-        if self._settled or steps < self.size or traced:
-            return
-        self._timings.append(seconds)
-        if len(self._timings) < 2:
-            return
-        fastest = min(self._timings)
-        self._timings = []
-        if fastest >= self.TARGET_SECONDS or self.size >= self.MAX:
-            self._settled = True
-            return
-        factor = min(64.0, max(2.0, self.TARGET_SECONDS / max(fastest, 1e-9)))
-        self.size = min(self.MAX, self.size * 2 ** int(math.log2(factor)))
-
-
 class EpochRunner:
     """Runs epochs of one pipeline through one step function.
 
@@ -147,6 +95,10 @@ class EpochRunner:
         self.checks: BatchChecks | None = None
         self._rows_checked = False
         self._checked_for: tuple[tuple[int, int], Any, Any] | None = None
+        #: What the last :meth:`run` measured (see ``fitpipe.training.input_report``).
+        self.timing: EpochTiming | None = None
+        self._compiling = 0.0  # seconds of this run's calls that traced the step ...
+        self._compiling_waited = 0.0  # ... and their waits for input
 
     @property
     def num_batches(self) -> int | None:
@@ -204,12 +156,15 @@ class EpochRunner:
         return self._checked_for[2]
 
     def _call(self, function: StepFunction, n: int, execution: ExecutionSize) -> tuple[int, Any]:
+        begin = time.perf_counter()
         try:  # tracing: what Keras raises here reaches the user unchanged
             function.prepare(self._iterator)
         except BaseException:
             self._iterator = None
             raise
-        traces, start = function.traces, time.perf_counter()
+        self._compiling += time.perf_counter() - begin  # tracing (a no-op once traced)
+        traces, start, wall = function.traces, execution.clock(), time.perf_counter()
+        waited = getattr(function, "waited", 0.0)
         failure: BaseException | None = None
         try:
             count, outputs = function(self._iterator, n)
@@ -228,7 +183,15 @@ class EpochRunner:
             # through TensorFlow's error keeps the input's threads alive.
             self._iterator = None
             raise failure.with_traceback(failure.__traceback__)
-        execution.record(count, time.perf_counter() - start, traced=function.traces != traces)
+        if self.checks is not None:
+            self.checks.warn_found()  # a NaN noted in a batch under check="warn"
+        seconds, traced = execution.clock() - start, function.traces != traces
+        if traced:  # a compile is no input wait: the call counts neither way
+            self._compiling += time.perf_counter() - wall
+            self._compiling_waited += getattr(function, "waited", 0.0) - waited
+        size, settled = execution.size, execution.steady  # as they were for this call
+        execution.record(count, seconds, traced=traced)
+        function.record(count, seconds, traced, size, settled, n)
         return count, outputs
 
     def run(
@@ -256,11 +219,14 @@ class EpochRunner:
             usual "ran out of data" warning is then left to the caller.
 
         """
+        began, waited = time.perf_counter(), getattr(function, "waited", 0.0)
+        stages, self._compiling, self._compiling_waited = self.pipeline.stage_seconds(), 0.0, 0.0
         known = self.pipeline.num_batches
         limit = self.steps_per_epoch or (None if self.forever else known)
         if self._iterator is None or not self.steps_per_epoch:
             self._fresh()
         assert self._iterator is not None
+        in_memory = isinstance(self._iterator, RowCursor)
         self.pipeline.expect(None if limit is None else limit - first)
         step, outputs = first, None
         while limit is None or step < limit:
@@ -287,6 +253,14 @@ class EpochRunner:
         # No step, and not because a resumed epoch was already complete: the caller warns or
         # raises (it knows what stops), and reports no metric for the epoch.
         self.ran_nothing = step == first and (first == 0 or limit is None or first < limit)
+        now = self.pipeline.stage_seconds()
+        self.timing = EpochTiming(
+            steps=step - first,
+            seconds=max(0.0, time.perf_counter() - began - self._compiling),
+            waited=getattr(function, "waited", 0.0) - waited - self._compiling_waited,
+            stages={name: now[name] - stages.get(name, 0.0) for name in now},
+            in_memory=in_memory,
+        )
         return step, outputs
 
     def _ran_out(self, before_first_step: bool) -> None:

@@ -69,7 +69,8 @@ def _check_names(
             caller,
             f"got input names that do not match the model (missing {missing}, unknown {unknown})",
             f"The model's inputs are named {names}",
-            "Key the dict by the model's input names",
+            "Key the dict by the model's input names"
+            + (', or pass `extra="ignore"` to leave the other entries out' if unknown else ""),
             f"dict with keys {sorted(map(str, x))}",
         )
 

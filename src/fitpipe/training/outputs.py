@@ -16,10 +16,11 @@ from typing import Any
 import keras
 import numpy as np
 import pyarrow as pa
+import pyarrow.fs as pafs
 import tensorflow as tf
 
 from fitpipe.adapters import AdaptRequest, Chunked, Mode, registry
-from fitpipe.columnar import write_atomically
+from fitpipe.columnar import is_uri, uri_info, write_atomically
 from fitpipe.errors import FitpipeTypeError, FitpipeValueError, message
 from fitpipe.schemas import SchemaLike, as_schema
 
@@ -122,8 +123,31 @@ def _output_error(what: str, fix: str, output: Any) -> FitpipeValueError:
     )
 
 
+def _check_uri(output: str) -> str:
+    """Checks an object store URI: not a folder, in a bucket (or folder) that exists."""
+    _, path, info = uri_info(output, "predict")
+    if info.type == pafs.FileType.Directory or output.endswith("/"):
+        raise _output_error(
+            f"got an `output` that is a folder ({output})",
+            'Name an object in it, e.g. `output="s3://bucket/predictions/part-0.parquet"`',
+            output,
+        )
+    bucket = path.split("/", 1)[0]
+    scheme = output.split("://", 1)[0]
+    found = uri_info(f"{scheme}://{bucket}", "predict")[2]
+    if "/" not in path or found.type == pafs.FileType.NotFound:
+        raise _output_error(
+            f"cannot write {output}: no bucket {bucket!r}",
+            "Create the bucket first, or fix the URI",
+            output,
+        )
+    return output
+
+
 def check_output(output: Any) -> str:
     """Checks ``output`` before anything is read or predicted; returns it as an absolute path.
+
+    A URI (``s3://bucket/key.parquet``) is returned as given, once its bucket is found.
 
     Raises:
         FitpipeTypeError: ``output`` is not a path.
@@ -139,6 +163,8 @@ def check_output(output: Any) -> str:
                 output=output,
             )
         )
+    if isinstance(output, str) and is_uri(output):
+        return _check_uri(output)
     target = os.path.abspath(os.fspath(output))
     folder = os.path.dirname(target)
     if os.path.isdir(target):

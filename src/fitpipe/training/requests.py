@@ -16,12 +16,12 @@ from fitpipe.pipeline import (
     adapt_source,
     build_pipeline,
     pipeline_from_source,
-    split_source,
+    split_validation,
     weigh_batch,
 )
 from fitpipe.schemas import is_namedtuple, pack_roles
 from fitpipe.training import arguments, distribute
-from fitpipe.training.conversions import without_absent_inputs
+from fitpipe.training.conversions import without_absent_inputs, without_extra_inputs
 from fitpipe.training.inputs import check_model_inputs
 
 __all__ = ["fit_pipelines", "one_batch", "validation_pipeline"]
@@ -47,11 +47,16 @@ def _unpack_validation(data: Any) -> tuple[Any, Any, Any]:
 
 
 def validation_pipeline(
-    model: keras.Model, data: Any, batch_size: int | None, steps: int | None, schema: Any
+    model: keras.Model,
+    data: Any,
+    batch_size: int | None,
+    steps: int | None,
+    schema: Any,
+    extra: str = "error",
 ) -> Pipeline:
     """The pipeline of ``fit``'s ``validation_data``, checked against the model's inputs."""
     x, y, sample_weight = _unpack_validation(data)
-    x = without_absent_inputs(model, x, "fit")
+    x = without_absent_inputs(model, without_extra_inputs(model, x, extra), "fit")
     adapter = registry.find(x, "fit")
     request = AdaptRequest(
         x=x,
@@ -77,17 +82,24 @@ def fit_pipelines(
     validation_data: Any,
     val_batch: int | None,
     val_steps: int | None,
+    extra: str = "error",
 ) -> tuple[Pipeline, Pipeline | None]:
-    """The training pipeline of ``fit``, and its validation pipeline (split off, or given)."""
+    """The training pipeline of ``fit``, and its validation pipeline (split off, or given).
+
+    A grouped or stratified split's sizes are kept as the training pipeline's ``split``.
+    """
     adapter, source = adapt_source(request, options, warn_ignored=False)
-    val = None
+    val, how = None, None
     if options.validation_split:
-        source, val_source = split_source(source, options.validation_split, "fit", val_batch)
+        source, val_source, how = split_validation(source, request, options, val_batch)
         val_options = PipelineOptions(batch_size=val_batch, steps=val_steps, caller="fit")
         val = pipeline_from_source(adapter.name, val_source, val_options)
     train = pipeline_from_source(adapter.name, source, options)
+    train.split = how
     if validation_data is not None:
-        val = validation_pipeline(model, validation_data, val_batch, val_steps, request.schema)
+        val = validation_pipeline(
+            model, validation_data, val_batch, val_steps, request.schema, extra
+        )
     arguments.require_finite(train, request.steps, "fit", "steps_per_epoch")
     return train, val
 

@@ -11,17 +11,21 @@ from __future__ import annotations
 
 import contextvars
 import sys
+import time
 import warnings
 from collections.abc import Callable
 from typing import Any
 
 import tensorflow as tf
 
+from fitpipe.adapters import timing
 from fitpipe.errors import FitpipeError, FitpipeWarning
+from fitpipe.pipeline import ResidentRows
 from fitpipe.schemas import Mode
 from fitpipe.training.collect import concat_outputs, output_arrays, output_specs, write_outputs
 from fitpipe.training.conversions import absent_as_none, spec_of
 from fitpipe.training.inputs import spec_text, step_error
+from fitpipe.training.tuning import XlaChoice
 
 __all__ = [
     "ANNOUNCE_XLA",
@@ -84,10 +88,32 @@ class RowCursor:
 def _more_batches(n: tf.Tensor) -> Callable[..., tf.Tensor]:
     """The condition of a loop of up to ``n`` steps that ends early when the input does."""
 
-    def more(i: tf.Tensor, _: Any, batch: Any) -> tf.Tensor:
+    def more(i: tf.Tensor, _: Any, batch: Any, *waited: Any) -> tf.Tensor:
         return tf.logical_and(i < n, batch.has_value())
 
     return more
+
+
+def _timed(fetch: Fetch, source: Any, index: tf.Tensor, after: Any = None) -> Any:
+    """``fetch(source, index)`` once ``after`` is computed, and the seconds it blocked.
+
+    The fetch is ordered after the step whose outputs are ``after``, so the seconds measured
+    are those the loop waited for its next batch (an input read ahead answers at once), not
+    time overlapping the step.
+    """
+    done = [t for t in tf.nest.flatten(after) if isinstance(t, tf.Tensor)]
+    with tf.control_dependencies(done):
+        begin = tf.timestamp()
+    with tf.control_dependencies([begin]):
+        batch = fetch(source, index)
+    with tf.control_dependencies([batch.has_value()]):
+        end = tf.timestamp()
+    return batch, end - begin
+
+
+def _untimed(fetch: Fetch, source: Any, index: tf.Tensor, after: Any = None) -> Any:
+    """``fetch(source, index)`` and no time (the input-bound timing is off)."""
+    return fetch(source, index), tf.constant(0.0, tf.float64)
 
 
 def _present(fetch: Fetch) -> Callable[[Any, tf.Tensor], Any]:
@@ -100,6 +126,24 @@ def _compiled(step: Callable[[Any], Any], jit_compile: bool) -> Any:
     return tf.function(step, jit_compile=jit_compile, reduce_retracing=True, autograph=False)
 
 
+def _composite(element_spec: Any) -> bool:
+    """Whether a batch has sparse or ragged parts (XLA compiles few ops on them)."""
+    composite = (tf.SparseTensorSpec, tf.RaggedTensorSpec)
+    return any(isinstance(s, composite) for s in tf.nest.flatten(element_spec))
+
+
+def input_key(element_spec: Any) -> str:
+    """The key of a batch's model inputs, whatever the batch size and the targets.
+
+    ``jit_compile="auto"`` decides once per model and key: ``fit``'s batches
+    ``(x, y, sample_weight)`` and ``predict``'s ``(x,)`` share the key of their ``x``.
+    """
+    features = element_spec
+    if isinstance(element_spec, tuple) and 1 <= len(element_spec) <= 3:
+        features = element_spec[0]
+    return repr(ResidentRows.batch_spec(features))
+
+
 class StepFunction:
     """A model step compiled once and run ``n`` batches per call.
 
@@ -107,37 +151,111 @@ class StepFunction:
         step: The model's step method (``model.train_step``, ...), taking one batch.
         jit_compile: Compile the step with XLA. Before the first step, the step is compiled
             once on zeros shaped like a batch; if XLA cannot compile it (an op without an XLA
-            kernel), a warning says so and the plain graph runs instead.
+            kernel), a warning says so and the plain graph runs instead. ``"auto"``: decided
+            by measurement, once per input (:class:`~fitpipe.training.tuning.XlaChoice`):
+            the step starts as the plain graph, and XLA is compiled and timed once the steps
+            per call have settled (see :meth:`record`); kept only when clearly faster.
         run_eagerly: Run everything eagerly (debugging); no tracing at all.
         collect: True for predict: return every step's outputs concatenated, not the last.
         caller: The public method the step serves, for the warning.
         mode: What the step does; training steps announce their XLA compilation.
+        decisions: Under ``"auto"``, the model's choices by :func:`input_key`: the train
+            step writes its choices there, the other steps follow them.
     """
 
     def __init__(
         self,
         step: Callable[[Any], Any],
-        jit_compile: bool,
+        jit_compile: bool | str,
         run_eagerly: bool,
         collect: bool = False,
         caller: str = "fit",
         mode: Mode = Mode.TRAIN,
+        decisions: dict[str, bool] | None = None,
     ) -> None:
         self.step = step
         self.run_eagerly = run_eagerly
         self.collect = collect
         self.caller = caller
         self.mode = mode
-        self.jit_compile = jit_compile and not run_eagerly
-        self._probed = not self.jit_compile
+        self.auto = jit_compile == "auto" and not run_eagerly
+        #: The variant the step runs now (under ``"auto"``: for the last input prepared).
+        self.jit_compile = bool(jit_compile) and not self.auto and not run_eagerly
+        self._probed = not self.jit_compile and not self.auto  # XLA not checked yet
+        self._variants: dict[bool, Any] = {}
         if run_eagerly:
             self.one_step: Callable[[Any], Any] = step
         else:
-            self.one_step = _compiled(step, self.jit_compile)
-        self._loop: Callable[..., Any] | None = None
+            self.one_step = self._variant(self.jit_compile)
+        self._loops: dict[bool, Callable[..., Any]] = {}
         self._spec: Any = None
         self._rows_loops: dict[Any, Callable[..., Any]] = {}
         self._retired_traces = 0  # traces of functions replaced since (the XLA fallback)
+        self._decisions = decisions if decisions is not None else {}
+        self._choices: dict[str, XlaChoice] = {}
+        self._choice: tuple[str, XlaChoice] | None = None  # of the last input prepared
+        self._keyed: tuple[Any, str] | None = None  # (element spec, its input key)
+        self._xla_fails = False
+
+        #: Time the compiled loops' fetches (the input-bound report), decided when built.
+        self.timed = timing()
+        #: Seconds the loop waited for input batches, summed over calls (see ``_timed``).
+        self.waited = 0.0
+
+    def _variant(self, jit_compile: bool) -> Any:
+        """The step compiled with or without XLA (each made once, traced when first used)."""
+        if jit_compile not in self._variants:
+            self._variants[jit_compile] = _compiled(self.step, jit_compile)
+        return self._variants[jit_compile]
+
+    def _use(self, jit_compile: bool) -> None:
+        self.jit_compile = jit_compile
+        self.one_step = self._variant(jit_compile)
+
+    @property
+    def xla_choice(self) -> XlaChoice | None:
+        """Under ``"auto"``, the choice for the last input prepared (None before any)."""
+        return self._choice[1] if self._choice is not None else None
+
+    def _select(self, element_spec: Any) -> None:
+        """Under ``"auto"``: runs the variant chosen (or being timed) for this input."""
+        if self._keyed is None or self._keyed[0] is not element_spec:
+            self._keyed = (element_spec, input_key(element_spec))
+        key = self._keyed[1]
+        choice = self._choices.get(key)
+        if choice is None:
+            choice = self._choices[key] = XlaChoice()
+            if _composite(element_spec):
+                choice.decide(False, "sparse or ragged input")
+            elif self._xla_fails:
+                choice.decide(False, "XLA cannot compile the step")
+        shared = self._decisions.get(key) if self.mode is not Mode.TRAIN else None
+        if shared is not None and choice.decided is not shared:
+            choice.decide(shared, "the train step's choice")
+        self._choice = (key, choice)
+        self._use(choice.variant)
+
+    def record(
+        self, steps: int, seconds: float, traced: bool, size: int, settled: bool, asked: int
+    ) -> None:
+        """Feeds ``jit_compile="auto"`` one call's timing (see :class:`XlaChoice`).
+
+        Args:
+            steps: Steps the call ran.
+            seconds: How long the call took.
+            traced: Whether a step function traced during the call (it is then not timed).
+            size: The steps per call.
+            settled: Whether the steps per call are final.
+            asked: The steps asked of the call.
+        """
+        if not self.auto or self._choice is None:
+            return
+        key, choice = self._choice
+        if choice.decided is not None:
+            return
+        choice.record(steps, seconds, traced, size, settled, asked)
+        if choice.decided is not None and self.mode is Mode.TRAIN:
+            self._decisions[key] = choice.decided
 
     @property
     def traces(self) -> int:
@@ -146,11 +264,17 @@ class StepFunction:
         A call during which this grows paid for tracing and compiling, not only for its
         steps: the tuner of steps per call does not time it.
         """
-        functions: list[Any] = [self.one_step, self._loop, *self._rows_loops.values()]
+        functions: list[Any] = [
+            self.one_step,
+            *self._variants.values(),
+            *self._loops.values(),
+            *self._rows_loops.values(),
+        ]
+        unique = {id(f): f for f in functions}.values()
         return (
             sum(
                 f.experimental_get_tracing_count()
-                for f in functions
+                for f in unique
                 if hasattr(f, "experimental_get_tracing_count")
             )
             + self._retired_traces
@@ -160,6 +284,15 @@ class StepFunction:
         """Keeps the traces of a function about to be replaced in :attr:`traces`."""
         if hasattr(function, "experimental_get_tracing_count"):
             self._retired_traces += function.experimental_get_tracing_count()
+        for jit, variant in list(self._variants.items()):
+            if variant is function:
+                del self._variants[jit]
+
+    def _plain_instead(self, reason: str) -> None:
+        """Runs the plain graph from now on: XLA cannot (or should not) compile the step."""
+        if self._choice is not None:
+            self._choice[1].decide(False, reason)
+        self._use(False)
 
     def _trace(self, element_spec: Any) -> Any:
         """Traces the model's step for batches of ``element_spec`` (once per spec).
@@ -169,13 +302,11 @@ class StepFunction:
         batches: a later trace would only fail inside TensorFlow's own machinery, since Keras
         has already built part of its compiled loss and metrics.
         """
-        leaves = tf.nest.flatten(element_spec)
-        composite = (tf.SparseTensorSpec, tf.RaggedTensorSpec)
-        if not self._probed and any(isinstance(s, composite) for s in leaves):
+        if self.jit_compile and not self._probed and _composite(element_spec):
             # XLA has no kernels for sparse inputs, and compiles few ops on ragged ones (their
             # sizes change from batch to batch): the plain graph, as Keras on CPU.
-            self._probed, self.jit_compile = True, False
-            self.one_step = _compiled(self.step, False)
+            self._probed = True
+            self._plain_instead("sparse or ragged input")
         try:
             concrete = self.one_step.get_concrete_function(element_spec)  # type: ignore[attr-defined]
         except Exception as err:
@@ -185,22 +316,27 @@ class StepFunction:
                     f"for batches {spec_text(element_spec)})"
                 )
             raise
-        if not self._probed:
-            self._probe_xla(element_spec)
+        if self.jit_compile and not self._probed:
+            if not self._probe_xla(element_spec):
+                concrete = self.one_step.get_concrete_function(element_spec)  # type: ignore[attr-defined]
         return concrete
 
-    def _probe_xla(self, element_spec: Any) -> None:
+    def _probe_xla(self, element_spec: Any) -> bool:
         """Falls back to the plain graph if XLA cannot compile the traced step.
 
         The step is already traced for ``element_spec``; asking for its XLA HLO on zeros of a
         fitting shape reuses that trace (no second trace), and fails where XLA has no kernel.
+        Under ``"auto"`` the fallback is silent (XLA was only being tried).
+
+        Returns:
+            False when the step fell back to the plain graph.
         """
         self._probed = True
         leaves = [s for s in tf.nest.flatten(element_spec) if s is not None]
         if not all(isinstance(s, tf.TensorSpec) for s in leaves):
-            return
+            return True
         if any(None in s.shape.as_list()[1:] for s in leaves if s.shape.rank):
-            return  # zeros of a guessed size may not fit the model: no verdict on XLA
+            return True  # zeros of a guessed size may not fit the model: no verdict on XLA
         zeros = tf.nest.map_structure(
             lambda s: (
                 None
@@ -210,22 +346,23 @@ class StepFunction:
             element_spec,
         )
         try:
-            if self.mode is Mode.TRAIN and ANNOUNCE_XLA.get():
+            if self.mode is Mode.TRAIN and ANNOUNCE_XLA.get() and not self.auto:
                 print(XLA_NOTICE, file=sys.stdout, flush=True)
             self.one_step.experimental_get_compiler_ir(zeros)(stage="hlo")  # type: ignore[attr-defined]
         except Exception as err:  # XLA reports unsupported ops in several error types
             reason = str(err).split("\n", 1)[0][:300]
-            warnings.warn(
-                f"`{self.caller}` cannot compile the model with XLA ({reason}). It runs the "
-                "plain TensorFlow graph instead; pass `jit_compile=False` to `compile` to "
-                "skip this check.",
-                FitpipeWarning,
-                stacklevel=6,
-            )
-            self.jit_compile = False
-            self._retire(self.one_step)
-            self.one_step = _compiled(self.step, False)
-            self.one_step.get_concrete_function(element_spec)  # type: ignore[attr-defined]
+            if not self.auto:
+                warnings.warn(
+                    f"`{self.caller}` cannot compile the model with XLA ({reason}). It runs "
+                    "the plain TensorFlow graph instead; pass `jit_compile=False` to "
+                    "`compile` to skip this check.",
+                    FitpipeWarning,
+                    stacklevel=6,
+                )
+            self._xla_fails = True
+            self._plain_instead("XLA cannot compile the step")
+            return False
+        return True
 
     def _build_loop(
         self, element_spec: Any, fetch: Fetch, counted: bool = False
@@ -261,33 +398,43 @@ class StepFunction:
         return loop
 
     def _last_loop(self, out_specs: Any, fetch: Fetch) -> Callable[..., Any]:
-        one_step = self.one_step
+        one_step, get = self.one_step, _timed if self.timed else _untimed
 
-        def loop(source: Any, start: tf.Tensor, n: tf.Tensor) -> tuple[tf.Tensor, Any]:
-            def body(i: tf.Tensor, logs: Any, batch: Any) -> tuple[Any, ...]:
+        def loop(source: Any, start: tf.Tensor, n: tf.Tensor) -> tuple[tf.Tensor, Any, Any]:
+            def body(i: tf.Tensor, logs: Any, batch: Any, waited: Any) -> tuple[Any, ...]:
                 logs = one_step(absent_as_none(batch.get_value()))
-                more = tf.cond(i + 1 < n, lambda: fetch(source, start + i + 1), lambda: batch)
-                return i + 1, logs, more
+                more, took = tf.cond(
+                    i + 1 < n,
+                    lambda: get(fetch, source, start + i + 1, logs),
+                    lambda: (batch, tf.constant(0.0, tf.float64)),
+                )
+                return i + 1, logs, more, waited + took
 
-            initial = (tf.constant(0, tf.int32), output_zeros(out_specs), fetch(source, start))
-            count, logs, _ = tf.while_loop(_more_batches(n), body, initial)
-            return count, logs
+            first, took = get(fetch, source, start)
+            initial = (tf.constant(0, tf.int32), output_zeros(out_specs), first, took)
+            count, logs, _, waited = tf.while_loop(_more_batches(n), body, initial)
+            return count, logs, waited
 
         return loop
 
     def _collect_loop(self, out_specs: Any, fetch: Fetch) -> Callable[..., Any]:
-        one_step = self.one_step
+        one_step, get = self.one_step, _timed if self.timed else _untimed
 
-        def loop(source: Any, start: tf.Tensor, n: tf.Tensor) -> tuple[tf.Tensor, Any]:
-            def body(i: tf.Tensor, written: Any, batch: Any) -> tuple[Any, ...]:
+        def loop(source: Any, start: tf.Tensor, n: tf.Tensor) -> tuple[tf.Tensor, Any, Any]:
+            def body(i: tf.Tensor, written: Any, batch: Any, waited: Any) -> tuple[Any, ...]:
                 out = one_step(absent_as_none(batch.get_value()))
                 written = write_outputs(written, i, out, out_specs)
-                more = tf.cond(i + 1 < n, lambda: fetch(source, start + i + 1), lambda: batch)
-                return i + 1, written, more
+                more, took = tf.cond(
+                    i + 1 < n,
+                    lambda: get(fetch, source, start + i + 1, out),
+                    lambda: (batch, tf.constant(0.0, tf.float64)),
+                )
+                return i + 1, written, more, waited + took
 
-            initial = (tf.constant(0, tf.int32), output_arrays(out_specs), fetch(source, start))
-            count, written, _ = tf.while_loop(_more_batches(n), body, initial)
-            return count, concat_outputs(count, written, out_specs)
+            first, took = get(fetch, source, start)
+            initial = (tf.constant(0, tf.int32), output_arrays(out_specs), first, took)
+            count, written, _, waited = tf.while_loop(_more_batches(n), body, initial)
+            return count, concat_outputs(count, written, out_specs), waited
 
         return loop
 
@@ -310,7 +457,9 @@ class StepFunction:
             return self._eager(iterator, n)
         loop = self.prepare(iterator)
         assert loop is not None
-        count, outputs = loop(iterator, tf.constant(0, tf.int32), tf.constant(n, tf.int32))
+        count, outputs, waited = loop(iterator, tf.constant(0, tf.int32), tf.constant(n, tf.int32))
+        if self.timed:
+            self.waited += float(waited)
         return int(count), outputs
 
     def prepare(self, iterator: Any) -> Callable[..., Any] | None:
@@ -321,20 +470,27 @@ class StepFunction:
         """
         if self.run_eagerly:
             return None
+        if self.auto:
+            self._select(iterator.element_spec)
         if isinstance(iterator, RowCursor):
             key = iterator.rows.key
-            loop = self._rows_loops.get(key)
+            loop = self._rows_loops.get((key, self.jit_compile))
             if loop is None:
                 fetch = iterator.rows.fetch_function()
                 spec = iterator.rows.batch_spec(iterator.element_spec)
                 loop = self._build_loop(spec, fetch, counted=True)
-                self._rows_loops[key] = loop
+                self._rows_loops[(key, self.jit_compile)] = loop  # the variant it was built for
             return loop
-        if self._loop is None or self._spec != iterator.element_spec:
-            self._retire(self._loop)
-            self._loop = self._build_loop(iterator.element_spec, _next_of_iterator)
+        if self._spec != iterator.element_spec:
+            for old in self._loops.values():
+                self._retire(old)
+            self._loops.clear()
             self._spec = iterator.element_spec
-        return self._loop
+        loop = self._loops.get(self.jit_compile)
+        if loop is None:
+            loop = self._build_loop(iterator.element_spec, _next_of_iterator)
+            self._loops[self.jit_compile] = loop
+        return loop
 
     def _call_rows(self, cursor: RowCursor, n: int) -> tuple[int, Any]:
         n = min(n, cursor.rows.num_batches - cursor.position)
@@ -347,15 +503,20 @@ class StepFunction:
         loop = self.prepare(cursor)
         assert loop is not None
         start = tf.constant(cursor.position, tf.int32)
-        count, outputs = loop(cursor.arguments, start, tf.constant(n, tf.int32))
+        # (count, outputs), and a wait (always 0: rows in memory) from the collecting loop
+        count, outputs = loop(cursor.arguments, start, tf.constant(n, tf.int32))[:2]
         cursor.position += int(count)
         return int(count), outputs
 
     def _eager(self, iterator: Any, n: int) -> tuple[int, Any]:
         outputs: list[Any] = []
         for _ in range(n):
+            begin = time.perf_counter()
             batch = iterator.get_next_as_optional()
-            if not batch.has_value():
+            present = bool(batch.has_value())
+            if self.timed:
+                self.waited += time.perf_counter() - begin
+            if not present:
                 break
             outputs.append(self.step(batch.get_value()))
         if not outputs:
@@ -366,6 +527,8 @@ class StepFunction:
         """Runs one step on one given batch (for the ``*_on_batch`` methods)."""
         data = absent_as_none(data)
         spec = spec_of(data)
+        if self.auto:
+            self._select(spec)  # the choice made for these inputs, or the plain graph
         if not self.run_eagerly:
             self._trace(spec)  # Keras' errors while tracing reach the caller unchanged
         try:

@@ -23,11 +23,12 @@ from fitpipe.pipeline import (
     Pipeline,
     PipelineOptions,
     build_pipeline,
-    check_not_distributed,
     check_shuffle,
+    check_split_options,
     check_validation_split,
     distribute_pipeline,
     pipeline_from_source,
+    predistributed_without_strategy,
 )
 from fitpipe.schemas import SchemaLike
 from fitpipe.training import arguments, conversions, distribute
@@ -35,10 +36,11 @@ from fitpipe.training import callbacks as callbacks_mod
 from fitpipe.training.batch_checks import BatchChecks
 from fitpipe.training.collect import merge_predictions, to_results
 from fitpipe.training.epochs import EpochRunner, ExecutionSize, no_step_error, warn_no_step
+from fitpipe.training.input_report import InputReport
 from fitpipe.training.inputs import check_model_inputs, check_model_targets
 from fitpipe.training.logs import epoch_logs, flatten_in_order, pythonify
 from fitpipe.training.outputs import predict_to_file
-from fitpipe.training.preflight import check_fit
+from fitpipe.training.preflight import check_evaluate, check_fit, finite_check
 from fitpipe.training.requests import fit_pipelines, one_batch
 from fitpipe.training.resume import PositionBackups
 from fitpipe.training.steps import StepFunction
@@ -56,8 +58,12 @@ class _State:
     jit_compile: bool | str | None = None
     execution: ExecutionSize | None = None
     fused: ExecutionSize | None = None
+    last: ExecutionSize | None = None  # the one the last call used (for ``tuning``)
     functions: dict[str, StepFunction] = dataclasses.field(default_factory=dict)
     key: tuple[Any, ...] = ()
+    #: ``jit_compile="auto"``: XLA or not, by the input key of the batches (measured by the
+    #: train step, followed by evaluation and prediction).
+    xla: dict[str, bool] = dataclasses.field(default_factory=dict)
 
 
 _STATES: weakref.WeakKeyDictionary[keras.Model, _State] = weakref.WeakKeyDictionary()
@@ -129,11 +135,17 @@ class Trainer:
                 1; batch-level callbacks then see every batch's end together). With the
                 default 1 and no callback hooked on batches, fitpipe still runs several steps
                 per call: the same steps in the same order.
-            jit_compile: Compile the steps with XLA: True, False, or ``"auto"``, which means
-                what the Keras documentation says, XLA whenever the model compiles with it
-                (Keras 3 turns it off on every machine without a GPU). A model XLA cannot
-                compile runs the plain graph, with a ``FitpipeWarning``. The first epoch of
-                ``fit`` says (with ``verbose``) when it compiles the train step with XLA.
+            jit_compile: Compile the steps with XLA: True, False, or ``"auto"``, decided by
+                measurement, once per model and input shape: the first steps run the plain
+                TensorFlow graph (no XLA compilation before the first step); once the steps
+                per call have settled, a few calls are timed with and without XLA (calls that
+                traced or compiled are never timed) and XLA is kept only when it is at least
+                10% faster. ``evaluate`` and ``predict`` follow the choice made by ``fit``
+                for the same inputs (``Trainer.tuning`` shows it). A model XLA cannot compile
+                runs the plain graph (with a ``FitpipeWarning`` when XLA was asked for with
+                True). The first epoch of ``fit`` says (with ``verbose``) when it compiles
+                the train step with XLA (``jit_compile=True``). Under a ``tf.distribute``
+                strategy the step is never XLA-compiled.
             auto_scale_loss: Scale the loss under a ``mixed_float16`` dtype policy to avoid
                 underflow, as Keras does.
 
@@ -158,13 +170,39 @@ class Trainer:
         self._state.steps_per_execution = spe
         self._state.jit_compile = jit_compile
         self._state.execution = None
-        self._state.fused = None
+        self._state.fused = self._state.last = None
         self._state.functions.clear()
+        self._state.xla.clear()
 
     @property
     def steps_per_execution(self) -> int | str | None:
         """The ``steps_per_execution`` given to fitpipe's ``compile`` (None if not used)."""
         return self._state.steps_per_execution
+
+    @property
+    def tuning(self) -> dict[str, Any]:
+        """What the tuners chose so far, and the timings that decided it.
+
+        Returns:
+            ``{"steps_per_execution": {...}, "jit_compile": ..., "xla": {...}}``: the steps
+            per call (``ExecutionSize.report``: the size, whether it settled, the calls and
+            traced calls, the stable seconds per call that decided each size tried; of the
+            last call of ``fit``, ``evaluate`` or ``predict``); the
+            ``jit_compile`` asked for; per step (``"train"``, ``"test"``, ``"predict"``),
+            whether it runs XLA now and, under ``"auto"``, the seconds per step with and
+            without XLA that decided it. Empty parts before the first call.
+        """
+        state = self._state
+        size = state.last
+        steps: dict[str, Any] = {}
+        for name, function in state.functions.items():
+            choice = function.xla_choice
+            steps[name] = choice.report() if choice is not None else {"xla": function.jit_compile}
+        return {
+            "steps_per_execution": size.report() if size is not None else {},
+            "jit_compile": state.jit_compile,
+            "xla": steps,
+        }
 
     def _require_compiled(self, caller: str) -> None:
         if not self.model.compiled:
@@ -190,16 +228,20 @@ class Trainer:
         if value == 1 and not callbacks_mod.listens_per_batch(cbs, modes):
             if state.fused is None:
                 state.fused = ExecutionSize("auto")
+            state.last = state.fused
             return state.fused
         if state.execution is None:
             state.execution = ExecutionSize(value)
+        state.last = state.execution
         return state.execution
 
-    def _jit(self) -> bool:
+    def _jit(self) -> bool | str:
         requested = self._state.jit_compile
         if requested is None:  # compiled by Keras directly: keep its decision
             return bool(self.model.jit_compile)
-        return bool(requested) and not self.model.run_eagerly
+        if self.model.run_eagerly:
+            return False
+        return "auto" if requested == "auto" else bool(requested)
 
     def _function(self, mode: str, batches: Any = None) -> StepFunction:
         """The compiled step of ``mode`` for ``batches`` (a pipeline, or one batch's spec)."""
@@ -236,17 +278,19 @@ class Trainer:
             else:
                 if step_mode is Mode.TRAIN:
                     conversions.build_optimizer(model)
-                function = StepFunction(step, self._jit(), eager, collect, caller, step_mode)
+                function = StepFunction(
+                    step, self._jit(), eager, collect, caller, step_mode, self._state.xla
+                )
             self._state.functions[name] = function
         return function
 
     def _distributed(self, pipeline: Any, mode: Mode, caller: str) -> Any:
         """The pipeline distributed over the model's strategy (unchanged without one)."""
         strategy = distribute.strategy_of(self.model)
-        if pipeline is not None and strategy is None:
-            check_not_distributed(pipeline, caller)
-        if pipeline is None or strategy is None:
-            return pipeline
+        if pipeline is None:
+            return None
+        if strategy is None:  # a dataset distributed already: one replica's, as in Keras
+            return predistributed_without_strategy(pipeline, caller)
         distribute.build_state(self.model, strategy, pipeline.element_spec)
         return distribute_pipeline(pipeline, strategy, mode, caller)
 
@@ -273,6 +317,9 @@ class Trainer:
         schema: SchemaLike | None = None,
         data_service: str | None = None,
         check: Literal["warn", "error", "full", False] = "warn",
+        split_by: Any = None,
+        stratify: bool = False,
+        extra: Literal["error", "ignore"] = "error",
     ) -> keras.callbacks.History:
         """Trains the model for a fixed number of epochs, as ``keras.Model.fit``.
 
@@ -365,11 +412,42 @@ class Trainer:
                 a shared 2-core machine (no data is read again); streamed Parquet is judged from its
                 footer statistics only (nulls, minima, maxima: no NaN) unless ``"full"``
                 (one extra read of the used columns); generators, ``tf.data`` and
-                ``PyDataset`` are not scanned (their labels and weights are still checked
-                as batches pass).
+                ``PyDataset`` are not scanned up front: their batches (and those of streamed
+                Parquet) are checked as they pass for NaN and infinity in floating features
+                and targets, ``"warn"`` warning once (naming the batch index and the input
+                or target), ``"error"`` stopping before the step trains on the batch.
+                The scan of rows in memory is kept for the next ``fit`` over the same,
+                unchanged arrays (fitting in chunks scans once).
+            split_by: A grouped ``validation_split`` (fitpipe's; Keras has none): every row
+                of a key (a user, a session) falls on one side, the validation side when a
+                fixed 64-bit hash of the key is below ``validation_split * 2**64``
+                (``fitpipe.columnar.keys``): the same split on every run and machine, for
+                any row order and input form. A column name for Arrow, Parquet and pandas
+                inputs (it need not be in the schema), an entry of a dict ``x`` or a column
+                of a DataFrame (left out of the model's inputs); or the keys themselves, an
+                array with one integer or string key per row, for rows in memory. Parquet
+                streamed from disk reads the key column once more to count the sides, then
+                each epoch keeps each side's rows as row groups are read. The fraction is of
+                the keys, so the rows' is approximate: the sizes (rows and keys per side) are
+                printed when ``verbose`` is not 0 and kept in
+                ``history.params["validation_split_sizes"]``.
+            stratify: Split each class of the (single, classification) target in the same
+                proportion: the validation rows Keras would set apart, shared among the
+                classes by their counts, each class giving its last rows (deterministic).
+                Rows in memory only; an error for streamed input, float targets that are not
+                whole numbers, or with ``split_by``. The sizes are reported as for
+                ``split_by``, with rows per class.
+            extra: ``"error"`` (default): a dict ``x`` entry that names no model input is an
+                error. ``"ignore"``: such entries (ids, timestamps) are left out, in ``x``
+                and ``validation_data``. (Columnar inputs with a schema read only the
+                columns it names, and ``split_by``'s.)
 
         Returns:
-            The ``keras.callbacks.History`` of the run.
+            The ``keras.callbacks.History`` of the run. Its ``input_report`` says whether
+            training waited on its input (``fitpipe.training.input_report``): per epoch, the
+            share of time the step waited for a batch and, when over 20 %, the stage that
+            dominates (read, convert, python, transfer) with a hint; with ``verbose``, a
+            line says it after training.
 
         Raises:
             NotCompiledError: When the model is not compiled (a ``RuntimeError``).
@@ -390,6 +468,9 @@ class Trainer:
         callbacks = arguments.check_callbacks(callbacks, "fit")
         check_shuffle(shuffle, "fit")
         split = check_validation_split(validation_split, "fit") if validation_data is None else 0
+        check_split_options(split, split_by, stratify, validation_data is not None, "fit")
+        extra_entries = conversions.check_extra(extra, "fit")
+        x = conversions.without_extra_inputs(self.model, x, extra_entries, split_by)
         request = AdaptRequest(
             x=conversions.without_absent_inputs(self.model, x, "fit"),
             y=y,
@@ -401,6 +482,7 @@ class Trainer:
             mode=Mode.TRAIN,
             schema=schema,
             hold_in_memory=distribute.strategy_of(self.model) is None,
+            split_by=split_by,
         )
         options = PipelineOptions.of(
             request,
@@ -408,6 +490,7 @@ class Trainer:
             validation_split=split,
             data_service=distribute.service_address(data_service),
             output_names=_output_names(self.model),
+            stratify=bool(stratify),
         )
         train, val = fit_pipelines(
             self.model,
@@ -416,6 +499,7 @@ class Trainer:
             validation_data,
             validation_batch_size or batch_size,
             validation_steps,
+            extra_entries,
         )
         with _closing(train), _closing(val):
             self._check_specs(train, val)  # before the data check: structure errors first
@@ -430,6 +514,7 @@ class Trainer:
                 steps_per_epoch,
                 validation_steps,
                 freq,
+                finite_check(check),
             )
 
     def _check_specs(self, train: Pipeline, val: Pipeline | None) -> None:
@@ -451,23 +536,26 @@ class Trainer:
         steps_per_epoch: int | None,
         validation_steps: int | None,
         freq: int | Container[int],
+        finite: str | None = None,
     ) -> keras.callbacks.History:
         model = self.model
-        plan = train.class_weight
+        plan, how = train.class_weight, train.split
         train = self._distributed(train, Mode.TRAIN, "fit")
         val = self._distributed(val, Mode.EVALUATE, "evaluate")
         runner = EpochRunner(train, arguments.limit_steps(steps_per_epoch, "steps_per_epoch"))
-        runner.checks = BatchChecks.for_model(model, train.element_spec, "fit")
+        runner.checks = BatchChecks.for_model(model, train.element_spec, "fit", finite)
         cbs = callbacks_mod.callback_list(
             self.model, callbacks, verbose, epochs, runner.num_batches, history=True
         )
         callbacks_mod.report_class_weight(cbs, plan, verbose)
+        callbacks_mod.report_split(cbs, how, verbose)
         execution = self._execution(cbs, "train", "test")
         val_steps = arguments.limit_steps(validation_steps, "validation_steps") if val else None
         val_runner = EpochRunner(val, val_steps) if val else None
         if val_runner is not None:
-            val_runner.checks = BatchChecks.for_model(model, val.element_spec, "fit")
+            val_runner.checks = BatchChecks.for_model(model, val.element_spec, "fit", finite)
         function = self._function("train", train)
+        report = InputReport(train.adapter, function.timed)
         backups = PositionBackups(cbs.callbacks, runner)
         model.stop_training = False
         cbs.on_train_begin()
@@ -478,6 +566,7 @@ class Trainer:
             model.reset_metrics()
             callbacks_mod.set_steps(cbs, runner.num_batches)
             cbs.on_epoch_begin(epoch)
+            execution.fit_epoch(runner.num_batches)  # calls of whole epochs: as long as can be
 
             def batch_end(end: int, outputs: Any, epoch: int = epoch) -> None:
                 backups.before(epoch, end + 1, end)  # the position exists before any backup
@@ -493,6 +582,8 @@ class Trainer:
                 first,
             )
             first = 0
+            if runner.timing is not None and not runner.ran_nothing:
+                report.add(epoch, runner.timing)
             if runner.ran_nothing:  # no metric to report: Keras' "ran out of data", and stop
                 warn_no_step(epoch)
                 break
@@ -512,7 +603,9 @@ class Trainer:
         if epochs > 0 and isinstance(model.optimizer, keras.optimizers.Optimizer):
             model.optimizer.finalize_variable_values(model.trainable_weights)
         cbs.on_train_end(logs=logs)
-        return callbacks_mod.history_of(cbs, model)
+        history = callbacks_mod.history_of(cbs, model)
+        callbacks_mod.report_input(history, report, verbose)
+        return history
 
     # ----------------------------------------------------------------------------- evaluate
     def _evaluate_loop(
@@ -548,6 +641,8 @@ class Trainer:
         return_dict: bool = False,
         *,
         schema: SchemaLike | None = None,
+        check: Literal["warn", "error", "full", False] = "warn",
+        extra: Literal["error", "ignore"] = "error",
         **kwargs: Any,
     ) -> Any:
         """Returns the loss and metric values in test mode, as ``keras.Model.evaluate``.
@@ -575,6 +670,11 @@ class Trainer:
             callbacks: A list of ``keras.callbacks.Callback``.
             return_dict: Return ``{name: value}`` instead of a list.
             schema: A ``fitpipe.Schema`` for Arrow, Parquet and pandas inputs (see ``fit``).
+            check: The pre-flight data check, as in ``fit`` (default ``"warn"``): NaN and
+                infinite values, and targets against the compiled model, before the first
+                batch; the same cost as in ``fit``.
+            extra: ``"ignore"`` leaves out the dict entries that name no model input, as in
+                ``fit`` (default ``"error"``).
             **kwargs: None are accepted; an unknown keyword is an error naming it.
 
         Returns:
@@ -592,6 +692,9 @@ class Trainer:
         verbose = arguments.check_verbose(verbose, "evaluate")
         steps = arguments.check_steps(steps, "steps", "evaluate")
         callbacks = arguments.check_callbacks(callbacks, "evaluate")
+        x = conversions.without_extra_inputs(
+            self.model, x, conversions.check_extra(extra, "evaluate")
+        )
         request = AdaptRequest(
             x=conversions.without_absent_inputs(self.model, x, "evaluate"),
             y=y,
@@ -607,6 +710,7 @@ class Trainer:
             arguments.require_finite(pipeline, steps, "evaluate", "steps")
             check_model_inputs(self.model, pipeline.element_spec, "evaluate")
             check_model_targets(self.model, pipeline.element_spec, "evaluate", Mode.EVALUATE)
+            check_evaluate(self.model, request, pipeline, check)
             steps = arguments.limit_steps(steps, "steps")
             runner = EpochRunner(self._distributed(pipeline, Mode.EVALUATE, "evaluate"), steps)
             runner.checks = BatchChecks.for_model(self.model, pipeline.element_spec, "evaluate")
@@ -629,6 +733,7 @@ class Trainer:
         *,
         schema: SchemaLike | None = None,
         output: str | os.PathLike[str] | None = None,
+        extra: Literal["error", "ignore"] = "error",
     ) -> Any:
         """Generates predictions for the input samples, as ``keras.Model.predict``.
 
@@ -659,6 +764,8 @@ class Trainer:
                 the schema's passthrough columns first (e.g. ids), then one column per model
                 output (vectors as ``fixed_size_list``), written chunk by chunk; the file
                 appears only when complete.
+            extra: ``"ignore"`` leaves out the dict entries that name no model input, as in
+                ``fit`` (default ``"error"``).
 
         Returns:
             NumPy arrays in the structure of the model's outputs, every row included; or the
@@ -673,6 +780,9 @@ class Trainer:
         verbose = arguments.check_verbose(verbose, "predict")
         steps = arguments.check_steps(steps, "steps", "predict")
         callbacks = arguments.check_callbacks(callbacks, "predict")
+        x = conversions.without_extra_inputs(
+            self.model, x, conversions.check_extra(extra, "predict")
+        )
         if output is not None:
             return self._predict_to_file(x, schema, output, batch_size, verbose, callbacks)
         request = AdaptRequest(

@@ -7,7 +7,16 @@
 
 from fitpipe.training.preflight.checks import CHECK_MODES, check_data, check_mode
 from fitpipe.training.preflight.findings import Finding
-from fitpipe.training.preflight.fit_check import check_fit
+from fitpipe.training.preflight.fit_check import check_evaluate, check_fit, finite_check
 from fitpipe.training.preflight.report import CheckReport
 
-__all__ = ["CHECK_MODES", "CheckReport", "Finding", "check_data", "check_fit", "check_mode"]
+__all__ = [
+    "CHECK_MODES",
+    "CheckReport",
+    "Finding",
+    "check_data",
+    "check_evaluate",
+    "check_fit",
+    "check_mode",
+    "finite_check",
+]

@@ -24,6 +24,7 @@ from fitpipe.columnar import is_parquet, open_dataset
 from fitpipe.errors import DataCheckError, FitpipeError, message
 from fitpipe.pipeline import adapt_source
 from fitpipe.schemas import Role, Schema, as_schema
+from fitpipe.training.preflight.cache import ScanCache
 from fitpipe.training.preflight.findings import LEVELS, Finding, column_findings
 from fitpipe.training.preflight.findings import target_findings as _target_findings
 from fitpipe.training.preflight.parquet_scan import footer_stats, stream_scan
@@ -48,6 +49,9 @@ __all__ = [
     "resolved_schema",
     "rows_report",
 ]
+
+#: The scans of rows in memory that ``fit`` made, kept for its next calls (``cache``).
+SCANS = ScanCache()
 
 #: The values of ``fit(check=...)``.
 CHECK_MODES = ("warn", "error", "full")
@@ -296,9 +300,16 @@ def rows_report(
     """
     if not isinstance(source, ArraySource):
         return CheckReport(where, 0, "none")
-    scanner = Scanner()
     names = _names(x, y, schema)
-    scan_rows(scanner, (source.x, source.y, source.sample_weight), names)
-    scanner.rows = source.num_samples
+    rows = (source.x, source.y, source.sample_weight)
+
+    def scanned() -> Scanner:
+        scanner = Scanner()
+        scan_rows(scanner, rows, names)
+        scanner.rows = source.num_samples
+        return scanner
+
+    # The same arrays, unchanged, scanned before (`fit` called again): not scanned again.
+    scanner = SCANS.scan(rows, (repr(names), source.num_samples), scanned)
     rules = rules_of(source.y) if source.y is not None else []
     return _judge(where, scanner, rules, "full", schema)

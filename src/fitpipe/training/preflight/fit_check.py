@@ -7,8 +7,11 @@ What is scanned, and what it costs:
   already in memory);
 * Parquet streamed from disk: the footer statistics (nulls, minima and maxima, no data
   read), or with ``check="full"`` every value of the used columns (one extra read);
-* inputs that come in batches (generators, ``tf.data``, ``PyDataset``, Arrow streams): not
-  scanned; the batch checks still stop on bad labels and weights as batches pass.
+* inputs that come in batches (generators, ``tf.data``, ``PyDataset``, Arrow streams, and
+  Parquet streamed from disk): not scanned up front; their batches are checked as they pass
+  (``fitpipe.training.batch_checks``): NaN and infinity in floating features and targets
+  (warned of once with ``"warn"``, stopped before the step with ``"error"``), and bad labels
+  and weights (always stopped).
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ from fitpipe.training.preflight.findings import Finding
 from fitpipe.training.preflight.report import CheckReport
 from fitpipe.training.preflight.targets import output_rules
 
-__all__ = ["check_fit", "raise_or_warn"]
+__all__ = ["check_evaluate", "check_fit", "finite_check", "raise_or_warn"]
 
 _EXPECTED = (
     "Feature, target and weight values are finite numbers, and targets suit the model's "
@@ -47,7 +50,14 @@ _FIX = (
 
 
 def _report(
-    model: keras.Model, pipeline: Pipeline, x: Any, y: Any, schema: Any, mode: str, where: str
+    model: keras.Model,
+    pipeline: Pipeline,
+    x: Any,
+    y: Any,
+    schema: Any,
+    mode: str,
+    where: str,
+    caller: str = "fit",
 ) -> CheckReport | None:
     def rules_of(structure: Any) -> Any:
         return output_rules(model, structure)
@@ -55,14 +65,23 @@ def _report(
     if isinstance(pipeline.source, ArraySource):
         columns = column_names_of(x)
         if columns is None and schema is not None and is_parquet(x):  # held in memory
-            columns = list(open_dataset(x, "fit").schema.names)  # (footers only)
+            columns = list(open_dataset(x, caller).schema.names)  # (footers only)
         resolved = (
-            resolved_schema(schema, columns, "fit") if columns and schema is not None else None
+            resolved_schema(schema, columns, caller) if columns and schema is not None else None
         )
         return rows_report(pipeline.source, x, y, resolved, rules_of, where)
     if is_parquet(x):
-        return parquet_report(x, schema, rules_of, mode == "full", False, "fit")
+        return parquet_report(x, schema, rules_of, mode == "full", False, caller)
     return None
+
+
+def finite_check(check: Any) -> str | None:
+    """How streamed batches are checked for NaN and infinity: ``"warn"``, ``"error"``, None.
+
+    ``check="full"`` stops as ``"error"`` does; ``check=False`` checks nothing.
+    """
+    mode = check_mode(check, "fit")
+    return None if mode is None else ("warn" if mode == "warn" else "error")
 
 
 def check_fit(
@@ -104,6 +123,32 @@ def check_fit(
     return found
 
 
+def check_evaluate(
+    model: keras.Model, request: AdaptRequest, pipeline: Pipeline, check: Any
+) -> list[CheckReport]:
+    """Runs ``evaluate``'s pre-flight check (as ``fit``'s, on its one input).
+
+    Args:
+        model: The compiled model.
+        request: ``evaluate``'s request (its ``x``, ``y`` and ``schema``).
+        pipeline: The pipeline of ``x``.
+        check: ``"warn"``, ``"error"``, ``"full"`` or False.
+
+    Returns:
+        The report (none with ``check=False`` or for inputs that are not scanned).
+
+    Raises:
+        DataCheckError: With ``"error"`` or ``"full"``, on a finding of level error.
+    """
+    mode = check_mode(check, "evaluate")
+    if mode is None:
+        return []
+    report = _report(model, pipeline, request.x, request.y, request.schema, mode, "x", "evaluate")
+    found = [report] if report is not None else []
+    raise_or_warn(found, mode, "evaluate", "evaluating")
+    return found
+
+
 def _count(findings: list[Finding], noun: str) -> str:
     return f"{len(findings)} {noun}{'' if len(findings) == 1 else 's'}"
 
@@ -112,7 +157,9 @@ def _text(findings: list[Finding], where: dict[int, str]) -> str:
     return "; ".join(f"{where[id(f)]}{f.text}" for f in findings)
 
 
-def raise_or_warn(reports: list[CheckReport], mode: str, caller: str) -> None:
+def raise_or_warn(
+    reports: list[CheckReport], mode: str, caller: str, before: str = "training"
+) -> None:
     """Raises :class:`DataCheckError` or warns :class:`DataCheckWarning` for the findings.
 
     ``"warn"``: errors and warnings, less those the batch checks stop on anyway, make one
@@ -122,6 +169,7 @@ def raise_or_warn(reports: list[CheckReport], mode: str, caller: str) -> None:
         reports: The reports of the training and validation data.
         mode: ``"warn"``, ``"error"`` or ``"full"``.
         caller: The public method, for messages.
+        before: What the check comes before, for messages (``"training"``).
     """
     where: dict[int, str] = {}
     errors: list[Finding] = []
@@ -135,11 +183,11 @@ def raise_or_warn(reports: list[CheckReport], mode: str, caller: str) -> None:
                 warned.append(finding)
     received = raw(" | ".join(f"{r.source}: {r.summary()}" for r in reports))
     if errors:
-        what = f"found {_count(errors, 'problem')} in the data before training: "
+        what = f"found {_count(errors, 'problem')} in the data before {before}: "
         raise DataCheckError(
             message(caller, what + _text(errors, where), _EXPECTED, _FIX, data=received)
         )
     if warned:
-        what = f"found {_count(warned, 'likely problem')} in the data before training: "
+        what = f"found {_count(warned, 'likely problem')} in the data before {before}: "
         text = message(caller, what + _text(warned, where), _EXPECTED, _FIX, data=received)
         warnings.warn(DataCheckWarning(text), stacklevel=4)

@@ -202,6 +202,8 @@ def arrow_block(array: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, int, int
             return None
         width = kind.list_size if pat.is_fixed_size_list(kind) else 1
         return inner[0].reshape(-1, width), nulls + inner[1], 0
+    if pat.is_decimal(kind):  # converted as float64 (see fitpipe.columnar)
+        array, kind = array.cast(pa.float64()), pa.float64()
     if not (pat.is_integer(kind) or pat.is_floating(kind) or pat.is_boolean(kind)):
         return None
     if nulls:

@@ -1,0 +1,118 @@
+"""Apache Iceberg tables (pyiceberg ``Table`` or ``DataScan``), planned from their metadata.
+
+The data files come from the snapshot's manifests (``scan.plan_files()``: the current
+snapshot of a ``Table``, or the one a scan names, ``table.scan(snapshot_id=...)``, for time
+travel), never from a listing of the table's folder. The files are opened with the table's
+own file IO (its catalog's credentials included), then their row groups and row counts are
+planned like any Parquet source (:func:`fitpipe.adapters.parquet.parquet_source`). Rows come
+in the order of the files' paths.
+
+Deletes that rewrote files (pyiceberg's ``delete``, copy-on-write) are in the snapshot's file
+list. Delete files (merge-on-read, written by Spark or Flink) and a scan's row filter are
+not applied from metadata: they are refused with an error saying how to read the table.
+Columns are matched by name, as the data files store them (a column renamed after a file
+was written is not found in that file).
+
+``pyiceberg`` is imported only when one of its objects is passed (the registry loads this
+module lazily, for objects of the ``pyiceberg`` package).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pyarrow.dataset as pads
+import pyarrow.fs as pafs
+
+from fitpipe.adapters.arrow_tables import ColumnChunks
+from fitpipe.adapters.base import AdaptRequest, ArraySource, BatchSource
+from fitpipe.adapters.parquet import ParquetAdapter, parquet_source
+from fitpipe.columnar import parquet_format
+from fitpipe.errors import UnsupportedInputError, message
+
+__all__ = ["IcebergTableAdapter"]
+
+
+def _scan(x: Any) -> Any:
+    from pyiceberg.table import Table
+
+    return x.scan() if isinstance(x, Table) else x
+
+
+def describe(scan: Any) -> str:
+    """The table in messages: its location and snapshot."""
+    snapshot = scan.snapshot()
+    at = "no snapshot" if snapshot is None else f"snapshot {snapshot.snapshot_id}"
+    return f"the Iceberg table {scan.table_metadata.location} ({at})"
+
+
+def _refuse(scan: Any, what: str, fix: str, caller: str) -> UnsupportedInputError:
+    return UnsupportedInputError(
+        message(
+            caller,
+            f"cannot plan {describe(scan)} from its metadata: {what}",
+            "An Iceberg table is read as the Parquet files its snapshot lists, without row "
+            "filters or delete files",
+            fix,
+            x=scan,
+        )
+    )
+
+
+def _filesystem(scan: Any, location: str) -> tuple[pafs.FileSystem, str]:
+    """The table's file IO's filesystem for a file, and the file's path in it."""
+    io = scan.io
+    if hasattr(io, "parse_location") and hasattr(io, "fs_by_scheme"):
+        scheme, netloc, path = io.parse_location(location)
+        return io.fs_by_scheme(scheme, netloc), path
+    filesystem, path = pafs.FileSystem.from_uri(location)
+    return filesystem, path
+
+
+def scan_dataset(scan: Any, caller: str) -> pads.Dataset:
+    """The Arrow dataset of the data files a scan's snapshot lists.
+
+    Raises:
+        UnsupportedInputError: The scan has a row filter or a limit, a file is not Parquet,
+            or a file has delete files.
+    """
+    from pyiceberg.expressions import AlwaysTrue
+
+    if scan.row_filter != AlwaysTrue() or scan.limit is not None:
+        fix = "Scan without `row_filter` and `limit`, or pass `scan.to_arrow()` (read in memory)"
+        raise _refuse(scan, "the scan has a row filter or a limit", fix, caller)
+    paths: list[str] = []
+    filesystem: pafs.FileSystem | None = None
+    for task in scan.plan_files():
+        if task.delete_files:
+            fix = (
+                "Compact the table (rewrite its data files, e.g. Spark's "
+                "`rewrite_data_files`), or pass `scan.to_arrow()` (read in memory)"
+            )
+            raise _refuse(scan, f"{task.file.file_path} has delete files", fix, caller)
+        if str(task.file.file_format).upper().rsplit(".", 1)[-1] != "PARQUET":
+            fix = "Pass `scan.to_arrow()` (read in memory)"
+            raise _refuse(scan, f"{task.file.file_path} is not Parquet", fix, caller)
+        filesystem, path = _filesystem(scan, task.file.file_path)
+        paths.append(path)
+    return pads.dataset(paths, filesystem=filesystem, format=parquet_format())
+
+
+class IcebergTableAdapter:
+    """Takes a pyiceberg ``Table`` (its current snapshot) or ``DataScan`` (any snapshot)."""
+
+    name = "iceberg"
+    accepts = "a pyiceberg Table or DataScan (`table.scan(snapshot_id=...)`), with `schema=`"
+    supports = ParquetAdapter.supports
+
+    def can_adapt(self, x: Any) -> bool:
+        """True for a pyiceberg ``Table`` or ``DataScan``."""
+        from pyiceberg.table import DataScan, Table
+
+        return isinstance(x, (Table, DataScan))
+
+    def adapt(self, request: AdaptRequest) -> ArraySource | BatchSource | ColumnChunks:
+        """Plans the snapshot's data files from its manifests, then reads them as Parquet."""
+        scan = _scan(request.x)
+        dataset = scan_dataset(scan, request.caller)
+        return parquet_source(request, dataset, describe(scan), "an Iceberg table")

@@ -1,0 +1,212 @@
+"""Where Parquet data lives: local paths, or URIs of object stores through pyarrow's filesystems.
+
+A URI (``s3://bucket/prefix/``, ``gs://...``, ``hdfs://...``) is opened with
+``pyarrow.fs.FileSystem.from_uri``, which takes its credentials from the usual places: for S3,
+``AWS_ACCESS_KEY_ID``, ``AWS_SECRET_ACCESS_KEY`` (and ``AWS_SESSION_TOKEN``), the region from
+``AWS_DEFAULT_REGION`` or the bucket itself, and an S3-compatible server's address from
+``AWS_ENDPOINT_URL_S3`` or ``AWS_ENDPOINT_URL`` (``http://127.0.0.1:9000``), or from the URI's
+own query (``s3://bucket/key?endpoint_override=host:9000&scheme=http``). A filesystem is made
+once per scheme, host and credentials, and reused.
+
+Every error names the URI as given, and says what the store answered (no such bucket, no such
+key, access denied).
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import posixpath
+import re
+import urllib.parse
+import uuid
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.fs as pafs
+
+from fitpipe.errors import DataMismatchError, FitpipeValueError, message
+
+__all__ = [
+    "display_path",
+    "expand_uri",
+    "is_uri",
+    "missing_what",
+    "partial_key",
+    "resolve_uri",
+    "uri_info",
+]
+
+#: The schemes pyarrow's filesystems open (``file`` included, for completeness).
+SCHEMES = ("s3", "gs", "gcs", "hdfs", "viewfs", "abfs", "abfss", "file")
+_URI = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
+#: Glob characters of a URI: ``*``, ``**`` and ``[...]`` (``?`` starts the URI's query).
+_GLOB = re.compile(r"[*[]")
+#: Schemes whose paths start with the bucket (the URI's host): ``s3://bucket/key``.
+_BUCKETS = ("s3", "gs", "gcs")
+#: Environment variables a filesystem is made from (one is made again when they change).
+_ENVIRONMENT = (
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "AWS_DEFAULT_REGION",
+    "AWS_REGION",
+    "AWS_ENDPOINT_URL",
+    "AWS_ENDPOINT_URL_S3",
+    "AWS_PROFILE",
+)
+
+
+def is_uri(x: Any) -> bool:
+    """True for a string URI of a filesystem pyarrow opens (``s3://``, ``gs://``, ...)."""
+    if not isinstance(x, str):
+        return False
+    found = _URI.match(x)
+    return found is not None and found.group(1).lower() in SCHEMES
+
+
+def _scheme_and_root(uri: str) -> str:
+    """``s3://bucket/`` of ``s3://bucket/a/b``: what one filesystem is made for."""
+    parsed = urllib.parse.urlsplit(uri)
+    return f"{parsed.scheme.lower()}://{parsed.netloc}/"
+
+
+@functools.lru_cache(maxsize=32)
+def _filesystem(root: str, query: str, environment: tuple[str | None, ...]) -> pafs.FileSystem:
+    del environment  # part of the cache key only: new credentials make a new filesystem
+    filesystem, _ = pafs.FileSystem.from_uri(root + ("?" + query if query else ""))
+    return filesystem
+
+
+def _store_error(uri: str, what: str, err: BaseException | None, caller: str) -> FitpipeValueError:
+    cause = f" ({err})" if err is not None else ""
+    return DataMismatchError(
+        message(
+            caller,
+            f"cannot read {uri}: {what}{cause}",
+            "A URI names a bucket and a key or prefix that exist, readable with the "
+            "credentials of the environment (for S3: AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, "
+            "AWS_DEFAULT_REGION, and AWS_ENDPOINT_URL for an S3-compatible server)",
+            "Check the bucket and the key, and the credentials and endpoint in the environment",
+            x=uri,
+        )
+    )
+
+
+def resolve_uri(uri: str, caller: str) -> tuple[pafs.FileSystem, str]:
+    """The filesystem of ``uri`` and the path inside it (``bucket/key`` for S3).
+
+    Raises:
+        DataMismatchError: pyarrow cannot make a filesystem of the URI.
+    """
+    base, _, query = uri.partition("?")
+    parsed = urllib.parse.urlsplit(base)
+    path = parsed.netloc + parsed.path if parsed.scheme.lower() in _BUCKETS else parsed.path
+    environment = tuple(os.environ.get(name) for name in _ENVIRONMENT)
+    try:
+        filesystem = _filesystem(_scheme_and_root(base), query, environment)
+    except (pa.ArrowException, OSError, ValueError) as err:
+        raise _store_error(uri, "no filesystem opens it", err, caller) from err
+    return filesystem, path.rstrip("/") or path
+
+
+def _uri_of(uri: str, path: str) -> str:
+    """The URI of ``path``, a path of the filesystem of ``uri``."""
+    parsed = urllib.parse.urlsplit(uri)
+    if parsed.scheme.lower() in _BUCKETS:
+        return f"{parsed.scheme}://{path}"
+    return f"{parsed.scheme}://{parsed.netloc}{path}"
+
+
+def uri_info(uri: str, caller: str) -> tuple[pafs.FileSystem, str, pafs.FileInfo]:
+    """The filesystem, path and :class:`pyarrow.fs.FileInfo` of ``uri``.
+
+    Raises:
+        DataMismatchError: The store refuses the request (credentials, permissions, network).
+    """
+    filesystem, path = resolve_uri(uri, caller)
+    try:
+        info = filesystem.get_file_info(path)
+    except (pa.ArrowException, OSError) as err:
+        raise _store_error(uri, "the store refused the request", err, caller) from err
+    return filesystem, path, info
+
+
+def missing_what(uri: str, caller: str) -> str:
+    """Why a missing URI is missing: its bucket, or only its key or prefix."""
+    bucket = resolve_uri(uri, caller)[1].split("/", 1)[0]
+    if uri_info(_uri_of(uri, bucket), caller)[2].type == pafs.FileType.NotFound:
+        return f"no such bucket {bucket!r}"
+    return "no such key or prefix"
+
+
+def _pattern(glob: str) -> re.Pattern[str]:
+    """A regular expression for a glob: ``*`` within a name, ``**/`` any folders, ``[...]``."""
+    out, i = [], 0
+    while i < len(glob):
+        if glob.startswith("**/", i):
+            out.append("(?:.*/)?")
+            i += 3
+        elif glob.startswith("**", i):
+            out.append(".*")
+            i += 2
+        elif glob[i] == "*":
+            out.append("[^/]*")
+            i += 1
+        elif glob[i] == "[" and "]" in glob[i + 1 :]:
+            end = glob.index("]", i + 1)
+            out.append("[" + glob[i + 1 : end].replace("!", "^", 1) + "]")
+            i = end + 1
+        else:
+            out.append(re.escape(glob[i]))
+            i += 1
+    return re.compile("".join(out) + r"\Z")
+
+
+def expand_uri(uri: str, caller: str) -> list[str]:
+    """``uri``, or with a glob the URIs of the files it matches in sorted order.
+
+    ``*`` matches within a name, ``**/`` any folders, ``[...]`` one character of a set; ``?``
+    is not a wildcard in a URI (it starts the query, which each match keeps).
+
+    Raises:
+        DataMismatchError: The store refuses to list the folder above the glob.
+    """
+    base, mark, query = uri.partition("?")
+    found = _GLOB.search(base)
+    if found is None:
+        return [uri]
+    filesystem, path = resolve_uri(uri, caller)
+    fixed = path[: _GLOB.search(path).start()]  # type: ignore[union-attr]
+    folder = fixed.rsplit("/", 1)[0] if "/" in fixed else fixed
+    try:
+        infos = filesystem.get_file_info(pafs.FileSelector(folder, recursive=True))
+    except FileNotFoundError:
+        return []
+    except (pa.ArrowException, OSError) as err:
+        raise _store_error(uri, "the store refused to list it", err, caller) from err
+    pattern = _pattern(path)
+    return sorted(
+        _uri_of(base, info.path) + mark + query
+        for info in infos
+        if info.type == pafs.FileType.File and pattern.match(info.path)
+    )
+
+
+def display_path(filesystem: pafs.FileSystem, path: str) -> str:
+    """A path of ``filesystem`` as the user knows it: a URI for an object store."""
+    kind = filesystem.type_name
+    if kind == "local":
+        return path
+    scheme = "gs" if kind == "gcs" else kind
+    return f"{scheme}://{path}"
+
+
+def partial_key(path: str) -> str:
+    """A hidden key next to ``path`` (``.name.<random>.partial``) for a write in progress.
+
+    Readers skip names starting with '.', so a partial object is never read as data.
+    """
+    folder, name = posixpath.split(path)
+    hidden = f".{name}.{uuid.uuid4().hex}.partial"
+    return f"{folder}/{hidden}" if folder else hidden

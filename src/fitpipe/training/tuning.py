@@ -1,0 +1,222 @@
+"""The tuners of a compiled step: steps per call (``"auto"``) and XLA under ``"auto"``.
+
+Both decide from timings of compiled calls, never from calls during which the step was
+traced (and so compiled): the step functions count their traces, and the epoch loop passes
+``traced=`` with each timing. A timing counts only once it is *stable*: two consecutive
+timings of the same kind within :data:`TOLERANCE` of each other (or, on a machine too noisy
+for that, the fastest of :data:`MAX_TIMINGS`). The clock is injectable (``clock=``), so tests
+drive both decisions with a fake clock and no real timing.
+
+The default clock is the process's CPU time (all threads), not wall time: both decisions are
+about the work a step costs (and Python's per call), and on a shared machine wall time
+mostly measures the neighbours. Measured under a load of ~14 on 2 cores, wall time made the
+plain graph's MLP step look 3-10x slower than XLA's (its executor hands ops between threads,
+each hand-off waiting for a core) and settled calls at 8-16 steps, while per CPU second
+the plain graph is the faster (``benchmarks/RESULTS.md``).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from typing import Any
+
+__all__ = ["TOLERANCE", "ExecutionSize", "XlaChoice", "stable_timing"]
+
+#: Two timings agree when the slower is at most this much slower than the faster.
+TOLERANCE = 0.25
+#: After this many timings that never agreed, the fastest counts (a noisy machine).
+MAX_TIMINGS = 6
+
+
+def stable_timing(timings: list[float]) -> float | None:
+    """The timing a tuner may act on, or None while more are needed.
+
+    Args:
+        timings: Seconds (or seconds per step) of calls of one kind, oldest first.
+
+    Returns:
+        The faster of the last two timings when they agree within :data:`TOLERANCE`, the
+        fastest of all after :data:`MAX_TIMINGS`, else None.
+    """
+    if len(timings) >= 2:
+        a, b = timings[-2:]
+        if max(a, b) <= min(a, b) * (1 + TOLERANCE):
+            return min(a, b)
+    if len(timings) >= MAX_TIMINGS:
+        return min(timings)
+    return None
+
+
+class ExecutionSize:
+    """How many steps each compiled call runs: fixed, or tuned while training (``"auto"``).
+
+    The tuner grows the size until one call takes at least :attr:`TARGET_SECONDS`: Python's
+    cost per call (about 0.1-1 ms) is then under 2% of the call. A call during which the step
+    was traced (and so compiled: counted by the step's trace counter, not guessed from its
+    time) is not timed at all, nor is a short call (an input's end). Each size is timed until
+    its timings are stable (:func:`stable_timing`), so a compile without a trace (XLA
+    meeting a new batch shape) or a noisy neighbour does not stop the growth early. The size
+    grows by the factor the target asks for (a power of two, from 2 to 64), so it settles
+    within a few calls. Results do not depend on it: only how often Python (and batch-level
+    callbacks) run.
+
+    Args:
+        value: A positive int, or ``"auto"``.
+        clock: Seconds, read before and after each call (default ``time.process_time``,
+            the process's CPU time; tests give a fake one).
+
+    """
+
+    TARGET_SECONDS = 0.05
+    MAX = 4096
+
+    def __init__(self, value: int | str, clock: Callable[[], float] | None = None) -> None:
+        self.auto = value == "auto"
+        self.size = 1 if self.auto else int(value)
+        self.clock: Callable[[], float] = clock or time.process_time
+        self._timings: list[float] = []
+        self._settled = not self.auto
+        #: Calls recorded, and those of them that traced (shown by the benchmarks).
+        self.calls = 0
+        self.traced_calls = 0
+        #: The stable timing (seconds per call) that decided each size tried.
+        self.history: dict[int, float] = {}
+
+    @property
+    def settled(self) -> bool:
+        """Whether the size is final (fixed, or tuned to the target)."""
+        return self._settled
+
+    @property
+    def steady(self) -> bool:
+        """Whether calls now time the steps more than Python: settled, and not one step each.
+
+        Calls of one step (``steps_per_execution=1`` with a callback on batches) cost mostly
+        Python and dispatch; ``jit_compile="auto"`` is not decided from them.
+        """
+        return self._settled and (self.auto or self.size > 1)
+
+    def record(self, steps: int, seconds: float, traced: bool = False) -> None:
+        """Feeds the tuner one call's measurements.
+
+        Args:
+            steps: Steps the call ran (a short call, at an input's end, is not timed).
+            seconds: How long it took.
+            traced: Whether the step was traced during the call (then it is not timed).
+        """
+        self.calls += 1
+        self.traced_calls += int(traced)
+        if self._settled or steps < self.size or traced:
+            return
+        self._timings.append(seconds)
+        timing = stable_timing(self._timings)
+        if timing is None:
+            return
+        self._timings = []
+        self.history[self.size] = timing
+        if timing >= self.TARGET_SECONDS or self.size >= self.MAX:
+            self._settled = True
+            return
+        factor = min(64.0, max(2.0, self.TARGET_SECONDS / max(timing, 1e-9)))
+        self.size = min(self.MAX, self.size * 2 ** int(math.log2(factor)))
+
+    def fit_epoch(self, steps: int | None) -> None:
+        """Settles a tuned size that reached an epoch's ``steps``: calls are whole epochs.
+
+        A larger size would not make calls longer (no call runs past its epoch), and calls
+        shorter than the size are never timed, so the tuner would wait for ever.
+        """
+        if self.auto and not self._settled and steps is not None and 0 < steps <= self.size:
+            self.size = steps
+            self._settled = True
+            self._timings = []
+
+    def report(self) -> dict[str, Any]:
+        """What the tuner chose and the timings that decided it (for ``Trainer.tuning``)."""
+        return {
+            "steps_per_execution": self.size,
+            "auto": self.auto,
+            "settled": self._settled,
+            "calls": self.calls,
+            "traced_calls": self.traced_calls,
+            "seconds_per_call": dict(self.history),
+        }
+
+
+class XlaChoice:
+    """Decides ``jit_compile="auto"`` for one step and one input spec by timing both variants.
+
+    The step starts as the plain TensorFlow graph (its first step is not held up by an XLA
+    compilation). Once the steps per call have settled, untraced full calls are timed per
+    step until stable; then the step is compiled with XLA (that call traces, so it is not
+    timed) and its calls are timed the same way. XLA is kept only when it is at least
+    :attr:`MARGIN` faster per step, so timings within noise never flip the choice.
+
+    """
+
+    MARGIN = 0.1
+
+    def __init__(self) -> None:
+        #: The variant the step runs now: True for XLA.
+        self.variant = False
+        #: The choice once made (None while measuring).
+        self.decided: bool | None = None
+        #: Why the choice was made (``"measured"``, or why XLA was not tried).
+        self.reason = ""
+        self.timings: dict[bool, list[float]] = {False: [], True: []}
+        self.per_step: dict[bool, float] = {}
+
+    def record(
+        self,
+        steps: int,
+        seconds: float,
+        traced: bool,
+        size: int,
+        settled: bool,
+        asked: int | None = None,
+    ) -> None:
+        """Feeds one call of the current variant; may switch the variant or decide.
+
+        Timings are per step, so the last call of an epoch counts too when it runs at least
+        half the size (calls of an epoch of 250 steps at 128 per call: 128 and 122 steps).
+
+        Args:
+            steps: Steps the call ran.
+            seconds: How long it took.
+            traced: Whether the step traced (or compiled) during the call: not timed.
+            size: The steps per call (calls of under half of it are not timed).
+            settled: Whether the steps per call are final (before that, nothing is timed).
+            asked: The steps asked of the call (default ``steps``); a call that ran fewer
+                (its input ended) is not timed.
+        """
+        short = steps < (steps if asked is None else asked) or 2 * steps < size
+        if self.decided is not None or traced or not settled or short or steps <= 0:
+            return
+        timings = self.timings[self.variant]
+        timings.append(seconds / steps)
+        timing = stable_timing(timings)
+        if timing is None:
+            return
+        self.per_step[self.variant] = timing
+        if not self.variant:
+            self.variant = True  # the next call compiles with XLA
+            return
+        faster = self.per_step[True] <= self.per_step[False] * (1 - self.MARGIN)
+        self.decide(faster, "measured")
+
+    def decide(self, xla: bool, reason: str) -> None:
+        """Makes the choice final (also without timings: XLA cannot compile the step)."""
+        self.decided = self.variant = xla
+        self.reason = reason
+
+    def report(self) -> dict[str, Any]:
+        """The choice and the seconds per step that decided it."""
+        return {
+            "xla": self.variant,
+            "decided": self.decided is not None,
+            "reason": self.reason or "measuring",
+            "plain_seconds_per_step": self.per_step.get(False),
+            "xla_seconds_per_step": self.per_step.get(True),
+        }

@@ -1,0 +1,176 @@
+"""NaN and infinity in batches that the pre-flight check cannot scan up front.
+
+Generators, ``tf.data`` and ``PyDataset`` (and Parquet streamed from disk, whose footers say
+nothing of NaN) are checked as batches pass: ``check="warn"`` warns once, naming the batch
+and the input or target; ``check="error"`` stops before the step trains on the bad batch;
+``check=False`` checks nothing. Rows held in memory are left to the pre-flight scan.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable
+from typing import Any
+
+import keras
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+import tensorflow as tf
+from hypothesis import given, settings
+
+from fitpipe import Schema, Trainer, limits
+from fitpipe.errors import DataCheckError, DataCheckWarning
+from fitpipe.testing.strategies import BadBatch, bad_batches
+
+BATCHES, ROWS, D = 5, 4, 3
+
+
+def _batches(bad: BadBatch) -> list[tuple[np.ndarray, np.ndarray]]:
+    rng = np.random.default_rng(0)
+    out = []
+    for index in range(BATCHES):
+        x = rng.normal(size=(ROWS, D)).astype("float32")
+        y = rng.normal(size=(ROWS, 1)).astype("float32")
+        if index in (bad.batch, bad.again):
+            (x if bad.part == 0 else y)[bad.row, 0] = bad.value
+        out.append((x, y))
+    return out
+
+
+def _generator(batches: list[Any]) -> Any:
+    return iter(batches)
+
+
+def _tf_data(batches: list[Any]) -> Any:
+    x = np.concatenate([b[0] for b in batches])
+    y = np.concatenate([b[1] for b in batches])
+    return tf.data.Dataset.from_tensor_slices((x, y)).batch(ROWS)
+
+
+def _py_dataset(batches: list[Any]) -> Any:
+    class Batches(keras.utils.PyDataset):
+        def __len__(self) -> int:
+            return len(batches)
+
+        def __getitem__(self, index: int) -> Any:
+            return batches[index]
+
+    return Batches()
+
+
+FORMS: dict[str, Callable[[list[Any]], Any]] = {
+    "generator": _generator,
+    "tf.data": _tf_data,
+    "pydataset": _py_dataset,
+}
+
+
+def _trainer() -> Trainer:
+    model = keras.Sequential([keras.Input((D,)), keras.layers.Dense(1)])
+    trainer = Trainer(model)
+    trainer.compile("sgd", "mse")
+    return trainer
+
+
+def _named(bad: BadBatch) -> str:
+    return f"the {'input' if bad.part == 0 else 'target'}s of batch index {bad.batch}"
+
+
+@pytest.mark.parametrize("form", sorted(FORMS))
+@settings(deadline=None, max_examples=5)
+@given(bad=bad_batches(BATCHES, ROWS))
+def test_check_error_stops_before_the_bad_batch_trains(form: str, bad: BadBatch) -> None:
+    batches = _batches(bad)
+    trainer = _trainer()
+    before = [w.copy() for w in trainer.model.get_weights()]
+    with pytest.raises(DataCheckError, match=f"found .* in {_named(bad)}"):
+        trainer.fit(FORMS[form](batches), verbose=0, shuffle=False, check="error")
+    twin = _trainer()
+    twin.model.set_weights(before)
+    if bad.batch:  # the batches before the bad one trained, and only they
+        twin.fit(FORMS["generator"](batches[: bad.batch]), verbose=0, check=False)
+    for got, want in zip(trainer.model.get_weights(), twin.model.get_weights(), strict=True):
+        np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("form", sorted(FORMS))
+@settings(deadline=None, max_examples=5)
+@given(bad=bad_batches(BATCHES, ROWS))
+def test_check_warn_warns_once_naming_the_first_bad_batch(form: str, bad: BadBatch) -> None:
+    trainer = _trainer()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        history = trainer.fit(FORMS[form](_batches(bad)), verbose=0, shuffle=False)
+    found = [w for w in caught if issubclass(w.category, DataCheckWarning)]
+    assert len(found) == 1, [str(w.message) for w in caught]
+    assert _named(bad) in str(found[0].message)
+    assert history.input_report["epochs"][0]["steps"] == BATCHES  # training went on
+
+
+@pytest.mark.parametrize("form", sorted(FORMS))
+@settings(deadline=None, max_examples=3)
+@given(bad=bad_batches(BATCHES, ROWS))
+def test_check_false_checks_nothing(form: str, bad: BadBatch) -> None:
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        _trainer().fit(FORMS[form](_batches(bad)), verbose=0, check=False)
+    assert not [w for w in caught if issubclass(w.category, DataCheckWarning)]
+
+
+@pytest.mark.parametrize("column", ["a", "y"])
+def test_streamed_parquet_nan_is_found_as_batches_pass(column: str) -> None:
+    # The footers' statistics catch infinities (minima, maxima) before training, never NaN.
+    import tempfile
+
+    rows = 40
+    data = {"a": np.arange(rows, dtype="float32"), "y": np.ones(rows, "float32")}
+    data[column][25] = np.nan
+    folder = tempfile.mkdtemp()
+    pq.write_table(pa.table(data), f"{folder}/d.parquet", row_group_size=10)
+    old, limits.RESIDENT_BYTES_LIMIT = limits.RESIDENT_BYTES_LIMIT, 0  # streamed from disk
+    try:
+        model = keras.Sequential([keras.Input((1,)), keras.layers.Dense(1)])
+        trainer = Trainer(model)
+        trainer.compile("sgd", "mse")
+        noun = "input" if column == "a" else "target"
+        with pytest.raises(DataCheckError, match=f"in the {noun}s of batch index 2"):
+            trainer.fit(
+                f"{folder}/d.parquet",
+                schema=Schema(["a"], "y"),
+                batch_size=10,
+                shuffle=False,
+                verbose=0,
+                check="error",
+            )
+    finally:
+        limits.RESIDENT_BYTES_LIMIT = old
+
+
+def test_rows_in_memory_are_judged_by_the_scan_only() -> None:
+    x = np.ones((20, D), "float32")
+    y = np.ones((20, 1), "float32")
+    x[7, 1] = np.nan
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        _trainer().fit(x, y, batch_size=4, verbose=0)
+    found = [str(w.message) for w in caught if issubclass(w.category, DataCheckWarning)]
+    assert len(found) == 1 and "before training" in found[0]  # the scan's, no batch warning
+
+
+def test_dict_inputs_name_the_input() -> None:
+    inputs = {"a": keras.Input((2,), name="a"), "b": keras.Input((1,), name="b")}
+    joined = keras.layers.Concatenate()([inputs["a"], inputs["b"]])
+    trainer = Trainer(keras.Model(inputs, keras.layers.Dense(1)(joined)))
+    trainer.compile("sgd", "mse")
+
+    def batch(b_value: float) -> Any:
+        b = np.ones((4, 1), "float32")
+        b[2, 0] = b_value
+        return {"a": np.ones((4, 2), "float32"), "b": b}, np.ones((4, 1), "float32")
+
+    with pytest.raises(
+        DataCheckError, match=r"the infinite value inf in input 'b' of batch index 1"
+    ):
+        trainer.fit(iter([batch(1.0), batch(np.inf)]), verbose=0, check="error")

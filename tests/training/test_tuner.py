@@ -1,0 +1,255 @@
+"""The tuners that cannot be fooled: steps per call and ``jit_compile="auto"``.
+
+No timing is asserted: the tuners read an injected clock, and a fake one (:class:`FakeClock`)
+charges each call what a model of the machine says (seconds when the step traced, a cost
+per step otherwise), so every decision here is deterministic.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+from hypothesis import given
+
+import fitpipe
+from fitpipe.testing.strategies import call_timings
+from fitpipe.training.tuning import ExecutionSize, XlaChoice, stable_timing
+
+X = np.random.default_rng(0).standard_normal((4000, 4)).astype("float32")
+Y = X[:, :1] * 2.0
+
+
+class FakeClock:
+    """A clock for ``ExecutionSize(clock=...)`` that models the machine from trace counts.
+
+    The epoch loop reads it before and after each call. A call during which the step
+    function's trace count grew costs ``trace_seconds``; any other call costs ``overhead``
+    plus, per step asked for, the cost of the variant that ran (XLA or not).
+    """
+
+    def __init__(
+        self,
+        trainer: fitpipe.Trainer,
+        plain: float = 1e-3,
+        xla: float = 1e-3,
+        trace_seconds: float = 3.5,
+        overhead: float = 4e-4,
+    ) -> None:
+        self.trainer = trainer
+        self.cost = {False: plain, True: xla}
+        self.trace_seconds = trace_seconds
+        self.overhead = overhead
+        self.now = 0.0
+        self.started: tuple[int, int] | None = None
+        self.charged: list[tuple[bool, float]] = []  # (traced, seconds) per call
+
+    def __call__(self) -> float:
+        function = self.trainer._state.functions["train"]
+        size = self.trainer._state.fused
+        assert size is not None
+        if self.started is None:
+            self.started = (function.traces, size.size)
+            return self.now
+        traces, steps = self.started
+        self.started = None
+        traced = function.traces != traces
+        seconds = (
+            self.trace_seconds
+            if traced
+            else self.overhead + steps * self.cost[function.jit_compile]
+        )
+        self.charged.append((traced, seconds))
+        self.now += seconds
+        return self.now
+
+
+def _model() -> keras.Model:
+    return keras.Sequential([keras.Input((4,)), keras.layers.Dense(3), keras.layers.Dense(1)])
+
+
+def _trainer(
+    clock_kwargs: dict[str, float], **compile_kwargs: object
+) -> tuple[fitpipe.Trainer, FakeClock]:
+    trainer = fitpipe.Trainer(_model())
+    trainer.compile(optimizer="sgd", loss="mse", **compile_kwargs)
+    clock = FakeClock(trainer, **clock_kwargs)
+    trainer._state.fused = ExecutionSize("auto", clock=clock)
+    return trainer, clock
+
+
+# ------------------------------------------------------------------------- the rules alone
+
+
+def test_a_timing_counts_only_once_two_in_a_row_agree() -> None:
+    assert stable_timing([0.01]) is None
+    assert stable_timing([0.01, 0.03]) is None  # a noisy neighbour, or a compile
+    assert stable_timing([0.01, 0.03, 0.031]) == 0.03
+    assert stable_timing([0.01, 0.03, 0.01, 0.03, 0.01, 0.03]) == 0.01  # noisy: the fastest
+
+
+def test_size_is_not_settled_by_unstable_timings() -> None:
+    size = ExecutionSize("auto")
+    size.record(1, 1.0)  # slow without a trace (XLA meeting a new shape): not yet a timing
+    size.record(1, 0.0005)
+    assert size.size == 1
+    size.record(1, 0.0005)
+    assert size.size == 64 and size.history == {1: 0.0005}
+
+
+@given(call_timings())
+def test_calls_that_traced_never_change_the_steps_per_call(calls: list[tuple[float, bool]]) -> None:
+    with_traces, without = ExecutionSize("auto"), ExecutionSize("auto")
+    for seconds, traced in calls:
+        with_traces.record(with_traces.size, seconds, traced=traced)
+        if not traced:
+            without.record(without.size, seconds)
+    assert (with_traces.size, with_traces.settled) == (without.size, without.settled)
+    assert with_traces.history == without.history
+
+
+@given(call_timings())
+def test_calls_that_traced_never_change_the_xla_choice(calls: list[tuple[float, bool]]) -> None:
+    with_traces, without = XlaChoice(), XlaChoice()
+    for seconds, traced in calls:
+        with_traces.record(8, seconds, traced, 8, True)
+        if not traced:
+            without.record(8, seconds, False, 8, True)
+    assert with_traces.report() == without.report()
+
+
+def test_xla_choice_times_both_variants_then_keeps_the_clearly_faster() -> None:
+    choice = XlaChoice()
+    choice.record(8, 8e-3, False, 8, settled=False)  # steps per call not settled: not timed
+    choice.record(3, 3e-3, False, 8, settled=True)  # under half the size: not timed
+    choice.record(6, 6e-3, False, 8, True, asked=8)  # its input ended: not timed
+    choice.record(8, 9.0, True, 8, settled=True)  # traced: not timed
+    assert choice.timings == {False: [], True: []}
+    choice.record(8, 8e-3, False, 8, True)
+    assert not choice.variant
+    choice.record(8, 8e-3, False, 8, True)
+    assert choice.variant and choice.decided is None  # now XLA is compiled and timed
+    choice.record(8, 5.0, True, 8, True)  # the call that compiles XLA traces
+    choice.record(8, 4e-3, False, 8, True)
+    choice.record(8, 4e-3, False, 8, True)
+    assert choice.decided is True and choice.per_step == {False: 1e-3, True: 5e-4}
+
+
+@pytest.mark.parametrize(("xla", "kept"), [(0.95e-3, False), (0.85e-3, True), (1.2e-3, False)])
+def test_xla_must_be_faster_by_the_margin(xla: float, kept: bool) -> None:
+    choice = XlaChoice()
+    for per_step, variant in [(1e-3, False)] * 2 + [(xla, True)] * 2:
+        assert choice.variant is variant
+        choice.record(10, 10 * per_step, False, 10, True)
+    assert choice.decided is kept and choice.reason == "measured"
+
+
+# ------------------------------------------------------------------ in fit, fake clock
+
+
+def test_steps_per_call_settle_above_one_when_the_first_calls_compile() -> None:
+    # The case of the issue: the first call traces and compiles (3.5 s), which a tuner that
+    # timed it read as "calls are long enough" and kept 1 step per call for good.
+    trainer, clock = _trainer({}, jit_compile=False)
+    trainer.fit(X, Y, batch_size=4, epochs=1, verbose=0)
+    fused = trainer._state.fused
+    assert fused is not None and fused.settled
+    assert fused.size > 1
+    assert fused.traced_calls >= 1 and clock.charged[0] == (True, 3.5)
+    assert max(fused.history.values()) < 3.5  # no traced call was timed
+    assert trainer.tuning["steps_per_execution"]["steps_per_execution"] == fused.size
+
+
+@pytest.mark.parametrize(("xla", "chosen"), [(0.5e-3, True), (2e-3, False), (0.97e-3, False)])
+def test_auto_jit_picks_the_faster_variant(xla: float, chosen: bool) -> None:
+    trainer, clock = _trainer({"plain": 1e-3, "xla": xla}, jit_compile="auto")
+    trainer.fit(X, Y, batch_size=4, epochs=2, verbose=0)
+    function = trainer._state.functions["train"]
+    choice = function.xla_choice
+    assert choice is not None and choice.decided is chosen, clock.charged
+    assert function.jit_compile is chosen
+    report = trainer.tuning["xla"]["train"]
+    assert report["reason"] == "measured" and report["xla"] is chosen
+    assert report["plain_seconds_per_step"] == pytest.approx(1e-3, rel=0.1)
+    assert report["xla_seconds_per_step"] == pytest.approx(xla, rel=0.1)
+    # Compiling XLA traced the step once more, in a call that was not timed; no probe trace.
+    assert function._variants[True].experimental_get_tracing_count() == 1
+    assert sum(traced for traced, _ in clock.charged) == fused_traced(trainer)
+
+
+def fused_traced(trainer: fitpipe.Trainer) -> int:
+    fused = trainer._state.fused
+    assert fused is not None
+    return fused.traced_calls
+
+
+def test_the_choice_is_kept_for_later_fits_evaluate_and_predict() -> None:
+    trainer, clock = _trainer({"plain": 1e-3, "xla": 0.5e-3}, jit_compile="auto")
+    trainer.fit(X, Y, batch_size=4, epochs=2, verbose=0)
+    train = trainer._state.functions["train"]
+    assert train.jit_compile is True
+    calls = len(clock.charged)
+    trainer.fit(X[:400], Y[:400], batch_size=4, epochs=1, verbose=0)  # same inputs: no retiming
+    assert train.xla_choice is not None and train.xla_choice.decided is True
+    assert len(clock.charged) > calls
+    trainer.evaluate(X, Y, batch_size=4, verbose=0)
+    trainer.predict(X, batch_size=4, verbose=0)
+    assert trainer._state.functions["test"].jit_compile is True
+    assert trainer._state.functions["predict"].jit_compile is True
+    assert trainer.tuning["xla"]["predict"]["reason"] == "the train step's choice"
+
+
+def test_predict_before_any_choice_runs_the_plain_graph() -> None:
+    trainer = fitpipe.Trainer(_model())
+    trainer.compile(optimizer="sgd", loss="mse")
+    trainer.predict(X[:64], batch_size=8, verbose=0)
+    assert trainer._state.functions["predict"].jit_compile is False
+
+
+def test_explicit_jit_compile_is_obeyed_whatever_the_clock() -> None:
+    for jit in (True, False):
+        trainer, _ = _trainer({"plain": 1e-3, "xla": 1e-4 if not jit else 1e-2}, jit_compile=jit)
+        trainer.fit(X, Y, batch_size=4, epochs=2, verbose=0)
+        function = trainer._state.functions["train"]
+        assert function.jit_compile is jit and function.xla_choice is None
+
+
+class NumpyDouble(keras.layers.Layer):
+    """A layer XLA cannot compile (``numpy_function`` has no XLA kernel)."""
+
+    def compute_output_shape(self, shape: tuple[int, ...]) -> tuple[int, ...]:
+        return shape
+
+    def call(self, x: tf.Tensor) -> tf.Tensor:
+        y = tf.numpy_function(lambda a: a * 2, [x], tf.float32, stateful=False)
+        y.set_shape(x.shape)
+        return y
+
+
+def test_auto_jit_keeps_the_plain_graph_quietly_when_xla_cannot_compile() -> None:
+    inputs = keras.Input((4,))
+    trainer = fitpipe.Trainer(keras.Model(inputs, keras.layers.Dense(1)(NumpyDouble()(inputs))))
+    trainer.compile(optimizer="sgd", loss="mse")
+    clock = FakeClock(trainer, plain=1e-3, xla=1e-5)
+    trainer._state.fused = ExecutionSize("auto", clock=clock)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # "auto" only tried XLA: no warning
+        history = trainer.fit(X, Y, batch_size=4, epochs=2, verbose=0)
+    assert np.isfinite(history.history["loss"]).all()
+    function = trainer._state.functions["train"]
+    assert function.jit_compile is False
+    assert trainer.tuning["xla"]["train"]["reason"] == "XLA cannot compile the step"
+
+
+def test_small_epochs_settle_at_whole_epochs_and_still_decide_xla() -> None:
+    # 100 batches per epoch: the size outgrows the epoch, where calls shorter than the size
+    # were never timed (the tuner waited for ever, and "auto" never decided).
+    trainer, _ = _trainer({"plain": 1e-4, "xla": 0.5e-4}, jit_compile="auto")
+    trainer.fit(X[:400], Y[:400], batch_size=4, epochs=10, verbose=0)
+    tuning = trainer.tuning
+    assert tuning["steps_per_execution"]["settled"]
+    assert tuning["steps_per_execution"]["steps_per_execution"] == 100
+    assert tuning["xla"]["train"]["xla"] is True and tuning["xla"]["train"]["decided"]
