@@ -181,6 +181,7 @@ def test_fit_a_saved_model_with_validation_data(trained: Path, capsys) -> None:
     assert sorted(p.name for p in out.iterdir()) == [
         "history.csv",
         "history.json",
+        "input_report.json",
         "model.keras",
         "schema.json",
     ]
