@@ -42,8 +42,8 @@ def traces(trainer: fitpipe.Trainer) -> dict[str, int]:
     counts = {}
     for mode, function in trainer._state.functions.items():
         counts[f"{mode} step"] = int(function.one_step.experimental_get_tracing_count())
-        if function._loop is not None:
-            counts[f"{mode} loop"] = int(function._loop.experimental_get_tracing_count())
+        for jit, loop in function._loops.items():
+            counts[f"{mode} loop xla={jit}"] = int(loop.experimental_get_tracing_count())
         for key, loop in function._rows_loops.items():
             counts[f"{mode} rows {key}"] = int(loop.experimental_get_tracing_count())
     return counts
