@@ -32,23 +32,18 @@ from fitpipe.columnar import parquet  # noqa: E402
 
 READ: list[tuple[str, int]] = []
 TRAINING = [False]
-_plain_reader = parquet._group_reader
 
 
-def _recording_reader(group: Any, schema: Any) -> Any:
+class _RecordingReader(parquet._GroupReader):
     """Records which row group is read once training runs (planning reads metadata only)."""
-    read = _plain_reader(group, schema)
-    name = (os.path.basename(group.path), group.row_groups[0].id)
 
-    def recorded(columns: list[str]) -> Any:
+    def __call__(self, columns: list[str]) -> Any:
         if TRAINING[0]:
-            READ.append(name)
-        return read(columns)
-
-    return recorded
+            READ.append((os.path.basename(self.fragment.path), self.group))
+        return super().__call__(columns)
 
 
-parquet._group_reader = _recording_reader
+parquet._GroupReader = _RecordingReader  # type: ignore[misc]
 
 
 class Steps(keras.callbacks.Callback):

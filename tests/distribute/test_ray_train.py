@@ -42,19 +42,16 @@ def train_loop(config: dict[str, Any]) -> None:
 
     read: list[int] = []
     training = [False]  # not the first rows read while planning (the batches' signature)
-    plain = parquet._group_reader
 
-    def recording(group: Any, schema: Any) -> Any:
-        reader = plain(group, schema)
+    class Recording(parquet._GroupReader):
+        """Records the row groups read once training runs (not while planning)."""
 
-        def read_group(columns: list[str]) -> Any:
+        def __call__(self, columns: list[str]) -> Any:
             if training[0]:
-                read.append(group.row_groups[0].id)
-            return reader(columns)
+                read.append(self.group)
+            return super().__call__(columns)
 
-        return read_group
-
-    parquet._group_reader = recording
+    parquet._GroupReader = Recording  # type: ignore[misc]
     with strategy.scope():
         model = worker_model()
     initial_epoch = 0

@@ -135,7 +135,9 @@ def test_digits_walkthrough_fits_with_a_glob_and_predicts_to_a_bare_file_name(
     folder = _digits_data(tmp_path)
     assert main(["fit", str(folder / "spec.toml"), "--verbose", "2", "--no-plot"]) == 0
     out = capsys.readouterr().out
-    assert out.count("compiling the train step with XLA") == 1
+    # jit_compile="auto" tries XLA only once the steps per call settle (issue 17), and
+    # announces it at most once.
+    assert out.count("compiling the train step with XLA") <= 1
     history = json.loads((folder / "run" / "history.json").read_text())
     assert history["records"][-1]["val_accuracy"] > 0.85
     resolved = json.loads((folder / "run" / "schema.json").read_text())
