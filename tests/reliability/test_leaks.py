@@ -41,7 +41,9 @@ def batches() -> Iterator[Any]:
 def traces(trainer: fitpipe.Trainer) -> dict[str, int]:
     counts = {}
     for mode, function in trainer._state.functions.items():
-        counts[f"{mode} step"] = int(function.one_step.experimental_get_tracing_count())
+        # Both variants under jit_compile="auto": `one_step` is the one the last input chose.
+        for jit, step in function._variants.items():
+            counts[f"{mode} step xla={jit}"] = int(step.experimental_get_tracing_count())
         for jit, loop in function._loops.items():
             counts[f"{mode} loop xla={jit}"] = int(loop.experimental_get_tracing_count())
         for key, loop in function._rows_loops.items():
