@@ -149,7 +149,9 @@ class CapabilityChecks:
 
         def _adapter(self) -> Adapter: ...
         def _input(self, data: Example) -> Any: ...
-        def _schema_kwargs(self, data: Example, supports: frozenset[str]) -> dict[str, Any]: ...
+        def _adapt_kwargs(
+            self, data: Example, supports: frozenset[str], shuffle: bool = False
+        ) -> dict[str, Any]: ...
         def _for_all(self, check: Callable[[Example], None], **kwargs: Any) -> None: ...
         def _is_one_shot(self, obj: Any) -> bool: ...
         def expected_x(self, x: np.ndarray) -> Any:
@@ -165,15 +167,7 @@ class CapabilityChecks:
         shuffle: bool = False,
     ) -> Any:
         """The source the adapter makes of ``data``'s input, asked as ``variant`` says."""
-        supports = self._adapter().supports
-        kwargs: dict[str, Any] = self._schema_kwargs(data, supports)
-        for name in ("y", "sample_weight"):
-            if name in supports and getattr(data, name) is not None:
-                kwargs[name] = getattr(data, name)
-        if "batch_size" in supports:
-            kwargs["batch_size"] = data.batch_size
-        if shuffle and "shuffle" in supports:
-            kwargs["shuffle"] = True
+        kwargs = self._adapt_kwargs(data, self._adapter().supports, shuffle)
         request = AdaptRequest(x=self._input(data), caller="fit", **kwargs, **variant)
         if not request.chunks:
             return adapt_source(request, warn_ignored=False)[1]

@@ -253,8 +253,10 @@ class AdapterConformanceTests(CapabilityChecks):
         }
         return hooks[name](value)
 
-    def _adapt(self, data: Example, supports: frozenset[str], shuffle: bool = False) -> Pipeline:
-        obj = self._input(data)
+    def _adapt_kwargs(
+        self, data: Example, supports: frozenset[str], shuffle: bool = False
+    ) -> dict[str, Any]:
+        """The arguments the adapter supports, taken from ``data`` (schema, y, weights, ...)."""
         kwargs: dict[str, Any] = self._schema_kwargs(data, supports)
         for name in ("y", "sample_weight"):
             if name in supports and getattr(data, name) is not None:
@@ -263,7 +265,10 @@ class AdapterConformanceTests(CapabilityChecks):
             kwargs["batch_size"] = data.batch_size
         if shuffle and "shuffle" in supports:
             kwargs["shuffle"] = True
-        pipeline = fitpipe.adapt(obj, **kwargs)
+        return kwargs
+
+    def _adapt(self, data: Example, supports: frozenset[str], shuffle: bool = False) -> Pipeline:
+        pipeline = fitpipe.adapt(self._input(data), **self._adapt_kwargs(data, supports, shuffle))
         assert pipeline.adapter == self.adapter_name, (
             f"fitpipe.adapt used the adapter {pipeline.adapter!r}, expected {self.adapter_name!r}"
         )
