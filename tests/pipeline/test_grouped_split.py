@@ -227,12 +227,18 @@ def test_same_split_for_the_same_rows_in_every_form(
     assert how.counts.train_keys == frame["user_id"][~side].nunique()
 
 
-def test_streamed_sides_shuffle_and_count_batches(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def _streamed_frame(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> pd.DataFrame:
+    """200 rows written as Parquet row groups of 30, streamed (none held in memory)."""
     frame = _frame(200)
     pq.write_table(pa.Table.from_pandas(frame), tmp_path / "a.parquet", row_group_size=30)
     monkeypatch.setattr(limits, "RESIDENT_BYTES_LIMIT", 0)
+    return frame
+
+
+def test_streamed_sides_shuffle_and_count_batches(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    frame = _streamed_frame(tmp_path, monkeypatch)
     request = AdaptRequest(
         x=str(tmp_path),
         schema=SCHEMA,
@@ -257,9 +263,7 @@ def test_streamed_sides_shuffle_and_count_batches(
 def test_streamed_balanced_class_weight_counts_the_training_side(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    frame = _frame(200)
-    pq.write_table(pa.Table.from_pandas(frame), tmp_path / "a.parquet", row_group_size=30)
-    monkeypatch.setattr(limits, "RESIDENT_BYTES_LIMIT", 0)
+    frame = _streamed_frame(tmp_path, monkeypatch)
     request = AdaptRequest(
         x=str(tmp_path),
         schema=SCHEMA,
