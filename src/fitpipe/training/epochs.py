@@ -22,7 +22,7 @@ from fitpipe.training.inputs import step_error
 from fitpipe.training.steps import RowCursor, StepFunction
 from fitpipe.training.tuning import ExecutionSize
 
-__all__ = ["EpochRunner", "ExecutionSize", "no_step_error", "warn_no_step"]
+__all__ = ["EpochRunner", "no_step_error", "warn_no_step"]
 
 _RAN_OUT = (
     "Your input ran out of data; interrupting the epoch. Make sure that your dataset or "

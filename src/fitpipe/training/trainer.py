@@ -35,7 +35,7 @@ from fitpipe.training import arguments, conversions, distribute
 from fitpipe.training import callbacks as callbacks_mod
 from fitpipe.training.batch_checks import BatchChecks
 from fitpipe.training.collect import merge_predictions, to_results
-from fitpipe.training.epochs import EpochRunner, ExecutionSize, no_step_error, warn_no_step
+from fitpipe.training.epochs import EpochRunner, no_step_error, warn_no_step
 from fitpipe.training.input_report import InputReport
 from fitpipe.training.inputs import check_model_inputs, check_model_targets
 from fitpipe.training.logs import epoch_logs, flatten_in_order, pythonify
@@ -44,6 +44,7 @@ from fitpipe.training.preflight import check_evaluate, check_fit, finite_check
 from fitpipe.training.requests import fit_pipelines, one_batch
 from fitpipe.training.resume import PositionBackups
 from fitpipe.training.steps import StepFunction
+from fitpipe.training.tuning import ExecutionSize
 
 __all__ = ["Trainer"]
 
