@@ -248,7 +248,8 @@ class CapabilityChecks:
             assert isinstance(source, Shardable)
             try:
                 for count in counts:
-                    got = [self._shard_rows(source, index, count) for index in range(count)]
+                    width = expected.shape[1]
+                    got = [self._shard_rows(source, i, count, width) for i in range(count)]
                     _same_rows(expected, np.concatenate(got), f"{count} shards together")
             finally:
                 _close(source)
@@ -256,7 +257,7 @@ class CapabilityChecks:
         self._for_all(check)
 
     @staticmethod
-    def _shard_rows(source: Shardable, index: int, count: int) -> np.ndarray:
+    def _shard_rows(source: Shardable, index: int, count: int, width: int) -> np.ndarray:
         """The real rows (sample weight not 0) of one shard, checking its steps."""
         dataset, steps = source.shard(index, count, 1)
         batches = _batches(dataset)
@@ -265,7 +266,7 @@ class CapabilityChecks:
         )
         assert all(len(batch) >= 2 for batch in batches), "shards yield weighted batches"
         rows = [flat_rows(b[0])[flat_rows(b[-1])[:, 0] != 0] for b in batches]
-        return np.concatenate(rows) if rows else np.zeros((0, 1))
+        return np.concatenate(rows) if rows else np.zeros((0, width))
 
     def test_resumable_restored_pass_continues(self) -> None:
         """Pass 0's state after ``seen`` batches, restored into the next pass, continues it."""

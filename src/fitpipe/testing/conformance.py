@@ -39,7 +39,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 import tensorflow as tf
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 
 import fitpipe
 from fitpipe.adapters import ADAPT_ARGUMENTS, Adapter, AdaptRequest
@@ -54,7 +54,7 @@ from fitpipe.testing.capability_checks import (
     row_key,
 )
 from fitpipe.testing.fixtures import weight_of_rows
-from fitpipe.testing.strategies import Example, conformance_examples
+from fitpipe.testing.strategies import Example, conformance_examples, edge_examples
 
 __all__ = ["AdapterConformanceTests"]
 
@@ -297,12 +297,13 @@ class AdapterConformanceTests(CapabilityChecks):
         if self.max_examples is not None:
             options["max_examples"] = min(self.max_examples, settings().max_examples)
 
-        @settings(**options)
-        @given(data=strategy)
         def run(data: Example) -> None:
             check(data)
 
-        run()
+        test = given(data=strategy)(run)
+        for edge in reversed(edge_examples(self.max_batch_size, **strategy_kwargs)):
+            test = example(data=edge)(test)
+        settings(**options)(test)()
 
     # The checks -------------------------------------------------------------------------
     def test_adapter_is_registered_and_chosen(self) -> None:

@@ -532,6 +532,32 @@ def structured_examples(
     return structure, rows
 
 
+def edge_examples(max_batch_size: int = 8, targets_given: bool | None = None) -> list[Example]:
+    """Examples at the edges a random draw may miss, run first by the conformance kit.
+
+    One row with a batch divisible by 2 and 3 (so a sharded source leaves shards empty and
+    a batch is never full) and one row more than a batch (a last batch of one row), each
+    with two features, with targets and weights unless ``targets_given`` is False.
+
+    Args:
+        max_batch_size: Largest batch size.
+        targets_given: True: ``y`` given; False: left out; None: both kinds.
+
+    Returns:
+        The :class:`Example` list.
+    """
+    size = 6 if max_batch_size >= 6 else max(1, max_batch_size)
+    out = []
+    for rows in (1, size + 1):
+        x = np.arange(rows * 2, dtype=np.float32).reshape(rows, 2)
+        y = np.arange(rows, dtype=np.int64) % 2
+        if targets_given is not False:
+            out.append(Example(x, y, weight_of_rows(x), size))
+        if targets_given is not True:
+            out.append(Example(x, None, None, size))
+    return out
+
+
 @st.composite
 def conformance_examples(
     draw: st.DrawFn,
