@@ -1,9 +1,10 @@
 """Killed and restarted with ``BackupAndRestore``: the run resumes at the batch, not the epoch.
 
-Each run is a child process (``resume_child.py``). An uninterrupted run and a run killed with
-SIGKILL mid-epoch then restarted (same seed, ``shuffle=True``) end with the same weights. As
-a control, the same restart without fitpipe's saved position (Keras' behaviour: the epoch is
-repeated from its first batch) ends with different weights, so the comparison can fail.
+Runs are child processes (``resume_child.py``). An uninterrupted run and a run killed with
+SIGKILL mid-epoch then restarted in a fresh process (same seed, ``shuffle=True``) end with the
+same weights. As a control, the same restart without fitpipe's saved position (Keras'
+behaviour: the epoch is repeated from its first batch) ends with different weights, so the
+comparison can fail. The control and the uninterrupted run follow the restart in its process.
 """
 
 from __future__ import annotations
@@ -23,9 +24,11 @@ CHILD = str(Path(__file__).with_name("resume_child.py"))
 TIMEOUT = 180
 
 
-def run_child(form: str, mode: str, workdir: Path) -> None:
+def run_child(form: str, *runs: tuple[str, Path]) -> None:
+    """One child process running ``runs`` (mode, workdir) in order."""
+    args = [str(part) for run in runs for part in run]
     result = subprocess.run(
-        [sys.executable, CHILD, form, mode, str(workdir)],
+        [sys.executable, CHILD, form, *args],
         capture_output=True,
         text=True,
         timeout=TIMEOUT,
@@ -48,7 +51,6 @@ def test_killed_run_resumes_at_the_batch_with_the_same_weights(
 ) -> None:
     if form in ("grain", "torch"):
         pytest.importorskip(form)
-    run_child(form, "full", tmp_path)
     rel.kill_when_ready(
         [sys.executable, CHILD, form, "interrupt", str(tmp_path)], tmp_path / "ready"
     )
@@ -62,8 +64,7 @@ def test_killed_run_resumes_at_the_batch_with_the_same_weights(
     shutil.copytree(backup, control / backup.name)  # the same backup, restarted without
     (control / backup.name / POSITION_FILE).unlink()  # the position: Keras' behaviour
 
-    run_child(form, "resume", tmp_path)
-    run_child(form, "resume", control)
+    run_child(form, ("resume", tmp_path), ("resume", control), ("full", tmp_path))
 
     full = weights(tmp_path / f"{form}-full.npz")
     assert same(weights(tmp_path / f"{form}-resume.npz"), full)

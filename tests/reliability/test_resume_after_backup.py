@@ -31,7 +31,6 @@ BACKUP_BATCH = 6  # epoch 1 of the child backs up after its batches 0, 3 and 6
 def test_killed_right_after_a_backup_resumes_at_the_next_batch(
     form: str, tmp_path: Path, rel: Any
 ) -> None:
-    run_child(form, "full", tmp_path)
     rel.kill_when_ready(
         [sys.executable, CHILD, form, "interrupt", str(tmp_path), str(BACKUP_BATCH)],
         tmp_path / "ready",
@@ -41,7 +40,7 @@ def test_killed_right_after_a_backup_resumes_at_the_next_batch(
     assert metadata["batch"] == BACKUP_BATCH  # killed after this backup ...
     saved = json.loads((backup / POSITION_FILE).read_text())
     assert saved["confirmed"]["backup"] != metadata  # ... before its position was confirmed
-    run_child(form, "resume", tmp_path)
+    run_child(form, ("resume", tmp_path), ("full", tmp_path))  # resumed in a fresh process
     assert same(weights(tmp_path / f"{form}-resume.npz"), weights(tmp_path / f"{form}-full.npz"))
 
 
