@@ -162,6 +162,89 @@ def test_bad_spec_names_key_and_file(write_spec, case: str) -> None:
         load_spec(path)
 
 
+def test_spec_split_by_stratify_and_extra_reach_fit(project: Path) -> None:
+    path = project / "spec.toml"
+    path.write_text(_replace("epochs = 2", 'epochs = 2\nsplit_by = "id"\nextra = "ignore"'))
+    fit = dict(load_spec(path).fit)
+    assert fit["split_by"] == "id" and fit["extra"] == "ignore" and "stratify" not in fit
+    path.write_text(_replace("epochs = 2", "epochs = 2\nstratify = true"))
+    assert dict(load_spec(path).fit)["stratify"] is True
+    path.write_text(_replace("epochs = 2", 'epochs = 2\nstratify = false\nextra = "error"'))
+    fit = dict(load_spec(path).fit)
+    assert fit["stratify"] is False and fit["extra"] == "error"
+
+
+SPLIT_CONFLICTS = {
+    "split_by not text": (
+        _replace("epochs = 2", "epochs = 2\nsplit_by = 3"),
+        "fit.split_by",
+        "has the wrong type",
+        "`fit.split_by` is a column name (a string)",
+    ),
+    "split_by empty": (
+        _replace("epochs = 2", 'epochs = 2\nsplit_by = " "'),
+        "fit.split_by",
+        "is empty",
+        'Write e.g. split_by = "user_id"',
+    ),
+    "stratify as text": (
+        _replace("epochs = 2", 'epochs = 2\nstratify = "yes"'),
+        "fit.stratify",
+        "has the wrong type",
+        "`fit.stratify` is true or false",
+    ),
+    "extra unknown": (
+        _replace("epochs = 2", 'epochs = 2\nextra = "drop"'),
+        "fit.extra",
+        "is not a known choice",
+        'Write extra = "error" or extra = "ignore"',
+    ),
+    "extra as bool": (
+        _replace("epochs = 2", "epochs = 2\nextra = true"),
+        "fit.extra",
+        "has the wrong type",
+        '`fit.extra` is "error" or "ignore"',
+    ),
+    "split_by without split": (
+        _replace("validation_split = 0.2", 'split_by = "id"'),
+        "fit.split_by",
+        "is given without a `fit.validation_split`",
+        "Add e.g. validation_split = 0.2",
+    ),
+    "stratify with a zero split": (
+        _replace("validation_split = 0.2", "validation_split = 0.0\nstratify = true"),
+        "fit.stratify",
+        "is given without a `fit.validation_split`",
+        "Add e.g. validation_split = 0.2",
+    ),
+    "split_by with validation_data": (
+        _replace('source = "data"', 'source = "data"\nvalidation_data = "val"').replace(
+            "epochs = 2", 'epochs = 2\nsplit_by = "id"'
+        ),
+        "fit.split_by",
+        "is given with `data.validation_data`",
+        "`data.validation_data` replaces the split",
+    ),
+    "both": (
+        _replace("epochs = 2", 'epochs = 2\nsplit_by = "id"\nstratify = true'),
+        "fit.stratify",
+        "is given with `fit.split_by`",
+        "Keep one of them",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(SPLIT_CONFLICTS))
+def test_split_keys_are_checked_and_need_a_split_of_their_own(write_spec, case: str) -> None:
+    text, key, what, fix = SPLIT_CONFLICTS[case]
+    path = write_spec(text)
+    with pytest.raises(SpecError) as raised:
+        load_spec(path)
+    text = str(raised.value)
+    assert f"cannot use `{key}` in {path}: it {what}." in text, text
+    assert fix in text and f"Received: {key}=" in text, text
+
+
 def test_invalid_toml_and_missing_file_name_the_file(write_spec, project: Path) -> None:
     path = write_spec("[fit\nepochs = 2\n")
     with pytest.raises(SpecError, match=rf"{re.escape(str(path))}: it is not valid TOML"):

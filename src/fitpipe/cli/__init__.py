@@ -35,11 +35,12 @@ A spec is a TOML file; paths in it are relative to it:
   [model.args]                      # keyword arguments of the factory
   [compile]                         # optimizer, loss, metrics, ...
   [fit]                             # epochs, batch_size, validation_split, class_weight, ...
+  # split_by = "user_id" (no key on both sides) or stratify = true; extra = "ignore"
   [output]
   dir = "output"
 
 Writes model.keras, history.csv, history.json, history.png and schema.json into the output
-folder.
+folder (and validation_split.json, the sizes of a split_by or stratify split).
 """
 
 
@@ -215,7 +216,7 @@ def _fit(args: argparse.Namespace) -> int:
         spec = dataclasses.replace(spec, output_dir=os.path.abspath(args.output_dir))
     result = run_fit(spec, verbose=args.verbose, plot=not args.no_plot)
     written = [result.model, result.history_csv, result.history_json, result.history_png]
-    written.append(result.input_report)
+    written += [result.input_report, result.validation_split]
     print("wrote:", *[path for path in written if path], result.schema, sep="\n  ")
     return 0
 

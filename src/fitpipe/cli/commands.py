@@ -15,6 +15,7 @@ from fitpipe.cli.history import EpochRecorder, require_matplotlib, write_csv, wr
 from fitpipe.cli.spec import RunSpec
 from fitpipe.columnar import is_uri, source_columns
 from fitpipe.errors import FitpipeError, FitpipeValueError, message
+from fitpipe.schemas import closest_column, column_listing
 from fitpipe.training import Trainer
 
 __all__ = ["FitResult", "build_model", "default_verbose", "run_fit", "run_predict"]
@@ -31,6 +32,7 @@ class FitResult:
     schema: str
     records: tuple[dict[str, Any], ...]
     input_report: str | None = None
+    validation_split: str | None = None
 
 
 def default_verbose() -> int:
@@ -103,9 +105,10 @@ def run_fit(spec: RunSpec, verbose: int | None = None, plot: bool = True) -> Fit
     """Builds, compiles and trains the model of a spec, and writes the run's files.
 
     Writes ``model.keras``, ``history.csv``, ``history.json``, ``history.png`` (unless
-    ``plot`` is False), ``schema.json`` (for ``fitpipe predict``) and ``input_report.json``
-    (whether training waited on its input: ``fitpipe.training.input_report``) into the
-    output folder.
+    ``plot`` is False), ``schema.json`` (for ``fitpipe predict``), ``input_report.json``
+    (whether training waited on its input: ``fitpipe.training.input_report``) and, for a
+    grouped or stratified ``validation_split``, ``validation_split.json`` (rows, keys and
+    classes on each side) into the output folder.
 
     Args:
         spec: The checked spec.
@@ -124,9 +127,9 @@ def run_fit(spec: RunSpec, verbose: int | None = None, plot: bool = True) -> Fit
     _compile(trainer, spec)
     recorder = EpochRecorder()
     # Selectors ("px*", OTHER_COLUMNS) resolved once: schema.json lists the columns used.
-    schema = spec.data.schema.resolve(
-        source_columns(spec.data.source, "fit"), str(spec.data.source), "fit"
-    )
+    columns = source_columns(spec.data.source, "fit")
+    schema = spec.data.schema.resolve(columns, str(spec.data.source), "fit")
+    _check_split_column(spec, columns)
     history = trainer.fit(
         spec.data.source,
         schema=schema,
@@ -154,7 +157,41 @@ def run_fit(spec: RunSpec, verbose: int | None = None, plot: bool = True) -> Fit
         schema=schema_path,
         records=tuple(records),
         input_report=_write_input_report(history, os.path.join(out, "input_report.json")),
+        validation_split=_write_split(history, os.path.join(out, "validation_split.json")),
     )
+
+
+def _check_split_column(spec: RunSpec, columns: list[str]) -> None:
+    """Refuses a ``fit.split_by`` that names no column of the data, before the model is built.
+
+    Raises:
+        SpecError: Naming ``fit.split_by``, the spec file and the closest column.
+
+    """
+    column = dict(spec.fit).get("split_by")
+    if column is None or column in columns:
+        return
+    guess = closest_column(column, columns)
+    hint = f" (did you mean {guess!r}?)" if guess is not None else ""
+    raise spec_error(
+        spec.file,
+        "fit.split_by",
+        f"names no column of {spec.data.source}{hint}",
+        f"`fit.split_by` names the column holding each row's key; the data has columns "
+        f"{column_listing(columns)}",
+        "Fix the column name",
+        column,
+    )
+
+
+def _write_split(history: Any, path: str) -> str | None:
+    """Writes the sizes of a grouped or stratified split as JSON (None for other runs)."""
+    sizes = (getattr(history, "params", None) or {}).get("validation_split_sizes")
+    if sizes is None:
+        return None
+    with open(path, "w", encoding="utf-8") as handle:
+        json.dump(sizes, handle, indent=2)
+    return path
 
 
 def _write_input_report(history: Any, path: str) -> str | None:

@@ -23,10 +23,18 @@ A spec has up to six top-level entries; paths in it are relative to the spec fil
     [fit]                             # keyword arguments of fit
     epochs = 5
     validation_split = 0.2
+    split_by = "user_id"              # optional: no key on both sides (a column name)
+    # or: stratify = true             # each class split in the same proportion
+    extra = "ignore"                  # optional: "error" (default) or "ignore"
     class_weight = { 0 = 1.0, 1 = 3.0 }  # or "balanced", or a table of those per output
 
     [output]
     dir = "run"                       # default: "output"
+
+``split_by`` (a column of the data; it need not be in the schema) and ``stratify`` say how
+``validation_split`` sets rows apart (see ``Trainer.fit``): each needs a ``validation_split``
+above 0, neither goes with ``data.validation_data``, and they do not go together. A grouped
+or stratified split's sizes are written to ``validation_split.json`` in the output folder.
 
 Every problem (unknown key, wrong type, missing key, unreadable schema or factory) raises a
 :class:`SpecError` that names the key, dotted (``fit.epochs``), and the spec file.
@@ -237,6 +245,73 @@ def _split(check: _Checker, value: Any) -> float:
     return float(value)
 
 
+def _split_by(check: _Checker, value: Any) -> str:
+    check.typed(value, "fit.split_by", (str,), "a column name (a string)")
+    if not value.strip():
+        raise check.fail(
+            "fit.split_by",
+            "is empty",
+            "`fit.split_by` names the column holding each row's key (a user, a session)",
+            'Write e.g. split_by = "user_id"',
+            value,
+        )
+    return str(value)
+
+
+def _extra(check: _Checker, value: Any) -> str:
+    check.typed(value, "fit.extra", (str,), '"error" or "ignore"')
+    if value not in ("error", "ignore"):
+        raise check.fail(
+            "fit.extra",
+            "is not a known choice",
+            '`fit.extra` is "error" (input entries that name no model input are an error) or '
+            '"ignore" (they are left out)',
+            'Write extra = "error" or extra = "ignore"',
+            value,
+        )
+    return str(value)
+
+
+def _split_problem(fit: Mapping[str, Any], data: DataSpec) -> tuple[str, str, str, str] | None:
+    """``(key, what, expected, fix)`` when ``split_by``/``stratify`` do not fit the split."""
+    given = [k for k in ("split_by", "stratify") if fit.get(k) not in (None, False)]
+    if not given:
+        return None
+    key = f"fit.{given[0]}"
+    if len(given) == 2:
+        return (
+            "fit.stratify",
+            "is given with `fit.split_by`",
+            "A grouped split keeps each key's rows together, so it cannot also split each "
+            "class in proportion",
+            "Keep one of them",
+        )
+    if data.validation_data is not None:
+        return (
+            key,
+            "is given with `data.validation_data`",
+            f"`{key}` says how `fit.validation_split` sets rows apart; "
+            "`data.validation_data` replaces the split",
+            f"Remove `{key}`, or remove `data.validation_data`",
+        )
+    if not fit.get("validation_split"):
+        return (
+            key,
+            "is given without a `fit.validation_split`",
+            f"`{key}` says how `fit.validation_split` sets rows apart for validation",
+            f"Add e.g. validation_split = 0.2 to [fit] with `{key}`",
+        )
+    return None
+
+
+def _check_split(check: _Checker, fit: Mapping[str, Any], data: DataSpec) -> None:
+    """Checks ``split_by`` and ``stratify`` against ``validation_split`` and the data."""
+    problem = _split_problem(fit, data)
+    if problem is not None:
+        key, what, expected, fix = problem
+        raise check.fail(key, what, expected, fix, fit[key.split(".", 1)[1]])
+
+
 _FIT_CHECKS: dict[str, Callable[[_Checker, Any], Any]] = {
     "batch_size": lambda c, v: c.positive(v, "fit.batch_size"),
     "epochs": lambda c, v: c.positive(v, "fit.epochs"),
@@ -244,6 +319,9 @@ _FIT_CHECKS: dict[str, Callable[[_Checker, Any], Any]] = {
         v if v == "batch" else c.typed(v, "fit.shuffle", (bool,), 'true, false or "batch"')
     ),
     "validation_split": _split,
+    "split_by": _split_by,
+    "stratify": lambda c, v: c.typed(v, "fit.stratify", (bool,), "true or false"),
+    "extra": _extra,
     "class_weight": _class_weight,
     "initial_epoch": lambda c, v: c.positive(v, "fit.initial_epoch", 0),
     "steps_per_epoch": lambda c, v: c.positive(v, "fit.steps_per_epoch"),
@@ -353,9 +431,11 @@ def load_spec(path: str | os.PathLike[str]) -> RunSpec:
     fit_table = check.table(raw, "fit", tuple(_FIT_CHECKS))
     fit = tuple((key, _FIT_CHECKS[key](check, value)) for key, value in fit_table.items())
     output = check.table(raw, "output", ("dir",))
+    data = _data(check, raw)
+    _check_split(check, dict(fit), data)
     return RunSpec(
         file=os.path.abspath(path),
-        data=_data(check, raw),
+        data=data,
         model=_model(check, raw),
         compile=tuple(compile_table.items()),
         fit=fit,
