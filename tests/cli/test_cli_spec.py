@@ -162,16 +162,15 @@ def test_bad_spec_names_key_and_file(write_spec, case: str) -> None:
         load_spec(path)
 
 
-def test_spec_split_by_stratify_and_extra_reach_fit(project: Path) -> None:
+def test_spec_split_by_and_stratify_reach_fit(project: Path) -> None:
     path = project / "spec.toml"
-    path.write_text(_replace("epochs = 2", 'epochs = 2\nsplit_by = "id"\nextra = "ignore"'))
+    path.write_text(_replace("epochs = 2", 'epochs = 2\nsplit_by = "id"'))
     fit = dict(load_spec(path).fit)
-    assert fit["split_by"] == "id" and fit["extra"] == "ignore" and "stratify" not in fit
+    assert fit["split_by"] == "id" and "stratify" not in fit
     path.write_text(_replace("epochs = 2", "epochs = 2\nstratify = true"))
     assert dict(load_spec(path).fit)["stratify"] is True
-    path.write_text(_replace("epochs = 2", 'epochs = 2\nstratify = false\nextra = "error"'))
-    fit = dict(load_spec(path).fit)
-    assert fit["stratify"] is False and fit["extra"] == "error"
+    path.write_text(_replace("epochs = 2", "epochs = 2\nstratify = false"))
+    assert dict(load_spec(path).fit)["stratify"] is False
 
 
 SPLIT_CONFLICTS = {
@@ -193,17 +192,11 @@ SPLIT_CONFLICTS = {
         "has the wrong type",
         "`fit.stratify` is true or false",
     ),
-    "extra unknown": (
-        _replace("epochs = 2", 'epochs = 2\nextra = "drop"'),
+    "extra (a schema reads only its columns)": (
+        _replace("epochs = 2", 'epochs = 2\nextra = "ignore"'),
         "fit.extra",
-        "is not a known choice",
-        'Write extra = "error" or extra = "ignore"',
-    ),
-    "extra as bool": (
-        _replace("epochs = 2", "epochs = 2\nextra = true"),
-        "fit.extra",
-        "has the wrong type",
-        '`fit.extra` is "error" or "ignore"',
+        "is an unknown key",
+        "Remove or rename it",
     ),
     "split_by without split": (
         _replace("validation_split = 0.2", 'split_by = "id"'),

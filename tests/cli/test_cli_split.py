@@ -40,7 +40,7 @@ def _spec(project: Path, fit_lines: str, name: str = "split.toml") -> Path:
 def test_grouped_split_puts_no_key_on_both_sides_and_reports_the_sizes(
     grouped: Path, capsys
 ) -> None:
-    path = _spec(grouped, 'split_by = "user"\nextra = "ignore"')
+    path = _spec(grouped, 'split_by = "user"')
     assert main(["fit", str(path), "--verbose", "2", "--no-plot"]) == 0
     out = capsys.readouterr().out
     assert "validation_split=0.25 by split_by='user': " in out, out

@@ -35,7 +35,7 @@ A spec is a TOML file; paths in it are relative to it:
   [model.args]                      # keyword arguments of the factory
   [compile]                         # optimizer, loss, metrics, ...
   [fit]                             # epochs, batch_size, validation_split, class_weight, ...
-  # split_by = "user_id" (no key on both sides) or stratify = true; extra = "ignore"
+  # split_by = "user_id" (no key on both sides) or stratify = true
   [output]
   dir = "output"
 

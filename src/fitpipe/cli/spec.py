@@ -25,7 +25,6 @@ A spec has up to six top-level entries; paths in it are relative to the spec fil
     validation_split = 0.2
     split_by = "user_id"              # optional: no key on both sides (a column name)
     # or: stratify = true             # each class split in the same proportion
-    extra = "ignore"                  # optional: "error" (default) or "ignore"
     class_weight = { 0 = 1.0, 1 = 3.0 }  # or "balanced", or a table of those per output
 
     [output]
@@ -258,20 +257,6 @@ def _split_by(check: _Checker, value: Any) -> str:
     return str(value)
 
 
-def _extra(check: _Checker, value: Any) -> str:
-    check.typed(value, "fit.extra", (str,), '"error" or "ignore"')
-    if value not in ("error", "ignore"):
-        raise check.fail(
-            "fit.extra",
-            "is not a known choice",
-            '`fit.extra` is "error" (input entries that name no model input are an error) or '
-            '"ignore" (they are left out)',
-            'Write extra = "error" or extra = "ignore"',
-            value,
-        )
-    return str(value)
-
-
 def _split_problem(fit: Mapping[str, Any], data: DataSpec) -> tuple[str, str, str, str] | None:
     """``(key, what, expected, fix)`` when ``split_by``/``stratify`` do not fit the split."""
     given = [k for k in ("split_by", "stratify") if fit.get(k) not in (None, False)]
@@ -321,7 +306,6 @@ _FIT_CHECKS: dict[str, Callable[[_Checker, Any], Any]] = {
     "validation_split": _split,
     "split_by": _split_by,
     "stratify": lambda c, v: c.typed(v, "fit.stratify", (bool,), "true or false"),
-    "extra": _extra,
     "class_weight": _class_weight,
     "initial_epoch": lambda c, v: c.positive(v, "fit.initial_epoch", 0),
     "steps_per_epoch": lambda c, v: c.positive(v, "fit.steps_per_epoch"),

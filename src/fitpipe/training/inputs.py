@@ -58,6 +58,12 @@ def _mismatch(
     return kind(message(caller, what, expected, fix, **{name: raw(found)}))
 
 
+_UNKNOWN_FIX = (
+    ', or pass `extra="ignore"` to leave the other entries of a dict `x` out (a schema\'s '
+    "features, a generator's or a dataset's dict must name only model inputs)"
+)
+
+
 def _check_names(
     inputs: list[Any], x: Mapping[str, Any], caller: str, optional: frozenset[str]
 ) -> None:
@@ -69,8 +75,7 @@ def _check_names(
             caller,
             f"got input names that do not match the model (missing {missing}, unknown {unknown})",
             f"The model's inputs are named {names}",
-            "Key the dict by the model's input names"
-            + (', or pass `extra="ignore"` to leave the other entries out' if unknown else ""),
+            "Key the dict by the model's input names" + (_UNKNOWN_FIX if unknown else ""),
             f"dict with keys {sorted(map(str, x))}",
         )
 
