@@ -776,7 +776,9 @@ class Trainer:
             output: A Parquet file to stream the predictions to instead of returning them:
                 the schema's passthrough columns first (e.g. ids), then one column per model
                 output (vectors as ``fixed_size_list``), written chunk by chunk; the file
-                appears only when complete.
+                appears only when complete. Under ``MultiWorkerMirroredStrategy`` every
+                worker predicts every row and returns the path, and only the chief writes
+                the file.
             extra: ``"ignore"`` leaves out the dict entries that name no model input, as in
                 ``fit`` (default ``"error"``).
 
@@ -829,7 +831,11 @@ class Trainer:
                 check_model_inputs(self.model, pipeline.element_spec, "predict")
                 return self._predict_loop(pipeline, None, 0, callbacks)
 
-        return predict_to_file(self.model, predict_chunk, x, schema, output, verbose)
+        # Under MultiWorkerMirroredStrategy every worker runs the same steps (their collectives
+        # pair up) and holds every prediction; the chief alone writes the file.
+        strategy = distribute.strategy_of(self.model)
+        chief = strategy is None or bool(strategy.extended.should_checkpoint)
+        return predict_to_file(self.model, predict_chunk, x, schema, output, verbose, write=chief)
 
     def _predict_loop(
         self, pipeline: Pipeline, steps: int | None, verbose: Any, callbacks: Any
