@@ -1,7 +1,9 @@
 """Run by test_dist_mirrored.py in a subprocess: two logical CPU devices, MirroredStrategy.
 
 The logical devices must be configured before TensorFlow initializes its devices, so this
-runs in its own process. Prints one JSON line: the runs to compare.
+runs in its own process. Prints one JSON line: the runs to compare. ``fit`` with
+``data_service=`` under the strategy runs here too (a dispatcher and one worker in this
+process), rather than in a cluster of its own.
 """
 
 from __future__ import annotations
@@ -115,6 +117,39 @@ def columnar(strategy: Any, source: Any) -> dict[str, Any]:
     return {"history": history.history}
 
 
+def on_service() -> dict[str, Any]:
+    """``fit`` under the strategy on a tf.data service; and on one device, without.
+
+    One service worker produces the batches in order, so with ``shuffle=False`` both runs
+    take the same steps: every row once per epoch, each global batch split 4/4 over the
+    replicas (56 rows, batches of 16: the last one 8 rows).
+    """
+    service = tf.data.experimental.service
+    dispatcher = service.DispatchServer(
+        service.DispatcherConfig(job_gc_check_interval_ms=200, job_gc_timeout_ms=500)
+    )
+    host = dispatcher.target.split("://", 1)[1]
+    worker = service.WorkerServer(
+        service.WorkerConfig(dispatcher_address=host, heartbeat_interval_ms=200)
+    )
+    data = table(56).to_pydict()
+    x = np.stack([np.array(data["a"]) / 56, data["b"]], axis=1).astype("float32")
+    y = np.array(data["y"], "float32")[:, None]
+    runs = {}
+    for name, strategy, address in [("one", None, None), ("mirrored", STRATEGY, dispatcher.target)]:
+        model = _model(strategy)
+        history = fitpipe.Trainer(model).fit(
+            x, y, batch_size=16, epochs=2, shuffle=False, verbose=0, data_service=address
+        )
+        runs[name] = {
+            "history": history.history,
+            "weights": [w.ravel().tolist() for w in model.get_weights()],
+        }
+    worker._stop()
+    dispatcher._stop()
+    return runs
+
+
 def main() -> None:
     """Runs every case on one device and under the strategy; prints the results."""
     folder = write(Path(sys.argv[1]), 48, row_group=8)
@@ -134,6 +169,7 @@ def main() -> None:
         "arrow_mirrored": columnar(STRATEGY, arrow),
         "parquet_one": columnar(None, folder),
         "parquet_mirrored": columnar(STRATEGY, folder),
+        "service": on_service(),
     }
     print("RESULT " + json.dumps(out))
 

@@ -3,9 +3,12 @@
 ``TF_CONFIG`` names the cluster and this worker's index. The worker trains on two Parquet
 folders sharded at the source: ``even`` (every worker gets the same rows) and ``uneven`` (the
 second worker is padded); then on an Arrow table, shuffled (sharded by row blocks, one seed
-for all workers), and on NumPy arrays (the strategy's own distribution). Prints one JSON
-line: per input the History, the steps of each epoch, the row groups this worker read while
-training, and the final weights.
+for all workers), and on NumPy arrays (the strategy's own distribution). After the first
+fit, it predicts (every worker gets every row back, in order): the two folders and NumPy
+arrays, returned; and an Arrow table with ``output=`` into the folder given third (the chief
+alone writes it). Prints one JSON line: per input the History, the steps of each epoch,
+the row groups this worker read while training, and the final weights; the predictions, the
+path ``predict`` returned, and the prediction files this worker wrote itself.
 """
 
 from __future__ import annotations
@@ -29,9 +32,22 @@ from dist_data import SCHEMA, arrays, table, worker_model  # noqa: E402
 
 import fitpipe  # noqa: E402
 from fitpipe.columnar import parquet  # noqa: E402
+from fitpipe.training import outputs  # noqa: E402
 
 READ: list[tuple[str, int]] = []
 TRAINING = [False]
+WRITTEN: list[str] = []
+MODELS: list[keras.Model] = []
+
+
+def _recording_write(path: Any, tables: Any, progress: Any) -> str:
+    """Records each prediction file this worker writes itself."""
+    WRITTEN.append(os.fspath(path))
+    return WRITE(path, tables, progress)
+
+
+WRITE = outputs.write_atomically
+outputs.write_atomically = _recording_write
 
 
 class _RecordingReader(parquet._GroupReader):
@@ -66,6 +82,28 @@ class Steps(keras.callbacks.Callback):
         TRAINING[0] = False
 
 
+def predict(model: keras.Model, even: str, uneven: str, folder: str) -> dict[str, Any]:
+    """Predicts with a trained model: arrays returned, and an Arrow table's rows to a file.
+
+    The file's rows come from a table (one chunk): each chunk of a Parquet folder (a row
+    group) is one more ``predict`` call, about a second each under this strategy.
+    """
+    trainer = fitpipe.Trainer(model)
+
+    def rows(x: Any, schema: Any = SCHEMA) -> list[float]:
+        return trainer.predict(x, schema=schema, batch_size=8, verbose=0).ravel().tolist()
+
+    path = os.path.join(folder, "table.parquet")
+    returned = trainer.predict(table(44), schema=SCHEMA, batch_size=8, verbose=0, output=path)
+    return {
+        "even": rows(even),
+        "uneven": rows(uneven),  # the last global batch of 4 rows: 2 per worker
+        "numpy": rows(arrays(43)[0], None),  # 3 rows: 2 and 1
+        "returned": returned,
+        "written": list(WRITTEN),
+    }
+
+
 def train(x: Any, y: Any = None, schema: Any = SCHEMA, shuffle: bool = False) -> dict[str, Any]:
     """Fits on one input; returns what the test compares."""
     READ.clear()
@@ -82,6 +120,7 @@ def train(x: Any, y: Any = None, schema: Any = SCHEMA, shuffle: bool = False) ->
         verbose=0,
         callbacks=[steps],
     )
+    MODELS.append(built)
     return {
         "history": history.history,
         "steps": steps.steps,
@@ -91,11 +130,12 @@ def train(x: Any, y: Any = None, schema: Any = SCHEMA, shuffle: bool = False) ->
 
 
 def main() -> None:
-    """Trains on the two folders given as arguments."""
+    """Trains on the two folders given as arguments; predicts into the third."""
     out = {
         "task": json.loads(os.environ["TF_CONFIG"])["task"]["index"],
         "replicas": STRATEGY.num_replicas_in_sync,
         "even": train(sys.argv[1]),
+        "predict": predict(MODELS[-1], sys.argv[1], sys.argv[2], sys.argv[3]),
         "uneven": train(sys.argv[2]),
         "arrow_shuffled": train(table(44), shuffle=True),
         "numpy": train(*arrays(48), schema=None),

@@ -102,3 +102,12 @@ def test_a_model_of_no_strategy_refuses_a_dataset_split_over_two_replicas(runs: 
         "FitpipeValueError: `fit` got a dataset distributed over 2 replicas for a model built "
         "under no `tf.distribute` strategy."
     )
+
+
+def test_fit_on_a_tf_data_service_matches_one_device(runs: Any) -> None:
+    # One service worker, shuffle=False: the same batches in the same order; equal History
+    # and weights mean every row came once per epoch and every global batch was split.
+    service = runs["service"]
+    _close(service["mirrored"]["history"], service["one"]["history"])
+    for a, b in zip(service["mirrored"]["weights"], service["one"]["weights"], strict=True):
+        np.testing.assert_allclose(a, b, rtol=RTOL, atol=ATOL)

@@ -2,7 +2,8 @@
 
 Each worker reads only its own Parquet row groups (dealt round-robin); both run the same
 steps. With row groups of one worker-step of rows, step ``i`` of the cluster sees the rows
-of batch ``i`` on one device, so History and weights equal the one-device run.
+of batch ``i`` on one device, so History and weights equal the one-device run. ``predict``
+gives every worker every row, in order; with ``output=`` the chief alone writes the file.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pyarrow.parquet as pq
 import pytest
 from dist_data import SCHEMA, arrays, worker_model, write
 from dist_subprocess import result, start
@@ -35,9 +37,11 @@ def _free_ports(count: int) -> list[int]:
 @pytest.fixture(scope="module")
 def folders(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("multi_worker")
+    (root / "predictions").mkdir()
     return {
         "even": write(root / "even", 48, row_group=4),  # 12 groups: 6 per worker
         "uneven": write(root / "uneven", 44, row_group=4),  # 11 groups: 6 and 5 (+padding)
+        "predictions": root / "predictions",  # predict(output=) writes here
     }
 
 
@@ -49,6 +53,7 @@ def workers(folders: dict[str, Path]) -> list[Any]:
             "dist_worker_script.py",
             str(folders["even"]),
             str(folders["uneven"]),
+            str(folders["predictions"]),
             TF_CONFIG=json.dumps({"cluster": cluster, "task": {"type": "worker", "index": i}}),
         )
         for i in range(2)
@@ -109,3 +114,34 @@ def test_history_and_weights_match_one_device(
             np.testing.assert_allclose(values, one["history"][key], rtol=RTOL, atol=ATOL)
         for a, b in zip(worker[name]["weights"], one["weights"], strict=True):
             np.testing.assert_allclose(a, b, rtol=RTOL, atol=ATOL)
+
+
+def _predicted_on_one_device(weights: list[list[float]], rows: int) -> np.ndarray:
+    """Keras' own ``predict`` of the model with a worker's weights, on the first ``rows``."""
+    model = worker_model()
+    model.set_weights(
+        [np.reshape(w, v.shape) for w, v in zip(weights, model.get_weights(), strict=True)]
+    )
+    return model.predict(arrays(rows)[0], batch_size=8, verbose=0).ravel()
+
+
+@pytest.mark.parametrize(("name", "rows"), [("even", 48), ("uneven", 44), ("numpy", 43)])
+def test_predict_returns_every_row_in_order_on_every_worker(
+    workers: list[Any], name: str, rows: int
+) -> None:
+    expected = _predicted_on_one_device(workers[0]["even"]["weights"], rows)
+    for worker in workers:
+        np.testing.assert_allclose(worker["predict"][name], expected, rtol=RTOL, atol=ATOL)
+
+
+def test_predict_output_is_written_once_by_the_chief(
+    workers: list[Any], folders: dict[str, Path]
+) -> None:
+    path = str(folders["predictions"] / "table.parquet")
+    assert [w["predict"]["returned"] for w in workers] == [path, path]
+    assert [w["predict"]["written"] for w in workers] == [[path], []]
+    assert sorted(p.name for p in folders["predictions"].iterdir()) == ["table.parquet"]
+    written = pq.read_table(path)
+    assert written.num_columns == 1
+    expected = _predicted_on_one_device(workers[0]["even"]["weights"], 44)
+    np.testing.assert_allclose(written.column(0).to_numpy(), expected, rtol=RTOL, atol=ATOL)

@@ -90,7 +90,10 @@ def _multi_worker_concat(value: Any, strategy: tf.distribute.Strategy) -> tf.Ten
     ordered: list[Any] = []
     for replica in range(per_worker):
         ordered += parts[replica::per_worker]
-    return _concat(ordered)
+    result = _concat(ordered)
+    if isinstance(result, tf.Tensor):  # the gather loses the inner shape: the replicas' own
+        result.set_shape(tf.TensorShape([None]).concatenate(local[0].shape[1:]))
+    return result
 
 
 def reduce_outputs(outputs: Any, strategy: tf.distribute.Strategy, reduction: str) -> Any:

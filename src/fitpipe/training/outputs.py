@@ -229,6 +229,7 @@ def predict_to_file(
     schema: SchemaLike | None,
     output: str | os.PathLike[str],
     verbose: Any,
+    write: bool = True,
 ) -> str:
     """Predicts ``x`` chunk by chunk into the Parquet file ``output``, with a row progress bar.
 
@@ -239,10 +240,21 @@ def predict_to_file(
         schema: Its schema, for columnar inputs.
         output: The Parquet file to write.
         verbose: 0 for no progress bar.
+        write: False on the workers of a multi-worker strategy but its chief: every chunk
+            is predicted all the same (the workers' steps run together), and nothing is
+            written (``output`` is not even checked: it may be the chief's own folder).
 
     Returns:
-        The path written.
+        The path written (by the chief, for the other workers).
     """
+    if not write:
+        predicted = 0
+        for features, _ in chunks_of(x, schema, "predict"):
+            predict_chunk(features)
+            predicted += 1
+        if not predicted:
+            raise _no_rows(output)
+        return os.fspath(output)
     bar = keras.utils.Progbar(None, unit_name="row") if verbose not in (0, "0") else None
     written = [0]
 

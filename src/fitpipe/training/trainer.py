@@ -27,6 +27,7 @@ from fitpipe.pipeline import (
     check_split_options,
     check_validation_split,
     distribute_pipeline,
+    is_multi_worker,
     pipeline_from_source,
     predistributed_without_strategy,
 )
@@ -135,7 +136,9 @@ class Trainer:
                 ``"auto"``: fitpipe tunes it while training (results are the same as with
                 1; batch-level callbacks then see every batch's end together). With the
                 default 1 and no callback hooked on batches, fitpipe still runs several steps
-                per call: the same steps in the same order.
+                per call: the same steps in the same order. Under
+                ``MultiWorkerMirroredStrategy`` the size is never tuned (every worker must
+                run the same steps per call): ``"auto"`` runs one step per call.
             jit_compile: Compile the steps with XLA: True, False, or ``"auto"``, decided by
                 measurement, once per model and input shape: the first steps run the plain
                 TensorFlow graph (no XLA compilation before the first step); once the steps
@@ -226,6 +229,15 @@ class Trainer:
         """
         state = self._state
         value = state.steps_per_execution or getattr(self.model, "steps_per_execution", 1) or 1
+        strategy = distribute.strategy_of(self.model)
+        if strategy is not None and is_multi_worker(strategy):
+            # Every worker must run the same steps per call (each call's collectives pair up
+            # across the workers): never a size tuned from this worker's own timings.
+            size = value if isinstance(value, int) else 1
+            if state.execution is None or state.execution.auto or state.execution.size != size:
+                state.execution = ExecutionSize(size)
+            state.last = state.execution
+            return state.execution
         if value == 1 and not callbacks_mod.listens_per_batch(cbs, modes):
             if state.fused is None:
                 state.fused = ExecutionSize("auto")
@@ -764,7 +776,9 @@ class Trainer:
             output: A Parquet file to stream the predictions to instead of returning them:
                 the schema's passthrough columns first (e.g. ids), then one column per model
                 output (vectors as ``fixed_size_list``), written chunk by chunk; the file
-                appears only when complete.
+                appears only when complete. Under ``MultiWorkerMirroredStrategy`` every
+                worker predicts every row and returns the path, and only the chief writes
+                the file.
             extra: ``"ignore"`` leaves out the dict entries that name no model input, as in
                 ``fit`` (default ``"error"``).
 
@@ -817,7 +831,11 @@ class Trainer:
                 check_model_inputs(self.model, pipeline.element_spec, "predict")
                 return self._predict_loop(pipeline, None, 0, callbacks)
 
-        return predict_to_file(self.model, predict_chunk, x, schema, output, verbose)
+        # Under MultiWorkerMirroredStrategy every worker runs the same steps (their collectives
+        # pair up) and holds every prediction; the chief alone writes the file.
+        strategy = distribute.strategy_of(self.model)
+        chief = strategy is None or bool(strategy.extended.should_checkpoint)
+        return predict_to_file(self.model, predict_chunk, x, schema, output, verbose, write=chief)
 
     def _predict_loop(
         self, pipeline: Pipeline, steps: int | None, verbose: Any, callbacks: Any
