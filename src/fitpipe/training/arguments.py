@@ -10,7 +10,13 @@ from typing import Any
 import keras
 import numpy as np
 
-from fitpipe.errors import FitpipeTypeError, FitpipeValueError, FitpipeWarning, message
+from fitpipe.errors import (
+    FitpipeTypeError,
+    FitpipeValueError,
+    FitpipeWarning,
+    NotCompiledError,
+    message,
+)
 from fitpipe.pipeline import Pipeline
 
 __all__ = [
@@ -24,6 +30,7 @@ __all__ = [
     "limit_epochs",
     "limit_steps",
     "no_extra_arguments",
+    "require_compiled",
     "require_finite",
     "should_validate",
 ]
@@ -184,6 +191,19 @@ def no_extra_arguments(kwargs: dict[str, Any], caller: str) -> None:
                 f"`{caller}` takes the documented Keras arguments",
                 "Remove or rename them",
                 **kwargs,
+            )
+        )
+
+
+def require_compiled(model: keras.Model, caller: str) -> None:
+    """Raises ``NotCompiledError`` when ``model`` is not compiled (``caller`` trains or tests)."""
+    if not model.compiled:
+        raise NotCompiledError(
+            message(
+                caller,
+                "needs a compiled model",
+                "`compile` sets the optimizer, loss and metrics that training and evaluation use",
+                f"Call `compile(optimizer=..., loss=...)` before `{caller}`",
             )
         )
 

@@ -28,8 +28,9 @@ import keras
 import tensorflow as tf
 
 from fitpipe.errors import DataCheckError, DataCheckWarning, FitpipeValueError, message, raw
+from fitpipe.training.conversions import spec_of
 
-__all__ = ["BatchChecks"]
+__all__ = ["BatchChecks", "check_one_batch"]
 
 _MARKER = "fitpipe-batch-check"
 _FOUND = re.compile(_MARKER + r"\] \[(-?\d+)\] \[(\d+)\] \[(\S+?)\]")
@@ -338,3 +339,10 @@ class BatchChecks:
                 y=raw(f"the label {shown} in {where}"),
             )
         )
+
+
+def check_one_batch(model: keras.Model, data: Any, caller: str) -> None:
+    """Checks the values of one batch given to ``train_on_batch`` or ``test_on_batch``."""
+    checks = BatchChecks.for_model(model, spec_of(data), caller)
+    if checks is not None:
+        checks.check(data, "the batch")

@@ -23,12 +23,18 @@ from typing import Any
 import tensorflow as tf
 
 from fitpipe.errors import FitpipeValueError, message
-from fitpipe.pipeline import check_address, is_multi_worker
+from fitpipe.pipeline import (
+    check_address,
+    distribute_pipeline,
+    is_multi_worker,
+    predistributed_without_strategy,
+)
 from fitpipe.schemas import Mode
 from fitpipe.training.steps import StepFunction
 
 __all__ = [
     "build_state",
+    "distributed_pipeline",
     "distributed_step",
     "step_function",
     "strategy_of",
@@ -211,3 +217,21 @@ def build_state(model: Any, strategy: tf.distribute.Strategy, element_spec: Any)
         if optimizer is not None and not optimizer.built:
             optimizer.build(model.trainable_variables)
     model.reset_metrics()
+
+
+def distributed_pipeline(model: Any, pipeline: Any, mode: Mode, caller: str) -> Any:
+    """The pipeline distributed over the model's strategy (unchanged without one).
+
+    Args:
+        model: The model, whose strategy (if any) the pipeline's batches are split over.
+        pipeline: A :class:`fitpipe.pipeline.Pipeline`, or None (then None).
+        mode: What the batches are read for.
+        caller: The public method, for messages.
+    """
+    strategy = strategy_of(model)
+    if pipeline is None:
+        return None
+    if strategy is None:  # a dataset distributed already: one replica's, as in Keras
+        return predistributed_without_strategy(pipeline, caller)
+    build_state(model, strategy, pipeline.element_spec)
+    return distribute_pipeline(pipeline, strategy, mode, caller)

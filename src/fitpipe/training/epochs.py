@@ -164,7 +164,7 @@ class EpochRunner:
             raise
         self._compiling += time.perf_counter() - begin  # tracing (a no-op once traced)
         traces, start, wall = function.traces, execution.clock(), time.perf_counter()
-        waited = getattr(function, "waited", 0.0)
+        waited = function.waited
         failure: BaseException | None = None
         try:
             count, outputs = function(self._iterator, n)
@@ -188,7 +188,7 @@ class EpochRunner:
         seconds, traced = execution.clock() - start, function.traces != traces
         if traced:  # a compile is no input wait: the call counts neither way
             self._compiling += time.perf_counter() - wall
-            self._compiling_waited += getattr(function, "waited", 0.0) - waited
+            self._compiling_waited += function.waited - waited
         size, settled = execution.size, execution.steady  # as they were for this call
         execution.record(count, seconds, traced=traced)
         function.record(count, seconds, traced, size, settled, n)
@@ -219,7 +219,7 @@ class EpochRunner:
             usual "ran out of data" warning is then left to the caller.
 
         """
-        began, waited = time.perf_counter(), getattr(function, "waited", 0.0)
+        began, waited = time.perf_counter(), function.waited
         stages, self._compiling, self._compiling_waited = self.pipeline.stage_seconds(), 0.0, 0.0
         known = self.pipeline.num_batches
         limit = self.steps_per_epoch or (None if self.forever else known)
@@ -257,7 +257,7 @@ class EpochRunner:
         self.timing = EpochTiming(
             steps=step - first,
             seconds=max(0.0, time.perf_counter() - began - self._compiling),
-            waited=getattr(function, "waited", 0.0) - waited - self._compiling_waited,
+            waited=function.waited - waited - self._compiling_waited,
             stages={name: now[name] - stages.get(name, 0.0) for name in now},
             in_memory=in_memory,
         )

@@ -13,10 +13,17 @@ import keras
 import tensorflow as tf
 
 from fitpipe.errors import DataMismatchError, FitpipeError, FitpipeTypeError, message, raw
+from fitpipe.pipeline import Pipeline
 from fitpipe.schemas import Mode
 from fitpipe.training.conversions import optional_input_names
 
-__all__ = ["check_model_inputs", "check_model_targets", "spec_text", "step_error"]
+__all__ = [
+    "check_fit_specs",
+    "check_model_inputs",
+    "check_model_targets",
+    "spec_text",
+    "step_error",
+]
 
 
 def _model_inputs(model: keras.Model) -> list[Any]:
@@ -252,6 +259,15 @@ def check_model_targets(model: keras.Model, element_spec: Any, caller: str, mode
             f"{len(leaves)} target array(s) in y",
         )
     _check_widths(_paired_outputs(model, outputs, leaves), leaves, caller)
+
+
+def check_fit_specs(model: keras.Model, train: Pipeline, val: Pipeline | None) -> None:
+    """Checks the batches of ``fit``'s pipelines against the model's inputs and targets."""
+    check_model_inputs(model, train.element_spec, "fit")
+    check_model_targets(model, train.element_spec, "fit", Mode.TRAIN)
+    if val is not None:
+        check_model_inputs(model, val.element_spec, "fit")
+        check_model_targets(model, val.element_spec, "evaluate", Mode.EVALUATE)
 
 
 def _check_widths(outputs: list[tuple[int, Any]], leaves: list[Any], caller: str) -> None:

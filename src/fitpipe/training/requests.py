@@ -1,9 +1,9 @@
-"""Inputs the trainer builds besides the main one: validation data, and single batches."""
+"""The inputs of the trainer's calls: their requests, validation data, and single batches."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Literal
 
 import keras
 import tensorflow as tf
@@ -15,16 +15,133 @@ from fitpipe.pipeline import (
     PipelineOptions,
     adapt_source,
     build_pipeline,
+    check_shuffle,
+    check_split_options,
+    check_validation_split,
     pipeline_from_source,
     split_validation,
     weigh_batch,
 )
-from fitpipe.schemas import is_namedtuple, pack_roles
+from fitpipe.schemas import SchemaLike, is_namedtuple, pack_roles
 from fitpipe.training import arguments, distribute
-from fitpipe.training.conversions import without_absent_inputs, without_extra_inputs
+from fitpipe.training.conversions import check_extra, without_absent_inputs, without_extra_inputs
 from fitpipe.training.inputs import check_model_inputs
 
-__all__ = ["fit_pipelines", "one_batch", "validation_pipeline"]
+__all__ = [
+    "evaluate_request",
+    "fit_pipelines",
+    "fit_request",
+    "one_batch",
+    "output_names",
+    "predict_request",
+    "validation_pipeline",
+]
+
+
+def output_names(model: keras.Model) -> tuple[str, ...] | None:
+    """The model's output names, when it has them (a per-output ``class_weight`` needs them)."""
+    try:
+        names = model.output_names
+    except (AttributeError, ValueError):
+        return None
+    return tuple(names) if names else None
+
+
+def fit_request(
+    model: keras.Model,
+    x: Any,
+    y: Any,
+    sample_weight: Any,
+    batch_size: int | None,
+    shuffle: bool | Literal["batch"],
+    steps_per_epoch: int | None,
+    *,
+    schema: SchemaLike | None,
+    class_weight: Mapping[Any, Any] | str | None,
+    validation_split: float,
+    validation_data: Any,
+    data_service: str | None,
+    split_by: Any,
+    stratify: bool,
+    extra: Any,
+) -> tuple[AdaptRequest, PipelineOptions, str]:
+    """The request and the pipeline options of ``fit``'s training input, its arguments checked.
+
+    The arguments are ``fit``'s (``steps_per_epoch`` checked already).
+
+    Returns:
+        ``(request, options, extra)``: ``extra`` checked, for the validation data.
+    """
+    check_shuffle(shuffle, "fit")
+    split = check_validation_split(validation_split, "fit") if validation_data is None else 0
+    check_split_options(split, split_by, stratify, validation_data is not None, "fit")
+    extra_entries = check_extra(extra, "fit")
+    x = without_extra_inputs(model, x, extra_entries, split_by)
+    request = AdaptRequest(
+        x=without_absent_inputs(model, x, "fit"),
+        y=y,
+        sample_weight=sample_weight,
+        batch_size=batch_size,
+        shuffle=shuffle,
+        steps=steps_per_epoch if steps_per_epoch != -1 else None,
+        caller="fit",
+        mode=Mode.TRAIN,
+        schema=schema,
+        hold_in_memory=distribute.strategy_of(model) is None,
+        split_by=split_by,
+    )
+    options = PipelineOptions.of(
+        request,
+        class_weight=class_weight,
+        validation_split=split,
+        data_service=distribute.service_address(data_service),
+        output_names=output_names(model),
+        stratify=bool(stratify),
+    )
+    return request, options, extra_entries
+
+
+def evaluate_request(
+    model: keras.Model,
+    x: Any,
+    y: Any,
+    sample_weight: Any,
+    batch_size: int | None,
+    steps: int | None,
+    schema: SchemaLike | None,
+    extra: Any,
+) -> AdaptRequest:
+    """The request of ``evaluate``'s input (its arguments are ``evaluate``'s)."""
+    x = without_extra_inputs(model, x, check_extra(extra, "evaluate"))
+    return AdaptRequest(
+        x=without_absent_inputs(model, x, "evaluate"),
+        y=y,
+        sample_weight=sample_weight,
+        batch_size=batch_size,
+        steps=steps,
+        caller="evaluate",
+        mode=Mode.EVALUATE,
+        schema=schema,
+        hold_in_memory=distribute.strategy_of(model) is None,
+    )
+
+
+def predict_request(
+    model: keras.Model,
+    x: Any,
+    batch_size: int | None,
+    steps: int | None,
+    schema: SchemaLike | None,
+) -> AdaptRequest:
+    """The request of ``predict``'s input (``x`` without its extra entries already)."""
+    return AdaptRequest(
+        x=without_absent_inputs(model, x, "predict"),
+        batch_size=batch_size,
+        steps=steps,
+        caller="predict",
+        mode=Mode.PREDICT,
+        schema=schema,
+    )
 
 
 def _unpack_validation(data: Any) -> tuple[Any, Any, Any]:

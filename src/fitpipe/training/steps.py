@@ -163,6 +163,11 @@ class StepFunction:
             step writes its choices there, the other steps follow them.
     """
 
+    #: Seconds the compiled loops waited for input batches, summed over calls (see
+    #: ``_timed``): the input-bound report reads the difference over an epoch. Stays 0 when
+    #: the loops are not timed (:attr:`timed`).
+    waited: float
+
     def __init__(
         self,
         step: Callable[[Any], Any],
@@ -199,7 +204,6 @@ class StepFunction:
 
         #: Time the compiled loops' fetches (the input-bound report), decided when built.
         self.timed = timing()
-        #: Seconds the loop waited for input batches, summed over calls (see ``_timed``).
         self.waited = 0.0
 
     def _variant(self, jit_compile: bool) -> Any:
@@ -398,43 +402,54 @@ class StepFunction:
         return loop
 
     def _last_loop(self, out_specs: Any, fetch: Fetch) -> Callable[..., Any]:
-        one_step, get = self.one_step, _timed if self.timed else _untimed
-
-        def loop(source: Any, start: tf.Tensor, n: tf.Tensor) -> tuple[tf.Tensor, Any, Any]:
-            def body(i: tf.Tensor, logs: Any, batch: Any, waited: Any) -> tuple[Any, ...]:
-                logs = one_step(absent_as_none(batch.get_value()))
-                more, took = tf.cond(
-                    i + 1 < n,
-                    lambda: get(fetch, source, start + i + 1, logs),
-                    lambda: (batch, tf.constant(0.0, tf.float64)),
-                )
-                return i + 1, logs, more, waited + took
-
-            first, took = get(fetch, source, start)
-            initial = (tf.constant(0, tf.int32), output_zeros(out_specs), first, took)
-            count, logs, _, waited = tf.while_loop(_more_batches(n), body, initial)
-            return count, logs, waited
-
-        return loop
+        """A loop returning the last step's outputs (train, test)."""
+        return self._fetching_loop(
+            fetch,
+            start=lambda: output_zeros(out_specs),
+            keep=lambda i, kept, outputs: outputs,
+            result=lambda count, kept: kept,
+        )
 
     def _collect_loop(self, out_specs: Any, fetch: Fetch) -> Callable[..., Any]:
+        """A loop returning every step's outputs, concatenated along the batch axis (predict)."""
+        return self._fetching_loop(
+            fetch,
+            start=lambda: output_arrays(out_specs),
+            keep=lambda i, written, outputs: write_outputs(written, i, outputs, out_specs),
+            result=lambda count, written: concat_outputs(count, written, out_specs),
+        )
+
+    def _fetching_loop(
+        self,
+        fetch: Fetch,
+        start: Callable[[], Any],
+        keep: Callable[[tf.Tensor, Any, Any], Any],
+        result: Callable[[tf.Tensor, Any], Any],
+    ) -> Callable[..., Any]:
+        """A loop of up to ``n`` steps that ends early when the input does.
+
+        Each next batch is fetched after the step (timed, see ``_timed``) and only while more
+        steps are due. What the loop keeps of the steps' outputs is its own: ``start()`` makes
+        it (inside the graph), ``keep(i, kept, outputs)`` adds step ``i``'s outputs, and
+        ``result(count, kept)`` gives the loop's outputs.
+        """
         one_step, get = self.one_step, _timed if self.timed else _untimed
 
-        def loop(source: Any, start: tf.Tensor, n: tf.Tensor) -> tuple[tf.Tensor, Any, Any]:
-            def body(i: tf.Tensor, written: Any, batch: Any, waited: Any) -> tuple[Any, ...]:
-                out = one_step(absent_as_none(batch.get_value()))
-                written = write_outputs(written, i, out, out_specs)
+        def loop(source: Any, first: tf.Tensor, n: tf.Tensor) -> tuple[tf.Tensor, Any, Any]:
+            def body(i: tf.Tensor, kept: Any, batch: Any, waited: Any) -> tuple[Any, ...]:
+                outputs = one_step(absent_as_none(batch.get_value()))
+                kept = keep(i, kept, outputs)
                 more, took = tf.cond(
                     i + 1 < n,
-                    lambda: get(fetch, source, start + i + 1, out),
+                    lambda: get(fetch, source, first + i + 1, outputs),
                     lambda: (batch, tf.constant(0.0, tf.float64)),
                 )
-                return i + 1, written, more, waited + took
+                return i + 1, kept, more, waited + took
 
-            first, took = get(fetch, source, start)
-            initial = (tf.constant(0, tf.int32), output_arrays(out_specs), first, took)
-            count, written, _, waited = tf.while_loop(_more_batches(n), body, initial)
-            return count, concat_outputs(count, written, out_specs), waited
+            batch, took = get(fetch, source, first)
+            initial = (tf.constant(0, tf.int32), start(), batch, took)
+            count, kept, _, waited = tf.while_loop(_more_batches(n), body, initial)
+            return count, result(count, kept), waited
 
         return loop
 

@@ -8,67 +8,37 @@ the compiled multi-step functions, the callbacks' calls, and the documented retu
 
 from __future__ import annotations
 
-import contextlib
-import dataclasses
 import os
-import weakref
-from collections.abc import Container, Iterator, Mapping
+from collections.abc import Container, Mapping
 from typing import Any, Literal
 
 import keras
 
-from fitpipe.adapters import AdaptRequest, ArraySource, Mode, check_rows
-from fitpipe.errors import FitpipeTypeError, FitpipeValueError, NotCompiledError, message
-from fitpipe.pipeline import (
-    Pipeline,
-    PipelineOptions,
-    build_pipeline,
-    check_shuffle,
-    check_split_options,
-    check_validation_split,
-    distribute_pipeline,
-    is_multi_worker,
-    pipeline_from_source,
-    predistributed_without_strategy,
-)
+from fitpipe.adapters import Mode
+from fitpipe.errors import FitpipeTypeError, message
+from fitpipe.pipeline import build_pipeline
 from fitpipe.schemas import SchemaLike
 from fitpipe.training import arguments, conversions, distribute
 from fitpipe.training import callbacks as callbacks_mod
-from fitpipe.training.batch_checks import BatchChecks
-from fitpipe.training.collect import merge_predictions, to_results
-from fitpipe.training.epochs import EpochRunner, no_step_error, warn_no_step
-from fitpipe.training.input_report import InputReport
-from fitpipe.training.inputs import check_model_inputs, check_model_targets
-from fitpipe.training.logs import epoch_logs, flatten_in_order, pythonify
-from fitpipe.training.outputs import predict_to_file
+from fitpipe.training.batch_checks import BatchChecks, check_one_batch
+from fitpipe.training.collect import to_results
+from fitpipe.training.epochs import EpochRunner, no_step_error
+from fitpipe.training.fit_loop import FitLoop, FitSettings, closing
+from fitpipe.training.inputs import check_fit_specs, check_model_inputs, check_model_targets
+from fitpipe.training.logs import flatten_in_order, pythonify
+from fitpipe.training.loops import evaluate_loop, predict_loop, predict_rows_to_file
 from fitpipe.training.preflight import check_evaluate, check_fit, finite_check
-from fitpipe.training.requests import fit_pipelines, one_batch
-from fitpipe.training.resume import PositionBackups
-from fitpipe.training.steps import StepFunction
-from fitpipe.training.tuning import ExecutionSize
+from fitpipe.training.requests import (
+    evaluate_request,
+    fit_pipelines,
+    fit_request,
+    one_batch,
+    output_names,
+    predict_request,
+)
+from fitpipe.training.state import state_of
 
 __all__ = ["Trainer"]
-
-_MODES = ("train", "test", "predict")
-
-
-@dataclasses.dataclass
-class _State:
-    """What fitpipe keeps per model between calls (so nothing is retraced per call)."""
-
-    steps_per_execution: int | str | None = None
-    jit_compile: bool | str | None = None
-    execution: ExecutionSize | None = None
-    fused: ExecutionSize | None = None
-    last: ExecutionSize | None = None  # the one the last call used (for ``tuning``)
-    functions: dict[str, StepFunction] = dataclasses.field(default_factory=dict)
-    key: tuple[Any, ...] = ()
-    #: ``jit_compile="auto"``: XLA or not, by the input key of the batches (measured by the
-    #: train step, followed by evaluation and prediction).
-    xla: dict[str, bool] = dataclasses.field(default_factory=dict)
-
-
-_STATES: weakref.WeakKeyDictionary[keras.Model, _State] = weakref.WeakKeyDictionary()
 
 
 def _keras_compile(model: keras.Model, **kwargs: Any) -> None:
@@ -104,7 +74,7 @@ class Trainer:
                 )
             )
         self.model = model
-        self._state = _STATES.setdefault(model, _State())
+        self._state = state_of(model)
 
     # ------------------------------------------------------------------------------ compile
     def compile(
@@ -171,12 +141,7 @@ class Trainer:
             jit_compile=jit_compile,
             auto_scale_loss=auto_scale_loss,
         )
-        self._state.steps_per_execution = spe
-        self._state.jit_compile = jit_compile
-        self._state.execution = None
-        self._state.fused = self._state.last = None
-        self._state.functions.clear()
-        self._state.xla.clear()
+        self._state.compiled(spe, jit_compile)
 
     @property
     def steps_per_execution(self) -> int | str | None:
@@ -196,116 +161,7 @@ class Trainer:
             whether it runs XLA now and, under ``"auto"``, the seconds per step with and
             without XLA that decided it. Empty parts before the first call.
         """
-        state = self._state
-        size = state.last
-        steps: dict[str, Any] = {}
-        for name, function in state.functions.items():
-            choice = function.xla_choice
-            steps[name] = choice.report() if choice is not None else {"xla": function.jit_compile}
-        return {
-            "steps_per_execution": size.report() if size is not None else {},
-            "jit_compile": state.jit_compile,
-            "xla": steps,
-        }
-
-    def _require_compiled(self, caller: str) -> None:
-        if not self.model.compiled:
-            raise NotCompiledError(
-                message(
-                    caller,
-                    "needs a compiled model",
-                    "`compile` sets the optimizer, loss and metrics that training and "
-                    "evaluation use",
-                    f"Call `compile(optimizer=..., loss=...)` before `{caller}`",
-                )
-            )
-
-    def _execution(self, cbs: keras.callbacks.CallbackList, *modes: str) -> ExecutionSize:
-        """Steps per compiled call: as compiled; or tuned, when nobody listens per batch.
-
-        With the default ``steps_per_execution=1`` and no callback hooked on batches (fitpipe's
-        own History and progress bar aside), several steps run per call: the same steps in the
-        same order, so results do not change; only how often Python runs.
-        """
-        state = self._state
-        value = state.steps_per_execution or getattr(self.model, "steps_per_execution", 1) or 1
-        strategy = distribute.strategy_of(self.model)
-        if strategy is not None and is_multi_worker(strategy):
-            # Every worker must run the same steps per call (each call's collectives pair up
-            # across the workers): never a size tuned from this worker's own timings.
-            size = value if isinstance(value, int) else 1
-            if state.execution is None or state.execution.auto or state.execution.size != size:
-                state.execution = ExecutionSize(size)
-            state.last = state.execution
-            return state.execution
-        if value == 1 and not callbacks_mod.listens_per_batch(cbs, modes):
-            if state.fused is None:
-                state.fused = ExecutionSize("auto")
-            state.last = state.fused
-            return state.fused
-        if state.execution is None:
-            state.execution = ExecutionSize(value)
-        state.last = state.execution
-        return state.execution
-
-    def _jit(self) -> bool | str:
-        requested = self._state.jit_compile
-        if requested is None:  # compiled by Keras directly: keep its decision
-            return bool(self.model.jit_compile)
-        if self.model.run_eagerly:
-            return False
-        return "auto" if requested == "auto" else bool(requested)
-
-    def _function(self, mode: str, batches: Any = None) -> StepFunction:
-        """The compiled step of ``mode`` for ``batches`` (a pipeline, or one batch's spec)."""
-        model = self.model
-        key = (
-            id(getattr(model, "optimizer", None)),
-            self._jit(),
-            bool(model.run_eagerly),
-            tuple(id(m) for m in model.metrics),
-            id(distribute.strategy_of(model)),
-        )
-        if key != self._state.key:
-            self._state.functions.clear()
-            self._state.key = key
-        cast = conversions.cast_for(batches)
-        name = f"{mode}+floatx" if cast else mode
-        function = self._state.functions.get(name)
-        if function is None:
-            step = conversions.prepared_step(
-                {"train": model.train_step, "test": model.test_step, "predict": model.predict_step}[
-                    mode
-                ],
-                model,
-                cast,
-            )
-            caller = {"train": "fit", "test": "evaluate", "predict": "predict"}[mode]
-            step_mode = {"train": Mode.TRAIN, "test": Mode.EVALUATE, "predict": Mode.PREDICT}[mode]
-            strategy, collect = distribute.strategy_of(model), step_mode is Mode.PREDICT
-            eager = bool(model.run_eagerly)
-            if strategy is not None:  # the replicas' step, reduced outside XLA
-                function = distribute.step_function(
-                    strategy, step, eager, collect, caller, step_mode
-                )
-            else:
-                if step_mode is Mode.TRAIN:
-                    conversions.build_optimizer(model)
-                function = StepFunction(
-                    step, self._jit(), eager, collect, caller, step_mode, self._state.xla
-                )
-            self._state.functions[name] = function
-        return function
-
-    def _distributed(self, pipeline: Any, mode: Mode, caller: str) -> Any:
-        """The pipeline distributed over the model's strategy (unchanged without one)."""
-        strategy = distribute.strategy_of(self.model)
-        if pipeline is None:
-            return None
-        if strategy is None:  # a dataset distributed already: one replica's, as in Keras
-            return predistributed_without_strategy(pipeline, caller)
-        distribute.build_state(self.model, strategy, pipeline.element_spec)
-        return distribute_pipeline(pipeline, strategy, mode, caller)
+        return self._state.tuning()
 
     # ---------------------------------------------------------------------------------- fit
     def fit(
@@ -471,7 +327,7 @@ class Trainer:
             TypeError: On an argument of the wrong type.
 
         """
-        self._require_compiled("fit")
+        arguments.require_compiled(self.model, "fit")
         epochs, initial_epoch = arguments.check_epochs(epochs, initial_epoch)
         epochs = arguments.limit_epochs(epochs)
         verbose = arguments.check_verbose(verbose, "fit")
@@ -479,31 +335,22 @@ class Trainer:
         validation_steps = arguments.check_steps(validation_steps, "validation_steps", "fit")
         freq = arguments.check_validation_freq(validation_freq)
         callbacks = arguments.check_callbacks(callbacks, "fit")
-        check_shuffle(shuffle, "fit")
-        split = check_validation_split(validation_split, "fit") if validation_data is None else 0
-        check_split_options(split, split_by, stratify, validation_data is not None, "fit")
-        extra_entries = conversions.check_extra(extra, "fit")
-        x = conversions.without_extra_inputs(self.model, x, extra_entries, split_by)
-        request = AdaptRequest(
-            x=conversions.without_absent_inputs(self.model, x, "fit"),
-            y=y,
-            sample_weight=sample_weight,
-            batch_size=batch_size,
-            shuffle=shuffle,
-            steps=steps_per_epoch if steps_per_epoch != -1 else None,
-            caller="fit",
-            mode=Mode.TRAIN,
+        request, options, extra_entries = fit_request(
+            self.model,
+            x,
+            y,
+            sample_weight,
+            batch_size,
+            shuffle,
+            steps_per_epoch,
             schema=schema,
-            hold_in_memory=distribute.strategy_of(self.model) is None,
-            split_by=split_by,
-        )
-        options = PipelineOptions.of(
-            request,
             class_weight=class_weight,
-            validation_split=split,
-            data_service=distribute.service_address(data_service),
-            output_names=_output_names(self.model),
-            stratify=bool(stratify),
+            validation_split=validation_split,
+            validation_data=validation_data,
+            data_service=data_service,
+            split_by=split_by,
+            stratify=stratify,
+            extra=extra,
         )
         train, val = fit_pipelines(
             self.model,
@@ -514,14 +361,11 @@ class Trainer:
             validation_steps,
             extra_entries,
         )
-        with _closing(train), _closing(val):
-            self._check_specs(train, val)  # before the data check: structure errors first
+        with closing(train), closing(val):
+            check_fit_specs(self.model, train, val)  # before the data check: structure first
             check_fit(self.model, request, train, val, validation_data, check)
-            return self._fit_loop(
-                train,
-                val,
+            settings = FitSettings(
                 epochs,
-                initial_epoch,
                 verbose,
                 callbacks,
                 steps_per_epoch,
@@ -529,119 +373,9 @@ class Trainer:
                 freq,
                 finite_check(check),
             )
-
-    def _check_specs(self, train: Pipeline, val: Pipeline | None) -> None:
-        """Checks the batches of ``fit``'s pipelines against the model's inputs and targets."""
-        check_model_inputs(self.model, train.element_spec, "fit")
-        check_model_targets(self.model, train.element_spec, "fit", Mode.TRAIN)
-        if val is not None:
-            check_model_inputs(self.model, val.element_spec, "fit")
-            check_model_targets(self.model, val.element_spec, "evaluate", Mode.EVALUATE)
-
-    def _fit_loop(
-        self,
-        train: Pipeline,
-        val: Pipeline | None,
-        epochs: int,
-        initial_epoch: int,
-        verbose: Any,
-        callbacks: Any,
-        steps_per_epoch: int | None,
-        validation_steps: int | None,
-        freq: int | Container[int],
-        finite: str | None = None,
-    ) -> keras.callbacks.History:
-        model = self.model
-        plan, how = train.class_weight, train.split
-        train = self._distributed(train, Mode.TRAIN, "fit")
-        val = self._distributed(val, Mode.EVALUATE, "evaluate")
-        runner = EpochRunner(train, arguments.limit_steps(steps_per_epoch, "steps_per_epoch"))
-        runner.checks = BatchChecks.for_model(model, train.element_spec, "fit", finite)
-        cbs = callbacks_mod.callback_list(
-            self.model, callbacks, verbose, epochs, runner.num_batches, history=True
-        )
-        callbacks_mod.report_class_weight(cbs, plan, verbose)
-        callbacks_mod.report_split(cbs, how, verbose)
-        execution = self._execution(cbs, "train", "test")
-        val_steps = arguments.limit_steps(validation_steps, "validation_steps") if val else None
-        val_runner = EpochRunner(val, val_steps) if val else None
-        if val_runner is not None:
-            val_runner.checks = BatchChecks.for_model(model, val.element_spec, "fit", finite)
-        function = self._function("train", train)
-        report = InputReport(train.adapter, function.timed)
-        backups = PositionBackups(cbs.callbacks, runner)
-        model.stop_training = False
-        cbs.on_train_begin()
-        start = getattr(model, "_initial_epoch", None) or initial_epoch
-        start, first = backups.restore(start)
-        logs: dict[str, Any] | None = None
-        for epoch in range(start, epochs):
-            model.reset_metrics()
-            callbacks_mod.set_steps(cbs, runner.num_batches)
-            cbs.on_epoch_begin(epoch)
-            execution.fit_epoch(runner.num_batches)  # calls of whole epochs: as long as can be
-
-            def batch_end(end: int, outputs: Any, epoch: int = epoch) -> None:
-                backups.before(epoch, end + 1, end)  # the position exists before any backup
-                cbs.on_train_batch_end(end, outputs)
-                backups.saved(epoch, end + 1)
-
-            _, last = runner.run(
-                function,
-                execution,
-                cbs.on_train_batch_begin,
-                batch_end,
-                lambda: bool(model.stop_training),
-                first,
-            )
-            first = 0
-            if runner.timing is not None and not runner.ran_nothing:
-                report.add(epoch, runner.timing)
-            if runner.ran_nothing:  # no metric to report: Keras' "ran out of data", and stop
-                warn_no_step(epoch)
-                break
-            logs = epoch_logs(model, last) if last is not None else {}
-            train.on_epoch_end()
-            if val_runner is not None and arguments.should_validate(epoch, freq):
-                val_logs = self._evaluate_loop(val_runner, cbs, execution)
-                if val_logs is None:
-                    warn_no_step(epoch, validation=True)
-                else:
-                    logs.update({f"val_{name}": value for name, value in val_logs.items()})
-            backups.before(epoch + 1, 0, None)
-            cbs.on_epoch_end(epoch, logs)
-            backups.saved(epoch + 1, 0)
-            if model.stop_training:
-                break
-        if epochs > 0 and isinstance(model.optimizer, keras.optimizers.Optimizer):
-            model.optimizer.finalize_variable_values(model.trainable_weights)
-        cbs.on_train_end(logs=logs)
-        history = callbacks_mod.history_of(cbs, model)
-        callbacks_mod.report_input(history, report, verbose)
-        return history
+            return FitLoop(self.model, self._state, train, val, settings).run(initial_epoch)
 
     # ----------------------------------------------------------------------------- evaluate
-    def _evaluate_loop(
-        self, runner: EpochRunner, cbs: keras.callbacks.CallbackList, execution: ExecutionSize
-    ) -> dict[str, Any] | None:
-        """Runs one evaluation; None when the input gave no batch (there is no result)."""
-        model = self.model
-        model.reset_metrics()
-        model.stop_evaluating = False
-        cbs.on_test_begin()
-        runner.restart()
-        _, last = runner.run(
-            self._function("test", runner.pipeline),
-            execution,
-            cbs.on_test_batch_begin,
-            cbs.on_test_batch_end,
-            lambda: bool(model.stop_evaluating),
-        )
-        runner.pipeline.on_epoch_end()
-        logs = None if runner.ran_nothing else epoch_logs(model, last)
-        cbs.on_test_end(logs or {})
-        return logs
-
     def evaluate(
         self,
         x: Any = None,
@@ -701,23 +435,12 @@ class Trainer:
 
         """
         arguments.no_extra_arguments(kwargs, "evaluate")
-        self._require_compiled("evaluate")
+        arguments.require_compiled(self.model, "evaluate")
         verbose = arguments.check_verbose(verbose, "evaluate")
         steps = arguments.check_steps(steps, "steps", "evaluate")
         callbacks = arguments.check_callbacks(callbacks, "evaluate")
-        x = conversions.without_extra_inputs(
-            self.model, x, conversions.check_extra(extra, "evaluate")
-        )
-        request = AdaptRequest(
-            x=conversions.without_absent_inputs(self.model, x, "evaluate"),
-            y=y,
-            sample_weight=sample_weight,
-            batch_size=batch_size,
-            steps=steps,
-            caller="evaluate",
-            mode=Mode.EVALUATE,
-            schema=schema,
-            hold_in_memory=distribute.strategy_of(self.model) is None,
+        request = evaluate_request(
+            self.model, x, y, sample_weight, batch_size, steps, schema, extra
         )
         with build_pipeline(request, warn_ignored=False) as pipeline:
             arguments.require_finite(pipeline, steps, "evaluate", "steps")
@@ -725,12 +448,16 @@ class Trainer:
             check_model_targets(self.model, pipeline.element_spec, "evaluate", Mode.EVALUATE)
             check_evaluate(self.model, request, pipeline, check)
             steps = arguments.limit_steps(steps, "steps")
-            runner = EpochRunner(self._distributed(pipeline, Mode.EVALUATE, "evaluate"), steps)
+            runner = EpochRunner(
+                distribute.distributed_pipeline(self.model, pipeline, Mode.EVALUATE, "evaluate"),
+                steps,
+            )
             runner.checks = BatchChecks.for_model(self.model, pipeline.element_spec, "evaluate")
             cbs = callbacks_mod.callback_list(
                 self.model, callbacks, verbose, 1, runner.num_batches, history=False
             )
-            logs = self._evaluate_loop(runner, cbs, self._execution(cbs, "test"))
+            execution = self._state.execution_size(self.model, cbs, "test")
+            logs = evaluate_loop(self.model, self._state, runner, cbs, execution)
         if logs is None:
             raise no_step_error("evaluate", pipeline.adapter)
         return logs if return_dict else flatten_in_order(self.model, logs)
@@ -799,80 +526,15 @@ class Trainer:
             self.model, x, conversions.check_extra(extra, "predict")
         )
         if output is not None:
-            return self._predict_to_file(x, schema, output, batch_size, verbose, callbacks)
-        request = AdaptRequest(
-            x=conversions.without_absent_inputs(self.model, x, "predict"),
-            batch_size=batch_size,
-            steps=steps,
-            caller="predict",
-            mode=Mode.PREDICT,
-            schema=schema,
-        )
+            return predict_rows_to_file(
+                self.model, self._state, x, schema, output, batch_size, verbose, callbacks
+            )
+        request = predict_request(self.model, x, batch_size, steps, schema)
         with build_pipeline(request, warn_ignored=False) as pipeline:
             arguments.require_finite(pipeline, steps, "predict", "steps")
             check_model_inputs(self.model, pipeline.element_spec, "predict")
             steps = arguments.limit_steps(steps, "steps")
-            return self._predict_loop(pipeline, steps, verbose, callbacks)
-
-    def _predict_to_file(
-        self,
-        x: Any,
-        schema: SchemaLike | None,
-        output: str | os.PathLike[str],
-        batch_size: int | None,
-        verbose: Any,
-        callbacks: Any,
-    ) -> str:
-        def predict_chunk(features: Any) -> Any:
-            rows = check_rows({"x": features}, "predict")
-            chunk = ArraySource(features, None, None, rows)
-            options = PipelineOptions(batch_size=batch_size, caller="predict")
-            with pipeline_from_source("chunk", chunk, options) as pipeline:
-                check_model_inputs(self.model, pipeline.element_spec, "predict")
-                return self._predict_loop(pipeline, None, 0, callbacks)
-
-        # Under MultiWorkerMirroredStrategy every worker runs the same steps (their collectives
-        # pair up) and holds every prediction; the chief alone writes the file.
-        strategy = distribute.strategy_of(self.model)
-        chief = strategy is None or bool(strategy.extended.should_checkpoint)
-        return predict_to_file(self.model, predict_chunk, x, schema, output, verbose, write=chief)
-
-    def _predict_loop(
-        self, pipeline: Pipeline, steps: int | None, verbose: Any, callbacks: Any
-    ) -> Any:
-        model = self.model
-        runner = EpochRunner(self._distributed(pipeline, Mode.PREDICT, "predict"), steps)
-        cbs = callbacks_mod.callback_list(
-            self.model, callbacks, verbose, 1, runner.num_batches, history=False
-        )
-        execution = self._execution(cbs, "predict")
-        chunks: list[Any] = []
-
-        def after(end: int, outputs: Any) -> None:
-            chunks.append(to_results(outputs))
-            cbs.on_predict_batch_end(end, {"outputs": outputs})
-
-        model.stop_predicting = False
-        cbs.on_predict_begin()
-        runner.run(
-            self._function("predict", pipeline),
-            execution,
-            cbs.on_predict_batch_begin,
-            after,
-            lambda: bool(model.stop_predicting),
-        )
-        cbs.on_predict_end()
-        if not chunks:
-            raise FitpipeValueError(
-                message(
-                    "predict",
-                    "got no batches from the input",
-                    "`predict` needs at least one batch",
-                    "Check that the input is not empty or consumed",
-                    x=pipeline.adapter,
-                )
-            )
-        return merge_predictions(chunks)
+            return predict_loop(self.model, self._state, pipeline, steps, verbose, callbacks)
 
     # ---------------------------------------------------------------------------- on batch
     def train_on_batch(
@@ -904,7 +566,7 @@ class Trainer:
             ValueError: When the batch does not fit the model or its parts differ in rows.
 
         """
-        self._require_compiled("train_on_batch")
+        arguments.require_compiled(self.model, "train_on_batch")
         data = one_batch(
             self.model,
             "train_on_batch",
@@ -913,11 +575,12 @@ class Trainer:
             y,
             sample_weight,
             class_weight,
-            _output_names(self.model),
+            output_names(self.model),
         )
-        _check_one_batch(self.model, data, "train_on_batch")
+        check_one_batch(self.model, data, "train_on_batch")
         self.model.reset_metrics()
-        logs = pythonify(self._function("train", conversions.spec_of(data)).on_batch(data))
+        function = self._state.function(self.model, "train", conversions.spec_of(data))
+        logs = pythonify(function.on_batch(data))
         return logs if return_dict else flatten_in_order(self.model, logs)
 
     def test_on_batch(
@@ -941,11 +604,12 @@ class Trainer:
             ValueError: When the batch does not fit the model or its parts differ in rows.
 
         """
-        self._require_compiled("test_on_batch")
+        arguments.require_compiled(self.model, "test_on_batch")
         data = one_batch(self.model, "test_on_batch", Mode.EVALUATE, x, y, sample_weight)
-        _check_one_batch(self.model, data, "test_on_batch")
+        check_one_batch(self.model, data, "test_on_batch")
         self.model.reset_metrics()
-        logs = pythonify(self._function("test", conversions.spec_of(data)).on_batch(data))
+        function = self._state.function(self.model, "test", conversions.spec_of(data))
+        logs = pythonify(function.on_batch(data))
         return logs if return_dict else flatten_in_order(self.model, logs)
 
     def predict_on_batch(self, x: Any) -> Any:
@@ -963,28 +627,5 @@ class Trainer:
 
         """
         data = one_batch(self.model, "predict_on_batch", Mode.PREDICT, x)
-        return to_results(self._function("predict", conversions.spec_of(data)).on_batch(data))
-
-
-def _output_names(model: keras.Model) -> tuple[str, ...] | None:
-    """The model's output names, when it has them (a per-output ``class_weight`` needs them)."""
-    try:
-        names = model.output_names
-    except (AttributeError, ValueError):
-        return None
-    return tuple(names) if names else None
-
-
-def _check_one_batch(model: keras.Model, data: Any, caller: str) -> None:
-    checks = BatchChecks.for_model(model, conversions.spec_of(data), caller)
-    if checks is not None:
-        checks.check(data, "the batch")
-
-
-@contextlib.contextmanager
-def _closing(pipeline: Pipeline | None) -> Iterator[Pipeline | None]:
-    try:
-        yield pipeline
-    finally:
-        if pipeline is not None:
-            pipeline.close()
+        function = self._state.function(self.model, "predict", conversions.spec_of(data))
+        return to_results(function.on_batch(data))

@@ -1,0 +1,197 @@
+"""The epoch loop of ``fit``: training epochs, validation, callbacks, backups and reports.
+
+``Trainer.fit`` checks its arguments and builds the pipelines; :class:`FitLoop` runs them.
+It is built and run by ``fit`` itself (no frame between them), so the warnings it gives
+(an epoch with no step, a position that matches no backup) point at the user's call.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+from collections.abc import Callable, Container, Iterator
+from typing import Any
+
+import keras
+
+from fitpipe.pipeline import Pipeline
+from fitpipe.schemas import Mode
+from fitpipe.training import arguments, distribute
+from fitpipe.training import callbacks as callbacks_mod
+from fitpipe.training.batch_checks import BatchChecks
+from fitpipe.training.epochs import EpochRunner, warn_no_step
+from fitpipe.training.input_report import InputReport
+from fitpipe.training.logs import epoch_logs
+from fitpipe.training.loops import evaluate_loop
+from fitpipe.training.resume import PositionBackups
+from fitpipe.training.state import ModelState
+
+__all__ = ["FitLoop", "FitSettings", "closing"]
+
+
+@contextlib.contextmanager
+def closing(pipeline: Pipeline | None) -> Iterator[Pipeline | None]:
+    """Closes ``pipeline`` (when there is one) on leaving the block."""
+    try:
+        yield pipeline
+    finally:
+        if pipeline is not None:
+            pipeline.close()
+
+
+@dataclasses.dataclass(frozen=True)
+class FitSettings:
+    """``fit``'s arguments that shape its loop, checked.
+
+    Args:
+        epochs: The epoch to stop at (capped by ``keras.config.set_max_epochs``).
+        verbose: 0, 1, 2 or ``"auto"``.
+        callbacks: The user's callbacks (a list, or a ``CallbackList``).
+        steps_per_epoch: Batches per epoch; None for one pass; -1 until the input ends.
+        validation_steps: Batches per validation; None for the whole validation input.
+        validation_freq: Validate every this many epochs, or at these 1-based epochs.
+        finite: The check of non-finite values in batches as they pass (or None).
+    """
+
+    epochs: int
+    verbose: Any
+    callbacks: Any
+    steps_per_epoch: int | None
+    validation_steps: int | None
+    validation_freq: int | Container[int]
+    finite: str | None = None
+
+
+class FitLoop:
+    """Runs ``fit``'s epochs over its (already checked) training and validation pipelines.
+
+    Building it distributes the pipelines over the model's strategy and makes the runners,
+    the callback list and the compiled train step; :meth:`run` runs the epochs.
+
+    Args:
+        model: The compiled model.
+        state: The model's :class:`~fitpipe.training.state.ModelState`.
+        train: The training pipeline.
+        val: The validation pipeline, or None.
+        settings: The loop's arguments.
+    """
+
+    def __init__(
+        self,
+        model: keras.Model,
+        state: ModelState,
+        train: Pipeline,
+        val: Pipeline | None,
+        settings: FitSettings,
+    ) -> None:
+        self.model, self.state, self.settings = model, state, settings
+        plan, how = train.class_weight, train.split
+        self.train = distribute.distributed_pipeline(model, train, Mode.TRAIN, "fit")
+        val = distribute.distributed_pipeline(model, val, Mode.EVALUATE, "evaluate")
+        steps = arguments.limit_steps(settings.steps_per_epoch, "steps_per_epoch")
+        self.runner = EpochRunner(self.train, steps)
+        self.runner.checks = BatchChecks.for_model(
+            model, self.train.element_spec, "fit", settings.finite
+        )
+        self.cbs = callbacks_mod.callback_list(
+            model,
+            settings.callbacks,
+            settings.verbose,
+            settings.epochs,
+            self.runner.num_batches,
+            history=True,
+        )
+        callbacks_mod.report_class_weight(self.cbs, plan, settings.verbose)
+        callbacks_mod.report_split(self.cbs, how, settings.verbose)
+        self.execution = state.execution_size(model, self.cbs, "train", "test")
+        val_steps = (
+            arguments.limit_steps(settings.validation_steps, "validation_steps") if val else None
+        )
+        self.val_runner = self._val_runner(val, val_steps)
+        self.function = state.function(model, "train", self.train)
+        self.report = InputReport(self.train.adapter, self.function.timed)
+        self.backups = PositionBackups(self.cbs.callbacks, self.runner)
+
+    def _val_runner(self, val: Pipeline | None, steps: int | None) -> EpochRunner | None:
+        if not val:
+            return None
+        runner = EpochRunner(val, steps)
+        runner.checks = BatchChecks.for_model(
+            self.model, val.element_spec, "fit", self.settings.finite
+        )
+        return runner
+
+    def run(self, initial_epoch: int) -> keras.callbacks.History:
+        """Runs the epochs from ``initial_epoch`` (or the position of a restored backup).
+
+        Returns:
+            The run's ``keras.callbacks.History``, with its input report.
+        """
+        model, runner, cbs = self.model, self.runner, self.cbs
+        model.stop_training = False
+        cbs.on_train_begin()
+        start = getattr(model, "_initial_epoch", None) or initial_epoch
+        start, first = self.backups.restore(start)
+        logs: dict[str, Any] | None = None
+        for epoch in range(start, self.settings.epochs):
+            self._begin_epoch(epoch)
+            _, last = runner.run(
+                self.function,
+                self.execution,
+                cbs.on_train_batch_begin,
+                self._batch_end(epoch),
+                lambda: bool(model.stop_training),
+                first,
+            )
+            first = 0
+            if runner.timing is not None and not runner.ran_nothing:
+                self.report.add(epoch, runner.timing)
+            if runner.ran_nothing:  # no metric to report: Keras' "ran out of data", and stop
+                warn_no_step(epoch)
+                break
+            logs = epoch_logs(model, last) if last is not None else {}
+            self.train.on_epoch_end()
+            if self.val_runner is not None and self._validates(epoch):
+                val_logs = evaluate_loop(model, self.state, self.val_runner, cbs, self.execution)
+                if val_logs is None:
+                    warn_no_step(epoch, validation=True)
+                else:
+                    logs.update({f"val_{name}": value for name, value in val_logs.items()})
+            self._end_epoch(epoch, logs)
+            if model.stop_training:
+                break
+        return self._finish(logs)
+
+    def _validates(self, epoch: int) -> bool:
+        return arguments.should_validate(epoch, self.settings.validation_freq)
+
+    def _begin_epoch(self, epoch: int) -> None:
+        self.model.reset_metrics()
+        callbacks_mod.set_steps(self.cbs, self.runner.num_batches)
+        self.cbs.on_epoch_begin(epoch)
+        # calls of whole epochs: as long as can be
+        self.execution.fit_epoch(self.runner.num_batches)
+
+    def _batch_end(self, epoch: int) -> Callable[[int, Any], None]:
+        cbs, backups = self.cbs, self.backups
+
+        def batch_end(end: int, outputs: Any) -> None:
+            backups.before(epoch, end + 1, end)  # the position exists before any backup
+            cbs.on_train_batch_end(end, outputs)
+            backups.saved(epoch, end + 1)
+
+        return batch_end
+
+    def _end_epoch(self, epoch: int, logs: dict[str, Any]) -> None:
+        self.backups.before(epoch + 1, 0, None)
+        self.cbs.on_epoch_end(epoch, logs)
+        self.backups.saved(epoch + 1, 0)
+
+    def _finish(self, logs: dict[str, Any] | None) -> keras.callbacks.History:
+        model = self.model
+        if self.settings.epochs > 0 and isinstance(model.optimizer, keras.optimizers.Optimizer):
+            model.optimizer.finalize_variable_values(model.trainable_weights)
+        self.cbs.on_train_end(logs=logs)
+        history = callbacks_mod.history_of(self.cbs, model)
+        callbacks_mod.report_input(history, self.report, self.settings.verbose)
+        return history

@@ -1,0 +1,147 @@
+"""What fitpipe keeps per model between calls: compile's settings, the compiled steps, the tuners.
+
+A :class:`ModelState` lives as long as its model (a weak mapping), so every ``Trainer`` of one
+model shares it and nothing is retraced per call.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import weakref
+from typing import Any
+
+import keras
+
+from fitpipe.pipeline import is_multi_worker
+from fitpipe.schemas import Mode
+from fitpipe.training import callbacks as callbacks_mod
+from fitpipe.training import conversions, distribute
+from fitpipe.training.steps import StepFunction
+from fitpipe.training.tuning import ExecutionSize
+
+__all__ = ["ModelState", "state_of"]
+
+_CALLERS = {"train": "fit", "test": "evaluate", "predict": "predict"}
+_STEP_MODES = {"train": Mode.TRAIN, "test": Mode.EVALUATE, "predict": Mode.PREDICT}
+
+
+@dataclasses.dataclass
+class ModelState:
+    """What fitpipe keeps per model between calls (so nothing is retraced per call)."""
+
+    steps_per_execution: int | str | None = None
+    jit_compile: bool | str | None = None
+    execution: ExecutionSize | None = None
+    fused: ExecutionSize | None = None
+    last: ExecutionSize | None = None  # the one the last call used (for ``tuning``)
+    functions: dict[str, StepFunction] = dataclasses.field(default_factory=dict)
+    key: tuple[Any, ...] = ()
+    #: ``jit_compile="auto"``: XLA or not, by the input key of the batches (measured by the
+    #: train step, followed by evaluation and prediction).
+    xla: dict[str, bool] = dataclasses.field(default_factory=dict)
+
+    def compiled(self, steps_per_execution: int | str, jit_compile: bool | str) -> None:
+        """Forgets the steps and tuners of an earlier ``compile``; keeps the new settings."""
+        self.steps_per_execution = steps_per_execution
+        self.jit_compile = jit_compile
+        self.execution = None
+        self.fused = self.last = None
+        self.functions.clear()
+        self.xla.clear()
+
+    def tuning(self) -> dict[str, Any]:
+        """What the tuners chose so far, and the timings that decided it (``Trainer.tuning``)."""
+        size = self.last
+        steps: dict[str, Any] = {}
+        for name, function in self.functions.items():
+            choice = function.xla_choice
+            steps[name] = choice.report() if choice is not None else {"xla": function.jit_compile}
+        return {
+            "steps_per_execution": size.report() if size is not None else {},
+            "jit_compile": self.jit_compile,
+            "xla": steps,
+        }
+
+    def execution_size(
+        self, model: keras.Model, cbs: keras.callbacks.CallbackList, *modes: str
+    ) -> ExecutionSize:
+        """Steps per compiled call: as compiled; or tuned, when nobody listens per batch.
+
+        With the default ``steps_per_execution=1`` and no callback hooked on batches
+        (fitpipe's own History and progress bar aside), several steps run per call: the same
+        steps in the same order, so results do not change; only how often Python runs.
+        """
+        value = self.steps_per_execution or getattr(model, "steps_per_execution", 1) or 1
+        strategy = distribute.strategy_of(model)
+        if strategy is not None and is_multi_worker(strategy):
+            # Every worker must run the same steps per call (each call's collectives pair up
+            # across the workers): never a size tuned from this worker's own timings.
+            size = value if isinstance(value, int) else 1
+            if self.execution is None or self.execution.auto or self.execution.size != size:
+                self.execution = ExecutionSize(size)
+            self.last = self.execution
+            return self.execution
+        if value == 1 and not callbacks_mod.listens_per_batch(cbs, modes):
+            if self.fused is None:
+                self.fused = ExecutionSize("auto")
+            self.last = self.fused
+            return self.fused
+        if self.execution is None:
+            self.execution = ExecutionSize(value)
+        self.last = self.execution
+        return self.execution
+
+    def jit(self, model: keras.Model) -> bool | str:
+        """The ``jit_compile`` of the steps: as compiled (False when running eagerly)."""
+        requested = self.jit_compile
+        if requested is None:  # compiled by Keras directly: keep its decision
+            return bool(model.jit_compile)
+        if model.run_eagerly:
+            return False
+        return "auto" if requested == "auto" else bool(requested)
+
+    def function(self, model: keras.Model, mode: str, batches: Any = None) -> StepFunction:
+        """The compiled step of ``mode`` for ``batches`` (a pipeline, or one batch's spec).
+
+        Args:
+            model: The model (whose state this is).
+            mode: ``"train"``, ``"test"`` or ``"predict"``.
+            batches: What the step will read: whether it casts its inputs to ``floatx``.
+
+        """
+        key = (
+            id(getattr(model, "optimizer", None)),
+            self.jit(model),
+            bool(model.run_eagerly),
+            tuple(id(m) for m in model.metrics),
+            id(distribute.strategy_of(model)),
+        )
+        if key != self.key:  # a new optimizer, metrics, strategy or compilation: new steps
+            self.functions.clear()
+            self.key = key
+        cast = conversions.cast_for(batches)
+        name = f"{mode}+floatx" if cast else mode
+        function = self.functions.get(name)
+        if function is None:
+            function = self.functions[name] = self._new_function(model, mode, cast)
+        return function
+
+    def _new_function(self, model: keras.Model, mode: str, cast: bool) -> StepFunction:
+        steps = {"train": model.train_step, "test": model.test_step, "predict": model.predict_step}
+        step = conversions.prepared_step(steps[mode], model, cast)
+        caller, step_mode = _CALLERS[mode], _STEP_MODES[mode]
+        strategy, collect = distribute.strategy_of(model), step_mode is Mode.PREDICT
+        eager = bool(model.run_eagerly)
+        if strategy is not None:  # the replicas' step, reduced outside XLA
+            return distribute.step_function(strategy, step, eager, collect, caller, step_mode)
+        if step_mode is Mode.TRAIN:
+            conversions.build_optimizer(model)
+        return StepFunction(step, self.jit(model), eager, collect, caller, step_mode, self.xla)
+
+
+_STATES: weakref.WeakKeyDictionary[keras.Model, ModelState] = weakref.WeakKeyDictionary()
+
+
+def state_of(model: keras.Model) -> ModelState:
+    """The state fitpipe keeps for ``model`` (made on first use, dropped with the model)."""
+    return _STATES.setdefault(model, ModelState())
