@@ -17,6 +17,10 @@ is reported as its median over --repeats, with the spread (min-max), and the rat
 medians. The model and data are those of ``bench_fit.py``: an MLP 32 -> 64 -> 64 -> 1, Adam,
 MSE, float32 features.
 
+With the default ``jit_compile="auto"`` some timed fits also try and compile the step's XLA
+variant (about 2 s of CPU, a bimodal spread); ``--jit-compile false`` keeps the plain step, so
+only the input's cost differs between settings.
+
 Run: python benchmarks/bench_input_report.py --n 32000 --batch 32 --repeats 5
 """
 
@@ -87,12 +91,14 @@ def forms(n: int, size: int, folder: str) -> dict[str, Callable[[int], tuple[Any
     }
 
 
-def run(make: Callable[[int], tuple[Any, dict[str, Any]]], n: int, setting: str) -> float:
+def run(
+    make: Callable[[int], tuple[Any, dict[str, Any]]], n: int, setting: str, jit: bool | str
+) -> float:
     timing, check = SETTINGS[setting]
     old = set_timing(timing)
     try:
         trainer = fitpipe.Trainer(model())
-        trainer.compile("adam", "mse")
+        trainer.compile("adam", "mse", jit_compile=jit)
         x, kwargs = make(min(n, 512))
         trainer.fit(x, verbose=0, check=check, **kwargs)  # compiles the step
         x, kwargs = make(n)
@@ -108,11 +114,14 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=32000)
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--jit-compile", choices=["auto", "true", "false"], default="auto")
     args = parser.parse_args()
+    jit = {"auto": "auto", "true": True, "false": False}[args.jit_compile]
     warnings.simplefilter("ignore")
     keras.utils.set_random_seed(0)
     print(
         f"n={args.n} batch={args.batch} features={FEATURES} repeats={args.repeats} "
+        f"jit_compile={jit} "
         f"tensorflow={tf.__version__} keras={keras.__version__} (CPU s per fit: median [min-max])"
     )
     old_limit = limits.RESIDENT_BYTES_LIMIT
@@ -122,7 +131,7 @@ def main() -> None:
             times: dict[str, list[float]] = {s: [] for s in SETTINGS}
             for _ in range(args.repeats):
                 for setting in SETTINGS:
-                    times[setting].append(run(make, args.n, setting))
+                    times[setting].append(run(make, args.n, setting, jit))
             medians = {s: statistics.median(t) for s, t in times.items()}
             for setting, values in times.items():
                 print(

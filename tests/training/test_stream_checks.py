@@ -174,3 +174,45 @@ def test_dict_inputs_name_the_input() -> None:
         DataCheckError, match=r"the infinite value inf in input 'b' of batch index 1"
     ):
         trainer.fit(iter([batch(1.0), batch(np.inf)]), verbose=0, check="error")
+
+
+def test_generator_batches_are_checked_in_python_not_by_a_tf_data_stage(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from fitpipe.training.batch_checks import BatchChecks
+
+    def no_stage(*_: Any) -> Any:
+        raise AssertionError("a tf.data check stage was built for a generator")
+
+    monkeypatch.setattr(BatchChecks, "on_dataset", no_stage)
+    bad = BadBatch(batch=3, again=None, part=1, row=2, value=float("nan"))
+    with pytest.raises(DataCheckError, match=f"found NaN in {_named(bad)}"):
+        _trainer().fit(iter(_batches(bad)), verbose=0, check="error")
+
+
+@pytest.mark.parametrize(
+    ("values", "classes", "ignore", "finite", "part"),
+    [
+        ([0, 2, 5, 1], 3, None, None, 1),
+        ([0, -1, 7, 1], 3, -1, None, 1),
+        ([0.0, 1.0, np.nan], 3, None, None, 1),
+        (np.array([1, 200, 3], "uint8"), 3, None, None, 1),
+        ([1.0, np.inf, np.nan], 0, None, None, 2),
+        (np.array([1.0, np.nan], "float16"), 0, None, "warn", 0),
+        ([0, 1, 2], 3, None, None, 1),
+    ],
+)
+def test_the_python_check_finds_what_the_graph_check_finds(
+    values: Any, classes: int, ignore: int | None, finite: str | None, part: int
+) -> None:
+    from fitpipe.training.batch_checks import _Rule
+
+    rule = _Rule(part, 0, "leaf", classes, ignore, "loss", finite)
+    value = np.asarray(values)
+    found, _, shown = rule.problem(tf.convert_to_tensor(value))
+    got = rule.numpy_problem(value)
+    assert (got is not None) == bool(found)
+    if got is not None:
+        np.testing.assert_equal(got, float(shown))
+    empty = np.zeros((0, 2), "float32")  # a batch of 0 rows holds no bad value
+    assert _Rule(part, 0, "leaf", classes, ignore, "loss", finite).numpy_problem(empty) is None

@@ -42,6 +42,7 @@ from fitpipe.adapters.base import (
 from fitpipe.adapters.batches import no_autograph
 from fitpipe.adapters.capabilities import (
     BatchSourceBase,
+    Checkable,
     Chunked,
     ClassCountable,
     GroupSplittable,
@@ -87,6 +88,7 @@ __all__ = [
     "ArraySource",
     "BatchSource",
     "BatchSourceBase",
+    "Checkable",
     "Chunked",
     "ClassCountable",
     "GroupSplittable",

@@ -256,6 +256,9 @@ class BatchSource(BatchSourceBase):
             and validation sources and their :class:`~fitpipe.columnar.SplitCounts`.
         stage_seconds: Seconds spent so far in each input stage (see
             :mod:`fitpipe.adapters.stages`), for the input-bound report of ``fit``.
+        check_batches: For batches made in Python: ``check_batches(check)`` makes every
+            iteration run ``check(index, batch)`` on each batch before it enters ``tf.data``
+            (see :class:`~fitpipe.adapters.capabilities.Checkable`); None removes it.
     """
 
     make_dataset: Callable[[], tf.data.Dataset]
@@ -277,6 +280,7 @@ class BatchSource(BatchSourceBase):
     count_classes: Callable[[], dict[Any, dict[int, int]]] | None = None
     split_groups: Callable[[float, int | None], tuple[Any, Any, Any]] | None = None
     stage_seconds: Callable[[], dict[str, float]] | None = None
+    check_batches: Callable[[Callable[[int, tuple[Any, ...]], None] | None], None] | None = None
 
 
 Source = ArraySource | BatchSourceBase

@@ -15,6 +15,7 @@ Capability          Used for
 :class:`Shardable`   multi-worker training: each worker reads only its own rows
 :class:`Resumable`   saving and restoring the input's own iterator state (Grain)
 :class:`Paced`       never reading ahead what the trainer will not take (generators)
+:class:`Checkable`   value checks of batches made in Python, run as they are read (generators)
 :class:`Chunked`     ``predict(output=...)``: features and passthrough columns by chunk
 :class:`ClassCountable`  ``class_weight="balanced"``: rows per class, counted in one pass
 =================  ========================================================================
@@ -26,7 +27,7 @@ as absent), so :class:`~fitpipe.adapters.BatchSource`'s optional keywords keep w
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import numpy as np
@@ -36,6 +37,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "BatchSourceBase",
+    "Checkable",
     "Chunked",
     "ClassCountable",
     "GroupSplittable",
@@ -174,6 +176,24 @@ class Paced(Protocol):
 
     def expect(self, batches: int | None) -> None:
         """The trainer takes ``batches`` more batches from this iteration (None: all)."""
+        ...
+
+
+@runtime_checkable
+class Checkable(Protocol):
+    """Runs the trainer's value checks on each batch in Python, before it enters ``tf.data``.
+
+    For batches made in Python (generators), where a ``tf.data`` stage per batch would cost
+    more than the check. The check gets NumPy arrays or eager tensors, as normalized.
+    """
+
+    def check_batches(self, check: Callable[[int, tuple[Any, ...]], None] | None) -> None:
+        """Runs ``check(index, batch)`` on every batch of each iteration of the dataset.
+
+        ``index`` counts the batches of that iteration from 0, skipped ones included; the
+        check raises to stop the iteration at that batch (the batches before it are
+        delivered first). None removes the check.
+        """
         ...
 
 

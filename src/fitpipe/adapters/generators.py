@@ -10,6 +10,11 @@ many batches it takes from each iteration (``Pipeline.expect``), and the thread 
 that many (and at most ``_BUFFER`` ahead); told nothing, it reads a batch only when one is
 asked for. So ``fit(gen, steps_per_epoch=5)`` called twice trains batches 0-4, then 5-9, and a
 generator that blocks (a live feed) is never left being read after ``fit`` returns.
+
+The trainer's value checks of streamed batches (NaN and infinity under ``fit(check=...)``,
+sparse labels in range, finite sample weights) run here, in Python on the normalized arrays,
+as each batch is taken (the source is :class:`~fitpipe.adapters.Checkable`): a ``tf.data``
+stage per batch would be the input's only one, and cost more than the check.
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ import math
 import threading
 import time
 import types
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import tensorflow as tf
@@ -46,6 +51,8 @@ _BUFFER = 10
 _SOURCE = "generator"
 _END = object()
 _JOIN_SECONDS = 10.0
+
+Check = Callable[[int, tuple[Any, ...]], None]
 
 
 class _Failure:
@@ -223,14 +230,23 @@ def one_pass_source(
     feeder = _Feeder(iterator, peeked, BatchSpec(signature, caller, source), clock)
     errors = ErrorBox()
     grouped = stackable(signature)
+    checking: list[Check | None] = [None]  # the trainer's value check (``Checkable``)
 
     def generate() -> Iterator[Any]:
+        check = checking[0]
         with keeping_errors(errors):
             if grouped:
-                yield from _groups(feeder)
+                yield from _groups(feeder, check)
             else:
+                index = 0
                 while (item := feeder.get()) is not _END:
+                    if check is not None:
+                        check(index, item)
+                    index += 1
                     yield item
+
+    def check_batches(check: Check | None) -> None:
+        checking[0] = check
 
     dataset = crossing(generate, signature, grouped)
     options = tf.data.Options()
@@ -244,24 +260,37 @@ def one_pass_source(
         read_ahead=False,
         expect=feeder.expect,
         stage_seconds=None if clock is None else clock.seconds,
+        check_batches=check_batches,
     )
 
 
-def _groups(feeder: _Feeder) -> Iterator[Any]:
+def _groups(feeder: _Feeder, check: Check | None = None) -> Iterator[Any]:
     """Yields the batches ready on the feeder stacked in groups of equal shapes.
 
     Crossing from Python into ``tf.data`` costs about as much for a group as for one batch,
     so each call hands over what is ready (the first batch is waited for, the others are
     not), up to ``GROUP`` batches and never more than the trainer will take from this
-    iteration: a group is never split by an iterator that is dropped.
+    iteration: a group is never split by an iterator that is dropped. ``check(index,
+    batch)`` runs on each batch taken; when it raises, the batches before it go first.
     """
+    index = 0
     while (first := feeder.get()) is not _END:
+        if check is not None:
+            check(index, first)
+        index += 1
         group = [first]
         most = 1 + feeder.allow(GROUP - 1)
         while len(group) < most:
             item = feeder.get_ready()
             if item is None or item is _END:
                 break
+            if check is not None:
+                try:
+                    check(index, item)
+                except BaseException:
+                    yield stack(group)  # the good batches before the bad one
+                    raise
+            index += 1
             if not same_shapes(item, first):
                 yield stack(group)
                 group, first, most = [item], item, 1 + feeder.allow(GROUP - 1)

@@ -18,7 +18,8 @@ Pipeline (here)     batching, shuffling and resident rows (``pipeline.arrays``),
                     (``pipeline.split``), prefetch and the tf.data service
                     (``pipeline.service``), batches distributed over a strategy's
                     replicas (``pipeline.distributed``); it asks the source's
-                    capabilities by ``isinstance`` (Seekable, Paced, Resumable, Shardable)
+                    capabilities by ``isinstance`` (Seekable, Paced, Resumable, Shardable,
+                    Checkable)
 Trainer             epochs, steps, callbacks, the replicas' step under a strategy
                     (``training.distribute``): only through :class:`Pipeline`
 ==================  =======================================================================
@@ -41,6 +42,7 @@ from fitpipe.adapters import (
     AdaptRequest,
     ArraySource,
     BatchSourceBase,
+    Checkable,
     Paced,
     Resumable,
     Seekable,
@@ -128,6 +130,8 @@ class Pipeline:
         self._shard = shard
         self.class_weight: ClassWeightPlan | None = None
         self.split: ValidationSplit | None = None
+        #: The source's own dataset, when :attr:`dataset` is that dataset unchanged.
+        self.made: tf.data.Dataset | None = None
 
     @property
     def adapter(self) -> str:
@@ -209,6 +213,25 @@ class Pipeline:
         """
         if isinstance(self._source, Paced):
             self._source.expect(batches)
+
+    def check_batches(self, check: Callable[[int, tuple[Any, ...]], None] | None) -> bool:
+        """Has the source run ``check(index, batch)`` on each batch as it makes it (in Python).
+
+        Only a :class:`~fitpipe.adapters.Checkable` source whose batches reach
+        :attr:`dataset` unchanged (no class weights, no ``tf.data`` service) takes it;
+        ``index`` counts the batches of each iteration from 0.
+
+        Args:
+            check: Raises to stop the iteration at a bad batch; None removes the check.
+
+        Returns:
+            Whether the source runs it (False: the caller checks the batches itself).
+        """
+        if not isinstance(self._source, Checkable):
+            return False
+        taken = check is None or (self.made is not None and self._dataset is self.made)
+        self._source.check_batches(check if taken else None)
+        return taken
 
     def input_state(self, pass_index: int, seen: int) -> Any:
         """The input's own iterator state after ``seen`` batches of pass ``pass_index``.
@@ -413,6 +436,7 @@ def pipeline_from_source(
         batch_size, rows, seek = None, None, None
         dataset = source.make_dataset()
         count = source.count_batches
+    made = dataset if isinstance(dataset, tf.data.Dataset) else None
     read_ahead = source.read_ahead
     shard: Shard | None = source.shard if isinstance(source, Shardable) else None
     if class_weight is not None:
@@ -444,6 +468,7 @@ def pipeline_from_source(
         dataset = dataset.prefetch(tf.data.AUTOTUNE)
     pipeline = Pipeline(adapter_name, source, dataset, count, batch_size, rows, seek, shard)
     pipeline.class_weight = plan
+    pipeline.made = made
     return pipeline
 
 

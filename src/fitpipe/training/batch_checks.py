@@ -7,7 +7,9 @@ on every path. XLA drops assert ops, so the checks run outside the compiled step
 * rows held in memory are checked once, as a whole, before the first step;
 * streamed batches (generators, ``PyDataset``, ``tf.data``, Arrow, Parquet) are checked one by
   one in the input pipeline (a few reductions per batch, outside XLA): a bad batch stops the
-  iterator before the step that would use it, so it never changes the weights;
+  iterator before the step that would use it, so it never changes the weights. Batches a
+  source makes in Python (generators) are checked there with NumPy as it makes them
+  (:meth:`BatchChecks.in_python`), where the ``tf.data`` stage would cost more than the check;
 * the single batches of ``train_on_batch``/``test_on_batch`` are checked before their step.
 
 Each failure is a :class:`~fitpipe.errors.FitpipeValueError` naming the batch, the target, the
@@ -21,10 +23,11 @@ import math
 import re
 import threading
 import warnings
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from fitpipe.errors import DataCheckError, DataCheckWarning, FitpipeValueError, message, raw
@@ -71,6 +74,25 @@ class _Rule:
         found = tf.reduce_any(bad)
         padded = tf.concat([flat, tf.zeros([1], flat.dtype)], 0)  # an empty batch has a 0
         return found, first, tf.cast(tf.gather(padded, first), tf.float64)
+
+    def numpy_problem(self, value: Any) -> float | None:
+        """The first bad value of this leaf (an array or eager tensor), or None.
+
+        :meth:`problem` in NumPy, for the batches a source checks in Python.
+        """
+        flat = np.asarray(value).reshape(-1)
+        if self.finite is not None or self.part == 2:
+            if flat.dtype.kind != "f":  # bfloat16 and the like: cast as the graph check does
+                flat = flat.astype(np.float64)
+            good = np.isfinite(flat)
+        else:
+            classes = np.asarray(self.classes).astype(flat.dtype)  # as tf.cast: the leaf's
+            good = (flat >= 0) & (flat < classes)
+            if self.ignore is not None:
+                good |= flat == np.asarray(self.ignore).astype(flat.dtype)
+        if good.all():
+            return None
+        return float(np.float64(flat[int(np.argmin(good))]))
 
 
 def _is_sparse_loss(loss: Any) -> tuple[bool, int | None, str]:
@@ -262,7 +284,30 @@ class BatchChecks:
 
         return dataset.enumerate(start=start).map(checked)
 
-    def _note(self, index: tf.Tensor, number: tf.Tensor, value: tf.Tensor) -> bool:
+    def in_python(self, start: int) -> Callable[[int, tuple[Any, ...]], None]:
+        """The check of :meth:`on_dataset` in Python, for sources that make batches in Python.
+
+        ``check(index, batch)`` (see ``Pipeline.check_batches``) raises the fitpipe error, or
+        notes the value under ``"warn"``, for a batch of the iteration; the batches before
+        ``start`` (skipped when resuming) are not checked.
+        """
+        rules = self.rules
+
+        def check(index: int, batch: tuple[Any, ...]) -> None:
+            if index < start:
+                return
+            for number, rule in enumerate(rules):  # in order: the first rule broken is named
+                value = rule.numpy_problem(tf.nest.flatten(batch[rule.part])[rule.leaf])
+                if value is None:
+                    continue
+                if rule.finite == "warn":
+                    self._note(index, number, value)
+                else:
+                    raise self._error(number, f"batch index {index}", value)
+
+        return check
+
+    def _note(self, index: Any, number: Any, value: Any) -> bool:
         """Keeps the first non-finite value found under ``"warn"`` (on tf.data's thread)."""
         with self._lock:
             if self._found is None:

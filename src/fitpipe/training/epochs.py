@@ -138,8 +138,10 @@ class EpochRunner:
             dataset = self.pipeline.dataset
             skipped = hasattr(dataset, "skip") and skip > 0
             dataset = dataset.skip(skip) if skipped else dataset
-            if self.checks is not None and isinstance(dataset, tf.data.Dataset):
-                dataset = self._checked(dataset, skip)  # each batch checked as it passes
+            if isinstance(dataset, tf.data.Dataset):  # each batch checked as it passes: in
+                python = self.checks.in_python(skip) if self.checks is not None else None
+                if not self.pipeline.check_batches(python) and self.checks is not None:
+                    dataset = self._checked(dataset, skip)  # the source, else in tf.data
             iterator = iter(dataset)
             for _ in range(0 if skipped else skip):  # a distributed dataset: batch by batch
                 next(iterator)
