@@ -1,6 +1,6 @@
 """The kit checks every capability a source declares: a sound source passes, a broken one fails.
 
-An adapter of this module makes a batch source with all seven capabilities; each can be
+An adapter of this module makes a batch source with all eight capabilities; each can be
 broken on purpose. The kit's capability checks are run by hand on it (the suites' names lack
 ``Test``, so pytest does not collect them).
 """
@@ -30,6 +30,7 @@ CAPABILITIES = {
     "expect": "test_paced_source_loses_nothing",
     "chunks": "test_chunked_chunks_hold_every_row_in_order",
     "count_classes": "test_class_countable_counts_the_targets",
+    "check_batches": "test_checkable_checks_each_batch_before_delivering_it",
 }
 
 
@@ -56,6 +57,8 @@ class RowsSource(BatchSourceBase):
         self.position = 0  # batches of the pass read (one-shot inputs go on from here)
         self.pending: tuple[int, int, Any] | None = None
         self.wanted = math.inf  # batches the trainer takes from this iteration (Paced)
+        self.check: Callable[[int, Any], None] | None = None  # Checkable
+        self.error: BaseException | None = None
 
     def _parts(self, order: np.ndarray) -> tuple[np.ndarray, ...]:
         data = self.data
@@ -82,8 +85,29 @@ class RowsSource(BatchSourceBase):
         self.position, handed = max(self.position, first), 0
         while self.position * size < len(order) and handed < self.wanted:
             batch = self._parts(order[self.position * size : (self.position + 1) * size])
+            if not self._checked(self.position, batch):
+                return
             self.position, handed = self.position + 1, handed + 1
             yield batch
+
+    def _checked(self, index: int, batch: tuple[np.ndarray, ...]) -> bool:
+        """Runs the check (broken: not on the last batch); False when it raised."""
+        last = (index + 1) * self.data.batch_size >= self.rows
+        if self.check is None or (self.data.broken == "check_batches" and last):
+            return True
+        try:
+            self.check(index, batch)
+        except Exception as err:
+            self.error = err
+            return False
+        return True
+
+    def check_batches(self, check: Callable[[int, Any], None] | None) -> None:
+        self.check = check
+
+    def take_error(self) -> BaseException | None:
+        error, self.error = self.error, None
+        return error
 
     def make_dataset(self) -> tf.data.Dataset:
         first = self._parts(np.arange(1))

@@ -20,7 +20,11 @@ capability keeps its contract on generated data:
   once) or reads every row again;
 * :class:`~fitpipe.adapters.Chunked`: the chunks hold every row once, in order;
 * :class:`~fitpipe.adapters.ClassCountable`: ``count_classes()`` equals counting the
-  targets' classes.
+  targets' classes;
+* :class:`~fitpipe.adapters.Checkable`: ``check_batches(check)`` runs the check on every
+  batch of a pass, numbered from 0, before it is delivered; a check that raises at batch
+  ``k`` stops the pass after the ``k`` batches before it, and ``take_error()`` returns the
+  exception.
 
 A check whose capability no source of the adapter declares is skipped.
 """
@@ -42,6 +46,7 @@ from fitpipe.adapters import (
     AdaptRequest,
     ArraySource,
     BatchSourceBase,
+    Checkable,
     Chunked,
     ClassCountable,
     Mode,
@@ -73,6 +78,10 @@ FIXED = Example(
 #: ``predict(output=...)`` asks.
 _TRAIN: tuple[dict[str, Any], ...] = ({}, {"hold_in_memory": False})
 _CHUNKS: tuple[dict[str, Any], ...] = ({"chunks": True, "mode": Mode.PREDICT},)
+
+
+class _CheckStop(Exception):
+    """Raised by the Checkable check's own check to stop a pass."""
 
 
 def row_key(row: np.ndarray) -> tuple[float, ...]:
@@ -348,6 +357,66 @@ class CapabilityChecks:
                     f"a chunk of {len(rows)} rows has {passthrough.num_rows} passthrough rows"
                 )
             yield rows
+
+    def test_checkable_checks_each_batch_before_delivering_it(self) -> None:
+        """Every delivered batch was checked first, in order; a raising check stops the pass."""
+        variant = self._declaring(Checkable, _TRAIN)
+
+        def check(data: Example) -> None:
+            width = self._width(data)
+            seen: list[tuple[int, Any]] = []  # copied as given: converted on this thread
+
+            def recording(index: int, batch: Any) -> None:
+                seen.append((index, tf.nest.map_structure(np.copy, to_numpy(batch))))
+
+            delivered = self._checked_pass(data, variant, recording)
+            assert [index for index, _ in seen] == list(range(len(delivered))), (
+                f"checked batches {[index for index, _ in seen]}, delivered {len(delivered)}"
+            )
+            for (index, checked), batch in zip(seen, delivered, strict=True):
+                rows, got = _x_rows([checked], width), _x_rows([batch], width)
+                assert np.array_equal(rows, got), (
+                    f"batch {index} checked {rows.tolist()}, delivered {got.tolist()}"
+                )
+            stop = len(delivered) // 2
+
+            def failing(index: int, batch: Any) -> None:
+                if index == stop:
+                    raise _CheckStop(index)
+
+            before = self._checked_pass(data, variant, failing, expect_stop=True)
+            assert len(before) == stop, (
+                f"a check raising at batch {stop} let {len(before)} batches through"
+            )
+
+        self._for_all(check)
+
+    def _checked_pass(
+        self,
+        data: Example,
+        variant: dict[str, Any],
+        check: Callable[[int, Any], None],
+        expect_stop: bool = False,
+    ) -> list[Any]:
+        """One pass of a fresh source with ``check`` installed; the batches delivered."""
+        source = self._request_source(data, variant)
+        assert isinstance(source, BatchSourceBase) and isinstance(source, Checkable)
+        delivered: list[Any] = []
+        try:
+            source.check_batches(check)
+            try:
+                for batch in source.make_dataset():
+                    delivered.append(to_numpy(batch))
+            except tf.errors.OpError:
+                pass  # the pass stopped by the check's exception (kept for take_error)
+            error = source.take_error()
+        finally:
+            _close(source)
+        if expect_stop:
+            assert isinstance(error, _CheckStop), f"take_error() returned {error!r}"
+        else:
+            assert error is None, f"a pass with a check that never raises failed: {error!r}"
+        return delivered
 
     def test_class_countable_counts_the_targets(self) -> None:
         """``count_classes()`` equals the classes counted in the targets."""
