@@ -138,10 +138,12 @@ class EpochRunner:
             dataset = self.pipeline.dataset
             skipped = hasattr(dataset, "skip") and skip > 0
             dataset = dataset.skip(skip) if skipped else dataset
-            if isinstance(dataset, tf.data.Dataset):  # each batch checked as it passes: in
+            if isinstance(dataset, tf.data.Dataset):
+                # Each batch checked as it passes: by the source, in Python, when it can
+                # (``Checkable``); else by a tf.data stage.
                 python = self.checks.in_python(skip) if self.checks is not None else None
                 if not self.pipeline.check_batches(python) and self.checks is not None:
-                    dataset = self._checked(dataset, skip)  # the source, else in tf.data
+                    dataset = self._checked(dataset, skip)
             iterator = iter(dataset)
             for _ in range(0 if skipped else skip):  # a distributed dataset: batch by batch
                 next(iterator)
