@@ -67,6 +67,24 @@ class FakeClock:
         return self.now
 
 
+@pytest.fixture(autouse=True)
+def trial_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """XLA is tried as soon as the plain timings are stable (the fake clocks add up little)."""
+    monkeypatch.setattr(XlaChoice, "TRIAL_AFTER_SECONDS", 0.0)
+
+
+def test_xla_is_not_tried_before_the_plain_graph_ran_long_enough(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(XlaChoice, "TRIAL_AFTER_SECONDS", 1.0)
+    choice = XlaChoice()
+    for _ in range(7):  # 0.875 s of stable timings: a compile would not pay back
+        choice.record(10, 0.125, traced=False, size=10, settled=True)
+    assert choice.variant is False and choice.decided is None
+    choice.record(10, 0.125, traced=False, size=10, settled=True)  # 1 s: now worth a trial
+    assert choice.variant is True and choice.decided is None
+
+
 def _model() -> keras.Model:
     return keras.Sequential([keras.Input((4,)), keras.layers.Dense(3), keras.layers.Dense(1)])
 

@@ -154,9 +154,15 @@ class XlaChoice:
     timed) and its calls are timed the same way. XLA is kept only when it is at least
     :attr:`MARGIN` faster per step, so timings within noise never flip the choice.
 
+    XLA is tried only once the plain graph has run :attr:`TRIAL_AFTER_SECONDS` of timed
+    calls: compiling it costs seconds (about 2 s of CPU for a small MLP), which a short run
+    never pays back (a 2-epoch fit of 64,000 rows ran at a quarter of its plain speed when
+    the trial compiled inside it). Short runs keep the plain graph.
+
     """
 
     MARGIN = 0.1
+    TRIAL_AFTER_SECONDS = 20.0
 
     def __init__(self) -> None:
         #: The variant the step runs now: True for XLA.
@@ -167,6 +173,7 @@ class XlaChoice:
         self.reason = ""
         self.timings: dict[bool, list[float]] = {False: [], True: []}
         self.per_step: dict[bool, float] = {}
+        self.plain_seconds = 0.0  # timed seconds of the plain graph's calls
 
     def record(
         self,
@@ -196,12 +203,15 @@ class XlaChoice:
             return
         timings = self.timings[self.variant]
         timings.append(seconds / steps)
+        if not self.variant:
+            self.plain_seconds += seconds
         timing = stable_timing(timings)
         if timing is None:
             return
         self.per_step[self.variant] = timing
         if not self.variant:
-            self.variant = True  # the next call compiles with XLA
+            if self.plain_seconds >= self.TRIAL_AFTER_SECONDS:
+                self.variant = True  # the next call compiles with XLA
             return
         faster = self.per_step[True] <= self.per_step[False] * (1 - self.MARGIN)
         self.decide(faster, "measured")
