@@ -112,7 +112,9 @@ class Trainer:
             jit_compile: Compile the steps with XLA: True, False, or ``"auto"``, decided by
                 measurement, once per model and input shape: the first steps run the plain
                 TensorFlow graph (no XLA compilation before the first step); once the steps
-                per call have settled, a few calls are timed with and without XLA (calls that
+                per call have settled and the plain graph has run 20 s of timed calls (a
+                shorter run never pays back a compile, so it keeps the plain graph), a few
+                calls are timed with and without XLA (calls that
                 traced or compiled are never timed) and XLA is kept only when it is at least
                 10% faster. ``evaluate`` and ``predict`` follow the choice made by ``fit``
                 for the same inputs (``Trainer.tuning`` shows it). A model XLA cannot compile
