@@ -186,21 +186,22 @@ def _check_split_column(spec: RunSpec, columns: list[str]) -> None:
 
 def _write_split(history: Any, path: str) -> str | None:
     """Writes the sizes of a grouped or stratified split as JSON (None for other runs)."""
-    sizes = (getattr(history, "params", None) or {}).get("validation_split_sizes")
-    if sizes is None:
-        return None
-    with open(path, "w", encoding="utf-8") as handle:
-        json.dump(sizes, handle, indent=2)
-    return path
+    return _write_record(
+        (getattr(history, "params", None) or {}).get("validation_split_sizes"), path
+    )
 
 
 def _write_input_report(history: Any, path: str) -> str | None:
     """Writes ``history.input_report`` as JSON (None when the run kept none)."""
-    report = getattr(history, "input_report", None)
-    if report is None:
+    return _write_record(getattr(history, "input_report", None), path)
+
+
+def _write_record(record: Any, path: str) -> str | None:
+    """Writes ``record`` as JSON to ``path``; None (and no file) when there is no record."""
+    if record is None:
         return None
     with open(path, "w", encoding="utf-8") as handle:
-        json.dump(report, handle, indent=2)
+        json.dump(record, handle, indent=2)
     return path
 
 
