@@ -244,7 +244,10 @@ def test_unsupported_input_names_every_adapter_in_a_short_message() -> None:
     assert "Received: x=" in text
     for name in registry:
         assert repr(name) in text
-    assert len(text) < 600  # was ~950: every adapter's `accepts` in full
+    # Was ~950 with every adapter's `accepts` in full; the names alone grow with the
+    # adapters installed (the example package adds one), so they are not counted.
+    names = sum(len(repr(name)) + 2 for name in registry)
+    assert len(text) - names < 420
 
 
 class LazyFrame:
