@@ -101,6 +101,8 @@ class Pipeline:
         seek: ``seek(n)`` makes the next iteration read pass ``n`` (resumed runs).
         shard: How a :class:`~fitpipe.adapters.Shardable` source shards itself over workers
             (class weights applied), or None.
+        made: The source's own dataset, when ``dataset`` is that dataset unchanged (the
+            source's batch checks then see the batches the trainer takes), else None.
 
     Attributes:
         class_weight: The ``class_weight`` applied, checked and resolved (``"balanced"``
@@ -119,6 +121,7 @@ class Pipeline:
         rows: ResidentRows | None = None,
         seek: Callable[[int], None] | None = None,
         shard: Shard | None = None,
+        made: tf.data.Dataset | None = None,
     ) -> None:
         self._adapter = adapter
         self._source = source
@@ -131,7 +134,7 @@ class Pipeline:
         self.class_weight: ClassWeightPlan | None = None
         self.split: ValidationSplit | None = None
         #: The source's own dataset, when :attr:`dataset` is that dataset unchanged.
-        self.made: tf.data.Dataset | None = None
+        self.made = made
 
     @property
     def adapter(self) -> str:
@@ -466,9 +469,10 @@ def pipeline_from_source(
             count = lambda: None  # noqa: E731
     if read_ahead:
         dataset = dataset.prefetch(tf.data.AUTOTUNE)
-    pipeline = Pipeline(adapter_name, source, dataset, count, batch_size, rows, seek, shard)
+    pipeline = Pipeline(
+        adapter_name, source, dataset, count, batch_size, rows, seek, shard, made=made
+    )
     pipeline.class_weight = plan
-    pipeline.made = made
     return pipeline
 
 
