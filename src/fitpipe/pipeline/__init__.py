@@ -1,6 +1,13 @@
 """Pipelines: an adapted source as batched, shuffled, weighted and prefetched ``tf.data``."""
 
 from fitpipe.pipeline.arrays import ResidentRows
+from fitpipe.pipeline.build import (
+    adapt,
+    adapt_source,
+    build_pipeline,
+    check_shuffle,
+    pipeline_from_source,
+)
 from fitpipe.pipeline.class_weights import (
     ClassWeightPlan,
     apply_class_weight,
@@ -8,14 +15,7 @@ from fitpipe.pipeline.class_weights import (
     class_weight_table,
     weigh_batch,
 )
-from fitpipe.pipeline.core import (
-    Pipeline,
-    adapt,
-    adapt_source,
-    build_pipeline,
-    check_shuffle,
-    pipeline_from_source,
-)
+from fitpipe.pipeline.core import Pipeline
 from fitpipe.pipeline.distributed import (
     DistributedPipeline,
     distribute_pipeline,
