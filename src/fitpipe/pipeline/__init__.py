@@ -8,12 +8,11 @@ from fitpipe.pipeline.build import (
     check_shuffle,
     pipeline_from_source,
 )
+from fitpipe.pipeline.class_weight_plan import ClassWeightPlan, weigh_batch
 from fitpipe.pipeline.class_weights import (
-    ClassWeightPlan,
     apply_class_weight,
     check_class_weight,
     class_weight_table,
-    weigh_batch,
 )
 from fitpipe.pipeline.core import Pipeline
 from fitpipe.pipeline.distributed import (

@@ -34,12 +34,8 @@ from fitpipe.adapters import (
 from fitpipe.errors import FitpipeTypeError, FitpipeValueError, FitpipeWarning, message
 from fitpipe.pipeline import service
 from fitpipe.pipeline.arrays import array_dataset, resolve_batch_size
-from fitpipe.pipeline.class_weights import (
-    class_weight_table,
-    source_class_weight,
-    weighted_dataset,
-    weighted_shard,
-)
+from fitpipe.pipeline.class_weight_plan import source_class_weight
+from fitpipe.pipeline.class_weights import class_weight_table, weighted_dataset, weighted_shard
 from fitpipe.pipeline.core import Pipeline, Shard
 from fitpipe.pipeline.options import GIVEN_ORDER, PipelineOptions
 from fitpipe.pipeline.service import check_address

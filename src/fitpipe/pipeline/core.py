@@ -36,7 +36,7 @@ import tensorflow as tf
 
 from fitpipe.adapters import Checkable, Paced, Resumable, Seekable, Source, Timed
 from fitpipe.pipeline.arrays import ResidentRows
-from fitpipe.pipeline.class_weights import ClassWeightPlan
+from fitpipe.pipeline.class_weight_plan import ClassWeightPlan
 from fitpipe.pipeline.split import ValidationSplit
 
 __all__ = ["Pipeline", "Shard"]
