@@ -20,6 +20,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import numpy as np
 import tensorflow as tf
 
 from fitpipe.errors import FitpipeValueError, message
@@ -34,6 +35,7 @@ from fitpipe.training.steps import StepFunction
 
 __all__ = [
     "build_state",
+    "chief_message",
     "distributed_pipeline",
     "distributed_step",
     "step_function",
@@ -41,6 +43,9 @@ __all__ = [
 ]
 
 _DEFAULT = None if tf.distribute.has_strategy() else tf.distribute.get_strategy()
+
+#: The most UTF-8 bytes of text the chief shares with the other workers (the rest is cut).
+SHARED_BYTES = 4096
 
 
 def strategy_of(model: Any) -> tf.distribute.Strategy | None:
@@ -109,6 +114,30 @@ def service_address(address: Any, model: Any) -> str | None:
             )
         )
     return address
+
+
+def chief_message(strategy: tf.distribute.Strategy, text: str) -> str:
+    """The chief's ``text``, on every worker of a multi-worker strategy (one all-reduce).
+
+    A collective: every worker calls it at the same point. The chief passes its text (an
+    error message, or "" for none); the other workers' text is ignored. The bytes travel as
+    a sum of int32 vectors, the chief's (once per local replica) and zeros from the others.
+
+    Args:
+        strategy: A ``MultiWorkerMirroredStrategy``.
+        text: The chief's text (up to :data:`SHARED_BYTES` bytes are shared).
+
+    Returns:
+        The chief's text.
+    """
+    data = np.zeros(SHARED_BYTES, np.int32)
+    if strategy.extended.should_checkpoint:
+        encoded = np.frombuffer(text.encode()[:SHARED_BYTES], np.uint8)
+        data[: len(encoded)] = encoded
+    value = strategy.run(lambda: tf.constant(data))
+    total = strategy.reduce(tf.distribute.ReduceOp.SUM, value, axis=None).numpy()
+    codes = total // len(strategy.extended.worker_devices)  # each worker has as many replicas
+    return bytes(codes[codes > 0].astype(np.uint8)).decode("utf-8", errors="replace")
 
 
 def _concat(parts: list[Any]) -> Any:
