@@ -259,7 +259,7 @@ class Trainer(EvaluatePredictMethods, OnBatchMethods):
                 ``validation_data``), with fill values for nulls.
             data_service: ``"grpc://host:port"`` of a tf.data service dispatcher: the
                 training pipeline runs on its workers (graph-only pipelines; see
-                ``fitpipe.pipeline.service``).
+                ``fitpipe.pipeline.service``). Refused under ``MultiWorkerMirroredStrategy``.
             check: The pre-flight check of the data before the first step
                 (``fitpipe.training.preflight``): NaN and infinite values per feature,
                 target and weight column, and targets against the compiled model (sparse
