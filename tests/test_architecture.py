@@ -9,6 +9,8 @@
   (``from fitpipe.pipeline import take_rows``), never its modules
   (``fitpipe.pipeline.arrays``); modules of one package, its subpackages included, import
   each other freely.
+* Modules stay under :data:`MAX_MODULE_LINES` lines: one that grows past it is split along
+  a seam (one concern per module).
 """
 
 from __future__ import annotations
@@ -33,6 +35,9 @@ RANKS = {
     "cli": 6,
     "testing": 6,
 }
+
+#: The most lines a module of ``src/fitpipe`` may have (the style rule: under 500).
+MAX_MODULE_LINES = 499
 
 #: Code that branches on a caller string or on an adapter's name.
 FORBIDDEN = {
@@ -162,3 +167,14 @@ def test_the_no_autograph_alias_has_one_home() -> None:
         if alias.search(line)
     ]
     assert homes == ["adapters/batches.py"], homes
+
+
+def test_modules_stay_under_the_size_limit() -> None:
+    long = [
+        f"{path.relative_to(SRC)}: {lines} lines"
+        for path in _modules()
+        if (lines := len(path.read_text(encoding="utf-8").splitlines())) > MAX_MODULE_LINES
+    ]
+    assert not long, (
+        f"modules over {MAX_MODULE_LINES} lines (split each along a seam):\n" + "\n".join(long)
+    )

@@ -6,9 +6,12 @@ second worker is padded); then on an Arrow table, shuffled (sharded by row block
 for all workers), and on NumPy arrays (the strategy's own distribution). After the first
 fit, it predicts (every worker gets every row back, in order): the two folders and NumPy
 arrays, returned; and an Arrow table with ``output=`` into the folder given third (the chief
-alone writes it). Prints one JSON line: per input the History, the steps of each epoch,
-the row groups this worker read while training, and the final weights; the predictions, the
-path ``predict`` returned, and the prediction files this worker wrote itself.
+alone writes it). Then what must fail on every worker, each at once: ``predict`` with an
+``output=`` only the chief cannot write (the others are given a path they could write), and
+``fit`` with ``data_service=``. Last, a plain ``fit`` (no callback). Prints one JSON line:
+per input the History, the steps of each epoch, the row groups this worker read while
+training, and the final weights; the predictions, the path ``predict`` returned, and the
+prediction files this worker wrote itself; each failure's error type, message and seconds.
 """
 
 from __future__ import annotations
@@ -16,6 +19,8 @@ from __future__ import annotations
 import json
 import os
 import sys
+import time
+from collections.abc import Callable
 from typing import Any
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -104,8 +109,47 @@ def predict(model: keras.Model, even: str, uneven: str, folder: str) -> dict[str
     }
 
 
-def train(x: Any, y: Any = None, schema: Any = SCHEMA, shuffle: bool = False) -> dict[str, Any]:
-    """Fits on one input; returns what the test compares."""
+def failure(call: Callable[[], Any]) -> dict[str, Any]:
+    """The error ``call`` raises (type and message) and the seconds it took to raise it."""
+    start = time.monotonic()
+    try:
+        call()
+    except Exception as error:  # the test checks the type
+        return {
+            "type": type(error).__name__,
+            "message": str(error),
+            "seconds": time.monotonic() - start,
+        }
+    return {"type": None, "message": "", "seconds": time.monotonic() - start}
+
+
+def refused(model: keras.Model, even: str, folder: str) -> dict[str, Any]:
+    """``predict`` into paths the chief alone cannot write; ``fit`` on a tf.data service."""
+    trainer = fitpipe.Trainer(model)
+    chief = STRATEGY.extended.should_checkpoint
+    writable = os.path.join(folder, "table.parquet")
+    paths = {
+        "no_folder": os.path.join(folder, "missing", "table.parquet"),
+        "file_as_folder": os.path.join(even, "part-000.parquet", "table.parquet"),
+    }
+    out = {
+        name: failure(
+            lambda path=(path if chief else writable): trainer.predict(
+                table(44), schema=SCHEMA, batch_size=8, verbose=0, output=path
+            )
+        )
+        for name, path in paths.items()
+    }
+    out["data_service"] = failure(
+        lambda: trainer.fit(table(44), schema=SCHEMA, verbose=0, data_service="grpc://localhost:1")
+    )
+    return out
+
+
+def train(
+    x: Any, y: Any = None, schema: Any = SCHEMA, shuffle: bool = False, count: bool = True
+) -> dict[str, Any]:
+    """Fits on one input (``count``: with a callback counting steps); returns what is compared."""
     READ.clear()
     with STRATEGY.scope():
         built = worker_model()
@@ -118,7 +162,7 @@ def train(x: Any, y: Any = None, schema: Any = SCHEMA, shuffle: bool = False) ->
         epochs=2,
         shuffle=shuffle,
         verbose=0,
-        callbacks=[steps],
+        callbacks=[steps] if count else None,
     )
     MODELS.append(built)
     return {
@@ -130,15 +174,17 @@ def train(x: Any, y: Any = None, schema: Any = SCHEMA, shuffle: bool = False) ->
 
 
 def main() -> None:
-    """Trains on the two folders given as arguments; predicts into the third."""
+    """Trains on the two folders given as arguments; predicts into the third; then fails."""
     out = {
         "task": json.loads(os.environ["TF_CONFIG"])["task"]["index"],
         "replicas": STRATEGY.num_replicas_in_sync,
         "even": train(sys.argv[1]),
         "predict": predict(MODELS[-1], sys.argv[1], sys.argv[2], sys.argv[3]),
+        "refused": refused(MODELS[-1], sys.argv[1], sys.argv[3]),
         "uneven": train(sys.argv[2]),
         "arrow_shuffled": train(table(44), shuffle=True),
         "numpy": train(*arrays(48), schema=None),
+        "plain": train(sys.argv[1], count=False),
     }
     print("RESULT " + json.dumps(out), flush=True)
 

@@ -3,7 +3,8 @@
 Each worker reads only its own Parquet row groups (dealt round-robin); both run the same
 steps. With row groups of one worker-step of rows, step ``i`` of the cluster sees the rows
 of batch ``i`` on one device, so History and weights equal the one-device run. ``predict``
-gives every worker every row, in order; with ``output=`` the chief alone writes the file.
+gives every worker every row, in order; with ``output=`` the chief alone writes the file,
+and a path the chief cannot write fails every worker at once. ``data_service`` is refused.
 """
 
 from __future__ import annotations
@@ -145,3 +146,37 @@ def test_predict_output_is_written_once_by_the_chief(
     assert written.num_columns == 1
     expected = _predicted_on_one_device(workers[0]["even"]["weights"], 44)
     np.testing.assert_allclose(written.column(0).to_numpy(), expected, rtol=RTOL, atol=ATOL)
+
+
+def test_a_plain_fit_matches_the_fit_counting_steps(workers: list[Any]) -> None:
+    # No callback hooked on batches: the same steps (equal across workers) and weights.
+    for worker in workers:
+        plain, counted = worker["plain"], worker["even"]
+        assert plain["steps"] == []
+        for key, values in plain["history"].items():
+            np.testing.assert_allclose(values, counted["history"][key], rtol=1e-6)
+        for a, b in zip(plain["weights"], counted["weights"], strict=True):
+            np.testing.assert_allclose(a, b, rtol=1e-6)
+
+
+@pytest.mark.parametrize("case", ["no_folder", "file_as_folder"])
+def test_an_output_the_chief_cannot_write_fails_every_worker_at_once(
+    workers: list[Any], case: str
+) -> None:
+    # The second worker was given a path it could write: the chief's verdict decides.
+    failures = [w["refused"][case] for w in workers]
+    assert [f["type"] for f in failures] == ["FitpipeValueError"] * 2
+    assert failures[0]["message"] == failures[1]["message"]
+    assert "`predict` cannot write into" in failures[0]["message"]
+    assert "no such folder" in failures[0]["message"]
+    assert all(f["seconds"] < 30 for f in failures)  # not the collective's 120 s timeout
+
+
+def test_data_service_is_refused_on_every_worker(workers: list[Any]) -> None:
+    failures = [w["refused"]["data_service"] for w in workers]
+    assert [f["type"] for f in failures] == ["FitpipeValueError"] * 2
+    assert all(
+        "`fit` cannot read its input from a tf.data service under MultiWorkerMirroredStrategy"
+        in f["message"]
+        for f in failures
+    )

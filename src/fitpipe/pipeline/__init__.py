@@ -1,21 +1,20 @@
 """Pipelines: an adapted source as batched, shuffled, weighted and prefetched ``tf.data``."""
 
 from fitpipe.pipeline.arrays import ResidentRows
-from fitpipe.pipeline.class_weights import (
-    ClassWeightPlan,
-    apply_class_weight,
-    check_class_weight,
-    class_weight_table,
-    weigh_batch,
-)
-from fitpipe.pipeline.core import (
-    Pipeline,
+from fitpipe.pipeline.build import (
     adapt,
     adapt_source,
     build_pipeline,
     check_shuffle,
     pipeline_from_source,
 )
+from fitpipe.pipeline.class_weight_plan import ClassWeightPlan, weigh_batch
+from fitpipe.pipeline.class_weights import (
+    apply_class_weight,
+    check_class_weight,
+    class_weight_table,
+)
+from fitpipe.pipeline.core import Pipeline
 from fitpipe.pipeline.distributed import (
     DistributedPipeline,
     distribute_pipeline,

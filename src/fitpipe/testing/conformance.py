@@ -23,7 +23,8 @@ it, that:
 * weights stay with their rows (also when the adapter shuffles);
 * ``num_batches``, when the adapter claims to know it, is the number of batches delivered;
 * every ``fit`` argument the adapter does not support is rejected with the shared wording
-  (``shuffle`` is the documented exception: inputs that fix their own order warn instead);
+  (``shuffle`` is the documented exception: inputs that fix their own order warn instead;
+  :mod:`fitpipe.testing.argument_checks`);
 * each capability its sources declare (split, seek, shard, resume, pace, chunks, class
   counts) keeps its contract (:mod:`fitpipe.testing.capability_checks`).
 
@@ -33,7 +34,6 @@ checks, but the module itself does not import pytest.
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Callable, Iterator
 from typing import Any, ClassVar
 
@@ -42,11 +42,11 @@ import tensorflow as tf
 from hypothesis import example, given, settings
 
 import fitpipe
-from fitpipe.adapters import ADAPT_ARGUMENTS, Adapter, AdaptRequest
-from fitpipe.errors import FitpipeWarning, UnsupportedArgumentError
-from fitpipe.pipeline import Pipeline, PipelineOptions, adapt_source
+from fitpipe.adapters import ADAPT_ARGUMENTS, Adapter
+from fitpipe.pipeline import Pipeline
 from fitpipe.schemas import Schema
 from fitpipe.testing import epoch_batches, flat_rows
+from fitpipe.testing.argument_checks import ArgumentChecks
 from fitpipe.testing.capability_checks import FIXED as _FIXED
 from fitpipe.testing.capability_checks import (
     CapabilityChecks,
@@ -58,19 +58,6 @@ from fitpipe.testing.strategies import Example, conformance_examples, edge_examp
 
 __all__ = ["AdapterConformanceTests"]
 
-#: What ``fitpipe.adapt`` is given for each argument when the kit checks it is rejected.
-_TRIAL_VALUES: dict[str, Callable[[Example], Any]] = {
-    "y": lambda data: data.y,
-    "sample_weight": lambda data: data.sample_weight,
-    "batch_size": lambda data: 2,
-    "shuffle": lambda data: True,
-    "class_weight": lambda data: {0: 1.0, 1: 2.0},
-    "schema": lambda data: {"features": ["x"]},
-    "steps": lambda data: 1,
-    "validation_split": lambda data: 0.25,
-    "split_by": lambda data: np.arange(data.rows),
-}
-
 
 def _tuplify(value: Any) -> Any:
     """Lists become tuples (as in ``tf.data`` structures); dicts keep their keys."""
@@ -81,7 +68,7 @@ def _tuplify(value: Any) -> Any:
     return value
 
 
-class AdapterConformanceTests(CapabilityChecks):
+class AdapterConformanceTests(CapabilityChecks, ArgumentChecks):
     """Base class of an adapter's conformance suite; subclass it in a ``test_*.py`` module.
 
     Set :attr:`adapter_name` and implement :meth:`make_input`; everything else is optional.
@@ -446,57 +433,3 @@ class AdapterConformanceTests(CapabilityChecks):
                     )
 
         self._for_all(check)
-
-    def test_unsupported_arguments_rejected(self) -> None:
-        """Arguments outside ``supports`` raise the shared "does not support" error."""
-        adapter = self._adapter()
-        failures = []
-        for name in ADAPT_ARGUMENTS:
-            if name in adapter.supports:
-                continue
-            extra = self._schema_kwargs(_FIXED, adapter.supports)
-            problem = self._rejection_problem(name, _TRIAL_VALUES[name](_FIXED), extra)
-            if problem:
-                failures.append(f"`{name}`: {problem}")
-        assert not failures, (
-            f"adapter {adapter.name!r} (supports {sorted(adapter.supports)}) does not reject "
-            "arguments outside `supports` with the shared wording:\n  " + "\n  ".join(failures)
-        )
-
-    def _rejection_problem(
-        self, name: str, value: Any, extra: dict[str, Any] | None = None
-    ) -> str | None:
-        """Returns what went wrong when adapting with the unsupported ``name``, or None.
-
-        Args:
-            name: The unsupported argument.
-            value: The value given for it.
-            extra: Supported arguments the input needs anyway (its ``schema``).
-
-        Returns:
-            The problem in words, or None when the argument was rejected as it should be.
-
-        """
-        obj = self._input(_FIXED)
-        extra = extra or {}
-        wording = f"does not support `{name}`"
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            try:
-                if name == "validation_split":  # a `fit` argument, not one of `adapt`
-                    request = AdaptRequest(x=obj, caller="fit", **extra)
-                    adapt_source(request, PipelineOptions(validation_split=value, caller="fit"))
-                elif name == "split_by":  # `fit`'s, read by the adapter
-                    adapt_source(AdaptRequest(x=obj, caller="fit", split_by=value, **extra))
-                else:
-                    fitpipe.adapt(obj, **{name: value}, **extra).close()
-            except UnsupportedArgumentError as err:
-                return None if wording in str(err) else f"message lacks {wording!r}: {err}"
-            except Exception as err:
-                return f"raised {type(err).__name__} instead of UnsupportedArgumentError: {err}"
-        if name == "shuffle":  # documented: inputs that fix their own order warn instead
-            ignored = [w for w in caught if issubclass(w.category, FitpipeWarning)]
-            if any("ignores `shuffle=True`" in str(w.message) for w in ignored):
-                return None
-            return "accepted without an error or the FitpipeWarning that it is ignored"
-        return "accepted silently"

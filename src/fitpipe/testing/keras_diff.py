@@ -9,9 +9,10 @@ compares what both returned. Two levels:
   ``evaluate`` and ``predict`` on the training data, the final weights and the optimizers'
   step counts;
 * the building blocks, for tests that need more control (fitpipe's own differential suite is
-  built on them): :func:`make_twins`, :func:`compile_both`, :func:`run_both` (which returns a
-  :class:`DiffResult`), :func:`assert_evaluate_close`, :func:`assert_predict_close`, and
-  the assertions of :mod:`fitpipe.testing.assertions` (re-exported here):
+  built on them): :func:`make_twins`, :func:`compile_both` (of :mod:`fitpipe.testing.twins`,
+  re-exported here), :func:`run_both` (which returns a :class:`DiffResult`),
+  :func:`assert_evaluate_close`, :func:`assert_predict_close`, and the assertions of
+  :mod:`fitpipe.testing.assertions` (re-exported here):
   :func:`assert_close`, :func:`assert_histories_close`, :func:`assert_weights_close`,
   :func:`assert_optimizer_iterations_equal`, :func:`assert_structures_close`.
 
@@ -26,10 +27,9 @@ Needs only Keras and NumPy (no pytest, no Hypothesis).
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 from collections.abc import Callable, Mapping
-from typing import Any, Literal, Protocol, cast
+from typing import Any, cast
 
 import keras
 import numpy as np
@@ -45,6 +45,17 @@ from fitpipe.testing.assertions import (
     assert_optimizer_iterations_equal,
     assert_structures_close,
     assert_weights_close,
+)
+from fitpipe.testing.twins import (
+    KwargsSpec,
+    Side,
+    TrainingAPI,
+    Via,
+    compile_both,
+    fitpipe_api,
+    fresh_copies,
+    kwargs_for_side,
+    make_twins,
 )
 
 __all__ = [
@@ -74,47 +85,8 @@ __all__ = [
 ]
 
 
-#: Which side of a comparison an argument is made for.
-Side = Literal["keras", "fitpipe"]
-#: How the twin is trained: through ``fitpipe.Trainer`` or the model's own methods.
-Via = Literal["trainer", "model"]
-#: Arguments for both sides: a mapping, or a callable making one per side.
-KwargsSpec = Mapping[str, Any] | Callable[[Side], Mapping[str, Any]]
-
 #: Arguments of ``fit`` that may be zero-argument callables making a fresh value per side.
 _FRESH_PER_SIDE = ("x", "y", "sample_weight", "validation_data", "callbacks")
-
-
-class TrainingAPI(Protocol):
-    """The Keras training surface shared by ``keras.Model`` and ``fitpipe.Trainer``."""
-
-    def compile(self, *args: Any, **kwargs: Any) -> Any:
-        """Configures the model for training."""
-        ...
-
-    def fit(self, *args: Any, **kwargs: Any) -> Any:
-        """Trains; returns a ``keras.callbacks.History``."""
-        ...
-
-    def evaluate(self, *args: Any, **kwargs: Any) -> Any:
-        """Returns the loss and metrics."""
-        ...
-
-    def predict(self, *args: Any, **kwargs: Any) -> Any:
-        """Returns the model's outputs."""
-        ...
-
-    def train_on_batch(self, *args: Any, **kwargs: Any) -> Any:
-        """Runs one training step."""
-        ...
-
-    def test_on_batch(self, *args: Any, **kwargs: Any) -> Any:
-        """Runs one evaluation step."""
-        ...
-
-    def predict_on_batch(self, *args: Any, **kwargs: Any) -> Any:
-        """Returns the outputs of one batch."""
-        ...
 
 
 @dataclasses.dataclass
@@ -159,131 +131,6 @@ class DiffResult:
     twin_history: keras.callbacks.History | None = None
     ref_fit_kwargs: dict[str, Any] = dataclasses.field(default_factory=dict)
     twin_fit_kwargs: dict[str, Any] = dataclasses.field(default_factory=dict)
-
-
-# Training both sides -------------------------------------------------------------------------
-
-
-def fresh_copies(value: Any) -> Any:
-    """Copies the optimizers, losses and metrics in a (nested) value.
-
-    Stateful Keras objects cannot be shared by two models: optimizers are rebuilt from their
-    config, losses and metrics deep-copied. Everything else is returned as it is.
-
-    Args:
-        value: A ``compile`` or ``fit`` argument; lists, tuples and mappings are walked.
-
-    Returns:
-        An equivalent value with Keras objects of its own.
-
-    """
-    if isinstance(value, keras.optimizers.Optimizer):
-        return value.__class__.from_config(value.get_config())
-    if isinstance(value, (keras.losses.Loss, keras.metrics.Metric)):
-        return copy.deepcopy(value)
-    if isinstance(value, Mapping):
-        return {k: fresh_copies(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [fresh_copies(v) for v in value]
-    if isinstance(value, tuple):
-        return tuple(fresh_copies(v) for v in value)
-    return value
-
-
-def kwargs_for_side(spec: KwargsSpec | None, side: Side) -> dict[str, Any]:
-    """The keyword arguments of one side.
-
-    Args:
-        spec: A mapping (copied with :func:`fresh_copies`), a callable taking the side and
-            returning a mapping, or None (no arguments).
-        side: ``"keras"`` or ``"fitpipe"``.
-
-    Returns:
-        A new dict.
-
-    """
-    if spec is None:
-        return {}
-    if callable(spec):
-        return dict(spec(side))
-    return {k: fresh_copies(v) for k, v in spec.items()}
-
-
-def make_twins(
-    build_fn: Callable[[], keras.Model],
-    seed: int = 0,
-    twin_build_fn: Callable[[], keras.Model] | None = None,
-) -> tuple[keras.Model, keras.Model]:
-    """Builds a reference model and a twin with the same initial weights.
-
-    Args:
-        build_fn: Returns a new, *built* ``keras.Model`` each call.
-        seed: The seed set (``keras.utils.set_random_seed``) before each build.
-        twin_build_fn: Builds the twin instead (e.g. as a ``fitpipe.Sequential``); it must
-            create the same weights.
-
-    Returns:
-        ``(reference, twin)``.
-
-    Raises:
-        ValueError: When ``build_fn`` returns the same model twice.
-
-    """
-    keras.utils.set_random_seed(seed)
-    reference = build_fn()
-    keras.utils.set_random_seed(seed)
-    twin = (twin_build_fn or build_fn)()
-    if reference is twin:
-        raise ValueError("the model factory must return a new model on each call")
-    twin.set_weights(reference.get_weights())
-    assert_weights_close(reference, twin, rtol=0.0, atol=0.0)
-    return reference, twin
-
-
-def fitpipe_api(model: keras.Model, via: Via = "trainer") -> TrainingAPI:
-    """Returns fitpipe's training entry point for a model.
-
-    Args:
-        model: The twin.
-        via: ``"trainer"``: a ``fitpipe.Trainer`` of the model; ``"model"``: the model itself
-            (a ``fitpipe.Model`` or ``fitpipe.Sequential``).
-
-    Returns:
-        An object with the Keras training methods.
-
-    """
-    if via == "model":
-        return model
-    return fitpipe.Trainer(model)
-
-
-def compile_both(
-    ref: keras.Model,
-    twin: keras.Model,
-    compile_kwargs: KwargsSpec | None,
-    via: Via = "trainer",
-) -> TrainingAPI:
-    """Compiles the reference with Keras and the twin through fitpipe, the same way.
-
-    ``steps_per_execution="auto"`` (fitpipe's tuning) is given to Keras as ``1``.
-
-    Args:
-        ref: The reference model.
-        twin: The twin.
-        compile_kwargs: The arguments of ``compile`` (see :func:`kwargs_for_side`).
-        via: How the twin is trained (see :func:`fitpipe_api`).
-
-    Returns:
-        fitpipe's entry point for the twin.
-
-    """
-    ref_kwargs = kwargs_for_side(compile_kwargs, "keras")
-    if ref_kwargs.get("steps_per_execution") == "auto":
-        ref_kwargs["steps_per_execution"] = 1
-    ref.compile(**ref_kwargs)
-    api = fitpipe_api(twin, via)
-    api.compile(**kwargs_for_side(compile_kwargs, "fitpipe"))
-    return api
 
 
 def _evaluate_diff(
@@ -434,6 +281,28 @@ def _side_value(value: Any) -> Any:
     return value() if _is_factory(value) else value
 
 
+def _evaluate_and_predict_diff(
+    diff: Differences,
+    reference: keras.Model,
+    trainer: fitpipe.Trainer,
+    x: Any,
+    y: Any,
+    extra: dict[str, Any],
+) -> None:
+    """Adds to ``diff`` how both sides' ``evaluate`` (as a dict) and ``predict`` of ``x`` differ."""
+    keras_eval = reference.evaluate(
+        _side_value(x), _side_value(y), verbose=0, return_dict=True, **extra
+    )
+    fitpipe_eval = trainer.evaluate(
+        _side_value(x), _side_value(y), verbose=0, return_dict=True, **extra
+    )
+    diff.structures("evaluate", keras_eval, fitpipe_eval)
+
+    keras_pred = reference.predict(_side_value(x), verbose=0, **extra)
+    fitpipe_pred = trainer.predict(_side_value(x), verbose=0, **extra)
+    diff.structures("predict", keras_pred, fitpipe_pred)
+
+
 def assert_matches_keras(
     build_model: Callable[[], keras.Model],
     x: Any,
@@ -509,18 +378,7 @@ def assert_matches_keras(
         for name, value in (("batch_size", fit_kwargs.get("batch_size")), ("steps", steps))
         if value is not None
     }
-    keras_eval = reference.evaluate(
-        _side_value(x), _side_value(y), verbose=0, return_dict=True, **extra
-    )
-    fitpipe_eval = trainer.evaluate(
-        _side_value(x), _side_value(y), verbose=0, return_dict=True, **extra
-    )
-    diff.structures("evaluate", keras_eval, fitpipe_eval)
-
-    keras_pred = reference.predict(_side_value(x), verbose=0, **extra)
-    fitpipe_pred = trainer.predict(_side_value(x), verbose=0, **extra)
-    diff.structures("predict", keras_pred, fitpipe_pred)
-
+    _evaluate_and_predict_diff(diff, reference, trainer, x, y, extra)
     diff.weights(reference, twin)
     diff.iterations(reference, twin)
     diff.raise_if_any()

@@ -35,10 +35,12 @@ Tuners:
 Weights can be made a function of their row's content (:func:`weight_of_rows`) so a test can
 check, after shuffling, that each weight still travels with its row.
 
-The input forms live in :mod:`fitpipe.testing.forms` and the builders that need no
+The input forms live in :mod:`fitpipe.testing.forms`, the builders that need no
 Hypothesis (batches, ``PyDataset``, array-likes, Arrow tables, Parquet files) in
-:mod:`fitpipe.testing.fixtures`; both are re-exported here, so every name above imports from
-this module.
+:mod:`fitpipe.testing.fixtures` and the strategies of plain arrays (row counts, batch sizes,
+features, targets, weights, split keys, Parquet layouts) in
+:mod:`fitpipe.testing.array_strategies`; all are re-exported here, so every name above
+imports from this module.
 
 This module needs ``hypothesis`` (the ``test`` extra: ``pip install fitpipe[test]``).
 """
@@ -52,6 +54,17 @@ import numpy as np
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
+from fitpipe.testing.array_strategies import (
+    batch_sizes,
+    class_labels,
+    float_arrays,
+    int_arrays,
+    parquet_layouts,
+    row_counts,
+    sample_weights,
+    split_keys,
+    targets,
+)
 from fitpipe.testing.fixtures import (
     ARRAY_LIKE_KINDS,
     PARQUET_ROW_GROUP_SIZE,
@@ -113,56 +126,6 @@ __all__ = [
     "write_parquet",
 ]
 
-#: Float elements that survive float32 and comparisons exactly (no NaN, no infinities).
-_FLOATS = st.floats(-1e3, 1e3, allow_nan=False, allow_infinity=False, width=32)
-
-
-def row_counts(min_rows: int = 1, max_rows: int = 24) -> st.SearchStrategy[int]:
-    """Numbers of rows (samples) for generated arrays.
-
-    Args:
-        min_rows: Fewest rows.
-        max_rows: Most rows.
-
-    Returns:
-        A strategy of ints.
-
-    """
-    return st.integers(min_rows, max_rows)
-
-
-def parquet_layouts(
-    max_files: int = 6, max_groups: int = 4, max_rows: int = 3
-) -> st.SearchStrategy[list[list[int]]]:
-    """Layouts of a Parquet folder: for each file, the rows of each of its row groups.
-
-    A file may have no row group (written with its schema only).
-
-    Args:
-        max_files: Most files (at least one).
-        max_groups: Most row groups per file.
-        max_rows: Most rows per row group (at least one).
-
-    Returns:
-        A strategy of lists (files) of lists (row groups) of row counts.
-
-    """
-    groups = st.lists(st.integers(1, max_rows), max_size=max_groups)
-    return st.lists(groups, min_size=1, max_size=max_files)
-
-
-def batch_sizes(max_batch_size: int = 8) -> st.SearchStrategy[int]:
-    """Batch sizes from 1 to ``max_batch_size``.
-
-    Args:
-        max_batch_size: The largest batch size.
-
-    Returns:
-        A strategy of ints.
-
-    """
-    return st.integers(1, max_batch_size)
-
 
 def call_timings(max_calls: int = 40) -> st.SearchStrategy[list[tuple[float, bool]]]:
     """Timings of compiled calls as a tuner sees them: ``(seconds, traced)`` per call.
@@ -187,112 +150,6 @@ def call_timings(max_calls: int = 40) -> st.SearchStrategy[list[tuple[float, boo
     return st.lists(st.one_of(call.map(lambda c: [c]), repeated), max_size=max_calls).map(
         lambda groups: [c for group in groups for c in group]
     )
-
-
-def float_arrays(rows: int, max_features: int = 4) -> st.SearchStrategy[np.ndarray]:
-    """2-D float32 arrays of shape ``(rows, features)``.
-
-    Args:
-        rows: The first dimension.
-        max_features: The largest second dimension (at least 1).
-
-    Returns:
-        A strategy of arrays.
-
-    """
-    return st.integers(1, max_features).flatmap(
-        lambda features: hnp.arrays(np.float32, (rows, features), elements=_FLOATS)
-    )
-
-
-def int_arrays(
-    rows: int, max_features: int = 4, low: int = -100, high: int = 100
-) -> st.SearchStrategy[np.ndarray]:
-    """2-D int64 arrays of shape ``(rows, features)`` with elements in ``[low, high]``.
-
-    Args:
-        rows: The first dimension.
-        max_features: The largest second dimension (at least 1).
-        low: Smallest element.
-        high: Largest element.
-
-    Returns:
-        A strategy of arrays.
-
-    """
-    return st.integers(1, max_features).flatmap(
-        lambda features: hnp.arrays(np.int64, (rows, features), elements=st.integers(low, high))
-    )
-
-
-def targets(rows: int, num_classes: int = 5) -> st.SearchStrategy[np.ndarray]:
-    """Targets of shape ``(rows,)``: int64 class labels or float32 regression values.
-
-    Args:
-        rows: The first dimension.
-        num_classes: Labels are drawn from ``[0, num_classes)``.
-
-    Returns:
-        A strategy of arrays.
-
-    """
-    labels = hnp.arrays(np.int64, (rows,), elements=st.integers(0, num_classes - 1))
-    values = hnp.arrays(np.float32, (rows,), elements=_FLOATS)
-    return st.one_of(labels, values)
-
-
-@st.composite
-def split_keys(
-    draw: st.DrawFn, rows: int, max_keys: int | None = None, kind: str | None = None
-) -> np.ndarray:
-    """One key per row, as ``split_by`` takes them: rows of a key need not be adjacent.
-
-    Args:
-        draw: Supplied by Hypothesis.
-        rows: Rows (keys drawn).
-        max_keys: Most distinct keys (default: ``rows``).
-        kind: ``"int"`` (int64, negative ones too), ``"str"`` (text, non-ASCII too) or
-            None for either.
-
-    Returns:
-        An int64 or str array of ``rows`` keys.
-    """
-    kind = kind or draw(st.sampled_from(["int", "str"]))
-    count = draw(st.integers(1, max(1, min(rows, max_keys or rows))))
-    if kind == "int":
-        element: st.SearchStrategy[Any] = st.integers(-(2**63), 2**63 - 1)
-    else:
-        element = st.text(min_size=0, max_size=12)
-    distinct = draw(st.lists(element, min_size=count, max_size=count, unique=True))
-    picks = draw(st.lists(st.integers(0, count - 1), min_size=rows, max_size=rows))
-    values = [distinct[i] for i in picks]
-    return np.array(values, dtype=np.int64) if kind == "int" else np.array(values, dtype=str)
-
-
-def class_labels(rows: int, num_classes: int = 5) -> st.SearchStrategy[np.ndarray]:
-    """int64 class labels of shape ``(rows,)`` from ``[0, num_classes)`` (classification only).
-
-    Args:
-        rows: The first dimension.
-        num_classes: The number of classes.
-
-    Returns:
-        A strategy of arrays.
-    """
-    return hnp.arrays(np.int64, (rows,), elements=st.integers(0, num_classes - 1))
-
-
-def sample_weights(rows: int) -> st.SearchStrategy[np.ndarray]:
-    """Positive float32 per-sample weights of shape ``(rows,)``.
-
-    Args:
-        rows: The first dimension.
-
-    Returns:
-        A strategy of arrays.
-
-    """
-    return hnp.arrays(np.float32, (rows,), elements=st.floats(0.0, 10.0, allow_nan=False, width=32))
 
 
 def non_finite() -> st.SearchStrategy[float]:

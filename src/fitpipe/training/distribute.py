@@ -20,6 +20,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import numpy as np
 import tensorflow as tf
 
 from fitpipe.errors import FitpipeValueError, message
@@ -34,6 +35,7 @@ from fitpipe.training.steps import StepFunction
 
 __all__ = [
     "build_state",
+    "chief_message",
     "distributed_pipeline",
     "distributed_step",
     "step_function",
@@ -41,6 +43,9 @@ __all__ = [
 ]
 
 _DEFAULT = None if tf.distribute.has_strategy() else tf.distribute.get_strategy()
+
+#: The most UTF-8 bytes of text the chief shares with the other workers (the rest is cut).
+SHARED_BYTES = 4096
 
 
 def strategy_of(model: Any) -> tf.distribute.Strategy | None:
@@ -74,9 +79,65 @@ def strategy_of(model: Any) -> tf.distribute.Strategy | None:
     return strategy
 
 
-def service_address(address: Any) -> str | None:
-    """Checks ``fit``'s ``data_service`` argument (None: the pipeline runs here)."""
-    return None if address is None else check_address(address, "fit")
+def service_address(address: Any, model: Any) -> str | None:
+    """Checks ``fit``'s ``data_service`` argument (None: the pipeline runs here).
+
+    Refused under ``MultiWorkerMirroredStrategy``, before any collective: every worker
+    would run a service job of its own, whose batches arrive in an order of their own, and
+    keep its part of each. Shuffled rows are then lost or doubled between the workers (a
+    two-worker run lost and doubled 6 of 44 rows in its second epoch), pipelines the
+    service workers batch are cut differently for each worker, and the service produces
+    every batch once per worker.
+
+    Args:
+        address: The argument, or None.
+        model: The model trained (its strategy decides).
+
+    Raises:
+        FitpipeTypeError: For an address that is not a non-empty string.
+        FitpipeValueError: Under ``MultiWorkerMirroredStrategy``.
+    """
+    if address is None:
+        return None
+    address = check_address(address, "fit")
+    strategy = strategy_of(model)
+    if strategy is not None and is_multi_worker(strategy):
+        raise FitpipeValueError(
+            message(
+                "fit",
+                "cannot read its input from a tf.data service under MultiWorkerMirroredStrategy",
+                "Each worker would run a service job of its own, its batches in an order "
+                "of its own: shuffled rows would be lost or doubled between the workers",
+                "Drop `data_service` (each worker then reads its own share of the input), "
+                "or train under MirroredStrategy on one machine",
+                data_service=address,
+            )
+        )
+    return address
+
+
+def chief_message(strategy: tf.distribute.Strategy, text: str) -> str:
+    """The chief's ``text``, on every worker of a multi-worker strategy (one all-reduce).
+
+    A collective: every worker calls it at the same point. The chief passes its text (an
+    error message, or "" for none); the other workers' text is ignored. The bytes travel as
+    a sum of int32 vectors, the chief's (once per local replica) and zeros from the others.
+
+    Args:
+        strategy: A ``MultiWorkerMirroredStrategy``.
+        text: The chief's text (up to :data:`SHARED_BYTES` bytes are shared).
+
+    Returns:
+        The chief's text.
+    """
+    data = np.zeros(SHARED_BYTES, np.int32)
+    if strategy.extended.should_checkpoint:
+        encoded = np.frombuffer(text.encode()[:SHARED_BYTES], np.uint8)
+        data[: len(encoded)] = encoded
+    value = strategy.run(lambda: tf.constant(data))
+    total = strategy.reduce(tf.distribute.ReduceOp.SUM, value, axis=None).numpy()
+    codes = total // len(strategy.extended.worker_devices)  # each worker has as many replicas
+    return bytes(codes[codes > 0].astype(np.uint8)).decode("utf-8", errors="replace")
 
 
 def _concat(parts: list[Any]) -> Any:

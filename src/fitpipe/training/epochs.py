@@ -19,7 +19,8 @@ from fitpipe.pipeline import Pipeline
 from fitpipe.training.batch_checks import BatchChecks
 from fitpipe.training.input_report import EpochTiming
 from fitpipe.training.inputs import step_error
-from fitpipe.training.steps import RowCursor, StepFunction
+from fitpipe.training.step_loops import RowCursor
+from fitpipe.training.steps import StepFunction
 from fitpipe.training.tuning import ExecutionSize
 
 __all__ = ["EpochRunner", "no_step_error", "warn_no_step"]

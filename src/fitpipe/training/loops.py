@@ -6,14 +6,16 @@ itself (no frame between them), so the warnings of their runs point at the user'
 
 from __future__ import annotations
 
+import functools
 import os
 from typing import Any
 
 import keras
+import tensorflow as tf
 
 from fitpipe.adapters import ArraySource, check_rows
 from fitpipe.errors import FitpipeValueError, message
-from fitpipe.pipeline import Pipeline, PipelineOptions, pipeline_from_source
+from fitpipe.pipeline import Pipeline, PipelineOptions, is_multi_worker, pipeline_from_source
 from fitpipe.schemas import Mode, SchemaLike
 from fitpipe.training import callbacks as callbacks_mod
 from fitpipe.training import distribute
@@ -21,11 +23,11 @@ from fitpipe.training.collect import merge_predictions, to_results
 from fitpipe.training.epochs import EpochRunner
 from fitpipe.training.inputs import check_model_inputs
 from fitpipe.training.logs import epoch_logs
-from fitpipe.training.outputs import predict_to_file
+from fitpipe.training.outputs import check_output, check_output_type, predict_to_file
 from fitpipe.training.state import ModelState
 from fitpipe.training.tuning import ExecutionSize
 
-__all__ = ["evaluate_loop", "predict_loop", "predict_rows_to_file"]
+__all__ = ["chief_checks_output", "evaluate_loop", "predict_loop", "predict_rows_to_file"]
 
 
 def evaluate_loop(
@@ -158,5 +160,45 @@ def predict_rows_to_file(
     # Under MultiWorkerMirroredStrategy every worker runs the same steps (their collectives
     # pair up) and holds every prediction; the chief alone writes the file.
     strategy = distribute.strategy_of(model)
-    chief = strategy is None or bool(strategy.extended.should_checkpoint)
-    return predict_to_file(model, predict_chunk, x, schema, output, verbose, write=chief)
+    if strategy is None or not is_multi_worker(strategy):
+        return predict_to_file(model, predict_chunk, x, schema, output, verbose)
+    chief = bool(strategy.extended.should_checkpoint)
+    check = functools.partial(chief_checks_output, strategy)
+    return predict_to_file(model, predict_chunk, x, schema, output, verbose, chief, check)
+
+
+def chief_checks_output(strategy: tf.distribute.Strategy, output: Any) -> str:
+    """Checks ``predict``'s ``output`` on the chief; its error raised on every worker.
+
+    The chief alone writes the file, so only its folders count (the path may not exist on
+    the other workers). Its verdict is shared before any step: a path it refuses fails
+    every worker at once, with the chief's message, where the others would otherwise wait
+    in their first step's collective for a chief that left (until the collective's timeout).
+
+    Args:
+        strategy: The model's ``MultiWorkerMirroredStrategy``.
+        output: ``predict``'s ``output``.
+
+    Returns:
+        The path as checked (:func:`~fitpipe.training.outputs.check_output`) on the chief,
+        as given on the other workers.
+
+    Raises:
+        FitpipeTypeError: ``output`` is not a path (checked on every worker).
+        FitpipeValueError: The chief cannot write ``output``.
+    """
+    check_output_type(output)  # the same on every worker: no need to share it
+    chief = bool(strategy.extended.should_checkpoint)
+    error: FitpipeValueError | None = None
+    path = os.fspath(output)
+    if chief:
+        try:
+            path = check_output(output)
+        except FitpipeValueError as refused:
+            error = refused
+    shared = distribute.chief_message(strategy, "" if error is None else str(error))
+    if error is not None:
+        raise error
+    if shared:
+        raise FitpipeValueError(shared)
+    return path

@@ -27,6 +27,7 @@ from fitpipe.schemas import SchemaLike, as_schema
 __all__ = [
     "check_names",
     "check_output",
+    "check_output_type",
     "chunks_of",
     "output_table",
     "planned_names",
@@ -144,14 +145,11 @@ def _check_uri(output: str) -> str:
     return output
 
 
-def check_output(output: Any) -> str:
-    """Checks ``output`` before anything is read or predicted; returns it as an absolute path.
-
-    A URI (``s3://bucket/key.parquet``) is returned as given, once its bucket is found.
+def check_output_type(output: Any) -> None:
+    """Checks that ``output`` is a path (what any worker can check, whatever its files).
 
     Raises:
         FitpipeTypeError: ``output`` is not a path.
-        FitpipeValueError: It is a folder, or its folder is missing or cannot be written.
     """
     if not isinstance(output, (str, os.PathLike)) or not isinstance(os.fspath(output), str):
         raise FitpipeTypeError(
@@ -163,6 +161,18 @@ def check_output(output: Any) -> str:
                 output=output,
             )
         )
+
+
+def check_output(output: Any) -> str:
+    """Checks ``output`` before anything is read or predicted; returns it as an absolute path.
+
+    A URI (``s3://bucket/key.parquet``) is returned as given, once its bucket is found.
+
+    Raises:
+        FitpipeTypeError: ``output`` is not a path.
+        FitpipeValueError: It is a folder, or its folder is missing or cannot be written.
+    """
+    check_output_type(output)
     if isinstance(output, str) and is_uri(output):
         return _check_uri(output)
     target = os.path.abspath(os.fspath(output))
@@ -230,6 +240,7 @@ def predict_to_file(
     output: str | os.PathLike[str],
     verbose: Any,
     write: bool = True,
+    check: Callable[[Any], Any] = check_output,
 ) -> str:
     """Predicts ``x`` chunk by chunk into the Parquet file ``output``, with a row progress bar.
 
@@ -240,32 +251,16 @@ def predict_to_file(
         schema: Its schema, for columnar inputs.
         output: The Parquet file to write.
         verbose: 0 for no progress bar.
-        write: False on the workers of a multi-worker strategy but its chief: every chunk
-            is predicted all the same (the workers' steps run together), and nothing is
-            written (``output`` is not even checked: it may be the chief's own folder).
+        write: False on the workers of a multi-worker strategy but its chief: they run the
+            same checks and predict every chunk all the same (the workers' steps run
+            together), and write nothing.
+        check: Checks ``output`` before anything is read (:func:`check_output`; under a
+            multi-worker strategy, the chief's check, shared with every worker).
 
     Returns:
         The path written (by the chief, for the other workers).
     """
-    if not write:
-        predicted = 0
-        for features, _ in chunks_of(x, schema, "predict"):
-            predict_chunk(features)
-            predicted += 1
-        if not predicted:
-            raise _no_rows(output)
-        return os.fspath(output)
-    bar = keras.utils.Progbar(None, unit_name="row") if verbose not in (0, "0") else None
-    written = [0]
-
-    def progress(rows: int) -> None:
-        # Draws the rows before this chunk: the last count is drawn once, by the final update
-        # (Keras' bar would draw it twice when the chunk ends 0.05 s after the last redraw).
-        if bar is not None and written[0]:
-            bar.update(written[0])
-        written[0] += rows
-
-    check_output(output)
+    check(output)
     chunks = chunks_of(x, schema, "predict")
     first = next(chunks, None)
     if first is None:
@@ -282,7 +277,26 @@ def predict_to_file(
                 check_names(_output_names(model, outputs), passthrough)
             yield output_table(model, outputs, columns)
 
-    path = write_atomically(output, tables(), progress)
+    if not write:
+        for _ in tables():
+            pass
+        return os.fspath(output)
+    return _write_with_progress(output, tables(), verbose)
+
+
+def _write_with_progress(output: Any, tables: Iterator[pa.Table], verbose: Any) -> str:
+    """Writes the tables to ``output`` (see :func:`write_atomically`) with a bar of rows."""
+    bar = keras.utils.Progbar(None, unit_name="row") if verbose not in (0, "0") else None
+    written = [0]
+
+    def progress(rows: int) -> None:
+        # Draws the rows before this chunk: the last count is drawn once, by the final update
+        # (Keras' bar would draw it twice when the chunk ends 0.05 s after the last redraw).
+        if bar is not None and written[0]:
+            bar.update(written[0])
+        written[0] += rows
+
+    path = write_atomically(output, tables, progress)
     if bar is not None:
         bar.update(written[0], finalize=True)
     return path

@@ -94,7 +94,7 @@ def fit_request(
         request,
         class_weight=class_weight,
         validation_split=split,
-        data_service=distribute.service_address(data_service),
+        data_service=distribute.service_address(data_service, model),
         output_names=output_names(model),
         stratify=bool(stratify),
     )

@@ -5,6 +5,10 @@ steps keep working and results match Keras); fitpipe compiles it once with
 ``tf.function(jit_compile=...)`` and wraps it in a graph loop that pulls up to ``n`` batches
 from a ``tf.data`` iterator per call. ``n`` is a tensor, so changing it (as
 ``steps_per_execution="auto"`` does) never retraces.
+
+Here: the step's compiled variants (with and without XLA: the probe that falls back to the
+plain graph, ``jit_compile="auto"``'s choice per input) and the loops built for each input.
+The loops themselves are in :mod:`fitpipe.training.step_loops`.
 """
 
 from __future__ import annotations
@@ -22,21 +26,22 @@ from fitpipe.adapters import timing
 from fitpipe.errors import FitpipeError, FitpipeWarning
 from fitpipe.pipeline import ResidentRows
 from fitpipe.schemas import Mode
-from fitpipe.training.collect import concat_outputs, output_arrays, output_specs, write_outputs
+from fitpipe.training.collect import output_specs
 from fitpipe.training.conversions import absent_as_none, spec_of
 from fitpipe.training.inputs import spec_text, step_error
+from fitpipe.training.step_loops import (
+    Fetch,
+    RowCursor,
+    collect_loop,
+    counted_loop,
+    last_loop,
+    merge,
+    next_of_iterator,
+    present,
+)
 from fitpipe.training.tuning import XlaChoice
 
-__all__ = [
-    "ANNOUNCE_XLA",
-    "XLA_NOTICE",
-    "RowCursor",
-    "StepFunction",
-    "concat_outputs",
-    "output_arrays",
-    "output_zeros",
-    "write_outputs",
-]
+__all__ = ["ANNOUNCE_XLA", "XLA_NOTICE", "RowCursor", "StepFunction"]
 
 #: Set (by the progress bar, while ``fit`` runs with ``verbose`` on) to say on stdout when
 #: the train step is about to be compiled with XLA, which can make the first epoch far slower.
@@ -44,81 +49,6 @@ ANNOUNCE_XLA: contextvars.ContextVar[bool] = contextvars.ContextVar(
     "fitpipe_announce_xla", default=False
 )
 XLA_NOTICE = "compiling the train step with XLA (once; the first steps wait for it) ..."
-
-
-def output_zeros(structure: Any) -> Any:
-    """Zeros shaped like each (fully defined) tensor spec or tensor in ``structure``."""
-    return tf.nest.map_structure(lambda t: tf.zeros(t.shape, t.dtype), structure)
-
-
-#: ``fetch(source, i)`` returns the ``i``-th batch of ``source`` as a ``tf.experimental.Optional``.
-Fetch = Callable[[Any, tf.Tensor], Any]
-
-
-def _next_of_iterator(iterator: Any, _: tf.Tensor) -> Any:
-    return iterator.get_next_as_optional()
-
-
-def _merge(outputs: list[Any], collect: bool) -> Any:
-    if collect:
-        return tf.nest.map_structure(lambda *o: tf.concat(o, 0), *outputs)
-    return outputs[-1]
-
-
-class RowCursor:
-    """Where an epoch over rows held in memory stands: its row order and its next batch.
-
-    Args:
-        rows: The pipeline's :class:`~fitpipe.pipeline.ResidentRows`.
-        epoch: Which epoch (selects the permutation when shuffling).
-        element_spec: The spec of one batch.
-    """
-
-    def __init__(self, rows: Any, epoch: int, element_spec: Any) -> None:
-        self.rows = rows
-        self.arguments = rows.loop_arguments(epoch)
-        self.position = 0
-        self.element_spec = element_spec
-
-    def batch(self, index: Any) -> Any:
-        """The rows of batch ``index`` of this epoch."""
-        return self.rows.batch(self.arguments, index)
-
-
-def _more_batches(n: tf.Tensor) -> Callable[..., tf.Tensor]:
-    """The condition of a loop of up to ``n`` steps that ends early when the input does."""
-
-    def more(i: tf.Tensor, _: Any, batch: Any, *waited: Any) -> tf.Tensor:
-        return tf.logical_and(i < n, batch.has_value())
-
-    return more
-
-
-def _timed(fetch: Fetch, source: Any, index: tf.Tensor, after: Any = None) -> Any:
-    """``fetch(source, index)`` once ``after`` is computed, and the seconds it blocked.
-
-    The fetch is ordered after the step whose outputs are ``after``, so the seconds measured
-    are those the loop waited for its next batch (an input read ahead answers at once), not
-    time overlapping the step.
-    """
-    done = [t for t in tf.nest.flatten(after) if isinstance(t, tf.Tensor)]
-    with tf.control_dependencies(done):
-        begin = tf.timestamp()
-    with tf.control_dependencies([begin]):
-        batch = fetch(source, index)
-    with tf.control_dependencies([batch.has_value()]):
-        end = tf.timestamp()
-    return batch, end - begin
-
-
-def _untimed(fetch: Fetch, source: Any, index: tf.Tensor, after: Any = None) -> Any:
-    """``fetch(source, index)`` and no time (the input-bound timing is off)."""
-    return fetch(source, index), tf.constant(0.0, tf.float64)
-
-
-def _present(fetch: Fetch) -> Callable[[Any, tf.Tensor], Any]:
-    """``fetch`` for a source known to hold the batch: the value, with no Optional."""
-    return lambda source, index: fetch(source, index).get_value()
 
 
 def _compiled(step: Callable[[Any], Any], jit_compile: bool) -> Any:
@@ -164,8 +94,8 @@ class StepFunction:
     """
 
     #: Seconds the compiled loops waited for input batches, summed over calls (see
-    #: ``_timed``): the input-bound report reads the difference over an epoch. Stays 0 when
-    #: the loops are not timed (:attr:`timed`).
+    #: :mod:`~fitpipe.training.step_loops`): the input-bound report reads the difference
+    #: over an epoch. Stays 0 when the loops are not timed (:attr:`timed`).
     waited: float
 
     def __init__(
@@ -375,83 +305,11 @@ class StepFunction:
         outputs = self._trace(absent_as_none(element_spec)).structured_outputs
         out_specs = output_specs(outputs)
         if counted and not self.collect:
-            body = self._counted_loop(out_specs, _present(fetch))
+            body = counted_loop(self.one_step, out_specs, present(fetch))
         else:
-            body = (self._collect_loop if self.collect else self._last_loop)(out_specs, fetch)
+            make = collect_loop if self.collect else last_loop
+            body = make(self.one_step, out_specs, fetch, self.timed)
         return tf.function(body, autograph=False, reduce_retracing=True)
-
-    # The loops are explicit ``tf.while_loop``s, not autograph loops: autograph would
-    # transpile them (and every function they call) from source on the first ``fit`` of a
-    # process, about a second before the first step. The next batch is fetched only while
-    # more steps are due, so no batch is lost between calls.
-
-    def _counted_loop(
-        self, out_specs: Any, fetch: Callable[[Any, tf.Tensor], Any]
-    ) -> Callable[..., Any]:
-        """A loop over batches known to exist (rows in memory): no end-of-input checks."""
-        one_step = self.one_step
-
-        def loop(source: Any, start: tf.Tensor, n: tf.Tensor) -> tuple[tf.Tensor, Any]:
-            def body(i: tf.Tensor, logs: Any) -> tuple[Any, ...]:
-                return i + 1, one_step(absent_as_none(fetch(source, start + i)))
-
-            initial = (tf.constant(0, tf.int32), output_zeros(out_specs))
-            _, logs = tf.while_loop(lambda i, _: i < n, body, initial)
-            return n, logs
-
-        return loop
-
-    def _last_loop(self, out_specs: Any, fetch: Fetch) -> Callable[..., Any]:
-        """A loop returning the last step's outputs (train, test)."""
-        return self._fetching_loop(
-            fetch,
-            start=lambda: output_zeros(out_specs),
-            keep=lambda i, kept, outputs: outputs,
-            result=lambda count, kept: kept,
-        )
-
-    def _collect_loop(self, out_specs: Any, fetch: Fetch) -> Callable[..., Any]:
-        """A loop returning every step's outputs, concatenated along the batch axis (predict)."""
-        return self._fetching_loop(
-            fetch,
-            start=lambda: output_arrays(out_specs),
-            keep=lambda i, written, outputs: write_outputs(written, i, outputs, out_specs),
-            result=lambda count, written: concat_outputs(count, written, out_specs),
-        )
-
-    def _fetching_loop(
-        self,
-        fetch: Fetch,
-        start: Callable[[], Any],
-        keep: Callable[[tf.Tensor, Any, Any], Any],
-        result: Callable[[tf.Tensor, Any], Any],
-    ) -> Callable[..., Any]:
-        """A loop of up to ``n`` steps that ends early when the input does.
-
-        Each next batch is fetched after the step (timed, see ``_timed``) and only while more
-        steps are due. What the loop keeps of the steps' outputs is its own: ``start()`` makes
-        it (inside the graph), ``keep(i, kept, outputs)`` adds step ``i``'s outputs, and
-        ``result(count, kept)`` gives the loop's outputs.
-        """
-        one_step, get = self.one_step, _timed if self.timed else _untimed
-
-        def loop(source: Any, first: tf.Tensor, n: tf.Tensor) -> tuple[tf.Tensor, Any, Any]:
-            def body(i: tf.Tensor, kept: Any, batch: Any, waited: Any) -> tuple[Any, ...]:
-                outputs = one_step(absent_as_none(batch.get_value()))
-                kept = keep(i, kept, outputs)
-                more, took = tf.cond(
-                    i + 1 < n,
-                    lambda: get(fetch, source, first + i + 1, outputs),
-                    lambda: (batch, tf.constant(0.0, tf.float64)),
-                )
-                return i + 1, kept, more, waited + took
-
-            batch, took = get(fetch, source, first)
-            initial = (tf.constant(0, tf.int32), start(), batch, took)
-            count, kept, _, waited = tf.while_loop(_more_batches(n), body, initial)
-            return count, result(count, kept), waited
-
-        return loop
 
     def __call__(self, iterator: Any, n: int) -> tuple[int, Any]:
         """Runs up to ``n`` steps on batches from ``iterator``.
@@ -503,7 +361,7 @@ class StepFunction:
             self._spec = iterator.element_spec
         loop = self._loops.get(self.jit_compile)
         if loop is None:
-            loop = self._build_loop(iterator.element_spec, _next_of_iterator)
+            loop = self._build_loop(iterator.element_spec, next_of_iterator)
             self._loops[self.jit_compile] = loop
         return loop
 
@@ -514,7 +372,7 @@ class StepFunction:
         if self.run_eagerly:
             outputs = [self.step(cursor.batch(cursor.position + i)) for i in range(n)]
             cursor.position += n
-            return n, _merge(outputs, self.collect)
+            return n, merge(outputs, self.collect)
         loop = self.prepare(cursor)
         assert loop is not None
         start = tf.constant(cursor.position, tf.int32)
@@ -536,7 +394,7 @@ class StepFunction:
             outputs.append(self.step(batch.get_value()))
         if not outputs:
             return 0, None
-        return len(outputs), _merge(outputs, self.collect)
+        return len(outputs), merge(outputs, self.collect)
 
     def on_batch(self, data: Any) -> Any:
         """Runs one step on one given batch (for the ``*_on_batch`` methods)."""

@@ -4,38 +4,28 @@ Keras provides the model, losses, metrics, optimizers and callbacks; ``compile``
 them exactly as ``keras.Model.compile`` does. fitpipe runs everything else: adapting the input
 into a pipeline, splitting validation rows, the epoch loop with Keras' iterator semantics,
 the compiled multi-step functions, the callbacks' calls, and the documented return values.
+
+This module holds ``Trainer`` with ``compile`` and ``fit``; it inherits ``evaluate`` and
+``predict`` (:mod:`fitpipe.training.evaluate_predict`) and the ``*_on_batch`` methods
+(:mod:`fitpipe.training.on_batch`).
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Container, Mapping
 from typing import Any, Literal
 
 import keras
 
-from fitpipe.adapters import Mode
 from fitpipe.errors import FitpipeTypeError, message
-from fitpipe.pipeline import build_pipeline
 from fitpipe.schemas import SchemaLike
-from fitpipe.training import arguments, conversions, distribute
-from fitpipe.training import callbacks as callbacks_mod
-from fitpipe.training.batch_checks import BatchChecks, check_one_batch
-from fitpipe.training.collect import to_results
-from fitpipe.training.epochs import EpochRunner, no_step_error
+from fitpipe.training import arguments
+from fitpipe.training.evaluate_predict import EvaluatePredictMethods
 from fitpipe.training.fit_loop import FitLoop, FitSettings, closing
-from fitpipe.training.inputs import check_fit_specs, check_model_inputs, check_model_targets
-from fitpipe.training.logs import flatten_in_order, pythonify
-from fitpipe.training.loops import evaluate_loop, predict_loop, predict_rows_to_file
-from fitpipe.training.preflight import check_evaluate, check_fit, finite_check
-from fitpipe.training.requests import (
-    evaluate_request,
-    fit_pipelines,
-    fit_request,
-    one_batch,
-    output_names,
-    predict_request,
-)
+from fitpipe.training.inputs import check_fit_specs
+from fitpipe.training.on_batch import OnBatchMethods
+from fitpipe.training.preflight import check_fit, finite_check
+from fitpipe.training.requests import fit_pipelines, fit_request
 from fitpipe.training.state import state_of
 
 __all__ = ["Trainer"]
@@ -50,7 +40,7 @@ def _keras_compile(model: keras.Model, **kwargs: Any) -> None:
         model.compile(**kwargs)
 
 
-class Trainer:
+class Trainer(EvaluatePredictMethods, OnBatchMethods):
     """Trains, evaluates and runs a ``keras.Model`` with fitpipe's data pipelines and loop.
 
     The model stays a plain Keras model: ``save``, ``load_model``, ``summary`` and
@@ -269,7 +259,7 @@ class Trainer:
                 ``validation_data``), with fill values for nulls.
             data_service: ``"grpc://host:port"`` of a tf.data service dispatcher: the
                 training pipeline runs on its workers (graph-only pipelines; see
-                ``fitpipe.pipeline.service``).
+                ``fitpipe.pipeline.service``). Refused under ``MultiWorkerMirroredStrategy``.
             check: The pre-flight check of the data before the first step
                 (``fitpipe.training.preflight``): NaN and infinite values per feature,
                 target and weight column, and targets against the compiled model (sparse
@@ -376,258 +366,3 @@ class Trainer:
                 finite_check(check),
             )
             return FitLoop(self.model, self._state, train, val, settings).run(initial_epoch)
-
-    # ----------------------------------------------------------------------------- evaluate
-    def evaluate(
-        self,
-        x: Any = None,
-        y: Any = None,
-        batch_size: int | None = None,
-        verbose: str | int = "auto",
-        sample_weight: Any = None,
-        steps: int | None = None,
-        callbacks: Any = None,
-        return_dict: bool = False,
-        *,
-        schema: SchemaLike | None = None,
-        check: Literal["warn", "error", "full", False] = "warn",
-        extra: Literal["error", "ignore"] = "error",
-        **kwargs: Any,
-    ) -> Any:
-        """Returns the loss and metric values in test mode, as ``keras.Model.evaluate``.
-
-        Args:
-            x: The input, in any form an adapter takes (``fitpipe.registry``):
-                NumPy arrays and array-likes, a list or tuple of arrays (several inputs), a
-                dict of arrays by input name, ``tf.Tensor`` (also ragged or sparse), a pandas
-                DataFrame or Series; batches from a Python generator or iterator, a batched
-                ``tf.data.Dataset``, a ``keras.utils.PyDataset``, a Grain dataset or a
-                ``torch.utils.data.DataLoader`` (yielding ``(x,)``, ``(x, y)`` or
-                ``(x, y, sample_weight)``); with ``schema=``, Arrow data (a
-                ``pyarrow.Table`` or ``RecordBatch``, a ``RecordBatchReader``, a frame
-                exporting the Arrow C stream such as a Polars DataFrame or a DuckDB result),
-                Parquet (a file path, a folder, a glob such as ``"data/*.parquet"``, a list
-                of paths, or a ``pyarrow.dataset.Dataset``) and a pandas DataFrame read by
-                column roles; or a type of your own through ``fitpipe.register_adapter``.
-            y: Targets, for row-addressed inputs (see ``fit``).
-            batch_size: Rows per batch for row-addressed, Arrow and Parquet inputs (default
-                32).
-            verbose: ``"auto"`` (1), 0 (silent) or 1 (a progress bar).
-            sample_weight: Per-row weights, for row-addressed inputs.
-            steps: Batches to evaluate; default: the whole input (required for infinite
-                inputs).
-            callbacks: A list of ``keras.callbacks.Callback``.
-            return_dict: Return ``{name: value}`` instead of a list.
-            schema: A ``fitpipe.Schema`` for Arrow, Parquet and pandas inputs (see ``fit``).
-            check: The pre-flight data check, as in ``fit`` (default ``"warn"``): NaN and
-                infinite values, and targets against the compiled model, before the first
-                batch; the same cost as in ``fit``.
-            extra: ``"ignore"`` leaves out the dict entries that name no model input, as in
-                ``fit`` (default ``"error"``).
-            **kwargs: None are accepted; an unknown keyword is an error naming it.
-
-        Returns:
-            A scalar (single output, no metrics), a list in the order of the model's
-            metrics, or a dict with ``return_dict=True``.
-
-        Raises:
-            NotCompiledError: When the model is not compiled (a ``RuntimeError``).
-            ValueError: On an invalid argument or input (see ``fit``).
-            TypeError: On an argument of the wrong type.
-
-        """
-        arguments.no_extra_arguments(kwargs, "evaluate")
-        arguments.require_compiled(self.model, "evaluate")
-        verbose = arguments.check_verbose(verbose, "evaluate")
-        steps = arguments.check_steps(steps, "steps", "evaluate")
-        callbacks = arguments.check_callbacks(callbacks, "evaluate")
-        request = evaluate_request(
-            self.model, x, y, sample_weight, batch_size, steps, schema, extra
-        )
-        with build_pipeline(request, warn_ignored=False) as pipeline:
-            arguments.require_finite(pipeline, steps, "evaluate", "steps")
-            check_model_inputs(self.model, pipeline.element_spec, "evaluate")
-            check_model_targets(self.model, pipeline.element_spec, "evaluate", Mode.EVALUATE)
-            check_evaluate(self.model, request, pipeline, check)
-            steps = arguments.limit_steps(steps, "steps")
-            runner = EpochRunner(
-                distribute.distributed_pipeline(self.model, pipeline, Mode.EVALUATE, "evaluate"),
-                steps,
-            )
-            runner.checks = BatchChecks.for_model(self.model, pipeline.element_spec, "evaluate")
-            cbs = callbacks_mod.callback_list(
-                self.model, callbacks, verbose, 1, runner.num_batches, history=False
-            )
-            execution = self._state.execution_size(self.model, cbs, "test")
-            logs = evaluate_loop(self.model, self._state, runner, cbs, execution)
-        if logs is None:
-            raise no_step_error("evaluate", pipeline.adapter)
-        return logs if return_dict else flatten_in_order(self.model, logs)
-
-    # ------------------------------------------------------------------------------ predict
-    def predict(
-        self,
-        x: Any,
-        batch_size: int | None = None,
-        verbose: str | int = "auto",
-        steps: int | None = None,
-        callbacks: Any = None,
-        *,
-        schema: SchemaLike | None = None,
-        output: str | os.PathLike[str] | None = None,
-        extra: Literal["error", "ignore"] = "error",
-    ) -> Any:
-        """Generates predictions for the input samples, as ``keras.Model.predict``.
-
-        Args:
-            x: The input, in any form an adapter takes (``fitpipe.registry``):
-                NumPy arrays and array-likes, a list or tuple of arrays (several inputs), a
-                dict of arrays by input name, ``tf.Tensor`` (also ragged or sparse), a pandas
-                DataFrame or Series; batches from a Python generator or iterator, a batched
-                ``tf.data.Dataset``, a ``keras.utils.PyDataset``, a Grain dataset or a
-                ``torch.utils.data.DataLoader`` (yielding ``(x,)``, ``(x, y)`` or
-                ``(x, y, sample_weight)``); with ``schema=``, Arrow data (a
-                ``pyarrow.Table`` or ``RecordBatch``, a ``RecordBatchReader``, a frame
-                exporting the Arrow C stream such as a Polars DataFrame or a DuckDB result),
-                Parquet (a file path, a folder, a glob such as ``"data/*.parquet"``, a list
-                of paths, or a ``pyarrow.dataset.Dataset``) and a pandas DataFrame read by
-                column roles; or a type of your own through ``fitpipe.register_adapter``.
-                Targets and weights in the input are ignored.
-            batch_size: Rows per batch for row-addressed, Arrow and Parquet inputs (default
-                32).
-            verbose: ``"auto"`` (1), 0 (silent) or 1 (a progress bar; of rows with
-                ``output``).
-            steps: Batches to predict; default: the whole input (required for infinite
-                inputs).
-            callbacks: A list of ``keras.callbacks.Callback``.
-            schema: A ``fitpipe.Schema`` naming the feature and passthrough columns of
-                Arrow, Parquet and pandas inputs.
-            output: A Parquet file to stream the predictions to instead of returning them:
-                the schema's passthrough columns first (e.g. ids), then one column per model
-                output (vectors as ``fixed_size_list``), written chunk by chunk; the file
-                appears only when complete. Under ``MultiWorkerMirroredStrategy`` every
-                worker predicts every row and returns the path, and only the chief writes
-                the file.
-            extra: ``"ignore"`` leaves out the dict entries that name no model input, as in
-                ``fit`` (default ``"error"``).
-
-        Returns:
-            NumPy arrays in the structure of the model's outputs, every row included; or the
-            path written, with ``output``.
-
-        Raises:
-            ValueError: On an invalid argument or input (see ``fit``), or an input that
-                gives no batches.
-            TypeError: On an argument of the wrong type.
-
-        """
-        verbose = arguments.check_verbose(verbose, "predict")
-        steps = arguments.check_steps(steps, "steps", "predict")
-        callbacks = arguments.check_callbacks(callbacks, "predict")
-        x = conversions.without_extra_inputs(
-            self.model, x, conversions.check_extra(extra, "predict")
-        )
-        if output is not None:
-            return predict_rows_to_file(
-                self.model, self._state, x, schema, output, batch_size, verbose, callbacks
-            )
-        request = predict_request(self.model, x, batch_size, steps, schema)
-        with build_pipeline(request, warn_ignored=False) as pipeline:
-            arguments.require_finite(pipeline, steps, "predict", "steps")
-            check_model_inputs(self.model, pipeline.element_spec, "predict")
-            steps = arguments.limit_steps(steps, "steps")
-            return predict_loop(self.model, self._state, pipeline, steps, verbose, callbacks)
-
-    # ---------------------------------------------------------------------------- on batch
-    def train_on_batch(
-        self,
-        x: Any,
-        y: Any = None,
-        sample_weight: Any = None,
-        class_weight: Mapping[Any, Any] | str | None = None,
-        return_dict: bool = False,
-    ) -> Any:
-        """Runs one gradient update on one batch, as ``keras.Model.train_on_batch``.
-
-        Args:
-            x: The batch's inputs: an array, a list of arrays or a dict of arrays by input
-                name (tensors too); all its rows are one batch.
-            y: The batch's targets, in the structure of the model's outputs.
-            sample_weight: Per-row weights of the batch.
-            class_weight: Map from class index to weight; multiplied with
-                ``sample_weight``; ``"balanced"`` (counted in this batch) or maps by output
-                name, as in ``fit``.
-            return_dict: Return ``{name: value}`` instead of a list.
-
-        Returns:
-            The loss and metric values of this batch alone (metrics are reset first): a
-            scalar, a list, or a dict with ``return_dict=True``.
-
-        Raises:
-            NotCompiledError: When the model is not compiled (a ``RuntimeError``).
-            ValueError: When the batch does not fit the model or its parts differ in rows.
-
-        """
-        arguments.require_compiled(self.model, "train_on_batch")
-        data = one_batch(
-            self.model,
-            "train_on_batch",
-            Mode.TRAIN,
-            x,
-            y,
-            sample_weight,
-            class_weight,
-            output_names(self.model),
-        )
-        check_one_batch(self.model, data, "train_on_batch")
-        self.model.reset_metrics()
-        function = self._state.function(self.model, "train", conversions.spec_of(data))
-        logs = pythonify(function.on_batch(data))
-        return logs if return_dict else flatten_in_order(self.model, logs)
-
-    def test_on_batch(
-        self, x: Any, y: Any = None, sample_weight: Any = None, return_dict: bool = False
-    ) -> Any:
-        """Tests the model on one batch, as ``keras.Model.test_on_batch``.
-
-        Args:
-            x: The batch's inputs: an array, a list of arrays or a dict of arrays by input
-                name (tensors too).
-            y: The batch's targets, in the structure of the model's outputs.
-            sample_weight: Per-row weights of the batch.
-            return_dict: Return ``{name: value}`` instead of a list.
-
-        Returns:
-            The loss and metric values of this batch alone: a scalar, a list, or a dict
-            with ``return_dict=True``.
-
-        Raises:
-            NotCompiledError: When the model is not compiled (a ``RuntimeError``).
-            ValueError: When the batch does not fit the model or its parts differ in rows.
-
-        """
-        arguments.require_compiled(self.model, "test_on_batch")
-        data = one_batch(self.model, "test_on_batch", Mode.EVALUATE, x, y, sample_weight)
-        check_one_batch(self.model, data, "test_on_batch")
-        self.model.reset_metrics()
-        function = self._state.function(self.model, "test", conversions.spec_of(data))
-        logs = pythonify(function.on_batch(data))
-        return logs if return_dict else flatten_in_order(self.model, logs)
-
-    def predict_on_batch(self, x: Any) -> Any:
-        """Returns predictions for one batch, as ``keras.Model.predict_on_batch``.
-
-        Args:
-            x: The batch's inputs: an array, a list of arrays or a dict of arrays by input
-                name (tensors too).
-
-        Returns:
-            NumPy arrays in the structure of the model's outputs.
-
-        Raises:
-            ValueError: When the batch does not fit the model's inputs.
-
-        """
-        data = one_batch(self.model, "predict_on_batch", Mode.PREDICT, x)
-        function = self._state.function(self.model, "predict", conversions.spec_of(data))
-        return to_results(function.on_batch(data))

@@ -1,0 +1,322 @@
+"""Building a :class:`~fitpipe.pipeline.core.Pipeline`: from an input to batched ``tf.data``.
+
+``adapt_source`` finds the adapter that takes the input and checks the arguments it supports;
+``pipeline_from_source`` batches, shuffles, weighs by class and prefetches the source's
+batches (or hands them to the tf.data service); ``build_pipeline`` does both, and ``adapt``
+is the public entry point (``fitpipe.adapt``). The owners of each concern on the way are
+listed in :mod:`fitpipe.pipeline.core`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import numbers
+import warnings
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import numpy as np
+import tensorflow as tf
+
+from fitpipe.adapters import (
+    Adapter,
+    AdaptRequest,
+    ArraySource,
+    BatchSourceBase,
+    Shardable,
+    Shuffle,
+    Source,
+    check_supported,
+    registry,
+    unsupported,
+)
+from fitpipe.errors import FitpipeTypeError, FitpipeValueError, FitpipeWarning, message
+from fitpipe.pipeline import service
+from fitpipe.pipeline.arrays import array_dataset, resolve_batch_size
+from fitpipe.pipeline.class_weight_plan import source_class_weight
+from fitpipe.pipeline.class_weights import class_weight_table, weighted_dataset, weighted_shard
+from fitpipe.pipeline.core import Pipeline, Shard
+from fitpipe.pipeline.options import GIVEN_ORDER, PipelineOptions
+from fitpipe.pipeline.service import check_address
+from fitpipe.schemas import as_schema
+
+__all__ = ["adapt", "adapt_source", "build_pipeline", "check_shuffle", "pipeline_from_source"]
+
+
+def _check_positive_int(value: Any, name: str, caller: str) -> None:
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value <= 0:
+        raise FitpipeValueError(
+            message(
+                caller,
+                f"got an invalid `{name}`",
+                f"`{name}` is a positive integer or None",
+                f"Pass e.g. `{name}=32`",
+                **{name: value},
+            )
+        )
+
+
+def adapt_source(
+    request: AdaptRequest,
+    options: PipelineOptions | None = None,
+    *,
+    warn_ignored: bool = True,
+) -> tuple[Adapter, Source]:
+    """Finds the adapter for ``request.x``, checks the arguments it supports, and adapts.
+
+    Args:
+        request: The adapter's request.
+        options: The pipeline's options, whose given arguments (``class_weight``,
+            ``validation_split``) the adapter must support too; None: none given.
+        warn_ignored: Warn when ``shuffle=True`` is ignored by the input.
+
+    Returns:
+        The adapter and its source.
+
+    """
+    _check_positive_int(request.batch_size, "batch_size", request.caller)
+    _check_positive_int(request.steps, "steps", request.caller)
+    if request.x is None:
+        raise FitpipeValueError(
+            message(
+                request.caller,
+                "got no input",
+                "`x` is the data to train on, evaluate or predict",
+                "Pass `x`",
+                x=None,
+            )
+        )
+    adapter = registry.find(request.x, request.caller)
+    values = {} if options is None else options.given()
+    named = set(request.given()) | set(values)
+    given = tuple(name for name in GIVEN_ORDER if name in named)
+    if request.shuffle == "batch" and "shuffle" not in adapter.supports:
+        raise _no_batch_shuffle(adapter, request)
+    if "shuffle" in given and "shuffle" not in adapter.supports:
+        if warn_ignored:
+            warnings.warn(
+                f"`{request.caller}` ignores `shuffle=True` for {adapter.accepts}: the input "
+                "fixes its own order. Shuffle the input itself (e.g. `dataset.shuffle(n)`).",
+                FitpipeWarning,
+                stacklevel=3,
+            )
+        given = tuple(name for name in given if name != "shuffle")
+    check_supported(adapter, request, given, values)
+    if request.schema is not None:  # a mapping or a schema file path becomes a Schema
+        request = dataclasses.replace(request, schema=as_schema(request.schema, request.caller))
+    adapted = adapter.adapt(request)
+    if not isinstance(adapted, (ArraySource, BatchSourceBase)):
+        adapted.close()
+        raise FitpipeTypeError(
+            f"adapter {adapter.name!r} returned {type(adapted).__name__}, which is neither "
+            "an ArraySource nor a batch source (BatchSource, BatchSourceBase)"
+        )
+    source: Source = adapted
+    if request.shuffle == "batch" and not isinstance(source, ArraySource):
+        source.close()
+        raise _no_batch_shuffle(adapter, request)
+    return adapter, source
+
+
+def _no_batch_shuffle(adapter: Adapter, request: AdaptRequest) -> Exception:
+    return unsupported(
+        adapter,
+        request,
+        "shuffle",
+        "rows addressed by index (arrays, tensors, frames, Arrow tables and small Parquet "
+        "data held in memory), and this input is read in its own batches",
+        "Pass `shuffle=True` or `shuffle=False`",
+        shown='shuffle="batch"',
+    )
+
+
+def check_shuffle(shuffle: Any, caller: str) -> None:
+    """Checks ``shuffle``: True, False (Python or NumPy bools) or ``"batch"``.
+
+    Raises:
+        FitpipeTypeError: For anything else.
+
+    """
+    if isinstance(shuffle, (bool, np.bool_)) or (isinstance(shuffle, str) and shuffle == "batch"):
+        return
+    raise FitpipeTypeError(
+        message(
+            caller,
+            "got an invalid `shuffle`",
+            '`shuffle` is True, False, or "batch" (shuffle in batch-sized chunks)',
+            'Pass a bool or "batch"',
+            shuffle=shuffle,
+        )
+    )
+
+
+def pipeline_from_source(
+    adapter_name: str,
+    source: Source,
+    options: PipelineOptions,
+    *,
+    seed: int | None = None,
+) -> Pipeline:
+    """Builds the pipeline of an adapted source (batching, shuffling, class weights, prefetch).
+
+    Args:
+        adapter_name: The adapter that made the source.
+        source: The source.
+        options: The pipeline's options (batch size, shuffle, class weights, steps).
+        seed: Shuffle seed; drawn from NumPy's global generator when None.
+
+    Returns:
+        The pipeline.
+
+    """
+    plan = source_class_weight(options.class_weight, source, options.caller, options.output_names)
+    class_weight = None if plan is None else plan.applied
+    if isinstance(source, ArraySource):
+        batch_size = resolve_batch_size(options.batch_size, options.steps, source.num_samples)
+        if seed is None:
+            seed = int(np.random.randint(0, 2**31 - 1))
+        if options.data_service is not None:  # rows as graph constants, for remote workers
+            dataset = service.constant_array_dataset(source, batch_size, options.caller)
+            rows, seek = None, None
+        else:
+            dataset, rows, seek = array_dataset(source, batch_size, options.shuffle, seed)
+        batches = math.ceil(source.num_samples / batch_size)
+        count: Callable[[], int | None] = lambda: batches  # noqa: E731
+    else:
+        batch_size, rows, seek = None, None, None
+        dataset = source.make_dataset()
+        count = source.count_batches
+    made = dataset if isinstance(dataset, tf.data.Dataset) else None
+    read_ahead = source.read_ahead
+    shard: Shard | None = source.shard if isinstance(source, Shardable) else None
+    if class_weight is not None:
+        dataset = weighted_dataset(dataset, class_weight, parallel=read_ahead)
+        if shard is not None:
+            shard = weighted_shard(shard, class_weight)
+        if rows is not None:
+            rows = dataclasses.replace(rows, class_weights=class_weight_table(class_weight))
+    if options.data_service is not None:
+        dataset = _on_service(dataset, source, options, adapter_name, batch_size, seed)
+        if not isinstance(source, ArraySource):  # workers batch their own splits
+            count = lambda: None  # noqa: E731
+    if read_ahead:
+        dataset = dataset.prefetch(tf.data.AUTOTUNE)
+    pipeline = Pipeline(
+        adapter_name, source, dataset, count, batch_size, rows, seek, shard, made=made
+    )
+    pipeline.class_weight = plan
+    return pipeline
+
+
+def _on_service(
+    dataset: tf.data.Dataset,
+    source: Source,
+    options: PipelineOptions,
+    adapter_name: str,
+    batch_size: int | None,
+    seed: int | None,
+) -> tf.data.Dataset:
+    """``dataset`` run on the workers of the tf.data service ``options.data_service``.
+
+    Rows in memory shuffled with ``shuffle=True`` are reshuffled there every epoch (from
+    ``seed``); ``shuffle="batch"`` cannot be.
+    """
+    assert options.data_service is not None
+    reshuffle = None
+    if isinstance(source, ArraySource) and options.shuffle == "batch":
+        raise FitpipeValueError(
+            message(
+                options.caller,
+                'cannot shuffle in batch-sized chunks (`shuffle="batch"`) on a tf.data service',
+                "Its workers read rows in their own order",
+                "Pass `shuffle=True`, or run the pipeline here (no `data_service`)",
+                shuffle=options.shuffle,
+            )
+        )
+    if isinstance(source, ArraySource) and options.shuffle:
+        reshuffle = (source.num_samples, batch_size or 0, seed or 0)
+    return service.on_service(
+        dataset, options.data_service, options.caller, adapter_name, reshuffle
+    )
+
+
+def build_pipeline(
+    request: AdaptRequest,
+    options: PipelineOptions | None = None,
+    *,
+    warn_ignored: bool = True,
+) -> Pipeline:
+    """Adapts ``request.x`` and builds its pipeline.
+
+    Args:
+        request: The adapter's request.
+        options: The pipeline's options (None: ``PipelineOptions.of(request)``).
+        warn_ignored: Warn when ``shuffle=True`` is ignored by the input.
+
+    Returns:
+        The pipeline.
+
+    """
+    options = PipelineOptions.of(request) if options is None else options
+    adapter, source = adapt_source(request, options, warn_ignored=warn_ignored)
+    return pipeline_from_source(adapter.name, source, options)
+
+
+def adapt(
+    x: Any,
+    y: Any = None,
+    sample_weight: Any = None,
+    *,
+    batch_size: int | None = None,
+    shuffle: Shuffle = False,
+    class_weight: Mapping[Any, Any] | str | None = None,
+    schema: Any = None,
+    steps: int | None = None,
+    data_service: str | None = None,
+) -> Pipeline:
+    """Turns any supported input into a :class:`Pipeline` of Keras-style batches.
+
+    Args:
+        x: The input: arrays, tensors, lists/dicts of arrays, pandas objects, generators,
+            ``tf.data.Dataset``, ``keras.utils.PyDataset``, or any form a registered adapter
+            takes.
+        y: Targets, for row-addressed inputs.
+        sample_weight: Per-sample (or per-time-step) weights, for row-addressed inputs.
+        batch_size: Rows per batch for row-addressed inputs (default 32).
+        shuffle: Reshuffle rows every epoch (row-addressed inputs; others warn); ``"batch"``
+            shuffles row-addressed inputs in batch-sized chunks (others refuse it).
+        class_weight: Map from class index to weight, multiplied with ``sample_weight``;
+            ``"balanced"`` (computed from the targets); or such values by output name
+            (dict targets' keys). See :mod:`fitpipe.pipeline.class_weights`.
+        schema: A declared schema, for columnar inputs.
+        steps: Batches per epoch; with arrays and no ``batch_size`` it sets the batch size to
+            ``ceil(rows / steps)``.
+        data_service: Address of a tf.data service dispatcher (``"grpc://host:port"``): the
+            pipeline then runs on its workers (see :mod:`fitpipe.pipeline.service`); an
+            input whose pipeline calls into Python here is refused before any batch.
+
+    Returns:
+        The pipeline.
+
+    Raises:
+        UnsupportedInputError: When no adapter takes ``x`` (the message lists them).
+        UnsupportedArgumentError: For arguments the chosen adapter does not support.
+        FitpipeValueError: For invalid values and mismatched data.
+
+    """
+    check_shuffle(shuffle, "adapt")
+    address = None if data_service is None else check_address(data_service, "adapt")
+    request = AdaptRequest(
+        x=x,
+        y=y,
+        sample_weight=sample_weight,
+        batch_size=batch_size,
+        shuffle=shuffle,
+        schema=schema,
+        steps=steps,
+    )
+    options = PipelineOptions.of(request, class_weight=class_weight, data_service=address)
+    return build_pipeline(request, options)

@@ -1,0 +1,195 @@
+"""The graph loops that run a compiled step up to ``n`` times per call, and their inputs.
+
+:class:`~fitpipe.training.steps.StepFunction` compiles the model's step; the loops here call
+it on up to ``n`` batches per call, fetched from a ``tf.data`` iterator (ending early when
+the input does) or sliced from rows held in memory (:class:`RowCursor`: every batch is known
+to exist). A loop keeps the last step's outputs (train, test) or every step's, concatenated
+(predict), and sums the seconds it waited for its batches (the input-bound report).
+
+The loops are explicit ``tf.while_loop``s, not autograph loops: autograph would transpile
+them (and every function they call) from source on the first ``fit`` of a process, about a
+second before the first step. The next batch is fetched only while more steps are due, so no
+batch is lost between calls.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import tensorflow as tf
+
+from fitpipe.training.collect import concat_outputs, output_arrays, write_outputs
+from fitpipe.training.conversions import absent_as_none
+
+__all__ = [
+    "Fetch",
+    "RowCursor",
+    "collect_loop",
+    "counted_loop",
+    "last_loop",
+    "merge",
+    "next_of_iterator",
+    "output_zeros",
+    "present",
+]
+
+#: ``fetch(source, i)`` returns the ``i``-th batch of ``source`` as a ``tf.experimental.Optional``.
+Fetch = Callable[[Any, tf.Tensor], Any]
+
+#: A step: the model's compiled step, called on one batch.
+Step = Callable[[Any], Any]
+
+
+def output_zeros(structure: Any) -> Any:
+    """Zeros shaped like each (fully defined) tensor spec or tensor in ``structure``."""
+    return tf.nest.map_structure(lambda t: tf.zeros(t.shape, t.dtype), structure)
+
+
+def next_of_iterator(iterator: Any, _: tf.Tensor) -> Any:
+    """The :data:`Fetch` of a ``tf.data`` iterator: its next batch (the index is unused)."""
+    return iterator.get_next_as_optional()
+
+
+def merge(outputs: list[Any], collect: bool) -> Any:
+    """Eager steps' outputs: all of them concatenated (``collect``), or the last."""
+    if collect:
+        return tf.nest.map_structure(lambda *o: tf.concat(o, 0), *outputs)
+    return outputs[-1]
+
+
+class RowCursor:
+    """Where an epoch over rows held in memory stands: its row order and its next batch.
+
+    Args:
+        rows: The pipeline's :class:`~fitpipe.pipeline.ResidentRows`.
+        epoch: Which epoch (selects the permutation when shuffling).
+        element_spec: The spec of one batch.
+    """
+
+    def __init__(self, rows: Any, epoch: int, element_spec: Any) -> None:
+        self.rows = rows
+        self.arguments = rows.loop_arguments(epoch)
+        self.position = 0
+        self.element_spec = element_spec
+
+    def batch(self, index: Any) -> Any:
+        """The rows of batch ``index`` of this epoch."""
+        return self.rows.batch(self.arguments, index)
+
+
+def _more_batches(n: tf.Tensor) -> Callable[..., tf.Tensor]:
+    """The condition of a loop of up to ``n`` steps that ends early when the input does."""
+
+    def more(i: tf.Tensor, _: Any, batch: Any, *waited: Any) -> tf.Tensor:
+        return tf.logical_and(i < n, batch.has_value())
+
+    return more
+
+
+def _timed(fetch: Fetch, source: Any, index: tf.Tensor, after: Any = None) -> Any:
+    """``fetch(source, index)`` once ``after`` is computed, and the seconds it blocked.
+
+    The fetch is ordered after the step whose outputs are ``after``, so the seconds measured
+    are those the loop waited for its next batch (an input read ahead answers at once), not
+    time overlapping the step.
+    """
+    done = [t for t in tf.nest.flatten(after) if isinstance(t, tf.Tensor)]
+    with tf.control_dependencies(done):
+        begin = tf.timestamp()
+    with tf.control_dependencies([begin]):
+        batch = fetch(source, index)
+    with tf.control_dependencies([batch.has_value()]):
+        end = tf.timestamp()
+    return batch, end - begin
+
+
+def _untimed(fetch: Fetch, source: Any, index: tf.Tensor, after: Any = None) -> Any:
+    """``fetch(source, index)`` and no time (the input-bound timing is off)."""
+    return fetch(source, index), tf.constant(0.0, tf.float64)
+
+
+def present(fetch: Fetch) -> Callable[[Any, tf.Tensor], Any]:
+    """``fetch`` for a source known to hold the batch: the value, with no Optional."""
+    return lambda source, index: fetch(source, index).get_value()
+
+
+def counted_loop(
+    one_step: Step, out_specs: Any, fetch: Callable[[Any, tf.Tensor], Any]
+) -> Callable[..., Any]:
+    """A loop over batches known to exist (rows in memory): no end-of-input checks.
+
+    ``fetch`` gives the batch itself (see :func:`present`); the loop returns ``(n, outputs)``
+    of the last step.
+    """
+
+    def loop(source: Any, start: tf.Tensor, n: tf.Tensor) -> tuple[tf.Tensor, Any]:
+        def body(i: tf.Tensor, logs: Any) -> tuple[Any, ...]:
+            return i + 1, one_step(absent_as_none(fetch(source, start + i)))
+
+        initial = (tf.constant(0, tf.int32), output_zeros(out_specs))
+        _, logs = tf.while_loop(lambda i, _: i < n, body, initial)
+        return n, logs
+
+    return loop
+
+
+def last_loop(one_step: Step, out_specs: Any, fetch: Fetch, timed: bool) -> Callable[..., Any]:
+    """A loop returning the last step's outputs (train, test); ``timed``: see ``_timed``."""
+    return _fetching_loop(
+        one_step,
+        fetch,
+        timed,
+        start=lambda: output_zeros(out_specs),
+        keep=lambda i, kept, outputs: outputs,
+        result=lambda count, kept: kept,
+    )
+
+
+def collect_loop(one_step: Step, out_specs: Any, fetch: Fetch, timed: bool) -> Callable[..., Any]:
+    """A loop returning every step's outputs, concatenated along the batch axis (predict)."""
+    return _fetching_loop(
+        one_step,
+        fetch,
+        timed,
+        start=lambda: output_arrays(out_specs),
+        keep=lambda i, written, outputs: write_outputs(written, i, outputs, out_specs),
+        result=lambda count, written: concat_outputs(count, written, out_specs),
+    )
+
+
+def _fetching_loop(
+    one_step: Step,
+    fetch: Fetch,
+    timed: bool,
+    start: Callable[[], Any],
+    keep: Callable[[tf.Tensor, Any, Any], Any],
+    result: Callable[[tf.Tensor, Any], Any],
+) -> Callable[..., Any]:
+    """A loop of up to ``n`` steps that ends early when the input does.
+
+    Each next batch is fetched after the step (timed when ``timed``, see ``_timed``) and only
+    while more steps are due. What the loop keeps of the steps' outputs is its own:
+    ``start()`` makes it (inside the graph), ``keep(i, kept, outputs)`` adds step ``i``'s
+    outputs, and ``result(count, kept)`` gives the loop's outputs. The loop returns
+    ``(count, outputs, waited)``.
+    """
+    get = _timed if timed else _untimed
+
+    def loop(source: Any, first: tf.Tensor, n: tf.Tensor) -> tuple[tf.Tensor, Any, Any]:
+        def body(i: tf.Tensor, kept: Any, batch: Any, waited: Any) -> tuple[Any, ...]:
+            outputs = one_step(absent_as_none(batch.get_value()))
+            kept = keep(i, kept, outputs)
+            more, took = tf.cond(
+                i + 1 < n,
+                lambda: get(fetch, source, first + i + 1, outputs),
+                lambda: (batch, tf.constant(0.0, tf.float64)),
+            )
+            return i + 1, kept, more, waited + took
+
+        batch, took = get(fetch, source, first)
+        initial = (tf.constant(0, tf.int32), start(), batch, took)
+        count, kept, _, waited = tf.while_loop(_more_batches(n), body, initial)
+        return count, result(count, kept), waited
+
+    return loop
