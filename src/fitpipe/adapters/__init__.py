@@ -23,6 +23,8 @@ Built-in adapters, highest priority first (name, priority: what it takes):
 - ``sequence``, 20: lists/tuples of arrays (multi-input models)
 """
 
+import dataclasses
+
 from fitpipe.adapters.arrays import ARRAY_FAMILY_SUPPORTS, check_rows, is_pandas
 from fitpipe.adapters.arrow_tables import ArrowStreamAdapter, ArrowTableAdapter
 from fitpipe.adapters.base import (
@@ -122,88 +124,124 @@ __all__ = [
 ]
 
 
+@dataclasses.dataclass(frozen=True)
+class _Lazy:
+    """A built-in adapter registered by dotted path, imported when its library's objects show up.
+
+    The fields are :class:`LazyAdapter`'s arguments.
+    """
+
+    name: str
+    target: str
+    modules: tuple[str, ...]
+    accepts: str
+    supports: frozenset[str]
+    install_hint: str
+
+    def build(self) -> LazyAdapter:
+        """The lazy adapter this entry describes.
+
+        Returns:
+            A :class:`LazyAdapter` that imports :attr:`target` on first use.
+
+        """
+        return LazyAdapter(
+            self.name,
+            self.target,
+            modules=self.modules,
+            accepts=self.accepts,
+            supports=self.supports,
+            install_hint=self.install_hint,
+        )
+
+
+#: The built-in adapters in registration order, each with its priority: a class (built at
+#: import) or a :class:`_Lazy` entry (imported on first use).
+_BUILTINS: tuple[tuple[type[Adapter] | _Lazy, int], ...] = (
+    (TFDatasetAdapter, 100),
+    (DistributedDatasetAdapter, 100),
+    (PyDatasetAdapter, 100),
+    (TensorAdapter, 90),
+    (ArrowTableAdapter, 75),
+    (ArrowStreamAdapter, 75),
+    (ParquetAdapter, 70),
+    (
+        _Lazy(
+            "delta",
+            "fitpipe.adapters.delta_tables:DeltaTableAdapter",
+            modules=("deltalake",),
+            accepts="a deltalake.DeltaTable (at any version), with `schema=`",
+            supports=ParquetAdapter.supports,
+            install_hint="pip install deltalake",
+        ),
+        70,
+    ),
+    (
+        _Lazy(
+            "iceberg",
+            "fitpipe.adapters.iceberg_tables:IcebergTableAdapter",
+            modules=("pyiceberg",),
+            accepts="a pyiceberg Table or DataScan (`table.scan(snapshot_id=...)`), with `schema=`",
+            supports=ParquetAdapter.supports,
+            install_hint="pip install 'pyiceberg[pyarrow]'",
+        ),
+        70,
+    ),
+    (
+        _Lazy(
+            "pandas",
+            "fitpipe.adapters.pandas_frames:PandasAdapter",
+            modules=("pandas",),
+            accepts="a pandas DataFrame or Series",
+            supports=ARRAY_FAMILY_SUPPORTS | {"schema"},
+            install_hint="pip install pandas",
+        ),
+        80,
+    ),
+    (
+        _Lazy(
+            "grain",
+            "fitpipe.adapters.grain_datasets:GrainAdapter",
+            modules=("grain",),
+            accepts="a grain.MapDataset, grain.IterDataset or grain.DataLoader",
+            supports=frozenset({"class_weight", "steps"}),
+            install_hint="pip install grain",
+        ),
+        60,
+    ),
+    (
+        _Lazy(
+            "torch",
+            "fitpipe.adapters.torch_loaders:TorchDataLoaderAdapter",
+            modules=("torch",),
+            accepts="a torch.utils.data.DataLoader",
+            supports=frozenset({"class_weight", "steps"}),
+            install_hint="pip install torch",
+        ),
+        60,
+    ),
+    (GeneratorAdapter, 50),
+    (
+        _Lazy(
+            "sparse",
+            "fitpipe.adapters.sparse_arrays:SparseArrayAdapter",
+            modules=("scipy", "jax"),
+            accepts="a SciPy sparse matrix or array (any format) or a JAX BCOO array",
+            supports=ARRAY_FAMILY_SUPPORTS,
+            install_hint="pip install scipy (or jax)",
+        ),
+        45,
+    ),
+    (NumpyAdapter, 40),
+    (MappingAdapter, 30),
+    (SequenceAdapter, 20),
+)
+
+
 def _register_builtins() -> None:
-    builtins: list[tuple[Adapter, int]] = [
-        (TFDatasetAdapter(), 100),
-        (DistributedDatasetAdapter(), 100),
-        (PyDatasetAdapter(), 100),
-        (TensorAdapter(), 90),
-        (ArrowTableAdapter(), 75),
-        (ArrowStreamAdapter(), 75),
-        (ParquetAdapter(), 70),
-        (
-            LazyAdapter(
-                "delta",
-                "fitpipe.adapters.delta_tables:DeltaTableAdapter",
-                modules=("deltalake",),
-                accepts="a deltalake.DeltaTable (at any version), with `schema=`",
-                supports=ParquetAdapter.supports,
-                install_hint="pip install deltalake",
-            ),
-            70,
-        ),
-        (
-            LazyAdapter(
-                "iceberg",
-                "fitpipe.adapters.iceberg_tables:IcebergTableAdapter",
-                modules=("pyiceberg",),
-                accepts="a pyiceberg Table or DataScan (`table.scan(snapshot_id=...)`), "
-                "with `schema=`",
-                supports=ParquetAdapter.supports,
-                install_hint="pip install 'pyiceberg[pyarrow]'",
-            ),
-            70,
-        ),
-        (
-            LazyAdapter(
-                "pandas",
-                "fitpipe.adapters.pandas_frames:PandasAdapter",
-                modules=("pandas",),
-                accepts="a pandas DataFrame or Series",
-                supports=ARRAY_FAMILY_SUPPORTS | {"schema"},
-                install_hint="pip install pandas",
-            ),
-            80,
-        ),
-        (
-            LazyAdapter(
-                "grain",
-                "fitpipe.adapters.grain_datasets:GrainAdapter",
-                modules=("grain",),
-                accepts="a grain.MapDataset, grain.IterDataset or grain.DataLoader",
-                supports=frozenset({"class_weight", "steps"}),
-                install_hint="pip install grain",
-            ),
-            60,
-        ),
-        (
-            LazyAdapter(
-                "torch",
-                "fitpipe.adapters.torch_loaders:TorchDataLoaderAdapter",
-                modules=("torch",),
-                accepts="a torch.utils.data.DataLoader",
-                supports=frozenset({"class_weight", "steps"}),
-                install_hint="pip install torch",
-            ),
-            60,
-        ),
-        (GeneratorAdapter(), 50),
-        (
-            LazyAdapter(
-                "sparse",
-                "fitpipe.adapters.sparse_arrays:SparseArrayAdapter",
-                modules=("scipy", "jax"),
-                accepts="a SciPy sparse matrix or array (any format) or a JAX BCOO array",
-                supports=ARRAY_FAMILY_SUPPORTS,
-                install_hint="pip install scipy (or jax)",
-            ),
-            45,
-        ),
-        (NumpyAdapter(), 40),
-        (MappingAdapter(), 30),
-        (SequenceAdapter(), 20),
-    ]
-    for adapter, priority in builtins:
+    """Registers :data:`_BUILTINS` in order, each marked built-in (never replaceable)."""
+    for entry, priority in _BUILTINS:
+        adapter = entry.build() if isinstance(entry, _Lazy) else entry()
         registry.register(adapter, priority=priority, builtin=True)
 
 
