@@ -139,6 +139,36 @@ def _indices(dataset: Any) -> Iterator[int]:
         index += 1
 
 
+def _peeked_signature(dataset: Any, count: int | None, caller: str) -> Any:
+    """The element signature of a ``PyDataset``, from its first two batches (one if it has one).
+
+    Args:
+        dataset: The ``PyDataset``.
+        count: Its number of batches (None: endless).
+        caller: The public method being run.
+
+    Returns:
+        The ``tf.data`` element signature.
+
+    Raises:
+        DataMismatchError: When the dataset has no batches.
+
+    """
+    if count == 0:
+        raise DataMismatchError(
+            message(
+                caller,
+                "got a PyDataset of length 0",
+                "A PyDataset input has at least one batch",
+                "Check its `__len__`",
+                x=dataset,
+            )
+        )
+    peek = 1 if count == 1 else 2
+    peeked = [normalize_batch(dataset[i], caller, _SOURCE) for i in range(peek)]
+    return signature_of(peeked, caller, _SOURCE)
+
+
 class _PassOrder:
     """The batch indices of each pass: in order, or a permutation keyed by (seed, pass).
 
@@ -192,19 +222,7 @@ class PyDatasetAdapter:
         """
         dataset = request.x
         count = _count(dataset)
-        if count == 0:
-            raise DataMismatchError(
-                message(
-                    request.caller,
-                    "got a PyDataset of length 0",
-                    "A PyDataset input has at least one batch",
-                    "Check its `__len__`",
-                    x=dataset,
-                )
-            )
-        peek = 1 if count == 1 else 2
-        peeked = [normalize_batch(dataset[i], request.caller, _SOURCE) for i in range(peek)]
-        signature = signature_of(peeked, request.caller, _SOURCE)
+        signature = _peeked_signature(dataset, count, request.caller)
         clock = StageClock() if timing() else None
         workers = _Workers(dataset, clock)
         errors = ErrorBox()
