@@ -194,20 +194,23 @@ class _Feeder:
             thread.join(timeout=_JOIN_SECONDS)
 
 
-def one_pass_source(
-    iterator: Iterator[Any], x: Any, caller: str, source: str, steps: int | None = None
-) -> BatchSource:
-    """A source read once from ``iterator`` of batches, with read-ahead that survives epochs.
+def _peek(
+    iterator: Iterator[Any], x: Any, caller: str, source: str, steps: int | None
+) -> list[tuple[Any, ...]]:
+    """Reads the first batches (up to ``_PEEK``, never more than ``steps``), normalized.
 
     Args:
         iterator: Yields batches in any documented form.
         x: The user's input, for messages.
         caller: The public method being run.
         source: What yields the batches, in words.
-        steps: Batches per epoch the caller asked for, if any: no more are peeked.
+        steps: Batches per epoch the caller asked for, if any.
 
     Returns:
-        The batch source (its number of batches is unknown).
+        The batches read, at least one.
+
+    Raises:
+        DataMismatchError: When the iterator yields nothing.
     """
     peeked = []
     for _ in range(min(_PEEK, steps or _PEEK)):
@@ -225,6 +228,25 @@ def one_pass_source(
                 x=x,
             )
         )
+    return peeked
+
+
+def one_pass_source(
+    iterator: Iterator[Any], x: Any, caller: str, source: str, steps: int | None = None
+) -> BatchSource:
+    """A source read once from ``iterator`` of batches, with read-ahead that survives epochs.
+
+    Args:
+        iterator: Yields batches in any documented form.
+        x: The user's input, for messages.
+        caller: The public method being run.
+        source: What yields the batches, in words.
+        steps: Batches per epoch the caller asked for, if any: no more are peeked.
+
+    Returns:
+        The batch source (its number of batches is unknown).
+    """
+    peeked = _peek(iterator, x, caller, source, steps)
     signature = signature_of(peeked, caller, source)
     clock = StageClock() if timing() else None
     feeder = _Feeder(iterator, peeked, BatchSpec(signature, caller, source), clock)
