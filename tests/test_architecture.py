@@ -11,6 +11,8 @@
   each other freely.
 * Modules stay under :data:`MAX_MODULE_LINES` lines: one that grows past it is split along
   a seam (one concern per module).
+* Function and method bodies stay within :data:`MAX_FUNCTION_LINES` lines (docstring not
+  counted): one that grows past it is split at a natural seam into helpers.
 """
 
 from __future__ import annotations
@@ -38,6 +40,9 @@ RANKS = {
 
 #: The most lines a module of ``src/fitpipe`` may have (the style rule: under 500).
 MAX_MODULE_LINES = 499
+
+#: The most lines a function or method body may span, its docstring not counted.
+MAX_FUNCTION_LINES = 50
 
 #: Code that branches on a caller string or on an adapter's name.
 FORBIDDEN = {
@@ -177,4 +182,28 @@ def test_modules_stay_under_the_size_limit() -> None:
     ]
     assert not long, (
         f"modules over {MAX_MODULE_LINES} lines (split each along a seam):\n" + "\n".join(long)
+    )
+
+
+def _body_lines(function: ast.FunctionDef | ast.AsyncFunctionDef) -> int:
+    """Lines from the body's first statement after the docstring to its last statement's end."""
+    body = function.body
+    if ast.get_docstring(function, clean=False) is not None:
+        body = body[1:]
+    if not body:
+        return 0
+    last = body[-1].end_lineno or body[-1].lineno
+    return last - body[0].lineno + 1
+
+
+def test_functions_stay_under_the_length_limit() -> None:
+    long = [
+        f"{path.relative_to(SRC)}:{node.lineno} {node.name}: {lines} lines"
+        for path in _modules()
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))
+        and (lines := _body_lines(node)) > MAX_FUNCTION_LINES
+    ]
+    assert not long, (
+        f"functions over {MAX_FUNCTION_LINES} lines (split each at a seam):\n" + "\n".join(long)
     )
