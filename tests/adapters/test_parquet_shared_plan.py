@@ -60,6 +60,17 @@ def test_a_plan_rebuilt_from_its_bytes_is_the_plan(
     _same(rebuilt, plan)
 
 
+def test_a_dataset_is_rebuilt_from_its_own_fragments(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _write(tmp_path, [[2, 3], [4], [1, 1]], partitioned=True)
+    dataset = pads.dataset(str(tmp_path), format="parquet", partitioning="hive")
+    schema = fitpipe.Schema(["a", "k"], "y")
+    plan = plan_source(dataset, schema, "fit")
+    monkeypatch.setattr(parquet, "_footer", _no_footer)
+    _same(plan_from_bytes(plan_bytes(plan), dataset, schema, "fit", Mode.TRAIN), plan)
+
+
 def test_a_filtered_dataset_travels_as_its_row_count(tmp_path: Path) -> None:
     _write(tmp_path, [[2, 3], [4]], partitioned=False)
     dataset = pads.dataset(str(tmp_path), format="parquet").filter(pads.field("a") > 2)

@@ -13,7 +13,8 @@ which carries them). The bytes hold, zlib-compressed:
   narrowest unsigned type that holds them.
 
 A filtered dataset's one scan travels as its row count. Rebuilding opens no file: each
-file's fragment is made from its path (its footer is read when its own row groups are).
+file's fragment is the dataset's own (a ``pyarrow.dataset.Dataset`` given), or made from its
+path; its footer is read when its own row groups are.
 """
 
 from __future__ import annotations
@@ -131,27 +132,33 @@ def plan_bytes(plan: ParquetPlan) -> bytes:
     return zlib.compress(MAGIC + _frame(blobs))
 
 
-def _opener(x: Any, caller: str) -> tuple[pafs.FileSystem, Any]:
-    """The filesystem and the Parquet format of source ``x``, found without opening a file."""
+def _opener(x: Any, caller: str) -> tuple[pafs.FileSystem, Any, dict[str, Any]]:
+    """The filesystem and Parquet format of source ``x``, and its fragments by path.
+
+    Found without opening a file: a dataset's own fragments (made when it listed its files)
+    keep its format and partitions; paths get fragments made from the plan's paths.
+    """
     if isinstance(x, pads.Dataset):
-        return x.filesystem, x.format
+        own = {fragment.path: fragment for fragment in x.get_fragments()}
+        filesystem = getattr(x, "filesystem", None) or pafs.LocalFileSystem()
+        return filesystem, getattr(x, "format", None) or parquet_format(), own
     first = os.fspath(x[0] if isinstance(x, (list, tuple)) else x)
     if is_uri(first):
-        return resolve_uri(first, caller)[0], parquet_format()
-    return pafs.LocalFileSystem(), parquet_format()
+        return resolve_uri(first, caller)[0], parquet_format(), {}
+    return pafs.LocalFileSystem(), parquet_format(), {}
 
 
 def _pieces(
     blobs: list[bytes], header: dict[str, Any], arrow_schema: pa.Schema, x: Any, caller: str
 ) -> list[Piece]:
     """The row groups of every file, each file's fragment made from its path."""
-    filesystem, file_format = _opener(x, caller)
+    filesystem, file_format, own = _opener(x, caller)
     expressions = pickle.loads(blobs[2])
     counts, rows, ids = (_widen(d, b) for d, b in zip(header["dtypes"], blobs[3:], strict=True))
     partitions = header["partitions"] or [0] * len(counts)
     pieces, at = [], 0
     for path, count, partition in zip(header["files"], counts, partitions, strict=True):
-        fragment = file_format.make_fragment(
+        fragment = own.get(path) or file_format.make_fragment(
             path, filesystem, partition_expression=expressions[partition]
         )
         where = display_path(filesystem, path)
