@@ -13,12 +13,18 @@ the footers read sequentially (``threads=1``) and by the thread pool (``--thread
 prints CPU seconds (``time.process_time``, the figure to compare on a loaded machine), wall
 seconds, and microseconds of CPU per file or row group (flat when growth is linear).
 
+``--share`` also times what a multi-worker run adds: the chief turning its plan into bytes
+(:func:`fitpipe.columnar.plan_bytes`) and another worker rebuilding the plan from them
+(:func:`fitpipe.columnar.plan_from_bytes`, no footer read), in this one process (the
+all-reduces between them need a cluster), with the bytes shared; and the bytes again with
+each row group's rows drawn at random below 2**20 (row counts that do not compress).
+
 ``--s3-files N`` also writes N one-row files to a local S3 server (moto, started and
 stopped by the script) and plans them from ``s3://``: every footer is then a request, which
 the thread pool overlaps.
 
 Run: python benchmarks/bench_planning.py --files 1000,10000 --groups 100000,1000000 \\
-    --dir /tmp/fitpipe-planning --s3-files 500
+    --dir /tmp/fitpipe-planning --s3-files 500 [--share]
 """
 
 from __future__ import annotations
@@ -37,7 +43,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 import fitpipe
-from fitpipe.columnar import plan_source
+from fitpipe.columnar import ParquetPlan, Piece, plan_bytes, plan_from_bytes, plan_source
+from fitpipe.schemas import Mode
 
 SCHEMA = fitpipe.Schema(["a"], "y")
 GROUPS_PER_FILE = 1000
@@ -85,6 +92,26 @@ def report(label: str, units: int, source: str, threads: list[int]) -> None:
         )
 
 
+def report_share(label: str, source: str) -> None:
+    """Times the plan to bytes and back (one process); the bytes, as planned and random rows."""
+    plan: ParquetPlan = plan_source(source, SCHEMA, "fit")
+    cpu_out, wall_out, data = timed(lambda: plan_bytes(plan))
+    assert isinstance(data, bytes)
+    cpu_in, wall_in, rebuilt = timed(
+        lambda: plan_from_bytes(data, source, SCHEMA, "fit", Mode.TRAIN)
+    )
+    assert len(rebuilt.pieces) == len(plan.pieces)  # type: ignore[attr-defined]
+    rows = np.random.default_rng(0).integers(1, 2**20, len(plan.pieces)).tolist()
+    pieces = tuple(Piece(p.source, n, p.read) for p, n in zip(plan.pieces, rows, strict=True))
+    random = plan_bytes(ParquetPlan(pieces, plan.arrow_schema, plan.schema))
+    print(
+        f"{label:28s} share bytes={len(data):<9d} to-bytes cpu={cpu_out:6.2f}s "
+        f"wall={wall_out:6.2f}s  rebuild cpu={cpu_in:6.2f}s wall={wall_in:6.2f}s  "
+        f"random-rows bytes={len(random)}",
+        flush=True,
+    )
+
+
 def s3_run(count: int, threads: list[int]) -> None:
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
     from object_store import s3_server
@@ -105,6 +132,7 @@ def main() -> None:
     parser.add_argument("--dir", default="/tmp/fitpipe-planning")
     parser.add_argument("--threads", default="1,16")
     parser.add_argument("--s3-files", type=int, default=0)
+    parser.add_argument("--share", action="store_true")
     args = parser.parse_args()
     threads = [int(t) for t in args.threads.split(",")]
     root = Path(args.dir)
@@ -117,6 +145,8 @@ def main() -> None:
         if spent:
             print(f"generated {folder} in {spent:.1f}s CPU", flush=True)
         report(f"{kind}={count}", count, str(folder), threads)
+        if args.share:
+            report_share(f"{kind}={count}", str(folder))
     if args.s3_files:
         s3_run(args.s3_files, threads)
 

@@ -26,6 +26,7 @@ import numpy as np  # noqa: E402
 from dist_data import SCHEMA, table, write  # noqa: E402
 
 import fitpipe  # noqa: E402
+from fitpipe.training.sharing import share_bytes  # noqa: E402
 
 STRATEGY = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
 
@@ -150,6 +151,15 @@ def on_service() -> dict[str, Any]:
     return runs
 
 
+def shared() -> list[bool]:
+    """Whether bytes of several lengths come back whole through two replicas' all-reduce.
+
+    Only one replica gives the bytes (4 per int32 word): a sum over both must not double.
+    """
+    sizes = (0, 1, 4091, 4092, 4093, 100_003)
+    return [share_bytes(STRATEGY, data) == data for data in map(os.urandom, sizes)]
+
+
 def main() -> None:
     """Runs every case on one device and under the strategy; prints the results."""
     folder = write(Path(sys.argv[1]), 48, row_group=8)
@@ -170,6 +180,7 @@ def main() -> None:
         "parquet_one": columnar(None, folder),
         "parquet_mirrored": columnar(STRATEGY, folder),
         "service": on_service(),
+        "shared": shared(),
     }
     print("RESULT " + json.dumps(out))
 

@@ -7,11 +7,14 @@ for all workers), and on NumPy arrays (the strategy's own distribution). After t
 fit, it predicts (every worker gets every row back, in order): the two folders and NumPy
 arrays, returned; and an Arrow table with ``output=`` into the folder given third (the chief
 alone writes it). Then what must fail on every worker, each at once: ``predict`` with an
-``output=`` only the chief cannot write (the others are given a path they could write), and
-``fit`` with ``data_service=``. Last, a plain ``fit`` (no callback). Prints one JSON line:
+``output=`` only the chief cannot write (the others are given a path they could write),
+``fit`` with ``data_service=``, and ``fit`` on a source only the chief cannot plan (a
+missing folder, a schema naming a missing column; the others are given what they could
+plan: the chief plans for all). Last, a plain ``fit`` (no callback). Prints one JSON line:
 per input the History, the steps of each epoch, the row groups this worker read while
-training, and the final weights; the predictions, the path ``predict`` returned, and the
-prediction files this worker wrote itself; each failure's error type, message and seconds.
+training, the Parquet footers it read while planning, and the final weights; the
+predictions, the path ``predict`` returned, and the prediction files this worker wrote
+itself; each failure's error type, message and seconds.
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ from fitpipe.columnar import parquet  # noqa: E402
 from fitpipe.training import outputs  # noqa: E402
 
 READ: list[tuple[str, int]] = []
+FOOTERS: list[str] = []
 TRAINING = [False]
 WRITTEN: list[str] = []
 MODELS: list[keras.Model] = []
@@ -65,6 +69,16 @@ class _RecordingReader(parquet._GroupReader):
 
 
 parquet._GroupReader = _RecordingReader  # type: ignore[misc]
+FOOTER = parquet._footer
+
+
+def _recording_footer(fragment: Any, where: str, caller: str) -> Any:
+    """Records each footer this worker reads while planning."""
+    FOOTERS.append(os.path.basename(where))
+    return FOOTER(fragment, where, caller)
+
+
+parquet._footer = _recording_footer
 
 
 class Steps(keras.callbacks.Callback):
@@ -143,6 +157,10 @@ def refused(model: keras.Model, even: str, folder: str) -> dict[str, Any]:
     out["data_service"] = failure(
         lambda: trainer.fit(table(44), schema=SCHEMA, verbose=0, data_service="grpc://localhost:1")
     )
+    missing = os.path.join(folder, "missing.parquet") if chief else even
+    out["plan_missing"] = failure(lambda: trainer.fit(missing, schema=SCHEMA, verbose=0))
+    wrong = fitpipe.Schema(["a", "absent"], "y") if chief else SCHEMA
+    out["plan_schema"] = failure(lambda: trainer.fit(even, schema=wrong, verbose=0))
     return out
 
 
@@ -151,6 +169,7 @@ def train(
 ) -> dict[str, Any]:
     """Fits on one input (``count``: with a callback counting steps); returns what is compared."""
     READ.clear()
+    FOOTERS.clear()
     with STRATEGY.scope():
         built = worker_model()
     steps = Steps()
@@ -169,6 +188,7 @@ def train(
         "history": history.history,
         "steps": steps.steps,
         "read": sorted(set(READ)),
+        "footers": sorted(FOOTERS),
         "weights": [w.ravel().tolist() for w in built.get_weights()],
     }
 

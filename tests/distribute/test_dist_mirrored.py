@@ -111,3 +111,8 @@ def test_fit_on_a_tf_data_service_matches_one_device(runs: Any) -> None:
     _close(service["mirrored"]["history"], service["one"]["history"])
     for a, b in zip(service["mirrored"]["weights"], service["one"]["weights"], strict=True):
         np.testing.assert_allclose(a, b, rtol=RTOL, atol=ATOL)
+
+
+def test_bytes_shared_through_two_replicas_come_back_whole(runs: Any) -> None:
+    # The channel a multi-worker run's chief shares its Parquet plan through.
+    assert runs["shared"] == [True] * 6

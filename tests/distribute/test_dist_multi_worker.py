@@ -2,7 +2,9 @@
 
 Each worker reads only its own Parquet row groups (dealt round-robin); both run the same
 steps. With row groups of one worker-step of rows, step ``i`` of the cluster sees the rows
-of batch ``i`` on one device, so History and weights equal the one-device run. ``predict``
+of batch ``i`` on one device, so History and weights equal the one-device run. The chief
+alone plans a Parquet source (reads its footers); the others rebuild its plan from the bytes
+it shares, and raise its error when it cannot plan. ``predict``
 gives every worker every row, in order; with ``output=`` the chief alone writes the file,
 and a path the chief cannot write fails every worker at once. ``data_service`` is refused.
 """
@@ -40,7 +42,7 @@ def folders(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("multi_worker")
     (root / "predictions").mkdir()
     return {
-        "even": write(root / "even", 48, row_group=4),  # 12 groups: 6 per worker
+        "even": write(root / "even", 48, row_group=4, files=3),  # 12 groups: 6 per worker
         "uneven": write(root / "uneven", 44, row_group=4),  # 11 groups: 6 and 5 (+padding)
         "predictions": root / "predictions",  # predict(output=) writes here
     }
@@ -86,13 +88,22 @@ def test_workers_run_the_same_steps(workers: list[Any], name: str) -> None:
     assert [w[name]["steps"] for w in workers] == [[6, 6], [6, 6]]
 
 
-@pytest.mark.parametrize(("name", "groups"), [("even", 12), ("uneven", 11)])
+@pytest.mark.parametrize(("name", "files", "groups"), [("even", 3, 4), ("uneven", 1, 11)])
 def test_each_worker_reads_only_its_own_row_groups(
-    workers: list[Any], name: str, groups: int
+    workers: list[Any], name: str, files: int, groups: int
 ) -> None:
-    read = [{group for _, group in w[name]["read"]} for w in workers]
-    assert read[0] == set(range(0, groups, 2))
-    assert read[1] == set(range(1, groups, 2))
+    # Row groups in path order, dealt round-robin: the k-th is group k % groups of file k // groups.
+    dealt = [(f"part-{k // groups:03d}.parquet", k % groups) for k in range(files * groups)]
+    read = [sorted(tuple(pair) for pair in w[name]["read"]) for w in workers]
+    assert read[0] == sorted(dealt[0::2])
+    assert read[1] == sorted(dealt[1::2])
+
+
+@pytest.mark.parametrize(("name", "files"), [("even", 3), ("uneven", 1), ("plain", 3)])
+def test_the_chief_alone_reads_the_footers(workers: list[Any], name: str, files: int) -> None:
+    # The other worker rebuilds the chief's plan from its bytes: it opens no footer to plan.
+    expected = [f"part-{i:03d}.parquet" for i in range(files)]
+    assert [w[name]["footers"] for w in workers] == [expected, []]
 
 
 @pytest.mark.parametrize("name", ["even", "uneven", "arrow_shuffled", "numpy"])
@@ -180,3 +191,21 @@ def test_data_service_is_refused_on_every_worker(workers: list[Any]) -> None:
         in f["message"]
         for f in failures
     )
+
+
+@pytest.mark.parametrize(
+    ("case", "kind", "words"),
+    [
+        ("plan_missing", "DataMismatchError", "cannot find the Parquet source"),
+        ("plan_schema", "SchemaError", "'absent'"),
+    ],
+)
+def test_a_source_the_chief_cannot_plan_fails_every_worker_at_once(
+    workers: list[Any], case: str, kind: str, words: str
+) -> None:
+    # The second worker was given what it could plan: the chief plans for all.
+    failures = [w["refused"][case] for w in workers]
+    assert [f["type"] for f in failures] == [kind] * 2
+    assert failures[0]["message"] == failures[1]["message"]
+    assert words in failures[0]["message"]
+    assert all(f["seconds"] < 30 for f in failures)  # not the collective's 120 s timeout

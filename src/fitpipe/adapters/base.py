@@ -36,6 +36,7 @@ __all__ = [
     "ArraySource",
     "BatchSource",
     "Mode",
+    "Share",
     "Shuffle",
     "Source",
     "batch_size_or_default",
@@ -46,6 +47,10 @@ __all__ = [
 #: ``shuffle``: False, True (every row), or "batch" (in batch-sized chunks, as documented for
 #: tf.keras 2; row-addressed inputs only).
 Shuffle = bool | Literal["batch"]
+
+#: ``share(make)``: ``make()``'s bytes, made by one process of a multi-worker run (the
+#: chief) and given to every process; an error ``make`` raises there is raised on every one.
+Share = Callable[[Callable[[], bytes]], bytes]
 
 #: Rows per batch when none is given (as in Keras).
 DEFAULT_BATCH_SIZE = 32
@@ -130,6 +135,10 @@ class AdaptRequest:
             (an array with one per row, for rows in memory). Adapters that support it read
             the keys into :attr:`ArraySource.keys`, or give a
             :class:`~fitpipe.adapters.capabilities.GroupSplittable` source.
+        share: Under a multi-worker strategy, what plans a source once for every worker
+            (see :data:`Share`; every worker calls it at the same point): Parquet sources
+            are planned by the chief alone, their plan shared as bytes, so the other
+            workers read no footer. None: each process plans its own input.
 
     """
 
@@ -145,6 +154,7 @@ class AdaptRequest:
     mode: Mode = Mode.TRAIN
     chunks: bool = False
     split_by: Any = None
+    share: Share | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.mode, Mode):

@@ -27,10 +27,11 @@ import pyarrow.dataset as pads
 import tensorflow as tf
 
 from fitpipe import limits
-from fitpipe.adapters.arrow_tables import ColumnChunks, require_schema
+from fitpipe.adapters.arrow_tables import ColumnChunks
 from fitpipe.adapters.base import AdaptRequest, ArraySource, BatchSource, batch_size_or_default
 from fitpipe.adapters.batches import ErrorBox, signature_of
 from fitpipe.adapters.capabilities import class_counts
+from fitpipe.adapters.parquet_plans import key_column, planned
 from fitpipe.adapters.sharding import pad_shard, per_replica_batch, plan_shards, with_weights
 from fitpipe.adapters.stages import StageClock, timing
 from fitpipe.columnar import (
@@ -40,20 +41,17 @@ from fitpipe.columnar import (
     converted_bytes,
     count_split,
     empty_side_error,
-    existing_paths,
     file_error,
     is_parquet_path,
     key_array,
     key_hashes,
-    missing_key_column,
-    plan_source,
     read_span,
     role_arrays,
     spans,
     table_roles,
     validation_mask,
 )
-from fitpipe.errors import DataMismatchError, FitpipeTypeError, message
+from fitpipe.errors import DataMismatchError, message
 from fitpipe.schemas import Mode, Role, Schema
 
 __all__ = ["ParquetAdapter", "parquet_source"]
@@ -283,27 +281,6 @@ def shard_dataset(
     return chunks.rebatch(size, drop_remainder=True), plan.steps
 
 
-def _key_column(request: AdaptRequest, plan: ParquetPlan) -> str | None:
-    """The column ``split_by`` names (checked against the data), or None."""
-    split_by = request.split_by
-    if split_by is None:
-        return None
-    if not isinstance(split_by, str):
-        raise FitpipeTypeError(
-            message(
-                request.caller,
-                "needs `split_by` to name a column for Parquet data",
-                "The keys of Parquet rows are read with the rows, from a column",
-                "Pass the name of the key column, e.g. `split_by='user_id'`",
-                split_by=split_by,
-            )
-        )
-    names = list(plan.arrow_schema.names)
-    if names.count(split_by) != 1:
-        raise missing_key_column(split_by, names, str(request.x), request.caller)
-    return split_by
-
-
 def grouped_sources(
     reader: _Reader,
     fraction: float,
@@ -416,8 +393,6 @@ class ParquetAdapter:
 
     def adapt(self, request: AdaptRequest) -> ArraySource | BatchSource | ColumnChunks:
         """Plans the source from metadata; reads small data whole, else streams row groups."""
-        if not isinstance(request.x, pads.Dataset):  # a missing path before a missing schema
-            existing_paths(request.x, request.caller)
         return parquet_source(request, request.x)
 
 
@@ -439,7 +414,7 @@ def parquet_source(
         The source.
     """
     mode = request.mode
-    plan = plan_source(x, require_schema(request, what), request.caller, mode, name)
+    plan = planned(request, x, name, what)
     if request.chunks:
         return ColumnChunks(_plan_tables(plan, mode), request.caller)
     schema = plan.schema
@@ -453,7 +428,7 @@ def parquet_source(
                 x=request.x,
             )
         )
-    key = _key_column(request, plan)
+    key = key_column(request, plan)
     if request.hold_in_memory and (
         converted_bytes(plan, schema, mode) <= limits.RESIDENT_BYTES_LIMIT
     ):

@@ -6,7 +6,9 @@ columns of each role to arrays (:mod:`~fitpipe.columnar.convert`), finds and ope
 files, local or in object stores (:mod:`~fitpipe.columnar.files`,
 :mod:`~fitpipe.columnar.storage`), plans and reads Parquet sources by row group and
 walks and sums their footer statistics (:mod:`~fitpipe.columnar.parquet`: one walk,
-:func:`column_chunks`, which the pre-flight check reads too), writes Parquet and JSON
+:func:`column_chunks`, which the pre-flight check reads too), turns plans into bytes and
+back without reading a footer (:mod:`~fitpipe.columnar.shared_plans`: one worker plans for
+all), writes Parquet and JSON
 files that appear only when complete (:mod:`~fitpipe.columnar.write`), and hashes rows'
 keys for grouped validation splits (:mod:`~fitpipe.columnar.keys`). The Arrow and Parquet
 adapters, ``predict(output=...)`` and ``fitpipe inspect`` are built on it.
@@ -45,8 +47,10 @@ from fitpipe.columnar.parquet import (
     plan_source,
     read_span,
     source_columns,
+    source_name,
     spans,
 )
+from fitpipe.columnar.shared_plans import plan_bytes, plan_from_bytes
 from fitpipe.columnar.storage import display_path, expand_uri, is_uri, resolve_uri, uri_info
 from fitpipe.columnar.types import (
     EXPECTED_TYPES,
@@ -100,11 +104,14 @@ __all__ = [
     "missing_key_column",
     "open_dataset",
     "parquet_format",
+    "plan_bytes",
+    "plan_from_bytes",
     "plan_source",
     "read_span",
     "resolve_uri",
     "role_arrays",
     "source_columns",
+    "source_name",
     "spans",
     "table_roles",
     "unknown_column",

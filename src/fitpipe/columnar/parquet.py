@@ -38,6 +38,7 @@ __all__ = [
     "plan_source",
     "read_span",
     "source_columns",
+    "source_name",
     "spans",
 ]
 
@@ -131,11 +132,16 @@ def _row_group_pieces(
         types.add(footer.physical, partitions, footer.where)
     arrow_schema = types.unified(dataset.schema)
     pieces = [
-        Piece(footer.where, rows, _GroupReader(footer.fragment, group, arrow_schema))
+        group_piece(footer.where, rows, footer.fragment, group, arrow_schema)
         for footer in footers
         for group, rows in footer.groups
     ]
     return pieces, arrow_schema
+
+
+def group_piece(where: str, rows: int, fragment: Any, group: int, schema: pa.Schema) -> Piece:
+    """The piece of row group ``group`` of a file (its fragment), read with ``schema``."""
+    return Piece(where, rows, _GroupReader(fragment, group, schema))
 
 
 class _GroupReader:
@@ -151,11 +157,24 @@ class _GroupReader:
         yield part.to_table(columns=columns, schema=self.schema)
 
 
-def _scan_piece(dataset: pads.Dataset, caller: str) -> Piece:
-    def read(columns: list[str]) -> Iterator[Any]:
-        yield from dataset.to_batches(columns=columns)
+class _ScanReader:
+    """Reads a whole (filtered) dataset as one ordered scan."""
 
-    return Piece("the filtered dataset", int(dataset.count_rows()), read)
+    __slots__ = ("dataset",)
+
+    def __init__(self, dataset: pads.Dataset) -> None:
+        self.dataset = dataset
+
+    def __call__(self, columns: list[str]) -> Iterator[Any]:
+        yield from self.dataset.to_batches(columns=columns)
+
+
+#: The source of the one piece of a filtered dataset, in messages.
+SCAN_SOURCE = "the filtered dataset"
+
+
+def _scan_piece(dataset: pads.Dataset, caller: str) -> Piece:
+    return Piece(SCAN_SOURCE, int(dataset.count_rows()), _ScanReader(dataset))
 
 
 @contextlib.contextmanager
@@ -180,6 +199,13 @@ def _unconvertible(arrow_type: pa.DataType) -> bool:
     return not convertible(arrow_type) and not pa.types.is_null(arrow_type)
 
 
+def source_name(x: Any, name: str | None = None) -> str:
+    """How messages word a source: ``name``, else the path, or "the dataset"."""
+    if name is not None:
+        return str(name)
+    return x if isinstance(x, str) else "the dataset" if isinstance(x, pads.Dataset) else str(x)
+
+
 def plan_source(
     x: Any,
     schema: Schema,
@@ -197,14 +223,13 @@ def plan_source(
     """
     dataset = open_dataset(x, caller)
     roles = mode.roles
-    if name is None:
-        name = x if isinstance(x, str) else "the dataset" if isinstance(x, pads.Dataset) else str(x)
-    schema = schema.resolve(dataset.schema.names, str(name), caller, roles)
+    name = source_name(x, name)
+    schema = schema.resolve(dataset.schema.names, name, caller, roles)
     needed = schema.columns(roles)
     types, repeated = field_types(dataset.schema)
     for column in needed:  # missing in the first file, repeated, or of a type never converted
         if column not in types or column in repeated or _unconvertible(types[column]):
-            check_arrow_schema(schema, dataset.schema, str(name), roles, caller)
+            check_arrow_schema(schema, dataset.schema, name, roles, caller)
     try:
         with _collector_paused():
             pieces, arrow_schema = _row_group_pieces(dataset, needed, caller, threads)
@@ -212,7 +237,7 @@ def plan_source(
         if isinstance(err, FitpipeError) or "filtered" not in str(err):
             raise
         pieces, arrow_schema = [_scan_piece(dataset, caller)], dataset.schema
-    check_arrow_schema(schema, arrow_schema, str(name), roles, caller)
+    check_arrow_schema(schema, arrow_schema, name, roles, caller)
     return ParquetPlan(tuple(pieces), arrow_schema, schema)
 
 

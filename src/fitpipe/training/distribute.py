@@ -20,9 +20,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-import numpy as np
 import tensorflow as tf
 
+from fitpipe.adapters import Share
 from fitpipe.errors import FitpipeValueError, message
 from fitpipe.pipeline import (
     check_address,
@@ -31,6 +31,7 @@ from fitpipe.pipeline import (
     predistributed_without_strategy,
 )
 from fitpipe.schemas import Mode
+from fitpipe.training.sharing import HEAD_WORDS, chief_shares, share_bytes
 from fitpipe.training.steps import StepFunction
 
 __all__ = [
@@ -38,14 +39,16 @@ __all__ = [
     "chief_message",
     "distributed_pipeline",
     "distributed_step",
+    "input_share",
     "step_function",
     "strategy_of",
 ]
 
 _DEFAULT = None if tf.distribute.has_strategy() else tf.distribute.get_strategy()
 
-#: The most UTF-8 bytes of text the chief shares with the other workers (the rest is cut).
-SHARED_BYTES = 4096
+#: The most UTF-8 bytes of text the chief shares with the other workers (the rest is cut):
+#: what the first all-reduce of :func:`~fitpipe.training.sharing.share_bytes` carries.
+SHARED_BYTES = (HEAD_WORDS - 1) * 4
 
 
 def strategy_of(model: Any) -> tf.distribute.Strategy | None:
@@ -120,24 +123,36 @@ def chief_message(strategy: tf.distribute.Strategy, text: str) -> str:
     """The chief's ``text``, on every worker of a multi-worker strategy (one all-reduce).
 
     A collective: every worker calls it at the same point. The chief passes its text (an
-    error message, or "" for none); the other workers' text is ignored. The bytes travel as
-    a sum of int32 vectors, the chief's (once per local replica) and zeros from the others.
+    error message, or "" for none); the other workers' text is ignored. The bytes travel
+    as :func:`~fitpipe.training.sharing.share_bytes` carries them (text up to
+    :data:`SHARED_BYTES` bytes in one all-reduce; the rest is cut).
 
     Args:
         strategy: A ``MultiWorkerMirroredStrategy``.
-        text: The chief's text (up to :data:`SHARED_BYTES` bytes are shared).
+        text: The chief's text.
 
     Returns:
         The chief's text.
     """
-    data = np.zeros(SHARED_BYTES, np.int32)
-    if strategy.extended.should_checkpoint:
-        encoded = np.frombuffer(text.encode()[:SHARED_BYTES], np.uint8)
-        data[: len(encoded)] = encoded
-    value = strategy.run(lambda: tf.constant(data))
-    total = strategy.reduce(tf.distribute.ReduceOp.SUM, value, axis=None).numpy()
-    codes = total // len(strategy.extended.worker_devices)  # each worker has as many replicas
-    return bytes(codes[codes > 0].astype(np.uint8)).decode("utf-8", errors="replace")
+    shared = share_bytes(strategy, text.encode()[:SHARED_BYTES])
+    return shared.decode("utf-8", errors="replace")
+
+
+def input_share(model: Any, caller: str) -> Share | None:
+    """How the model's inputs are planned once for every worker (None: each plans its own).
+
+    Under ``MultiWorkerMirroredStrategy`` the chief alone plans a source that plans from
+    metadata (a Parquet source reads every file's footer) and shares the plan
+    (:func:`~fitpipe.training.sharing.chief_shares`); a failed plan fails every worker.
+
+    Args:
+        model: The model (its strategy decides).
+        caller: The public method, for messages.
+    """
+    strategy = strategy_of(model)
+    if strategy is None or not is_multi_worker(strategy):
+        return None
+    return chief_shares(strategy, caller)
 
 
 def _concat(parts: list[Any]) -> Any:

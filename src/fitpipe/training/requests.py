@@ -88,6 +88,7 @@ def fit_request(
         mode=Mode.TRAIN,
         schema=schema,
         hold_in_memory=distribute.strategy_of(model) is None,
+        share=distribute.input_share(model, "fit"),
         split_by=split_by,
     )
     options = PipelineOptions.of(
@@ -123,6 +124,7 @@ def evaluate_request(
         mode=Mode.EVALUATE,
         schema=schema,
         hold_in_memory=distribute.strategy_of(model) is None,
+        share=distribute.input_share(model, "evaluate"),
     )
 
 
@@ -140,6 +142,7 @@ def predict_request(
         steps=steps,
         caller="predict",
         mode=Mode.PREDICT,
+        share=distribute.input_share(model, "predict"),
         schema=schema,
     )
 
@@ -185,6 +188,7 @@ def validation_pipeline(
         mode=Mode.EVALUATE,
         schema=schema if "schema" in adapter.supports else None,
         hold_in_memory=distribute.strategy_of(model) is None,
+        share=distribute.input_share(model, "fit"),
     )
     pipeline = build_pipeline(request, warn_ignored=False)
     arguments.require_finite(pipeline, steps, "fit", "validation_steps")
