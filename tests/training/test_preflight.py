@@ -261,3 +261,42 @@ def test_generators_are_not_scanned() -> None:
         warnings.simplefilter("error", DataCheckWarning)
         history = trainer().fit(batches(), verbose=0, check=False)
     assert np.isnan(history.history["loss"][-1])  # check=False: trained as given
+
+
+def test_streamed_parquet_is_checked_by_the_chief_alone_under_multi_worker(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Under MultiWorkerMirroredStrategy (its `share` stood in for: this process is the
+    chief), the footers are read for the check only inside `share`, whose error reaches
+    every worker; a worker that is not the chief runs no `make` and reads no footer."""
+    from fitpipe import limits
+    from fitpipe.training import distribute
+    from fitpipe.training.preflight import checks
+
+    path, _ = _parquet(tmp_path)
+    schema = fitpipe.Schema(features=["a", "b", "c"], targets="label", fill={"b": 0.0})
+    monkeypatch.setattr(limits, "RESIDENT_BYTES_LIMIT", 0)  # streamed: footer statistics
+    inside, shared = [False], []
+
+    def share(make: Any) -> bytes:
+        shared.append(make)
+        inside[0] = True
+        try:
+            return make()
+        finally:
+            inside[0] = False
+
+    footer_stats = checks.footer_stats
+
+    def chief_only(*args: Any) -> Any:
+        assert inside[0], "footers read for the check outside the chief's `share`"
+        return footer_stats(*args)
+
+    monkeypatch.setattr(checks, "footer_stats", chief_only)
+    monkeypatch.setattr(distribute, "input_share", lambda model, caller: share)
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(3, activation="softmax")])
+    fitted = fitpipe.Trainer(model)
+    fitted.compile(optimizer="sgd", loss="sparse_categorical_crossentropy")
+    with pytest.raises(DataCheckError, match="label"):
+        fitted.fit(path, schema=schema, verbose=0, check="error")
+    assert shared  # the plan and the check went through `share`

@@ -6,7 +6,8 @@ What is scanned, and what it costs:
   enough to be read whole): every value, in one vectorized pass (no read: the rows are
   already in memory);
 * Parquet streamed from disk: the footer statistics (nulls, minima and maxima, no data
-  read), or with ``check="full"`` every value of the used columns (one extra read);
+  read), or with ``check="full"`` every value of the used columns (one extra read); under
+  ``MultiWorkerMirroredStrategy`` by the chief alone, its error raised on every worker;
 * inputs that come in batches (generators, ``tf.data``, ``PyDataset``, Arrow streams, and
   Parquet streamed from disk): not scanned up front; their batches are checked as they pass
   (``fitpipe.training.batch_checks``): NaN and infinity in floating features and targets
@@ -21,7 +22,7 @@ from typing import Any
 
 import keras
 
-from fitpipe.adapters import AdaptRequest, ArraySource
+from fitpipe.adapters import AdaptRequest, ArraySource, Share
 from fitpipe.columnar import is_parquet, open_dataset
 from fitpipe.errors import DataCheckError, DataCheckWarning, message, raw
 from fitpipe.pipeline import Pipeline
@@ -58,6 +59,7 @@ def _report(
     mode: str,
     where: str,
     caller: str = "fit",
+    share: Share | None = None,
 ) -> CheckReport | None:
     def rules_of(structure: Any) -> Any:
         return output_rules(model, structure)
@@ -70,9 +72,30 @@ def _report(
             resolved_schema(schema, columns, caller) if columns and schema is not None else None
         )
         return rows_report(pipeline.source, x, y, resolved, rules_of, where)
+    if is_parquet(x) and share is not None:
+        _chief_parquet_report(share, x, schema, rules_of, mode, caller)
+        return None
     if is_parquet(x):
         return parquet_report(x, schema, rules_of, mode == "full", False, caller)
     return None
+
+
+def _chief_parquet_report(
+    share: Share, x: Any, schema: Any, rules_of: Any, mode: str, caller: str
+) -> None:
+    """Under a multi-worker strategy the chief alone checks Parquet streamed from disk.
+
+    Its footers (or, with ``"full"``, its data) are read once, by the chief, which warns or
+    raises; its error is raised on every worker at once (``share``), so no worker reads
+    every footer and none waits for a chief that stopped.
+    """
+
+    def make() -> bytes:
+        report = parquet_report(x, schema, rules_of, mode == "full", False, caller)
+        raise_or_warn([report], mode, caller)
+        return b""
+
+    share(make)
 
 
 def finite_check(check: Any) -> str | None:
@@ -111,13 +134,16 @@ def check_fit(
     mode = check_mode(check, "fit")
     if mode is None:
         return []
-    reports = [_report(model, train, request.x, request.y, request.schema, mode, "x")]
+    share = request.share
+    reports = [_report(model, train, request.x, request.y, request.schema, mode, "x", share=share)]
     if val is not None and (validation_data is not None or not is_parquet(request.x)):
         vx, vy = request.x, request.y
         if validation_data is not None:
             parts = tuple(validation_data) if isinstance(validation_data, (list, tuple)) else ()
             vx, vy = (*parts, None, None)[:2] if parts else (validation_data, None)
-        reports.append(_report(model, val, vx, vy, request.schema, mode, "validation data"))
+        reports.append(
+            _report(model, val, vx, vy, request.schema, mode, "validation data", share=share)
+        )
     found = [r for r in reports if r is not None]
     raise_or_warn(found, mode, "fit")
     return found
@@ -143,7 +169,9 @@ def check_evaluate(
     mode = check_mode(check, "evaluate")
     if mode is None:
         return []
-    report = _report(model, pipeline, request.x, request.y, request.schema, mode, "x", "evaluate")
+    report = _report(
+        model, pipeline, request.x, request.y, request.schema, mode, "x", "evaluate", request.share
+    )
     found = [report] if report is not None else []
     raise_or_warn(found, mode, "evaluate", "evaluating")
     return found
