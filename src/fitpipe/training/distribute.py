@@ -31,12 +31,11 @@ from fitpipe.pipeline import (
     predistributed_without_strategy,
 )
 from fitpipe.schemas import Mode
-from fitpipe.training.sharing import HEAD_WORDS, chief_shares, share_bytes
+from fitpipe.training.sharing import chief_shares
 from fitpipe.training.steps import StepFunction
 
 __all__ = [
     "build_state",
-    "chief_message",
     "distributed_pipeline",
     "distributed_step",
     "input_share",
@@ -45,10 +44,6 @@ __all__ = [
 ]
 
 _DEFAULT = None if tf.distribute.has_strategy() else tf.distribute.get_strategy()
-
-#: The most UTF-8 bytes of text the chief shares with the other workers (the rest is cut):
-#: what the first all-reduce of :func:`~fitpipe.training.sharing.share_bytes` carries.
-SHARED_BYTES = (HEAD_WORDS - 1) * 4
 
 
 def strategy_of(model: Any) -> tf.distribute.Strategy | None:
@@ -117,25 +112,6 @@ def service_address(address: Any, model: Any) -> str | None:
             )
         )
     return address
-
-
-def chief_message(strategy: tf.distribute.Strategy, text: str) -> str:
-    """The chief's ``text``, on every worker of a multi-worker strategy (one all-reduce).
-
-    A collective: every worker calls it at the same point. The chief passes its text (an
-    error message, or "" for none); the other workers' text is ignored. The bytes travel
-    as :func:`~fitpipe.training.sharing.share_bytes` carries them (text up to
-    :data:`SHARED_BYTES` bytes in one all-reduce; the rest is cut).
-
-    Args:
-        strategy: A ``MultiWorkerMirroredStrategy``.
-        text: The chief's text.
-
-    Returns:
-        The chief's text.
-    """
-    shared = share_bytes(strategy, text.encode()[:SHARED_BYTES])
-    return shared.decode("utf-8", errors="replace")
 
 
 def input_share(model: Any, caller: str) -> Share | None:

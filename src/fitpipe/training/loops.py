@@ -18,7 +18,7 @@ from fitpipe.errors import FitpipeValueError, message
 from fitpipe.pipeline import Pipeline, PipelineOptions, is_multi_worker, pipeline_from_source
 from fitpipe.schemas import Mode, SchemaLike
 from fitpipe.training import callbacks as callbacks_mod
-from fitpipe.training import distribute
+from fitpipe.training import distribute, sharing
 from fitpipe.training.collect import merge_predictions, to_results
 from fitpipe.training.epochs import EpochRunner
 from fitpipe.training.inputs import check_model_inputs
@@ -188,17 +188,5 @@ def chief_checks_output(strategy: tf.distribute.Strategy, output: Any) -> str:
         FitpipeValueError: The chief cannot write ``output``.
     """
     check_output_type(output)  # the same on every worker: no need to share it
-    chief = bool(strategy.extended.should_checkpoint)
-    error: FitpipeValueError | None = None
-    path = os.fspath(output)
-    if chief:
-        try:
-            path = check_output(output)
-        except FitpipeValueError as refused:
-            error = refused
-    shared = distribute.chief_message(strategy, "" if error is None else str(error))
-    if error is not None:
-        raise error
-    if shared:
-        raise FitpipeValueError(shared)
-    return path
+    checked = sharing.chief_shares(strategy, "predict")(lambda: check_output(output).encode())
+    return checked.decode() if strategy.extended.should_checkpoint else os.fspath(output)
