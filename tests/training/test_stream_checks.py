@@ -1,6 +1,6 @@
 """NaN and infinity in batches that the pre-flight check cannot scan up front.
 
-Generators, ``tf.data`` and ``PyDataset`` (and Parquet streamed from disk, whose footers say
+Generators, ``tf.data``, ``PyDataset`` and Parquet streamed from disk (whose footers say
 nothing of NaN) are checked as batches pass: ``check="warn"`` warns once, naming the batch
 and the input or target; ``check="error"`` stops before the step trains on the bad batch;
 ``check=False`` checks nothing. Rows held in memory are left to the pre-flight scan.
@@ -8,8 +8,10 @@ and the input or target; ``check="error"`` stops before the step trains on the b
 
 from __future__ import annotations
 
+import contextlib
+import tempfile
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import keras
@@ -18,7 +20,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import tensorflow as tf
-from hypothesis import given, settings
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 
 from fitpipe import Schema, Trainer, limits
 from fitpipe.errors import DataCheckError, DataCheckWarning
@@ -39,17 +42,17 @@ def _batches(bad: BadBatch) -> list[tuple[np.ndarray, np.ndarray]]:
     return out
 
 
-def _generator(batches: list[Any]) -> Any:
-    return iter(batches)
+def _generator(batches: list[Any], _: int) -> dict[str, Any]:
+    return {"x": iter(batches)}
 
 
-def _tf_data(batches: list[Any]) -> Any:
+def _tf_data(batches: list[Any], _: int) -> dict[str, Any]:
     x = np.concatenate([b[0] for b in batches])
     y = np.concatenate([b[1] for b in batches])
-    return tf.data.Dataset.from_tensor_slices((x, y)).batch(ROWS)
+    return {"x": tf.data.Dataset.from_tensor_slices((x, y)).batch(ROWS)}
 
 
-def _py_dataset(batches: list[Any]) -> Any:
+def _py_dataset(batches: list[Any], _: int) -> dict[str, Any]:
     class Batches(keras.utils.PyDataset):
         def __len__(self) -> int:
             return len(batches)
@@ -57,14 +60,43 @@ def _py_dataset(batches: list[Any]) -> Any:
         def __getitem__(self, index: int) -> Any:
             return batches[index]
 
-    return Batches()
+    return {"x": Batches()}
 
 
-FORMS: dict[str, Callable[[list[Any]], Any]] = {
+def _parquet(batches: list[Any], group: int) -> dict[str, Any]:
+    """The batches' rows in a Parquet file of ``group``-row row groups (fit streams it)."""
+    x = np.concatenate([b[0] for b in batches])
+    columns = {f"f{i}": x[:, i] for i in range(D)}
+    columns["y"] = np.concatenate([b[1] for b in batches])[:, 0]
+    path = f"{tempfile.mkdtemp()}/d.parquet"
+    pq.write_table(pa.table(columns), path, row_group_size=group)
+    return {"x": path, "schema": Schema([f"f{i}" for i in range(D)], "y"), "batch_size": ROWS}
+
+
+FORMS: dict[str, Callable[[list[Any], int], dict[str, Any]]] = {
     "generator": _generator,
     "tf.data": _tf_data,
     "pydataset": _py_dataset,
+    "parquet-streamed": _parquet,
 }
+
+#: Rows per Parquet row group: batches cut across groups, a group per batch, or several.
+GROUPS = st.sampled_from([1, 3, ROWS, ROWS + 1, 2 * ROWS, BATCHES * ROWS])
+
+
+def _by_statistics(form: str, bad: BadBatch) -> bool:
+    """Whether the pre-flight check finds the bad value up front (an infinity in Parquet)."""
+    return form == "parquet-streamed" and not np.isnan(bad.value)
+
+
+@contextlib.contextmanager
+def _streamed() -> Iterator[None]:
+    """Parquet streamed from disk, however small (the path of data over the memory limit)."""
+    old, limits.RESIDENT_BYTES_LIMIT = limits.RESIDENT_BYTES_LIMIT, 0
+    try:
+        yield
+    finally:
+        limits.RESIDENT_BYTES_LIMIT = old
 
 
 def _trainer() -> Trainer:
@@ -80,30 +112,42 @@ def _named(bad: BadBatch) -> str:
 
 @pytest.mark.parametrize("form", sorted(FORMS))
 @settings(deadline=None, max_examples=5)
-@given(bad=bad_batches(BATCHES, ROWS))
-def test_check_error_stops_before_the_bad_batch_trains(form: str, bad: BadBatch) -> None:
+@given(bad=bad_batches(BATCHES, ROWS), group=GROUPS)
+# A clean row group delivers the first row of the bad batch, the next one holds the NaN.
+@example(bad=BadBatch(batch=2, part=0, row=3, value=float("nan"), again=None), group=3)
+def test_check_error_stops_before_the_bad_batch_trains(
+    form: str, bad: BadBatch, group: int
+) -> None:
     batches = _batches(bad)
     trainer = _trainer()
     before = [w.copy() for w in trainer.model.get_weights()]
-    with pytest.raises(DataCheckError, match=f"found .* in {_named(bad)}"):
-        trainer.fit(FORMS[form](batches), verbose=0, shuffle=False, check="error")
+    found = f"found .* in {_named(bad)}"
+    stats = _by_statistics(form, bad)
+    if stats:  # the footers' minima and maxima show infinities before the first step
+        found = r"before training: .* holds [+-]inf \(Parquet statistics\)"
+    with _streamed(), pytest.raises(DataCheckError, match=found):
+        trainer.fit(**FORMS[form](batches, group), verbose=0, shuffle=False, check="error")
     twin = _trainer()
     twin.model.set_weights(before)
-    if bad.batch:  # the batches before the bad one trained, and only they
-        twin.fit(FORMS["generator"](batches[: bad.batch]), verbose=0, check=False)
+    if bad.batch and not stats:  # the batches before the bad one trained, and only they
+        twin.fit(iter(batches[: bad.batch]), verbose=0, check=False)
     for got, want in zip(trainer.model.get_weights(), twin.model.get_weights(), strict=True):
         np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-6)
 
 
 @pytest.mark.parametrize("form", sorted(FORMS))
 @settings(deadline=None, max_examples=5)
-@given(bad=bad_batches(BATCHES, ROWS))
-def test_check_warn_warns_once_naming_the_first_bad_batch(form: str, bad: BadBatch) -> None:
+@given(bad=bad_batches(BATCHES, ROWS), group=GROUPS)
+def test_check_warn_warns_once_naming_the_first_bad_batch(
+    form: str, bad: BadBatch, group: int
+) -> None:
     trainer = _trainer()
-    with warnings.catch_warnings(record=True) as caught:
+    with _streamed(), warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        history = trainer.fit(FORMS[form](_batches(bad)), verbose=0, shuffle=False)
+        history = trainer.fit(**FORMS[form](_batches(bad), group), verbose=0, shuffle=False)
     found = [w for w in caught if issubclass(w.category, DataCheckWarning)]
+    if _by_statistics(form, bad):  # the footers' statistics warn first, without a batch
+        assert "(Parquet statistics)" in str(found.pop(0).message)
     assert len(found) == 1, [str(w.message) for w in caught]
     assert _named(bad) in str(found[0].message)
     assert history.input_report["epochs"][0]["steps"] == BATCHES  # training went on
@@ -111,19 +155,17 @@ def test_check_warn_warns_once_naming_the_first_bad_batch(form: str, bad: BadBat
 
 @pytest.mark.parametrize("form", sorted(FORMS))
 @settings(deadline=None, max_examples=3)
-@given(bad=bad_batches(BATCHES, ROWS))
-def test_check_false_checks_nothing(form: str, bad: BadBatch) -> None:
-    with warnings.catch_warnings(record=True) as caught:
+@given(bad=bad_batches(BATCHES, ROWS), group=GROUPS)
+def test_check_false_checks_nothing(form: str, bad: BadBatch, group: int) -> None:
+    with _streamed(), warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        _trainer().fit(FORMS[form](_batches(bad)), verbose=0, check=False)
+        _trainer().fit(**FORMS[form](_batches(bad), group), verbose=0, check=False)
     assert not [w for w in caught if issubclass(w.category, DataCheckWarning)]
 
 
 @pytest.mark.parametrize("column", ["a", "y"])
 def test_streamed_parquet_nan_is_found_as_batches_pass(column: str) -> None:
     # The footers' statistics catch infinities (minima, maxima) before training, never NaN.
-    import tempfile
-
     rows = 40
     data = {"a": np.arange(rows, dtype="float32"), "y": np.ones(rows, "float32")}
     data[column][25] = np.nan
@@ -176,18 +218,20 @@ def test_dict_inputs_name_the_input() -> None:
         trainer.fit(iter([batch(1.0), batch(np.inf)]), verbose=0, check="error")
 
 
-def test_generator_batches_are_checked_in_python_not_by_a_tf_data_stage(
-    monkeypatch: pytest.MonkeyPatch,
+@pytest.mark.parametrize("form", ["generator", "parquet-streamed"])
+@pytest.mark.parametrize("group", [3, ROWS, BATCHES * ROWS])
+def test_batches_made_in_python_are_checked_there_not_by_a_tf_data_stage(
+    monkeypatch: pytest.MonkeyPatch, form: str, group: int
 ) -> None:
     from fitpipe.training.batch_checks import BatchChecks
 
     def no_stage(*_: Any) -> Any:
-        raise AssertionError("a tf.data check stage was built for a generator")
+        raise AssertionError(f"a tf.data check stage was built for {form}")
 
     monkeypatch.setattr(BatchChecks, "on_dataset", no_stage)
     bad = BadBatch(batch=3, again=None, part=1, row=2, value=float("nan"))
-    with pytest.raises(DataCheckError, match=f"found NaN in {_named(bad)}"):
-        _trainer().fit(iter(_batches(bad)), verbose=0, check="error")
+    with _streamed(), pytest.raises(DataCheckError, match=f"found NaN in {_named(bad)}"):
+        _trainer().fit(**FORMS[form](_batches(bad), group), verbose=0, shuffle=False, check="error")
 
 
 @pytest.mark.parametrize(

@@ -32,6 +32,7 @@ no_autograph = tf.autograph.experimental.do_not_convert
 __all__ = [
     "GROUP",
     "BatchSpec",
+    "Check",
     "ErrorBox",
     "crossing",
     "keeping_errors",
@@ -44,6 +45,9 @@ __all__ = [
     "stackable",
     "tuplify",
 ]
+
+#: The trainer's value check of one batch: ``check(index, batch)`` (see ``Checkable``).
+Check = Callable[[int, tuple[Any, ...]], None]
 
 
 class ErrorBox:

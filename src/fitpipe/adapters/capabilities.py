@@ -183,8 +183,12 @@ class Paced(Protocol):
 class Checkable(Protocol):
     """Runs the trainer's value checks on each batch in Python, before it enters ``tf.data``.
 
-    For batches made in Python (generators), where a ``tf.data`` stage per batch would cost
-    more than the check. The check gets NumPy arrays or eager tensors, as normalized.
+    For batches made in Python (generators, Parquet streamed from disk), where a ``tf.data``
+    stage per batch would cost more than the check. The check gets NumPy arrays or eager
+    tensors, as normalized. The trainer's check also has ``clean(rows) -> bool`` (no rule
+    broken, nothing noted or raised): a source that converts blocks of many batches may ask
+    it once per block and check batch by batch only the blocks it refuses (see
+    ``fitpipe.adapters.parquet.checked_chunks``).
     """
 
     def check_batches(self, check: Callable[[int, tuple[Any, ...]], None] | None) -> None:

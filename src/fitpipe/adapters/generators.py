@@ -24,7 +24,7 @@ import math
 import threading
 import time
 import types
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import tensorflow as tf
@@ -34,6 +34,7 @@ from fitpipe.adapters.base import AdaptRequest, BatchSource
 from fitpipe.adapters.batches import (
     GROUP,
     BatchSpec,
+    Check,
     ErrorBox,
     crossing,
     keeping_errors,
@@ -51,8 +52,6 @@ _BUFFER = 10
 _SOURCE = "generator"
 _END = object()
 _JOIN_SECONDS = 10.0
-
-Check = Callable[[int, tuple[Any, ...]], None]
 
 
 class _Failure:

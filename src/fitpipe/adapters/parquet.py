@@ -29,7 +29,7 @@ import tensorflow as tf
 from fitpipe import limits
 from fitpipe.adapters.arrow_tables import ColumnChunks
 from fitpipe.adapters.base import AdaptRequest, ArraySource, BatchSource, batch_size_or_default
-from fitpipe.adapters.batches import ErrorBox, signature_of
+from fitpipe.adapters.batches import Check, ErrorBox, signature_of
 from fitpipe.adapters.capabilities import class_counts
 from fitpipe.adapters.parquet_plans import key_column, planned
 from fitpipe.adapters.sharding import pad_shard, per_replica_batch, plan_shards, with_weights
@@ -230,16 +230,67 @@ def _batched(chunks: tf.data.Dataset, batch_size: int) -> tf.data.Dataset:
     return chunks.unbatch().batch(batch_size)
 
 
+def _num_rows(chunk: tuple[Any, ...]) -> int:
+    leaf = tf.nest.flatten(chunk, expand_composites=False)[0]
+    return int(leaf.nrows()) if isinstance(leaf, tf.RaggedTensor) else len(leaf)
+
+
+def _rows_of(chunk: tuple[Any, ...], lo: int, hi: int) -> tuple[Any, ...]:
+    return tf.nest.map_structure(lambda leaf: leaf[lo:hi], chunk)
+
+
+def checked_chunks(chunks: Iterator[tuple[Any, ...]], check: Check, size: int) -> Iterator[Any]:
+    """``chunks`` with the trainer's check run on the batches of ``size`` rows they make.
+
+    A block that ``check.clean`` passes is yielded whole (one NumPy pass over its values);
+    any other is cut at the batch boundaries, each batch checked whole (a batch begun in one
+    block and ended in the next is joined first) and yielded before the next is checked, so
+    a raising check stops the pass after the batches before the bad one.
+    """
+    clean = getattr(check, "clean", None)
+    row, carry = 0, None  # rows yielded; the start of a batch that goes on in the next block
+    for chunk in chunks:
+        if carry is None and clean is not None and clean(chunk):
+            yield chunk
+            row += _num_rows(chunk)
+            continue
+        chunk, carry = (chunk, None) if carry is None else (_concat([carry, chunk]), None)
+        rows, lo = _num_rows(chunk), 0
+        while lo < rows:
+            hi = min(rows, lo + size - (row + lo) % size)
+            if hi == rows and (row + hi) % size:
+                carry = _rows_of(chunk, lo, hi)
+                break
+            check((row + lo) // size, _rows_of(chunk, lo, hi))
+            yield _rows_of(chunk, lo, hi)
+            lo = hi
+        row += lo
+    if carry is not None:  # the last batch, short
+        check(row // size, carry)
+        yield carry
+
+
 def reader_source(reader: _Reader, batch_size: int, signature: Any) -> BatchSource:
-    """The batch source of one row range: chunks from Python, batches from ``tf.data``."""
+    """The batch source of one row range: chunks from Python, batches from ``tf.data``.
+
+    It is :class:`~fitpipe.adapters.Checkable`: the trainer's value check runs on the
+    converted blocks with NumPy as they are read (see :func:`checked_chunks`), not as a
+    ``tf.data`` stage per batch.
+    """
     errors = ErrorBox()
+    checking: list[Check | None] = [None]
 
     def generate() -> Iterator[tuple[Any, ...]]:
+        check = checking[0]
         try:
-            yield from reader.chunks()
+            chunks = reader.chunks()
+            yield from chunks if check is None else checked_chunks(chunks, check, batch_size)
         except Exception as err:
             errors.put(err)
             raise
+
+    def check_batches(check: Check | None) -> None:
+        checking[0] = check
 
     chunks = tf.data.Dataset.from_generator(generate, output_signature=signature)
     dataset = _batched(chunks, batch_size)
@@ -255,6 +306,7 @@ def reader_source(reader: _Reader, batch_size: int, signature: Any) -> BatchSour
             reader, batch_size, signature, index, count, replicas
         ),
         stage_seconds=None if reader.clock is None else reader.clock.seconds,
+        check_batches=check_batches,
     )
 
 

@@ -203,7 +203,9 @@ def pipeline_from_source(
         if not isinstance(source, ArraySource):  # workers batch their own splits
             count = lambda: None  # noqa: E731
     if read_ahead:
+        unchanged = dataset is made
         dataset = dataset.prefetch(tf.data.AUTOTUNE)
+        made = dataset if unchanged else None  # prefetching changes no batch
     pipeline = Pipeline(
         adapter_name, source, dataset, count, batch_size, rows, seek, shard, made=made
     )

@@ -63,8 +63,8 @@ class Pipeline:
         seek: ``seek(n)`` makes the next iteration read pass ``n`` (resumed runs).
         shard: How a :class:`~fitpipe.adapters.Shardable` source shards itself over workers
             (class weights applied), or None.
-        made: The source's own dataset, when ``dataset`` is that dataset unchanged (the
-            source's batch checks then see the batches the trainer takes), else None.
+        made: ``dataset`` when it is the source's own dataset unchanged, prefetched at most
+            (the source's batch checks then see the batches the trainer takes), else None.
 
     Attributes:
         class_weight: The ``class_weight`` applied, checked and resolved (``"balanced"``

@@ -8,8 +8,9 @@ on every path. XLA drops assert ops, so the checks run outside the compiled step
 * streamed batches (generators, ``PyDataset``, ``tf.data``, Arrow, Parquet) are checked one by
   one in the input pipeline (a few reductions per batch, outside XLA): a bad batch stops the
   iterator before the step that would use it, so it never changes the weights. Batches a
-  source makes in Python (generators) are checked there with NumPy as it makes them
-  (:meth:`BatchChecks.in_python`), where the ``tf.data`` stage would cost more than the check;
+  source makes in Python (generators; Parquet streamed from disk, a converted block at a time)
+  are checked there with NumPy as it makes them (:meth:`BatchChecks.in_python`), where the
+  ``tf.data`` stage would cost more than the check;
 * the single batches of ``train_on_batch``/``test_on_batch`` are checked before their step.
 
 Each failure is a :class:`~fitpipe.errors.FitpipeValueError` naming the batch, the target, the
@@ -23,7 +24,7 @@ import math
 import re
 import threading
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import keras
@@ -284,28 +285,16 @@ class BatchChecks:
 
         return dataset.enumerate(start=start).map(checked)
 
-    def in_python(self, start: int) -> Callable[[int, tuple[Any, ...]], None]:
+    def in_python(self, start: int) -> _InPython:
         """The check of :meth:`on_dataset` in Python, for sources that make batches in Python.
 
         ``check(index, batch)`` (see ``Pipeline.check_batches``) raises the fitpipe error, or
         notes the value under ``"warn"``, for a batch of the iteration; the batches before
-        ``start`` (skipped when resuming) are not checked.
+        ``start`` (skipped when resuming) are not checked. ``check.clean(rows)`` tells,
+        without noting or raising, whether any rows (a block of several batches) pass every
+        rule, so a source that converts large blocks checks a clean block at once.
         """
-        rules = self.rules
-
-        def check(index: int, batch: tuple[Any, ...]) -> None:
-            if index < start:
-                return
-            for number, rule in enumerate(rules):  # in order: the first rule broken is named
-                value = rule.numpy_problem(tf.nest.flatten(batch[rule.part])[rule.leaf])
-                if value is None:
-                    continue
-                if rule.finite == "warn":
-                    self._note(index, number, value)
-                else:
-                    raise self._error(number, f"batch index {index}", value)
-
-        return check
+        return _InPython(self, start)
 
     def _note(self, index: Any, number: Any, value: Any) -> bool:
         """Keeps the first non-finite value found under ``"warn"`` (on tf.data's thread)."""
@@ -350,8 +339,8 @@ class BatchChecks:
             self.caller,
             f"found {what} in {rule.name} of {where}",
             "Feature and target values are finite numbers (a single NaN makes the loss and "
-            "then every model weight NaN); batches streamed from generators, `tf.data` and "
-            "`PyDataset` are checked as they pass",
+            "then every model weight NaN); batches streamed from generators, `tf.data`, "
+            "`PyDataset` and Parquet read from disk are checked as they pass",
             then,
             **received,
         )
@@ -384,6 +373,33 @@ class BatchChecks:
                 y=raw(f"the label {shown} in {where}"),
             )
         )
+
+
+class _InPython:
+    """:meth:`BatchChecks.in_python`'s check: ``check(index, batch)`` and ``check.clean(rows)``."""
+
+    def __init__(self, checks: BatchChecks, start: int) -> None:
+        self.checks = checks
+        self.start = start
+
+    def _problems(self, rows: tuple[Any, ...]) -> Iterator[tuple[int, float]]:
+        for number, rule in enumerate(self.checks.rules):  # in order: the first broken first
+            value = rule.numpy_problem(tf.nest.flatten(rows[rule.part])[rule.leaf])
+            if value is not None:
+                yield number, value
+
+    def clean(self, rows: tuple[Any, ...]) -> bool:
+        """Whether ``rows`` break no rule (nothing is noted or raised)."""
+        return next(self._problems(rows), None) is None
+
+    def __call__(self, index: int, batch: tuple[Any, ...]) -> None:
+        if index < self.start:
+            return
+        for number, value in self._problems(batch):
+            if self.checks.rules[number].finite == "warn":
+                self.checks._note(index, number, value)
+            else:
+                raise self.checks._error(number, f"batch index {index}", value)
 
 
 def check_one_batch(model: keras.Model, data: Any, caller: str) -> None:
