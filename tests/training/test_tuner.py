@@ -85,6 +85,34 @@ def test_xla_is_not_tried_before_the_plain_graph_ran_long_enough(
     assert choice.variant is True and choice.decided is None
 
 
+def test_xla_is_tried_at_once_when_the_steps_ahead_would_run_long_enough(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(XlaChoice, "TRIAL_AFTER_SECONDS", 1.0)
+    short, long = XlaChoice(), XlaChoice()
+    for _ in range(2):  # 0.25 s timed, stable: 12.5 ms a step
+        short.record(10, 0.125, traced=False, size=10, settled=True, ahead=50)  # 0.6 s ahead
+        long.record(10, 0.125, traced=False, size=10, settled=True, ahead=70)  # 0.9 s ahead
+    assert short.variant is False and long.variant is True
+    assert short.decided is None and long.decided is None
+
+
+def test_fit_tells_the_xla_choice_the_steps_ahead(monkeypatch: pytest.MonkeyPatch) -> None:
+    # 200 steps an epoch (batch 20 of 4,000 rows) at 1 ms a plain step: 0.6 s for 3 epochs,
+    # of which under 0.4 s is timed (the first calls trace or tune the steps per call), so
+    # timings alone never reach a 0.4 s threshold. Counting the steps ahead, the trial
+    # comes once the plain timing is stable, in the second epoch (calls 8-11: 64, 64, 64
+    # and 8 steps); with 1 epoch nothing is ahead and XLA is never tried.
+    monkeypatch.setattr(XlaChoice, "TRIAL_AFTER_SECONDS", 0.4)
+    trials = {}
+    for epochs in (1, 3):
+        trainer, clock = _trainer({"plain": 1e-3, "xla": 5e-4})
+        trainer.fit(X, Y, batch_size=20, epochs=epochs, verbose=0)
+        trials[epochs] = [i for i, (traced, _) in enumerate(clock.charged) if traced][1:]
+    assert trials[1] == []
+    assert len(trials[3]) == 1 and trials[3][0] <= 11, trials
+
+
 def _model() -> keras.Model:
     return keras.Sequential([keras.Input((4,)), keras.layers.Dense(3), keras.layers.Dense(1)])
 

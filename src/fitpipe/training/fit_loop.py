@@ -170,7 +170,10 @@ class FitLoop:
         callbacks_mod.set_steps(self.cbs, self.runner.num_batches)
         self.cbs.on_epoch_begin(epoch)
         # calls of whole epochs: as long as can be
-        self.execution.fit_epoch(self.runner.num_batches)
+        batches = self.runner.num_batches
+        self.execution.fit_epoch(batches)
+        ahead = None if batches is None else batches * (self.settings.epochs - epoch)
+        self.function.expect_steps(ahead)  # what an XLA trial could pay back
 
     def _batch_end(self, epoch: int) -> Callable[[int, Any], None]:
         cbs, backups = self.cbs, self.backups

@@ -129,6 +129,7 @@ class StepFunction:
         self._decisions = decisions if decisions is not None else {}
         self._choices: dict[str, XlaChoice] = {}
         self._choice: tuple[str, XlaChoice] | None = None  # of the last input prepared
+        self._ahead: int | None = None  # steps this fit still runs (see expect_steps)
         self._keyed: tuple[Any, str] | None = None  # (element spec, its input key)
         self._xla_fails = False
 
@@ -169,6 +170,10 @@ class StepFunction:
         self._choice = (key, choice)
         self._use(choice.variant)
 
+    def expect_steps(self, steps: int | None) -> None:
+        """Tells ``jit_compile="auto"`` how many steps this ``fit`` still runs (None: unknown)."""
+        self._ahead = steps
+
     def record(
         self, steps: int, seconds: float, traced: bool, size: int, settled: bool, asked: int
     ) -> None:
@@ -182,12 +187,14 @@ class StepFunction:
             settled: Whether the steps per call are final.
             asked: The steps asked of the call.
         """
+        if self._ahead is not None:
+            self._ahead -= steps
         if not self.auto or self._choice is None:
             return
         key, choice = self._choice
         if choice.decided is not None:
             return
-        choice.record(steps, seconds, traced, size, settled, asked)
+        choice.record(steps, seconds, traced, size, settled, asked, self._ahead)
         if choice.decided is not None and self.mode is Mode.TRAIN:
             self._decisions[key] = choice.decided
 
