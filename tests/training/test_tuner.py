@@ -113,6 +113,31 @@ def test_fit_tells_the_xla_choice_the_steps_ahead(monkeypatch: pytest.MonkeyPatc
     assert len(trials[3]) == 1 and trials[3][0] <= 11, trials
 
 
+def test_steps_per_call_grow_when_xla_makes_each_step_faster() -> None:
+    # Settled on the plain step (4 ms: 8 steps reach the 50 ms target's power of two), the
+    # size is scaled by the speed-up XLA measured (4x: 32 steps), so calls keep their length.
+    sizes = {}
+    for xla in (4e-3, 1e-3):
+        trainer, _ = _trainer({"plain": 4e-3, "xla": xla, "overhead": 0.0})
+        trainer.fit(X, Y, batch_size=10, epochs=3, verbose=0)
+        report = trainer.tuning
+        sizes[xla] = report["steps_per_execution"]["steps_per_execution"]
+        assert report["xla"]["train"]["xla"] is (xla < 4e-3), report
+    assert sizes[1e-3] == 4 * sizes[4e-3], sizes
+
+
+def test_a_settled_size_scales_by_the_nearest_power_of_two() -> None:
+    size = ExecutionSize("auto")
+    size.size, size._settled = 16, True
+    size.speed_up(3.57)  # 4.1 ms against 1.15 ms a step
+    assert size.size == 64
+    size.speed_up(0.5)
+    assert size.size == 32
+    fixed = ExecutionSize(16)
+    fixed.speed_up(4.0)  # a size the user chose is never changed
+    assert fixed.size == 16
+
+
 def _model() -> keras.Model:
     return keras.Sequential([keras.Input((4,)), keras.layers.Dense(3), keras.layers.Dense(1)])
 

@@ -196,7 +196,9 @@ class EpochRunner:
             self._compiling_waited += function.waited - waited
         size, settled = execution.size, execution.steady  # as they were for this call
         execution.record(count, seconds, traced=traced)
-        function.record(count, seconds, traced, size, settled, n)
+        faster = function.record(count, seconds, traced, size, settled, n)
+        if faster is not None:  # XLA chosen: calls of as many steps would now be too short
+            execution.speed_up(faster)
         return count, outputs
 
     def run(

@@ -78,6 +78,7 @@ class ExecutionSize:
         self.clock: Callable[[], float] = clock or time.process_time
         self._timings: list[float] = []
         self._settled = not self.auto
+        self._whole_epochs = False  # settled at an epoch's length (see fit_epoch)
         #: Calls recorded, and those of them that traced (shown by the benchmarks).
         self.calls = 0
         self.traced_calls = 0
@@ -132,6 +133,18 @@ class ExecutionSize:
             self.size = steps
             self._settled = True
             self._timings = []
+            self._whole_epochs = True
+
+    def speed_up(self, factor: float) -> None:
+        """Scales a size tuned to the target when each step became ``factor`` times faster.
+
+        ``jit_compile="auto"`` decides XLA after the size settled on the plain step's
+        timings; calls of the faster step would otherwise last a fraction of the target
+        (16 steps of 4 ms, then of 1.2 ms). The size moves by the nearest power of two.
+        """
+        if not (self.auto and self._settled) or self._whole_epochs or factor <= 0:
+            return  # a size the user chose, or calls of whole epochs already
+        self.size = max(1, min(self.MAX, self.size * 2 ** round(math.log2(factor))))
 
     def report(self) -> dict[str, Any]:
         """What the tuner chose and the timings that decided it (for ``Trainer.tuning``)."""
