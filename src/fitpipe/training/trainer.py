@@ -102,11 +102,12 @@ class Trainer(EvaluatePredictMethods, OnBatchMethods):
             jit_compile: Compile the steps with XLA: True, False, or ``"auto"``, decided by
                 measurement, once per model and input shape: the first steps run the plain
                 TensorFlow graph (no XLA compilation before the first step); once the steps
-                per call have settled and the plain graph has run 20 s of timed calls (a
-                shorter run never pays back a compile, so it keeps the plain graph), a few
-                calls are timed with and without XLA (calls that
-                traced or compiled are never timed) and XLA is kept only when it is at least
-                10% faster. ``evaluate`` and ``predict`` follow the choice made by ``fit``
+                per call have settled and the plain graph's timed calls plus the steps
+                still ahead in this ``fit`` come to 20 s (a shorter run never pays back a
+                compile, so it keeps the plain graph), a few calls are timed with and
+                without XLA (calls that traced or compiled are never timed) and XLA is kept
+                only when it is at least 10% faster (the steps per call then grow by the
+                speed-up). ``evaluate`` and ``predict`` follow the choice made by ``fit``
                 for the same inputs (``Trainer.tuning`` shows it). A model XLA cannot compile
                 runs the plain graph (with a ``FitpipeWarning`` when XLA was asked for with
                 True). The first epoch of ``fit`` says (with ``verbose``) when it compiles
