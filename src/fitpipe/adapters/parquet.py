@@ -32,6 +32,7 @@ from fitpipe.adapters.base import AdaptRequest, ArraySource, BatchSource, batch_
 from fitpipe.adapters.batches import Check, ErrorBox, signature_of
 from fitpipe.adapters.capabilities import class_counts
 from fitpipe.adapters.parquet_plans import key_column, planned
+from fitpipe.adapters.row_blocks import checked_chunks, concat_rows, take_rows
 from fitpipe.adapters.sharding import pad_shard, per_replica_batch, plan_shards, with_weights
 from fitpipe.adapters.stages import StageClock, timing
 from fitpipe.columnar import (
@@ -58,26 +59,6 @@ __all__ = ["ParquetAdapter", "parquet_source"]
 
 #: Rows mixed together by the shuffle buffer (at least one batch).
 SHUFFLE_BUFFER_ROWS = 65536
-
-
-def _concat(chunks: list[tuple[Any, ...]]) -> tuple[Any, ...]:
-    def join(*leaves: Any) -> Any:
-        if isinstance(leaves[0], tf.RaggedTensor):
-            return tf.concat(leaves, axis=0)
-        return np.concatenate(leaves)
-
-    return tf.nest.map_structure(join, *chunks)
-
-
-def _take(chunk: tuple[Any, ...], order: np.ndarray) -> tuple[Any, ...]:
-    return tf.nest.map_structure(
-        lambda leaf: (
-            tf.gather(leaf, order)
-            if isinstance(leaf, tf.RaggedTensor)
-            else np.take(leaf, order, axis=0)
-        ),
-        chunk,
-    )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -217,7 +198,7 @@ class _Reader:
         self, pending: list[tuple[Any, ...]], rows: int, rng: np.random.Generator
     ) -> tuple[Any, ...]:
         start = time.perf_counter() if self.clock is not None else 0.0
-        mixed = _take(_concat(pending), rng.permutation(rows))
+        mixed = take_rows(concat_rows(pending), rng.permutation(rows))
         if self.clock is not None:  # mixing the shuffle buffer: part of converting
             self.clock.add("convert", time.perf_counter() - start)
         return mixed
@@ -228,46 +209,6 @@ def _batched(chunks: tf.data.Dataset, batch_size: int) -> tf.data.Dataset:
     if dense:
         return chunks.rebatch(batch_size)
     return chunks.unbatch().batch(batch_size)
-
-
-def _num_rows(chunk: tuple[Any, ...]) -> int:
-    leaf = tf.nest.flatten(chunk, expand_composites=False)[0]
-    return int(leaf.nrows()) if isinstance(leaf, tf.RaggedTensor) else len(leaf)
-
-
-def _rows_of(chunk: tuple[Any, ...], lo: int, hi: int) -> tuple[Any, ...]:
-    return tf.nest.map_structure(lambda leaf: leaf[lo:hi], chunk)
-
-
-def checked_chunks(chunks: Iterator[tuple[Any, ...]], check: Check, size: int) -> Iterator[Any]:
-    """``chunks`` with the trainer's check run on the batches of ``size`` rows they make.
-
-    A block that ``check.clean`` passes is yielded whole (one NumPy pass over its values);
-    any other is cut at the batch boundaries, each batch checked whole (a batch begun in one
-    block and ended in the next is joined first) and yielded before the next is checked, so
-    a raising check stops the pass after the batches before the bad one.
-    """
-    clean = getattr(check, "clean", None)
-    row, carry = 0, None  # rows yielded; the start of a batch that goes on in the next block
-    for chunk in chunks:
-        if carry is None and clean is not None and clean(chunk):
-            yield chunk
-            row += _num_rows(chunk)
-            continue
-        chunk, carry = (chunk, None) if carry is None else (_concat([carry, chunk]), None)
-        rows, lo = _num_rows(chunk), 0
-        while lo < rows:
-            hi = min(rows, lo + size - (row + lo) % size)
-            if hi == rows and (row + hi) % size:
-                carry = _rows_of(chunk, lo, hi)
-                break
-            check((row + lo) // size, _rows_of(chunk, lo, hi))
-            yield _rows_of(chunk, lo, hi)
-            lo = hi
-        row += lo
-    if carry is not None:  # the last batch, short
-        check(row // size, carry)
-        yield carry
 
 
 def reader_source(reader: _Reader, batch_size: int, signature: Any) -> BatchSource:

@@ -14,7 +14,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fitpipe.adapters.parquet import checked_chunks
+from fitpipe.adapters.row_blocks import checked_chunks
 
 
 class _Bad(Exception):

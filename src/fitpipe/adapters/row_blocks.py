@@ -1,0 +1,81 @@
+"""Blocks of converted rows (tuples of role arrays, NumPy or ragged): join, reorder, check.
+
+Streamed Parquet converts a row group at a time; these helpers work on such blocks whatever
+their nesting. :func:`checked_chunks` runs the trainer's value check on the batches the
+blocks make, a clean block in one pass.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+import tensorflow as tf
+
+from fitpipe.adapters.batches import Check
+
+__all__ = ["checked_chunks", "concat_rows", "take_rows"]
+
+
+def concat_rows(chunks: list[tuple[Any, ...]]) -> tuple[Any, ...]:
+    """The rows of ``chunks`` (of one nesting) as one block, in order."""
+
+    def join(*leaves: Any) -> Any:
+        if isinstance(leaves[0], tf.RaggedTensor):
+            return tf.concat(leaves, axis=0)
+        return np.concatenate(leaves)
+
+    return tf.nest.map_structure(join, *chunks)
+
+
+def take_rows(chunk: tuple[Any, ...], order: np.ndarray) -> tuple[Any, ...]:
+    """The rows of ``chunk`` at the indices ``order`` (a shuffle buffer's mix)."""
+    return tf.nest.map_structure(
+        lambda leaf: (
+            tf.gather(leaf, order)
+            if isinstance(leaf, tf.RaggedTensor)
+            else np.take(leaf, order, axis=0)
+        ),
+        chunk,
+    )
+
+
+def _num_rows(chunk: tuple[Any, ...]) -> int:
+    leaf = tf.nest.flatten(chunk, expand_composites=False)[0]
+    return int(leaf.nrows()) if isinstance(leaf, tf.RaggedTensor) else len(leaf)
+
+
+def _rows_of(chunk: tuple[Any, ...], lo: int, hi: int) -> tuple[Any, ...]:
+    return tf.nest.map_structure(lambda leaf: leaf[lo:hi], chunk)
+
+
+def checked_chunks(chunks: Iterator[tuple[Any, ...]], check: Check, size: int) -> Iterator[Any]:
+    """``chunks`` with the trainer's check run on the batches of ``size`` rows they make.
+
+    A block that ``check.clean`` passes is yielded whole (one NumPy pass over its values);
+    any other is cut at the batch boundaries, each batch checked whole (a batch begun in one
+    block and ended in the next is joined first) and yielded before the next is checked, so
+    a raising check stops the pass after the batches before the bad one.
+    """
+    clean = getattr(check, "clean", None)
+    row, carry = 0, None  # rows yielded; the start of a batch that goes on in the next block
+    for chunk in chunks:
+        if carry is None and clean is not None and clean(chunk):
+            yield chunk
+            row += _num_rows(chunk)
+            continue
+        chunk, carry = (chunk, None) if carry is None else (concat_rows([carry, chunk]), None)
+        rows, lo = _num_rows(chunk), 0
+        while lo < rows:
+            hi = min(rows, lo + size - (row + lo) % size)
+            if hi == rows and (row + hi) % size:
+                carry = _rows_of(chunk, lo, hi)
+                break
+            check((row + lo) // size, _rows_of(chunk, lo, hi))
+            yield _rows_of(chunk, lo, hi)
+            lo = hi
+        row += lo
+    if carry is not None:  # the last batch, short
+        check(row // size, carry)
+        yield carry
