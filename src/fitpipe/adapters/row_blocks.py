@@ -72,8 +72,9 @@ def checked_chunks(chunks: Iterator[tuple[Any, ...]], check: Check, size: int) -
             if hi == rows and (row + hi) % size:
                 carry = _rows_of(chunk, lo, hi)
                 break
-            check((row + lo) // size, _rows_of(chunk, lo, hi))
-            yield _rows_of(chunk, lo, hi)
+            batch = _rows_of(chunk, lo, hi)
+            check((row + lo) // size, batch)
+            yield batch
             lo = hi
         row += lo
     if carry is not None:  # the last batch, short
