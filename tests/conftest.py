@@ -53,12 +53,30 @@ def pytest_collection_finish(session: pytest.Session) -> None:
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Marks the tests of :data:`_MODULE_MARKS`, and runs the slow modules first.
+
+    ``--dist loadfile`` hands whole modules to the workers in collection order (with
+    ``--no-loadscope-reorder``; xdist's own reorder puts modules of many tests first, which
+    left the longest ones, the Ray and strategy tests of three tests each, for the end while
+    the other worker had finished). Slow modules first, short ones last, the two workers end
+    together. The sort is stable and its key is one per module: a module's tests stay in order.
+    """
     for item in items:
         path = item.nodeid.split("::", 1)[0]
         for prefix, marks in _MODULE_MARKS.items():
             if path.startswith(prefix):
                 for mark in marks:
                     item.add_marker(mark)
+    items.sort(key=_start_order)
+
+
+def _start_order(item: pytest.Item) -> int:
+    """0 for the strategies and workers, 1 for the other slow or subprocess modules, else 2."""
+    path = item.nodeid.split("::", 1)[0]
+    marks = {m for prefix, ms in _MODULE_MARKS.items() if path.startswith(prefix) for m in ms}
+    if "distributed" in marks:
+        return 0
+    return 1 if marks & {"slow", "subprocess"} else 2
 
 
 @pytest.fixture
