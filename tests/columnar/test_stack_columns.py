@@ -1,0 +1,77 @@
+"""``stack_columns``: columns stacked into rows a block at a time give ``np.stack``'s array."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+from fitpipe.columnar import table_roles
+from fitpipe.columnar.convert import ALIGNMENT, aligned_empty, stack_columns
+from fitpipe.schemas import Schema
+
+DTYPES = st.sampled_from([np.float32, np.float64, np.int64, np.int8, np.bool_, np.str_])
+
+
+@st.composite
+def columns(draw: st.DrawFn) -> list[np.ndarray]:
+    """1-12 columns of one shape: (rows,) or (rows, k) for fixed-size lists; mixed dtypes."""
+    rows = draw(st.integers(0, 70))
+    shape = (rows,) if draw(st.booleans()) else (rows, draw(st.integers(1, 3)))
+    numeric = draw(st.booleans())
+    count = draw(st.integers(1, 12))
+    kinds = [draw(DTYPES.filter(lambda d: (d is not np.str_) == numeric)) for _ in range(count)]
+    return [draw(hnp.arrays(kind, shape)) for kind in kinds]
+
+
+@given(parts=columns(), block_rows=st.one_of(st.none(), st.integers(1, 80)))
+def test_blocks_of_any_size_give_np_stack_s_array(parts: list[np.ndarray], block_rows) -> None:
+    expected = np.stack(parts, axis=-1)
+    stacked = stack_columns(parts, block_rows)
+    assert stacked.dtype == expected.dtype
+    assert stacked.shape == expected.shape
+    np.testing.assert_array_equal(stacked, expected)
+
+
+def test_a_wide_table_is_written_in_several_blocks_and_matches() -> None:
+    rng = np.random.default_rng(0)
+    parts = [rng.standard_normal(5000, dtype=np.float32) for _ in range(300)]  # 1,200 B a row
+    np.testing.assert_array_equal(stack_columns(parts), np.stack(parts, axis=-1))
+
+
+@pytest.mark.parametrize("lengths", [(5, 3), (3, 5), (3000, 2999)])
+def test_columns_of_different_lengths_raise_as_np_stack_does(lengths: tuple[int, int]) -> None:
+    parts = [np.zeros(n) for n in lengths]
+    with pytest.raises(ValueError, match="same shape"):
+        np.stack(parts, axis=-1)
+    with pytest.raises(ValueError, match="same shape"):
+        stack_columns(parts, block_rows=1024)
+
+
+def test_table_roles_stacks_feature_columns_in_order() -> None:
+    table = pa.table({"b": [1.0, 2.0, 3.0], "a": [4.0, 5.0, 6.0], "y": [0, 1, 0]})
+    x, _, _ = table_roles(table, Schema(features=["b", "a"], targets="y"), "t")
+    np.testing.assert_array_equal(x, [[1.0, 4.0], [2.0, 5.0], [3.0, 6.0]])
+
+
+@given(
+    shape=hnp.array_shapes(min_dims=1, max_dims=3, min_side=1, max_side=40),
+    dtype=st.sampled_from([np.float32, np.float64, np.int8, np.int64, np.bool_, np.float16]),
+)
+def test_aligned_empty_starts_at_64_bytes(shape: tuple[int, ...], dtype) -> None:
+    array = aligned_empty(shape, dtype)
+    assert array.shape == shape and array.dtype == dtype
+    assert array.ctypes.data % ALIGNMENT == 0
+    assert array.flags["C_CONTIGUOUS"] and array.flags["WRITEABLE"]
+    array[...] = 1  # the whole buffer is the array's own
+    assert array.sum() == array.size
+
+
+@given(parts=columns())
+def test_stacked_columns_are_aligned_for_tensorflow(parts: list[np.ndarray]) -> None:
+    stacked = stack_columns(parts)
+    if stacked.size and stacked.dtype.kind in "biuf":
+        assert stacked.ctypes.data % ALIGNMENT == 0
