@@ -3,7 +3,7 @@
 Each variant trains one warm-up epoch, then two timed epochs (steps per call tuned as by
 default); samples per CPU-second (all threads) and per wall-second are printed:
 
-    python benchmarks/xla_cpu.py ROWS FEATURES BATCH {mlp,conv}
+    python benchmarks/xla_cpu.py ROWS FEATURES BATCH {mlp,conv,text}
 """
 
 from __future__ import annotations
@@ -19,11 +19,16 @@ import numpy as np
 
 import fitpipe
 
+VOCABULARY = 1000  # as benchmarks/grid.py's text model
+
 
 def build(features: int, kind: str) -> keras.Model:
-    """The MLP (features -> 64 -> 64 -> 1) or a small Conv1D over the features."""
-    inputs = keras.Input((features,))
-    if kind == "conv":
+    """The grid's models: the MLP, a small Conv1D over the features, or Embedding + pooling."""
+    inputs = keras.Input((features,), dtype="int32" if kind == "text" else "float32")
+    if kind == "text":
+        hidden = keras.layers.Embedding(VOCABULARY, 16)(inputs)
+        hidden = keras.layers.GlobalAveragePooling1D()(hidden)
+    elif kind == "conv":
         hidden = keras.layers.Reshape((features, 1))(inputs)
         hidden = keras.layers.Conv1D(16, 5, activation="relu")(hidden)
         hidden = keras.layers.GlobalAveragePooling1D()(hidden)
@@ -37,6 +42,8 @@ def main() -> None:
     rows, features, batch, kind = (*map(int, sys.argv[1:4]), sys.argv[4])
     rng = np.random.default_rng(0)
     x = rng.normal(size=(rows, features)).astype("float32")
+    if kind == "text":
+        x = rng.integers(0, VOCABULARY, (rows, features)).astype("int32")
     y = rng.normal(size=(rows, 1)).astype("float32")
     figures = []
     for jit in (True, False):

@@ -17,6 +17,7 @@ from hypothesis import given
 
 import fitpipe
 from fitpipe.testing.strategies import call_timings
+from fitpipe.training.steps import scatters
 from fitpipe.training.tuning import ExecutionSize, XlaChoice, stable_timing
 
 X = np.random.default_rng(0).standard_normal((4000, 4)).astype("float32")
@@ -138,18 +139,71 @@ def test_a_settled_size_scales_by_the_nearest_power_of_two() -> None:
     assert fixed.size == 16
 
 
-def _model() -> keras.Model:
-    return keras.Sequential([keras.Input((4,)), keras.layers.Dense(3), keras.layers.Dense(1)])
+def _model(kind: str = "dense") -> keras.Model:
+    if kind == "dense":
+        return keras.Sequential([keras.Input((4,)), keras.layers.Dense(3), keras.layers.Dense(1)])
+    inputs = keras.Input((4,), dtype="int32")
+    embedding = keras.layers.Embedding(50, 3, trainable=kind != "frozen embedding")
+    hidden = keras.layers.GlobalAveragePooling1D()(embedding(inputs))
+    if kind == "embedding and conv":
+        hidden = keras.layers.Conv1D(2, 2)(keras.layers.Reshape((3, 1))(hidden))
+        hidden = keras.layers.Flatten()(hidden)
+    return keras.Model(inputs, keras.layers.Dense(1)(hidden))
 
 
 def _trainer(
-    clock_kwargs: dict[str, float], **compile_kwargs: object
+    clock_kwargs: dict[str, float], kind: str = "dense", **compile_kwargs: object
 ) -> tuple[fitpipe.Trainer, FakeClock]:
-    trainer = fitpipe.Trainer(_model())
+    trainer = fitpipe.Trainer(_model(kind))
     trainer.compile(optimizer="sgd", loss="mse", **compile_kwargs)
     clock = FakeClock(trainer, **clock_kwargs)
     trainer._state.fused = ExecutionSize("auto", clock=clock)
     return trainer, clock
+
+
+# ------------------------------------------------------------- steps that scatter gradients
+
+IDS = np.random.default_rng(1).integers(0, 50, (4000, 4)).astype("int32")
+
+
+@pytest.mark.parametrize(
+    ("kind", "scattering"),
+    [
+        ("embedding", True),
+        ("embedding and conv", True),
+        ("frozen embedding", False),
+        ("dense", False),
+    ],
+)
+def test_a_step_that_scatters_gradients_tries_xla_without_waiting(
+    monkeypatch: pytest.MonkeyPatch, kind: str, scattering: bool
+) -> None:
+    # However short the run, a trainable embedding's step (a gather whose gradient is summed
+    # into segments) tries XLA once its plain timing is stable; other steps wait for the
+    # run to be long enough (here never). The trial still decides by the timings.
+    monkeypatch.setattr(XlaChoice, "TRIAL_AFTER_SECONDS", 1e9)
+    x = X if kind == "dense" else IDS
+    for xla, kept in ((0.5e-3, True), (2e-3, False)):
+        trainer, _ = _trainer({"plain": 1e-3, "xla": xla}, kind, jit_compile="auto")
+        trainer.fit(x, Y, batch_size=4, epochs=2, verbose=0)
+        report = trainer.tuning["xla"]["train"]
+        assert report["early_trial"] is scattering, report
+        assert report["decided"] is scattering and report["xla"] is (scattering and kept), report
+
+
+@pytest.mark.parametrize("optimizer", ["adam", "sgd", "adagrad"])
+def test_scatter_ops_are_found_in_the_traced_step_only_when_gradients_scatter(
+    optimizer: str,
+) -> None:
+    for kind, scattering in (("embedding", True), ("frozen embedding", False), ("dense", False)):
+        model = _model(kind)
+        model.compile(optimizer=optimizer, loss="mse")
+        dtype = "float32" if kind == "dense" else "int32"
+        spec = (tf.TensorSpec([None, 4], dtype), tf.TensorSpec([None, 1], "float32"))
+        step = tf.function(model.train_step, autograph=False)
+        assert scatters(step.get_concrete_function(spec)) is scattering, kind
+        predict = tf.function(model.predict_step, autograph=False)  # a gather, no gradient
+        assert not scatters(predict.get_concrete_function((spec[0],)))
 
 
 # ------------------------------------------------------------------------- the rules alone

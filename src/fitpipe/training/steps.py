@@ -62,6 +62,26 @@ def _composite(element_spec: Any) -> bool:
     return any(isinstance(s, composite) for s in tf.nest.flatten(element_spec))
 
 
+def _scatter_op(op: str) -> bool:
+    """Whether an op type scatters a gathered gradient back (an embedding's).
+
+    Whatever the optimizer: ``UnsortedSegmentSum`` under Adam, ``ResourceScatterSub`` under
+    SGD, ``ResourceScatterAdd`` under Adagrad.
+    """
+    return "Scatter" in op or op.startswith("UnsortedSegment")
+
+
+def scatters(concrete: Any) -> bool:
+    """Whether a traced step (or a function it calls) scatters into a variable or segments.
+
+    TensorFlow's CPU kernels for these run several times slower than XLA's fused step (see
+    :class:`~fitpipe.training.tuning.XlaChoice`, which tries XLA early for such steps).
+    """
+    graph = concrete.graph.as_graph_def()
+    nodes = [*graph.node, *(n for f in graph.library.function for n in f.node_def)]
+    return any(_scatter_op(node.op) for node in nodes)
+
+
 def input_key(element_spec: Any) -> str:
     """The key of a batch's model inputs, whatever the batch size and the targets.
 
@@ -318,7 +338,11 @@ class StepFunction:
         self, element_spec: Any, fetch: Fetch, counted: bool = False
     ) -> Callable[..., Any]:
         """Compiles the loop of ``n`` steps; ``counted``: every one of them has a batch."""
-        outputs = self._trace(absent_as_none(element_spec)).structured_outputs
+        concrete = self._trace(absent_as_none(element_spec))
+        choice = self.xla_choice if self.auto and not self.jit_compile else None
+        if choice is not None and choice.decided is None:
+            choice.early = scatters(concrete)
+        outputs = concrete.structured_outputs
         out_specs = output_specs(outputs)
         if counted and not self.collect:
             body = counted_loop(self.one_step, out_specs, present(fetch))

@@ -175,6 +175,13 @@ class XlaChoice:
     gradient without XLA: 5-7 ms a step against XLA's 1.3 ms) should not wait 20 s of slow
     steps before trying it. Short runs keep the plain graph.
 
+    A step that scatters a gathered gradient back (an embedding's sparse gradient:
+    ``UnsortedSegmentSum`` or ``ResourceScatter*`` in its graph, see :attr:`early`) tries XLA
+    as soon as its plain timing is stable, whatever the length of the run: on CPU, the plain
+    step ran 1.8-7x more CPU time per sample than XLA's fused one (the grid's Embedding +
+    pooling model: batches of 32 to 1,024 under Adam; SGD, RMSprop and Adagrad at batch 256),
+    so even a short run wins back the compilation. The trial still measures, and keeps XLA
+    only when it is faster.
     """
 
     MARGIN = 0.1
@@ -190,6 +197,8 @@ class XlaChoice:
         self.timings: dict[bool, list[float]] = {False: [], True: []}
         self.per_step: dict[bool, float] = {}
         self.plain_seconds = 0.0  # timed seconds of the plain graph's calls
+        #: Try XLA as soon as the plain timing is stable (the step scatters gradients).
+        self.early = False
 
     def record(
         self,
@@ -229,7 +238,7 @@ class XlaChoice:
         self.per_step[self.variant] = timing
         if not self.variant:
             expected = self.plain_seconds + max(0, ahead or 0) * timing
-            if expected >= self.TRIAL_AFTER_SECONDS:
+            if self.early or expected >= self.TRIAL_AFTER_SECONDS:
                 self.variant = True  # the next call compiles with XLA
             return
         faster = self.per_step[True] <= self.per_step[False] * (1 - self.MARGIN)
@@ -246,6 +255,7 @@ class XlaChoice:
             "xla": self.variant,
             "decided": self.decided is not None,
             "reason": self.reason or "measuring",
+            "early_trial": self.early,
             "plain_seconds_per_step": self.per_step.get(False),
             "xla_seconds_per_step": self.per_step.get(True),
         }
