@@ -10,7 +10,8 @@ script writes a file of ``--rows`` rows of ``--features`` float32 columns and a 
 - ``pyarrow (no stack)``: the same without the stack (column vectors only);
 - ``fitpipe streamed``: fitpipe's streamed pipeline (``limits.RESIDENT_BYTES_LIMIT = 0``)
   for ``--batch``, consumed by a ``tf.data`` reduce that touches every batch (no model
-  step): what a compiled train loop would be fed;
+  step): what a compiled train loop would be fed; ``shuffled``: the same with
+  ``shuffle=True`` (``fit``'s default: row groups mixed in a shuffle buffer);
 - ``fitpipe in memory``: the rows held in memory, batch after batch sliced by the same
   graph function fitpipe's compiled loop uses (the in-memory path the streamed one is
   compared with in ``fit``).
@@ -39,7 +40,6 @@ import pyarrow.parquet as pq
 import tensorflow as tf
 
 import fitpipe
-from fitpipe import limits
 
 
 def parse() -> argparse.Namespace:
@@ -78,14 +78,12 @@ def pyarrow_epoch(path: str, columns: list[str], row_group: int, stack: bool) ->
     return epoch
 
 
-def streamed_epoch(path: str, columns: list[str], batch: int) -> Callable[[], int]:
+def streamed_epoch(
+    path: str, columns: list[str], batch: int, shuffle: bool = False
+) -> Callable[[], int]:
     schema = fitpipe.Schema(features=columns, targets="y")
-    held = limits.RESIDENT_BYTES_LIMIT
-    limits.RESIDENT_BYTES_LIMIT = 0
-    try:
-        pipeline = fitpipe.pipeline.adapt(path, schema=schema, batch_size=batch)
-    finally:
-        limits.RESIDENT_BYTES_LIMIT = held
+    with grid.resident_limit(0):
+        pipeline = fitpipe.pipeline.adapt(path, schema=schema, batch_size=batch, shuffle=shuffle)
     assert pipeline.rows is None, "the file was not streamed"
     dataset = pipeline.dataset
 
@@ -97,12 +95,8 @@ def streamed_epoch(path: str, columns: list[str], batch: int) -> Callable[[], in
 
 def in_memory_epoch(path: str, columns: list[str], batch: int) -> Callable[[], int]:
     schema = fitpipe.Schema(features=columns, targets="y")
-    held = limits.RESIDENT_BYTES_LIMIT
-    limits.RESIDENT_BYTES_LIMIT = 1 << 40  # held in memory whatever its size
-    try:
+    with grid.resident_limit(1 << 40):  # held in memory whatever its size
         pipeline = fitpipe.pipeline.adapt(path, schema=schema, batch_size=batch)
-    finally:
-        limits.RESIDENT_BYTES_LIMIT = held
     rows = pipeline.rows
     assert rows is not None, "the file was not held in memory"
     fetch = rows.fetch_function()
@@ -139,6 +133,7 @@ def main() -> None:
         "pyarrow": pyarrow_epoch(path, columns, args.row_group, stack=True),
         "pyarrow (no stack)": pyarrow_epoch(path, columns, args.row_group, stack=False),
         "fitpipe streamed": streamed_epoch(path, columns, args.batch),
+        "fitpipe streamed, shuffled": streamed_epoch(path, columns, args.batch, shuffle=True),
         "fitpipe in memory": in_memory_epoch(path, columns, args.batch),
     }
     print(
@@ -149,7 +144,7 @@ def main() -> None:
     base = rates["pyarrow"]
     for name, (wall, cpu) in rates.items():
         print(
-            f"{name:20s} {wall:>12,.0f} wall {cpu:>12,.0f} CPU"
+            f"{name:28s} {wall:>12,.0f} wall {cpu:>12,.0f} CPU"
             f"   vs pyarrow {wall / base[0]:.2f}x wall {cpu / base[1]:.2f}x CPU"
         )
 

@@ -34,6 +34,7 @@ One cell in this process, printing one JSON line (what the driver runs per child
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import statistics
@@ -51,6 +52,19 @@ MODELS = ("mlp", "conv", "text")
 INPUTS = ("numpy", "parquet", "parquet-streamed", "generator")
 VOCABULARY = 1000
 KERAS_SETTINGS = ("0/1", "0/32", "1/1", "1/32")
+
+
+@contextlib.contextmanager
+def resident_limit(limit: int) -> Iterator[None]:
+    """``limits.RESIDENT_BYTES_LIMIT`` set to ``limit`` inside (0: Parquet is streamed)."""
+    from fitpipe import limits  # here: the grid's own process never imports TensorFlow
+
+    held = limits.RESIDENT_BYTES_LIMIT
+    limits.RESIDENT_BYTES_LIMIT = limit
+    try:
+        yield
+    finally:
+        limits.RESIDENT_BYTES_LIMIT = held
 
 
 def parse() -> argparse.Namespace:
@@ -160,13 +174,9 @@ def run_cell(
         if source == "generator":
             trainer.fit(generator(count), steps_per_epoch=steps, **kwargs)
         elif path:
-            held = limits.RESIDENT_BYTES_LIMIT
-            if source == "parquet-streamed":
-                limits.RESIDENT_BYTES_LIMIT = 0
-            try:
+            streamed = source == "parquet-streamed"
+            with resident_limit(0 if streamed else limits.RESIDENT_BYTES_LIMIT):
                 trainer.fit(path, schema=schema, batch_size=batch, **kwargs)
-            finally:
-                limits.RESIDENT_BYTES_LIMIT = held
         else:
             trainer.fit(x, y, batch_size=batch, **kwargs)
 

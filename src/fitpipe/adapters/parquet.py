@@ -32,7 +32,7 @@ from fitpipe.adapters.base import AdaptRequest, ArraySource, BatchSource, batch_
 from fitpipe.adapters.batches import Check, ErrorBox, signature_of
 from fitpipe.adapters.capabilities import class_counts
 from fitpipe.adapters.parquet_plans import key_column, planned
-from fitpipe.adapters.row_blocks import checked_chunks, concat_rows, take_rows
+from fitpipe.adapters.row_blocks import aligned_rows, checked_chunks, concat_rows, take_rows
 from fitpipe.adapters.sharding import pad_shard, per_replica_batch, plan_shards, with_weights
 from fitpipe.adapters.stages import StageClock, timing
 from fitpipe.columnar import (
@@ -225,7 +225,8 @@ def reader_source(reader: _Reader, batch_size: int, signature: Any) -> BatchSour
         check = checking[0]
         try:
             chunks = reader.chunks()
-            yield from chunks if check is None else checked_chunks(chunks, check, batch_size)
+            blocks = chunks if check is None else checked_chunks(chunks, check, batch_size)
+            yield from map(aligned_rows, blocks)
         except Exception as err:
             errors.put(err)
             raise
@@ -269,7 +270,9 @@ def shard_dataset(
     part.span_rows = [reader.span_rows[u] for u in plan.units[index]]
     part.rows = plan.rows[index]
     part.epoch = 0
-    chunks = tf.data.Dataset.from_generator(part.chunks, output_signature=signature)
+    chunks = tf.data.Dataset.from_generator(
+        lambda: map(aligned_rows, part.chunks()), output_signature=signature
+    )
     chunks = pad_shard(with_weights(chunks), plan.padding(index), reader.caller)
     return chunks.rebatch(size, drop_remainder=True), plan.steps
 

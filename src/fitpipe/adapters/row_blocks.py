@@ -14,31 +14,57 @@ import numpy as np
 import tensorflow as tf
 
 from fitpipe.adapters.batches import Check
+from fitpipe.columnar.convert import ALIGNMENT, aligned_empty
 
-__all__ = ["checked_chunks", "concat_rows", "take_rows"]
+__all__ = ["aligned_rows", "checked_chunks", "concat_rows", "take_rows"]
 
 
 def concat_rows(chunks: list[tuple[Any, ...]]) -> tuple[Any, ...]:
-    """The rows of ``chunks`` (of one nesting) as one block, in order."""
+    """The rows of ``chunks`` (of one nesting) as one block, in order.
+
+    NumPy leaves are written into buffers aligned as :func:`~fitpipe.columnar.convert.aligned_empty`
+    makes them, which ``tf.data`` takes without a copy.
+    """
 
     def join(*leaves: Any) -> Any:
         if isinstance(leaves[0], tf.RaggedTensor):
             return tf.concat(leaves, axis=0)
-        return np.concatenate(leaves)
+        shape = (sum(len(leaf) for leaf in leaves), *leaves[0].shape[1:])
+        return np.concatenate(leaves, out=aligned_empty(shape, np.result_type(*leaves)))
 
     return tf.nest.map_structure(join, *chunks)
 
 
 def take_rows(chunk: tuple[Any, ...], order: np.ndarray) -> tuple[Any, ...]:
-    """The rows of ``chunk`` at the indices ``order`` (a shuffle buffer's mix)."""
-    return tf.nest.map_structure(
-        lambda leaf: (
-            tf.gather(leaf, order)
-            if isinstance(leaf, tf.RaggedTensor)
-            else np.take(leaf, order, axis=0)
-        ),
-        chunk,
-    )
+    """The rows of ``chunk`` at the indices ``order`` (a shuffle buffer's mix), aligned."""
+
+    def take(leaf: Any) -> Any:
+        if isinstance(leaf, tf.RaggedTensor):
+            return tf.gather(leaf, order)
+        out = aligned_empty((len(order), *leaf.shape[1:]), leaf.dtype)
+        return np.take(leaf, order, axis=0, out=out)
+
+    return tf.nest.map_structure(take, chunk)
+
+
+def aligned_rows(chunk: tuple[Any, ...]) -> tuple[Any, ...]:
+    """``chunk`` with each NumPy leaf in a contiguous buffer aligned to :data:`ALIGNMENT`.
+
+    ``Dataset.from_generator`` copies any other leaf it is handed; a leaf already aligned
+    (stacked, joined or reordered here) is passed as it is, any other (a single column read
+    at an offset, a slice of a block) is copied here instead of there.
+    """
+
+    def align(leaf: Any) -> Any:
+        if not isinstance(leaf, np.ndarray) or leaf.dtype.hasobject or leaf.size == 0:
+            return leaf
+        if leaf.flags.c_contiguous and leaf.ctypes.data % ALIGNMENT == 0:
+            return leaf
+        out = aligned_empty(leaf.shape, leaf.dtype)
+        np.copyto(out, leaf)
+        return out
+
+    return tf.nest.map_structure(align, chunk)
 
 
 def _num_rows(chunk: tuple[Any, ...]) -> int:
