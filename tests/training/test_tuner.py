@@ -8,15 +8,18 @@ per step otherwise), so every decision here is deterministic.
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from hypothesis import given
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import fitpipe
 from fitpipe.testing.strategies import call_timings
+from fitpipe.training import steps as steps_module
 from fitpipe.training.steps import scatters
 from fitpipe.training.tuning import ExecutionSize, XlaChoice, stable_timing
 
@@ -378,3 +381,40 @@ def test_small_epochs_settle_at_whole_epochs_and_still_decide_xla() -> None:
     assert tuning["steps_per_execution"]["settled"]
     assert tuning["steps_per_execution"]["steps_per_execution"] == 100
     assert tuning["xla"]["train"]["xla"] is True and tuning["xla"]["train"]["decided"]
+
+
+# ------------------------------------------------- the last, shorter batch under XLA (auto)
+
+
+@settings(max_examples=10, deadline=None)
+@given(rows=st.integers(700, 1300), batch=st.integers(2, 4), xla_faster=st.booleans())
+def test_under_auto_xla_runs_only_full_batches(rows: int, batch: int, xla_faster: bool) -> None:
+    # XLA compiles once per batch shape: the epoch's last, shorter batch runs the plain
+    # graph once XLA is on, so XLA never meets a second shape. Each variant counts the rows
+    # and the short batches it trains on; every row still trains once an epoch.
+    ran = {jit: tf.Variable(0, dtype=tf.int64) for jit in (False, True)}
+    short = {jit: tf.Variable(0, dtype=tf.int64) for jit in (False, True)}
+    original = steps_module._compiled
+
+    def counting(step: Callable[[object], object], jit_compile: bool) -> object:
+        def counted(data: object) -> object:
+            size = tf.cast(tf.shape(tf.nest.flatten(data)[0])[0], tf.int64)
+            ran[jit_compile].assign_add(size)
+            short[jit_compile].assign_add(tf.cast(size < batch, tf.int64))
+            return step(data)
+
+        return original(counted, jit_compile)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(steps_module, "_compiled", counting)
+        clock = {"plain": 1e-3, "xla": 0.5e-3 if xla_faster else 2e-3}
+        trainer, _ = _trainer(clock, jit_compile="auto")
+        trainer.fit(X[:rows], Y[:rows], batch_size=batch, epochs=4, verbose=0)
+    assert int(ran[False].numpy()) + int(ran[True].numpy()) == 4 * rows
+    assert int(ran[True].numpy()) > 0  # XLA was tried (175-650 steps an epoch)
+    assert int(short[True].numpy()) == 0  # XLA met one shape
+    assert int(short[False].numpy()) == (4 if rows % batch else 0)
+    report = trainer.tuning["xla"]["train"]
+    assert report["reason"] in ("measured", "measuring"), report
+    if report["decided"]:
+        assert report["xla"] is xla_faster, report

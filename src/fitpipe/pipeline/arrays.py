@@ -379,6 +379,11 @@ class ResidentRows:
         """
         return self.tensors, self.order(epoch), tf.constant(self.batch_size, tf.int64)
 
+    @staticmethod
+    def full_rows(arguments: Any) -> tf.Tensor:
+        """Graph function: a full batch's rows, from ``arguments`` of :meth:`loop_arguments`."""
+        return arguments[2]
+
     def fetch_function(self) -> Callable[[Any, tf.Tensor], Any]:
         """The graph function ``(loop_arguments, i) -> Optional(batch i)`` of a compiled loop.
 

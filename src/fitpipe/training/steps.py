@@ -335,20 +335,27 @@ class StepFunction:
         return True
 
     def _build_loop(
-        self, element_spec: Any, fetch: Fetch, counted: bool = False
+        self, element_spec: Any, fetch: Fetch, rows: ResidentRows | None = None
     ) -> Callable[..., Any]:
-        """Compiles the loop of ``n`` steps; ``counted``: every one of them has a batch."""
+        """Compiles the loop of ``n`` steps; with ``rows``, every one of them has a batch.
+
+        Under ``"auto"`` with XLA on, the last, shorter batch of rows in memory runs the
+        plain graph (see :data:`~fitpipe.training.step_loops.Short`).
+        """
         concrete = self._trace(absent_as_none(element_spec))
         choice = self.xla_choice if self.auto and not self.jit_compile else None
         if choice is not None and choice.decided is None:
             choice.early = scatters(concrete)
         outputs = concrete.structured_outputs
         out_specs = output_specs(outputs)
-        if counted and not self.collect:
-            body = counted_loop(self.one_step, out_specs, present(fetch))
+        short = None
+        if self.auto and self.jit_compile and rows is not None:
+            short = (self._variant(False), rows.full_rows)
+        if rows is not None and not self.collect:
+            body = counted_loop(self.one_step, out_specs, present(fetch), short)
         else:
             make = collect_loop if self.collect else last_loop
-            body = make(self.one_step, out_specs, fetch, self.timed)
+            body = make(self.one_step, out_specs, fetch, self.timed, short)
         return tf.function(body, autograph=False, reduce_retracing=True)
 
     def __call__(self, iterator: Any, n: int) -> tuple[int, Any]:
@@ -391,7 +398,7 @@ class StepFunction:
             if loop is None:
                 fetch = iterator.rows.fetch_function()
                 spec = iterator.rows.batch_spec(iterator.element_spec)
-                loop = self._build_loop(spec, fetch, counted=True)
+                loop = self._build_loop(spec, fetch, iterator.rows)
                 self._rows_loops[(key, self.jit_compile)] = loop  # the variant it was built for
             return loop
         if self._spec != iterator.element_spec:
