@@ -14,7 +14,7 @@ import numpy as np
 import tensorflow as tf
 
 from fitpipe.adapters.batches import Check
-from fitpipe.columnar.convert import ALIGNMENT, aligned_empty
+from fitpipe.columnar import ALIGNMENT, aligned_empty
 
 __all__ = ["aligned_rows", "checked_chunks", "concat_rows", "take_rows"]
 

@@ -14,7 +14,13 @@ keys for grouped validation splits (:mod:`~fitpipe.columnar.keys`). The Arrow an
 adapters, ``predict(output=...)`` and ``fitpipe inspect`` are built on it.
 """
 
-from fitpipe.columnar.convert import column_array, role_arrays, table_roles
+from fitpipe.columnar.convert import (
+    ALIGNMENT,
+    aligned_empty,
+    column_array,
+    role_arrays,
+    table_roles,
+)
 from fitpipe.columnar.files import (
     INT96_UNIT,
     ColumnTypes,
@@ -68,6 +74,7 @@ from fitpipe.columnar.types import (
 from fitpipe.columnar.write import write_atomically, write_json_atomically
 
 __all__ = [
+    "ALIGNMENT",
     "EXPECTED_TYPES",
     "INT96_UNIT",
     "ColumnChunk",
@@ -77,6 +84,7 @@ __all__ = [
     "Piece",
     "Span",
     "SplitCounts",
+    "aligned_empty",
     "check_arrow_schema",
     "check_fill",
     "checked_schema",

@@ -191,12 +191,14 @@ class EpochRunner:
         if self.checks is not None:
             self.checks.warn_found()  # a NaN noted in a batch under check="warn"
         seconds, traced = execution.clock() - start, function.traces != traces
+        # Wall time beside the default CPU clock (an injected clock decides alone).
+        walled = time.perf_counter() - wall if execution.clock is time.process_time else None
         if traced:  # a compile is no input wait: the call counts neither way
             self._compiling += time.perf_counter() - wall
             self._compiling_waited += function.waited - waited
         size, settled = execution.size, execution.steady  # as they were for this call
         execution.record(count, seconds, traced=traced)
-        faster = function.record(count, seconds, traced, size, settled, n)
+        faster = function.record(count, seconds, traced, size, settled, n, walled)
         if faster is not None:  # XLA chosen: calls of as many steps would now be too short
             execution.speed_up(faster)
         return count, outputs

@@ -195,7 +195,14 @@ class StepFunction:
         self._ahead = steps
 
     def record(
-        self, steps: int, seconds: float, traced: bool, size: int, settled: bool, asked: int
+        self,
+        steps: int,
+        seconds: float,
+        traced: bool,
+        size: int,
+        settled: bool,
+        asked: int,
+        wall: float | None = None,
     ) -> float | None:
         """Feeds ``jit_compile="auto"`` one call's timing (see :class:`XlaChoice`).
 
@@ -206,6 +213,7 @@ class StepFunction:
             size: The steps per call.
             settled: Whether the steps per call are final.
             asked: The steps asked of the call.
+            wall: The call's wall seconds, when ``seconds`` is CPU time (see XlaChoice).
 
         Returns:
             When this call made XLA the choice, how many times faster a step runs with it
@@ -218,7 +226,7 @@ class StepFunction:
         key, choice = self._choice
         if choice.decided is not None:
             return None
-        choice.record(steps, seconds, traced, size, settled, asked, self._ahead)
+        choice.record(steps, seconds, traced, size, settled, asked, self._ahead, wall)
         if choice.decided is None:
             return None
         if self.mode is Mode.TRAIN:
