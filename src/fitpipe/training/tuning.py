@@ -169,9 +169,9 @@ class XlaChoice:
 
     When XLA wins by less than :attr:`RECHECK_BELOW`, the plain graph (already compiled) is
     timed again before the choice, and that timing decides: the first plain calls of a fresh
-    model can run slow (a Conv1D over 512 positions timed 28 ms a plain step in its first
-    epoch against 14 ms in steady state, and XLA's 21 ms won), while a clear win (the text
-    model's 3-7x) stands without the extra plain calls.
+    model can run slow (a Conv1D over 512 positions timed 28-40 ms of CPU a plain step in
+    its first calls, 24-32 ms when timed again, against XLA's 21-25), while a clear win (the
+    text model's 3-7x) stands without the extra plain calls.
 
     XLA is tried only once the plain graph's timed calls so far, plus what the steps still
     ahead in this ``fit`` would take at the plain speed, add up to :attr:`TRIAL_AFTER_SECONDS`:
@@ -239,9 +239,9 @@ class XlaChoice:
                 (its input ended) is not timed.
             ahead: The steps still to run in this ``fit`` after this call, when known.
             wall: The call's wall seconds, when ``seconds`` is CPU time: XLA is then kept
-                only when its calls are not longer to wait for either (a Conv1D over 512
-                positions ran XLA at 25 ms of CPU a step against the plain graph's 31, but
-                21 ms of wall time against 16: the plain kernels use both cores).
+                only when its calls are not longer to wait for either. Plain kernels use
+                every core, XLA's CPU code often fewer: Keras ran that Conv1D with XLA at
+                about the plain graph's CPU time a sample but 1.5x its wall time.
         """
         short = steps < (steps if asked is None else asked) or 2 * steps < size
         if self.decided is not None or traced or not settled or short or steps <= 0:
