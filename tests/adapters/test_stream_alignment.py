@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import keras
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -63,9 +64,10 @@ def test_joined_and_reordered_blocks_are_aligned_and_equal_numpys(
     tf.nest.map_structure(
         lambda got, leaf: np.testing.assert_array_equal(got, leaf[order]), mixed, joined
     )
-    for leaf in tf.nest.flatten((joined, mixed)):
-        assert _aligned(leaf), (leaf.dtype, leaf.shape)
-        assert leaf.dtype == tf.nest.flatten(chunks[0])[0].dtype or leaf.dtype == "float64"
+    pairs = zip(tf.nest.flatten((joined, mixed)), tf.nest.flatten((expected,) * 2), strict=True)
+    for got, want in pairs:
+        assert _aligned(got), (got.dtype, got.shape)
+        assert got.dtype == want.dtype and got.shape == want.shape
 
 
 @settings(max_examples=100, deadline=None)
@@ -164,9 +166,7 @@ def test_every_block_the_streamed_reader_yields_is_aligned(
                 assert _aligned(leaf), (leaf.dtype, leaf.shape, leaf.ctypes.data % ALIGNMENT)
 
 
-def _model(columns: int) -> Any:
-    import keras
-
+def _model(columns: int) -> keras.Model:
     shape = () if columns == 1 else (columns,)
     inputs = keras.Input(shape)
     hidden = keras.layers.Reshape((1,))(inputs) if columns == 1 else inputs
