@@ -268,10 +268,14 @@ class XlaChoice:
             self.timings[False] = []  # timed again: early plain calls can run slow
             self.wall[False] = []
             return
-        walls = {v: min(w[-2:]) for v, w in self.wall.items() if w}
-        if faster and len(walls) == 2 and walls[True] > walls[False]:
+        plain_wall, xla_wall = self.wall_per_step(False), self.wall_per_step(True)
+        if faster and plain_wall is not None and xla_wall is not None and xla_wall > plain_wall:
             faster = False  # less CPU, but longer to wait for: plain kernels use every core
         self.decide(faster, "measured")
+
+    def wall_per_step(self, variant: bool) -> float | None:
+        """The wall seconds per step of ``variant``'s last timed calls (None: not given)."""
+        return min(self.wall[variant][-2:], default=None)
 
     def decide(self, xla: bool, reason: str) -> None:
         """Makes the choice final (also without timings: XLA cannot compile the step)."""
@@ -288,6 +292,6 @@ class XlaChoice:
             "plain_rechecked": self.rechecked,
             "plain_seconds_per_step": self.per_step.get(False),
             "xla_seconds_per_step": self.per_step.get(True),
-            "plain_wall_per_step": min(self.wall[False][-2:], default=None),
-            "xla_wall_per_step": min(self.wall[True][-2:], default=None),
+            "plain_wall_per_step": self.wall_per_step(False),
+            "xla_wall_per_step": self.wall_per_step(True),
         }
