@@ -52,8 +52,10 @@ def stable_timing(timings: list[float]) -> float | None:
 class ExecutionSize:
     """How many steps each compiled call runs: fixed, or tuned while training (``"auto"``).
 
-    The tuner grows the size until one call takes at least :attr:`TARGET_SECONDS`: Python's
-    cost per call (about 0.1-1 ms) is then under 2% of the call. A call during which the step
+    The tuner grows the size until one call takes at least :attr:`TARGET_SECONDS` of CPU:
+    the cost of a call beyond its steps (Python's 0.1-1 ms, and in TensorFlow's runtime up to
+    ~10 ms of CPU a call for a Conv1D step over 512 positions, measured in
+    ``benchmarks/RESULTS.md``) is then about 2% of the call or less. A call during which the step
     was traced (and so compiled: counted by the step's trace counter, not guessed from its
     time) is not timed at all, nor is a short call (an input's end). Each size is timed until
     its timings are stable (:func:`stable_timing`), so a compile without a trace (XLA
@@ -69,7 +71,7 @@ class ExecutionSize:
 
     """
 
-    TARGET_SECONDS = 0.05
+    TARGET_SECONDS = 0.5
     MAX = 4096
 
     def __init__(self, value: int | str, clock: Callable[[], float] | None = None) -> None:
@@ -177,8 +179,11 @@ class XlaChoice:
     ahead in this ``fit`` would take at the plain speed, add up to :attr:`TRIAL_AFTER_SECONDS`:
     compiling it costs seconds (about 2 s of CPU for a small MLP), which a short run never
     pays back (a 2-epoch fit of 64,000 rows ran at a quarter of its plain speed when the
-    trial compiled inside it), while a long run whose plain step is slow (an embedding's
-    gradient without XLA: 5-7 ms a step against XLA's 1.3 ms) should not wait 20 s of slow
+    trial compiled inside it; a Conv1D over 512 positions, XLA within 5% of the plain graph,
+    lost 2.5-2.8 s to the trial in a fit of 2 epochs, 16 s of CPU, under a 20 s threshold:
+    at 60 s a trial that does not pay costs at most ~5% of the run), while a long run whose
+    plain step is slow (an embedding's
+    gradient without XLA: 5-7 ms a step against XLA's 1.3 ms) should not wait a minute of slow
     steps before trying it. Short runs keep the plain graph.
 
     A step that scatters a gathered gradient back (an embedding's sparse gradient:
@@ -191,7 +196,7 @@ class XlaChoice:
     """
 
     MARGIN = 0.1
-    TRIAL_AFTER_SECONDS = 20.0
+    TRIAL_AFTER_SECONDS = 60.0
     #: XLA faster by less than this factor: the plain graph is timed once more before the
     #: choice (see :meth:`record`).
     RECHECK_BELOW = 1.5
