@@ -52,17 +52,21 @@ def stable_timing(timings: list[float]) -> float | None:
 class ExecutionSize:
     """How many steps each compiled call runs: fixed, or tuned while training (``"auto"``).
 
-    The tuner grows the size until one call takes at least :attr:`TARGET_SECONDS` of CPU:
-    the cost of a call beyond its steps (Python's 0.1-1 ms, and in TensorFlow's runtime up to
-    ~10 ms of CPU a call for a Conv1D step over 512 positions, measured in
-    ``benchmarks/RESULTS.md``) is then about 2% of the call or less. A call during which the step
-    was traced (and so compiled: counted by the step's trace counter, not guessed from its
-    time) is not timed at all, nor is a short call (an input's end). Each size is timed until
-    its timings are stable (:func:`stable_timing`), so a compile without a trace (XLA
-    meeting a new batch shape) or a noisy neighbour does not stop the growth early. The size
-    grows by the factor the target asks for (a power of two, from 2 to 64), so it settles
-    within a few calls. Results do not depend on it: only how often Python (and batch-level
-    callbacks) run.
+    The tuner grows the size until one call takes at least :attr:`TARGET_SECONDS`, long
+    enough to time the steps rather than Python. A call during which the step was traced
+    (and so compiled: counted by the step's trace counter, not guessed from its time) is not
+    timed at all, nor is a short call (an input's end). Each size is timed until its timings
+    are stable (:func:`stable_timing`), so a compile without a trace (XLA meeting a new batch
+    shape) or a noisy neighbour does not stop the growth early. The size grows by the factor
+    the target asks for (a power of two, from 2 to 64), so it settles within a few calls.
+
+    Settling, the size is scaled once, by the nearest power of two, to calls of about
+    :attr:`CALL_SECONDS` at the timing just taken: the cost of a call beyond its steps
+    (Python's 0.1-1 ms, and in TensorFlow's runtime up to ~10 ms of CPU a call for a Conv1D
+    over 512 positions, ``benchmarks/RESULTS.md``) is then a few percent of the call or
+    less, and no call of that length had to be timed twice (an epoch of 63 steps holds one
+    such call, so a short run would never settle, nor try XLA). Results do not depend on the
+    size: only how often Python (and batch-level callbacks) run.
 
     Args:
         value: A positive int, or ``"auto"``.
@@ -71,7 +75,8 @@ class ExecutionSize:
 
     """
 
-    TARGET_SECONDS = 0.5
+    TARGET_SECONDS = 0.05
+    CALL_SECONDS = 0.5
     MAX = 4096
 
     def __init__(self, value: int | str, clock: Callable[[], float] | None = None) -> None:
@@ -81,6 +86,7 @@ class ExecutionSize:
         self._timings: list[float] = []
         self._settled = not self.auto
         self._whole_epochs = False  # settled at an epoch's length (see fit_epoch)
+        self._epoch_steps: int | None = None  # the steps of the epoch running (fit_epoch)
         #: Calls recorded, and those of them that traced (shown by the benchmarks).
         self.calls = 0
         self.traced_calls = 0
@@ -121,6 +127,10 @@ class ExecutionSize:
         self.history[self.size] = timing
         if timing >= self.TARGET_SECONDS or self.size >= self.MAX:
             self._settled = True
+            longer = max(1.0, self.CALL_SECONDS / max(timing, 1e-9))
+            self.size = min(self.MAX, self.size * 2 ** round(math.log2(longer)))
+            if self._epoch_steps is not None and self._epoch_steps <= self.size:
+                self.size, self._whole_epochs = self._epoch_steps, True
             return
         factor = min(64.0, max(2.0, self.TARGET_SECONDS / max(timing, 1e-9)))
         self.size = min(self.MAX, self.size * 2 ** int(math.log2(factor)))
@@ -129,8 +139,11 @@ class ExecutionSize:
         """Settles a tuned size that reached an epoch's ``steps``: calls are whole epochs.
 
         A larger size would not make calls longer (no call runs past its epoch), and calls
-        shorter than the size are never timed, so the tuner would wait for ever.
+        shorter than the size are never timed, so the tuner would wait for ever. ``steps``
+        is also kept for the size scaled up as it settles (see the class), which stops at
+        the epoch's steps the same way.
         """
+        self._epoch_steps = steps if steps is not None and steps > 0 else None
         if self.auto and not self._settled and steps is not None and 0 < steps <= self.size:
             self.size = steps
             self._settled = True
