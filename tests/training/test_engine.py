@@ -108,8 +108,11 @@ def test_auto_steps_per_execution_grows_until_a_call_reaches_the_target() -> Non
         size.record(n, 0.0004 + 0.0002 * n)  # 0.4 ms per call, 0.2 ms per step
         size.record(n, 0.0004 + 0.0002 * n)  # the same again: stable, so it counts
     # 1 step: 0.6 ms, x64 (capped) -> 64: 13.2 ms, x2 -> 128: 26 ms, x2 -> 256: 51.6 ms >= 50;
-    # settled, scaled to calls of about 0.5 s: x8 (0.5 / 0.0516 = 9.7, the nearest power of 2)
     assert sizes == [1, 64, 128, 256]
+    assert size.size == 256
+    size.lengthen()  # to calls of about 0.5 s: x8 (0.5 / 0.0516 = 9.7, the nearest power of 2)
+    assert size.size == 2048
+    size.lengthen()  # once only
     assert size.size == 2048
 
 
@@ -133,7 +136,7 @@ def test_auto_steps_per_execution_does_not_time_calls_that_traced() -> None:
     assert size.size == 1 and not size._settled
     while not size._settled:
         size.record(size.size, 0.0004 + 0.0002 * size.size)
-    assert size.size == 2048
+    assert size.size == 256
     assert (size.calls, size.traced_calls) == (10, 2)  # 2 traced, 2 at each of 4 sizes
 
 

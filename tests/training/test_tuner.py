@@ -50,6 +50,7 @@ class FakeClock:
         self.now = 0.0
         self.started: tuple[int, int] | None = None
         self.charged: list[tuple[bool, float]] = []  # (traced, seconds) per call
+        self.sizes: list[tuple[bool, int]] = []  # (XLA, steps asked) of each untraced call
 
     def __call__(self) -> float:
         function = self.trainer._state.functions["train"]
@@ -67,6 +68,8 @@ class FakeClock:
             else self.overhead + steps * self.cost[function.jit_compile]
         )
         self.charged.append((traced, seconds))
+        if not traced:
+            self.sizes.append((function.jit_compile, steps))
         self.now += seconds
         return self.now
 
@@ -82,10 +85,10 @@ def calls_of_fake_steps(request: pytest.FixtureRequest, monkeypatch: pytest.Monk
     """The scenarios here charge 1-4 ms a step and were written for sizes settled at 50 ms.
 
     What they test (which calls are timed, when XLA is tried, how sizes move) does not depend
-    on how far a settled size is scaled up (``CALL_SECONDS``);
-    :func:`test_the_default_sizes_make_the_cost_of_a_call_small` tests the default.
+    on how far a settled size is lengthened (``CALL_SECONDS``); the tests named
+    ``*lengthen*`` test the default.
     """
-    if "default_sizes" not in request.node.name:
+    if "lengthen" not in request.node.name:
         monkeypatch.setattr(ExecutionSize, "CALL_SECONDS", ExecutionSize.TARGET_SECONDS)
 
 
@@ -148,7 +151,7 @@ def test_steps_per_call_grow_when_xla_makes_each_step_faster() -> None:
     st.one_of(st.none(), st.integers(1, 5000)),  # the epoch's steps, when known
 )
 @settings(deadline=None)
-def test_the_default_sizes_make_the_cost_of_a_call_small(
+def test_lengthened_sizes_make_the_cost_of_a_call_small(
     step: float, overhead: float, epoch: int | None
 ) -> None:
     # A call's own cost (up to 20 ms here) is at most 8% of a settled call, unless calls are
@@ -159,6 +162,7 @@ def test_the_default_sizes_make_the_cost_of_a_call_small(
     size.fit_epoch(epoch)
     while not size.settled:
         size.record(size.size, overhead + size.size * step)
+    size.lengthen()
     whole = epoch is not None and size.size == epoch
     assert whole or size.size == size.MAX or overhead <= 0.08 * (overhead + size.size * step)
     assert epoch is None or size.size <= epoch  # no call asked for more than an epoch
@@ -226,6 +230,30 @@ def test_a_step_that_scatters_gradients_tries_xla_without_waiting(
         report = trainer.tuning["xla"]["train"]
         assert report["early_trial"] is scattering, report
         assert report["decided"] is scattering and report["xla"] is (scattering and kept), report
+
+
+@pytest.mark.parametrize(
+    ("kind", "xla"), [("embedding", 0.5e-3), ("embedding", 2e-3), ("dense", 0.0)]
+)
+def test_calls_lengthen_once_no_xla_trial_is_due(kind: str, xla: float) -> None:
+    # An embedding's step times XLA at once, on the calls settled at 50 ms (64 steps of 1 ms
+    # here); only once the choice is made do calls lengthen to about 0.5 s, so both variants
+    # are timed at one size. A step with no trial to come (jit_compile=False) lengthens as
+    # soon as it settles. 1,000 steps an epoch.
+    compile_kwargs = {"jit_compile": "auto" if xla else False}
+    trainer, clock = _trainer({"plain": 1e-3, "xla": xla or 1e-3}, kind, **compile_kwargs)
+    trainer.fit(IDS if kind == "embedding" else X, Y, batch_size=4, epochs=2, verbose=0)
+    settled = 64  # 50 ms / 1 ms, to the power of two below
+    assert next(steps for _, steps in clock.sizes if steps >= settled) == settled, clock.sizes
+    last = (False, settled * 8)  # 64.4 ms calls to 0.5 s: x8, the nearest power of two
+    if xla:
+        choice = trainer._state.functions["train"].xla_choice
+        assert choice is not None and choice.decided is (xla < 1e-3)
+        trial = [steps for variant, steps in clock.sizes if variant]
+        assert trial[:2] == [settled] * 2, clock.sizes  # XLA timed on the 50 ms calls
+        if choice.decided:  # twice as fast: x2 (its speed-up), then x8, capped at the epoch
+            last = (True, 1000)
+    assert clock.sizes[-1] == last, clock.sizes
 
 
 @pytest.mark.parametrize("optimizer", ["adam", "sgd", "adagrad"])

@@ -201,6 +201,8 @@ class EpochRunner:
         faster = function.record(count, seconds, traced, size, settled, n, walled)
         if faster is not None:  # XLA chosen: calls of as many steps would now be too short
             execution.speed_up(faster)
+        if not function.trial_due:
+            execution.lengthen()  # settled: calls of ~0.5 s (once; a no-op until settled)
         return count, outputs
 
     def run(

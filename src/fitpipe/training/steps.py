@@ -194,6 +194,19 @@ class StepFunction:
         """Tells ``jit_compile="auto"`` how many steps this ``fit`` still runs (None: unknown)."""
         self._ahead = steps
 
+    @property
+    def trial_due(self) -> bool:
+        """Whether ``jit_compile="auto"`` times a variant now or as soon as it can.
+
+        An undecided choice that tries XLA at once (:attr:`XlaChoice.early`) or is timing
+        XLA. The steps per call are not lengthened meanwhile (both variants are timed at one
+        size).
+        """
+        if not self.auto or self._choice is None:
+            return False
+        choice = self._choice[1]
+        return choice.decided is None and (choice.early or choice.variant or choice.rechecked)
+
     def record(
         self,
         steps: int,

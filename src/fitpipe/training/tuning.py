@@ -60,13 +60,15 @@ class ExecutionSize:
     shape) or a noisy neighbour does not stop the growth early. The size grows by the factor
     the target asks for (a power of two, from 2 to 64), so it settles within a few calls.
 
-    Settling, the size is scaled once, by the nearest power of two, to calls of about
-    :attr:`CALL_SECONDS` at the timing just taken: the cost of a call beyond its steps
+    Once settled (and once ``jit_compile="auto"`` times no variant soon: :meth:`lengthen`),
+    the size is scaled once, by the nearest power of two, to calls of about
+    :attr:`CALL_SECONDS` at the settled timing: the cost of a call beyond its steps
     (Python's 0.1-1 ms, and in TensorFlow's runtime up to ~10 ms of CPU a call for a Conv1D
     over 512 positions, ``benchmarks/RESULTS.md``) is then a few percent of the call or
     less, and no call of that length had to be timed twice (an epoch of 63 steps holds one
-    such call, so a short run would never settle, nor try XLA). Results do not depend on the
-    size: only how often Python (and batch-level callbacks) run.
+    such call: a short run would never settle, nor try XLA; and the trial of XLA for an
+    embedding's gradient, due at once, is timed on the shorter calls). Results do not depend
+    on the size: only how often Python (and batch-level callbacks) run.
 
     Args:
         value: A positive int, or ``"auto"``.
@@ -87,6 +89,7 @@ class ExecutionSize:
         self._settled = not self.auto
         self._whole_epochs = False  # settled at an epoch's length (see fit_epoch)
         self._epoch_steps: int | None = None  # the steps of the epoch running (fit_epoch)
+        self._call_seconds: float | None = None  # a settled call's timing, until lengthened
         #: Calls recorded, and those of them that traced (shown by the benchmarks).
         self.calls = 0
         self.traced_calls = 0
@@ -126,11 +129,7 @@ class ExecutionSize:
         self._timings = []
         self.history[self.size] = timing
         if timing >= self.TARGET_SECONDS or self.size >= self.MAX:
-            self._settled = True
-            longer = max(1.0, self.CALL_SECONDS / max(timing, 1e-9))
-            self.size = min(self.MAX, self.size * 2 ** round(math.log2(longer)))
-            if self._epoch_steps is not None and self._epoch_steps <= self.size:
-                self.size, self._whole_epochs = self._epoch_steps, True
+            self._settled, self._call_seconds = True, timing
             return
         factor = min(64.0, max(2.0, self.TARGET_SECONDS / max(timing, 1e-9)))
         self.size = min(self.MAX, self.size * 2 ** int(math.log2(factor)))
@@ -149,6 +148,21 @@ class ExecutionSize:
             self._settled = True
             self._timings = []
             self._whole_epochs = True
+
+    def lengthen(self) -> None:
+        """Scales a settled size once to calls of about :attr:`CALL_SECONDS` (see the class).
+
+        By the nearest power of two, and at most to an epoch's steps. The epoch loop calls
+        it once ``jit_compile="auto"`` will not time a variant soon, so both variants are
+        timed at one size.
+        """
+        if self._call_seconds is None or self._whole_epochs:
+            return
+        longer = max(1.0, self.CALL_SECONDS / max(self._call_seconds, 1e-9))
+        self._call_seconds = None
+        self.size = min(self.MAX, self.size * 2 ** round(math.log2(longer)))
+        if self._epoch_steps is not None and self._epoch_steps <= self.size:
+            self.size, self._whole_epochs = self._epoch_steps, True
 
     def speed_up(self, factor: float) -> None:
         """Scales a size tuned to the target when each step became ``factor`` times faster.
