@@ -209,9 +209,9 @@ class XlaChoice:
     trial compiled inside it; a Conv1D over 512 positions, XLA within 5% of the plain graph,
     lost 2.5-2.8 s to the trial in a fit of 2 epochs, 16 s of CPU, under a 20 s threshold:
     at 60 s a trial that does not pay costs at most ~5% of the run), while a long run whose
-    plain step is slow (an embedding's
-    gradient without XLA: 5-7 ms a step against XLA's 1.3 ms) should not wait a minute of slow
-    steps before trying it. Short runs keep the plain graph.
+    plain step is slow (an embedding's gradient without XLA: 5-7 ms a step against XLA's
+    1.3 ms) should not wait a minute of slow steps before trying it. Short runs keep the
+    plain graph.
 
     A step that scatters a gathered gradient back (an embedding's sparse gradient:
     ``UnsortedSegmentSum`` or ``ResourceScatter*`` in its graph, see :attr:`early`) tries XLA
