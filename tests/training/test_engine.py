@@ -107,7 +107,7 @@ def test_auto_steps_per_execution_grows_until_a_call_reaches_the_target() -> Non
         size.record(n, 1.0, traced=True)  # a first call that traces: slow, and not timed
         size.record(n, 0.0004 + 0.0002 * n)  # 0.4 ms per call, 0.2 ms per step
         size.record(n, 0.0004 + 0.0002 * n)  # the same again: stable, so it counts
-    # 1 step: 0.6 ms, x64 (capped) -> 64: 13.2 ms, x2 -> 128: 26 ms, x2 -> 256: 51.6 ms >= 50;
+    # 1 step: 0.6 ms, x64 (capped) -> 64: 13.2 ms, x2 -> 128: 26 ms, x2 -> 256: 51.6 ms >= 50
     assert sizes == [1, 64, 128, 256]
     assert size.size == 256
     size.lengthen()  # to calls of about 0.5 s: x8 (0.5 / 0.0516 = 9.7, the nearest power of 2)

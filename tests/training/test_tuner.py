@@ -156,8 +156,8 @@ def test_lengthened_sizes_make_the_cost_of_a_call_small(
 ) -> None:
     # A call's own cost (up to 20 ms here) is at most 8% of a settled call, unless calls are
     # whole epochs or the size hit its maximum. Measured: a Conv1D over 512 positions costs
-    # ~7-10 ms of CPU a call beyond its steps; settled at 2 steps a call (50 ms calls) it ran
-    # 8-9% under 32 a call.
+    # 5-10 ms of CPU a call beyond its steps; settled at 2 steps a call (50 ms calls) it ran
+    # 4-10% under 16-64 a call (benchmarks/RESULTS.md).
     size = ExecutionSize("auto")
     size.fit_epoch(epoch)
     while not size.settled:
