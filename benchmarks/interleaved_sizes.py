@@ -18,18 +18,13 @@ import time
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import keras
-import numpy as np
 import xla_cpu  # benchmarks/xla_cpu.py, beside this script: the grid's models
 
 import fitpipe
 
 
 def parse() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--rows", type=int, default=64000)
-    parser.add_argument("--features", type=int, default=512)
-    parser.add_argument("--batch", type=int, default=256)
-    parser.add_argument("--model", choices=["mlp", "conv", "text"], default="conv")
+    parser = xla_cpu.cell_arguments(argparse.ArgumentParser(description=__doc__.split("\n")[0]))
     parser.add_argument("--sizes", nargs="+", default=["2", "8", "32", "auto"])
     parser.add_argument("--rounds", type=int, default=3)
     return parser.parse_args()
@@ -37,12 +32,7 @@ def parse() -> argparse.Namespace:
 
 def main() -> None:
     args = parse()
-    rng = np.random.default_rng(0)
-    shape = (args.rows, args.features)
-    x = rng.normal(size=shape).astype("float32")
-    if args.model == "text":
-        x = rng.integers(0, xla_cpu.VOCABULARY, shape).astype("int32")
-    y = rng.normal(size=(args.rows, 1)).astype("float32")
+    x, y = xla_cpu.data(args.rows, args.features, args.model)
     trainers = {}
     for size in args.sizes:
         keras.utils.set_random_seed(0)

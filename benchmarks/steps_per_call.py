@@ -19,30 +19,20 @@ from collections.abc import Callable
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import keras
-import numpy as np
 import xla_cpu  # benchmarks/xla_cpu.py, beside this script: the grid's models
 
 import fitpipe
 
 
 def parse() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--rows", type=int, default=64000)
-    parser.add_argument("--features", type=int, default=512)
-    parser.add_argument("--batch", type=int, default=256)
-    parser.add_argument("--model", choices=["mlp", "conv", "text"], default="conv")
+    parser = xla_cpu.cell_arguments(argparse.ArgumentParser(description=__doc__.split("\n")[0]))
     parser.add_argument("--fixed", type=int, nargs="*", default=[2, 32])
     return parser.parse_args()
 
 
 def main() -> None:
     args = parse()
-    rng = np.random.default_rng(0)
-    shape = (args.rows, args.features)
-    x = rng.normal(size=shape).astype("float32")
-    if args.model == "text":
-        x = rng.integers(0, xla_cpu.VOCABULARY, shape).astype("int32")
-    y = rng.normal(size=(args.rows, 1)).astype("float32")
+    x, y = xla_cpu.data(args.rows, args.features, args.model)
 
     def timed(fit: Callable[[int], object]) -> str:
         fit(1)

@@ -8,6 +8,7 @@ default); samples per CPU-second (all threads) and per wall-second are printed:
 
 from __future__ import annotations
 
+import argparse
 import os
 import sys
 import time
@@ -38,13 +39,27 @@ def build(features: int, kind: str) -> keras.Model:
     return keras.Model(inputs, keras.layers.Dense(1)(hidden))
 
 
-def main() -> None:
-    rows, features, batch, kind = (*map(int, sys.argv[1:4]), sys.argv[4])
+def data(rows: int, features: int, kind: str) -> tuple[np.ndarray, np.ndarray]:
+    """The benchmarks' random ``(x, y)`` for ``build(features, kind)`` (token ids for text)."""
     rng = np.random.default_rng(0)
     x = rng.normal(size=(rows, features)).astype("float32")
     if kind == "text":
         x = rng.integers(0, VOCABULARY, (rows, features)).astype("int32")
-    y = rng.normal(size=(rows, 1)).astype("float32")
+    return x, rng.normal(size=(rows, 1)).astype("float32")
+
+
+def cell_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """Adds one cell's ``--rows --features --batch --model`` to ``parser``."""
+    parser.add_argument("--rows", type=int, default=64000)
+    parser.add_argument("--features", type=int, default=512)
+    parser.add_argument("--batch", type=int, default=256)
+    parser.add_argument("--model", choices=["mlp", "conv", "text"], default="conv")
+    return parser
+
+
+def main() -> None:
+    rows, features, batch, kind = (*map(int, sys.argv[1:4]), sys.argv[4])
+    x, y = data(rows, features, kind)
     figures = []
     for jit in (True, False):
         keras.utils.set_random_seed(0)
