@@ -8,11 +8,19 @@ benchmark can lower it in one place for every reader:
 * Parquet data whose converted columns take at most it is read once, whole, and held like
   an Arrow table (:mod:`fitpipe.adapters`); larger data is streamed row group by row group;
 * in-memory rows sent to tf.data service workers travel inside the graph up to it.
+
+:data:`STREAM_IN_BLOCKS` decides how streamed Parquet reaches the trainer: a converted block
+(a row group or a shuffle buffer) at a time, held as tensors while its batches are cut inside
+the compiled loop (True), or batch by batch through ``tf.data`` (False; what a distributed
+or class-weighted input always takes).
 """
 
 from __future__ import annotations
 
-__all__ = ["RESIDENT_BYTES_LIMIT"]
+__all__ = ["RESIDENT_BYTES_LIMIT", "STREAM_IN_BLOCKS"]
 
 #: Bytes of data held in memory at most; larger data is streamed.
 RESIDENT_BYTES_LIMIT = 256 * 2**20
+
+#: Streamed inputs that convert rows in blocks hand the trainer whole blocks (see above).
+STREAM_IN_BLOCKS = True

@@ -23,7 +23,7 @@ from typing import Any, Literal, Protocol, runtime_checkable
 
 import tensorflow as tf
 
-from fitpipe.adapters.capabilities import BatchSourceBase, SourceBase
+from fitpipe.adapters.capabilities import BatchSourceBase, RowBlocks, SourceBase
 from fitpipe.errors import UnsupportedArgumentError, message
 from fitpipe.schemas import Mode
 
@@ -269,6 +269,8 @@ class BatchSource(BatchSourceBase):
         check_batches: For batches made in Python: ``check_batches(check)`` makes every
             iteration run ``check(index, batch)`` on each batch before it enters ``tf.data``
             (see :class:`~fitpipe.adapters.capabilities.Checkable`); None removes it.
+        row_blocks: For sources that convert rows in blocks: the blocks of the coming
+            iteration (see :class:`~fitpipe.adapters.capabilities.Blocked`).
     """
 
     make_dataset: Callable[[], tf.data.Dataset]
@@ -291,6 +293,7 @@ class BatchSource(BatchSourceBase):
     split_groups: Callable[[float, int | None], tuple[Any, Any, Any]] | None = None
     stage_seconds: Callable[[], dict[str, float]] | None = None
     check_batches: Callable[[Callable[[int, tuple[Any, ...]], None] | None], None] | None = None
+    row_blocks: Callable[[], RowBlocks] | None = None
 
 
 Source = ArraySource | BatchSourceBase

@@ -16,6 +16,7 @@ Capability          Used for
 :class:`Resumable`   saving and restoring the input's own iterator state (Grain)
 :class:`Paced`       never reading ahead what the trainer will not take (generators)
 :class:`Checkable`   value checks of batches made in Python, run as they are read (generators)
+:class:`Blocked`     batches cut inside the compiled loop from blocks of converted rows (Parquet)
 :class:`Chunked`     ``predict(output=...)``: features and passthrough columns by chunk
 :class:`ClassCountable`  ``class_weight="balanced"``: rows per class, counted in one pass
 =================  ========================================================================
@@ -27,6 +28,7 @@ as absent), so :class:`~fitpipe.adapters.BatchSource`'s optional keywords keep w
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
@@ -37,12 +39,14 @@ if TYPE_CHECKING:
 
 __all__ = [
     "BatchSourceBase",
+    "Blocked",
     "Checkable",
     "Chunked",
     "ClassCountable",
     "GroupSplittable",
     "Paced",
     "Resumable",
+    "RowBlocks",
     "Seekable",
     "Shardable",
     "SourceBase",
@@ -198,6 +202,37 @@ class Checkable(Protocol):
         check raises to stop the iteration at that batch (the batches before it are
         delivered first). None removes the check.
         """
+        ...
+
+
+@dataclasses.dataclass(frozen=True)
+class RowBlocks:
+    """One iteration of a :class:`Blocked` source: its blocks and the rows of a batch.
+
+    Attributes:
+        batch_size: Rows per batch. Batches are the blocks' rows, in order, cut every
+            ``batch_size`` rows across block boundaries (the last batch may be shorter).
+        blocks: Tuples of NumPy arrays nested as a batch, ``(x,)``, ``(x, y)`` or
+            ``(x, y, sw)``, any number of rows each; closed (``close()``) when the trainer
+            stops early.
+    """
+
+    batch_size: int
+    blocks: Iterator[tuple[Any, ...]]
+
+
+@runtime_checkable
+class Blocked(Protocol):
+    """Converts its rows in Python a block of many batches at a time (Parquet row groups).
+
+    The trainer may take the blocks instead of iterating the dataset: it holds one block at
+    a time as tensors and cuts its batches inside the compiled loop, as it does for rows in
+    memory, while the next block is read on a thread. The batches must be those of the
+    dataset (its value checks, ``check_batches``, included), and every leaf dense.
+    """
+
+    def row_blocks(self) -> RowBlocks:
+        """The blocks of the coming iteration (read lazily; the same pass as the dataset's)."""
         ...
 
 

@@ -30,7 +30,7 @@ from fitpipe import limits
 from fitpipe.adapters.arrow_tables import ColumnChunks
 from fitpipe.adapters.base import AdaptRequest, ArraySource, BatchSource, batch_size_or_default
 from fitpipe.adapters.batches import Check, ErrorBox, signature_of
-from fitpipe.adapters.capabilities import class_counts
+from fitpipe.adapters.capabilities import RowBlocks, class_counts
 from fitpipe.adapters.parquet_plans import key_column, planned
 from fitpipe.adapters.row_blocks import aligned_rows, checked_chunks, concat_rows, take_rows
 from fitpipe.adapters.sharding import pad_shard, per_replica_batch, plan_shards, with_weights
@@ -170,9 +170,15 @@ class _Reader:
         return tuple(p for p in (x, y, sw) if p is not None)
 
     def chunks(self) -> Iterator[tuple[Any, ...]]:
-        """Yields the converted rows of one epoch, in order or shuffled."""
-        rng = np.random.default_rng([self.seed, self.epoch])
+        """The converted rows of the coming epoch, in order or shuffled (read lazily).
+
+        The epoch (its shuffle order) is taken now, not at the first block: a thread that
+        reads the blocks later reads this pass.
+        """
         self.epoch += 1
+        return self._chunks(np.random.default_rng([self.seed, self.epoch - 1]))
+
+    def _chunks(self, rng: np.random.Generator) -> Iterator[tuple[Any, ...]]:
         spans = list(self.spans)
         if self.shuffle:
             spans = [spans[i] for i in rng.permutation(len(spans))]
@@ -234,6 +240,12 @@ def reader_source(reader: _Reader, batch_size: int, signature: Any) -> BatchSour
     def check_batches(check: Check | None) -> None:
         checking[0] = check
 
+    def row_blocks() -> RowBlocks:
+        check, chunks = checking[0], reader.chunks()
+        blocks = chunks if check is None else checked_chunks(chunks, check, batch_size)
+        return RowBlocks(batch_size, blocks)
+
+    dense = all(isinstance(s, tf.TensorSpec) for s in tf.nest.flatten(signature))
     chunks = tf.data.Dataset.from_generator(generate, output_signature=signature)
     dataset = _batched(chunks, batch_size)
     batches = math.ceil(reader.rows / batch_size)
@@ -249,6 +261,7 @@ def reader_source(reader: _Reader, batch_size: int, signature: Any) -> BatchSour
         ),
         stage_seconds=None if reader.clock is None else reader.clock.seconds,
         check_batches=check_batches,
+        row_blocks=row_blocks if dense else None,
     )
 
 

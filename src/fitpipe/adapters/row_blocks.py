@@ -16,7 +16,7 @@ import tensorflow as tf
 from fitpipe.adapters.batches import Check
 from fitpipe.columnar import ALIGNMENT, aligned_empty
 
-__all__ = ["aligned_rows", "checked_chunks", "concat_rows", "take_rows"]
+__all__ = ["aligned_rows", "checked_chunks", "concat_rows", "num_rows", "rows_of", "take_rows"]
 
 
 def concat_rows(chunks: list[tuple[Any, ...]]) -> tuple[Any, ...]:
@@ -67,12 +67,14 @@ def aligned_rows(chunk: tuple[Any, ...]) -> tuple[Any, ...]:
     return tf.nest.map_structure(align, chunk)
 
 
-def _num_rows(chunk: tuple[Any, ...]) -> int:
+def num_rows(chunk: tuple[Any, ...]) -> int:
+    """The rows of a block."""
     leaf = tf.nest.flatten(chunk, expand_composites=False)[0]
     return int(leaf.nrows()) if isinstance(leaf, tf.RaggedTensor) else len(leaf)
 
 
-def _rows_of(chunk: tuple[Any, ...], lo: int, hi: int) -> tuple[Any, ...]:
+def rows_of(chunk: tuple[Any, ...], lo: int, hi: int) -> tuple[Any, ...]:
+    """Rows ``lo`` to ``hi`` of a block (views of its arrays)."""
     return tf.nest.map_structure(lambda leaf: leaf[lo:hi], chunk)
 
 
@@ -89,16 +91,16 @@ def checked_chunks(chunks: Iterator[tuple[Any, ...]], check: Check, size: int) -
     for chunk in chunks:
         if carry is None and clean is not None and clean(chunk):
             yield chunk
-            row += _num_rows(chunk)
+            row += num_rows(chunk)
             continue
         chunk, carry = (chunk, None) if carry is None else (concat_rows([carry, chunk]), None)
-        rows, lo = _num_rows(chunk), 0
+        rows, lo = num_rows(chunk), 0
         while lo < rows:
             hi = min(rows, lo + size - (row + lo) % size)
             if hi == rows and (row + hi) % size:
-                carry = _rows_of(chunk, lo, hi)
+                carry = rows_of(chunk, lo, hi)
                 break
-            batch = _rows_of(chunk, lo, hi)
+            batch = rows_of(chunk, lo, hi)
             check((row + lo) // size, batch)
             yield batch
             lo = hi

@@ -21,7 +21,7 @@ Pipeline            batching, shuffling and resident rows (``pipeline.arrays``),
                     (``pipeline.service``), batches distributed over a strategy's
                     replicas (``pipeline.distributed``); it asks the source's
                     capabilities by ``isinstance`` (Seekable, Paced, Resumable, Shardable,
-                    Checkable); the class here, built in ``pipeline.build``
+                    Checkable, Blocked); the class here, built in ``pipeline.build``
 Trainer             epochs, steps, callbacks, the replicas' step under a strategy
                     (``training.distribute``): only through :class:`Pipeline`
 ==================  =======================================================================
@@ -34,7 +34,17 @@ from typing import Any
 
 import tensorflow as tf
 
-from fitpipe.adapters import Checkable, Paced, Resumable, Seekable, Source, Timed
+from fitpipe import limits
+from fitpipe.adapters import (
+    Blocked,
+    Checkable,
+    Paced,
+    Resumable,
+    RowBlocks,
+    Seekable,
+    Source,
+    Timed,
+)
 from fitpipe.pipeline.arrays import ResidentRows
 from fitpipe.pipeline.class_weight_plan import ClassWeightPlan
 from fitpipe.pipeline.split import ValidationSplit
@@ -136,6 +146,21 @@ class Pipeline:
         :attr:`dataset` (the same batches with ``shuffle=False``).
         """
         return self._rows
+
+    @property
+    def row_blocks(self) -> Callable[[], RowBlocks] | None:
+        """The source's blocks of converted rows, when a trainer may take them instead.
+
+        A trainer then cuts the batches of each block inside its compiled loop (see
+        :class:`~fitpipe.adapters.Blocked`). Only for a :class:`~fitpipe.adapters.Blocked`
+        source whose batches reach :attr:`dataset` unchanged (no class weights, no
+        ``tf.data`` service, not distributed), and while
+        :data:`fitpipe.limits.STREAM_IN_BLOCKS` is on; else None.
+        """
+        unchanged = self.made is not None and self.dataset is self.made
+        if not limits.STREAM_IN_BLOCKS or not unchanged or not isinstance(self._source, Blocked):
+            return None
+        return self._source.row_blocks
 
     @property
     def finite(self) -> bool:

@@ -14,9 +14,11 @@ from typing import Any
 
 import tensorflow as tf
 
+from fitpipe.adapters import RowBlocks
 from fitpipe.errors import FitpipeError, FitpipeValueError, FitpipeWarning, message, raw
 from fitpipe.pipeline import Pipeline
 from fitpipe.training.batch_checks import BatchChecks
+from fitpipe.training.block_cursor import BlockCursor
 from fitpipe.training.input_report import EpochTiming
 from fitpipe.training.inputs import step_error
 from fitpipe.training.step_loops import RowCursor
@@ -134,6 +136,8 @@ class EpochRunner:
             cursor = RowCursor(rows, self._passes, self.pipeline.element_spec)
             cursor.position = skip
             self._iterator = cursor
+        elif self.pipeline.row_blocks is not None:  # streamed in blocks: sliced in the loop too
+            self._iterator = self._blocks(self.pipeline.row_blocks, skip)
         else:
             self.pipeline.seek(self._passes)
             dataset = self.pipeline.dataset
@@ -151,6 +155,15 @@ class EpochRunner:
             self._iterator = iterator
         self._passes += 1
         self._seen = skip
+
+    def _blocks(self, row_blocks: Callable[[], RowBlocks], skip: int) -> BlockCursor:
+        """A cursor over the next pass's blocks, past its first ``skip`` batches."""
+        self.pipeline.seek(self._passes)
+        python = self.checks.in_python(skip) if self.checks is not None else None
+        self.pipeline.check_batches(python)  # taken: the blocks are the dataset's batches
+        cursor = BlockCursor(row_blocks(), self.pipeline.element_spec)
+        cursor.skip(skip)
+        return cursor
 
     def _checked(self, dataset: tf.data.Dataset, skip: int) -> tf.data.Dataset:
         """``dataset`` with the batch checks, built once per dataset (tracing costs ~0.1 s)."""
@@ -237,7 +250,7 @@ class EpochRunner:
         if self._iterator is None or not self.steps_per_epoch:
             self._fresh()
         assert self._iterator is not None
-        in_memory = isinstance(self._iterator, RowCursor)
+        in_memory = isinstance(self._iterator, RowCursor) and self._iterator.in_memory
         self.pipeline.expect(None if limit is None else limit - first)
         step, outputs = first, None
         while limit is None or step < limit:

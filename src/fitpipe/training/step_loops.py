@@ -74,15 +74,36 @@ class RowCursor:
         element_spec: The spec of one batch.
     """
 
+    #: The rows are all in memory: the loop never waits for input.
+    in_memory = True
+
     def __init__(self, rows: Any, epoch: int, element_spec: Any) -> None:
         self.rows = rows
         self.arguments = rows.loop_arguments(epoch)
         self.position = 0
         self.element_spec = element_spec
+        #: Seconds spent waiting for rows (none: they are in memory).
+        self.waited = 0.0
+
+    @property
+    def remaining(self) -> int:
+        """Batches of this epoch not yet run."""
+        return int(self.rows.num_batches) - self.position
 
     def batch(self, index: Any) -> Any:
         """The rows of batch ``index`` of this epoch."""
         return self.rows.batch(self.arguments, index)
+
+    def run(self, call: Callable[[RowCursor, int], Any], n: int, collect: bool) -> Any:
+        """Runs up to ``n`` steps: ``call(self, n)``, the trainer's call on these rows.
+
+        Returns:
+            ``(steps_run, outputs)``: fewer than ``n`` steps when the epoch ends first.
+        """
+        return call(self, min(n, self.remaining))
+
+    def trace(self, loop: Any) -> None:
+        """Traces a loop just built for these rows ahead of its first call (no need here)."""
 
 
 def _more_batches(n: tf.Tensor) -> Callable[..., tf.Tensor]:

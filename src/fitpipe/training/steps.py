@@ -392,8 +392,12 @@ class StepFunction:
             outputs concatenated along the batch axis (predict). ``steps_run`` is 0 when the
             input was exhausted (outputs are then meaningless).
         """
-        if isinstance(iterator, RowCursor):
-            return self._call_rows(iterator, n)
+        if isinstance(iterator, RowCursor):  # rows in memory, or a streamed block at a time
+            waited = iterator.waited
+            count, outputs = iterator.run(self._call_rows, n, self.collect)
+            if self.timed:
+                self.waited += iterator.waited - waited
+            return count, outputs
         if self.run_eagerly:
             return self._eager(iterator, n)
         loop = self.prepare(iterator)
@@ -420,6 +424,7 @@ class StepFunction:
                 fetch = iterator.rows.fetch_function()
                 spec = iterator.rows.batch_spec(iterator.element_spec)
                 loop = self._build_loop(spec, fetch, iterator.rows)
+                iterator.trace(loop)
                 self._rows_loops[(key, self.jit_compile)] = loop  # the variant it was built for
             return loop
         if self._spec != iterator.element_spec:
@@ -434,7 +439,6 @@ class StepFunction:
         return loop
 
     def _call_rows(self, cursor: RowCursor, n: int) -> tuple[int, Any]:
-        n = min(n, cursor.rows.num_batches - cursor.position)
         if n <= 0:
             return 0, None
         if self.run_eagerly:

@@ -1,0 +1,259 @@
+"""Streamed Parquet taken a block at a time: batches cut in the compiled loop, blocks read ahead.
+
+The block path (``limits.STREAM_IN_BLOCKS``) must give exactly the batches of the ``tf.data``
+path it replaces: the same rows in the same batches, every epoch, through ``fit`` (with
+validation, shuffling, ``steps_per_epoch`` carrying the input over epochs), ``evaluate`` and
+``predict``. The cutting of blocks into batches (:func:`segments`) and the tensors made of
+the blocks (:func:`as_tensor`) are checked on their own over random shapes.
+"""
+
+from __future__ import annotations
+
+import gc
+import threading
+import time
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import keras
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+import tensorflow as tf
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import fitpipe
+from fitpipe import limits
+from fitpipe.adapters import RowBlocks
+from fitpipe.adapters import parquet as parquet_module
+from fitpipe.columnar import ALIGNMENT, aligned_empty
+from fitpipe.training import block_cursor
+from fitpipe.training.block_cursor import BlockCursor, as_tensor, segments
+
+DTYPES = ["float32", "float64", "int64", "int32", "uint8", "bool", "float16"]
+
+
+@st.composite
+def blocks_and_batch(draw: st.DrawFn) -> tuple[list[tuple[Any, ...]], int]:
+    """Blocks ``({"a": rows x 2, "b": rows}, rows)`` numbering their rows, and a batch size."""
+    made, start = [], 0
+    for rows in draw(st.lists(st.integers(0, 25), min_size=0, max_size=6)):
+        ids = np.arange(start, start + rows)
+        made.append(({"a": np.stack([ids, -ids], 1), "b": ids * 2.0}, ids.astype("int32")))
+        start += rows
+    return made, draw(st.integers(1, 30))
+
+
+@settings(max_examples=200, deadline=None)
+@given(case=blocks_and_batch())
+def test_segments_cut_the_blocks_rows_into_full_batches_in_order(
+    case: tuple[list[tuple[Any, ...]], int],
+) -> None:
+    blocks, size = case
+    total = sum(len(b[1]) for b in blocks)
+    batches = []
+    for block, first, count in segments(iter(blocks), size):
+        rows = len(block[1])
+        assert 0 <= first and count >= 1 and first + (count - 1) * size < rows
+        for i in range(count):
+            lo = first + i * size
+            batch = tf.nest.map_structure(lambda leaf, lo=lo: leaf[lo : lo + size], block)
+            batches.append(batch)
+    sizes = [len(b[1]) for b in batches]
+    assert all(s == size for s in sizes[:-1]) and (not sizes or 1 <= sizes[-1] <= size)
+    assert sum(sizes) == total
+    joined = np.concatenate([b[1] for b in batches]) if batches else np.zeros(0)
+    np.testing.assert_array_equal(joined, np.arange(total))
+    for batch in batches:  # every leaf of a batch holds the same rows
+        np.testing.assert_array_equal(batch[0]["a"][:, 0], batch[1])
+        np.testing.assert_array_equal(batch[0]["b"], batch[1] * 2.0)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    dtype=st.sampled_from(DTYPES),
+    shape=st.lists(st.integers(0, 9), min_size=1, max_size=3),
+    offset=st.integers(0, 3),
+    aligned=st.booleans(),
+)
+def test_as_tensor_gives_the_arrays_values_shared_only_when_aligned(
+    dtype: str, shape: list[int], offset: int, aligned: bool
+) -> None:
+    count = int(np.prod(shape))
+    if aligned:
+        array = aligned_empty(tuple(shape), np.dtype(dtype))
+        array[...] = (np.arange(count) % 7).reshape(shape).astype(dtype)
+    else:  # a view at an offset: maybe unaligned, as an Arrow column can be
+        array = (np.arange(count + offset) % 7).astype(dtype)[offset:].reshape(shape)
+    tensor = as_tensor(array)
+    assert tensor.dtype.as_numpy_dtype == array.dtype and tuple(tensor.shape) == array.shape
+    np.testing.assert_array_equal(tensor.numpy(), array)
+    shareable = array.size and array.flags.c_contiguous and array.ctypes.data % ALIGNMENT == 0
+    if array.size:
+        array.reshape(-1)[0] = 1 if array.reshape(-1)[0] == 0 else 0  # shared: seen there
+        assert (tensor.numpy().reshape(-1)[0] == array.reshape(-1)[0]) == bool(shareable)
+
+
+def test_as_tensor_converts_what_dlpack_cannot_take() -> None:
+    text = np.array([b"a", b"bc"], dtype=object)
+    assert as_tensor(text).numpy().tolist() == [b"a", b"bc"]
+    frozen = aligned_empty((4,), np.dtype("float32"))
+    frozen[...] = 3.0
+    frozen.flags.writeable = False
+    np.testing.assert_array_equal(as_tensor(frozen).numpy(), frozen)
+
+
+def _write(path: Path, rows: int, row_group: int, columns: int, weights: bool) -> fitpipe.Schema:
+    rng = np.random.default_rng(rows * 31 + row_group)
+    values = {f"f{i}": rng.normal(size=rows).astype("float32") for i in range(columns)}
+    values["y"] = rng.normal(size=rows).astype("float32")
+    if weights:
+        values["w"] = rng.uniform(0.5, 2.0, size=rows).astype("float32")
+    pq.write_table(pa.table(values), path, row_group_size=row_group)
+    names = [f"f{i}" for i in range(columns)]
+    return fitpipe.Schema(features=names, targets="y", sample_weight="w" if weights else None)
+
+
+def _trainer(columns: int) -> fitpipe.Trainer:
+    keras.utils.set_random_seed(7)
+    inputs = keras.Input((columns,))
+    hidden = keras.layers.Dense(3, activation="tanh")(inputs)
+    trainer = fitpipe.Trainer(keras.Model(inputs, keras.layers.Dense(1)(hidden)))
+    trainer.compile(optimizer=keras.optimizers.SGD(0.05), loss="mse", metrics=["mae"])
+    return trainer
+
+
+class _Spy:
+    """Counts the block cursors made while inside."""
+
+    def __init__(self) -> None:
+        self.made = 0
+
+    def __enter__(self) -> _Spy:
+        original = block_cursor.BlockCursor.__init__
+
+        def counting(cursor: BlockCursor, *args: Any, **kwargs: Any) -> None:
+            self.made += 1
+            original(cursor, *args, **kwargs)
+
+        self._patch = pytest.MonkeyPatch()
+        self._patch.setattr(block_cursor.BlockCursor, "__init__", counting)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._patch.undo()
+
+
+def _run(path: Path, schema: fitpipe.Schema, columns: int, blocks: bool, **fit: Any) -> Any:
+    with (
+        pytest.MonkeyPatch.context() as patch,
+        _Spy() as spy,
+        warnings.catch_warnings(record=True) as seen,
+    ):
+        warnings.simplefilter("always")
+        patch.setattr(limits, "STREAM_IN_BLOCKS", blocks)
+        trainer = _trainer(columns)
+        history = trainer.fit(path, schema=schema, verbose=0, **fit)
+        batch = fit["batch_size"]
+        scores = trainer.evaluate(path, schema=schema, batch_size=batch, verbose=0)
+        predicted = trainer.predict(path, schema=schema, batch_size=batch, verbose=0)
+    weights = [w.numpy() for w in trainer.model.weights]
+    said = [str(w.message) for w in seen]
+    return history.history, scores, predicted, weights, spy.made, said
+
+
+@settings(
+    max_examples=12,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(
+    rows=st.integers(1, 90),
+    row_group=st.integers(1, 40),
+    columns=st.integers(1, 3),
+    batch_size=st.integers(1, 24),
+    shuffle=st.booleans(),
+    buffer=st.integers(1, 50),
+    validation_split=st.sampled_from([0.0, 0.3]),
+    steps_per_epoch=st.sampled_from([None, 1, 3]),
+    weights=st.booleans(),
+)
+def test_fit_evaluate_predict_in_blocks_equal_the_tf_data_path(
+    tmp_path_factory: pytest.TempPathFactory,
+    rows: int,
+    row_group: int,
+    columns: int,
+    batch_size: int,
+    shuffle: bool,
+    buffer: int,
+    validation_split: float,
+    steps_per_epoch: int | None,
+    weights: bool,
+) -> None:
+    if validation_split and rows < 4:
+        validation_split = 0.0
+    path = Path(tmp_path_factory.mktemp("blocks")) / "data.parquet"
+    schema = _write(path, rows, row_group, columns, weights)
+    fit = {
+        "batch_size": batch_size,
+        "epochs": 3,
+        "shuffle": shuffle,
+        "validation_split": validation_split,
+        "steps_per_epoch": steps_per_epoch,
+    }
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(limits, "RESIDENT_BYTES_LIMIT", 0)
+        patch.setattr(parquet_module, "SHUFFLE_BUFFER_ROWS", buffer)
+        plain = _run(path, schema, columns, False, **fit)
+        blocked = _run(path, schema, columns, True, **fit)
+    assert plain[4] == 0 and blocked[4] >= 3, "the block path was not (or always) taken"
+    assert blocked[5] == plain[5]  # the same warnings (an input that ran out, ...)
+    assert plain[0].keys() == blocked[0].keys()
+    for key in plain[0]:
+        np.testing.assert_allclose(blocked[0][key], plain[0][key], rtol=1e-5, err_msg=key)
+    np.testing.assert_allclose(blocked[1], plain[1], rtol=1e-5)
+    np.testing.assert_allclose(blocked[2], plain[2], rtol=1e-5)
+    for got, want in zip(blocked[3], plain[3], strict=True):
+        np.testing.assert_allclose(got, want, rtol=1e-5)
+
+
+def _reading_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name == "fitpipe-blocks" and t.is_alive()]
+
+
+def test_a_cursor_dropped_mid_epoch_stops_its_thread_and_closes_the_blocks() -> None:
+    closed: list[bool] = []
+
+    def blocks() -> Iterator[tuple[Any, ...]]:
+        try:
+            for i in range(1000):
+                yield (np.full((8, 2), float(i), "float32"),)
+        finally:
+            closed.append(True)
+
+    spec = (tf.TensorSpec([None, 2], tf.float32),)
+    cursor = BlockCursor(RowBlocks(4, blocks()), spec)
+    assert cursor.ready() and cursor.remaining == 2
+    del cursor
+    gc.collect()
+    deadline = time.monotonic() + 5
+    while (_reading_threads() or not closed) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert not _reading_threads() and closed == [True]
+
+
+def test_an_error_reading_a_block_reaches_the_trainer_as_raised() -> None:
+    def blocks() -> Iterator[tuple[Any, ...]]:
+        yield (np.zeros((4, 2), "float32"),)
+        raise OSError("disk gone")
+
+    cursor = BlockCursor(RowBlocks(4, blocks()), (tf.TensorSpec([None, 2], tf.float32),))
+    assert cursor.ready()
+    cursor.position = cursor.batches
+    with pytest.raises(OSError, match="disk gone"):
+        cursor.ready()
+    assert not cursor.ready()  # ended: asking again does not hang
