@@ -76,6 +76,7 @@ from fitpipe.adapters.registry import (
     register_adapter,
     registry,
 )
+from fitpipe.adapters.row_blocks import concat_rows, num_rows, rows_of
 from fitpipe.adapters.sequences import SequenceAdapter
 from fitpipe.adapters.sharding import per_replica_batch, plan_shards
 from fitpipe.adapters.stages import STAGES, StageClock, Timed, set_timing, timing
@@ -116,14 +117,17 @@ __all__ = [
     "check_rows",
     "check_supported",
     "class_counts",
+    "concat_rows",
     "is_pandas",
     "no_autograph",
     "not_distributed_error",
+    "num_rows",
     "per_replica_batch",
     "plan_shards",
     "register_adapter",
     "registry",
     "replicas_of",
+    "rows_of",
     "set_timing",
     "timing",
     "unsupported",

@@ -25,8 +25,7 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
-from fitpipe.adapters import RowBlocks
-from fitpipe.adapters.row_blocks import concat_rows, num_rows, rows_of
+from fitpipe.adapters import RowBlocks, concat_rows, num_rows, rows_of
 from fitpipe.columnar import ALIGNMENT
 from fitpipe.pipeline import ResidentRows
 from fitpipe.training.step_loops import RowCursor, merge
