@@ -257,3 +257,58 @@ def test_an_error_reading_a_block_reaches_the_trainer_as_raised() -> None:
     with pytest.raises(OSError, match="disk gone"):
         cursor.ready()
     assert not cursor.ready()  # ended: asking again does not hang
+
+
+@settings(max_examples=60, deadline=None)
+@given(case=blocks_and_batch(), skip=st.integers(0, 12), n=st.integers(1, 7))
+def test_a_cursor_skips_and_runs_the_batches_of_the_blocks_in_order(
+    case: tuple[list[tuple[Any, ...]], int], skip: int, n: int
+) -> None:
+    blocks, size = case
+    ids = np.concatenate([b[1] for b in blocks]) if blocks else np.zeros(0, "int32")
+    expected = [ids[lo : lo + size] for lo in range(0, len(ids), size)]
+    spec = ({"a": tf.TensorSpec([None, 2], tf.int64), "b": tf.TensorSpec([None], tf.float64)},)
+    spec += (tf.TensorSpec([None], tf.int32),)
+    cursor = BlockCursor(RowBlocks(size, iter(blocks)), spec)
+    cursor.skip(skip)
+    seen: list[np.ndarray] = []
+
+    def call(c: Any, m: int) -> tuple[int, None]:
+        assert 1 <= m <= c.remaining
+        for i in range(m):
+            batch = c.batch(c.position + i)
+            np.testing.assert_array_equal(batch[0]["b"].numpy(), batch[1].numpy() * 2.0)
+            seen.append(batch[1].numpy())
+        c.position += m
+        return m, None
+
+    while True:
+        count, _ = cursor.run(call, n, False)
+        if count < n:
+            break
+    assert len(seen) == max(0, len(expected) - skip)
+    for got, want in zip(seen, expected[skip:], strict=True):
+        np.testing.assert_array_equal(got, want)
+
+
+def test_an_error_converting_a_row_group_reaches_fit_unchanged_on_both_paths(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "data.parquet"
+    schema = _write(path, 40, 10, 2, False)
+    monkeypatch.setattr(limits, "RESIDENT_BYTES_LIMIT", 0)
+    original = parquet_module._Reader._convert
+    calls = [0]
+
+    def failing(reader: Any, *args: Any) -> Any:
+        calls[0] += 1
+        if calls[0] == 3:
+            raise ValueError("row group 3 is unreadable")
+        return original(reader, *args)
+
+    monkeypatch.setattr(parquet_module._Reader, "_convert", failing)
+    for blocks in (False, True):
+        calls[0] = 0
+        monkeypatch.setattr(limits, "STREAM_IN_BLOCKS", blocks)
+        with pytest.raises(ValueError, match=r"^row group 3 is unreadable$"):
+            _trainer(2).fit(path, schema=schema, batch_size=4, epochs=1, verbose=0, shuffle=False)

@@ -204,7 +204,8 @@ class _Reader:
         self, pending: list[tuple[Any, ...]], rows: int, rng: np.random.Generator
     ) -> tuple[Any, ...]:
         start = time.perf_counter() if self.clock is not None else 0.0
-        mixed = take_rows(concat_rows(pending), rng.permutation(rows))
+        joined = pending[0] if len(pending) == 1 else concat_rows(pending)  # one: no copy
+        mixed = take_rows(joined, rng.permutation(rows))
         if self.clock is not None:  # mixing the shuffle buffer: part of converting
             self.clock.add("convert", time.perf_counter() - start)
         return mixed
@@ -217,6 +218,15 @@ def _batched(chunks: tf.data.Dataset, batch_size: int) -> tf.data.Dataset:
     return chunks.unbatch().batch(batch_size)
 
 
+def _reported(blocks: Iterator[tuple[Any, ...]], errors: ErrorBox) -> Iterator[tuple[Any, ...]]:
+    """``blocks``, keeping any error they raise in ``errors`` (re-raised as it is)."""
+    try:
+        yield from blocks
+    except Exception as err:
+        errors.put(err)
+        raise
+
+
 def reader_source(reader: _Reader, batch_size: int, signature: Any) -> BatchSource:
     """The batch source of one row range: chunks from Python, batches from ``tf.data``.
 
@@ -227,23 +237,21 @@ def reader_source(reader: _Reader, batch_size: int, signature: Any) -> BatchSour
     errors = ErrorBox()
     checking: list[Check | None] = [None]
 
+    def blocks() -> Iterator[tuple[Any, ...]]:
+        """The coming pass's blocks, checked; an error raised is also kept for the trainer."""
+        check, chunks = checking[0], reader.chunks()
+        return _reported(
+            chunks if check is None else checked_chunks(chunks, check, batch_size), errors
+        )
+
     def generate() -> Iterator[tuple[Any, ...]]:
-        check = checking[0]
-        try:
-            chunks = reader.chunks()
-            blocks = chunks if check is None else checked_chunks(chunks, check, batch_size)
-            yield from map(aligned_rows, blocks)
-        except Exception as err:
-            errors.put(err)
-            raise
+        yield from map(aligned_rows, blocks())
 
     def check_batches(check: Check | None) -> None:
         checking[0] = check
 
     def row_blocks() -> RowBlocks:
-        check, chunks = checking[0], reader.chunks()
-        blocks = chunks if check is None else checked_chunks(chunks, check, batch_size)
-        return RowBlocks(batch_size, blocks)
+        return RowBlocks(batch_size, blocks())
 
     dense = all(isinstance(s, tf.TensorSpec) for s in tf.nest.flatten(signature))
     chunks = tf.data.Dataset.from_generator(generate, output_signature=signature)
