@@ -106,7 +106,7 @@ def blocks_epoch(
         pipeline = fitpipe.pipeline.adapt(path, schema=schema, batch_size=batch, shuffle=shuffle)
     row_blocks = pipeline.row_blocks
     assert row_blocks is not None, "the file is not streamed in blocks"
-    first = BlockCursor(row_blocks(), pipeline.element_spec)
+    first = BlockCursor(row_blocks(), pipeline.element_spec, pipeline.element_spec)
     fetch = first.rows.fetch_function()
     first.close()
 
@@ -122,7 +122,7 @@ def blocks_epoch(
     first.trace(loop)
 
     def epoch() -> int:
-        cursor, total = BlockCursor(row_blocks(), pipeline.element_spec), [0]
+        cursor, total = BlockCursor(row_blocks(), pipeline.element_spec, pipeline.element_spec), [0]
 
         def call(c: BlockCursor, m: int) -> tuple[int, None]:
             total[0] += int(loop(c.arguments, tf.constant(c.position), tf.constant(m)))

@@ -12,7 +12,7 @@ benchmark can lower it in one place for every reader:
 :data:`STREAM_IN_BLOCKS` decides how streamed Parquet reaches the trainer: a converted block
 (a row group or a shuffle buffer) at a time, held as tensors while its batches are cut inside
 the compiled loop (True), or batch by batch through ``tf.data`` (False; what a distributed
-or class-weighted input always takes).
+input, or one on a ``tf.data`` service, always takes).
 """
 
 from __future__ import annotations

@@ -107,10 +107,13 @@ def test_as_tensor_converts_what_dlpack_cannot_take() -> None:
     np.testing.assert_array_equal(as_tensor(frozen).numpy(), frozen)
 
 
-def _write(path: Path, rows: int, row_group: int, columns: int, weights: bool) -> fitpipe.Schema:
+def _write(
+    path: Path, rows: int, row_group: int, columns: int, weights: bool, classes: bool = False
+) -> fitpipe.Schema:
     rng = np.random.default_rng(rows * 31 + row_group)
     values = {f"f{i}": rng.normal(size=rows).astype("float32") for i in range(columns)}
-    values["y"] = rng.normal(size=rows).astype("float32")
+    y = rng.integers(0, 3, size=rows) if classes else rng.normal(size=rows)
+    values["y"] = y.astype("float32")
     if weights:
         values["w"] = rng.uniform(0.5, 2.0, size=rows).astype("float32")
     pq.write_table(pa.table(values), path, row_group_size=row_group)
@@ -158,7 +161,7 @@ def _run(path: Path, schema: fitpipe.Schema, columns: int, blocks: bool, **fit: 
         patch.setattr(limits, "STREAM_IN_BLOCKS", blocks)
         trainer = _trainer(columns)
         history = trainer.fit(path, schema=schema, verbose=0, **fit)
-        batch = fit["batch_size"]
+        batch = fit["batch_size"]  # evaluate and predict take no class weights
         scores = trainer.evaluate(path, schema=schema, batch_size=batch, verbose=0)
         predicted = trainer.predict(path, schema=schema, batch_size=batch, verbose=0)
     weights = [w.numpy() for w in trainer.model.weights]
@@ -181,6 +184,7 @@ def _run(path: Path, schema: fitpipe.Schema, columns: int, blocks: bool, **fit: 
     validation_split=st.sampled_from([0.0, 0.3]),
     steps_per_epoch=st.sampled_from([None, 1, 3]),
     weights=st.booleans(),
+    class_weight=st.sampled_from([None, {0: 1.0, 1: 2.5, 2: 0.5}]),
 )
 def test_fit_evaluate_predict_in_blocks_equal_the_tf_data_path(
     tmp_path_factory: pytest.TempPathFactory,
@@ -193,12 +197,14 @@ def test_fit_evaluate_predict_in_blocks_equal_the_tf_data_path(
     validation_split: float,
     steps_per_epoch: int | None,
     weights: bool,
+    class_weight: dict[int, float] | None,
 ) -> None:
     if validation_split and rows < 4:
         validation_split = 0.0
     path = Path(tmp_path_factory.mktemp("blocks")) / "data.parquet"
-    schema = _write(path, rows, row_group, columns, weights)
+    schema = _write(path, rows, row_group, columns, weights, classes=class_weight is not None)
     fit = {
+        "class_weight": class_weight,
         "batch_size": batch_size,
         "epochs": 3,
         "shuffle": shuffle,
@@ -236,7 +242,7 @@ def test_a_cursor_dropped_mid_epoch_stops_its_thread_and_closes_the_blocks() -> 
             closed.append(True)
 
     spec = (tf.TensorSpec([None, 2], tf.float32),)
-    cursor = BlockCursor(RowBlocks(4, blocks()), spec)
+    cursor = BlockCursor(RowBlocks(4, blocks()), spec, spec)
     assert cursor.ready() and cursor.remaining == 2
     del cursor
     gc.collect()
@@ -251,7 +257,8 @@ def test_an_error_reading_a_block_reaches_the_trainer_as_raised() -> None:
         yield (np.zeros((4, 2), "float32"),)
         raise OSError("disk gone")
 
-    cursor = BlockCursor(RowBlocks(4, blocks()), (tf.TensorSpec([None, 2], tf.float32),))
+    spec = (tf.TensorSpec([None, 2], tf.float32),)
+    cursor = BlockCursor(RowBlocks(4, blocks()), spec, spec)
     assert cursor.ready()
     cursor.position = cursor.batches
     with pytest.raises(OSError, match="disk gone"):
@@ -269,7 +276,7 @@ def test_a_cursor_skips_and_runs_the_batches_of_the_blocks_in_order(
     expected = [ids[lo : lo + size] for lo in range(0, len(ids), size)]
     spec = ({"a": tf.TensorSpec([None, 2], tf.int64), "b": tf.TensorSpec([None], tf.float64)},)
     spec += (tf.TensorSpec([None], tf.int32),)
-    cursor = BlockCursor(RowBlocks(size, iter(blocks)), spec)
+    cursor = BlockCursor(RowBlocks(size, iter(blocks)), spec, spec)
     cursor.skip(skip)
     seen: list[np.ndarray] = []
 

@@ -215,10 +215,13 @@ class RowBlocks:
         blocks: Tuples of NumPy arrays nested as a batch, ``(x,)``, ``(x, y)`` or
             ``(x, y, sw)``, any number of rows each; closed (``close()``) when the trainer
             stops early.
+        class_weights: Set by the pipeline, not the source: the class weight table the
+            trainer applies to each batch (``fitpipe.pipeline.class_weights``), or None.
     """
 
     batch_size: int
     blocks: Iterator[tuple[Any, ...]]
+    class_weights: Any = None
 
 
 @runtime_checkable

@@ -24,6 +24,8 @@ from fitpipe.adapters import (
     AdaptRequest,
     ArraySource,
     BatchSourceBase,
+    Blocked,
+    RowBlocks,
     Shardable,
     Shuffle,
     Source,
@@ -190,6 +192,7 @@ def pipeline_from_source(
         dataset = source.make_dataset()
         count = source.count_batches
     made = dataset if isinstance(dataset, tf.data.Dataset) else None
+    raw_spec = None if made is None else made.element_spec  # a batch as the source makes it
     read_ahead = source.read_ahead
     shard: Shard | None = source.shard if isinstance(source, Shardable) else None
     if class_weight is not None:
@@ -206,11 +209,24 @@ def pipeline_from_source(
         unchanged = dataset is made
         dataset = dataset.prefetch(tf.data.AUTOTUNE)
         made = dataset if unchanged else None  # prefetching changes no batch
+    blocks = None
+    if isinstance(source, Blocked) and options.data_service is None and raw_spec is not None:
+        blocks = _blocks(source, class_weight), raw_spec
     pipeline = Pipeline(
-        adapter_name, source, dataset, count, batch_size, rows, seek, shard, made=made
+        adapter_name, source, dataset, count, batch_size, rows, seek, shard, made, blocks
     )
     pipeline.class_weight = plan
     return pipeline
+
+
+def _blocks(source: Blocked, class_weight: Any) -> Callable[[], RowBlocks]:
+    """The source's blocks, carrying the class weight table the trainer applies (or None)."""
+    table = None if class_weight is None else class_weight_table(class_weight)
+
+    def row_blocks() -> RowBlocks:
+        return dataclasses.replace(source.row_blocks(), class_weights=table)
+
+    return row_blocks
 
 
 def _on_service(

@@ -36,7 +36,6 @@ import tensorflow as tf
 
 from fitpipe import limits
 from fitpipe.adapters import (
-    Blocked,
     Checkable,
     Paced,
     Resumable,
@@ -75,6 +74,8 @@ class Pipeline:
             (class weights applied), or None.
         made: ``dataset`` when it is the source's own dataset unchanged, prefetched at most
             (the source's batch checks then see the batches the trainer takes), else None.
+        blocks: ``(row_blocks, block_spec)`` of a source whose blocks a trainer may take
+            (see :attr:`row_blocks`), class weights set; None for any other.
 
     Attributes:
         class_weight: The ``class_weight`` applied, checked and resolved (``"balanced"``
@@ -94,6 +95,7 @@ class Pipeline:
         seek: Callable[[int], None] | None = None,
         shard: Shard | None = None,
         made: tf.data.Dataset | None = None,
+        blocks: tuple[Callable[[], RowBlocks], Any] | None = None,
     ) -> None:
         self._adapter = adapter
         self._source = source
@@ -107,6 +109,8 @@ class Pipeline:
         self.split: ValidationSplit | None = None
         #: The source's own dataset, when :attr:`dataset` is that dataset unchanged.
         self.made = made
+        self._blocks: Callable[[], RowBlocks] | None = None if blocks is None else blocks[0]
+        self._block_spec: Any = None if blocks is None else blocks[1]
 
     @property
     def adapter(self) -> str:
@@ -151,16 +155,19 @@ class Pipeline:
     def row_blocks(self) -> Callable[[], RowBlocks] | None:
         """The source's blocks of converted rows, when a trainer may take them instead.
 
-        A trainer then cuts the batches of each block inside its compiled loop (see
-        :class:`~fitpipe.adapters.Blocked`). Only for a :class:`~fitpipe.adapters.Blocked`
-        source whose batches reach :attr:`dataset` unchanged (no class weights, no
-        ``tf.data`` service, not distributed), and while
-        :data:`fitpipe.limits.STREAM_IN_BLOCKS` is on; else None.
+        A trainer then cuts the batches of each block inside its compiled loop, applying
+        the class weights the blocks carry (see :class:`~fitpipe.adapters.Blocked`). Only
+        for a :class:`~fitpipe.adapters.Blocked` source not on a ``tf.data`` service nor
+        distributed, while :data:`fitpipe.limits.STREAM_IN_BLOCKS` is on; else None.
         """
-        unchanged = self.made is not None and self.dataset is self.made
-        if not limits.STREAM_IN_BLOCKS or not unchanged or not isinstance(self._source, Blocked):
+        if not limits.STREAM_IN_BLOCKS or self._blocks is None:
             return None
-        return self._source.row_blocks
+        return self._blocks
+
+    @property
+    def block_spec(self) -> Any:
+        """The spec of one block's batch as the source makes it (before class weights)."""
+        return self._block_spec
 
     @property
     def finite(self) -> bool:
@@ -204,7 +211,9 @@ class Pipeline:
         if isinstance(self._source, Paced):
             self._source.expect(batches)
 
-    def check_batches(self, check: Callable[[int, tuple[Any, ...]], None] | None) -> bool:
+    def check_batches(
+        self, check: Callable[[int, tuple[Any, ...]], None] | None, blocks: bool = False
+    ) -> bool:
         """Has the source run ``check(index, batch)`` on each batch as it makes it (in Python).
 
         Only a :class:`~fitpipe.adapters.Checkable` source whose batches reach
@@ -213,13 +222,15 @@ class Pipeline:
 
         Args:
             check: Raises to stop the iteration at a bad batch; None removes the check.
+            blocks: The trainer takes :attr:`row_blocks`, whose batches the source makes
+                before any class weight (the check is then always the source's).
 
         Returns:
             Whether the source runs it (False: the caller checks the batches itself).
         """
         if not isinstance(self._source, Checkable):
             return False
-        taken = check is None or (self.made is not None and self._dataset is self.made)
+        taken = check is None or blocks or (self.made is not None and self._dataset is self.made)
         self._source.check_batches(check if taken else None)
         return taken
 

@@ -384,7 +384,12 @@ class _InPython:
 
     def _problems(self, rows: tuple[Any, ...]) -> Iterator[tuple[int, float]]:
         for number, rule in enumerate(self.checks.rules):  # in order: the first broken first
-            value = rule.numpy_problem(tf.nest.flatten(rows[rule.part])[rule.leaf])
+            if len(rows) <= rule.part or rows[rule.part] is None:
+                continue  # blocks before class weights: their weights are made per batch
+            leaves = tf.nest.flatten(rows[rule.part])
+            if rule.leaf >= len(leaves):
+                continue  # one weight array for several outputs (see BatchChecks.check)
+            value = rule.numpy_problem(leaves[rule.leaf])
             if value is not None:
                 yield number, value
 

@@ -91,13 +91,14 @@ def as_tensor(leaf: Any) -> tf.Tensor:
     return tf.convert_to_tensor(leaf)
 
 
-def _arguments(segment: Segment, batch_size: int) -> tuple[Any, int]:
+def _arguments(segment: Segment, blocks: RowBlocks) -> tuple[Any, int]:
     """A segment as the arguments of the loop over rows in memory, and its batches."""
     block, first, batches = segment
     leaves = tuple(as_tensor(leaf) for leaf in tf.nest.flatten(block))
-    stop = min(first + batches * batch_size, num_rows(block))
+    stop = min(first + batches * blocks.batch_size, num_rows(block))
     order = tf.range(first, stop, dtype=tf.int32)
-    return ((leaves, None), order, tf.constant(batch_size, tf.int64)), batches
+    size = tf.constant(blocks.batch_size, tf.int64)
+    return ((leaves, blocks.class_weights), order, size), batches
 
 
 _END = object()
@@ -117,7 +118,7 @@ def _read(blocks: RowBlocks, out: queue.Queue[Any], stop: threading.Event) -> No
     """The reading thread: converted segments into ``out``, then the end or the error."""
     try:
         for segment in segments(blocks.blocks, blocks.batch_size):
-            if not _put(out, (_arguments(segment, blocks.batch_size), None), stop):
+            if not _put(out, (_arguments(segment, blocks), None), stop):
                 return
         _put(out, (_END, None), stop)
     except BaseException as err:  # handed to the trainer's thread, raised there
@@ -136,23 +137,28 @@ class BlockCursor(RowCursor):
     steps, and waits (timed in :attr:`waited`) for the next segment from the reading thread.
 
     Args:
-        blocks: The iteration's blocks and batch size.
-        element_spec: The spec of one batch (every leaf a dense tensor).
+        blocks: The iteration's blocks, batch size and class weights.
+        element_spec: The spec of one batch the step takes (class weights applied).
+        block_spec: The spec of one batch as the blocks hold it (every leaf dense).
     """
 
     in_memory = False
 
-    def __init__(self, blocks: RowBlocks, element_spec: Any) -> None:
-        flat = tf.nest.flatten(element_spec)
+    def __init__(self, blocks: RowBlocks, element_spec: Any, block_spec: Any) -> None:
+        flat = tf.nest.flatten(block_spec)
         empty = [tf.zeros([0, *(d or 0 for d in s.shape[1:])], s.dtype) for s in flat]
-        structure = tf.nest.map_structure(lambda _: None, element_spec)
-        self.rows = ResidentRows(tuple(empty), structure, 0, blocks.batch_size, False, 0)
+        structure = tf.nest.map_structure(lambda _: None, block_spec)
+        size, table = blocks.batch_size, blocks.class_weights
+        self.rows = ResidentRows(tuple(empty), structure, 0, size, False, 0, table)
         self.element_spec = element_spec
         self.arguments: Any = None
         self.position = 0
         self.batches = 0
         self.waited = 0.0
         self._specs = [tf.TensorSpec([None, *s.shape[1:]], s.dtype) for s in flat]
+        self._table = None
+        if table is not None:  # one table, or a dict of tables by target key
+            self._table = tf.nest.map_structure(lambda t: tf.TensorSpec(t.shape, t.dtype), table)
         self._ended = False
         self._out: queue.Queue[Any] = queue.Queue(maxsize=1)
         self._stop = threading.Event()
@@ -207,7 +213,7 @@ class BlockCursor(RowCursor):
 
     def trace(self, loop: Any) -> None:
         """Traces ``loop`` once for segments of any size (not once per block size)."""
-        arguments = ((tuple(self._specs), None), tf.TensorSpec([None], tf.int32))
+        arguments = ((tuple(self._specs), self._table), tf.TensorSpec([None], tf.int32))
         scalar = tf.TensorSpec([], tf.int32)
         loop.get_concrete_function((*arguments, tf.TensorSpec([], tf.int64)), scalar, scalar)
 

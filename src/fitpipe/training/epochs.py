@@ -160,8 +160,9 @@ class EpochRunner:
         """A cursor over the next pass's blocks, past its first ``skip`` batches."""
         self.pipeline.seek(self._passes)
         python = self.checks.in_python(skip) if self.checks is not None else None
-        self.pipeline.check_batches(python)  # taken: the blocks are the dataset's batches
-        cursor = BlockCursor(row_blocks(), self.pipeline.element_spec)
+        self.pipeline.check_batches(python, blocks=True)  # on the blocks, before class weights
+        pipeline = self.pipeline
+        cursor = BlockCursor(row_blocks(), pipeline.element_spec, pipeline.block_spec)
         cursor.skip(skip)
         return cursor
 
