@@ -46,21 +46,30 @@ import fitpipe
 from fitpipe.training.block_cursor import BlockCursor
 
 
-def parse() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+def file_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """The Parquet file's arguments, shared with ``bench_stream_fit.py``."""
     parser.add_argument("--rows", type=int, default=640_000)
     parser.add_argument("--features", type=int, default=32)
     parser.add_argument("--batch", type=int, default=256)
     parser.add_argument("--row-group", type=int, default=65536)
+    return parser
+
+
+def parse() -> argparse.Namespace:
+    parser = file_arguments(argparse.ArgumentParser(description=__doc__.split("\n")[0]))
     parser.add_argument("--repeats", type=int, default=3)
     return parser.parse_args()
 
 
 def write(args: argparse.Namespace) -> tuple[str, list[str]]:
+    """A random float32 Parquet file of ``args``' size; returns its path and feature columns.
+
+    The target ``y`` is the features' mean, so a model can learn it.
+    """
     rng = np.random.default_rng(0)
-    x = rng.standard_normal((args.rows, args.features), dtype=np.float32)
+    x = rng.random((args.rows, args.features), dtype=np.float32)
     columns = [f"f{i}" for i in range(args.features)]
-    table = pa.table({**{c: x[:, i] for i, c in enumerate(columns)}, "y": x[:, 0] * 0.5})
+    table = pa.table({**{c: x[:, i] for i, c in enumerate(columns)}, "y": x.mean(axis=1)})
     path = os.path.join(tempfile.mkdtemp(), "data.parquet")
     pq.write_table(table, path, row_group_size=args.row_group)
     return path, columns

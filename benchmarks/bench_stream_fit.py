@@ -27,27 +27,22 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import tempfile
 from collections.abc import Callable
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
+import bench_stream  # benchmarks/bench_stream.py, beside this script
 import grid  # benchmarks/grid.py, beside this script
 import keras
-import numpy as np
-import pyarrow as pa
-import pyarrow.parquet as pq
 
 import fitpipe
 from fitpipe import limits
 
 
 def parse() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--rows", type=int, default=640_000)
-    parser.add_argument("--features", type=int, default=32)
-    parser.add_argument("--batch", type=int, default=256)
-    parser.add_argument("--row-group", type=int, default=65536)
+    parser = bench_stream.file_arguments(
+        argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    )
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--no-shuffle", action="store_true", help="fit with shuffle=False")
@@ -55,13 +50,8 @@ def parse() -> argparse.Namespace:
 
 
 def write(args: argparse.Namespace) -> tuple[str, fitpipe.Schema]:
-    rng = np.random.default_rng(0)
-    x = rng.random((args.rows, args.features), dtype=np.float32)
-    columns = {f"f{i}": x[:, i] for i in range(args.features)}
-    columns["y"] = x.sum(axis=1) / args.features
-    path = os.path.join(tempfile.mkdtemp(), "data.parquet")
-    pq.write_table(pa.table(columns), path, row_group_size=args.row_group)
-    return path, fitpipe.Schema(features=list(columns)[:-1], targets="y")
+    path, features = bench_stream.write(args)
+    return path, fitpipe.Schema(features=features, targets="y")
 
 
 def route(
