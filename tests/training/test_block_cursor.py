@@ -170,7 +170,7 @@ def _run(path: Path, schema: fitpipe.Schema, columns: int, blocks: bool, **fit: 
 
 
 @settings(
-    max_examples=12,
+    max_examples=8,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
