@@ -26,8 +26,9 @@ from hypothesis import strategies as st
 import fitpipe
 from fitpipe import limits
 from fitpipe.adapters import parquet as parquet_module
+from fitpipe.adapters import row_blocks
 from fitpipe.adapters.row_blocks import aligned_rows, concat_rows, take_rows
-from fitpipe.columnar.convert import ALIGNMENT
+from fitpipe.columnar.convert import ALIGNMENT, backing_tensor
 
 DTYPES = ["float32", "float64", "int64", "int32", "uint8", "bool"]
 
@@ -51,16 +52,24 @@ def blocks(draw: st.DrawFn) -> list[tuple[Any, ...]]:
 
 
 @settings(max_examples=150, deadline=None)
-@given(chunks=blocks(), data=st.data())
+@given(chunks=blocks(), data=st.data(), by_tensorflow=st.booleans())
 def test_joined_and_reordered_blocks_are_aligned_and_equal_numpys(
-    chunks: list[tuple[Any, ...]], data: st.DataObject
+    chunks: list[tuple[Any, ...]], data: st.DataObject, by_tensorflow: bool
 ) -> None:
     joined = concat_rows(chunks)
     expected = tf.nest.map_structure(lambda *leaves: np.concatenate(leaves), *chunks)
     tf.nest.map_structure(np.testing.assert_array_equal, joined, expected)
     rows = len(joined[1])
     order = np.array(data.draw(st.permutations(range(rows))), dtype=np.int64)
-    mixed = take_rows(joined, order)
+    saved = row_blocks.GATHER_BYTES, row_blocks.GATHER_ROW_BYTES
+    if by_tensorflow:  # every non-empty leaf gathered by TensorFlow, as wide blocks are
+        row_blocks.GATHER_BYTES = row_blocks.GATHER_ROW_BYTES = 0
+    try:
+        mixed = take_rows(joined, order)
+    finally:
+        row_blocks.GATHER_BYTES, row_blocks.GATHER_ROW_BYTES = saved
+    for leaf in tf.nest.flatten(mixed):
+        assert (backing_tensor(leaf) is not None) is (by_tensorflow and leaf.size > 0)
     tf.nest.map_structure(
         lambda got, leaf: np.testing.assert_array_equal(got, leaf[order]), mixed, joined
     )

@@ -1,28 +1,42 @@
-"""``stack_columns``: columns stacked into rows a block at a time give ``np.stack``'s array."""
+"""``stack_columns``: columns stacked into rows (by NumPy in blocks of rows, or by TensorFlow
+from :data:`WIDE_COLUMNS` columns on) give ``np.stack``'s array."""
 
 from __future__ import annotations
+
+import gc
 
 import numpy as np
 import pyarrow as pa
 import pytest
+import tensorflow as tf
 from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from fitpipe.columnar import table_roles
-from fitpipe.columnar.convert import ALIGNMENT, aligned_empty, stack_columns
+from fitpipe.columnar import convert, table_roles
+from fitpipe.columnar.convert import (
+    ALIGNMENT,
+    WIDE_COLUMNS,
+    aligned_empty,
+    backing_tensor,
+    stack_columns,
+)
 from fitpipe.schemas import Schema
+from fitpipe.training.block_cursor import as_tensor
 
 DTYPES = st.sampled_from([np.float32, np.float64, np.int64, np.int8, np.bool_, np.str_])
 
 
 @st.composite
 def columns(draw: st.DrawFn) -> list[np.ndarray]:
-    """1-12 columns of one shape: (rows,) or (rows, k) for fixed-size lists; mixed dtypes."""
+    """Columns of one shape: (rows,) or (rows, k) for fixed-size lists; mixed dtypes.
+
+    1-12 columns (NumPy stacks them) or from :data:`WIDE_COLUMNS` on (TensorFlow does).
+    """
     rows = draw(st.integers(0, 70))
     shape = (rows,) if draw(st.booleans()) else (rows, draw(st.integers(1, 3)))
     numeric = draw(st.booleans())
-    count = draw(st.integers(1, 12))
+    count = draw(st.integers(1, 12) | st.integers(WIDE_COLUMNS, WIDE_COLUMNS + 8))
     kinds = [draw(DTYPES.filter(lambda d: (d is not np.str_) == numeric)) for _ in range(count)]
     return [draw(hnp.arrays(kind, shape)) for kind in kinds]
 
@@ -36,10 +50,35 @@ def test_blocks_of_any_size_give_np_stack_s_array(parts: list[np.ndarray], block
     np.testing.assert_array_equal(stacked, expected)
 
 
-def test_a_wide_table_is_written_in_several_blocks_and_matches() -> None:
+@pytest.mark.parametrize("block_rows", [None, 1024])  # by TensorFlow; by NumPy, 5 blocks
+def test_a_wide_table_is_stacked_whole_and_matches(block_rows: int | None) -> None:
     rng = np.random.default_rng(0)
     parts = [rng.standard_normal(5000, dtype=np.float32) for _ in range(300)]  # 1,200 B a row
-    np.testing.assert_array_equal(stack_columns(parts), np.stack(parts, axis=-1))
+    stacked = stack_columns(parts, block_rows)
+    np.testing.assert_array_equal(stacked, np.stack(parts, axis=-1))
+    assert (backing_tensor(stacked) is not None) is (block_rows is None)
+
+
+def test_columns_stacked_by_tensorflow_reach_it_without_a_copy() -> None:
+    parts = [np.full(100, i, np.int32) for i in range(WIDE_COLUMNS)]
+    stacked = stack_columns(parts)
+    tensor = backing_tensor(stacked)
+    assert tensor is not None and as_tensor(stacked) is tensor
+    assert not stacked.flags.writeable  # the tensor's memory: never written through NumPy
+    assert np.shares_memory(stacked, np.asarray(tensor))
+    np.testing.assert_array_equal(tensor, np.stack(parts, axis=-1))
+    assert backing_tensor(stacked[1:]) is None  # a view of it is not the whole tensor
+    assert isinstance(as_tensor(stacked[1:]), tf.Tensor)
+
+
+def test_an_array_stacked_by_tensorflow_lets_its_tensor_go_with_it() -> None:
+    parts = [np.zeros(10, np.float32) for _ in range(WIDE_COLUMNS)]
+    stacked = stack_columns(parts)
+    key = id(stacked)
+    assert backing_tensor(stacked) is not None
+    del stacked
+    gc.collect()
+    assert key not in convert._BACKING
 
 
 @pytest.mark.parametrize("lengths", [(5, 3), (3, 5), (3000, 2999)])

@@ -14,7 +14,7 @@ import numpy as np
 import tensorflow as tf
 
 from fitpipe.adapters.batches import Check
-from fitpipe.columnar import ALIGNMENT, aligned_empty
+from fitpipe.columnar import ALIGNMENT, aligned_empty, backing_tensor, tensor_array
 
 __all__ = ["aligned_rows", "checked_chunks", "concat_rows", "num_rows", "rows_of", "take_rows"]
 
@@ -35,12 +35,36 @@ def concat_rows(chunks: list[tuple[Any, ...]]) -> tuple[Any, ...]:
     return tf.nest.map_structure(join, *chunks)
 
 
+#: The fewest bytes a row and a block must have for :func:`take_rows` to gather with
+#: TensorFlow (measured, 65,536 rows of float32: 512 columns 41 -> 19 ms, or 10 ms from a
+#: block stacked by TensorFlow; 32 columns 5.1 -> 2.1 ms; 8 columns 0.3 -> 0.6 ms).
+GATHER_ROW_BYTES = 64
+GATHER_BYTES = 1 << 20
+
+
+def _gathered(leaf: np.ndarray, order: np.ndarray) -> np.ndarray | None:
+    """``leaf[order]`` gathered by TensorFlow (its threads, no GIL), or None if not worth it."""
+    if leaf.dtype.kind not in "biuf" or leaf.nbytes < GATHER_BYTES or not len(leaf):
+        return None
+    if leaf[0].nbytes < GATHER_ROW_BYTES:
+        return None
+    source = backing_tensor(leaf)
+    return tensor_array(tf.gather(leaf if source is None else source, order))
+
+
 def take_rows(chunk: tuple[Any, ...], order: np.ndarray) -> tuple[Any, ...]:
-    """The rows of ``chunk`` at the indices ``order`` (a shuffle buffer's mix), aligned."""
+    """The rows of ``chunk`` at the indices ``order`` (a shuffle buffer's mix), aligned.
+
+    Wide numeric leaves are gathered by TensorFlow (:func:`_gathered`): read-only arrays
+    over the tensors' memory, which a trainer takes without a copy.
+    """
 
     def take(leaf: Any) -> Any:
         if isinstance(leaf, tf.RaggedTensor):
             return tf.gather(leaf, order)
+        gathered = _gathered(leaf, order)
+        if gathered is not None:
+            return gathered
         out = aligned_empty((len(order), *leaf.shape[1:]), leaf.dtype)
         return np.take(leaf, order, axis=0, out=out)
 

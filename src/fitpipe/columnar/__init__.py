@@ -17,9 +17,11 @@ adapters, ``predict(output=...)`` and ``fitpipe inspect`` are built on it.
 from fitpipe.columnar.convert import (
     ALIGNMENT,
     aligned_empty,
+    backing_tensor,
     column_array,
     role_arrays,
     table_roles,
+    tensor_array,
 )
 from fitpipe.columnar.files import (
     INT96_UNIT,
@@ -85,6 +87,7 @@ __all__ = [
     "Span",
     "SplitCounts",
     "aligned_empty",
+    "backing_tensor",
     "check_arrow_schema",
     "check_fill",
     "checked_schema",
@@ -122,6 +125,7 @@ __all__ = [
     "source_name",
     "spans",
     "table_roles",
+    "tensor_array",
     "unknown_column",
     "uri_info",
     "validation_mask",

@@ -13,6 +13,7 @@ declares a fill value for the column (a null list row becomes ``fill`` repeated 
 
 from __future__ import annotations
 
+import weakref
 from typing import Any
 
 import numpy as np
@@ -25,7 +26,15 @@ from fitpipe.columnar.types import is_text, value_type
 from fitpipe.errors import SchemaError, message
 from fitpipe.schemas import Named, RoleSpec, Schema
 
-__all__ = ["aligned_empty", "column_array", "role_arrays", "stack_columns", "table_roles"]
+__all__ = [
+    "aligned_empty",
+    "backing_tensor",
+    "column_array",
+    "role_arrays",
+    "stack_columns",
+    "table_roles",
+    "tensor_array",
+]
 
 
 def _null_error(name: str, row: int, source: str, caller: str) -> SchemaError:
@@ -182,6 +191,56 @@ def aligned_empty(shape: tuple[int, ...], dtype: Any) -> np.ndarray:
 STACK_BLOCK_ROWS = 2048
 STACK_BLOCK_BYTES = 256 << 10
 
+#: The fewest columns :func:`stack_columns` transposes with TensorFlow instead of NumPy.
+#: Measured on 65,536 rows (float32, 2 cores): 512 columns 324 -> 64 ms, 128 columns
+#: 26 -> 13 ms, 64 columns 5.3 -> 4.8 ms; 32 columns 2.9 -> 4.0 ms (NumPy's blocks win).
+WIDE_COLUMNS = 64
+
+#: Arrays :func:`tensor_array` made, by ``id``: the tensor whose memory each one is.
+_BACKING: dict[int, tf.Tensor] = {}
+
+
+def tensor_array(tensor: tf.Tensor) -> np.ndarray:
+    """A CPU tensor's memory as a read-only NumPy array (no copy), its tensor kept.
+
+    :func:`backing_tensor` gives the tensor back for the array, so a trainer can hand the
+    rows to TensorFlow without a copy (a read-only array cannot go through DLPack).
+    """
+    array = np.asarray(tensor)
+    key = id(array)
+    _BACKING[key] = tensor
+    weakref.finalize(array, _BACKING.pop, key, None)
+    return array
+
+
+def backing_tensor(array: Any) -> tf.Tensor | None:
+    """The tensor whose whole memory ``array`` is (made by :func:`tensor_array`), or None."""
+    return _BACKING.get(id(array))
+
+
+def _transposed(parts: list[np.ndarray]) -> np.ndarray:
+    """``np.stack(parts, axis=-1)``: columns copied side by side, transposed by TensorFlow.
+
+    Copying each column into one column-major block is cache-friendly (15 ms for 65,536 x
+    512 float32); TensorFlow's tiled transpose then writes the rows (50 ms, against
+    0.26-0.32 s for NumPy writing the rows in blocks of rows).
+    """
+    first = parts[0]
+    columns = aligned_empty((len(parts), *first.shape), np.result_type(*parts))
+    for i, part in enumerate(parts):
+        columns[i] = part
+    order = [*range(1, first.ndim + 1), 0]
+    return tensor_array(tf.transpose(columns, order))
+
+
+def _wide(parts: list[Any]) -> bool:
+    first = parts[0]
+    return (
+        len(parts) >= WIDE_COLUMNS
+        and first.size > 0
+        and all(p.shape == first.shape and p.dtype.kind in "biuf" for p in parts)
+    )
+
 
 def stack_columns(parts: list[Any], block_rows: int | None = None) -> Any:
     """``np.stack(parts, axis=-1)``, written a block of rows at a time.
@@ -191,15 +250,20 @@ def stack_columns(parts: list[Any], block_rows: int | None = None) -> Any:
     of 512 float32 columns took 0.46-0.51 s); in blocks of at least
     :data:`STACK_BLOCK_ROWS` rows and :data:`STACK_BLOCK_BYTES` bytes, each block's rows
     stay in cache while every column is written into them (0.28 s; 32 columns: 10 -> 5 ms).
-    The result is the same array.
+    From :data:`WIDE_COLUMNS` numeric columns on, TensorFlow transposes them instead
+    (:func:`_transposed`: 0.06 s), and the result is a read-only array over the tensor's
+    memory (:func:`tensor_array`). Either way the values are those of ``np.stack``.
 
     Args:
         parts: Equally shaped columns (NumPy arrays; anything else is passed to ``np.stack``).
-        block_rows: Rows per block (default: from the row's size, as above).
+        block_rows: Rows per block (default: from the row's size, as above; given, NumPy
+            writes the blocks whatever the width).
     """
     first = parts[0] if parts else None
     if not all(isinstance(p, np.ndarray) for p in parts) or first is None or first.ndim == 0:
         return np.stack(parts, axis=-1)
+    if block_rows is None and _wide(parts):
+        return _transposed(parts)
     out = aligned_empty((*first.shape, len(parts)), np.result_type(*parts))
     row_bytes = max(1, out[:1].nbytes)
     step = block_rows or max(STACK_BLOCK_ROWS, STACK_BLOCK_BYTES // row_bytes)
