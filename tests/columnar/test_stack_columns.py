@@ -71,6 +71,20 @@ def test_columns_stacked_by_tensorflow_reach_it_without_a_copy() -> None:
     assert isinstance(as_tensor(stacked[1:]), tf.Tensor)
 
 
+@pytest.mark.parametrize(
+    "dtype",
+    [np.bool_, np.float16, np.float64, np.uint8, np.uint16, np.uint64, np.int8, np.int16],
+)
+@pytest.mark.parametrize("shape", [(7,), (5, 3)])
+def test_every_numeric_dtype_stacks_through_tensorflow_as_np_stack(dtype, shape) -> None:
+    rng = np.random.default_rng(1)
+    parts = [(rng.random(shape) * 100).astype(dtype) for _ in range(WIDE_COLUMNS)]
+    stacked = stack_columns(parts)
+    assert backing_tensor(stacked) is not None  # TensorFlow's path, not NumPy's
+    assert stacked.dtype == dtype and stacked.ctypes.data % ALIGNMENT == 0
+    np.testing.assert_array_equal(stacked, np.stack(parts, axis=-1))
+
+
 def test_an_array_stacked_by_tensorflow_lets_its_tensor_go_with_it() -> None:
     parts = [np.zeros(10, np.float32) for _ in range(WIDE_COLUMNS)]
     stacked = stack_columns(parts)
