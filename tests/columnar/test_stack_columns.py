@@ -18,11 +18,11 @@ from fitpipe.columnar.convert import (
     ALIGNMENT,
     WIDE_COLUMNS,
     aligned_empty,
+    as_tensor,
     backing_tensor,
     stack_columns,
 )
 from fitpipe.schemas import Schema
-from fitpipe.training.block_cursor import as_tensor
 
 DTYPES = st.sampled_from([np.float32, np.float64, np.int64, np.int8, np.bool_, np.str_])
 

@@ -30,9 +30,9 @@ import fitpipe
 from fitpipe import limits
 from fitpipe.adapters import RowBlocks
 from fitpipe.adapters import parquet as parquet_module
-from fitpipe.columnar import ALIGNMENT, aligned_empty
+from fitpipe.columnar import ALIGNMENT, aligned_empty, as_tensor
 from fitpipe.training import block_cursor
-from fitpipe.training.block_cursor import BlockCursor, as_tensor, segments
+from fitpipe.training.block_cursor import BlockCursor, segments
 
 DTYPES = ["float32", "float64", "int64", "int32", "uint8", "bool", "float16"]
 

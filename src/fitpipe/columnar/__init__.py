@@ -17,6 +17,7 @@ adapters, ``predict(output=...)`` and ``fitpipe inspect`` are built on it.
 from fitpipe.columnar.convert import (
     ALIGNMENT,
     aligned_empty,
+    as_tensor,
     backing_tensor,
     column_array,
     role_arrays,
@@ -87,6 +88,7 @@ __all__ = [
     "Span",
     "SplitCounts",
     "aligned_empty",
+    "as_tensor",
     "backing_tensor",
     "check_arrow_schema",
     "check_fill",

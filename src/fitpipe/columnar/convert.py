@@ -28,6 +28,7 @@ from fitpipe.schemas import Named, RoleSpec, Schema
 
 __all__ = [
     "aligned_empty",
+    "as_tensor",
     "backing_tensor",
     "column_array",
     "role_arrays",
@@ -216,6 +217,30 @@ def tensor_array(tensor: tf.Tensor) -> np.ndarray:
 def backing_tensor(array: Any) -> tf.Tensor | None:
     """The tensor whose whole memory ``array`` is (made by :func:`tensor_array`), or None."""
     return _BACKING.get(id(array))
+
+
+def as_tensor(leaf: Any) -> tf.Tensor:
+    """A NumPy array as a tensor, sharing its memory when TensorFlow can (aligned, numeric).
+
+    TensorFlow copies any array it converts (about 1 GB/s, 0.1 s for a 65,536 x 512 float32
+    block); through DLPack it takes an aligned, contiguous array as it is, and an array over
+    a tensor's memory (wide columns, stacked by TensorFlow) is that tensor.
+    """
+    tensor = backing_tensor(leaf)
+    if tensor is not None:
+        return tensor
+    if (
+        isinstance(leaf, np.ndarray)
+        and leaf.size
+        and leaf.dtype.kind in "biufc"
+        and leaf.flags.c_contiguous
+        and leaf.ctypes.data % ALIGNMENT == 0
+    ):
+        try:
+            return tf.experimental.dlpack.from_dlpack(leaf.__dlpack__())
+        except (BufferError, TypeError, ValueError):  # read-only, or a dtype DLPack lacks
+            pass
+    return tf.convert_to_tensor(leaf)
 
 
 def _transposed(parts: list[np.ndarray]) -> np.ndarray:

@@ -22,15 +22,14 @@ import weakref
 from collections.abc import Callable, Iterator
 from typing import Any
 
-import numpy as np
 import tensorflow as tf
 
 from fitpipe.adapters import RowBlocks, concat_rows, num_rows, rows_of
-from fitpipe.columnar import ALIGNMENT, backing_tensor
+from fitpipe.columnar import as_tensor
 from fitpipe.pipeline import ResidentRows
 from fitpipe.training.step_loops import RowCursor, merge
 
-__all__ = ["BlockCursor", "as_tensor", "segments"]
+__all__ = ["BlockCursor", "segments"]
 
 #: ``(block, first_row, batches)``: ``batches`` batches of a block's rows from ``first_row``.
 Segment = tuple[tuple[Any, ...], int, int]
@@ -69,30 +68,6 @@ def segments(blocks: Iterator[tuple[Any, ...]], batch_size: int) -> Iterator[Seg
             carry = rows_of(block, first + full * batch_size, rows)
     if carry is not None:
         yield carry, 0, 1
-
-
-def as_tensor(leaf: Any) -> tf.Tensor:
-    """A NumPy array as a tensor, sharing its memory when TensorFlow can (aligned, numeric).
-
-    TensorFlow copies any array it converts (about 1 GB/s, 0.1 s for a 65,536 x 512 float32
-    block); through DLPack it takes an aligned, contiguous array as it is, and an array over
-    a tensor's memory (wide columns, stacked by TensorFlow) is that tensor.
-    """
-    tensor = backing_tensor(leaf)
-    if tensor is not None:
-        return tensor
-    if (
-        isinstance(leaf, np.ndarray)
-        and leaf.size
-        and leaf.dtype.kind in "biufc"
-        and leaf.flags.c_contiguous
-        and leaf.ctypes.data % ALIGNMENT == 0
-    ):
-        try:
-            return tf.experimental.dlpack.from_dlpack(leaf.__dlpack__())
-        except (BufferError, TypeError, ValueError):  # read-only, or a dtype DLPack lacks
-            pass
-    return tf.convert_to_tensor(leaf)
 
 
 def _arguments(segment: Segment, blocks: RowBlocks) -> tuple[Any, int]:
