@@ -113,6 +113,27 @@ def test_fit_and_evaluate_match_keras(data, name, split, evaluate):
     )
 
 
+@pytest.mark.parametrize("resident", [True, False], ids=["in-memory", "streamed"])
+def test_wide_parquet_stacked_by_tensorflow_matches_keras(tmp_path, resident, monkeypatch):
+    # From WIDE_COLUMNS feature columns on, rows are stacked by TensorFlow and held (or
+    # streamed in blocks) from the stacked tensor itself: the same training as Keras' arrays.
+    from fitpipe import limits
+    from fitpipe.columnar.convert import WIDE_COLUMNS
+
+    width = WIDE_COLUMNS + 6
+    x, y = regression_data(n=N, d=width)
+    folder = _write(tmp_path / "wide", _table(x, y), sizes=(N,), row_group_size=N)  # one block
+    if not resident:
+        monkeypatch.setattr(limits, "RESIDENT_BYTES_LIMIT", 0)
+    schema = fitpipe.Schema([f"f{i}" for i in range(width)], "y")
+    run_both(
+        lambda: dense_model(d=width),
+        COMPILE,
+        _sides(x, y, lambda: folder, schema, batch_size=BATCH, epochs=2, shuffle=False),
+        eval_kwargs=_sides(x, y, lambda: folder, schema, batch_size=BATCH),
+    )
+
+
 def test_record_batch_reader_matches_keras_for_one_epoch(data):
     x, y, table, _ = data
     run_both(
