@@ -14,7 +14,7 @@ import numpy as np
 import tensorflow as tf
 
 from fitpipe.adapters.batches import Check
-from fitpipe.columnar import ALIGNMENT, aligned_empty, backing_tensor, tensor_array
+from fitpipe.columnar import ALIGNMENT, aligned_empty, as_tensor, tensor_array
 
 __all__ = ["aligned_rows", "checked_chunks", "concat_rows", "num_rows", "rows_of", "take_rows"]
 
@@ -48,8 +48,7 @@ def _gathered(leaf: np.ndarray, order: np.ndarray) -> np.ndarray | None:
         return None
     if leaf[0].nbytes < GATHER_ROW_BYTES:
         return None
-    source = backing_tensor(leaf)
-    return tensor_array(tf.gather(leaf if source is None else source, order))
+    return tensor_array(tf.gather(as_tensor(leaf), order))
 
 
 def take_rows(chunk: tuple[Any, ...], order: np.ndarray) -> tuple[Any, ...]:

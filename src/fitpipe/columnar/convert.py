@@ -255,11 +255,8 @@ def _transposed(parts: list[np.ndarray]) -> np.ndarray:
     for i, part in enumerate(parts):
         columns[i] = part
     order = [*range(1, first.ndim + 1), 0]
-    try:  # the block as it is: converting it would copy it (and fault in 134 MB more)
-        block = tf.experimental.dlpack.from_dlpack(columns.__dlpack__())
-    except (BufferError, TypeError, ValueError):  # a dtype DLPack lacks
-        block = tf.convert_to_tensor(columns)
-    return tensor_array(tf.transpose(block, order))
+    # as_tensor: the block as it is (aligned, through DLPack); converting it would copy it
+    return tensor_array(tf.transpose(as_tensor(columns), order))
 
 
 def _wide(parts: list[Any]) -> bool:
