@@ -319,3 +319,88 @@ def test_an_error_converting_a_row_group_reaches_fit_unchanged_on_both_paths(
         monkeypatch.setattr(limits, "STREAM_IN_BLOCKS", blocks)
         with pytest.raises(ValueError, match=r"^row group 3 is unreadable$"):
             _trainer(2).fit(path, schema=schema, batch_size=4, epochs=1, verbose=0, shuffle=False)
+
+
+class _Counting:
+    """Counts the row groups converted by block-reading threads (not ``fit``'s probes)."""
+
+    def __init__(self, patch: pytest.MonkeyPatch) -> None:
+        self.converted = 0
+        original = parquet_module._Reader._convert
+
+        def counting(reader: Any, *args: Any) -> Any:
+            self.converted += threading.current_thread().name == "fitpipe-blocks"
+            return original(reader, *args)
+
+        patch.setattr(parquet_module._Reader, "_convert", counting)
+
+    def reaches(self, count: int, seconds: float = 10.0) -> bool:
+        """Whether ``count`` row groups get converted within ``seconds``."""
+        deadline = time.monotonic() + seconds
+        while self.converted < count and time.monotonic() < deadline:
+            time.sleep(0.01)
+        return self.converted >= count
+
+
+def _threads_end(seconds: float = 5.0) -> bool:
+    deadline = time.monotonic() + seconds
+    while _reading_threads() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return not _reading_threads()
+
+
+@pytest.mark.parametrize("row_groups", [1, 3])
+@pytest.mark.parametrize("validation", [False, True])
+def test_the_next_epochs_first_block_is_read_while_this_epoch_trains(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, row_groups: int, validation: bool
+) -> None:
+    """No epoch waits for its first block: read once the last pass's blocks were all read."""
+    path = tmp_path / "data.parquet"
+    schema = _write(path, 24 * row_groups, 24, 2, False)
+    monkeypatch.setattr(limits, "RESIDENT_BYTES_LIMIT", 0)
+    counter, ahead = _Counting(monkeypatch), []
+    val = path if validation else None  # validated on the same file (read with schema)
+
+    def read_by_last_batch(epoch: int) -> int:
+        """Row groups read by the end of ``epoch``'s last batch (the next passes begun)."""
+        train = row_groups * (epoch + 1) + 1  # and the next epoch's first block
+        # validations before this epoch, and the next one's first block from the second on
+        return train + (row_groups * epoch + (epoch >= 1) if validation else 0)
+
+    class Watch(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch: int, logs: Any = None) -> None:
+            self.epoch = epoch
+
+        def on_train_batch_end(self, batch: int, logs: Any = None) -> None:
+            if batch == row_groups - 1 and self.epoch < 2:  # an epoch with one after it
+                ahead.append(counter.reaches(read_by_last_batch(self.epoch)))
+
+    trainer = _trainer(2)
+    trainer.fit(
+        path, schema=schema, batch_size=24, epochs=3, shuffle=False, verbose=0,
+        validation_data=val, callbacks=[Watch()],
+    )  # fmt: skip
+    assert ahead == [True, True], f"blocks converted: {counter.converted}"
+    assert _threads_end(), "a reading thread outlived fit"
+    per_epoch = row_groups * (2 if validation else 1)
+    assert counter.converted == 3 * per_epoch  # no pass read for an epoch that never ran
+
+
+def test_a_run_stopped_early_stops_reading_the_pass_it_read_ahead(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "data.parquet"
+    schema = _write(path, 96, 8, 2, False)  # 12 row groups a pass
+    monkeypatch.setattr(limits, "RESIDENT_BYTES_LIMIT", 0)
+    counter = _Counting(monkeypatch)
+
+    class Stop(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
+            self.model.stop_training = True
+
+    history = _trainer(2).fit(
+        path, schema=schema, batch_size=8, epochs=5, shuffle=False, verbose=0, callbacks=[Stop()]
+    )
+    assert len(history.history["loss"]) == 1
+    assert _threads_end(), "the pass read ahead went on reading after fit"
+    assert 12 <= counter.converted < 24  # the next pass was begun, never finished

@@ -93,9 +93,22 @@ def _put(out: queue.Queue[Any], item: Any, stop: threading.Event) -> bool:
     return False
 
 
-def _read(blocks: RowBlocks, out: queue.Queue[Any], stop: threading.Event) -> None:
-    """The reading thread: converted segments into ``out``, then the end or the error."""
+def _read(
+    blocks: RowBlocks,
+    out: queue.Queue[Any],
+    stop: threading.Event,
+    after: threading.Event | None,
+    done: threading.Event,
+) -> None:
+    """The reading thread: converted segments into ``out``, then the end or the error.
+
+    It starts reading once ``after`` is set (the previous pass read to its end), and sets
+    ``done`` once its own end (or error) is handed over.
+    """
     try:
+        while after is not None and not after.wait(0.05):
+            if stop.is_set():
+                return
         for segment in segments(blocks.blocks, blocks.batch_size):
             if not _put(out, (_arguments(segment, blocks), None), stop):
                 return
@@ -103,9 +116,12 @@ def _read(blocks: RowBlocks, out: queue.Queue[Any], stop: threading.Event) -> No
     except BaseException as err:  # handed to the trainer's thread, raised there
         _put(out, (None, err), stop)
     finally:
-        close = getattr(blocks.blocks, "close", None)
-        if close is not None:
-            close()  # a generator: its files closed now, not when collected
+        try:
+            close = getattr(blocks.blocks, "close", None)
+            if close is not None:
+                close()  # a generator: its files closed now, not when collected
+        finally:
+            done.set()
 
 
 class BlockCursor(RowCursor):
@@ -119,11 +135,24 @@ class BlockCursor(RowCursor):
         blocks: The iteration's blocks, batch size and class weights.
         element_spec: The spec of one batch the step takes (class weights applied).
         block_spec: The spec of one batch as the blocks hold it (every leaf dense).
+        after: Reading starts once this is set: the :attr:`read_all` of the cursor of the
+            pass before, so the next epoch's first block is read while this one's last
+            trains, and no more blocks are held than within an epoch. None: at once.
+
+    Attributes:
+        read_all: Set once the reading thread handed over its last segment and the end (or
+            an error), or stopped.
     """
 
     in_memory = False
 
-    def __init__(self, blocks: RowBlocks, element_spec: Any, block_spec: Any) -> None:
+    def __init__(
+        self,
+        blocks: RowBlocks,
+        element_spec: Any,
+        block_spec: Any,
+        after: threading.Event | None = None,
+    ) -> None:
         flat = tf.nest.flatten(block_spec)
         empty = [tf.zeros([0, *(d or 0 for d in s.shape[1:])], s.dtype) for s in flat]
         structure = tf.nest.map_structure(lambda _: None, block_spec)
@@ -141,8 +170,12 @@ class BlockCursor(RowCursor):
         self._ended = False
         self._out: queue.Queue[Any] = queue.Queue(maxsize=1)
         self._stop = threading.Event()
+        self.read_all = threading.Event()
         thread = threading.Thread(
-            target=_read, args=(blocks, self._out, self._stop), name="fitpipe-blocks", daemon=True
+            target=_read,
+            args=(blocks, self._out, self._stop, after, self.read_all),
+            name="fitpipe-blocks",
+            daemon=True,
         )
         weakref.finalize(self, self._stop.set)  # a cursor dropped mid-epoch stops its thread
         thread.start()

@@ -7,6 +7,7 @@ the data runs out, so consecutive epochs see consecutive batches.
 
 from __future__ import annotations
 
+import threading
 import time
 import warnings
 from collections.abc import Callable, Iterator
@@ -102,6 +103,10 @@ class EpochRunner:
         self.timing: EpochTiming | None = None
         self._compiling = 0.0  # seconds of this run's calls that traced the step ...
         self._compiling_waited = 0.0  # ... and their waits for input
+        #: Full passes the caller will run after the coming one: a streamed input in blocks
+        #: reads the next pass's first block while this pass's last one trains.
+        self.passes_after = 0
+        self._pending: BlockCursor | None = None  # the next pass, reading ahead
 
     @property
     def num_batches(self) -> int | None:
@@ -125,6 +130,13 @@ class EpochRunner:
         """Makes the next epoch read pass ``pass_index`` of the input from batch ``seen``."""
         self._iterator = None
         self._passes, self._skip = pass_index, seen
+        self.close()
+
+    def close(self) -> None:
+        """Stops reading ahead: the pass read for an epoch that will not run."""
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            pending.close()
 
     def _fresh(self) -> None:
         skip, self._skip = self._skip, 0
@@ -137,7 +149,7 @@ class EpochRunner:
             cursor.position = skip
             self._iterator = cursor
         elif self.pipeline.row_blocks is not None:  # streamed in blocks: sliced in the loop too
-            self._iterator = self._blocks(self.pipeline.row_blocks, skip)
+            self._iterator = self._next_pass(self.pipeline.row_blocks, skip)
         else:
             self.pipeline.seek(self._passes)
             dataset = self.pipeline.dataset
@@ -156,15 +168,38 @@ class EpochRunner:
         self._passes += 1
         self._seen = skip
 
-    def _blocks(self, row_blocks: Callable[[], RowBlocks], skip: int) -> BlockCursor:
-        """A cursor over the next pass's blocks, past its first ``skip`` batches."""
-        self.pipeline.seek(self._passes)
+    def _next_pass(self, row_blocks: Callable[[], RowBlocks], skip: int) -> BlockCursor:
+        """The cursor of the coming pass (read ahead when it was), past ``skip`` batches.
+
+        With :attr:`passes_after` full passes to come, the pass after it is made too: its
+        thread reads once this pass's blocks are all read.
+        """
+        cursor, self._pending = self._pending, None
+        if cursor is None or skip:
+            if cursor is not None:
+                cursor.close()
+            cursor = self._blocks(row_blocks, self._passes, skip)
+            cursor.skip(skip)
+        if self.passes_after > 0 and not self.steps_per_epoch and not self.forever:
+            self._pending = self._blocks(row_blocks, self._passes + 1, 0, cursor.read_all)
+        return cursor
+
+    def _blocks(
+        self,
+        row_blocks: Callable[[], RowBlocks],
+        pass_index: int,
+        skip: int,
+        after: threading.Event | None = None,
+    ) -> BlockCursor:
+        """A cursor over pass ``pass_index``'s blocks (checked from batch ``skip`` on).
+
+        Its thread reads once ``after`` is set (None: at once).
+        """
+        self.pipeline.seek(pass_index)
         python = self.checks.in_python(skip) if self.checks is not None else None
         self.pipeline.check_batches(python, blocks=True)  # on the blocks, before class weights
         pipeline = self.pipeline
-        cursor = BlockCursor(row_blocks(), pipeline.element_spec, pipeline.block_spec)
-        cursor.skip(skip)
-        return cursor
+        return BlockCursor(row_blocks(), pipeline.element_spec, pipeline.block_spec, after)
 
     def _checked(self, dataset: tf.data.Dataset, skip: int) -> tf.data.Dataset:
         """``dataset`` with the batch checks, built once per dataset (tracing costs ~0.1 s)."""

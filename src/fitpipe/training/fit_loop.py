@@ -127,11 +127,22 @@ class FitLoop:
         Returns:
             The run's ``keras.callbacks.History``, with its input report.
         """
-        model, runner, cbs = self.model, self.runner, self.cbs
+        model, runner = self.model, self.runner
         model.stop_training = False
-        cbs.on_train_begin()
+        self.cbs.on_train_begin()
         start = getattr(model, "_initial_epoch", None) or initial_epoch
         start, first = self.backups.restore(start)
+        try:
+            logs = self._epochs(start, first)
+        finally:  # a pass read ahead for an epoch that will not run stops reading
+            runner.close()
+            if self.val_runner is not None:
+                self.val_runner.close()
+        return self._finish(logs)
+
+    def _epochs(self, start: int, first: int) -> dict[str, Any] | None:
+        """Runs epochs ``start...`` (the first from step ``first``); the last epoch's logs."""
+        model, runner, cbs = self.model, self.runner, self.cbs
         logs: dict[str, Any] | None = None
         for epoch in range(start, self.settings.epochs):
             self._begin_epoch(epoch)
@@ -152,15 +163,21 @@ class FitLoop:
             logs = epoch_logs(model, last) if last is not None else {}
             self.train.on_epoch_end()
             if self.val_runner is not None and self._validates(epoch):
-                val_logs = evaluate_loop(model, self.state, self.val_runner, cbs, self.execution)
-                if val_logs is None:
-                    warn_no_step(epoch, validation=True)
-                else:
-                    logs.update({f"val_{name}": value for name, value in val_logs.items()})
+                self._validate(epoch, self.val_runner, logs)
             self._end_epoch(epoch, logs)
             if model.stop_training:
                 break
-        return self._finish(logs)
+        return logs
+
+    def _validate(self, epoch: int, runner: EpochRunner, logs: dict[str, Any]) -> None:
+        """The validation after ``epoch``: its ``val_`` metrics added to ``logs``."""
+        later = range(epoch + 1, self.settings.epochs)
+        runner.passes_after = sum(1 for e in later if self._validates(e))
+        val_logs = evaluate_loop(self.model, self.state, runner, self.cbs, self.execution)
+        if val_logs is None:
+            warn_no_step(epoch, validation=True)
+        else:
+            logs.update({f"val_{name}": value for name, value in val_logs.items()})
 
     def _validates(self, epoch: int) -> bool:
         return arguments.should_validate(epoch, self.settings.validation_freq)
@@ -171,6 +188,7 @@ class FitLoop:
         self.cbs.on_epoch_begin(epoch)
         # calls of whole epochs: as long as can be
         batches = self.runner.num_batches
+        self.runner.passes_after = self.settings.epochs - epoch - 1
         self.execution.fit_epoch(batches)
         ahead = None if batches is None else batches * (self.settings.epochs - epoch)
         self.function.expect_steps(ahead)  # what an XLA trial could pay back
