@@ -17,10 +17,12 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import fitpipe
 from fitpipe.errors import DataCheckError, DataCheckWarning, FitpipeError
-from fitpipe.training.preflight import check_data
+from fitpipe.training.preflight import check_data, stats
 
 ROWS = 64
 RNG = np.random.default_rng(0)
@@ -300,3 +302,25 @@ def test_streamed_parquet_is_checked_by_the_chief_alone_under_multi_worker(
     with pytest.raises(DataCheckError, match="label"):
         fitted.fit(path, schema=schema, verbose=0, check="error")
     assert shared  # the plan and the check went through `share`
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    blocks=st.lists(
+        st.lists(st.integers(0, 12) | st.sampled_from([np.nan, np.inf]), max_size=20),
+        max_size=5,
+    ),
+    limit=st.integers(1, 8),
+)
+def test_target_class_counts_are_every_finite_value_or_none_past_the_limit(
+    blocks: list[list[float]], limit: int
+) -> None:
+    """Rows per class over blocks; None once more than ``MAX_CLASSES`` distinct values."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(stats, "MAX_CLASSES", limit)
+        target = stats.TargetStats("y", 0)
+        for block in blocks:
+            target.update(np.asarray(block, "float64").reshape(-1, 1))
+    values = [v for block in blocks for v in block if np.isfinite(v)]
+    expected = {float(v): values.count(v) for v in set(values)}
+    assert target.counts == (expected if len(expected) <= limit else None)

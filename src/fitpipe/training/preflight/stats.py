@@ -231,6 +231,9 @@ class TargetStats:
             if keys.dtype.kind in "fc":
                 keys = keys[np.isfinite(keys)]
         found, numbers = np.unique(keys, return_counts=True)
+        if len(found) > MAX_CLASSES:  # too many already: not counted one by one
+            self.counts = None
+            return
         for key, number in zip(found.tolist(), numbers.tolist(), strict=True):
             self.counts[key] = self.counts.get(key, 0) + number
         if len(self.counts) > MAX_CLASSES:
