@@ -267,6 +267,20 @@ def open_dataset(x: Any, caller: str) -> pads.Dataset:
     return dataset
 
 
+def file_identity(dataset: pads.Dataset) -> tuple[tuple[str, int, int], ...] | None:
+    """Each file's path, size and modification time (ns): what names the dataset's content.
+
+    None when a file's filesystem gives no modification time.
+    """
+    files = getattr(dataset, "files", None)
+    if not files:
+        return None
+    infos = dataset.filesystem.get_file_info(files)
+    if any(info.mtime_ns is None or info.size is None for info in infos):
+        return None
+    return tuple((info.path, int(info.size), int(info.mtime_ns)) for info in infos)
+
+
 class ColumnTypes:
     """The type of each needed column over the files seen so far, unified as Arrow promotes.
 

@@ -12,6 +12,10 @@ unseen, and moving values within a column changes none of the statistics the che
 
 Tensors (dense, ragged, sparse) are immutable: their identity is enough. Leaves of other
 types (strings, objects) are not fingerprinted, and their scans are not kept.
+
+Rows read from Parquet files (held in memory) are new arrays at every ``fit``: their scan is
+kept for the same files (path, size and modification time of each) whose rows have the same
+shapes, dtypes and column sums, so fitting again over an unchanged file does not rescan.
 """
 
 from __future__ import annotations
@@ -74,13 +78,17 @@ class ScanCache:
             collections.OrderedDict()
         )
 
-    def scan(self, structure: Any, extra: Any, run: Callable[[], Any]) -> Any:
+    def scan(self, structure: Any, extra: Any, run: Callable[[], Any], files: Any = None) -> Any:
         """The result of ``run()`` over ``structure``'s leaves, from the cache when it holds it.
 
         Args:
             structure: What is scanned (nested arrays and tensors).
             extra: Anything else the result depends on (column names), hashable.
             run: Scans, returning the result (kept as a copy; each caller gets its own).
+            files: The identity of the files the leaves were just read from (see
+                ``fitpipe.columnar.file_identity``), or None. With it, the leaves are new
+                objects each call: a scan is kept for the same files with the same
+                fingerprinted values (data pointers aside), not for the same objects.
         """
         leaves = [leaf for leaf in tf.nest.flatten(structure) if leaf is not None]
         try:
@@ -90,9 +98,13 @@ class ScanCache:
         printed = fingerprint(leaves)
         if printed is None:
             return run()
-        key = (printed, extra)
+        key: Any = (printed, extra)
+        if files is not None:  # the files and the values, wherever the values now lie
+            if any(p[0] == "tensor" for p in printed):
+                return run()
+            key, refs = (files, tuple((p[1], p[2], p[4]) for p in printed), extra), []
         entry = self._entries.get(key)
-        if entry is not None and _same(entry[0], leaves):
+        if entry is not None and (files is not None or _same(entry[0], leaves)):
             self._entries.move_to_end(key)
             return copy.deepcopy(entry[1])
         result = run()

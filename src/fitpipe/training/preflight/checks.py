@@ -286,7 +286,13 @@ def _table(x: Any, schema: Any, rules_of: Any, caller: str) -> CheckReport:
 
 
 def rows_report(
-    source: Any, x: Any, y: Any, schema: Schema | None, rules_of: Any, where: str
+    source: Any,
+    x: Any,
+    y: Any,
+    schema: Schema | None,
+    rules_of: Any,
+    where: str,
+    files: Any = None,
 ) -> CheckReport:
     """The report of an adapted source: every value of rows in memory, else not scanned.
 
@@ -297,6 +303,7 @@ def rows_report(
         schema: The resolved schema of a columnar input, or None.
         rules_of: Gives the output rules of a target structure.
         where: The input, in words.
+        files: The identity of the Parquet files the rows were read from, or None.
     """
     if not isinstance(source, ArraySource):
         return CheckReport(where, 0, "none")
@@ -310,6 +317,8 @@ def rows_report(
         return scanner
 
     # The same arrays, unchanged, scanned before (`fit` called again): not scanned again.
-    scanner = SCANS.scan(rows, (repr(names), source.num_samples), scanned)
+    # (Rows read from unchanged Parquet files: not scanned again either.)
+    extra = (repr(names), repr(schema), source.num_samples)
+    scanner = SCANS.scan(rows, extra, scanned, files)
     rules = rules_of(source.y) if source.y is not None else []
     return _judge(where, scanner, rules, "full", schema)

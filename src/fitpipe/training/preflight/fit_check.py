@@ -23,7 +23,7 @@ from typing import Any
 import keras
 
 from fitpipe.adapters import AdaptRequest, ArraySource, Share
-from fitpipe.columnar import is_parquet, open_dataset
+from fitpipe.columnar import file_identity, is_parquet, open_dataset
 from fitpipe.errors import DataCheckError, DataCheckWarning, message, raw
 from fitpipe.pipeline import Pipeline
 from fitpipe.training.preflight.checks import (
@@ -65,13 +65,14 @@ def _report(
         return output_rules(model, structure)
 
     if isinstance(pipeline.source, ArraySource):
-        columns = column_names_of(x)
+        columns, files = column_names_of(x), None
         if columns is None and schema is not None and is_parquet(x):  # held in memory
-            columns = list(open_dataset(x, caller).schema.names)  # (footers only)
+            dataset = open_dataset(x, caller)  # (footers only)
+            columns, files = list(dataset.schema.names), file_identity(dataset)
         resolved = (
             resolved_schema(schema, columns, caller) if columns and schema is not None else None
         )
-        return rows_report(pipeline.source, x, y, resolved, rules_of, where)
+        return rows_report(pipeline.source, x, y, resolved, rules_of, where, files)
     if is_parquet(x) and share is not None:
         _chief_parquet_report(share, x, schema, rules_of, mode, caller)
         return None
