@@ -6,6 +6,7 @@ Also the column conversion every columnar source shares: types, nulls and fill v
 from __future__ import annotations
 
 import datetime
+from typing import Any
 
 import duckdb
 import keras
@@ -24,6 +25,8 @@ from conftest_arrow import (
     numbered_table,
     weights_equal,
 )
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import fitpipe
 from fitpipe.errors import SchemaError
@@ -479,3 +482,61 @@ def test_failed_null_check_in_a_table_leaves_weights_untouched():
     with pytest.raises(SchemaError, match=r"'a' at row 30"):
         trainer.fit(t, schema=fitpipe.Schema(["a", "b"], "y"), batch_size=8, verbose=0)
     assert weights_equal(before, model)
+
+
+# ------------------------------------------------- streams: converted a table at a time
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    chunks=st.lists(st.integers(0, 13), max_size=6),
+    batch_size=st.integers(1, 9),
+    null_at=st.none() | st.integers(0, 60),
+    ragged=st.booleans(),
+)
+def test_stream_batches_converted_a_table_at_a_time_equal_batch_by_batch(
+    chunks: list[int], batch_size: int, null_at: int | None, ragged: bool
+) -> None:
+    """The same batches, and an error at the same batch, after the same batches before it."""
+    from fitpipe.adapters.arrow_tables import converted_batches, rebatch_tables
+    from fitpipe.columnar import table_roles
+
+    n = sum(chunks)
+    a = [float(i) for i in range(n)]
+    if null_at is not None and null_at < n:
+        a[null_at] = None  # type: ignore[call-overload]
+    columns = {"a": pa.array(a, pa.float64()), "b": pa.array(np.arange(n) * 2, pa.int32())}
+    if ragged:  # a list column: converted to ragged tensors, so batch by batch
+        columns["l"] = pa.array([[i] * (i % 3) for i in range(n)], pa.list_(pa.int64()))
+    columns["y"] = pa.array(np.arange(n) % 2, pa.float32())
+    table = pa.table(columns)
+    starts = np.cumsum([0, *chunks])[:-1]
+    records = [table.slice(int(lo), c) for lo, c in zip(starts, chunks, strict=True)]
+    features: dict[str, Any] = {"n": ["a", "b"], **({"l": "l"} if ragged else {})}
+    schema = fitpipe.Schema(features=features, targets="y")
+
+    def convert(part: pa.Table, first: int) -> tuple:
+        return table_roles(part, schema, "the stream", first, "fit", True)
+
+    def run(whole: bool) -> tuple[list, str | None]:
+        got: list = []
+        try:
+            first = 0
+            for part in rebatch_tables(iter(records), batch_size, whole=whole):
+                made = converted_batches(part, batch_size, first, convert) if whole else None
+                got.extend(made if made is not None else [convert(part, first)])
+                first += part.num_rows
+        except SchemaError as err:
+            return got, str(err)
+        return got, None
+
+    (got, error), (want, expected) = run(True), run(False)
+    assert error == expected
+    assert len(got) == len(want)
+    for g, w in zip(got, want, strict=True):
+        for gl, wl in zip(tf.nest.flatten(g), tf.nest.flatten(w), strict=True):
+            if isinstance(wl, np.ndarray):
+                assert isinstance(gl, np.ndarray) and gl.dtype == wl.dtype
+                np.testing.assert_array_equal(gl, wl)
+            else:
+                assert gl == wl if wl is None else gl.to_list() == wl.to_list()

@@ -9,10 +9,12 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
+import tensorflow as tf
 
 from fitpipe.adapters.arrays import check_rows, is_pandas
 from fitpipe.adapters.base import (
@@ -24,6 +26,7 @@ from fitpipe.adapters.base import (
 )
 from fitpipe.adapters.capabilities import SourceBase
 from fitpipe.adapters.generators import one_pass_source
+from fitpipe.adapters.row_blocks import rows_of
 from fitpipe.adapters.split_keys import check_key_rows, table_keys
 from fitpipe.columnar import EXPECTED_TYPES, checked_schema, duplicate_error, table_roles
 from fitpipe.errors import FitpipeTypeError, SchemaError, message
@@ -33,6 +36,7 @@ __all__ = [
     "ArrowStreamAdapter",
     "ArrowTableAdapter",
     "ColumnChunks",
+    "converted_batches",
     "frame_table",
     "rebatch_tables",
     "require_schema",
@@ -198,8 +202,14 @@ class ArrowTableAdapter:
         return table_source(x, request, type(request.x).__name__, shard_rows=True)
 
 
-def rebatch_tables(batches: Iterator[Any], batch_size: int) -> Iterator[pa.Table]:
-    """Regroups record batches into tables of exactly ``batch_size`` rows (the last: fewer)."""
+def rebatch_tables(
+    batches: Iterator[Any], batch_size: int, whole: bool = False
+) -> Iterator[pa.Table]:
+    """Regroups record batches into tables of exactly ``batch_size`` rows (the last: fewer).
+
+    With ``whole``, each table holds every whole batch the record batches read so far make
+    (a multiple of ``batch_size`` rows; the last table: the rest), read no further ahead.
+    """
     pending: list[pa.Table] = []
     rows = 0
     for batch in batches:
@@ -213,12 +223,39 @@ def rebatch_tables(batches: Iterator[Any], batch_size: int) -> Iterator[pa.Table
         joined = pa.concat_tables(pending)
         start = 0
         while rows - start >= batch_size:
-            yield joined.slice(start, batch_size)
-            start += batch_size
+            stop = rows - rows % batch_size if whole else start + batch_size
+            yield joined.slice(start, stop - start)
+            start = stop
         pending = [joined.slice(start)] if start < rows else []
         rows -= start
     if rows:
         yield pa.concat_tables(pending)
+
+
+def converted_batches(
+    table: pa.Table, size: int, first: int, convert: Callable[[pa.Table, int], Any]
+) -> Iterator[Any]:
+    """``table``'s batches of ``size`` rows, each ``convert(rows, first_row)`` of its rows.
+
+    The table is converted at once and cut into views (one conversion instead of one a
+    batch: 0.54 -> 0.10 s for 640,000 rows of 32 columns in batches of 256) when every leaf
+    it converts to is a NumPy array; else, and when converting it at once fails, batch by
+    batch, so an error is raised by the batch it is in, after the batches before it.
+    """
+    parts = None
+    if table.num_rows > size:
+        try:
+            parts = convert(table, first)
+        except Exception:  # raised again, below, by the batch it is in
+            parts = None
+        leaves = tf.nest.flatten([p for p in parts or () if p is not None])
+        if not all(isinstance(leaf, np.ndarray) for leaf in leaves):
+            parts = None  # ragged or sparse leaves: converted batch by batch
+    for lo in range(0, table.num_rows, size):
+        if parts is None:
+            yield convert(table.slice(lo, size), first + lo)
+        else:
+            yield tuple(None if p is None else rows_of(p, lo, lo + size) for p in parts)
 
 
 class ArrowStreamAdapter:
@@ -245,19 +282,16 @@ class ArrowStreamAdapter:
             roles,
             request.caller,
         )
-        batch_size = batch_size_or_default(request.batch_size)
+        batch_size, caller = batch_size_or_default(request.batch_size), request.caller
+
+        def convert(table: pa.Table, first: int) -> tuple[Any, ...]:
+            targets = request.mode.reads_targets
+            return table_roles(table, schema, "the RecordBatchReader", first, caller, targets)
 
         def batches() -> Iterator[tuple[Any, ...]]:
             first = 0
-            for table in rebatch_tables(iter(reader), batch_size):
-                yield table_roles(
-                    table,
-                    schema,
-                    "the RecordBatchReader",
-                    first,
-                    request.caller,
-                    request.mode.reads_targets,
-                )
+            for table in rebatch_tables(iter(reader), batch_size, whole=True):
+                yield from converted_batches(table, batch_size, first, convert)
                 first += table.num_rows
 
         source = one_pass_source(batches(), reader, request.caller, "RecordBatchReader")
