@@ -10,6 +10,12 @@ In each run of a cell, on the same data and model:
 - the compute-only limit: the same train step in a compiled loop over tensors already in
   memory, best of XLA and no XLA.
 
+Inputs: ``numpy`` arrays; ``parquet`` (one file, Keras through pandas to NumPy, fitpipe
+holding it in memory) and ``parquet-streamed`` (fitpipe streaming it, every epoch read again);
+``generator`` (batches of the arrays, ``steps_per_epoch``); ``arrow-stream`` (a
+``pyarrow.RecordBatchReader`` of the rows once per epoch, ``steps_per_epoch``, for fitpipe;
+Keras reads one pass whole into NumPy first, as a Keras user would).
+
 Throughput is samples/s of ``--epochs`` epochs after a warm-up epoch (both without
 callbacks: a callback listening per batch would keep fitpipe at one step per call).
 ``first_step`` is the time from the call of ``fit`` to the end of the first batch, on a fresh
@@ -51,7 +57,7 @@ ROWS = (64_000, 640_000, 2_000_000)
 FEATURES = (32, 512)
 BATCHES = (32, 256, 1024)
 MODELS = ("mlp", "conv", "text")
-INPUTS = ("numpy", "parquet", "parquet-streamed", "generator")
+INPUTS = ("numpy", "parquet", "parquet-streamed", "generator", "arrow-stream")
 VOCABULARY = 1000
 KERAS_SETTINGS = ("0/1", "0/32", "1/1", "1/32")
 
@@ -130,6 +136,12 @@ def run_cell(
         pq.write_table(table, path, row_group_size=65536)
         del table
     steps = -(-rows // batch)
+    whole = pa.table({**{c: x[:, i] for i, c in enumerate(columns)}, "y": y[:, 0]})
+
+    def stream(count: int) -> pa.RecordBatchReader:
+        """The rows ``count`` times over, as a stream of record batches of 65,536 rows."""
+        parts = (b for _ in range(count) for b in whole.to_batches(max_chunksize=65536))
+        return pa.RecordBatchReader.from_batches(whole.schema, parts)
 
     def build(**compile_kwargs: Any) -> keras.Model:
         keras.utils.set_random_seed(0)
@@ -164,6 +176,10 @@ def run_cell(
             )
             return
         xs, ys = x, y
+        if source == "arrow-stream":  # what a Keras user does with a stream: read it, NumPy
+            read = stream(1).read_all()
+            xs = np.stack([read[c].to_numpy() for c in columns], axis=1)
+            ys = read["y"].to_numpy()[:, None]
         if path:  # what a Keras user does with Parquet: pandas, then NumPy
             import pandas as pd
 
@@ -175,6 +191,10 @@ def run_cell(
         kwargs = {"epochs": count, "verbose": 0, "callbacks": callbacks}
         if source == "generator":
             trainer.fit(generator(count), steps_per_epoch=steps, **kwargs)
+        elif source == "arrow-stream":  # read once: the rows streamed once per epoch
+            trainer.fit(
+                stream(count), schema=schema, batch_size=batch, steps_per_epoch=steps, **kwargs
+            )
         elif path:
             streamed = source == "parquet-streamed"
             with resident_limit(0 if streamed else limits.RESIDENT_BYTES_LIMIT):
