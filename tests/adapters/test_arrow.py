@@ -493,11 +493,13 @@ def test_failed_null_check_in_a_table_leaves_weights_untouched():
     batch_size=st.integers(1, 9),
     null_at=st.none() | st.integers(0, 60),
     ragged=st.booleans(),
+    at_once=st.integers(1, 30),
 )
 def test_stream_batches_converted_a_table_at_a_time_equal_batch_by_batch(
-    chunks: list[int], batch_size: int, null_at: int | None, ragged: bool
+    chunks: list[int], batch_size: int, null_at: int | None, ragged: bool, at_once: int
 ) -> None:
     """The same batches, and an error at the same batch, after the same batches before it."""
+    from fitpipe.adapters import arrow_tables
     from fitpipe.adapters.arrow_tables import converted_batches, rebatch_tables
     from fitpipe.columnar import table_roles
 
@@ -530,7 +532,9 @@ def test_stream_batches_converted_a_table_at_a_time_equal_batch_by_batch(
             return got, str(err)
         return got, None
 
-    (got, error), (want, expected) = run(True), run(False)
+    with pytest.MonkeyPatch.context() as patch:  # converted at most `at_once` rows at a time
+        patch.setattr(arrow_tables, "CHUNK_ROWS", at_once)
+        (got, error), (want, expected) = run(True), run(False)
     assert error == expected
     assert len(got) == len(want)
     for g, w in zip(got, want, strict=True):
