@@ -403,4 +403,4 @@ def test_a_run_stopped_early_stops_reading_the_pass_it_read_ahead(
     )
     assert len(history.history["loss"]) == 1
     assert _threads_end(), "the pass read ahead went on reading after fit"
-    assert 12 <= counter.converted < 24  # the next pass was begun, never finished
+    assert 12 <= counter.converted <= 13  # of the pass read ahead, one block at most

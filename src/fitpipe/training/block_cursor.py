@@ -15,6 +15,7 @@ iterates, a :class:`~fitpipe.training.step_loops.RowCursor` whose rows change bl
 
 from __future__ import annotations
 
+import dataclasses
 import queue
 import threading
 import time
@@ -93,35 +94,53 @@ def _put(out: queue.Queue[Any], item: Any, stop: threading.Event) -> bool:
     return False
 
 
-def _read(
-    blocks: RowBlocks,
-    out: queue.Queue[Any],
-    stop: threading.Event,
-    after: threading.Event | None,
-    done: threading.Event,
-) -> None:
+@dataclasses.dataclass
+class _Signals:
+    """What a reading thread and its cursor tell each other."""
+
+    #: The cursor is closed or gone: the thread returns.
+    stop: threading.Event = dataclasses.field(default_factory=threading.Event)
+    #: The thread handed over its end (or error), or stopped.
+    done: threading.Event = dataclasses.field(default_factory=threading.Event)
+    #: The cursor took its first segment (its epoch began).
+    taken: threading.Event = dataclasses.field(default_factory=threading.Event)
+    #: The thread reads once this is set (the pass before read to its end); None: at once.
+    after: threading.Event | None = None
+
+    def wait(self, event: threading.Event) -> bool:
+        """Waits for ``event``; False when stopped first."""
+        while not event.wait(0.05):
+            if self.stop.is_set():
+                return False
+        return True
+
+
+def _read(blocks: RowBlocks, out: queue.Queue[Any], signals: _Signals) -> None:
     """The reading thread: converted segments into ``out``, then the end or the error.
 
-    It starts reading once ``after`` is set (the previous pass read to its end), and sets
-    ``done`` once its own end (or error) is handed over.
+    A pass read ahead (``signals.after``) starts once the pass before it is read, and holds
+    its first segment until its epoch takes it: one block more than within an epoch.
     """
+    ahead = signals.after is not None
     try:
-        while after is not None and not after.wait(0.05):
-            if stop.is_set():
-                return
+        if signals.after is not None and not signals.wait(signals.after):
+            return
         for segment in segments(blocks.blocks, blocks.batch_size):
-            if not _put(out, (_arguments(segment, blocks), None), stop):
+            if not _put(out, (_arguments(segment, blocks), None), signals.stop):
                 return
-        _put(out, (_END, None), stop)
+            if ahead and not signals.wait(signals.taken):
+                return
+            ahead = False
+        _put(out, (_END, None), signals.stop)
     except BaseException as err:  # handed to the trainer's thread, raised there
-        _put(out, (None, err), stop)
+        _put(out, (None, err), signals.stop)
     finally:
         try:
             close = getattr(blocks.blocks, "close", None)
             if close is not None:
                 close()  # a generator: its files closed now, not when collected
         finally:
-            done.set()
+            signals.done.set()
 
 
 class BlockCursor(RowCursor):
@@ -137,7 +156,7 @@ class BlockCursor(RowCursor):
         block_spec: The spec of one batch as the blocks hold it (every leaf dense).
         after: Reading starts once this is set: the :attr:`read_all` of the cursor of the
             pass before, so the next epoch's first block is read while this one's last
-            trains, and no more blocks are held than within an epoch. None: at once.
+            trains; it then waits for its epoch (one block held ahead). None: at once.
 
     Attributes:
         read_all: Set once the reading thread handed over its last segment and the end (or
@@ -169,15 +188,15 @@ class BlockCursor(RowCursor):
             self._table = tf.nest.map_structure(lambda t: tf.TensorSpec(t.shape, t.dtype), table)
         self._ended = False
         self._out: queue.Queue[Any] = queue.Queue(maxsize=1)
-        self._stop = threading.Event()
-        self.read_all = threading.Event()
+        self._signals = _Signals(after=after)
+        self.read_all = self._signals.done
         thread = threading.Thread(
             target=_read,
-            args=(blocks, self._out, self._stop, after, self.read_all),
+            args=(blocks, self._out, self._signals),
             name="fitpipe-blocks",
             daemon=True,
         )
-        weakref.finalize(self, self._stop.set)  # a cursor dropped mid-epoch stops its thread
+        weakref.finalize(self, self._signals.stop.set)  # dropped mid-epoch: the thread stops
         thread.start()
 
     @property
@@ -192,6 +211,7 @@ class BlockCursor(RowCursor):
                 return False
             begin = time.perf_counter()
             arguments, failure = self._out.get()
+            self._signals.taken.set()
             self.waited += time.perf_counter() - begin
             if failure is not None:
                 self._ended = True
@@ -231,4 +251,4 @@ class BlockCursor(RowCursor):
 
     def close(self) -> None:
         """Stops the reading thread (it closes the blocks)."""
-        self._stop.set()
+        self._signals.stop.set()
