@@ -129,17 +129,18 @@ def run_cell(
         y = x[:, :1] * 0.5 + rng.standard_normal((rows, 1), dtype=np.float32) * 0.1
     columns = [f"f{i}" for i in range(features)]
     schema = fitpipe.Schema(features=columns, targets="y")
-    path = ""
+    path, whole = "", None
+    if source.startswith("parquet") or source == "arrow-stream":  # (a copy of the rows)
+        whole = pa.table({**{c: x[:, i] for i, c in enumerate(columns)}, "y": y[:, 0]})
     if source.startswith("parquet"):
         path = os.path.join(tempfile.mkdtemp(), "data.parquet")
-        table = pa.table({**{c: x[:, i] for i, c in enumerate(columns)}, "y": y[:, 0]})
-        pq.write_table(table, path, row_group_size=65536)
-        del table
+        pq.write_table(whole, path, row_group_size=65536)
+        whole = None
     steps = -(-rows // batch)
-    whole = pa.table({**{c: x[:, i] for i, c in enumerate(columns)}, "y": y[:, 0]})
 
     def stream(count: int) -> pa.RecordBatchReader:
         """The rows ``count`` times over, as a stream of record batches of 65,536 rows."""
+        assert whole is not None
         parts = (b for _ in range(count) for b in whole.to_batches(max_chunksize=65536))
         return pa.RecordBatchReader.from_batches(whole.schema, parts)
 
