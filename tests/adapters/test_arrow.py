@@ -520,11 +520,14 @@ def test_stream_batches_converted_a_table_at_a_time_equal_batch_by_batch(
     def convert(part: pa.Table, first: int) -> tuple:
         return table_roles(part, schema, "the stream", first, "fit", True)
 
+    sizes: list[int] = []  # of the tables converted at once
+
     def run(whole: bool) -> tuple[list, str | None]:
         got: list = []
         try:
             first = 0
             for part in rebatch_tables(iter(records), batch_size, whole=whole):
+                sizes.extend([part.num_rows] if whole else [])
                 made = converted_batches(part, batch_size, first, convert) if whole else None
                 got.extend(made if made is not None else [convert(part, first)])
                 first += part.num_rows
@@ -535,6 +538,10 @@ def test_stream_batches_converted_a_table_at_a_time_equal_batch_by_batch(
     with pytest.MonkeyPatch.context() as patch:  # converted at most `at_once` rows at a time
         patch.setattr(arrow_tables, "CHUNK_ROWS", at_once)
         (got, error), (want, expected) = run(True), run(False)
+    most = max(batch_size, at_once - at_once % batch_size)
+    if error is None:  # whole batches, at most `most` rows, but the last table
+        assert all(r <= most and r % batch_size == 0 for r in sizes[:-1])
+        assert sum(sizes) == n
     assert error == expected
     assert len(got) == len(want)
     for g, w in zip(got, want, strict=True):
