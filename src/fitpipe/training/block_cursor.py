@@ -84,16 +84,6 @@ def _arguments(segment: Segment, blocks: RowBlocks) -> tuple[Any, int]:
 _END = object()
 
 
-def _put(out: queue.Queue[Any], item: Any, stop: threading.Event) -> bool:
-    while not stop.is_set():
-        try:
-            out.put(item, timeout=0.05)
-            return True
-        except queue.Full:
-            continue
-    return False
-
-
 @dataclasses.dataclass
 class _Signals:
     """What a reading thread and its cursor tell each other."""
@@ -114,6 +104,16 @@ class _Signals:
                 return False
         return True
 
+    def put(self, out: queue.Queue[Any], item: Any) -> bool:
+        """Puts ``item`` into ``out`` once there is room; False when stopped first."""
+        while not self.stop.is_set():
+            try:
+                out.put(item, timeout=0.05)
+                return True
+            except queue.Full:
+                continue
+        return False
+
 
 def _read(blocks: RowBlocks, out: queue.Queue[Any], signals: _Signals) -> None:
     """The reading thread: converted segments into ``out``, then the end or the error.
@@ -126,14 +126,14 @@ def _read(blocks: RowBlocks, out: queue.Queue[Any], signals: _Signals) -> None:
         if signals.after is not None and not signals.wait(signals.after):
             return
         for segment in segments(blocks.blocks, blocks.batch_size):
-            if not _put(out, (_arguments(segment, blocks), None), signals.stop):
+            if not signals.put(out, (_arguments(segment, blocks), None)):
                 return
             if ahead and not signals.wait(signals.taken):
                 return
             ahead = False
-        _put(out, (_END, None), signals.stop)
+        signals.put(out, (_END, None))
     except BaseException as err:  # handed to the trainer's thread, raised there
-        _put(out, (None, err), signals.stop)
+        signals.put(out, (None, err))
     finally:
         try:
             close = getattr(blocks.blocks, "close", None)
