@@ -56,8 +56,9 @@ def test_segments_cut_the_blocks_rows_into_full_batches_in_order(
     blocks, size = case
     total = sum(len(b[1]) for b in blocks)
     batches = []
-    for block, first, count in segments(iter(blocks), size):
+    for block, first, count, rows_per_batch in segments(iter(blocks), size):
         rows = len(block[1])
+        assert rows_per_batch == size
         assert 0 <= first and count >= 1 and first + (count - 1) * size < rows
         for i in range(count):
             lo = first + i * size

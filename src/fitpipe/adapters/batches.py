@@ -39,6 +39,7 @@ __all__ = [
     "no_autograph",
     "normalize_batch",
     "python_batch_dataset",
+    "reporting",
     "same_shapes",
     "signature_of",
     "stack",
@@ -90,6 +91,19 @@ def keeping_errors(errors: ErrorBox) -> Iterator[None]:
     except BaseException as err:
         errors.put(err)
         raise RuntimeError(f"{type(err).__name__} raised while producing a batch") from None
+
+
+def reporting(items: Iterator[Any], errors: ErrorBox) -> Iterator[Any]:
+    """``items``, keeping any error they raise in ``errors`` (re-raised as it is).
+
+    For items read on a thread the trainer takes them from (blocks): the trainer re-raises
+    the kept original, not an error of its own about the failed step.
+    """
+    try:
+        yield from items
+    except Exception as err:
+        errors.put(err)
+        raise
 
 
 def tuplify(value: Any) -> Any:

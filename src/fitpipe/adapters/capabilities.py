@@ -217,11 +217,16 @@ class RowBlocks:
             stops early.
         class_weights: Set by the pipeline, not the source: the class weight table the
             trainer applies to each batch (``fitpipe.pipeline.class_weights``), or None.
+        batched: The blocks are batches as the source made them (a generator's), joined:
+            ``blocks`` yields ``(block, batches)``, a block of ``batches`` batches of
+            equal rows each (a block of 0 rows: that many empty batches), and
+            ``batch_size`` is not used. Batches never span blocks.
     """
 
     batch_size: int
-    blocks: Iterator[tuple[Any, ...]]
+    blocks: Iterator[Any]
     class_weights: Any = None
+    batched: bool = False
 
 
 @runtime_checkable

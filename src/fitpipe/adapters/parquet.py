@@ -29,7 +29,7 @@ import tensorflow as tf
 from fitpipe import limits
 from fitpipe.adapters.arrow_tables import ColumnChunks
 from fitpipe.adapters.base import AdaptRequest, ArraySource, BatchSource, batch_size_or_default
-from fitpipe.adapters.batches import Check, ErrorBox, signature_of
+from fitpipe.adapters.batches import Check, ErrorBox, reporting, signature_of
 from fitpipe.adapters.capabilities import RowBlocks, class_counts
 from fitpipe.adapters.parquet_plans import key_column, planned
 from fitpipe.adapters.row_blocks import aligned_rows, checked_chunks, concat_rows, take_rows
@@ -218,15 +218,6 @@ def _batched(chunks: tf.data.Dataset, batch_size: int) -> tf.data.Dataset:
     return chunks.unbatch().batch(batch_size)
 
 
-def _reported(blocks: Iterator[tuple[Any, ...]], errors: ErrorBox) -> Iterator[tuple[Any, ...]]:
-    """``blocks``, keeping any error they raise in ``errors`` (re-raised as it is)."""
-    try:
-        yield from blocks
-    except Exception as err:
-        errors.put(err)
-        raise
-
-
 def reader_source(reader: _Reader, batch_size: int, signature: Any) -> BatchSource:
     """The batch source of one row range: chunks from Python, batches from ``tf.data``.
 
@@ -240,7 +231,7 @@ def reader_source(reader: _Reader, batch_size: int, signature: Any) -> BatchSour
     def blocks() -> Iterator[tuple[Any, ...]]:
         """The coming pass's blocks, checked; an error raised is also kept for the trainer."""
         check, chunks = checking[0], reader.chunks()
-        return _reported(
+        return reporting(
             chunks if check is None else checked_chunks(chunks, check, batch_size), errors
         )
 

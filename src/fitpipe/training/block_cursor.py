@@ -30,10 +30,11 @@ from fitpipe.columnar import as_tensor
 from fitpipe.pipeline import ResidentRows
 from fitpipe.training.step_loops import RowCursor, merge
 
-__all__ = ["BlockCursor", "segments"]
+__all__ = ["BlockCursor", "batched_segments", "segments"]
 
-#: ``(block, first_row, batches)``: ``batches`` batches of a block's rows from ``first_row``.
-Segment = tuple[tuple[Any, ...], int, int]
+#: ``(block, first_row, batches, batch_rows)``: ``batches`` batches of ``batch_rows`` rows
+#: (the last may be short) of a block's rows from ``first_row``.
+Segment = tuple[tuple[Any, ...], int, int, int]
 
 
 def segments(blocks: Iterator[tuple[Any, ...]], batch_size: int) -> Iterator[Segment]:
@@ -48,7 +49,7 @@ def segments(blocks: Iterator[tuple[Any, ...]], batch_size: int) -> Iterator[Seg
         batch_size: Rows per batch.
 
     Yields:
-        ``(block, first_row, batches)``.
+        ``(block, first_row, batches, batch_size)``.
     """
     carry: tuple[Any, ...] | None = None  # the start of a batch that goes on in later blocks
     for block in blocks:
@@ -60,25 +61,36 @@ def segments(blocks: Iterator[tuple[Any, ...]], batch_size: int) -> Iterator[Seg
             if rows < need:
                 carry = concat_rows([carry, block])
                 continue
-            yield concat_rows([carry, rows_of(block, 0, need)]), 0, 1
+            yield concat_rows([carry, rows_of(block, 0, need)]), 0, 1, batch_size
             carry, first = None, need
         full = (rows - first) // batch_size
         if full:
-            yield block, first, full
+            yield block, first, full, batch_size
         if first + full * batch_size < rows:
             carry = rows_of(block, first + full * batch_size, rows)
     if carry is not None:
-        yield carry, 0, 1
+        yield carry, 0, 1, batch_size
 
 
-def _arguments(segment: Segment, blocks: RowBlocks) -> tuple[Any, int]:
+def batched_segments(blocks: Iterator[tuple[tuple[Any, ...], int]]) -> Iterator[Segment]:
+    """The segments of blocks of whole batches (:attr:`~fitpipe.adapters.RowBlocks.batched`).
+
+    Each ``(block, batches)`` is one segment: ``batches`` batches of equal rows, empty
+    batches included (they are steps too, as the source made them).
+    """
+    for block, batches in blocks:
+        if batches > 0:
+            yield block, 0, batches, num_rows(block) // batches
+
+
+def _arguments(segment: Segment, class_weights: Any) -> tuple[Any, int]:
     """A segment as the arguments of the loop over rows in memory, and its batches."""
-    block, first, batches = segment
+    block, first, batches, batch_size = segment
     leaves = tuple(as_tensor(leaf) for leaf in tf.nest.flatten(block))
-    stop = min(first + batches * blocks.batch_size, num_rows(block))
+    stop = min(first + batches * batch_size, num_rows(block))
     order = tf.range(first, stop, dtype=tf.int32)
-    size = tf.constant(blocks.batch_size, tf.int64)
-    return ((leaves, blocks.class_weights), order, size), batches
+    size = tf.constant(batch_size, tf.int64)
+    return ((leaves, class_weights), order, size), batches
 
 
 _END = object()
@@ -125,8 +137,9 @@ def _read(blocks: RowBlocks, out: queue.Queue[Any], signals: _Signals) -> None:
     try:
         if signals.after is not None and not signals.wait(signals.after):
             return
-        for segment in segments(blocks.blocks, blocks.batch_size):
-            if not signals.put(out, (_arguments(segment, blocks), None)):
+        cut = batched_segments if blocks.batched else lambda b: segments(b, blocks.batch_size)
+        for segment in cut(blocks.blocks):
+            if not signals.put(out, (_arguments(segment, blocks.class_weights), None)):
                 return
             if ahead and not signals.wait(signals.taken):
                 return

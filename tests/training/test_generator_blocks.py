@@ -1,0 +1,190 @@
+"""Batches from Python (generators, ``RecordBatchReader``) taken in blocks, as Parquet is.
+
+A source read once (:func:`fitpipe.adapters.generators.one_pass_source`) hands the trainer
+its batches joined, a group of equal batches at a time (``RowBlocks.batched``); the trainer
+slices them again inside its compiled loop. That path must train exactly what the
+``tf.data`` path it replaces trains: the same batches (short ones and empty ones included),
+the same History, weights, evaluation, predictions and warnings, and it must take from the
+generator no batch that no step trains on (a later ``fit`` goes on from there).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import warnings
+from collections.abc import Iterator
+from typing import Any
+
+import keras
+import numpy as np
+import pyarrow as pa
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import fitpipe
+from fitpipe import limits
+from fitpipe.training import block_cursor
+
+FEATURES = 3
+
+
+def _trainer() -> fitpipe.Trainer:
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((FEATURES,)), keras.layers.Dense(3)])
+    trainer = fitpipe.Trainer(model)
+    loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    trainer.compile(optimizer="sgd", loss=loss, metrics=["sparse_categorical_accuracy"])
+    return trainer
+
+
+class _Batches:
+    """Yields batches of the given sizes (forever when ``repeat``), numbering their rows.
+
+    ``taken`` counts the batches the trainer's reading took from it.
+    """
+
+    def __init__(self, sizes: list[int], weights: bool, repeat: bool) -> None:
+        self.sizes, self.weights, self.repeat = sizes, weights, repeat
+        self.taken = 0
+
+    def __iter__(self) -> Iterator[tuple[np.ndarray, ...]]:
+        start = 0
+        while True:
+            for size in self.sizes:
+                ids = np.arange(start, start + size)
+                start += size
+                x = np.stack([np.sin(ids), np.cos(ids), ids % 7 / 7.0], 1).astype("float32")
+                y = (ids % 3).astype("int32")
+                self.taken += 1
+                yield (x, y, (0.5 + ids % 2).astype("float32")) if self.weights else (x, y)
+            if not self.repeat:
+                return
+
+
+class _Spy:
+    """Counts the block cursors made (the block path taken)."""
+
+    def __init__(self, patch: pytest.MonkeyPatch) -> None:
+        self.made = 0
+        original = block_cursor.BlockCursor.__init__
+
+        def counting(cursor: Any, *args: Any, **kwargs: Any) -> None:
+            self.made += 1
+            original(cursor, *args, **kwargs)
+
+        patch.setattr(block_cursor.BlockCursor, "__init__", counting)
+
+
+def _run(blocks: bool, sizes: list[int], weights: bool, fit: dict[str, Any]) -> tuple[Any, ...]:
+    repeat = fit["steps_per_epoch"] is not None
+    with pytest.MonkeyPatch.context() as patch, warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        patch.setattr(limits, "STREAM_IN_BLOCKS", blocks)
+        spy = _Spy(patch)
+        trainer, source = _trainer(), _Batches(sizes, weights, repeat)
+        history = trainer.fit(iter(source), verbose=0, **fit)
+        taken = source.taken
+        scores = trainer.evaluate(iter(_Batches(sizes, weights, False)), verbose=0)
+        predicted = trainer.predict(iter(_Batches(sizes, False, False)), verbose=0)
+    weights_after = [w.numpy() for w in trainer.model.weights]
+    said = [str(w.message) for w in seen]
+    return history.history, scores, predicted, weights_after, taken, said, spy.made
+
+
+@settings(
+    max_examples=10,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(
+    sizes=st.lists(st.sampled_from([0, 1, 2, 5, 8, 8, 8, 8]), min_size=2, max_size=30),
+    weights=st.booleans(),
+    steps_per_epoch=st.sampled_from([None, 1, 4, 11]),
+    epochs=st.integers(1, 3),
+    class_weight=st.sampled_from([None, {0: 1.0, 1: 2.5, 2: 0.5}]),
+)
+def test_a_generator_in_blocks_trains_what_the_tf_data_path_trains(
+    sizes: list[int],
+    weights: bool,
+    steps_per_epoch: int | None,
+    epochs: int,
+    class_weight: dict[int, float] | None,
+) -> None:
+    if not any(sizes[:2]):
+        sizes = [3, *sizes]  # the first batches give the signature: one holds rows
+    fit = {"epochs": epochs, "steps_per_epoch": steps_per_epoch, "class_weight": class_weight}
+    plain = _run(False, sizes, weights, fit)
+    blocked = _run(True, sizes, weights, fit)
+    assert plain[6] == 0 and blocked[6] >= 3, "the block path was not (or always) taken"
+    assert blocked[5] == plain[5]  # the same warnings (an input that ran out, ...)
+    if steps_per_epoch is not None:
+        assert blocked[4] == steps_per_epoch * epochs  # none read for a step not run
+    if class_weight is None:  # the tf.data path with class weights reads 2 batches ahead
+        assert blocked[4] == plain[4]
+    assert plain[0].keys() == blocked[0].keys()
+    for key in plain[0]:
+        np.testing.assert_allclose(blocked[0][key], plain[0][key], rtol=1e-5, err_msg=key)
+    np.testing.assert_allclose(blocked[1], plain[1], rtol=1e-5)
+    np.testing.assert_allclose(blocked[2], plain[2], rtol=1e-5)
+    for got, want in zip(blocked[3], plain[3], strict=True):
+        np.testing.assert_allclose(got, want, rtol=1e-5)
+
+
+def test_fit_twice_on_one_generator_goes_on_where_the_first_stopped() -> None:
+    source = _Batches([4], weights=False, repeat=True)
+    stream, trainer = iter(source), _trainer()
+    with pytest.MonkeyPatch.context() as patch:
+        spy = _Spy(patch)
+        trainer.fit(stream, steps_per_epoch=3, epochs=2, verbose=0)
+        assert source.taken == 6
+        trainer.fit(stream, steps_per_epoch=5, epochs=1, verbose=0)
+    assert source.taken == 11 and spy.made == 2
+    assert int(next(stream)[1][0]) == 11 * 4 % 3  # the next batch is batch 11 (rows 44-47)
+
+
+def _reading_threads() -> list[threading.Thread]:
+    names = ("fitpipe-blocks", "fitpipe-generator")
+    return [t for t in threading.enumerate() if t.name in names and t.is_alive()]
+
+
+@pytest.mark.parametrize("error", [ValueError("bad batch 5"), KeyboardInterrupt()])
+def test_an_error_in_the_generator_reaches_fit_as_raised_and_no_thread_is_left(
+    error: BaseException,
+) -> None:
+    def failing() -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        for i in range(50):
+            if i == 5:
+                raise error
+            yield np.full((4, FEATURES), i, "float32"), np.zeros(4, "int32")
+
+    with pytest.raises(type(error), match=str(error) or None):
+        _trainer().fit(failing(), epochs=1, verbose=0)
+    deadline = time.monotonic() + 5
+    while _reading_threads() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert not _reading_threads()
+
+
+def test_a_record_batch_reader_in_blocks_trains_what_the_tf_data_path_trains() -> None:
+    rng = np.random.default_rng(0)
+    table = pa.table({"a": rng.random(203), "b": rng.random(203), "y": rng.integers(0, 3, 203)})
+    schema = fitpipe.Schema(features=["a", "b"], targets="y")
+    results = []
+    for blocks in (False, True):
+        keras.utils.set_random_seed(0)
+        model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(3)])
+        trainer = fitpipe.Trainer(model)
+        loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+        trainer.compile(optimizer="sgd", loss=loss)
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(limits, "STREAM_IN_BLOCKS", blocks)
+            spy = _Spy(patch)
+            reader = pa.RecordBatchReader.from_batches(table.schema, table.to_batches(37))
+            history = trainer.fit(reader, schema=schema, batch_size=16, verbose=0)
+        assert spy.made == (1 if blocks else 0)
+        results.append((history.history["loss"], [w.numpy() for w in model.weights]))
+    np.testing.assert_allclose(results[1][0], results[0][0], rtol=1e-5)
+    for got, want in zip(results[1][1], results[0][1], strict=True):
+        np.testing.assert_allclose(got, want, rtol=1e-5)
