@@ -15,6 +15,15 @@ The trainer's value checks of streamed batches (NaN and infinity under ``fit(che
 sparse labels in range, finite sample weights) run here, in Python on the normalized arrays,
 as each batch is taken (the source is :class:`~fitpipe.adapters.Checkable`): a ``tf.data``
 stage per batch would be the input's only one, and cost more than the check.
+
+Batches of dense numbers also reach the trainer without ``tf.data`` (the source is
+:class:`~fitpipe.adapters.Blocked`, ``RowBlocks.batched``): a thread joins each group of
+equal batches ready on the feeder into one block, the trainer holds it as tensors and slices
+the same batches again inside its compiled loop. Crossing into ``tf.data`` cost about 250 us
+of CPU a batch (640,000 rows of 32 features, batch 256: an MLP's whole step costs 330 us);
+joining a group costs about 4 us a batch. That thread waits for the trainer to want another
+batch before it takes one (:meth:`_Feeder.get_wanted`), so it reads no further ahead than the
+``tf.data`` path does.
 """
 
 from __future__ import annotations
