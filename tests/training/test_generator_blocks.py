@@ -84,7 +84,12 @@ def _run(blocks: bool, sizes: list[int], weights: bool, fit: dict[str, Any]) -> 
         patch.setattr(limits, "STREAM_IN_BLOCKS", blocks)
         spy = _Spy(patch)
         trainer, source = _trainer(), _Batches(sizes, weights, repeat)
-        history = trainer.fit(iter(source), verbose=0, **fit)
+        fit = dict(fit)
+        steps = fit.pop("validation_steps")
+        checks = _Batches(sizes, weights, steps is not None)  # a validation generator
+        history = trainer.fit(
+            iter(source), verbose=0, validation_data=iter(checks), validation_steps=steps, **fit
+        )
         taken = source.taken
         scores = trainer.evaluate(iter(_Batches(sizes, weights, False)), verbose=0)
         predicted = trainer.predict(iter(_Batches(sizes, False, False)), verbose=0)
@@ -104,6 +109,7 @@ def _run(blocks: bool, sizes: list[int], weights: bool, fit: dict[str, Any]) -> 
     steps_per_epoch=st.sampled_from([None, 1, 4, 11]),
     epochs=st.integers(1, 3),
     class_weight=st.sampled_from([None, {0: 1.0, 1: 2.5, 2: 0.5}]),
+    validation_steps=st.sampled_from([None, 2]),
 )
 def test_a_generator_in_blocks_trains_what_the_tf_data_path_trains(
     sizes: list[int],
@@ -111,13 +117,15 @@ def test_a_generator_in_blocks_trains_what_the_tf_data_path_trains(
     steps_per_epoch: int | None,
     epochs: int,
     class_weight: dict[int, float] | None,
+    validation_steps: int | None,
 ) -> None:
     if not any(sizes[:2]):
         sizes = [3, *sizes]  # the first batches give the signature: one holds rows
     fit = {"epochs": epochs, "steps_per_epoch": steps_per_epoch, "class_weight": class_weight}
+    fit["validation_steps"] = validation_steps  # each validation restarts its reading
     plain = _run(False, sizes, weights, fit)
     blocked = _run(True, sizes, weights, fit)
-    assert plain[6] == 0 and blocked[6] >= 3, "the block path was not (or always) taken"
+    assert plain[6] == 0 and blocked[6] >= 4, "the block path was not (or always) taken"
     assert blocked[5] == plain[5]  # the same warnings (an input that ran out, ...)
     if steps_per_epoch is not None:
         assert blocked[4] == steps_per_epoch * epochs  # none read for a step not run
@@ -159,12 +167,13 @@ def test_an_error_in_the_generator_reaches_fit_as_raised_and_no_thread_is_left(
                 raise error
             yield np.full((4, FEATURES), i, "float32"), np.zeros(4, "int32")
 
+    before = set(_reading_threads())  # other tests' pipelines may still hold theirs
     with pytest.raises(type(error), match=str(error) or None):
         _trainer().fit(failing(), epochs=1, verbose=0)
     deadline = time.monotonic() + 5
-    while _reading_threads() and time.monotonic() < deadline:
+    while set(_reading_threads()) - before and time.monotonic() < deadline:
         time.sleep(0.02)
-    assert not _reading_threads()
+    assert not set(_reading_threads()) - before
 
 
 def test_a_record_batch_reader_in_blocks_trains_what_the_tf_data_path_trains() -> None:

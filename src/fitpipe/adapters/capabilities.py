@@ -220,7 +220,8 @@ class RowBlocks:
         batched: The blocks are batches as the source made them (a generator's), joined:
             ``blocks`` yields ``(block, batches)``, a block of ``batches`` batches of
             equal rows each (a block of 0 rows: that many empty batches), and
-            ``batch_size`` is not used. Batches never span blocks.
+            ``batch_size`` is not used. Batches never span blocks. Such a source is read
+            once (its next pass goes on where this one ends), so no pass is read ahead.
     """
 
     batch_size: int

@@ -22,7 +22,7 @@ equal batches ready on the feeder into one block, the trainer holds it as tensor
 the same batches again inside its compiled loop. Crossing into ``tf.data`` cost about 250 us
 of CPU a batch (640,000 rows of 32 features, batch 256: an MLP's whole step costs 330 us);
 joining a group costs about 4 us a batch. That thread waits for the trainer to want another
-batch before it takes one (:meth:`_Feeder.get_wanted`), so it reads no further ahead than the
+batch before it takes one (:meth:`_Feeder.get` with a reader), so it reads no further ahead than the
 ``tf.data`` path does.
 """
 
@@ -33,7 +33,7 @@ import math
 import threading
 import time
 import types
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import tensorflow as tf
@@ -96,6 +96,7 @@ class _Feeder:
         self._cond = threading.Condition()
         self._wanted: float = 0  # batches the trainer will still take from this iteration
         self._waiting = 0  # consumers waiting for a batch
+        self._reader = 0  # the current block reader (see ``new_reader``)
         self._done = False  # the iterator ended or failed (the last buffer item says which)
         self._stop = False
         self._finished = False  # the consumer took the end or the failure
@@ -162,8 +163,15 @@ class _Feeder:
     def _last(item: Any) -> bool:
         return item is _END or isinstance(item, _Failure)
 
-    def _take(self, block: bool) -> Any:
+    def _take(self, block: bool, reader: int | None = None) -> Any:
         with self._cond:
+            if reader is not None:  # a block reader: only a batch the trainer wants
+                while block and self._current(reader) and not (self._wanted or self._finished):
+                    self._cond.wait()
+                if not self._current(reader):
+                    return _END
+                if not (self._wanted or self._finished):
+                    return None  # not blocking, and not wanted
             if self._finished:
                 return _END
             if not block and (not self._buffer or self._last(self._buffer[0])):
@@ -172,10 +180,10 @@ class _Feeder:
                 self._start()
                 self._waiting += 1
                 self._cond.notify_all()
-                while not self._buffer and not self._stop:
+                while not self._buffer and self._current(reader):
                     self._cond.wait()
                 self._waiting -= 1
-                if not self._buffer:
+                if not self._buffer or (reader is not None and reader != self._reader):
                     return _END
             item = self._buffer.popleft()
             if self._last(item):
@@ -187,24 +195,30 @@ class _Feeder:
             raise item.error
         return item
 
-    def get(self) -> Any:
-        """Returns the next batch, ``_END`` when the generator is exhausted, or raises."""
-        return self._take(block=True)
+    def _current(self, reader: int | None) -> bool:
+        """Not stopped, and ``reader`` (if any) not replaced by a newer one."""
+        return not self._stop and (reader is None or reader == self._reader)
 
-    def get_ready(self) -> Any:
-        """Like :meth:`get`, but returns None at once when no batch is ready yet."""
-        return self._take(block=False)
+    def get(self, reader: int | None = None) -> Any:
+        """Returns the next batch, ``_END`` when the generator is exhausted, or raises.
 
-    def get_wanted(self) -> Any:
-        """Like :meth:`get`, once the trainer will take another batch of this iteration.
-
-        What a thread reading ahead of the trainer calls: it never takes a batch from the
-        generator that no step will train on (``fit`` ending after ``steps_per_epoch``).
+        With ``reader`` (see :meth:`new_reader`), waits until the trainer wants another
+        batch of this iteration (:meth:`expect`), and gives ``_END`` once a newer reader
+        exists: a thread reading ahead of the trainer never takes a batch no step trains
+        on, nor one that the reader of the trainer's next iteration should have.
         """
+        return self._take(block=True, reader=reader)
+
+    def get_ready(self, reader: int | None = None) -> Any:
+        """Like :meth:`get`, but returns None at once when no batch is ready yet."""
+        return self._take(block=False, reader=reader)
+
+    def new_reader(self) -> int:
+        """Makes a new block reader current (the older one gets ``_END``); returns it."""
         with self._cond:
-            while self._wanted <= 0 and not (self._stop or self._finished):
-                self._cond.wait()
-        return self._take(block=True)
+            self._reader += 1
+            self._cond.notify_all()
+            return self._reader
 
     def close(self) -> None:
         """Stops the reading thread (batches read ahead are dropped)."""
@@ -296,10 +310,13 @@ def one_pass_source(
     def check_batches(check: Check | None) -> None:
         checking[0] = check
 
+    def blocks(check: Check | None, reader: int) -> Iterator[tuple[Any, int]]:
+        for group in _groups(feeder, check, reader):
+            yield concat_rows(group), len(group)
+
     def row_blocks() -> RowBlocks:
-        groups = _groups(feeder, checking[0], feeder.get_wanted)
-        joined = ((concat_rows(group), len(group)) for group in groups)
-        return RowBlocks(0, reporting(joined, errors), batched=True)
+        reader = feeder.new_reader()  # a dropped cursor's reader takes no more batches
+        return RowBlocks(0, reporting(blocks(checking[0], reader), errors), batched=True)
 
     dataset = crossing(generate, signature, grouped)
     options = tf.data.Options()
@@ -328,25 +345,25 @@ def _nbytes(batch: Any) -> int:
 
 
 def _groups(
-    feeder: _Feeder, check: Check | None = None, wait: Callable[[], Any] | None = None
+    feeder: _Feeder, check: Check | None = None, reader: int | None = None
 ) -> Iterator[list[Any]]:
     """Yields the batches ready on the feeder in groups of equal shapes.
 
     Crossing from Python into ``tf.data`` (or into the compiled loop) costs about as much
     for a group as for one batch, so each group is what is ready (the first batch is waited
-    for, by ``wait``, default :meth:`_Feeder.get`; the others are not), up to ``GROUP``
+    for, as :meth:`_Feeder.get` for ``reader``; the others are not), up to ``GROUP``
     batches or ``_GROUP_BYTES`` and never more than the trainer will take from this
     iteration: a group is never split by an iterator that is dropped. ``check(index,
     batch)`` runs on each batch taken; when it raises, the batches before it go first.
     """
-    index, take = 0, feeder.get if wait is None else wait
-    while (first := take()) is not _END:
+    index = 0
+    while (first := feeder.get(reader)) is not _END:
         if check is not None:
             check(index, first)
         index += 1
         group, size, most = [first], _nbytes(first), 1 + feeder.allow(GROUP - 1)
         while len(group) < most and size < _GROUP_BYTES:
-            item = feeder.get_ready()
+            item = feeder.get_ready(reader)
             if item is None or item is _END:
                 break
             if check is not None:

@@ -180,7 +180,8 @@ class EpochRunner:
                 cursor.close()
             cursor = self._blocks(row_blocks, self._passes, skip)
             cursor.skip(skip)
-        if self.passes_after > 0 and not self.steps_per_epoch and not self.forever:
+        ahead = self.passes_after > 0 and not cursor.batched  # a source read once: no pass
+        if ahead and not self.steps_per_epoch and not self.forever:
             self._pending = self._blocks(row_blocks, self._passes + 1, 0, cursor.read_all)
         return cursor
 
@@ -283,11 +284,15 @@ class EpochRunner:
         stages, self._compiling, self._compiling_waited = self.pipeline.stage_seconds(), 0.0, 0.0
         known = self.pipeline.num_batches
         limit = self.steps_per_epoch or (None if self.forever else known)
-        if self._iterator is None or not self.steps_per_epoch:
+        fresh = self._iterator is None or not self.steps_per_epoch
+        # The batches the input will be asked for, told before a fresh pass starts reading:
+        # a resumed pass first reads the batches it skips (a block reader waits to be told).
+        skipped = self._skip if fresh else 0
+        self.pipeline.expect(None if limit is None else limit - first + skipped)
+        if fresh:
             self._fresh()
         assert self._iterator is not None
         in_memory = isinstance(self._iterator, RowCursor) and self._iterator.in_memory
-        self.pipeline.expect(None if limit is None else limit - first)
         step, outputs = first, None
         while limit is None or step < limit:
             if self.steps_per_epoch and known and self._seen >= known:
