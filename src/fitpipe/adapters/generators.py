@@ -21,9 +21,9 @@ Batches of dense numbers also reach the trainer without ``tf.data`` (the source 
 equal batches ready on the feeder into one block, the trainer holds it as tensors and slices
 the same batches again inside its compiled loop. Crossing into ``tf.data`` cost about 250 us
 of CPU a batch (640,000 rows of 32 features, batch 256: an MLP's whole step costs 330 us);
-joining a group costs about 4 us a batch. That thread waits for the trainer to want another
-batch before it takes one (:meth:`_Feeder.get` with a reader), so it reads no further ahead than the
-``tf.data`` path does.
+joining a group costs about 4 us a batch. That thread takes a batch only once the trainer
+wants one more (:meth:`_Feeder.get` with a reader), so it never reads a batch no step trains
+on; a newer reader (the next validation's) takes over from a dropped cursor's.
 """
 
 from __future__ import annotations
@@ -322,7 +322,7 @@ def one_pass_source(
     options = tf.data.Options()
     options.experimental_optimization.inject_prefetch = False
     dataset = dataset.with_options(options)
-    numbers = all(s.dtype != tf.string for s in tf.nest.flatten(signature))
+    numbers = grouped and all(s.dtype != tf.string for s in tf.nest.flatten(signature))
     return BatchSource(
         make_dataset=lambda: dataset,
         count_batches=lambda: None,
@@ -332,7 +332,7 @@ def one_pass_source(
         expect=feeder.expect,
         stage_seconds=None if clock is None else clock.seconds,
         check_batches=check_batches,
-        row_blocks=row_blocks if grouped and numbers else None,
+        row_blocks=row_blocks if numbers else None,  # dense numbers only
     )
 
 
