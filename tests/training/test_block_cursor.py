@@ -23,6 +23,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import tensorflow as tf
+from block_paths import BlockSpy, assert_same_results, reading_threads
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -31,7 +32,6 @@ from fitpipe import limits
 from fitpipe.adapters import RowBlocks
 from fitpipe.adapters import parquet as parquet_module
 from fitpipe.columnar import ALIGNMENT, aligned_empty, as_tensor
-from fitpipe.training import block_cursor
 from fitpipe.training.block_cursor import BlockCursor, segments
 
 DTYPES = ["float32", "float64", "int64", "int32", "uint8", "bool", "float16"]
@@ -131,31 +131,10 @@ def _trainer(columns: int) -> fitpipe.Trainer:
     return trainer
 
 
-class _Spy:
-    """Counts the block cursors made while inside."""
-
-    def __init__(self) -> None:
-        self.made = 0
-
-    def __enter__(self) -> _Spy:
-        original = block_cursor.BlockCursor.__init__
-
-        def counting(cursor: BlockCursor, *args: Any, **kwargs: Any) -> None:
-            self.made += 1
-            original(cursor, *args, **kwargs)
-
-        self._patch = pytest.MonkeyPatch()
-        self._patch.setattr(block_cursor.BlockCursor, "__init__", counting)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._patch.undo()
-
-
 def _run(path: Path, schema: fitpipe.Schema, columns: int, blocks: bool, **fit: Any) -> Any:
     with (
         pytest.MonkeyPatch.context() as patch,
-        _Spy() as spy,
+        BlockSpy() as spy,
         warnings.catch_warnings(record=True) as seen,
     ):
         warnings.simplefilter("always")
@@ -219,17 +198,7 @@ def test_fit_evaluate_predict_in_blocks_equal_the_tf_data_path(
         blocked = _run(path, schema, columns, True, **fit)
     assert plain[4] == 0 and blocked[4] >= 3, "the block path was not (or always) taken"
     assert blocked[5] == plain[5]  # the same warnings (an input that ran out, ...)
-    assert plain[0].keys() == blocked[0].keys()
-    for key in plain[0]:
-        np.testing.assert_allclose(blocked[0][key], plain[0][key], rtol=1e-5, err_msg=key)
-    np.testing.assert_allclose(blocked[1], plain[1], rtol=1e-5)
-    np.testing.assert_allclose(blocked[2], plain[2], rtol=1e-5)
-    for got, want in zip(blocked[3], plain[3], strict=True):
-        np.testing.assert_allclose(got, want, rtol=1e-5)
-
-
-def _reading_threads() -> list[threading.Thread]:
-    return [t for t in threading.enumerate() if t.name == "fitpipe-blocks" and t.is_alive()]
+    assert_same_results(blocked, plain)
 
 
 def test_a_cursor_dropped_mid_epoch_stops_its_thread_and_closes_the_blocks() -> None:
@@ -248,9 +217,9 @@ def test_a_cursor_dropped_mid_epoch_stops_its_thread_and_closes_the_blocks() -> 
     del cursor
     gc.collect()
     deadline = time.monotonic() + 5
-    while (_reading_threads() or not closed) and time.monotonic() < deadline:
+    while (reading_threads() or not closed) and time.monotonic() < deadline:
         time.sleep(0.02)
-    assert not _reading_threads() and closed == [True]
+    assert not reading_threads() and closed == [True]
 
 
 def test_an_error_reading_a_block_reaches_the_trainer_as_raised() -> None:
@@ -345,9 +314,9 @@ class _Counting:
 
 def _threads_end(seconds: float = 5.0) -> bool:
     deadline = time.monotonic() + seconds
-    while _reading_threads() and time.monotonic() < deadline:
+    while reading_threads() and time.monotonic() < deadline:
         time.sleep(0.02)
-    return not _reading_threads()
+    return not reading_threads()
 
 
 @pytest.mark.parametrize("row_groups", [1, 3])

@@ -10,7 +10,6 @@ generator no batch that no step trains on (a later ``fit`` goes on from there).
 
 from __future__ import annotations
 
-import threading
 import time
 import warnings
 from collections.abc import Iterator
@@ -20,12 +19,12 @@ import keras
 import numpy as np
 import pyarrow as pa
 import pytest
+from block_paths import BlockSpy, assert_same_results, reading_threads
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import fitpipe
 from fitpipe import limits
-from fitpipe.training import block_cursor
 
 FEATURES = 3
 
@@ -63,26 +62,15 @@ class _Batches:
                 return
 
 
-class _Spy:
-    """Counts the block cursors made (the block path taken)."""
-
-    def __init__(self, patch: pytest.MonkeyPatch) -> None:
-        self.made = 0
-        original = block_cursor.BlockCursor.__init__
-
-        def counting(cursor: Any, *args: Any, **kwargs: Any) -> None:
-            self.made += 1
-            original(cursor, *args, **kwargs)
-
-        patch.setattr(block_cursor.BlockCursor, "__init__", counting)
-
-
 def _run(blocks: bool, sizes: list[int], weights: bool, fit: dict[str, Any]) -> tuple[Any, ...]:
     repeat = fit["steps_per_epoch"] is not None
-    with pytest.MonkeyPatch.context() as patch, warnings.catch_warnings(record=True) as seen:
+    with (
+        pytest.MonkeyPatch.context() as patch,
+        warnings.catch_warnings(record=True) as seen,
+        BlockSpy() as spy,
+    ):
         warnings.simplefilter("always")
         patch.setattr(limits, "STREAM_IN_BLOCKS", blocks)
-        spy = _Spy(patch)
         trainer, source = _trainer(), _Batches(sizes, weights, repeat)
         fit = dict(fit)
         steps = fit.pop("validation_steps")
@@ -131,30 +119,18 @@ def test_a_generator_in_blocks_trains_what_the_tf_data_path_trains(
         assert blocked[4] == steps_per_epoch * epochs  # none read for a step not run
     if class_weight is None:  # the tf.data path with class weights reads 2 batches ahead
         assert blocked[4] == plain[4]
-    assert plain[0].keys() == blocked[0].keys()
-    for key in plain[0]:
-        np.testing.assert_allclose(blocked[0][key], plain[0][key], rtol=1e-5, err_msg=key)
-    np.testing.assert_allclose(blocked[1], plain[1], rtol=1e-5)
-    np.testing.assert_allclose(blocked[2], plain[2], rtol=1e-5)
-    for got, want in zip(blocked[3], plain[3], strict=True):
-        np.testing.assert_allclose(got, want, rtol=1e-5)
+    assert_same_results(blocked, plain)
 
 
 def test_fit_twice_on_one_generator_goes_on_where_the_first_stopped() -> None:
     source = _Batches([4], weights=False, repeat=True)
     stream, trainer = iter(source), _trainer()
-    with pytest.MonkeyPatch.context() as patch:
-        spy = _Spy(patch)
+    with BlockSpy() as spy:
         trainer.fit(stream, steps_per_epoch=3, epochs=2, verbose=0)
         assert source.taken == 6
         trainer.fit(stream, steps_per_epoch=5, epochs=1, verbose=0)
     assert source.taken == 11 and spy.made == 2
     assert int(next(stream)[1][0]) == 11 * 4 % 3  # the next batch is batch 11 (rows 44-47)
-
-
-def _reading_threads() -> list[threading.Thread]:
-    names = ("fitpipe-blocks", "fitpipe-generator")
-    return [t for t in threading.enumerate() if t.name in names and t.is_alive()]
 
 
 @pytest.mark.parametrize("error", [ValueError("bad batch 5"), KeyboardInterrupt()])
@@ -167,13 +143,14 @@ def test_an_error_in_the_generator_reaches_fit_as_raised_and_no_thread_is_left(
                 raise error
             yield np.full((4, FEATURES), i, "float32"), np.zeros(4, "int32")
 
-    before = set(_reading_threads())  # other tests' pipelines may still hold theirs
+    names = ("fitpipe-blocks", "fitpipe-generator")
+    before = set(reading_threads(*names))  # other tests' pipelines may still hold theirs
     with pytest.raises(type(error), match=str(error) or None):
         _trainer().fit(failing(), epochs=1, verbose=0)
     deadline = time.monotonic() + 5
-    while set(_reading_threads()) - before and time.monotonic() < deadline:
+    while set(reading_threads(*names)) - before and time.monotonic() < deadline:
         time.sleep(0.02)
-    assert not set(_reading_threads()) - before
+    assert not set(reading_threads(*names)) - before
 
 
 def test_a_record_batch_reader_in_blocks_trains_what_the_tf_data_path_trains() -> None:
@@ -187,9 +164,8 @@ def test_a_record_batch_reader_in_blocks_trains_what_the_tf_data_path_trains() -
         trainer = fitpipe.Trainer(model)
         loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
         trainer.compile(optimizer="sgd", loss=loss)
-        with pytest.MonkeyPatch.context() as patch:
+        with pytest.MonkeyPatch.context() as patch, BlockSpy() as spy:
             patch.setattr(limits, "STREAM_IN_BLOCKS", blocks)
-            spy = _Spy(patch)
             reader = pa.RecordBatchReader.from_batches(table.schema, table.to_batches(37))
             history = trainer.fit(reader, schema=schema, batch_size=16, verbose=0)
         assert spy.made == (1 if blocks else 0)
