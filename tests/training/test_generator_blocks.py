@@ -117,8 +117,7 @@ def test_a_generator_in_blocks_trains_what_the_tf_data_path_trains(
     assert blocked[5] == plain[5]  # the same warnings (an input that ran out, ...)
     if steps_per_epoch is not None:
         assert blocked[4] == steps_per_epoch * epochs  # none read for a step not run
-    if class_weight is None:  # the tf.data path with class weights reads 2 batches ahead
-        assert blocked[4] == plain[4]
+    assert blocked[4] == plain[4]  # class weights too: tf.data runs no weighting ahead
     assert_same_results(blocked, plain)
 
 
@@ -131,6 +130,24 @@ def test_fit_twice_on_one_generator_goes_on_where_the_first_stopped() -> None:
         trainer.fit(stream, steps_per_epoch=5, epochs=1, verbose=0)
     assert source.taken == 11 and spy.made == 2
     assert int(next(stream)[1][0]) == 11 * 4 % 3  # the next batch is batch 11 (rows 44-47)
+
+
+@pytest.mark.parametrize("blocks", [True, False])
+@pytest.mark.parametrize("class_weight", [None, {0: 1.0, 1: 3.0}])
+def test_fit_takes_no_batch_it_does_not_train_on_either_path(
+    blocks: bool, class_weight: dict[int, float] | None
+) -> None:
+    """Nor do class weights: on the tf.data path, tf.data once ran their ``map`` ahead."""
+    source = _Batches([4, 2], weights=False, repeat=True)
+    stream, trainer = iter(source), _trainer()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(limits, "STREAM_IN_BLOCKS", blocks)
+        for steps, epochs, total in [(1, 1, 1), (3, 2, 7), (2, 3, 13)]:
+            trainer.fit(
+                stream, steps_per_epoch=steps, epochs=epochs, class_weight=class_weight, verbose=0
+            )
+            assert source.taken == total
+    assert len(next(stream)[0]) == 2  # the next batch is batch 13 (sizes 4, 2, 4, ...)
 
 
 @pytest.mark.parametrize("error", [ValueError("bad batch 5"), KeyboardInterrupt()])

@@ -42,7 +42,7 @@ from fitpipe.adapters.base import (
     check_supported,
     unsupported,
 )
-from fitpipe.adapters.batches import no_autograph
+from fitpipe.adapters.batches import no_autograph, read_when_asked
 from fitpipe.adapters.capabilities import (
     BatchSourceBase,
     Blocked,
@@ -124,6 +124,7 @@ __all__ = [
     "num_rows",
     "per_replica_batch",
     "plan_shards",
+    "read_when_asked",
     "register_adapter",
     "registry",
     "replicas_of",

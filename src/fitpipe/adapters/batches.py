@@ -39,6 +39,7 @@ __all__ = [
     "no_autograph",
     "normalize_batch",
     "python_batch_dataset",
+    "read_when_asked",
     "reporting",
     "same_shapes",
     "signature_of",
@@ -194,6 +195,18 @@ def crossing(generate: Callable[[], Iterator[Any]], signature: Any, grouped: boo
     spec = tf.nest.map_structure(lambda s: tf.TensorSpec([None, *s.shape], s.dtype), signature)
     groups = tf.data.Dataset.from_generator(generate, output_signature=spec)
     return groups.flat_map(no_autograph(lambda *group: tf.data.Dataset.from_tensor_slices(group)))
+
+
+def read_when_asked(dataset: tf.data.Dataset) -> tf.data.Dataset:
+    """``dataset`` with ``tf.data``'s own read-ahead off, for inputs read once.
+
+    ``tf.data`` may inject a prefetch and run a plain ``map`` (class weights) in parallel:
+    both take batches before they are asked for, which a generator's dropped iterator loses.
+    """
+    options = tf.data.Options()
+    options.experimental_optimization.inject_prefetch = False
+    options.experimental_optimization.map_parallelization = False
+    return dataset.with_options(options)
 
 
 def _with_absent(generate: Callable[[], Iterator[Any]]) -> Callable[[], Iterator[Any]]:

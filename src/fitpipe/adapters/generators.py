@@ -48,6 +48,7 @@ from fitpipe.adapters.batches import (
     crossing,
     keeping_errors,
     normalize_batch,
+    read_when_asked,
     reporting,
     same_shapes,
     signature_of,
@@ -318,10 +319,7 @@ def one_pass_source(
         reader = feeder.new_reader()  # a dropped cursor's reader takes no more batches
         return RowBlocks(0, reporting(blocks(checking[0], reader), errors), batched=True)
 
-    dataset = crossing(generate, signature, grouped)
-    options = tf.data.Options()
-    options.experimental_optimization.inject_prefetch = False
-    dataset = dataset.with_options(options)
+    dataset = read_when_asked(crossing(generate, signature, grouped))
     numbers = grouped and all(s.dtype != tf.string for s in tf.nest.flatten(signature))
     return BatchSource(
         make_dataset=lambda: dataset,

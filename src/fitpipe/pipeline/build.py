@@ -30,6 +30,7 @@ from fitpipe.adapters import (
     Shuffle,
     Source,
     check_supported,
+    read_when_asked,
     registry,
     unsupported,
 )
@@ -197,6 +198,8 @@ def pipeline_from_source(
     shard: Shard | None = source.shard if isinstance(source, Shardable) else None
     if class_weight is not None:
         dataset = weighted_dataset(dataset, class_weight, parallel=read_ahead)
+        if not read_ahead:  # nor may tf.data run the weighting ahead (a lost batch)
+            dataset = read_when_asked(dataset)
         if shard is not None:
             shard = weighted_shard(shard, class_weight)
         if rows is not None:
