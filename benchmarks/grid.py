@@ -14,7 +14,8 @@ Inputs: ``numpy`` arrays; ``parquet`` (one file, Keras through pandas to NumPy, 
 holding it in memory) and ``parquet-streamed`` (fitpipe streaming it, every epoch read again);
 ``generator`` (batches of the arrays, ``steps_per_epoch``); ``arrow-stream`` (a
 ``pyarrow.RecordBatchReader`` of the rows once per epoch, ``steps_per_epoch``, for fitpipe;
-Keras reads one pass whole into NumPy first, as a Keras user would).
+Keras reads one pass whole into NumPy first, as a Keras user would); ``pydataset`` (a
+``keras.utils.PyDataset`` of slices of the arrays, its defaults: one worker, given to both).
 
 Throughput is samples/s of ``--epochs`` epochs after a warm-up epoch (both without
 callbacks: a callback listening per batch would keep fitpipe at one step per call).
@@ -57,7 +58,7 @@ ROWS = (64_000, 640_000, 2_000_000)
 FEATURES = (32, 512)
 BATCHES = (32, 256, 1024)
 MODELS = ("mlp", "conv", "text")
-INPUTS = ("numpy", "parquet", "parquet-streamed", "generator", "arrow-stream")
+INPUTS = ("numpy", "parquet", "parquet-streamed", "generator", "arrow-stream", "pydataset")
 VOCABULARY = 1000
 KERAS_SETTINGS = ("0/1", "0/32", "1/1", "1/32")
 
@@ -166,7 +167,19 @@ def run_cell(
             for i in range(0, rows, batch):
                 yield x[i : i + batch], y[i : i + batch]
 
+    class Slices(keras.utils.PyDataset):
+        """The arrays' batches, by index (a ``PyDataset`` at its defaults)."""
+
+        def __len__(self) -> int:
+            return steps
+
+        def __getitem__(self, index: int) -> tuple[Any, Any]:
+            return x[index * batch : (index + 1) * batch], y[index * batch : (index + 1) * batch]
+
     def keras_fit(model: keras.Model, count: int, callbacks: list) -> None:
+        if source == "pydataset":
+            model.fit(Slices(), epochs=count, verbose=0, callbacks=callbacks)
+            return
         if source == "generator":
             model.fit(
                 generator(count),
@@ -190,7 +203,9 @@ def run_cell(
 
     def fitpipe_fit(trainer: fitpipe.Trainer, count: int, callbacks: list) -> None:
         kwargs = {"epochs": count, "verbose": 0, "callbacks": callbacks}
-        if source == "generator":
+        if source == "pydataset":
+            trainer.fit(Slices(), **kwargs)
+        elif source == "generator":
             trainer.fit(generator(count), steps_per_epoch=steps, **kwargs)
         elif source == "arrow-stream":  # read once: the rows streamed once per epoch
             trainer.fit(

@@ -218,7 +218,7 @@ def test_dict_inputs_name_the_input() -> None:
         trainer.fit(iter([batch(1.0), batch(np.inf)]), verbose=0, check="error")
 
 
-@pytest.mark.parametrize("form", ["generator", "parquet-streamed"])
+@pytest.mark.parametrize("form", ["generator", "pydataset", "parquet-streamed"])
 @pytest.mark.parametrize("group", [3, ROWS, BATCHES * ROWS])
 def test_batches_made_in_python_are_checked_there_not_by_a_tf_data_stage(
     monkeypatch: pytest.MonkeyPatch, form: str, group: int

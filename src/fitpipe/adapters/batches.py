@@ -11,8 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
-import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
@@ -21,7 +20,6 @@ import tensorflow as tf
 from fitpipe.adapters.arrays import is_tf_value
 from fitpipe.adapters.batch_checks import BatchSpec, signature_of
 from fitpipe.adapters.sparse import is_sparse_array, to_sparse_tensor
-from fitpipe.adapters.stages import StageClock
 from fitpipe.errors import FitpipeValueError, message
 from fitpipe.schemas import pack_roles, reject_namedtuple, split_roles
 
@@ -38,7 +36,6 @@ __all__ = [
     "keeping_errors",
     "no_autograph",
     "normalize_batch",
-    "python_batch_dataset",
     "read_when_asked",
     "reporting",
     "same_shapes",
@@ -216,47 +213,3 @@ def _with_absent(generate: Callable[[], Iterator[Any]]) -> Callable[[], Iterator
         return tf.experimental.Optional.empty(None) if leaf is None else leaf
 
     return lambda: (tf.nest.map_structure(absent, batch) for batch in generate())
-
-
-def python_batch_dataset(
-    epoch: Callable[[], Iterable[Any]],
-    signature: Any,
-    errors: ErrorBox,
-    caller: str,
-    source: str,
-    label: Callable[[int], int] | None = None,
-    clock: StageClock | None = None,
-) -> tf.data.Dataset:
-    """Builds a dataset whose every iteration runs ``epoch()`` and yields its batches.
-
-    Batches cross one at a time: inputs read by index (``PyDataset``) measured slower with
-    groups (their workers already overlap with the crossing).
-
-    Args:
-        epoch: Returns an iterable of raw elements for one pass.
-        signature: The element signature.
-        errors: Receives any exception the user code raises.
-        caller: The public method being run.
-        source: What yields the batches.
-        label: The index an error names for the batch read at a position of the pass (a
-            ``PyDataset``'s own index, when its batches are read shuffled); the position
-            itself by default.
-        clock: Times the normalizing and checking of each batch (stage ``convert``).
-
-    Returns:
-        The dataset.
-
-    """
-    spec = BatchSpec(signature, caller, source)
-
-    def generate() -> Iterator[Any]:
-        with keeping_errors(errors):
-            for index, element in enumerate(epoch()):
-                start = time.perf_counter() if clock is not None else 0.0
-                batch = normalize_batch(element, caller, source)
-                spec.check(batch, index if label is None else label(index))
-                if clock is not None:
-                    clock.add("convert", time.perf_counter() - start)
-                yield batch
-
-    return crossing(generate, signature, grouped=False)

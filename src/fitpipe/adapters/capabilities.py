@@ -217,11 +217,13 @@ class RowBlocks:
             stops early.
         class_weights: Set by the pipeline, not the source: the class weight table the
             trainer applies to each batch (``fitpipe.pipeline.class_weights``), or None.
-        batched: The blocks are batches as the source made them (a generator's), joined:
-            ``blocks`` yields ``(block, batches)``, a block of ``batches`` batches of
-            equal rows each (a block of 0 rows: that many empty batches), and
-            ``batch_size`` is not used. Batches never span blocks. Such a source is read
-            once (its next pass goes on where this one ends), so no pass is read ahead.
+        batched: The blocks are batches as the source made them (a generator's, a
+            ``PyDataset``'s), joined: ``blocks`` yields ``(block, batches)``, a block of
+            ``batches`` batches of equal rows each (a block of 0 rows: that many empty
+            batches), and ``batch_size`` is not used. Batches never span blocks. No pass
+            of such a source is read ahead: what a pass reads is decided when it starts
+            (a generator goes on where the last pass ended; a ``PyDataset``'s
+            ``on_epoch_end`` runs between passes).
     """
 
     batch_size: int

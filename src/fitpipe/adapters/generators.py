@@ -36,8 +36,6 @@ import types
 from collections.abc import Iterator
 from typing import Any
 
-import tensorflow as tf
-
 from fitpipe.adapters.arrays import is_array_like
 from fitpipe.adapters.base import AdaptRequest, BatchSource
 from fitpipe.adapters.batches import (
@@ -56,6 +54,7 @@ from fitpipe.adapters.batches import (
     stackable,
 )
 from fitpipe.adapters.capabilities import RowBlocks
+from fitpipe.adapters.python_batches import GROUP_BYTES, dense_numbers, nbytes
 from fitpipe.adapters.row_blocks import concat_rows
 from fitpipe.adapters.stages import StageClock, timing
 from fitpipe.errors import DataMismatchError, message
@@ -320,7 +319,6 @@ def one_pass_source(
         return RowBlocks(0, reporting(blocks(checking[0], reader), errors), batched=True)
 
     dataset = read_when_asked(crossing(generate, signature, grouped))
-    numbers = grouped and all(s.dtype != tf.string for s in tf.nest.flatten(signature))
     return BatchSource(
         make_dataset=lambda: dataset,
         count_batches=lambda: None,
@@ -330,16 +328,8 @@ def one_pass_source(
         expect=feeder.expect,
         stage_seconds=None if clock is None else clock.seconds,
         check_batches=check_batches,
-        row_blocks=row_blocks if numbers else None,  # dense numbers only
+        row_blocks=row_blocks if dense_numbers(signature) else None,  # dense numbers only
     )
-
-
-#: Most bytes of a group of batches (it stops growing past them).
-_GROUP_BYTES = 32 << 20
-
-
-def _nbytes(batch: Any) -> int:
-    return sum(int(getattr(leaf, "nbytes", 0)) for leaf in tf.nest.flatten(batch))
 
 
 def _groups(
@@ -350,7 +340,7 @@ def _groups(
     Crossing from Python into ``tf.data`` (or into the compiled loop) costs about as much
     for a group as for one batch, so each group is what is ready (the first batch is waited
     for, as :meth:`_Feeder.get` for ``reader``; the others are not), up to ``GROUP``
-    batches or ``_GROUP_BYTES`` and never more than the trainer will take from this
+    batches or ``GROUP_BYTES`` and never more than the trainer will take from this
     iteration: a group is never split by an iterator that is dropped. ``check(index,
     batch)`` runs on each batch taken; when it raises, the batches before it go first.
     """
@@ -359,8 +349,8 @@ def _groups(
         if check is not None:
             check(index, first)
         index += 1
-        group, size, most = [first], _nbytes(first), 1 + feeder.allow(GROUP - 1)
-        while len(group) < most and size < _GROUP_BYTES:
+        group, size, most = [first], nbytes(first), 1 + feeder.allow(GROUP - 1)
+        while len(group) < most and size < GROUP_BYTES:
             item = feeder.get_ready(reader)
             if item is None or item is _END:
                 break
@@ -374,10 +364,10 @@ def _groups(
             if not same_shapes(item, first):
                 yield group
                 group, first, most = [item], item, 1 + feeder.allow(GROUP - 1)
-                size = _nbytes(item)
+                size = nbytes(item)
                 continue
             group.append(item)
-            size += _nbytes(item)
+            size += nbytes(item)
         yield group
 
 

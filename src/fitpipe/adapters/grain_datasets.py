@@ -19,7 +19,8 @@ from collections.abc import Iterator
 from typing import Any
 
 from fitpipe.adapters.base import AdaptRequest, BatchSource
-from fitpipe.adapters.batches import ErrorBox, normalize_batch, python_batch_dataset, signature_of
+from fitpipe.adapters.batches import ErrorBox, normalize_batch, signature_of
+from fitpipe.adapters.python_batches import PythonBatches
 from fitpipe.errors import DataMismatchError, message
 
 __all__ = ["GrainAdapter"]
@@ -145,14 +146,16 @@ class GrainAdapter:
         signature = signature_of(peeked, request.caller, _SOURCE)
         states = _States(data, first)
         errors = ErrorBox()
-        built = python_batch_dataset(states.epoch, signature, errors, request.caller, _SOURCE)
+        batches = PythonBatches(states.epoch, signature, errors, request.caller, _SOURCE)
         endless = _grain_kind(data) == "MapDataset" and count is None
         return BatchSource(
-            make_dataset=lambda: built,
+            make_dataset=lambda: batches.dataset,
             count_batches=lambda: count,
             finite=not endless,
             take_error=errors.take,
             seek=states.seek,
             input_state=states.state,
             restore_state=states.restore,
+            check_batches=batches.check_batches,
+            row_blocks=batches.row_blocks,
         )

@@ -23,7 +23,8 @@ import keras
 import numpy as np
 
 from fitpipe.adapters.base import AdaptRequest, BatchSource
-from fitpipe.adapters.batches import ErrorBox, normalize_batch, python_batch_dataset, signature_of
+from fitpipe.adapters.batches import ErrorBox, normalize_batch, signature_of
+from fitpipe.adapters.python_batches import PythonBatches
 from fitpipe.adapters.stages import StageClock, timing
 from fitpipe.errors import DataMismatchError, message
 
@@ -243,7 +244,7 @@ class PyDatasetAdapter:
                 # epoch sees what `on_epoch_end` changed.
                 workers.close()
 
-        built = python_batch_dataset(
+        batches = PythonBatches(
             epoch,
             signature,
             errors,
@@ -253,7 +254,7 @@ class PyDatasetAdapter:
             clock=clock,
         )
         return BatchSource(
-            make_dataset=lambda: built,
+            make_dataset=lambda: batches.dataset,
             count_batches=lambda: _count(dataset),
             on_epoch_end=on_epoch_end,
             close=workers.close,
@@ -261,4 +262,6 @@ class PyDatasetAdapter:
             take_error=errors.take,
             seek=order.seek,
             stage_seconds=None if clock is None else clock.seconds,
+            check_batches=batches.check_batches,
+            row_blocks=batches.row_blocks,
         )

@@ -26,7 +26,8 @@ from typing import Any
 import tensorflow as tf
 
 from fitpipe.adapters.base import AdaptRequest, BatchSource
-from fitpipe.adapters.batches import ErrorBox, normalize_batch, python_batch_dataset, signature_of
+from fitpipe.adapters.batches import ErrorBox, normalize_batch, signature_of
+from fitpipe.adapters.python_batches import PythonBatches
 from fitpipe.adapters.torch_tensors import is_torch_tensor, torch_to_numpy
 from fitpipe.errors import DataMismatchError, message
 
@@ -118,9 +119,11 @@ class TorchDataLoaderAdapter:
             return (loader_batch(element) for element in loader)
 
         errors = ErrorBox()
-        built = python_batch_dataset(epoch, signature, errors, request.caller, _SOURCE)
+        batches = PythonBatches(epoch, signature, errors, request.caller, _SOURCE)
         return BatchSource(
-            make_dataset=lambda: built,
+            make_dataset=lambda: batches.dataset,
             count_batches=lambda: _length(loader),
             take_error=errors.take,
+            check_batches=batches.check_batches,
+            row_blocks=batches.row_blocks,
         )

@@ -191,7 +191,7 @@ class BlockCursor(RowCursor):
         size, table = blocks.batch_size, blocks.class_weights
         self.rows = ResidentRows(tuple(empty), structure, 0, size, False, 0, table)
         self.element_spec = element_spec
-        #: The blocks are a source's own batches (``RowBlocks.batched``): read once.
+        #: The blocks are a source's own batches (``RowBlocks.batched``): no pass read ahead.
         self.batched = blocks.batched
         self.arguments: Any = None
         self.position = 0

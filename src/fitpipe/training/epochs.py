@@ -180,7 +180,7 @@ class EpochRunner:
                 cursor.close()
             cursor = self._blocks(row_blocks, self._passes, skip)
             cursor.skip(skip)
-        ahead = self.passes_after > 0 and not cursor.batched  # a source read once: no pass
+        ahead = self.passes_after > 0 and not cursor.batched  # its source decides each pass
         if ahead and not self.steps_per_epoch and not self.forever:
             self._pending = self._blocks(row_blocks, self._passes + 1, 0, cursor.read_all)
         return cursor
