@@ -311,3 +311,26 @@ def test_generator_groups_split_at_shape_changes() -> None:
     pipeline.expect(None)
     found = epoch_batches(pipeline)
     assert [len(b[0]) for b in found] == [4, 4, 3, 3, 4, 1]
+
+
+@pytest.mark.parametrize(("rows", "most"), [(4, 64), (1024, 16)])
+def test_generator_read_ahead_is_bounded_in_batches_and_bytes(rows: int, most: int) -> None:
+    """At most 64 batches ahead, and past 2 batches at most 64 MiB (4 MiB batches: 16)."""
+    from fitpipe.adapters import generators
+
+    assert generators._BUFFER == 64 and generators._BUFFER_BYTES == 64 << 20
+    read = []
+
+    def batches() -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        while True:
+            read.append(len(read))
+            yield np.zeros((rows, 1024), "float32"), np.zeros((rows,), "float32")
+
+    pipeline = fitpipe.adapt(batches())
+    pipeline.expect(None)  # the trainer takes every batch: the thread reads ahead
+    deadline = time.monotonic() + 10
+    while len(read) < most and time.monotonic() < deadline:
+        time.sleep(0.01)
+    time.sleep(0.3)  # nothing more is read
+    assert len(read) == most
+    pipeline.close()

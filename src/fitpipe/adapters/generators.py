@@ -7,9 +7,10 @@ epoch ends early its iterator is dropped, but the batches read ahead stay for th
 
 Read-ahead never takes more from the generator than the trainer will use: the trainer says how
 many batches it takes from each iteration (``Pipeline.expect``), and the thread reads at most
-that many (and at most ``_BUFFER`` ahead); told nothing, it reads a batch only when one is
-asked for. So ``fit(gen, steps_per_epoch=5)`` called twice trains batches 0-4, then 5-9, and a
-generator that blocks (a live feed) is never left being read after ``fit`` returns.
+that many (and at most ``_BUFFER`` batches, or past 2 batches ``_BUFFER_BYTES``, ahead); told
+nothing, it reads a batch only when one is asked for. So ``fit(gen, steps_per_epoch=5)``
+called twice trains batches 0-4, then 5-9, and a generator that blocks (a live feed) is never
+left being read after ``fit`` returns.
 
 The trainer's value checks of streamed batches (NaN and infinity under ``fit(check=...)``,
 sparse labels in range, finite sample weights) run here, in Python on the normalized arrays,
@@ -18,12 +19,13 @@ stage per batch would be the input's only one, and cost more than the check.
 
 Batches of dense numbers also reach the trainer without ``tf.data`` (the source is
 :class:`~fitpipe.adapters.Blocked`, ``RowBlocks.batched``): a thread joins each group of
-equal batches ready on the feeder into one block, the trainer holds it as tensors and slices
-the same batches again inside its compiled loop. Crossing into ``tf.data`` cost about 250 us
-of CPU a batch (640,000 rows of 32 features, batch 256: an MLP's whole step costs 330 us);
-joining a group costs about 4 us a batch. That thread takes a batch only once the trainer
-wants one more (:meth:`_Feeder.get` with a reader), so it never reads a batch no step trains
-on; a newer reader (the next validation's) takes over from a dropped cursor's.
+equal batches ready on the feeder (up to ``BLOCK_BATCHES``) into one block, the trainer holds
+it as tensors and slices the same batches again inside its compiled loop. Crossing into
+``tf.data`` cost about 250 us of CPU a batch (640,000 rows of 32 features, batch 256: an
+MLP's whole step costs 330 us); joining a group costs about 4 us a batch. That thread takes
+a batch only once the trainer wants one more (:meth:`_Feeder.get` with a reader), so it never
+reads a batch no step trains on; a newer reader (the next validation's) takes over from a
+dropped cursor's.
 """
 
 from __future__ import annotations
@@ -54,13 +56,14 @@ from fitpipe.adapters.batches import (
     stackable,
 )
 from fitpipe.adapters.capabilities import RowBlocks
-from fitpipe.adapters.python_batches import GROUP_BYTES, dense_numbers, nbytes
+from fitpipe.adapters.python_batches import BLOCK_BATCHES, GROUP_BYTES, dense_numbers, nbytes
 from fitpipe.adapters.row_blocks import concat_rows
 from fitpipe.adapters.stages import StageClock, timing
 from fitpipe.errors import DataMismatchError, message
 
 _PEEK = 2
-_BUFFER = 10
+_BUFFER = BLOCK_BATCHES  # batches read ahead at most: a block of what is ready can be whole
+_BUFFER_BYTES = 2 * GROUP_BYTES  # ... and bytes, past the first 2 batches (large batches)
 _SOURCE = "generator"
 _END = object()
 _JOIN_SECONDS = 10.0
@@ -93,6 +96,7 @@ class _Feeder:
         self._spec = spec
         self._index = len(peeked)
         self._buffer: collections.deque[Any] = collections.deque(peeked)
+        self._bytes = sum(nbytes(batch) for batch in peeked)  # of the batches buffered
         self._cond = threading.Condition()
         self._wanted: float = 0  # batches the trainer will still take from this iteration
         self._waiting = 0  # consumers waiting for a batch
@@ -121,7 +125,8 @@ class _Feeder:
 
     def _should_read(self) -> bool:
         ahead = len(self._buffer)
-        return ahead < min(_BUFFER, self._wanted) or (self._waiting > 0 and ahead == 0)
+        room = ahead < 2 or self._bytes < _BUFFER_BYTES
+        return (room and ahead < min(_BUFFER, self._wanted)) or (self._waiting > 0 and ahead == 0)
 
     def _run(self) -> None:
         while True:
@@ -133,6 +138,7 @@ class _Feeder:
             item = self._read()
             with self._cond:
                 self._buffer.append(item)
+                self._bytes += 0 if self._last(item) else nbytes(item)
                 self._done = self._last(item)
                 self._cond.notify_all()
 
@@ -189,6 +195,7 @@ class _Feeder:
             if self._last(item):
                 self._finished = True
             else:
+                self._bytes -= nbytes(item)
                 self._wanted = max(0, self._wanted - 1)
                 self._cond.notify_all()
         if isinstance(item, _Failure):
@@ -311,7 +318,7 @@ def one_pass_source(
         checking[0] = check
 
     def blocks(check: Check | None, reader: int) -> Iterator[tuple[Any, int]]:
-        for group in _groups(feeder, check, reader):
+        for group in _groups(feeder, check, reader, BLOCK_BATCHES):
             yield concat_rows(group), len(group)
 
     def row_blocks() -> RowBlocks:
@@ -333,13 +340,13 @@ def one_pass_source(
 
 
 def _groups(
-    feeder: _Feeder, check: Check | None = None, reader: int | None = None
+    feeder: _Feeder, check: Check | None = None, reader: int | None = None, largest: int = GROUP
 ) -> Iterator[list[Any]]:
     """Yields the batches ready on the feeder in groups of equal shapes.
 
     Crossing from Python into ``tf.data`` (or into the compiled loop) costs about as much
     for a group as for one batch, so each group is what is ready (the first batch is waited
-    for, as :meth:`_Feeder.get` for ``reader``; the others are not), up to ``GROUP``
+    for, as :meth:`_Feeder.get` for ``reader``; the others are not), up to ``largest``
     batches or ``GROUP_BYTES`` and never more than the trainer will take from this
     iteration: a group is never split by an iterator that is dropped. ``check(index,
     batch)`` runs on each batch taken; when it raises, the batches before it go first.
@@ -349,7 +356,7 @@ def _groups(
         if check is not None:
             check(index, first)
         index += 1
-        group, size, most = [first], nbytes(first), 1 + feeder.allow(GROUP - 1)
+        group, size, most = [first], nbytes(first), 1 + feeder.allow(largest - 1)
         while len(group) < most and size < GROUP_BYTES:
             item = feeder.get_ready(reader)
             if item is None or item is _END:
@@ -363,7 +370,7 @@ def _groups(
             index += 1
             if not same_shapes(item, first):
                 yield group
-                group, first, most = [item], item, 1 + feeder.allow(GROUP - 1)
+                group, first, most = [item], item, 1 + feeder.allow(largest - 1)
                 size = nbytes(item)
                 continue
             group.append(item)
