@@ -1,6 +1,6 @@
 """Pipelines: an adapted source as batched, shuffled, weighted and prefetched ``tf.data``."""
 
-from fitpipe.pipeline.arrays import ResidentRows
+from fitpipe.pipeline.arrays import Chunks, ResidentRows
 from fitpipe.pipeline.build import (
     adapt,
     adapt_source,
@@ -32,6 +32,7 @@ from fitpipe.pipeline.split import (
 )
 
 __all__ = [
+    "Chunks",
     "ClassWeightPlan",
     "DistributedPipeline",
     "Pipeline",

@@ -19,12 +19,14 @@ from typing import Any
 
 import tensorflow as tf
 
+from fitpipe.pipeline import Chunks
 from fitpipe.training.collect import concat_outputs, output_arrays, write_outputs
 from fitpipe.training.conversions import absent_as_none
 
 __all__ = [
     "Fetch",
     "RowCursor",
+    "chunked_loop",
     "collect_loop",
     "counted_loop",
     "last_loop",
@@ -177,6 +179,37 @@ def counted_loop(
 
         initial = (tf.constant(0, tf.int32), output_zeros(out_specs))
         _, logs = tf.while_loop(lambda i, _: i < n, body, initial)
+        return n, logs
+
+    return loop
+
+
+def chunked_loop(
+    one_step: Step, out_specs: Any, chunks: Chunks, short: Short | None = None
+) -> Callable[..., Any]:
+    """:func:`counted_loop` gathering the rows of several batches at once (see ``Chunks``).
+
+    An outer loop gathers each chunk (at most the batches still due in this call), an inner
+    one runs a step on each of its batches, sliced. The batches and their order are those of
+    :func:`counted_loop`.
+    """
+
+    def loop(source: Any, start: tf.Tensor, n: tf.Tensor) -> tuple[tf.Tensor, Any]:
+        run = sized_step(one_step, short, source)
+        per_chunk = chunks.batches(source)
+
+        def chunk(done: tf.Tensor, logs: Any) -> tuple[Any, ...]:
+            count = tf.minimum(per_chunk, n - done)
+            rows = chunks.gather(source, start + done, count)
+
+            def body(i: tf.Tensor, logs: Any) -> tuple[Any, ...]:
+                return i + 1, run(absent_as_none(chunks.pick(rows, source, i)))
+
+            _, logs = tf.while_loop(lambda i, _: i < count, body, (tf.constant(0), logs))
+            return done + count, logs
+
+        initial = (tf.constant(0, tf.int32), output_zeros(out_specs))
+        _, logs = tf.while_loop(lambda done, _: done < n, chunk, initial)
         return n, logs
 
     return loop

@@ -32,6 +32,7 @@ from fitpipe.training.inputs import spec_text, step_error
 from fitpipe.training.step_loops import (
     Fetch,
     RowCursor,
+    chunked_loop,
     collect_loop,
     counted_loop,
     last_loop,
@@ -372,7 +373,10 @@ class StepFunction:
         short = None
         if self.auto and self.jit_compile and rows is not None:
             short = (self._variant(False), rows.full_rows)
-        if rows is not None and not self.collect:
+        chunks = rows.chunk_functions() if rows is not None and not self.collect else None
+        if chunks is not None:
+            body = chunked_loop(self.one_step, out_specs, chunks, short)
+        elif rows is not None and not self.collect:
             body = counted_loop(self.one_step, out_specs, present(fetch), short)
         else:
             make = collect_loop if self.collect else last_loop
