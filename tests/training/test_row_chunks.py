@@ -4,8 +4,8 @@ The compiled loop over rows in memory gathers the rows of several batches at onc
 each batch from them (:func:`fitpipe.training.step_loops.chunked_loop`); it must train
 exactly what a gather per batch trains: the same batches in the same order, whatever the
 number of rows, the batch size, the chunk size (several batches, a partial last chunk, a
-call ending inside a chunk), the shuffle, the class and sample weights and the validation
-split.
+call ending inside a chunk), the shuffle, the class and sample weights, the validation
+split and inputs of several leaves.
 """
 
 from __future__ import annotations
@@ -29,9 +29,16 @@ FEATURES = 3
 ROW_BYTES = 4 * FEATURES + 4
 
 
-def _trainer(steps_per_execution: int) -> fitpipe.Trainer:
+def _model(named: bool) -> keras.Model:
+    if not named:
+        return keras.Sequential([keras.Input((FEATURES,)), keras.layers.Dense(3)])
+    a, b = keras.Input((2,), name="a"), keras.Input((1,), name="b")
+    return keras.Model({"a": a, "b": b}, keras.layers.Dense(3)(keras.layers.concatenate([a, b])))
+
+
+def _trainer(steps_per_execution: int, named: bool = False) -> fitpipe.Trainer:
     keras.utils.set_random_seed(0)
-    model = keras.Sequential([keras.Input((FEATURES,)), keras.layers.Dense(3)])
+    model = _model(named)
     trainer = fitpipe.Trainer(model)
     loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
     trainer.compile(
@@ -63,9 +70,14 @@ class _LoopSpy:
         monkeypatch.setattr(steps, "chunked_loop", counting)
 
 
-def _run(rows: int, batch: int, spe: int, kwargs: dict[str, Any]) -> tuple[Any, ...]:
+def _run(
+    rows: int, batch: int, spe: int, kwargs: dict[str, Any], named: bool = False
+) -> tuple[Any, ...]:
+    x: Any
     x, y = _data(rows)
-    trainer = _trainer(spe)
+    if named:  # two leaves of different widths: the chunk's row is both
+        x = {"a": x[:, :2], "b": x[:, 2:]}
+    trainer = _trainer(spe, named)
     history = trainer.fit(x, y, batch_size=batch, verbose=0, **kwargs)
     evaluated = trainer.evaluate(x, y, batch_size=batch, verbose=0)
     predicted = trainer.predict(x, batch_size=batch, verbose=0)
@@ -87,6 +99,7 @@ def _run(rows: int, batch: int, spe: int, kwargs: dict[str, Any]) -> tuple[Any, 
     weights=st.sampled_from(["none", "class", "sample"]),
     split=st.sampled_from([0.0, 0.25]),
     epochs=st.integers(1, 2),
+    named=st.booleans(),
 )
 def test_chunks_train_what_a_gather_per_batch_trains(
     monkeypatch: pytest.MonkeyPatch,
@@ -99,6 +112,7 @@ def test_chunks_train_what_a_gather_per_batch_trains(
     weights: str,
     split: float,
     epochs: int,
+    named: bool,
 ) -> None:
     if split and rows < 4:
         split = 0.0
@@ -112,12 +126,12 @@ def test_chunks_train_what_a_gather_per_batch_trains(
     with monkeypatch.context() as patch:
         patch.setattr(arrays, "CHUNK_BYTES", chunk_bytes)
         spy = _LoopSpy(patch)
-        chunked = _run(rows, batch, spe, kwargs)
+        chunked = _run(rows, batch, spe, kwargs, named)
         assert spy.built >= 1  # the train loop, and evaluate's
     with monkeypatch.context() as patch:
         patch.setattr(ResidentRows, "chunk_functions", lambda self: None)
         spy = _LoopSpy(patch)
-        plain = _run(rows, batch, spe, kwargs)
+        plain = _run(rows, batch, spe, kwargs, named)
         assert spy.built == 0
     assert_same_results(chunked, plain)
 
@@ -162,3 +176,19 @@ def test_sparse_or_ragged_rows_are_sliced_a_batch_at_a_time() -> None:
     ragged = tf.ragged.constant([[1.0], [2.0, 3.0]])
     held = ResidentRows((ragged,), None, 2, 1, False, 0)
     assert held.chunk_functions() is None
+
+
+def test_rows_of_strings_are_chunked_as_64_bytes_an_element() -> None:
+    words = np.array([f"w{i}" for i in range(10)])
+    with tf.device("/CPU:0"):
+        held = ResidentRows((tf.Variable(words),), (None,), 10, 2, True, 3)
+    arguments = held.loop_arguments(0)
+    chunks = held.chunk_functions()
+    assert chunks is not None
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(arrays, "CHUNK_BYTES", 4 * 64)
+        assert int(chunks.batches(arguments)) == 2
+    chunk = chunks.gather(arguments, tf.constant(2), tf.constant(2))
+    for i in range(2):
+        got = chunks.pick(chunk, arguments, tf.constant(i))[0].numpy()
+        np.testing.assert_array_equal(got, held.batch(arguments, 2 + i)[0].numpy())
