@@ -1,6 +1,6 @@
 """Keras' own train step in a compiled loop over rows in CPU variables, gathered three ways.
 
-What the loop over rows held in memory costs beyond the step (``pipeline/arrays.py``'s
+What the loop over rows held in memory costs beyond the step (``pipeline/row_chunks.py``'s
 ``CHUNK_BYTES``): the rows of each batch gathered from a shuffled order one batch at a time,
 or a chunk of several batches' rows gathered at once and each batch sliced from it, against
 no shuffle (a gather of consecutive rows). Every variant runs one epoch in turn, ``--rounds``

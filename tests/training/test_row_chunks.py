@@ -1,4 +1,4 @@
-"""Rows held in memory gathered a chunk of batches at a time (``arrays.CHUNK_BYTES``).
+"""Rows held in memory gathered a chunk of batches at a time (``row_chunks.CHUNK_BYTES``).
 
 The compiled loop over rows in memory gathers the rows of several batches at once and slices
 each batch from them (:func:`fitpipe.training.step_loops.chunked_loop`); it must train
@@ -21,7 +21,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import fitpipe
-from fitpipe.pipeline import ResidentRows, arrays
+from fitpipe.pipeline import ResidentRows, row_chunks
 from fitpipe.training import steps
 
 FEATURES = 3
@@ -124,7 +124,7 @@ def test_chunks_train_what_a_gather_per_batch_trains(
     # ``per_chunk`` batches a chunk (class weights add 4 bytes a row: never a batch more)
     chunk_bytes = per_chunk * batch * ROW_BYTES + (batch * ROW_BYTES // 2 if partial else 0)
     with monkeypatch.context() as patch:
-        patch.setattr(arrays, "CHUNK_BYTES", chunk_bytes)
+        patch.setattr(row_chunks, "CHUNK_BYTES", chunk_bytes)
         spy = _LoopSpy(patch)
         chunked = _run(rows, batch, spe, kwargs, named)
         assert spy.built >= 1  # the train loop, and evaluate's
@@ -156,7 +156,7 @@ def test_a_chunk_sliced_is_each_of_its_batches(
     assert chunks is not None
     per_chunk = max(chunk_bytes // (batch * ROW_BYTES), 1)
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(arrays, "CHUNK_BYTES", chunk_bytes)
+        patch.setattr(row_chunks, "CHUNK_BYTES", chunk_bytes)
         assert int(chunks.batches(arguments)) == per_chunk
     seen = []
     for first in range(0, held.num_batches, per_chunk):
@@ -186,7 +186,7 @@ def test_rows_of_strings_are_chunked_as_64_bytes_an_element() -> None:
     chunks = held.chunk_functions()
     assert chunks is not None
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(arrays, "CHUNK_BYTES", 4 * 64)
+        patch.setattr(row_chunks, "CHUNK_BYTES", 4 * row_chunks.UNSIZED_BYTES)
         assert int(chunks.batches(arguments)) == 2
     chunk = chunks.gather(arguments, tf.constant(2), tf.constant(2))
     for i in range(2):

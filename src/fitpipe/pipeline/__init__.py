@@ -1,6 +1,6 @@
 """Pipelines: an adapted source as batched, shuffled, weighted and prefetched ``tf.data``."""
 
-from fitpipe.pipeline.arrays import Chunks, ResidentRows
+from fitpipe.pipeline.arrays import ResidentRows
 from fitpipe.pipeline.build import (
     adapt,
     adapt_source,
@@ -22,6 +22,7 @@ from fitpipe.pipeline.distributed import (
     predistributed_without_strategy,
 )
 from fitpipe.pipeline.options import PipelineOptions
+from fitpipe.pipeline.row_chunks import Chunks
 from fitpipe.pipeline.service import check_address
 from fitpipe.pipeline.split import (
     ValidationSplit,

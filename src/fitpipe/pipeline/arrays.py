@@ -26,11 +26,10 @@ from fitpipe import limits
 from fitpipe.adapters import DEFAULT_BATCH_SIZE, ArraySource, Shuffle
 from fitpipe.columnar import backing_tensor
 from fitpipe.pipeline.class_weights import apply_class_weight
+from fitpipe.pipeline.row_chunks import Chunks, chunk_functions
 from fitpipe.schemas import pack_roles
 
 __all__ = [
-    "CHUNK_BYTES",
-    "Chunks",
     "ResidentRows",
     "array_dataset",
     "index_batches",
@@ -316,54 +315,6 @@ def _slice_batch(structure: Any, arguments: Any, index: tf.Tensor) -> Any:
     return take_rows(structure, tensors, order[start:stop])
 
 
-#: Bytes of rows a compiled loop over rows in memory gathers at once (:meth:`ResidentRows.
-#: chunk_functions`): one gather per chunk of batches, then a slice per batch. Gathering the
-#: rows of one shuffled batch at a time waits on a cache miss per row; 640,000 x 32 float32
-#: rows at batch 256 (CPU time of an epoch of the MLP's step): a gather per batch 0.65M
-#: samples/s, per 4 MiB 0.68M, per 16 MiB 0.71M, the whole epoch at once 0.74M, unshuffled
-#: 0.73M.
-CHUNK_BYTES = 16 * 2**20
-
-
-def _chunk_rows(structure: Any, arguments: Any, first: tf.Tensor, count: tf.Tensor) -> Any:
-    """Graph function: batches ``first`` to ``first + count - 1`` of ``arguments``, as one."""
-    tensors, order, size = arguments
-    start = tf.cast(first, tf.int64) * size
-    stop = start + tf.cast(count, tf.int64) * size
-    return take_rows(structure, tensors, order[start : tf.minimum(stop, tf.size(order, tf.int64))])
-
-
-def _chunk_batches(arguments: Any) -> tf.Tensor:
-    """Graph function: batches per chunk of about :data:`CHUNK_BYTES` (at least 1)."""
-    (leaves, _), _, size = arguments
-    row = sum(
-        tf.reduce_prod(tf.shape(leaf, tf.int64)[1:]) * (leaf.dtype.size or 64) for leaf in leaves
-    )
-    return tf.cast(tf.maximum(CHUNK_BYTES // tf.maximum(row * size, 1), 1), tf.int32)
-
-
-def _pick(chunk: Any, arguments: Any, index: tf.Tensor) -> Any:
-    """Graph function: batch ``index`` of a chunk (the last one may be shorter)."""
-    size = arguments[2]
-    start = tf.cast(index, tf.int64) * size
-    return tf.nest.map_structure(lambda leaf: leaf[start : start + size], chunk)
-
-
-@dataclasses.dataclass(frozen=True)
-class Chunks:
-    """Graph functions of a loop that gathers several batches' rows at once.
-
-    Attributes:
-        batches: ``(loop arguments) -> int32``: batches per chunk.
-        gather: ``(loop arguments, first batch, batches) -> chunk``: their rows, one batch.
-        pick: ``(chunk, loop arguments, i) -> batch``: the ``i``-th batch of a chunk.
-    """
-
-    batches: Callable[[Any], tf.Tensor]
-    gather: Callable[[Any, tf.Tensor, tf.Tensor], Any]
-    pick: Callable[[Any, Any, tf.Tensor], Any]
-
-
 def _leaf_key(leaf: Any) -> tuple[str, str, int | None]:
     return type(leaf).__name__, leaf.dtype.name, leaf.shape.rank
 
@@ -455,7 +406,7 @@ class ResidentRows:
         return fetch
 
     def chunk_functions(self) -> Chunks | None:
-        """The graph functions of a loop gathering chunks of batches (see :data:`CHUNK_BYTES`).
+        """The graph functions of a loop gathering chunks of batches (see ``row_chunks``).
 
         None when a leaf is sparse or ragged (sliced a batch at a time). Like
         :meth:`fetch_function`, they capture only the batch's nesting: the chunk size is
@@ -464,11 +415,7 @@ class ResidentRows:
         if any(isinstance(leaf, (tf.RaggedTensor, tf.SparseTensor)) for leaf in self.leaves):
             return None
         structure = self.structure
-
-        def gather(arguments: Any, first: tf.Tensor, count: tf.Tensor) -> Any:
-            return _chunk_rows(structure, arguments, first, count)
-
-        return Chunks(_chunk_batches, gather, _pick)
+        return chunk_functions(lambda tensors, rows: take_rows(structure, tensors, rows))
 
     def batch(self, arguments: Any, index: Any) -> Any:
         """Batch ``index`` sliced from ``arguments`` (of :meth:`loop_arguments`), eagerly."""
