@@ -36,7 +36,7 @@ def _model(named: bool) -> keras.Model:
     return keras.Model({"a": a, "b": b}, keras.layers.Dense(3)(keras.layers.concatenate([a, b])))
 
 
-def _trainer(steps_per_execution: int, named: bool = False) -> fitpipe.Trainer:
+def _trainer(steps_per_execution: int, named: bool = False, jit: Any = "auto") -> fitpipe.Trainer:
     keras.utils.set_random_seed(0)
     model = _model(named)
     trainer = fitpipe.Trainer(model)
@@ -46,6 +46,7 @@ def _trainer(steps_per_execution: int, named: bool = False) -> fitpipe.Trainer:
         loss=loss,
         metrics=["sparse_categorical_accuracy"],
         steps_per_execution=steps_per_execution,
+        jit_compile=jit,
     )
     return trainer
 
@@ -71,13 +72,13 @@ class _LoopSpy:
 
 
 def _run(
-    rows: int, batch: int, spe: int, kwargs: dict[str, Any], named: bool = False
+    rows: int, batch: int, spe: int, kwargs: dict[str, Any], named: bool = False, jit: Any = "auto"
 ) -> tuple[Any, ...]:
     x: Any
     x, y = _data(rows)
     if named:  # two leaves of different widths: the chunk's row is both
         x = {"a": x[:, :2], "b": x[:, 2:]}
-    trainer = _trainer(spe, named)
+    trainer = _trainer(spe, named, jit)
     history = trainer.fit(x, y, batch_size=batch, verbose=0, **kwargs)
     evaluated = trainer.evaluate(x, y, batch_size=batch, verbose=0)
     predicted = trainer.predict(x, batch_size=batch, verbose=0)
@@ -133,6 +134,19 @@ def test_chunks_train_what_a_gather_per_batch_trains(
         spy = _LoopSpy(patch)
         plain = _run(rows, batch, spe, kwargs, named)
         assert spy.built == 0
+    assert_same_results(chunked, plain)
+
+
+def test_chunks_of_an_xla_step_with_a_shorter_last_batch(monkeypatch: pytest.MonkeyPatch) -> None:
+    kwargs = {"epochs": 2, "shuffle": True, "class_weight": {0: 0.5, 1: 2.0, 2: 1.5}}
+    with monkeypatch.context() as patch:  # chunks of 2 batches; 50 rows: a last batch of 2
+        patch.setattr(row_chunks, "CHUNK_BYTES", 2 * 8 * ROW_BYTES)
+        spy = _LoopSpy(patch)
+        chunked = _run(50, 8, 3, kwargs, jit=True)
+        assert spy.built >= 1
+    with monkeypatch.context() as patch:
+        patch.setattr(ResidentRows, "chunk_functions", lambda self: None)
+        plain = _run(50, 8, 3, kwargs, jit=True)
     assert_same_results(chunked, plain)
 
 
