@@ -122,7 +122,7 @@ def test_chunks_train_what_a_gather_per_batch_trains(
         kwargs["class_weight"] = {0: 0.5, 1: 2.0, 2: 1.5}
     elif weights == "sample":
         kwargs["sample_weight"] = np.linspace(0.5, 1.5, rows).astype("float32")
-    # ``per_chunk`` batches a chunk (class weights add 4 bytes a row: never a batch more)
+    # ``per_chunk`` batches a chunk (a sample weight adds 4 bytes a row: fewer, never more)
     chunk_bytes = per_chunk * batch * ROW_BYTES + (batch * ROW_BYTES // 2 if partial else 0)
     with monkeypatch.context() as patch:
         patch.setattr(row_chunks, "CHUNK_BYTES", chunk_bytes)
