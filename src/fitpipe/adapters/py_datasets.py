@@ -263,5 +263,7 @@ class PyDatasetAdapter:
             seek=order.seek,
             stage_seconds=None if clock is None else clock.seconds,
             check_batches=batches.check_batches,
-            row_blocks=batches.row_blocks,
+            # In blocks only when every epoch is one whole pass: a pass that goes on into the
+            # next epoch must see what `on_epoch_end` changes, and blocks read passes ahead.
+            row_blocks=batches.row_blocks if request.steps is None else None,
         )
