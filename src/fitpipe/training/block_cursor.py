@@ -205,7 +205,7 @@ class BlockCursor(RowCursor):
         self._out: queue.Queue[Any] = queue.Queue(maxsize=1)
         self._signals = _Signals(after=after)
         self.read_all = self._signals.done
-        thread = threading.Thread(
+        self._thread = thread = threading.Thread(
             target=_read,
             args=(blocks, self._out, self._signals),
             name="fitpipe-blocks",
@@ -265,5 +265,12 @@ class BlockCursor(RowCursor):
         loop.get_concrete_function((*arguments, tf.TensorSpec([], tf.int64)), scalar, scalar)
 
     def close(self) -> None:
-        """Stops the reading thread (it closes the blocks)."""
+        """Stops the reading thread (it closes the blocks) and waits for it, up to a second.
+
+        The thread sees the stop within 50 ms unless it is inside the input's own code (a
+        generator waiting on a feed): ``fit`` then returns after a second, the thread ends
+        when that code returns, and reads nothing more.
+        """
         self._signals.stop.set()
+        if self._thread is not threading.current_thread():
+            self._thread.join(timeout=1.0)

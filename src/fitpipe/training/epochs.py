@@ -133,10 +133,16 @@ class EpochRunner:
         self.close()
 
     def close(self) -> None:
-        """Stops reading ahead: the pass read for an epoch that will not run."""
+        """Stops reading: the pass read ahead, and the current pass's blocks thread.
+
+        A pass read ahead for an epoch that will not run is dropped, and a ``fit`` ends with
+        no reading thread of its own left.
+        """
         pending, self._pending = self._pending, None
         if pending is not None:
             pending.close()
+        if isinstance(self._iterator, BlockCursor):
+            self._iterator.close()
 
     def _fresh(self) -> None:
         skip, self._skip = self._skip, 0
