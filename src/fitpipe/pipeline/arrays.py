@@ -26,7 +26,7 @@ from fitpipe import limits
 from fitpipe.adapters import DEFAULT_BATCH_SIZE, ArraySource, Shuffle
 from fitpipe.columnar import backing_tensor
 from fitpipe.pipeline.class_weights import apply_class_weight
-from fitpipe.pipeline.row_chunks import Chunks, chunk_functions
+from fitpipe.pipeline.row_chunks import Chunks, batch_rows, chunk_functions
 from fitpipe.schemas import pack_roles
 
 __all__ = [
@@ -309,10 +309,7 @@ def take_rows(structure: Any, tensors: tuple[tuple[Any, ...], Any], rows: tf.Ten
 
 def _slice_batch(structure: Any, arguments: Any, index: tf.Tensor) -> Any:
     """Graph function: batch ``index`` of the order in ``arguments`` (see ``loop_arguments``)."""
-    tensors, order, size = arguments
-    start = tf.cast(index, tf.int64) * size
-    stop = tf.minimum(start + size, tf.shape(order, out_type=tf.int64)[0])
-    return take_rows(structure, tensors, order[start:stop])
+    return take_rows(structure, arguments[0], batch_rows(arguments, index))
 
 
 def _leaf_key(leaf: Any) -> tuple[str, str, int | None]:

@@ -16,7 +16,7 @@ from typing import Any
 
 import tensorflow as tf
 
-__all__ = ["CHUNK_BYTES", "Chunks", "chunk_functions"]
+__all__ = ["CHUNK_BYTES", "Chunks", "batch_rows", "chunk_functions"]
 
 #: Bytes of rows gathered at once. 640,000 x 32 float32 rows at batch 256, the MLP's train
 #: step in a loop (``benchmarks/gather_chunks.py``, samples per CPU second): a gather per
@@ -42,6 +42,17 @@ class Chunks:
     pick: Callable[[Any, Any, tf.Tensor], Any]
 
 
+def batch_rows(arguments: Any, first: tf.Tensor, count: Any = 1) -> tf.Tensor:
+    """Graph function: the rows of batches ``first`` to ``first + count - 1``, in order.
+
+    ``arguments`` are a loop's ``(tensors, order, batch size)``; the last batch may be short.
+    """
+    _, order, size = arguments
+    start = tf.cast(first, tf.int64) * size
+    stop = tf.minimum(start + tf.cast(count, tf.int64) * size, tf.size(order, tf.int64))
+    return order[start:stop]
+
+
 def chunk_functions(take: Callable[[Any, tf.Tensor], Any]) -> Chunks:
     """The :class:`Chunks` of rows whose ``take(tensors, rows)`` gives the batch of ``rows``.
 
@@ -51,10 +62,7 @@ def chunk_functions(take: Callable[[Any, tf.Tensor], Any]) -> Chunks:
     """
 
     def gather(arguments: Any, first: tf.Tensor, count: tf.Tensor) -> Any:
-        tensors, order, size = arguments
-        start = tf.cast(first, tf.int64) * size
-        stop = tf.minimum(start + tf.cast(count, tf.int64) * size, tf.size(order, tf.int64))
-        return take(tensors, order[start:stop])
+        return take(arguments[0], batch_rows(arguments, first, count))
 
     return Chunks(_chunk_batches, gather, _pick)
 
