@@ -373,11 +373,12 @@ class StepFunction:
         short = None
         if self.auto and self.jit_compile and rows is not None:
             short = (self._variant(False), rows.full_rows)
-        chunks = rows.chunk_functions() if rows is not None and not self.collect else None
-        if chunks is not None:
-            body = chunked_loop(self.one_step, out_specs, chunks, short)
-        elif rows is not None and not self.collect:
-            body = counted_loop(self.one_step, out_specs, present(fetch), short)
+        if rows is not None and not self.collect:  # sparse or ragged rows: a batch at a time
+            chunks = rows.chunk_functions()
+            if chunks is not None:
+                body = chunked_loop(self.one_step, out_specs, chunks, short)
+            else:
+                body = counted_loop(self.one_step, out_specs, present(fetch), short)
         else:
             make = collect_loop if self.collect else last_loop
             body = make(self.one_step, out_specs, fetch, self.timed, short)
