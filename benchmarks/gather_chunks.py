@@ -6,7 +6,7 @@ or a chunk of several batches' rows gathered at once and each batch sliced from 
 no shuffle (a gather of consecutive rows). Every variant runs one epoch in turn, ``--rounds``
 times, each on a new permutation; samples per CPU second (all threads), median and all runs:
 
-    python benchmarks/gather_chunks.py --rows 640000 --features 32 --batch 256
+    python benchmarks/gather_chunks.py --rows 640000 --features 32 --batch 256 --model mlp
 """
 
 from __future__ import annotations
@@ -19,16 +19,12 @@ from collections.abc import Callable
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-import keras
-import numpy as np
 import tensorflow as tf
+import xla_cpu  # benchmarks/xla_cpu.py, beside this script: the grid's models and data
 
 
 def parse() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--rows", type=int, default=640000)
-    parser.add_argument("--features", type=int, default=32)
-    parser.add_argument("--batch", type=int, default=256)
+    parser = xla_cpu.cell_arguments(argparse.ArgumentParser(description=__doc__.split("\n")[0]))
     parser.add_argument("--chunks-mib", type=float, nargs="+", default=[1, 4, 16, 64])
     parser.add_argument("--rounds", type=int, default=4)
     return parser.parse_args()
@@ -37,20 +33,14 @@ def parse() -> argparse.Namespace:
 def main() -> None:
     args = parse()
     rows, batch = args.rows, args.batch
-    rng = np.random.default_rng(0)
-    x = rng.standard_normal((rows, args.features), dtype=np.float32)
-    y = rng.standard_normal((rows, 1), dtype=np.float32)
-    keras.utils.set_random_seed(0)
-    inputs = keras.Input((args.features,))
-    hidden = keras.layers.Dense(64, activation="relu")(inputs)
-    hidden = keras.layers.Dense(64, activation="relu")(hidden)
-    model = keras.Model(inputs, keras.layers.Dense(1)(hidden))
+    x, y = xla_cpu.data(rows, args.features, args.model)
+    model = xla_cpu.build(args.features, args.model)
     model.compile("adam", "mse")
     model.optimizer.build(model.trainable_variables)
     with tf.device("/CPU:0"):
         xv, yv = tf.Variable(x, trainable=False), tf.Variable(y, trainable=False)
     steps = rows // batch
-    row_bytes = 4 * (args.features + 1)
+    row_bytes = x.itemsize * args.features + y.itemsize
 
     def loop(per_chunk: int) -> Callable[[tf.Tensor], None]:
         """An epoch: chunks of ``per_chunk`` batches gathered at once (1: a gather a batch)."""
