@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -26,6 +25,7 @@ from fitpipe import limits
 from fitpipe.adapters import DEFAULT_BATCH_SIZE, ArraySource, Shuffle
 from fitpipe.columnar import backing_tensor
 from fitpipe.pipeline.class_weights import apply_class_weight
+from fitpipe.pipeline.numpy_rows import ArrayBlocks, NumpyOrder, index_dtype, numpy_batches
 from fitpipe.pipeline.row_chunks import Chunks, batch_rows, chunk_functions
 from fitpipe.schemas import pack_roles
 
@@ -60,11 +60,6 @@ def _split_batches(order: tf.Tensor, num_samples: int, batch_size: int) -> tf.da
     if full < num_samples:
         batches = batches.concatenate(tf.data.Dataset.from_tensors(order[full:]))
     return batches
-
-
-def index_dtype(num_samples: int) -> tf.DType:
-    """int32 row indices where they suffice (half the memory of a permutation), else int64."""
-    return tf.int32 if num_samples < 2**31 else tf.int64
 
 
 def shuffled_order(
@@ -143,8 +138,8 @@ def index_batches(
         @tf.autograph.experimental.do_not_convert
         def permute(epoch: tf.Tensor) -> tf.data.Dataset:
             if in_numpy:
-                order = _NumpyOrder(num_samples, batch_size, seed, shuffle == "batch")
-                return _numpy_batches(order, epoch)
+                order = NumpyOrder(num_samples, batch_size, seed, shuffle == "batch")
+                return numpy_batches(order, epoch)
             rows = permutation(num_samples, seed, epoch, batch_size, shuffle)
             return _split_batches(rows, num_samples, batch_size)
 
@@ -158,53 +153,6 @@ def index_batches(
         return tf.range(start, tf.minimum(start + batch_size, num_samples), dtype=tf.int64)
 
     return tf.data.Dataset.range(num_batches).map(span)
-
-
-class _NumpyOrder:
-    """The row order of the pass being read, drawn in NumPy and shuffled in place.
-
-    With ``blocks`` (``shuffle="batch"``) only the order of the batch-sized blocks is held
-    (4 bytes a block); the rows inside a block come shuffled, the last partial block last.
-    """
-
-    def __init__(self, num_samples: int, batch_size: int, seed: int, blocks: bool = False) -> None:
-        self.num_samples, self.batch_size, self.seed = num_samples, batch_size, seed
-        self.blocks = blocks
-        self._pass: int | None = None
-        self._order: np.ndarray | None = None
-        self._lock = threading.Lock()
-
-    def rows(self, pass_index: np.int64, batch: np.int64) -> np.ndarray:
-        """The row indices of batch ``batch`` of pass ``pass_index``."""
-        with self._lock:
-            if self._pass != int(pass_index) or self._order is None:
-                self._order = None  # the previous pass's order is freed before the next
-                dtype = np.int32 if self.num_samples < 2**31 else np.int64
-                size = self.num_samples // self.batch_size if self.blocks else self.num_samples
-                order = np.arange(size, dtype=dtype)
-                np.random.default_rng([self.seed, int(pass_index)]).shuffle(order)
-                self._order, self._pass = order, int(pass_index)
-            order = self._order
-        if self.blocks:
-            block = int(order[batch]) if int(batch) < len(order) else int(batch)
-            start = block * self.batch_size
-            stop = min(start + self.batch_size, self.num_samples)
-            inside = np.random.default_rng([self.seed, int(pass_index), int(batch)])
-            return (start + inside.permutation(stop - start)).astype(order.dtype)
-        start = int(batch) * self.batch_size
-        return order[start : start + self.batch_size]
-
-
-def _numpy_batches(order: _NumpyOrder, epoch: tf.Tensor) -> tf.data.Dataset:
-    dtype = index_dtype(order.num_samples)
-
-    @tf.autograph.experimental.do_not_convert
-    def rows(batch: tf.Tensor) -> tf.Tensor:
-        picked = tf.numpy_function(order.rows, [epoch, batch], dtype, stateful=False)
-        picked.set_shape([None])
-        return picked
-
-    return tf.data.Dataset.range(math.ceil(order.num_samples / order.batch_size)).map(rows)
 
 
 def _gather_sparse(sparse: tf.SparseTensor, rows: tf.Tensor) -> tf.SparseTensor:
@@ -449,7 +397,7 @@ class ResidentRows:
 
 def array_dataset(
     source: ArraySource, batch_size: int, shuffle: Shuffle, seed: int
-) -> tuple[tf.data.Dataset, ResidentRows | None, Callable[[int], None]]:
+) -> tuple[tf.data.Dataset, ResidentRows | None, Callable[[int], None], ArrayBlocks | None]:
     """Builds the dataset of Keras batches ``(x,)``, ``(x, y)`` or ``(x, y, sw)`` of one epoch.
 
     Args:
@@ -460,8 +408,9 @@ def array_dataset(
 
     Returns:
         The dataset (iterate it once per epoch), the resident rows when every leaf is held
-        in memory (None when some are streamed from NumPy), and ``seek(n)``, which makes the
-        next iteration read pass ``n`` (its shuffle order).
+        in memory (None when some are streamed from NumPy), ``seek(n)``, which makes the
+        next iteration read pass ``n`` (its shuffle order), and, when some are streamed and
+        every leaf is a NumPy array of numbers, the same passes' rows in blocks.
     """
     parts = pack_roles(source.x, source.y, source.sample_weight)
     streamed, leaves = _make_gather(parts)
@@ -478,7 +427,11 @@ def array_dataset(
     assert gather is not None
     dataset = indices.map(gather, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
 
+    blocks = None
+    if rows is None and ArrayBlocks.takes(parts):
+        blocks = ArrayBlocks(parts, source.num_samples, batch_size, shuffle, seed, passes)
+
     def seek(n: int) -> None:
         passes.assign(n)
 
-    return dataset, rows, seek
+    return dataset, rows, seek, blocks

@@ -183,13 +183,14 @@ def pipeline_from_source(
             seed = int(np.random.randint(0, 2**31 - 1))
         if options.data_service is not None:  # rows as graph constants, for remote workers
             dataset = service.constant_array_dataset(source, batch_size, options.caller)
-            rows, seek = None, None
+            rows, seek, array_blocks = None, None, None
         else:
-            dataset, rows, seek = array_dataset(source, batch_size, options.shuffle, seed)
+            made_arrays = array_dataset(source, batch_size, options.shuffle, seed)
+            dataset, rows, seek, array_blocks = made_arrays
         batches = math.ceil(source.num_samples / batch_size)
         count: Callable[[], int | None] = lambda: batches  # noqa: E731
     else:
-        batch_size, rows, seek = None, None, None
+        batch_size, rows, seek, array_blocks = None, None, None, None
         dataset = source.make_dataset()
         count = source.count_batches
     made = dataset if isinstance(dataset, tf.data.Dataset) else None
@@ -212,22 +213,26 @@ def pipeline_from_source(
         unchanged = dataset is made
         dataset = dataset.prefetch(tf.data.AUTOTUNE)
         made = dataset if unchanged else None  # prefetching changes no batch
-    blocks = None
-    if isinstance(source, Blocked) and options.data_service is None and raw_spec is not None:
-        blocks = _blocks(source, class_weight), raw_spec
+    blocks, block_checks = None, None
+    if array_blocks is not None and raw_spec is not None:  # arrays too large to hold
+        blocks = _blocks(array_blocks.row_blocks, class_weight), raw_spec
+        block_checks = array_blocks.check_batches
+    elif isinstance(source, Blocked) and options.data_service is None and raw_spec is not None:
+        blocks = _blocks(source.row_blocks, class_weight), raw_spec
     pipeline = Pipeline(
         adapter_name, source, dataset, count, batch_size, rows, seek, shard, made, blocks
     )
+    pipeline.block_checks = block_checks
     pipeline.class_weight = plan
     return pipeline
 
 
-def _blocks(source: Blocked, class_weight: Any) -> Callable[[], RowBlocks]:
-    """The source's blocks, carrying the class weight table the trainer applies (or None)."""
+def _blocks(blocks: Callable[[], RowBlocks], class_weight: Any) -> Callable[[], RowBlocks]:
+    """A source's ``row_blocks``, carrying the class weight table the trainer applies (or None)."""
     table = None if class_weight is None else class_weight_table(class_weight)
 
     def row_blocks() -> RowBlocks:
-        return dataclasses.replace(source.row_blocks(), class_weights=table)
+        return dataclasses.replace(blocks(), class_weights=table)
 
     return row_blocks
 

@@ -44,6 +44,7 @@ from fitpipe.adapters import (
     Source,
     Timed,
 )
+from fitpipe.adapters.batches import Check
 from fitpipe.pipeline.arrays import ResidentRows
 from fitpipe.pipeline.class_weight_plan import ClassWeightPlan
 from fitpipe.pipeline.split import ValidationSplit
@@ -82,6 +83,9 @@ class Pipeline:
             computed), or None.
         split: How a grouped or stratified ``validation_split`` came out (set by the
             trainer on the training pipeline), or None.
+        block_checks: For blocks that are not a ``Checkable`` source's own (NumPy arrays
+            too large to hold, ``fitpipe.pipeline.numpy_rows``): sets the check run on the
+            batches of the blocks asked for next; None otherwise.
     """
 
     def __init__(
@@ -107,6 +111,7 @@ class Pipeline:
         self._shard = shard
         self.class_weight: ClassWeightPlan | None = None
         self.split: ValidationSplit | None = None
+        self.block_checks: Callable[[Check | None], None] | None = None
         #: The source's own dataset, when :attr:`dataset` is that dataset unchanged.
         self.made = made
         self._blocks: Callable[[], RowBlocks] | None = None if blocks is None else blocks[0]
@@ -228,6 +233,9 @@ class Pipeline:
         Returns:
             Whether the source runs it (False: the caller checks the batches itself).
         """
+        if blocks and self.block_checks is not None:
+            self.block_checks(check)
+            return True
         if not isinstance(self._source, Checkable):
             return False
         taken = check is None or blocks or (self.made is not None and self._dataset is self.made)

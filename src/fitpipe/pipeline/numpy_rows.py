@@ -1,0 +1,178 @@
+"""NumPy arrays too large to hold: their row order, and their rows in blocks for a trainer.
+
+Arrays over :data:`fitpipe.limits.RESIDENT_BYTES_LIMIT` are never copied whole: each pass
+draws its row order in NumPy (:class:`NumpyOrder`, 4 bytes a row) and reads the rows it
+needs from the caller's memory. Through ``tf.data`` that is a ``numpy_function`` per batch
+(the input of a distributed ``fit``, or one on a ``tf.data`` service); a trainer takes
+:class:`ArrayBlocks` instead: the rows of many batches gathered at once with NumPy on its
+reading thread and cut into batches inside its compiled loop (see
+``fitpipe.training.block_cursor``), as streamed Parquet is. The batches and their order are
+the same on both paths.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+import tensorflow as tf
+
+from fitpipe.adapters import RowBlocks, Shuffle
+from fitpipe.adapters.batches import Check
+from fitpipe.adapters.row_blocks import checked_chunks
+from fitpipe.columnar import aligned_empty
+
+__all__ = ["BLOCK_BYTES", "ArrayBlocks", "NumpyOrder", "index_dtype", "numpy_batches"]
+
+#: Bytes of rows gathered into one block (whole batches, at least one).
+BLOCK_BYTES = 16 * 2**20
+
+
+def index_dtype(num_samples: int) -> tf.DType:
+    """int32 row indices where they suffice (half the memory of a permutation), else int64."""
+    return tf.int32 if num_samples < 2**31 else tf.int64
+
+
+class NumpyOrder:
+    """The row order of the pass being read, drawn in NumPy and shuffled in place.
+
+    With ``blocks`` (``shuffle="batch"``) only the order of the batch-sized blocks is held
+    (4 bytes a block); the rows inside a block come shuffled, the last partial block last.
+    """
+
+    def __init__(self, num_samples: int, batch_size: int, seed: int, blocks: bool = False) -> None:
+        self.num_samples, self.batch_size, self.seed = num_samples, batch_size, seed
+        self.blocks = blocks
+        self._pass: int | None = None
+        self._order: np.ndarray | None = None
+        self._lock = threading.Lock()
+
+    def rows(self, pass_index: np.int64, batch: np.int64) -> np.ndarray:
+        """The row indices of batch ``batch`` of pass ``pass_index``."""
+        with self._lock:
+            if self._pass != int(pass_index) or self._order is None:
+                self._order = None  # the previous pass's order is freed before the next
+                dtype = np.int32 if self.num_samples < 2**31 else np.int64
+                size = self.num_samples // self.batch_size if self.blocks else self.num_samples
+                order = np.arange(size, dtype=dtype)
+                np.random.default_rng([self.seed, int(pass_index)]).shuffle(order)
+                self._order, self._pass = order, int(pass_index)
+            order = self._order
+        if self.blocks:
+            block = int(order[batch]) if int(batch) < len(order) else int(batch)
+            start = block * self.batch_size
+            stop = min(start + self.batch_size, self.num_samples)
+            inside = np.random.default_rng([self.seed, int(pass_index), int(batch)])
+            return (start + inside.permutation(stop - start)).astype(order.dtype)
+        start = int(batch) * self.batch_size
+        return order[start : start + self.batch_size]
+
+    def span(self, pass_index: int, first: int, count: int) -> np.ndarray:
+        """The row indices of batches ``first`` to ``first + count - 1`` of ``pass_index``."""
+        if self.blocks:
+            last = min(first + count, math.ceil(self.num_samples / self.batch_size))
+            index = np.int64(pass_index)
+            return np.concatenate([self.rows(index, np.int64(b)) for b in range(first, last)])
+        self.rows(np.int64(pass_index), np.int64(first))  # draws the pass's order if needed
+        with self._lock:
+            order = self._order if self._pass == pass_index else None
+        if order is None:  # another pass drew its order meanwhile: draw this one again
+            return self.span(pass_index, first, count)
+        return order[first * self.batch_size : (first + count) * self.batch_size]
+
+
+def numpy_batches(order: NumpyOrder, epoch: tf.Tensor) -> tf.data.Dataset:
+    """The row indices of each batch of pass ``epoch`` of ``order``, drawn in NumPy."""
+    dtype = index_dtype(order.num_samples)
+
+    @tf.autograph.experimental.do_not_convert
+    def rows(batch: tf.Tensor) -> tf.Tensor:
+        picked = tf.numpy_function(order.rows, [epoch, batch], dtype, stateful=False)
+        picked.set_shape([None])
+        return picked
+
+    return tf.data.Dataset.range(math.ceil(order.num_samples / order.batch_size)).map(rows)
+
+
+class ArrayBlocks:
+    """The rows of NumPy arrays streamed to a trainer in blocks (a ``Blocked`` source's part).
+
+    Each block is the rows of whole batches, about :data:`BLOCK_BYTES`, in the pass's order:
+    slices of the caller's arrays when not shuffled (converted by the trainer's reading
+    thread), else gathered with ``np.take`` into aligned buffers. A pass's index is read
+    from ``passes`` when its blocks are asked for, as the dataset's iteration reads it, so
+    ``seek`` (a resumed run) and the passes read ahead select the same orders on both paths.
+
+    Args:
+        parts: The rows, nested as a batch: ``(x,)``, ``(x, y)`` or ``(x, y, sw)``; every
+            leaf a NumPy array of numbers or bools.
+        num_samples: Rows.
+        batch_size: Rows per batch.
+        shuffle: Whether (and how) each pass is shuffled, as ``fit``'s ``shuffle``.
+        seed: Seed of the passes' orders.
+        passes: The pipeline's pass counter (``fitpipe.pipeline.arrays.pass_counter``).
+    """
+
+    def __init__(
+        self,
+        parts: tuple[Any, ...],
+        num_samples: int,
+        batch_size: int,
+        shuffle: Shuffle,
+        seed: int,
+        passes: tf.Variable,
+    ) -> None:
+        self._parts, self._passes = parts, passes
+        self.num_samples, self.batch_size = num_samples, batch_size
+        self._order = NumpyOrder(num_samples, batch_size, seed, shuffle == "batch")
+        self._shuffle = bool(shuffle)
+        row = sum(leaf[:1].nbytes for leaf in tf.nest.flatten(parts))
+        self.block_batches = max(1, BLOCK_BYTES // max(1, row * batch_size))
+        self._check: Check | None = None
+
+    @staticmethod
+    def takes(parts: tuple[Any, ...]) -> bool:
+        """Whether every leaf of ``parts`` can be streamed in blocks (NumPy numbers, bools)."""
+        return all(
+            isinstance(leaf, np.ndarray) and leaf.dtype.kind in "biuf" and leaf.ndim >= 1
+            for leaf in tf.nest.flatten(parts)
+        )
+
+    def check_batches(self, check: Check | None) -> None:
+        """Runs ``check(index, batch)`` on each batch of the passes asked for from now on."""
+        self._check = check
+
+    def row_blocks(self) -> RowBlocks:
+        """The blocks of the coming pass (its index read now, its rows read lazily)."""
+        pass_index = int(self._passes.assign_add(1).numpy()) - 1
+        blocks = self._blocks(pass_index)
+        if self._check is not None:
+            blocks = checked_chunks(blocks, self._check, self.batch_size)
+        return RowBlocks(self.batch_size, blocks)
+
+    def _blocks(self, pass_index: int) -> Iterator[tuple[Any, ...]]:
+        batches = math.ceil(self.num_samples / self.batch_size)
+        for first in range(0, batches, self.block_batches):
+            if self._shuffle:
+                yield _take(self._parts, self._order.span(pass_index, first, self.block_batches))
+            else:
+                start = first * self.batch_size
+                yield _slice(self._parts, start, start + self.block_batches * self.batch_size)
+
+
+def _take(parts: tuple[Any, ...], rows: np.ndarray) -> tuple[Any, ...]:
+    """``leaf[rows]`` of every leaf, into aligned buffers (a trainer takes them as they are)."""
+
+    def take(leaf: np.ndarray) -> np.ndarray:
+        out = aligned_empty((len(rows), *leaf.shape[1:]), leaf.dtype)
+        return np.take(leaf, rows, axis=0, out=out)
+
+    return tf.nest.map_structure(take, parts)
+
+
+def _slice(parts: tuple[Any, ...], start: int, stop: int) -> tuple[Any, ...]:
+    """Rows ``start`` to ``stop`` of every leaf: views of the caller's arrays."""
+    return tf.nest.map_structure(lambda leaf: leaf[start:stop], parts)

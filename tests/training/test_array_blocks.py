@@ -1,0 +1,228 @@
+"""NumPy arrays too large to hold, streamed to the compiled loop in blocks (``numpy_rows``).
+
+Arrays over ``limits.RESIDENT_BYTES_LIMIT`` are never copied whole. Their batches used to
+reach the step one ``numpy_function`` at a time through ``tf.data`` (half the speed of rows
+held in memory); a trainer now takes the rows of many batches at once (``ArrayBlocks``,
+gathered with NumPy on its reading thread) and cuts the batches inside its compiled loop.
+It must train exactly what the ``tf.data`` path trains, whatever the rows, batch size,
+block size, shuffle, weights, validation split, leaves and steps per call, and what Keras
+trains on the same arrays.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+import keras
+import numpy as np
+import pytest
+from block_paths import BlockSpy, assert_same_results, reading_threads
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import fitpipe
+from fitpipe import limits
+from fitpipe.errors import DataCheckError, DataCheckWarning
+from fitpipe.pipeline import numpy_rows
+
+FEATURES = 3
+
+
+def _model(named: bool) -> keras.Model:
+    if not named:
+        return keras.Sequential([keras.Input((FEATURES,)), keras.layers.Dense(3)])
+    a, b = keras.Input((2,), name="a"), keras.Input((1,), name="b")
+    return keras.Model({"a": a, "b": b}, keras.layers.Dense(3)(keras.layers.concatenate([a, b])))
+
+
+def _compiled(model: keras.Model, spe: int) -> None:
+    model.compile(
+        optimizer="sgd",
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=["sparse_categorical_accuracy"],
+        steps_per_execution=spe,
+    )
+
+
+def _trainer(spe: int, named: bool = False) -> fitpipe.Trainer:
+    keras.utils.set_random_seed(0)
+    trainer = fitpipe.Trainer(_model(named))
+    _compiled(trainer.model, spe)
+    return trainer
+
+
+def _data(rows: int, named: bool = False) -> tuple[Any, np.ndarray]:
+    ids = np.arange(rows)
+    x: Any = np.stack([np.sin(ids), np.cos(ids), ids % 7 / 7.0], 1).astype("float32")
+    if named:  # two leaves of different widths
+        x = {"a": x[:, :2], "b": x[:, 2:]}
+    return x, (ids % 3).astype("int32")
+
+
+def _run(
+    rows: int, batch: int, spe: int, kwargs: dict[str, Any], named: bool = False
+) -> tuple[Any, ...]:
+    x, y = _data(rows, named)
+    trainer = _trainer(spe, named)
+    history = trainer.fit(x, y, batch_size=batch, verbose=0, **kwargs)
+    evaluated = trainer.evaluate(x, y, batch_size=batch, verbose=0)
+    predicted = trainer.predict(x, batch_size=batch, verbose=0)
+    return history.history, evaluated, predicted, trainer.model.get_weights()
+
+
+def _both_paths(
+    monkeypatch: pytest.MonkeyPatch, run: Any, block_bytes: int, trains: bool = True
+) -> tuple[Any, Any]:
+    """``run()`` streamed in blocks, then through ``tf.data``; each path checked taken.
+
+    ``trains``: ``run`` reaches the first step (the blocks are then read).
+    """
+    monkeypatch.setattr(limits, "RESIDENT_BYTES_LIMIT", 0)  # every array streamed
+    monkeypatch.setattr(numpy_rows, "BLOCK_BYTES", block_bytes)
+    with BlockSpy() as spy:
+        blocked = run()
+    assert spy.made >= trains
+    monkeypatch.setattr(limits, "STREAM_IN_BLOCKS", False)
+    with BlockSpy() as spy:
+        plain = run()
+    assert spy.made == 0
+    return blocked, plain
+
+
+@settings(
+    max_examples=12,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(
+    rows=st.integers(1, 90),
+    batch=st.integers(1, 16),
+    per_block=st.integers(1, 4),
+    spe=st.sampled_from([1, 2, 5]),
+    shuffle=st.sampled_from([True, False, "batch"]),
+    weights=st.sampled_from(["none", "class", "sample"]),
+    split=st.sampled_from([0.0, 0.25]),
+    epochs=st.integers(1, 3),
+    named=st.booleans(),
+)
+def test_blocks_train_what_the_tf_data_path_trains(
+    monkeypatch: pytest.MonkeyPatch,
+    rows: int,
+    batch: int,
+    per_block: int,
+    spe: int,
+    shuffle: Any,
+    weights: str,
+    split: float,
+    epochs: int,
+    named: bool,
+) -> None:
+    if split and rows < 4:
+        split = 0.0
+    kwargs: dict[str, Any] = {"epochs": epochs, "shuffle": shuffle, "validation_split": split}
+    if weights == "class":
+        kwargs["class_weight"] = {0: 0.5, 1: 2.0, 2: 1.5}
+    elif weights == "sample":
+        kwargs["sample_weight"] = np.linspace(0.5, 1.5, rows).astype("float32")
+    row_bytes = 4 * FEATURES + 4 + (4 if weights == "sample" else 0)
+    with monkeypatch.context() as patch:
+        blocked, plain = _both_paths(
+            patch, lambda: _run(rows, batch, spe, kwargs, named), per_block * batch * row_bytes
+        )
+    assert_same_results(blocked, plain)
+    assert not reading_threads()
+
+
+@pytest.mark.parametrize("block_batches", [1, 3, 100])
+def test_blocks_train_what_keras_trains(
+    monkeypatch: pytest.MonkeyPatch, block_batches: int
+) -> None:
+    rows, batch = 70, 8
+    x, y = _data(rows)
+    monkeypatch.setattr(limits, "RESIDENT_BYTES_LIMIT", 0)
+    monkeypatch.setattr(numpy_rows, "BLOCK_BYTES", block_batches * batch * (4 * FEATURES + 4))
+    keras.utils.set_random_seed(0)
+    oracle = _model(False)
+    _compiled(oracle, 1)
+    trainer = _trainer(1)
+    trainer.model.set_weights(oracle.get_weights())
+    with BlockSpy() as spy:
+        got = trainer.fit(x, y, batch_size=batch, epochs=2, shuffle=False, verbose=0)
+        evaluated = trainer.evaluate(x, y, batch_size=batch, verbose=0)
+    assert spy.made >= 3  # two epochs and evaluate
+    want = oracle.fit(x, y, batch_size=batch, epochs=2, shuffle=False, verbose=0)
+    for key in want.history:
+        np.testing.assert_allclose(got.history[key], want.history[key], rtol=1e-5, err_msg=key)
+    want_evaluated = oracle.evaluate(x, y, batch_size=batch, verbose=0)
+    np.testing.assert_allclose(evaluated, want_evaluated, rtol=1e-5)
+    for mine, theirs in zip(trainer.model.get_weights(), oracle.get_weights(), strict=True):
+        np.testing.assert_allclose(mine, theirs, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("check", ["warn", "error"])
+def test_a_nan_in_streamed_arrays_is_reported_alike_on_both_paths(
+    monkeypatch: pytest.MonkeyPatch, check: str
+) -> None:
+    def run() -> list[str]:
+        x, y = _data(40)
+        x[21, 1] = np.nan
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            try:
+                _trainer(1).fit(x, y, batch_size=4, shuffle=False, verbose=0, check=check)
+            except DataCheckError as err:
+                return [str(err)]
+        return [str(w.message) for w in caught if issubclass(w.category, DataCheckWarning)]
+
+    blocked, plain = _both_paths(monkeypatch, run, 2 * 4 * (4 * FEATURES + 4), check == "warn")
+    assert blocked == plain
+    assert "row 21" in blocked[0]  # the pre-flight scan, before training
+    if check == "warn":  # then the batch, as it passes
+        assert "batch index 5" in blocked[1]
+
+
+def test_only_numpy_numbers_are_streamed_in_blocks() -> None:
+    x, y = _data(20)
+    assert numpy_rows.ArrayBlocks.takes((x, y))
+    assert numpy_rows.ArrayBlocks.takes(({"a": x, "b": x > 0}, y))
+    assert not numpy_rows.ArrayBlocks.takes((np.array([["a"]] * 20), y))
+    assert not numpy_rows.ArrayBlocks.takes((x, y.astype(object)))
+
+
+class _Stop(keras.callbacks.Callback):
+    """Raises at the ``at``-th train batch of the run (counted over epochs)."""
+
+    def __init__(self, at: int) -> None:
+        super().__init__()
+        self.at, self.seen = at, 0
+
+    def on_train_batch_end(self, batch: int, logs: Any = None) -> None:
+        self.seen += 1
+        if self.seen == self.at:
+            raise KeyboardInterrupt("stop")
+
+
+@pytest.mark.parametrize("shuffle", [True, "batch"])
+def test_a_run_resumed_mid_epoch_reads_the_same_rows_on_both_paths(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Any, shuffle: Any
+) -> None:
+    x, y = _data(45)
+    runs = iter(range(2))
+
+    def run() -> tuple[Any, ...]:
+        backup = str(tmp_path / f"backup{next(runs)}")
+        kwargs = {"batch_size": 4, "epochs": 3, "shuffle": shuffle, "verbose": 0}
+        trainer = _trainer(1)
+        with pytest.raises(KeyboardInterrupt):  # in epoch 2, after a backup at batch 15
+            trainer.fit(x, y, callbacks=[_backup(backup), _Stop(at=17)], **kwargs)
+        history = trainer.fit(x, y, callbacks=[_backup(backup)], **kwargs)
+        return history.history, [], [], trainer.model.get_weights()
+
+    blocked, plain = _both_paths(monkeypatch, run, 3 * 4 * (4 * FEATURES + 4))
+    assert len(blocked[0]["loss"]) == 2  # epochs 2 and 3 after the restart
+    assert_same_results(blocked, plain)
+
+
+def _backup(folder: str) -> keras.callbacks.BackupAndRestore:
+    return keras.callbacks.BackupAndRestore(folder, save_freq=5)
