@@ -4,14 +4,16 @@ One name, read at call time (``limits.RESIDENT_BYTES_LIMIT``), so that a test or
 benchmark can lower it in one place for every reader:
 
 * NumPy arrays up to it in all are held in CPU variables and sliced inside the compiled
-  loop (:mod:`fitpipe.pipeline`); larger arrays are gathered from NumPy batch by batch;
+  loop (:mod:`fitpipe.pipeline`); larger arrays are never copied whole: their rows are
+  gathered from NumPy a block of batches at a time (``fitpipe.pipeline.numpy_rows``);
 * Parquet data whose converted columns take at most it is read once, whole, and held like
   an Arrow table (:mod:`fitpipe.adapters`); larger data is streamed row group by row group;
 * in-memory rows sent to tf.data service workers travel inside the graph up to it.
 
-:data:`STREAM_IN_BLOCKS` decides how streamed Parquet reaches the trainer: a converted block
-(a row group or a shuffle buffer) at a time, held as tensors while its batches are cut inside
-the compiled loop (True), or batch by batch through ``tf.data`` (False; what a distributed
+:data:`STREAM_IN_BLOCKS` decides how streamed data (Parquet, NumPy arrays over the limit,
+batches made in Python) reaches the trainer: a block (a row group, a shuffle buffer, the
+rows of many batches) at a time, held as tensors while its batches are cut inside the
+compiled loop (True), or batch by batch through ``tf.data`` (False; what a distributed
 input, or one on a ``tf.data`` service, always takes).
 """
 

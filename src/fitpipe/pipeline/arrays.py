@@ -8,7 +8,8 @@ mapped to the rows of every leaf. Leaves stay where they are as long as possible
   as graph constants, so no 2 GB protobuf limit and no copy when tf.data serializes the
   pipeline);
 * larger NumPy arrays are not converted at all: each batch is gathered from the NumPy memory,
-  so a large array is never copied whole.
+  so a large array is never copied whole (a trainer takes their rows in blocks instead of
+  this dataset's batches, see :mod:`fitpipe.pipeline.numpy_rows`).
 """
 
 from __future__ import annotations
