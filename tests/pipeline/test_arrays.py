@@ -7,9 +7,12 @@ from typing import Any
 import numpy as np
 import pytest
 import tensorflow as tf
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import fitpipe
 from fitpipe import limits
+from fitpipe.pipeline import arrays
 from fitpipe.pipeline.arrays import resolve_batch_size
 from fitpipe.testing import epoch_batches
 
@@ -191,3 +194,34 @@ def test_resident_rows_slice_the_batches_of_the_dataset(shuffle: Any, seeded: An
     whole = rows.as_batch()
     np.testing.assert_array_equal(whole[0].numpy(), x)
     np.testing.assert_array_equal(whole[1].numpy(), y)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    dtype=st.sampled_from(
+        ["bool", "int8", "uint16", "int32", "int64", "float16", "float32", "float64"]
+    ),
+    shape=st.lists(st.integers(0, 5), min_size=1, max_size=3),
+    layout=st.sampled_from(["c", "fortran", "strided", "offset"]),
+)
+def test_a_held_array_is_a_private_copy_of_the_callers_values(
+    dtype: str, shape: list[int], layout: str
+) -> None:
+    # A held array is TensorFlow's copy (as Keras converts arrays before its first step):
+    # the values and dtype are the caller's, whatever the array's layout, and editing the
+    # caller's array during a `fit` changes nothing.
+    base = (np.arange(int(np.prod(shape)) * 2) % 7).astype(dtype)
+    array = base[: int(np.prod(shape))].reshape(shape)
+    if layout == "fortran":
+        array = np.asfortranarray(array)
+    elif layout == "strided":
+        array = base[::2].reshape(shape)
+    elif layout == "offset":  # starts 1 element into a buffer: never aligned to 64 bytes
+        array = base[1 : 1 + int(np.prod(shape))].reshape(shape)
+    expected = array.copy()
+    held = arrays._hold(array)
+    assert held.dtype == tf.as_dtype(array.dtype)
+    np.testing.assert_array_equal(held.numpy(), expected)
+    if array.size:
+        array.flat[0] = not array.flat[0] if dtype == "bool" else array.flat[0] + 1
+        np.testing.assert_array_equal(held.numpy(), expected)

@@ -65,10 +65,13 @@ def _run(
 ) -> tuple[Any, ...]:
     x, y = _data(rows, named)
     trainer = _trainer(spe, named)
-    history = trainer.fit(x, y, batch_size=batch, verbose=0, **kwargs)
+    with warnings.catch_warnings(record=True) as caught:  # e.g. an input that ran out
+        warnings.simplefilter("always")
+        history = trainer.fit(x, y, batch_size=batch, verbose=0, **kwargs)
     evaluated = trainer.evaluate(x, y, batch_size=batch, verbose=0)
     predicted = trainer.predict(x, batch_size=batch, verbose=0)
-    return history.history, evaluated, predicted, trainer.model.get_weights()
+    said = [str(w.message) for w in caught]
+    return history.history, evaluated, predicted, trainer.model.get_weights(), said
 
 
 def _both_paths(
@@ -105,6 +108,7 @@ def _both_paths(
     split=st.sampled_from([0.0, 0.25]),
     epochs=st.integers(1, 3),
     named=st.booleans(),
+    steps=st.sampled_from([None, None, 1, 2, 3]),
 )
 def test_blocks_train_what_the_tf_data_path_trains(
     monkeypatch: pytest.MonkeyPatch,
@@ -117,10 +121,13 @@ def test_blocks_train_what_the_tf_data_path_trains(
     split: float,
     epochs: int,
     named: bool,
+    steps: int | None,
 ) -> None:
     if split and rows < 4:
         split = 0.0
     kwargs: dict[str, Any] = {"epochs": epochs, "shuffle": shuffle, "validation_split": split}
+    if steps is not None and steps * batch <= rows * (1 - split) - batch:  # epochs end mid-pass
+        kwargs["steps_per_epoch"] = steps
     if weights == "class":
         kwargs["class_weight"] = {0: 0.5, 1: 2.0, 2: 1.5}
     elif weights == "sample":
@@ -131,6 +138,7 @@ def test_blocks_train_what_the_tf_data_path_trains(
             patch, lambda: _run(rows, batch, spe, kwargs, named), per_block * batch * row_bytes
         )
     assert_same_results(blocked, plain)
+    assert blocked[4] == plain[4]  # the same warnings
     assert not reading_threads()
 
 
