@@ -285,16 +285,18 @@ class BatchChecks:
 
         return dataset.enumerate(start=start).map(checked)
 
-    def in_python(self, start: int) -> _InPython:
+    def in_python(self, start: int, scanned: bool = False) -> _InPython:
         """The check of :meth:`on_dataset` in Python, for sources that make batches in Python.
 
         ``check(index, batch)`` (see ``Pipeline.check_batches``) raises the fitpipe error, or
         notes the value under ``"warn"``, for a batch of the iteration; the batches before
         ``start`` (skipped when resuming) are not checked. ``check.clean(rows)`` tells,
         without noting or raising, whether any rows (a block of several batches) pass every
-        rule, so a source that converts large blocks checks a clean block at once.
+        rule, so a source that converts large blocks checks a clean block at once. With
+        ``scanned`` (arrays the pre-flight scan read whole) NaN and infinity are left to
+        the scan, as for rows held in memory (:meth:`check`): one warning for a value.
         """
-        return _InPython(self, start)
+        return _InPython(self, start, scanned)
 
     def _note(self, index: Any, number: Any, value: Any) -> bool:
         """Keeps the first non-finite value found under ``"warn"`` (on tf.data's thread)."""
@@ -378,12 +380,15 @@ class BatchChecks:
 class _InPython:
     """:meth:`BatchChecks.in_python`'s check: ``check(index, batch)`` and ``check.clean(rows)``."""
 
-    def __init__(self, checks: BatchChecks, start: int) -> None:
+    def __init__(self, checks: BatchChecks, start: int, scanned: bool = False) -> None:
         self.checks = checks
         self.start = start
+        self.scanned = scanned
 
     def _problems(self, rows: tuple[Any, ...]) -> Iterator[tuple[int, float]]:
         for number, rule in enumerate(self.checks.rules):  # in order: the first broken first
+            if self.scanned and rule.finite is not None:
+                continue  # judged by the pre-flight scan
             if len(rows) <= rule.part or rows[rule.part] is None:
                 continue  # blocks before class weights: their weights are made per batch
             leaves = tf.nest.flatten(rows[rule.part])

@@ -203,7 +203,8 @@ class EpochRunner:
         Its thread reads once ``after`` is set (None: at once).
         """
         self.pipeline.seek(pass_index)
-        python = self.checks.in_python(skip) if self.checks is not None else None
+        scanned = self.pipeline.block_checks is not None  # arrays, scanned whole before
+        python = self.checks.in_python(skip, scanned) if self.checks is not None else None
         self.pipeline.check_batches(python, blocks=True)  # on the blocks, before class weights
         pipeline = self.pipeline
         return BlockCursor(row_blocks(), pipeline.element_spec, pipeline.block_spec, after)
