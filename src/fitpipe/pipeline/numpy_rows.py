@@ -50,17 +50,21 @@ class NumpyOrder:
         self._order: np.ndarray | None = None
         self._lock = threading.Lock()
 
-    def rows(self, pass_index: np.int64, batch: np.int64) -> np.ndarray:
-        """The row indices of batch ``batch`` of pass ``pass_index``."""
+    def _pass_order(self, pass_index: int) -> np.ndarray:
+        """The order of pass ``pass_index`` (rows, or batch-sized blocks), drawn if needed."""
         with self._lock:
-            if self._pass != int(pass_index) or self._order is None:
+            if self._pass != pass_index or self._order is None:
                 self._order = None  # the previous pass's order is freed before the next
                 dtype = np.int32 if self.num_samples < 2**31 else np.int64
                 size = self.num_samples // self.batch_size if self.blocks else self.num_samples
                 order = np.arange(size, dtype=dtype)
-                np.random.default_rng([self.seed, int(pass_index)]).shuffle(order)
-                self._order, self._pass = order, int(pass_index)
-            order = self._order
+                np.random.default_rng([self.seed, pass_index]).shuffle(order)
+                self._order, self._pass = order, pass_index
+            return self._order
+
+    def rows(self, pass_index: np.int64, batch: np.int64) -> np.ndarray:
+        """The row indices of batch ``batch`` of pass ``pass_index``."""
+        order = self._pass_order(int(pass_index))
         if self.blocks:
             block = int(order[batch]) if int(batch) < len(order) else int(batch)
             start = block * self.batch_size
@@ -76,11 +80,7 @@ class NumpyOrder:
             last = min(first + count, math.ceil(self.num_samples / self.batch_size))
             index = np.int64(pass_index)
             return np.concatenate([self.rows(index, np.int64(b)) for b in range(first, last)])
-        self.rows(np.int64(pass_index), np.int64(first))  # draws the pass's order if needed
-        with self._lock:
-            order = self._order if self._pass == pass_index else None
-        if order is None:  # another pass drew its order meanwhile: draw this one again
-            return self.span(pass_index, first, count)
+        order = self._pass_order(pass_index)
         return order[first * self.batch_size : (first + count) * self.batch_size]
 
 
