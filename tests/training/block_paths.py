@@ -1,8 +1,10 @@
 """What the tests of the block path share: counting its cursors, its threads, the comparison.
 
 The block path (``limits.STREAM_IN_BLOCKS``) must train exactly what the ``tf.data`` path
-trains; ``test_block_cursor.py`` (streamed Parquet) and ``test_generator_blocks.py``
-(batches from Python) run both and compare them with :func:`assert_same_results`.
+trains; ``test_block_cursor.py`` (streamed Parquet), ``test_generator_blocks.py`` (batches
+from Python) and ``test_array_blocks.py`` (NumPy over the limit) run both and compare them
+with :func:`assert_same_results`; the last and ``test_row_chunks.py`` train
+:func:`classifier` on :func:`classifier_data`.
 """
 
 from __future__ import annotations
@@ -11,10 +13,31 @@ import threading
 from collections.abc import Sequence
 from typing import Any
 
+import keras
 import numpy as np
 import pytest
 
 from fitpipe.training import block_cursor
+
+#: Features of :func:`classifier_data`'s rows.
+FEATURES = 3
+
+
+def classifier(named: bool = False) -> keras.Model:
+    """A linear 3-class classifier of ``FEATURES`` inputs; ``named``: two inputs, a and b."""
+    if not named:
+        return keras.Sequential([keras.Input((FEATURES,)), keras.layers.Dense(3)])
+    a, b = keras.Input((2,), name="a"), keras.Input((1,), name="b")
+    return keras.Model({"a": a, "b": b}, keras.layers.Dense(3)(keras.layers.concatenate([a, b])))
+
+
+def classifier_data(rows: int, named: bool = False) -> tuple[Any, np.ndarray]:
+    """``rows`` float32 rows of ``FEATURES`` and int32 labels 0-2 (``named``: a dict a, b)."""
+    ids = np.arange(rows)
+    x: Any = np.stack([np.sin(ids), np.cos(ids), ids % 7 / 7.0], 1).astype("float32")
+    if named:  # two leaves of different widths
+        x = {"a": x[:, :2], "b": x[:, 2:]}
+    return x, (ids % 3).astype("int32")
 
 
 class BlockSpy:

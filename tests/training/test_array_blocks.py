@@ -17,7 +17,14 @@ from typing import Any
 import keras
 import numpy as np
 import pytest
-from block_paths import BlockSpy, assert_same_results, reading_threads
+from block_paths import (
+    FEATURES,
+    BlockSpy,
+    assert_same_results,
+    classifier,
+    classifier_data,
+    reading_threads,
+)
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -25,15 +32,6 @@ import fitpipe
 from fitpipe import limits
 from fitpipe.errors import DataCheckError, DataCheckWarning, FitpipeValueError
 from fitpipe.pipeline import numpy_rows
-
-FEATURES = 3
-
-
-def _model(named: bool) -> keras.Model:
-    if not named:
-        return keras.Sequential([keras.Input((FEATURES,)), keras.layers.Dense(3)])
-    a, b = keras.Input((2,), name="a"), keras.Input((1,), name="b")
-    return keras.Model({"a": a, "b": b}, keras.layers.Dense(3)(keras.layers.concatenate([a, b])))
 
 
 def _compiled(model: keras.Model, spe: int) -> None:
@@ -47,23 +45,15 @@ def _compiled(model: keras.Model, spe: int) -> None:
 
 def _trainer(spe: int, named: bool = False) -> fitpipe.Trainer:
     keras.utils.set_random_seed(0)
-    trainer = fitpipe.Trainer(_model(named))
+    trainer = fitpipe.Trainer(classifier(named))
     _compiled(trainer.model, spe)
     return trainer
-
-
-def _data(rows: int, named: bool = False) -> tuple[Any, np.ndarray]:
-    ids = np.arange(rows)
-    x: Any = np.stack([np.sin(ids), np.cos(ids), ids % 7 / 7.0], 1).astype("float32")
-    if named:  # two leaves of different widths
-        x = {"a": x[:, :2], "b": x[:, 2:]}
-    return x, (ids % 3).astype("int32")
 
 
 def _run(
     rows: int, batch: int, spe: int, kwargs: dict[str, Any], named: bool = False
 ) -> tuple[Any, ...]:
-    x, y = _data(rows, named)
+    x, y = classifier_data(rows, named)
     trainer = _trainer(spe, named)
     with warnings.catch_warnings(record=True) as caught:  # e.g. an input that ran out
         warnings.simplefilter("always")
@@ -147,11 +137,11 @@ def test_blocks_train_what_keras_trains(
     monkeypatch: pytest.MonkeyPatch, block_batches: int
 ) -> None:
     rows, batch = 70, 8
-    x, y = _data(rows)
+    x, y = classifier_data(rows)
     monkeypatch.setattr(limits, "RESIDENT_BYTES_LIMIT", 0)
     monkeypatch.setattr(numpy_rows, "BLOCK_BYTES", block_batches * batch * (4 * FEATURES + 4))
     keras.utils.set_random_seed(0)
-    oracle = _model(False)
+    oracle = classifier(False)
     _compiled(oracle, 1)
     trainer = _trainer(1)
     trainer.model.set_weights(oracle.get_weights())
@@ -170,13 +160,13 @@ def test_blocks_train_what_keras_trains(
 
 @pytest.mark.parametrize("check", ["warn", "error"])
 def test_a_nan_in_streamed_arrays_is_reported_once_by_the_scan(
-    monkeypatch: pytest.MonkeyPatch, check: str
+    monkeypatch: pytest.MonkeyPatch, check: Any
 ) -> None:
     # Arrays over the limit are in memory and scanned whole before training, as held rows
     # are: one warning names the row. (Through tf.data, the input of a distributed fit,
     # each batch is also checked as it passes: a second warning names the batch.)
     def run() -> list[str]:
-        x, y = _data(40)
+        x, y = classifier_data(40)
         x[21, 1] = np.nan
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
@@ -197,7 +187,7 @@ def test_labels_out_of_range_in_streamed_arrays_stop_at_their_batch(
 ) -> None:
     # The label rules still run on each block's batches, as on each batch through tf.data.
     def run() -> str:
-        x, y = _data(40)
+        x, y = classifier_data(40)
         y[30] = 7  # 3 classes
         with pytest.raises(FitpipeValueError) as caught:
             _trainer(1).fit(x, y, batch_size=4, shuffle=False, verbose=0)
@@ -209,7 +199,7 @@ def test_labels_out_of_range_in_streamed_arrays_stop_at_their_batch(
 
 
 def test_only_numpy_numbers_are_streamed_in_blocks() -> None:
-    x, y = _data(20)
+    x, y = classifier_data(20)
     assert numpy_rows.ArrayBlocks.takes((x, y))
     assert numpy_rows.ArrayBlocks.takes(({"a": x, "b": x > 0}, y))
     assert not numpy_rows.ArrayBlocks.takes((np.array([["a"]] * 20), y))
@@ -233,7 +223,7 @@ class _Stop(keras.callbacks.Callback):
 def test_a_run_resumed_mid_epoch_reads_the_same_rows_on_both_paths(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Any, shuffle: Any
 ) -> None:
-    x, y = _data(45)
+    x, y = classifier_data(45)
     runs = iter(range(2))
 
     def run() -> tuple[Any, ...]:

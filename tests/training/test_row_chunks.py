@@ -16,7 +16,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from block_paths import assert_same_results
+from block_paths import FEATURES, assert_same_results, classifier, classifier_data
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -24,21 +24,13 @@ import fitpipe
 from fitpipe.pipeline import ResidentRows, row_chunks
 from fitpipe.training import steps
 
-FEATURES = 3
 #: Bytes of one row as held: 3 float32 features and an int32 label.
 ROW_BYTES = 4 * FEATURES + 4
 
 
-def _model(named: bool) -> keras.Model:
-    if not named:
-        return keras.Sequential([keras.Input((FEATURES,)), keras.layers.Dense(3)])
-    a, b = keras.Input((2,), name="a"), keras.Input((1,), name="b")
-    return keras.Model({"a": a, "b": b}, keras.layers.Dense(3)(keras.layers.concatenate([a, b])))
-
-
 def _trainer(steps_per_execution: int, named: bool = False, jit: Any = "auto") -> fitpipe.Trainer:
     keras.utils.set_random_seed(0)
-    model = _model(named)
+    model = classifier(named)
     trainer = fitpipe.Trainer(model)
     loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
     trainer.compile(
@@ -49,12 +41,6 @@ def _trainer(steps_per_execution: int, named: bool = False, jit: Any = "auto") -
         jit_compile=jit,
     )
     return trainer
-
-
-def _data(rows: int) -> tuple[np.ndarray, np.ndarray]:
-    ids = np.arange(rows)
-    x = np.stack([np.sin(ids), np.cos(ids), ids % 7 / 7.0], 1).astype("float32")
-    return x, (ids % 3).astype("int32")
 
 
 class _LoopSpy:
@@ -75,7 +61,7 @@ def _run(
     rows: int, batch: int, spe: int, kwargs: dict[str, Any], named: bool = False, jit: Any = "auto"
 ) -> tuple[Any, ...]:
     x: Any
-    x, y = _data(rows)
+    x, y = classifier_data(rows)
     if named:  # two leaves of different widths: the chunk's row is both
         x = {"a": x[:, :2], "b": x[:, 2:]}
     trainer = _trainer(spe, named, jit)
@@ -161,7 +147,7 @@ def test_chunks_of_an_xla_step_with_a_shorter_last_batch(monkeypatch: pytest.Mon
 def test_a_chunk_sliced_is_each_of_its_batches(
     rows: int, batch: int, chunk_bytes: int, shuffle: Any, epoch: int
 ) -> None:
-    x, y = _data(rows)
+    x, y = classifier_data(rows)
     with tf.device("/CPU:0"):
         leaves = (tf.Variable(x), tf.Variable(y))
     held = ResidentRows(leaves, (None, None), rows, batch, shuffle, 7)
