@@ -42,7 +42,7 @@ from fitpipe.adapters.base import (
     check_supported,
     unsupported,
 )
-from fitpipe.adapters.batches import no_autograph, read_when_asked
+from fitpipe.adapters.batches import Check, no_autograph, read_when_asked
 from fitpipe.adapters.capabilities import (
     BatchSourceBase,
     Blocked,
@@ -76,7 +76,7 @@ from fitpipe.adapters.registry import (
     register_adapter,
     registry,
 )
-from fitpipe.adapters.row_blocks import concat_rows, num_rows, rows_of
+from fitpipe.adapters.row_blocks import checked_chunks, concat_rows, num_rows, rows_of
 from fitpipe.adapters.sequences import SequenceAdapter
 from fitpipe.adapters.sharding import per_replica_batch, plan_shards
 from fitpipe.adapters.stages import STAGES, StageClock, Timed, set_timing, timing
@@ -95,6 +95,7 @@ __all__ = [
     "BatchSource",
     "BatchSourceBase",
     "Blocked",
+    "Check",
     "Checkable",
     "Chunked",
     "ClassCountable",
@@ -116,6 +117,7 @@ __all__ = [
     "batch_size_or_default",
     "check_rows",
     "check_supported",
+    "checked_chunks",
     "class_counts",
     "concat_rows",
     "is_pandas",

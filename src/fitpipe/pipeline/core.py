@@ -36,6 +36,7 @@ import tensorflow as tf
 
 from fitpipe import limits
 from fitpipe.adapters import (
+    Check,
     Checkable,
     Paced,
     Resumable,
@@ -44,7 +45,6 @@ from fitpipe.adapters import (
     Source,
     Timed,
 )
-from fitpipe.adapters.batches import Check
 from fitpipe.pipeline.arrays import ResidentRows
 from fitpipe.pipeline.class_weight_plan import ClassWeightPlan
 from fitpipe.pipeline.split import ValidationSplit

@@ -20,9 +20,7 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
-from fitpipe.adapters import RowBlocks, Shuffle
-from fitpipe.adapters.batches import Check
-from fitpipe.adapters.row_blocks import checked_chunks
+from fitpipe.adapters import Check, RowBlocks, Shuffle, checked_chunks
 from fitpipe.columnar import aligned_empty
 
 __all__ = ["BLOCK_BYTES", "ArrayBlocks", "NumpyOrder", "index_dtype", "numpy_batches"]
