@@ -164,8 +164,9 @@ class ArrayBlocks:
 def _take(parts: tuple[Any, ...], rows: np.ndarray) -> tuple[Any, ...]:
     """``leaf[rows]`` of every leaf, into aligned buffers (a trainer takes them as they are).
 
-    Not ``fitpipe.adapters.take_rows`` (a shuffle buffer's reorder): it gathers wide leaves
-    with TensorFlow, which would convert the whole caller's array (gigabytes) for each block.
+    Not ``fitpipe.adapters.row_blocks.take_rows`` (a shuffle buffer's reorder): it gathers
+    wide leaves with TensorFlow, which would convert the whole caller's array (gigabytes)
+    for each block.
     """
 
     def take(leaf: np.ndarray) -> np.ndarray:
