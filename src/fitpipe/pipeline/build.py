@@ -185,9 +185,8 @@ def pipeline_from_source(
             dataset = service.constant_array_dataset(source, batch_size, options.caller)
             rows, seek, array_blocks = None, None, None
         else:
-            dataset, rows, seek, array_blocks = array_dataset(
-                source, batch_size, options.shuffle, seed
-            )
+            made_arrays = array_dataset(source, batch_size, options.shuffle, seed)
+            dataset, rows, seek, array_blocks = made_arrays
         batches = math.ceil(source.num_samples / batch_size)
         count: Callable[[], int | None] = lambda: batches  # noqa: E731
     else:
