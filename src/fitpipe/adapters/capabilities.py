@@ -224,12 +224,16 @@ class RowBlocks:
             of such a source is read ahead: what a pass reads is decided when it starts
             (a generator goes on where the last pass ended; a ``PyDataset``'s
             ``on_epoch_end`` runs between passes).
+        stop: Called (from another thread) when the trainer takes no more blocks, to end a
+            wait inside the source for a batch no step will take (a generator waiting for
+            the trainer to want one): ``blocks`` then ends. None: nothing waits that way.
     """
 
     batch_size: int
     blocks: Iterator[Any]
     class_weights: Any = None
     batched: bool = False
+    stop: Callable[[], None] | None = None
 
 
 @runtime_checkable

@@ -31,6 +31,7 @@ dropped cursor's.
 from __future__ import annotations
 
 import collections
+import functools
 import math
 import threading
 import time
@@ -227,6 +228,13 @@ class _Feeder:
             self._cond.notify_all()
             return self._reader
 
+    def retire(self, reader: int) -> None:
+        """Makes ``reader`` take no more batches: a wait of its for one ends (``_END``)."""
+        with self._cond:
+            if reader == self._reader:
+                self._reader += 1
+                self._cond.notify_all()
+
     def close(self) -> None:
         """Stops the reading thread (batches read ahead are dropped)."""
         with self._cond:
@@ -323,7 +331,8 @@ def one_pass_source(
 
     def row_blocks() -> RowBlocks:
         reader = feeder.new_reader()  # a dropped cursor's reader takes no more batches
-        return RowBlocks(0, reporting(blocks(checking[0], reader), errors), batched=True)
+        stop = functools.partial(feeder.retire, reader)
+        return RowBlocks(0, reporting(blocks(checking[0], reader), errors), batched=True, stop=stop)
 
     dataset = read_when_asked(crossing(generate, signature, grouped))
     return BatchSource(

@@ -15,8 +15,6 @@ iterates, a :class:`~fitpipe.training.step_loops.RowCursor` whose rows change bl
 
 from __future__ import annotations
 
-import dataclasses
-import queue
 import threading
 import time
 import weakref
@@ -96,64 +94,114 @@ def _arguments(segment: Segment, class_weights: Any) -> tuple[Any, int]:
 _END = object()
 
 
-@dataclasses.dataclass
-class _Signals:
-    """What a reading thread and its cursor tell each other."""
+class _Handoff:
+    """What a reading thread and its cursor tell each other; every wait ends on a stop at once.
 
-    #: The cursor is closed or gone: the thread returns.
-    stop: threading.Event = dataclasses.field(default_factory=threading.Event)
-    #: The thread handed over its end (or error), or stopped.
-    done: threading.Event = dataclasses.field(default_factory=threading.Event)
-    #: The cursor took its first segment (its epoch began).
-    taken: threading.Event = dataclasses.field(default_factory=threading.Event)
-    #: The thread reads once this is set (the pass before read to its end); None: at once.
-    after: threading.Event | None = None
+    The thread hands over one segment at a time (:meth:`put`, :meth:`take`). A pass read ahead
+    waits for the pass before it to be read (``after``) and for its epoch to take its first
+    segment. A stop (the cursor closed or dropped) wakes every wait of the thread.
 
-    def wait(self, event: threading.Event) -> bool:
-        """Waits for ``event``; False when stopped first."""
-        while not event.wait(0.05):
-            if self.stop.is_set():
+    Args:
+        after: The handoff of the pass before, whose :attr:`done` starts this one's reading;
+            None: reading starts at once.
+    """
+
+    def __init__(self, after: _Handoff | None = None) -> None:
+        self._cond = threading.Condition()
+        self._item: Any = None  # the segment handed over and not yet taken (never None)
+        self._stopped = False
+        self._taken = False
+        self._next: _Handoff | None = None  # the pass after, woken when this one is read
+        #: Set once the thread handed over its end (or error), or stopped.
+        self.done = threading.Event()
+        self.after = after
+        if after is not None:
+            after._next = self
+
+    def stop(self) -> None:
+        """Ends the thread's waits: it returns instead of reading on."""
+        with self._cond:
+            self._stopped = True
+            self._cond.notify_all()
+
+    def finish(self) -> None:
+        """Called by the thread last: :attr:`done` set, the pass after woken."""
+        self.done.set()
+        after = self._next
+        if after is not None:
+            with after._cond:
+                after._cond.notify_all()
+
+    def ready_to_read(self) -> bool:
+        """Waits for the pass before to be read; False when stopped first."""
+        after = self.after
+        with self._cond:
+            while after is not None and not after.done.is_set() and not self._stopped:
+                self._cond.wait()
+            return not self._stopped
+
+    def wait_taken(self) -> bool:
+        """Waits for the cursor to take its first segment; False when stopped first."""
+        with self._cond:
+            while not self._taken and not self._stopped:
+                self._cond.wait()
+            return not self._stopped
+
+    def put(self, item: Any) -> bool:
+        """Hands ``item`` over once the one before it was taken; False when stopped first."""
+        with self._cond:
+            while self._item is not None and not self._stopped:
+                self._cond.wait()
+            if self._stopped:
                 return False
-        return True
+            self._item = item
+            self._cond.notify_all()
+            return True
 
-    def put(self, out: queue.Queue[Any], item: Any) -> bool:
-        """Puts ``item`` into ``out`` once there is room; False when stopped first."""
-        while not self.stop.is_set():
-            try:
-                out.put(item, timeout=0.05)
-                return True
-            except queue.Full:
-                continue
-        return False
+    def take(self) -> Any:
+        """Waits for the next item handed over and takes it."""
+        with self._cond:
+            while self._item is None:
+                self._cond.wait()
+            item, self._item, self._taken = self._item, None, True
+            self._cond.notify_all()
+            return item
 
 
-def _read(blocks: RowBlocks, out: queue.Queue[Any], signals: _Signals) -> None:
-    """The reading thread: converted segments into ``out``, then the end or the error.
+def _stop(handoff: _Handoff, wake: Callable[[], None] | None) -> None:
+    """Stops a reading thread: its waits end, and so does a wait inside its source."""
+    handoff.stop()
+    if wake is not None:
+        wake()
 
-    A pass read ahead (``signals.after``) starts once the pass before it is read, and holds
+
+def _read(blocks: RowBlocks, handoff: _Handoff) -> None:
+    """The reading thread: converted segments handed over, then the end or the error.
+
+    A pass read ahead (``handoff.after``) starts once the pass before it is read, and holds
     its first segment until its epoch takes it: one block more than within an epoch.
     """
-    ahead = signals.after is not None
+    ahead = handoff.after is not None
     try:
-        if signals.after is not None and not signals.wait(signals.after):
+        if not handoff.ready_to_read():
             return
         cut = batched_segments if blocks.batched else lambda b: segments(b, blocks.batch_size)
         for segment in cut(blocks.blocks):
-            if not signals.put(out, (_arguments(segment, blocks.class_weights), None)):
+            if not handoff.put((_arguments(segment, blocks.class_weights), None)):
                 return
-            if ahead and not signals.wait(signals.taken):
+            if ahead and not handoff.wait_taken():
                 return
             ahead = False
-        signals.put(out, (_END, None))
+        handoff.put((_END, None))
     except BaseException as err:  # handed to the trainer's thread, raised there
-        signals.put(out, (None, err))
+        handoff.put((None, err))
     finally:
         try:
             close = getattr(blocks.blocks, "close", None)
             if close is not None:
                 close()  # a generator: its files closed now, not when collected
         finally:
-            signals.done.set()
+            handoff.finish()
 
 
 class BlockCursor(RowCursor):
@@ -167,23 +215,20 @@ class BlockCursor(RowCursor):
         blocks: The iteration's blocks, batch size and class weights.
         element_spec: The spec of one batch the step takes (class weights applied).
         block_spec: The spec of one batch as the blocks hold it (every leaf dense).
-        after: Reading starts once this is set: the :attr:`read_all` of the cursor of the
-            pass before, so the next epoch's first block is read while this one's last
-            trains; it then waits for its epoch (one block held ahead). None: at once.
-
-    Attributes:
-        read_all: Set once the reading thread handed over its last segment and the end (or
-            an error), or stopped.
+        after: The cursor of the pass before: reading starts once its blocks are all read,
+            so the next epoch's first block is read while this one's last trains; it then
+            waits for its epoch (one block held ahead). None: at once.
     """
 
     in_memory = False
+    _handoff: _Handoff
 
     def __init__(
         self,
         blocks: RowBlocks,
         element_spec: Any,
         block_spec: Any,
-        after: threading.Event | None = None,
+        after: BlockCursor | None = None,
     ) -> None:
         flat = tf.nest.flatten(block_spec)
         empty = [tf.zeros([0, *(d or 0 for d in s.shape[1:])], s.dtype) for s in flat]
@@ -202,16 +247,12 @@ class BlockCursor(RowCursor):
         if table is not None:  # one table, or a dict of tables by target key
             self._table = tf.nest.map_structure(lambda t: tf.TensorSpec(t.shape, t.dtype), table)
         self._ended = False
-        self._out: queue.Queue[Any] = queue.Queue(maxsize=1)
-        self._signals = _Signals(after=after)
-        self.read_all = self._signals.done
+        self._handoff = _Handoff(after=None if after is None else after._handoff)
+        self._wake = blocks.stop
         self._thread = thread = threading.Thread(
-            target=_read,
-            args=(blocks, self._out, self._signals),
-            name="fitpipe-blocks",
-            daemon=True,
+            target=_read, args=(blocks, self._handoff), name="fitpipe-blocks", daemon=True
         )
-        weakref.finalize(self, self._signals.stop.set)  # dropped mid-epoch: the thread stops
+        weakref.finalize(self, _stop, self._handoff, blocks.stop)  # dropped: the thread stops
         thread.start()
 
     @property
@@ -225,8 +266,7 @@ class BlockCursor(RowCursor):
             if self._ended:
                 return False
             begin = time.perf_counter()
-            arguments, failure = self._out.get()
-            self._signals.taken.set()
+            arguments, failure = self._handoff.take()
             self.waited += time.perf_counter() - begin
             if failure is not None:
                 self._ended = True
@@ -267,10 +307,11 @@ class BlockCursor(RowCursor):
     def close(self) -> None:
         """Stops the reading thread (it closes the blocks) and waits for it, up to a second.
 
-        The thread sees the stop within 50 ms unless it is inside the input's own code (a
-        generator waiting on a feed): ``fit`` then returns after a second, the thread ends
-        when that code returns, and reads nothing more.
+        The thread sees the stop at once, and a wait inside the source for a batch no step
+        will take ends too (:attr:`~fitpipe.adapters.RowBlocks.stop`). Only the input's own
+        code (a ``PyDataset`` item being read) can hold it: ``fit`` then returns after a
+        second, and the thread ends when that code returns, reading nothing more.
         """
-        self._signals.stop.set()
+        _stop(self._handoff, self._wake)
         if self._thread is not threading.current_thread():
             self._thread.join(timeout=1.0)

@@ -7,7 +7,6 @@ the data runs out, so consecutive epochs see consecutive batches.
 
 from __future__ import annotations
 
-import threading
 import time
 import warnings
 from collections.abc import Callable, Iterator
@@ -117,7 +116,7 @@ class EpochRunner:
 
     def restart(self) -> None:
         """Makes the next epoch start from the beginning of the input."""
-        self._iterator = None
+        self._drop()
 
     @property
     def position(self) -> tuple[int, int]:
@@ -128,21 +127,26 @@ class EpochRunner:
 
     def resume(self, pass_index: int, seen: int) -> None:
         """Makes the next epoch read pass ``pass_index`` of the input from batch ``seen``."""
-        self._iterator = None
-        self._passes, self._skip = pass_index, seen
         self.close()
+        self._passes, self._skip = pass_index, seen
 
     def close(self) -> None:
         """Stops reading: the pass read ahead, and the current pass's blocks thread.
 
-        A pass read ahead for an epoch that will not run is dropped, and a ``fit`` ends with
-        no reading thread of its own left.
+        A pass read ahead for an epoch that will not run is dropped, and a call ends with no
+        reading thread of its own left (``fit``, ``evaluate`` and ``predict`` close their
+        runners last).
         """
         pending, self._pending = self._pending, None
         if pending is not None:
             pending.close()
-        if isinstance(self._iterator, BlockCursor):
-            self._iterator.close()
+        self._drop()
+
+    def _drop(self) -> None:
+        """Lets go of the current pass; its blocks thread (if any) stopped and waited for."""
+        current, self._iterator = self._iterator, None
+        if isinstance(current, BlockCursor):
+            current.close()
 
     def _fresh(self) -> None:
         skip, self._skip = self._skip, 0
@@ -188,7 +192,7 @@ class EpochRunner:
             cursor.skip(skip)
         ahead = self.passes_after > 0 and not cursor.batched  # its source decides each pass
         if ahead and not self.steps_per_epoch and not self.forever:
-            self._pending = self._blocks(row_blocks, self._passes + 1, 0, cursor.read_all)
+            self._pending = self._blocks(row_blocks, self._passes + 1, 0, cursor)
         return cursor
 
     def _blocks(
@@ -196,11 +200,11 @@ class EpochRunner:
         row_blocks: Callable[[], RowBlocks],
         pass_index: int,
         skip: int,
-        after: threading.Event | None = None,
+        after: BlockCursor | None = None,
     ) -> BlockCursor:
         """A cursor over pass ``pass_index``'s blocks (checked from batch ``skip`` on).
 
-        Its thread reads once ``after`` is set (None: at once).
+        Its thread reads once ``after``'s blocks are all read (None: at once).
         """
         self.pipeline.seek(pass_index)
         scanned = self.pipeline.block_checks is not None  # arrays, scanned whole before
@@ -222,7 +226,7 @@ class EpochRunner:
         try:  # tracing: what Keras raises here reaches the user unchanged
             function.prepare(self._iterator)
         except BaseException:
-            self._iterator = None
+            self._drop()
             raise
         self._compiling += time.perf_counter() - begin  # tracing (a no-op once traced)
         traces, start, wall = function.traces, execution.clock(), time.perf_counter()
@@ -231,7 +235,7 @@ class EpochRunner:
         try:
             count, outputs = function(self._iterator, n)
         except FitpipeError:
-            self._iterator = None
+            self._drop()
             raise
         except (tf.errors.OpError, ValueError, TypeError) as err:
             checked = self.checks.error_of(err) if self.checks is not None else None
@@ -243,7 +247,7 @@ class EpochRunner:
         if failure is not None:
             # Raised outside the `except` block, with the iterator dropped: no reference cycle
             # through TensorFlow's error keeps the input's threads alive.
-            self._iterator = None
+            self._drop()
             raise failure.with_traceback(failure.__traceback__)
         if self.checks is not None:
             self.checks.warn_found()  # a NaN noted in a batch under check="warn"
@@ -314,14 +318,14 @@ class EpochRunner:
                 outputs = last
                 after(step - 1, last)
             if count < n:
-                self._iterator = None
+                self._drop()
                 if self.steps_per_epoch or step == first:
                     self._ran_out(step == first)
                 break
             if stop():
                 break
         if known and self._seen >= known:
-            self._iterator = None
+            self._drop()
         # No step, and not because a resumed epoch was already complete: the caller warns or
         # raises (it knows what stops), and reports no metric for the epoch.
         self.ran_nothing = step == first and (first == 0 or limit is None or first < limit)

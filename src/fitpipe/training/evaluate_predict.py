@@ -121,7 +121,10 @@ class EvaluatePredictMethods:
                 self.model, callbacks, verbose, 1, runner.num_batches, history=False
             )
             execution = self._state.execution_size(self.model, cbs, "test")
-            logs = evaluate_loop(self.model, self._state, runner, cbs, execution)
+            try:
+                logs = evaluate_loop(self.model, self._state, runner, cbs, execution)
+            finally:
+                runner.close()
         if logs is None:
             raise no_step_error("evaluate", pipeline.adapter)
         return logs if return_dict else flatten_in_order(self.model, logs)

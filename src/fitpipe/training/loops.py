@@ -102,13 +102,16 @@ def predict_loop(
 
     model.stop_predicting = False
     cbs.on_predict_begin()
-    runner.run(
-        state.function(model, "predict", pipeline),
-        execution,
-        cbs.on_predict_batch_begin,
-        after,
-        lambda: bool(model.stop_predicting),
-    )
+    try:
+        runner.run(
+            state.function(model, "predict", pipeline),
+            execution,
+            cbs.on_predict_batch_begin,
+            after,
+            lambda: bool(model.stop_predicting),
+        )
+    finally:
+        runner.close()
     cbs.on_predict_end()
     if not chunks:
         raise FitpipeValueError(
