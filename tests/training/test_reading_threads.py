@@ -60,6 +60,7 @@ def _live(x: np.ndarray, y: np.ndarray, batches: int) -> Iterator[tuple[np.ndarr
 
 
 def _parquet(tmp_path: Path, x: np.ndarray, y: np.ndarray) -> tuple[Path, fitpipe.Schema]:
+    tmp_path.mkdir(exist_ok=True)
     path = tmp_path / "rows.parquet"
     columns = {f"f{i}": x[:, i] for i in range(FEATURES)} | {"label": y}
     pq.write_table(pa.table(columns), path, row_group_size=16)
@@ -89,9 +90,13 @@ def _trainer() -> fitpipe.Trainer:
     return trainer
 
 
-def _call(trainer: fitpipe.Trainer, call: str, steps: int | None, args: Any, kw: Any) -> Any:
-    if call == "fit":
+def _call(
+    trainer: fitpipe.Trainer, call: str, steps: int | None, args: Any, kw: Any, val: Any
+) -> Any:
+    if call.startswith("fit"):
         epochs = 2 if steps else 1  # a generator read whole has one pass
+        if call == "fit+validation":  # a validation pass dropped after `steps`, each epoch
+            kw = {**kw, "validation_data": val, "validation_steps": steps}
         return trainer.fit(*args, epochs=epochs, steps_per_epoch=steps, **kw)
     if call == "evaluate":
         return trainer.evaluate(*args, steps=steps, **kw)
@@ -108,15 +113,19 @@ CASES = [
 ]
 
 
-@pytest.mark.parametrize("call", ["fit", "evaluate", "predict"])
+@pytest.mark.parametrize("call", ["fit", "fit+validation", "evaluate", "predict"])
 @pytest.mark.parametrize(("kind", "steps"), CASES)
 def test_a_call_ends_with_its_reading_threads_ended(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kind: str, steps: int | None, call: str
 ) -> None:
     """Each cursor closed finds its thread ended; none is left when the call returns."""
     monkeypatch.setattr(limits, "RESIDENT_BYTES_LIMIT", 0)  # arrays and Parquet streamed
-    taken = (2 if call == "fit" else 1) * STEPS
+    taken = (2 if call.startswith("fit") else 1) * STEPS
     args, kwargs = _inputs(kind, tmp_path, taken)
+    val = None
+    if call == "fit+validation":
+        val_args, _ = _inputs(kind, tmp_path / "val", taken)
+        val = val_args if len(val_args) > 1 else val_args[0]
     alive_after_close: list[bool] = []
     original = block_cursor.BlockCursor.close
 
@@ -127,7 +136,7 @@ def test_a_call_ends_with_its_reading_threads_ended(
     monkeypatch.setattr(block_cursor.BlockCursor, "close", close)
     before = set(threading.enumerate())  # other tests' pipelines may still hold theirs
     with BlockSpy() as spy:
-        _call(_trainer(), call, steps, args, {"verbose": 0, **kwargs})
+        _call(_trainer(), call, steps, args, {"verbose": 0, **kwargs}, val)
     mine = [t.name for t in set(threading.enumerate()) - before if t.name.startswith("fitpipe")]
     assert spy.made >= 1, "the block path was not taken"
     assert alive_after_close and not any(alive_after_close), "a close left its thread running"

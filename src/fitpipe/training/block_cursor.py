@@ -304,14 +304,28 @@ class BlockCursor(RowCursor):
         scalar = tf.TensorSpec([], tf.int32)
         loop.get_concrete_function((*arguments, tf.TensorSpec([], tf.int64)), scalar, scalar)
 
-    def close(self) -> None:
-        """Stops the reading thread (it closes the blocks) and waits for it, up to a second.
+    def stop(self) -> None:
+        """Stops the reading thread without waiting for it, and lets go of the segment held.
 
         The thread sees the stop at once, and a wait inside the source for a batch no step
-        will take ends too (:attr:`~fitpipe.adapters.RowBlocks.stop`). Only the input's own
-        code (a ``PyDataset`` item being read) can hold it: ``fit`` then returns after a
-        second, and the thread ends when that code returns, reading nothing more.
+        will take ends too (:attr:`~fitpipe.adapters.RowBlocks.stop`); a block being
+        converted is finished first.
         """
         _stop(self._handoff, self._wake)
+        self.arguments, self.batches, self.position, self._ended = None, 0, 0, True
+
+    @property
+    def reading(self) -> bool:
+        """Whether the reading thread is still running."""
+        return self._thread.is_alive()
+
+    def close(self) -> None:
+        """Stops the reading thread (:meth:`stop`) and waits for it, up to a second.
+
+        Only the input's own code (a ``PyDataset`` item being read, a large block being
+        converted) can hold it that long: the call then returns after a second, and the
+        thread ends when that code returns, reading nothing more.
+        """
+        self.stop()
         if self._thread is not threading.current_thread():
             self._thread.join(timeout=1.0)

@@ -106,6 +106,7 @@ class EpochRunner:
         #: reads the next pass's first block while this pass's last one trains.
         self.passes_after = 0
         self._pending: BlockCursor | None = None  # the next pass, reading ahead
+        self._stopped: list[BlockCursor] = []  # passes dropped, their threads perhaps running
 
     @property
     def num_batches(self) -> int | None:
@@ -141,12 +142,21 @@ class EpochRunner:
         if pending is not None:
             pending.close()
         self._drop()
+        stopped, self._stopped = self._stopped, []
+        for cursor in stopped:
+            cursor.close()
 
     def _drop(self) -> None:
-        """Lets go of the current pass; its blocks thread (if any) stopped and waited for."""
+        """Lets go of the current pass; its blocks thread (if any) is stopped.
+
+        Not waited for here (a validation with ``validation_steps`` drops its pass every
+        epoch, its thread perhaps converting a block): :meth:`close` waits for it.
+        """
         current, self._iterator = self._iterator, None
         if isinstance(current, BlockCursor):
-            current.close()
+            current.stop()
+            self._stopped = [c for c in self._stopped if c.reading]
+            self._stopped.append(current)
 
     def _fresh(self) -> None:
         skip, self._skip = self._skip, 0
