@@ -13,6 +13,7 @@ import gc
 import threading
 import time
 import warnings
+import weakref
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -220,6 +221,34 @@ def test_a_cursor_dropped_mid_epoch_stops_its_thread_and_closes_the_blocks() -> 
     while (reading_threads() or not closed) and time.monotonic() < deadline:
         time.sleep(0.02)
     assert not reading_threads() and closed == [True]
+
+
+def test_passes_read_one_after_another_keep_no_earlier_pass_alive() -> None:
+    """A pass read ahead waits for the pass before; once read, nothing of that pass is kept.
+
+    Each pass's blocks are made for the pass: a chain of passes (each holding what it last
+    handed over) would keep every epoch's memory for the whole ``fit``.
+    """
+
+    def blocks(value: float) -> Iterator[tuple[Any, ...]]:
+        for _ in range(3):
+            yield (np.full((8, 2), value, "float32"),)
+
+    spec = (tf.TensorSpec([None, 2], tf.float32),)
+    cursors = [BlockCursor(RowBlocks(4, blocks(0.0)), spec, spec)]
+    for value in (1.0, 2.0, 3.0):
+        cursors.append(BlockCursor(RowBlocks(4, blocks(value)), spec, spec, after=cursors[-1]))
+    for value, cursor in enumerate(cursors):  # each pass in turn, all its batches
+        seen = []
+        while cursor.ready():
+            seen.append(float(cursor.batch(cursor.position)[0][0, 0]))
+            cursor.position += 1
+        assert seen == [float(value)] * 6
+        cursor.close()
+    dropped = [weakref.ref(c._handoff) for c in cursors[:-1]]
+    del cursor, cursors[:-1]
+    gc.collect()
+    assert [ref() for ref in dropped] == [None, None, None]
 
 
 def test_an_error_reading_a_block_reaches_the_trainer_as_raised() -> None:

@@ -119,15 +119,15 @@ class _Handoff:
             after._next = self
 
     def stop(self) -> None:
-        """Ends the thread's waits: it returns instead of reading on."""
+        """Ends the thread's waits (it returns); a segment handed over and not taken is let go."""
         with self._cond:
-            self._stopped = True
+            self._stopped, self._item = True, None
             self._cond.notify_all()
 
     def finish(self) -> None:
         """Called by the thread last: :attr:`done` set, the pass after woken."""
         self.done.set()
-        after = self._next
+        after, self._next = self._next, None  # (no chain of passes kept alive)
         if after is not None:
             with after._cond:
                 after._cond.notify_all()
@@ -138,6 +138,7 @@ class _Handoff:
         with self._cond:
             while after is not None and not after.done.is_set() and not self._stopped:
                 self._cond.wait()
+            self.after = None  # (no chain of passes kept alive)
             return not self._stopped
 
     def wait_taken(self) -> bool:
