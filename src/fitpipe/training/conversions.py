@@ -255,6 +255,14 @@ def cast_for(batches: Any) -> bool:
     return converted and needs_floatx_cast(spec)
 
 
+def ranks_of(batches: Any) -> tuple[int | None, ...] | None:
+    """The rank of each leaf of a batch (a pipeline's, or a spec); None without batches."""
+    if batches is None:
+        return None
+    spec = batches.element_spec if hasattr(batches, "element_spec") else batches
+    return tuple(getattr(getattr(s, "shape", None), "rank", None) for s in tf.nest.flatten(spec))
+
+
 def build_optimizer(model: keras.Model) -> None:
     """Builds the optimizer of a built model before its step is traced.
 

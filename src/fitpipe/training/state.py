@@ -39,6 +39,8 @@ class ModelState:
     #: ``jit_compile="auto"``: XLA or not, by the input key of the batches (measured by the
     #: train step, followed by evaluation and prediction).
     xla: dict[str, bool] = dataclasses.field(default_factory=dict)
+    #: The ranks of the batch leaves each step in :attr:`functions` was made for.
+    ranks: dict[str, tuple[int | None, ...]] = dataclasses.field(default_factory=dict)
 
     def compiled(self, steps_per_execution: int | str, jit_compile: bool | str) -> None:
         """Forgets the steps and tuners of an earlier ``compile``; keeps the new settings."""
@@ -47,6 +49,7 @@ class ModelState:
         self.execution = None
         self.fused = self.last = None
         self.functions.clear()
+        self.ranks.clear()
         self.xla.clear()
 
     def tuning(self) -> dict[str, Any]:
@@ -118,9 +121,16 @@ class ModelState:
         )
         if key != self.key:  # a new optimizer, metrics, strategy or compilation: new steps
             self.functions.clear()
+            self.ranks.clear()
             self.key = key
         cast = conversions.cast_for(batches)
         name = f"{mode}+floatx" if cast else mode
+        ranks = conversions.ranks_of(batches)
+        if ranks is not None and self.ranks.setdefault(name, ranks) != ranks:
+            # Batches of other ranks (targets of shape (n,) after (n, 1)) get a step of their
+            # own: one step retraced for both would take leaves of unknown rank, which Keras'
+            # losses reject ("Cannot take the length of shape with unknown rank").
+            name = f"{name} ranks={ranks}"
         function = self.functions.get(name)
         if function is None:
             function = self.functions[name] = self._new_function(model, mode, cast)
