@@ -2,8 +2,8 @@
 
 Every input read in blocks (streamed Parquet, NumPy over the in-memory limit, generators,
 ``PyDataset``) is read on a ``fitpipe-blocks`` thread. When a call takes fewer batches than
-the input holds (``steps_per_epoch``, ``steps``), the trainer closes the thread's cursor and
-waits for the thread. A thread waiting inside the source (a generator's reader waiting for the
+the input holds (``steps_per_epoch``, ``steps``), the trainer stops the thread, and waits for
+it before the call returns. A thread waiting inside the source (a generator's reader waiting for the
 trainer to want another batch) once slept through that close: every such ``fit`` waited a
 second for it and returned with the thread still alive, ended only later by the source's
 close. Each close must find its thread ended (:attr:`RowBlocks.stop` wakes such waits).
