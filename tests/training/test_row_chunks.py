@@ -60,10 +60,7 @@ class _LoopSpy:
 def _run(
     rows: int, batch: int, spe: int, kwargs: dict[str, Any], named: bool = False, jit: Any = "auto"
 ) -> tuple[Any, ...]:
-    x: Any
-    x, y = classifier_data(rows)
-    if named:  # two leaves of different widths: the chunk's row is both
-        x = {"a": x[:, :2], "b": x[:, 2:]}
+    x, y = classifier_data(rows, named)  # named: two leaves, the chunk's row is both
     trainer = _trainer(spe, named, jit)
     history = trainer.fit(x, y, batch_size=batch, verbose=0, **kwargs)
     evaluated = trainer.evaluate(x, y, batch_size=batch, verbose=0)
