@@ -248,19 +248,21 @@ def cast_for(batches: Any) -> bool:
     """
     if batches is None:
         return False
-    if hasattr(batches, "element_spec"):
-        spec, converted = batches.element_spec, casts_floats(batches)
-    else:
-        spec, converted = batches, True
-    return converted and needs_floatx_cast(spec)
+    converted = casts_floats(batches) if hasattr(batches, "element_spec") else True
+    return converted and needs_floatx_cast(_batch_spec(batches))
 
 
 def ranks_of(batches: Any) -> tuple[int | None, ...] | None:
     """The rank of each leaf of a batch (a pipeline's, or a spec); None without batches."""
     if batches is None:
         return None
-    spec = batches.element_spec if hasattr(batches, "element_spec") else batches
-    return tuple(getattr(getattr(s, "shape", None), "rank", None) for s in tf.nest.flatten(spec))
+    flat = tf.nest.flatten(_batch_spec(batches))
+    return tuple(getattr(getattr(s, "shape", None), "rank", None) for s in flat)
+
+
+def _batch_spec(batches: Any) -> Any:
+    """The spec of one batch: a pipeline's ``element_spec``, or ``batches`` (a spec)."""
+    return batches.element_spec if hasattr(batches, "element_spec") else batches
 
 
 def build_optimizer(model: keras.Model) -> None:
