@@ -36,10 +36,10 @@ from fitpipe.adapters import (
 )
 from fitpipe.errors import FitpipeTypeError, FitpipeValueError, FitpipeWarning, message
 from fitpipe.pipeline import service
-from fitpipe.pipeline.arrays import array_dataset, resolve_batch_size
+from fitpipe.pipeline.arrays import ResidentRows, array_dataset, resolve_batch_size
 from fitpipe.pipeline.class_weight_plan import source_class_weight
 from fitpipe.pipeline.class_weights import class_weight_table, weighted_dataset, weighted_shard
-from fitpipe.pipeline.core import Pipeline, Shard
+from fitpipe.pipeline.core import Deferred, Pipeline, Shard
 from fitpipe.pipeline.options import GIVEN_ORDER, PipelineOptions
 from fitpipe.pipeline.service import check_address
 from fitpipe.schemas import as_schema
@@ -177,42 +177,33 @@ def pipeline_from_source(
     """
     plan = source_class_weight(options.class_weight, source, options.caller, options.output_names)
     class_weight = None if plan is None else plan.applied
+    batch_size, rows, seek, array_blocks = None, None, None, None
     if isinstance(source, ArraySource):
         batch_size = resolve_batch_size(options.batch_size, options.steps, source.num_samples)
         if seed is None:
             seed = int(np.random.randint(0, 2**31 - 1))
-        if options.data_service is not None:  # rows as graph constants, for remote workers
-            dataset = service.constant_array_dataset(source, batch_size, options.caller)
-            rows, seek, array_blocks = None, None, None
-        else:
-            made_arrays = array_dataset(source, batch_size, options.shuffle, seed)
-            dataset, rows, seek, array_blocks = made_arrays
+        make, rows, seek, array_blocks = _array_dataset(source, options, batch_size, seed)
         batches = math.ceil(source.num_samples / batch_size)
         count: Callable[[], int | None] = lambda: batches  # noqa: E731
     else:
-        batch_size, rows, seek, array_blocks = None, None, None, None
-        dataset = source.make_dataset()
-        count = source.count_batches
-    made = dataset if isinstance(dataset, tf.data.Dataset) else None
-    raw_spec = None if made is None else made.element_spec  # a batch as the source makes it
-    read_ahead = source.read_ahead
+        made_by_source = source.make_dataset()
+        make, count = (lambda: made_by_source), source.count_batches
+    finish = _Finish(source, options, class_weight, adapter_name, batch_size, seed)
+    spec = None if rows is None or class_weight is not None else rows.dataset_spec()
+    if spec is not None:  # rows held, sliced by the trainer: the dataset only if asked for
+        dataset: tf.data.Dataset | Deferred = Deferred(lambda: finish(make())[0], spec)
+        made, raw_spec = None, None
+    else:
+        raw = make()
+        raw_spec = raw.element_spec if isinstance(raw, tf.data.Dataset) else None
+        dataset, made = finish(raw)
+    if options.data_service is not None and not isinstance(source, ArraySource):
+        count = lambda: None  # noqa: E731  # workers batch their own splits
     shard: Shard | None = source.shard if isinstance(source, Shardable) else None
     if class_weight is not None:
-        dataset = weighted_dataset(dataset, class_weight, parallel=read_ahead)
-        if not read_ahead:  # nor may tf.data run the weighting ahead (a lost batch)
-            dataset = read_when_asked(dataset)
-        if shard is not None:
-            shard = weighted_shard(shard, class_weight)
+        shard = None if shard is None else weighted_shard(shard, class_weight)
         if rows is not None:
             rows = dataclasses.replace(rows, class_weights=class_weight_table(class_weight))
-    if options.data_service is not None:
-        dataset = _on_service(dataset, source, options, adapter_name, batch_size, seed)
-        if not isinstance(source, ArraySource):  # workers batch their own splits
-            count = lambda: None  # noqa: E731
-    if read_ahead:
-        unchanged = dataset is made
-        dataset = dataset.prefetch(tf.data.AUTOTUNE)
-        made = dataset if unchanged else None  # prefetching changes no batch
     blocks, block_checks = None, None
     if array_blocks is not None and raw_spec is not None:  # arrays too large to hold
         blocks = _blocks(array_blocks.row_blocks, class_weight), raw_spec
@@ -225,6 +216,50 @@ def pipeline_from_source(
     pipeline.block_checks = block_checks
     pipeline.class_weight = plan
     return pipeline
+
+
+def _array_dataset(
+    source: ArraySource, options: PipelineOptions, batch_size: int, seed: int
+) -> tuple[Callable[[], tf.data.Dataset], ResidentRows | None, Callable[[int], None] | None, Any]:
+    """``array_dataset`` of rows, or (on a tf.data service) rows as graph constants."""
+    if options.data_service is not None:  # rows as graph constants, for remote workers
+        dataset = service.constant_array_dataset(source, batch_size, options.caller)
+        return (lambda: dataset), None, None, None
+    return array_dataset(source, batch_size, options.shuffle, seed)
+
+
+@dataclasses.dataclass(frozen=True)
+class _Finish:
+    """What a source's dataset goes through: class weights, the tf.data service, prefetch."""
+
+    source: Source
+    options: PipelineOptions
+    class_weight: Any
+    adapter_name: str
+    batch_size: int | None
+    seed: int | None
+
+    def __call__(self, dataset: Any) -> tuple[Any, tf.data.Dataset | None]:
+        """The finished dataset, and it again when it is the source's own, prefetched at most.
+
+        The second is ``Pipeline``'s ``made``: the source's batch checks see the batches
+        the trainer takes only then.
+        """
+        made = dataset if isinstance(dataset, tf.data.Dataset) else None
+        read_ahead = self.source.read_ahead
+        if self.class_weight is not None:
+            dataset = weighted_dataset(dataset, self.class_weight, parallel=read_ahead)
+            if not read_ahead:  # nor may tf.data run the weighting ahead (a lost batch)
+                dataset = read_when_asked(dataset)
+        options = self.options
+        if options.data_service is not None:
+            name, size = self.adapter_name, self.batch_size
+            dataset = _on_service(dataset, self.source, options, name, size, self.seed)
+        if read_ahead:
+            unchanged = dataset is made
+            dataset = dataset.prefetch(tf.data.AUTOTUNE)
+            made = dataset if unchanged else None  # prefetching changes no batch
+        return dataset, made
 
 
 def _blocks(blocks: Callable[[], RowBlocks], class_weight: Any) -> Callable[[], RowBlocks]:

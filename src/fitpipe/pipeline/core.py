@@ -29,6 +29,7 @@ Trainer             epochs, steps, callbacks, the replicas' step under a strateg
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from typing import Any
 
@@ -49,11 +50,24 @@ from fitpipe.pipeline.arrays import ResidentRows
 from fitpipe.pipeline.class_weight_plan import ClassWeightPlan
 from fitpipe.pipeline.split import ValidationSplit
 
-__all__ = ["Pipeline", "Shard"]
+__all__ = ["Deferred", "Pipeline", "Shard"]
 
 
 #: ``shard(index, count, replicas)``: shard ``index`` of ``count`` and the steps of every shard.
 Shard = Callable[[int, int, int], tuple[tf.data.Dataset, int]]
+
+
+@dataclasses.dataclass(frozen=True)
+class Deferred:
+    """A pipeline's dataset built when first asked for, its element spec known before.
+
+    Attributes:
+        make: Builds the dataset (called at most once).
+        element_spec: The ``tf.TypeSpec`` structure of one of its batches.
+    """
+
+    make: Callable[[], tf.data.Dataset]
+    element_spec: Any
 
 
 class Pipeline:
@@ -66,7 +80,9 @@ class Pipeline:
     Args:
         adapter: The registered name of the adapter that took the input.
         source: What the adapter made of the input (rows or batches).
-        dataset: The batches, one iteration per epoch.
+        dataset: The batches, one iteration per epoch, or a :class:`Deferred` that builds
+            them when :attr:`dataset` is first read (rows held in memory: a trainer slices
+            their batches itself).
         count_batches: Returns the batches in the coming epoch, or None when unknown.
         batch_size: Rows per batch, for row-addressed inputs.
         rows: The rows held in memory, when the trainer may slice batches from them.
@@ -92,7 +108,7 @@ class Pipeline:
         self,
         adapter: str,
         source: Source,
-        dataset: tf.data.Dataset,
+        dataset: tf.data.Dataset | Deferred,
         count_batches: Callable[[], int | None],
         batch_size: int | None = None,
         rows: ResidentRows | None = None,
@@ -103,7 +119,8 @@ class Pipeline:
     ) -> None:
         self._adapter = adapter
         self._source = source
-        self._dataset = dataset
+        self._deferred = dataset if isinstance(dataset, Deferred) else None
+        self._dataset = None if isinstance(dataset, Deferred) else dataset
         self._count_batches = count_batches
         self._batch_size = batch_size
         self._rows = rows
@@ -130,12 +147,17 @@ class Pipeline:
     @property
     def dataset(self) -> tf.data.Dataset:
         """Batches ``(x,)``, ``(x, y)`` or ``(x, y, sample_weight)``; one iteration per epoch."""
+        if self._dataset is None:
+            assert self._deferred is not None
+            self._dataset = self._deferred.make()
         return self._dataset
 
     @property
     def element_spec(self) -> Any:
         """The ``tf.TypeSpec`` structure of one batch."""
-        return self._dataset.element_spec
+        if self._dataset is None and self._deferred is not None:
+            return self._deferred.element_spec
+        return self.dataset.element_spec
 
     @property
     def num_batches(self) -> int | None:
