@@ -9,7 +9,8 @@ of short call on fitpipe and on Keras at its defaults, in turns, and prints the 
 
 Inputs (``--rows`` x ``--features`` float32, batch ``--batch``): an endless generator, a
 Parquet file streamed (``limits.RESIDENT_BYTES_LIMIT`` at 0; Keras reads it with pandas,
-as its users do) and NumPy arrays over the limit. Each call is made twice first (tracing),
+as its users do), NumPy arrays over the limit, and the same arrays held in memory (the
+limit at its default). Each call is made twice first (tracing),
 then ``--calls`` times; figures are the median and spread of wall milliseconds per call.
 
 Run: python benchmarks/short_calls.py --rows 4096 --features 8 --batch 32 --calls 7
@@ -35,6 +36,9 @@ import pyarrow.parquet as pq
 
 import fitpipe
 from fitpipe import limits
+
+#: The in-memory limit as fitpipe sets it (``main`` lowers it to 0 for the streamed cases).
+DEFAULT_LIMIT = limits.RESIDENT_BYTES_LIMIT
 
 
 def parse() -> argparse.Namespace:
@@ -121,7 +125,32 @@ def cases(args: argparse.Namespace) -> dict[str, tuple[Callable[[], Any], Callab
         lambda: trainer.predict(x, batch_size=batch, verbose=0),
         lambda: plain.predict(x, batch_size=batch, verbose=0),
     )
+    made[f"NumPy held in memory, fit {steps} steps"] = (
+        held(lambda: trainer.fit(x, y, batch_size=batch, steps_per_epoch=steps, verbose=0)),
+        lambda: plain.fit(x, y, batch_size=batch, steps_per_epoch=steps, verbose=0),
+    )
+    made["NumPy held in memory, evaluate all"] = (
+        held(lambda: trainer.evaluate(x, y, batch_size=batch, verbose=0)),
+        lambda: plain.evaluate(x, y, batch_size=batch, verbose=0),
+    )
+    made["NumPy held in memory, predict all"] = (
+        held(lambda: trainer.predict(x, batch_size=batch, verbose=0)),
+        lambda: plain.predict(x, batch_size=batch, verbose=0),
+    )
     return made
+
+
+def held(call: Callable[[], Any]) -> Callable[[], Any]:
+    """``call`` with the in-memory limit at its default: NumPy arrays held, not streamed."""
+
+    def run() -> Any:
+        limits.RESIDENT_BYTES_LIMIT = DEFAULT_LIMIT
+        try:
+            return call()
+        finally:
+            limits.RESIDENT_BYTES_LIMIT = 0
+
+    return run
 
 
 def main() -> None:
