@@ -44,10 +44,10 @@ def test_small_data_is_held_in_memory_with_the_streamed_batches(parts, monkeypat
 
 
 def test_the_limit_is_the_converted_size(parts, monkeypatch):
-    # 2 features + 1 target, 8 bytes each once converted: 130 * 24 = 3120 bytes.
-    monkeypatch.setattr(limits, "RESIDENT_BYTES_LIMIT", 3120)
+    # 2 features + 1 target, float32: 4 bytes each once converted: 130 * 12 = 1560 bytes.
+    monkeypatch.setattr(limits, "RESIDENT_BYTES_LIMIT", 1560)
     assert fitpipe.adapt(parts, schema=SCHEMA).rows is not None
-    monkeypatch.setattr(limits, "RESIDENT_BYTES_LIMIT", 3119)
+    monkeypatch.setattr(limits, "RESIDENT_BYTES_LIMIT", 1559)
     assert fitpipe.adapt(parts, schema=SCHEMA).rows is None
 
 

@@ -17,6 +17,7 @@ import math
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.dataset as pads
 
@@ -24,7 +25,7 @@ from fitpipe.columnar.files import ColumnTypes, file_error, open_dataset
 from fitpipe.columnar.storage import display_path
 from fitpipe.columnar.types import check_arrow_schema, convertible, field_types
 from fitpipe.errors import FitpipeError
-from fitpipe.schemas import Mode, Role, Schema
+from fitpipe.schemas import Mode, Named, Role, Schema
 
 __all__ = [
     "ColumnChunk",
@@ -275,30 +276,59 @@ def read_span(span: Span, columns: list[str]) -> Iterator[pa.Table]:
             return
 
 
-def _element_bytes(arrow_type: pa.DataType) -> int | None:
-    """Bytes one value takes once converted (8 per number), or None for variable widths."""
+def _converted(arrow_type: pa.DataType, length: int | None) -> tuple[np.dtype, int] | None:
+    """The NumPy dtype a column of ``arrow_type`` converts to and its values per row.
+
+    As ``fitpipe.columnar.convert`` converts it: numbers and booleans keep their width,
+    dates and times become int64, decimals float64, dictionaries their values, fixed-size
+    lists their values times the list size, and lists padded to a declared ``length`` that
+    many values. None for any other type (variable width: text, ragged lists).
+    """
     if pa.types.is_fixed_size_list(arrow_type):
-        inner = _element_bytes(arrow_type.value_type)
-        return None if inner is None else inner * arrow_type.list_size
-    if pa.types.is_integer(arrow_type) or pa.types.is_floating(arrow_type):
-        return 8
-    if pa.types.is_boolean(arrow_type) or pa.types.is_temporal(arrow_type):
-        return 8
-    if pa.types.is_decimal(arrow_type):
-        return 8
+        inner = _converted(arrow_type.value_type, None)
+        return None if inner is None else (inner[0], inner[1] * arrow_type.list_size)
+    if pa.types.is_list(arrow_type) or pa.types.is_large_list(arrow_type):
+        inner = _converted(arrow_type.value_type, None) if length is not None else None
+        return None if inner is None or length is None else (inner[0], inner[1] * length)
+    if pa.types.is_dictionary(arrow_type):
+        return _converted(arrow_type.value_type, length)
+    kind = arrow_type
+    if pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_boolean(kind):
+        return np.dtype(kind.to_pandas_dtype()), 1
+    if pa.types.is_temporal(kind):
+        return np.dtype(np.int64), 1
+    if pa.types.is_decimal(kind):
+        return np.dtype(np.float64), 1
     return None
 
 
+def _groups(schema: Schema, roles: tuple[Role, ...]) -> Iterator[str | tuple[str, ...]]:
+    """The column groups each converted to one array: a column, or columns stacked."""
+    for role, spec in ((Role.FEATURE, schema.features), (Role.TARGET, schema.targets)):
+        if role in roles and spec is not None:
+            yield from (cols for _, cols in spec.items) if isinstance(spec, Named) else [spec]
+    if Role.WEIGHT in roles and schema.sample_weight:
+        yield schema.sample_weight
+
+
 def converted_bytes(plan: ParquetPlan, schema: Schema, mode: Mode) -> float:
-    """An upper bound of the converted size of the columns read; inf if not fixed-width."""
-    roles = tuple(r for r in mode.roles if r != Role.PASSTHROUGH)
+    """The bytes of the arrays the columns read convert to; inf if not of fixed width.
+
+    Exact for the dtypes the conversion makes (float32 stays 4 bytes a value); columns
+    stacked into one array take the width of their common dtype (``np.result_type``).
+    """
     total = 0
-    for name in schema.columns(roles):
-        index = plan.arrow_schema.get_field_index(name)
-        width = _element_bytes(plan.arrow_schema.field(index).type) if index >= 0 else None
-        if width is None:
+    for group in _groups(schema, mode.roles):
+        names = (group,) if isinstance(group, str) else group
+        found = []
+        for name in names:
+            index = plan.arrow_schema.get_field_index(name)
+            kind = plan.arrow_schema.field(index).type if index >= 0 else None
+            found.append(None if kind is None else _converted(kind, schema.length(name)))
+        if not found or any(f is None for f in found):
             return math.inf
-        total += width
+        dtype = np.result_type(*(f[0] for f in found if f is not None))
+        total += dtype.itemsize * sum(f[1] for f in found if f is not None)
     return total * plan.rows
 
 

@@ -1,0 +1,109 @@
+"""The size Parquet data takes once converted, which decides whether it is held or streamed.
+
+``converted_bytes`` must be the bytes of the arrays the conversion makes, not a bound: a bound
+of 8 bytes a value (what it was) streamed float32 data of 128-256 MiB every epoch, data that
+fits the in-memory limit twice over.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import tensorflow as tf
+from hypothesis import given
+from hypothesis import strategies as st
+
+import fitpipe
+from fitpipe import limits
+from fitpipe.columnar import converted_bytes, plan_source, table_roles
+from fitpipe.schemas import Mode
+
+#: Arrow types of one value per row, and how to make ``n`` of them.
+SCALARS: dict[str, tuple[pa.DataType, Any]] = {
+    "int8": (pa.int8(), lambda n: np.arange(n, dtype=np.int8)),
+    "uint16": (pa.uint16(), lambda n: np.arange(n, dtype=np.uint16)),
+    "int32": (pa.int32(), lambda n: np.arange(n, dtype=np.int32)),
+    "uint64": (pa.uint64(), lambda n: np.arange(n, dtype=np.uint64)),
+    "float16": (pa.float16(), lambda n: np.arange(n).astype(np.float16)),
+    "float32": (pa.float32(), lambda n: np.arange(n, dtype=np.float32)),
+    "float64": (pa.float64(), lambda n: np.arange(n, dtype=np.float64)),
+    "bool": (pa.bool_(), lambda n: np.arange(n) % 2 == 0),
+    "date32": (pa.date32(), lambda n: np.arange(n, dtype=np.int32)),
+    "timestamp": (pa.timestamp("ms"), lambda n: np.arange(n, dtype=np.int64)),
+}
+
+
+def _column(kind: str, n: int) -> pa.Array:
+    arrow_type, make = SCALARS[kind]
+    return pa.array(make(n)).cast(arrow_type)
+
+
+def _size(structure: Any) -> int:
+    leaves = [leaf for leaf in tf.nest.flatten(structure) if leaf is not None]
+    return sum(int(np.asarray(leaf).nbytes) for leaf in leaves)
+
+
+@st.composite
+def tables(draw: st.DrawFn) -> tuple[pa.Table, fitpipe.Schema]:
+    """A table of scalar, fixed-size list and padded list columns, and a schema over it."""
+    n = draw(st.integers(1, 40))
+    kinds = draw(st.lists(st.sampled_from(sorted(SCALARS)), min_size=2, max_size=6))
+    columns = {f"c{i}": _column(kind, n) for i, kind in enumerate(kinds)}
+    width = draw(st.integers(1, 4))
+    columns["vec"] = pa.FixedSizeListArray.from_arrays(
+        pa.array(np.arange(n * width, dtype=np.float32)), width
+    )
+    columns["seq"] = pa.array([[1.5] * (i % 3) for i in range(n)], pa.list_(pa.float32()))
+    stacked = tuple(sorted(draw(st.sets(st.sampled_from(sorted(columns)[:-2]), min_size=1))))
+    features: Any = draw(
+        st.sampled_from(
+            [stacked, stacked[0], {"rows": stacked, "vec": "vec", "seq": "seq"}, "vec", "seq"]
+        )
+    )
+    target = draw(st.sampled_from(sorted(c for c in columns if c.startswith("c"))))
+    weight = draw(st.sampled_from([None, "w"]))
+    if weight:
+        columns["w"] = pa.array(np.ones(n, np.float32))
+    schema = fitpipe.Schema(features, target, sample_weight=weight, lengths={"seq": 3})
+    return pa.table(columns), schema
+
+
+@given(tables(), st.sampled_from([Mode.TRAIN, Mode.PREDICT]))
+def test_the_size_is_that_of_the_converted_arrays(tmp_path_factory, drawn, mode):
+    table, schema = drawn
+    path = Path(tmp_path_factory.mktemp("sizes")) / "data.parquet"
+    pq.write_table(table, path)
+    plan = plan_source(str(path), schema, "fit", mode)
+    read = pq.read_table(path)
+    targets = mode is not Mode.PREDICT
+    arrays = table_roles(read, plan.schema, str(path), 0, "fit", targets)
+    assert converted_bytes(plan, plan.schema, mode) == _size(arrays)
+
+
+def test_variable_width_data_has_no_size(tmp_path):
+    path = tmp_path / "text.parquet"
+    pq.write_table(pa.table({"s": ["a", "bb"], "r": [[1.0], [2.0, 3.0]], "y": [1.0, 2.0]}), path)
+    for features in ("s", "r"):
+        schema = fitpipe.Schema(features, "y")
+        plan = plan_source(str(path), schema, "fit", Mode.TRAIN)
+        assert converted_bytes(plan, plan.schema, Mode.TRAIN) == float("inf")
+
+
+def test_float32_data_up_to_the_limit_is_held(tmp_path, monkeypatch):
+    rows, features = 300, 8
+    values = np.random.default_rng(0).standard_normal((rows, features + 1)).astype(np.float32)
+    path = tmp_path / "f32.parquet"
+    pq.write_table(pa.table({f"f{i}": values[:, i] for i in range(features + 1)}), path)
+    schema = fitpipe.Schema([f"f{i}" for i in range(features)], f"f{features}")
+    size = rows * (features + 1) * 4  # float32: 4 bytes a value, features and target
+    monkeypatch.setattr(limits, "RESIDENT_BYTES_LIMIT", size)
+    held = fitpipe.adapt(str(path), schema=schema, batch_size=32)
+    assert held.rows is not None
+    leaves = tf.nest.flatten(held.rows.leaves)
+    assert sum(int(np.prod(leaf.shape)) * leaf.dtype.size for leaf in leaves) == size
+    monkeypatch.setattr(limits, "RESIDENT_BYTES_LIMIT", size - 1)
+    assert fitpipe.adapt(str(path), schema=schema, batch_size=32).rows is None
