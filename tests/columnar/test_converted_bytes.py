@@ -1,4 +1,5 @@
-"""The size Parquet data takes once converted, which decides whether it is held or streamed.
+"""The size Parquet data takes once converted (which decides whether it is held or streamed),
+and the memory pool it is read into.
 
 ``converted_bytes`` must be the bytes of the arrays the conversion makes, not a bound: a bound
 of 8 bytes a value (what it was) streamed float32 data of 128-256 MiB every epoch, data that
@@ -19,7 +20,8 @@ from hypothesis import strategies as st
 
 import fitpipe
 from fitpipe import limits
-from fitpipe.columnar import converted_bytes, plan_source, table_roles
+from fitpipe.columnar import converted_bytes, plan_source, read_span, table_roles
+from fitpipe.columnar import spans as columnar_spans
 from fitpipe.schemas import Mode
 
 #: Arrow types of one value per row, and how to make ``n`` of them.
@@ -107,3 +109,20 @@ def test_float32_data_up_to_the_limit_is_held(tmp_path, monkeypatch):
     assert sum(int(np.prod(leaf.shape)) * leaf.dtype.size for leaf in leaves) == size
     monkeypatch.setattr(limits, "RESIDENT_BYTES_LIMIT", size - 1)
     assert fitpipe.adapt(str(path), schema=schema, batch_size=32).rows is None
+
+
+def test_parquet_is_read_into_the_system_allocators_pool(tmp_path):
+    path = tmp_path / "pool.parquet"
+    values = np.arange(4096 * 8, dtype=np.float32).reshape(4096, 8)
+    pq.write_table(pa.table({f"f{i}": values[:, i] for i in range(8)}), path)
+    schema = fitpipe.Schema([f"f{i}" for i in range(7)], "f7")
+    plan = plan_source(str(path), schema, "fit", Mode.TRAIN)
+    system, default = pa.system_memory_pool(), pa.default_memory_pool()
+    before = system.bytes_allocated(), default.bytes_allocated()
+    spans = columnar_spans(plan, 0, plan.rows)
+    tables = [t for span in spans for t in read_span(span, plan.schema.columns())]
+    held = sum(t.nbytes for t in tables)
+    assert held >= values.nbytes  # (and validity bitmaps)
+    assert system.bytes_allocated() - before[0] >= held
+    if default.backend_name != system.backend_name:
+        assert default.bytes_allocated() - before[1] < held

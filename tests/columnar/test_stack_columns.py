@@ -4,6 +4,8 @@ from :data:`WIDE_COLUMNS` columns on) give ``np.stack``'s array."""
 from __future__ import annotations
 
 import gc
+import mmap
+from unittest import mock
 
 import numpy as np
 import pyarrow as pa
@@ -25,6 +27,14 @@ from fitpipe.columnar.convert import (
 from fitpipe.schemas import Schema
 
 DTYPES = st.sampled_from([np.float32, np.float64, np.int64, np.int8, np.bool_, np.str_])
+
+
+def _owner(array: np.ndarray) -> object:
+    """What holds an array's memory (the first base that is not an array)."""
+    base: object = array
+    while isinstance(base, np.ndarray):
+        base = base.base
+    return base.obj if isinstance(base, memoryview) else base
 
 
 @st.composite
@@ -114,8 +124,12 @@ def test_table_roles_stacks_feature_columns_in_order() -> None:
     shape=hnp.array_shapes(min_dims=1, max_dims=3, min_side=1, max_side=40),
     dtype=st.sampled_from([np.float32, np.float64, np.int8, np.int64, np.bool_, np.float16]),
 )
-def test_aligned_empty_starts_at_64_bytes(shape: tuple[int, ...], dtype) -> None:
-    array = aligned_empty(shape, dtype)
+@pytest.mark.parametrize("mapped", [False, True])
+def test_aligned_empty_starts_at_64_bytes(shape: tuple[int, ...], dtype, mapped: bool) -> None:
+    # mapped: every buffer of a byte or more is an mmap, as large ones are
+    with mock.patch.object(convert, "MAPPED_BYTES", 0 if mapped else convert.MAPPED_BYTES):
+        array = aligned_empty(shape, dtype)
+    assert isinstance(_owner(array), mmap.mmap) == (mapped and array.nbytes > 0)
     assert array.shape == shape and array.dtype == dtype
     assert array.ctypes.data % ALIGNMENT == 0
     assert array.flags["C_CONTIGUOUS"] and array.flags["WRITEABLE"]
@@ -128,3 +142,15 @@ def test_stacked_columns_are_aligned_for_tensorflow(parts: list[np.ndarray]) -> 
     stacked = stack_columns(parts)
     if stacked.size and stacked.dtype.kind in "biuf":
         assert stacked.ctypes.data % ALIGNMENT == 0
+
+
+@pytest.mark.parametrize("extra", [-1, 0, 1])
+def test_large_buffers_are_mapped_aligned_and_shared_with_tensorflow(extra: int) -> None:
+    count = (convert.MAPPED_BYTES + extra * 4) // 4
+    array = aligned_empty((count,), np.float32)
+    assert isinstance(_owner(array), mmap.mmap) == (count * 4 >= convert.MAPPED_BYTES)
+    assert array.ctypes.data % ALIGNMENT == 0 and array.flags["WRITEABLE"]
+    array[...] = np.arange(count, dtype=np.float32)
+    tensor = as_tensor(array)
+    array[0] = -1.0  # aligned and writable: TensorFlow holds the same memory
+    assert float(tensor[0]) == -1.0 and float(tensor[-1]) == count - 1
