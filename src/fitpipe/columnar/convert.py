@@ -173,8 +173,10 @@ def column_array(column: Any, name: str, schema: Schema, ctx: tuple[str, int, st
 ALIGNMENT = 64
 
 
-#: From this many bytes on, :func:`aligned_empty` maps the buffer's memory itself.
-MAPPED_BYTES = 4 << 20
+#: From this many bytes on, :func:`aligned_empty` maps the buffer's memory itself: glibc's
+#: ``malloc`` maps every block this large afresh anyway (its largest dynamic ``mmap``
+#: threshold), while smaller blocks freed and allocated again reuse its heap's pages.
+MAPPED_BYTES = 32 << 20
 
 
 def aligned_empty(shape: tuple[int, ...], dtype: Any) -> np.ndarray:
