@@ -39,6 +39,7 @@ from fitpipe.columnar import (
     ParquetPlan,
     Span,
     SplitCounts,
+    as_tensor,
     converted_bytes,
     count_split,
     empty_side_error,
@@ -50,6 +51,7 @@ from fitpipe.columnar import (
     role_arrays,
     spans,
     table_roles,
+    tensor_array,
     validation_mask,
 )
 from fitpipe.errors import DataMismatchError, message
@@ -370,7 +372,16 @@ def _read_whole(
 
 
 def _join(*leaves: np.ndarray) -> np.ndarray:
-    return leaves[0] if len(leaves) == 1 else np.concatenate(leaves)
+    """The row groups' arrays of one leaf joined: numbers by TensorFlow, held as they are.
+
+    ``np.concatenate`` made a NumPy array that holding it in a variable copied again; joined
+    by TensorFlow, the variable is filled from the tensor (one copy, not two).
+    """
+    if len(leaves) == 1:
+        return leaves[0]
+    if all(isinstance(leaf, np.ndarray) and leaf.dtype.kind in "biuf" for leaf in leaves):
+        return tensor_array(tf.concat([as_tensor(leaf) for leaf in leaves], axis=0))
+    return np.concatenate(leaves)
 
 
 def _plan_tables(plan: ParquetPlan, mode: Mode) -> Iterator[tuple[str, pa.Table, Schema]]:
