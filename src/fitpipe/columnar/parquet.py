@@ -153,7 +153,7 @@ def read_pool() -> pa.MemoryPool:
     where the kernel compacts memory to fault them in (``defrag=madvise``, a common
     default), the first read of a 200 MB row group spent 1-5 s in the kernel, and NumPy's
     own huge pages after it were slow to come by too. Read through ``malloc``, the same read
-    took 0.35-0.43 s, and the steady state is no slower (measured: 100,000 x 512 float32).
+    took 0.35-0.43 s; later reads were no slower in paired runs (100,000 x 512 float32).
     """
     return pa.system_memory_pool()
 
