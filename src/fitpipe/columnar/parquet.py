@@ -305,12 +305,12 @@ def _converted(arrow_type: pa.DataType, length: int | None) -> tuple[np.dtype, i
         return None if inner is None or length is None else (inner[0], inner[1] * length)
     if pa.types.is_dictionary(arrow_type):
         return _converted(arrow_type.value_type, length)
-    kind = arrow_type
-    if pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_boolean(kind):
-        return np.dtype(kind.to_pandas_dtype()), 1
-    if pa.types.is_temporal(kind):
+    numeric = (pa.types.is_integer, pa.types.is_floating, pa.types.is_boolean)
+    if any(test(arrow_type) for test in numeric):
+        return np.dtype(arrow_type.to_pandas_dtype()), 1
+    if pa.types.is_temporal(arrow_type):
         return np.dtype(np.int64), 1
-    if pa.types.is_decimal(kind):
+    if pa.types.is_decimal(arrow_type):
         return np.dtype(np.float64), 1
     return None
 
@@ -324,6 +324,13 @@ def _groups(schema: Schema, roles: tuple[Role, ...]) -> Iterator[str | tuple[str
         yield schema.sample_weight
 
 
+def _column_converted(plan: ParquetPlan, schema: Schema, name: str) -> tuple[np.dtype, int] | None:
+    index = plan.arrow_schema.get_field_index(name)
+    if index < 0:
+        return None
+    return _converted(plan.arrow_schema.field(index).type, schema.length(name))
+
+
 def converted_bytes(plan: ParquetPlan, schema: Schema, mode: Mode) -> float:
     """The bytes of the arrays the columns read convert to; inf if not of fixed width.
 
@@ -333,15 +340,11 @@ def converted_bytes(plan: ParquetPlan, schema: Schema, mode: Mode) -> float:
     total = 0
     for group in _groups(schema, mode.roles):
         names = (group,) if isinstance(group, str) else group
-        found = []
-        for name in names:
-            index = plan.arrow_schema.get_field_index(name)
-            kind = plan.arrow_schema.field(index).type if index >= 0 else None
-            found.append(None if kind is None else _converted(kind, schema.length(name)))
-        if not found or any(f is None for f in found):
+        found = [_column_converted(plan, schema, name) for name in names]
+        known = [f for f in found if f is not None]
+        if len(known) < len(found):
             return math.inf
-        dtype = np.result_type(*(f[0] for f in found if f is not None))
-        total += dtype.itemsize * sum(f[1] for f in found if f is not None)
+        total += np.result_type(*(f[0] for f in known)).itemsize * sum(f[1] for f in known)
     return total * plan.rows
 
 
