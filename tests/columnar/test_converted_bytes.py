@@ -8,6 +8,7 @@ fits the in-memory limit twice over.
 
 from __future__ import annotations
 
+import gc
 from pathlib import Path
 from typing import Any
 
@@ -118,6 +119,7 @@ def test_parquet_is_read_into_the_system_allocators_pool(tmp_path):
     schema = fitpipe.Schema([f"f{i}" for i in range(7)], "f7")
     plan = plan_source(str(path), schema, "fit", Mode.TRAIN)
     system, default = pa.system_memory_pool(), pa.default_memory_pool()
+    gc.collect()  # earlier tests' tables freed now, not while this one measures
     before = system.bytes_allocated(), default.bytes_allocated()
     spans = columnar_spans(plan, 0, plan.rows)
     tables = [t for span in spans for t in read_span(span, plan.schema.columns())]
