@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Any
+from unittest import mock
 
 import numpy as np
 import pytest
@@ -12,6 +13,7 @@ from hypothesis import strategies as st
 
 import fitpipe
 from fitpipe import limits
+from fitpipe.columnar import convert
 from fitpipe.pipeline import arrays
 from fitpipe.pipeline.arrays import resolve_batch_size
 from fitpipe.testing import epoch_batches
@@ -199,17 +201,19 @@ def test_resident_rows_slice_the_batches_of_the_dataset(shuffle: Any, seeded: An
 @settings(max_examples=40, deadline=None)
 @given(
     dtype=st.sampled_from(
-        ["bool", "int8", "uint16", "int32", "int64", "float16", "float32", "float64"]
+        ["bool", "int8", "uint16", "int32", "int64", "float16", "float32", "float64", "complex64"]
     ),
     shape=st.lists(st.integers(0, 5), min_size=1, max_size=3),
     layout=st.sampled_from(["c", "fortran", "strided", "offset"]),
+    mapped=st.booleans(),
 )
 def test_a_held_array_is_a_private_copy_of_the_callers_values(
-    dtype: str, shape: list[int], layout: str
+    dtype: str, shape: list[int], layout: str, mapped: bool
 ) -> None:
-    # A held array is TensorFlow's copy (as Keras converts arrays before its first step):
-    # the values and dtype are the caller's, whatever the array's layout, and editing the
-    # caller's array during a `fit` changes nothing.
+    # A held array is a copy (as Keras converts arrays before its first step): the values
+    # and dtype are the caller's, whatever the array's layout, and editing the caller's
+    # array during a `fit` changes nothing. mapped: copied into mapped memory, as large
+    # arrays are.
     base = (np.arange(int(np.prod(shape)) * 2) % 7).astype(dtype)
     array = base[: int(np.prod(shape))].reshape(shape)
     if layout == "fortran":
@@ -219,9 +223,32 @@ def test_a_held_array_is_a_private_copy_of_the_callers_values(
     elif layout == "offset":  # starts 1 element into a buffer: never aligned to 64 bytes
         array = base[1 : 1 + int(np.prod(shape))].reshape(shape)
     expected = array.copy()
-    held = arrays._hold(array)
+    with mock.patch.object(convert, "MAPPED_BYTES", 0 if mapped else convert.MAPPED_BYTES):
+        held = arrays._hold(array)
     assert held.dtype == tf.as_dtype(array.dtype)
     np.testing.assert_array_equal(held.numpy(), expected)
     if array.size:
         array.flat[0] = not array.flat[0] if dtype == "bool" else array.flat[0] + 1
         np.testing.assert_array_equal(held.numpy(), expected)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "int64", "uint8", "bool"])
+def test_a_large_held_array_is_copied_once_into_mapped_memory(dtype: str) -> None:
+    # TensorFlow's own conversion copies a caller's array into a fresh NumPy buffer (advised
+    # for huge pages: seconds of page faults on some machines); the held copy is made into
+    # fitpipe's mapped memory instead, once, and the variable takes that memory as it is.
+    array = (np.arange(64 * 128) % 5).astype(dtype).reshape(64, 128)
+    made: list[int] = []
+    real = convert._anonymous_map
+
+    def spy(nbytes: int) -> Any:
+        made.append(nbytes)
+        return real(nbytes)
+
+    with (
+        mock.patch.object(convert, "MAPPED_BYTES", 1024),
+        mock.patch.object(convert, "_anonymous_map", spy),
+    ):
+        held = arrays._hold(array)
+    assert made == [array.nbytes]
+    np.testing.assert_array_equal(held.numpy(), array)
