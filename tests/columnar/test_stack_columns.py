@@ -22,6 +22,8 @@ from fitpipe.columnar.convert import (
     aligned_empty,
     as_tensor,
     backing_tensor,
+    join_rows,
+    owned_tensor,
     stack_columns,
 )
 from fitpipe.schemas import Schema
@@ -154,3 +156,78 @@ def test_large_buffers_are_mapped_aligned_and_shared_with_tensorflow(extra: int)
     tensor = as_tensor(array)
     array[0] = -1.0  # aligned and writable: TensorFlow holds the same memory
     assert float(tensor[0]) == -1.0 and float(tensor[-1]) == count - 1
+
+
+@st.composite
+def row_parts(draw: st.DrawFn) -> list[np.ndarray]:
+    """1-4 arrays of one dtype and trailing shape, 0-6 rows each."""
+    dtype = draw(DTYPES)
+    trailing = tuple(draw(st.lists(st.integers(0, 3), max_size=2)))
+    counts = draw(st.lists(st.integers(0, 6), min_size=1, max_size=4))
+    return [
+        draw(hnp.arrays(dtype, (count, *trailing), elements=_elements(dtype))) for count in counts
+    ]
+
+
+def _elements(dtype: type) -> st.SearchStrategy:
+    if dtype is np.str_:
+        return st.text(max_size=3)
+    if np.dtype(dtype).kind == "f":
+        return st.floats(width=np.dtype(dtype).itemsize * 8, allow_nan=False)
+    return hnp.from_dtype(np.dtype(dtype))
+
+
+@given(parts=row_parts(), mapped=st.booleans())
+def test_joined_rows_are_np_concatenate_in_aligned_memory(
+    parts: list[np.ndarray], mapped: bool
+) -> None:
+    # Predictions of several calls and blocks of batches are joined this way: the values,
+    # dtype and shape of np.concatenate, in a buffer of fitpipe's (mapped when large).
+    with mock.patch.object(convert, "MAPPED_BYTES", 0 if mapped else convert.MAPPED_BYTES):
+        joined = join_rows(parts)
+    expected = np.concatenate(parts)
+    assert joined.dtype == expected.dtype and joined.shape == expected.shape
+    np.testing.assert_array_equal(joined, expected)
+    if joined.nbytes and joined.dtype.kind != "U":
+        assert joined.ctypes.data % ALIGNMENT == 0
+        assert isinstance(_owner(joined), mmap.mmap) == mapped
+
+
+@pytest.mark.parametrize(
+    "parts",
+    [
+        [np.zeros((2, 3)), np.zeros((2, 4))],
+        [np.zeros(()), np.zeros(())],
+        [np.zeros((2, 3)), np.zeros((2,))],
+    ],
+    ids=["trailing-shapes", "scalars", "ranks"],
+)
+def test_rows_numpy_cannot_join_raise_numpys_error(parts: list[np.ndarray]) -> None:
+    with pytest.raises(ValueError) as ours:
+        join_rows(parts)
+    with pytest.raises(ValueError) as numpys:
+        np.concatenate(parts)
+    assert str(ours.value) == str(numpys.value)
+
+
+@given(
+    array=hnp.arrays(
+        st.sampled_from([np.float32, np.float64, np.int32, np.uint8, np.bool_, np.complex64]),
+        hnp.array_shapes(min_dims=1, max_dims=3, min_side=0, max_side=5),
+    ),
+    mapped=st.booleans(),
+)
+def test_an_owned_tensor_is_a_copy_the_caller_cannot_change(
+    array: np.ndarray, mapped: bool
+) -> None:
+    expected = array.copy()
+    with mock.patch.object(convert, "MAPPED_BYTES", 0 if mapped else convert.MAPPED_BYTES):
+        tensor = owned_tensor(array)
+    assert tensor.dtype == tf.as_dtype(array.dtype) and tuple(tensor.shape) == array.shape
+    array[...] = 0 if array.dtype != np.bool_ else ~array
+    np.testing.assert_array_equal(tensor.numpy(), expected)
+
+
+def test_an_owned_tensor_of_text_is_tensorflows() -> None:
+    tensor = owned_tensor(np.array(["a", "bc"]))
+    assert tensor.dtype == tf.string and tensor.numpy().tolist() == [b"a", b"bc"]

@@ -14,7 +14,7 @@ import numpy as np
 import tensorflow as tf
 
 from fitpipe.adapters.batches import Check
-from fitpipe.columnar import ALIGNMENT, aligned_empty, as_tensor, tensor_array
+from fitpipe.columnar import ALIGNMENT, aligned_empty, as_tensor, join_rows, tensor_array
 
 __all__ = ["aligned_rows", "checked_chunks", "concat_rows", "num_rows", "rows_of", "take_rows"]
 
@@ -29,8 +29,7 @@ def concat_rows(chunks: list[tuple[Any, ...]]) -> tuple[Any, ...]:
     def join(*leaves: Any) -> Any:
         if isinstance(leaves[0], tf.RaggedTensor):
             return tf.concat(leaves, axis=0)
-        shape = (sum(len(leaf) for leaf in leaves), *leaves[0].shape[1:])
-        return np.concatenate(leaves, out=aligned_empty(shape, np.result_type(*leaves)))
+        return join_rows(leaves)
 
     return tf.nest.map_structure(join, *chunks)
 

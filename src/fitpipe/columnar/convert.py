@@ -32,6 +32,7 @@ __all__ = [
     "as_tensor",
     "backing_tensor",
     "column_array",
+    "join_rows",
     "owned_tensor",
     "role_arrays",
     "stack_columns",
@@ -268,6 +269,20 @@ def as_tensor(leaf: Any) -> tf.Tensor:
         except (BufferError, TypeError, ValueError):  # read-only, or a dtype DLPack lacks
             pass
     return tf.convert_to_tensor(leaf)
+
+
+def join_rows(leaves: list[np.ndarray] | tuple[np.ndarray, ...]) -> np.ndarray:
+    """``np.concatenate(leaves)`` written into :func:`aligned_empty` memory.
+
+    A fresh NumPy buffer of 131 MB (65,536 x 512 float32) took 0.3-1.0 s to join into on a
+    machine that compacts memory for huge pages, 0.05-0.06 s mapped. Leaves NumPy cannot
+    join into one buffer (scalars, unequal trailing shapes) get ``np.concatenate``'s error.
+    """
+    first = leaves[0]
+    if first.ndim == 0 or any(leaf.shape[1:] != first.shape[1:] for leaf in leaves):
+        return np.concatenate(leaves)
+    shape = (sum(len(leaf) for leaf in leaves), *first.shape[1:])
+    return np.concatenate(leaves, out=aligned_empty(shape, np.result_type(*leaves)))
 
 
 def owned_tensor(leaf: Any) -> Any:

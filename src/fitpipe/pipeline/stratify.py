@@ -20,6 +20,7 @@ import numpy as np
 import tensorflow as tf
 
 from fitpipe.adapters import ArraySource, Source
+from fitpipe.columnar import aligned_empty
 from fitpipe.errors import DataMismatchError, FitpipeValueError, message
 
 __all__ = ["class_labels", "stratified_split", "take_rows_where"]
@@ -53,7 +54,8 @@ def _gather(leaf: Any, rows: np.ndarray) -> Any:
         return tf.SparseTensor(indices, kept.values, shape)
     if isinstance(leaf, (tf.Tensor, tf.RaggedTensor)):
         return tf.gather(leaf, rows)
-    return np.take(leaf, rows, axis=0)
+    leaf = np.asarray(leaf)
+    return np.take(leaf, rows, axis=0, out=aligned_empty((len(rows), *leaf.shape[1:]), leaf.dtype))
 
 
 def take_rows_where(source: ArraySource, mask: np.ndarray) -> ArraySource:

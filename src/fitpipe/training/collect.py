@@ -15,6 +15,8 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
+from fitpipe.columnar import join_rows
+
 __all__ = [
     "concat_outputs",
     "merge_predictions",
@@ -125,6 +127,6 @@ def merge_predictions(chunks: list[Any]) -> Any:
             return parts[0] if len(parts) == 1 else tf.concat(parts, axis=0)
         if isinstance(parts[0], tf.SparseTensor):
             return parts[0] if len(parts) == 1 else tf.sparse.concat(0, list(parts))
-        return np.concatenate(parts)
+        return join_rows(parts)
 
     return tf.nest.map_structure(merge, *chunks)
