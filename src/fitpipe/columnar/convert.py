@@ -145,7 +145,8 @@ def _variable(array: pa.Array, name: str, schema: Schema, ctx: tuple[str, int, s
     starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
     positions = np.arange(width)
     keep = positions[None, :] < lengths[:, None]
-    dense = np.zeros((len(lengths), width), dtype=values.dtype)
+    dense = aligned_empty((len(lengths), width), values.dtype)
+    dense[...] = 0
     dense[keep] = values[(starts[:, None] + positions[None, :])[keep]]
     return dense
 
