@@ -4,7 +4,8 @@ Fitting in chunks calls ``fit`` many times over the same arrays, and the scan co
 GB each time. A scan is kept for the same objects (identity, held by weak reference, so a
 reused ``id`` never matches) with the same data pointer, shape, dtype and strides, and the
 same *fingerprint*: per column (the trailing axes flattened), the wrapping sum of the
-values' bit patterns. The fingerprint is one read of the data at memory speed (about 0.2 s
+values' bit patterns (columns side by side in 8-byte lanes, summed as one, when a row's bytes
+are a multiple of 8). The fingerprint is one read of the data at memory speed (about 0.2 s
 per GB, against 2-6 s for the scan) and changes with any in-place edit of a single value;
 only edits that cancel exactly in a column's sum, or that move values within a column, go
 unseen, and moving values within a column changes none of the statistics the check judges
@@ -43,6 +44,10 @@ def _array_print(array: np.ndarray) -> tuple[Any, ...] | None:
     columns = array.reshape(array.shape[0], -1) if array.shape[0] else array.reshape(0, 1)
     if not columns.flags.c_contiguous:
         columns = np.ascontiguousarray(columns)
+    if columns.shape[1] * array.dtype.itemsize % 8 == 0:
+        # 8-byte lanes (2, 4 or 8 columns each), summed as one: half or fewer adds (64,000
+        # x 512 float32: 16-18 -> 12-14 ms); moving values within a column keeps a lane's sum too
+        uint = np.uint64
     sums = columns.view(uint).sum(axis=0, dtype=np.uint64)
     pointer = array.__array_interface__["data"][0]
     return (pointer, array.shape, array.dtype.str, array.strides, sums.tobytes())
