@@ -204,7 +204,7 @@ def test_resident_rows_slice_the_batches_of_the_dataset(shuffle: Any, seeded: An
         ["bool", "int8", "uint16", "int32", "int64", "float16", "float32", "float64", "complex64"]
     ),
     shape=st.lists(st.integers(0, 5), min_size=1, max_size=3),
-    layout=st.sampled_from(["c", "fortran", "strided", "offset"]),
+    layout=st.sampled_from(["c", "fortran", "strided", "offset", "swapped"]),
     mapped=st.booleans(),
 )
 def test_a_held_array_is_a_private_copy_of_the_callers_values(
@@ -222,6 +222,8 @@ def test_a_held_array_is_a_private_copy_of_the_callers_values(
         array = base[::2].reshape(shape)
     elif layout == "offset":  # starts 1 element into a buffer: never aligned to 64 bytes
         array = base[1 : 1 + int(np.prod(shape))].reshape(shape)
+    elif layout == "swapped":  # the other byte order
+        array = array.astype(array.dtype.newbyteorder("S"))
     expected = array.copy()
     with mock.patch.object(convert, "MAPPED_BYTES", 0 if mapped else convert.MAPPED_BYTES):
         held = arrays._hold(array)

@@ -185,8 +185,8 @@ def _hold(leaf: Any) -> Any:
     (:func:`~fitpipe.columnar.backing_tensor`), not from a converted copy: converting
     64,000 x 512 stacked float32 rows cost 0.39 s of a 1.2 s ``fit``. A caller's array is
     copied once (:func:`~fitpipe.columnar.owned_tensor`), so the variable never shares the
-    caller's memory; TensorFlow's own conversion cost 0.5-0.9 s for those rows in the
-    second ``fit`` of a fresh process (memory faulted in as huge pages), 0.08-0.11 s now.
+    caller's memory; TensorFlow's own conversion cost 0.15-0.87 s for those rows the first
+    time in a process (memory faulted in as huge pages), 0.08-0.11 s now.
     """
     if isinstance(leaf, (tf.RaggedTensor, tf.SparseTensor)):
         return leaf
