@@ -25,6 +25,7 @@ from fitpipe.columnar.convert import (
     join_rows,
     owned_tensor,
     stack_columns,
+    take_rows_into,
 )
 from fitpipe.schemas import Schema
 
@@ -231,3 +232,24 @@ def test_an_owned_tensor_is_a_copy_the_caller_cannot_change(
 def test_an_owned_tensor_of_text_is_tensorflows() -> None:
     tensor = owned_tensor(np.array(["a", "bc"]))
     assert tensor.dtype == tf.string and tensor.numpy().tolist() == [b"a", b"bc"]
+
+
+@given(
+    array=hnp.arrays(DTYPES, hnp.array_shapes(min_dims=1, max_dims=3, min_side=1, max_side=6)),
+    data=st.data(),
+)
+def test_rows_taken_into_aligned_memory_are_np_take(array: np.ndarray, data: st.DataObject) -> None:
+    rows = data.draw(
+        hnp.arrays(np.int64, st.integers(0, 8), elements=st.integers(-len(array), len(array) - 1))
+    )
+    taken = take_rows_into(array, rows)
+    np.testing.assert_array_equal(taken, np.take(array, rows, axis=0))
+    assert taken.dtype == array.dtype
+    if taken.nbytes and taken.dtype.kind != "U":
+        assert taken.ctypes.data % ALIGNMENT == 0
+
+
+@pytest.mark.parametrize("row", [-4, 3, 100])
+def test_rows_out_of_range_are_an_index_error_not_clipped(row: int) -> None:
+    with pytest.raises(IndexError, match="out of range"):
+        take_rows_into(np.zeros((3, 2)), np.array([0, row]))

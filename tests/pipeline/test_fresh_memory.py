@@ -20,7 +20,9 @@ import numpy as np
 import pytest
 
 import fitpipe
+from fitpipe import limits
 from fitpipe.adapters import concat_rows
+from fitpipe.adapters.row_blocks import take_rows
 from fitpipe.columnar import convert, join_rows
 from fitpipe.pipeline import arrays
 
@@ -79,4 +81,22 @@ def test_predictions_joined_over_calls_are_written_outside_numpy() -> None:
     out = []
     peak = _numpy_peak(lambda: out.append(trainer.predict(x, batch_size=64, verbose=0)))
     np.testing.assert_array_equal(out[0], x)
+    assert peak < x.nbytes // 4
+
+
+def test_rows_gathered_in_blocks_are_written_outside_numpy() -> None:
+    # np.take(..., out=) buffers its result in a temporary as large as `out` (mode "raise"):
+    # blocks of NumPy rows over the in-memory limit, and a shuffle buffer's reorder of narrow
+    # leaves, gathered through it
+    x = _rows()
+    narrow = x.reshape(-1, 8)  # 32 bytes a row: NumPy's gather, not TensorFlow's
+    order = np.random.default_rng(0).permutation(len(narrow))
+    assert _numpy_peak(lambda: take_rows((narrow,), order)) < x.nbytes // 4
+    y = x[:, :1].copy()
+    inputs = keras.Input((WIDTH,))
+    trainer = fitpipe.Trainer(keras.Model(inputs, keras.layers.Dense(1)(inputs)))
+    trainer.compile("sgd", "mse")
+    with mock.patch.object(limits, "RESIDENT_BYTES_LIMIT", MAPPED):
+        trainer.fit(x, y, batch_size=64, epochs=1, verbose=0)  # traced before measuring
+        peak = _numpy_peak(lambda: trainer.fit(x, y, batch_size=64, epochs=1, verbose=0))
     assert peak < x.nbytes // 4

@@ -14,7 +14,14 @@ import numpy as np
 import tensorflow as tf
 
 from fitpipe.adapters.batches import Check
-from fitpipe.columnar import ALIGNMENT, aligned_empty, as_tensor, join_rows, tensor_array
+from fitpipe.columnar import (
+    ALIGNMENT,
+    aligned_empty,
+    as_tensor,
+    join_rows,
+    take_rows_into,
+    tensor_array,
+)
 
 __all__ = ["aligned_rows", "checked_chunks", "concat_rows", "num_rows", "rows_of", "take_rows"]
 
@@ -63,8 +70,7 @@ def take_rows(chunk: tuple[Any, ...], order: np.ndarray) -> tuple[Any, ...]:
         gathered = _gathered(leaf, order)
         if gathered is not None:
             return gathered
-        out = aligned_empty((len(order), *leaf.shape[1:]), leaf.dtype)
-        return np.take(leaf, order, axis=0, out=out)
+        return take_rows_into(leaf, order)
 
     return tf.nest.map_structure(take, chunk)
 

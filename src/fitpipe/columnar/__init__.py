@@ -24,6 +24,7 @@ from fitpipe.columnar.convert import (
     owned_tensor,
     role_arrays,
     table_roles,
+    take_rows_into,
     tensor_array,
 )
 from fitpipe.columnar.files import (
@@ -135,6 +136,7 @@ __all__ = [
     "source_name",
     "spans",
     "table_roles",
+    "take_rows_into",
     "tensor_array",
     "unknown_column",
     "uri_info",

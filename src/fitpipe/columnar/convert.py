@@ -37,6 +37,7 @@ __all__ = [
     "role_arrays",
     "stack_columns",
     "table_roles",
+    "take_rows_into",
     "tensor_array",
 ]
 
@@ -284,6 +285,23 @@ def join_rows(leaves: list[np.ndarray] | tuple[np.ndarray, ...]) -> np.ndarray:
         return np.concatenate(leaves)
     shape = (sum(len(leaf) for leaf in leaves), *first.shape[1:])
     return np.concatenate(leaves, out=aligned_empty(shape, np.result_type(*leaves)))
+
+
+def take_rows_into(leaf: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """``leaf[rows]`` (rows along the first axis) written into :func:`aligned_empty` memory.
+
+    ``np.take`` with ``out=`` buffers the result in a temporary as large as ``out`` unless
+    ``mode`` is ``"clip"`` or ``"wrap"`` (16,384 rows of 512 float32: 19-25 ms and 32 MiB
+    from NumPy's allocator, against 8-12 ms and none); the rows are checked to be in range
+    first (one pass over the indices), so clipping never changes one.
+    """
+    rows = np.asarray(rows)
+    if rows.size and (int(rows.min()) < -len(leaf) or int(rows.max()) >= len(leaf)):
+        raise IndexError(f"row index out of range for {len(leaf)} rows")
+    if rows.size and int(rows.min()) < 0:
+        rows = rows % len(leaf)
+    out = aligned_empty((len(rows), *leaf.shape[1:]), leaf.dtype)
+    return np.take(leaf, rows, axis=0, out=out, mode="clip")
 
 
 def owned_tensor(leaf: Any) -> Any:

@@ -21,7 +21,7 @@ import numpy as np
 import tensorflow as tf
 
 from fitpipe.adapters import Check, RowBlocks, Shuffle, checked_chunks
-from fitpipe.columnar import aligned_empty
+from fitpipe.columnar import take_rows_into
 
 __all__ = ["BLOCK_BYTES", "ArrayBlocks", "NumpyOrder", "index_dtype", "numpy_batches"]
 
@@ -168,12 +168,7 @@ def _take(parts: tuple[Any, ...], rows: np.ndarray) -> tuple[Any, ...]:
     wide leaves with TensorFlow, which would convert the whole caller's array (gigabytes)
     for each block.
     """
-
-    def take(leaf: np.ndarray) -> np.ndarray:
-        out = aligned_empty((len(rows), *leaf.shape[1:]), leaf.dtype)
-        return np.take(leaf, rows, axis=0, out=out)
-
-    return tf.nest.map_structure(take, parts)
+    return tf.nest.map_structure(lambda leaf: take_rows_into(leaf, rows), parts)
 
 
 def _slice(parts: tuple[Any, ...], start: int, stop: int) -> tuple[Any, ...]:

@@ -20,7 +20,7 @@ import numpy as np
 import tensorflow as tf
 
 from fitpipe.adapters import ArraySource, Source
-from fitpipe.columnar import aligned_empty
+from fitpipe.columnar import take_rows_into
 from fitpipe.errors import DataMismatchError, FitpipeValueError, message
 
 __all__ = ["class_labels", "stratified_split", "take_rows_where"]
@@ -54,8 +54,7 @@ def _gather(leaf: Any, rows: np.ndarray) -> Any:
         return tf.SparseTensor(indices, kept.values, shape)
     if isinstance(leaf, (tf.Tensor, tf.RaggedTensor)):
         return tf.gather(leaf, rows)
-    leaf = np.asarray(leaf)
-    return np.take(leaf, rows, axis=0, out=aligned_empty((len(rows), *leaf.shape[1:]), leaf.dtype))
+    return take_rows_into(np.asarray(leaf), rows)
 
 
 def take_rows_where(source: ArraySource, mask: np.ndarray) -> ArraySource:
