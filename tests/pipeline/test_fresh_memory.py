@@ -100,3 +100,17 @@ def test_rows_gathered_in_blocks_are_written_outside_numpy() -> None:
         trainer.fit(x, y, batch_size=64, epochs=1, verbose=0)  # traced before measuring
         peak = _numpy_peak(lambda: trainer.fit(x, y, batch_size=64, epochs=1, verbose=0))
     assert peak < x.nbytes // 4
+
+
+def test_a_column_major_array_is_fingerprinted_where_it_lies() -> None:
+    # A pandas frame's values are column-major; the pre-flight fingerprint copied them
+    # row-major (through NumPy) at every `fit`
+    x = np.asfortranarray(_rows())
+    y = x[:, :1].copy()
+    inputs = keras.Input((WIDTH,))
+    trainer = fitpipe.Trainer(keras.Model(inputs, keras.layers.Dense(1)(inputs)))
+    trainer.compile("sgd", "mse")
+    trainer.fit(x, y, batch_size=64, epochs=1, verbose=0)  # traced before measuring
+    assert _numpy_peak(lambda: trainer.fit(x, y, batch_size=64, epochs=1, verbose=0)) < (
+        x.nbytes // 4
+    )

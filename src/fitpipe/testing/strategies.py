@@ -204,11 +204,14 @@ def in_place_edits(draw: st.DrawFn) -> tuple[np.ndarray, tuple[int, ...], Any]:
     """A numeric array, a position in it and a value whose bits differ from the one there.
 
     Returns:
-        ``(array, index, value)``; the array has at least one row.
+        ``(array, index, value)``; the array has at least one row and is row-major or
+        column-major (as a pandas frame's values are).
     """
     dtype = draw(st.sampled_from(["float32", "float64", "float16", "int8", "int32", "int64"]))
     shape = draw(hnp.array_shapes(min_dims=1, max_dims=3, min_side=1, max_side=6))
     array = draw(hnp.arrays(dtype, shape))
+    if draw(st.booleans()):
+        array = np.asfortranarray(array)
     index = tuple(draw(st.integers(0, side - 1)) for side in shape)
     value = draw(hnp.from_dtype(np.dtype(dtype)))
     old = np.array(array[index], dtype=dtype)
