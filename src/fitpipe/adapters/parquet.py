@@ -45,6 +45,7 @@ from fitpipe.columnar import (
     empty_side_error,
     file_error,
     is_parquet_path,
+    join_rows,
     key_array,
     key_hashes,
     read_span,
@@ -381,7 +382,7 @@ def _join(*leaves: np.ndarray) -> np.ndarray:
         return leaves[0]
     if all(isinstance(leaf, np.ndarray) and leaf.dtype.kind in "biuf" for leaf in leaves):
         return tensor_array(tf.concat([as_tensor(leaf) for leaf in leaves], axis=0))
-    return np.concatenate(leaves)
+    return join_rows(leaves)
 
 
 def _plan_tables(plan: ParquetPlan, mode: Mode) -> Iterator[tuple[str, pa.Table, Schema]]:

@@ -257,20 +257,23 @@ def as_tensor(leaf: Any) -> tf.Tensor:
     a tensor's memory (wide columns, stacked by TensorFlow) is that tensor.
     """
     tensor = backing_tensor(leaf)
-    if tensor is not None:
-        return tensor
-    if (
-        isinstance(leaf, np.ndarray)
-        and leaf.size
-        and leaf.dtype.kind in "biufc"
-        and leaf.flags.c_contiguous
-        and leaf.ctypes.data % ALIGNMENT == 0
-    ):
-        try:
-            return tf.experimental.dlpack.from_dlpack(leaf.__dlpack__())
-        except (BufferError, TypeError, ValueError):  # read-only, or a dtype DLPack lacks
-            pass
-    return tf.convert_to_tensor(leaf)
+    if tensor is None:
+        tensor = _shared(leaf)
+    return owned_tensor(leaf) if tensor is None else tensor
+
+
+def _numeric(leaf: Any) -> bool:
+    return isinstance(leaf, np.ndarray) and bool(leaf.size) and leaf.dtype.kind in "biufc"
+
+
+def _shared(leaf: Any) -> tf.Tensor | None:
+    """A tensor over ``leaf``'s own memory (DLPack), or None where TensorFlow cannot take it."""
+    if not (_numeric(leaf) and leaf.flags.c_contiguous and leaf.ctypes.data % ALIGNMENT == 0):
+        return None
+    try:
+        return tf.experimental.dlpack.from_dlpack(leaf.__dlpack__())
+    except (BufferError, TypeError, ValueError):  # read-only, or a dtype DLPack lacks
+        return None
 
 
 def join_rows(leaves: list[np.ndarray] | tuple[np.ndarray, ...]) -> np.ndarray:
@@ -296,9 +299,10 @@ def take_rows_into(leaf: np.ndarray, rows: np.ndarray) -> np.ndarray:
     first (one pass over the indices), so clipping never changes one.
     """
     rows = np.asarray(rows)
-    if rows.size and (int(rows.min()) < -len(leaf) or int(rows.max()) >= len(leaf)):
+    low, high = (int(rows.min()), int(rows.max())) if rows.size else (0, -1)
+    if low < -len(leaf) or high >= len(leaf):
         raise IndexError(f"row index out of range for {len(leaf)} rows")
-    if rows.size and int(rows.min()) < 0:
+    if low < 0:
         rows = rows % len(leaf)
     out = aligned_empty((len(rows), *leaf.shape[1:]), leaf.dtype)
     return np.take(leaf, rows, axis=0, out=out, mode="clip")
@@ -307,18 +311,20 @@ def take_rows_into(leaf: np.ndarray, rows: np.ndarray) -> np.ndarray:
 def owned_tensor(leaf: Any) -> Any:
     """A tensor of a copy of ``leaf`` (a caller's array), copied once into fitpipe's memory.
 
-    TensorFlow copies an array it converts into a fresh NumPy buffer, and NumPy advises a
-    large one for transparent huge pages: on a machine that compacts memory to fault those
-    in, the first conversion of 65,536 x 512 float32 rows in a process took 0.15-0.87 s
-    (0.05 s later). The copy here goes into :func:`aligned_empty` (in native byte order),
-    which TensorFlow then takes as it is (:func:`as_tensor`): 0.08-0.11 s the first time.
-    Leaves that are not numeric NumPy arrays are converted by TensorFlow.
+    TensorFlow copies an array it converts into a fresh NumPy buffer (and again when that
+    buffer is not aligned to 64 bytes), and NumPy advises a large one for transparent huge
+    pages: on a machine that compacts memory to fault those in, the first conversion of
+    65,536 x 512 float32 rows in a process took 0.15-0.87 s (0.05 s later). The copy here
+    goes into :func:`aligned_empty` (in native byte order), which TensorFlow then takes as
+    it is: 0.08-0.11 s the first time. Leaves that are not numeric NumPy arrays are
+    converted by TensorFlow.
     """
-    if not (isinstance(leaf, np.ndarray) and leaf.size and leaf.dtype.kind in "biufc"):
+    if not _numeric(leaf):
         return tf.convert_to_tensor(leaf)
     copy = aligned_empty(leaf.shape, leaf.dtype.newbyteorder("="))
     np.copyto(copy, leaf)
-    return as_tensor(copy)
+    shared = _shared(copy)
+    return tf.convert_to_tensor(copy) if shared is None else shared
 
 
 def _transposed(parts: list[np.ndarray]) -> np.ndarray:
