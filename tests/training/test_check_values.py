@@ -1,0 +1,69 @@
+"""The NumPy value check of a block or batch finds what an element-by-element check finds.
+
+``_Rule.numpy_problem`` first reads a leaf in one pass with no temporary (a floating sum,
+labels' minimum and maximum) and looks element by element only when that pass cannot rule
+a problem out. The property: for any leaf, its answer is the first bad value an
+element-by-element check finds, or None when there is none, whatever the dtype, the values'
+sizes (sums that overflow) and where NaN and infinities lie.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from hypothesis import given
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+from fitpipe.training.batch_checks import _Rule
+
+FLOATS = ("float16", "float32", "float64")
+INTEGERS = ("int8", "uint8", "int32", "int64")
+
+RULES = [
+    _Rule(part=2, leaf=0, name="sample weights"),
+    _Rule(part=0, leaf=0, name="inputs", finite="error"),
+    _Rule(part=1, leaf=0, name="labels", classes=5, loss="sparse"),
+    _Rule(part=1, leaf=0, name="labels", classes=300, loss="sparse"),  # past uint8's range
+    _Rule(part=1, leaf=0, name="labels", classes=5, ignore=-1, loss="sparse"),
+]
+
+
+def _first_bad(flat: np.ndarray, rule: _Rule) -> float | None:
+    """The first value of ``flat`` that breaks ``rule``, element by element."""
+    for value in flat.tolist():
+        if rule.finite is not None or rule.part == 2:
+            bad = not np.isfinite(value)
+        else:
+            classes = np.asarray(rule.classes).astype(flat.dtype).item()  # as tf.cast
+            ignore = None if rule.ignore is None else np.asarray(rule.ignore).astype(flat.dtype)
+            bad = not (0 <= value < classes) and (ignore is None or value != ignore.item())
+        if bad:
+            return float(value)
+    return None
+
+
+@st.composite
+def leaves(draw: st.DrawFn) -> np.ndarray:
+    dtype = draw(st.sampled_from(FLOATS + INTEGERS))
+    shape = draw(hnp.array_shapes(min_dims=1, max_dims=3, min_side=0, max_side=6))
+    if dtype in INTEGERS:
+        low = max(-2, int(np.iinfo(dtype).min))
+        return draw(hnp.arrays(dtype, shape, elements=st.integers(low, 7)))
+    info = np.finfo(dtype)
+    near_max = st.floats(float(info.max) / 4, float(info.max), width=info.bits)
+    values = st.one_of(
+        st.floats(-1, 6, width=info.bits),
+        near_max,  # sums overflow to infinity with every value finite
+        st.sampled_from([np.nan, np.inf, -np.inf, 0.5, 4.0, -0.0]),
+    )
+    return draw(hnp.arrays(dtype, shape, elements=values))
+
+
+@given(leaf=leaves(), rule=st.sampled_from(RULES))
+def test_the_numpy_check_finds_the_first_bad_value_or_none(leaf: np.ndarray, rule: _Rule) -> None:
+    got = rule.numpy_problem(leaf)
+    want = _first_bad(leaf.reshape(-1), rule)
+    if want is None or got is None:
+        assert got == want
+    else:
+        np.testing.assert_equal(got, want)  # NaN equals NaN here
