@@ -9,11 +9,14 @@ fits the in-memory limit twice over.
 from __future__ import annotations
 
 import gc
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 import tensorflow as tf
 from hypothesis import given
@@ -22,6 +25,7 @@ from hypothesis import strategies as st
 import fitpipe
 from fitpipe import limits
 from fitpipe.columnar import converted_bytes, plan_source, read_span, table_roles
+from fitpipe.columnar import parquet as columnar_parquet
 from fitpipe.columnar import spans as columnar_spans
 from fitpipe.schemas import Mode
 
@@ -129,3 +133,53 @@ def test_parquet_is_read_into_the_system_allocators_pool(tmp_path):
     # still. Under xdist it rose by 0.2-3 MB during some reads of this test, allocations of
     # pyarrow's own besides the tables'; alone, it did not move.)
     assert system.bytes_allocated() - before >= held
+
+
+_PEAK_SCRIPT = """
+import sys
+import pyarrow as pa
+import fitpipe
+from fitpipe.columnar import parquet, plan_source, read_span, spans
+from fitpipe.schemas import Mode
+if sys.argv[2] == "pre-buffered":
+    parquet.scan_options = lambda filesystem: None
+schema = fitpipe.Schema([f"f{i}" for i in range(64)], "f64")
+plan = plan_source(sys.argv[1], schema, "fit", Mode.TRAIN)
+for span in spans(plan, 0, plan.rows):
+    for table in read_span(span, plan.schema.columns()):
+        del table
+print(pa.default_memory_pool().max_memory())
+"""
+
+
+def _default_pool_peak(path: Path, how: str) -> int:
+    """The peak of pyarrow's default pool in a fresh process that reads every row group.
+
+    (pyarrow's I/O takes the default pool when it first reads; a fresh process is the only
+    place where that pool's peak is this read's.)
+    """
+    run = [sys.executable, "-c", _PEAK_SCRIPT, str(path), how]
+    done = subprocess.run(run, capture_output=True, text=True, check=True, timeout=300)
+    return int(done.stdout.split()[-1])
+
+
+def test_a_local_row_group_is_read_a_buffer_at_a_time_not_whole(tmp_path):
+    # pyarrow pre-buffers a row group's column chunks in its default pool (fresh memory as
+    # large as the row group's bytes, every read); fitpipe reads local files through a
+    # buffer per column chunk instead.
+    path = tmp_path / "wide.parquet"
+    values = np.random.default_rng(0).standard_normal((32768, 65), dtype=np.float32)
+    table = pa.table({f"f{i}": values[:, i] for i in range(65)})
+    pq.write_table(table, path, compression="none", row_group_size=32768)
+    size = path.stat().st_size  # 8.5 MB
+    assert _default_pool_peak(path, "fitpipe") < size // 4
+    assert _default_pool_peak(path, "pre-buffered") >= size // 2  # pyarrow's default
+
+
+def test_only_local_files_are_read_through_a_buffer(tmp_path) -> None:
+    # Object stores keep pyarrow's pre-buffering (fewer, larger requests); so does any file
+    # system not known to be the local one.
+    assert columnar_parquet.scan_options(pafs.LocalFileSystem()) is not None
+    other = pafs.SubTreeFileSystem(str(tmp_path), pafs.LocalFileSystem())
+    assert columnar_parquet.scan_options(other) is None
+    assert columnar_parquet.scan_options(None) is None

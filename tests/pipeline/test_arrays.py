@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 import fitpipe
 from fitpipe import limits
-from fitpipe.columnar import convert
+from fitpipe.columnar import convert, recycle
 from fitpipe.pipeline import arrays
 from fitpipe.pipeline.arrays import resolve_batch_size
 from fitpipe.testing import epoch_batches
@@ -241,7 +241,7 @@ def test_a_large_held_array_is_copied_once_into_mapped_memory(dtype: str) -> Non
     # fitpipe's mapped memory instead, once, and the variable takes that memory as it is.
     array = (np.arange(64 * 128) % 5).astype(dtype).reshape(64, 128)
     made: list[int] = []
-    real = convert._anonymous_map
+    real = recycle._anonymous_map
 
     def spy(nbytes: int) -> Any:
         made.append(nbytes)
@@ -249,7 +249,7 @@ def test_a_large_held_array_is_copied_once_into_mapped_memory(dtype: str) -> Non
 
     with (
         mock.patch.object(convert, "MAPPED_BYTES", 1024),
-        mock.patch.object(convert, "_anonymous_map", spy),
+        mock.patch.object(recycle, "_anonymous_map", spy),
     ):
         held = arrays._hold(array)
     assert made == [array.nbytes]

@@ -60,10 +60,12 @@ from fitpipe.columnar.parquet import (
     plan_source,
     read_pool,
     read_span,
+    scan_options,
     source_columns,
     source_name,
     spans,
 )
+from fitpipe.columnar.recycle import recycling
 from fitpipe.columnar.shared_plans import plan_bytes, plan_from_bytes
 from fitpipe.columnar.storage import display_path, expand_uri, is_uri, resolve_uri, uri_info
 from fitpipe.columnar.types import (
@@ -130,8 +132,10 @@ __all__ = [
     "plan_source",
     "read_pool",
     "read_span",
+    "recycling",
     "resolve_uri",
     "role_arrays",
+    "scan_options",
     "source_columns",
     "source_name",
     "spans",

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 import pyarrow.dataset as pads
+import pyarrow.fs as pafs
 
 from fitpipe.columnar.files import ColumnTypes, file_error, open_dataset
 from fitpipe.columnar.storage import display_path
@@ -158,6 +159,28 @@ def read_pool() -> pa.MemoryPool:
     return pa.system_memory_pool()
 
 
+#: Bytes of a column chunk read from a local file at a time (:func:`scan_options`).
+LOCAL_READ_BUFFER = 1 << 20
+
+
+def scan_options(filesystem: Any) -> pads.ParquetFragmentScanOptions | None:
+    """How fitpipe reads the row groups of files on ``filesystem``: buffered where local.
+
+    By default pyarrow reads all of a row group's column chunks into its default pool
+    before decoding them (pre-buffering, which saves round trips to object stores): 190 MiB
+    for one 65,536-row group of 512 float32 columns, fresh memory each time (huge pages
+    faulted in by the read; 4% of a streamed ``fit``'s CPU samples). From a local file,
+    each column chunk is read through a buffer of :data:`LOCAL_READ_BUFFER` bytes instead:
+    as fast (66-79 ms against 70-78 ms a read), and nothing is held but the decoded columns.
+    Other file systems (object stores) keep pyarrow's default (None).
+    """
+    if not isinstance(filesystem, pafs.LocalFileSystem):
+        return None
+    return pads.ParquetFragmentScanOptions(
+        pre_buffer=False, use_buffered_stream=True, buffer_size=LOCAL_READ_BUFFER
+    )
+
+
 class _GroupReader:
     """Reads one row group of a file (its fragment made only when read)."""
 
@@ -168,7 +191,12 @@ class _GroupReader:
 
     def __call__(self, columns: list[str]) -> Iterator[Any]:
         part = self.fragment.subset(row_group_ids=[self.group])
-        yield part.to_table(columns=columns, schema=self.schema, memory_pool=read_pool())
+        yield part.to_table(
+            columns=columns,
+            schema=self.schema,
+            memory_pool=read_pool(),
+            fragment_scan_options=scan_options(part.filesystem),
+        )
 
 
 class _ScanReader:
@@ -180,7 +208,10 @@ class _ScanReader:
         self.dataset = dataset
 
     def __call__(self, columns: list[str]) -> Iterator[Any]:
-        yield from self.dataset.to_batches(columns=columns, memory_pool=read_pool())
+        options = scan_options(getattr(self.dataset, "filesystem", None))
+        yield from self.dataset.to_batches(
+            columns=columns, memory_pool=read_pool(), fragment_scan_options=options
+        )
 
 
 #: The source of the one piece of a filtered dataset, in messages.

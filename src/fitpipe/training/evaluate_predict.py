@@ -13,6 +13,7 @@ from typing import Any, Literal
 import keras
 
 from fitpipe.adapters import Mode
+from fitpipe.columnar import recycling
 from fitpipe.pipeline import build_pipeline
 from fitpipe.schemas import SchemaLike
 from fitpipe.training import arguments, conversions, distribute
@@ -40,6 +41,7 @@ class EvaluatePredictMethods:
     _state: ModelState
 
     # ----------------------------------------------------------------------------- evaluate
+    @recycling()
     def evaluate(
         self,
         x: Any = None,
@@ -130,6 +132,7 @@ class EvaluatePredictMethods:
         return logs if return_dict else flatten_in_order(self.model, logs)
 
     # ------------------------------------------------------------------------------ predict
+    @recycling()
     def predict(
         self,
         x: Any,

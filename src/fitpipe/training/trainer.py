@@ -17,6 +17,7 @@ from typing import Any, Literal
 
 import keras
 
+from fitpipe.columnar import recycling
 from fitpipe.errors import FitpipeTypeError, message
 from fitpipe.schemas import SchemaLike
 from fitpipe.training import arguments
@@ -157,6 +158,7 @@ class Trainer(EvaluatePredictMethods, OnBatchMethods):
         return self._state.tuning()
 
     # ---------------------------------------------------------------------------------- fit
+    @recycling()
     def fit(
         self,
         x: Any = None,
