@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import keras
 import numpy as np
 import pyarrow as pa
 import pyarrow.fs as pafs
@@ -139,14 +140,12 @@ _PEAK_SCRIPT = """
 import sys
 import pyarrow as pa
 import fitpipe
-from fitpipe.columnar import parquet, plan_source, read_span, spans
+from fitpipe.columnar import plan_source, read_span, spans
 from fitpipe.schemas import Mode
-if sys.argv[2] == "pre-buffered":
-    parquet.scan_options = lambda filesystem: None
 schema = fitpipe.Schema([f"f{i}" for i in range(64)], "f64")
 plan = plan_source(sys.argv[1], schema, "fit", Mode.TRAIN)
 for span in spans(plan, 0, plan.rows):
-    for table in read_span(span, plan.schema.columns()):
+    for table in read_span(span, plan.schema.columns(), sys.argv[2] == "streamed"):
         del table
 print(pa.default_memory_pool().max_memory())
 """
@@ -163,17 +162,17 @@ def _default_pool_peak(path: Path, how: str) -> int:
     return int(done.stdout.split()[-1])
 
 
-def test_a_local_row_group_is_read_a_buffer_at_a_time_not_whole(tmp_path):
+def test_a_streamed_local_row_group_is_read_a_buffer_at_a_time_not_whole(tmp_path):
     # pyarrow pre-buffers a row group's column chunks in its default pool (fresh memory as
-    # large as the row group's bytes, every read); fitpipe reads local files through a
-    # buffer per column chunk instead.
+    # large as the row group's bytes, every read); fitpipe streams local files pass after
+    # pass through a buffer per column chunk instead (a file read once keeps the default).
     path = tmp_path / "wide.parquet"
     values = np.random.default_rng(0).standard_normal((32768, 65), dtype=np.float32)
     table = pa.table({f"f{i}": values[:, i] for i in range(65)})
     pq.write_table(table, path, compression="none", row_group_size=32768)
     size = path.stat().st_size  # 8.5 MB
-    assert _default_pool_peak(path, "fitpipe") < size // 4
-    assert _default_pool_peak(path, "pre-buffered") >= size // 2  # pyarrow's default
+    assert _default_pool_peak(path, "streamed") < size // 4
+    assert _default_pool_peak(path, "once") >= size // 2  # pyarrow's default
 
 
 def test_only_local_files_are_read_through_a_buffer(tmp_path) -> None:
@@ -183,3 +182,25 @@ def test_only_local_files_are_read_through_a_buffer(tmp_path) -> None:
     other = pafs.SubTreeFileSystem(str(tmp_path), pafs.LocalFileSystem())
     assert columnar_parquet.scan_options(other) is None
     assert columnar_parquet.scan_options(None) is None
+
+
+def test_only_streamed_fits_read_buffered(tmp_path, monkeypatch):
+    path = tmp_path / "rows.parquet"
+    values = np.random.default_rng(0).standard_normal((256, 5), dtype=np.float32)
+    pq.write_table(pa.table({f"f{i}": values[:, i] for i in range(5)}), path, row_group_size=64)
+    schema = fitpipe.Schema([f"f{i}" for i in range(4)], "f4")
+    asked: list[object] = []
+    real = columnar_parquet.scan_options
+    monkeypatch.setattr(columnar_parquet, "scan_options", lambda fs: asked.append(fs) or real(fs))
+
+    def fit(limit: int) -> None:
+        monkeypatch.setattr(limits, "RESIDENT_BYTES_LIMIT", limit)
+        inputs = keras.Input((4,))
+        trainer = fitpipe.Trainer(keras.Model(inputs, keras.layers.Dense(1)(inputs)))
+        trainer.compile("sgd", "mse")
+        trainer.fit(str(path), schema=schema, batch_size=32, epochs=2, verbose=0)
+
+    fit(1 << 30)  # held: read once, as pyarrow reads by default
+    assert not asked
+    fit(0)  # streamed: every row group of both epochs buffered
+    assert len(asked) >= 2 * 4 and all(isinstance(fs, pafs.LocalFileSystem) for fs in asked)

@@ -107,6 +107,8 @@ class _Reader:
         self.roles = mode.roles
         self.columns = schema.columns(tuple(r for r in self.roles if r != Role.PASSTHROUGH))
         self.key_column = key_column
+        #: Read row groups buffered a column chunk at a time (a pass repeated every epoch).
+        self.buffered = False
         self.side: _Side | None = None
         self.epoch = 0
         #: Times reading (stage ``read``) and converting (``convert``), or None.
@@ -124,7 +126,8 @@ class _Reader:
         Names the file when it turns out to be corrupt.
         """
         key = self.key_column
-        tables = read_span(span, columns if key is None or key in columns else [*columns, key])
+        used = columns if key is None or key in columns else [*columns, key]
+        tables = read_span(span, used, self.buffered)
         clock = self.clock
         while True:
             start = time.perf_counter() if clock is not None else 0.0
@@ -228,6 +231,7 @@ def reader_source(reader: _Reader, batch_size: int, signature: Any) -> BatchSour
     converted blocks with NumPy as they are read (see :func:`checked_chunks`), not as a
     ``tf.data`` stage per batch.
     """
+    reader.buffered = True  # read pass after pass
     errors = ErrorBox()
     checking: list[Check | None] = [None]
 
@@ -388,7 +392,7 @@ def _join(*leaves: np.ndarray) -> np.ndarray:
 def _plan_tables(plan: ParquetPlan, mode: Mode) -> Iterator[tuple[str, pa.Table, Schema]]:
     """Every piece's tables in order, with the plan's schema (the chunks of a prediction)."""
     for piece in plan.pieces:
-        for part in piece.read(plan.schema.columns(mode.roles)):
+        for part in piece.read(plan.schema.columns(mode.roles), False):  # once: not buffered
             table = part if isinstance(part, pa.Table) else pa.Table.from_batches([part])
             yield piece.source, table, plan.schema
 

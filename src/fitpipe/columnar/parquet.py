@@ -53,12 +53,13 @@ class Piece:
     Attributes:
         source: The file (or dataset) it comes from, for messages.
         rows: Its rows.
-        read: Returns its rows' columns as record batches or tables.
+        read: Returns its rows' columns as record batches or tables; its second argument
+            asks for reads buffered a column chunk at a time (:func:`scan_options`).
     """
 
     source: str
     rows: int
-    read: Callable[[list[str]], Iterator[Any]]
+    read: Callable[[list[str], bool], Iterator[Any]]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -164,15 +165,19 @@ LOCAL_READ_BUFFER = 1 << 20
 
 
 def scan_options(filesystem: Any) -> pads.ParquetFragmentScanOptions | None:
-    """How fitpipe reads the row groups of files on ``filesystem``: buffered where local.
+    """How fitpipe streams the row groups of files on ``filesystem``: buffered where local.
 
     By default pyarrow reads all of a row group's column chunks into its default pool
     before decoding them (pre-buffering, which saves round trips to object stores): 190 MiB
-    for one 65,536-row group of 512 float32 columns, fresh memory each time (huge pages
-    faulted in by the read; 4% of a streamed ``fit``'s CPU samples). From a local file,
-    each column chunk is read through a buffer of :data:`LOCAL_READ_BUFFER` bytes instead:
-    as fast (66-79 ms against 70-78 ms a read), and nothing is held but the decoded columns.
-    Other file systems (object stores) keep pyarrow's default (None).
+    for one 65,536-row group of 512 float32 columns, fresh memory at every read (huge pages
+    faulted in by the read; 4% of a streamed ``fit``'s CPU samples). Streamed from a local
+    file, pass after pass, each column chunk is read through a buffer of
+    :data:`LOCAL_READ_BUFFER` bytes instead (66-79 ms against 70-78 ms a read once the
+    process has run a while, and nothing held but the decoded columns). A file read once
+    (held rows, the pre-flight scan, ``predict``) keeps pyarrow's default: in a process
+    that had just run other work the first buffered read was slower (a held 64,000 x 512
+    file: 0.32-0.36 s against 0.24-0.26 s, first step 0.3-0.5 s later in the grid). Other
+    file systems (object stores) keep pyarrow's default (None).
     """
     if not isinstance(filesystem, pafs.LocalFileSystem):
         return None
@@ -189,13 +194,13 @@ class _GroupReader:
     def __init__(self, fragment: Any, group: int, schema: pa.Schema) -> None:
         self.fragment, self.group, self.schema = fragment, group, schema
 
-    def __call__(self, columns: list[str]) -> Iterator[Any]:
+    def __call__(self, columns: list[str], buffered: bool = False) -> Iterator[Any]:
         part = self.fragment.subset(row_group_ids=[self.group])
         yield part.to_table(
             columns=columns,
             schema=self.schema,
             memory_pool=read_pool(),
-            fragment_scan_options=scan_options(part.filesystem),
+            fragment_scan_options=scan_options(part.filesystem) if buffered else None,
         )
 
 
@@ -207,8 +212,8 @@ class _ScanReader:
     def __init__(self, dataset: pads.Dataset) -> None:
         self.dataset = dataset
 
-    def __call__(self, columns: list[str]) -> Iterator[Any]:
-        options = scan_options(getattr(self.dataset, "filesystem", None))
+    def __call__(self, columns: list[str], buffered: bool = False) -> Iterator[Any]:
+        options = scan_options(getattr(self.dataset, "filesystem", None)) if buffered else None
         yield from self.dataset.to_batches(
             columns=columns, memory_pool=read_pool(), fragment_scan_options=options
         )
@@ -307,10 +312,10 @@ def spans(plan: ParquetPlan, start: int, stop: int) -> list[Span]:
     return spans
 
 
-def read_span(span: Span, columns: list[str]) -> Iterator[pa.Table]:
-    """Reads the span's rows of ``columns``, as tables."""
+def read_span(span: Span, columns: list[str], buffered: bool = False) -> Iterator[pa.Table]:
+    """Reads the span's rows of ``columns``, as tables (``buffered``: see :func:`scan_options`)."""
     seen = 0
-    for part in span.piece.read(columns):
+    for part in span.piece.read(columns, buffered):
         table = part if isinstance(part, pa.Table) else pa.Table.from_batches([part])
         lo, hi = max(span.lo - seen, 0), min(span.hi - seen, table.num_rows)
         if lo < hi:

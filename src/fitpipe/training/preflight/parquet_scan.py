@@ -19,7 +19,7 @@ from typing import Any, TextIO
 import pyarrow as pa
 import pyarrow.dataset as pads
 
-from fitpipe.columnar import column_chunks, read_pool, scan_options
+from fitpipe.columnar import column_chunks, read_pool
 from fitpipe.schemas import Schema
 from fitpipe.training.preflight.scan import Scanner, role_columns, scan_batches
 from fitpipe.training.preflight.stats import ColumnStats
@@ -114,12 +114,7 @@ class _Progress:
 def _batches(
     dataset: pads.Dataset, columns: list[str], progress: _Progress
 ) -> Iterator[pa.RecordBatch]:
-    batches = dataset.to_batches(
-        columns=columns,
-        batch_size=_BATCH_ROWS,
-        memory_pool=read_pool(),
-        fragment_scan_options=scan_options(getattr(dataset, "filesystem", None)),
-    )
+    batches = dataset.to_batches(columns=columns, batch_size=_BATCH_ROWS, memory_pool=read_pool())
     for batch in batches:
         progress.advance(batch.num_rows, batch.nbytes)
         yield batch
