@@ -62,10 +62,10 @@ outputs.write_atomically = _recording_write
 class _RecordingReader(parquet._GroupReader):
     """Records which row group is read once training runs (planning reads metadata only)."""
 
-    def __call__(self, columns: list[str]) -> Any:
+    def __call__(self, columns: list[str], buffered: bool = False) -> Any:
         if TRAINING[0]:
             READ.append((os.path.basename(self.fragment.path), self.group))
-        return super().__call__(columns)
+        return super().__call__(columns, buffered)
 
 
 parquet._GroupReader = _RecordingReader  # type: ignore[misc]

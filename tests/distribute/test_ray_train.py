@@ -46,10 +46,10 @@ def train_loop(config: dict[str, Any]) -> None:
     class Recording(parquet._GroupReader):
         """Records the row groups read once training runs (not while planning)."""
 
-        def __call__(self, columns: list[str]) -> Any:
+        def __call__(self, columns: list[str], buffered: bool = False) -> Any:
             if training[0]:
                 read.append(self.group)
-            return super().__call__(columns)
+            return super().__call__(columns, buffered)
 
     parquet._GroupReader = Recording  # type: ignore[misc]
     with strategy.scope():
