@@ -77,6 +77,7 @@ from fitpipe.columnar.types import (
     field_types,
     fill_type,
     is_text,
+    one_array,
     unknown_column,
     value_type,
 )
@@ -123,6 +124,7 @@ __all__ = [
     "key_array",
     "key_hashes",
     "missing_key_column",
+    "one_array",
     "open_dataset",
     "owned_tensor",
     "parquet_format",

@@ -23,7 +23,7 @@ import pyarrow.types as pat
 import tensorflow as tf
 
 from fitpipe.columnar.recycle import mapped
-from fitpipe.columnar.types import is_text, value_type
+from fitpipe.columnar.types import is_text, one_array, value_type
 from fitpipe.errors import SchemaError, message
 from fitpipe.schemas import Named, RoleSpec, Schema
 
@@ -161,9 +161,7 @@ def column_array(column: Any, name: str, schema: Schema, ctx: tuple[str, int, st
         schema: The schema (fill values, padded lengths).
         ctx: ``(source, first_row, caller)`` for error messages.
     """
-    if isinstance(column, pa.ChunkedArray):
-        column = column.combine_chunks()
-    column = _fill_nulls(column, name, schema, ctx)
+    column = _fill_nulls(one_array(column), name, schema, ctx)
     kind = value_type(column.type)
     if pat.is_fixed_size_list(kind):
         return _fixed(_plain(column), name, schema, ctx)

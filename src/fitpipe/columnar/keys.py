@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from fitpipe.columnar.types import one_array
 from fitpipe.errors import DataMismatchError, FitpipeTypeError, message
 from fitpipe.schemas import closest_column, column_listing
 
@@ -101,8 +102,7 @@ def key_array(values: Any, where: str, caller: str = "fit") -> pa.Array:
         array = values if isinstance(values, (pa.Array, pa.ChunkedArray)) else pa.array(values)
     except (pa.ArrowException, TypeError, ValueError) as err:
         raise _key_error(f"the keys cannot be read ({err})", where, caller, values) from err
-    if isinstance(array, pa.ChunkedArray):
-        array = array.combine_chunks()
+    array = one_array(array)
     if pa.types.is_dictionary(array.type):
         array = array.dictionary_decode()
     kind = array.type
