@@ -182,6 +182,7 @@ def test_only_local_files_are_read_through_a_buffer(tmp_path) -> None:
     other = pafs.SubTreeFileSystem(str(tmp_path), pafs.LocalFileSystem())
     assert columnar_parquet.scan_options(other) is None
     assert columnar_parquet.scan_options(None) is None
+    assert columnar_parquet.scan_options(pafs.LocalFileSystem(), buffered=False) is None
 
 
 def test_only_streamed_fits_read_buffered(tmp_path, monkeypatch):
@@ -191,7 +192,13 @@ def test_only_streamed_fits_read_buffered(tmp_path, monkeypatch):
     schema = fitpipe.Schema([f"f{i}" for i in range(4)], "f4")
     asked: list[object] = []
     real = columnar_parquet.scan_options
-    monkeypatch.setattr(columnar_parquet, "scan_options", lambda fs: asked.append(fs) or real(fs))
+
+    def spy(fs: object, buffered: bool = True) -> object:
+        if buffered:
+            asked.append(fs)
+        return real(fs, buffered)
+
+    monkeypatch.setattr(columnar_parquet, "scan_options", spy)
 
     def fit(limit: int) -> None:
         monkeypatch.setattr(limits, "RESIDENT_BYTES_LIMIT", limit)

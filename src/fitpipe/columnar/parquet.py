@@ -164,8 +164,8 @@ def read_pool() -> pa.MemoryPool:
 LOCAL_READ_BUFFER = 1 << 20
 
 
-def scan_options(filesystem: Any) -> pads.ParquetFragmentScanOptions | None:
-    """How fitpipe streams the row groups of files on ``filesystem``: buffered where local.
+def scan_options(filesystem: Any, buffered: bool = True) -> pads.ParquetFragmentScanOptions | None:
+    """How fitpipe reads row groups of files on ``filesystem``: ``buffered``, where local.
 
     By default pyarrow reads all of a row group's column chunks into its default pool
     before decoding them (pre-buffering, which saves round trips to object stores): 190 MiB
@@ -177,9 +177,10 @@ def scan_options(filesystem: Any) -> pads.ParquetFragmentScanOptions | None:
     (held rows, the pre-flight scan, ``predict``) keeps pyarrow's default: in a process
     that had just run other work the first buffered read was slower (a held 64,000 x 512
     file: 0.32-0.36 s against 0.24-0.26 s, first step 0.3-0.5 s later in the grid). Other
-    file systems (object stores) keep pyarrow's default (None).
+    file systems (object stores) keep pyarrow's default (None), and so does a read not
+    ``buffered``.
     """
-    if not isinstance(filesystem, pafs.LocalFileSystem):
+    if not buffered or not isinstance(filesystem, pafs.LocalFileSystem):
         return None
     return pads.ParquetFragmentScanOptions(
         pre_buffer=False, use_buffered_stream=True, buffer_size=LOCAL_READ_BUFFER
@@ -200,7 +201,7 @@ class _GroupReader:
             columns=columns,
             schema=self.schema,
             memory_pool=read_pool(),
-            fragment_scan_options=scan_options(part.filesystem) if buffered else None,
+            fragment_scan_options=scan_options(part.filesystem, buffered),
         )
 
 
@@ -213,7 +214,7 @@ class _ScanReader:
         self.dataset = dataset
 
     def __call__(self, columns: list[str], buffered: bool = False) -> Iterator[Any]:
-        options = scan_options(getattr(self.dataset, "filesystem", None)) if buffered else None
+        options = scan_options(getattr(self.dataset, "filesystem", None), buffered)
         yield from self.dataset.to_batches(
             columns=columns, memory_pool=read_pool(), fragment_scan_options=options
         )
