@@ -334,9 +334,13 @@ def one_pass_source(
         stop = functools.partial(feeder.retire, reader)
         return RowBlocks(0, reporting(blocks(checking[0], reader), errors), batched=True, stop=stop)
 
-    dataset = read_when_asked(crossing(generate, signature, grouped))
+    @functools.cache
+    def make_dataset() -> Any:  # not built when the trainer takes the blocks
+        return read_when_asked(crossing(generate, signature, grouped))
+
+    dense = dense_numbers(signature)  # blocks of dense numbers only
     return BatchSource(
-        make_dataset=lambda: dataset,
+        make_dataset=make_dataset,
         count_batches=lambda: None,
         close=feeder.close,
         take_error=errors.take,
@@ -344,7 +348,8 @@ def one_pass_source(
         expect=feeder.expect,
         stage_seconds=None if clock is None else clock.seconds,
         check_batches=check_batches,
-        row_blocks=row_blocks if dense_numbers(signature) else None,  # dense numbers only
+        row_blocks=row_blocks if dense else None,
+        element_spec=signature if dense else None,
     )
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import functools
 import math
 import time
 from collections import Counter
@@ -251,12 +252,15 @@ def reader_source(reader: _Reader, batch_size: int, signature: Any) -> BatchSour
     def row_blocks() -> RowBlocks:
         return RowBlocks(batch_size, blocks())
 
+    @functools.cache
+    def make_dataset() -> tf.data.Dataset:  # not built when the trainer takes the blocks
+        chunks = tf.data.Dataset.from_generator(generate, output_signature=signature)
+        return _batched(chunks, batch_size)
+
     dense = all(isinstance(s, tf.TensorSpec) for s in tf.nest.flatten(signature))
-    chunks = tf.data.Dataset.from_generator(generate, output_signature=signature)
-    dataset = _batched(chunks, batch_size)
     batches = math.ceil(reader.rows / batch_size)
     return BatchSource(
-        make_dataset=lambda: dataset,
+        make_dataset=make_dataset,
         count_batches=lambda: batches,
         take_error=errors.take,
         converted=True,
@@ -268,6 +272,7 @@ def reader_source(reader: _Reader, batch_size: int, signature: Any) -> BatchSour
         stage_seconds=None if reader.clock is None else reader.clock.seconds,
         check_batches=check_batches,
         row_blocks=row_blocks if dense else None,
+        element_spec=signature if dense else None,  # rebatched: the rows' spec
     )
 
 

@@ -10,6 +10,7 @@ listed in :mod:`fitpipe.pipeline.core`.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import numbers
 import warnings
@@ -186,13 +187,15 @@ def pipeline_from_source(
         batches = math.ceil(source.num_samples / batch_size)
         count: Callable[[], int | None] = lambda: batches  # noqa: E731
     else:
-        made_by_source = source.make_dataset()
-        make, count = (lambda: made_by_source), source.count_batches
+        make, count = functools.cache(source.make_dataset), source.count_batches
     finish = _Finish(source, options, class_weight, adapter_name, batch_size, seed)
     spec = None if rows is None or class_weight is not None else rows.dataset_spec()
+    blocked_spec = _blocked_spec(source, options, class_weight)
     if spec is not None:  # rows held, sliced by the trainer: the dataset only if asked for
-        dataset: tf.data.Dataset | Deferred = Deferred(lambda: finish(make())[0], spec)
+        dataset: tf.data.Dataset | Deferred = Deferred(lambda: (finish(make())[0], None), spec)
         made, raw_spec = None, None
+    elif blocked_spec is not None:  # blocks sliced by the trainer: the dataset only if asked
+        dataset, made, raw_spec = Deferred(lambda: finish(make()), blocked_spec), None, blocked_spec
     else:
         raw = make()
         raw_spec = raw.element_spec if isinstance(raw, tf.data.Dataset) else None
@@ -260,6 +263,17 @@ class _Finish:
             dataset = dataset.prefetch(tf.data.AUTOTUNE)
             made = dataset if unchanged else None  # prefetching changes no batch
         return dataset, made
+
+
+def _blocked_spec(source: Source, options: PipelineOptions, class_weight: Any) -> Any:
+    """The spec of a source's batches that a trainer may take as blocks, known unbuilt, or None.
+
+    Then the dataset is built only if a trainer iterates it (see ``BatchSource.element_spec``);
+    its batches as the source makes them: no class weights, no ``tf.data`` service.
+    """
+    if class_weight is not None or options.data_service is not None:
+        return None
+    return getattr(source, "element_spec", None) if isinstance(source, Blocked) else None
 
 
 def _blocks(blocks: Callable[[], RowBlocks], class_weight: Any) -> Callable[[], RowBlocks]:

@@ -62,11 +62,13 @@ class Deferred:
     """A pipeline's dataset built when first asked for, its element spec known before.
 
     Attributes:
-        make: Builds the dataset (called at most once).
+        make: Builds the dataset (called at most once); returns it and, when it is the
+            source's own dataset unchanged (prefetched at most), it again (see
+            :attr:`Pipeline.made`), else None.
         element_spec: The ``tf.TypeSpec`` structure of one of its batches.
     """
 
-    make: Callable[[], tf.data.Dataset]
+    make: Callable[[], tuple[tf.data.Dataset, tf.data.Dataset | None]]
     element_spec: Any
 
 
@@ -149,7 +151,8 @@ class Pipeline:
         """Batches ``(x,)``, ``(x, y)`` or ``(x, y, sample_weight)``; one iteration per epoch."""
         if self._dataset is None:
             assert self._deferred is not None
-            self._dataset = self._deferred.make()
+            self._dataset, made = self._deferred.make()
+            self.made = made if made is not None else self.made
         return self._dataset
 
     @property

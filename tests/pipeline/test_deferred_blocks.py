@@ -1,0 +1,129 @@
+"""Sources read in blocks (streamed Parquet, generators): their dataset built only if iterated.
+
+A trainer takes such a source's blocks and slices their batches in its compiled loop; the
+``tf.data`` pipeline of ``from_generator`` the source would hand otherwise cost 20-65 ms a
+call to build, for nothing. The class: streamed Parquet of any rows, widths, row groups,
+batch sizes, shuffles, with and without weights; generators of any batch sizes. The spec is
+known before the dataset and is its spec; ``fit``, ``evaluate`` and ``predict`` over them
+build none; the dataset, built late when a trainer does iterate it, trains the same weights.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import keras
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+import tensorflow as tf
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import fitpipe
+from fitpipe import limits
+
+
+@pytest.fixture
+def built(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Counts the ``from_generator`` datasets built (every source read from Python makes one)."""
+    made: list[int] = []
+    original = tf.data.Dataset.from_generator
+
+    def counted(*args: Any, **kwargs: Any) -> tf.data.Dataset:
+        made.append(1)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(tf.data.Dataset, "from_generator", counted)
+    monkeypatch.setattr(limits, "RESIDENT_BYTES_LIMIT", 0)  # Parquet streamed
+    return made
+
+
+def _file(folder: Any, rows: int, features: int, group: int, weights: bool) -> tuple[str, Any]:
+    ids = np.arange(rows)
+    columns = {f"f{i}": np.sin(ids * (i + 1)).astype("float32") for i in range(features)}
+    columns["y"] = (ids % 2).astype("float32")
+    if weights:
+        columns["w"] = (0.5 + ids % 3).astype("float32")
+    path = str(folder / f"rows_{rows}_{features}_{group}_{weights}.parquet")
+    pq.write_table(pa.table(columns), path, row_group_size=group)
+    names = [f"f{i}" for i in range(features)]
+    return path, fitpipe.Schema(names, "y", sample_weight="w" if weights else None)
+
+
+PARQUET = st.tuples(
+    st.integers(1, 40),  # rows
+    st.integers(1, 3),  # features
+    st.integers(1, 16),  # rows per row group
+    st.integers(1, 9),  # batch size
+    st.booleans(),  # shuffle
+    st.booleans(),  # sample weights
+)
+
+
+@settings(suppress_health_check=[HealthCheck.function_scoped_fixture], max_examples=15)
+@given(case=PARQUET)
+def test_streamed_parquet_tells_its_spec_before_building(built, tmp_path_factory, case):
+    rows, features, group, batch, shuffle, weights = case
+    path, schema = _file(tmp_path_factory.mktemp("p"), rows, features, group, weights)
+    built.clear()
+    pipeline = fitpipe.adapt(path, schema=schema, batch_size=batch, shuffle=shuffle)
+    assert pipeline.row_blocks is not None
+    spec = pipeline.element_spec
+    assert not built, "the dataset of a source read in blocks was built unasked"
+    assert spec == pipeline.dataset.element_spec
+    assert built == [1]
+    assert sum(len(b[0]) for b in pipeline.dataset) == rows
+
+
+@settings(suppress_health_check=[HealthCheck.function_scoped_fixture], max_examples=15)
+@given(sizes=st.lists(st.integers(1, 6), min_size=1, max_size=6))
+def test_a_generator_tells_its_spec_before_building(built, sizes):
+    def batches() -> Any:
+        for size in sizes:
+            yield np.ones((size, 2), "float32"), np.zeros((size, 1), "float32")
+
+    built.clear()
+    pipeline = fitpipe.adapt(batches())
+    spec = pipeline.element_spec
+    assert not built
+    assert spec == pipeline.dataset.element_spec
+    assert [len(b[0]) for b in pipeline.dataset] == sizes
+
+
+def _trainer(features: int) -> fitpipe.Trainer:
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((features,))
+    trainer = fitpipe.Trainer(keras.Model(inputs, keras.layers.Dense(1)(inputs)))
+    trainer.compile("sgd", "mse")
+    return trainer
+
+
+def _calls(folder: Any, built: list[int]) -> tuple[Any, list[np.ndarray]]:
+    """``fit`` (validated), ``evaluate``, ``predict`` of a streamed file; ``fit`` of a generator."""
+    path, schema = _file(folder, 100, 3, 30, True)
+    trainer = _trainer(3)
+    built.clear()
+    fit = {"schema": schema, "batch_size": 16, "verbose": 0}
+    history = trainer.fit(path, epochs=2, shuffle=False, validation_data=path, **fit)
+    trainer.evaluate(path, **fit)
+    trainer.predict(path, schema=fitpipe.Schema(schema.features), batch_size=16, verbose=0)
+
+    def batches() -> Any:
+        for i in range(0, 40, 8):
+            yield np.full((8, 3), i / 40, "float32"), np.ones((8, 1), "float32")
+
+    trainer.fit(batches(), steps_per_epoch=5, verbose=0)
+    return history.history, [w.numpy() for w in trainer.model.weights]
+
+
+def test_calls_over_blocks_build_no_dataset_and_train_as_the_dataset(built, tmp_path, monkeypatch):
+    history, weights = _calls(tmp_path, built)
+    assert not built, "a call over a source read in blocks built its dataset"
+    monkeypatch.setattr(limits, "STREAM_IN_BLOCKS", False)  # the dataset, built late
+    through_dataset, dataset_weights = _calls(tmp_path, built)
+    assert built
+    assert history == through_dataset
+    for blocks, dataset in zip(weights, dataset_weights, strict=True):
+        np.testing.assert_array_equal(blocks, dataset)
