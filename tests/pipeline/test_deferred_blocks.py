@@ -1,9 +1,10 @@
-"""Sources read in blocks (streamed Parquet, generators): their dataset built only if iterated.
+"""Sources read in blocks (Parquet, generators, NumPy streamed): their dataset built if iterated.
 
 A trainer takes such a source's blocks and slices their batches in its compiled loop; the
 ``tf.data`` pipeline of ``from_generator`` the source would hand otherwise cost 20-65 ms a
 call to build, for nothing. The class: streamed Parquet of any rows, widths, row groups,
-batch sizes, shuffles, with and without weights; generators of any batch sizes. The spec is
+batch sizes, shuffles, with and without weights; generators of any batch sizes; NumPy arrays
+over the in-memory limit of any nesting, dtype, shape and shuffle. The spec is
 known before the dataset and is its spec; ``fit``, ``evaluate`` and ``predict`` over them
 build none; the dataset, built late when a trainer does iterate it, trains the same weights.
 """
@@ -23,20 +24,26 @@ from hypothesis import strategies as st
 
 import fitpipe
 from fitpipe import limits
+from fitpipe.pipeline import arrays
+from fitpipe.testing.strategies import nested_structures
+
+
+def _counting(made: list[int], build: Any) -> Any:
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        made.append(1)
+        return build(*args, **kwargs)
+
+    return counted
 
 
 @pytest.fixture
 def built(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """Counts the ``from_generator`` datasets built (every source read from Python makes one)."""
+    """Counts the datasets built: of ``from_generator``, of arrays' batches of row indices."""
     made: list[int] = []
-    original = tf.data.Dataset.from_generator
-
-    def counted(*args: Any, **kwargs: Any) -> tf.data.Dataset:
-        made.append(1)
-        return original(*args, **kwargs)
-
-    monkeypatch.setattr(tf.data.Dataset, "from_generator", counted)
-    monkeypatch.setattr(limits, "RESIDENT_BYTES_LIMIT", 0)  # Parquet streamed
+    from_generator = _counting(made, tf.data.Dataset.from_generator)
+    monkeypatch.setattr(tf.data.Dataset, "from_generator", from_generator)
+    monkeypatch.setattr(arrays, "index_batches", _counting(made, arrays.index_batches))
+    monkeypatch.setattr(limits, "RESIDENT_BYTES_LIMIT", 0)  # Parquet and arrays streamed
     return made
 
 
@@ -92,6 +99,39 @@ def test_a_generator_tells_its_spec_before_building(built, sizes):
     assert [len(b[0]) for b in pipeline.dataset] == sizes
 
 
+NUMBERS = ("float32", "float64", "float16", "int32", "int64", "uint8", "bool")
+
+
+@st.composite
+def numeric_leaves(draw: st.DrawFn, rows: int) -> np.ndarray:
+    inner = draw(st.lists(st.integers(1, 3), max_size=2))
+    values = np.arange(rows * int(np.prod(inner, dtype=np.int64))).reshape(rows, *inner)
+    return (values % 7).astype(draw(st.sampled_from(NUMBERS)))
+
+
+@settings(suppress_health_check=[HealthCheck.function_scoped_fixture], max_examples=25)
+@given(data=st.data())
+def test_arrays_over_the_limit_tell_their_spec_before_building(built, data):
+    built.clear()
+    rows = data.draw(st.integers(1, 12))
+    kwargs: dict[str, Any] = {
+        "x": data.draw(nested_structures(numeric_leaves(rows), max_depth=2, max_width=2)),
+        "batch_size": data.draw(st.sampled_from([1, 2, 3, rows, rows + 1])),
+        "shuffle": data.draw(st.sampled_from([False, True, "batch"])),
+    }
+    if data.draw(st.booleans()):
+        kwargs["y"] = data.draw(numeric_leaves(rows))
+        if data.draw(st.booleans()):
+            kwargs["sample_weight"] = np.linspace(0.5, 1.5, rows, dtype="float32")
+    pipeline = fitpipe.adapt(**kwargs)
+    assert pipeline.row_blocks is not None and pipeline.rows is None
+    spec = pipeline.element_spec
+    assert not built, "the dataset of arrays read in blocks was built unasked"
+    assert spec == pipeline.dataset.element_spec
+    assert built == [1]
+    assert sum(len(tf.nest.flatten(b)[0]) for b in pipeline.dataset) == rows
+
+
 def _trainer(features: int) -> fitpipe.Trainer:
     keras.utils.set_random_seed(0)
     inputs = keras.Input((features,))
@@ -115,6 +155,8 @@ def _calls(folder: Any, built: list[int]) -> tuple[Any, list[np.ndarray]]:
             yield np.full((8, 3), i / 40, "float32"), np.ones((8, 1), "float32")
 
     trainer.fit(batches(), steps_per_epoch=5, verbose=0)
+    x = np.linspace(0, 1, 150 * 3, dtype="float32").reshape(150, 3)
+    trainer.fit(x, x[:, :1], batch_size=16, epochs=2, verbose=0)  # over the limit: streamed
     return history.history, [w.numpy() for w in trainer.model.weights]
 
 

@@ -190,7 +190,7 @@ def pipeline_from_source(
         make, count = functools.cache(source.make_dataset), source.count_batches
     finish = _Finish(source, options, class_weight, adapter_name, batch_size, seed)
     spec = None if rows is None or class_weight is not None else rows.dataset_spec()
-    blocked_spec = _blocked_spec(source, options, class_weight)
+    blocked_spec = _blocked_spec(source, array_blocks, options, class_weight)
     if spec is not None:  # rows held, sliced by the trainer: the dataset only if asked for
         dataset: tf.data.Dataset | Deferred = Deferred(lambda: (finish(make())[0], None), spec)
         made, raw_spec = None, None
@@ -265,14 +265,19 @@ class _Finish:
         return dataset, made
 
 
-def _blocked_spec(source: Source, options: PipelineOptions, class_weight: Any) -> Any:
+def _blocked_spec(
+    source: Source, array_blocks: Any, options: PipelineOptions, class_weight: Any
+) -> Any:
     """The spec of a source's batches that a trainer may take as blocks, known unbuilt, or None.
 
     Then the dataset is built only if a trainer iterates it (see ``BatchSource.element_spec``);
-    its batches as the source makes them: no class weights, no ``tf.data`` service.
+    its batches as the source makes them: no class weights, no ``tf.data`` service. Arrays
+    over the in-memory limit (``array_blocks``) tell theirs from their leaves.
     """
     if class_weight is not None or options.data_service is not None:
         return None
+    if array_blocks is not None:
+        return array_blocks.dataset_spec()
     return getattr(source, "element_spec", None) if isinstance(source, Blocked) else None
 
 

@@ -139,6 +139,16 @@ class ArrayBlocks:
             for leaf in tf.nest.flatten(parts)
         )
 
+    def dataset_spec(self) -> Any:
+        """The element spec of the dataset of these rows (``array_dataset``), unbuilt.
+
+        Each leaf's dtype and inner shape, any number of rows (the batches are gathered
+        from NumPy, their size unknown to ``tf.data``).
+        """
+        return tf.nest.map_structure(
+            lambda leaf: tf.TensorSpec([None, *leaf.shape[1:]], leaf.dtype), self._parts
+        )
+
     def check_batches(self, check: Check | None) -> None:
         """Runs ``check(index, batch)`` on each batch of the passes asked for from now on."""
         self._check = check
