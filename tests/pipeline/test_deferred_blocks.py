@@ -1,12 +1,12 @@
-"""Sources read in blocks (Parquet, generators, NumPy streamed): their dataset built if iterated.
+"""Sources read in blocks (Parquet, generators, PyDatasets, NumPy): their dataset built if iterated.
 
 A trainer takes such a source's blocks and slices their batches in its compiled loop; the
 ``tf.data`` pipeline of ``from_generator`` the source would hand otherwise cost 20-65 ms a
 call to build, for nothing. The class: streamed Parquet of any rows, widths, row groups,
-batch sizes, shuffles, with and without weights; generators of any batch sizes; NumPy arrays
-over the in-memory limit of any nesting, dtype, shape and shuffle. The spec is
-known before the dataset and is its spec; ``fit``, ``evaluate`` and ``predict`` over them
-build none; the dataset, built late when a trainer does iterate it, trains the same weights.
+batch sizes, shuffles, with and without weights; generators and ``PyDataset``s of any batch
+sizes; NumPy arrays over the in-memory limit of any nesting, dtype, shape and shuffle. The
+spec is known before the dataset and is its spec; ``fit``, ``evaluate`` and ``predict`` over
+them build none; the dataset, built late when a trainer does iterate it, trains the same weights.
 """
 
 from __future__ import annotations
@@ -132,6 +132,33 @@ def test_arrays_over_the_limit_tell_their_spec_before_building(built, data):
     assert sum(len(tf.nest.flatten(b)[0]) for b in pipeline.dataset) == rows
 
 
+class _Batches(keras.utils.PyDataset):
+    """Batches of the given sizes, by index."""
+
+    def __init__(self, sizes: list[int]) -> None:
+        super().__init__()
+        self.sizes = sizes
+
+    def __len__(self) -> int:
+        return len(self.sizes)
+
+    def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        size = self.sizes[index]
+        return np.full((size, 3), index, "float32"), np.ones((size, 1), "float32")
+
+
+@settings(suppress_health_check=[HealthCheck.function_scoped_fixture], max_examples=10)
+@given(sizes=st.lists(st.integers(1, 6), min_size=1, max_size=5))
+def test_a_py_dataset_tells_its_spec_before_building(built, sizes):
+    built.clear()
+    pipeline = fitpipe.adapt(_Batches(sizes))
+    assert pipeline.row_blocks is not None
+    spec = pipeline.element_spec
+    assert not built
+    assert spec == pipeline.dataset.element_spec
+    assert [len(b[0]) for b in pipeline.dataset] == sizes
+
+
 def _trainer(features: int) -> fitpipe.Trainer:
     keras.utils.set_random_seed(0)
     inputs = keras.Input((features,))
@@ -155,6 +182,7 @@ def _calls(folder: Any, built: list[int]) -> tuple[Any, list[np.ndarray]]:
             yield np.full((8, 3), i / 40, "float32"), np.ones((8, 1), "float32")
 
     trainer.fit(batches(), steps_per_epoch=5, verbose=0)
+    trainer.fit(_Batches([8, 8, 5]), epochs=2, verbose=0)
     x = np.linspace(0, 1, 150 * 3, dtype="float32").reshape(150, 3)
     trainer.fit(x, x[:, :1], batch_size=16, epochs=2, verbose=0)  # over the limit: streamed
     return history.history, [w.numpy() for w in trainer.model.weights]

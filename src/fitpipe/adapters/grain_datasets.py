@@ -158,4 +158,5 @@ class GrainAdapter:
             restore_state=states.restore,
             check_batches=batches.check_batches,
             row_blocks=batches.row_blocks,
+            element_spec=batches.element_spec,
         )

@@ -266,4 +266,5 @@ class PyDatasetAdapter:
             # In blocks only when every epoch is one whole pass: a pass that goes on into the
             # next epoch must see what `on_epoch_end` changes, and blocks read passes ahead.
             row_blocks=batches.row_blocks if request.steps is None else None,
+            element_spec=batches.element_spec,
         )

@@ -19,6 +19,7 @@ the trainer's value check when it is given (:meth:`PythonBatches.check_batches`)
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
@@ -107,6 +108,7 @@ class PythonBatches:
 
     Attributes:
         dataset: The ``tf.data.Dataset`` whose every iteration runs one pass.
+        element_spec: Its element spec when :attr:`row_blocks` exist, else None.
         row_blocks: The blocks of the coming pass (see
             :class:`~fitpipe.adapters.Blocked`), or None when the batches hold strings,
             ragged, sparse or optional leaves.
@@ -125,8 +127,16 @@ class PythonBatches:
         self._epoch, self._errors, self._label, self._clock = epoch, errors, label, clock
         self._spec = BatchSpec(signature, caller, source)
         self._check: Check | None = None
-        self.dataset: tf.data.Dataset = crossing(self._generate, signature, grouped=False)
-        self.row_blocks = self._row_blocks if dense_numbers(signature) else None
+        self._signature = signature
+        dense = dense_numbers(signature)
+        self.row_blocks = self._row_blocks if dense else None
+        #: The dataset's element spec, known unbuilt when the batches may go in blocks.
+        self.element_spec = signature if dense else None
+
+    @functools.cached_property
+    def dataset(self) -> tf.data.Dataset:
+        """Built when first asked for: not at all when a trainer takes the blocks."""
+        return crossing(self._generate, self._signature, grouped=False)
 
     def check_batches(self, check: Check | None) -> None:
         """Makes every later pass run ``check(position, batch)`` on each batch (None: none)."""

@@ -126,4 +126,5 @@ class TorchDataLoaderAdapter:
             take_error=errors.take,
             check_batches=batches.check_batches,
             row_blocks=batches.row_blocks,
+            element_spec=batches.element_spec,
         )
