@@ -10,7 +10,6 @@ listed in :mod:`fitpipe.pipeline.core`.
 from __future__ import annotations
 
 import dataclasses
-import functools
 import math
 import numbers
 import warnings
@@ -187,15 +186,12 @@ def pipeline_from_source(
         batches = math.ceil(source.num_samples / batch_size)
         count: Callable[[], int | None] = lambda: batches  # noqa: E731
     else:
-        make, count = functools.cache(source.make_dataset), source.count_batches
+        make, count = source.make_dataset, source.count_batches
     finish = _Finish(source, options, class_weight, adapter_name, batch_size, seed)
-    spec = None if rows is None or class_weight is not None else rows.dataset_spec()
-    blocked_spec = _blocked_spec(source, array_blocks, options, class_weight)
-    if spec is not None:  # rows held, sliced by the trainer: the dataset only if asked for
-        dataset: tf.data.Dataset | Deferred = Deferred(lambda: (finish(make())[0], None), spec)
-        made, raw_spec = None, None
-    elif blocked_spec is not None:  # blocks sliced by the trainer: the dataset only if asked
-        dataset, made, raw_spec = Deferred(lambda: finish(make()), blocked_spec), None, blocked_spec
+    spec = _sliced_spec(source, rows, array_blocks, options, class_weight)
+    if spec is not None:  # batches the trainer slices itself: the dataset only if asked for
+        dataset: tf.data.Dataset | Deferred = Deferred(lambda: finish(make()), spec)
+        made, raw_spec = None, spec
     else:
         raw = make()
         raw_spec = raw.element_spec if isinstance(raw, tf.data.Dataset) else None
@@ -265,17 +261,23 @@ class _Finish:
         return dataset, made
 
 
-def _blocked_spec(
-    source: Source, array_blocks: Any, options: PipelineOptions, class_weight: Any
+def _sliced_spec(
+    source: Source,
+    rows: ResidentRows | None,
+    array_blocks: Any,
+    options: PipelineOptions,
+    class_weight: Any,
 ) -> Any:
-    """The spec of a source's batches that a trainer may take as blocks, known unbuilt, or None.
+    """The spec of batches a trainer may slice itself (rows held, blocks), known unbuilt.
 
     Then the dataset is built only if a trainer iterates it (see ``BatchSource.element_spec``);
-    its batches as the source makes them: no class weights, no ``tf.data`` service. Arrays
-    over the in-memory limit (``array_blocks``) tell theirs from their leaves.
+    its batches as the source makes them: no class weights, no ``tf.data`` service. None
+    when not known so.
     """
     if class_weight is not None or options.data_service is not None:
         return None
+    if rows is not None:
+        return rows.dataset_spec()
     if array_blocks is not None:
         return array_blocks.dataset_spec()
     return getattr(source, "element_spec", None) if isinstance(source, Blocked) else None

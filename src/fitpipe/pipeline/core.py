@@ -151,8 +151,7 @@ class Pipeline:
         """Batches ``(x,)``, ``(x, y)`` or ``(x, y, sample_weight)``; one iteration per epoch."""
         if self._dataset is None:
             assert self._deferred is not None
-            self._dataset, made = self._deferred.make()
-            self.made = made if made is not None else self.made
+            self._dataset, self.made = self._deferred.make()
         return self._dataset
 
     @property
