@@ -2,7 +2,9 @@
 
 Blocks of converted rows are checked at once when clean and batch by batch otherwise; the
 batches delivered, and where a raising check stops them, are the same as checking every
-batch (``tf.data``'s ``rebatch`` then makes batches of the rows).
+batch (``tf.data``'s ``rebatch`` then makes batches of the rows). A shuffle buffer's mix
+handed on :class:`Reordered` (not gathered) is checked in its order, and passed on as it is
+when clean.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fitpipe.adapters.row_blocks import checked_chunks
+from fitpipe.adapters.row_blocks import Reordered, checked_chunks, gathered
 
 
 class _Bad(Exception):
@@ -46,17 +48,31 @@ def test_blocks_deliver_the_rows_before_the_first_bad_batch(
     sizes: list[int], size: int, with_clean: bool, data: st.DataObject
 ) -> None:
     rows = sum(sizes)
-    x = np.arange(rows, dtype="float32")[:, None]
-    bad = data.draw(st.none() | st.integers(0, rows - 1))
-    if bad is not None:
-        x[bad, 0] = np.nan
-    cuts = np.cumsum([0, *sizes])
-    blocks = [(x[a:b], x[a:b] * 2) for a, b in itertools.pairwise(cuts)]
+    values = np.arange(rows, dtype="float32")[:, None]
+    nan_at = data.draw(st.none() | st.integers(0, rows - 1))
+    if nan_at is not None:
+        values[nan_at, 0] = np.nan
+    blocks: list[Any] = []
+    in_order = []  # each block's rows in the order its batches take them
+    for a, b in itertools.pairwise(np.cumsum([0, *sizes])):
+        block = (values[a:b], values[a:b] * 2)
+        if data.draw(st.booleans()):  # a shuffle buffer's mix, not gathered
+            order = np.asarray(data.draw(st.permutations(range(b - a))), dtype=np.int64)
+            blocks.append(Reordered(block, order))
+            in_order.append(values[a:b][order])
+        else:
+            blocks.append(block)
+            in_order.append(values[a:b])
+    x = np.concatenate(in_order)
+    bad = None if nan_at is None else int(np.flatnonzero(np.isnan(x[:, 0]))[0])
     check = _Check(with_clean)
     delivered: list[np.ndarray] = []
     stopped = None
     try:
         for block in checked_chunks(iter(blocks), check, size):
+            if isinstance(block, Reordered):  # passed on whole: clean, as it was given
+                assert with_clean and any(block is b for b in blocks)
+            block = gathered(block)
             assert np.array_equal(block[1], block[0] * 2, equal_nan=True)  # rows stay aligned
             delivered.append(block[0][:, 0])
     except _Bad as err:

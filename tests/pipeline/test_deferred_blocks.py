@@ -7,6 +7,8 @@ batch sizes, shuffles, with and without weights; generators and ``PyDataset``s o
 sizes; NumPy arrays over the in-memory limit of any nesting, dtype, shape and shuffle. The
 spec is known before the dataset and is its spec; ``fit``, ``evaluate`` and ``predict`` over
 them build none; the dataset, built late when a trainer does iterate it, trains the same weights.
+A shuffled Parquet pass taken in blocks hands each shuffle buffer on ungathered (its order),
+holding the rows the dataset's pass holds.
 """
 
 from __future__ import annotations
@@ -24,6 +26,9 @@ from hypothesis import strategies as st
 
 import fitpipe
 from fitpipe import limits
+from fitpipe.adapters import Reordered
+from fitpipe.adapters import parquet as parquet_module
+from fitpipe.adapters.row_blocks import gathered
 from fitpipe.pipeline import arrays
 from fitpipe.testing.strategies import nested_structures
 
@@ -197,3 +202,30 @@ def test_calls_over_blocks_build_no_dataset_and_train_as_the_dataset(built, tmp_
     assert history == through_dataset
     for blocks, dataset in zip(weights, dataset_weights, strict=True):
         np.testing.assert_array_equal(blocks, dataset)
+
+
+@settings(suppress_health_check=[HealthCheck.function_scoped_fixture], max_examples=15)
+@given(case=PARQUET, buffer=st.integers(1, 50))
+def test_streamed_parquet_hands_a_shuffle_buffer_to_a_trainer_ungathered(
+    built, tmp_path_factory, monkeypatch, case, buffer
+):
+    """A trainer slices batches by row index: it takes a mix's order, not a gathered copy."""
+    monkeypatch.setattr(parquet_module, "SHUFFLE_BUFFER_ROWS", buffer)
+    rows, features, group, batch, shuffle, weights = case
+    path, schema = _file(tmp_path_factory.mktemp("p"), rows, features, group, weights)
+    passes = []
+    for taken in (True, False):  # the same seed: the same first pass, taken or iterated
+        keras.utils.set_random_seed(11)
+        pipeline = fitpipe.adapt(path, schema=schema, batch_size=batch, shuffle=shuffle)
+        if taken:
+            blocks = list(pipeline.row_blocks().blocks)
+            assert all(isinstance(b, Reordered) == shuffle for b in blocks)
+            passes.append([gathered(b) for b in blocks])
+        else:
+            passes.append(list(pipeline.dataset.as_numpy_iterator()))
+    taken, iterated = (
+        [np.concatenate(leaf) for leaf in zip(*map(tf.nest.flatten, p), strict=True)]
+        for p in passes
+    )
+    for a, b in zip(taken, iterated, strict=True):
+        np.testing.assert_array_equal(a, b)

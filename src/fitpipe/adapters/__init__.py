@@ -76,7 +76,14 @@ from fitpipe.adapters.registry import (
     register_adapter,
     registry,
 )
-from fitpipe.adapters.row_blocks import checked_chunks, concat_rows, num_rows, rows_of
+from fitpipe.adapters.row_blocks import (
+    Reordered,
+    checked_chunks,
+    concat_rows,
+    num_rows,
+    rows_of,
+    take_rows,
+)
 from fitpipe.adapters.sequences import SequenceAdapter
 from fitpipe.adapters.sharding import per_replica_batch, plan_shards
 from fitpipe.adapters.stages import STAGES, StageClock, Timed, set_timing, timing
@@ -103,6 +110,7 @@ __all__ = [
     "LazyAdapter",
     "Mode",
     "Paced",
+    "Reordered",
     "Resumable",
     "RowBlocks",
     "Seekable",
@@ -132,6 +140,7 @@ __all__ = [
     "replicas_of",
     "rows_of",
     "set_timing",
+    "take_rows",
     "timing",
     "unsupported",
 ]

@@ -213,8 +213,9 @@ class RowBlocks:
         batch_size: Rows per batch. Batches are the blocks' rows, in order, cut every
             ``batch_size`` rows across block boundaries (the last batch may be shorter).
         blocks: Tuples of NumPy arrays nested as a batch, ``(x,)``, ``(x, y)`` or
-            ``(x, y, sw)``, any number of rows each; closed (``close()``) when the trainer
-            stops early.
+            ``(x, y, sw)``, any number of rows each, or such a tuple with the order its
+            rows are taken in (``fitpipe.adapters.Reordered``: a shuffle buffer's mix, not
+            gathered); closed (``close()``) when the trainer stops early.
         class_weights: Set by the pipeline, not the source: the class weight table the
             trainer applies to each batch (``fitpipe.pipeline.class_weights``), or None.
         batched: The blocks are batches as the source made them (a generator's, a

@@ -33,7 +33,7 @@ from fitpipe.adapters.base import AdaptRequest, ArraySource, BatchSource, batch_
 from fitpipe.adapters.batches import Check, ErrorBox, reporting, signature_of
 from fitpipe.adapters.capabilities import RowBlocks, class_counts
 from fitpipe.adapters.parquet_plans import key_column, planned
-from fitpipe.adapters.row_blocks import aligned_rows, checked_chunks, concat_rows, take_rows
+from fitpipe.adapters.row_blocks import aligned_rows, checked_chunks, mixed_rows
 from fitpipe.adapters.sharding import pad_shard, per_replica_batch, plan_shards, with_weights
 from fitpipe.adapters.stages import StageClock, timing
 from fitpipe.columnar import (
@@ -176,16 +176,17 @@ class _Reader:
             self.clock.add("convert", time.perf_counter() - start)
         return tuple(p for p in (x, y, sw) if p is not None)
 
-    def chunks(self) -> Iterator[tuple[Any, ...]]:
+    def chunks(self, reordered: bool = False) -> Iterator[Any]:
         """The converted rows of the coming epoch, in order or shuffled (read lazily).
 
         The epoch (its shuffle order) is taken now, not at the first block: a thread that
-        reads the blocks later reads this pass.
+        reads the blocks later reads this pass. ``reordered``: a shuffle buffer's mix comes
+        as a :class:`~fitpipe.adapters.row_blocks.Reordered` block, not gathered.
         """
         self.epoch += 1
-        return self._chunks(np.random.default_rng([self.seed, self.epoch - 1]))
+        return self._chunks(np.random.default_rng([self.seed, self.epoch - 1]), reordered)
 
-    def _chunks(self, rng: np.random.Generator) -> Iterator[tuple[Any, ...]]:
+    def _chunks(self, rng: np.random.Generator, reordered: bool) -> Iterator[Any]:
         spans = list(self.spans)
         if self.shuffle:
             spans = [spans[i] for i in rng.permutation(len(spans))]
@@ -202,17 +203,14 @@ class _Reader:
                 pending.append(chunk)
                 buffered += table.num_rows
                 if buffered >= SHUFFLE_BUFFER_ROWS:
-                    yield self._mixed(pending, buffered, rng)
+                    yield self._mixed(pending, rng.permutation(buffered), reordered)
                     pending, buffered = [], 0
         if pending:
-            yield self._mixed(pending, buffered, rng)
+            yield self._mixed(pending, rng.permutation(buffered), reordered)
 
-    def _mixed(
-        self, pending: list[tuple[Any, ...]], rows: int, rng: np.random.Generator
-    ) -> tuple[Any, ...]:
+    def _mixed(self, pending: list[tuple[Any, ...]], order: np.ndarray, reordered: bool) -> Any:
         start = time.perf_counter() if self.clock is not None else 0.0
-        joined = pending[0] if len(pending) == 1 else concat_rows(pending)  # one: no copy
-        mixed = take_rows(joined, rng.permutation(rows))
+        mixed = mixed_rows(pending, order, reordered)
         if self.clock is not None:  # mixing the shuffle buffer: part of converting
             self.clock.add("convert", time.perf_counter() - start)
         return mixed
@@ -236,9 +234,9 @@ def reader_source(reader: _Reader, batch_size: int, signature: Any) -> BatchSour
     errors = ErrorBox()
     checking: list[Check | None] = [None]
 
-    def blocks() -> Iterator[tuple[Any, ...]]:
+    def blocks(reordered: bool = False) -> Iterator[Any]:
         """The coming pass's blocks, checked; an error raised is also kept for the trainer."""
-        check, chunks = checking[0], reader.chunks()
+        check, chunks = checking[0], reader.chunks(reordered)
         return reporting(
             chunks if check is None else checked_chunks(chunks, check, batch_size), errors
         )
@@ -250,7 +248,7 @@ def reader_source(reader: _Reader, batch_size: int, signature: Any) -> BatchSour
         checking[0] = check
 
     def row_blocks() -> RowBlocks:
-        return RowBlocks(batch_size, blocks())
+        return RowBlocks(batch_size, blocks(reordered=True))  # rows taken by index
 
     @functools.cache
     def make_dataset() -> tf.data.Dataset:  # not built when the trainer takes the blocks

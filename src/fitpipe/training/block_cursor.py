@@ -23,51 +23,62 @@ from typing import Any
 
 import tensorflow as tf
 
-from fitpipe.adapters import RowBlocks, concat_rows, num_rows, rows_of
+from fitpipe.adapters import Reordered, RowBlocks, concat_rows, num_rows, rows_of, take_rows
 from fitpipe.columnar import as_tensor
 from fitpipe.pipeline import ResidentRows
 from fitpipe.training.step_loops import RowCursor, merge
 
 __all__ = ["BlockCursor", "batched_segments", "segments"]
 
-#: ``(block, first_row, batches, batch_rows)``: ``batches`` batches of ``batch_rows`` rows
-#: (the last may be short) of a block's rows from ``first_row``.
-Segment = tuple[tuple[Any, ...], int, int, int]
+#: ``(block, order, first, batches, batch_rows)``: ``batches`` batches of ``batch_rows`` rows
+#: (the last may be short) of a block's rows from position ``first`` of ``order``, the
+#: block's row order (None: in order; a shuffle buffer's mix otherwise).
+Segment = tuple[tuple[Any, ...], Any, int, int, int]
 
 
-def segments(blocks: Iterator[tuple[Any, ...]], batch_size: int) -> Iterator[Segment]:
+def _rows(block: tuple[Any, ...], order: Any, lo: int, hi: int) -> tuple[Any, ...]:
+    """Positions ``lo`` to ``hi`` of a block's row order, as rows of their own."""
+    return rows_of(block, lo, hi) if order is None else take_rows(block, order[lo:hi])
+
+
+def segments(blocks: Iterator[Any], batch_size: int) -> Iterator[Segment]:
     """Cuts consecutive blocks into runs of whole batches of ``batch_size`` rows.
 
     Every batch but the last has ``batch_size`` rows; the rows of the batches, in order, are
-    the rows of the blocks, in order. A batch that spans blocks is a segment of its own (its
-    rows joined into a new block); the last batch may be short.
+    the rows of the blocks, in order (a :class:`~fitpipe.adapters.Reordered` block's in its
+    order, which the segment carries: its rows are not gathered). A batch that spans
+    blocks is a segment of its own (its rows joined into a new block); the last batch may
+    be short.
 
     Args:
-        blocks: Blocks of rows (tuples of arrays nested as a batch), any number of rows each.
+        blocks: Blocks of rows (tuples of arrays nested as a batch, or ``Reordered`` ones),
+            any number of rows each.
         batch_size: Rows per batch.
 
     Yields:
-        ``(block, first_row, batches, batch_size)``.
+        ``(block, order, first, batches, batch_size)``.
     """
     carry: tuple[Any, ...] | None = None  # the start of a batch that goes on in later blocks
     for block in blocks:
+        order = block.rows if isinstance(block, Reordered) else None
+        block = block.block if isinstance(block, Reordered) else block
         rows, first = num_rows(block), 0
         if rows == 0:
             continue
         if carry is not None:
             need = batch_size - num_rows(carry)
             if rows < need:
-                carry = concat_rows([carry, block])
+                carry = concat_rows([carry, _rows(block, order, 0, rows)])
                 continue
-            yield concat_rows([carry, rows_of(block, 0, need)]), 0, 1, batch_size
+            yield concat_rows([carry, _rows(block, order, 0, need)]), None, 0, 1, batch_size
             carry, first = None, need
         full = (rows - first) // batch_size
         if full:
-            yield block, first, full, batch_size
+            yield block, order, first, full, batch_size
         if first + full * batch_size < rows:
-            carry = rows_of(block, first + full * batch_size, rows)
+            carry = _rows(block, order, first + full * batch_size, rows)
     if carry is not None:
-        yield carry, 0, 1, batch_size
+        yield carry, None, 0, 1, batch_size
 
 
 def batched_segments(blocks: Iterator[tuple[tuple[Any, ...], int]]) -> Iterator[Segment]:
@@ -78,17 +89,20 @@ def batched_segments(blocks: Iterator[tuple[tuple[Any, ...], int]]) -> Iterator[
     """
     for block, batches in blocks:
         if batches > 0:
-            yield block, 0, batches, num_rows(block) // batches
+            yield block, None, 0, batches, num_rows(block) // batches
 
 
 def _arguments(segment: Segment, class_weights: Any) -> tuple[Any, int]:
     """A segment as the arguments of the loop over rows in memory, and its batches."""
-    block, first, batches, batch_size = segment
+    block, order, first, batches, batch_size = segment
     leaves = tuple(as_tensor(leaf) for leaf in tf.nest.flatten(block))
     stop = min(first + batches * batch_size, num_rows(block))
-    order = tf.range(first, stop, dtype=tf.int32)
+    if order is None:
+        rows = tf.range(first, stop, dtype=tf.int32)
+    else:  # the loop gathers its batches' rows by index anyway: in this order, not in turn
+        rows = tf.constant(order[first:stop], tf.int32)
     size = tf.constant(batch_size, tf.int64)
-    return ((leaves, class_weights), order, size), batches
+    return ((leaves, class_weights), rows, size), batches
 
 
 _END = object()
