@@ -78,6 +78,7 @@ from fitpipe.adapters.registry import (
 )
 from fitpipe.adapters.row_blocks import (
     Reordered,
+    block_order,
     checked_chunks,
     concat_rows,
     num_rows,
@@ -123,6 +124,7 @@ __all__ = [
     "StageClock",
     "Timed",
     "batch_size_or_default",
+    "block_order",
     "check_rows",
     "check_supported",
     "checked_chunks",

@@ -29,6 +29,7 @@ from fitpipe.columnar import (
 __all__ = [
     "Reordered",
     "aligned_rows",
+    "block_order",
     "checked_chunks",
     "concat_rows",
     "gathered",
@@ -111,9 +112,15 @@ def mixed_rows(chunks: list[tuple[Any, ...]], order: np.ndarray, reordered: bool
     return Reordered(joined, order) if reordered else take_rows(joined, order)
 
 
+def block_order(chunk: Any) -> tuple[tuple[Any, ...], np.ndarray | None]:
+    """A block's rows and the order they are taken in (None: as they are)."""
+    return (chunk.block, chunk.rows) if isinstance(chunk, Reordered) else (chunk, None)
+
+
 def gathered(chunk: Any) -> tuple[Any, ...]:
     """A block's rows in their order: a :class:`Reordered` block's gathered, any other as is."""
-    return take_rows(chunk.block, chunk.rows) if isinstance(chunk, Reordered) else chunk
+    block, order = block_order(chunk)
+    return block if order is None else take_rows(block, order)
 
 
 def aligned_rows(chunk: tuple[Any, ...]) -> tuple[Any, ...]:
@@ -162,8 +169,7 @@ def checked_chunks(chunks: Iterator[Any], check: Check, size: int) -> Iterator[A
     clean = getattr(check, "clean", None)
     row, carry = 0, None  # rows yielded; the start of a batch that goes on in the next block
     for chunk in chunks:
-        whole = chunk.block if isinstance(chunk, Reordered) else chunk
-        if carry is None and clean is not None and clean(whole):
+        if carry is None and clean is not None and clean(block_order(chunk)[0]):
             yield chunk
             row += num_rows(chunk)
             continue

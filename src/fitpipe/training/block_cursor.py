@@ -23,7 +23,7 @@ from typing import Any
 
 import tensorflow as tf
 
-from fitpipe.adapters import Reordered, RowBlocks, concat_rows, num_rows, rows_of, take_rows
+from fitpipe.adapters import RowBlocks, block_order, concat_rows, num_rows, rows_of, take_rows
 from fitpipe.columnar import as_tensor
 from fitpipe.pipeline import ResidentRows
 from fitpipe.training.step_loops import RowCursor, merge
@@ -60,8 +60,7 @@ def segments(blocks: Iterator[Any], batch_size: int) -> Iterator[Segment]:
     """
     carry: tuple[Any, ...] | None = None  # the start of a batch that goes on in later blocks
     for block in blocks:
-        order = block.rows if isinstance(block, Reordered) else None
-        block = block.block if isinstance(block, Reordered) else block
+        block, order = block_order(block)
         rows, first = num_rows(block), 0
         if rows == 0:
             continue
