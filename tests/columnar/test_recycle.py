@@ -173,3 +173,25 @@ def test_a_streamed_fit_over_recycled_blocks_trains_as_one_over_fresh_ones(tmp_p
     assert made and len(made) < 3 * 4  # fewer mappings than blocks: some were used again
     for got, want in zip(recycled, fresh, strict=True):
         np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("calls", [("fit",), ("fit", "evaluate", "fit"), ("evaluate", "predict")])
+def test_the_rows_a_call_held_are_free_once_it_returns(calls: tuple[str, ...]) -> None:
+    # A compiled loop is kept on the trainer for its next call; traced for a held variable
+    # passed as an argument, it kept that variable (and the mapped memory under it) as long
+    # as the trainer lived, so the next call could not use the mapping again.
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((256, 16), dtype=np.float32)  # 16 KiB held: mapped here
+    y = rng.standard_normal((256, 1), dtype=np.float32)
+    inputs = keras.Input((16,))
+    trainer = fitpipe.Trainer(keras.Model(inputs, keras.layers.Dense(1)(inputs)))
+    trainer.compile("sgd", "mse")
+    for call in calls:
+        if call == "predict":
+            trainer.predict(x, batch_size=32, verbose=0)
+        else:
+            getattr(trainer, call)(x, y, batch_size=32, verbose=0)
+        held = {_address(root) for root in recycle._pool if root.nbytes == x.nbytes}
+        assert held  # the held copy was made in a pooled mapping
+        with recycling():
+            assert _address(aligned_empty(x.shape, np.float32)) in held, call  # free again
