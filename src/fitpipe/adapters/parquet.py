@@ -380,15 +380,16 @@ def _read_whole(
 
 
 def _join(*leaves: np.ndarray) -> np.ndarray:
-    """The row groups' arrays of one leaf joined: numbers by TensorFlow, held as they are.
+    """The row groups' arrays of one leaf joined into fitpipe's memory, held as they are.
 
-    ``np.concatenate`` made a NumPy array that holding it in a variable copied again; joined
-    by TensorFlow, the variable is filled from the tensor (one copy, not two).
+    Numbers are joined by NumPy into mapped memory (:func:`join_rows`) and handed on over a
+    tensor of it (:func:`tensor_array`): a trainer holds them without a copy. Joined by
+    ``tf.concat``, every read of the rows took a new region from TensorFlow's allocator.
     """
     if len(leaves) == 1:
         return leaves[0]
     if all(isinstance(leaf, np.ndarray) and leaf.dtype.kind in "biuf" for leaf in leaves):
-        return tensor_array(tf.concat([as_tensor(leaf) for leaf in leaves], axis=0))
+        return tensor_array(as_tensor(join_rows(leaves)))
     return join_rows(leaves)
 
 

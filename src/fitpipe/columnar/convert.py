@@ -219,6 +219,9 @@ STACK_BLOCK_BYTES = 256 << 10
 #: 26 -> 13 ms, 64 columns 5.3 -> 4.8 ms; 32 columns 2.9 -> 4.0 ms (NumPy's blocks win).
 WIDE_COLUMNS = 64
 
+#: Bytes of rows :func:`stack_columns` transposes with TensorFlow at a time.
+TRANSPOSE_BLOCK_BYTES = 16 << 20
+
 #: Arrays :func:`tensor_array` made, by ``id``: the tensor whose memory each one is.
 _BACKING: dict[int, tf.Tensor] = {}
 
@@ -320,19 +323,31 @@ def owned_tensor(leaf: Any) -> Any:
 
 
 def _transposed(parts: list[np.ndarray]) -> np.ndarray:
-    """``np.stack(parts, axis=-1)``: columns copied side by side, transposed by TensorFlow.
+    """``np.stack(parts, axis=-1)``: blocks of rows transposed by TensorFlow into fitpipe's memory.
 
-    Copying each column into one column-major block is cache-friendly (15 ms for 65,536 x
-    512 float32); TensorFlow's tiled transpose then writes the rows (50 ms, against
-    0.26-0.32 s for NumPy writing the rows in blocks of rows).
+    Copying each column's rows into one column-major block is cache-friendly; TensorFlow's
+    tiled transpose then writes the rows (65,536 x 512 float32: 15 + 50 ms, against
+    0.26-0.32 s for NumPy writing the rows in blocks of rows). A block of
+    :data:`TRANSPOSE_BLOCK_BYTES` at a time, copied into :func:`aligned_empty` memory: the
+    whole table transposed at once took a new 128 MiB from TensorFlow's allocator at every
+    read, which it had no free region for after the previous fit (the step's allocations
+    split the one it freed), and faulting it in cost 0.5 s of a held Parquet ``fit`` of
+    those rows. The result is read-only, over a tensor of that memory
+    (:func:`tensor_array`), which a trainer holds as it is.
     """
     first = parts[0]
-    columns = aligned_empty((len(parts), *first.shape), np.result_type(*parts))
-    for i, part in enumerate(parts):
-        columns[i] = part
+    dtype = np.result_type(*parts)
+    out = aligned_empty((*first.shape, len(parts)), dtype)
+    step = max(1, TRANSPOSE_BLOCK_BYTES // max(1, out[:1].nbytes))
     order = [*range(1, first.ndim + 1), 0]
-    # as_tensor: the block as it is (aligned, through DLPack); converting it would copy it
-    return tensor_array(tf.transpose(as_tensor(columns), order))
+    for start in range(0, len(first), step):
+        rows = slice(start, start + step)
+        columns = aligned_empty((len(parts), *first[rows].shape), dtype)
+        for i, part in enumerate(parts):
+            columns[i] = part[rows]
+        # as_tensor: the block as it is (aligned, through DLPack); converting it would copy it
+        out[rows] = tf.transpose(as_tensor(columns), order).numpy()
+    return tensor_array(as_tensor(out))
 
 
 def _wide(parts: list[Any]) -> bool:
