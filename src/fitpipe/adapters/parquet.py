@@ -388,9 +388,8 @@ def _join(*leaves: np.ndarray) -> np.ndarray:
     """
     if len(leaves) == 1:
         return leaves[0]
-    if all(isinstance(leaf, np.ndarray) and leaf.dtype.kind in "biuf" for leaf in leaves):
-        return tensor_array(as_tensor(join_rows(leaves)))
-    return join_rows(leaves)
+    joined = join_rows(leaves)
+    return tensor_array(as_tensor(joined)) if joined.dtype.kind in "biuf" else joined
 
 
 def _plan_tables(plan: ParquetPlan, mode: Mode) -> Iterator[tuple[str, pa.Table, Schema]]:
