@@ -32,6 +32,7 @@ from fitpipe.adapters.arrow_tables import ColumnChunks
 from fitpipe.adapters.base import AdaptRequest, ArraySource, BatchSource, batch_size_or_default
 from fitpipe.adapters.batches import Check, ErrorBox, reporting, signature_of
 from fitpipe.adapters.capabilities import RowBlocks, class_counts
+from fitpipe.adapters.parquet_held import held_source, join_leaves
 from fitpipe.adapters.parquet_plans import key_column, planned
 from fitpipe.adapters.row_blocks import aligned_rows, checked_chunks, mixed_rows
 from fitpipe.adapters.sharding import pad_shard, per_replica_batch, plan_shards, with_weights
@@ -40,20 +41,17 @@ from fitpipe.columnar import (
     ParquetPlan,
     Span,
     SplitCounts,
-    as_tensor,
     converted_bytes,
     count_split,
     empty_side_error,
     file_error,
     is_parquet_path,
-    join_rows,
     key_array,
     key_hashes,
     read_span,
     role_arrays,
     spans,
     table_roles,
-    tensor_array,
     validation_mask,
 )
 from fitpipe.errors import DataMismatchError, message
@@ -372,24 +370,11 @@ def _read_whole(
                 keys.append(key_array(table.column(key_column), f"column {key_column!r}", caller))
             offset += table.num_rows
     joined = [
-        None if parts[0][i] is None else tf.nest.map_structure(_join, *[p[i] for p in parts])
+        None if parts[0][i] is None else tf.nest.map_structure(join_leaves, *[p[i] for p in parts])
         for i in range(3)
     ]
     all_keys = pa.concat_arrays(keys) if keys else None
     return ArraySource(joined[0], joined[1], joined[2], plan.rows, keys=all_keys)
-
-
-def _join(*leaves: np.ndarray) -> np.ndarray:
-    """The row groups' arrays of one leaf joined into fitpipe's memory, held as they are.
-
-    Numbers are joined by NumPy into mapped memory (:func:`join_rows`) and handed on over a
-    tensor of it (:func:`tensor_array`): a trainer holds them without a copy. Joined by
-    ``tf.concat``, every read of the rows took a new region from TensorFlow's allocator.
-    """
-    if len(leaves) == 1:
-        return leaves[0]
-    joined = join_rows(leaves)
-    return tensor_array(as_tensor(joined)) if joined.dtype.kind in "biuf" else joined
 
 
 def _plan_tables(plan: ParquetPlan, mode: Mode) -> Iterator[tuple[str, pa.Table, Schema]]:
@@ -459,7 +444,9 @@ def parquet_source(
     if request.hold_in_memory and (
         converted_bytes(plan, schema, mode) <= limits.RESIDENT_BYTES_LIMIT
     ):
-        return _read_whole(plan, schema, request.caller, mode, key)
+        caller = request.caller
+        read = functools.partial(_read_whole, plan, schema, caller, mode, key)
+        return held_source(x, plan, mode, key, caller, read)
     return _streamed(plan, request, key)
 
 

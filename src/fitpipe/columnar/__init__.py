@@ -64,7 +64,7 @@ from fitpipe.columnar.parquet import (
     source_name,
     spans,
 )
-from fitpipe.columnar.recycle import recycling
+from fitpipe.columnar.recycle import keep, kept, recycling
 from fitpipe.columnar.shared_plans import plan_bytes, plan_from_bytes
 from fitpipe.columnar.storage import display_path, expand_uri, is_uri, resolve_uri, uri_info
 from fitpipe.columnar.types import (
@@ -121,6 +121,8 @@ __all__ = [
     "is_text",
     "is_uri",
     "join_rows",
+    "keep",
+    "kept",
     "key_array",
     "key_hashes",
     "missing_key_column",

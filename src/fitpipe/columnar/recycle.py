@@ -16,6 +16,12 @@ again only when no array, view or tensor of it is left. The pool lets its mappin
 :data:`KEEP_SECONDS` after the last caller leaves :func:`recycling` (those still in use live
 on as long as their arrays do), so that calls made one after the other (``fit`` then
 ``evaluate``, a script's fits) use each other's buffers, and memory is not held long after.
+
+Rows a call read whole can be kept the same way (:func:`keep`, :func:`kept`): a ``fit`` then
+an ``evaluate`` of one Parquet file read and converted it twice. A value is kept only inside
+:func:`recycling`, let go with the pool's mappings, and let go at once when a call looks up
+a value that is not kept: whatever no call in progress has used is dropped before the new
+value is read, so memory never holds more than the calls in progress read.
 """
 
 from __future__ import annotations
@@ -24,11 +30,12 @@ import contextlib
 import mmap
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Hashable, Iterator
+from typing import Any
 
 import numpy as np
 
-__all__ = ["KEEP_SECONDS", "RECYCLED_MAPPINGS", "mapped", "recycling", "release"]
+__all__ = ["KEEP_SECONDS", "RECYCLED_MAPPINGS", "keep", "kept", "mapped", "recycling", "release"]
 
 #: The most mappings the pool keeps track of at once (in use or free). A streamed pass has
 #: a few blocks alive at a time (one being read ahead, one in the compiled loop, the
@@ -42,6 +49,10 @@ _lock = threading.Lock()
 _users = 0
 _pool: list[np.ndarray] = []
 _timer: threading.Timer | None = None
+#: Values kept by key, each with the generation of the calls that last used it.
+_kept: dict[Hashable, tuple[int, Any]] = {}
+#: Counts the times a first caller entered :func:`recycling` (calls overlapping share one).
+_generation = 0
 
 
 def _anonymous_map(nbytes: int) -> mmap.mmap:
@@ -93,18 +104,46 @@ def mapped(nbytes: int) -> np.ndarray:
         return root
 
 
+def kept(key: Hashable) -> Any:
+    """The value kept under ``key`` (None if none, or outside :func:`recycling`).
+
+    A miss lets go of every value that no call in progress has used, so that what the
+    caller reads next can take their memory (and their mappings) instead of adding to it.
+    """
+    with _lock:
+        if not _users:
+            return None
+        found = _kept.get(key)
+        if found is not None:
+            _kept[key] = (_generation, found[1])
+            return found[1]
+        for old in [k for k, (generation, _) in _kept.items() if generation != _generation]:
+            del _kept[old]
+        return None
+
+
+def keep(key: Hashable, value: Any) -> None:
+    """Keeps ``value`` under ``key`` until the pool lets go (only inside :func:`recycling`)."""
+    with _lock:
+        if _users:
+            _kept[key] = (_generation, value)
+
+
 def release() -> None:
-    """Lets the pool's mappings go now, unless a caller is inside :func:`recycling`."""
+    """Lets the pool's mappings and kept values go now, unless a caller is in :func:`recycling`."""
     with _lock:
         if not _users:
             _pool.clear()
+            _kept.clear()
 
 
 @contextlib.contextmanager
 def recycling() -> Iterator[None]:
     """Inside, :func:`mapped` reuses free mappings of the same size (nestable, any thread)."""
-    global _users, _timer
+    global _users, _timer, _generation
     with _lock:
+        if not _users:
+            _generation += 1
         _users += 1
         if _timer is not None:
             _timer.cancel()
@@ -114,7 +153,7 @@ def recycling() -> Iterator[None]:
     finally:
         with _lock:
             _users -= 1
-            if not _users and _pool:
+            if not _users and (_pool or _kept):
                 _timer = threading.Timer(KEEP_SECONDS, release)
                 _timer.daemon = True
                 _timer.start()
