@@ -114,21 +114,36 @@ def test_calls_one_after_another_read_a_held_file_once_and_train_alike(
     _assert_same(kept, fresh)
 
 
-@pytest.mark.parametrize("same_size", [True, False])
-def test_a_file_written_again_is_read_again(tmp_path: Any, same_size: bool) -> None:
+@pytest.mark.parametrize("written", ["same size and time", "same size", "other size"])
+def test_a_file_written_again_is_read_again(tmp_path: Any, written: str) -> None:
     path = str(tmp_path / "d.parquet")
     _write(path, 0)
     trainer = _trainer()
     with _counted_reads() as reads:
         trainer.fit(path, schema=SCHEMA, batch_size=16, epochs=1, verbose=0)
-        before = os.stat(path).st_mtime_ns
-        _write(path, 1, rows=96 if same_size else 80)
-        os.utime(path, ns=(before, before + 1))  # a rewrite within the clock's resolution
+        before = os.stat(path)
+        _write(path, 1, rows=80 if written == "other size" else 96)
+        if written != "other size":
+            assert os.stat(path).st_size == before.st_size
+            later = 0 if written == "same size and time" else 1  # 1 ns: within a clock tick
+            os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns + later))
         got = trainer.evaluate(path, schema=SCHEMA, batch_size=16, verbose=0)
     assert len(reads) == 2
     with mock.patch.object(parquet_held, "kept", lambda key: None):
         want = trainer.evaluate(path, schema=SCHEMA, batch_size=16, verbose=0)
     assert got == want
+
+
+@given(st.binary(max_size=3000), st.integers(1, 1024))
+def test_a_file_is_summed_whole_whatever_the_block(data: bytes, block: int) -> None:
+    import tempfile
+    import zlib
+
+    with tempfile.NamedTemporaryFile() as handle:
+        handle.write(data)
+        handle.flush()
+        with mock.patch.object(parquet_held, "CHECKSUM_BLOCK_BYTES", block):
+            assert parquet_held.checksum(handle.name) == zlib.crc32(data)
 
 
 def test_a_call_reading_other_rows_lets_the_kept_ones_go(tmp_path: Any) -> None:

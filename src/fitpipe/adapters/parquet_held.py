@@ -3,23 +3,26 @@
 A script's ``fit`` then ``evaluate`` of one file read and converted it at each call: at
 65,536 x 512 float32 the read was 0.25-0.85 s of CPU of calls taking 0.4-1.1 s. The rows a
 call read are kept (:func:`fitpipe.columnar.keep`) under what names their content: every
-file's path, size and modification time (ns), the schema resolved against the files, the
-roles read (``fit`` and ``evaluate`` read the same; ``predict`` reads features alone) and
-the ``split_by`` column. A file written again changes its identity and is read again. They
-are kept only while calls follow each other (let go a few seconds after the last one, with
-the recycled buffers, :mod:`fitpipe.columnar.recycle`), and dropped as soon as a call reads
+file's path, size, modification time (ns) and the CRC-32 of its bytes, the schema resolved
+against the files, the roles read (``fit`` and ``evaluate`` read the same; ``predict`` reads
+features alone) and the ``split_by`` column. A file written again is read again, even at the
+same size and modification time: its bytes are summed at every call (read, not decoded:
+about 50 ms of a 128 MiB file against 0.2-0.8 s to read and convert it). The rows are kept
+only while calls follow each other (let go a few seconds after the last one, with the
+recycled buffers, :mod:`fitpipe.columnar.recycle`), and dropped as soon as a call reads
 other rows. Datasets passed as ``pyarrow.dataset.Dataset`` (which may be filtered, or come
-from a table format) and files whose filesystem gives no modification time are read each
-time.
+from a table format) and files not on the local filesystem are read at every call.
 """
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Callable, Hashable
 from typing import Any
 
 import numpy as np
 import pyarrow.dataset as pads
+import pyarrow.fs as pafs
 
 from fitpipe.adapters.base import ArraySource
 from fitpipe.columnar import (
@@ -35,6 +38,9 @@ from fitpipe.columnar import (
 from fitpipe.schemas import Mode
 
 __all__ = ["held_source", "join_leaves"]
+
+#: Bytes of a file read at a time to sum it (into one buffer, used again).
+CHECKSUM_BLOCK_BYTES = 1 << 22
 
 
 def join_leaves(*leaves: np.ndarray) -> np.ndarray:
@@ -59,7 +65,7 @@ def held_source(
     read: Callable[[], ArraySource],
 ) -> ArraySource:
     """The rows of ``x`` read whole: those a call just before read, else ``read()``."""
-    key = content_key(x, plan, mode, key_column, caller)
+    key = _content_key(x, plan, mode, key_column, caller)
     if key is None:
         return read()
     found = kept(key)
@@ -70,18 +76,32 @@ def held_source(
     return source
 
 
-def content_key(
+def _content_key(
     x: Any, plan: ParquetPlan, mode: Mode, key_column: str | None, caller: str
 ) -> Hashable | None:
     """What names the rows ``x`` reads to, or None where that is not known."""
     if isinstance(x, pads.Dataset):
         return None
-    files = file_identity(open_dataset(x, caller))
+    dataset = open_dataset(x, caller)
+    if not isinstance(dataset.filesystem, pafs.LocalFileSystem):
+        return None
+    files = file_identity(dataset)
     if files is None:
         return None
-    key = ("parquet rows", files, plan.schema, mode.roles, key_column)
+    sums = tuple(checksum(path) for path, _, _ in files)
+    key = ("parquet rows", files, sums, plan.schema, mode.roles, key_column)
     try:
         hash(key)
     except TypeError:
         return None
     return key
+
+
+def checksum(path: str) -> int:
+    """The CRC-32 of a local file's bytes."""
+    buffer = bytearray(CHECKSUM_BLOCK_BYTES)
+    view, crc = memoryview(buffer), 0
+    with open(path, "rb") as handle:
+        while read := handle.readinto(buffer):
+            crc = zlib.crc32(view[:read], crc)
+    return crc
