@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import time
 from collections.abc import Iterator
 from typing import Any
 from unittest import mock
@@ -132,6 +133,29 @@ def test_a_file_written_again_is_read_again(tmp_path: Any, written: str) -> None
     with mock.patch.object(parquet_held, "kept", lambda key: None):
         want = trainer.evaluate(path, schema=SCHEMA, batch_size=16, verbose=0)
     assert got == want
+
+
+@pytest.mark.parametrize("racy", [True, False])
+def test_a_file_whose_status_cannot_tell_a_rewrite_is_summed_when_it_changed_lately(
+    tmp_path: Any, racy: bool
+) -> None:
+    # A second write within the filesystem's timestamp resolution can leave size and every
+    # time as they were: the status is made to stay so here.
+    path = str(tmp_path / "d.parquet")
+    _write(path, 0)
+    changed = time.time_ns() - (0 if racy else int(10 * parquet_held.RACY_SECONDS * 1e9))
+    status = (path, os.stat(path).st_size, changed, changed, 1, 1)
+    trainer = _trainer()
+    with mock.patch.object(parquet_held, "_status", lambda p: status), _counted_reads() as reads:
+        trainer.fit(path, schema=SCHEMA, batch_size=16, epochs=1, verbose=0)
+        _write(path, 1)
+        assert os.stat(path).st_size == status[1]
+        got = trainer.evaluate(path, schema=SCHEMA, batch_size=16, verbose=0)
+    # changed lately: summed, the rewrite found; long unchanged: the status alone decides
+    assert len(reads) == (2 if racy else 1)
+    if racy:
+        with mock.patch.object(parquet_held, "kept", lambda key: None):
+            assert got == trainer.evaluate(path, schema=SCHEMA, batch_size=16, verbose=0)
 
 
 @given(st.binary(max_size=3000))

@@ -3,24 +3,28 @@
 A script's ``fit`` then ``evaluate`` of one file read and converted it at each call: at
 65,536 x 512 float32 the read was 0.25-0.85 s of CPU of calls taking 0.4-1.1 s. The rows a
 call read are kept (:func:`fitpipe.columnar.keep`) under what names their content: every
-file's path, size, modification time (ns) and the CRC-32 of its bytes, the schema resolved
-against the files, the roles read (``fit`` and ``evaluate`` read the same; ``predict`` reads
-features alone) and the ``split_by`` column. A file written again is read again, even at the
-same size and modification time: its bytes are summed at every call (mapped, not decoded:
-48 ms of CPU for a 191 MB file of 65,536 x 513 float32, against 0.2-0.8 s to read and
-convert it). The rows are kept only while calls follow each other (let go a few seconds
-after the last one, with the recycled buffers, :mod:`fitpipe.columnar.recycle`), and
+file's status (path, size, modification and change times, device and inode), the schema
+resolved against the files, the roles read (``fit`` and ``evaluate`` read the same;
+``predict`` reads features alone) and the ``split_by`` column. A file written again is read
+again, even at the same size and modification time: its change time moved (it cannot be set
+back). A file that changed less than :data:`RACY_SECONDS` before it was read is also summed
+(a CRC-32 of its bytes, mapped, not decoded: 48 ms of CPU for a 191 MB file of 65,536 x 513
+float32, against 0.2-0.8 s to read and convert it), and summed again before its rows are
+used, since a second write within the filesystem's timestamp resolution can leave even the
+change time as it was. The rows are kept only while calls follow each other (let go a few
+seconds after the last one, with the recycled buffers, :mod:`fitpipe.columnar.recycle`), and
 dropped as soon as a call reads other rows. Datasets passed as ``pyarrow.dataset.Dataset``
-(which may be filtered, or come from a table format) and files not on the local filesystem
-are read at every call.
+(which may be filtered, or come from a table format), files not on the local filesystem and
+systems without a change time (Windows) are read at every call.
 """
 
 from __future__ import annotations
 
 import mmap
 import os
+import time
 import zlib
-from collections.abc import Callable, Hashable
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -31,7 +35,6 @@ from fitpipe.adapters.base import ArraySource
 from fitpipe.columnar import (
     ParquetPlan,
     as_tensor,
-    file_identity,
     join_rows,
     keep,
     kept,
@@ -56,6 +59,13 @@ def join_leaves(*leaves: np.ndarray) -> np.ndarray:
     return tensor_array(as_tensor(joined)) if joined.dtype.kind in "biuf" else joined
 
 
+#: A file whose status changed this recently when it was read is also summed (CRC-32 of its
+#: bytes), and summed again before its kept rows are used: a write within the filesystem's
+#: timestamp resolution of the last one can leave its size and times as they were (git's
+#: "racily clean" index entries). Older changes are told by the status alone.
+RACY_SECONDS = 2.0
+
+
 def held_source(
     x: Any,
     plan: ParquetPlan,
@@ -69,32 +79,52 @@ def held_source(
     if key is None:
         return read()
     found = kept(key)
-    if isinstance(found, ArraySource):
-        return found
+    if found is not None:
+        sums, source = found
+        if sums is None or sums == _sums(key[1]):
+            return source
+    sums = _sums(key[1]) if _racy(key[1]) else None  # summed before the read it names
     source = read()
-    keep(key, source)
+    keep(key, (sums, source))
     return source
 
 
 def _content_key(
     x: Any, plan: ParquetPlan, mode: Mode, key_column: str | None, caller: str
-) -> Hashable | None:
-    """What names the rows ``x`` reads to, or None where that is not known."""
-    if isinstance(x, pads.Dataset):
+) -> tuple[Any, ...] | None:
+    """What names the rows ``x`` reads to (each file's status), or None where not known."""
+    if isinstance(x, pads.Dataset) or os.name != "posix":  # elsewhere: no change time
         return None
     dataset = open_dataset(x, caller)
     if not isinstance(dataset.filesystem, pafs.LocalFileSystem):
         return None
-    files = file_identity(dataset)
-    if files is None:
-        return None
-    sums = tuple(checksum(path) for path, _, _ in files)
-    key = ("parquet rows", files, sums, plan.schema, mode.roles, key_column)
+    files = tuple(_status(path) for path in dataset.files)
+    key = ("parquet rows", files, plan.schema, mode.roles, key_column)
     try:
         hash(key)
     except TypeError:
         return None
     return key
+
+
+def _status(path: str) -> tuple[Any, ...]:
+    """A file's path, size, modification and change times (ns), device and inode.
+
+    The change time (``st_ctime_ns`` on POSIX) moves at every write and cannot be set back;
+    a file replaced by another (written, then renamed over it) has another inode.
+    """
+    info = os.stat(path)
+    return (path, info.st_size, info.st_mtime_ns, info.st_ctime_ns, info.st_dev, info.st_ino)
+
+
+def _racy(files: tuple[tuple[Any, ...], ...]) -> bool:
+    """Whether a file changed within :data:`RACY_SECONDS` of now."""
+    now = time.time_ns()
+    return any(now - status[3] < RACY_SECONDS * 1e9 for status in files)
+
+
+def _sums(files: tuple[tuple[Any, ...], ...]) -> tuple[int, ...]:
+    return tuple(checksum(status[0]) for status in files)
 
 
 def checksum(path: str) -> int:
