@@ -79,11 +79,11 @@ def held_source(
     if key is None:
         return read()
     found = kept(key)
-    if found is not None:
-        sums, source = found
-        if sums is None or sums == _sums(key[1]):
-            return source
-    sums = _sums(key[1]) if _racy(key[1]) else None  # summed before the read it names
+    stored = None if found is None else found[0]  # the sums of rows read when racy
+    # summed before the read it names; a status as it was when read, long unchanged: as then
+    sums = _sums(key[1]) if stored is not None or _racy(key[1]) else None
+    if found is not None and stored == sums:
+        return found[1]
     source = read()
     keep(key, (sums, source))
     return source
