@@ -71,7 +71,7 @@ def _counted_reads() -> Iterator[list[int]]:
 def _run(calls: list[str], path: str, keep: bool) -> tuple[list[Any], int]:
     """Runs ``calls`` on one trainer; every figure, and the reads of the file."""
     trainer, figures = _trainer(), []
-    never = mock.patch.object(parquet_held, "kept", lambda key: None)
+    never = mock.patch.object(parquet_held, "kept", lambda *args: None)
     with _counted_reads() as reads, contextlib.nullcontext() if keep else never:
         for call in calls:
             kwargs: dict[str, Any] = {"schema": SCHEMA, "batch_size": 16, "verbose": 0}
@@ -100,7 +100,9 @@ def _assert_same(got: Any, want: Any) -> None:
     [
         (["fit", "evaluate", "fit", "evaluate"], 1),
         (["evaluate", "fit"], 1),
-        (["fit", "predict", "fit"], 3),  # predict reads features alone: other rows
+        (["fit", "predict", "fit"], 1),  # predict takes the features fit read
+        (["evaluate", "predict", "predict"], 1),
+        (["predict", "fit", "predict"], 2),  # fit reads targets too: read again
         (["predict", "predict"], 1),
     ],
 )
@@ -130,7 +132,7 @@ def test_a_file_written_again_is_read_again(tmp_path: Any, written: str) -> None
             os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns + later))
         got = trainer.evaluate(path, schema=SCHEMA, batch_size=16, verbose=0)
     assert len(reads) == 2
-    with mock.patch.object(parquet_held, "kept", lambda key: None):
+    with mock.patch.object(parquet_held, "kept", lambda *args: None):
         want = trainer.evaluate(path, schema=SCHEMA, batch_size=16, verbose=0)
     assert got == want
 
@@ -154,7 +156,7 @@ def test_a_file_whose_status_cannot_tell_a_rewrite_is_summed_when_it_changed_lat
     # changed lately: summed, the rewrite found; long unchanged: the status alone decides
     assert len(reads) == (2 if racy else 1)
     if racy:
-        with mock.patch.object(parquet_held, "kept", lambda key: None):
+        with mock.patch.object(parquet_held, "kept", lambda *args: None):
             assert got == trainer.evaluate(path, schema=SCHEMA, batch_size=16, verbose=0)
 
 
@@ -196,7 +198,9 @@ def test_a_dataset_object_is_read_at_every_call(tmp_path: Any) -> None:
 
 
 OPERATIONS = st.lists(
-    st.tuples(st.sampled_from(["enter", "exit", "keep", "kept", "release"]), st.integers(0, 3)),
+    st.tuples(
+        st.sampled_from(["enter", "exit", "keep", "kept", "peek", "release"]), st.integers(0, 3)
+    ),
     max_size=40,
 )
 
@@ -237,6 +241,13 @@ def test_the_store_serves_only_what_a_call_in_progress_kept_or_used(
                     assert set(recycle._kept) <= this_call  # a miss drops the rest
                 else:
                     assert got is last[key]
+                    this_call.add(key)
+            elif name == "peek":  # a look-up that another follows: drops nothing
+                held = set(recycle._kept)
+                got = recycle.kept(key, drop_others=False)
+                assert set(recycle._kept) == held
+                assert got is None if not inside or key not in held else got is last[key]
+                if got is not None:
                     this_call.add(key)
             elif name == "release":
                 recycle.release()

@@ -5,17 +5,18 @@ A script's ``fit`` then ``evaluate`` of one file read and converted it at each c
 call read are kept (:func:`fitpipe.columnar.keep`) under what names their content: every
 file's status (path, size, modification and change times, device and inode), the schema
 resolved against the files, the roles read (``fit`` and ``evaluate`` read the same;
-``predict`` reads features alone) and the ``split_by`` column. A file written again is read
-again, even at the same size and modification time: its change time moved (it cannot be set
-back). A file that changed less than :data:`RACY_SECONDS` before it was read is also summed
-(a CRC-32 of its bytes, mapped, not decoded: 48 ms of CPU for a 191 MB file of 65,536 x 513
-float32, against 0.2-0.8 s to read and convert it), and summed again before its rows are
-used, since a second write within the filesystem's timestamp resolution can leave even the
-change time as it was. The rows are kept only while calls follow each other (let go a few
-seconds after the last one, with the recycled buffers, :mod:`fitpipe.columnar.recycle`), and
-dropped as soon as a call reads other rows. Datasets passed as ``pyarrow.dataset.Dataset``
-(which may be filtered, or come from a table format), files not on the local filesystem and
-systems without a change time (Windows) are read at every call.
+``predict`` reads features alone, or takes them from rows ``fit`` or ``evaluate`` read) and
+the ``split_by`` column. A file written again is read again, even at the same size and
+modification time: its change time moved (it cannot be set back). A file that changed less
+than :data:`RACY_SECONDS` before it was read is also summed (a CRC-32 of its bytes, mapped,
+not decoded: 48 ms of CPU for a 191 MB file of 65,536 x 513 float32, against 0.2-0.8 s to
+read and convert it), and summed again before its rows are used, since a second write within
+the filesystem's timestamp resolution can leave even the change time as it was. The rows are
+kept only while calls follow each other (let go a few seconds after the last one, with the
+recycled buffers, :mod:`fitpipe.columnar.recycle`), and dropped as soon as a call reads
+other rows. Datasets passed as ``pyarrow.dataset.Dataset`` (which may be filtered, or come
+from a table format), files not on the local filesystem and systems without a change time
+(Windows) are read at every call.
 """
 
 from __future__ import annotations
@@ -78,15 +79,30 @@ def held_source(
     key = _content_key(x, plan, mode, key_column, caller)
     if key is None:
         return read()
-    found = kept(key)
-    stored = None if found is None else found[0]  # the sums of rows read when racy
-    # summed before the read it names; a status as it was when read, long unchanged: as then
-    sums = _sums(key[1]) if stored is not None or _racy(key[1]) else None
-    if found is not None and stored == sums:
-        return found[1]
+    if mode is Mode.PREDICT:  # the features alone: rows that `fit` or `evaluate` read hold them
+        wider = _kept_rows((*key[:3], Mode.TRAIN.roles, None), drop_others=False)
+        if wider is not None:
+            return ArraySource(wider.x, None, None, wider.num_samples)
+    rows = _kept_rows(key)
+    if rows is not None:
+        return rows
+    sums = _sums(key[1]) if _racy(key[1]) else None  # summed before the read it names
     source = read()
     keep(key, (sums, source))
     return source
+
+
+def _kept_rows(key: tuple[Any, ...], drop_others: bool = True) -> ArraySource | None:
+    """The rows kept under ``key``, if their files still hold them.
+
+    Rows read from a file that had changed lately were summed then: summed again here. Else
+    a status as it was when they were read tells that the file is unchanged.
+    """
+    found = kept(key, drop_others)
+    if found is None:
+        return None
+    stored, rows = found
+    return rows if stored is None or stored == _sums(key[1]) else None
 
 
 def _content_key(

@@ -104,11 +104,12 @@ def mapped(nbytes: int) -> np.ndarray:
         return root
 
 
-def kept(key: Hashable) -> Any:
+def kept(key: Hashable, drop_others: bool = True) -> Any:
     """The value kept under ``key`` (None if none, or outside :func:`recycling`).
 
-    A miss lets go of every value that no call in progress has used, so that what the
-    caller reads next can take their memory (and their mappings) instead of adding to it.
+    A miss lets go of every value that no call in progress has used (unless
+    ``drop_others`` is False: a look-up that another follows), so that what the caller reads
+    next can take their memory (and their mappings) instead of adding to it.
     """
     with _lock:
         if not _users:
@@ -117,6 +118,8 @@ def kept(key: Hashable) -> Any:
         if found is not None:
             _kept[key] = (_generation, found[1])
             return found[1]
+        if not drop_others:
+            return None
         for old in [k for k, (generation, _) in _kept.items() if generation != _generation]:
             del _kept[old]
         return None
