@@ -444,9 +444,8 @@ def parquet_source(
     if request.hold_in_memory and (
         converted_bytes(plan, schema, mode) <= limits.RESIDENT_BYTES_LIMIT
     ):
-        caller = request.caller
-        read = functools.partial(_read_whole, plan, schema, caller, mode, key)
-        return held_source(x, plan, mode, key, caller, read)
+        read = functools.partial(_read_whole, plan, schema, request.caller, mode, key)
+        return held_source(plan, mode, key, read)
     return _streamed(plan, request, key)
 
 

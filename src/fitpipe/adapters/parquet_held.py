@@ -29,8 +29,6 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
-import pyarrow.dataset as pads
-import pyarrow.fs as pafs
 
 from fitpipe.adapters.base import ArraySource
 from fitpipe.columnar import (
@@ -39,7 +37,6 @@ from fitpipe.columnar import (
     join_rows,
     keep,
     kept,
-    open_dataset,
     tensor_array,
 )
 from fitpipe.schemas import Mode
@@ -68,15 +65,10 @@ RACY_SECONDS = 2.0
 
 
 def held_source(
-    x: Any,
-    plan: ParquetPlan,
-    mode: Mode,
-    key_column: str | None,
-    caller: str,
-    read: Callable[[], ArraySource],
+    plan: ParquetPlan, mode: Mode, key_column: str | None, read: Callable[[], ArraySource]
 ) -> ArraySource:
-    """The rows of ``x`` read whole: those a call just before read, else ``read()``."""
-    key = _content_key(x, plan, mode, key_column, caller)
+    """The rows of ``plan`` read whole: those a call just before read, else ``read()``."""
+    key = _content_key(plan, mode, key_column)
     if key is None:
         return read()
     if mode is Mode.PREDICT:  # the features alone: rows that `fit` or `evaluate` read hold them
@@ -105,16 +97,11 @@ def _kept_rows(key: tuple[Any, ...], drop_others: bool = True) -> ArraySource | 
     return rows if stored is None or stored == _sums(key[1]) else None
 
 
-def _content_key(
-    x: Any, plan: ParquetPlan, mode: Mode, key_column: str | None, caller: str
-) -> tuple[Any, ...] | None:
-    """What names the rows ``x`` reads to (each file's status), or None where not known."""
-    if isinstance(x, pads.Dataset) or os.name != "posix":  # elsewhere: no change time
+def _content_key(plan: ParquetPlan, mode: Mode, key_column: str | None) -> tuple[Any, ...] | None:
+    """What names the rows the plan reads to (each file's status), or None where not known."""
+    if not plan.local_files or os.name != "posix":  # elsewhere: no change time
         return None
-    dataset = open_dataset(x, caller)
-    if not isinstance(dataset.filesystem, pafs.LocalFileSystem):
-        return None
-    files = tuple(_status(path) for path in dataset.files)
+    files = tuple(_status(path) for path in plan.local_files)
     key = ("parquet rows", files, plan.schema, mode.roles, key_column)
     try:
         hash(key)

@@ -64,11 +64,17 @@ class Piece:
 
 @dataclasses.dataclass(frozen=True)
 class ParquetPlan:
-    """The pieces of a source in order, its Arrow schema, and the schema resolved against it."""
+    """The pieces of a source in order, its Arrow schema, and the schema resolved against it.
+
+    ``local_files``: the files a source given by path(s) holds on the local filesystem, as
+    planned (empty for a ``pyarrow.dataset.Dataset`` given whole, another filesystem, or a
+    plan rebuilt from another worker's bytes): what names its content, with their status.
+    """
 
     pieces: tuple[Piece, ...]
     arrow_schema: pa.Schema
     schema: Schema
+    local_files: tuple[str, ...] = ()
 
     @property
     def rows(self) -> int:
@@ -289,7 +295,8 @@ def plan_source(
             raise
         pieces, arrow_schema = [_scan_piece(dataset, caller)], dataset.schema
     check_arrow_schema(schema, arrow_schema, name, roles, caller)
-    return ParquetPlan(tuple(pieces), arrow_schema, schema)
+    local = not isinstance(x, pads.Dataset) and isinstance(dataset.filesystem, pafs.LocalFileSystem)
+    return ParquetPlan(tuple(pieces), arrow_schema, schema, tuple(dataset.files) if local else ())
 
 
 @dataclasses.dataclass(frozen=True)
