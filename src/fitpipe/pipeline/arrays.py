@@ -294,7 +294,8 @@ class ResidentRows:
     calls do not retrace.
 
     Attributes:
-        leaves: The held leaves (CPU variables, ragged or sparse tensors), flat.
+        leaves: The held leaves (variables, ragged or sparse tensors), flat: in host memory,
+            or copied to the step's accelerator (``fitpipe.pipeline.device_rows``).
         structure: The nesting of one batch, leaves replaced by None.
         num_samples: Rows.
         batch_size: Rows per batch (the last batch may be smaller).

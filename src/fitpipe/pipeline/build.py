@@ -10,6 +10,7 @@ listed in :mod:`fitpipe.pipeline.core`.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import numbers
 import warnings
@@ -40,6 +41,7 @@ from fitpipe.pipeline.arrays import ResidentRows, array_dataset, resolve_batch_s
 from fitpipe.pipeline.class_weight_plan import source_class_weight
 from fitpipe.pipeline.class_weights import class_weight_table, weighted_dataset, weighted_shard
 from fitpipe.pipeline.core import Deferred, Pipeline, Shard
+from fitpipe.pipeline.device_rows import array_rows
 from fitpipe.pipeline.options import GIVEN_ORDER, PipelineOptions
 from fitpipe.pipeline.service import check_address
 from fitpipe.schemas import as_schema
@@ -213,6 +215,9 @@ def pipeline_from_source(
         adapter_name, source, dataset, count, batch_size, rows, seek, shard, made, blocks
     )
     pipeline.block_checks = block_checks
+    if array_blocks is not None and raw_spec is not None:
+        table = None if class_weight is None else class_weight_table(class_weight)
+        pipeline.array_rows = functools.partial(array_rows, array_blocks, class_weights=table)
     pipeline.class_weight = plan
     return pipeline
 

@@ -48,6 +48,7 @@ from fitpipe.adapters import (
 )
 from fitpipe.pipeline.arrays import ResidentRows
 from fitpipe.pipeline.class_weight_plan import ClassWeightPlan
+from fitpipe.pipeline.device_rows import placed_rows
 from fitpipe.pipeline.split import ValidationSplit
 
 __all__ = ["Deferred", "Pipeline", "Shard"]
@@ -134,6 +135,10 @@ class Pipeline:
         #: The source's own dataset, when :attr:`dataset` is that dataset unchanged.
         self.made = made
         self._blocks: Callable[[], RowBlocks] | None = None if blocks is None else blocks[0]
+        #: ``device -> rows`` of NumPy arrays too large to hold on the host, copied whole to
+        #: an accelerator (``device_rows.array_rows``), or None; see :meth:`rows_on`.
+        self.array_rows: Callable[[str], ResidentRows | None] | None = None
+        self._placed: dict[str, ResidentRows | None] = {}
         self._block_spec: Any = None if blocks is None else blocks[1]
 
     @property
@@ -179,6 +184,23 @@ class Pipeline:
         :attr:`dataset` (the same batches with ``shuffle=False``).
         """
         return self._rows
+
+    def rows_on(self, device: str | None) -> ResidentRows | None:
+        """:attr:`rows` for a step that runs on ``device``: copied there when it is an accelerator.
+
+        ``device`` None (the step runs on the host): :attr:`rows`. Else held rows are copied
+        to it (``device_rows.placed_rows``), and NumPy arrays too large to hold on the host
+        too (:attr:`array_rows`), so a trainer may get rows here where :attr:`rows` is None.
+        Made once per device; the copy lives as long as the pipeline.
+        """
+        if device is None:
+            return self._rows
+        if device not in self._placed:
+            placed = None if self._rows is None else placed_rows(self._rows, device)
+            if placed is None and self.array_rows is not None:
+                placed = self.array_rows(device)
+            self._placed[device] = placed
+        return self._placed[device]
 
     @property
     def row_blocks(self) -> Callable[[], RowBlocks] | None:

@@ -126,7 +126,8 @@ class ArrayBlocks:
         self._parts, self._passes = parts, passes
         self.num_samples, self.batch_size = num_samples, batch_size
         self._order = NumpyOrder(num_samples, batch_size, seed, shuffle == "batch")
-        self._shuffle = bool(shuffle)
+        #: The passes' shuffle and seed, as given (rows copied to a device reuse them).
+        self.shuffle, self.seed = shuffle, seed
         row = sum(leaf[:1].nbytes for leaf in tf.nest.flatten(parts))
         self.block_batches = max(1, BLOCK_BYTES // max(1, row * batch_size))
         self._check: Check | None = None
@@ -149,6 +150,11 @@ class ArrayBlocks:
             lambda leaf: tf.TensorSpec([None, *leaf.shape[1:]], leaf.dtype), self._parts
         )
 
+    @property
+    def parts(self) -> tuple[Any, ...]:
+        """The caller's arrays, nested as a batch (never copied here)."""
+        return self._parts
+
     def check_batches(self, check: Check | None) -> None:
         """Runs ``check(index, batch)`` on each batch of the passes asked for from now on."""
         self._check = check
@@ -164,7 +170,7 @@ class ArrayBlocks:
     def _blocks(self, pass_index: int) -> Iterator[tuple[Any, ...]]:
         batches = math.ceil(self.num_samples / self.batch_size)
         for first in range(0, batches, self.block_batches):
-            if self._shuffle:
+            if self.shuffle:
                 yield _take(self._parts, self._order.span(pass_index, first, self.block_batches))
             else:
                 start = first * self.batch_size

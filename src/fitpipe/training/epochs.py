@@ -17,6 +17,7 @@ import tensorflow as tf
 from fitpipe.adapters import RowBlocks
 from fitpipe.errors import FitpipeError, FitpipeValueError, FitpipeWarning, message, raw
 from fitpipe.pipeline import Pipeline
+from fitpipe.training import placement
 from fitpipe.training.batch_checks import BatchChecks
 from fitpipe.training.block_cursor import BlockCursor
 from fitpipe.training.input_report import EpochTiming
@@ -106,6 +107,8 @@ class EpochRunner:
         #: reads the next pass's first block while this pass's last one trains.
         self.passes_after = 0
         self._pending: BlockCursor | None = None  # the next pass, reading ahead
+        #: The accelerator the step runs on (rows in memory are copied there), or None.
+        self.device = placement.step_device()
         self._stopped: list[BlockCursor] = []  # passes dropped, their threads perhaps running
 
     @property
@@ -160,7 +163,7 @@ class EpochRunner:
 
     def _fresh(self) -> None:
         skip, self._skip = self._skip, 0
-        rows = self.pipeline.rows
+        rows = self.pipeline.rows_on(self.device)
         if rows is not None:  # rows in memory: batches are sliced inside the compiled loop
             if self.checks is not None and not self._rows_checked:
                 self.checks.check(rows.as_batch())

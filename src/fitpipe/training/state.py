@@ -15,7 +15,7 @@ import keras
 from fitpipe.pipeline import is_multi_worker
 from fitpipe.schemas import Mode
 from fitpipe.training import callbacks as callbacks_mod
-from fitpipe.training import conversions, distribute
+from fitpipe.training import conversions, distribute, placement
 from fitpipe.training.steps import StepFunction
 from fitpipe.training.tuning import ExecutionSize
 
@@ -81,16 +81,16 @@ class ModelState:
             # across the workers): never a size tuned from this worker's own timings.
             size = value if isinstance(value, int) else 1
             if self.execution is None or self.execution.auto or self.execution.size != size:
-                self.execution = ExecutionSize(size)
+                self.execution = ExecutionSize(size, placement.step_clock())
             self.last = self.execution
             return self.execution
         if value == 1 and not callbacks_mod.listens_per_batch(cbs, modes):
             if self.fused is None:
-                self.fused = ExecutionSize("auto")
+                self.fused = ExecutionSize("auto", placement.step_clock())
             self.last = self.fused
             return self.fused
         if self.execution is None:
-            self.execution = ExecutionSize(value)
+            self.execution = ExecutionSize(value, placement.step_clock())
         self.last = self.execution
         return self.execution
 

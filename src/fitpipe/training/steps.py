@@ -26,6 +26,7 @@ from fitpipe.adapters import timing
 from fitpipe.errors import FitpipeError, FitpipeWarning
 from fitpipe.pipeline import ResidentRows
 from fitpipe.schemas import Mode
+from fitpipe.training import placement
 from fitpipe.training.collect import output_specs
 from fitpipe.training.conversions import absent_as_none, spec_of
 from fitpipe.training.inputs import spec_text, step_error
@@ -180,7 +181,7 @@ class StepFunction:
         key = self._keyed[1]
         choice = self._choices.get(key)
         if choice is None:
-            choice = self._choices[key] = XlaChoice()
+            choice = self._choices[key] = XlaChoice(early=placement.step_device() is not None)
             if _composite(element_spec):
                 choice.decide(False, "sparse or ragged input")
             elif self._xla_fails:
@@ -367,7 +368,7 @@ class StepFunction:
         concrete = self._trace(absent_as_none(element_spec))
         choice = self.xla_choice if self.auto and not self.jit_compile else None
         if choice is not None and choice.decided is None:
-            choice.early = scatters(concrete)
+            choice.early = choice.early or scatters(concrete)
         outputs = concrete.structured_outputs
         out_specs = output_specs(outputs)
         short = None
