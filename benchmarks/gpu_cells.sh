@@ -19,7 +19,8 @@
 # on LD_LIBRARY_PATH (the one TensorFlow library that opens it does not look in site/).
 #
 # Seen on the device tool's H200 (2026-12-04, 16 cores): the 2,000,000 x 512 NumPy cell took
-# 232 s, the same rows streamed from Parquet over 255 s, 2,000,000 x 32 over 152 s.
+# 232-254 s, the same rows streamed from Parquet over 255 s, 2,000,000 x 32 over 152 s
+# (119 s with KERAS="1/32"), 640,000 x 512 at batch 256 over 202 s.
 set -u
 OUT=${OUT:-/tmp/gpu-out}
 BUDGET=${BUDGET:-420}
