@@ -250,3 +250,55 @@ def test_on_an_accelerator_tuners_time_wall_seconds_and_try_xla_early(
     clock = state_of(trainer.model).fused.clock  # type: ignore[union-attr]
     assert clock is (time.perf_counter if accelerated else time.process_time)
     assert trainer.tuning["xla"]["train"]["early_trial"] is accelerated
+
+
+def _out_of_memory(x: Any) -> Any:
+    raise MemoryError("OOM when allocating tensor (a test)")
+
+
+class _Huge(keras.layers.Layer):
+    """Runs out of memory at every call: TensorFlow raises a Python ``MemoryError`` raised in
+    a ``py_function`` as ``ResourceExhaustedError``, as a real one (which the host's allocator
+    raises only after waiting 10 s for memory to be freed).
+    """
+
+    def call(self, x: Any) -> Any:
+        out = tf.py_function(_out_of_memory, [x], x.dtype)
+        out.set_shape(x.shape)
+        return out
+
+
+@pytest.mark.parametrize("accelerated", [False, True])
+@pytest.mark.parametrize("call", ["fit", "evaluate", "train_on_batch"])
+def test_out_of_memory_in_the_step_is_tensorflows_error_with_what_to_lower(
+    monkeypatch: pytest.MonkeyPatch, accelerated: bool, call: str
+) -> None:
+    # Keras raises TensorFlow's ResourceExhaustedError; it is no data mismatch (it was worded
+    # as one), and when rows were copied to the device, the note says how many and the knob.
+    if accelerated:
+        _on_accelerator(monkeypatch)
+    x, y = classifier_data(20)
+    model = keras.Sequential([keras.Input((x.shape[1],)), _Huge(), keras.layers.Dense(3)])
+    trainer = fitpipe.Trainer(model)
+    trainer.compile(
+        optimizer="sgd",
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        jit_compile=False,
+    )
+    calls = {
+        "fit": lambda: trainer.fit(x, y, batch_size=4, verbose=0),
+        "evaluate": lambda: trainer.evaluate(x, y, batch_size=4, verbose=0),
+        "train_on_batch": lambda: trainer.train_on_batch(x, y),
+    }
+    with pytest.raises(tf.errors.ResourceExhaustedError, match="OOM") as caught:
+        calls[call]()
+    if not hasattr(caught.value, "add_note"):
+        return  # Python 3.10: no notes
+    note = caught.value.__notes__[-1]
+    assert "ran out of memory while running the model's step" in note
+    assert "Lower `batch_size`" in note or "lower `batch_size`" in note
+    copied = accelerated and call != "train_on_batch"  # a batch given alone is not copied
+    assert ("DEVICE_ROWS_BYTES" in note) is copied
+    if copied:
+        assert note.startswith(f"`{call}`")
+        assert f"copied {(x.nbytes + y.nbytes) / 2**30:.2f} GiB" in note

@@ -15,6 +15,7 @@ from fitpipe.pipeline.class_weights import (
     class_weight_table,
 )
 from fitpipe.pipeline.core import Pipeline
+from fitpipe.pipeline.device_rows import device_bytes
 from fitpipe.pipeline.distributed import (
     DistributedPipeline,
     distribute_pipeline,
@@ -50,6 +51,7 @@ __all__ = [
     "check_split_options",
     "check_validation_split",
     "class_weight_table",
+    "device_bytes",
     "distribute_pipeline",
     "is_multi_worker",
     "pipeline_from_source",

@@ -192,6 +192,12 @@ class Pipeline:
         to it (``device_rows.placed_rows``), and NumPy arrays too large to hold on the host
         too (:attr:`array_rows`), so a trainer may get rows here where :attr:`rows` is None.
         Made once per device; the copy lives as long as the pipeline.
+
+        Args:
+            device: Where the step runs (``fitpipe.training.placement.step_device``).
+
+        Returns:
+            The rows the trainer slices its batches from, or None (the input is streamed).
         """
         if device is None:
             return self._rows

@@ -28,7 +28,7 @@ from fitpipe import limits
 from fitpipe.pipeline.arrays import ResidentRows
 from fitpipe.pipeline.numpy_rows import ArrayBlocks
 
-__all__ = ["DEVICE_DTYPES", "FILL_BYTES", "array_rows", "placed_rows"]
+__all__ = ["DEVICE_DTYPES", "FILL_BYTES", "array_rows", "device_bytes", "placed_rows"]
 
 #: Bytes of a NumPy array's rows copied to the device at a time (see ``_device_copy``).
 FILL_BYTES = 64 * 2**20
@@ -148,4 +148,19 @@ def array_rows(blocks: ArrayBlocks, device: str, class_weights: Any = None) -> R
         blocks.shuffle,
         blocks.seed,
         class_weights,
+    )
+
+
+def device_bytes(rows: ResidentRows, host: ResidentRows | None) -> int:
+    """Bytes of ``rows``' leaves copied to the device: those not among ``host``'s leaves.
+
+    Args:
+        rows: Rows a trainer takes (``Pipeline.rows_on``).
+        host: The rows held on the host they were copied from (None: copied from NumPy).
+    """
+    kept = () if host is None else host.leaves
+    return sum(
+        int(np.prod(leaf.shape)) * leaf.dtype.size
+        for leaf in rows.leaves
+        if not any(leaf is other for other in kept)
     )

@@ -16,7 +16,7 @@ import tensorflow as tf
 
 from fitpipe.adapters import RowBlocks
 from fitpipe.errors import FitpipeError, FitpipeValueError, FitpipeWarning, message, raw
-from fitpipe.pipeline import Pipeline
+from fitpipe.pipeline import Pipeline, device_bytes
 from fitpipe.training import placement
 from fitpipe.training.batch_checks import BatchChecks
 from fitpipe.training.block_cursor import BlockCursor
@@ -107,8 +107,10 @@ class EpochRunner:
         #: reads the next pass's first block while this pass's last one trains.
         self.passes_after = 0
         self._pending: BlockCursor | None = None  # the next pass, reading ahead
-        #: The accelerator the step runs on (rows in memory are copied there), or None.
+        #: The accelerator the step runs on (rows in memory are copied there), or None, and
+        #: the bytes of rows copied there (named when the step runs out of memory).
         self.device = placement.step_device()
+        self.device_bytes = 0
         self._stopped: list[BlockCursor] = []  # passes dropped, their threads perhaps running
 
     @property
@@ -165,6 +167,8 @@ class EpochRunner:
         skip, self._skip = self._skip, 0
         rows = self.pipeline.rows_on(self.device)
         if rows is not None:  # rows in memory: batches are sliced inside the compiled loop
+            host = self.pipeline.rows
+            self.device_bytes = device_bytes(rows, host) if rows is not host else 0
             if self.checks is not None and not self._rows_checked:
                 self.checks.check(rows.as_batch())
                 self._rows_checked = True  # the rows never change: checked once, as a whole
@@ -255,7 +259,7 @@ class EpochRunner:
             failure = (
                 checked
                 or self.pipeline.take_error()
-                or step_error(err, function.caller, self.pipeline.element_spec)
+                or step_error(err, function.caller, self.pipeline.element_spec, self.device_bytes)
             )
         if failure is not None:
             # Raised outside the `except` block, with the iterator dropped: no reference cycle

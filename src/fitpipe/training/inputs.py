@@ -333,21 +333,30 @@ def _reason(err: BaseException) -> str:
     return text if len(text) <= 400 else text[:397] + "..."
 
 
-def step_error(err: BaseException, caller: str, element_spec: Any) -> FitpipeError:
+def step_error(
+    err: BaseException, caller: str, element_spec: Any, device_bytes: int = 0
+) -> BaseException:
     """Words a failure of the model's step on the input's batches as a fitpipe error.
 
     Shapes, dtypes or structures that do not fit the model's inputs, outputs or loss surface
     from Keras or TensorFlow while the step is traced or run; this says which call failed,
     what the batches were and what they must match, and keeps the original as the cause.
+    Running out of memory is no mismatch: TensorFlow's ``ResourceExhaustedError`` is what
+    Keras raises, and it comes back itself, with a note (Python 3.11+) of what to lower.
 
     Args:
         err: What Keras or TensorFlow raised.
         caller: The public method being run.
         element_spec: The batches' spec.
+        device_bytes: Bytes of the input's rows copied to the step's accelerator for the
+            call (``fitpipe.pipeline.device_rows``), named in that note.
 
     Returns:
-        A ``FitpipeTypeError`` (for a ``TypeError``) or a ``DataMismatchError``.
+        A ``FitpipeTypeError`` (for a ``TypeError``), a ``DataMismatchError``, or ``err``
+        (out of memory).
     """
+    if isinstance(err, tf.errors.ResourceExhaustedError):
+        return _out_of_memory(err, caller, device_bytes)
     text = _reason(err)
     kind = FitpipeTypeError if isinstance(err, TypeError) else DataMismatchError
     failure = kind(
@@ -363,3 +372,17 @@ def step_error(err: BaseException, caller: str, element_spec: Any) -> FitpipeErr
     )
     failure.__cause__ = err
     return failure
+
+
+def _out_of_memory(err: BaseException, caller: str, device_bytes: int) -> BaseException:
+    """TensorFlow's out-of-memory error, with a note of what fitpipe put on the device."""
+    fix = "Lower `batch_size`, or the model's size"
+    if device_bytes:
+        fix = (
+            f"fitpipe copied {device_bytes / 2**30:.2f} GiB of the input's rows to the device "
+            "for this call: set `fitpipe.limits.DEVICE_ROWS_BYTES` below that (0 keeps rows "
+            f"on the host), or {fix[0].lower()}{fix[1:]}"
+        )
+    if hasattr(err, "add_note"):  # Python 3.11+
+        err.add_note(f"`{caller}` ran out of memory while running the model's step. {fix}.")
+    return err
