@@ -70,8 +70,8 @@ def _device_copy(leaf: Any) -> tf.Variable:
     :data:`FILL_BYTES` of rows at a time into a variable made on the device: TensorFlow
     converts a NumPy array with a copy (1 GB: 0.3-4 s of faulting in fresh host memory), so
     converting it whole would hold a second copy of the caller's rows in host memory. int32
-    arrays are converted whole (a GPU keeps int32 slices of strided assignments in host
-    memory).
+    arrays are converted whole: TensorFlow registers many of its GPU kernels for int32 with
+    their tensors in host memory, and a sliced assignment of int32 rows on a GPU is untried.
     """
     if isinstance(leaf, tf.Variable):
         return tf.Variable(leaf.value(), trainable=False)

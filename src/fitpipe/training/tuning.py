@@ -12,7 +12,9 @@ about the work a step costs (and Python's per call), and on a shared machine wal
 mostly measures the neighbours. Measured under a load of ~14 on 2 cores, wall time made the
 plain graph's MLP step look 3-10x slower than XLA's (its executor hands ops between threads,
 each hand-off waiting for a core) and settled calls at 8-16 steps, while per CPU second
-the plain graph is the faster (``benchmarks/RESULTS.md``).
+the plain graph is the faster (``benchmarks/RESULTS.md``). A trainer whose step runs on an
+accelerator gives both wall time instead (``fitpipe.training.placement.step_clock``): the
+host's CPU seconds are there only its share of the step.
 """
 
 from __future__ import annotations
