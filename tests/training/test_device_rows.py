@@ -297,8 +297,8 @@ def test_out_of_memory_in_the_step_is_tensorflows_error_with_what_to_lower(
     note = caught.value.__notes__[-1]
     assert "ran out of memory while running the model's step" in note
     assert "Lower `batch_size`" in note or "lower `batch_size`" in note
+    assert note.startswith(f"`{call}`")
     copied = accelerated and call != "train_on_batch"  # a batch given alone is not copied
     assert ("DEVICE_ROWS_BYTES" in note) is copied
     if copied:
-        assert note.startswith(f"`{call}`")
         assert f"copied {(x.nbytes + y.nbytes) / 2**30:.2f} GiB" in note

@@ -208,8 +208,13 @@ class DistributedStepFunction(StepFunction):
 
     strategy: tf.distribute.Strategy | None = None
 
-    def on_batch(self, data: Any) -> Any:
-        """Runs one step on one global batch, split over the replicas like any batch."""
+    def on_batch(self, data: Any, caller: str | None = None) -> Any:
+        """Runs one step on one global batch, split over the replicas like any batch.
+
+        Args:
+            data: The batch.
+            caller: The public method (unused: errors reach the caller as TensorFlow's).
+        """
         assert self.strategy is not None
         dataset = tf.data.Dataset.from_tensors(data)
         batch = next(iter(self.strategy.experimental_distribute_dataset(dataset)))

@@ -76,7 +76,7 @@ class OnBatchMethods:
         check_one_batch(self.model, data, "train_on_batch")
         self.model.reset_metrics()
         function = self._state.function(self.model, "train", conversions.spec_of(data))
-        logs = pythonify(function.on_batch(data))
+        logs = pythonify(function.on_batch(data, "train_on_batch"))
         return logs if return_dict else flatten_in_order(self.model, logs)
 
     def test_on_batch(
@@ -105,7 +105,7 @@ class OnBatchMethods:
         check_one_batch(self.model, data, "test_on_batch")
         self.model.reset_metrics()
         function = self._state.function(self.model, "test", conversions.spec_of(data))
-        logs = pythonify(function.on_batch(data))
+        logs = pythonify(function.on_batch(data, "test_on_batch"))
         return logs if return_dict else flatten_in_order(self.model, logs)
 
     def predict_on_batch(self, x: Any) -> Any:
@@ -124,4 +124,4 @@ class OnBatchMethods:
         """
         data = one_batch(self.model, "predict_on_batch", Mode.PREDICT, x)
         function = self._state.function(self.model, "predict", conversions.spec_of(data))
-        return to_results(function.on_batch(data))
+        return to_results(function.on_batch(data, "predict_on_batch"))

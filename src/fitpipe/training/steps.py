@@ -474,8 +474,13 @@ class StepFunction:
             return 0, None
         return len(outputs), merge(outputs, self.collect)
 
-    def on_batch(self, data: Any) -> Any:
-        """Runs one step on one given batch (for the ``*_on_batch`` methods)."""
+    def on_batch(self, data: Any, caller: str | None = None) -> Any:
+        """Runs one step on one given batch (for the ``*_on_batch`` methods).
+
+        Args:
+            data: The batch.
+            caller: The public method, for messages (default: the step's, e.g. ``fit``).
+        """
         data = absent_as_none(data)
         spec = spec_of(data)
         if self.auto:
@@ -487,5 +492,5 @@ class StepFunction:
         except FitpipeError:
             raise
         except (tf.errors.OpError, ValueError, TypeError) as err:
-            failure = step_error(err, self.caller, spec)
+            failure = step_error(err, caller or self.caller, spec)
         raise failure
