@@ -3,6 +3,11 @@
 Hypothesis profiles are fitpipe's own (:mod:`fitpipe.testing.profiles`, the ones third-party
 adapter suites load): ``dev`` (100 examples, the local default) and ``ci`` (15 examples).
 Pick one with ``FITPIPE_HYPOTHESIS_PROFILE``.
+
+``FITPIPE_TEST_ACCELERATOR=1`` runs the suite as if the step ran on an accelerator (a GPU):
+``fitpipe.training.placement.step_device`` answers the host's device, so rows in memory are
+copied "to it" for each call and the tuners time wall seconds and try XLA early, on a
+machine without one (``tests/training/test_device_rows.py`` covers that path in every run).
 """
 
 from __future__ import annotations
@@ -108,3 +113,12 @@ def seeded() -> Callable[[int], Any]:
     import keras
 
     return keras.utils.set_random_seed
+
+
+@pytest.fixture(autouse=os.environ.get("FITPIPE_TEST_ACCELERATOR") == "1")
+def host_as_accelerator(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Makes the host stand in for an accelerator (see the module's docstring)."""
+    from fitpipe.training import placement
+
+    host = "/job:localhost/replica:0/task:0/device:CPU:0"
+    monkeypatch.setattr(placement, "step_device", lambda: host)
