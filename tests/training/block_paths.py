@@ -16,6 +16,8 @@ from typing import Any
 import keras
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
 
 from fitpipe.training import block_cursor
 
@@ -38,6 +40,37 @@ def classifier_data(rows: int, named: bool = False) -> tuple[Any, np.ndarray]:
     if named:  # two leaves of different widths
         x = {"a": x[:, :2], "b": x[:, 2:]}
     return x, (ids % 3).astype("int32")
+
+
+#: The hypothesis settings of the twins of these paths (each example trains twice).
+TWIN_SETTINGS = settings(
+    max_examples=12,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+
+#: The hypothesis strategies of ``fit``'s arguments the twins of these paths draw.
+FIT_ARGUMENTS = {
+    "shuffle": st.sampled_from([True, False, "batch"]),
+    "weights": st.sampled_from(["none", "class", "sample"]),
+    "split": st.sampled_from([0.0, 0.25]),
+    "epochs": st.integers(1, 3),
+}
+
+
+def fit_kwargs(rows: int, shuffle: Any, weights: str, split: float, epochs: int) -> dict[str, Any]:
+    """``fit``'s keyword arguments for ``rows`` rows of :func:`classifier_data`.
+
+    ``weights``: ``"class"`` (a class weight per label), ``"sample"`` (a weight per row) or
+    ``"none"``; a validation split of fewer than 4 rows is dropped.
+    """
+    split = split if rows >= 4 else 0.0
+    kwargs: dict[str, Any] = {"epochs": epochs, "shuffle": shuffle, "validation_split": split}
+    if weights == "class":
+        kwargs["class_weight"] = {0: 0.5, 1: 2.0, 2: 1.5}
+    elif weights == "sample":
+        kwargs["sample_weight"] = np.linspace(0.5, 1.5, rows).astype("float32")
+    return kwargs
 
 
 class BlockSpy:

@@ -19,13 +19,16 @@ import numpy as np
 import pytest
 from block_paths import (
     FEATURES,
+    FIT_ARGUMENTS,
+    TWIN_SETTINGS,
     BlockSpy,
     assert_same_results,
     classifier,
     classifier_data,
+    fit_kwargs,
     reading_threads,
 )
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 import fitpipe
@@ -83,20 +86,13 @@ def _both_paths(
     return blocked, plain
 
 
-@settings(
-    max_examples=12,
-    deadline=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-)
+@TWIN_SETTINGS
 @given(
     rows=st.integers(1, 90),
     batch=st.integers(1, 16),
     per_block=st.integers(1, 4),
     spe=st.sampled_from([1, 2, 5]),
-    shuffle=st.sampled_from([True, False, "batch"]),
-    weights=st.sampled_from(["none", "class", "sample"]),
-    split=st.sampled_from([0.0, 0.25]),
-    epochs=st.integers(1, 3),
+    **FIT_ARGUMENTS,
     named=st.booleans(),
     steps=st.sampled_from([None, None, 1, 2, 3]),
 )
@@ -113,15 +109,10 @@ def test_blocks_train_what_the_tf_data_path_trains(
     named: bool,
     steps: int | None,
 ) -> None:
-    if split and rows < 4:
-        split = 0.0
-    kwargs: dict[str, Any] = {"epochs": epochs, "shuffle": shuffle, "validation_split": split}
+    kwargs = fit_kwargs(rows, shuffle, weights, split, epochs)
+    split = kwargs["validation_split"]
     if steps is not None and steps * batch <= rows * (1 - split) - batch:  # epochs end mid-pass
         kwargs["steps_per_epoch"] = steps
-    if weights == "class":
-        kwargs["class_weight"] = {0: 0.5, 1: 2.0, 2: 1.5}
-    elif weights == "sample":
-        kwargs["sample_weight"] = np.linspace(0.5, 1.5, rows).astype("float32")
     row_bytes = 4 * FEATURES + 4 + (4 if weights == "sample" else 0)
     with monkeypatch.context() as patch:
         blocked, plain = _both_paths(

@@ -24,8 +24,16 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from block_paths import BlockSpy, assert_same_results, classifier, classifier_data
-from hypothesis import HealthCheck, given, settings
+from block_paths import (
+    FIT_ARGUMENTS,
+    TWIN_SETTINGS,
+    BlockSpy,
+    assert_same_results,
+    classifier,
+    classifier_data,
+    fit_kwargs,
+)
+from hypothesis import given
 from hypothesis import strategies as st
 
 import fitpipe
@@ -84,19 +92,12 @@ def _on_accelerator(monkeypatch: pytest.MonkeyPatch) -> CopySpy:
     return CopySpy(monkeypatch)
 
 
-@settings(
-    max_examples=12,
-    deadline=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-)
+@TWIN_SETTINGS
 @given(
     rows=st.integers(1, 90),
     batch=st.integers(1, 16),
     spe=st.sampled_from([1, 2, 5]),
-    shuffle=st.sampled_from([True, False, "batch"]),
-    weights=st.sampled_from(["none", "class", "sample"]),
-    split=st.sampled_from([0.0, 0.25]),
-    epochs=st.integers(1, 3),
+    **FIT_ARGUMENTS,
     named=st.booleans(),
     over_limit=st.booleans(),
     fill_rows=st.integers(1, 40),
@@ -114,14 +115,8 @@ def test_rows_on_the_device_train_what_rows_on_the_host_train(
     over_limit: bool,
     fill_rows: int,
 ) -> None:
-    if split and rows < 4:
-        split = 0.0
     x, y = classifier_data(rows, named)
-    kwargs: dict[str, Any] = {"epochs": epochs, "shuffle": shuffle, "validation_split": split}
-    if weights == "class":
-        kwargs["class_weight"] = {0: 0.5, 1: 2.0, 2: 1.5}
-    elif weights == "sample":
-        kwargs["sample_weight"] = np.linspace(0.5, 1.5, rows).astype("float32")
+    kwargs = fit_kwargs(rows, shuffle, weights, split, epochs)
     host = _run(x, y, batch, spe, kwargs)
     with monkeypatch.context() as patch:
         spy = _on_accelerator(patch)
@@ -134,7 +129,7 @@ def test_rows_on_the_device_train_what_rows_on_the_host_train(
     assert_same_results(device, host)
     assert device[4] == host[4]  # the same warnings
     assert blocks.made == 0  # nothing streamed from NumPy
-    calls = 3 + bool(split)  # fit (and its validation rows), evaluate, predict
+    calls = 3 + bool(kwargs["validation_split"])  # fit (and its validation), evaluate, predict
     assert spy.copies == [(HOST, True)] * calls  # once per call, not per epoch
 
 

@@ -16,8 +16,15 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from block_paths import FEATURES, assert_same_results, classifier, classifier_data
-from hypothesis import HealthCheck, given, settings
+from block_paths import (
+    FEATURES,
+    TWIN_SETTINGS,
+    assert_same_results,
+    classifier,
+    classifier_data,
+    fit_kwargs,
+)
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import fitpipe
@@ -68,11 +75,7 @@ def _run(
     return history.history, evaluated, predicted, trainer.model.get_weights()
 
 
-@settings(
-    max_examples=12,
-    deadline=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-)
+@TWIN_SETTINGS
 @given(
     rows=st.integers(1, 90),
     batch=st.integers(1, 16),
@@ -98,13 +101,7 @@ def test_chunks_train_what_a_gather_per_batch_trains(
     epochs: int,
     named: bool,
 ) -> None:
-    if split and rows < 4:
-        split = 0.0
-    kwargs: dict[str, Any] = {"epochs": epochs, "shuffle": shuffle, "validation_split": split}
-    if weights == "class":
-        kwargs["class_weight"] = {0: 0.5, 1: 2.0, 2: 1.5}
-    elif weights == "sample":
-        kwargs["sample_weight"] = np.linspace(0.5, 1.5, rows).astype("float32")
+    kwargs = fit_kwargs(rows, shuffle, weights, split, epochs)
     # ``per_chunk`` batches a chunk (a sample weight adds 4 bytes a row: fewer, never more)
     chunk_bytes = per_chunk * batch * ROW_BYTES + (batch * ROW_BYTES // 2 if partial else 0)
     with monkeypatch.context() as patch:
