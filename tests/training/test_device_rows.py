@@ -92,6 +92,14 @@ def _on_accelerator(monkeypatch: pytest.MonkeyPatch) -> CopySpy:
     return CopySpy(monkeypatch)
 
 
+def _accelerated_or_not(monkeypatch: pytest.MonkeyPatch, accelerated: bool) -> None:
+    """The host stands in for an accelerator, or not (skipped when the whole suite does)."""
+    if accelerated:
+        _on_accelerator(monkeypatch)
+    elif ALL_ACCELERATED:
+        pytest.skip("the suite runs as if on an accelerator")
+
+
 @TWIN_SETTINGS
 @given(
     rows=st.integers(1, 90),
@@ -239,10 +247,7 @@ def test_the_step_device_is_the_host_here_and_tuners_time_cpu_seconds() -> None:
 def test_on_an_accelerator_tuners_time_wall_seconds_and_try_xla_early(
     monkeypatch: pytest.MonkeyPatch, accelerated: bool
 ) -> None:
-    if accelerated:
-        _on_accelerator(monkeypatch)
-    elif ALL_ACCELERATED:
-        pytest.skip("the suite runs as if on an accelerator")
+    _accelerated_or_not(monkeypatch, accelerated)
     x, y = classifier_data(64)
     trainer = fitpipe.Trainer(classifier())
     trainer.compile(
@@ -277,10 +282,7 @@ def test_out_of_memory_in_the_step_is_tensorflows_error_with_what_to_lower(
 ) -> None:
     # Keras raises TensorFlow's ResourceExhaustedError; it is no data mismatch (it was worded
     # as one), and when rows were copied to the device, the note says how many and the knob.
-    if accelerated:
-        _on_accelerator(monkeypatch)
-    elif ALL_ACCELERATED:
-        pytest.skip("the suite runs as if on an accelerator")
+    _accelerated_or_not(monkeypatch, accelerated)
     x, y = classifier_data(20)
     model = keras.Sequential([keras.Input((x.shape[1],)), _Huge(), keras.layers.Dense(3)])
     trainer = fitpipe.Trainer(model)

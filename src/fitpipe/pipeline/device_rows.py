@@ -159,8 +159,4 @@ def device_bytes(rows: ResidentRows, host: ResidentRows | None) -> int:
         host: The rows held on the host they were copied from (None: copied from NumPy).
     """
     kept = () if host is None else host.leaves
-    return sum(
-        int(np.prod(leaf.shape)) * leaf.dtype.size
-        for leaf in rows.leaves
-        if not any(leaf is other for other in kept)
-    )
+    return _nbytes([leaf for leaf in rows.leaves if not any(leaf is other for other in kept)])
