@@ -18,6 +18,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import fitpipe
+from fitpipe.pipeline import ResidentRows, row_chunks
 from fitpipe.testing.strategies import call_timings
 from fitpipe.training import steps as steps_module
 from fitpipe.training.steps import scatters
@@ -473,12 +474,21 @@ def test_small_epochs_settle_at_whole_epochs_and_still_decide_xla() -> None:
 # ------------------------------------------------- the last, shorter batch under XLA (auto)
 
 
-@settings(max_examples=10, deadline=None)
-@given(rows=st.integers(700, 1300), batch=st.integers(2, 4), xla_faster=st.booleans())
-def test_under_auto_xla_runs_only_full_batches(rows: int, batch: int, xla_faster: bool) -> None:
+@settings(max_examples=15, deadline=None)
+@given(
+    rows=st.integers(700, 1300),
+    batch=st.integers(2, 4),
+    xla_faster=st.booleans(),
+    chunk=st.sampled_from([None, 1, 3, 64]),
+)
+def test_under_auto_xla_runs_only_full_batches(
+    rows: int, batch: int, xla_faster: bool, chunk: int | None
+) -> None:
     # XLA compiles once per batch shape: the epoch's last, shorter batch runs the plain
     # graph once XLA is on, so XLA never meets a second shape. Each variant counts the rows
-    # and the short batches it trains on; every row still trains once an epoch.
+    # and the short batches it trains on; every row still trains once an epoch. Rows are
+    # gathered ``chunk`` batches at a time (None: a batch at a time), whatever the calls'
+    # lengths: only a call's last step chooses between the two steps.
     ran = {jit: tf.Variable(0, dtype=tf.int64) for jit in (False, True)}
     short = {jit: tf.Variable(0, dtype=tf.int64) for jit in (False, True)}
     original = steps_module._compiled
@@ -494,6 +504,10 @@ def test_under_auto_xla_runs_only_full_batches(rows: int, batch: int, xla_faster
 
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(steps_module, "_compiled", counting)
+        if chunk is None:
+            patch.setattr(ResidentRows, "chunk_functions", lambda self: None)
+        else:  # a row: 4 features and 1 target, float32
+            patch.setattr(row_chunks, "CHUNK_BYTES", chunk * batch * 5 * 4)
         clock = {"plain": 1e-3, "xla": 0.5e-3 if xla_faster else 2e-3}
         trainer, _ = _trainer(clock, jit_compile="auto")
         trainer.fit(X[:rows], Y[:rows], batch_size=batch, epochs=4, verbose=0)
