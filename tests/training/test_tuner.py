@@ -33,7 +33,8 @@ class FakeClock:
 
     The epoch loop reads it before and after each call. A call during which the step
     function's trace count grew costs ``trace_seconds``; any other call costs ``overhead``
-    plus, per step asked for, the cost of the variant that ran (XLA or not).
+    plus, per step asked for, the cost of the variant that ran (XLA or not). It times the
+    step of :attr:`mode` (the test sets it before ``evaluate`` or ``predict``).
     """
 
     def __init__(
@@ -52,9 +53,10 @@ class FakeClock:
         self.started: tuple[int, int] | None = None
         self.charged: list[tuple[bool, float]] = []  # (traced, seconds) per call
         self.sizes: list[tuple[bool, int]] = []  # (XLA, steps asked) of each untraced call
+        self.mode = "train"
 
     def __call__(self) -> float:
-        function = self.trainer._state.functions["train"]
+        function = self.trainer._state.functions[self.mode]
         size = self.trainer._state.fused
         assert size is not None
         if self.started is None:
@@ -402,7 +404,7 @@ def fused_traced(trainer: fitpipe.Trainer) -> int:
     return fused.traced_calls
 
 
-def test_the_choice_is_kept_for_later_fits_evaluate_and_predict() -> None:
+def test_the_choice_is_kept_for_later_fits() -> None:
     trainer, clock = _trainer({"plain": 1e-3, "xla": 0.5e-3}, jit_compile="auto")
     trainer.fit(X, Y, batch_size=4, epochs=2, verbose=0)
     train = trainer._state.functions["train"]
@@ -410,12 +412,45 @@ def test_the_choice_is_kept_for_later_fits_evaluate_and_predict() -> None:
     calls = len(clock.charged)
     trainer.fit(X[:400], Y[:400], batch_size=4, epochs=1, verbose=0)  # same inputs: no retiming
     assert train.xla_choice is not None and train.xla_choice.decided is True
+    assert train.jit_compile is True
     assert len(clock.charged) > calls
-    trainer.evaluate(X, Y, batch_size=4, verbose=0)
-    trainer.predict(X, batch_size=4, verbose=0)
-    assert trainer._state.functions["test"].jit_compile is True
-    assert trainer._state.functions["predict"].jit_compile is True
-    assert trainer.tuning["xla"]["predict"]["reason"] == "the train step's choice"
+
+
+@pytest.mark.parametrize("train_xla", [True, False])
+@pytest.mark.parametrize("test_xla", [True, False])
+def test_evaluate_and_predict_time_xla_for_their_own_steps(
+    monkeypatch: pytest.MonkeyPatch, train_xla: bool, test_xla: bool
+) -> None:
+    # XLA's gain in the train step does not carry to the others (a Conv1D on CPU: the
+    # train step 0.69x the plain graph's time with XLA, its test step 1.49x, its predict
+    # step 2.82x). A train step that chose XLA has the test and predict steps try it at
+    # once, each keeping the faster for itself; otherwise calls this short never try it.
+    trainer, clock = _trainer({"plain": 1e-3, "xla": 0.5e-3 if train_xla else 2e-3})
+    trainer.compile(optimizer="sgd", loss="mse", jit_compile="auto")
+    clock.trainer = trainer
+    trainer._state.fused = ExecutionSize("auto", clock=clock)
+    trainer.fit(X, Y, batch_size=4, epochs=3, verbose=0)  # XLA tried at once (the fixture)
+    assert trainer.tuning["xla"]["train"]["decided"]
+    assert trainer._state.functions["train"].jit_compile is train_xla
+    monkeypatch.setattr(XlaChoice, "TRIAL_AFTER_SECONDS", 60.0)  # the default
+    clock.cost = {False: 1e-3, True: 0.5e-3 if test_xla else 2e-3}
+    for mode, call in (
+        ("test", lambda: trainer.evaluate(X, Y, batch_size=4, verbose=0)),
+        ("predict", lambda: trainer.predict(X, batch_size=4, verbose=0)),
+    ):
+        clock.mode = mode
+        for _ in range(10):  # calls of 1,000 steps: timed plain, then compiled and timed
+            call()
+            if trainer.tuning["xla"][mode]["decided"]:
+                break
+        report = trainer.tuning["xla"][mode]
+        if train_xla:
+            assert report["decided"] and report["reason"] == "measured", report
+            assert report["early_trial"] and report["xla"] is test_xla, report
+        else:
+            assert not report["decided"] and not report["early_trial"], report
+        assert trainer._state.functions[mode].jit_compile is (train_xla and test_xla)
+    assert trainer._state.functions["train"].jit_compile is train_xla  # kept
 
 
 def test_predict_before_any_choice_runs_the_plain_graph() -> None:

@@ -36,8 +36,8 @@ class ModelState:
     last: ExecutionSize | None = None  # the one the last call used (for ``tuning``)
     functions: dict[str, StepFunction] = dataclasses.field(default_factory=dict)
     key: tuple[Any, ...] = ()
-    #: ``jit_compile="auto"``: XLA or not, by the input key of the batches (measured by the
-    #: train step, followed by evaluation and prediction).
+    #: ``jit_compile="auto"``: XLA or not, by the input key of the batches, as the train
+    #: step measured it (evaluation and prediction then try XLA early, and measure).
     xla: dict[str, bool] = dataclasses.field(default_factory=dict)
     #: The ranks of the batch leaves each step in :attr:`functions` was made for.
     ranks: dict[str, tuple[int | None, ...]] = dataclasses.field(default_factory=dict)

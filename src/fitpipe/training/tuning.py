@@ -226,7 +226,8 @@ class XlaChoice:
     So does a step on an accelerator (``early=True``; ``fitpipe.training.placement``): Keras'
     own ``"auto"`` compiles with XLA on a GPU from the first step, where it ran its MLP
     step 2.0x faster than the plain graph (2,000,000 x 512 rows on an H200), and the CPU
-    seconds the threshold counts are there only the host's share of the work.
+    seconds the threshold counts are there only the host's share of the work. And so does a
+    test or predict step whose train step chose XLA (see ``StepFunction``'s ``decisions``).
 
     Args:
         early: Try XLA as soon as the plain timing is stable (see :attr:`early`).
