@@ -260,3 +260,46 @@ def test_the_python_check_finds_what_the_graph_check_finds(
         np.testing.assert_equal(got, float(shown))
     empty = np.zeros((0, 2), "float32")  # a batch of 0 rows holds no bad value
     assert _Rule(part, 0, "leaf", classes, ignore, "loss", finite).numpy_problem(empty) is None
+
+
+@settings(deadline=None, max_examples=6)
+@given(
+    bad=bad_batches(BATCHES, ROWS),
+    mode=st.sampled_from(["warn", "error"]),
+    spe=st.sampled_from([1, 2, 3]),
+    labels=st.booleans(),
+)
+def test_the_loop_checks_what_a_tf_data_stage_checks(
+    bad: BadBatch, mode: str, spe: int, labels: bool
+) -> None:
+    # The compiled loop checks the batches of a tf.data iterator before each step; a
+    # tf.data stage does for per-replica batches and eager steps. Both name the same batch,
+    # stop before the same step and leave the same weights, however many steps a call runs.
+    from fitpipe.training import steps
+
+    batches = _batches(bad)
+    if labels:  # sparse labels in [0, 3), the bad value as a label instead
+        batches = [(x, np.where(np.isfinite(y), np.abs(y * 10) % 3, 7.0)) for x, y in batches]
+    results = []
+    for in_loop in (True, False):
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(steps.StepFunction, "checks_in_loop", in_loop)
+            keras.utils.set_random_seed(0)
+            model = keras.Sequential([keras.Input((D,)), keras.layers.Dense(3 if labels else 1)])
+            trainer = Trainer(model)
+            loss = "sparse_categorical_crossentropy" if labels else "mse"
+            trainer.compile("sgd", loss, steps_per_execution=spe)
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                try:
+                    trainer.fit(**_tf_data(batches, 0), verbose=0, shuffle=False, check=mode)
+                    error = ""
+                except (DataCheckError, ValueError) as err:
+                    error = str(err)
+            texts = [str(w.message) for w in caught if issubclass(w.category, DataCheckWarning)]
+            results.append((error, texts, trainer.model.get_weights()))
+    (error, texts, weights), (staged_error, staged_texts, staged) = results
+    assert error == staged_error and texts == staged_texts
+    assert error or texts  # something was found
+    for got, want in zip(weights, staged, strict=True):
+        np.testing.assert_array_equal(got, want)

@@ -270,7 +270,7 @@ class BatchChecks:
         A bad batch makes the iterator fail with an error :meth:`error_of` turns into the
         fitpipe error; the step that would have used it never runs.
         """
-        rules, note = self.rules, self._note
+        rules, note = self.rules, self.note
 
         def noted(index: tf.Tensor, number: int, value: tf.Tensor) -> tf.Tensor:
             return tf.py_function(note, [index, number, value], tf.bool)
@@ -308,6 +308,37 @@ class BatchChecks:
 
         return dataset.enumerate(start=start).map(checked)
 
+    @property
+    def key(self) -> tuple[_Rule, ...]:
+        """What a compiled loop running :meth:`graph_check` depends on: the rules."""
+        return tuple(self.rules)
+
+    def graph_check(self, batch: Any, index: tf.Tensor) -> tuple[Any, ...]:
+        """The checks of :meth:`on_dataset` as graph ops a compiled loop runs before a step.
+
+        A ``tf.data`` stage ran them on each batch at the cost of a function instantiated
+        per iterator and traced per ``fit`` (64,000 x 32 rows from a ``tf.data.Dataset``
+        at batch 256: 20-25% of a ``fit``'s CPU); here they are a few reductions a step.
+
+        Returns:
+            ``(guard, found, rule, value)`` (see ``step_loops.Check``): an ``Assert`` that
+            fails with batch ``index`` named (read back by :meth:`error_of`) when the first
+            broken rule stops training (every rule but the finite ones under ``"warn"``),
+            whether a rule is broken, the first one broken (int32) and its value (float64).
+        """
+        flags, values = [], []
+        for rule in self.rules:  # in order: the first rule broken is named
+            found, _, value = rule.problem(tf.nest.flatten(batch[rule.part])[rule.leaf])
+            flags.append(found)
+            values.append(value)
+        stops = tf.constant([rule.finite != "warn" for rule in self.rules])
+        found = tf.reduce_any(tf.stack(flags))
+        rule = tf.argmax(tf.cast(tf.stack(flags), tf.int32), output_type=tf.int32)
+        value = tf.gather(tf.stack(values), rule)
+        stop = tf.logical_and(found, tf.gather(stops, rule))
+        data = [_MARKER, index, rule, value]
+        return tf.debugging.Assert(tf.logical_not(stop), data, summarize=1), found, rule, value
+
     def in_python(self, start: int, scanned: bool = False) -> _InPython:
         """The check of :meth:`on_dataset` in Python, for sources that make batches in Python.
 
@@ -321,8 +352,8 @@ class BatchChecks:
         """
         return _InPython(self, start, scanned)
 
-    def _note(self, index: Any, number: Any, value: Any) -> bool:
-        """Keeps the first non-finite value found under ``"warn"`` (on tf.data's thread)."""
+    def note(self, index: Any, number: Any, value: Any) -> bool:
+        """Keeps the first non-finite value found under ``"warn"`` (from any thread)."""
         with self._lock:
             if self._found is None:
                 self._found = (int(index), int(number), float(value))
@@ -342,13 +373,17 @@ class BatchChecks:
             stacklevel=5,
         )
 
-    def error_of(self, err: BaseException) -> FitpipeValueError | None:
-        """The fitpipe error for an iterator failure raised by :meth:`on_dataset`'s check."""
+    def error_of(self, err: BaseException, offset: int = 0) -> FitpipeValueError | None:
+        """The fitpipe error for a failure raised by :meth:`on_dataset`'s check.
+
+        Or by :meth:`graph_check`'s, whose batch index counts from the call's first batch:
+        ``offset`` is the batches of the pass before it.
+        """
         found = _FOUND.search(str(getattr(err, "message", err)))
         if found is None:
             return None
         index, number, value = found.groups()
-        return self._error(int(number), f"batch index {int(index)}", float(value))
+        return self._error(int(number), f"batch index {int(index) + offset}", float(value))
 
     def _finite_text(self, rule: _Rule, where: str, value: float, warn: bool) -> str:
         what = "NaN" if math.isnan(value) else f"the infinite value {value}"
@@ -430,7 +465,7 @@ class _InPython:
             return
         for number, value in self._problems(batch):
             if self.checks.rules[number].finite == "warn":
-                self.checks._note(index, number, value)
+                self.checks.note(index, number, value)
             else:
                 raise self.checks._error(number, f"batch index {index}", value)
 

@@ -207,6 +207,8 @@ class DistributedStepFunction(StepFunction):
     """
 
     strategy: tf.distribute.Strategy | None = None
+    #: Per-replica batches: their value checks are a ``tf.data`` stage (``BatchChecks``).
+    checks_in_loop = False
 
     def on_batch(self, data: Any, caller: str | None = None) -> Any:
         """Runs one step on one global batch, split over the replicas like any batch.

@@ -163,8 +163,10 @@ class EpochRunner:
             self._stopped = [c for c in self._stopped if c.reading]
             self._stopped.append(current)
 
-    def _fresh(self) -> None:
+    def _fresh(self, function: StepFunction) -> None:
         skip, self._skip = self._skip, 0
+        in_loop = function.checks_in_loop and not function.run_eagerly
+        function.checks = None
         rows = self.pipeline.rows_on(self.device)
         if rows is not None:  # rows in memory: batches are sliced inside the compiled loop
             host = self.pipeline.rows
@@ -184,10 +186,13 @@ class EpochRunner:
             dataset = dataset.skip(skip) if skipped else dataset
             if isinstance(dataset, tf.data.Dataset):
                 # Each batch checked as it passes: by the source, in Python, when it can
-                # (``Checkable``); else by a tf.data stage.
+                # (``Checkable``); else by the compiled loop, or by a tf.data stage.
                 python = self.checks.in_python(skip) if self.checks is not None else None
                 if not self.pipeline.check_batches(python) and self.checks is not None:
-                    dataset = self._checked(dataset, skip)
+                    if in_loop:
+                        function.checks = self.checks
+                    else:
+                        dataset = self._checked(dataset, skip)
             iterator = iter(dataset)
             for _ in range(0 if skipped else skip):  # a distributed dataset: batch by batch
                 next(iterator)
@@ -255,7 +260,10 @@ class EpochRunner:
             self._drop()
             raise
         except (tf.errors.OpError, ValueError, TypeError) as err:
-            checked = self.checks.error_of(err) if self.checks is not None else None
+            checked = None
+            if self.checks is not None:  # a check in the loop counts from the call's batch
+                offset = self._seen if function.checks is not None else 0
+                checked = self.checks.error_of(err, offset)
             failure = (
                 checked
                 or self.pipeline.take_error()
@@ -267,6 +275,9 @@ class EpochRunner:
             self._drop()
             raise failure.with_traceback(failure.__traceback__)
         if self.checks is not None:
+            if function.checks is not None and function.noted is not None:
+                index, rule, value = function.noted
+                self.checks.note(self._seen + index, rule, value)
             self.checks.warn_found()  # a NaN noted in a batch under check="warn"
         seconds, traced = execution.clock() - start, function.traces != traces
         # Wall time beside the default CPU clock (an injected clock decides alone).
@@ -318,7 +329,7 @@ class EpochRunner:
         skipped = self._skip if fresh else 0
         self.pipeline.expect(None if limit is None else limit - first + skipped)
         if fresh:
-            self._fresh()
+            self._fresh(function)
         assert self._iterator is not None
         in_memory = isinstance(self._iterator, RowCursor) and self._iterator.in_memory
         step, outputs = first, None

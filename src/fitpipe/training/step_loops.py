@@ -24,6 +24,7 @@ from fitpipe.training.collect import concat_outputs, output_arrays, write_output
 from fitpipe.training.conversions import absent_as_none
 
 __all__ = [
+    "Check",
     "Fetch",
     "RowCursor",
     "chunked_loop",
@@ -38,6 +39,12 @@ __all__ = [
 
 #: ``fetch(source, i)`` returns the ``i``-th batch of ``source`` as a ``tf.experimental.Optional``.
 Fetch = Callable[[Any, tf.Tensor], Any]
+
+#: The value checks of a batch, run in the loop before its step (``BatchChecks.graph_check``):
+#: ``check(batch, i) -> (guard, found, rule, value)``: an op that fails the call when a rule
+#: that stops training is broken (naming batch ``i`` of the call), whether a rule is broken,
+#: the first one broken and its bad value (float64).
+Check = Callable[[Any, tf.Tensor], tuple[tf.Operation, tf.Tensor, tf.Tensor, tf.Tensor]]
 
 #: A step: the model's compiled step, called on one batch.
 Step = Callable[[Any], Any]
@@ -240,9 +247,17 @@ def _last_step(
 
 
 def last_loop(
-    one_step: Step, out_specs: Any, fetch: Fetch, timed: bool, short: Short | None = None
+    one_step: Step,
+    out_specs: Any,
+    fetch: Fetch,
+    timed: bool,
+    short: Short | None = None,
+    check: Check | None = None,
 ) -> Callable[..., Any]:
-    """A loop returning the last step's outputs (train, test); ``timed``: see ``_timed``."""
+    """A loop returning the last step's outputs (train, test); ``timed``: see ``_timed``.
+
+    ``check``: see :data:`Check`.
+    """
     return _fetching_loop(
         one_step,
         fetch,
@@ -251,6 +266,7 @@ def last_loop(
         start=lambda: output_zeros(out_specs),
         keep=lambda i, kept, outputs: outputs,
         result=lambda count, kept: kept,
+        check=check,
     )
 
 
@@ -277,6 +293,7 @@ def _fetching_loop(
     start: Callable[[], Any],
     keep: Callable[[tf.Tensor, Any, Any], Any],
     result: Callable[[tf.Tensor, Any], Any],
+    check: Check | None = None,
 ) -> Callable[..., Any]:
     """A loop of up to ``n`` steps that ends early when the input does.
 
@@ -284,26 +301,55 @@ def _fetching_loop(
     while more steps are due. What the loop keeps of the steps' outputs is its own:
     ``start()`` makes it (inside the graph), ``keep(i, kept, outputs)`` adds step ``i``'s
     outputs, and ``result(count, kept)`` gives the loop's outputs. The loop returns
-    ``(count, outputs, waited)``. ``short``: see :data:`Short`.
+    ``(count, outputs, waited, noted)``; ``noted`` is :func:`_checked`'s (``(-1, 0, 0)``
+    without ``check``). ``short``: see :data:`Short`.
     """
     get = _timed if timed else _untimed
 
-    def loop(source: Any, first: tf.Tensor, n: tf.Tensor) -> tuple[tf.Tensor, Any, Any]:
+    def loop(source: Any, first: tf.Tensor, n: tf.Tensor) -> tuple[tf.Tensor, Any, Any, Any]:
         run = sized_step(one_step, short, source)
 
-        def body(i: tf.Tensor, kept: Any, batch: Any, waited: Any) -> tuple[Any, ...]:
-            outputs = run(absent_as_none(batch.get_value()))
+        def body(i: tf.Tensor, kept: Any, batch: Any, *state: Any) -> tuple[Any, ...]:
+            waited, noted = state[0], state[1:]
+            data = absent_as_none(batch.get_value())
+            guard, noted = _checked(check, data, i, noted)
+            with tf.control_dependencies(guard):
+                outputs = run(data)
             kept = keep(i, kept, outputs)
             more, took = tf.cond(
                 i + 1 < n,
                 lambda: get(fetch, source, first + i + 1, outputs),
                 lambda: (batch, tf.constant(0.0, tf.float64)),
             )
-            return i + 1, kept, more, waited + took
+            return i + 1, kept, more, waited + took, *noted
 
         batch, took = get(fetch, source, first)
-        initial = (tf.constant(0, tf.int32), start(), batch, took)
-        count, kept, _, waited = tf.while_loop(_more_batches(n), body, initial)
-        return count, result(count, kept), waited
+        initial = (tf.constant(0, tf.int32), start(), batch, took, *_nothing_noted())
+        count, kept, _, waited, *noted = tf.while_loop(_more_batches(n), body, initial)
+        return count, result(count, kept), waited, tuple(noted)
 
     return loop
+
+
+def _nothing_noted() -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+    """``(batch -1, rule 0, value 0)``: no batch noted yet (graph constants)."""
+    return tf.constant(-1, tf.int32), tf.constant(0, tf.int32), tf.constant(0.0, tf.float64)
+
+
+def _checked(check: Check | None, batch: Any, i: tf.Tensor, noted: Any) -> tuple[list, Any]:
+    """Runs ``check`` on step ``i``'s batch: the guard the step waits for, and what is noted.
+
+    The guard fails the call when the first broken rule stops training; else the first
+    batch of the call breaking a rule is noted as ``(i, rule, value)``, kept over later
+    ones. No branch: the check costs a few reductions a step.
+    """
+    if check is None:
+        return [], noted
+    guard, found, rule, value = check(batch, i)
+    fresh = tf.logical_and(found, noted[0] < 0)
+    kept = (
+        tf.where(fresh, i, noted[0]),
+        tf.where(fresh, rule, noted[1]),
+        tf.where(fresh, value, noted[2]),
+    )
+    return [guard], kept

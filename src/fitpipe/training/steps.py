@@ -111,19 +111,18 @@ class StepFunction:
         collect: True for predict: return every step's outputs concatenated, not the last.
         caller: The public method the step serves, for the warning.
         mode: What the step does; training steps announce their XLA compilation.
-        decisions: Under ``"auto"``, the model's choices by :func:`input_key`: the train
-            step writes its choices there. A test or predict step whose train step chose
-            XLA tries XLA as soon as its plain timing is stable, and keeps the faster for
-            itself: XLA's gain in one step does not carry to another (CPU, XLA's time a
-            step against the plain graph's: a Conv1D at batch 256 trains in 0.69x, tests
-            in 1.49x and predicts in 2.82x; the text model at batch 256 in 0.13x, 0.62x
-            and 0.84x). Otherwise they wait for as long a run as the train step does.
+        decisions: Under ``"auto"``, the train step's choices by :func:`input_key`. A test or
+            predict step whose train step chose XLA tries it early, keeping the faster: XLA's
+            gain does not carry (CPU, a Conv1D at batch 256: 0.69x the plain graph's time a
+            train step, 1.49x a test step, 2.82x a predict step).
     """
 
     #: Seconds the compiled loops waited for input batches, summed over calls (see
     #: :mod:`~fitpipe.training.step_loops`): the input-bound report reads the difference
     #: over an epoch. Stays 0 when the loops are not timed (:attr:`timed`).
     waited: float
+    #: Whether the loops over ``tf.data`` iterators can run :attr:`checks` (not eagerly).
+    checks_in_loop = True
 
     def __init__(
         self,
@@ -149,7 +148,11 @@ class StepFunction:
             self.one_step: Callable[[Any], Any] = step
         else:
             self.one_step = self._variant(self.jit_compile)
-        self._loops: dict[bool, Callable[..., Any]] = {}
+        self._loops: dict[tuple[bool, Any], Callable[..., Any]] = {}
+        #: The checks the loops over ``tf.data`` iterators run before each step (``BatchChecks``,
+        #: set per pass), and the last call's first batch breaking one: (batch, rule, value).
+        self.checks: Any = None
+        self.noted: tuple[int, int, float] | None = None
         self._spec: Any = None
         self._rows_loops: dict[Any, Callable[..., Any]] = {}
         self._retired_traces = 0  # traces of functions replaced since (the XLA fallback)
@@ -159,7 +162,6 @@ class StepFunction:
         self._ahead: int | None = None  # steps this fit still runs (see expect_steps)
         self._keyed: tuple[Any, str] | None = None  # (element spec, its input key)
         self._xla_fails = False
-
         #: Time the compiled loops' fetches (the input-bound report), decided when built.
         self.timed = timing()
         self.waited = 0.0
@@ -267,14 +269,9 @@ class StepFunction:
             *self._loops.values(),
             *self._rows_loops.values(),
         ]
-        unique = {id(f): f for f in functions}.values()
+        unique = {id(f): f for f in functions if hasattr(f, "experimental_get_tracing_count")}
         return (
-            sum(
-                f.experimental_get_tracing_count()
-                for f in unique
-                if hasattr(f, "experimental_get_tracing_count")
-            )
-            + self._retired_traces
+            sum(f.experimental_get_tracing_count() for f in unique.values()) + self._retired_traces
         )
 
     def _retire(self, function: Any) -> None:
@@ -384,9 +381,11 @@ class StepFunction:
                 body = chunked_loop(self.one_step, out_specs, chunks, short)
             else:  # sparse or ragged rows: a batch at a time
                 body = counted_loop(self.one_step, out_specs, present(fetch), short)
+        elif self.collect:
+            body = collect_loop(self.one_step, out_specs, fetch, self.timed, short)
         else:
-            make = collect_loop if self.collect else last_loop
-            body = make(self.one_step, out_specs, fetch, self.timed, short)
+            check = None if self.checks is None else self.checks.graph_check
+            body = last_loop(self.one_step, out_specs, fetch, self.timed, short, check)
         return tf.function(body, autograph=False, reduce_retracing=True)
 
     def __call__(self, iterator: Any, n: int) -> tuple[int, Any]:
@@ -412,9 +411,9 @@ class StepFunction:
             return self._eager(iterator, n)
         loop = self.prepare(iterator)
         assert loop is not None
-        count, outputs, waited = loop(iterator, tf.constant(0, tf.int32), tf.constant(n, tf.int32))
-        if self.timed:
-            self.waited += float(waited)
+        count, outputs, waited, noted = loop(iterator, tf.constant(0), tf.constant(n))
+        self.waited += float(waited) if self.timed else 0.0
+        self.noted = None if int(noted[0]) < 0 else (int(noted[0]), int(noted[1]), float(noted[2]))
         return int(count), outputs
 
     def prepare(self, iterator: Any) -> Callable[..., Any] | None:
@@ -442,10 +441,10 @@ class StepFunction:
                 self._retire(old)
             self._loops.clear()
             self._spec = iterator.element_spec
-        loop = self._loops.get(self.jit_compile)
+        key = (self.jit_compile, None if self.checks is None else self.checks.key)
+        loop = self._loops.get(key)
         if loop is None:
-            loop = self._build_loop(iterator.element_spec, next_of_iterator)
-            self._loops[self.jit_compile] = loop
+            loop = self._loops[key] = self._build_loop(iterator.element_spec, next_of_iterator)
         return loop
 
     def _call_rows(self, cursor: RowCursor, n: int) -> tuple[int, Any]:
