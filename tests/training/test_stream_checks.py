@@ -268,18 +268,25 @@ def test_the_python_check_finds_what_the_graph_check_finds(
     mode=st.sampled_from(["warn", "error"]),
     spe=st.sampled_from([1, 2, 3]),
     labels=st.booleans(),
+    empty=st.sets(st.integers(0, BATCHES), max_size=2),
 )
 def test_the_loop_checks_what_a_tf_data_stage_checks(
-    bad: BadBatch, mode: str, spe: int, labels: bool
+    bad: BadBatch, mode: str, spe: int, labels: bool, empty: set[int]
 ) -> None:
     # The compiled loop checks the batches of a tf.data iterator before each step; a
     # tf.data stage does for per-replica batches and eager steps. Both name the same batch,
-    # stop before the same step and leave the same weights, however many steps a call runs.
+    # stop before the same step and leave the same weights, however many steps a call runs
+    # and wherever a batch of 0 rows falls (``empty``: before those batches).
     from fitpipe.training import steps
 
     batches = _batches(bad)
     if labels:  # sparse labels in [0, 3), the bad value as a label instead
         batches = [(x, np.where(np.isfinite(y), np.abs(y * 10) % 3, 7.0)) for x, y in batches]
+    none = (np.zeros((0, D), "float32"), np.zeros((0, 1), "float32"))
+    batches = [b for i, one in enumerate([*batches, None]) for b in [none] * (i in empty) + [one]]
+    spec = (tf.TensorSpec([None, D], tf.float32), tf.TensorSpec([None, 1], tf.float32))
+    made = [b for b in batches if b is not None]
+    dataset = tf.data.Dataset.from_generator(lambda: iter(made), output_signature=spec)
     results = []
     for in_loop in (True, False):
         with pytest.MonkeyPatch.context() as patch:
@@ -292,7 +299,7 @@ def test_the_loop_checks_what_a_tf_data_stage_checks(
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always")
                 try:
-                    trainer.fit(**_tf_data(batches, 0), verbose=0, shuffle=False, check=mode)
+                    trainer.fit(dataset, verbose=0, shuffle=False, check=mode)
                     error = ""
                 except (DataCheckError, ValueError) as err:
                     error = str(err)
