@@ -210,6 +210,26 @@ def _trainer(
 IDS = np.random.default_rng(1).integers(0, 50, (4000, 4)).astype("int32")
 
 
+def test_an_early_trial_takes_the_timing_the_size_settled_on(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The steps-per-call tuner timed the plain step at the size it settled on until stable;
+    # an early trial (an embedding's gradient) compiles XLA at the next call instead of
+    # timing the plain step again (at 64,000 rows and batch 32 an epoch held 4 calls at the
+    # settled size: the trial came a ``fit`` later, which paid for the compilation).
+    monkeypatch.setattr(XlaChoice, "TRIAL_AFTER_SECONDS", 1e9)
+    trainer, clock = _trainer({"plain": 1e-3, "xla": 0.5e-3}, "embedding", jit_compile="auto")
+    trainer.fit(IDS, Y, batch_size=4, epochs=2, verbose=0)
+    first = next(i for i, (xla, _) in enumerate(clock.sizes) if xla)
+    settled = clock.sizes[first - 1][1]
+    fused = trainer._state.fused
+    assert fused is not None and settled in fused.history  # the size the tuner settled on
+    before = [steps for _, steps in clock.sizes[:first]]
+    assert before[-2:] == [settled, settled]  # the tuner's two stable timings ...
+    assert len(before) < 3 or before[-3] != settled  # ... and no plain call after them
+    assert trainer.tuning["xla"]["train"]["xla"] is True
+
+
 @pytest.mark.parametrize(
     ("kind", "scattering"),
     [

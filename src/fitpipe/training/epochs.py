@@ -287,7 +287,9 @@ class EpochRunner:
             self._compiling_waited += function.waited - waited
         size, settled = execution.size, execution.steady  # as they were for this call
         execution.record(count, seconds, traced=traced)
-        faster = function.record(count, seconds, traced, size, settled, n, walled)
+        timing = execution.history.get(size) if execution.steady and not settled else None
+        plain = None if timing is None else timing / size  # this call settled the size
+        faster = function.record(count, seconds, traced, size, settled, n, walled, plain)
         if faster is not None:  # XLA chosen: calls of as many steps would now be too short
             execution.speed_up(faster)
         if not function.trial_due:

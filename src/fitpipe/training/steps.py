@@ -207,13 +207,11 @@ class StepFunction:
         """Whether ``jit_compile="auto"`` times a variant now or as soon as it can.
 
         An undecided choice that tries XLA at once (:attr:`XlaChoice.early`) or is timing
-        XLA. The steps per call are not lengthened meanwhile (both variants are timed at one
-        size).
+        XLA. The steps per call are not lengthened meanwhile (both timed at one size).
         """
-        if not self.auto or self._choice is None:
-            return False
-        choice = self._choice[1]
-        return choice.decided is None and (choice.early or choice.variant or choice.rechecked)
+        choice = self._choice[1] if self.auto and self._choice is not None else None
+        due = choice is not None and (choice.early or choice.variant or choice.rechecked)
+        return due and choice is not None and choice.decided is None
 
     def record(
         self,
@@ -224,6 +222,7 @@ class StepFunction:
         settled: bool,
         asked: int,
         wall: float | None = None,
+        plain: float | None = None,
     ) -> float | None:
         """Feeds ``jit_compile="auto"`` one call's timing (see :class:`XlaChoice`).
 
@@ -235,26 +234,27 @@ class StepFunction:
             settled: Whether the steps per call are final.
             asked: The steps asked of the call.
             wall: The call's wall seconds, when ``seconds`` is CPU time (see XlaChoice).
+            plain: The call settled the steps per call: their tuner's timing, seconds a step.
 
         Returns:
-            When this call made XLA the choice, how many times faster a step runs with it
-            (the steps per call may grow by as much); else None.
+            When this call made XLA the choice, how many times faster it runs a step (the
+            steps per call may grow by as much); else None.
         """
-        if self._ahead is not None:
-            self._ahead -= steps
+        self._ahead = None if self._ahead is None else self._ahead - steps
         if not self.auto or self._choice is None:
             return None
         key, choice = self._choice
         if choice.decided is not None:
             return None
+        if plain is not None:
+            choice.settled_at(plain, self._ahead)
         choice.record(steps, seconds, traced, size, settled, asked, self._ahead, wall)
         if choice.decided is None:
             return None
         if self.mode is Mode.TRAIN:
             self._decisions[key] = choice.decided
-        if not choice.decided:
-            return None
-        return choice.per_step[False] / max(choice.per_step[True], 1e-12)
+        faster = choice.per_step[False] / max(choice.per_step[True], 1e-12)
+        return faster if choice.decided else None
 
     @property
     def traces(self) -> int:

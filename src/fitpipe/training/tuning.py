@@ -301,9 +301,7 @@ class XlaChoice:
             return
         self.per_step[self.variant] = timing
         if not self.variant and not self.rechecked:
-            expected = self.plain_seconds + max(0, ahead or 0) * timing
-            if self.early or expected >= self.TRIAL_AFTER_SECONDS:
-                self.variant = True  # the next call compiles with XLA
+            self._plain_timed(ahead)
             return
         faster = self.per_step[True] <= self.per_step[False] * (1 - self.MARGIN)
         close = self.per_step[False] < self.per_step[True] * self.RECHECK_BELOW
@@ -316,6 +314,26 @@ class XlaChoice:
         if faster and plain_wall is not None and xla_wall is not None and xla_wall > plain_wall:
             faster = False  # less CPU, but longer to wait for: plain kernels use every core
         self.decide(faster, "measured")
+
+    def _plain_timed(self, ahead: int | None) -> None:
+        """The plain graph's timing is stable: XLA is tried next when due (see the class)."""
+        expected = self.plain_seconds + max(0, ahead or 0) * self.per_step[False]
+        if self.early or expected >= self.TRIAL_AFTER_SECONDS:
+            self.variant = True  # the next call compiles with XLA
+
+    def settled_at(self, seconds_per_step: float, ahead: int | None) -> None:
+        """Takes the steps-per-call tuner's stable timing of the plain graph as this one's.
+
+        The tuner timed calls at the size it settled on until stable; timing them again
+        before the trial cost calls an epoch may not have (an Embedding + pooling model at
+        64,000 rows and batch 32 settled at 512 steps a call in its first epoch, then tried
+        XLA only in the next ``fit``, which paid for the compilation).
+        """
+        if self.decided is not None or self.variant or self.rechecked or self.timings[False]:
+            return
+        self.timings[False].append(seconds_per_step)
+        self.per_step[False] = seconds_per_step
+        self._plain_timed(ahead)
 
     def wall_per_step(self, variant: bool) -> float | None:
         """The wall seconds per step of ``variant``'s last timed calls (None: not given)."""
