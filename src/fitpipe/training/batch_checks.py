@@ -6,11 +6,12 @@ on every path. XLA drops assert ops, so the checks run outside the compiled step
 
 * rows held in memory are checked once, as a whole, before the first step;
 * streamed batches (generators, ``PyDataset``, ``tf.data``, Arrow, Parquet) are checked one by
-  one in the input pipeline (a few reductions per batch, outside XLA): a bad batch stops the
-  iterator before the step that would use it, so it never changes the weights. Batches a
-  source makes in Python (generators; Parquet streamed from disk, a converted block at a time)
-  are checked there with NumPy as it makes them (:meth:`BatchChecks.in_python`), where the
-  ``tf.data`` stage would cost more than the check;
+  one (a few reductions per batch, outside XLA), before the step that would use a bad batch,
+  which so never changes the weights. Batches a source makes in Python (generators; Parquet
+  streamed from disk, a converted block at a time) are checked there with NumPy as it makes
+  them (:meth:`BatchChecks.in_python`); the batches of a ``tf.data`` iterator by the compiled
+  loop, before each step (:meth:`BatchChecks.graph_check`); per-replica batches and eager
+  steps by a ``tf.data`` stage (:meth:`BatchChecks.on_dataset`);
 * the single batches of ``train_on_batch``/``test_on_batch`` are checked before their step.
 
 Each failure is a :class:`~fitpipe.errors.FitpipeValueError` naming the batch, the target, the
