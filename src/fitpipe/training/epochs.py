@@ -260,12 +260,8 @@ class EpochRunner:
             self._drop()
             raise
         except (tf.errors.OpError, ValueError, TypeError) as err:
-            checked = None
-            if self.checks is not None:  # a check in the loop counts from the call's batch
-                offset = self._seen if function.checks is not None else 0
-                checked = self.checks.error_of(err, offset)
             failure = (
-                checked
+                self._check_error(err, function)
                 or self.pipeline.take_error()
                 or step_error(err, function.caller, self.pipeline.element_spec, self.device_bytes)
             )
@@ -274,11 +270,7 @@ class EpochRunner:
             # through TensorFlow's error keeps the input's threads alive.
             self._drop()
             raise failure.with_traceback(failure.__traceback__)
-        if self.checks is not None:
-            if function.checks is not None and function.noted is not None:
-                index, rule, value = function.noted
-                self.checks.note(self._seen + index, rule, value)
-            self.checks.warn_found()  # a NaN noted in a batch under check="warn"
+        self._warn_noted(function)
         seconds, traced = execution.clock() - start, function.traces != traces
         # Wall time beside the default CPU clock (an injected clock decides alone).
         walled = time.perf_counter() - wall if execution.clock is time.process_time else None
@@ -295,6 +287,22 @@ class EpochRunner:
         if not function.trial_due:
             execution.lengthen()  # settled: calls of ~0.5 s (once; a no-op until settled)
         return count, outputs
+
+    def _check_error(self, err: BaseException, function: StepFunction) -> Any:
+        """The batch checks' error for a failed call, or None (not a check's failure)."""
+        if self.checks is None:
+            return None
+        offset = self._seen if function.checks is not None else 0  # the loop's: from the call
+        return self.checks.error_of(err, offset)
+
+    def _warn_noted(self, function: StepFunction) -> None:
+        """Warns once of a bad value a check noted under ``check="warn"`` (see BatchChecks)."""
+        if self.checks is None:
+            return
+        if function.checks is not None and function.noted is not None:
+            index, rule, value = function.noted  # the loop's: batch ``index`` of the call
+            self.checks.note(self._seen + index, rule, value)
+        self.checks.warn_found()
 
     def run(
         self,
