@@ -209,9 +209,7 @@ class StepFunction:
         An undecided choice that tries XLA at once (:attr:`XlaChoice.early`) or is timing
         XLA. The steps per call are not lengthened meanwhile (both timed at one size).
         """
-        choice = self._choice[1] if self.auto and self._choice is not None else None
-        due = choice is not None and (choice.early or choice.variant or choice.rechecked)
-        return due and choice is not None and choice.decided is None
+        return self.auto and self._choice is not None and self._choice[1].trial_due
 
     def record(
         self,
@@ -253,8 +251,9 @@ class StepFunction:
             return None
         if self.mode is Mode.TRAIN:
             self._decisions[key] = choice.decided
-        faster = choice.per_step[False] / max(choice.per_step[True], 1e-12)
-        return faster if choice.decided else None
+        if not choice.decided:
+            return None
+        return choice.per_step[False] / max(choice.per_step[True], 1e-12)
 
     @property
     def traces(self) -> int:
@@ -413,7 +412,8 @@ class StepFunction:
         assert loop is not None
         count, outputs, waited, noted = loop(iterator, tf.constant(0), tf.constant(n))
         self.waited += float(waited) if self.timed else 0.0
-        self.noted = None if int(noted[0]) < 0 else (int(noted[0]), int(noted[1]), float(noted[2]))
+        found = self.checks is not None and int(noted[0]) >= 0  # nothing to read back without
+        self.noted = (int(noted[0]), int(noted[1]), float(noted[2])) if found else None
         return int(count), outputs
 
     def prepare(self, iterator: Any) -> Callable[..., Any] | None:

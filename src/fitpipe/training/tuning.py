@@ -335,6 +335,11 @@ class XlaChoice:
         self.per_step[False] = seconds_per_step
         self._plain_timed(ahead)
 
+    @property
+    def trial_due(self) -> bool:
+        """Undecided, and trying XLA at once (:attr:`early`) or timing a variant for it."""
+        return self.decided is None and (self.early or self.variant or self.rechecked)
+
     def wall_per_step(self, variant: bool) -> float | None:
         """The wall seconds per step of ``variant``'s last timed calls (None: not given)."""
         return min(self.wall[variant][-2:], default=None)
