@@ -283,10 +283,10 @@ def test_the_loop_checks_what_a_tf_data_stage_checks(
     if labels:  # sparse labels in [0, 3), the bad value as a label instead
         batches = [(x, np.where(np.isfinite(y), np.abs(y * 10) % 3, 7.0)) for x, y in batches]
     none = (np.zeros((0, D), "float32"), np.zeros((0, 1), "float32"))
-    batches = [b for i, one in enumerate([*batches, None]) for b in [none] * (i in empty) + [one]]
+    batches = [b for i, one in enumerate(batches) for b in [none] * (i in empty) + [one]]
+    batches += [none] * (BATCHES in empty)  # a batch of 0 rows last
     spec = (tf.TensorSpec([None, D], tf.float32), tf.TensorSpec([None, 1], tf.float32))
-    made = [b for b in batches if b is not None]
-    dataset = tf.data.Dataset.from_generator(lambda: iter(made), output_signature=spec)
+    dataset = tf.data.Dataset.from_generator(lambda: iter(batches), output_signature=spec)
     results = []
     for in_loop in (True, False):
         with pytest.MonkeyPatch.context() as patch:

@@ -169,8 +169,7 @@ class EpochRunner:
         function.checks = None
         rows = self.pipeline.rows_on(self.device)
         if rows is not None:  # rows in memory: batches are sliced inside the compiled loop
-            host = self.pipeline.rows
-            self.device_bytes = device_bytes(rows, host) if rows is not host else 0
+            self.device_bytes = device_bytes(rows, self.pipeline.rows)  # 0: the host's own
             if self.checks is not None and not self._rows_checked:
                 self.checks.check(rows.as_batch())
                 self._rows_checked = True  # the rows never change: checked once, as a whole
