@@ -41,10 +41,10 @@ __all__ = [
 Fetch = Callable[[Any, tf.Tensor], Any]
 
 #: The value checks of a batch, run in the loop before its step (``BatchChecks.graph_check``):
-#: ``check(batch, i) -> (guard, found, rule, value)``: an op that fails the call when a rule
-#: that stops training is broken (naming batch ``i`` of the call), whether a rule is broken,
-#: the first one broken and its bad value (float64).
-Check = Callable[[Any, tf.Tensor], tuple[tf.Operation, tf.Tensor, tf.Tensor, tf.Tensor]]
+#: ``check(batch, i) -> (guard, found, rule, value)``: what the step waits for, which fails
+#: the call when a rule that stops training is broken (naming batch ``i`` of the call),
+#: whether a rule is broken, the first one broken and its bad value (float64).
+Check = Callable[[Any, tf.Tensor], tuple[Any, tf.Tensor, tf.Tensor, tf.Tensor]]
 
 #: A step: the model's compiled step, called on one batch.
 Step = Callable[[Any], Any]
@@ -124,26 +124,20 @@ def _more_batches(n: tf.Tensor) -> Callable[..., tf.Tensor]:
     return more
 
 
-def _timed(fetch: Fetch, source: Any, index: tf.Tensor, after: Any = None) -> Any:
-    """``fetch(source, index)`` once ``after`` is computed, and the seconds it blocked.
+def _waited(batch: Any, after: Any = None) -> tf.Tensor:
+    """The seconds a loop waited for ``batch`` after the step whose outputs are ``after``.
 
-    The fetch is ordered after the step whose outputs are ``after``, so the seconds measured
-    are those the loop waited for its next batch (an input read ahead answers at once), not
-    time overlapping the step.
+    The fetch runs alongside that step, and counts only from the step's end to the batch
+    (none when the batch came first). Fetched only once the step was done, a user's
+    prefetched ``tf.data`` input trained at 0.6-0.65x the wall speed of the same loop
+    untimed (64,000 x 32 rows, the MLP at batch 32).
     """
     done = [t for t in tf.nest.flatten(after) if isinstance(t, tf.Tensor)]
     with tf.control_dependencies(done):
         begin = tf.timestamp()
-    with tf.control_dependencies([begin]):
-        batch = fetch(source, index)
     with tf.control_dependencies([batch.has_value()]):
         end = tf.timestamp()
-    return batch, end - begin
-
-
-def _untimed(fetch: Fetch, source: Any, index: tf.Tensor, after: Any = None) -> Any:
-    """``fetch(source, index)`` and no time (the input-bound timing is off)."""
-    return fetch(source, index), tf.constant(0.0, tf.float64)
+    return tf.maximum(end - begin, 0.0)
 
 
 def present(fetch: Fetch) -> Callable[[Any, tf.Tensor], Any]:
@@ -254,7 +248,7 @@ def last_loop(
     short: Short | None = None,
     check: Check | None = None,
 ) -> Callable[..., Any]:
-    """A loop returning the last step's outputs (train, test); ``timed``: see ``_timed``.
+    """A loop returning the last step's outputs (train, test); ``timed``: see ``_waited``.
 
     ``check``: see :data:`Check`.
     """
@@ -297,17 +291,18 @@ def _fetching_loop(
 ) -> Callable[..., Any]:
     """A loop of up to ``n`` steps that ends early when the input does.
 
-    Each next batch is fetched after the step (timed when ``timed``, see ``_timed``) and only
-    while more steps are due. What the loop keeps of the steps' outputs is its own:
-    ``start()`` makes it (inside the graph), ``keep(i, kept, outputs)`` adds step ``i``'s
-    outputs, and ``result(count, kept)`` gives the loop's outputs. The loop returns
-    ``(count, outputs, waited, noted)``; ``noted`` is :func:`_checked`'s (``(-1, 0, 0)``
-    without ``check``). ``short``: see :data:`Short`.
+    Each next batch is fetched while the step runs, only while more steps are due; when
+    ``timed``, the loop sums the seconds it waited for them (see :func:`_waited`). What
+    the loop keeps of the steps' outputs is its own: ``start()`` makes it (inside the
+    graph), ``keep(i, kept, outputs)`` adds step ``i``'s outputs, and ``result(count,
+    kept)`` gives the loop's outputs. The loop returns ``(count, outputs, waited, noted)``;
+    ``noted`` is :func:`_checked`'s (``(-1, 0, 0)`` without ``check``). ``short``: see
+    :data:`Short`.
     """
-    get = _timed if timed else _untimed
 
     def loop(source: Any, first: tf.Tensor, n: tf.Tensor) -> tuple[tf.Tensor, Any, Any, Any]:
         run = sized_step(one_step, short, source)
+        none = tf.constant(0.0, tf.float64)
 
         def body(i: tf.Tensor, kept: Any, batch: Any, *state: Any) -> tuple[Any, ...]:
             waited, noted = state[0], state[1:]
@@ -316,14 +311,13 @@ def _fetching_loop(
             with tf.control_dependencies(guard):
                 outputs = run(data)
             kept = keep(i, kept, outputs)
-            more, took = tf.cond(
-                i + 1 < n,
-                lambda: get(fetch, source, first + i + 1, outputs),
-                lambda: (batch, tf.constant(0.0, tf.float64)),
-            )
+            # the branch takes no output of the step: the fetch does not wait for the step
+            more = tf.cond(i + 1 < n, lambda: fetch(source, first + i + 1), lambda: batch)
+            took = _waited(more, outputs) if timed else none
             return i + 1, kept, more, waited + took, *noted
 
-        batch, took = get(fetch, source, first)
+        batch = fetch(source, first)
+        took = _waited(batch) if timed else none
         initial = (tf.constant(0, tf.int32), start(), batch, took, *_nothing_noted())
         count, kept, _, waited, *noted = tf.while_loop(_more_batches(n), body, initial)
         return count, result(count, kept), waited, tuple(noted)
