@@ -62,6 +62,7 @@ class SourceBase:
         finite: False when the input is known to never end.
         read_ahead: False when batches read ahead by ``tf.data`` would be lost between
             epochs (a generator read once); the pipeline then adds no read-ahead of its own.
+        prefetched: The dataset reads ahead on its own; the pipeline adds no read-ahead.
         distributed: An input already distributed by a ``tf.distribute`` strategy (the
             trainer iterates it as it is), else None.
         converted: True when fitpipe converted the data from columns itself (Arrow,
@@ -70,6 +71,7 @@ class SourceBase:
 
     finite: bool = True
     read_ahead: bool = True
+    prefetched: bool = False
     distributed: Any = None
     converted: bool = False
 

@@ -70,4 +70,9 @@ class TFDatasetAdapter:
         """
         dataset = unpack_dataset(request.x, request.caller)
         count, finite = count_dataset(dataset)
-        return BatchSource(make_dataset=lambda: dataset, count_batches=lambda: count, finite=finite)
+        return BatchSource(
+            make_dataset=lambda: dataset,
+            count_batches=lambda: count,
+            finite=finite,
+            prefetched=True,
+        )
