@@ -5,8 +5,9 @@ What is measured, per training epoch (validation is not counted):
 * ``seconds``: the epoch's wall time in the step loop (callbacks included), less the calls
   during which the step was traced and compiled;
 * ``waited_seconds``: the time the compiled loop blocked on its input. The loop fetches each
-  batch after the previous step has finished (``fitpipe.training.steps``), between two
-  ``tf.timestamp`` ops, so an input read ahead answers at once and only real waiting counts.
+  batch while the previous step runs (``fitpipe.training.step_loops``) and counts, with two
+  ``tf.timestamp`` ops, the seconds from that step's end to the batch (none when the batch
+  came first), so an input read ahead counts nothing and only real waiting counts.
   Rows held in memory are sliced inside the loop: nothing to wait for (0);
 * ``stages``: the busy seconds of the input's Python stages (``read``, ``convert``,
   ``python``: see ``fitpipe.adapters.stages``), and ``transfer``: the wait that the Python
