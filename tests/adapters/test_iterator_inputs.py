@@ -294,7 +294,7 @@ def test_tf_data_every_iteration_is_a_new_epoch() -> None:
 @pytest.mark.parametrize("prefetched", [True, False])
 def test_tf_data_reads_ahead_by_its_own_prefetch_not_a_second(prefetched: bool) -> None:
     # Its own prefetch, or the one tf.data injects after a last synchronous stage: a second
-    # one cost 5% of the CPU of a fit at batch 32.
+    # one cost a few percent of the CPU of a fit at batch 32.
     dataset = tf.data.Dataset.from_tensor_slices((X, Y)).batch(5)
     dataset = dataset.prefetch(tf.data.AUTOTUNE) if prefetched else dataset
     assert fitpipe.adapt(dataset).dataset is dataset
