@@ -301,6 +301,21 @@ def test_tf_data_reads_ahead_by_its_own_prefetch_not_a_second(prefetched: bool) 
     assert fitpipe.adapt(dataset.map(lambda x, y: x)).dataset is not dataset  # unpacked
 
 
+@pytest.mark.parametrize("element", ["x", "dict", "xy", "four"])
+def test_tf_data_keeps_its_options_and_values_however_it_is_unpacked(element: str) -> None:
+    parts = {"x": X, "dict": {"a": X}, "xy": (X, Y), "four": (X, Y, SW, Y)}[element]
+    options = tf.data.Options()
+    options.deterministic = False
+    options.threading.private_threadpool_size = 3
+    dataset = tf.data.Dataset.from_tensor_slices(parts).batch(5).with_options(options)
+    pipeline = fitpipe.adapt(dataset)
+    assert pipeline.dataset.options().threading.private_threadpool_size == 3
+    assert pipeline.dataset.options().deterministic is False
+    found = epoch_batches(pipeline)
+    first = tf.nest.flatten(found[0][0])[0]
+    np.testing.assert_array_equal(first, X[:5])
+
+
 def test_generator_batches_cross_in_groups_within_what_the_trainer_takes() -> None:
     pipeline = fitpipe.adapt(endless())
     time.sleep(0.2)  # let the feeder fill its queue: groups can form
