@@ -237,7 +237,8 @@ class BatchSource(BatchSourceBase):
             epochs (a generator read once); the pipeline then adds no read-ahead of its own.
         prefetched: The dataset reads ahead on its own (a user's ``tf.data.Dataset``: its
             ``prefetch``, or the one ``tf.data`` injects after a last synchronous stage);
-            the pipeline adds none (a second one cost a few percent of the CPU at batch 32).
+            the pipeline adds none (a second one cost a few percent of the CPU at batch 32),
+            but to the batches a ``tf.data`` service's workers send.
         rows: The rows of one epoch, when known from metadata.
         split: For sources that support ``validation_split``: ``split(first_val_row,
             validation_batch_size)`` returns the training and validation sources.

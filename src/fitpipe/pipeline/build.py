@@ -259,7 +259,8 @@ class _Finish:
         if options.data_service is not None:
             name, size = self.adapter_name, self.batch_size
             dataset = _on_service(dataset, self.source, options, name, size, self.seed)
-        if read_ahead and not self.source.prefetched:
+        own = self.source.prefetched and options.data_service is None  # (not the service's)
+        if read_ahead and not own:
             unchanged = dataset is made
             dataset = dataset.prefetch(tf.data.AUTOTUNE)
             made = dataset if unchanged else None  # prefetching changes no batch
