@@ -296,8 +296,8 @@ def _fetching_loop(
     the loop keeps of the steps' outputs is its own: ``start()`` makes it (inside the
     graph), ``keep(i, kept, outputs)`` adds step ``i``'s outputs, and ``result(count,
     kept)`` gives the loop's outputs. The loop returns ``(count, outputs, waited, noted)``;
-    ``noted`` is :func:`_checked`'s (``(-1, 0, 0)`` without ``check``). ``short``: see
-    :data:`Short`.
+    ``noted`` is :func:`_checked`'s (``(-1, 0, 0)`` without ``check``, carried through the
+    loop only with one: each loop variable costs every step). ``short``: see :data:`Short`.
     """
 
     def loop(source: Any, first: tf.Tensor, n: tf.Tensor) -> tuple[tf.Tensor, Any, Any, Any]:
@@ -318,9 +318,10 @@ def _fetching_loop(
 
         batch = fetch(source, first)
         took = _waited(batch) if timed else none
-        initial = (tf.constant(0, tf.int32), start(), batch, took, *_nothing_noted())
+        noted = _nothing_noted() if check is not None else ()
+        initial = (tf.constant(0, tf.int32), start(), batch, took, *noted)
         count, kept, _, waited, *noted = tf.while_loop(_more_batches(n), body, initial)
-        return count, result(count, kept), waited, tuple(noted)
+        return count, result(count, kept), waited, tuple(noted) or _nothing_noted()
 
     return loop
 
@@ -335,7 +336,7 @@ def _checked(check: Check | None, batch: Any, i: tf.Tensor, noted: Any) -> tuple
 
     The guard fails the call when the first broken rule stops training; else the first
     batch of the call breaking a rule is noted as ``(i, rule, value)``, kept over later
-    ones. No branch: the check costs a few reductions a step.
+    ones (``tf.where``, no branch of its own).
     """
     if check is None:
         return [], noted
