@@ -2,22 +2,29 @@
 
 A loop fetches the next batch while the step runs (fetched after it, a user's prefetched
 input trained at 0.6x the wall speed), yet never fetches a batch no step of the call takes:
-calls of any length see every batch once, in order.
+calls of any length see every batch once, in order. An iterator known to hold a call's
+batches (``tf.data``'s cardinality) is read synchronously, and only then: a synchronous read
+past the end would fail the call.
 """
 
 from __future__ import annotations
 
 import threading
 import time
+import warnings
 from typing import Any
 
 import numpy as np
 import pytest
 import tensorflow as tf
-from hypothesis import given, settings
+from differential import dense_model, regression_data
+from hypothesis import assume, example, given, settings
 from hypothesis import strategies as st
 
-from fitpipe.training.step_loops import collect_loop, last_loop, next_of_iterator
+from fitpipe.errors import FitpipeWarning
+from fitpipe.testing.keras_diff import assert_weights_close, compile_both, make_twins, run_both
+from fitpipe.training import step_loops
+from fitpipe.training.step_loops import collect_loop, iterator_fetch, last_loop, next_of_iterator
 
 OUT = {"seen": tf.TensorSpec([], tf.int64)}
 
@@ -72,9 +79,10 @@ def test_the_next_batch_is_fetched_while_the_step_runs(timed: bool) -> None:
     sizes=st.lists(st.integers(1, 5), min_size=1, max_size=6),
     timed=st.booleans(),
     collect=st.booleans(),
+    held=st.booleans(),
 )
 def test_calls_of_any_length_see_every_batch_once(
-    batches: int, sizes: list[int], timed: bool, collect: bool
+    batches: int, sizes: list[int], timed: bool, collect: bool, held: bool
 ) -> None:
     made: list[tuple[int, float]] = []
     stepped: list[int] = []
@@ -88,10 +96,16 @@ def test_calls_of_any_length_see_every_batch_once(
         return {"seen": seen[None] if collect else seen}
 
     make = collect_loop if collect else last_loop
-    loop = tf.function(make(step, ROWS if collect else OUT, next_of_iterator, timed))
     iterator = iter(_unprefetched(batches, made).map(lambda i: (i,)))
+    fetch = iterator_fetch(iterator, held)
+    assert (fetch is not next_of_iterator) is held
+    loop = tf.function(make(step, ROWS if collect else OUT, fetch, timed))
     first = 0
     for n in sizes:
+        if held:  # read synchronously only as far as the input is known to go
+            n = min(n, batches - first)
+            if n == 0:
+                break
         count, outputs, _, _ = loop(iterator, tf.constant(first), tf.constant(n))
         assert int(count) == max(0, min(n, batches - first))
         if collect:
@@ -101,4 +115,104 @@ def test_calls_of_any_length_see_every_batch_once(
     assert [index for index, _ in made] == stepped  # no batch fetched that no step took
 
 
+def test_only_a_plain_iterator_of_dense_batches_is_read_synchronously() -> None:
+    dense = tf.data.Dataset.from_tensor_slices(({"a": [[1.0]], "b": [[2]]}, [[3.0]])).batch(1)
+    assert iterator_fetch(iter(dense), True) is not next_of_iterator
+    assert iterator_fetch(iter(dense), False) is next_of_iterator
+    ragged = tf.data.Dataset.from_tensor_slices(tf.ragged.constant([[1], [2, 3]])).batch(2)
+    assert iterator_fetch(iter(ragged), True) is next_of_iterator
+    strategy = tf.distribute.MirroredStrategy(["/cpu:0"])
+    distributed = iter(strategy.experimental_distribute_dataset(dense))
+    assert iterator_fetch(distributed, True) is next_of_iterator
+
+
+def test_a_synchronous_read_keeps_the_structure_of_the_batches() -> None:
+    x = {"b": np.arange(6.0).reshape(3, 2), "a": np.arange(3)}
+    dataset = tf.data.Dataset.from_tensor_slices((x, np.arange(3.0) * 2, (np.ones(3),)))
+    dataset = dataset.batch(2)
+    sync, optional = iter(dataset), iter(dataset)
+    read_sync, read_optional = _read(iterator_fetch(sync, True)), _read(next_of_iterator)
+    assert iterator_fetch(sync, True) is not next_of_iterator
+    for _ in range(2):
+        tf.nest.map_structure(
+            lambda s, o: np.testing.assert_array_equal(s.numpy(), o.numpy()),
+            read_sync(sync),
+            read_optional(optional),
+        )
+
+
+def _read(fetch: Any) -> Any:
+    return tf.function(lambda iterator: fetch(iterator, tf.constant(0)).get_value())
+
+
+X, Y = regression_data(n=96, d=4)
+
+
+@settings(max_examples=8, deadline=None)
+@example(kind="known", rows=40, calls=1, epochs=2, per_call=2)  # runs out in a second call
+@given(
+    kind=st.sampled_from(["known", "unknown", "repeated"]),
+    rows=st.integers(16, 96),
+    calls=st.none() | st.integers(1, 3),
+    epochs=st.integers(1, 3),
+    per_call=st.integers(1, 3),
+)
+def test_fit_reads_a_dataset_synchronously_only_as_far_as_it_is_known_to_go(
+    kind: str, rows: int, calls: int | None, epochs: int, per_call: int
+) -> None:
+    if kind == "repeated" and calls is None:
+        calls = 2  # an endless epoch otherwise
+    # whole calls: Keras runs whole calls past `steps_per_epoch` (see the test below)
+    steps_per_epoch = None if calls is None else calls * per_call
+    batches = -(-rows // 16)
+    if kind != "repeated" and steps_per_epoch is not None:
+        # Where an input runs out, Keras' History is compared only for a known length that
+        # ends mid-epoch: an epoch that starts with the input ended stops fitpipe's `fit`, as
+        # it warns, and after an input of unknown length ran out Keras reports a loss of 0.
+        ran_out = steps_per_epoch * epochs > batches
+        assume(not ran_out or (kind == "known" and batches % steps_per_epoch))
+
+    def data(side: str) -> dict[str, Any]:
+        dataset = tf.data.Dataset.from_tensor_slices((X[:rows], Y[:rows])).batch(16)
+        if kind == "unknown":
+            dataset = dataset.filter(lambda x, y: True)
+        dataset = dataset.repeat() if kind == "repeated" else dataset
+        return {"x": dataset, "epochs": epochs, "steps_per_epoch": steps_per_epoch}
+
+    held = []
+    read = step_loops._next_held
+
+    def spy(iterator: Any, index: tf.Tensor) -> Any:
+        held.append(index)
+        return read(iterator, index)
+
+    compiled = {"optimizer": "sgd", "loss": "mse", "steps_per_execution": per_call}
+    with pytest.MonkeyPatch.context() as patch, warnings.catch_warnings():
+        patch.setattr(step_loops, "_next_held", spy)
+        warnings.simplefilter("ignore", FitpipeWarning)  # an input that ran out, as Keras'
+        warnings.simplefilter("ignore", UserWarning)
+        # Keras counts an optimizer iteration past the end of an input of unknown length
+        # (SGD: the weights do not depend on the count)
+        result = run_both(lambda: dense_model(d=4), compiled, data, check_weights=False)
+    assert_weights_close(result.ref, result.twin)
+    if kind != "unknown":
+        assert int(result.twin.optimizer.iterations) == int(result.ref.optimizer.iterations)
+    first_call = min(per_call, steps_per_epoch or batches)
+    known = kind == "repeated" or (kind == "known" and first_call <= batches)
+    assert bool(held) is known  # and no call read synchronously past the end: none failed
+
+
 ROWS = {"seen": tf.TensorSpec([None], tf.int64)}
+
+
+def test_an_epoch_runs_steps_per_epoch_steps_in_calls_of_steps_per_execution() -> None:
+    # The documentation: "At most, one full epoch will be run each execution"; Keras 3.15
+    # runs whole calls, 4 steps for an epoch of 3 at 2 steps a call.
+    dataset = tf.data.Dataset.from_tensor_slices((X[:16], Y[:16])).batch(16).repeat()
+    compiled = {"optimizer": "sgd", "loss": "mse", "steps_per_execution": 2}
+    fit = {"x": dataset, "epochs": 2, "steps_per_epoch": 3, "verbose": 0, "shuffle": False}
+    ref, twin = make_twins(lambda: dense_model(d=4))
+    compile_both(ref, twin, compiled).fit(**fit)
+    ref.fit(**fit)
+    assert int(twin.optimizer.iterations) == 6
+    assert int(ref.optimizer.iterations) == 8

@@ -21,8 +21,7 @@ import fitpipe
 from fitpipe.pipeline import ResidentRows, row_chunks
 from fitpipe.testing.strategies import call_timings
 from fitpipe.training import steps as steps_module
-from fitpipe.training.steps import scatters
-from fitpipe.training.tuning import ExecutionSize, XlaChoice, stable_timing
+from fitpipe.training.tuning import ExecutionSize, XlaChoice, scatters, stable_timing
 
 X = np.random.default_rng(0).standard_normal((4000, 4)).astype("float32")
 Y = X[:, :1] * 2.0

@@ -7,6 +7,7 @@ the data runs out, so consecutive epochs see consecutive batches.
 
 from __future__ import annotations
 
+import math
 import time
 import warnings
 from collections.abc import Callable, Iterator
@@ -76,6 +77,20 @@ def no_step_error(caller: str, adapter: str) -> FitpipeValueError:
     )
 
 
+def _held(dataset: Any) -> float:
+    """The batches ``dataset`` is known to hold: ``tf.data``'s cardinality (exact when known).
+
+    0 when unknown (a generator, a ``filter``) or not a ``tf.data.Dataset``; infinite for a
+    repeated dataset.
+    """
+    if not isinstance(dataset, tf.data.Dataset):
+        return 0.0
+    cardinality = int(dataset.cardinality())
+    if cardinality == tf.data.INFINITE_CARDINALITY:
+        return math.inf
+    return max(float(cardinality), 0.0)
+
+
 class EpochRunner:
     """Runs epochs of one pipeline through one step function.
 
@@ -112,6 +127,7 @@ class EpochRunner:
         self.device = placement.step_device()
         self.device_bytes = 0
         self._stopped: list[BlockCursor] = []  # passes dropped, their threads perhaps running
+        self._held = 0.0  # batches the current tf.data iterator is known to hold still
 
     @property
     def num_batches(self) -> int | None:
@@ -157,14 +173,14 @@ class EpochRunner:
         Not waited for here (a validation with ``validation_steps`` drops its pass every
         epoch, its thread perhaps converting a block): :meth:`close` waits for it.
         """
-        current, self._iterator = self._iterator, None
+        current, self._iterator, self._held = self._iterator, None, 0.0
         if isinstance(current, BlockCursor):
             current.stop()
             self._stopped = [c for c in self._stopped if c.reading]
             self._stopped.append(current)
 
     def _fresh(self, function: StepFunction) -> None:
-        skip, self._skip = self._skip, 0
+        skip, self._skip, self._held = self._skip, 0, 0.0
         in_loop = function.checks_in_loop and not function.run_eagerly
         function.checks = None
         rows = self.pipeline.rows_on(self.device)
@@ -195,7 +211,7 @@ class EpochRunner:
             iterator = iter(dataset)
             for _ in range(0 if skipped else skip):  # a distributed dataset: batch by batch
                 next(iterator)
-            self._iterator = iterator
+            self._iterator, self._held = iterator, _held(dataset)
         self._passes += 1
         self._seen = skip
 
@@ -244,8 +260,9 @@ class EpochRunner:
 
     def _call(self, function: StepFunction, n: int, execution: ExecutionSize) -> tuple[int, Any]:
         begin = time.perf_counter()
+        held = n <= self._held  # read synchronously (see `step_loops.iterator_fetch`)
         try:  # tracing: what Keras raises here reaches the user unchanged
-            function.prepare(self._iterator)
+            function.prepare(self._iterator, held)
         except BaseException:
             self._drop()
             raise
@@ -254,7 +271,8 @@ class EpochRunner:
         waited = function.waited
         failure: BaseException | None = None
         try:
-            count, outputs = function(self._iterator, n)
+            count, outputs = function(self._iterator, n, held)
+            self._held -= count
         except FitpipeError:
             self._drop()
             raise

@@ -30,6 +30,7 @@ __all__ = [
     "chunked_loop",
     "collect_loop",
     "counted_loop",
+    "iterator_fetch",
     "last_loop",
     "merge",
     "next_of_iterator",
@@ -65,6 +66,36 @@ def output_zeros(structure: Any) -> Any:
 def next_of_iterator(iterator: Any, _: tf.Tensor) -> Any:
     """The :data:`Fetch` of a ``tf.data`` iterator: its next batch (the index is unused)."""
     return iterator.get_next_as_optional()
+
+
+def iterator_fetch(iterator: Any, held: bool) -> Fetch:
+    """The :data:`Fetch` of ``iterator``; ``held``: it holds every batch the call asks for.
+
+    A batch known to be there is read by ``IteratorGetNextSync``, run in the loop's own
+    thread: ``get_next`` and ``get_next_as_optional`` are asynchronous kernels, each batch
+    handed from the loop to the iterator's thread and back, which cost about 35 us a batch
+    on 2 cores (the grid's MLP from a user's ``tf.data.Dataset``: ``predict`` at batch 256
+    1.05M against 1.17M samples a CPU second, ``fit`` at batch 32 135k against 152k). Only
+    for a plain ``tf.data`` iterator of dense tensors (whose flat components are the
+    tensors); any other reads its batches as Optionals.
+    """
+    dense = all(type(s) is tf.TensorSpec for s in tf.nest.flatten(iterator.element_spec))
+    if held and dense and isinstance(iterator, tf.data.Iterator):
+        return _next_held
+    return next_of_iterator
+
+
+def _next_held(iterator: Any, _: tf.Tensor) -> Any:
+    """The next batch of ``iterator``, read synchronously (see :func:`iterator_fetch`)."""
+    (resource,) = tf.nest.flatten(iterator, expand_composites=True)
+    spec = iterator.element_spec
+    specs = tf.nest.flatten(spec)
+    values = tf.raw_ops.IteratorGetNextSync(
+        iterator=resource,
+        output_types=[s.dtype for s in specs],
+        output_shapes=[s.shape for s in specs],
+    )
+    return tf.experimental.Optional.from_value(tf.nest.pack_sequence_as(spec, values))
 
 
 def merge(outputs: list[Any], collect: bool) -> Any:

@@ -36,12 +36,12 @@ from fitpipe.training.step_loops import (
     chunked_loop,
     collect_loop,
     counted_loop,
+    iterator_fetch,
     last_loop,
     merge,
-    next_of_iterator,
     present,
 )
-from fitpipe.training.tuning import XlaChoice
+from fitpipe.training.tuning import XlaChoice, scatters
 
 __all__ = ["ANNOUNCE_XLA", "XLA_NOTICE", "RowCursor", "StepFunction"]
 
@@ -62,26 +62,6 @@ def _composite(element_spec: Any) -> bool:
     """Whether a batch has sparse or ragged parts (XLA compiles few ops on them)."""
     composite = (tf.SparseTensorSpec, tf.RaggedTensorSpec)
     return any(isinstance(s, composite) for s in tf.nest.flatten(element_spec))
-
-
-def _scatter_op(op: str) -> bool:
-    """Whether an op type scatters a gathered gradient back (an embedding's).
-
-    Whatever the optimizer: ``UnsortedSegmentSum`` under Adam, ``ResourceScatterSub`` under
-    SGD, ``ResourceScatterAdd`` under Adagrad.
-    """
-    return "Scatter" in op or op.startswith("UnsortedSegment")
-
-
-def scatters(concrete: Any) -> bool:
-    """Whether a traced step (or a function it calls) scatters into a variable or segments.
-
-    TensorFlow's CPU kernels for these run several times slower than XLA's fused step (see
-    :class:`~fitpipe.training.tuning.XlaChoice`, which tries XLA early for such steps).
-    """
-    graph = concrete.graph.as_graph_def()
-    nodes = [*graph.node, *(n for f in graph.library.function for n in f.node_def)]
-    return any(_scatter_op(node.op) for node in nodes)
 
 
 def input_key(element_spec: Any) -> str:
@@ -148,7 +128,7 @@ class StepFunction:
             self.one_step: Callable[[Any], Any] = step
         else:
             self.one_step = self._variant(self.jit_compile)
-        self._loops: dict[tuple[bool, Any], Callable[..., Any]] = {}
+        self._loops: dict[tuple[bool, Any, Any], Callable[..., Any]] = {}
         #: The checks the loops over ``tf.data`` iterators run before each step (``BatchChecks``,
         #: set per pass), and the last call's first batch breaking one: (batch, rule, value).
         self.checks: Any = None
@@ -387,13 +367,14 @@ class StepFunction:
             body = last_loop(self.one_step, out_specs, fetch, self.timed, short, check)
         return tf.function(body, autograph=False, reduce_retracing=True)
 
-    def __call__(self, iterator: Any, n: int) -> tuple[int, Any]:
+    def __call__(self, iterator: Any, n: int, held: bool = False) -> tuple[int, Any]:
         """Runs up to ``n`` steps on batches from ``iterator``.
 
         Args:
             iterator: A ``tf.data`` iterator of batches, or a :class:`RowCursor` over rows held
                 in memory (batches are then sliced inside the compiled loop).
             n: The most steps to run.
+            held: The iterator is known to hold ``n`` more batches (see ``iterator_fetch``).
 
         Returns:
             ``(steps_run, outputs)``: the last step's outputs (train/test), or all steps'
@@ -408,7 +389,7 @@ class StepFunction:
             return count, outputs
         if self.run_eagerly:
             return self._eager(iterator, n)
-        loop = self.prepare(iterator)
+        loop = self.prepare(iterator, held)
         assert loop is not None
         count, outputs, waited, noted = loop(iterator, tf.constant(0), tf.constant(n))
         self.waited += float(waited) if self.timed else 0.0
@@ -416,8 +397,10 @@ class StepFunction:
         self.noted = (int(noted[0]), int(noted[1]), float(noted[2])) if found else None
         return int(count), outputs
 
-    def prepare(self, iterator: Any) -> Callable[..., Any] | None:
+    def prepare(self, iterator: Any, held: bool = False) -> Callable[..., Any] | None:
         """Traces the step for ``iterator``'s batches, if not yet done; returns the loop.
+
+        ``held``: see :meth:`__call__` (a loop of its own, reading batches synchronously).
 
         Errors Keras raises while tracing the model's step come from here unchanged (callers
         word only the errors of running it). None when running eagerly.
@@ -441,10 +424,11 @@ class StepFunction:
                 self._retire(old)
             self._loops.clear()
             self._spec = iterator.element_spec
-        key = (self.jit_compile, None if self.checks is None else self.checks.key)
+        fetch = iterator_fetch(iterator, held)
+        key = (self.jit_compile, None if self.checks is None else self.checks.key, fetch)
         loop = self._loops.get(key)
         if loop is None:
-            loop = self._loops[key] = self._build_loop(iterator.element_spec, next_of_iterator)
+            loop = self._loops[key] = self._build_loop(iterator.element_spec, fetch)
         return loop
 
     def _call_rows(self, cursor: RowCursor, n: int) -> tuple[int, Any]:

@@ -24,12 +24,32 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["TOLERANCE", "ExecutionSize", "XlaChoice", "stable_timing"]
+__all__ = ["TOLERANCE", "ExecutionSize", "XlaChoice", "scatters", "stable_timing"]
 
 #: Two timings agree when the slower is at most this much slower than the faster.
 TOLERANCE = 0.25
 #: After this many timings that never agreed, the fastest counts (a noisy machine).
 MAX_TIMINGS = 6
+
+
+def _scatter_op(op: str) -> bool:
+    """Whether an op type scatters a gathered gradient back (an embedding's).
+
+    Whatever the optimizer: ``UnsortedSegmentSum`` under Adam, ``ResourceScatterSub`` under
+    SGD, ``ResourceScatterAdd`` under Adagrad.
+    """
+    return "Scatter" in op or op.startswith("UnsortedSegment")
+
+
+def scatters(concrete: Any) -> bool:
+    """Whether a traced step (or a function it calls) scatters into a variable or segments.
+
+    TensorFlow's CPU kernels for these run several times slower than XLA's fused step (see
+    :class:`~fitpipe.training.tuning.XlaChoice`, which tries XLA early for such steps).
+    """
+    graph = concrete.graph.as_graph_def()
+    nodes = [*graph.node, *(n for f in graph.library.function for n in f.node_def)]
+    return any(_scatter_op(node.op) for node in nodes)
 
 
 def stable_timing(timings: list[float]) -> float | None:
