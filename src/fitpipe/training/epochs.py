@@ -268,6 +268,7 @@ class EpochRunner:
             raise
         self._compiling += time.perf_counter() - begin  # tracing (a no-op once traced)
         traces, start, wall = function.traces, execution.clock(), time.perf_counter()
+        trial = function.xla_on_trial
         waited = function.waited
         failure: BaseException | None = None
         try:
@@ -295,7 +296,7 @@ class EpochRunner:
             self._compiling += time.perf_counter() - wall
             self._compiling_waited += function.waited - waited
         size, settled = execution.size, execution.steady  # as they were for this call
-        execution.record(count, seconds, traced=traced)
+        execution.record(count, seconds, traced=traced, trial=trial)
         timing = execution.history.get(size) if execution.steady and not settled else None
         plain = None if timing is None else timing / size  # this call settled the size
         faster = function.record(count, seconds, traced, size, settled, n, walled, plain)
