@@ -215,7 +215,7 @@ def test_an_early_trial_starts_once_the_plain_step_is_timed_before_the_size_sett
 ) -> None:
     # An early trial (an embedding's gradient) compiles XLA right after two plain calls of
     # 10 ms or more agree, whatever the size: waiting for the size to settle (calls of 50
-    # ms) ran the grid's text model 227 plain steps, 4.5x slower than XLA's, where 35 now
+    # ms) ran the grid's text model 227 plain steps, 4.5x slower than XLA's, where 36 now
     # run. The steps-per-call tuner does not time XLA's calls on trial: it settles on the
     # variant chosen. 1,000 steps an epoch.
     monkeypatch.setattr(XlaChoice, "TRIAL_AFTER_SECONDS", 1e9)

@@ -89,7 +89,7 @@ class ExecutionSize:
     over 512 positions, ``benchmarks/RESULTS.md``) is then a few percent of the call or
     less, and no call of that length had to be timed twice (an epoch of 63 steps holds one
     such call: a short run would never settle, nor try XLA; and the trial of XLA for an
-    embedding's gradient, due at once, is timed on the shorter calls). Results do not depend
+    embedding's gradient, due at once, is timed on shorter calls still). Results do not depend
     on the size: only how often Python (and batch-level callbacks) run.
 
     Args:
@@ -239,7 +239,9 @@ class XlaChoice:
 
     A step that scatters a gathered gradient back (an embedding's sparse gradient:
     ``UnsortedSegmentSum`` or ``ResourceScatter*`` in its graph, see :attr:`early`) tries XLA
-    as soon as its plain timing is stable, whatever the length of the run: on CPU, the plain
+    as soon as its plain timing is stable (on calls of :attr:`EARLY_CALL_SECONDS` or more,
+    before the steps per call settle; the steps' tuner does not time XLA's calls on trial),
+    whatever the length of the run: on CPU, the plain
     step ran 1.8-7x more CPU time per sample than XLA's fused one (the grid's Embedding +
     pooling model: batches of 32 to 1,024 under Adam; SGD, RMSprop and Adagrad at batch 256),
     so even a short run wins back the compilation. The trial still measures, and keeps XLA
@@ -306,7 +308,7 @@ class XlaChoice:
             settled: Whether the steps per call are final. Before that only an early
                 trial times calls, of :attr:`EARLY_CALL_SECONDS` or more: waiting for the
                 size to settle (calls of 50 ms) ran the grid's text model at batch 256 for
-                227 plain steps, 4.5x slower than XLA's, where 35 now run.
+                227 plain steps, 4.5x slower than XLA's, where 36 now run.
             asked: The steps asked of the call (default ``steps``); a call that ran fewer
                 (its input ended) is not timed.
             ahead: The steps still to run in this ``fit`` after this call, when known.
