@@ -89,7 +89,7 @@ from fitpipe.adapters.sequences import SequenceAdapter
 from fitpipe.adapters.sharding import per_replica_batch, plan_shards
 from fitpipe.adapters.stages import STAGES, StageClock, Timed, set_timing, timing
 from fitpipe.adapters.tensors import TensorAdapter
-from fitpipe.adapters.tf_datasets import TFDatasetAdapter
+from fitpipe.adapters.tf_datasets import TFDatasetAdapter, count_dataset
 
 __all__ = [
     "ADAPT_ARGUMENTS",
@@ -130,6 +130,7 @@ __all__ = [
     "checked_chunks",
     "class_counts",
     "concat_rows",
+    "count_dataset",
     "is_pandas",
     "no_autograph",
     "not_distributed_error",

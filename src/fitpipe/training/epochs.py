@@ -15,7 +15,7 @@ from typing import Any
 
 import tensorflow as tf
 
-from fitpipe.adapters import RowBlocks
+from fitpipe.adapters import RowBlocks, count_dataset
 from fitpipe.errors import FitpipeError, FitpipeValueError, FitpipeWarning, message, raw
 from fitpipe.pipeline import Pipeline, device_bytes
 from fitpipe.training import placement
@@ -85,10 +85,8 @@ def _held(dataset: Any) -> float:
     """
     if not isinstance(dataset, tf.data.Dataset):
         return 0.0
-    cardinality = int(dataset.cardinality())
-    if cardinality == tf.data.INFINITE_CARDINALITY:
-        return math.inf
-    return max(float(cardinality), 0.0)
+    count, finite = count_dataset(dataset)
+    return math.inf if not finite else float(count or 0)
 
 
 class EpochRunner:
