@@ -330,12 +330,46 @@ def test_calls_that_traced_never_change_the_steps_per_call(calls: list[tuple[flo
 
 @given(call_timings())
 def test_calls_that_traced_never_change_the_xla_choice(calls: list[tuple[float, bool]]) -> None:
+    # A traced call is never timed; the first one only sets when a trial is due, which the
+    # fixture makes "at once" for both.
     with_traces, without = XlaChoice(), XlaChoice()
     for seconds, traced in calls:
         with_traces.record(8, seconds, traced, 8, True)
         if not traced:
             without.record(8, seconds, False, 8, True)
-    assert with_traces.report() == without.report()
+    first = ("plain_first_call_seconds", "xla_first_call_seconds")
+    reports = [
+        {k: v for k, v in c.report().items() if k not in first} for c in (with_traces, without)
+    ]
+    assert reports[0] == reports[1]
+
+
+@given(
+    st.floats(0.01, 2.0),  # CPU seconds of the plain graph's first call (trace and compile)
+    st.floats(1e-4, 0.05),  # seconds a plain step
+    st.integers(0, 100_000),  # steps ahead in the fit
+    st.booleans(),  # whether the first call was seen (else the fixed threshold)
+)
+def test_xla_is_tried_once_the_run_is_long_against_the_plain_graphs_first_call(
+    first: float, step: float, ahead: int, seen: bool
+) -> None:
+    # The trial's threshold is TRIAL_AFTER_TRACES first calls of the plain graph (XLA's
+    # compile is a few of them), capped at TRIAL_AFTER_SECONDS; nothing else moves it.
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(XlaChoice, "TRIAL_AFTER_SECONDS", 60.0)
+        choice = XlaChoice()
+        if seen:
+            choice.record(1, first, True, 1, False)  # the call that traced: not timed
+        for _ in range(2):
+            choice.record(8, 8 * step, False, 8, True, ahead=ahead)
+        threshold = min(60.0, XlaChoice.TRIAL_AFTER_TRACES * first) if seen else 60.0
+        assert choice.trial_after == pytest.approx(threshold)
+        assert choice.timings[False] == [8 * step / 8] * 2  # the traced call was not timed
+        expected = 2 * 8 * step + ahead * step
+        if abs(expected - threshold) > 1e-9 * threshold:
+            assert choice.variant is (expected >= threshold), (expected, threshold)
+        assert choice.decided is None
+        assert choice.report()["plain_first_call_seconds"] == (first if seen else None)
 
 
 def test_xla_choice_times_both_variants_then_keeps_the_clearly_faster() -> None:
@@ -595,3 +629,37 @@ def test_xla_less_cpu_but_longer_to_wait_for_is_not_kept(xla_wall: float, kept: 
     report = choice.report()
     assert report["xla_wall_per_step"] == pytest.approx(xla_wall)
     assert report["plain_wall_per_step"] == pytest.approx(16e-3)
+
+
+def _batches() -> object:
+    for i in range(0, 400, 20):
+        yield X[i : i + 20], Y[i : i + 20]
+
+
+@pytest.mark.parametrize(
+    "route",
+    ["arrays held", "arrays in blocks", "generator", "tf.data"],
+)
+def test_the_plain_graphs_first_call_is_seen_whichever_path_traces_it(
+    monkeypatch: pytest.MonkeyPatch, route: str
+) -> None:
+    # Rows read in blocks trace their loop before the first call, held rows and datasets
+    # inside it: either way that call is not timed, and its CPU seconds (the trace's
+    # included) are the plain graph's first call that sets when XLA is tried.
+    from fitpipe import limits
+
+    if route == "arrays in blocks":
+        monkeypatch.setattr(limits, "RESIDENT_BYTES_LIMIT", 0)
+    trainer = fitpipe.Trainer(_model())
+    trainer.compile(optimizer="sgd", loss="mse", jit_compile="auto")
+    if route == "generator":
+        trainer.fit(_batches(), steps_per_epoch=20, epochs=1, verbose=0)
+    elif route == "tf.data":
+        trainer.fit(tf.data.Dataset.from_tensor_slices((X, Y)).batch(20), verbose=0)
+    else:
+        trainer.fit(X, Y, batch_size=20, verbose=0)
+    report = trainer.tuning
+    assert report["steps_per_execution"]["traced_calls"] >= 1, report
+    first = report["xla"]["train"]["plain_first_call_seconds"]
+    assert first is not None and first > 0, report
+    assert report["xla"]["train"]["trial_after_seconds"] <= XlaChoice.TRIAL_AFTER_TRACES * first

@@ -257,7 +257,7 @@ class EpochRunner:
         return self._checked_for[2]
 
     def _call(self, function: StepFunction, n: int, execution: ExecutionSize) -> tuple[int, Any]:
-        begin = time.perf_counter()
+        begin, cpu, before = time.perf_counter(), time.process_time(), function.traces
         held = n <= self._held  # read synchronously (see `step_loops.iterator_fetch`)
         try:  # tracing: what Keras raises here reaches the user unchanged
             function.prepare(self._iterator, held)
@@ -265,7 +265,10 @@ class EpochRunner:
             self._drop()
             raise
         self._compiling += time.perf_counter() - begin  # tracing (a no-op once traced)
-        traces, start, wall = function.traces, execution.clock(), time.perf_counter()
+        # A call after a trace here compiles what was traced: it is not timed either, and
+        # the trace's CPU seconds count in the first call's (`XlaChoice.first_calls`).
+        prepared = time.process_time() - cpu if function.traces != before else 0.0
+        traces, start, wall = before, execution.clock(), time.perf_counter()
         trial = function.xla_on_trial
         waited = function.waited
         failure: BaseException | None = None
@@ -297,6 +300,8 @@ class EpochRunner:
         execution.record(count, seconds, traced=traced, trial=trial)
         timing = execution.history.get(size) if execution.steady and not settled else None
         plain = None if timing is None else timing / size  # this call settled the size
+        if execution.clock is time.process_time:
+            seconds += prepared
         faster = function.record(count, seconds, traced, size, settled, n, walled, plain)
         if faster is not None:  # XLA chosen: calls of as many steps would now be too short
             execution.speed_up(faster)

@@ -227,15 +227,20 @@ class XlaChoice:
     text model's 3-7x) stands without the extra plain calls.
 
     XLA is tried only once the plain graph's timed calls so far, plus what the steps still
-    ahead in this ``fit`` would take at the plain speed, add up to :attr:`TRIAL_AFTER_SECONDS`:
-    compiling it costs seconds (about 2 s of CPU for a small MLP), which a short run never
-    pays back (a 2-epoch fit of 64,000 rows ran at a quarter of its plain speed when the
-    trial compiled inside it; a Conv1D over 512 positions, XLA within 5% of the plain graph,
-    lost 2.5-2.8 s to the trial in a fit of 2 epochs, 16 s of CPU, under a 20 s threshold:
-    at 60 s a trial that does not pay costs at most ~5% of the run), while a long run whose
-    plain step is slow (an embedding's gradient without XLA: 5-7 ms a step against XLA's
-    1.3 ms) should not wait a minute of slow steps before trying it. Short runs keep the
-    plain graph.
+    ahead in this ``fit`` would take at the plain speed, add up to :attr:`TRIAL_AFTER_TRACES`
+    times the plain graph's first call (the CPU seconds of the call that traced and compiled
+    it, tracing before the call included), or to :attr:`TRIAL_AFTER_SECONDS` when that is
+    less or the first call was not seen. Compiling XLA costs 3.5-4x that first call on the
+    grid's models (0.9-1.1 s of CPU against 0.25-0.29 s for a Conv1D), which a short run
+    never pays back: a 2-epoch fit of 64,000 rows ran at a quarter of its plain speed when
+    the trial compiled inside it. At 50 first calls (13-15 s for that Conv1D) a trial that
+    does not pay costs about a tenth of the run at most: over 512 positions, XLA 2x slower,
+    200,000 rows for 8 epochs took 22.1-22.3 s of CPU against 20.8-21.8 s without a trial.
+    One that pays can pay a lot: over 32 positions at batch 32, XLA steps 2.6x faster, and
+    640,000 rows for 2 epochs took 7.0 s against 14.8-14.9 s (the fixed 60 s threshold,
+    before, never tried it). An embedding's gradient
+    without XLA (5-7 ms a step against XLA's 1.3 ms) does not wait at all (below). Short runs
+    keep the plain graph.
 
     A step that scatters a gathered gradient back (an embedding's sparse gradient:
     ``UnsortedSegmentSum`` or ``ResourceScatter*`` in its graph, see :attr:`early`) tries XLA
@@ -259,6 +264,9 @@ class XlaChoice:
 
     MARGIN = 0.1
     TRIAL_AFTER_SECONDS = 60.0
+    #: XLA is tried once the run's plain seconds reach this many times the plain graph's
+    #: first call, when that comes before :attr:`TRIAL_AFTER_SECONDS` (see the class).
+    TRIAL_AFTER_TRACES = 50.0
     #: An early trial times calls of at least this many seconds before the steps per call
     #: settle (see :meth:`record`).
     EARLY_CALL_SECONDS = 0.01
@@ -278,6 +286,9 @@ class XlaChoice:
         #: Wall seconds per step of the same calls, when given (see :meth:`record`).
         self.wall: dict[bool, list[float]] = {False: [], True: []}
         self.plain_seconds = 0.0  # timed seconds of the plain graph's calls
+        #: Seconds of each variant's first call, which traced and compiled it (absent: not
+        #: seen; the plain graph traced before this input's choice existed).
+        self.first_calls: dict[bool, float] = {}
         #: Try XLA as soon as the plain timing is stable (the step scatters gradients, or
         #: runs on an accelerator).
         self.early = early
@@ -317,6 +328,8 @@ class XlaChoice:
                 every core, XLA's CPU code often fewer: Keras ran that Conv1D with XLA at
                 about the plain graph's CPU time a sample but 1.5x its wall time.
         """
+        if traced and self.variant not in self.first_calls and not self.timings[self.variant]:
+            self.first_calls[self.variant] = seconds  # its trace and compile, and its steps
         short = steps < (steps if asked is None else asked) or 2 * steps < size
         timed = settled or (self.early and seconds >= self.EARLY_CALL_SECONDS)
         if self.decided is not None or traced or not timed or short or steps <= 0:
@@ -349,8 +362,16 @@ class XlaChoice:
     def _plain_timed(self, ahead: int | None) -> None:
         """The plain graph's timing is stable: XLA is tried next when due (see the class)."""
         expected = self.plain_seconds + max(0, ahead or 0) * self.per_step[False]
-        if self.early or expected >= self.TRIAL_AFTER_SECONDS:
+        if self.early or expected >= self.trial_after:
             self.variant = True  # the next call compiles with XLA
+
+    @property
+    def trial_after(self) -> float:
+        """The plain seconds (timed and ahead) after which XLA is tried (see the class)."""
+        first = self.first_calls.get(False)
+        if first is None:
+            return self.TRIAL_AFTER_SECONDS
+        return min(self.TRIAL_AFTER_SECONDS, self.TRIAL_AFTER_TRACES * first)
 
     def settled_at(self, seconds_per_step: float, ahead: int | None) -> None:
         """Takes the steps-per-call tuner's stable timing of the plain graph as this one's.
@@ -388,6 +409,9 @@ class XlaChoice:
             "reason": self.reason or "measuring",
             "early_trial": self.early,
             "plain_rechecked": self.rechecked,
+            "plain_first_call_seconds": self.first_calls.get(False),
+            "xla_first_call_seconds": self.first_calls.get(True),
+            "trial_after_seconds": self.trial_after,
             "plain_seconds_per_step": self.per_step.get(False),
             "xla_seconds_per_step": self.per_step.get(True),
             "plain_wall_per_step": self.wall_per_step(False),
