@@ -337,6 +337,8 @@ def tuner_choice(trainer: Any) -> str:
         text += f" [{1e3 * plain:.3f} vs XLA {1e3 * compiled:.3f} ms/step]"
     elif "reason" in xla:
         text += f" [{xla['reason']}]"
+    if xla.get("trial_after_seconds") is not None and not xla.get("early_trial"):
+        text += f" (trial after {xla['trial_after_seconds']:.1f} s)"
     return text
 
 
