@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable
+from pathlib import Path
 
 import keras
 import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 import tensorflow as tf
 from hypothesis import given, settings
@@ -656,17 +659,17 @@ def _batches() -> object:
 
 @pytest.mark.parametrize(
     "route",
-    ["arrays held", "arrays in blocks", "generator", "tf.data"],
+    ["arrays held", "arrays in blocks", "generator", "tf.data", "parquet streamed"],
 )
 def test_the_plain_graphs_first_call_is_seen_whichever_path_traces_it(
-    monkeypatch: pytest.MonkeyPatch, route: str
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, route: str
 ) -> None:
     # Rows read in blocks trace their loop before the first call, held rows and datasets
     # inside it: either way that call is not timed, and its CPU seconds (the trace's
     # included) are the plain graph's first call that sets when XLA is tried.
     from fitpipe import limits
 
-    if route == "arrays in blocks":
+    if route in ("arrays in blocks", "parquet streamed"):
         monkeypatch.setattr(limits, "RESIDENT_BYTES_LIMIT", 0)
     trainer = fitpipe.Trainer(_model())
     trainer.compile(optimizer="sgd", loss="mse", jit_compile="auto")
@@ -674,6 +677,11 @@ def test_the_plain_graphs_first_call_is_seen_whichever_path_traces_it(
         trainer.fit(_batches(), steps_per_epoch=20, epochs=1, verbose=0)
     elif route == "tf.data":
         trainer.fit(tf.data.Dataset.from_tensor_slices((X, Y)).batch(20), verbose=0)
+    elif route == "parquet streamed":
+        columns = {f"x{i}": X[:400, i] for i in range(4)} | {"y": Y[:400, 0]}
+        pq.write_table(pa.table(columns), tmp_path / "rows.parquet", row_group_size=100)
+        schema = fitpipe.Schema(list(columns)[:4], "y")
+        trainer.fit(str(tmp_path / "rows.parquet"), schema=schema, batch_size=20, verbose=0)
     else:
         trainer.fit(X, Y, batch_size=20, verbose=0)
     report = trainer.tuning
