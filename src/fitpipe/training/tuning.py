@@ -224,8 +224,8 @@ class XlaChoice:
     compiled) is timed again before the choice, and that timing decides: the first plain
     calls of a fresh model can run slow (a Conv1D over 512 positions timed 28-40 ms of CPU a
     plain step in its first calls, 24-32 ms when timed again, against XLA's 21-25), and
-    timings an epoch or a ``fit`` apart can differ either way (a Conv1D over 2,000,000 rows
-    read in blocks: plain 0.67 ms a step, timed in the warm-up ``fit``, against XLA's 0.76 in
+    timings an epoch or a ``fit`` apart can differ either way (a Conv1D over 2,000,000 rows:
+    plain 0.67 ms a step, timed in the warm-up ``fit``, against XLA's 0.76 in
     the next, where both timed in one epoch read 0.99 against 0.83). A clear result (the
     text model's 3-7x win, a 2x loss over 512 positions) stands without the extra plain
     calls, which cost nothing beyond delaying a win: they run the graph the step runs anyway
@@ -238,7 +238,7 @@ class XlaChoice:
     less or the first call was not seen. Compiling XLA costs 3.5-4x that first call on the
     grid's models (0.9-1.1 s of CPU against 0.25-0.29 s for a Conv1D), which a short run
     never pays back: a 2-epoch fit of 64,000 rows ran at a quarter of its plain speed when
-    the trial compiled inside it. At 50 first calls (13-15 s for that Conv1D) a trial that
+    the trial compiled inside it. At 50 first calls (9-18 s on the grid's models) a trial that
     does not pay costs about a tenth of the run at most: over 512 positions, XLA 2x slower,
     200,000 rows for 8 epochs took 22.1-22.3 s of CPU against 20.8-21.8 s without a trial.
     One that pays can pay a lot: over 32 positions at batch 32, XLA steps 2.6x faster, and
