@@ -375,6 +375,24 @@ def test_xla_is_tried_once_the_run_is_long_against_the_plain_graphs_first_call(
         assert choice.report()["plain_first_call_seconds"] == (first if seen else None)
 
 
+@given(call_timings(60), st.booleans())
+def test_xla_is_kept_only_when_its_timing_beat_a_plain_timing_taken_next_to_it(
+    calls: list[tuple[float, bool]], early: bool
+) -> None:
+    # Whatever the timings (noisy or stable, traced or not), a choice of XLA rests on an XLA
+    # timing faster by the margin than the plain timing it was compared with, and that plain
+    # timing was taken after XLA's when the two were within RECHECK_BELOW of each other.
+    choice = XlaChoice(early=early)
+    for seconds, traced in calls:
+        choice.record(8, seconds, traced, 8, True)
+    if choice.decided is None:
+        return
+    plain, xla = choice.per_step[False], choice.per_step[True]
+    close = plain < xla * XlaChoice.RECHECK_BELOW and xla < plain * XlaChoice.RECHECK_BELOW
+    assert choice.rechecked or not close, choice.report()  # close: plain timed again
+    assert choice.decided is (xla <= plain * (1 - XlaChoice.MARGIN)), choice.report()
+
+
 def test_xla_choice_times_both_variants_then_keeps_the_clearly_faster() -> None:
     choice = XlaChoice()
     choice.record(8, 8e-3, False, 8, settled=False)  # steps per call not settled: not timed
