@@ -256,19 +256,26 @@ class EpochRunner:
             self._checked_for = (key, dataset, self.checks.on_dataset(dataset, skip))
         return self._checked_for[2]
 
-    def _call(self, function: StepFunction, n: int, execution: ExecutionSize) -> tuple[int, Any]:
+    def _prepare(self, function: StepFunction, held: bool) -> float:
+        """Prepares the call's loop; returns the CPU seconds of a trace it ran (0.0: none).
+
+        A call after a trace here compiles what was traced: it is not timed either, and the
+        trace's CPU seconds count in the first call's (``XlaChoice.first_calls``).
+        """
         begin, cpu, before = time.perf_counter(), time.process_time(), function.traces
-        held = n <= self._held  # read synchronously (see `step_loops.iterator_fetch`)
         try:  # tracing: what Keras raises here reaches the user unchanged
             function.prepare(self._iterator, held)
         except BaseException:
             self._drop()
             raise
         self._compiling += time.perf_counter() - begin  # tracing (a no-op once traced)
-        # A call after a trace here compiles what was traced: it is not timed either, and
-        # the trace's CPU seconds count in the first call's (`XlaChoice.first_calls`).
-        prepared = time.process_time() - cpu if function.traces != before else 0.0
-        traces, start, wall = before, execution.clock(), time.perf_counter()
+        return time.process_time() - cpu if function.traces != before else 0.0
+
+    def _call(self, function: StepFunction, n: int, execution: ExecutionSize) -> tuple[int, Any]:
+        held = n <= self._held  # read synchronously (see `step_loops.iterator_fetch`)
+        traces = function.traces  # a trace while preparing counts too (see `_prepare`)
+        prepared = self._prepare(function, held)
+        start, wall = execution.clock(), time.perf_counter()
         trial = function.xla_on_trial
         waited = function.waited
         failure: BaseException | None = None
