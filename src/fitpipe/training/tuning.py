@@ -225,11 +225,10 @@ class XlaChoice:
     calls of a fresh model can run slow (a Conv1D over 512 positions timed 28-40 ms of CPU a
     plain step in its first calls, 24-32 ms when timed again, against XLA's 21-25), and
     timings taken calls apart can differ either way on a loaded machine (a Conv1D over
-    2,000,000 rows: plain 0.67 ms a step against XLA's 0.76 in one grid run, 0.99 against
-    0.83 in another process, and XLA chosen there once plain was timed again). A clear
-    result (the text model's 3-7x win, a 2x loss over 512 positions) stands without the
-    extra plain calls, which cost nothing beyond delaying a win: they run the graph the step
-    runs anyway when XLA loses.
+    2,000,000 rows: plain 0.67 ms a step against XLA's 0.76 in one grid run, 0.82 against
+    0.52 in the next). A clear result (the text model's 3-7x win, a 2x loss over 512
+    positions) stands without the extra plain calls, which cost nothing beyond delaying a
+    win: they run the graph the step runs anyway when XLA loses.
 
     XLA is tried only once the plain graph's timed calls so far, plus what the steps still
     ahead in this ``fit`` would take at the plain speed, add up to :attr:`TRIAL_AFTER_TRACES`
