@@ -707,3 +707,28 @@ def test_the_plain_graphs_first_call_is_seen_whichever_path_traces_it(
     first = report["xla"]["train"]["plain_first_call_seconds"]
     assert first is not None and first > 0, report
     assert report["xla"]["train"]["trial_after_seconds"] <= XlaChoice.TRIAL_AFTER_TRACES * first
+
+
+@pytest.mark.parametrize(("xla", "kept"), [(0.5e-3, True), (2e-3, False), (1.2e-3, False)])
+@pytest.mark.parametrize(("batch_size", "epochs"), [(8, 2), (30, 3)])
+def test_a_fit_whose_xla_trial_runs_mid_epoch_trains_as_keras(
+    xla: float, kept: bool, batch_size: int, epochs: int
+) -> None:
+    # The trial switches the step from the plain graph to XLA (and back, when XLA loses or
+    # the plain graph is timed again) between calls of an epoch: the steps, their batches
+    # and the optimizer's state go on as in Keras' own `fit` of the same model.
+    trainer, clock = _trainer({"plain": 1e-3, "xla": xla}, jit_compile="auto")
+    oracle = keras.models.clone_model(trainer.model)
+    oracle.set_weights(trainer.model.get_weights())
+    oracle.compile(optimizer="sgd", loss="mse")
+    expected = oracle.fit(X, Y, batch_size=batch_size, epochs=epochs, shuffle=False, verbose=0)
+    history = trainer.fit(X, Y, batch_size=batch_size, epochs=epochs, shuffle=False, verbose=0)
+    report = trainer.tuning["xla"]["train"]
+    assert report["xla"] is kept, report  # decided, or the plain graph timed again
+    assert report["decided"] or report["plain_rechecked"], report
+    assert any(compiled for compiled, _ in clock.sizes), clock.sizes  # XLA ran some calls
+    np.testing.assert_allclose(
+        history.history["loss"], expected.history["loss"], rtol=1e-4, atol=1e-6
+    )
+    for ours, theirs in zip(trainer.model.get_weights(), oracle.get_weights(), strict=True):
+        np.testing.assert_allclose(ours, theirs, rtol=1e-4, atol=1e-5)
