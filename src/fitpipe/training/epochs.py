@@ -256,26 +256,24 @@ class EpochRunner:
             self._checked_for = (key, dataset, self.checks.on_dataset(dataset, skip))
         return self._checked_for[2]
 
-    def _prepare(self, function: StepFunction, held: bool) -> float:
-        """Prepares the call's loop; returns the CPU seconds of a trace it ran (0.0: none).
-
-        A call after a trace here compiles what was traced: it is not timed either, and the
-        trace's CPU seconds count in the first call's (``XlaChoice.first_calls``).
-        """
-        begin, cpu, before = time.perf_counter(), time.process_time(), function.traces
+    def _prepare(self, function: StepFunction, held: bool) -> None:
+        """Prepares the call's loop (traces it for new inputs; a lookup once traced)."""
+        begin = time.perf_counter()
         try:  # tracing: what Keras raises here reaches the user unchanged
             function.prepare(self._iterator, held)
         except BaseException:
             self._drop()
             raise
         self._compiling += time.perf_counter() - begin  # tracing (a no-op once traced)
-        return time.process_time() - cpu if function.traces != before else 0.0
 
     def _call(self, function: StepFunction, n: int, execution: ExecutionSize) -> tuple[int, Any]:
         held = n <= self._held  # read synchronously (see `step_loops.iterator_fetch`)
-        traces = function.traces  # a trace while preparing counts too (see `_prepare`)
-        prepared = self._prepare(function, held)
-        start, wall = execution.clock(), time.perf_counter()
+        # Timed from before the preparation: a call after a trace there compiles what was
+        # traced, so it counts as traced (not timed), and its seconds, the trace's included,
+        # are the variant's first call (`XlaChoice.first_calls`).
+        traces, start = function.traces, execution.clock()
+        self._prepare(function, held)
+        wall = time.perf_counter()
         trial = function.xla_on_trial
         waited = function.waited
         failure: BaseException | None = None
@@ -307,8 +305,6 @@ class EpochRunner:
         execution.record(count, seconds, traced=traced, trial=trial)
         timing = execution.history.get(size) if execution.steady and not settled else None
         plain = None if timing is None else timing / size  # this call settled the size
-        if execution.clock is time.process_time:
-            seconds += prepared
         faster = function.record(count, seconds, traced, size, settled, n, walled, plain)
         if faster is not None:  # XLA chosen: calls of as many steps would now be too short
             execution.speed_up(faster)
