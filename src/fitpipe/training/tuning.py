@@ -242,9 +242,8 @@ class XlaChoice:
     200,000 rows for 8 epochs took 22.1-22.3 s of CPU against 20.8-21.8 s without a trial.
     One that pays can pay a lot: over 32 positions at batch 32, XLA steps 2.6x faster, and
     640,000 rows for 2 epochs took 7.0 s against 14.8-14.9 s (the fixed 60 s threshold,
-    before, never tried it). An embedding's gradient
-    without XLA (5-7 ms a step against XLA's 1.3 ms) does not wait at all (below). Short runs
-    keep the plain graph.
+    before, never tried it). An embedding's gradient without XLA (5-7 ms a step against
+    XLA's 1.3 ms) does not wait at all (below). Short runs keep the plain graph.
 
     A step that scatters a gathered gradient back (an embedding's sparse gradient:
     ``UnsortedSegmentSum`` or ``ResourceScatter*`` in its graph, see :attr:`early`) tries XLA
@@ -351,8 +350,8 @@ class XlaChoice:
         if not self.variant and not self.rechecked:
             self._plain_timed(ahead)
             return
-        faster = self.per_step[True] <= self.per_step[False] * (1 - self.MARGIN)
         plain, xla = self.per_step[False], self.per_step[True]
+        faster = xla <= plain * (1 - self.MARGIN)
         close = plain < xla * self.RECHECK_BELOW and xla < plain * self.RECHECK_BELOW
         if self.variant and close and not self.rechecked:
             self.rechecked, self.variant = True, False
