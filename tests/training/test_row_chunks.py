@@ -19,6 +19,7 @@ import tensorflow as tf
 from block_paths import (
     FEATURES,
     TWIN_SETTINGS,
+    BlockSpy,
     assert_same_results,
     classifier,
     classifier_data,
@@ -28,6 +29,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import fitpipe
+from fitpipe import limits
+from fitpipe.columnar.convert import aligned_empty
 from fitpipe.pipeline import ResidentRows, row_chunks
 from fitpipe.training import steps
 
@@ -186,3 +189,140 @@ def test_rows_of_strings_are_chunked_as_64_bytes_an_element() -> None:
     for i in range(2):
         got = chunks.pick(chunk, arguments, tf.constant(i))[0].numpy()
         np.testing.assert_array_equal(got, held.batch(arguments, 2 + i)[0].numpy())
+
+
+#: Features of the rows whose chunks are checked for shared memory: 64 bytes a row, the
+#: alignment TensorFlow's slice of the first axis needs to share its input's memory.
+WIDE = 16
+
+
+def _address(tensor: tf.Tensor) -> int:
+    """Where a CPU tensor's memory starts (through DLPack, without a copy)."""
+
+    class Capsule:
+        def __init__(self, capsule: Any) -> None:
+            self.capsule = capsule
+
+        def __dlpack__(self, **_: Any) -> Any:
+            return self.capsule
+
+        def __dlpack_device__(self) -> tuple[int, int]:
+            return (1, 0)
+
+    return int(np.from_dlpack(Capsule(tf.experimental.dlpack.to_dlpack(tensor))).ctypes.data)
+
+
+@st.composite
+def _orders(draw: st.DrawFn, rows: int) -> list[int]:
+    """Row orders of one chunk: consecutive runs, and orders that are nearly one."""
+    kind = draw(st.sampled_from(["run", "shuffled", "ends kept", "gaps", "repeat", "down"]))
+    size = draw(st.integers(0 if kind == "run" else 2, 12))
+    start = draw(st.integers(0, rows - 2 * size))
+    run = list(range(start, start + size))
+    if kind == "shuffled":
+        return draw(st.permutations(run))
+    if kind == "ends kept" and size >= 4:  # first and last in place, the middle mixed
+        return [run[0], *draw(st.permutations(run[1:-1])), run[-1]]
+    if kind == "gaps":
+        return list(range(start, start + 2 * size, 2))
+    if kind == "repeat":  # the same first and last row and length, a row twice
+        return [run[0], run[0], *run[2:]]
+    return run[::-1] if kind == "down" else run
+
+
+@settings(max_examples=60, deadline=None)
+@given(data=st.data(), weighted=st.booleans(), wide=st.booleans())
+def test_a_chunk_of_consecutive_rows_is_cut_from_the_held_memory(
+    data: st.DataObject, weighted: bool, wide: bool
+) -> None:
+    """Consecutive rows (an unshuffled pass, a block read in order) are sliced, not gathered.
+
+    Any other order is gathered; either way the chunk is the rows of the order, class
+    weights applied. Slicing shares the held memory where rows are 64-byte aligned.
+    """
+    rows = 40
+    x = aligned_empty((rows, WIDE), np.float32)
+    x[:] = np.arange(rows * WIDE).reshape(rows, WIDE)
+    y = (np.arange(rows) % 3).astype("int32")
+    order = data.draw(_orders(rows))
+    with tf.device("/CPU:0"):
+        leaves = (tf.Variable(x), tf.Variable(y))
+    table = tf.constant([0.5, 2.0, 1.5]) if weighted else None
+    held = ResidentRows(leaves, (None, None), rows, 1, False, 0, table)
+    arguments = (held.loop_arguments(0)[0], tf.constant(order, tf.int32), tf.constant(1, tf.int64))
+    chunks = held.chunk_functions()
+    assert chunks is not None
+    chunk = chunks.gather(arguments, tf.constant(0), tf.constant(len(order)))
+    want = held.gather(tf.constant(order, tf.int32))  # a gather of the order's rows
+    assert len(chunk) == len(want) == (3 if weighted else 2)
+    for got, expected in zip(chunk, want, strict=True):
+        np.testing.assert_array_equal(got.numpy(), expected.numpy())
+    np.testing.assert_array_equal(chunk[0].numpy(), x[order])
+    in_order = bool(order) and order == list(range(order[0], order[0] + len(order)))
+    assert bool(row_chunks.consecutive(tf.constant(order, tf.int32))) == in_order
+    if order:
+        shared = _address(chunk[0]) == _address(arguments[0][0][0]) + order[0] * WIDE * 4
+        assert shared == in_order, order
+
+
+class _Routes:
+    """Records, per chunk a compiled loop takes, whether its rows were consecutive (cut)."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.seen: list[bool] = []
+        original = row_chunks.consecutive
+
+        def recorded(rows: tf.Tensor) -> tf.Tensor:
+            found = original(rows)
+            note = tf.numpy_function(self._note, [found], tf.bool, stateful=True)
+            return tf.reshape(note, [])
+
+        monkeypatch.setattr(row_chunks, "consecutive", recorded)
+
+    def _note(self, found: np.ndarray) -> np.ndarray:
+        self.seen.append(bool(found))
+        return found
+
+    def taken(self) -> set[bool]:
+        """The routes taken since the last call: True cut, False gathered."""
+        seen, self.seen = set(self.seen), []
+        return seen
+
+
+@pytest.mark.parametrize("over_limit", [False, True])
+def test_a_fit_cuts_the_chunks_it_reads_in_order_and_gathers_the_shuffled_ones(
+    monkeypatch: pytest.MonkeyPatch, over_limit: bool
+) -> None:
+    """Rows held: a shuffled epoch is gathered, ``evaluate`` and ``predict`` cut.
+
+    Arrays over the in-memory limit: their blocks are gathered in the pass's order by
+    NumPy, so a shuffled epoch is cut from them too.
+    """
+    if over_limit:
+        monkeypatch.setattr(limits, "RESIDENT_BYTES_LIMIT", 0)
+    monkeypatch.setattr(row_chunks, "CHUNK_BYTES", 4 * 8 * ROW_BYTES)  # chunks of 4 batches
+    routes = _Routes(monkeypatch)
+    x, y = classifier_data(96)
+    with BlockSpy() as spy:
+        trainer = _trainer(5, jit=False)
+        trainer.fit(x, y, batch_size=8, epochs=2, verbose=0, shuffle=True)
+        assert routes.taken() == {over_limit}
+        trainer.evaluate(x, y, batch_size=8, verbose=0)
+        trainer.predict(x, batch_size=8, verbose=0)
+        assert routes.taken() == {True}
+    assert (spy.made > 0) == over_limit
+
+
+def test_a_generator_s_batches_are_cut_from_its_blocks(monkeypatch: pytest.MonkeyPatch) -> None:
+    routes = _Routes(monkeypatch)
+    x, y = classifier_data(64)
+
+    def batches() -> Any:
+        while True:
+            for i in range(0, 64, 8):
+                yield x[i : i + 8], y[i : i + 8]
+
+    with BlockSpy() as spy:
+        _trainer(4, jit=False).fit(batches(), steps_per_epoch=8, epochs=2, verbose=0)
+    assert spy.made > 0
+    assert routes.taken() == {True}

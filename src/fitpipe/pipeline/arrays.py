@@ -25,9 +25,9 @@ import tensorflow as tf
 from fitpipe import limits
 from fitpipe.adapters import DEFAULT_BATCH_SIZE, ArraySource, Shuffle
 from fitpipe.columnar import backing_tensor, owned_tensor
-from fitpipe.pipeline.class_weights import apply_class_weight
 from fitpipe.pipeline.numpy_rows import ArrayBlocks, NumpyOrder, index_dtype, numpy_batches
 from fitpipe.pipeline.row_chunks import Chunks, batch_rows, chunk_functions
+from fitpipe.pipeline.row_picks import cut_rows, gather_leaf, held_value, take_rows
 from fitpipe.schemas import pack_roles
 
 __all__ = [
@@ -156,39 +156,6 @@ def index_batches(
     return tf.data.Dataset.range(num_batches).map(span)
 
 
-def _gather_sparse(sparse: tf.SparseTensor, rows: tf.Tensor) -> tf.SparseTensor:
-    ordered = tf.sparse.reorder(sparse)
-    row_ids = ordered.indices[:, 0]
-    nrows = ordered.dense_shape[0]
-    values = tf.RaggedTensor.from_value_rowids(ordered.values, row_ids, nrows=nrows)
-    rest = tf.RaggedTensor.from_value_rowids(ordered.indices[:, 1:], row_ids, nrows=nrows)
-    picked_values = tf.gather(values, rows)
-    picked_rest = tf.gather(rest, rows)
-    new_rows = tf.expand_dims(picked_values.value_rowids(), 1)
-    indices = tf.concat([new_rows, picked_rest.flat_values], axis=1)
-    shape = tf.concat([tf.shape(rows, out_type=tf.int64), ordered.dense_shape[1:]], axis=0)
-    return tf.SparseTensor(indices, picked_values.flat_values, shape)
-
-
-def _gather(leaf: Any, rows: tf.Tensor) -> Any:
-    """Graph function: ``rows`` of a held leaf (a variable read first, then gathered).
-
-    A gather from the variable itself (``ResourceGather``) copies the whole variable the
-    first time unless TensorFlow owns its memory alone, which a variable over fitpipe's
-    memory (:func:`_hold`) never is: 128 MiB copied for 65,536 x 512 float32 rows at every
-    ``fit``, into fresh pages in a process's first fits (0.1-0.4 s). Its value, read, is
-    the same memory, gathered without a copy.
-    """
-    if isinstance(leaf, tf.SparseTensor):
-        return _gather_sparse(leaf, rows)
-    return tf.gather(_value(leaf), rows)
-
-
-def _value(leaf: Any) -> Any:
-    """A held variable's value (its memory, not a copy); any other leaf as it is."""
-    return leaf.value() if isinstance(leaf, tf.Variable) else leaf
-
-
 def _hold(leaf: Any) -> Any:
     """Keeps a dense leaf in a CPU variable: the dataset graph refers to it by handle.
 
@@ -241,7 +208,7 @@ def _make_gather(parts: tuple[Any, ...]) -> tuple[Callable[[tf.Tensor], Any] | N
     def gather(rows: tf.Tensor) -> Any:
         out: list[Any] = [None] * len(flat)
         for i, leaf in resident.items():
-            out[i] = _gather(leaf, rows)
+            out[i] = gather_leaf(leaf, rows)
         dtypes = [tf.as_dtype(a.dtype) for a in streamed_arrays]
         taken = tf.numpy_function(read_rows, [rows], dtypes, stateful=False)
         for i, tensor, array in zip(streamed, taken, streamed_arrays, strict=True):
@@ -255,22 +222,6 @@ def _make_gather(parts: tuple[Any, ...]) -> tuple[Callable[[tf.Tensor], Any] | N
 def _structure(parts: Any) -> Any:
     """The nesting of ``parts`` with every leaf replaced by None (holds no data)."""
     return tf.nest.map_structure(lambda _: None, parts)
-
-
-def take_rows(structure: Any, tensors: tuple[tuple[Any, ...], Any], rows: tf.Tensor) -> Any:
-    """Graph function: the batch of ``rows`` from held leaves (and class weights, if any).
-
-    Args:
-        structure: The nesting of one batch (:attr:`ResidentRows.structure`).
-        tensors: :attr:`ResidentRows.tensors`: the held leaves, flat, and the class weight
-            table or None.
-        rows: Row indices.
-    """
-    leaves, class_weights = tensors
-    batch = tf.nest.pack_sequence_as(structure, [_gather(leaf, rows) for leaf in leaves])
-    if class_weights is not None:
-        batch = apply_class_weight(batch, class_weights)
-    return batch
 
 
 def _slice_batch(structure: Any, arguments: Any, index: tf.Tensor) -> Any:
@@ -352,7 +303,7 @@ class ResidentRows:
         an argument and read inside kept that variable (and its memory) for as long as the
         loop lived; a tensor argument is not kept.
         """
-        leaves = tuple(_value(leaf) for leaf in self.leaves)
+        leaves = tuple(held_value(leaf) for leaf in self.leaves)
         batch = tf.constant(self.batch_size, tf.int64)
         return (leaves, self.class_weights), self.order(epoch), batch
 
@@ -384,7 +335,10 @@ class ResidentRows:
         if any(isinstance(leaf, (tf.RaggedTensor, tf.SparseTensor)) for leaf in self.leaves):
             return None
         structure = self.structure
-        return chunk_functions(lambda tensors, rows: take_rows(structure, tensors, rows))
+        return chunk_functions(
+            lambda tensors, rows: take_rows(structure, tensors, rows),
+            lambda tensors, start, stop: cut_rows(structure, tensors, start, stop),
+        )
 
     def batch(self, arguments: Any, index: Any) -> Any:
         """Batch ``index`` sliced from ``arguments`` (of :meth:`loop_arguments`), eagerly."""

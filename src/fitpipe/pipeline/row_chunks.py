@@ -4,8 +4,9 @@
 row order and the batch size (its ``loop_arguments``). Gathering each batch's rows from the
 held leaves on its own costs a ``Gather`` per leaf per step and, when shuffled, a cache miss
 per row; the loop built from :class:`Chunks` gathers the rows of a chunk of batches (about
-:data:`CHUNK_BYTES`) at once and slices each batch from them. The batches and their order are
-the same.
+:data:`CHUNK_BYTES`) at once and slices each batch from them. A chunk whose rows are
+consecutive (a pass in order: ``evaluate``, ``predict``, a block of streamed rows) is sliced
+from the held leaves instead, without a copy. The batches and their order are the same.
 """
 
 from __future__ import annotations
@@ -53,18 +54,44 @@ def batch_rows(arguments: Any, first: tf.Tensor, count: Any = 1) -> tf.Tensor:
     return order[start:stop]
 
 
-def chunk_functions(take: Callable[[Any, tf.Tensor], Any]) -> Chunks:
+def chunk_functions(
+    take: Callable[[Any, tf.Tensor], Any], cut: Callable[[Any, tf.Tensor, tf.Tensor], Any]
+) -> Chunks:
     """The :class:`Chunks` of rows whose ``take(tensors, rows)`` gives the batch of ``rows``.
 
-    ``take`` captures only the batch's nesting (the held tensors are the loop's arguments),
-    so a loop built from these serves any rows of the same nesting and dtypes; the chunk
-    size is computed from the arguments.
+    ``cut(tensors, start, stop)`` gives the batch of rows ``start`` to ``stop - 1``, sliced
+    (for 64-byte rows and wider, TensorFlow's slice of the first axis shares the tensors'
+    memory): a chunk whose rows are consecutive in the order (an unshuffled pass, a block of
+    rows read in order) is cut, not gathered. Both capture only the batch's nesting (the
+    held tensors are the loop's arguments), so a loop built from these serves any rows of
+    the same nesting and dtypes; the chunk size is computed from the arguments.
     """
 
     def gather(arguments: Any, first: tf.Tensor, count: tf.Tensor) -> Any:
-        return take(arguments[0], batch_rows(arguments, first, count))
+        rows = batch_rows(arguments, first, count)
+        return tf.cond(
+            consecutive(rows),
+            lambda: cut(arguments[0], rows[0], rows[0] + tf.size(rows, rows.dtype)),
+            lambda: take(arguments[0], rows),
+        )
 
     return Chunks(_chunk_batches, gather, _pick)
+
+
+def consecutive(rows: tf.Tensor) -> tf.Tensor:
+    """Graph function: whether ``rows`` are one or more consecutive rows, ascending.
+
+    A shuffled order fails the first test (its last row is not its first plus its length
+    less one) without a pass over it.
+    """
+    size = tf.size(rows, rows.dtype)
+    ends = tf.concat([rows[:1], rows[-1:]], 0)  # the first and the last row; none when empty
+    spans = tf.reduce_any(tf.equal(ends[1:] - ends[:1], size - 1))
+    return tf.cond(
+        spans,
+        lambda: tf.reduce_all(tf.equal(rows[1:] - rows[:-1], 1)),
+        lambda: tf.constant(False),
+    )
 
 
 def _chunk_batches(arguments: Any) -> tf.Tensor:

@@ -26,7 +26,8 @@ import tensorflow as tf
 from fitpipe import limits
 from fitpipe.adapters import ArraySource
 from fitpipe.errors import FitpipeTypeError, FitpipeValueError, message
-from fitpipe.pipeline.arrays import index_batches, take_rows
+from fitpipe.pipeline.arrays import index_batches
+from fitpipe.pipeline.row_picks import take_rows
 from fitpipe.schemas import pack_roles
 
 __all__ = [
