@@ -7,6 +7,7 @@ per step otherwise), so every decision here is deterministic.
 
 from __future__ import annotations
 
+import math
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -55,6 +56,8 @@ class FakeClock:
         self.started: tuple[int, int] | None = None
         self.charged: list[tuple[bool, float]] = []  # (traced, seconds) per call
         self.sizes: list[tuple[bool, int]] = []  # (XLA, steps asked) of each untraced call
+        #: (XLA, traced, steps asked, a trial due) of every call.
+        self.calls: list[tuple[bool, bool, int, bool]] = []
         self.mode = "train"
 
     def __call__(self) -> float:
@@ -73,6 +76,7 @@ class FakeClock:
             else self.overhead + steps * self.cost[function.jit_compile]
         )
         self.charged.append((traced, seconds))
+        self.calls.append((function.jit_compile, traced, steps, function.trial_due))
         if not traced:
             self.sizes.append((function.jit_compile, steps))
         self.now += seconds
@@ -284,6 +288,63 @@ def test_calls_lengthen_once_no_xla_trial_is_due(kind: str, xla: float) -> None:
         if choice.decided:  # twice as fast: x2 (its speed-up), then x8, capped at the epoch
             last = (True, 1000)
     assert clock.sizes[-1] == last, clock.sizes
+
+
+@pytest.mark.parametrize("xla", [0.5e-3, 2e-3])
+def test_a_trial_after_calls_lengthened_runs_on_calls_of_the_settled_size(
+    monkeypatch: pytest.MonkeyPatch, xla: float
+) -> None:
+    # A first fit too short for a trial settles at 64 steps (50 ms of 1 ms steps) and
+    # lengthens to 512 (0.5 s). A second, long enough, compiles and times XLA (and the plain
+    # graph, when close) on calls of 64, not 512; then calls lengthen again, scaled by
+    # XLA's speed-up when it is kept. 1,000 steps an epoch.
+    monkeypatch.setattr(XlaChoice, "TRIAL_AFTER_SECONDS", 1e9)
+    trainer, clock = _trainer({"plain": 1e-3, "xla": xla}, jit_compile="auto")
+    trainer.fit(X, Y, batch_size=4, epochs=2, verbose=0)
+    assert clock.sizes[-1] == (False, 512), clock.sizes
+    monkeypatch.setattr(XlaChoice, "TRIAL_AFTER_SECONDS", 0.0)
+    start = len(clock.calls)
+    trainer.fit(X, Y, batch_size=4, epochs=3, verbose=0)
+    calls = clock.calls[start:]
+    trial = [(variant, traced, steps) for variant, traced, steps, due in calls if due]
+    assert [t[:2] for t in trial[:3]] == [(True, True), (True, False), (True, False)], calls
+    assert {steps for _, _, steps in trial} == {64}, calls  # compiled and timed on 64
+    choice = trainer._state.functions["train"].xla_choice
+    assert choice is not None and choice.decided is (xla < 1e-3)
+    last = (True, 1024) if choice.decided else (False, 512)  # 512 x 2: XLA's speed-up
+    assert calls[-1][0] == last[0] and calls[-1][2] == last[1], calls
+
+
+@settings(max_examples=50, deadline=None)
+@given(
+    step=st.floats(1e-5, 0.2),
+    epoch=st.one_of(st.none(), st.integers(1, 5000)),
+    faster=st.one_of(st.none(), st.floats(0.3, 8.0)),
+)
+def test_shorter_trial_calls_end_at_the_lengthened_size(
+    step: float, epoch: int | None, faster: float | None
+) -> None:
+    """:meth:`ExecutionSize.shorten` runs the settled size until ``lengthen`` restores the
+    lengthened one (scaled by a speed-up meanwhile); it never makes calls longer."""
+    size = ExecutionSize("auto", clock=lambda: 0.0)
+    size.fit_epoch(epoch)
+    for _ in range(40):  # settle: timings of `step` seconds a step
+        size.record(size.size, size.size * step)
+    assert size.settled
+    settled = size.size
+    size.lengthen()
+    lengthened = size.size
+    size.shorten()
+    assert size.size == min(settled, lengthened)
+    if faster is not None:
+        size.speed_up(faster)
+    size.lengthen()
+    scale = 1 if faster is None else 2 ** round(math.log2(faster))
+    whole = epoch is not None and lengthened == epoch  # calls of whole epochs: not scaled
+    expected = lengthened if whole else max(1, min(ExecutionSize.MAX, lengthened * scale))
+    assert size.size == expected
+    size.lengthen()  # once only
+    assert size.size == expected
 
 
 @pytest.mark.parametrize("optimizer", ["adam", "sgd", "adagrad"])

@@ -308,7 +308,9 @@ class EpochRunner:
         faster = function.record(count, seconds, traced, size, settled, n, walled, plain)
         if faster is not None:  # XLA chosen: calls of as many steps would now be too short
             execution.speed_up(faster)
-        if not function.trial_due:
+        if function.trial_due:  # both variants timed on calls of the size that settled
+            execution.shorten()
+        else:
             execution.lengthen()  # settled: calls of ~0.5 s (once; a no-op until settled)
         return count, outputs
 

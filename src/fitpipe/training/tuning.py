@@ -89,8 +89,9 @@ class ExecutionSize:
     over 512 positions, ``benchmarks/RESULTS.md``) is then a few percent of the call or
     less, and no call of that length had to be timed twice (an epoch of 63 steps holds one
     such call: a short run would never settle, nor try XLA; and the trial of XLA for an
-    embedding's gradient, due at once, is timed on shorter calls still). Results do not depend
-    on the size: only how often Python (and batch-level callbacks) run.
+    embedding's gradient, due at once, is timed on shorter calls still). A trial due after
+    that (a later ``fit``) runs on calls of the settled size again (:meth:`shorten`). Results
+    do not depend on the size: only how often Python (and batch-level callbacks) run.
 
     Args:
         value: A positive int, or ``"auto"``.
@@ -112,6 +113,8 @@ class ExecutionSize:
         self._whole_epochs = False  # settled at an epoch's length (see fit_epoch)
         self._epoch_steps: int | None = None  # the steps of the epoch running (fit_epoch)
         self._call_seconds: float | None = None  # a settled call's timing, until lengthened
+        self._settled_size: int | None = None  # the size that settled, once lengthened
+        self._lengthened: int | None = None  # the lengthened size, while a trial runs shorter
         #: Calls recorded, and those of them that traced (shown by the benchmarks).
         self.calls = 0
         self.traced_calls = 0
@@ -180,13 +183,31 @@ class ExecutionSize:
         it once ``jit_compile="auto"`` will not time a variant soon, so both variants are
         timed at one size.
         """
+        if self._lengthened is not None:  # a trial timed on shorter calls is over
+            self.size, self._lengthened = self._lengthened, None
+            return
         if self._call_seconds is None or self._whole_epochs:
             return
         longer = max(1.0, self.CALL_SECONDS / max(self._call_seconds, 1e-9))
-        self._call_seconds = None
+        self._call_seconds, self._settled_size = None, self.size
         self.size = min(self.MAX, self.size * 2 ** round(math.log2(longer)))
         if self._epoch_steps is not None and self._epoch_steps <= self.size:
             self.size, self._whole_epochs = self._epoch_steps, True
+
+    def shorten(self) -> None:
+        """Calls run the size that settled while ``jit_compile="auto"`` times a variant.
+
+        A trial that comes after the size was lengthened (a later ``fit`` whose steps ahead
+        make it worth one) would otherwise compile XLA, and time it, on calls of about
+        :attr:`CALL_SECONDS`: on the grid's Conv1D over 512 positions, whose XLA step is 2x
+        slower, three such calls cost about 1.5 s. Calls of the settled size cost an eighth
+        of that. :meth:`lengthen` goes back to the lengthened size once no trial is due.
+        Timed on shorter calls, a variant only looks slower by the cost of a call, so a
+        clear win stays one; a close result is timed again on the same size (``XlaChoice``).
+        """
+        if self._lengthened is None and self._settled_size is not None:
+            if self._settled_size < self.size:
+                self._lengthened, self.size = self.size, self._settled_size
 
     def speed_up(self, factor: float) -> None:
         """Scales a size tuned to the target when each step became ``factor`` times faster.
@@ -195,9 +216,21 @@ class ExecutionSize:
         timings; calls of the faster step would otherwise last a fraction of the target
         (16 steps of 4 ms, then of 1.2 ms). The size moves by the nearest power of two.
         """
-        if not (self.auto and self._settled) or self._whole_epochs or factor <= 0:
-            return  # a size the user chose, or calls of whole epochs already
-        self.size = max(1, min(self.MAX, self.size * 2 ** round(math.log2(factor))))
+        if not (self.auto and self._settled) or factor <= 0:
+            return  # a size the user chose
+        scale = 2 ** round(math.log2(factor))
+
+        def scaled(size: int) -> int:
+            return max(1, min(self.MAX, size * scale))
+
+        if self._settled_size is not None:
+            self._settled_size = scaled(self._settled_size)
+        if self._whole_epochs:
+            return  # calls of whole epochs already (after a trial's shorter ones, `lengthen`)
+        if self._lengthened is not None:  # a trial's shorter calls: `lengthen` restores it
+            self._lengthened = scaled(self._lengthened)
+        else:
+            self.size = scaled(self.size)
 
     def report(self) -> dict[str, Any]:
         """What the tuner chose and the timings that decided it (for ``Trainer.tuning``)."""
