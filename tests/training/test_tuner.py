@@ -18,7 +18,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import tensorflow as tf
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 import fitpipe
@@ -295,9 +295,10 @@ def test_a_trial_after_calls_lengthened_runs_on_calls_of_the_settled_size(
     monkeypatch: pytest.MonkeyPatch, xla: float
 ) -> None:
     # A first fit too short for a trial settles at 64 steps (50 ms of 1 ms steps) and
-    # lengthens to 512 (0.5 s). A second, long enough, compiles and times XLA (and the plain
-    # graph, when close) on calls of 64, not 512; then calls lengthen again, scaled by
-    # XLA's speed-up when it is kept. 1,000 steps an epoch.
+    # lengthens to 512 (0.5 s). A second, long enough, compiles and times XLA on calls of
+    # 64, not 512. A win there is checked against the plain graph timed again on calls of
+    # 64 (a call's own cost weighs more on shorter calls); a 2x loss stands. Then calls
+    # lengthen again, scaled by XLA's speed-up when it is kept. 1,000 steps an epoch.
     monkeypatch.setattr(XlaChoice, "TRIAL_AFTER_SECONDS", 1e9)
     trainer, clock = _trainer({"plain": 1e-3, "xla": xla}, jit_compile="auto")
     trainer.fit(X, Y, batch_size=4, epochs=2, verbose=0)
@@ -309,6 +310,8 @@ def test_a_trial_after_calls_lengthened_runs_on_calls_of_the_settled_size(
     trial = [(variant, traced, steps) for variant, traced, steps, due in calls if due]
     assert [t[:2] for t in trial[:3]] == [(True, True), (True, False), (True, False)], calls
     assert {steps for _, _, steps in trial} == {64}, calls  # compiled and timed on 64
+    plain_again = [t for t in trial if not t[0]]
+    assert plain_again == ([(False, False, 64)] * 2 if xla < 1e-3 else []), calls
     choice = trainer._state.functions["train"].xla_choice
     assert choice is not None and choice.decided is (xla < 1e-3)
     last = (True, 1024) if choice.decided else (False, 512)  # 512 x 2: XLA's speed-up
@@ -436,22 +439,33 @@ def test_xla_is_tried_once_the_run_is_long_against_the_plain_graphs_first_call(
         assert choice.report()["plain_first_call_seconds"] == (first if seen else None)
 
 
-@given(call_timings(60), st.booleans())
+@settings(max_examples=300, deadline=None)  # plain Python: 300 examples take a second
+@given(call_timings(60), st.booleans(), st.sampled_from([(8, 8), (64, 8), (8, 64)]))
+@example(
+    calls=[(8e-3, False)] * 2 + [(2e-3, False)] * 2 + [(8e-3, False)] * 2,
+    early=False,
+    sizes=(64, 8),
+)
 def test_xla_is_kept_only_when_its_timing_beat_a_plain_timing_taken_next_to_it(
-    calls: list[tuple[float, bool]], early: bool
+    calls: list[tuple[float, bool]], early: bool, sizes: tuple[int, int]
 ) -> None:
     # Whatever the timings (noisy or stable, traced or not), a choice of XLA rests on an XLA
     # timing faster by the margin than the plain timing it was compared with, and that plain
-    # timing was taken after XLA's when the two were within RECHECK_BELOW of each other.
+    # timing was taken after XLA's when the two were within RECHECK_BELOW of each other, or
+    # when XLA's calls were the shorter (the plain graph timed on the calls before the
+    # trial, of `sizes[0]` steps; the trial's calls, timed again plain, of `sizes[1]`).
     choice = XlaChoice(early=early)
     for seconds, traced in calls:
-        choice.record(8, seconds, traced, 8, True)
+        size = sizes[1] if choice.trial_due else sizes[0]
+        choice.record(size, seconds * size / 8, traced, size, True)
     if choice.decided is None:
         return
     plain, xla = choice.per_step[False], choice.per_step[True]
     close = plain < xla * XlaChoice.RECHECK_BELOW and xla < plain * XlaChoice.RECHECK_BELOW
     assert choice.rechecked or not close, choice.report()  # close: plain timed again
     assert choice.decided is (xla <= plain * (1 - XlaChoice.MARGIN)), choice.report()
+    if choice.decided:  # XLA's win is never over a plain timing on longer calls
+        assert choice.timed_at[True] >= choice.timed_at[False], choice.report()
 
 
 def test_xla_choice_times_both_variants_then_keeps_the_clearly_faster() -> None:

@@ -240,7 +240,7 @@ class StepFunction:
         if choice.decided is not None:
             return None
         if plain is not None:
-            choice.settled_at(plain, self._ahead)
+            choice.settled_at(plain, self._ahead, size)
         choice.record(steps, seconds, traced, size, settled, asked, self._ahead, wall)
         if choice.decided is None:
             return None

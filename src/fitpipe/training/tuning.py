@@ -253,8 +253,12 @@ class XlaChoice:
     timed) and its calls are timed the same way. XLA is kept only when it is at least
     :attr:`MARGIN` faster per step, so timings within noise never flip the choice.
 
-    When XLA wins or loses by less than :attr:`RECHECK_BELOW`, the plain graph (already
-    compiled) is timed again before the choice, and that timing decides: the first plain
+    When XLA wins or loses by less than :attr:`RECHECK_BELOW`, or wins on calls shorter
+    than those of the plain graph's timing (a trial after the calls were lengthened runs on
+    calls of the size that settled, where a call's own cost weighs more: a clear win in CPU
+    time could still lose in wall time by that cost alone), the plain graph (already
+    compiled) is timed again before the choice, on calls of XLA's size, and that timing
+    decides: the first plain
     calls of a fresh model can run slow (a Conv1D over 512 positions timed 28-40 ms of CPU a
     plain step in its first calls, 24-32 ms when timed again, against XLA's 21-25), and
     timings taken calls apart can differ either way on a loaded machine (a Conv1D over
@@ -330,6 +334,8 @@ class XlaChoice:
         self.early = early
         #: Whether the plain graph is being (or was) timed again after XLA.
         self.rechecked = False
+        #: The steps per call of each variant's last timed call.
+        self.timed_at: dict[bool, int] = {}
 
     def record(
         self,
@@ -372,6 +378,7 @@ class XlaChoice:
             return
         timings = self.timings[self.variant]
         timings.append(seconds / steps)
+        self.timed_at[self.variant] = size
         if wall is not None:
             self.wall[self.variant].append(wall / steps)
         if not self.variant:
@@ -386,7 +393,8 @@ class XlaChoice:
         plain, xla = self.per_step[False], self.per_step[True]
         faster = xla <= plain * (1 - self.MARGIN)
         close = plain < xla * self.RECHECK_BELOW and xla < plain * self.RECHECK_BELOW
-        if self.variant and close and not self.rechecked:
+        shorter = self.timed_at.get(True, 0) < self.timed_at.get(False, 0)  # XLA's calls
+        if self.variant and (close or (faster and shorter)) and not self.rechecked:
             self.rechecked, self.variant = True, False
             self.timings[False] = []  # timed again: early plain calls can run slow
             self.wall[False] = []
@@ -410,7 +418,7 @@ class XlaChoice:
             return self.TRIAL_AFTER_SECONDS
         return min(self.TRIAL_AFTER_SECONDS, self.TRIAL_AFTER_TRACES * first)
 
-    def settled_at(self, seconds_per_step: float, ahead: int | None) -> None:
+    def settled_at(self, seconds_per_step: float, ahead: int | None, size: int) -> None:
         """Takes the steps-per-call tuner's stable timing of the plain graph as this one's.
 
         The tuner timed calls at the size it settled on until stable; timing them again
@@ -422,6 +430,7 @@ class XlaChoice:
             return
         self.timings[False].append(seconds_per_step)
         self.per_step[False] = seconds_per_step
+        self.timed_at[False] = size
         self._plain_timed(ahead)
 
     @property
