@@ -95,8 +95,9 @@ def main() -> None:
         cells = []
         for i, unit in enumerate(("ms/step fit", "k/CPU s evaluate", "k/CPU s predict")):
             values = [run[i] / (1 if i == 0 else 1e3) for run in runs]
-            spread = f"{min(values):.3g}-{max(values):.3g}"
-            cells.append(f"{statistics.median(values):.3g} {unit} ({spread})")
+            digits = 3 if i == 0 else 0
+            spread = f"{min(values):.{digits}f}-{max(values):.{digits}f}"
+            cells.append(f"{statistics.median(values):.{digits}f} {unit} ({spread})")
         print(f"{name:26s} " + "  ".join(cells))
 
 

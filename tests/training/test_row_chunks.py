@@ -238,12 +238,11 @@ def test_a_chunk_of_consecutive_rows_is_cut_from_the_held_memory(
     """Consecutive rows (an unshuffled pass, a block read in order) are sliced, not gathered.
 
     Any other order is gathered; either way the chunk is the rows of the order, class
-    weights applied. Slicing shares the held memory where rows are 64-byte aligned
-    (``wide``; rows of 12 bytes are copied by the slice, and only their values checked).
+    weights applied. Slicing shares the held memory where rows are 64-byte aligned.
     """
-    rows, features = 40, WIDE if wide else FEATURES
-    x = aligned_empty((rows, features), np.float32)
-    x[:] = np.arange(rows * features).reshape(rows, features)
+    rows = 40
+    x = aligned_empty((rows, WIDE), np.float32)
+    x[:] = np.arange(rows * WIDE).reshape(rows, WIDE)
     y = (np.arange(rows) % 3).astype("int32")
     order = data.draw(_orders(rows))
     with tf.device("/CPU:0"):
@@ -261,7 +260,7 @@ def test_a_chunk_of_consecutive_rows_is_cut_from_the_held_memory(
     np.testing.assert_array_equal(chunk[0].numpy(), x[order])
     in_order = bool(order) and order == list(range(order[0], order[0] + len(order)))
     assert bool(row_chunks.consecutive(tf.constant(order, tf.int32))) == in_order
-    if order and wide:
+    if order:
         shared = _address(chunk[0]) == _address(arguments[0][0][0]) + order[0] * WIDE * 4
         assert shared == in_order, order
 
@@ -294,8 +293,7 @@ class _Routes:
 def test_a_fit_cuts_the_chunks_it_reads_in_order_and_gathers_the_shuffled_ones(
     monkeypatch: pytest.MonkeyPatch, over_limit: bool
 ) -> None:
-    """Rows held: a shuffled epoch is gathered, ``evaluate`` and ``predict`` cut (``predict``
-    takes its batches one at a time, not in chunks).
+    """Rows held: a shuffled epoch is gathered, ``evaluate`` (in order) cut.
 
     Arrays over the in-memory limit: their blocks are gathered in the pass's order by
     NumPy, so a shuffled epoch is cut from them too.
@@ -310,8 +308,6 @@ def test_a_fit_cuts_the_chunks_it_reads_in_order_and_gathers_the_shuffled_ones(
         trainer.fit(x, y, batch_size=8, epochs=2, verbose=0, shuffle=True)
         assert routes.taken() == {over_limit}
         trainer.evaluate(x, y, batch_size=8, verbose=0)
-        assert routes.taken() == {True}
-        trainer.predict(x, batch_size=8, verbose=0)  # a batch at a time, each cut
         assert routes.taken() == {True}
     assert (spy.made > 0) == over_limit
 

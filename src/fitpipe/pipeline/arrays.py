@@ -26,7 +26,7 @@ from fitpipe import limits
 from fitpipe.adapters import DEFAULT_BATCH_SIZE, ArraySource, Shuffle
 from fitpipe.columnar import backing_tensor, owned_tensor
 from fitpipe.pipeline.numpy_rows import ArrayBlocks, NumpyOrder, index_dtype, numpy_batches
-from fitpipe.pipeline.row_chunks import Chunks, batch_rows, chunk_functions, in_order_cut
+from fitpipe.pipeline.row_chunks import Chunks, batch_rows, chunk_functions
 from fitpipe.pipeline.row_picks import cut_rows, gather_leaf, held_value, take_rows
 from fitpipe.schemas import pack_roles
 
@@ -224,6 +224,11 @@ def _structure(parts: Any) -> Any:
     return tf.nest.map_structure(lambda _: None, parts)
 
 
+def _slice_batch(structure: Any, arguments: Any, index: tf.Tensor) -> Any:
+    """Graph function: batch ``index`` of the order in ``arguments`` (see ``loop_arguments``)."""
+    return take_rows(structure, arguments[0], batch_rows(arguments, index))
+
+
 def _leaf_key(leaf: Any) -> tuple[str, str, int | None]:
     return type(leaf).__name__, leaf.dtype.name, leaf.shape.rank
 
@@ -311,26 +316,14 @@ class ResidentRows:
         """The graph function ``(loop_arguments, i) -> Optional(batch i)`` of a compiled loop.
 
         It captures only the batch's nesting, never data, so the loop serves any rows with
-        the same :attr:`key`. A batch of consecutive rows of dense leaves is cut from them.
+        the same :attr:`key`.
         """
-        pick = self._picker()
-
-        def fetch(arguments: Any, index: tf.Tensor) -> Any:
-            batch = pick(arguments[0], batch_rows(arguments, index))
-            return tf.experimental.Optional.from_value(batch)
-
-        return fetch
-
-    def _picker(self) -> Callable[[Any, tf.Tensor], Any]:
-        """``(tensors, rows) -> batch``: rows gathered, or cut when in order (dense leaves)."""
         structure = self.structure
 
-        def take(tensors: Any, rows: tf.Tensor) -> Any:
-            return take_rows(structure, tensors, rows)
+        def fetch(arguments: Any, index: tf.Tensor) -> Any:
+            return tf.experimental.Optional.from_value(_slice_batch(structure, arguments, index))
 
-        if any(isinstance(leaf, (tf.RaggedTensor, tf.SparseTensor)) for leaf in self.leaves):
-            return take
-        return in_order_cut(take, lambda tensors, a, b: cut_rows(structure, tensors, a, b))
+        return fetch
 
     def chunk_functions(self) -> Chunks | None:
         """The graph functions of a loop gathering chunks of batches (see ``row_chunks``).
@@ -341,11 +334,15 @@ class ResidentRows:
         """
         if any(isinstance(leaf, (tf.RaggedTensor, tf.SparseTensor)) for leaf in self.leaves):
             return None
-        return chunk_functions(self._picker())
+        structure = self.structure
+        return chunk_functions(
+            lambda tensors, rows: take_rows(structure, tensors, rows),
+            lambda tensors, start, stop: cut_rows(structure, tensors, start, stop),
+        )
 
     def batch(self, arguments: Any, index: Any) -> Any:
         """Batch ``index`` sliced from ``arguments`` (of :meth:`loop_arguments`), eagerly."""
-        return self._picker()(arguments[0], batch_rows(arguments, index))
+        return _slice_batch(self.structure, arguments, index)
 
     def dataset_spec(self) -> Any:
         """The element spec of the dataset of these rows (``array_dataset``), unbuilt.

@@ -4,10 +4,9 @@
 row order and the batch size (its ``loop_arguments``). Gathering each batch's rows from the
 held leaves on its own costs a ``Gather`` per leaf per step and, when shuffled, a cache miss
 per row; the loop built from :class:`Chunks` gathers the rows of a chunk of batches (about
-:data:`CHUNK_BYTES`) at once and slices each batch from them. Rows that are consecutive (a
-pass in order: ``evaluate``, ``predict``, a block of streamed rows), a chunk's or one
-batch's, are sliced from the held leaves instead, without a copy (:func:`in_order_cut`).
-The batches and their order are the same.
+:data:`CHUNK_BYTES`) at once and slices each batch from them. A chunk whose rows are
+consecutive (a pass in order: ``evaluate``, a block of streamed rows) is sliced from the
+held leaves instead, without a copy. The batches and their order are the same.
 """
 
 from __future__ import annotations
@@ -18,14 +17,7 @@ from typing import Any
 
 import tensorflow as tf
 
-__all__ = [
-    "CHUNK_BYTES",
-    "Chunks",
-    "batch_rows",
-    "chunk_functions",
-    "consecutive",
-    "in_order_cut",
-]
+__all__ = ["CHUNK_BYTES", "Chunks", "batch_rows", "chunk_functions"]
 
 #: Bytes of rows gathered at once. 640,000 x 32 float32 rows at batch 256, the MLP's train
 #: step in a loop (``benchmarks/gather_chunks.py``, samples per CPU second): a gather per
@@ -62,37 +54,26 @@ def batch_rows(arguments: Any, first: tf.Tensor, count: Any = 1) -> tf.Tensor:
     return order[start:stop]
 
 
-def in_order_cut(
+def chunk_functions(
     take: Callable[[Any, tf.Tensor], Any], cut: Callable[[Any, tf.Tensor, tf.Tensor], Any]
-) -> Callable[[Any, tf.Tensor], Any]:
-    """``take(tensors, rows)``, the batch of ``rows``, cut when they are consecutive.
+) -> Chunks:
+    """The :class:`Chunks` of rows whose ``take(tensors, rows)`` gives the batch of ``rows``.
 
     ``cut(tensors, start, stop)`` gives the batch of rows ``start`` to ``stop - 1``, sliced
     (for 64-byte rows and wider, TensorFlow's slice of the first axis shares the tensors'
-    memory): rows consecutive in the order (a pass in order, a block of rows read in order)
-    are cut, not gathered. Graph functions both; they capture only the batch's nesting.
-    """
-
-    def pick(tensors: Any, rows: tf.Tensor) -> Any:
-        return tf.cond(
-            consecutive(rows),
-            lambda: cut(tensors, rows[0], rows[0] + tf.size(rows, rows.dtype)),
-            lambda: take(tensors, rows),
-        )
-
-    return pick
-
-
-def chunk_functions(pick: Callable[[Any, tf.Tensor], Any]) -> Chunks:
-    """The :class:`Chunks` of rows whose ``pick(tensors, rows)`` gives the batch of ``rows``.
-
-    ``pick`` captures only the batch's nesting (the held tensors are the loop's arguments),
-    so a loop built from these serves any rows of the same nesting and dtypes; the chunk
-    size is computed from the arguments.
+    memory): a chunk whose rows are consecutive in the order (an unshuffled pass, a block of
+    rows read in order) is cut, not gathered. Both capture only the batch's nesting (the
+    held tensors are the loop's arguments), so a loop built from these serves any rows of
+    the same nesting and dtypes; the chunk size is computed from the arguments.
     """
 
     def gather(arguments: Any, first: tf.Tensor, count: tf.Tensor) -> Any:
-        return pick(arguments[0], batch_rows(arguments, first, count))
+        rows = batch_rows(arguments, first, count)
+        return tf.cond(
+            consecutive(rows),
+            lambda: cut(arguments[0], rows[0], rows[0] + tf.size(rows, rows.dtype)),
+            lambda: take(arguments[0], rows),
+        )
 
     return Chunks(_chunk_batches, gather, _pick)
 
