@@ -293,7 +293,7 @@ class _Routes:
 def test_a_fit_cuts_the_chunks_it_reads_in_order_and_gathers_the_shuffled_ones(
     monkeypatch: pytest.MonkeyPatch, over_limit: bool
 ) -> None:
-    """Rows held: a shuffled epoch is gathered, ``evaluate`` (in order) cut.
+    """Rows held: a shuffled epoch is gathered, ``evaluate`` and ``predict`` (in order) cut.
 
     Arrays over the in-memory limit: their blocks are gathered in the pass's order by
     NumPy, so a shuffled epoch is cut from them too.
@@ -308,6 +308,8 @@ def test_a_fit_cuts_the_chunks_it_reads_in_order_and_gathers_the_shuffled_ones(
         trainer.fit(x, y, batch_size=8, epochs=2, verbose=0, shuffle=True)
         assert routes.taken() == {over_limit}
         trainer.evaluate(x, y, batch_size=8, verbose=0)
+        assert routes.taken() == {True}
+        trainer.predict(x, batch_size=8, verbose=0)
         assert routes.taken() == {True}
     assert (spy.made > 0) == over_limit
 

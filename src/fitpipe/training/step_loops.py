@@ -219,41 +219,58 @@ def counted_loop(
 
 
 def chunked_loop(
-    one_step: Step, out_specs: Any, chunks: Chunks, short: Short | None = None
+    one_step: Step,
+    out_specs: Any,
+    chunks: Chunks,
+    short: Short | None = None,
+    collect: bool = False,
 ) -> Callable[..., Any]:
     """:func:`counted_loop` gathering the rows of several batches at once (see ``Chunks``).
 
     An outer loop gathers each chunk (at most the batches still due in this call), an inner
     one runs a step on each of its batches, sliced. The batches and their order are those of
-    :func:`counted_loop`.
+    :func:`counted_loop`. ``collect``: the loop returns every step's outputs, concatenated
+    along the batch axis (predict: as :func:`collect_loop`), not the last step's.
     """
+    start, keep, result = _kept(out_specs, collect)
 
-    def loop(source: Any, start: tf.Tensor, n: tf.Tensor) -> tuple[tf.Tensor, Any]:
+    def loop(source: Any, first: tf.Tensor, n: tf.Tensor) -> tuple[tf.Tensor, Any]:
         per_chunk = chunks.batches(source)
         direct = n if short is None else n - 1
 
-        def chunk(done: tf.Tensor, logs: Any) -> tuple[Any, ...]:
+        def chunk(done: tf.Tensor, kept: Any) -> tuple[Any, ...]:
             count = tf.minimum(per_chunk, direct - done)
-            rows = chunks.gather(source, start + done, count)
+            rows = chunks.gather(source, first + done, count)
 
-            def body(i: tf.Tensor, logs: Any) -> tuple[Any, ...]:
-                return i + 1, one_step(absent_as_none(chunks.pick(rows, source, i)))
+            def body(i: tf.Tensor, kept: Any) -> tuple[Any, ...]:
+                outputs = one_step(absent_as_none(chunks.pick(rows, source, i)))
+                return i + 1, keep(done + i, kept, outputs)
 
-            _, logs = tf.while_loop(lambda i, _: i < count, body, (tf.constant(0), logs))
-            return done + count, logs
+            _, kept = tf.while_loop(lambda i, _: i < count, body, (tf.constant(0), kept))
+            return done + count, kept
 
-        initial = (tf.constant(0, tf.int32), output_zeros(out_specs))
-        _, logs = tf.while_loop(lambda done, _: done < direct, chunk, initial)
+        _, kept = tf.while_loop(lambda done, _: done < direct, chunk, (tf.constant(0), start()))
         if short is not None:
 
             def last() -> Any:
-                rows = chunks.gather(source, start + n - 1, tf.constant(1))
+                rows = chunks.gather(source, first + n - 1, tf.constant(1))
                 return chunks.pick(rows, source, tf.constant(0))
 
-            logs = _last_step(one_step, short, source, n, last)
-        return n, logs
+            kept = keep(n - 1, kept, _last_step(one_step, short, source, n, last))
+        return n, result(n, kept)
 
     return loop
+
+
+def _kept(out_specs: Any, collect: bool) -> tuple[Callable[..., Any], ...]:
+    """``(start, keep, result)`` of a loop keeping its last step's outputs, or all of them."""
+    if collect:
+        return (
+            lambda: output_arrays(out_specs),
+            lambda i, written, outputs: write_outputs(written, i, outputs, out_specs),
+            lambda count, written: concat_outputs(count, written, out_specs),
+        )
+    return lambda: output_zeros(out_specs), lambda i, kept, outputs: outputs, lambda n, kept: kept
 
 
 def _last_step(
@@ -283,31 +300,16 @@ def last_loop(
 
     ``check``: see :data:`Check`.
     """
-    return _fetching_loop(
-        one_step,
-        fetch,
-        timed,
-        short,
-        start=lambda: output_zeros(out_specs),
-        keep=lambda i, kept, outputs: outputs,
-        result=lambda count, kept: kept,
-        check=check,
-    )
+    start, keep, result = _kept(out_specs, False)
+    return _fetching_loop(one_step, fetch, timed, short, start, keep, result, check=check)
 
 
 def collect_loop(
     one_step: Step, out_specs: Any, fetch: Fetch, timed: bool, short: Short | None = None
 ) -> Callable[..., Any]:
     """A loop returning every step's outputs, concatenated along the batch axis (predict)."""
-    return _fetching_loop(
-        one_step,
-        fetch,
-        timed,
-        short,
-        start=lambda: output_arrays(out_specs),
-        keep=lambda i, written, outputs: write_outputs(written, i, outputs, out_specs),
-        result=lambda count, written: concat_outputs(count, written, out_specs),
-    )
+    start, keep, result = _kept(out_specs, True)
+    return _fetching_loop(one_step, fetch, timed, short, start, keep, result)
 
 
 def _fetching_loop(

@@ -369,12 +369,11 @@ class StepFunction:
         short = None
         if self.auto and self.jit_compile and rows is not None:
             short = (self._variant(False), rows.full_rows)
-        if rows is not None and not self.collect:  # rows in memory: every batch exists
-            chunks = rows.chunk_functions()
-            if chunks is not None:
-                body = chunked_loop(self.one_step, out_specs, chunks, short)
-            else:  # sparse or ragged rows: a batch at a time
-                body = counted_loop(self.one_step, out_specs, present(fetch), short)
+        chunks = None if rows is None else rows.chunk_functions()
+        if chunks is not None:  # rows in memory, dense: every batch exists
+            body = chunked_loop(self.one_step, out_specs, chunks, short, self.collect)
+        elif rows is not None and not self.collect:  # sparse or ragged: a batch at a time
+            body = counted_loop(self.one_step, out_specs, present(fetch), short)
         elif self.collect:
             body = collect_loop(self.one_step, out_specs, fetch, self.timed, short)
         else:
