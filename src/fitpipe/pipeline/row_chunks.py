@@ -5,8 +5,8 @@ row order and the batch size (its ``loop_arguments``). Gathering each batch's ro
 held leaves on its own costs a ``Gather`` per leaf per step and, when shuffled, a cache miss
 per row; the loop built from :class:`Chunks` gathers the rows of a chunk of batches (about
 :data:`CHUNK_BYTES`) at once and slices each batch from them. A chunk whose rows are
-consecutive (a pass in order: ``evaluate``, a block of streamed rows) is sliced from the
-held leaves instead, without a copy. The batches and their order are the same.
+consecutive (a pass in order: ``evaluate``, ``predict``, a block of streamed rows) is sliced
+from the held leaves instead, without a copy. The batches and their order are the same.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from typing import Any
 
 import tensorflow as tf
 
-__all__ = ["CHUNK_BYTES", "Chunks", "batch_rows", "chunk_functions"]
+__all__ = ["CHUNK_BYTES", "Chunks", "batch_rows", "chunk_functions", "consecutive"]
 
 #: Bytes of rows gathered at once. 640,000 x 32 float32 rows at batch 256, the MLP's train
 #: step in a loop (``benchmarks/gather_chunks.py``, samples per CPU second): a gather per

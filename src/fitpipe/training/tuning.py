@@ -202,8 +202,9 @@ class ExecutionSize:
         :attr:`CALL_SECONDS`: on the grid's Conv1D over 512 positions, whose XLA step is 2x
         slower, three such calls cost about 1.5 s. Calls of the settled size cost an eighth
         of that. :meth:`lengthen` goes back to the lengthened size once no trial is due.
-        Timed on shorter calls, a variant only looks slower by the cost of a call, so a
-        clear win stays one; a close result is timed again on the same size (``XlaChoice``).
+        Timed on shorter calls, XLA only looks slower by the cost of a call, so a clear loss
+        stands; a win is checked against the plain graph timed again on the same size
+        (``XlaChoice``).
         """
         if self._lengthened is None and self._settled_size is not None:
             if self._settled_size < self.size:
