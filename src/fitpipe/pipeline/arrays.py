@@ -15,6 +15,7 @@ mapped to the rows of every leaf. Leaves stay where they are as long as possible
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from collections.abc import Callable
 from typing import Any
@@ -27,7 +28,7 @@ from fitpipe.adapters import DEFAULT_BATCH_SIZE, ArraySource, Shuffle
 from fitpipe.columnar import backing_tensor, owned_tensor
 from fitpipe.pipeline.numpy_rows import ArrayBlocks, NumpyOrder, index_dtype, numpy_batches
 from fitpipe.pipeline.row_chunks import Chunks, batch_rows, chunk_functions
-from fitpipe.pipeline.row_picks import cut_rows, gather_leaf, held_value, take_rows
+from fitpipe.pipeline.row_picks import cut_rows, gather_leaf, held_value, picked_from, take_rows
 from fitpipe.schemas import pack_roles
 
 __all__ = [
@@ -200,6 +201,7 @@ def _make_gather(parts: tuple[Any, ...]) -> tuple[Callable[[tf.Tensor], Any] | N
     if not streamed:
         return None, [resident[i] for i in range(len(flat))]
     streamed_arrays = [flat[i] for i in streamed]
+    picks = {i: picked_from(leaf) for i, leaf in resident.items()}
 
     def read_rows(rows: np.ndarray) -> list[np.ndarray]:
         return [np.take(array, rows, axis=0) for array in streamed_arrays]
@@ -207,7 +209,7 @@ def _make_gather(parts: tuple[Any, ...]) -> tuple[Callable[[tf.Tensor], Any] | N
     @tf.autograph.experimental.do_not_convert
     def gather(rows: tf.Tensor) -> Any:
         out: list[Any] = [None] * len(flat)
-        for i, leaf in resident.items():
+        for i, leaf in picks.items():
             out[i] = gather_leaf(leaf, rows)
         dtypes = [tf.as_dtype(a.dtype) for a in streamed_arrays]
         taken = tf.numpy_function(read_rows, [rows], dtypes, stateful=False)
@@ -267,8 +269,16 @@ class ResidentRows:
 
     @property
     def tensors(self) -> tuple[tuple[Any, ...], Any]:
-        """What a compiled loop receives as arguments: the leaves and the class weights."""
-        return self.leaves, self.class_weights
+        """What batches are picked from: the leaves and the class weights.
+
+        A sparse leaf is grouped by row once (:class:`~fitpipe.pipeline.row_picks.SparseRows`).
+        """
+        return self._picked_from, self.class_weights
+
+    @functools.cached_property
+    def _picked_from(self) -> tuple[Any, ...]:
+        with tf.init_scope():  # made once, eagerly, even when first asked for while tracing
+            return tuple(picked_from(leaf) for leaf in self.leaves)
 
     @property
     def key(self) -> tuple[Any, ...]:
@@ -303,7 +313,7 @@ class ResidentRows:
         an argument and read inside kept that variable (and its memory) for as long as the
         loop lived; a tensor argument is not kept.
         """
-        leaves = tuple(held_value(leaf) for leaf in self.leaves)
+        leaves = tuple(held_value(leaf) for leaf in self._picked_from)
         batch = tf.constant(self.batch_size, tf.int64)
         return (leaves, self.class_weights), self.order(epoch), batch
 

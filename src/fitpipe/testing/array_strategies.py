@@ -1,10 +1,11 @@
 """Hypothesis strategies of small arrays: row counts, batch sizes, features, targets, weights.
 
 :func:`row_counts`, :func:`batch_sizes`, :func:`float_arrays`, :func:`int_arrays`,
-:func:`targets`, :func:`class_labels`, :func:`sample_weights` and :func:`split_keys` draw
-arrays sharing a given row count; :func:`parquet_layouts` draws files and row groups of a
-Parquet folder. The strategies built on them (examples, structures, input forms) are in
-:mod:`fitpipe.testing.strategies`, which re-exports every name here.
+:func:`targets`, :func:`class_labels`, :func:`sample_weights`, :func:`split_keys` and
+:func:`sparse_entries` draw arrays sharing a given row count; :func:`parquet_layouts` draws
+files and row groups of a Parquet folder. The strategies built on them (examples,
+structures, input forms) are in :mod:`fitpipe.testing.strategies`, which re-exports every
+name here.
 
 This module needs ``hypothesis`` (the ``test`` extra: ``pip install fitpipe[test]``).
 """
@@ -25,6 +26,7 @@ __all__ = [
     "parquet_layouts",
     "row_counts",
     "sample_weights",
+    "sparse_entries",
     "split_keys",
     "targets",
 ]
@@ -185,3 +187,30 @@ def sample_weights(rows: int) -> st.SearchStrategy[np.ndarray]:
 
     """
     return hnp.arrays(np.float32, (rows,), elements=st.floats(0.0, 10.0, allow_nan=False, width=32))
+
+
+@st.composite
+def sparse_entries(
+    draw: st.DrawFn, rows: int, max_width: int = 5, max_rank: int = 3
+) -> tuple[np.ndarray, np.ndarray, tuple[int, ...]]:
+    """The entries of a sparse tensor of ``rows`` rows, in any order (as ``tf.SparseTensor``).
+
+    Rows may have no entry, and so may the whole tensor; no position is given twice.
+
+    Args:
+        draw: Hypothesis' draw function.
+        rows: The first dimension.
+        max_width: The largest size of each further dimension (at least 1).
+        max_rank: The largest rank (at least 2).
+
+    Returns:
+        ``(indices, values, dense_shape)``: int64 ``[entries, rank]``, float32 ``[entries]``
+        and the shape.
+    """
+    rank = draw(st.integers(2, max_rank))
+    shape = (rows, *draw(st.lists(st.integers(1, max_width), min_size=rank - 1, max_size=rank - 1)))
+    present = draw(hnp.arrays(np.bool_, shape))
+    indices = np.argwhere(present).astype(np.int64).reshape(-1, rank)
+    order = draw(st.permutations(range(len(indices))))
+    values = draw(hnp.arrays(np.float32, len(indices), elements=_FLOATS))
+    return indices[list(order)], values, shape

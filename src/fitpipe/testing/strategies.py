@@ -13,6 +13,7 @@ Arrays and structures:
   :func:`class_labels`: classification targets only;
 * :func:`split_keys`: a key per row (integers or strings, some rows sharing a key), for
   grouped validation splits (``split_by``);
+* :func:`sparse_entries`: a sparse tensor's entries in any order, rows without any included;
 * :func:`examples`: ``x``, ``y``, ``sample_weight`` and ``batch_size`` with a shared row count;
   :func:`conformance_examples`: the same, ``y`` optional, as the conformance kit draws them.
 
@@ -62,6 +63,7 @@ from fitpipe.testing.array_strategies import (
     parquet_layouts,
     row_counts,
     sample_weights,
+    sparse_entries,
     split_keys,
     targets,
 )
@@ -119,6 +121,7 @@ __all__ = [
     "register_form",
     "row_counts",
     "sample_weights",
+    "sparse_entries",
     "split_keys",
     "structured_examples",
     "targets",
