@@ -237,9 +237,10 @@ def test_a_chunk_of_consecutive_rows_is_cut_from_the_held_memory(
 ) -> None:
     """Consecutive rows (an unshuffled pass, a block read in order) are sliced, not gathered.
 
-    Any other order is gathered; either way the chunk is the rows of the order, class
-    weights applied. Slicing shares the held memory where rows are 64-byte aligned
-    (``wide``; rows of 12 bytes are copied by the slice, and only their values checked).
+    Any other order is gathered; either way the chunk is the rows of the order, and its
+    batches those rows with class weights applied. Slicing shares the held memory where rows
+    are 64-byte aligned (``wide``; rows of 12 bytes are copied by the slice, and only their
+    values checked).
     """
     rows, features = 40, WIDE if wide else FEATURES
     x = aligned_empty((rows, features), np.float32)
@@ -254,11 +255,15 @@ def test_a_chunk_of_consecutive_rows_is_cut_from_the_held_memory(
     chunks = held.chunk_functions()
     assert chunks is not None
     chunk = chunks.gather(arguments, tf.constant(0), tf.constant(len(order)))
-    want = held.gather(tf.constant(order, tf.int32))  # a gather of the order's rows
-    assert len(chunk) == len(want) == (3 if weighted else 2)
-    for got, expected in zip(chunk, want, strict=True):
-        np.testing.assert_array_equal(got.numpy(), expected.numpy())
+    assert len(chunk) == 2  # the held leaves' rows; class weights come with each batch
     np.testing.assert_array_equal(chunk[0].numpy(), x[order])
+    np.testing.assert_array_equal(chunk[1].numpy(), y[order])
+    for i, row in enumerate(order):  # batches of one row: the gather of that row
+        want = held.gather(tf.constant([row], tf.int32))
+        got = chunks.pick(chunk, arguments, tf.constant(i))
+        assert len(got) == len(want) == (3 if weighted else 2)
+        for leaf, expected in zip(got, want, strict=True):
+            np.testing.assert_array_equal(leaf.numpy(), expected.numpy())
     in_order = bool(order) and order == list(range(order[0], order[0] + len(order)))
     assert bool(row_chunks.consecutive(tf.constant(order, tf.int32))) == in_order
     if order and wide:

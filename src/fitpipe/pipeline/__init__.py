@@ -22,6 +22,7 @@ from fitpipe.pipeline.distributed import (
     is_multi_worker,
     predistributed_without_strategy,
 )
+from fitpipe.pipeline.leaf_packing import Packing, held_specs, pack, plan_specs
 from fitpipe.pipeline.options import PipelineOptions
 from fitpipe.pipeline.row_chunks import Chunks
 from fitpipe.pipeline.service import check_address
@@ -37,6 +38,7 @@ __all__ = [
     "Chunks",
     "ClassWeightPlan",
     "DistributedPipeline",
+    "Packing",
     "Pipeline",
     "PipelineOptions",
     "ResidentRows",
@@ -53,8 +55,11 @@ __all__ = [
     "class_weight_table",
     "device_bytes",
     "distribute_pipeline",
+    "held_specs",
     "is_multi_worker",
+    "pack",
     "pipeline_from_source",
+    "plan_specs",
     "predistributed_without_strategy",
     "split_source",
     "split_validation",

@@ -26,9 +26,10 @@ import tensorflow as tf
 from fitpipe import limits
 from fitpipe.adapters import DEFAULT_BATCH_SIZE, ArraySource, Shuffle
 from fitpipe.columnar import backing_tensor, owned_tensor
+from fitpipe.pipeline.leaf_packing import Packing, pack_leaves
 from fitpipe.pipeline.numpy_rows import ArrayBlocks, NumpyOrder, index_dtype, numpy_batches
 from fitpipe.pipeline.row_chunks import Chunks, batch_rows, chunk_functions
-from fitpipe.pipeline.row_picks import cut_rows, gather_leaf, held_value, picked_from, take_rows
+from fitpipe.pipeline.row_picks import batch_of, gather_leaf, held_value, picked_from, take_rows
 from fitpipe.schemas import pack_roles
 
 __all__ = [
@@ -187,19 +188,23 @@ def _streams(leaf: Any, numpy_bytes: int) -> bool:
     )
 
 
-def _make_gather(parts: tuple[Any, ...]) -> tuple[Callable[[tf.Tensor], Any] | None, list[Any]]:
+def _make_gather(
+    parts: tuple[Any, ...],
+) -> tuple[Callable[[tf.Tensor], Any] | None, list[Any], Packing | None]:
     """Holds the leaves that stay in memory; large NumPy leaves are streamed.
 
     Returns:
         ``rows -> batch`` reading the streamed leaves from NumPy, or None when every leaf is
-        held; and the held leaves (all of them, in flat order, when none is streamed).
+        held; the held leaves (all of them, in flat order, narrow ones side by side, when
+        none is streamed); and how a batch is split back into its leaves (``pack_leaves``).
     """
     flat = tf.nest.flatten(parts)
     numpy_bytes = sum(leaf.nbytes for leaf in flat if isinstance(leaf, np.ndarray))
     streamed = [i for i, leaf in enumerate(flat) if _streams(leaf, numpy_bytes)]
-    resident = {i: _hold(leaf) for i, leaf in enumerate(flat) if i not in streamed}
     if not streamed:
-        return None, [resident[i] for i in range(len(flat))]
+        packed, packing = pack_leaves(flat)
+        return None, [_hold(leaf) for leaf in packed], packing
+    resident = {i: _hold(leaf) for i, leaf in enumerate(flat) if i not in streamed}
     streamed_arrays = [flat[i] for i in streamed]
     picks = {i: picked_from(leaf) for i, leaf in resident.items()}
 
@@ -218,7 +223,7 @@ def _make_gather(parts: tuple[Any, ...]) -> tuple[Callable[[tf.Tensor], Any] | N
             out[i] = tensor
         return tf.nest.pack_sequence_as(parts, out)
 
-    return gather, list(resident.values())
+    return gather, list(resident.values()), None
 
 
 def _structure(parts: Any) -> Any:
@@ -226,9 +231,11 @@ def _structure(parts: Any) -> Any:
     return tf.nest.map_structure(lambda _: None, parts)
 
 
-def _slice_batch(structure: Any, arguments: Any, index: tf.Tensor) -> Any:
+def _slice_batch(
+    structure: Any, arguments: Any, index: tf.Tensor, packing: Packing | None = None
+) -> Any:
     """Graph function: batch ``index`` of the order in ``arguments`` (see ``loop_arguments``)."""
-    return take_rows(structure, arguments[0], batch_rows(arguments, index))
+    return take_rows(structure, arguments[0], batch_rows(arguments, index), packing)
 
 
 def _leaf_key(leaf: Any) -> tuple[str, str, int | None]:
@@ -257,6 +264,8 @@ class ResidentRows:
         seed: Seed of the permutations.
         class_weights: The class weight table applied to each batch (a dict of tables by
             target key for a per-output ``class_weight``), or None.
+        packing: Which held leaf holds which of a batch's leaves, when narrow ones are held
+            side by side (``fitpipe.pipeline.leaf_packing``); None: one each, in order.
     """
 
     leaves: tuple[Any, ...]
@@ -266,6 +275,7 @@ class ResidentRows:
     shuffle: Shuffle
     seed: int
     class_weights: Any = None
+    packing: Packing | None = None
 
     @property
     def tensors(self) -> tuple[tuple[Any, ...], Any]:
@@ -286,12 +296,13 @@ class ResidentRows:
         table = None
         if self.class_weights is not None:  # one table, or a dict of tables by target key
             table = repr(tf.nest.map_structure(lambda t: int(t.shape[0]), self.class_weights))
-        return repr(self.structure), tuple(_leaf_key(leaf) for leaf in self.leaves), table
+        leaves = tuple(_leaf_key(leaf) for leaf in self.leaves)
+        return repr(self.structure), leaves, table, self.packing
 
     @tf.autograph.experimental.do_not_convert
     def gather(self, rows: tf.Tensor) -> Any:
         """Graph function from a vector of row indices to one batch."""
-        return take_rows(self.structure, self.tensors, rows)
+        return take_rows(self.structure, self.tensors, rows, self.packing)
 
     @property
     def num_batches(self) -> int:
@@ -328,10 +339,11 @@ class ResidentRows:
         It captures only the batch's nesting, never data, so the loop serves any rows with
         the same :attr:`key`.
         """
-        structure = self.structure
+        structure, packing = self.structure, self.packing
 
         def fetch(arguments: Any, index: tf.Tensor) -> Any:
-            return tf.experimental.Optional.from_value(_slice_batch(structure, arguments, index))
+            batch = _slice_batch(structure, arguments, index, packing)
+            return tf.experimental.Optional.from_value(batch)
 
         return fetch
 
@@ -344,15 +356,16 @@ class ResidentRows:
         """
         if any(isinstance(leaf, (tf.RaggedTensor, tf.SparseTensor)) for leaf in self.leaves):
             return None
-        structure = self.structure
+        structure, packing = self.structure, self.packing
         return chunk_functions(
-            lambda tensors, rows: take_rows(structure, tensors, rows),
-            lambda tensors, start, stop: cut_rows(structure, tensors, start, stop),
+            lambda tensors, rows: [gather_leaf(leaf, rows) for leaf in tensors[0]],
+            lambda tensors, start, stop: [held_value(leaf)[start:stop] for leaf in tensors[0]],
+            lambda picked, tensors: batch_of(structure, picked, tensors[1], packing),
         )
 
     def batch(self, arguments: Any, index: Any) -> Any:
         """Batch ``index`` sliced from ``arguments`` (of :meth:`loop_arguments`), eagerly."""
-        return _slice_batch(self.structure, arguments, index)
+        return _slice_batch(self.structure, arguments, index, self.packing)
 
     def dataset_spec(self) -> Any:
         """The element spec of the dataset of these rows (``array_dataset``), unbuilt.
@@ -367,12 +380,17 @@ class ResidentRows:
             return None
         whole = bool(self.shuffle) and self.num_samples % self.batch_size == 0
         rows = self.batch_size if whole else None
+        if self.packing is not None:
+            return tf.nest.pack_sequence_as(self.structure, self.packing.specs(self.leaves, rows))
         specs = [tf.TensorSpec([rows, *leaf.shape[1:]], leaf.dtype) for leaf in self.leaves]
         return tf.nest.pack_sequence_as(self.structure, specs)
 
     def as_batch(self) -> Any:
         """Every held row as one batch, without class weights (what data checks read)."""
-        return tf.nest.pack_sequence_as(self.structure, list(self.leaves))
+        flat = list(self.leaves)
+        if self.packing is not None:  # narrow leaves split out of the matrix holding them
+            flat = self.packing.unpack([held_value(leaf) for leaf in flat])
+        return tf.nest.pack_sequence_as(self.structure, flat)
 
     @staticmethod
     def batch_spec(element_spec: Any) -> Any:
@@ -427,11 +445,17 @@ def array_dataset(
         blocks (an ``ArrayBlocks``), else None.
     """
     parts = pack_roles(source.x, source.y, source.sample_weight)
-    streamed, leaves = _make_gather(parts)
+    streamed, leaves, packing = _make_gather(parts)
     rows = None
     if streamed is None:
         rows = ResidentRows(
-            tuple(leaves), _structure(parts), source.num_samples, batch_size, shuffle, seed
+            tuple(leaves),
+            _structure(parts),
+            source.num_samples,
+            batch_size,
+            shuffle,
+            seed,
+            packing=packing,
         )
     passes = pass_counter()
     gather = rows.gather if rows is not None else streamed

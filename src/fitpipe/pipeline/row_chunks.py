@@ -34,7 +34,8 @@ class Chunks:
 
     Attributes:
         batches: ``(loop arguments) -> int32``: batches per chunk.
-        gather: ``(loop arguments, first batch, batches) -> chunk``: their rows, one batch.
+        gather: ``(loop arguments, first batch, batches) -> chunk``: their rows of each held
+            leaf, as held (narrow leaves side by side, see ``leaf_packing``).
         pick: ``(chunk, loop arguments, i) -> batch``: the ``i``-th batch of a chunk.
     """
 
@@ -55,16 +56,21 @@ def batch_rows(arguments: Any, first: tf.Tensor, count: Any = 1) -> tf.Tensor:
 
 
 def chunk_functions(
-    take: Callable[[Any, tf.Tensor], Any], cut: Callable[[Any, tf.Tensor, tf.Tensor], Any]
+    take: Callable[[Any, tf.Tensor], Any],
+    cut: Callable[[Any, tf.Tensor, tf.Tensor], Any],
+    finish: Callable[[Any, Any], Any],
 ) -> Chunks:
-    """The :class:`Chunks` of rows whose ``take(tensors, rows)`` gives the batch of ``rows``.
+    """The :class:`Chunks` of rows whose ``take(tensors, rows)`` gives the held leaves' ``rows``.
 
-    ``cut(tensors, start, stop)`` gives the batch of rows ``start`` to ``stop - 1``, sliced
-    (for 64-byte rows and wider, TensorFlow's slice of the first axis shares the tensors'
+    ``cut(tensors, start, stop)`` gives their rows ``start`` to ``stop - 1``, sliced (for
+    64-byte rows and wider, TensorFlow's slice of the first axis shares the tensors'
     memory): a chunk whose rows are consecutive in the order (an unshuffled pass, a block of
-    rows read in order) is cut, not gathered. Both capture only the batch's nesting (the
-    held tensors are the loop's arguments), so a loop built from these serves any rows of
-    the same nesting and dtypes; the chunk size is computed from the arguments.
+    rows read in order) is cut, not gathered. ``finish(picked, tensors)`` makes a batch of
+    one batch's rows of each held leaf (split into the batch's leaves, class weights
+    applied): a chunk stays as held, so a batch of 50 narrow inputs held side by side is one
+    slice, not 50. All capture only the batch's nesting (the held tensors are the loop's
+    arguments), so a loop built from these serves any rows of the same nesting and dtypes;
+    the chunk size is computed from the arguments.
     """
 
     def gather(arguments: Any, first: tf.Tensor, count: tf.Tensor) -> Any:
@@ -75,7 +81,13 @@ def chunk_functions(
             lambda: take(arguments[0], rows),
         )
 
-    return Chunks(_chunk_batches, gather, _pick)
+    def pick(chunk: Any, arguments: Any, index: tf.Tensor) -> Any:
+        """Graph function: batch ``index`` of a chunk (the last one may be shorter)."""
+        size = arguments[2]
+        start = tf.cast(index, tf.int64) * size
+        return finish([leaf[start : start + size] for leaf in chunk], arguments[0])
+
+    return Chunks(_chunk_batches, gather, pick)
 
 
 def consecutive(rows: tf.Tensor) -> tf.Tensor:
@@ -102,10 +114,3 @@ def _chunk_batches(arguments: Any) -> tf.Tensor:
         for leaf in leaves
     )
     return tf.cast(tf.maximum(CHUNK_BYTES // tf.maximum(row * size, 1), 1), tf.int32)
-
-
-def _pick(chunk: Any, arguments: Any, index: tf.Tensor) -> Any:
-    """Graph function: batch ``index`` of a chunk (the last one may be shorter)."""
-    size = arguments[2]
-    start = tf.cast(index, tf.int64) * size
-    return tf.nest.map_structure(lambda leaf: leaf[start : start + size], chunk)

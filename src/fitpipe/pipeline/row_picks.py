@@ -15,9 +15,11 @@ from typing import Any, NamedTuple
 import tensorflow as tf
 
 from fitpipe.pipeline.class_weights import apply_class_weight
+from fitpipe.pipeline.leaf_packing import Packing
 
 __all__ = [
     "SparseRows",
+    "batch_of",
     "cut_rows",
     "gather_leaf",
     "held_value",
@@ -91,7 +93,12 @@ def held_value(leaf: Any) -> Any:
     return leaf.value() if isinstance(leaf, tf.Variable) else leaf
 
 
-def take_rows(structure: Any, tensors: tuple[tuple[Any, ...], Any], rows: tf.Tensor) -> Any:
+def take_rows(
+    structure: Any,
+    tensors: tuple[tuple[Any, ...], Any],
+    rows: tf.Tensor,
+    packing: Packing | None = None,
+) -> Any:
     """Graph function: the batch of ``rows`` from held leaves (and class weights, if any).
 
     Args:
@@ -100,23 +107,44 @@ def take_rows(structure: Any, tensors: tuple[tuple[Any, ...], Any], rows: tf.Ten
         tensors: :attr:`~fitpipe.pipeline.ResidentRows.tensors`: the held leaves, flat,
             and the class weight table or None.
         rows: Row indices.
+        packing: How the held leaves hold the batch's (None: one each, in order).
     """
-    return _picked(structure, tensors, lambda leaf: gather_leaf(leaf, rows))
+    return _picked(structure, tensors, lambda leaf: gather_leaf(leaf, rows), packing)
 
 
 def cut_rows(
-    structure: Any, tensors: tuple[tuple[Any, ...], Any], start: tf.Tensor, stop: tf.Tensor
+    structure: Any,
+    tensors: tuple[tuple[Any, ...], Any],
+    start: tf.Tensor,
+    stop: tf.Tensor,
+    packing: Packing | None = None,
 ) -> Any:
     """Graph function: :func:`take_rows` of rows ``start`` to ``stop - 1``, sliced."""
-    return _picked(structure, tensors, lambda leaf: held_value(leaf)[start:stop])
+    return _picked(structure, tensors, lambda leaf: held_value(leaf)[start:stop], packing)
 
 
 def _picked(
-    structure: Any, tensors: tuple[tuple[Any, ...], Any], pick: Callable[[Any], Any]
+    structure: Any,
+    tensors: tuple[tuple[Any, ...], Any],
+    pick: Callable[[Any], Any],
+    packing: Packing | None,
 ) -> Any:
     """The batch of ``pick(leaf)`` of each held leaf, class weights applied (if any)."""
     leaves, class_weights = tensors
-    batch = tf.nest.pack_sequence_as(structure, [pick(leaf) for leaf in leaves])
+    return batch_of(structure, [pick(leaf) for leaf in leaves], class_weights, packing)
+
+
+def batch_of(structure: Any, picked: list[Any], class_weights: Any, packing: Packing | None) -> Any:
+    """Graph function: the batch of a batch's rows ``picked`` from each held leaf.
+
+    Args:
+        structure: The nesting of one batch.
+        picked: The batch's rows of each held leaf.
+        class_weights: The class weight table applied to the batch, or None.
+        packing: How the held leaves hold the batch's (None: one each, in order).
+    """
+    flat = picked if packing is None else packing.unpack(picked)
+    batch = tf.nest.pack_sequence_as(structure, flat)
     if class_weights is not None:
         batch = apply_class_weight(batch, class_weights)
     return batch

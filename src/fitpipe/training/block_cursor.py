@@ -25,7 +25,7 @@ import tensorflow as tf
 
 from fitpipe.adapters import RowBlocks, block_order, concat_rows, num_rows, rows_of, take_rows
 from fitpipe.columnar import as_tensor
-from fitpipe.pipeline import ResidentRows
+from fitpipe.pipeline import Packing, ResidentRows, held_specs, pack, plan_specs
 from fitpipe.training.step_loops import RowCursor, merge
 
 __all__ = ["BlockCursor", "batched_segments", "segments"]
@@ -91,10 +91,15 @@ def batched_segments(blocks: Iterator[tuple[tuple[Any, ...], int]]) -> Iterator[
             yield block, None, 0, batches, num_rows(block) // batches
 
 
-def _arguments(segment: Segment, class_weights: Any) -> tuple[Any, int]:
-    """A segment as the arguments of the loop over rows in memory, and its batches."""
+def _arguments(segment: Segment, class_weights: Any, packing: Packing | None) -> tuple[Any, int]:
+    """A segment as the arguments of the loop over rows in memory, and its batches.
+
+    Narrow leaves are held side by side as ``packing`` says (``fitpipe.pipeline.leaf_packing``).
+    """
     block, order, first, batches, batch_size = segment
-    leaves = tuple(as_tensor(leaf) for leaf in tf.nest.flatten(block))
+    flat = tf.nest.flatten(block)
+    held = flat if packing is None else pack(flat, packing)
+    leaves = tuple(as_tensor(leaf) for leaf in held)
     stop = min(first + batches * batch_size, num_rows(block))
     if order is None:
         rows = tf.range(first, stop, dtype=tf.int32)
@@ -189,7 +194,7 @@ def _stop(handoff: _Handoff, wake: Callable[[], None] | None) -> None:
         wake()
 
 
-def _read(blocks: RowBlocks, handoff: _Handoff) -> None:
+def _read(blocks: RowBlocks, handoff: _Handoff, packing: Packing | None) -> None:
     """The reading thread: converted segments handed over, then the end or the error.
 
     A pass read ahead (``handoff.after``) starts once the pass before it is read, and holds
@@ -201,7 +206,8 @@ def _read(blocks: RowBlocks, handoff: _Handoff) -> None:
             return
         cut = batched_segments if blocks.batched else lambda b: segments(b, blocks.batch_size)
         for segment in cut(blocks.blocks):
-            if not handoff.put((_arguments(segment, blocks.class_weights), None)):
+            arguments = _arguments(segment, blocks.class_weights, packing)
+            if not handoff.put((arguments, None)):
                 return
             if ahead and not handoff.wait_taken():
                 return
@@ -244,11 +250,12 @@ class BlockCursor(RowCursor):
         block_spec: Any,
         after: BlockCursor | None = None,
     ) -> None:
-        flat = tf.nest.flatten(block_spec)
+        packing = plan_specs(tf.nest.flatten(block_spec))
+        flat = held_specs(tf.nest.flatten(block_spec), packing)
         empty = [tf.zeros([0, *(d or 0 for d in s.shape[1:])], s.dtype) for s in flat]
         structure = tf.nest.map_structure(lambda _: None, block_spec)
         size, table = blocks.batch_size, blocks.class_weights
-        self.rows = ResidentRows(tuple(empty), structure, 0, size, False, 0, table)
+        self.rows = ResidentRows(tuple(empty), structure, 0, size, False, 0, table, packing)
         self.element_spec = element_spec
         #: The blocks are a source's own batches (``RowBlocks.batched``): no pass read ahead.
         self.batched = blocks.batched
@@ -264,7 +271,10 @@ class BlockCursor(RowCursor):
         self._handoff = _Handoff(after=None if after is None else after._handoff)
         self._wake = blocks.stop
         self._thread = thread = threading.Thread(
-            target=_read, args=(blocks, self._handoff), name="fitpipe-blocks", daemon=True
+            target=_read,
+            args=(blocks, self._handoff, packing),
+            name="fitpipe-blocks",
+            daemon=True,
         )
         weakref.finalize(self, _stop, self._handoff, blocks.stop)  # dropped: the thread stops
         thread.start()
