@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from fitpipe.pipeline import arrays
-from fitpipe.pipeline.leaf_packing import NARROW_BYTES, pack_leaves, plan_specs
+from fitpipe.pipeline.leaf_packing import NARROW_BYTES, pack, pack_leaves, plan_specs
 from fitpipe.testing import assert_matches_keras
 from fitpipe.testing.strategies import nested_structures
 
@@ -80,6 +80,9 @@ def test_every_pick_of_packed_rows_is_the_leaves_picked_one_by_one(
         for leaf in flat
     ]
     assert plan_specs(specs) == packing
+    if packing is not None:  # a streamed block of no rows packs and splits back too
+        empty = [tf.convert_to_tensor(leaf) for leaf in pack([leaf[:0] for leaf in flat], packing)]
+        _assert_same(packing.unpack(empty), [leaf[:0] for leaf in flat])
     narrow = [leaf for leaf in flat if pack_leaves([leaf, leaf])[1] is not None]
     assert len(leaves) <= len(flat) - max(0, len(narrow) - len({leaf.dtype for leaf in narrow}))
     structure = tf.nest.map_structure(lambda _: None, parts)

@@ -122,20 +122,19 @@ def pack(flat: Sequence[Any], packing: Packing) -> list[Any]:
         if slot[0][1] == 0:
             held.append(flat[slot[0][0]])
         else:
-            held.append(_side_by_side([np.asarray(flat[index]) for index, _, _ in slot]))
+            held.append(_side_by_side([np.asarray(flat[index]) for index, _, _ in slot], slot))
     return held
 
 
-def _side_by_side(leaves: list[np.ndarray]) -> tf.Tensor:
+def _side_by_side(leaves: list[np.ndarray], slot: tuple[Slot, ...]) -> tf.Tensor:
     """``leaves`` as the columns of one matrix, in fitpipe's memory (written once)."""
     rows = leaves[0].shape[0]
-    total = sum(1 if leaf.ndim == 1 else int(leaf.shape[1]) for leaf in leaves)
+    total = sum(columns for _, columns, _ in slot)
     matrix = aligned_empty((rows, total), leaves[0].dtype.newbyteorder("="))
     start = 0
-    for leaf in leaves:
-        part = leaf.reshape(rows, -1)
-        matrix[:, start : start + part.shape[1]] = part
-        start += part.shape[1]
+    for leaf, (_, columns, _) in zip(leaves, slot, strict=True):
+        matrix[:, start : start + columns] = leaf.reshape(rows, columns)  # 0 rows too
+        start += columns
     return as_tensor(matrix)  # over the matrix's memory: holding it copies nothing more
 
 
