@@ -249,9 +249,9 @@ def test_batches_made_in_python_are_checked_there_not_by_a_tf_data_stage(
 def test_the_python_check_finds_what_the_graph_check_finds(
     values: Any, classes: int, ignore: int | None, finite: str | None, part: int
 ) -> None:
-    from fitpipe.training.batch_checks import _Rule
+    from fitpipe.training.check_rules import Rule
 
-    rule = _Rule(part, 0, "leaf", classes, ignore, "loss", finite)
+    rule = Rule(part, 0, "leaf", classes, ignore, "loss", finite)
     value = np.asarray(values)
     found, _, shown = rule.problem(tf.convert_to_tensor(value))
     got = rule.numpy_problem(value)
@@ -259,7 +259,7 @@ def test_the_python_check_finds_what_the_graph_check_finds(
     if got is not None:
         np.testing.assert_equal(got, float(shown))
     empty = np.zeros((0, 2), "float32")  # a batch of 0 rows holds no bad value
-    assert _Rule(part, 0, "leaf", classes, ignore, "loss", finite).numpy_problem(empty) is None
+    assert Rule(part, 0, "leaf", classes, ignore, "loss", finite).numpy_problem(empty) is None
 
 
 @settings(deadline=None, max_examples=6)

@@ -17,7 +17,7 @@ from typing import Any
 
 import keras
 
-from fitpipe.training.batch_checks import losses_by_output, target_leaves
+from fitpipe.training.check_rules import losses_by_output, target_leaves
 
 __all__ = ["OutputRule", "output_rules"]
 

@@ -1,0 +1,207 @@
+"""The rules of the batch value checks (``batch_checks``): which leaf, which range.
+
+A rule names one leaf of a batch and what it must hold: a sparse label in the model's
+classes, a finite sample weight, or (``fit(check=...)``) finite features and targets. Rules
+are made from a model and a batch spec (:func:`label_rules`, :func:`finite_rules`,
+:func:`weight_rules`) and judge a value in a graph (:meth:`Rule.problem`) or in NumPy
+(:meth:`Rule.numpy_problem`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from typing import Any
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+__all__ = [
+    "Rule",
+    "finite_rules",
+    "label_rules",
+    "losses_by_output",
+    "target_leaves",
+    "weight_rules",
+]
+
+_SPARSE_NAMES = {"sparse_categorical_crossentropy", "SparseCategoricalCrossentropy"}
+
+
+@dataclasses.dataclass(frozen=True)
+class Rule:
+    """One checked leaf of a batch: a label, a sample weight, or finite values (``finite``).
+
+    Sparse-label targets lie in the model's classes; sample weights and, with ``finite``
+    (``fit(check=...)``), floating features and targets are finite.
+    """
+
+    part: int  # 0: features, 1: targets, 2: sample weights
+    leaf: int  # position among the flattened leaves of that part
+    name: str  # the leaf, in words
+    classes: int = 0  # labels must lie in [0, classes) ...
+    ignore: int | None = None  # ... or equal the loss' ignore_class
+    loss: str = ""
+    finite: str | None = None  # "warn" or "error": NaN and infinity (``fit(check=...)``)
+
+    def found(self, value: tf.Tensor) -> tf.Tensor:
+        """Whether this leaf breaks the rule: :meth:`problem`'s ``found`` in fewer ops."""
+        if self.finite is None and self.part != 2:
+            return tf.reduce_any(self._bad(value))
+        if not value.dtype.is_floating:
+            return tf.constant(False)  # (a weight's cast to float64 is finite)
+        return tf.logical_not(tf.reduce_all(tf.math.is_finite(value)))
+
+    def _bad(self, flat: tf.Tensor) -> tf.Tensor:
+        """Where ``flat`` breaks this rule (a label rule: out of range and not ignored)."""
+        if self.finite is not None or self.part == 2:
+            return tf.logical_not(tf.math.is_finite(tf.cast(flat, tf.float64)))
+        bad = tf.logical_not(tf.logical_and(flat >= 0, flat < tf.cast(self.classes, flat.dtype)))
+        if self.ignore is not None:
+            bad = tf.logical_and(bad, tf.not_equal(flat, tf.cast(self.ignore, flat.dtype)))
+        return bad
+
+    def problem(self, value: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+        """``(found, first bad position, its value as float64)`` in this leaf (graph ops)."""
+        flat = tf.reshape(value, [-1])
+        bad = self._bad(flat)
+        if self.finite is not None or self.part == 2:
+            flat = tf.cast(flat, tf.float64)
+        # padded: an empty batch (0 rows) has a 0, whose argmax is 0 (none fails on no value)
+        first = tf.argmax(tf.concat([tf.cast(bad, tf.int32), [0]], 0), output_type=tf.int32)
+        found = tf.reduce_any(bad)
+        padded = tf.concat([flat, tf.zeros([1], flat.dtype)], 0)
+        return found, first, tf.cast(tf.gather(padded, first), tf.float64)
+
+    def numpy_problem(self, value: Any) -> float | None:
+        """The first bad value of this leaf (an array or eager tensor), or None.
+
+        :meth:`problem` in NumPy, for the batches a source checks in Python. A leaf that
+        passes is read without a temporary array (:func:`_passes`).
+        """
+        flat = np.asarray(value).reshape(-1)
+        if _passes(flat, self):
+            return None
+        if self.finite is not None or self.part == 2:
+            if flat.dtype.kind != "f":  # bfloat16 and the like: cast as the graph check does
+                flat = flat.astype(np.float64)
+            good = np.isfinite(flat)
+        else:
+            classes = np.asarray(self.classes).astype(flat.dtype)  # as tf.cast: the leaf's
+            good = (flat >= 0) & (flat < classes)
+            if self.ignore is not None:
+                good |= flat == np.asarray(self.ignore).astype(flat.dtype)
+        if good.all():
+            return None
+        return float(np.float64(flat[int(np.argmin(good))]))
+
+
+def _passes(flat: np.ndarray, rule: Rule) -> bool:
+    """True when ``flat`` surely breaks no part of ``rule``, read in one pass, no temporary.
+
+    A floating sum is finite only if every value is (a NaN or an infinity makes it NaN or
+    infinite, whatever the order of the additions); labels lie in range when their minimum
+    and maximum do (a NaN makes both NaN). False means "look closer": a sum can also
+    overflow. ``np.isfinite`` over a 65,536 x 512 float32 block wrote a 32 MiB temporary
+    into fresh memory at every block of every streamed pass.
+    """
+    if not flat.size:
+        return True
+    kind = flat.dtype.kind
+    if rule.finite is not None or rule.part == 2:
+        return kind in "biu" or (kind == "f" and bool(np.isfinite(np.add.reduce(flat))))
+    if kind not in "iuf" or rule.ignore is not None:
+        return False
+    classes = np.asarray(rule.classes).astype(flat.dtype)  # as tf.cast: the leaf's dtype
+    return bool(flat.min() >= 0) and bool(flat.max() < classes)
+
+
+def _is_sparse_loss(loss: Any) -> tuple[bool, int | None, str]:
+    """Whether ``loss`` takes sparse class labels; its ``ignore_class``; its name."""
+    if isinstance(loss, str):
+        return loss in _SPARSE_NAMES, None, loss
+    if isinstance(loss, keras.losses.SparseCategoricalCrossentropy):
+        return True, getattr(loss, "ignore_class", None), "SparseCategoricalCrossentropy"
+    if loss is keras.losses.sparse_categorical_crossentropy:
+        return True, None, "sparse_categorical_crossentropy"
+    return False, None, ""
+
+
+def losses_by_output(model: keras.Model) -> list[Any] | None:
+    """The loss of each model output, in the order of ``model.outputs`` (None if unknown)."""
+    outputs = getattr(model, "outputs", None)
+    names = list(getattr(model, "output_names", None) or [])
+    loss = getattr(model, "loss", None)
+    if not outputs or loss is None:
+        return None
+    if isinstance(loss, Mapping):
+        return [loss.get(name) for name in names] if len(names) == len(outputs) else None
+    if isinstance(loss, (list, tuple)):
+        return list(loss) if len(loss) == len(outputs) else None
+    return [loss] * len(outputs)
+
+
+def target_leaves(y_spec: Any, model: keras.Model) -> list[int] | None:
+    """The model output each flattened target leaf belongs to (None when they do not align)."""
+    outputs = getattr(model, "outputs", None) or []
+    leaves = tf.nest.flatten(y_spec)
+    if len(leaves) != len(outputs):
+        return None
+    if isinstance(y_spec, Mapping):
+        names = list(getattr(model, "output_names", None) or [])
+        order = sorted(y_spec)  # tf.nest flattens a dict by sorted key
+        if set(order) != set(names):
+            return None
+        return [names.index(key) for key in order]
+    return list(range(len(leaves)))
+
+
+def label_rules(model: keras.Model, y_spec: Any) -> list[Rule]:
+    """Class-range rules for the targets of outputs whose loss takes sparse labels."""
+    losses, owners = losses_by_output(model), target_leaves(y_spec, model)
+    if losses is None or owners is None:
+        return []
+    rules = []
+    names = list(getattr(model, "output_names", None) or [])
+    for leaf, (owner, spec) in enumerate(zip(owners, tf.nest.flatten(y_spec), strict=True)):
+        sparse, ignore, loss_name = _is_sparse_loss(losses[owner])
+        classes = model.outputs[owner].shape[-1]
+        if not sparse or not isinstance(spec, tf.TensorSpec) or not classes:
+            continue
+        name = f"the targets of output {names[owner]!r}" if len(names) > 1 else "the targets"
+        rules.append(Rule(1, leaf, name, int(classes), ignore, loss_name))
+    return rules
+
+
+def _leaf_names(spec: Any, noun: str) -> list[str]:
+    """Each flattened leaf of ``spec`` in words (``tf.nest`` order: dict keys sorted)."""
+    if isinstance(spec, Mapping):
+        return [f"{noun} {key!r}" for key in sorted(spec) for _ in tf.nest.flatten(spec[key])]
+    if isinstance(spec, (list, tuple)) and len(tf.nest.flatten(spec)) > 1:
+        return [f"{noun} {index}" for index, part in enumerate(spec) for _ in tf.nest.flatten(part)]
+    return [f"the {noun}s"] * len(tf.nest.flatten(spec))
+
+
+def finite_rules(element_spec: tuple[Any, ...], mode: str) -> list[Rule]:
+    """NaN/infinity rules for the floating leaves of features and targets."""
+    rules = []
+    for part, noun in ((0, "input"), (1, "target")):
+        if len(element_spec) <= part or element_spec[part] is None:
+            continue
+        leaves = tf.nest.flatten(element_spec[part])
+        names = _leaf_names(element_spec[part], noun)
+        for leaf, (spec, name) in enumerate(zip(leaves, names, strict=True)):
+            if isinstance(spec, tf.TensorSpec) and spec.dtype.is_floating:
+                rules.append(Rule(part, leaf, name, finite=mode))
+    return rules
+
+
+def weight_rules(w_spec: Any) -> list[Rule]:
+    """Finite-value rules for the floating leaves of sample weights."""
+    leaves = tf.nest.flatten(w_spec)
+    return [
+        Rule(2, i, "`sample_weight`" if len(leaves) == 1 else f"`sample_weight` leaf {i}")
+        for i, spec in enumerate(leaves)
+        if isinstance(spec, tf.TensorSpec) and spec.dtype.is_floating
+    ]
