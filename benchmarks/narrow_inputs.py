@@ -1,13 +1,16 @@
 """Models of one input per column: the first step and a 2-epoch ``fit`` against Keras.
 
 A model taking ``--inputs`` float32 scalars by name (Keras' structured-data examples build
-such dicts) is fitted from a dict of NumPy columns (held rows) or from a generator of dict
-batches (streamed in blocks). fitpipe holds such narrow leaves side by side and gathers one
-matrix a batch (``fitpipe.pipeline.leaf_packing``). Per side, a fresh model: the CPU seconds
-from ``fit`` to the first finished step, then of a 2-epoch ``fit``; one process, sides in
-turns for ``--repeats`` rounds, medians; Keras at its defaults and at 32 steps a call:
+such dicts) is fitted from a dict of NumPy columns (held rows), from a generator of dict
+batches (streamed in blocks) or from a batched ``tf.data.Dataset`` of them. fitpipe holds
+such narrow leaves side by side and gathers one matrix a batch
+(``fitpipe.pipeline.leaf_packing``); the finite checks of their values are one reduction
+for all of them (``fitpipe.training.check_rules.first_broken``). Per side, a fresh model:
+the CPU seconds from ``fit`` to the first finished step, then of a 2-epoch ``fit``; one
+process, sides in turns for ``--repeats`` rounds, medians; Keras at its defaults and at 32
+steps a call:
 
-    python benchmarks/narrow_inputs.py --inputs 1 10 50 100 --form numpy generator
+    python benchmarks/narrow_inputs.py --inputs 1 10 50 100 --form numpy generator tf.data
 """
 
 from __future__ import annotations
@@ -56,6 +59,10 @@ def _batches(columns: dict[str, np.ndarray], y: np.ndarray) -> Iterator[Any]:
 def fit_kwargs(form: str, columns: dict[str, np.ndarray], y: np.ndarray) -> dict[str, Any]:
     if form == "numpy":
         return {"x": columns, "y": y, "batch_size": BATCH}
+    if form == "tf.data":
+        import tensorflow as tf
+
+        return {"x": tf.data.Dataset.from_tensor_slices((columns, y)).batch(BATCH)}
     return {"x": _batches(columns, y), "steps_per_epoch": ROWS // BATCH}
 
 
@@ -75,7 +82,8 @@ def one_side(side: str, inputs: int, form: str, data: Any) -> tuple[float, float
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--inputs", type=int, nargs="+", default=[1, 10, 50, 100])
-    parser.add_argument("--form", nargs="+", choices=["numpy", "generator"], default=["numpy"])
+    forms = ["numpy", "generator", "tf.data"]
+    parser.add_argument("--form", nargs="+", choices=forms, default=["numpy"])
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
     rng = np.random.default_rng(0)

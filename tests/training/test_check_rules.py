@@ -1,0 +1,80 @@
+"""The loop's value check finds, among many leaves, what the rules find one at a time.
+
+``check_rules.first_broken`` judges the finite rules of leaves sharing a dtype together (one
+reduction for 100 float inputs, not 100). For any rules over leaves of mixed dtypes, sizes
+(none empty or some) and bad values (NaN, infinities, labels out of range) anywhere, it must
+report what a check of each rule in turn reports: whether any rule is broken, the first
+broken rule in order and its first bad value.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import tensorflow as tf
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from fitpipe.training.check_rules import Rule, first_broken
+
+_FLOATS = ["float16", "float32", "float64"]
+
+
+@st.composite
+def _rules_and_leaves(draw: st.DrawFn) -> tuple[list[Rule], list[np.ndarray]]:
+    rows = draw(st.integers(0, 4))
+    rules, leaves = [], []
+    for number in range(draw(st.integers(1, 12))):
+        kind = draw(st.sampled_from(["input", "target", "weight", "label", "int weight"]))
+        width = draw(st.integers(1, 3))
+        if kind in ("label", "int weight"):
+            values = np.array(draw(st.lists(st.integers(-2, 5), min_size=rows, max_size=rows)))
+            leaf = values.astype(draw(st.sampled_from(["int32", "int64", "float32"])))
+            rule = Rule(1, number, "labels", 3, draw(st.sampled_from([None, -1])), "loss")
+            if kind == "int weight":
+                rule = Rule(2, number, "weights")
+        else:
+            dtype = draw(st.sampled_from(_FLOATS))
+            special = st.sampled_from([0.5, -1.0, np.nan, np.inf, -np.inf])
+            cells = draw(st.lists(special, min_size=rows * width, max_size=rows * width))
+            leaf = np.array(cells, dtype).reshape(rows, width)
+            part = {"input": 0, "target": 1, "weight": 2}[kind]
+            mode = None if part == 2 else draw(st.sampled_from(["warn", "error"]))
+            rule = Rule(part, number, kind, finite=mode)
+        rules.append(rule)
+        leaves.append(leaf)
+    return rules, leaves
+
+
+@settings(deadline=None, max_examples=60)
+@given(_rules_and_leaves())
+def test_the_first_broken_rule_is_the_one_each_rule_in_turn_finds(
+    case: tuple[list[Rule], list[np.ndarray]],
+) -> None:
+    rules, arrays = case
+    leaves = [tf.constant(array) for array in arrays]
+    want: Any = None
+    for number, (rule, leaf) in enumerate(zip(rules, leaves, strict=True)):
+        found, _, value = rule.problem(leaf)
+        if bool(found):
+            want = (number, float(value))
+            break
+    found, first = first_broken(rules, leaves)
+    assert bool(found) == (want is not None)
+    if want is not None:
+        number, value = first()
+        assert int(number) == want[0]
+        np.testing.assert_equal(float(value), want[1])
+
+
+def test_the_finite_rules_of_many_leaves_are_one_reduction() -> None:
+    rules = [Rule(0, i, f"input {i}", finite="warn") for i in range(100)]
+    leaves = [tf.TensorSpec([None, 1], tf.float32) for _ in rules]
+
+    def check(*values: tf.Tensor) -> tf.Tensor:
+        return first_broken(rules, list(values))[0]
+
+    graph = tf.function(check).get_concrete_function(*leaves).graph
+    reductions = [op for op in graph.get_operations() if op.type in ("All", "Any")]
+    assert len(reductions) == 2  # the joined values' `All`, and `Any` over the groups
