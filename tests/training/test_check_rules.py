@@ -12,10 +12,12 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+import pytest
 import tensorflow as tf
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from fitpipe.training import check_rules
 from fitpipe.training.check_rules import Rule, first_broken
 
 _FLOATS = ["float16", "float32", "float64"]
@@ -48,11 +50,16 @@ def _rules_and_leaves(draw: st.DrawFn) -> tuple[list[Rule], list[np.ndarray]]:
 
 
 @settings(deadline=None, max_examples=60)
-@given(_rules_and_leaves())
+@given(_rules_and_leaves(), st.sampled_from([1, 2, check_rules.JOIN_AT]))
 def test_the_first_broken_rule_is_the_one_each_rule_in_turn_finds(
-    case: tuple[list[Rule], list[np.ndarray]],
+    case: tuple[list[Rule], list[np.ndarray]], join_at: int
 ) -> None:
-    rules, arrays = case
+    with pytest.MonkeyPatch.context() as patch:  # joined from 1 leaf, 2, or as by default
+        patch.setattr(check_rules, "JOIN_AT", join_at)
+        _first_broken_as_each_rule_finds(*case)
+
+
+def _first_broken_as_each_rule_finds(rules: list[Rule], arrays: list[np.ndarray]) -> None:
     leaves = [tf.constant(array) for array in arrays]
     want: Any = None
     for number, (rule, leaf) in enumerate(zip(rules, leaves, strict=True)):
@@ -78,3 +85,7 @@ def test_the_finite_rules_of_many_leaves_are_one_reduction() -> None:
     graph = tf.function(check).get_concrete_function(*leaves).graph
     reductions = [op for op in graph.get_operations() if op.type in ("All", "Any")]
     assert len(reductions) == 2  # the joined values' `All`, and `Any` over the groups
+    # ... where fewer than JOIN_AT leaves are judged one by one
+    few = tf.function(lambda *v: first_broken(rules[:2], list(v))[0])
+    graph = few.get_concrete_function(*leaves[:2]).graph
+    assert "ConcatV2" not in {op.type for op in graph.get_operations()}

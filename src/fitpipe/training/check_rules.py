@@ -232,7 +232,7 @@ def first_broken(rules: list[Rule], leaves: list[Any]) -> tuple[tf.Tensor, Any]:
         key = ("finite", leaf.dtype.name) if _finite_kind(rule, leaf) else ("own", number)
         groups.setdefault(key, []).append(number)
     parts: list[tuple[tf.Tensor, Callable[[], tuple[tf.Tensor, tf.Tensor]]]] = []
-    for numbers in groups.values():
+    for numbers in _split_small(groups.values()):
         if len(numbers) == 1:
             rule, leaf = rules[numbers[0]], leaves[numbers[0]]
             parts.append((rule.found(leaf), functools.partial(_one, rule, leaf, numbers[0])))
@@ -253,6 +253,19 @@ def first_broken(rules: list[Rule], leaves: list[Any]) -> tuple[tf.Tensor, Any]:
         return tf.gather(stacked, winner), tf.gather(tf.stack(values), winner)
 
     return tf.reduce_any(tf.stack([found for found, _ in parts])), first
+
+
+#: Leaves judged together from this many: fewer cost as many ops one by one (three each,
+#: against a reshape each, the join and three), and the join copies their values.
+JOIN_AT = 4
+
+
+def _split_small(groups: Any) -> list[list[int]]:
+    """The groups, those of fewer than :data:`JOIN_AT` rules split into one rule each."""
+    out: list[list[int]] = []
+    for numbers in groups:
+        out.extend([numbers] if len(numbers) >= JOIN_AT else [[number] for number in numbers])
+    return out
 
 
 def _finite_kind(rule: Rule, leaf: Any) -> bool:
