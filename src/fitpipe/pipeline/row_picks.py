@@ -1,10 +1,11 @@
-"""Graph functions picking a batch's rows from leaves held in memory: gathered, or cut.
+"""Graph functions picking a batch's rows from leaves held in memory.
 
 :class:`~fitpipe.pipeline.ResidentRows` hands a compiled loop its held leaves (variables'
-values, or sparse and ragged tensors) and a row order; a batch is the rows of the order,
-gathered by index (:func:`take_rows`), or, when they are consecutive, a slice of the leaves
-(:func:`cut_rows`: for 64-byte rows and wider, TensorFlow's slice of the first axis shares
-their memory). Class weights, when given, are applied to either.
+values, sparse leaves grouped by row as :class:`SparseRows`, ragged tensors) and a row
+order; a batch is the rows of the order, gathered by index (:func:`gather_leaf`,
+:func:`take_rows`), or, in a chunk of consecutive rows, sliced (``row_chunks``). The rows
+picked from each held leaf become a batch in :func:`batch_of`: split back into the batch's
+leaves where narrow ones are held side by side (``leaf_packing``), class weights applied.
 """
 
 from __future__ import annotations
@@ -20,7 +21,6 @@ from fitpipe.pipeline.leaf_packing import Packing
 __all__ = [
     "SparseRows",
     "batch_of",
-    "cut_rows",
     "gather_leaf",
     "held_value",
     "picked_from",
@@ -110,17 +110,6 @@ def take_rows(
         packing: How the held leaves hold the batch's (None: one each, in order).
     """
     return _picked(structure, tensors, lambda leaf: gather_leaf(leaf, rows), packing)
-
-
-def cut_rows(
-    structure: Any,
-    tensors: tuple[tuple[Any, ...], Any],
-    start: tf.Tensor,
-    stop: tf.Tensor,
-    packing: Packing | None = None,
-) -> Any:
-    """Graph function: :func:`take_rows` of rows ``start`` to ``stop - 1``, sliced."""
-    return _picked(structure, tensors, lambda leaf: held_value(leaf)[start:stop], packing)
 
 
 def _picked(
