@@ -28,6 +28,7 @@ from fitpipe.columnar.convert import (
     take_rows_into,
 )
 from fitpipe.schemas import Schema
+from fitpipe.testing.strategies import numpy_text
 
 DTYPES = st.sampled_from([np.float32, np.float64, np.int64, np.int8, np.bool_, np.str_])
 
@@ -192,7 +193,7 @@ def row_parts(draw: st.DrawFn) -> list[np.ndarray]:
 
 def _elements(dtype: type) -> st.SearchStrategy:
     if dtype is np.str_:
-        return st.text(max_size=3)
+        return numpy_text(max_size=3)
     if np.dtype(dtype).kind == "f":
         return st.floats(width=np.dtype(dtype).itemsize * 8, allow_nan=False)
     return hnp.from_dtype(np.dtype(dtype))

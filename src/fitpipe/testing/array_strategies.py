@@ -23,6 +23,7 @@ __all__ = [
     "class_labels",
     "float_arrays",
     "int_arrays",
+    "numpy_text",
     "parquet_layouts",
     "row_counts",
     "sample_weights",
@@ -30,6 +31,24 @@ __all__ = [
     "split_keys",
     "targets",
 ]
+
+
+def numpy_text(min_size: int = 0, max_size: int = 12) -> st.SearchStrategy[str]:
+    """Text a NumPy ``str`` array holds as it is: without NUL characters.
+
+    NumPy drops trailing NULs from a ``str`` array's elements (``"a"`` followed by a NUL is
+    stored as ``"a"``): distinct keys would collide, and ``hypothesis.extra.numpy`` refuses
+    such text for a ``str`` dtype.
+
+    Args:
+        min_size: The fewest characters.
+        max_size: The most characters.
+
+    Returns:
+        A strategy of strings.
+    """
+    characters = st.characters(codec="utf-8", exclude_characters="\x00")  # as st.text()
+    return st.text(characters, min_size=min_size, max_size=max_size)
 
 
 #: Float elements that survive float32 and comparisons exactly (no NaN, no infinities).
@@ -156,7 +175,7 @@ def split_keys(
     if kind == "int":
         element: st.SearchStrategy[Any] = st.integers(-(2**63), 2**63 - 1)
     else:
-        element = st.text(min_size=0, max_size=12)
+        element = numpy_text(max_size=12)
     distinct = draw(st.lists(element, min_size=count, max_size=count, unique=True))
     picks = draw(st.lists(st.integers(0, count - 1), min_size=rows, max_size=rows))
     values = [distinct[i] for i in picks]

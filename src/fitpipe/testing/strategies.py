@@ -14,6 +14,7 @@ Arrays and structures:
 * :func:`split_keys`: a key per row (integers or strings, some rows sharing a key), for
   grouped validation splits (``split_by``);
 * :func:`sparse_entries`: a sparse tensor's entries in any order, rows without any included;
+* :func:`numpy_text`: text a NumPy ``str`` array holds as it is (no NUL characters);
 * :func:`examples`: ``x``, ``y``, ``sample_weight`` and ``batch_size`` with a shared row count;
   :func:`conformance_examples`: the same, ``y`` optional, as the conformance kit draws them.
 
@@ -60,6 +61,7 @@ from fitpipe.testing.array_strategies import (
     class_labels,
     float_arrays,
     int_arrays,
+    numpy_text,
     parquet_layouts,
     row_counts,
     sample_weights,
@@ -116,6 +118,7 @@ __all__ = [
     "iterate_batches",
     "nested_structures",
     "non_finite",
+    "numpy_text",
     "parquet_layouts",
     "presented_examples",
     "register_form",
