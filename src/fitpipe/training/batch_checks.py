@@ -125,8 +125,9 @@ class BatchChecks:
         @tf.autograph.experimental.do_not_convert
         def checked(index: tf.Tensor, batch: Any) -> Any:
             done: list[Any] = []
+            flat: dict[int, list[Any]] = {}
             for number, rule in enumerate(rules):  # in order: the first rule broken is named
-                leaf = tf.nest.flatten(batch[rule.part])[rule.leaf]
+                leaf = _part_leaves(flat, batch, rule.part)[rule.leaf]
                 with tf.control_dependencies(done):
                     if rule.finite is not None:  # one reduction; the details only when found
                         found = rule.found(leaf)
