@@ -111,3 +111,20 @@ def test_sparse_rows_train_evaluate_and_predict_as_their_dense_twin(shuffle: boo
     np.testing.assert_allclose(got[2], want[2], rtol=1e-5, atol=1e-6)
     for g, w in zip(got[3], want[3], strict=True):
         np.testing.assert_allclose(g, w, rtol=1e-5, atol=1e-6)
+
+
+def test_rows_sent_to_tf_data_service_workers_group_sparse_entries_once() -> None:
+    from fitpipe.adapters import ArraySource
+    from fitpipe.pipeline.service import constant_array_dataset
+
+    dense = np.eye(7, 5, dtype="float32")
+    sparse = tf.sparse.from_dense(dense)
+    sparse = tf.SparseTensor(sparse.indices[::-1], sparse.values[::-1], sparse.dense_shape)
+    y = np.arange(7, dtype="float32")
+    dataset = constant_array_dataset(ArraySource(sparse, y, None, 7), 3, "fit")
+    got = [tf.sparse.to_dense(x).numpy() for x, _ in dataset]
+    np.testing.assert_array_equal(np.concatenate(got), dense)
+    graph = tf.compat.v1.GraphDef.FromString(dataset._as_serialized_graph().numpy())
+    ops = {node.op for fn in graph.library.function for node in fn.node_def}
+    assert "RaggedGather" in ops  # each batch picks its rows' entries ...
+    assert "SparseReorder" not in ops  # ... and never sorts every entry again

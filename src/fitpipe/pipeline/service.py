@@ -27,7 +27,7 @@ from fitpipe import limits
 from fitpipe.adapters import ArraySource
 from fitpipe.errors import FitpipeTypeError, FitpipeValueError, message
 from fitpipe.pipeline.arrays import index_batches
-from fitpipe.pipeline.row_picks import take_rows
+from fitpipe.pipeline.row_picks import picked_from, take_rows
 from fitpipe.schemas import pack_roles
 
 __all__ = [
@@ -123,8 +123,9 @@ def on_service(
 
 
 def _constant(leaf: Any) -> Any:
+    """A leaf as the graph carries it: a sparse one grouped by row once (``SparseRows``)."""
     if isinstance(leaf, (tf.RaggedTensor, tf.SparseTensor)):
-        return leaf
+        return picked_from(leaf)
     return tf.constant(leaf)
 
 
