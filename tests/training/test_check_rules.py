@@ -49,17 +49,24 @@ def _rules_and_leaves(draw: st.DrawFn) -> tuple[list[Rule], list[np.ndarray]]:
     return rules, leaves
 
 
+#: How the leaves' shapes are known where ``first_broken`` runs: eagerly (every size), in a
+#: graph of batches of any rows (each leaf's values a row known), or of any shape at all.
+_KNOWN = ["eager", "rows unknown", "nothing known"]
+
+
 @settings(deadline=None, max_examples=60)
-@given(_rules_and_leaves(), st.sampled_from([1, 2, check_rules.JOIN_AT]))
+@given(_rules_and_leaves(), st.sampled_from([1, 2, check_rules.JOIN_AT]), st.sampled_from(_KNOWN))
 def test_the_first_broken_rule_is_the_one_each_rule_in_turn_finds(
-    case: tuple[list[Rule], list[np.ndarray]], join_at: int
+    case: tuple[list[Rule], list[np.ndarray]], join_at: int, known: str
 ) -> None:
     with pytest.MonkeyPatch.context() as patch:  # joined from 1 leaf, 2, or as by default
         patch.setattr(check_rules, "JOIN_AT", join_at)
-        _first_broken_as_each_rule_finds(*case)
+        _first_broken_as_each_rule_finds(*case, known)
 
 
-def _first_broken_as_each_rule_finds(rules: list[Rule], arrays: list[np.ndarray]) -> None:
+def _first_broken_as_each_rule_finds(
+    rules: list[Rule], arrays: list[np.ndarray], known: str
+) -> None:
     leaves = [tf.constant(array) for array in arrays]
     want: Any = None
     for number, (rule, leaf) in enumerate(zip(rules, leaves, strict=True)):
@@ -67,10 +74,20 @@ def _first_broken_as_each_rule_finds(rules: list[Rule], arrays: list[np.ndarray]
         if bool(found):
             want = (number, float(value))
             break
-    found, first = first_broken(rules, leaves)
+
+    def judged(*values: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+        found, first = first_broken(rules, list(values))
+        nothing = (tf.constant(-1, tf.int32), tf.constant(0.0, tf.float64))
+        return (found, *tf.cond(found, first, lambda: nothing))
+
+    if known != "eager":
+        unknown = known == "nothing known"
+        shapes = [[None] * a.ndim if unknown else [None, *a.shape[1:]] for a in arrays]
+        specs = [tf.TensorSpec(shape, a.dtype) for shape, a in zip(shapes, arrays, strict=True)]
+        judged = tf.function(judged, input_signature=specs)  # type: ignore[assignment]
+    found, number, value = judged(*leaves)
     assert bool(found) == (want is not None)
     if want is not None:
-        number, value = first()
         assert int(number) == want[0]
         np.testing.assert_equal(float(value), want[1])
 
@@ -85,7 +102,41 @@ def test_the_finite_rules_of_many_leaves_are_one_reduction() -> None:
     graph = tf.function(check).get_concrete_function(*leaves).graph
     reductions = [op for op in graph.get_operations() if op.type in ("All", "Any")]
     assert len(reductions) == 2  # the joined values' `All`, and `Any` over the groups
+    reshapes = [op for op in graph.get_operations() if op.type == "Reshape"]
+    assert len(reshapes) == 1  # rows of one shape: joined, then flattened once, not 100 times
+
+    def branch(*values: tf.Tensor) -> Any:
+        found, first = first_broken(rules, list(values))
+        return tf.cond(found, first, lambda: (tf.constant(0), tf.constant(0.0, tf.float64)))
+
+    graph = tf.function(branch).get_concrete_function(*leaves).graph
+    (taken,) = [op for op in graph.get_operations() if op.type in ("If", "StatelessIf")]
+    assert len(taken.inputs) < 5  # the joined values, not the 100 leaves (0.1 s of tracing)
     # ... where fewer than JOIN_AT leaves are judged one by one
     few = tf.function(lambda *v: first_broken(rules[:2], list(v))[0])
     graph = few.get_concrete_function(*leaves[:2]).graph
     assert "ConcatV2" not in {op.type for op in graph.get_operations()}
+
+
+@pytest.mark.parametrize(
+    ("extra", "waits"),
+    [([], False), ([Rule(1, 0, "labels", 3, None, "loss")], True), ([Rule(2, 0, "w")], True)],
+)
+def test_the_step_waits_for_the_check_only_when_a_broken_rule_stops_training(
+    extra: list[Rule], waits: bool
+) -> None:
+    """Under ``check="warn"`` a non-finite value is noted, not raised: nothing to wait for."""
+    from fitpipe.training.batch_checks import BatchChecks
+
+    rules = [Rule(0, i, f"input {i}", finite="warn") for i in range(3)] + extra
+    checks = BatchChecks(rules, "fit")
+    batch = ([tf.constant([[1.0]]) for _ in range(3)], tf.constant([1.0]), tf.constant([1.0]))
+
+    @tf.function
+    def guarded() -> Any:
+        guard, found, _, _ = checks.graph_check(batch, tf.constant(0))
+        return tf.constant(guard is not None), found
+
+    waited, found = guarded()
+    assert bool(waited) is waits
+    assert not bool(found)

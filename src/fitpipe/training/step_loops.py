@@ -43,8 +43,9 @@ Fetch = Callable[[Any, tf.Tensor], Any]
 
 #: The value checks of a batch, run in the loop before its step (``BatchChecks.graph_check``):
 #: ``check(batch, i) -> (guard, found, rule, value)``: what the step waits for, which fails
-#: the call when a rule that stops training is broken (naming batch ``i`` of the call),
-#: whether a rule is broken, the first one broken and its bad value (float64).
+#: the call when a rule that stops training is broken (naming batch ``i`` of the call; None
+#: when no rule can stop it), whether a rule is broken, the first one broken and its bad
+#: value (float64).
 Check = Callable[[Any, tf.Tensor], tuple[Any, tf.Tensor, tf.Tensor, tf.Tensor]]
 
 #: A step: the model's compiled step, called on one batch.
@@ -380,4 +381,4 @@ def _checked(check: Check | None, batch: Any, i: tf.Tensor, noted: Any) -> tuple
         tf.where(fresh, rule, noted[1]),
         tf.where(fresh, value, noted[2]),
     )
-    return [guard], kept
+    return ([] if guard is None else [guard]), kept
