@@ -286,8 +286,13 @@ def _one(rule: Rule, leaf: tf.Tensor, number: int) -> tuple[tf.Tensor, tf.Tensor
 
 def _row_widths(leaves: list[Any]) -> list[int] | None:
     """The values a row of each leaf holds, when every one is known from its static shape."""
-    widths = [leaf.shape[1:].num_elements() if leaf.shape.rank else None for leaf in leaves]
-    return None if None in widths else widths
+    widths: list[int] = []
+    for leaf in leaves:
+        width = leaf.shape[1:].num_elements() if leaf.shape.rank else None
+        if width is None:
+            return None
+        widths.append(int(width))
+    return widths
 
 
 def _joined(joined: tf.Tensor, ends: list[Any], numbers: list[int]) -> tuple[Any, Any]:
