@@ -303,3 +303,72 @@ def test_batch_hooks_with_steps_per_execution(steps_per_execution: int) -> None:
     got = recorders["fitpipe"].counts()
     assert got["on_train_batch_end"] == 2 * (12 // steps_per_execution)
     assert got == recorders["keras"].counts()
+
+
+class _EveryBatchCheckpoint(keras.callbacks.ModelCheckpoint):
+    def on_train_batch_end(self, batch: int, logs: Any = None) -> None:
+        super().on_train_batch_end(batch, logs)
+
+
+def _callbacks(kind: str, root: Path) -> keras.callbacks.Callback:
+    made = {
+        "checkpoint": lambda: keras.callbacks.ModelCheckpoint(str(root / "m.keras")),
+        "checkpoint, every 3 batches": lambda: keras.callbacks.ModelCheckpoint(
+            str(root / "m.keras"), save_freq=3
+        ),
+        "checkpoint, a subclass's batch hook": lambda: _EveryBatchCheckpoint(str(root / "m.keras")),
+        "backup": lambda: keras.callbacks.BackupAndRestore(str(root / "backup")),
+        "backup, every 2 batches": lambda: keras.callbacks.BackupAndRestore(
+            str(root / "backup"), save_freq=2
+        ),
+        "tensorboard": lambda: keras.callbacks.TensorBoard(str(root / "tb")),
+        "tensorboard, every batch": lambda: keras.callbacks.TensorBoard(
+            str(root / "tb"), update_freq="batch"
+        ),
+        "tensorboard, profiling": lambda: keras.callbacks.TensorBoard(
+            str(root / "tb"), profile_batch=2
+        ),
+        "tensorboard, steps per second": lambda: keras.callbacks.TensorBoard(
+            str(root / "tb"), write_steps_per_second=True
+        ),
+        "terminate on NaN": keras.callbacks.TerminateOnNaN,
+    }
+    return made[kind]()
+
+
+@pytest.mark.parametrize(
+    ("kind", "per_batch"),
+    [
+        ("checkpoint", False),
+        ("checkpoint, every 3 batches", True),
+        ("checkpoint, a subclass's batch hook", True),
+        ("backup", False),
+        ("backup, every 2 batches", True),
+        ("tensorboard", False),
+        ("tensorboard, every batch", True),
+        ("tensorboard, profiling", True),
+        ("tensorboard, steps per second", True),
+        ("terminate on NaN", True),
+    ],
+)
+def test_steps_are_fused_unless_a_callbacks_batch_hooks_act(
+    kind: str, per_batch: bool, tmp_path: Path
+) -> None:
+    """Keras' callbacks whose batch hooks do nothing with their settings run as no callback.
+
+    A ``ModelCheckpoint`` saving once an epoch (its default) ran calls of one step, 4x the
+    time of the same ``fit`` without it.
+    """
+    if kind.startswith("tensorboard"):
+        pytest.importorskip("tensorboard", reason="Keras' TensorBoard needs tensorboard")
+    from fitpipe.training.callbacks import listens_per_batch
+
+    callback = _callbacks(kind, tmp_path)
+    listed = keras.callbacks.CallbackList([callback], model=_reg())
+    assert listens_per_batch(listed, ("train",)) is per_batch
+    import fitpipe
+
+    trainer = fitpipe.Trainer(_reg())
+    trainer.compile(**COMPILE)
+    trainer.fit(X, Y, batch_size=8, epochs=2, verbose=0, callbacks=[callback])
+    assert (trainer._state.fused is None) is per_batch

@@ -216,3 +216,94 @@ def test_an_epoch_runs_steps_per_epoch_steps_in_calls_of_steps_per_execution() -
     ref.fit(**fit)
     assert int(twin.optimizer.iterations) == 6
     assert int(ref.optimizer.iterations) == 8
+
+
+def _value(source: Any) -> tf.Tensor:
+    """A source's values: a tuple's first tensor, or an iterator's next batch."""
+    return source[0] if isinstance(source, tuple) else source.get_next()
+
+
+class _Counted:
+    """A ``tf.function``, counting the calls that went through it (each looks its trace up)."""
+
+    def __init__(self) -> None:
+        self.function = tf.function(lambda source, first, n: _value(source) * first + n)
+        self.calls = 0
+
+    def __call__(self, *args: Any) -> Any:
+        self.calls += 1
+        return self.function(*args)
+
+    def get_concrete_function(self, *args: Any) -> Any:
+        return self.function.get_concrete_function(*args)
+
+
+@pytest.mark.parametrize("weak", [True, False])
+def test_a_loop_runs_its_last_trace_while_its_source_is_the_same(weak: bool) -> None:
+    def source(values: list[float]) -> Any:  # rows held (a tuple), or a tf.data iterator
+        if weak:
+            return iter(tf.data.Dataset.from_tensors(values).repeat())
+        return (tf.constant(values),)
+
+    loop, other = _Counted(), _Counted()
+    last = step_loops.LastTrace(weak=weak)
+    held = source([1.0, 2.0])
+    for first in range(3):
+        got = last.call(loop, held, tf.constant(float(first)), tf.constant(1.0))
+        np.testing.assert_allclose(got, [first + 1.0, 2.0 * first + 1.0])
+    assert loop.calls == 1  # the later calls ran its trace directly
+    fresh = source([3.0])  # a new source (the next epoch, block, iterator)
+    np.testing.assert_allclose(last.call(loop, fresh, tf.constant(2.0), tf.constant(0.0)), [6.0])
+    assert loop.calls == 2
+    last.call(other, fresh, tf.constant(2.0), tf.constant(0.0))  # another loop, same source
+    assert other.calls == 1
+    longer = source([1.0, 1.0, 1.0])  # another shape: traced again
+    np.testing.assert_allclose(last.call(loop, longer, tf.constant(1.0), tf.constant(0.0)), [1] * 3)
+    assert loop.calls == 3
+    if weak:
+        import gc
+        import weakref
+
+        gone = weakref.ref(longer)
+        del longer
+        gc.collect()
+        assert gone() is None  # an iterator's buffers do not outlive its use
+
+
+@pytest.mark.parametrize("form", ["numpy", "tf.data"])
+def test_calls_of_one_step_find_the_loop_once_an_epoch(form: str, monkeypatch: Any) -> None:
+    """A callback hooked on batches: one step a call, the loop looked up once an epoch."""
+    import fitpipe
+    from fitpipe.training.steps import StepFunction
+
+    x, y = regression_data(n=64, d=4)
+    trainer = fitpipe.Trainer(dense_model(d=4))
+    trainer.compile("sgd", "mse")
+    seen: list[int] = []
+    hook = tf.keras.callbacks.LambdaCallback(on_train_batch_end=lambda b, logs: seen.append(b))
+    data: Any = {"x": x, "y": y, "batch_size": 8, "shuffle": False}
+    if form == "tf.data":
+        data = {"x": tf.data.Dataset.from_tensor_slices((x, y)).batch(8)}
+    looked_up: list[int] = []
+    build = StepFunction._build_loop
+    monkeypatch.setattr(
+        StepFunction, "_build_loop", lambda *a, **k: _Probe(build(*a, **k), looked_up)
+    )
+    trainer.fit(epochs=2, verbose=0, callbacks=[hook], **data)
+    assert seen == list(range(8)) * 2
+    assert isinstance(trainer._state.functions["train"], StepFunction)
+    assert 1 <= len(looked_up) <= 4  # once an epoch (and its first call's trace), not a step
+
+
+class _Probe:
+    """A loop whose calls through the ``tf.function`` are counted (a call a lookup)."""
+
+    def __init__(self, loop: Any, calls: list[int]) -> None:
+        self.loop, self.calls = loop, calls
+
+    def __call__(self, *args: Any) -> Any:
+        self.calls.append(1)
+        return self.loop(*args)
+
+    def __getattr__(self, name: str) -> Any:  # get_concrete_function, the tracing count
+        return getattr(self.loop, name)

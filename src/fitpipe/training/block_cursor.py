@@ -26,7 +26,7 @@ import tensorflow as tf
 from fitpipe.adapters import RowBlocks, block_order, concat_rows, num_rows, rows_of, take_rows
 from fitpipe.columnar import as_tensor
 from fitpipe.pipeline import Packing, ResidentRows, held_specs, pack, plan_specs
-from fitpipe.training.step_loops import RowCursor, merge
+from fitpipe.training.step_loops import LastTrace, RowCursor, merge
 
 __all__ = ["BlockCursor", "batched_segments", "segments"]
 
@@ -260,6 +260,7 @@ class BlockCursor(RowCursor):
         #: The blocks are a source's own batches (``RowBlocks.batched``): no pass read ahead.
         self.batched = blocks.batched
         self.arguments: Any = None
+        self._last = LastTrace(weak=False)
         self.position = 0
         self.batches = 0
         self.waited = 0.0
@@ -299,6 +300,7 @@ class BlockCursor(RowCursor):
                 self._ended, self.arguments, self.batches, self.position = True, None, 0, 0
                 return False
             (self.arguments, self.batches), self.position = arguments, 0
+            self._last = LastTrace(weak=False)  # holds no block but this one (its memory)
         return True
 
     def skip(self, batches: int) -> None:

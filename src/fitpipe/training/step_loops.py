@@ -14,6 +14,7 @@ batch is lost between calls.
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable
 from typing import Any
 
@@ -26,6 +27,7 @@ from fitpipe.training.conversions import absent_as_none
 __all__ = [
     "Check",
     "Fetch",
+    "LastTrace",
     "RowCursor",
     "chunked_loop",
     "collect_loop",
@@ -106,6 +108,35 @@ def merge(outputs: list[Any], collect: bool) -> Any:
     return outputs[-1]
 
 
+class LastTrace:
+    """Calls a compiled loop, through the trace of its last call while its source is the same.
+
+    A ``tf.function`` finds the trace for a call from its arguments' types, at every call:
+    0.1 ms for the loop over held rows (the MLP's step at batch 32 takes 0.2 ms), paid at
+    every step when a callback's batch hooks ask for calls of one step. A loop's source (an
+    epoch's rows, a streamed block, a ``tf.data`` iterator) is the same object for many
+    calls: the first finds the trace, which the later ones run directly.
+
+    Args:
+        weak: Keep the source by a weak reference (an iterator, whose buffers and threads
+            must not outlive its use), not a strong one (a tuple of tensors held anyway).
+    """
+
+    def __init__(self, weak: bool) -> None:
+        self._weak = weak
+        self._last: tuple[Callable[[], Any], Any, Any] | None = None  # source, loop, trace
+
+    def call(self, loop: Any, source: Any, *rest: tf.Tensor) -> Any:
+        """``loop(source, *rest)``."""
+        last = self._last
+        if last is not None and last[0]() is source and last[1] is loop:
+            return last[2](source, *rest)
+        outputs = loop(source, *rest)
+        handle = weakref.ref(source) if self._weak else (lambda: source)
+        self._last = (handle, loop, loop.get_concrete_function(source, *rest))
+        return outputs
+
+
 class RowCursor:
     """Where an epoch over rows held in memory stands: its row order and its next batch.
 
@@ -125,6 +156,7 @@ class RowCursor:
         self.element_spec = element_spec
         #: Seconds spent waiting for rows (none: they are in memory).
         self.waited = 0.0
+        self._last = LastTrace(weak=False)  # the arguments, a tuple, live as long as this
 
     @property
     def remaining(self) -> int:
@@ -134,6 +166,11 @@ class RowCursor:
     def batch(self, index: Any) -> Any:
         """The rows of batch ``index`` of this epoch."""
         return self.rows.batch(self.arguments, index)
+
+    def call(self, loop: Any, n: int) -> Any:
+        """``loop(arguments, position, n)``: up to ``n`` steps (see :class:`LastTrace`)."""
+        first, steps = tf.constant(self.position, tf.int32), tf.constant(n, tf.int32)
+        return self._last.call(loop, self.arguments, first, steps)
 
     def run(self, call: Callable[[RowCursor, int], Any], n: int, collect: bool) -> Any:
         """Runs up to ``n`` steps: ``call(self, n)``, the trainer's call on these rows.

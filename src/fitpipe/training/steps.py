@@ -32,6 +32,7 @@ from fitpipe.training.conversions import absent_as_none, spec_of
 from fitpipe.training.inputs import spec_text, step_error
 from fitpipe.training.step_loops import (
     Fetch,
+    LastTrace,
     RowCursor,
     chunked_loop,
     collect_loop,
@@ -135,6 +136,7 @@ class StepFunction:
         self.noted: tuple[int, int, float] | None = None
         self._spec: Any = None
         self._rows_loops: dict[Any, Callable[..., Any]] = {}
+        self._last = LastTrace(weak=True)  # a tf.data iterator's loop and trace
         self._retired_traces = 0  # traces of functions replaced since (the XLA fallback)
         self._decisions = decisions if decisions is not None else {}
         self._choices: dict[str, XlaChoice] = {}
@@ -405,7 +407,8 @@ class StepFunction:
             return self._eager(iterator, n)
         loop = self.prepare(iterator, held)
         assert loop is not None
-        count, outputs, waited, noted = loop(iterator, tf.constant(0), tf.constant(n))
+        first, steps = tf.constant(0), tf.constant(n)
+        count, outputs, waited, noted = self._last.call(loop, iterator, first, steps)
         self.waited += float(waited) if self.timed else 0.0
         found = self.checks is not None and int(noted[0]) >= 0  # nothing to read back without
         self.noted = (int(noted[0]), int(noted[1]), float(noted[2])) if found else None
@@ -454,9 +457,8 @@ class StepFunction:
             return n, merge(outputs, self.collect)
         loop = self.prepare(cursor)
         assert loop is not None
-        start = tf.constant(cursor.position, tf.int32)
         # (count, outputs), and a wait (always 0: rows in memory) from the collecting loop
-        count, outputs = loop(cursor.arguments, start, tf.constant(n, tf.int32))[:2]
+        count, outputs = cursor.call(loop, n)[:2]
         cursor.position += int(count)
         return int(count), outputs
 
