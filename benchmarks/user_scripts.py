@@ -117,10 +117,11 @@ def callbacks(kind: str) -> list[keras.callbacks.Callback]:
 def fit_case(build: Callable[[], keras.Model], compiled: dict[str, Any], **fit: Any) -> Any:
     """A case: ``fit(**fit)`` of a fresh model compiled with ``compiled`` (data by name)."""
 
+    kind = fit.pop("cb", "")
+
     def run(runner: Any, data: Data) -> None:
         given = {k: getattr(data, v) if isinstance(v, str) else v for k, v in fit.items()}
-        given["callbacks"] = callbacks(given.pop("cb", ""))
-        runner.fit(**given)
+        runner.fit(callbacks=callbacks(kind), **given)
 
     return build, compiled, run
 

@@ -9,6 +9,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 from differential import classification_data, dense_model, regression_data
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from fitpipe.testing.keras_diff import (
     assert_evaluate_close,
@@ -196,3 +198,44 @@ def test_predict_on_batch_multi_output() -> None:
     assert_structures_close(
         ref.predict_on_batch(XC[:7]), api.predict_on_batch(XC[:7]), "predict_on_batch"
     )
+
+
+_CALL = st.tuples(st.sampled_from(["train", "test", "predict"]), st.sampled_from([1, 5, 8]))
+
+
+@settings(deadline=None, max_examples=12)
+@given(st.lists(st.tuples(_CALL, st.booleans()), min_size=1, max_size=8))
+def test_on_batch_calls_of_any_batch_match_keras_and_look_up_a_trace_once_a_spec(
+    calls: list[tuple[tuple[str, int], bool]],
+) -> None:
+    """A step keeps the trace of its last batch's spec for the next batch: never another's.
+
+    Batches of 1, 5 and 8 rows, with and without sample weights, in any order of
+    ``train_on_batch``, ``test_on_batch`` and ``predict_on_batch``: the results are Keras'
+    at every call, and each step looks its trace up only when the spec changes.
+    """
+    from fitpipe.training.steps import StepFunction
+
+    ref, twin = make_twins(_reg)
+    api = compile_both(ref, twin, {"optimizer": "sgd", "loss": "mse", "metrics": ["mae"]})
+    looked_up: list[int] = []
+    trace = StepFunction._trace
+    want, last = 0, dict[str, Any]()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(
+            StepFunction, "_trace", lambda self, spec: looked_up.append(1) or trace(self, spec)
+        )
+        for (mode, rows), weighted in calls:
+            key = (rows, weighted and mode != "predict")
+            want += last.get(mode) != key
+            last[mode] = key
+            x, y = X[:rows], Y[:rows]
+            weights = {"sample_weight": np.linspace(0.5, 1.5, rows)} if key[1] else {}
+            if mode == "predict":
+                got, expected = api.predict_on_batch(x), ref.predict_on_batch(x)
+            else:
+                got = getattr(api, f"{mode}_on_batch")(x, y, **weights)
+                expected = getattr(ref, f"{mode}_on_batch")(x, y, **weights)
+            assert_structures_close(expected, got, f"{mode}_on_batch of {key}")
+    assert len(looked_up) == want
+    assert_weights_close(ref, twin)

@@ -268,6 +268,11 @@ def test_a_loop_runs_its_last_trace_while_its_source_is_the_same(weak: bool) -> 
         del longer
         gc.collect()
         assert gone() is None  # an iterator's buffers do not outlive its use
+        unnamed = (tf.constant([2.0]),)  # no weak reference can name a tuple: no shortcut
+        for _ in range(2):
+            got = last.call(loop, unnamed, tf.constant(1.0), tf.constant(1.0))
+            np.testing.assert_allclose(got, [3.0])
+        assert loop.calls == 5
 
 
 @pytest.mark.parametrize("form", ["numpy", "tf.data"])

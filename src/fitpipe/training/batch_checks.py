@@ -335,8 +335,8 @@ class _InPython:
                 raise self.checks._error(number, f"batch index {index}", value)
 
 
-def check_one_batch(model: keras.Model, data: Any, caller: str) -> None:
+def check_one_batch(model: keras.Model, data: Any, caller: str, spec: Any = None) -> None:
     """Checks the values of one batch given to ``train_on_batch`` or ``test_on_batch``."""
-    checks = BatchChecks.for_model(model, spec_of(data), caller)
+    checks = BatchChecks.for_model(model, spec_of(data) if spec is None else spec, caller)
     if checks is not None:
         checks.check(data, "the batch")

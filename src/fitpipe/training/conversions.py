@@ -26,6 +26,7 @@ import keras
 import tensorflow as tf
 
 from fitpipe.errors import FitpipeValueError, message
+from fitpipe.pipeline import ResidentRows
 
 __all__ = [
     "absent_as_none",
@@ -33,9 +34,12 @@ __all__ = [
     "cast_for",
     "casts_floats",
     "check_extra",
+    "composite_spec",
+    "input_key",
     "needs_floatx_cast",
     "optional_input_names",
     "prepared_step",
+    "same_spec",
     "spec_of",
     "without_absent_inputs",
     "without_extra_inputs",
@@ -275,3 +279,26 @@ def build_optimizer(model: keras.Model) -> None:
     built = getattr(model, "built", False)
     if built and isinstance(optimizer, keras.optimizers.Optimizer) and not optimizer.built:
         optimizer.build(model.trainable_variables)
+
+
+def composite_spec(element_spec: Any) -> bool:
+    """Whether a batch has sparse or ragged parts (XLA compiles few ops on them)."""
+    composite = (tf.SparseTensorSpec, tf.RaggedTensorSpec)
+    return any(isinstance(s, composite) for s in tf.nest.flatten(element_spec))
+
+
+def same_spec(spec: Any, other: Any) -> bool:
+    """Whether two batch specs are one (``*_on_batch``: a new, equal spec at every call)."""
+    return spec is other or bool(spec == other)
+
+
+def input_key(element_spec: Any) -> str:
+    """The key of a batch's model inputs, whatever the batch size and the targets.
+
+    ``jit_compile="auto"`` decides once per model and key: ``fit``'s batches
+    ``(x, y, sample_weight)`` and ``predict``'s ``(x,)`` share the key of their ``x``.
+    """
+    features = element_spec
+    if isinstance(element_spec, tuple) and 1 <= len(element_spec) <= 3:
+        features = element_spec[0]
+    return repr(ResidentRows.batch_spec(features))

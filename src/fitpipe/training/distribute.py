@@ -210,12 +210,13 @@ class DistributedStepFunction(StepFunction):
     #: Per-replica batches: their value checks are a ``tf.data`` stage (``BatchChecks``).
     checks_in_loop = False
 
-    def on_batch(self, data: Any, caller: str | None = None) -> Any:
+    def on_batch(self, data: Any, caller: str | None = None, spec: Any = None) -> Any:
         """Runs one step on one global batch, split over the replicas like any batch.
 
         Args:
             data: The batch.
             caller: The public method (unused: errors reach the caller as TensorFlow's).
+            spec: The batch's spec (unused).
         """
         assert self.strategy is not None
         dataset = tf.data.Dataset.from_tensors(data)

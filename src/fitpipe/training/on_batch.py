@@ -73,10 +73,7 @@ class OnBatchMethods:
             class_weight,
             output_names(self.model),
         )
-        check_one_batch(self.model, data, "train_on_batch")
-        self.model.reset_metrics()
-        function = self._state.function(self.model, "train", conversions.spec_of(data))
-        logs = pythonify(function.on_batch(data, "train_on_batch"))
+        logs = pythonify(_run(self._state, self.model, "train", data, "train_on_batch"))
         return logs if return_dict else flatten_in_order(self.model, logs)
 
     def test_on_batch(
@@ -102,10 +99,7 @@ class OnBatchMethods:
         """
         arguments.require_compiled(self.model, "test_on_batch")
         data = one_batch(self.model, "test_on_batch", Mode.EVALUATE, x, y, sample_weight)
-        check_one_batch(self.model, data, "test_on_batch")
-        self.model.reset_metrics()
-        function = self._state.function(self.model, "test", conversions.spec_of(data))
-        logs = pythonify(function.on_batch(data, "test_on_batch"))
+        logs = pythonify(_run(self._state, self.model, "test", data, "test_on_batch"))
         return logs if return_dict else flatten_in_order(self.model, logs)
 
     def predict_on_batch(self, x: Any) -> Any:
@@ -123,5 +117,18 @@ class OnBatchMethods:
 
         """
         data = one_batch(self.model, "predict_on_batch", Mode.PREDICT, x)
-        function = self._state.function(self.model, "predict", conversions.spec_of(data))
-        return to_results(function.on_batch(data, "predict_on_batch"))
+        return to_results(_run(self._state, self.model, "predict", data, "predict_on_batch"))
+
+
+def _run(state: ModelState, model: keras.Model, mode: str, data: Any, caller: str) -> Any:
+    """Runs the ``mode`` step on one batch, whose spec is read once.
+
+    Train and test check the values and reset the metrics first. The spec serves the checks,
+    the choice of step and its trace.
+    """
+    data = conversions.absent_as_none(data)
+    spec = conversions.spec_of(data)
+    if mode != "predict":
+        check_one_batch(model, data, caller, spec)
+        model.reset_metrics()
+    return state.function(model, mode, spec).on_batch(data, caller, spec)

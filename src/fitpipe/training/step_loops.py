@@ -14,6 +14,7 @@ batch is lost between calls.
 
 from __future__ import annotations
 
+import time
 import weakref
 from collections.abc import Callable
 from typing import Any
@@ -32,6 +33,7 @@ __all__ = [
     "chunked_loop",
     "collect_loop",
     "counted_loop",
+    "eager_steps",
     "iterator_fetch",
     "last_loop",
     "merge",
@@ -101,6 +103,27 @@ def _next_held(iterator: Any, _: tf.Tensor) -> Any:
     return tf.experimental.Optional.from_value(tf.nest.pack_sequence_as(spec, values))
 
 
+def eager_steps(step: Step, iterator: Any, n: int, collect: bool) -> tuple[int, Any, float]:
+    """Runs up to ``n`` steps eagerly (``run_eagerly``): ``(steps run, outputs, seconds waited)``.
+
+    The outputs are the last step's, or every step's concatenated (``collect``); the seconds
+    are those spent waiting for the batches.
+    """
+    outputs: list[Any] = []
+    waited = 0.0
+    for _ in range(n):
+        begin = time.perf_counter()
+        batch = iterator.get_next_as_optional()
+        present = bool(batch.has_value())
+        waited += time.perf_counter() - begin
+        if not present:
+            break
+        outputs.append(step(batch.get_value()))
+    if not outputs:
+        return 0, None, waited
+    return len(outputs), merge(outputs, collect), waited
+
+
 def merge(outputs: list[Any], collect: bool) -> Any:
     """Eager steps' outputs: all of them concatenated (``collect``), or the last."""
     if collect:
@@ -132,7 +155,10 @@ class LastTrace:
         if last is not None and last[0]() is source and last[1] is loop:
             return last[2](source, *rest)
         outputs = loop(source, *rest)
-        handle = weakref.ref(source) if self._weak else (lambda: source)
+        try:
+            handle = weakref.ref(source) if self._weak else (lambda: source)
+        except TypeError:  # a source no weak reference can name: every call looks it up
+            return outputs
         self._last = (handle, loop, loop.get_concrete_function(source, *rest))
         return outputs
 
