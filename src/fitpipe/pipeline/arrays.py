@@ -290,7 +290,7 @@ class ResidentRows:
         with tf.init_scope():  # made once, eagerly, even when first asked for while tracing
             return tuple(picked_from(leaf) for leaf in self.leaves)
 
-    @property
+    @functools.cached_property
     def key(self) -> tuple[Any, ...]:
         """What a loop compiled for these rows depends on besides :attr:`tensors`' values."""
         table = None
