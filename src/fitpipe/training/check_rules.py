@@ -47,9 +47,14 @@ class Rule:
     loss: str = ""
     finite: str | None = None  # "warn" or "error": NaN and infinity (``fit(check=...)``)
 
+    @property
+    def of_finite_values(self) -> bool:
+        """Whether the leaf must hold finite values (a weight, or ``finite``), not labels."""
+        return self.finite is not None or self.part == 2
+
     def found(self, value: tf.Tensor) -> tf.Tensor:
         """Whether this leaf breaks the rule: :meth:`problem`'s ``found`` in fewer ops."""
-        if self.finite is None and self.part != 2:
+        if not self.of_finite_values:
             return tf.reduce_any(self._bad(value))
         if not value.dtype.is_floating:
             return tf.constant(False)  # (a weight's cast to float64 is finite)
@@ -57,7 +62,7 @@ class Rule:
 
     def _bad(self, flat: tf.Tensor) -> tf.Tensor:
         """Where ``flat`` breaks this rule (a label rule: out of range and not ignored)."""
-        if self.finite is not None or self.part == 2:
+        if self.of_finite_values:
             return tf.logical_not(tf.math.is_finite(tf.cast(flat, tf.float64)))
         bad = tf.logical_not(tf.logical_and(flat >= 0, flat < tf.cast(self.classes, flat.dtype)))
         if self.ignore is not None:
@@ -68,7 +73,7 @@ class Rule:
         """``(found, first bad position, its value as float64)`` in this leaf (graph ops)."""
         flat = tf.reshape(value, [-1])
         bad = self._bad(flat)
-        if self.finite is not None or self.part == 2:
+        if self.of_finite_values:
             flat = tf.cast(flat, tf.float64)
         # padded: an empty batch (0 rows) has a 0, whose argmax is 0 (none fails on no value)
         first = tf.argmax(tf.concat([tf.cast(bad, tf.int32), [0]], 0), output_type=tf.int32)
@@ -85,7 +90,7 @@ class Rule:
         flat = np.asarray(value).reshape(-1)
         if _passes(flat, self):
             return None
-        if self.finite is not None or self.part == 2:
+        if self.of_finite_values:
             if flat.dtype.kind != "f":  # bfloat16 and the like: cast as the graph check does
                 flat = flat.astype(np.float64)
             good = np.isfinite(flat)
@@ -111,7 +116,7 @@ def _passes(flat: np.ndarray, rule: Rule) -> bool:
     if not flat.size:
         return True
     kind = flat.dtype.kind
-    if rule.finite is not None or rule.part == 2:
+    if rule.of_finite_values:
         return kind in "biu" or (kind == "f" and bool(np.isfinite(np.add.reduce(flat))))
     if kind not in "iuf" or rule.ignore is not None:
         return False
@@ -276,7 +281,7 @@ def _split_small(groups: Any) -> list[list[int]]:
 
 def _finite_kind(rule: Rule, leaf: Any) -> bool:
     """Whether ``rule`` asks ``leaf`` for finite values only (floating inputs, targets, weights)."""
-    return (rule.finite is not None or rule.part == 2) and leaf.dtype.is_floating
+    return rule.of_finite_values and leaf.dtype.is_floating
 
 
 def _one(rule: Rule, leaf: tf.Tensor, number: int) -> tuple[tf.Tensor, tf.Tensor]:
