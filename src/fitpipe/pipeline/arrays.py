@@ -387,10 +387,10 @@ class ResidentRows:
 
     def as_batch(self) -> Any:
         """Every held row as one batch, without class weights (what data checks read)."""
-        flat = list(self.leaves)
-        if self.packing is not None:  # narrow leaves split out of the matrix holding them
-            flat = self.packing.unpack([held_value(leaf) for leaf in flat])
-        return tf.nest.pack_sequence_as(self.structure, flat)
+        if self.packing is None:
+            return tf.nest.pack_sequence_as(self.structure, list(self.leaves))
+        picked = [held_value(leaf) for leaf in self.leaves]  # narrow leaves split back out
+        return batch_of(self.structure, picked, None, self.packing)
 
     @staticmethod
     def batch_spec(element_spec: Any) -> Any:

@@ -10,7 +10,6 @@ leaves where narrow ones are held side by side (``leaf_packing``), class weights
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import tensorflow as tf
@@ -109,18 +108,8 @@ def take_rows(
         rows: Row indices.
         packing: How the held leaves hold the batch's (None: one each, in order).
     """
-    return _picked(structure, tensors, lambda leaf: gather_leaf(leaf, rows), packing)
-
-
-def _picked(
-    structure: Any,
-    tensors: tuple[tuple[Any, ...], Any],
-    pick: Callable[[Any], Any],
-    packing: Packing | None,
-) -> Any:
-    """The batch of ``pick(leaf)`` of each held leaf, class weights applied (if any)."""
     leaves, class_weights = tensors
-    return batch_of(structure, [pick(leaf) for leaf in leaves], class_weights, packing)
+    return batch_of(structure, [gather_leaf(leaf, rows) for leaf in leaves], class_weights, packing)
 
 
 def batch_of(structure: Any, picked: list[Any], class_weights: Any, packing: Packing | None) -> Any:
