@@ -229,6 +229,40 @@ def test_higher_priority_third_party_adapter_takes_numpy_arrays(clean_registry: 
     assert epoch_batches(pipeline)[0][0].ravel().tolist() == [3.0, 3.0]
 
 
+def test_dispatch_follows_every_registration_and_removal(clean_registry: Any) -> None:
+    """The dispatch order is kept between lookups, and rebuilt by each change."""
+    assert fitpipe.adapt(np.ones((2, 1))).adapter == "numpy"
+    fitpipe.register_adapter(make_adapter("test-over-numpy", np.ndarray, 3.0), priority=500)
+    assert fitpipe.adapt(np.ones((2, 1))).adapter == "test-over-numpy"
+    fitpipe.register_adapter(make_adapter("test-over-that", np.ndarray, 5.0), priority=600)
+    assert fitpipe.adapt(np.ones((2, 1))).adapter == "test-over-that"
+    assert list(registry)[:2] == ["test-over-that", "test-over-numpy"]
+    registry.unregister("test-over-that")
+    assert fitpipe.adapt(np.ones((2, 1))).adapter == "test-over-numpy"
+    fitpipe.register_adapter(
+        make_adapter("test-over-that", np.ndarray, 7.0), priority=100, replace=True
+    )
+    assert fitpipe.adapt(np.ones((2, 1))).adapter == "test-over-numpy"
+    registry.unregister("test-over-numpy")
+    assert fitpipe.adapt(np.ones((2, 1))).adapter == "test-over-that"
+
+
+def test_lazy_adapters_decline_by_the_type_s_library_and_remember_it() -> None:
+    """A lazy adapter asks each type once whether it is of its library, subclasses included."""
+    from fitpipe.adapters.registry import LazyAdapter
+
+    lazy = LazyAdapter("test-lazy", "json:JSONDecoder", ("fake_lib",), "x", frozenset(), "-")
+    native = type("Frame", (), {"__module__": "fake_lib.frame"})
+    derived = type("Mine", (native,), {"__module__": "user_code"})
+    other = type("Other", (), {"__module__": "fake_library"})
+    for _ in range(2):
+        assert lazy._from_library(native())
+        assert lazy._from_library(derived())
+        assert not lazy._from_library(other())
+        assert not lazy._from_library(np.ones(2))
+    assert set(lazy._types) == {native, derived, other, np.ndarray}
+
+
 def test_equal_priorities_dispatch_in_registration_order(clean_registry: Any) -> None:
     fitpipe.register_adapter(make_adapter("test-first", Box), priority=9)
     fitpipe.register_adapter(make_adapter("test-second", Box), priority=9)

@@ -14,6 +14,7 @@ import importlib
 import importlib.metadata
 import threading
 import warnings
+import weakref
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any, TypeVar, overload
 
@@ -74,13 +75,19 @@ class LazyAdapter:
         self.supports = supports
         self.install_hint = install_hint
         self._loaded: Adapter | None = None
+        # Whether a type belongs to one of ``modules``, by type: every input is asked about
+        # at each dispatch (each ``*_on_batch`` call), and its type's MRO does not change.
+        self._types: weakref.WeakKeyDictionary[type, bool] = weakref.WeakKeyDictionary()
 
     def _from_library(self, x: Any) -> bool:
-        for klass in type(x).__mro__:
-            root = (getattr(klass, "__module__", "") or "").split(".", 1)[0]
-            if root in self.modules:
-                return True
-        return False
+        kind = type(x)
+        known = self._types.get(kind)
+        if known is None:
+            known = self._types[kind] = any(
+                (getattr(klass, "__module__", "") or "").split(".", 1)[0] in self.modules
+                for klass in kind.__mro__
+            )
+        return known
 
     def load(self) -> Adapter:
         """Imports and builds the real adapter.
@@ -127,6 +134,7 @@ class AdapterRegistry(Mapping[str, Adapter]):
 
     def __init__(self, entry_point_group: str = ENTRY_POINT_GROUP) -> None:
         self._entries: dict[str, _Entry] = {}
+        self._sorted: list[_Entry] | None = None  # the dispatch order, until a change
         self._order = 0
         self._lock = threading.RLock()
         self._entry_point_group = entry_point_group
@@ -154,7 +162,11 @@ class AdapterRegistry(Mapping[str, Adapter]):
         return self._entries[name].priority
 
     def _ordered(self) -> list[_Entry]:
-        return sorted(self._entries.values(), key=lambda e: (-e.priority, e.order))
+        ordered = self._sorted
+        if ordered is None:
+            ordered = sorted(self._entries.values(), key=lambda e: (-e.priority, e.order))
+            self._sorted = ordered
+        return ordered
 
     # Registration ------------------------------------------------------------------------
     def register(
@@ -208,6 +220,7 @@ class AdapterRegistry(Mapping[str, Adapter]):
                 )
             self._order += 1
             self._entries[instance.name] = _Entry(instance, priority, self._order, builtin)
+            self._sorted = None
         return instance
 
     def unregister(self, name: str) -> None:
@@ -231,6 +244,7 @@ class AdapterRegistry(Mapping[str, Adapter]):
                     )
                 )
             del self._entries[name]
+            self._sorted = None
 
     # Dispatch ----------------------------------------------------------------------------
     def find(self, x: Any, caller: str = "adapt") -> Adapter:

@@ -39,6 +39,7 @@ __all__ = [
     "needs_floatx_cast",
     "optional_input_names",
     "prepared_step",
+    "present_with_spec",
     "same_spec",
     "spec_of",
     "without_absent_inputs",
@@ -173,6 +174,22 @@ def absent_as_none(structure: Any) -> Any:
 def spec_of(data: Any) -> Any:
     """The ``tf.TypeSpec`` structure of one batch of tensors (``None`` leaves kept)."""
     return tf.nest.map_structure(lambda v: None if v is None else tf.type_spec_from_value(v), data)
+
+
+def present_with_spec(data: Any) -> tuple[Any, Any]:
+    """``absent_as_none(data)`` and its :func:`spec_of`, from one pass over the leaves.
+
+    What each ``*_on_batch`` call reads before its step: a nest walk costs about as much
+    as the conversion of a small batch, so the batch is flattened once and packed again
+    only when a leaf was absent.
+    """
+    flat = tf.nest.flatten(data)
+    absent = (tf.experimental.Optional, tf.OptionalSpec)
+    if any(isinstance(v, absent) for v in flat):
+        flat = [None if isinstance(v, absent) else v for v in flat]
+        data = tf.nest.pack_sequence_as(data, flat)
+    specs = [None if v is None else tf.type_spec_from_value(v) for v in flat]
+    return data, tf.nest.pack_sequence_as(data, specs)
 
 
 def casts_floats(pipeline: Any) -> bool:

@@ -126,8 +126,7 @@ def _run(state: ModelState, model: keras.Model, mode: str, data: Any, caller: st
     Train and test check the values and reset the metrics first. The spec serves the checks,
     the choice of step and its trace.
     """
-    data = conversions.absent_as_none(data)
-    spec = conversions.spec_of(data)
+    data, spec = conversions.present_with_spec(data)
     if mode != "predict":
         check_one_batch(model, data, caller, spec)
         model.reset_metrics()

@@ -31,8 +31,8 @@ from fitpipe.training.conversions import (
     absent_as_none,
     composite_spec,
     input_key,
+    present_with_spec,
     same_spec,
-    spec_of,
 )
 from fitpipe.training.inputs import spec_text, step_error
 from fitpipe.training.step_loops import (
@@ -471,8 +471,7 @@ class StepFunction:
             spec: The batch's spec, when known (``data`` then has no absent leaf).
         """
         if spec is None:
-            data = absent_as_none(data)
-            spec = spec_of(data)
+            data, spec = present_with_spec(data)
         if self.auto:
             self._select(spec)  # the choice made for these inputs, or the plain graph
         step = self.one_step
