@@ -305,6 +305,11 @@ class Tensor:
 Tensor.__module__ = "torch"
 
 
+def _batches() -> Any:
+    """A generator function: what a user passes when forgetting to call it."""
+    yield np.ones((2, 1)), np.ones((2, 1))
+
+
 @pytest.mark.parametrize(
     ("x", "problem", "fix"),
     [
@@ -313,8 +318,16 @@ Tensor.__module__ = "torch"
         (LazyFrame(), "a Polars LazyFrame is a query plan", r"pass `x\.collect\(\)`"),
         (DuckDBPyRelation(), "this DuckDB relation does not export Arrow", r"pass `x\.arrow\(\)`"),
         (Tensor(), "a PyTorch tensor", r"x\.detach\(\)\.cpu\(\)\.numpy\(\)"),
+        (_batches, "_batches is a generator function, not a generator", r"Call it: pass `x\(\)`"),
     ],
-    ids=["missing-folder", "missing-pathlike", "polars-lazy", "duckdb-relation", "torch"],
+    ids=[
+        "missing-folder",
+        "missing-pathlike",
+        "polars-lazy",
+        "duckdb-relation",
+        "torch",
+        "generator-function",
+    ],
 )
 def test_common_unsupported_inputs_get_a_short_specific_hint(x, problem, fix) -> None:
     with pytest.raises(UnsupportedInputError) as info:

@@ -9,6 +9,7 @@ the registered adapters.
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import os
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -49,6 +50,11 @@ def _of_type(root: str, *names: str) -> Callable[[Any], bool]:
     return applies
 
 
+def _generator_function(x: Any) -> bool:
+    """A function that makes a generator (or async generator), passed without calling it."""
+    return inspect.isgeneratorfunction(x) or inspect.isasyncgenfunction(x)
+
+
 _PARQUET = "A path names Parquet data: a file, a folder of files or a glob pattern"
 
 #: Hints asked in order; the first that applies words the error.
@@ -58,6 +64,12 @@ HINTS: list[InputHint] = [
         lambda x: f"no such file or folder {os.fspath(x)!r}",
         _PARQUET,
         "Check the path (a relative path starts at the working directory {cwd})",
+    ),
+    InputHint(
+        _generator_function,
+        lambda x: f"{getattr(x, '__name__', 'it')} is a generator function, not a generator",
+        "Python batches are read from a generator object or an iterable of batches",
+        "Call it: pass `x()` (a new generator for each `fit`, `evaluate` or `predict`)",
     ),
     InputHint(
         _of_type("polars", "LazyFrame"),
