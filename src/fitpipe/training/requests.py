@@ -254,7 +254,7 @@ def one_batch(
                 x=x,
             )
         )
-    data = tf.nest.map_structure(_tensor, pack_roles(source.x, source.y, source.sample_weight))
+    data = keras.tree.map_structure(_tensor, pack_roles(source.x, source.y, source.sample_weight))
     if class_weight is not None:
         data = weigh_batch(data, class_weight, caller, output_names)
     strategy = distribute.strategy_of(model)
