@@ -134,7 +134,8 @@ class AdapterRegistry(Mapping[str, Adapter]):
 
     def __init__(self, entry_point_group: str = ENTRY_POINT_GROUP) -> None:
         self._entries: dict[str, _Entry] = {}
-        self._sorted: list[_Entry] | None = None  # the dispatch order, until a change
+        #: The dispatch order, until a change (reset under ``_lock`` with the change).
+        self._sorted: list[_Entry] | None = None
         self._order = 0
         self._lock = threading.RLock()
         self._entry_point_group = entry_point_group
@@ -164,8 +165,9 @@ class AdapterRegistry(Mapping[str, Adapter]):
     def _ordered(self) -> list[_Entry]:
         ordered = self._sorted
         if ordered is None:
-            ordered = sorted(self._entries.values(), key=lambda e: (-e.priority, e.order))
-            self._sorted = ordered
+            with self._lock:  # sorted and kept while no registration changes the entries
+                ordered = sorted(self._entries.values(), key=lambda e: (-e.priority, e.order))
+                self._sorted = ordered
         return ordered
 
     # Registration ------------------------------------------------------------------------
