@@ -9,7 +9,7 @@ import tensorflow as tf
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fitpipe.training.conversions import absent_as_none, present_with_spec, spec_of
+from fitpipe.training.conversions import absent_as_none, present_with_spec
 
 
 def _leaf(kind: str, rows: int) -> Any:
@@ -43,14 +43,16 @@ def _nests(leaf: st.SearchStrategy[str]) -> st.SearchStrategy[Any]:
 
 @settings(deadline=None, max_examples=40)
 @given(_nests(_LEAVES), st.integers(1, 5))
-def test_present_with_spec_is_absent_as_none_then_spec_of(kinds: Any, rows: int) -> None:
-    """Whatever the nesting and leaves: the batch and spec of the two passes, in one."""
+def test_present_with_spec_is_absent_as_none_then_each_leaf_s_spec(kinds: Any, rows: int) -> None:
+    """Whatever the nesting and leaves: the batch and spec of ``tf.nest``'s two passes, in one."""
     data = tf.nest.map_structure(lambda kind: _leaf(kind, rows), kinds)
     present, spec = present_with_spec(data)
     expected = absent_as_none(data)
     tf.nest.assert_same_structure(present, expected)
     for got, want in zip(tf.nest.flatten(present), tf.nest.flatten(expected), strict=True):
         assert got is want
-    assert spec == spec_of(expected)
+    assert spec == tf.nest.map_structure(
+        lambda v: None if v is None else tf.type_spec_from_value(v), expected
+    )
     if not any(kind == "absent" for kind in tf.nest.flatten(kinds)):
         assert present is data  # nothing absent: the batch is not packed again

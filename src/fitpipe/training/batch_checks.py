@@ -38,7 +38,6 @@ from fitpipe.training.check_rules import (
     label_rules,
     weight_rules,
 )
-from fitpipe.training.conversions import spec_of
 
 __all__ = ["BatchChecks", "check_one_batch"]
 
@@ -335,8 +334,15 @@ class _InPython:
                 raise self.checks._error(number, f"batch index {index}", value)
 
 
-def check_one_batch(model: keras.Model, data: Any, caller: str, spec: Any = None) -> None:
-    """Checks the values of one batch given to ``train_on_batch`` or ``test_on_batch``."""
-    checks = BatchChecks.for_model(model, spec_of(data) if spec is None else spec, caller)
+def check_one_batch(model: keras.Model, data: Any, caller: str, spec: Any) -> None:
+    """Checks the values of one batch given to ``train_on_batch`` or ``test_on_batch``.
+
+    Args:
+        model: The model.
+        data: The batch, without absent leaves.
+        caller: The public method, for messages.
+        spec: The batch's spec (``conversions.present_with_spec``).
+    """
+    checks = BatchChecks.for_model(model, spec, caller)
     if checks is not None:
         checks.check(data, "the batch")

@@ -41,7 +41,6 @@ __all__ = [
     "prepared_step",
     "present_with_spec",
     "same_spec",
-    "spec_of",
     "without_absent_inputs",
     "without_extra_inputs",
 ]
@@ -171,13 +170,8 @@ def absent_as_none(structure: Any) -> Any:
     return tf.nest.map_structure(lambda v: None if isinstance(v, absent) else v, structure)
 
 
-def spec_of(data: Any) -> Any:
-    """The ``tf.TypeSpec`` structure of one batch of tensors (``None`` leaves kept)."""
-    return tf.nest.map_structure(lambda v: None if v is None else tf.type_spec_from_value(v), data)
-
-
 def present_with_spec(data: Any) -> tuple[Any, Any]:
-    """``absent_as_none(data)`` and its :func:`spec_of`, from one pass over the leaves.
+    """``absent_as_none(data)`` and its ``tf.TypeSpec`` structure, from one pass over the leaves.
 
     What each ``*_on_batch`` call reads before its step, so the batch is flattened once
     and packed again only when a leaf was absent. Through ``keras.tree`` (optree), whose

@@ -210,7 +210,7 @@ class DistributedStepFunction(StepFunction):
     #: Per-replica batches: their value checks are a ``tf.data`` stage (``BatchChecks``).
     checks_in_loop = False
 
-    def on_batch(self, data: Any, caller: str | None = None, spec: Any = None) -> Any:
+    def on_batch(self, data: Any, caller: str | None, spec: Any) -> Any:
         """Runs one step on one global batch, split over the replicas like any batch.
 
         Args:

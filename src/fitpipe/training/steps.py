@@ -31,7 +31,6 @@ from fitpipe.training.conversions import (
     absent_as_none,
     composite_spec,
     input_key,
-    present_with_spec,
     same_spec,
 )
 from fitpipe.training.inputs import spec_text, step_error
@@ -462,16 +461,14 @@ class StepFunction:
         cursor.position += int(count)
         return int(count), outputs
 
-    def on_batch(self, data: Any, caller: str | None = None, spec: Any = None) -> Any:
+    def on_batch(self, data: Any, caller: str | None, spec: Any) -> Any:
         """Runs one step on one given batch (for the ``*_on_batch`` methods).
 
         Args:
-            data: The batch.
-            caller: The public method, for messages (default: the step's, e.g. ``fit``).
-            spec: The batch's spec, when known (``data`` then has no absent leaf).
+            data: The batch, without absent leaves (``conversions.present_with_spec``).
+            caller: The public method, for messages (None: the step's, e.g. ``fit``).
+            spec: The batch's spec.
         """
-        if spec is None:
-            data, spec = present_with_spec(data)
         if self.auto:
             self._select(spec)  # the choice made for these inputs, or the plain graph
         step = self.one_step
