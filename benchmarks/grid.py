@@ -24,6 +24,11 @@ Keras reads one pass whole into NumPy first, as a Keras user would); ``pydataset
 ``tf.data`` (a ``tf.data.Dataset`` as users write it: ``from_tensor_slices`` of the arrays,
 ``shuffle`` over every row, ``batch``, ``prefetch(AUTOTUNE)``, given to both).
 
+Models (``--models``): ``mlp`` (features -> 64 -> 64 -> 1), ``conv`` (a Conv1D of 16 filters
+over the features as positions, pooled), ``text`` (the features as token ids: an Embedding of
+16 and pooling) and ``lstm`` (an LSTM of 32 units over the features as a sequence of 8 at a
+time: 4 time steps of 32 features, 64 of 512), each ending in one output under MSE and Adam.
+
 Throughput is samples/s of ``--epochs`` epochs after a warm-up epoch (both without
 callbacks: a callback listening per batch would keep fitpipe at one step per call).
 ``first_step`` is the time from the call of ``fit`` to the end of the first batch, on a fresh
@@ -65,7 +70,7 @@ from typing import Any
 ROWS = (64_000, 640_000, 2_000_000)
 FEATURES = (32, 512)
 BATCHES = (32, 256, 1024)
-MODELS = ("mlp", "conv", "text")
+MODELS = ("mlp", "conv", "text", "lstm")
 INPUTS = (
     "numpy",
     "parquet",
@@ -171,6 +176,9 @@ def run_cell(
             hidden = keras.layers.Reshape((features, 1))(inputs)
             hidden = keras.layers.Conv1D(16, 5, activation="relu")(hidden)
             hidden = keras.layers.GlobalAveragePooling1D()(hidden)
+        elif kind == "lstm":  # the features as a sequence of 8 at a time
+            hidden = keras.layers.Reshape((features // 8, 8))(inputs)
+            hidden = keras.layers.LSTM(32)(hidden)
         else:
             hidden = keras.layers.Embedding(VOCABULARY, 16)(inputs)
             hidden = keras.layers.GlobalAveragePooling1D()(hidden)

@@ -25,7 +25,8 @@ import fitpipe
 from fitpipe.pipeline import ResidentRows, row_chunks
 from fitpipe.testing.strategies import call_timings
 from fitpipe.training import steps as steps_module
-from fitpipe.training.tuning import ExecutionSize, XlaChoice, scatters, stable_timing
+from fitpipe.training.graph_ops import control_flow, loops, op_types, scatters, switches
+from fitpipe.training.tuning import ExecutionSize, XlaChoice, stable_timing
 
 X = np.random.default_rng(0).standard_normal((4000, 4)).astype("float32")
 Y = X[:, :1] * 2.0
@@ -189,9 +190,36 @@ def test_a_settled_size_scales_by_the_nearest_power_of_two() -> None:
     assert fixed.size == 16
 
 
+class _Flow(keras.layers.Layer):
+    """A layer whose call branches or loops on its input (``keras.ops`` control flow)."""
+
+    def __init__(self, kind: str, **kwargs: object) -> None:
+        super().__init__(**kwargs)
+        self.kind = kind
+
+    def get_config(self) -> dict[str, object]:
+        return {**super().get_config(), "kind": self.kind}
+
+    def call(self, x: object) -> object:
+        ops = keras.ops
+        if self.kind == "cond":
+            return ops.cond(ops.mean(x) > 0, lambda: ops.tanh(x) * 2.0, lambda: ops.sigmoid(x))
+        if self.kind == "switch":
+            index = ops.cast(ops.mean(x) > 0, "int32")
+            return ops.switch(index, [ops.tanh, lambda h: ops.sigmoid(h) * 2.0], x)
+        return ops.fori_loop(0, 3, lambda i, h: 0.5 * h + ops.tanh(h), x)
+
+
 def _model(kind: str = "dense") -> keras.Model:
     if kind == "dense":
         return keras.Sequential([keras.Input((4,)), keras.layers.Dense(3), keras.layers.Dense(1)])
+    if kind in ("lstm", "gru"):
+        recurrent = keras.layers.LSTM(3) if kind == "lstm" else keras.layers.GRU(3)
+        hidden = [keras.layers.Reshape((2, 2)), recurrent]
+        return keras.Sequential([keras.Input((4,)), *hidden, keras.layers.Dense(1)])
+    if kind in ("cond", "switch", "fori"):
+        hidden = [keras.layers.Dense(3), _Flow(kind)]
+        return keras.Sequential([keras.Input((4,)), *hidden, keras.layers.Dense(1)])
     inputs = keras.Input((4,), dtype="int32")
     embedding = keras.layers.Embedding(50, 3, trainable=kind != "frozen embedding")
     hidden = keras.layers.GlobalAveragePooling1D()(embedding(inputs))
@@ -360,9 +388,77 @@ def test_scatter_ops_are_found_in_the_traced_step_only_when_gradients_scatter(
         dtype = "float32" if kind == "dense" else "int32"
         spec = (tf.TensorSpec([None, 4], dtype), tf.TensorSpec([None, 1], "float32"))
         step = tf.function(model.train_step, autograph=False)
-        assert scatters(step.get_concrete_function(spec)) is scattering, kind
+        assert scatters(op_types(step.get_concrete_function(spec))) is scattering, kind
         predict = tf.function(model.predict_step, autograph=False)  # a gather, no gradient
-        assert not scatters(predict.get_concrete_function((spec[0],)))
+        assert not scatters(op_types(predict.get_concrete_function((spec[0],))))
+
+
+@pytest.mark.parametrize(
+    ("kind", "looping", "branching"),
+    [
+        ("lstm", True, True),  # Keras' recurrent layers loop over time steps
+        ("gru", True, True),
+        ("fori", True, False),
+        ("cond", False, True),
+        ("switch", False, True),
+        ("dense", False, False),
+        ("embedding", False, False),
+    ],
+)
+def test_loops_and_branches_are_found_in_the_traced_step(
+    kind: str, looping: bool, branching: bool
+) -> None:
+    # (The recurrent layers' gradients branch too.)
+    model = _model(kind)
+    model.compile(optimizer="adam", loss="mse")
+    dtype = "int32" if "embedding" in kind else "float32"
+    spec = (tf.TensorSpec([None, 4], dtype), tf.TensorSpec([None, 1], "float32"))
+    ops = op_types(tf.function(model.train_step, autograph=False).get_concrete_function(spec))
+    assert loops(ops) is looping, sorted(ops)
+    assert control_flow(ops) is (looping or branching), sorted(ops)
+    assert switches(ops) is (kind == "switch"), sorted(ops)
+
+
+@pytest.mark.parametrize(
+    ("kind", "xla"),
+    [
+        ("lstm", 0.5e-3),
+        ("lstm", 2e-3),
+        ("gru", 0.5e-3),
+        ("fori", 0.5e-3),  # an unbounded loop: XLA cannot compile its gradient (nor Keras')
+        ("cond", 0.5e-3),
+        ("switch", 0.5e-3),  # never tried: XLA corrupted memory on it (graph_ops.switches)
+    ],
+)
+def test_a_step_that_loops_or_branches_has_its_xla_trial_and_trains_as_keras(
+    kind: str, xla: float
+) -> None:
+    # The plain graph's own trace of such a step builds its gradient in a way XLA cannot
+    # compile (an LSTM's: "BroadcastGradientArgs must be a compile-time constant"): reusing
+    # it, "auto" gave up on XLA ("XLA cannot compile the step") for every recurrent model.
+    # XLA's variant now traces the step itself; the trial measures and decides, and the
+    # steps on either side of it train as Keras' `fit` of the same model.
+    trainer, clock = _trainer({"plain": 1e-3, "xla": xla}, kind, jit_compile="auto")
+    oracle = keras.models.clone_model(trainer.model)
+    oracle.set_weights(trainer.model.get_weights())
+    oracle.compile(optimizer="sgd", loss="mse")
+    expected = oracle.fit(X, Y, batch_size=8, epochs=2, shuffle=False, verbose=0)
+    history = trainer.fit(X, Y, batch_size=8, epochs=2, shuffle=False, verbose=0)
+    report = trainer.tuning["xla"]["train"]
+    if kind in ("fori", "switch"):
+        reason = "XLA cannot compile" if kind == "fori" else "a switch_case step"
+        assert report["reason"].startswith(reason), report
+        assert not any(compiled for compiled, _ in clock.sizes), clock.sizes
+    else:
+        assert report["reason"] == "measured", report  # not "cannot compile"
+        assert any(compiled for compiled, _ in clock.sizes), clock.sizes  # XLA ran calls
+    assert report["xla"] is (xla < 1e-3 and kind not in ("fori", "switch")), report
+    assert report["loop_step"] is (kind in ("lstm", "gru", "fori")), report
+    np.testing.assert_allclose(
+        history.history["loss"], expected.history["loss"], rtol=1e-4, atol=1e-6
+    )
+    for ours, theirs in zip(trainer.model.get_weights(), oracle.get_weights(), strict=True):
+        np.testing.assert_allclose(ours, theirs, rtol=1e-4, atol=1e-5)
 
 
 # ------------------------------------------------------------------------- the rules alone
@@ -416,20 +512,25 @@ def test_calls_that_traced_never_change_the_xla_choice(calls: list[tuple[float, 
     st.floats(1e-4, 0.05),  # seconds a plain step
     st.integers(0, 100_000),  # steps ahead in the fit
     st.booleans(),  # whether the first call was seen (else the fixed threshold)
+    st.booleans(),  # whether the step loops (a recurrent layer)
 )
 def test_xla_is_tried_once_the_run_is_long_against_the_plain_graphs_first_call(
-    first: float, step: float, ahead: int, seen: bool
+    first: float, step: float, ahead: int, seen: bool, looping: bool
 ) -> None:
     # The trial's threshold is TRIAL_AFTER_TRACES first calls of the plain graph (XLA's
-    # compile is a few of them), capped at TRIAL_AFTER_SECONDS; nothing else moves it.
+    # compile is a few of them), TRIAL_AFTER_LOOP_TRACES for a step that loops, capped at
+    # TRIAL_AFTER_SECONDS; nothing else moves it.
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(XlaChoice, "TRIAL_AFTER_SECONDS", 60.0)
         choice = XlaChoice()
+        choice.loops = looping
         if seen:
             choice.record(1, first, True, 1, False)  # the call that traced: not timed
         for _ in range(2):
             choice.record(8, 8 * step, False, 8, True, ahead=ahead)
-        threshold = min(60.0, XlaChoice.TRIAL_AFTER_TRACES * first) if seen else 60.0
+        traces = XlaChoice.TRIAL_AFTER_LOOP_TRACES if looping else XlaChoice.TRIAL_AFTER_TRACES
+        assert traces == (10.0 if looping else 50.0)
+        threshold = min(60.0, traces * first) if seen else 60.0
         assert choice.trial_after == pytest.approx(threshold)
         assert choice.timings[False] == [8 * step / 8] * 2  # the traced call was not timed
         expected = 2 * 8 * step + ahead * step

@@ -33,6 +33,7 @@ from fitpipe.training.conversions import (
     input_key,
     same_spec,
 )
+from fitpipe.training.graph_ops import control_flow, loops, op_types, scatters, switches
 from fitpipe.training.inputs import spec_text, step_error
 from fitpipe.training.step_loops import (
     Fetch,
@@ -47,7 +48,7 @@ from fitpipe.training.step_loops import (
     merge,
     present,
 )
-from fitpipe.training.tuning import XlaChoice, scatters
+from fitpipe.training.tuning import XlaChoice
 
 __all__ = ["ANNOUNCE_XLA", "XLA_NOTICE", "RowCursor", "StepFunction"]
 
@@ -112,6 +113,8 @@ class StepFunction:
         self.jit_compile = bool(jit_compile) and not self.auto and not run_eagerly
         self._probed = not self.jit_compile and not self.auto  # XLA not checked yet
         self._variants: dict[bool, Any] = {}
+        #: The op types of the plain graph's first trace under ``"auto"`` (None: not traced).
+        self._ops: frozenset[str] | None = None
         if run_eagerly:
             self.one_step: Callable[[Any], Any] = step
         else:
@@ -142,10 +145,12 @@ class StepFunction:
         XLA's variant calls the plain one: its trace reuses the plain graph's trace of the
         model's step (or makes it, kept for a fallback) rather than tracing Keras' Python a
         second time (CPU, the grid's text model: 0.52 -> 0.45 s to its first XLA step).
+        Not when the plain graph was traced on its own and loops or branches: XLA cannot
+        compile that trace's gradients (``graph_ops.control_flow``), so XLA's traces its own.
         """
         if jit_compile not in self._variants:
             step = self.step
-            if jit_compile:
+            if jit_compile and not (self._ops is not None and control_flow(self._ops)):
                 plain = self._variant(False)
                 step = lambda batch: plain(batch)  # noqa: E731
             self._variants[jit_compile] = _compiled(step, jit_compile)
@@ -297,6 +302,8 @@ class StepFunction:
         if self.jit_compile and not self._probed:
             if not self._probe_xla(element_spec):
                 concrete = self.one_step.get_concrete_function(element_spec)  # type: ignore[attr-defined]
+        if self.auto and not self.jit_compile and self._ops is None:
+            self._ops = op_types(concrete)  # (see _variant; its trial's rules: XlaChoice)
         return concrete
 
     def _batch_trace(self, spec: Any) -> Any:
@@ -361,8 +368,11 @@ class StepFunction:
         """
         concrete = self._trace(absent_as_none(element_spec))
         choice = self.xla_choice if self.auto and not self.jit_compile else None
-        if choice is not None and choice.decided is None:
-            choice.early = choice.early or scatters(concrete)
+        if choice is not None and choice.decided is None and self._ops is not None:
+            choice.early = choice.early or scatters(self._ops)
+            choice.loops = loops(self._ops)
+            if switches(self._ops):
+                choice.decide(False, "a switch_case step (XLA corrupted memory on one)")
         outputs = concrete.structured_outputs
         out_specs = output_specs(outputs)
         short = None
