@@ -2,11 +2,13 @@
 
 The grid times ``fit`` with ``verbose=0`` and no callback. Users' scripts print a progress
 bar, save checkpoints, stop early, log to TensorBoard, hook a callback on batches, classify
-with sparse labels, override ``train_step``, or call ``train_on_batch`` and ``predict`` in
-loops of their own. Each case here is such a script on 64,000 x 32 float32 rows (``--rows``)
-and Keras' default batch of 32: a fresh model per side, the CPU seconds of the process for
-the whole call, sides in turns for ``--repeats`` rounds, medians; printed output goes to a
-buffer (its writing is timed).
+with sparse labels, override ``train_step``, call ``train_on_batch`` and ``predict`` in
+loops of their own, train other models (an LSTM, batch normalization and dropout, named
+inputs with two outputs, a Conv2D) from other inputs (a pandas ``DataFrame``), or
+cross-validate. Each case here is such a script on 64,000 rows (``--rows``; 32 float32
+features, or sequences, images and tokens) and Keras' default batch of 32: a fresh model
+per side, the CPU seconds of the process for the whole call, sides in turns for
+``--repeats`` rounds, medians; printed output goes to a buffer (its writing is timed).
 
     python benchmarks/user_scripts.py --repeats 3
 """
@@ -27,6 +29,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import keras
 import numpy as np
+import pandas
 import tensorflow as tf
 
 import fitpipe
@@ -46,6 +49,12 @@ class Data:
         self.weights = rng.random(rows).astype("float32")
         self.tokens = rng.integers(0, 5000, size=(rows, 40)).astype("int32")
         self.validation = (self.x[:8000], self.y[:8000])
+        self.sequences = rng.normal(size=(rows, 20, 8)).astype("float32")
+        self.images = rng.normal(size=(rows, 16, 16, 1)).astype("float32")
+        self.named = {"features": self.x, "tokens": self.tokens}
+        self.two_targets = {"value": self.y, "label": self.labels}
+        self.frame = pandas.DataFrame(self.x, columns=[f"f{i}" for i in range(FEATURES)])
+        self.series = pandas.Series(self.y[:, 0], name="target")
 
 
 def mlp(outputs: int = 1, activation: str | None = None) -> keras.Model:
@@ -60,6 +69,41 @@ def text() -> keras.Model:
     keras.utils.set_random_seed(0)
     inputs = keras.Input((40,), dtype="int32")
     hidden = keras.layers.GlobalAveragePooling1D()(keras.layers.Embedding(5000, 32)(inputs))
+    return keras.Model(inputs, keras.layers.Dense(10, activation="softmax")(hidden))
+
+
+def lstm() -> keras.Model:
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((20, 8))
+    return keras.Model(inputs, keras.layers.Dense(1)(keras.layers.LSTM(32)(inputs)))
+
+
+def normalized() -> keras.Model:
+    """The MLP with batch normalization and dropout: layers that train differently."""
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((FEATURES,))
+    hidden = keras.layers.BatchNormalization()(keras.layers.Dense(64, "relu")(inputs))
+    hidden = keras.layers.Dropout(0.3)(keras.layers.Dense(64, "relu")(hidden))
+    return keras.Model(inputs, keras.layers.Dense(1)(hidden))
+
+
+def two_heads() -> keras.Model:
+    """Two named inputs (features, tokens) and two named outputs (a value, a class)."""
+    keras.utils.set_random_seed(0)
+    features = keras.Input((FEATURES,), name="features")
+    tokens = keras.Input((40,), dtype="int32", name="tokens")
+    pooled = keras.layers.GlobalAveragePooling1D()(keras.layers.Embedding(5000, 16)(tokens))
+    hidden = keras.layers.Dense(64, "relu")(keras.layers.Concatenate()([features, pooled]))
+    value = keras.layers.Dense(1, name="value")(hidden)
+    label = keras.layers.Dense(10, activation="softmax", name="label")(hidden)
+    return keras.Model({"features": features, "tokens": tokens}, {"value": value, "label": label})
+
+
+def conv2d() -> keras.Model:
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((16, 16, 1))
+    hidden = keras.layers.MaxPooling2D()(keras.layers.Conv2D(16, 3, activation="relu")(inputs))
+    hidden = keras.layers.Flatten()(hidden)
     return keras.Model(inputs, keras.layers.Dense(10, activation="softmax")(hidden))
 
 
@@ -141,7 +185,30 @@ def _on_batches(method: str, with_y: bool) -> Callable[[Any, Data], None]:
     return run
 
 
+def _folds(count: int) -> Callable[[Any, Data], None]:
+    """K-fold validation: a fresh model a fold, trained on the other folds and evaluated."""
+
+    def run(runner: Any, data: Data) -> None:
+        size = len(data.x) // count
+        for fold in range(count):
+            if fold:  # the first fold's model is the case's own
+                runner = fitpipe.Trainer(mlp()) if isinstance(runner, fitpipe.Trainer) else mlp()
+                runner.compile(**MSE)
+            held = np.arange(fold * size, (fold + 1) * size)
+            kept = np.setdiff1d(np.arange(len(data.x)), held)
+            runner.fit(data.x[kept], data.y[kept], epochs=1, verbose=0)
+            runner.evaluate(data.x[held], data.y[held], verbose=0)
+
+    return run
+
+
 MSE = {"optimizer": "adam", "loss": "mse"}
+HEADS = {
+    "optimizer": "adam",
+    "loss": {"value": "mse", "label": "sparse_categorical_crossentropy"},
+    "loss_weights": {"value": 1.0, "label": 0.5},
+    "metrics": {"label": ["accuracy"]},
+}
 SPARSE = {"optimizer": "adam", "loss": "sparse_categorical_crossentropy", "metrics": ["accuracy"]}
 XY = {"x": "x", "y": "y", "epochs": 3}
 CASES = {
@@ -173,6 +240,14 @@ CASES = {
         mlp, MSE, x="x", y="y", sample_weight="weights", epochs=2, verbose=0, validation_split=0.1
     ),
     "text, sparse labels": fit_case(text, SPARSE, x="tokens", y="labels", epochs=2, verbose=0),
+    "LSTM": fit_case(lstm, MSE, x="sequences", y="y", verbose=0),
+    "batch norm, dropout": fit_case(normalized, MSE, **XY, verbose=0),
+    "dict inputs, two outputs": fit_case(
+        two_heads, HEADS, x="named", y="two_targets", epochs=2, verbose=0
+    ),
+    "Conv2D images": fit_case(conv2d, SPARSE, x="images", y="labels", epochs=2, verbose=0),
+    "pandas DataFrame": fit_case(mlp, MSE, x="frame", y="series", epochs=3, verbose=0),
+    "k-fold x4": loop_case(_folds(4)),
     "own train_step": fit_case(
         own_step, {**MSE, "metrics": ["mae"]}, x="x", y="y", epochs=2, verbose=0
     ),

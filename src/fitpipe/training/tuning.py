@@ -268,11 +268,13 @@ class XlaChoice:
     :attr:`TRIAL_AFTER_LOOP_TRACES` first calls instead. On CPU, XLA ran such steps
     1.95-3.1x faster where their ops are small (LSTM, GRU and SimpleRNN of 32 units over
     20-100 time steps at batch 32) and 1.04-1.3x where they are not (128-256 units, or
-    batches of 256-1,024), for a compilation of 2.9-3.5 first calls (1.3-1.9 s; 7 for an
-    LSTM of 128 units over 100 steps at batch 256). At 50 first calls (27-31 s here) a
-    64,000-row epoch of the small LSTM never tried it and ran 2.2x slower than Keras with
-    XLA; at 10 such a run tries it in its first seconds, and a trial that does not pay
-    costs about a third of a run at the threshold, less in longer ones.
+    batches of 256-1,024), for a compilation of 2.9-3.5 first calls (1.3-1.9 s; 5.6 for an
+    LSTM of 32 units over 64 steps at batch 256, 7 for one of 128 over 100). At 50 first
+    calls (27-31 s here) a 3-epoch run of 64,000 rows of the small LSTM never tried it and
+    took 20-33 s of CPU against Keras' 11-12 s with XLA; at 10 it tries it in its first
+    seconds (11-12 s). A trial that does not pay costs up to about half a run at the
+    threshold, less in longer ones: the grid's LSTM over 64 steps at batch 256, 3 epochs of
+    16,000 rows, took 1.2-1.3x the CPU time it took without it.
 
     A step that scatters a gathered gradient back (an embedding's sparse gradient:
     ``UnsortedSegmentSum`` or ``ResourceScatter*`` in its graph, see :attr:`early`) tries XLA
