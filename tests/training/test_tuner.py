@@ -8,6 +8,7 @@ per step otherwise), so every decision here is deterministic.
 from __future__ import annotations
 
 import math
+import re
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -22,6 +23,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 import fitpipe
+from fitpipe.errors import FitpipeWarning
 from fitpipe.pipeline import ResidentRows, row_chunks
 from fitpipe.testing.strategies import call_timings
 from fitpipe.training import steps as steps_module
@@ -454,6 +456,48 @@ def test_a_step_that_loops_or_branches_has_its_xla_trial_and_trains_as_keras(
         assert any(compiled for compiled, _ in clock.sizes), clock.sizes  # XLA ran calls
     assert report["xla"] is (xla < 1e-3 and kind not in ("fori", "switch")), report
     assert report["loop_step"] is (kind in ("lstm", "gru", "fori")), report
+    np.testing.assert_allclose(
+        history.history["loss"], expected.history["loss"], rtol=1e-4, atol=1e-6
+    )
+    for ours, theirs in zip(trainer.model.get_weights(), oracle.get_weights(), strict=True):
+        np.testing.assert_allclose(ours, theirs, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("source", ["arrays", "tf.data"])
+@pytest.mark.parametrize("kind", ["switch", "cond"])
+def test_a_switch_case_step_asked_for_xla_runs_the_plain_graph_with_a_warning(
+    source: str, kind: str
+) -> None:
+    # XLA compiled for batches of any size aborted, segfaulted or hung every process that
+    # ran a `tf.switch_case` step here (Keras' own `fit` too, from `tf.data`): under
+    # `jit_compile=True` such a step runs the plain graph, saying why, and trains as Keras'
+    # plain `fit`. A `cond`, which XLA runs, is compiled as asked, without a warning.
+    model = _model(kind)
+    oracle = keras.models.clone_model(model)
+    oracle.set_weights(model.get_weights())
+    oracle.compile(optimizer="sgd", loss="mse", jit_compile=False)
+    trainer = fitpipe.Trainer(model)
+    trainer.compile(optimizer="sgd", loss="mse", jit_compile=True)
+    x: object = (
+        X[:400]
+        if source == "arrays"
+        else tf.data.Dataset.from_tensor_slices((X[:400], Y[:400])).batch(8)
+    )
+    y = Y[:400] if source == "arrays" else None
+    expected = oracle.fit(x, y, batch_size=None if y is None else 8, shuffle=False, verbose=0)
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        history = trainer.fit(x, y, batch_size=None if y is None else 8, shuffle=False, verbose=0)
+    said = [str(w.message) for w in seen if issubclass(w.category, FitpipeWarning)]
+    if kind == "switch":
+        assert len(said) == 1, said
+        assert re.search(
+            r"`fit` does not compile the model with XLA: .*`tf\.switch_case`", said[0]
+        ), said
+        assert "pass `jit_compile=False`" in said[0]
+    else:
+        assert not said, said
+    assert trainer._state.functions["train"].jit_compile is (kind == "cond")
     np.testing.assert_allclose(
         history.history["loss"], expected.history["loss"], rtol=1e-4, atol=1e-6
     )

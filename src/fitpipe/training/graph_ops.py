@@ -13,6 +13,7 @@ __all__ = [
     "BRANCH_OPS",
     "CASE_OPS",
     "LOOP_OPS",
+    "SWITCHES",
     "control_flow",
     "loops",
     "op_types",
@@ -24,6 +25,11 @@ __all__ = [
 LOOP_OPS = frozenset({"While", "StatelessWhile"})
 #: The op types of a ``tf.switch_case`` (``keras.ops.switch``) in a traced step.
 CASE_OPS = frozenset({"Case", "StatelessCase"})
+#: Why a step with :data:`CASE_OPS` is not compiled with XLA (see :func:`switches`).
+SWITCHES = (
+    "its step has a `tf.switch_case` (`keras.ops.switch`), on which XLA aborted or crashed "
+    "the process when compiled for batches of any size (TensorFlow 2.21, CPU)"
+)
 #: The op types of a branch in a traced step (``tf.cond``, ``keras.ops.cond``, and
 #: :data:`CASE_OPS`).
 BRANCH_OPS = frozenset({"If", "StatelessIf"}) | CASE_OPS
@@ -78,7 +84,8 @@ def control_flow(ops: frozenset[str]) -> bool:
 def switches(ops: frozenset[str]) -> bool:
     """Whether a step's ops (:func:`op_types`) hold a ``tf.switch_case``.
 
-    Under ``"auto"`` such a step keeps the plain graph. TensorFlow 2.21's XLA on CPU ran a
+    Such a step runs the plain graph (with a warning under ``jit_compile=True``; Keras'
+    own ``fit`` crashed too, from a ``tf.data.Dataset``). TensorFlow 2.21's XLA on CPU ran a
     ``tf.switch_case`` step traced for batches of any size into memory corruption: in a bare
     ``tf.function(jit_compile=True)`` of a two-branch switch in a dense step, traced for
     ``[None, 4]`` batches, 7 processes of 7 aborted (``free(): corrupted unsorted

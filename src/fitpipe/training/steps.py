@@ -25,7 +25,7 @@ from fitpipe.adapters import timing
 from fitpipe.errors import FitpipeError, FitpipeWarning
 from fitpipe.pipeline import ResidentRows
 from fitpipe.schemas import Mode
-from fitpipe.training import placement
+from fitpipe.training import graph_ops, placement
 from fitpipe.training.collect import output_specs
 from fitpipe.training.conversions import (
     absent_as_none,
@@ -33,7 +33,6 @@ from fitpipe.training.conversions import (
     input_key,
     same_spec,
 )
-from fitpipe.training.graph_ops import control_flow, loops, op_types, scatters, switches
 from fitpipe.training.inputs import spec_text, step_error
 from fitpipe.training.step_loops import (
     Fetch,
@@ -150,7 +149,7 @@ class StepFunction:
         """
         if jit_compile not in self._variants:
             step = self.step
-            if jit_compile and not (self._ops is not None and control_flow(self._ops)):
+            if jit_compile and not (self._ops is not None and graph_ops.control_flow(self._ops)):
                 plain = self._variant(False)
                 step = lambda batch: plain(batch)  # noqa: E731
             self._variants[jit_compile] = _compiled(step, jit_compile)
@@ -300,10 +299,10 @@ class StepFunction:
                 )
             raise
         if self.jit_compile and not self._probed:
-            if not self._probe_xla(element_spec):
+            if not self._probe_xla(element_spec, concrete):
                 concrete = self.one_step.get_concrete_function(element_spec)  # type: ignore[attr-defined]
         if self.auto and not self.jit_compile and self._ops is None:
-            self._ops = op_types(concrete)  # (see _variant; its trial's rules: XlaChoice)
+            self._ops = graph_ops.op_types(concrete)  # (see _variant; its trial's rules: XlaChoice)
         return concrete
 
     def _batch_trace(self, spec: Any) -> Any:
@@ -315,17 +314,21 @@ class StepFunction:
         self._last_batch = (self.one_step, spec, concrete)
         return concrete
 
-    def _probe_xla(self, element_spec: Any) -> bool:
-        """Falls back to the plain graph if XLA cannot compile the traced step.
+    def _probe_xla(self, element_spec: Any, concrete: Any) -> bool:
+        """Falls back to the plain graph if XLA cannot compile (or safely run) the step.
 
-        The step is already traced for ``element_spec``; asking for its XLA HLO on zeros of a
-        fitting shape reuses that trace (no second trace), and fails where XLA has no kernel.
+        The step is already traced for ``element_spec`` (``concrete``); asking for its XLA
+        HLO on zeros of a fitting shape reuses that trace (no second trace), and fails where
+        XLA has no kernel; nor is a ``tf.switch_case`` step compiled (``graph_ops.switches``).
         Under ``"auto"`` the fallback is silent (XLA was only being tried).
 
         Returns:
             False when the step fell back to the plain graph.
         """
         self._probed = True
+        if graph_ops.switches(graph_ops.op_types(concrete)):
+            why = f"`{self.caller}` does not compile the model with XLA: {graph_ops.SWITCHES}"
+            return self._refuse_xla("a switch_case step (XLA corrupted memory on one)", why)
         leaves = [s for s in tf.nest.flatten(element_spec) if s is not None]
         if not all(isinstance(s, tf.TensorSpec) for s in leaves):
             return True
@@ -345,18 +348,21 @@ class StepFunction:
             self.one_step.experimental_get_compiler_ir(zeros)(stage="hlo")  # type: ignore[attr-defined]
         except Exception as err:  # XLA reports unsupported ops in several error types
             reason = str(err).split("\n", 1)[0][:300]
-            if not self.auto:
-                warnings.warn(
-                    f"`{self.caller}` cannot compile the model with XLA ({reason}). It runs "
-                    "the plain TensorFlow graph instead; pass `jit_compile=False` to "
-                    "`compile` to skip this check.",
-                    FitpipeWarning,
-                    stacklevel=6,
-                )
-            self._xla_fails = True
-            self._plain_instead("XLA cannot compile the step")
-            return False
+            return self._refuse_xla(
+                "XLA cannot compile the step",
+                f"`{self.caller}` cannot compile the model with XLA ({reason})",
+            )
         return True
+
+    def _refuse_xla(self, reason: str, message: str) -> bool:
+        """Runs the plain graph from now on, saying ``message`` unless XLA was only tried."""
+        if not self.auto:
+            instead = "It runs the plain TensorFlow graph instead; pass `jit_compile=False`"
+            message += f". {instead} to `compile` to skip this check."
+            warnings.warn(message, FitpipeWarning, stacklevel=7)
+        self._xla_fails = True
+        self._plain_instead(reason)
+        return False
 
     def _build_loop(
         self, element_spec: Any, fetch: Fetch, rows: ResidentRows | None = None
@@ -369,10 +375,8 @@ class StepFunction:
         concrete = self._trace(absent_as_none(element_spec))
         choice = self.xla_choice if self.auto and not self.jit_compile else None
         if choice is not None and choice.decided is None and self._ops is not None:
-            choice.early = choice.early or scatters(self._ops)
-            choice.loops = loops(self._ops)
-            if switches(self._ops):
-                choice.decide(False, "a switch_case step (XLA corrupted memory on one)")
+            choice.early = choice.early or graph_ops.scatters(self._ops)
+            choice.loops = graph_ops.loops(self._ops)
         outputs = concrete.structured_outputs
         out_specs = output_specs(outputs)
         short = None
