@@ -12,6 +12,7 @@ import re
 import warnings
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import keras
 import numpy as np
@@ -241,6 +242,21 @@ def _trainer(
     return trainer, clock
 
 
+def _fits_as_keras(trainer: fitpipe.Trainer, x: Any, y: Any, **fit: Any) -> None:
+    """Fits ``trainer`` and Keras' plain ``fit`` of a twin of its model (same weights, SGD,
+    MSE, in order); asserts both lose and end alike."""
+    oracle = keras.models.clone_model(trainer.model)
+    oracle.set_weights(trainer.model.get_weights())
+    oracle.compile(optimizer="sgd", loss="mse", jit_compile=False)
+    expected = oracle.fit(x, y, shuffle=False, verbose=0, **fit)
+    history = trainer.fit(x, y, shuffle=False, verbose=0, **fit)
+    np.testing.assert_allclose(
+        history.history["loss"], expected.history["loss"], rtol=1e-4, atol=1e-6
+    )
+    for ours, theirs in zip(trainer.model.get_weights(), oracle.get_weights(), strict=True):
+        np.testing.assert_allclose(ours, theirs, rtol=1e-4, atol=1e-5)
+
+
 # ------------------------------------------------------------- steps that scatter gradients
 
 IDS = np.random.default_rng(1).integers(0, 50, (4000, 4)).astype("int32")
@@ -441,11 +457,7 @@ def test_a_step_that_loops_or_branches_has_its_xla_trial_and_trains_as_keras(
     # XLA's variant now traces the step itself; the trial measures and decides, and the
     # steps on either side of it train as Keras' `fit` of the same model.
     trainer, clock = _trainer({"plain": 1e-3, "xla": xla}, kind, jit_compile="auto")
-    oracle = keras.models.clone_model(trainer.model)
-    oracle.set_weights(trainer.model.get_weights())
-    oracle.compile(optimizer="sgd", loss="mse")
-    expected = oracle.fit(X, Y, batch_size=8, epochs=2, shuffle=False, verbose=0)
-    history = trainer.fit(X, Y, batch_size=8, epochs=2, shuffle=False, verbose=0)
+    _fits_as_keras(trainer, X, Y, batch_size=8, epochs=2)
     report = trainer.tuning["xla"]["train"]
     if kind in ("fori", "switch"):
         reason = "XLA cannot compile" if kind == "fori" else "a switch_case step"
@@ -456,11 +468,6 @@ def test_a_step_that_loops_or_branches_has_its_xla_trial_and_trains_as_keras(
         assert any(compiled for compiled, _ in clock.sizes), clock.sizes  # XLA ran calls
     assert report["xla"] is (xla < 1e-3 and kind not in ("fori", "switch")), report
     assert report["loop_step"] is (kind in ("lstm", "gru", "fori")), report
-    np.testing.assert_allclose(
-        history.history["loss"], expected.history["loss"], rtol=1e-4, atol=1e-6
-    )
-    for ours, theirs in zip(trainer.model.get_weights(), oracle.get_weights(), strict=True):
-        np.testing.assert_allclose(ours, theirs, rtol=1e-4, atol=1e-5)
 
 
 @pytest.mark.parametrize("source", ["arrays", "tf.data"])
@@ -472,11 +479,7 @@ def test_a_switch_case_step_asked_for_xla_runs_the_plain_graph_with_a_warning(
     # ran a `tf.switch_case` step here (Keras' own `fit` too, from `tf.data`): under
     # `jit_compile=True` such a step runs the plain graph, saying why, and trains as Keras'
     # plain `fit`. A `cond`, which XLA runs, is compiled as asked, without a warning.
-    model = _model(kind)
-    oracle = keras.models.clone_model(model)
-    oracle.set_weights(model.get_weights())
-    oracle.compile(optimizer="sgd", loss="mse", jit_compile=False)
-    trainer = fitpipe.Trainer(model)
+    trainer = fitpipe.Trainer(_model(kind))
     trainer.compile(optimizer="sgd", loss="mse", jit_compile=True)
     x: object = (
         X[:400]
@@ -484,10 +487,9 @@ def test_a_switch_case_step_asked_for_xla_runs_the_plain_graph_with_a_warning(
         else tf.data.Dataset.from_tensor_slices((X[:400], Y[:400])).batch(8)
     )
     y = Y[:400] if source == "arrays" else None
-    expected = oracle.fit(x, y, batch_size=None if y is None else 8, shuffle=False, verbose=0)
     with warnings.catch_warnings(record=True) as seen:
         warnings.simplefilter("always")
-        history = trainer.fit(x, y, batch_size=None if y is None else 8, shuffle=False, verbose=0)
+        _fits_as_keras(trainer, x, y, batch_size=None if y is None else 8)
     said = [str(w.message) for w in seen if issubclass(w.category, FitpipeWarning)]
     if kind == "switch":
         assert len(said) == 1, said
@@ -498,11 +500,6 @@ def test_a_switch_case_step_asked_for_xla_runs_the_plain_graph_with_a_warning(
     else:
         assert not said, said
     assert trainer._state.functions["train"].jit_compile is (kind == "cond")
-    np.testing.assert_allclose(
-        history.history["loss"], expected.history["loss"], rtol=1e-4, atol=1e-6
-    )
-    for ours, theirs in zip(trainer.model.get_weights(), oracle.get_weights(), strict=True):
-        np.testing.assert_allclose(ours, theirs, rtol=1e-4, atol=1e-5)
 
 
 # ------------------------------------------------------------------------- the rules alone
@@ -934,17 +931,8 @@ def test_a_fit_whose_xla_trial_runs_mid_epoch_trains_as_keras(
     # the plain graph is timed again) between calls of an epoch: the steps, their batches
     # and the optimizer's state go on as in Keras' own `fit` of the same model.
     trainer, clock = _trainer({"plain": 1e-3, "xla": xla}, jit_compile="auto")
-    oracle = keras.models.clone_model(trainer.model)
-    oracle.set_weights(trainer.model.get_weights())
-    oracle.compile(optimizer="sgd", loss="mse")
-    expected = oracle.fit(X, Y, batch_size=batch_size, epochs=epochs, shuffle=False, verbose=0)
-    history = trainer.fit(X, Y, batch_size=batch_size, epochs=epochs, shuffle=False, verbose=0)
+    _fits_as_keras(trainer, X, Y, batch_size=batch_size, epochs=epochs)
     report = trainer.tuning["xla"]["train"]
     assert report["xla"] is kept, report  # decided, or the plain graph timed again
     assert report["decided"] or report["plain_rechecked"], report
     assert any(compiled for compiled, _ in clock.sizes), clock.sizes  # XLA ran some calls
-    np.testing.assert_allclose(
-        history.history["loss"], expected.history["loss"], rtol=1e-4, atol=1e-6
-    )
-    for ours, theirs in zip(trainer.model.get_weights(), oracle.get_weights(), strict=True):
-        np.testing.assert_allclose(ours, theirs, rtol=1e-4, atol=1e-5)
