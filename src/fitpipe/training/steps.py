@@ -112,7 +112,7 @@ class StepFunction:
         self.jit_compile = bool(jit_compile) and not self.auto and not run_eagerly
         self._probed = not self.jit_compile and not self.auto  # XLA not checked yet
         self._variants: dict[bool, Any] = {}
-        #: The op types of the plain graph's first trace under ``"auto"`` (None: not traced).
+        #: The op types of the step's first trace (``graph_ops.op_types``; None: not read).
         self._ops: frozenset[str] | None = None
         if run_eagerly:
             self.one_step: Callable[[Any], Any] = step
@@ -144,8 +144,8 @@ class StepFunction:
         XLA's variant calls the plain one: its trace reuses the plain graph's trace of the
         model's step (or makes it, kept for a fallback) rather than tracing Keras' Python a
         second time (CPU, the grid's text model: 0.52 -> 0.45 s to its first XLA step).
-        Not when the plain graph was traced on its own and loops or branches: XLA cannot
-        compile that trace's gradients (``graph_ops.control_flow``), so XLA's traces its own.
+        Not when a plain trace made first, on its own, loops or branches: XLA cannot compile
+        its gradients (``graph_ops.control_flow``), so XLA's variant traces the step itself.
         """
         if jit_compile not in self._variants:
             step = self.step
@@ -298,11 +298,11 @@ class StepFunction:
                     f"for batches {spec_text(element_spec)})"
                 )
             raise
+        if self._ops is None and (self.auto or self.jit_compile):  # once: a walk of the graph
+            self._ops = graph_ops.op_types(concrete)  # (read by _variant, the probe, the trial)
         if self.jit_compile and not self._probed:
-            if not self._probe_xla(element_spec, concrete):
+            if not self._probe_xla(element_spec):
                 concrete = self.one_step.get_concrete_function(element_spec)  # type: ignore[attr-defined]
-        if self.auto and not self.jit_compile and self._ops is None:
-            self._ops = graph_ops.op_types(concrete)  # (see _variant; its trial's rules: XlaChoice)
         return concrete
 
     def _batch_trace(self, spec: Any) -> Any:
@@ -314,19 +314,19 @@ class StepFunction:
         self._last_batch = (self.one_step, spec, concrete)
         return concrete
 
-    def _probe_xla(self, element_spec: Any, concrete: Any) -> bool:
+    def _probe_xla(self, element_spec: Any) -> bool:
         """Falls back to the plain graph if XLA cannot compile (or safely run) the step.
 
-        The step is already traced for ``element_spec`` (``concrete``); asking for its XLA
-        HLO on zeros of a fitting shape reuses that trace (no second trace), and fails where
-        XLA has no kernel; nor is a ``tf.switch_case`` step compiled (``graph_ops.switches``).
-        Under ``"auto"`` the fallback is silent (XLA was only being tried).
+        The step is already traced for ``element_spec``; asking for its XLA HLO on zeros of a
+        fitting shape reuses that trace (no second trace), and fails where XLA has no kernel.
+        Nor is a ``tf.switch_case`` step compiled (``graph_ops.switches``). Under ``"auto"``
+        the fallback is silent (XLA was only being tried).
 
         Returns:
             False when the step fell back to the plain graph.
         """
         self._probed = True
-        if graph_ops.switches(graph_ops.op_types(concrete)):
+        if self._ops is not None and graph_ops.switches(self._ops):
             why = f"`{self.caller}` does not compile the model with XLA: {graph_ops.SWITCHES}"
             return self._refuse_xla("a switch_case step (XLA corrupted memory on one)", why)
         leaves = [s for s in tf.nest.flatten(element_spec) if s is not None]
