@@ -16,6 +16,7 @@ from typing import Any
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 
@@ -92,6 +93,22 @@ class BlockSpy:
 
     def __exit__(self, *exc: object) -> None:
         self._patch.undo()
+
+
+#: How a Python source's batches hold their leaves: NumPy arrays, TensorFlow tensors, or some
+#: of each (the inputs as tensors in even batches, the targets in odd ones). Keras' own
+#: generators and ``PyDataset`` tests yield tensors.
+LEAF_FORMS = ("numpy", "tensors", "mixed")
+
+
+def as_leaf_form(batch: tuple[np.ndarray, ...], form: str, index: int) -> tuple[Any, ...]:
+    """``batch`` (NumPy leaves) with its leaves in ``form`` (see :data:`LEAF_FORMS`)."""
+    if form == "numpy":
+        return batch
+    if form == "tensors":
+        return tuple(tf.constant(leaf) for leaf in batch)
+    role = index % 2  # 0: the inputs as a tensor, 1: the targets
+    return tuple(tf.constant(leaf) if i == role else leaf for i, leaf in enumerate(batch))
 
 
 def reading_threads(*names: str) -> list[threading.Thread]:

@@ -19,7 +19,7 @@ import keras
 import numpy as np
 import pyarrow as pa
 import pytest
-from block_paths import BlockSpy, assert_same_results, reading_threads
+from block_paths import LEAF_FORMS, BlockSpy, as_leaf_form, assert_same_results, reading_threads
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -44,8 +44,8 @@ class _Batches:
     ``taken`` counts the batches the trainer's reading took from it.
     """
 
-    def __init__(self, sizes: list[int], weights: bool, repeat: bool) -> None:
-        self.sizes, self.weights, self.repeat = sizes, weights, repeat
+    def __init__(self, sizes: list[int], weights: bool, repeat: bool, form: str = "numpy") -> None:
+        self.sizes, self.weights, self.repeat, self.form = sizes, weights, repeat, form
         self.taken = 0
 
     def __iter__(self) -> Iterator[tuple[np.ndarray, ...]]:
@@ -56,13 +56,16 @@ class _Batches:
                 start += size
                 x = np.stack([np.sin(ids), np.cos(ids), ids % 7 / 7.0], 1).astype("float32")
                 y = (ids % 3).astype("int32")
+                batch = (x, y, (0.5 + ids % 2).astype("float32")) if self.weights else (x, y)
                 self.taken += 1
-                yield (x, y, (0.5 + ids % 2).astype("float32")) if self.weights else (x, y)
+                yield as_leaf_form(batch, self.form, self.taken)
             if not self.repeat:
                 return
 
 
-def _run(blocks: bool, sizes: list[int], weights: bool, fit: dict[str, Any]) -> tuple[Any, ...]:
+def _run(
+    blocks: bool, sizes: list[int], weights: bool, fit: dict[str, Any], form: str = "numpy"
+) -> tuple[Any, ...]:
     repeat = fit["steps_per_epoch"] is not None
     with (
         pytest.MonkeyPatch.context() as patch,
@@ -71,16 +74,16 @@ def _run(blocks: bool, sizes: list[int], weights: bool, fit: dict[str, Any]) -> 
     ):
         warnings.simplefilter("always")
         patch.setattr(limits, "STREAM_IN_BLOCKS", blocks)
-        trainer, source = _trainer(), _Batches(sizes, weights, repeat)
+        trainer, source = _trainer(), _Batches(sizes, weights, repeat, form)
         fit = dict(fit)
         steps = fit.pop("validation_steps")
-        checks = _Batches(sizes, weights, steps is not None)  # a validation generator
+        checks = _Batches(sizes, weights, steps is not None, form)  # a validation generator
         history = trainer.fit(
             iter(source), verbose=0, validation_data=iter(checks), validation_steps=steps, **fit
         )
         taken = source.taken
-        scores = trainer.evaluate(iter(_Batches(sizes, weights, False)), verbose=0)
-        predicted = trainer.predict(iter(_Batches(sizes, False, False)), verbose=0)
+        scores = trainer.evaluate(iter(_Batches(sizes, weights, False, form)), verbose=0)
+        predicted = trainer.predict(iter(_Batches(sizes, False, False, form)), verbose=0)
     weights_after = [w.numpy() for w in trainer.model.weights]
     said = [str(w.message) for w in seen]
     return history.history, scores, predicted, weights_after, taken, said, spy.made
@@ -98,6 +101,7 @@ def _run(blocks: bool, sizes: list[int], weights: bool, fit: dict[str, Any]) -> 
     epochs=st.integers(1, 3),
     class_weight=st.sampled_from([None, {0: 1.0, 1: 2.5, 2: 0.5}]),
     validation_steps=st.sampled_from([None, 2]),
+    form=st.sampled_from(LEAF_FORMS),
 )
 def test_a_generator_in_blocks_trains_what_the_tf_data_path_trains(
     sizes: list[int],
@@ -106,13 +110,16 @@ def test_a_generator_in_blocks_trains_what_the_tf_data_path_trains(
     epochs: int,
     class_weight: dict[int, float] | None,
     validation_steps: int | None,
+    form: str,
 ) -> None:
+    # Whatever the batches' leaves are: NumPy arrays, tensors (Keras' own generator tests
+    # yield them; joining them into blocks raised at the first block) or some of each.
     if not any(sizes[:2]):
         sizes = [3, *sizes]  # the first batches give the signature: one holds rows
     fit = {"epochs": epochs, "steps_per_epoch": steps_per_epoch, "class_weight": class_weight}
     fit["validation_steps"] = validation_steps  # each validation restarts its reading
-    plain = _run(False, sizes, weights, fit)
-    blocked = _run(True, sizes, weights, fit)
+    plain = _run(False, sizes, weights, fit, form)
+    blocked = _run(True, sizes, weights, fit, form)
     assert plain[6] == 0 and blocked[6] >= 4, "the block path was not (or always) taken"
     assert blocked[5] == plain[5]  # the same warnings (an input that ran out, ...)
     if steps_per_epoch is not None:

@@ -17,12 +17,13 @@ from typing import Any
 import keras
 import numpy as np
 import pytest
-from block_paths import BlockSpy, assert_same_results, reading_threads
+from block_paths import LEAF_FORMS, BlockSpy, as_leaf_form, assert_same_results, reading_threads
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import fitpipe
 from fitpipe import limits
+from fitpipe.adapters import python_batches
 from fitpipe.errors import DataCheckError
 
 FEATURES = 3
@@ -41,10 +42,16 @@ class _Batches(keras.utils.PyDataset):
     """Batches of the given sizes; ``on_epoch_end`` moves every later batch's rows (``moves``)."""
 
     def __init__(
-        self, sizes: list[int], weights: bool, workers: int = 1, moves: bool = True
+        self,
+        sizes: list[int],
+        weights: bool,
+        workers: int = 1,
+        moves: bool = True,
+        form: str = "numpy",
     ) -> None:
         super().__init__(workers=workers)
         self.sizes, self.weights, self.epoch, self.moves = sizes, weights, 0, moves
+        self.form = form  # how its batches hold their leaves (``block_paths.LEAF_FORMS``)
         self.read: list[tuple[int, int]] = []  # (index, epochs ended before it was read)
         self.starts = np.concatenate([[0], np.cumsum(sizes)])
         self.bad: int | None = None  # the index whose batch raises
@@ -63,7 +70,8 @@ class _Batches(keras.utils.PyDataset):
         if index == self.nan:
             x[-1, 2] = np.nan
         y = (ids % 3).astype("int32")
-        return (x, y, (0.5 + ids % 2).astype("float32")) if self.weights else (x, y)
+        batch = (x, y, (0.5 + ids % 2).astype("float32")) if self.weights else (x, y)
+        return as_leaf_form(batch, self.form, index)
 
     def on_epoch_end(self) -> None:
         self.ended += 1
@@ -101,6 +109,7 @@ def _run(blocks: bool, data: _Batches, checks: _Batches, fit: dict[str, Any]) ->
     steps_per_epoch=st.sampled_from([None, 1, 4, 11]),
     epochs=st.integers(1, 3),
     class_weight=st.sampled_from([None, {0: 1.0, 1: 2.5, 2: 0.5}]),
+    form=st.sampled_from(LEAF_FORMS),
 )
 def test_a_py_dataset_in_blocks_trains_what_the_tf_data_path_trains(
     sizes: list[int],
@@ -110,7 +119,10 @@ def test_a_py_dataset_in_blocks_trains_what_the_tf_data_path_trains(
     steps_per_epoch: int | None,
     epochs: int,
     class_weight: dict[int, float] | None,
+    form: str,
 ) -> None:
+    # Whatever the batches' leaves are (NumPy, tensors as Keras' own `PyDataset` tests
+    # return, some of each), the block path trains what the tf.data path trains.
     if not any(sizes[:2]):
         sizes = [3, *sizes]  # the first batches give the signature: one holds rows
     fit = {"epochs": epochs, "steps_per_epoch": steps_per_epoch, "class_weight": class_weight}
@@ -119,7 +131,12 @@ def test_a_py_dataset_in_blocks_trains_what_the_tf_data_path_trains(
     # runs is a race on either path (as in Keras): the data then stays put.
     moves = steps_per_epoch is None
     results = [
-        _run(blocks, _Batches(sizes, weights, workers, moves), _Batches(sizes[:3], weights), fit)
+        _run(
+            blocks,
+            _Batches(sizes, weights, workers, moves, form),
+            _Batches(sizes[:3], weights, form=form),
+            fit,
+        )
         for blocks in (False, True)
     ]
     plain, blocked = results
@@ -218,3 +235,16 @@ def test_a_grain_dataset_in_blocks_trains_what_the_tf_data_path_trains() -> None
         weights = [w.numpy() for w in trainer.model.weights]
         results.append((history.history, scores, scores, weights))
     assert_same_results(results[1], results[0])
+
+
+@pytest.mark.parametrize("form", LEAF_FORMS)
+def test_blocks_of_batches_are_bounded_by_their_bytes_whatever_their_leaves(form: str) -> None:
+    # A block joins batches up to `GROUP_BYTES` (here 3 batches' worth): batches of tensors
+    # count their bytes as arrays do, so large tensor batches are not held 64 at a time.
+    batch = (np.ones((8, FEATURES), "float32"), np.zeros(8, "int32"))
+    assert python_batches.nbytes(as_leaf_form(batch, form, 0)) == 8 * FEATURES * 4 + 8 * 4
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(python_batches, "GROUP_BYTES", 3 * python_batches.nbytes(batch))
+        batches = (as_leaf_form(batch, form, i) for i in range(20))
+        counts = [count for _, count in python_batches._joined(batches)]
+    assert counts == [1, 2, 3, 3, 3, 3, 3, 2], counts

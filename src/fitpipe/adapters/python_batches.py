@@ -54,8 +54,14 @@ BLOCK_BATCHES = 64
 
 
 def nbytes(batch: Any) -> int:
-    """The bytes of a batch's leaves (those that say)."""
-    return sum(int(getattr(leaf, "nbytes", 0)) for leaf in tf.nest.flatten(batch))
+    """The bytes of a batch's dense leaves: arrays and TensorFlow tensors alike."""
+    return sum(_leaf_bytes(leaf) for leaf in tf.nest.flatten(batch))
+
+
+def _leaf_bytes(leaf: Any) -> int:
+    if isinstance(leaf, tf.Tensor) and leaf.shape.is_fully_defined():  # no `nbytes` of its own
+        return int(leaf.shape.num_elements() or 0) * leaf.dtype.size
+    return int(getattr(leaf, "nbytes", 0))
 
 
 def dense_numbers(signature: Any) -> bool:

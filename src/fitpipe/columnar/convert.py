@@ -14,6 +14,7 @@ declares a fill value for the column (a null list row becomes ``fill`` repeated 
 from __future__ import annotations
 
 import weakref
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -271,13 +272,16 @@ def _shared(leaf: Any) -> tf.Tensor | None:
         return None
 
 
-def join_rows(leaves: list[np.ndarray] | tuple[np.ndarray, ...]) -> np.ndarray:
+def join_rows(leaves: Sequence[Any]) -> np.ndarray:
     """``np.concatenate(leaves)`` written into :func:`aligned_empty` memory.
 
     A fresh NumPy buffer of 131 MB (65,536 x 512 float32) took 0.3-1.0 s to join into on a
     machine that compacts memory for huge pages, 0.05-0.06 s mapped. Leaves NumPy cannot
     join into one buffer (scalars, unequal trailing shapes) get ``np.concatenate``'s error.
+    Leaves are whatever ``np.concatenate`` takes: a batch a Python source yields may hold
+    TensorFlow tensors (read as arrays over their memory, not copied before the join).
     """
+    leaves = [leaf if isinstance(leaf, np.ndarray) else np.asarray(leaf) for leaf in leaves]
     first = leaves[0]
     if first.ndim == 0 or any(leaf.shape[1:] != first.shape[1:] for leaf in leaves):
         return np.concatenate(leaves)
