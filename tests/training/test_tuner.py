@@ -20,6 +20,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import tensorflow as tf
+from fake_clock import FakeClock
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
@@ -33,58 +34,6 @@ from fitpipe.training.tuning import ExecutionSize, XlaChoice, stable_timing
 
 X = np.random.default_rng(0).standard_normal((4000, 4)).astype("float32")
 Y = X[:, :1] * 2.0
-
-
-class FakeClock:
-    """A clock for ``ExecutionSize(clock=...)`` that models the machine from trace counts.
-
-    The epoch loop reads it before and after each call. A call during which the step
-    function's trace count grew costs ``trace_seconds``; any other call costs ``overhead``
-    plus, per step asked for, the cost of the variant that ran (XLA or not). It times the
-    step of :attr:`mode` (the test sets it before ``evaluate`` or ``predict``).
-    """
-
-    def __init__(
-        self,
-        trainer: fitpipe.Trainer,
-        plain: float = 1e-3,
-        xla: float = 1e-3,
-        trace_seconds: float = 3.5,
-        overhead: float = 4e-4,
-    ) -> None:
-        self.trainer = trainer
-        self.cost = {False: plain, True: xla}
-        self.trace_seconds = trace_seconds
-        self.overhead = overhead
-        self.now = 0.0
-        self.started: tuple[int, int] | None = None
-        self.charged: list[tuple[bool, float]] = []  # (traced, seconds) per call
-        self.sizes: list[tuple[bool, int]] = []  # (XLA, steps asked) of each untraced call
-        #: (XLA, traced, steps asked, a trial due) of every call.
-        self.calls: list[tuple[bool, bool, int, bool]] = []
-        self.mode = "train"
-
-    def __call__(self) -> float:
-        function = self.trainer._state.functions[self.mode]
-        size = self.trainer._state.fused
-        assert size is not None
-        if self.started is None:
-            self.started = (function.traces, size.size)
-            return self.now
-        traces, steps = self.started
-        self.started = None
-        traced = function.traces != traces
-        seconds = (
-            self.trace_seconds
-            if traced
-            else self.overhead + steps * self.cost[function.jit_compile]
-        )
-        self.charged.append((traced, seconds))
-        self.calls.append((function.jit_compile, traced, steps, function.trial_due))
-        if not traced:
-            self.sizes.append((function.jit_compile, steps))
-        self.now += seconds
-        return self.now
 
 
 @pytest.fixture(autouse=True)

@@ -34,6 +34,12 @@ Tuners:
 * :func:`call_timings`: the seconds of compiled calls, some of which traced (and compiled),
   for properties of the tuners of steps per call and of XLA (``fitpipe.training.tuning``).
 
+Trainers:
+
+* :func:`optimizer_settings`: an optimizer class with a rate or a schedule, clipping, moving
+  averages of the weights, accumulated gradients and weight decay (:class:`OptimizerSetting`),
+  for properties of the form "the optimizer's state trains as in Keras".
+
 Weights can be made a function of their row's content (:func:`weight_of_rows`) so a test can
 check, after shuffling, that each weight still travels with its row.
 
@@ -41,7 +47,8 @@ The input forms live in :mod:`fitpipe.testing.forms`, the builders that need no
 Hypothesis (batches, ``PyDataset``, array-likes, Arrow tables, Parquet files) in
 :mod:`fitpipe.testing.fixtures` and the strategies of plain arrays (row counts, batch sizes,
 features, targets, weights, split keys, Parquet layouts) in
-:mod:`fitpipe.testing.array_strategies`; all are re-exported here, so every name above
+:mod:`fitpipe.testing.array_strategies`, optimizer settings in
+:mod:`fitpipe.testing.optimizer_strategies`; all are re-exported here, so every name above
 imports from this module.
 
 This module needs ``hypothesis`` (the ``test`` extra: ``pip install fitpipe[test]``).
@@ -89,10 +96,16 @@ from fitpipe.testing.forms import (
     form_names,
     register_form,
 )
+from fitpipe.testing.optimizer_strategies import (
+    OPTIMIZER_NAMES,
+    OptimizerSetting,
+    optimizer_settings,
+)
 
 __all__ = [
     "ARRAY_LIKE_KINDS",
     "FORM_FACTORIES",
+    "OPTIMIZER_NAMES",
     "PARQUET_ROW_GROUP_SIZE",
     "ArrayLike",
     "ArrayPyDataset",
@@ -100,6 +113,7 @@ __all__ = [
     "Example",
     "Form",
     "FormFactory",
+    "OptimizerSetting",
     "array_likes",
     "arrow_table",
     "as_array_like",
@@ -119,6 +133,7 @@ __all__ = [
     "nested_structures",
     "non_finite",
     "numpy_text",
+    "optimizer_settings",
     "parquet_layouts",
     "presented_examples",
     "register_form",
