@@ -41,6 +41,7 @@ _MODULE_MARKS = {
     "tests/reliability/test_generator_batches.py": ("subprocess",),
     "tests/reliability/test_linear_checks.py": ("slow", "subprocess"),
     "tests/reliability/test_leaks.py": ("slow",),
+    "tests/reliability/test_keras_own_suite.py": ("slow", "subprocess"),
     "tests/reliability/test_fuzz.py": ("slow",),
     "tests/pipeline/test_equivalence.py": ("slow",),
     "tests/examples/": ("slow",),
