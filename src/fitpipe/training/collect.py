@@ -92,7 +92,7 @@ def concat_outputs(count: tf.Tensor, written: Any, out_specs: Any) -> Any:
         return parts[0]
 
     def empty(spec: Any) -> list[tf.Tensor]:
-        return [tf.zeros([0, *p.shape[1:]], p.dtype) for p in _parts_specs(spec)]
+        return [_no_rows(p) for p in _parts_specs(spec)]
 
     flat_specs = tf.nest.flatten(out_specs)
     flat_written = _flat_arrays(written, out_specs)
@@ -104,6 +104,17 @@ def concat_outputs(count: tf.Tensor, written: Any, out_specs: Any) -> Any:
     return tf.nest.pack_sequence_as(
         out_specs, [rebuild(spec, p) for spec, p in zip(flat_specs, parts, strict=True)]
     )
+
+
+def _no_rows(spec: tf.TensorSpec) -> tf.Tensor:
+    """0 rows of ``spec``'s shape; a size known only at run time (``None``) is 0 too.
+
+    A model over inputs of sizes that vary by batch (``keras.Input((None, None))``) has
+    outputs of such sizes: ``Flatten`` over batches of 5 x 7 and 7 x 5 values.
+    """
+    if spec.shape.rank is None:
+        return tf.zeros([0], spec.dtype)
+    return tf.zeros([0, *(0 if size is None else size for size in spec.shape[1:])], spec.dtype)
 
 
 def _flat_arrays(written: Any, out_specs: Any) -> list[list[tf.TensorArray]]:
@@ -132,6 +143,23 @@ def merge_predictions(chunks: list[Any]) -> Any:
             return parts[0] if len(parts) == 1 else tf.concat(parts, axis=0)
         if isinstance(parts[0], tf.SparseTensor):
             return parts[0] if len(parts) == 1 else tf.sparse.concat(0, list(parts))
-        return join_rows(parts)
+        held = [part for part in parts if len(part)] or list(parts[:1])  # rows, if any
+        if len({part.shape[1:] for part in held}) > 1:
+            return _rows_of_varying_sizes(held)
+        return join_rows(held)
 
     return tf.nest.map_structure(merge, *chunks)
+
+
+def _rows_of_varying_sizes(parts: list[np.ndarray]) -> tf.RaggedTensor:
+    """Outputs whose sizes differ between calls, as Keras' ``predict`` returns them.
+
+    A ``tf.RaggedTensor`` whose trailing dimensions of one size in every call are uniform
+    (its ``inner_shape``) and the others ragged: ``CenterCrop`` over images of two sizes, a
+    sequence model over batches of different lengths.
+    """
+    shapes = np.array([part.shape[1:] for part in parts])
+    same = (shapes == shapes[:1]).all(axis=0).tolist()
+    inner = same[::-1].index(False)  # the trailing dimensions of one size
+    inner_shape = parts[0].shape[len(parts[0].shape) - inner :] if inner else None
+    return tf.ragged.constant(list(parts), inner_shape=inner_shape).merge_dims(0, 1)

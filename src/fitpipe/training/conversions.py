@@ -35,6 +35,7 @@ __all__ = [
     "casts_floats",
     "check_extra",
     "composite_spec",
+    "dict_input_names",
     "input_key",
     "needs_floatx_cast",
     "optional_input_names",
@@ -44,6 +45,25 @@ __all__ = [
     "without_absent_inputs",
     "without_extra_inputs",
 ]
+
+
+def dict_input_names(model: keras.Model) -> list[str] | None:
+    """The keys by which a dict ``x`` names the model's inputs, in ``model.inputs``' order.
+
+    The inputs' names; for a model built on a dict of inputs, that dict's keys (Keras feeds
+    a dict ``x`` to the inputs by the keys, whatever the tensors are named: with
+    ``keras.Model({"query": keras.Input((2,)), ...}, ...)`` they are ``"query"``, ...).
+    None when the model is not built (its inputs are defined by the data).
+    """
+    try:
+        inputs, structure = list(model.inputs or []), model.input
+    except (AttributeError, ValueError):
+        return None
+    if isinstance(structure, Mapping):
+        keys = {id(tensor): str(key) for key, tensor in structure.items()}
+        if all(id(tensor) in keys for tensor in inputs):
+            return [keys[id(tensor)] for tensor in inputs]
+    return [tensor.name for tensor in inputs]
 
 
 def optional_input_names(model: keras.Model) -> frozenset[str]:
@@ -121,10 +141,7 @@ def without_extra_inputs(model: keras.Model, x: Any, extra: str, keep: Any = Non
     """
     if extra != "ignore" or not isinstance(x, Mapping):
         return x
-    try:
-        names = {tensor.name for tensor in model.inputs or []}
-    except (AttributeError, ValueError):
-        return x
+    names = set(dict_input_names(model) or [])
     if not names:
         return x
     return {key: value for key, value in x.items() if key in names or key == keep}
@@ -136,9 +153,8 @@ def _check_required_given(model: keras.Model, x: Any, caller: str) -> None:
         value is not None for value in (x.values() if isinstance(x, Mapping) else x)
     ):
         return
-    try:
-        names = [tensor.name for tensor in model.inputs or []]
-    except (AttributeError, ValueError):  # not built yet: its inputs are defined by the data
+    names = dict_input_names(model)
+    if names is None:  # not built yet: its inputs are defined by the data
         return
     if isinstance(x, Mapping):
         given = [(name, value) for name, value in x.items() if name in names]

@@ -15,7 +15,7 @@ import tensorflow as tf
 from fitpipe.errors import DataMismatchError, FitpipeError, FitpipeTypeError, message, raw
 from fitpipe.pipeline import Pipeline
 from fitpipe.schemas import Mode
-from fitpipe.training.conversions import optional_input_names
+from fitpipe.training.conversions import dict_input_names, optional_input_names
 
 __all__ = [
     "check_fit_specs",
@@ -72,9 +72,8 @@ _UNKNOWN_FIX = (
 
 
 def _check_names(
-    inputs: list[Any], x: Mapping[str, Any], caller: str, optional: frozenset[str]
+    names: list[str], x: Mapping[str, Any], caller: str, optional: frozenset[str]
 ) -> None:
-    names = [t.name for t in inputs]
     missing = [n for n in names if n not in x and n not in optional]
     unknown = [k for k in x if k not in names]
     if missing or unknown:
@@ -104,15 +103,16 @@ def check_model_inputs(model: keras.Model, element_spec: Any, caller: str) -> No
         return
     x = element_spec[0]
     if isinstance(x, Mapping):
-        _check_names(inputs, x, caller, optional_input_names(model))
-        pairs = [(t, x[t.name]) for t in inputs if t.name in x]
+        keys = dict_input_names(model) or [t.name for t in inputs]
+        _check_names(keys, x, caller, optional_input_names(model))
+        pairs = [(t, x[key]) for t, key in zip(inputs, keys, strict=True) if key in x]
     else:
         flat = tf.nest.flatten(x)
         if len(flat) != len(inputs):
             raise _mismatch(
                 caller,
                 f"got {len(flat)} input array(s) for a model with {len(inputs)} input(s)",
-                f"The model's inputs are {[t.name for t in inputs]}",
+                f"The model's inputs are {dict_input_names(model) or [t.name for t in inputs]}",
                 "Pass one array per model input, as a list in that order or a dict by name",
                 f"{len(flat)} array(s)",
             )
