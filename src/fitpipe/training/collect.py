@@ -20,9 +20,12 @@ from fitpipe.columnar import join_rows
 
 __all__ = [
     "concat_outputs",
+    "held_ranks",
+    "held_specs",
     "merge_predictions",
     "output_arrays",
     "output_specs",
+    "settle",
     "to_results",
     "write_outputs",
 ]
@@ -38,6 +41,34 @@ def output_specs(outputs: Any) -> Any:
         ),
         outputs,
     )
+
+
+def held_ranks(out_specs: Any) -> list[int]:
+    """Per output (flattened), the ragged rank a call holds it at: 0 for most outputs.
+
+    A dense output whose sizes beyond the batch are ``None`` in the model may change size
+    from one step to the next (a sequence model over batches of different lengths); a call
+    holds it as a ``tf.RaggedTensor`` ragged up to its last such size, and ``predict``
+    returns it as Keras does (:func:`settle`).
+    """
+
+    def rank(spec: Any) -> int:
+        if not isinstance(spec, tf.TensorSpec) or spec.shape.rank is None:
+            return 0
+        sizes = spec.shape.as_list()[1:]
+        return max((i + 1 for i, size in enumerate(sizes) if size is None), default=0)
+
+    return [rank(spec) for spec in tf.nest.flatten(out_specs)]
+
+
+def held_specs(out_specs: Any) -> Any:
+    """``out_specs`` with each output of :func:`held_ranks` > 0 as its ragged spec."""
+    flat = tf.nest.flatten(out_specs)
+    held = [
+        tf.RaggedTensorSpec(spec.shape, spec.dtype, ragged_rank=rank) if rank else spec
+        for spec, rank in zip(flat, held_ranks(out_specs), strict=True)
+    ]
+    return tf.nest.pack_sequence_as(out_specs, held)
 
 
 def _parts_specs(spec: Any) -> list[tf.TensorSpec]:
@@ -75,7 +106,12 @@ def output_arrays(out_specs: Any) -> Any:
 
 def write_outputs(written: Any, index: tf.Tensor, outputs: Any, out_specs: Any) -> Any:
     """``written`` with one step's ``outputs`` stored at ``index``."""
-    flat_outputs = tf.nest.flatten(outputs)
+    flat_outputs = [
+        tf.RaggedTensor.from_tensor(value, ragged_rank=spec.ragged_rank)
+        if isinstance(spec, tf.RaggedTensorSpec) and not isinstance(value, tf.RaggedTensor)
+        else value
+        for value, spec in zip(tf.nest.flatten(outputs), tf.nest.flatten(out_specs), strict=True)
+    ]
     stored = [
         [ta.write(index, part) for ta, part in zip(arrays, _parts(value), strict=True)]
         for arrays, value in zip(_flat_arrays(written, out_specs), flat_outputs, strict=True)
@@ -135,20 +171,71 @@ def to_results(outputs: Any) -> Any:
     )
 
 
-def merge_predictions(chunks: list[Any]) -> Any:
-    """The outputs of every call concatenated along the batch axis (ragged stays ragged)."""
+def settle(outputs: Any, ranks: list[int]) -> Any:
+    """Outputs held ragged (:func:`held_ranks`) as Keras' ``predict`` returns them.
 
-    def merge(*parts: Any) -> Any:
-        if isinstance(parts[0], tf.RaggedTensor):
-            return parts[0] if len(parts) == 1 else tf.concat(parts, axis=0)
-        if isinstance(parts[0], tf.SparseTensor):
-            return parts[0] if len(parts) == 1 else tf.sparse.concat(0, list(parts))
-        held = [part for part in parts if len(part)] or list(parts[:1])  # rows, if any
-        if len({part.shape[1:] for part in held}) > 1:
-            return _rows_of_varying_sizes(held)
-        return join_rows(held)
+    Dense where every row has one size; otherwise a ``tf.RaggedTensor`` ragged up to its
+    last size that varies, uniform beyond (as Keras' ``predict`` builds it from batches).
+    """
+    if not any(ranks):
+        return outputs
+    flat = [
+        _settled(value) if rank and isinstance(value, tf.RaggedTensor) else value
+        for value, rank in zip(tf.nest.flatten(outputs), ranks, strict=False)
+    ]
+    return tf.nest.pack_sequence_as(outputs, flat)
 
-    return tf.nest.map_structure(merge, *chunks)
+
+def _settled(value: tf.RaggedTensor) -> Any:
+    lengths = [length.numpy() for length in value.nested_row_lengths()]
+    varying = [len(set(level.tolist())) > 1 for level in lengths]
+    last = max((i + 1 for i, vary in enumerate(varying) if vary), default=0)
+    if last == value.ragged_rank:
+        return value
+    if last == 0:
+        return value.to_tensor().numpy()
+    uniform = [int(level[0]) if len(level) else 0 for level in lengths[last:]]
+    values = tf.reshape(value.flat_values, [-1, *uniform, *value.flat_values.shape[1:]])
+    return tf.RaggedTensor.from_nested_row_lengths(values, lengths[:last], validate=False)
+
+
+def _ragged_at(part: Any, rank: int) -> tf.RaggedTensor:
+    """A held output's part (dense, or settled at a lower ragged rank) at ragged ``rank``."""
+    if not isinstance(part, tf.RaggedTensor):
+        return tf.RaggedTensor.from_tensor(part, ragged_rank=rank)
+    if part.ragged_rank == rank:
+        return part
+    inner = tf.RaggedTensor.from_tensor(part.flat_values, ragged_rank=rank - part.ragged_rank)
+    return part.with_flat_values(inner)
+
+
+def merge_predictions(chunks: list[Any], ranks: list[int] | None = None) -> Any:
+    """The outputs of every call concatenated along the batch axis (ragged stays ragged).
+
+    Outputs held ragged (``ranks``, :func:`held_ranks`) are joined at their held rank and
+    :func:`settle`-d; dense ones whose sizes differ between calls become Keras' ragged result.
+    """
+    flat_chunks = [tf.nest.flatten(chunk) for chunk in chunks]
+    ranks = list(ranks or []) + [0] * (len(flat_chunks[0]) - len(ranks or []))
+    merged = [_merge([c[i] for c in flat_chunks], rank) for i, rank in enumerate(ranks)]
+    return tf.nest.pack_sequence_as(chunks[0], merged)
+
+
+def _merge(parts: list[Any], rank: int) -> Any:
+    """One output's parts (one per call) concatenated; see :func:`merge_predictions`."""
+    if rank:
+        joined = parts[0] if len(parts) == 1 else tf.concat([_ragged_at(p, rank) for p in parts], 0)
+        return _settled(joined) if isinstance(joined, tf.RaggedTensor) else joined
+    if len(parts) == 1:
+        return parts[0]
+    if isinstance(parts[0], tf.RaggedTensor):
+        return tf.concat(parts, axis=0)
+    if isinstance(parts[0], tf.SparseTensor):
+        return tf.sparse.concat(0, list(parts))
+    held = [part for part in parts if len(part)] or parts[:1]  # the calls that gave rows
+    if len({part.shape[1:] for part in held}) > 1:
+        return _rows_of_varying_sizes(held)
+    return join_rows(held)
 
 
 def _rows_of_varying_sizes(parts: list[np.ndarray]) -> tf.RaggedTensor:

@@ -19,7 +19,7 @@ from fitpipe.pipeline import Pipeline, PipelineOptions, is_multi_worker, pipelin
 from fitpipe.schemas import Mode, SchemaLike
 from fitpipe.training import callbacks as callbacks_mod
 from fitpipe.training import distribute, sharing
-from fitpipe.training.collect import merge_predictions, to_results
+from fitpipe.training.collect import merge_predictions, settle, to_results
 from fitpipe.training.epochs import EpochRunner
 from fitpipe.training.inputs import check_model_inputs
 from fitpipe.training.logs import epoch_logs
@@ -95,16 +95,17 @@ def predict_loop(
     )
     execution = state.execution_size(model, cbs, "predict")
     chunks: list[Any] = []
+    function = state.function(model, "predict", pipeline)
 
     def after(end: int, outputs: Any) -> None:
         chunks.append(to_results(outputs))
-        cbs.on_predict_batch_end(end, {"outputs": outputs})
+        cbs.on_predict_batch_end(end, {"outputs": settle(outputs, function.held)})
 
     model.stop_predicting = False
     cbs.on_predict_begin()
     try:
         runner.run(
-            state.function(model, "predict", pipeline),
+            function,
             execution,
             cbs.on_predict_batch_begin,
             after,
@@ -123,7 +124,7 @@ def predict_loop(
                 x=pipeline.adapter,
             )
         )
-    return merge_predictions(chunks)
+    return merge_predictions(chunks, function.held)
 
 
 def predict_rows_to_file(

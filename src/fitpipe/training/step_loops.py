@@ -22,7 +22,7 @@ from typing import Any
 import tensorflow as tf
 
 from fitpipe.pipeline import Chunks
-from fitpipe.training.collect import concat_outputs, output_arrays, write_outputs
+from fitpipe.training.collect import concat_outputs, held_specs, output_arrays, write_outputs
 from fitpipe.training.conversions import absent_as_none
 
 __all__ = [
@@ -328,11 +328,12 @@ def chunked_loop(
 
 def _kept(out_specs: Any, collect: bool) -> tuple[Callable[..., Any], ...]:
     """``(start, keep, result)`` of a loop keeping its last step's outputs, or all of them."""
-    if collect:
+    if collect:  # outputs of sizes None in the model held ragged (collect.held_specs)
+        held = held_specs(out_specs)
         return (
-            lambda: output_arrays(out_specs),
-            lambda i, written, outputs: write_outputs(written, i, outputs, out_specs),
-            lambda count, written: concat_outputs(count, written, out_specs),
+            lambda: output_arrays(held),
+            lambda i, written, outputs: write_outputs(written, i, outputs, held),
+            lambda count, written: concat_outputs(count, written, held),
         )
     return lambda: output_zeros(out_specs), lambda i, kept, outputs: outputs, lambda n, kept: kept
 

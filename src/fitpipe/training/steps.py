@@ -26,7 +26,7 @@ from fitpipe.errors import FitpipeError, FitpipeWarning
 from fitpipe.pipeline import ResidentRows
 from fitpipe.schemas import Mode
 from fitpipe.training import graph_ops, placement
-from fitpipe.training.collect import output_specs
+from fitpipe.training.collect import held_ranks, output_specs
 from fitpipe.training.conversions import (
     absent_as_none,
     composite_spec,
@@ -105,6 +105,7 @@ class StepFunction:
         self.step = step
         self.run_eagerly = run_eagerly
         self.collect = collect
+        self.held: list[int] = []  # per output, the ragged rank a call holds it at
         self.caller = caller
         self.mode = mode
         self.auto = jit_compile == "auto" and not run_eagerly
@@ -377,8 +378,8 @@ class StepFunction:
         if choice is not None and choice.decided is None and self._ops is not None:
             choice.early = choice.early or graph_ops.scatters(self._ops)
             choice.loops = graph_ops.loops(self._ops)
-        outputs = concrete.structured_outputs
-        out_specs = output_specs(outputs)
+        out_specs = output_specs(concrete.structured_outputs)
+        self.held = held_ranks(out_specs)
         short = None
         if self.auto and self.jit_compile and rows is not None:
             short = (self._variant(False), rows.full_rows)
