@@ -232,7 +232,7 @@ def _merge(parts: list[Any], rank: int) -> Any:
         return tf.concat(parts, axis=0)
     if isinstance(parts[0], tf.SparseTensor):
         return tf.sparse.concat(0, list(parts))
-    held = [part for part in parts if len(part)] or parts[:1]  # the calls that gave rows
+    held = [part for part in parts if np.ndim(part) == 0 or len(part)] or parts[:1]  # rows
     if len({part.shape[1:] for part in held}) > 1:
         return _rows_of_varying_sizes(held)
     return join_rows(held)
