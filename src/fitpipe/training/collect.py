@@ -233,20 +233,7 @@ def _merge(parts: list[Any], rank: int) -> Any:
     if isinstance(parts[0], tf.SparseTensor):
         return tf.sparse.concat(0, list(parts))
     held = [part for part in parts if np.ndim(part) == 0 or len(part)] or parts[:1]  # rows
-    if len({part.shape[1:] for part in held}) > 1:
-        return _rows_of_varying_sizes(held)
+    if len({part.shape[1:] for part in held}) > 1:  # sizes that differ between calls
+        every = [_ragged_at(part, part.ndim - 1) for part in held]
+        return _settled(tf.concat(every, 0))
     return join_rows(held)
-
-
-def _rows_of_varying_sizes(parts: list[np.ndarray]) -> tf.RaggedTensor:
-    """Outputs whose sizes differ between calls, as Keras' ``predict`` returns them.
-
-    A ``tf.RaggedTensor`` whose trailing dimensions of one size in every call are uniform
-    (its ``inner_shape``) and the others ragged: ``CenterCrop`` over images of two sizes, a
-    sequence model over batches of different lengths.
-    """
-    shapes = np.array([part.shape[1:] for part in parts])
-    same = (shapes == shapes[:1]).all(axis=0).tolist()
-    inner = same[::-1].index(False)  # the trailing dimensions of one size
-    inner_shape = parts[0].shape[len(parts[0].shape) - inner :] if inner else None
-    return tf.ragged.constant(list(parts), inner_shape=inner_shape).merge_dims(0, 1)
