@@ -143,14 +143,14 @@ def concat_outputs(count: tf.Tensor, written: Any, out_specs: Any) -> Any:
 
 
 def _no_rows(spec: tf.TensorSpec) -> tf.Tensor:
-    """0 rows of ``spec``'s shape; a size known only at run time (``None``) is 0 too.
+    """0 rows of a part of ``spec`` (of an unknown rank: 0 values).
 
-    A model over inputs of sizes that vary by batch (``keras.Input((None, None))``) has
-    outputs of such sizes: ``Flatten`` over batches of 5 x 7 and 7 x 5 values.
+    A part's sizes beyond the batch are known: outputs whose sizes are not are held ragged
+    (:func:`held_specs`).
     """
     if spec.shape.rank is None:
         return tf.zeros([0], spec.dtype)
-    return tf.zeros([0, *(0 if size is None else size for size in spec.shape[1:])], spec.dtype)
+    return tf.zeros([0, *spec.shape[1:]], spec.dtype)
 
 
 def _flat_arrays(written: Any, out_specs: Any) -> list[list[tf.TensorArray]]:
