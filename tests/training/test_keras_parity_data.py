@@ -98,10 +98,14 @@ class AddOptional(keras.layers.Layer):
         return self.dense(x if o is None else x + o)
 
 
-def _optional_model() -> keras.Model:
-    x = keras.Input((2,), name="x")
-    o = keras.Input((2,), name="o", optional=True)
-    return keras.Model({"x": x, "o": o}, AddOptional()(x, o))
+def _optional_model(names: tuple[str, str] = ("x", "o")) -> keras.Model:
+    # `names`: the input layers' names; the dict's keys are "x" and "o" either way, and
+    # Keras feeds a dict `x` by those keys (with a UserWarning when the names differ).
+    x = keras.Input((2,), name=names[0])
+    o = keras.Input((2,), name=names[1], optional=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        return keras.Model({"x": x, "o": o}, AddOptional()(x, o))
 
 
 XO = np.linspace(0.0, 1.0, 24, dtype="float32").reshape(12, 2)
@@ -114,11 +118,13 @@ def _optional_batches(o: Any, with_y: bool = True) -> Iterator[tuple[Any, ...]]:
         yield (x, YO[start : start + 4]) if with_y else (x,)
 
 
+@pytest.mark.parametrize("names", [("x", "o"), ("feature", "extra")], ids=["named", "keyed"])
 @pytest.mark.parametrize("given", [False, True], ids=["none", "array"])
 @pytest.mark.parametrize("form", ["dict-of-arrays", "generator"])
-def test_optional_inputs_given_none(form: str, given: bool) -> None:
+def test_optional_inputs_given_none(form: str, given: bool, names: tuple[str, str]) -> None:
     # Before: the dict was refused ("found no adapter") and the generator's None leaf too
-    # ("arrays have different ranks or no batch dimension").
+    # ("arrays have different ranks or no batch dimension"). "keyed": input layers named
+    # otherwise than the dict's keys; before, None for "o" was refused as not optional.
     o = XO * 0.5 if given else None
 
     def fit_kwargs(side: str) -> dict[str, Any]:
@@ -127,7 +133,7 @@ def test_optional_inputs_given_none(form: str, given: bool) -> None:
         return {"x": {"x": XO, "o": o}, "y": YO, "batch_size": 4, "epochs": 2}
 
     res = run_both(
-        _optional_model,
+        lambda: _optional_model(names),
         {"optimizer": "sgd", "loss": "mse", "jit_compile": True},
         fit_kwargs,
         check_params=form != "generator",  # a generator's length is unknown

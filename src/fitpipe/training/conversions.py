@@ -67,16 +67,25 @@ def dict_input_names(model: keras.Model) -> list[str] | None:
 
 
 def optional_input_names(model: keras.Model) -> frozenset[str]:
-    """The names of the model's inputs declared with ``keras.Input(..., optional=True)``."""
+    """The keys of the model's inputs declared with ``keras.Input(..., optional=True)``.
+
+    Named as a dict ``x`` names them (:func:`dict_input_names`): for a model built on a
+    dict of inputs, by that dict's keys, whatever the input layers are named.
+    """
     try:
         layers = model.layers
     except (AttributeError, ValueError):
         return frozenset()
-    return frozenset(
-        layer.name
+    optional = [
+        layer
         for layer in layers
         if isinstance(layer, keras.layers.InputLayer) and getattr(layer, "optional", False)
-    )
+    ]
+    names, inputs = dict_input_names(model), list(getattr(model, "inputs", None) or [])
+    if not optional or names is None or len(names) != len(inputs):
+        return frozenset(layer.name for layer in optional)
+    keys = {id(tensor): name for name, tensor in zip(names, inputs, strict=True)}
+    return frozenset(keys.get(id(layer.output), layer.name) for layer in optional)
 
 
 def without_absent_inputs(model: keras.Model, x: Any, caller: str) -> Any:
