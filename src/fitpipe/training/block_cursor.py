@@ -310,8 +310,17 @@ class BlockCursor(RowCursor):
             self.position += step
             batches -= step
 
-    def run(self, call: Callable[[RowCursor, int], Any], n: int, collect: bool) -> Any:
+    def run(
+        self,
+        call: Callable[[RowCursor, int], Any],
+        n: int,
+        collect: bool,
+        held: list[int] | None = None,
+    ) -> Any:
         """Runs up to ``n`` steps, ``call(self, m)`` on each segment in turn.
+
+        ``held``: the step function's held ranks, raised in place when the segments'
+        outputs differ in their sizes (see ``step_loops.merge``).
 
         Returns:
             ``(steps_run, outputs)`` as :meth:`RowCursor.run`; fewer than ``n`` steps only
@@ -322,7 +331,7 @@ class BlockCursor(RowCursor):
             done, out = call(self, min(n - count, self.remaining))
             count += done
             outputs.append(out)
-        return count, merge(outputs, collect) if outputs else None
+        return count, merge(outputs, collect, held) if outputs else None
 
     def trace(self, loop: Any) -> None:
         """Traces ``loop`` once for segments of any size (not once per block size)."""

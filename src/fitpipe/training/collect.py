@@ -22,6 +22,7 @@ __all__ = [
     "concat_outputs",
     "held_ranks",
     "held_specs",
+    "join_steps",
     "merge_predictions",
     "output_arrays",
     "output_specs",
@@ -207,6 +208,35 @@ def _ragged_at(part: Any, rank: int) -> tf.RaggedTensor:
         return part
     inner = tf.RaggedTensor.from_tensor(part.flat_values, ragged_rank=rank - part.ragged_rank)
     return part.with_flat_values(inner)
+
+
+def join_steps(outputs: list[Any], held: list[int]) -> Any:
+    """Steps' outputs joined along the batch axis, as a call returns them (run eagerly).
+
+    A dense output whose sizes beyond the batch differ between steps (a model run eagerly
+    over batches of different lengths, or parts of a call that joined so) is held as a
+    compiled call holds it: ragged up to its last axis; ``held`` (per output, flattened, as
+    :func:`held_ranks`) is raised in place to that rank, so ``predict`` settles it.
+    """
+    flat = [tf.nest.flatten(step) for step in outputs]
+    held.extend([0] * (len(flat[0]) - len(held)))
+    joined = []
+    for i, parts in enumerate(zip(*flat, strict=True)):
+        if _uneven(parts):
+            rank = held[i] = max(held[i], *(part.shape.rank - 1 for part in parts))
+            parts = tuple(_ragged_at(part, rank) for part in parts)
+        joined.append(tf.concat(parts, 0))
+    return tf.nest.pack_sequence_as(outputs[0], joined)
+
+
+def _uneven(parts: tuple[Any, ...]) -> bool:
+    """Whether dense parts differ in their sizes beyond the batch (or some were held ragged)."""
+    if any(isinstance(part, tf.SparseTensor) for part in parts):
+        return False
+    ragged = [isinstance(part, tf.RaggedTensor) for part in parts]
+    if all(ragged):
+        return False
+    return any(ragged) or len({tuple(part.shape[1:]) for part in parts}) > 1
 
 
 def merge_predictions(chunks: list[Any], ranks: list[int] | None = None) -> Any:

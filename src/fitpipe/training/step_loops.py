@@ -22,7 +22,13 @@ from typing import Any
 import tensorflow as tf
 
 from fitpipe.pipeline import Chunks
-from fitpipe.training.collect import concat_outputs, held_specs, output_arrays, write_outputs
+from fitpipe.training.collect import (
+    concat_outputs,
+    held_specs,
+    join_steps,
+    output_arrays,
+    write_outputs,
+)
 from fitpipe.training.conversions import absent_as_none
 
 __all__ = [
@@ -103,11 +109,13 @@ def _next_held(iterator: Any, _: tf.Tensor) -> Any:
     return tf.experimental.Optional.from_value(tf.nest.pack_sequence_as(spec, values))
 
 
-def eager_steps(step: Step, iterator: Any, n: int, collect: bool) -> tuple[int, Any, float]:
+def eager_steps(
+    step: Step, iterator: Any, n: int, collect: bool, held: list[int]
+) -> tuple[int, Any, float]:
     """Runs up to ``n`` steps eagerly (``run_eagerly``): ``(steps run, outputs, seconds waited)``.
 
-    The outputs are the last step's, or every step's concatenated (``collect``); the seconds
-    are those spent waiting for the batches.
+    The outputs are the last step's, or every step's joined (``collect``; see :func:`merge`
+    for ``held``); the seconds are those spent waiting for the batches.
     """
     outputs: list[Any] = []
     waited = 0.0
@@ -121,13 +129,19 @@ def eager_steps(step: Step, iterator: Any, n: int, collect: bool) -> tuple[int, 
         outputs.append(step(batch.get_value()))
     if not outputs:
         return 0, None, waited
-    return len(outputs), merge(outputs, collect), waited
+    return len(outputs), merge(outputs, collect, held), waited
 
 
-def merge(outputs: list[Any], collect: bool) -> Any:
-    """Eager steps' outputs: all of them concatenated (``collect``), or the last."""
+def merge(outputs: list[Any], collect: bool, held: list[int] | None = None) -> Any:
+    """Steps' outputs: all of them joined (``collect``), or the last.
+
+    ``held``: per output, the ragged rank the calls hold it at; raised in place for dense
+    outputs whose sizes differ between steps (see ``collect.join_steps``).
+    """
     if collect:
-        return tf.nest.map_structure(lambda *o: tf.concat(o, 0), *outputs)
+        if len(outputs) == 1:
+            return outputs[0]
+        return join_steps(outputs, [] if held is None else held)
     return outputs[-1]
 
 
@@ -198,8 +212,16 @@ class RowCursor:
         first, steps = tf.constant(self.position, tf.int32), tf.constant(n, tf.int32)
         return self._last.call(loop, self.arguments, first, steps)
 
-    def run(self, call: Callable[[RowCursor, int], Any], n: int, collect: bool) -> Any:
+    def run(
+        self,
+        call: Callable[[RowCursor, int], Any],
+        n: int,
+        collect: bool,
+        held: list[int] | None = None,
+    ) -> Any:
         """Runs up to ``n`` steps: ``call(self, n)``, the trainer's call on these rows.
+
+        ``held``: unused here (one call, no outputs to join); see :meth:`BlockCursor.run`.
 
         Returns:
             ``(steps_run, outputs)``: fewer than ``n`` steps when the epoch ends first.

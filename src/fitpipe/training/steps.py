@@ -411,12 +411,12 @@ class StepFunction:
         """
         if isinstance(iterator, RowCursor):  # rows in memory, or a streamed block at a time
             waited = iterator.waited
-            count, outputs = iterator.run(self._call_rows, n, self.collect)
+            count, outputs = iterator.run(self._call_rows, n, self.collect, self.held)
             if self.timed:
                 self.waited += iterator.waited - waited
             return count, outputs
         if self.run_eagerly:
-            count, outputs, waited = eager_steps(self.step, iterator, n, self.collect)
+            count, outputs, waited = eager_steps(self.step, iterator, n, self.collect, self.held)
             self.waited += waited if self.timed else 0.0
             return count, outputs
         loop = self.prepare(iterator, held)
@@ -468,7 +468,7 @@ class StepFunction:
         if self.run_eagerly:
             outputs = [self.step(cursor.batch(cursor.position + i)) for i in range(n)]
             cursor.position += n
-            return n, merge(outputs, self.collect)
+            return n, merge(outputs, self.collect, self.held)
         loop = self.prepare(cursor)
         assert loop is not None
         # (count, outputs), and a wait (always 0: rows in memory) from the collecting loop
