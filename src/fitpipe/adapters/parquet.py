@@ -41,6 +41,7 @@ from fitpipe.columnar import (
     ParquetPlan,
     Span,
     SplitCounts,
+    classic_table,
     converted_bytes,
     count_split,
     empty_side_error,
@@ -74,7 +75,7 @@ class _Side:
         """The table's rows on this side (see :mod:`fitpipe.columnar.keys`)."""
         keys = key_array(table.column(column), f"column {column!r}", caller)
         mask = validation_mask(key_hashes(keys), self.validation_split)
-        return table.filter(pa.array(mask if self.validation else ~mask))
+        return classic_table(table).filter(pa.array(mask if self.validation else ~mask))
 
 
 class _Reader:

@@ -24,8 +24,8 @@ import pyarrow.types as pat
 import tensorflow as tf
 
 from fitpipe.columnar.recycle import mapped
-from fitpipe.columnar.types import is_text, one_array, value_type
-from fitpipe.errors import SchemaError, message
+from fitpipe.columnar.types import classic, example_fill, is_text, one_array, value_type
+from fitpipe.errors import SchemaError, message, raw
 from fitpipe.schemas import Named, RoleSpec, Schema
 
 __all__ = [
@@ -43,15 +43,17 @@ __all__ = [
 ]
 
 
-def _null_error(name: str, row: int, source: str, caller: str) -> SchemaError:
+def _null_error(
+    name: str, row: int, arrow_type: pa.DataType, source: str, caller: str
+) -> SchemaError:
+    fill = f"{{{name!r}: {example_fill(arrow_type)}}}"
     return SchemaError(
         message(
             caller,
             f"found a null in column {name!r} at row {row} of {source}",
             "Feature, target and weight columns hold a value in every row",
-            f"Declare a fill value, e.g. `Schema(..., fill={{{name!r}: 0}})`, or drop the rows "
-            "upstream",
-            column=name,
+            f"Declare a fill value, e.g. `Schema(..., fill={fill})`, or drop the rows upstream",
+            column=raw(repr(name)),
         )
     )
 
@@ -74,7 +76,7 @@ def _fill_nulls(
         source, offset, caller = ctx
         first = int(pc.index(pc.is_null(array), True).as_py())
         row = row_of(first) if row_of is not None else first
-        raise _null_error(name, offset + row, source, caller)
+        raise _null_error(name, offset + row, array.type, source, caller)
     try:
         return pc.fill_null(array, pa.scalar(_row_fill(array.type, fill), type=array.type))
     except (pa.ArrowException, TypeError, ValueError, OverflowError) as err:
@@ -162,7 +164,7 @@ def column_array(column: Any, name: str, schema: Schema, ctx: tuple[str, int, st
         schema: The schema (fill values, padded lengths).
         ctx: ``(source, first_row, caller)`` for error messages.
     """
-    column = _fill_nulls(one_array(column), name, schema, ctx)
+    column = _fill_nulls(classic(one_array(column)), name, schema, ctx)
     kind = value_type(column.type)
     if pat.is_fixed_size_list(kind):
         return _fixed(_plain(column), name, schema, ctx)

@@ -29,7 +29,7 @@ from fitpipe.columnar.storage import (
     uri_info,
 )
 from fitpipe.columnar.types import convertible, duplicate_error, unknown_column
-from fitpipe.errors import DataMismatchError, SchemaError, message
+from fitpipe.errors import DataMismatchError, SchemaError, message, raw
 
 __all__ = [
     "INT96_UNIT",
@@ -321,7 +321,7 @@ class ColumnTypes:
                 "Every file stores the schema's columns as numbers, bools, lists of "
                 "numbers, strings or temporal values",
                 "Rewrite or remove the file",
-                column=column,
+                column=raw(repr(column)),
             )
         )
 
@@ -340,7 +340,7 @@ class ColumnTypes:
                     "A column has one type in every file, or types Arrow can unify (integers "
                     "of several widths, integers and floats, nulls and any type)",
                     "Rewrite the files so the column has one type",
-                    column=column,
+                    column=raw(repr(column)),
                 )
             ) from err
         if not convertible(kind) and not pat.is_null(kind):
@@ -362,7 +362,7 @@ class ColumnTypes:
                         "and every other file)",
                         "A column the schema uses holds values",
                         "Fill the column upstream, or leave it out of the schema",
-                        column=column,
+                        column=raw(repr(column)),
                     )
                 )
         fields = [

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from fitpipe.columnar.types import one_array
+from fitpipe.columnar.types import classic, is_text, one_array
 from fitpipe.errors import DataMismatchError, FitpipeTypeError, message
 from fitpipe.schemas import closest_column, column_listing
 
@@ -102,16 +102,15 @@ def key_array(values: Any, where: str, caller: str = "fit") -> pa.Array:
         array = values if isinstance(values, (pa.Array, pa.ChunkedArray)) else pa.array(values)
     except (pa.ArrowException, TypeError, ValueError) as err:
         raise _key_error(f"the keys cannot be read ({err})", where, caller, values) from err
-    array = one_array(array)
+    array = classic(one_array(array))
     if pa.types.is_dictionary(array.type):
         array = array.dictionary_decode()
     kind = array.type
     if pa.types.is_boolean(kind):
         array = array.cast(pa.int64())
-    elif pa.types.is_string(kind) or pa.types.is_large_string(kind):
-        array = array.cast(pa.large_string())
-    elif pa.types.is_binary(kind) or pa.types.is_large_binary(kind):
-        array = array.cast(pa.large_binary())
+    elif is_text(kind):  # one layout of each: keys compare across chunks and files
+        binary = kind in (pa.binary(), pa.large_binary(), pa.binary_view())
+        array = array.cast(pa.large_binary() if binary else pa.large_string())
     elif pa.types.is_unsigned_integer(kind):
         array = array.cast(pa.uint64())
     elif pa.types.is_integer(kind):

@@ -6,9 +6,10 @@ from collections.abc import Sequence
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.types as pat
 
-from fitpipe.errors import SchemaError, message
+from fitpipe.errors import SchemaError, message, raw
 from fitpipe.schemas import Named, Role, Schema, closest_column, column_listing
 
 __all__ = [
@@ -16,8 +17,12 @@ __all__ = [
     "check_arrow_schema",
     "check_fill",
     "checked_schema",
+    "classic",
+    "classic_table",
+    "classic_type",
     "convertible",
     "duplicate_error",
+    "example_fill",
     "field_types",
     "fill_type",
     "is_text",
@@ -32,8 +37,63 @@ EXPECTED_TYPES = (
 )
 
 
+def classic_type(arrow_type: pa.DataType) -> pa.DataType:
+    """``arrow_type`` in Arrow's classic layout: views and run-end encoding undone.
+
+    ``string_view`` and ``binary_view`` (how Polars hands over its strings, kept in Parquet
+    files written from such tables) become ``large_string`` and ``large_binary``; list views
+    large lists; a run-end encoded column its values' type; dictionaries and lists keep
+    their form, their values converted the same way.
+    """
+    if pat.is_run_end_encoded(arrow_type):
+        return classic_type(arrow_type.value_type)
+    if pat.is_string_view(arrow_type):
+        return pa.large_string()
+    if pat.is_binary_view(arrow_type):
+        return pa.large_binary()
+    if pat.is_list_view(arrow_type) or pat.is_large_list_view(arrow_type):
+        return pa.large_list(classic_type(arrow_type.value_type))
+    nested = (pat.is_dictionary, pat.is_list, pat.is_large_list, pat.is_fixed_size_list)
+    if not any(test(arrow_type) for test in nested):
+        return arrow_type
+    values = classic_type(arrow_type.value_type)
+    if values == arrow_type.value_type:  # as it is (a list's field keeps its name)
+        return arrow_type
+    if pat.is_dictionary(arrow_type):
+        return pa.dictionary(arrow_type.index_type, values, arrow_type.ordered)
+    if pat.is_fixed_size_list(arrow_type):
+        return pa.list_(values, arrow_type.list_size)
+    return (pa.list_ if pat.is_list(arrow_type) else pa.large_list)(values)
+
+
+def classic(column: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:
+    """``column`` in Arrow's classic layout (:func:`classic_type`): as it is when it is.
+
+    Arrow's kernels for rows (take, filter, sort) and for dictionaries have no cases for
+    views in pyarrow 26; fitpipe converts such columns once, where it reads them.
+    """
+    target = classic_type(column.type)
+    if target == column.type:
+        return column
+    if isinstance(column, pa.ChunkedArray):
+        return pa.chunked_array([classic(chunk) for chunk in column.chunks], target)
+    if pat.is_run_end_encoded(column.type):
+        return classic(pc.run_end_decode(column))
+    if pat.is_dictionary(column.type):
+        return pa.DictionaryArray.from_arrays(column.indices, classic(column.dictionary))
+    return column.cast(target)
+
+
+def classic_table(table: pa.Table) -> pa.Table:
+    """``table`` with every column in Arrow's classic layout (the same table when it is)."""
+    if all(classic_type(field.type) == field.type for field in table.schema):
+        return table
+    return pa.table({name: classic(table.column(name)) for name in table.column_names})
+
+
 def value_type(arrow_type: pa.DataType) -> pa.DataType:
-    """The type a column is read as: dictionary columns as their values."""
+    """The type a column is read as: dictionary columns as their values, layouts classic."""
+    arrow_type = classic_type(arrow_type)
     if pat.is_dictionary(arrow_type):
         return arrow_type.value_type
     return arrow_type
@@ -65,13 +125,23 @@ def _scalar(arrow_type: pa.DataType) -> bool:
 
 
 def is_text(arrow_type: pa.DataType) -> bool:
-    """Tells whether a column of ``arrow_type`` holds strings or bytes."""
+    """Tells whether a column of ``arrow_type`` holds strings or bytes.
+
+    In any of Arrow's layouts: ``string_view`` is how Polars hands over its strings.
+    """
     return bool(
         pat.is_string(arrow_type)
         or pat.is_large_string(arrow_type)
+        or pat.is_string_view(arrow_type)
         or pat.is_binary(arrow_type)
         or pat.is_large_binary(arrow_type)
+        or pat.is_binary_view(arrow_type)
     )
+
+
+def example_fill(arrow_type: pa.DataType) -> str:
+    """A fill value of a column's type, as the fix of an error words it."""
+    return "''" if is_text(fill_type(arrow_type)) else "0"
 
 
 def convertible(arrow_type: pa.DataType) -> bool:
@@ -124,7 +194,7 @@ def unknown_column(column: str, names: Sequence[str], source: str, caller: str) 
             f"The schema uses it; the data has columns {column_listing(names)}",
             "Fix the column name in the `fitpipe.Schema` (or select columns with a pattern "
             'such as "px*"), or select other data',
-            column=column,
+            column=raw(repr(column)),
         )
     )
 
@@ -137,7 +207,7 @@ def duplicate_error(column: str, source: str, caller: str) -> SchemaError:
             f"found two columns named {column!r} in {source}",
             "Each column the schema uses has a name no other column of the data has",
             "Rename or drop one of them upstream",
-            column=column,
+            column=raw(repr(column)),
         )
     )
 
@@ -149,7 +219,7 @@ def _fill_error(column: str, fill: Any, found: pa.DataType, source: str, caller:
             f"cannot fill the nulls of column {column!r} of type {found} in {source} with {fill!r}",
             "A `fill` value is a value of the column's type (for list columns: of their "
             "values' type)",
-            f"Pass e.g. `fill={{{column!r}: 0}}` for a numeric column, or cast the column upstream",
+            f"Pass e.g. `fill={{{column!r}: {example_fill(found)}}}`, or cast the column upstream",
             fill=fill,
         )
     )
@@ -219,7 +289,7 @@ def check_arrow_schema(
                     f"cannot convert column {column!r} of type {found} in {source}",
                     f"Columns used for training are {EXPECTED_TYPES}",
                     "Cast the column upstream, or leave it out of the schema",
-                    column=column,
+                    column=raw(repr(column)),
                 )
             )
     for stacked in _stacked_groups(schema, roles):
@@ -233,7 +303,7 @@ def check_arrow_schema(
                         "A list of columns is stacked along the last axis, so each must "
                         "hold one number per row",
                         "Give list or string columns a tensor of their own",
-                        column=column,
+                        column=raw(repr(column)),
                     )
                 )
     check_fill(schema, types, source, caller)

@@ -17,7 +17,7 @@ import pyarrow as pa
 import pyarrow.types as pat
 import tensorflow as tf
 
-from fitpipe.columnar import one_array
+from fitpipe.columnar import classic, one_array
 from fitpipe.schemas import Named, Schema
 from fitpipe.training.preflight.stats import BlockStats, ColumnStats, TargetStats, as_block
 
@@ -193,7 +193,7 @@ def arrow_block(array: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, int, int
     dropped. Fixed-size list columns give their width in columns; variable-length lists
     their values in one column (rows then count values). Other types give None.
     """
-    array = one_array(array)
+    array = classic(one_array(array))
     kind, nulls = array.type, array.null_count
     if pat.is_fixed_size_list(kind) or pat.is_list(kind) or pat.is_large_list(kind):
         values = array.drop_null() if nulls else array
