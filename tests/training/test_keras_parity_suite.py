@@ -307,6 +307,65 @@ def test_outputs_whose_sizes_vary_are_settled_as_in_keras(
     _assert_same_predictions(expected, trainer.predict(batches(), verbose=0))
 
 
+# ---------------------------------------------- models built before their layers are built
+
+
+class BlockOfLayers(keras.layers.Layer):
+    """A layer of layers, with no ``build`` of its own."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.inner = keras.layers.Dense(8, activation="relu")
+
+    def call(self, x: Any) -> Any:
+        return self.inner(x)
+
+
+class NetBuiltLater(keras.Model):
+    """A subclassed model with no ``build`` of its own: ``build(shape)`` builds no layer."""
+
+    def __init__(self, nested: bool) -> None:
+        super().__init__()
+        self.first = BlockOfLayers() if nested else keras.layers.Dense(8, activation="relu")
+        self.last = keras.layers.Dense(1)
+
+    def call(self, x: Any) -> Any:
+        return self.last(self.first(x))
+
+
+@pytest.mark.parametrize("method", ["fit", "train_on_batch"])
+@pytest.mark.parametrize("jit_compile", [False, True, "auto"])
+@pytest.mark.parametrize("nested", [False, True])
+def test_a_model_built_before_its_layers_trains_as_keras(
+    method: str, jit_compile: Any, nested: bool
+) -> None:
+    # `model.build((None, 4))` (as before `summary()`) marks such a model built and leaves
+    # its layers unbuilt; Keras' `fit` builds them before its optimizer. Before: fitpipe built
+    # the optimizer with no variables, and the first step failed ("Unknown variable: ...
+    # This optimizer can only be called for the variables it was originally built with").
+    x = np.random.default_rng(0).normal(size=(64, 4)).astype("float32")
+    y = x.sum(1, keepdims=True)
+    models = []
+    for side in ("keras", "fitpipe"):
+        keras.utils.set_random_seed(0)
+        model = NetBuiltLater(nested)
+        model.build((None, 4))
+        trainer: Any = model if side == "keras" else fitpipe.Trainer(model)
+        trainer.compile(
+            optimizer="adam", loss="mse", jit_compile=jit_compile if side == "fitpipe" else False
+        )
+        if method == "fit":
+            models.append(trainer.fit(x, y, epochs=2, batch_size=16, shuffle=False, verbose=0))
+        else:
+            models.append([trainer.train_on_batch(x[:16], y[:16]) for _ in range(3)])
+        models[-1] = (model, models[-1])
+    (ref, expected), (twin, got) = models
+    if method == "fit":
+        expected, got = expected.history["loss"], got.history["loss"]
+    assert_close(expected, got, method)
+    assert_weights_close(ref, twin)
+
+
 # ------------------------------------------------- SciPy and JAX sparse batches, generators
 
 

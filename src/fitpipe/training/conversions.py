@@ -320,11 +320,34 @@ def build_optimizer(model: keras.Model) -> None:
 
     Variables made while tracing make TensorFlow trace the step a second time; Keras, too,
     builds the optimizer before its first step.
+
+    Not before every layer is built: ``model.build(shape)`` of a subclassed model without a
+    ``build`` of its own marks the model built and leaves its layers unbuilt (their
+    variables are made when the step is traced, which then builds the optimizer too, as
+    Keras' ``fit`` builds such a model before its optimizer). Built before, the optimizer
+    knew none of them ("Unknown variable ... can only be called for the variables it was
+    originally built with").
     """
     optimizer = getattr(model, "optimizer", None)
-    built = getattr(model, "built", False)
-    if built and isinstance(optimizer, keras.optimizers.Optimizer) and not optimizer.built:
+    if not isinstance(optimizer, keras.optimizers.Optimizer) or optimizer.built:
+        return
+    if _all_built(model):
         optimizer.build(model.trainable_variables)
+
+
+def _all_built(model: keras.Model) -> bool:
+    """Whether the model and every layer it holds (models' layers, recursively) are built."""
+    seen: set[int] = set()
+    stack: list[Any] = [model]
+    while stack:
+        layer = stack.pop()
+        if id(layer) in seen:
+            continue
+        seen.add(id(layer))
+        if not getattr(layer, "built", False):
+            return False
+        stack.extend(getattr(layer, "layers", None) or [])
+    return True
 
 
 def composite_spec(element_spec: Any) -> bool:
