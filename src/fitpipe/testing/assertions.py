@@ -126,6 +126,8 @@ class Differences:
                 return
             if set(keras_value) != set(fitpipe_value):
                 self.add(f"{what} keys", sorted(keras_value), sorted(fitpipe_value))
+            elif list(keras_value) != list(fitpipe_value):  # what users see, print, tabulate
+                self.add(f"{what} key order", list(keras_value), list(fitpipe_value))
             for key in sorted(set(keras_value) & set(fitpipe_value)):
                 self.structures(f"{what}[{key!r}]", keras_value[key], fitpipe_value[key])
             return
@@ -305,8 +307,9 @@ def assert_structures_close(
 ) -> None:
     """Asserts two nested results (dicts, lists, arrays, scalars) agree, types included.
 
-    Dicts must have the same keys, lists and tuples the same length, arrays must be arrays of
-    the same shape and dtype, and scalars scalars; numbers are compared with the tolerances.
+    Dicts must have the same keys in the same order, lists and tuples the same length,
+    arrays must be arrays of the same shape and dtype, and scalars scalars; numbers are
+    compared with the tolerances.
 
     Args:
         ref: The Keras result.

@@ -12,9 +12,12 @@ __all__ = ["epoch_logs", "flatten_in_order", "pythonify"]
 
 
 def pythonify(logs: Mapping[str, Any] | None) -> dict[str, Any]:
-    """Turns tensor values into Python floats (scalars) or NumPy arrays."""
+    """Turns tensor values into Python floats (scalars) or NumPy arrays, keys sorted.
+
+    Sorted as Keras' own logs are (``return_dict=True`` results, History, callbacks' logs).
+    """
     result: dict[str, Any] = {}
-    for key, value in (logs or {}).items():
+    for key, value in sorted((logs or {}).items()):
         if isinstance(value, Mapping):
             result.update(pythonify(value))
             continue
