@@ -130,7 +130,8 @@ def _check_frame(value: Any, caller: str, path: str) -> None:
     )
 
 
-def _to_numpy(value: Any, caller: str, path: str) -> np.ndarray:
+def _to_numpy(value: Any, caller: str, path: str) -> Any:
+    """``value`` as a NumPy array (a string tensor for arrays of Python strings)."""
     if is_pandas(value):
         _check_frame(value, caller, path)
         array = value.to_numpy()
@@ -147,9 +148,11 @@ def _to_numpy(value: Any, caller: str, path: str) -> np.ndarray:
                     **{path: value},
                 )
             ) from err
-    if array.dtype.kind == "O":
-        array = _object_to_text(array, caller, path, value)
-    elif array.dtype.kind not in _NUMERIC_KINDS | _TEXT_KINDS:
+    if array.dtype.kind in _TEXT_KINDS and not isinstance(value, np.ndarray):
+        array = np.asarray(value, dtype=object)  # Python strings, kept whole (see below)
+    if array.dtype.kind in "OT":  # objects, or NumPy 2's variable-width StringDType
+        return _object_to_text(array.astype(object), caller, path, value)
+    if array.dtype.kind not in _NUMERIC_KINDS | _TEXT_KINDS:
         raise FitpipeTypeError(
             message(
                 caller,
@@ -171,14 +174,33 @@ def _torch_array(tensor: Any) -> np.ndarray:
     return array.astype("float32") if array.dtype == tf.bfloat16.as_numpy_dtype else array
 
 
-def _object_to_text(array: np.ndarray, caller: str, path: str, original: Any) -> np.ndarray:
+def _object_to_text(array: np.ndarray, caller: str, path: str, original: Any) -> Any:
+    """An object array of ``str`` and ``bytes`` values as a string tensor, values exact.
+
+    Through TensorFlow's conversion, as Keras converts such arrays: NumPy's fixed-width
+    ``str`` and ``bytes`` dtypes drop trailing NUL characters, so ``"a"`` and ``"a"``
+    followed by a NUL became one string. ``str`` and ``bytes`` may mix (``str`` is encoded
+    as UTF-8).
+    """
     flat = array.ravel()
-    if flat.size and all(isinstance(v, str) for v in flat):
-        return array.astype(str)
-    if flat.size and all(isinstance(v, bytes) for v in flat):
-        return array.astype(bytes)
+    if flat.size and all(isinstance(v, (str, bytes)) for v in flat):
+        return tf.constant(array, tf.string)
+    if not flat.size:
+        raise FitpipeTypeError(
+            message(
+                caller,
+                f"cannot tell the dtype of `{path}`, an empty object-dtype array",
+                "Inputs must be arrays of numbers, booleans or strings of one dtype",
+                "Give the empty array a dtype, e.g. `np.zeros((0, n), dtype='float32')` or "
+                "`dtype=str`",
+                **{path: original},
+            )
+        )
     kinds = sorted({type(v).__name__ for v in flat[:1000]})
-    fix = "Convert it, e.g. `np.asarray(x, dtype='float32')`, or replace None/NaN objects"
+    fix = (
+        "Convert it, e.g. `np.asarray(x, dtype='float32')` for numbers or `dtype=str` for "
+        "text, or replace None/NaN objects"
+    )
     if is_pandas(original) and getattr(original, "ndim", 1) == 2:
         fix = _frame_fix(path, [])
     raise FitpipeTypeError(
@@ -321,7 +343,7 @@ def check_rows(source_parts: dict[str, Any], caller: str) -> int:
             )
         )
     count = distinct.pop() if distinct else 0
-    if count == 0:
+    if count == 0 and caller != "predict_on_batch":  # one batch of none: none predicted
         raise DataMismatchError(
             message(
                 caller,
