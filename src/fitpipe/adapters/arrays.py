@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
-from fitpipe.adapters.base import AdaptRequest, ArraySource
+from fitpipe.adapters.base import AdaptRequest, ArraySource, Mode
 from fitpipe.adapters.capabilities import SourceBase
 from fitpipe.adapters.sparse import is_sparse_array, to_sparse_tensor
 from fitpipe.adapters.torch_tensors import is_torch_tensor, torch_to_numpy
@@ -311,18 +311,20 @@ def _leaves(structure: Any) -> list[Any]:
     return [leaf for leaf in tf.nest.flatten(structure) if leaf is not None]
 
 
-def check_rows(source_parts: dict[str, Any], caller: str) -> int:
+def check_rows(source_parts: dict[str, Any], caller: str, empty: bool = False) -> int:
     """Checks that every leaf of x, y and sample_weight has the same number of rows.
 
     Args:
         source_parts: ``{"x": ..., "y": ..., "sample_weight": ...}`` (converted).
         caller: The public method being run.
+        empty: No rows is allowed (one batch to predict: none are predicted).
 
     Returns:
         The shared number of rows.
 
     Raises:
-        DataMismatchError: When the counts differ or are zero, naming every size.
+        DataMismatchError: When the counts differ, or are zero without ``empty``, naming
+            every size.
 
     """
     sizes = {
@@ -343,7 +345,7 @@ def check_rows(source_parts: dict[str, Any], caller: str) -> int:
             )
         )
     count = distinct.pop() if distinct else 0
-    if count == 0 and caller != "predict_on_batch":  # one batch of none: none predicted
+    if count == 0 and not empty:
         raise DataMismatchError(
             message(
                 caller,
@@ -471,6 +473,7 @@ class ArrayFamilyAdapter:
             name: convert_structure(value, request.caller, name) for name, value in given.items()
         }
         check_sample_weight(parts["sample_weight"], parts["y"], request.caller)
-        count = check_rows(parts, request.caller)
+        empty = request.one_batch and request.mode is Mode.PREDICT  # none to predict
+        count = check_rows(parts, request.caller, empty)
         check_key_rows(keys, count, request.caller)
         return ArraySource(parts["x"], parts["y"], parts["sample_weight"], count, keys=keys)

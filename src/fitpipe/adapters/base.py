@@ -139,6 +139,8 @@ class AdaptRequest:
             (see :data:`Share`; every worker calls it at the same point): Parquet sources
             are planned by the chief alone, their plan shared as bytes, so the other
             workers read no footer. None: each process plans its own input.
+        one_batch: The input is one batch (the ``*_on_batch`` methods): under
+            ``Mode.PREDICT`` it may hold no rows (none are predicted, as in Keras).
 
     """
 
@@ -155,6 +157,7 @@ class AdaptRequest:
     chunks: bool = False
     split_by: Any = None
     share: Share | None = None
+    one_batch: bool = False
 
     def __post_init__(self) -> None:
         if not isinstance(self.mode, Mode):

@@ -242,7 +242,9 @@ def one_batch(
 ) -> tuple[Any, ...]:
     """The tensors of one batch given to ``train_on_batch`` and its kin, class weights applied."""
     x = without_absent_inputs(model, x, caller)
-    request = AdaptRequest(x=x, y=y, sample_weight=sample_weight, caller=caller, mode=mode)
+    request = AdaptRequest(
+        x=x, y=y, sample_weight=sample_weight, caller=caller, mode=mode, one_batch=True
+    )
     _, source = adapt_source(request)
     if not isinstance(source, ArraySource):
         raise FitpipeTypeError(
