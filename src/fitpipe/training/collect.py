@@ -10,6 +10,7 @@ ragged outputs as ``tf.RaggedTensor`` and dense ones as NumPy arrays.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import keras
@@ -223,13 +224,19 @@ def join_steps(outputs: list[Any], held: list[int]) -> Any:
     joined = []
     for i, parts in enumerate(zip(*flat, strict=True)):
         if _uneven(parts):
-            rank = held[i] = max(held[i], *(part.shape.rank - 1 for part in parts))
-            parts = tuple(_ragged_at(part, rank) for part in parts)
-        joined.append(tf.concat(parts, 0))
+            held[i] = max(held[i], *(part.shape.rank - 1 for part in parts))
+            joined.append(_concat_at(parts, held[i]))
+        else:
+            joined.append(tf.concat(parts, 0))
     return tf.nest.pack_sequence_as(outputs[0], joined)
 
 
-def _uneven(parts: tuple[Any, ...]) -> bool:
+def _concat_at(parts: Sequence[Any], rank: int) -> tf.RaggedTensor:
+    """Parts joined along the batch axis, each ragged at ``rank`` (dense parts made so)."""
+    return tf.concat([_ragged_at(part, rank) for part in parts], 0)
+
+
+def _uneven(parts: Sequence[Any]) -> bool:
     """Whether dense parts differ in their sizes beyond the batch (or some were held ragged)."""
     if any(isinstance(part, tf.SparseTensor) for part in parts):
         return False
@@ -254,7 +261,7 @@ def merge_predictions(chunks: list[Any], ranks: list[int] | None = None) -> Any:
 def _merge(parts: list[Any], rank: int) -> Any:
     """One output's parts (one per call) concatenated; see :func:`merge_predictions`."""
     if rank:
-        joined = parts[0] if len(parts) == 1 else tf.concat([_ragged_at(p, rank) for p in parts], 0)
+        joined = parts[0] if len(parts) == 1 else _concat_at(parts, rank)
         return _settled(joined) if isinstance(joined, tf.RaggedTensor) else joined
     if len(parts) == 1:
         return parts[0]
@@ -262,8 +269,7 @@ def _merge(parts: list[Any], rank: int) -> Any:
         return tf.concat(parts, axis=0)
     if isinstance(parts[0], tf.SparseTensor):
         return tf.sparse.concat(0, list(parts))
-    held = [part for part in parts if np.ndim(part) == 0 or len(part)] or parts[:1]  # rows
-    if len({part.shape[1:] for part in held}) > 1:  # sizes that differ between calls
-        every = [_ragged_at(part, part.ndim - 1) for part in held]
-        return _settled(tf.concat(every, 0))
-    return join_rows(held)
+    with_rows = [part for part in parts if np.ndim(part) == 0 or len(part)] or parts[:1]
+    if _uneven(with_rows):  # sizes that differ between calls
+        return _settled(_concat_at(with_rows, max(part.ndim for part in with_rows) - 1))
+    return join_rows(with_rows)
