@@ -151,7 +151,7 @@ def _to_numpy(value: Any, caller: str, path: str) -> Any:
     if array.dtype.kind in _TEXT_KINDS and not isinstance(value, np.ndarray):
         array = np.asarray(value, dtype=object)  # Python strings, kept whole (see below)
     if array.dtype.kind in "OT":  # objects, or NumPy 2's variable-width StringDType
-        return _object_to_text(array.astype(object), caller, path, value)
+        return _object_to_text(array.astype(object, copy=False), caller, path, value)
     if array.dtype.kind not in _NUMERIC_KINDS | _TEXT_KINDS:
         raise FitpipeTypeError(
             message(
