@@ -1,11 +1,12 @@
 """Parquet files and ``pyarrow.dataset`` datasets, streamed by row group.
 
-The source is planned from metadata before any data is read: files in sorted path order, row
-groups in order, each with its row count, so the batches per epoch are known up front and
-``validation_split`` takes the last fraction of the rows. Each epoch reads the row groups
-again (in a new random order with ``shuffle=True``, rows then mixed through a bounded buffer),
-converts each one columnar, and ``tf.data`` regroups the rows into batches while the model
-trains: memory stays at about one row group plus the shuffle buffer, whatever the data size.
+The source is planned from metadata before any data is read: files in the order given (a
+folder's in path order), row groups in order, each with its row count, so the batches per
+epoch are known up front and ``validation_split`` takes the last fraction of the rows. Each
+epoch reads the row groups again (in a new random order with ``shuffle=True``, rows then
+mixed through a bounded buffer), converts each one columnar, and ``tf.data`` regroups the rows
+into batches while the model trains: memory stays at about one row group plus the shuffle
+buffer, whatever the data size.
 
 A filtered dataset (``dataset.filter(expr)``) cannot be split into fragments; it is read as
 one ordered scan, counted with ``count_rows()``.
@@ -154,7 +155,7 @@ class _Reader:
         for span in self.spans:
             offset = 0
             for table in self._tables(span, columns):
-                ctx = (span.piece.source, span.first + span.lo + offset, self.caller)
+                ctx = (span.piece.source, span.piece.start + span.lo + offset, self.caller)
                 y = role_arrays(table, self.schema.targets, self.schema, ctx)
                 for key, leaf in y.items() if isinstance(y, dict) else [(None, y)]:
                     totals.setdefault(key, Counter()).update(class_counts(leaf))
@@ -167,7 +168,7 @@ class _Reader:
             table,
             self.schema,
             span.piece.source,
-            span.first + span.lo + offset,
+            span.piece.start + span.lo + offset,
             self.caller,
             Role.TARGET in self.roles,
         )
@@ -364,7 +365,7 @@ def _read_whole(
     for span in reader.spans:
         offset = 0
         for table in reader._read(span):
-            first = span.first + span.lo + offset
+            first = span.piece.start + span.lo + offset
             targets = Role.TARGET in reader.roles
             parts.append(table_roles(table, schema, span.piece.source, first, caller, targets))
             if key_column is not None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import glob
 import os
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import pyarrow as pa
@@ -287,11 +287,13 @@ class ColumnTypes:
     Args:
         needed: The columns the schema reads.
         caller: The public method being run, for messages.
+        carried: The needed columns carried unconverted (passthrough only): of any type.
     """
 
-    def __init__(self, needed: list[str], caller: str) -> None:
+    def __init__(self, needed: list[str], caller: str, carried: Iterable[str] = ()) -> None:
         self.needed = needed
         self.caller = caller
+        self.carried = frozenset(carried)
         self.types: dict[str, tuple[pa.DataType, str]] = {}  # column: (type, file holding it)
 
     def add(self, physical: pa.Schema, partitions: set[str], path: str) -> None:
@@ -305,7 +307,7 @@ class ColumnTypes:
                     raise unknown_column(column, physical.names, path, self.caller)
                 continue
             found = physical.field(index).type
-            if not convertible(found) and not pat.is_null(found):
+            if column not in self.carried and not convertible(found) and not pat.is_null(found):
                 raise self._unconvertible(column, found, path)
             known = self.types.get(column)
             if known is None or known[0] == found:

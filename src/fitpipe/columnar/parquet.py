@@ -14,7 +14,7 @@ import contextlib
 import dataclasses
 import gc
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import numpy as np
@@ -55,11 +55,13 @@ class Piece:
         rows: Its rows.
         read: Returns its rows' columns as record batches or tables; its second argument
             asks for reads buffered a column chunk at a time (:func:`scan_options`).
+        start: The row of ``source`` it starts at (messages name a row of its file).
     """
 
     source: str
     rows: int
     read: Callable[[list[str], bool], Iterator[Any]]
+    start: int = 0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -117,12 +119,14 @@ def _footer(fragment: Any, where: str, caller: str) -> _Footer:
 
 
 def _read_footers(dataset: pads.Dataset, caller: str, threads: int | None = None) -> list[_Footer]:
-    """The footer of each file in path order, read by ``threads`` threads at once.
+    """The footer of each file in the dataset's order, read by ``threads`` threads at once.
 
-    The order, the result and the first error (in path order) do not depend on ``threads``.
+    The dataset's order is the order of the paths given, a folder's files in path order (as
+    Arrow lists them): rows keep the order the caller gave. The order, the result and the
+    first error (in that order) do not depend on ``threads``.
     """
     filesystem = getattr(dataset, "filesystem", None)
-    fragments = sorted(dataset.get_fragments(), key=lambda f: f.path)
+    fragments = list(dataset.get_fragments())
     wheres = [f.path if filesystem is None else display_path(filesystem, f.path) for f in fragments]
     count = min(FOOTER_THREADS if threads is None else threads, len(fragments))
     if count <= 1:
@@ -132,26 +136,38 @@ def _read_footers(dataset: pads.Dataset, caller: str, threads: int | None = None
 
 
 def _row_group_pieces(
-    dataset: pads.Dataset, needed: list[str], caller: str, threads: int | None = None
+    dataset: pads.Dataset, schema: Schema, roles: tuple[Role, ...], caller: str, threads: int | None
 ) -> tuple[list[Piece], pa.Schema]:
-    """The row groups of every file, and the dataset schema with types unified over files."""
-    types = ColumnTypes(needed, caller)
+    """The row groups of every file, and the dataset schema with types unified over files.
+
+    The columns ``roles`` read are checked; passthrough columns no other role reads are
+    carried as they are (of any type).
+    """
+    converted = schema.columns([role for role in roles if role is not Role.PASSTHROUGH])
+    carried = set(schema.columns((Role.PASSTHROUGH,))) - set(converted)
+    types = ColumnTypes(schema.columns(roles), caller, carried)
     footers = _read_footers(dataset, caller, threads)
     for footer in footers:
         partitions = set(pads.get_partition_keys(footer.fragment.partition_expression))
         types.add(footer.physical, partitions, footer.where)
     arrow_schema = types.unified(dataset.schema)
     pieces = [
-        group_piece(footer.where, rows, footer.fragment, group, arrow_schema)
+        piece
         for footer in footers
-        for group, rows in footer.groups
+        for piece in group_pieces(footer.where, footer.groups, footer.fragment, arrow_schema)
     ]
     return pieces, arrow_schema
 
 
-def group_piece(where: str, rows: int, fragment: Any, group: int, schema: pa.Schema) -> Piece:
-    """The piece of row group ``group`` of a file (its fragment), read with ``schema``."""
-    return Piece(where, rows, _GroupReader(fragment, group, schema))
+def group_pieces(
+    where: str, groups: Iterable[tuple[int, int]], fragment: Any, schema: pa.Schema
+) -> list[Piece]:
+    """The pieces of a file's row groups (``(group, rows)``, in order), read with ``schema``."""
+    pieces, start = [], 0
+    for group, rows in groups:
+        pieces.append(Piece(where, rows, _GroupReader(fragment, group, schema), start))
+        start += rows
+    return pieces
 
 
 def read_pool() -> pa.MemoryPool:
@@ -289,7 +305,7 @@ def plan_source(
             check_arrow_schema(schema, dataset.schema, name, roles, caller)
     try:
         with _collector_paused():
-            pieces, arrow_schema = _row_group_pieces(dataset, needed, caller, threads)
+            pieces, arrow_schema = _row_group_pieces(dataset, schema, roles, caller, threads)
     except ValueError as err:
         if isinstance(err, FitpipeError) or "filtered" not in str(err):
             raise

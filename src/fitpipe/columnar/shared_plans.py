@@ -39,7 +39,7 @@ from fitpipe.columnar.parquet import (
     _collector_paused,
     _GroupReader,
     _ScanReader,
-    group_piece,
+    group_pieces,
     source_name,
 )
 from fitpipe.columnar.storage import display_path, is_uri, resolve_uri
@@ -163,10 +163,9 @@ def _pieces(
         )
         where = display_path(filesystem, path)
         groups = ids[at : at + count] if ids else range(count)
-        pieces += [
-            group_piece(where, n, fragment, group, arrow_schema)
-            for group, n in zip(groups, rows[at : at + count], strict=True)
-        ]
+        pieces += group_pieces(
+            where, zip(groups, rows[at : at + count], strict=True), fragment, arrow_schema
+        )
         at += count
     return pieces
 

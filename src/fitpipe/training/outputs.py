@@ -19,7 +19,7 @@ import pyarrow as pa
 import pyarrow.fs as pafs
 import tensorflow as tf
 
-from fitpipe.adapters import AdaptRequest, Chunked, Mode, registry
+from fitpipe.adapters import AdaptRequest, Chunked, Mode, num_rows, registry
 from fitpipe.columnar import is_uri, uri_info, write_atomically
 from fitpipe.errors import FitpipeTypeError, FitpipeValueError, message
 from fitpipe.schemas import SchemaLike, as_schema
@@ -41,7 +41,8 @@ def chunks_of(
     """Yields ``(features, passthrough)`` chunks of a prediction input, in row order.
 
     The input's adapter is asked for a :class:`~fitpipe.adapters.Chunked` source (columnar
-    data read a chunk at a time with its passthrough columns; rows in memory sliced).
+    data read a chunk at a time with its passthrough columns; rows in memory sliced). Chunks
+    of no rows (an empty part file, a stream's empty batch) add nothing and are skipped.
 
     Raises:
         FitpipeValueError: The input cannot be read in chunks (it comes in batches).
@@ -61,7 +62,9 @@ def chunks_of(
                 x=x,
             )
         )
-    yield from source.chunks()
+    for chunk in source.chunks():
+        if any(num_rows(leaf) for leaf in tf.nest.flatten(chunk[0])):
+            yield chunk
 
 
 def _output_names(model: keras.Model, outputs: Any) -> list[str]:

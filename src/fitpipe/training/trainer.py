@@ -219,7 +219,7 @@ class Trainer(EvaluatePredictMethods, OnBatchMethods):
             validation_split: The fraction in ``[0, 1)`` of the rows set apart for
                 validation before any shuffling: the last rows. For arrays, tensors, pandas
                 and Arrow tables, the last rows in order; for Parquet, the last rows in file
-                order (files in sorted path order, row groups in order), planned from the
+                order (a list's files in its order, a folder's in path order), planned from the
                 metadata without reading data, so training never reads them. Inputs read
                 once in batches (generators, ``tf.data``, ``PyDataset``, Grain and torch
                 loaders, ``RecordBatchReader``) cannot be split: pass ``validation_data``.
