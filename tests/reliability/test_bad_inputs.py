@@ -39,6 +39,17 @@ def infinite() -> tf.data.Dataset:
     return tf.data.Dataset.from_tensors((X, Y)).repeat()
 
 
+class ListBatches(keras.utils.PyDataset):
+    """Returns each batch as a list ``[x, y, sample_weight]``."""
+
+    def __len__(self) -> int:
+        return 2
+
+    def __getitem__(self, index: int) -> list[np.ndarray]:
+        rows = slice(4 * index, 4 * index + 4)
+        return [X[rows], Y[rows], np.ones(4, "float32")]
+
+
 @dataclasses.dataclass
 class Case:
     call: Callable[[Any], Any]
@@ -701,6 +712,25 @@ CASES = [
         names=("x",),
         expected="model's inputs",
         received=r"4 array\(s\)",
+    ),
+    case(
+        "fit-generator-list-batch",
+        lambda h: fit(h, batches([X[:2], Y[:2]], [X[2:4], Y[2:4]])),
+        ValueError,
+        r"(?s)got 2 input array\(s\) for a model with 1 input.*yield or return `\(x, y\)`",
+        names=("x",),
+        expected="model's inputs",
+        received=r"2 array\(s\)",
+    ),
+    case(
+        "predict-py-dataset-list-batch",
+        lambda h: predict(h, ListBatches()),
+        ValueError,
+        r"(?s)got 3 input array\(s\) for a model with 1 input.*yield or return `\(x, y\)`",
+        caller="predict",
+        names=("x",),
+        expected="model's inputs",
+        received=r"3 array\(s\)",
     ),
     case(
         "fit-generator-namedtuple",

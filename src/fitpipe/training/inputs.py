@@ -86,6 +86,18 @@ def _check_names(
         )
 
 
+_LIST_BATCH_FIX = (
+    ". A batch is split into `(x, y, sample_weight)` only when it is a tuple (Keras' "
+    "documented rule): if each batch is `[x, y]`, yield or return `(x, y)` instead"
+)
+
+
+def _list_batch(element_spec: Any) -> bool:
+    """Whether batches came as ``x`` alone of 2 or 3 parts (``[x, y]`` maybe)."""
+    x = element_spec[0]
+    return len(element_spec) == 1 and isinstance(x, (list, tuple)) and 2 <= len(x) <= 3
+
+
 def check_model_inputs(model: keras.Model, element_spec: Any, caller: str) -> None:
     """Raises ``DataMismatchError`` when the batches' ``x`` cannot feed the built model.
 
@@ -113,7 +125,8 @@ def check_model_inputs(model: keras.Model, element_spec: Any, caller: str) -> No
                 caller,
                 f"got {len(flat)} input array(s) for a model with {len(inputs)} input(s)",
                 f"The model's inputs are {dict_input_names(model) or [t.name for t in inputs]}",
-                "Pass one array per model input, as a list in that order or a dict by name",
+                "Pass one array per model input, as a list in that order or a dict by name"
+                + (_LIST_BATCH_FIX if _list_batch(element_spec) else ""),
                 f"{len(flat)} array(s)",
             )
         pairs = list(zip(inputs, flat, strict=True))
