@@ -158,7 +158,20 @@ def test_class_weight_that_is_not_a_dict_is_a_type_error() -> None:
         fitpipe.adapt(X, LABELS, class_weight=[1.0, 2.0])  # type: ignore[arg-type]
 
 
-@pytest.mark.parametrize("weight", [-1.0, float("nan"), float("inf"), "2"])
+@pytest.mark.parametrize(
+    "make",
+    [float, np.float32, np.array, lambda w: np.array(w, "float16"), tf.constant, np.int64],
+    ids=["float", "np.float32", "0-d-array", "0-d-float16", "tensor", "np.int64"],
+)
+def test_weights_given_as_scalars_of_any_kind_weigh_as_floats(make: Any) -> None:
+    pipeline = fitpipe.adapt(X, LABELS, class_weight={k: make(v) for k, v in {0: 1, 1: 2}.items()})
+    np.testing.assert_array_equal(weights(pipeline), [1.0, 2.0, 1.0, 2.0, 1.0, 1.0])
+
+
+@pytest.mark.parametrize(
+    "weight",
+    [-1.0, float("nan"), float("inf"), "2", np.array([1.0]), tf.constant([1.0, 2.0]), 1j],
+)
 def test_negative_or_non_finite_weights_are_a_value_error(weight: Any) -> None:
     with pytest.raises(ValueError, match=r"^`adapt` got the weight .* for class 0"):
         fitpipe.adapt(X, LABELS, class_weight={0: weight})

@@ -135,7 +135,8 @@ def check_class_weight(
     table: dict[int, float] = {}
     for given_key, weight in class_weight.items():
         key = _class_index(given_key, class_weight, caller)
-        if not isinstance(weight, numbers.Real) or not np.isfinite(float(weight)) or weight < 0:
+        value = _weight_value(weight)
+        if value is None or not np.isfinite(value) or value < 0:
             raise FitpipeValueError(
                 message(
                     caller,
@@ -167,8 +168,19 @@ def check_class_weight(
                     class_weight=class_weight,
                 )
             )
-        table[index] = float(weight)
+        table[index] = value
     return table
+
+
+def _weight_value(weight: Any) -> float | None:
+    """A class's weight as a float: a real number, or one in a 0-d array or tensor (else None)."""
+    if isinstance(weight, numbers.Real):
+        return float(weight)
+    try:
+        value = np.asarray(weight)
+    except (TypeError, ValueError):
+        return None
+    return float(value) if value.shape == () and value.dtype.kind in "biuf" else None
 
 
 def class_weight_table(class_weight: Mapping[Any, Any]) -> Any:
