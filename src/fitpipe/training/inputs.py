@@ -258,6 +258,7 @@ def check_model_targets(model: keras.Model, element_spec: Any, caller: str, mode
             "y",
             kind=FitpipeTypeError,
         )
+    _check_weights(y, element_spec[2] if len(element_spec) > 2 else None, caller)
     outputs = _outputs(model)
     if not outputs or isinstance(y, Mapping):
         return
@@ -272,6 +273,63 @@ def check_model_targets(model: keras.Model, element_spec: Any, caller: str, mode
             f"{len(leaves)} target array(s) in y",
         )
     _check_widths(_paired_outputs(model, outputs, leaves), leaves, caller)
+
+
+def _layout(value: Any) -> str:
+    """How weights or targets are nested, in words: ``{'a': array, 'b': array}``."""
+    if isinstance(value, Mapping):
+        return "{" + ", ".join(f"{k!r}: {_layout(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_layout(v) for v in value) + "]"
+    return "None" if value is None else "array"
+
+
+def _same_layout(y: Any, weights: Any) -> bool:
+    """Whether ``weights`` nest as ``y`` does (dicts by the same keys, lists by length)."""
+    if isinstance(y, Mapping):
+        return (
+            isinstance(weights, Mapping)
+            and set(y) == set(weights)
+            and all(_same_layout(y[key], weights[key]) for key in y)
+        )
+    if isinstance(y, (list, tuple)):
+        return (
+            isinstance(weights, (list, tuple))
+            and len(weights) == len(y)
+            and all(map(_same_layout, y, weights))
+        )
+    return not isinstance(weights, (Mapping, list, tuple))
+
+
+def _check_weights(y: Any, weights: Any, caller: str) -> None:
+    """Weights for several targets: one array per target, as ``y`` nests, or one per sample.
+
+    As Keras checks arrays (it replicates one array of a weight per sample to every output).
+    """
+    if weights is None or not tf.nest.is_nested(y) or len(tf.nest.flatten(y)) < 2:
+        return
+    if tf.nest.is_nested(weights):
+        if not _same_layout(y, weights):
+            raise _mismatch(
+                caller,
+                "got `sample_weight` nested unlike the targets `y`",
+                f"One weight array per target array, nested as y is ({_layout(y)}), or "
+                "one array of a weight per sample for every output",
+                "Give every target its weights, by the same keys or in the same order as `y`",
+                _layout(weights),
+                "sample_weight",
+            )
+        return
+    shape = _shape(weights)
+    if shape is not None and (len(shape) > 2 or (len(shape) == 2 and shape[1] != 1)):
+        raise _mismatch(
+            caller,
+            f"got one `sample_weight` array of shape {shape} for {len(tf.nest.flatten(y))} targets",
+            "One array given for several outputs holds a weight per sample, of shape (samples,)",
+            "Pass one weight array per output (nested as `y`) for weights per time step",
+            f"sample_weight of shape {shape}",
+            "sample_weight",
+        )
 
 
 def check_fit_specs(model: keras.Model, train: Pipeline, val: Pipeline | None) -> None:
