@@ -274,7 +274,7 @@ def test_main_reports_a_bad_spec_on_stderr_without_traceback(write_spec, capsys)
         ),
         (
             _replace('optimizer = "adam"', 'optimizer = "no_such_optimizer"'),
-            "compile",
+            "compile.optimizer",
             "rejected by Keras",
         ),
         (
@@ -291,6 +291,161 @@ def test_model_and_compile_errors_name_key_and_file(write_spec, capsys, text, ke
     err = capsys.readouterr().err
     assert f"`{key}` in {path}" in err and why in err, err
     assert not (path.parent / "run").exists()
+
+
+def _compile_extra(line: str) -> str:
+    return _replace('metrics = ["accuracy"]', f'metrics = ["accuracy"]\n{line}')
+
+
+def _fit_extra(line: str) -> str:
+    return _replace("epochs = 2", f"epochs = 2\n{line}")
+
+
+#: Values that pass the spec's own checks but that Keras or fitpipe rejects when they are
+#: used: ``(spec text, key, a piece of the underlying reason)``.
+REJECTED_VALUES = {
+    "optimizer name": (
+        _replace('"adam"', '"adamm"'),
+        "compile.optimizer",
+        "Could not interpret optimizer identifier: adamm",
+    ),
+    "optimizer table": (
+        _replace('"adam"', '{ class_name = "Nope", config = {} }'),
+        "compile.optimizer",
+        "Nope",
+    ),
+    "loss name": (
+        _replace('"binary_crossentropy"', '"binary_crossentropyy"'),
+        "compile.loss",
+        "Could not interpret loss identifier: binary_crossentropyy",
+    ),
+    "loss of an unknown output": (
+        _replace('"binary_crossentropy"', '{ nope = "mse" }'),
+        "compile.loss",
+        "",
+    ),
+    "metric name": (
+        _replace('["accuracy"]', '["acuracy"]'),
+        "compile.metrics",
+        "Could not interpret metric identifier: acuracy",
+    ),
+    "weighted metric name": (
+        _compile_extra('weighted_metrics = ["acuracy"]'),
+        "compile.weighted_metrics",
+        "Could not interpret metric identifier: acuracy",
+    ),
+    "loss weights": (
+        _compile_extra("loss_weights = [1.0, 2.0]"),
+        "compile.loss_weights",
+        "`loss_weights` must match the number of losses",
+    ),
+    "steps per execution": (
+        _compile_extra('steps_per_execution = "often"'),
+        "compile.steps_per_execution",
+        "invalid `steps_per_execution`",
+    ),
+    "epochs below initial_epoch": (
+        _fit_extra("initial_epoch = 5"),
+        "fit.epochs",
+        "`epochs` smaller than `initial_epoch`",
+    ),
+    "split leaving no rows": (
+        _replace("validation_split = 0.2", "validation_split = 0.999"),
+        "fit.validation_split",
+        "cannot split 90 samples",
+    ),
+    "negative class weight": (
+        _replace("{ 0 = 1.0, 1 = 2.0 }", "{ 0 = -1.0, 1 = 2.0 }"),
+        "fit.class_weight",
+        "got the weight -1.0 for class 0",
+    ),
+    "class weight of an unknown output": (
+        _replace("{ 0 = 1.0, 1 = 2.0 }", '{ nope = "balanced" }'),
+        "fit.class_weight",
+        "unknown output 'nope'",
+    ),
+    "split_by column": (_fit_extra('split_by = "user"'), "fit.split_by", "names no column"),
+    "source path": (_replace('"data"', '"dta"'), "data.source", "no such file or folder"),
+    "source glob": (_replace('"data"', '"dta/*.parquet"'), "data.source", "no file matches"),
+    "validation data path": (
+        _replace('source = "data"', 'source = "data"\nvalidation_data = "vall"').replace(
+            "validation_split = 0.2\n", ""
+        ),
+        "data.validation_data",
+        "no such file or folder",
+    ),
+    "schema column": (
+        _replace('"f0", "f1", "f2"]', '"f0", "f1", "nope"]'),
+        "data.schema",
+        "cannot find column 'nope'",
+    ),
+    "schema file column": (
+        re.sub(r"schema = \{.*\}", 'schema_file = "schema.toml"', SPEC),
+        "data.schema_file",
+        "cannot find column 'yy'",
+    ),
+    "model file": (
+        _replace('factory = "factory:build"\n\n[model.args]\nunits = 4', 'path = "junk.keras"'),
+        "model.path",
+        "junk.keras",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(REJECTED_VALUES))
+def test_values_rejected_when_used_name_key_and_file(
+    write_spec, project: Path, tmp_path_factory, monkeypatch, capsys, case: str
+) -> None:
+    text, key, reason = REJECTED_VALUES[case]
+    path = write_spec(text)
+    (project / "schema.toml").write_text('features = ["f0", "f1", "f2"]\ntargets = "yy"\n')
+    (project / "junk.keras").write_bytes(b"not a zip file")
+    monkeypatch.chdir(tmp_path_factory.mktemp("elsewhere"))  # paths start at the spec
+    assert main(["fit", str(path), "--no-plot", "--verbose", "0"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err, err
+    assert err.startswith(f"fitpipe fit: error: `fitpipe` cannot use `{key}` in {path}: it "), err
+    assert reason in err, err
+    assert re.search(rf"`{re.escape(key)}` (is|names) ", err) and f"Received: {key}=" in err, err
+    if key in ("data.source", "data.validation_data", "model.path"):
+        assert f"starts at the spec's folder {str(project)!r}" in err, err
+        assert "working directory" not in err, err
+    assert not (project / "run").exists()
+
+
+def test_check_names_the_compile_key_of_a_spec_model(write_spec, capsys) -> None:
+    path = write_spec(_replace('"adam"', '"adamm"'))
+    assert main(["check", str(path.parent / "data"), "--model", str(path)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(
+        f"fitpipe check: error: `fitpipe` cannot use `compile.optimizer` in {path}"
+    )
+
+
+FAILING_MODEL = """
+import keras
+
+
+class Failing(keras.layers.Layer):
+    def compute_output_shape(self, shape):
+        return shape
+
+    def call(self, x):
+        raise ValueError("the layer failed on purpose")
+
+
+def build():
+    return keras.Sequential([keras.Input((3,)), Failing(), keras.layers.Dense(1)])
+"""
+
+
+def test_errors_about_no_spec_value_are_left_as_they_are(write_spec, capsys) -> None:
+    path = write_spec(_replace('"factory:build"', '"failing:build"').replace("units = 4", ""))
+    (path.parent / "failing.py").write_text(FAILING_MODEL)
+    assert main(["fit", str(path), "--no-plot", "--verbose", "0"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("fitpipe fit: error: ValueError: ") and "on purpose" in err, err
+    assert "cannot use" not in err, err
 
 
 @pytest.mark.parametrize("command", [[], ["inspect"], ["fit"], ["predict"]])

@@ -20,7 +20,7 @@ from fitpipe.cli.files import load_schema
 from fitpipe.columnar import is_parquet
 from fitpipe.errors import FitpipeValueError, message
 from fitpipe.schemas import Schema
-from fitpipe.training import CheckReport, Trainer, check_data
+from fitpipe.training import CheckReport, check_data
 
 __all__ = ["load_model", "run_check"]
 
@@ -37,13 +37,15 @@ def load_model(path: str) -> tuple[keras.Model, Schema | None]:
         The model, and the schema a spec declares (None for a ``.keras`` file).
     """
     if path.endswith(".toml"):
-        from fitpipe.cli.commands import build_model
+        from fitpipe.cli.applying import applying
+        from fitpipe.cli.commands import build_model, compile_model
         from fitpipe.cli.spec import load_spec
 
         spec = load_spec(path)
-        model = build_model(spec)
-        if spec.compile:
-            Trainer(model).compile(**dict(spec.compile))
+        with applying(spec):
+            model = build_model(spec)
+            if spec.compile:
+                compile_model(model, spec)
         return model, spec.data.schema
     if not os.path.exists(path):
         raise FitpipeValueError(

@@ -10,15 +10,23 @@ from typing import Any
 
 import keras
 
+from fitpipe.cli.applying import applying
 from fitpipe.cli.files import load_schema, resolve_factory, spec_error
 from fitpipe.cli.history import EpochRecorder, require_matplotlib, write_csv, write_json, write_plot
 from fitpipe.cli.spec import RunSpec
 from fitpipe.columnar import is_uri, source_columns
-from fitpipe.errors import FitpipeError, FitpipeValueError, message
+from fitpipe.errors import FitpipeValueError, message
 from fitpipe.schemas import closest_column, column_listing
 from fitpipe.training import Trainer
 
-__all__ = ["FitResult", "build_model", "default_verbose", "run_fit", "run_predict"]
+__all__ = [
+    "FitResult",
+    "build_model",
+    "compile_model",
+    "default_verbose",
+    "run_fit",
+    "run_predict",
+]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -74,7 +82,22 @@ def build_model(spec: RunSpec) -> keras.Model:
     return model
 
 
-def _compile(trainer: Trainer, spec: RunSpec) -> None:
+def compile_model(model: keras.Model, spec: RunSpec) -> Trainer:
+    """Compiles the model with ``[compile]`` (a spec without it keeps a compiled model's).
+
+    Args:
+        model: The model :func:`build_model` returned.
+        spec: The checked spec.
+
+    Returns:
+        The model's trainer.
+
+    Raises:
+        SpecError: Naming ``compile`` when it is missing and the model is not compiled, or
+            the key of ``[compile]`` that Keras or fitpipe rejects.
+
+    """
+    trainer = Trainer(model)
     if not spec.compile:
         if not trainer.model.compiled:
             raise spec_error(
@@ -85,20 +108,10 @@ def _compile(trainer: Trainer, spec: RunSpec) -> None:
                 'Add [compile] with e.g. optimizer = "adam", loss = "mse"',
                 None,
             )
-        return
-    try:
+        return trainer
+    with applying(spec, fallback="compile"):
         trainer.compile(**dict(spec.compile))
-    except FitpipeError:
-        raise
-    except (ValueError, TypeError) as err:
-        raise spec_error(
-            spec.file,
-            "compile",
-            f"was rejected by Keras ({err})",
-            "[compile] holds the arguments of `Model.compile`",
-            "Fix the named value",
-            dict(spec.compile),
-        ) from err
+    return trainer
 
 
 def run_fit(spec: RunSpec, verbose: int | None = None, plot: bool = True) -> FitResult:
@@ -123,21 +136,21 @@ def run_fit(spec: RunSpec, verbose: int | None = None, plot: bool = True) -> Fit
         require_matplotlib("fitpipe fit")
     if spec.seed is not None:
         keras.utils.set_random_seed(spec.seed)
-    trainer = Trainer(build_model(spec))
-    _compile(trainer, spec)
     recorder = EpochRecorder()
-    # Selectors ("px*", OTHER_COLUMNS) resolved once: schema.json lists the columns used.
-    columns = source_columns(spec.data.source, "fit")
-    schema = spec.data.schema.resolve(columns, str(spec.data.source), "fit")
-    _check_split_column(spec, columns)
-    history = trainer.fit(
-        spec.data.source,
-        schema=schema,
-        validation_data=spec.data.validation_data,
-        verbose=default_verbose() if verbose is None else verbose,
-        callbacks=[recorder],
-        **dict(spec.fit),
-    )
+    with applying(spec):  # Keras builds losses and metrics in the first step, in `fit`
+        trainer = compile_model(build_model(spec), spec)
+        # Selectors ("px*", OTHER_COLUMNS) resolved once: schema.json lists the columns used.
+        columns = source_columns(spec.data.source, "fit")
+        schema = spec.data.schema.resolve(columns, str(spec.data.source), "fit")
+        _check_split_column(spec, columns)
+        history = trainer.fit(
+            spec.data.source,
+            schema=schema,
+            validation_data=spec.data.validation_data,
+            verbose=default_verbose() if verbose is None else verbose,
+            callbacks=[recorder],
+            **dict(spec.fit),
+        )
     out = spec.output_dir
     os.makedirs(out, exist_ok=True)
     model_path = os.path.join(out, "model.keras")

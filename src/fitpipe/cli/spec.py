@@ -36,7 +36,8 @@ above 0, neither goes with ``data.validation_data``, and they do not go together
 or stratified split's sizes are written to ``validation_split.json`` in the output folder.
 
 Every problem (unknown key, wrong type, missing key, unreadable schema or factory) raises a
-:class:`SpecError` that names the key, dotted (``fit.epochs``), and the spec file.
+:class:`SpecError` that names the key, dotted (``fit.epochs``), and the spec file; so does a
+value Keras or fitpipe rejects only when it is used (:mod:`fitpipe.cli.applying`).
 """
 
 from __future__ import annotations
@@ -57,7 +58,7 @@ from fitpipe.cli.files import (
 from fitpipe.columnar import is_uri
 from fitpipe.schemas import Schema
 
-__all__ = ["DataSpec", "ModelSpec", "RunSpec", "SpecError", "load_spec"]
+__all__ = ["COMPILE_TYPES", "DataSpec", "ModelSpec", "RunSpec", "SpecError", "load_spec"]
 
 _TOP = ("seed", "data", "model", "compile", "fit", "output")
 _COMPILE_KEYS = (
@@ -81,11 +82,13 @@ class DataSpec:
         source: The training data (absolute path, or as written when not a path).
         schema: The columns' roles.
         validation_data: Validation data read with the same schema, or None.
+        schema_file: The file the schema was read from (``data.schema_file``), or None.
     """
 
     source: str
     schema: Schema
     validation_data: str | None = None
+    schema_file: str | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -195,7 +198,7 @@ class _Checker:
             raise self.fail(
                 key,
                 f"names a missing path {resolved}",
-                "Paths in a spec are relative to the spec file",
+                f"Paths in a spec are relative to the spec's folder {self.folder!r}",
                 "Fix the path, or create the file",
                 value,
             )
@@ -314,12 +317,13 @@ _FIT_CHECKS: dict[str, Callable[[_Checker, Any], Any]] = {
     "validation_freq": _validation_freq,
 }
 
-_COMPILE_TYPES: dict[str, tuple[tuple[type, ...], str]] = {
-    "optimizer": ((str, dict), "an optimizer name or a table {class_name, config}"),
-    "loss": ((str, dict, list), "a loss name, or a list or table of them"),
-    "loss_weights": ((list, dict), "a list or table of numbers"),
-    "metrics": ((list, dict), "a list of metric names, or a table of them by output"),
-    "weighted_metrics": ((list, dict), "a list of metric names, or a table of them by output"),
+#: The types each key of [compile] takes, and what it holds (for messages).
+COMPILE_TYPES: dict[str, tuple[tuple[type, ...], str]] = {
+    "optimizer": ((str, dict), 'a Keras optimizer name ("adam") or a table {class_name, config}'),
+    "loss": ((str, dict, list), 'a Keras loss name ("mse"), or a list or table of them by output'),
+    "loss_weights": ((list, dict), "a list or table of numbers, one per model output"),
+    "metrics": ((list, dict), 'a list of Keras metric names ("accuracy"), or a table by output'),
+    "weighted_metrics": ((list, dict), "a list of Keras metric names, or a table by output"),
     "run_eagerly": ((bool,), "true or false"),
     "steps_per_execution": ((int, str), 'a positive integer or "auto"'),
     "jit_compile": ((bool, str), 'true, false or "auto"'),
@@ -346,15 +350,16 @@ def _data(check: _Checker, raw: dict[str, Any]) -> DataSpec:
             "Keep one of them",
             table.get("schema"),
         )
+    schema_file = None
     if "schema" in table:
         schema = schema_from(table["schema"], check.path, "data.schema")
     else:
-        schema_path = check.path_of(table["schema_file"], "data.schema_file", must_exist=True)
-        schema = load_schema(schema_path)
+        schema_file = check.path_of(table["schema_file"], "data.schema_file", must_exist=True)
+        schema = load_schema(schema_file)
     validation = table.get("validation_data")
     if validation is not None:
         validation = check.path_of(validation, "data.validation_data")
-    return DataSpec(source, schema, validation)
+    return DataSpec(source, schema, validation, schema_file)
 
 
 def _model(check: _Checker, raw: dict[str, Any]) -> ModelSpec:
@@ -410,7 +415,7 @@ def load_spec(path: str | os.PathLike[str]) -> RunSpec:
         )
     compile_table = check.table(raw, "compile", _COMPILE_KEYS)
     for key, value in compile_table.items():
-        kinds, expected = _COMPILE_TYPES[key]
+        kinds, expected = COMPILE_TYPES[key]
         check.typed(value, f"compile.{key}", kinds, expected)
     fit_table = check.table(raw, "fit", tuple(_FIT_CHECKS))
     fit = tuple((key, _FIT_CHECKS[key](check, value)) for key, value in fit_table.items())
