@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.types as pat
@@ -81,7 +82,26 @@ def classic(column: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:
         return classic(pc.run_end_decode(column))
     if pat.is_dictionary(column.type):
         return pa.DictionaryArray.from_arrays(column.indices, classic(column.dictionary))
+    if pat.is_list_view(column.type) or pat.is_large_list_view(column.type):
+        return _list_of_view(column, target)
     return column.cast(target)
+
+
+def _list_of_view(column: pa.Array, target: pa.DataType) -> pa.Array:
+    """A list view as a list: each row's values gathered in row order.
+
+    pyarrow 26's cast from a list view gives an invalid list (its last offset is 0).
+    """
+    nulls = column.is_null().to_numpy(zero_copy_only=False)
+    sizes = np.where(nulls, 0, column.sizes.to_numpy(zero_copy_only=False)).astype("int64")
+    starts = column.offsets.to_numpy(zero_copy_only=False).astype("int64")
+    ends = np.cumsum(sizes)
+    rows = np.repeat(np.arange(len(sizes)), sizes)
+    picks = starts[rows] + np.arange(int(ends[-1]) if len(ends) else 0) - (ends - sizes)[rows]
+    values = classic(column.values.take(pa.array(picks, pa.int64())))
+    offsets = pa.array(np.concatenate([[0], ends]), pa.int64())
+    mask = pa.array(nulls) if nulls.any() else None
+    return pa.LargeListArray.from_arrays(offsets, values, mask=mask).cast(target)
 
 
 def classic_table(table: pa.Table) -> pa.Table:
