@@ -16,6 +16,7 @@ from typing import Any
 import keras
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 from hypothesis import given, settings
@@ -126,3 +127,24 @@ def test_passthrough_columns_of_any_type_are_carried_as_they_are(
     fitpipe.Trainer(_model()).predict(source, schema=schema, output=out, verbose=0)
     written = pq.read_table(out)["key"]
     assert written.to_pylist() == column.to_pylist()
+
+
+VIEWS = {
+    "string-view": pa.array(list("abcabc"), pa.string_view()),
+    "dictionary-of-string-view": pa.array(list("xyzxyz"), pa.string_view()).dictionary_encode(),
+    "list-view": pa.array([[i] * i for i in range(6)], pa.list_view(pa.int64())),
+    "run-end": pc.run_end_encode(pa.array([1, 1, 2, 2, 2, 3])),
+}
+
+
+@pytest.mark.parametrize("kind", list(VIEWS))
+def test_passthrough_columns_in_view_layouts_are_written_in_classic_ones(
+    kind: str, tmp_path: Path
+) -> None:
+    """Polars hands strings over as views; Parquet stores the values of any layout."""
+    column = VIEWS[kind]
+    table = pa.table({"key": column, "a": np.arange(6.0), "b": np.ones(6)})
+    out = tmp_path / "out.parquet"
+    schema = fitpipe.Schema(["a", "b"], passthrough=["key"])
+    fitpipe.Trainer(_model()).predict(table, schema=schema, output=out, verbose=0)
+    assert pq.read_table(out)["key"].to_pylist() == column.to_pylist()

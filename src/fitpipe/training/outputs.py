@@ -20,7 +20,7 @@ import pyarrow.fs as pafs
 import tensorflow as tf
 
 from fitpipe.adapters import AdaptRequest, Chunked, Mode, num_rows, registry
-from fitpipe.columnar import is_uri, uri_info, write_atomically
+from fitpipe.columnar import classic_table, is_uri, uri_info, write_atomically
 from fitpipe.errors import FitpipeTypeError, FitpipeValueError, message
 from fitpipe.schemas import SchemaLike, as_schema
 
@@ -95,8 +95,9 @@ def output_table(model: keras.Model, outputs: Any, passthrough: pa.Table | None)
     columns = {name: _column(np.asarray(leaf)) for name, leaf in zip(names, leaves, strict=True)}
     if passthrough is None or passthrough.num_columns == 0:
         return pa.table(columns)
-    # The input's schema metadata (pandas' column list, ...) describes the input, not this file.
-    table = passthrough.replace_schema_metadata(None)
+    # The input's schema metadata (pandas' column list, ...) describes the input, not this file;
+    # Parquet has no view layouts (Polars' strings): they are written as their classic ones.
+    table = classic_table(passthrough.replace_schema_metadata(None))
     for name, column in columns.items():
         table = table.append_column(name, column)
     return table
