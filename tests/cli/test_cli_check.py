@@ -79,3 +79,22 @@ def test_part_files_of_no_rows_leave_the_statistics_whole(tmp_path: Path, capsys
     ]
     assert main(["inspect", str(folder)]) == 0
     assert "f0: double  (nulls: 2)" in capsys.readouterr().out
+
+
+def test_a_column_name_with_dots_keeps_its_statistics(tmp_path: Path, capsys) -> None:
+    """``income.usd`` (as flattened exports name columns) was filed under ``income``:
+    ``inspect`` said ``nulls: unknown`` and ``--stats-only`` missed its nulls."""
+    data = tmp_path / "data.parquet"
+    income = pa.array([None, 2.0, 3.0, None])
+    pq.write_table(
+        pa.table({"income.usd": income, "f1": [1.0, 2.0, 3.0, 4.0], "label": [0, 1, 2, 1]}), data
+    )
+    schema = tmp_path / "schema.json"
+    schema.write_text(json.dumps({"features": ["income.usd", "f1"], "targets": "label"}))
+    assert main(["check", str(data), "--schema", str(schema), "--json", "--stats-only"]) == 1
+    report = json.loads(capsys.readouterr().out)
+    assert [(f["check"], f["column"], f["count"]) for f in report["findings"]] == [
+        ("nulls", "income.usd", 2)
+    ]
+    assert main(["inspect", str(data)]) == 0
+    assert "income.usd: double  (nulls: 2)" in capsys.readouterr().out
