@@ -58,3 +58,43 @@ def test_clean_data_exits_0_and_a_missing_schema_is_an_error(tmp_path: Path, cap
     assert "findings: 0 errors, 0 warnings, 0 notes" in capsys.readouterr().out
     assert main(["check", data]) == 1
     assert "fitpipe check: error: `fitpipe check` needs a schema" in capsys.readouterr().err
+
+
+def test_part_files_of_no_rows_leave_the_statistics_whole(tmp_path: Path, capsys) -> None:
+    """An empty part file (pyarrow: one row group without statistics) made every column's
+    statistics unknown: ``--stats-only`` found no error, ``inspect`` said ``nulls: unknown``."""
+    folder = tmp_path / "data"
+    folder.mkdir()
+    table = pa.table(
+        {"f0": [1.0, None, 3.0, None], "f1": [1.0, 2.0, 3.0, 4.0], "label": [0, 1, 2, 1]}
+    )
+    for i, part in enumerate((table.slice(0, 0), table, table.slice(0, 0))):
+        pq.write_table(part, folder / f"part-{i:05d}.parquet")
+    schema = tmp_path / "schema.json"
+    schema.write_text(json.dumps({"features": ["f0", "f1"], "targets": "label"}))
+    assert main(["check", str(folder), "--schema", str(schema), "--json", "--stats-only"]) == 1
+    report = json.loads(capsys.readouterr().out)
+    assert [(f["check"], f["column"], f["count"]) for f in report["findings"]] == [
+        ("nulls", "f0", 2)
+    ]
+    assert main(["inspect", str(folder)]) == 0
+    assert "f0: double  (nulls: 2)" in capsys.readouterr().out
+
+
+def test_a_column_name_with_dots_keeps_its_statistics(tmp_path: Path, capsys) -> None:
+    """``income.usd`` (as flattened exports name columns) was filed under ``income``:
+    ``inspect`` said ``nulls: unknown`` and ``--stats-only`` missed its nulls."""
+    data = tmp_path / "data.parquet"
+    income = pa.array([None, 2.0, 3.0, None])
+    pq.write_table(
+        pa.table({"income.usd": income, "f1": [1.0, 2.0, 3.0, 4.0], "label": [0, 1, 2, 1]}), data
+    )
+    schema = tmp_path / "schema.json"
+    schema.write_text(json.dumps({"features": ["income.usd", "f1"], "targets": "label"}))
+    assert main(["check", str(data), "--schema", str(schema), "--json", "--stats-only"]) == 1
+    report = json.loads(capsys.readouterr().out)
+    assert [(f["check"], f["column"], f["count"]) for f in report["findings"]] == [
+        ("nulls", "income.usd", 2)
+    ]
+    assert main(["inspect", str(data)]) == 0
+    assert "income.usd: double  (nulls: 2)" in capsys.readouterr().out

@@ -212,6 +212,31 @@ def test_parquet_statistics_answer_nulls_ranges_and_constants_without_reading(
     assert "?" in report.format()  # NaN is not in the statistics
 
 
+def test_streamed_parquet_with_empty_part_files_is_judged_from_the_others(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Part files of no rows (pyarrow: one row group without statistics), first and last,
+    made every column's statistics unknown: ``check="error"`` trained on bad labels."""
+    from fitpipe import limits
+
+    path, schema = _parquet(tmp_path)
+    folder = tmp_path / "parts"
+    folder.mkdir()
+    table = pq.read_table(path)
+    for i, part in enumerate((table.slice(0, 0), table, table.slice(0, 0))):
+        pq.write_table(part, folder / f"part-{i:05d}.parquet", row_group_size=16)
+    report = check_data(str(folder), model=classifier().model, schema=schema, full=False)
+    found = {(f.check, f.column, f.count) for f in report.findings}
+    assert found == {("nulls", "b", 20), ("label-range", "label", None), ("constant", "c", 60)}
+    with_fill = fitpipe.Schema(features=["a", "b", "c"], targets="label", fill={"b": 0.0})
+    monkeypatch.setattr(limits, "RESIDENT_BYTES_LIMIT", 0)  # streamed: footer statistics
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(3, activation="softmax")])
+    fitted = fitpipe.Trainer(model)
+    fitted.compile(optimizer="sgd", loss="sparse_categorical_crossentropy")
+    with pytest.raises(DataCheckError, match="labels of 'label' lie outside the model's 3"):
+        fitted.fit(str(folder), schema=with_fill, verbose=0, check="error")
+
+
 def test_a_parquet_scan_finds_nan_and_counts_labels(tmp_path: Path) -> None:
     path, schema = _parquet(tmp_path)
     report = check_data(path, model=classifier().model, schema=schema, full=True)

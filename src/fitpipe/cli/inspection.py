@@ -46,7 +46,8 @@ class Report:
         row_groups: Row groups over all files.
         rows: Rows over all files.
         batch_size: Rows per batch assumed for ``batches``.
-        nulls: Nulls per column from the statistics (None: not recorded in every row group).
+        nulls: Nulls per column from the statistics (None: unknown; see
+            :class:`fitpipe.columnar.FooterStats`).
         element_spec: The batches' ``tf.TypeSpec`` structure (with a schema), or None.
         problems: What would stop or spoil training, one sentence each.
         notes: Other findings.

@@ -4,9 +4,10 @@ This package knows nothing of adapters or ``tf.data``: it checks Arrow schemas a
 declared :class:`~fitpipe.schemas.Schema` (:mod:`~fitpipe.columnar.types`), converts the
 columns of each role to arrays (:mod:`~fitpipe.columnar.convert`), finds and opens Parquet
 files, local or in object stores (:mod:`~fitpipe.columnar.files`,
-:mod:`~fitpipe.columnar.storage`), plans and reads Parquet sources by row group and
-walks and sums their footer statistics (:mod:`~fitpipe.columnar.parquet`: one walk,
-:func:`column_chunks`, which the pre-flight check reads too), turns plans into bytes and
+:mod:`~fitpipe.columnar.storage`), plans and reads Parquet sources by row group
+(:mod:`~fitpipe.columnar.parquet`), walks and sums their footer statistics
+(:mod:`~fitpipe.columnar.footers`: one walk, :func:`column_chunks`, which the pre-flight
+check reads too), turns plans into bytes and
 back without reading a footer (:mod:`~fitpipe.columnar.shared_plans`: one worker plans for
 all), writes Parquet and JSON
 files that appear only when complete (:mod:`~fitpipe.columnar.write`), and hashes rows'
@@ -39,6 +40,7 @@ from fitpipe.columnar.files import (
     open_dataset,
     parquet_format,
 )
+from fitpipe.columnar.footers import ColumnChunk, FooterStats, column_chunks, footer_stats
 from fitpipe.columnar.keys import (
     SplitCounts,
     count_split,
@@ -49,14 +51,10 @@ from fitpipe.columnar.keys import (
     validation_mask,
 )
 from fitpipe.columnar.parquet import (
-    ColumnChunk,
-    FooterStats,
     ParquetPlan,
     Piece,
     Span,
-    column_chunks,
     converted_bytes,
-    footer_stats,
     plan_source,
     read_pool,
     read_span,

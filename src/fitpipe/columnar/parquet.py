@@ -1,10 +1,10 @@
-"""Parquet sources planned from metadata: files, row groups, rows and footer statistics.
+"""Parquet sources planned from metadata: files, row groups and rows.
 
 A plan lists a source's pieces (row groups, in file path order; a filtered dataset is one
 ordered scan) with their row counts, the Arrow schema unified over the files, and the
 declared :class:`~fitpipe.schemas.Schema` resolved and checked against it, before any data
-is read. :func:`read_span` reads rows of the plan; :func:`footer_stats` sums the footers'
-statistics (what ``fitpipe inspect`` reports).
+is read. :func:`read_span` reads rows of the plan (footer statistics:
+:mod:`~fitpipe.columnar.footers`).
 """
 
 from __future__ import annotations
@@ -29,14 +29,10 @@ from fitpipe.errors import FitpipeError
 from fitpipe.schemas import Mode, Named, Role, Schema
 
 __all__ = [
-    "ColumnChunk",
-    "FooterStats",
     "ParquetPlan",
     "Piece",
     "Span",
-    "column_chunks",
     "converted_bytes",
-    "footer_stats",
     "plan_source",
     "read_pool",
     "read_span",
@@ -406,94 +402,3 @@ def converted_bytes(plan: ParquetPlan, schema: Schema, mode: Mode) -> float:
             return math.inf
         total += np.result_type(*(f[0] for f in known)).itemsize * sum(f[1] for f in known)
     return total * plan.rows
-
-
-@dataclasses.dataclass(frozen=True)
-class ColumnChunk:
-    """One column chunk of a row group, as a Parquet footer describes it.
-
-    Attributes:
-        column: The top-level column it belongs to.
-        path: Its path in the schema (``column`` itself for a plain column).
-        rows: The rows of its row group.
-        statistics: Its statistics (``pyarrow.parquet.Statistics``), or None.
-    """
-
-    column: str
-    path: str
-    rows: int
-    statistics: Any
-
-
-def column_chunks(metadata: Any) -> Iterator[ColumnChunk]:
-    """The column chunks of every row group of one file's footer, in order.
-
-    The one walk over footer statistics: :func:`footer_stats` and the pre-flight check read
-    footers through it.
-
-    Args:
-        metadata: A file's ``pyarrow.parquet.FileMetaData`` (``fragment.metadata``).
-
-    Yields:
-        One :class:`ColumnChunk` per column of each row group.
-    """
-    for g in range(metadata.num_row_groups):
-        group = metadata.row_group(g)
-        for c in range(group.num_columns):
-            chunk = group.column(c)
-            path = chunk.path_in_schema
-            yield ColumnChunk(path.split(".", 1)[0], path, group.num_rows, chunk.statistics)
-
-
-@dataclasses.dataclass(frozen=True)
-class FooterStats:
-    """What the Parquet footers of a dataset say, before any data is read.
-
-    Attributes:
-        nulls: Nulls per top-level column (None: not recorded in every row group).
-        files: Files.
-        row_groups: Row groups over all files.
-        rows: Rows over all files.
-    """
-
-    nulls: dict[str, int | None]
-    files: int
-    row_groups: int
-    rows: int
-
-
-def _partition_nulls(fragment: Any, rows: int, nulls: dict[str, int | None]) -> None:
-    """Counts the rows of a Hive partition whose key is null (``key=__HIVE_DEFAULT_PARTITION__``).
-
-    A partition column is in no footer: its value is the folder's, one for all the file's rows.
-    """
-    for name, value in pads.get_partition_keys(fragment.partition_expression).items():
-        nulls[name] = (nulls.get(name) or 0) + (rows if value is None else 0)
-
-
-def footer_stats(dataset: pads.Dataset) -> FooterStats:
-    """Nulls per top-level column from the footers' statistics; files, row groups, rows.
-
-    Hive partition columns count the rows of their null partitions.
-
-    Args:
-        dataset: An opened Parquet dataset (see :func:`fitpipe.columnar.open_dataset`).
-
-    Returns:
-        The statistics.
-    """
-    nulls: dict[str, int | None] = {}
-    files = groups = rows = 0
-    for fragment in dataset.get_fragments():
-        meta = fragment.metadata
-        files += 1
-        groups += meta.num_row_groups
-        rows += meta.num_rows
-        _partition_nulls(fragment, meta.num_rows, nulls)
-        for chunk in column_chunks(meta):
-            name, stats = chunk.column, chunk.statistics
-            known = stats is not None and stats.has_null_count
-            if name in nulls and nulls[name] is None:
-                continue
-            nulls[name] = (nulls.get(name) or 0) + stats.null_count if known else None
-    return FooterStats(nulls, files, groups, rows)

@@ -70,7 +70,7 @@ def row_counts(min_rows: int = 1, max_rows: int = 24) -> st.SearchStrategy[int]:
 
 
 def parquet_layouts(
-    max_files: int = 6, max_groups: int = 4, max_rows: int = 3
+    max_files: int = 6, max_groups: int = 4, max_rows: int = 3, min_rows: int = 1
 ) -> st.SearchStrategy[list[list[int]]]:
     """Layouts of a Parquet folder: for each file, the rows of each of its row groups.
 
@@ -80,12 +80,14 @@ def parquet_layouts(
         max_files: Most files (at least one).
         max_groups: Most row groups per file.
         max_rows: Most rows per row group (at least one).
+        min_rows: Fewest rows per row group: 0 draws row groups of no rows too (what
+            pyarrow writes for an empty table: an empty part file is one such group).
 
     Returns:
         A strategy of lists (files) of lists (row groups) of row counts.
 
     """
-    groups = st.lists(st.integers(1, max_rows), max_size=max_groups)
+    groups = st.lists(st.integers(min_rows, max_rows), max_size=max_groups)
     return st.lists(groups, min_size=1, max_size=max_files)
 
 

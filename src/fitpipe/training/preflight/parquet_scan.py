@@ -76,7 +76,7 @@ def footer_stats(dataset: pads.Dataset, schema: Schema) -> tuple[list[ColumnStat
         rows += meta.num_rows
         for chunk in column_chunks(meta):
             name = chunk.column
-            if name in columns and chunk.path == name:  # plain columns only
+            if name in columns and chunk.plain:  # plain columns only
                 ok = _merge(columns[name], chunk.statistics, chunk.rows)
                 answered[name] = answered[name] and ok
     return [columns[n] for n in wanted if answered[n] and columns[n].rows], rows
