@@ -42,7 +42,7 @@ def table_dataset(table: Any, caller: str) -> pads.Dataset:
     """
     options = pads.ParquetReadOptions(coerce_int96_timestamp_unit=INT96_UNIT)
     try:
-        return table.to_pyarrow_dataset(parquet_read_options=options)
+        logged = table.to_pyarrow_dataset(parquet_read_options=options)
     except Exception as err:  # deltalake's DeltaProtocolError and kin: no shared base class
         raise UnsupportedInputError(
             message(
@@ -55,6 +55,9 @@ def table_dataset(table: Any, caller: str) -> pads.Dataset:
                 x=table,
             )
         ) from err
+    # The log lists files in the order they were added: rows come in path order instead.
+    fragments = sorted(logged.get_fragments(), key=lambda fragment: fragment.path)
+    return pads.FileSystemDataset(fragments, logged.schema, logged.format, logged.filesystem)
 
 
 class DeltaTableAdapter:

@@ -95,7 +95,7 @@ def scan_dataset(scan: Any, caller: str) -> pads.Dataset:
             raise _refuse(scan, f"{task.file.file_path} is not Parquet", fix, caller)
         filesystem, path = _filesystem(scan, task.file.file_path)
         paths.append(path)
-    return pads.dataset(paths, filesystem=filesystem, format=parquet_format())
+    return pads.dataset(sorted(paths), filesystem=filesystem, format=parquet_format())
 
 
 class IcebergTableAdapter:
