@@ -67,6 +67,8 @@ def test_every_row_is_predicted_once_in_the_order_given(
     sizes: list[int], form: str, data: st.DataObject
 ) -> None:
     names = data.draw(st.permutations(range(len(sizes))), label="file names")
+    steps = data.draw(st.none() | st.integers(1, -(-sum(sizes) // 4)), label="steps")
+    kept = slice(None) if steps is None else slice(0, steps * 4)  # rows of `steps` batches
     pieces = _pieces(sizes)
     if form == "folder":  # a folder's files are read in path order
         pieces = [pieces[names.index(i)] for i in range(len(names))]
@@ -78,15 +80,40 @@ def test_every_row_is_predicted_once_in_the_order_given(
     trainer = fitpipe.Trainer(model)
     with tempfile.TemporaryDirectory() as tmp:
         source = _source(form, pieces, Path(tmp), names)
-        predicted = trainer.predict(source, schema=SCHEMA, batch_size=4, verbose=0)
-        np.testing.assert_allclose(predicted, expected, rtol=1e-6)
+        predicted = trainer.predict(source, schema=SCHEMA, batch_size=4, steps=steps, verbose=0)
+        np.testing.assert_allclose(predicted, expected[kept], rtol=1e-6)
         out = Path(tmp) / "out" / "predictions.parquet"
         out.parent.mkdir()
         source = _source(form, pieces, Path(tmp), names)  # a stream is read once: again
-        trainer.predict(source, schema=SCHEMA, output=out, verbose=0)
+        trainer.predict(source, schema=SCHEMA, output=out, batch_size=4, steps=steps, verbose=0)
         written = pq.read_table(out)
-    np.testing.assert_array_equal(written["id"].to_numpy(), ids)
-    np.testing.assert_allclose(written["score"].to_numpy(), expected[:, 0], rtol=1e-6)
+    np.testing.assert_array_equal(written["id"].to_numpy(), ids[kept])
+    np.testing.assert_allclose(written["score"].to_numpy(), expected[kept, 0], rtol=1e-6)
+
+
+def test_arrays_with_an_absent_optional_input_are_written_as_predicted(tmp_path: Path) -> None:
+    required = keras.Input((2,), name="a")
+    optional = keras.Input((2,), name="b", optional=True)
+    model = keras.Model({"a": required, "b": optional}, _Sum()(required, optional))
+    trainer = fitpipe.Trainer(model)
+    for x in (
+        {"a": np.ones((5, 2), "float32"), "b": None},
+        {"a": np.ones((5, 2), "float32"), "b": np.ones((5, 2), "float32")},
+    ):
+        out = tmp_path / "predictions.parquet"
+        trainer.predict(x, output=out, steps=2, batch_size=2, verbose=0)
+        written = pq.read_table(out).column(0).to_numpy()
+        np.testing.assert_allclose(
+            written, model.predict(x, steps=2, batch_size=2, verbose=0)[:, 0]
+        )
+
+
+class _Sum(keras.layers.Layer):
+    """Sums its two inputs' features; the second may be absent."""
+
+    def call(self, a: Any, b: Any = None) -> Any:
+        total = a if b is None else a + b
+        return keras.ops.sum(total, axis=1, keepdims=True)
 
 
 def test_a_source_of_empty_pieces_only_is_refused(tmp_path: Path) -> None:

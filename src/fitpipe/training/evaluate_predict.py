@@ -173,7 +173,8 @@ class EvaluatePredictMethods:
             output: A Parquet file to stream the predictions to instead of returning them:
                 the schema's passthrough columns first (e.g. ids), then one column per model
                 output (vectors as ``fixed_size_list``), written chunk by chunk; the file
-                appears only when complete. Under ``MultiWorkerMirroredStrategy`` every
+                appears only when complete. With ``steps``, the rows of the first ``steps``
+                batches are written. Under ``MultiWorkerMirroredStrategy`` every
                 worker predicts every row and returns the path, and only the chief writes
                 the file.
             extra: ``"ignore"`` leaves out the dict entries that name no model input, as in
@@ -196,8 +197,9 @@ class EvaluatePredictMethods:
             self.model, x, conversions.check_extra(extra, "predict")
         )
         if output is not None:
+            x = conversions.without_absent_inputs(self.model, x, "predict")
             return predict_rows_to_file(
-                self.model, self._state, x, schema, output, batch_size, verbose, callbacks
+                self.model, self._state, x, schema, output, batch_size, verbose, callbacks, steps
             )
         request = predict_request(self.model, x, batch_size, steps, schema)
         with build_pipeline(request, warn_ignored=False) as pipeline:

@@ -13,7 +13,7 @@ from typing import Any
 import keras
 import tensorflow as tf
 
-from fitpipe.adapters import ArraySource, check_rows
+from fitpipe.adapters import ArraySource, batch_size_or_default, check_rows
 from fitpipe.errors import FitpipeValueError, message
 from fitpipe.pipeline import Pipeline, PipelineOptions, is_multi_worker, pipeline_from_source
 from fitpipe.schemas import Mode, SchemaLike
@@ -136,6 +136,7 @@ def predict_rows_to_file(
     batch_size: int | None,
     verbose: Any,
     callbacks: Any,
+    steps: int | None = None,
 ) -> str:
     """``predict(output=...)``: predicts ``x`` a chunk at a time into the Parquet ``output``.
 
@@ -148,6 +149,7 @@ def predict_rows_to_file(
         batch_size: Rows per batch.
         verbose: 0, 1 or ``"auto"`` (a progress bar of rows).
         callbacks: The user's callbacks (for each chunk's run).
+        steps: Batches to predict (the first ``steps * batch_size`` rows); None: every row.
 
     Returns:
         The path written (by the chief, for the other workers of a multi-worker strategy).
@@ -163,12 +165,15 @@ def predict_rows_to_file(
 
     # Under MultiWorkerMirroredStrategy every worker runs the same steps (their collectives
     # pair up) and holds every prediction; the chief alone writes the file.
+    limit = None if steps is None else steps * batch_size_or_default(batch_size)
     strategy = distribute.strategy_of(model)
     if strategy is None or not is_multi_worker(strategy):
-        return predict_to_file(model, predict_chunk, x, schema, output, verbose)
+        return predict_to_file(model, predict_chunk, x, schema, output, verbose, limit=limit)
     chief = bool(strategy.extended.should_checkpoint)
     check = functools.partial(chief_checks_output, strategy)
-    return predict_to_file(model, predict_chunk, x, schema, output, verbose, chief, check)
+    return predict_to_file(
+        model, predict_chunk, x, schema, output, verbose, chief, check, limit=limit
+    )
 
 
 def chief_checks_output(strategy: tf.distribute.Strategy, output: Any) -> str:

@@ -36,13 +36,14 @@ __all__ = [
 
 
 def chunks_of(
-    x: Any, schema: SchemaLike | None, caller: str
+    x: Any, schema: SchemaLike | None, caller: str, limit: int | None = None
 ) -> Iterator[tuple[Any, pa.Table | None]]:
     """Yields ``(features, passthrough)`` chunks of a prediction input, in row order.
 
     The input's adapter is asked for a :class:`~fitpipe.adapters.Chunked` source (columnar
     data read a chunk at a time with its passthrough columns; rows in memory sliced). Chunks
     of no rows (an empty part file, a stream's empty batch) add nothing and are skipped.
+    ``limit``: the rows to yield at most (the first ones; None: every row).
 
     Raises:
         FitpipeValueError: The input cannot be read in chunks (it comes in batches).
@@ -62,9 +63,19 @@ def chunks_of(
                 x=x,
             )
         )
-    for chunk in source.chunks():
-        if any(num_rows(leaf) for leaf in tf.nest.flatten(chunk[0])):
-            yield chunk
+    left = limit
+    for features, passthrough in source.chunks():
+        rows = max((num_rows(leaf) for leaf in tf.nest.flatten(features)), default=0)
+        if left is not None and rows >= left:
+            features = tf.nest.map_structure(lambda leaf, stop=left: leaf[:stop], features)
+            passthrough = None if passthrough is None else passthrough.slice(0, left)
+            rows = left
+        if rows:
+            yield features, passthrough
+        if left is not None:
+            left -= rows
+            if not left:
+                return
 
 
 def _output_names(model: keras.Model, outputs: Any) -> list[str]:
@@ -245,6 +256,7 @@ def predict_to_file(
     verbose: Any,
     write: bool = True,
     check: Callable[[Any], Any] = check_output,
+    limit: int | None = None,
 ) -> str:
     """Predicts ``x`` chunk by chunk into the Parquet file ``output``, with a row progress bar.
 
@@ -260,12 +272,14 @@ def predict_to_file(
             together), and write nothing.
         check: Checks ``output`` before anything is read (:func:`check_output`; under a
             multi-worker strategy, the chief's check, shared with every worker).
+        limit: The rows to predict at most, the first ones (``predict``'s ``steps`` times
+            the batch size); None: every row.
 
     Returns:
         The path written (by the chief, for the other workers).
     """
     check(output)
-    chunks = chunks_of(x, schema, "predict")
+    chunks = chunks_of(x, schema, "predict", limit)
     first = next(chunks, None)
     if first is None:
         raise _no_rows(output)
