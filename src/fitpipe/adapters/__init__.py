@@ -42,6 +42,7 @@ from fitpipe.adapters.base import (
     check_supported,
     unsupported,
 )
+from fitpipe.adapters.batch_checks import nesting
 from fitpipe.adapters.batches import Check, no_autograph, read_when_asked
 from fitpipe.adapters.capabilities import (
     BatchSourceBase,
@@ -132,6 +133,7 @@ __all__ = [
     "concat_rows",
     "count_dataset",
     "is_pandas",
+    "nesting",
     "no_autograph",
     "not_distributed_error",
     "num_rows",

@@ -18,7 +18,7 @@ import tensorflow as tf
 
 from fitpipe.errors import DataMismatchError, FitpipeTypeError, message, raw
 
-__all__ = ["BatchSpec", "leaf_names", "outline", "signature_of"]
+__all__ = ["BatchSpec", "leaf_names", "nesting", "outline", "signature_of"]
 
 _ROLES = ("x", "y", "sample_weight")
 
@@ -48,19 +48,21 @@ def _kind(leaf: Any) -> str:
     return "array" if hasattr(leaf, "shape") and hasattr(leaf, "dtype") else type(leaf).__name__
 
 
+def nesting(value: Any) -> str:
+    """How a structure nests, with its leaves' kinds: ``{'a': array, 'b': (array, None)}``."""
+    if isinstance(value, Mapping):
+        return "{" + ", ".join(f"{k!r}: {nesting(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, (tuple, list)):
+        return "(" + ", ".join(nesting(v) for v in value) + ("," if len(value) == 1 else "") + ")"
+    return _kind(value)
+
+
 def outline(batch: Any) -> str:
     """The nesting of a batch with its leaves' kinds, e.g. ``(x: array, y: {'a': array})``."""
-
-    def walk(value: Any) -> str:
-        if isinstance(value, Mapping):
-            return "{" + ", ".join(f"{k!r}: {walk(v)}" for k, v in value.items()) + "}"
-        if isinstance(value, (tuple, list)):
-            return "(" + ", ".join(walk(v) for v in value) + ("," if len(value) == 1 else "") + ")"
-        return _kind(value)
-
     if isinstance(batch, tuple) and 1 <= len(batch) <= 3:
-        return "(" + ", ".join(f"{r}: {walk(p)}" for r, p in zip(_ROLES, batch, strict=False)) + ")"
-    return walk(batch)
+        parts = zip(_ROLES, batch, strict=False)
+        return "(" + ", ".join(f"{role}: {nesting(part)}" for role, part in parts) + ")"
+    return nesting(batch)
 
 
 def _shape(leaf: Any) -> tuple[int | None, ...]:

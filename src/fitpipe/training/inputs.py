@@ -12,6 +12,7 @@ from typing import Any
 import keras
 import tensorflow as tf
 
+from fitpipe.adapters import nesting
 from fitpipe.errors import DataMismatchError, FitpipeError, FitpipeTypeError, message, raw
 from fitpipe.pipeline import Pipeline
 from fitpipe.schemas import Mode
@@ -275,15 +276,6 @@ def check_model_targets(model: keras.Model, element_spec: Any, caller: str, mode
     _check_widths(_paired_outputs(model, outputs, leaves), leaves, caller)
 
 
-def _layout(value: Any) -> str:
-    """How weights or targets are nested, in words: ``{'a': array, 'b': array}``."""
-    if isinstance(value, Mapping):
-        return "{" + ", ".join(f"{k!r}: {_layout(v)}" for k, v in value.items()) + "}"
-    if isinstance(value, (list, tuple)):
-        return "[" + ", ".join(_layout(v) for v in value) + "]"
-    return "None" if value is None else "array"
-
-
 def _same_layout(y: Any, weights: Any) -> bool:
     """Whether ``weights`` nest as ``y`` does (dicts by the same keys, lists by length)."""
     if isinstance(y, Mapping):
@@ -313,10 +305,10 @@ def _check_weights(y: Any, weights: Any, caller: str) -> None:
             raise _mismatch(
                 caller,
                 "got `sample_weight` nested unlike the targets `y`",
-                f"One weight array per target array, nested as y is ({_layout(y)}), or "
+                f"One weight array per target array, nested as y is ({nesting(y)}), or "
                 "one array of a weight per sample for every output",
                 "Give every target its weights, by the same keys or in the same order as `y`",
-                _layout(weights),
+                nesting(weights),
                 "sample_weight",
             )
         return
