@@ -9,6 +9,7 @@ method called before ``compile``: ``RuntimeError``). Messages follow one pattern
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 __all__ = [
@@ -26,6 +27,7 @@ __all__ = [
     "UnsupportedInputError",
     "describe",
     "message",
+    "missing_path_fix",
 ]
 
 _MAX_REPR = 120
@@ -157,3 +159,17 @@ def raw(text: str) -> Any:
 
     """
     return _Raw(text)
+
+
+def missing_path_fix(path: str) -> str:
+    """How to fix a local path that does not exist.
+
+    A relative path is told the working directory it starts at; an absolute one the deepest
+    folder of it that exists.
+    """
+    if not os.path.isabs(path):
+        return f"Check the path (a relative path starts at the working directory {os.getcwd()!r})"
+    found = os.path.dirname(os.path.normpath(path))
+    while not os.path.isdir(found) and os.path.dirname(found) != found:
+        found = os.path.dirname(found)
+    return f"Check the path (the deepest folder of it that exists is {found!r})"

@@ -354,6 +354,25 @@ def test_parquet_looking_path_that_does_not_exist_says_so_before_asking_for_a_sc
         fitpipe.adapt(path)
 
 
+@pytest.mark.parametrize("name", ["nope.parquet", "nope/*.parquet", "missing/", "nope.csv"])
+@pytest.mark.parametrize("absolute", [False, True], ids=["relative", "absolute"])
+def test_a_missing_path_is_told_where_it_was_looked_for(
+    name: str, absolute: bool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A relative path is told the working directory it starts at; an absolute one the
+    deepest folder of it that exists (the working directory says nothing about it)."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "here").mkdir()
+    path = str(tmp_path / "here" / "deeper" / name) if absolute else name
+    with pytest.raises((ValueError, TypeError)) as info:  # TypeError: no adapter reads it
+        fitpipe.adapt(path)
+    text = str(info.value)
+    where = "the deepest folder of it that exists is" if absolute else "relative path starts"
+    assert "Check the path" in text and where in text, text
+    assert repr(str(tmp_path / "here") if absolute else str(tmp_path)) in text, text
+    assert ("working directory" in text) is not absolute, text
+
+
 # Entry points ------------------------------------------------------------------------------
 
 

@@ -14,7 +14,7 @@ import os
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from fitpipe.errors import message
+from fitpipe.errors import message, missing_path_fix
 
 __all__ = ["HINTS", "InputHint", "no_adapter_message"]
 
@@ -27,13 +27,13 @@ class InputHint:
         applies: Tells, cheaply, whether the hint is about ``x``.
         problem: Words what is wrong with ``x`` (after "found no adapter for the input `x`: ").
         expected: What fitpipe reads instead.
-        fix: How to fix it; ``{cwd}`` stands for the working directory.
+        fix: How to fix it, or a function of ``x`` that words it.
     """
 
     applies: Callable[[Any], bool]
     problem: Callable[[Any], str]
     expected: str
-    fix: str
+    fix: str | Callable[[Any], str]
 
 
 def _missing_path(x: Any) -> bool:
@@ -63,7 +63,7 @@ HINTS: list[InputHint] = [
         _missing_path,
         lambda x: f"no such file or folder {os.fspath(x)!r}",
         _PARQUET,
-        "Check the path (a relative path starts at the working directory {cwd})",
+        lambda x: missing_path_fix(os.fspath(x)),
     ),
     InputHint(
         _generator_function,
@@ -133,7 +133,7 @@ def no_adapter_message(x: Any, caller: str, adapters: Sequence[str], name: str =
                 caller,
                 f"found no adapter for the input `{name}`: {hint.problem(x)}",
                 hint.expected,
-                hint.fix.replace("{cwd}", repr(os.getcwd())),
+                hint.fix if isinstance(hint.fix, str) else hint.fix(x),
                 **{name: x},
             )
     listed = ", ".join(repr(a) for a in adapters)

@@ -29,7 +29,7 @@ from fitpipe.columnar.storage import (
     uri_info,
 )
 from fitpipe.columnar.types import convertible, duplicate_error, unknown_column
-from fitpipe.errors import DataMismatchError, SchemaError, message, raw
+from fitpipe.errors import DataMismatchError, SchemaError, message, missing_path_fix, raw
 
 __all__ = [
     "INT96_UNIT",
@@ -169,7 +169,7 @@ def existing_paths(x: Any, caller: str) -> list[str]:
         if missing and is_uri(missing[0]):
             what = f"{missing[0]!r}: {missing_what(missing[0], caller)}"
         expected = "A Parquet source is a file, a folder, a glob pattern or a list of those"
-        fix = f"Check the path (a relative path starts at the working directory {os.getcwd()!r})"
+        fix = missing_path_fix(missing[0] if missing else given[0] if given else ".")
         if is_uri(missing[0] if missing else paths[0] if paths else x):
             fix = "Check the bucket, the key or prefix, and the endpoint in the environment"
         raise DataMismatchError(
