@@ -7,6 +7,7 @@ without it.
 from __future__ import annotations
 
 import json
+import math
 import warnings
 from pathlib import Path
 from typing import Any
@@ -235,6 +236,22 @@ def test_streamed_parquet_with_empty_part_files_is_judged_from_the_others(
     fitted.compile(optimizer="sgd", loss="sparse_categorical_crossentropy")
     with pytest.raises(DataCheckError, match="labels of 'label' lie outside the model's 3"):
         fitted.fit(str(folder), schema=with_fill, verbose=0, check="error")
+
+
+@pytest.mark.parametrize("zeros", [[0.0, 0.0], [-0.0, -0.0], [0.0, -0.0]], ids=str)
+def test_zeros_in_parquet_statistics_read_as_0_not_minus_0(tmp_path: Path, zeros) -> None:
+    """Parquet writes a zero minimum as -0.0 whatever the zeros' signs (its footers cannot
+    tell them apart): the statistics-only report said 'constant (-0 in every row)'."""
+    path = str(tmp_path / "zeros.parquet")
+    table = pa.table({"a": pa.array(zeros), "b": pa.array([0.0, 2.0]), "y": pa.array([0, 1])})
+    pq.write_table(table, path)
+    schema = fitpipe.Schema(features=["a", "b"], targets="y")
+    report = check_data(path, model=classifier().model, schema=schema, full=False)
+    assert report.scanned == "statistics"
+    lows = {c.name: c.low for c in report.columns}
+    assert all(math.copysign(1.0, lows[name]) == 1.0 for name in ("a", "b")), lows
+    assert "-0" not in report.format()
+    assert [f.column for f in report.findings if "constant (0 in every row)" in f.text] == ["a"]
 
 
 def test_a_parquet_scan_finds_nan_and_counts_labels(tmp_path: Path) -> None:

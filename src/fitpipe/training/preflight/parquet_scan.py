@@ -37,7 +37,9 @@ def _merge(column: ColumnStats, stats: Any, rows: int) -> bool:
     column.nulls += stats.null_count
     if not stats.has_min_max or isinstance(stats.min, (str, bytes)):
         return stats.null_count == rows  # an all-null chunk has no min/max
-    low, high = float(stats.min), float(stats.max)
+    # + 0.0: Parquet writes a zero minimum as -0.0 and a zero maximum as +0.0, whatever the
+    # zeros' signs were (footers cannot tell them apart): read as 0, not -0
+    low, high = float(stats.min) + 0.0, float(stats.max) + 0.0
     if low == -math.inf:
         column.neginf = 1  # at least one: statistics do not count
         column.first_bad_row = None
