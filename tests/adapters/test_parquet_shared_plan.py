@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pyarrow.dataset as pads
 import pytest
+from conftest_arrow import write_null_parts
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from test_parquet_planning import SCHEMA, _rows, _write
@@ -36,6 +37,7 @@ def _same(rebuilt: ParquetPlan, plan: ParquetPlan) -> None:
     assert rebuilt.arrow_schema == plan.arrow_schema
     assert rebuilt.schema == plan.schema
     assert _rows(rebuilt) == _rows(plan)
+    assert [p.start for p in rebuilt.pieces] == [p.start for p in plan.pieces]
     columns = list(plan.arrow_schema.names)
     for a, b in zip(rebuilt.pieces, plan.pieces, strict=True):  # partition columns too
         assert list(a.read(columns)) == list(b.read(columns))
@@ -69,6 +71,27 @@ def test_a_dataset_is_rebuilt_from_its_own_fragments(
     plan = plan_source(dataset, schema, "fit")
     monkeypatch.setattr(parquet, "_footer", _no_footer)
     _same(plan_from_bytes(plan_bytes(plan), dataset, schema, "fit", Mode.TRAIN), plan)
+
+
+def test_fragments_of_some_row_groups_count_rows_from_the_start_of_their_files(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A dataset of fragments holding some of their files' row groups (as one made from a
+    ``_metadata`` file may): each piece starts at its row of the file (messages name it),
+    not at a count from the first group held, on the chief and when rebuilt."""
+    null_parts = write_null_parts(tmp_path / "nulls")  # 60 + 40 rows, groups of 16
+    dataset = pads.dataset(str(null_parts), format="parquet")
+    first, second = dataset.get_fragments()
+    held = [first.subset(row_group_ids=[0, 2]), second.subset(row_group_ids=[1, 2])]
+    subset = pads.FileSystemDataset(held, dataset.schema, dataset.format, dataset.filesystem)
+    schema = fitpipe.Schema(["a", "b"], "y")
+    plan = plan_source(subset, schema, "fit")
+    assert [(p.start, p.rows) for p in plan.pieces] == [(0, 16), (32, 16), (16, 16), (32, 8)]
+    monkeypatch.setattr(parquet, "_footer", _no_footer)
+    _same(plan_from_bytes(plan_bytes(plan), subset, schema, "fit", Mode.TRAIN), plan)
+    monkeypatch.undo()
+    with pytest.raises(SchemaError, match=r"(?s)'a' at row 17 of .*part-001\.parquet"):
+        fitpipe.adapt(subset, schema=schema)  # row 77 of the folder, in the second file's group 1
 
 
 def test_a_filtered_dataset_travels_as_its_row_count(tmp_path: Path) -> None:

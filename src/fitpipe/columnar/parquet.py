@@ -97,7 +97,7 @@ class _Footer:
     fragment: Any
     where: str  # the path for messages (a URI in an object store)
     physical: pa.Schema
-    groups: tuple[tuple[int, int], ...]  # (row group id, rows)
+    groups: tuple[tuple[int, int, int], ...]  # (row group id, rows, row of the file it starts)
 
 
 def _footer(fragment: Any, where: str, caller: str) -> _Footer:
@@ -105,10 +105,14 @@ def _footer(fragment: Any, where: str, caller: str) -> _Footer:
     try:
         physical = fragment.physical_schema
         meta = fragment.metadata
+        starts = [0]
+        for i in range(meta.num_row_groups):
+            starts.append(starts[-1] + meta.row_group(i).num_rows)
         if fragment.num_row_groups == meta.num_row_groups:  # the whole file (the usual case)
-            groups = tuple((i, meta.row_group(i).num_rows) for i in range(meta.num_row_groups))
+            held: Iterable[int] = range(meta.num_row_groups)
         else:  # a fragment of some row groups (a dataset made from a _metadata file)
-            groups = tuple((info.id, info.num_rows) for info in fragment.row_groups)
+            held = [info.id for info in fragment.row_groups]
+        groups = tuple((i, starts[i + 1] - starts[i], starts[i]) for i in held)
     except (pa.ArrowInvalid, OSError) as err:
         raise file_error(where, err, caller) from err
     return _Footer(fragment, where, physical, groups)
@@ -156,14 +160,21 @@ def _row_group_pieces(
 
 
 def group_pieces(
-    where: str, groups: Iterable[tuple[int, int]], fragment: Any, schema: pa.Schema
+    where: str, groups: Iterable[tuple[int, int, int]], fragment: Any, schema: pa.Schema
 ) -> list[Piece]:
-    """The pieces of a file's row groups (``(group, rows)``, in order), read with ``schema``."""
-    pieces, start = [], 0
-    for group, rows in groups:
-        pieces.append(Piece(where, rows, _GroupReader(fragment, group, schema), start))
-        start += rows
-    return pieces
+    """The pieces of a file's row groups, read with ``schema``.
+
+    Args:
+        where: The file, for messages.
+        groups: ``(group, rows, start)`` of the row groups read, in order: ``start`` is the
+            row of the file the group starts at (messages name a row of the file).
+        fragment: The file's fragment.
+        schema: The dataset's schema.
+    """
+    return [
+        Piece(where, rows, _GroupReader(fragment, group, schema), start)
+        for group, rows, start in groups
+    ]
 
 
 def read_pool() -> pa.MemoryPool:

@@ -8,9 +8,9 @@ which carries them). The bytes hold, zlib-compressed:
   partition expression;
 * the Arrow schema unified over the files, as Arrow IPC;
 * the distinct partition expressions (pyarrow's own serialisation, through pickle);
-* per file its row groups' count, per row group its rows, and the row group ids when they
-  are not ``0..n-1`` (a dataset made from a ``_metadata`` file): NumPy arrays of the
-  narrowest unsigned type that holds them.
+* per file its row groups' count, per row group its rows, and the row group ids and the
+  rows of their files they start at when the ids are not ``0..n-1`` (a dataset made from a
+  ``_metadata`` file): NumPy arrays of the narrowest unsigned type that holds them.
 
 A filtered dataset's one scan travels as its row count. Rebuilding opens no file: each
 file's fragment is the dataset's own (a ``pyarrow.dataset.Dataset`` given), or made from its
@@ -78,12 +78,16 @@ def _widen(dtype: str, data: bytes) -> list[int]:
     return np.frombuffer(data, dtype=np.dtype(dtype)).tolist()
 
 
-def _files(plan: ParquetPlan) -> tuple[list[Any], list[int], list[int], list[int]]:
-    """The fragments of the plan's files in order; per file its row groups; ids; rows."""
+def _files(plan: ParquetPlan) -> tuple[list[Any], list[int], list[int], list[int], list[int]]:
+    """The fragments of the plan's files in order; per file its row groups; ids; rows.
+
+    And the row of its file each row group starts at.
+    """
     fragments: list[Any] = []
     counts: list[int] = []
     ids: list[int] = []
     rows: list[int] = []
+    starts: list[int] = []
     for piece in plan.pieces:
         reader = piece.read
         assert isinstance(reader, _GroupReader)
@@ -93,7 +97,8 @@ def _files(plan: ParquetPlan) -> tuple[list[Any], list[int], list[int], list[int
         counts[-1] += 1
         ids.append(reader.group)
         rows.append(piece.rows)
-    return fragments, counts, ids, rows
+        starts.append(piece.start)
+    return fragments, counts, ids, rows, starts
 
 
 def _schema_bytes(schema: pa.Schema) -> bytes:
@@ -113,7 +118,7 @@ def plan_bytes(plan: ParquetPlan) -> bytes:
     if len(plan.pieces) == 1 and isinstance(plan.pieces[0].read, _ScanReader):
         header: dict[str, Any] = {"scan": plan.pieces[0].rows}
         return zlib.compress(MAGIC + _frame([json.dumps(header).encode(), schema]))
-    fragments, counts, ids, rows = _files(plan)
+    fragments, counts, ids, rows, starts = _files(plan)
     expressions: dict[str, tuple[int, Any]] = {}
     partitions = []
     for fragment in fragments:
@@ -121,7 +126,8 @@ def plan_bytes(plan: ParquetPlan) -> bytes:
         found = expressions.setdefault(str(expression), (len(expressions), expression))
         partitions.append(found[0])
     ranges = ids == [i for count in counts for i in range(count)]
-    arrays = [_narrow(counts), _narrow(rows), _narrow([] if ranges else ids)]
+    listed = [] if ranges else ids, [] if ranges else starts  # whole files: counted again
+    arrays = [_narrow(counts), _narrow(rows), *(_narrow(values) for values in listed)]
     header = {
         "files": [fragment.path for fragment in fragments],
         "partitions": partitions if len(expressions) > 1 else None,
@@ -154,7 +160,8 @@ def _pieces(
     """The row groups of every file, each file's fragment made from its path."""
     filesystem, file_format, own = _opener(x, caller)
     expressions = pickle.loads(blobs[2])
-    counts, rows, ids = (_widen(d, b) for d, b in zip(header["dtypes"], blobs[3:], strict=True))
+    widened = (_widen(d, b) for d, b in zip(header["dtypes"], blobs[3:], strict=True))
+    counts, rows, ids, starts = widened
     partitions = header["partitions"] or [0] * len(counts)
     pieces, at = [], 0
     for path, count, partition in zip(header["files"], counts, partitions, strict=True):
@@ -162,9 +169,11 @@ def _pieces(
             path, filesystem, partition_expression=expressions[partition]
         )
         where = display_path(filesystem, path)
+        held = rows[at : at + count]
         groups = ids[at : at + count] if ids else range(count)
+        begins = starts[at : at + count] if ids else (np.cumsum(held) - held).tolist()
         pieces += group_pieces(
-            where, zip(groups, rows[at : at + count], strict=True), fragment, arrow_schema
+            where, zip(groups, held, begins, strict=True), fragment, arrow_schema
         )
         at += count
     return pieces
