@@ -196,12 +196,11 @@ class EvaluatePredictMethods:
         x = conversions.without_extra_inputs(
             self.model, x, conversions.check_extra(extra, "predict")
         )
-        if output is not None:
-            x = conversions.without_absent_inputs(self.model, x, "predict")
-            return predict_rows_to_file(
-                self.model, self._state, x, schema, output, batch_size, verbose, callbacks, steps
-            )
         request = predict_request(self.model, x, batch_size, steps, schema)
+        if output is not None:
+            return predict_rows_to_file(
+                self.model, self._state, request, output, verbose, callbacks
+            )
         with build_pipeline(request, warn_ignored=False) as pipeline:
             arguments.require_finite(pipeline, steps, "predict", "steps")
             check_model_inputs(self.model, pipeline.element_spec, "predict")

@@ -13,10 +13,10 @@ from typing import Any
 import keras
 import tensorflow as tf
 
-from fitpipe.adapters import ArraySource, batch_size_or_default, check_rows
+from fitpipe.adapters import AdaptRequest, ArraySource, check_rows
 from fitpipe.errors import FitpipeValueError, message
 from fitpipe.pipeline import Pipeline, PipelineOptions, is_multi_worker, pipeline_from_source
-from fitpipe.schemas import Mode, SchemaLike
+from fitpipe.schemas import Mode
 from fitpipe.training import callbacks as callbacks_mod
 from fitpipe.training import distribute, sharing
 from fitpipe.training.collect import merge_predictions, settle, to_results
@@ -130,30 +130,28 @@ def predict_loop(
 def predict_rows_to_file(
     model: keras.Model,
     state: ModelState,
-    x: Any,
-    schema: SchemaLike | None,
+    request: AdaptRequest,
     output: str | os.PathLike[str],
-    batch_size: int | None,
     verbose: Any,
     callbacks: Any,
-    steps: int | None = None,
 ) -> str:
     """``predict(output=...)``: predicts ``x`` a chunk at a time into the Parquet ``output``.
 
     Args:
         model: The model.
         state: The model's state (its compiled predict step).
-        x: The input (a form whose adapter reads it a chunk at a time).
-        schema: The schema naming its feature and passthrough columns.
+        request: ``predict``'s request (``predict_request``: ``x``, a form whose adapter
+            reads it a chunk at a time; its schema naming the feature and passthrough
+            columns; the batch size; ``steps``: the first ``steps * batch_size`` rows are
+            predicted, None: every row).
         output: The Parquet file written (whole, once complete).
-        batch_size: Rows per batch.
         verbose: 0, 1 or ``"auto"`` (a progress bar of rows).
         callbacks: The user's callbacks (for each chunk's run).
-        steps: Batches to predict (the first ``steps * batch_size`` rows); None: every row.
 
     Returns:
         The path written (by the chief, for the other workers of a multi-worker strategy).
     """
+    batch_size = request.batch_size
 
     def predict_chunk(features: Any) -> Any:
         rows = check_rows({"x": features}, "predict")
@@ -165,15 +163,12 @@ def predict_rows_to_file(
 
     # Under MultiWorkerMirroredStrategy every worker runs the same steps (their collectives
     # pair up) and holds every prediction; the chief alone writes the file.
-    limit = None if steps is None else steps * batch_size_or_default(batch_size)
     strategy = distribute.strategy_of(model)
     if strategy is None or not is_multi_worker(strategy):
-        return predict_to_file(model, predict_chunk, x, schema, output, verbose, limit=limit)
+        return predict_to_file(model, predict_chunk, request, output, verbose)
     chief = bool(strategy.extended.should_checkpoint)
     check = functools.partial(chief_checks_output, strategy)
-    return predict_to_file(
-        model, predict_chunk, x, schema, output, verbose, chief, check, limit=limit
-    )
+    return predict_to_file(model, predict_chunk, request, output, verbose, chief, check)
 
 
 def chief_checks_output(strategy: tf.distribute.Strategy, output: Any) -> str:

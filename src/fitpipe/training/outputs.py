@@ -8,6 +8,7 @@ output path only when complete: a crash or a kill leaves no partial file (see
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import os
 from collections.abc import Callable, Iterator
@@ -19,10 +20,10 @@ import pyarrow as pa
 import pyarrow.fs as pafs
 import tensorflow as tf
 
-from fitpipe.adapters import AdaptRequest, Chunked, Mode, num_rows, registry
+from fitpipe.adapters import AdaptRequest, Chunked, batch_size_or_default, num_rows, registry
 from fitpipe.columnar import classic_table, is_uri, uri_info, write_atomically
 from fitpipe.errors import FitpipeTypeError, FitpipeValueError, message
-from fitpipe.schemas import SchemaLike, as_schema
+from fitpipe.schemas import as_schema
 
 __all__ = [
     "check_names",
@@ -36,22 +37,24 @@ __all__ = [
 
 
 def chunks_of(
-    x: Any, schema: SchemaLike | None, caller: str, limit: int | None = None
+    request: AdaptRequest, limit: int | None = None
 ) -> Iterator[tuple[Any, pa.Table | None]]:
     """Yields ``(features, passthrough)`` chunks of a prediction input, in row order.
 
     The input's adapter is asked for a :class:`~fitpipe.adapters.Chunked` source (columnar
-    data read a chunk at a time with its passthrough columns; rows in memory sliced). Chunks
-    of no rows (an empty part file, a stream's empty batch) add nothing and are skipped.
-    ``limit``: the rows to yield at most (the first ones; None: every row).
+    data read a chunk at a time with its passthrough columns; rows in memory sliced) by
+    ``request`` (``predict``'s, as ``predict`` without ``output`` adapts it) with
+    ``chunks=True``. Chunks of no rows (an empty part file, a stream's empty batch) add
+    nothing and are skipped. ``limit``: the rows to yield at most (the first ones; None:
+    every row).
 
     Raises:
         FitpipeValueError: The input cannot be read in chunks (it comes in batches).
     """
+    x, caller = request.x, request.caller
     adapter = registry.find(x, caller)
-    schema = as_schema(schema, caller) if "schema" in adapter.supports else None
-    request = AdaptRequest(x=x, schema=schema, caller=caller, mode=Mode.PREDICT, chunks=True)
-    source = adapter.adapt(request)
+    schema = as_schema(request.schema, caller) if "schema" in adapter.supports else None
+    source = adapter.adapt(dataclasses.replace(request, schema=schema, chunks=True))
     if not isinstance(source, Chunked):
         source.close()
         raise FitpipeValueError(
@@ -250,21 +253,20 @@ def check_names(names: list[str], passthrough: list[str]) -> None:
 def predict_to_file(
     model: keras.Model,
     predict_chunk: Callable[[Any], Any],
-    x: Any,
-    schema: SchemaLike | None,
+    request: AdaptRequest,
     output: str | os.PathLike[str],
     verbose: Any,
     write: bool = True,
     check: Callable[[Any], Any] = check_output,
-    limit: int | None = None,
 ) -> str:
     """Predicts ``x`` chunk by chunk into the Parquet file ``output``, with a row progress bar.
 
     Args:
         model: The model (names the output columns).
         predict_chunk: Returns the model's outputs for one chunk of features.
-        x: The input (arrays, Arrow data or Parquet).
-        schema: Its schema, for columnar inputs.
+        request: ``predict``'s request of the input (arrays, Arrow data or Parquet, with its
+            schema); with ``steps``, the first ``steps`` times the batch size rows are
+            predicted.
         output: The Parquet file to write.
         verbose: 0 for no progress bar.
         write: False on the workers of a multi-worker strategy but its chief: they run the
@@ -272,14 +274,14 @@ def predict_to_file(
             together), and write nothing.
         check: Checks ``output`` before anything is read (:func:`check_output`; under a
             multi-worker strategy, the chief's check, shared with every worker).
-        limit: The rows to predict at most, the first ones (``predict``'s ``steps`` times
-            the batch size); None: every row.
 
     Returns:
         The path written (by the chief, for the other workers).
     """
     check(output)
-    chunks = chunks_of(x, schema, "predict", limit)
+    steps = request.steps
+    limit = None if steps is None else steps * batch_size_or_default(request.batch_size)
+    chunks = chunks_of(request, limit)
     first = next(chunks, None)
     if first is None:
         raise _no_rows(output)
