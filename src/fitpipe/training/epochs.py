@@ -346,7 +346,10 @@ class EpochRunner:
             execution: How many steps each compiled call runs.
             before: Called with the first step index of each call.
             after: Called with the last step index of each call and its outputs.
-            stop: Asked after each call; True ends the epoch early.
+            stop: Asked after each call; True ends the epoch early. Under
+                ``steps_per_execution="auto"`` it is asked before each call too: True then
+                (set by ``on_epoch_begin``, ``on_test_begin``, ...) makes the call one step,
+                the step Keras (one step a call) runs before it looks at the flag.
             first: Steps of this epoch already run (a run resumed mid-epoch).
 
         Returns:
@@ -374,6 +377,8 @@ class EpochRunner:
                 self._ran_out(step == first)
                 break
             n = execution.size if limit is None else min(execution.size, limit - step)
+            if execution.auto and stop():  # set before the call (say at an epoch's begin):
+                n = 1  # one step, the step Keras runs (one a call) before it looks at the flag
             before(step)
             count, last = self._call(function, n, execution)
             if count:
