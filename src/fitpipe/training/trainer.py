@@ -104,8 +104,11 @@ class Trainer(EvaluatePredictMethods, OnBatchMethods):
                 measurement, once per model and input shape: the first steps run the plain
                 TensorFlow graph (no XLA compilation before the first step); once the steps
                 per call have settled and the plain graph's timed calls plus the steps
-                still ahead in this ``fit`` come to 60 s of CPU (a shorter run never pays
-                back a compile, so it keeps the plain graph), a few calls are timed with and
+                still ahead in this ``fit`` come to 50 times its first call (10 for a step
+                that runs a loop of its own, such as an LSTM's), at most 60 s of CPU (a
+                shorter run never pays back a compile, so it keeps the plain graph; an
+                embedding's sparse gradient, or a step on a GPU, is timed at once), a few
+                calls are timed with and
                 without XLA (calls that traced or compiled are never timed) and XLA is kept
                 only when it is at least 10% faster (the steps per call then grow by the
                 speed-up). ``evaluate`` and ``predict`` follow the choice made by ``fit``
