@@ -922,6 +922,15 @@ CASES = [
         received=r"of type type",
     ),
     case(
+        "fit-callback-nested-function",
+        lambda h: fit(h, X, Y, callbacks=[[keras.callbacks.History(), print]]),
+        TypeError,
+        CALLBACKS + r" in `callbacks`: `callbacks\[0\]\[1\]` is not a Keras callback",
+        names=("callbacks",),
+        expected=r"`keras.callbacks.Callback` instances",
+        received=r"callbacks\[0\]\[1\]=<built-in function print>",
+    ),
+    case(
         "evaluate-callbacks-string",
         lambda h: evaluate(h, X, Y, callbacks="progbar"),
         TypeError,

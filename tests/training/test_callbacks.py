@@ -67,6 +67,22 @@ def test_callback_model_is_the_users_model_and_hooks_match() -> None:
     assert_events_equal(recorders["keras"], recorders["fitpipe"])
 
 
+def test_callbacks_in_nested_lists_all_run_as_in_keras() -> None:
+    """Keras' CallbackList flattens nested lists (``callbacks=[common, checkpoint]``)."""
+    recorders: dict[Side, list[RecordingCallback]] = {}
+
+    def fit_kwargs(side: Side) -> dict[str, Any]:
+        recorders[side] = [RecordingCallback() for _ in range(3)]
+        first, second, third = recorders[side]
+        nested = [[first, (second,)], third]
+        return {"x": X, "y": Y, "batch_size": 32, "epochs": 2, "callbacks": nested}
+
+    run_both(_reg, COMPILE, fit_kwargs)
+    for ref, got in zip(recorders["keras"], recorders["fitpipe"], strict=True):
+        assert got.counts()["on_epoch_end"] == 2
+        assert_events_equal(ref, got)
+
+
 def test_evaluate_and_predict_hooks_match() -> None:
     ref, twin = make_twins(_reg)
     api = compile_both(ref, twin, COMPILE)

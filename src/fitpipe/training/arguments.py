@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numbers
 import warnings
-from collections.abc import Container, Iterable
+from collections.abc import Container, Iterable, Iterator
 from typing import Any
 
 import keras
@@ -144,25 +144,44 @@ def check_steps_per_execution(value: Any) -> int | str:
 
 
 def check_callbacks(callbacks: Any, caller: str) -> list[Any] | keras.callbacks.CallbackList:
-    """Checks ``callbacks``: None, a CallbackList, or a list of ``keras.callbacks.Callback``."""
+    """Checks ``callbacks``: None, a CallbackList, or a list of ``keras.callbacks.Callback``.
+
+    Lists and tuples nested in the list are flattened, as Keras' ``CallbackList`` flattens
+    them (``callbacks=[common, checkpoint]`` with ``common`` a list of callbacks).
+    """
     if callbacks is None:
         return []
     if isinstance(callbacks, keras.callbacks.CallbackList):
         return callbacks
     if isinstance(callbacks, keras.callbacks.Callback):
-        callbacks = [callbacks]
-    if isinstance(callbacks, (list, tuple)):
-        wrong = [c for c in callbacks if not isinstance(c, keras.callbacks.Callback)]
-        if not wrong:
-            return list(callbacks)
-        callbacks = wrong[0]
-    raise FitpipeTypeError(
+        return [callbacks]
+    if not isinstance(callbacks, (list, tuple)):
+        raise _not_callbacks(caller, "`callbacks` is not a list", callbacks=callbacks)
+    flat: list[Any] = []
+    for where, item in _flattened(callbacks, "callbacks"):
+        if not isinstance(item, keras.callbacks.Callback):
+            raise _not_callbacks(caller, f"`{where}` is not a Keras callback", **{where: item})
+        flat.append(item)
+    return flat
+
+
+def _flattened(items: list[Any] | tuple[Any, ...], name: str) -> Iterator[tuple[str, Any]]:
+    """``(name[i][j]..., item)`` of the items of nested lists and tuples, in order."""
+    for i, item in enumerate(items):
+        if isinstance(item, (list, tuple)):
+            yield from _flattened(item, f"{name}[{i}]")
+        else:
+            yield f"{name}[{i}]", item
+
+
+def _not_callbacks(caller: str, what: str, **received: Any) -> FitpipeTypeError:
+    return FitpipeTypeError(
         message(
             caller,
-            "got something other than Keras callbacks in `callbacks`",
+            f"got something other than Keras callbacks in `callbacks`: {what}",
             "`callbacks` is a list of `keras.callbacks.Callback` instances",
             "Wrap functions in `keras.callbacks.LambdaCallback`",
-            callbacks=callbacks,
+            **received,
         )
     )
 
