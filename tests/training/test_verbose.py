@@ -193,6 +193,22 @@ def test_first_epoch_says_once_that_it_compiles_with_xla(
         assert lines.index(XLA_NOTICE) == lines.index("Epoch 1/2") + 1  # before the first step
 
 
+@pytest.mark.parametrize("method", ["train_on_batch", "test_on_batch", "evaluate", "predict"])
+def test_the_xla_notice_is_fits_alone_not_a_later_calls(
+    capsys: pytest.CaptureFixture[str], method: str
+) -> None:
+    """After a verbose ``fit`` (of any model), a model compiled with XLA said it compiled in
+    ``train_on_batch``, which prints nothing in Keras."""
+    _, other = make_twins(lambda: dense_model(d=4))
+    compile_both(_, other, COMPILE).fit(X, Y, batch_size=32, epochs=1, verbose=1)
+    _, twin = make_twins(lambda: dense_model(d=4))
+    api = compile_both(_, twin, {**COMPILE, "jit_compile": True})
+    capsys.readouterr()
+    args = (X[:8],) if method == "predict" else (X[:8], Y[:8])
+    getattr(api, method)(*args, **({} if method.endswith("batch") else {"verbose": 0}))
+    assert XLA_NOTICE not in capsys.readouterr().out
+
+
 def test_predict_to_file_draws_its_last_row_count_once_however_slow(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path
 ) -> None:

@@ -16,8 +16,6 @@ from typing import TYPE_CHECKING, Any
 
 import keras
 
-from fitpipe.training.steps import ANNOUNCE_XLA
-
 if TYPE_CHECKING:
     from fitpipe.pipeline import ClassWeightPlan, ValidationSplit
     from fitpipe.training.input_report import InputReport
@@ -50,11 +48,8 @@ def callback_list(
     """The run's ``CallbackList``, with History and the progress bar added as Keras adds them.
 
     The progress bar is fitpipe's :class:`ProgressBar` unless the callbacks bring their own
-    ``ProgbarLogger``. Every run sets whether the train step says when it is compiled with
-    XLA (:data:`fitpipe.training.steps.XLA_NOTICE`): only ``fit`` (``history``) with a
-    ``verbose`` other than 0.
+    ``ProgbarLogger``.
     """
-    ANNOUNCE_XLA.set(history and verbose != 0)
     if isinstance(callbacks, keras.callbacks.CallbackList):
         return callbacks
     listed = list(keras.tree.flatten(callbacks)) if callbacks else []

@@ -25,6 +25,7 @@ from fitpipe.training.logs import epoch_logs
 from fitpipe.training.loops import evaluate_loop
 from fitpipe.training.resume import PositionBackups
 from fitpipe.training.state import ModelState
+from fitpipe.training.steps import ANNOUNCE_XLA
 
 __all__ = ["FitLoop", "FitSettings", "closing"]
 
@@ -129,12 +130,16 @@ class FitLoop:
         """
         model, runner = self.model, self.runner
         model.stop_training = False
+        # The train step says when it is compiled with XLA (steps.XLA_NOTICE) in this run
+        # alone, when verbose: not in a later train_on_batch, which prints nothing.
+        announcing = ANNOUNCE_XLA.set(self.settings.verbose != 0)
         self.cbs.on_train_begin()
         start = getattr(model, "_initial_epoch", None) or initial_epoch
         start, first = self.backups.restore(start)
         try:
             logs = self._epochs(start, first)
         finally:  # a pass read ahead for an epoch that will not run stops reading
+            ANNOUNCE_XLA.reset(announcing)
             runner.close()
             if self.val_runner is not None:
                 self.val_runner.close()
