@@ -1,4 +1,9 @@
-"""``tf.data.Dataset`` inputs, unpacked by the documented rule with a graph-side ``map``."""
+"""``tf.data.Dataset`` inputs, unpacked by the documented rule with a graph-side ``map``.
+
+A run resumed mid-epoch reads the interrupted pass's order again (:class:`PassReplay`): a
+dataset reshuffled each iteration draws each pass's order from how many iterators of it were
+made before.
+"""
 
 from __future__ import annotations
 
@@ -49,6 +54,33 @@ def count_dataset(dataset: tf.data.Dataset) -> tuple[int | None, bool]:
     return cardinality, True
 
 
+class PassReplay:
+    """Makes a ``tf.data`` dataset's next iteration read a later pass (a resumed run).
+
+    A dataset that reshuffles each iteration (``shuffle(n, seed=...)``, reshuffling by
+    default) draws each iterator's order from its seed and from how many iterators of it
+    were made before: pass ``n`` of a fresh dataset is read by its ``n + 1``-th iterator.
+    :meth:`seek` makes (and drops, unread) the iterators of the passes before, which costs
+    no batch. Forward only: an iteration already made cannot be made again, and a pass
+    already read is not read again. A dataset whose order is the same every iteration is
+    not changed by the iterators made.
+
+    Args:
+        dataset: The dataset the trainer iterates once per pass (or one wrapping it: the
+            iterators of either advance the same shuffle).
+    """
+
+    def __init__(self, dataset: tf.data.Dataset) -> None:
+        self._dataset = dataset
+        self._next = 0  # the pass the dataset's next iterator reads
+
+    def seek(self, pass_index: int) -> None:
+        """Makes the next iteration read pass ``pass_index``, when it is not behind it."""
+        for _ in range(self._next, pass_index):
+            iter(self._dataset)  # draws that pass's order; no element is read
+        self._next = max(self._next, pass_index) + 1
+
+
 class TFDatasetAdapter:
     """Takes a batched ``tf.data.Dataset``."""
 
@@ -77,4 +109,5 @@ class TFDatasetAdapter:
             count_batches=lambda: count,
             finite=finite,
             prefetched=True,
+            seek=PassReplay(dataset).seek,
         )

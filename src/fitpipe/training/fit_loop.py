@@ -13,12 +13,14 @@ from collections.abc import Callable, Container, Iterator
 from typing import Any
 
 import keras
+import tensorflow as tf
 
 from fitpipe.pipeline import Pipeline
 from fitpipe.schemas import Mode
 from fitpipe.training import arguments, distribute
 from fitpipe.training import callbacks as callbacks_mod
 from fitpipe.training.batch_checks import BatchChecks
+from fitpipe.training.conversions import absent_as_none
 from fitpipe.training.epochs import EpochRunner, warn_no_step
 from fitpipe.training.input_report import InputReport
 from fitpipe.training.logs import epoch_logs
@@ -111,7 +113,7 @@ class FitLoop:
         self.val_runner = self._val_runner(val, val_steps)
         self.function = state.function(model, "train", self.train)
         self.report = InputReport(self.train.adapter, self.function.timed)
-        self.backups = PositionBackups(self.cbs.callbacks, self.runner)
+        self.backups = PositionBackups(self.cbs.callbacks, self.runner, model)
 
     def _val_runner(self, val: Pipeline | None, steps: int | None) -> EpochRunner | None:
         if not val:
@@ -151,6 +153,8 @@ class FitLoop:
         logs: dict[str, Any] | None = None
         for epoch in range(start, self.settings.epochs):
             self._begin_epoch(epoch)
+            # resumed mid-epoch: the metrics hold the steps of it run before the restart
+            restored = first > 0 and self.backups.restore_metrics(self._build_step)
             _, last = runner.run(
                 self.function,
                 self.execution,
@@ -165,7 +169,7 @@ class FitLoop:
             if runner.ran_nothing:  # no metric to report: Keras' "ran out of data", and stop
                 warn_no_step(epoch)
                 break
-            logs = epoch_logs(model, last) if last is not None else {}
+            logs = epoch_logs(model, last) if last is not None or restored else {}
             self.train.on_epoch_end()
             if self.val_runner is not None and self._validates(epoch):
                 self._validate(epoch, self.val_runner, logs)
@@ -173,6 +177,15 @@ class FitLoop:
             if model.stop_training:
                 break
         return logs
+
+    def _build_step(self) -> None:
+        """Traces the train step for the input's batches, running nothing.
+
+        Builds what the step builds when first traced (the compiled metrics), in a function
+        of its own: the step's own trace is left to the first call.
+        """
+        step = tf.function(self.function.step, autograph=False)
+        step.get_concrete_function(absent_as_none(self.train.element_spec))
 
     def _validate(self, epoch: int, runner: EpochRunner, logs: dict[str, Any]) -> None:
         """The validation after ``epoch``: its ``val_`` metrics added to ``logs``."""

@@ -4,9 +4,12 @@
 restart Keras repeats the interrupted epoch from its first batch. fitpipe writes the input's
 position beside every backup the callback makes (``fitpipe_position.json`` in its
 ``backup_dir``): the epoch, the steps of it done, which pass over the input was being read and
-how many batches of it. A restarted ``fit`` reads it back when it belongs to the backup that
-was restored, and continues from the next batch: with the same seed, a run killed and resumed
-ends with the same weights as a run never interrupted.
+how many batches of it, with the state a step changes that the weights leave out (the random
+layers' seed generators and the metrics, :mod:`fitpipe.training.run_state`). A restarted
+``fit`` reads it back when it belongs to the backup that was restored, and continues from the
+next batch, drawing the random numbers it would have drawn, its epoch's logs the whole
+epoch's: with the same seed, a run killed and resumed ends with the same weights and History
+as a run never interrupted.
 
 A backup is noticed by its metadata file changing (``training_metadata.json``, which the
 callback writes with each backup); the position records that metadata, and is used only when
@@ -26,13 +29,14 @@ import dataclasses
 import json
 import os
 import warnings
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import keras
 
 from fitpipe.columnar import write_json_atomically
 from fitpipe.errors import FitpipeWarning
+from fitpipe.training import run_state
 from fitpipe.training.epochs import EpochRunner
 
 __all__ = ["POSITION_FILE", "Position", "PositionBackups"]
@@ -53,6 +57,8 @@ class Position:
         backup: The backup's metadata, as the callback wrote it.
         input_state: The input's own iterator state at that point (a Grain iterator's
             ``get_state()``), when it keeps one: restored instead of reading the pass again.
+        model_state: The model's random and metric state (``run_state.capture``); None in
+            a position saved before it was kept.
     """
 
     epoch: int
@@ -61,6 +67,7 @@ class Position:
     seen: int
     backup: Any
     input_state: Any = None
+    model_state: Any = None
 
 
 def _encode_state(state: Any) -> Any:
@@ -95,9 +102,10 @@ class PositionBackups:
     Args:
         callbacks: The run's callbacks; only ``BackupAndRestore`` ones matter.
         runner: The training epochs' runner, whose position is saved and restored.
+        model: The model, whose random and metric state is saved and restored with it.
     """
 
-    def __init__(self, callbacks: Iterable[Any], runner: EpochRunner) -> None:
+    def __init__(self, callbacks: Iterable[Any], runner: EpochRunner, model: keras.Model) -> None:
         self._folders = [
             os.fspath(cb.backup_dir)
             for cb in callbacks
@@ -108,8 +116,11 @@ class PositionBackups:
             for cb in callbacks
         )
         self._runner = runner
+        self._model = model
         self._known = {f: _read_json(os.path.join(f, _METADATA_FILE)) for f in self._folders}
         self._confirmed: dict[str, Any] = {f: None for f in self._folders}
+        self._captured: Any = None  # the model's state as the last `before` saved it
+        self._metrics: Any = None  # the metric state restored, until the epoch begins
 
     def restore(self, epoch: int) -> tuple[int, int]:
         """Moves the runner to the position saved with the restored backup.
@@ -144,8 +155,48 @@ class PositionBackups:
             if position.input_state is not None:
                 state = _decode_state(position.input_state)
                 self._runner.pipeline.restore_state(position.pass_index, position.seen, state)
+            self._restore_random(position.model_state, folder)
             return position.epoch, position.step
         return epoch, 0
+
+    def _restore_random(self, state: Any, folder: str) -> None:
+        """Restores the random layers' state saved with the position (warns when it cannot)."""
+        if not isinstance(state, dict):
+            return
+        self._metrics = state.get("metrics")
+        if not run_state.assign(run_state.random_variables(self._model), state.get("random")):
+            warnings.warn(
+                f"fitpipe could not restore the random layers' state saved in {folder!r}: "
+                "it does not fit the model's seed generators (another model?); the resumed "
+                "run draws other random numbers than an uninterrupted one.",
+                FitpipeWarning,
+                stacklevel=5,
+            )
+
+    def restore_metrics(self, build: Callable[[], None]) -> bool:
+        """Restores the metric state saved with the restored position (once).
+
+        Call when the resumed epoch has begun (its metrics reset), before its first step.
+
+        Args:
+            build: Traces the step (running nothing), which builds the compiled metrics.
+
+        Returns:
+            Whether the metrics now hold the state of the epoch's steps before the restart.
+        """
+        saved, self._metrics = self._metrics, None
+        if saved is None:
+            return False
+        restored = run_state.restore_metrics(self._model, saved, build)
+        if not restored:
+            warnings.warn(
+                "fitpipe could not restore the metrics' state saved with the backup (it does "
+                "not fit the model's metrics); the resumed epoch's logs cover only the "
+                "batches run after the restart.",
+                FitpipeWarning,
+                stacklevel=4,
+            )
+        return restored
 
     def before(self, epoch: int, step: int, batch: int | None) -> None:
         """Writes the position a backup made by the coming callbacks would belong to.
@@ -159,8 +210,10 @@ class PositionBackups:
             return
         pass_index, seen = self._runner.position
         state = self._state(pass_index, seen)
+        model = self._captured = run_state.capture(self._model)
         for folder in self._folders:
-            pending = Position(epoch, step, pass_index, seen, self._known[folder], state)
+            known = self._known[folder]
+            pending = Position(epoch, step, pass_index, seen, known, state, model)
             document = {
                 "confirmed": self._confirmed[folder],
                 "pending": {**dataclasses.asdict(pending), "batch": batch or 0},
@@ -186,10 +239,14 @@ class PositionBackups:
             self._known[folder] = metadata
             pass_index, seen = self._runner.position
             state = self._state(pass_index, seen)
-            position = Position(epoch, step, pass_index, seen, metadata, state)
+            model = self._captured  # as it was when the backup was made (just before)
+            if model is None:
+                model = self._captured = run_state.capture(self._model)
+            position = Position(epoch, step, pass_index, seen, metadata, state, model)
             self._confirmed[folder] = dataclasses.asdict(position)
             document = {"confirmed": self._confirmed[folder]}
             write_json_atomically(os.path.join(folder, POSITION_FILE), document)
+        self._captured = None  # the next backup's state is captured before it again
 
 
 def _matching(saved: dict[str, Any], metadata: Any) -> Position | None:
