@@ -22,7 +22,7 @@ from fitpipe.adapters import (
     Chunked,
     Mode,
     SourceBase,
-    num_rows,
+    leaf_rows,
 )
 from fitpipe.errors import DataMismatchError, FitpipeTypeError, message, raw
 
@@ -133,7 +133,7 @@ def _sizes(part: Any, caller: str, adapter: str, name: str) -> list[int]:
         if leaf is None:
             continue
         try:
-            counts.append(num_rows(leaf))
+            counts.append(leaf_rows(leaf))
         except (AttributeError, IndexError, TypeError, ValueError):
             what = (
                 f"an ArraySource from the adapter {adapter!r} whose `{name}` has a leaf that "
