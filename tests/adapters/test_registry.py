@@ -3,23 +3,36 @@
 from __future__ import annotations
 
 import importlib.metadata
+import math
 import re
+import sys
 import textwrap
+import types
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import fitpipe
 from fitpipe.adapters import (
     ENTRY_POINT_GROUP,
     AdapterRegistry,
     ArraySource,
+    LazyAdapter,
     registry,
 )
-from fitpipe.errors import FitpipeTypeError, FitpipeWarning, UnsupportedInputError
+from fitpipe.errors import (
+    FitpipeTypeError,
+    FitpipeValueError,
+    FitpipeWarning,
+    PluginWarning,
+    UnsupportedInputError,
+)
 from fitpipe.testing import epoch_batches
 
 BUILTINS = [
@@ -194,6 +207,65 @@ def test_unregister_removes_a_third_party_adapter(clean_registry: Any) -> None:
 def test_register_checks_the_protocol(adapter: Any, problem: str, clean_registry: Any) -> None:
     with pytest.raises(FitpipeTypeError, match=problem):
         fitpipe.register_adapter(adapter)
+
+
+@pytest.mark.parametrize(
+    ("members", "problem", "fix"),
+    [
+        ({"supports": frozenset({"epochs"})}, r"unknown `supports` entries \['epochs'\]", "Drop"),
+        ({"supports": "batch_size"}, "`supports` is str, not a frozenset", "Make `supports`"),
+        ({"accepts": None}, "`accepts` is None, not a non-empty str", "Set `accepts` to a str"),
+        ({"name": 7}, "`name` is 7, not a non-empty str", "Give the adapter a str `name`"),
+        ({"can_adapt": True}, "`can_adapt` is not callable", "Make `can_adapt` a method"),
+    ],
+)
+def test_protocol_errors_name_the_member_and_its_own_fix(
+    members: dict[str, Any], problem: str, fix: str, clean_registry: Any
+) -> None:
+    """Members of the wrong type are refused at registration, each with the fix it needs."""
+    adapter = type("Bad", (BoxAdapter,), {"name": "test-bad-member", **members})
+    expected = rf"^`register_adapter` cannot register Bad: {problem}\. An adapter .*\. {fix}"
+    with pytest.raises(FitpipeTypeError, match=expected) as info:
+        fitpipe.register_adapter(adapter)
+    assert "Add the missing members" not in str(info.value)
+    if members.get("supports") == frozenset({"epochs"}):  # the known entries are listed
+        assert re.search(r"Drop or rename the unknown entries: .*'batch_size'", str(info.value))
+    assert "test-bad-member" not in registry
+
+
+bad_priorities = st.one_of(
+    st.text(max_size=3),
+    st.none(),
+    st.booleans(),
+    st.just(math.nan),
+    st.lists(st.integers(), max_size=2),
+    st.builds(complex, st.integers(), st.integers(min_value=1)),
+)
+
+
+@settings(suppress_health_check=[HealthCheck.function_scoped_fixture], deadline=None)
+@given(priority=bad_priorities, decorator=st.booleans())
+def test_a_priority_that_is_not_a_real_number_is_refused_and_breaks_no_dispatch(
+    priority: Any, decorator: bool, clean_registry: Any
+) -> None:
+    kind = FitpipeValueError if isinstance(priority, float) else FitpipeTypeError
+    received = re.escape(f"Received: priority={priority!r} (of type {type(priority).__name__})")
+    match = rf"^`register_adapter` got an invalid `priority` for the adapter 'test-box'.*{received}"
+    with pytest.raises(kind, match=match):
+        if decorator:
+            fitpipe.register_adapter(priority=priority)(BoxAdapter)
+        else:
+            fitpipe.register_adapter(BoxAdapter, priority=priority)
+    assert "test-box" not in registry
+    assert fitpipe.adapt(np.ones((2, 1))).adapter == "numpy"
+
+
+def test_real_priorities_of_any_kind_order_dispatch(clean_registry: Any) -> None:
+    fitpipe.register_adapter(make_adapter("test-float", Box), priority=np.float32(2.5))
+    fitpipe.register_adapter(make_adapter("test-int", Box), priority=np.int64(2))
+    with pytest.raises(FitpipeTypeError, match=r"invalid `replace`.*Received: replace='no'"):
+        fitpipe.register_adapter(make_adapter("test-str-replace", Box), replace="no")
+    assert fitpipe.adapt(Box([[1.0]])).adapter == "test-float"
 
 
 # Dispatch ----------------------------------------------------------------------------------
@@ -506,3 +578,79 @@ def test_fresh_registry_scans_its_own_group(monkeypatch: pytest.MonkeyPatch) -> 
     assert own.find(Box([[1.0]])).name == "test-box"
     assert asked == ["my.group"]
     assert "test-box" not in registry
+
+
+def test_an_entry_point_with_a_bad_priority_is_warned_about_and_skipped(
+    monkeypatch: pytest.MonkeyPatch, clean_registry: Any
+) -> None:
+    """A plug-in's ``priority`` attribute is checked as any priority, not converted."""
+    plugin = make_adapter("test-plugin-text-priority", Box)
+    plugin.priority = "50"
+    fake_entry_points(monkeypatch, [FakeEntryPoint("test-text-priority", lambda: plugin)])
+    with pytest.warns(PluginWarning, match=r"'test-text-priority'.*invalid `priority`"):
+        with pytest.raises(UnsupportedInputError):
+            fitpipe.adapt(Box([[1.0]]))
+    assert "test-plugin-text-priority" not in registry
+    assert fitpipe.adapt(np.ones((2, 1))).adapter == "numpy"
+
+
+def test_a_faulty_plugin_is_warned_about_once_per_lookup(
+    monkeypatch: pytest.MonkeyPatch, clean_registry: Any
+) -> None:
+    """Not again when the lookup asks the adapters a second time, after the entry points."""
+    faulty = make_adapter("test-faulty", Box)
+    faulty.can_adapt = lambda x: 1 / 0
+    fitpipe.register_adapter(faulty)
+    fake_entry_points(monkeypatch, [])
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with pytest.raises(UnsupportedInputError):
+            fitpipe.adapt(Box([[1.0]]))
+    assert [str(w.message).count("'test-faulty'") for w in caught] == [1]
+
+
+@pytest.fixture
+def missing_backend(monkeypatch: pytest.MonkeyPatch) -> type:
+    """A library's type, whose lazy adapter's module (``fitpipe_test_no_backend``) is missing."""
+    module = types.ModuleType("test_lazy_lib")
+    exec("class Thing: pass", module.__dict__)
+    monkeypatch.setitem(sys.modules, "test_lazy_lib", module)
+    return module.Thing  # type: ignore[no-any-return]
+
+
+def _lazy(name: str, target: str = "fitpipe_test_no_backend.adapter:ThingAdapter") -> Any:
+    return LazyAdapter(
+        name, target, ("test_lazy_lib",), "a test_lazy_lib.Thing", frozenset(), "pip install it"
+    )
+
+
+@pytest.mark.parametrize("builtin", [False, True])
+@pytest.mark.parametrize("caller", ["fit", "predict"])
+def test_a_lazy_adapter_whose_module_is_missing_tells_what_to_install(
+    builtin: bool, caller: str, missing_backend: type, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Third-party and built-in alike, worded for the caller, with no plug-in warning."""
+    own = AdapterRegistry("test.no.group")
+    monkeypatch.setattr(importlib.metadata, "entry_points", lambda *, group: [])
+    own.register(_lazy("test-lazy-missing"), priority=10, builtin=builtin)
+    expected = (
+        rf"^`{caller}` cannot load the 'test-lazy-missing' adapter for a test_lazy_lib\.Thing\. "
+        r"The adapter needs a package that failed to import \(No module named "
+        r"'fitpipe_test_no_backend'\)\. Install it: pip install it\.$"
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", PluginWarning)
+        with pytest.raises(UnsupportedInputError, match=expected):
+            own.find(missing_backend(), caller)
+        with pytest.raises(UnsupportedInputError, match="found no adapter"):
+            own.find(np.ones(2), caller)  # another library's input: declined, nothing imported
+
+
+def test_a_lazy_plugin_whose_adapter_fails_to_build_is_skipped_with_a_warning(
+    missing_backend: type, clean_registry: Any
+) -> None:
+    fitpipe.register_adapter(_lazy("test-lazy-broken", "fractions:Fraction.nope"), priority=10)
+    with pytest.warns(PluginWarning, match=r"'test-lazy-broken' \(LazyAdapter of fractions:"):
+        with pytest.raises(UnsupportedInputError, match="found no adapter"):
+            fitpipe.adapt(missing_backend())
+    assert fitpipe.adapt(np.ones((2, 1))).adapter == "numpy"

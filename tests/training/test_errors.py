@@ -104,3 +104,17 @@ def test_validation_split_out_of_range(split: float) -> None:
 def test_error_classes_subclass_builtins() -> None:
     assert issubclass(fitpipe.errors.FitpipeValueError, ValueError)
     assert issubclass(fitpipe.errors.FitpipeTypeError, TypeError)
+
+
+@pytest.mark.parametrize("method", ["evaluate", "predict"])
+def test_an_input_of_no_batch_is_shown_as_the_user_gave_it(method: str) -> None:
+    """Not as the name of the adapter that took it (``x='tf.data' (of type str)``)."""
+    trainer = fitpipe.Trainer(dense_model(d=4))
+    trainer.compile("sgd", "mse")
+    empty = tf.data.Dataset.from_tensor_slices((X[:0], Y[:0])).batch(8)
+    with pytest.raises(
+        fitpipe.errors.FitpipeValueError,
+        match=rf"^`{method}` .*at least one batch.*Received: x=<_BatchDataset .*"
+        r"\(of type _BatchDataset\)$",
+    ):
+        getattr(trainer, method)(empty, verbose=0)

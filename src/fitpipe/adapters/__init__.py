@@ -26,6 +26,7 @@ Built-in adapters, highest priority first (name, priority: what it takes):
 import dataclasses
 
 from fitpipe.adapters.arrays import ARRAY_FAMILY_SUPPORTS, check_rows, is_pandas
+from fitpipe.adapters.arrays import num_rows as leaf_rows
 from fitpipe.adapters.arrow_tables import ArrowStreamAdapter, ArrowTableAdapter
 from fitpipe.adapters.base import (
     ADAPT_ARGUMENTS,
@@ -133,6 +134,7 @@ __all__ = [
     "concat_rows",
     "count_dataset",
     "is_pandas",
+    "leaf_rows",
     "nesting",
     "no_autograph",
     "not_distributed_error",

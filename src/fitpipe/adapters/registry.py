@@ -18,11 +18,11 @@ import weakref
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any, TypeVar, overload
 
-from fitpipe.adapters.base import ADAPT_ARGUMENTS, Adapter, AdaptRequest
+from fitpipe.adapters.base import Adapter, AdaptRequest
 from fitpipe.adapters.capabilities import SourceBase
 from fitpipe.adapters.hints import no_adapter_message
+from fitpipe.adapters.registration import check_priority, check_protocol, check_replace
 from fitpipe.errors import (
-    FitpipeTypeError,
     FitpipeValueError,
     PluginWarning,
     UnsupportedInputError,
@@ -39,7 +39,7 @@ T = TypeVar("T")
 @dataclasses.dataclass(frozen=True)
 class _Entry:
     adapter: Adapter
-    priority: int
+    priority: float
     order: int
     builtin: bool
 
@@ -89,8 +89,11 @@ class LazyAdapter:
             )
         return known
 
-    def load(self) -> Adapter:
+    def load(self, caller: str = "adapt") -> Adapter:
         """Imports and builds the real adapter.
+
+        Args:
+            caller: The public method being run, for the error message.
 
         Returns:
             The adapter.
@@ -106,7 +109,7 @@ class LazyAdapter:
             except ImportError as err:
                 raise UnsupportedInputError(
                     message(
-                        "adapt",
+                        caller,
                         f"cannot load the {self.name!r} adapter for {self.accepts}",
                         f"The adapter needs a package that failed to import ({err})",
                         f"Install it: {self.install_hint}",
@@ -121,7 +124,7 @@ class LazyAdapter:
 
     def adapt(self, request: AdaptRequest) -> SourceBase:
         """Delegates to the real adapter."""
-        return self.load().adapt(request)
+        return self.load(request.caller).adapt(request)
 
 
 class AdapterRegistry(Mapping[str, Adapter]):
@@ -154,7 +157,7 @@ class AdapterRegistry(Mapping[str, Adapter]):
     def __repr__(self) -> str:
         return f"AdapterRegistry({list(self)})"
 
-    def priority(self, name: str) -> int:
+    def priority(self, name: str) -> float:
         """Returns the priority ``name`` was registered with.
 
         Args:
@@ -175,7 +178,7 @@ class AdapterRegistry(Mapping[str, Adapter]):
         self,
         adapter: Adapter | type,
         *,
-        priority: int = 0,
+        priority: float = 0,
         replace: bool = False,
         builtin: bool = False,
     ) -> Adapter:
@@ -193,11 +196,15 @@ class AdapterRegistry(Mapping[str, Adapter]):
         Raises:
             FitpipeValueError: On a duplicate name without ``replace=True``, or any attempt to
                 replace a built-in adapter.
-            FitpipeTypeError: When ``adapter`` does not provide the adapter protocol.
+            FitpipeTypeError: When ``adapter`` does not provide the adapter protocol (members of
+                the right types), or ``priority`` is not a real number (see
+                :mod:`fitpipe.adapters.registration`).
 
         """
         instance = adapter() if isinstance(adapter, type) else adapter
-        _check_protocol(instance)
+        check_protocol(instance)
+        check_priority(priority, instance.name)
+        check_replace(replace)
         with self._lock:
             current = self._entries.get(instance.name)
             if current is not None and (current.builtin or not replace):
@@ -263,21 +270,43 @@ class AdapterRegistry(Mapping[str, Adapter]):
                 hint for common inputs (see :mod:`fitpipe.adapters.hints`).
 
         """
-        found = self._first_match(x)
+        failed: set[int] = set()  # ids of plug-ins that raised (warned once, not asked again)
+        found = self._first_match(x, caller, failed)
         if found is None and not self._entry_points_loaded:
             self.load_entry_points()
-            found = self._first_match(x)
+            found = self._first_match(x, caller, failed)
         if found is None:
             raise UnsupportedInputError(self._no_adapter_message(x, caller))
         return found
 
-    def _first_match(self, x: Any) -> Adapter | None:
+    def _first_match(self, x: Any, caller: str, failed: set[int]) -> Adapter | None:
+        """The first adapter, by priority, that takes ``x``.
+
+        A lazy adapter (built-in or third-party alike) declines inputs of other libraries
+        itself; one of its library's inputs is its own, so a failure to import it raises its
+        install hint instead of letting the input fall through to "no adapter". Third-party
+        code (a plug-in's ``can_adapt``, a lazy plug-in's loaded adapter's) that raises is
+        warned about and skipped, once per lookup (``failed``).
+        """
         for entry in self._ordered():
+            adapter = entry.adapter
+            if id(adapter) in failed:
+                continue
+            owner = adapter
+            if isinstance(adapter, LazyAdapter):
+                if not adapter._from_library(x):
+                    continue
+                loaded = (
+                    adapter.load(caller) if entry.builtin else _load_plugin(adapter, caller, failed)
+                )
+                if loaded is None:
+                    continue
+                adapter = loaded
             if entry.builtin:
-                if entry.adapter.can_adapt(x):
-                    return entry.adapter
-            elif _plugin_takes(entry.adapter, x):
-                return entry.adapter
+                if adapter.can_adapt(x):
+                    return owner
+            elif _plugin_takes(adapter, x, owner, failed):
+                return owner
         return None
 
     def _no_adapter_message(self, x: Any, caller: str) -> str:
@@ -295,8 +324,8 @@ class AdapterRegistry(Mapping[str, Adapter]):
                 try:
                     loaded = point.load()
                     instance = loaded() if isinstance(loaded, type) else loaded
-                    priority = int(getattr(instance, "priority", 0))
-                    self.register(instance, priority=priority)
+                    # Checked by ``register`` as any priority (a bad one: warned and skipped).
+                    self.register(instance, priority=getattr(instance, "priority", 0))
                 except Exception as err:  # a broken plug-in must not break other inputs
                     warnings.warn(
                         f"fitpipe could not load the adapter entry point {point.name!r} "
@@ -306,7 +335,29 @@ class AdapterRegistry(Mapping[str, Adapter]):
                     )
 
 
-def _plugin_takes(adapter: Adapter, x: Any) -> bool:
+def _load_plugin(lazy: LazyAdapter, caller: str, failed: set[int]) -> Adapter | None:
+    """Loads a third-party lazy adapter; None when it fails and is skipped.
+
+    Its install hint (the ``UnsupportedInputError`` of a failed import) is raised, as a
+    built-in's is; any other failure (its class raising when built) is warned about.
+    """
+    try:
+        return lazy.load(caller)
+    except UnsupportedInputError:
+        raise
+    except Exception as err:
+        failed.add(id(lazy))
+        warnings.warn(
+            f"fitpipe skipped the adapter {lazy.name!r} (LazyAdapter of {lazy.target}): it "
+            f"failed to load: {err!r}. Fix the plug-in, or unregister it with "
+            "`fitpipe.registry.unregister(name)`.",
+            PluginWarning,
+            stacklevel=4,
+        )
+        return None
+
+
+def _plugin_takes(adapter: Adapter, x: Any, owner: Adapter, failed: set[int]) -> bool:
     """Asks a third-party adapter's ``can_adapt``; one that raises is skipped with a warning.
 
     A faulty plug-in must not break inputs other adapters take (plain NumPy included), as a
@@ -315,8 +366,9 @@ def _plugin_takes(adapter: Adapter, x: Any) -> bool:
     try:
         return bool(adapter.can_adapt(x))
     except Exception as err:
+        failed.add(id(owner))
         warnings.warn(
-            f"fitpipe skipped the adapter {adapter.name!r} ({type(adapter).__qualname__}): its "
+            f"fitpipe skipped the adapter {owner.name!r} ({type(adapter).__qualname__}): its "
             f"`can_adapt` raised {err!r} on an input of type {type(x).__name__}. Fix the "
             "plug-in, or unregister it with `fitpipe.registry.unregister(name)`.",
             PluginWarning,
@@ -325,42 +377,20 @@ def _plugin_takes(adapter: Adapter, x: Any) -> bool:
         return False
 
 
-def _check_protocol(adapter: Any) -> None:
-    missing = [
-        attr
-        for attr in ("name", "accepts", "supports", "can_adapt", "adapt")
-        if not hasattr(adapter, attr)
-    ]
-    unknown = sorted(set(getattr(adapter, "supports", ())) - set(ADAPT_ARGUMENTS))
-    if missing or unknown or not isinstance(getattr(adapter, "name", None), str):
-        problem = f"missing {missing}" if missing else f"unknown `supports` entries {unknown}"
-        raise FitpipeTypeError(
-            message(
-                "register_adapter",
-                f"cannot register {type(adapter).__name__}: {problem}",
-                "An adapter has a str `name`, a str `accepts`, a frozenset `supports` "
-                f"drawn from {list(ADAPT_ARGUMENTS)}, and `can_adapt(x)` and "
-                "`adapt(request)` methods (see `fitpipe.adapters.Adapter`)",
-                "Add the missing members",
-                adapter=adapter,
-            )
-        )
-
-
 registry = AdapterRegistry()
 
 
 @overload
-def register_adapter(adapter: T, *, priority: int = 0, replace: bool = False) -> T: ...
+def register_adapter(adapter: T, *, priority: float = 0, replace: bool = False) -> T: ...
 
 
 @overload
 def register_adapter(
-    adapter: None = None, *, priority: int = 0, replace: bool = False
+    adapter: None = None, *, priority: float = 0, replace: bool = False
 ) -> Callable[[T], T]: ...
 
 
-def register_adapter(adapter: Any = None, *, priority: int = 0, replace: bool = False) -> Any:
+def register_adapter(adapter: Any = None, *, priority: float = 0, replace: bool = False) -> Any:
     """Registers an adapter in :data:`registry`; use it as a call or as a class decorator.
 
     Examples::

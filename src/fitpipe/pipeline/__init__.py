@@ -1,5 +1,6 @@
 """Pipelines: an adapted source as batched, shuffled, weighted and prefetched ``tf.data``."""
 
+from fitpipe.pipeline.adapted import adapted_source, check_array_rows
 from fitpipe.pipeline.arrays import ResidentRows
 from fitpipe.pipeline.build import (
     adapt,
@@ -45,9 +46,11 @@ __all__ = [
     "ValidationSplit",
     "adapt",
     "adapt_source",
+    "adapted_source",
     "apply_class_weight",
     "build_pipeline",
     "check_address",
+    "check_array_rows",
     "check_class_weight",
     "check_shuffle",
     "check_split_options",

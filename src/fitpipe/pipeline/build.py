@@ -24,7 +24,6 @@ from fitpipe.adapters import (
     Adapter,
     AdaptRequest,
     ArraySource,
-    BatchSourceBase,
     Blocked,
     RowBlocks,
     Shardable,
@@ -37,6 +36,7 @@ from fitpipe.adapters import (
 )
 from fitpipe.errors import FitpipeTypeError, FitpipeValueError, FitpipeWarning, message
 from fitpipe.pipeline import service
+from fitpipe.pipeline.adapted import adapted_source
 from fitpipe.pipeline.arrays import ResidentRows, array_dataset, resolve_batch_size
 from fitpipe.pipeline.class_weight_plan import source_class_weight
 from fitpipe.pipeline.class_weights import class_weight_table, weighted_dataset, weighted_shard
@@ -112,14 +112,7 @@ def adapt_source(
     check_supported(adapter, request, given, values)
     if request.schema is not None:  # a mapping or a schema file path becomes a Schema
         request = dataclasses.replace(request, schema=as_schema(request.schema, request.caller))
-    adapted = adapter.adapt(request)
-    if not isinstance(adapted, (ArraySource, BatchSourceBase)):
-        adapted.close()
-        raise FitpipeTypeError(
-            f"adapter {adapter.name!r} returned {type(adapted).__name__}, which is neither "
-            "an ArraySource nor a batch source (BatchSource, BatchSourceBase)"
-        )
-    source: Source = adapted
+    source: Source = adapted_source(adapter, request)
     if request.shuffle == "batch" and not isinstance(source, ArraySource):
         source.close()
         raise _no_batch_shuffle(adapter, request)

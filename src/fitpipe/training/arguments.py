@@ -227,8 +227,13 @@ def require_compiled(model: keras.Model, caller: str) -> None:
         )
 
 
-def require_finite(pipeline: Pipeline, steps: int | None, caller: str, name: str) -> None:
-    """Rejects an input that never ends when no step count says where an epoch ends."""
+def require_finite(
+    pipeline: Pipeline, steps: int | None, caller: str, name: str, x: Any, label: str = "x"
+) -> None:
+    """Rejects an input that never ends when no step count says where an epoch ends.
+
+    ``x`` is the input as the user gave it, shown after ``Received:`` as ``label``.
+    """
     if not pipeline.finite and steps is None and not keras.config.max_steps_per_epoch():
         raise FitpipeValueError(
             message(
@@ -237,7 +242,7 @@ def require_finite(pipeline: Pipeline, steps: int | None, caller: str, name: str
                 f"An infinitely repeating input needs `{name}` to know where an epoch ends",
                 f"Pass `{name}=N`"
                 + (" (or -1 to run until stopped)" if name == "steps_per_epoch" else ""),
-                x=pipeline.adapter,
+                **{label: x},
             )
         )
 

@@ -16,7 +16,7 @@ from typing import Any
 import tensorflow as tf
 
 from fitpipe.adapters import RowBlocks, count_dataset
-from fitpipe.errors import FitpipeError, FitpipeValueError, FitpipeWarning, message, raw
+from fitpipe.errors import FitpipeError, FitpipeValueError, FitpipeWarning, message
 from fitpipe.pipeline import Pipeline, device_bytes
 from fitpipe.training import placement
 from fitpipe.training.batch_checks import BatchChecks
@@ -62,8 +62,8 @@ def warn_no_step(epoch: int, validation: bool = False) -> None:
     warnings.warn(text.format(epoch=epoch + 1), FitpipeWarning, stacklevel=4)
 
 
-def no_step_error(caller: str, adapter: str) -> FitpipeValueError:
-    """The error of an ``evaluate`` (or ``predict``) whose input gave no batch at all."""
+def no_step_error(caller: str, x: Any) -> FitpipeValueError:
+    """The error of an ``evaluate`` (or ``predict``) whose input ``x`` gave no batch at all."""
     return FitpipeValueError(
         message(
             caller,
@@ -72,7 +72,7 @@ def no_step_error(caller: str, adapter: str) -> FitpipeValueError:
             "data would be made up)",
             "Check that the input is not empty or already consumed (a Python generator can be "
             "iterated only once)",
-            x=raw(f"an input taken by the {adapter!r} adapter"),
+            x=x,
         )
     )
 

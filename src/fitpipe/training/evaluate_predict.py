@@ -109,7 +109,7 @@ class EvaluatePredictMethods:
             self.model, x, y, sample_weight, batch_size, steps, schema, extra
         )
         with build_pipeline(request, warn_ignored=False) as pipeline:
-            arguments.require_finite(pipeline, steps, "evaluate", "steps")
+            arguments.require_finite(pipeline, steps, "evaluate", "steps", x)
             check_model_inputs(self.model, pipeline.element_spec, "evaluate")
             check_model_targets(self.model, pipeline.element_spec, "evaluate", Mode.EVALUATE)
             check_evaluate(self.model, request, pipeline, check)
@@ -128,7 +128,7 @@ class EvaluatePredictMethods:
             finally:
                 runner.close()
         if logs is None:
-            raise no_step_error("evaluate", pipeline.adapter)
+            raise no_step_error("evaluate", x)
         return logs if return_dict else flatten_in_order(self.model, logs)
 
     # ------------------------------------------------------------------------------ predict
@@ -202,7 +202,7 @@ class EvaluatePredictMethods:
                 self.model, self._state, request, output, verbose, callbacks
             )
         with build_pipeline(request, warn_ignored=False) as pipeline:
-            arguments.require_finite(pipeline, steps, "predict", "steps")
+            arguments.require_finite(pipeline, steps, "predict", "steps", x)
             check_model_inputs(self.model, pipeline.element_spec, "predict")
             steps = arguments.limit_steps(steps, "steps")
-            return predict_loop(self.model, self._state, pipeline, steps, verbose, callbacks)
+            return predict_loop(self.model, self._state, pipeline, steps, verbose, callbacks, x)

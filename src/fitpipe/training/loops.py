@@ -70,6 +70,7 @@ def predict_loop(
     steps: int | None,
     verbose: Any,
     callbacks: Any,
+    x: Any,
 ) -> Any:
     """The predictions of ``steps`` batches of ``pipeline`` (all of them with None).
 
@@ -80,6 +81,7 @@ def predict_loop(
         steps: Batches to predict, or None for the whole input.
         verbose: 0, 1 or ``"auto"``.
         callbacks: The user's callbacks.
+        x: The input as the user gave it (for the error of an input of no batch).
 
     Returns:
         NumPy arrays (ragged tensors for ragged outputs) in the structure of the outputs.
@@ -121,7 +123,7 @@ def predict_loop(
                 "got no batches from the input",
                 "`predict` needs at least one batch",
                 "Check that the input is not empty or consumed",
-                x=pipeline.adapter,
+                x=x,
             )
         )
     return merge_predictions(chunks, function.held)
@@ -159,7 +161,7 @@ def predict_rows_to_file(
         options = PipelineOptions(batch_size=batch_size, caller="predict")
         with pipeline_from_source("chunk", chunk, options) as pipeline:
             check_model_inputs(model, pipeline.element_spec, "predict")
-            return predict_loop(model, state, pipeline, None, 0, callbacks)
+            return predict_loop(model, state, pipeline, None, 0, callbacks, request.x)
 
     # Under MultiWorkerMirroredStrategy every worker runs the same steps (their collectives
     # pair up) and holds every prediction; the chief alone writes the file.

@@ -191,7 +191,7 @@ def validation_pipeline(
         share=distribute.input_share(model, "fit"),
     )
     pipeline = build_pipeline(request, warn_ignored=False)
-    arguments.require_finite(pipeline, steps, "fit", "validation_steps")
+    arguments.require_finite(pipeline, steps, "fit", "validation_steps", data, "validation_data")
     check_model_inputs(model, pipeline.element_spec, "fit")
     return pipeline
 
@@ -221,7 +221,7 @@ def fit_pipelines(
         val = validation_pipeline(
             model, validation_data, val_batch, val_steps, request.schema, extra
         )
-    arguments.require_finite(train, request.steps, "fit", "steps_per_epoch")
+    arguments.require_finite(train, request.steps, "fit", "steps_per_epoch", request.x)
     return train, val
 
 
