@@ -7,6 +7,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.parquet as pq
 import tensorflow as tf
 
 import fitpipe
@@ -22,6 +23,7 @@ from fitpipe.testing.fixtures import (
 
 class TestNumpyConformance(AdapterConformanceTests):
     adapter_name = "numpy"
+    foreign_inputs_taken = frozenset({"numpy"})
 
     def make_input(self, x: np.ndarray, y: Any, sample_weight: Any, batch_size: int) -> Any:
         return x
@@ -36,6 +38,7 @@ class TestTensorConformance(AdapterConformanceTests):
 
 class TestPandasConformance(AdapterConformanceTests):
     adapter_name = "pandas"
+    foreign_inputs_taken = frozenset({"pandas"})
 
     def make_input(self, x: np.ndarray, y: Any, sample_weight: Any, batch_size: int) -> Any:
         return pd.DataFrame(x, columns=[f"c{i}" for i in range(x.shape[1])])
@@ -43,6 +46,7 @@ class TestPandasConformance(AdapterConformanceTests):
 
 class TestMappingConformance(AdapterConformanceTests):
     adapter_name = "mapping"
+    foreign_inputs_taken = frozenset({"dict"})
 
     def make_input(self, x: np.ndarray, y: Any, sample_weight: Any, batch_size: int) -> Any:
         return {"first": x[:, :1], "rest": x[:, 1:]}
@@ -53,6 +57,7 @@ class TestMappingConformance(AdapterConformanceTests):
 
 class TestSequenceConformance(AdapterConformanceTests):
     adapter_name = "sequence"
+    foreign_inputs_taken = frozenset({"list"})
 
     def make_input(self, x: np.ndarray, y: Any, sample_weight: Any, batch_size: int) -> Any:
         return [x, x[:, :1] * 2]
@@ -63,6 +68,7 @@ class TestSequenceConformance(AdapterConformanceTests):
 
 class TestGeneratorConformance(AdapterConformanceTests):
     adapter_name = "generator"
+    foreign_inputs_taken = frozenset({"generator"})
 
     def make_input(self, x: np.ndarray, y: Any, sample_weight: Any, batch_size: int) -> Any:
         return iterate_batches(x, y, sample_weight, batch_size)
@@ -70,6 +76,7 @@ class TestGeneratorConformance(AdapterConformanceTests):
 
 class TestTFDataConformance(AdapterConformanceTests):
     adapter_name = "tf.data"
+    foreign_inputs_taken = frozenset({"tf.data"})
 
     def make_input(self, x: np.ndarray, y: Any, sample_weight: Any, batch_size: int) -> Any:
         parts = tuple(part for part in (x, y, sample_weight) if part is not None)
@@ -83,25 +90,38 @@ class TestPyDatasetConformance(AdapterConformanceTests):
         return ArrayPyDataset(x, y, sample_weight, batch_size)
 
 
+def keyed_table(x: np.ndarray, y: Any, sample_weight: Any) -> pa.Table:
+    """:func:`arrow_table` with a column ``key``: ``x[:, 0]`` as integers (for ``split_by``)."""
+    with np.errstate(invalid="ignore"):  # generated features may be NaN or huge
+        key = np.nan_to_num(x[:, 0], posinf=0.0, neginf=0.0).clip(-(2**60), 2**60)
+    return arrow_table(x, y, sample_weight).append_column("key", pa.array(key.astype(np.int64)))
+
+
 class ColumnarConformance(AdapterConformanceTests):
-    """The columnar adapters read the data of :func:`arrow_table` by its declared schema."""
+    """The columnar adapters read the data of :func:`arrow_table` by its declared schema.
+
+    Their inputs hold a column ``key`` too, the rows' keys for ``split_by``.
+    """
 
     def schema_for(self, x: np.ndarray, y: Any, sample_weight: Any) -> fitpipe.Schema | None:
         return columnar_schema(x, y, sample_weight)
+
+    def split_by_for(self, x: np.ndarray, y: Any, sample_weight: Any) -> Any:
+        return "key"
 
 
 class TestArrowTableConformance(ColumnarConformance):
     adapter_name = "arrow"
 
     def make_input(self, x: np.ndarray, y: Any, sample_weight: Any, batch_size: int) -> Any:
-        return arrow_table(x, y, sample_weight)
+        return keyed_table(x, y, sample_weight)
 
 
 class TestArrowRecordBatchConformance(ColumnarConformance):
     adapter_name = "arrow"
 
     def make_input(self, x: np.ndarray, y: Any, sample_weight: Any, batch_size: int) -> Any:
-        return arrow_table(x, y, sample_weight).combine_chunks().to_batches()[0]
+        return keyed_table(x, y, sample_weight).combine_chunks().to_batches()[0]
 
 
 class TestArrowStreamConformance(ColumnarConformance):
@@ -110,7 +130,7 @@ class TestArrowStreamConformance(ColumnarConformance):
 
     def make_input(self, x: np.ndarray, y: Any, sample_weight: Any, batch_size: int) -> Any:
         # Record batches of 3 rows, so the adapter has to regroup them into `batch_size`.
-        table = arrow_table(x, y, sample_weight)
+        table = keyed_table(x, y, sample_weight)
         return pa.RecordBatchReader.from_batches(table.schema, table.to_batches(max_chunksize=3))
 
 
@@ -118,4 +138,6 @@ class TestParquetConformance(ColumnarConformance):
     adapter_name = "parquet"
 
     def make_input(self, x: np.ndarray, y: Any, sample_weight: Any, batch_size: int) -> Any:
-        return write_parquet(x, y, sample_weight)  # row groups of 5 rows, a new file per call
+        path = write_parquet(x, y, sample_weight)  # row groups of 5 rows, a new file per call
+        pq.write_table(keyed_table(x, y, sample_weight), path, row_group_size=5)  # with `key`
+        return path

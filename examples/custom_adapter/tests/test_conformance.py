@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import keras
 import numpy as np
+import pytest
 from fitpipe_columnstore import ColumnStore
+from fitpipe_columnstore.adapter import ColumnStoreAdapter
 
 import fitpipe
+from fitpipe.adapters import AdaptRequest, ArraySource
 from fitpipe.testing import AdapterConformanceTests, assert_matches_keras
 
 
@@ -44,7 +48,8 @@ def test_registered_through_the_entry_point_not_at_import() -> None:
     assert fitpipe.registry.priority("columnstore") == 60
 
 
-def test_trains_like_keras() -> None:
+def compare_with_keras() -> None:
+    """fitpipe trains on a ColumnStore, Keras on the same rows as arrays; both must agree."""
     rng = np.random.default_rng(0)
     x = rng.normal(size=(32, 2)).astype("float32")
     y = (x[:, :1] - x[:, 1:]).astype("float32")
@@ -56,7 +61,37 @@ def test_trains_like_keras() -> None:
         )
         return keras.Model(inputs, keras.layers.Dense(1)(stacked))
 
-    store = ColumnStore({**columns_of(x), "label": y}, target="label")
-    result = assert_matches_keras(build, columns_of(x), y, batch_size=8, epochs=2)
-    history = fitpipe.Trainer(result.fitpipe_model).fit(store, batch_size=8, verbose=0)
-    assert len(history.history["loss"]) == 1
+    # A factory: each side, and each of fit, evaluate and predict, gets a fresh store.
+    def store() -> ColumnStore:
+        return ColumnStore({**columns_of(x), "label": y}, target="label")
+
+    result = assert_matches_keras(
+        build,
+        store,  # fitpipe reads the store through the columnstore adapter...
+        keras_x=columns_of(x),  # ...Keras the same rows as arrays
+        keras_y=y,
+        batch_size=8,
+        epochs=2,
+        validation_split=0.25,
+    )
+    assert set(result.fitpipe_history.history) == {"loss", "val_loss"}
+
+
+def test_trains_like_keras() -> None:
+    compare_with_keras()
+
+
+def test_trains_like_keras_fails_an_adapter_with_reversed_targets(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    sound = ColumnStoreAdapter.adapt
+
+    def reversed_targets(self: ColumnStoreAdapter, request: AdaptRequest) -> ArraySource:
+        source = sound(self, request)
+        return dataclasses.replace(source, y=None if source.y is None else source.y[::-1].copy())
+
+    monkeypatch.setattr(ColumnStoreAdapter, "adapt", reversed_targets)
+    with fitpipe.adapt(ColumnStore({"f0": np.zeros(2)})) as pipeline:
+        assert pipeline.adapter == "columnstore"
+    with pytest.raises(AssertionError, match=r"keras .* vs fitpipe"):
+        compare_with_keras()

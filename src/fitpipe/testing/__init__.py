@@ -98,8 +98,9 @@ def epoch_batches(pipeline: Pipeline) -> list[Any]:
 def flat_rows(structure: Any) -> np.ndarray:
     """Join the leaves of a batch part into one 2-D array, one row per sample.
 
-    Each leaf is reshaped to ``(rows, -1)`` and the leaves are joined along the columns, so
-    ``x``, ``{"a": x}`` and ``[x]`` all give the same rows.
+    Each leaf is reshaped to ``(rows, values per row)`` and the leaves are joined along the
+    columns, so ``x``, ``{"a": x}`` and ``[x]`` all give the same rows. A batch part of 0 rows
+    gives an array of shape ``(0, columns)``.
 
     Args:
         structure: ``x``, ``y`` or ``sample_weight`` of one batch (NumPy leaves).
@@ -109,7 +110,10 @@ def flat_rows(structure: Any) -> np.ndarray:
 
     """
     leaves = [np.asarray(leaf) for leaf in tf.nest.flatten(structure)]
-    columns = [leaf.reshape(leaf.shape[0], -1).astype(np.float64) for leaf in leaves]
+    columns = [
+        leaf.reshape(leaf.shape[0], int(np.prod(leaf.shape[1:]))).astype(np.float64)
+        for leaf in leaves
+    ]
     return np.concatenate(columns, axis=1)
 
 

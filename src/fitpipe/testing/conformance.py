@@ -25,8 +25,14 @@ it, that:
 * every ``fit`` argument the adapter does not support is rejected with the shared wording
   (``shuffle`` is the documented exception: inputs that fix their own order warn instead;
   :mod:`fitpipe.testing.argument_checks`);
+* no batch holds 0 rows;
 * each capability its sources declare (split, seek, shard, resume, pace, chunks, class
-  counts) keeps its contract (:mod:`fitpipe.testing.capability_checks`).
+  counts) keeps its contract (:mod:`fitpipe.testing.capability_checks`);
+* each of ``validation_split``, ``split_by``, ``steps`` and ``class_weight`` it claims works
+  as ``fit`` uses it (:mod:`fitpipe.testing.claim_checks`);
+* a claimed ``shuffle`` reorders the rows every epoch, keeping the batch sizes; ``can_adapt``
+  refuses foreign inputs (NumPy arrays, dicts, generators, None, ...); two pipelines open at
+  once keep their own rows (:mod:`fitpipe.testing.isolation_checks`).
 
 Needs ``hypothesis`` (the ``test`` extra: ``pip install fitpipe[test]``); pytest collects the
 checks, but the module itself does not import pytest.
@@ -53,7 +59,9 @@ from fitpipe.testing.capability_checks import (
     describe_row_difference,
     row_key,
 )
+from fitpipe.testing.claim_checks import ClaimChecks
 from fitpipe.testing.fixtures import weight_of_rows
+from fitpipe.testing.isolation_checks import IsolationChecks
 from fitpipe.testing.strategies import Example, conformance_examples, edge_examples
 
 __all__ = ["AdapterConformanceTests"]
@@ -68,7 +76,7 @@ def _tuplify(value: Any) -> Any:
     return value
 
 
-class AdapterConformanceTests(CapabilityChecks, ArgumentChecks):
+class AdapterConformanceTests(CapabilityChecks, ArgumentChecks, ClaimChecks, IsolationChecks):
     """Base class of an adapter's conformance suite; subclass it in a ``test_*.py`` module.
 
     Set :attr:`adapter_name` and implement :meth:`make_input`; everything else is optional.
@@ -82,6 +90,10 @@ class AdapterConformanceTests(CapabilityChecks, ArgumentChecks):
     * :meth:`expected_x`, :meth:`expected_y`, :meth:`expected_sample_weight`: the structure
       the batches' ``x``, ``y`` and ``sample_weight`` should have, when the adapter reshapes
       or renames them (defaults: the arrays as given).
+
+    * :meth:`split_by_for`: what to pass as ``split_by`` (adapters that claim it);
+    * :attr:`foreign_inputs_taken`: kinds of foreign inputs the adapter does take (see
+      :data:`fitpipe.testing.isolation_checks.FOREIGN_INPUTS`).
 
     Attributes:
         adapter_name: The registered name the registry must choose for the input.
@@ -269,6 +281,18 @@ class AdapterConformanceTests(CapabilityChecks, ArgumentChecks):
                 parts.append(flat_rows(self._expected_part(name, part)))
         return np.concatenate(parts, axis=1)
 
+    def _epoch(self, pipeline: Pipeline, what: str = "an epoch") -> list[Any]:
+        """One epoch's batches as NumPy, failing on a batch of 0 rows (named by its index)."""
+        batches = epoch_batches(pipeline)
+        sizes = [len(tf.nest.flatten(batch[0])[0]) for batch in batches]
+        empty = [index for index, size in enumerate(sizes) if size == 0]
+        assert not empty, (
+            f"batch {empty[0]} of {what} has no rows (batch sizes {sizes}): adapter "
+            f"{self.adapter_name!r} must not yield empty batches; skip a slice of 0 rows "
+            "instead of yielding it"
+        )
+        return batches
+
     @staticmethod
     def _rows_of(batches: list[Any], width: int) -> np.ndarray:
         if not batches:
@@ -354,10 +378,11 @@ class AdapterConformanceTests(CapabilityChecks, ArgumentChecks):
         def check(data: Example) -> None:
             expected = self._expected_rows(data)
             one_shot = self._is_one_shot(self._input(data))
-            epochs = []
+            epochs: list[np.ndarray] = []
             with self._adapt(data, supports, shuffle=True) as pipeline:
                 for _ in range(2):
-                    epochs.append(self._rows_of(epoch_batches(pipeline), expected.shape[1]))
+                    batches = self._epoch(pipeline, f"epoch {len(epochs)}")
+                    epochs.append(self._rows_of(batches, expected.shape[1]))
                     pipeline.on_epoch_end()
             delivered = [np.concatenate(epochs)] if one_shot else epochs
             for index, got in enumerate(delivered):
@@ -375,7 +400,7 @@ class AdapterConformanceTests(CapabilityChecks, ArgumentChecks):
         def check(data: Example) -> None:
             expected = self._expected_rows(data)
             with self._adapt(data, supports) as pipeline:
-                batches = epoch_batches(pipeline)
+                batches = self._epoch(pipeline, "an epoch (shuffle=False)")
             got = self._rows_of(batches, expected.shape[1])
             if got.shape != expected.shape or not np.array_equal(got, expected):
                 raise AssertionError(
@@ -397,7 +422,7 @@ class AdapterConformanceTests(CapabilityChecks, ArgumentChecks):
             given = weight_of_rows(data.x)  # each weight identifies its row
             data = Example(data.x, data.y, given, data.batch_size)
             with self._adapt(data, supports, shuffle=True) as pipeline:
-                batches = epoch_batches(pipeline)
+                batches = self._epoch(pipeline)
             assert batches and all(len(batch) == 3 for batch in batches), (
                 "batches should be (x, y, sample_weight) when weights are given, got "
                 f"{[len(batch) for batch in batches]} parts"

@@ -85,6 +85,9 @@ __all__ = [
 ]
 
 
+#: The default of ``keras_x`` and ``keras_y``: Keras reads what fitpipe reads.
+_SAME: Any = object()
+
 #: Arguments of ``fit`` that may be zero-argument callables making a fresh value per side.
 _FRESH_PER_SIDE = ("x", "y", "sample_weight", "validation_data", "callbacks")
 
@@ -285,20 +288,24 @@ def _evaluate_and_predict_diff(
     diff: Differences,
     reference: keras.Model,
     trainer: fitpipe.Trainer,
-    x: Any,
-    y: Any,
+    keras_data: tuple[Any, Any],
+    fitpipe_data: tuple[Any, Any],
     extra: dict[str, Any],
 ) -> None:
-    """Adds to ``diff`` how both sides' ``evaluate`` (as a dict) and ``predict`` of ``x`` differ."""
+    """Adds to ``diff`` how both sides' ``evaluate`` (as a dict) and ``predict`` differ.
+
+    Each side reads its own ``(x, y)``: Keras ``keras_data``, fitpipe ``fitpipe_data``.
+    """
+    (keras_x, keras_y), (x, y) = keras_data, fitpipe_data
     keras_eval = reference.evaluate(
-        _side_value(x), _side_value(y), verbose=0, return_dict=True, **extra
+        _side_value(keras_x), _side_value(keras_y), verbose=0, return_dict=True, **extra
     )
     fitpipe_eval = trainer.evaluate(
         _side_value(x), _side_value(y), verbose=0, return_dict=True, **extra
     )
     diff.structures("evaluate", keras_eval, fitpipe_eval)
 
-    keras_pred = reference.predict(_side_value(x), verbose=0, **extra)
+    keras_pred = reference.predict(_side_value(keras_x), verbose=0, **extra)
     fitpipe_pred = trainer.predict(_side_value(x), verbose=0, **extra)
     diff.structures("predict", keras_pred, fitpipe_pred)
 
@@ -312,6 +319,8 @@ def assert_matches_keras(
     rtol: float = 1e-4,
     atol: float = 1e-6,
     seed: int = 0,
+    keras_x: Any = _SAME,
+    keras_y: Any = _SAME,
     **fit_kwargs: Any,
 ) -> KerasComparison:
     """Trains a Keras model and a fitpipe twin on the same data and checks they agree.
@@ -333,6 +342,12 @@ def assert_matches_keras(
         rtol: Relative tolerance of every numeric comparison.
         atol: Absolute tolerance of every numeric comparison.
         seed: The seed set before building each model and before each ``fit``.
+        keras_x: The input Keras is given instead of ``x`` (default: ``x`` itself), for an
+            ``x`` Keras does not take: an adapter's input goes to fitpipe as ``x``, the same
+            rows as arrays to Keras as ``keras_x`` (and ``keras_y``). Used for ``fit``,
+            ``evaluate`` and ``predict``; may be a zero-argument callable like ``x``.
+        keras_y: The targets Keras is given instead of ``y`` (default: ``y`` itself; None
+            for none, e.g. when ``keras_x`` holds them).
         **fit_kwargs: Arguments of ``fit`` (``verbose=0`` and ``shuffle=False`` unless
             given). ``sample_weight``, ``validation_data`` and ``callbacks`` may be
             zero-argument callables, called once per side. ``steps_per_epoch`` is also used
@@ -356,19 +371,21 @@ def assert_matches_keras(
     compile_args = compile_kwargs or {"optimizer": "sgd", "loss": "mse"}
     trainer = cast(fitpipe.Trainer, compile_both(reference, twin, compile_args))
 
-    def fit_arguments() -> dict[str, Any]:
+    keras_x, keras_y = (x if keras_x is _SAME else keras_x), (y if keras_y is _SAME else keras_y)
+
+    def fit_arguments(side_x: Any, side_y: Any) -> dict[str, Any]:
         kwargs = {
             name: _side_value(value) if name in _FRESH_PER_SIDE else value
             for name, value in fit_kwargs.items()
         }
-        kwargs["x"] = _side_value(x)
-        kwargs["y"] = _side_value(y)
+        kwargs["x"] = _side_value(side_x)
+        kwargs["y"] = _side_value(side_y)
         return kwargs
 
     keras.utils.set_random_seed(seed + 1)
-    keras_history = reference.fit(**fit_arguments())
+    keras_history = reference.fit(**fit_arguments(keras_x, keras_y))
     keras.utils.set_random_seed(seed + 1)
-    fitpipe_history = trainer.fit(**fit_arguments())
+    fitpipe_history = trainer.fit(**fit_arguments(x, y))
 
     diff = Differences(rtol, atol)
     diff.histories(keras_history, fitpipe_history)
@@ -378,7 +395,7 @@ def assert_matches_keras(
         for name, value in (("batch_size", fit_kwargs.get("batch_size")), ("steps", steps))
         if value is not None
     }
-    _evaluate_and_predict_diff(diff, reference, trainer, x, y, extra)
+    _evaluate_and_predict_diff(diff, reference, trainer, (keras_x, keras_y), (x, y), extra)
     diff.weights(reference, twin)
     diff.iterations(reference, twin)
     diff.raise_if_any()
