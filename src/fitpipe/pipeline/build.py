@@ -373,7 +373,9 @@ def adapt(
             ``"balanced"`` (computed from the targets); or such values by output name
             (dict targets' keys). See :mod:`fitpipe.pipeline.class_weights`.
         schema: A declared schema, for columnar inputs.
-        steps: Batches per epoch; with arrays and no ``batch_size`` it sets the batch size to
+        steps: Batches per epoch: each iteration of the pipeline's ``dataset`` gives at most
+            its first ``steps`` batches (an input that repeats forever becomes epochs of
+            ``steps``); with arrays and no ``batch_size`` it sets the batch size to
             ``ceil(rows / steps)``.
         data_service: Address of a tf.data service dispatcher (``"grpc://host:port"``): the
             pipeline then runs on its workers (see :mod:`fitpipe.pipeline.service`); an
@@ -400,4 +402,7 @@ def adapt(
         steps=steps,
     )
     options = PipelineOptions.of(request, class_weight=class_weight, data_service=address)
-    return build_pipeline(request, options)
+    pipeline = build_pipeline(request, options)
+    if steps is not None:
+        pipeline.bound_epochs(steps)
+    return pipeline

@@ -139,6 +139,7 @@ class Pipeline:
         #: an accelerator (``device_rows.array_rows``), or None; see :meth:`rows_on`.
         self.array_rows: Callable[[str], ResidentRows | None] | None = None
         self._placed: dict[str, ResidentRows | None] = {}
+        self._epoch_steps: int | None = None  # see bound_epochs
         self._block_spec: Any = None if blocks is None else blocks[1]
 
     @property
@@ -157,7 +158,26 @@ class Pipeline:
         if self._dataset is None:
             assert self._deferred is not None
             self._dataset, self.made = self._deferred.make()
+            if self._epoch_steps is not None:
+                self._dataset, self.made = self._dataset.take(self._epoch_steps), None
         return self._dataset
+
+    def bound_epochs(self, steps: int) -> None:
+        """Makes each epoch (each iteration of :attr:`dataset`) at most ``steps`` batches.
+
+        ``fitpipe.adapt(..., steps=)``: an input of more batches (or one that repeats
+        forever) gives the first ``steps`` of each iteration, and :attr:`num_batches` says
+        so. (``fit``'s ``steps_per_epoch`` instead reads on through the input across
+        epochs; the trainer bounds its epochs itself.)
+
+        Args:
+            steps: The most batches an epoch gives.
+        """
+        counted = self._count_batches
+        self._count_batches = lambda: steps if (n := counted()) is None else min(n, steps)
+        self._epoch_steps = steps
+        if self._dataset is not None:
+            self._dataset, self.made = self._dataset.take(steps), None
 
     @property
     def element_spec(self) -> Any:
