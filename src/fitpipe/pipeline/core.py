@@ -154,7 +154,11 @@ class Pipeline:
 
     @property
     def dataset(self) -> tf.data.Dataset:
-        """Batches ``(x,)``, ``(x, y)`` or ``(x, y, sample_weight)``; one iteration per epoch."""
+        """Batches ``(x,)``, ``(x, y)`` or ``(x, y, sample_weight)``; one iteration per epoch.
+
+        The batches keep the input's dtypes (float64 rows stay float64; the trainer's steps
+        cast them to the model's input dtypes, as Keras' steps do).
+        """
         if self._dataset is None:
             assert self._deferred is not None
             self._dataset, self.made = self._deferred.make()
