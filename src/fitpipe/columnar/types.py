@@ -10,6 +10,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.types as pat
 
+from fitpipe.columnar.temporal import is_converted_temporal, unit_fill
 from fitpipe.errors import SchemaError, message, raw
 from fitpipe.schemas import Named, Role, Schema, closest_column, column_listing
 
@@ -34,7 +35,7 @@ __all__ = [
 
 EXPECTED_TYPES = (
     "integers, floats, decimals, bool, fixed_size_list or list of those, string/binary, "
-    "dictionary-encoded columns, timestamps, dates and durations"
+    "dictionary-encoded columns, timestamps, dates, times of day and durations"
 )
 
 
@@ -139,7 +140,7 @@ def _scalar(arrow_type: pa.DataType) -> bool:
         pat.is_integer(arrow_type)
         or pat.is_floating(arrow_type)
         or pat.is_boolean(arrow_type)
-        or pat.is_temporal(arrow_type)
+        or is_converted_temporal(arrow_type)
         or pat.is_decimal(arrow_type)
     )
 
@@ -264,7 +265,7 @@ def check_fill(schema: Schema, types: dict[str, pa.DataType], source: str, calle
             continue
         target = fill_type(types[column])
         try:
-            scalar = pa.scalar(fill, type=target)
+            scalar = pa.scalar(unit_fill(target, fill), type=target)
             # Arrow truncates 1.5 to 1 for an integer column: an integer fill must be exact.
             exact = not pat.is_integer(target) or scalar.as_py() == fill
         except (pa.ArrowException, TypeError, ValueError, OverflowError):
