@@ -25,8 +25,15 @@ import pyarrow.types as pat
 import tensorflow as tf
 
 from fitpipe.columnar.recycle import mapped
-from fitpipe.columnar.temporal import is_converted_temporal, temporal_ints, unit_fill
-from fitpipe.columnar.types import classic, example_fill, is_text, one_array, value_type
+from fitpipe.columnar.temporal import is_converted_temporal, temporal_ints
+from fitpipe.columnar.types import (
+    classic,
+    column_fill,
+    example_fill,
+    is_text,
+    one_array,
+    value_type,
+)
 from fitpipe.errors import SchemaError, message, raw
 from fitpipe.schemas import Named, RoleSpec, Schema
 
@@ -101,7 +108,7 @@ def _row_fill(arrow_type: pa.DataType, fill: Any) -> Any:
         return [_row_fill(arrow_type.value_type, fill)] * arrow_type.list_size
     if pat.is_list(arrow_type) or pat.is_large_list(arrow_type):
         return []
-    return unit_fill(value_type(arrow_type), fill)
+    return column_fill(value_type(arrow_type), fill)
 
 
 def _plain(array: pa.Array, name: str, ctx: tuple[str, int, str]) -> pa.Array:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import decimal
 from collections.abc import Sequence
 from typing import Any
 
@@ -22,6 +23,7 @@ __all__ = [
     "classic",
     "classic_table",
     "classic_type",
+    "column_fill",
     "convertible",
     "duplicate_error",
     "example_fill",
@@ -258,6 +260,24 @@ def fill_type(arrow_type: pa.DataType) -> pa.DataType:
     return arrow_type
 
 
+def column_fill(arrow_type: pa.DataType, fill: Any) -> Any:
+    """A schema's fill value as a value of ``arrow_type`` (a column's innermost value type).
+
+    Fill values are in converted units: a float or str fill of a decimal column is that
+    decimal (the column becomes float64), an int fill of a temporal column microseconds
+    (days for dates, see :func:`~fitpipe.columnar.temporal.unit_fill`).
+
+    Raises:
+        ValueError: The fill is no value of the type (Arrow's own checks come after).
+    """
+    if pat.is_decimal(arrow_type) and isinstance(fill, float | str):
+        try:
+            return decimal.Decimal(repr(fill) if isinstance(fill, float) else fill)
+        except decimal.InvalidOperation as err:
+            raise ValueError(f"{fill!r} is not a decimal number") from err
+    return unit_fill(arrow_type, fill)
+
+
 def check_fill(schema: Schema, types: dict[str, pa.DataType], source: str, caller: str) -> None:
     """Checks that each declared fill value is a value of its column's type, exactly."""
     for column, fill in schema.fill:
@@ -265,7 +285,7 @@ def check_fill(schema: Schema, types: dict[str, pa.DataType], source: str, calle
             continue
         target = fill_type(types[column])
         try:
-            scalar = pa.scalar(unit_fill(target, fill), type=target)
+            scalar = pa.scalar(column_fill(target, fill), type=target)
             # Arrow truncates 1.5 to 1 for an integer column: an integer fill must be exact.
             exact = not pat.is_integer(target) or scalar.as_py() == fill
         except (pa.ArrowException, TypeError, ValueError, OverflowError):
