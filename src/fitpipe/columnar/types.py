@@ -30,6 +30,7 @@ __all__ = [
     "field_types",
     "fill_type",
     "is_text",
+    "named_columns",
     "one_array",
     "unknown_column",
     "value_type",
@@ -294,6 +295,18 @@ def check_fill(schema: Schema, types: dict[str, pa.DataType], source: str, calle
             raise _fill_error(column, fill, types[column], source, caller)
 
 
+def named_columns(schema: Schema, roles: Sequence[Role]) -> list[str]:
+    """The columns data read in ``roles`` must have, without repeats.
+
+    Those the roles read, the passthrough columns (in every call: a misspelt one would be
+    missing from prediction output), and the ``fill`` and ``lengths`` keys, but for columns
+    of roles not read (a target's fill, in prediction data without targets).
+    """
+    unread = set(schema.columns([r for r in Role if r not in roles and r is not Role.PASSTHROUGH]))
+    keyed = [k for k, _ in (*schema.fill, *schema.lengths) if k not in unread]
+    return list(dict.fromkeys([*schema.columns(roles), *schema.passthrough, *keyed]))
+
+
 def check_arrow_schema(
     schema: Schema,
     arrow_schema: pa.Schema,
@@ -302,6 +315,8 @@ def check_arrow_schema(
     caller: str = "fit",
 ) -> None:
     """Checks that every column the roles use exists and converts, before any step runs.
+
+    Passthrough columns and ``fill``/``lengths`` keys must exist too (:func:`named_columns`).
 
     One pass over the data's columns and one over the schema's: linear in both.
 
@@ -317,10 +332,11 @@ def check_arrow_schema(
     """
     types, repeated = field_types(arrow_schema)
     used = set(schema.columns(tuple(r for r in roles if r != Role.PASSTHROUGH)))
-    for column in schema.columns(roles):
-        found = types.get(column)
-        if found is None:
+    for column in named_columns(schema, roles):
+        if column not in types:
             raise unknown_column(column, arrow_schema.names, source, caller)
+    for column in schema.columns(roles):
+        found = types[column]
         if column in repeated:
             raise duplicate_error(column, source, caller)
         if column in used and not convertible(found):
