@@ -143,7 +143,7 @@ def test_dictionary_encoded_numbers_are_decoded():
     [
         (
             pa.array([datetime.datetime(2020, 1, 1, 0, 0, i) for i in range(N)], pa.timestamp("s")),
-            [1577836800 + i for i in range(N)],
+            [(1577836800 + i) * 10**6 for i in range(N)],  # microseconds, whatever the unit
         ),
         (
             pa.array([datetime.datetime(2020, 1, 1)] * N, pa.timestamp("us", tz="UTC")),
@@ -151,9 +151,9 @@ def test_dictionary_encoded_numbers_are_decoded():
         ),
         (
             pa.array([datetime.date(1970, 1, 1 + i) for i in range(N)], pa.date64()),
-            [86400000 * i for i in range(N)],
+            list(range(N)),  # days, as date32
         ),
-        (pa.array([1, 2, 3, 4], pa.duration("ms")), [1, 2, 3, 4]),
+        (pa.array([1, 2, 3, 4], pa.duration("ms")), [1000, 2000, 3000, 4000]),
     ],
     ids=["timestamp-s", "timestamp-tz", "date64", "duration"],
 )

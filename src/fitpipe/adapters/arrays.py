@@ -158,7 +158,8 @@ def _to_numpy(value: Any, caller: str, path: str) -> Any:
                 caller,
                 f"cannot use `{path}` of dtype {array.dtype}",
                 "Inputs must be numbers, booleans or strings",
-                "Convert it first, e.g. datetimes with `.astype('int64')`",
+                "Convert it first, e.g. datetimes to microseconds with "
+                "`.astype('datetime64[us]').astype('int64')`",
                 **{path: value},
             )
         )

@@ -28,7 +28,14 @@ from fitpipe.adapters.capabilities import SourceBase
 from fitpipe.adapters.generators import one_pass_source
 from fitpipe.adapters.row_blocks import rows_of
 from fitpipe.adapters.split_keys import check_key_rows, table_keys
-from fitpipe.columnar import EXPECTED_TYPES, checked_schema, duplicate_error, table_roles
+from fitpipe.columnar import (
+    EXPECTED_TYPES,
+    checked_schema,
+    duplicate_error,
+    named_columns,
+    table_roles,
+    unknown_column,
+)
 from fitpipe.errors import FitpipeTypeError, SchemaError, message
 from fitpipe.schemas import Mode, Schema, as_schema
 
@@ -136,7 +143,8 @@ def frame_table(frame: Any, schema: Schema, caller: str, mode: Mode) -> pa.Table
     """The columns of a pandas DataFrame that ``schema`` uses in ``mode``, as an Arrow table.
 
     Only those columns are converted: a repeated or unconvertible column the schema does not
-    use is no error. Columns the frame lacks are left to :func:`checked_schema` to name.
+    use is no error. A column the schema names that the frame lacks is an error listing the
+    frame's columns (with "did you mean ...?").
     Selectors (globs, ``re:``, ``OTHER_COLUMNS``) are resolved against the frame's columns,
     and the converted columns keep the frame's order (which ``OTHER_COLUMNS`` follows).
 
@@ -147,7 +155,12 @@ def frame_table(frame: Any, schema: Schema, caller: str, mode: Mode) -> pa.Table
     counts: dict[str, int] = {}
     for name in names:
         counts[name] = counts.get(name, 0) + 1
-    wanted = set(schema.resolve(names, "the pandas.DataFrame", caller, mode.roles).columns())
+    resolved = schema.resolve(names, "the pandas.DataFrame", caller, mode.roles)
+    named = named_columns(resolved, mode.roles)
+    for column in named:
+        if column not in counts:
+            raise unknown_column(column, names, "the pandas.DataFrame", caller)
+    wanted = {*resolved.columns(), *named}
     used = [c for c in counts if c in wanted]
     for column in used:
         if counts[column] > 1:

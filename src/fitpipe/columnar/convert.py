@@ -4,11 +4,12 @@ Every conversion works on whole columns (Arrow buffers to NumPy, no per-row Pyth
 numbers and bool as they are; ``fixed_size_list`` as ``(N, k)`` (nested: ``(N, a, b)``);
 ``list``/``large_list`` as ``tf.RaggedTensor`` or padded/truncated to a declared length;
 strings and binary as string tensors; dictionary-encoded columns decoded; decimals as float64
-(the nearest double: digits past about 15 significant ones are rounded); timestamps, dates and
-durations as int64 counts of their unit (timestamps since the Unix epoch in UTC, whatever their
-time zone; dates in days). A null is an error naming the column and the row, unless the schema
-declares a fill value for the column (a null list row becomes ``fill`` repeated for a
-``fixed_size_list``, an empty list for a variable-length one).
+(the nearest double: digits past about 15 significant ones are rounded); timestamps as int64
+microseconds since the Unix epoch in UTC, whatever their unit and time zone, durations and times
+of day as int64 microseconds, dates as int64 days (see :mod:`fitpipe.columnar.temporal`). A
+null is an error naming the column and the row, unless the schema declares a fill value for
+the column (a null list row becomes ``fill`` repeated for a ``fixed_size_list``, an empty list
+for a variable-length one).
 """
 
 from __future__ import annotations
@@ -24,7 +25,15 @@ import pyarrow.types as pat
 import tensorflow as tf
 
 from fitpipe.columnar.recycle import mapped
-from fitpipe.columnar.types import classic, example_fill, is_text, one_array, value_type
+from fitpipe.columnar.temporal import is_converted_temporal, temporal_ints
+from fitpipe.columnar.types import (
+    classic,
+    column_fill,
+    example_fill,
+    is_text,
+    one_array,
+    value_type,
+)
 from fitpipe.errors import SchemaError, message, raw
 from fitpipe.schemas import Named, RoleSpec, Schema
 
@@ -99,18 +108,16 @@ def _row_fill(arrow_type: pa.DataType, fill: Any) -> Any:
         return [_row_fill(arrow_type.value_type, fill)] * arrow_type.list_size
     if pat.is_list(arrow_type) or pat.is_large_list(arrow_type):
         return []
-    return fill
+    return column_fill(value_type(arrow_type), fill)
 
 
-def _plain(array: pa.Array) -> pa.Array:
+def _plain(array: pa.Array, name: str, ctx: tuple[str, int, str]) -> pa.Array:
     if pat.is_dictionary(array.type):
         array = array.dictionary_decode()
     if pat.is_decimal(array.type):  # through text: Arrow's direct cast is not correctly rounded
         return array.cast(pa.string()).cast(pa.float64())
-    if pat.is_date32(array.type) or pat.is_time32(array.type):
-        return array.cast(pa.int32()).cast(pa.int64())  # no direct cast to int64 for these
-    if pat.is_temporal(array.type):
-        array = array.cast(pa.int64())
+    if is_converted_temporal(array.type):
+        return temporal_ints(array, name, ctx)
     return array
 
 
@@ -121,7 +128,7 @@ def _fixed(array: pa.Array, name: str, schema: Schema, ctx: tuple[str, int, str]
         dims.append(values.type.list_size)
         values = values.flatten()
     per_row = int(np.prod(dims))
-    values = _fill_nulls(_plain(values), name, schema, ctx, lambda i: i // per_row)
+    values = _fill_nulls(_plain(values, name, ctx), name, schema, ctx, lambda i: i // per_row)
     return _numbers(values).reshape(len(array), *dims)
 
 
@@ -136,7 +143,7 @@ def _variable(array: pa.Array, name: str, schema: Schema, ctx: tuple[str, int, s
     ends = np.cumsum(lengths)
     values = _numbers(
         _fill_nulls(
-            _plain(array.flatten()),
+            _plain(array.flatten(), name, ctx),
             name,
             schema,
             ctx,
@@ -167,10 +174,10 @@ def column_array(column: Any, name: str, schema: Schema, ctx: tuple[str, int, st
     column = _fill_nulls(classic(one_array(column)), name, schema, ctx)
     kind = value_type(column.type)
     if pat.is_fixed_size_list(kind):
-        return _fixed(_plain(column), name, schema, ctx)
+        return _fixed(_plain(column, name, ctx), name, schema, ctx)
     if pat.is_list(kind) or pat.is_large_list(kind):
-        return _variable(_plain(column), name, schema, ctx)
-    return _numbers(_plain(column))
+        return _variable(_plain(column, name, ctx), name, schema, ctx)
+    return _numbers(_plain(column, name, ctx))
 
 
 #: Byte alignment of the arrays :func:`aligned_empty` makes: ``tf.data`` takes a NumPy

@@ -24,6 +24,7 @@ import pyarrow.fs as pafs
 
 from fitpipe.columnar.files import ColumnTypes, file_error, open_dataset
 from fitpipe.columnar.storage import display_path
+from fitpipe.columnar.temporal import is_converted_temporal
 from fitpipe.columnar.types import check_arrow_schema, convertible, field_types
 from fitpipe.errors import FitpipeError
 from fitpipe.schemas import Mode, Named, Role, Schema
@@ -375,7 +376,7 @@ def _converted(arrow_type: pa.DataType, length: int | None) -> tuple[np.dtype, i
     numeric = (pa.types.is_integer, pa.types.is_floating, pa.types.is_boolean)
     if any(test(arrow_type) for test in numeric):
         return np.dtype(arrow_type.to_pandas_dtype()), 1
-    if pa.types.is_temporal(arrow_type):
+    if is_converted_temporal(arrow_type):
         return np.dtype(np.int64), 1
     if pa.types.is_decimal(arrow_type):
         return np.dtype(np.float64), 1

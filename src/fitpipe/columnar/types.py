@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import decimal
 from collections.abc import Sequence
 from typing import Any
 
@@ -10,6 +11,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.types as pat
 
+from fitpipe.columnar.temporal import is_converted_temporal, unit_fill
 from fitpipe.errors import SchemaError, message, raw
 from fitpipe.schemas import Named, Role, Schema, closest_column, column_listing
 
@@ -21,12 +23,14 @@ __all__ = [
     "classic",
     "classic_table",
     "classic_type",
+    "column_fill",
     "convertible",
     "duplicate_error",
     "example_fill",
     "field_types",
     "fill_type",
     "is_text",
+    "named_columns",
     "one_array",
     "unknown_column",
     "value_type",
@@ -34,7 +38,7 @@ __all__ = [
 
 EXPECTED_TYPES = (
     "integers, floats, decimals, bool, fixed_size_list or list of those, string/binary, "
-    "dictionary-encoded columns, timestamps, dates and durations"
+    "dictionary-encoded columns, timestamps, dates, times of day and durations"
 )
 
 
@@ -139,7 +143,7 @@ def _scalar(arrow_type: pa.DataType) -> bool:
         pat.is_integer(arrow_type)
         or pat.is_floating(arrow_type)
         or pat.is_boolean(arrow_type)
-        or pat.is_temporal(arrow_type)
+        or is_converted_temporal(arrow_type)
         or pat.is_decimal(arrow_type)
     )
 
@@ -257,6 +261,24 @@ def fill_type(arrow_type: pa.DataType) -> pa.DataType:
     return arrow_type
 
 
+def column_fill(arrow_type: pa.DataType, fill: Any) -> Any:
+    """A schema's fill value as a value of ``arrow_type`` (a column's innermost value type).
+
+    Fill values are in converted units: a float or str fill of a decimal column is that
+    decimal (the column becomes float64), an int fill of a temporal column microseconds
+    (days for dates, see :func:`~fitpipe.columnar.temporal.unit_fill`).
+
+    Raises:
+        ValueError: The fill is no value of the type (Arrow's own checks come after).
+    """
+    if pat.is_decimal(arrow_type) and isinstance(fill, float | str):
+        try:
+            return decimal.Decimal(repr(fill) if isinstance(fill, float) else fill)
+        except decimal.InvalidOperation as err:
+            raise ValueError(f"{fill!r} is not a decimal number") from err
+    return unit_fill(arrow_type, fill)
+
+
 def check_fill(schema: Schema, types: dict[str, pa.DataType], source: str, caller: str) -> None:
     """Checks that each declared fill value is a value of its column's type, exactly."""
     for column, fill in schema.fill:
@@ -264,13 +286,25 @@ def check_fill(schema: Schema, types: dict[str, pa.DataType], source: str, calle
             continue
         target = fill_type(types[column])
         try:
-            scalar = pa.scalar(fill, type=target)
+            scalar = pa.scalar(column_fill(target, fill), type=target)
             # Arrow truncates 1.5 to 1 for an integer column: an integer fill must be exact.
             exact = not pat.is_integer(target) or scalar.as_py() == fill
         except (pa.ArrowException, TypeError, ValueError, OverflowError):
             exact = False
         if not exact:
             raise _fill_error(column, fill, types[column], source, caller)
+
+
+def named_columns(schema: Schema, roles: Sequence[Role]) -> list[str]:
+    """The columns data read in ``roles`` must have, without repeats.
+
+    Those the roles read, the passthrough columns (in every call: a misspelt one would be
+    missing from prediction output), and the ``fill`` and ``lengths`` keys, but for columns
+    of roles not read (a target's fill, in prediction data without targets).
+    """
+    unread = set(schema.columns([r for r in Role if r not in roles and r is not Role.PASSTHROUGH]))
+    keyed = [k for k, _ in (*schema.fill, *schema.lengths) if k not in unread]
+    return list(dict.fromkeys([*schema.columns(roles), *schema.passthrough, *keyed]))
 
 
 def check_arrow_schema(
@@ -281,6 +315,8 @@ def check_arrow_schema(
     caller: str = "fit",
 ) -> None:
     """Checks that every column the roles use exists and converts, before any step runs.
+
+    Passthrough columns and ``fill``/``lengths`` keys must exist too (:func:`named_columns`).
 
     One pass over the data's columns and one over the schema's: linear in both.
 
@@ -296,10 +332,11 @@ def check_arrow_schema(
     """
     types, repeated = field_types(arrow_schema)
     used = set(schema.columns(tuple(r for r in roles if r != Role.PASSTHROUGH)))
-    for column in schema.columns(roles):
-        found = types.get(column)
-        if found is None:
+    for column in named_columns(schema, roles):
+        if column not in types:
             raise unknown_column(column, arrow_schema.names, source, caller)
+    for column in schema.columns(roles):
+        found = types[column]
         if column in repeated:
             raise duplicate_error(column, source, caller)
         if column in used and not convertible(found):

@@ -7,6 +7,10 @@ output. ``fill`` gives the value that replaces nulls in a column (otherwise a nu
 error) and ``lengths`` the length that variable-length list columns are padded or truncated
 to (otherwise they become ragged tensors).
 
+A fill value is a bool, int, float (NaN and infinities too), str or bytes: exactly what
+:meth:`Schema.to_dict` writes as JSON and :meth:`Schema.from_dict` reads back to an equal
+schema (bytes as ``{"bytes": "<base64>"}``; a NaN fill equals any other NaN fill).
+
 Wherever a column name goes, a selector may go too: a glob (``"px*"``), a regular expression
 after ``re:`` (``"re:px\d+"``) or :data:`~fitpipe.schemas.columns.OTHER_COLUMNS` (every
 column no other entry uses). Selectors are expanded against the data's columns in file order
@@ -15,9 +19,12 @@ when the schema meets the data (see :mod:`fitpipe.schemas.columns` and :meth:`Sc
 
 from __future__ import annotations
 
+import base64
+import binascii
 import dataclasses
 import functools
 import json
+import math
 import numbers
 import re
 from collections.abc import Iterator, Mapping, Sequence
@@ -25,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from fitpipe.errors import FitpipeTypeError, FitpipeValueError, message
+from fitpipe.errors import FitpipeTypeError, FitpipeValueError, SchemaError, message
 from fitpipe.schemas.columns import REGEX_PREFIX, compile_regex
 from fitpipe.schemas.roles import Role
 
@@ -64,14 +71,37 @@ def _check_regex(name: str, where: str) -> None:
         ) from err
 
 
+def _name(value: Any, where: str) -> str:
+    """A column name: a non-empty str (a number is not taken for its text)."""
+    if not isinstance(value, str):
+        raise FitpipeTypeError(
+            message(
+                "Schema",
+                f"got a column name for {where} that is not a str",
+                "Column names are non-empty strings",
+                'Pass the name as the data spells it, e.g. "id"',
+                **{where: value},
+            )
+        )
+    if not value:
+        raise SchemaError(
+            message(
+                "Schema",
+                f"got an empty column name for {where}",
+                "Column names are non-empty strings",
+                'Pass the name as the data spells it, e.g. "id"',
+                **{where: value},
+            )
+        )
+    _check_regex(value, where)
+    return value
+
+
 def _columns(value: Any, where: str) -> Columns:
     if isinstance(value, str):
-        _check_regex(value, where)
-        return value
+        return _name(value, where)
     if isinstance(value, Sequence) and value and all(isinstance(v, str) for v in value):
-        for name in value:
-            _check_regex(name, where)
-        return tuple(value)
+        return tuple(_name(name, where) for name in value)
     raise FitpipeTypeError(
         message(
             "Schema",
@@ -117,25 +147,94 @@ def _plain(spec: RoleSpec | None) -> Any:
     return list(spec)
 
 
-def _items(values: Any) -> list[tuple[Any, Any]]:
-    return list((values or {}).items())
+def _items(values: Any, where: str) -> list[tuple[str, Any]]:
+    """The entries of a ``fill`` or ``lengths`` mapping (None: none), keyed by column name."""
+    if values is None:
+        return []
+    if not isinstance(values, Mapping):
+        raise FitpipeTypeError(
+            message(
+                "Schema",
+                f"got a `{where}` that is not a dict",
+                f"`{where}` maps column names to values",
+                f'Pass e.g. `{where}={{"age": 0}}`, or leave it out',
+                **{where: values},
+            )
+        )
+    return [(_name(k, f"{where} key"), v) for k, v in values.items()]
 
 
-def _fill(column: Any, value: Any) -> Any:
-    """A fill value: one number, bool, string or bytes (checked against the column's type later)."""
-    if isinstance(value, numbers.Number | str | bytes) or (
-        isinstance(value, np.generic) and value.ndim == 0
-    ):
-        return value.item() if isinstance(value, np.generic) else value
+def _passthrough(value: Any) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    names = (value,) if isinstance(value, str) else value
+    if not isinstance(names, Sequence):
+        raise FitpipeTypeError(
+            message(
+                "Schema",
+                "got a `passthrough` that is not a list of column names",
+                "`passthrough` names the columns carried to prediction output",
+                'Pass e.g. `passthrough=["id"]`',
+                passthrough=value,
+            )
+        )
+    return tuple(_name(c, "passthrough") for c in names)
+
+
+#: The types a fill value may have: what a schema's JSON holds and reads back as it was.
+FILL_TYPES = (bool, int, float, str, bytes)
+
+
+def _fill(column: str, value: Any) -> Any:
+    """A fill value: a bool, int, float, str or bytes (checked against its column later)."""
+    if isinstance(value, np.generic) and value.ndim == 0:
+        value = value.item()
+    for kind in FILL_TYPES:  # bool before int: bool is an int
+        if isinstance(value, kind):
+            plain: Any = kind  # subclasses (IntEnum, str enums) as their plain value
+            return plain(value)
     raise FitpipeTypeError(
         message(
             "Schema",
-            f"got a `fill` value for column {column!r} that is not one value",
-            "A fill value is a number, bool, string or bytes that replaces each null",
-            f"Pass e.g. `fill={{{column!r}: 0}}`",
+            f"got a `fill` value for column {column!r} that is not a bool, int, float, str "
+            "or bytes",
+            "A fill value replaces each null of its column and is saved with the schema, so "
+            "it is one of the values JSON holds (bytes written as base64)",
+            f"Pass e.g. `fill={{{column!r}: 0}}` (a decimal column takes a float or a str "
+            "such as '0.5')",
             fill=value,
         )
     )
+
+
+def _saved_fill(value: Any) -> Any:
+    """A fill value as :meth:`Schema.to_dict` writes it (bytes tagged, as base64)."""
+    if isinstance(value, bytes):
+        return {"bytes": base64.b64encode(value).decode("ascii")}
+    return value
+
+
+def _read_fill(column: Any, value: Any) -> Any:
+    """A fill value as :meth:`Schema.to_dict` wrote it: ``{"bytes": base64}`` is bytes."""
+    if not (isinstance(value, Mapping) and set(value) == {"bytes"}):
+        return value
+    try:
+        return base64.b64decode(value["bytes"], validate=True)
+    except (binascii.Error, TypeError, ValueError) as err:
+        raise SchemaError(
+            message(
+                "Schema.from_dict",
+                f"got an invalid bytes fill for column {column!r} ({err})",
+                'A bytes fill is written as {"bytes": "<base64 text>"}',
+                "Write the value's base64, e.g. `base64.b64encode(value)`",
+                fill=dict(value),
+            )
+        ) from err
+
+
+def _same(value: Any) -> Any:
+    """A fill value as equality sees it: every NaN the same (NaN != NaN otherwise)."""
+    return ("nan",) if isinstance(value, float) and math.isnan(value) else value
 
 
 def _length(column: Any, value: Any) -> int:
@@ -153,7 +252,7 @@ def _length(column: Any, value: Any) -> int:
     )
 
 
-@dataclasses.dataclass(frozen=True, init=False)
+@dataclasses.dataclass(frozen=True, init=False, eq=False)
 class Schema:
     """Declared roles of the columns of a table, stream or Parquet dataset.
 
@@ -164,6 +263,8 @@ class Schema:
         sample_weight: A column of per-sample weights.
         passthrough: Columns carried to prediction output unchanged.
         fill: Value replacing nulls, by column; a null in any other used column is an error.
+            A bool, int, float, str or bytes (for timestamp, duration and time columns an
+            int of microseconds, for dates of days).
         lengths: Length that variable-length list columns are padded (with 0) or truncated
             to, by column; list columns not named here become ragged tensors.
     """
@@ -180,7 +281,7 @@ class Schema:
         features: Any,
         targets: Any = None,
         sample_weight: str | None = None,
-        passthrough: Sequence[str] = (),
+        passthrough: Sequence[str] | None = (),
         fill: Mapping[str, Any] | None = None,
         lengths: Mapping[str, int] | None = None,
     ) -> None:
@@ -208,12 +309,32 @@ class Schema:
                     sample_weight=sample_weight,
                 )
             )
+        if sample_weight is not None:
+            _name(sample_weight, "sample_weight")
         set_(self, "sample_weight", sample_weight)
-        if isinstance(passthrough, str):
-            passthrough = (passthrough,)
-        set_(self, "passthrough", tuple(str(c) for c in passthrough))
-        set_(self, "fill", tuple(sorted((str(k), _fill(k, v)) for k, v in (fill or {}).items())))
-        set_(self, "lengths", tuple(sorted((str(k), _length(k, v)) for k, v in _items(lengths))))
+        set_(self, "passthrough", _passthrough(passthrough))
+        set_(self, "fill", tuple(sorted((k, _fill(k, v)) for k, v in _items(fill, "fill"))))
+        lengths_ = sorted((k, _length(k, v)) for k, v in _items(lengths, "lengths"))
+        set_(self, "lengths", tuple(lengths_))
+
+    def _key(self) -> tuple[Any, ...]:
+        fill = tuple((k, _same(v)) for k, v in self.fill)
+        return (
+            self.features,
+            self.targets,
+            self.sample_weight,
+            self.passthrough,
+            fill,
+            self.lengths,
+        )
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Schema):
+            return NotImplemented
+        return self._key() == other._key()
+
+    def __hash__(self) -> int:
+        return hash(self._key())
 
     # ------------------------------------------------------------------------- queries
     def columns(self, roles: Sequence[Role] = tuple(Role)) -> list[str]:
@@ -286,13 +407,16 @@ class Schema:
 
     # ------------------------------------------------------------------- serialization
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-serialisable dict that :meth:`from_dict` turns back into this schema."""
+        """A JSON-serialisable dict that :meth:`from_dict` turns back into an equal schema.
+
+        Fill values are written as they are, but bytes as ``{"bytes": "<base64>"}``.
+        """
         return {
             "features": _plain(self.features),
             "targets": _plain(self.targets),
             "sample_weight": self.sample_weight,
             "passthrough": list(self.passthrough),
-            "fill": dict(self.fill),
+            "fill": {column: _saved_fill(value) for column, value in self.fill},
             "lengths": dict(self.lengths),
         }
 
@@ -301,8 +425,24 @@ class Schema:
         """Builds a schema from :meth:`to_dict`'s output (or a parsed TOML/JSON table).
 
         Args:
-            data: The keys of :meth:`to_dict` (only ``features`` is required).
+            data: The keys of :meth:`to_dict` (only ``features`` is required; a None value is
+                the key left out).
+
+        Raises:
+            FitpipeTypeError: For unknown keys, a missing ``features`` or values of the wrong
+                type.
+            SchemaError: For an empty column name or an invalid bytes fill.
         """
+        if not isinstance(data, Mapping):
+            raise FitpipeTypeError(
+                message(
+                    "Schema.from_dict",
+                    f"got a {type(data).__name__}, not a dict",
+                    "A schema is a dict of the keys `Schema.to_dict` writes",
+                    'Pass e.g. `{"features": ["age", "income"], "targets": "label"}`',
+                    data=data,
+                )
+            )
         known = {"features", "targets", "sample_weight", "passthrough", "fill", "lengths"}
         unknown = sorted(set(data) - known)
         if unknown:
@@ -315,7 +455,11 @@ class Schema:
                     data=dict(data),
                 )
             )
-        return cls(**dict(data))
+        given = {key: value for key, value in data.items() if value is not None}
+        fill = given.get("fill")
+        if isinstance(fill, Mapping):
+            given["fill"] = {k: _read_fill(k, v) for k, v in fill.items()}
+        return cls(given.pop("features", None), **given)
 
     def to_json(self) -> str:
         """The schema as JSON text."""
