@@ -227,13 +227,16 @@ class _TableConformance(AdapterConformanceTests):
     def schema_for(self, x: np.ndarray, y: Any, sample_weight: Any) -> fitpipe.Schema | None:
         return columnar_schema(x, y, sample_weight)
 
+    def split_by_for(self, x: np.ndarray, y: Any, sample_weight: Any) -> Any:
+        return "key"  # the column arrow_table(..., keyed=True) adds
+
 
 class TestDeltaConformance(_TableConformance):
     adapter_name = "delta"
 
     def make_input(self, x: np.ndarray, y: Any, sample_weight: Any, batch_size: int) -> Any:
         path = tempfile.mkdtemp(dir=_KIT_TABLES.name)
-        deltalake.write_deltalake(path, arrow_table(x, y, sample_weight))
+        deltalake.write_deltalake(path, arrow_table(x, y, sample_weight, keyed=True))
         return deltalake.DeltaTable(path)
 
 
@@ -241,7 +244,7 @@ class TestIcebergConformance(_TableConformance):
     adapter_name = "iceberg"
 
     def make_input(self, x: np.ndarray, y: Any, sample_weight: Any, batch_size: int) -> Any:
-        rows = arrow_table(x, y, sample_weight)
+        rows = arrow_table(x, y, sample_weight, keyed=True)
         table = _catalog(Path(tempfile.mkdtemp(dir=_KIT_TABLES.name))).create_table(
             "ns.t", schema=rows.schema
         )

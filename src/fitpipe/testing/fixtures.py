@@ -203,7 +203,10 @@ def _feature_columns(x: np.ndarray) -> list[str]:
 
 
 def arrow_table(
-    x: np.ndarray, y: np.ndarray | None = None, sample_weight: np.ndarray | None = None
+    x: np.ndarray,
+    y: np.ndarray | None = None,
+    sample_weight: np.ndarray | None = None,
+    keyed: bool = False,
 ) -> pa.Table:
     """The data as a ``pyarrow.Table``: one column per feature, then targets and weights.
 
@@ -211,6 +214,8 @@ def arrow_table(
         x: Features, 2-D; column ``j`` becomes the column ``"x{j}"``.
         y: Targets of shape ``(rows,)`` (column ``"y"``), or None.
         sample_weight: Weights of shape ``(rows,)`` (column ``"sample_weight"``), or None.
+        keyed: Add a column ``"key"``: ``x[:, 0]`` as int64 (the rows' keys for the
+            conformance kit's ``split_by`` check: return ``"key"`` from ``split_by_for``).
 
     Returns:
         The table; :func:`columnar_schema` gives the schema that reads it back.
@@ -223,6 +228,10 @@ def arrow_table(
         columns[_TARGET_COLUMN] = np.asarray(y)
     if sample_weight is not None:
         columns[_WEIGHT_COLUMN] = np.asarray(sample_weight)
+    if keyed:
+        with np.errstate(invalid="ignore"):  # generated features may be NaN or huge
+            key = np.nan_to_num(x[:, 0], posinf=0.0, neginf=0.0).clip(-(2**60), 2**60)
+        columns["key"] = key.astype(np.int64)
     return pa.table(columns)
 
 
