@@ -17,6 +17,7 @@ from fitpipe.errors import DataMismatchError, FitpipeError, FitpipeTypeError, me
 from fitpipe.pipeline import Pipeline
 from fitpipe.schemas import Mode
 from fitpipe.training.conversions import dict_input_names, optional_input_names
+from fitpipe.training.weight_shapes import check_weight_shapes, weighted_outputs
 
 __all__ = [
     "check_fit_specs",
@@ -259,7 +260,9 @@ def check_model_targets(model: keras.Model, element_spec: Any, caller: str, mode
             "y",
             kind=FitpipeTypeError,
         )
-    _check_weights(y, element_spec[2] if len(element_spec) > 2 else None, caller)
+    weights = element_spec[2] if len(element_spec) > 2 else None
+    _check_weights(y, weights, caller)
+    check_weight_shapes(weighted_outputs(model, y, weights), caller)
     outputs = _outputs(model)
     if not outputs or isinstance(y, Mapping):
         return
