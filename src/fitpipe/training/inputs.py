@@ -12,7 +12,7 @@ from typing import Any
 import keras
 import tensorflow as tf
 
-from fitpipe.adapters import nesting
+from fitpipe.adapters import check_numeric_targets, nesting
 from fitpipe.errors import DataMismatchError, FitpipeError, FitpipeTypeError, message, raw
 from fitpipe.pipeline import Pipeline
 from fitpipe.schemas import Mode
@@ -250,16 +250,7 @@ def check_model_targets(model: keras.Model, element_spec: Any, caller: str, mode
             )
         )
     leaves = tf.nest.flatten(y)
-    if any(getattr(leaf, "dtype", None) == tf.string for leaf in leaves):
-        raise _mismatch(
-            caller,
-            "got string targets `y`",
-            "The loss compares outputs with numbers: targets are float or integer values",
-            "Encode the targets as numbers (class indices or one-hot)",
-            "data of dtype string",
-            "y",
-            kind=FitpipeTypeError,
-        )
+    check_numeric_targets(y, caller)
     weights = element_spec[2] if len(element_spec) > 2 else None
     _check_weights(y, weights, caller)
     check_weight_shapes(weighted_outputs(model, y, weights), caller)
