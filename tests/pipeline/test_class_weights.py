@@ -123,7 +123,9 @@ def test_empty_class_weight_weighs_every_sample_1() -> None:
     np.testing.assert_array_equal(weights(pipeline), np.ones(6))
 
 
-@pytest.mark.parametrize("key", ["cat", 1.0, True, None, "1.0", "-1", " 1", "", "\u0663", "0x1"])
+@pytest.mark.parametrize(
+    "key", ["cat", 1.5, float("nan"), True, None, "1.0", "-1", " 1", "", "\u0663", "0x1"]
+)
 def test_non_integer_keys_are_a_type_error(key: Any) -> None:
     with pytest.raises(TypeError, match=r"^`adapt` got the non-integer `class_weight` key"):
         fitpipe.adapt(X, LABELS, class_weight={key: 1.0})

@@ -185,9 +185,10 @@ def test_sample_weight_without_y_is_a_value_error() -> None:
         fitpipe.adapt(X, sample_weight=np.ones(10))
 
 
-def test_sample_weight_of_rank_3_is_a_value_error() -> None:
-    with pytest.raises(ValueError, match=r"^`adapt` got `sample_weight` of rank 3"):
-        fitpipe.adapt(X, Y, np.ones((10, 2, 2)))
+def test_sample_weight_of_rank_3_is_the_models_to_judge() -> None:
+    """Which weight shapes fit is the loss' to say (``fit`` checks it against the model)."""
+    pipeline = fitpipe.adapt(X, Y, np.ones((10, 2, 1)), batch_size=5)
+    assert pipeline.element_spec[2].shape.as_list() == [None, 2, 1]
 
 
 def test_string_sample_weight_is_a_type_error() -> None:

@@ -16,6 +16,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from differential import classification_data, dense_model
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sklearn.utils.class_weight import compute_class_weight
 
 import fitpipe
@@ -242,3 +244,18 @@ def test_unknown_output_names_the_model_outputs() -> None:
         r"\(did you mean 'out_a'\?\)\. .*'out_a', 'out_b'",
     ):
         trainer.fit(XC, [LABELS, BINARY], class_weight={"out_aa": {0: 1.0}}, epochs=1, verbose=0)
+
+
+@settings(max_examples=min(10, settings.default.max_examples), deadline=None)
+@given(
+    keys=st.lists(st.sampled_from([int, float, np.float64]), min_size=3, max_size=3),
+    weights=st.lists(st.floats(0.1, 5.0), min_size=3, max_size=3),
+)
+def test_integral_float_keys_train_as_in_keras(keys: list[Any], weights: list[float]) -> None:
+    """Keras looks each label up as ``int(label)``, which finds a key ``1.0``: so does fitpipe."""
+    class_weight = {kind(c): w for c, (kind, w) in enumerate(zip(keys, weights, strict=True))}
+
+    def spec(side: Side) -> dict[str, Any]:
+        return {"x": XC, "y": LABELS, "batch_size": 32, "epochs": 1, "class_weight": class_weight}
+
+    run_both(_cls, CLS_COMPILE, spec, check_params=False)

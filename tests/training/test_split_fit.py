@@ -17,6 +17,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from differential import classification_data, dense_model
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import fitpipe
 from fitpipe import limits
@@ -151,6 +153,23 @@ def test_fit_split_errors(kwargs: dict[str, Any], pattern: str) -> None:
     kwargs = {"y": LABELS, **kwargs}
     with pytest.raises((ValueError, TypeError, DataMismatchError), match=pattern):
         trainer.fit(XC, epochs=1, verbose=0, **kwargs)
+
+
+@settings(max_examples=min(20, settings.default.max_examples), deadline=None)
+@given(
+    split=st.one_of(st.floats(0.01, 0.99), st.sampled_from([0, 0.0, 0.5])),
+    option=st.sampled_from([{"split_by": USERS}, {"stratify": True}]),
+)
+def test_split_errors_show_the_validation_split_passed(
+    split: float, option: dict[str, Any]
+) -> None:
+    """Beside `validation_data` (which replaces the split) too: the value as it was passed."""
+    _, trainer = _twins()
+    with pytest.raises(ValueError, match="together with `validation_data`") as caught:
+        trainer.fit(
+            XC, LABELS, validation_split=split, validation_data=(XC, LABELS), verbose=0, **option
+        )
+    assert f"validation_split={split!r} (of type {type(split).__name__})" in str(caught.value)
 
 
 # ------------------------------------------------------------------------------ extra

@@ -43,7 +43,7 @@ from fitpipe.adapters.base import (
     check_supported,
     unsupported,
 )
-from fitpipe.adapters.batch_checks import nesting
+from fitpipe.adapters.batch_checks import check_numeric_targets, nesting
 from fitpipe.adapters.batches import Check, no_autograph, read_when_asked
 from fitpipe.adapters.capabilities import (
     BatchSourceBase,
@@ -127,6 +127,7 @@ __all__ = [
     "Timed",
     "batch_size_or_default",
     "block_order",
+    "check_numeric_targets",
     "check_rows",
     "check_supported",
     "checked_chunks",

@@ -360,7 +360,9 @@ def check_rows(source_parts: dict[str, Any], caller: str, empty: bool = False) -
 
 
 def check_sample_weight(sample_weight: Any, y: Any, caller: str) -> None:
-    """Checks that sample weights are numeric of rank 1 (per sample) or 2 (per time step).
+    """Checks that sample weights are numeric arrays, one nested as the targets are.
+
+    Which shapes fit the loss is the model's to say (``fitpipe.training.weight_shapes``).
 
     Args:
         sample_weight: Converted weights, or None.
@@ -368,7 +370,7 @@ def check_sample_weight(sample_weight: Any, y: Any, caller: str) -> None:
         caller: The public method being run.
 
     Raises:
-        FitpipeValueError: For weights without targets or of an unusable rank.
+        FitpipeValueError: For weights without targets, or several for one target.
         FitpipeTypeError: For non-numeric weights.
 
     """
@@ -397,18 +399,6 @@ def check_sample_weight(sample_weight: Any, y: Any, caller: str) -> None:
                     sample_weight=leaf,
                 )
             )
-        rank = leaf.shape.rank if is_tf_value(leaf) else leaf.ndim
-        if rank not in (1, 2):
-            raise FitpipeValueError(
-                message(
-                    caller,
-                    f"got `sample_weight` of rank {rank}",
-                    "Weights are 1-D `(samples,)`, or 2-D `(samples, sequence_length)` for "
-                    "temporal data",
-                    "Reshape the weights, e.g. `w.reshape(len(w))`",
-                    sample_weight=leaf,
-                )
-            )
 
 
 def _check_weight_structure(sample_weight: Any, y: Any, caller: str) -> None:
@@ -422,21 +412,6 @@ def _check_weight_structure(sample_weight: Any, y: Any, caller: str) -> None:
                 "`sample_weight` is one array, or one per model output when `y` has "
                 "several outputs",
                 "Pass a single weights array",
-                sample_weight=sample_weight,
-            )
-        )
-    if nested or not single_y:
-        return
-    rank = sample_weight.shape.rank if is_tf_value(sample_weight) else sample_weight.ndim
-    y_shape = tuple(y.shape) if not isinstance(y, tf.SparseTensor) else ()
-    if rank == 2 and (len(y_shape) < 2 or y_shape[1] != sample_weight.shape[1]):
-        raise FitpipeValueError(
-            message(
-                caller,
-                f"got `sample_weight` that does not fit targets of shape {y_shape}",
-                "Weights are 1-D `(samples,)`, or 2-D `(samples, "
-                "sequence_length)` matching temporal targets",
-                "Reshape the weights",
                 sample_weight=sample_weight,
             )
         )

@@ -18,9 +18,55 @@ import tensorflow as tf
 
 from fitpipe.errors import DataMismatchError, FitpipeTypeError, message, raw
 
-__all__ = ["BatchSpec", "leaf_names", "nesting", "outline", "signature_of"]
+__all__ = [
+    "BatchSpec",
+    "check_numeric_targets",
+    "leaf_names",
+    "nesting",
+    "outline",
+    "signature_of",
+]
 
 _ROLES = ("x", "y", "sample_weight")
+
+
+def _is_text(leaf: Any) -> bool:
+    """Whether an array, tensor or spec holds strings (``tf.string``, NumPy ``U``/``S``)."""
+    dtype = getattr(leaf, "dtype", None)
+    if dtype is None:
+        return False
+    if isinstance(dtype, tf.DType):
+        return dtype == tf.string
+    try:
+        return np.dtype(dtype).kind in "US"
+    except TypeError:
+        return False
+
+
+def check_numeric_targets(y: Any, caller: str) -> None:
+    """Refuses string targets: a loss, or ``class_weight``, reads targets as numbers.
+
+    One error for every path that meets them (the model's loss, a ``class_weight`` map or
+    ``"balanced"``, in ``fit``, ``adapt`` and ``train_on_batch``).
+
+    Args:
+        y: Targets: arrays, tensors or their specs, nested or not (None passes).
+        caller: The public method being run.
+
+    Raises:
+        FitpipeTypeError: When a target leaf holds strings.
+    """
+    if any(_is_text(leaf) for leaf in tf.nest.flatten(y)):
+        raise FitpipeTypeError(
+            message(
+                caller,
+                "got string targets `y`",
+                "The loss, and `class_weight`'s class indices, read targets as numbers: "
+                "float or integer values",
+                "Encode the targets as numbers (class indices or one-hot)",
+                y=raw("data of dtype string"),
+            )
+        )
 
 
 def _paths(value: Any, path: str) -> list[str]:

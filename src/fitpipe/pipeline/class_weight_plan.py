@@ -13,7 +13,13 @@ import dataclasses
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from fitpipe.adapters import ArraySource, ClassCountable, Source, class_counts
+from fitpipe.adapters import (
+    ArraySource,
+    ClassCountable,
+    Source,
+    check_numeric_targets,
+    class_counts,
+)
 from fitpipe.errors import FitpipeTypeError, FitpipeValueError, message
 from fitpipe.pipeline.class_weights import (
     BALANCED,
@@ -179,6 +185,7 @@ def source_class_weight(
     Raises:
         FitpipeValueError: For invalid maps, unknown outputs, and ``"balanced"`` for inputs
             that cannot be counted before training.
+        FitpipeTypeError: For string targets (class weights map class indices).
     """
     if class_weight is None:
         return None
@@ -187,6 +194,7 @@ def source_class_weight(
     else:
         spec = source.make_dataset().element_spec
         y = spec[1] if len(spec) > 1 else None
+    check_numeric_targets(y, caller)
     counted: dict[str, Counts] = {}
 
     def counts() -> Counts:

@@ -84,16 +84,25 @@ def balanced_weights(counts: Mapping[int, int]) -> dict[int, float]:
 
 
 def _class_index(key: Any, class_weight: Any, caller: str) -> Any:
-    """An integer key as it is; a string of ASCII digits (JSON/TOML configs) as its int."""
+    """An integer key as it is; a digit string, or a float equal to an int, as its int.
+
+    Digit strings come from JSON/TOML configs; a float such as ``1.0`` Keras finds too (it
+    looks each label up by ``int(label)``).
+    """
     if isinstance(key, str) and key.isascii() and key.isdigit():
         return int(key)
+    if isinstance(key, numbers.Real) and not isinstance(key, (bool, numbers.Integral)):
+        value = float(key)
+        if np.isfinite(value) and value.is_integer():
+            return int(value)
     if isinstance(key, bool) or not isinstance(key, numbers.Integral):
         raise FitpipeTypeError(
             message(
                 caller,
                 f"got the non-integer `class_weight` key {key!r}",
                 "Keys of `class_weight` are class indices: ints, or strings of digits such "
-                'as `"1"` (as JSON and TOML configs give them)',
+                'as `"1"` (as JSON and TOML configs give them), or floats equal to an int '
+                "such as `1.0`",
                 "Map class indices, not names, e.g. `{0: 1.0, 1: 5.0}`",
                 class_weight=class_weight,
             )

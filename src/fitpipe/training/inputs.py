@@ -12,11 +12,12 @@ from typing import Any
 import keras
 import tensorflow as tf
 
-from fitpipe.adapters import nesting
+from fitpipe.adapters import check_numeric_targets, nesting
 from fitpipe.errors import DataMismatchError, FitpipeError, FitpipeTypeError, message, raw
 from fitpipe.pipeline import Pipeline
 from fitpipe.schemas import Mode
 from fitpipe.training.conversions import dict_input_names, optional_input_names
+from fitpipe.training.weight_shapes import check_weight_shapes, weighted_outputs
 
 __all__ = [
     "check_fit_specs",
@@ -249,17 +250,10 @@ def check_model_targets(model: keras.Model, element_spec: Any, caller: str, mode
             )
         )
     leaves = tf.nest.flatten(y)
-    if any(getattr(leaf, "dtype", None) == tf.string for leaf in leaves):
-        raise _mismatch(
-            caller,
-            "got string targets `y`",
-            "The loss compares outputs with numbers: targets are float or integer values",
-            "Encode the targets as numbers (class indices or one-hot)",
-            "data of dtype string",
-            "y",
-            kind=FitpipeTypeError,
-        )
-    _check_weights(y, element_spec[2] if len(element_spec) > 2 else None, caller)
+    check_numeric_targets(y, caller)
+    weights = element_spec[2] if len(element_spec) > 2 else None
+    _check_weights(y, weights, caller)
+    check_weight_shapes(weighted_outputs(model, y, weights), caller)
     outputs = _outputs(model)
     if not outputs or isinstance(y, Mapping):
         return

@@ -74,7 +74,14 @@ def fit_request(
     """
     check_shuffle(shuffle, "fit")
     split = check_validation_split(validation_split, "fit") if validation_data is None else 0
-    check_split_options(split, split_by, stratify, validation_data is not None, "fit")
+    # the user's validation_split (not `split`, 0 beside validation_data): errors show it
+    check_split_options(
+        split if validation_data is None else validation_split,
+        split_by,
+        stratify,
+        validation_data is not None,
+        "fit",
+    )
     extra_entries = check_extra(extra, "fit")
     x = without_extra_inputs(model, x, extra_entries, split_by)
     request = AdaptRequest(

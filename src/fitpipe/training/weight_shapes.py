@@ -1,0 +1,141 @@
+"""Which ``sample_weight`` shapes the compiled loss takes: Keras' rule, checked before a step.
+
+Keras weighs the values a loss function returns (``(batch,)`` for a mean squared error over
+``(batch, 1)`` targets, ``(batch, steps)`` over sequences) by the weights
+(``keras.src.losses.loss.reduce_weighted_values``): where their ranks differ by one and the
+longer shape ends in 1, that 1 is squeezed (or, when the shorter is 1-D, a 1 is added to it),
+then the two are multiplied, broadcasting. So weights ``(samples, 1)`` over per-sample values,
+and ``(samples, steps, 1)`` or ``(samples, 1)`` over per-step values, train as in Keras.
+Any other shape either makes Keras fail in the step ("Dimensions must be equal") or
+broadcasts silently along the wrong axes: ``(samples, 1, 1)`` over per-sample values makes a
+``(samples, 1, samples)`` product, and ``(samples,)`` over ``(samples, steps)`` values
+weighs the steps when ``steps`` equals the batch size. fitpipe refuses both before the first
+step, as Keras' docs give the shapes: ``(samples,)``, or ``(samples, sequence_length)`` for
+temporal data (README, departures).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import keras
+import tensorflow as tf
+
+from fitpipe.errors import DataMismatchError, message, raw
+from fitpipe.training.check_rules import losses_by_output, target_leaves
+
+__all__ = ["check_weight_shapes", "loss_values_shape", "weighted_outputs", "weights_fit"]
+
+Shape = tuple[int | None, ...]
+
+
+def weights_fit(weights: Shape, values: Shape) -> bool:
+    """Whether Keras weighs loss values of shape ``values`` one to one by ``weights``.
+
+    Keras' ``squeeze_or_expand_to_same_rank(values, weights)``, then a broadcast that leaves
+    the values' shape as it is: every weight dimension is 1 or the values' own (unknown
+    dimensions pass).
+
+    Args:
+        weights: The weights' shape (a batch's, or with ``None`` for unknown sizes).
+        values: The shape of the values the loss function returns.
+
+    Returns:
+        True where Keras multiplies each loss value by its own weight.
+    """
+    w, v = list(weights), list(values)
+    if len(v) == len(w) + 1 and v[-1] == 1:
+        if len(w) == 1:
+            w.append(1)
+        else:
+            v.pop()
+    elif len(w) == len(v) + 1 and w[-1] == 1:
+        if len(v) == 1:
+            v.append(1)
+        else:
+            w.pop()
+    if len(w) != len(v):
+        return False
+    return all(a is None or b is None or a in (1, b) for a, b in zip(w, v, strict=True))
+
+
+def loss_values_shape(loss: Any, target: Shape, output: Shape, dtype: str) -> Shape | None:
+    """The shape of the values ``loss`` returns for targets and predictions of these shapes.
+
+    Args:
+        loss: A loss as ``compile`` takes it (a name, a ``keras.losses.Loss`` or a function).
+        target: The targets' shape.
+        output: The model output's shape.
+        dtype: The model output's dtype (Keras casts targets to the loss' dtype too).
+
+    Returns:
+        The shape, or None where it is unknown (the loss cannot be traced on its own, or
+        returns a scalar).
+    """
+    try:
+        found = keras.losses.get(loss) if isinstance(loss, str) else loss
+        call: Callable[..., Any] = found.call if isinstance(found, keras.losses.Loss) else found
+        traced = tf.function(call, autograph=False).get_concrete_function(
+            tf.TensorSpec(target, dtype), tf.TensorSpec(output, dtype)
+        )
+        shape = traced.structured_outputs.shape
+    except Exception:  # a loss fitpipe cannot trace alone: the step decides
+        return None
+    if shape.rank is None or shape.rank == 0:
+        return None
+    return tuple(shape.as_list())
+
+
+def weighted_outputs(model: keras.Model, y_spec: Any, w_spec: Any) -> list[tuple[Any, ...]]:
+    """``(loss, target spec, model output, weight spec)`` for each target leaf with weights.
+
+    One weight leaf for several targets is each target's (Keras replicates it); none where
+    the model's outputs, losses, targets or weights do not line up (other checks say so).
+    """
+    losses, owners = losses_by_output(model), target_leaves(y_spec, model)
+    if w_spec is None or losses is None or owners is None:
+        return []
+    targets, weights = tf.nest.flatten(y_spec), tf.nest.flatten(w_spec)
+    if len(weights) == 1:
+        weights = weights * len(targets)
+    if len(weights) != len(targets):
+        return []
+    return [
+        (losses[owner], target, model.outputs[owner], weight)
+        for owner, target, weight in zip(owners, targets, weights, strict=True)
+    ]
+
+
+def check_weight_shapes(pairs: list[tuple[Any, Any, Any, Any]], caller: str) -> None:
+    """Raises ``DataMismatchError`` for weights Keras' loss cannot weigh one to one.
+
+    Args:
+        pairs: ``(loss, target spec, model output, weight spec)`` for each weighted output.
+        caller: The public method being run.
+    """
+    for loss, target, output, weight in pairs:
+        found = [getattr(spec, "shape", None) for spec in (target, output, weight)]
+        if loss is None or any(s is None for s in found):
+            continue
+        shapes = [tf.TensorShape(s) for s in found]
+        if any(s.rank is None for s in shapes):
+            continue
+        target_shape, output_shape, weight_shape = (tuple(s.as_list()) for s in shapes)
+        dtype = getattr(output, "dtype", "float32")
+        values = loss_values_shape(loss, target_shape, output_shape, str(dtype))
+        if values is None or weights_fit(weight_shape, values):
+            continue
+        raise DataMismatchError(
+            message(
+                caller,
+                f"got `sample_weight` of shape {weight_shape} for loss values of shape {values}",
+                "The loss weighs each of its values by one weight: weights are "
+                "`(samples,)` (or `(samples, 1)`) for a value per sample, and `(samples, "
+                "sequence_length)` (or with a trailing 1) for a value per time step; Keras "
+                "fails on other shapes or broadcasts them along the wrong axes",
+                "Reshape the weights to one per loss value",
+                sample_weight=raw(f"weights of shape {weight_shape}"),
+                y=raw(f"targets of shape {target_shape}, model output of shape {output_shape}"),
+            )
+        )

@@ -1,0 +1,157 @@
+"""``sample_weight`` shapes against the loss' values, in every input form, against Keras.
+
+Keras weighs the values a loss returns (``(samples,)``, or ``(samples, steps)`` for temporal
+outputs) by weights whose rank may differ by a trailing 1 (``keras.src.losses.loss``). With
+other shapes it either fails in the step or broadcasts along the wrong axes and trains on a
+wrong loss. The oracle here: Keras trained on the weights (arrays), and Keras trained on the
+same weights in the documented shape (``(samples,)`` or ``(samples, sequence_length)``).
+Where both agree fitpipe trains as Keras does; where Keras fails, or trains otherwise than on
+the documented weights (a wrong broadcast), fitpipe refuses before any step.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import fitpipe
+from fitpipe.errors import DataMismatchError
+from fitpipe.testing.keras_diff import assert_histories_close, assert_weights_close
+from fitpipe.training.weight_shapes import weights_fit
+
+ROWS, BATCH = 16, 8
+RNG = np.random.default_rng(0)
+# case: (loss, temporal, target shape after the rows: "T" is the steps)
+CASES = {
+    "mse": ("mse", False, (1,)),
+    "mse-flat": ("mse", False, ()),
+    "sparse": ("sparse_categorical_crossentropy", False, ()),
+    "sparse-column": ("sparse_categorical_crossentropy", False, (1,)),
+    "mse-steps": ("mse", True, ("T", 1)),
+    "mse-steps-flat": ("mse", True, ("T",)),
+    "sparse-steps": ("sparse_categorical_crossentropy", True, ("T",)),
+}
+
+
+def _model(loss: str, temporal: bool, steps: int, trainer: bool) -> Any:
+    keras.utils.set_random_seed(0)
+    units, activation = (1, None) if loss == "mse" else (3, "softmax")
+    shape = (steps, 2) if temporal else (3,)
+    model = keras.Sequential([keras.Input(shape), keras.layers.Dense(units, activation)])
+    target = fitpipe.Trainer(model) if trainer else model
+    target.compile(optimizer="sgd", loss=loss)
+    return target
+
+
+def _data(case: str, steps: int) -> tuple[np.ndarray, np.ndarray]:
+    loss, temporal, tail = CASES[case]
+    x = RNG.normal(size=(ROWS, steps, 2) if temporal else (ROWS, 3)).astype("float32")
+    shape = (ROWS, *(steps if d == "T" else d for d in tail))
+    if loss == "mse":
+        return x, RNG.normal(size=shape).astype("float32")
+    return x, RNG.integers(0, 3, shape)
+
+
+def _weights(kind: str, steps: int, trailing: int) -> np.ndarray:
+    shape = {"sample": (ROWS,), "step": (ROWS, steps), "wide": (ROWS, 2)}[kind]
+    return RNG.uniform(0.2, 2.0, (*shape, *(1,) * trailing)).astype("float32")
+
+
+def _documented(weights: np.ndarray, values: tuple[int, ...]) -> np.ndarray | None:
+    """The weights in the documented shape for loss values of shape ``values``, or None."""
+    squeezed = weights.reshape(weights.shape[:1] + tuple(d for d in weights.shape[1:] if d != 1))
+    if squeezed.ndim == 1:
+        return squeezed if len(values) == 1 else squeezed[:, None]
+    return squeezed if squeezed.shape == values else None
+
+
+def _keras_fit(case: str, steps: int, x: Any, y: Any, weights: Any) -> Any:
+    loss, temporal, _ = CASES[case]
+    model = _model(loss, temporal, steps, trainer=False)
+    try:
+        history = model.fit(
+            x, y, sample_weight=weights, batch_size=BATCH, epochs=1, shuffle=False, verbose=0
+        )
+    except (ValueError, tf.errors.InvalidArgumentError):
+        return None, model
+    return history, model
+
+
+def _batches(x: Any, y: Any, weights: Any) -> Iterator[tuple[Any, Any, Any]]:
+    for start in range(0, ROWS, BATCH):
+        rows = slice(start, start + BATCH)
+        yield x[rows], y[rows], weights[rows]
+
+
+def _fit(trainer: fitpipe.Trainer, form: str, x: Any, y: Any, weights: Any) -> Any:
+    kwargs: dict[str, Any] = {"epochs": 1, "verbose": 0, "shuffle": False}
+    if form == "arrays":
+        return trainer.fit(x, y, sample_weight=weights, batch_size=BATCH, **kwargs)
+    if form == "generator":
+        return trainer.fit(_batches(x, y, weights), **kwargs)
+    data = tf.data.Dataset.from_tensor_slices((x, y, weights)).batch(BATCH)
+    return trainer.fit(data, **kwargs)
+
+
+def _keras_trains_right(case: str, steps: int, x: Any, y: Any, weights: Any) -> Any:
+    """Keras' model trained on ``weights`` where that is the documented weighing, else None."""
+    loss = CASES[case][0]
+    got, model = _keras_fit(case, steps, x, y, weights)
+    values = tuple(keras.losses.get(loss)(y, model.predict(x, verbose=0)).shape)
+    documented = _documented(weights, values)
+    if got is None or documented is None:
+        return None
+    reference, _ = _keras_fit(case, steps, x, y, documented)
+    same = np.allclose(got.history["loss"], reference.history["loss"], rtol=1e-5)
+    return (got, model) if same else None
+
+
+@settings(max_examples=min(24, settings.default.max_examples), deadline=None)
+@given(
+    case=st.sampled_from(sorted(CASES)),
+    steps=st.sampled_from([3, BATCH]),  # steps == batch size: where Keras broadcasts wrongly
+    kind=st.sampled_from(["sample", "step", "wide"]),
+    trailing=st.integers(0, 2),
+    form=st.sampled_from(["arrays", "generator", "tf.data"]),
+)
+def test_weight_shapes_train_or_are_refused_as_in_keras(
+    case: str, steps: int, kind: str, trailing: int, form: str
+) -> None:
+    x, y = _data(case, steps)
+    weights = _weights(kind, steps, trailing)
+    expected = _keras_trains_right(case, steps, x, y, weights)
+    loss, temporal, _ = CASES[case]
+    trainer = _model(loss, temporal, steps, trainer=True)
+    if expected is None:
+        with pytest.raises(DataMismatchError, match="`sample_weight` of shape"):
+            _fit(trainer, form, x, y, weights)
+        return
+    got = _fit(trainer, form, x, y, weights)
+    assert_histories_close(expected[0], got, check_params=form != "generator")
+    assert_weights_close(expected[1], trainer.model)
+
+
+@given(
+    weights=st.lists(st.sampled_from([1, 3, 5]), min_size=1, max_size=4),
+    values=st.lists(st.sampled_from([1, 3, 5]), min_size=1, max_size=3),
+)
+def test_weights_fit_is_a_broadcast_that_keeps_the_values_shape(
+    weights: list[int], values: list[int]
+) -> None:
+    """Keras' own squeeze-or-expand, then a product that keeps each value to one weight."""
+    from keras.src.losses.loss import squeeze_or_expand_to_same_rank
+
+    v, w = squeeze_or_expand_to_same_rank(np.ones(values), np.ones(weights))
+    try:
+        product = np.broadcast_shapes(tuple(v.shape), tuple(w.shape))
+    except ValueError:
+        product = None
+    one_to_one = product == tuple(v.shape) and len(v.shape) == len(w.shape)
+    assert weights_fit(tuple(weights), tuple(values)) == one_to_one
