@@ -16,6 +16,7 @@ temporal data (README, departures).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -63,6 +64,9 @@ def weights_fit(weights: Shape, values: Shape) -> bool:
 def loss_values_shape(loss: Any, target: Shape, output: Shape, dtype: str) -> Shape | None:
     """The shape of the values ``loss`` returns for targets and predictions of these shapes.
 
+    Traced once per loss and shapes (a trace costs 3-20 ms, which every ``fit`` with
+    weights would pay again): later calls are answered from a small cache.
+
     Args:
         loss: A loss as ``compile`` takes it (a name, a ``keras.losses.Loss`` or a function).
         target: The targets' shape.
@@ -73,6 +77,14 @@ def loss_values_shape(loss: Any, target: Shape, output: Shape, dtype: str) -> Sh
         The shape, or None where it is unknown (the loss cannot be traced on its own, or
         returns a scalar).
     """
+    try:
+        return _traced_shape(loss, target, output, dtype)
+    except TypeError:  # an unhashable loss: traced every time
+        return _traced_shape.__wrapped__(loss, target, output, dtype)
+
+
+@functools.lru_cache(maxsize=64)
+def _traced_shape(loss: Any, target: Shape, output: Shape, dtype: str) -> Shape | None:
     try:
         found = keras.losses.get(loss) if isinstance(loss, str) else loss
         call: Callable[..., Any] = found.call if isinstance(found, keras.losses.Loss) else found
