@@ -250,9 +250,10 @@ class Trainer(EvaluatePredictMethods, OnBatchMethods):
                 "balanced"}``; outputs left out weigh 1 (Keras refuses it). The weights
                 computed are printed when ``verbose`` is not 0 and given as
                 ``history.params["class_weight"]`` (callbacks see them in ``params``).
-            sample_weight: Per-row (or, for temporal data, per-time-step) weights, for
-                row-addressed inputs; columnar inputs name a column in
-                ``schema.sample_weight``.
+            sample_weight: Per-row weights ``(samples,)`` (or ``(samples, 1)``), or, for
+                temporal data, per-time-step ones ``(samples, sequence_length)`` (or with a
+                trailing 1), for row-addressed inputs; columnar inputs name a column in
+                ``schema.sample_weight``. Other shapes are refused before the first step.
             initial_epoch: The epoch to start at (to resume a run).
             steps_per_epoch: Batches per epoch; default: one pass over the input. Required
                 for infinite inputs; an input that runs out early ends the epoch.
