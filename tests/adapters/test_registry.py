@@ -654,3 +654,25 @@ def test_a_lazy_plugin_whose_adapter_fails_to_build_is_skipped_with_a_warning(
         with pytest.raises(UnsupportedInputError, match="found no adapter"):
             fitpipe.adapt(missing_backend())
     assert fitpipe.adapt(np.ones((2, 1))).adapter == "numpy"
+
+
+def test_a_lazy_adapter_subclass_with_its_own_can_adapt_is_asked(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The lookup decides for a plain LazyAdapter by its library; a subclass's own
+    ``can_adapt`` (here: any str ending in ``.thing``) is asked like any adapter's."""
+
+    class Things(LazyAdapter):
+        def can_adapt(self, x: Any) -> bool:
+            return isinstance(x, str) and x.endswith(".thing")
+
+        def adapt(self, request: Any) -> Any:
+            raise RuntimeError("taken by the subclass")
+
+    own = AdapterRegistry("test.no.group")
+    monkeypatch.setattr(importlib.metadata, "entry_points", lambda *, group: [])
+    lazy = Things("test-things", "json:JSONDecoder", ("no_lib",), "things", frozenset(), "-")
+    own.register(lazy, priority=10)
+    assert own.find("data.thing", "fit") is lazy
+    with pytest.raises(UnsupportedInputError, match="found no adapter"):
+        own.find("data.other", "fit")

@@ -293,7 +293,7 @@ class AdapterRegistry(Mapping[str, Adapter]):
             if id(adapter) in failed:
                 continue
             owner = adapter
-            if isinstance(adapter, LazyAdapter):
+            if isinstance(adapter, LazyAdapter) and _own_lookup(adapter):
                 if not adapter._from_library(x):
                     continue
                 loaded = (
@@ -333,6 +333,14 @@ class AdapterRegistry(Mapping[str, Adapter]):
                         PluginWarning,
                         stacklevel=2,
                     )
+
+
+def _own_lookup(lazy: LazyAdapter) -> bool:
+    """Whether the lookup decides for ``lazy`` by its library.
+
+    A subclass's own ``can_adapt`` is asked like any adapter's instead.
+    """
+    return type(lazy).can_adapt is LazyAdapter.can_adapt
 
 
 def _load_plugin(lazy: LazyAdapter, caller: str, failed: set[int]) -> Adapter | None:
