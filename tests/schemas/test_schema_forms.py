@@ -197,6 +197,20 @@ def test_prediction_drops_target_selectors_that_match_nothing():
         schema.resolve(table.schema.names)
 
 
+@pytest.mark.parametrize("what", ["fill", "lengths"])
+def test_a_fill_or_lengths_selector_matching_nothing_is_an_error_where_every_role_is_read(
+    what: str,
+) -> None:
+    """It was dropped silently; prediction data (no targets) may lack what it selects."""
+    value = 0.0 if what == "fill" else 3
+    schema = fitpipe.Schema("px*", targets="label", **{what: {"pz*": value}})
+    names = digits_table().schema.names
+    with pytest.raises(SchemaError, match=rf"no column matching 'pz\*'.*`{what}` keys select"):
+        schema.resolve(names)
+    prediction = schema.resolve(names, roles=(Role.FEATURE, Role.PASSTHROUGH))
+    assert dict(getattr(prediction, what)) == {}
+
+
 def test_other_columns_twice_or_with_nothing_left_is_an_error():
     with pytest.raises(SchemaError, match=r"OTHER_COLUMNS` more than once"):
         fitpipe.Schema(OTHER_COLUMNS, targets=OTHER_COLUMNS).resolve(["a", "b"])

@@ -155,15 +155,15 @@ class _Resolver:
                 found.extend(self._matches(name, role))
         return found or None
 
-    def _matches(self, selector: str, role: Role) -> list[str]:
+    def _matches(self, selector: str, role: Role, what: str | None = None) -> list[str]:
         found = matching_columns(selector, self.names)
         if not found and role in self.roles:
             raise SchemaError(
                 message(
                     self.caller,
                     f"found no column matching {selector!r} in {self.source}",
-                    f"The schema's {role.value} columns select by pattern; the data has "
-                    f"columns {column_listing(self.names)}",
+                    f"The schema's {what or role.value + ' columns'} select by pattern; the "
+                    f"data has columns {column_listing(self.names)}",
                     "Fix the pattern (globs use * ? [...]; regular expressions start with "
                     "`re:` and must match a whole name)",
                     pattern=selector,
@@ -215,10 +215,19 @@ def _flat_plain(value: Any) -> list[str]:
     return list(value)
 
 
-def _keyed(mapping: tuple[tuple[str, Any], ...], names: Sequence[str]) -> dict[str, Any]:
+def _keyed(mapping: tuple[tuple[str, Any], ...], resolver: _Resolver, what: str) -> dict[str, Any]:
+    """``fill`` or ``lengths`` with selector keys expanded to the columns they match.
+
+    A selector that matches no column is a ``SchemaError`` where the data holds every role
+    (``fit``, ``evaluate``); prediction data lacks the targets, so a selector meant for
+    them may match nothing there.
+    """
     out: dict[str, Any] = {}
     for key, value in mapping:
-        keys = [key] if key in names or not is_selector(key) else matching_columns(key, names)
+        if key in resolver.present or not is_selector(key):
+            keys = [key]
+        else:
+            keys = resolver._matches(key, Role.TARGET, f"`{what}` keys")
         out.update(dict.fromkeys(keys, value))
     return out
 
@@ -298,6 +307,6 @@ def resolve_schema(
         targets=targets,
         sample_weight=schema.sample_weight,
         passthrough=passthrough,
-        fill=_keyed(schema.fill, resolver.names),
-        lengths=_keyed(schema.lengths, resolver.names),
+        fill=_keyed(schema.fill, resolver, "fill"),
+        lengths=_keyed(schema.lengths, resolver, "lengths"),
     )
