@@ -206,8 +206,8 @@ class PositionBackups:
             step: Steps of it done.
             batch: The batch index the callbacks get; None at an epoch's end.
         """
-        if batch is not None and not self._per_batch:
-            return
+        if not self._folders or (batch is not None and not self._per_batch):
+            return  # no backup to go with (a fit without BackupAndRestore reads nothing)
         pass_index, seen = self._runner.position
         state = self._state(pass_index, seen)
         model = self._captured = run_state.capture(self._model)

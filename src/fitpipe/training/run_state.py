@@ -46,7 +46,7 @@ def encode(variables: Sequence[Any]) -> list[dict[str, Any]]:
     """
     encoded = []
     for variable in variables:
-        array = np.asarray(keras.ops.convert_to_numpy(variable))
+        array = np.asarray(variable.numpy())  # convert_to_numpy warns under NumPy 2 (copy=)
         encoded.append(
             {
                 "path": str(variable.path),
