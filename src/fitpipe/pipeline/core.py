@@ -162,8 +162,7 @@ class Pipeline:
         if self._dataset is None:
             assert self._deferred is not None
             self._dataset, self.made = self._deferred.make()
-            if self._epoch_steps is not None:
-                self._dataset, self.made = self._dataset.take(self._epoch_steps), None
+            self._take_epoch_steps()
         return self._dataset
 
     def bound_epochs(self, steps: int) -> None:
@@ -177,11 +176,13 @@ class Pipeline:
         Args:
             steps: The most batches an epoch gives.
         """
-        counted = self._count_batches
-        self._count_batches = lambda: steps if (n := counted()) is None else min(n, steps)
         self._epoch_steps = steps
-        if self._dataset is not None:
-            self._dataset, self.made = self._dataset.take(steps), None
+        self._take_epoch_steps()
+
+    def _take_epoch_steps(self) -> None:
+        """Bounds the dataset made so far to :meth:`bound_epochs`' steps, if any."""
+        if self._dataset is not None and self._epoch_steps is not None:
+            self._dataset, self.made = self._dataset.take(self._epoch_steps), None
 
     @property
     def element_spec(self) -> Any:
@@ -193,7 +194,10 @@ class Pipeline:
     @property
     def num_batches(self) -> int | None:
         """Batches in the coming epoch, or None when unknown; asked again every epoch."""
-        return self._count_batches()
+        counted, bound = self._count_batches(), self._epoch_steps
+        if bound is None:
+            return counted
+        return bound if counted is None else min(counted, bound)
 
     @property
     def batch_size(self) -> int | None:
