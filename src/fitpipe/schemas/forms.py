@@ -152,10 +152,11 @@ class _Resolver:
             elif name in self.present or not is_selector(name):
                 found.append(name)
             else:
-                found.extend(self._matches(name, role))
+                found.extend(self.matches(name, role))
         return found or None
 
-    def _matches(self, selector: str, role: Role, what: str | None = None) -> list[str]:
+    def matches(self, selector: str, role: Role, what: str | None = None) -> list[str]:
+        """The columns ``selector`` matches; a SchemaError when none does and ``role`` is read."""
         found = matching_columns(selector, self.names)
         if not found and role in self.roles:
             raise SchemaError(
@@ -227,7 +228,7 @@ def _keyed(mapping: tuple[tuple[str, Any], ...], resolver: _Resolver, what: str)
         if key in resolver.present or not is_selector(key):
             keys = [key]
         else:
-            keys = resolver._matches(key, Role.TARGET, f"`{what}` keys")
+            keys = resolver.matches(key, Role.TARGET, f"`{what}` keys")
         out.update(dict.fromkeys(keys, value))
     return out
 
