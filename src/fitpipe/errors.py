@@ -9,7 +9,11 @@ method called before ``compile``: ``RuntimeError``). Messages follow one pattern
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import os
+import sys
+import warnings
 from typing import Any
 
 __all__ = [
@@ -173,3 +177,33 @@ def missing_path_fix(path: str) -> str:
     while not os.path.isdir(found) and os.path.dirname(found) != found:
         found = os.path.dirname(found)
     return f"Check the path (the deepest folder of it that exists is {found!r})"
+
+
+_PACKAGE = os.path.dirname(os.path.abspath(__file__)) + os.sep
+#: Frames :func:`warn` walks through besides the package's: the wrappers of the decorators
+#: fitpipe's methods are built with.
+_PLUMBING = frozenset({contextlib.__file__, functools.__file__})
+
+
+def warn(warning: str | Warning, category: type[Warning] = FitpipeWarning) -> None:
+    """Warns at the first frame outside fitpipe: the user's line that called it.
+
+    A fixed ``stacklevel`` points at the right line from one call path only (``fit`` and
+    ``train_on_batch`` reach the same check through different depths), and a warning
+    filtered or shown by its module would name a fitpipe file instead.
+
+    Args:
+        warning: The message, or a warning instance (its own category then applies).
+        category: The warning's class, for a message.
+    """
+    frame, level = sys._getframe(1), 1
+    while frame.f_back is not None and _inside(frame.f_code.co_filename):
+        frame, level = frame.f_back, level + 1
+    if isinstance(warning, Warning):
+        warnings.warn(warning, stacklevel=level + 1)
+    else:
+        warnings.warn(warning, category, stacklevel=level + 1)
+
+
+def _inside(filename: str) -> bool:
+    return filename.startswith(_PACKAGE) or filename in _PLUMBING

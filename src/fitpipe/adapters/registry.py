@@ -13,7 +13,6 @@ import dataclasses
 import importlib
 import importlib.metadata
 import threading
-import warnings
 import weakref
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any, TypeVar, overload
@@ -27,6 +26,7 @@ from fitpipe.errors import (
     PluginWarning,
     UnsupportedInputError,
     message,
+    warn,
 )
 
 __all__ = ["ENTRY_POINT_GROUP", "AdapterRegistry", "LazyAdapter", "register_adapter", "registry"]
@@ -327,11 +327,10 @@ class AdapterRegistry(Mapping[str, Adapter]):
                     # Checked by ``register`` as any priority (a bad one: warned and skipped).
                     self.register(instance, priority=getattr(instance, "priority", 0))
                 except Exception as err:  # a broken plug-in must not break other inputs
-                    warnings.warn(
+                    warn(
                         f"fitpipe could not load the adapter entry point {point.name!r} "
                         f"({point.value}): {err!r}. It is skipped.",
                         PluginWarning,
-                        stacklevel=2,
                     )
 
 
@@ -354,14 +353,7 @@ def _load_plugin(lazy: LazyAdapter, caller: str, failed: set[int]) -> Adapter | 
     except UnsupportedInputError:
         raise
     except Exception as err:
-        failed.add(id(lazy))
-        warnings.warn(
-            f"fitpipe skipped the adapter {lazy.name!r} (LazyAdapter of {lazy.target}): it "
-            f"failed to load: {err!r}. Fix the plug-in, or unregister it with "
-            "`fitpipe.registry.unregister(name)`.",
-            PluginWarning,
-            stacklevel=4,
-        )
+        _skip_plugin(lazy, f"LazyAdapter of {lazy.target}", f"it failed to load: {err!r}", failed)
         return None
 
 
@@ -374,15 +366,19 @@ def _plugin_takes(adapter: Adapter, x: Any, owner: Adapter, failed: set[int]) ->
     try:
         return bool(adapter.can_adapt(x))
     except Exception as err:
-        failed.add(id(owner))
-        warnings.warn(
-            f"fitpipe skipped the adapter {owner.name!r} ({type(adapter).__qualname__}): its "
-            f"`can_adapt` raised {err!r} on an input of type {type(x).__name__}. Fix the "
-            "plug-in, or unregister it with `fitpipe.registry.unregister(name)`.",
-            PluginWarning,
-            stacklevel=4,
-        )
+        problem = f"its `can_adapt` raised {err!r} on an input of type {type(x).__name__}"
+        _skip_plugin(owner, type(adapter).__qualname__, problem, failed)
         return False
+
+
+def _skip_plugin(owner: Adapter, kind: str, problem: str, failed: set[int]) -> None:
+    """Marks a faulty third-party adapter skipped for this dispatch, with a warning."""
+    failed.add(id(owner))
+    warn(
+        f"fitpipe skipped the adapter {owner.name!r} ({kind}): {problem}. Fix the plug-in, "
+        "or unregister it with `fitpipe.registry.unregister(name)`.",
+        PluginWarning,
+    )
 
 
 registry = AdapterRegistry()

@@ -13,7 +13,6 @@ import dataclasses
 import functools
 import math
 import numbers
-import warnings
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -34,7 +33,7 @@ from fitpipe.adapters import (
     registry,
     unsupported,
 )
-from fitpipe.errors import FitpipeTypeError, FitpipeValueError, FitpipeWarning, message
+from fitpipe.errors import FitpipeTypeError, FitpipeValueError, FitpipeWarning, message, warn
 from fitpipe.pipeline import service
 from fitpipe.pipeline.adapted import adapted_source
 from fitpipe.pipeline.arrays import ResidentRows, array_dataset, resolve_batch_size
@@ -102,11 +101,10 @@ def adapt_source(
         raise _no_batch_shuffle(adapter, request)
     if "shuffle" in given and "shuffle" not in adapter.supports:
         if warn_ignored:
-            warnings.warn(
+            warn(
                 f"`{request.caller}` ignores `shuffle=True` for {adapter.accepts}: the input "
                 "fixes its own order. Shuffle the input itself (e.g. `dataset.shuffle(n)`).",
                 FitpipeWarning,
-                stacklevel=3,
             )
         given = tuple(name for name in given if name != "shuffle")
     check_supported(adapter, request, given, values)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import numbers
-import warnings
 from collections.abc import Container, Iterable, Iterator
 from typing import Any
 
@@ -16,6 +15,7 @@ from fitpipe.errors import (
     FitpipeWarning,
     NotCompiledError,
     message,
+    warn,
 )
 from fitpipe.pipeline import Pipeline
 
@@ -251,10 +251,9 @@ def limit_epochs(epochs: int) -> int:
     """``epochs``, capped by ``keras.config.set_max_epochs`` (or ``KERAS_MAX_EPOCHS``)."""
     most = keras.config.max_epochs()
     if most and most < epochs:
-        warnings.warn(
+        warn(
             f"Limiting epochs to {most} (`keras.config.set_max_epochs`)",
             FitpipeWarning,
-            stacklevel=3,
         )
         return int(most)
     return epochs
@@ -270,10 +269,9 @@ def limit_steps(steps: int | None, name: str) -> int | None:
     """
     most = keras.config.max_steps_per_epoch()
     if most and (steps is None or steps == -1 or most < steps):
-        warnings.warn(
+        warn(
             f"Limiting {name} to {most} (`keras.config.set_max_steps_per_epoch`)",
             FitpipeWarning,
-            stacklevel=3,
         )
         return int(most)
     return steps

@@ -23,14 +23,13 @@ from __future__ import annotations
 import math
 import re
 import threading
-import warnings
 from collections.abc import Iterator
 from typing import Any
 
 import keras
 import tensorflow as tf
 
-from fitpipe.errors import DataCheckError, DataCheckWarning, FitpipeValueError, message, raw
+from fitpipe.errors import DataCheckError, DataCheckWarning, FitpipeValueError, message, raw, warn
 from fitpipe.training.check_rules import (
     Rule,
     finite_rules,
@@ -220,9 +219,8 @@ class BatchChecks:
             self._warned = True
         index, number, value = found
         rule = self.rules[number]
-        warnings.warn(
+        warn(
             DataCheckWarning(self._finite_text(rule, f"batch index {index}", value, True)),
-            stacklevel=5,
         )
 
     def error_of(self, err: BaseException, offset: int = 0) -> FitpipeValueError | None:

@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import math
 import time
-import warnings
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import tensorflow as tf
 
 from fitpipe.adapters import RowBlocks, count_dataset
-from fitpipe.errors import FitpipeError, FitpipeValueError, FitpipeWarning, message
+from fitpipe.errors import FitpipeError, FitpipeValueError, FitpipeWarning, message, warn
 from fitpipe.pipeline import Pipeline, device_bytes
 from fitpipe.training import placement
 from fitpipe.training.batch_checks import BatchChecks
@@ -59,7 +58,7 @@ def warn_no_step(epoch: int, validation: bool = False) -> None:
 
     """
     text = _NO_VALIDATION_STEP if validation else _NO_TRAINING_STEP
-    warnings.warn(text.format(epoch=epoch + 1), FitpipeWarning, stacklevel=4)
+    warn(text.format(epoch=epoch + 1), FitpipeWarning)
 
 
 def no_step_error(caller: str, x: Any) -> FitpipeValueError:
@@ -410,4 +409,4 @@ class EpochRunner:
 
     def _ran_out(self, before_first_step: bool) -> None:
         if not before_first_step:
-            warnings.warn(_RAN_OUT, FitpipeWarning, stacklevel=5)
+            warn(_RAN_OUT, FitpipeWarning)

@@ -28,14 +28,13 @@ import contextlib
 import dataclasses
 import json
 import os
-import warnings
 from collections.abc import Callable, Iterable
 from typing import Any
 
 import keras
 
 from fitpipe.columnar import write_json_atomically
-from fitpipe.errors import FitpipeWarning
+from fitpipe.errors import FitpipeWarning, warn
 from fitpipe.training import run_state
 from fitpipe.training.epochs import EpochRunner
 
@@ -141,12 +140,11 @@ class PositionBackups:
                 continue
             position = _matching(saved, metadata)
             if position is None:
-                warnings.warn(
+                warn(
                     f"fitpipe found an input position in {folder!r} that belongs to no backup "
                     f"there (backup {metadata}, position {saved}); epoch {epoch + 1} restarts "
                     "from its first batch, as in Keras.",
                     FitpipeWarning,
-                    stacklevel=4,
                 )
                 continue
             self._confirmed[folder] = dataclasses.asdict(position)
@@ -165,12 +163,11 @@ class PositionBackups:
             return
         self._metrics = state.get("metrics")
         if not run_state.assign(run_state.random_variables(self._model), state.get("random")):
-            warnings.warn(
+            warn(
                 f"fitpipe could not restore the random layers' state saved in {folder!r}: "
                 "it does not fit the model's seed generators (another model?); the resumed "
                 "run draws other random numbers than an uninterrupted one.",
                 FitpipeWarning,
-                stacklevel=5,
             )
 
     def restore_metrics(self, build: Callable[[], None]) -> bool:
@@ -189,12 +186,11 @@ class PositionBackups:
             return False
         restored = run_state.restore_metrics(self._model, saved, build)
         if not restored:
-            warnings.warn(
+            warn(
                 "fitpipe could not restore the metrics' state saved with the backup (it does "
                 "not fit the model's metrics); the resumed epoch's logs cover only the "
                 "batches run after the restart.",
                 FitpipeWarning,
-                stacklevel=4,
             )
         return restored
 

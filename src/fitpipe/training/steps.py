@@ -15,14 +15,13 @@ from __future__ import annotations
 
 import contextvars
 import sys
-import warnings
 from collections.abc import Callable
 from typing import Any
 
 import tensorflow as tf
 
 from fitpipe.adapters import timing
-from fitpipe.errors import FitpipeError, FitpipeWarning
+from fitpipe.errors import FitpipeError, FitpipeWarning, warn
 from fitpipe.pipeline import ResidentRows
 from fitpipe.schemas import Mode
 from fitpipe.training import graph_ops, placement
@@ -360,7 +359,7 @@ class StepFunction:
         if not self.auto:
             instead = "It runs the plain TensorFlow graph instead; pass `jit_compile=False`"
             message += f". {instead} to `compile` to skip this check."
-            warnings.warn(message, FitpipeWarning, stacklevel=7)
+            warn(message, FitpipeWarning)
         self._xla_fails = True
         self._plain_instead(reason)
         return False

@@ -17,14 +17,13 @@ What is scanned, and what it costs:
 
 from __future__ import annotations
 
-import warnings
 from typing import Any
 
 import keras
 
 from fitpipe.adapters import AdaptRequest, ArraySource, Share
 from fitpipe.columnar import file_identity, is_parquet, open_dataset
-from fitpipe.errors import DataCheckError, DataCheckWarning, message, raw
+from fitpipe.errors import DataCheckError, DataCheckWarning, message, raw, warn
 from fitpipe.pipeline import Pipeline
 from fitpipe.training.preflight.checks import (
     check_mode,
@@ -219,4 +218,4 @@ def raise_or_warn(
     if warned:
         what = f"found {_count(warned, 'likely problem')} in the data before {before}: "
         text = message(caller, what + _text(warned, where), _EXPECTED, _FIX, data=received)
-        warnings.warn(DataCheckWarning(text), stacklevel=4)
+        warn(DataCheckWarning(text))
