@@ -16,6 +16,10 @@ import gc
 import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+# Remembered XLA choices and compiled programs (``fitpipe.training.remembered``) would carry
+# from one test (and one run of the suite) to the next: every test measures afresh, and
+# tests/training/test_remembered.py points the folder at a temporary one.
+os.environ["FITPIPE_CACHE_DIR"] = "off"
 
 from collections.abc import Callable, Iterator
 from typing import Any

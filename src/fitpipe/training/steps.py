@@ -7,8 +7,8 @@ from a ``tf.data`` iterator per call. ``n`` is a tensor, so changing it (as
 ``steps_per_execution="auto"`` does) never retraces.
 
 Here: the step's compiled variants (with and without XLA: the probe that falls back to the
-plain graph, ``jit_compile="auto"``'s choice per input) and the loops built for each input.
-The loops themselves are in :mod:`fitpipe.training.step_loops`.
+plain graph, ``jit_compile="auto"``'s choice per input) and the loops (``step_loops``) built
+for each input.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from fitpipe.adapters import timing
 from fitpipe.errors import FitpipeError, FitpipeWarning, warn
 from fitpipe.pipeline import ResidentRows
 from fitpipe.schemas import Mode
-from fitpipe.training import graph_ops, placement
+from fitpipe.training import graph_ops, placement, remembered
 from fitpipe.training.collect import held_ranks, output_specs
 from fitpipe.training.conversions import (
     absent_as_none,
@@ -79,9 +79,8 @@ class StepFunction:
         caller: The public method the step serves, for the warning.
         mode: What the step does; training steps announce their XLA compilation.
         decisions: Under ``"auto"``, the train step's choices by :func:`input_key`. A test or
-            predict step whose train step chose XLA tries it early, keeping the faster: XLA's
-            gain does not carry (CPU, a Conv1D at batch 256: 0.69x the plain graph's time a
-            train step, 1.49x a test step, 2.82x a predict step).
+            predict step whose train step chose XLA tries it early, keeping the faster (CPU, a
+            Conv1D at batch 256: 0.69x the plain time a train step, 2.82x a predict step).
     """
 
     #: Seconds the compiled loops waited for input batches, summed over calls (see
@@ -240,6 +239,7 @@ class StepFunction:
             return None
         if self.mode is Mode.TRAIN:
             self._decisions[key] = choice.decided
+        remembered.store_choice(choice)
         if not choice.decided:
             return None
         return choice.per_step[False] / max(choice.per_step[True], 1e-12)
@@ -377,6 +377,7 @@ class StepFunction:
         if choice is not None and choice.decided is None and self._ops is not None:
             choice.early = choice.early or graph_ops.scatters(self._ops)
             choice.loops = graph_ops.loops(self._ops)
+            remembered.recall_for(choice, concrete, placement.step_device())
         out_specs = output_specs(concrete.structured_outputs)
         self.held = held_ranks(out_specs)
         short = None

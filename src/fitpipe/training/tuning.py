@@ -22,7 +22,10 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from fitpipe.training.remembered import Remembered
 
 __all__ = ["TOLERANCE", "ExecutionSize", "XlaChoice", "stable_timing"]
 
@@ -334,6 +337,10 @@ class XlaChoice:
         self.rechecked = False
         #: The steps per call of each variant's last timed call.
         self.timed_at: dict[bool, int] = {}
+        #: The step's key on this machine, and what an earlier process measured for it
+        #: (``fitpipe.training.remembered``; None: not read, or nothing kept).
+        self.key: str | None = None
+        self.memory: Remembered | None = None
 
     def record(
         self,
@@ -405,7 +412,8 @@ class XlaChoice:
     def _plain_timed(self, ahead: int | None) -> None:
         """The plain graph's timing is stable: XLA is tried next when due (see the class)."""
         expected = self.plain_seconds + max(0, ahead or 0) * self.per_step[False]
-        if self.early or expected >= self.trial_after:
+        remembered = self.memory is not None and self.memory.pays_back(self.per_step[False], ahead)
+        if self.early or expected >= self.trial_after or remembered:
             self.variant = True  # the next call compiles with XLA
 
     @property
@@ -453,6 +461,7 @@ class XlaChoice:
             "decided": self.decided is not None,
             "reason": self.reason or "measuring",
             "early_trial": self.early,
+            "remembered": None if self.memory is None else ("xla" if self.memory.xla else "plain"),
             "loop_step": self.loops,
             "plain_rechecked": self.rechecked,
             "plain_first_call_seconds": self.first_calls.get(False),
