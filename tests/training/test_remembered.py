@@ -206,3 +206,15 @@ def test_processes_agree_on_a_steps_key() -> None:
         )
         keys.add(done.stdout.strip().splitlines()[-1])
     assert len(keys) == 1
+
+
+def test_a_step_whose_key_cannot_be_made_is_measured_and_not_kept(
+    monkeypatch: pytest.MonkeyPatch, folder: Path
+) -> None:
+    def unreadable(concrete: object, device: object) -> str:
+        raise RuntimeError("no graph")
+
+    monkeypatch.setattr(remembered, "step_key", unreadable)
+    choice = _measure(monkeypatch, plain=1e-3, xla=2e-3)
+    assert choice.key == "" and choice.report()["remembered"] is None
+    assert not list(folder.glob("tf-*/choices/*"))

@@ -161,7 +161,11 @@ def recall_for(choice: XlaChoice, concrete: Any, device: str | None) -> None:
     """
     if choice.key is not None or choice.decided is not None or cache_folder() is None:
         return
-    choice.key = step_key(concrete, device)
+    try:
+        choice.key = step_key(concrete, device)
+    except Exception:  # a graph that cannot be read so: measured as if never seen
+        choice.key = ""
+        return
     choice.memory = recall(choice.key)
     if choice.memory is not None and not choice.memory.xla:
         choice.decide(False, "remembered")
@@ -170,7 +174,7 @@ def recall_for(choice: XlaChoice, concrete: Any, device: str | None) -> None:
 def store_choice(choice: XlaChoice) -> None:
     """Keeps a choice just measured (both variants timed) for the next process."""
     plain, xla = choice.per_step.get(False), choice.per_step.get(True)
-    if choice.key is None or choice.reason != "measured" or plain is None or xla is None:
+    if not choice.key or choice.reason != "measured" or plain is None or xla is None:
         return
     decided = bool(choice.decided)
     store(choice.key, Remembered(decided, plain, xla, choice.first_calls.get(True)))
