@@ -295,6 +295,11 @@ class XlaChoice:
     seconds the threshold counts are there only the host's share of the work. And so does a
     test or predict step whose train step chose XLA (see ``StepFunction``'s ``decisions``).
 
+    A choice measured in an earlier process for the same step on this machine
+    (:attr:`memory`, ``fitpipe.training.remembered``) moves the trial: a plain graph
+    remembered faster is decided at once, without XLA; XLA remembered faster is tried as
+    soon as the plain timing is stable, when the steps ahead win back its compilation.
+
     Args:
         early: Try XLA as soon as the plain timing is stable (see :attr:`early`).
     """
