@@ -59,13 +59,11 @@ _FLOATS = st.floats(-1e3, 1e3, allow_nan=False, allow_infinity=False, width=32)
 
 
 #: Every dtype of numbers a feature or label can have: NumPy's booleans, integers and floats,
-#: and the ``ml_dtypes`` floats TensorFlow computes with (bfloat16, float8).
+#: and the ``ml_dtypes`` float TensorFlow batches and computes with (bfloat16).
 _NUMPY_NUMBERS = ("bool", *(f"{s}int{b}" for b in (8, 16, 32, 64) for s in ("", "u")))
 NUMERIC_DTYPES: tuple[np.dtype, ...] = (
     *(np.dtype(name) for name in (*_NUMPY_NUMBERS, "float16", "float32", "float64")),
     np.dtype(ml_dtypes.bfloat16),
-    np.dtype(ml_dtypes.float8_e4m3fn),
-    np.dtype(ml_dtypes.float8_e5m2),
 )
 
 
