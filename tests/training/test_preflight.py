@@ -18,11 +18,13 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+import tensorflow as tf
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import fitpipe
 from fitpipe.errors import DataCheckError, DataCheckWarning, FitpipeError
+from fitpipe.testing.strategies import numeric_dtypes
 from fitpipe.training.preflight import check_data, stats
 
 ROWS = 64
@@ -366,3 +368,30 @@ def test_target_class_counts_are_every_finite_value_or_none_past_the_limit(
     values = [v for block in blocks for v in block if np.isfinite(v)]
     expected = {float(v): values.count(v) for v in set(values)}
     assert target.counts == (expected if len(expected) <= limit else None)
+
+
+_FORMS = {
+    "ndarray": lambda a: a,
+    "tensor": lambda a: tf.constant(a),
+    "sparse tensor": lambda a: tf.sparse.from_dense(tf.constant(a)),
+    "dict of tensors": lambda a: {"a": tf.constant(a)},
+}
+
+
+@settings(deadline=None, max_examples=40)
+@given(
+    numeric_dtypes("f"),
+    st.sampled_from(sorted(_FORMS)),
+    st.sampled_from([np.nan, np.inf, -np.inf]),
+    st.integers(0, 4 * 3 - 1),
+)
+def test_the_scan_finds_nan_and_infinities_in_every_float_dtype_and_form(
+    dtype: np.dtype, form: str, bad: float, where: int
+) -> None:
+    """bfloat16 (NumPy kind "V") like float16/32/64: a bfloat16 tensor's NaN trained to nan."""
+    x = np.arange(1, 13, dtype="float64").reshape(4, 3)
+    x.flat[where] = bad
+    report = check_data(_FORMS[form](x.astype(dtype)), np.zeros((4, 1), "float32"))
+    (found,) = [f for f in report.findings if f.check == "non-finite"]
+    column = "x" if form == "sparse tensor" else f"x[:, {where % 3}]"  # (sparse: its values)
+    assert found.column == column.replace("x", "x['a']", form == "dict of tensors")
