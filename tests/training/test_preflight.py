@@ -395,3 +395,36 @@ def test_the_scan_finds_nan_and_infinities_in_every_float_dtype_and_form(
     (found,) = [f for f in report.findings if f.check == "non-finite"]
     column = "x" if form == "sparse tensor" else f"x[:, {where % 3}]"  # (sparse: its values)
     assert found.column == column.replace("x", "x['a']", form == "dict of tensors")
+
+
+@settings(deadline=None, max_examples=40)
+@given(
+    st.sampled_from(["feature", "target", "weight"]),
+    st.floats(1e37, 1e308) | st.sampled_from([3.4028234e38, 3.403e38, 1e300]),
+    st.booleans(),
+    st.integers(0, 7),
+)
+def test_the_scan_finds_finite_values_the_cast_to_floatx_makes_infinite(
+    role: str, size: float, negative: bool, row: int
+) -> None:
+    """float64's 1e300 is inf in float32: found from the finite extremes the scan keeps."""
+    value = -size if negative else size
+    parts = [np.ones((8, 2)), np.ones((8, 1)), np.ones(8)]  # float64, cast to float32
+    part = ["feature", "target", "weight"].index(role)
+    parts[part].flat[row * parts[part][0].size] = value
+    report = check_data(*parts)
+    found = [f for f in report.findings if f.check == "overflow"]
+    with np.errstate(over="ignore"):
+        assert bool(found) == np.isinf(np.float32(value))
+    if found:
+        assert found[0].text.startswith(f"{role} column")
+        assert "beyond float32's range" in found[0].text
+
+
+def test_fit_stops_on_values_beyond_float32_before_training_to_inf() -> None:
+    x = X.astype("float64")
+    x[2, 1] = 1e300
+    with pytest.raises(DataCheckError, match=r"'x\[:, 1\]' holds values beyond float32's"):
+        trainer().fit(x, y_reg(), verbose=0, check="error")
+    with pytest.warns(DataCheckWarning, match="makes infinite"):
+        trainer().fit(x, y_reg(), verbose=0, epochs=1)
