@@ -17,7 +17,7 @@ import pyarrow as pa
 import pyarrow.types as pat
 import tensorflow as tf
 
-from fitpipe.adapters.numbers import is_number_dtype
+from fitpipe.adapters import is_number_dtype
 from fitpipe.columnar import classic, one_array
 from fitpipe.schemas import Named, Schema
 from fitpipe.training.preflight.stats import BlockStats, ColumnStats, TargetStats, as_block
