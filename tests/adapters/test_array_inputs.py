@@ -11,6 +11,7 @@ import tensorflow as tf
 
 import fitpipe
 from fitpipe.adapters import AdaptRequest, ArraySource
+from fitpipe.adapters.numbers import dtype_refusal
 from fitpipe.pipeline import adapt_source
 from fitpipe.testing import epoch_batches
 
@@ -304,3 +305,71 @@ def test_pipeline_close_and_context_manager_are_harmless_for_arrays() -> None:
         assert pipeline.finite
     pipeline.close()
     assert "numpy" in repr(pipeline)
+
+
+def _ml_dtypes() -> list[np.dtype]:
+    import ml_dtypes
+
+    names = [n for n in dir(ml_dtypes) if n.startswith(("bfloat", "float", "int", "uint"))]
+    found = []
+    for name in names:
+        try:
+            found.append(np.dtype(getattr(ml_dtypes, name)))
+        except TypeError:
+            continue  # finfo, iinfo
+    return found
+
+
+def _tensorflow_takes(values: np.ndarray) -> bool:
+    """Whether TensorFlow casts ``values`` to floats, and batches them (float8 it cannot)."""
+    if values.dtype.itemsize < 2:
+        return False
+    try:
+        tf.cast(tf.convert_to_tensor(values), tf.float32)
+    except (TypeError, ValueError, tf.errors.OpError):
+        return False
+    return True
+
+
+@pytest.mark.parametrize("dtype", _ml_dtypes(), ids=str)
+def test_ml_dtypes_arrays_are_taken_when_tensorflow_computes_with_them(dtype: np.dtype) -> None:
+    """bfloat16, float8 and the like, as JAX hands them out: taken as Keras takes them.
+
+    Those TensorFlow converts and casts to floats are batched as they are (``bfloat16`` was
+    refused as "not numbers"); the others are refused naming the dtype, dense or sparse.
+    """
+    values = np.array([[0, 1], [1, 0], [1, 1], [0, 0]]).astype(dtype)
+    if _tensorflow_takes(values):
+        (batch,) = epoch_batches(fitpipe.adapt(values, batch_size=4))
+        assert batch[0].dtype == dtype
+        np.testing.assert_array_equal(batch[0].astype("float32"), values.astype("float32"))
+        return
+    with pytest.raises(fitpipe.errors.FitpipeTypeError, match=f"of dtype {dtype}, which Tensor"):
+        fitpipe.adapt(values)
+    refusal = dtype_refusal("x", dtype, sparse=True)  # (JAX's BCOO arrays hold them)
+    assert refusal is not None
+    assert f"sparse `x` of dtype {dtype}, which TensorFlow" in refusal[0]
+
+
+@pytest.mark.parametrize("dtype", ["bfloat16"])
+def test_ml_dtypes_arrays_train_and_predict_as_in_keras(dtype: str) -> None:
+    import keras
+    import ml_dtypes
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(16, 3)).astype(getattr(ml_dtypes, dtype))
+    y = rng.normal(size=(16, 1)).astype("float32")
+
+    def model() -> keras.Model:
+        keras.utils.set_random_seed(0)
+        built = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)])
+        built.compile(optimizer="sgd", loss="mse")
+        return built
+
+    want = model().fit(x, y, batch_size=8, shuffle=False, verbose=0).history["loss"]
+    trainer = fitpipe.Trainer(model())
+    got = trainer.fit(x, y, batch_size=8, shuffle=False, verbose=0).history["loss"]
+    np.testing.assert_allclose(got, want, rtol=1e-6)
+    np.testing.assert_allclose(
+        trainer.predict_on_batch(x[:2]), trainer.model.predict_on_batch(x[:2]), rtol=1e-6
+    )

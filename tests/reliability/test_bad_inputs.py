@@ -330,10 +330,10 @@ CASES = [
         "adapt-complex-dtype",
         lambda h: fitpipe.adapt(np.zeros(3, dtype=complex)),
         TypeError,
-        "cannot use `x` of dtype complex128",
+        "cannot use `x` of dtype complex128: complex values",
         caller="adapt",
         names=("x",),
-        expected="numbers, booleans or strings",
+        expected="take real numbers",
         received="dtype complex128",
     ),
     case(

@@ -11,12 +11,14 @@ from __future__ import annotations
 
 from typing import Any
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from fitpipe.testing.strategies import numeric_dtypes
 from fitpipe.training import check_rules
 from fitpipe.training.check_rules import Rule, first_broken
 
@@ -140,3 +142,69 @@ def test_the_step_waits_for_the_check_only_when_a_broken_rule_stops_training(
     waited, found = guarded()
     assert bool(waited) is waits
     assert not bool(found)
+
+
+@st.composite
+def _labels_of_any_dtype(draw: st.DrawFn) -> tuple[np.ndarray, int, int | None]:
+    """Labels of any numeric dtype (as it holds them), a class count, an ignored class."""
+    dtype = draw(numeric_dtypes())
+    if dtype.kind in "biu":
+        info = np.iinfo(dtype) if dtype.kind != "b" else np.iinfo(np.uint8)
+        low, high = (0, 1) if dtype.kind == "b" else (max(info.min, -300), min(info.max, 300))
+        values = draw(st.lists(st.integers(low, high), min_size=1, max_size=6))
+    else:
+        values = draw(st.lists(st.integers(-300, 300), min_size=1, max_size=6))
+    labels = np.array(values).astype(dtype)  # (float8 rounds: the rule sees what it holds)
+    return labels, draw(st.integers(1, 300)), draw(st.sampled_from([None, -1, 0, 4, 299]))
+
+
+@settings(deadline=None, max_examples=80)
+@given(_labels_of_any_dtype())
+def test_label_rules_judge_labels_of_every_dtype_by_their_values(
+    case: tuple[np.ndarray, int, int | None],
+) -> None:
+    """Booleans, unsigned, narrow and ml_dtypes labels: compared by value, in graph and NumPy.
+
+    Compared in the leaf's dtype, a boolean label could not be compared with 0 (every
+    ``fit`` of boolean labels with a sparse loss failed, even with ``check=False``), 300
+    classes were 44 in uint8 and 257 became 256 in bfloat16.
+    """
+    labels, classes, ignore = case
+    rule = Rule(1, 0, "labels", classes, ignore, "loss")
+    held = [float(v) for v in labels.astype(np.float64)]
+    bad = [v for v in held if not (0 <= v < classes or v == ignore)]
+    found, _, value = rule.problem(tf.constant(labels))
+    assert bool(found) == bool(bad)
+    assert rule.numpy_problem(labels) == (bad[0] if bad else None)
+    if bad:
+        assert float(value) == bad[0]
+
+
+def _sparse_model() -> keras.Model:
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2, activation="softmax")])
+    model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    return model
+
+
+@pytest.mark.parametrize("dtype", ["bool", "uint8", "int16", "uint64", "float16"])
+def test_sparse_labels_of_any_dtype_train_as_in_keras(dtype: str) -> None:
+    """Boolean (and other) class labels: fit, evaluate and train_on_batch as Keras runs them."""
+    import fitpipe
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(16, 3)).astype("float32")
+    y = np.array([0, 1, 1, 0] * 4).astype(dtype)
+    want = _sparse_model().fit(x, y, batch_size=8, shuffle=False, verbose=0).history
+    for check in ("error", False):
+        trainer = fitpipe.Trainer(_sparse_model())
+        got = trainer.fit(x, y, batch_size=8, shuffle=False, verbose=0, check=check).history
+        np.testing.assert_allclose(got["loss"], want["loss"], rtol=1e-5)
+        assert got["accuracy"] == want["accuracy"]
+    keras_model = _sparse_model()
+    trainer = fitpipe.Trainer(_sparse_model())
+    np.testing.assert_allclose(
+        trainer.evaluate(x, y, verbose=0), keras_model.evaluate(x, y, verbose=0), rtol=1e-5
+    )
+    got_batch = trainer.train_on_batch(x[:8], y[:8])
+    np.testing.assert_allclose(got_batch, keras_model.train_on_batch(x[:8], y[:8]), rtol=1e-5)

@@ -20,7 +20,7 @@ from hypothesis.extra import numpy as hnp
 from fitpipe.training.check_rules import Rule
 
 FLOATS = ("float16", "float32", "float64")
-INTEGERS = ("int8", "uint8", "int32", "int64")
+INTEGERS = ("int8", "uint8", "int16", "uint16", "int32", "uint32", "int64", "uint64")
 
 RULES = [
     Rule(part=2, leaf=0, name="sample weights"),
@@ -37,9 +37,7 @@ def _first_bad(flat: np.ndarray, rule: Rule) -> float | None:
         if rule.finite is not None or rule.part == 2:
             bad = not np.isfinite(value)
         else:
-            classes = np.asarray(rule.classes).astype(flat.dtype).item()  # as tf.cast
-            ignore = None if rule.ignore is None else np.asarray(rule.ignore).astype(flat.dtype)
-            bad = not (0 <= value < classes) and (ignore is None or value != ignore.item())
+            bad = not (0 <= value < rule.classes) and value != rule.ignore  # by value
         if bad:
             return float(value)
     return None
@@ -47,8 +45,10 @@ def _first_bad(flat: np.ndarray, rule: Rule) -> float | None:
 
 @st.composite
 def leaves(draw: st.DrawFn) -> np.ndarray:
-    dtype = draw(st.sampled_from(FLOATS + INTEGERS))
+    dtype = draw(st.sampled_from((*FLOATS, *INTEGERS, "bool")))
     shape = draw(hnp.array_shapes(min_dims=1, max_dims=3, min_side=0, max_side=6))
+    if dtype == "bool":  # (labels of a binary task: compared as 0 and 1)
+        return draw(hnp.arrays(dtype, shape))
     if dtype in INTEGERS:
         low = max(-2, int(np.iinfo(dtype).min))
         return draw(hnp.arrays(dtype, shape, elements=st.integers(low, 7)))

@@ -181,3 +181,24 @@ def test_integer_labels_from_pydataset() -> None:
         lambda side: {"x": ArrayPyDataset(xc, labels, batch_size=16), "epochs": 2},
         eval_kwargs={"x": xc, "y": labels},
     )
+
+
+@pytest.mark.parametrize("dtype", ["complex64", "complex128"])
+@pytest.mark.parametrize("form", ["ndarray", "tensor", "generator", "tf.data"])
+def test_complex_data_for_a_real_input_is_refused_in_every_form(form: str, dtype: str) -> None:
+    """Keras (and fitpipe but for NumPy) trained on the real part, dropping the imaginary."""
+    import fitpipe
+
+    rng = np.random.default_rng(0)
+    x = (rng.normal(size=(16, 3)) + 1j * rng.normal(size=(16, 3))).astype(dtype)
+    y = rng.normal(size=(16, 1)).astype("float32")
+    given = {
+        "ndarray": lambda: (x, y),
+        "tensor": lambda: (tf.constant(x), y),
+        "generator": lambda: (((x[s : s + 8], y[s : s + 8]) for s in (0, 8)), None),
+        "tf.data": lambda: (tf.data.Dataset.from_tensor_slices((x, y)).batch(8), None),
+    }[form]()
+    trainer = fitpipe.Trainer(keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)]))
+    trainer.compile(optimizer="sgd", loss="mse")
+    with pytest.raises(fitpipe.errors.FitpipeTypeError, match=f"of dtype {dtype}: complex values"):
+        trainer.fit(*given, verbose=0)

@@ -18,11 +18,13 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+import tensorflow as tf
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import fitpipe
 from fitpipe.errors import DataCheckError, DataCheckWarning, FitpipeError
+from fitpipe.testing.strategies import numeric_dtypes
 from fitpipe.training.preflight import check_data, stats
 
 ROWS = 64
@@ -366,3 +368,63 @@ def test_target_class_counts_are_every_finite_value_or_none_past_the_limit(
     values = [v for block in blocks for v in block if np.isfinite(v)]
     expected = {float(v): values.count(v) for v in set(values)}
     assert target.counts == (expected if len(expected) <= limit else None)
+
+
+_FORMS = {
+    "ndarray": lambda a: a,
+    "tensor": lambda a: tf.constant(a),
+    "sparse tensor": lambda a: tf.sparse.from_dense(tf.constant(a)),
+    "dict of tensors": lambda a: {"a": tf.constant(a)},
+}
+
+
+@settings(deadline=None, max_examples=40)
+@given(
+    numeric_dtypes("f"),
+    st.sampled_from(sorted(_FORMS)),
+    st.sampled_from([np.nan, np.inf, -np.inf]),
+    st.integers(0, 4 * 3 - 1),
+)
+def test_the_scan_finds_nan_and_infinities_in_every_float_dtype_and_form(
+    dtype: np.dtype, form: str, bad: float, where: int
+) -> None:
+    """bfloat16 (NumPy kind "V") like float16/32/64: a bfloat16 tensor's NaN trained to nan."""
+    x = np.arange(1, 13, dtype="float64").reshape(4, 3)
+    x.flat[where] = bad
+    report = check_data(_FORMS[form](x.astype(dtype)), np.zeros((4, 1), "float32"))
+    (found,) = [f for f in report.findings if f.check == "non-finite"]
+    column = "x" if form == "sparse tensor" else f"x[:, {where % 3}]"  # (sparse: its values)
+    assert found.column == column.replace("x", "x['a']", form == "dict of tensors")
+
+
+@settings(deadline=None, max_examples=40)
+@given(
+    st.sampled_from(["feature", "target", "weight"]),
+    st.floats(1e37, 1e308) | st.sampled_from([3.4028234e38, 3.403e38, 1e300]),
+    st.booleans(),
+    st.integers(0, 7),
+)
+def test_the_scan_finds_finite_values_the_cast_to_floatx_makes_infinite(
+    role: str, size: float, negative: bool, row: int
+) -> None:
+    """float64's 1e300 is inf in float32: found from the finite extremes the scan keeps."""
+    value = -size if negative else size
+    parts = [np.ones((8, 2)), np.ones((8, 1)), np.ones(8)]  # float64, cast to float32
+    part = ["feature", "target", "weight"].index(role)
+    parts[part].flat[row * parts[part][0].size] = value
+    report = check_data(*parts)
+    found = [f for f in report.findings if f.check == "overflow"]
+    with np.errstate(over="ignore"):
+        assert bool(found) == np.isinf(np.float32(value))
+    if found:
+        assert found[0].text.startswith(f"{role} column")
+        assert "beyond float32's range" in found[0].text
+
+
+def test_fit_stops_on_values_beyond_float32_before_training_to_inf() -> None:
+    x = X.astype("float64")
+    x[2, 1] = 1e300
+    with pytest.raises(DataCheckError, match=r"'x\[:, 1\]' holds values beyond float32's"):
+        trainer().fit(x, y_reg(), verbose=0, check="error")
+    with pytest.warns(DataCheckWarning, match="makes infinite"):
+        trainer().fit(x, y_reg(), verbose=0, epochs=1)

@@ -68,6 +68,7 @@ from fitpipe.adapters.distributed_datasets import (
 )
 from fitpipe.adapters.generators import GeneratorAdapter
 from fitpipe.adapters.mappings import MappingAdapter
+from fitpipe.adapters.numbers import complex_refusal, is_number_dtype
 from fitpipe.adapters.numpy_arrays import NumpyAdapter
 from fitpipe.adapters.parquet import ParquetAdapter
 from fitpipe.adapters.py_datasets import PyDatasetAdapter
@@ -132,8 +133,10 @@ __all__ = [
     "check_supported",
     "checked_chunks",
     "class_counts",
+    "complex_refusal",
     "concat_rows",
     "count_dataset",
+    "is_number_dtype",
     "is_pandas",
     "leaf_rows",
     "nesting",

@@ -17,6 +17,7 @@ import tensorflow as tf
 
 from fitpipe.adapters.base import AdaptRequest, ArraySource, Mode
 from fitpipe.adapters.capabilities import SourceBase
+from fitpipe.adapters.numbers import dtype_refusal
 from fitpipe.adapters.sparse import is_sparse_array, to_sparse_tensor
 from fitpipe.adapters.torch_tensors import is_torch_tensor, torch_to_numpy
 from fitpipe.errors import DataMismatchError, FitpipeTypeError, FitpipeValueError, message, raw
@@ -46,7 +47,6 @@ ARRAY_FAMILY_SUPPORTS = frozenset(
 )
 
 _SCALARS = (numbers.Number, np.generic, str, bytes, bool)
-_NUMERIC_KINDS = frozenset("biuf")
 _TEXT_KINDS = frozenset("US")
 
 
@@ -152,17 +152,9 @@ def _to_numpy(value: Any, caller: str, path: str) -> Any:
         array = np.asarray(value, dtype=object)  # Python strings, kept whole (see below)
     if array.dtype.kind in "OT":  # objects, or NumPy 2's variable-width StringDType
         return _object_to_text(array.astype(object, copy=False), caller, path, value)
-    if array.dtype.kind not in _NUMERIC_KINDS | _TEXT_KINDS:
-        raise FitpipeTypeError(
-            message(
-                caller,
-                f"cannot use `{path}` of dtype {array.dtype}",
-                "Inputs must be numbers, booleans or strings",
-                "Convert it first, e.g. datetimes to microseconds with "
-                "`.astype('datetime64[us]').astype('int64')`",
-                **{path: value},
-            )
-        )
+    refusal = dtype_refusal(path, array.dtype)
+    if refusal is not None:
+        raise FitpipeTypeError(message(caller, *refusal, **{path: value}))
     return array
 
 

@@ -14,11 +14,10 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
+from fitpipe.adapters.numbers import dtype_refusal
 from fitpipe.errors import FitpipeTypeError, FitpipeValueError, message
 
 __all__ = ["is_jax_sparse", "is_scipy_sparse", "is_sparse_array", "to_sparse_tensor"]
-
-_NUMERIC_KINDS = frozenset("biuf")
 
 
 def _module(value: Any) -> str:
@@ -103,16 +102,9 @@ def to_sparse_tensor(value: Any, caller: str, path: str) -> tf.SparseTensor:
 
     """
     indices, values, shape = _entries(value, caller, path)
-    if values.dtype.kind not in _NUMERIC_KINDS:
-        raise FitpipeTypeError(
-            message(
-                caller,
-                f"cannot use the sparse `{path}` of dtype {values.dtype}",
-                "Sparse inputs hold numbers or booleans",
-                "Convert it, e.g. `x.astype('float32')`",
-                **{path: value},
-            )
-        )
+    refusal = dtype_refusal(path, values.dtype, sparse=True)
+    if refusal is not None:
+        raise FitpipeTypeError(message(caller, *refusal, **{path: value}))
     if not shape:
         raise FitpipeValueError(
             message(

@@ -14,15 +14,18 @@ from __future__ import annotations
 
 from typing import Any
 
+import ml_dtypes
 import numpy as np
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 __all__ = [
+    "NUMERIC_DTYPES",
     "batch_sizes",
     "class_labels",
     "float_arrays",
     "int_arrays",
+    "numeric_dtypes",
     "numpy_text",
     "parquet_layouts",
     "row_counts",
@@ -53,6 +56,24 @@ def numpy_text(min_size: int = 0, max_size: int = 12) -> st.SearchStrategy[str]:
 
 #: Float elements that survive float32 and comparisons exactly (no NaN, no infinities).
 _FLOATS = st.floats(-1e3, 1e3, allow_nan=False, allow_infinity=False, width=32)
+
+
+#: Every dtype of numbers a feature or label can have: NumPy's booleans, integers and floats,
+#: and the ``ml_dtypes`` float TensorFlow batches and computes with (bfloat16).
+_NUMPY_NUMBERS = ("bool", *(f"{s}int{b}" for b in (8, 16, 32, 64) for s in ("", "u")))
+NUMERIC_DTYPES: tuple[np.dtype, ...] = (
+    *(np.dtype(name) for name in (*_NUMPY_NUMBERS, "float16", "float32", "float64")),
+    np.dtype(ml_dtypes.bfloat16),
+)
+
+
+def numeric_dtypes(kinds: str = "biuf") -> st.SearchStrategy[np.dtype]:
+    """One of :data:`NUMERIC_DTYPES` whose kind is in ``kinds`` (``ml_dtypes`` floats: ``f``)."""
+
+    def kind(dtype: np.dtype) -> str:
+        return "f" if dtype.kind == "V" else dtype.kind
+
+    return st.sampled_from([d for d in NUMERIC_DTYPES if kind(d) in kinds])
 
 
 def row_counts(min_rows: int = 1, max_rows: int = 24) -> st.SearchStrategy[int]:

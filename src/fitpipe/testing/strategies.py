@@ -64,10 +64,12 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from fitpipe.testing.array_strategies import (
+    NUMERIC_DTYPES,
     batch_sizes,
     class_labels,
     float_arrays,
     int_arrays,
+    numeric_dtypes,
     numpy_text,
     parquet_layouts,
     row_counts,
@@ -105,6 +107,7 @@ from fitpipe.testing.optimizer_strategies import (
 __all__ = [
     "ARRAY_LIKE_KINDS",
     "FORM_FACTORIES",
+    "NUMERIC_DTYPES",
     "OPTIMIZER_NAMES",
     "PARQUET_ROW_GROUP_SIZE",
     "ArrayLike",
@@ -132,6 +135,7 @@ __all__ = [
     "iterate_batches",
     "nested_structures",
     "non_finite",
+    "numeric_dtypes",
     "numpy_text",
     "optimizer_settings",
     "parquet_layouts",

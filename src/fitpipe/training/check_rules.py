@@ -64,6 +64,7 @@ class Rule:
         """Where ``flat`` breaks this rule (a label rule: out of range and not ignored)."""
         if self.of_finite_values:
             return tf.logical_not(tf.math.is_finite(tf.cast(flat, tf.float64)))
+        flat = _wide_labels(flat)
         bad = tf.logical_not(tf.logical_and(flat >= 0, flat < tf.cast(self.classes, flat.dtype)))
         if self.ignore is not None:
             bad = tf.logical_and(bad, tf.not_equal(flat, tf.cast(self.ignore, flat.dtype)))
@@ -73,8 +74,7 @@ class Rule:
         """``(found, first bad position, its value as float64)`` in this leaf (graph ops)."""
         flat = tf.reshape(value, [-1])
         bad = self._bad(flat)
-        if self.of_finite_values:
-            flat = tf.cast(flat, tf.float64)
+        flat = tf.cast(flat, tf.float64) if self.of_finite_values else _wide_labels(flat)
         # padded: an empty batch (0 rows) has a 0, whose argmax is 0 (none fails on no value)
         first = tf.argmax(tf.concat([tf.cast(bad, tf.int32), [0]], 0), output_type=tf.int32)
         found = tf.reduce_any(bad)
@@ -91,14 +91,14 @@ class Rule:
         if _passes(flat, self):
             return None
         if self.of_finite_values:
-            if flat.dtype.kind != "f":  # bfloat16 and the like: cast as the graph check does
+            if flat.dtype not in _NATIVE_FLOATS:  # bfloat16 and the like: as the graph check
                 flat = flat.astype(np.float64)
             good = np.isfinite(flat)
         else:
-            classes = np.asarray(self.classes).astype(flat.dtype)  # as tf.cast: the leaf's
-            good = (flat >= 0) & (flat < classes)
+            flat = _wide_numpy_labels(flat)
+            good = (flat >= 0) & (flat < self.classes)
             if self.ignore is not None:
-                good |= flat == np.asarray(self.ignore).astype(flat.dtype)
+                good |= flat == self.ignore
         if good.all():
             return None
         return float(np.float64(flat[int(np.argmin(good))]))
@@ -115,13 +115,56 @@ def _passes(flat: np.ndarray, rule: Rule) -> bool:
     """
     if not flat.size:
         return True
-    kind = flat.dtype.kind
     if rule.of_finite_values:
-        return kind in "biu" or (kind == "f" and bool(np.isfinite(np.add.reduce(flat))))
-    if kind not in "iuf" or rule.ignore is not None:
+        native = flat.dtype in _NATIVE_FLOATS  # (ml_dtypes floats: looked at closer)
+        return flat.dtype.kind in "biu" or (native and bool(np.isfinite(np.add.reduce(flat))))
+    if rule.ignore is not None or not _numeric(flat.dtype):
         return False
-    classes = np.asarray(rule.classes).astype(flat.dtype)  # as tf.cast: the leaf's dtype
-    return bool(flat.min() >= 0) and bool(flat.max() < classes)
+    # (the extremes as Python numbers: compared by value, whatever the leaf's dtype holds)
+    return float(flat.min()) >= 0 and float(flat.max()) < rule.classes
+
+
+def _numeric(dtype: np.dtype) -> bool:
+    """Whether ``dtype`` holds numbers: NumPy's, and ``ml_dtypes``' (bfloat16, float8, int4)."""
+    if dtype.kind in "biu" or dtype in _NATIVE_FLOATS:
+        return True
+    try:
+        known = tf.dtypes.as_dtype(dtype)
+    except TypeError:
+        return False
+    return known.is_floating or known.is_integer
+
+
+def _wide_labels(flat: tf.Tensor) -> tf.Tensor:
+    """Labels in a dtype holding them, 0, the class count and the ignored class by value.
+
+    Compared in the leaf's own dtype, booleans could not be compared with 0, and the class
+    count wrapped (300 is 44 in uint8) or rounded (257 is 256 in bfloat16). Integers and
+    booleans become int64 (uint64 float64: past int64's range it stays positive), other
+    floats float64; int32, int64, float32 and float64 stay as they are.
+    """
+    if flat.dtype in (tf.int32, tf.int64, tf.float32, tf.float64):
+        return flat
+    wide = tf.float64 if flat.dtype.is_floating or flat.dtype == tf.uint64 else tf.int64
+    return tf.cast(flat, wide)
+
+
+def _wide_numpy_labels(flat: np.ndarray) -> np.ndarray:
+    """:func:`_wide_labels` in NumPy, for the comparisons with Python ints a label rule makes.
+
+    NumPy compares its own integers and floats with Python ints by value (``uint8 < 300``);
+    booleans are read as bytes (no copy); float16 (whose cast of a large int overflows) and
+    ``ml_dtypes`` numbers as float64.
+    """
+    if flat.dtype.kind == "b":
+        return flat.view(np.uint8)
+    if flat.dtype.kind in "iu" or flat.dtype in _WIDE_FLOATS:
+        return flat
+    return flat.astype(np.float64)
+
+
+_WIDE_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
+_NATIVE_FLOATS = (np.dtype(np.float16), *_WIDE_FLOATS)
 
 
 def _is_sparse_loss(loss: Any) -> tuple[bool, int | None, str]:

@@ -17,6 +17,7 @@ import pyarrow as pa
 import pyarrow.types as pat
 import tensorflow as tf
 
+from fitpipe.adapters import is_number_dtype
 from fitpipe.columnar import classic, one_array
 from fitpipe.schemas import Named, Schema
 from fitpipe.training.preflight.stats import BlockStats, ColumnStats, TargetStats, as_block
@@ -119,7 +120,19 @@ def _numeric(leaf: Any) -> np.ndarray | None:
     if isinstance(leaf, tf.Tensor):
         leaf = leaf.numpy()
     array = np.asarray(leaf)
-    return array if array.dtype.kind in "biuf" else None
+    return array if is_number_dtype(array.dtype) else None
+
+
+def _plain(block: np.ndarray) -> np.ndarray:
+    """A block of ``ml_dtypes`` numbers (bfloat16) as float32, which holds each exactly.
+
+    Their NumPy kind is ``"V"``: the statistics, which look for NaN and infinities in
+    blocks of kind ``"f"``, passed a bfloat16 tensor's NaN by.
+    """
+    return block if block.dtype.kind in "biu" or block.dtype in _FLOATS else block.astype("f4")
+
+
+_FLOATS = (np.dtype("f2"), np.dtype("f4"), np.dtype("f8"))
 
 
 def _column_names(path: str, given: list[str] | None) -> Callable[[int], list[str]]:
@@ -160,7 +173,7 @@ def scan_rows(
                 label = ", ".join(given[path]) if path in given else path
             step = max(1, _CHUNK_BYTES // max(1, block.itemsize * block.shape[1]))
             for start in range(0, max(block.shape[0], 1), step):
-                chunk = block[start : start + step]
+                chunk = _plain(block[start : start + step])
                 scanner.feed(path, role, chunk, column_names)
                 if role == "target":
                     scanner.feed_target(leaf, label, chunk, [path])

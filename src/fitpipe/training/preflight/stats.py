@@ -39,6 +39,7 @@ class ColumnStats:
         low: The smallest finite value (``inf`` when none).
         high: The largest finite value (``-inf`` when none).
         first_bad_row: The first row holding a NaN or an infinity, or None.
+        dtype: The dtype of the values scanned (``""`` when unknown: Parquet statistics).
         exact: False when the figures come from Parquet statistics alone (NaN and
             infinities then unknown: reported as None in JSON).
     """
@@ -53,6 +54,7 @@ class ColumnStats:
     low: float = math.inf
     high: float = -math.inf
     first_bad_row: int | None = None
+    dtype: str = ""
     exact: bool = True
 
     @property
@@ -132,6 +134,7 @@ class BlockStats:
                 lows, highs = _nan_extremes(np.where(finite, block, np.nan))
         for j, column in enumerate(self.columns):
             column.rows += counts
+            column.dtype = block.dtype.name
             if nulls is not None:
                 column.nulls += nulls[j]
             if not math.isnan(float(lows[j])):

@@ -1,0 +1,121 @@
+"""Which NumPy dtypes hold numbers fitpipe takes: NumPy's own, and ``ml_dtypes``' bfloat16.
+
+NumPy arrays of ``ml_dtypes`` numbers (``bfloat16``, ``float8_e4m3fn``, ``int4``: what JAX
+hands out) have NumPy's kind ``"V"`` (``float8_e5m2``: ``"f"``). Keras takes those
+``tf.convert_to_tensor`` takes, and casts their floats to floatx in NumPy. fitpipe batches
+them as they are and casts in the step: it takes the floats of 16 bits or more that
+TensorFlow casts to float32 (``bfloat16``); TensorFlow cannot batch and branch on the
+narrower ones (float8: no ``Switch`` kernel, int4: no cast to floats), which are refused in
+words (:func:`dtype_refusal`) before TensorFlow fails inside a step.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+import tensorflow as tf
+
+__all__ = ["complex_refusal", "dtype_refusal", "is_number_dtype", "unusable_dtype"]
+
+_NUMPY_KINDS = frozenset("biuf")
+
+
+def is_number_dtype(dtype: np.dtype) -> bool:
+    """Whether arrays of ``dtype`` hold numbers or booleans fitpipe takes (not complex).
+
+    Args:
+        dtype: A NumPy dtype, ``ml_dtypes`` ones included.
+    """
+    if not _ml_dtype(dtype):
+        return dtype.kind in _NUMPY_KINDS
+    return _tensorflow_computes(dtype)
+
+
+def _ml_dtype(dtype: np.dtype) -> bool:
+    return (getattr(dtype.type, "__module__", "") or "").split(".", 1)[0] == "ml_dtypes"
+
+
+@functools.cache
+def _tensorflow_computes(dtype: np.dtype) -> bool:
+    """Whether TensorFlow takes arrays of ``dtype`` as floats of 16 bits or more."""
+    if dtype.itemsize < 2:
+        return False
+    try:
+        tf.cast(tf.convert_to_tensor(np.zeros(1, dtype)), tf.float32)
+    except (TypeError, ValueError, tf.errors.OpError):
+        return False
+    return True
+
+
+def unusable_dtype(dtype: np.dtype) -> str | None:
+    """Why arrays of ``dtype`` cannot be used, in words (None when they can, or hold text).
+
+    Args:
+        dtype: A NumPy dtype.
+    """
+    if is_number_dtype(dtype) or dtype.kind in "USOT":
+        return None
+    if dtype.kind == "c":
+        return "complex"
+    if _ml_dtype(dtype):
+        return "tensorflow"  # an ml_dtypes number TensorFlow cannot compute with
+    return "other"
+
+
+def complex_refusal(path: str, dtype: object, sparse: bool = False) -> tuple[str, str, str]:
+    """What failed, what was expected, how to fix, for complex ``path`` (a real model's data).
+
+    Args:
+        path: Where the data was found (``"x"``, ``"x['signal']"``).
+        dtype: Its dtype.
+        sparse: For the values of a sparse array.
+    """
+    noun = "the sparse " if sparse else ""
+    return (
+        f"cannot use {noun}`{path}` of dtype {dtype}: complex values for real numbers",
+        "Model inputs and targets take real numbers unless the model's input is complex "
+        "(TensorFlow's cast to floats would silently drop the imaginary parts)",
+        f"Pass the part the model should see, e.g. `np.real({path})`, `np.abs({path})`, or "
+        "both as features (`np.stack([v.real, v.imag], -1)`)",
+    )
+
+
+def dtype_refusal(path: str, dtype: np.dtype, sparse: bool = False) -> tuple[str, str, str] | None:
+    """What failed, what was expected, how to fix, for an array of ``dtype`` (None: usable).
+
+    Args:
+        path: Where the array was found (``"x"``, ``"x['tokens']"``).
+        dtype: Its dtype.
+        sparse: For the values of a sparse array (which hold no text).
+    """
+    why = unusable_dtype(dtype)
+    if why is None and not (sparse and dtype.kind in "USOT"):
+        return None
+    if why == "complex":
+        return complex_refusal(path, dtype, sparse)
+    noun = "the sparse " if sparse else ""
+    numbers = (
+        "numbers TensorFlow batches and computes with (NumPy's booleans, integers and "
+        "floats, and ml_dtypes' bfloat16)"
+    )
+    if why == "tensorflow":
+        return (
+            f"cannot use {noun}`{path}` of dtype {dtype}, which TensorFlow cannot batch and "
+            "cast to floats",
+            f"Inputs hold {numbers}" + ("" if sparse else ", booleans or strings"),
+            f"Convert it first, e.g. `{path}.astype('float32')` (Keras casts floats to "
+            "float32 anyway)",
+        )
+    if sparse:
+        return (
+            f"cannot use the sparse `{path}` of dtype {dtype}",
+            "Sparse inputs hold numbers or booleans",
+            "Convert it, e.g. `x.astype('float32')`",
+        )
+    return (
+        f"cannot use `{path}` of dtype {dtype}",
+        "Inputs must be numbers, booleans or strings",
+        "Convert it first, e.g. datetimes to microseconds with "
+        "`.astype('datetime64[us]').astype('int64')`",
+    )
