@@ -15,7 +15,9 @@ import pytest
 import tensorflow as tf
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from test_weight_shapes import CASES, _data, _documented, _model, _weights
 
+from fitpipe.errors import DataMismatchError
 from fitpipe.testing.keras_diff import assert_structures_close, compile_both, make_twins
 
 ROWS = 6
@@ -119,3 +121,91 @@ def test_float64_model_on_batch_sees_float64_rows_as_in_keras(method: str) -> No
         got = getattr(api, f"{method}_on_batch")(x, y)
         assert got < 1e-6  # the float32-rounded rows gave 3.75
     assert_structures_close(expected, got, f"{method}_on_batch")
+
+
+# ------------------------------------------------------------------ sample_weight shapes
+
+
+def _keras_on_batch(method: str, case: str, steps: int, x: Any, y: Any, w: Any) -> Any:
+    """Keras' ``*_on_batch`` loss with weights ``w``, or None where Keras fails."""
+    loss, temporal, _ = CASES[case]
+    model = _model(loss, temporal, steps, trainer=False)
+    try:
+        return getattr(model, f"{method}_on_batch")(x, y, sample_weight=w), model
+    except (ValueError, tf.errors.InvalidArgumentError):
+        return None, model
+
+
+def _keras_weighs_right(method: str, case: str, steps: int, x: Any, y: Any, w: Any) -> Any:
+    """Keras' result on ``w`` where that is the documented weighing, else None."""
+    got, model = _keras_on_batch(method, case, steps, x, y, w)
+    values = tuple(keras.losses.get(CASES[case][0])(y, model(x)).shape)
+    documented = _documented(w, values)
+    if got is None or documented is None:
+        return None
+    reference, _ = _keras_on_batch(method, case, steps, x, y, documented)
+    return (got, model) if np.allclose(got, reference, rtol=1e-5) else None
+
+
+@settings(max_examples=16, deadline=None)
+@given(
+    case=st.sampled_from(["mse", "mse-flat", "sparse", "mse-steps", "sparse-steps"]),
+    steps=st.sampled_from([3, 8]),  # steps == rows: where Keras broadcasts (8,) wrongly
+    kind=st.sampled_from(["sample", "step", "wide"]),
+    trailing=st.integers(0, 2),
+    method=st.sampled_from(["train", "test"]),
+)
+def test_on_batch_weight_shapes_train_or_are_refused_as_fit_refuses_them(
+    case: str, steps: int, kind: str, trailing: int, method: str
+) -> None:
+    """Weights Keras cannot weigh one to one are refused as ``fit``/``evaluate`` refuse them.
+
+    Where Keras weighs right, the results are Keras'. Before: ``*_on_batch`` trained on
+    Keras' wrong broadcast, or failed inside TensorFlow ("Dimensions must be equal").
+    """
+    x, y = (part[:8] for part in _data(case, steps))
+    w = _weights(kind, steps, trailing)[:8]
+    expected = _keras_weighs_right(method, case, steps, x, y, w)
+    loss, temporal, _ = CASES[case]
+    trainer = _model(loss, temporal, steps, trainer=True)
+    if expected is not None:
+        got = getattr(trainer, f"{method}_on_batch")(x, y, sample_weight=w)
+        assert_structures_close(expected[0], got, f"{method}_on_batch")
+        assert_structures_close(expected[1].get_weights(), trainer.model.get_weights(), "w")
+        return
+    fit = trainer.fit if method == "train" else trainer.evaluate
+    with pytest.raises(DataMismatchError) as refused:
+        fit(x, y, sample_weight=w, batch_size=8, verbose=0)
+    with pytest.raises(DataMismatchError) as on_batch:
+        getattr(trainer, f"{method}_on_batch")(x, y, sample_weight=w)
+    caller = "`fit`" if method == "train" else "`evaluate`"
+    assert str(on_batch.value) == str(refused.value).replace(caller, f"`{method}_on_batch`", 1)
+
+
+def test_on_batch_weights_missing_an_output_are_refused_as_fit_refuses_them() -> None:
+    """A ``sample_weight`` dict without an output's weights: ``fit``'s message, not a KeyError.
+
+    Keras' ``train_on_batch`` fails too (a ``KeyError``).
+    """
+    ref, twin = make_twins(_two_outputs)
+    api = compile_both(ref, twin, {"optimizer": "sgd", "loss": {"a": "mse", "b": "mse"}})
+    x, y = RNG.normal(size=(8, 3)), {name: RNG.normal(size=(8, 1)) for name in "ab"}
+    w = {"a": RNG.random(8)}
+    with pytest.raises(KeyError):
+        ref.train_on_batch(x, y, sample_weight=w)
+    for method in ("train", "test"):
+        fit = api.fit if method == "train" else api.evaluate
+        with pytest.raises(DataMismatchError) as refused:
+            fit(x, y, sample_weight=w, batch_size=8, verbose=0)
+        with pytest.raises(DataMismatchError) as on_batch:
+            getattr(api, f"{method}_on_batch")(x, y, sample_weight=w)
+        caller = "`fit`" if method == "train" else "`evaluate`"
+        expected = str(refused.value).replace(caller, f"`{method}_on_batch`", 1)
+        assert str(on_batch.value) == expected
+    assert_structures_close(ref.get_weights(), twin.get_weights(), "weights")
+
+
+def _two_outputs() -> keras.Model:
+    inputs = keras.Input((3,))
+    outputs = {name: keras.layers.Dense(1, name=name)(inputs) for name in "ab"}
+    return keras.Model(inputs, outputs)
