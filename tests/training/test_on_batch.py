@@ -209,3 +209,41 @@ def _two_outputs() -> keras.Model:
     inputs = keras.Input((3,))
     outputs = {name: keras.layers.Dense(1, name=name)(inputs) for name in "ab"}
     return keras.Model(inputs, outputs)
+
+
+# ------------------------------------------------------------ a failed trace, then a call
+
+
+def _token_model() -> keras.Model:
+    inputs = keras.Input((6,), dtype="int32")
+    embedded = keras.layers.Embedding(10, 4, mask_zero=True)(inputs)
+    return keras.Model(inputs, keras.layers.Dense(4, activation="softmax")(embedded))
+
+
+def test_train_on_batch_after_a_failed_fit_reports_its_own_error() -> None:
+    """A per-token model with ``metrics=["mse"]`` on sparse labels: every trace fails.
+
+    ``train_on_batch`` after the failed ``fit`` raises what it raises alone, noted as its own.
+    (Keras 3.15 returns ``[]`` there.) Before: "replace() should be called on dataclass
+    instances", noted as raised by ``fit``.
+    """
+    ids = RNG.integers(1, 10, size=(16, 6)).astype("int32")
+    y = RNG.integers(0, 4, size=(16, 6)).astype("int32")
+    errors = []
+    for failed_fit in (False, True):
+        _, twin = make_twins(_token_model)
+        api = compile_both(
+            twin,
+            twin,
+            {"optimizer": "sgd", "loss": "sparse_categorical_crossentropy", "metrics": ["mse"]},
+        )
+        if failed_fit:
+            with pytest.raises(ValueError):
+                api.fit(ids, y, batch_size=8, verbose=0)
+        with pytest.raises(ValueError) as raised:
+            api.train_on_batch(ids[:8], y[:8])
+        errors.append(raised.value)
+    alone, after = errors
+    assert "Dimensions must be equal" in str(after)
+    assert str(after).split(" for ")[0] == str(alone).split(" for ")[0]
+    assert "`train_on_batch` traced it" in "\n".join(getattr(after, "__notes__", []))
