@@ -213,9 +213,9 @@ def test_on_batch_calls_of_any_batch_match_keras_and_look_up_a_trace_once_a_spec
 
     Batches of 1, 5 and 8 rows, with and without sample weights, in any order of
     ``train_on_batch``, ``test_on_batch`` and ``predict_on_batch``: the results are Keras'
-    at every call, and each step looks its trace up only when the spec changes. The
-    weights are float64, so a weighted batch runs the mode's step that casts to floatx: a
-    step of its own, with its own last trace.
+    at every call, and each step looks its trace up only when the spec changes. A weighted
+    batch has one leaf more (other ranks), so it runs a step of its own, with its own last
+    trace.
     """
     from fitpipe.training.steps import StepFunction
 
@@ -226,11 +226,11 @@ def test_on_batch_calls_of_any_batch_match_keras_and_look_up_a_trace_once_a_spec
     want, last = 0, dict[str, int]()
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(
-            StepFunction, "_trace", lambda self, spec: looked_up.append(1) or trace(self, spec)
+            StepFunction, "_trace", lambda self, *a: looked_up.append(1) or trace(self, *a)
         )
         for (mode, rows), weighted in calls:
             key = (rows, weighted and mode != "predict")
-            step = f"{mode}+floatx" if key[1] else mode
+            step = f"{mode}+weights" if key[1] else mode
             want += last.get(step) != rows
             last[step] = rows
             x, y = X[:rows], Y[:rows]

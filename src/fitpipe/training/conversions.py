@@ -293,13 +293,16 @@ def prepared_step(
 def cast_for(batches: Any) -> bool:
     """Whether the step casts floats to floatx: for arrays and tables, as Keras does.
 
+    Keras casts in its array adapter, which only ``fit``, ``evaluate`` and ``predict`` use:
+    its ``*_on_batch`` hand the step the batch as given (float64, float16 or bfloat16 rows
+    stay so), and so do fitpipe's.
+
     Args:
-        batches: A pipeline, or the spec of one batch given to ``*_on_batch`` (arrays).
+        batches: A pipeline, or the spec of one batch given to ``*_on_batch`` (never cast).
     """
-    if batches is None:
+    if batches is None or not hasattr(batches, "element_spec"):
         return False
-    converted = casts_floats(batches) if hasattr(batches, "element_spec") else True
-    return converted and needs_floatx_cast(_batch_spec(batches))
+    return casts_floats(batches) and needs_floatx_cast(batches.element_spec)
 
 
 def ranks_of(batches: Any) -> tuple[int | None, ...] | None:

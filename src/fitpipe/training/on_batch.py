@@ -16,6 +16,7 @@ from fitpipe.adapters import Mode
 from fitpipe.training import arguments, conversions
 from fitpipe.training.batch_checks import check_one_batch
 from fitpipe.training.collect import to_results
+from fitpipe.training.inputs import check_model_targets
 from fitpipe.training.logs import flatten_in_order, pythonify
 from fitpipe.training.requests import one_batch, output_names
 from fitpipe.training.state import ModelState
@@ -123,11 +124,13 @@ class OnBatchMethods:
 def _run(state: ModelState, model: keras.Model, mode: str, data: Any, caller: str) -> Any:
     """Runs the ``mode`` step on one batch, whose spec is read once.
 
-    Train and test check the values and reset the metrics first. The spec serves the checks,
-    the choice of step and its trace.
+    Train and test check the targets and weights against the compiled loss (as ``fit`` and
+    ``evaluate`` do), then the values, and reset the metrics first. The spec serves the
+    checks, the choice of step and its trace.
     """
     data, spec = conversions.present_with_spec(data)
     if mode != "predict":
+        check_model_targets(model, spec, caller, Mode.TRAIN if mode == "train" else Mode.EVALUATE)
         check_one_batch(model, data, caller, spec)
         model.reset_metrics()
     return state.function(model, mode, spec).on_batch(data, caller, spec)

@@ -276,13 +276,13 @@ class StepFunction:
             self._choice[1].decide(False, reason)
         self._use(False)
 
-    def _trace(self, element_spec: Any) -> Any:
+    def _trace(self, element_spec: Any, caller: str | None = None) -> Any:
         """Traces the model's step for batches of ``element_spec`` (once per spec).
 
-        Whatever Keras raises while tracing (a ``metrics`` dict naming no output, a loss that
-        does not match the outputs) reaches the caller unchanged, with a note naming the
-        batches: a later trace would only fail inside TensorFlow's own machinery, since Keras
-        has already built part of its compiled loss and metrics.
+        Keras' errors while tracing (a ``metrics`` dict naming no output, a loss unlike the
+        outputs) reach the caller unchanged, noted with the batches and ``caller``. A
+        ``tf.function`` whose first trace failed is half made (TensorFlow's "replace() should
+        be called on dataclass instances" next): dropped, so the next call traces anew.
         """
         if self.jit_compile and not self._probed and composite_spec(element_spec):
             # XLA has no kernels for sparse inputs, and compiles few ops on ragged ones (their
@@ -292,11 +292,12 @@ class StepFunction:
         try:
             concrete = self.one_step.get_concrete_function(element_spec)  # type: ignore[attr-defined]
         except Exception as err:
+            traced = {j: v.experimental_get_tracing_count() for j, v in self._variants.items()}
+            self._variants = {j: v for j, v in self._variants.items() if traced[j]}
+            self.one_step = self._variant(self.jit_compile)
             if sys.version_info >= (3, 11):  # notes are new in 3.11; the error is unchanged
-                err.add_note(
-                    f"(raised by the model's step while fitpipe's `{self.caller}` traced it "
-                    f"for batches {spec_text(element_spec)})"
-                )
+                where = f"`{caller or self.caller}` traced it for batches {spec_text(element_spec)}"
+                err.add_note(f"(raised by the model's step while fitpipe's {where})")
             raise
         if self._ops is None and (self.auto or self.jit_compile):  # once: a walk of the graph
             self._ops = graph_ops.op_types(concrete)  # (read by _variant, the probe, the trial)
@@ -305,12 +306,12 @@ class StepFunction:
                 concrete = self.one_step.get_concrete_function(element_spec)  # type: ignore[attr-defined]
         return concrete
 
-    def _batch_trace(self, spec: Any) -> Any:
+    def _batch_trace(self, spec: Any, caller: str | None = None) -> Any:
         """The step's trace for a batch of ``spec``, kept for the next batch of the same spec."""
         last = self._last_batch  # (looked up twice a `predict_on_batch`: 0.2 ms of its 0.56)
         if last is not None and last[0] is self.one_step and same_spec(last[1], spec):
             return last[2]
-        concrete = self._trace(spec)
+        concrete = self._trace(spec, caller)
         self._last_batch = (self.one_step, spec, concrete)
         return concrete
 
@@ -488,7 +489,7 @@ class StepFunction:
             self._select(spec)  # the choice made for these inputs, or the plain graph
         step = self.one_step
         if not self.run_eagerly:  # Keras' errors while tracing reach the caller unchanged
-            step = self._batch_trace(spec)
+            step = self._batch_trace(spec, caller)
         try:
             return step(data)
         except FitpipeError:

@@ -99,6 +99,11 @@ def _traced_shape(loss: Any, target: Shape, output: Shape, dtype: str) -> Shape 
     return tuple(shape.as_list())
 
 
+def _rows(shape: list[int | None]) -> Shape:
+    """``shape`` with its first (batch) dimension unknown."""
+    return (None, *shape[1:]) if shape else ()
+
+
 def weighted_outputs(model: keras.Model, y_spec: Any, w_spec: Any) -> list[tuple[Any, ...]]:
     """``(loss, target spec, model output, weight spec)`` for each target leaf with weights.
 
@@ -133,7 +138,8 @@ def check_weight_shapes(pairs: list[tuple[Any, Any, Any, Any]], caller: str) -> 
         shapes = [tf.TensorShape(s) for s in found]
         if any(s.rank is None for s in shapes):
             continue
-        target_shape, output_shape, weight_shape = (tuple(s.as_list()) for s in shapes)
+        # per row: a batch's size (``*_on_batch``) is any batch's, as in a pipeline's spec
+        target_shape, output_shape, weight_shape = (_rows(s.as_list()) for s in shapes)
         dtype = getattr(output, "dtype", "float32")
         values = loss_values_shape(loss, target_shape, output_shape, str(dtype))
         if values is None or weights_fit(weight_shape, values):
