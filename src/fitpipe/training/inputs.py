@@ -221,7 +221,9 @@ def _paired_outputs(
     return []
 
 
-def check_model_targets(model: keras.Model, element_spec: Any, caller: str, mode: Mode) -> None:
+def check_model_targets(
+    model: keras.Model, element_spec: Any, caller: str, mode: Mode, class_weight: Any = None
+) -> None:
     """Raises ``DataMismatchError`` when the targets cannot feed the model's compiled loss.
 
     Only models that use Keras' own train/test step and ``compute_loss`` and have a compiled
@@ -232,6 +234,7 @@ def check_model_targets(model: keras.Model, element_spec: Any, caller: str, mode
         element_spec: The pipeline's element spec ``(x, y, ...)``.
         caller: The public method being run, for messages.
         mode: Training (the model's ``train_step``) or evaluation (its ``test_step``).
+        class_weight: The ``class_weight`` the batches' weights were made from, or None.
     """
     step = mode.step
     if not (_default_step(model, step) and _default_step(model, "compute_loss")):
@@ -253,7 +256,7 @@ def check_model_targets(model: keras.Model, element_spec: Any, caller: str, mode
     check_numeric_targets(y, caller)
     weights = element_spec[2] if len(element_spec) > 2 else None
     _check_weights(y, weights, caller)
-    check_weight_shapes(weighted_outputs(model, y, weights), caller)
+    check_weight_shapes(weighted_outputs(model, y, weights), caller, class_weight)
     outputs = _outputs(model)
     if not outputs or isinstance(y, Mapping):
         return
@@ -321,7 +324,9 @@ def _check_weights(y: Any, weights: Any, caller: str) -> None:
 def check_fit_specs(model: keras.Model, train: Pipeline, val: Pipeline | None) -> None:
     """Checks the batches of ``fit``'s pipelines against the model's inputs and targets."""
     check_model_inputs(model, train.element_spec, "fit")
-    check_model_targets(model, train.element_spec, "fit", Mode.TRAIN)
+    plan = train.class_weight
+    resolved = None if plan is None else plan.resolved
+    check_model_targets(model, train.element_spec, "fit", Mode.TRAIN, resolved)
     if val is not None:
         check_model_inputs(model, val.element_spec, "fit")
         check_model_targets(model, val.element_spec, "evaluate", Mode.EVALUATE)
