@@ -17,6 +17,7 @@ from fitpipe.errors import DataMismatchError, FitpipeError, FitpipeTypeError, me
 from fitpipe.pipeline import Pipeline
 from fitpipe.schemas import Mode
 from fitpipe.training.conversions import dict_input_names, optional_input_names
+from fitpipe.training.nested_inputs import nested_structure, nests_deeper, structured_pairs
 from fitpipe.training.weight_shapes import check_weight_shapes, weighted_outputs
 
 __all__ = [
@@ -116,7 +117,10 @@ def check_model_inputs(model: keras.Model, element_spec: Any, caller: str) -> No
     if not inputs:
         return
     x = element_spec[0]
-    if isinstance(x, Mapping):
+    structure = nested_structure(model)
+    if structure is not None and nests_deeper(x):
+        pairs = structured_pairs(structure, x, caller, _UNKNOWN_FIX)
+    elif isinstance(x, Mapping):
         keys = dict_input_names(model) or [t.name for t in inputs]
         _check_names(keys, x, caller, optional_input_names(model))
         pairs = [(t, x[key]) for t, key in zip(inputs, keys, strict=True) if key in x]
@@ -132,6 +136,11 @@ def check_model_inputs(model: keras.Model, element_spec: Any, caller: str) -> No
                 f"{len(flat)} array(s)",
             )
         pairs = list(zip(inputs, flat, strict=True))
+    _check_pairs(pairs, caller)
+
+
+def _check_pairs(pairs: list[tuple[Any, Any]], caller: str) -> None:
+    """Checks each model input against the data paired with it."""
     for position, (tensor, spec) in enumerate(pairs):
         _check_ragged(tensor, spec, _input_label(tensor, position), caller)
         _check_dtype(tensor, spec, _input_label(tensor, position), caller)
