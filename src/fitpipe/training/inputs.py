@@ -16,6 +16,7 @@ from fitpipe.adapters import check_numeric_targets, nesting
 from fitpipe.errors import DataMismatchError, FitpipeError, FitpipeTypeError, message, raw
 from fitpipe.pipeline import Pipeline
 from fitpipe.schemas import Mode
+from fitpipe.training.absent_targets import check_absent_targets
 from fitpipe.training.conversions import dict_input_names, optional_input_names
 from fitpipe.training.nested_inputs import nested_structure, nests_deeper, structured_pairs
 from fitpipe.training.weight_shapes import check_weight_shapes, weighted_outputs
@@ -261,6 +262,7 @@ def check_model_targets(
                 y=None,
             )
         )
+    check_absent_targets(model, y, caller)
     leaves = tf.nest.flatten(y)
     check_numeric_targets(y, caller)
     weights = element_spec[2] if len(element_spec) > 2 else None
