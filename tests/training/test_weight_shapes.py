@@ -155,3 +155,71 @@ def test_weights_fit_is_a_broadcast_that_keeps_the_values_shape(
         product = None
     one_to_one = product == tuple(v.shape) and len(v.shape) == len(w.shape)
     assert weights_fit(tuple(weights), tuple(values)) == one_to_one
+
+
+def _token_model(trainer: bool) -> Any:
+    keras.utils.set_random_seed(0)
+    tokens = keras.Input((4,), dtype="int32")
+    embedded = keras.layers.Embedding(10, 3)(tokens)
+    model = keras.Model(tokens, keras.layers.Dense(3, activation="softmax")(embedded))
+    target = fitpipe.Trainer(model) if trainer else model
+    target.compile(optimizer="sgd", loss="sparse_categorical_crossentropy")
+    return target
+
+
+def _token_fit(trainer: fitpipe.Trainer, form: str, ids: Any, y: Any, **weighing: Any) -> Any:
+    kwargs: dict[str, Any] = {"epochs": 1, "verbose": 0, "shuffle": False, **weighing}
+    if form == "arrays":
+        return trainer.fit(ids, y, batch_size=BATCH, **kwargs)
+    if form == "train_on_batch":
+        return trainer.train_on_batch(ids, y, class_weight=weighing.get("class_weight"))
+    pairs = [(ids[i : i + BATCH], y[i : i + BATCH]) for i in range(0, ROWS, BATCH)]
+    if form == "generator":
+        return trainer.fit(iter(pairs), **kwargs)
+    return trainer.fit(tf.data.Dataset.from_tensor_slices((ids, y)).batch(BATCH), **kwargs)
+
+
+@settings(max_examples=min(12, settings.default.max_examples), deadline=None)
+@given(
+    form=st.sampled_from(["arrays", "generator", "tf.data", "train_on_batch"]),
+    class_weight=st.sampled_from([{0: 1.0, 1: 5.0, 2: 0.5}, {"0": 2.0}, "balanced"]),
+)
+def test_class_weight_on_per_token_labels_is_refused_about_class_weight(
+    form: str, class_weight: Any
+) -> None:
+    """Class weights are one per sample; per-token labels make a loss value per token.
+
+    Keras fails in the step ("Dimensions must be equal"); fitpipe refuses before the step,
+    about `class_weight` (not a `sample_weight` the user never passed), and says what to pass.
+    """
+    ids = RNG.integers(1, 10, (ROWS, 4)).astype("int32")
+    y = RNG.integers(0, 3, (ROWS, 4)).astype("int32")
+    if class_weight != "balanced":
+        with pytest.raises((ValueError, tf.errors.InvalidArgumentError)):
+            _token_model(trainer=False).fit(
+                ids, y, class_weight=class_weight, batch_size=BATCH, verbose=0
+            )
+    trainer = _token_model(trainer=True)
+    if form in ("generator", "tf.data") and class_weight == "balanced":
+        return  # batches read once cannot be counted: refused earlier, by its own error
+    with pytest.raises(DataMismatchError) as raised:
+        _token_fit(trainer, form, ids, y, class_weight=class_weight)
+    text = str(raised.value)
+    assert "`class_weight`" in text and "per-token" in text
+    assert "`sample_weight` of shape `(samples, sequence_length)`" in text
+    assert "Received: class_weight=" in text
+    assert "got `sample_weight` of shape" not in text
+
+
+def test_per_token_weights_the_class_weight_error_suggests_train_as_in_keras() -> None:
+    """The fix the message gives (each label's class weight as `sample_weight`) trains."""
+    ids = RNG.integers(1, 10, (ROWS, 4)).astype("int32")
+    y = RNG.integers(0, 3, (ROWS, 4)).astype("int32")
+    weights = np.take(np.array([1.0, 5.0, 0.5], "float32"), y)
+    kwargs: dict[str, Any] = {"batch_size": BATCH, "shuffle": False, "verbose": 0}
+    keras_model = _token_model(trainer=False)
+    expected = keras_model.fit(ids, y, sample_weight=weights, **kwargs)
+    trainer = _token_model(trainer=True)
+    got = trainer.fit(ids, y, sample_weight=weights, **kwargs)
+    assert_histories_close(expected, got)
+    assert_weights_close(keras_model, trainer.model)

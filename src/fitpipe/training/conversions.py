@@ -153,6 +153,9 @@ def without_extra_inputs(model: keras.Model, x: Any, extra: str, keep: Any = Non
     names = set(dict_input_names(model) or [])
     if not names:
         return x
+    structure = getattr(model, "input", None)
+    if isinstance(structure, Mapping):  # nested inputs are kept by the dict's own keys
+        names |= {str(key) for key in structure}
     return {key: value for key, value in x.items() if key in names or key == keep}
 
 

@@ -16,7 +16,9 @@ from fitpipe.adapters import check_numeric_targets, complex_refusal, nesting
 from fitpipe.errors import DataMismatchError, FitpipeError, FitpipeTypeError, message, raw
 from fitpipe.pipeline import Pipeline
 from fitpipe.schemas import Mode
+from fitpipe.training.absent_targets import check_absent_targets
 from fitpipe.training.conversions import dict_input_names, optional_input_names
+from fitpipe.training.nested_inputs import nested_structure, nests_deeper, structured_pairs
 from fitpipe.training.weight_shapes import check_weight_shapes, weighted_outputs
 
 __all__ = [
@@ -116,7 +118,10 @@ def check_model_inputs(model: keras.Model, element_spec: Any, caller: str) -> No
     if not inputs:
         return
     x = element_spec[0]
-    if isinstance(x, Mapping):
+    structure = nested_structure(model)
+    if structure is not None and nests_deeper(x):
+        pairs = structured_pairs(structure, x, caller, _UNKNOWN_FIX)
+    elif isinstance(x, Mapping):
         keys = dict_input_names(model) or [t.name for t in inputs]
         _check_names(keys, x, caller, optional_input_names(model))
         pairs = [(t, x[key]) for t, key in zip(inputs, keys, strict=True) if key in x]
@@ -132,6 +137,11 @@ def check_model_inputs(model: keras.Model, element_spec: Any, caller: str) -> No
                 f"{len(flat)} array(s)",
             )
         pairs = list(zip(inputs, flat, strict=True))
+    _check_pairs(pairs, caller)
+
+
+def _check_pairs(pairs: list[tuple[Any, Any]], caller: str) -> None:
+    """Checks each model input against the data paired with it."""
     for position, (tensor, spec) in enumerate(pairs):
         _check_ragged(tensor, spec, _input_label(tensor, position), caller)
         _check_dtype(tensor, spec, _input_label(tensor, position), caller)
@@ -226,7 +236,9 @@ def _paired_outputs(
     return []
 
 
-def check_model_targets(model: keras.Model, element_spec: Any, caller: str, mode: Mode) -> None:
+def check_model_targets(
+    model: keras.Model, element_spec: Any, caller: str, mode: Mode, class_weight: Any = None
+) -> None:
     """Raises ``DataMismatchError`` when the targets cannot feed the model's compiled loss.
 
     Only models that use Keras' own train/test step and ``compute_loss`` and have a compiled
@@ -237,6 +249,7 @@ def check_model_targets(model: keras.Model, element_spec: Any, caller: str, mode
         element_spec: The pipeline's element spec ``(x, y, ...)``.
         caller: The public method being run, for messages.
         mode: Training (the model's ``train_step``) or evaluation (its ``test_step``).
+        class_weight: The ``class_weight`` the batches' weights were made from, or None.
     """
     step = mode.step
     if not (_default_step(model, step) and _default_step(model, "compute_loss")):
@@ -254,11 +267,12 @@ def check_model_targets(model: keras.Model, element_spec: Any, caller: str, mode
                 y=None,
             )
         )
+    check_absent_targets(model, y, caller)
     leaves = tf.nest.flatten(y)
     check_numeric_targets(y, caller)
     weights = element_spec[2] if len(element_spec) > 2 else None
     _check_weights(y, weights, caller)
-    check_weight_shapes(weighted_outputs(model, y, weights), caller)
+    check_weight_shapes(weighted_outputs(model, y, weights), caller, class_weight)
     outputs = _outputs(model)
     if not outputs or isinstance(y, Mapping):
         return
@@ -326,7 +340,9 @@ def _check_weights(y: Any, weights: Any, caller: str) -> None:
 def check_fit_specs(model: keras.Model, train: Pipeline, val: Pipeline | None) -> None:
     """Checks the batches of ``fit``'s pipelines against the model's inputs and targets."""
     check_model_inputs(model, train.element_spec, "fit")
-    check_model_targets(model, train.element_spec, "fit", Mode.TRAIN)
+    plan = train.class_weight
+    resolved = None if plan is None else plan.resolved
+    check_model_targets(model, train.element_spec, "fit", Mode.TRAIN, resolved)
     if val is not None:
         check_model_inputs(model, val.element_spec, "fit")
         check_model_targets(model, val.element_spec, "evaluate", Mode.EVALUATE)

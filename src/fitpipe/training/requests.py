@@ -24,8 +24,9 @@ from fitpipe.pipeline import (
 )
 from fitpipe.schemas import SchemaLike, is_namedtuple, pack_roles
 from fitpipe.training import arguments, distribute
+from fitpipe.training.absent_targets import without_absent_targets
 from fitpipe.training.conversions import check_extra, without_absent_inputs, without_extra_inputs
-from fitpipe.training.inputs import check_model_inputs
+from fitpipe.training.inputs import check_model_inputs, check_model_targets
 
 __all__ = [
     "evaluate_request",
@@ -84,6 +85,7 @@ def fit_request(
     )
     extra_entries = check_extra(extra, "fit")
     x = without_extra_inputs(model, x, extra_entries, split_by)
+    y, sample_weight = without_absent_targets(model, y, sample_weight, "fit")
     request = AdaptRequest(
         x=without_absent_inputs(model, x, "fit"),
         y=y,
@@ -121,6 +123,7 @@ def evaluate_request(
 ) -> AdaptRequest:
     """The request of ``evaluate``'s input (its arguments are ``evaluate``'s)."""
     x = without_extra_inputs(model, x, check_extra(extra, "evaluate"))
+    y, sample_weight = without_absent_targets(model, y, sample_weight, "evaluate")
     return AdaptRequest(
         x=without_absent_inputs(model, x, "evaluate"),
         y=y,
@@ -184,6 +187,7 @@ def validation_pipeline(
     """The pipeline of ``fit``'s ``validation_data``, checked against the model's inputs."""
     x, y, sample_weight = _unpack_validation(data)
     x = without_absent_inputs(model, without_extra_inputs(model, x, extra), "fit")
+    y, sample_weight = without_absent_targets(model, y, sample_weight, "fit")
     adapter = registry.find(x, "fit")
     request = AdaptRequest(
         x=x,
@@ -249,6 +253,7 @@ def one_batch(
 ) -> tuple[Any, ...]:
     """The tensors of one batch given to ``train_on_batch`` and its kin, class weights applied."""
     x = without_absent_inputs(model, x, caller)
+    y, sample_weight = without_absent_targets(model, y, sample_weight, caller)
     request = AdaptRequest(
         x=x, y=y, sample_weight=sample_weight, caller=caller, mode=mode, one_batch=True
     )
@@ -266,6 +271,7 @@ def one_batch(
     data = keras.tree.map_structure(_tensor, pack_roles(source.x, source.y, source.sample_weight))
     if class_weight is not None:
         data = weigh_batch(data, class_weight, caller, output_names)
+        check_model_targets(model, data, caller, mode, class_weight)  # weights they can take
     strategy = distribute.strategy_of(model)
     if strategy is not None:
         spec = tf.nest.map_structure(tf.TensorSpec.from_tensor, data)

@@ -124,12 +124,16 @@ def weighted_outputs(model: keras.Model, y_spec: Any, w_spec: Any) -> list[tuple
     ]
 
 
-def check_weight_shapes(pairs: list[tuple[Any, Any, Any, Any]], caller: str) -> None:
+def check_weight_shapes(
+    pairs: list[tuple[Any, Any, Any, Any]], caller: str, class_weight: Any = None
+) -> None:
     """Raises ``DataMismatchError`` for weights Keras' loss cannot weigh one to one.
 
     Args:
         pairs: ``(loss, target spec, model output, weight spec)`` for each weighted output.
         caller: The public method being run.
+        class_weight: The ``class_weight`` the weights were made from (with any
+            ``sample_weight`` multiplied in), or None: the message is then about it.
     """
     for loss, target, output, weight in pairs:
         found = [getattr(spec, "shape", None) for spec in (target, output, weight)]
@@ -144,6 +148,9 @@ def check_weight_shapes(pairs: list[tuple[Any, Any, Any, Any]], caller: str) -> 
         values = loss_values_shape(loss, target_shape, output_shape, str(dtype))
         if values is None or weights_fit(weight_shape, values):
             continue
+        y = raw(f"targets of shape {target_shape}, model output of shape {output_shape}")
+        if class_weight is not None:
+            raise _class_weight_mismatch(caller, class_weight, weight_shape, values, y)
         raise DataMismatchError(
             message(
                 caller,
@@ -154,6 +161,27 @@ def check_weight_shapes(pairs: list[tuple[Any, Any, Any, Any]], caller: str) -> 
                 "fails on other shapes or broadcasts them along the wrong axes",
                 "Reshape the weights to one per loss value",
                 sample_weight=raw(f"weights of shape {weight_shape}"),
-                y=raw(f"targets of shape {target_shape}, model output of shape {output_shape}"),
+                y=y,
             )
         )
+
+
+def _class_weight_mismatch(
+    caller: str, class_weight: Any, weights: Shape, values: Shape, y: Any
+) -> DataMismatchError:
+    """The error for class weights (one per sample) the loss's values cannot take."""
+    return DataMismatchError(
+        message(
+            caller,
+            f"cannot weigh the loss values of shape {values} by `class_weight`, which gives "
+            f"weights of shape {weights}",
+            "`class_weight` weighs each sample by the class of its one label (sparse labels "
+            "of shape `(samples,)` or `(samples, 1)`, or one-hot rows), so it cannot weigh "
+            "per-token (temporal) labels, which make a loss value per time step",
+            "Drop `class_weight` and pass per-token weights as `sample_weight` of shape "
+            "`(samples, sequence_length)` instead, e.g. each label's class weight: "
+            "`sample_weight=np.take(weights_by_class, y)`",
+            class_weight=class_weight,
+            y=y,
+        )
+    )
