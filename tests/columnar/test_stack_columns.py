@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gc
 import mmap
+import tracemalloc
 from unittest import mock
 
 import numpy as np
@@ -268,6 +269,38 @@ def test_rows_taken_into_aligned_memory_are_np_take(array: np.ndarray, data: st.
     assert taken.dtype == array.dtype
     if taken.nbytes and taken.dtype.kind != "U":
         assert taken.ctypes.data % ALIGNMENT == 0
+
+
+@given(
+    layout=st.sampled_from(["fortran", "columns", "rows", "reversed", "contiguous"]),
+    dtype=st.sampled_from(["float32", "float64", "int64", ">f4"]),
+    taken=st.integers(0, 64),
+    seed=st.integers(0, 2**16),
+)
+def test_rows_of_any_layout_are_taken_without_copying_the_whole_source(
+    layout: str, dtype: str, taken: int, seed: int
+) -> None:
+    """``np.take`` copies a non-contiguous source whole before it gathers (for every block of a
+    shuffled epoch); the rows must cost memory of their own size only."""
+    rng = np.random.default_rng(seed)
+    base = rng.normal(size=(20_000, 16)).astype(dtype)
+    source = {
+        "fortran": np.asfortranarray(base),
+        "columns": base[:, ::2],
+        "rows": base[::2],
+        "reversed": base[::-1],
+        "contiguous": base,
+    }[layout]
+    rows = rng.integers(-len(source), len(source), taken)
+    tracemalloc.start()
+    try:
+        result = take_rows_into(source, rows)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    np.testing.assert_array_equal(result, source[rows])
+    assert result.flags.c_contiguous and result.dtype == source.dtype
+    assert peak <= 3 * result.nbytes + 64 * 1024 < source.nbytes // 4, (peak, source.nbytes)
 
 
 @pytest.mark.parametrize("row", [-4, 3, 100])
