@@ -6,6 +6,7 @@ itself (no frame between them), so the warnings of their runs point at the user'
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import os
 from typing import Any
@@ -63,6 +64,20 @@ def evaluate_loop(
     return logs
 
 
+@dataclasses.dataclass
+class ChunkCallbacks:
+    """One ``predict``'s callbacks over the chunks of ``predict(output=)``.
+
+    Begun once before the first chunk and ended once after the last, with batch numbers
+    running on from chunk to chunk: the lifecycle of one ``predict`` of every row, as Keras
+    and ``predict`` without ``output=`` give (each chunk ran a whole lifecycle, its batches
+    numbered from 0, so a callback keyed on a batch number never saw it).
+    """
+
+    cbs: keras.callbacks.CallbackList
+    done: int = 0  # batches predicted by the chunks so far
+
+
 def predict_loop(
     model: keras.Model,
     state: ModelState,
@@ -71,6 +86,7 @@ def predict_loop(
     verbose: Any,
     callbacks: Any,
     x: Any,
+    chunked: ChunkCallbacks | None = None,
 ) -> Any:
     """The predictions of ``steps`` batches of ``pipeline`` (all of them with None).
 
@@ -82,6 +98,8 @@ def predict_loop(
         verbose: 0, 1 or ``"auto"``.
         callbacks: The user's callbacks.
         x: The input as the user gave it (for the error of an input of no batch).
+        chunked: The callbacks of a ``predict(output=)`` this pipeline is one chunk of: not
+            begun nor ended here, its batches numbered on from the chunks before.
 
     Returns:
         NumPy arrays (ragged tensors for ragged outputs) in the structure of the outputs.
@@ -92,30 +110,37 @@ def predict_loop(
     runner = EpochRunner(
         distribute.distributed_pipeline(model, pipeline, Mode.PREDICT, "predict"), steps
     )
-    cbs = callbacks_mod.callback_list(
-        model, callbacks, verbose, 1, runner.num_batches, history=False
-    )
+    cbs = chunked.cbs if chunked is not None else None
+    if cbs is None:
+        cbs = callbacks_mod.callback_list(
+            model, callbacks, verbose, 1, runner.num_batches, history=False
+        )
     execution = state.execution_size(model, cbs, "predict")
     chunks: list[Any] = []
     function = state.function(model, "predict", pipeline)
+    offset = chunked.done if chunked is not None else 0
 
     def after(end: int, outputs: Any) -> None:
         chunks.append(to_results(outputs))
-        cbs.on_predict_batch_end(end, {"outputs": settle(outputs, function.held)})
+        cbs.on_predict_batch_end(end + offset, {"outputs": settle(outputs, function.held)})
+        if chunked is not None:
+            chunked.done = end + offset + 1
 
-    model.stop_predicting = False
-    cbs.on_predict_begin()
+    if chunked is None:
+        model.stop_predicting = False
+        cbs.on_predict_begin()
     try:
         runner.run(
             function,
             execution,
-            cbs.on_predict_batch_begin,
+            lambda batch: cbs.on_predict_batch_begin(batch + offset),
             after,
             lambda: bool(model.stop_predicting),
         )
     finally:
         runner.close()
-    cbs.on_predict_end()
+    if chunked is None:
+        cbs.on_predict_end()
     if not chunks:
         raise FitpipeValueError(
             message(
@@ -154,6 +179,7 @@ def predict_rows_to_file(
         The path written (by the chief, for the other workers of a multi-worker strategy).
     """
     batch_size = request.batch_size
+    chunked = ChunkCallbacks(callbacks_mod.callback_list(model, callbacks, 0, 1, None, False))
 
     def predict_chunk(features: Any) -> Any:
         rows = check_rows({"x": features}, "predict")
@@ -161,16 +187,21 @@ def predict_rows_to_file(
         options = PipelineOptions(batch_size=batch_size, caller="predict")
         with pipeline_from_source("chunk", chunk, options) as pipeline:
             check_model_inputs(model, pipeline.element_spec, "predict")
-            return predict_loop(model, state, pipeline, None, 0, callbacks, request.x)
+            return predict_loop(model, state, pipeline, None, 0, None, request.x, chunked)
 
     # Under MultiWorkerMirroredStrategy every worker runs the same steps (their collectives
     # pair up) and holds every prediction; the chief alone writes the file.
     strategy = distribute.strategy_of(model)
-    if strategy is None or not is_multi_worker(strategy):
-        return predict_to_file(model, predict_chunk, request, output, verbose)
-    chief = bool(strategy.extended.should_checkpoint)
-    check = functools.partial(chief_checks_output, strategy)
-    return predict_to_file(model, predict_chunk, request, output, verbose, chief, check)
+    chief, check = True, check_output
+    if strategy is not None and is_multi_worker(strategy):
+        chief = bool(strategy.extended.should_checkpoint)
+        check = functools.partial(chief_checks_output, strategy)
+    model.stop_predicting = False
+    chunked.cbs.on_predict_begin()
+    stopped = lambda: bool(model.stop_predicting)  # noqa: E731
+    path = predict_to_file(model, predict_chunk, request, output, verbose, chief, check, stopped)
+    chunked.cbs.on_predict_end()
+    return path
 
 
 def chief_checks_output(strategy: tf.distribute.Strategy, output: Any) -> str:

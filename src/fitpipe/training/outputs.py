@@ -82,6 +82,57 @@ def chunks_of(
                 return
 
 
+Chunk = tuple[Any, "pa.Table | None"]
+
+
+def batch_aligned(chunks: Iterator[Chunk], batch: int) -> Iterator[Chunk]:
+    """The chunks recut so that every batch but the last is whole, as one ``predict`` has it.
+
+    Chunks come as the input stores its rows (a Parquet row group each), and each is
+    predicted in batches of its own: a row group of 500 rows at batch 128 ended in a batch
+    of 116, so ``predict(output=)`` ran more, shorter batches than Keras' ``predict`` of the
+    same rows (and callbacks saw other batch numbers). The rows left over at a chunk's end
+    are joined with the first rows of the next into one batch (a copy of under a batch of
+    rows); the rest are views. Chunks of other leaves than NumPy arrays stay as they come.
+    """
+    carry: Chunk | None = None
+    for features, passthrough in chunks:
+        leaves = tf.nest.flatten(features)
+        if not all(isinstance(leaf, np.ndarray) for leaf in leaves):
+            if carry is not None:  # (a source mixing kinds: kept in order)
+                yield carry
+                carry = None
+            yield features, passthrough
+            continue
+        rows, start = len(leaves[0]), 0
+        if carry is not None:
+            start = min(batch - len(tf.nest.flatten(carry[0])[0]), rows)
+            carry = _joined(carry, _rows_of((features, passthrough), 0, start))
+            if len(tf.nest.flatten(carry[0])[0]) < batch:
+                continue
+            yield carry
+            carry = None
+        whole = start + (rows - start) // batch * batch
+        if whole > start:
+            yield _rows_of((features, passthrough), start, whole)
+        if whole < rows:
+            carry = _rows_of((features, passthrough), whole, rows)
+    if carry is not None:
+        yield carry
+
+
+def _rows_of(chunk: Chunk, start: int, stop: int) -> Chunk:
+    features, passthrough = chunk
+    part = tf.nest.map_structure(lambda leaf: leaf[start:stop], features)
+    return part, None if passthrough is None else passthrough.slice(start, stop - start)
+
+
+def _joined(first: Chunk, second: Chunk) -> Chunk:
+    features = tf.nest.map_structure(lambda a, b: np.concatenate([a, b]), first[0], second[0])
+    tables = [t for t in (first[1], second[1]) if t is not None]
+    return features, pa.concat_tables(tables) if tables else None
+
+
 def _output_names(model: keras.Model, outputs: Any) -> list[str]:
     if isinstance(outputs, dict):
         return [str(k) for k in outputs]
@@ -259,6 +310,7 @@ def predict_to_file(
     verbose: Any,
     write: bool = True,
     check: Callable[[Any], Any] = check_output,
+    stopped: Callable[[], bool] = lambda: False,
 ) -> str:
     """Predicts ``x`` chunk by chunk into the Parquet file ``output``, with a row progress bar.
 
@@ -275,6 +327,8 @@ def predict_to_file(
             together), and write nothing.
         check: Checks ``output`` before anything is read (:func:`check_output`; under a
             multi-worker strategy, the chief's check, shared with every worker).
+        stopped: Whether a callback stopped the prediction (``model.stop_predicting``):
+            the rows predicted so far are written, and no chunk after them is read.
 
     Returns:
         The path written (by the chief, for the other workers).
@@ -282,7 +336,7 @@ def predict_to_file(
     check(output)
     steps = request.steps
     limit = None if steps is None else steps * batch_size_or_default(request.batch_size)
-    chunks = chunks_of(request, limit)
+    chunks = batch_aligned(chunks_of(request, limit), batch_size_or_default(request.batch_size))
     first = next(chunks, None)
     if first is None:
         raise _no_rows(output)
@@ -296,7 +350,12 @@ def predict_to_file(
             outputs = predict_chunk(features)
             if names is None:  # the symbolic call failed: check before the first write
                 check_names(_output_names(model, outputs), passthrough)
+            rows = len(tf.nest.flatten(outputs)[0])
+            if columns is not None and columns.num_rows > rows:  # stopped inside the chunk
+                columns = columns.slice(0, rows)
             yield output_table(model, outputs, columns)
+            if stopped():
+                return
 
     if not write:
         for _ in tables():
