@@ -96,8 +96,25 @@ def expand_paths(x: Any, caller: str = "fit") -> list[str]:
     return found
 
 
-def file_error(path: str, err: Exception, caller: str) -> SchemaError:
-    """The error for a file Arrow cannot read (or whose values do not fit the source's types)."""
+def file_error(path: str, err: Exception, caller: str) -> Exception:
+    """The error for a file Arrow cannot read (or whose values do not fit the source's types).
+
+    An error of the operating system (a file deleted, moved or made unreadable after the
+    source was planned) stays one, of its own type (``FileNotFoundError``, ...), so that
+    ``except OSError`` catches it: it said the file was corrupt, as a ``SchemaError``.
+    """
+    if isinstance(err, OSError) and not isinstance(err, pa.ArrowException):
+        text = message(
+            caller,
+            f"cannot read the Parquet file {path} ({err.strerror or err})",
+            "Every file of the source stays where it was found while it is read",
+            "Check that nothing moves, deletes or locks the files during the run",
+            path=path,
+        )
+        try:
+            return type(err)(err.errno, text)
+        except Exception:  # an OSError subclass built otherwise: worded as any other
+            pass
     return SchemaError(
         message(
             caller,

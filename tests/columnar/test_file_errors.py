@@ -1,0 +1,76 @@
+"""A Parquet file that goes away while it is read: the operating system's error, not "corrupt".
+
+Streamed files are opened again every epoch; one deleted or moved in between raised a
+``SchemaError`` (a ``ValueError``) telling the user to replace a corrupt file, which
+``except OSError`` does not catch. It is now the ``OSError`` of its kind, worded by fitpipe.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import keras
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+import fitpipe
+from fitpipe import limits
+from fitpipe.errors import SchemaError
+
+FEATURES = ["f0", "f1"]
+
+
+class _Remove(keras.callbacks.Callback):
+    """Deletes (or moves) a file at the end of the first epoch."""
+
+    def __init__(self, path: Path, moved: bool) -> None:
+        super().__init__()
+        self.path, self.moved = path, moved
+
+    def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
+        if epoch == 0:
+            if self.moved:
+                self.path.rename(self.path.with_name("elsewhere.bin"))
+            else:
+                os.remove(self.path)
+
+
+def _folder(tmp_path: Path) -> Path:
+    x = np.random.default_rng(0).normal(size=(400, 2)).astype("float32")
+    for k, part in enumerate((x[:200], x[200:])):
+        columns = {**{f: part[:, i] for i, f in enumerate(FEATURES)}, "label": part[:, 0]}
+        pq.write_table(pa.table(columns), tmp_path / f"{k}.parquet", row_group_size=50)
+    return tmp_path
+
+
+@pytest.mark.parametrize("moved", [False, True])
+def test_a_streamed_file_gone_between_epochs_is_a_file_not_found_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, moved: bool
+) -> None:
+    monkeypatch.setattr(limits, "RESIDENT_BYTES_LIMIT", 0)  # streamed, read every epoch
+    folder = _folder(tmp_path)
+    trainer = fitpipe.Trainer(keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)]))
+    trainer.compile(optimizer="sgd", loss="mse")
+    with pytest.raises(FileNotFoundError, match=r"^\[Errno 2\] `fit` cannot read the Parquet "):
+        trainer.fit(
+            str(folder),
+            schema=fitpipe.Schema(FEATURES, "label"),
+            batch_size=50,
+            epochs=3,
+            callbacks=[_Remove(folder / "1.parquet", moved)],
+            verbose=0,
+        )
+
+
+def test_a_truncated_file_is_still_a_schema_error_naming_it(tmp_path: Path) -> None:
+    folder = _folder(tmp_path)
+    path = folder / "1.parquet"
+    path.write_bytes(path.read_bytes()[:40])
+    trainer = fitpipe.Trainer(keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)]))
+    trainer.compile(optimizer="sgd", loss="mse")
+    with pytest.raises(SchemaError, match=r"cannot read the Parquet file .*1\.parquet"):
+        trainer.fit(str(folder), schema=fitpipe.Schema(FEATURES, "label"), verbose=0)
