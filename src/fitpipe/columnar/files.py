@@ -102,8 +102,9 @@ def file_error(path: str, err: Exception, caller: str) -> Exception:
     An error of the operating system (a file deleted, moved or made unreadable after the
     source was planned) stays one, of its own type (``FileNotFoundError``, ...), so that
     ``except OSError`` catches it: it said the file was corrupt, as a ``SchemaError``.
+    (Arrow's own ``OSError`` of a corrupt page carries no ``errno``: that one is worded so.)
     """
-    if isinstance(err, OSError) and not isinstance(err, pa.ArrowException):
+    if isinstance(err, OSError) and err.errno and not isinstance(err, pa.ArrowException):
         text = message(
             caller,
             f"cannot read the Parquet file {path} ({err.strerror or err})",
