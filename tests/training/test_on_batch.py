@@ -173,11 +173,16 @@ def test_on_batch_weight_shapes_train_or_are_refused_as_fit_refuses_them(
         assert_structures_close(expected[0], got, f"{method}_on_batch")
         assert_structures_close(expected[1].get_weights(), trainer.model.get_weights(), "w")
         return
-    fit = trainer.fit if method == "train" else trainer.evaluate
+    _refused_as_fit_refuses(trainer, method, x, y, w)
+
+
+def _refused_as_fit_refuses(api: Any, method: str, x: Any, y: Any, w: Any) -> None:
+    """``{method}_on_batch`` refuses the batch with ``fit``'s (or ``evaluate``'s) message."""
+    fit = api.fit if method == "train" else api.evaluate
     with pytest.raises(DataMismatchError) as refused:
         fit(x, y, sample_weight=w, batch_size=8, verbose=0)
     with pytest.raises(DataMismatchError) as on_batch:
-        getattr(trainer, f"{method}_on_batch")(x, y, sample_weight=w)
+        getattr(api, f"{method}_on_batch")(x, y, sample_weight=w)
     caller = "`fit`" if method == "train" else "`evaluate`"
     assert str(on_batch.value) == str(refused.value).replace(caller, f"`{method}_on_batch`", 1)
 
@@ -194,14 +199,7 @@ def test_on_batch_weights_missing_an_output_are_refused_as_fit_refuses_them() ->
     with pytest.raises(KeyError):
         ref.train_on_batch(x, y, sample_weight=w)
     for method in ("train", "test"):
-        fit = api.fit if method == "train" else api.evaluate
-        with pytest.raises(DataMismatchError) as refused:
-            fit(x, y, sample_weight=w, batch_size=8, verbose=0)
-        with pytest.raises(DataMismatchError) as on_batch:
-            getattr(api, f"{method}_on_batch")(x, y, sample_weight=w)
-        caller = "`fit`" if method == "train" else "`evaluate`"
-        expected = str(refused.value).replace(caller, f"`{method}_on_batch`", 1)
-        assert str(on_batch.value) == expected
+        _refused_as_fit_refuses(api, method, x, y, w)
     assert_structures_close(ref.get_weights(), twin.get_weights(), "weights")
 
 
