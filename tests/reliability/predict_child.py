@@ -25,17 +25,19 @@ from fitpipe.columnar import write as columnar_write
 ROWS = 150_000
 
 
+#: The first batch of the second row group: the first is written by then.
+SECOND_CHUNK = 65_536 // 4096
+
+
 class WaitForKill(keras.callbacks.Callback):
     """On the second chunk (the first row group is written), signals and waits to be killed."""
 
     def __init__(self, ready: str) -> None:
         super().__init__()
         self.ready = ready
-        self.chunks = 0
 
-    def on_predict_begin(self, logs: object = None) -> None:
-        self.chunks += 1
-        if self.chunks == 2:
+    def on_predict_batch_begin(self, batch: int, logs: object = None) -> None:
+        if batch == SECOND_CHUNK:
             with open(self.ready, "w") as file:
                 file.write("ready")
             time.sleep(120)

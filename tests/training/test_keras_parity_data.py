@@ -292,11 +292,13 @@ def test_float64_targets_meet_a_custom_loss_in_floatx() -> None:
         eval_kwargs={"x": x64, "y": y64, "batch_size": 8},
         predict_x=x64,
     )
-    # Keras 3.15 casts arrays for fit but not for `*_on_batch` (whose documentation asks for
-    # the same array-like `x` and `y`); fitpipe casts both alike.
-    assert np.isfinite(res.api.train_on_batch(x64[:8], y64[:8]))
-    with pytest.raises(TypeError):
+    # Keras 3.15 casts arrays for fit but not for `*_on_batch`, and neither does fitpipe (a
+    # float64 model's rows stay float64 there): this loss then meets float64 targets in both.
+    with pytest.raises(TypeError) as keras_error:
         res.ref.train_on_batch(x64[:8], y64[:8])
+    with pytest.raises(TypeError) as error:
+        res.api.train_on_batch(x64[:8], y64[:8])
+    assert str(keras_error.value).split("\n")[0] in str(error.value)
 
 
 # ----------------------------------------------------------------------- debugging caps
