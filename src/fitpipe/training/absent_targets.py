@@ -4,8 +4,9 @@ Keras leaves an output untrained when its loss is None (``loss=["mse", None]`` o
 ``{"oa": "mse", "ob": None}``) and then needs no target for it: ``y=[ya, None]`` or
 ``{"oa": ya, "ob": None}`` train as ``y=[ya]`` or ``{"oa": ya}`` do (its compiled loss drops
 the fields of outputs without a loss). fitpipe drops those None targets of a list or tuple
-``y`` (and their ``sample_weight`` entries) before the arrays are adapted (a dict ``y`` of
-arrays with a None target is not taken yet: Keras' step needs its key); batches of generators and
+``y`` (and their ``sample_weight`` entries) before the arrays are adapted (a dict ``y``'s
+keys come back as None in the step, where Keras' compiled loss reads them: ``conversions.
+lossless_output_names``); batches of generators and
 ``tf.data`` carry them as absent values, which the step never reads. A None target for an
 output that has a loss is refused before any step (Keras fails in the step with "None values
 not supported").
@@ -87,8 +88,6 @@ def without_absent_targets(
     for owner in owners:
         if owner is not None and losses[owner] is not None:
             raise _refused(model, owner, caller, y)
-    if isinstance(y, Mapping):  # not yet: Keras keeps the key (as None) in its step
-        return y, sample_weight
     return _without(y, absent), _weights_without(sample_weight, y, absent)
 
 

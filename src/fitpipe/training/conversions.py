@@ -88,6 +88,19 @@ def optional_input_names(model: keras.Model) -> frozenset[str]:
     return frozenset(keys.get(id(layer.output), layer.name) for layer in optional)
 
 
+def lossless_output_names(model: keras.Model) -> frozenset[str]:
+    """The names of the outputs compiled without a loss (by a dict ``loss``), if any.
+
+    A dict ``y`` without their keys gets them back as None in the step
+    (:func:`~fitpipe.training.conversions.prepared_step`): Keras' compiled loss reads the
+    dict by the loss's keys, and fails on a missing one ("can't be found").
+    """
+    loss = getattr(model, "loss", None)
+    if not isinstance(loss, Mapping):
+        return frozenset()
+    return frozenset(name for name, value in loss.items() if value is None)
+
+
 def without_absent_inputs(model: keras.Model, x: Any, caller: str) -> Any:
     """``x`` without the ``None`` entries of a dict that names optional model inputs.
 
@@ -277,7 +290,7 @@ def prepared_step(
     Returns:
         A function of one batch.
     """
-    optional = optional_input_names(model)
+    optional, lossless = optional_input_names(model), lossless_output_names(model)
 
     def run(data: Any) -> Any:
         data = absent_as_none(data)
@@ -288,6 +301,8 @@ def prepared_step(
         x = _restore_absent(data[0], optional)
         if len(data) == 1 and not isinstance(x, (tuple, list)):
             return step(x)  # Keras hands a lone `x` to the step unwrapped
+        if len(data) > 1:  # a dict `y` left without the targets of outputs with no loss
+            data = (x, _restore_absent(data[1], lossless), *data[2:])
         return step((x, *data[1:]))
 
     return run
