@@ -74,7 +74,9 @@ class OnBatchMethods:
             class_weight,
             output_names(self.model),
         )
-        logs = pythonify(_run(self._state, self.model, "train", data, "train_on_batch"))
+        logs = pythonify(
+            _run(self._state, self.model, "train", data, "train_on_batch", class_weight)
+        )
         return logs if return_dict else flatten_in_order(self.model, logs)
 
     def test_on_batch(
@@ -121,16 +123,24 @@ class OnBatchMethods:
         return to_results(_run(self._state, self.model, "predict", data, "predict_on_batch"))
 
 
-def _run(state: ModelState, model: keras.Model, mode: str, data: Any, caller: str) -> Any:
+def _run(
+    state: ModelState,
+    model: keras.Model,
+    mode: str,
+    data: Any,
+    caller: str,
+    class_weight: Any = None,
+) -> Any:
     """Runs the ``mode`` step on one batch, whose spec is read once.
 
     Train and test check the targets and weights against the compiled loss (as ``fit`` and
-    ``evaluate`` do), then the values, and reset the metrics first. The spec serves the
-    checks, the choice of step and its trace.
+    ``evaluate`` do; ``class_weight``, the weights were made from it), then the values, and
+    reset the metrics first. The spec serves the checks, the choice of step and its trace.
     """
     data, spec = conversions.present_with_spec(data)
     if mode != "predict":
-        check_model_targets(model, spec, caller, Mode.TRAIN if mode == "train" else Mode.EVALUATE)
+        step_mode = Mode.TRAIN if mode == "train" else Mode.EVALUATE
+        check_model_targets(model, spec, caller, step_mode, class_weight)
         check_one_batch(model, data, caller, spec)
         model.reset_metrics()
     return state.function(model, mode, spec).on_batch(data, caller, spec)

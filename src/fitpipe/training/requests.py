@@ -26,7 +26,7 @@ from fitpipe.schemas import SchemaLike, is_namedtuple, pack_roles
 from fitpipe.training import arguments, distribute
 from fitpipe.training.absent_targets import without_absent_targets
 from fitpipe.training.conversions import check_extra, without_absent_inputs, without_extra_inputs
-from fitpipe.training.inputs import check_model_inputs, check_model_targets
+from fitpipe.training.inputs import check_model_inputs
 
 __all__ = [
     "evaluate_request",
@@ -271,7 +271,6 @@ def one_batch(
     data = keras.tree.map_structure(_tensor, pack_roles(source.x, source.y, source.sample_weight))
     if class_weight is not None:
         data = weigh_batch(data, class_weight, caller, output_names)
-        check_model_targets(model, data, caller, mode, class_weight)  # weights they can take
     strategy = distribute.strategy_of(model)
     if strategy is not None:
         spec = tf.nest.map_structure(tf.TensorSpec.from_tensor, data)
