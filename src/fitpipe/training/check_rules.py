@@ -18,6 +18,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from fitpipe.adapters import is_number_dtype
+
 __all__ = [
     "Rule",
     "finite_rules",
@@ -118,21 +120,10 @@ def _passes(flat: np.ndarray, rule: Rule) -> bool:
     if rule.of_finite_values:
         native = flat.dtype in _NATIVE_FLOATS  # (ml_dtypes floats: looked at closer)
         return flat.dtype.kind in "biu" or (native and bool(np.isfinite(np.add.reduce(flat))))
-    if rule.ignore is not None or not _numeric(flat.dtype):
+    if rule.ignore is not None or not is_number_dtype(flat.dtype):
         return False
     # (the extremes as Python numbers: compared by value, whatever the leaf's dtype holds)
     return float(flat.min()) >= 0 and float(flat.max()) < rule.classes
-
-
-def _numeric(dtype: np.dtype) -> bool:
-    """Whether ``dtype`` holds numbers: NumPy's, and ``ml_dtypes``' (bfloat16, float8, int4)."""
-    if dtype.kind in "biu" or dtype in _NATIVE_FLOATS:
-        return True
-    try:
-        known = tf.dtypes.as_dtype(dtype)
-    except TypeError:
-        return False
-    return known.is_floating or known.is_integer
 
 
 def _wide_labels(flat: tf.Tensor) -> tf.Tensor:
