@@ -23,6 +23,8 @@ from fitpipe.training import check_rules
 from fitpipe.training.check_rules import Rule, first_broken
 
 _FLOATS = ["float16", "float32", "float64"]
+#: float64 magnitudes from this one up are infinite in float32 (floatx's largest, half a step on)
+_CAST_LIMIT = 2.0**128 - 2.0**103
 
 
 @st.composite
@@ -40,12 +42,16 @@ def _rules_and_leaves(draw: st.DrawFn) -> tuple[list[Rule], list[np.ndarray]]:
                 rule = Rule(2, number, "weights")
         else:
             dtype = draw(st.sampled_from(_FLOATS))
-            special = st.sampled_from([0.5, -1.0, np.nan, np.inf, -np.inf])
+            values = [0.5, -1.0, np.nan, np.inf, -np.inf]
+            if dtype == "float64":  # and beyond float32's range, or just inside it
+                values += [1e300, -_CAST_LIMIT, np.nextafter(_CAST_LIMIT, 0), -3.4e38]
+            special = st.sampled_from(values)
             cells = draw(st.lists(special, min_size=rows * width, max_size=rows * width))
             leaf = np.array(cells, dtype).reshape(rows, width)
             part = {"input": 0, "target": 1, "weight": 2}[kind]
             mode = None if part == 2 else draw(st.sampled_from(["warn", "error"]))
-            rule = Rule(part, number, kind, finite=mode)
+            limit = None if part == 2 else check_rules._cast_limit(tf.as_dtype(dtype))
+            rule = Rule(part, number, kind, finite=mode, limit=limit)
         rules.append(rule)
         leaves.append(leaf)
     return rules, leaves
@@ -208,3 +214,36 @@ def test_sparse_labels_of_any_dtype_train_as_in_keras(dtype: str) -> None:
     )
     got_batch = trainer.train_on_batch(x[:8], y[:8])
     np.testing.assert_allclose(got_batch, keras_model.train_on_batch(x[:8], y[:8]), rtol=1e-5)
+
+
+@settings(deadline=None, max_examples=80)
+@given(
+    st.lists(
+        st.one_of(
+            st.floats(width=64),
+            st.sampled_from([_CAST_LIMIT, np.nextafter(_CAST_LIMIT, 0), 3.4e38, 1e39]),
+        ),
+        max_size=6,
+    ).map(lambda cells: np.array(cells, "float64")),
+    st.sampled_from([0, 1]),
+)
+def test_finite_rules_find_floats_the_cast_to_floatx_makes_infinite(
+    values: np.ndarray, part: int
+) -> None:
+    """A float64 feature or target holds a value float32 cannot: found as NaN is, alike in
+    the graph and in NumPy, and exactly where the cast overflows (what rounds to float32's
+    largest value passes)."""
+    (rule,) = check_rules.finite_rules((tf.TensorSpec([None], tf.float64),) * (part + 1), "warn")[
+        part:
+    ]
+    assert rule.limit == _CAST_LIMIT
+    with np.errstate(over="ignore"):
+        cast = values.astype(np.float32)
+    bad = [float(v) for v, c in zip(values, cast, strict=True) if not np.isfinite(c)]
+    found, _, value = rule.problem(tf.constant(values))
+    assert bool(found) == bool(bad)
+    np.testing.assert_equal(rule.numpy_problem(values), bad[0] if bad else None)
+    if bad:
+        np.testing.assert_equal(float(value), bad[0])
+    narrow = check_rules.finite_rules((tf.TensorSpec([None], tf.float32),), "warn")
+    assert [r.limit for r in narrow] == [None]  # no cast, nothing beyond a range

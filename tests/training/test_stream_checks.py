@@ -9,6 +9,8 @@ and the input or target; ``check="error"`` stops before the step trains on the b
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import re
 import tempfile
 import warnings
 from collections.abc import Callable, Iterator
@@ -151,6 +153,41 @@ def test_check_warn_warns_once_naming_the_first_bad_batch(
     assert len(found) == 1, [str(w.message) for w in caught]
     assert _named(bad) in str(found[0].message)
     assert history.input_report["epochs"][0]["steps"] == BATCHES  # training went on
+
+
+@pytest.mark.parametrize("form", sorted(FORMS))
+@settings(deadline=None, max_examples=4)
+@given(
+    bad=bad_batches(BATCHES, ROWS),
+    group=GROUPS,
+    value=st.sampled_from([1e300, -1e39, 3.5e38, -(2.0**128 - 2.0**103)]),
+    mode=st.sampled_from(["warn", "error"]),
+)
+def test_float64_values_beyond_float32_are_found_as_nan_is(
+    form: str, bad: BadBatch, group: int, value: float, mode: str
+) -> None:
+    """A finite float64 value that the cast to float32 makes infinite (training to loss inf,
+    found up front only in rows held in memory) is found in streamed batches too."""
+    clean = _batches(dataclasses.replace(bad, value=0.5))  # (float32 cannot hold the value)
+    batches = [(x.astype("float64"), y.astype("float64")) for x, y in clean]
+    bad = dataclasses.replace(bad, value=value)
+    for index in {bad.batch, bad.again} - {None}:
+        batches[index][bad.part][bad.row, 0] = value
+    found = f"found the value {value:g}, which the cast to float32 makes infinite, in {_named(bad)}"
+    stats = "before training: .* beyond float32's range"  # Parquet's footers show it first
+    with _streamed(), warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        args = FORMS[form](batches, group)
+        if mode == "error":
+            want = stats if form == "parquet-streamed" else re.escape(found)
+            with pytest.raises(DataCheckError, match=want):
+                _trainer().fit(**args, verbose=0, shuffle=False, check="error")
+            return
+        _trainer().fit(**args, verbose=0, shuffle=False)
+    texts = [str(w.message) for w in caught if issubclass(w.category, DataCheckWarning)]
+    if form == "parquet-streamed":  # (then the batch, as for an infinity)
+        assert re.search(stats, texts.pop(0))
+    assert len(texts) == 1 and found in texts[0]
 
 
 @pytest.mark.parametrize("form", sorted(FORMS))

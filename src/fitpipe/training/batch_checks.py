@@ -237,11 +237,15 @@ class BatchChecks:
 
     def _finite_text(self, rule: Rule, where: str, value: float, warn: bool) -> str:
         what = "NaN" if math.isnan(value) else f"the infinite value {value}"
+        if math.isfinite(value):  # beyond floatx's range (``Rule.limit``)
+            floatx = keras.config.floatx()
+            what = f"the value {value:g}, which the cast to {floatx} makes infinite,"
         then = (
             'Training goes on (warned once per `fit`); pass `check="error"` to stop '
             "before the step, or fix the data"
             if warn
-            else "Fix or drop the rows with NaN or infinite values, or pass `check=False` "
+            else "Fix or drop the rows with NaN or infinite values (scale or clip those "
+            "beyond floatx's range), or pass `check=False` "
             "to train anyway"
         )
         received = {"x" if rule.part == 0 else "y": raw(f"{value} in {rule.name} of {where}")}

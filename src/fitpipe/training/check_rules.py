@@ -48,6 +48,9 @@ class Rule:
     ignore: int | None = None  # ... or equal the loss' ignore_class
     loss: str = ""
     finite: str | None = None  # "warn" or "error": NaN and infinity (``fit(check=...)``)
+    #: For a finite rule's leaf of a float wider than floatx: the magnitude from which the
+    #: cast to floatx makes values infinite (float64's 1e300 in float32; None: no such cast).
+    limit: float | None = None
 
     @property
     def of_finite_values(self) -> bool:
@@ -60,12 +63,14 @@ class Rule:
             return tf.reduce_any(self._bad(value))
         if not value.dtype.is_floating:
             return tf.constant(False)  # (a weight's cast to float64 is finite)
-        return tf.logical_not(tf.reduce_all(tf.math.is_finite(value)))
+        if self.limit is None:
+            return tf.logical_not(tf.reduce_all(tf.math.is_finite(value)))
+        return tf.reduce_any(_not_finite(value, self.limit))
 
     def _bad(self, flat: tf.Tensor) -> tf.Tensor:
         """Where ``flat`` breaks this rule (a label rule: out of range and not ignored)."""
         if self.of_finite_values:
-            return tf.logical_not(tf.math.is_finite(tf.cast(flat, tf.float64)))
+            return _not_finite(tf.cast(flat, tf.float64), self.limit)
         flat = _wide_labels(flat)
         bad = tf.logical_not(tf.logical_and(flat >= 0, flat < tf.cast(self.classes, flat.dtype)))
         if self.ignore is not None:
@@ -96,6 +101,8 @@ class Rule:
             if flat.dtype not in _NATIVE_FLOATS:  # bfloat16 and the like: as the graph check
                 flat = flat.astype(np.float64)
             good = np.isfinite(flat)
+            if self.limit is not None:
+                good &= np.abs(flat) < self.limit
         else:
             flat = _wide_numpy_labels(flat)
             good = (flat >= 0) & (flat < self.classes)
@@ -118,8 +125,14 @@ def _passes(flat: np.ndarray, rule: Rule) -> bool:
     if not flat.size:
         return True
     if rule.of_finite_values:
+        if flat.dtype.kind in "biu":
+            return True
         native = flat.dtype in _NATIVE_FLOATS  # (ml_dtypes floats: looked at closer)
-        return flat.dtype.kind in "biu" or (native and bool(np.isfinite(np.add.reduce(flat))))
+        if not (native and bool(np.isfinite(np.add.reduce(flat)))):
+            return False
+        # (no NaN: the extremes bound every value)
+        limit = rule.limit
+        return limit is None or (float(flat.min()) > -limit and float(flat.max()) < limit)
     if rule.ignore is not None or not is_number_dtype(flat.dtype):
         return False
     # (the extremes as Python numbers: compared by value, whatever the leaf's dtype holds)
@@ -234,8 +247,31 @@ def finite_rules(element_spec: tuple[Any, ...], mode: str) -> list[Rule]:
         names = _leaf_names(element_spec[part], noun)
         for leaf, (spec, name) in enumerate(zip(leaves, names, strict=True)):
             if isinstance(spec, tf.TensorSpec) and spec.dtype.is_floating:
-                rules.append(Rule(part, leaf, name, finite=mode))
+                rules.append(Rule(part, leaf, name, finite=mode, limit=_cast_limit(spec.dtype)))
     return rules
+
+
+def _cast_limit(dtype: tf.DType) -> float | None:
+    """:attr:`Rule.limit` for leaves of ``dtype``: None unless it is wider than floatx.
+
+    floatx's largest value and half a step more: the cast rounds what lies below to the
+    largest value, the rest to infinity. It is exact in any wider float (2**128 - 2**103).
+    """
+    info = np.finfo(keras.config.floatx())
+    if dtype.max <= float(info.max):
+        return None
+    largest = float(info.max)
+    return largest + (largest - float(np.nextafter(info.max, info.dtype.type(0)))) / 2
+
+
+def _not_finite(value: tf.Tensor, limit: float | None) -> tf.Tensor:
+    """Where ``value`` is not finite or, with ``limit``, as large in magnitude (graph ops).
+
+    Not ``logical_not(abs(value) < limit)``: Grappler rewrites that as ``>=``, false for NaN.
+    """
+    if limit is None:
+        return tf.logical_not(tf.math.is_finite(value))
+    return tf.logical_or(tf.math.is_nan(value), tf.abs(value) >= tf.constant(limit, value.dtype))
 
 
 def weight_rules(w_spec: Any) -> list[Rule]:
@@ -265,10 +301,11 @@ def first_broken(rules: list[Rule], leaves: list[Any]) -> tuple[tf.Tensor, Any]:
         ``(found, first)``: a scalar bool; ``first()`` gives ``(rule number int32, value
         float64)``, to be called in the branch taken when ``found``.
     """
-    groups: dict[tuple[str, Any], list[int]] = {}
+    groups: dict[tuple[Any, ...], list[int]] = {}
     for number, (rule, leaf) in enumerate(zip(rules, leaves, strict=True)):
         # (a DType equals its enum's int, so neither alone is a key: float64 == 2)
-        key = ("finite", leaf.dtype.name) if _finite_kind(rule, leaf) else ("own", number)
+        finite = _finite_kind(rule, leaf)
+        key = ("finite", leaf.dtype.name, rule.limit) if finite else ("own", number)
         groups.setdefault(key, []).append(number)
     parts: list[tuple[tf.Tensor, Callable[[], tuple[tf.Tensor, tf.Tensor]]]] = []
     for numbers in _split_small(groups.values()):
@@ -283,9 +320,10 @@ def first_broken(rules: list[Rule], leaves: list[Any]) -> tuple[tf.Tensor, Any]:
         else:
             flat = [tf.reshape(leaf, [-1]) for leaf in group]
         joined = tf.reshape(tf.concat(flat, 0), [-1])
-        found = tf.logical_not(tf.reduce_all(tf.math.is_finite(joined)))
+        limit = rules[numbers[0]].limit
+        found = tf.reduce_any(_not_finite(joined, limit))
         ends = flat if widths is None else widths  # per row: no leaf captured by the branch
-        parts.append((found, functools.partial(_joined, joined, ends, numbers)))
+        parts.append((found, functools.partial(_joined, joined, ends, numbers, limit)))
 
     def first() -> tuple[tf.Tensor, tf.Tensor]:
         numbers, values = [], []
@@ -334,7 +372,9 @@ def _row_widths(leaves: list[Any]) -> list[int] | None:
     return widths
 
 
-def _joined(joined: tf.Tensor, ends: list[Any], numbers: list[int]) -> tuple[Any, Any]:
+def _joined(
+    joined: tf.Tensor, ends: list[Any], numbers: list[int], limit: float | None
+) -> tuple[Any, Any]:
     """``(the rule holding the first bad value, that value)`` of finite rules' joined leaves.
 
     ``ends`` are the leaves' values a row (ints), or the flattened leaves themselves. The
@@ -343,7 +383,7 @@ def _joined(joined: tf.Tensor, ends: list[Any], numbers: list[int]) -> tuple[Any
     rows (the step fails on any that do not), so ``joined`` holds ``rows * sum(ends)``
     values and a leaf's are the ``rows * width`` after those of the leaves before it.
     """
-    _, position, value = Rule(2, 0, "").problem(joined)  # a finite rule, on all of them
+    _, position, value = Rule(2, 0, "", limit=limit).problem(joined)  # a finite rule, on all
     if all(isinstance(end, int) for end in ends):
         rows = tf.size(joined) // max(sum(ends), 1)
         bounds = tf.constant(np.cumsum(ends), tf.int32) * rows

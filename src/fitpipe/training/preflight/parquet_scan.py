@@ -27,6 +27,9 @@ from fitpipe.training.preflight.stats import ColumnStats
 __all__ = ["footer_stats", "stream_scan"]
 
 _BATCH_ROWS = 65536
+#: The dtypes of Parquet's floating physical types: the overflow check reads the extremes of
+#: DOUBLE columns against floatx's range.
+_FLOATS = {"DOUBLE": "float64", "FLOAT": "float32"}
 
 
 def _merge(column: ColumnStats, stats: Any, rows: int) -> bool:
@@ -40,6 +43,7 @@ def _merge(column: ColumnStats, stats: Any, rows: int) -> bool:
     # + 0.0: Parquet writes a zero minimum as -0.0 and a zero maximum as +0.0, whatever the
     # zeros' signs were (footers cannot tell them apart): read as 0, not -0
     low, high = float(stats.min) + 0.0, float(stats.max) + 0.0
+    column.dtype = column.dtype or _FLOATS.get(stats.physical_type, "")  # (its cast's range)
     if low == -math.inf:
         column.neginf = 1  # at least one: statistics do not count
         column.first_bad_row = None

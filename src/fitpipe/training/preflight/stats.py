@@ -39,7 +39,7 @@ class ColumnStats:
         low: The smallest finite value (``inf`` when none).
         high: The largest finite value (``-inf`` when none).
         first_bad_row: The first row holding a NaN or an infinity, or None.
-        dtype: The dtype of the values scanned (``""`` when unknown: Parquet statistics).
+        dtype: The dtype of the values scanned (Parquet statistics: of floating columns only).
         exact: False when the figures come from Parquet statistics alone (NaN and
             infinities then unknown: reported as None in JSON).
     """
