@@ -122,6 +122,26 @@ def test_a_non_finite_sample_weight_is_an_error_naming_it(form: str, bad: float,
 
 
 @pytest.mark.parametrize("form", FORMS)
+@pytest.mark.parametrize("bad", [1e300, -1e39])
+def test_a_float64_sample_weight_beyond_float32_is_an_error_naming_it(
+    form: str, bad: float, rel: Any
+) -> None:
+    """Finite in float64, infinite once cast to floatx: the loss would be inf, then NaN."""
+    model = trainer()
+    before = model.model.get_weights()
+    w = weights().astype("float64")
+    w[6] = bad
+    with pytest.raises(FitpipeError) as caught:
+        model.fit(**forms((X, labels(), w))[form](), verbose=0)
+    where = "row 6" if form == "arrays" else "batch index 1"
+    what = f"sample weight {bad:g}, which the cast to float32 makes infinite, in {where}"
+    expect_error(caught.value, rel, "fit", re.escape(what), "")
+    assert all(np.isfinite(w).all() for w in model.model.get_weights())
+    if form == "arrays":
+        assert same(before, model.model.get_weights())
+
+
+@pytest.mark.parametrize("form", FORMS)
 def test_evaluate_and_validation_data_are_checked_too(form: str, rel: Any) -> None:
     model = trainer()
     data = forms((X, labels(13, 7)))[form]()

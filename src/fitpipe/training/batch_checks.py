@@ -268,7 +268,7 @@ class BatchChecks:
             return FitpipeValueError(
                 message(
                     self.caller,
-                    f"got the non-finite sample weight {value} in {where}",
+                    f"got the {_weight_text(value)} in {where}",
                     "Sample weights are finite numbers (a NaN or infinite weight makes the "
                     "loss and then every model weight NaN)",
                     "Replace or drop the samples with NaN or infinite weights",
@@ -348,3 +348,10 @@ def check_one_batch(model: keras.Model, data: Any, caller: str, spec: Any) -> No
     checks = BatchChecks.for_model(model, spec, caller)
     if checks is not None:
         checks.check(data, "the batch")
+
+
+def _weight_text(value: float) -> str:
+    """A sample weight a finite rule refused, in words: non-finite, or beyond floatx's range."""
+    if math.isfinite(value):  # (``Rule.limit``)
+        return f"sample weight {value:g}, which the cast to {keras.config.floatx()} makes infinite,"
+    return f"non-finite sample weight {value}"

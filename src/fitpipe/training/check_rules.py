@@ -275,10 +275,15 @@ def _not_finite(value: tf.Tensor, limit: float | None) -> tf.Tensor:
 
 
 def weight_rules(w_spec: Any) -> list[Rule]:
-    """Finite-value rules for the floating leaves of sample weights."""
+    """Finite-value rules for the floating leaves of sample weights (cast to floatx)."""
     leaves = tf.nest.flatten(w_spec)
     return [
-        Rule(2, i, "`sample_weight`" if len(leaves) == 1 else f"`sample_weight` leaf {i}")
+        Rule(
+            2,
+            i,
+            "`sample_weight`" if len(leaves) == 1 else f"`sample_weight` leaf {i}",
+            limit=_cast_limit(spec.dtype),
+        )
         for i, spec in enumerate(leaves)
         if isinstance(spec, tf.TensorSpec) and spec.dtype.is_floating
     ]
