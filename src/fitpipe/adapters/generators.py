@@ -36,6 +36,7 @@ import math
 import threading
 import time
 import types
+import weakref
 from collections.abc import Iterator
 from typing import Any
 
@@ -68,6 +69,7 @@ _BUFFER_BYTES = 2 * GROUP_BYTES  # ... and bytes, past the first 2 batches (larg
 _SOURCE = "generator"
 _END = object()
 _JOIN_SECONDS = 10.0
+_IDLE_SECONDS = 1.0  # a waiting reading thread looks whether its feeder is still wanted
 
 
 class _Failure:
@@ -121,7 +123,9 @@ class _Feeder:
 
     def _start(self) -> None:
         if self._thread is None and not self._done:
-            self._thread = threading.Thread(target=self._run, name="fitpipe-generator", daemon=True)
+            self._thread = threading.Thread(
+                target=_read_for, args=(weakref.ref(self),), name="fitpipe-generator", daemon=True
+            )
             self._thread.start()
 
     def _should_read(self) -> bool:
@@ -129,19 +133,22 @@ class _Feeder:
         room = ahead < 2 or self._bytes < _BUFFER_BYTES
         return (room and ahead < min(_BUFFER, self._wanted)) or (self._waiting > 0 and ahead == 0)
 
-    def _run(self) -> None:
-        while True:
-            with self._cond:
-                while not (self._stop or self._done or self._should_read()):
-                    self._cond.wait()
-                if self._stop or self._done:
-                    return
-            item = self._read()
-            with self._cond:
-                self._buffer.append(item)
-                self._bytes += 0 if self._last(item) else nbytes(item)
-                self._done = self._last(item)
-                self._cond.notify_all()
+    def _step(self) -> bool:
+        """Reads one batch when one is wanted, else waits a while; False once done."""
+        with self._cond:
+            if not (self._stop or self._done or self._should_read()):
+                self._cond.wait(_IDLE_SECONDS)
+            if self._stop or self._done:
+                return False
+            if not self._should_read():
+                return True  # (the thread lets go of the feeder, then looks again)
+        item = self._read()
+        with self._cond:
+            self._buffer.append(item)
+            self._bytes += 0 if self._last(item) else nbytes(item)
+            self._done = self._last(item)
+            self._cond.notify_all()
+        return True
 
     def _read(self) -> Any:
         clock = self._clock
@@ -245,6 +252,17 @@ class _Feeder:
             thread.join(timeout=_JOIN_SECONDS)
 
 
+def _read_for(ref: weakref.ref[_Feeder]) -> None:
+    """The reading thread: holds its feeder only while it reads or waits a while.
+
+    A pipeline dropped unclosed (``fitpipe.adapt`` without ``close()``) lets its feeder go:
+    the thread ends within :data:`_IDLE_SECONDS`, and the user's generator is collected
+    (its ``finally`` runs), where a thread holding the feeder kept both for the process' life.
+    """
+    while (feeder := ref()) is not None and feeder._step():
+        del feeder
+
+
 def _peek(
     iterator: Iterator[Any], x: Any, caller: str, source: str, steps: int | None
 ) -> list[tuple[Any, ...]]:
@@ -309,8 +327,12 @@ def one_pass_source(
     grouped = stackable(signature)
     checking: list[Check | None] = [None]  # the trainer's value check (``Checkable``)
 
+    held = weakref.ref(feeder)  # ``tf.data`` keeps ``generate`` for the process' life
+
     def generate() -> Iterator[Any]:
-        check = checking[0]
+        check, feeder = checking[0], held()
+        if feeder is None:  # (never: a dataset iterated keeps its pipeline's source)
+            raise RuntimeError("the generator's pipeline was dropped")
         with keeping_errors(errors):
             if grouped:
                 yield from map(stack, _groups(feeder, check))

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import functools
 import time
+import weakref
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
@@ -142,7 +143,7 @@ class PythonBatches:
     @functools.cached_property
     def dataset(self) -> tf.data.Dataset:
         """Built when first asked for: not at all when a trainer takes the blocks."""
-        return crossing(self._generate, self._signature, grouped=False)
+        return crossing(_passes_of(weakref.ref(self)), self._signature, grouped=False)
 
     def check_batches(self, check: Check | None) -> None:
         """Makes every later pass run ``check(position, batch)`` on each batch (None: none)."""
@@ -168,3 +169,19 @@ class PythonBatches:
     def _row_blocks(self) -> RowBlocks:
         blocks = reporting(_joined(self._batches(self._check)), self._errors)
         return RowBlocks(0, blocks, batched=True)
+
+
+def _passes_of(held: weakref.ref[PythonBatches]) -> Callable[[], Iterator[Any]]:
+    """A pass's batches, for ``tf.data``, which keeps the function for the process' life.
+
+    It holds the batches (and through them the user's input and its worker threads) only
+    while a pass runs: a pipeline dropped unclosed lets its workers go.
+    """
+
+    def generate() -> Iterator[Any]:
+        batches = held()
+        if batches is None:  # (never: a dataset iterated keeps its pipeline's source)
+            raise RuntimeError("the input's pipeline was dropped")
+        yield from batches._generate()
+
+    return generate
