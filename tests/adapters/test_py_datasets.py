@@ -277,3 +277,34 @@ def test_endless_pydataset_is_read_in_order_with_shuffle() -> None:
 
     with fitpipe.adapt(Endless(), shuffle=True) as pipeline:
         assert [int(b[1][0]) for b in pipeline.dataset.take(5)] == [0, 1, 2, 3, 4]
+
+
+@pytest.mark.parametrize("method", ["fit", "evaluate", "predict"])
+def test_every_method_ends_its_pass_with_on_epoch_end(method: str) -> None:
+    """``predict`` called ``on_epoch_begin`` but never ``on_epoch_end`` (Keras calls both)."""
+    import fitpipe
+
+    class Logged(keras.utils.PyDataset):
+        def __init__(self) -> None:
+            super().__init__()
+            self.log: list[str] = []
+
+        def __len__(self) -> int:
+            return 4
+
+        def __getitem__(self, index: int) -> Any:
+            rows = slice(index * 3, (index + 1) * 3)
+            return np.ones((12, 2), "float32")[rows], np.ones((12, 1), "float32")[rows]
+
+        def on_epoch_begin(self) -> None:
+            self.log.append("begin")
+
+        def on_epoch_end(self) -> None:
+            self.log.append("end")
+
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    trainer = fitpipe.Trainer(model)
+    trainer.compile("sgd", "mse")
+    dataset = Logged()
+    getattr(trainer, method)(dataset, verbose=0)
+    assert dataset.log == ["begin", "end"]

@@ -137,6 +137,7 @@ def predict_loop(
             after,
             lambda: bool(model.stop_predicting),
         )
+        runner.pipeline.on_epoch_end()  # (a ``PyDataset``'s, as after Keras' predict)
     finally:
         runner.close()
     if chunked is None:
