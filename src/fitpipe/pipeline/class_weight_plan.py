@@ -30,7 +30,6 @@ from fitpipe.pipeline.class_weights import (
     check_single_target,
     class_weight_table,
     is_per_output,
-    one_hot_width,
     target_leaves,
 )
 from fitpipe.schemas import closest_column
@@ -139,7 +138,6 @@ def _per_output_plan(
     """Checks (and resolves) the map of each output named."""
     if y is None:
         check_single_target(y, caller)
-    leaves = dict(target_leaves(y))
     applied: dict[TargetKey, dict[int, float]] = {}
     resolved: dict[Any, dict[int, float]] = {}
     rows = None
@@ -148,7 +146,7 @@ def _per_output_plan(
         if isinstance(weights, str):
             table, rows = _balanced(weights, counts()[key], class_weight, caller)
         elif isinstance(weights, Mapping):
-            table = check_class_weight(weights, caller, one_hot_width(leaves[key]))
+            table = check_class_weight(weights, caller)
         else:
             raise FitpipeTypeError(
                 message(
@@ -208,7 +206,7 @@ def source_class_weight(
     if isinstance(class_weight, str):
         table, rows = _balanced(class_weight, counts()[None], class_weight, caller)
         return ClassWeightPlan(table, table, rows)
-    table = check_class_weight(class_weight, caller, one_hot_width(y))
+    table = check_class_weight(class_weight, caller)
     return ClassWeightPlan(table, table)
 
 

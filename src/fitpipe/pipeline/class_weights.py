@@ -45,7 +45,6 @@ __all__ = [
     "class_counts",
     "class_weight_table",
     "is_per_output",
-    "one_hot_width",
     "target_leaves",
     "weighted_dataset",
     "weighted_shard",
@@ -110,9 +109,7 @@ def _class_index(key: Any, class_weight: Any, caller: str) -> Any:
     return key
 
 
-def check_class_weight(
-    class_weight: Any, caller: str, num_classes: int | None = None
-) -> dict[int, float]:
+def check_class_weight(class_weight: Any, caller: str) -> dict[int, float]:
     """Validates ``class_weight`` and returns it with plain int keys and float values.
 
     Keys are class indices: ints, or strings of ASCII digits (``"1"``, as JSON and TOML
@@ -121,13 +118,11 @@ def check_class_weight(
     Args:
         class_weight: The user's argument.
         caller: The public method being run.
-        num_classes: The width of one-hot targets or model outputs, when known: keys must be
-            below it.
 
     Raises:
         FitpipeTypeError: When it is not a dict of integer (or digit-string) keys and numeric
             values.
-        FitpipeValueError: For negative keys, keys outside the output width, a class given
+        FitpipeValueError: For negative keys, a class given
             twice (``1`` and ``"1"``), or negative or non-finite weights.
 
     """
@@ -156,13 +151,12 @@ def check_class_weight(
                 )
             )
         index = int(key)
-        if index < 0 or (num_classes is not None and index >= num_classes):
-            width = f"between 0 and {num_classes - 1}" if num_classes else "non-negative"
+        if index < 0:  # (one past the classes is no class: Keras takes it, as for labels)
             raise FitpipeValueError(
                 message(
                     caller,
                     f"got class {key} in `class_weight`, outside the classes of the targets",
-                    f"Class indices are {width}",
+                    "Class indices are non-negative",
                     "Remove or renumber the class",
                     class_weight=class_weight,
                 )
@@ -264,15 +258,6 @@ def _apply_per_target(batch: tuple[Any, ...], tables: dict[TargetKey, Any]) -> t
     if isinstance(y, Mapping):
         return (x, y, dict(zip(y, found, strict=True)))
     return (x, y, type(y)(found) if isinstance(y, (list, tuple)) else found[0])
-
-
-def one_hot_width(y: Any) -> int | None:
-    """The width of one-hot targets (a last dimension over 1), or None for class labels."""
-    shape = getattr(y, "shape", None)
-    if shape is None or len(shape) < 2:
-        return None
-    width = shape[-1]
-    return int(width) if width is not None and int(width) > 1 else None
 
 
 def check_single_target(y: Any, caller: str) -> None:
