@@ -19,6 +19,7 @@ from fitpipe.schemas import Mode
 from fitpipe.training.absent_targets import check_absent_targets
 from fitpipe.training.conversions import dict_input_names, optional_input_names
 from fitpipe.training.nested_inputs import nested_structure, nests_deeper, structured_pairs
+from fitpipe.training.spec_dtypes import check_spec_dtypes
 from fitpipe.training.weight_shapes import check_weight_shapes, weighted_outputs
 
 __all__ = [
@@ -114,6 +115,7 @@ def check_model_inputs(model: keras.Model, element_spec: Any, caller: str) -> No
         caller: The public method being run.
 
     """
+    check_spec_dtypes(element_spec, caller)  # every part: float8 and int4 are no input
     inputs = _model_inputs(model)
     if not inputs:
         return
