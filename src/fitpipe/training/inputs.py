@@ -19,7 +19,7 @@ from fitpipe.schemas import Mode
 from fitpipe.training.absent_targets import check_absent_targets
 from fitpipe.training.conversions import dict_input_names, optional_input_names
 from fitpipe.training.nested_inputs import nested_structure, nests_deeper, structured_pairs
-from fitpipe.training.spec_dtypes import check_spec_dtypes
+from fitpipe.training.spec_dtypes import check_complex_targets, check_spec_dtypes
 from fitpipe.training.weight_shapes import check_weight_shapes, weighted_outputs
 
 __all__ = [
@@ -272,6 +272,7 @@ def check_model_targets(
     check_absent_targets(model, y, caller)
     leaves = tf.nest.flatten(y)
     check_numeric_targets(y, caller)
+    check_complex_targets(element_spec, caller)
     weights = element_spec[2] if len(element_spec) > 2 else None
     _check_weights(y, weights, caller)
     check_weight_shapes(weighted_outputs(model, y, weights), caller, class_weight)
