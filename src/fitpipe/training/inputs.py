@@ -16,6 +16,11 @@ from fitpipe.adapters import check_numeric_targets, complex_refusal, nesting
 from fitpipe.errors import DataMismatchError, FitpipeError, FitpipeTypeError, message, raw
 from fitpipe.pipeline import Pipeline
 from fitpipe.schemas import Mode
+from fitpipe.training.absent_inputs import (
+    follows_structure,
+    optional_inputs,
+    restore_absent,
+)
 from fitpipe.training.absent_targets import check_absent_targets
 from fitpipe.training.conversions import dict_input_names, optional_input_names
 from fitpipe.training.nested_inputs import nested_structure, nests_deeper, structured_pairs
@@ -117,7 +122,9 @@ def check_model_inputs(model: keras.Model, element_spec: Any, caller: str) -> No
     inputs = _model_inputs(model)
     if not inputs:
         return
-    x = element_spec[0]
+    x, optional = element_spec[0], optional_inputs(model)
+    if optional is not None and follows_structure(optional[0], x):
+        x = restore_absent(*optional, x)  # absent optional inputs back, as None
     structure = nested_structure(model)
     if structure is not None and nests_deeper(x):
         pairs = structured_pairs(structure, x, caller, _UNKNOWN_FIX)
