@@ -43,7 +43,7 @@ from fitpipe.adapters.base import (
     check_supported,
     unsupported,
 )
-from fitpipe.adapters.batch_checks import check_numeric_targets, nesting
+from fitpipe.adapters.batch_checks import check_numeric_targets, leaf_names, nesting
 from fitpipe.adapters.batches import Check, no_autograph, read_when_asked
 from fitpipe.adapters.capabilities import (
     BatchSourceBase,
@@ -68,7 +68,7 @@ from fitpipe.adapters.distributed_datasets import (
 )
 from fitpipe.adapters.generators import GeneratorAdapter
 from fitpipe.adapters.mappings import MappingAdapter
-from fitpipe.adapters.numbers import complex_refusal, is_number_dtype
+from fitpipe.adapters.numbers import complex_refusal, is_number_dtype, tensor_dtype_refusal
 from fitpipe.adapters.numpy_arrays import NumpyAdapter
 from fitpipe.adapters.parquet import ParquetAdapter
 from fitpipe.adapters.py_datasets import PyDatasetAdapter
@@ -138,6 +138,7 @@ __all__ = [
     "count_dataset",
     "is_number_dtype",
     "is_pandas",
+    "leaf_names",
     "leaf_rows",
     "nesting",
     "no_autograph",
@@ -152,6 +153,7 @@ __all__ = [
     "rows_of",
     "set_timing",
     "take_rows",
+    "tensor_dtype_refusal",
     "timing",
     "unsupported",
 ]

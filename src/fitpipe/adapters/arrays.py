@@ -17,7 +17,7 @@ import tensorflow as tf
 
 from fitpipe.adapters.base import AdaptRequest, ArraySource, Mode
 from fitpipe.adapters.capabilities import SourceBase
-from fitpipe.adapters.numbers import dtype_refusal
+from fitpipe.adapters.numbers import complex_refusal, dtype_refusal, tensor_dtype_refusal
 from fitpipe.adapters.sparse import is_sparse_array, to_sparse_tensor
 from fitpipe.adapters.torch_tensors import is_torch_tensor, torch_to_numpy
 from fitpipe.errors import DataMismatchError, FitpipeTypeError, FitpipeValueError, message, raw
@@ -225,6 +225,11 @@ def _convert_leaf(value: Any, caller: str, path: str) -> Any:
                 )
             )
         value = _to_numpy(value, caller, path)
+    else:
+        sparse = isinstance(value, tf.SparseTensor)
+        refusal = tensor_dtype_refusal(path, value.dtype, sparse)
+        if refusal is not None:  # as NumPy arrays of the dtype are (`_to_numpy`)
+            raise FitpipeTypeError(message(caller, *refusal, **{path: value}))
     rank = value.shape.rank if is_tf_value(value) else value.ndim
     if rank == 0:
         raise FitpipeValueError(
@@ -381,6 +386,9 @@ def check_sample_weight(sample_weight: Any, y: Any, caller: str) -> None:
     _check_weight_structure(sample_weight, y, caller)
     for leaf in _leaves(sample_weight):
         dtype = tf.as_dtype(leaf.dtype)
+        if dtype.is_complex:  # as NumPy weights are (`_to_numpy`): the loss drops imaginary parts
+            refusal = complex_refusal("sample_weight", dtype.name)
+            raise FitpipeTypeError(message(caller, *refusal, sample_weight=leaf))
         if not (dtype.is_floating or dtype.is_integer or dtype.is_bool):
             raise FitpipeTypeError(
                 message(

@@ -6,7 +6,9 @@ hands out) have NumPy's kind ``"V"`` (``float8_e5m2``: ``"f"``). Keras takes tho
 them as they are and casts in the step: it takes the floats of 16 bits or more that
 TensorFlow casts to float32 (``bfloat16``); TensorFlow cannot batch and branch on the
 narrower ones (float8: no ``Switch`` kernel, int4: no cast to floats), which are refused in
-words (:func:`dtype_refusal`) before TensorFlow fails inside a step.
+words (:func:`dtype_refusal`) before TensorFlow fails inside a step. Tensors, ``tf.data``
+elements and streamed batches of those dtypes are refused in the same words
+(:func:`tensor_dtype_refusal`).
 """
 
 from __future__ import annotations
@@ -16,7 +18,13 @@ import functools
 import numpy as np
 import tensorflow as tf
 
-__all__ = ["complex_refusal", "dtype_refusal", "is_number_dtype", "unusable_dtype"]
+__all__ = [
+    "complex_refusal",
+    "dtype_refusal",
+    "is_number_dtype",
+    "tensor_dtype_refusal",
+    "unusable_dtype",
+]
 
 _NUMPY_KINDS = frozenset("biuf")
 
@@ -119,3 +127,29 @@ def dtype_refusal(path: str, dtype: np.dtype, sparse: bool = False) -> tuple[str
         "Convert it first, e.g. datetimes to microseconds with "
         "`.astype('datetime64[us]').astype('int64')`",
     )
+
+
+def tensor_dtype_refusal(
+    path: str, dtype: tf.DType, sparse: bool = False
+) -> tuple[str, str, str] | None:
+    """:func:`dtype_refusal` for a TensorFlow dtype: float8 and int4 are refused alike.
+
+    Only the ``ml_dtypes`` numbers TensorFlow cannot batch and cast to floats are refused
+    (a tensor, a ``tf.data`` element or a streamed batch of them fails inside TensorFlow
+    otherwise); complex tensors are the model's to judge (a complex model input takes them).
+
+    Args:
+        path: Where the tensor was found (``"x"``, ``"y['out']"``).
+        dtype: Its TensorFlow dtype.
+        sparse: For the values of a sparse tensor.
+
+    Returns:
+        What failed, what was expected, how to fix; None when TensorFlow can use it.
+    """
+    try:
+        numpy_dtype = np.dtype(dtype.as_numpy_dtype)
+    except (TypeError, AttributeError):
+        return None
+    if unusable_dtype(numpy_dtype) != "tensorflow":
+        return None
+    return dtype_refusal(path, numpy_dtype, sparse)

@@ -20,11 +20,13 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 __all__ = [
+    "NARROW_DTYPES",
     "NUMERIC_DTYPES",
     "batch_sizes",
     "class_labels",
     "float_arrays",
     "int_arrays",
+    "narrow_number_dtypes",
     "numeric_dtypes",
     "numpy_text",
     "parquet_layouts",
@@ -74,6 +76,27 @@ def numeric_dtypes(kinds: str = "biuf") -> st.SearchStrategy[np.dtype]:
         return "f" if dtype.kind == "V" else dtype.kind
 
     return st.sampled_from([d for d in NUMERIC_DTYPES if kind(d) in kinds])
+
+
+#: The ``ml_dtypes`` numbers TensorFlow holds in tensors but cannot batch and cast to floats
+#: (no ``Switch`` kernel, no cast): refused in every input form.
+NARROW_DTYPES: tuple[np.dtype, ...] = tuple(
+    np.dtype(getattr(ml_dtypes, name))
+    for name in (
+        "float8_e4m3fn",
+        "float8_e5m2",
+        "float8_e4m3fnuz",
+        "float8_e4m3b11fnuz",
+        "float8_e5m2fnuz",
+        "int4",
+        "uint4",
+    )
+)
+
+
+def narrow_number_dtypes() -> st.SearchStrategy[np.dtype]:
+    """One of :data:`NARROW_DTYPES`: float8 and int4 numbers, which no input may hold."""
+    return st.sampled_from(NARROW_DTYPES)
 
 
 def row_counts(min_rows: int = 1, max_rows: int = 24) -> st.SearchStrategy[int]:

@@ -4,7 +4,8 @@ Arrays and structures:
 
 * :func:`parquet_layouts`: files and row groups of a Parquet folder, for planning;
 * :func:`row_counts`, :func:`float_arrays`, :func:`int_arrays`: small arrays whose first
-  dimension is a given row count;
+  dimension is a given row count; :func:`narrow_number_dtypes`: the float8 and int4 dtypes
+  no input may hold;
 * :func:`array_likes`: the same array as an ndarray, nested lists or tuples, or an object
   with ``__array__`` (:class:`ArrayLike`);
 * :func:`nested_structures`, :func:`structured_examples`: nested tuples, lists and dicts of
@@ -64,11 +65,13 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from fitpipe.testing.array_strategies import (
+    NARROW_DTYPES,
     NUMERIC_DTYPES,
     batch_sizes,
     class_labels,
     float_arrays,
     int_arrays,
+    narrow_number_dtypes,
     numeric_dtypes,
     numpy_text,
     parquet_layouts,
@@ -107,6 +110,7 @@ from fitpipe.testing.optimizer_strategies import (
 __all__ = [
     "ARRAY_LIKE_KINDS",
     "FORM_FACTORIES",
+    "NARROW_DTYPES",
     "NUMERIC_DTYPES",
     "OPTIMIZER_NAMES",
     "PARQUET_ROW_GROUP_SIZE",
@@ -133,6 +137,7 @@ __all__ = [
     "in_place_edits",
     "int_arrays",
     "iterate_batches",
+    "narrow_number_dtypes",
     "nested_structures",
     "non_finite",
     "numeric_dtypes",

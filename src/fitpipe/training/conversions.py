@@ -14,7 +14,8 @@ Keras hands the model's ``train_step``/``test_step``/``predict_step`` batches in
 fitpipe does the same per batch, inside the compiled step: :func:`prepared_step` wraps the
 model's step. Dict inputs whose optional entries are ``None`` are stripped of them before
 adaptation (:func:`without_absent_inputs`) and the entries are put back, as ``None``, in the
-step.
+step; lists and nested inputs likewise, by the model's input structure
+(:mod:`fitpipe.training.absent_inputs`).
 """
 
 from __future__ import annotations
@@ -27,6 +28,13 @@ import tensorflow as tf
 
 from fitpipe.errors import FitpipeValueError, message
 from fitpipe.pipeline import ResidentRows
+from fitpipe.training.absent_inputs import (
+    follows_structure,
+    optional_inputs,
+    restore_absent,
+    strip_absent,
+)
+from fitpipe.training.nested_inputs import nests_deeper
 
 __all__ = [
     "absent_as_none",
@@ -102,7 +110,7 @@ def lossless_output_names(model: keras.Model) -> frozenset[str]:
 
 
 def without_absent_inputs(model: keras.Model, x: Any, caller: str) -> Any:
-    """``x`` without the ``None`` entries of a dict that names optional model inputs.
+    """``x`` without the ``None`` entries of optional model inputs (a dict's, a list's, nested).
 
     The step puts those entries back as ``None`` (see :func:`prepared_step`).
 
@@ -119,6 +127,8 @@ def without_absent_inputs(model: keras.Model, x: Any, caller: str) -> Any:
             Keras' functional model refuses it).
 
     """
+    if isinstance(x, (list, tuple)) or nests_deeper(x):  # by the model's structure
+        x = strip_absent(model, x, caller)
     _check_required_given(model, x, caller)
     if not isinstance(x, Mapping) or all(value is not None for value in x.values()):
         return x
@@ -291,6 +301,7 @@ def prepared_step(
         A function of one batch.
     """
     optional, lossless = optional_input_names(model), lossless_output_names(model)
+    structured = optional_inputs(model)
 
     def run(data: Any) -> Any:
         data = absent_as_none(data)
@@ -298,7 +309,10 @@ def prepared_step(
             data = tf.nest.map_structure(_to_floatx, data)
         if not isinstance(data, tuple) or not data:
             return step(data)
-        x = _restore_absent(data[0], optional)
+        if structured is not None and follows_structure(structured[0], data[0]):
+            x = restore_absent(*structured, data[0])
+        else:
+            x = _restore_absent(data[0], optional)
         if len(data) == 1 and not isinstance(x, (tuple, list)):
             return step(x)  # Keras hands a lone `x` to the step unwrapped
         if len(data) > 1:  # a dict `y` left without the targets of outputs with no loss

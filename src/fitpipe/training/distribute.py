@@ -219,9 +219,14 @@ class DistributedStepFunction(StepFunction):
             spec: The batch's spec (unused).
         """
         assert self.strategy is not None
-        dataset = tf.data.Dataset.from_tensors(data)
+        given = tuple(data) if isinstance(data, tuple) else (data,)
+        present = len(given)
+        while present > 1 and given[present - 1] is None:  # `(x, y, None)`: no weights
+            present -= 1
+        dataset = tf.data.Dataset.from_tensors(given[:present])
         batch = next(iter(self.strategy.experimental_distribute_dataset(dataset)))
-        return self.one_step(batch)
+        absent = (None,) * (len(given) - present)
+        return self.one_step((*batch, *absent) if isinstance(data, tuple) else batch[0])
 
 
 def step_function(

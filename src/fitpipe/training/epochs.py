@@ -21,7 +21,7 @@ from fitpipe.training import placement
 from fitpipe.training.batch_checks import BatchChecks
 from fitpipe.training.block_cursor import BlockCursor
 from fitpipe.training.input_report import EpochTiming
-from fitpipe.training.inputs import step_error
+from fitpipe.training.step_errors import step_error
 from fitpipe.training.step_loops import RowCursor
 from fitpipe.training.steps import StepFunction
 from fitpipe.training.tuning import ExecutionSize

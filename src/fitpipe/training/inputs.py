@@ -16,17 +16,21 @@ from fitpipe.adapters import check_numeric_targets, complex_refusal, nesting
 from fitpipe.errors import DataMismatchError, FitpipeError, FitpipeTypeError, message, raw
 from fitpipe.pipeline import Pipeline
 from fitpipe.schemas import Mode
+from fitpipe.training.absent_inputs import (
+    follows_structure,
+    optional_inputs,
+    restore_absent,
+)
 from fitpipe.training.absent_targets import check_absent_targets
 from fitpipe.training.conversions import dict_input_names, optional_input_names
 from fitpipe.training.nested_inputs import nested_structure, nests_deeper, structured_pairs
+from fitpipe.training.spec_dtypes import check_complex_targets, check_spec_dtypes
 from fitpipe.training.weight_shapes import check_weight_shapes, weighted_outputs
 
 __all__ = [
     "check_fit_specs",
     "check_model_inputs",
     "check_model_targets",
-    "spec_text",
-    "step_error",
 ]
 
 
@@ -114,10 +118,13 @@ def check_model_inputs(model: keras.Model, element_spec: Any, caller: str) -> No
         caller: The public method being run.
 
     """
+    check_spec_dtypes(element_spec, caller)  # every part: float8 and int4 are no input
     inputs = _model_inputs(model)
     if not inputs:
         return
-    x = element_spec[0]
+    x, optional = element_spec[0], optional_inputs(model)
+    if optional is not None and follows_structure(optional[0], x):
+        x = restore_absent(*optional, x)  # absent optional inputs back, as None
     structure = nested_structure(model)
     if structure is not None and nests_deeper(x):
         pairs = structured_pairs(structure, x, caller, _UNKNOWN_FIX)
@@ -270,6 +277,7 @@ def check_model_targets(
     check_absent_targets(model, y, caller)
     leaves = tf.nest.flatten(y)
     check_numeric_targets(y, caller)
+    check_complex_targets(element_spec, caller)
     weights = element_spec[2] if len(element_spec) > 2 else None
     _check_weights(y, weights, caller)
     check_weight_shapes(weighted_outputs(model, y, weights), caller, class_weight)
@@ -369,98 +377,3 @@ def _input_label(tensor: Any, position: int) -> str:
     if not name or name.startswith("keras_tensor"):
         return f"input {position}"
     return f"input {name!r}"
-
-
-def _leaf_text(spec: Any) -> str:
-    dtype, shape = getattr(spec, "dtype", None), getattr(spec, "shape", None)
-    if dtype is None or shape is None or shape.rank is None:
-        return "None" if spec is None else type(spec).__name__
-    return f"{dtype.name}{tuple(shape)}"
-
-
-def spec_text(element_spec: Any) -> str:
-    """A batch's spec in words: ``x=float32(None, 4), y=...``."""
-    if not isinstance(element_spec, tuple):
-        return str(tf.nest.map_structure(_leaf_text, element_spec))
-    names = ("x", "y", "sample_weight")
-    parts = []
-    for name, part in zip(names, element_spec, strict=False):
-        parts.append(f"{name}={tf.nest.map_structure(_leaf_text, part)}")
-    return ", ".join(parts)
-
-
-_NOISE = (
-    "File ",
-    "[[",
-    "Detected at node",
-    "Graph execution error",
-    "in user code",
-    "The op is created at",
-    "Stack trace",
-    "*",
-    "return ",
-    "raise ",
-)
-
-
-def _reason(err: BaseException) -> str:
-    """The line of a Keras/TensorFlow error that says what was wrong (not where)."""
-    lines = [ln.strip() for ln in str(getattr(err, "message", None) or err).splitlines()]
-    useful = [ln for ln in lines if ln and not ln.startswith(_NOISE)]
-    text = useful[-1] if useful else " ".join(lines)
-    return text if len(text) <= 400 else text[:397] + "..."
-
-
-def step_error(
-    err: BaseException, caller: str, element_spec: Any, device_bytes: int = 0
-) -> BaseException:
-    """Words a failure of the model's step on the input's batches as a fitpipe error.
-
-    Shapes, dtypes or structures that do not fit the model's inputs, outputs or loss surface
-    from Keras or TensorFlow while the step is traced or run; this says which call failed,
-    what the batches were and what they must match, and keeps the original as the cause.
-    Running out of memory is no mismatch: TensorFlow's ``ResourceExhaustedError`` is what
-    Keras raises, and it comes back itself, with a note (Python 3.11+) of what to lower.
-
-    Args:
-        err: What Keras or TensorFlow raised.
-        caller: The public method being run.
-        element_spec: The batches' spec.
-        device_bytes: Bytes of the input's rows copied to the step's accelerator for the
-            call (``fitpipe.pipeline.device_rows``), named in that note.
-
-    Returns:
-        A ``FitpipeTypeError`` (for a ``TypeError``), a ``DataMismatchError``, or ``err``
-        (out of memory).
-    """
-    if isinstance(err, tf.errors.ResourceExhaustedError):
-        return _out_of_memory(err, caller, device_bytes)
-    text = _reason(err)
-    kind = FitpipeTypeError if isinstance(err, TypeError) else DataMismatchError
-    failure = kind(
-        message(
-            caller,
-            f"could not run the model on the input's batches ({type(err).__name__}: {text})",
-            "Each batch's inputs, targets and weights must fit the model's inputs, outputs "
-            "and loss in structure, shape and dtype",
-            "Compare the batches with `model.summary()` and the loss, and convert or reshape "
-            "the data",
-            batches=raw(spec_text(element_spec)),
-        )
-    )
-    failure.__cause__ = err
-    return failure
-
-
-def _out_of_memory(err: BaseException, caller: str, device_bytes: int) -> BaseException:
-    """TensorFlow's out-of-memory error, with a note of what fitpipe put on the device."""
-    fix = "Lower `batch_size`, or the model's size"
-    if device_bytes:
-        fix = (
-            f"fitpipe copied {device_bytes / 2**30:.2f} GiB of the input's rows to the device "
-            "for this call: set `fitpipe.limits.DEVICE_ROWS_BYTES` below that (0 keeps rows "
-            f"on the host), or {fix[0].lower()}{fix[1:]}"
-        )
-    if hasattr(err, "add_note"):  # Python 3.11+
-        err.add_note(f"`{caller}` ran out of memory while running the model's step. {fix}.")
-    return err

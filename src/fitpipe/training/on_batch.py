@@ -16,7 +16,7 @@ from fitpipe.adapters import Mode
 from fitpipe.training import arguments, conversions
 from fitpipe.training.batch_checks import check_one_batch
 from fitpipe.training.collect import to_results
-from fitpipe.training.inputs import check_model_targets
+from fitpipe.training.inputs import check_model_inputs, check_model_targets
 from fitpipe.training.logs import flatten_in_order, pythonify
 from fitpipe.training.requests import one_batch, output_names
 from fitpipe.training.state import ModelState
@@ -138,6 +138,7 @@ def _run(
     reset the metrics first. The spec serves the checks, the choice of step and its trace.
     """
     data, spec = conversions.present_with_spec(data)
+    check_model_inputs(model, spec, caller)  # as `fit`'s batches: dtypes, names, shapes
     if mode != "predict":
         step_mode = Mode.TRAIN if mode == "train" else Mode.EVALUATE
         check_model_targets(model, spec, caller, step_mode, class_weight)

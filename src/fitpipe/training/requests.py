@@ -251,7 +251,12 @@ def one_batch(
     class_weight: Mapping[Any, Any] | str | None = None,
     output_names: tuple[str, ...] | None = None,
 ) -> tuple[Any, ...]:
-    """The tensors of one batch given to ``train_on_batch`` and its kin, class weights applied."""
+    """The tensors of one batch given to ``train_on_batch`` and its kin, class weights applied.
+
+    As Keras' ``train_on_batch`` and ``test_on_batch`` hand the model's step the batch:
+    always ``(x, y, sample_weight)``, ``y`` and ``sample_weight`` None where not given (and
+    ``predict_on_batch``'s step ``x``, as ``predict``'s).
+    """
     x = without_absent_inputs(model, x, caller)
     y, sample_weight = without_absent_targets(model, y, sample_weight, caller)
     request = AdaptRequest(
@@ -271,8 +276,12 @@ def one_batch(
     data = keras.tree.map_structure(_tensor, pack_roles(source.x, source.y, source.sample_weight))
     if class_weight is not None:
         data = weigh_batch(data, class_weight, caller, output_names)
+    if mode is not Mode.PREDICT:  # Keras hands train_step/test_step `(x, y, sample_weight)`
+        data = (*data, None, None)[:3]
     strategy = distribute.strategy_of(model)
     if strategy is not None:
-        spec = tf.nest.map_structure(tf.TensorSpec.from_tensor, data)
+        spec = tf.nest.map_structure(
+            lambda v: v if v is None else tf.TensorSpec.from_tensor(v), data
+        )
         distribute.build_state(model, strategy, spec)
     return data

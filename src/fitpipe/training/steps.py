@@ -32,7 +32,7 @@ from fitpipe.training.conversions import (
     input_key,
     same_spec,
 )
-from fitpipe.training.inputs import spec_text, step_error
+from fitpipe.training.step_errors import spec_text, step_error
 from fitpipe.training.step_loops import (
     Fetch,
     LastTrace,

@@ -1,0 +1,142 @@
+"""What a failure of the model's step on the input's batches becomes: fitpipe's words or itself.
+
+Shapes, dtypes or structures of the data that do not fit the model surface from Keras or
+TensorFlow while the step is traced (``ValueError``, ``TypeError``) or run (TensorFlow's
+``InvalidArgumentError``, ``UnimplementedError`` of the model's ops): :func:`step_error`
+words them as a data mismatch, naming the call and the batches. Every other TensorFlow error
+is no mismatch and comes back as the error Keras raises, of its own type: the input's own
+failures (a missing or corrupt file, an assertion or a Python error in a ``tf.data`` map, any
+error the iterator raised), a Python function's error in the step, and TensorFlow's other
+error types (``NotFoundError``, ``DataLossError``, ``UnknownError``, ``ResourceExhaustedError``
+with a note of what to lower, ...).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import tensorflow as tf
+
+from fitpipe.errors import DataMismatchError, FitpipeTypeError, message, raw
+
+__all__ = ["spec_text", "step_error"]
+
+#: TensorFlow's errors of a model's op given data that does not fit it (a shape, a dtype).
+_MISMATCHES = (tf.errors.InvalidArgumentError, tf.errors.UnimplementedError)
+#: Where an error was raised by the input's iterator (its ``tf.data`` functions included), by
+#: a Python function (``tf.py_function``) or by an assertion: never the data against the model.
+_NOT_THE_MODEL = re.compile(
+    r"\[\[(?:\{\{node )?(?:MultiDevice)?Iterator\w*(?:\}\})?\]\]"
+    r"|__wrapped__(?:MultiDevice)?Iterator\w*"
+    r"|Detected at node '?(?:MultiDevice)?Iterator\w*"
+    r"|\{\{node (?:[^}]*/)?(?:Assert|EagerPyFunc|PyFunc|PyFuncStateless)\}\}"
+)
+
+
+def _mismatch(err: BaseException) -> bool:
+    """Whether ``err`` says the data does not fit the model (see the module docstring)."""
+    if not isinstance(err, tf.errors.OpError):
+        return isinstance(err, (ValueError, TypeError))
+    if not isinstance(err, _MISMATCHES):
+        return False
+    return _NOT_THE_MODEL.search(str(getattr(err, "message", None) or err)) is None
+
+
+def _leaf_text(spec: Any) -> str:
+    dtype, shape = getattr(spec, "dtype", None), getattr(spec, "shape", None)
+    if dtype is None or shape is None or shape.rank is None:
+        return "None" if spec is None else type(spec).__name__
+    return f"{dtype.name}{tuple(shape)}"
+
+
+def spec_text(element_spec: Any) -> str:
+    """A batch's spec in words: ``x=float32(None, 4), y=...``."""
+    if not isinstance(element_spec, tuple):
+        return str(tf.nest.map_structure(_leaf_text, element_spec))
+    names = ("x", "y", "sample_weight")
+    parts = []
+    for name, part in zip(names, element_spec, strict=False):
+        parts.append(f"{name}={tf.nest.map_structure(_leaf_text, part)}")
+    return ", ".join(parts)
+
+
+_NOISE = (
+    "File ",
+    "[[",
+    "Detected at node",
+    "Graph execution error",
+    "in user code",
+    "The op is created at",
+    "Stack trace",
+    "*",
+    "return ",
+    "raise ",
+)
+
+
+def _reason(err: BaseException) -> str:
+    """The line of a Keras/TensorFlow error that says what was wrong (not where)."""
+    lines = [ln.strip() for ln in str(getattr(err, "message", None) or err).splitlines()]
+    useful = [ln for ln in lines if ln and not ln.startswith(_NOISE)]
+    text = useful[-1] if useful else " ".join(lines)
+    return text if len(text) <= 400 else text[:397] + "..."
+
+
+def step_error(
+    err: BaseException, caller: str, element_spec: Any, device_bytes: int = 0
+) -> BaseException:
+    """Words a failure of the model's step on the input's batches as a fitpipe error.
+
+    Shapes, dtypes or structures that do not fit the model's inputs, outputs or loss surface
+    from Keras or TensorFlow while the step is traced or run; this says which call failed,
+    what the batches were and what they must match, and keeps the original as the cause.
+    Other errors (the input's, TensorFlow's of other types: the module docstring) are no
+    mismatch: they come back themselves, as Keras raises them. Running out of memory is one:
+    TensorFlow's ``ResourceExhaustedError`` comes back with a note (Python 3.11+) of what to
+    lower.
+
+    Args:
+        err: What Keras or TensorFlow raised.
+        caller: The public method being run.
+        element_spec: The batches' spec.
+        device_bytes: Bytes of the input's rows copied to the step's accelerator for the
+            call (``fitpipe.pipeline.device_rows``), named in that note.
+
+    Returns:
+        A ``FitpipeTypeError`` (for a ``TypeError``), a ``DataMismatchError``, or ``err``
+        (no mismatch; out of memory noted).
+    """
+    if isinstance(err, tf.errors.ResourceExhaustedError):
+        return _out_of_memory(err, caller, device_bytes)
+    if not _mismatch(err):
+        return err
+    text = _reason(err)
+    kind = FitpipeTypeError if isinstance(err, TypeError) else DataMismatchError
+    failure = kind(
+        message(
+            caller,
+            f"could not run the model on the input's batches ({type(err).__name__}: {text})",
+            "Each batch's inputs, targets and weights must fit the model's inputs, outputs "
+            "and loss in structure, shape and dtype",
+            "Compare the batches with `model.summary()` and the loss, and convert or reshape "
+            "the data",
+            batches=raw(spec_text(element_spec)),
+        )
+    )
+    failure.__cause__ = err
+    return failure
+
+
+def _out_of_memory(err: BaseException, caller: str, device_bytes: int) -> BaseException:
+    """TensorFlow's out-of-memory error, with a note of what fitpipe put on the device."""
+    fix = "Lower `batch_size`, or the model's size"
+    if device_bytes:
+        fix = (
+            f"fitpipe copied {device_bytes / 2**30:.2f} GiB of the input's rows to the device "
+            "for this call: set `fitpipe.limits.DEVICE_ROWS_BYTES` below that (0 keeps rows "
+            f"on the host), or {fix[0].lower()}{fix[1:]}"
+        )
+    if hasattr(err, "add_note"):  # Python 3.11+
+        err.add_note(f"`{caller}` ran out of memory while running the model's step. {fix}.")
+    return err

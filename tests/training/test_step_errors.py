@@ -1,0 +1,125 @@
+"""TensorFlow's errors inside a step: only the data not fitting the model is fitpipe's to word.
+
+A failing ``tf.data`` source (a missing or corrupt file, an assertion or a Python error in a
+map) raised in the step was re-worded as a data mismatch ("could not run the model on the
+input's batches"); Keras raises TensorFlow's error, of its own type, and so does fitpipe now.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import fitpipe
+from fitpipe.errors import DataMismatchError, FitpipeError
+
+ROWS = 8
+X = np.arange(ROWS * 2, dtype="float32").reshape(ROWS, 2) / 10
+Y = np.linspace(0, 1, ROWS, dtype="float32").reshape(ROWS, 1)
+
+
+def _pairs() -> tf.data.Dataset:
+    return tf.data.Dataset.from_tensor_slices((X, Y))
+
+
+def _asserting(_: Path) -> tf.data.Dataset:
+    def check(x: tf.Tensor, y: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        tf.debugging.assert_less(tf.reduce_sum(x), -1.0, message="rows must be negative")
+        return x, y
+
+    return _pairs().map(check).batch(4)
+
+
+def _python_error(error: type[Exception]) -> Callable[[Path], tf.data.Dataset]:
+    def dataset(_: Path) -> tf.data.Dataset:
+        def fail(x: tf.Tensor) -> Any:
+            raise error("the record is unreadable")
+
+        def read(x: tf.Tensor, y: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+            out = tf.py_function(fail, [x], tf.float32)
+            out.set_shape(x.shape)
+            return out, y
+
+        return _pairs().map(read).batch(4)
+
+    return dataset
+
+
+def _records(path: Path) -> tf.data.Dataset:
+    def parse(_: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        return tf.zeros([2]), tf.zeros([1])
+
+    return tf.data.TFRecordDataset([str(path)]).map(parse).batch(4)
+
+
+def _missing_file(tmp: Path) -> tf.data.Dataset:
+    return _records(tmp / "missing.tfrecord")
+
+
+def _corrupt_file(tmp: Path) -> tf.data.Dataset:
+    path = tmp / "corrupt.tfrecord"
+    path.write_bytes(b"\x07" * 64)  # no record's framing
+    return _records(path)
+
+
+#: Each failing source, and the error Keras raises for it.
+SOURCES: dict[str, tuple[Callable[[Path], tf.data.Dataset], type[Exception]]] = {
+    "tf.debugging assertion in a map": (_asserting, tf.errors.InvalidArgumentError),
+    "ValueError in a py_function": (_python_error(ValueError), tf.errors.InvalidArgumentError),
+    "OSError in a py_function": (_python_error(OSError), tf.errors.UnknownError),
+    "missing TFRecord file": (_missing_file, tf.errors.NotFoundError),
+    "corrupt TFRecord file": (_corrupt_file, tf.errors.DataLossError),
+}
+
+
+def _run(model: Any, method: str, data: Any) -> None:
+    if method == "fit":
+        model.fit(data, epochs=1, verbose=0)
+    else:
+        getattr(model, method)(data, verbose=0)
+
+
+def _model(kind: Callable[..., Any]) -> Any:
+    model = kind([keras.Input((2,)), keras.layers.Dense(1)])
+    model.compile(optimizer="sgd", loss="mse")
+    return model
+
+
+@pytest.mark.parametrize("run_eagerly", [False, True])
+@pytest.mark.parametrize("method", ["fit", "evaluate", "predict"])
+@pytest.mark.parametrize("source", list(SOURCES))
+def test_a_failing_source_raises_tensorflows_error_as_keras_does(
+    source: str, method: str, run_eagerly: bool, tmp_path: Path
+) -> None:
+    make, raised = SOURCES[source]
+    keras_model = _model(keras.Sequential)
+    with pytest.raises(raised):  # the oracle
+        _run(keras_model, method, make(tmp_path))
+    model = _model(fitpipe.Sequential)
+    model.compile(optimizer="sgd", loss="mse", run_eagerly=run_eagerly)
+    with pytest.raises(raised) as caught:
+        _run(model, method, make(tmp_path))
+    assert not isinstance(caught.value, FitpipeError), str(caught.value)
+
+
+class Rows3(keras.layers.Layer):
+    """Reshapes its input to rows of 3 values: data of other sizes fails when the step runs."""
+
+    def call(self, x: Any) -> Any:
+        return tf.reshape(x, [-1, 3])
+
+
+@pytest.mark.parametrize("method", ["fit", "predict"])
+def test_data_that_does_not_fit_the_model_when_run_is_still_a_mismatch(method: str) -> None:
+    model = fitpipe.Sequential([keras.Input((None,)), Rows3(), keras.layers.Dense(1)])
+    model.compile(optimizer="sgd", loss="mse")
+    data = tf.data.Dataset.from_tensor_slices((np.ones((ROWS, 4), "float32"), Y)).batch(2)
+    with pytest.raises(DataMismatchError, match="could not run the model") as caught:
+        _run(model, method, data)
+    assert isinstance(caught.value.__cause__, tf.errors.InvalidArgumentError)
