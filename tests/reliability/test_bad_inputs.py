@@ -561,13 +561,13 @@ CASES = [
         received=r"class_weight=\{1: nan\}",
     ),
     case(
-        "fit-class-weight-outside-one-hot-width",
-        lambda h: fit(h, X, Y3, class_weight={5: 1.0}, trainer="classifier"),
+        "fit-class-weight-negative-class",
+        lambda h: fit(h, X, Y3, class_weight={-5: 1.0}, trainer="classifier"),
         ValueError,
-        "class 5 in `class_weight`, outside the classes",
+        "class -5 in `class_weight`, outside the classes",
         names=("class_weight",),
-        expected="between 0 and 2",
-        received=r"class_weight=\{5: 1.0\}",
+        expected="non-negative",
+        received=r"class_weight=\{-5: 1.0\}",
     ),
     case(
         "fit-class-weight-not-a-dict",

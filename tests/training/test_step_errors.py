@@ -123,3 +123,59 @@ def test_data_that_does_not_fit_the_model_when_run_is_still_a_mismatch(method: s
     with pytest.raises(DataMismatchError, match="could not run the model") as caught:
         _run(model, method, data)
     assert isinstance(caught.value.__cause__, tf.errors.InvalidArgumentError)
+
+
+class _UsersError(ValueError):
+    """A model's own validation error (found from outside: re-worded as a data mismatch)."""
+
+
+class _NumericsGuard(keras.layers.Layer):
+    def call(self, x: Any) -> Any:
+        return tf.debugging.check_numerics(x, "activations went NaN")
+
+
+class _EagerCheck(keras.layers.Layer):
+    def call(self, x: Any) -> Any:
+        if tf.executing_eagerly():
+            raise _UsersError("my domain check failed")
+        return x
+
+    def compute_output_shape(self, shape: Any) -> Any:
+        return shape
+
+
+class _TraceCheck(keras.layers.Layer):
+    def call(self, x: Any) -> Any:
+        raise ValueError("my layer refuses this batch")
+
+    def compute_output_shape(self, shape: Any) -> Any:  # (not called to build the model)
+        return shape
+
+
+#: A layer raising an error of the user's own, and (``run_eagerly``) the error Keras raises.
+GUARDS: dict[str, tuple[type[keras.layers.Layer], bool, type[Exception]]] = {
+    "check_numerics": (_NumericsGuard, False, tf.errors.InvalidArgumentError),
+    "check_numerics eagerly": (_NumericsGuard, True, tf.errors.InvalidArgumentError),
+    "the user's ValueError subclass eagerly": (_EagerCheck, True, _UsersError),
+    "the user's ValueError while traced": (_TraceCheck, False, ValueError),
+}
+
+
+@pytest.mark.parametrize("method", ["fit", "evaluate", "predict", "train_on_batch"])
+@pytest.mark.parametrize("guard", list(GUARDS))
+def test_the_models_own_errors_come_back_as_keras_raises_them(guard: str, method: str) -> None:
+    layer, eagerly, raised = GUARDS[guard]
+    bad = keras.initializers.Constant(np.inf)  # the guard sees inf and NaN
+    caught = []
+    for kind in (keras.Sequential, fitpipe.Sequential):
+        model = kind([keras.Input((2,)), keras.layers.Dense(1, kernel_initializer=bad), layer()])
+        model.compile(optimizer="sgd", loss="mse", run_eagerly=eagerly)
+        with pytest.raises(raised) as error:
+            if method == "train_on_batch":
+                model.train_on_batch(X, Y)
+            else:
+                getattr(model, method)(X, *([Y] if method != "predict" else []), verbose=0)
+        caught.append(error.value)
+    keras_error, error = caught
+    assert type(error) is type(keras_error), str(error)
+    assert not isinstance(error, FitpipeError), str(error)

@@ -13,9 +13,13 @@ with a note of what to lower, ...).
 
 from __future__ import annotations
 
+import os
 import re
+import sysconfig
 from typing import Any
 
+import keras
+import numpy as np
 import tensorflow as tf
 
 from fitpipe.errors import DataMismatchError, FitpipeTypeError, message, raw
@@ -25,22 +29,52 @@ __all__ = ["spec_text", "step_error"]
 #: TensorFlow's errors of a model's op given data that does not fit it (a shape, a dtype).
 _MISMATCHES = (tf.errors.InvalidArgumentError, tf.errors.UnimplementedError)
 #: Where an error was raised by the input's iterator (its ``tf.data`` functions included), by
-#: a Python function (``tf.py_function``) or by an assertion: never the data against the model.
+#: a Python function (``tf.py_function``), an assertion or a numerics check (in a graph's
+#: node or an eager op): never the data against the model.
 _NOT_THE_MODEL = re.compile(
     r"\[\[(?:\{\{node )?(?:MultiDevice)?Iterator\w*(?:\}\})?\]\]"
     r"|__wrapped__(?:MultiDevice)?Iterator\w*"
     r"|Detected at node '?(?:MultiDevice)?Iterator\w*"
-    r"|\{\{node (?:[^}]*/)?(?:Assert|EagerPyFunc|PyFunc|PyFuncStateless)\}\}"
+    r"|(?:\{\{node (?:[^}]*/)?|\[Op:)"
+    r"(?:Assert|CheckNumerics(?:V2)?|EagerPyFunc|PyFunc\w*)(?:\}\}|\])"
+)
+#: Where the libraries live whose errors may say the data does not fit the model; a Python
+#: error raised from code elsewhere (the user's layer, loss or metric) is the user's own.
+_LIBRARIES = tuple(
+    os.path.join(folder, "")  # (a separator last: keras/ is not keras_cv/)
+    for folder in (
+        *(os.path.dirname(os.path.abspath(m.__file__ or "")) for m in (tf, keras, np)),
+        os.path.dirname(os.path.dirname(os.path.abspath(__file__))),  # fitpipe
+        sysconfig.get_paths()["stdlib"],
+    )
 )
 
 
 def _mismatch(err: BaseException) -> bool:
     """Whether ``err`` says the data does not fit the model (see the module docstring)."""
     if not isinstance(err, tf.errors.OpError):
-        return isinstance(err, (ValueError, TypeError))
+        return isinstance(err, (ValueError, TypeError)) and not _users_own(err)
     if not isinstance(err, _MISMATCHES):
         return False
     return _NOT_THE_MODEL.search(str(getattr(err, "message", None) or err)) is None
+
+
+def _users_own(err: BaseException) -> bool:
+    """Whether user code raised ``err``: a class of its own, or raised from its own code.
+
+    A model that validates its data (``raise MyDataError(...)`` in a layer run eagerly) gets
+    its error back, as Keras gives it, where ``except MyDataError`` catches it.
+    """
+    module = type(err).__module__.split(".", 1)[0]
+    if module not in ("builtins", "keras", "tensorflow", "numpy", "fitpipe"):
+        return True
+    frame, tb = None, err.__traceback__
+    while tb is not None:  # the innermost frame: where it was raised
+        frame, tb = tb.tb_frame, tb.tb_next
+    if frame is None:
+        return False
+    path = os.path.abspath(frame.f_code.co_filename)
+    return not path.startswith(_LIBRARIES) and not path.startswith("<")
 
 
 def _leaf_text(spec: Any) -> str:
