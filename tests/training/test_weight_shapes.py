@@ -223,3 +223,15 @@ def test_per_token_weights_the_class_weight_error_suggests_train_as_in_keras() -
     got = trainer.fit(ids, y, sample_weight=weights, **kwargs)
     assert_histories_close(expected, got)
     assert_weights_close(keras_model, trainer.model)
+
+
+def test_a_validation_weight_that_does_not_fit_names_fit_not_evaluate() -> None:
+    """The refusal named `evaluate`, a method the user never called (a differential fuzzer)."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(8, 4, 2)).astype("float32")
+    y = rng.normal(size=(8, 4, 1)).astype("float32")
+    trainer = fitpipe.Trainer(keras.Sequential([keras.Input((4, 2)), keras.layers.Dense(1)]))
+    trainer.compile("sgd", "mse")
+    validation = (x, y, np.ones(8, "float32"))  # one weight a sample, for (8, 4) loss values
+    with pytest.raises(DataMismatchError, match=r"^`fit` got `sample_weight` of shape"):
+        trainer.fit(x, y, validation_data=validation, batch_size=4, verbose=0)

@@ -353,7 +353,7 @@ def check_fit_specs(model: keras.Model, train: Pipeline, val: Pipeline | None) -
     check_model_targets(model, train.element_spec, "fit", Mode.TRAIN, resolved)
     if val is not None:
         check_model_inputs(model, val.element_spec, "fit")
-        check_model_targets(model, val.element_spec, "evaluate", Mode.EVALUATE)
+        check_model_targets(model, val.element_spec, "fit", Mode.EVALUATE)  # (validation)
 
 
 def _check_widths(outputs: list[tuple[int, Any]], leaves: list[Any], caller: str) -> None:
