@@ -68,7 +68,12 @@ from fitpipe.adapters.distributed_datasets import (
 )
 from fitpipe.adapters.generators import GeneratorAdapter
 from fitpipe.adapters.mappings import MappingAdapter
-from fitpipe.adapters.numbers import complex_refusal, is_number_dtype, tensor_dtype_refusal
+from fitpipe.adapters.numbers import (
+    NATIVE_FLOATS,
+    complex_refusal,
+    is_number_dtype,
+    tensor_dtype_refusal,
+)
 from fitpipe.adapters.numpy_arrays import NumpyAdapter
 from fitpipe.adapters.parquet import ParquetAdapter
 from fitpipe.adapters.py_datasets import PyDatasetAdapter
@@ -98,6 +103,7 @@ __all__ = [
     "ADAPT_ARGUMENTS",
     "DEFAULT_BATCH_SIZE",
     "ENTRY_POINT_GROUP",
+    "NATIVE_FLOATS",
     "STAGES",
     "AdaptRequest",
     "Adapter",

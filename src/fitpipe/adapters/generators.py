@@ -37,7 +37,7 @@ import threading
 import time
 import types
 import weakref
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from fitpipe.adapters.arrays import is_array_like
@@ -327,7 +327,45 @@ def one_pass_source(
     grouped = stackable(signature)
     checking: list[Check | None] = [None]  # the trainer's value check (``Checkable``)
 
-    held = weakref.ref(feeder)  # ``tf.data`` keeps ``generate`` for the process' life
+    def check_batches(check: Check | None) -> None:
+        checking[0] = check
+
+    def blocks(check: Check | None, reader: int) -> Iterator[tuple[Any, int]]:
+        for group in _groups(feeder, check, reader, BLOCK_BATCHES):
+            yield concat_rows(group), len(group)
+
+    def row_blocks() -> RowBlocks:
+        reader = feeder.new_reader()  # a dropped cursor's reader takes no more batches
+        stop = functools.partial(feeder.retire, reader)
+        return RowBlocks(0, reporting(blocks(checking[0], reader), errors), batched=True, stop=stop)
+
+    @functools.cache
+    def make_dataset() -> Any:  # not built when the trainer takes the blocks
+        generate = _passes(weakref.ref(feeder), checking, errors, grouped)
+        return read_when_asked(crossing(generate, signature, grouped))
+
+    dense = dense_numbers(signature)  # blocks of dense numbers only
+    return BatchSource(
+        make_dataset=make_dataset,
+        count_batches=lambda: None,
+        close=feeder.close,
+        take_error=errors.take,
+        read_ahead=False,
+        expect=feeder.expect,
+        stage_seconds=None if clock is None else clock.seconds,
+        check_batches=check_batches,
+        row_blocks=row_blocks if dense else None,
+        element_spec=signature if dense else None,
+    )
+
+
+def _passes(
+    held: weakref.ref[_Feeder], checking: list[Check | None], errors: ErrorBox, grouped: bool
+) -> Callable[[], Iterator[Any]]:
+    """A pass's batches (groups stacked when ``grouped``), checked by ``checking[0]``.
+
+    ``tf.data`` keeps the function for the process' life: it holds the feeder weakly.
+    """
 
     def generate() -> Iterator[Any]:
         check, feeder = checking[0], held()
@@ -344,35 +382,7 @@ def one_pass_source(
                     index += 1
                     yield item
 
-    def check_batches(check: Check | None) -> None:
-        checking[0] = check
-
-    def blocks(check: Check | None, reader: int) -> Iterator[tuple[Any, int]]:
-        for group in _groups(feeder, check, reader, BLOCK_BATCHES):
-            yield concat_rows(group), len(group)
-
-    def row_blocks() -> RowBlocks:
-        reader = feeder.new_reader()  # a dropped cursor's reader takes no more batches
-        stop = functools.partial(feeder.retire, reader)
-        return RowBlocks(0, reporting(blocks(checking[0], reader), errors), batched=True, stop=stop)
-
-    @functools.cache
-    def make_dataset() -> Any:  # not built when the trainer takes the blocks
-        return read_when_asked(crossing(generate, signature, grouped))
-
-    dense = dense_numbers(signature)  # blocks of dense numbers only
-    return BatchSource(
-        make_dataset=make_dataset,
-        count_batches=lambda: None,
-        close=feeder.close,
-        take_error=errors.take,
-        read_ahead=False,
-        expect=feeder.expect,
-        stage_seconds=None if clock is None else clock.seconds,
-        check_batches=check_batches,
-        row_blocks=row_blocks if dense else None,
-        element_spec=signature if dense else None,
-    )
+    return generate
 
 
 def _groups(

@@ -19,6 +19,7 @@ import numpy as np
 import tensorflow as tf
 
 __all__ = [
+    "NATIVE_FLOATS",
     "complex_refusal",
     "dtype_refusal",
     "is_number_dtype",
@@ -27,6 +28,8 @@ __all__ = [
 ]
 
 _NUMPY_KINDS = frozenset("biuf")
+#: NumPy's own floating dtypes (``ml_dtypes`` floats, such as bfloat16, are not among them).
+NATIVE_FLOATS = (np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64))
 
 
 def is_number_dtype(dtype: np.dtype) -> bool:

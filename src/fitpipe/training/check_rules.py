@@ -18,7 +18,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from fitpipe.adapters import is_number_dtype
+from fitpipe.adapters import NATIVE_FLOATS, is_number_dtype
 
 __all__ = [
     "Rule",
@@ -98,7 +98,7 @@ class Rule:
         if _passes(flat, self):
             return None
         if self.of_finite_values:
-            if flat.dtype not in _NATIVE_FLOATS:  # bfloat16 and the like: as the graph check
+            if flat.dtype not in NATIVE_FLOATS:  # bfloat16 and the like: as the graph check
                 flat = flat.astype(np.float64)
             good = np.isfinite(flat)
             if self.limit is not None:
@@ -127,7 +127,7 @@ def _passes(flat: np.ndarray, rule: Rule) -> bool:
     if rule.of_finite_values:
         if flat.dtype.kind in "biu":
             return True
-        native = flat.dtype in _NATIVE_FLOATS  # (ml_dtypes floats: looked at closer)
+        native = flat.dtype in NATIVE_FLOATS  # (ml_dtypes floats: looked at closer)
         if not (native and bool(np.isfinite(np.add.reduce(flat)))):
             return False
         # (no NaN: the extremes bound every value)
@@ -168,7 +168,6 @@ def _wide_numpy_labels(flat: np.ndarray) -> np.ndarray:
 
 
 _WIDE_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
-_NATIVE_FLOATS = (np.dtype(np.float16), *_WIDE_FLOATS)
 
 
 def _is_sparse_loss(loss: Any) -> tuple[bool, int | None, str]:

@@ -17,7 +17,7 @@ import pyarrow as pa
 import pyarrow.types as pat
 import tensorflow as tf
 
-from fitpipe.adapters import is_number_dtype
+from fitpipe.adapters import NATIVE_FLOATS, is_number_dtype
 from fitpipe.columnar import classic, one_array
 from fitpipe.schemas import Named, Schema
 from fitpipe.training.preflight.stats import BlockStats, ColumnStats, TargetStats, as_block
@@ -129,10 +129,8 @@ def _plain(block: np.ndarray) -> np.ndarray:
     Their NumPy kind is ``"V"``: the statistics, which look for NaN and infinities in
     blocks of kind ``"f"``, passed a bfloat16 tensor's NaN by.
     """
-    return block if block.dtype.kind in "biu" or block.dtype in _FLOATS else block.astype("f4")
-
-
-_FLOATS = (np.dtype("f2"), np.dtype("f4"), np.dtype("f8"))
+    native = block.dtype.kind in "biu" or block.dtype in NATIVE_FLOATS
+    return block if native else block.astype("f4")
 
 
 def _column_names(path: str, given: list[str] | None) -> Callable[[int], list[str]]:
