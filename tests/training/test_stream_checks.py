@@ -347,3 +347,21 @@ def test_the_loop_checks_what_a_tf_data_stage_checks(
     assert error or texts  # something was found
     for got, want in zip(weights, staged, strict=True):
         np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("mode", ["warn", "error"])
+def test_streamed_labels_outside_the_classes_stop_before_the_first_step(mode: str) -> None:
+    """Under ``"warn"`` the footers' label range was dropped (the batch check stops on it),
+    so a streamed file trained 7 steps before failing mid-epoch; held rows fail at once."""
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 3, 400)
+    labels[350] = 9  # in the last of 4 row groups
+    path = f"{tempfile.mkdtemp()}/labels.parquet"
+    table = pa.table({"a": rng.normal(size=400).astype("float32"), "y": labels})
+    pq.write_table(table, path, row_group_size=100)
+    model = keras.Sequential([keras.Input((1,)), keras.layers.Dense(3, activation="softmax")])
+    trainer = Trainer(model)
+    trainer.compile("sgd", "sparse_categorical_crossentropy")
+    with _streamed(), pytest.raises(DataCheckError, match=r"outside the model's 3 classes"):
+        trainer.fit(path, schema=Schema(["a"], "y"), batch_size=16, verbose=0, check=mode)
+    assert int(model.optimizer.iterations.numpy()) == 0

@@ -191,7 +191,9 @@ def raise_or_warn(
     """Raises :class:`DataCheckError` or warns :class:`DataCheckWarning` for the findings.
 
     ``"warn"``: errors and warnings, less those the batch checks stop on anyway, make one
-    warning. ``"error"``/``"full"``: errors make an error; warnings a warning. Notes never.
+    warning; those of Parquet judged from its footers (streamed), which the batch checks
+    stop on only where the bad row group comes, make an error. ``"error"``/``"full"``:
+    errors make an error; warnings a warning. Notes never.
 
     Args:
         reports: The reports of the training and validation data.
@@ -205,7 +207,10 @@ def raise_or_warn(
     for index, report in enumerate(reports):
         for finding in report.findings:
             where[id(finding)] = "in the validation data, " if index else ""
-            if finding.level == "error" and mode != "warn":
+            # Parquet read from disk: the batch checks would stop the run on it anyway, but
+            # only at its row group, after the steps before it trained: stopped here instead
+            streamed = finding.enforced and report.scanned == "statistics"
+            if finding.level == "error" and (mode != "warn" or streamed):
                 errors.append(finding)
             elif finding.level in ("error", "warning") and not finding.enforced:
                 warned.append(finding)
