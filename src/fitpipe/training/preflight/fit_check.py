@@ -192,7 +192,8 @@ def raise_or_warn(
 
     ``"warn"``: errors and warnings, less those the batch checks stop on anyway, make one
     warning; those of Parquet judged from its footers (streamed), which the batch checks
-    stop on only where the bad row group comes, make an error. ``"error"``/``"full"``:
+    stop on only where the bad row group comes, make an error (but nulls, whose error
+    names their file and row). ``"error"``/``"full"``:
     errors make an error; warnings a warning. Notes never.
 
     Args:
@@ -209,7 +210,9 @@ def raise_or_warn(
             where[id(finding)] = "in the validation data, " if index else ""
             # Parquet read from disk: the batch checks would stop the run on it anyway, but
             # only at its row group, after the steps before it trained: stopped here instead
+            # (not nulls: the conversion's error names their file and row)
             streamed = finding.enforced and report.scanned == "statistics"
+            streamed = streamed and finding.check != "nulls"
             if finding.level == "error" and (mode != "warn" or streamed):
                 errors.append(finding)
             elif finding.level in ("error", "warning") and not finding.enforced:
