@@ -22,7 +22,13 @@ import keras
 from fitpipe.errors import FitpipeValueError, message
 from fitpipe.training.nested_inputs import nests_deeper
 
-__all__ = ["follows_structure", "optional_inputs", "restore_absent", "strip_absent"]
+__all__ = [
+    "follows_structure",
+    "not_optional",
+    "optional_inputs",
+    "restore_absent",
+    "strip_absent",
+]
 
 
 def optional_inputs(model: keras.Model) -> tuple[Any, frozenset[int]] | None:
@@ -71,17 +77,21 @@ def _absent(structure: Any, value: Any, optional: frozenset[int], caller: str) -
     if value is not None or isinstance(structure, (Mapping, list, tuple)):
         return False
     if id(structure) not in optional:
-        name = getattr(structure, "name", str(structure))
-        raise FitpipeValueError(
-            message(
-                caller,
-                f"got None for the model input {name!r}, which is not optional",
-                "Only inputs declared with `keras.Input(..., optional=True)` may be None",
-                f"Pass data for {name!r}, or declare the input optional",
-                x=None,
-            )
-        )
+        raise not_optional(getattr(structure, "name", str(structure)), caller, None)
     return True
+
+
+def not_optional(name: str, caller: str, x: Any) -> FitpipeValueError:
+    """The error for ``None`` given as the model input ``name``, which is not optional."""
+    return FitpipeValueError(
+        message(
+            caller,
+            f"got None for the model input {name!r}, which is not optional",
+            "Only inputs declared with `keras.Input(..., optional=True)` may be None",
+            f"Pass data for {name!r}, or declare the input optional",
+            x=x,
+        )
+    )
 
 
 def strip_absent(model: keras.Model, x: Any, caller: str) -> Any:

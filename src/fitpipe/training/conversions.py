@@ -30,6 +30,7 @@ from fitpipe.errors import FitpipeValueError, message
 from fitpipe.pipeline import ResidentRows
 from fitpipe.training.absent_inputs import (
     follows_structure,
+    not_optional,
     optional_inputs,
     restore_absent,
     strip_absent,
@@ -200,15 +201,7 @@ def _check_required_given(model: keras.Model, x: Any, caller: str) -> None:
     optional = optional_input_names(model)
     required = [name for name, value in given if value is None and name not in optional]
     if required:
-        raise FitpipeValueError(
-            message(
-                caller,
-                f"got None for the model input {required[0]!r}, which is not optional",
-                "Only inputs declared with `keras.Input(..., optional=True)` may be None",
-                f"Pass data for {required[0]!r}, or declare the input optional",
-                x=x,
-            )
-        )
+        raise not_optional(required[0], caller, x)
 
 
 def absent_as_none(structure: Any) -> Any:
