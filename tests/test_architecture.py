@@ -29,6 +29,7 @@ SRC = pathlib.Path(__file__).resolve().parents[1] / "src" / "fitpipe"
 RANKS = {
     "errors": 0,
     "limits": 0,
+    "seeds": 0,
     "schemas": 1,
     "columnar": 2,
     "adapters": 3,

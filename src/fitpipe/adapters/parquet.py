@@ -58,6 +58,7 @@ from fitpipe.columnar import (
 )
 from fitpipe.errors import DataMismatchError, message
 from fitpipe.schemas import Mode, Role, Schema
+from fitpipe.seeds import shuffle_seed
 
 __all__ = ["ParquetAdapter", "parquet_source"]
 
@@ -455,7 +456,7 @@ def _streamed(plan: ParquetPlan, request: AdaptRequest, key: str | None) -> Batc
     """Row groups streamed: splittable by rows or by key, shardable, seekable."""
     schema, mode = plan.schema, request.mode
     signature = _signature(plan, schema, request.caller, mode)
-    seed = int(np.random.randint(0, 2**31 - 1))
+    seed = shuffle_seed() if request.shuffle else 0  # (read only by readers that shuffle)
     batch_size = batch_size_or_default(request.batch_size)
 
     def make(start: int, stop: int, shuffle: bool, size: int) -> BatchSource:

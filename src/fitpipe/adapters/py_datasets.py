@@ -27,6 +27,7 @@ from fitpipe.adapters.batches import ErrorBox, normalize_batch, signature_of
 from fitpipe.adapters.python_batches import PythonBatches
 from fitpipe.adapters.stages import StageClock, timing
 from fitpipe.errors import DataMismatchError, message
+from fitpipe.seeds import shuffle_seed
 
 _SOURCE = "PyDataset"
 _WORKER_DATASET: Any = None
@@ -179,7 +180,7 @@ class _PassOrder:
     """
 
     def __init__(self, shuffle: bool) -> None:
-        self.seed = int(np.random.randint(0, 2**31 - 1)) if shuffle else None
+        self.seed = shuffle_seed() if shuffle else None
         self.next_pass = 0
 
     def seek(self, pass_index: int) -> None:

@@ -124,8 +124,8 @@ def index_batches(
         batch_size: Rows per batch.
         shuffle: Reshuffle the rows on every iteration of the dataset (``"batch"``: in
             batch-sized chunks, see :func:`shuffled_order`).
-        seed: Seed of the shuffle (drawn from NumPy's global generator by the caller, so
-            ``keras.utils.set_random_seed`` makes runs reproducible).
+        seed: Seed of the shuffle (drawn from TensorFlow's global seed by the caller,
+            :func:`fitpipe.seeds.shuffle_seed`, so ``tf.random.set_seed`` repeats runs).
         passes: The pass counter (see :func:`pass_counter`); a new one when None.
         in_numpy: Draw each pass's permutation in NumPy, in place (4 bytes a row, no
             TensorFlow copies): for arrays too large to hold, whose batches are read from

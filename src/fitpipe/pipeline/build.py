@@ -44,6 +44,7 @@ from fitpipe.pipeline.device_rows import array_rows
 from fitpipe.pipeline.options import GIVEN_ORDER, PipelineOptions
 from fitpipe.pipeline.service import check_address
 from fitpipe.schemas import as_schema
+from fitpipe.seeds import shuffle_seed
 
 __all__ = ["adapt", "adapt_source", "build_pipeline", "check_shuffle", "pipeline_from_source"]
 
@@ -162,7 +163,8 @@ def pipeline_from_source(
         adapter_name: The adapter that made the source.
         source: The source.
         options: The pipeline's options (batch size, shuffle, class weights, steps).
-        seed: Shuffle seed; drawn from NumPy's global generator when None.
+        seed: Shuffle seed; when None, drawn from TensorFlow's global seed if the rows are
+            shuffled (:func:`fitpipe.seeds.shuffle_seed`), else 0.
 
     Returns:
         The pipeline.
@@ -174,7 +176,7 @@ def pipeline_from_source(
     if isinstance(source, ArraySource):
         batch_size = resolve_batch_size(options.batch_size, options.steps, source.num_samples)
         if seed is None:
-            seed = int(np.random.randint(0, 2**31 - 1))
+            seed = shuffle_seed() if options.shuffle else 0
         make, rows, seek, array_blocks = _array_dataset(source, options, batch_size, seed)
         batches = math.ceil(source.num_samples / batch_size)
         count: Callable[[], int | None] = lambda: batches  # noqa: E731

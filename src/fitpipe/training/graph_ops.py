@@ -81,6 +81,22 @@ def control_flow(ops: frozenset[str]) -> bool:
     return not ops.isdisjoint(LOOP_OPS | BRANCH_OPS)
 
 
+#: Op types that draw random numbers and do not say "Random" in their name.
+RANDOM_OPS = frozenset({"Multinomial", "StatelessMultinomial", "TruncatedNormal"})
+
+
+def draws_random(ops: frozenset[str]) -> bool:
+    """Whether a step's ops (:func:`op_types`) draw random numbers (stateless or not).
+
+    Keras' random layers draw through ``StatelessRandom*`` ops (``Dropout``: a uniform,
+    ``GaussianNoise``: a normal) while training; an ``LSTM`` without dropout draws none,
+    though it tracks a seed generator. XLA draws other numbers from the same seeds.
+    """
+    return any("Random" in op or "TruncatedNormal" in op for op in ops) or not ops.isdisjoint(
+        RANDOM_OPS
+    )
+
+
 def switches(ops: frozenset[str]) -> bool:
     """Whether a step's ops (:func:`op_types`) hold a ``tf.switch_case``.
 

@@ -24,7 +24,7 @@ from fitpipe.adapters import timing
 from fitpipe.errors import FitpipeError, FitpipeWarning, warn
 from fitpipe.pipeline import ResidentRows
 from fitpipe.schemas import Mode
-from fitpipe.training import graph_ops, placement, remembered
+from fitpipe.training import graph_ops, placement, remembered, xla_rules
 from fitpipe.training.collect import held_ranks, output_specs
 from fitpipe.training.conversions import (
     absent_as_none,
@@ -170,11 +170,8 @@ class StepFunction:
         key = self._keyed[1]
         choice = self._choices.get(key)
         if choice is None:
-            choice = self._choices[key] = XlaChoice(early=placement.step_device() is not None)
-            if composite_spec(element_spec):
-                choice.decide(False, "sparse or ragged input")
-            elif self._xla_fails:
-                choice.decide(False, "XLA cannot compile the step")
+            composite, fails = composite_spec(element_spec), self._xla_fails
+            choice = self._choices[key] = xla_rules.first_choice(composite, fails)
         if self.mode is not Mode.TRAIN and self._decisions.get(key) and choice.decided is None:
             choice.early = True  # the train step chose XLA: timed here as soon as can be
         self._choice = (key, choice)
@@ -378,6 +375,7 @@ class StepFunction:
         if choice is not None and choice.decided is None and self._ops is not None:
             choice.early = choice.early or graph_ops.scatters(self._ops)
             choice.loops = graph_ops.loops(self._ops)
+            xla_rules.by_ops(choice, self._ops)  # (decided: nothing is recalled)
             remembered.recall_for(choice, concrete, placement.step_device())
         out_specs = output_specs(concrete.structured_outputs)
         self.held = held_ranks(out_specs)

@@ -1,0 +1,73 @@
+"""What ``jit_compile="auto"`` decides by rule, before it times anything.
+
+``"auto"`` otherwise times the plain graph and XLA and keeps the faster
+(:class:`~fitpipe.training.tuning.XlaChoice`). Timing makes the choice depend on the machine's
+load, which is harmless where both variants compute the same numbers. It is not where they
+do not:
+
+* **a step that draws random numbers** (its traced graph holds random ops: ``Dropout``,
+  ``GaussianNoise``, the random augmentation layers, a recurrent layer's dropout, a layer's
+  own ``keras.random`` calls, while training). XLA draws other numbers from the same seed
+  than the plain graph does (other masks, other noise), so a seeded script trained to
+  different weights in different processes, by which variant the timing chose (and,
+  remembered, chose again in later runs). Such a step runs what Keras' own ``"auto"``
+  resolves to on its device (the plain graph on the host, XLA on an accelerator), and a
+  seeded run repeats, as it does in Keras, with Keras' numbers;
+* **op determinism** (``tf.config.experimental.enable_op_determinism()``): Keras turns XLA
+  off, since not every op is deterministic under XLA; so does fitpipe.
+
+Inputs XLA cannot take (sparse or ragged batches) and steps XLA failed to compile run the
+plain graph too. ``jit_compile=True`` or ``False`` is kept as given.
+"""
+
+from __future__ import annotations
+
+from fitpipe.training import graph_ops, placement
+from fitpipe.training.tuning import XlaChoice
+
+__all__ = ["RANDOM", "by_ops", "first_choice", "op_determinism"]
+
+#: The reason shown in ``Trainer.tuning`` for a step that draws random numbers.
+RANDOM = "the step draws random numbers (XLA draws others): Keras' choice on this device"
+
+
+def op_determinism() -> bool:
+    """Whether ``tf.config.experimental.enable_op_determinism()`` is in force.
+
+    TensorFlow has no public reader for it; Keras' ``model_supports_jit`` reads the same
+    function. Without it (another TensorFlow), determinism is taken to be off.
+    """
+    try:
+        from tensorflow.python.framework.config import is_op_determinism_enabled
+    except ImportError:  # pragma: no cover - TensorFlow without the reader
+        return False
+    return bool(is_op_determinism_enabled())
+
+
+def first_choice(composite: bool, xla_fails: bool) -> XlaChoice:
+    """The choice for a step's new input under ``"auto"``: decided by rule, or to be timed.
+
+    Args:
+        composite: The input has sparse or ragged leaves.
+        xla_fails: XLA could not compile the step before.
+
+    Returns:
+        The choice, decided when a rule applies (see also :func:`by_ops`).
+    """
+    choice = XlaChoice(early=placement.step_device() is not None)
+    if composite:
+        choice.decide(False, "sparse or ragged input")
+    elif xla_fails:
+        choice.decide(False, "XLA cannot compile the step")
+    elif op_determinism():
+        choice.decide(False, "op determinism is enabled (Keras turns XLA off too)")
+    return choice
+
+
+def by_ops(choice: XlaChoice, ops: frozenset[str]) -> None:
+    """Decides an undecided choice whose step draws random numbers (``graph_ops``).
+
+    Read once the step's plain graph is traced, before any variant is timed.
+    """
+    if choice.decided is None and graph_ops.draws_random(ops):
+        choice.decide(placement.step_device() is not None, RANDOM)

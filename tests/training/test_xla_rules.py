@@ -1,0 +1,149 @@
+"""``jit_compile="auto"`` decides by rule where timing would change the numbers.
+
+XLA draws other random numbers from the same seed than the plain graph does, so a step that
+draws them (Dropout, noise, augmentation, a layer's own ``SeedGenerator``) ran to different
+weights by which variant the timing chose. Such a step runs what Keras' ``"auto"`` resolves
+to (plain on the host, XLA on an accelerator); op determinism turns XLA off, as in Keras.
+The tuner's clock is :class:`FakeClock` (XLA 3x faster, trial due at once): nothing timed.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import keras
+import numpy as np
+import pytest
+from fake_clock import FakeClock
+
+import fitpipe
+from fitpipe.training import remembered, xla_rules
+from fitpipe.training.tuning import ExecutionSize, XlaChoice
+
+X = np.random.default_rng(0).standard_normal((2000, 4)).astype("float32")
+Y = X[:, :1] * 2.0
+
+
+class _OwnNoise(keras.layers.Layer):
+    """A layer drawing from a generator of its own, in training only."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.generator = keras.random.SeedGenerator(3)
+
+    def call(self, x: Any, training: bool = False) -> Any:
+        if training:
+            return x + keras.random.normal(keras.ops.shape(x), seed=self.generator) * 0.1
+        return x
+
+
+def _recurrent(dropout: float) -> Callable[[], keras.Sequential]:
+    """An LSTM over the 8 features as 2 time steps; it tracks a seed generator either way."""
+    return lambda: keras.Sequential(
+        [keras.layers.Reshape((2, 4)), keras.layers.LSTM(4, dropout=dropout)]
+    )
+
+
+RANDOM_LAYERS: dict[str, Callable[[], Any]] = {
+    "Dropout": lambda: keras.layers.Dropout(0.3),
+    "GaussianNoise": lambda: keras.layers.GaussianNoise(0.2),
+    "GaussianDropout": lambda: keras.layers.GaussianDropout(0.2),
+    "AlphaDropout": lambda: keras.layers.AlphaDropout(0.2),
+    "own SeedGenerator": _OwnNoise,
+    "LSTM dropout": _recurrent(0.2),
+}
+
+
+@pytest.fixture(autouse=True)
+def trial_at_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """XLA tried as soon as can be, nothing remembered from other tests."""
+    monkeypatch.setenv(remembered.CACHE_ENV, str(tmp_path))
+    monkeypatch.setattr(ExecutionSize, "CALL_SECONDS", ExecutionSize.TARGET_SECONDS)
+    monkeypatch.setattr(XlaChoice, "TRIAL_AFTER_SECONDS", 0.0)
+
+
+def _model(middle: Any | None) -> keras.Model:
+    """Dense(8), the ``middle`` layer made by this factory (seeded alike), Dense(1)."""
+    keras.utils.set_random_seed(7)
+    layers = [keras.Input((4,)), keras.layers.Dense(8)]
+    layers += [middle()] if middle is not None else []
+    return keras.Sequential([*layers, keras.layers.Dense(1)])
+
+
+def _fit(model: keras.Model, jit_compile: Any) -> tuple[fitpipe.Trainer, FakeClock]:
+    trainer = fitpipe.Trainer(model)
+    trainer.compile(optimizer="sgd", loss="mse", jit_compile=jit_compile)
+    clock = FakeClock(trainer, plain=3e-3, xla=1e-3, trace_seconds=0.5)
+    trainer._state.fused = ExecutionSize("auto", clock=clock)
+    keras.utils.set_random_seed(11)
+    trainer.fit(X, Y, batch_size=8, epochs=2, shuffle=False, verbose=0)
+    return trainer, clock
+
+
+def _report(trainer: fitpipe.Trainer) -> dict[str, Any]:
+    choice = trainer._state.functions["train"].xla_choice
+    assert choice is not None
+    return choice.report()
+
+
+@pytest.mark.parametrize("middle", [None, _recurrent(0.0)], ids=["dense", "LSTM no dropout"])
+def test_a_step_drawing_nothing_is_timed_and_xla_kept(middle: Any) -> None:
+    """The control: the same clock makes XLA win where no rule applies."""
+    trainer, clock = _fit(_model(middle), "auto")
+    assert any(xla for xla, _, _, _ in clock.calls)
+    assert _report(trainer)["reason"] == "measured" and _report(trainer)["xla"]
+
+
+@pytest.mark.parametrize("kind", sorted(RANDOM_LAYERS))
+def test_a_step_drawing_random_numbers_runs_keras_choice_untimed(kind: str) -> None:
+    trainer, clock = _fit(_model(RANDOM_LAYERS[kind]), "auto")
+    assert not any(xla for xla, _, _, _ in clock.calls), clock.calls  # XLA never compiled
+    report = _report(trainer)
+    assert report["reason"] == xla_rules.RANDOM and report["decided"] and not report["xla"]
+    plain, _ = _fit(_model(RANDOM_LAYERS[kind]), False)
+    for ours, twin in zip(trainer.model.get_weights(), plain.model.get_weights(), strict=True):
+        np.testing.assert_array_equal(ours, twin)  # the plain graph's numbers, bit for bit
+
+
+def test_a_random_step_on_an_accelerator_takes_xla_as_keras(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(xla_rules.placement, "step_device", lambda: "/device:GPU:0")
+    random, plain = frozenset({"StatelessRandomUniformV2", "MatMul"}), frozenset({"MatMul"})
+    choice = xla_rules.first_choice(composite=False, xla_fails=False)
+    xla_rules.by_ops(choice, random)
+    assert choice.decided is True and choice.variant and choice.reason == xla_rules.RANDOM
+    choice = xla_rules.first_choice(composite=False, xla_fails=False)
+    xla_rules.by_ops(choice, plain)
+    assert choice.decided is None  # timed there
+
+
+def test_op_determinism_keeps_the_plain_graph(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(xla_rules, "op_determinism", lambda: True)
+    trainer, clock = _fit(_model(None), "auto")
+    assert not any(xla for xla, _, _, _ in clock.calls), clock.calls
+    assert _report(trainer)["reason"].startswith("op determinism")
+
+
+def test_explicit_jit_compile_is_kept_for_a_random_step() -> None:
+    trainer, _ = _fit(_model(lambda: keras.layers.Dropout(0.3)), True)
+    assert trainer._state.functions["train"].jit_compile is True
+
+
+def test_op_determinism_is_read_from_tensorflow() -> None:
+    script = textwrap.dedent(
+        """
+        import tensorflow as tf
+        from fitpipe.training.xla_rules import op_determinism
+        before = op_determinism()
+        tf.config.experimental.enable_op_determinism()
+        print(before, op_determinism())
+        """
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert out.stdout.split()[-2:] == ["False", "True"], out.stderr[-2000:]
