@@ -12,7 +12,7 @@ from typing import Any
 import keras
 import tensorflow as tf
 
-from fitpipe.adapters import check_numeric_targets, complex_refusal, nesting
+from fitpipe.adapters import check_numeric_targets, complex_error, nesting
 from fitpipe.errors import DataMismatchError, FitpipeError, FitpipeTypeError, message, raw
 from fitpipe.pipeline import Pipeline
 from fitpipe.schemas import Mode
@@ -190,7 +190,7 @@ def _check_dtype(tensor: Any, spec: Any, name: str, caller: str) -> None:
     if dtype is not None and dtype.is_complex and "complex" not in expected:
         # once, on the batches' spec: every form refused, as NumPy arrays are
         got = raw(f"data of dtype {dtype.name} for {name}, which takes {expected or 'reals'}")
-        raise FitpipeTypeError(message(caller, *complex_refusal("x", dtype.name), x=got))
+        raise complex_error(caller, "x", dtype.name, got)
     if getattr(spec, "dtype", None) == tf.string and expected and expected != "string":
         raise _mismatch(
             caller,
