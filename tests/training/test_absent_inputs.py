@@ -22,6 +22,7 @@ from test_nested_inputs import NESTINGS
 
 import fitpipe
 from fitpipe.testing.keras_diff import assert_structures_close, compile_both, make_twins
+from fitpipe.training.absent_inputs import optional_inputs, restore_absent, strip_absent
 
 ROWS = 8
 RNG = np.random.default_rng(0)
@@ -104,3 +105,32 @@ def test_none_for_a_nested_input_that_is_not_optional_is_refused_in_words() -> N
     y = RNG.normal(size=(ROWS, 1)).astype("float32")
     with pytest.raises(ValueError, match=r"got None for the model input 'in1', which is not opt"):
         trainer.train_on_batch(x, y)
+
+
+def _flat_model(form: str) -> keras.Model:
+    a, b = keras.Input((2,), name="in_a"), keras.Input((1,), name="in_b", optional=True)
+    inputs = {"list": [a, b], "tuple": (a, b), "dict": {"ka": a, "kb": b}}[form]
+    return keras.Model(inputs, AddIfGiven()(keras.layers.Dense(1)(a), b))
+
+
+@pytest.mark.parametrize("form", ["list", "tuple", "dict"])
+def test_a_flat_dict_by_input_names_is_stripped_and_restored_by_the_one_mechanism(
+    form: str,
+) -> None:
+    """A dict ``x`` by the keys that name the inputs (the dict's own keys, else the inputs'
+    names) is one more structure of the model's inputs: its None entries for optional inputs
+    are left out before adaptation and come back as None in the step, whatever ``model.input``
+    is; None for a required input is refused, named by that key."""
+    model = _flat_model(form)
+    required, optional = ("ka", "kb") if form == "dict" else ("in_a", "in_b")
+    rows = np.ones((ROWS, 2), "float32")
+    stripped = strip_absent(model, {required: rows, optional: None}, "fit")
+    assert list(stripped) == [required]
+    restored = restore_absent(optional_inputs(model), stripped)
+    assert set(restored) == {required, optional} and restored[optional] is None
+    with pytest.raises(ValueError, match=rf"got None for the model input '{required}', which"):
+        strip_absent(model, {required: None, optional: rows[:, :1]}, "fit")
+    trainer = fitpipe.Trainer(_flat_model(form))
+    trainer.compile(optimizer="sgd", loss="mse")
+    y = RNG.normal(size=(ROWS, 1)).astype("float32")
+    assert np.isfinite(trainer.train_on_batch({required: rows, optional: None}, y))

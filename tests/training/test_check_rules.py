@@ -50,7 +50,7 @@ def _rules_and_leaves(draw: st.DrawFn) -> tuple[list[Rule], list[np.ndarray]]:
             leaf = np.array(cells, dtype).reshape(rows, width)
             part = {"input": 0, "target": 1, "weight": 2}[kind]
             mode = None if part == 2 else draw(st.sampled_from(["warn", "error"]))
-            limit = check_rules._cast_limit(tf.as_dtype(dtype))
+            limit = check_rules.cast_limit(tf.as_dtype(dtype))
             rule = Rule(part, number, kind, finite=mode, limit=limit)
         rules.append(rule)
         leaves.append(leaf)

@@ -25,6 +25,7 @@ from hypothesis import strategies as st
 import fitpipe
 from fitpipe.errors import DataCheckError, DataCheckWarning, FitpipeError
 from fitpipe.testing.strategies import numeric_dtypes
+from fitpipe.training import check_rules
 from fitpipe.training.preflight import check_data, stats
 
 ROWS = 64
@@ -419,6 +420,45 @@ def test_the_scan_finds_finite_values_the_cast_to_floatx_makes_infinite(
     if found:
         assert found[0].text.startswith(f"{role} column")
         assert "beyond float32's range" in found[0].text
+
+
+def _around(limit: float, dtype: str) -> list[float]:
+    """``limit`` and its neighbours in ``dtype``, both signs (and floatx's largest value)."""
+    edge = np.array(limit, dtype)
+    near = [
+        np.nextafter(edge, edge.dtype.type(0)),
+        edge,
+        np.nextafter(edge, edge.dtype.type(np.inf)),
+    ]
+    return [sign * float(v) for v in near for sign in (1.0, -1.0)]
+
+
+_CASTS = [("float32", "float64"), ("float16", "float32"), ("float16", "float64")]
+
+
+@pytest.mark.parametrize(("floatx", "dtype"), _CASTS)
+def test_the_scan_and_the_batch_checks_agree_at_floatx_limit(floatx: str, dtype: str) -> None:
+    """Values just below, at and above the bound (floatx's largest, half a step on) are
+    judged alike by the pre-flight scan and the batch checks, and as the cast judges them:
+    both read ``check_rules.cast_limit``."""
+    previous = keras.config.floatx()
+    keras.config.set_floatx(floatx)
+    try:
+        limit = check_rules.cast_limit(tf.as_dtype(dtype))
+        assert limit is not None and limit == check_rules.cast_limit(dtype, floatx)
+        largest = float(np.finfo(floatx).max)
+        (rule,) = check_rules.finite_rules((tf.TensorSpec([None], dtype),), "warn")
+        for value in [largest, -largest, *_around(limit, dtype)]:
+            column = np.ones(8, dtype)
+            column[3] = value
+            with np.errstate(over="ignore"):
+                overflows = bool(np.isinf(column.astype(floatx)).any())
+            scanned = [f for f in check_data(column[:, None]).findings if f.check == "overflow"]
+            found, _, _ = rule.problem(tf.constant(column))
+            checked = (bool(found), rule.numpy_problem(column) is not None)
+            assert (bool(scanned), *checked) == (overflows,) * 3, (value, scanned, checked)
+    finally:
+        keras.config.set_floatx(previous)
 
 
 def test_fit_stops_on_values_beyond_float32_before_training_to_inf() -> None:

@@ -70,6 +70,7 @@ from fitpipe.adapters.generators import GeneratorAdapter
 from fitpipe.adapters.mappings import MappingAdapter
 from fitpipe.adapters.numbers import (
     NATIVE_FLOATS,
+    complex_error,
     complex_refusal,
     is_number_dtype,
     tensor_dtype_refusal,
@@ -139,6 +140,7 @@ __all__ = [
     "check_supported",
     "checked_chunks",
     "class_counts",
+    "complex_error",
     "complex_refusal",
     "concat_rows",
     "count_dataset",

@@ -17,7 +17,7 @@ import tensorflow as tf
 
 from fitpipe.adapters.base import AdaptRequest, ArraySource, Mode
 from fitpipe.adapters.capabilities import SourceBase
-from fitpipe.adapters.numbers import complex_refusal, dtype_refusal, tensor_dtype_refusal
+from fitpipe.adapters.numbers import complex_error, dtype_refusal, tensor_dtype_refusal
 from fitpipe.adapters.sparse import is_sparse_array, to_sparse_tensor
 from fitpipe.adapters.torch_tensors import is_torch_tensor, torch_to_numpy
 from fitpipe.errors import DataMismatchError, FitpipeTypeError, FitpipeValueError, message, raw
@@ -387,8 +387,7 @@ def check_sample_weight(sample_weight: Any, y: Any, caller: str) -> None:
     for leaf in _leaves(sample_weight):
         dtype = tf.as_dtype(leaf.dtype)
         if dtype.is_complex:  # as NumPy weights are (`_to_numpy`): the loss drops imaginary parts
-            refusal = complex_refusal("sample_weight", dtype.name)
-            raise FitpipeTypeError(message(caller, *refusal, sample_weight=leaf))
+            raise complex_error(caller, "sample_weight", dtype.name, leaf)
         if not (dtype.is_floating or dtype.is_integer or dtype.is_bool):
             raise FitpipeTypeError(
                 message(

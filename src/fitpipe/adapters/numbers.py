@@ -14,12 +14,16 @@ elements and streamed batches of those dtypes are refused in the same words
 from __future__ import annotations
 
 import functools
+from typing import Any
 
 import numpy as np
 import tensorflow as tf
 
+from fitpipe.errors import FitpipeTypeError, message
+
 __all__ = [
     "NATIVE_FLOATS",
+    "complex_error",
     "complex_refusal",
     "dtype_refusal",
     "is_number_dtype",
@@ -89,6 +93,27 @@ def complex_refusal(path: str, dtype: object, sparse: bool = False) -> tuple[str
         "(TensorFlow's cast to floats would silently drop the imaginary parts)",
         f"Pass the part the model should see, e.g. `np.real({path})`, `np.abs({path})`, or "
         "both as features (`np.stack([v.real, v.imag], -1)`)",
+    )
+
+
+def complex_error(
+    caller: str, path: str, dtype: object, received: Any, sparse: bool = False
+) -> FitpipeTypeError:
+    """The error for complex ``path`` given for real numbers (:func:`complex_refusal`'s words).
+
+    What refuses complex data once it is converted or known by its spec words it here:
+    sample weights of arrays as they are converted, targets and sample weights of every form
+    on the batches' spec, ``x`` for a real model input.
+
+    Args:
+        caller: The public method being run.
+        path: Where the data was found (``"sample_weight"``, ``"y['out']"``).
+        dtype: Its dtype.
+        received: What is shown as received, under ``path``.
+        sparse: For the values of a sparse array.
+    """
+    return FitpipeTypeError(
+        message(caller, *complex_refusal(path, dtype, sparse), **{path: received})
     )
 
 

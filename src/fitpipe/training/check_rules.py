@@ -22,6 +22,7 @@ from fitpipe.adapters import NATIVE_FLOATS, is_number_dtype
 
 __all__ = [
     "Rule",
+    "cast_limit",
     "finite_rules",
     "first_broken",
     "label_rules",
@@ -246,21 +247,36 @@ def finite_rules(element_spec: tuple[Any, ...], mode: str) -> list[Rule]:
         names = _leaf_names(element_spec[part], noun)
         for leaf, (spec, name) in enumerate(zip(leaves, names, strict=True)):
             if isinstance(spec, tf.TensorSpec) and spec.dtype.is_floating:
-                rules.append(Rule(part, leaf, name, finite=mode, limit=_cast_limit(spec.dtype)))
+                rules.append(Rule(part, leaf, name, finite=mode, limit=cast_limit(spec.dtype)))
     return rules
 
 
-def _cast_limit(dtype: tf.DType) -> float | None:
-    """:attr:`Rule.limit` for leaves of ``dtype``: None unless it is wider than floatx.
+def cast_limit(dtype: tf.DType | str, floatx: str | None = None) -> float | None:
+    """The magnitude from which the cast to floatx makes values of ``dtype`` infinite.
 
-    floatx's largest value and half a step more: the cast rounds what lies below to the
-    largest value, the rest to infinity. It is exact in any wider float (2**128 - 2**103).
+    None unless ``dtype`` is a float wider than floatx (others cast without overflow, or are
+    cast by the layers). floatx's largest value and half a step more: the cast rounds to
+    the nearest value, ties to even, so what lies below goes to the largest value and the
+    rest, the tie included (the largest value's last bit is odd), to infinity. It is exact
+    in any wider float (2**128 - 2**103). The batch checks (:attr:`Rule.limit`) and the
+    pre-flight scan judge by it alike.
+
+    Args:
+        dtype: A TensorFlow dtype, or the name of a NumPy dtype (a scanned column's).
+        floatx: The floats of the cast; ``keras.config.floatx()`` when None.
     """
-    info = np.finfo(keras.config.floatx())
-    if dtype.max <= float(info.max):
+    info = np.finfo(floatx or keras.config.floatx())
+    if _largest(dtype) <= float(info.max):
         return None
     largest = float(info.max)
     return largest + (largest - float(np.nextafter(info.max, info.dtype.type(0)))) / 2
+
+
+def _largest(dtype: tf.DType | str) -> float:
+    """The largest value of the float ``dtype`` (0 for others)."""
+    if isinstance(dtype, tf.DType):
+        return float(dtype.max) if dtype.is_floating else 0.0
+    return float(np.finfo(dtype).max) if np.dtype(dtype).kind == "f" else 0.0
 
 
 def _not_finite(value: tf.Tensor, limit: float | None) -> tf.Tensor:
@@ -281,7 +297,7 @@ def weight_rules(w_spec: Any) -> list[Rule]:
             2,
             i,
             "`sample_weight`" if len(leaves) == 1 else f"`sample_weight` leaf {i}",
-            limit=_cast_limit(spec.dtype),
+            limit=cast_limit(spec.dtype),
         )
         for i, spec in enumerate(leaves)
         if isinstance(spec, tf.TensorSpec) and spec.dtype.is_floating

@@ -12,9 +12,8 @@ Keras hands the model's ``train_step``/``test_step``/``predict_step`` batches in
   ``PyDataset`` pass through unchanged).
 
 fitpipe does the same per batch, inside the compiled step: :func:`prepared_step` wraps the
-model's step. Dict inputs whose optional entries are ``None`` are stripped of them before
-adaptation (:func:`without_absent_inputs`) and the entries are put back, as ``None``, in the
-step; lists and nested inputs likewise, by the model's input structure
+model's step. Inputs whose optional entries are ``None`` (in a dict, a list or nested) are
+stripped of them before adaptation and the entries are put back, as ``None``, in the step
 (:mod:`fitpipe.training.absent_inputs`).
 """
 
@@ -28,14 +27,7 @@ import tensorflow as tf
 
 from fitpipe.errors import FitpipeValueError, message
 from fitpipe.pipeline import ResidentRows
-from fitpipe.training.absent_inputs import (
-    follows_structure,
-    not_optional,
-    optional_inputs,
-    restore_absent,
-    strip_absent,
-)
-from fitpipe.training.nested_inputs import nests_deeper
+from fitpipe.training.absent_inputs import dict_input_names, optional_inputs, restore_absent
 
 __all__ = [
     "absent_as_none",
@@ -44,57 +36,13 @@ __all__ = [
     "casts_floats",
     "check_extra",
     "composite_spec",
-    "dict_input_names",
     "input_key",
     "needs_floatx_cast",
-    "optional_input_names",
     "prepared_step",
     "present_with_spec",
     "same_spec",
-    "without_absent_inputs",
     "without_extra_inputs",
 ]
-
-
-def dict_input_names(model: keras.Model) -> list[str] | None:
-    """The keys by which a dict ``x`` names the model's inputs, in ``model.inputs``' order.
-
-    The inputs' names; for a model built on a dict of inputs, that dict's keys (Keras feeds
-    a dict ``x`` to the inputs by the keys, whatever the tensors are named: with
-    ``keras.Model({"query": keras.Input((2,)), ...}, ...)`` they are ``"query"``, ...).
-    None when the model is not built (its inputs are defined by the data).
-    """
-    try:
-        inputs, structure = list(model.inputs or []), model.input
-    except (AttributeError, ValueError):
-        return None
-    if isinstance(structure, Mapping):
-        keys = {id(tensor): str(key) for key, tensor in structure.items()}
-        if all(id(tensor) in keys for tensor in inputs):
-            return [keys[id(tensor)] for tensor in inputs]
-    return [tensor.name for tensor in inputs]
-
-
-def optional_input_names(model: keras.Model) -> frozenset[str]:
-    """The keys of the model's inputs declared with ``keras.Input(..., optional=True)``.
-
-    Named as a dict ``x`` names them (:func:`dict_input_names`): for a model built on a
-    dict of inputs, by that dict's keys, whatever the input layers are named.
-    """
-    try:
-        layers = model.layers
-    except (AttributeError, ValueError):
-        return frozenset()
-    optional = [
-        layer
-        for layer in layers
-        if isinstance(layer, keras.layers.InputLayer) and getattr(layer, "optional", False)
-    ]
-    names, inputs = dict_input_names(model), list(getattr(model, "inputs", None) or [])
-    if not optional or names is None or len(names) != len(inputs):
-        return frozenset(layer.name for layer in optional)
-    keys = {id(tensor): name for name, tensor in zip(names, inputs, strict=True)}
-    return frozenset(keys.get(id(layer.output), layer.name) for layer in optional)
 
 
 def lossless_output_names(model: keras.Model) -> frozenset[str]:
@@ -108,36 +56,6 @@ def lossless_output_names(model: keras.Model) -> frozenset[str]:
     if not isinstance(loss, Mapping):
         return frozenset()
     return frozenset(name for name, value in loss.items() if value is None)
-
-
-def without_absent_inputs(model: keras.Model, x: Any, caller: str) -> Any:
-    """``x`` without the ``None`` entries of optional model inputs (a dict's, a list's, nested).
-
-    The step puts those entries back as ``None`` (see :func:`prepared_step`).
-
-    Args:
-        model: The model.
-        x: The input given to ``caller``.
-        caller: The public method being run.
-
-    Returns:
-        ``x``, without the entries of absent optional inputs.
-
-    Raises:
-        FitpipeValueError: When ``None`` is given for an input that is not optional (as
-            Keras' functional model refuses it).
-
-    """
-    if isinstance(x, (list, tuple)) or nests_deeper(x):  # by the model's structure
-        x = strip_absent(model, x, caller)
-    _check_required_given(model, x, caller)
-    if not isinstance(x, Mapping) or all(value is not None for value in x.values()):
-        return x
-    optional = optional_input_names(model)
-    absent = [key for key, value in x.items() if value is None and key in optional]
-    if not absent or len(absent) == len(x):
-        return x
-    return {key: value for key, value in x.items() if key not in absent}
 
 
 def check_extra(extra: Any, caller: str) -> str:
@@ -181,27 +99,6 @@ def without_extra_inputs(model: keras.Model, x: Any, extra: str, keep: Any = Non
     if isinstance(structure, Mapping):  # nested inputs are kept by the dict's own keys
         names |= {str(key) for key in structure}
     return {key: value for key, value in x.items() if key in names or key == keep}
-
-
-def _check_required_given(model: keras.Model, x: Any, caller: str) -> None:
-    """Refuses ``None`` given, in a dict or list of inputs, for a model input not optional."""
-    if not isinstance(x, (Mapping, list, tuple)) or all(
-        value is not None for value in (x.values() if isinstance(x, Mapping) else x)
-    ):
-        return
-    names = dict_input_names(model)
-    if names is None:  # not built yet: its inputs are defined by the data
-        return
-    if isinstance(x, Mapping):
-        given = [(name, value) for name, value in x.items() if name in names]
-    elif len(x) == len(names):
-        given = list(zip(names, x, strict=True))
-    else:
-        return
-    optional = optional_input_names(model)
-    required = [name for name, value in given if value is None and name not in optional]
-    if required:
-        raise not_optional(required[0], caller, x)
 
 
 def absent_as_none(structure: Any) -> Any:
@@ -274,10 +171,11 @@ def _to_floatx(value: Any) -> Any:
     return tf.cast(value, keras.config.floatx())
 
 
-def _restore_absent(x: Any, optional: frozenset[str]) -> Any:
-    if not isinstance(x, Mapping) or not optional or optional <= set(x):
-        return x
-    return {**x, **{name: None for name in sorted(optional) if name not in x}}
+def _restore_lossless(y: Any, lossless: frozenset[str]) -> Any:
+    """A dict ``y`` with None for the outputs compiled without a loss that it left out."""
+    if not isinstance(y, Mapping) or not lossless or lossless <= set(y):
+        return y
+    return {**y, **{name: None for name in sorted(lossless) if name not in y}}
 
 
 def prepared_step(
@@ -293,8 +191,7 @@ def prepared_step(
     Returns:
         A function of one batch.
     """
-    optional, lossless = optional_input_names(model), lossless_output_names(model)
-    structured = optional_inputs(model)
+    found, lossless = optional_inputs(model), lossless_output_names(model)
 
     def run(data: Any) -> Any:
         data = absent_as_none(data)
@@ -302,14 +199,11 @@ def prepared_step(
             data = tf.nest.map_structure(_to_floatx, data)
         if not isinstance(data, tuple) or not data:
             return step(data)
-        if structured is not None and follows_structure(structured[0], data[0]):
-            x = restore_absent(*structured, data[0])
-        else:
-            x = _restore_absent(data[0], optional)
+        x = restore_absent(found, data[0])  # absent optional inputs back, as None
         if len(data) == 1 and not isinstance(x, (tuple, list)):
             return step(x)  # Keras hands a lone `x` to the step unwrapped
         if len(data) > 1:  # a dict `y` left without the targets of outputs with no loss
-            data = (x, _restore_absent(data[1], lossless), *data[2:])
+            data = (x, _restore_lossless(data[1], lossless), *data[2:])
         return step((x, *data[1:]))
 
     return run

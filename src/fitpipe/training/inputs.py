@@ -12,17 +12,12 @@ from typing import Any
 import keras
 import tensorflow as tf
 
-from fitpipe.adapters import check_numeric_targets, complex_refusal, nesting
+from fitpipe.adapters import check_numeric_targets, complex_error, nesting
 from fitpipe.errors import DataMismatchError, FitpipeError, FitpipeTypeError, message, raw
 from fitpipe.pipeline import Pipeline
 from fitpipe.schemas import Mode
-from fitpipe.training.absent_inputs import (
-    follows_structure,
-    optional_inputs,
-    restore_absent,
-)
+from fitpipe.training.absent_inputs import dict_input_names, optional_inputs, restore_absent
 from fitpipe.training.absent_targets import check_absent_targets
-from fitpipe.training.conversions import dict_input_names, optional_input_names
 from fitpipe.training.nested_inputs import nested_structure, nests_deeper, structured_pairs
 from fitpipe.training.spec_dtypes import check_complex_targets, check_spec_dtypes
 from fitpipe.training.weight_shapes import check_weight_shapes, weighted_outputs
@@ -122,15 +117,15 @@ def check_model_inputs(model: keras.Model, element_spec: Any, caller: str) -> No
     inputs = _model_inputs(model)
     if not inputs:
         return
-    x, optional = element_spec[0], optional_inputs(model)
-    if optional is not None and follows_structure(optional[0], x):
-        x = restore_absent(*optional, x)  # absent optional inputs back, as None
+    found = optional_inputs(model)
+    # absent optional inputs back, as None, where `x` nests as the model's inputs
+    x = restore_absent(found, element_spec[0], by_names=False)
     structure = nested_structure(model)
     if structure is not None and nests_deeper(x):
         pairs = structured_pairs(structure, x, caller, _UNKNOWN_FIX)
     elif isinstance(x, Mapping):
         keys = dict_input_names(model) or [t.name for t in inputs]
-        _check_names(keys, x, caller, optional_input_names(model))
+        _check_names(keys, x, caller, found.optional_names)
         pairs = [(t, x[key]) for t, key in zip(inputs, keys, strict=True) if key in x]
     else:
         flat = tf.nest.flatten(x)
@@ -195,7 +190,7 @@ def _check_dtype(tensor: Any, spec: Any, name: str, caller: str) -> None:
     if dtype is not None and dtype.is_complex and "complex" not in expected:
         # once, on the batches' spec: every form refused, as NumPy arrays are
         got = raw(f"data of dtype {dtype.name} for {name}, which takes {expected or 'reals'}")
-        raise FitpipeTypeError(message(caller, *complex_refusal("x", dtype.name), x=got))
+        raise complex_error(caller, "x", dtype.name, got)
     if getattr(spec, "dtype", None) == tf.string and expected and expected != "string":
         raise _mismatch(
             caller,

@@ -24,8 +24,9 @@ from fitpipe.pipeline import (
 )
 from fitpipe.schemas import SchemaLike, is_namedtuple, pack_roles
 from fitpipe.training import arguments, distribute
+from fitpipe.training.absent_inputs import strip_absent
 from fitpipe.training.absent_targets import without_absent_targets
-from fitpipe.training.conversions import check_extra, without_absent_inputs, without_extra_inputs
+from fitpipe.training.conversions import check_extra, without_extra_inputs
 from fitpipe.training.inputs import check_model_inputs
 
 __all__ = [
@@ -87,7 +88,7 @@ def fit_request(
     x = without_extra_inputs(model, x, extra_entries, split_by)
     y, sample_weight = without_absent_targets(model, y, sample_weight, "fit")
     request = AdaptRequest(
-        x=without_absent_inputs(model, x, "fit"),
+        x=strip_absent(model, x, "fit"),
         y=y,
         sample_weight=sample_weight,
         batch_size=batch_size,
@@ -125,7 +126,7 @@ def evaluate_request(
     x = without_extra_inputs(model, x, check_extra(extra, "evaluate"))
     y, sample_weight = without_absent_targets(model, y, sample_weight, "evaluate")
     return AdaptRequest(
-        x=without_absent_inputs(model, x, "evaluate"),
+        x=strip_absent(model, x, "evaluate"),
         y=y,
         sample_weight=sample_weight,
         batch_size=batch_size,
@@ -147,7 +148,7 @@ def predict_request(
 ) -> AdaptRequest:
     """The request of ``predict``'s input (``x`` without its extra entries already)."""
     return AdaptRequest(
-        x=without_absent_inputs(model, x, "predict"),
+        x=strip_absent(model, x, "predict"),
         batch_size=batch_size,
         steps=steps,
         caller="predict",
@@ -186,7 +187,7 @@ def validation_pipeline(
 ) -> Pipeline:
     """The pipeline of ``fit``'s ``validation_data``, checked against the model's inputs."""
     x, y, sample_weight = _unpack_validation(data)
-    x = without_absent_inputs(model, without_extra_inputs(model, x, extra), "fit")
+    x = strip_absent(model, without_extra_inputs(model, x, extra), "fit")
     y, sample_weight = without_absent_targets(model, y, sample_weight, "fit")
     adapter = registry.find(x, "fit")
     request = AdaptRequest(
@@ -257,7 +258,7 @@ def one_batch(
     always ``(x, y, sample_weight)``, ``y`` and ``sample_weight`` None where not given (and
     ``predict_on_batch``'s step ``x``, as ``predict``'s).
     """
-    x = without_absent_inputs(model, x, caller)
+    x = strip_absent(model, x, caller)
     y, sample_weight = without_absent_targets(model, y, sample_weight, caller)
     request = AdaptRequest(
         x=x, y=y, sample_weight=sample_weight, caller=caller, mode=mode, one_batch=True

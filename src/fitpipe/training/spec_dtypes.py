@@ -18,7 +18,7 @@ from typing import Any
 
 import tensorflow as tf
 
-from fitpipe.adapters import complex_refusal, leaf_names, tensor_dtype_refusal
+from fitpipe.adapters import complex_error, leaf_names, tensor_dtype_refusal
 from fitpipe.errors import FitpipeTypeError, message
 
 __all__ = ["check_complex_targets", "check_spec_dtypes"]
@@ -62,7 +62,9 @@ def check_complex_targets(element_spec: Any, caller: str) -> None:
 
     Keras' losses and weighting convert both to the loss's float dtype: a complex tensor
     loses its imaginary part without a word. Only for the model's own step and loss
-    (``check_model_targets`` decides): a custom step may use complex targets.
+    (``check_model_targets`` decides): a custom step may use complex targets. Complex
+    sample weights of arrays never get here: their conversion refuses them whatever the step
+    (``fitpipe.adapters.arrays.check_sample_weight``), in the same words (``complex_error``).
 
     Args:
         element_spec: The spec of a batch ``(x, y, sample_weight)``.
@@ -75,5 +77,4 @@ def check_complex_targets(element_spec: Any, caller: str) -> None:
         dtype = _dtype(spec)
         if dtype is not None and dtype.is_complex:
             sparse = isinstance(spec, tf.SparseTensorSpec)
-            refusal = complex_refusal(path, dtype.name, sparse)
-            raise FitpipeTypeError(message(caller, *refusal, **{path: spec}))
+            raise complex_error(caller, path, dtype.name, spec, sparse)

@@ -17,8 +17,8 @@ import dataclasses
 from typing import Any
 
 import keras
-import numpy as np
 
+from fitpipe.training.check_rules import cast_limit
 from fitpipe.training.preflight.stats import ColumnStats, TargetStats
 from fitpipe.training.preflight.targets import RANGES, OutputRule
 
@@ -78,25 +78,19 @@ def _overflow(column: ColumnStats, floatx: str) -> Finding | None:
     """Finite values the cast to ``floatx`` makes infinite (float64's 1e300 in float32).
 
     Read from the finite minimum and maximum the scan keeps anyway: no pass of its own.
+    Judged by the batch checks' bound (``check_rules.cast_limit``), so both find the same.
     """
     if not column.dtype or column.low > column.high:
         return None
-    if _largest(column.dtype) <= float(np.finfo(floatx).max):
+    limit = cast_limit(column.dtype, floatx)
+    if limit is None or not any(abs(value) >= limit for value in (column.low, column.high)):
         return None
-    with np.errstate(over="ignore"):
-        if not np.isinf(np.array([column.low, column.high]).astype(floatx)).any():
-            return None
     text = (
         f"{column.role} column {column.name!r} holds values beyond {floatx}'s range (from "
         f"{column.low:g} to {column.high:g}), which the cast to {floatx} makes infinite; one "
         "such value makes the loss and then every weight NaN: scale, clip or drop those rows"
     )
     return Finding("error", "overflow", column.name, None, text, column.role == "weight")
-
-
-def _largest(dtype: str) -> float:
-    """The largest value of the float dtype named ``dtype`` (0 for others: cast by layers)."""
-    return float(np.finfo(dtype).max) if np.dtype(dtype).kind == "f" else 0.0
 
 
 def column_findings(columns: list[ColumnStats], sparse_targets: set[str]) -> list[Finding]:
