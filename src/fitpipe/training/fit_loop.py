@@ -15,6 +15,8 @@ from typing import Any
 import keras
 import tensorflow as tf
 
+from fitpipe.adapters import timing
+from fitpipe.errors import FitpipeError, message
 from fitpipe.pipeline import Pipeline
 from fitpipe.schemas import Mode
 from fitpipe.training import arguments, distribute
@@ -29,7 +31,7 @@ from fitpipe.training.resume import PositionBackups
 from fitpipe.training.state import ModelState
 from fitpipe.training.steps import ANNOUNCE_XLA
 
-__all__ = ["FitLoop", "FitSettings", "closing"]
+__all__ = ["FitLoop", "FitSettings", "closing", "run_no_epoch"]
 
 
 @contextlib.contextmanager
@@ -227,10 +229,70 @@ class FitLoop:
         self.backups.saved(epoch + 1, 0)
 
     def _finish(self, logs: dict[str, Any] | None) -> keras.callbacks.History:
-        model = self.model
-        if self.settings.epochs > 0 and isinstance(model.optimizer, keras.optimizers.Optimizer):
-            model.optimizer.finalize_variable_values(model.trainable_weights)
-        self.cbs.on_train_end(logs=logs)
-        history = callbacks_mod.history_of(self.cbs, model)
-        callbacks_mod.report_input(history, self.report, self.settings.verbose)
-        return history
+        return _finish(self.model, self.cbs, self.settings, self.report, logs)
+
+
+def _finish(
+    model: keras.Model,
+    cbs: keras.callbacks.CallbackList,
+    settings: FitSettings,
+    report: InputReport,
+    logs: dict[str, Any] | None,
+) -> keras.callbacks.History:
+    """Ends the run as Keras does (``on_train_end``); its History, with the input report."""
+    if settings.epochs > 0 and isinstance(model.optimizer, keras.optimizers.Optimizer):
+        model.optimizer.finalize_variable_values(model.trainable_weights)
+    cbs.on_train_end(logs=logs)
+    history = callbacks_mod.history_of(cbs, model)
+    callbacks_mod.report_input(history, report, settings.verbose)
+    return history
+
+
+def run_no_epoch(
+    model: keras.Model, train: Pipeline, settings: FitSettings, initial_epoch: int
+) -> keras.callbacks.History:
+    """``fit`` when its start epoch is ``epochs`` or later: no epoch, as in Keras.
+
+    The callbacks get ``on_train_begin`` and ``on_train_end`` (no logs) and History stays
+    empty, with the ``params`` a run would have. Nothing reads the training data beyond
+    what adapting it read, and the validation data is not read: ``fit`` does not check
+    the data against the model either (Keras never looks at data no step takes).
+
+    Args:
+        model: The compiled model.
+        train: The training pipeline (for ``params["steps"]``), never read here.
+        settings: The loop's arguments.
+        initial_epoch: ``fit``'s ``initial_epoch``.
+
+    Raises:
+        FitpipeError: When a callback's ``on_train_begin`` moves the start before
+            ``epochs`` (a ``BackupAndRestore`` falling back to its previous backup).
+    """
+    steps = arguments.limit_steps(settings.steps_per_epoch, "steps_per_epoch")
+    cbs = callbacks_mod.callback_list(
+        model,
+        settings.callbacks,
+        settings.verbose,
+        settings.epochs,
+        EpochRunner(train, steps).num_batches,
+        history=True,
+    )
+    callbacks_mod.report_class_weight(cbs, train.class_weight, settings.verbose)
+    callbacks_mod.report_split(cbs, train.split, settings.verbose)
+    model.stop_training = False
+    cbs.on_train_begin()
+    start = getattr(model, "_initial_epoch", None) or initial_epoch
+    if not isinstance(start, int) or start < settings.epochs:
+        raise FitpipeError(
+            message(
+                "fit",
+                "had its start epoch moved by a callback's `on_train_begin`",
+                "`fit` judged from `initial_epoch` and the backups on disk that no epoch "
+                "would run, so it read no data for one",
+                "Call `fit` again: it starts from the backup restored now",
+                start=start,
+                epochs=settings.epochs,
+            )
+        )
+    report = InputReport(train.adapter, timing())
+    return _finish(model, cbs, settings, report, None)

@@ -216,10 +216,13 @@ def fit_pipelines(
     val_batch: int | None,
     val_steps: int | None,
     extra: str = "error",
+    read_validation: bool = True,
 ) -> tuple[Pipeline, Pipeline | None]:
     """The training pipeline of ``fit``, and its validation pipeline (split off, or given).
 
     A grouped or stratified split's sizes are kept as the training pipeline's ``split``.
+    With ``read_validation`` False (no epoch will run), ``validation_data`` is only unpacked
+    (its form checked, as Keras does), not adapted: nothing of it is read.
     """
     adapter, source = adapt_source(request, options, warn_ignored=False)
     val, how = None, None
@@ -229,7 +232,9 @@ def fit_pipelines(
         val = pipeline_from_source(adapter.name, val_source, val_options)
     train = pipeline_from_source(adapter.name, source, options)
     train.split = how
-    if validation_data is not None:
+    if validation_data is not None and not read_validation:
+        _unpack_validation(validation_data)
+    elif validation_data is not None:
         val = validation_pipeline(
             model, validation_data, val_batch, val_steps, request.schema, extra
         )

@@ -38,7 +38,7 @@ from fitpipe.errors import FitpipeWarning, warn
 from fitpipe.training import run_state
 from fitpipe.training.epochs import EpochRunner
 
-__all__ = ["POSITION_FILE", "Position", "PositionBackups"]
+__all__ = ["POSITION_FILE", "Position", "PositionBackups", "start_epoch"]
 
 POSITION_FILE = "fitpipe_position.json"
 _METADATA_FILE = "training_metadata.json"
@@ -87,6 +87,35 @@ def _read_json(path: str) -> Any:
             return json.load(file)
     except (OSError, ValueError):
         return None
+
+
+def start_epoch(model: keras.Model, callbacks: Iterable[Any], initial_epoch: int) -> int:
+    """The epoch ``fit`` will start at, known before the callbacks' ``on_train_begin``.
+
+    Keras starts at ``model._initial_epoch or initial_epoch``, and a ``BackupAndRestore``'s
+    ``on_train_begin`` sets ``model._initial_epoch`` to the epoch its backup's metadata holds
+    (the last such callback with a backup wins). The position saved with the backup may
+    only start the run later (:meth:`PositionBackups.restore`).
+
+    Args:
+        model: The model.
+        callbacks: The run's callbacks (a checked list, or a ``CallbackList``).
+        initial_epoch: ``fit``'s ``initial_epoch``.
+
+    Returns:
+        The epoch; ``initial_epoch`` when no backup or earlier ``fit`` moved it.
+    """
+    epoch = getattr(model, "_initial_epoch", None)
+    listed = (
+        callbacks.callbacks if isinstance(callbacks, keras.callbacks.CallbackList) else callbacks
+    )
+    for callback in listed:
+        if isinstance(callback, keras.callbacks.BackupAndRestore):
+            folder = os.fspath(callback.backup_dir)
+            metadata = _read_json(os.path.join(folder, _METADATA_FILE))
+            if isinstance(metadata, dict) and isinstance(metadata.get("epoch"), int):
+                epoch = metadata["epoch"]
+    return int(epoch or initial_epoch)
 
 
 class PositionBackups:

@@ -22,11 +22,12 @@ from fitpipe.errors import FitpipeTypeError, message
 from fitpipe.schemas import SchemaLike
 from fitpipe.training import arguments
 from fitpipe.training.evaluate_predict import EvaluatePredictMethods
-from fitpipe.training.fit_loop import FitLoop, FitSettings, closing
+from fitpipe.training.fit_loop import FitLoop, FitSettings, closing, run_no_epoch
 from fitpipe.training.inputs import check_fit_specs
 from fitpipe.training.on_batch import OnBatchMethods
 from fitpipe.training.preflight import check_fit, finite_check
 from fitpipe.training.requests import fit_pipelines, fit_request
+from fitpipe.training.resume import start_epoch
 from fitpipe.training.state import state_of
 
 __all__ = ["Trainer"]
@@ -254,7 +255,11 @@ class Trainer(EvaluatePredictMethods, OnBatchMethods):
                 temporal data, per-time-step ones ``(samples, sequence_length)`` (or with a
                 trailing 1), for row-addressed inputs; columnar inputs name a column in
                 ``schema.sample_weight``. Other shapes are refused before the first step.
-            initial_epoch: The epoch to start at (to resume a run).
+            initial_epoch: The epoch to start at (to resume a run). When no epoch is left
+                to run (``initial_epoch`` equal to ``epochs``, or a ``BackupAndRestore``
+                backup of the last epoch), ``fit`` only adapts the input and calls
+                ``on_train_begin`` and ``on_train_end``, as Keras: the data is not checked
+                against the model and ``validation_data`` is not read.
             steps_per_epoch: Batches per epoch; default: one pass over the input. Required
                 for infinite inputs; an input that runs out early ends the epoch.
             validation_steps: Batches per validation; default: the whole validation input.
@@ -351,6 +356,7 @@ class Trainer(EvaluatePredictMethods, OnBatchMethods):
             stratify=stratify,
             extra=extra,
         )
+        runs = start_epoch(self.model, callbacks, initial_epoch) < epochs
         train, val = fit_pipelines(
             self.model,
             request,
@@ -359,17 +365,15 @@ class Trainer(EvaluatePredictMethods, OnBatchMethods):
             validation_batch_size or batch_size,
             validation_steps,
             extra_entries,
+            read_validation=runs,
         )
         with closing(train), closing(val):
+            finite = finite_check(check)
+            settings = FitSettings(
+                epochs, verbose, callbacks, steps_per_epoch, validation_steps, freq, finite
+            )
+            if not runs:  # as Keras: no data read for no epoch, none checked against the model
+                return run_no_epoch(self.model, train, settings, initial_epoch)
             check_fit_specs(self.model, train, val)  # before the data check: structure first
             check_fit(self.model, request, train, val, validation_data, check)
-            settings = FitSettings(
-                epochs,
-                verbose,
-                callbacks,
-                steps_per_epoch,
-                validation_steps,
-                freq,
-                finite_check(check),
-            )
             return FitLoop(self.model, self._state, train, val, settings).run(initial_epoch)
