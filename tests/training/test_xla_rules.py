@@ -2,7 +2,7 @@
 
 XLA draws other random numbers from the same seed than the plain graph does, so a step that
 draws them (Dropout, noise, augmentation, a layer's own ``SeedGenerator``) ran to different
-weights by which variant the timing chose. Such a step runs what Keras' ``"auto"`` resolves
+weights by which variant the timing chose. Seeded, such a step runs what Keras' ``"auto"`` resolves
 to (plain on the host, XLA on an accelerator); op determinism turns XLA off, as in Keras.
 The tuner's clock is :class:`FakeClock` (XLA 3x faster, trial due at once): nothing timed.
 """
@@ -19,6 +19,7 @@ from typing import Any
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 from fake_clock import FakeClock
 
 import fitpipe
@@ -75,12 +76,16 @@ def _model(middle: Any | None) -> keras.Model:
     return keras.Sequential([*layers, keras.layers.Dense(1)])
 
 
-def _fit(model: keras.Model, jit_compile: Any) -> tuple[fitpipe.Trainer, FakeClock]:
+def _fit(
+    model: keras.Model, jit_compile: Any, seeded: bool = True
+) -> tuple[fitpipe.Trainer, FakeClock]:
     trainer = fitpipe.Trainer(model)
     trainer.compile(optimizer="sgd", loss="mse", jit_compile=jit_compile)
     clock = FakeClock(trainer, plain=3e-3, xla=1e-3, trace_seconds=0.5)
     trainer._state.fused = ExecutionSize("auto", clock=clock)
     keras.utils.set_random_seed(11)
+    if not seeded:
+        tf.random.set_seed(None)  # TensorFlow's global seed unset
     trainer.fit(X, Y, batch_size=8, epochs=2, shuffle=False, verbose=0)
     return trainer, clock
 
@@ -110,10 +115,29 @@ def test_a_step_drawing_random_numbers_runs_keras_choice_untimed(kind: str) -> N
         np.testing.assert_array_equal(ours, twin)  # the plain graph's numbers, bit for bit
 
 
+def test_an_unseeded_random_step_is_timed_as_any() -> None:
+    """Unseeded, no run repeats whatever the variant: the faster one is measured."""
+    trainer, clock = _fit(_model(RANDOM_LAYERS["Dropout"]), "auto", seeded=False)
+    assert any(xla for xla, _, _, _ in clock.calls)
+    assert _report(trainer)["reason"] == "measured" and _report(trainer)["xla"]
+
+
+def test_the_global_seed_is_read_without_a_draw() -> None:
+    tf.random.set_seed(None)
+    assert xla_rules.global_seed() is None
+    tf.random.set_seed(5)
+    first = float(tf.random.uniform([]))
+    assert xla_rules.global_seed() == 5
+    second = float(tf.random.uniform([]))
+    tf.random.set_seed(5)
+    assert [float(tf.random.uniform([])), float(tf.random.uniform([]))] == [first, second]
+
+
 def test_a_random_step_on_an_accelerator_takes_xla_as_keras(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setattr(xla_rules.placement, "step_device", lambda: "/device:GPU:0")
+    tf.random.set_seed(1)
     random, plain = frozenset({"StatelessRandomUniformV2", "MatMul"}), frozenset({"MatMul"})
     choice = xla_rules.first_choice(composite=False, xla_fails=False)
     xla_rules.by_ops(choice, random)

@@ -5,14 +5,16 @@
 load, which is harmless where both variants compute the same numbers. It is not where they
 do not:
 
-* **a step that draws random numbers** (its traced graph holds random ops: ``Dropout``,
-  ``GaussianNoise``, the random augmentation layers, a recurrent layer's dropout, a layer's
-  own ``keras.random`` calls, while training). XLA draws other numbers from the same seed
-  than the plain graph does (other masks, other noise), so a seeded script trained to
-  different weights in different processes, by which variant the timing chose (and,
+* **a step that draws random numbers in a seeded run** (its traced graph holds random ops:
+  ``Dropout``, ``GaussianNoise``, the random augmentation layers, a recurrent layer's
+  dropout, a layer's own ``keras.random`` calls, while training; and TensorFlow's global
+  seed is set, as ``keras.utils.set_random_seed`` sets it). XLA draws other numbers from the
+  same seed than the plain graph does (other masks, other noise), so a seeded script trained
+  to different weights in different processes, by which variant the timing chose (and,
   remembered, chose again in later runs). Such a step runs what Keras' own ``"auto"``
   resolves to on its device (the plain graph on the host, XLA on an accelerator), and a
-  seeded run repeats, as it does in Keras, with Keras' numbers;
+  seeded run repeats, as it does in Keras, with Keras' numbers. Unseeded, a run does not
+  repeat whatever the variant, and the faster one is measured as for any step;
 * **op determinism** (``tf.config.experimental.enable_op_determinism()``): Keras turns XLA
   off, since not every op is deterministic under XLA; so does fitpipe.
 
@@ -22,13 +24,17 @@ plain graph too. ``jit_compile=True`` or ``False`` is kept as given.
 
 from __future__ import annotations
 
+from typing import Any
+
+import tensorflow as tf
+
 from fitpipe.training import graph_ops, placement
 from fitpipe.training.tuning import XlaChoice
 
-__all__ = ["RANDOM", "by_ops", "first_choice", "op_determinism"]
+__all__ = ["RANDOM", "by_ops", "first_choice", "global_seed", "op_determinism"]
 
 #: The reason shown in ``Trainer.tuning`` for a step that draws random numbers.
-RANDOM = "the step draws random numbers (XLA draws others): Keras' choice on this device"
+RANDOM = "a seeded step draws random numbers (XLA draws others): Keras' choice on this device"
 
 
 def op_determinism() -> bool:
@@ -64,10 +70,27 @@ def first_choice(composite: bool, xla_fails: bool) -> XlaChoice:
     return choice
 
 
-def by_ops(choice: XlaChoice, ops: frozenset[str]) -> None:
-    """Decides an undecided choice whose step draws random numbers (``graph_ops``).
+def global_seed() -> int | None:
+    """TensorFlow's global seed (``tf.random.set_seed``), or None; nothing is drawn.
 
-    Read once the step's plain graph is traced, before any variant is timed.
+    Read where TensorFlow hands it to a function it traces (a trace of an empty function,
+    about a millisecond): TensorFlow has no public reader of the eager seed.
     """
-    if choice.decided is None and graph_ops.draws_random(ops):
+    seen: list[int | None] = []
+
+    def probe() -> Any:
+        seen.append(tf.compat.v1.get_default_graph().seed)
+        return tf.constant(0)
+
+    tf.function(probe, autograph=False).get_concrete_function()
+    return seen[0]
+
+
+def by_ops(choice: XlaChoice, ops: frozenset[str]) -> None:
+    """Decides an undecided choice whose step draws random numbers in a seeded run.
+
+    Read once the step's plain graph is traced (its ops: ``graph_ops.op_types``), before
+    any variant is timed.
+    """
+    if choice.decided is None and graph_ops.draws_random(ops) and global_seed() is not None:
         choice.decide(placement.step_device() is not None, RANDOM)
