@@ -9,9 +9,11 @@ exceed it.
 
 from __future__ import annotations
 
+import copy
 import gc
 import os
 import threading
+import weakref
 from collections.abc import Iterator
 from typing import Any
 
@@ -21,6 +23,7 @@ import pytest
 
 import fitpipe
 from fitpipe.errors import FitpipeWarning
+from fitpipe.training.state import state_of
 
 RSS_BOUND_MB = 20.0
 CALLS = 50
@@ -87,3 +90,66 @@ def test_fifty_fits_keep_rss_bounded_without_retracing() -> None:
     assert grown < RSS_BOUND_MB, f"RSS grew {grown:.1f} MB over {CALLS} fit calls"
     assert traces(trainer) == traced
     assert threading.active_count() <= threads
+
+
+class Subclassed(keras.Model):
+    def __init__(self) -> None:
+        super().__init__()
+        self.dense = keras.layers.Dense(1)
+
+    def call(self, x: Any) -> Any:
+        return self.dense(x)
+
+
+MODELS = {
+    "Sequential": lambda: keras.Sequential([keras.Input((16,)), keras.layers.Dense(1)]),
+    "functional": lambda: keras.Model(inputs := keras.Input((16,)), keras.layers.Dense(1)(inputs)),
+    "subclassed": Subclassed,
+    "fitpipe.Sequential": lambda: fitpipe.Sequential([keras.Input((16,)), keras.layers.Dense(1)]),
+}
+CALLS_OF = {
+    "fit": lambda t: t.fit(X, Y, batch_size=64, verbose=0),
+    "evaluate": lambda t: t.evaluate(X, Y, batch_size=64, verbose=0),
+    "predict": lambda t: t.predict(X, batch_size=64, verbose=0),
+    "fit generator": lambda t: t.fit(batches(), verbose=0),
+    "train_on_batch": lambda t: t.train_on_batch(X[:64], Y[:64]),
+    "test_on_batch": lambda t: t.test_on_batch(X[:64], Y[:64]),
+    "predict_on_batch": lambda t: t.predict_on_batch(X[:64]),
+}
+
+
+@pytest.mark.parametrize("call", sorted(CALLS_OF))
+@pytest.mark.parametrize("kind", sorted(MODELS))
+def test_a_model_dropped_after_any_call_is_freed(kind: str, call: str) -> None:
+    """fitpipe's state of a model (its compiled steps) goes with the model, as Keras' does.
+
+    Kept in a weak mapping from the model, the state (whose steps hold the model's step
+    methods) kept every model alive: 60 made, fitted and dropped, 60 alive.
+    """
+    refs = []
+    for _ in range(3):
+        model = MODELS[kind]()
+        trainer = fitpipe.Trainer(model)
+        trainer.compile(optimizer="sgd", loss="mse")
+        CALLS_OF[call](trainer)
+        refs.append(weakref.ref(model))
+        del model, trainer
+    gc.collect()
+    assert [ref() is None for ref in refs] == [True] * 3
+
+
+def test_a_copied_model_trains_on_steps_of_its_own() -> None:
+    model = keras.Sequential([keras.Input((16,)), keras.layers.Dense(1)])
+    trainer = fitpipe.Trainer(model)
+    trainer.compile(optimizer="sgd", loss="mse")
+    trainer.fit(X, Y, batch_size=64, verbose=0)
+    twin = copy.deepcopy(model)
+    twin_trainer = fitpipe.Trainer(twin)
+    twin_trainer.compile(optimizer="sgd", loss="mse")
+    twin_trainer.fit(X, Y, batch_size=64, verbose=0)
+    assert state_of(twin) is not state_of(model)
+    assert all(
+        f.step is not g.step
+        for f in state_of(twin).functions.values()
+        for g in state_of(model).functions.values()
+    )
