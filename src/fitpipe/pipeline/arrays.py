@@ -17,7 +17,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import Any
 
 import numpy as np
@@ -26,7 +26,7 @@ import tensorflow as tf
 from fitpipe import limits
 from fitpipe.adapters import DEFAULT_BATCH_SIZE, ArraySource, Shuffle
 from fitpipe.columnar import backing_tensor, owned_tensor
-from fitpipe.pipeline.leaf_packing import Packing, pack_leaves
+from fitpipe.pipeline.leaf_packing import Packing, leaf_indices, pack_leaves
 from fitpipe.pipeline.numpy_rows import ArrayBlocks, NumpyOrder, index_dtype, numpy_batches
 from fitpipe.pipeline.row_chunks import Chunks, batch_rows, chunk_functions
 from fitpipe.pipeline.row_picks import batch_of, gather_leaf, held_value, picked_from, take_rows
@@ -385,12 +385,20 @@ class ResidentRows:
         specs = [tf.TensorSpec([rows, *leaf.shape[1:]], leaf.dtype) for leaf in self.leaves]
         return tf.nest.pack_sequence_as(self.structure, specs)
 
-    def as_batch(self) -> Any:
-        """Every held row as one batch, without class weights (what data checks read)."""
+    def as_batch(self, parts: Collection[int] | None = None) -> Any:
+        """Every held row as one batch, without class weights (what data checks read).
+
+        With ``parts`` (of a batch ``(x, y, sample_weight)``), the leaves of the other parts
+        are None: narrow leaves held side by side are split back out only where a check
+        reads them (all split out, 32 one-column inputs of 183 MiB held a second copy).
+        """
         if self.packing is None:
             return tf.nest.pack_sequence_as(self.structure, list(self.leaves))
         picked = [held_value(leaf) for leaf in self.leaves]  # narrow leaves split back out
-        return batch_of(self.structure, picked, None, self.packing)
+        if parts is None:
+            return batch_of(self.structure, picked, None, self.packing)
+        wanted = set(leaf_indices(self.structure, parts))
+        return tf.nest.pack_sequence_as(self.structure, self.packing.unpack(picked, wanted))
 
     @staticmethod
     def batch_spec(element_spec: Any) -> Any:

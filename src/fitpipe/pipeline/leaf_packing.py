@@ -13,7 +13,7 @@ into them. Wider leaves, and a leaf alone of its dtype, are held as they are.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Any
 
 import numpy as np
@@ -53,12 +53,19 @@ class Packing:
     count: int
     slots: tuple[tuple[Slot, ...], ...]
 
-    def unpack(self, held: Sequence[Any]) -> list[Any]:
-        """The batch's flat leaves from the rows picked from each held leaf (graph or eager)."""
+    def unpack(self, held: Sequence[Any], wanted: Collection[int] | None = None) -> list[Any]:
+        """The batch's flat leaves from the rows picked from each held leaf (graph or eager).
+
+        With ``wanted`` (flat indices), only those leaves are split out of the leaves held side
+        by side, the others None: every held row split out whole is a copy of them.
+        """
         out: list[Any] = [None] * self.count
         for value, slot in zip(held, self.slots, strict=True):
             if slot[0][1] == 0:  # held as it is
                 out[slot[0][0]] = value
+                continue
+            if wanted is not None:
+                _columns_out(value, slot, wanted, out)
                 continue
             parts = tf.split(value, [columns for _, columns, _ in slot], axis=1)
             for (index, _, vector), part in zip(slot, parts, strict=True):
@@ -73,6 +80,35 @@ class Packing:
                 shape = [rows, *leaf.shape[1:]] if columns == 0 else [rows, columns]
                 out[index] = tf.TensorSpec(shape[:1] if vector else shape, leaf.dtype)
         return out
+
+
+def leaf_indices(structure: Any, parts: Collection[int]) -> list[int]:
+    """The flat indices of the leaves of ``parts`` of a batch's structure.
+
+    The structure is a tuple of parts (``(x, y, sample_weight)``); any other is part 0.
+    """
+    if not isinstance(structure, tuple):
+        return list(range(len(tf.nest.flatten(structure)))) if 0 in parts else []
+    indices: list[int] = []
+    start = 0
+    for number, part in enumerate(structure):
+        count = len(tf.nest.flatten(part))
+        if number in parts:
+            indices.extend(range(start, start + count))
+        start += count
+    return indices
+
+
+def _columns_out(
+    value: Any, slot: tuple[Slot, ...], wanted: Collection[int], out: list[Any]
+) -> None:
+    """Sets ``out`` at the ``wanted`` leaves ``value`` holds side by side: their columns only."""
+    start = 0
+    for index, columns, vector in slot:
+        if index in wanted:
+            part = value[:, start : start + columns]
+            out[index] = tf.squeeze(part, axis=1) if vector else part
+        start += columns
 
 
 def _narrow(dtype: np.dtype, tail: tuple[int | None, ...]) -> bool:

@@ -81,6 +81,13 @@ class BatchChecks:
             rules += weight_rules(element_spec[2])
         return cls(rules, caller) if rules else None
 
+    def parts_read(self) -> frozenset[int]:
+        """The parts of a batch (0: x, 1: y, 2: weights) :meth:`check` reads of held rows.
+
+        Those of the rules other than the finite ones, which the pre-flight scan judged.
+        """
+        return frozenset(rule.part for rule in self.rules if rule.finite is None)
+
     def check(self, batch: tuple[Any, ...], where: str | None = None) -> None:
         """Checks one batch now, named ``where``; or, without it, all rows (naming the row)."""
         flat: dict[int, list[Any]] = {}

@@ -184,7 +184,8 @@ class EpochRunner:
         if rows is not None:  # rows in memory: batches are sliced inside the compiled loop
             self.device_bytes = device_bytes(rows, self.pipeline.rows)  # 0: the host's own
             if self.checks is not None and not self._rows_checked:
-                self.checks.check(rows.as_batch())
+                if parts := self.checks.parts_read():  # (only the leaves a rule reads)
+                    self.checks.check(rows.as_batch(parts))
                 self._rows_checked = True  # the rows never change: checked once, as a whole
             cursor = RowCursor(rows, self._passes, self.pipeline.element_spec)
             cursor.position = skip

@@ -41,20 +41,20 @@ def _array_print(array: np.ndarray) -> tuple[Any, ...] | None:
     uint = _UINTS.get(array.dtype.itemsize)
     if uint is None or array.dtype.kind not in "biuf" or array.ndim == 0:
         return None
-    columns = array.reshape(array.shape[0], -1) if array.shape[0] else array.reshape(0, 1)
-    sums = _column_sums(columns, uint)
+    if array.flags.c_contiguous:
+        columns = array.reshape(array.shape[0], -1) if array.shape[0] else array.reshape(0, 1)
+        sums = _column_sums(columns, uint)
+    else:
+        # column-major or strided (a pandas frame's values, ``x[:, ::2]``, the first rows of
+        # either): summed where it lies, as bit patterns of the same width; a contiguous
+        # copy (or a reshape, which copies such an array) cost a copy of the data
+        sums = array.view(uint).sum(axis=0, dtype=np.uint64).reshape(-1)
     pointer = array.__array_interface__["data"][0]
     return (pointer, array.shape, array.dtype.str, array.strides, sums.tobytes())
 
 
 def _column_sums(columns: np.ndarray, uint: Any) -> np.ndarray:
-    """Wrapping sums of a 2-D array's bit patterns, by column (or by 8-byte lane of a row)."""
-    if columns.flags.f_contiguous and not columns.flags.c_contiguous:
-        # column-major (a pandas frame's values): each column summed where it lies; copying
-        # the array row-major first cost a copy of it at every `fit`
-        return columns.T.view(uint).sum(axis=1, dtype=np.uint64)
-    if not columns.flags.c_contiguous:
-        columns = np.ascontiguousarray(columns)
+    """Wrapping sums of a C-ordered 2-D array's bit patterns, by column (or 8-byte lane)."""
     if columns.shape[1] * columns.dtype.itemsize % 8 == 0:
         # 8-byte lanes (2, 4 or 8 columns each), summed as one: half or fewer adds (64,000
         # x 512 float32: 16-18 -> 12-14 ms); moving values within a column keeps a lane's sum too

@@ -117,9 +117,7 @@ def _numeric(leaf: Any) -> np.ndarray | None:
         leaf = leaf.flat_values
     elif isinstance(leaf, tf.SparseTensor):
         leaf = leaf.values
-    if isinstance(leaf, tf.Tensor):
-        leaf = leaf.numpy()
-    array = np.asarray(leaf)
+    array = np.asarray(leaf)  # a tensor's own memory (``.numpy()`` copies it whole)
     return array if is_number_dtype(array.dtype) else None
 
 
