@@ -4,9 +4,12 @@ The source is planned from metadata before any data is read: files in the order 
 folder's in path order), row groups in order, each with its row count, so the batches per
 epoch are known up front and ``validation_split`` takes the last fraction of the rows. Each
 epoch reads the row groups again (in a new random order with ``shuffle=True``, rows then
-mixed through a bounded buffer), converts each one columnar, and ``tf.data`` regroups the rows
-into batches while the model trains: memory stays at about one row group plus the shuffle
-buffer, whatever the data size.
+mixed through a bounded buffer), converts each one columnar, and the rows are cut into
+batches while the model trains. Memory is bounded whatever the data size, not by one row
+group: the shuffle buffer (:data:`SHUFFLE_BUFFER_ROWS` rows), the row group being read and
+converted, and the converted blocks read ahead. Measured from outside (512 float32 columns,
+32 MiB row groups, 391 and 781 MiB files alike): about 830 MiB above the process' start with
+``shuffle=True``, 385 MiB without.
 
 A filtered dataset (``dataset.filter(expr)``) cannot be split into fragments; it is read as
 one ordered scan, counted with ``count_rows()``.
