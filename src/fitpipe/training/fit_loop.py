@@ -98,16 +98,7 @@ class FitLoop:
         self.runner.checks = BatchChecks.for_model(
             model, self.train.element_spec, "fit", settings.finite
         )
-        self.cbs = callbacks_mod.callback_list(
-            model,
-            settings.callbacks,
-            settings.verbose,
-            settings.epochs,
-            self.runner.num_batches,
-            history=True,
-        )
-        callbacks_mod.report_class_weight(self.cbs, plan, settings.verbose)
-        callbacks_mod.report_split(self.cbs, how, settings.verbose)
+        self.cbs = _callbacks(model, settings, self.runner.num_batches, plan, how)
         self.execution = state.execution_size(model, self.cbs, "train", "test")
         val_steps = (
             arguments.limit_steps(settings.validation_steps, "validation_steps") if val else None
@@ -232,6 +223,18 @@ class FitLoop:
         return _finish(self.model, self.cbs, self.settings, self.report, logs)
 
 
+def _callbacks(
+    model: keras.Model, settings: FitSettings, batches: int | None, plan: Any, how: Any
+) -> keras.callbacks.CallbackList:
+    """``fit``'s callback list, told the class weights (``plan``) and the split (``how``)."""
+    cbs = callbacks_mod.callback_list(
+        model, settings.callbacks, settings.verbose, settings.epochs, batches, history=True
+    )
+    callbacks_mod.report_class_weight(cbs, plan, settings.verbose)
+    callbacks_mod.report_split(cbs, how, settings.verbose)
+    return cbs
+
+
 def _finish(
     model: keras.Model,
     cbs: keras.callbacks.CallbackList,
@@ -269,16 +272,8 @@ def run_no_epoch(
             ``epochs`` (a ``BackupAndRestore`` falling back to its previous backup).
     """
     steps = arguments.limit_steps(settings.steps_per_epoch, "steps_per_epoch")
-    cbs = callbacks_mod.callback_list(
-        model,
-        settings.callbacks,
-        settings.verbose,
-        settings.epochs,
-        EpochRunner(train, steps).num_batches,
-        history=True,
-    )
-    callbacks_mod.report_class_weight(cbs, train.class_weight, settings.verbose)
-    callbacks_mod.report_split(cbs, train.split, settings.verbose)
+    batches = EpochRunner(train, steps).num_batches
+    cbs = _callbacks(model, settings, batches, train.class_weight, train.split)
     model.stop_training = False
     cbs.on_train_begin()
     start = getattr(model, "_initial_epoch", None) or initial_epoch
