@@ -16,7 +16,7 @@ from fitpipe.adapters import check_numeric_targets, complex_error, nesting
 from fitpipe.errors import DataMismatchError, FitpipeError, FitpipeTypeError, message, raw
 from fitpipe.pipeline import Pipeline
 from fitpipe.schemas import Mode
-from fitpipe.training.absent_inputs import dict_input_names, optional_inputs, restore_absent
+from fitpipe.training.absent_inputs import optional_inputs, restore_absent
 from fitpipe.training.absent_targets import check_absent_targets
 from fitpipe.training.nested_inputs import nested_structure, nests_deeper, structured_pairs
 from fitpipe.training.spec_dtypes import check_complex_targets, check_spec_dtypes
@@ -118,13 +118,13 @@ def check_model_inputs(model: keras.Model, element_spec: Any, caller: str) -> No
     if not inputs:
         return
     found = optional_inputs(model)
+    keys = list(found.names or {}) or [t.name for t in inputs]  # as a dict `x` names them
     # absent optional inputs back, as None, where `x` nests as the model's inputs
     x = restore_absent(found, element_spec[0], by_names=False)
     structure = nested_structure(model)
     if structure is not None and nests_deeper(x):
         pairs = structured_pairs(structure, x, caller, _UNKNOWN_FIX)
     elif isinstance(x, Mapping):
-        keys = dict_input_names(model) or [t.name for t in inputs]
         _check_names(keys, x, caller, found.optional_names)
         pairs = [(t, x[key]) for t, key in zip(inputs, keys, strict=True) if key in x]
     else:
@@ -133,7 +133,7 @@ def check_model_inputs(model: keras.Model, element_spec: Any, caller: str) -> No
             raise _mismatch(
                 caller,
                 f"got {len(flat)} input array(s) for a model with {len(inputs)} input(s)",
-                f"The model's inputs are {dict_input_names(model) or [t.name for t in inputs]}",
+                f"The model's inputs are {keys}",
                 "Pass one array per model input, as a list in that order or a dict by name"
                 + (_LIST_BATCH_FIX if _list_batch(element_spec) else ""),
                 f"{len(flat)} array(s)",
