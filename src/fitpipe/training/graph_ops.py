@@ -81,8 +81,8 @@ def control_flow(ops: frozenset[str]) -> bool:
     return not ops.isdisjoint(LOOP_OPS | BRANCH_OPS)
 
 
-#: Op types that draw random numbers and do not say "Random" in their name.
-RANDOM_OPS = frozenset({"Multinomial", "StatelessMultinomial", "TruncatedNormal"})
+#: Op types that draw random numbers and say neither "Random" nor "TruncatedNormal".
+RANDOM_OPS = frozenset({"Multinomial", "StatelessMultinomial"})
 
 
 def draws_random(ops: frozenset[str]) -> bool:
