@@ -24,6 +24,7 @@ from fitpipe.training import arguments
 from fitpipe.training.evaluate_predict import EvaluatePredictMethods
 from fitpipe.training.fit_loop import FitLoop, FitSettings, closing, run_no_epoch
 from fitpipe.training.inputs import check_fit_specs
+from fitpipe.training.metric_strings import with_crossentropy_metrics
 from fitpipe.training.on_batch import OnBatchMethods
 from fitpipe.training.preflight import check_fit, finite_check
 from fitpipe.training.requests import fit_pipelines, fit_request
@@ -90,7 +91,10 @@ class Trainer(EvaluatePredictMethods, OnBatchMethods):
             loss_weights: Scalars weighting the loss of each output (a list or dict by output
                 name); the total loss is their weighted sum.
             metrics: Metric names, ``keras.metrics.Metric`` objects or functions; a list, or a
-                list or dict per output.
+                list or dict per output. ``"crossentropy"`` and ``"ce"`` become the binary,
+                categorical or sparse categorical crossentropy that the shapes of the targets
+                and outputs call for, as Keras documents (and does for ``"accuracy"``; Keras'
+                own ``compile`` refuses them as metrics).
             weighted_metrics: Metrics weighted by ``sample_weight`` and ``class_weight``.
             run_eagerly: Run the steps in Python, step by step (no graph, no XLA): for
                 debugging.
@@ -132,8 +136,8 @@ class Trainer(EvaluatePredictMethods, OnBatchMethods):
             optimizer=optimizer,
             loss=loss,
             loss_weights=loss_weights,
-            metrics=metrics,
-            weighted_metrics=weighted_metrics,
+            metrics=with_crossentropy_metrics(metrics),
+            weighted_metrics=with_crossentropy_metrics(weighted_metrics),
             run_eagerly=run_eagerly,
             steps_per_execution=1,
             jit_compile=jit_compile,
