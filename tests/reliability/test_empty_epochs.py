@@ -76,13 +76,37 @@ def test_steps_per_epoch_past_the_end_stops_at_the_first_empty_epoch(rel: Any) -
     assert int(trainer.model.optimizer.iterations) == 3
 
 
-@pytest.mark.parametrize("known", [True, False], ids=["cardinality-0", "cardinality-unknown"])
-def test_an_empty_dataset_trains_nothing_and_reports_nothing(known: bool, rel: Any) -> None:
+FIT_INPUTS: dict[str, Callable[[], Any]] = {
+    "dataset-cardinality-0": lambda: empty_dataset(True),
+    "dataset-cardinality-unknown": lambda: empty_dataset(False),
+    "generator-consumed": lambda: _consumed(batches(2)),
+    "generator-empty": lambda: batches(0),
+}
+
+
+@pytest.mark.parametrize("form", sorted(FIT_INPUTS))
+@pytest.mark.parametrize("steps_per_epoch", [None, 2])
+def test_fit_of_an_input_with_no_batch_is_an_error(
+    form: str, steps_per_epoch: int | None, rel: Any
+) -> None:
+    """As for arrays of no rows (the README: "`fit` ... of no rows raise a `ValueError`")."""
     trainer, recorder = rel.dense_trainer(), Recorder()
     before = weights(trainer)
-    with pytest.warns(FitpipeWarning, match=RAN_OUT.format(1)):
-        history = trainer.fit(empty_dataset(known), epochs=3, callbacks=[recorder], verbose=0)
-    assert history.history == {} and history.epoch == []
+    with pytest.raises(FitpipeError) as caught:
+        trainer.fit(
+            FIT_INPUTS[form](),
+            epochs=3,
+            steps_per_epoch=steps_per_epoch,
+            callbacks=[recorder],
+            verbose=0,
+        )
+    rel.check_clear_error(
+        caught.value,
+        "fit",
+        ("batch",),
+        r"(ran no step: the input gave no batch|yields nothing).*at least one batch",
+        ".",
+    )
     assert recorder.logs == []
     assert all(np.array_equal(a, b) for a, b in zip(before, weights(trainer), strict=True))
 

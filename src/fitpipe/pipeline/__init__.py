@@ -6,6 +6,7 @@ from fitpipe.pipeline.build import (
     adapt,
     adapt_source,
     build_pipeline,
+    check_positive_int,
     check_shuffle,
     pipeline_from_source,
 )
@@ -52,6 +53,7 @@ __all__ = [
     "check_address",
     "check_array_rows",
     "check_class_weight",
+    "check_positive_int",
     "check_shuffle",
     "check_split_options",
     "check_validation_split",

@@ -46,10 +46,18 @@ from fitpipe.pipeline.service import check_address
 from fitpipe.schemas import as_schema
 from fitpipe.seeds import shuffle_seed
 
-__all__ = ["adapt", "adapt_source", "build_pipeline", "check_shuffle", "pipeline_from_source"]
+__all__ = [
+    "adapt",
+    "adapt_source",
+    "build_pipeline",
+    "check_positive_int",
+    "check_shuffle",
+    "pipeline_from_source",
+]
 
 
-def _check_positive_int(value: Any, name: str, caller: str) -> None:
+def check_positive_int(value: Any, name: str, caller: str) -> None:
+    """Raises the error of an invalid ``name`` unless ``value`` is None or a positive int."""
     if value is None:
         return
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value <= 0:
@@ -82,8 +90,8 @@ def adapt_source(
         The adapter and its source.
 
     """
-    _check_positive_int(request.batch_size, "batch_size", request.caller)
-    _check_positive_int(request.steps, "steps", request.caller)
+    check_positive_int(request.batch_size, "batch_size", request.caller)
+    check_positive_int(request.steps, "steps", request.caller)
     if request.x is None:
         raise FitpipeValueError(
             message(

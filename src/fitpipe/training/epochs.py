@@ -62,13 +62,18 @@ def warn_no_step(epoch: int, validation: bool = False) -> None:
 
 
 def no_step_error(caller: str, x: Any) -> FitpipeValueError:
-    """The error of an ``evaluate`` (or ``predict``) whose input ``x`` gave no batch at all."""
+    """The error of a ``fit``, ``evaluate`` or ``predict`` whose input ``x`` gave no batch.
+
+    ``fit``'s when the first epoch it runs gets no batch (a later one that gets none ends
+    training with :func:`warn_no_step`).
+    """
+    results = "train on" if caller == "fit" else "compute its results from"
     return FitpipeValueError(
         message(
             caller,
             "ran no step: the input gave no batch",
-            f"`{caller}` needs at least one batch to compute its results (a result from no "
-            "data would be made up)",
+            f"`{caller}` needs at least one batch to {results} (a result from no data would "
+            "be made up)",
             "Check that the input is not empty or already consumed (a Python generator can be "
             "iterated only once)",
             x=x,

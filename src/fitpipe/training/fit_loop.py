@@ -23,7 +23,7 @@ from fitpipe.training import arguments, distribute
 from fitpipe.training import callbacks as callbacks_mod
 from fitpipe.training.batch_checks import BatchChecks
 from fitpipe.training.conversions import absent_as_none
-from fitpipe.training.epochs import EpochRunner, warn_no_step
+from fitpipe.training.epochs import EpochRunner, no_step_error, warn_no_step
 from fitpipe.training.input_report import InputReport
 from fitpipe.training.logs import epoch_logs
 from fitpipe.training.loops import evaluate_loop
@@ -56,6 +56,7 @@ class FitSettings:
         validation_steps: Batches per validation; None for the whole validation input.
         validation_freq: Validate every this many epochs, or at these 1-based epochs.
         finite: The check of non-finite values in batches as they pass (or None).
+        given: The training input as given (shown in the error of an input with no batch).
     """
 
     epochs: int
@@ -65,6 +66,7 @@ class FitSettings:
     validation_steps: int | None
     validation_freq: int | Container[int]
     finite: str | None = None
+    given: Any = None
 
 
 class FitLoop:
@@ -144,6 +146,7 @@ class FitLoop:
         """Runs epochs ``start...`` (the first from step ``first``); the last epoch's logs."""
         model, runner, cbs = self.model, self.runner, self.cbs
         logs: dict[str, Any] | None = None
+        resumed = first > 0
         for epoch in range(start, self.settings.epochs):
             self._begin_epoch(epoch)
             # resumed mid-epoch: the metrics hold the steps of it run before the restart
@@ -159,6 +162,8 @@ class FitLoop:
             first = 0
             if runner.timing is not None and not runner.ran_nothing:
                 self.report.add(epoch, runner.timing)
+            if runner.ran_nothing and epoch == start and not resumed:
+                raise no_step_error("fit", self.settings.given)  # nothing at all to train on
             if runner.ran_nothing:  # no metric to report: Keras' "ran out of data", and stop
                 warn_no_step(epoch)
                 break

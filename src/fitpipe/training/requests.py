@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import contextlib
+from collections.abc import Iterator, Mapping
 from typing import Any, Literal
 
 import keras
 import tensorflow as tf
 
 from fitpipe.adapters import AdaptRequest, ArraySource, Mode, registry
-from fitpipe.errors import FitpipeTypeError, FitpipeValueError, message
+from fitpipe.adapters.base import Adapter
+from fitpipe.errors import (
+    FitpipeError,
+    FitpipeTypeError,
+    FitpipeValueError,
+    UnsupportedArgumentError,
+    message,
+)
 from fitpipe.pipeline import (
     Pipeline,
     PipelineOptions,
@@ -177,6 +185,32 @@ def _unpack_validation(data: Any) -> tuple[Any, Any, Any]:
     return x, y, sample_weight
 
 
+@contextlib.contextmanager
+def _about_validation_data() -> Iterator[None]:
+    """An error raised inside says that its ``x``, ``y`` and sizes are ``validation_data``'s."""
+    try:
+        yield
+    except FitpipeError as err:
+        if err.args and isinstance(err.args[0], str):
+            err.args = (f"{err.args[0]} (This is about `validation_data`.)", *err.args[1:])
+        raise
+
+
+def _batched_validation(adapter: Adapter, batch_size: int, data: Any) -> Exception:
+    return UnsupportedArgumentError(
+        message(
+            "fit",
+            f"does not support `validation_batch_size` when `validation_data` is "
+            f"{adapter.accepts} (adapter {adapter.name!r})",
+            "`validation_batch_size` sets the rows per validation batch of arrays and "
+            "tables; an input that already yields batches keeps its own",
+            "Drop `validation_batch_size`, or batch the validation input yourself",
+            validation_batch_size=batch_size,
+            validation_data=data,
+        )
+    )
+
+
 def validation_pipeline(
     model: keras.Model,
     data: Any,
@@ -184,12 +218,33 @@ def validation_pipeline(
     steps: int | None,
     schema: Any,
     extra: str = "error",
+    batch_given: int | None = None,
 ) -> Pipeline:
-    """The pipeline of ``fit``'s ``validation_data``, checked against the model's inputs."""
+    """The pipeline of ``fit``'s ``validation_data``, checked against the model's inputs.
+
+    ``batch_size`` is ``validation_batch_size`` or else ``fit``'s ``batch_size``;
+    ``batch_given`` is ``validation_batch_size`` as given, refused for batched inputs.
+    An error about the data says that it is about ``validation_data``.
+    """
+    with _about_validation_data():
+        return _validation_pipeline(model, data, batch_size, steps, schema, extra, batch_given)
+
+
+def _validation_pipeline(
+    model: keras.Model,
+    data: Any,
+    batch_size: int | None,
+    steps: int | None,
+    schema: Any,
+    extra: str,
+    batch_given: int | None,
+) -> Pipeline:
     x, y, sample_weight = _unpack_validation(data)
     x = strip_absent(model, without_extra_inputs(model, x, extra), "fit")
     y, sample_weight = without_absent_targets(model, y, sample_weight, "fit")
     adapter = registry.find(x, "fit")
+    if batch_given is not None and "batch_size" not in adapter.supports:
+        raise _batched_validation(adapter, batch_given, data)
     request = AdaptRequest(
         x=x,
         y=y,
@@ -217,12 +272,15 @@ def fit_pipelines(
     val_steps: int | None,
     extra: str = "error",
     read_validation: bool = True,
+    val_batch_given: int | None = None,
 ) -> tuple[Pipeline, Pipeline | None]:
     """The training pipeline of ``fit``, and its validation pipeline (split off, or given).
 
     A grouped or stratified split's sizes are kept as the training pipeline's ``split``.
     With ``read_validation`` False (no epoch will run), ``validation_data`` is only unpacked
     (its form checked, as Keras does), not adapted: nothing of it is read.
+    ``val_batch`` is the validation batch size (``validation_batch_size`` or ``batch_size``),
+    ``val_batch_given`` ``validation_batch_size`` as given.
     """
     adapter, source = adapt_source(request, options, warn_ignored=False)
     val, how = None, None
@@ -236,7 +294,7 @@ def fit_pipelines(
         _unpack_validation(validation_data)
     elif validation_data is not None:
         val = validation_pipeline(
-            model, validation_data, val_batch, val_steps, request.schema, extra
+            model, validation_data, val_batch, val_steps, request.schema, extra, val_batch_given
         )
     arguments.require_finite(train, request.steps, "fit", "steps_per_epoch", request.x)
     return train, val

@@ -19,6 +19,7 @@ import keras
 
 from fitpipe.columnar import recycling
 from fitpipe.errors import FitpipeTypeError, message
+from fitpipe.pipeline import check_positive_int
 from fitpipe.schemas import SchemaLike
 from fitpipe.training import arguments
 from fitpipe.training.evaluate_predict import EvaluatePredictMethods
@@ -267,7 +268,8 @@ class Trainer(EvaluatePredictMethods, OnBatchMethods):
             steps_per_epoch: Batches per epoch; default: one pass over the input. Required
                 for infinite inputs; an input that runs out early ends the epoch.
             validation_steps: Batches per validation; default: the whole validation input.
-            validation_batch_size: Rows per validation batch; default: ``batch_size``.
+            validation_batch_size: Rows per validation batch of arrays and tables; default:
+                ``batch_size``. Refused for ``validation_data`` that comes in batches.
             validation_freq: Validate every this many epochs, or at the listed 1-based epoch
                 numbers (a list, as tf.keras 2).
             schema: A ``fitpipe.Schema`` naming the feature, target, weight and passthrough
@@ -343,6 +345,7 @@ class Trainer(EvaluatePredictMethods, OnBatchMethods):
         validation_steps = arguments.check_steps(validation_steps, "validation_steps", "fit")
         freq = arguments.check_validation_freq(validation_freq)
         callbacks = arguments.check_callbacks(callbacks, "fit")
+        check_positive_int(validation_batch_size, "validation_batch_size", "fit")
         request, options, extra_entries = fit_request(
             self.model,
             x,
@@ -370,11 +373,12 @@ class Trainer(EvaluatePredictMethods, OnBatchMethods):
             validation_steps,
             extra_entries,
             read_validation=runs,
+            val_batch_given=validation_batch_size,
         )
         with closing(train), closing(val):
             finite = finite_check(check)
             settings = FitSettings(
-                epochs, verbose, callbacks, steps_per_epoch, validation_steps, freq, finite
+                epochs, verbose, callbacks, steps_per_epoch, validation_steps, freq, finite, x
             )
             if not runs:  # as Keras: no data read for no epoch, none checked against the model
                 return run_no_epoch(self.model, train, settings, initial_epoch)
