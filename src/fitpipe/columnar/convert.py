@@ -9,7 +9,8 @@ microseconds since the Unix epoch in UTC, whatever their unit and time zone, dur
 of day as int64 microseconds, dates as int64 days (see :mod:`fitpipe.columnar.temporal`). A
 null is an error naming the column and the row, unless the schema declares a fill value for
 the column (a null list row becomes ``fill`` repeated for a ``fixed_size_list``, an empty list
-for a variable-length one).
+for a variable-length one). Nulls are found wherever Arrow holds them: in a dictionary's
+indices or its dictionary, in a list's values, at every level of a nested fixed-size list.
 """
 
 from __future__ import annotations
