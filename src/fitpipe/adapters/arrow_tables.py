@@ -24,6 +24,7 @@ from fitpipe.adapters.base import (
     BatchSource,
     batch_size_or_default,
 )
+from fitpipe.adapters.c_streams import stream_table
 from fitpipe.adapters.capabilities import SourceBase
 from fitpipe.adapters.generators import one_pass_source
 from fitpipe.adapters.row_blocks import rows_of
@@ -209,7 +210,7 @@ class ArrowTableAdapter:
         if isinstance(x, pa.RecordBatch):
             x = pa.Table.from_batches([x])
         elif not isinstance(x, pa.Table):
-            x = pa.table(x)
+            x = stream_table(x, request.caller)
         if request.chunks:
             return table_chunks(x, request, type(request.x).__name__)
         return table_source(x, request, type(request.x).__name__, shard_rows=True)

@@ -9,7 +9,8 @@ microseconds since the Unix epoch in UTC, whatever their unit and time zone, dur
 of day as int64 microseconds, dates as int64 days (see :mod:`fitpipe.columnar.temporal`). A
 null is an error naming the column and the row, unless the schema declares a fill value for
 the column (a null list row becomes ``fill`` repeated for a ``fixed_size_list``, an empty list
-for a variable-length one).
+for a variable-length one). Nulls are found wherever Arrow holds them: in a dictionary's
+indices or its dictionary, in a list's values, at every level of a nested fixed-size list.
 """
 
 from __future__ import annotations
@@ -122,13 +123,19 @@ def _plain(array: pa.Array, name: str, ctx: tuple[str, int, str]) -> pa.Array:
 
 
 def _fixed(array: pa.Array, name: str, schema: Schema, ctx: tuple[str, int, str]) -> np.ndarray:
-    dims = []
+    """A ``fixed_size_list`` column as ``(N, k)`` (nested: ``(N, a, b)``), level by level.
+
+    Each level's nulls are filled (or reported) before it is flattened: ``flatten`` skips
+    a null inner list's values, which would leave too few to reshape.
+    """
+    dims: list[int] = []
     values = array
     while pat.is_fixed_size_list(values.type):
         dims.append(values.type.list_size)
-        values = values.flatten()
-    per_row = int(np.prod(dims))
-    values = _fill_nulls(_plain(values, name, ctx), name, schema, ctx, lambda i: i // per_row)
+        per_row = int(np.prod(dims))
+        values = _fill_nulls(
+            _plain(values.flatten(), name, ctx), name, schema, ctx, lambda i, n=per_row: i // n
+        )
     return _numbers(values).reshape(len(array), *dims)
 
 
@@ -171,7 +178,10 @@ def column_array(column: Any, name: str, schema: Schema, ctx: tuple[str, int, st
         schema: The schema (fill values, padded lengths).
         ctx: ``(source, first_row, caller)`` for error messages.
     """
-    column = _fill_nulls(classic(one_array(column)), name, schema, ctx)
+    column = classic(one_array(column))
+    if pat.is_dictionary(column.type):  # its nulls may be in its dictionary, not its indices
+        column = column.dictionary_decode()
+    column = _fill_nulls(column, name, schema, ctx)
     kind = value_type(column.type)
     if pat.is_fixed_size_list(kind):
         return _fixed(_plain(column, name, ctx), name, schema, ctx)

@@ -10,8 +10,9 @@ truncate toward 1970 instead), and a ``date64`` the day its milliseconds fall in
 unit is multiplied, and a value beyond int64 microseconds (about 292,000 years either side
 of 1970) is an error naming the column and the row, never a wrapped number.
 
-A fill value of such a column is in the same units: an int of microseconds (days for dates),
-converted to the column's own unit before its nulls are filled (:func:`unit_fill`).
+A fill value of such a column is in the same units: a whole number of microseconds (days for
+dates), an int or a float, converted to the column's own unit before its nulls are filled
+(:func:`unit_fill`); one that is no whole count of that unit is refused.
 """
 
 from __future__ import annotations
@@ -114,21 +115,25 @@ def unit_fill(arrow_type: pa.DataType, fill: Any) -> Any:
     """A fill value in the unit of ``arrow_type``'s values, given in converted units.
 
     An int fill of a timestamp, time or duration column is microseconds, of a date column
-    days: it becomes a count of the column's own unit, so that it converts back to itself.
-    Any other fill is returned as it is.
+    days, and so is a float fill that is a whole number: it becomes an int count of the
+    column's own unit, so that it converts back to itself. Any other fill is returned as it is.
 
     Raises:
         ValueError: The fill is not a whole count of the column's unit (e.g. 1,500
-            microseconds for a column in milliseconds).
+            microseconds for a column in milliseconds, 2.5 days), or not finite.
     """
     if not is_converted_temporal(arrow_type) or isinstance(fill, bool):
         return fill
+    unit = "days" if pat.is_date(arrow_type) else "microseconds"
+    if isinstance(fill, float):
+        if not fill.is_integer():  # the column converts to whole microseconds (days)
+            raise ValueError(f"{fill} {unit} is not a whole number of {unit}")
+        fill = int(fill)
     if not isinstance(fill, int):
         return fill
     multiply, divide = _micros_factor(arrow_type)
     if multiply == 1:
         return fill * divide
     if fill % multiply:
-        unit = "days" if pat.is_date(arrow_type) else "microseconds"
         raise ValueError(f"{fill} {unit} is not a whole count of the column's unit")
     return fill // multiply

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import decimal
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -173,8 +174,9 @@ def convertible(arrow_type: pa.DataType) -> bool:
     arrow_type = value_type(arrow_type)
     if _scalar(arrow_type) or is_text(arrow_type):
         return True
-    if pat.is_fixed_size_list(arrow_type):
-        return convertible(arrow_type.value_type)
+    if pat.is_fixed_size_list(arrow_type):  # of fixed shape: no variable-length lists inside
+        inner = value_type(arrow_type.value_type)
+        return not (pat.is_list(inner) or pat.is_large_list(inner)) and convertible(inner)
     if pat.is_list(arrow_type) or pat.is_large_list(arrow_type):
         return _scalar(value_type(arrow_type.value_type))
     return False
@@ -265,8 +267,9 @@ def column_fill(arrow_type: pa.DataType, fill: Any) -> Any:
     """A schema's fill value as a value of ``arrow_type`` (a column's innermost value type).
 
     Fill values are in converted units: a float or str fill of a decimal column is that
-    decimal (the column becomes float64), an int fill of a temporal column microseconds
-    (days for dates, see :func:`~fitpipe.columnar.temporal.unit_fill`).
+    decimal (the column becomes float64), an int fill of a float column a float (checked to
+    be exact by :func:`check_fill`), an int or whole float fill of a temporal column
+    microseconds (days for dates, see :func:`~fitpipe.columnar.temporal.unit_fill`).
 
     Raises:
         ValueError: The fill is no value of the type (Arrow's own checks come after).
@@ -276,7 +279,23 @@ def column_fill(arrow_type: pa.DataType, fill: Any) -> Any:
             return decimal.Decimal(repr(fill) if isinstance(fill, float) else fill)
         except decimal.InvalidOperation as err:
             raise ValueError(f"{fill!r} is not a decimal number") from err
+    if pat.is_floating(arrow_type) and isinstance(fill, int):
+        return float(fill)  # Arrow refuses ints beyond 2**24 for float32, exact or not
     return unit_fill(arrow_type, fill)
+
+
+def _kept(target: pa.DataType, fill: Any, scalar: pa.Scalar) -> bool:
+    """Tells whether ``scalar`` (``fill`` as a value of ``target``) is still ``fill``.
+
+    An int fill must be exact, whatever the column (Arrow truncates 1.5 to 1 for an integer
+    column, and rounds 2049 to 2048 for a float16 one); a float fill of a float column is
+    rounded to its precision, but a finite one beyond its range (an infinity) is refused.
+    """
+    if pat.is_integer(target) or (pat.is_floating(target) and isinstance(fill, int)):
+        return bool(scalar.as_py() == fill)
+    if pat.is_floating(target):
+        return math.isfinite(scalar.as_py()) or not math.isfinite(fill)
+    return True
 
 
 def check_fill(schema: Schema, types: dict[str, pa.DataType], source: str, caller: str) -> None:
@@ -286,9 +305,7 @@ def check_fill(schema: Schema, types: dict[str, pa.DataType], source: str, calle
             continue
         target = fill_type(types[column])
         try:
-            scalar = pa.scalar(column_fill(target, fill), type=target)
-            # Arrow truncates 1.5 to 1 for an integer column: an integer fill must be exact.
-            exact = not pat.is_integer(target) or scalar.as_py() == fill
+            exact = _kept(target, fill, pa.scalar(column_fill(target, fill), type=target))
         except (pa.ArrowException, TypeError, ValueError, OverflowError):
             exact = False
         if not exact:
