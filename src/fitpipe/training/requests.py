@@ -8,7 +8,7 @@ from typing import Any, Literal
 import keras
 import tensorflow as tf
 
-from fitpipe.adapters import AdaptRequest, ArraySource, Mode, registry
+from fitpipe.adapters import AdaptRequest, ArraySource, Mode, registry, supported
 from fitpipe.errors import FitpipeTypeError, FitpipeValueError, message
 from fitpipe.pipeline import (
     Pipeline,
@@ -190,15 +190,16 @@ def validation_pipeline(
     x = strip_absent(model, without_extra_inputs(model, x, extra), "fit")
     y, sample_weight = without_absent_targets(model, y, sample_weight, "fit")
     adapter = registry.find(x, "fit")
+    supports = supported(adapter, AdaptRequest(x=x, schema=schema, caller="fit"))
     request = AdaptRequest(
         x=x,
         y=y,
         sample_weight=sample_weight,
-        batch_size=batch_size if "batch_size" in adapter.supports else None,
+        batch_size=batch_size if "batch_size" in supports else None,
         steps=steps,
         caller="fit",
         mode=Mode.EVALUATE,
-        schema=schema if "schema" in adapter.supports else None,
+        schema=schema if "schema" in supports else None,
         hold_in_memory=distribute.strategy_of(model) is None,
         share=distribute.input_share(model, "fit"),
     )
