@@ -148,3 +148,14 @@ def test_object_ints_beyond_int64_are_a_schema_error_naming_the_column(
     df = frame  # the name the fix uses
     df[name] = eval(fix)  # the suggested fix works
     assert fitpipe.adapt(df, schema=schema).adapter == "pandas"
+
+
+@pytest.mark.parametrize("output", [False, True], ids=["returned", "to-parquet"])
+def test_predict_refuses_a_schema_beside_a_series(output: bool, tmp_path: Any) -> None:
+    trainer = fitpipe.Trainer(keras.Sequential([keras.Input((1,)), keras.layers.Dense(1)]))
+    trainer.compile(optimizer="sgd", loss="mse")
+    series = pd.Series(np.arange(ROWS, dtype="float32"), name="a")
+    kwargs = {"output": str(tmp_path / "p.parquet")} if output else {}
+    with pytest.raises(UnsupportedArgumentError, match="`predict` does not support `schema`"):
+        trainer.predict(series, schema=fitpipe.Schema(features="zzz"), verbose=0, **kwargs)
+    assert not (tmp_path / "p.parquet").exists()

@@ -24,6 +24,7 @@ from fitpipe.adapters import (
     AdaptRequest,
     Chunked,
     batch_size_or_default,
+    check_supported,
     num_rows,
     registry,
     supported,
@@ -61,6 +62,8 @@ def chunks_of(
     """
     x, caller = request.x, request.caller
     adapter = registry.find(x, caller)
+    if request.schema is not None:  # refused where unused (a Series), as `predict` does
+        check_supported(adapter, request, ("schema",))
     schema = as_schema(request.schema, caller) if "schema" in supported(adapter, request) else None
     source = adapted_source(adapter, dataclasses.replace(request, schema=schema, chunks=True))
     if not isinstance(source, Chunked):
