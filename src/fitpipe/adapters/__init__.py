@@ -27,7 +27,7 @@ import dataclasses
 
 from fitpipe.adapters.arrays import ARRAY_FAMILY_SUPPORTS, check_rows, is_pandas
 from fitpipe.adapters.arrays import num_rows as leaf_rows
-from fitpipe.adapters.arrow_tables import ArrowStreamAdapter, ArrowTableAdapter
+from fitpipe.adapters.arrow_tables import TABLE_SUPPORTS, ArrowStreamAdapter, ArrowTableAdapter
 from fitpipe.adapters.base import (
     ADAPT_ARGUMENTS,
     DEFAULT_BATCH_SIZE,
@@ -41,6 +41,7 @@ from fitpipe.adapters.base import (
     Source,
     batch_size_or_default,
     check_supported,
+    supported,
     unsupported,
 )
 from fitpipe.adapters.batch_checks import check_numeric_targets, leaf_names, nesting
@@ -160,6 +161,7 @@ __all__ = [
     "replicas_of",
     "rows_of",
     "set_timing",
+    "supported",
     "take_rows",
     "tensor_dtype_refusal",
     "timing",
@@ -236,7 +238,7 @@ _BUILTINS: tuple[tuple[type[Adapter] | _Lazy, int], ...] = (
             "fitpipe.adapters.pandas_frames:PandasAdapter",
             modules=("pandas",),
             accepts="a pandas DataFrame or Series",
-            supports=ARRAY_FAMILY_SUPPORTS | {"schema"},
+            supports=ARRAY_FAMILY_SUPPORTS | TABLE_SUPPORTS,
             install_hint="pip install pandas",
         ),
         80,

@@ -17,11 +17,12 @@ import tensorflow as tf
 
 from fitpipe.adapters.base import AdaptRequest, ArraySource, Mode
 from fitpipe.adapters.capabilities import SourceBase
+from fitpipe.adapters.frame_arrays import check_frame, frame_fix, pandas_array, unmasked
 from fitpipe.adapters.numbers import complex_error, dtype_refusal, tensor_dtype_refusal
 from fitpipe.adapters.sparse import is_sparse_array, to_sparse_tensor
 from fitpipe.adapters.torch_tensors import is_torch_tensor, torch_to_numpy
 from fitpipe.errors import DataMismatchError, FitpipeTypeError, FitpipeValueError, message, raw
-from fitpipe.schemas import column_listing, find_namedtuple
+from fitpipe.schemas import find_namedtuple
 
 __all__ = [
     "ARRAY_FAMILY_SUPPORTS",
@@ -97,45 +98,14 @@ def num_rows(leaf: Any) -> int:
     return int(leaf.shape[0])
 
 
-def _frame_fix(path: str, dropped: list[str]) -> str:
-    drop = f"`{path}.drop(columns={dropped!r})`" if dropped else f"`{path}[[...feature columns]]`"
-    return (
-        f"Select the feature columns, e.g. {drop}, or pass `schema=` to read the frame's "
-        "columns by role, e.g. `schema={'features': [...], 'targets': 'label', "
-        "'passthrough': ['id']}` (globs such as 'px*' select many columns)"
-    )
-
-
-def _check_frame(value: Any, caller: str, path: str) -> None:
-    """Refuses a DataFrame that mixes numeric and non-numeric columns, naming the latter."""
-    dtypes = getattr(value, "dtypes", None)
-    if getattr(value, "ndim", 1) != 2 or dtypes is None:
-        return
-    kinds = [(str(c), getattr(dt, "kind", "O")) for c, dt in dtypes.items()]
-    other = [c for c, kind in kinds if kind not in "biuf"]
-    names = [c for c, _ in kinds]
-    if not other or len(other) == len(kinds):
-        return  # all numbers, or all text (a text input): one array
-    shown = other[:8] + ([f"... and {len(other) - 8} more"] if len(other) > 8 else [])
-    raise FitpipeTypeError(
-        message(
-            caller,
-            f"cannot read `{path}`, a pandas DataFrame with non-numeric columns {shown}, "
-            "as one array",
-            "Without a schema a DataFrame is one 2-D input, so its columns must all be "
-            "numbers (or all strings)",
-            _frame_fix(path, other if len(other) <= 8 else []),
-            **{path: raw(f"DataFrame of shape {value.shape} with columns {column_listing(names)}")},
-        )
-    )
-
-
 def _to_numpy(value: Any, caller: str, path: str) -> Any:
     """``value`` as a NumPy array (a string tensor for arrays of Python strings)."""
     if is_pandas(value):
-        _check_frame(value, caller, path)
-        array = value.to_numpy()
+        check_frame(value, caller, path)
+        array = pandas_array(value, caller, path)
     else:
+        if isinstance(value, np.ma.MaskedArray):  # an isinstance check: ndarrays pass as they are
+            value = unmasked(value, caller, path)
         try:
             array = _torch_array(value) if is_torch_tensor(value) else np.asarray(value)
         except (ValueError, TypeError) as err:
@@ -191,11 +161,16 @@ def _object_to_text(array: np.ndarray, caller: str, path: str, original: Any) ->
         )
     kinds = sorted({type(v).__name__ for v in flat[:1000]})
     fix = (
-        "Convert it, e.g. `np.asarray(x, dtype='float32')` for numbers or `dtype=str` for "
-        "text, or replace None/NaN objects"
+        f"Convert it, e.g. `np.asarray({path}, dtype='float32')` for numbers or `dtype=str` "
+        "for text, or replace None/NaN objects"
     )
+    if all(isinstance(v, (np.ndarray, list, tuple)) for v in flat[:1000]):
+        fix = (
+            f"Stack its rows into one array, e.g. `np.stack({path})` (rows of unequal "
+            "lengths: pad them first)"
+        )
     if is_pandas(original) and getattr(original, "ndim", 1) == 2:
-        fix = _frame_fix(path, [])
+        fix = frame_fix(path, [])
     raise FitpipeTypeError(
         message(
             caller,

@@ -169,19 +169,49 @@ def frame_table(frame: Any, schema: Schema, caller: str, mode: Mode) -> pa.Table
     positions = {name: i for i, name in enumerate(names)}
     part = frame.iloc[:, [positions[c] for c in used]]
     part.columns = used
+    return _frame_arrow(part, caller)
+
+
+def _frame_arrow(part: Any, caller: str) -> pa.Table:
+    """The frame's columns as an Arrow table; big-endian NumPy columns byte-swapped first.
+
+    Arrow takes native byte order only; a big-endian column (``'>f8'``: network-order data,
+    FITS, HDF5) is swapped once, as NumPy converts it for the array path.
+
+    Raises:
+        SchemaError: Arrow cannot convert a column (named, with a cast that fixes it).
+    """
+    swapped = {
+        c: dt.newbyteorder("=")
+        for c, dt in part.dtypes.items()
+        if isinstance(dt, np.dtype) and not dt.isnative
+    }
+    if swapped:
+        part = part.astype(swapped)
     try:
         return pa.Table.from_pandas(part, preserve_index=False)
-    except (pa.ArrowException, ValueError, TypeError) as err:
+    except (pa.ArrowException, ValueError, TypeError, OverflowError) as err:
+        column = _failing_column(part)
         raise SchemaError(
             message(
                 caller,
-                f"cannot convert the pandas.DataFrame's columns to Arrow ({err})",
+                f"cannot convert the pandas.DataFrame's column {column!r} to Arrow ({err})",
                 f"Columns used for training are {EXPECTED_TYPES}; an object column holds "
-                "values of one type",
-                "Cast the column named above, e.g. `df[column].astype('float32')`",
-                columns=used,
+                "values of one type, integers within int64",
+                f"Cast the column, e.g. `df[{column!r}].astype('float32')`",
+                columns=list(part.columns),
             )
         ) from err
+
+
+def _failing_column(part: Any) -> str:
+    """The first column Arrow cannot convert alone (on the error path only)."""
+    for column in part.columns:
+        try:
+            pa.Array.from_pandas(part[column])
+        except (pa.ArrowException, ValueError, TypeError, OverflowError):
+            return str(column)
+    return str(part.columns[0])
 
 
 def _exports_stream(x: Any) -> bool:

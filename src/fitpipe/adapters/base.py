@@ -41,6 +41,7 @@ __all__ = [
     "Source",
     "batch_size_or_default",
     "check_supported",
+    "supported",
     "unsupported",
 ]
 
@@ -83,7 +84,7 @@ _WHY_UNSUPPORTED = {
     "batch_size": "the input already yields batches",
     "validation_split": "rows cannot be set apart from an input that is read once in batches",
     "split_by": "rows are set apart by key only from rows in memory, Arrow tables and Parquet",
-    "schema": "a schema selects columns of Arrow or Parquet data",
+    "schema": "a schema selects columns of Arrow or Parquet data and pandas DataFrames",
     "class_weight": "this input cannot be weighted by class",
     "steps": "this input has a fixed number of rows",
     "shuffle": "the input fixes its own order",
@@ -95,7 +96,8 @@ _HOW_TO_FIX = {
     "batch_size": "Drop `batch_size`, or batch the input yourself",
     "validation_split": "Pass `validation_data` instead",
     "split_by": "Split the data by key yourself and pass `validation_data`",
-    "schema": "Drop `schema`, or pass an Arrow table, Parquet path or Arrow stream",
+    "schema": "Drop `schema`, or pass columnar data: a pandas DataFrame (a Series: "
+    "`x.to_frame()`), an Arrow table, a Parquet path or an Arrow stream",
 }
 
 
@@ -321,7 +323,10 @@ class Adapter(Protocol):
         name: The registered name (unique in the registry).
         accepts: What the adapter takes, in words, for the "no adapter" error.
         supports: The optional arguments of ``adapt``/``fit`` the adapter honours,
-            among :data:`ADAPT_ARGUMENTS`.
+            among :data:`ADAPT_ARGUMENTS`. An adapter whose arguments depend on the request
+            (a pandas DataFrame read by ``schema`` names its targets there, so refuses
+            ``y``) also defines ``supports_for(request)``, which :func:`supported` asks;
+            ``supports`` is then every argument it may honour.
 
     """
 
@@ -380,6 +385,19 @@ def unsupported(
     )
 
 
+def supported(adapter: Adapter, request: AdaptRequest) -> frozenset[str]:
+    """The arguments ``adapter`` honours for ``request``.
+
+    ``adapter.supports_for(request)`` when the adapter defines it (what it honours depends
+    on the request, e.g. on whether a schema is given), else ``adapter.supports``.
+    """
+    supports_for = getattr(adapter, "supports_for", None)
+    if supports_for is None:
+        return adapter.supports
+    found: frozenset[str] = supports_for(request)
+    return found
+
+
 def check_supported(
     adapter: Adapter,
     request: AdaptRequest,
@@ -399,12 +417,13 @@ def check_supported(
         UnsupportedArgumentError: For the first unsupported argument given.
 
     """
+    supports = supported(adapter, request)
     for name in names:
-        if name in adapter.supports:
+        if name in supports:
             continue
         why = _WHY_UNSUPPORTED.get(name, "this input does not use it")
         fix = _HOW_TO_FIX.get(name, f"Drop the `{name}` argument")
-        if name in ("y", "sample_weight") and "schema" in adapter.supports:
+        if name in ("y", "sample_weight") and "schema" in supports:
             role = "targets" if name == "y" else "sample_weight"
             why = "columnar data names its target and weight columns in the schema"
             fix = f"Name the column in the schema, e.g. `fitpipe.Schema(..., {role}=...)`"

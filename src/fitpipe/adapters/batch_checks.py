@@ -25,6 +25,7 @@ __all__ = [
     "nesting",
     "outline",
     "signature_of",
+    "string_targets_error",
 ]
 
 _ROLES = ("x", "y", "sample_weight")
@@ -57,16 +58,21 @@ def check_numeric_targets(y: Any, caller: str) -> None:
         FitpipeTypeError: When a target leaf holds strings.
     """
     if any(_is_text(leaf) for leaf in tf.nest.flatten(y)):
-        raise FitpipeTypeError(
-            message(
-                caller,
-                "got string targets `y`",
-                "The loss, and `class_weight`'s class indices, read targets as numbers: "
-                "float or integer values",
-                "Encode the targets as numbers (class indices or one-hot)",
-                y=raw("data of dtype string"),
-            )
+        raise string_targets_error(caller)
+
+
+def string_targets_error(caller: str) -> FitpipeTypeError:
+    """The error for string targets (:func:`check_numeric_targets`'s, and ``"balanced"``'s)."""
+    return FitpipeTypeError(
+        message(
+            caller,
+            "got string targets `y`",
+            "The loss, and `class_weight`'s class indices, read targets as numbers: "
+            "float or integer values",
+            "Encode the targets as numbers (class indices or one-hot)",
+            y=raw("data of dtype string"),
         )
+    )
 
 
 def _paths(value: Any, path: str) -> list[str]:

@@ -34,6 +34,9 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import numpy as np
 
+from fitpipe.adapters.batch_checks import string_targets_error
+from fitpipe.errors import FitpipeValueError, message, raw
+
 if TYPE_CHECKING:
     import tensorflow as tf
 
@@ -272,7 +275,7 @@ class ClassCountable(Protocol):
         ...
 
 
-def class_counts(y: Any) -> dict[int, int]:
+def class_counts(y: Any, caller: str = "fit", first: int = 0) -> dict[int, int]:
     """Rows (time steps for temporal targets) per class of one target's values.
 
     Targets of rank 1, or with a final dimension of 1, are sparse labels (floats rounded);
@@ -281,14 +284,43 @@ def class_counts(y: Any) -> dict[int, int]:
 
     Args:
         y: One target's values: an array or a dense tensor.
+        caller: The public method, for messages.
+        first: The row number of ``y``'s first row, for messages.
 
     Returns:
         ``{class: count}`` for every class present, in class order.
+
+    Raises:
+        FitpipeTypeError: The targets are strings (class labels not yet encoded).
+        FitpipeValueError: A target is NaN (no class).
     """
     values = np.asarray(y)
+    if values.dtype.kind in "OUST":  # strings (objects: Arrow strings, a string tensor)
+        raise string_targets_error(caller)
+    if values.dtype.kind == "f":
+        _check_no_nan(values, caller, first)
     if values.ndim >= 2:
         values = values[..., 0] if values.shape[-1] == 1 else values.argmax(axis=-1)
     if values.dtype.kind == "f":
         values = np.round(values)
     classes, counts = np.unique(values.astype(np.int64).ravel(), return_counts=True)
     return {int(c): int(n) for c, n in zip(classes, counts, strict=True)}
+
+
+def _check_no_nan(values: np.ndarray, caller: str, first: int) -> None:
+    """Refuses NaN targets, which no class is (cast to int64, NaN became a made-up class)."""
+    nan = np.isnan(values)
+    if not nan.any():
+        return
+    row = first + int(np.argwhere(nan)[0][0])
+    raise FitpipeValueError(
+        message(
+            caller,
+            f'cannot count the classes for `class_weight="balanced"`: the target at row '
+            f"{row} is NaN",
+            "Balanced weights count the rows of each class; a NaN target is no class",
+            "Drop or fill the rows whose target is NaN, e.g. `keep = ~np.isnan(y)` and pass "
+            "`x[keep], y[keep]`",
+            y=raw(f"{int(nan.sum())} NaN target(s), the first at row {row}"),
+        )
+    )

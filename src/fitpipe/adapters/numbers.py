@@ -43,7 +43,7 @@ def is_number_dtype(dtype: np.dtype) -> bool:
         dtype: A NumPy dtype, ``ml_dtypes`` ones included.
     """
     if not _ml_dtype(dtype):
-        return dtype.kind in _NUMPY_KINDS
+        return dtype.kind in _NUMPY_KINDS and dtype.type is not np.longdouble
     return _tensorflow_computes(dtype)
 
 
@@ -73,8 +73,8 @@ def unusable_dtype(dtype: np.dtype) -> str | None:
         return None
     if dtype.kind == "c":
         return "complex"
-    if _ml_dtype(dtype):
-        return "tensorflow"  # an ml_dtypes number TensorFlow cannot compute with
+    if _ml_dtype(dtype) or dtype.type is np.longdouble:
+        return "tensorflow"  # ml_dtypes numbers and long doubles TensorFlow cannot take
     return "other"
 
 
@@ -136,11 +136,12 @@ def dtype_refusal(path: str, dtype: np.dtype, sparse: bool = False) -> tuple[str
         "floats, and ml_dtypes' bfloat16)"
     )
     if why == "tensorflow":
+        cast = "float64" if dtype.type is np.longdouble else "float32"
         return (
             f"cannot use {noun}`{path}` of dtype {dtype}, which TensorFlow cannot batch and "
             "cast to floats",
             f"Inputs hold {numbers}" + ("" if sparse else ", booleans or strings"),
-            f"Convert it first, e.g. `{path}.astype('float32')` (Keras casts floats to "
+            f"Convert it first, e.g. `{path}.astype('{cast}')` (Keras casts floats to "
             "float32 anyway)",
         )
     if sparse:
@@ -152,9 +153,24 @@ def dtype_refusal(path: str, dtype: np.dtype, sparse: bool = False) -> tuple[str
     return (
         f"cannot use `{path}` of dtype {dtype}",
         "Inputs must be numbers, booleans or strings",
-        "Convert it first, e.g. datetimes to microseconds with "
-        "`.astype('datetime64[us]').astype('int64')`",
+        _other_fix(path, dtype),
     )
+
+
+def _other_fix(path: str, dtype: np.dtype) -> str:
+    """How to convert an array of a dtype that is no number, boolean or string."""
+    if dtype.names is not None:
+        return (
+            "Pass its fields as one array, e.g. "
+            f"`np.stack([{path}[name] for name in {path}.dtype.names], axis=-1)`, or as named "
+            f"inputs, `{{name: {path}[name] for name in {path}.dtype.names}}`"
+        )
+    if dtype.kind in "mM":
+        return (
+            "Convert it first, e.g. datetimes to microseconds with "
+            "`.astype('datetime64[us]').astype('int64')`"
+        )
+    return f"Convert it first, e.g. `{path}.astype('float32')`"
 
 
 def tensor_dtype_refusal(

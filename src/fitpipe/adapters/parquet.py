@@ -162,7 +162,8 @@ class _Reader:
                 ctx = (span.piece.source, span.piece.start + span.lo + offset, self.caller)
                 y = role_arrays(table, self.schema.targets, self.schema, ctx)
                 for key, leaf in y.items() if isinstance(y, dict) else [(None, y)]:
-                    totals.setdefault(key, Counter()).update(class_counts(leaf))
+                    found = class_counts(leaf, self.caller, ctx[1])
+                    totals.setdefault(key, Counter()).update(found)
                 offset += table.num_rows
         return {key: dict(sorted(found.items())) for key, found in totals.items()}
 

@@ -17,7 +17,7 @@ import weakref
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any, TypeVar, overload
 
-from fitpipe.adapters.base import Adapter, AdaptRequest
+from fitpipe.adapters.base import Adapter, AdaptRequest, supported
 from fitpipe.adapters.capabilities import SourceBase
 from fitpipe.adapters.hints import no_adapter_message
 from fitpipe.adapters.registration import check_priority, check_protocol, check_replace
@@ -121,6 +121,10 @@ class LazyAdapter:
     def can_adapt(self, x: Any) -> bool:
         """Declines objects of other libraries without importing anything."""
         return self._from_library(x) and self.load().can_adapt(x)
+
+    def supports_for(self, request: AdaptRequest) -> frozenset[str]:
+        """The real adapter's arguments for ``request`` (see :func:`.supported`)."""
+        return supported(self.load(request.caller), request)
 
     def adapt(self, request: AdaptRequest) -> SourceBase:
         """Delegates to the real adapter."""

@@ -31,6 +31,7 @@ from fitpipe.adapters import (
     check_supported,
     read_when_asked,
     registry,
+    supported,
     unsupported,
 )
 from fitpipe.errors import FitpipeTypeError, FitpipeValueError, FitpipeWarning, message, warn
@@ -106,9 +107,10 @@ def adapt_source(
     values = {} if options is None else options.given()
     named = set(request.given()) | set(values)
     given = tuple(name for name in GIVEN_ORDER if name in named)
-    if request.shuffle == "batch" and "shuffle" not in adapter.supports:
+    supports = supported(adapter, request)
+    if request.shuffle == "batch" and "shuffle" not in supports:
         raise _no_batch_shuffle(adapter, request)
-    if "shuffle" in given and "shuffle" not in adapter.supports:
+    if "shuffle" in given and "shuffle" not in supports:
         if warn_ignored:
             warn(
                 f"`{request.caller}` ignores `shuffle=True` for {adapter.accepts}: the input "

@@ -61,7 +61,7 @@ Counts = dict[TargetKey, dict[int, int]]
 def _count(source: Source, class_weight: Any, caller: str) -> Counts:
     """Class counts of every target: from rows held in memory, or the source's own pass."""
     if isinstance(source, ArraySource):
-        return {key: class_counts(leaf) for key, leaf in target_leaves(source.y)}
+        return {key: class_counts(leaf, caller) for key, leaf in target_leaves(source.y)}
     if isinstance(source, ClassCountable):
         counts: Counts = source.count_classes()
         return counts

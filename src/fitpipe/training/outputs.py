@@ -20,7 +20,15 @@ import pyarrow as pa
 import pyarrow.fs as pafs
 import tensorflow as tf
 
-from fitpipe.adapters import AdaptRequest, Chunked, batch_size_or_default, num_rows, registry
+from fitpipe.adapters import (
+    AdaptRequest,
+    Chunked,
+    batch_size_or_default,
+    check_supported,
+    num_rows,
+    registry,
+    supported,
+)
 from fitpipe.columnar import classic_table, is_uri, uri_info, write_atomically
 from fitpipe.errors import FitpipeTypeError, FitpipeValueError, message
 from fitpipe.pipeline import adapted_source
@@ -54,7 +62,9 @@ def chunks_of(
     """
     x, caller = request.x, request.caller
     adapter = registry.find(x, caller)
-    schema = as_schema(request.schema, caller) if "schema" in adapter.supports else None
+    if request.schema is not None:  # refused where unused (a Series), as `predict` does
+        check_supported(adapter, request, ("schema",))
+    schema = as_schema(request.schema, caller) if "schema" in supported(adapter, request) else None
     source = adapted_source(adapter, dataclasses.replace(request, schema=schema, chunks=True))
     if not isinstance(source, Chunked):
         source.close()

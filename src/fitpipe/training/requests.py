@@ -9,7 +9,7 @@ from typing import Any, Literal
 import keras
 import tensorflow as tf
 
-from fitpipe.adapters import AdaptRequest, ArraySource, Mode, registry
+from fitpipe.adapters import AdaptRequest, ArraySource, Mode, registry, supported
 from fitpipe.adapters.base import Adapter
 from fitpipe.errors import (
     FitpipeError,
@@ -243,17 +243,18 @@ def _validation_pipeline(
     x = strip_absent(model, without_extra_inputs(model, x, extra), "fit")
     y, sample_weight = without_absent_targets(model, y, sample_weight, "fit")
     adapter = registry.find(x, "fit")
-    if batch_given is not None and "batch_size" not in adapter.supports:
+    supports = supported(adapter, AdaptRequest(x=x, schema=schema, caller="fit"))
+    if batch_given is not None and "batch_size" not in supports:
         raise _batched_validation(adapter, batch_given, data)
     request = AdaptRequest(
         x=x,
         y=y,
         sample_weight=sample_weight,
-        batch_size=batch_size if "batch_size" in adapter.supports else None,
+        batch_size=batch_size if "batch_size" in supports else None,
         steps=steps,
         caller="fit",
         mode=Mode.EVALUATE,
-        schema=schema if "schema" in adapter.supports else None,
+        schema=schema if "schema" in supports else None,
         hold_in_memory=distribute.strategy_of(model) is None,
         share=distribute.input_share(model, "fit"),
     )
