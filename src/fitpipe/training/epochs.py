@@ -67,13 +67,11 @@ def no_step_error(caller: str, x: Any) -> FitpipeValueError:
     ``fit``'s when the first epoch it runs gets no batch (a later one that gets none ends
     training with :func:`warn_no_step`).
     """
-    results = "train on" if caller == "fit" else "compute its results from"
     return FitpipeValueError(
         message(
             caller,
             "ran no step: the input gave no batch",
-            f"`{caller}` needs at least one batch to {results} (a result from no data would "
-            "be made up)",
+            f"`{caller}` needs at least one batch (a result from no data would be made up)",
             "Check that the input is not empty or already consumed (a Python generator can be "
             "iterated only once)",
             x=x,

@@ -9,8 +9,7 @@ from typing import Any, Literal
 import keras
 import tensorflow as tf
 
-from fitpipe.adapters import AdaptRequest, ArraySource, Mode, registry, supported
-from fitpipe.adapters.base import Adapter
+from fitpipe.adapters import Adapter, AdaptRequest, ArraySource, Mode, registry, supported
 from fitpipe.errors import (
     FitpipeError,
     FitpipeTypeError,
