@@ -17,7 +17,7 @@ from fitpipe.errors import DataMismatchError, FitpipeError, FitpipeTypeError, me
 from fitpipe.pipeline import Pipeline
 from fitpipe.schemas import Mode
 from fitpipe.training.absent_inputs import optional_inputs, restore_absent
-from fitpipe.training.absent_targets import check_absent_targets
+from fitpipe.training.absent_targets import check_absent_targets, restored_targets, target_layout
 from fitpipe.training.nested_inputs import nested_structure, nests_deeper, structured_pairs
 from fitpipe.training.spec_dtypes import check_complex_targets, check_spec_dtypes
 from fitpipe.training.weight_shapes import check_weight_shapes, weighted_outputs
@@ -269,11 +269,12 @@ def check_model_targets(
                 y=None,
             )
         )
+    # the targets (and weights) left out before adaptation back, as None: as the step has them
+    y, weights = restored_targets(target_layout(model), (*element_spec[1:], None)[:2])
     check_absent_targets(model, y, caller)
     leaves = tf.nest.flatten(y)
     check_numeric_targets(y, caller)
     check_complex_targets(element_spec, caller)
-    weights = element_spec[2] if len(element_spec) > 2 else None
     _check_weights(y, weights, caller)
     check_weight_shapes(weighted_outputs(model, y, weights), caller, class_weight)
     outputs = _outputs(model)
