@@ -12,8 +12,10 @@ so every target keeps its position or key:
 * a list or tuple ``y`` (one entry per output) with None entries becomes a dict of its
   present entries by position (``{0: ya, 2: yc}``), back as a list ``[ya, None, yc]``;
 * a dict ``y`` loses its None entries, back as None for the outputs without a loss;
-* ``sample_weight`` nested as ``y`` goes the same way: its None entries, and those of the
-  targets left out, are left out and come back as None.
+* ``sample_weight`` nested as ``y`` goes the same way: the entries of the targets left out,
+  and in a list its own None entries, are left out and come back as None; a dict's None
+  weights of a present target become weights of 1 (what Keras' loss and weighted metrics
+  compute without weights), so that its keys still nest as ``y``'s.
 
 Batches of generators and ``tf.data`` carry absent targets as absent values, None in the
 step. A None target for an output that has a loss is refused before any step (Keras fails
@@ -28,6 +30,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from fitpipe.adapters import nesting
@@ -80,26 +83,28 @@ def _by_position(structure: Any) -> bool:
     )
 
 
-def restore_targets(layout: TargetLayout, structure: Any, weights: bool = False) -> Any:
+def restore_targets(layout: TargetLayout, structure: Any, named: Any = None) -> Any:
     """``y`` (or ``sample_weight``) with the entries :func:`without_absent_targets` left out.
 
     Args:
         layout: The model's :func:`target_layout`.
         structure: The targets (tensors or their specs), maybe without some entries.
-        weights: ``structure`` is ``sample_weight``: a dict gets None for every output it
-            does not name (not only those without a loss).
+        named: For weights, the targets as they came (before their own restoration): a dict
+            of weights gets back only the entries left out with those targets.
 
     Returns:
         A dict by position back as a list of one entry per output, None where left out; a
-        dict by name with None for the outputs without a loss (any output, for weights)
-        that it does not name; anything else as it is.
+        dict by name with None for the outputs without a loss that it (and, for weights,
+        the targets) does not name; anything else as it is.
     """
     if _by_position(structure):
         return [structure.get(i) for i in range(max(layout.outputs, max(structure) + 1))]
     if not isinstance(structure, Mapping) or not structure:
         return structure
-    missing = (set(layout.names) if weights else layout.lossless) - set(structure)
-    if not missing or (weights and not set(structure) <= set(layout.names)):
+    missing = layout.lossless - set(structure)
+    if named is not None:
+        missing = missing - set(named) if isinstance(named, Mapping) else frozenset()
+    if not missing:
         return structure
     return {**structure, **{name: None for name in layout.names if name in missing}}
 
@@ -108,7 +113,8 @@ def restored_targets(layout: TargetLayout, parts: tuple[Any, ...]) -> tuple[Any,
     """``(y, sample_weight, ...)`` of a batch with their absent entries back (see above)."""
     if len(parts) < 2:
         return (restore_targets(layout, parts[0]),) if parts else parts
-    return (restore_targets(layout, parts[0]), restore_targets(layout, parts[1], True), *parts[2:])
+    y, weights = parts[0], parts[1]
+    return (restore_targets(layout, y), restore_targets(layout, weights, y), *parts[2:])
 
 
 def _keys(y: Any) -> list[Any]:
@@ -220,14 +226,30 @@ def _without(structure: Any, absent: list[Any]) -> Any:
 def _weights_without(sample_weight: Any, y: Any, absent: list[Any]) -> Any:
     """The weights without the entries of the targets left out, and their None entries."""
     if isinstance(y, Mapping) and isinstance(sample_weight, Mapping):
-        nones = [key for key, value in sample_weight.items() if value is None]
-        left = _without(sample_weight, [*absent, *nones])
+        left = {
+            key: _unweighted(y[key]) if value is None and key in y else value
+            for key, value in _without(sample_weight, absent).items()
+        }
+        left = {key: value for key, value in left.items() if value is not None}
     elif isinstance(y, (list, tuple)) and _same_length(sample_weight, y):
         nones = [i for i, value in enumerate(sample_weight) if value is None]
         left = _without(sample_weight, sorted({*absent, *nones}))
     else:
         return sample_weight
     return left if left or not sample_weight else None  # all None: unweighted, as in Keras
+
+
+def _unweighted(target: Any) -> Any:
+    """Weights of 1 for a dict's target weighed by None (as Keras weighs it: not at all).
+
+    A dict of weights keeps its keys (a dict by name has no position to keep); None where
+    the target's rows are not counted (left to the adapters).
+    """
+    rows = getattr(target, "shape", None)
+    count = rows[0] if rows is not None and len(rows) else None
+    if count is None:
+        return None
+    return np.ones((int(count),), dtype=keras.config.floatx())
 
 
 def _same_length(sample_weight: Any, y: Any) -> bool:

@@ -269,8 +269,10 @@ def check_model_targets(
                 y=None,
             )
         )
-    # the targets (and weights) left out before adaptation back, as None: as the step has them
-    y, weights = restored_targets(target_layout(model), (*element_spec[1:], None)[:2])
+    y, weights = (*element_spec[1:], None)[:2]
+    if isinstance(y, Mapping) or isinstance(weights, Mapping):
+        # the targets (and weights) left out before adaptation back, as None, as the step has
+        y, weights = restored_targets(target_layout(model), (y, weights))
     _check_target_names(model, y, caller)
     check_absent_targets(model, y, caller)
     leaves = tf.nest.flatten(y)
