@@ -168,9 +168,12 @@ LOSSES: dict[str, Any] = {
 }
 
 
-@pytest.mark.parametrize("loss", ["dict", "list"])
-def test_every_entry_point_reads_a_list_with_a_none_target_by_position(loss: str) -> None:
-    y, sw = [YA, None, YC], [SW, None, SW]
+@pytest.mark.parametrize(("loss", "y_form"), [("dict", "list"), ("list", "list"), ("list", "dict")])
+def test_every_entry_point_reads_a_none_target_where_keras_does(loss: str, y_form: str) -> None:
+    y: Any = [YA, None, YC]
+    sw: Any = [SW, None, SW]
+    if y_form == "dict":  # by name, loss and metrics by position (Keras weighs none of it)
+        y, sw = dict(zip("abc", y, strict=True)), None
     compiled = {"optimizer": "sgd", "loss": LOSSES[loss], "metrics": [["accuracy"], [], ["mae"]]}
     reference, twin = _three(), _three()
     reference.compile(**compiled)
