@@ -57,11 +57,14 @@ class TargetLayout:
         outputs: The number of model outputs.
         names: The outputs' names (``model.output_names``), or empty when unknown.
         lossless: The names of the outputs compiled without a loss.
+        stripped: Whether targets may have been left out (the loss of every output is
+            known): a dict by position is then put back as a list, and only then.
     """
 
     outputs: int
     names: tuple[str, ...]
     lossless: frozenset[str]
+    stripped: bool = True
 
 
 def target_layout(model: keras.Model) -> TargetLayout:
@@ -72,7 +75,7 @@ def target_layout(model: keras.Model) -> TargetLayout:
     lossless: frozenset[str] = frozenset()
     if losses is not None and len(names) == len(losses):
         lossless = frozenset(name for name, loss in zip(names, losses, strict=True) if loss is None)
-    return TargetLayout(len(outputs), names, lossless)
+    return TargetLayout(len(outputs), names, lossless, losses is not None)
 
 
 def _by_position(structure: Any) -> bool:
@@ -97,7 +100,7 @@ def restore_targets(layout: TargetLayout, structure: Any, named: Any = None) -> 
         dict by name with None for the outputs without a loss that it (and, for weights,
         the targets) does not name; anything else as it is.
     """
-    if _by_position(structure):
+    if layout.stripped and _by_position(structure):
         return [structure.get(i) for i in range(max(layout.outputs, max(structure) + 1))]
     if not isinstance(structure, Mapping) or not structure:
         return structure
