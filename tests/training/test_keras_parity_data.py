@@ -18,7 +18,8 @@ import pytest
 import tensorflow as tf
 from differential import regression_data
 
-from fitpipe.errors import FitpipeWarning
+import fitpipe
+from fitpipe.errors import DataMismatchError, FitpipeWarning
 from fitpipe.testing.keras_diff import assert_structures_close, compile_both, make_twins, run_both
 
 X, Y = regression_data(n=32, d=3)
@@ -367,3 +368,41 @@ def test_capped_steps_keep_the_batch_size(caps: Callable[[int | None, int | None
     trainer.compile(optimizer="sgd", loss="mse")
     with pytest.warns(FitpipeWarning, match="Limiting steps"):
         assert trainer.predict(rows, verbose=0).shape == (64, 1)
+
+
+def _two_outputs() -> keras.Model:
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((3,))
+    return keras.Model(
+        inputs,
+        [keras.layers.Dense(3, name="cls")(inputs), keras.layers.Dense(2, name="reg")(inputs)],
+    )
+
+
+def test_dict_targets_by_unknown_names_are_refused_naming_the_outputs() -> None:
+    # Before: Keras' "Expected float32, but got klass of type 'str'" from inside the step.
+    trainer = fitpipe.Trainer(_two_outputs())
+    trainer.compile(optimizer="sgd", loss=["sparse_categorical_crossentropy", "mse"])
+    y = {"klass": np.zeros((X.shape[0],)), "regr": np.zeros((X.shape[0], 2))}
+    with pytest.raises(
+        DataMismatchError,
+        match=r"names of no model output \(\['klass', 'regr'\]\).*\['cls', 'reg'\].*"
+        r"Received: y=dict with keys",
+    ):
+        trainer.fit(X, y, verbose=0)
+
+
+@pytest.mark.parametrize(
+    ("y", "received"),
+    [
+        ([np.zeros((16,))], r"Received: y=1 target array\(s\)$"),
+        ([np.zeros((16,)), np.zeros((16, 3))], r"Received: y=targets of shape \(\w+, 3\)$"),
+    ],
+    ids=["count", "width"],
+)
+def test_target_mismatches_label_what_was_received_y(y: list[Any], received: str) -> None:
+    # Before: "Received: x=1 target array(s) in y" (the targets labelled x).
+    trainer = fitpipe.Trainer(_two_outputs())
+    trainer.compile(optimizer="sgd", loss=["sparse_categorical_crossentropy", "mse"])
+    with pytest.raises(DataMismatchError, match=received):
+        trainer.fit(X[:16], y, verbose=0)

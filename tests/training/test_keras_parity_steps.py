@@ -279,3 +279,46 @@ def test_custom_steps_get_batches_nested_as_in_keras(x: Any) -> None:
     # Keras 3.15 hands `predict_on_batch`'s step `(x,)`, unlike `predict`'s; fitpipe hands
     # both the same batch, so one `predict_step` serves both.
     assert seen["fitpipe"][0] == seen["keras"][1]
+
+
+class NestedLogs(keras.Model):
+    """Returns its logs with a nested dict (whose key sorts after ``loss``)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.dense = keras.layers.Dense(1)
+
+    def call(self, x: Any) -> Any:
+        return self.dense(x)
+
+    def train_step(self, data: Any) -> Any:
+        x, y = data[0], data[1]
+        with tf.GradientTape() as tape:
+            loss = self.compute_loss(x=x, y=y, y_pred=self(x, training=True))
+        grads = tape.gradient(loss, self.trainable_variables)
+        self.optimizer.apply(grads, self.trainable_variables)
+        return {"loss": loss, "nested": {"a_inner": loss + 1.0}}
+
+    def test_step(self, data: Any) -> Any:
+        x, y = data[0], data[1]
+        loss = self.compute_loss(x=x, y=y, y_pred=self(x, training=False))
+        return {"loss": loss, "nested": {"a_inner": loss + 1.0}}
+
+
+def test_history_keeps_the_keys_of_nested_logs_where_keras_does() -> None:
+    # Before: ['a_inner', 'loss', ...] (the nested entries flattened, then sorted again).
+    def build() -> keras.Model:
+        keras.utils.set_random_seed(1)
+        model = NestedLogs()
+        model(X[:1])
+        return model
+
+    reference, twin = build(), build()
+    twin.set_weights(reference.get_weights())
+    options = {"batch_size": 8, "epochs": 2, "shuffle": False, "verbose": 0}
+    for model in (reference, twin):
+        model.compile(optimizer="sgd", loss="mse")
+    expected = reference.fit(X, Y, validation_data=(X, Y), **options).history
+    got = fitpipe.Trainer(twin).fit(X, Y, validation_data=(X, Y), **options).history
+    assert list(got) == list(expected) == ["loss", "a_inner", "val_a_inner", "val_loss"]
+    assert got == pytest.approx(expected, rel=1e-5)

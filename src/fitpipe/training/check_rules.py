@@ -200,15 +200,17 @@ def target_leaves(y_spec: Any, model: keras.Model) -> list[int] | None:
     """The model output each flattened target leaf belongs to (None when they do not align)."""
     outputs = getattr(model, "outputs", None) or []
     leaves = tf.nest.flatten(y_spec)
-    if len(leaves) != len(outputs):
-        return None
-    if isinstance(y_spec, Mapping):
+    if isinstance(y_spec, Mapping) and y_spec:  # by name, or by position (absent targets left out)
         names = list(getattr(model, "output_names", None) or [])
         order = sorted(y_spec)  # tf.nest flattens a dict by sorted key
-        if set(order) != set(names):
+        if all(type(key) is int and 0 <= key < len(outputs) for key in order):
+            owners = order
+        elif set(order) <= set(names) and len(names) == len(outputs):
+            owners = [names.index(key) for key in order]
+        else:
             return None
-        return [names.index(key) for key in order]
-    return list(range(len(leaves)))
+        return owners if len(leaves) == len(owners) else None
+    return list(range(len(leaves))) if len(leaves) == len(outputs) else None
 
 
 def label_rules(model: keras.Model, y_spec: Any) -> list[Rule]:

@@ -14,7 +14,8 @@ Keras hands the model's ``train_step``/``test_step``/``predict_step`` batches in
 fitpipe does the same per batch, inside the compiled step: :func:`prepared_step` wraps the
 model's step. Inputs whose optional entries are ``None`` (in a dict, a list or nested) are
 stripped of them before adaptation and the entries are put back, as ``None``, in the step
-(:mod:`fitpipe.training.absent_inputs`).
+(:mod:`fitpipe.training.absent_inputs`); so are the None targets of outputs that need none
+(:mod:`fitpipe.training.absent_targets`).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ import tensorflow as tf
 from fitpipe.errors import FitpipeValueError, message
 from fitpipe.pipeline import ResidentRows
 from fitpipe.training.absent_inputs import dict_input_names, optional_inputs, restore_absent
+from fitpipe.training.absent_targets import restored_targets, target_layout
 
 __all__ = [
     "absent_as_none",
@@ -43,19 +45,6 @@ __all__ = [
     "same_spec",
     "without_extra_inputs",
 ]
-
-
-def lossless_output_names(model: keras.Model) -> frozenset[str]:
-    """The names of the outputs compiled without a loss (by a dict ``loss``), if any.
-
-    A dict ``y`` without their keys gets them back as None in the step
-    (:func:`~fitpipe.training.conversions.prepared_step`): Keras' compiled loss reads the
-    dict by the loss's keys, and fails on a missing one ("can't be found").
-    """
-    loss = getattr(model, "loss", None)
-    if not isinstance(loss, Mapping):
-        return frozenset()
-    return frozenset(name for name, value in loss.items() if value is None)
 
 
 def check_extra(extra: Any, caller: str) -> str:
@@ -171,13 +160,6 @@ def _to_floatx(value: Any) -> Any:
     return tf.cast(value, keras.config.floatx())
 
 
-def _restore_lossless(y: Any, lossless: frozenset[str]) -> Any:
-    """A dict ``y`` with None for the outputs compiled without a loss that it left out."""
-    if not isinstance(y, Mapping) or not lossless or lossless <= set(y):
-        return y
-    return {**y, **{name: None for name in sorted(lossless) if name not in y}}
-
-
 def prepared_step(
     step: Callable[[Any], Any], model: keras.Model, cast_floats: bool
 ) -> Callable[[Any], Any]:
@@ -191,7 +173,7 @@ def prepared_step(
     Returns:
         A function of one batch.
     """
-    found, lossless = optional_inputs(model), lossless_output_names(model)
+    found, layout = optional_inputs(model), target_layout(model)
 
     def run(data: Any) -> Any:
         data = absent_as_none(data)
@@ -202,8 +184,8 @@ def prepared_step(
         x = restore_absent(found, data[0])  # absent optional inputs back, as None
         if len(data) == 1 and not isinstance(x, (tuple, list)):
             return step(x)  # Keras hands a lone `x` to the step unwrapped
-        if len(data) > 1:  # a dict `y` left without the targets of outputs with no loss
-            data = (x, _restore_lossless(data[1], lossless), *data[2:])
+        if len(data) > 1:  # targets (and weights) left out before adaptation back, as None
+            data = (x, *restored_targets(layout, data[1:]))
         return step((x, *data[1:]))
 
     return run

@@ -167,7 +167,7 @@ class FitLoop:
             if runner.ran_nothing:  # no metric to report: Keras' "ran out of data", and stop
                 warn_no_step(epoch)
                 break
-            logs = epoch_logs(model, last) if last is not None or restored else {}
+            logs = epoch_logs(model, last, flatten=False) if last is not None or restored else {}
             self.train.on_epoch_end()
             if self.val_runner is not None and self._validates(epoch):
                 self._validate(epoch, self.val_runner, logs)

@@ -17,7 +17,7 @@ from fitpipe.errors import DataMismatchError, FitpipeError, FitpipeTypeError, me
 from fitpipe.pipeline import Pipeline
 from fitpipe.schemas import Mode
 from fitpipe.training.absent_inputs import optional_inputs, restore_absent
-from fitpipe.training.absent_targets import check_absent_targets
+from fitpipe.training.absent_targets import check_absent_targets, restored_targets, target_layout
 from fitpipe.training.nested_inputs import nested_structure, nests_deeper, structured_pairs
 from fitpipe.training.spec_dtypes import check_complex_targets, check_spec_dtypes
 from fitpipe.training.weight_shapes import check_weight_shapes, weighted_outputs
@@ -269,11 +269,15 @@ def check_model_targets(
                 y=None,
             )
         )
+    y, weights = (*element_spec[1:], None)[:2]
+    if isinstance(y, Mapping) or isinstance(weights, Mapping):
+        # the targets (and weights) left out before adaptation back, as None, as the step has
+        y, weights = restored_targets(target_layout(model), (y, weights))
+    _check_target_names(model, y, caller)
     check_absent_targets(model, y, caller)
     leaves = tf.nest.flatten(y)
     check_numeric_targets(y, caller)
     check_complex_targets(element_spec, caller)
-    weights = element_spec[2] if len(element_spec) > 2 else None
     _check_weights(y, weights, caller)
     check_weight_shapes(weighted_outputs(model, y, weights), caller, class_weight)
     outputs = _outputs(model)
@@ -287,9 +291,36 @@ def check_model_targets(
             f"got {len(leaves)} target array(s) for a model with {len(outputs)} outputs",
             f"One target array per output, or per output with a loss: {expected}",
             "Pass `y` as a list (or dict by output name) with one array per output",
-            f"{len(leaves)} target array(s) in y",
+            f"{len(leaves)} target array(s)",
+            "y",
         )
     _check_widths(_paired_outputs(model, outputs, leaves), leaves, caller)
+
+
+def _check_target_names(model: keras.Model, y: Any, caller: str) -> None:
+    """Refuses a flat dict ``y`` with keys that name no model output.
+
+    Keras reads a dict ``y`` by the outputs' names (or the keys of a model's dict of outputs);
+    other keys reach its loss as the targets themselves ("Expected float32, but got ... of
+    type 'str'").
+    """
+    names = list(getattr(model, "output_names", None) or [])
+    if not isinstance(y, Mapping) or not names:
+        return
+    if any(isinstance(value, (Mapping, list, tuple)) for value in y.values()):
+        return  # nested deeper: the model's own structure decides
+    structure = getattr(model, "output", None)
+    known = [*names, *(list(structure) if isinstance(structure, Mapping) else [])]
+    unknown = [key for key in y if key not in known]
+    if unknown:
+        raise _mismatch(
+            caller,
+            f"got targets `y` keyed by names of no model output ({sorted(map(str, unknown))})",
+            f"A dict `y` is keyed by the model's output names: {names}",
+            "Key `y` by the output names, or pass it as a list in the order of the outputs",
+            f"dict with keys {sorted(map(str, y))}",
+            "y",
+        )
 
 
 def _same_layout(y: Any, weights: Any) -> bool:
@@ -363,7 +394,8 @@ def _check_widths(outputs: list[tuple[int, Any]], leaves: list[Any], caller: str
                 f"The model's output {position} has shape {expected}, so its "
                 "targets have the same last dimension (or 1, for class indices)",
                 "Fix the targets' width, or the model's output layer",
-                f"y of shape {found}",
+                f"targets of shape {found}",
+                "y",
             )
 
 

@@ -11,22 +11,27 @@ import numpy as np
 __all__ = ["epoch_logs", "flatten_in_order", "pythonify"]
 
 
-def pythonify(logs: Mapping[str, Any] | None) -> dict[str, Any]:
+def pythonify(logs: Mapping[str, Any] | None, flatten: bool = True) -> dict[str, Any]:
     """Turns tensor values into Python floats (scalars) or NumPy arrays, keys sorted.
 
     Sorted as Keras' own logs are (``return_dict=True`` results, History, callbacks' logs).
+    A nested dict's entries take its key's place; with ``flatten`` False it is kept (Keras'
+    callback list flattens it so, after any ``val_`` entries are added beside it).
     """
     result: dict[str, Any] = {}
     for key, value in sorted((logs or {}).items()):
         if isinstance(value, Mapping):
-            result.update(pythonify(value))
+            if flatten:
+                result.update(pythonify(value))
+            else:
+                result[key] = pythonify(value, flatten=False)
             continue
         array = np.asarray(value)
         result[key] = float(array) if array.ndim == 0 else array
     return result
 
 
-def epoch_logs(model: keras.Model, step_logs: Any) -> dict[str, Any]:
+def epoch_logs(model: keras.Model, step_logs: Any, flatten: bool = True) -> dict[str, Any]:
     """The logs of a finished epoch: the model's metric results when they match the step's.
 
     A custom ``train_step`` may return other keys than the model's metrics; its last logs are
@@ -35,6 +40,9 @@ def epoch_logs(model: keras.Model, step_logs: Any) -> dict[str, Any]:
     Args:
         model: The model.
         step_logs: What the last step returned.
+        flatten: Flatten the dicts a custom step nests (``fit`` leaves them to the callback
+            list, as Keras does: History then keeps their entries where their key sorts
+            among the others, ``val_`` entries included).
 
     Returns:
         Python values by name.
@@ -42,10 +50,10 @@ def epoch_logs(model: keras.Model, step_logs: Any) -> dict[str, Any]:
     """
     metrics = model.get_metrics_result()
     if isinstance(step_logs, Mapping) and set(step_logs) == set(metrics):
-        return pythonify(metrics)
+        return pythonify(metrics, flatten)
     if isinstance(step_logs, Mapping):
-        return pythonify(step_logs)
-    return pythonify(metrics)
+        return pythonify(step_logs, flatten)
+    return pythonify(metrics, flatten)
 
 
 def _metric_names(model: keras.Model) -> list[str]:
