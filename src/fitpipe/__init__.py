@@ -97,16 +97,24 @@ def __getattr__(name: str) -> Any:
 
 
 def __dir__() -> list[str]:
-    return sorted({*globals(), *_LAZY})
+    dunders = (name for name in globals() if name.startswith("__"))
+    return sorted({*__all__, *_SUBMODULES, *dunders})
 
 
 def _run_as_command() -> bool:
     """Whether this process is the ``fitpipe`` command (its script or ``python -m fitpipe.cli``).
 
-    ``python -m`` imports the module's packages while ``sys.argv[0]`` is still ``"-m"``.
+    ``python -m`` imports the module's packages while ``sys.argv[0]`` is still ``"-m"``, for
+    any module: the module run is read from the interpreter's own arguments, so that a
+    package of the user's that imports fitpipe, run with ``python -m pkg.mod``, gets its
+    names at once (``keras.models.load_model`` needs them registered).
     """
     program = _os.path.basename(_sys.argv[0]) if _sys.argv else ""
-    return program in ("fitpipe", "fitpipe.exe", "fitpipe-script.py", "-m")
+    if program == "-m":
+        given = list(getattr(_sys, "orig_argv", []))
+        module = given[given.index("-m") + 1] if "-m" in given[:-1] else ""
+        return module in ("fitpipe.cli", "fitpipe.cli.__main__")
+    return program in ("fitpipe", "fitpipe.exe", "fitpipe-script.py")
 
 
 if not _run_as_command():

@@ -49,8 +49,11 @@ class FitpipeTypeError(FitpipeError, TypeError):
     """An object of a type fitpipe cannot use where it was given."""
 
 
-class NotCompiledError(FitpipeError, RuntimeError):
-    """A training or evaluation method was called before ``compile``."""
+class NotCompiledError(FitpipeError, RuntimeError, ValueError):
+    """A training or evaluation method was called before ``compile``.
+
+    A ``ValueError`` too, as Keras' own error for it ("You must call `compile()`").
+    """
 
 
 class UnsupportedInputError(FitpipeTypeError):

@@ -893,14 +893,14 @@ CASES = [
         received=r"verbose='loud'",
     ),
     case(
-        "predict-verbose-bool",
-        lambda h: predict(h, X, verbose=True),
+        "predict-verbose-negative",
+        lambda h: predict(h, X, verbose=-1),
         ValueError,
         "got an invalid `verbose`",
         caller="predict",
         names=("verbose",),
         expected='"auto", 0',
-        received=r"verbose=True \(of type bool\)",
+        received=r"verbose=-1 \(of type int\)",
     ),
     # ------------------------------------------------------------------------ callbacks
     case(
@@ -1000,7 +1000,7 @@ CASES = [
     case(
         "evaluate-unknown-kwarg",
         lambda h: evaluate(h, X, Y, foo=1),
-        TypeError,
+        ValueError,
         r"unexpected arguments \['foo'\]",
         caller="evaluate",
         names=("foo",),

@@ -29,6 +29,38 @@ def test_training_before_compile_raises_runtime_error(method: str) -> None:
     # Keras refuses too (with a ValueError), so no weights changed anywhere.
     with pytest.raises(ValueError, match="compile"):
         getattr(model, method)(X, Y)
+    # and code written for Keras' error catches fitpipe's
+    with pytest.raises(ValueError, match="needs a compiled model"):
+        getattr(trainer, method)(X, Y)
+
+
+def test_an_unknown_keyword_of_evaluate_is_a_value_error_as_in_keras() -> None:
+    model = dense_model(d=4)
+    model.compile("sgd", "mse")
+    with pytest.raises(ValueError, match="Arguments not recognized"):
+        model.evaluate(X, Y, steps_per_epoch=1, verbose=0)
+    with pytest.raises(
+        fitpipe.errors.FitpipeValueError,
+        match=r"^`evaluate` got unexpected arguments \['steps_per_epoch'\]",
+    ):
+        fitpipe.Trainer(model).evaluate(X, Y, steps_per_epoch=1, verbose=0)
+
+
+@pytest.mark.parametrize("verbose", [False, True])
+@pytest.mark.parametrize("method", ["fit", "evaluate", "predict"])
+def test_verbose_may_be_a_bool_as_in_keras(
+    method: str, verbose: bool, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ref, twin = make_twins(lambda: dense_model(d=4))
+    compile_both(ref, twin, {"optimizer": "sgd", "loss": "mse"})
+    args = (X,) if method == "predict" else (X, Y)
+    want = getattr(ref, method)(*args, verbose=verbose)
+    keras_printed = capsys.readouterr().out
+    got = getattr(fitpipe.Trainer(twin), method)(*args, verbose=verbose)
+    printed = capsys.readouterr().out
+    assert bool(printed) == bool(keras_printed) == verbose
+    if method == "fit":
+        assert got.params["verbose"] == want.params["verbose"]
 
 
 @pytest.mark.parametrize("method", ["fit", "evaluate", "train_on_batch", "test_on_batch"])

@@ -93,7 +93,9 @@ def check_epochs(epochs: Any, initial_epoch: Any) -> tuple[int, int]:
 
 
 def check_verbose(verbose: Any, caller: str) -> int | str:
-    """Checks ``verbose``: ``"auto"``, 0, 1 or 2."""
+    """Checks ``verbose``: ``"auto"``, 0, 1 or 2 (False and True are 0 and 1, as in Keras)."""
+    if isinstance(verbose, bool):
+        return int(verbose)
     if verbose == "auto" or (_is_int(verbose) and verbose in (0, 1, 2)):
         return verbose
     raise _bad(
@@ -201,9 +203,9 @@ def check_bool(value: Any, name: str, caller: str) -> None:
 
 
 def no_extra_arguments(kwargs: dict[str, Any], caller: str) -> None:
-    """Rejects keyword arguments the method does not take."""
+    """Rejects keyword arguments the method does not take (a ``ValueError``, as Keras')."""
     if kwargs:
-        raise FitpipeTypeError(
+        raise FitpipeValueError(
             message(
                 caller,
                 f"got unexpected arguments {sorted(kwargs)}",

@@ -95,7 +95,8 @@ class EvaluatePredictMethods:
             metrics, or a dict with ``return_dict=True``.
 
         Raises:
-            NotCompiledError: When the model is not compiled (a ``RuntimeError``).
+            NotCompiledError: When the model is not compiled (a ``RuntimeError`` and a
+                ``ValueError``, as Keras' own).
             ValueError: On an invalid argument or input (see ``fit``).
             TypeError: On an argument of the wrong type.
 

@@ -59,7 +59,8 @@ class OnBatchMethods:
             scalar, a list, or a dict with ``return_dict=True``.
 
         Raises:
-            NotCompiledError: When the model is not compiled (a ``RuntimeError``).
+            NotCompiledError: When the model is not compiled (a ``RuntimeError`` and a
+                ``ValueError``, as Keras' own).
             ValueError: When the batch does not fit the model or its parts differ in rows.
 
         """
@@ -96,7 +97,8 @@ class OnBatchMethods:
             with ``return_dict=True``.
 
         Raises:
-            NotCompiledError: When the model is not compiled (a ``RuntimeError``).
+            NotCompiledError: When the model is not compiled (a ``RuntimeError`` and a
+                ``ValueError``, as Keras' own).
             ValueError: When the batch does not fit the model or its parts differ in rows.
 
         """

@@ -329,7 +329,8 @@ class Trainer(EvaluatePredictMethods, OnBatchMethods):
             line says it after training.
 
         Raises:
-            NotCompiledError: When the model is not compiled (a ``RuntimeError``).
+            NotCompiledError: When the model is not compiled (a ``RuntimeError`` and a
+                ``ValueError``, as Keras' own).
             ValueError: On an invalid argument or input (``fitpipe.errors``: the message
                 says what failed, what was expected and how to fix it), e.g. no adapter
                 takes ``x``, a column is missing, a null has no fill value, the data does
