@@ -138,11 +138,14 @@ def measured_outputs(model: keras.Model) -> frozenset[int]:
 
     Metrics given per output: a list of one entry per output, or a dict by output name.
     """
-    compiled = getattr(model, "_compile_metrics", None)
+    try:  # Keras' public record of the compile arguments (read only for an absent target)
+        config = model.get_compile_config() or {}
+    except (AttributeError, NotImplementedError, TypeError, ValueError):
+        config = {}
     names = list(getattr(model, "output_names", None) or [])
     found: set[int] = set()
-    for argument in ("_user_metrics", "_user_weighted_metrics"):
-        user = getattr(compiled, argument, None)
+    for argument in ("metrics", "weighted_metrics"):
+        user = config.get(argument) if isinstance(config, Mapping) else None
         if isinstance(user, Mapping):
             found |= {names.index(key) for key, value in user.items() if value and key in names}
         elif isinstance(user, (list, tuple)) and len(user) == len(names) > 1:
