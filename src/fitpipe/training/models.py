@@ -6,13 +6,13 @@ are registered Keras serializables, so ``model.save`` and ``keras.models.load_mo
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import keras
 
 from fitpipe.training.trainer import Trainer
 
-__all__ = ["FitpipeMethods", "Model", "Sequential"]
+__all__ = ["FitpipeMethods", "FunctionalModel", "Model", "Sequential"]
 
 
 class FitpipeMethods:
@@ -121,33 +121,65 @@ def _is_functional_call(args: tuple[Any, ...], kwargs: dict[str, Any]) -> bool:
     )
 
 
-_FUNCTIONAL: list[type] = []
+if TYPE_CHECKING:
+    from keras import Model as _Functional
+else:
+    #: Keras' functional model class, what ``keras.Model(inputs, outputs)`` makes. Keras
+    #: exports no name for it; ``keras.Model.__new__`` called with functional arguments
+    #: returns a bare instance of it (nothing built, no name taken: well under 1 ms).
+    _Functional = type(keras.Model.__new__(keras.Model, None, None))
 
 
-def _functional_class() -> type:
-    """``fitpipe.Model``'s functional flavour: a subclass of it and of Keras' functional model.
+def _make_functional(cls: type) -> type:
+    """Puts :class:`FunctionalModel` in place of :class:`Model` among the bases of ``cls``.
 
-    Keras turns a ``Model`` subclass called with ``(inputs, outputs)`` into a functional model
-    by rewriting the class's bases in place, which would make every later subclass of
-    ``fitpipe.Model`` functional too. fitpipe builds the functional flavour once instead.
+    As Keras' ``inject_functional_model_class`` does for a ``keras.Model`` subclass called
+    with ``(inputs, outputs)``, but stopping at ``fitpipe.Model``: only the user's classes
+    change (Keras' own would rewrite ``fitpipe.Model``'s bases, turning every later
+    subclass of it functional).
     """
-    if not _FUNCTIONAL:
-        probe = keras.Input((1,))
-        functional = type(keras.Model(probe, probe))
-        flavour = type("FunctionalModel", (Model, functional), {"__module__": __name__})
-        registered = keras.saving.register_keras_serializable(package="fitpipe")(flavour)
-        _FUNCTIONAL.append(registered)
-    return _FUNCTIONAL[0]
+    if cls is Model:
+        return FunctionalModel
+    if not issubclass(cls, Model) or issubclass(cls, FunctionalModel):
+        return cls
+    cls.__bases__ = tuple(_make_functional(base) for base in cls.__bases__)
+    return cls
 
 
 @keras.saving.register_keras_serializable(package="fitpipe")
 class Model(FitpipeMethods, keras.Model):
-    """A ``keras.Model`` (functional or subclassed) trained by fitpipe."""
+    """A ``keras.Model`` (functional or subclassed) trained by fitpipe.
+
+    Called with ``(inputs, outputs)`` it is a :class:`FunctionalModel`; a subclass called so
+    (or calling ``super().__init__(inputs, outputs)``) becomes a subclass of it, as a
+    ``keras.Model`` subclass becomes functional in Keras.
+
+    Args:
+        *args: As ``keras.Model``'s: ``(inputs, outputs)`` for a functional model, none for
+            a subclassed one.
+        **kwargs: As ``keras.Model``'s (``inputs``, ``outputs``, ``name``, ``trainable``...).
+    """
 
     def __new__(cls, *args: Any, **kwargs: Any) -> Any:  # noqa: D102
         if cls is Model and _is_functional_call(args, kwargs):
-            return keras.Model.__new__(_functional_class(), *args, **kwargs)
+            return keras.Model.__new__(FunctionalModel, *args, **kwargs)
         return keras.Model.__new__(cls, *args, **kwargs)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        if _is_functional_call(args, kwargs) and not isinstance(self, _Functional):
+            _make_functional(type(self))
+            _Functional.__init__(self, *args, **kwargs)
+        else:
+            super().__init__(*args, **kwargs)
+
+
+@keras.saving.register_keras_serializable(package="fitpipe")
+class FunctionalModel(Model, _Functional):
+    """``fitpipe.Model``'s functional flavour: what ``fitpipe.Model(inputs, outputs)`` makes.
+
+    A subclass of :class:`Model` and of Keras' functional model; defined once at import (and
+    so found by ``keras.models.load_model`` and ``pickle`` in any process).
+    """
 
 
 @keras.saving.register_keras_serializable(package="fitpipe")
