@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import os
 import pickle
 import subprocess
@@ -155,3 +156,42 @@ def test_a_functional_subclass_trains_saves_and_loads(tmp_path: Path) -> None:
     np.testing.assert_allclose(loaded.predict(X, verbose=0), model.predict(X, verbose=0))
     assert fitpipe.Trainer(loaded).steps_per_execution == "auto"
     assert fitpipe.Model.__bases__ == bases
+
+
+METHODS = ["compile", "fit", "evaluate", "predict", "train_on_batch", "test_on_batch"]
+
+
+@pytest.mark.parametrize("cls", [fitpipe.Model, fitpipe.Sequential])
+@pytest.mark.parametrize("name", [*METHODS, "predict_on_batch"])
+def test_the_training_methods_have_the_trainer_signatures(cls: type, name: str) -> None:
+    ours = inspect.signature(getattr(cls, name))
+    assert ours == inspect.signature(getattr(fitpipe.Trainer, name))
+    keras_params = inspect.signature(getattr(keras.Model, name)).parameters.values()
+    keras_names = [p.name for p in keras_params if p.kind is p.POSITIONAL_OR_KEYWORD]
+    assert list(ours.parameters)[: len(keras_names)] == keras_names
+    assert "Args:" in (getattr(cls, name).__doc__ or "")
+
+
+@pytest.mark.subprocess
+def test_type_checkers_read_the_training_methods(tmp_path: Path) -> None:
+    pytest.importorskip("mypy")
+    user = tmp_path / "user.py"
+    user.write_text(
+        textwrap.dedent(
+            """
+            import keras, fitpipe
+            m = fitpipe.Sequential([keras.layers.Dense(1)])
+            m.compile("sgd", "mse", steps_per_execution="auto")
+            m.fit(None, epochs="2", validaton_split=0.2)
+            """
+        )
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "mypy", "--no-incremental", "--ignore-missing-imports", str(user)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "MYPYPATH": SRC},
+        check=False,
+    )
+    assert '"validaton_split"' in done.stdout, done.stdout
+    assert '"epochs"' in done.stdout, done.stdout

@@ -6,7 +6,9 @@ are registered Keras serializables, so ``model.save`` and ``keras.models.load_mo
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+import inspect
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar
 
 import keras
 
@@ -14,84 +16,44 @@ from fitpipe.training.trainer import Trainer
 
 __all__ = ["FitpipeMethods", "FunctionalModel", "Model", "Sequential"]
 
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+def _forwarded(
+    method: Callable[Concatenate[Trainer, _P], _R],
+) -> Callable[Concatenate[Any, _P], _R]:
+    """A model method running the :class:`Trainer` method ``method`` on the model.
+
+    It has the Trainer method's signature (for ``help``, ``inspect`` and type checkers) and
+    docstring.
+    """
+    name = method.__name__
+
+    def forward(self: Any, *args: _P.args, **kwargs: _P.kwargs) -> _R:
+        return getattr(Trainer(self), name)(*args, **kwargs)
+
+    forward.__name__ = name
+    forward.__qualname__ = f"FitpipeMethods.{name}"
+    forward.__doc__ = method.__doc__
+    forward.__signature__ = inspect.signature(method)  # type: ignore[attr-defined]
+    return forward
+
 
 class FitpipeMethods:
-    """Mixin routing the Keras training methods of a ``keras.Model`` to :class:`Trainer`."""
+    """Mixin routing the Keras training methods of a ``keras.Model`` to :class:`Trainer`.
 
-    def compile(self, *args: Any, **kwargs: Any) -> None:
-        """As ``keras.Model.compile``; ``steps_per_execution`` may be ``"auto"``.
+    Each method takes the arguments of the :class:`Trainer` method of its name (those of
+    ``keras.Model``'s, and fitpipe's own: ``steps_per_execution="auto"``, ``schema``...).
+    """
 
-        Args:
-            *args: The positional arguments of :meth:`fitpipe.Trainer.compile`, documented
-                there.
-            **kwargs: Its keyword arguments.
-
-        """
-        Trainer(self).compile(*args, **kwargs)
-
-    def fit(self, *args: Any, **kwargs: Any) -> keras.callbacks.History:
-        """As ``keras.Model.fit``, on fitpipe's pipelines.
-
-        Args:
-            *args: The positional arguments of :meth:`fitpipe.Trainer.fit`, documented
-                there.
-            **kwargs: Its keyword arguments.
-
-        """
-        return Trainer(self).fit(*args, **kwargs)
-
-    def evaluate(self, *args: Any, **kwargs: Any) -> Any:
-        """As ``keras.Model.evaluate``.
-
-        Args:
-            *args: The positional arguments of :meth:`fitpipe.Trainer.evaluate`, documented
-                there.
-            **kwargs: Its keyword arguments.
-
-        """
-        return Trainer(self).evaluate(*args, **kwargs)
-
-    def predict(self, *args: Any, **kwargs: Any) -> Any:
-        """As ``keras.Model.predict``.
-
-        Args:
-            *args: The positional arguments of :meth:`fitpipe.Trainer.predict`, documented
-                there.
-            **kwargs: Its keyword arguments.
-
-        """
-        return Trainer(self).predict(*args, **kwargs)
-
-    def train_on_batch(self, *args: Any, **kwargs: Any) -> Any:
-        """As ``keras.Model.train_on_batch``.
-
-        Args:
-            *args: The positional arguments of :meth:`fitpipe.Trainer.train_on_batch`, documented
-                there.
-            **kwargs: Its keyword arguments.
-
-        """
-        return Trainer(self).train_on_batch(*args, **kwargs)
-
-    def test_on_batch(self, *args: Any, **kwargs: Any) -> Any:
-        """As ``keras.Model.test_on_batch``.
-
-        Args:
-            *args: The positional arguments of :meth:`fitpipe.Trainer.test_on_batch`, documented
-                there.
-            **kwargs: Its keyword arguments.
-
-        """
-        return Trainer(self).test_on_batch(*args, **kwargs)
-
-    def predict_on_batch(self, x: Any) -> Any:
-        """As ``keras.Model.predict_on_batch``.
-
-        Args:
-            x: The batch's inputs (see :meth:`fitpipe.Trainer.predict_on_batch`).
-
-        """
-        return Trainer(self).predict_on_batch(x)
+    compile = _forwarded(Trainer.compile)
+    fit = _forwarded(Trainer.fit)
+    evaluate = _forwarded(Trainer.evaluate)
+    predict = _forwarded(Trainer.predict)
+    train_on_batch = _forwarded(Trainer.train_on_batch)
+    test_on_batch = _forwarded(Trainer.test_on_batch)
+    predict_on_batch = _forwarded(Trainer.predict_on_batch)
 
     def compile_from_config(self, config: Any) -> None:
         """Re-compiles a loaded model (Keras skips models whose ``compile`` is overridden).
