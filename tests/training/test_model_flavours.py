@@ -9,6 +9,7 @@ import subprocess
 import sys
 import textwrap
 from pathlib import Path
+from typing import Any
 
 import keras
 import numpy as np
@@ -195,3 +196,19 @@ def test_type_checkers_read_the_training_methods(tmp_path: Path) -> None:
     )
     assert '"validaton_split"' in done.stdout, done.stdout
     assert '"epochs"' in done.stdout, done.stdout
+
+
+@pytest.mark.parametrize("jit", ["auto", False])
+@pytest.mark.parametrize("build", ["sequential", "functional"])
+def test_jit_compile_as_asked_survives_saving(tmp_path: Path, jit: Any, build: str) -> None:
+    if build == "sequential":
+        model = fitpipe.Sequential([keras.Input((4,)), keras.layers.Dense(1)])
+    else:
+        inp = keras.Input((4,))
+        model = fitpipe.Model(inp, keras.layers.Dense(1)(inp))
+    model.compile("sgd", "mse", jit_compile=jit)
+    assert model.get_compile_config()["jit_compile"] == jit
+    model.save(tmp_path / "m.keras")
+    loaded = keras.models.load_model(tmp_path / "m.keras")
+    assert fitpipe.Trainer(loaded).tuning["jit_compile"] == jit
+    loaded.fit(X, Y, epochs=1, verbose=0)

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar
 
 import keras
 
+from fitpipe.training.state import state_of
 from fitpipe.training.trainer import Trainer
 
 __all__ = ["FitpipeMethods", "FunctionalModel", "Model", "Sequential"]
@@ -67,11 +68,17 @@ class FitpipeMethods:
             self.optimizer.build(self.trainable_variables)  # type: ignore[attr-defined]
 
     def get_compile_config(self) -> Any:
-        """The compile arguments, with fitpipe's ``steps_per_execution`` (e.g. ``"auto"``)."""
+        """The compile arguments, with fitpipe's ``steps_per_execution`` and ``jit_compile``.
+
+        Keras saves the ``jit_compile`` it resolved (``"auto"`` is False on a CPU); fitpipe's
+        ``"auto"`` (measure XLA) is kept, as is ``steps_per_execution="auto"``.
+        """
         config = super().get_compile_config()  # type: ignore[misc]
-        spe = Trainer(self).steps_per_execution
-        if isinstance(config, dict) and spe is not None:
-            config["steps_per_execution"] = spe
+        state = state_of(self)
+        if isinstance(config, dict) and state.steps_per_execution is not None:
+            config["steps_per_execution"] = state.steps_per_execution
+        if isinstance(config, dict) and state.jit_compile is not None:
+            config["jit_compile"] = state.jit_compile
         return config
 
 
