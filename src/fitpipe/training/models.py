@@ -6,92 +6,55 @@ are registered Keras serializables, so ``model.save`` and ``keras.models.load_mo
 
 from __future__ import annotations
 
-from typing import Any
+import inspect
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar
 
 import keras
 
+from fitpipe.training.state import state_of
 from fitpipe.training.trainer import Trainer
 
-__all__ = ["FitpipeMethods", "Model", "Sequential"]
+__all__ = ["FitpipeMethods", "FunctionalModel", "Model", "Sequential"]
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+def _forwarded(
+    method: Callable[Concatenate[Trainer, _P], _R],
+) -> Callable[Concatenate[Any, _P], _R]:
+    """A model method running the :class:`Trainer` method ``method`` on the model.
+
+    It has the Trainer method's signature (for ``help``, ``inspect`` and type checkers) and
+    docstring.
+    """
+    name = method.__name__
+
+    def forward(self: Any, *args: _P.args, **kwargs: _P.kwargs) -> _R:
+        return getattr(Trainer(self), name)(*args, **kwargs)
+
+    forward.__name__ = name
+    forward.__qualname__ = f"FitpipeMethods.{name}"
+    forward.__doc__ = method.__doc__
+    forward.__signature__ = inspect.signature(method)  # type: ignore[attr-defined]
+    return forward
 
 
 class FitpipeMethods:
-    """Mixin routing the Keras training methods of a ``keras.Model`` to :class:`Trainer`."""
+    """Mixin routing the Keras training methods of a ``keras.Model`` to :class:`Trainer`.
 
-    def compile(self, *args: Any, **kwargs: Any) -> None:
-        """As ``keras.Model.compile``; ``steps_per_execution`` may be ``"auto"``.
+    Each method takes the arguments of the :class:`Trainer` method of its name (those of
+    ``keras.Model``'s, and fitpipe's own: ``steps_per_execution="auto"``, ``schema``...).
+    """
 
-        Args:
-            *args: The positional arguments of :meth:`fitpipe.Trainer.compile`, documented
-                there.
-            **kwargs: Its keyword arguments.
-
-        """
-        Trainer(self).compile(*args, **kwargs)
-
-    def fit(self, *args: Any, **kwargs: Any) -> keras.callbacks.History:
-        """As ``keras.Model.fit``, on fitpipe's pipelines.
-
-        Args:
-            *args: The positional arguments of :meth:`fitpipe.Trainer.fit`, documented
-                there.
-            **kwargs: Its keyword arguments.
-
-        """
-        return Trainer(self).fit(*args, **kwargs)
-
-    def evaluate(self, *args: Any, **kwargs: Any) -> Any:
-        """As ``keras.Model.evaluate``.
-
-        Args:
-            *args: The positional arguments of :meth:`fitpipe.Trainer.evaluate`, documented
-                there.
-            **kwargs: Its keyword arguments.
-
-        """
-        return Trainer(self).evaluate(*args, **kwargs)
-
-    def predict(self, *args: Any, **kwargs: Any) -> Any:
-        """As ``keras.Model.predict``.
-
-        Args:
-            *args: The positional arguments of :meth:`fitpipe.Trainer.predict`, documented
-                there.
-            **kwargs: Its keyword arguments.
-
-        """
-        return Trainer(self).predict(*args, **kwargs)
-
-    def train_on_batch(self, *args: Any, **kwargs: Any) -> Any:
-        """As ``keras.Model.train_on_batch``.
-
-        Args:
-            *args: The positional arguments of :meth:`fitpipe.Trainer.train_on_batch`, documented
-                there.
-            **kwargs: Its keyword arguments.
-
-        """
-        return Trainer(self).train_on_batch(*args, **kwargs)
-
-    def test_on_batch(self, *args: Any, **kwargs: Any) -> Any:
-        """As ``keras.Model.test_on_batch``.
-
-        Args:
-            *args: The positional arguments of :meth:`fitpipe.Trainer.test_on_batch`, documented
-                there.
-            **kwargs: Its keyword arguments.
-
-        """
-        return Trainer(self).test_on_batch(*args, **kwargs)
-
-    def predict_on_batch(self, x: Any) -> Any:
-        """As ``keras.Model.predict_on_batch``.
-
-        Args:
-            x: The batch's inputs (see :meth:`fitpipe.Trainer.predict_on_batch`).
-
-        """
-        return Trainer(self).predict_on_batch(x)
+    compile = _forwarded(Trainer.compile)
+    fit = _forwarded(Trainer.fit)
+    evaluate = _forwarded(Trainer.evaluate)
+    predict = _forwarded(Trainer.predict)
+    train_on_batch = _forwarded(Trainer.train_on_batch)
+    test_on_batch = _forwarded(Trainer.test_on_batch)
+    predict_on_batch = _forwarded(Trainer.predict_on_batch)
 
     def compile_from_config(self, config: Any) -> None:
         """Re-compiles a loaded model (Keras skips models whose ``compile`` is overridden).
@@ -105,11 +68,17 @@ class FitpipeMethods:
             self.optimizer.build(self.trainable_variables)  # type: ignore[attr-defined]
 
     def get_compile_config(self) -> Any:
-        """The compile arguments, with fitpipe's ``steps_per_execution`` (e.g. ``"auto"``)."""
+        """The compile arguments, with fitpipe's ``steps_per_execution`` and ``jit_compile``.
+
+        Keras saves the ``jit_compile`` it resolved (``"auto"`` is False on a CPU); fitpipe's
+        ``"auto"`` (measure XLA) is kept, as is ``steps_per_execution="auto"``.
+        """
         config = super().get_compile_config()  # type: ignore[misc]
-        spe = Trainer(self).steps_per_execution
-        if isinstance(config, dict) and spe is not None:
-            config["steps_per_execution"] = spe
+        state = state_of(self)
+        if isinstance(config, dict) and state.steps_per_execution is not None:
+            config["steps_per_execution"] = state.steps_per_execution
+        if isinstance(config, dict) and state.jit_compile is not None:
+            config["jit_compile"] = state.jit_compile
         return config
 
 
@@ -121,33 +90,65 @@ def _is_functional_call(args: tuple[Any, ...], kwargs: dict[str, Any]) -> bool:
     )
 
 
-_FUNCTIONAL: list[type] = []
+if TYPE_CHECKING:
+    from keras import Model as _Functional
+else:
+    #: Keras' functional model class, what ``keras.Model(inputs, outputs)`` makes. Keras
+    #: exports no name for it; ``keras.Model.__new__`` called with functional arguments
+    #: returns a bare instance of it (nothing built, no name taken: well under 1 ms).
+    _Functional = type(keras.Model.__new__(keras.Model, None, None))
 
 
-def _functional_class() -> type:
-    """``fitpipe.Model``'s functional flavour: a subclass of it and of Keras' functional model.
+def _make_functional(cls: type) -> type:
+    """Puts :class:`FunctionalModel` in place of :class:`Model` among the bases of ``cls``.
 
-    Keras turns a ``Model`` subclass called with ``(inputs, outputs)`` into a functional model
-    by rewriting the class's bases in place, which would make every later subclass of
-    ``fitpipe.Model`` functional too. fitpipe builds the functional flavour once instead.
+    As Keras' ``inject_functional_model_class`` does for a ``keras.Model`` subclass called
+    with ``(inputs, outputs)``, but stopping at ``fitpipe.Model``: only the user's classes
+    change (Keras' own would rewrite ``fitpipe.Model``'s bases, turning every later
+    subclass of it functional).
     """
-    if not _FUNCTIONAL:
-        probe = keras.Input((1,))
-        functional = type(keras.Model(probe, probe))
-        flavour = type("FunctionalModel", (Model, functional), {"__module__": __name__})
-        registered = keras.saving.register_keras_serializable(package="fitpipe")(flavour)
-        _FUNCTIONAL.append(registered)
-    return _FUNCTIONAL[0]
+    if cls is Model:
+        return FunctionalModel
+    if not issubclass(cls, Model) or issubclass(cls, FunctionalModel):
+        return cls
+    cls.__bases__ = tuple(_make_functional(base) for base in cls.__bases__)
+    return cls
 
 
 @keras.saving.register_keras_serializable(package="fitpipe")
 class Model(FitpipeMethods, keras.Model):
-    """A ``keras.Model`` (functional or subclassed) trained by fitpipe."""
+    """A ``keras.Model`` (functional or subclassed) trained by fitpipe.
+
+    Called with ``(inputs, outputs)`` it is a :class:`FunctionalModel`; a subclass called so
+    (or calling ``super().__init__(inputs, outputs)``) becomes a subclass of it, as a
+    ``keras.Model`` subclass becomes functional in Keras.
+
+    Args:
+        *args: As ``keras.Model``'s: ``(inputs, outputs)`` for a functional model, none for
+            a subclassed one.
+        **kwargs: As ``keras.Model``'s (``inputs``, ``outputs``, ``name``, ``trainable``...).
+    """
 
     def __new__(cls, *args: Any, **kwargs: Any) -> Any:  # noqa: D102
         if cls is Model and _is_functional_call(args, kwargs):
-            return keras.Model.__new__(_functional_class(), *args, **kwargs)
+            return keras.Model.__new__(FunctionalModel, *args, **kwargs)
         return keras.Model.__new__(cls, *args, **kwargs)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        if _is_functional_call(args, kwargs) and not isinstance(self, _Functional):
+            _make_functional(type(self))
+            _Functional.__init__(self, *args, **kwargs)
+        else:
+            super().__init__(*args, **kwargs)
+
+
+@keras.saving.register_keras_serializable(package="fitpipe")
+class FunctionalModel(Model, _Functional):
+    """``fitpipe.Model``'s functional flavour: what ``fitpipe.Model(inputs, outputs)`` makes.
+
+    A subclass of :class:`Model` and of Keras' functional model; defined once at import (and
+    so found by ``keras.models.load_model`` and ``pickle`` in any process).
+    """
 
 
 @keras.saving.register_keras_serializable(package="fitpipe")
