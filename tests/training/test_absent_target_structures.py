@@ -216,3 +216,30 @@ def test_a_none_target_of_an_output_with_metrics_is_refused_clearly(form: str) -
         DataMismatchError, match=r"None as the target of output 'b', which is compiled with metrics"
     ):
         trainer.fit(**data, verbose=0)
+
+
+def test_a_nested_output_structure_with_a_lossless_leaf_trains_as_in_keras() -> None:
+    """A dict ``y`` keyed by the structure's keys, not by output names, is left as given.
+
+    (Keras' own ``test_functional_deeply_nested_outputs_struct_losses``, smaller.)
+    """
+
+    def build() -> keras.Model:
+        inputs = keras.Input((3,))
+        dense = [keras.layers.Dense(1, name=name) for name in ("y1", "y2", "y3")]
+        return keras.Model(
+            inputs, {"a": (dense[0](inputs), dense[1](inputs)), "d": dense[2](inputs)}
+        )
+
+    keras.utils.set_random_seed(3)
+    ref, twin = build(), build()
+    twin.set_weights(ref.get_weights())
+    loss = {"a": (None, "mse"), "d": "mse"}
+    for model in (ref, twin):
+        model.compile("sgd", loss)
+    y = {"a": (X[:, :1], X[:, 1:2]), "d": X[:, 2:]}
+    kwargs: dict[str, Any] = {"batch_size": BATCH, "epochs": 2, "shuffle": False, "verbose": 0}
+    want = ref.fit(X, y, **kwargs)
+    got = fitpipe.Trainer(twin).fit(X, y, **kwargs)
+    assert_histories_close(got, want)
+    assert_weights_close(twin, ref)

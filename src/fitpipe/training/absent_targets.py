@@ -66,6 +66,11 @@ class TargetLayout:
     lossless: frozenset[str]
     stripped: bool = True
 
+    @property
+    def keys(self) -> frozenset[str]:
+        """The names a dict ``y`` keyed by output name may use (none if they repeat)."""
+        return frozenset(self.names) if len(set(self.names)) == len(self.names) else frozenset()
+
 
 def target_layout(model: keras.Model) -> TargetLayout:
     """The model's :class:`TargetLayout` (read once, where its step is made)."""
@@ -102,8 +107,8 @@ def restore_targets(layout: TargetLayout, structure: Any, named: Any = None) -> 
     """
     if layout.stripped and _by_position(structure):
         return [structure.get(i) for i in range(max(layout.outputs, max(structure) + 1))]
-    if not isinstance(structure, Mapping) or not structure:
-        return structure
+    if not isinstance(structure, Mapping) or not structure or not set(structure) <= layout.keys:
+        return structure  # not keyed by output names (say, a nested output structure)
     missing = layout.lossless - set(structure)
     if named is not None:
         missing = missing - set(named) if isinstance(named, Mapping) else frozenset()
