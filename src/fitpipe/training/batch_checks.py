@@ -50,11 +50,16 @@ class BatchChecks:
     Args:
         rules: What to check.
         caller: The public method being run, for messages.
+
+    Attributes:
+        of: Said after the batch or row a message names: ``" of the validation data"`` for
+            ``fit``'s validation batches, so that an error in them is not read as one in ``x``.
     """
 
     def __init__(self, rules: list[Rule], caller: str) -> None:
         self.rules = rules
         self.caller = caller
+        self.of = ""
         self._lock = threading.Lock()
         self._found: tuple[int, int, float] | None = None  # (batch, rule, value) to warn of
         self._warned = False
@@ -243,6 +248,7 @@ class BatchChecks:
         return self._error(int(number), f"batch index {int(index) + offset}", float(value))
 
     def _finite_text(self, rule: Rule, where: str, value: float, warn: bool) -> str:
+        where += self.of
         what = "NaN" if math.isnan(value) else f"the infinite value {value}"
         if math.isfinite(value):  # beyond floatx's range (``Rule.limit``)
             floatx = keras.config.floatx()
@@ -270,28 +276,29 @@ class BatchChecks:
         rule = self.rules[number]
         if rule.finite is not None:
             return DataCheckError(self._finite_text(rule, where, value, False))
+        shown_where = where + self.of
         shown: float | int = int(value) if math.isfinite(value) and value == int(value) else value
         if rule.part == 2:
             return FitpipeValueError(
                 message(
                     self.caller,
-                    f"got the {_weight_text(value)} in {where}",
+                    f"got the {_weight_text(value)} in {shown_where}",
                     "Sample weights are finite numbers (a NaN or infinite weight makes the "
                     "loss and then every model weight NaN)",
                     "Replace or drop the samples with NaN or infinite weights",
-                    sample_weight=raw(f"{value} in {rule.name} of {where}"),
+                    sample_weight=raw(f"{value} in {rule.name} of {shown_where}"),
                 )
             )
         ignore = "" if rule.ignore is None else f", or the ignored class {rule.ignore}"
         return FitpipeValueError(
             message(
                 self.caller,
-                f"got the label {shown} in {where} of {rule.name}, outside the model's "
+                f"got the label {shown} in {where} of {rule.name}{self.of}, outside the model's "
                 f"{rule.classes} classes",
                 f"With `{rule.loss}` the targets are class indices from 0 to "
                 f"{rule.classes - 1}{ignore} (the valid range is [0, {rule.classes}))",
                 "Fix or drop the samples with that label, or give the model an output per class",
-                y=raw(f"the label {shown} in {where}"),
+                y=raw(f"the label {shown} in {shown_where}"),
             )
         )
 

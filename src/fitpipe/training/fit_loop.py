@@ -117,6 +117,8 @@ class FitLoop:
         runner.checks = BatchChecks.for_model(
             self.model, val.element_spec, "fit", self.settings.finite
         )
+        if runner.checks is not None:
+            runner.checks.of = " of the validation data"
         return runner
 
     def run(self, initial_epoch: int) -> keras.callbacks.History:
