@@ -149,6 +149,20 @@ class TruthyAdapter(BoxAdapter):
         return isinstance(x, Box) or None
 
 
+class PerRequestAdapter(BoxAdapter):
+    """Honours neither ``class_weight`` nor ``steps`` for any request (``supports_for``).
+
+    Its static ``supports`` still names them; ``fitpipe`` asks ``supports_for`` and refuses
+    them with the shared error, so the adapter is sound, and the kit must judge it by what
+    it honours for each request, as ``fit`` does.
+    """
+
+    name = "box-per-request"
+
+    def supports_for(self, request: AdaptRequest) -> frozenset[str]:
+        return self.supports - {"class_weight", "steps"}
+
+
 def suite(bug: str | None, adapter: type[BoxAdapter] = BoxAdapter) -> AdapterConformanceTests:
     class _Suite(AdapterConformanceTests):
         adapter_name = adapter.name
@@ -242,3 +256,15 @@ def test_messages_name_the_missing_capability(register: Callable[[type], None]) 
         suite("one_row_when_shuffled").test_claimed_shuffle_reorders_rows()
     with pytest.raises(AssertionError, match="came in the rows' own order"):
         suite("never_shuffles").test_claimed_shuffle_reorders_rows()
+
+
+def test_the_kit_asks_what_an_adapter_supports_for_each_request(
+    register: Callable[[type], None],
+) -> None:
+    register(PerRequestAdapter)
+    checks = suite(None, PerRequestAdapter)
+    checks.test_unsupported_arguments_rejected()  # class_weight and steps are refused
+    for claimed in ("test_claimed_class_weight_weights_rows", "test_claimed_steps_are_taken"):
+        with pytest.raises(pytest.skip.Exception, match="does not claim"):
+            getattr(checks, claimed)()
+    checks.test_order_without_shuffle()

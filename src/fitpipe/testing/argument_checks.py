@@ -9,6 +9,7 @@ wording; ``shuffle`` is the documented exception (inputs that fix their own orde
 
 from __future__ import annotations
 
+import dataclasses
 import warnings
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -16,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 import fitpipe
-from fitpipe.adapters import ADAPT_ARGUMENTS, Adapter, AdaptRequest
+from fitpipe.adapters import ADAPT_ARGUMENTS, Adapter, AdaptRequest, supported
 from fitpipe.errors import FitpipeWarning, UnsupportedArgumentError
 from fitpipe.pipeline import PipelineOptions, adapt_source
 from fitpipe.testing.capability_checks import FIXED as _FIXED
@@ -38,30 +39,45 @@ _TRIAL_VALUES: dict[str, Callable[[Example], Any]] = {
 }
 
 
+_REQUEST_FIELDS = frozenset(field.name for field in dataclasses.fields(AdaptRequest))
+
+
 class ArgumentChecks:
     """The check of unsupported arguments; a base of the conformance kit."""
 
     if TYPE_CHECKING:  # what the kit's suites provide (fitpipe.testing.conformance)
 
         def _adapter(self) -> Adapter: ...
+        def _supports(self, data: Example) -> frozenset[str]: ...
         def _input(self, data: Example) -> Any: ...
         def _schema_kwargs(self, data: Example, supports: frozenset[str]) -> dict[str, Any]: ...
 
     def test_unsupported_arguments_rejected(self) -> None:
         """Arguments outside ``supports`` raise the shared "does not support" error."""
         adapter = self._adapter()
+        extra = self._schema_kwargs(_FIXED, adapter.supports)
         failures = []
         for name in ADAPT_ARGUMENTS:
-            if name in adapter.supports:
+            value = _TRIAL_VALUES[name](_FIXED)
+            if name in self._supported_with(name, value, extra):
                 continue
-            extra = self._schema_kwargs(_FIXED, adapter.supports)
-            problem = self._rejection_problem(name, _TRIAL_VALUES[name](_FIXED), extra)
+            problem = self._rejection_problem(name, value, extra)
             if problem:
                 failures.append(f"`{name}`: {problem}")
         assert not failures, (
-            f"adapter {adapter.name!r} (supports {sorted(adapter.supports)}) does not reject "
-            "arguments outside `supports` with the shared wording:\n  " + "\n  ".join(failures)
+            f"adapter {adapter.name!r} (supports {sorted(self._supports(_FIXED))}) does not "
+            "reject arguments outside `supports` with the shared wording:\n  "
+            + "\n  ".join(failures)
         )
+
+    def _supported_with(self, name: str, value: Any, extra: dict[str, Any]) -> frozenset[str]:
+        """What the adapter honours for the kit's input given ``name=value`` (and ``extra``).
+
+        Asked of the request that holds the argument: an argument may change what is
+        honoured (a pandas frame given ``schema`` takes its targets from the schema).
+        """
+        request = {**extra, name: value} if name in _REQUEST_FIELDS else extra
+        return supported(self._adapter(), AdaptRequest(x=self._input(_FIXED), **request))
 
     def _rejection_problem(
         self, name: str, value: Any, extra: dict[str, Any] | None = None

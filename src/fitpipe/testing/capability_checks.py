@@ -157,6 +157,7 @@ class CapabilityChecks:
         adapter_name: ClassVar[str]
 
         def _adapter(self) -> Adapter: ...
+        def _supports(self, data: Example) -> frozenset[str]: ...
         def _input(self, data: Example) -> Any: ...
         def _adapt_kwargs(
             self, data: Example, supports: frozenset[str], shuffle: bool = False
@@ -176,7 +177,7 @@ class CapabilityChecks:
         shuffle: bool = False,
     ) -> Any:
         """The source the adapter makes of ``data``'s input, asked as ``variant`` says."""
-        kwargs = self._adapt_kwargs(data, self._adapter().supports, shuffle)
+        kwargs = self._adapt_kwargs(data, self._supports(data), shuffle)
         request = AdaptRequest(x=self._input(data), caller="fit", **kwargs, **variant)
         if not request.chunks:
             return adapt_source(request, warn_ignored=False)[1]
@@ -247,9 +248,9 @@ class CapabilityChecks:
     def test_shardable_shards_hold_every_row_once(self) -> None:
         """Over ``count`` shards the real rows are every row once; shards run their steps."""
         variant = self._declaring(Shardable, _TRAIN)
-        supports = self._adapter().supports
 
         def check(data: Example) -> None:
+            supports = self._supports(data)
             size = data.batch_size if "batch_size" in supports else DEFAULT_BATCH_SIZE
             counts = [count for count in (2, 3) if size % count == 0] or [1]
             expected = flat_rows(self.expected_x(data.x))

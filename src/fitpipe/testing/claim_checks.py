@@ -54,8 +54,8 @@ _STEPS = 2
 _CLASS_WEIGHT = {0: 1.5, 1: 4.0}
 
 
-def _skip_unless_claimed(adapter: Adapter, name: str) -> None:
-    if name not in adapter.supports:
+def _skip_unless_claimed(adapter: Adapter, supports: frozenset[str], name: str) -> None:
+    if name not in supports:
         import pytest  # the checks run under pytest; the module imports without it
 
         pytest.skip(f"adapter {adapter.name!r} does not claim `{name}`")
@@ -68,6 +68,7 @@ class ClaimChecks:
         adapter_name: ClassVar[str]
 
         def _adapter(self) -> Adapter: ...
+        def _supports(self, data: Example) -> frozenset[str]: ...
         def _input(self, data: Example) -> Any: ...
         def _adapt_kwargs(
             self, data: Example, supports: frozenset[str], shuffle: bool = False
@@ -97,7 +98,7 @@ class ClaimChecks:
         return np.asarray(x[:, 0]).astype(np.int64)
 
     def _fit_request(self, data: Example, **extra: Any) -> AdaptRequest:
-        kwargs = self._adapt_kwargs(data, self._adapter().supports)
+        kwargs = self._adapt_kwargs(data, self._supports(data))
         return AdaptRequest(x=self._input(data), caller="fit", **kwargs, **extra)
 
     def _split(
@@ -126,7 +127,7 @@ class ClaimChecks:
 
     def test_claimed_validation_split_splits(self) -> None:
         """``validation_split=0.25``: the first 75% of the rows train, the rest validate."""
-        _skip_unless_claimed(self._adapter(), "validation_split")
+        _skip_unless_claimed(self._adapter(), self._supports(FIXED), "validation_split")
         expected = flat_rows(self.expected_x(FIXED.x))
         at = int(np.floor(len(expected) * (1 - _FRACTION)))
         for variant in _FIT_VARIANTS:
@@ -140,7 +141,7 @@ class ClaimChecks:
 
     def test_claimed_split_by_keeps_keys_together(self) -> None:
         """``split_by``: each key's rows on one side; every row on exactly one side."""
-        _skip_unless_claimed(self._adapter(), "split_by")
+        _skip_unless_claimed(self._adapter(), self._supports(FIXED), "split_by")
         expected = flat_rows(self.expected_x(KEYED.x))
         key_of = {row_key(row): key for row, key in zip(expected, KEYED.x[:, 0], strict=True)}
         split_by = self.split_by_for(KEYED.x, KEYED.y, KEYED.sample_weight)
@@ -161,8 +162,8 @@ class ClaimChecks:
     def test_claimed_steps_are_taken(self) -> None:
         """``steps=2``: adapting works, and the first two batches are those without it."""
         adapter = self._adapter()
-        _skip_unless_claimed(adapter, "steps")
-        kwargs = self._adapt_kwargs(FIXED, adapter.supports)
+        _skip_unless_claimed(adapter, self._supports(FIXED), "steps")
+        kwargs = self._adapt_kwargs(FIXED, self._supports(FIXED))
         with fitpipe.adapt(self._input(FIXED), **kwargs) as pipeline:
             plain = self._epoch(pipeline)
         try:
@@ -183,8 +184,8 @@ class ClaimChecks:
     def test_claimed_class_weight_weights_rows(self) -> None:
         """``class_weight``: each row's weight is its sample weight times its class's weight."""
         adapter = self._adapter()
-        _skip_unless_claimed(adapter, "class_weight")
-        kwargs = self._adapt_kwargs(FIXED, adapter.supports)
+        _skip_unless_claimed(adapter, self._supports(FIXED), "class_weight")
+        kwargs = self._adapt_kwargs(FIXED, self._supports(FIXED))
         rows = flat_rows(self.expected_x(FIXED.x))
         assert FIXED.y is not None and FIXED.sample_weight is not None
         want = FIXED.sample_weight * np.array([_CLASS_WEIGHT[int(c)] for c in FIXED.y])

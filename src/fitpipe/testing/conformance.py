@@ -48,7 +48,7 @@ import tensorflow as tf
 from hypothesis import example, given, settings
 
 import fitpipe
-from fitpipe.adapters import ADAPT_ARGUMENTS, Adapter
+from fitpipe.adapters import ADAPT_ARGUMENTS, Adapter, AdaptRequest, supported
 from fitpipe.pipeline import Pipeline
 from fitpipe.schemas import Schema
 from fitpipe.testing import epoch_batches, flat_rows
@@ -236,6 +236,16 @@ class AdapterConformanceTests(CapabilityChecks, ArgumentChecks, ClaimChecks, Iso
             return self.one_shot
         return isinstance(obj, Iterator)
 
+    def _supports(self, data: Example) -> frozenset[str]:
+        """The arguments the adapter honours for ``data``'s input (``adapters.supported``).
+
+        An adapter may honour different arguments per request (``supports_for``: a pandas
+        frame read by a schema takes its targets from the schema, not from ``y``).
+        """
+        adapter = self._adapter()
+        kwargs = self._schema_kwargs(data, adapter.supports)
+        return supported(adapter, AdaptRequest(x=self._input(data), caller="fit", **kwargs))
+
     def _schema_kwargs(self, data: Example, supports: frozenset[str]) -> dict[str, Any]:
         """``{"schema": ...}`` when the adapter supports it and :meth:`schema_for` gives one."""
         if "schema" not in supports:
@@ -325,14 +335,14 @@ class AdapterConformanceTests(CapabilityChecks, ArgumentChecks, ClaimChecks, Iso
         assert isinstance(adapter.accepts, str) and adapter.accepts, "`accepts` is empty"
         unknown = set(adapter.supports) - set(ADAPT_ARGUMENTS)
         assert not unknown, f"`supports` names unknown arguments {sorted(unknown)}"
-        with self._adapt(_FIXED, adapter.supports) as pipeline:
+        with self._adapt(_FIXED, self._supports(_FIXED)) as pipeline:
             assert pipeline.adapter == adapter.name
 
     def test_element_spec(self) -> None:
         """Batches are ``(x,)``, ``(x, y)`` or ``(x, y, sw)`` of the given structure and dtypes."""
-        supports = self._adapter().supports
 
         def check(data: Example) -> None:
+            supports = self._supports(data)
             with self._adapt(data, supports) as pipeline:
                 spec = pipeline.element_spec
             parts = [
@@ -373,9 +383,9 @@ class AdapterConformanceTests(CapabilityChecks, ArgumentChecks, ClaimChecks, Iso
 
     def test_every_row_once_per_epoch(self) -> None:
         """Over two epochs (shuffled when supported) every row is delivered exactly once."""
-        supports = self._adapter().supports
 
         def check(data: Example) -> None:
+            supports = self._supports(data)
             expected = self._expected_rows(data)
             one_shot = self._is_one_shot(self._input(data))
             epochs: list[np.ndarray] = []
@@ -395,9 +405,9 @@ class AdapterConformanceTests(CapabilityChecks, ArgumentChecks, ClaimChecks, Iso
 
     def test_order_without_shuffle(self) -> None:
         """With ``shuffle=False`` rows come in their order, ``batch_size`` rows per batch."""
-        supports = self._adapter().supports
 
         def check(data: Example) -> None:
+            supports = self._supports(data)
             expected = self._expected_rows(data)
             with self._adapt(data, supports) as pipeline:
                 batches = self._epoch(pipeline, "an epoch (shuffle=False)")
@@ -416,9 +426,9 @@ class AdapterConformanceTests(CapabilityChecks, ArgumentChecks, ClaimChecks, Iso
 
     def test_weights_aligned_with_rows(self) -> None:
         """Each weight travels with its row (shuffled when the adapter supports it)."""
-        supports = self._adapter().supports
 
         def check(data: Example) -> None:
+            supports = self._supports(data)
             given = weight_of_rows(data.x)  # each weight identifies its row
             data = Example(data.x, data.y, given, data.batch_size)
             with self._adapt(data, supports, shuffle=True) as pipeline:
@@ -444,9 +454,9 @@ class AdapterConformanceTests(CapabilityChecks, ArgumentChecks, ClaimChecks, Iso
 
     def test_num_batches(self) -> None:
         """``num_batches``, when known (not None), counts the batches of each epoch."""
-        supports = self._adapter().supports
 
         def check(data: Example) -> None:
+            supports = self._supports(data)
             with self._adapt(data, supports) as pipeline:
                 for epoch in range(2):
                     claimed = pipeline.num_batches
