@@ -20,6 +20,7 @@ import pandas as pd
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from numpy.lib.recfunctions import structured_to_unstructured
 
 import fitpipe
 from fitpipe.errors import FitpipeTypeError, FitpipeValueError
@@ -149,25 +150,36 @@ def test_missing_values_in_frames_of_numbers_are_refused_with_a_fill_that_works(
     assert len(epoch_batches(fitpipe.adapt(fixed, np.zeros(ROWS)))[0]) == 2
 
 
-def _masked(rows: int, masked: list[int], ndim: int) -> np.ma.MaskedArray:
+def _masked(rows: int, masked: list[int], ndim: int | str) -> np.ma.MaskedArray:
     data = np.arange(rows * 2, dtype="float32").reshape(rows, 2)[:, : 1 if ndim == 1 else 2]
     data = data[:, 0] if ndim == 1 else data
+    if ndim == "record":  # a record array's mask has a flag per field
+        records = np.rec.fromarrays([data[:, 0], data[:, 1]], names="a,b")
+        value = np.ma.masked_array(records)
+        for row in masked:
+            value.mask[row] = (True, False)
+        return value
     mask = np.zeros(data.shape, bool)
     mask[masked] = True
     return np.ma.masked_array(data, mask=mask)
+
+
+def _masked_count(value: np.ma.MaskedArray) -> int:
+    flags = np.ma.getmaskarray(value)
+    return int((structured_to_unstructured(flags) if flags.dtype.names else flags).sum())
 
 
 @settings(max_examples=20, deadline=None)
 @given(
     role=st.sampled_from(["x", "y", "sample_weight", "validation x", "validation y"]),
     data=st.data(),
-    ndim=st.sampled_from([1, 2]),
+    ndim=st.sampled_from([1, 2, "record"]),
 )
-def test_masked_values_are_refused_in_every_argument(role: str, data: Any, ndim: int) -> None:
+def test_masked_values_are_refused_in_every_argument(role: str, data: Any, ndim: int | str) -> None:
     masked = data.draw(st.lists(st.integers(0, ROWS - 1), min_size=1, max_size=3))
     value = _masked(ROWS, masked, ndim)
     path = role.removeprefix("validation ")
-    count = int(np.ma.getmaskarray(value).sum())
+    count = _masked_count(value)
     parts: dict[str, Any] = {"x": np.ones((ROWS, 1)), "y": np.zeros(ROWS)}
     with pytest.raises(
         FitpipeValueError,
@@ -183,9 +195,9 @@ def test_masked_values_are_refused_in_every_argument(role: str, data: Any, ndim:
             fitpipe.adapt(**dict(parts, **{role: value}))
     assert np.ma.is_masked(_run_fix(info.value, **{path: value})) is False
     keep_code = str(info.value).split("e.g. `")[2].split("`", 1)[0]
-    names = {"np": np, path: value}
+    names = {"np": np, path: value, "structured_to_unstructured": structured_to_unstructured}
     exec(keep_code, names)
-    assert not np.ma.is_masked(value[names["keep"]])
+    assert _masked_count(value[names["keep"]]) == 0
 
 
 @settings(max_examples=8, deadline=None)

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+from numpy.lib.recfunctions import structured_to_unstructured
 
 from fitpipe.adapters.numbers import is_number_dtype
 from fitpipe.errors import FitpipeTypeError, FitpipeValueError, message, raw
@@ -116,9 +117,14 @@ def unmasked(value: np.ma.MaskedArray, caller: str, path: str) -> np.ndarray:
     placeholders (often sentinels), never to be trained on.
     """
     mask = np.ma.getmask(value)
+    if mask is not np.ma.nomask and mask.dtype.names:  # a record array's: a flag per field
+        mask = structured_to_unstructured(mask)
     if mask is np.ma.nomask or not mask.any():
         return np.asarray(value.data)
     count = int(mask.sum())
+    flags = f"np.ma.getmaskarray({path})"
+    if value.dtype.names:  # a record array's mask has a flag per field
+        flags = f"structured_to_unstructured({flags})"
     raise FitpipeValueError(
         message(
             caller,
@@ -126,8 +132,13 @@ def unmasked(value: np.ma.MaskedArray, caller: str, path: str) -> np.ndarray:
             "A masked array's masked values are placeholders, not data; fitpipe drops "
             "nothing silently",
             f"Fill them, e.g. `{path}.filled(0)`, or drop the rows that hold them, e.g. "
-            f"`keep = ~np.ma.getmaskarray({path}).reshape(len({path}), -1).any(axis=1)` and "
-            "index every argument with `[keep]`",
+            f"`keep = ~{flags}.reshape(len({path}), -1).any(axis=1)` and index every "
+            "argument with `[keep]`"
+            + (
+                " (`from numpy.lib.recfunctions import structured_to_unstructured`)"
+                if value.dtype.names
+                else ""
+            ),
             **{path: raw(f"masked array of shape {value.shape} and dtype {value.dtype}")},
         )
     )
