@@ -116,7 +116,7 @@ def unmasked(value: np.ma.MaskedArray, caller: str, path: str) -> np.ndarray:
     NumPy (and Keras) read a masked array as its data, masked values included: those are
     placeholders (often sentinels), never to be trained on.
     """
-    mask = np.ma.getmask(value)
+    mask: Any = np.ma.getmask(value)
     if mask is not np.ma.nomask and mask.dtype.names:  # a record array's: a flag per field
         mask = structured_to_unstructured(mask)
     if mask is np.ma.nomask or not mask.any():
