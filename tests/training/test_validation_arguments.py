@@ -94,6 +94,10 @@ BAD: dict[str, tuple[Any, str]] = {
     "strings": ((XV.astype(str), YV), "got strings"),
     "complex targets": ((XV, YV.astype(complex)), "complex"),
     "weights of other size": ((XV, YV, np.ones(3, "float32")), "."),
+    # found by the checks of the pipelines' batches against the model (check_fit_specs)
+    "targets of other width": ((XV, np.zeros((len(XV), 2), "float32")), "got targets `y`"),
+    "no targets": ((XV, None), "got no targets"),
+    "weights of other shape": ((XV, YV, np.ones((len(XV), 3), "float32")), "`sample_weight`"),
 }
 
 

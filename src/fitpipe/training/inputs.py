@@ -6,7 +6,8 @@ the shape the model expects and the shape it got.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import contextlib
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import keras
@@ -378,8 +379,20 @@ def check_fit_specs(model: keras.Model, train: Pipeline, val: Pipeline | None) -
     resolved = None if plan is None else plan.resolved
     check_model_targets(model, train.element_spec, "fit", Mode.TRAIN, resolved)
     if val is not None:
-        check_model_inputs(model, val.element_spec, "fit")
-        check_model_targets(model, val.element_spec, "fit", Mode.EVALUATE)  # (validation)
+        with about_validation_data():
+            check_model_inputs(model, val.element_spec, "fit")
+            check_model_targets(model, val.element_spec, "fit", Mode.EVALUATE)
+
+
+@contextlib.contextmanager
+def about_validation_data() -> Iterator[None]:
+    """An error raised inside says that its ``x``, ``y`` and sizes are ``validation_data``'s."""
+    try:
+        yield
+    except FitpipeError as err:
+        if err.args and isinstance(err.args[0], str):
+            err.args = (f"{err.args[0]} (This is about `validation_data`.)", *err.args[1:])
+        raise
 
 
 def _check_widths(outputs: list[tuple[int, Any]], leaves: list[Any], caller: str) -> None:

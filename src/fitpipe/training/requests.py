@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from typing import Any, Literal
 
 import keras
@@ -11,7 +10,6 @@ import tensorflow as tf
 
 from fitpipe.adapters import Adapter, AdaptRequest, ArraySource, Mode, registry, supported
 from fitpipe.errors import (
-    FitpipeError,
     FitpipeTypeError,
     FitpipeValueError,
     UnsupportedArgumentError,
@@ -34,7 +32,7 @@ from fitpipe.training import arguments, distribute
 from fitpipe.training.absent_inputs import strip_absent
 from fitpipe.training.absent_targets import without_absent_targets
 from fitpipe.training.conversions import check_extra, without_extra_inputs
-from fitpipe.training.inputs import check_model_inputs
+from fitpipe.training.inputs import about_validation_data, check_model_inputs
 
 __all__ = [
     "evaluate_request",
@@ -184,17 +182,6 @@ def _unpack_validation(data: Any) -> tuple[Any, Any, Any]:
     return x, y, sample_weight
 
 
-@contextlib.contextmanager
-def _about_validation_data() -> Iterator[None]:
-    """An error raised inside says that its ``x``, ``y`` and sizes are ``validation_data``'s."""
-    try:
-        yield
-    except FitpipeError as err:
-        if err.args and isinstance(err.args[0], str):
-            err.args = (f"{err.args[0]} (This is about `validation_data`.)", *err.args[1:])
-        raise
-
-
 def _batched_validation(adapter: Adapter, batch_size: int, data: Any) -> Exception:
     return UnsupportedArgumentError(
         message(
@@ -225,7 +212,7 @@ def validation_pipeline(
     ``batch_given`` is ``validation_batch_size`` as given, refused for batched inputs.
     An error about the data says that it is about ``validation_data``.
     """
-    with _about_validation_data():
+    with about_validation_data():
         return _validation_pipeline(model, data, batch_size, steps, schema, extra, batch_given)
 
 
