@@ -16,6 +16,7 @@ import pytest
 import tensorflow as tf
 
 from fitpipe import Trainer
+from fitpipe.errors import FitpipeWarning
 
 ROWS, D, CLASSES = 24, 3, 3
 Data = tuple[np.ndarray, np.ndarray, np.ndarray]
@@ -105,3 +106,30 @@ def test_validation_split_rows_are_named_as_validation_data() -> None:
     _, (x, y, _w) = _data("label")  # the bad label is in the last rows: the split's
     with pytest.raises(ValueError, match=r"label 7 in row \d+ of the targets of the validation"):
         _trainer().fit(x, y, validation_split=0.25, epochs=1, batch_size=5, verbose=0)
+
+
+def _unknown_length(batches: int) -> tf.data.Dataset:
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(batches * 4, D)).astype("float32")
+    y = rng.integers(0, CLASSES, batches * 4)
+    data = tf.data.Dataset.from_tensor_slices((x, y)).batch(4)
+    return data.filter(lambda *_: True)  # the length is now unknown
+
+
+@pytest.mark.parametrize("call", ["validation", "evaluate", "predict"])
+def test_a_pass_cut_short_is_warned_of_in_the_words_of_its_own_argument(call: str) -> None:
+    """Not ``steps_per_epoch * epochs``, which a validation or ``evaluate`` never asked for."""
+    trainer, data = _trainer(), _unknown_length(3)
+    words = {
+        "validation": r"validation data ran out of data.*`validation_steps`",
+        "evaluate": r"ran out of data before `steps` batches",
+        "predict": r"ran out of data before `steps` batches",
+    }
+    with pytest.warns(FitpipeWarning, match=words[call]) as caught:
+        if call == "validation":
+            trainer.fit(_unknown_length(5), validation_data=data, validation_steps=10, verbose=0)
+        elif call == "evaluate":
+            trainer.evaluate(data, steps=10, verbose=0)
+        else:
+            trainer.predict(data.map(lambda x, y: x), steps=10, verbose=0)
+    assert not any("steps_per_epoch" in str(w.message) for w in caught)

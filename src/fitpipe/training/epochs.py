@@ -26,12 +26,30 @@ from fitpipe.training.step_loops import RowCursor
 from fitpipe.training.steps import StepFunction
 from fitpipe.training.tuning import ExecutionSize
 
-__all__ = ["EpochRunner", "no_step_error", "warn_no_step"]
+__all__ = [
+    "RAN_OUT_OF_STEPS",
+    "RAN_OUT_VALIDATING",
+    "EpochRunner",
+    "no_step_error",
+    "warn_no_step",
+]
 
 _RAN_OUT = (
     "Your input ran out of data; interrupting the epoch. Make sure that your dataset or "
     "generator can generate at least `steps_per_epoch * epochs` batches (for a "
     "`tf.data.Dataset`, `.repeat()` it)."
+)
+#: :attr:`EpochRunner.ran_out` of ``fit``'s validation runs.
+RAN_OUT_VALIDATING = (
+    "Your validation data ran out of data; interrupting the validation. Make sure that "
+    "`validation_data` gives at least `validation_steps` batches at every validation (for a "
+    "`tf.data.Dataset`, `.repeat()` it), or lower `validation_steps`."
+)
+#: :attr:`EpochRunner.ran_out` of ``evaluate`` and ``predict``.
+RAN_OUT_OF_STEPS = (
+    "Your input ran out of data before `steps` batches; the last batches were not run. Make "
+    "sure that your dataset or generator can generate at least `steps` batches (for a "
+    "`tf.data.Dataset`, `.repeat()` it), or lower `steps`."
 )
 
 
@@ -110,6 +128,7 @@ class EpochRunner:
         self._passes = 0
         self._skip = 0
         self.ran_nothing = False
+        self.ran_out = _RAN_OUT  # the warning of a pass cut short (another for validation)
         #: Value checks of the batches (labels in range, finite weights), or None.
         self.checks: BatchChecks | None = None
         self._rows_checked = False
@@ -413,4 +432,4 @@ class EpochRunner:
 
     def _ran_out(self, before_first_step: bool) -> None:
         if not before_first_step:
-            warn(_RAN_OUT, FitpipeWarning)
+            warn(self.ran_out, FitpipeWarning)

@@ -19,7 +19,7 @@ from fitpipe.schemas import SchemaLike
 from fitpipe.training import arguments, conversions, distribute
 from fitpipe.training import callbacks as callbacks_mod
 from fitpipe.training.batch_checks import BatchChecks
-from fitpipe.training.epochs import EpochRunner, no_step_error
+from fitpipe.training.epochs import RAN_OUT_OF_STEPS, EpochRunner, no_step_error
 from fitpipe.training.inputs import check_model_inputs, check_model_targets
 from fitpipe.training.logs import flatten_in_order
 from fitpipe.training.loops import evaluate_loop, predict_loop, predict_rows_to_file
@@ -120,6 +120,7 @@ class EvaluatePredictMethods:
                 steps,
             )
             runner.checks = BatchChecks.for_model(self.model, pipeline.element_spec, "evaluate")
+            runner.ran_out = RAN_OUT_OF_STEPS
             cbs = callbacks_mod.callback_list(
                 self.model, callbacks, verbose, 1, runner.num_batches, history=False
             )

@@ -23,7 +23,12 @@ from fitpipe.training import arguments, distribute
 from fitpipe.training import callbacks as callbacks_mod
 from fitpipe.training.batch_checks import BatchChecks
 from fitpipe.training.conversions import absent_as_none
-from fitpipe.training.epochs import EpochRunner, no_step_error, warn_no_step
+from fitpipe.training.epochs import (
+    RAN_OUT_VALIDATING,
+    EpochRunner,
+    no_step_error,
+    warn_no_step,
+)
 from fitpipe.training.input_report import InputReport
 from fitpipe.training.logs import epoch_logs
 from fitpipe.training.loops import evaluate_loop
@@ -114,6 +119,7 @@ class FitLoop:
         if not val:
             return None
         runner = EpochRunner(val, steps)
+        runner.ran_out = RAN_OUT_VALIDATING
         runner.checks = BatchChecks.for_model(
             self.model, val.element_spec, "fit", self.settings.finite
         )

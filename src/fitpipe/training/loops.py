@@ -21,7 +21,7 @@ from fitpipe.schemas import Mode
 from fitpipe.training import callbacks as callbacks_mod
 from fitpipe.training import distribute, sharing
 from fitpipe.training.collect import merge_predictions, settle, to_results
-from fitpipe.training.epochs import EpochRunner
+from fitpipe.training.epochs import RAN_OUT_OF_STEPS, EpochRunner
 from fitpipe.training.inputs import check_model_inputs
 from fitpipe.training.logs import epoch_logs
 from fitpipe.training.outputs import check_output, check_output_type, predict_to_file
@@ -110,6 +110,7 @@ def predict_loop(
     runner = EpochRunner(
         distribute.distributed_pipeline(model, pipeline, Mode.PREDICT, "predict"), steps
     )
+    runner.ran_out = RAN_OUT_OF_STEPS
     cbs = chunked.cbs if chunked is not None else None
     if cbs is None:
         cbs = callbacks_mod.callback_list(
