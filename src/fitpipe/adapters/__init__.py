@@ -44,7 +44,12 @@ from fitpipe.adapters.base import (
     supported,
     unsupported,
 )
-from fitpipe.adapters.batch_checks import check_numeric_targets, leaf_names, nesting
+from fitpipe.adapters.batch_checks import (
+    check_numeric_targets,
+    check_numeric_weights,
+    leaf_names,
+    nesting,
+)
 from fitpipe.adapters.batches import Check, no_autograph, read_when_asked
 from fitpipe.adapters.capabilities import (
     BatchSourceBase,
@@ -137,6 +142,7 @@ __all__ = [
     "batch_size_or_default",
     "block_order",
     "check_numeric_targets",
+    "check_numeric_weights",
     "check_rows",
     "check_supported",
     "checked_chunks",

@@ -21,6 +21,7 @@ from fitpipe.errors import DataMismatchError, FitpipeTypeError, message, raw
 __all__ = [
     "BatchSpec",
     "check_numeric_targets",
+    "check_numeric_weights",
     "leaf_names",
     "nesting",
     "outline",
@@ -59,6 +60,29 @@ def check_numeric_targets(y: Any, caller: str) -> None:
     """
     if any(_is_text(leaf) for leaf in tf.nest.flatten(y)):
         raise string_targets_error(caller)
+
+
+def check_numeric_weights(weights: Any, caller: str) -> None:
+    """Refuses string sample weights (a weight column of strings read by a schema, say).
+
+    Arrays given as ``sample_weight`` are refused as they are taken in; this check is the
+    one of the batches' spec, which every input reaches, whatever made its weights.
+
+    Raises:
+        FitpipeTypeError: When a weight leaf holds strings.
+    """
+    if any(_is_text(leaf) for leaf in tf.nest.flatten(weights)):
+        raise FitpipeTypeError(
+            message(
+                caller,
+                "got string sample weights",
+                "Weights are numbers, one per sample (or per sample and time step)",
+                "Convert them to floats: for a table read by a `fitpipe.Schema`, cast its "
+                'weight column, e.g. `table.set_column(i, "w", table["w"].cast("float32"))` '
+                "or `frame.astype({'w': 'float32'})`",
+                sample_weight=raw("data of dtype string"),
+            )
+        )
 
 
 def string_targets_error(caller: str) -> FitpipeTypeError:

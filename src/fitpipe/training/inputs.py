@@ -13,7 +13,12 @@ from typing import Any
 import keras
 import tensorflow as tf
 
-from fitpipe.adapters import check_numeric_targets, complex_error, nesting
+from fitpipe.adapters import (
+    check_numeric_targets,
+    check_numeric_weights,
+    complex_error,
+    nesting,
+)
 from fitpipe.errors import DataMismatchError, FitpipeError, FitpipeTypeError, message, raw
 from fitpipe.pipeline import Pipeline
 from fitpipe.schemas import Mode
@@ -278,6 +283,7 @@ def check_model_targets(
     check_absent_targets(model, y, caller)
     leaves = tf.nest.flatten(y)
     check_numeric_targets(y, caller)
+    check_numeric_weights(weights, caller)
     check_complex_targets(element_spec, caller)
     _check_weights(y, weights, caller)
     check_weight_shapes(weighted_outputs(model, y, weights), caller, class_weight)
