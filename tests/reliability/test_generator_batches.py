@@ -173,6 +173,10 @@ LATER_BATCHES = {
     "object-holding-none": ((x_rows(2), with_none(2)), r"`y` is an object array holding None"),
     "structure-change": (({"a": x_rows(2)}, np.array([[1], [2]])), "structure unlike the first"),
     "part-dropped": ((x_rows(2),), "structure unlike the first"),
+    "weights-appear": (
+        (x_rows(2), np.array([[1], [2]]), np.ones(2)),
+        r"first ones: \(x: array, y: array\)\. Yield those parts.*in every batch or in none",
+    ),
     "x-y-row-counts": (
         (x_rows(3), np.array([[1], [2]])),
         r"parts hold different numbers of rows.*`x`: 3, `y`: 2",

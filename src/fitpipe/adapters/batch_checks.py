@@ -278,7 +278,8 @@ class BatchSpec:
                 DataMismatchError,
                 "with a structure unlike the first batches",
                 f"Every batch has the structure of the first ones: {outline(self.signature)}",
-                "Yield the same parts `(x, y, sample_weight)`, nesting and keys in every batch",
+                "Yield those parts, nested and keyed alike, in every batch (a part such as "
+                "`sample_weight` is in every batch or in none)",
                 outline(batch),
             ) from None
         rows = []
