@@ -416,3 +416,36 @@ def test_per_output_list_targets_need_output_names() -> None:
 def test_per_output_value_that_is_not_a_map_is_a_type_error() -> None:
     with pytest.raises(TypeError, match=r"got 2\.0 for the output 'b' in a per-output"):
         fitpipe.adapt(X13, TWO_TARGETS, class_weight={"a": {0: 1.0}, "b": 2.0})
+
+
+@pytest.mark.parametrize("form", ["arrays", "tf.data", "generator", "per-output"])
+@pytest.mark.parametrize("given", [False, True])
+def test_class_weights_are_made_in_floatx(form: str, given: bool) -> None:
+    """Under a float64 floatx the weights stay float64 (exact), as Keras makes them."""
+    x = np.zeros((4, 2))
+    y = np.array([0, 1, 0, 1])
+    sw = np.full(4, 1 / 3)
+    parts = (x, y, sw) if given else (x, y)
+    table: dict[Any, Any] = {0: 1 / 3, 1: 1 / 7}
+    previous = keras.config.floatx()
+    keras.config.set_floatx("float64")
+    try:
+        if form == "arrays":
+            pipeline = fitpipe.adapt(*parts, batch_size=4, class_weight=table)
+        elif form == "tf.data":
+            data = tf.data.Dataset.from_tensor_slices(parts).batch(4)
+            pipeline = fitpipe.adapt(data, class_weight=table)
+        elif form == "generator":
+            pipeline = fitpipe.adapt(iter([parts]), class_weight=table)
+        else:
+            y_dict = {"a": y, "b": y}
+            w_dict = {"a": sw, "b": sw} if given else None
+            pipeline = fitpipe.adapt(
+                {"x": x}, y_dict, w_dict, batch_size=4, class_weight={"a": table}
+            )
+        found = tf.nest.flatten(epoch_batches(pipeline)[0][2])
+    finally:
+        keras.config.set_floatx(previous)
+    want = np.array([table[c] for c in y]) * (sw if given else 1.0)
+    assert found[0].dtype == tf.float64
+    np.testing.assert_array_equal(np.asarray(found[0]), want)

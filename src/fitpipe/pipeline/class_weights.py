@@ -29,6 +29,7 @@ import numbers
 from collections.abc import Callable, Mapping
 from typing import Any
 
+import keras
 import numpy as np
 import tensorflow as tf
 
@@ -187,15 +188,17 @@ def _weight_value(weight: Any) -> float | None:
 
 
 def class_weight_table(class_weight: Mapping[Any, Any]) -> Any:
-    """Returns a float32 lookup vector: entry ``c`` is the weight of class ``c`` (default 1).
+    """Returns a lookup vector: entry ``c`` is the weight of class ``c`` (default 1).
 
-    A per-target map (values are maps, keyed by :data:`TargetKey`) gives a dict of vectors
-    by target key.
+    In ``keras.config.floatx()``, as Keras makes class weights (float64 weights stay exact
+    under a float64 floatx). A per-target map (values are maps, keyed by
+    :data:`TargetKey`) gives a dict of vectors by target key.
     """
     if is_per_output(class_weight):
         return {key: class_weight_table(table) for key, table in class_weight.items()}
     size = max(class_weight) + 1 if class_weight else 0
-    return tf.constant([class_weight.get(c, 1.0) for c in range(size)], dtype=tf.float32)
+    dtype = tf.as_dtype(keras.config.floatx())
+    return tf.constant([class_weight.get(c, 1.0) for c in range(size)], dtype=dtype)
 
 
 def _class_ids(y: tf.Tensor) -> tf.Tensor:
@@ -227,12 +230,12 @@ def apply_class_weight(batch: tuple[Any, ...], table: Any) -> tuple[Any, ...]:
     x, y = batch[0], batch[1]
     ids = _class_ids(y)
     if table.shape[0] == 0:  # no class listed: every sample weighs 1
-        return (x, y, batch[2]) if len(batch) == 3 else (x, y, tf.ones(tf.shape(ids), tf.float32))
+        return (x, y, batch[2]) if len(batch) == 3 else (x, y, tf.ones(tf.shape(ids), table.dtype))
     size = tf.cast(tf.shape(table)[0], tf.int64)
     known = tf.logical_and(ids >= 0, ids < size)
     weights = tf.where(known, tf.gather(table, tf.clip_by_value(ids, 0, size - 1)), 1.0)
     if len(batch) == 3 and batch[2] is not None:
-        given = tf.cast(batch[2], tf.float32)
+        given = tf.cast(batch[2], table.dtype)
         while weights.shape.rank is not None and weights.shape.rank < given.shape.rank:
             weights = tf.expand_dims(weights, -1)
         weights = given * weights
@@ -252,7 +255,8 @@ def _apply_per_target(batch: tuple[Any, ...], tables: dict[TargetKey, Any]) -> t
         if key in tables:
             found.append(apply_class_weight(part, tables[key])[2])
         elif weight is None:
-            found.append(tf.ones(tf.shape(tf.nest.flatten(target)[0])[:1], tf.float32))
+            dtype = next(iter(tables.values())).dtype
+            found.append(tf.ones(tf.shape(tf.nest.flatten(target)[0])[:1], dtype))
         else:
             found.append(weight)
     if isinstance(y, Mapping):
