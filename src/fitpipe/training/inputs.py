@@ -12,7 +12,7 @@ from typing import Any
 import keras
 import tensorflow as tf
 
-from fitpipe.adapters import check_numeric_targets, complex_error, nesting
+from fitpipe.adapters import ArraySource, check_numeric_targets, complex_error, nesting
 from fitpipe.errors import DataMismatchError, FitpipeError, FitpipeTypeError, message, raw
 from fitpipe.pipeline import Pipeline
 from fitpipe.schemas import Mode
@@ -26,6 +26,7 @@ __all__ = [
     "check_fit_specs",
     "check_model_inputs",
     "check_model_targets",
+    "given_as_x",
 ]
 
 
@@ -97,11 +98,36 @@ _LIST_BATCH_FIX = (
 
 def _list_batch(element_spec: Any) -> bool:
     """Whether batches came as ``x`` alone of 2 or 3 parts (``[x, y]`` maybe)."""
-    x = element_spec[0]
-    return len(element_spec) == 1 and isinstance(x, (list, tuple)) and 2 <= len(x) <= 3
+    x, rest = element_spec[0], element_spec[1:]
+    return all(r is None for r in rest) and isinstance(x, (list, tuple)) and 2 <= len(x) <= 3
 
 
-def check_model_inputs(model: keras.Model, element_spec: Any, caller: str) -> None:
+def _count_fix(element_spec: Any, caller: str, x_given: bool) -> str:
+    """Advice for ``x`` of 2 or 3 parts: a batch's split rule, or ``x``'s own arguments."""
+    if not _list_batch(element_spec):
+        return ""
+    if not x_given:
+        return _LIST_BATCH_FIX
+    names = ["x", "y", "sample_weight"][: len(element_spec[0])]
+    if caller.removesuffix("_on_batch") == "predict":
+        call = f"`{caller}(x)` with the inputs alone (Keras warns and predicts on the first array)"
+    else:
+        arguments = ", ".join(names).replace("sample_weight", "sample_weight=sample_weight")
+        call = f"`{caller}({arguments})`, each as its own argument"
+    return (
+        ". A tuple or list given as `x` is read as the model's inputs, not split into "
+        f"`({', '.join(names)})` (only a generator's or a dataset's batches are): call {call}"
+    )
+
+
+def given_as_x(pipeline: Pipeline) -> bool:
+    """Whether the pipeline's ``x`` is the caller's argument itself (rows, not batches)."""
+    return isinstance(pipeline.source, ArraySource)
+
+
+def check_model_inputs(
+    model: keras.Model, element_spec: Any, caller: str, x_given: bool = False
+) -> None:
     """Raises ``DataMismatchError`` when the batches' ``x`` cannot feed the built model.
 
     Models that are not built yet (subclassed models before their first call) are not
@@ -111,6 +137,7 @@ def check_model_inputs(model: keras.Model, element_spec: Any, caller: str) -> No
         model: The model.
         element_spec: The pipeline's element spec ``(x, ...)``.
         caller: The public method being run.
+        x_given: Whether ``x`` is the caller's argument (arrays, not a generator's batches).
 
     """
     check_spec_dtypes(element_spec, caller)  # every part: float8 and int4 are no input
@@ -135,7 +162,7 @@ def check_model_inputs(model: keras.Model, element_spec: Any, caller: str) -> No
                 f"got {len(flat)} input array(s) for a model with {len(inputs)} input(s)",
                 f"The model's inputs are {keys}",
                 "Pass one array per model input, as a list in that order or a dict by name"
-                + (_LIST_BATCH_FIX if _list_batch(element_spec) else ""),
+                + _count_fix(element_spec, caller, x_given),
                 f"{len(flat)} array(s)",
             )
         pairs = list(zip(inputs, flat, strict=True))
@@ -373,7 +400,7 @@ def _check_weights(y: Any, weights: Any, caller: str) -> None:
 
 def check_fit_specs(model: keras.Model, train: Pipeline, val: Pipeline | None) -> None:
     """Checks the batches of ``fit``'s pipelines against the model's inputs and targets."""
-    check_model_inputs(model, train.element_spec, "fit")
+    check_model_inputs(model, train.element_spec, "fit", given_as_x(train))
     plan = train.class_weight
     resolved = None if plan is None else plan.resolved
     check_model_targets(model, train.element_spec, "fit", Mode.TRAIN, resolved)

@@ -1,0 +1,88 @@
+"""Messages whose suggested fix is applied: the fix must work for the input that was refused."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import keras
+import numpy as np
+import pytest
+
+import fitpipe
+
+X = np.random.default_rng(0).random((20, 4)).astype("float32")
+Y = np.random.default_rng(1).random((20, 1)).astype("float32")
+SW = np.ones(20, "float32")
+
+
+def _dense() -> fitpipe.Trainer:
+    trainer = fitpipe.Trainer(keras.Sequential([keras.Input((4,)), keras.layers.Dense(1)]))
+    trainer.compile(optimizer="sgd", loss="mse")
+    return trainer
+
+
+CALLS: dict[str, tuple[Callable[..., Any], Callable[..., Any], str]] = {
+    # method: (call with the tuple as x, the suggested call, the call the message names)
+    "fit": (
+        lambda t, x: t.fit(x, verbose=0),
+        lambda t, parts, sw=None: t.fit(*parts, sample_weight=sw, verbose=0),
+        "fit",
+    ),
+    "evaluate": (
+        lambda t, x: t.evaluate(x, verbose=0),
+        lambda t, parts, sw=None: t.evaluate(*parts, sample_weight=sw, verbose=0),
+        "evaluate",
+    ),
+    "train_on_batch": (
+        lambda t, x: t.train_on_batch(x),
+        lambda t, parts, sw=None: t.train_on_batch(*parts, sample_weight=sw),
+        "train_on_batch",
+    ),
+    "test_on_batch": (
+        lambda t, x: t.test_on_batch(x),
+        lambda t, parts, sw=None: t.test_on_batch(*parts, sample_weight=sw),
+        "test_on_batch",
+    ),
+}
+
+
+@pytest.mark.parametrize("parts", [(X, Y), (X, Y, SW)], ids=["x-y", "x-y-sw"])
+@pytest.mark.parametrize("wrap", [tuple, list])
+@pytest.mark.parametrize("method", list(CALLS))
+def test_tuple_given_as_x_suggests_separate_arguments(
+    method: str, wrap: Callable[..., Any], parts: tuple[Any, ...]
+) -> None:
+    """Not a generator's batch: the advice is to pass the parts as arguments, and it works."""
+    refused, suggested, name = CALLS[method]
+    trainer = _dense()
+    args = ", ".join(["x", "y", "sample_weight"][: len(parts)])
+    call = args.replace("sample_weight", "sample_weight=sample_weight")
+    with pytest.raises(
+        fitpipe.errors.DataMismatchError,
+        match=rf"^`{name}` got {len(parts)} input array\(s\) for a model with 1 input\(s\)\..*"
+        rf"A tuple or list given as `x` is read as the model's inputs, not split into "
+        rf"`\({args}\)`.*call `{name}\({call}\)`, each as its own argument\. Received: x=",
+    ) as raised:
+        refused(trainer, wrap(parts))
+    assert "yield or return" not in str(raised.value)
+    suggested(trainer, parts[:2], *parts[2:])
+
+
+@pytest.mark.parametrize("wrap", [tuple, list])
+@pytest.mark.parametrize("method", ["predict", "predict_on_batch"])
+def test_tuple_given_as_x_to_predict_suggests_the_inputs_alone(
+    method: str, wrap: Callable[..., Any]
+) -> None:
+    """Keras predicts on the first array of ``predict((x, y))`` with a warning; fitpipe says so."""
+    trainer = _dense()
+    call = getattr(trainer, method)
+    kwargs = {"verbose": 0} if method == "predict" else {}
+    with pytest.raises(
+        fitpipe.errors.DataMismatchError,
+        match=rf"^`{method}` got 2 input array\(s\).*A tuple or list given as `x` is read as the "
+        rf"model's inputs.*call `{method}\(x\)` with the inputs alone \(Keras warns and predicts "
+        r"on the first array\)\. Received: x=",
+    ):
+        call(wrap((X, Y)), **kwargs)
+    assert np.shape(call(X, **kwargs)) == (20, 1)
