@@ -86,3 +86,57 @@ def test_tuple_given_as_x_to_predict_suggests_the_inputs_alone(
     ):
         call(wrap((X, Y)), **kwargs)
     assert np.shape(call(X, **kwargs)) == (20, 1)
+
+
+LABELS = np.arange(20) % 2
+NAMES = ("o1", "o2", "o3")
+LOSSES = {"o1": "sparse_categorical_crossentropy", "o2": "mse", "o3": "mse"}
+
+
+def _three_outputs(loss: dict[str, Any], **compile_args: Any) -> fitpipe.Trainer:
+    inputs = keras.Input((4,))
+    outputs = {
+        "o1": keras.layers.Dense(2, activation="softmax", name="o1")(inputs),
+        "o2": keras.layers.Dense(1, name="o2")(inputs),
+        "o3": keras.layers.Dense(1, name="o3")(inputs),
+    }
+    trainer = fitpipe.Trainer(keras.Model(inputs, outputs))
+    trainer.compile(optimizer="sgd", loss=loss, **compile_args)
+    return trainer
+
+
+def _targets(names: Any) -> dict[str, Any]:
+    return {name: LABELS if name == "o1" else Y for name in names}
+
+
+@pytest.mark.parametrize("missing", [("o2",), ("o1",), ("o2", "o3")], ids=lambda m: "-".join(m))
+def test_dict_y_without_an_output_with_a_loss_names_it(missing: tuple[str, ...]) -> None:
+    """Refused before the first step, naming the outputs; both fixes it gives train."""
+    trainer = _three_outputs(LOSSES)
+    given = _targets(n for n in NAMES if n not in missing)
+    shown = ", ".join(repr(n) for n in missing)
+    with pytest.raises(
+        fitpipe.errors.DataMismatchError,
+        match=rf"^`fit` got targets `y` without the output\(s\) {shown}, compiled with a loss\. "
+        rf".*Add the targets of {shown} to `y`, or compile .* without a loss .*"
+        rf"Received: y=dict with keys \[.*\] \(of type dict\)$",
+    ):
+        trainer.fit(X, given, verbose=0)
+    assert np.isfinite(trainer.fit(X, _targets(NAMES), verbose=0).history["loss"]).all()
+    lossless = _three_outputs({**LOSSES, **dict.fromkeys(missing)})
+    assert np.isfinite(lossless.fit(X, given, verbose=0).history["loss"]).all()
+
+
+def test_dict_loss_naming_some_outputs_trains_without_the_others_targets() -> None:
+    """Keras 3 trains a dict ``loss`` that leaves outputs out without their targets."""
+    trainer = _three_outputs({"o1": LOSSES["o1"]})
+    assert np.isfinite(trainer.fit(X, _targets(["o1"]), verbose=0).history["loss"]).all()
+
+
+def test_dict_y_without_an_output_with_metrics_is_refused() -> None:
+    """An output without a loss but with metrics needs its targets (Keras: KeyError)."""
+    trainer = _three_outputs({"o1": LOSSES["o1"], "o2": None, "o3": None}, metrics={"o2": ["mae"]})
+    with pytest.raises(
+        fitpipe.errors.DataMismatchError, match=r"target of output 'o2', which is compiled with"
+    ):
+        trainer.fit(X, _targets(["o1"]), verbose=0)

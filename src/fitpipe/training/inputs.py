@@ -18,6 +18,7 @@ from fitpipe.pipeline import Pipeline
 from fitpipe.schemas import Mode
 from fitpipe.training.absent_inputs import optional_inputs, restore_absent
 from fitpipe.training.absent_targets import check_absent_targets, restored_targets, target_layout
+from fitpipe.training.check_rules import losses_by_output
 from fitpipe.training.nested_inputs import nested_structure, nests_deeper, structured_pairs
 from fitpipe.training.spec_dtypes import check_complex_targets, check_spec_dtypes
 from fitpipe.training.weight_shapes import check_weight_shapes, weighted_outputs
@@ -345,7 +346,33 @@ def _check_target_names(model: keras.Model, y: Any, caller: str) -> None:
             f"got targets `y` keyed by names of no model output ({sorted(map(str, unknown))})",
             f"A dict `y` is keyed by the model's output names: {names}",
             "Key `y` by the output names, or pass it as a list in the order of the outputs",
-            f"dict with keys {sorted(map(str, y))}",
+            f"dict with keys {sorted(map(str, y))} (of type {type(y).__name__})",
+            "y",
+        )
+    _check_missing_names(model, y, caller)
+
+
+def _check_missing_names(model: keras.Model, y: Mapping[Any, Any], caller: str) -> None:
+    """Refuses a flat dict ``y`` by output name without the targets of an output with a loss.
+
+    Keras fails in the traced step ("y_true and y_pred have different structures"); an output
+    without a loss (None, or left out of a dict ``loss``) needs no target, as in Keras.
+    """
+    names = list(getattr(model, "output_names", None) or [])
+    losses = losses_by_output(model)
+    if losses is None or len(losses) != len(names) or not set(y) <= set(names):
+        return
+    missing = [n for n, loss in zip(names, losses, strict=True) if n not in y and loss is not None]
+    if missing:
+        shown = ", ".join(repr(n) for n in missing)
+        raise _mismatch(
+            caller,
+            f"got targets `y` without the output(s) {shown}, compiled with a loss",
+            f"A dict `y` has the targets of every output with a loss: {names}",
+            f"Add the targets of {shown} to `y`, or compile {'them' if len(missing) > 1 else 'it'} "
+            f"without a loss to leave {'them' if len(missing) > 1 else 'it'} out (e.g. "
+            f"`loss={{{', '.join(f'{n!r}: None' for n in missing)}, ...}}`)",
+            f"dict with keys {sorted(map(str, y))} (of type {type(y).__name__})",
             "y",
         )
 
