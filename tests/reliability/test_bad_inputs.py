@@ -610,9 +610,9 @@ CASES = [
         "fit-sample-weight-scalar",
         lambda h: fit(h, X, Y, sample_weight=2.0),
         TypeError,
-        "cannot use `sample_weight` as an array",
+        "cannot use the scalar `sample_weight` as an array",
         names=("sample_weight",),
-        expected="array-like",
+        expected="one entry per sample",
         received=r"sample_weight=2.0 \(of type float\)",
     ),
     case(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -140,3 +141,20 @@ def test_dict_y_without_an_output_with_metrics_is_refused() -> None:
         fitpipe.errors.DataMismatchError, match=r"target of output 'o2', which is compiled with"
     ):
         trainer.fit(X, _targets(["o1"]), verbose=0)
+
+
+@pytest.mark.parametrize("value", [2.0, 3, np.float32(0.5), np.asarray(2.0), True], ids=repr)
+@pytest.mark.parametrize("method", ["train_on_batch", "test_on_batch", "fit"])
+def test_scalar_sample_weight_suggests_one_weight_per_sample(method: str, value: Any) -> None:
+    """The fix the message gives (an array from ``np.full``) is taken."""
+    trainer = _dense()
+    call = getattr(trainer, method)
+    kwargs = {"verbose": 0} if method == "fit" else {}
+    shown = re.escape(repr(value.item() if isinstance(value, np.generic | np.ndarray) else value))
+    with pytest.raises(
+        (TypeError, ValueError),
+        match=rf"^`{method}` cannot (use|batch) the scalar `sample_weight`( as an array)?\..*"
+        rf"e\.g\. `sample_weight=np\.full\(len\(x\), {shown}\)`\. Received: sample_weight=",
+    ):
+        call(X, Y, sample_weight=value, **kwargs)
+    call(X, Y, sample_weight=np.full(len(X), value), **kwargs)
