@@ -477,3 +477,20 @@ def test_per_output_list_targets_need_output_names() -> None:
 def test_per_output_value_that_is_not_a_map_is_a_type_error() -> None:
     with pytest.raises(TypeError, match=r"got 2\.0 for the output 'b' in a per-output"):
         fitpipe.adapt(X13, TWO_TARGETS, class_weight={"a": {0: 1.0}, "b": 2.0})
+
+
+@pytest.mark.parametrize("scale", [10.3, 0.5, 1e-3])
+@pytest.mark.parametrize("column", [False, True], ids=["rank-1", "column"])
+def test_balanced_refuses_continuous_float_targets(scale: float, column: bool) -> None:
+    """Floats with a fractional part are no class indices (they were rounded before)."""
+    y = (LABELS * scale + 0.25 * scale).astype("float32")
+    y = y[:, None] if column else y
+    with pytest.raises(
+        ValueError,
+        match=r'^`adapt` cannot count the classes for `class_weight="balanced"`: the target at '
+        r"row 0 is .*, not a class index\..*Leave `class_weight` out for continuous targets.*"
+        r"Received: y=6 target\(s\) with a fractional part.*\(of type ndarray\)$",
+    ):
+        fitpipe.adapt(X, y, class_weight="balanced")
+    fitpipe.adapt(X, y)  # the fix: no class weights
+    fitpipe.adapt(X, LABELS.astype("float32"), class_weight="balanced")  # whole floats stay
