@@ -100,5 +100,7 @@ def test_a_nan_target_with_balanced_is_refused_naming_its_row(
         fitpipe.adapt(data_x, class_weight="balanced", **kwargs)
 
 
-def test_finite_float_targets_still_count_rounded() -> None:
-    assert class_counts(np.array([0.0, 1.0, 1.2, 2.0], "float32")) == {0: 1, 1: 2, 2: 1}
+def test_whole_float_targets_count_and_fractional_ones_are_refused() -> None:
+    assert class_counts(np.array([0.0, 1.0, 1.0, 2.0], "float32")) == {0: 1, 1: 2, 2: 1}
+    with pytest.raises(ValueError, match=r"the target at row 2 is 1\.2\d*, not a class index"):
+        class_counts(np.array([0.0, 1.0, 1.2, 2.0], "float32"))

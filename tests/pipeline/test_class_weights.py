@@ -220,14 +220,75 @@ def test_class_beyond_sparse_labels_is_allowed() -> None:
     ids=["list", "one-tuple", "dict"],
 )
 def test_multi_output_targets_are_a_value_error(y: Any) -> None:
-    with pytest.raises(ValueError, match=r"^`adapt` got `class_weight` for several targets"):
+    kind = "dict" if isinstance(y, dict) else "list"
+    with pytest.raises(
+        ValueError,
+        match=rf"(?s)^`adapt` got one `class_weight` map for targets `y` given as a {kind} of "
+        rf"{len(y)} target\(s\)\..*Received: y=.*, class_weight=\{{0: 0.5, 1: 2.0\}} "
+        r"\(of type dict\)$",
+    ):
         fitpipe.adapt(X, y, class_weight=CLASS_WEIGHT)
 
 
 def test_multi_output_tf_data_is_a_value_error() -> None:
     dataset = tf.data.Dataset.from_tensor_slices((X, (LABELS, LABELS))).batch(4)
-    with pytest.raises(ValueError, match="several targets"):
+    with pytest.raises(ValueError, match="given as a list of 2 target"):
         fitpipe.adapt(dataset, class_weight=CLASS_WEIGHT)
+
+
+def _two_output_trainer(as_dict: bool) -> fitpipe.Trainer:
+    inputs = keras.Input((2,))
+    outputs = {
+        "o1": keras.layers.Dense(4, activation="softmax", name="o1")(inputs),
+        "o2": keras.layers.Dense(1, name="o2")(inputs),
+    }
+    trainer = fitpipe.Trainer(keras.Model(inputs, outputs if as_dict else list(outputs.values())))
+    losses = {"o1": "sparse_categorical_crossentropy", "o2": "mse"}
+    trainer.compile("sgd", losses if as_dict else list(losses.values()))
+    return trainer
+
+
+def _one_output_trainer() -> fitpipe.Trainer:
+    inputs = keras.Input((2,))
+    outputs = keras.layers.Dense(4, activation="softmax", name="out")(inputs)
+    trainer = fitpipe.Trainer(keras.Model(inputs, outputs))
+    trainer.compile("sgd", "sparse_categorical_crossentropy")
+    return trainer
+
+
+@pytest.mark.parametrize("class_weight", [CLASS_WEIGHT, "balanced"])
+@pytest.mark.parametrize("as_dict", [True, False], ids=["dict-y", "list-y"])
+def test_flat_map_for_several_outputs_suggests_the_per_output_map(
+    class_weight: Any, as_dict: bool
+) -> None:
+    """The message names y's form and the outputs, and its per-output map trains."""
+    trainer = _two_output_trainer(as_dict)
+    reg = np.ones((6, 1), "float32")
+    y: Any = {"o1": LABELS, "o2": reg} if as_dict else [LABELS, reg]
+    kind = "dict" if as_dict else "list"
+    with pytest.raises(
+        ValueError,
+        match=rf"(?s)^`fit` got one `class_weight` map for targets `y` given as a {kind} of 2 "
+        r"target\(s\)\..*a map per output name, e\.g\. `class_weight=\{'o1': .*\(the outputs: "
+        r"'o1', 'o2'\).*Received: y=.*, class_weight=",
+    ):
+        trainer.fit(X, y, class_weight=class_weight, verbose=0)
+    history = trainer.fit(X, y, class_weight={"o1": class_weight}, verbose=0)
+    assert np.isfinite(history.history["loss"]).all()
+
+
+@pytest.mark.parametrize("wrap", [lambda t: {"out": t}, lambda t: [t]], ids=["dict", "list"])
+def test_flat_map_for_one_wrapped_target_suggests_the_array(wrap: Any) -> None:
+    """One output's targets in a dict or list (Keras refuses): the fix is the array itself."""
+    trainer = _one_output_trainer()
+    with pytest.raises(
+        ValueError,
+        match=r"(?s)of 1 target\(s\)\..*Pass the target array itself as `y`, not in a "
+        r"(dict|list)\. Received: y=.*, class_weight=\{0: 0\.5, 1: 2\.0\} \(of type dict\)$",
+    ):
+        trainer.fit(X, wrap(LABELS), class_weight=CLASS_WEIGHT, verbose=0)
+    history = trainer.fit(X, LABELS, class_weight=CLASS_WEIGHT, verbose=0)
+    assert np.isfinite(history.history["loss"]).all()
 
 
 @pytest.mark.parametrize(
@@ -449,3 +510,20 @@ def test_class_weights_are_made_in_floatx(form: str, given: bool) -> None:
     want = np.array([table[c] for c in y]) * (sw if given else 1.0)
     assert found[0].dtype == tf.float64
     np.testing.assert_array_equal(np.asarray(found[0]), want)
+
+
+@pytest.mark.parametrize("scale", [10.3, 0.5, 1e-3])
+@pytest.mark.parametrize("column", [False, True], ids=["rank-1", "column"])
+def test_balanced_refuses_continuous_float_targets(scale: float, column: bool) -> None:
+    """Floats with a fractional part are no class indices (they were rounded before)."""
+    y = (LABELS * scale + 0.25 * scale).astype("float32")
+    y = y[:, None] if column else y
+    with pytest.raises(
+        ValueError,
+        match=r'^`adapt` cannot count the classes for `class_weight="balanced"`: the target at '
+        r"row 0 is .*, not a class index\..*Leave `class_weight` out for continuous targets.*"
+        r"Received: y=6 target\(s\) with a fractional part.*\(of type ndarray\)$",
+    ):
+        fitpipe.adapt(X, y, class_weight="balanced")
+    fitpipe.adapt(X, y)  # the fix: no class weights
+    fitpipe.adapt(X, LABELS.astype("float32"), class_weight="balanced")  # whole floats stay

@@ -582,9 +582,9 @@ CASES = [
         "fit-class-weight-multi-output",
         lambda h: fit(h, X, [Y3, Y], class_weight={0: 2.0}, trainer="two_outputs"),
         ValueError,
-        "`class_weight` for several targets",
+        "one `class_weight` map for targets `y` given as a list of 2 target",
         names=("class_weight", "y"),
-        expected="single output",
+        expected="a map per output name",
         received=r"y=.*of type tuple",
     ),
     # ---------------------------------------------------------------------- sample_weight
@@ -610,9 +610,9 @@ CASES = [
         "fit-sample-weight-scalar",
         lambda h: fit(h, X, Y, sample_weight=2.0),
         TypeError,
-        "cannot use `sample_weight` as an array",
+        "cannot use the scalar `sample_weight` as an array",
         names=("sample_weight",),
-        expected="array-like",
+        expected="one entry per sample",
         received=r"sample_weight=2.0 \(of type float\)",
     ),
     case(

@@ -182,6 +182,28 @@ def _object_to_text(array: np.ndarray, caller: str, path: str, original: Any) ->
     )
 
 
+def _scalar_fix(path: str, value: Any) -> str:
+    """How to give a scalar ``value`` once per sample (``np.full`` of its value)."""
+    number = value.item() if hasattr(value, "item") else value
+    full = f"np.full(len(x), {number!r})"
+    if path.startswith("x"):
+        return "Pass an array with one entry per sample, e.g. `np.full((n,), value)`"
+    if path.isidentifier():
+        return f"Repeat it once per sample, e.g. `{path}={full}`"
+    return f"Repeat it once per sample, e.g. `{full}` in its place"
+
+
+def _scalar_leaf(value: Any, caller: str, path: str) -> str:
+    """A number where an array is expected: the fix repeats it once per sample."""
+    return message(
+        caller,
+        f"cannot use the scalar `{path}` as an array",
+        f"`{path}` has one entry per sample (its first dimension), as `x` has rows",
+        _scalar_fix(path, value),
+        **{path: value},
+    )
+
+
 def _convert_leaf(value: Any, caller: str, path: str) -> Any:
     if isinstance(value, tf.Variable):
         value = tf.convert_to_tensor(value)
@@ -189,6 +211,8 @@ def _convert_leaf(value: Any, caller: str, path: str) -> Any:
         value = to_sparse_tensor(value, caller, path)
     if not is_tf_value(value):
         if not is_array_like(value):
+            if isinstance(value, numbers.Number) and not path.startswith("x"):
+                raise FitpipeTypeError(_scalar_leaf(value, caller, path))
             raise FitpipeTypeError(
                 message(
                     caller,
@@ -212,7 +236,7 @@ def _convert_leaf(value: Any, caller: str, path: str) -> Any:
                 caller,
                 f"cannot batch the scalar `{path}`",
                 "Arrays need a first (sample) dimension",
-                "Pass an array with one entry per sample, e.g. `np.full((n,), value)`",
+                _scalar_fix(path, value),
                 **{path: value},
             )
         )

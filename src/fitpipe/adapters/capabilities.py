@@ -302,7 +302,7 @@ def class_counts(y: Any, caller: str = "fit", first: int = 0) -> dict[int, int]:
     if values.ndim >= 2:
         values = values[..., 0] if values.shape[-1] == 1 else values.argmax(axis=-1)
     if values.dtype.kind == "f":
-        values = np.round(values)
+        _check_whole(values, caller, first)
     classes, counts = np.unique(values.astype(np.int64).ravel(), return_counts=True)
     return {int(c): int(n) for c, n in zip(classes, counts, strict=True)}
 
@@ -322,5 +322,29 @@ def _check_no_nan(values: np.ndarray, caller: str, first: int) -> None:
             "Drop or fill the rows whose target is NaN, e.g. `keep = ~np.isnan(y)` and pass "
             "`x[keep], y[keep]`",
             y=raw(f"{int(nan.sum())} NaN target(s), the first at row {row}"),
+        )
+    )
+
+
+def _check_whole(values: np.ndarray, caller: str, first: int) -> None:
+    """Refuses float labels with a fractional part: continuous targets, which have no class."""
+    fractional = values != np.round(values)
+    if not fractional.any():
+        return
+    row = first + int(np.argwhere(fractional)[0][0])
+    value = values.reshape(len(values), -1)[row - first].ravel()[0] if values.ndim else values
+    raise FitpipeValueError(
+        message(
+            caller,
+            f'cannot count the classes for `class_weight="balanced"`: the target at row '
+            f"{row} is {float(value)!r}, not a class index",
+            "Balanced weights count the rows of each class; sparse labels are whole numbers "
+            "(0., 1., ...) and continuous targets (a regression) have no classes",
+            "Leave `class_weight` out for continuous targets (weigh rows with `sample_weight`), "
+            "or pass integer class labels, e.g. `y.astype('int64')` if they are classes",
+            y=raw(
+                f"{int(fractional.sum())} target(s) with a fractional part, the first "
+                f"{float(value)!r} at row {row} (of type {type(values).__name__})"
+            ),
         )
     )

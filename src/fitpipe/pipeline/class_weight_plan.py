@@ -202,7 +202,7 @@ def source_class_weight(
 
     if is_per_output(class_weight):
         return _per_output_plan(class_weight, y, counts, caller, output_names)
-    check_single_target(y, caller)
+    check_single_target(y, caller, class_weight, output_names)
     if isinstance(class_weight, str):
         table, rows = _balanced(class_weight, counts()[None], class_weight, caller)
         return ClassWeightPlan(table, table, rows)

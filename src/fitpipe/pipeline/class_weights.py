@@ -26,7 +26,7 @@ output resolved) is :mod:`fitpipe.pipeline.class_weight_plan`'s.
 from __future__ import annotations
 
 import numbers
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import keras
@@ -264,8 +264,13 @@ def _apply_per_target(batch: tuple[Any, ...], tables: dict[TargetKey, Any]) -> t
     return (x, y, type(y)(found) if isinstance(y, (list, tuple)) else found[0])
 
 
-def check_single_target(y: Any, caller: str) -> None:
-    """Refuses ``class_weight`` without targets, or with several."""
+def check_single_target(
+    y: Any,
+    caller: str,
+    class_weight: Any = None,
+    output_names: Sequence[str] | None = None,
+) -> None:
+    """Refuses one ``class_weight`` map without targets, or for targets given as a dict or list."""
     if y is None:
         raise FitpipeValueError(
             message(
@@ -277,15 +282,35 @@ def check_single_target(y: Any, caller: str) -> None:
             )
         )
     if len(tf.nest.flatten(y)) != 1 or isinstance(y, (Mapping, tuple, list)):
-        raise FitpipeValueError(
-            message(
-                caller,
-                "got `class_weight` for several targets",
-                "`class_weight` is only supported for models with a single output",
-                "Pass per-sample weights for each output as `sample_weight` instead",
-                y=y,
-            )
-        )
+        raise FitpipeValueError(_nested_targets_message(y, caller, class_weight, output_names))
+
+
+def _nested_targets_message(
+    y: Any, caller: str, class_weight: Any, output_names: Sequence[str] | None
+) -> str:
+    """Why one ``class_weight`` map does not fit targets nested in a dict or list, and the fix."""
+    nested = isinstance(y, (Mapping, tuple, list))
+    count = len(y) if nested else len(tf.nest.flatten(y))
+    kind = "dict" if isinstance(y, Mapping) else "list" if nested else "structure"
+    names = [str(k) for k in y] if isinstance(y, Mapping) else list(output_names or ())
+    names = names[:count] if len(names) >= count else []
+    shown = class_weight if class_weight is not None else {0: 1.0, 1: 2.0}
+    value = repr(shown) if len(repr(shown)) <= 40 else "{...}"
+    first = repr(names[0]) if names else "'<output name>'"
+    fix = f"Pass a map per output name, e.g. `class_weight={{{first}: {value}}}`"
+    if names:
+        fix += f" (the outputs: {', '.join(repr(n) for n in names)}); outputs left out weigh 1"
+    if count == 1:
+        fix = f"Pass the target array itself as `y`, not in a {kind}"
+    return message(
+        caller,
+        f"got one `class_weight` map for targets `y` given as a {kind} of {count} target(s)",
+        "A map from class index to weight weights a single target array; targets given by "
+        "output (a dict or list) take a map per output name",
+        fix,
+        y=y,
+        class_weight=class_weight,
+    )
 
 
 def weighted_dataset(

@@ -14,6 +14,7 @@ import keras
 import tensorflow as tf
 
 from fitpipe.adapters import (
+    ArraySource,
     check_numeric_targets,
     check_numeric_weights,
     complex_error,
@@ -24,6 +25,7 @@ from fitpipe.pipeline import Pipeline
 from fitpipe.schemas import Mode
 from fitpipe.training.absent_inputs import optional_inputs, restore_absent
 from fitpipe.training.absent_targets import check_absent_targets, restored_targets, target_layout
+from fitpipe.training.check_rules import losses_by_output
 from fitpipe.training.nested_inputs import nested_structure, nests_deeper, structured_pairs
 from fitpipe.training.spec_dtypes import check_complex_targets, check_spec_dtypes
 from fitpipe.training.weight_shapes import check_weight_shapes, weighted_outputs
@@ -32,6 +34,7 @@ __all__ = [
     "check_fit_specs",
     "check_model_inputs",
     "check_model_targets",
+    "given_as_x",
 ]
 
 
@@ -103,11 +106,36 @@ _LIST_BATCH_FIX = (
 
 def _list_batch(element_spec: Any) -> bool:
     """Whether batches came as ``x`` alone of 2 or 3 parts (``[x, y]`` maybe)."""
-    x = element_spec[0]
-    return len(element_spec) == 1 and isinstance(x, (list, tuple)) and 2 <= len(x) <= 3
+    x, rest = element_spec[0], element_spec[1:]
+    return all(r is None for r in rest) and isinstance(x, (list, tuple)) and 2 <= len(x) <= 3
 
 
-def check_model_inputs(model: keras.Model, element_spec: Any, caller: str) -> None:
+def _count_fix(element_spec: Any, caller: str, x_given: bool) -> str:
+    """Advice for ``x`` of 2 or 3 parts: a batch's split rule, or ``x``'s own arguments."""
+    if not _list_batch(element_spec):
+        return ""
+    if not x_given:
+        return _LIST_BATCH_FIX
+    names = ["x", "y", "sample_weight"][: len(element_spec[0])]
+    if caller.removesuffix("_on_batch") == "predict":
+        call = f"`{caller}(x)` with the inputs alone (Keras warns and predicts on the first array)"
+    else:
+        arguments = ", ".join(names).replace("sample_weight", "sample_weight=sample_weight")
+        call = f"`{caller}({arguments})`, each as its own argument"
+    return (
+        ". A tuple or list given as `x` is read as the model's inputs, not split into "
+        f"`({', '.join(names)})` (only a generator's or a dataset's batches are): call {call}"
+    )
+
+
+def given_as_x(pipeline: Pipeline) -> bool:
+    """Whether the pipeline's ``x`` is the caller's argument itself (rows, not batches)."""
+    return isinstance(pipeline.source, ArraySource)
+
+
+def check_model_inputs(
+    model: keras.Model, element_spec: Any, caller: str, x_given: bool = False
+) -> None:
     """Raises ``DataMismatchError`` when the batches' ``x`` cannot feed the built model.
 
     Models that are not built yet (subclassed models before their first call) are not
@@ -117,6 +145,7 @@ def check_model_inputs(model: keras.Model, element_spec: Any, caller: str) -> No
         model: The model.
         element_spec: The pipeline's element spec ``(x, ...)``.
         caller: The public method being run.
+        x_given: Whether ``x`` is the caller's argument (arrays, not a generator's batches).
 
     """
     check_spec_dtypes(element_spec, caller)  # every part: float8 and int4 are no input
@@ -141,7 +170,7 @@ def check_model_inputs(model: keras.Model, element_spec: Any, caller: str) -> No
                 f"got {len(flat)} input array(s) for a model with {len(inputs)} input(s)",
                 f"The model's inputs are {keys}",
                 "Pass one array per model input, as a list in that order or a dict by name"
-                + (_LIST_BATCH_FIX if _list_batch(element_spec) else ""),
+                + _count_fix(element_spec, caller, x_given),
                 f"{len(flat)} array(s)",
             )
         pairs = list(zip(inputs, flat, strict=True))
@@ -325,7 +354,33 @@ def _check_target_names(model: keras.Model, y: Any, caller: str) -> None:
             f"got targets `y` keyed by names of no model output ({sorted(map(str, unknown))})",
             f"A dict `y` is keyed by the model's output names: {names}",
             "Key `y` by the output names, or pass it as a list in the order of the outputs",
-            f"dict with keys {sorted(map(str, y))}",
+            f"dict with keys {sorted(map(str, y))} (of type {type(y).__name__})",
+            "y",
+        )
+    _check_missing_names(model, y, caller)
+
+
+def _check_missing_names(model: keras.Model, y: Mapping[Any, Any], caller: str) -> None:
+    """Refuses a flat dict ``y`` by output name without the targets of an output with a loss.
+
+    Keras fails in the traced step ("y_true and y_pred have different structures"); an output
+    without a loss (None, or left out of a dict ``loss``) needs no target, as in Keras.
+    """
+    names = list(getattr(model, "output_names", None) or [])
+    losses = losses_by_output(model)
+    if losses is None or len(losses) != len(names) or not set(y) <= set(names):
+        return
+    missing = [n for n, loss in zip(names, losses, strict=True) if n not in y and loss is not None]
+    if missing:
+        shown = ", ".join(repr(n) for n in missing)
+        raise _mismatch(
+            caller,
+            f"got targets `y` without the output(s) {shown}, compiled with a loss",
+            f"A dict `y` has the targets of every output with a loss: {names}",
+            f"Add the targets of {shown} to `y`, or compile {'them' if len(missing) > 1 else 'it'} "
+            f"without a loss to leave {'them' if len(missing) > 1 else 'it'} out (e.g. "
+            f"`loss={{{', '.join(f'{n!r}: None' for n in missing)}, ...}}`)",
+            f"dict with keys {sorted(map(str, y))} (of type {type(y).__name__})",
             "y",
         )
 
@@ -380,7 +435,7 @@ def _check_weights(y: Any, weights: Any, caller: str) -> None:
 
 def check_fit_specs(model: keras.Model, train: Pipeline, val: Pipeline | None) -> None:
     """Checks the batches of ``fit``'s pipelines against the model's inputs and targets."""
-    check_model_inputs(model, train.element_spec, "fit")
+    check_model_inputs(model, train.element_spec, "fit", given_as_x(train))
     plan = train.class_weight
     resolved = None if plan is None else plan.resolved
     check_model_targets(model, train.element_spec, "fit", Mode.TRAIN, resolved)
