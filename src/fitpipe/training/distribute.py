@@ -35,6 +35,7 @@ from fitpipe.training.sharing import chief_shares
 from fitpipe.training.steps import StepFunction
 
 __all__ = [
+    "build_for_batch",
     "build_state",
     "distributed_pipeline",
     "distributed_step",
@@ -209,9 +210,18 @@ class DistributedStepFunction(StepFunction):
     strategy: tf.distribute.Strategy | None = None
     #: Per-replica batches: their value checks are a ``tf.data`` stage (``BatchChecks``).
     checks_in_loop = False
+    #: Whether :func:`build_for_batch` created the state this step updates.
+    state_built = False
 
     def on_batch(self, data: Any, caller: str | None, spec: Any) -> Any:
-        """Runs one step on one global batch, split over the replicas like any batch.
+        """Runs one step on one given batch (the ``*_on_batch`` methods), as Keras does.
+
+        ``train_on_batch`` and ``test_on_batch`` give every replica the whole batch (as
+        Keras' own methods do): each replica's loss is scaled by the number of replicas, so
+        the summed gradients, the synchronized metrics and the averaged logs are the one
+        device's for any number of rows (a split would leave a replica short or empty, whose
+        logs and gradients would then count as much as a full one's). ``predict_on_batch``
+        splits the batch and returns each row once.
 
         Args:
             data: The batch.
@@ -219,14 +229,17 @@ class DistributedStepFunction(StepFunction):
             spec: The batch's spec (unused).
         """
         assert self.strategy is not None
+        if not self.collect:
+            batch = self.strategy.experimental_distribute_values_from_function(lambda _: data)
+            return self.one_step(batch)
         given = tuple(data) if isinstance(data, tuple) else (data,)
         present = len(given)
         while present > 1 and given[present - 1] is None:  # `(x, y, None)`: no weights
             present -= 1
         dataset = tf.data.Dataset.from_tensors(given[:present])
-        batch = next(iter(self.strategy.experimental_distribute_dataset(dataset)))
+        rows = next(iter(self.strategy.experimental_distribute_dataset(dataset)))
         absent = (None,) * (len(given) - present)
-        return self.one_step((*batch, *absent) if isinstance(data, tuple) else batch[0])
+        return self.one_step((*rows, *absent) if isinstance(data, tuple) else rows[0])
 
 
 def step_function(
@@ -265,11 +278,15 @@ def build_state(model: Any, strategy: tf.distribute.Strategy, element_spec: Any)
         strategy: Its strategy.
         element_spec: The spec of one batch ``(x,)``, ``(x, y)`` or ``(x, y, sw)``.
     """
-    specs = tf.nest.flatten(element_spec)
+    specs = [spec for spec in tf.nest.flatten(element_spec) if spec is not None]
     if not all(isinstance(spec, tf.TensorSpec) for spec in specs):
         return
     zeros = tf.nest.map_structure(
-        lambda spec: tf.zeros([2 if d is None else d for d in spec.shape.as_list()], spec.dtype),
+        lambda spec: (
+            None
+            if spec is None
+            else tf.zeros([2 if d is None else d for d in spec.shape.as_list()], spec.dtype)
+        ),
         element_spec,
     )
     x, y, sample_weight = (*zeros, None, None)[:3]
@@ -282,6 +299,26 @@ def build_state(model: Any, strategy: tf.distribute.Strategy, element_spec: Any)
         if optimizer is not None and not optimizer.built:
             optimizer.build(model.trainable_variables)
     model.reset_metrics()
+
+
+def build_for_batch(function: StepFunction, model: Any, spec: Any) -> None:
+    """Creates the state a ``train_on_batch``/``test_on_batch`` step updates, once per step.
+
+    As Keras' own methods build the model, loss, metrics and optimizer before their first
+    step (``_maybe_symbolic_build``): a replicated step that creates variables (a compiled
+    metric's, the optimizer's) fails to feed its captured placeholders. A no-op without a
+    strategy.
+
+    Args:
+        function: The step (a :class:`DistributedStepFunction` under a strategy).
+        model: The compiled model.
+        spec: The spec of the batch ``(x, y)`` or ``(x, y, sw)`` (``None`` where absent).
+    """
+    if not isinstance(function, DistributedStepFunction) or function.state_built:
+        return
+    assert function.strategy is not None
+    build_state(model, function.strategy, spec)
+    function.state_built = True
 
 
 def distributed_pipeline(model: Any, pipeline: Any, mode: Mode, caller: str) -> Any:

@@ -2,21 +2,23 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import keras
-import numpy as np
+import tensorflow as tf
 
-__all__ = ["epoch_logs", "flatten_in_order", "pythonify"]
+__all__ = ["epoch_logs", "flatten_in_order", "loop_outputs", "pythonify"]
 
 
 def pythonify(logs: Mapping[str, Any] | None, flatten: bool = True) -> dict[str, Any]:
-    """Turns tensor values into Python floats (scalars) or NumPy arrays, keys sorted.
+    """Turns each value into a Python float where ``float()`` takes it, keys sorted.
 
-    Sorted as Keras' own logs are (``return_dict=True`` results, History, callbacks' logs).
-    A nested dict's entries take its key's place; with ``flatten`` False it is kept (Keras'
-    callback list flattens it so, after any ``val_`` entries are added beside it).
+    As Keras' ``pythonify_logs``: a tensor becomes a NumPy array first; a value ``float()``
+    refuses (a string tensor, ``None``, a vector) is kept as it is. Sorted as Keras' own
+    logs are (``return_dict=True`` results, History, callbacks' logs). A nested dict's
+    entries take its key's place; with ``flatten`` False it is kept (Keras' callback list
+    flattens it so, after any ``val_`` entries are added beside it).
     """
     result: dict[str, Any] = {}
     for key, value in sorted((logs or {}).items()):
@@ -26,9 +28,58 @@ def pythonify(logs: Mapping[str, Any] | None, flatten: bool = True) -> dict[str,
             else:
                 result[key] = pythonify(value, flatten=False)
             continue
-        array = np.asarray(value)
-        result[key] = float(array) if array.ndim == 0 else array
+        result[key] = _python_value(value)
     return result
+
+
+def _python_value(value: Any) -> Any:
+    """``float(value)`` when it takes it, else the value (a tensor as a NumPy array)."""
+    if keras.ops.is_tensor(value):
+        value = keras.ops.convert_to_numpy(value)
+    try:
+        return float(value)
+    except Exception:  # as Keras: whatever float() refuses is kept
+        return value
+
+
+def _filled(outputs: Any) -> Any:
+    return tf.nest.map_structure(lambda v: tf.constant(False) if v is None else v, outputs)
+
+
+def loop_outputs(
+    step: Callable[[Any], Any], short: Any, traced: Any
+) -> tuple[Callable[[Any], Any], Any, Any, Callable[[Any], Any]]:
+    """A compiled loop's step for outputs that hold ``None`` (a custom step's log value).
+
+    ``tf.while_loop`` carries no ``None``: the loop's steps give a boolean scalar in its
+    place, and the loop's outputs get ``None`` back (as Keras' step function returns it).
+
+    Args:
+        step: The step the loop runs.
+        short: ``(plain step, rows)`` of ``step_loops.Short``, or None.
+        traced: The step's trace (a concrete function: its outputs are read).
+
+    Returns:
+        ``(step, short, outputs, restore)``: the steps and outputs to build the loop with,
+        and what wraps the loop's body (its outputs second in what it returns).
+    """
+    outputs = traced.structured_outputs
+    if not any(value is None for value in tf.nest.flatten(outputs)):
+        return step, short, outputs, lambda body: body
+
+    def filled(run: Callable[[Any], Any]) -> Callable[[Any], Any]:
+        return lambda batch: _filled(run(batch))
+
+    def restore(body: Callable[..., Any]) -> Callable[..., Any]:
+        def loop(*args: Any) -> Any:
+            first, results, *rest = body(*args)
+            back = tf.nest.map_structure(lambda t, v: None if t is None else v, outputs, results)
+            return (first, back, *rest)
+
+        return loop
+
+    short = None if short is None else (filled(short[0]), short[1])
+    return filled(step), short, _filled(outputs), restore
 
 
 def epoch_logs(model: keras.Model, step_logs: Any, flatten: bool = True) -> dict[str, Any]:

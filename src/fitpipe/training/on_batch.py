@@ -13,7 +13,7 @@ from typing import Any
 import keras
 
 from fitpipe.adapters import Mode
-from fitpipe.training import arguments, conversions
+from fitpipe.training import arguments, conversions, distribute
 from fitpipe.training.batch_checks import check_one_batch
 from fitpipe.training.collect import to_results
 from fitpipe.training.inputs import check_model_inputs, check_model_targets
@@ -148,4 +148,7 @@ def _run(
         check_model_targets(model, spec, caller, step_mode, class_weight)
         check_one_batch(model, data, caller, spec)
         model.reset_metrics()
-    return state.function(model, mode, spec).on_batch(data, caller, spec)
+    function = state.function(model, mode, spec)
+    if mode != "predict":  # under a strategy: the state the step updates, made first
+        distribute.build_for_batch(function, model, spec)
+    return function.on_batch(data, caller, spec)

@@ -32,6 +32,7 @@ from fitpipe.training.conversions import (
     input_key,
     same_spec,
 )
+from fitpipe.training.logs import loop_outputs
 from fitpipe.training.step_errors import spec_text, step_error
 from fitpipe.training.step_loops import (
     Fetch,
@@ -377,22 +378,23 @@ class StepFunction:
             choice.loops = graph_ops.loops(self._ops)
             xla_rules.by_ops(choice, self._ops)  # (decided: nothing is recalled)
             remembered.recall_for(choice, concrete, placement.step_device())
-        out_specs = output_specs(concrete.structured_outputs)
-        self.held = held_ranks(out_specs)
         short = None
         if self.auto and self.jit_compile and rows is not None:
             short = (self._variant(False), rows.full_rows)
+        step, short, outputs, restore = loop_outputs(self.one_step, short, concrete)
+        out_specs = output_specs(outputs)
+        self.held = held_ranks(out_specs)
         chunks = None if rows is None else rows.chunk_functions()
         if chunks is not None:  # rows in memory, dense: every batch exists
-            body = chunked_loop(self.one_step, out_specs, chunks, short, self.collect)
+            body = chunked_loop(step, out_specs, chunks, short, self.collect)
         elif rows is not None and not self.collect:  # sparse or ragged: a batch at a time
-            body = counted_loop(self.one_step, out_specs, present(fetch), short)
+            body = counted_loop(step, out_specs, present(fetch), short)
         elif self.collect:
-            body = collect_loop(self.one_step, out_specs, fetch, self.timed, short)
+            body = collect_loop(step, out_specs, fetch, self.timed, short)
         else:
             check = None if self.checks is None else self.checks.graph_check
-            body = last_loop(self.one_step, out_specs, fetch, self.timed, short, check)
-        return tf.function(body, autograph=False, reduce_retracing=True)
+            body = last_loop(step, out_specs, fetch, self.timed, short, check)
+        return tf.function(restore(body), autograph=False, reduce_retracing=True)
 
     def __call__(self, iterator: Any, n: int, held: bool = False) -> tuple[int, Any]:
         """Runs up to ``n`` steps on batches from ``iterator``.
