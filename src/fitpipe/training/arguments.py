@@ -23,6 +23,7 @@ __all__ = [
     "check_bool",
     "check_callbacks",
     "check_epochs",
+    "check_jit_compile",
     "check_steps",
     "check_steps_per_execution",
     "check_validation_freq",
@@ -188,8 +189,8 @@ def _not_callbacks(caller: str, what: str, **received: Any) -> FitpipeTypeError:
     )
 
 
-def check_bool(value: Any, name: str, caller: str) -> None:
-    """Checks a boolean argument (Python or NumPy bool)."""
+def check_bool(value: Any, name: str, caller: str) -> bool:
+    """Checks a boolean argument (Python or NumPy bool); returns it as a Python bool."""
     if not isinstance(value, (bool, np.bool_)):
         raise FitpipeTypeError(
             message(
@@ -200,6 +201,27 @@ def check_bool(value: Any, name: str, caller: str) -> None:
                 **{name: value},
             )
         )
+    return bool(value)
+
+
+def check_jit_compile(value: Any) -> bool | str:
+    """Checks ``compile``'s ``jit_compile``: a bool (Python or NumPy) or ``"auto"``.
+
+    Keras takes any value, and any truthy one (``"no"``, ``"false"``, 2) turns XLA on.
+    """
+    if isinstance(value, str) and value == "auto":
+        return "auto"
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    raise FitpipeTypeError(
+        message(
+            "compile",
+            "got an invalid `jit_compile`",
+            '`jit_compile` is True, False, or "auto" (XLA kept where it measures faster)',
+            'Pass a bool or "auto"',
+            jit_compile=value,
+        )
+    )
 
 
 def no_extra_arguments(kwargs: dict[str, Any], caller: str) -> None:
