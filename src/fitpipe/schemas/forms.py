@@ -22,6 +22,7 @@ from fitpipe.schemas.columns import (
     is_selector,
     matching_columns,
 )
+from fitpipe.schemas.naming import named_for
 from fitpipe.schemas.roles import Role
 from fitpipe.schemas.schema import Named, RoleSpec, Schema
 
@@ -113,7 +114,8 @@ def as_schema(value: Any, caller: str) -> Schema | None:
             )
         )
     if isinstance(value, Mapping):
-        return Schema.from_dict(data)  # its errors name the bad key or value
+        with named_for(caller):  # its errors name the bad key or value, and `caller`
+            return Schema.from_dict(data)
     try:
         return Schema.from_dict(data)
     except (TypeError, ValueError) as err:

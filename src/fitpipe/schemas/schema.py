@@ -34,6 +34,7 @@ import numpy as np
 
 from fitpipe.errors import FitpipeTypeError, FitpipeValueError, SchemaError, message
 from fitpipe.schemas.columns import REGEX_PREFIX, compile_regex
+from fitpipe.schemas.naming import schema_caller
 from fitpipe.schemas.roles import Role
 
 __all__ = ["Columns", "Named", "RoleSpec", "Schema"]
@@ -61,7 +62,7 @@ def _check_regex(name: str, where: str) -> None:
     except re.error as err:
         raise FitpipeValueError(
             message(
-                "Schema",
+                schema_caller("Schema"),
                 f"got an invalid regular expression for {where} ({err})",
                 f"A selector starting with {REGEX_PREFIX!r} is a Python regular expression "
                 "matched against whole column names",
@@ -76,7 +77,7 @@ def _name(value: Any, where: str) -> str:
     if not isinstance(value, str):
         raise FitpipeTypeError(
             message(
-                "Schema",
+                schema_caller("Schema"),
                 f"got a column name for {where} that is not a str",
                 "Column names are non-empty strings",
                 'Pass the name as the data spells it, e.g. "id"',
@@ -86,7 +87,7 @@ def _name(value: Any, where: str) -> str:
     if not value:
         raise SchemaError(
             message(
-                "Schema",
+                schema_caller("Schema"),
                 f"got an empty column name for {where}",
                 "Column names are non-empty strings",
                 'Pass the name as the data spells it, e.g. "id"',
@@ -104,7 +105,7 @@ def _columns(value: Any, where: str) -> Columns:
         return tuple(_name(name, where) for name in value)
     raise FitpipeTypeError(
         message(
-            "Schema",
+            schema_caller("Schema"),
             f"got an invalid column list for {where}",
             "Columns are a name, or a non-empty list of names stacked along the last axis",
             'Pass e.g. "age" or ["age", "income"]',
@@ -120,7 +121,7 @@ def _role(value: Any, where: str) -> RoleSpec | None:
         if not value:
             raise FitpipeTypeError(
                 message(
-                    "Schema",
+                    schema_caller("Schema"),
                     f"got an empty dict for {where}",
                     "A dict maps model input or output names to columns",
                     "Add the names",
@@ -154,7 +155,7 @@ def _items(values: Any, where: str) -> list[tuple[str, Any]]:
     if not isinstance(values, Mapping):
         raise FitpipeTypeError(
             message(
-                "Schema",
+                schema_caller("Schema"),
                 f"got a `{where}` that is not a dict",
                 f"`{where}` maps column names to values",
                 f'Pass e.g. `{where}={{"age": 0}}`, or leave it out',
@@ -171,7 +172,7 @@ def _passthrough(value: Any) -> tuple[str, ...]:
     if not isinstance(names, Sequence):
         raise FitpipeTypeError(
             message(
-                "Schema",
+                schema_caller("Schema"),
                 "got a `passthrough` that is not a list of column names",
                 "`passthrough` names the columns carried to prediction output",
                 'Pass e.g. `passthrough=["id"]`',
@@ -195,7 +196,7 @@ def _fill(column: str, value: Any) -> Any:
             return plain(value)
     raise FitpipeTypeError(
         message(
-            "Schema",
+            schema_caller("Schema"),
             f"got a `fill` value for column {column!r} that is not a bool, int, float, str "
             "or bytes",
             "A fill value replaces each null of its column and is saved with the schema, so "
@@ -223,7 +224,7 @@ def _read_fill(column: Any, value: Any) -> Any:
     except (binascii.Error, TypeError, ValueError) as err:
         raise SchemaError(
             message(
-                "Schema.from_dict",
+                schema_caller("Schema.from_dict"),
                 f"got an invalid bytes fill for column {column!r} ({err})",
                 'A bytes fill is written as {"bytes": "<base64 text>"}',
                 "Write the value's base64, e.g. `base64.b64encode(value)`",
@@ -243,7 +244,7 @@ def _length(column: Any, value: Any) -> int:
         return int(value)
     raise FitpipeValueError(
         message(
-            "Schema",
+            schema_caller("Schema"),
             f"got an invalid length for column {column!r} in `lengths`",
             "A length is a positive int: list columns are padded with 0 or truncated to it",
             f"Pass e.g. `lengths={{{column!r}: 8}}`, or leave the column out to read it ragged",
@@ -289,7 +290,7 @@ class Schema:
         if role is None:
             raise FitpipeTypeError(
                 message(
-                    "Schema",
+                    schema_caller("Schema"),
                     "needs `features`",
                     "Every schema names the model inputs",
                     'Pass e.g. `features=["x1", "x2"]`',
@@ -302,7 +303,7 @@ class Schema:
         if sample_weight is not None and not isinstance(sample_weight, str):
             raise FitpipeTypeError(
                 message(
-                    "Schema",
+                    schema_caller("Schema"),
                     "got a `sample_weight` that is not one column name",
                     "`sample_weight` names one column of weights",
                     'Pass e.g. "weight"',
@@ -436,7 +437,7 @@ class Schema:
         if not isinstance(data, Mapping):
             raise FitpipeTypeError(
                 message(
-                    "Schema.from_dict",
+                    schema_caller("Schema.from_dict"),
                     f"got a {type(data).__name__}, not a dict",
                     "A schema is a dict of the keys `Schema.to_dict` writes",
                     'Pass e.g. `{"features": ["age", "income"], "targets": "label"}`',
@@ -448,7 +449,7 @@ class Schema:
         if unknown:
             raise FitpipeTypeError(
                 message(
-                    "Schema.from_dict",
+                    schema_caller("Schema.from_dict"),
                     f"got unknown keys {unknown}",
                     f"A schema has the keys {sorted(known)}",
                     "Remove or rename them",
@@ -471,5 +472,20 @@ class Schema:
 
         Args:
             text: The JSON text.
+
+        Raises:
+            SchemaError: For text that is not JSON (and what :meth:`from_dict` raises).
         """
-        return cls.from_dict(json.loads(text))
+        try:
+            data = json.loads(text)
+        except (TypeError, ValueError) as err:
+            raise SchemaError(
+                message(
+                    "Schema.from_json",
+                    f"cannot parse the text as JSON ({err})",
+                    "The text is a JSON object of the keys `Schema.to_json` writes",
+                    'Fix the text, e.g. \'{"features": ["age", "income"], "targets": "label"}\'',
+                    text=text,
+                )
+            ) from err
+        return cls.from_dict(data)

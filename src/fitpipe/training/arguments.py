@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import numbers
-from collections.abc import Container, Iterable, Iterator
+from collections.abc import Container, Iterable, Iterator, Mapping
 from typing import Any
 
 import keras
@@ -23,6 +23,7 @@ __all__ = [
     "check_bool",
     "check_callbacks",
     "check_epochs",
+    "check_jit_compile",
     "check_steps",
     "check_steps_per_execution",
     "check_validation_freq",
@@ -111,7 +112,7 @@ def check_validation_freq(freq: Any) -> int | Container[int]:
     """Checks ``validation_freq``: a positive int, or a container of 1-based epoch numbers."""
     if _is_int(freq) and freq > 0:
         return int(freq)
-    if isinstance(freq, Iterable) and not isinstance(freq, (str, bytes)):
+    if isinstance(freq, Iterable) and not isinstance(freq, (str, bytes, Mapping)):
         epochs = list(freq)
         if epochs and all(_is_int(e) and e > 0 for e in epochs):
             return frozenset(int(e) for e in epochs)
@@ -161,6 +162,13 @@ def check_callbacks(callbacks: Any, caller: str) -> list[Any] | keras.callbacks.
         raise _not_callbacks(caller, "`callbacks` is not a list", callbacks=callbacks)
     flat: list[Any] = []
     for where, item in _flattened(callbacks, "callbacks"):
+        if isinstance(item, type) and issubclass(item, keras.callbacks.Callback):
+            raise _not_callbacks(
+                caller,
+                f"`{where}` is a callback class, not an instance",
+                **{where: item},
+                fix=f"Instantiate it: `{item.__name__}()` (with its arguments)",
+            )
         if not isinstance(item, keras.callbacks.Callback):
             raise _not_callbacks(caller, f"`{where}` is not a Keras callback", **{where: item})
         flat.append(item)
@@ -176,20 +184,25 @@ def _flattened(items: list[Any] | tuple[Any, ...], name: str) -> Iterator[tuple[
             yield f"{name}[{i}]", item
 
 
-def _not_callbacks(caller: str, what: str, **received: Any) -> FitpipeTypeError:
+def _not_callbacks(
+    caller: str,
+    what: str,
+    fix: str = "Wrap functions in `keras.callbacks.LambdaCallback`",
+    **received: Any,
+) -> FitpipeTypeError:
     return FitpipeTypeError(
         message(
             caller,
             f"got something other than Keras callbacks in `callbacks`: {what}",
             "`callbacks` is a list of `keras.callbacks.Callback` instances",
-            "Wrap functions in `keras.callbacks.LambdaCallback`",
+            fix,
             **received,
         )
     )
 
 
-def check_bool(value: Any, name: str, caller: str) -> None:
-    """Checks a boolean argument (Python or NumPy bool)."""
+def check_bool(value: Any, name: str, caller: str) -> bool:
+    """Checks a boolean argument (Python or NumPy bool); returns it as a Python bool."""
     if not isinstance(value, (bool, np.bool_)):
         raise FitpipeTypeError(
             message(
@@ -200,6 +213,27 @@ def check_bool(value: Any, name: str, caller: str) -> None:
                 **{name: value},
             )
         )
+    return bool(value)
+
+
+def check_jit_compile(value: Any) -> bool | str:
+    """Checks ``compile``'s ``jit_compile``: a bool (Python or NumPy) or ``"auto"``.
+
+    Keras takes any value, and any truthy one (``"no"``, ``"false"``, 2) turns XLA on.
+    """
+    if isinstance(value, str) and value == "auto":
+        return "auto"
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    raise FitpipeTypeError(
+        message(
+            "compile",
+            "got an invalid `jit_compile`",
+            '`jit_compile` is True, False, or "auto" (XLA kept where it measures faster)',
+            'Pass a bool or "auto"',
+            jit_compile=value,
+        )
+    )
 
 
 def no_extra_arguments(kwargs: dict[str, Any], caller: str) -> None:

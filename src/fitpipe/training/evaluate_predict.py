@@ -103,6 +103,7 @@ class EvaluatePredictMethods:
         """
         arguments.no_extra_arguments(kwargs, "evaluate")
         arguments.require_compiled(self.model, "evaluate")
+        return_dict = arguments.check_bool(return_dict, "return_dict", "evaluate")
         verbose = arguments.check_verbose(verbose, "evaluate")
         steps = arguments.check_steps(steps, "steps", "evaluate")
         callbacks = arguments.check_callbacks(callbacks, "evaluate")

@@ -65,6 +65,7 @@ class OnBatchMethods:
 
         """
         arguments.require_compiled(self.model, "train_on_batch")
+        return_dict = arguments.check_bool(return_dict, "return_dict", "train_on_batch")
         data = one_batch(
             self.model,
             "train_on_batch",
@@ -103,6 +104,7 @@ class OnBatchMethods:
 
         """
         arguments.require_compiled(self.model, "test_on_batch")
+        return_dict = arguments.check_bool(return_dict, "return_dict", "test_on_batch")
         data = one_batch(self.model, "test_on_batch", Mode.EVALUATE, x, y, sample_weight)
         logs = pythonify(_run(self._state, self.model, "test", data, "test_on_batch"))
         return logs if return_dict else flatten_in_order(self.model, logs)

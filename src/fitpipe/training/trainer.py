@@ -22,6 +22,7 @@ from fitpipe.errors import FitpipeTypeError, message
 from fitpipe.pipeline import check_positive_int
 from fitpipe.schemas import SchemaLike
 from fitpipe.training import arguments
+from fitpipe.training.compile_checks import check_per_output_arguments
 from fitpipe.training.evaluate_predict import EvaluatePredictMethods
 from fitpipe.training.fit_loop import FitLoop, FitSettings, closing, run_no_epoch
 from fitpipe.training.inputs import check_fit_specs
@@ -129,9 +130,21 @@ class Trainer(EvaluatePredictMethods, OnBatchMethods):
         Raises:
             ValueError: When ``steps_per_execution`` is neither a positive integer nor
                 ``"auto"``, or Keras rejects an argument.
+            ValueError: When, for a model whose outputs are known and flat (functional or
+                ``Sequential``), a list of ``loss`` or ``loss_weights`` has not one entry
+                per output, or a dict of ``loss_weights`` (or of ``metrics`` on one
+                output) names an output the model does not have: Keras takes them
+                silently.
+            TypeError: When ``run_eagerly`` or ``auto_scale_loss`` is not a bool, or
+                ``jit_compile`` neither a bool nor ``"auto"`` (Keras takes any value: a
+                truthy one such as ``"no"`` turns XLA on).
 
         """
         spe = arguments.check_steps_per_execution(steps_per_execution)
+        jit_compile = arguments.check_jit_compile(jit_compile)
+        run_eagerly = arguments.check_bool(run_eagerly, "run_eagerly", "compile")
+        auto_scale_loss = arguments.check_bool(auto_scale_loss, "auto_scale_loss", "compile")
+        check_per_output_arguments(self.model, loss, loss_weights, metrics, weighted_metrics)
         _keras_compile(
             self.model,
             optimizer=optimizer,
