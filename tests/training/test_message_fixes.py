@@ -158,3 +158,48 @@ def test_scalar_sample_weight_suggests_one_weight_per_sample(method: str, value:
     ):
         call(X, Y, sample_weight=value, **kwargs)
     call(X, Y, sample_weight=np.full(len(X), value), **kwargs)
+
+
+def _one_output(structure: str) -> keras.Model:
+    inputs = keras.Input((4,))
+    out = keras.layers.Dense(1, name="out")(inputs)
+    outputs: Any = {"tensor": out, "list": [out], "dict": {"out": out}}[structure]
+    return keras.Model(inputs, outputs)
+
+
+DICT_Y_CALLS: dict[str, Callable[..., Any]] = {
+    "fit": lambda t, y: t.fit(X, y, epochs=1, batch_size=5, shuffle=False, verbose=0),
+    "evaluate": lambda t, y: t.evaluate(X, y, batch_size=5, verbose=0),
+    "train_on_batch": lambda t, y: t.train_on_batch(X, y),
+    "test_on_batch": lambda t, y: t.test_on_batch(X, y),
+}
+
+
+@pytest.mark.parametrize("call", sorted(DICT_Y_CALLS))
+@pytest.mark.parametrize("structure", ["tensor", "list"])
+def test_dict_y_for_a_model_of_one_output_suggests_the_array(call: str, structure: str) -> None:
+    """Keras fails in its loss ("Expected float32, but got out of type 'str'")."""
+    model = _one_output(structure)
+    twin = keras.models.clone_model(model)
+    twin.set_weights(model.get_weights())
+    trainer = fitpipe.Trainer(model)
+    trainer.compile(optimizer="sgd", loss="mse")
+    twin.compile(optimizer="sgd", loss="mse")
+    with pytest.raises(
+        ValueError, match=rf"^`{call}` got targets `y` as a dict for a model of one output"
+    ) as caught:
+        DICT_Y_CALLS[call](trainer, {"out": Y})
+    fix = re.search(r"Pass the array itself, `(.+?)`", str(caught.value))
+    assert fix is not None
+    fixed = eval(fix.group(1), {"y": {"out": Y}})
+    got = DICT_Y_CALLS[call](trainer, fixed)
+    want = DICT_Y_CALLS[call](twin, Y)
+    if call == "fit":
+        got, want = got.history["loss"], want.history["loss"]
+    np.testing.assert_allclose(got, want, rtol=1e-5)
+
+
+def test_dict_y_for_a_dict_output_is_taken() -> None:
+    trainer = fitpipe.Trainer(_one_output("dict"))
+    trainer.compile(optimizer="sgd", loss="mse")
+    assert np.isfinite(trainer.evaluate(X, {"out": Y}, verbose=0))

@@ -348,6 +348,17 @@ def _check_target_names(model: keras.Model, y: Any, caller: str) -> None:
     structure = getattr(model, "output", None)
     known = [*names, *(list(structure) if isinstance(structure, Mapping) else [])]
     unknown = [key for key in y if key not in known]
+    if len(names) == 1 and not isinstance(structure, Mapping) and not unknown:
+        raise _mismatch(
+            caller,
+            f"got targets `y` as a dict for a model of one output ({names[0]!r})",
+            "A model whose output is one tensor (not a dict of outputs) takes its targets as "
+            'one array (Keras fails on a dict in the loss: "Expected float32, but got '
+            f"{names[0]} of type 'str'\")",
+            f"Pass the array itself, `y[{names[0]!r}]`",
+            f"dict with keys {sorted(map(str, y))} (of type {type(y).__name__})",
+            "y",
+        )
     if unknown:
         raise _mismatch(
             caller,
