@@ -25,6 +25,9 @@ from fitpipe.adapters import ArraySource, Mode, not_distributed_error, replicas_
 from fitpipe.pipeline.core import Pipeline
 from fitpipe.pipeline.sharding import array_shard
 
+#: A ``tf.data`` stage: the dataset of a pipeline's batches, mapped.
+Stage = Callable[[tf.data.Dataset], tf.data.Dataset]
+
 __all__ = [
     "DistributedPipeline",
     "distribute_pipeline",
@@ -42,14 +45,26 @@ class DistributedPipeline(Pipeline):
     """A pipeline whose :attr:`dataset` is a ``tf.distribute`` distributed dataset.
 
     Everything else (element spec, errors, epoch hooks, closing) is the base pipeline's.
+
+    Attributes:
+        staged: ``staged(stage)`` distributes the batches again, each passed through
+            ``stage`` (a ``tf.data`` map: the trainer's value checks) before they are split
+            over the replicas; None for a dataset the user distributed.
     """
 
-    def __init__(self, base: Pipeline, distributed: Any, count: Callable[[], int | None]) -> None:
+    def __init__(
+        self,
+        base: Pipeline,
+        distributed: Any,
+        count: Callable[[], int | None],
+        staged: Callable[[Stage], Any] | None = None,
+    ) -> None:
         super().__init__(
             base.adapter, base.source, base.dataset, count, base.batch_size, None, None, base.shard
         )
         self.base = base
         self.distributed = distributed
+        self.staged = staged
 
     @property
     def dataset(self) -> Any:
@@ -64,6 +79,7 @@ class DistributedPipeline(Pipeline):
 def _sharded(
     strategy: tf.distribute.Strategy,
     build: Callable[[int, int, int], tuple[tf.data.Dataset, int]],
+    stage: Stage | None = None,
 ) -> tuple[Any, int]:
     """Distributes per-worker datasets built from the strategy's input context."""
     steps: list[int] = []
@@ -71,6 +87,7 @@ def _sharded(
     def dataset_fn(context: tf.distribute.InputContext) -> tf.data.Dataset:
         per_pipeline = context.num_replicas_in_sync // context.num_input_pipelines
         dataset, count = build(context.input_pipeline_id, context.num_input_pipelines, per_pipeline)
+        dataset = dataset if stage is None else stage(dataset)
         steps.append(count)
         options = tf.data.Options()
         options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF
@@ -136,13 +153,23 @@ def distribute_pipeline(
     source, rows = pipeline.source, pipeline.rows
     if source.distributed is not None:  # as it is
         return DistributedPipeline(pipeline, source.distributed, lambda: pipeline.num_batches)
+    build = None
     if mode.shards and pipeline.shard is not None:
-        distributed, steps = _sharded(strategy, pipeline.shard)
-        return DistributedPipeline(pipeline, distributed, lambda: steps)
-    if mode.shards and isinstance(source, ArraySource) and source.shard_rows and rows is not None:
+        build = pipeline.shard
+    elif mode.shards and isinstance(source, ArraySource) and source.shard_rows and rows is not None:
         if rows.shuffle and is_multi_worker(strategy):
             rows = dataclasses.replace(rows, seed=_common_seed(strategy, rows.seed))
-        distributed, steps = _sharded(strategy, array_shard(rows, caller))
-        return DistributedPipeline(pipeline, distributed, lambda: steps)
+        build = array_shard(rows, caller)
+    if build is not None:
+        distributed, steps = _sharded(strategy, build)
+        shard = build
+        return DistributedPipeline(
+            pipeline, distributed, lambda: steps, lambda stage: _sharded(strategy, shard, stage)[0]
+        )
     distributed = strategy.experimental_distribute_dataset(pipeline.dataset)
-    return DistributedPipeline(pipeline, distributed, lambda: pipeline.num_batches)
+    return DistributedPipeline(
+        pipeline,
+        distributed,
+        lambda: pipeline.num_batches,
+        lambda stage: strategy.experimental_distribute_dataset(stage(pipeline.dataset)),
+    )

@@ -292,7 +292,8 @@ def build_state(model: Any, strategy: tf.distribute.Strategy, element_spec: Any)
     x, y, sample_weight = (*zeros, None, None)[:3]
     with strategy.scope():
         y_pred = model(x, training=False)
-        if y is not None and getattr(model, "compiled", False):
+        # (a model compiled without a loss computes its own, in its own step)
+        if y is not None and getattr(model, "compiled", False) and model.loss is not None:
             model.compute_loss(x, y, y_pred, sample_weight, training=False)
             model.compute_metrics(x, y, y_pred, sample_weight)
         optimizer = getattr(model, "optimizer", None)

@@ -133,6 +133,7 @@ class EpochRunner:
         self.checks: BatchChecks | None = None
         self._rows_checked = False
         self._checked_for: tuple[tuple[int, int], Any, Any] | None = None
+        self._staged: Any = None  # the distributed dataset of checked batches (a strategy's)
         #: What the last :meth:`run` measured (see ``fitpipe.training.input_report``).
         self.timing: EpochTiming | None = None
         self._compiling = 0.0  # seconds of this run's calls that traced the step ...
@@ -216,18 +217,7 @@ class EpochRunner:
             self._iterator = self._next_pass(self.pipeline.row_blocks, skip)
         else:
             self.pipeline.seek(self._passes)
-            dataset = self.pipeline.dataset
-            skipped = hasattr(dataset, "skip") and skip > 0
-            dataset = dataset.skip(skip) if skipped else dataset
-            if isinstance(dataset, tf.data.Dataset):
-                # Each batch checked as it passes: by the source, in Python, when it can
-                # (``Checkable``); else by the compiled loop, or by a tf.data stage.
-                python = self.checks.in_python(skip) if self.checks is not None else None
-                if not self.pipeline.check_batches(python) and self.checks is not None:
-                    if in_loop:
-                        function.checks = self.checks
-                    else:
-                        dataset = self._checked(dataset, skip)
+            dataset, skipped = self._pass_dataset(function, skip, in_loop)
             iterator = iter(dataset)
             for _ in range(0 if skipped else skip):  # a distributed dataset: batch by batch
                 next(iterator)
@@ -269,6 +259,32 @@ class EpochRunner:
         self.pipeline.check_batches(python, blocks=True)  # on the blocks, before class weights
         pipeline = self.pipeline
         return BlockCursor(row_blocks(), pipeline.element_spec, pipeline.block_spec, after)
+
+    def _pass_dataset(self, function: StepFunction, skip: int, in_loop: bool) -> tuple[Any, bool]:
+        """The pass's dataset, each batch checked as it passes; and whether ``skip`` is done.
+
+        Checked by the source, in Python, when it can (``Checkable``); else by the compiled
+        loop, or by a ``tf.data`` stage. Under a strategy the stage goes before the batches
+        are split over the replicas (``DistributedPipeline.staged``), numbered from 0: the
+        skipped batches of a distributed pass are read one by one.
+        """
+        dataset = self.pipeline.dataset
+        skipped = hasattr(dataset, "skip") and skip > 0
+        dataset = dataset.skip(skip) if skipped else dataset
+        staged = getattr(self.pipeline, "staged", None)
+        if not isinstance(dataset, tf.data.Dataset) and staged is None:
+            return dataset, skipped
+        python = self.checks.in_python(skip) if self.checks is not None else None
+        if self.pipeline.check_batches(python) or self.checks is None:
+            return dataset, skipped
+        if staged is not None:  # built once: the stage's tracing costs ~0.1 s
+            if self._staged is None:
+                self._staged = staged(lambda data: self.checks.on_dataset(data, 0))
+            return self._staged, skipped
+        if in_loop:
+            function.checks = self.checks
+            return dataset, skipped
+        return self._checked(dataset, skip), skipped
 
     def _checked(self, dataset: tf.data.Dataset, skip: int) -> tf.data.Dataset:
         """``dataset`` with the batch checks, built once per dataset (tracing costs ~0.1 s)."""

@@ -102,8 +102,8 @@ class FitLoop:
         val = distribute.distributed_pipeline(model, val, Mode.EVALUATE, "evaluate")
         steps = arguments.limit_steps(settings.steps_per_epoch, "steps_per_epoch")
         self.runner = EpochRunner(self.train, steps)
-        self.runner.checks = BatchChecks.for_model(
-            model, self.train.element_spec, "fit", settings.finite
+        self.runner.checks = BatchChecks.for_model(  # (the spec of a batch before a split)
+            model, train.element_spec, "fit", settings.finite
         )
         self.cbs = _callbacks(model, settings, self.runner.num_batches, plan, how)
         self.execution = state.execution_size(model, self.cbs, "train", "test")
@@ -120,9 +120,8 @@ class FitLoop:
             return None
         runner = EpochRunner(val, steps)
         runner.ran_out = RAN_OUT_VALIDATING
-        runner.checks = BatchChecks.for_model(
-            self.model, val.element_spec, "fit", self.settings.finite
-        )
+        spec = getattr(val, "base", val).element_spec  # a batch's before a strategy's split
+        runner.checks = BatchChecks.for_model(self.model, spec, "fit", self.settings.finite)
         if runner.checks is not None:
             runner.checks.of = " of the validation data"
         return runner
