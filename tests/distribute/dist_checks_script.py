@@ -126,6 +126,18 @@ def _own_step() -> dict[str, Any]:
     return histories
 
 
+def _compiled_outside_the_scope() -> str:
+    with STRATEGY.scope():
+        model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(3)])
+    trainer = fitpipe.Trainer(model)
+    trainer.compile(optimizer="adam", loss="mse")  # outside the scope
+    try:
+        trainer.fit(X, X, batch_size=4, verbose=0)
+    except Exception as error:  # judged by the test
+        return f"{type(error).__name__}: {error}"
+    return "trained"
+
+
 def main() -> None:
     results: dict[str, Any] = {"replicas": STRATEGY.num_replicas_in_sync}
     for form in ("tf.data", "generator", "PyDataset"):
@@ -134,6 +146,7 @@ def main() -> None:
                 key = f"{form} {problem} check={check} {where}"
                 results[key] = _case(form, problem, check, where)  # type: ignore[arg-type]
     results["own step"] = _own_step()
+    results["outside the scope"] = _compiled_outside_the_scope()
     print("RESULT " + json.dumps(results))
 
 

@@ -4,7 +4,8 @@ Under a strategy the batches were split over the replicas before any check could
 ``fit(check="error")`` trained a NaN batch into NaN weights, ``check="warn"`` said nothing,
 and a label outside the model's classes went unchecked, for ``tf.data``, generators and
 ``PyDataset`` (training and validation data). A custom ``train_step`` model compiled without
-a loss failed in the build of the strategy's state ("No loss to compute").
+a loss failed in the build of the strategy's state ("No loss to compute"); an optimizer
+made outside the strategy's scope, with TensorFlow's "Mixing different ... objects".
 """
 
 from __future__ import annotations
@@ -55,3 +56,10 @@ def test_a_label_outside_the_classes_is_refused(runs: Any, form: str, where: str
 def test_a_custom_step_compiled_without_a_loss_trains_as_in_keras(runs: Any) -> None:
     got, want = runs["own step"]["fitpipe"], runs["own step"]["keras"]
     np.testing.assert_allclose(got, want, rtol=1e-5)
+
+
+def test_an_optimizer_made_outside_the_scope_is_named(runs: Any) -> None:
+    """Keras fails with TensorFlow's "Mixing different tf.distribute.Strategy objects"."""
+    text = runs["outside the scope"]
+    assert text.startswith("FitpipeValueError: `fit` cannot build the optimizer"), text
+    assert "Call `compile` inside `with strategy.scope():`" in text, text

@@ -266,7 +266,9 @@ def step_function(
     return function
 
 
-def build_state(model: Any, strategy: tf.distribute.Strategy, element_spec: Any) -> None:
+def build_state(
+    model: Any, strategy: tf.distribute.Strategy, element_spec: Any, caller: str = "fit"
+) -> None:
     """Creates the model's, loss', metrics' and optimizer's variables under the strategy.
 
     Variables cannot be created inside a replicated step, so they are created first, eagerly
@@ -277,6 +279,7 @@ def build_state(model: Any, strategy: tf.distribute.Strategy, element_spec: Any)
         model: The compiled model.
         strategy: Its strategy.
         element_spec: The spec of one batch ``(x,)``, ``(x, y)`` or ``(x, y, sw)``.
+        caller: The public method, for messages.
     """
     specs = [spec for spec in tf.nest.flatten(element_spec) if spec is not None]
     if not all(isinstance(spec, tf.TensorSpec) for spec in specs):
@@ -298,8 +301,27 @@ def build_state(model: Any, strategy: tf.distribute.Strategy, element_spec: Any)
             model.compute_metrics(x, y, y_pred, sample_weight)
         optimizer = getattr(model, "optimizer", None)
         if optimizer is not None and not optimizer.built:
-            optimizer.build(model.trainable_variables)
+            try:
+                optimizer.build(model.trainable_variables)
+            except RuntimeError as err:  # made outside the scope: tf's "Mixing different ..."
+                raise _outside_scope(err, strategy, caller) from err
     model.reset_metrics()
+
+
+def _outside_scope(
+    err: RuntimeError, strategy: tf.distribute.Strategy, caller: str
+) -> FitpipeValueError:
+    return FitpipeValueError(
+        message(
+            caller,
+            "cannot build the optimizer over the model's strategy: it was made outside "
+            f"`strategy.scope()` ({str(err).splitlines()[0][:160]})",
+            "A model built under a strategy is compiled (its optimizer made) under the same "
+            "strategy's scope",
+            "Call `compile` inside `with strategy.scope():`",
+            strategy=strategy,
+        )
+    )
 
 
 def build_for_batch(function: StepFunction, model: Any, spec: Any) -> None:
@@ -336,5 +358,5 @@ def distributed_pipeline(model: Any, pipeline: Any, mode: Mode, caller: str) -> 
         return None
     if strategy is None:  # a dataset distributed already: one replica's, as in Keras
         return predistributed_without_strategy(pipeline, caller)
-    build_state(model, strategy, pipeline.element_spec)
+    build_state(model, strategy, pipeline.element_spec, caller)
     return distribute_pipeline(pipeline, strategy, mode, caller)
