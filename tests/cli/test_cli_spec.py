@@ -337,7 +337,7 @@ REJECTED_VALUES = {
     "loss weights": (
         _compile_extra("loss_weights = [1.0, 2.0]"),
         "compile.loss_weights",
-        "`loss_weights` must match the number of losses",
+        "got a `loss_weights` list of 2 entries for a model of 1 output",
     ),
     "steps per execution": (
         _compile_extra('steps_per_execution = "often"'),

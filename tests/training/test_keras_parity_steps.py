@@ -41,7 +41,8 @@ _TRACE_ERRORS = [
     pytest.param(
         True, {"loss": {"output_a": "mse", "output_c": "mse"}}, id="loss-dict-unknown-output"
     ),
-    pytest.param(False, {"loss": ["mse", "mse", "mse"]}, id="loss-list-too-long"),
+    # (a list of losses of another length than the outputs: refused by `compile` itself,
+    # tests/training/test_compile_checks.py)
     pytest.param(False, {"loss": "mse", "metrics": [["mae"]] * 3}, id="metrics-list-too-long"),
     pytest.param(False, {"loss": {"nope": "mse"}}, id="loss-dict-for-list-outputs"),
 ]
