@@ -368,16 +368,17 @@ def _check_target_names(model: keras.Model, y: Any, caller: str) -> None:
             f"dict with keys {sorted(map(str, y))} (of type {type(y).__name__})",
             "y",
         )
-    _check_missing_names(model, y, caller)
+    _check_missing_names(model, y, names, caller)
 
 
-def _check_missing_names(model: keras.Model, y: Mapping[Any, Any], caller: str) -> None:
+def _check_missing_names(
+    model: keras.Model, y: Mapping[Any, Any], names: list[str], caller: str
+) -> None:
     """Refuses a flat dict ``y`` by output name without the targets of an output with a loss.
 
     Keras fails in the traced step ("y_true and y_pred have different structures"); an output
     without a loss (None, or left out of a dict ``loss``) needs no target, as in Keras.
     """
-    names = list(getattr(model, "output_names", None) or [])
     losses = losses_by_output(model)
     if losses is None or len(losses) != len(names) or not set(y) <= set(names):
         return

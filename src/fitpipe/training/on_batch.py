@@ -142,9 +142,8 @@ def _run(
     reset the metrics first. The spec serves the checks, the choice of step and its trace.
     """
     data, spec = conversions.present_with_spec(data)
-    check_model_inputs(
-        model, spec, caller, x_given=True
-    )  # as `fit`'s batches: dtypes, names, shapes
+    # as `fit`'s batches: dtypes, names, shapes
+    check_model_inputs(model, spec, caller, x_given=True)
     if mode != "predict":
         step_mode = Mode.TRAIN if mode == "train" else Mode.EVALUATE
         check_model_targets(model, spec, caller, step_mode, class_weight)
