@@ -253,7 +253,7 @@ def test_zeros_in_parquet_statistics_read_as_0_not_minus_0(tmp_path: Path, zeros
     assert report.scanned == "statistics"
     lows = {c.name: c.low for c in report.columns}
     assert all(math.copysign(1.0, lows[name]) == 1.0 for name in ("a", "b")), lows
-    assert "-0" not in report.format()
+    assert "-0" not in report.format().replace(path, "<path>")  # pytest-0 in the path
     assert [f.column for f in report.findings if "constant (0 in every row)" in f.text] == ["a"]
 
 
