@@ -65,7 +65,14 @@ from fitpipe.columnar.parquet import (
 )
 from fitpipe.columnar.recycle import keep, kept, recycling
 from fitpipe.columnar.shared_plans import plan_bytes, plan_from_bytes
-from fitpipe.columnar.storage import display_path, expand_uri, is_uri, resolve_uri, uri_info
+from fitpipe.columnar.storage import (
+    display_path,
+    expand_uri,
+    is_uri,
+    local_file_path,
+    resolve_uri,
+    uri_info,
+)
 from fitpipe.columnar.types import (
     EXPECTED_TYPES,
     check_arrow_schema,
@@ -131,6 +138,7 @@ __all__ = [
     "kept",
     "key_array",
     "key_hashes",
+    "local_file_path",
     "missing_key_column",
     "named_columns",
     "one_array",
