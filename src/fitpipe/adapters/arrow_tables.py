@@ -112,11 +112,19 @@ class ColumnChunks(SourceBase):
         tables: ``(source, table, schema)``: each chunk, what it comes from (for messages)
             and the schema resolved against it.
         caller: The public method, for messages.
+        rows: The rows of every chunk together, where known before reading (a table's, a
+            Parquet source's from its footers); None for a stream.
     """
 
-    def __init__(self, tables: Iterator[tuple[str, pa.Table, Schema]], caller: str) -> None:
+    def __init__(
+        self,
+        tables: Iterator[tuple[str, pa.Table, Schema]],
+        caller: str,
+        rows: int | None = None,
+    ) -> None:
         self._tables = tables
         self._caller = caller
+        self.rows = rows
 
     def chunks(self) -> Iterator[tuple[Any, pa.Table]]:
         """Yields ``(features, passthrough)`` per chunk; passthrough is an Arrow table."""
@@ -137,7 +145,7 @@ def table_chunks(table: pa.Table, request: AdaptRequest, source: str) -> ColumnC
         for start in range(0, table.num_rows, CHUNK_ROWS):
             yield source, table.slice(start, CHUNK_ROWS), resolved
 
-    return ColumnChunks(tables(), request.caller)
+    return ColumnChunks(tables(), request.caller, table.num_rows)
 
 
 def frame_table(frame: Any, schema: Schema, caller: str, mode: Mode) -> pa.Table:

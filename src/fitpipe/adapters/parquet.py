@@ -53,6 +53,7 @@ from fitpipe.columnar import (
     is_parquet_path,
     key_array,
     key_hashes,
+    read_piece,
     read_span,
     role_arrays,
     spans,
@@ -384,11 +385,12 @@ def _read_whole(
     return ArraySource(joined[0], joined[1], joined[2], plan.rows, keys=all_keys)
 
 
-def _plan_tables(plan: ParquetPlan, mode: Mode) -> Iterator[tuple[str, pa.Table, Schema]]:
+def _plan_tables(
+    plan: ParquetPlan, mode: Mode, caller: str
+) -> Iterator[tuple[str, pa.Table, Schema]]:
     """Every piece's tables in order, with the plan's schema (the chunks of a prediction)."""
     for piece in plan.pieces:
-        for part in piece.read(plan.schema.columns(mode.roles), False):  # once: not buffered
-            table = part if isinstance(part, pa.Table) else pa.Table.from_batches([part])
+        for table in read_piece(piece, plan.schema.columns(mode.roles), caller):
             yield piece.source, table, plan.schema
 
 
@@ -435,7 +437,7 @@ def parquet_source(
     mode = request.mode
     plan = planned(request, x, name, what)
     if request.chunks:
-        return ColumnChunks(_plan_tables(plan, mode), request.caller)
+        return ColumnChunks(_plan_tables(plan, mode, request.caller), request.caller, plan.rows)
     schema = plan.schema
     if plan.rows == 0:
         raise DataMismatchError(

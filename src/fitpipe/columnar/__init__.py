@@ -56,6 +56,7 @@ from fitpipe.columnar.parquet import (
     Span,
     converted_bytes,
     plan_source,
+    read_piece,
     read_pool,
     read_span,
     source_columns,
@@ -64,7 +65,14 @@ from fitpipe.columnar.parquet import (
 )
 from fitpipe.columnar.recycle import keep, kept, recycling
 from fitpipe.columnar.shared_plans import plan_bytes, plan_from_bytes
-from fitpipe.columnar.storage import display_path, expand_uri, is_uri, resolve_uri, uri_info
+from fitpipe.columnar.storage import (
+    display_path,
+    expand_uri,
+    is_uri,
+    local_file_path,
+    resolve_uri,
+    uri_info,
+)
 from fitpipe.columnar.types import (
     EXPECTED_TYPES,
     check_arrow_schema,
@@ -130,6 +138,7 @@ __all__ = [
     "kept",
     "key_array",
     "key_hashes",
+    "local_file_path",
     "missing_key_column",
     "named_columns",
     "one_array",
@@ -139,6 +148,7 @@ __all__ = [
     "plan_bytes",
     "plan_from_bytes",
     "plan_source",
+    "read_piece",
     "read_pool",
     "read_span",
     "recycling",

@@ -4,7 +4,9 @@ Every check is one pass over the files and, per file, one pass over the schema's
 linear in both. A column whose type differs between files is unified the way Arrow promotes
 types (``int32`` with ``int64`` is ``int64``, an integer with a float is a float, a column of
 nulls takes the other files' type); types Arrow cannot unify are an error naming the column,
-both types and both files.
+both types and both files. A passthrough column, written to ``predict``'s output as stored,
+is not promoted from integers to floats (ids past 2**53 would be rounded): integers in one
+file and floats in another are an error too.
 """
 
 from __future__ import annotations
@@ -299,6 +301,15 @@ def file_identity(dataset: pads.Dataset) -> tuple[tuple[str, int, int], ...] | N
     return tuple((info.path, int(info.size), int(info.mtime_ns)) for info in infos)
 
 
+def _number_kinds(*kinds: pa.DataType) -> set[str]:
+    """``"integer"`` and ``"float"`` for the types that are such numbers."""
+    return {
+        "integer" if pat.is_integer(kind) else "float"
+        for kind in kinds
+        if pat.is_integer(kind) or pat.is_floating(kind)
+    }
+
+
 class ColumnTypes:
     """The type of each needed column over the files seen so far, unified as Arrow promotes.
 
@@ -306,12 +317,21 @@ class ColumnTypes:
         needed: The columns the schema reads.
         caller: The public method being run, for messages.
         carried: The needed columns carried unconverted (passthrough only): of any type.
+        exact: The passthrough columns: integers in one file and floats in another are
+            refused (not promoted to floats).
     """
 
-    def __init__(self, needed: list[str], caller: str, carried: Iterable[str] = ()) -> None:
+    def __init__(
+        self,
+        needed: list[str],
+        caller: str,
+        carried: Iterable[str] = (),
+        exact: Iterable[str] = (),
+    ) -> None:
         self.needed = needed
         self.caller = caller
         self.carried = frozenset(carried)
+        self.exact = frozenset(exact)
         self.types: dict[str, tuple[pa.DataType, str]] = {}  # column: (type, file holding it)
 
     def add(self, physical: pa.Schema, partitions: set[str], path: str) -> None:
@@ -348,6 +368,20 @@ class ColumnTypes:
     def _unify(
         self, column: str, known: tuple[pa.DataType, str], found: tuple[pa.DataType, str]
     ) -> pa.DataType:
+        if column in self.exact and _number_kinds(known[0], found[0]) == {"integer", "float"}:
+            raise SchemaError(
+                message(
+                    self.caller,
+                    f"found passthrough column {column!r} of type {known[0]} in {known[1]} but "
+                    f"of type {found[0]} in {found[1]}",
+                    "A passthrough column is written to `output` as stored, so it holds "
+                    "integers in every file or floats in every file (integers past 2**53 "
+                    "would not survive a float)",
+                    "Rewrite the files so the column has one type (cast it where it is "
+                    "written), or leave it out of `passthrough`",
+                    column=raw(repr(column)),
+                )
+            )
         schemas = [pa.schema([pa.field(column, kind)]) for kind in (known[0], found[0])]
         try:
             kind = pa.unify_schemas(schemas, promote_options="permissive").field(0).type

@@ -26,7 +26,7 @@ from fitpipe.columnar.files import ColumnTypes, file_error, open_dataset
 from fitpipe.columnar.storage import display_path
 from fitpipe.columnar.temporal import is_converted_temporal
 from fitpipe.columnar.types import check_arrow_schema, convertible, field_types
-from fitpipe.errors import FitpipeError
+from fitpipe.errors import FitpipeError, SchemaError, message, raw
 from fitpipe.schemas import Mode, Named, Role, Schema
 
 __all__ = [
@@ -35,6 +35,7 @@ __all__ = [
     "Span",
     "converted_bytes",
     "plan_source",
+    "read_piece",
     "read_pool",
     "read_span",
     "source_columns",
@@ -145,8 +146,9 @@ def _row_group_pieces(
     carried as they are (of any type).
     """
     converted = schema.columns([role for role in roles if role is not Role.PASSTHROUGH])
-    carried = set(schema.columns((Role.PASSTHROUGH,))) - set(converted)
-    types = ColumnTypes(schema.columns(roles), caller, carried)
+    passthrough = schema.columns((Role.PASSTHROUGH,))
+    carried = set(passthrough) - set(converted)
+    types = ColumnTypes(schema.columns(roles), caller, carried, passthrough)
     footers = _read_footers(dataset, caller, threads)
     for footer in footers:
         partitions = set(pads.get_partition_keys(footer.fragment.partition_expression))
@@ -342,6 +344,46 @@ def spans(plan: ParquetPlan, start: int, stop: int) -> list[Span]:
             spans.append(Span(piece, offset, lo, hi))
         offset += piece.rows
     return spans
+
+
+def read_piece(piece: Piece, columns: list[str], caller: str) -> Iterator[pa.Table]:
+    """Reads a piece's ``columns`` once, as tables; an error names the file (and column).
+
+    Where Arrow cannot read the columns together, each is read alone to find the one whose
+    values do not fit the type the source gives it (its type unified over the files).
+
+    Raises:
+        SchemaError: A column's values do not fit its type, or the file is corrupt.
+        OSError: The file went away or became unreadable (worded, of its own type).
+    """
+    try:
+        for part in piece.read(columns, False):  # once: not buffered
+            yield part if isinstance(part, pa.Table) else pa.Table.from_batches([part])
+    except (pa.ArrowException, OSError) as err:
+        column = _failing_column(piece, columns) if len(columns) > 1 else columns[0]
+        if column is None or (isinstance(err, OSError) and err.errno):
+            raise file_error(piece.source, err, caller) from err
+        raise SchemaError(
+            message(
+                caller,
+                f"cannot read column {column!r} of {piece.source} ({err})",
+                "A column's values fit the one type it has over every file of the source",
+                "Rewrite the files so the column has one type in all of them (or leave it "
+                "out of the schema)",
+                column=raw(repr(column)),
+            )
+        ) from err
+
+
+def _failing_column(piece: Piece, columns: list[str]) -> str | None:
+    """The first of ``columns`` that Arrow cannot read alone (None: each reads alone)."""
+    for column in columns:
+        try:
+            for _ in piece.read([column], False):
+                pass
+        except (pa.ArrowException, OSError):
+            return column
+    return None
 
 
 def read_span(span: Span, columns: list[str], buffered: bool = False) -> Iterator[pa.Table]:

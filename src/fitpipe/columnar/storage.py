@@ -31,6 +31,7 @@ __all__ = [
     "display_path",
     "expand_uri",
     "is_uri",
+    "local_file_path",
     "missing_what",
     "partial_key",
     "resolve_uri",
@@ -63,6 +64,19 @@ def is_uri(x: Any) -> bool:
         return False
     found = _URI.match(x)
     return found is not None and found.group(1).lower() in SCHEMES
+
+
+def local_file_path(x: Any) -> str | None:
+    """The local path a ``file://`` URI names (``file:///tmp/a%20b`` is ``/tmp/a b``).
+
+    None for anything else, a ``file://`` URI of another host than ``localhost`` included.
+    """
+    if not isinstance(x, str) or not x[:7].lower() == "file://":
+        return None
+    parsed = urllib.parse.urlsplit(x)
+    if parsed.netloc not in ("", "localhost") or not parsed.path:
+        return None
+    return urllib.parse.unquote(parsed.path)
 
 
 def _scheme_and_root(uri: str) -> str:

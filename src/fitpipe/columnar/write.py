@@ -1,6 +1,10 @@
 """Files that appear only when complete: Parquet written by row groups, and JSON.
 
 A crash or a kill while writing leaves the previous file (or none), never a partial one.
+A local file replaced keeps its permission mode; a path that is a symbolic link is written
+through to the file it points at (the link stays); a ``file://`` URI is its local path. An
+error of the operating system while writing (a full disk) is worded, naming the file, and
+leaves any previous file as it was.
 
 In an object store (a URI such as ``s3://bucket/predictions.parquet``) the file is written
 to a hidden temporary key next to it (``.predictions.parquet.<random>.partial``), then moved
@@ -16,13 +20,14 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import stat
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from fitpipe.columnar.storage import is_uri, partial_key, resolve_uri
+from fitpipe.columnar.storage import is_uri, local_file_path, partial_key, resolve_uri
 from fitpipe.errors import FitpipeValueError, message
 
 __all__ = ["write_atomically", "write_json_atomically"]
@@ -79,10 +84,11 @@ def _write_tables(
     """Writes each table as a row group; no table at all is an error naming ``final``."""
     writer: pq.ParquetWriter | None = None
     try:
-        for table in tables:
-            if writer is None:
-                writer = pq.ParquetWriter(where, table.schema)
-            writer.write_table(table)
+        for table in tables:  # (an error of the input or the model is raised as it is)
+            with _writing(final):
+                if writer is None:
+                    writer = pq.ParquetWriter(where, table.schema)
+                writer.write_table(table)
             progress(table.num_rows)
         if writer is None:
             raise FitpipeValueError(
@@ -96,7 +102,51 @@ def _write_tables(
             )
     finally:
         if writer is not None:
-            writer.close()
+            with _writing(final):
+                writer.close()
+
+
+@contextlib.contextmanager
+def _writing(final: str) -> Iterator[None]:
+    """Words an error of the operating system while writing ``final`` (a full disk).
+
+    It stays an ``OSError`` of its own type and ``errno``, so ``except OSError`` catches it.
+    """
+    try:
+        yield
+    except OSError as err:
+        text = message(
+            "predict",
+            f"could not write {final} ({err.strerror or err})",
+            "The folder of `output` has room for the whole file and stays writable while "
+            "it is written",
+            "Free some space (or choose another folder) and predict again; a file already "
+            "at `output` was left as it was",
+            output=final,
+        )
+        try:
+            worded = type(err)(err.errno, text) if err.errno else OSError(text)
+        except Exception:  # an OSError subclass built otherwise
+            worded = OSError(err.errno, text)
+        raise worded from err
+
+
+def _local_target(final: str) -> str:
+    """The absolute path written for ``final``: a link's target, a ``file://`` URI's path."""
+    target = os.path.abspath(local_file_path(final) or final)  # a bare name: the cwd's
+    return os.path.realpath(target) if os.path.islink(target) else target
+
+
+def _keep_mode(fd: int | None, partial: str, target: str) -> None:
+    """Gives the new file the permission mode of the file it replaces (if any)."""
+    try:
+        mode = stat.S_IMODE(os.stat(target).st_mode)
+    except FileNotFoundError:
+        return
+    if fd is not None:
+        os.fchmod(fd, mode)
+    else:
+        os.chmod(partial, mode)
 
 
 def _write_remote(uri: str, tables: Iterator[pa.Table], progress: Callable[[int], None]) -> str:
@@ -123,10 +173,10 @@ def write_atomically(
     temporary name and renamed; partial files of killed writers are removed by the next write.
     A URI of an object store is written to a temporary key and moved (see the module).
     """
-    if is_uri(path):
+    if is_uri(path) and local_file_path(path) is None:
         return _write_remote(str(path), tables, progress)
     final = os.fspath(path)
-    target = os.path.abspath(final)  # a bare file name is in the current directory
+    target = _local_target(final)
     folder, name = os.path.split(target)
     partial = os.path.join(folder, f".{name}.{os.getpid()}.partial")
     _remove_stale(folder, name)
@@ -135,11 +185,16 @@ def write_atomically(
         if fd is not None:
             with os.fdopen(fd, "wb", closefd=False) as file:
                 _write_tables(file, tables, progress, final)
-                file.flush()
-            _publish(fd, target, partial)
+                with _writing(final):
+                    file.flush()
+            with _writing(final):
+                _keep_mode(fd, partial, target)
+                _publish(fd, target, partial)
         else:
             _write_tables(partial, tables, progress, final)
-            os.replace(partial, final)
+            with _writing(final):
+                _keep_mode(None, partial, target)
+                os.replace(partial, target)
     finally:
         if fd is not None:
             os.close(fd)

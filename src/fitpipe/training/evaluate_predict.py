@@ -166,8 +166,8 @@ class EvaluatePredictMethods:
                 Targets and weights in the input are ignored.
             batch_size: Rows per batch for row-addressed, Arrow and Parquet inputs (default
                 32).
-            verbose: ``"auto"`` (1), 0 (silent) or 1 (a progress bar; of rows with
-                ``output``).
+            verbose: ``"auto"`` (1), 0 (silent), 1 (a progress bar; of rows with
+                ``output``) or 2 (one line once done).
             steps: Batches to predict; default: the whole input (required for infinite
                 inputs).
             callbacks: A list of ``keras.callbacks.Callback``.
@@ -175,8 +175,9 @@ class EvaluatePredictMethods:
                 Arrow, Parquet and pandas inputs.
             output: A Parquet file to stream the predictions to instead of returning them:
                 the schema's passthrough columns first (e.g. ids), then one column per model
-                output (vectors as ``fixed_size_list``), written chunk by chunk; the file
-                appears only when complete. With ``steps``, the rows of the first ``steps``
+                output (vectors as ``fixed_size_list``, ragged outputs as ``list``, bfloat16
+                as float32, nested dict keys joined by ``.``), written chunk by chunk; the
+                file appears only when complete. With ``steps``, the rows of the first ``steps``
                 batches are written. Under ``MultiWorkerMirroredStrategy`` every
                 worker predicts every row and returns the path, and only the chief writes
                 the file.

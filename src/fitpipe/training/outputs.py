@@ -22,6 +22,7 @@ import tensorflow as tf
 
 from fitpipe.adapters import (
     AdaptRequest,
+    ArraySource,
     Chunked,
     batch_size_or_default,
     check_supported,
@@ -29,33 +30,37 @@ from fitpipe.adapters import (
     registry,
     supported,
 )
-from fitpipe.columnar import classic_table, is_uri, uri_info, write_atomically
+from fitpipe.columnar import is_uri, local_file_path, uri_info, write_atomically
 from fitpipe.errors import FitpipeTypeError, FitpipeValueError, message
 from fitpipe.pipeline import adapted_source
 from fitpipe.schemas import as_schema
+from fitpipe.training.output_columns import (
+    SEPARATOR,
+    OutputColumns,
+    output_names,
+    output_rows,
+)
 
 __all__ = [
     "check_names",
     "check_output",
     "check_output_type",
+    "chunk_source",
     "chunks_of",
-    "output_table",
     "planned_names",
     "predict_to_file",
 ]
 
 
-def chunks_of(
-    request: AdaptRequest, limit: int | None = None
-) -> Iterator[tuple[Any, pa.Table | None]]:
-    """Yields ``(features, passthrough)`` chunks of a prediction input, in row order.
+def chunk_source(request: AdaptRequest) -> tuple[Chunked, int | None]:
+    """The :class:`~fitpipe.adapters.Chunked` source of a prediction input, and its rows.
 
-    The input's adapter is asked for a :class:`~fitpipe.adapters.Chunked` source (columnar
-    data read a chunk at a time with its passthrough columns; rows in memory sliced) by
-    ``request`` (``predict``'s, as ``predict`` without ``output`` adapts it) with
-    ``chunks=True``. Chunks of no rows (an empty part file, a stream's empty batch) add
-    nothing and are skipped. ``limit``: the rows to yield at most (the first ones; None:
-    every row).
+    The input's adapter is asked for a source read a chunk at a time (columnar data with its
+    passthrough columns; rows in memory sliced) by ``request`` (``predict``'s, as
+    ``predict`` without ``output`` adapts it) with ``chunks=True``. An input that comes in
+    batches (a generator, a ``tf.data.Dataset``, a ``PyDataset``: its adapter batches no
+    rows, so takes no ``batch_size``) is refused before anything is read from it.
+    The rows are None where unknown before reading (a stream).
 
     Raises:
         FitpipeValueError: The input cannot be read in chunks (it comes in batches).
@@ -64,19 +69,35 @@ def chunks_of(
     adapter = registry.find(x, caller)
     if request.schema is not None:  # refused where unused (a Series), as `predict` does
         check_supported(adapter, request, ("schema",))
+    if "batch_size" not in supported(adapter, request):
+        raise _not_chunked(x)
     schema = as_schema(request.schema, caller) if "schema" in supported(adapter, request) else None
     source = adapted_source(adapter, dataclasses.replace(request, schema=schema, chunks=True))
     if not isinstance(source, Chunked):
         source.close()
-        raise FitpipeValueError(
-            message(
-                caller,
-                "cannot write predictions of this input to Parquet",
-                "`output=` takes arrays, Arrow tables, streams and Parquet sources",
-                "Collect the predictions with `predict(x)` and write them yourself",
-                x=x,
-            )
+        raise _not_chunked(x)
+    rows = source.num_samples if isinstance(source, ArraySource) else getattr(source, "rows", None)
+    return source, rows
+
+
+def _not_chunked(x: Any) -> FitpipeValueError:
+    return FitpipeValueError(
+        message(
+            "predict",
+            "cannot write predictions of this input to Parquet",
+            "`output=` takes arrays, Arrow tables, streams and Parquet sources",
+            "Collect the predictions with `predict(x)` and write them yourself",
+            x=x,
         )
+    )
+
+
+def chunks_of(source: Chunked, limit: int | None = None) -> Iterator[tuple[Any, pa.Table | None]]:
+    """Yields the ``(features, passthrough)`` chunks of a source, in row order.
+
+    Chunks of no rows (an empty part file, a stream's empty batch) add nothing and are
+    skipped. ``limit``: the rows to yield at most (the first ones; None: every row).
+    """
     left = limit
     for features, passthrough in source.chunks():
         rows = max((num_rows(leaf) for leaf in tf.nest.flatten(features)), default=0)
@@ -141,42 +162,6 @@ def _joined(first: Chunk, second: Chunk) -> Chunk:
     features = tf.nest.map_structure(lambda a, b: np.concatenate([a, b]), first[0], second[0])
     tables = [t for t in (first[1], second[1]) if t is not None]
     return features, pa.concat_tables(tables) if tables else None
-
-
-def _output_names(model: keras.Model, outputs: Any) -> list[str]:
-    if isinstance(outputs, dict):
-        return [str(k) for k in outputs]
-    names = list(getattr(model, "output_names", None) or [])
-    count = len(tf.nest.flatten(outputs))
-    if len(names) == count:
-        return names
-    return ["prediction"] if count == 1 else [f"prediction_{i}" for i in range(count)]
-
-
-def _column(values: np.ndarray) -> pa.Array:
-    if values.ndim == 2 and values.shape[1] == 1:
-        values = values[:, 0]
-    if values.ndim == 1:
-        return pa.array(values)
-    flat = pa.array(values.reshape(-1))
-    for size in reversed(values.shape[1:]):
-        flat = pa.FixedSizeListArray.from_arrays(flat, size)
-    return flat
-
-
-def output_table(model: keras.Model, outputs: Any, passthrough: pa.Table | None) -> pa.Table:
-    """Passthrough columns, then one column per model output (vectors as fixed_size_list)."""
-    names = _output_names(model, outputs)
-    leaves = list(outputs.values()) if isinstance(outputs, dict) else tf.nest.flatten(outputs)
-    columns = {name: _column(np.asarray(leaf)) for name, leaf in zip(names, leaves, strict=True)}
-    if passthrough is None or passthrough.num_columns == 0:
-        return pa.table(columns)
-    # The input's schema metadata (pandas' column list, ...) describes the input, not this file;
-    # Parquet has no view layouts (Polars' strings): they are written as their classic ones.
-    table = classic_table(passthrough.replace_schema_metadata(None))
-    for name, column in columns.items():
-        table = table.append_column(name, column)
-    return table
 
 
 def _no_rows(output: Any) -> FitpipeValueError:
@@ -246,16 +231,26 @@ def check_output_type(output: Any) -> None:
 def check_output(output: Any) -> str:
     """Checks ``output`` before anything is read or predicted; returns it as an absolute path.
 
-    A URI (``s3://bucket/key.parquet``) is returned as given, once its bucket is found.
+    A URI (``s3://bucket/key.parquet``) is returned as given, once its bucket is found; a
+    ``file://`` URI is its local path; a symbolic link, the path of the file it points at.
 
     Raises:
         FitpipeTypeError: ``output`` is not a path.
         FitpipeValueError: It is a folder, or its folder is missing or cannot be written.
     """
     check_output_type(output)
-    if isinstance(output, str) and is_uri(output):
+    local = local_file_path(output)
+    if local is None and isinstance(output, str) and is_uri(output):
+        if output[:7].lower() == "file://":
+            raise _output_error(
+                f"cannot write {output}: a file:// URI of another host",
+                'Name a local file, as a path or as `"file:///path/to/predictions.parquet"`',
+                output,
+            )
         return _check_uri(output)
-    target = os.path.abspath(os.fspath(output))
+    target = os.path.abspath(local or os.fspath(output))
+    if os.path.islink(target):  # written through to the file the link points at
+        target = os.path.realpath(target)
     folder = os.path.dirname(target)
     if os.path.isdir(target):
         raise _output_error(
@@ -285,31 +280,56 @@ def planned_names(model: keras.Model, features: Any) -> list[str] | None:
             lambda leaf: keras.KerasTensor((None, *leaf.shape[1:]), dtype=str(leaf.dtype)),
             features,
         )
-        return _output_names(model, model.compute_output_spec(inputs))
+        return output_names(model, model.compute_output_spec(inputs))
     except Exception:  # a model the symbolic call fails for is checked after its first chunk
         return None
 
 
 def check_names(names: list[str], passthrough: list[str]) -> None:
     """Refuses an output file whose columns would not have one name each."""
-    seen: set[str] = set()
-    for name in [*passthrough, *names]:
-        if name not in seen:
-            seen.add(name)
-            continue
-        kind = "a model output" if name in names else "the passthrough list"
-        raise FitpipeValueError(
-            message(
-                "predict",
-                f"cannot write two columns named {name!r} to `output`: {kind} and a "
-                "passthrough column have that name",
-                "Each column of the output file has its own name: passthrough columns "
-                f"{passthrough}, then the model outputs {names}",
+    for column in dict.fromkeys(passthrough):
+        if passthrough.count(column) > 1:
+            raise _names_error(
+                f"the passthrough list names column {column!r} twice",
+                "List each passthrough column once",
+                column,
+                names,
+                passthrough,
+            )
+    for name in dict.fromkeys(names):
+        if names.count(name) > 1:
+            raise _names_error(
+                "two model outputs have that name",
+                "Rename one of the model outputs (its layer name, or its key in the model's "
+                f"output dict; nested dict keys are joined by {SEPARATOR!r})",
+                name,
+                names,
+                passthrough,
+            )
+        if name in passthrough:
+            raise _names_error(
+                "a model output and a passthrough column have that name",
                 "Rename the model output (its layer name, or its key in the model's output "
                 "dict), or leave the column out of `passthrough`",
-                passthrough=passthrough,
+                name,
+                names,
+                passthrough,
             )
+
+
+def _names_error(
+    why: str, fix: str, name: str, names: list[str], passthrough: list[str]
+) -> FitpipeValueError:
+    return FitpipeValueError(
+        message(
+            "predict",
+            f"cannot write two columns named {name!r} to `output`: {why}",
+            "Each column of the output file has its own name: passthrough columns "
+            f"{passthrough}, then the model outputs {names}",
+            fix,
+            passthrough=passthrough,
         )
+    )
 
 
 def predict_to_file(
@@ -344,9 +364,10 @@ def predict_to_file(
         The path written (by the chief, for the other workers).
     """
     check(output)
-    steps = request.steps
-    limit = None if steps is None else steps * batch_size_or_default(request.batch_size)
-    chunks = batch_aligned(chunks_of(request, limit), batch_size_or_default(request.batch_size))
+    batch_size = batch_size_or_default(request.batch_size)
+    limit = None if request.steps is None else request.steps * batch_size
+    source, rows = chunk_source(request)
+    chunks = batch_aligned(chunks_of(source, limit), batch_size)
     first = next(chunks, None)
     if first is None:
         raise _no_rows(output)
@@ -354,16 +375,18 @@ def predict_to_file(
     names = planned_names(model, first[0])
     if names is not None:
         check_names(names, passthrough)
+    target = rows if limit is None or rows is None else min(rows, limit)
+    written = OutputColumns(model)
 
     def tables() -> Iterator[pa.Table]:
         for features, columns in itertools.chain([first], chunks):
             outputs = predict_chunk(features)
             if names is None:  # the symbolic call failed: check before the first write
-                check_names(_output_names(model, outputs), passthrough)
-            rows = len(tf.nest.flatten(outputs)[0])
+                check_names(output_names(model, outputs), passthrough)
+            rows = output_rows(outputs)
             if columns is not None and columns.num_rows > rows:  # stopped inside the chunk
                 columns = columns.slice(0, rows)
-            yield output_table(model, outputs, columns)
+            yield written.table(outputs, columns)
             if stopped():
                 return
 
@@ -371,12 +394,20 @@ def predict_to_file(
         for _ in tables():
             pass
         return os.fspath(output)
-    return _write_with_progress(output, tables(), verbose)
+    return _write_with_progress(output, tables(), verbose, target)
 
 
-def _write_with_progress(output: Any, tables: Iterator[pa.Table], verbose: Any) -> str:
-    """Writes the tables to ``output`` (see :func:`write_atomically`) with a bar of rows."""
-    bar = keras.utils.Progbar(None, unit_name="row") if verbose not in (0, "0") else None
+def _write_with_progress(
+    output: Any, tables: Iterator[pa.Table], verbose: Any, target: int | None
+) -> str:
+    """Writes the tables to ``output`` (see :func:`write_atomically`) with a bar of rows.
+
+    ``verbose``: 1 or ``"auto"`` draws a live bar of ``target`` rows (None: unknown);
+    2 prints one line once written, as Keras' ``predict(verbose=2)``; 0 prints nothing.
+    """
+    bar = None
+    if verbose not in (0, "0"):
+        bar = keras.utils.Progbar(target, verbose=2 if verbose == 2 else 1, unit_name="row")
     written = [0]
 
     def progress(rows: int) -> None:
@@ -388,5 +419,7 @@ def _write_with_progress(output: Any, tables: Iterator[pa.Table], verbose: Any) 
 
     path = write_atomically(output, tables, progress)
     if bar is not None:
+        if bar.target is None or written[0] < bar.target:  # (stopped by a callback)
+            bar.target = written[0]
         bar.update(written[0], finalize=True)
     return path
