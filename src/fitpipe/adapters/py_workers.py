@@ -21,6 +21,7 @@ import multiprocessing
 import queue
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterator
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any, Protocol
@@ -83,8 +84,17 @@ class _Threads:
         self._lock = threading.Lock()
         self._running: set[concurrent.futures.Future[Any]] = set()
         self._closed = False
+        tasks = self._tasks
+
+        def wake(_: Any) -> None:  # the pool dropped unclosed (a dropped pipeline): threads end
+            for _ in range(count):
+                tasks.put(None)
+
+        ref = weakref.ref(self, wake)
         self._threads = [
-            threading.Thread(target=self._work, name=f"fitpipe-pydataset_{i}", daemon=True)
+            threading.Thread(
+                target=_serve, args=(ref, tasks), name=f"fitpipe-pydataset_{i}", daemon=True
+            )
             for i in range(count)
         ]
         for thread in self._threads:
@@ -100,24 +110,22 @@ class _Threads:
                 self._tasks.put((future, index))
         return future
 
-    def _work(self) -> None:
-        while (task := self._tasks.get()) is not None:
-            future, index = task
+    def run(self, future: concurrent.futures.Future[Any], index: int) -> None:
+        """Runs one queued item on the calling worker thread (unless cancelled or closed)."""
+        with self._lock:
+            if self._closed or not future.set_running_or_notify_cancel():
+                return
+            self._running.add(future)
+        try:
+            with in_input_code():
+                batch = self._get(index)
+        except BaseException as err:
+            _settle(future, None, err)
+        else:
+            _settle(future, batch, None)
+        finally:
             with self._lock:
-                if self._closed or not future.set_running_or_notify_cancel():
-                    continue
-                self._running.add(future)
-            try:
-                with in_input_code():
-                    batch = self._get(index)
-            except BaseException as err:
-                _settle(future, None, err)
-            else:
-                _settle(future, batch, None)
-            finally:
-                with self._lock:
-                    self._running.discard(future)
-            del task, future
+                self._running.discard(future)
 
     def shutdown(self) -> None:
         """Cancels the queued items, fails the running ones' futures, ends the idle threads."""
@@ -134,6 +142,16 @@ class _Threads:
         deadline = time.monotonic() + _JOIN_SECONDS
         for thread in self._threads:
             join_unless_in_input(thread, max(0.0, deadline - time.monotonic()))
+
+
+def _serve(ref: weakref.ref[_Threads], tasks: queue.SimpleQueue[Any]) -> None:
+    """A worker thread: holds its pool only while it runs an item (a dropped one lets go)."""
+    while (task := tasks.get()) is not None:
+        pool = ref()
+        if pool is None:
+            return
+        pool.run(*task)
+        del pool, task
 
 
 class _Processes:
