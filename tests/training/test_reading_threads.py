@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import queue
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -141,3 +142,75 @@ def test_a_call_ends_with_its_reading_threads_ended(
     assert spy.made >= 1, "the block path was not taken"
     assert alive_after_close and not any(alive_after_close), "a close left its thread running"
     assert not mine, f"reading threads alive after {call} returned: {mine}"
+
+
+class _Interrupt(keras.callbacks.Callback):
+    """Raises ``KeyboardInterrupt`` after batch 1 and notes when."""
+
+    raised = 0.0
+
+    def on_train_batch_end(self, batch: int, logs: Any = None) -> None:
+        if batch == 1:
+            self.raised = time.perf_counter()
+            raise KeyboardInterrupt
+
+
+class _Hanging(keras.utils.PyDataset):
+    """Item 4 on waits for ``release`` (read inline, on the blocks thread)."""
+
+    def __init__(self, x: np.ndarray, y: np.ndarray, release: threading.Event) -> None:
+        super().__init__()
+        self.x, self.y, self.release, self.asked = x, y, release, 0
+
+    def __len__(self) -> int:
+        return len(self.x) // BATCH
+
+    def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        self.asked += 1
+        if index >= 4:
+            self.release.wait(20)
+        return self.x[index * BATCH : (index + 1) * BATCH], self.y[
+            index * BATCH : (index + 1) * BATCH
+        ]
+
+
+class _HangingFeed:
+    """A generator's batches; ``next()`` from batch 4 on waits for ``release``."""
+
+    def __init__(self, x: np.ndarray, y: np.ndarray, release: threading.Event) -> None:
+        self.x, self.y, self.release, self.asked = x, y, release, 0
+
+    def __iter__(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        while True:
+            index = self.asked % (len(self.x) // BATCH)
+            self.asked += 1
+            if self.asked > 4:
+                self.release.wait(20)
+            yield (
+                self.x[index * BATCH : (index + 1) * BATCH],
+                self.y[index * BATCH : (index + 1) * BATCH],
+            )
+
+
+@pytest.mark.parametrize("kind", ["generator", "pydataset"])
+def test_an_interrupt_does_not_wait_for_a_read_blocked_in_the_input(kind: str) -> None:
+    """Raised at once (it waited 10 s, 1 s); the thread left ends on return, reading no more."""
+    x, y = classifier_data(ROWS)
+    release = threading.Event()
+    source: Any = _HangingFeed(x, y, release) if kind == "generator" else _Hanging(x, y, release)
+    data = iter(source) if kind == "generator" else source
+    steps = {"steps_per_epoch": 20} if kind == "generator" else {}
+    before = set(threading.enumerate())
+    callback = _Interrupt()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            _trainer().fit(data, epochs=1, callbacks=[callback], verbose=0, shuffle=False, **steps)
+        assert time.perf_counter() - callback.raised < 0.5
+        asked = source.asked
+    finally:
+        release.set()
+    deadline = time.monotonic() + 5
+    while set(threading.enumerate()) - before and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert not [t.name for t in set(threading.enumerate()) - before if t.name.startswith("fitpipe")]
+    assert source.asked == asked, "the input was read after the call was interrupted"

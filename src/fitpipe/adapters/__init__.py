@@ -73,6 +73,7 @@ from fitpipe.adapters.distributed_datasets import (
     replicas_of,
 )
 from fitpipe.adapters.generators import GeneratorAdapter
+from fitpipe.adapters.input_threads import in_input_code, join_unless_in_input
 from fitpipe.adapters.mappings import MappingAdapter
 from fitpipe.adapters.numbers import (
     NATIVE_FLOATS,
@@ -151,8 +152,10 @@ __all__ = [
     "complex_refusal",
     "concat_rows",
     "count_dataset",
+    "in_input_code",
     "is_number_dtype",
     "is_pandas",
+    "join_unless_in_input",
     "leaf_names",
     "leaf_rows",
     "nesting",

@@ -233,6 +233,7 @@ class BatchSource(BatchSourceBase):
             Iterating the dataset again starts the next epoch.
         count_batches: Returns the batches of the coming epoch, or None when unknown;
             asked again every epoch (a ``PyDataset`` may change its length).
+        on_epoch_begin: Called by the trainer as every epoch begins.
         on_epoch_end: Called by the trainer after every epoch.
         close: Releases workers and files; called when the pipeline is closed.
         finite: False when the input is known to never end.
@@ -289,6 +290,7 @@ class BatchSource(BatchSourceBase):
 
     make_dataset: Callable[[], tf.data.Dataset]
     count_batches: Callable[[], int | None]
+    on_epoch_begin: Callable[[], None] = lambda: None
     on_epoch_end: Callable[[], None] = lambda: None
     close: Callable[[], None] = lambda: None
     finite: bool = True

@@ -78,6 +78,9 @@ class SourceBase:
     distributed: Any = None
     converted: bool = False
 
+    def on_epoch_begin(self) -> None:
+        """Called by the trainer as every epoch begins (``PyDataset.on_epoch_begin``)."""
+
     def on_epoch_end(self) -> None:
         """Called by the trainer after every epoch (``PyDataset.on_epoch_end``)."""
 

@@ -58,6 +58,7 @@ from fitpipe.adapters.batches import (
     stackable,
 )
 from fitpipe.adapters.capabilities import RowBlocks
+from fitpipe.adapters.input_threads import in_input_code, join_unless_in_input
 from fitpipe.adapters.python_batches import BLOCK_BATCHES, GROUP_BYTES, dense_numbers, nbytes
 from fitpipe.adapters.row_blocks import concat_rows
 from fitpipe.adapters.stages import StageClock, timing
@@ -154,7 +155,8 @@ class _Feeder:
         clock = self._clock
         start = time.perf_counter() if clock is not None else 0.0
         try:
-            element = next(self._iterator)
+            with in_input_code():
+                element = next(self._iterator)
         except StopIteration:
             return _END
         except BaseException as err:  # delivered to the consumer, raised there
@@ -179,6 +181,8 @@ class _Feeder:
 
     def _take(self, block: bool, reader: int | None = None) -> Any:
         with self._cond:
+            if self._stop:
+                return _END  # closed: nothing more is handed on
             if reader is not None:  # a block reader: only a batch the trainer wants
                 while block and self._current(reader) and not (self._wanted or self._finished):
                     self._cond.wait()
@@ -243,13 +247,18 @@ class _Feeder:
                 self._cond.notify_all()
 
     def close(self) -> None:
-        """Stops the reading thread (batches read ahead are dropped)."""
+        """Stops the reading thread (batches read ahead are dropped).
+
+        Waits for it to end, but not while it is inside the generator's ``next()``, which
+        Python cannot interrupt: the thread (a daemon) then ends when that call returns,
+        handing its batch to no one.
+        """
         with self._cond:
             self._stop = True
             self._cond.notify_all()
             thread = self._thread
         if thread is not None:
-            thread.join(timeout=_JOIN_SECONDS)
+            join_unless_in_input(thread, _JOIN_SECONDS)
 
 
 def _read_for(ref: weakref.ref[_Feeder]) -> None:

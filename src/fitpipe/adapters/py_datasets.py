@@ -11,11 +11,7 @@ index, so a run resumed mid-epoch reads the order of the pass it stopped in.
 
 from __future__ import annotations
 
-import collections
-import concurrent.futures
-import multiprocessing
 import threading
-import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -24,108 +20,13 @@ import numpy as np
 
 from fitpipe.adapters.base import AdaptRequest, BatchSource
 from fitpipe.adapters.batches import ErrorBox, normalize_batch, signature_of
+from fitpipe.adapters.py_workers import Workers
 from fitpipe.adapters.python_batches import PythonBatches
 from fitpipe.adapters.stages import StageClock, timing
 from fitpipe.errors import DataMismatchError, message
 from fitpipe.seeds import shuffle_seed
 
 _SOURCE = "PyDataset"
-_WORKER_DATASET: Any = None
-
-
-def _init_worker(dataset: Any) -> None:
-    global _WORKER_DATASET
-    _WORKER_DATASET = dataset
-
-
-def _worker_get(index: int) -> Any:
-    return _WORKER_DATASET[index]
-
-
-class _Workers:
-    """A pool of threads or processes that fetch ``dataset[i]`` in order, a bounded queue ahead.
-
-    Args:
-        dataset: The ``PyDataset``.
-        clock: Times ``dataset[i]`` inline, or the wait for a worker's batch (stage
-            ``python``), or None.
-
-    """
-
-    def __init__(self, dataset: Any, clock: StageClock | None = None) -> None:
-        self.dataset = dataset
-        self.clock = clock
-        self.count = max(1, int(getattr(dataset, "workers", 1) or 1))
-        self.processes = bool(getattr(dataset, "use_multiprocessing", False))
-        self.queue_size = max(1, int(getattr(dataset, "max_queue_size", 10) or 10))
-        self._executor: concurrent.futures.Executor | None = None
-        self._lock = threading.Lock()
-
-    @property
-    def parallel(self) -> bool:
-        """True when batches are fetched by workers rather than inline."""
-        return self.count > 1 or self.processes
-
-    def _get_executor(self) -> concurrent.futures.Executor:
-        with self._lock:
-            if self._executor is None:
-                if self.processes:
-                    method = "fork" if "fork" in multiprocessing.get_all_start_methods() else None
-                    context = multiprocessing.get_context(method)
-                    self._executor = concurrent.futures.ProcessPoolExecutor(
-                        self.count,
-                        mp_context=context,
-                        initializer=_init_worker,
-                        initargs=(self.dataset,),
-                    )
-                else:
-                    self._executor = concurrent.futures.ThreadPoolExecutor(
-                        self.count, thread_name_prefix="fitpipe-pydataset"
-                    )
-            return self._executor
-
-    def fetch(self, indices: Iterator[int]) -> Iterator[Any]:
-        """Yields ``dataset[i]`` for each index, in order."""
-        clock = self.clock
-        if not self.parallel:
-            for index in indices:
-                if clock is None:
-                    yield self.dataset[index]
-                    continue
-                start = time.perf_counter()
-                batch = self.dataset[index]
-                clock.add("python", time.perf_counter() - start)
-                yield batch
-            return
-        executor = self._get_executor()
-        get = _worker_get if self.processes else self.dataset.__getitem__
-        queue: collections.deque[concurrent.futures.Future[Any]] = collections.deque()
-        try:
-            for index in indices:
-                queue.append(executor.submit(get, index))
-                if len(queue) >= self.queue_size:
-                    yield self._result(queue.popleft())
-            while queue:
-                yield self._result(queue.popleft())
-        finally:
-            for future in queue:
-                future.cancel()
-
-    def _result(self, future: concurrent.futures.Future[Any]) -> Any:
-        """A worker's batch; the time waited for it is the ``python`` stage's."""
-        if self.clock is None:
-            return future.result()
-        start = time.perf_counter()
-        batch = future.result()
-        self.clock.add("python", time.perf_counter() - start)
-        return batch
-
-    def close(self) -> None:
-        """Stops the workers (threads joined, processes ended)."""
-        with self._lock:
-            executor, self._executor = self._executor, None
-        if executor is not None:
-            executor.shutdown(wait=True, cancel_futures=True)
 
 
 def _count(dataset: Any) -> int | None:
@@ -201,6 +102,41 @@ class _PassOrder:
         return list(order.tolist())
 
 
+class _EpochHooks:
+    """Calls the dataset's ``on_epoch_begin`` as each epoch begins and ``on_epoch_end`` as it ends.
+
+    The trainer says when an epoch begins (:meth:`begin`), also when a pass goes on into it
+    (``steps_per_epoch``): the dataset's ``on_epoch_begin`` runs once per epoch, as in Keras.
+    A pass begun without it (a pipeline iterated by hand) calls it too, once an epoch.
+
+    Args:
+        dataset: The ``PyDataset``.
+        workers: Its workers: processes are restarted after ``on_epoch_end``.
+    """
+
+    def __init__(self, dataset: Any, workers: Workers) -> None:
+        self._dataset, self._workers = dataset, workers
+        self._begun = False
+        self._lock = threading.Lock()
+
+    def begin(self) -> None:
+        """Calls ``on_epoch_begin`` unless it was called since the last ``on_epoch_end``."""
+        with self._lock:
+            begun, self._begun = self._begun, True
+        if not begun:
+            self._dataset.on_epoch_begin()
+
+    def end(self) -> None:
+        """Calls ``on_epoch_end``; worker processes are restarted to see what it changed."""
+        with self._lock:
+            self._begun = False
+        self._dataset.on_epoch_end()
+        if self._workers.processes:
+            # Processes hold a copy made when they started: new ones for the next epoch (a
+            # pass that goes on into it fetches its next items there).
+            self._workers.restart()
+
+
 class PyDatasetAdapter:
     """Takes a ``keras.utils.PyDataset``."""
 
@@ -226,24 +162,18 @@ class PyDatasetAdapter:
         count = _count(dataset)
         signature = _peeked_signature(dataset, count, request.caller)
         clock = StageClock() if timing() else None
-        workers = _Workers(dataset, clock)
+        workers = Workers(dataset, request.caller, clock)
+        hooks = _EpochHooks(dataset, workers)
         errors = ErrorBox()
         order = _PassOrder(bool(request.shuffle))
         read: list[int] = []  # this pass's indices in reading order, for error messages
 
         def epoch() -> Iterator[Any]:
-            dataset.on_epoch_begin()
+            hooks.begin()
             indices = order.indices(dataset)
             # A shuffled pass is finite (a list); one in order needs no record.
             read[:] = indices if isinstance(indices, list) else []
             yield from workers.fetch(iter(read) if read else iter(indices))
-
-        def on_epoch_end() -> None:
-            dataset.on_epoch_end()
-            if workers.processes:
-                # Processes hold a copy made when they started: restart them so the next
-                # epoch sees what `on_epoch_end` changed.
-                workers.close()
 
         batches = PythonBatches(
             epoch,
@@ -257,7 +187,8 @@ class PyDatasetAdapter:
         return BatchSource(
             make_dataset=lambda: batches.dataset,
             count_batches=lambda: _count(dataset),
-            on_epoch_end=on_epoch_end,
+            on_epoch_begin=hooks.begin,
+            on_epoch_end=hooks.end,
             close=workers.close,
             finite=count is not None,
             take_error=errors.take,

@@ -20,6 +20,7 @@ the trainer's value check when it is given (:meth:`PythonBatches.check_batches`)
 from __future__ import annotations
 
 import functools
+import threading
 import time
 import weakref
 from collections.abc import Callable, Iterable, Iterator
@@ -149,10 +150,14 @@ class PythonBatches:
         """Makes every later pass run ``check(position, batch)`` on each batch (None: none)."""
         self._check = check
 
-    def _batches(self, check: Check | None) -> Iterator[Any]:
-        """One pass's batches, normalized and checked."""
+    def _batches(
+        self, check: Check | None, stopped: threading.Event | None = None
+    ) -> Iterator[Any]:
+        """One pass's batches, normalized and checked; no more once ``stopped`` is set."""
         clock, spec, label = self._clock, self._spec, self._label
         for index, element in enumerate(self._epoch()):
+            if stopped is not None and stopped.is_set():
+                return  # (the trainer takes no more: the input is asked for none)
             start = time.perf_counter() if clock is not None else 0.0
             batch = normalize_batch(element, spec.caller, spec.source)
             spec.check(batch, index if label is None else label(index))
@@ -167,8 +172,9 @@ class PythonBatches:
             yield from self._batches(self._check)
 
     def _row_blocks(self) -> RowBlocks:
-        blocks = reporting(_joined(self._batches(self._check)), self._errors)
-        return RowBlocks(0, blocks, batched=True)
+        stopped = threading.Event()  # set when the trainer takes no more of this pass
+        blocks = reporting(_joined(self._batches(self._check, stopped)), self._errors)
+        return RowBlocks(0, blocks, batched=True, stop=stopped.set)
 
 
 def _passes_of(held: weakref.ref[PythonBatches]) -> Callable[[], Iterator[Any]]:

@@ -349,6 +349,12 @@ class Pipeline:
         if isinstance(self._source, Resumable):
             self._source.restore_state(pass_index, seen, state)
 
+    def on_epoch_begin(self) -> None:
+        """Tells the input an epoch begins (``PyDataset.on_epoch_begin``)."""
+        begin = getattr(self._source, "on_epoch_begin", None)  # (a source of before it)
+        if begin is not None:
+            begin()
+
     def on_epoch_end(self) -> None:
         """Tells the input an epoch ended (``PyDataset.on_epoch_end``)."""
         self._source.on_epoch_end()

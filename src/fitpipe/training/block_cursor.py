@@ -23,7 +23,15 @@ from typing import Any
 
 import tensorflow as tf
 
-from fitpipe.adapters import RowBlocks, block_order, concat_rows, num_rows, rows_of, take_rows
+from fitpipe.adapters import (
+    RowBlocks,
+    block_order,
+    concat_rows,
+    join_unless_in_input,
+    num_rows,
+    rows_of,
+    take_rows,
+)
 from fitpipe.columnar import as_tensor
 from fitpipe.pipeline import Packing, ResidentRows, held_specs, pack, plan_specs
 from fitpipe.training.step_loops import LastTrace, RowCursor, merge
@@ -357,10 +365,10 @@ class BlockCursor(RowCursor):
     def close(self) -> None:
         """Stops the reading thread (:meth:`stop`) and waits for it, up to a second.
 
-        Only the input's own code (a ``PyDataset`` item being read, a large block being
-        converted) can hold it that long: the call then returns after a second, and the
-        thread ends when that code returns, reading nothing more.
+        Not while it is inside the input's own code (a ``PyDataset`` item or a generator's
+        batch being read, or waited for): the call returns at once, and the thread ends
+        when that code returns, reading nothing more (see ``adapters.input_threads``). A
+        large block being converted is waited for, up to the second.
         """
         self.stop()
-        if self._thread is not threading.current_thread():
-            self._thread.join(timeout=1.0)
+        join_unless_in_input(self._thread, 1.0)

@@ -404,6 +404,7 @@ class EpochRunner:
         # The batches the input will be asked for, told before a fresh pass starts reading:
         # a resumed pass first reads the batches it skips (a block reader waits to be told).
         skipped = self._skip if fresh else 0
+        self.pipeline.on_epoch_begin()  # (also when the pass goes on: once every epoch)
         self.pipeline.expect(None if limit is None else limit - first + skipped)
         if fresh:
             self._fresh(function)
