@@ -67,7 +67,9 @@ def test_files(patterns: list[str]) -> list[Path]:
     return files
 
 
-def run(which: str, files: list[Path], out: Path, workers: int, src: Path) -> int:
+def run(
+    which: str, files: list[Path], out: Path, workers: int, src: Path, keyword: str = ""
+) -> int:
     """Runs pytest once over ``files``, on Keras or routed through fitpipe.
 
     Args:
@@ -76,6 +78,7 @@ def run(which: str, files: list[Path], out: Path, workers: int, src: Path) -> in
         out: The folder for ``{which}.xml`` and ``{which}.log``.
         workers: pytest-xdist workers (0: in the pytest process).
         src: The folder fitpipe is imported from.
+        keyword: A pytest ``-k`` expression selecting tests (default: all).
 
     Returns:
         pytest's exit status.
@@ -104,6 +107,7 @@ def run(which: str, files: list[Path], out: Path, workers: int, src: Path) -> in
         "no:randomly",
         "-n",
         str(workers),
+        *(["-k", keyword] if keyword else []),
         *map(str, files),
     ]
     shown = [*command[: -len(files)], f"<{len(files)} files>"]

@@ -56,6 +56,15 @@ LAYER_FILES = (
 )
 
 
+#: Left out: ``orbax_checkpoint_test.py``, whose tests need the ``orbax-checkpoint`` package,
+#: which neither fitpipe nor this suite installs (they fail on Keras too); and Keras' tests
+#: that call no training method, so none reaches fitpipe (``benchmarks/keras_suite/run.py``
+#: runs them all): those of Keras' own array adapter and of ``quantize`` (a fifth of the
+#: run's time, 59 s of 273 at Keras 3.15.1).
+LEFT_OUT_FILES = ("orbax_checkpoint_test.py", "array_data_adapter_test.py")
+LEFT_OUT_TESTS = "not quantize"
+
+
 def _runner() -> ModuleType:
     spec = importlib.util.spec_from_file_location("keras_suite_run", RUNNER)
     assert spec is not None and spec.loader is not None
@@ -77,14 +86,12 @@ def test_keras_own_tests_pass_through_fitpipe_but_its_documented_departures(
     tmp_path: Path,
 ) -> None:
     runner = _runner()
-    # Without orbax_checkpoint_test.py: its tests need the `orbax-checkpoint` package, which
-    # neither fitpipe nor this suite installs (they fail on Keras too).
     files = [
         path
         for path in runner.test_files([*runner.FILES, *LAYER_FILES])
-        if path.name != "orbax_checkpoint_test.py"
+        if path.name not in LEFT_OUT_FILES
     ]
-    runner.run("fitpipe", files, tmp_path, 0, REPO / "src")
+    runner.run("fitpipe", files, tmp_path, 0, REPO / "src", keyword=LEFT_OUT_TESTS)
     xml_file = tmp_path / "fitpipe.xml"
     assert xml_file.exists(), (tmp_path / "fitpipe.log").read_text()[-3000:]
     results = runner.outcomes(xml_file)
@@ -94,6 +101,6 @@ def test_keras_own_tests_pass_through_fitpipe_but_its_documented_departures(
     assert set(failures) == DEPARTURES, sorted(DEPARTURES - set(failures))  # still departures
     passed = [test for test, outcome in results.items() if outcome == "passed"]
     routed = runner.calls(xml_file)
-    assert len(passed) >= 500, len(passed)  # 436 + 75 in Keras 3.15.1
+    assert len(passed) >= 430, len(passed)  # 435 in Keras 3.15.1 (511 with those left out)
     trained = [test for test in passed if routed.get(test, {}).get("routed", 0) > 0]
     assert len(trained) >= 250, len(trained)  # they did call fitpipe (257 at 64b1b67)
