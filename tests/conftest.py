@@ -52,14 +52,22 @@ _MODULE_MARKS = {
 }
 
 
+_FULL_AFTER = 100  # collections of the middle generation between two full ones (Python: 10)
+
+
 def pytest_collection_finish(session: pytest.Session) -> None:
     """Freezes the objects of the imports and the collection out of the garbage collector.
 
     TensorFlow, Keras, torch and the collected tests make ~10^6 long-lived objects; every full
     collection (Python's own, and each ``gc.collect()``) walked them all again, ~0.5-2 s each.
+    The objects the tests leave alive (traced functions, Keras' caches) grow the heap still:
+    tests/training run in one process made 64 full collections, 83 s of its 1,183 s (up to
+    9.5 s each), so Python's own full collections come after 100 younger ones, not 10.
     """
     gc.collect()
     gc.freeze()
+    young, middle, _ = gc.get_threshold()
+    gc.set_threshold(young, middle, _FULL_AFTER)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
