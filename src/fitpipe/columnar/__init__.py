@@ -70,6 +70,7 @@ from fitpipe.columnar.storage import (
     expand_uri,
     is_uri,
     local_file_path,
+    local_target,
     resolve_uri,
     uri_info,
 )
@@ -139,6 +140,7 @@ __all__ = [
     "key_array",
     "key_hashes",
     "local_file_path",
+    "local_target",
     "missing_key_column",
     "named_columns",
     "one_array",

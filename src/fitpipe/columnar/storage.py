@@ -79,6 +79,16 @@ def local_file_path(x: Any) -> str | None:
     return urllib.parse.unquote(parsed.path)
 
 
+def local_target(path: str | os.PathLike[str]) -> str:
+    """The absolute local path a write to ``path`` lands on.
+
+    A ``file://`` URI is its local path, a bare name the working folder's, and a symbolic
+    link the path of the file it points at (written through; the link stays).
+    """
+    target = os.path.abspath(local_file_path(path) or os.fspath(path))
+    return os.path.realpath(target) if os.path.islink(target) else target
+
+
 def _scheme_and_root(uri: str) -> str:
     """``s3://bucket/`` of ``s3://bucket/a/b``: what one filesystem is made for."""
     parsed = urllib.parse.urlsplit(uri)

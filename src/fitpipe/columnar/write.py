@@ -27,7 +27,13 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from fitpipe.columnar.storage import is_uri, local_file_path, partial_key, resolve_uri
+from fitpipe.columnar.storage import (
+    is_uri,
+    local_file_path,
+    local_target,
+    partial_key,
+    resolve_uri,
+)
 from fitpipe.errors import FitpipeValueError, message
 
 __all__ = ["write_atomically", "write_json_atomically"]
@@ -131,12 +137,6 @@ def _writing(final: str) -> Iterator[None]:
         raise worded from err
 
 
-def _local_target(final: str) -> str:
-    """The absolute path written for ``final``: a link's target, a ``file://`` URI's path."""
-    target = os.path.abspath(local_file_path(final) or final)  # a bare name: the cwd's
-    return os.path.realpath(target) if os.path.islink(target) else target
-
-
 def _keep_mode(fd: int | None, partial: str, target: str) -> None:
     """Gives the new file the permission mode of the file it replaces (if any)."""
     try:
@@ -176,7 +176,7 @@ def write_atomically(
     if is_uri(path) and local_file_path(path) is None:
         return _write_remote(str(path), tables, progress)
     final = os.fspath(path)
-    target = _local_target(final)
+    target = local_target(final)
     folder, name = os.path.split(target)
     partial = os.path.join(folder, f".{name}.{os.getpid()}.partial")
     _remove_stale(folder, name)

@@ -30,7 +30,7 @@ from fitpipe.adapters import (
     registry,
     supported,
 )
-from fitpipe.columnar import is_uri, local_file_path, uri_info, write_atomically
+from fitpipe.columnar import is_uri, local_file_path, local_target, uri_info, write_atomically
 from fitpipe.errors import FitpipeTypeError, FitpipeValueError, message
 from fitpipe.pipeline import adapted_source
 from fitpipe.schemas import as_schema
@@ -248,9 +248,7 @@ def check_output(output: Any) -> str:
                 output,
             )
         return _check_uri(output)
-    target = os.path.abspath(local or os.fspath(output))
-    if os.path.islink(target):  # written through to the file the link points at
-        target = os.path.realpath(target)
+    target = local_target(output)
     folder = os.path.dirname(target)
     if os.path.isdir(target):
         raise _output_error(
