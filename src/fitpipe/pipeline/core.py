@@ -351,9 +351,7 @@ class Pipeline:
 
     def on_epoch_begin(self) -> None:
         """Tells the input an epoch begins (``PyDataset.on_epoch_begin``)."""
-        begin = getattr(self._source, "on_epoch_begin", None)  # (a source of before it)
-        if begin is not None:
-            begin()
+        self._source.on_epoch_begin()
 
     def on_epoch_end(self) -> None:
         """Tells the input an epoch ended (``PyDataset.on_epoch_end``)."""

@@ -69,9 +69,10 @@ def chunk_source(request: AdaptRequest) -> tuple[Chunked, int | None]:
     adapter = registry.find(x, caller)
     if request.schema is not None:  # refused where unused (a Series), as `predict` does
         check_supported(adapter, request, ("schema",))
-    if "batch_size" not in supported(adapter, request):
+    takes = supported(adapter, request)
+    if "batch_size" not in takes:
         raise _not_chunked(x)
-    schema = as_schema(request.schema, caller) if "schema" in supported(adapter, request) else None
+    schema = as_schema(request.schema, caller) if "schema" in takes else None
     source = adapted_source(adapter, dataclasses.replace(request, schema=schema, chunks=True))
     if not isinstance(source, Chunked):
         source.close()
