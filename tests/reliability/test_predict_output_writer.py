@@ -208,6 +208,38 @@ def test_passthrough_integers_and_floats_across_files_are_refused(
     assert not out.exists()
 
 
+@pytest.mark.parametrize("big", [True, False], ids=["past-2**53", "small"])
+def test_a_plain_predict_takes_passthrough_integers_and_floats_across_files(
+    big: bool, tmp_path: Path
+) -> None:
+    # Nothing is written, so the column's types do not matter (it was refused as above).
+    (tmp_path / "in").mkdir()
+    start = 2**53 + 1 if big else 1
+    ints = pa.array([start, start + 2], pa.int64())
+    source = _two_files(tmp_path / "in", ints, pa.array([1.0, 2.0]))
+    model = _dense()
+    got = fitpipe.Trainer(model).predict(source, schema=SCHEMA, verbose=0)
+    x = pq.read_table(source, columns=["a", "b", "c"]).to_pandas().to_numpy("float32")
+    np.testing.assert_allclose(got, model.predict(x, verbose=0), rtol=1e-6)
+
+
+@pytest.mark.parametrize("from_parquet", [True, False], ids=["parquet", "table"])
+def test_an_all_null_passthrough_column_is_written_as_nulls(
+    from_parquet: bool, tmp_path: Path
+) -> None:
+    # Parquet refused it ("found only nulls"), an Arrow table wrote it: both write it now.
+    table = _table(4).append_column("note", pa.nulls(4))
+    path = str(tmp_path / "in.parquet")
+    pq.write_table(table, path)
+    out = tmp_path / "out.parquet"
+    schema = fitpipe.Schema(["a", "b", "c"], passthrough=["id", "note"])
+    source = path if from_parquet else table
+    fitpipe.Trainer(_dense()).predict(source, schema=schema, output=out, verbose=0)
+    written = pq.read_table(out)
+    assert written["note"].type == pa.null() and written["note"].null_count == 4
+    assert written["id"].to_pylist() == [0, 1, 2, 3]
+
+
 def test_features_of_integers_and_floats_across_files_still_unify(tmp_path: Path) -> None:
     (tmp_path / "in").mkdir()
     x = _x(4)

@@ -40,7 +40,8 @@ def planned(request: AdaptRequest, x: Any, name: str | None, what: str) -> Parqu
     def plan() -> ParquetPlan:
         if not isinstance(x, pads.Dataset):  # a missing path before a missing schema
             existing_paths(x, caller)
-        return plan_source(x, require_schema(request, what), caller, mode, name)
+        schema = require_schema(request, what)
+        return plan_source(x, schema, caller, mode, name, written=request.chunks)
 
     if request.share is None:
         return plan()

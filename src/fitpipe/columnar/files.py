@@ -405,10 +405,11 @@ class ColumnTypes:
         """``arrow_schema`` with each needed column's unified type (one pass over its fields).
 
         Raises:
-            SchemaError: A column holds only nulls in every file.
+            SchemaError: A column read as a tensor holds only nulls in every file (a
+                carried passthrough column may: it is written as stored).
         """
         for column, (kind, path) in self.types.items():
-            if pat.is_null(kind):
+            if pat.is_null(kind) and column not in self.carried:
                 raise SchemaError(
                     message(
                         self.caller,

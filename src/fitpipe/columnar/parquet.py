@@ -138,17 +138,23 @@ def _read_footers(dataset: pads.Dataset, caller: str, threads: int | None = None
 
 
 def _row_group_pieces(
-    dataset: pads.Dataset, schema: Schema, roles: tuple[Role, ...], caller: str, threads: int | None
+    dataset: pads.Dataset,
+    schema: Schema,
+    roles: tuple[Role, ...],
+    caller: str,
+    threads: int | None,
+    written: bool,
 ) -> tuple[list[Piece], pa.Schema]:
     """The row groups of every file, and the dataset schema with types unified over files.
 
     The columns ``roles`` read are checked; passthrough columns no other role reads are
-    carried as they are (of any type).
+    carried as they are (of any type, nulls only included). Where the passthrough columns
+    are ``written`` (``predict(..., output=)``), each keeps integers or floats in every file.
     """
     converted = schema.columns([role for role in roles if role is not Role.PASSTHROUGH])
     passthrough = schema.columns((Role.PASSTHROUGH,))
     carried = set(passthrough) - set(converted)
-    types = ColumnTypes(schema.columns(roles), caller, carried, passthrough)
+    types = ColumnTypes(schema.columns(roles), caller, carried, passthrough if written else ())
     footers = _read_footers(dataset, caller, threads)
     for footer in footers:
         partitions = set(pads.get_partition_keys(footer.fragment.partition_expression))
@@ -296,13 +302,16 @@ def plan_source(
     mode: Mode = Mode.TRAIN,
     name: str | None = None,
     threads: int | None = None,
+    written: bool = False,
 ) -> ParquetPlan:
     """Plans the pieces of a Parquet source from metadata and checks the schema against it.
 
     One pass over the files' footers, read by ``threads`` threads at once (default
     :data:`FOOTER_THREADS`; the plan is the same for any count); per file, one pass over the
     columns the schema reads in ``mode``. ``name`` words the source in messages (default:
-    the path, or "the dataset").
+    the path, or "the dataset"). ``written``: the passthrough columns are written as stored
+    (``predict(..., output=)``), so one holding integers in one file and floats in another
+    is refused.
     """
     dataset = open_dataset(x, caller)
     roles = mode.roles
@@ -315,7 +324,9 @@ def plan_source(
             check_arrow_schema(schema, dataset.schema, name, roles, caller)
     try:
         with _collector_paused():
-            pieces, arrow_schema = _row_group_pieces(dataset, schema, roles, caller, threads)
+            pieces, arrow_schema = _row_group_pieces(
+                dataset, schema, roles, caller, threads, written
+            )
     except ValueError as err:
         if isinstance(err, FitpipeError) or "filtered" not in str(err):
             raise
