@@ -8,7 +8,9 @@ was refused only after two of its batches were pulled; a passthrough column of i
 one file and floats in another was written as doubles (or crashed in Arrow's scanner);
 ``verbose=2`` drew a live bar, whose target was ``Unknown`` for a Parquet file; and a
 repeated passthrough column, a ``file://`` URI, a full disk, an existing file's mode and a
-symbolic link were each mishandled.
+symbolic link were each mishandled. A passthrough column's types across files were checked
+where nothing is written (a plain ``predict``), a struct gaining a field was refused, a list
+of integers became floats and a column of nulls from Parquet was refused.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from __future__ import annotations
 import errno
 import os
 import stat
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -26,9 +29,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import tensorflow as tf
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import fitpipe
-from fitpipe.errors import FitpipeError
+from fitpipe.errors import FitpipeError, SchemaError
+from fitpipe.testing.strategies import passthrough_arrays
 
 SCHEMA = fitpipe.Schema(["a", "b", "c"], passthrough=["id"])
 
@@ -238,6 +244,46 @@ def test_an_all_null_passthrough_column_is_written_as_nulls(
     written = pq.read_table(out)
     assert written["note"].type == pa.null() and written["note"].null_count == 4
     assert written["id"].to_pylist() == [0, 1, 2, 3]
+
+
+def _same(written: Any, stored: Any) -> bool:
+    """``written`` is ``stored``: equal, of the same Python type, a struct's new fields null."""
+    if isinstance(stored, dict):
+        return isinstance(written, dict) and all(
+            _same(written[key], stored.get(key)) for key in written
+        ) and set(stored) <= set(written)  # fmt: skip
+    if isinstance(stored, list):
+        return isinstance(written, list) and len(written) == len(stored) and all(
+            _same(w, s) for w, s in zip(written, stored, strict=True)
+        )  # fmt: skip
+    return type(written) is type(stored) and written == stored
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.data())
+def test_passthrough_columns_of_any_types_across_files_are_written_as_stored_or_refused(
+    data: st.DataObject,
+) -> None:
+    # Each file's column comes back value for value, of the same Python type (no integer made
+    # a float, no value wrapped), or predict refuses naming the column; a plain predict, which
+    # writes no passthrough, takes any types.
+    first, second = data.draw(passthrough_arrays(2)), data.draw(passthrough_arrays(2))
+    with tempfile.TemporaryDirectory() as folder:
+        source = _two_files(Path(folder), first[1], second[1])
+        model = _dense()
+        got = fitpipe.Trainer(model).predict(source, schema=SCHEMA, verbose=0)
+        x = pq.read_table(source, columns=["a", "b", "c"]).to_pandas().to_numpy("float32")
+        np.testing.assert_allclose(got, model.predict(x, verbose=0), rtol=1e-6)
+        out = Path(folder, "out.parquet")
+        try:
+            fitpipe.Trainer(model).predict(source, schema=SCHEMA, output=out, verbose=0)
+        except SchemaError as err:
+            assert "column 'id'" in str(err), err
+            assert not out.exists()
+            return
+        written = pq.read_table(out)["id"].to_pylist()
+    stored = first[1].to_pylist() + second[1].to_pylist()
+    assert all(map(_same, written, stored)), (first[0], second[0], stored, written)
 
 
 def test_features_of_integers_and_floats_across_files_still_unify(tmp_path: Path) -> None:

@@ -301,13 +301,33 @@ def file_identity(dataset: pads.Dataset) -> tuple[tuple[str, int, int], ...] | N
     return tuple((info.path, int(info.size), int(info.mtime_ns)) for info in infos)
 
 
-def _number_kinds(*kinds: pa.DataType) -> set[str]:
-    """``"integer"`` and ``"float"`` for the types that are such numbers."""
-    return {
-        "integer" if pat.is_integer(kind) else "float"
-        for kind in kinds
-        if pat.is_integer(kind) or pat.is_floating(kind)
-    }
+def _number_leaves(kind: pa.DataType, path: str = "") -> dict[str, str]:
+    """``"integer"`` or ``"float"`` for each number inside ``kind``, by its path in it.
+
+    A list's values are ``path[]``, a struct's field ``path.name``, a map's keys and items
+    ``path{k}`` and ``path{v}``, a dictionary's values the dictionary's own path.
+    """
+    if pat.is_integer(kind) or pat.is_floating(kind):
+        return {path: "integer" if pat.is_integer(kind) else "float"}
+    if pat.is_map(kind):
+        return {**_number_leaves(kind.key_type, path + "{k}"),
+                **_number_leaves(kind.item_type, path + "{v}")}  # fmt: skip
+    if pat.is_list(kind) or pat.is_large_list(kind) or pat.is_fixed_size_list(kind):
+        return _number_leaves(kind.value_type, path + "[]")
+    if pat.is_dictionary(kind):
+        return _number_leaves(kind.value_type, path)
+    if pat.is_struct(kind):
+        leaves: dict[str, str] = {}
+        for field in kind:
+            leaves.update(_number_leaves(field.type, f"{path}.{field.name}"))
+        return leaves
+    return {}
+
+
+def _integers_meet_floats(first: pa.DataType, second: pa.DataType) -> bool:
+    """True when a number is an integer in one type and a float in the other, at any depth."""
+    one, other = _number_leaves(first), _number_leaves(second)
+    return any(one[path] != other[path] for path in one.keys() & other.keys())
 
 
 class ColumnTypes:
@@ -317,8 +337,10 @@ class ColumnTypes:
         needed: The columns the schema reads.
         caller: The public method being run, for messages.
         carried: The needed columns carried unconverted (passthrough only): of any type.
-        exact: The passthrough columns: integers in one file and floats in another are
-            refused (not promoted to floats).
+        exact: The passthrough columns when written as stored: integers in one file and
+            floats in another are refused (not promoted to floats), inside lists and
+            structs too. A carried column not written is only looked for (its types are
+            not unified: nothing reads it).
     """
 
     def __init__(
@@ -345,6 +367,8 @@ class ColumnTypes:
                     raise unknown_column(column, physical.names, path, self.caller)
                 continue
             found = physical.field(index).type
+            if column in self.carried and column not in self.exact:
+                continue  # looked for, never read
             if column not in self.carried and not convertible(found) and not pat.is_null(found):
                 raise self._unconvertible(column, found, path)
             known = self.types.get(column)
@@ -368,7 +392,7 @@ class ColumnTypes:
     def _unify(
         self, column: str, known: tuple[pa.DataType, str], found: tuple[pa.DataType, str]
     ) -> pa.DataType:
-        if column in self.exact and _number_kinds(known[0], found[0]) == {"integer", "float"}:
+        if column in self.exact and _integers_meet_floats(known[0], found[0]):
             raise SchemaError(
                 message(
                     self.caller,
@@ -397,7 +421,7 @@ class ColumnTypes:
                     column=raw(repr(column)),
                 )
             ) from err
-        if not convertible(kind) and not pat.is_null(kind):
+        if column not in self.carried and not convertible(kind) and not pat.is_null(kind):
             raise self._unconvertible(column, kind, found[1])
         return kind
 

@@ -3,7 +3,8 @@
 :func:`row_counts`, :func:`batch_sizes`, :func:`float_arrays`, :func:`int_arrays`,
 :func:`targets`, :func:`class_labels`, :func:`sample_weights`, :func:`split_keys` and
 :func:`sparse_entries` draw arrays sharing a given row count; :func:`parquet_layouts` draws
-files and row groups of a Parquet folder. The strategies built on them (examples,
+files and row groups of a Parquet folder; :func:`passthrough_arrays`, Arrow columns of the
+types a passthrough column (an id) may have. The strategies built on them (examples,
 structures, input forms) are in :mod:`fitpipe.testing.strategies`, which re-exports every
 name here.
 
@@ -16,6 +17,7 @@ from typing import Any
 
 import ml_dtypes
 import numpy as np
+import pyarrow as pa
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
@@ -30,6 +32,7 @@ __all__ = [
     "numeric_dtypes",
     "numpy_text",
     "parquet_layouts",
+    "passthrough_arrays",
     "row_counts",
     "sample_weights",
     "sparse_entries",
@@ -279,3 +282,54 @@ def sparse_entries(
     order = draw(st.permutations(range(len(indices))))
     values = draw(hnp.arrays(np.float32, len(indices), elements=_FLOATS))
     return indices[list(order)], values, shape
+
+
+_INT64 = st.integers(-(2**63), 2**63 - 1)
+_FLOAT64 = st.floats(allow_nan=False, width=64)
+#: Types a passthrough column may have: the name shown, the type and its values.
+_PASSTHROUGH_TYPES: tuple[tuple[str, pa.DataType, st.SearchStrategy[Any]], ...] = (
+    ("int32", pa.int32(), st.integers(-(2**31), 2**31 - 1)),
+    ("int64", pa.int64(), _INT64),
+    ("uint64", pa.uint64(), st.integers(0, 2**64 - 1)),
+    ("float32", pa.float32(), st.floats(allow_nan=False, width=32)),
+    ("float64", pa.float64(), _FLOAT64),
+    ("bool", pa.bool_(), st.booleans()),
+    ("string", pa.string(), st.text(max_size=4)),
+    ("large_string", pa.large_string(), st.text(max_size=4)),
+    ("null", pa.null(), st.none()),
+    ("list<int64>", pa.list_(pa.int64()), st.lists(_INT64, max_size=3)),
+    ("list<float64>", pa.list_(pa.float64()), st.lists(_FLOAT64, max_size=3)),
+    ("struct<u: int64>", pa.struct([("u", pa.int64())]), st.fixed_dictionaries({"u": _INT64})),
+    (
+        "struct<u: float64>",
+        pa.struct([("u", pa.float64())]),
+        st.fixed_dictionaries({"u": _FLOAT64}),
+    ),
+    (
+        "struct<u: int64, v: string>",
+        pa.struct([("u", pa.int64()), ("v", pa.string())]),
+        st.fixed_dictionaries({"u": _INT64, "v": st.text(max_size=4)}),
+    ),
+    ("date32", pa.date32(), st.dates()),
+    ("timestamp[ms]", pa.timestamp("ms"), st.datetimes().map(lambda t: t.replace(microsecond=0))),
+)
+
+
+@st.composite
+def passthrough_arrays(draw: st.DrawFn, rows: int) -> tuple[str, pa.Array]:
+    """An Arrow column of ``rows`` values of a type a passthrough column (an id) may have.
+
+    Integers of 32 and 64 bits (signed and not), floats, bools, strings (and large ones),
+    nulls only, lists of integers or floats, structs, dates and timestamps; any value may
+    be null. Two draws give the column of two files, whose types may differ.
+
+    Args:
+        draw: Hypothesis' draw function.
+        rows: The column's length.
+
+    Returns:
+        ``(type name, array)``.
+    """
+    name, kind, values = draw(st.sampled_from(_PASSTHROUGH_TYPES))
+    items = draw(st.lists(st.none() | values, min_size=rows, max_size=rows))
+    return name, pa.array(items, kind)
