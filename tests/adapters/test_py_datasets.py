@@ -96,8 +96,14 @@ def fetching_pids(pipeline: Any) -> set[int]:
     return {int(v) for b in epoch_batches(pipeline) for v in b[0].ravel()}
 
 
-def test_workers_1_fetches_inline() -> None:
-    dataset = RecordingDataset(workers=1)
+@pytest.mark.parametrize(
+    "settings",
+    [{"workers": 1}, {"workers": 0, "use_multiprocessing": True}, {"workers": 0}],
+    ids=["1", "0-processes", "0"],
+)
+def test_no_more_than_one_worker_thread_fetches_inline(settings: dict[str, Any]) -> None:
+    # As Keras: workers=0 with use_multiprocessing reads inline (it started a process).
+    dataset = RecordingDataset(**settings)
     with fitpipe.adapt(dataset) as pipeline:
         dataset.threads.clear()
         assert fetching_pids(pipeline) == {os.getpid()}

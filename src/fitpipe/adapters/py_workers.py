@@ -207,8 +207,11 @@ class Workers:
         self.dataset = dataset
         self.caller = caller
         self.clock = clock
-        self.count = max(1, int(getattr(dataset, "workers", 1) or 1))
+        workers = int(getattr(dataset, "workers", 1) or 0)
+        self.count = max(1, workers)
         self.processes = bool(getattr(dataset, "use_multiprocessing", False))
+        # As Keras: several workers, or one process; no worker (0) reads inline.
+        self._parallel = workers > 1 or (workers > 0 and self.processes)
         self.queue_size = max(1, int(getattr(dataset, "max_queue_size", 10) or 10))
         self._pool: _Pool | None = None
         self._lock = threading.Lock()
@@ -218,7 +221,7 @@ class Workers:
     @property
     def parallel(self) -> bool:
         """True when batches are fetched by workers rather than inline."""
-        return self.count > 1 or self.processes
+        return self._parallel
 
     def _submit(self, index: int, closes: int) -> tuple[int, concurrent.futures.Future[Any]]:
         """``dataset[index]`` queued on the current pool (started if need be): its generation.
