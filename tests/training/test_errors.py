@@ -41,7 +41,7 @@ def test_an_unknown_keyword_of_evaluate_is_a_value_error_as_in_keras() -> None:
         model.evaluate(X, Y, steps_per_epoch=1, verbose=0)
     with pytest.raises(
         fitpipe.errors.FitpipeValueError,
-        match=r"^`evaluate` got unexpected arguments \['steps_per_epoch'\]",
+        match=r"^`evaluate` got unexpected keyword argument 'steps_per_epoch'\. `evaluate` takes",
     ):
         fitpipe.Trainer(model).evaluate(X, Y, steps_per_epoch=1, verbose=0)
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import numbers
-from collections.abc import Container, Iterable, Iterator, Mapping
+from collections.abc import Callable, Container, Iterable, Iterator, Mapping
 from typing import Any
 
 import keras
@@ -18,6 +18,7 @@ from fitpipe.errors import (
     warn,
 )
 from fitpipe.pipeline import Pipeline
+from fitpipe.training.keywords import argument_names, unknown_keywords_error
 
 __all__ = [
     "check_bool",
@@ -236,18 +237,14 @@ def check_jit_compile(value: Any) -> bool | str:
     )
 
 
-def no_extra_arguments(kwargs: dict[str, Any], caller: str) -> None:
-    """Rejects keyword arguments the method does not take (a ``ValueError``, as Keras')."""
+def no_extra_arguments(kwargs: dict[str, Any], method: Callable[..., Any]) -> None:
+    """Rejects keyword arguments ``method`` does not take (a ``ValueError``, as Keras').
+
+    The message names the arguments ``method`` takes, and the closest to each unknown one.
+    """
     if kwargs:
-        raise FitpipeValueError(
-            message(
-                caller,
-                f"got unexpected arguments {sorted(kwargs)}",
-                f"`{caller}` takes the documented Keras arguments",
-                "Remove or rename them",
-                **kwargs,
-            )
-        )
+        known = argument_names(method)
+        raise unknown_keywords_error(kwargs, known, method.__name__, FitpipeValueError)
 
 
 def require_compiled(model: keras.Model, caller: str) -> None:

@@ -21,6 +21,7 @@ from fitpipe.training import callbacks as callbacks_mod
 from fitpipe.training.batch_checks import BatchChecks
 from fitpipe.training.epochs import RAN_OUT_OF_STEPS, EpochRunner, no_step_error
 from fitpipe.training.inputs import check_model_inputs, check_model_targets, given_as_x
+from fitpipe.training.keywords import worded_keywords
 from fitpipe.training.logs import flatten_in_order
 from fitpipe.training.loops import evaluate_loop, predict_loop, predict_rows_to_file
 from fitpipe.training.preflight import check_evaluate
@@ -42,6 +43,7 @@ class EvaluatePredictMethods:
 
     # ----------------------------------------------------------------------------- evaluate
     @recycling()
+    @worded_keywords
     def evaluate(
         self,
         x: Any = None,
@@ -101,7 +103,7 @@ class EvaluatePredictMethods:
             TypeError: On an argument of the wrong type.
 
         """
-        arguments.no_extra_arguments(kwargs, "evaluate")
+        arguments.no_extra_arguments(kwargs, EvaluatePredictMethods.evaluate)
         arguments.require_compiled(self.model, "evaluate")
         return_dict = arguments.check_bool(return_dict, "return_dict", "evaluate")
         verbose = arguments.check_verbose(verbose, "evaluate")
@@ -136,6 +138,7 @@ class EvaluatePredictMethods:
 
     # ------------------------------------------------------------------------------ predict
     @recycling()
+    @worded_keywords
     def predict(
         self,
         x: Any,

@@ -17,6 +17,7 @@ from fitpipe.training import arguments, conversions, distribute
 from fitpipe.training.batch_checks import check_one_batch
 from fitpipe.training.collect import to_results
 from fitpipe.training.inputs import check_model_inputs, check_model_targets
+from fitpipe.training.keywords import worded_keywords
 from fitpipe.training.logs import flatten_in_order, pythonify
 from fitpipe.training.requests import one_batch, output_names
 from fitpipe.training.state import ModelState
@@ -34,6 +35,7 @@ class OnBatchMethods:
     model: keras.Model
     _state: ModelState
 
+    @worded_keywords
     def train_on_batch(
         self,
         x: Any,
@@ -81,6 +83,7 @@ class OnBatchMethods:
         )
         return logs if return_dict else flatten_in_order(self.model, logs)
 
+    @worded_keywords
     def test_on_batch(
         self, x: Any, y: Any = None, sample_weight: Any = None, return_dict: bool = False
     ) -> Any:
@@ -109,6 +112,7 @@ class OnBatchMethods:
         logs = pythonify(_run(self._state, self.model, "test", data, "test_on_batch"))
         return logs if return_dict else flatten_in_order(self.model, logs)
 
+    @worded_keywords
     def predict_on_batch(self, x: Any) -> Any:
         """Returns predictions for one batch, as ``keras.Model.predict_on_batch``.
 

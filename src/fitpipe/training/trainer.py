@@ -26,6 +26,7 @@ from fitpipe.training.compile_checks import check_per_output_arguments
 from fitpipe.training.evaluate_predict import EvaluatePredictMethods
 from fitpipe.training.fit_loop import FitLoop, FitSettings, closing, run_no_epoch
 from fitpipe.training.inputs import check_fit_specs
+from fitpipe.training.keywords import worded_keywords
 from fitpipe.training.metric_strings import with_crossentropy_metrics
 from fitpipe.training.on_batch import OnBatchMethods
 from fitpipe.training.preflight import check_fit, finite_check
@@ -72,6 +73,7 @@ class Trainer(EvaluatePredictMethods, OnBatchMethods):
         self._state = state_of(model)
 
     # ------------------------------------------------------------------------------ compile
+    @worded_keywords
     def compile(
         self,
         optimizer: Any = "rmsprop",
@@ -181,6 +183,7 @@ class Trainer(EvaluatePredictMethods, OnBatchMethods):
 
     # ---------------------------------------------------------------------------------- fit
     @recycling()
+    @worded_keywords
     def fit(
         self,
         x: Any = None,
