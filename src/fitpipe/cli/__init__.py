@@ -39,16 +39,29 @@ A spec is a TOML file; paths in it are relative to it:
   [output]
   dir = "output"
 
-Writes model.keras, history.csv, history.json, history.png and schema.json into the output
-folder (and validation_split.json, the sizes of a split_by or stratify split).
+Writes model.keras, history.csv, history.json, history.png, schema.json and
+input_report.json (whether training waited on its input) into the output folder (and
+validation_split.json, the sizes of a split_by or stratify split); a rerun replaces the
+folder's earlier run files.
 """
 
 
 def _positive(text: str) -> int:
-    value = int(text)
+    """An option's positive integer; argparse words the refusal as a usage error."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
     if value <= 0:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {text}")
     return value
+
+
+def _folder(text: str) -> str:
+    """An option's folder path: refuses an empty one (it would be ignored, or mean ".")."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("expected a folder, got an empty string")
+    return text
 
 
 def _common() -> argparse.ArgumentParser:
@@ -93,6 +106,17 @@ def _add_inspect(commands: Any) -> None:
         metavar="COLUMN",
         help="with --write-schema: the target column (repeat for several)",
     )
+    inspect.set_defaults(usage=_inspect_usage(inspect))
+
+
+def _inspect_usage(inspect: argparse.ArgumentParser) -> Any:
+    """The usage check of ``inspect`` after parsing: exits 2 with the usage line."""
+
+    def check(args: argparse.Namespace) -> None:
+        if args.target and not args.write_schema:
+            inspect.error("--target is only used with --write-schema")
+
+    return check
 
 
 def _add_check(commands: Any) -> None:
@@ -127,7 +151,7 @@ def _add_fit(commands: Any) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     fit.add_argument("spec", metavar="SPEC.toml", help="the run spec")
-    fit.add_argument("--output-dir", metavar="DIR", help="override [output] dir")
+    fit.add_argument("--output-dir", type=_folder, metavar="DIR", help="override [output] dir")
     fit.add_argument("--verbose", type=int, choices=(0, 1, 2), help="default: 1 on a terminal")
     fit.add_argument("--no-plot", action="store_true", help="skip history.png")
 
@@ -181,8 +205,6 @@ def _inspect(args: argparse.Namespace) -> int:
     from fitpipe.cli.files import load_schema
     from fitpipe.cli.inspection import inspect_source
 
-    if args.target and not args.write_schema:
-        raise _usage("--target is only used with --write-schema")
     if args.write_schema:
         from fitpipe.cli.proposal import write_proposed_schema
 
@@ -212,7 +234,7 @@ def _fit(args: argparse.Namespace) -> int:
     from fitpipe.cli.spec import load_spec
 
     spec = load_spec(args.spec)
-    if args.output_dir:
+    if args.output_dir is not None:
         spec = dataclasses.replace(spec, output_dir=os.path.abspath(args.output_dir))
     result = run_fit(spec, verbose=args.verbose, plot=not args.no_plot)
     written = [result.model, result.history_csv, result.history_json, result.history_png]
@@ -229,12 +251,6 @@ def _predict(args: argparse.Namespace) -> int:
     )
     print(f"wrote: {path}")
     return 0
-
-
-def _usage(text: str) -> Exception:
-    from fitpipe.errors import FitpipeValueError
-
-    return FitpipeValueError(text)
 
 
 def _one_line(err: BaseException) -> str:
@@ -262,6 +278,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     """
     args = build_parser().parse_args(argv)
+    getattr(args, "usage", lambda _: None)(args)  # usage errors found after parsing: exit 2
     run = {"inspect": _inspect, "check": _check, "fit": _fit, "predict": _predict}[args.command]
     try:
         if not args.startup_log:

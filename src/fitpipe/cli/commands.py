@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import sys
 from typing import Any
@@ -12,7 +11,14 @@ import keras
 
 from fitpipe.cli.applying import applying
 from fitpipe.cli.files import load_schema, resolve_factory, spec_error
-from fitpipe.cli.history import EpochRecorder, require_matplotlib, write_csv, write_json, write_plot
+from fitpipe.cli.history import (
+    EpochRecorder,
+    dump_json,
+    require_matplotlib,
+    write_csv,
+    write_json,
+    write_plot,
+)
 from fitpipe.cli.spec import RunSpec
 from fitpipe.columnar import is_uri, source_columns
 from fitpipe.errors import FitpipeValueError, message
@@ -65,7 +71,7 @@ def build_model(spec: RunSpec) -> keras.Model:
         raise spec_error(
             spec.file,
             "model.args",
-            f"were not accepted by the factory ({err})",
+            f"was not accepted by the factory ({err})",
             "[model.args] are keyword arguments of the factory",
             "Match them to the function's parameters",
             dict(spec.model.args),
@@ -211,11 +217,7 @@ def _write_input_report(history: Any, path: str) -> str | None:
 
 def _write_record(record: Any, path: str) -> str | None:
     """Writes ``record`` as JSON to ``path``; None (and no file) when there is no record."""
-    if record is None:
-        return None
-    with open(path, "w", encoding="utf-8") as handle:
-        json.dump(record, handle, indent=2)
-    return path
+    return None if record is None else dump_json(record, path)
 
 
 def run_predict(

@@ -13,7 +13,14 @@ import keras
 
 from fitpipe.errors import FitpipeValueError, message
 
-__all__ = ["EpochRecorder", "require_matplotlib", "write_csv", "write_json", "write_plot"]
+__all__ = [
+    "EpochRecorder",
+    "dump_json",
+    "require_matplotlib",
+    "write_csv",
+    "write_json",
+    "write_plot",
+]
 
 _HINT = 'pip install matplotlib (or pip install "fitpipe[examples]")'
 
@@ -60,8 +67,24 @@ def write_json(records: Sequence[dict[str, Any]], path: str) -> str:
             if key != "epoch":
                 history.setdefault(key, []).append(value)
     data = {"epoch": [row["epoch"] for row in records], "history": history, "records": records}
+    return dump_json(data, path)
+
+
+def _finite(value: Any) -> Any:
+    """``value`` with every NaN or infinity (in lists and tables too) as None."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {key: _finite(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(item) for item in value]
+    return value
+
+
+def dump_json(data: Any, path: str) -> str:
+    """Writes ``data`` as valid JSON (RFC 8259): a NaN or infinity becomes ``null``."""
     with open(path, "w", encoding="utf-8") as handle:
-        json.dump(data, handle, indent=2, allow_nan=True)
+        json.dump(_finite(data), handle, indent=2, allow_nan=False)
     return path
 
 

@@ -60,6 +60,9 @@ from fitpipe.schemas import Schema
 
 __all__ = ["COMPILE_TYPES", "DataSpec", "ModelSpec", "RunSpec", "SpecError", "load_spec"]
 
+#: The largest seed NumPy's and Keras' generators take (``keras.utils.set_random_seed``).
+_SEED_MAX = 2**32 - 1
+
 _TOP = ("seed", "data", "model", "compile", "fit", "output")
 _COMPILE_KEYS = (
     "optimizer",
@@ -175,8 +178,16 @@ class _Checker:
             )
         return value
 
-    def positive(self, value: Any, key: str, minimum: int = 1) -> int:
+    def positive(self, value: Any, key: str, minimum: int = 1, maximum: int | None = None) -> int:
         self.typed(value, key, (int,), "an integer")
+        if maximum is not None and not minimum <= value <= maximum:
+            raise self.fail(
+                key,
+                "is out of range",
+                f"`{key}` is an integer in [{minimum}, {maximum}]",
+                f"Write an integer from {minimum} to {maximum}",
+                value,
+            )
         if value < minimum:
             raise self.fail(
                 key,
@@ -407,7 +418,7 @@ def load_spec(path: str | os.PathLike[str]) -> RunSpec:
     check.table({"": raw}, "", _TOP)
     seed = raw.get("seed")
     if seed is not None:
-        seed = check.positive(seed, "seed", 0)
+        seed = check.positive(seed, "seed", 0, _SEED_MAX)
     if "data" not in raw or "model" not in raw:
         missing = "data" if "data" not in raw else "model"
         raise check.fail(

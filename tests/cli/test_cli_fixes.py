@@ -1,0 +1,73 @@
+"""Defects of the CLI found by an outside tester: each test reproduces one."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+from cli_project import SPEC
+
+from fitpipe.cli import main
+from fitpipe.cli.files import SpecError
+from fitpipe.cli.spec import load_spec
+
+
+@pytest.mark.parametrize("seed", [-1, 2**32])
+def test_seed_out_of_range_is_refused_by_the_spec_check(project: Path, seed: int) -> None:
+    path = project / "spec.toml"
+    path.write_text(SPEC.replace("seed = 0", f"seed = {seed}"))
+    with pytest.raises(SpecError, match=r"`seed` in .*out of range.*\[0, 4294967295\]"):
+        load_spec(path)
+
+
+def test_inspect_target_without_write_schema_is_a_usage_error(project: Path, capsys) -> None:
+    with pytest.raises(SystemExit) as stop:
+        main(["inspect", str(project / "data"), "--target", "y"])
+    assert stop.value.code == 2
+    err = capsys.readouterr().err
+    assert "usage: fitpipe inspect" in err and "--target is only used with --write-schema" in err
+
+
+def test_bad_batch_size_names_the_option_not_a_function(project: Path, capsys) -> None:
+    with pytest.raises(SystemExit) as stop:
+        main(["inspect", str(project / "data"), "--batch-size", "abc"])
+    err = capsys.readouterr().err
+    assert stop.value.code == 2 and "_positive" not in err
+    assert "argument --batch-size: expected a positive integer, got abc" in err
+
+
+def test_empty_output_dir_is_a_usage_error(project: Path, capsys) -> None:
+    with pytest.raises(SystemExit) as stop:
+        main(["fit", str(project / "spec.toml"), "--output-dir", "", "--verbose", "0"])
+    assert stop.value.code == 2
+    err = capsys.readouterr().err
+    assert "argument --output-dir: expected a folder, got an empty string" in err
+    assert not (project / "run").exists()
+
+
+def _strict(text: str) -> object:
+    def refuse(token: str) -> None:
+        raise ValueError(f"invalid JSON token {token}")
+
+    return json.loads(text, parse_constant=refuse)
+
+
+def test_history_json_is_valid_json_with_null_for_nan(tmp_path: Path) -> None:
+    from fitpipe.cli.history import write_json
+
+    records = [{"epoch": 0, "loss": math.nan, "val_loss": math.inf}, {"epoch": 1, "loss": 0.5}]
+    data = _strict(Path(write_json(records, str(tmp_path / "h.json"))).read_text())
+    assert data["history"]["loss"] == [None, 0.5] and data["records"][0]["val_loss"] is None
+
+
+def test_input_report_json_is_valid_json(tmp_path: Path) -> None:
+    from fitpipe.cli.commands import _write_input_report
+
+    class History:
+        input_report = {"waited_share": math.nan, "epochs": [{"waited_s": -math.inf}]}
+
+    path = _write_input_report(History(), str(tmp_path / "r.json"))
+    expected = {"waited_share": None, "epochs": [{"waited_s": None}]}
+    assert _strict(Path(str(path)).read_text()) == expected
