@@ -71,3 +71,52 @@ def test_input_report_json_is_valid_json(tmp_path: Path) -> None:
     path = _write_input_report(History(), str(tmp_path / "r.json"))
     expected = {"waited_share": None, "epochs": [{"waited_s": None}]}
     assert _strict(Path(str(path)).read_text()) == expected
+
+
+def _fit(project: Path, *extra: str) -> int:
+    return main(["fit", str(project / "spec.toml"), "--verbose", "2", *extra])
+
+
+def test_rerun_leaves_only_the_latest_runs_files(project: Path, capsys) -> None:
+    spec = project / "spec.toml"
+    spec.write_text(SPEC.replace("epochs = 2", "epochs = 1\nstratify = true"))
+    assert _fit(project) == 0
+    assert {"validation_split.json", "history.png"} <= {p.name for p in (project / "run").iterdir()}
+    spec.write_text(SPEC.replace("epochs = 2", "epochs = 1"))
+    (project / "run" / "notes.txt").write_text("mine")  # not a run file: left alone
+    assert _fit(project, "--no-plot") == 0
+    assert sorted(p.name for p in (project / "run").iterdir()) == [
+        "history.csv",
+        "history.json",
+        "input_report.json",
+        "model.keras",
+        "notes.txt",
+        "schema.json",
+    ]
+
+
+def test_unusable_output_folder_is_found_before_training(project: Path, capsys) -> None:
+    (project / "taken").write_text("a file, not a folder")
+    assert _fit(project, "--output-dir", str(project / "taken" / "run")) == 1
+    out, err = capsys.readouterr()
+    assert "Epoch 1/" not in out
+    assert f"`fitpipe` cannot use `--output-dir`: {project / 'taken'} is a file" in err
+    spec = project / "spec.toml"
+    spec.write_text(SPEC.replace('dir = "run"', 'dir = "taken/run"'))
+    assert _fit(project) == 1
+    out, err = capsys.readouterr()
+    assert "Epoch 1/" not in out
+    assert f"cannot use `output.dir` in {spec}: {project / 'taken'} is a file, not a folder" in err
+
+
+def test_predict_and_inspect_refuse_an_output_under_a_file(project: Path, capsys) -> None:
+    (project / "taken").write_text("a file, not a folder")
+    data, schema = str(project / "data"), str(project / "schema.json")
+    args = ["--model", "m.keras", "--data", data, "--schema", schema]
+    assert main(["predict", *args, "--output", str(project / "taken" / "p.parquet")]) == 1
+    err = capsys.readouterr().err
+    assert "`fitpipe predict` cannot use the folder of `--output`: " in err and "is a file" in err
+    assert main(["inspect", data, "--write-schema", str(project / "taken" / "s.json")]) == 1
+    err = capsys.readouterr().err
+    assert "`fitpipe inspect` cannot use the folder of `--write-schema`: " in err
+    assert "FileExistsError" not in err

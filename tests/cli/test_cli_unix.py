@@ -170,5 +170,7 @@ def test_write_schema_errors(data: Path, capsys: pytest.CaptureFixture[str]) -> 
     err = capsys.readouterr().err
     assert "cannot find the target column 'label'" in err and "id, f0, f1, f2, y" in err
     assert not (data / "s2.json").exists()
-    assert main([*args, "--target", "y"]) == 1
+    with pytest.raises(SystemExit) as stop:  # a usage error: exit 2 with the usage line
+        main([*args, "--target", "y"])
+    assert stop.value.code == 2
     assert "--target is only used with --write-schema" in capsys.readouterr().err

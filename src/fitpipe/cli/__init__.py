@@ -234,9 +234,11 @@ def _fit(args: argparse.Namespace) -> int:
     from fitpipe.cli.spec import load_spec
 
     spec = load_spec(args.spec)
+    name = None
     if args.output_dir is not None:
         spec = dataclasses.replace(spec, output_dir=os.path.abspath(args.output_dir))
-    result = run_fit(spec, verbose=args.verbose, plot=not args.no_plot)
+        name = "`--output-dir`"
+    result = run_fit(spec, verbose=args.verbose, plot=not args.no_plot, output_name=name)
     written = [result.model, result.history_csv, result.history_json, result.history_png]
     written += [result.input_report, result.validation_split]
     print("wrote:", *[path for path in written if path], result.schema, sep="\n  ")

@@ -11,6 +11,7 @@ import keras
 
 from fitpipe.cli.applying import applying
 from fitpipe.cli.files import load_schema, resolve_factory, spec_error
+from fitpipe.cli.folders import make_folder, output_folder, staged_run
 from fitpipe.cli.history import (
     EpochRecorder,
     dump_json,
@@ -22,7 +23,7 @@ from fitpipe.cli.history import (
 from fitpipe.cli.spec import RunSpec
 from fitpipe.columnar import is_uri, source_columns
 from fitpipe.errors import FitpipeValueError, message
-from fitpipe.schemas import closest_column, column_listing
+from fitpipe.schemas import Schema, closest_column, column_listing
 from fitpipe.training import Trainer
 
 __all__ = [
@@ -120,19 +121,25 @@ def compile_model(model: keras.Model, spec: RunSpec) -> Trainer:
     return trainer
 
 
-def run_fit(spec: RunSpec, verbose: int | None = None, plot: bool = True) -> FitResult:
+def run_fit(
+    spec: RunSpec, verbose: int | None = None, plot: bool = True, output_name: str | None = None
+) -> FitResult:
     """Builds, compiles and trains the model of a spec, and writes the run's files.
 
     Writes ``model.keras``, ``history.csv``, ``history.json``, ``history.png`` (unless
     ``plot`` is False), ``schema.json`` (for ``fitpipe predict``), ``input_report.json``
     (whether training waited on its input: ``fitpipe.training.input_report``) and, for a
     grouped or stratified ``validation_split``, ``validation_split.json`` (rows, keys and
-    classes on each side) into the output folder.
+    classes on each side) into the output folder, which is made (or found unusable) before
+    training. The files are written into a fresh folder inside it and then moved into place;
+    an earlier run's files that this run did not write are removed.
 
     Args:
         spec: The checked spec.
         verbose: 0, 1 (progress bar) or 2 (a line per epoch); default: 1 on a terminal.
         plot: Draw ``history.png``.
+        output_name: How messages name the output folder (default: ```output.dir``` in the
+            spec file).
 
     Returns:
         The paths written and the per-epoch logs.
@@ -140,6 +147,20 @@ def run_fit(spec: RunSpec, verbose: int | None = None, plot: bool = True) -> Fit
     """
     if plot:
         require_matplotlib("fitpipe fit")
+    out = spec.output_dir
+    what = output_name or f"`output.dir` in {spec.file}"
+    with output_folder(out, "fitpipe", "output_dir", what):  # before training, not after
+        records, trainer, schema, history = _train(spec, verbose)
+        with staged_run(out) as staging:
+            trainer.model.save(os.path.join(staging, "model.keras"))
+            with open(os.path.join(staging, "schema.json"), "w", encoding="utf-8") as handle:
+                handle.write(schema.to_json())
+            _write_files(records, history, staging, spec.file if plot else None)
+    return _result(out, records)
+
+
+def _train(spec: RunSpec, verbose: int | None) -> tuple[list[dict[str, Any]], Trainer, Schema, Any]:
+    """Builds, compiles and trains the model: the epochs' logs, trainer, schema, history."""
     if spec.seed is not None:
         keras.utils.set_random_seed(spec.seed)
     recorder = EpochRecorder()
@@ -157,26 +178,37 @@ def run_fit(spec: RunSpec, verbose: int | None = None, plot: bool = True) -> Fit
             callbacks=[recorder],
             **dict(spec.fit),
         )
-    out = spec.output_dir
-    os.makedirs(out, exist_ok=True)
-    model_path = os.path.join(out, "model.keras")
-    trainer.model.save(model_path)
-    schema_path = os.path.join(out, "schema.json")
-    with open(schema_path, "w", encoding="utf-8") as handle:
-        handle.write(schema.to_json())
-    records = recorder.records
-    png = None
-    if plot:
-        png = write_plot(records, os.path.join(out, "history.png"), os.path.basename(spec.file))
+    return recorder.records, trainer, schema, history
+
+
+def _write_files(
+    records: list[dict[str, Any]], history: Any, folder: str, plot_title: str | None
+) -> None:
+    """Writes the history (and its plot, given a title), the input report and the split."""
+    write_csv(records, os.path.join(folder, "history.csv"))
+    write_json(records, os.path.join(folder, "history.json"))
+    if plot_title is not None:
+        write_plot(records, os.path.join(folder, "history.png"), os.path.basename(plot_title))
+    _write_input_report(history, os.path.join(folder, "input_report.json"))
+    _write_split(history, os.path.join(folder, "validation_split.json"))
+
+
+def _result(folder: str, records: list[dict[str, Any]]) -> FitResult:
+    """The files of the run now in ``folder``."""
+
+    def path(name: str) -> str | None:
+        found = os.path.join(folder, name)
+        return found if os.path.isfile(found) else None
+
     return FitResult(
-        model=model_path,
-        history_csv=write_csv(records, os.path.join(out, "history.csv")),
-        history_json=write_json(records, os.path.join(out, "history.json")),
-        history_png=png,
-        schema=schema_path,
+        model=os.path.join(folder, "model.keras"),
+        history_csv=os.path.join(folder, "history.csv"),
+        history_json=os.path.join(folder, "history.json"),
+        history_png=path("history.png"),
+        schema=os.path.join(folder, "schema.json"),
         records=tuple(records),
-        input_report=_write_input_report(history, os.path.join(out, "input_report.json")),
-        validation_split=_write_split(history, os.path.join(out, "validation_split.json")),
+        input_report=path("input_report.json"),
+        validation_split=path("validation_split.json"),
     )
 
 
@@ -242,6 +274,9 @@ def run_predict(
         The path written.
 
     """
+    if not is_uri(output):  # an object store has no folders to make
+        folder = os.path.dirname(os.path.abspath(output))
+        make_folder(folder, "fitpipe predict", "output", "the folder of `--output`")
     declared = load_schema(schema)
     if not os.path.isfile(model):
         raise FitpipeValueError(
@@ -254,8 +289,6 @@ def run_predict(
             )
         )
     loaded = keras.saving.load_model(model, compile=False)
-    if not is_uri(output):  # an object store has no folders to make
-        os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
     level = (1 if sys.stdout.isatty() else 0) if verbose is None else min(verbose, 1)
     return str(
         Trainer(loaded).predict(

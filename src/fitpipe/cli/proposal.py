@@ -20,6 +20,7 @@ from collections.abc import Sequence
 import pyarrow as pa
 import pyarrow.types as pat
 
+from fitpipe.cli.folders import make_folder
 from fitpipe.errors import FitpipeValueError, message
 from fitpipe.schemas import Schema
 
@@ -112,9 +113,9 @@ def write_proposed_schema(source: str, path: str, targets: Sequence[str] = ()) -
     """
     from fitpipe.columnar import open_dataset
 
-    schema = propose_schema(open_dataset(source, _CALLER).schema, targets)
     folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
+    make_folder(folder, _CALLER, "write_schema", "the folder of `--write-schema`")
+    schema = propose_schema(open_dataset(source, _CALLER).schema, targets)
     with open(path, "w", encoding="utf-8") as handle:
         json.dump(schema.to_dict(), handle, indent=2)
         handle.write("\n")
