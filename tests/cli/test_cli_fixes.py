@@ -120,3 +120,12 @@ def test_predict_and_inspect_refuse_an_output_under_a_file(project: Path, capsys
     err = capsys.readouterr().err
     assert "`fitpipe inspect` cannot use the folder of `--write-schema`: " in err
     assert "FileExistsError" not in err
+
+
+def test_a_corrupt_parquet_file_is_blamed_on_the_source(project: Path, capsys) -> None:
+    (project / "data" / "c.parquet").write_bytes(b"")  # an interrupted copy
+    assert _fit(project, "--no-plot") == 1
+    err = capsys.readouterr().err
+    assert f"cannot use `data.source` in {project / 'spec.toml'}: it was rejected" in err
+    assert f"cannot read the Parquet file {project / 'data' / 'c.parquet'}" in err
+    assert "`data.schema`" not in err and not (project / "run").exists()

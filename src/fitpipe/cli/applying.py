@@ -19,6 +19,7 @@ in the data, named by column).
 from __future__ import annotations
 
 import contextlib
+import fnmatch
 import re
 from collections.abc import Iterator
 from typing import Any
@@ -49,6 +50,9 @@ _FIT_EXPECTED = {
 
 #: Keras' builders of the compiled loss and metrics (in the first step) and their arguments.
 _BUILDERS = {"CompileLoss": ("loss",), "CompileMetrics": ("metrics", "weighted_metrics")}
+
+#: How fitpipe says a Parquet file cannot be read (``columnar.file_error``): the file.
+_UNREADABLE = re.compile(r"cannot read the Parquet file (.+?) \(")
 
 _CWD_HINT = re.compile(r" ?\(a relative path starts at the working directory [^)]*\)")
 
@@ -107,11 +111,12 @@ def blame(err: BaseException, spec: RunSpec) -> str | None:
 
     Returns:
         The key the error mentions first (a schema that does not fit the data:
-        ``data.schema``), or None when it mentions none.
+        ``data.schema``; a Parquet file that cannot be read: ``data.source``), or None
+        when it mentions none.
 
     """
     if isinstance(err, SchemaError):
-        return _schema_key(spec)
+        return _file_key(str(err), spec) or _schema_key(spec)
     text = str(err)
     hits = [
         (start, order, key)
@@ -120,6 +125,29 @@ def blame(err: BaseException, spec: RunSpec) -> str | None:
         if start is not None
     ]
     return min(hits)[2] if hits else _builder_key(err, spec)
+
+
+def _file_key(text: str, spec: RunSpec) -> str | None:
+    """The path key whose Parquet file ``text`` says cannot be read, or None.
+
+    A corrupt or truncated file is the fault of ``data.source`` (or
+    ``data.validation_data``), not of the schema.
+    """
+    found = _UNREADABLE.search(text)
+    if found is None:
+        return None
+    path = found.group(1)
+    for key, value in (
+        ("data.source", spec.data.source),
+        ("data.validation_data", spec.data.validation_data),
+    ):
+        if isinstance(value, str) and (
+            path == value
+            or path.startswith(value.rstrip("/") + "/")
+            or fnmatch.fnmatch(path, value)
+        ):
+            return key
+    return None
 
 
 def _builder_key(err: BaseException, spec: RunSpec) -> str | None:
