@@ -129,3 +129,27 @@ def test_a_corrupt_parquet_file_is_blamed_on_the_source(project: Path, capsys) -
     assert f"cannot use `data.source` in {project / 'spec.toml'}: it was rejected" in err
     assert f"cannot read the Parquet file {project / 'data' / 'c.parquet'}" in err
     assert "`data.schema`" not in err and not (project / "run").exists()
+
+
+@pytest.mark.parametrize("stats_only", [[], ["--stats-only"]])
+def test_check_names_a_schema_column_missing_from_the_data(
+    project: Path, capsys, stats_only: list[str]
+) -> None:
+    schema = project / "schema.json"
+    schema.write_text('{"features": ["f0", "f1", "ff2"], "targets": "y"}')
+    args = ["check", str(project / "data"), "--schema", str(schema), *stats_only]
+    assert main(args) == 1
+    err = capsys.readouterr().err
+    assert "cannot find column 'ff2' in " in err and "(did you mean 'f2'?)" in err
+    assert "ArrowInvalid" not in err and "__fragment_index" not in err
+
+
+def test_check_flags_a_source_without_rows(project: Path, capsys) -> None:
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(project / "data")
+    pq.write_table(table.slice(0, 0), project / "empty.parquet")
+    (project / "schema.json").write_text('{"features": ["f0", "f1", "f2"], "targets": "y"}')
+    args = ["check", str(project / "empty.parquet"), "--schema", str(project / "schema.json")]
+    assert main(args) == 1
+    assert "ERROR   no-rows: the data has no rows" in capsys.readouterr().out

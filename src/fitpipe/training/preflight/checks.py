@@ -20,7 +20,7 @@ import pyarrow.dataset as pads
 import tensorflow as tf
 
 from fitpipe.adapters import AdaptRequest, ArraySource, is_pandas
-from fitpipe.columnar import is_parquet, open_dataset
+from fitpipe.columnar import is_parquet, open_dataset, unknown_column
 from fitpipe.errors import DataCheckError, FitpipeError, message
 from fitpipe.pipeline import adapt_source
 from fitpipe.schemas import Role, Schema, as_schema
@@ -33,6 +33,7 @@ from fitpipe.training.preflight.scan import (
     ColumnNames,
     Scanner,
     leaf_paths,
+    role_columns,
     scan_batches,
     scan_rows,
     spec_names,
@@ -134,6 +135,7 @@ def _judge(
     rules: list[OutputRule],
     scanned: str,
     schema: Schema | None,
+    extra: tuple[Finding, ...] = (),
 ) -> CheckReport:
     by_leaf = {rule.leaf: rule for rule in rules}
     targets: list[tuple[TargetStats, OutputRule | None]] = []
@@ -152,7 +154,7 @@ def _judge(
         for column in columns:
             if schema.fill_value(column.name) is not None:
                 column.nulls = 0
-    findings = column_findings(columns, sparse) + findings
+    findings = [*extra, *column_findings(columns, sparse), *findings]
     findings.sort(key=lambda f: LEVELS.index(f.level))
     return CheckReport(source, scanner.rows, scanned, 0.0, columns, targets, findings)
 
@@ -204,14 +206,31 @@ def parquet_report(
                 schema=schema,
             )
         )
+    where = x if isinstance(x, str) else type(x).__name__
+    names = list(dataset.schema.names)
+    for _, column in role_columns(resolved):  # as fit and inspect word it (both modes)
+        if column not in names:
+            raise unknown_column(column, names, str(where), caller)
     rules = rules_of(_structure(spec_names(resolved.targets)))
     if full:
         scanner = Scanner()
         stream_scan(scanner, dataset, resolved, progress)
     else:
         scanner = _footer_scanner(dataset, resolved)
-    where = x if isinstance(x, str) else type(x).__name__
-    return _judge(f"{where} (Parquet)", scanner, rules, "full" if full else "statistics", resolved)
+    scanned = "full" if full else "statistics"
+    empty = (_NO_ROWS,) if scanner.rows == 0 else ()
+    return _judge(f"{where} (Parquet)", scanner, rules, scanned, resolved, empty)
+
+
+#: A source without rows: ``fit`` refuses it (nothing to train on).
+_NO_ROWS = Finding(
+    "error",
+    "no-rows",
+    "",
+    None,
+    "the data has no rows: `fit` and `predict` refuse it; check the path or the filter "
+    "that made it",
+)
 
 
 def check_data(
