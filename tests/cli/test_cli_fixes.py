@@ -153,3 +153,38 @@ def test_check_flags_a_source_without_rows(project: Path, capsys) -> None:
     args = ["check", str(project / "empty.parquet"), "--schema", str(project / "schema.json")]
     assert main(args) == 1
     assert "ERROR   no-rows: the data has no rows" in capsys.readouterr().out
+
+
+def test_a_factory_imports_the_modules_beside_it(project: Path) -> None:
+    from fitpipe.cli.commands import build_model
+
+    (project / "fix4_helpers.py").write_text("UNITS = 5\n")
+    factory = (project / "factory.py").read_text()
+    (project / "factory.py").write_text(
+        "from fix4_helpers import UNITS\n" + factory.replace("units=4", "units=UNITS")
+    )
+    path = project / "spec.toml"
+    path.write_text(SPEC.replace("units = 4", "units = 5"))
+    assert build_model(load_spec(path)).layers[0].units == 5
+    import sys
+
+    assert str(project) not in sys.path  # only while the factory is imported
+
+
+@pytest.mark.parametrize("what", ["truncated", "folder"])
+def test_a_file_that_is_no_keras_archive_is_worded(project: Path, capsys, what: str) -> None:
+    model = project / "m.keras"
+    if what == "folder":
+        model.mkdir()
+    else:
+        model.write_bytes(b"PK\x03\x04 an interrupted copy")
+    schema = project / "schema.json"
+    schema.write_text('{"features": ["f0", "f1", "f2"], "targets": "y"}')
+    data = str(project / "data")
+    out = str(project / "p.parquet")
+    args = ["--model", str(model), "--data", data, "--schema", str(schema), "--output", out]
+    assert main(["predict", *args]) == 1
+    assert main(["check", data, "--schema", str(schema), "--model", str(model)]) == 1
+    err = capsys.readouterr().err
+    assert err.count(f"cannot load {model}: it exists but is not a readable .keras archive") == 2
+    assert "File not found" not in err

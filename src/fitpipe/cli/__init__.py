@@ -139,6 +139,25 @@ def _add_check(commands: Any) -> None:
         help="answer from the Parquet footer statistics alone (nulls, min/max; no NaN)",
     )
     check.add_argument("--all-columns", action="store_true", help="list every column")
+    _add_import(check)
+
+
+def _add_import(command: argparse.ArgumentParser) -> None:
+    command.add_argument(
+        "--import",
+        dest="imports",
+        action="append",
+        metavar="FILE.py",
+        help="import a Python file first: the one defining the model's custom classes "
+        "(for a model `fitpipe fit` trained, the spec's model factory); repeat for several",
+    )
+
+
+def _import_files(args: argparse.Namespace) -> None:
+    from fitpipe.cli.files import import_file
+
+    for path in args.imports or ():
+        import_file(path, f"fitpipe {args.command}")
 
 
 def _add_fit(commands: Any) -> None:
@@ -171,6 +190,7 @@ def _add_predict(commands: Any) -> None:
     predict.add_argument("--output", required=True, metavar="OUT.parquet", help="file to write")
     predict.add_argument("--batch-size", type=_positive, help="default: 32")
     predict.add_argument("--verbose", type=int, choices=(0, 1), help="default: 1 on a terminal")
+    _add_import(predict)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -221,6 +241,7 @@ def _inspect(args: argparse.Namespace) -> int:
 def _check(args: argparse.Namespace) -> int:
     from fitpipe.cli.check import print_report, run_check
 
+    _import_files(args)
     report = run_check(args.data, args.schema, args.model, args.stats_only)
     print_report(report, args.json, args.all_columns)
     return 0 if report.ok else 1
@@ -248,6 +269,7 @@ def _fit(args: argparse.Namespace) -> int:
 def _predict(args: argparse.Namespace) -> int:
     from fitpipe.cli.commands import run_predict
 
+    _import_files(args)
     path = run_predict(
         args.model, args.data, args.schema, args.output, args.batch_size, args.verbose
     )

@@ -17,6 +17,7 @@ from typing import Any
 import keras
 
 from fitpipe.cli.files import load_schema
+from fitpipe.cli.models import load_keras
 from fitpipe.columnar import is_parquet
 from fitpipe.errors import FitpipeValueError, message
 from fitpipe.schemas import Schema
@@ -59,7 +60,7 @@ def load_model(path: str) -> tuple[keras.Model, Schema | None]:
         )
     with warnings.catch_warnings():  # the optimizer's state is not needed for a check
         warnings.filterwarnings("ignore", "Skipping variable loading for optimizer")
-        return keras.saving.load_model(path), None
+        return load_keras(path, _CALLER, "model"), None
 
 
 def run_check(

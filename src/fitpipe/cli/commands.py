@@ -20,6 +20,7 @@ from fitpipe.cli.history import (
     write_json,
     write_plot,
 )
+from fitpipe.cli.models import load_keras
 from fitpipe.cli.spec import RunSpec
 from fitpipe.columnar import is_uri, source_columns
 from fitpipe.errors import FitpipeValueError, message
@@ -63,7 +64,7 @@ def build_model(spec: RunSpec) -> keras.Model:
 
     """
     if spec.model.path is not None:
-        return keras.saving.load_model(spec.model.path)
+        return load_keras(spec.model.path, "fitpipe", "model.path")
     assert spec.model.factory is not None
     factory = resolve_factory(spec.model.factory, spec.folder, spec.file)
     try:
@@ -278,7 +279,7 @@ def run_predict(
         folder = os.path.dirname(os.path.abspath(output))
         make_folder(folder, "fitpipe predict", "output", "the folder of `--output`")
     declared = load_schema(schema)
-    if not os.path.isfile(model):
+    if not os.path.exists(model):
         raise FitpipeValueError(
             message(
                 "fitpipe predict",
@@ -288,7 +289,7 @@ def run_predict(
                 model=model,
             )
         )
-    loaded = keras.saving.load_model(model, compile=False)
+    loaded = load_keras(model, "fitpipe predict", "model", compile=False)
     level = (1 if sys.stdout.isatty() else 0) if verbose is None else min(verbose, 1)
     return str(
         Trainer(loaded).predict(

@@ -20,7 +20,15 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - exercised on Python 3.10 only
     import tomli as tomllib
 
-__all__ = ["SpecError", "load_schema", "read_toml", "resolve_factory", "schema_from", "spec_error"]
+__all__ = [
+    "SpecError",
+    "import_file",
+    "load_schema",
+    "read_toml",
+    "resolve_factory",
+    "schema_from",
+    "spec_error",
+]
 
 _CALLER = "fitpipe"
 
@@ -158,18 +166,74 @@ def load_schema(path: str | os.PathLike[str]) -> Schema:
 
 
 def _import(module_name: str, folder: str) -> Any:
+    """Imports ``module_name`` from a ``.py`` file in ``folder``, else as an installed module.
+
+    While it is imported, ``folder`` is first on ``sys.path``, so the module imports the
+    modules beside it (``from helpers import UNITS``) whatever the working folder. A file is
+    imported under a name made of its absolute path (the same in every process), kept in
+    ``sys.modules``: a model saved with a custom class of the file records that name, and a
+    later :func:`import_file` of the same file lets Keras find the class again.
+    """
+    import hashlib
     import importlib
     import importlib.util
 
     candidate = os.path.join(folder, *module_name.split(".")) + ".py"
-    if os.path.isfile(candidate):
-        unique = f"_fitpipe_spec_{abs(hash(candidate))}_{module_name.replace('.', '_')}"
+    sys.path.insert(0, folder)
+    try:
+        if not os.path.isfile(candidate):
+            return importlib.import_module(module_name)
+        digest = hashlib.sha1(os.path.abspath(candidate).encode()).hexdigest()[:12]
+        unique = f"_fitpipe_spec_{digest}_{module_name.replace('.', '_')}"
+        if unique in sys.modules:
+            return sys.modules[unique]
         module_spec = importlib.util.spec_from_file_location(unique, candidate)
         assert module_spec is not None and module_spec.loader is not None
         module = importlib.util.module_from_spec(module_spec)
-        module_spec.loader.exec_module(module)
+        sys.modules[unique] = module
+        try:
+            module_spec.loader.exec_module(module)
+        except BaseException:
+            del sys.modules[unique]
+            raise
         return module
-    return importlib.import_module(module_name)
+    finally:
+        sys.path.remove(folder)
+
+
+def import_file(path: str, caller: str) -> Any:
+    """Imports a Python file (``--import model_factory.py``) as a spec's factory module is.
+
+    Its registered Keras classes (``@keras.saving.register_keras_serializable``) become
+    known, so a model saved with them loads.
+
+    Raises:
+        FitpipeValueError: Naming ``--import`` when the file is missing or fails to import.
+    """
+    folder, name = os.path.split(os.path.abspath(path))
+    if not name.endswith(".py") or not os.path.isfile(path):
+        raise FitpipeValueError(
+            message(
+                caller,
+                f"cannot import {path}: no such .py file",
+                "`--import` names the Python file that defines the model's custom classes "
+                "(the spec's model factory)",
+                "Check the path",
+                path=path,
+            )
+        )
+    try:
+        return _import(name[: -len(".py")], folder)
+    except Exception as err:
+        raise FitpipeValueError(
+            message(
+                caller,
+                f"cannot import {path} ({err!r})",
+                "`--import` names a Python file that imports",
+                "Fix the error in the file",
+                path=path,
+            )
+        ) from err
 
 
 def resolve_factory(factory: str, folder: str, path: str) -> Callable[..., Any]:
