@@ -188,3 +188,28 @@ def test_a_file_that_is_no_keras_archive_is_worded(project: Path, capsys, what: 
     err = capsys.readouterr().err
     assert err.count(f"cannot load {model}: it exists but is not a readable .keras archive") == 2
     assert "File not found" not in err
+
+
+@pytest.mark.parametrize("case", ["same file", "symlink", "inside folder", "glob"])
+def test_predict_refuses_an_output_the_input_reads(project: Path, case: str) -> None:
+    import keras
+    import pyarrow.parquet as pq
+
+    from fitpipe.training import Trainer
+
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)])
+    scores = project / "scores.parquet"
+    pq.write_table(pq.read_table(project / "data" / "b.parquet"), scores)
+    x, output = {
+        "same file": (str(scores), scores),
+        "symlink": (str(scores), project / "link.parquet"),
+        "inside folder": (str(project / "data"), project / "data" / "p.parquet"),
+        "glob": (str(project / "data" / "*.parquet"), project / "data" / "p.parquet"),
+    }[case]
+    if case == "symlink":
+        output.symlink_to(scores)
+    before = pq.read_table(scores).column_names
+    with pytest.raises(ValueError, match=r"`predict` got an `output` that (is|matches) .*input"):
+        Trainer(model).predict(x, schema={"features": ["f0", "f1", "f2"]}, output=str(output))
+    assert pq.read_table(scores).column_names == before
+    assert not (project / "data" / "p.parquet").exists()

@@ -9,6 +9,7 @@ output path only when complete: a crash or a kill leaves no partial file (see
 from __future__ import annotations
 
 import dataclasses
+import fnmatch
 import itertools
 import os
 from collections.abc import Callable, Iterator
@@ -30,7 +31,14 @@ from fitpipe.adapters import (
     registry,
     supported,
 )
-from fitpipe.columnar import is_uri, local_file_path, local_target, uri_info, write_atomically
+from fitpipe.columnar import (
+    expand_paths,
+    is_uri,
+    local_file_path,
+    local_target,
+    uri_info,
+    write_atomically,
+)
 from fitpipe.errors import FitpipeTypeError, FitpipeValueError, message
 from fitpipe.pipeline import adapted_source
 from fitpipe.schemas import as_schema
@@ -272,6 +280,48 @@ def check_output(output: Any) -> str:
     return target
 
 
+def _input_paths(x: Any) -> list[str]:
+    """The local paths (files, folders, globs) of a path input ``x``; [] for other inputs."""
+    entries = x if isinstance(x, (list, tuple)) else [x]
+    if not entries or not all(isinstance(e, (str, os.PathLike)) for e in entries):
+        return []
+    return [os.fspath(e) for e in entries if not is_uri(os.fspath(e))]
+
+
+def check_not_input(target: str, x: Any) -> None:
+    """Refuses an ``output`` that the input ``x`` reads.
+
+    That is one of its files, or a file in one of its folders or matching one of its globs
+    (the next read of the input would take the predictions as input).
+
+    Args:
+        target: The checked output path (:func:`check_output`: absolute, links resolved).
+        x: ``predict``'s input.
+
+    Raises:
+        FitpipeValueError: Naming the input path it collides with.
+    """
+    real = os.path.realpath(target)
+    for given in _input_paths(x):
+        pattern = os.path.abspath(given)
+        if any(ch in given for ch in "*?[") and fnmatch.fnmatch(target, pattern):
+            where = f"matches the input glob {given}"
+        else:
+            where = ""
+        for path in expand_paths(given, "predict"):
+            found = os.path.realpath(path)
+            if found == real:
+                where = f"is the input file {path}"
+            elif os.path.isdir(found) and real.startswith(found.rstrip(os.sep) + os.sep):
+                where = f"is inside the input folder {path}"
+        if where:
+            raise _output_error(
+                f"got an `output` that {where}: writing it would replace or join the input",
+                "Name a file outside the input (e.g. a `predictions/` folder beside it)",
+                target,
+            )
+
+
 def planned_names(model: keras.Model, features: Any) -> list[str] | None:
     """The output column names, from the model's symbolic outputs (None where unknown)."""
     try:
@@ -362,7 +412,9 @@ def predict_to_file(
     Returns:
         The path written (by the chief, for the other workers).
     """
-    check(output)
+    checked = check(output)
+    if write:
+        check_not_input(os.fspath(checked), request.x)
     batch_size = batch_size_or_default(request.batch_size)
     limit = None if request.steps is None else request.steps * batch_size
     source, rows = chunk_source(request)
