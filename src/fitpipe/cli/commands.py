@@ -22,10 +22,10 @@ from fitpipe.cli.history import (
 )
 from fitpipe.cli.models import load_keras
 from fitpipe.cli.spec import RunSpec
-from fitpipe.columnar import is_uri, source_columns
+from fitpipe.columnar import is_uri, local_target, source_columns
 from fitpipe.errors import FitpipeValueError, message
 from fitpipe.schemas import Schema, closest_column, column_listing
-from fitpipe.training import Trainer
+from fitpipe.training import Trainer, check_not_input
 
 __all__ = [
     "FitResult",
@@ -278,6 +278,8 @@ def run_predict(
     if not is_uri(output):  # an object store has no folders to make
         folder = os.path.dirname(os.path.abspath(output))
         make_folder(folder, "fitpipe predict", "output", "the folder of `--output`")
+        # the next read of the input folder would take the predictions as input too
+        check_not_input(local_target(output), data, folders=True)
     declared = load_schema(schema)
     if not os.path.exists(model):
         raise FitpipeValueError(

@@ -288,15 +288,17 @@ def _input_paths(x: Any) -> list[str]:
     return [os.fspath(e) for e in entries if not is_uri(os.fspath(e))]
 
 
-def check_not_input(target: str, x: Any) -> None:
-    """Refuses an ``output`` that the input ``x`` reads.
+def check_not_input(target: str, x: Any, folders: bool = False) -> None:
+    """Refuses an ``output`` that is one of the input's files (links resolved).
 
-    That is one of its files, or a file in one of its folders or matching one of its globs
-    (the next read of the input would take the predictions as input).
+    ``Trainer.predict`` writes into an input folder if asked (the next read of the folder
+    then takes the predictions too); with ``folders`` (``fitpipe predict``), a file in one
+    of the input's folders or matching one of its globs is refused as well.
 
     Args:
         target: The checked output path (:func:`check_output`: absolute, links resolved).
         x: ``predict``'s input.
+        folders: Refuse a file inside an input folder or matching an input glob too.
 
     Raises:
         FitpipeValueError: Naming the input path it collides with.
@@ -304,7 +306,7 @@ def check_not_input(target: str, x: Any) -> None:
     real = os.path.realpath(target)
     for given in _input_paths(x):
         pattern = os.path.abspath(given)
-        if any(ch in given for ch in "*?[") and fnmatch.fnmatch(target, pattern):
+        if folders and any(ch in given for ch in "*?[") and fnmatch.fnmatch(target, pattern):
             where = f"matches the input glob {given}"
         else:
             where = ""
@@ -312,7 +314,7 @@ def check_not_input(target: str, x: Any) -> None:
             found = os.path.realpath(path)
             if found == real:
                 where = f"is the input file {path}"
-            elif os.path.isdir(found) and real.startswith(found.rstrip(os.sep) + os.sep):
+            elif folders and os.path.isdir(found) and real.startswith(os.path.join(found, "")):
                 where = f"is inside the input folder {path}"
         if where:
             raise _output_error(
