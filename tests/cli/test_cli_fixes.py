@@ -229,3 +229,32 @@ def test_fitpipe_predict_refuses_an_output_the_input_reads(
     err = capsys.readouterr().err
     assert "`predict` got an `output` that " in err and "the input" in err
     assert sorted(p.name for p in (project / "data").iterdir()) == ["a.parquet", "b.parquet"]
+
+
+def test_the_data_check_warning_is_a_cli_line_with_advice_for_a_spec(project: Path, capsys) -> None:
+    import warnings
+
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from fitpipe.errors import DataCheckWarning
+
+    path = project / "data" / "a.parquet"
+    table = pq.read_table(path)
+    f0 = table.column("f0").to_numpy().copy()
+    f0[3] = np.nan
+    pq.write_table(table.set_column(1, "f0", pa.array(f0)), path)
+    spec = project / "spec.toml"
+    spec.write_text(SPEC.replace("epochs = 2", "epochs = 1"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("always", DataCheckWarning)
+        assert _fit(project, "--no-plot") == 0
+        err = capsys.readouterr().err
+        assert "fitpipe fit: warning: `fit` found 1 likely problem in the data" in err
+        assert "set `check = false` in the spec's [fit] to train anyway" in err
+        assert "DataCheckWarning" not in err and "check=False" not in err
+        spec.write_text(SPEC.replace("epochs = 2", "epochs = 1\ncheck = false"))
+        assert dict(load_spec(spec).fit)["check"] is False
+        assert _fit(project, "--no-plot") == 0
+        assert "warning" not in capsys.readouterr().err

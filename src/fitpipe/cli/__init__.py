@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import sys
 import traceback
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -34,7 +35,8 @@ A spec is a TOML file; paths in it are relative to it:
   factory = "model_factory:build"   # or path = "model.keras"
   [model.args]                      # keyword arguments of the factory
   [compile]                         # optimizer, loss, metrics, ...
-  [fit]                             # epochs, batch_size, validation_split, class_weight, ...
+  [fit]                             # epochs, batch_size, validation_split, class_weight,
+                                    # check = false (skip the pre-flight check), ...
   # split_by = "user_id" (no key on both sides) or stratify = true
   [output]
   dir = "output"
@@ -277,6 +279,27 @@ def _predict(args: argparse.Namespace) -> int:
     return 0
 
 
+#: Fitpipe's advice to Python callers, and what a spec says instead.
+_ADVICE = (("pass `check=False`", "set `check = false` in the spec's [fit]"),)
+
+
+def _show_warning(command: str, shown: Any) -> Any:
+    """``warnings.showwarning`` for a command: fitpipe's warnings as one CLI line each."""
+
+    def show(message: Any, category: Any, filename: str, lineno: int, *rest: Any) -> None:
+        from fitpipe.errors import FitpipeWarning
+
+        if not issubclass(category, FitpipeWarning):
+            shown(message, category, filename, lineno, *rest)
+            return
+        text = " ".join(part.strip() for part in str(message).splitlines() if part.strip())
+        for python, spec in _ADVICE:
+            text = text.replace(python, spec)
+        print(f"fitpipe {command}: warning: {text}", file=sys.stderr)
+
+    return show
+
+
 def _one_line(err: BaseException) -> str:
     """The error as one line: fitpipe's own message as it is, others with their type."""
     from fitpipe.errors import FitpipeError
@@ -309,7 +332,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             from fitpipe.cli.quiet import import_tensorflow_quietly
 
             import_tensorflow_quietly()
-        return run(args)
+        with warnings.catch_warnings():
+            warnings.showwarning = _show_warning(args.command, warnings.showwarning)
+            return run(args)
     except KeyboardInterrupt:
         print(f"fitpipe {args.command}: error: interrupted", file=sys.stderr)
         return 130

@@ -46,6 +46,7 @@ _FIT_EXPECTED = {
     "validation_steps": "a positive integer",
     "validation_batch_size": "a positive integer",
     "validation_freq": "a positive integer, or a list of epochs",
+    "check": 'the pre-flight check of the data: true, false, "warn", "error" or "full"',
 }
 
 #: Keras' builders of the compiled loss and metrics (in the first step) and their arguments.

@@ -311,6 +311,10 @@ def _check_split(check: _Checker, fit: Mapping[str, Any], data: DataSpec) -> Non
         raise check.fail(key, what, expected, fix, fit[key.split(".", 1)[1]])
 
 
+#: ``fit``'s pre-flight check modes (``check=``), besides true and false.
+_CHECK_MODES = ("warn", "error", "full")
+_CHECK_EXPECTED = 'true, false, "warn", "error" or "full"'
+
 _FIT_CHECKS: dict[str, Callable[[_Checker, Any], Any]] = {
     "batch_size": lambda c, v: c.positive(v, "fit.batch_size"),
     "epochs": lambda c, v: c.positive(v, "fit.epochs"),
@@ -326,6 +330,9 @@ _FIT_CHECKS: dict[str, Callable[[_Checker, Any], Any]] = {
     "validation_steps": lambda c, v: c.positive(v, "fit.validation_steps"),
     "validation_batch_size": lambda c, v: c.positive(v, "fit.validation_batch_size"),
     "validation_freq": _validation_freq,
+    "check": lambda c, v: (
+        v if v in _CHECK_MODES else c.typed(v, "fit.check", (bool,), _CHECK_EXPECTED)
+    ),
 }
 
 #: The types each key of [compile] takes, and what it holds (for messages).
