@@ -67,7 +67,8 @@ def make_folder(path: str, caller: str, name: str, what: str) -> str:
         message(
             caller,
             f"cannot use {what}: {_reason(path, err)}",
-            f"{what} is a folder that can be created or written",
+            "The files are written into a folder that exists or can be created, and that "
+            "can be written",
             "Choose another path, or move the file that is in the way",
             **{name: path},
         )
