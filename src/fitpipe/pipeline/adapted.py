@@ -103,18 +103,21 @@ def check_array_rows(source: ArraySource, adapter: str, request: AdaptRequest) -
         )
     parts = {"x": source.x, "y": source.y, "sample_weight": source.sample_weight}
     sizes = {name: _sizes(part, caller, adapter, name) for name, part in parts.items()}
-    listing = "; ".join(f"{name} sizes: {', '.join(map(str, n))}" for name, n in sizes.items() if n)
-    listing += f"; num_samples: {declared}"
+
+    def listing() -> str:  # worded only for an error (this runs on every *_on_batch call)
+        parts = (f"{name} sizes: {', '.join(map(str, n))}" for name, n in sizes.items() if n)
+        return "; ".join(parts) + f"; num_samples: {declared}"
+
     distinct = {n for counts in sizes.values() for n in counts}
     if len(distinct) > 1:
         what = f"inputs with different numbers of samples from the adapter {adapter!r}"
-        raise _contract_error(DataMismatchError, caller, adapter, what, listing)
+        raise _contract_error(DataMismatchError, caller, adapter, what, listing())
     if distinct != {declared}:
         what = (
             f"an ArraySource from the adapter {adapter!r} whose `num_samples` ({declared}) "
             f"is not its leaves' number of rows ({', '.join(map(str, sorted(distinct))) or 'none'})"
         )
-        raise _contract_error(DataMismatchError, caller, adapter, what, listing)
+        raise _contract_error(DataMismatchError, caller, adapter, what, listing())
     if declared == 0 and not (request.one_batch and request.mode is Mode.PREDICT):
         raise DataMismatchError(
             message(
@@ -122,7 +125,7 @@ def check_array_rows(source: ArraySource, adapter: str, request: AdaptRequest) -
                 f"got an empty input (0 samples) from the adapter {adapter!r}",
                 "Training and inference need at least one sample",
                 "Check the data given to the adapter, or its `adapt`",
-                sizes=raw(listing),
+                sizes=raw(listing()),
             )
         )
 
