@@ -155,6 +155,24 @@ def test_check_flags_a_source_without_rows(project: Path, capsys) -> None:
     assert "ERROR   no-rows: the data has no rows" in capsys.readouterr().out
 
 
+@pytest.mark.parametrize("kept", [True, False], ids=["rows-kept", "none-kept"])
+@pytest.mark.parametrize("full", [True, False], ids=["full", "statistics"])
+def test_a_filtered_dataset_is_flagged_only_when_its_filter_keeps_no_rows(
+    project: Path, kept: bool, full: bool
+) -> None:
+    # The footers count no rows of a filtered dataset: fit's pre-flight refused one that
+    # kept rows (tests/adapters/test_parquet.py::test_filtered_dataset_with_validation_split).
+    import pyarrow.dataset as pads
+
+    from fitpipe.training.preflight import check_data
+
+    dataset = pads.dataset(str(project / "data"))
+    dataset = dataset.filter(pads.field("f0") > (-1e9 if kept else 1e9))
+    schema = {"features": ["f0", "f1", "f2"], "targets": "y"}
+    report = check_data(dataset, schema=schema, full=full)
+    assert any(f.check == "no-rows" for f in report.findings) is not kept
+
+
 def test_a_factory_imports_the_modules_beside_it(project: Path) -> None:
     from fitpipe.cli.commands import build_model
 

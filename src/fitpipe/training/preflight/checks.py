@@ -218,7 +218,8 @@ def parquet_report(
     else:
         scanner = _footer_scanner(dataset, resolved)
     scanned = "full" if full else "statistics"
-    empty = (_NO_ROWS,) if scanner.rows == 0 else ()
+    # The footers count no rows of a filtered dataset: its rows are counted (the filter run)
+    empty = (_NO_ROWS,) if scanner.rows == 0 and dataset.count_rows() == 0 else ()
     return _judge(f"{where} (Parquet)", scanner, rules, scanned, resolved, empty)
 
 
