@@ -37,6 +37,7 @@ from fitpipe.adapters import (
 from fitpipe.errors import FitpipeTypeError, FitpipeValueError, FitpipeWarning, message, warn
 from fitpipe.pipeline import service
 from fitpipe.pipeline.adapted import adapted_source
+from fitpipe.pipeline.batch_contract import check_batch_spec, checked_count, checked_make
 from fitpipe.pipeline.arrays import ResidentRows, array_dataset, resolve_batch_size
 from fitpipe.pipeline.class_weight_plan import source_class_weight
 from fitpipe.pipeline.class_weights import class_weight_table, weighted_dataset, weighted_shard
@@ -190,13 +191,16 @@ def pipeline_from_source(
         make, rows, seek, array_blocks = _array_dataset(source, options, batch_size, seed)
         batches = math.ceil(source.num_samples / batch_size)
         count: Callable[[], int | None] = lambda: batches  # noqa: E731
-    else:
-        make, count = source.make_dataset, source.count_batches
+    else:  # a batch source's answers, checked (see pipeline.batch_contract)
+        make = checked_make(source.make_dataset, adapter_name, options.caller)
+        count = checked_count(source.count_batches, adapter_name, options.caller)
     finish = _Finish(source, options, class_weight, adapter_name, batch_size, seed)
     spec = _sliced_spec(source, rows, array_blocks, options, class_weight)
     if spec is not None:  # batches the trainer slices itself: the dataset only if asked for
         dataset: tf.data.Dataset | Deferred = Deferred(lambda: finish(make()), spec)
         made, raw_spec = None, spec
+        if not isinstance(source, ArraySource):  # (a Blocked source's own element_spec)
+            check_batch_spec(spec, adapter_name, options.caller)
     else:
         raw = make()
         raw_spec = raw.element_spec if isinstance(raw, tf.data.Dataset) else None
