@@ -93,7 +93,7 @@ def adapt_source(
 
     """
     check_positive_int(request.batch_size, "batch_size", request.caller)
-    check_positive_int(request.steps, "steps", request.caller)
+    check_positive_int(request.steps, request.steps_name, request.caller)
     if request.x is None:
         raise FitpipeValueError(
             message(
