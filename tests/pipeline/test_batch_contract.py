@@ -131,3 +131,44 @@ def test_a_numpy_integer_count_is_taken_as_an_int(reader_adapter: None) -> None:
         assert type(pipeline.num_batches) is int and pipeline.num_batches == 2
     history = _trainer().fit(Reader(_batches({"a": X}, Y), np.int64(2)), verbose=0)
     assert type(history.params["steps"]) is int and history.params["steps"] == 2
+
+
+class SplitClaimAdapter(ReaderAdapter):
+    """Claims ``validation_split``; its source is Splittable only when the reader says."""
+
+    name = "test-split-claim"
+    supports = frozenset({"steps", "validation_split"})
+
+    def adapt(self, request: Any) -> BatchSource:
+        reader = request.x
+        split = None if reader.count == "unsplittable" else (lambda at, size: (None, None))
+        return BatchSource(
+            make_dataset=reader.make, count_batches=lambda: 2, rows=reader.rows, split=split
+        )
+
+
+@pytest.mark.parametrize(
+    ("splittable", "rows", "problem"),
+    [
+        (False, None, r"its source \(BatchSource\) is neither an ArraySource nor Splittable"),
+        (False, 8, r"its source \(BatchSource\) is neither an ArraySource nor Splittable"),
+        (
+            True,
+            None,
+            r"its Splittable source \(BatchSource\) does not know its rows \(`rows` is None\)",
+        ),
+    ],
+)
+def test_a_claimed_validation_split_of_a_source_that_cannot_split_names_the_adapter(
+    splittable: bool, rows: int | None, problem: str, clean_registry: Any
+) -> None:
+    fitpipe.register_adapter(SplitClaimAdapter)
+    reader = Reader(_batches({"a": X}, Y), "splittable" if splittable else "unsplittable")
+    reader.rows = rows  # type: ignore[attr-defined]
+    expected = (
+        r"^`fit` cannot split the input of the adapter 'test-split-claim' for "
+        rf"`validation_split`: the adapter claims `validation_split`, but {problem}\. .*"
+        r"drop `validation_split` from its `supports`\. Received: validation_split=0\.25"
+    )
+    with pytest.raises(DataMismatchError, match=expected):
+        _trainer().fit(reader, validation_split=0.25, verbose=0)

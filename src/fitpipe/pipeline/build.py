@@ -45,6 +45,7 @@ from fitpipe.pipeline.core import Deferred, Pipeline, Shard
 from fitpipe.pipeline.device_rows import array_rows
 from fitpipe.pipeline.options import GIVEN_ORDER, PipelineOptions
 from fitpipe.pipeline.service import check_address
+from fitpipe.pipeline.split import check_splittable
 from fitpipe.schemas import as_schema
 from fitpipe.seeds import shuffle_seed
 
@@ -123,9 +124,13 @@ def adapt_source(
     if request.schema is not None:  # a mapping or a schema file path becomes a Schema
         request = dataclasses.replace(request, schema=as_schema(request.schema, request.caller))
     source: Source = adapted_source(adapter, request)
-    if request.shuffle == "batch" and not isinstance(source, ArraySource):
+    try:
+        if request.shuffle == "batch" and not isinstance(source, ArraySource):
+            raise _no_batch_shuffle(adapter, request)
+        check_splittable(adapter.name, source, request, options)
+    except BaseException:
         source.close()
-        raise _no_batch_shuffle(adapter, request)
+        raise
     return adapter, source
 
 
