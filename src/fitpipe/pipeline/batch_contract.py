@@ -103,9 +103,7 @@ def _short(spec: Any) -> str:
     return text if len(text) <= 200 else text[:197] + "..."
 
 
-def checked_count(
-    count: Callable[[], Any], adapter: str, caller: str
-) -> Callable[[], int | None]:
+def checked_count(count: Callable[[], Any], adapter: str, caller: str) -> Callable[[], int | None]:
     """``count``, whose every answer is checked: an int (NumPy integers taken) or None.
 
     Asked once per epoch, never per batch.

@@ -37,8 +37,8 @@ from fitpipe.adapters import (
 from fitpipe.errors import FitpipeTypeError, FitpipeValueError, FitpipeWarning, message, warn
 from fitpipe.pipeline import service
 from fitpipe.pipeline.adapted import adapted_source
-from fitpipe.pipeline.batch_contract import check_batch_spec, checked_count, checked_make
 from fitpipe.pipeline.arrays import ResidentRows, array_dataset, resolve_batch_size
+from fitpipe.pipeline.batch_contract import check_batch_spec, checked_count, checked_make
 from fitpipe.pipeline.class_weight_plan import source_class_weight
 from fitpipe.pipeline.class_weights import class_weight_table, weighted_dataset, weighted_shard
 from fitpipe.pipeline.core import Deferred, Pipeline, Shard

@@ -34,8 +34,8 @@ from fitpipe.pipeline.stratify import stratified_split, take_rows_where
 
 __all__ = [
     "ValidationSplit",
-    "check_splittable",
     "check_split_options",
+    "check_splittable",
     "check_validation_split",
     "split_source",
     "split_validation",
