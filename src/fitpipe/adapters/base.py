@@ -238,8 +238,10 @@ class BatchSource(BatchSourceBase):
     Attributes:
         make_dataset: Builds the ``tf.data.Dataset`` of one pass; called once per pipeline.
             Iterating the dataset again starts the next epoch.
-        count_batches: Returns the batches of the coming epoch, or None when unknown;
-            asked again every epoch (a ``PyDataset`` may change its length).
+        count_batches: Returns the batches of the coming epoch (an int; a NumPy integer
+            is taken), or None when unknown; asked again every epoch (a ``PyDataset`` may
+            change its length). The pipeline checks both answers, naming the adapter
+            (``fitpipe.pipeline.batch_contract``).
         on_epoch_begin: Called by the trainer as every epoch begins.
         on_epoch_end: Called by the trainer after every epoch.
         close: Releases workers and files; called when the pipeline is closed.
