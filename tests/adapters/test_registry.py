@@ -519,6 +519,44 @@ def test_broken_entry_point_warns_and_is_skipped(
     assert "test-broken" not in registry
 
 
+def test_an_entry_point_named_like_a_built_in_registers_its_adapter_under_its_own_name(
+    monkeypatch: pytest.MonkeyPatch, clean_registry: Any
+) -> None:
+    """The entry point's name is a label: ``numpy = pkg:BoxAdapter`` registers 'test-box'."""
+    fake_entry_points(monkeypatch, [FakeEntryPoint("numpy", lambda: BoxAdapter)])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        pipeline = fitpipe.adapt(Box([[1.0], [2.0]]))
+    assert pipeline.adapter == "test-box" and "test-box" in registry
+    assert fitpipe.adapt(np.ones((2, 1))).adapter == "numpy"
+
+
+def test_an_entry_point_whose_adapter_takes_a_built_in_s_name_is_warned_about(
+    monkeypatch: pytest.MonkeyPatch, clean_registry: Any
+) -> None:
+    taker = make_adapter("numpy", Box)
+    fake_entry_points(monkeypatch, [FakeEntryPoint("test-taker", lambda: taker)])
+    expected = (
+        r"could not load the adapter entry point 'test-taker' .*cannot register a second "
+        r"adapter named 'numpy'.*built-in adapters cannot be replaced.*It is skipped"
+    )
+    with pytest.warns(PluginWarning, match=expected):
+        with pytest.raises(UnsupportedInputError):
+            fitpipe.adapt(Box([[1.0]]))
+    assert fitpipe.adapt(np.ones((2, 1))).adapter == "numpy"
+
+
+def test_an_entry_point_of_an_adapter_registered_on_import_is_not_registered_again(
+    monkeypatch: pytest.MonkeyPatch, clean_registry: Any
+) -> None:
+    fitpipe.register_adapter(BoxAdapter)
+    fake_entry_points(monkeypatch, [FakeEntryPoint("box", lambda: BoxAdapter)])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        registry.load_entry_points()
+    assert fitpipe.adapt(Box([[1.0]])).adapter == "test-box"
+
+
 def test_entry_point_from_an_installed_distribution(
     tmp_path: Any, monkeypatch: pytest.MonkeyPatch, clean_registry: Any
 ) -> None:

@@ -79,8 +79,10 @@ ADAPT_ARGUMENTS = (
 )
 
 _WHY_UNSUPPORTED = {
-    "y": "targets come from the input itself, as the second element of each batch",
-    "sample_weight": "weights come from the input itself, as the third element of each batch",
+    "y": "targets come from the input itself (an input of batches: the second element of "
+    "each batch)",
+    "sample_weight": "weights come from the input itself, or there are none (an input of "
+    "batches: the third element of each batch)",
     "batch_size": "the input already yields batches",
     "validation_split": "rows cannot be set apart from an input that is read once in batches",
     "split_by": "rows are set apart by key only from rows in memory, Arrow tables and Parquet",
@@ -91,8 +93,10 @@ _WHY_UNSUPPORTED = {
 }
 
 _HOW_TO_FIX = {
-    "y": "Yield `(x, y)` or `(x, y, sample_weight)` tuples and drop the `y` argument",
-    "sample_weight": "Yield `(x, y, sample_weight)` tuples and drop the `sample_weight` argument",
+    "y": "Drop the `y` argument and put the targets in the input (an input of batches: "
+    "Yield `(x, y)` or `(x, y, sample_weight)` tuples)",
+    "sample_weight": "Drop the `sample_weight` argument and put the weights in the input (an "
+    "input of batches: Yield `(x, y, sample_weight)` tuples)",
     "batch_size": "Drop `batch_size`, or batch the input yourself",
     "validation_split": "Pass `validation_data` instead",
     "split_by": "Split the data by key yourself and pass `validation_data`",
@@ -143,6 +147,8 @@ class AdaptRequest:
             workers read no footer. None: each process plans its own input.
         one_batch: The input is one batch (the ``*_on_batch`` methods): under
             ``Mode.PREDICT`` it may hold no rows (none are predicted, as in Keras).
+        steps_name: The caller's name of ``steps`` (``fit``'s ``steps_per_epoch`` or
+            ``validation_steps``), for error messages only.
 
     """
 
@@ -160,6 +166,7 @@ class AdaptRequest:
     split_by: Any = None
     share: Share | None = None
     one_batch: bool = False
+    steps_name: str = "steps"
 
     def __post_init__(self) -> None:
         if not isinstance(self.mode, Mode):
@@ -231,8 +238,10 @@ class BatchSource(BatchSourceBase):
     Attributes:
         make_dataset: Builds the ``tf.data.Dataset`` of one pass; called once per pipeline.
             Iterating the dataset again starts the next epoch.
-        count_batches: Returns the batches of the coming epoch, or None when unknown;
-            asked again every epoch (a ``PyDataset`` may change its length).
+        count_batches: Returns the batches of the coming epoch (an int; a NumPy integer
+            is taken), or None when unknown; asked again every epoch (a ``PyDataset`` may
+            change its length). The pipeline checks both answers, naming the adapter
+            (``fitpipe.pipeline.batch_contract``).
         on_epoch_begin: Called by the trainer as every epoch begins.
         on_epoch_end: Called by the trainer after every epoch.
         close: Releases workers and files; called when the pipeline is closed.
@@ -374,17 +383,23 @@ def unsupported(
 
     """
     given = getattr(request, name, None) if value is None else value
-    received = {name: given, "x": request.x}
+    called = argument_name(request, name)
+    received = {called: given, "x": request.x}
     return UnsupportedArgumentError(
         message(
             request.caller,
-            f"does not support `{shown or name}` when `x` is {adapter.accepts} "
+            f"does not support `{shown or called}` when `x` is {adapter.accepts} "
             f"(adapter {adapter.name!r})",
-            f"`{shown or name}` is only used with inputs that support it: {why}",
+            f"`{shown or called}` is only used with inputs that support it: {why}",
             fix,
             **received,
         )
     )
+
+
+def argument_name(request: AdaptRequest, name: str) -> str:
+    """The caller's name of the request's argument ``name`` (``steps``: ``steps_per_epoch``)."""
+    return request.steps_name if name == "steps" else name
 
 
 def supported(adapter: Adapter, request: AdaptRequest) -> frozenset[str]:
@@ -424,7 +439,7 @@ def check_supported(
         if name in supports:
             continue
         why = _WHY_UNSUPPORTED.get(name, "this input does not use it")
-        fix = _HOW_TO_FIX.get(name, f"Drop the `{name}` argument")
+        fix = _HOW_TO_FIX.get(name, f"Drop the `{argument_name(request, name)}` argument")
         if name in ("y", "sample_weight") and "schema" in supports:
             role = "targets" if name == "y" else "sample_weight"
             why = "columnar data names its target and weight columns in the schema"

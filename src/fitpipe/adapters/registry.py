@@ -317,17 +317,23 @@ class AdapterRegistry(Mapping[str, Adapter]):
         return no_adapter_message(x, caller, [e.adapter.name for e in self._ordered()])
 
     def load_entry_points(self) -> None:
-        """Loads and registers adapters advertised in the entry-point group (once)."""
+        """Loads and registers adapters advertised in the entry-point group (once).
+
+        An entry point's name is only its label (shown in warnings): the adapter is
+        registered under its own ``name``. One already registered (its module registers it
+        on import) is not registered again; one whose ``name`` another adapter holds (a
+        built-in's, say) is skipped with a :class:`~fitpipe.errors.PluginWarning`.
+        """
         with self._lock:
             if self._entry_points_loaded:
                 return
             self._entry_points_loaded = True
             for point in importlib.metadata.entry_points(group=self._entry_point_group):
-                if point.name in self._entries:
-                    continue
                 try:
                     loaded = point.load()
                     instance = loaded() if isinstance(loaded, type) else loaded
+                    if self._holds(instance):
+                        continue
                     # Checked by ``register`` as any priority (a bad one: warned and skipped).
                     self.register(instance, priority=getattr(instance, "priority", 0))
                 except Exception as err:  # a broken plug-in must not break other inputs
@@ -336,6 +342,15 @@ class AdapterRegistry(Mapping[str, Adapter]):
                         f"({point.value}): {err!r}. It is skipped.",
                         PluginWarning,
                     )
+
+    def _holds(self, adapter: Any) -> bool:
+        """Whether ``adapter`` (or another of its class, not a built-in) is registered."""
+        name = getattr(adapter, "name", None)
+        current = self._entries.get(name) if isinstance(name, str) else None
+        if current is None:
+            return False
+        same_class = not current.builtin and type(current.adapter) is type(adapter)
+        return current.adapter is adapter or same_class
 
 
 def _own_lookup(lazy: LazyAdapter) -> bool:

@@ -38,12 +38,14 @@ from fitpipe.errors import FitpipeTypeError, FitpipeValueError, FitpipeWarning, 
 from fitpipe.pipeline import service
 from fitpipe.pipeline.adapted import adapted_source
 from fitpipe.pipeline.arrays import ResidentRows, array_dataset, resolve_batch_size
+from fitpipe.pipeline.batch_contract import check_batch_spec, checked_count, checked_make
 from fitpipe.pipeline.class_weight_plan import source_class_weight
 from fitpipe.pipeline.class_weights import class_weight_table, weighted_dataset, weighted_shard
 from fitpipe.pipeline.core import Deferred, Pipeline, Shard
 from fitpipe.pipeline.device_rows import array_rows
 from fitpipe.pipeline.options import GIVEN_ORDER, PipelineOptions
 from fitpipe.pipeline.service import check_address
+from fitpipe.pipeline.split import check_splittable
 from fitpipe.schemas import as_schema
 from fitpipe.seeds import shuffle_seed
 
@@ -92,7 +94,7 @@ def adapt_source(
 
     """
     check_positive_int(request.batch_size, "batch_size", request.caller)
-    check_positive_int(request.steps, "steps", request.caller)
+    check_positive_int(request.steps, request.steps_name, request.caller)
     if request.x is None:
         raise FitpipeValueError(
             message(
@@ -122,9 +124,13 @@ def adapt_source(
     if request.schema is not None:  # a mapping or a schema file path becomes a Schema
         request = dataclasses.replace(request, schema=as_schema(request.schema, request.caller))
     source: Source = adapted_source(adapter, request)
-    if request.shuffle == "batch" and not isinstance(source, ArraySource):
+    try:
+        if request.shuffle == "batch" and not isinstance(source, ArraySource):
+            raise _no_batch_shuffle(adapter, request)
+        check_splittable(adapter.name, source, request, options)
+    except BaseException:
         source.close()
-        raise _no_batch_shuffle(adapter, request)
+        raise
     return adapter, source
 
 
@@ -190,13 +196,16 @@ def pipeline_from_source(
         make, rows, seek, array_blocks = _array_dataset(source, options, batch_size, seed)
         batches = math.ceil(source.num_samples / batch_size)
         count: Callable[[], int | None] = lambda: batches  # noqa: E731
-    else:
-        make, count = source.make_dataset, source.count_batches
+    else:  # a batch source's answers, checked (see pipeline.batch_contract)
+        make = checked_make(source.make_dataset, adapter_name, options.caller)
+        count = checked_count(source.count_batches, adapter_name, options.caller)
     finish = _Finish(source, options, class_weight, adapter_name, batch_size, seed)
     spec = _sliced_spec(source, rows, array_blocks, options, class_weight)
     if spec is not None:  # batches the trainer slices itself: the dataset only if asked for
         dataset: tf.data.Dataset | Deferred = Deferred(lambda: finish(make()), spec)
         made, raw_spec = None, spec
+        if not isinstance(source, ArraySource):  # (a Blocked source's own element_spec)
+            check_batch_spec(spec, adapter_name, options.caller)
     else:
         raw = make()
         raw_spec = raw.element_spec if isinstance(raw, tf.data.Dataset) else None

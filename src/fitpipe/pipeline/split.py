@@ -35,6 +35,7 @@ from fitpipe.pipeline.stratify import stratified_split, take_rows_where
 __all__ = [
     "ValidationSplit",
     "check_split_options",
+    "check_splittable",
     "check_validation_split",
     "split_source",
     "split_validation",
@@ -73,6 +74,50 @@ def check_validation_split(validation_split: Any, caller: str = "fit") -> float:
             )
         )
     return float(validation_split)
+
+
+def check_splittable(
+    adapter: str, source: Source, request: AdaptRequest, options: PipelineOptions | None
+) -> None:
+    """Checks that a plain ``validation_split`` asked of ``source`` can be made.
+
+    The adapter claims ``validation_split`` (its ``supports`` was checked before): its
+    source is rows in memory (an ``ArraySource``) or a ``Splittable`` batch source that
+    knows its ``rows``. (A grouped or stratified split checks its own source.)
+
+    Args:
+        adapter: The name of the adapter that made the source.
+        source: The source.
+        request: The adapter's request (``split_by``).
+        options: The pipeline's options (``validation_split``, ``stratify``); None: none.
+
+    Raises:
+        DataMismatchError: Naming the adapter, when the source cannot be split so.
+
+    """
+    if options is None or not options.validation_split or isinstance(source, ArraySource):
+        return
+    if request.split_by is not None or options.stratify:
+        return
+    name = type(source).__name__
+    if not isinstance(source, Splittable):
+        problem = f"its source ({name}) is neither an ArraySource nor Splittable"
+    elif getattr(source, "rows", None) is None:
+        problem = f"its Splittable source ({name}) does not know its rows (`rows` is None)"
+    else:
+        return
+    raise DataMismatchError(
+        message(
+            request.caller,
+            f"cannot split the input of the adapter {adapter!r} for `validation_split`: the "
+            f"adapter claims `validation_split`, but {problem}",
+            "An adapter that lists `validation_split` in `supports` returns rows in memory "
+            "(an ArraySource) or a Splittable batch source (with `split`) that knows its `rows`",
+            f"Fix the {adapter!r} adapter: give its source `split` and `rows` (implement "
+            "Splittable), or drop `validation_split` from its `supports`",
+            validation_split=options.validation_split,
+        )
+    )
 
 
 def _slice(leaf: Any, start: int, stop: int) -> Any:

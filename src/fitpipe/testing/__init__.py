@@ -15,7 +15,8 @@
   (:mod:`fitpipe.testing.forms`) and the builders that need no Hypothesis: batches,
   ``PyDataset``, array-likes, Arrow tables and Parquet files (:mod:`fitpipe.testing.fixtures`);
 * :func:`epoch_batches`, :func:`epoch_rows`, :func:`flat_rows`, :func:`to_numpy`: read a
-  :class:`fitpipe.Pipeline` back into NumPy.
+  :class:`fitpipe.Pipeline` back into NumPy (an epoch up to a bound: ``num_batches``, else
+  :data:`EPOCH_BATCH_LIMIT` batches).
 
 Importing this package needs only fitpipe's own dependencies. ``AdapterConformanceTests``,
 ``strategies`` and :func:`load_profile` need Hypothesis, and the conformance checks are run by
@@ -31,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import tensorflow as tf
 
+from fitpipe.errors import DataMismatchError, message
 from fitpipe.testing.profiles import load_profile, register_profiles
 
 if TYPE_CHECKING:
@@ -39,6 +41,7 @@ if TYPE_CHECKING:
     from fitpipe.testing.keras_diff import KerasComparison, assert_matches_keras
 
 __all__ = [
+    "EPOCH_BATCH_LIMIT",
     "AdapterConformanceTests",
     "KerasComparison",
     "assert_matches_keras",
@@ -50,6 +53,9 @@ __all__ = [
     "strategies",
     "to_numpy",
 ]
+
+#: The most batches :func:`epoch_batches` reads of an epoch whose ``num_batches`` is unknown.
+EPOCH_BATCH_LIMIT = 10_000
 
 #: Names imported on first use, and the modules that hold them.
 _LAZY = {
@@ -82,17 +88,54 @@ def to_numpy(value: Any) -> Any:
     return tf.nest.map_structure(convert, value, expand_composites=False)
 
 
-def epoch_batches(pipeline: Pipeline) -> list[Any]:
+def epoch_batches(pipeline: Pipeline, max_batches: int | None = None) -> list[Any]:
     """Iterate ``pipeline.dataset`` once (one epoch) and return its batches as NumPy.
+
+    An epoch is read up to a bound, so that a pipeline that does not end where it says
+    fails at once instead of reading (and holding) batches for ever: ``max_batches``, else
+    ``pipeline.num_batches`` when known, else :data:`EPOCH_BATCH_LIMIT`. A pipeline that says
+    it never ends (its source's ``finite`` is False) and counts no batches is refused unread.
 
     Args:
         pipeline: The pipeline.
+        max_batches: The most batches the epoch may have (None: see above).
 
     Returns:
         One entry per batch, each ``(x,)``, ``(x, y)`` or ``(x, y, sample_weight)``.
 
+    Raises:
+        DataMismatchError: The epoch has more batches than the bound, or never ends.
+
     """
-    return [to_numpy(batch) for batch in pipeline.dataset]
+    most = max_batches if max_batches is not None else pipeline.num_batches
+    if most is None and not pipeline.finite:
+        raise _endless(pipeline, "it says it never ends (its source's `finite` is False)")
+    bound = EPOCH_BATCH_LIMIT if most is None else most
+    batches: list[Any] = []
+    for batch in pipeline.dataset:
+        if len(batches) == bound:
+            said = "`max_batches`" if max_batches is not None else "its `num_batches`"
+            said = "EPOCH_BATCH_LIMIT" if most is None else said
+            never = " and says it never ends (`finite` is False)" if not pipeline.finite else ""
+            raise _endless(pipeline, f"it gave more than {bound} batches ({said}){never}")
+        batches.append(to_numpy(batch))
+    return batches
+
+
+def _endless(pipeline: Pipeline, problem: str) -> DataMismatchError:
+    return DataMismatchError(
+        message(
+            "epoch_batches",
+            f"cannot read one epoch of the pipeline of the adapter {pipeline.adapter!r}: {problem}",
+            "An epoch ends after its batches: `num_batches` of them when the source counts "
+            "them, else at most `EPOCH_BATCH_LIMIT` (`fit` refuses an input that never ends "
+            "without `steps_per_epoch`)",
+            "End the source's dataset after one pass (no `.repeat()`), make its "
+            "`count_batches` count the batches of the pass, or pass `max_batches`",
+            num_batches=pipeline.num_batches,
+            finite=pipeline.finite,
+        )
+    )
 
 
 def flat_rows(structure: Any) -> np.ndarray:

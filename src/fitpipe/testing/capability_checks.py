@@ -59,7 +59,7 @@ from fitpipe.adapters import (
 )
 from fitpipe.pipeline import adapt_source
 from fitpipe.schemas import as_schema
-from fitpipe.testing import flat_rows, to_numpy
+from fitpipe.testing import EPOCH_BATCH_LIMIT, flat_rows, to_numpy
 from fitpipe.testing.fixtures import weight_of_rows
 from fitpipe.testing.strategies import Example
 
@@ -121,11 +121,22 @@ def _batches(dataset: Any, most: int | None = None) -> list[Any]:
     found: list[Any] = []
     if most == 0:
         return found
-    for batch in dataset:
+    for batch in bounded(dataset):
         found.append(to_numpy(batch))
         if len(found) == most:
             break
     return found
+
+
+def bounded(dataset: Any) -> Iterator[Any]:
+    """The batches of one iteration of ``dataset``, failing past :data:`EPOCH_BATCH_LIMIT`."""
+    for index, batch in enumerate(dataset):
+        assert index < EPOCH_BATCH_LIMIT, (
+            f"a pass of a source's dataset gave more than EPOCH_BATCH_LIMIT "
+            f"({EPOCH_BATCH_LIMIT}) batches of the kit's few rows: it does not end (a "
+            "`.repeat()` left on it?); a pass of a source ends after its rows"
+        )
+        yield batch
 
 
 def _pass(source: BatchSourceBase, dataset: tf.data.Dataset) -> list[Any]:
@@ -406,7 +417,7 @@ class CapabilityChecks:
         try:
             source.check_batches(check)
             try:
-                for batch in source.make_dataset():
+                for batch in bounded(source.make_dataset()):
                     delivered.append(to_numpy(batch))
             except tf.errors.OpError:
                 pass  # the pass stopped by the check's exception (kept for take_error)

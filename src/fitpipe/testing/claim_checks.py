@@ -26,6 +26,7 @@ import numpy as np
 
 import fitpipe
 from fitpipe.adapters import AdaptRequest, ArraySource, GroupSplittable, Splittable
+from fitpipe.errors import DataMismatchError
 from fitpipe.pipeline import PipelineOptions, adapt_source, split_validation
 from fitpipe.testing import flat_rows, to_numpy
 from fitpipe.testing.capability_checks import FIXED, _close, _source_rows, row_key
@@ -107,8 +108,11 @@ class ClaimChecks:
         """The x rows of both sides of ``fit``'s split of ``data`` (grouped with ``split_by``)."""
         request = self._fit_request(data, split_by=split_by, **variant)
         options = PipelineOptions(validation_split=_FRACTION, caller="fit")
-        source = adapt_source(request, options, warn_ignored=False)[1]
         how = f"asked as fit asks{' (streamed)' if variant else ''}"
+        try:
+            source = adapt_source(request, options, warn_ignored=False)[1]
+        except DataMismatchError as err:  # a source that cannot split as claimed, worded
+            raise AssertionError(f"{how}: {err}") from None
         try:
             problem = _split_problem(source, grouped=split_by is not None)
             assert problem is None, (
