@@ -91,8 +91,8 @@ class DataCheckWarning(FitpipeWarning):
 def describe(value: Any) -> str:
     """Returns a short, readable description of ``value`` for error messages.
 
-    Arrays and tensors are described by shape and dtype rather than printed in full; other
-    values are ``repr``-ed and truncated.
+    Arrays and tensors are described by shape and dtype rather than printed in full (a NumPy
+    scalar by its value); other values are ``repr``-ed and truncated.
 
     Args:
         value: Anything.
@@ -104,6 +104,8 @@ def describe(value: Any) -> str:
     kind = type(value).__name__
     shape = getattr(value, "shape", None)
     dtype = getattr(value, "dtype", None)
+    if shape == () and type(value).__module__ == "numpy" and hasattr(value, "item"):
+        return f"{value.item()!r} (of type {kind})"  # a NumPy scalar: its value
     if shape is not None and dtype is not None and not isinstance(value, type):
         try:
             shape_text = str(tuple(shape))

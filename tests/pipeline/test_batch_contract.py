@@ -126,6 +126,17 @@ def test_a_count_that_is_no_int_names_the_adapter(
         _run(method, Reader(_batches({"a": X}, Y), count))
 
 
+@pytest.mark.parametrize("method", ["adapt", "fit", "evaluate"])
+@pytest.mark.parametrize("count", [-1, np.int32(-3)], ids=["int", "int32"])
+def test_a_negative_count_names_the_adapter(method: str, count: Any, reader_adapter: None) -> None:
+    expected = (
+        rf"^`{method}` got a negative batch count from `count_batches` of a source of the "
+        rf"adapter 'test-reader'\. .* Received: count_batches={int(count)} "
+    )
+    with pytest.raises(DataMismatchError, match=expected):
+        _run(method, Reader(_batches({"a": X}, Y), count))
+
+
 def test_a_numpy_integer_count_is_taken_as_an_int(reader_adapter: None) -> None:
     with fitpipe.adapt(Reader(_batches({"a": X}, Y), np.int64(2))) as pipeline:
         assert type(pipeline.num_batches) is int and pipeline.num_batches == 2

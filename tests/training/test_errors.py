@@ -150,3 +150,18 @@ def test_an_input_of_no_batch_is_shown_as_the_user_gave_it(method: str) -> None:
         r"\(of type _BatchDataset\)$",
     ):
         getattr(trainer, method)(empty, verbose=0)
+
+
+@pytest.mark.parametrize(
+    ("value", "described"),
+    [
+        (np.int32(-3), "-3 (of type int32)"),
+        (np.float64(2.5), "2.5 (of type float64)"),
+        (np.array(4), "4 (of type ndarray)"),
+        (np.zeros((2, 3), "float32"), "array of shape (2, 3) and dtype float32 (of type ndarray)"),
+        (tf.zeros((2,)), "array of shape (2,) and dtype float32 (of type EagerTensor)"),
+    ],
+)
+def test_a_numpy_scalar_is_received_as_its_value(value: object, described: str) -> None:
+    # It read "array of shape () and dtype int32": a count of -3 did not say -3.
+    assert fitpipe.errors.describe(value) == described

@@ -119,15 +119,18 @@ def checked_count(count: Callable[[], Any], adapter: str, caller: str) -> Callab
     Raises:
         FitpipeTypeError: (when called) ``count`` returned anything else (a float, even
             a whole one, a string, a bool).
+        DataMismatchError: (when called) ``count`` returned a negative int.
 
     """
 
     def counted() -> int | None:
         value = count()
-        if value is None or type(value) is int:
-            return value
+        if value is None:
+            return None
         if isinstance(value, numbers.Integral) and not isinstance(value, bool):
-            return int(value)
+            if int(value) >= 0:
+                return int(value)
+            raise _negative(value, adapter, caller)
         raise FitpipeTypeError(
             message(
                 caller,
@@ -142,3 +145,17 @@ def checked_count(count: Callable[[], Any], adapter: str, caller: str) -> Callab
         )
 
     return counted
+
+
+def _negative(value: Any, adapter: str, caller: str) -> DataMismatchError:
+    return DataMismatchError(
+        message(
+            caller,
+            f"got a negative batch count from `count_batches` of a source of the adapter "
+            f"{adapter!r}",
+            "A batch source's `count_batches` returns the batches of the coming epoch (0 or "
+            "more), or None when unknown",
+            f"Fix the {adapter!r} adapter's `count_batches`",
+            count_batches=value,
+        )
+    )
