@@ -43,8 +43,8 @@ def batch_inputs() -> list[Any]:
 @pytest.mark.parametrize(
     ("argument", "value", "fix"),
     [
-        ("y", Y, "Yield `(x, y)`"),
-        ("sample_weight", np.ones(10), "Yield `(x, y, sample_weight)`"),
+        ("y", Y, "yield `(x, y)`"),
+        ("sample_weight", np.ones(10), "yield `(x, y, sample_weight)`"),
         ("batch_size", 4, "Drop `batch_size`"),
     ],
 )

@@ -94,9 +94,9 @@ _WHY_UNSUPPORTED = {
 
 _HOW_TO_FIX = {
     "y": "Drop the `y` argument and put the targets in the input (an input of batches: "
-    "Yield `(x, y)` or `(x, y, sample_weight)` tuples)",
+    "yield `(x, y)` or `(x, y, sample_weight)` tuples)",
     "sample_weight": "Drop the `sample_weight` argument and put the weights in the input (an "
-    "input of batches: Yield `(x, y, sample_weight)` tuples)",
+    "input of batches: yield `(x, y, sample_weight)` tuples)",
     "batch_size": "Drop `batch_size`, or batch the input yourself",
     "validation_split": "Pass `validation_data` instead",
     "split_by": "Split the data by key yourself and pass `validation_data`",

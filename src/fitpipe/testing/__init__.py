@@ -114,8 +114,11 @@ def epoch_batches(pipeline: Pipeline, max_batches: int | None = None) -> list[An
     batches: list[Any] = []
     for batch in pipeline.dataset:
         if len(batches) == bound:
-            said = "`max_batches`" if max_batches is not None else "its `num_batches`"
-            said = "EPOCH_BATCH_LIMIT" if most is None else said
+            said = (
+                "`max_batches`"
+                if max_batches is not None
+                else ("its `num_batches`" if most is not None else "EPOCH_BATCH_LIMIT")
+            )
             never = " and says it never ends (`finite` is False)" if not pipeline.finite else ""
             raise _endless(pipeline, f"it gave more than {bound} batches ({said}){never}")
         batches.append(to_numpy(batch))
