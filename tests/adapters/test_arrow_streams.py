@@ -36,7 +36,7 @@ def test_an_unused_column_arrow_cannot_import_is_named_with_the_fix():
     schema = fitpipe.Schema(features="a", targets="y")
     expected = (
         r"`fit` cannot read the Arrow C stream of DataFrame \(column 'row_hash' of format "
-        r"'_pli128'\).*`df.drop\('row_hash'\)`.*Received: column='row_hash'"
+        r"'_pli128'\).*`df.drop\('row_hash'\)`.*Received: column='row_hash' \(of type str\)"
     )
     with pytest.raises(SchemaError, match=expected):
         trainer.fit(_frame(row_hash=_int128()), schema=schema, verbose=0)

@@ -115,7 +115,7 @@ def test_an_output_whose_width_changes_between_batches_is_refused_in_words(
     text = str(info.value)
     assert text.startswith("`predict` cannot write model output 'dbl'"), text
     assert "(3,)" in text and "(1,)" in text and "from row 4" in text
-    assert "Received: model_output='dbl'" in text
+    assert "Received: model_output='dbl' (of type str)" in text
     assert set(os.listdir(tmp_path)) == before  # no file, no partial one
 
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from fitpipe.errors import SchemaError, message, raw
+from fitpipe.errors import SchemaError, message
 
 __all__ = ["stream_fields", "stream_table"]
 
@@ -89,7 +89,9 @@ def _unreadable(x: Any, err: Exception, caller: str) -> SchemaError:
     else:
         detail = str(err)
     example = repr(named[0]) if named else "'name'"
-    received = {"column": raw(columns)} if named else {}
+    received: dict[str, Any] = {"columns": named} if len(named) > 1 else {}
+    if len(named) == 1:
+        received = {"column": named[0]}
     return SchemaError(
         message(
             caller,

@@ -35,7 +35,7 @@ from fitpipe.columnar.types import (
     one_array,
     value_type,
 )
-from fitpipe.errors import SchemaError, message, raw
+from fitpipe.errors import SchemaError, message
 from fitpipe.schemas import Named, RoleSpec, Schema
 
 __all__ = [
@@ -63,7 +63,7 @@ def _null_error(
             f"found a null in column {name!r} at row {row} of {source}",
             "Feature, target and weight columns hold a value in every row",
             f"Declare a fill value, e.g. `Schema(..., fill={fill})`, or drop the rows upstream",
-            column=raw(repr(name)),
+            column=name,
         )
     )
 

@@ -31,7 +31,7 @@ from fitpipe.columnar.storage import (
     uri_info,
 )
 from fitpipe.columnar.types import convertible, duplicate_error, unknown_column
-from fitpipe.errors import DataMismatchError, SchemaError, message, missing_path_fix, raw
+from fitpipe.errors import DataMismatchError, SchemaError, message, missing_path_fix
 
 __all__ = [
     "INT96_UNIT",
@@ -385,7 +385,7 @@ class ColumnTypes:
                 "Every file stores the schema's columns as numbers, bools, lists of "
                 "numbers, strings or temporal values",
                 "Rewrite or remove the file",
-                column=raw(repr(column)),
+                column=column,
             )
         )
 
@@ -403,7 +403,7 @@ class ColumnTypes:
                     "would not survive a float)",
                     "Rewrite the files so the column has one type (cast it where it is "
                     "written), or leave it out of `passthrough`",
-                    column=raw(repr(column)),
+                    column=column,
                 )
             )
         schemas = [pa.schema([pa.field(column, kind)]) for kind in (known[0], found[0])]
@@ -418,7 +418,7 @@ class ColumnTypes:
                     "A column has one type in every file, or types Arrow can unify (integers "
                     "of several widths, integers and floats, nulls and any type)",
                     "Rewrite the files so the column has one type",
-                    column=raw(repr(column)),
+                    column=column,
                 )
             ) from err
         if column not in self.carried and not convertible(kind) and not pat.is_null(kind):
@@ -441,7 +441,7 @@ class ColumnTypes:
                         "and every other file)",
                         "A column the schema uses holds values",
                         "Fill the column upstream, or leave it out of the schema",
-                        column=raw(repr(column)),
+                        column=column,
                     )
                 )
         fields = [

@@ -26,7 +26,7 @@ from fitpipe.columnar.files import ColumnTypes, file_error, open_dataset
 from fitpipe.columnar.storage import display_path
 from fitpipe.columnar.temporal import is_converted_temporal
 from fitpipe.columnar.types import check_arrow_schema, convertible, field_types
-from fitpipe.errors import FitpipeError, SchemaError, message, raw
+from fitpipe.errors import FitpipeError, SchemaError, message
 from fitpipe.schemas import Mode, Named, Role, Schema
 
 __all__ = [
@@ -381,7 +381,7 @@ def read_piece(piece: Piece, columns: list[str], caller: str) -> Iterator[pa.Tab
                 "A column's values fit the one type it has over every file of the source",
                 "Rewrite the files so the column has one type in all of them (or leave it "
                 "out of the schema)",
-                column=raw(repr(column)),
+                column=column,
             )
         ) from err
 

@@ -23,7 +23,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.types as pat
 
-from fitpipe.errors import SchemaError, message, raw
+from fitpipe.errors import SchemaError, message
 
 __all__ = ["MICROS_PER_SECOND", "is_converted_temporal", "temporal_ints", "unit_fill"]
 
@@ -81,7 +81,7 @@ def _range_error(
             "about 292,000 years either side of 1970",
             "Drop or clip such rows upstream, or cast the column to int64 upstream to read "
             "its counts as they are",
-            column=raw(repr(name)),
+            column=name,
         )
     )
 

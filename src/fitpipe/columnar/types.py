@@ -13,7 +13,7 @@ import pyarrow.compute as pc
 import pyarrow.types as pat
 
 from fitpipe.columnar.temporal import is_converted_temporal, unit_fill
-from fitpipe.errors import SchemaError, message, raw
+from fitpipe.errors import SchemaError, message
 from fitpipe.schemas import Named, Role, Schema, closest_column, column_listing
 
 __all__ = [
@@ -220,7 +220,7 @@ def unknown_column(column: str, names: Sequence[str], source: str, caller: str) 
             f"The schema uses it; the data has columns {column_listing(names)}",
             "Fix the column name in the `fitpipe.Schema` (or select columns with a pattern "
             'such as "px*"), or select other data',
-            column=raw(repr(column)),
+            column=column,
         )
     )
 
@@ -233,7 +233,7 @@ def duplicate_error(column: str, source: str, caller: str) -> SchemaError:
             f"found two columns named {column!r} in {source}",
             "Each column the schema uses has a name no other column of the data has",
             "Rename or drop one of them upstream",
-            column=raw(repr(column)),
+            column=column,
         )
     )
 
@@ -363,7 +363,7 @@ def check_arrow_schema(
                     f"cannot convert column {column!r} of type {found} in {source}",
                     f"Columns used for training are {EXPECTED_TYPES}",
                     "Cast the column upstream, or leave it out of the schema",
-                    column=raw(repr(column)),
+                    column=column,
                 )
             )
     for stacked in _stacked_groups(schema, roles):
@@ -377,7 +377,7 @@ def check_arrow_schema(
                         "A list of columns is stacked along the last axis, so each must "
                         "hold one number per row",
                         "Give list or string columns a tensor of their own",
-                        column=raw(repr(column)),
+                        column=column,
                     )
                 )
     check_fill(schema, types, source, caller)

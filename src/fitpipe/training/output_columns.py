@@ -22,7 +22,7 @@ import pyarrow as pa
 import tensorflow as tf
 
 from fitpipe.columnar import classic_table
-from fitpipe.errors import FitpipeTypeError, FitpipeValueError, message, raw
+from fitpipe.errors import FitpipeTypeError, FitpipeValueError, message
 
 __all__ = ["SEPARATOR", "OutputColumns", "output_leaves", "output_names", "output_rows"]
 
@@ -95,7 +95,7 @@ def _arrow_ready(values: np.ndarray, name: str) -> np.ndarray:
             "Outputs hold numbers, booleans or strings of dtypes Arrow has a type for",
             "Cast the output in the model (e.g. to float32), or collect the predictions "
             "with `predict(x)`",
-            model_output=raw(repr(name)),
+            model_output=name,
         )
     )
 
@@ -192,6 +192,6 @@ def _shape_error(name: str, before: str, after: str, row: int) -> FitpipeValueEr
             "Give the output one shape in every batch (pad it to a fixed length, e.g. with "
             "`Schema(lengths=...)`), return a tf.RaggedTensor, or collect the predictions "
             "with `predict(x)`",
-            model_output=raw(repr(name)),
+            model_output=name,
         )
     )
