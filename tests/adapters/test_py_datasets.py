@@ -186,6 +186,18 @@ def test_max_queue_size_bounds_the_items_fetched_ahead(queue_size: int) -> None:
     assert dataset.started_during_first == set(range(1, queue_size))
 
 
+def test_max_queue_size_0_bounds_nothing_as_keras_queue() -> None:
+    # Keras' enqueuer queues its futures in `queue.Queue(max_queue_size)`: 0 is unbounded, so
+    # every other item of the epoch is fetched while item 0 runs (10 of them were, read as
+    # the default).
+    dataset = SlowFirstDataset(ahead=11, workers=4, max_queue_size=0)
+    with fitpipe.adapt(dataset) as pipeline:
+        dataset.recording = True
+        found = epoch_batches(pipeline)
+    assert [int(b[0][0, 0]) for b in found] == list(range(12))
+    assert dataset.started_during_first == set(range(1, 12))
+
+
 def test_pydataset_error_is_kept_for_take_error() -> None:
     class Failing(keras.utils.PyDataset):
         def __len__(self) -> int:

@@ -212,7 +212,9 @@ class Workers:
         self.processes = bool(getattr(dataset, "use_multiprocessing", False))
         # As Keras: several workers, or one process; no worker (0) reads inline.
         self._parallel = workers > 1 or (workers > 0 and self.processes)
-        self.queue_size = max(1, int(getattr(dataset, "max_queue_size", 10) or 10))
+        size = getattr(dataset, "max_queue_size", 10)
+        # As Keras' `queue.Queue(max_queue_size)`: 0 (or less) bounds nothing
+        self.queue_size: int | None = 10 if size is None else (int(size) if size > 0 else None)
         self._pool: _Pool | None = None
         self._lock = threading.Lock()
         self._generation = 0  # pools ended so far (restarted or closed)
@@ -249,7 +251,7 @@ class Workers:
         try:
             for index in indices:
                 pending.append((index, *self._submit(index, closes)))
-                if len(pending) >= self.queue_size:
+                if self.queue_size is not None and len(pending) >= self.queue_size:
                     yield self._result(*pending.popleft(), closes)
             while pending:
                 yield self._result(*pending.popleft(), closes)
