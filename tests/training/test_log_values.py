@@ -31,6 +31,8 @@ KINDS: dict[str, Any] = {
     "nested": lambda p: {"inner": {"mean": tf.reduce_mean(p), "tag": tf.constant("t")}},
     "vector": lambda p: {"vec": tf.reduce_mean(p, axis=0), "one": tf.reduce_mean(p, 0)[:1]},
     "all": lambda p: {"phase": tf.constant("w"), "maybe": None, "n": 5, "vec": p[0]},
+    # sizes the step leaves unknown: the batch's (the last batch is shorter)
+    "per_sample": lambda p: {"per_sample": tf.reduce_mean(p, axis=1), "rows": p},
 }
 
 
@@ -169,3 +171,28 @@ def test_fit_history_and_callback_logs_are_kept_as_keras_keeps_them(
     assert [hook for hook, _ in seen] == [hook for hook, _ in keras_seen]
     for (hook, logs), (_, keras_logs) in zip(seen, keras_seen, strict=True):
         assert_same(logs, keras_logs, f"{kind} {hook}")
+
+
+@pytest.mark.parametrize(
+    "compiled",
+    [
+        {"jit_compile": True},
+        {"jit_compile": True, "steps_per_execution": 3},
+        {"jit_compile": False},
+    ],
+    ids=str,
+)
+def test_per_sample_logs_of_unknown_size_are_kept_under_xla_and_fused_steps(
+    compiled: dict[str, Any],
+) -> None:
+    # the loop of several steps carried the step's logs from zeros of their static shape,
+    # which a size of None has not: `fit` and `evaluate` raised (blaming the data)
+    trainer, twin = _twins("per_sample", **compiled)
+    runs = [
+        (
+            runner.fit(X, Y, batch_size=4, epochs=2, shuffle=False, verbose=0).history,
+            runner.evaluate(X, Y, batch_size=3, verbose=0, return_dict=True),
+        )
+        for runner in (trainer, twin)
+    ]
+    assert_same(runs[0], runs[1], str(compiled))

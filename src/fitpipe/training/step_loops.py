@@ -70,8 +70,21 @@ Short = tuple[Step, Callable[[Any], tf.Tensor]]
 
 
 def output_zeros(structure: Any) -> Any:
-    """Zeros shaped like each (fully defined) tensor spec or tensor in ``structure``."""
-    return tf.nest.map_structure(lambda t: tf.zeros(t.shape, t.dtype), structure)
+    """Zeros shaped like each tensor spec or tensor in ``structure``, of its static shape.
+
+    A size the step leaves unknown (a custom ``train_step`` logging its per-sample losses,
+    of shape ``(None,)``) is 0 in the value and stays unknown in the static shape, so a
+    loop that carries the step's outputs takes them at any size.
+    """
+
+    def zeros(spec: Any) -> tf.Tensor:
+        shape = spec.shape
+        if shape.is_fully_defined():
+            return tf.zeros(shape, spec.dtype)
+        sizes = [] if shape.rank is None else [size or 0 for size in shape.as_list()]
+        return tf.raw_ops.PlaceholderWithDefault(input=tf.zeros(sizes, spec.dtype), shape=shape)
+
+    return tf.nest.map_structure(zeros, structure)
 
 
 def next_of_iterator(iterator: Any, _: tf.Tensor) -> Any:
