@@ -326,8 +326,35 @@ class _EveryBatchCheckpoint(keras.callbacks.ModelCheckpoint):
         super().on_train_batch_end(batch, logs)
 
 
+class _BatchLossHistory(keras.callbacks.History):
+    """The usual per-batch loss curve: a History subclass with its own batch hook."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.batches: list[int] = []
+
+    def on_train_batch_end(self, batch: int, logs: Any = None) -> None:
+        self.batches.append(batch)
+
+
+class _BatchBar(keras.callbacks.ProgbarLogger):
+    """A progress bar subclass counting batches."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.batches: list[int] = []
+
+    def on_train_batch_end(self, batch: int, logs: Any = None) -> None:
+        self.batches.append(batch)
+        super().on_train_batch_end(batch, logs)
+
+
 def _callbacks(kind: str, root: Path) -> keras.callbacks.Callback:
     made = {
+        "History": keras.callbacks.History,
+        "ProgbarLogger": keras.callbacks.ProgbarLogger,
+        "a History subclass's batch hook": _BatchLossHistory,
+        "a ProgbarLogger subclass's batch hook": _BatchBar,
         "checkpoint": lambda: keras.callbacks.ModelCheckpoint(str(root / "m.keras")),
         "checkpoint, every 3 batches": lambda: keras.callbacks.ModelCheckpoint(
             str(root / "m.keras"), save_freq=3
@@ -355,6 +382,10 @@ def _callbacks(kind: str, root: Path) -> keras.callbacks.Callback:
 @pytest.mark.parametrize(
     ("kind", "per_batch"),
     [
+        ("History", False),
+        ("ProgbarLogger", False),
+        ("a History subclass's batch hook", True),
+        ("a ProgbarLogger subclass's batch hook", True),
         ("checkpoint", False),
         ("checkpoint, every 3 batches", True),
         ("checkpoint, a subclass's batch hook", True),
@@ -388,3 +419,58 @@ def test_steps_are_fused_unless_a_callbacks_batch_hooks_act(
     trainer.compile(**COMPILE)
     trainer.fit(X, Y, batch_size=8, epochs=2, verbose=0, callbacks=[callback])
     assert (trainer._state.fused is None) is per_batch
+
+
+@pytest.mark.parametrize("made", [_BatchLossHistory, _BatchBar])
+def test_history_and_progbar_subclasses_see_every_batch_as_in_keras(made: type) -> None:
+    # they were taken for fitpipe's own History and bar: steps were fused, and their hooks
+    # saw 5-8 of 24 batch ends, at indices set by timing
+    seen: dict[Side, list[int]] = {}
+
+    def fit_kwargs(side: Side) -> dict[str, Any]:
+        callback = made()
+        seen[side] = callback.batches
+        return {"x": X, "y": Y, "batch_size": 8, "epochs": 2, "callbacks": [callback]}
+
+    run_both(_reg, COMPILE, fit_kwargs, check_params=False)
+    assert seen["fitpipe"] == seen["keras"] == list(range(12)) * 2
+
+
+def test_a_callback_list_given_is_used_as_given() -> None:
+    # fitpipe set its params at every epoch (and with class_weight="balanced"): a
+    # ProgbarLogger in the list, made without them, raised KeyError: 'verbose'
+    labels = (Y > np.median(Y)).astype("float32")
+    for bar in (False, True):
+        seen = {}
+        for side, fit in (("fitpipe", _fitpipe_fit), ("keras", _keras_fit)):
+            recorder = RecordingCallback()
+            listed = [recorder, keras.callbacks.ProgbarLogger()] if bar else [recorder]
+            model = _reg()
+            cbs = keras.callbacks.CallbackList(listed, add_history=True, model=model)
+            weights = "balanced" if side == "fitpipe" else {0: 1.0, 1: 1.0}  # Keras: no "balanced"
+            fit(
+                model,
+                X,
+                labels,
+                batch_size=32,
+                epochs=2,
+                verbose=0,
+                callbacks=cbs,
+                class_weight=weights,
+            )
+            seen[side] = (cbs.params, recorder.params, recorder.counts())
+        assert seen["fitpipe"] == seen["keras"]
+        assert seen["keras"][2]["on_train_batch_end"] == 6
+
+
+def _fitpipe_fit(model: keras.Model, *args: Any, **kwargs: Any) -> None:
+    import fitpipe
+
+    trainer = fitpipe.Trainer(model)
+    trainer.compile(**COMPILE)
+    trainer.fit(*args, **kwargs)
+
+
+def _keras_fit(model: keras.Model, *args: Any, **kwargs: Any) -> None:
+    model.compile(**COMPILE)
+    model.fit(*args, **kwargs)

@@ -20,14 +20,20 @@ if TYPE_CHECKING:
     from fitpipe.pipeline import ClassWeightPlan, ValidationSplit
     from fitpipe.training.input_report import InputReport
 
-__all__ = ["ProgressBar", "callback_list", "history_of", "listens_per_batch", "set_steps"]
+__all__ = [
+    "ProgressBar",
+    "RunCallbacks",
+    "callback_list",
+    "history_of",
+    "listens_per_batch",
+    "set_steps",
+]
 
 _BATCH_HOOKS = {
     "train": ("on_train_batch_begin", "on_train_batch_end", "on_batch_begin", "on_batch_end"),
     "test": ("on_test_batch_begin", "on_test_batch_end"),
     "predict": ("on_predict_batch_begin", "on_predict_batch_end"),
 }
-_OWN_CALLBACKS = (keras.callbacks.History, keras.callbacks.ProgbarLogger)
 
 
 class ProgressBar(keras.callbacks.ProgbarLogger):
@@ -51,14 +57,14 @@ def callback_list(
     ``ProgbarLogger``.
     """
     if isinstance(callbacks, keras.callbacks.CallbackList):
-        return callbacks
+        return callbacks  # the caller's, used as given (Keras sets none of its params)
     listed = list(keras.tree.flatten(callbacks)) if callbacks else []
     own_bar = any(isinstance(cb, keras.callbacks.ProgbarLogger) for cb in listed)
     if verbose != 0 and not own_bar:
         if history and not any(isinstance(cb, keras.callbacks.History) for cb in listed):
             listed.append(keras.callbacks.History())
         listed.append(ProgressBar())
-    return keras.callbacks.CallbackList(
+    return RunCallbacks(
         listed,
         add_history=history,
         add_progbar=verbose != 0,
@@ -67,6 +73,14 @@ def callback_list(
         steps=steps,
         model=model,
     )
+
+
+class RunCallbacks(keras.callbacks.CallbackList):
+    """The ``CallbackList`` fitpipe makes for a run: the one whose ``params`` it updates.
+
+    A ``CallbackList`` given by the caller is used as given, as Keras uses it: its ``params``
+    stay the caller's (a ``ProgbarLogger`` in it made without them raised ``KeyError``).
+    """
 
 
 def _saves_per_epoch(callback: Any) -> bool:
@@ -90,18 +104,19 @@ _QUIET_WHEN: tuple[tuple[type, Callable[[Any], bool]], ...] = (
     (keras.callbacks.BackupAndRestore, _saves_per_epoch),
     (keras.callbacks.OrbaxCheckpoint, _saves_per_epoch),
     (keras.callbacks.TensorBoard, _writes_per_epoch),
+    # the progress bar redraws by time, not by batch; History has no batch hooks
+    (keras.callbacks.ProgbarLogger, lambda callback: True),
 )
 
 
 def listens_per_batch(cbs: keras.callbacks.CallbackList, modes: tuple[str, ...]) -> bool:
-    """Tells whether a callback (other than History and the progress bar) has batch hooks.
+    """Tells whether a callback has batch hooks.
 
-    The hooks of Keras' callbacks in :data:`_QUIET_WHEN`, when they do nothing with the
-    callback's settings, do not count; those of a subclass that overrides them do.
+    The hooks of Keras' callbacks in :data:`_QUIET_WHEN` (the progress bar's always), when
+    they do nothing with the callback's settings, do not count; those of a subclass that
+    overrides them do (a ``History`` or ``ProgbarLogger`` subclass recording each batch).
     """
     for callback in cbs.callbacks:
-        if isinstance(callback, _OWN_CALLBACKS):
-            continue
         base: type = keras.callbacks.Callback
         for keras_class, quiet in _QUIET_WHEN:
             if isinstance(callback, keras_class) and quiet(callback):
@@ -117,7 +132,7 @@ def listens_per_batch(cbs: keras.callbacks.CallbackList, modes: tuple[str, ...])
 def set_steps(cbs: keras.callbacks.CallbackList, steps: int | None) -> None:
     """Gives the callbacks (the progress bar) this epoch's number of steps."""
     params = getattr(cbs, "params", None)
-    if isinstance(params, dict) and params.get("steps") != steps:
+    if isinstance(cbs, RunCallbacks) and isinstance(params, dict) and params.get("steps") != steps:
         cbs.set_params({**params, "steps": steps})
 
 
@@ -140,8 +155,8 @@ def report_class_weight(
     """
     if plan is None or plan.balanced_rows is None:
         return
-    params = getattr(cbs, "params", None) or {}
-    cbs.set_params({**params, "class_weight": plan.resolved})
+    if isinstance(cbs, RunCallbacks):
+        cbs.set_params({**(cbs.params or {}), "class_weight": plan.resolved})
     if verbose != 0:
         shown = {c: round(w, 4) for c, w in plan.resolved.items()}
         if any(isinstance(w, dict) for w in plan.resolved.values()):
@@ -161,8 +176,8 @@ def report_split(
     """
     if split is None:
         return
-    params = getattr(cbs, "params", None) or {}
-    cbs.set_params({**params, "validation_split_sizes": split.as_params()})
+    if isinstance(cbs, RunCallbacks):
+        cbs.set_params({**(cbs.params or {}), "validation_split_sizes": split.as_params()})
     if verbose != 0:
         print(split.describe(), file=sys.stdout, flush=True)
 

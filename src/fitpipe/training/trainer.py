@@ -103,8 +103,11 @@ class Trainer(EvaluatePredictMethods, OnBatchMethods):
             run_eagerly: Run the steps in Python, step by step (no graph, no XLA): for
                 debugging.
             steps_per_execution: Batches run per compiled call (a positive integer), or
-                ``"auto"``: fitpipe tunes it while training (results are the same as with
-                1; batch-level callbacks then see every batch's end together). With the
+                ``"auto"``: fitpipe tunes it while training (the same steps in the same
+                order as with 1; batch-level callbacks then see only each call's last
+                batch, at sizes set by timing: a callback that changes training per batch,
+                such as a learning-rate warm-up, ``stop_training`` or ``ModelCheckpoint``
+                by batches, acts where a call ends, so leave 1 for them). With the
                 default 1 and no callback hooked on batches, fitpipe still runs several steps
                 per call: the same steps in the same order. Under
                 ``MultiWorkerMirroredStrategy`` the size is never tuned (every worker must
