@@ -10,14 +10,19 @@ no step is an error. Inputs: generators, ``tf.data`` (known and unknown cardinal
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import keras
 import numpy as np
+import pyarrow as pa
 import pytest
 import tensorflow as tf
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+import fitpipe
 from fitpipe.errors import FitpipeError, FitpipeWarning
 
 RAN_OUT = r"ran out of data; interrupting training\. Epoch {} ran no step"
@@ -74,6 +79,64 @@ def test_steps_per_epoch_past_the_end_stops_at_the_first_empty_epoch(rel: Any) -
     assert all(loss > 0 for loss in history.history["loss"])
     assert any("Epoch 3 ran no step" in str(w.message) for w in caught)
     assert int(trainer.model.optimizer.iterations) == 3
+
+
+class Hooks(keras.callbacks.Callback):
+    """Records the epochs begun and ended, and the batches trained."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.begun: list[int] = []
+        self.ended: list[int] = []
+        self.batches = 0
+
+    def on_epoch_begin(self, epoch: int, logs: Any = None) -> None:
+        self.begun.append(epoch)
+
+    def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
+        self.ended.append(epoch)
+
+    def on_train_batch_end(self, batch: int, logs: Any = None) -> None:
+        self.batches += 1
+
+
+def _reader(count: int) -> pa.RecordBatchReader:
+    table = pa.table({"a": np.arange(4 * count, dtype="float32"), "t": np.ones(4 * count)})
+    return pa.RecordBatchReader.from_batches(table.schema, table.to_batches(max_chunksize=4))
+
+
+@settings(max_examples=12, deadline=None)
+@given(
+    count=st.integers(1, 6),
+    steps=st.none() | st.integers(1, 4),
+    epochs=st.integers(1, 4),
+    reader=st.booleans(),
+)
+def test_every_epoch_begun_is_ended_when_a_one_shot_input_runs_out(
+    count: int, steps: int | None, epochs: int, reader: bool
+) -> None:
+    """An input used up exactly at an epoch's end begins no epoch it cannot run.
+
+    fitpipe called ``on_epoch_begin`` for that epoch and, finding no batch, stopped with no
+    ``on_epoch_end``: a callback's per-epoch set-up was left open (and the progress bar
+    printed an "Epoch 3/3" header over nothing).
+    """
+    model = keras.Sequential([keras.Input((1,)), keras.layers.Dense(1)])
+    trainer = fitpipe.Trainer(model)
+    trainer.compile(optimizer="sgd", loss="mse")
+    hooks = Hooks()
+    x = _reader(count) if reader else batches(count, rows=4)
+    given_ = {"schema": fitpipe.Schema(["a"], "t"), "batch_size": 4} if reader else {}
+    if not reader:
+        x = ((b[0][:, :1], b[1]) for b in x)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FitpipeWarning)
+        history = trainer.fit(
+            x, epochs=epochs, steps_per_epoch=steps, callbacks=[hooks], verbose=0, **given_
+        )
+    ran = min(epochs, 1 if steps is None else -(-count // steps))
+    assert hooks.begun == hooks.ended == history.epoch == list(range(ran))
+    assert hooks.batches == min(count, count * epochs if steps is None else steps * epochs)
 
 
 FIT_INPUTS: dict[str, Callable[[], Any]] = {

@@ -262,6 +262,9 @@ class BatchSource(BatchSourceBase):
         expect: ``expect(n)`` tells the source that the trainer takes ``n`` more batches
             from the current iteration (None: until it ends), so what it hands over ahead
             never goes past what is used.
+        ended: For inputs read once: ``ended()`` tells whether no batch is left, waiting
+            for the next batch to be read (and keeping it); asked before each epoch after
+            the first, so an input used up at an epoch's end begins no epoch it cannot run.
         shard: For sources that shard themselves over workers (see
             :mod:`fitpipe.adapters.sharding`): ``shard(index, count, replicas)`` returns the
             dataset of shard ``index`` of ``count`` (per-replica batches for its
@@ -310,6 +313,7 @@ class BatchSource(BatchSourceBase):
     split: Callable[[int, int | None], tuple[BatchSource, BatchSource]] | None = None
     seek: Callable[[int], None] | None = None
     expect: Callable[[int | None], None] | None = None
+    ended: Callable[[], bool] | None = None
     shard: Callable[[int, int, int], tuple[tf.data.Dataset, int]] | None = None
     input_state: Callable[[int, int], Any] | None = None
     restore_state: Callable[[int, int, Any], None] | None = None

@@ -46,6 +46,7 @@ __all__ = [
     "Checkable",
     "Chunked",
     "ClassCountable",
+    "Ending",
     "GroupSplittable",
     "Paced",
     "Resumable",
@@ -188,6 +189,15 @@ class Paced(Protocol):
 
     def expect(self, batches: int | None) -> None:
         """The trainer takes ``batches`` more batches from this iteration (None: all)."""
+        ...
+
+
+@runtime_checkable
+class Ending(Protocol):
+    """Read once: tells, before an epoch begins, that the input has no batch left."""
+
+    def ended(self) -> bool:
+        """True when no batch is left (waits for the next one to be read, and keeps it)."""
         ...
 
 

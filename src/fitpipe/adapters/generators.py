@@ -214,6 +214,18 @@ class _Feeder:
             raise item.error
         return item
 
+    def ended(self) -> bool:
+        """True when the input has no batch left; waits for the next one to be read (kept)."""
+        with self._cond:
+            if not (self._buffer or self._finished or self._stop):
+                self._start()
+                self._waiting += 1
+                self._cond.notify_all()
+                while not self._buffer and not self._stop:
+                    self._cond.wait()
+                self._waiting -= 1
+            return self._finished or self._stop or not self._buffer or self._buffer[0] is _END
+
     def _current(self, reader: int | None) -> bool:
         """Not stopped, and ``reader`` (if any) not replaced by a newer one."""
         return not self._stop and (reader is None or reader == self._reader)
@@ -361,6 +373,7 @@ def one_pass_source(
         take_error=errors.take,
         read_ahead=False,
         expect=feeder.expect,
+        ended=feeder.ended,
         stage_seconds=None if clock is None else clock.seconds,
         check_batches=check_batches,
         row_blocks=row_blocks if dense else None,

@@ -39,6 +39,7 @@ from fitpipe import limits
 from fitpipe.adapters import (
     Check,
     Checkable,
+    Ending,
     Paced,
     Resumable,
     RowBlocks,
@@ -295,6 +296,10 @@ class Pipeline:
         """
         if isinstance(self._source, Paced):
             self._source.expect(batches)
+
+    def ended(self) -> bool:
+        """Whether an input read once has no batch left (False for inputs read again)."""
+        return isinstance(self._source, Ending) and self._source.ended()
 
     def check_batches(
         self, check: Callable[[int, tuple[Any, ...]], None] | None, blocks: bool = False

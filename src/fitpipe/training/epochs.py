@@ -156,6 +156,14 @@ class EpochRunner:
             return self.steps_per_epoch
         return None if self.forever else self.pipeline.num_batches
 
+    def input_ended(self) -> bool:
+        """Whether the input, read once, has no batch left for the coming epoch.
+
+        Its passes take only the batches they train on (``expect``): a batch it still has
+        is one the coming epoch takes.
+        """
+        return self.pipeline.ended()
+
     def restart(self) -> None:
         """Makes the next epoch start from the beginning of the input."""
         self._drop()

@@ -155,6 +155,9 @@ class FitLoop:
         logs: dict[str, Any] | None = None
         resumed = first > 0
         for epoch in range(start, self.settings.epochs):
+            if epoch > start and runner.input_ended():  # begin no epoch that cannot run
+                warn_no_step(epoch)
+                break
             self._begin_epoch(epoch)
             # resumed mid-epoch: the metrics hold the steps of it run before the restart
             restored = first > 0 and self.backups.restore_metrics(self._build_step)
