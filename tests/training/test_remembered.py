@@ -24,12 +24,21 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import fitpipe
-from fitpipe.training import remembered
+from fitpipe.training import remembered, xla_rules
 from fitpipe.training.remembered import Remembered
 from fitpipe.training.tuning import ExecutionSize, XlaChoice
 
 X = np.random.default_rng(0).standard_normal((4000, 4)).astype("float32")
 Y = X[:, :1] * 2.0
+
+
+@pytest.fixture(autouse=True)
+def unseeded_choice(monkeypatch: pytest.MonkeyPatch) -> None:
+    """XLA timed as in an unseeded run (the models are seeded only for equal weights).
+
+    A seeded run takes Keras' choice untimed (``xla_rules``); these tests are about timing.
+    """
+    monkeypatch.setattr(xla_rules, "global_seed", lambda: None)
 
 
 @pytest.fixture(autouse=True)

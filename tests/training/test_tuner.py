@@ -29,11 +29,21 @@ from fitpipe.errors import FitpipeWarning
 from fitpipe.pipeline import ResidentRows, row_chunks
 from fitpipe.testing.strategies import call_timings
 from fitpipe.training import steps as steps_module
+from fitpipe.training import xla_rules
 from fitpipe.training.graph_ops import control_flow, loops, op_types, scatters, switches
 from fitpipe.training.tuning import ExecutionSize, XlaChoice, stable_timing
 
 X = np.random.default_rng(0).standard_normal((4000, 4)).astype("float32")
 Y = X[:, :1] * 2.0
+
+
+@pytest.fixture(autouse=True)
+def unseeded_choice(monkeypatch: pytest.MonkeyPatch) -> None:
+    """XLA timed as in an unseeded run (the models are seeded only for equal weights).
+
+    A seeded run takes Keras' choice untimed (``xla_rules``); these tests are about timing.
+    """
+    monkeypatch.setattr(xla_rules, "global_seed", lambda: None)
 
 
 @pytest.fixture(autouse=True)

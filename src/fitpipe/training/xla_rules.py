@@ -2,19 +2,19 @@
 
 ``"auto"`` otherwise times the plain graph and XLA and keeps the faster
 (:class:`~fitpipe.training.tuning.XlaChoice`). Timing makes the choice depend on the machine's
-load, which is harmless where both variants compute the same numbers. It is not where they
-do not:
+load and on what earlier runs remembered, so it is not made where the run must repeat:
 
-* **a step that draws random numbers in a seeded run** (its traced graph holds random ops:
-  ``Dropout``, ``GaussianNoise``, the random augmentation layers, a recurrent layer's
-  dropout, a layer's own ``keras.random`` calls, while training; and TensorFlow's global
-  seed is set, as ``keras.utils.set_random_seed`` sets it). XLA draws other numbers from the
-  same seed than the plain graph does (other masks, other noise), so a seeded script trained
-  to different weights in different processes, by which variant the timing chose (and,
-  remembered, chose again in later runs). Such a step runs what Keras' own ``"auto"``
-  resolves to on its device (the plain graph on the host, XLA on an accelerator), and a
-  seeded run repeats, as it does in Keras, with Keras' numbers. Unseeded, a run does not
-  repeat whatever the variant, and the faster one is measured as for any step;
+* **a seeded run** (TensorFlow's global seed is set, as ``keras.utils.set_random_seed`` sets
+  it). The two variants never compute quite the same numbers: XLA fuses and reorders the
+  floating-point work (the last bits of a loss differ, even for an MLP), and a step that
+  draws random numbers (``Dropout``, ``GaussianNoise``, the random augmentation layers, a
+  recurrent layer's dropout, a layer's own ``keras.random`` calls) draws other masks and
+  noise from the same seed. A seeded script therefore trained to different weights in
+  different processes, by which variant the timing chose (and when: the trial steps train
+  too), and remembered, chose again in later runs. A seeded step runs what Keras' own
+  ``"auto"`` resolves to on its device (the plain graph on the host, XLA on an
+  accelerator), and a seeded run repeats, as it does in Keras, with Keras' numbers.
+  Unseeded, a run does not repeat whatever the variant, and the faster one is measured;
 * **op determinism** (``tf.config.experimental.enable_op_determinism()``): Keras turns XLA
   off, since not every op is deterministic under XLA; so does fitpipe.
 
@@ -31,10 +31,12 @@ import tensorflow as tf
 from fitpipe.training import graph_ops, placement
 from fitpipe.training.tuning import XlaChoice
 
-__all__ = ["RANDOM", "by_ops", "first_choice", "global_seed", "op_determinism"]
+__all__ = ["RANDOM", "SEEDED", "by_ops", "first_choice", "global_seed", "op_determinism"]
 
 #: The reason shown in ``Trainer.tuning`` for a step that draws random numbers.
 RANDOM = "a seeded step draws random numbers (XLA draws others): Keras' choice on this device"
+#: The reason shown for any other step of a seeded run.
+SEEDED = "a seeded run repeats only with one variant (XLA rounds otherwise): Keras' choice here"
 
 
 def op_determinism() -> bool:
@@ -87,10 +89,11 @@ def global_seed() -> int | None:
 
 
 def by_ops(choice: XlaChoice, ops: frozenset[str]) -> None:
-    """Decides an undecided choice whose step draws random numbers in a seeded run.
+    """Decides an undecided choice of a seeded run: Keras' choice on the step's device.
 
-    Read once the step's plain graph is traced (its ops: ``graph_ops.op_types``), before
-    any variant is timed.
+    Read once the step's plain graph is traced (its ops: ``graph_ops.op_types``, which say
+    whether it draws random numbers), before any variant is timed.
     """
-    if choice.decided is None and graph_ops.draws_random(ops) and global_seed() is not None:
-        choice.decide(placement.step_device() is not None, RANDOM)
+    if choice.decided is None and global_seed() is not None:
+        reason = RANDOM if graph_ops.draws_random(ops) else SEEDED
+        choice.decide(placement.step_device() is not None, reason)
