@@ -74,3 +74,54 @@ def test_a_truncated_file_is_still_a_schema_error_naming_it(tmp_path: Path) -> N
     trainer.compile(optimizer="sgd", loss="mse")
     with pytest.raises(SchemaError, match=r"cannot read the Parquet file .*1\.parquet"):
         trainer.fit(str(folder), schema=fitpipe.Schema(FEATURES, "label"), verbose=0)
+
+
+class _Rewrite(keras.callbacks.Callback):
+    """Writes other rows over a file (renamed over it, as an export job does) after epoch 1."""
+
+    def __init__(self, path: Path, rows: int, group: int) -> None:
+        super().__init__()
+        self.path, self.rows, self.group = path, rows, group
+
+    def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
+        if epoch == 0:
+            part = np.random.default_rng(9).normal(size=(self.rows, 2)).astype("float32")
+            columns = {**{f: part[:, i] for i, f in enumerate(FEATURES)}, "label": part[:, 1]}
+            staged = self.path.with_name("staged.bin")
+            pq.write_table(pa.table(columns), staged, row_group_size=self.group, **_PLAIN)
+            os.replace(staged, self.path)
+
+
+#: Parquet written alike for equal rows: the same bytes long whatever the values.
+_PLAIN: dict[str, Any] = {"compression": "none", "use_dictionary": False, "write_statistics": False}
+
+
+@pytest.mark.parametrize(
+    ("rows", "group"), [(230, 40), (200, 50)], ids=["another layout", "the same layout"]
+)
+def test_a_streamed_file_rewritten_between_epochs_is_refused_by_name(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, rows: int, group: int
+) -> None:
+    # A streamed file is read again every epoch by the row groups its footer listed when
+    # planned: rewritten, another layout gave pyarrow's "Couldn't deserialize thrift" as a
+    # corrupt file (SchemaError: "Replace or remove the file"); the same layout read the new
+    # rows silently, mid-run.
+    monkeypatch.setattr(limits, "RESIDENT_BYTES_LIMIT", 0)  # streamed, read every epoch
+    x = np.random.default_rng(0).normal(size=(200, 2)).astype("float32")
+    path = tmp_path / "rows.parquet"
+    columns = {**{f: x[:, i] for i, f in enumerate(FEATURES)}, "label": x[:, 0]}
+    pq.write_table(pa.table(columns), path, row_group_size=50, **_PLAIN)
+    trainer = fitpipe.Trainer(keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)]))
+    trainer.compile(optimizer="sgd", loss="mse")
+    with pytest.raises(OSError, match=r"rewritten after it was planned.*moves, rewrites") as err:
+        trainer.fit(
+            str(path),
+            schema=fitpipe.Schema(FEATURES, "label"),
+            batch_size=50,
+            epochs=3,
+            callbacks=[_Rewrite(path, rows, group)],
+            verbose=0,
+        )
+    assert not isinstance(err.value, ValueError) and str(path) in str(err.value)
+    history = trainer.fit(str(path), schema=fitpipe.Schema(FEATURES, "label"), verbose=0)
+    assert len(history.epoch) == 1  # the next `fit` plans the new file and reads it

@@ -34,6 +34,7 @@ from fitpipe.adapters.base import ArraySource
 from fitpipe.columnar import (
     ParquetPlan,
     as_tensor,
+    file_status,
     join_rows,
     keep,
     kept,
@@ -111,13 +112,8 @@ def _content_key(plan: ParquetPlan, mode: Mode, key_column: str | None) -> tuple
 
 
 def _status(path: str) -> tuple[Any, ...]:
-    """A file's path, size, modification and change times (ns), device and inode.
-
-    The change time (``st_ctime_ns`` on POSIX) moves at every write and cannot be set back;
-    a file replaced by another (written, then renamed over it) has another inode.
-    """
-    info = os.stat(path)
-    return (path, info.st_size, info.st_mtime_ns, info.st_ctime_ns, info.st_dev, info.st_ino)
+    """A file's path and :func:`~fitpipe.columnar.file_status`."""
+    return (path, *file_status(path))
 
 
 def _racy(files: tuple[tuple[Any, ...], ...]) -> bool:

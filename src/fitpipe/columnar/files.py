@@ -11,6 +11,7 @@ file and floats in another are an error too.
 
 from __future__ import annotations
 
+import errno
 import glob
 import os
 from collections.abc import Iterable, Iterator
@@ -110,8 +111,9 @@ def file_error(path: str, err: Exception, caller: str) -> Exception:
         text = message(
             caller,
             f"cannot read the Parquet file {path} ({err.strerror or err})",
-            "Every file of the source stays where it was found while it is read",
-            "Check that nothing moves, deletes or locks the files during the run",
+            "Every file of the source stays where and as it was found while it is read",
+            "Check that nothing moves, rewrites, deletes or locks the files during the run "
+            "(write a new export under a new name)",
             path=path,
         )
         try:
@@ -129,6 +131,45 @@ def file_error(path: str, err: Exception, caller: str) -> Exception:
             path=path,
         )
     )
+
+
+def file_status(path: str) -> tuple[int, ...]:
+    """A local file's size, modification and change times (ns), device and inode.
+
+    The change time (``st_ctime_ns`` on POSIX) moves at every write and cannot be set back;
+    a file replaced by another (written, then renamed over it) has another inode.
+    """
+    info = os.stat(path)
+    return (info.st_size, info.st_mtime_ns, info.st_ctime_ns, info.st_dev, info.st_ino)
+
+
+def planned_status(fragment: Any) -> tuple[int, ...] | None:
+    """:func:`file_status` of a fragment's file as planned; None off the local filesystem."""
+    if not isinstance(getattr(fragment, "filesystem", None), pafs.LocalFileSystem):
+        return None
+    try:
+        return file_status(fragment.path)
+    except OSError:  # (gone already: reading it says so)
+        return None
+
+
+def check_unchanged(path: str, planned: tuple[int, ...] | None) -> None:
+    """Raises an ``OSError`` (``ESTALE``) when a file read again changed since it was planned.
+
+    A streamed file is read again every epoch, by the row groups its footer listed when
+    planned: read from a rewritten file, they were pages of another layout (pyarrow's
+    "Couldn't deserialize thrift", which said the file was corrupt) or, laid out alike,
+    other rows, silently. Worded by :func:`file_error`.
+    """
+    if planned is None:
+        return
+    try:
+        now = file_status(path)
+    except OSError:  # (gone: reading it says so, of its own type)
+        return
+    if now != planned:
+        size = "" if now[0] == planned[0] else f": {planned[0]:,} -> {now[0]:,} bytes"
+        raise OSError(errno.ESTALE, f"the file was rewritten after it was planned{size}")
 
 
 def _files_of(paths: list[str]) -> Iterator[str]:

@@ -22,7 +22,13 @@ import pyarrow as pa
 import pyarrow.dataset as pads
 import pyarrow.fs as pafs
 
-from fitpipe.columnar.files import ColumnTypes, file_error, open_dataset
+from fitpipe.columnar.files import (
+    ColumnTypes,
+    check_unchanged,
+    file_error,
+    open_dataset,
+    planned_status,
+)
 from fitpipe.columnar.storage import display_path
 from fitpipe.columnar.temporal import is_converted_temporal
 from fitpipe.columnar.types import check_arrow_schema, convertible, field_types
@@ -180,8 +186,9 @@ def group_pieces(
         fragment: The file's fragment.
         schema: The dataset's schema.
     """
+    status = planned_status(fragment)
     return [
-        Piece(where, rows, _GroupReader(fragment, group, schema), start)
+        Piece(where, rows, _GroupReader(fragment, group, schema, status), start)
         for group, rows, start in groups
     ]
 
@@ -226,14 +233,21 @@ def scan_options(filesystem: Any, buffered: bool = True) -> pads.ParquetFragment
 
 
 class _GroupReader:
-    """Reads one row group of a file (its fragment made only when read)."""
+    """Reads one row group of a file (its fragment made only when read).
 
-    __slots__ = ("fragment", "group", "schema")
+    ``status``: the local file's :func:`~fitpipe.columnar.files.file_status` when planned
+    (None elsewhere): a file rewritten since is refused, not read by its old footer.
+    """
 
-    def __init__(self, fragment: Any, group: int, schema: pa.Schema) -> None:
-        self.fragment, self.group, self.schema = fragment, group, schema
+    __slots__ = ("fragment", "group", "schema", "status")
+
+    def __init__(
+        self, fragment: Any, group: int, schema: pa.Schema, status: tuple[int, ...] | None
+    ) -> None:
+        self.fragment, self.group, self.schema, self.status = fragment, group, schema, status
 
     def __call__(self, columns: list[str], buffered: bool = False) -> Iterator[Any]:
+        check_unchanged(self.fragment.path, self.status)
         part = self.fragment.subset(row_group_ids=[self.group])
         yield part.to_table(
             columns=columns,
