@@ -56,8 +56,11 @@ class NotCompiledError(FitpipeError, RuntimeError, ValueError):
     """
 
 
-class UnsupportedInputError(FitpipeTypeError):
-    """No registered adapter takes the input."""
+class UnsupportedInputError(FitpipeTypeError, ValueError):
+    """No registered adapter takes the input.
+
+    A ``ValueError`` too, as Keras' own error for it ("Unrecognized data type").
+    """
 
 
 class UnsupportedArgumentError(FitpipeValueError):

@@ -784,7 +784,7 @@ CASES = [
         ValueError,
         "got an invalid `steps_per_epoch`",
         names=("steps_per_epoch",),
-        expected="positive integer or -1",
+        expected="a positive integer, or -1",
         received=r"steps_per_epoch=0 \(of type int\)",
     ),
     case(
@@ -821,7 +821,7 @@ CASES = [
         "got an invalid `steps`",
         caller="evaluate",
         names=("steps",),
-        expected="positive integer",
+        expected="`steps` is None or a positive integer",
         received=r"steps=-1",
     ),
     case(

@@ -56,8 +56,12 @@ def check_steps(value: Any, name: str, caller: str, allow_forever: bool = False)
         return None
     if _is_int(value) and (value > 0 or (allow_forever and value == -1)):
         return int(value)
-    forever = " or -1 (run until stopped, for inputs that never end)" if allow_forever else ""
-    raise _bad(caller, name, f"`{name}` is None, a positive integer{forever}", f"{name}=100", value)
+    if allow_forever:
+        expected = f"`{name}` is None, a positive integer, or -1 (run until stopped, for inputs "
+        expected += "that never end)"
+    else:
+        expected = f"`{name}` is None or a positive integer"
+    raise _bad(caller, name, expected, f"{name}=100", value)
 
 
 def check_epochs(epochs: Any, initial_epoch: Any) -> tuple[int, int]:
