@@ -14,6 +14,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import keras
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -123,9 +124,10 @@ def test_a_polars_frame_with_strings_and_categoricals_trains() -> None:
     pl = pytest.importorskip("polars")
     frame = pl.DataFrame({"city": ["paris", "rome", "oslo", "rome"], "y": [1.0, 2.0, 3.0, 4.0]})
     categorical = frame.with_columns(pl.col("city").cast(pl.Categorical))
+    enum = frame.with_columns(pl.col("city").cast(pl.Enum(["rome", "paris", "oslo"])))
     schema = fitpipe.Schema(features="city", targets="y")
     expected = batches(fitpipe.adapt(frame.to_arrow(), schema=schema, batch_size=3))
-    for given_frame in (frame, categorical):
+    for given_frame in (frame, categorical, enum):
         got = batches(fitpipe.adapt(given_frame, schema=schema, batch_size=3))
         _same_batches(expected, got)
 
@@ -133,6 +135,46 @@ def test_a_polars_frame_with_strings_and_categoricals_trains() -> None:
 def test_classic_keeps_a_column_already_classic() -> None:
     column = pa.array([[1.0, 2.0]], pa.list_(pa.field("element", pa.float32()), 2))
     assert classic(column) is column  # no copy, the list's field name kept
+
+
+@pytest.mark.parametrize("chunked", [False, True], ids=["array", "chunked"])
+@pytest.mark.parametrize("ordered", [False, True], ids=["unordered", "ordered"])
+@pytest.mark.parametrize(
+    "values",
+    [
+        pa.array(["lo", "hi", None], pa.string_view()),
+        pa.array([b"lo", b"hi", b""], pa.binary_view()),
+        pa.array(["lo", "hi", "mid"], pa.large_string()),
+        pa.array([7, -1, 3], pa.int64()),
+        pa.array([[1], None, [2, 3]], pa.list_view(pa.int64())),
+    ],
+    ids=["string_view", "binary_view", "large_string", "int64", "list_view"],
+)
+def test_a_dictionary_of_any_values_becomes_the_classic_dictionary(
+    values: pa.Array, ordered: bool, chunked: bool
+) -> None:
+    # An ordered dictionary of string views (a Polars Enum) lost `ordered` when its values
+    # were converted, so a chunked column's chunks no longer had its classic type: predict's
+    # output writer crashed with Arrow's raw "Array chunks must all be same type".
+    indices = pa.array([0, 1, None, 2, 1], pa.int8())
+    column = pa.DictionaryArray.from_arrays(indices, values, ordered=ordered)
+    given_column = pa.chunked_array([column.slice(0, 2), column.slice(2)]) if chunked else column
+    got = classic(given_column)
+    assert got.type == classic_type(column.type)
+    assert got.type.ordered == ordered
+    assert got.to_pylist() == column.to_pylist()
+    got.validate(full=True)
+
+
+def test_a_polars_enum_passthrough_column_is_written_by_predict(tmp_path: Path) -> None:
+    pl = pytest.importorskip("polars")
+    grade = pl.Series(["lo", "hi", "lo"], dtype=pl.Enum(["lo", "hi"]))
+    frame = pl.DataFrame({"a": [1.0, 2.0, 3.0], "grade": grade})
+    model = keras.Sequential([keras.Input((1,)), keras.layers.Dense(1)])
+    out = tmp_path / "out.parquet"
+    schema = fitpipe.Schema(features=["a"], passthrough=["grade"])
+    fitpipe.Trainer(model).predict(frame, schema=schema, output=out, verbose=0)
+    assert pq.read_table(out)["grade"].to_pylist() == ["lo", "hi", "lo"]
 
 
 @st.composite

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
+from fitpipe.adapters.arrow_leaves import check_arrow_nulls
 from fitpipe.adapters.base import AdaptRequest, ArraySource, Mode
 from fitpipe.adapters.capabilities import SourceBase
 from fitpipe.adapters.frame_arrays import check_frame, frame_fix, pandas_array, unmasked
@@ -106,6 +107,8 @@ def _to_numpy(value: Any, caller: str, path: str) -> Any:
     else:
         if isinstance(value, np.ma.MaskedArray):  # an isinstance check: ndarrays pass as they are
             value = unmasked(value, caller, path)
+        elif not isinstance(value, np.ndarray):
+            check_arrow_nulls(value, caller, path)  # NumPy would make them NaN
         try:
             array = _torch_array(value) if is_torch_tensor(value) else np.asarray(value)
         except (ValueError, TypeError) as err:

@@ -2,7 +2,8 @@
 
 * ``pyarrow.Table`` and ``RecordBatch``, and in-memory frames that export the Arrow C stream
   interface (Polars DataFrames, DuckDB results, ...), become rows: batching, shuffling,
-  ``validation_split`` and ``class_weight`` work as for arrays.
+  ``validation_split`` and ``class_weight`` work as for arrays. Without a schema such a
+  table is one 2-D input of all its columns (as Keras reads it), beside ``y``.
 * ``pyarrow.RecordBatchReader`` is a stream, read once like a generator.
 """
 
@@ -16,7 +17,12 @@ import numpy as np
 import pyarrow as pa
 import tensorflow as tf
 
-from fitpipe.adapters.arrays import check_rows, is_pandas
+from fitpipe.adapters.arrays import (
+    ARRAY_FAMILY_SUPPORTS,
+    ArrayFamilyAdapter,
+    check_rows,
+    is_pandas,
+)
 from fitpipe.adapters.base import (
     CHUNK_ROWS,
     AdaptRequest,
@@ -29,6 +35,7 @@ from fitpipe.adapters.capabilities import SourceBase
 from fitpipe.adapters.generators import one_pass_source
 from fitpipe.adapters.row_blocks import rows_of
 from fitpipe.adapters.split_keys import check_key_rows, table_keys
+from fitpipe.adapters.table_arrays import table_array
 from fitpipe.columnar import (
     EXPECTED_TYPES,
     checked_schema,
@@ -56,24 +63,56 @@ TABLE_SUPPORTS = frozenset(
 )
 
 
-def require_schema(request: AdaptRequest, accepts: str) -> Schema:
+def require_schema(request: AdaptRequest, accepts: str, arrays: bool = False) -> Schema:
     """Returns the request's schema, or raises the error that explains why one is needed.
 
     A mapping or a schema file path (see :func:`fitpipe.schemas.as_schema`) is read into a
-    :class:`Schema`.
+    :class:`Schema`. ``arrays``: the input is also one 2-D input of its columns when ``y``
+    is passed (an in-memory table), which the error offers. The ``*_on_batch`` methods
+    (``request.one_batch``) take no schema: their error says what they do take.
     """
     schema = as_schema(request.schema, request.caller)
     if schema is not None:
         return schema
+    if request.one_batch:
+        raise FitpipeTypeError(_one_batch_refusal(request, accepts, arrays))
+    example = 'Pass e.g. `schema=fitpipe.Schema(features=["a", "b"], targets="label")`'
+    if arrays:
+        example += ", or pass `y` to read all the columns, in order, as one 2-D input"
     raise FitpipeTypeError(
         message(
             request.caller,
             f"needs a `schema` for {accepts}",
             "Columnar data says which columns are features, targets and weights through a "
             "`fitpipe.Schema`",
-            'Pass e.g. `schema=fitpipe.Schema(features=["a", "b"], targets="label")`',
+            example,
             schema=request.schema,
         )
+    )
+
+
+def _one_batch_refusal(request: AdaptRequest, accepts: str, arrays: bool) -> str:
+    """Why ``*_on_batch`` cannot read columnar data here, and what they take instead."""
+    take = 'e.g. `x=batch.drop_columns(["label"])`, `y=batch["label"]`'
+    if arrays:
+        return message(
+            request.caller,
+            f"needs `y` beside `x`, a {accepts}",
+            f"`{request.caller}` takes no schema: a table is one 2-D input of all its "
+            "columns, and its targets are passed as `y`",
+            "Take the target column out of the table and pass it as `y`, e.g. "
+            '`x=table.drop_columns(["label"])`, `y=table["label"]` (Polars: '
+            '`df.drop("label")`, `df["label"]`)',
+            x=request.x,
+        )
+    return message(
+        request.caller,
+        f"cannot read {accepts} as one batch",
+        f"`{request.caller}` takes one batch of arrays (or an Arrow table of feature "
+        "columns with `y`), and no schema",
+        "Read a batch first, e.g. `batch = reader.read_next_batch()` (a Parquet file: "
+        f"`pyarrow.parquet.read_table(path)`), and pass its columns, {take}",
+        x=request.x,
     )
 
 
@@ -226,32 +265,68 @@ def _exports_stream(x: Any) -> bool:
     return hasattr(type(x), "__arrow_c_stream__") and not isinstance(x, pa.RecordBatchReader)
 
 
-class ArrowTableAdapter:
-    """Takes a ``pyarrow.Table``/``RecordBatch`` or an in-memory Arrow C stream exporter."""
+def _one_column(x: Any) -> bool:
+    """One column, an array's input (as a ``pyarrow.Array`` is): a ChunkedArray, a Series.
+
+    Told from the type and, for array-likes, the shape (a Polars Series'): never by reading
+    the stream, which would run a DuckDB relation's query.
+    """
+    if isinstance(x, pa.ChunkedArray):
+        return True
+    return hasattr(type(x), "__array__") and len(getattr(x, "shape", None) or ()) == 1
+
+
+class ArrowTableAdapter(ArrayFamilyAdapter):
+    """Takes a ``pyarrow.Table``/``RecordBatch`` or an in-memory Arrow C stream exporter.
+
+    With ``schema=``, its columns are read by role; without, it is one 2-D input of all its
+    columns, as Keras reads it (:func:`~fitpipe.adapters.table_arrays.table_array`), with
+    the array family's arguments (``y``, ``sample_weight``, ...).
+    """
 
     name = "arrow"
     accepts = (
-        "a pyarrow.Table or RecordBatch, or a frame exporting `__arrow_c_stream__` (Polars, "
-        "DuckDB), with `schema=`"
+        "a pyarrow.Table or RecordBatch, or a frame exporting `__arrow_c_stream__` (Polars, DuckDB)"
     )
-    supports = TABLE_SUPPORTS
+    supports = TABLE_SUPPORTS | ARRAY_FAMILY_SUPPORTS
 
     def can_adapt(self, x: Any) -> bool:
-        """True for Arrow tables and record batches and for Arrow C stream exporters."""
+        """True for Arrow tables and record batches and for Arrow C stream exporters.
+
+        Not for one column (a ``ChunkedArray``, a Polars Series): the array adapter takes it,
+        as it takes a ``pyarrow.Array``.
+        """
         if isinstance(x, (pa.Table, pa.RecordBatch)):
             return True
-        return _exports_stream(x) and not is_pandas(x)
+        return _exports_stream(x) and not is_pandas(x) and not _one_column(x)
 
-    def adapt(self, request: AdaptRequest) -> ArraySource | ColumnChunks:
+    def supports_for(self, request: AdaptRequest) -> frozenset[str]:
+        """With ``schema``: columns by role (no ``y``, no weights); else an array's arguments."""
+        return TABLE_SUPPORTS if request.schema is not None else ARRAY_FAMILY_SUPPORTS
+
+    def adapt(self, request: AdaptRequest) -> ArraySource | SourceBase:
         """Reads the table (C stream exporters are read into one) and converts its columns."""
-        x = request.x
+        x, source = request.x, type(request.x).__name__
+        if request.schema is None and request.y is None and request.mode.reads_targets:
+            require_schema(request, source, arrays=True)  # raises: roles were most likely meant
         if isinstance(x, pa.RecordBatch):
             x = pa.Table.from_batches([x])
         elif not isinstance(x, pa.Table):
             x = stream_table(x, request.caller)
+        if request.schema is None:
+            return self._as_array(x, request, source)
         if request.chunks:
-            return table_chunks(x, request, type(request.x).__name__)
-        return table_source(x, request, type(request.x).__name__, shard_rows=True)
+            return table_chunks(x, request, source)
+        return table_source(x, request, source, shard_rows=True)
+
+    def _as_array(self, table: pa.Table, request: AdaptRequest, source: str) -> SourceBase:
+        """The table as one 2-D array, adapted as NumPy input is (``split_by``: a column)."""
+        keys = request.split_by
+        if isinstance(keys, str):  # the keys' column, read for the split only
+            keys = table_keys(table, keys, source, request.caller)
+            table = table.drop_columns([request.split_by])
+        array = table_array(table, request, source)
+        return super().adapt(dataclasses.replace(request, x=array, split_by=keys))
 
 
 def rebatch_tables(

@@ -85,8 +85,9 @@ def classic(column: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:
         return pa.chunked_array([classic(chunk) for chunk in column.chunks], target)
     if pat.is_run_end_encoded(column.type):
         return classic(pc.run_end_decode(column))
-    if pat.is_dictionary(column.type):
-        return pa.DictionaryArray.from_arrays(column.indices, classic(column.dictionary))
+    if pat.is_dictionary(column.type):  # ordered or not, as the type says (a Polars Enum is)
+        values = classic(column.dictionary)
+        return pa.DictionaryArray.from_arrays(column.indices, values, ordered=target.ordered)
     if pat.is_list_view(column.type) or pat.is_large_list_view(column.type):
         return _list_of_view(column, target)
     return column.cast(target)

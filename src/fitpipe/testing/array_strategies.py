@@ -13,6 +13,7 @@ This module needs ``hypothesis`` (the ``test`` extra: ``pip install fitpipe[test
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import ml_dtypes
@@ -24,6 +25,7 @@ from hypothesis.extra import numpy as hnp
 __all__ = [
     "NARROW_DTYPES",
     "NUMERIC_DTYPES",
+    "PASSTHROUGH_TYPE_NAMES",
     "batch_sizes",
     "class_labels",
     "float_arrays",
@@ -312,24 +314,70 @@ _PASSTHROUGH_TYPES: tuple[tuple[str, pa.DataType, st.SearchStrategy[Any]], ...] 
     ),
     ("date32", pa.date32(), st.dates()),
     ("timestamp[ms]", pa.timestamp("ms"), st.datetimes().map(lambda t: t.replace(microsecond=0))),
+    ("dictionary<string>", pa.dictionary(pa.int32(), pa.string()), st.text(max_size=4)),
+    (
+        "dictionary<string, ordered>",
+        pa.dictionary(pa.int8(), pa.string(), ordered=True),
+        st.text(max_size=4),
+    ),
+    (
+        "dictionary<int64, ordered>",
+        pa.dictionary(pa.int16(), pa.int64(), ordered=True),
+        _INT64,
+    ),
+    ("dictionary<string_view>", pa.dictionary(pa.int32(), pa.string_view()), st.text(max_size=4)),
+    (  # a Polars Enum, as Polars hands it over
+        "dictionary<string_view, ordered>",
+        pa.dictionary(pa.uint8(), pa.string_view(), ordered=True),
+        st.text(max_size=4),
+    ),
 )
 
 
+#: The names of the types :func:`passthrough_arrays` draws from, for picking some.
+PASSTHROUGH_TYPE_NAMES: tuple[str, ...] = tuple(name for name, _, _ in _PASSTHROUGH_TYPES)
+
+
+def _arrow_column(items: list[Any], kind: pa.DataType) -> pa.Array:
+    """``items`` as an Arrow array of type ``kind``.
+
+    pyarrow builds no dictionary of view values from Python values (pyarrow 26): such a
+    column is encoded from plain strings, its dictionary then cast to the view type.
+    """
+    if not pa.types.is_dictionary(kind):
+        return pa.array(items, kind)
+    values = kind.value_type
+    plain = pa.string() if pa.types.is_string_view(values) else values
+    encoded = pa.array(items, plain).dictionary_encode()
+    return pa.DictionaryArray.from_arrays(
+        encoded.indices.cast(kind.index_type),
+        encoded.dictionary.cast(values),
+        ordered=kind.ordered,
+    )
+
+
 @st.composite
-def passthrough_arrays(draw: st.DrawFn, rows: int) -> tuple[str, pa.Array]:
+def passthrough_arrays(
+    draw: st.DrawFn, rows: int, types: Sequence[str] | None = None
+) -> tuple[str, pa.Array]:
     """An Arrow column of ``rows`` values of a type a passthrough column (an id) may have.
 
     Integers of 32 and 64 bits (signed and not), floats, bools, strings (and large ones),
-    nulls only, lists of integers or floats, structs, dates and timestamps; any value may
-    be null. Two draws give the column of two files, whose types may differ.
+    nulls only, lists of integers or floats, structs, dates, timestamps, and dictionaries
+    (ordered or not) of strings, string views (a Polars Enum) and integers; any value may
+    be null. Two draws give the column of two files, whose types may differ (Parquet holds
+    no dictionary of string views: such a column is one of an in-memory table).
 
     Args:
         draw: Hypothesis' draw function.
         rows: The column's length.
+        types: The names (of :data:`PASSTHROUGH_TYPE_NAMES`) of the types to draw from;
+            None: every type.
 
     Returns:
         ``(type name, array)``.
     """
-    name, kind, values = draw(st.sampled_from(_PASSTHROUGH_TYPES))
+    kinds = [t for t in _PASSTHROUGH_TYPES if types is None or t[0] in types]
+    name, kind, values = draw(st.sampled_from(kinds))
     items = draw(st.lists(st.none() | values, min_size=rows, max_size=rows))
-    return name, pa.array(items, kind)
+    return name, _arrow_column(items, kind)

@@ -67,6 +67,7 @@ from hypothesis.extra import numpy as hnp
 from fitpipe.testing.array_strategies import (
     NARROW_DTYPES,
     NUMERIC_DTYPES,
+    PASSTHROUGH_TYPE_NAMES,
     batch_sizes,
     class_labels,
     float_arrays,
@@ -115,6 +116,7 @@ __all__ = [
     "NUMERIC_DTYPES",
     "OPTIMIZER_NAMES",
     "PARQUET_ROW_GROUP_SIZE",
+    "PASSTHROUGH_TYPE_NAMES",
     "ArrayLike",
     "ArrayPyDataset",
     "BadBatch",

@@ -1,0 +1,105 @@
+"""Arrow data given where an array is (a column, a table, a Polars Series): no nulls.
+
+NumPy has no nulls: converting an Arrow column (``np.asarray`` of a ``pyarrow.Array`` or
+``ChunkedArray``, a Polars Series, a table's columns) makes a null NaN and a column of
+integers with one floats, silently. fitpipe drops nothing silently: a null in Arrow data read
+as an array is refused, naming its column and row.
+"""
+
+from __future__ import annotations
+
+from typing import Any, TypeAlias
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.types as pat
+
+from fitpipe.columnar import classic, one_array
+from fitpipe.errors import FitpipeValueError, message, raw
+
+__all__ = ["arrow_data", "check_arrow_nulls", "first_null", "null_refusal"]
+
+ArrowData: TypeAlias = pa.Array | pa.ChunkedArray | pa.Table
+
+
+def arrow_data(value: Any) -> ArrowData | None:
+    """``value`` as Arrow data when it is Arrow data or exports it; else None.
+
+    pyarrow arrays, chunked arrays, tables and record batches as they are; objects exporting
+    the Arrow C interfaces (a Polars Series or DataFrame) imported without a copy. pandas
+    objects (which export a stream too) are read by pandas' rules, and data Arrow cannot
+    import is left to NumPy's conversion (None).
+    """
+    if isinstance(value, (pa.Array, pa.ChunkedArray, pa.Table)):
+        return value
+    if isinstance(value, pa.RecordBatch):
+        return pa.Table.from_batches([value])
+    kind = type(value)
+    if (getattr(kind, "__module__", "") or "").startswith("pandas"):
+        return None
+    try:
+        if hasattr(kind, "__arrow_c_array__"):
+            return pa.array(value)
+        if hasattr(kind, "__arrow_c_stream__"):
+            shape = getattr(value, "shape", None)
+            return pa.chunked_array(value) if len(shape or ()) == 1 else pa.table(value)
+    except (pa.ArrowException, TypeError, ValueError):
+        return None
+    return None
+
+
+def first_null(column: pa.Array | pa.ChunkedArray) -> int | None:
+    """The first row of ``column`` that is null (a dictionary's null values too), or None."""
+    if column.null_count == 0 and not pat.is_dictionary(column.type):
+        return None
+    array = classic(one_array(column))
+    if pat.is_dictionary(array.type):  # its nulls may be in its dictionary, not its indices
+        array = array.dictionary_decode()
+    if array.null_count == 0:
+        return None
+    return int(pc.index(pc.is_null(array), True).as_py())
+
+
+def null_refusal(caller: str, path: str, column: str | None, row: int, fix: str, shown: Any) -> str:
+    """The message refusing a null at ``row`` (of ``column``, a table's) of Arrow data.
+
+    ``shown``: the data, as shown after "Received:" (a :func:`fitpipe.errors.raw` text).
+    """
+    where = "it holds" if column is None else f"its column {column!r} holds"
+    return message(
+        caller,
+        f"cannot read `{path}` as an array: {where} a null at row {row}",
+        "An array has no nulls: NumPy would make them NaN (and integers floats) silently",
+        fix,
+        **{path: shown},
+    )
+
+
+def _size(value: Any) -> str:
+    shape = getattr(value, "shape", None)
+    if shape is None:
+        return f"{len(value)} rows"
+    return f"shape {tuple(shape)}"
+
+
+def check_arrow_nulls(value: Any, caller: str, path: str) -> None:
+    """Refuses a null in Arrow data read as an array (a column, a table's columns).
+
+    Raises:
+        FitpipeValueError: ``value`` is or exports Arrow data that holds a null.
+    """
+    data = arrow_data(value)
+    if data is None:
+        return
+    columns: list[tuple[str | None, Any]] = [(None, data)]
+    if isinstance(data, pa.Table):
+        columns = list(zip(data.column_names, data.columns, strict=True))
+    for name, column in columns:
+        row = first_null(column)
+        if row is not None:
+            fix = (
+                "Fill the nulls first (e.g. `pyarrow.compute.fill_null(column, 0)`, Polars' "
+                "`.fill_null(0)`) or drop the rows that hold them"
+            )
+            shown = raw(f"{type(value).__name__} of {_size(value)}")
+            raise FitpipeValueError(null_refusal(caller, path, name, row, fix, shown))

@@ -1,0 +1,97 @@
+"""One Arrow column as an array: ``pyarrow.Array``, ``ChunkedArray``, a Polars Series.
+
+Before: a ``ChunkedArray`` or a Polars Series given as ``x`` went to the table adapter (it
+exports ``__arrow_c_stream__``) and was refused with a misleading error about the types of
+its columns, though both were taken as ``y`` and a ``pyarrow.Array`` as ``x``. And a null in
+any of them, as ``x`` or ``y``, became NaN through NumPy (integers floats), silently.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import keras
+import numpy as np
+import polars as pl
+import pyarrow as pa
+import pytest
+
+import fitpipe
+from fitpipe.adapters import ArrowTableAdapter
+from fitpipe.errors import FitpipeValueError
+from fitpipe.testing import assert_matches_keras
+
+X = np.linspace(0, 1, 8, dtype="float32")
+Y = (X * 2).astype("float32")
+
+COLUMNS = {
+    "Array": lambda v: pa.array(v),
+    "ChunkedArray": lambda v: pa.chunked_array([v[:3], v[3:]]),
+    "polars.Series": lambda v: pl.Series("s", v),
+}
+
+
+def _dense() -> keras.Model:
+    return keras.Sequential([keras.Input((1,)), keras.layers.Dense(1)])
+
+
+@pytest.mark.parametrize("kind", COLUMNS)
+def test_a_column_as_x_trains_and_predicts_as_keras_on_its_values(kind: str) -> None:
+    # Keras 3.15 reads a pyarrow array as `x` only (no `.shape` for its checks of `y`).
+    column, y = COLUMNS[kind](X), COLUMNS[kind](Y)
+    assert_matches_keras(_dense, column, y, keras_x=X, keras_y=Y, batch_size=3, epochs=2)
+
+
+@pytest.mark.parametrize("kind", ["ChunkedArray", "polars.Series"])
+def test_one_column_exporters_are_left_to_the_array_adapter(kind: str) -> None:
+    assert not ArrowTableAdapter().can_adapt(COLUMNS[kind](X))
+    assert fitpipe.adapters.registry.find(COLUMNS[kind](X), "fit").name == "numpy"
+
+
+class _Relation:
+    """A DuckDB relation's surface: a stream whose export would run its query."""
+
+    shape = (3, 2)
+
+    def __arrow_c_stream__(self, requested_schema: Any = None) -> Any:
+        raise AssertionError("the stream was read to choose an adapter")
+
+
+def test_choosing_an_adapter_reads_no_stream() -> None:
+    assert ArrowTableAdapter().can_adapt(_Relation())
+
+
+NULLS: dict[str, Any] = {
+    "Array of ints": pa.array([1, 2, None, 4]),
+    "ChunkedArray of floats": pa.chunked_array([[1.0, 2.0], [None, 4.0]]),
+    "polars.Series": pl.Series("s", [1, 2, None, 4]),
+    "dictionary with a null value": pa.DictionaryArray.from_arrays(
+        pa.array([0, 1, 0, 1]), pa.array([1.0, None])
+    ),
+}
+
+
+@pytest.mark.parametrize("role", ["x", "y"])
+@pytest.mark.parametrize("kind", NULLS)
+def test_a_null_in_a_column_is_refused_naming_its_row(kind: str, role: str) -> None:
+    trainer = fitpipe.Trainer(_dense())
+    trainer.compile(optimizer="sgd", loss="mse")
+    column, array = NULLS[kind], np.arange(4, dtype="float32")
+    x, y = (column, array) if role == "x" else (array, column)
+    row = 1 if kind.startswith("dictionary") else 2
+    with pytest.raises(
+        FitpipeValueError, match=f"cannot read `{role}` as an array: it holds a null at row {row}"
+    ):
+        trainer.fit(x, y, verbose=0)
+
+
+def test_a_null_in_a_table_in_a_dict_is_refused_naming_its_column() -> None:
+    inputs = keras.Input((2,), name="t")
+    model = keras.Model(inputs, keras.layers.Dense(1)(inputs))
+    trainer = fitpipe.Trainer(model)
+    trainer.compile(optimizer="sgd", loss="mse")
+    table = pa.table({"a": [1.0, 2.0, 3.0], "b": [1.0, None, 3.0]})
+    with pytest.raises(
+        FitpipeValueError, match=r"`x\['t'\]`.*its column 'b' holds a null at row 1"
+    ):
+        trainer.fit({"t": table}, np.zeros(3), verbose=0)
