@@ -64,3 +64,32 @@ def test_a_position_of_no_backup_is_reported(tmp_path: Path, rel: Any) -> None:
         )
     assert history.epoch == [1]  # Keras' restart: the epoch from its first batch
     assert np.isfinite(history.history["loss"]).all()
+
+
+def test_a_pending_position_of_an_earlier_epoch_is_not_taken_for_a_later_backup(
+    tmp_path: Path, rel: Any
+) -> None:
+    # fitpipe interrupted after epoch 1 left a pending position (epoch 2, batch 0); Keras'
+    # own `fit` then resumed and backed up after epoch 4 (it writes no position). The
+    # pending entry matched the new backup by its batch (0) alone: fitpipe trained epochs
+    # 2, 3 and 4 again on the epoch-4 weights.
+    import keras
+
+    import fitpipe
+
+    folder = tmp_path / "backup"
+    folder.mkdir()
+    (folder / "training_metadata.json").write_text(json.dumps({"epoch": 4, "batch": 0}))
+    earlier = {"epoch": 1, "batch": 0}
+    entry = {"step": 0, "pass_index": 1, "seen": 0, "backup": earlier}
+    saved = {"confirmed": {**entry, "epoch": 1}, "pending": {**entry, "epoch": 2, "batch": 0}}
+    (folder / POSITION_FILE).write_text(json.dumps(saved))
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1)])
+    trainer = fitpipe.Trainer(model)
+    trainer.compile(optimizer="sgd", loss="mse")
+    callback = keras.callbacks.BackupAndRestore(str(folder))
+    with pytest.warns(FitpipeWarning, match=r"belongs to no backup.*Keras' own `fit`"):
+        history = trainer.fit(
+            rel.x_data(), rel.y_data(), batch_size=2, epochs=5, callbacks=[callback], verbose=0
+        )
+    assert history.epoch == [4]  # as Keras resumes its own backup

@@ -257,3 +257,23 @@ def test_mixed_float16_with_auto_scale_loss() -> None:
     assert isinstance(res.twin.optimizer, keras.optimizers.LossScaleOptimizer)
     assert res.twin.layers[1].compute_dtype == "float16"
     assert keras.mixed_precision.global_policy().name == "mixed_float16"
+
+
+@pytest.mark.parametrize("first", [{"steps_per_execution": "auto", "jit_compile": True}, {}])
+def test_a_keras_compile_after_fitpipes_takes_over_as_in_keras(first: dict[str, Any]) -> None:
+    # The last compile wins in Keras: fitpipe kept running its own "auto" steps and XLA
+    # after the model's own `compile(steps_per_execution=4, jit_compile=False)` (a batch
+    # callback saw batches [0, 1, 2, 15], not [3, 7, 11, 15]).
+    import fitpipe
+
+    seen: list[int] = []
+    model = _reg()
+    trainer = fitpipe.Trainer(model)
+    trainer.compile(optimizer="sgd", loss="mse", **first)
+    model.compile(optimizer="sgd", loss="mse", steps_per_execution=4, jit_compile=False)
+    batches = keras.callbacks.LambdaCallback(on_train_batch_end=lambda b, logs: seen.append(b))
+    trainer.fit(X[:64], Y[:64], batch_size=4, epochs=1, verbose=0, callbacks=[batches])
+    assert seen == [3, 7, 11, 15]
+    assert trainer.tuning["xla"]["train"]["xla"] is False
+    trainer.compile(optimizer="sgd", loss="mse", **first)  # and fitpipe's own, once again
+    assert trainer.steps_per_execution == first.get("steps_per_execution", 1)

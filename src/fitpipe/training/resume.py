@@ -171,8 +171,9 @@ class PositionBackups:
             if position is None:
                 warn(
                     f"fitpipe found an input position in {folder!r} that belongs to no backup "
-                    f"there (backup {metadata}, position {saved}); epoch {epoch + 1} restarts "
-                    "from its first batch, as in Keras.",
+                    f"there (backup {metadata}, position {_brief(saved)}: a later backup was "
+                    f"made by a run that keeps no position, such as Keras' own `fit`); epoch "
+                    f"{epoch + 1} restarts from its first batch, as in Keras.",
                     FitpipeWarning,
                 )
                 continue
@@ -274,6 +275,15 @@ class PositionBackups:
         self._captured = None  # the next backup's state is captured before it again
 
 
+def _brief(saved: dict[str, Any]) -> dict[str, Any]:
+    """A position file's entries by their epoch, step and backup (not their saved state)."""
+    return {
+        kind: {k: entry.get(k) for k in ("epoch", "step", "backup")}
+        for kind, entry in saved.items()
+        if isinstance(entry, dict)
+    }
+
+
 def _matching(saved: dict[str, Any], metadata: Any) -> Position | None:
     """The saved position that belongs to the backup whose metadata is ``metadata``."""
     confirmed, pending = saved.get("confirmed"), saved.get("pending")
@@ -285,6 +295,9 @@ def _matching(saved: dict[str, Any], metadata: Any) -> Position | None:
             and isinstance(metadata, dict)
             and pending.get("backup") != metadata  # a backup came after it was written ...
             and pending.get("batch") == metadata.get("batch")  # ... at its batch
+            # ... of its epoch, where an epoch's end saved it (batch 0; Keras' own runs
+            # made later backups beside a position file they never write)
+            and (metadata.get("batch") != 0 or pending.get("epoch") == metadata.get("epoch"))
         ):
             fields = {k: v for k, v in pending.items() if k != "batch"}
             return Position(**{**fields, "backup": metadata})

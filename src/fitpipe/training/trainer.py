@@ -162,7 +162,7 @@ class Trainer(EvaluatePredictMethods, OnBatchMethods):
             jit_compile=jit_compile,
             auto_scale_loss=auto_scale_loss,
         )
-        self._state.compiled(spe, jit_compile)
+        self._state.compiled(self.model, spe, jit_compile)
 
     @property
     def steps_per_execution(self) -> int | str | None:
