@@ -49,9 +49,14 @@ def test_every_such_column_is_named():
         fitpipe.adapt(frame, schema=fitpipe.Schema("a", "y"))
 
 
-# C strings end at a NUL: a name holding one cannot cross the C data interface whole
+# C strings end at a NUL: a name holding one cannot cross the C data interface whole; Arrow's
+# names are UTF-8, which holds no lone surrogate (pa.table refuses one: UnicodeEncodeError)
 NAMES = st.lists(
-    st.text(st.characters(blacklist_characters="\x00"), min_size=1, max_size=6),
+    st.text(
+        st.characters(blacklist_characters="\x00", blacklist_categories=("Cs",)),
+        min_size=1,
+        max_size=6,
+    ),
     min_size=1,
     max_size=5,
     unique=True,
