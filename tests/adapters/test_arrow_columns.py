@@ -15,6 +15,8 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import fitpipe
 from fitpipe.adapters import ArrowTableAdapter
@@ -95,3 +97,31 @@ def test_a_null_in_a_table_in_a_dict_is_refused_naming_its_column() -> None:
         FitpipeValueError, match=r"`x\['t'\]`.*its column 'b' holds a null at row 1"
     ):
         trainer.fit({"t": table}, np.zeros(3), verbose=0)
+
+
+@settings(max_examples=20, deadline=None)
+@given(
+    rows=st.integers(1, 6),
+    width=st.integers(1, 3),
+    depth=st.integers(1, 2),
+    at=st.integers(0, 100),
+    offset=st.integers(0, 2),
+    polars=st.booleans(),
+)
+def test_a_null_inside_a_row_of_fixed_size_lists_is_refused_naming_its_row(
+    rows: int, width: int, depth: int, at: int, offset: int, polars: bool
+) -> None:
+    # A Polars `Array` column (fixed-size lists, at any depth) whose null is inside a row,
+    # not the row itself: NumPy made it NaN and the batch trained on it
+    per_row = width**depth
+    values: list[Any] = [float(v) for v in range((rows + offset) * per_row)]
+    hole = offset * per_row + at % (rows * per_row)
+    values[hole] = None
+    array: pa.Array = pa.array(values, pa.float64())
+    for _ in range(depth):
+        array = pa.FixedSizeListArray.from_arrays(array, width)
+    array = array.slice(offset)  # a view past its first rows: the row counts from the view
+    x = pl.from_arrow(array) if polars else pa.chunked_array([array])
+    row = (hole - offset * per_row) // per_row
+    with pytest.raises(FitpipeValueError, match=rf"holds a null at row {row}\b"):
+        fitpipe.adapt(x, np.zeros(rows, "float32"))

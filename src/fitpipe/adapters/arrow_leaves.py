@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from typing import Any, TypeAlias
 
+import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.types as pat
 
 from fitpipe.columnar import classic, one_array
@@ -49,15 +49,30 @@ def arrow_data(value: Any) -> ArrowData | None:
 
 
 def first_null(column: pa.Array | pa.ChunkedArray) -> int | None:
-    """The first row of ``column`` that is null (a dictionary's null values too), or None."""
-    if column.null_count == 0 and not pat.is_dictionary(column.type):
+    """The first row of ``column`` holding a null, or None.
+
+    A null row, a null value of a dictionary, or a null inside a row of fixed-size lists (a
+    Polars ``Array`` column: NumPy makes it NaN in the row's array).
+    """
+    nested = pat.is_dictionary(column.type) or pat.is_fixed_size_list(column.type)
+    if column.null_count == 0 and not nested:
         return None
-    array = classic(one_array(column))
+    found = np.flatnonzero(_null_rows(classic(one_array(column))))
+    return int(found[0]) if found.size else None
+
+
+def _null_rows(array: pa.Array) -> np.ndarray:
+    """Per row, whether it is null or holds a null (in fixed-size lists, at any depth)."""
     if pat.is_dictionary(array.type):  # its nulls may be in its dictionary, not its indices
         array = array.dictionary_decode()
-    if array.null_count == 0:
-        return None
-    return int(pc.index(pc.is_null(array), True).as_py())
+    rows = np.zeros(len(array), bool)
+    if array.null_count:
+        rows |= array.is_null().to_numpy(zero_copy_only=False)
+    if pat.is_fixed_size_list(array.type) and len(array):
+        size = array.type.list_size
+        values = array.values.slice(array.offset * size, len(array) * size)  # (offset kept)
+        rows |= _null_rows(values).reshape(len(array), size).any(axis=1)
+    return rows
 
 
 def null_refusal(caller: str, path: str, column: str | None, row: int, fix: str, shown: Any) -> str:

@@ -78,7 +78,10 @@ def require_schema(request: AdaptRequest, accepts: str, arrays: bool = False) ->
         raise FitpipeTypeError(_one_batch_refusal(request, accepts, arrays))
     example = 'Pass e.g. `schema=fitpipe.Schema(features=["a", "b"], targets="label")`'
     if arrays:
-        example += ", or pass `y` to read all the columns, in order, as one 2-D input"
+        example += (
+            ", or pass its targets beside it (as `y`, or in `validation_data=(x, y)`) to "
+            "read all its columns, in order, as one 2-D input"
+        )
     raise FitpipeTypeError(
         message(
             request.caller,

@@ -45,20 +45,26 @@ def _schema_fix(request: AdaptRequest, what: str) -> str:
 
 
 def _check_numbers(table: pa.Table, request: AdaptRequest, source: str) -> None:
-    other = [f.name for f in table.schema if not _holds_numbers(f.type)]
+    other = [f"{f.name} ({f.type})" for f in table.schema if not _holds_numbers(f.type)]
     if not other and table.num_columns:
         return
-    shown = other[:8] + ([f"... and {len(other) - 8} more"] if len(other) > 8 else [])
-    what = f"non-numeric columns {shown}" if other else "no columns"
-    drop = f"e.g. `x.drop_columns({other[:8]!r})` (Polars: `df.drop(...)`)" if other else ""
-    fix = f"Drop those columns, {drop}" if other else "Pass a table with feature columns"
+    shown = ", ".join(other[:8]) + (f" and {len(other) - 8} more" if len(other) > 8 else "")
+    what = f"columns of other types than numbers: {shown}" if other else "no columns"
+    fix = (
+        "Cast those columns to numbers or drop them upstream (pyarrow: `table.cast(...)`, "
+        "`table.drop_columns(...)`; Polars: `pl.col(...).cast(pl.Float64)`, `df.drop(...)`; "
+        "SQL: `CAST(... AS DOUBLE)`)"
+        if other
+        else "Pass a table with feature columns"
+    )
+    why = "decimals, times and strings are converted there; a string column is an input of its own"
     raise FitpipeTypeError(
         message(
             request.caller,
             f"cannot read `x`, a {source} with {what}, as one array",
             "Without a schema a table is one 2-D input of all its columns, so they must all "
-            "be numbers or booleans",
-            fix + _schema_fix(request, "a string column as an input of its own"),
+            "hold numbers or booleans",
+            fix + _schema_fix(request, why),
             x=_received(table, source),
         )
     )
