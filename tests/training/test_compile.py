@@ -277,3 +277,24 @@ def test_a_keras_compile_after_fitpipes_takes_over_as_in_keras(first: dict[str, 
     assert trainer.tuning["xla"]["train"]["xla"] is False
     trainer.compile(optimizer="sgd", loss="mse", **first)  # and fitpipe's own, once again
     assert trainer.steps_per_execution == first.get("steps_per_execution", 1)
+
+
+def test_fitpipes_settings_stay_when_a_built_model_adds_its_outputs_loss_trackers() -> None:
+    # A model of two outputs adds a loss tracker per output to `model.metrics` at its first
+    # step: no compile happened, and fitpipe's `steps_per_execution` stays.
+    import fitpipe
+
+    inputs = keras.Input((4,))
+    outputs = {"a": keras.layers.Dense(1)(inputs), "b": keras.layers.Dense(1)(inputs)}
+    trainer = fitpipe.Trainer(keras.Model(inputs, outputs))
+    trainer.compile(optimizer="sgd", loss={"a": "mse", "b": "mse"}, steps_per_execution=3)
+    before = len(trainer.model.metrics)
+    seen: list[int] = []
+    batches = keras.callbacks.LambdaCallback(on_train_batch_end=lambda b, logs: seen.append(b))
+    for _ in range(2):
+        seen.clear()
+        trainer.fit(
+            X[:48], {"a": Y[:48], "b": Y[:48]}, batch_size=4, verbose=0, callbacks=[batches]
+        )
+        assert seen == [2, 5, 8, 11] and trainer.steps_per_execution == 3
+    assert len(trainer.model.metrics) > before

@@ -40,9 +40,10 @@ class ModelState:
     xla: dict[str, bool] = dataclasses.field(default_factory=dict)
     #: The ranks of the batch leaves each step in :attr:`functions` was made for.
     ranks: dict[str, tuple[int | None, ...]] = dataclasses.field(default_factory=dict)
-    #: The compile fitpipe's settings belong to (the ids of ``model.metrics``, made anew by
-    #: every compile): a later Keras ``model.compile`` takes over with the model's own.
-    compile_mark: tuple[int, ...] | None = None
+    #: The compile fitpipe's settings belong to: the optimizer and metrics it made (every
+    #: compile makes its loss tracker and compiled metrics anew; a built model may add its
+    #: outputs' loss trackers later). A later Keras ``model.compile`` takes over.
+    compile_mark: tuple[Any, ...] | None = None
 
     def __deepcopy__(self, memo: dict[int, Any]) -> ModelState:
         """A fresh state: a copied model's steps are its own, made when it first runs."""
@@ -54,7 +55,7 @@ class ModelState:
         """Forgets the steps and tuners of an earlier ``compile``; keeps the new settings."""
         self.steps_per_execution = steps_per_execution
         self.jit_compile = jit_compile
-        self.compile_mark = _mark(model)
+        self.compile_mark = (getattr(model, "optimizer", None), *model.metrics)
         self.execution = None
         self.fused = self.last = None
         self.functions.clear()
@@ -83,7 +84,7 @@ class ModelState:
         (fitpipe's own History and progress bar aside), several steps run per call: the same
         steps in the same order, so results do not change; only how often Python runs.
         """
-        self._follow_keras(_mark(model))
+        self._follow_keras(model, model.metrics)
         value = self.steps_per_execution or getattr(model, "steps_per_execution", 1) or 1
         strategy = distribute.strategy_of(model)
         if strategy is not None and is_multi_worker(strategy):
@@ -122,13 +123,13 @@ class ModelState:
             batches: What the step will read: whether it casts its inputs to ``floatx``.
 
         """
-        mark = _mark(model)
-        self._follow_keras(mark)
+        metrics = model.metrics
+        self._follow_keras(model, metrics)
         key = (
             id(getattr(model, "optimizer", None)),
             self.jit(model),
             bool(model.run_eagerly),
-            mark,
+            tuple(id(m) for m in metrics),
             id(distribute.strategy_of(model)),
         )
         if key != self.key:  # a new optimizer, metrics, strategy or compilation: new steps
@@ -148,15 +149,21 @@ class ModelState:
             function = self.functions[name] = self._new_function(model, mode, cast)
         return function
 
-    def _follow_keras(self, mark: tuple[int, ...]) -> None:
+    def _follow_keras(self, model: keras.Model, metrics: list[Any]) -> None:
         """Drops fitpipe's compile settings once Keras' own ``model.compile`` came after.
 
         As in Keras, the last compile wins: its ``steps_per_execution`` and ``jit_compile``
         (fitpipe kept running its own, "auto" and XLA, after a Keras compile of 4 and False).
+        Told by the objects fitpipe's compile made being gone (held here: no id reused).
         """
-        if self.compile_mark is not None and mark != self.compile_mark:
-            self.steps_per_execution = self.jit_compile = self.compile_mark = None
-            self.execution = self.fused = None
+        if self.compile_mark is None:
+            return
+        optimizer, *made = self.compile_mark
+        ids = {id(m) for m in metrics}
+        if getattr(model, "optimizer", None) is optimizer and all(id(m) in ids for m in made):
+            return
+        self.steps_per_execution = self.jit_compile = self.compile_mark = None
+        self.execution = self.fused = None
 
     def _new_function(self, model: keras.Model, mode: str, cast: bool) -> StepFunction:
         steps = {"train": model.train_step, "test": model.test_step, "predict": model.predict_step}
@@ -169,11 +176,6 @@ class ModelState:
         if step_mode is Mode.TRAIN:
             conversions.build_optimizer(model)
         return StepFunction(step, self.jit(model), eager, collect, caller, step_mode, self.xla)
-
-
-def _mark(model: keras.Model) -> tuple[int, ...]:
-    """What tells one compile of ``model`` from another: its metrics' ids (new every time)."""
-    return tuple(id(m) for m in model.metrics)
 
 
 #: The model's attribute holding its :class:`ModelState`.
