@@ -195,12 +195,7 @@ class _Feeder:
             if not block and (not self._buffer or self._last(self._buffer[0])):
                 return None  # an end or a failure is taken by a blocking call, after the group
             if not self._buffer:
-                self._start()
-                self._waiting += 1
-                self._cond.notify_all()
-                while not self._buffer and self._current(reader):
-                    self._cond.wait()
-                self._waiting -= 1
+                self._await_batch(reader)
                 if not self._buffer or (reader is not None and reader != self._reader):
                     return _END
             item = self._buffer.popleft()
@@ -218,13 +213,21 @@ class _Feeder:
         """True when the input has no batch left; waits for the next one to be read (kept)."""
         with self._cond:
             if not (self._buffer or self._finished or self._stop):
-                self._start()
-                self._waiting += 1
-                self._cond.notify_all()
-                while not self._buffer and not self._stop:
-                    self._cond.wait()
-                self._waiting -= 1
+                self._await_batch()
             return self._finished or self._stop or not self._buffer or self._buffer[0] is _END
+
+    def _await_batch(self, reader: int | None = None) -> None:
+        """Waits, the lock held, for a batch (or the end, or a failure) to be buffered.
+
+        The reading thread reads one for a waiting consumer; the wait ends early when the
+        feeder is closed or ``reader`` is replaced by a newer one.
+        """
+        self._start()
+        self._waiting += 1
+        self._cond.notify_all()
+        while not self._buffer and self._current(reader):
+            self._cond.wait()
+        self._waiting -= 1
 
     def _current(self, reader: int | None) -> bool:
         """Not stopped, and ``reader`` (if any) not replaced by a newer one."""
