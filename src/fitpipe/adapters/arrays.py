@@ -9,8 +9,8 @@ inputs they take (``can_adapt``) and how they describe themselves; the conversio
 from __future__ import annotations
 
 import numbers
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, NoReturn
 
 import numpy as np
 import tensorflow as tf
@@ -52,20 +52,46 @@ _SCALARS = (numbers.Number, np.generic, str, bytes, bool)
 _TEXT_KINDS = frozenset("US")
 
 
+_TF_VALUES = (tf.Tensor, tf.RaggedTensor, tf.SparseTensor, tf.Variable)
+
+
+def _by_type(test: Callable[[type], bool]) -> Callable[[Any], bool]:
+    """``test`` of a value's type, remembered per type (asked for every input and leaf).
+
+    The registry asks each adapter in turn, and the array family each leaf, on every
+    ``*_on_batch`` call: ``isinstance`` against TensorFlow's ABCs and a walk of the MRO
+    cost microseconds a question, a dict lookup a tenth of one.
+    """
+    known: dict[type, bool] = {}
+
+    def check(value: Any) -> bool:
+        kind = type(value)
+        found = known.get(kind)
+        if found is None:
+            if len(known) > 1024:  # classes made at run time: bounded
+                known.clear()
+            found = known[kind] = test(kind)
+        return found
+
+    return check
+
+
+_tf_type = _by_type(lambda kind: issubclass(kind, _TF_VALUES))
+_pandas_type = _by_type(
+    lambda kind: any(
+        (getattr(k, "__module__", "") or "").split(".", 1)[0] == "pandas" for k in kind.__mro__
+    )
+)
+
+
 def is_tf_value(value: Any) -> bool:
     """Tells whether ``value`` is a dense, ragged or sparse TensorFlow tensor or variable."""
-    return isinstance(value, (tf.Tensor, tf.RaggedTensor, tf.SparseTensor, tf.Variable))
-
-
-def _from_module(value: Any, root: str) -> bool:
-    return any(
-        (getattr(k, "__module__", "") or "").split(".", 1)[0] == root for k in type(value).__mro__
-    )
+    return _tf_type(value)
 
 
 def is_pandas(value: Any) -> bool:
     """Tells, without importing pandas, whether ``value`` is a pandas DataFrame or Series."""
-    return _from_module(value, "pandas") and hasattr(value, "to_numpy")
+    return _pandas_type(value) and hasattr(value, "to_numpy")
 
 
 def is_scalar_sequence(value: Any) -> bool:
@@ -331,6 +357,12 @@ def check_rows(source_parts: dict[str, Any], caller: str, empty: bool = False) -
         name: [num_rows(leaf) for leaf in _leaves(part)] for name, part in source_parts.items()
     }
     distinct = {n for counts in sizes.values() for n in counts}
+    if len(distinct) > 1 or (not distinct - {0} and not empty):  # worded only to refuse
+        _refuse_rows(sizes, distinct, caller)
+    return distinct.pop() if distinct else 0
+
+
+def _refuse_rows(sizes: dict[str, list[int]], distinct: set[int], caller: str) -> NoReturn:
     listing = "; ".join(
         f"{name} sizes: {', '.join(map(str, counts))}" for name, counts in sizes.items() if counts
     )
@@ -344,18 +376,15 @@ def check_rows(source_parts: dict[str, Any], caller: str, empty: bool = False) -
                 sizes=raw(listing),
             )
         )
-    count = distinct.pop() if distinct else 0
-    if count == 0 and not empty:
-        raise DataMismatchError(
-            message(
-                caller,
-                "got an empty input (0 samples)",
-                "Training and inference need at least one sample",
-                "Check the data loading step that produced the arrays",
-                sizes=raw(listing),
-            )
+    raise DataMismatchError(
+        message(
+            caller,
+            "got an empty input (0 samples)",
+            "Training and inference need at least one sample",
+            "Check the data loading step that produced the arrays",
+            sizes=raw(listing),
         )
-    return count
+    )
 
 
 def check_sample_weight(sample_weight: Any, y: Any, caller: str) -> None:
