@@ -17,7 +17,7 @@ import pyarrow.types as pat
 from fitpipe.columnar import classic, one_array
 from fitpipe.errors import FitpipeValueError, message, raw
 
-__all__ = ["arrow_data", "check_arrow_nulls", "first_null", "null_refusal"]
+__all__ = ["arrow_data", "check_arrow_nulls", "first_null", "first_null_column", "null_refusal"]
 
 ArrowData: TypeAlias = pa.Array | pa.ChunkedArray | pa.Table
 
@@ -97,6 +97,18 @@ def _size(value: Any) -> str:
     return f"shape {tuple(shape)}"
 
 
+def first_null_column(data: ArrowData) -> tuple[str | None, int] | None:
+    """The first column of ``data`` holding a null (None: one column) and its row; None."""
+    columns: list[tuple[str | None, Any]] = [(None, data)]
+    if isinstance(data, pa.Table):
+        columns = list(zip(data.column_names, data.columns, strict=True))
+    for name, column in columns:
+        row = first_null(column)
+        if row is not None:
+            return name, row
+    return None
+
+
 def check_arrow_nulls(value: Any, caller: str, path: str) -> None:
     """Refuses a null in Arrow data read as an array (a column, a table's columns).
 
@@ -104,17 +116,11 @@ def check_arrow_nulls(value: Any, caller: str, path: str) -> None:
         FitpipeValueError: ``value`` is or exports Arrow data that holds a null.
     """
     data = arrow_data(value)
-    if data is None:
-        return
-    columns: list[tuple[str | None, Any]] = [(None, data)]
-    if isinstance(data, pa.Table):
-        columns = list(zip(data.column_names, data.columns, strict=True))
-    for name, column in columns:
-        row = first_null(column)
-        if row is not None:
-            fix = (
-                "Fill the nulls first (e.g. `pyarrow.compute.fill_null(column, 0)`, Polars' "
-                "`.fill_null(0)`) or drop the rows that hold them"
-            )
-            shown = raw(f"{type(value).__name__} of {_size(value)}")
-            raise FitpipeValueError(null_refusal(caller, path, name, row, fix, shown))
+    found = None if data is None else first_null_column(data)
+    if found is not None:
+        fix = (
+            "Fill the nulls first (e.g. `pyarrow.compute.fill_null(column, 0)`, Polars' "
+            "`.fill_null(0)`) or drop the rows that hold them"
+        )
+        shown = raw(f"{type(value).__name__} of {_size(value)}")
+        raise FitpipeValueError(null_refusal(caller, path, *found, fix, shown))

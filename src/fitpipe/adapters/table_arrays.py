@@ -15,7 +15,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.types as pat
 
-from fitpipe.adapters.arrow_leaves import first_null, null_refusal
+from fitpipe.adapters.arrow_leaves import first_null_column, null_refusal
 from fitpipe.adapters.base import AdaptRequest
 from fitpipe.columnar import column_array, stack_columns, value_type
 from fitpipe.errors import FitpipeTypeError, FitpipeValueError, message, raw
@@ -71,17 +71,16 @@ def _check_numbers(table: pa.Table, request: AdaptRequest, source: str) -> None:
 
 
 def _check_nulls(table: pa.Table, request: AdaptRequest, source: str) -> None:
-    for name, column in zip(table.column_names, table.columns, strict=True):
-        row = first_null(column)
-        if row is None:
-            continue
-        fix = (
-            "Fill the nulls first (e.g. `pyarrow.compute.fill_null(column, 0)`, Polars' "
-            "`df.fill_null(0)`) or drop the column"
-            + _schema_fix(request, f"`fitpipe.Schema(..., fill={{{name!r}: 0}})` fills them")
-        )
-        shown = _received(table, source)
-        raise FitpipeValueError(null_refusal(request.caller, "x", name, row, fix, shown))
+    found = first_null_column(table)
+    if found is None:
+        return
+    fix = (
+        "Fill the nulls first (e.g. `pyarrow.compute.fill_null(column, 0)`, Polars' "
+        "`df.fill_null(0)`) or drop the column"
+        + _schema_fix(request, f"`fitpipe.Schema(..., fill={{{found[0]!r}: 0}})` fills them")
+    )
+    shown = _received(table, source)
+    raise FitpipeValueError(null_refusal(request.caller, "x", *found, fix, shown))
 
 
 def table_array(table: pa.Table, request: AdaptRequest, source: str) -> np.ndarray:

@@ -147,9 +147,14 @@ def planned_status(fragment: Any) -> tuple[int, ...] | None:
     """:func:`file_status` of a fragment's file as planned; None off the local filesystem."""
     if not isinstance(getattr(fragment, "filesystem", None), pafs.LocalFileSystem):
         return None
+    return _status_of(fragment.path)
+
+
+def _status_of(path: str) -> tuple[int, ...] | None:
+    """:func:`file_status`, or None for a file gone (reading it says so, of its own type)."""
     try:
-        return file_status(fragment.path)
-    except OSError:  # (gone already: reading it says so)
+        return file_status(path)
+    except OSError:
         return None
 
 
@@ -163,11 +168,8 @@ def check_unchanged(path: str, planned: tuple[int, ...] | None) -> None:
     """
     if planned is None:
         return
-    try:
-        now = file_status(path)
-    except OSError:  # (gone: reading it says so, of its own type)
-        return
-    if now != planned:
+    now = _status_of(path)
+    if now is not None and now != planned:
         size = "" if now[0] == planned[0] else f": {planned[0]:,} -> {now[0]:,} bytes"
         raise OSError(errno.ESTALE, f"the file was rewritten after it was planned{size}")
 
