@@ -97,6 +97,23 @@ def test_a_table_without_schema_is_the_array_keras_reads(form: str) -> None:
     assert x.dtype == np.asarray(table).dtype
 
 
+@settings(max_examples=10, deadline=None)
+@given(data=tables(), batch_size=st.integers(1, 5))
+def test_adapt_reads_a_table_without_schema_nor_y_as_its_array(
+    data: tuple[Any, int], batch_size: int
+) -> None:
+    # `adapt` (the data layer, not `fit`) takes the table as it takes `np.asarray(table)`:
+    # batches of features only, as `predict` reads it.
+    table, _ = data
+    ours = fitpipe.adapt(table, batch_size=batch_size)
+    theirs = fitpipe.adapt(np.asarray(table), batch_size=batch_size)
+    assert ours.element_spec == theirs.element_spec
+    got, want = list(ours.dataset), list(theirs.dataset)
+    assert len(got) == len(want)
+    for (x,), (expected,) in zip(got, want, strict=True):
+        np.testing.assert_array_equal(x.numpy(), expected.numpy())
+
+
 def test_on_batch_methods_take_a_table_with_y_as_keras() -> None:
     table = pa.table({"a": [1.0, 2.0, 3.0], "b": [3, 4, 5]})
     y = np.array([0.0, 1.0, 0.5], "float32")

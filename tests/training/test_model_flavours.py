@@ -14,6 +14,8 @@ from typing import Any
 import keras
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import fitpipe
 
@@ -212,3 +214,64 @@ def test_jit_compile_as_asked_survives_saving(tmp_path: Path, jit: Any, build: s
     loaded = keras.models.load_model(tmp_path / "m.keras")
     assert fitpipe.Trainer(loaded).tuning["jit_compile"] == jit
     loaded.fit(X, Y, epochs=1, verbose=0)
+
+
+#: How a test builds a model unnamed: (how, by Keras, by fitpipe).
+_BUILDS: dict[str, tuple[Any, Any]] = {
+    "positional": (
+        lambda i, o: keras.Model(i, o),
+        lambda i, o: fitpipe.Model(i, o),
+    ),
+    "keywords": (
+        lambda i, o: keras.Model(inputs=i, outputs=o),
+        lambda i, o: fitpipe.Model(inputs=i, outputs=o),
+    ),
+    "sequential": (
+        lambda i, o: keras.Sequential([keras.layers.Dense(1)]),
+        lambda i, o: fitpipe.Sequential([keras.layers.Dense(1)]),
+    ),
+    "named": (
+        lambda i, o: keras.Model(i, o, name="functional_5"),
+        lambda i, o: fitpipe.Model(i, o, name="functional_5"),
+    ),
+}
+
+
+def _names(steps: list[tuple[str, bool]], by_fitpipe: bool) -> list[str]:
+    keras.backend.clear_session(free_memory=False)
+    inp = keras.Input((4,))
+    out = keras.layers.Dense(1)(inp)
+    names = []
+    for how, ours in steps:
+        build = _BUILDS[how][1 if ours and by_fitpipe else 0]
+        names.append(build(inp, out).name)
+    return names
+
+
+@settings(max_examples=15, deadline=None)
+@given(
+    steps=st.lists(
+        st.tuples(st.sampled_from(sorted(_BUILDS)), st.booleans()), min_size=1, max_size=5
+    )
+)
+def test_default_model_names_are_those_keras_gives(steps: list[tuple[str, bool]]) -> None:
+    # Keras alone, then the same steps with fitpipe building those marked: the same names
+    # (functional, functional_1... counted together with Keras' own models).
+    assert _names(steps, by_fitpipe=True) == _names(steps, by_fitpipe=False)
+
+
+def test_an_unnamed_functional_model_keeps_its_name_saved_and_pickled(tmp_path: Path) -> None:
+    model = _functional()
+    assert model.name == "functional"
+    model.save(tmp_path / "m.keras")
+    loaded = keras.models.load_model(tmp_path / "m.keras")
+    assert type(loaded) is type(model)
+    assert loaded.name == "functional"
+    assert pickle.loads(pickle.dumps(model)).name == "functional"
+    inp = keras.Input((4,))
+    assert fitpipe.Model(inp, keras.layers.Dense(1)(inp)).name == "functional_1"
+
+
+def test_a_functional_subclass_is_named_after_its_class() -> None:
+    inp = keras.Input((4,))
+    assert Tower(inp, keras.layers.Dense(1)(inp)).name == "tower"

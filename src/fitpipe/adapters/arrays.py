@@ -125,11 +125,15 @@ def num_rows(leaf: Any) -> int:
     return int(leaf.shape[0])
 
 
-def _to_numpy(value: Any, caller: str, path: str) -> Any:
-    """``value`` as a NumPy array (a string tensor for arrays of Python strings)."""
+def _to_numpy(value: Any, caller: str, path: str, takes_schema: bool) -> Any:
+    """``value`` as a NumPy array (a string tensor for arrays of Python strings).
+
+    ``takes_schema``: whether the caller takes a ``schema``, which refusals of a pandas
+    object offer.
+    """
     if is_pandas(value):
-        check_frame(value, caller, path)
-        array = pandas_array(value, caller, path)
+        check_frame(value, caller, path, takes_schema)
+        array = pandas_array(value, caller, path, takes_schema)
     else:
         if isinstance(value, np.ma.MaskedArray):  # an isinstance check: ndarrays pass as they are
             value = unmasked(value, caller, path)
@@ -150,7 +154,8 @@ def _to_numpy(value: Any, caller: str, path: str) -> Any:
     if array.dtype.kind in _TEXT_KINDS and not isinstance(value, np.ndarray):
         array = np.asarray(value, dtype=object)  # Python strings, kept whole (see below)
     if array.dtype.kind in "OT":  # objects, or NumPy 2's variable-width StringDType
-        return _object_to_text(array.astype(object, copy=False), caller, path, value)
+        objects = array.astype(object, copy=False)
+        return _object_to_text(objects, caller, path, value, takes_schema)
     refusal = dtype_refusal(path, array.dtype)
     if refusal is not None:
         raise FitpipeTypeError(message(caller, *refusal, **{path: value}))
@@ -166,7 +171,9 @@ def _torch_array(tensor: Any) -> np.ndarray:
     return array.astype("float32") if array.dtype == tf.bfloat16.as_numpy_dtype else array
 
 
-def _object_to_text(array: np.ndarray, caller: str, path: str, original: Any) -> Any:
+def _object_to_text(
+    array: np.ndarray, caller: str, path: str, original: Any, takes_schema: bool
+) -> Any:
     """An object array of ``str`` and ``bytes`` values as a string tensor, values exact.
 
     Through TensorFlow's conversion, as Keras converts such arrays: NumPy's fixed-width
@@ -199,7 +206,7 @@ def _object_to_text(array: np.ndarray, caller: str, path: str, original: Any) ->
             "lengths: pad them first)"
         )
     if is_pandas(original) and getattr(original, "ndim", 1) == 2:
-        fix = frame_fix(path, [])
+        fix = frame_fix(path, [], caller, takes_schema)
     raise FitpipeTypeError(
         message(
             caller,
@@ -233,7 +240,7 @@ def _scalar_leaf(value: Any, caller: str, path: str) -> str:
     )
 
 
-def _convert_leaf(value: Any, caller: str, path: str) -> Any:
+def _convert_leaf(value: Any, caller: str, path: str, takes_schema: bool) -> Any:
     if isinstance(value, tf.Variable):
         value = tf.convert_to_tensor(value)
     if is_sparse_array(value):
@@ -252,7 +259,7 @@ def _convert_leaf(value: Any, caller: str, path: str) -> Any:
                     **{path: value},
                 )
             )
-        value = _to_numpy(value, caller, path)
+        value = _to_numpy(value, caller, path, takes_schema)
     else:
         sparse = isinstance(value, tf.SparseTensor)
         refusal = tensor_dtype_refusal(path, value.dtype, sparse)
@@ -272,7 +279,7 @@ def _convert_leaf(value: Any, caller: str, path: str) -> Any:
     return value
 
 
-def convert_structure(value: Any, caller: str, path: str) -> Any:
+def convert_structure(value: Any, caller: str, path: str, *, takes_schema: bool = True) -> Any:
     """Converts a nested structure of array-likes to NumPy arrays and tensors, leaf by leaf.
 
     Lists become tuples (the form ``tf.data`` keeps as a structure); dicts keep their keys.
@@ -281,6 +288,8 @@ def convert_structure(value: Any, caller: str, path: str) -> Any:
         value: The structure, or None.
         caller: The public method being run.
         path: The argument name (``"x"``, ``"y"``, ``"sample_weight"``), extended per level.
+        takes_schema: Whether the caller takes a ``schema`` (the fixes of pandas objects
+            that are not one array offer it); False for the ``*_on_batch`` methods.
 
     Returns:
         The converted structure.
@@ -304,21 +313,21 @@ def convert_structure(value: Any, caller: str, path: str) -> Any:
                 **{path: value},
             )
         )
-    return _convert(value, caller, path)
+    return _convert(value, caller, path, takes_schema)
 
 
-def _convert(value: Any, caller: str, path: str) -> Any:
+def _convert(value: Any, caller: str, path: str, takes_schema: bool) -> Any:
     if is_array_like(value):
-        return _convert_leaf(value, caller, path)
+        return _convert_leaf(value, caller, path, takes_schema)
     if isinstance(value, Mapping):
         if not value:
             raise _empty_structure(caller, path, value)
-        return {k: _convert(v, caller, f"{path}[{k!r}]") for k, v in value.items()}
+        return {k: _convert(v, caller, f"{path}[{k!r}]", takes_schema) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         if not value:
             raise _empty_structure(caller, path, value)
-        return tuple(_convert(v, caller, f"{path}[{i}]") for i, v in enumerate(value))
-    return _convert_leaf(value, caller, path)
+        return tuple(_convert(v, caller, f"{path}[{i}]", takes_schema) for i, v in enumerate(value))
+    return _convert_leaf(value, caller, path, takes_schema)
 
 
 def _empty_structure(caller: str, path: str, value: Any) -> FitpipeValueError:
@@ -476,7 +485,8 @@ class ArrayFamilyAdapter:
         x, keys = row_keys(request)
         given = {"x": x, "y": request.y, "sample_weight": request.sample_weight}
         parts = {
-            name: convert_structure(value, request.caller, name) for name, value in given.items()
+            name: convert_structure(value, request.caller, name, takes_schema=not request.one_batch)
+            for name, value in given.items()
         }
         check_sample_weight(parts["sample_weight"], parts["y"], request.caller)
         empty = request.one_batch and request.mode is Mode.PREDICT  # none to predict

@@ -310,7 +310,8 @@ class ArrowTableAdapter(ArrayFamilyAdapter):
     def adapt(self, request: AdaptRequest) -> ArraySource | SourceBase:
         """Reads the table (C stream exporters are read into one) and converts its columns."""
         x, source = request.x, type(request.x).__name__
-        if request.schema is None and request.y is None and request.mode.reads_targets:
+        unlabelled = request.schema is None and request.y is None
+        if unlabelled and request.mode.reads_targets and not request.targets_optional:
             require_schema(request, source, arrays=True)  # raises: roles were most likely meant
         if isinstance(x, pa.RecordBatch):
             x = pa.Table.from_batches([x])

@@ -149,6 +149,10 @@ class AdaptRequest:
             ``Mode.PREDICT`` it may hold no rows (none are predicted, as in Keras).
         steps_name: The caller's name of ``steps`` (``fit``'s ``steps_per_epoch`` or
             ``validation_steps``), for error messages only.
+        targets_optional: The caller takes an input without targets as it is (the data
+            layer's ``fitpipe.adapt``): an Arrow table without a schema or ``y`` is then one
+            2-D input, as an array is. False (``fit``, ``evaluate``): such a table is
+            refused, its targets most likely among its columns.
 
     """
 
@@ -167,6 +171,7 @@ class AdaptRequest:
     share: Share | None = None
     one_batch: bool = False
     steps_name: str = "steps"
+    targets_optional: bool = False
 
     def __post_init__(self) -> None:
         if not isinstance(self.mode, Mode):

@@ -20,9 +20,18 @@ from fitpipe.schemas import column_listing
 __all__ = ["check_frame", "frame_fix", "pandas_array", "unmasked"]
 
 
-def frame_fix(path: str, dropped: list[str]) -> str:
-    """How to read a frame that is not one array: drop ``dropped`` columns, or a schema."""
+def frame_fix(path: str, dropped: list[str], caller: str, takes_schema: bool = True) -> str:
+    """How to read a frame that is not one array: drop ``dropped`` columns, or a schema.
+
+    ``takes_schema``: False for a caller taking no schema (the ``*_on_batch`` methods),
+    whose fix says so instead of offering one.
+    """
     drop = f"`{path}.drop(columns={dropped!r})`" if dropped else f"`{path}[[...feature columns]]`"
+    if not takes_schema:
+        return (
+            f"Select the feature columns, e.g. {drop} (`{caller}` takes no schema: it reads "
+            "a DataFrame as one 2-D input of all its columns)"
+        )
     return (
         f"Select the feature columns, e.g. {drop}, or pass `schema=` to read the frame's "
         "columns by role, e.g. `schema={'features': [...], 'targets': 'label', "
@@ -30,8 +39,11 @@ def frame_fix(path: str, dropped: list[str]) -> str:
     )
 
 
-def check_frame(value: Any, caller: str, path: str) -> None:
-    """Refuses a DataFrame that mixes numeric and non-numeric columns, naming the latter."""
+def check_frame(value: Any, caller: str, path: str, takes_schema: bool = True) -> None:
+    """Refuses a DataFrame that mixes numeric and non-numeric columns, naming the latter.
+
+    ``takes_schema``: whether the caller takes a ``schema`` (offered as a fix).
+    """
     dtypes = getattr(value, "dtypes", None)
     if getattr(value, "ndim", 1) != 2 or dtypes is None:
         return
@@ -47,7 +59,7 @@ def check_frame(value: Any, caller: str, path: str) -> None:
             "as one array",
             "Without a schema a DataFrame is one 2-D input, so its columns must all be "
             "numbers (or all strings)",
-            frame_fix(path, other if len(other) <= 8 else []),
+            frame_fix(path, other if len(other) <= 8 else [], caller, takes_schema),
             **{path: raw(f"DataFrame of shape {value.shape} with columns {column_listing(names)}")},
         )
     )
@@ -74,13 +86,14 @@ def _number_dtype(dtype: Any) -> np.dtype | None:
     return None
 
 
-def pandas_array(value: Any, caller: str, path: str) -> Any:
+def pandas_array(value: Any, caller: str, path: str, takes_schema: bool = True) -> Any:
     """A DataFrame or Series as one array; columns of numbers as their common NumPy dtype.
 
     Columns of one NumPy dtype are read by ``to_numpy()`` (a view where pandas keeps one
     block). Numbers whose ``to_numpy()`` is an object array (nullable or Arrow-backed
     numbers, booleans beside floats) are converted to ``np.result_type`` of their NumPy
-    dtypes, once no value is missing.
+    dtypes, once no value is missing (``takes_schema``: whether the caller takes a
+    ``schema``, whose ``fill=`` the refusal of a missing value offers).
     """
     dtypes = list(value.dtypes) if value.ndim == 2 else [value.dtype]
     plain = all(isinstance(dt, np.dtype) for dt in dtypes)
@@ -92,19 +105,25 @@ def pandas_array(value: Any, caller: str, path: str) -> Any:
     columns = [value] if value.ndim == 1 else [value.iloc[:, i] for i in range(len(dtypes))]
     for column, dtype in zip(columns, dtypes, strict=True):
         if not isinstance(dtype, np.dtype) and column.hasnans:
-            raise _missing_error(value, column, caller, path)
+            raise _missing_error(value, column, caller, path, takes_schema)
     return value.to_numpy(dtype=np.result_type(*numbers))
 
 
-def _missing_error(value: Any, column: Any, caller: str, path: str) -> FitpipeValueError:
+def _missing_error(
+    value: Any, column: Any, caller: str, path: str, takes_schema: bool
+) -> FitpipeValueError:
     where = "it holds" if value.ndim == 1 else f"its column {str(column.name)!r} holds"
+    fix = f"Fill them, e.g. `{path}.to_numpy(dtype='float32', na_value=0)`"
+    if takes_schema:
+        fix += ", or pass a DataFrame with `schema=` and fill the column there (`fill=`)"
+    else:
+        fix += f" (`{caller}` takes no schema: it reads the batch as it is)"
     return FitpipeValueError(
         message(
             caller,
             f"cannot read `{path}` as one array of numbers: {where} missing values (NA)",
             "Without a schema a pandas object is one array, which has no missing values",
-            f"Fill them, e.g. `{path}.to_numpy(dtype='float32', na_value=0)`, or pass a "
-            "DataFrame with `schema=` and fill the column there (`fill=`)",
+            fix,
             **{path: raw(f"{type(value).__name__} of shape {value.shape}")},
         )
     )

@@ -419,6 +419,7 @@ def adapt(
         shuffle=shuffle,
         schema=schema,
         steps=steps,
+        targets_optional=True,
     )
     options = PipelineOptions.of(request, class_weight=class_weight, data_service=address)
     pipeline = build_pipeline(request, options)

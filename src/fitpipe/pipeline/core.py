@@ -30,7 +30,7 @@ Trainer             epochs, steps, callbacks, the replicas' step under a strateg
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import tensorflow as tf
@@ -77,9 +77,11 @@ class Deferred:
 class Pipeline:
     """One input, adapted: a ``tf.data.Dataset`` of Keras batches plus what the trainer needs.
 
-    Iterating :attr:`dataset` once is one epoch; iterate it again for the next. Call
-    :meth:`on_epoch_end` between epochs (inputs such as ``PyDataset`` rely on it) and
-    :meth:`close` when done (or use the pipeline as a context manager).
+    Iterating :attr:`dataset` once is one epoch; iterate it again for the next (or iterate
+    the pipeline itself, ``for batch in pipeline``: the same batches, with an error the
+    input raised as itself, as ``fit`` raises it). Call :meth:`on_epoch_end` between epochs
+    (inputs such as ``PyDataset`` rely on it) and :meth:`close` when done (or use the
+    pipeline as a context manager).
 
     Args:
         adapter: The registered name of the adapter that took the input.
@@ -159,6 +161,12 @@ class Pipeline:
 
         The batches keep the input's dtypes (float64 rows stay float64; the trainer's steps
         cast them to the model's input dtypes, as Keras' steps do).
+
+        An error raised while producing a batch (a null or a value of the wrong type in a
+        column, a generator's own exception) reaches a loop over the dataset as TensorFlow
+        wraps it (an ``InvalidArgumentError`` or ``UnknownError`` quoting it). A loop over
+        the pipeline itself (:meth:`__iter__`) raises the error itself; after catching
+        TensorFlow's, :meth:`take_error` returns it.
         """
         if self._dataset is None:
             assert self._deferred is not None
@@ -372,8 +380,32 @@ class Pipeline:
         return {}
 
     def take_error(self) -> BaseException | None:
-        """Returns the exception user code raised while producing batches, if any."""
+        """Returns (and forgets) the exception raised while producing batches, if any."""
         return self._source.take_error()
+
+    def __iter__(self) -> Iterator[Any]:
+        """One epoch of :attr:`dataset`'s batches; an error producing one raised as itself.
+
+        As ``fit``, ``evaluate`` and ``predict`` raise it (fitpipe's ``SchemaError`` for a
+        null in a column, a generator's own ``ValueError``...), not as TensorFlow's error
+        wrapping it. An error of TensorFlow's own (a missing file read by a ``tf.data``
+        dataset) comes as it is.
+        """
+        self.take_error()  # one left by an earlier loop over the dataset: reported there
+        iterator = iter(self.dataset)
+        while True:
+            failure: BaseException | None = None
+            try:
+                batch = next(iterator)
+            except StopIteration:
+                return
+            except tf.errors.OpError:
+                failure = self.take_error()
+                if failure is None:
+                    raise
+            if failure is not None:  # raised outside the `except`: no chained context
+                raise failure.with_traceback(failure.__traceback__)
+            yield batch
 
     def close(self) -> None:
         """Stops workers and releases files held for the input."""

@@ -147,8 +147,27 @@ class FunctionalModel(Model, _Functional):
     """``fitpipe.Model``'s functional flavour: what ``fitpipe.Model(inputs, outputs)`` makes.
 
     A subclass of :class:`Model` and of Keras' functional model; defined once at import (and
-    so found by ``keras.models.load_model`` and ``pickle`` in any process).
+    so found by ``keras.models.load_model`` and ``pickle`` in any process). Unnamed, it is
+    named as Keras names ``keras.Model(inputs, outputs)``: ``functional``, ``functional_1``...
+    (not after this class).
     """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        named = len(args) > 2 or kwargs.get("name") is not None
+        if type(self) is FunctionalModel and not named:
+            kwargs["name"] = _keras_default_name("functional")
+        super().__init__(*args, **kwargs)
+
+
+def _keras_default_name(prefix: str) -> str:
+    """The name Keras gives the next unnamed object whose class is named ``prefix``.
+
+    Keras' own naming (``Operation.__init__``) counts names in the counter that
+    ``keras.backend.get_uid`` counts in: the first is ``prefix``, the next ``prefix_1``...;
+    ``keras.backend.clear_session`` starts them again.
+    """
+    count = keras.backend.get_uid(prefix)
+    return prefix if count == 1 else f"{prefix}_{count - 1}"
 
 
 @keras.saving.register_keras_serializable(package="fitpipe")

@@ -49,6 +49,25 @@ class ModelState:
         """A fresh state: a copied model's steps are its own, made when it first runs."""
         return ModelState()
 
+    def settings(self, model: keras.Model) -> tuple[int | str | None, bool | str | None]:
+        """The ``steps_per_execution`` and ``jit_compile`` of fitpipe's compile, if in force.
+
+        Both None when fitpipe's ``compile`` never ran, or Keras' own came after it.
+        """
+        self._follow_keras(model, model.metrics)
+        return self.steps_per_execution, self.jit_compile
+
+    def restore(
+        self, model: keras.Model, steps_per_execution: int | str | None, jit: bool | str | None
+    ) -> None:
+        """Sets :meth:`settings` of a model again on its copy (compiled as the original).
+
+        A copy Keras did not compile (nothing to train with) keeps none: as the original
+        would after a Keras ``compile``.
+        """
+        if steps_per_execution is not None and getattr(model, "compiled", False):
+            self.compiled(model, steps_per_execution, jit if jit is not None else "auto")
+
     def compiled(
         self, model: keras.Model, steps_per_execution: int | str, jit_compile: bool | str
     ) -> None:

@@ -46,6 +46,16 @@ def _keras_compile(model: keras.Model, **kwargs: Any) -> None:
         model.compile(**kwargs)
 
 
+def _restored_trainer(
+    cls: type[Trainer], model: keras.Model, spe: int | str | None, jit: bool | str | None
+) -> Trainer:
+    """A trainer of ``model`` (unpickled or copied) with fitpipe's compile settings again."""
+    trainer = cls.__new__(cls)
+    Trainer.__init__(trainer, model)
+    trainer._state.restore(model, spe, jit)
+    return trainer
+
+
 class Trainer(EvaluatePredictMethods, OnBatchMethods):
     """Trains, evaluates and runs a ``keras.Model`` with fitpipe's data pipelines and loop.
 
@@ -71,6 +81,18 @@ class Trainer(EvaluatePredictMethods, OnBatchMethods):
             )
         self.model = model
         self._state = state_of(model)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickles (and ``copy.deepcopy`` copies) a trainer as its model and compile settings.
+
+        The model goes as Keras pickles and copies it (its weights, compile and optimizer
+        state); fitpipe's ``steps_per_execution`` and ``jit_compile`` go beside it and are
+        set again on the copy, whose compiled steps and tuners start anew. ``copy.copy``
+        gives another trainer of the same model.
+        """
+        spe, jit = self._state.settings(self.model)
+        extra = {k: v for k, v in self.__dict__.items() if k not in ("model", "_state")}
+        return (_restored_trainer, (type(self), self.model, spe, jit), extra or None)
 
     # ------------------------------------------------------------------------------ compile
     @worded_keywords
