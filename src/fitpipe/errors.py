@@ -26,6 +26,7 @@ __all__ = [
     "FitpipeWarning",
     "NotCompiledError",
     "PluginWarning",
+    "RecompiledError",
     "SchemaError",
     "UnsupportedArgumentError",
     "UnsupportedInputError",
@@ -54,6 +55,10 @@ class NotCompiledError(FitpipeError, RuntimeError, ValueError):
 
     A ``ValueError`` too, as Keras' own error for it ("You must call `compile()`").
     """
+
+
+class RecompiledError(FitpipeError, RuntimeError):
+    """The model was compiled again (by a callback) while ``fit`` was training it."""
 
 
 class UnsupportedInputError(FitpipeTypeError, ValueError):

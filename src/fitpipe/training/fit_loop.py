@@ -22,6 +22,7 @@ from fitpipe.schemas import Mode
 from fitpipe.training import arguments, distribute
 from fitpipe.training import callbacks as callbacks_mod
 from fitpipe.training.batch_checks import BatchChecks
+from fitpipe.training.compile_watch import CompileWatch
 from fitpipe.training.conversions import absent_as_none
 from fitpipe.training.epochs import (
     RAN_OUT_VALIDATING,
@@ -114,6 +115,7 @@ class FitLoop:
         self.function = state.function(model, "train", self.train)
         self.report = InputReport(self.train.adapter, self.function.timed)
         self.backups = PositionBackups(self.cbs.callbacks, self.runner, model)
+        self.watch = CompileWatch(model)
 
     def _val_runner(self, val: Pipeline | None, steps: int | None) -> EpochRunner | None:
         if not val:
@@ -138,6 +140,7 @@ class FitLoop:
         # alone, when verbose: not in a later train_on_batch, which prints nothing.
         announcing = ANNOUNCE_XLA.set(self.settings.verbose != 0)
         self.cbs.on_train_begin()
+        self.watch.check("`on_train_begin`")
         start = getattr(model, "_initial_epoch", None) or initial_epoch
         start, first = self.backups.restore(start)
         try:
@@ -170,6 +173,7 @@ class FitLoop:
                 first,
             )
             first = 0
+            self.watch.check("`on_train_batch_begin` or `on_train_batch_end`")
             if runner.timing is not None and not runner.ran_nothing:
                 self.report.add(epoch, runner.timing)
             if runner.ran_nothing and epoch == start and not resumed:
@@ -212,6 +216,7 @@ class FitLoop:
         self.model.reset_metrics()
         callbacks_mod.set_steps(self.cbs, self.runner.num_batches)
         self.cbs.on_epoch_begin(epoch)
+        self.watch.check("`on_epoch_begin`")
         # calls of whole epochs: as long as can be
         batches = self.runner.num_batches
         self.runner.passes_after = self.settings.epochs - epoch - 1
@@ -220,12 +225,13 @@ class FitLoop:
         self.function.expect_steps(ahead)  # what an XLA trial could pay back
 
     def _batch_end(self, epoch: int) -> Callable[[int, Any], None]:
-        cbs, backups = self.cbs, self.backups
+        cbs, backups, watch = self.cbs, self.backups, self.watch
 
         def batch_end(end: int, outputs: Any) -> None:
             backups.before(epoch, end + 1, end)  # the position exists before any backup
             cbs.on_train_batch_end(end, outputs)
             backups.saved(epoch, end + 1)
+            watch.check_optimizer("`on_train_batch_begin` or `on_train_batch_end`")
 
         return batch_end
 
@@ -233,6 +239,7 @@ class FitLoop:
         self.backups.before(epoch + 1, 0, None)
         self.cbs.on_epoch_end(epoch, logs)
         self.backups.saved(epoch + 1, 0)
+        self.watch.check("`on_epoch_end` or a validation hook")
 
     def _finish(self, logs: dict[str, Any] | None) -> keras.callbacks.History:
         return _finish(self.model, self.cbs, self.settings, self.report, logs)

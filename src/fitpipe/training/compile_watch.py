@@ -1,0 +1,69 @@
+"""A ``compile`` during ``fit`` (from a callback): refused before the next step.
+
+``fit`` runs the step its model was compiled with when it began. A callback that compiles
+the model again replaces the optimizer and metrics that step updates: the run went on with
+the old step (a whole epoch, its weights moved), then failed reading the new, unbuilt
+metrics ("Cannot get result() since the metric has not yet been built"). Keras stops at the
+next step too (its train function is gone), with ``'NoneType' object is not callable``.
+fitpipe stops where the hook that compiled returns, and says why.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import keras
+
+from fitpipe.errors import RecompiledError, message, raw
+
+__all__ = ["CompileWatch"]
+
+
+class CompileWatch:
+    """The optimizer and metrics a model was compiled with when ``fit`` began (held).
+
+    Args:
+        model: The model being trained.
+    """
+
+    def __init__(self, model: keras.Model) -> None:
+        self.model = model
+        self.optimizer = getattr(model, "optimizer", None)
+        #: Held, so that no id is reused; a model of several outputs adds loss trackers
+        #: at its first step (checked to be kept, not to be all).
+        self.metrics = list(model.metrics)
+
+    def check_optimizer(self, hook: str) -> None:
+        """After a batch's hooks: the optimizer alone (a compile makes a new one).
+
+        A compile given the very optimizer it had is found at the epoch's end (:meth:`check`).
+        """
+        if getattr(self.model, "optimizer", None) is not self.optimizer:
+            raise self._error(hook)
+
+    def check(self, hook: str) -> None:
+        """After an epoch's hooks: the optimizer and every metric compiled are the model's."""
+        kept = {id(m) for m in self.model.metrics}
+        if getattr(self.model, "optimizer", None) is not self.optimizer or not all(
+            id(m) in kept for m in self.metrics
+        ):
+            raise self._error(hook)
+
+    def _error(self, hook: str) -> RecompiledError:
+        optimizer: Any = getattr(self.model, "optimizer", None)
+        new = "the same" if optimizer is self.optimizer else "a new"
+        return RecompiledError(
+            message(
+                "fit",
+                f"cannot go on: a callback compiled the model again during it (in {hook})",
+                "`fit` trains with the step of the compile before it; a `compile` during it "
+                "replaces the optimizer and metrics that step updates, so no further step "
+                "ran (Keras stops there too)",
+                "Compile before `fit`. To change the learning rate during training, set "
+                "`self.model.optimizer.learning_rate` (or use "
+                "`keras.callbacks.LearningRateScheduler`); to change the loss or optimizer, "
+                "set `self.model.stop_training = True` in the callback, then compile and "
+                "call `fit` again",
+                optimizer=raw(f"{new} {type(optimizer).__name__}"),
+            )
+        )
