@@ -17,6 +17,7 @@ import warnings
 from typing import Any
 
 __all__ = [
+    "ConcurrentUseError",
     "DataCheckError",
     "DataCheckWarning",
     "DataMismatchError",
@@ -55,6 +56,10 @@ class NotCompiledError(FitpipeError, RuntimeError, ValueError):
 
     A ``ValueError`` too, as Keras' own error for it ("You must call `compile()`").
     """
+
+
+class ConcurrentUseError(FitpipeError, RuntimeError):
+    """A thread trained or evaluated a model while another thread was doing so."""
 
 
 class RecompiledError(FitpipeError, RuntimeError):

@@ -24,6 +24,7 @@ from fitpipe.training.inputs import check_model_inputs, check_model_targets, giv
 from fitpipe.training.keywords import worded_keywords
 from fitpipe.training.logs import flatten_in_order
 from fitpipe.training.loops import evaluate_loop, predict_loop, predict_rows_to_file
+from fitpipe.training.one_thread import one_thread_at_a_time
 from fitpipe.training.preflight import check_evaluate
 from fitpipe.training.requests import evaluate_request, predict_request
 from fitpipe.training.state import ModelState
@@ -42,6 +43,7 @@ class EvaluatePredictMethods:
     _state: ModelState
 
     # ----------------------------------------------------------------------------- evaluate
+    @one_thread_at_a_time
     @recycling()
     @worded_keywords
     def evaluate(

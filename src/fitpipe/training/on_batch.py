@@ -19,6 +19,7 @@ from fitpipe.training.collect import to_results
 from fitpipe.training.inputs import check_model_inputs, check_model_targets
 from fitpipe.training.keywords import worded_keywords
 from fitpipe.training.logs import flatten_in_order, pythonify
+from fitpipe.training.one_thread import one_thread_at_a_time
 from fitpipe.training.requests import one_batch, output_names
 from fitpipe.training.state import ModelState
 
@@ -35,6 +36,7 @@ class OnBatchMethods:
     model: keras.Model
     _state: ModelState
 
+    @one_thread_at_a_time
     @worded_keywords
     def train_on_batch(
         self,
@@ -83,6 +85,7 @@ class OnBatchMethods:
         )
         return logs if return_dict else flatten_in_order(self.model, logs)
 
+    @one_thread_at_a_time
     @worded_keywords
     def test_on_batch(
         self, x: Any, y: Any = None, sample_weight: Any = None, return_dict: bool = False

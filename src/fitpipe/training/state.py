@@ -7,6 +7,7 @@ A :class:`ModelState` lives on its model and as long as it (:func:`state_of`), s
 from __future__ import annotations
 
 import dataclasses
+import threading
 from typing import Any
 
 import keras
@@ -44,6 +45,9 @@ class ModelState:
     #: compile makes its loss tracker and compiled metrics anew; a built model may add its
     #: outputs' loss trackers later). A later Keras ``model.compile`` takes over.
     compile_mark: tuple[Any, ...] | None = None
+    #: The thread training or evaluating the model, and its call (``one_thread``).
+    owner: tuple[int, str] | None = None
+    lock: threading.Lock = dataclasses.field(default_factory=threading.Lock, repr=False)
 
     def __deepcopy__(self, memo: dict[int, Any]) -> ModelState:
         """A fresh state: a copied model's steps are its own, made when it first runs."""

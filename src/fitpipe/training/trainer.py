@@ -29,6 +29,7 @@ from fitpipe.training.inputs import check_fit_specs
 from fitpipe.training.keywords import worded_keywords
 from fitpipe.training.metric_strings import with_crossentropy_metrics
 from fitpipe.training.on_batch import OnBatchMethods
+from fitpipe.training.one_thread import one_thread_at_a_time
 from fitpipe.training.preflight import check_fit, finite_check
 from fitpipe.training.requests import fit_pipelines, fit_request
 from fitpipe.training.resume import start_epoch
@@ -207,6 +208,7 @@ class Trainer(EvaluatePredictMethods, OnBatchMethods):
         return self._state.tuning()
 
     # ---------------------------------------------------------------------------------- fit
+    @one_thread_at_a_time
     @recycling()
     @worded_keywords
     def fit(
