@@ -3,7 +3,8 @@
 This package knows nothing of adapters or ``tf.data``: it checks Arrow schemas against a
 declared :class:`~fitpipe.schemas.Schema` (:mod:`~fitpipe.columnar.types`), converts the
 columns of each role to arrays (:mod:`~fitpipe.columnar.convert`), finds and opens Parquet
-files, local or in object stores (:mod:`~fitpipe.columnar.files`,
+files, local or in object stores, with their partition columns (:mod:`~fitpipe.columnar.files`,
+:mod:`~fitpipe.columnar.sources`,
 :mod:`~fitpipe.columnar.storage`), plans and reads Parquet sources by row group
 (:mod:`~fitpipe.columnar.parquet`), walks and sums their footer statistics
 (:mod:`~fitpipe.columnar.footers`: one walk, :func:`column_chunks`, which the pre-flight
@@ -32,14 +33,12 @@ from fitpipe.columnar.convert import (
 from fitpipe.columnar.files import (
     INT96_UNIT,
     ColumnTypes,
-    existing_paths,
     expand_paths,
     file_error,
     file_identity,
     file_status,
     is_parquet,
     is_parquet_path,
-    open_dataset,
     parquet_format,
 )
 from fitpipe.columnar.footers import ColumnChunk, FooterStats, column_chunks, footer_stats
@@ -67,6 +66,7 @@ from fitpipe.columnar.parquet import (
 )
 from fitpipe.columnar.recycle import keep, kept, recycling
 from fitpipe.columnar.shared_plans import plan_bytes, plan_from_bytes
+from fitpipe.columnar.sources import existing_paths, open_dataset
 from fitpipe.columnar.storage import (
     display_path,
     expand_uri,

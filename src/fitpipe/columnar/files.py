@@ -14,35 +14,28 @@ from __future__ import annotations
 import errno
 import glob
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.dataset as pads
 import pyarrow.fs as pafs
-import pyarrow.parquet as pq
 import pyarrow.types as pat
 
 from fitpipe.columnar.storage import (
-    display_path,
     expand_uri,
     is_uri,
-    missing_what,
-    resolve_uri,
-    uri_info,
 )
 from fitpipe.columnar.types import convertible, duplicate_error, unknown_column
-from fitpipe.errors import DataMismatchError, SchemaError, message, missing_path_fix
+from fitpipe.errors import SchemaError, message
 
 __all__ = [
     "INT96_UNIT",
     "ColumnTypes",
-    "existing_paths",
     "expand_paths",
     "file_error",
     "is_parquet",
     "is_parquet_path",
-    "open_dataset",
     "parquet_format",
 ]
 
@@ -170,162 +163,6 @@ def check_unchanged(path: str, planned: tuple[int, ...] | None) -> None:
     if now != planned:
         size = "" if now[0] == planned[0] else f": {planned[0]:,} -> {now[0]:,} bytes"
         raise OSError(errno.ESTALE, f"the file was rewritten after it was planned{size}")
-
-
-def _files_of(paths: list[str]) -> Iterator[str]:
-    for path in paths:
-        if not os.path.isdir(path):
-            yield path
-            continue
-        for folder, dirs, names in os.walk(path):
-            dirs.sort()
-            yield from (os.path.join(folder, n) for n in sorted(names) if n[0] not in "._")
-
-
-def _duplicated(paths: list[str]) -> tuple[str, str] | None:
-    """The first file with two columns of one name, and that name."""
-    for path in _files_of(paths):
-        try:
-            names = pq.read_schema(path).names
-        except (pa.ArrowException, OSError):
-            continue
-        seen: set[str] = set()
-        for name in names:
-            if name in seen:
-                return path, name
-            seen.add(name)
-    return None
-
-
-def _empty_error(x: Any, caller: str) -> DataMismatchError:
-    return DataMismatchError(
-        message(
-            caller,
-            f"found no Parquet files in {os.fspath(x) if isinstance(x, os.PathLike) else x}",
-            "A Parquet folder holds at least one file (names starting with '.' or '_' are skipped)",
-            "Check the path, or write the data first",
-            x=x,
-        )
-    )
-
-
-def _exists(path: str, caller: str) -> bool:
-    if not is_uri(path):
-        return os.path.exists(path)
-    return uri_info(path, caller)[2].type != pafs.FileType.NotFound
-
-
-def existing_paths(x: Any, caller: str) -> list[str]:
-    """The files and folders of a path, glob or list; an error names the first missing one.
-
-    Raises:
-        DataMismatchError: A path does not exist, or a glob matches nothing.
-    """
-    paths = expand_paths(x, caller)
-    given = [os.fspath(p) for p in (x if isinstance(x, (list, tuple)) else [x])]
-    listed = {p for p in paths if is_uri(p)} - set(given)  # a glob's keys exist: no request
-    missing = [p for p in paths if p not in listed and not _exists(p, caller)]
-    if not paths or missing:
-        what = f"{missing[0]!r}: no such file or folder" if missing else f"{x!r}: no file matches"
-        if missing and is_uri(missing[0]):
-            what = f"{missing[0]!r}: {missing_what(missing[0], caller)}"
-        expected = "A Parquet source is a file, a folder, a glob pattern or a list of those"
-        fix = missing_path_fix(missing[0] if missing else given[0] if given else ".")
-        if is_uri(missing[0] if missing else paths[0] if paths else x):
-            fix = "Check the bucket, the key or prefix, and the endpoint in the environment"
-        raise DataMismatchError(
-            message(caller, f"cannot find the Parquet source {what}", expected, fix, x=x)
-        )
-    for path in paths:
-        _refuse_table_folder(path, caller)
-    return paths
-
-
-def _source(paths: list[str], caller: str) -> tuple[pafs.FileSystem | None, Any]:
-    """The filesystem of the paths (None: local) and what ``pyarrow.dataset`` opens."""
-    if not any(is_uri(p) for p in paths):
-        return None, paths[0] if len(paths) == 1 and os.path.isdir(paths[0]) else paths
-    resolved = [resolve_uri(p, caller) for p in paths if is_uri(p)]
-    filesystem = resolved[0][0]
-    if len(resolved) < len(paths) or any(
-        fs.type_name != filesystem.type_name for fs, _ in resolved
-    ):
-        raise DataMismatchError(
-            message(
-                caller,
-                "got paths of several filesystems",
-                "The files of one source live in one store (all local, or all in one bucket)",
-                "Copy the data to one place, or read the sources one at a time",
-                x=paths,
-            )
-        )
-    inside = [path for _, path in resolved]
-    if len(inside) == 1 and filesystem.get_file_info(inside[0]).type == pafs.FileType.Directory:
-        return filesystem, inside[0]
-    return filesystem, inside
-
-
-def _refuse_table_folder(path: str, caller: str) -> None:
-    """Refuses a Delta Lake or Iceberg table's folder as a Parquet folder.
-
-    Only the table's log says which of its files are current: a delete or an overwrite
-    leaves the old files there.
-    """
-    if not os.path.isdir(path):
-        return
-    if os.path.isdir(os.path.join(path, "_delta_log")):
-        kind, fix = (
-            "a Delta Lake table (it has a _delta_log folder)",
-            (f"Pass `deltalake.DeltaTable({path!r})` (pip install deltalake)"),
-        )
-    elif glob.glob(os.path.join(glob.escape(path), "metadata", "*.metadata.json")):
-        kind, fix = (
-            "an Iceberg table (its metadata folder has *.metadata.json files)",
-            (
-                "Pass the table: `catalog.load_table(...)`, or "
-                "`pyiceberg.table.StaticTable.from_metadata(<its latest .metadata.json>)`"
-            ),
-        )
-    else:
-        return
-    raise DataMismatchError(
-        message(
-            caller,
-            f"cannot read the folder {path} as Parquet files: it is {kind}",
-            "A table's folder keeps files that later versions removed; only the table's "
-            "metadata says which files hold its rows",
-            fix,
-            path=path,
-        )
-    )
-
-
-def open_dataset(x: Any, caller: str) -> pads.Dataset:
-    """Opens a Parquet file, folder, glob or list of those as a ``pyarrow.dataset.Dataset``.
-
-    Raises:
-        DataMismatchError: A path does not exist, or a folder holds no file.
-        SchemaError: A file cannot be read, or has two columns of one name.
-    """
-    if isinstance(x, pads.Dataset):
-        return x
-    paths = existing_paths(x, caller)
-    filesystem, source = _source(paths, caller)
-    try:
-        dataset = pads.dataset(
-            source, format=parquet_format(), partitioning="hive", filesystem=filesystem
-        )
-    except (pa.ArrowInvalid, OSError) as err:
-        if filesystem is not None:
-            where = display_path(filesystem, source if isinstance(source, str) else source[0])
-            raise file_error(where, err, caller) from err
-        duplicate = _duplicated(paths) if "duplicate" in str(err) else None
-        if duplicate is not None:
-            raise duplicate_error(duplicate[1], duplicate[0], caller) from err
-        raise file_error(str(source), err, caller) from err
-    if not getattr(dataset, "files", True):
-        raise _empty_error(x, caller)
-    return dataset
 
 
 def file_identity(dataset: pads.Dataset) -> tuple[tuple[str, int, int], ...] | None:

@@ -26,9 +26,9 @@ from fitpipe.columnar.files import (
     ColumnTypes,
     check_unchanged,
     file_error,
-    open_dataset,
     planned_status,
 )
+from fitpipe.columnar.sources import open_dataset
 from fitpipe.columnar.storage import display_path
 from fitpipe.columnar.temporal import is_converted_temporal
 from fitpipe.columnar.types import check_arrow_schema, convertible, field_types
