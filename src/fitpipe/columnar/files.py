@@ -1,9 +1,12 @@
-"""The files of a Parquet source: found, opened and checked from their footers, before a read.
+"""The files of a Parquet source: found and checked from their footers, before a read.
+
+(:mod:`~fitpipe.columnar.sources` opens them as a dataset.)
 
 Every check is one pass over the files and, per file, one pass over the schema's columns:
 linear in both. A column whose type differs between files is unified the way Arrow promotes
 types (``int32`` with ``int64`` is ``int64``, an integer with a float is a float, a column of
-nulls takes the other files' type); types Arrow cannot unify are an error naming the column,
+nulls takes the other files' type, text dictionary-encoded or as views in one file and plain
+in another is plain text); other types are an error naming the column,
 both types and both files. A passthrough column, written to ``predict``'s output as stored,
 is not promoted from integers to floats (ids past 2**53 would be rounded): integers in one
 file and floats in another are an error too.
@@ -22,12 +25,10 @@ import pyarrow.dataset as pads
 import pyarrow.fs as pafs
 import pyarrow.types as pat
 
-from fitpipe.columnar.storage import (
-    expand_uri,
-    is_uri,
-)
+from fitpipe.columnar.storage import display_path, expand_uri, is_uri
 from fitpipe.columnar.types import convertible, duplicate_error, unknown_column
 from fitpipe.errors import SchemaError, message
+from fitpipe.schemas import column_listing
 
 __all__ = [
     "INT96_UNIT",
@@ -36,6 +37,8 @@ __all__ = [
     "file_error",
     "is_parquet",
     "is_parquet_path",
+    "missing_in_file",
+    "missing_in_first_file",
     "parquet_format",
 ]
 
@@ -179,6 +182,57 @@ def file_identity(dataset: pads.Dataset) -> tuple[tuple[str, int, int], ...] | N
     return tuple((info.path, int(info.size), int(info.mtime_ns)) for info in infos)
 
 
+def missing_in_file(
+    column: str, names: list[str], path: str, having: str, caller: str
+) -> SchemaError:
+    """The error for a column the schema uses that one file lacks though ``having`` holds it.
+
+    Args:
+        column: The missing column.
+        names: The columns of the file that lacks it.
+        path: The file that lacks it.
+        having: A file of the same source that holds it.
+        caller: The public method being run.
+    """
+    return SchemaError(
+        message(
+            caller,
+            f"cannot find column {column!r} in {path}, though other files of the source have "
+            f"it ({having})",
+            "Every file of the source holds the columns the schema uses; "
+            f"{path} has columns {column_listing(names)}",
+            "Rewrite the files that lack the column (add it, with nulls and a `fill` value "
+            "if need be), read only the files that have it, or leave it out of the schema",
+            column=column,
+        )
+    )
+
+
+def missing_in_first_file(dataset: pads.Dataset, column: str, caller: str) -> SchemaError | None:
+    """The error for a column the first file lacks but a later file holds; None otherwise.
+
+    Arrow's dataset schema is the first file's: a column added to later files (schema
+    evolution) is missing from it. Reads footers until a file holding the column is found.
+    """
+    try:
+        fragments = list(dataset.get_fragments())
+        filesystem = dataset.filesystem
+    except (AttributeError, ValueError, pa.ArrowException):
+        return None
+    if len(fragments) < 2:
+        return None
+    try:
+        first = fragments[0].physical_schema.names
+        for fragment in fragments[1:]:
+            if column in fragment.physical_schema.names:
+                first_path = display_path(filesystem, fragments[0].path)
+                having = display_path(filesystem, fragment.path)
+                return missing_in_file(column, first, first_path, having, caller)
+    except (pa.ArrowException, OSError):  # (an unreadable file is worded when planned)
+        return None
+    return None
+
+
 def _number_leaves(kind: pa.DataType, path: str = "") -> dict[str, str]:
     """``"integer"`` or ``"float"`` for each number inside ``kind``, by its path in it.
 
@@ -208,6 +262,33 @@ def _integers_meet_floats(first: pa.DataType, second: pa.DataType) -> bool:
     return any(one[path] != other[path] for path in one.keys() & other.keys())
 
 
+def _plain(kind: pa.DataType) -> pa.DataType:
+    """A dictionary's value type, and a string or binary view's plain type; others as they are."""
+    if pat.is_dictionary(kind):
+        return _plain(kind.value_type)
+    if pat.is_string_view(kind):
+        return pa.string()
+    if pat.is_binary_view(kind):
+        return pa.binary()
+    return kind
+
+
+def _unified_type(column: str, one: pa.DataType, other: pa.DataType) -> pa.DataType:
+    """The type Arrow promotes ``one`` and ``other`` to, their encodings set aside.
+
+    Text dictionary-encoded in one file and plain (or a view) in another is read as plain
+    text in every file, as pandas reads such a folder.
+
+    Raises:
+        pyarrow.ArrowException: The types do not unify.
+    """
+    kinds = (one, other)
+    if _plain(one) != one or _plain(other) != other:
+        kinds = (_plain(one), _plain(other))
+    schemas = [pa.schema([pa.field(column, kind)]) for kind in kinds]
+    return pa.unify_schemas(schemas, promote_options="permissive").field(0).type
+
+
 class ColumnTypes:
     """The type of each needed column over the files seen so far, unified as Arrow promotes.
 
@@ -233,6 +314,7 @@ class ColumnTypes:
         self.carried = frozenset(carried)
         self.exact = frozenset(exact)
         self.types: dict[str, tuple[pa.DataType, str]] = {}  # column: (type, file holding it)
+        self.holders: dict[str, str] = {}  # column: the first file holding it
 
     def add(self, physical: pa.Schema, partitions: set[str], path: str) -> None:
         """Checks one file's footer schema and unifies its column types with the others'."""
@@ -241,9 +323,13 @@ class ColumnTypes:
             if index < 0:
                 if len(physical.get_all_field_indices(column)) > 1:
                     raise duplicate_error(column, path, self.caller)
-                if column not in partitions:
-                    raise unknown_column(column, physical.names, path, self.caller)
-                continue
+                if column in partitions:
+                    continue
+                having = self.holders.get(column)
+                if having is not None:
+                    raise missing_in_file(column, physical.names, path, having, self.caller)
+                raise unknown_column(column, physical.names, path, self.caller)
+            self.holders.setdefault(column, path)
             found = physical.field(index).type
             if column in self.carried and column not in self.exact:
                 continue  # looked for, never read
@@ -284,18 +370,19 @@ class ColumnTypes:
                     column=column,
                 )
             )
-        schemas = [pa.schema([pa.field(column, kind)]) for kind in (known[0], found[0])]
         try:
-            kind = pa.unify_schemas(schemas, promote_options="permissive").field(0).type
+            kind = _unified_type(column, known[0], found[0])
         except (pa.ArrowException, TypeError) as err:
             raise SchemaError(
                 message(
                     self.caller,
                     f"found column {column!r} of type {known[0]} in {known[1]} but of type "
                     f"{found[0]} in {found[1]}",
-                    "A column has one type in every file, or types Arrow can unify (integers "
-                    "of several widths, integers and floats, nulls and any type)",
-                    "Rewrite the files so the column has one type",
+                    "A column has one type in every file, or types fitpipe unifies: integers "
+                    "of several widths, integers and floats, timestamps of several units "
+                    "(with one time zone in every file, or none in any), text or bytes stored "
+                    "plain, dictionary-encoded or as views, nulls and any type",
+                    "Rewrite the files so the column has one type (cast it where it is written)",
                     column=column,
                 )
             ) from err
