@@ -250,3 +250,32 @@ def test_globs_match_listed_keys(data: tuple[Path, str], pattern: str, expected:
     from fitpipe.columnar import expand_paths
 
     assert expand_paths(pattern) == [f"s3://data/train/{name}" for name in expected]
+
+
+@pytest.mark.parametrize(
+    ("source", "columns"),
+    [
+        ("s3://hive/y=1/export/", ["x", "y", "k"]),
+        ("s3://hive/y=1/export/*/*.parquet", ["x", "y", "k"]),
+        ("s3://hive/y=1/export/k=2/*.parquet", ["x", "y"]),
+        ("s3://hive/y=1/export/k=2/part-0.parquet", ["x", "y"]),
+        (["s3://hive/y=1/export/k=2/part-0.parquet"], ["x", "y"]),
+    ],
+    ids=["prefix", "glob", "glob in a partition", "key", "list"],
+)
+def test_partitions_of_keys_are_below_the_given_prefix(
+    s3: S3, tmp_path: Path, source: Any, columns: list[str]
+) -> None:
+    """A prefix named ``y=1`` above the source is no column: the files' own ``y`` is read."""
+    from fitpipe.columnar import open_dataset
+
+    for k in (1, 2):
+        (tmp_path / f"k={k}").mkdir()
+        table = pa.table({"x": [0.5, 1.5], "y": pa.array([0, 0], pa.int32())})
+        pq.write_table(table, tmp_path / f"k={k}" / "part-0.parquet")
+    with contextlib.suppress(Exception):
+        s3.bucket("hive")
+    s3.upload(tmp_path, "s3://hive/y=1/export")
+    table = open_dataset(source, "fit").to_table()
+    assert table.column_names == columns
+    assert set(table.column("y").to_pylist()) == {0}

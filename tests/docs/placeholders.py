@@ -161,7 +161,7 @@ MAKERS: dict[str, Callable[[Path, str], Any]] = {
     "train/": _files(lambda f: _parquet_folder(f / "train")),
     "data/train/": _files(lambda f: _parquet_folder(f / "data" / "train", nulls=False)),
     "new/": _files(lambda f: _parquet_folder(f / "new", label=False, nulls=False)),
-    "sales/": _files(lambda f: shutil.copytree(SPARK / "sales", f / "sales")),
+    "sales/": _files(lambda f: shutil.copytree(SPARK / "sales", f / "sales", dirs_exist_ok=True)),
     "model_factory.py": _files(lambda f: (f / "model_factory.py").write_text(FACTORY)),
     "spec.toml": _spec,
     "run/": _run,

@@ -49,10 +49,10 @@ from fitpipe.columnar import (
     converted_bytes,
     count_split,
     empty_side_error,
-    file_error,
     is_parquet_path,
     key_array,
     key_hashes,
+    read_error,
     read_piece,
     read_span,
     role_arrays,
@@ -142,7 +142,7 @@ class _Reader:
             except StopIteration:
                 return
             except (pa.ArrowException, OSError) as err:
-                raise file_error(span.piece.source, err, self.caller) from err
+                raise read_error(span.piece, used, err, self.caller) from err
             if clock is not None:
                 clock.add("read", time.perf_counter() - start)
             if self.side is not None and key is not None:

@@ -3,9 +3,11 @@
 This package knows nothing of adapters or ``tf.data``: it checks Arrow schemas against a
 declared :class:`~fitpipe.schemas.Schema` (:mod:`~fitpipe.columnar.types`), converts the
 columns of each role to arrays (:mod:`~fitpipe.columnar.convert`), finds and opens Parquet
-files, local or in object stores (:mod:`~fitpipe.columnar.files`,
+files, local or in object stores, with their partition columns (:mod:`~fitpipe.columnar.files`,
+:mod:`~fitpipe.columnar.sources`,
 :mod:`~fitpipe.columnar.storage`), plans and reads Parquet sources by row group
-(:mod:`~fitpipe.columnar.parquet`), walks and sums their footer statistics
+(:mod:`~fitpipe.columnar.parquet`, :mod:`~fitpipe.columnar.reading`), walks and sums their
+footer statistics
 (:mod:`~fitpipe.columnar.footers`: one walk, :func:`column_chunks`, which the pre-flight
 check reads too), turns plans into bytes and
 back without reading a footer (:mod:`~fitpipe.columnar.shared_plans`: one worker plans for
@@ -32,14 +34,13 @@ from fitpipe.columnar.convert import (
 from fitpipe.columnar.files import (
     INT96_UNIT,
     ColumnTypes,
-    existing_paths,
     expand_paths,
     file_error,
     file_identity,
     file_status,
     is_parquet,
     is_parquet_path,
-    open_dataset,
+    missing_in_first_file,
     parquet_format,
 )
 from fitpipe.columnar.footers import ColumnChunk, FooterStats, column_chunks, footer_stats
@@ -58,15 +59,16 @@ from fitpipe.columnar.parquet import (
     Span,
     converted_bytes,
     plan_source,
-    read_piece,
     read_pool,
     read_span,
     source_columns,
     source_name,
     spans,
 )
+from fitpipe.columnar.reading import read_error, read_piece
 from fitpipe.columnar.recycle import keep, kept, recycling
 from fitpipe.columnar.shared_plans import plan_bytes, plan_from_bytes
+from fitpipe.columnar.sources import existing_paths, open_dataset
 from fitpipe.columnar.storage import (
     display_path,
     expand_uri,
@@ -144,6 +146,7 @@ __all__ = [
     "key_hashes",
     "local_file_path",
     "local_target",
+    "missing_in_first_file",
     "missing_key_column",
     "named_columns",
     "one_array",
@@ -153,6 +156,7 @@ __all__ = [
     "plan_bytes",
     "plan_from_bytes",
     "plan_source",
+    "read_error",
     "read_piece",
     "read_pool",
     "read_span",

@@ -1,9 +1,12 @@
-"""The files of a Parquet source: found, opened and checked from their footers, before a read.
+"""The files of a Parquet source: found and checked from their footers, before a read.
+
+(:mod:`~fitpipe.columnar.sources` opens them as a dataset.)
 
 Every check is one pass over the files and, per file, one pass over the schema's columns:
 linear in both. A column whose type differs between files is unified the way Arrow promotes
 types (``int32`` with ``int64`` is ``int64``, an integer with a float is a float, a column of
-nulls takes the other files' type); types Arrow cannot unify are an error naming the column,
+nulls takes the other files' type, text dictionary-encoded or as views in one file and plain
+in another is plain text); other types are an error naming the column,
 both types and both files. A passthrough column, written to ``predict``'s output as stored,
 is not promoted from integers to floats (ids past 2**53 would be rounded): integers in one
 file and floats in another are an error too.
@@ -14,35 +17,28 @@ from __future__ import annotations
 import errno
 import glob
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.dataset as pads
 import pyarrow.fs as pafs
-import pyarrow.parquet as pq
 import pyarrow.types as pat
 
-from fitpipe.columnar.storage import (
-    display_path,
-    expand_uri,
-    is_uri,
-    missing_what,
-    resolve_uri,
-    uri_info,
-)
+from fitpipe.columnar.storage import display_path, expand_uri, is_uri
 from fitpipe.columnar.types import convertible, duplicate_error, unknown_column
-from fitpipe.errors import DataMismatchError, SchemaError, message, missing_path_fix
+from fitpipe.errors import SchemaError, message
+from fitpipe.schemas import column_listing
 
 __all__ = [
     "INT96_UNIT",
     "ColumnTypes",
-    "existing_paths",
     "expand_paths",
     "file_error",
     "is_parquet",
     "is_parquet_path",
-    "open_dataset",
+    "missing_in_file",
+    "missing_in_first_file",
     "parquet_format",
 ]
 
@@ -174,162 +170,6 @@ def check_unchanged(path: str, planned: tuple[int, ...] | None) -> None:
         raise OSError(errno.ESTALE, f"the file was rewritten after it was planned{size}")
 
 
-def _files_of(paths: list[str]) -> Iterator[str]:
-    for path in paths:
-        if not os.path.isdir(path):
-            yield path
-            continue
-        for folder, dirs, names in os.walk(path):
-            dirs.sort()
-            yield from (os.path.join(folder, n) for n in sorted(names) if n[0] not in "._")
-
-
-def _duplicated(paths: list[str]) -> tuple[str, str] | None:
-    """The first file with two columns of one name, and that name."""
-    for path in _files_of(paths):
-        try:
-            names = pq.read_schema(path).names
-        except (pa.ArrowException, OSError):
-            continue
-        seen: set[str] = set()
-        for name in names:
-            if name in seen:
-                return path, name
-            seen.add(name)
-    return None
-
-
-def _empty_error(x: Any, caller: str) -> DataMismatchError:
-    return DataMismatchError(
-        message(
-            caller,
-            f"found no Parquet files in {os.fspath(x) if isinstance(x, os.PathLike) else x}",
-            "A Parquet folder holds at least one file (names starting with '.' or '_' are skipped)",
-            "Check the path, or write the data first",
-            x=x,
-        )
-    )
-
-
-def _exists(path: str, caller: str) -> bool:
-    if not is_uri(path):
-        return os.path.exists(path)
-    return uri_info(path, caller)[2].type != pafs.FileType.NotFound
-
-
-def existing_paths(x: Any, caller: str) -> list[str]:
-    """The files and folders of a path, glob or list; an error names the first missing one.
-
-    Raises:
-        DataMismatchError: A path does not exist, or a glob matches nothing.
-    """
-    paths = expand_paths(x, caller)
-    given = [os.fspath(p) for p in (x if isinstance(x, (list, tuple)) else [x])]
-    listed = {p for p in paths if is_uri(p)} - set(given)  # a glob's keys exist: no request
-    missing = [p for p in paths if p not in listed and not _exists(p, caller)]
-    if not paths or missing:
-        what = f"{missing[0]!r}: no such file or folder" if missing else f"{x!r}: no file matches"
-        if missing and is_uri(missing[0]):
-            what = f"{missing[0]!r}: {missing_what(missing[0], caller)}"
-        expected = "A Parquet source is a file, a folder, a glob pattern or a list of those"
-        fix = missing_path_fix(missing[0] if missing else given[0] if given else ".")
-        if is_uri(missing[0] if missing else paths[0] if paths else x):
-            fix = "Check the bucket, the key or prefix, and the endpoint in the environment"
-        raise DataMismatchError(
-            message(caller, f"cannot find the Parquet source {what}", expected, fix, x=x)
-        )
-    for path in paths:
-        _refuse_table_folder(path, caller)
-    return paths
-
-
-def _source(paths: list[str], caller: str) -> tuple[pafs.FileSystem | None, Any]:
-    """The filesystem of the paths (None: local) and what ``pyarrow.dataset`` opens."""
-    if not any(is_uri(p) for p in paths):
-        return None, paths[0] if len(paths) == 1 and os.path.isdir(paths[0]) else paths
-    resolved = [resolve_uri(p, caller) for p in paths if is_uri(p)]
-    filesystem = resolved[0][0]
-    if len(resolved) < len(paths) or any(
-        fs.type_name != filesystem.type_name for fs, _ in resolved
-    ):
-        raise DataMismatchError(
-            message(
-                caller,
-                "got paths of several filesystems",
-                "The files of one source live in one store (all local, or all in one bucket)",
-                "Copy the data to one place, or read the sources one at a time",
-                x=paths,
-            )
-        )
-    inside = [path for _, path in resolved]
-    if len(inside) == 1 and filesystem.get_file_info(inside[0]).type == pafs.FileType.Directory:
-        return filesystem, inside[0]
-    return filesystem, inside
-
-
-def _refuse_table_folder(path: str, caller: str) -> None:
-    """Refuses a Delta Lake or Iceberg table's folder as a Parquet folder.
-
-    Only the table's log says which of its files are current: a delete or an overwrite
-    leaves the old files there.
-    """
-    if not os.path.isdir(path):
-        return
-    if os.path.isdir(os.path.join(path, "_delta_log")):
-        kind, fix = (
-            "a Delta Lake table (it has a _delta_log folder)",
-            (f"Pass `deltalake.DeltaTable({path!r})` (pip install deltalake)"),
-        )
-    elif glob.glob(os.path.join(glob.escape(path), "metadata", "*.metadata.json")):
-        kind, fix = (
-            "an Iceberg table (its metadata folder has *.metadata.json files)",
-            (
-                "Pass the table: `catalog.load_table(...)`, or "
-                "`pyiceberg.table.StaticTable.from_metadata(<its latest .metadata.json>)`"
-            ),
-        )
-    else:
-        return
-    raise DataMismatchError(
-        message(
-            caller,
-            f"cannot read the folder {path} as Parquet files: it is {kind}",
-            "A table's folder keeps files that later versions removed; only the table's "
-            "metadata says which files hold its rows",
-            fix,
-            path=path,
-        )
-    )
-
-
-def open_dataset(x: Any, caller: str) -> pads.Dataset:
-    """Opens a Parquet file, folder, glob or list of those as a ``pyarrow.dataset.Dataset``.
-
-    Raises:
-        DataMismatchError: A path does not exist, or a folder holds no file.
-        SchemaError: A file cannot be read, or has two columns of one name.
-    """
-    if isinstance(x, pads.Dataset):
-        return x
-    paths = existing_paths(x, caller)
-    filesystem, source = _source(paths, caller)
-    try:
-        dataset = pads.dataset(
-            source, format=parquet_format(), partitioning="hive", filesystem=filesystem
-        )
-    except (pa.ArrowInvalid, OSError) as err:
-        if filesystem is not None:
-            where = display_path(filesystem, source if isinstance(source, str) else source[0])
-            raise file_error(where, err, caller) from err
-        duplicate = _duplicated(paths) if "duplicate" in str(err) else None
-        if duplicate is not None:
-            raise duplicate_error(duplicate[1], duplicate[0], caller) from err
-        raise file_error(str(source), err, caller) from err
-    if not getattr(dataset, "files", True):
-        raise _empty_error(x, caller)
-    return dataset
-
-
 def file_identity(dataset: pads.Dataset) -> tuple[tuple[str, int, int], ...] | None:
     """Each file's path, size and modification time (ns): what names the dataset's content.
 
@@ -342,6 +182,57 @@ def file_identity(dataset: pads.Dataset) -> tuple[tuple[str, int, int], ...] | N
     if any(info.mtime_ns is None or info.size is None for info in infos):
         return None
     return tuple((info.path, int(info.size), int(info.mtime_ns)) for info in infos)
+
+
+def missing_in_file(
+    column: str, names: list[str], path: str, having: str, caller: str
+) -> SchemaError:
+    """The error for a column the schema uses that one file lacks though ``having`` holds it.
+
+    Args:
+        column: The missing column.
+        names: The columns of the file that lacks it.
+        path: The file that lacks it.
+        having: A file of the same source that holds it.
+        caller: The public method being run.
+    """
+    return SchemaError(
+        message(
+            caller,
+            f"cannot find column {column!r} in {path}, though other files of the source have "
+            f"it ({having})",
+            "Every file of the source holds the columns the schema uses; "
+            f"{path} has columns {column_listing(names)}",
+            "Rewrite the files that lack the column (add it, with nulls and a `fill` value "
+            "if need be), read only the files that have it, or leave it out of the schema",
+            column=column,
+        )
+    )
+
+
+def missing_in_first_file(dataset: pads.Dataset, column: str, caller: str) -> SchemaError | None:
+    """The error for a column the first file lacks but a later file holds; None otherwise.
+
+    Arrow's dataset schema is the first file's: a column added to later files (schema
+    evolution) is missing from it. Reads footers until a file holding the column is found.
+    """
+    try:
+        fragments = list(dataset.get_fragments())
+        filesystem = dataset.filesystem
+    except (AttributeError, ValueError, pa.ArrowException):
+        return None
+    if len(fragments) < 2:
+        return None
+    try:
+        first = fragments[0].physical_schema.names
+        for fragment in fragments[1:]:
+            if column in fragment.physical_schema.names:
+                first_path = display_path(filesystem, fragments[0].path)
+                having = display_path(filesystem, fragment.path)
+                return missing_in_file(column, first, first_path, having, caller)
+    except (pa.ArrowException, OSError):  # (an unreadable file is worded when planned)
+        return None
+    return None
 
 
 def _number_leaves(kind: pa.DataType, path: str = "") -> dict[str, str]:
@@ -373,6 +264,33 @@ def _integers_meet_floats(first: pa.DataType, second: pa.DataType) -> bool:
     return any(one[path] != other[path] for path in one.keys() & other.keys())
 
 
+def _plain(kind: pa.DataType) -> pa.DataType:
+    """A dictionary's value type, and a string or binary view's plain type; others as they are."""
+    if pat.is_dictionary(kind):
+        return _plain(kind.value_type)
+    if pat.is_string_view(kind):
+        return pa.string()
+    if pat.is_binary_view(kind):
+        return pa.binary()
+    return kind
+
+
+def _unified_type(column: str, one: pa.DataType, other: pa.DataType) -> pa.DataType:
+    """The type Arrow promotes ``one`` and ``other`` to, their encodings set aside.
+
+    Text dictionary-encoded in one file and plain (or a view) in another is read as plain
+    text in every file, as pandas reads such a folder.
+
+    Raises:
+        pyarrow.ArrowException: The types do not unify.
+    """
+    kinds = (one, other)
+    if _plain(one) != one or _plain(other) != other:
+        kinds = (_plain(one), _plain(other))
+    schemas = [pa.schema([pa.field(column, kind)]) for kind in kinds]
+    return pa.unify_schemas(schemas, promote_options="permissive").field(0).type
+
+
 class ColumnTypes:
     """The type of each needed column over the files seen so far, unified as Arrow promotes.
 
@@ -398,6 +316,7 @@ class ColumnTypes:
         self.carried = frozenset(carried)
         self.exact = frozenset(exact)
         self.types: dict[str, tuple[pa.DataType, str]] = {}  # column: (type, file holding it)
+        self.holders: dict[str, str] = {}  # column: the first file holding it
 
     def add(self, physical: pa.Schema, partitions: set[str], path: str) -> None:
         """Checks one file's footer schema and unifies its column types with the others'."""
@@ -406,9 +325,13 @@ class ColumnTypes:
             if index < 0:
                 if len(physical.get_all_field_indices(column)) > 1:
                     raise duplicate_error(column, path, self.caller)
-                if column not in partitions:
-                    raise unknown_column(column, physical.names, path, self.caller)
-                continue
+                if column in partitions:
+                    continue
+                having = self.holders.get(column)
+                if having is not None:
+                    raise missing_in_file(column, physical.names, path, having, self.caller)
+                raise unknown_column(column, physical.names, path, self.caller)
+            self.holders.setdefault(column, path)
             found = physical.field(index).type
             if column in self.carried and column not in self.exact:
                 continue  # looked for, never read
@@ -449,18 +372,19 @@ class ColumnTypes:
                     column=column,
                 )
             )
-        schemas = [pa.schema([pa.field(column, kind)]) for kind in (known[0], found[0])]
         try:
-            kind = pa.unify_schemas(schemas, promote_options="permissive").field(0).type
+            kind = _unified_type(column, known[0], found[0])
         except (pa.ArrowException, TypeError) as err:
             raise SchemaError(
                 message(
                     self.caller,
                     f"found column {column!r} of type {known[0]} in {known[1]} but of type "
                     f"{found[0]} in {found[1]}",
-                    "A column has one type in every file, or types Arrow can unify (integers "
-                    "of several widths, integers and floats, nulls and any type)",
-                    "Rewrite the files so the column has one type",
+                    "A column has one type in every file, or types fitpipe unifies: integers "
+                    "of several widths, integers and floats, timestamps of several units "
+                    "(with one time zone in every file, or none in any), text or bytes stored "
+                    "plain, dictionary-encoded or as views, nulls and any type",
+                    "Rewrite the files so the column has one type (cast it where it is written)",
                     column=column,
                 )
             ) from err

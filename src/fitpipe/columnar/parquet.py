@@ -26,13 +26,14 @@ from fitpipe.columnar.files import (
     ColumnTypes,
     check_unchanged,
     file_error,
-    open_dataset,
+    missing_in_first_file,
     planned_status,
 )
+from fitpipe.columnar.sources import open_dataset
 from fitpipe.columnar.storage import display_path
 from fitpipe.columnar.temporal import is_converted_temporal
 from fitpipe.columnar.types import check_arrow_schema, convertible, field_types
-from fitpipe.errors import FitpipeError, SchemaError, message
+from fitpipe.errors import FitpipeError
 from fitpipe.schemas import Mode, Named, Role, Schema
 
 __all__ = [
@@ -41,7 +42,6 @@ __all__ = [
     "Span",
     "converted_bytes",
     "plan_source",
-    "read_piece",
     "read_pool",
     "read_span",
     "source_columns",
@@ -246,6 +246,13 @@ class _GroupReader:
     ) -> None:
         self.fragment, self.group, self.schema, self.status = fragment, group, schema, status
 
+    def types(self, column: str) -> tuple[pa.DataType, pa.DataType] | None:
+        """The type ``column`` is stored as in the file and the type it is read as."""
+        stored = self.fragment.physical_schema
+        if stored.get_field_index(column) < 0 or self.schema.get_field_index(column) < 0:
+            return None
+        return stored.field(column).type, self.schema.field(column).type
+
     def __call__(self, columns: list[str], buffered: bool = False) -> Iterator[Any]:
         check_unchanged(self.fragment.path, self.status)
         part = self.fragment.subset(row_group_ids=[self.group])
@@ -334,6 +341,9 @@ def plan_source(
     needed = schema.columns(roles)
     types, repeated = field_types(dataset.schema)
     for column in needed:  # missing in the first file, repeated, or of a type never converted
+        missing = None if column in types else missing_in_first_file(dataset, column, caller)
+        if missing is not None:
+            raise missing
         if column not in types or column in repeated or _unconvertible(types[column]):
             check_arrow_schema(schema, dataset.schema, name, roles, caller)
     try:
@@ -369,46 +379,6 @@ def spans(plan: ParquetPlan, start: int, stop: int) -> list[Span]:
             spans.append(Span(piece, offset, lo, hi))
         offset += piece.rows
     return spans
-
-
-def read_piece(piece: Piece, columns: list[str], caller: str) -> Iterator[pa.Table]:
-    """Reads a piece's ``columns`` once, as tables; an error names the file (and column).
-
-    Where Arrow cannot read the columns together, each is read alone to find the one whose
-    values do not fit the type the source gives it (its type unified over the files).
-
-    Raises:
-        SchemaError: A column's values do not fit its type, or the file is corrupt.
-        OSError: The file went away or became unreadable (worded, of its own type).
-    """
-    try:
-        for part in piece.read(columns, False):  # once: not buffered
-            yield part if isinstance(part, pa.Table) else pa.Table.from_batches([part])
-    except (pa.ArrowException, OSError) as err:
-        column = _failing_column(piece, columns) if len(columns) > 1 else columns[0]
-        if column is None or (isinstance(err, OSError) and err.errno):
-            raise file_error(piece.source, err, caller) from err
-        raise SchemaError(
-            message(
-                caller,
-                f"cannot read column {column!r} of {piece.source} ({err})",
-                "A column's values fit the one type it has over every file of the source",
-                "Rewrite the files so the column has one type in all of them (or leave it "
-                "out of the schema)",
-                column=column,
-            )
-        ) from err
-
-
-def _failing_column(piece: Piece, columns: list[str]) -> str | None:
-    """The first of ``columns`` that Arrow cannot read alone (None: each reads alone)."""
-    for column in columns:
-        try:
-            for _ in piece.read([column], False):
-                pass
-        except (pa.ArrowException, OSError):
-            return column
-    return None
 
 
 def read_span(span: Span, columns: list[str], buffered: bool = False) -> Iterator[pa.Table]:

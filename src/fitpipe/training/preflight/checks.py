@@ -20,7 +20,7 @@ import pyarrow.dataset as pads
 import tensorflow as tf
 
 from fitpipe.adapters import AdaptRequest, ArraySource, is_pandas
-from fitpipe.columnar import is_parquet, open_dataset, unknown_column
+from fitpipe.columnar import is_parquet, missing_in_first_file, open_dataset, unknown_column
 from fitpipe.errors import DataCheckError, FitpipeError, message
 from fitpipe.pipeline import adapt_source
 from fitpipe.schemas import Role, Schema, as_schema
@@ -210,7 +210,8 @@ def parquet_report(
     names = list(dataset.schema.names)
     for _, column in role_columns(resolved):  # as fit and inspect word it (both modes)
         if column not in names:
-            raise unknown_column(column, names, str(where), caller)
+            missing = missing_in_first_file(dataset, column, caller)
+            raise missing or unknown_column(column, names, str(where), caller)
     rules = rules_of(_structure(spec_names(resolved.targets)))
     if full:
         scanner = Scanner()
