@@ -154,3 +154,52 @@ def test_fit_and_predict_name_the_partition_column_clash(tmp_path: Path, method:
     trainer.compile("sgd", "mse")
     with pytest.raises(SchemaError, match=rf"`{method}` found column 'k' stored as int64"):
         getattr(trainer, method)(str(tmp_path), schema=fitpipe.Schema(["x"], "y"), verbose=0)
+
+
+def _write_rows(path: Path, rows: int) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(pa.table({"x": np.arange(rows, dtype="float64")}), path)
+
+
+LINKS = {
+    # name: (links made in the folder d, beside d/a.parquet of 10 rows; t/ holds 7 rows)
+    "a folder's link to itself": [("loop", ".")],
+    "a folder's link to its parent": [("sub/up", "..")],
+    "two links to one file": [("b.parquet", "../t/t.parquet"), ("c.parquet", "../t/t.parquet")],
+    "a file link and a folder link to its folder": [("b.parquet", "../t/t.parquet"), ("s", "../t")],
+}
+
+
+@pytest.mark.parametrize("links", list(LINKS.values()), ids=list(LINKS))
+@pytest.mark.parametrize("form", ["folder", "glob"])
+def test_a_file_reached_again_through_a_link_is_refused(
+    tmp_path: Path, links: list[tuple[str, str]], form: str
+) -> None:
+    """pyarrow lists such a file once per path to it (24 rows read as 970 for a loop)."""
+    folder = tmp_path / "d"
+    _write_rows(folder / "a.parquet", 10)
+    _write_rows(tmp_path / "t" / "t.parquet", 7)
+    for name, target in links:
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        (folder / name).symlink_to(target)
+    given = str(folder) if form == "folder" else f"{folder}/**/*.parquet"
+    with pytest.raises(fitpipe.errors.DataMismatchError, match=r"would read the file .* twice"):
+        open_dataset(given, "fit")
+
+
+@pytest.mark.parametrize("form", ["folder", "glob"])
+def test_links_to_files_read_once_each_are_read(tmp_path: Path, form: str) -> None:
+    folder = tmp_path / "d"
+    _write_rows(folder / "a.parquet", 10)
+    _write_rows(tmp_path / "t" / "t.parquet", 7)
+    _write_rows(tmp_path / "u" / "u.parquet", 3)
+    (folder / "b.parquet").symlink_to("../t/t.parquet")
+    (folder / "s").symlink_to("../u")
+    given = str(folder) if form == "folder" else f"{folder}/**/*.parquet"
+    assert open_dataset(given, "fit").count_rows() == 20
+
+
+def test_a_file_listed_twice_on_purpose_is_read_twice(tmp_path: Path) -> None:
+    _write_rows(tmp_path / "a.parquet", 10)
+    path = str(tmp_path / "a.parquet")
+    assert open_dataset([path, path], "fit").count_rows() == 20

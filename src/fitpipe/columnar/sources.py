@@ -76,6 +76,43 @@ def _empty_error(x: Any, caller: str) -> DataMismatchError:
     )
 
 
+def _through_link(path: str) -> bool:
+    return os.path.realpath(path) != os.path.abspath(path)
+
+
+def _read_twice(files: list[str]) -> tuple[str, str] | None:
+    """Two paths of one file, one of them through a link; else None.
+
+    A folder holding a link to itself (or to a folder above it) lists its files again and
+    again, pyarrow following the link some 40 levels deep: 24 rows were read as 970. One
+    file named twice on purpose (a list giving it twice) is read twice, as asked.
+    """
+    seen: dict[tuple[int, int], str] = {}
+    for path in files:
+        try:
+            info = os.stat(path)
+        except OSError:  # (gone: reading it says so)
+            continue
+        first = seen.setdefault((info.st_dev, info.st_ino), path)
+        if first != path and (_through_link(first) or _through_link(path)):
+            return first, path
+    return None
+
+
+def _twice_error(paths: tuple[str, str], x: Any, caller: str) -> DataMismatchError:
+    return DataMismatchError(
+        message(
+            caller,
+            f"would read the file {os.path.realpath(paths[0])} twice, as {paths[0]} and as "
+            f"{paths[1]}: a link leads to it again (two links to it, or a folder's link to "
+            "itself or to a folder above it, which lists its files again and again)",
+            "Each file of a source is read once, or its rows would count twice",
+            "Remove the link, or pass the files or folders to read (a list or a glob)",
+            x=x,
+        )
+    )
+
+
 def _exists(path: str, caller: str) -> bool:
     if not is_uri(path):
         return os.path.exists(path)
@@ -316,7 +353,8 @@ def open_dataset(x: Any, caller: str) -> pads.Dataset:
     Partition columns come from the folders below what was passed (see the module).
 
     Raises:
-        DataMismatchError: A path does not exist, or a folder holds no file.
+        DataMismatchError: A path does not exist, a folder holds no file, or a link leads
+            to a file again.
         SchemaError: A file cannot be read, has two columns of one name, or stores a
             column that its partition folder names with another type.
     """
@@ -329,4 +367,7 @@ def open_dataset(x: Any, caller: str) -> pads.Dataset:
     dataset = datasets[0] if len(datasets) == 1 else _union(datasets, filesystem)
     if not getattr(dataset, "files", True):
         raise _empty_error(x, caller)
+    twice = _read_twice(dataset.files) if isinstance(filesystem, pafs.LocalFileSystem) else None
+    if twice is not None:
+        raise _twice_error(twice, x, caller)
     return dataset
