@@ -203,3 +203,24 @@ def test_a_file_listed_twice_on_purpose_is_read_twice(tmp_path: Path) -> None:
     _write_rows(tmp_path / "a.parquet", 10)
     path = str(tmp_path / "a.parquet")
     assert open_dataset([path, path], "fit").count_rows() == 20
+
+
+@pytest.mark.parametrize(
+    ("pattern", "kept"),
+    [
+        ("d/**/*.parquet", {"a", "p/b"}),
+        ("d/*/*.parquet", {"p/b"}),
+        ("d/_temporary/**/*.parquet", {"_temporary/0/c"}),
+        ("d/_*/*.parquet", {"_x/e"}),
+        ("d/**/_*.parquet", {"_f"}),
+        ("d/*.parquet", {"a"}),
+    ],
+)
+def test_a_glob_skips_hidden_names_below_its_fixed_folders_unless_named(
+    tmp_path: Path, pattern: str, kept: set[str]
+) -> None:
+    """As a folder's listing: Spark's ``_temporary/`` of a job still writing is not read."""
+    for name in ("a", "p/b", "_temporary/0/c", "_x/e", "_f", ".h/g"):
+        _write_rows(tmp_path / "d" / f"{name}.parquet", 1)
+    files = open_dataset(f"{tmp_path}/{pattern}", "fit").files
+    assert {str(Path(f).relative_to(tmp_path / "d").with_suffix("")) for f in files} == kept

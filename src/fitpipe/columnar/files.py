@@ -87,12 +87,32 @@ def expand_paths(x: Any, caller: str = "fit") -> list[str]:
     found: list[str] = []
     for path in paths:
         if is_uri(path):
-            found.extend(expand_uri(path, caller))
+            found.extend(_shown(path, expand_uri(path, caller)))
         elif any(ch in path for ch in "*?["):
-            found.extend(sorted(glob.glob(path, recursive=True)))
+            found.extend(_shown(path, sorted(glob.glob(path, recursive=True))))
         else:
             found.append(path)
     return found
+
+
+def _shown(pattern: str, matches: list[str]) -> list[str]:
+    """A glob's matches, less those below a name starting '.' or '_' it does not name so.
+
+    As a folder's listing skips such names (Spark's ``_temporary/`` of a job still
+    writing, ``_SUCCESS``, ``.crc`` files), so does a glob below its fixed part:
+    ``data/**/*.parquet`` read ``data/_temporary/0/part-0.parquet``. A pattern that names
+    one (``data/_staging/*.parquet``, ``data/_*.parquet``) keeps it.
+    """
+    fixed = pattern.partition("?")[0] if is_uri(pattern) else pattern  # (a URI's query)
+    wild = min((i for i, c in enumerate(fixed) if c in "*?["), default=len(fixed))
+    cut = pattern.rfind("/", 0, wild) + 1  # the fixed folders, with their last slash
+    named = {part[0] for part in pattern[cut:].split("/") if part[:1] in ("_", ".")}
+
+    def hidden(path: str) -> bool:
+        below = path[cut:].split("/") if path.startswith(pattern[:cut]) else []
+        return any(part[:1] in ("_", ".") and part[0] not in named for part in below)
+
+    return [path for path in matches if not hidden(path)]
 
 
 def file_error(path: str, err: Exception, caller: str) -> Exception:
