@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import glob
 from pathlib import Path
+from typing import Any
 
 import keras
 import numpy as np
@@ -224,3 +225,21 @@ def test_a_glob_skips_hidden_names_below_its_fixed_folders_unless_named(
         _write_rows(tmp_path / "d" / f"{name}.parquet", 1)
     files = open_dataset(f"{tmp_path}/{pattern}", "fit").files
     assert {str(Path(f).relative_to(tmp_path / "d").with_suffix("")) for f in files} == kept
+
+
+@pytest.mark.parametrize("form", ["file", "folder", "glob", "list"])
+def test_a_file_arrow_cannot_open_for_an_unused_repeated_name_says_so(
+    tmp_path: Path, form: str
+) -> None:
+    """The schema does not use the repeated column: the message does not say it does."""
+    repeated = pa.table([np.arange(3.0), np.arange(3.0), np.arange(3.0)], names=["x", "u", "u"])
+    pq.write_table(repeated, tmp_path / "a.parquet")
+    _write_rows(tmp_path / "b.parquet", 3)
+    given: Any = {
+        "file": str(tmp_path / "a.parquet"),
+        "folder": str(tmp_path),
+        "glob": f"{tmp_path}/*.parquet",
+        "list": [str(tmp_path / "a.parquet"), str(tmp_path / "b.parquet")],
+    }[form]
+    with pytest.raises(SchemaError, match=r"two columns named 'u' .*used by the schema or not"):
+        open_dataset(given, "fit")

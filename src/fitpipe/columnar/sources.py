@@ -281,7 +281,7 @@ def _open_part(part: _Part, filesystem: pafs.FileSystem, caller: str) -> pads.Da
             raise file_error(where, err, caller) from err
         duplicate = _duplicated(part.paths) if "duplicate" in str(err) else None
         if duplicate is not None:
-            raise duplicate_error(duplicate[1], duplicate[0], caller) from err
+            raise duplicate_error(duplicate[1], duplicate[0], caller, used=False) from err
         raise file_error(where if part.folder else str(source), err, caller) from err
 
 

@@ -226,13 +226,22 @@ def unknown_column(column: str, names: Sequence[str], source: str, caller: str) 
     )
 
 
-def duplicate_error(column: str, source: str, caller: str) -> SchemaError:
-    """The error for a column name that occurs more than once in ``source``."""
+def duplicate_error(column: str, source: str, caller: str, used: bool = True) -> SchemaError:
+    """The error for a column name that occurs more than once in ``source``.
+
+    ``used``: the schema uses the column; else Arrow could not open the files at all.
+    """
+    expected = (
+        "Each column the schema uses has a name no other column of the data has"
+        if used
+        else "Arrow opens a Parquet source only when its first file has no two columns of "
+        "one name, used by the schema or not"
+    )
     return SchemaError(
         message(
             caller,
             f"found two columns named {column!r} in {source}",
-            "Each column the schema uses has a name no other column of the data has",
+            expected,
             "Rename or drop one of them upstream",
             column=column,
         )
