@@ -283,10 +283,10 @@ class StepFunction:
         be called on dataclass instances" next): dropped, so the next call traces anew.
         """
         if self.jit_compile and not self._probed and composite_spec(element_spec):
-            # XLA has no kernels for sparse inputs, and compiles few ops on ragged ones (their
-            # sizes change from batch to batch): the plain graph, as Keras on CPU.
+            # the plain graph, as Keras on CPU; said, as for any step XLA cannot compile
             self._probed = True
-            self._plain_instead("sparse or ragged input")
+            why = xla_rules.COMPOSITE.format(caller=caller or self.caller)
+            self._refuse_xla("sparse or ragged input", why)
         try:
             concrete = self.one_step.get_concrete_function(element_spec)  # type: ignore[attr-defined]
         except Exception as err:
