@@ -33,7 +33,7 @@ from fitpipe.training.conversions import (
     same_spec,
 )
 from fitpipe.training.logs import loop_outputs
-from fitpipe.training.step_errors import spec_text, step_error
+from fitpipe.training.step_errors import step_error, trace_note
 from fitpipe.training.step_loops import (
     Fetch,
     LastTrace,
@@ -294,8 +294,7 @@ class StepFunction:
             self._variants = {j: v for j, v in self._variants.items() if traced[j]}
             self.one_step = self._variant(self.jit_compile)
             if sys.version_info >= (3, 11):  # notes are new in 3.11; the error is unchanged
-                where = f"`{caller or self.caller}` traced it for batches {spec_text(element_spec)}"
-                err.add_note(f"(raised by the model's step while fitpipe's {where})")
+                err.add_note(trace_note(caller or self.caller, element_spec))
             raise
         if self._ops is None and (self.auto or self.jit_compile):  # once: a walk of the graph
             self._ops = graph_ops.op_types(concrete)  # (read by _variant, the probe, the trial)
