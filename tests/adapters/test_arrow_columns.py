@@ -8,12 +8,15 @@ any of them, as ``x`` or ``y``, became NaN through NumPy (integers floats), sile
 
 from __future__ import annotations
 
+import ast
+import re
 from typing import Any
 
 import keras
 import numpy as np
 import polars as pl
 import pyarrow as pa
+import pyarrow.compute as pc
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -125,3 +128,40 @@ def test_a_null_inside_a_row_of_fixed_size_lists_is_refused_naming_its_row(
     row = (hole - offset * per_row) // per_row
     with pytest.raises(FitpipeValueError, match=rf"holds a null at row {row}\b"):
         fitpipe.adapt(x, np.zeros(rows, "float32"))
+
+
+FILLED: dict[str, Any] = {
+    "string": pa.array(["a", None, "b"]),
+    "large_string": pa.array(["a", None, "b"], pa.large_string()),
+    "binary": pa.array([b"a", None, b"b"]),
+    "dictionary of strings": pa.array(["a", None, "a"]).dictionary_encode(),
+    "bool": pa.array([True, None, False]),
+    "int": pa.array([1, None, 3]),
+    "float": pa.chunked_array([[1.0], [None, 3.0]]),
+    "polars strings": pl.Series("s", ["a", None, "b"]),
+    "polars bools": pl.Series("s", [True, None, False]),
+}
+
+
+def _fill_hint(text: str, polars: bool) -> str:
+    """The value the refusal's fix fills the nulls with (Polars' form for a Series)."""
+    pattern = r"Polars' `\.fill_null\((.+?)\)`" if polars else r"fill_null\(column, (.+?)\)`"
+    found = re.search(pattern, text)
+    assert found is not None, text
+    return found.group(1)
+
+
+@pytest.mark.parametrize("role", ["x", "y"])
+@pytest.mark.parametrize("kind", FILLED)
+def test_the_fix_of_a_null_fills_it_with_a_value_of_the_columns_type(kind: str, role: str) -> None:
+    # Before, every null was to be filled with `0`, which Arrow and Polars refuse for
+    # strings and bytes (and Polars makes booleans integers with).
+    column, rows = FILLED[kind], np.zeros(3, "float32")
+    x, y = (column, rows) if role == "x" else (rows, column)
+    with pytest.raises(FitpipeValueError, match="holds a null at row 1") as info:
+        fitpipe.adapt(x, y)
+    polars = kind.startswith("polars")
+    value = ast.literal_eval(_fill_hint(str(info.value), polars))
+    filled = column.fill_null(value) if polars else pc.fill_null(column, value)
+    assert (filled.null_count() if polars else filled.null_count) == 0
+    assert (filled.dtype == column.dtype) if polars else (filled.type == column.type)

@@ -202,6 +202,25 @@ def test_a_null_without_schema_is_refused_naming_column_and_row(call: str, form:
 
 
 @pytest.mark.parametrize("form", FORMS)
+@pytest.mark.parametrize(
+    ("values", "fill"), [([True, None, False, True], False), ([1, None, 3, 4], 0)]
+)
+def test_the_fix_of_a_null_fills_it_with_a_value_of_the_columns_type(
+    form: str, values: list[Any], fill: Any
+) -> None:
+    # Before, a boolean column's nulls were to be filled with `0`, which Arrow and a schema's
+    # fill refuse, and Polars takes by making the column integers.
+    table = pa.table({"a": [1.0, 2.0, 3.0, 4.0], "b": values})
+    with pytest.raises(FitpipeValueError, match="its column 'b' holds a null at row 1") as info:
+        _trainer().fit(_form(table, form), np.zeros(4), verbose=0)
+    text = str(info.value)
+    assert f"fill_null(column, {fill!r})" in text and f"df.fill_null({fill!r})" in text, text
+    assert f"fill={{'b': {fill!r}}}" in text, text
+    schema = fitpipe.Schema(features=["a", "b"], targets=["y"], fill={"b": fill})
+    _trainer().fit(table.append_column("y", pa.array([0.0] * 4)), schema=schema, verbose=0)
+
+
+@pytest.mark.parametrize("form", FORMS)
 def test_a_string_column_without_schema_is_refused_naming_it(form: str) -> None:
     table = _form(pa.table({"a": [1.0, 2.0], "s": ["x", "y"], "d": [1, 2]}), form)
     with pytest.raises(

@@ -146,3 +146,15 @@ def test_a_fill_the_column_cannot_hold_is_refused(arrow_type, fill):
 def test_a_non_finite_fill_of_a_float_column_is_kept(fill):
     got = _filled(pa.float16(), fill)
     assert np.isnan(got) if math.isnan(fill) else got == fill
+
+
+@pytest.mark.parametrize(
+    ("arrow_type", "wrong", "offered"),
+    [(pa.bool_(), 0, False), (pa.string(), 0, ""), (pa.int64(), "x", 0)],
+)
+def test_the_fill_a_refusal_offers_is_one_the_column_takes(arrow_type, wrong, offered):
+    # Before, a refused fill of a boolean column offered `0`, refused the same way.
+    with pytest.raises(SchemaError, match="cannot fill the nulls of column 'c'") as info:
+        _filled(arrow_type, wrong)
+    assert f"Pass e.g. `fill={{'c': {offered!r}}}`" in str(info.value)
+    _filled(arrow_type, offered)

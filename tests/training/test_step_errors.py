@@ -14,10 +14,13 @@ from typing import Any
 import keras
 import numpy as np
 import pytest
+import scipy.sparse
 import tensorflow as tf
 
 import fitpipe
 from fitpipe.errors import DataMismatchError, FitpipeError
+from fitpipe.testing.keras_diff import assert_close, assert_weights_close, compile_both, make_twins
+from fitpipe.training.step_errors import SPARSE_TARGETS
 
 ROWS = 8
 X = np.arange(ROWS * 2, dtype="float32").reshape(ROWS, 2) / 10
@@ -179,3 +182,54 @@ def test_the_models_own_errors_come_back_as_keras_raises_them(guard: str, method
     keras_error, error = caught
     assert type(error) is type(keras_error), str(error)
     assert not isinstance(error, FitpipeError), str(error)
+
+
+SPARSE_Y = np.eye(3, dtype="float32")[np.arange(24) % 3]
+SPARSE_X = np.random.default_rng(3).normal(size=(24, 4)).astype("float32")
+
+
+def _to_dense_mse(y_true: Any, y_pred: Any) -> Any:
+    if isinstance(y_true, tf.SparseTensor):
+        y_true = tf.sparse.to_dense(y_true)
+    return tf.reduce_mean(tf.square(y_true - y_pred), axis=-1)
+
+
+def _three_outputs() -> keras.Model:
+    return keras.Sequential([keras.Input((4,)), keras.layers.Dense(3)])
+
+
+@pytest.mark.parametrize("form", ["scipy", "tf.SparseTensor"])
+@pytest.mark.parametrize("loss", ["huber", "msle", "own"])
+def test_sparse_targets_train_as_keras_where_its_loss_takes_them(loss: str, form: str) -> None:
+    # Keras' Huber and MeanSquaredLogarithmicError, and a loss of the user's, take sparse
+    # targets: they are not refused.
+    y = scipy.sparse.csr_matrix(SPARSE_Y) if form == "scipy" else tf.sparse.from_dense(SPARSE_Y)
+    ref, twin = make_twins(_three_outputs)
+    compiled = {"optimizer": "sgd", "loss": _to_dense_mse if loss == "own" else loss}
+    api = compile_both(ref, twin, compiled)
+    kwargs = {"batch_size": 8, "epochs": 2, "shuffle": False, "verbose": 0}
+    expected = ref.fit(SPARSE_X, y, **kwargs).history["loss"]
+    assert_close(expected, api.fit(SPARSE_X, y, **kwargs).history["loss"], "History loss")
+    assert_weights_close(ref, twin)
+
+
+@pytest.mark.parametrize("method", ["fit", "evaluate", "train_on_batch", "tf.data"])
+@pytest.mark.parametrize("loss", ["mse", "categorical_crossentropy", "mae"])
+def test_sparse_targets_a_loss_fails_on_are_noted_with_the_fix(loss: str, method: str) -> None:
+    # Keras fails in its step with a raw TensorFlow error naming graph tensors ("Expected
+    # float32, but got SparseTensor(indices=Tensor("data_1:0", ...)"); fitpipe raises the
+    # same, noted with what was sparse and how to make it dense.
+    trainer = fitpipe.Trainer(_three_outputs())
+    trainer.compile(optimizer="sgd", loss=loss)
+    y = scipy.sparse.csr_matrix(SPARSE_Y)
+    with pytest.raises(TypeError, match="SparseTensor") as info:
+        if method == "tf.data":
+            parts = (SPARSE_X, tf.sparse.from_dense(SPARSE_Y))
+            trainer.fit(tf.data.Dataset.from_tensor_slices(parts).batch(8), verbose=0)
+        elif method == "train_on_batch":
+            trainer.train_on_batch(SPARSE_X[:8], y[:8])
+        else:
+            getattr(trainer, method)(SPARSE_X, y, batch_size=8, verbose=0)
+    note = " ".join(getattr(info.value, "__notes__", []))
+    assert "y=sparse float32(" in note and SPARSE_TARGETS in note, note
+    assert "y.toarray()" in note and "tf.sparse.to_dense(y)" in note

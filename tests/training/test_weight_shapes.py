@@ -17,6 +17,7 @@ from typing import Any
 import keras
 import numpy as np
 import pytest
+import scipy.sparse
 import tensorflow as tf
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -235,3 +236,48 @@ def test_a_validation_weight_that_does_not_fit_names_fit_not_evaluate() -> None:
     validation = (x, y, np.ones(8, "float32"))  # one weight a sample, for (8, 4) loss values
     with pytest.raises(DataMismatchError, match=r"^`fit` got `sample_weight` of shape"):
         trainer.fit(x, y, validation_data=validation, batch_size=4, verbose=0)
+
+
+SPARSE_FORMS: dict[str, Any] = {
+    "scipy csr": scipy.sparse.csr_matrix,
+    "scipy coo": scipy.sparse.coo_matrix,
+    "tf.SparseTensor": tf.sparse.from_dense,
+}
+SPARSE_CALLS = ["fit", "evaluate", "train_on_batch", "test_on_batch", "tf.data", "generator"]
+
+
+def _sparse_weight_call(call: str, trainer: Any, data: tuple[Any, Any, Any], form: str) -> None:
+    """Runs ``call`` on ``data`` (x, y, dense weights) with the weights made sparse."""
+    x, y, weights = data
+    if call in ("tf.data", "generator"):
+        parts = (x, y, tf.sparse.from_dense(weights))
+        batches: Any = tf.data.Dataset.from_tensor_slices(parts).batch(BATCH)
+        trainer.fit(iter(list(batches)) if call == "generator" else batches, verbose=0)
+    elif call in ("fit", "evaluate"):
+        sparse = SPARSE_FORMS[form](weights)
+        getattr(trainer, call)(x, y, sample_weight=sparse, batch_size=BATCH, verbose=0)
+    else:
+        sparse = SPARSE_FORMS[form](weights[:BATCH])
+        getattr(trainer, call)(x[:BATCH], y[:BATCH], sample_weight=sparse)
+
+
+@pytest.mark.parametrize("call", SPARSE_CALLS)
+@pytest.mark.parametrize("form", sorted(SPARSE_FORMS))
+@pytest.mark.parametrize("case", ["mse", "sparse"])
+def test_sparse_weights_are_refused_before_any_step(case: str, form: str, call: str) -> None:
+    # Keras' loss fails on them whatever the loss ("Failed to convert elements of
+    # SparseTensor(... compile_loss/mse/SparseReduceSumSparse ...)"), a raw TensorFlow error
+    # naming graph tensors; before, fitpipe let the same error out of its step.
+    x, y = _data(case, 1)
+    weights = np.ones((ROWS, 1), "float32")
+    weights[::3] = 0.0
+    trainer = _model(CASES[case][0], False, 1, trainer=True)
+    before = trainer.model.get_weights()
+    with pytest.raises(DataMismatchError, match=r"got sparse `sample_weight`.*toarray\(\)"):
+        _sparse_weight_call(call, trainer, (x, y, weights), form)
+    for ours, start in zip(trainer.model.get_weights(), before, strict=True):
+        np.testing.assert_array_equal(ours, start)
+    if call == "fit":
+        reference = _model(CASES[case][0], False, 1, trainer=False)
+        with pytest.raises(TypeError, match="SparseTensor"):  # Keras: a raw error in its step
+            reference.fit(x, y, sample_weight=SPARSE_FORMS[form](weights), verbose=0)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import textwrap
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -19,10 +20,12 @@ from typing import Any
 import keras
 import numpy as np
 import pytest
+import scipy.sparse
 import tensorflow as tf
 from fake_clock import FakeClock
 
 import fitpipe
+from fitpipe.errors import FitpipeWarning
 from fitpipe.training import remembered, xla_rules
 from fitpipe.training.tuning import ExecutionSize, XlaChoice
 
@@ -191,3 +194,70 @@ def test_op_determinism_is_read_from_tensorflow() -> None:
     )
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
     assert out.stdout.split()[-2:] == ["False", "True"], out.stderr[-2000:]
+
+
+class _RowSums(keras.layers.Layer):
+    """Each ragged row's sum, as one float feature."""
+
+    def call(self, rows: Any) -> Any:
+        return tf.cast(tf.reduce_sum(rows, axis=1, keepdims=True), "float32")
+
+    def compute_output_shape(self, shape: Any) -> Any:
+        return (shape[0], 1)
+
+
+def _sparse_model() -> keras.Model:
+    return keras.Sequential([keras.Input((5,), sparse=True), keras.layers.Dense(1)])
+
+
+def _ragged_model() -> keras.Model:
+    layers = [keras.Input((None,), ragged=True, dtype="int64"), _RowSums(), keras.layers.Dense(1)]
+    return keras.Sequential(layers)
+
+
+ROWS = np.eye(20, 5, dtype="float32")
+COMPOSITE: dict[str, tuple[Callable[[], keras.Model], Callable[[], Any]]] = {
+    "scipy sparse": (_sparse_model, lambda: scipy.sparse.csr_matrix(ROWS)),
+    "tf.SparseTensor": (_sparse_model, lambda: tf.sparse.from_dense(ROWS)),
+    "ragged": (
+        _ragged_model,
+        lambda: tf.RaggedTensor.from_row_lengths(np.arange(30, dtype="int64"), [1, 2] * 10),
+    ),
+}
+COMPOSITE_CALLS: dict[str, Callable[[fitpipe.Trainer, Any, Any], Any]] = {
+    "fit": lambda t, x, y: t.fit(x, y, batch_size=8, epochs=2, verbose=0),
+    "fit tf.data": lambda t, x, y: t.fit(
+        tf.data.Dataset.from_tensor_slices((x, y)).batch(8), epochs=2, verbose=0
+    ),
+    "evaluate": lambda t, x, y: t.evaluate(x, y, batch_size=8, verbose=0),
+    "predict": lambda t, x, y: t.predict(x, batch_size=8, verbose=0),
+    "train_on_batch": lambda t, x, y: [t.train_on_batch(x, y) for _ in range(2)],
+    "predict_on_batch": lambda t, x, y: t.predict_on_batch(x),
+}
+
+
+@pytest.mark.parametrize("jit_compile", [True, "auto", False])
+@pytest.mark.parametrize("call", sorted(COMPOSITE_CALLS))
+@pytest.mark.parametrize("kind", sorted(COMPOSITE))
+def test_sparse_or_ragged_batches_run_the_plain_graph_with_a_warning_if_xla_was_asked(
+    kind: str, call: str, jit_compile: Any
+) -> None:
+    # Before, `jit_compile=True` ran them on the plain graph silently, while a step XLA
+    # cannot compile otherwise (string inputs) was said; "auto" only tried XLA: silent.
+    if kind == "scipy sparse" and call == "fit tf.data":
+        pytest.skip("tf.data takes no SciPy matrix")
+    build, data = COMPOSITE[kind]
+    trainer = fitpipe.Trainer(build())
+    trainer.compile(optimizer="sgd", loss="mse", jit_compile=jit_compile)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        COMPOSITE_CALLS[call](trainer, data(), np.ones((20, 1), "float32"))
+    said = [str(w.message) for w in caught if issubclass(w.category, FitpipeWarning)]
+    if jit_compile is True:
+        caller = call.split()[0]
+        expected = f"`{caller}` cannot compile the model with XLA for sparse or ragged batches"
+        assert len(said) == 1 and said[0].startswith(expected), said
+        assert "runs the plain TensorFlow graph instead" in said[0]
+    else:
+        assert said == []
+    assert not any(f.jit_compile for f in trainer._state.functions.values())

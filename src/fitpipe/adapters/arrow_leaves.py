@@ -14,10 +14,17 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.types as pat
 
-from fitpipe.columnar import classic, one_array
+from fitpipe.columnar import classic, example_fill, fill_type, one_array, value_type
 from fitpipe.errors import FitpipeValueError, message, raw
 
-__all__ = ["arrow_data", "check_arrow_nulls", "first_null", "first_null_column", "null_refusal"]
+__all__ = [
+    "arrow_data",
+    "check_arrow_nulls",
+    "fill_nulls_fix",
+    "first_null",
+    "first_null_column",
+    "null_refusal",
+]
 
 ArrowData: TypeAlias = pa.Array | pa.ChunkedArray | pa.Table
 
@@ -97,6 +104,22 @@ def _size(value: Any) -> str:
     return f"shape {tuple(shape)}"
 
 
+def fill_nulls_fix(arrow_type: pa.DataType, frame: bool = False) -> str:
+    """The fix filling the nulls of a column of ``arrow_type``, with a value of its type.
+
+    ``''`` for strings, ``False`` for booleans, ``0`` for numbers (Arrow's ``fill_null``
+    refuses a value of another type); a list column's nulls may be in its rows, which
+    ``fill_null`` of the column does not reach. ``frame``: the data is a table (Polars'
+    ``df.fill_null``), not a column.
+    """
+    value = example_fill(arrow_type)
+    if fill_type(arrow_type) != value_type(arrow_type):  # lists
+        return f"Fill the nulls first (null rows and nulls inside rows, e.g. with {value})"
+    polars = f"df.fill_null({value})" if frame else f".fill_null({value})"
+    arrow = f"pyarrow.compute.fill_null(column, {value})"
+    return f"Fill the nulls first (e.g. `{arrow}`, Polars' `{polars}`)"
+
+
 def first_null_column(data: ArrowData) -> tuple[str | None, int] | None:
     """The first column of ``data`` holding a null (None: one column) and its row; None."""
     columns: list[tuple[str | None, Any]] = [(None, data)]
@@ -109,6 +132,10 @@ def first_null_column(data: ArrowData) -> tuple[str | None, int] | None:
     return None
 
 
+def _column(data: ArrowData, name: str | None) -> pa.Array | pa.ChunkedArray:
+    return data if name is None or not isinstance(data, pa.Table) else data.column(name)
+
+
 def check_arrow_nulls(value: Any, caller: str, path: str) -> None:
     """Refuses a null in Arrow data read as an array (a column, a table's columns).
 
@@ -118,9 +145,6 @@ def check_arrow_nulls(value: Any, caller: str, path: str) -> None:
     data = arrow_data(value)
     found = None if data is None else first_null_column(data)
     if found is not None:
-        fix = (
-            "Fill the nulls first (e.g. `pyarrow.compute.fill_null(column, 0)`, Polars' "
-            "`.fill_null(0)`) or drop the rows that hold them"
-        )
+        fix = fill_nulls_fix(_column(data, found[0]).type) + " or drop the rows that hold them"
         shown = raw(f"{type(value).__name__} of {_size(value)}")
         raise FitpipeValueError(null_refusal(caller, path, *found, fix, shown))

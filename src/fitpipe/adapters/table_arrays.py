@@ -15,9 +15,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.types as pat
 
-from fitpipe.adapters.arrow_leaves import first_null_column, null_refusal
+from fitpipe.adapters.arrow_leaves import fill_nulls_fix, first_null_column, null_refusal
 from fitpipe.adapters.base import AdaptRequest
-from fitpipe.columnar import column_array, stack_columns, value_type
+from fitpipe.columnar import column_array, example_fill, stack_columns, value_type
 from fitpipe.errors import FitpipeTypeError, FitpipeValueError, message, raw
 from fitpipe.schemas import OTHER_COLUMNS, Schema, column_listing
 
@@ -74,10 +74,14 @@ def _check_nulls(table: pa.Table, request: AdaptRequest, source: str) -> None:
     found = first_null_column(table)
     if found is None:
         return
+    name, _ = found
+    kind = table.schema.field(name).type
     fix = (
-        "Fill the nulls first (e.g. `pyarrow.compute.fill_null(column, 0)`, Polars' "
-        "`df.fill_null(0)`) or drop the column"
-        + _schema_fix(request, f"`fitpipe.Schema(..., fill={{{found[0]!r}: 0}})` fills them")
+        fill_nulls_fix(kind, frame=True)
+        + " or drop the column"
+        + _schema_fix(
+            request, f"`fitpipe.Schema(..., fill={{{name!r}: {example_fill(kind)}}})` fills them"
+        )
     )
     shown = _received(table, source)
     raise FitpipeValueError(null_refusal(request.caller, "x", *found, fix, shown))

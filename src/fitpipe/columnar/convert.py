@@ -97,7 +97,8 @@ def _fill_nulls(
                 f"cannot fill the nulls of column {name!r} of type {array.type} in {source} "
                 f"with {fill!r} ({err})",
                 "A `fill` value is a value of the column's type",
-                f"Pass e.g. `fill={{{name!r}: 0}}`, or cast the column upstream",
+                f"Pass e.g. `fill={{{name!r}: {example_fill(array.type)}}}`, or cast the column "
+                "upstream",
                 fill=fill,
             )
         ) from err

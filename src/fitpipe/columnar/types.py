@@ -166,8 +166,15 @@ def is_text(arrow_type: pa.DataType) -> bool:
 
 
 def example_fill(arrow_type: pa.DataType) -> str:
-    """A fill value of a column's type, as the fix of an error words it."""
-    return "''" if is_text(fill_type(arrow_type)) else "0"
+    """A fill value of a column's type, as the fix of an error words it.
+
+    Of its innermost values' type: ``''`` for strings and bytes, ``False`` for booleans (Arrow
+    and Polars refuse ``0`` there), ``0`` for numbers, decimals and times.
+    """
+    kind = fill_type(arrow_type)
+    if is_text(kind):
+        return "''"
+    return "False" if pat.is_boolean(kind) else "0"
 
 
 def convertible(arrow_type: pa.DataType) -> bool:

@@ -1,11 +1,14 @@
-"""Predictions gathered over the steps of a compiled call, and over calls: dense and ragged.
+"""Predictions gathered over the steps of a compiled call, and over calls: dense, ragged, sparse.
 
 A compiled ``predict`` call runs several steps and returns their outputs concatenated along
 the batch axis. ``tf.TensorArray`` holds dense tensors only, so a ``tf.RaggedTensor`` output
 is held as its parts: its flat values and the row lengths of each ragged dimension.
 Concatenating each part along axis 0 and rebuilding gives the outputs concatenated (rows
-of a ragged tensor are stored in order at every level). As Keras, ``predict`` returns
-ragged outputs as ``tf.RaggedTensor`` and dense ones as NumPy arrays.
+of a ragged tensor are stored in order at every level). A ``tf.SparseTensor`` output is held
+as its indices, values, and per step its dense shape and count of values, from which the
+indices of each step are shifted by the rows before it. As Keras, ``predict`` returns ragged
+outputs as ``tf.RaggedTensor``, sparse ones as ``tf.SparseTensor`` and dense ones as NumPy
+arrays.
 """
 
 from __future__ import annotations
@@ -34,11 +37,11 @@ __all__ = [
 
 
 def output_specs(outputs: Any) -> Any:
-    """The spec of each traced output: ``TensorSpec`` for dense ones, ragged specs kept."""
+    """The spec of each traced output: ``TensorSpec`` for dense ones, others' kept."""
     return tf.nest.map_structure(
         lambda t: (
             tf.type_spec_from_value(t)
-            if isinstance(t, tf.RaggedTensor)
+            if isinstance(t, (tf.RaggedTensor, tf.SparseTensor))
             else tf.TensorSpec(t.shape, t.dtype)
         ),
         outputs,
@@ -74,6 +77,10 @@ def held_specs(out_specs: Any) -> Any:
 
 
 def _parts_specs(spec: Any) -> list[tf.TensorSpec]:
+    if isinstance(spec, tf.SparseTensorSpec):  # indices, values, dense shapes, counts
+        rank = spec.shape.rank
+        index = tf.TensorSpec([None, rank], tf.int64)
+        return [index, tf.TensorSpec([None], spec.dtype), index, tf.TensorSpec([None], tf.int64)]
     if isinstance(spec, tf.RaggedTensorSpec):
         inner = spec.shape[spec.ragged_rank + 1 :]
         values = tf.TensorSpec([None, *inner], spec.dtype)
@@ -83,6 +90,9 @@ def _parts_specs(spec: Any) -> list[tf.TensorSpec]:
 
 
 def _parts(value: Any) -> list[tf.Tensor]:
+    if isinstance(value, tf.SparseTensor):  # a step's dense shape and count of values: a row
+        count = tf.shape(value.indices, out_type=tf.int64)[:1]
+        return [value.indices, value.values, value.dense_shape[tf.newaxis], count]
     if isinstance(value, tf.RaggedTensor):
         return [value.flat_values, *value.nested_row_lengths()]
     return [value]
@@ -125,6 +135,8 @@ def concat_outputs(count: tf.Tensor, written: Any, out_specs: Any) -> Any:
     """The written outputs concatenated along the batch axis (empty when no step ran)."""
 
     def rebuild(spec: Any, parts: list[tf.Tensor]) -> Any:
+        if isinstance(spec, tf.SparseTensorSpec):
+            return _joined_sparse(*parts)
         if isinstance(spec, tf.RaggedTensorSpec):
             return tf.RaggedTensor.from_nested_row_lengths(parts[0], parts[1:], validate=False)
         return parts[0]
@@ -142,6 +154,22 @@ def concat_outputs(count: tf.Tensor, written: Any, out_specs: Any) -> Any:
     return tf.nest.pack_sequence_as(
         out_specs, [rebuild(spec, p) for spec, p in zip(flat_specs, parts, strict=True)]
     )
+
+
+def _joined_sparse(
+    indices: tf.Tensor, values: tf.Tensor, shapes: tf.Tensor, counts: tf.Tensor
+) -> tf.SparseTensor:
+    """Steps' sparse outputs, stored as parts, as one: ``tf.sparse.concat`` along the batch.
+
+    Each step's indices count its rows from 0: they are shifted by the rows of the steps
+    before. The sizes beyond the batch are the largest any step had (all alike, as
+    ``tf.sparse.concat`` requires; 0 when no step ran).
+    """
+    rows = shapes[:, 0]
+    shift = tf.repeat(tf.cumsum(rows, exclusive=True), counts)
+    indices = tf.concat([indices[:, :1] + shift[:, tf.newaxis], indices[:, 1:]], axis=1)
+    sizes = tf.maximum(tf.reduce_max(shapes[:, 1:], axis=0), 0)
+    return tf.SparseTensor(indices, values, tf.concat([tf.reduce_sum(rows)[tf.newaxis], sizes], 0))
 
 
 def _no_rows(spec: tf.TensorSpec) -> tf.Tensor:
@@ -226,6 +254,8 @@ def join_steps(outputs: list[Any], held: list[int]) -> Any:
         if _uneven(parts):
             held[i] = max(held[i], *(part.shape.rank - 1 for part in parts))
             joined.append(_concat_at(parts, held[i]))
+        elif isinstance(parts[0], tf.SparseTensor):
+            joined.append(tf.sparse.concat(0, list(parts)))
         else:
             joined.append(tf.concat(parts, 0))
     return tf.nest.pack_sequence_as(outputs[0], joined)

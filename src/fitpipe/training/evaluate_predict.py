@@ -20,7 +20,12 @@ from fitpipe.training import arguments, conversions, distribute
 from fitpipe.training import callbacks as callbacks_mod
 from fitpipe.training.batch_checks import BatchChecks
 from fitpipe.training.epochs import RAN_OUT_OF_STEPS, EpochRunner, no_step_error
-from fitpipe.training.inputs import check_model_inputs, check_model_targets, given_as_x
+from fitpipe.training.inputs import (
+    check_model_inputs,
+    check_model_targets,
+    given_as_x,
+    given_x,
+)
 from fitpipe.training.keywords import worded_keywords
 from fitpipe.training.logs import flatten_in_order
 from fitpipe.training.loops import evaluate_loop, predict_loop, predict_rows_to_file
@@ -116,7 +121,8 @@ class EvaluatePredictMethods:
         )
         with build_pipeline(request, warn_ignored=False) as pipeline:
             arguments.require_finite(pipeline, steps, "evaluate", "steps", x)
-            check_model_inputs(self.model, pipeline.element_spec, "evaluate", given_as_x(pipeline))
+            given = given_as_x(pipeline), given_x(pipeline)
+            check_model_inputs(self.model, pipeline.element_spec, "evaluate", *given)
             check_model_targets(self.model, pipeline.element_spec, "evaluate", Mode.EVALUATE)
             check_evaluate(self.model, request, pipeline, check)
             steps = arguments.limit_steps(steps, "steps")
@@ -212,6 +218,7 @@ class EvaluatePredictMethods:
             )
         with build_pipeline(request, warn_ignored=False) as pipeline:
             arguments.require_finite(pipeline, steps, "predict", "steps", x)
-            check_model_inputs(self.model, pipeline.element_spec, "predict", given_as_x(pipeline))
+            given = given_as_x(pipeline), given_x(pipeline)
+            check_model_inputs(self.model, pipeline.element_spec, "predict", *given)
             steps = arguments.limit_steps(steps, "steps")
             return predict_loop(self.model, self._state, pipeline, steps, verbose, callbacks, x)

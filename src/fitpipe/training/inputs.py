@@ -27,6 +27,7 @@ from fitpipe.training.absent_inputs import optional_inputs, restore_absent
 from fitpipe.training.absent_targets import check_absent_targets, restored_targets, target_layout
 from fitpipe.training.check_rules import losses_by_output
 from fitpipe.training.nested_inputs import nested_structure, nests_deeper, structured_pairs
+from fitpipe.training.ragged_inputs import check_ragged, known_rows
 from fitpipe.training.spec_dtypes import check_complex_targets, check_spec_dtypes
 from fitpipe.training.weight_shapes import check_weight_shapes, weighted_outputs
 
@@ -35,6 +36,7 @@ __all__ = [
     "check_model_inputs",
     "check_model_targets",
     "given_as_x",
+    "given_x",
 ]
 
 
@@ -133,8 +135,17 @@ def given_as_x(pipeline: Pipeline) -> bool:
     return isinstance(pipeline.source, ArraySource)
 
 
+def given_x(pipeline: Pipeline) -> Any:
+    """The values of the pipeline's ``x`` when it is the caller's argument itself; else None."""
+    return pipeline.source.x if isinstance(pipeline.source, ArraySource) else None
+
+
 def check_model_inputs(
-    model: keras.Model, element_spec: Any, caller: str, x_given: bool = False
+    model: keras.Model,
+    element_spec: Any,
+    caller: str,
+    x_given: bool = False,
+    x_values: Any = None,
 ) -> None:
     """Raises ``DataMismatchError`` when the batches' ``x`` cannot feed the built model.
 
@@ -146,6 +157,8 @@ def check_model_inputs(
         element_spec: The pipeline's element spec ``(x, ...)``.
         caller: The public method being run.
         x_given: Whether ``x`` is the caller's argument (arrays, not a generator's batches).
+        x_values: The values of the batches' ``x`` where known (the caller's tensors, see
+            :func:`given_x`): ragged ones whose rows have one length are checked as dense.
 
     """
     check_spec_dtypes(element_spec, caller)  # every part: float8 and int4 are no input
@@ -155,7 +168,7 @@ def check_model_inputs(
     found = optional_inputs(model)
     keys = list(found.names or {}) or [t.name for t in inputs]  # as a dict `x` names them
     # absent optional inputs back, as None, where `x` nests as the model's inputs
-    x = restore_absent(found, element_spec[0], by_names=False)
+    x = restore_absent(found, known_rows(element_spec[0], x_values), by_names=False)
     structure = nested_structure(model)
     if structure is not None and nests_deeper(x):
         pairs = structured_pairs(structure, x, caller, _UNKNOWN_FIX)
@@ -174,13 +187,13 @@ def check_model_inputs(
                 f"{len(flat)} array(s)",
             )
         pairs = list(zip(inputs, flat, strict=True))
-    _check_pairs(pairs, caller)
+    _check_pairs(pairs, caller, x_values is not None)
 
 
-def _check_pairs(pairs: list[tuple[Any, Any]], caller: str) -> None:
+def _check_pairs(pairs: list[tuple[Any, Any]], caller: str, known: bool) -> None:
     """Checks each model input against the data paired with it."""
     for position, (tensor, spec) in enumerate(pairs):
-        _check_ragged(tensor, spec, _input_label(tensor, position), caller)
+        check_ragged(tensor, spec, _input_label(tensor, position), caller, known)
         _check_dtype(tensor, spec, _input_label(tensor, position), caller)
         expected, found = tuple(tensor.shape), _shape(spec)
         if found is not None and not _compatible(expected, found):
@@ -192,31 +205,6 @@ def _check_pairs(pairs: list[tuple[Any, Any]], caller: str) -> None:
                 "Reshape the data, or rebuild the model's `keras.Input` to match it",
                 f"data of shape {found} received for {name}",
             )
-
-
-def _check_ragged(tensor: Any, spec: Any, name: str, caller: str) -> None:
-    """Refuses rows of varying length for an input of a fixed size where they vary.
-
-    Keras feeds a ragged tensor to any input whose varying dimensions are ``None`` (the
-    model's layers then take it as it is, as ``keras.Input((None,))`` followed by a layer
-    that handles ragged tensors); an input of a fixed size there can never take it.
-    """
-    if not isinstance(spec, tf.RaggedTensorSpec) or getattr(tensor, "ragged", False):
-        return
-    expected, found = tuple(tensor.shape), _shape(spec)
-    if found is not None and len(expected) == len(found):
-        varying = [i for i, size in enumerate(found) if i > 0 and size is None]
-        if all(expected[i] is None for i in varying):
-            return
-    raise _mismatch(
-        caller,
-        f"got rows of different lengths (a ragged tensor) for {name}, whose rows have a fixed size",
-        f"The model expected dense rows of shape {expected} for {name}",
-        "Give the list column a length in the schema (`lengths={column: n}` pads or "
-        "truncates it), or build the input with `keras.Input(..., ragged=True)` or `None` "
-        "for the varying sizes",
-        f"ragged data of shape {tuple(spec.shape)} for {name}",
-    )
 
 
 def _check_dtype(tensor: Any, spec: Any, name: str, caller: str) -> None:
@@ -447,7 +435,7 @@ def _check_weights(y: Any, weights: Any, caller: str) -> None:
 
 def check_fit_specs(model: keras.Model, train: Pipeline, val: Pipeline | None) -> None:
     """Checks the batches of ``fit``'s pipelines against the model's inputs and targets."""
-    check_model_inputs(model, train.element_spec, "fit", given_as_x(train))
+    check_model_inputs(model, train.element_spec, "fit", given_as_x(train), given_x(train))
     plan = train.class_weight
     resolved = None if plan is None else plan.resolved
     check_model_targets(model, train.element_spec, "fit", Mode.TRAIN, resolved)

@@ -188,7 +188,7 @@ def predict_rows_to_file(
         chunk = ArraySource(features, None, None, rows)
         options = PipelineOptions(batch_size=batch_size, caller="predict")
         with pipeline_from_source("chunk", chunk, options) as pipeline:
-            check_model_inputs(model, pipeline.element_spec, "predict", x_given=True)
+            check_model_inputs(model, pipeline.element_spec, "predict", True, features)
             return predict_loop(model, state, pipeline, None, 0, None, request.x, chunked)
 
     # Under MultiWorkerMirroredStrategy every worker runs the same steps (their collectives

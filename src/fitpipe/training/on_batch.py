@@ -150,7 +150,7 @@ def _run(
     """
     data, spec = conversions.present_with_spec(data)
     # as `fit`'s batches: dtypes, names, shapes
-    check_model_inputs(model, spec, caller, x_given=True)
+    check_model_inputs(model, spec, caller, x_given=True, x_values=data[0] if data else None)
     if mode != "predict":
         step_mode = Mode.TRAIN if mode == "train" else Mode.EVALUATE
         check_model_targets(model, spec, caller, step_mode, class_weight)

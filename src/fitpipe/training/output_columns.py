@@ -8,7 +8,8 @@ included), a vector (or array) per row as a ``fixed_size_list`` (nested), a ragg
 type for (bfloat16, float8) are written as float32, 4-bit integers as int8: each value
 exactly. Every chunk of a file writes each column with the type its first chunk gave it: a
 dense chunk of a ragged output is written as lists; a chunk whose rows take another shape
-(a dense output whose width changes between batches) is refused, before the file appears.
+(a dense output whose width changes between batches) is refused, before the file appears,
+as is a sparse output (a ``tf.SparseTensor``: Parquet has no sparse type).
 """
 
 from __future__ import annotations
@@ -162,6 +163,8 @@ class OutputColumns:
         return table
 
     def _column(self, name: str, values: Any) -> pa.Array:
+        if isinstance(values, tf.SparseTensor):
+            raise _sparse_error(name)
         ragged = isinstance(values, tf.RaggedTensor)
         if not ragged and not isinstance(values, np.ndarray):
             values = np.asarray(values)
@@ -192,6 +195,20 @@ def _shape_error(name: str, before: str, after: str, row: int) -> FitpipeValueEr
             "Give the output one shape in every batch (pad it to a fixed length, e.g. with "
             "`Schema(lengths=...)`), return a tf.RaggedTensor, or collect the predictions "
             "with `predict(x)`",
+            model_output=name,
+        )
+    )
+
+
+def _sparse_error(name: str) -> FitpipeTypeError:
+    return FitpipeTypeError(
+        message(
+            "predict",
+            f"cannot write model output {name!r} to `output`: it is a tf.SparseTensor",
+            "A file's column holds each row's values, dense: Parquet has no sparse type, and "
+            "writing the output dense could take far more memory than it does",
+            "Make the output dense in the model (`tf.sparse.to_dense`), or collect the "
+            "predictions with `predict(x)`, which returns a tf.SparseTensor as Keras does",
             model_output=name,
         )
     )

@@ -24,7 +24,7 @@ import tensorflow as tf
 
 from fitpipe.errors import DataMismatchError, FitpipeTypeError, message, raw
 
-__all__ = ["spec_text", "step_error"]
+__all__ = ["SPARSE_TARGETS", "spec_text", "step_error", "trace_note"]
 
 #: TensorFlow's errors of a model's op given data that does not fit it (a shape, a dtype).
 _MISMATCHES = (tf.errors.InvalidArgumentError, tf.errors.UnimplementedError)
@@ -81,7 +81,8 @@ def _leaf_text(spec: Any) -> str:
     dtype, shape = getattr(spec, "dtype", None), getattr(spec, "shape", None)
     if dtype is None or shape is None or shape.rank is None:
         return "None" if spec is None else type(spec).__name__
-    return f"{dtype.name}{tuple(shape)}"
+    kind = {tf.SparseTensorSpec: "sparse ", tf.RaggedTensorSpec: "ragged "}.get(type(spec), "")
+    return f"{kind}{dtype.name}{tuple(shape)}"
 
 
 def spec_text(element_spec: Any) -> str:
@@ -93,6 +94,28 @@ def spec_text(element_spec: Any) -> str:
     for name, part in zip(names, element_spec, strict=False):
         parts.append(f"{name}={tf.nest.map_structure(_leaf_text, part)}")
     return ", ".join(parts)
+
+
+#: The fix noted on an error of a step traced for sparse targets. Not refused: Keras' `Huber`
+#: and `MeanSquaredLogarithmicError` take them (Keras 3.15), as may a loss of the user's.
+SPARSE_TARGETS = (
+    "The targets `y` are sparse: of Keras' losses only `Huber` and "
+    "`MeanSquaredLogarithmicError` take them (a loss of your own may). For another, pass "
+    "them dense: `y.toarray()` (SciPy), `tf.sparse.to_dense(y)` (TensorFlow)."
+)
+
+
+def trace_note(caller: str, element_spec: Any) -> str:
+    """The note on an error the model's step raised while traced for ``element_spec``.
+
+    Where it was raised, and for sparse targets, how to make them dense (:data:`SPARSE_TARGETS`).
+    """
+    where = f"`{caller}` traced it for batches {spec_text(element_spec)}"
+    note = f"(raised by the model's step while fitpipe's {where})"
+    targets = element_spec[1] if isinstance(element_spec, tuple) and len(element_spec) > 1 else None
+    if any(isinstance(s, tf.SparseTensorSpec) for s in tf.nest.flatten(targets)):
+        note += f" {SPARSE_TARGETS}"
+    return note
 
 
 _NOISE = (

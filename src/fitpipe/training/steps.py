@@ -33,7 +33,7 @@ from fitpipe.training.conversions import (
     same_spec,
 )
 from fitpipe.training.logs import loop_outputs
-from fitpipe.training.step_errors import spec_text, step_error
+from fitpipe.training.step_errors import step_error, trace_note
 from fitpipe.training.step_loops import (
     Fetch,
     LastTrace,
@@ -283,10 +283,10 @@ class StepFunction:
         be called on dataclass instances" next): dropped, so the next call traces anew.
         """
         if self.jit_compile and not self._probed and composite_spec(element_spec):
-            # XLA has no kernels for sparse inputs, and compiles few ops on ragged ones (their
-            # sizes change from batch to batch): the plain graph, as Keras on CPU.
+            # the plain graph, as Keras on CPU; said, as for any step XLA cannot compile
             self._probed = True
-            self._plain_instead("sparse or ragged input")
+            why = xla_rules.COMPOSITE.format(caller=caller or self.caller)
+            self._refuse_xla("sparse or ragged input", why)
         try:
             concrete = self.one_step.get_concrete_function(element_spec)  # type: ignore[attr-defined]
         except Exception as err:
@@ -294,8 +294,7 @@ class StepFunction:
             self._variants = {j: v for j, v in self._variants.items() if traced[j]}
             self.one_step = self._variant(self.jit_compile)
             if sys.version_info >= (3, 11):  # notes are new in 3.11; the error is unchanged
-                where = f"`{caller or self.caller}` traced it for batches {spec_text(element_spec)}"
-                err.add_note(f"(raised by the model's step while fitpipe's {where})")
+                err.add_note(trace_note(caller or self.caller, element_spec))
             raise
         if self._ops is None and (self.auto or self.jit_compile):  # once: a walk of the graph
             self._ops = graph_ops.op_types(concrete)  # (read by _variant, the probe, the trial)

@@ -11,7 +11,8 @@ broadcasts silently along the wrong axes: ``(samples, 1, 1)`` over per-sample va
 ``(samples, 1, samples)`` product, and ``(samples,)`` over ``(samples, steps)`` values
 weighs the steps when ``steps`` equals the batch size. fitpipe refuses both before the first
 step, as Keras' docs give the shapes: ``(samples,)``, or ``(samples, sequence_length)`` for
-temporal data (README, departures).
+temporal data (README, departures). Sparse weights, which Keras' loss fails on whatever
+the loss, are refused too.
 """
 
 from __future__ import annotations
@@ -136,6 +137,8 @@ def check_weight_shapes(
             ``sample_weight`` multiplied in), or None: the message is then about it.
     """
     for loss, target, output, weight in pairs:
+        if loss is not None and isinstance(weight, tf.SparseTensorSpec):
+            raise _sparse_weights(caller, weight)
         found = [getattr(spec, "shape", None) for spec in (target, output, weight)]
         if loss is None or any(s is None for s in found):
             continue
@@ -164,6 +167,26 @@ def check_weight_shapes(
                 y=y,
             )
         )
+
+
+def _sparse_weights(caller: str, weight: tf.SparseTensorSpec) -> DataMismatchError:
+    """The error for sparse weights of an output with a loss: Keras' loss fails on any.
+
+    (Its ``reduce_weighted_values`` multiplies them into the loss values, and a sparse
+    product cannot be converted back: "Failed to convert elements of SparseTensor".)
+    """
+    shape = tuple(tf.TensorShape(weight.shape).as_list())
+    return DataMismatchError(
+        message(
+            caller,
+            "got sparse `sample_weight` (a SciPy sparse matrix or `tf.SparseTensor`)",
+            "The loss weighs its values by dense weights, one per value; Keras' loss fails "
+            "on sparse ones",
+            "Pass the weights dense: `sample_weight.toarray()` (SciPy), "
+            "`tf.sparse.to_dense(sample_weight)` (TensorFlow)",
+            sample_weight=raw(f"sparse weights of shape {shape}"),
+        )
+    )
 
 
 def _class_weight_mismatch(

@@ -19,7 +19,8 @@ load and on what earlier runs remembered, so it is not made where the run must r
   off, since not every op is deterministic under XLA; so does fitpipe.
 
 Inputs XLA cannot take (sparse or ragged batches) and steps XLA failed to compile run the
-plain graph too. ``jit_compile=True`` or ``False`` is kept as given.
+plain graph too. ``jit_compile=True`` or ``False`` is kept as given, except that a step XLA
+cannot compile, sparse or ragged batches included, runs the plain graph with a warning.
 """
 
 from __future__ import annotations
@@ -31,12 +32,27 @@ import tensorflow as tf
 from fitpipe.training import graph_ops, placement
 from fitpipe.training.tuning import XlaChoice
 
-__all__ = ["RANDOM", "SEEDED", "by_ops", "first_choice", "global_seed", "op_determinism"]
+__all__ = [
+    "COMPOSITE",
+    "RANDOM",
+    "SEEDED",
+    "by_ops",
+    "first_choice",
+    "global_seed",
+    "op_determinism",
+]
 
 #: The reason shown in ``Trainer.tuning`` for a step that draws random numbers.
 RANDOM = "a seeded step draws random numbers (XLA draws others): Keras' choice on this device"
 #: The reason shown for any other step of a seeded run.
 SEEDED = "a seeded run repeats only with one variant (XLA rounds otherwise): Keras' choice here"
+#: The warning (less its fix) for sparse or ragged batches under ``jit_compile=True``: XLA has
+#: no kernels for sparse inputs, and compiles few ops on ragged ones (their sizes change
+#: from batch to batch). ``"auto"`` runs them on the plain graph silently (:func:`first_choice`).
+COMPOSITE = (
+    "`{caller}` cannot compile the model with XLA for sparse or ragged batches (XLA has no "
+    "kernels for sparse tensors and compiles few ops on ragged ones)"
+)
 
 
 def op_determinism() -> bool:
