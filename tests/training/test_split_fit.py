@@ -193,8 +193,8 @@ def test_extra_entries_are_an_error_by_default() -> None:
         DataMismatchError,
         match=r"^`fit` got input names that do not match the model \(missing \[\], unknown "
         r"\['user_id'\]\)\. .* Key the dict by the model's input names, or pass "
-        r"`extra=\"ignore\"` to leave the other entries of a dict `x` out \(a schema's "
-        r"features, a generator's or a dataset's dict must name only model inputs\)\.",
+        r"`extra=\"ignore\"` to leave the other entries of the dict `x` out \(with a "
+        r"schema: name only model inputs as its features\)\.",
     ):
         trainer.fit({**_dict_x(False), "user_id": USERS}, LABELS, verbose=0)
     with pytest.raises(TypeError, match=r"^`fit` cannot use `x\['seen'\]` of dtype datetime64"):

@@ -79,14 +79,26 @@ def _mismatch(
     return kind(message(caller, what, expected, fix, **{name: raw(found)}))
 
 
-_UNKNOWN_FIX = (
-    ', or pass `extra="ignore"` to leave the other entries of a dict `x` out (a schema\'s '
-    "features, a generator's or a dataset's dict must name only model inputs)"
-)
+def _unknown_fix(x_given: bool, names: list[str]) -> str:
+    """How to leave out a dict's entries that name no model input.
+
+    ``extra="ignore"`` leaves them out of a dict ``x`` of arrays given to the call; a
+    generator's, a ``PyDataset``'s or a dataset's batches are the input's own to select.
+    """
+    if x_given:
+        return (
+            ', or pass `extra="ignore"` to leave the other entries of the dict `x` out (with '
+            "a schema: name only model inputs as its features)"
+        )
+    return (
+        ", or select the model's inputs in the batches (e.g. `dataset.map(lambda x, *rest: "
+        f'({{k: x[k] for k in {names}}}, *rest))`, or yield only them): `extra="ignore"` '
+        "leaves out entries of a dict `x` of arrays, not of an input's batches"
+    )
 
 
 def _check_names(
-    names: list[str], x: Mapping[str, Any], caller: str, optional: frozenset[str]
+    names: list[str], x: Mapping[str, Any], caller: str, optional: frozenset[str], fix: str
 ) -> None:
     missing = [n for n in names if n not in x and n not in optional]
     unknown = [k for k in x if k not in names]
@@ -95,7 +107,7 @@ def _check_names(
             caller,
             f"got input names that do not match the model (missing {missing}, unknown {unknown})",
             f"The model's inputs are named {names}",
-            "Key the dict by the model's input names" + (_UNKNOWN_FIX if unknown else ""),
+            "Key the dict by the model's input names" + (fix if unknown else ""),
             f"dict with keys {sorted(map(str, x))}",
         )
 
@@ -171,9 +183,9 @@ def check_model_inputs(
     x = restore_absent(found, known_rows(element_spec[0], x_values), by_names=False)
     structure = nested_structure(model)
     if structure is not None and nests_deeper(x):
-        pairs = structured_pairs(structure, x, caller, _UNKNOWN_FIX)
+        pairs = structured_pairs(structure, x, caller, _unknown_fix(x_given, keys))
     elif isinstance(x, Mapping):
-        _check_names(keys, x, caller, found.optional_names)
+        _check_names(keys, x, caller, found.optional_names, _unknown_fix(x_given, keys))
         pairs = [(t, x[key]) for t, key in zip(inputs, keys, strict=True) if key in x]
     else:
         flat = tf.nest.flatten(x)
