@@ -20,6 +20,7 @@ import tensorflow as tf
 
 from fitpipe import Schema, Trainer, limits
 from fitpipe.adapters import set_timing
+from fitpipe.errors import UnsupportedArgumentError
 from fitpipe.training.input_report import INPUT_BOUND_SHARE, LINE_PREFIX, EpochTiming, InputReport
 
 SLEEP = 0.03
@@ -122,6 +123,31 @@ def test_a_slow_tf_data_map_is_input_bound_in_transfer() -> None:
     assert report["input"] == "tf.data" and report["input_bound"]
     assert report["stage"] == "transfer" and "prefetch" in report["hint"]
     assert report["epochs"][0]["waited_seconds"] >= 0.5 * BATCHES * SLEEP
+    # its batches are its own: `batch_size`, which `fit` refuses for it, is not advised
+    assert "`.batch(n)`" in report["hint"] and "pass a larger" not in report["hint"]
+    with pytest.raises(UnsupportedArgumentError, match="batch_size"):
+        trainer.fit(dataset, batch_size=8, verbose=0)
+
+
+@pytest.mark.parametrize(
+    ("batched", "stage", "advised", "not_advised"),
+    [
+        (False, "transfer", "pass a larger `batch_size`", "prefetch"),
+        (True, "transfer", "`.batch(n)`", "pass a larger"),
+        (False, "convert", "pass a larger `batch_size`", "input's batches"),
+        (True, "convert", "make the input's batches larger", "pass a larger"),
+        (True, "python", "workers=N", "pass a larger"),
+    ],
+)
+def test_the_hint_fits_how_the_input_is_batched(
+    batched: bool, stage: str, advised: str, not_advised: str
+) -> None:
+    """Rows are batched by `batch_size`; an input's own batches are made larger in it."""
+    report = InputReport("input", timed=True, batched=batched)
+    timing = EpochTiming(10, seconds=1.0, waited=0.8, stages={stage: 0.8}, in_memory=False)
+    report.add(0, timing)
+    hint = report.as_dict()["hint"]
+    assert advised in hint and not_advised not in hint
 
 
 def test_streamed_parquet_times_reading_and_converting(tmp_path, monkeypatch) -> None:

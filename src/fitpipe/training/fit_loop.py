@@ -113,7 +113,8 @@ class FitLoop:
         )
         self.val_runner = self._val_runner(val, val_steps)
         self.function = state.function(model, "train", self.train)
-        self.report = InputReport(self.train.adapter, self.function.timed)
+        batched = train.batch_size is None
+        self.report = InputReport(self.train.adapter, self.function.timed, batched)
         self.backups = PositionBackups(self.cbs.callbacks, self.runner, model)
         self.watch = CompileWatch(model)
 

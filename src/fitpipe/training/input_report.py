@@ -49,9 +49,21 @@ _HINTS = {
         "give a `keras.utils.PyDataset` `workers=N` (with `use_multiprocessing=True` for "
         "CPU-bound code), yield larger batches, or precompute the work"
     ),
+    "transfer": "pass a larger `batch_size`",
+}
+#: For inputs that come in batches (``tf.data``, generators, ``PyDataset``), which refuse
+#: ``batch_size``: their batches are their own to make larger.
+_BATCHED_HINTS = {
+    **_HINTS,
+    "convert": (
+        "make the input's batches larger, and store numeric columns (fixed-size lists for "
+        "vectors) that convert without copies"
+    ),
     "transfer": (
-        "use `num_parallel_calls=tf.data.AUTOTUNE` in `map` and `.prefetch(tf.data.AUTOTUNE)`, "
-        "or pass a larger `batch_size`"
+        "make the input's batches larger (`.batch(n)` of a `tf.data` dataset, larger "
+        "batches from a generator or `PyDataset`: `batch_size` is the input's own), and "
+        "give a `tf.data` pipeline `num_parallel_calls=tf.data.AUTOTUNE` in its `map` and "
+        "`.prefetch(tf.data.AUTOTUNE)`"
     ),
 }
 
@@ -88,11 +100,14 @@ class InputReport:
     Args:
         adapter: The adapter that took the training input.
         timed: Whether the timing was on (``fitpipe.adapters.timing``).
+        batched: The input comes in batches of its own (no ``batch_size``): the hints say
+            how to make those larger.
     """
 
-    def __init__(self, adapter: str, timed: bool) -> None:
+    def __init__(self, adapter: str, timed: bool, batched: bool = False) -> None:
         self.adapter = adapter
         self.timed = timed
+        self.hints = _BATCHED_HINTS if batched else _HINTS
         self.epochs: list[dict[str, Any]] = []
         self.in_memory = False
 
@@ -113,7 +128,7 @@ class InputReport:
                 "stages": stages,
                 "input_bound": bound,
                 "stage": dominant if bound else None,
-                "hint": _HINTS[dominant] if bound else None,
+                "hint": self.hints[dominant] if bound else None,
             }
         )
 
@@ -138,7 +153,7 @@ class InputReport:
             "waited_share": round(share, 4),
             "input_bound": bound,
             "stage": dominant if bound else None,
-            "hint": _HINTS[dominant] if bound else None,
+            "hint": self.hints[dominant] if bound else None,
             "stages": {name: round(value, 6) for name, value in stages.items()},
             "epochs": list(self.epochs),
         }
