@@ -26,6 +26,7 @@ from fitpipe.schemas import Mode
 from fitpipe.training.absent_inputs import optional_inputs, restore_absent
 from fitpipe.training.absent_targets import check_absent_targets, restored_targets, target_layout
 from fitpipe.training.check_rules import losses_by_output
+from fitpipe.training.input_fixes import count_fix, unknown_fix
 from fitpipe.training.nested_inputs import nested_structure, nests_deeper, structured_pairs
 from fitpipe.training.ragged_inputs import check_ragged, known_rows
 from fitpipe.training.spec_dtypes import check_complex_targets, check_spec_dtypes
@@ -79,24 +80,6 @@ def _mismatch(
     return kind(message(caller, what, expected, fix, **{name: raw(found)}))
 
 
-def _unknown_fix(x_given: bool, names: list[str]) -> str:
-    """How to leave out a dict's entries that name no model input.
-
-    ``extra="ignore"`` leaves them out of a dict ``x`` of arrays given to the call; a
-    generator's, a ``PyDataset``'s or a dataset's batches are the input's own to select.
-    """
-    if x_given:
-        return (
-            ', or pass `extra="ignore"` to leave the other entries of the dict `x` out (with '
-            "a schema: name only model inputs as its features)"
-        )
-    return (
-        ", or select the model's inputs in the batches (e.g. `dataset.map(lambda x, *rest: "
-        f'({{k: x[k] for k in {names}}}, *rest))`, or yield only them): `extra="ignore"` '
-        "leaves out entries of a dict `x` of arrays, not of an input's batches"
-    )
-
-
 def _check_names(
     names: list[str], x: Mapping[str, Any], caller: str, optional: frozenset[str], fix: str
 ) -> None:
@@ -110,36 +93,6 @@ def _check_names(
             "Key the dict by the model's input names" + (fix if unknown else ""),
             f"dict with keys {sorted(map(str, x))}",
         )
-
-
-_LIST_BATCH_FIX = (
-    ". A batch is split into `(x, y, sample_weight)` only when it is a tuple (Keras' "
-    "documented rule): if each batch is `[x, y]`, yield or return `(x, y)` instead"
-)
-
-
-def _list_batch(element_spec: Any) -> bool:
-    """Whether batches came as ``x`` alone of 2 or 3 parts (``[x, y]`` maybe)."""
-    x, rest = element_spec[0], element_spec[1:]
-    return all(r is None for r in rest) and isinstance(x, (list, tuple)) and 2 <= len(x) <= 3
-
-
-def _count_fix(element_spec: Any, caller: str, x_given: bool) -> str:
-    """Advice for ``x`` of 2 or 3 parts: a batch's split rule, or ``x``'s own arguments."""
-    if not _list_batch(element_spec):
-        return ""
-    if not x_given:
-        return _LIST_BATCH_FIX
-    names = ["x", "y", "sample_weight"][: len(element_spec[0])]
-    if caller.removesuffix("_on_batch") == "predict":
-        call = f"`{caller}(x)` with the inputs alone (Keras warns and predicts on the first array)"
-    else:
-        arguments = ", ".join(names).replace("sample_weight", "sample_weight=sample_weight")
-        call = f"`{caller}({arguments})`, each as its own argument"
-    return (
-        ". A tuple or list given as `x` is read as the model's inputs, not split into "
-        f"`({', '.join(names)})` (only a generator's or a dataset's batches are): call {call}"
-    )
 
 
 def given_as_x(pipeline: Pipeline) -> bool:
@@ -183,9 +136,9 @@ def check_model_inputs(
     x = restore_absent(found, known_rows(element_spec[0], x_values), by_names=False)
     structure = nested_structure(model)
     if structure is not None and nests_deeper(x):
-        pairs = structured_pairs(structure, x, caller, _unknown_fix(x_given, keys))
+        pairs = structured_pairs(structure, x, caller, unknown_fix(x_given, keys))
     elif isinstance(x, Mapping):
-        _check_names(keys, x, caller, found.optional_names, _unknown_fix(x_given, keys))
+        _check_names(keys, x, caller, found.optional_names, unknown_fix(x_given, keys))
         pairs = [(t, x[key]) for t, key in zip(inputs, keys, strict=True) if key in x]
     else:
         flat = tf.nest.flatten(x)
@@ -195,15 +148,28 @@ def check_model_inputs(
                 f"got {len(flat)} input array(s) for a model with {len(inputs)} input(s)",
                 f"The model's inputs are {keys}",
                 "Pass one array per model input, as a list in that order or a dict by name"
-                + _count_fix(element_spec, caller, x_given),
+                + count_fix(element_spec, caller, x_given),
                 f"{len(flat)} array(s)",
             )
         pairs = list(zip(inputs, flat, strict=True))
-    _check_pairs(pairs, caller, x_values is not None)
+    _check_pairs(pairs, caller, x_values is not None, not x_given)
 
 
-def _check_pairs(pairs: list[tuple[Any, Any]], caller: str, known: bool) -> None:
-    """Checks each model input against the data paired with it."""
+def _shape_fix(expected: tuple[Any, ...], found: tuple[Any, ...], batches: bool) -> str:
+    """Reshape; or, for an input's own batches one axis short, batch them (unbatched)."""
+    if batches and len(found) == len(expected) - 1 and _compatible(expected[1:], found):
+        return (
+            "The input's elements are single samples, not batches: batch it (e.g. "
+            "`dataset.batch(32)`, or the `batch_size` of the utility that made it, as "
+            "`keras.utils.image_dataset_from_directory`'s)"
+        )
+    return "Reshape the data, or rebuild the model's `keras.Input` to match it"
+
+
+def _check_pairs(
+    pairs: list[tuple[Any, Any]], caller: str, known: bool, batches: bool = False
+) -> None:
+    """Checks each model input against the data paired with it (``batches``: an input's)."""
     for position, (tensor, spec) in enumerate(pairs):
         check_ragged(tensor, spec, _input_label(tensor, position), caller, known)
         _check_dtype(tensor, spec, _input_label(tensor, position), caller)
@@ -214,7 +180,7 @@ def _check_pairs(pairs: list[tuple[Any, Any]], caller: str, known: bool) -> None
                 caller,
                 f"got data of shape {found} for {name}, which does not fit the model",
                 f"The model expected shape {expected} for {name} (None: any size)",
-                "Reshape the data, or rebuild the model's `keras.Input` to match it",
+                _shape_fix(expected, found, batches),
                 f"data of shape {found} received for {name}",
             )
 

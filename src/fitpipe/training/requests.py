@@ -33,7 +33,12 @@ from fitpipe.training import arguments, distribute
 from fitpipe.training.absent_inputs import strip_absent
 from fitpipe.training.absent_targets import without_absent_targets
 from fitpipe.training.conversions import check_extra, without_extra_inputs
-from fitpipe.training.inputs import about_validation_data, check_model_inputs
+from fitpipe.training.inputs import (
+    about_validation_data,
+    check_model_inputs,
+    given_as_x,
+    given_x,
+)
 
 __all__ = [
     "evaluate_request",
@@ -283,6 +288,8 @@ def fit_pipelines(
     if validation_data is not None and not read_validation:
         _unpack_validation(validation_data)
     elif validation_data is not None:
+        # the training batches first: an error in both is not only `validation_data`'s
+        check_model_inputs(model, train.element_spec, "fit", given_as_x(train), given_x(train))
         val = validation_pipeline(
             model, validation_data, val_batch, val_steps, request.schema, extra, val_batch_given
         )

@@ -1,7 +1,9 @@
-"""Dict batches with entries that name no model input: the fix offered is one that works.
+"""The fix offered for inputs that do not fit the model is one that works for the input.
 
-``extra="ignore"`` leaves such entries out of a dict ``x`` of arrays; a dataset's or a
+``extra="ignore"`` leaves entries out of a dict ``x`` of arrays; a dataset's or a
 generator's batches were refused with the advice to pass it, and passing it changed nothing.
+An unbatched dataset (``keras.utils.split_dataset`` gives them) was advised to reshape its
+data, and its error blamed ``validation_data`` when both were unbatched.
 """
 
 from __future__ import annotations
@@ -80,3 +82,42 @@ def test_a_dict_of_arrays_is_still_advised_extra_ignore() -> None:
         _trainer().fit(x, Y, verbose=0)
     history = _trainer().fit(x, Y, extra="ignore", epochs=1, verbose=0)
     assert len(history.history["loss"]) == 1
+
+
+def _single_samples() -> tf.data.Dataset:
+    return tf.data.Dataset.from_tensor_slices((A, Y))  # not batched: elements of shape (2,)
+
+
+def _two_inputs_trainer() -> fitpipe.Trainer:
+    trainer = fitpipe.Trainer(keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)]))
+    trainer.compile(optimizer="sgd", loss="mse")
+    return trainer
+
+
+@pytest.mark.parametrize("validation_batched", [False, True])
+def test_an_unbatched_dataset_is_advised_to_batch_and_named_first(
+    validation_batched: bool,
+) -> None:
+    """As ``keras.utils.split_dataset`` gives them: the training data's error comes first."""
+    validation = _single_samples().batch(4) if validation_batched else _single_samples()
+    with pytest.raises(DataMismatchError) as info:
+        _two_inputs_trainer().fit(_single_samples(), validation_data=validation, verbose=0)
+    text = str(info.value)
+    assert "got data of shape (2,)" in text and "`dataset.batch(32)`" in text
+    assert "validation_data" not in text
+    history = _two_inputs_trainer().fit(
+        _single_samples().batch(4), validation_data=_single_samples().batch(4), verbose=0
+    )
+    assert "val_loss" in history.history
+
+
+def test_an_unbatched_validation_dataset_is_named_and_advised_to_batch() -> None:
+    with pytest.raises(DataMismatchError, match=r"(?s)`dataset\.batch\(32\)`.*validation_data"):
+        _two_inputs_trainer().fit(
+            _single_samples().batch(4), validation_data=_single_samples(), verbose=0
+        )
+
+
+def test_arrays_of_the_wrong_shape_are_still_advised_to_reshape() -> None:
+    with pytest.raises(DataMismatchError, match="Reshape the data"):
+        _two_inputs_trainer().fit(A[:, :1], Y, verbose=0)
