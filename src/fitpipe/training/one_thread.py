@@ -14,22 +14,23 @@ from __future__ import annotations
 import functools
 import threading
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import ParamSpec, TypeVar
 
 from fitpipe.errors import ConcurrentUseError, message, raw
 
 __all__ = ["one_thread_at_a_time"]
 
+P = ParamSpec("P")
 R = TypeVar("R")
 
 
-def one_thread_at_a_time(method: Callable[..., R]) -> Callable[..., R]:
+def one_thread_at_a_time(method: Callable[P, R]) -> Callable[P, R]:
     """Wraps a trainer's ``method``: refused while another thread runs one on its model."""
     caller = method.__name__
 
     @functools.wraps(method)
-    def guarded(self: Any, *args: Any, **kwargs: Any) -> R:
-        state, me = self._state, threading.get_ident()
+    def guarded(*args: P.args, **kwargs: P.kwargs) -> R:
+        state, me = args[0]._state, threading.get_ident()  # type: ignore[attr-defined]
         with state.lock:
             owner = state.owner
             if owner is not None and owner[0] != me:
@@ -37,7 +38,7 @@ def one_thread_at_a_time(method: Callable[..., R]) -> Callable[..., R]:
             if owner is None:
                 state.owner = (me, caller)
         try:
-            return method(self, *args, **kwargs)
+            return method(*args, **kwargs)
         finally:
             if owner is None:
                 state.owner = None
