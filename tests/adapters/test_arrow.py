@@ -327,18 +327,17 @@ def test_string_stacked_with_numbers_is_rejected():
         fitpipe.adapt(table, schema=fitpipe.Schema(["a", "s"], "y"))
 
 
-@pytest.mark.parametrize(
-    "make",
-    [
-        lambda t: t,
-        lambda t: t.to_reader(),
-        lambda t: pl.from_arrow(t),
-    ],
-    ids=["table", "reader", "polars"],
-)
-def test_columnar_inputs_need_a_schema(make):
+def test_a_stream_needs_a_schema():
+    """A reader is never read as one array (tables are: test_arrow_without_schema.py)."""
     with pytest.raises(TypeError, match="schema"):
-        fitpipe.adapt(make(numbered_table(8)))
+        fitpipe.adapt(numbered_table(8).to_reader())
+
+
+@pytest.mark.parametrize("make", [lambda t: t, pl.from_arrow], ids=["table", "polars"])
+def test_a_table_without_schema_adapts_as_its_array(make):
+    table = numbered_table(8)
+    got = np.concatenate([b[0] for b in batches(fitpipe.adapt(make(table), batch_size=3))])
+    np.testing.assert_array_equal(got, np.asarray(table))
 
 
 # ------------------------------------------------------------------------- sources
