@@ -16,7 +16,20 @@ import keras
 
 from fitpipe.errors import RecompiledError, message, raw
 
-__all__ = ["CompileWatch"]
+__all__ = ["CompileWatch", "still_compiled"]
+
+
+def still_compiled(
+    model: keras.Model, optimizer: Any, made: list[Any], metrics: list[Any] | None = None
+) -> bool:
+    """Whether ``model`` keeps the ``optimizer`` and the metrics ``made`` of one compile.
+
+    Every ``compile`` makes its loss tracker and compiled metrics anew (and its optimizer,
+    unless given the same one); a model of several outputs adds loss trackers at its first
+    step, so those made must be kept, not be all. ``metrics``: ``model.metrics``, if read.
+    """
+    kept = {id(m) for m in (model.metrics if metrics is None else metrics)}
+    return getattr(model, "optimizer", None) is optimizer and all(id(m) in kept for m in made)
 
 
 class CompileWatch:
@@ -43,10 +56,7 @@ class CompileWatch:
 
     def check(self, hook: str) -> None:
         """After an epoch's hooks: the optimizer and every metric compiled are the model's."""
-        kept = {id(m) for m in self.model.metrics}
-        if getattr(self.model, "optimizer", None) is not self.optimizer or not all(
-            id(m) in kept for m in self.metrics
-        ):
+        if not still_compiled(self.model, self.optimizer, self.metrics):
             raise self._error(hook)
 
     def _error(self, hook: str) -> RecompiledError:

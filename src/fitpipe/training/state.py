@@ -16,6 +16,7 @@ from fitpipe.pipeline import is_multi_worker
 from fitpipe.schemas import Mode
 from fitpipe.training import callbacks as callbacks_mod
 from fitpipe.training import conversions, distribute, placement
+from fitpipe.training.compile_watch import still_compiled
 from fitpipe.training.steps import StepFunction
 from fitpipe.training.tuning import ExecutionSize
 
@@ -182,8 +183,7 @@ class ModelState:
         if self.compile_mark is None:
             return
         optimizer, *made = self.compile_mark
-        ids = {id(m) for m in metrics}
-        if getattr(model, "optimizer", None) is optimizer and all(id(m) in ids for m in made):
+        if still_compiled(model, optimizer, made, metrics):
             return
         self.steps_per_execution = self.jit_compile = self.compile_mark = None
         self.execution = self.fused = None
