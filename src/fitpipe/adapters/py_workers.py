@@ -187,6 +187,10 @@ class _Processes:
         for process in processes:
             with contextlib.suppress(Exception):
                 process.join(max(0.0, deadline - time.monotonic()))
+            # The executor's own thread joins them too: when it reaped a process first,
+            # `join` returned early and the exit code is set by that thread a moment later.
+            while process.exitcode is None and time.monotonic() < deadline:
+                time.sleep(0.005)
 
 
 class _Closed(Exception):
