@@ -32,9 +32,12 @@ from fitpipe.schemas import column_listing
 
 __all__ = [
     "INT96_UNIT",
+    "WILDCARDS",
     "ColumnTypes",
     "expand_paths",
     "file_error",
+    "glob_cut",
+    "is_glob",
     "is_parquet",
     "is_parquet_path",
     "missing_in_file",
@@ -43,6 +46,7 @@ __all__ = [
 ]
 
 _SUFFIXES = (".parquet", ".pq", ".parq")
+WILDCARDS = "*?["
 
 #: Legacy INT96 timestamps (Spark's default, Hive, Impala) are read in microseconds, the unit
 #: Spark's own timestamps have, rather than Arrow's default nanoseconds: the same instant then
@@ -64,10 +68,7 @@ def is_parquet_path(x: Any) -> bool:
         return False
     path = os.fspath(x)
     return isinstance(path, str) and (
-        path.lower().endswith(_SUFFIXES)
-        or any(c in path for c in "*?[")
-        or is_uri(path)
-        or os.path.exists(path)
+        path.lower().endswith(_SUFFIXES) or is_glob(path) or is_uri(path) or os.path.exists(path)
     )
 
 
@@ -88,11 +89,31 @@ def expand_paths(x: Any, caller: str = "fit") -> list[str]:
     for path in paths:
         if is_uri(path):
             found.extend(_shown(path, expand_uri(path, caller)))
-        elif any(ch in path for ch in "*?["):
+        elif is_glob(path):
             found.extend(_shown(path, sorted(glob.glob(path, recursive=True))))
         else:
             found.append(path)
     return found
+
+
+def _unqueried(path: str) -> str:
+    """A path without a URI's query (``?`` starts one there; in a local path it is a wildcard)."""
+    return path.partition("?")[0] if is_uri(path) else path
+
+
+def is_glob(path: str) -> bool:
+    """A glob: a wildcard in a local path, or before a URI's query."""
+    return any(c in _unqueried(path) for c in WILDCARDS)
+
+
+def glob_cut(pattern: str) -> int:
+    """The length of a glob's fixed folders with their last slash (0: none).
+
+    ``data/*/part-*.parquet`` gives 5 (``data/``), ``*.parquet`` 0.
+    """
+    fixed = _unqueried(pattern)
+    wild = min((i for i, c in enumerate(fixed) if c in WILDCARDS), default=len(fixed))
+    return pattern.rfind("/", 0, wild) + 1
 
 
 def _shown(pattern: str, matches: list[str]) -> list[str]:
@@ -103,9 +124,7 @@ def _shown(pattern: str, matches: list[str]) -> list[str]:
     ``data/**/*.parquet`` read ``data/_temporary/0/part-0.parquet``. A pattern that names
     one (``data/_staging/*.parquet``, ``data/_*.parquet``) keeps it.
     """
-    fixed = pattern.partition("?")[0] if is_uri(pattern) else pattern  # (a URI's query)
-    wild = min((i for i, c in enumerate(fixed) if c in "*?["), default=len(fixed))
-    cut = pattern.rfind("/", 0, wild) + 1  # the fixed folders, with their last slash
+    cut = glob_cut(pattern)
     named = {part[0] for part in pattern[cut:].split("/") if part[:1] in ("_", ".")}
 
     def hidden(path: str) -> bool:

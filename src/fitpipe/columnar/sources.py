@@ -28,14 +28,12 @@ import pyarrow.dataset as pads
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
-from fitpipe.columnar.files import expand_paths, file_error, parquet_format
+from fitpipe.columnar.files import expand_paths, file_error, glob_cut, is_glob, parquet_format
 from fitpipe.columnar.storage import display_path, is_uri, missing_what, resolve_uri, uri_info
 from fitpipe.columnar.types import duplicate_error
 from fitpipe.errors import DataMismatchError, SchemaError, message, missing_path_fix
 
 __all__ = ["existing_paths", "glob_base", "open_dataset"]
-
-_WILDCARDS = "*?["
 
 
 def _files_of(paths: list[str]) -> Iterator[str]:
@@ -119,19 +117,12 @@ def _exists(path: str, caller: str) -> bool:
     return uri_info(path, caller)[2].type != pafs.FileType.NotFound
 
 
-def _is_glob(path: str) -> bool:
-    """A glob: a wildcard in a local path, or before a URI's query (``?`` starts it there)."""
-    return any(c in (path.partition("?")[0] if is_uri(path) else path) for c in _WILDCARDS)
-
-
 def glob_base(pattern: str) -> str:
     """The folder of ``pattern`` before its first wildcard ("" for one in the first name).
 
     ``data/*/part-*.parquet`` has base ``data``; partitions are read below it.
     """
-    first = min((i for i, c in enumerate(pattern) if c in _WILDCARDS), default=len(pattern))
-    fixed = pattern[:first]
-    return fixed.rsplit("/", 1)[0] if "/" in fixed else ""
+    return pattern[: max(glob_cut(pattern) - 1, 0)]
 
 
 def _expanded(x: Any, caller: str) -> list[tuple[str, list[str]]]:
@@ -248,7 +239,7 @@ def _parts(found: list[tuple[str, list[str]]], fs: pafs.FileSystem, caller: str)
     parts: list[_Part] = []
     for given, matched in found:
         paths = [_inside(p, caller) for p in matched]
-        if _is_glob(given):
+        if is_glob(given):
             local = isinstance(fs, pafs.LocalFileSystem)
             files = list(_files_of(paths)) if local else paths
             parts.append(_Part(files, glob_base(_inside(given, caller))))
