@@ -332,7 +332,7 @@ def test_lazy_adapters_decline_by_the_type_s_library_and_remember_it() -> None:
         assert lazy._from_library(derived())
         assert not lazy._from_library(other())
         assert not lazy._from_library(np.ones(2))
-    assert set(lazy._types) == {native, derived, other, np.ndarray}
+    assert set(lazy._from_library.known) == {native, derived, other, np.ndarray}
 
 
 def test_equal_priorities_dispatch_in_registration_order(clean_registry: Any) -> None:

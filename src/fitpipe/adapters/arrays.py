@@ -9,7 +9,7 @@ inputs they take (``can_adapt``) and how they describe themselves; the conversio
 from __future__ import annotations
 
 import numbers
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any, NoReturn
 
 import numpy as np
@@ -19,6 +19,7 @@ from fitpipe.adapters.arrow_leaves import check_arrow_nulls
 from fitpipe.adapters.base import AdaptRequest, ArraySource, Mode
 from fitpipe.adapters.capabilities import SourceBase
 from fitpipe.adapters.frame_arrays import check_frame, frame_fix, pandas_array, unmasked
+from fitpipe.adapters.kinds import ByType, of_library
 from fitpipe.adapters.numbers import complex_error, dtype_refusal, tensor_dtype_refusal
 from fitpipe.adapters.sparse import is_sparse_array, to_sparse_tensor
 from fitpipe.adapters.torch_tensors import is_torch_tensor, torch_to_numpy
@@ -55,33 +56,8 @@ _TEXT_KINDS = frozenset("US")
 _TF_VALUES = (tf.Tensor, tf.RaggedTensor, tf.SparseTensor, tf.Variable)
 
 
-def _by_type(test: Callable[[type], bool]) -> Callable[[Any], bool]:
-    """``test`` of a value's type, remembered per type (asked for every input and leaf).
-
-    The registry asks each adapter in turn, and the array family each leaf, on every
-    ``*_on_batch`` call: ``isinstance`` against TensorFlow's ABCs and a walk of the MRO
-    cost microseconds a question, a dict lookup a tenth of one.
-    """
-    known: dict[type, bool] = {}
-
-    def check(value: Any) -> bool:
-        kind = type(value)
-        found = known.get(kind)
-        if found is None:
-            if len(known) > 1024:  # classes made at run time: bounded
-                known.clear()
-            found = known[kind] = test(kind)
-        return found
-
-    return check
-
-
-_tf_type = _by_type(lambda kind: issubclass(kind, _TF_VALUES))
-_pandas_type = _by_type(
-    lambda kind: any(
-        (getattr(k, "__module__", "") or "").split(".", 1)[0] == "pandas" for k in kind.__mro__
-    )
-)
+_tf_type = ByType(lambda kind: issubclass(kind, _TF_VALUES))
+_pandas_type = of_library(("pandas",))
 
 
 def is_tf_value(value: Any) -> bool:

@@ -13,13 +13,13 @@ import dataclasses
 import importlib
 import importlib.metadata
 import threading
-import weakref
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any, TypeVar, overload
 
 from fitpipe.adapters.base import Adapter, AdaptRequest, supported
 from fitpipe.adapters.capabilities import SourceBase
 from fitpipe.adapters.hints import no_adapter_message
+from fitpipe.adapters.kinds import of_library
 from fitpipe.adapters.registration import check_priority, check_protocol, check_replace
 from fitpipe.errors import (
     FitpipeValueError,
@@ -77,17 +77,7 @@ class LazyAdapter:
         self._loaded: Adapter | None = None
         # Whether a type belongs to one of ``modules``, by type: every input is asked about
         # at each dispatch (each ``*_on_batch`` call), and its type's MRO does not change.
-        self._types: weakref.WeakKeyDictionary[type, bool] = weakref.WeakKeyDictionary()
-
-    def _from_library(self, x: Any) -> bool:
-        kind = type(x)
-        known = self._types.get(kind)
-        if known is None:
-            known = self._types[kind] = any(
-                (getattr(klass, "__module__", "") or "").split(".", 1)[0] in self.modules
-                for klass in kind.__mro__
-            )
-        return known
+        self._from_library = of_library(modules)
 
     def load(self, caller: str = "adapt") -> Adapter:
         """Imports and builds the real adapter.
