@@ -125,3 +125,25 @@ def test_a_streamed_file_rewritten_between_epochs_is_refused_by_name(
     assert not isinstance(err.value, ValueError) and str(path) in str(err.value)
     history = trainer.fit(str(path), schema=fitpipe.Schema(FEATURES, "label"), verbose=0)
     assert len(history.epoch) == 1  # the next `fit` plans the new file and reads it
+
+
+@pytest.mark.parametrize("columns", [1, 2])
+def test_corrupt_pages_under_an_intact_footer_are_worded_as_a_corrupt_file(
+    tmp_path: Path, columns: int
+) -> None:
+    # A column stored and read as the same type cannot fail for its type: Arrow's "Couldn't
+    # deserialize thrift" of a damaged page header was advised to cast the column.
+    path = tmp_path / "damaged.parquet"
+    names = FEATURES[:columns]
+    table = pa.table(
+        {**{f: np.arange(100, dtype="float32") for f in names}, "label": np.zeros(100)}
+    )
+    pq.write_table(table, path, **_PLAIN)
+    data = bytearray(path.read_bytes())
+    data[4:40] = b"\xff" * 36  # the first page header; the footer stays readable
+    path.write_bytes(bytes(data))
+    trainer = fitpipe.Trainer(keras.Sequential([keras.Input((columns,)), keras.layers.Dense(1)]))
+    trainer.compile(optimizer="sgd", loss="mse")
+    with pytest.raises(SchemaError, match="Replace or remove the file if it is corrupt") as err:
+        trainer.fit(str(path), schema=fitpipe.Schema(names, "label"), verbose=0)
+    assert str(path) in str(err.value) and "one type" not in str(err.value)

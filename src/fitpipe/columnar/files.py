@@ -34,6 +34,7 @@ __all__ = [
     "INT96_UNIT",
     "WILDCARDS",
     "ColumnTypes",
+    "FileWatch",
     "expand_paths",
     "file_error",
     "glob_cut",
@@ -178,13 +179,6 @@ def file_status(path: str) -> tuple[int, ...]:
     return (info.st_size, info.st_mtime_ns, info.st_ctime_ns, info.st_dev, info.st_ino)
 
 
-def planned_status(fragment: Any) -> tuple[int, ...] | None:
-    """:func:`file_status` of a fragment's file as planned; None off the local filesystem."""
-    if not isinstance(getattr(fragment, "filesystem", None), pafs.LocalFileSystem):
-        return None
-    return _status_of(fragment.path)
-
-
 def _status_of(path: str) -> tuple[int, ...] | None:
     """:func:`file_status`, or None for a file gone (reading it says so, of its own type)."""
     try:
@@ -193,20 +187,73 @@ def _status_of(path: str) -> tuple[int, ...] | None:
         return None
 
 
-def check_unchanged(path: str, planned: tuple[int, ...] | None) -> None:
-    """Raises an ``OSError`` (``ESTALE``) when a file read again changed since it was planned.
+def _object_status(filesystem: Any, path: str) -> tuple[Any, ...] | None:
+    """An object's size and entity tag (ETag), from one request for its head.
+
+    Its modification time where the store gives no tag (an object store's has whole
+    seconds: a rewrite of the same size within one would go unseen, an ETag would not).
+    None where it cannot be asked (reading it says why) or the store tells neither.
+
+    Raises:
+        FileNotFoundError: The object is gone.
+    """
+    try:
+        with filesystem.open_input_file(path) as handle:
+            size, head = handle.size(), handle.metadata()
+        tag = head.get("ETag") or head.get("Last-Modified")
+        if tag is None:
+            tag = filesystem.get_file_info(path).mtime_ns
+    except FileNotFoundError:
+        raise
+    except (OSError, pa.ArrowException):
+        return None
+    return None if tag is None else (size, tag)
+
+
+class FileWatch:
+    """Refuses to read a file again once it was rewritten (a streamed file, every epoch).
 
     A streamed file is read again every epoch, by the row groups its footer listed when
     planned: read from a rewritten file, they were pages of another layout (pyarrow's
     "Couldn't deserialize thrift", which said the file was corrupt) or, laid out alike,
-    other rows, silently. Worded by :func:`file_error`.
+    other rows, silently. A local file's :func:`file_status` is taken when planned and
+    compared at each read (a ``stat``); an object's size and ETag at its first read, and
+    compared at each later one (a request for the object's head, beside the reads of its
+    column chunks).
+
+    Args:
+        fragment: The file's fragment.
     """
-    if planned is None:
-        return
-    now = _status_of(path)
-    if now is not None and now != planned:
-        size = "" if now[0] == planned[0] else f": {planned[0]:,} -> {now[0]:,} bytes"
-        raise OSError(errno.ESTALE, f"the file was rewritten after it was planned{size}")
+
+    __slots__ = ("_filesystem", "_local", "_path", "_status")
+
+    def __init__(self, fragment: Any) -> None:
+        self._filesystem = getattr(fragment, "filesystem", None)
+        self._local = isinstance(self._filesystem, pafs.LocalFileSystem)
+        self._path: str = fragment.path
+        self._status = _status_of(self._path) if self._local else None
+
+    def check(self) -> None:
+        """Raises an ``OSError`` (``ESTALE``, see :func:`file_error`) if the file changed."""
+        if self._filesystem is None:
+            return
+        if self._local:
+            now: tuple[Any, ...] | None = _status_of(self._path)
+        else:
+            try:
+                now = _object_status(self._filesystem, self._path)
+            except FileNotFoundError as gone:
+                if self._status is None:
+                    return  # (reading it says so)
+                text = "the file was deleted after it was planned"
+                raise FileNotFoundError(errno.ENOENT, text) from gone
+        if now is None or self._status is None:
+            self._status = self._status or now  # (an object: its first read)
+            return
+        if now != self._status:
+            was = self._status[0]
+            size = "" if now[0] == was else f": {was:,} -> {now[0]:,} bytes"
+            raise OSError(errno.ESTALE, f"the file was rewritten after it was planned{size}")
 
 
 def file_identity(dataset: pads.Dataset) -> tuple[tuple[str, int, int], ...] | None:

@@ -24,10 +24,9 @@ import pyarrow.fs as pafs
 
 from fitpipe.columnar.files import (
     ColumnTypes,
-    check_unchanged,
+    FileWatch,
     file_error,
     missing_in_first_file,
-    planned_status,
 )
 from fitpipe.columnar.sources import open_dataset
 from fitpipe.columnar.storage import display_path
@@ -186,9 +185,9 @@ def group_pieces(
         fragment: The file's fragment.
         schema: The dataset's schema.
     """
-    status = planned_status(fragment)
+    watch = FileWatch(fragment)
     return [
-        Piece(where, rows, _GroupReader(fragment, group, schema, status), start)
+        Piece(where, rows, _GroupReader(fragment, group, schema, watch), start)
         for group, rows, start in groups
     ]
 
@@ -235,16 +234,14 @@ def scan_options(filesystem: Any, buffered: bool = True) -> pads.ParquetFragment
 class _GroupReader:
     """Reads one row group of a file (its fragment made only when read).
 
-    ``status``: the local file's :func:`~fitpipe.columnar.files.file_status` when planned
-    (None elsewhere): a file rewritten since is refused, not read by its old footer.
+    ``watch``: the file's :class:`~fitpipe.columnar.files.FileWatch` (one for all its row
+    groups): a file rewritten since it was planned is refused, not read by its old footer.
     """
 
-    __slots__ = ("fragment", "group", "schema", "status")
+    __slots__ = ("fragment", "group", "schema", "watch")
 
-    def __init__(
-        self, fragment: Any, group: int, schema: pa.Schema, status: tuple[int, ...] | None
-    ) -> None:
-        self.fragment, self.group, self.schema, self.status = fragment, group, schema, status
+    def __init__(self, fragment: Any, group: int, schema: pa.Schema, watch: FileWatch) -> None:
+        self.fragment, self.group, self.schema, self.watch = fragment, group, schema, watch
 
     def types(self, column: str) -> tuple[pa.DataType, pa.DataType] | None:
         """The type ``column`` is stored as in the file and the type it is read as."""
@@ -254,7 +251,7 @@ class _GroupReader:
         return stored.field(column).type, self.schema.field(column).type
 
     def __call__(self, columns: list[str], buffered: bool = False) -> Iterator[Any]:
-        check_unchanged(self.fragment.path, self.status)
+        self.watch.check()
         part = self.fragment.subset(row_group_ids=[self.group])
         yield part.to_table(
             columns=columns,

@@ -45,9 +45,19 @@ def read_error(piece: Piece, columns: list[str], err: Exception, caller: str) ->
     if column is None or (isinstance(err, OSError) and err.errno):
         return file_error(piece.source, err, caller)
     found = getattr(piece.read, "types", lambda _: None)(column)
-    merged = ""
-    if found is not None and found[0] != found[1]:
-        merged = f" (stored there as {found[0]}) as {found[1]}, its type unified over the files"
+    if found is None or found[0] == found[1]:  # read as stored: no type to blame
+        return SchemaError(
+            message(
+                caller,
+                f"cannot read column {column!r} of {piece.source}: {err}",
+                "Every file of the source is a complete Parquet file, left as it was when "
+                "the source was planned",
+                "Replace or remove the file if it is corrupt or truncated; if something "
+                "rewrites or deletes it during the run, write a new export under a new name",
+                column=column,
+            )
+        )
+    merged = f" (stored there as {found[0]}) as {found[1]}, its type unified over the files"
     return SchemaError(
         message(
             caller,
