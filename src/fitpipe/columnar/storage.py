@@ -243,7 +243,10 @@ def filesystem_of(location: Location, caller: str) -> pafs.FileSystem:
     try:
         return _filesystem(location.root, location.query, environment)
     except (pa.ArrowException, OSError, ValueError) as err:
-        raise _store_error(location.uri, "no filesystem opens it", err, caller) from err
+        what = "no filesystem opens it"
+        if location.query:  # ("Unexpected query parameter": a '?' of a key?)
+            what += ", with its query (a '?' starts it: write %3F for a '?' of a key)"
+        raise _store_error(location.uri, what, err, caller) from err
 
 
 def resolve_uri(uri: str, caller: str) -> tuple[pafs.FileSystem, str]:
@@ -333,6 +336,16 @@ def _literal(text: str) -> str:
     return re.escape(urllib.parse.unquote(text))
 
 
+def _set_end(glob: str, start: int) -> int:
+    """The end of the set ``[...]`` at ``start`` (past its ``]``), as fnmatch reads it; 0: none.
+
+    A ``]`` first in the set (after a ``!``) is one of its characters.
+    """
+    first = start + 1 + (glob[start + 1 : start + 2] == "!")
+    end = glob.find("]", first + 1)
+    return end + 1 if end > 0 else 0
+
+
 def _pattern(glob: str) -> re.Pattern[str]:
     """A regular expression for a glob as written (percent-encoded).
 
@@ -347,9 +360,10 @@ def _pattern(glob: str) -> re.Pattern[str]:
             token, end = ".*", i + 2
         elif glob[i] == "*":
             token, end = "[^/]*", i + 1
-        elif glob[i] == "[" and "]" in glob[i + 1 :]:
-            end = glob.index("]", i + 1) + 1
-            token = "[" + urllib.parse.unquote(glob[i + 1 : end - 1]).replace("!", "^", 1) + "]"
+        elif glob[i] == "[" and (end := _set_end(glob, i)) > 0:
+            body = urllib.parse.unquote(glob[i + 1 : end - 1])
+            negated = body[:1] == "!"
+            token = "[" + "^" * negated + re.sub(r"([\\\[\]^])", r"\\\1", body[negated:]) + "]"
         else:
             i += 1
             continue
