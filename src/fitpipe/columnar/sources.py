@@ -203,7 +203,7 @@ def _refuse_table_folder(path: str, caller: str) -> None:
 
 @dataclasses.dataclass(frozen=True)
 class _Part:
-    """Files opened together: one folder, a glob's files, or files given one by one.
+    """Files opened together: one folder, a prefix's or a glob's keys, or files given by name.
 
     ``base``: the folder partitions are read below (the folder itself, a glob's base);
     None where no partition is read (files given by name).
