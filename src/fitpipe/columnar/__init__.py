@@ -70,11 +70,13 @@ from fitpipe.columnar.recycle import keep, kept, recycling
 from fitpipe.columnar.shared_plans import plan_bytes, plan_from_bytes
 from fitpipe.columnar.sources import existing_paths, open_dataset
 from fitpipe.columnar.storage import (
+    bucket_uri,
     display_path,
     expand_uri,
     is_uri,
     local_file_path,
     local_target,
+    parse_uri,
     resolve_uri,
     uri_info,
 )
@@ -113,6 +115,7 @@ __all__ = [
     "aligned_empty",
     "as_tensor",
     "backing_tensor",
+    "bucket_uri",
     "check_arrow_schema",
     "check_fill",
     "checked_schema",
@@ -155,6 +158,7 @@ __all__ = [
     "open_dataset",
     "owned_tensor",
     "parquet_format",
+    "parse_uri",
     "plan_bytes",
     "plan_from_bytes",
     "plan_source",

@@ -25,7 +25,7 @@ import pyarrow.dataset as pads
 import pyarrow.fs as pafs
 import pyarrow.types as pat
 
-from fitpipe.columnar.storage import display_path, expand_uri, is_uri
+from fitpipe.columnar.storage import display_path, expand_uri, hidden_below, is_uri
 from fitpipe.columnar.types import convertible, duplicate_error, unknown_column
 from fitpipe.errors import SchemaError, message
 from fitpipe.schemas import column_listing
@@ -83,13 +83,14 @@ def is_parquet(x: Any) -> bool:
 def expand_paths(x: Any, caller: str = "fit") -> list[str]:
     """The paths of ``x`` (one path or a list), globs expanded in sorted order.
 
-    A URI's glob is matched against the keys listed under the folder above it.
+    A URI's glob is matched against the keys listed under the folder above it
+    (:func:`~fitpipe.columnar.storage.expand_uri`).
     """
     paths = [os.fspath(p) for p in (x if isinstance(x, (list, tuple)) else [x])]
     found: list[str] = []
     for path in paths:
         if is_uri(path):
-            found.extend(_shown(path, expand_uri(path, caller)))
+            found.extend(expand_uri(path, caller))
         elif is_glob(path):
             found.extend(_shown(path, sorted(glob.glob(path, recursive=True))))
         else:
@@ -126,13 +127,11 @@ def _shown(pattern: str, matches: list[str]) -> list[str]:
     one (``data/_staging/*.parquet``, ``data/_*.parquet``) keeps it.
     """
     cut = glob_cut(pattern)
-    named = {part[0] for part in pattern[cut:].split("/") if part[:1] in ("_", ".")}
-
-    def hidden(path: str) -> bool:
-        below = path[cut:].split("/") if path.startswith(pattern[:cut]) else []
-        return any(part[:1] in ("_", ".") and part[0] not in named for part in below)
-
-    return [path for path in matches if not hidden(path)]
+    return [
+        path
+        for path in matches
+        if not (path.startswith(pattern[:cut]) and hidden_below(path[cut:], pattern[cut:]))
+    ]
 
 
 def file_error(path: str, err: Exception, caller: str) -> Exception:

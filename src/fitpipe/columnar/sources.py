@@ -20,6 +20,7 @@ from __future__ import annotations
 import dataclasses
 import glob
 import os
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -29,7 +30,15 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from fitpipe.columnar.files import expand_paths, file_error, glob_cut, is_glob, parquet_format
-from fitpipe.columnar.storage import display_path, is_uri, missing_what, resolve_uri, uri_info
+from fitpipe.columnar.storage import (
+    display_path,
+    is_uri,
+    list_prefix,
+    missing_what,
+    parse_uri,
+    resolve_uri,
+    uri_info,
+)
 from fitpipe.columnar.types import duplicate_error
 from fitpipe.errors import DataMismatchError, SchemaError, message, missing_path_fix
 
@@ -194,7 +203,7 @@ def _refuse_table_folder(path: str, caller: str) -> None:
 
 @dataclasses.dataclass(frozen=True)
 class _Part:
-    """Files opened together: one folder, a glob's files, or files given one by one.
+    """Files opened together: one folder, a prefix's or a glob's keys, or files given by name.
 
     ``base``: the folder partitions are read below (the folder itself, a glob's base);
     None where no partition is read (files given by name).
@@ -224,14 +233,27 @@ def _filesystem(paths: list[str], caller: str) -> pafs.FileSystem:
 
 
 def _inside(path: str, caller: str) -> str:
-    """A path as its filesystem names it (``bucket/key`` for a URI)."""
-    return resolve_uri(path, caller)[1] if is_uri(path) else path
+    """A path as its filesystem names it (``bucket/key`` for a URI, percent-decoded)."""
+    return parse_uri(path, caller).path if is_uri(path) else path
 
 
-def _is_folder(path: str, filesystem: pafs.FileSystem) -> bool:
-    if isinstance(filesystem, pafs.LocalFileSystem):
-        return os.path.isdir(path)
-    return filesystem.get_file_info(path).type == pafs.FileType.Directory
+def _base(pattern: str, caller: str) -> str:
+    """A glob's folder before its first wildcard, as its filesystem names it."""
+    return parse_uri(pattern, caller).glob_folder if is_uri(pattern) else glob_base(pattern)
+
+
+def _folder(path: str, caller: str) -> _Part | None:
+    """The part of a folder (a prefix's keys, listed); None for a file.
+
+    A URI ending with a slash is a prefix, though an object of the same name exists (a
+    folder marker): pyarrow, which drops the slash, would read that object.
+    """
+    if not is_uri(path):
+        return _Part([path], path, folder=True) if os.path.isdir(path) else None
+    filesystem, inside, info = uri_info(path, caller)
+    if info.type != pafs.FileType.Directory:
+        return None
+    return _Part(list_prefix(filesystem, inside, path, caller), inside)
 
 
 def _parts(found: list[tuple[str, list[str]]], fs: pafs.FileSystem, caller: str) -> list[_Part]:
@@ -239,12 +261,13 @@ def _parts(found: list[tuple[str, list[str]]], fs: pafs.FileSystem, caller: str)
     parts: list[_Part] = []
     for given, matched in found:
         paths = [_inside(p, caller) for p in matched]
+        folder = None if is_glob(given) else _folder(matched[0], caller)
         if is_glob(given):
             local = isinstance(fs, pafs.LocalFileSystem)
             files = list(_files_of(paths)) if local else paths
-            parts.append(_Part(files, glob_base(_inside(given, caller))))
-        elif _is_folder(paths[0], fs):
-            parts.append(_Part(paths, paths[0], folder=True))
+            parts.append(_Part(files, _base(given, caller)))
+        elif folder is not None:
+            parts.append(folder)
         elif parts and parts[-1].base is None:
             parts[-1].paths.append(paths[0])
         else:
@@ -267,13 +290,28 @@ def _open_part(part: _Part, filesystem: pafs.FileSystem, caller: str) -> pads.Da
             clash = _partition_clash(part, filesystem, caller)
             if clash is not None:
                 raise clash from err
-        where = display_path(filesystem, part.paths[0])
+        named = _failing_file(part, filesystem, err)
         if not isinstance(filesystem, pafs.LocalFileSystem):
+            where = named or display_path(filesystem, part.paths[0])
             raise file_error(where, err, caller) from err
         duplicate = _duplicated(part.paths) if "duplicate" in str(err) else None
         if duplicate is not None:
             raise duplicate_error(duplicate[1], duplicate[0], caller, used=False) from err
-        raise file_error(where if part.folder else str(source), err, caller) from err
+        where = named or (part.paths[0] if part.folder else str(source))
+        raise file_error(where, err, caller) from err
+
+
+def _failing_file(part: _Part, filesystem: pafs.FileSystem, err: Exception) -> str | None:
+    """The file of ``part`` that pyarrow's error names, as the user knows it (a URI).
+
+    pyarrow quotes the file it failed on ('bucket/t/notes.txt', without the scheme); None
+    when it names none of the part's.
+    """
+    below = part.base.rstrip("/") + "/" if part.base else None
+    for quoted in re.findall(r"'([^']+)'", str(err)):
+        if quoted in part.paths or (below is not None and quoted.startswith(below)):
+            return display_path(filesystem, quoted)
+    return None
 
 
 def _keys_below(path: str, base: str) -> dict[str, str]:

@@ -6,7 +6,16 @@ A URI (``s3://bucket/prefix/``, ``gs://...``, ``hdfs://...``) is opened with
 ``AWS_DEFAULT_REGION`` or the bucket itself, and an S3-compatible server's address from
 ``AWS_ENDPOINT_URL_S3`` or ``AWS_ENDPOINT_URL`` (``http://127.0.0.1:9000``), or from the URI's
 own query (``s3://bucket/key?endpoint_override=host:9000&scheme=http``). A filesystem is made
-once per scheme, host and credentials, and reused.
+once per scheme, host, query and credentials, and reused.
+
+A URI is read once, by :func:`parse_uri`, into a :class:`Location`: the filesystem's root and
+query, the path inside it and whether it names a prefix. Its path is percent-decoded as
+``FileSystem.from_uri`` decodes it (``a%20b`` is the key ``a b``, ``%23`` a ``#``, ``%3F`` a
+``?``, ``%5B`` a ``[`` that is no wildcard); a character a URI cannot hold as written (a space,
+``é``) stands for itself. A ``#`` (the start of a fragment, which ``from_uri`` drops: another
+object would be read) and a ``%`` starting no escape are refused. A trailing slash names a
+prefix, never the object of the same name. Every URI made from a location (a glob's matches, a
+bucket's) keeps its query, so it reaches the same store.
 
 Every error names the URI as given, and says what the store answered (no such bucket, no such
 key, access denied).
@@ -14,6 +23,7 @@ key, access denied).
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import os
 import posixpath
@@ -28,11 +38,17 @@ import pyarrow.fs as pafs
 from fitpipe.errors import DataMismatchError, FitpipeValueError, message
 
 __all__ = [
+    "Location",
+    "bucket_uri",
     "display_path",
     "expand_uri",
+    "filesystem_of",
+    "hidden_below",
     "is_uri",
+    "list_prefix",
     "local_file_path",
     "missing_what",
+    "parse_uri",
     "partial_key",
     "resolve_uri",
     "uri_info",
@@ -43,6 +59,14 @@ SCHEMES = ("s3", "gs", "gcs", "hdfs", "viewfs", "abfs", "abfss", "file")
 _URI = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
 #: Glob characters of a URI: ``*``, ``**`` and ``[...]`` (``?`` starts the URI's query).
 _GLOB = re.compile(r"[*[]")
+#: What a URI holds as written besides letters, digits and ``-._~``: RFC 3986's delimiters of a
+#: path, ``%`` escapes and a glob's ``*`` and ``[...]`` (anything else, a space or ``é``, is
+#: percent-encoded before the URI is read: it stands for itself).
+_WRITTEN = "/:@!$&'()+,;=*%[]"
+#: A ``%`` that starts no escape.
+_BAD_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})")
+#: Characters of a key that a URI made from it encodes, as they mean something there.
+_MEANING = re.compile(r"[%#?*\[\]]")
 #: Schemes whose paths start with the bucket (the URI's host): ``s3://bucket/key``.
 _BUCKETS = ("s3", "gs", "gcs")
 #: Environment variables a filesystem is made from (one is made again when they change).
@@ -89,10 +113,102 @@ def local_target(path: str | os.PathLike[str]) -> str:
     return os.path.realpath(target) if os.path.islink(target) else target
 
 
-def _scheme_and_root(uri: str) -> str:
-    """``s3://bucket/`` of ``s3://bucket/a/b``: what one filesystem is made for."""
-    parsed = urllib.parse.urlsplit(uri)
-    return f"{parsed.scheme.lower()}://{parsed.netloc}/"
+def _escaped(path: str) -> str:
+    """``path`` with the characters that mean something in a URI percent-encoded."""
+    return _MEANING.sub(lambda found: f"%{ord(found.group()):02X}", path)
+
+
+@dataclasses.dataclass(frozen=True)
+class Location:
+    """A URI read once (:func:`parse_uri`): its filesystem, the path in it, what it names.
+
+    Attributes:
+        uri: The URI as given.
+        scheme: Its scheme, in lower case.
+        authority: Its host part as written (an S3 or GCS URI's bucket).
+        query: Its query (``endpoint_override=host:9000&scheme=http``), "" for none.
+        path: The path in the filesystem, percent-decoded, without a trailing slash
+            (``bucket/key`` for S3).
+        prefix: The URI ends with a slash (or names a bucket alone): a prefix (folder),
+            never the object of the same name.
+        glob: The path as written (percent-encoded) when it holds a wildcard; else None.
+    """
+
+    uri: str
+    scheme: str
+    authority: str
+    query: str
+    path: str
+    prefix: bool
+    glob: str | None
+
+    @property
+    def root(self) -> str:
+        """``s3://bucket/``: what its filesystem is made for (with :attr:`query`)."""
+        return f"{self.scheme}://{self.authority}/"
+
+    @property
+    def buckets(self) -> bool:
+        """Its paths start with the bucket (``s3``, ``gs``)."""
+        return self.scheme in _BUCKETS
+
+    @property
+    def glob_folder(self) -> str:
+        """A glob's folder before its first wildcard, decoded ("" for none): listed for it."""
+        if self.glob is None:
+            return self.path
+        fixed = self.glob[: _GLOB.search(self.glob).start()]  # type: ignore[union-attr]
+        return urllib.parse.unquote(fixed.rsplit("/", 1)[0] if "/" in fixed else fixed)
+
+    def uri_of(self, path: str) -> str:
+        """The URI of ``path``, a path of the same filesystem, with the same query.
+
+        The characters that mean something in a URI (``%``, ``#``, ``?``, ``*``, ``[``,
+        ``]``) are percent-encoded, so that it names ``path`` again.
+        """
+        host = "" if self.buckets else self.authority
+        return f"{self.scheme}://{host}{_escaped(path)}" + (f"?{self.query}" if self.query else "")
+
+
+def _uri_error(uri: str, what: str, fix: str, caller: str) -> FitpipeValueError:
+    return FitpipeValueError(
+        message(
+            caller,
+            f"cannot read the URI {uri}: {what}",
+            "A URI's key is percent-encoded where it holds a character that means something "
+            "in a URI: %23 for '#', %3F for '?', %25 for '%', %5B and %5D for '[' and ']', "
+            "%2A for '*'",
+            fix,
+            x=uri,
+        )
+    )
+
+
+def parse_uri(uri: str, caller: str) -> Location:
+    """Reads ``uri`` into a :class:`Location`, as ``pyarrow.fs.FileSystem.from_uri`` reads it.
+
+    Raises:
+        FitpipeValueError: The URI holds a ``#`` (a fragment: ``from_uri`` drops it and reads
+            another object), a ``%`` that starts no escape, or escapes of no UTF-8 text.
+    """
+    if "#" in uri:
+        fix = "Write %23 for a '#' of a key (s3://bucket/runs/v1%23fixed/)"
+        raise _uri_error(uri, "a '#' starts the URI's fragment, which names no object", fix, caller)
+    base, _, query = uri.partition("?")
+    written = urllib.parse.quote(base, safe=_WRITTEN)  # a space or "é" stands for itself
+    parsed = urllib.parse.urlsplit(written)
+    scheme = parsed.scheme.lower()
+    raw = parsed.netloc + parsed.path if scheme in _BUCKETS else parsed.path
+    try:
+        if _BAD_ESCAPE.search(raw):
+            raise ValueError
+        path = urllib.parse.unquote(raw, errors="strict")
+    except (ValueError, UnicodeDecodeError) as err:
+        fix = "Write %25 for a '%' of a key, and escapes (%XX) of UTF-8 text"
+        raise _uri_error(uri, "a '%' that starts no escape of text", fix, caller) from err
+    prefix = raw.endswith("/") or (scheme in _BUCKETS and "/" not in raw)
+    glob = raw if _GLOB.search(raw) else None
+    return Location(uri, scheme, parsed.netloc, query, path.rstrip("/") or path, prefix, glob)
 
 
 @functools.lru_cache(maxsize=32)
@@ -117,113 +233,183 @@ def _store_error(uri: str, what: str, err: BaseException | None, caller: str) ->
     )
 
 
-def resolve_uri(uri: str, caller: str) -> tuple[pafs.FileSystem, str]:
-    """The filesystem of ``uri`` and the path inside it (``bucket/key`` for S3).
+def filesystem_of(location: Location, caller: str) -> pafs.FileSystem:
+    """The filesystem of a location, made with its query (one per root, query and credentials).
 
     Raises:
         DataMismatchError: pyarrow cannot make a filesystem of the URI.
     """
-    base, _, query = uri.partition("?")
-    parsed = urllib.parse.urlsplit(base)
-    path = parsed.netloc + parsed.path if parsed.scheme.lower() in _BUCKETS else parsed.path
     environment = tuple(os.environ.get(name) for name in _ENVIRONMENT)
     try:
-        filesystem = _filesystem(_scheme_and_root(base), query, environment)
+        return _filesystem(location.root, location.query, environment)
     except (pa.ArrowException, OSError, ValueError) as err:
-        raise _store_error(uri, "no filesystem opens it", err, caller) from err
-    return filesystem, path.rstrip("/") or path
+        what = "no filesystem opens it"
+        if location.query:  # ("Unexpected query parameter": a '?' of a key?)
+            what += ", with its query (a '?' starts it: write %3F for a '?' of a key)"
+        raise _store_error(location.uri, what, err, caller) from err
 
 
-def _uri_of(uri: str, path: str) -> str:
-    """The URI of ``path``, a path of the filesystem of ``uri``."""
-    parsed = urllib.parse.urlsplit(uri)
-    if parsed.scheme.lower() in _BUCKETS:
-        return f"{parsed.scheme}://{path}"
-    return f"{parsed.scheme}://{parsed.netloc}{path}"
-
-
-def uri_info(uri: str, caller: str) -> tuple[pafs.FileSystem, str, pafs.FileInfo]:
-    """The filesystem, path and :class:`pyarrow.fs.FileInfo` of ``uri``.
+def resolve_uri(uri: str, caller: str) -> tuple[pafs.FileSystem, str]:
+    """The filesystem of ``uri`` and the path inside it (``bucket/key`` for S3).
 
     Raises:
-        DataMismatchError: The store refuses the request (credentials, permissions, network).
+        FitpipeValueError: The URI cannot be read (:func:`parse_uri`).
+        DataMismatchError: pyarrow cannot make a filesystem of the URI.
     """
-    filesystem, path = resolve_uri(uri, caller)
-    try:
-        info = filesystem.get_file_info(path)
-    except (pa.ArrowException, OSError) as err:
-        raise _store_error(uri, "the store refused the request", err, caller) from err
-    return filesystem, path, info
+    location = parse_uri(uri, caller)
+    return filesystem_of(location, caller), location.path
 
 
-def missing_what(uri: str, caller: str) -> str:
-    """Why a missing URI is missing: its bucket, or only its key or prefix."""
-    bucket = resolve_uri(uri, caller)[1].split("/", 1)[0]
-    if uri_info(_uri_of(uri, bucket), caller)[2].type == pafs.FileType.NotFound:
-        return f"no such bucket {bucket!r}"
-    return "no such key or prefix"
+def hidden_below(relative: str, pattern: str = "") -> bool:
+    """True for a path below a name starting '.' or '_' that ``pattern`` does not name so.
+
+    ``relative``: a path below a folder; ``pattern``: the glob below the same folder that
+    matched it ("" for a folder's listing, which skips every such name).
+    """
+    named = {part[0] for part in pattern.split("/") if part[:1] in ("_", ".")}
+    return any(part[:1] in ("_", ".") and part[0] not in named for part in relative.split("/"))
 
 
-def _pattern(glob: str) -> re.Pattern[str]:
-    """A regular expression for a glob: ``*`` within a name, ``**/`` any folders, ``[...]``."""
-    out, i = [], 0
-    while i < len(glob):
-        if glob.startswith("**/", i):
-            out.append("(?:.*/)?")
-            i += 3
-        elif glob.startswith("**", i):
-            out.append(".*")
-            i += 2
-        elif glob[i] == "*":
-            out.append("[^/]*")
-            i += 1
-        elif glob[i] == "[" and "]" in glob[i + 1 :]:
-            end = glob.index("]", i + 1)
-            out.append("[" + glob[i + 1 : end].replace("!", "^", 1) + "]")
-            i = end + 1
-        else:
-            out.append(re.escape(glob[i]))
-            i += 1
-    return re.compile("".join(out) + r"\Z")
-
-
-def expand_uri(uri: str, caller: str) -> list[str]:
-    """``uri``, or with a glob the URIs of the files it matches in sorted order.
-
-    ``*`` matches within a name, ``**/`` any folders, ``[...]`` one character of a set; ``?``
-    is not a wildcard in a URI (it starts the query, which each match keeps).
+def list_prefix(filesystem: pafs.FileSystem, folder: str, uri: str, caller: str) -> list[str]:
+    """The files below ``folder`` in path order, names starting '.' or '_' skipped.
 
     Raises:
-        DataMismatchError: The store refuses to list the folder above the glob.
+        DataMismatchError: The store refuses to list the folder.
     """
-    base, mark, query = uri.partition("?")
-    found = _GLOB.search(base)
-    if found is None:
-        return [uri]
-    filesystem, path = resolve_uri(uri, caller)
-    fixed = path[: _GLOB.search(path).start()]  # type: ignore[union-attr]
-    folder = fixed.rsplit("/", 1)[0] if "/" in fixed else fixed
     try:
         infos = filesystem.get_file_info(pafs.FileSelector(folder, recursive=True))
     except FileNotFoundError:
         return []
     except (pa.ArrowException, OSError) as err:
         raise _store_error(uri, "the store refused to list it", err, caller) from err
-    pattern = _pattern(path)
-    return sorted(
-        _uri_of(base, info.path) + mark + query
-        for info in infos
-        if info.type == pafs.FileType.File and pattern.match(info.path)
-    )
+    cut = len(folder) + 1 if folder else 0
+    files = {i.path for i in infos if i.type == pafs.FileType.File}
+    return sorted(path for path in files if not hidden_below(path[cut:]))
+
+
+def _info(filesystem: pafs.FileSystem, location: Location) -> pafs.FileInfo:
+    """The location's :class:`pyarrow.fs.FileInfo`; a prefix's is a folder's or missing.
+
+    pyarrow drops a trailing slash: ``bucket/exports/`` would be the object ``exports``.
+    """
+    info = filesystem.get_file_info(location.path)
+    if not location.prefix or info.type != pafs.FileType.File:
+        return info
+    below = filesystem.get_file_info(pafs.FileSelector(location.path, allow_not_found=True))
+    kind = pafs.FileType.Directory if below else pafs.FileType.NotFound
+    return pafs.FileInfo(location.path, kind)
+
+
+def uri_info(uri: str, caller: str) -> tuple[pafs.FileSystem, str, pafs.FileInfo]:
+    """The filesystem, path and :class:`pyarrow.fs.FileInfo` of ``uri``.
+
+    A URI ending with a slash is a prefix: a folder when keys lie below it, else missing
+    (an object of the same name is not read).
+
+    Raises:
+        DataMismatchError: The store refuses the request (credentials, permissions, network).
+    """
+    location = parse_uri(uri, caller)
+    filesystem = filesystem_of(location, caller)
+    try:
+        info = _info(filesystem, location)
+    except (pa.ArrowException, OSError) as err:
+        raise _store_error(uri, "the store refused the request", err, caller) from err
+    return filesystem, location.path, info
+
+
+def bucket_uri(uri: str, caller: str) -> str | None:
+    """The URI of the bucket of ``uri``, with its query; None for a scheme without buckets."""
+    location = parse_uri(uri, caller)
+    return location.uri_of(location.path.split("/", 1)[0]) if location.buckets else None
+
+
+def missing_what(uri: str, caller: str) -> str:
+    """Why a missing URI is missing: its bucket, or only its key or prefix."""
+    bucket = bucket_uri(uri, caller)
+    if bucket is not None and uri_info(bucket, caller)[2].type == pafs.FileType.NotFound:
+        return f"no such bucket {parse_uri(bucket, caller).path!r}"
+    return "no such key or prefix"
+
+
+def _literal(text: str) -> str:
+    return re.escape(urllib.parse.unquote(text))
+
+
+def _set_end(glob: str, start: int) -> int:
+    """The end of the set ``[...]`` at ``start`` (past its ``]``), as fnmatch reads it; 0: none.
+
+    A ``]`` first in the set (after a ``!``) is one of its characters.
+    """
+    first = start + 1 + (glob[start + 1 : start + 2] == "!")
+    end = glob.find("]", first + 1)
+    return end + 1 if end > 0 else 0
+
+
+def _pattern(glob: str) -> re.Pattern[str]:
+    """A regular expression for a glob as written (percent-encoded).
+
+    ``*`` matches within a name, ``**/`` any folders, ``[...]`` a set; the other text is
+    percent-decoded (``%5B`` is a ``[``, no wildcard).
+    """
+    out, i, start = [], 0, 0
+    while i < len(glob):
+        if glob.startswith("**/", i):
+            token, end = "(?:.*/)?", i + 3
+        elif glob.startswith("**", i):
+            token, end = ".*", i + 2
+        elif glob[i] == "*":
+            token, end = "[^/]*", i + 1
+        elif glob[i] == "[" and (end := _set_end(glob, i)) > 0:
+            body = urllib.parse.unquote(glob[i + 1 : end - 1])
+            negated = body[:1] == "!"
+            token = "[" + "^" * negated + re.sub(r"([\\\[\]^])", r"\\\1", body[negated:]) + "]"
+        else:
+            i += 1
+            continue
+        out += [_literal(glob[start:i]), token]
+        i = start = end
+    return re.compile("".join(out) + _literal(glob[start:]) + r"\Z")
+
+
+def expand_uri(uri: str, caller: str) -> list[str]:
+    """``uri``, or with a glob the URIs of the files it matches in sorted order.
+
+    ``*`` matches within a name, ``**/`` any folders, ``[...]`` one character of a set; ``?``
+    is not a wildcard in a URI (it starts the query, which each match keeps). As a folder's
+    listing, a match below a name starting '.' or '_' is skipped unless the glob names it so.
+
+    Raises:
+        DataMismatchError: The store refuses to list the folder above the glob.
+    """
+    location = parse_uri(uri, caller)
+    if location.glob is None:
+        return [uri]
+    filesystem = filesystem_of(location, caller)
+    folder = location.glob_folder
+    try:
+        infos = filesystem.get_file_info(pafs.FileSelector(folder, recursive=True))
+    except FileNotFoundError:
+        return []
+    except (pa.ArrowException, OSError) as err:
+        raise _store_error(uri, "the store refused to list it", err, caller) from err
+    pattern, cut = _pattern(location.glob), len(folder) + 1 if folder else 0
+    below = urllib.parse.unquote(location.glob)[cut:]
+    matched = {i.path for i in infos if i.type == pafs.FileType.File and pattern.match(i.path)}
+    return [location.uri_of(p) for p in sorted(matched) if not hidden_below(p[cut:], below)]
 
 
 def display_path(filesystem: pafs.FileSystem, path: str) -> str:
-    """A path of ``filesystem`` as the user knows it: a URI for an object store."""
+    """A path of ``filesystem`` as the user knows it: a URI for an object store.
+
+    The URI names the object again: a key's ``%``, ``#``, ``?``, ``*``, ``[`` and ``]`` are
+    percent-encoded.
+    """
     kind = filesystem.type_name
     if kind == "local":
         return path
     scheme = "gs" if kind == "gcs" else kind
-    return f"{scheme}://{path}"
+    return f"{scheme}://{_escaped(path)}"
 
 
 def partial_key(path: str) -> str:

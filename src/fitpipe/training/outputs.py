@@ -32,10 +32,12 @@ from fitpipe.adapters import (
     supported,
 )
 from fitpipe.columnar import (
+    bucket_uri,
     expand_paths,
     is_uri,
     local_file_path,
     local_target,
+    parse_uri,
     uri_info,
     write_atomically,
 )
@@ -201,15 +203,14 @@ def _output_error(what: str, fix: str, output: Any) -> FitpipeValueError:
 def _check_uri(output: str) -> str:
     """Checks an object store URI: not a folder, in a bucket (or folder) that exists."""
     _, path, info = uri_info(output, "predict")
-    if info.type == pafs.FileType.Directory or output.endswith("/"):
+    if info.type == pafs.FileType.Directory or parse_uri(output, "predict").prefix:
         raise _output_error(
             f"got an `output` that is a folder ({output})",
             'Name an object in it, e.g. `output="s3://bucket/predictions/part-0.parquet"`',
             output,
         )
     bucket = path.split("/", 1)[0]
-    scheme = output.split("://", 1)[0]
-    found = uri_info(f"{scheme}://{bucket}", "predict")[2]
+    found = uri_info(bucket_uri(output, "predict") or output, "predict")[2]  # its query kept
     if "/" not in path or found.type == pafs.FileType.NotFound:
         raise _output_error(
             f"cannot write {output}: no bucket {bucket!r}",
