@@ -28,6 +28,9 @@ import pyarrow.fs as pafs
 from fitpipe.errors import DataMismatchError, FitpipeValueError, message
 
 __all__ = [
+    "CHECK",
+    "READ",
+    "WRITE",
     "display_path",
     "expand_uri",
     "is_uri",
@@ -35,6 +38,8 @@ __all__ = [
     "missing_what",
     "partial_key",
     "resolve_uri",
+    "store_path",
+    "uri_glob_matches",
     "uri_info",
 ]
 
@@ -102,13 +107,20 @@ def _filesystem(root: str, query: str, environment: tuple[str | None, ...]) -> p
     return filesystem
 
 
-def _store_error(uri: str, what: str, err: BaseException | None, caller: str) -> FitpipeValueError:
+#: What a request of a URI was for, as errors word it (the output's check, its write).
+READ, CHECK, WRITE = "read", "check the output", "write"
+
+
+def _store_error(
+    uri: str, what: str, err: BaseException | None, caller: str, doing: str = READ
+) -> FitpipeValueError:
     cause = f" ({err})" if err is not None else ""
+    needs = "readable" if doing == READ else "whose bucket exists and can be written"
     return DataMismatchError(
         message(
             caller,
-            f"cannot read {uri}: {what}{cause}",
-            "A URI names a bucket and a key or prefix that exist, readable with the "
+            f"cannot {doing} {uri}: {what}{cause}",
+            f"A URI names a bucket and a key or prefix that exist, {needs} with the "
             "credentials of the environment (for S3: AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, "
             "AWS_DEFAULT_REGION, and AWS_ENDPOINT_URL for an S3-compatible server)",
             "Check the bucket and the key, and the credentials and endpoint in the environment",
@@ -117,21 +129,39 @@ def _store_error(uri: str, what: str, err: BaseException | None, caller: str) ->
     )
 
 
-def resolve_uri(uri: str, caller: str) -> tuple[pafs.FileSystem, str]:
+def store_path(uri: str) -> tuple[str, str]:
+    """The store of ``uri`` and the path in it, as every request of it reads them.
+
+    The store is the scheme for a store of buckets (``s3``; ``gcs`` is ``gs``), else the
+    scheme and host (``hdfs://namenode``); the path is ``bucket/key`` (S3) or the path on
+    the host, without the URI's query (``?endpoint_override=...``) and trailing slashes.
+    """
+    base = uri.partition("?")[0]
+    parsed = urllib.parse.urlsplit(base)
+    scheme = parsed.scheme.lower()
+    if scheme in _BUCKETS:
+        store, path = ("gs" if scheme == "gcs" else scheme), parsed.netloc + parsed.path
+    else:
+        store, path = f"{scheme}://{parsed.netloc}", parsed.path
+    return store, path.rstrip("/") or path
+
+
+def resolve_uri(uri: str, caller: str, doing: str = READ) -> tuple[pafs.FileSystem, str]:
     """The filesystem of ``uri`` and the path inside it (``bucket/key`` for S3).
+
+    ``doing``: what the request is for, as an error words it (:data:`READ`, :data:`CHECK`,
+    :data:`WRITE`).
 
     Raises:
         DataMismatchError: pyarrow cannot make a filesystem of the URI.
     """
     base, _, query = uri.partition("?")
-    parsed = urllib.parse.urlsplit(base)
-    path = parsed.netloc + parsed.path if parsed.scheme.lower() in _BUCKETS else parsed.path
     environment = tuple(os.environ.get(name) for name in _ENVIRONMENT)
     try:
         filesystem = _filesystem(_scheme_and_root(base), query, environment)
     except (pa.ArrowException, OSError, ValueError) as err:
-        raise _store_error(uri, "no filesystem opens it", err, caller) from err
-    return filesystem, path.rstrip("/") or path
+        raise _store_error(uri, "no filesystem opens it", err, caller, doing) from err
+    return filesystem, store_path(uri)[1]
 
 
 def _uri_of(uri: str, path: str) -> str:
@@ -142,17 +172,21 @@ def _uri_of(uri: str, path: str) -> str:
     return f"{parsed.scheme}://{parsed.netloc}{path}"
 
 
-def uri_info(uri: str, caller: str) -> tuple[pafs.FileSystem, str, pafs.FileInfo]:
+def uri_info(
+    uri: str, caller: str, doing: str = READ
+) -> tuple[pafs.FileSystem, str, pafs.FileInfo]:
     """The filesystem, path and :class:`pyarrow.fs.FileInfo` of ``uri``.
+
+    ``doing``: what the request is for, as an error words it (see :func:`resolve_uri`).
 
     Raises:
         DataMismatchError: The store refuses the request (credentials, permissions, network).
     """
-    filesystem, path = resolve_uri(uri, caller)
+    filesystem, path = resolve_uri(uri, caller, doing)
     try:
         info = filesystem.get_file_info(path)
     except (pa.ArrowException, OSError) as err:
-        raise _store_error(uri, "the store refused the request", err, caller) from err
+        raise _store_error(uri, "the store refused the request", err, caller, doing) from err
     return filesystem, path, info
 
 
@@ -215,6 +249,12 @@ def expand_uri(uri: str, caller: str) -> list[str]:
         for info in infos
         if info.type == pafs.FileType.File and pattern.match(info.path)
     )
+
+
+def uri_glob_matches(glob: str, uri: str) -> bool:
+    """Whether ``uri`` is a key the URI glob ``glob`` matches (as :func:`expand_uri` lists)."""
+    (store, pattern), (other, path) = store_path(glob), store_path(uri)
+    return store == other and _pattern(pattern).match(path) is not None
 
 
 def display_path(filesystem: pafs.FileSystem, path: str) -> str:
