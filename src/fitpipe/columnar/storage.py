@@ -115,14 +115,18 @@ def _store_error(
     uri: str, what: str, err: BaseException | None, caller: str, doing: str = READ
 ) -> FitpipeValueError:
     cause = f" ({err})" if err is not None else ""
-    needs = "readable" if doing == READ else "whose bucket exists and can be written"
+    needs = (
+        "A URI names a bucket and a key or prefix that exist, readable"
+        if doing == READ
+        else "An output URI names a key in a bucket that exists, writable"
+    )
     return DataMismatchError(
         message(
             caller,
             f"cannot {doing} {uri}: {what}{cause}",
-            f"A URI names a bucket and a key or prefix that exist, {needs} with the "
-            "credentials of the environment (for S3: AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, "
-            "AWS_DEFAULT_REGION, and AWS_ENDPOINT_URL for an S3-compatible server)",
+            f"{needs} with the credentials of the environment (for S3: AWS_ACCESS_KEY_ID, "
+            "AWS_SECRET_ACCESS_KEY, AWS_DEFAULT_REGION, and AWS_ENDPOINT_URL for an "
+            "S3-compatible server)",
             "Check the bucket and the key, and the credentials and endpoint in the environment",
             x=uri,
         )
