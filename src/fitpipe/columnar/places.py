@@ -70,7 +70,14 @@ def _glob_matches(glob: str, output: str, target: Place) -> bool:
     pattern = local_file_path(glob) or glob
     cut = glob_cut(pattern)  # the fixed folders, links resolved as the output's are
     fixed = os.path.realpath(os.path.abspath(pattern[:cut] or "."))
-    return target.store == "" and fnmatch.fnmatch(target.path, os.path.join(fixed, pattern[cut:]))
+    if target.store != "":
+        return False
+    rest = target.path[len(fixed) + 1 :].split("/") if target.path.startswith(fixed + "/") else []
+    wild = pattern[cut:].split("/")
+    if "**" in pattern[cut:]:  # any folders: as glob.glob(recursive=True) does, or more
+        return bool(rest) and fnmatch.fnmatch("/".join(rest), pattern[cut:].replace("**/", "*"))
+    # "*" within a name, as glob.glob matches: one name of the path per part of the glob
+    return len(rest) == len(wild) and all(map(fnmatch.fnmatch, rest, wild))
 
 
 def _kind(path: str, caller: str, doing: str = "read") -> pafs.FileType:
