@@ -295,7 +295,7 @@ def check_not_input(output: str, x: Any, folders: bool = False, caller: str = "p
         output: The checked output (:func:`check_output`: a URI, or an absolute path).
         x: ``predict``'s input.
         folders: Refuse a file inside an input folder or matching an input glob too.
-        caller: Names the caller in an error of the store.
+        caller: The name an error of the store gives the call.
 
     Raises:
         FitpipeValueError: Naming the input path it collides with.
