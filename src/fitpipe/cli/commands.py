@@ -278,8 +278,9 @@ def run_predict(
     if not is_uri(output):  # an object store has no folders to make
         folder = os.path.dirname(os.path.abspath(output))
         make_folder(folder, "fitpipe predict", "output", "the folder of `--output`")
-        # the next read of the input folder would take the predictions as input too
-        check_not_input(local_target(output), data, folders=True)
+    # the next read of the input folder or glob would take the predictions as input too
+    checked = output if is_uri(output) else local_target(output)
+    check_not_input(checked, data, folders=True, caller="fitpipe predict")
     declared = load_schema(schema)
     if not os.path.exists(model):
         raise FitpipeValueError(

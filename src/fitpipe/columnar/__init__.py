@@ -5,7 +5,8 @@ declared :class:`~fitpipe.schemas.Schema` (:mod:`~fitpipe.columnar.types`), conv
 columns of each role to arrays (:mod:`~fitpipe.columnar.convert`), finds and opens Parquet
 files, local or in object stores, with their partition columns (:mod:`~fitpipe.columnar.files`,
 :mod:`~fitpipe.columnar.sources`,
-:mod:`~fitpipe.columnar.storage`), plans and reads Parquet sources by row group
+:mod:`~fitpipe.columnar.storage`; :mod:`~fitpipe.columnar.places` tells whether an output
+is one of the input's files), plans and reads Parquet sources by row group
 (:mod:`~fitpipe.columnar.parquet`, :mod:`~fitpipe.columnar.reading`), walks and sums their
 footer statistics
 (:mod:`~fitpipe.columnar.footers`: one walk, :func:`column_chunks`, which the pre-flight
@@ -65,11 +66,14 @@ from fitpipe.columnar.parquet import (
     source_name,
     spans,
 )
+from fitpipe.columnar.places import input_collision, place_of
 from fitpipe.columnar.reading import read_error, read_piece
 from fitpipe.columnar.recycle import keep, kept, recycling
 from fitpipe.columnar.shared_plans import plan_bytes, plan_from_bytes
 from fitpipe.columnar.sources import existing_paths, open_dataset
 from fitpipe.columnar.storage import (
+    CHECK,
+    WRITE,
     bucket_uri,
     display_path,
     expand_uri,
@@ -103,8 +107,10 @@ from fitpipe.columnar.write import write_atomically, write_json_atomically
 
 __all__ = [
     "ALIGNMENT",
+    "CHECK",
     "EXPECTED_TYPES",
     "INT96_UNIT",
+    "WRITE",
     "ColumnChunk",
     "ColumnTypes",
     "FooterStats",
@@ -140,6 +146,7 @@ __all__ = [
     "file_status",
     "fill_type",
     "footer_stats",
+    "input_collision",
     "is_parquet",
     "is_parquet_path",
     "is_text",
@@ -159,6 +166,7 @@ __all__ = [
     "owned_tensor",
     "parquet_format",
     "parse_uri",
+    "place_of",
     "plan_bytes",
     "plan_from_bytes",
     "plan_source",

@@ -38,6 +38,9 @@ import pyarrow.fs as pafs
 from fitpipe.errors import DataMismatchError, FitpipeValueError, message
 
 __all__ = [
+    "CHECK",
+    "READ",
+    "WRITE",
     "Location",
     "bucket_uri",
     "display_path",
@@ -51,6 +54,8 @@ __all__ = [
     "parse_uri",
     "partial_key",
     "resolve_uri",
+    "store_path",
+    "uri_glob_matches",
     "uri_info",
 ]
 
@@ -218,23 +223,37 @@ def _filesystem(root: str, query: str, environment: tuple[str | None, ...]) -> p
     return filesystem
 
 
-def _store_error(uri: str, what: str, err: BaseException | None, caller: str) -> FitpipeValueError:
+#: What a request of a URI was for, as errors word it (the output's check, its write).
+READ, CHECK, WRITE = "read", "check the output", "write"
+
+
+def _store_error(
+    uri: str, what: str, err: BaseException | None, caller: str, doing: str = READ
+) -> FitpipeValueError:
     cause = f" ({err})" if err is not None else ""
+    needs = (
+        "A URI names a bucket and a key or prefix that exist, readable"
+        if doing == READ
+        else "An output URI names a key in a bucket that exists, writable"
+    )
     return DataMismatchError(
         message(
             caller,
-            f"cannot read {uri}: {what}{cause}",
-            "A URI names a bucket and a key or prefix that exist, readable with the "
-            "credentials of the environment (for S3: AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, "
-            "AWS_DEFAULT_REGION, and AWS_ENDPOINT_URL for an S3-compatible server)",
+            f"cannot {doing} {uri}: {what}{cause}",
+            f"{needs} with the credentials of the environment (for S3: AWS_ACCESS_KEY_ID, "
+            "AWS_SECRET_ACCESS_KEY, AWS_DEFAULT_REGION, and AWS_ENDPOINT_URL for an "
+            "S3-compatible server)",
             "Check the bucket and the key, and the credentials and endpoint in the environment",
             x=uri,
         )
     )
 
 
-def filesystem_of(location: Location, caller: str) -> pafs.FileSystem:
+def filesystem_of(location: Location, caller: str, doing: str = READ) -> pafs.FileSystem:
     """The filesystem of a location, made with its query (one per root, query and credentials).
+
+    ``doing``: what the request is for, as an error words it (:data:`READ`, :data:`CHECK`,
+    :data:`WRITE`).
 
     Raises:
         DataMismatchError: pyarrow cannot make a filesystem of the URI.
@@ -246,18 +265,33 @@ def filesystem_of(location: Location, caller: str) -> pafs.FileSystem:
         what = "no filesystem opens it"
         if location.query:  # ("Unexpected query parameter": a '?' of a key?)
             what += ", with its query (a '?' starts it: write %3F for a '?' of a key)"
-        raise _store_error(location.uri, what, err, caller) from err
+        raise _store_error(location.uri, what, err, caller, doing) from err
 
 
-def resolve_uri(uri: str, caller: str) -> tuple[pafs.FileSystem, str]:
+def store_path(uri: str, caller: str = "predict") -> tuple[str, str]:
+    """The store of ``uri`` and the path in it, as every request of it reads them.
+
+    The store is the scheme for a store of buckets (``s3``; ``gcs`` is ``gs``), else the
+    scheme and host (``hdfs://namenode``); the path is ``bucket/key`` (S3) or the path on
+    the host, decoded, without the URI's query and trailing slashes (:func:`parse_uri`).
+    """
+    location = parse_uri(uri, caller)
+    if location.buckets:
+        return ("gs" if location.scheme == "gcs" else location.scheme), location.path
+    return f"{location.scheme}://{location.authority}", location.path
+
+
+def resolve_uri(uri: str, caller: str, doing: str = READ) -> tuple[pafs.FileSystem, str]:
     """The filesystem of ``uri`` and the path inside it (``bucket/key`` for S3).
+
+    ``doing``: what the request is for, as an error words it (see :func:`filesystem_of`).
 
     Raises:
         FitpipeValueError: The URI cannot be read (:func:`parse_uri`).
         DataMismatchError: pyarrow cannot make a filesystem of the URI.
     """
     location = parse_uri(uri, caller)
-    return filesystem_of(location, caller), location.path
+    return filesystem_of(location, caller, doing), location.path
 
 
 def hidden_below(relative: str, pattern: str = "") -> bool:
@@ -300,21 +334,23 @@ def _info(filesystem: pafs.FileSystem, location: Location) -> pafs.FileInfo:
     return pafs.FileInfo(location.path, kind)
 
 
-def uri_info(uri: str, caller: str) -> tuple[pafs.FileSystem, str, pafs.FileInfo]:
+def uri_info(
+    uri: str, caller: str, doing: str = READ
+) -> tuple[pafs.FileSystem, str, pafs.FileInfo]:
     """The filesystem, path and :class:`pyarrow.fs.FileInfo` of ``uri``.
 
     A URI ending with a slash is a prefix: a folder when keys lie below it, else missing
-    (an object of the same name is not read).
+    (an object of the same name is not read). ``doing``: see :func:`filesystem_of`.
 
     Raises:
         DataMismatchError: The store refuses the request (credentials, permissions, network).
     """
     location = parse_uri(uri, caller)
-    filesystem = filesystem_of(location, caller)
+    filesystem = filesystem_of(location, caller, doing)
     try:
         info = _info(filesystem, location)
     except (pa.ArrowException, OSError) as err:
-        raise _store_error(uri, "the store refused the request", err, caller) from err
+        raise _store_error(uri, "the store refused the request", err, caller, doing) from err
     return filesystem, location.path, info
 
 
@@ -397,6 +433,14 @@ def expand_uri(uri: str, caller: str) -> list[str]:
     below = urllib.parse.unquote(location.glob)[cut:]
     matched = {i.path for i in infos if i.type == pafs.FileType.File and pattern.match(i.path)}
     return [location.uri_of(p) for p in sorted(matched) if not hidden_below(p[cut:], below)]
+
+
+def uri_glob_matches(glob: str, uri: str, caller: str = "predict") -> bool:
+    """Whether ``uri`` is a key the URI glob ``glob`` matches (as :func:`expand_uri` lists)."""
+    pattern, (store, path) = parse_uri(glob, caller), store_path(uri, caller)
+    if pattern.glob is None or store_path(glob, caller)[0] != store:
+        return False
+    return _pattern(pattern.glob).match(path) is not None
 
 
 def display_path(filesystem: pafs.FileSystem, path: str) -> str:

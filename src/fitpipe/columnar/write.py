@@ -10,8 +10,10 @@ In an object store (a URI such as ``s3://bucket/predictions.parquet``) the file 
 to a hidden temporary key next to it (``.predictions.parquet.<random>.partial``), then moved
 to its key (S3: a server-side copy, which makes the object appear whole, then the temporary
 is deleted). A failure while writing deletes the temporary and leaves the key as it was; a
-process killed while writing may leave the hidden temporary, which readers skip (pyarrow may
-also leave an empty folder marker, ``out/``, as S3 consoles do). S3 copies
+process killed while writing may leave the hidden temporary, which readers skip. pyarrow's
+move (and delete) of the temporary re-creates its folder as an empty folder marker (``out/``,
+as S3 consoles make; readers skip it): pyarrow 26 has no option to leave it out, and a
+temporary at the bucket's top level, which would have no folder, needs write access there. S3 copies
 an object of up to 5 GB in one request: larger prediction files need one output per part.
 """
 
@@ -28,6 +30,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from fitpipe.columnar.storage import (
+    WRITE,
     is_uri,
     local_file_path,
     local_target,
@@ -151,7 +154,7 @@ def _keep_mode(fd: int | None, partial: str, target: str) -> None:
 
 def _write_remote(uri: str, tables: Iterator[pa.Table], progress: Callable[[int], None]) -> str:
     """Writes to a hidden temporary key, then moves it to the URI's key (see the module)."""
-    filesystem, final = resolve_uri(uri, "predict")
+    filesystem, final = resolve_uri(uri, "predict", WRITE)
     partial = partial_key(final)
     try:
         with filesystem.open_output_stream(partial) as stream:

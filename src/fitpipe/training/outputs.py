@@ -9,7 +9,6 @@ output path only when complete: a crash or a kill leaves no partial file (see
 from __future__ import annotations
 
 import dataclasses
-import fnmatch
 import itertools
 import os
 from collections.abc import Callable, Iterator
@@ -32,8 +31,9 @@ from fitpipe.adapters import (
     supported,
 )
 from fitpipe.columnar import (
+    CHECK,
     bucket_uri,
-    expand_paths,
+    input_collision,
     is_uri,
     local_file_path,
     local_target,
@@ -202,7 +202,7 @@ def _output_error(what: str, fix: str, output: Any) -> FitpipeValueError:
 
 def _check_uri(output: str) -> str:
     """Checks an object store URI: not a folder, in a bucket (or folder) that exists."""
-    _, path, info = uri_info(output, "predict")
+    _, path, info = uri_info(output, "predict", CHECK)
     if info.type == pafs.FileType.Directory or parse_uri(output, "predict").prefix:
         raise _output_error(
             f"got an `output` that is a folder ({output})",
@@ -210,7 +210,7 @@ def _check_uri(output: str) -> str:
             output,
         )
     bucket = path.split("/", 1)[0]
-    found = uri_info(bucket_uri(output, "predict") or output, "predict")[2]  # its query kept
+    found = uri_info(bucket_uri(output, "predict") or output, "predict", CHECK)[2]  # (its query)
     if "/" not in path or found.type == pafs.FileType.NotFound:
         raise _output_error(
             f"cannot write {output}: no bucket {bucket!r}",
@@ -281,48 +281,32 @@ def check_output(output: Any) -> str:
     return target
 
 
-def _input_paths(x: Any) -> list[str]:
-    """The local paths (files, folders, globs) of a path input ``x``; [] for other inputs."""
-    entries = x if isinstance(x, (list, tuple)) else [x]
-    if not entries or not all(isinstance(e, (str, os.PathLike)) for e in entries):
-        return []
-    return [os.fspath(e) for e in entries if not is_uri(os.fspath(e))]
+def check_not_input(output: str, x: Any, folders: bool = False, caller: str = "predict") -> None:
+    """Refuses an ``output`` that would replace (or, with ``folders``, join) the input.
 
-
-def check_not_input(target: str, x: Any, folders: bool = False) -> None:
-    """Refuses an ``output`` that is one of the input's files (links resolved).
-
-    ``Trainer.predict`` writes into an input folder if asked (the next read of the folder
-    then takes the predictions too); with ``folders`` (``fitpipe predict``), a file in one
-    of the input's folders or matching one of its globs is refused as well.
+    One check for ``Trainer.predict`` and ``fitpipe predict``, for local paths and object
+    store URIs alike (see :func:`~fitpipe.columnar.input_collision`): an input file, or an
+    existing file an input folder's read takes, is refused; ``Trainer.predict`` writes a new
+    file into an input folder if asked (the next read of the folder then takes the
+    predictions too). With ``folders`` (``fitpipe predict``), any file inside an input
+    folder or matching an input glob is refused as well.
 
     Args:
-        target: The checked output path (:func:`check_output`: absolute, links resolved).
+        output: The checked output (:func:`check_output`: a URI, or an absolute path).
         x: ``predict``'s input.
         folders: Refuse a file inside an input folder or matching an input glob too.
+        caller: The name an error of the store gives the call.
 
     Raises:
         FitpipeValueError: Naming the input path it collides with.
     """
-    real = os.path.realpath(target)
-    for given in _input_paths(x):
-        pattern = os.path.abspath(given)
-        if folders and any(ch in given for ch in "*?[") and fnmatch.fnmatch(target, pattern):
-            where = f"matches the input glob {given}"
-        else:
-            where = ""
-        for path in expand_paths(given, "predict"):
-            found = os.path.realpath(path)
-            if found == real:
-                where = f"is the input file {path}"
-            elif folders and os.path.isdir(found) and real.startswith(os.path.join(found, "")):
-                where = f"is inside the input folder {path}"
-        if where:
-            raise _output_error(
-                f"got an `output` that {where}: writing it would replace or join the input",
-                "Name a file outside the input (e.g. a `predictions/` folder beside it)",
-                target,
-            )
+    where = input_collision(output, x, folders, caller)
+    if where:
+        raise _output_error(
+            f"got an `output` that {where}: writing it would replace or join the input",
+            "Name a file outside the input (e.g. a `predictions/` folder beside it)",
+            output,
+        )
 
 
 def planned_names(model: keras.Model, features: Any) -> list[str] | None:
