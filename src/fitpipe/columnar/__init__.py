@@ -38,7 +38,6 @@ from fitpipe.columnar.files import (
     expand_paths,
     file_error,
     file_identity,
-    file_status,
     is_parquet,
     is_parquet_path,
     missing_in_first_file,
@@ -103,6 +102,7 @@ from fitpipe.columnar.types import (
     unknown_column,
     value_type,
 )
+from fitpipe.columnar.watch import file_status
 from fitpipe.columnar.write import write_atomically, write_json_atomically
 
 __all__ = [

@@ -14,7 +14,6 @@ file and floats in another are an error too.
 
 from __future__ import annotations
 
-import errno
 import glob
 import os
 from collections.abc import Iterable
@@ -22,7 +21,6 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.dataset as pads
-import pyarrow.fs as pafs
 import pyarrow.types as pat
 
 from fitpipe.columnar.storage import display_path, expand_uri, hidden_below, is_uri
@@ -34,7 +32,6 @@ __all__ = [
     "INT96_UNIT",
     "WILDCARDS",
     "ColumnTypes",
-    "FileWatch",
     "expand_paths",
     "file_error",
     "glob_cut",
@@ -166,93 +163,6 @@ def file_error(path: str, err: Exception, caller: str) -> Exception:
             path=path,
         )
     )
-
-
-def file_status(path: str) -> tuple[int, ...]:
-    """A local file's size, modification and change times (ns), device and inode.
-
-    The change time (``st_ctime_ns`` on POSIX) moves at every write and cannot be set back;
-    a file replaced by another (written, then renamed over it) has another inode.
-    """
-    info = os.stat(path)
-    return (info.st_size, info.st_mtime_ns, info.st_ctime_ns, info.st_dev, info.st_ino)
-
-
-def _status_of(path: str) -> tuple[int, ...] | None:
-    """:func:`file_status`, or None for a file gone (reading it says so, of its own type)."""
-    try:
-        return file_status(path)
-    except OSError:
-        return None
-
-
-def _object_status(filesystem: Any, path: str) -> tuple[Any, ...] | None:
-    """An object's size and entity tag (ETag), from one request for its head.
-
-    Its modification time where the store gives no tag (an object store's has whole
-    seconds: a rewrite of the same size within one would go unseen, an ETag would not).
-    None where it cannot be asked (reading it says why) or the store tells neither.
-
-    Raises:
-        FileNotFoundError: The object is gone.
-    """
-    try:
-        with filesystem.open_input_file(path) as handle:
-            size, head = handle.size(), handle.metadata()
-        tag = head.get("ETag") or head.get("Last-Modified")
-        if tag is None:
-            tag = filesystem.get_file_info(path).mtime_ns
-    except FileNotFoundError:
-        raise
-    except (OSError, pa.ArrowException):
-        return None
-    return None if tag is None else (size, tag)
-
-
-class FileWatch:
-    """Refuses to read a file again once it was rewritten (a streamed file, every epoch).
-
-    A streamed file is read again every epoch, by the row groups its footer listed when
-    planned: read from a rewritten file, they were pages of another layout (pyarrow's
-    "Couldn't deserialize thrift", which said the file was corrupt) or, laid out alike,
-    other rows, silently. A local file's :func:`file_status` is taken when planned and
-    compared at each read (a ``stat``); an object's size and ETag at its first read, and
-    compared at each later one (a request for the object's head, beside the reads of its
-    column chunks).
-
-    Args:
-        fragment: The file's fragment.
-    """
-
-    __slots__ = ("_filesystem", "_local", "_path", "_status")
-
-    def __init__(self, fragment: Any) -> None:
-        self._filesystem = getattr(fragment, "filesystem", None)
-        self._local = isinstance(self._filesystem, pafs.LocalFileSystem)
-        self._path: str = fragment.path
-        self._status = _status_of(self._path) if self._local else None
-
-    def check(self) -> None:
-        """Raises an ``OSError`` (``ESTALE``, see :func:`file_error`) if the file changed."""
-        if self._filesystem is None:
-            return
-        if self._local:
-            now: tuple[Any, ...] | None = _status_of(self._path)
-        else:
-            try:
-                now = _object_status(self._filesystem, self._path)
-            except FileNotFoundError as gone:
-                if self._status is None:
-                    return  # (reading it says so)
-                text = "the file was deleted after it was planned"
-                raise FileNotFoundError(errno.ENOENT, text) from gone
-        if now is None or self._status is None:
-            self._status = self._status or now  # (an object: its first read)
-            return
-        if now != self._status:
-            was = self._status[0]
-            size = "" if now[0] == was else f": {was:,} -> {now[0]:,} bytes"
-            raise OSError(errno.ESTALE, f"the file was rewritten after it was planned{size}")
 
 
 def file_identity(dataset: pads.Dataset) -> tuple[tuple[str, int, int], ...] | None:

@@ -24,7 +24,6 @@ import pyarrow.fs as pafs
 
 from fitpipe.columnar.files import (
     ColumnTypes,
-    FileWatch,
     file_error,
     missing_in_first_file,
 )
@@ -32,6 +31,7 @@ from fitpipe.columnar.sources import open_dataset
 from fitpipe.columnar.storage import display_path
 from fitpipe.columnar.temporal import is_converted_temporal
 from fitpipe.columnar.types import check_arrow_schema, convertible, field_types
+from fitpipe.columnar.watch import FileWatch
 from fitpipe.errors import FitpipeError
 from fitpipe.schemas import Mode, Named, Role, Schema
 
@@ -234,7 +234,7 @@ def scan_options(filesystem: Any, buffered: bool = True) -> pads.ParquetFragment
 class _GroupReader:
     """Reads one row group of a file (its fragment made only when read).
 
-    ``watch``: the file's :class:`~fitpipe.columnar.files.FileWatch` (one for all its row
+    ``watch``: the file's :class:`~fitpipe.columnar.watch.FileWatch` (one for all its row
     groups): a file rewritten since it was planned is refused, not read by its old footer.
     """
 
