@@ -118,6 +118,44 @@ def columnar(strategy: Any, source: Any) -> dict[str, Any]:
     return {"history": history.history}
 
 
+def uneven(source: Any, with_keras: bool) -> dict[str, Any]:
+    """37 rows in batches of 8 (the last 5, split 3/2): ``fit`` and ``evaluate``.
+
+    One worker reads every row: an Arrow table or a Parquet folder is split over the
+    replicas as Keras splits arrays (its last batch was padded to 8 with zero-weight rows,
+    which counted in ``mae`` and in the loss's mean). ``with_keras``: Keras' own ``fit`` on
+    the same rows as arrays.
+    """
+    data = table(37).to_pydict()
+    x = np.stack([data["a"], data["b"]], axis=1).astype("float32")
+    y = np.array(data["y"], "float32")[:, None]
+    model = _model(STRATEGY, rate=5e-4)
+    if with_keras:
+        history = model.fit(x, y, batch_size=8, epochs=2, shuffle=False, verbose=0)
+        evaluated = model.evaluate(x, y, batch_size=8, verbose=0, return_dict=True)
+    else:
+        trainer = fitpipe.Trainer(model)
+        kw: dict[str, Any] = {"schema": SCHEMA, "batch_size": 8, "verbose": 0}
+        history = trainer.fit(source, epochs=2, shuffle=False, **kw)
+        evaluated = trainer.evaluate(source, return_dict=True, **kw)
+    return {"history": history.history, "evaluate": evaluated}
+
+
+def too_few_rows() -> list[str]:
+    """``fit`` of batches of fewer rows than replicas: a replica would get none."""
+    data = table(9).to_pydict()
+    x = np.stack([data["a"], data["b"]], axis=1).astype("float32")
+    y = np.array(data["y"], "float32")[:, None]
+    found = []
+    for rows, batch in [(9, 1), (1, 32)]:
+        try:
+            fitpipe.Trainer(_model(STRATEGY)).fit(x[:rows], y[:rows], batch_size=batch, verbose=0)
+            found.append("trained")
+        except ValueError as error:
+            found.append(f"{type(error).__name__}: {error}")
+    return found
+
+
 def on_service() -> dict[str, Any]:
     """``fit`` under the strategy on a tf.data service; and on one device, without.
 
@@ -179,6 +217,10 @@ def main() -> None:
         "arrow_mirrored": columnar(STRATEGY, arrow),
         "parquet_one": columnar(None, folder),
         "parquet_mirrored": columnar(STRATEGY, folder),
+        "uneven_keras": uneven(None, True),
+        "uneven_arrow": uneven(table(37), False),
+        "uneven_parquet": uneven(write(Path(sys.argv[1] + "-37"), 37, row_group=8), False),
+        "too_few_rows": too_few_rows(),
         "service": on_service(),
         "shared": shared(),
     }

@@ -60,6 +60,29 @@ def test_columnar_sources_sharded_at_the_source_match_one_device(runs: Any, sour
     _close(runs[f"{source}_mirrored"]["history"], runs[f"{source}_one"]["history"])
 
 
+@pytest.mark.parametrize("source", ["arrow", "parquet"])
+def test_one_worker_splits_columnar_batches_as_keras_splits_arrays(runs: Any, source: str) -> None:
+    # The last batch (5 of 37 rows) was padded to 8 with zero-weight rows, which counted in
+    # the unweighted `mae` and in the loss's mean: History, evaluate and weights moved.
+    ours, keras_run = runs[f"uneven_{source}"], runs["uneven_keras"]
+    _close(ours["history"], keras_run["history"])
+    _close(
+        {k: [v] for k, v in ours["evaluate"].items()},
+        {k: [v] for k, v in keras_run["evaluate"].items()},
+    )
+
+
+def test_batches_of_fewer_rows_than_replicas_are_refused(runs: Any) -> None:
+    # A replica given no rows adds a loss of 0 to the average: the step trained at half its
+    # gradient, silently (Keras fails inside its step).
+    by_size, by_rows = runs["too_few_rows"]
+    assert by_size.startswith(
+        "FitpipeValueError: `fit` cannot train on batches of 1 row over 2 replicas."
+    )
+    assert "Pass a `batch_size` of at least 2" in by_size
+    assert "with at least 2 rows of data" in by_rows and "batch_size=32" in by_rows
+
+
 def test_results_are_not_trivially_equal(runs: Any, tmp_path: Path) -> None:
     losses = runs["arrays_one"]["history"]["loss"]
     assert losses[0] > 2 * losses[-1]  # training moved: the comparisons above can fail

@@ -22,6 +22,7 @@ from typing import Any
 import tensorflow as tf
 
 from fitpipe.adapters import ArraySource, Mode, not_distributed_error, replicas_of
+from fitpipe.errors import FitpipeValueError, message
 from fitpipe.pipeline.core import Pipeline
 from fitpipe.pipeline.sharding import array_shard
 
@@ -129,16 +130,45 @@ def _common_seed(strategy: tf.distribute.Strategy, seed: int) -> int:
     return int(total) % (2**31 - 1)
 
 
+def _check_rows_per_replica(pipeline: Pipeline, replicas: int, caller: str) -> None:
+    """Refuses training batches of fewer rows than replicas (a replica would get none).
+
+    A replica given no rows adds a loss of 0 to the replicas' average: the step trains at a
+    fraction of its gradient, silently (Keras' own ``fit`` fails inside its step there).
+    """
+    size, total = pipeline.batch_size, getattr(pipeline.source, "num_samples", None)
+    if size is None or replicas <= 1:
+        return
+    rows = min(size, total) if isinstance(total, int) and total > 0 else size
+    if rows >= replicas:
+        return
+    fix = f"Pass a `batch_size` of at least {replicas} (a multiple of {replicas} splits evenly)"
+    if rows < size:
+        fix += f", with at least {replicas} rows of data"
+    raise FitpipeValueError(
+        message(
+            caller,
+            f"cannot train on batches of {rows} row{'' if rows == 1 else 's'} over "
+            f"{replicas} replicas",
+            "Under a `tf.distribute` strategy every replica takes rows of each batch: one "
+            "given none adds a loss of 0 to the replicas' average, and the step would train "
+            "at a fraction of its gradient",
+            fix,
+            batch_size=size,
+        )
+    )
+
+
 def distribute_pipeline(
     pipeline: Pipeline, strategy: tf.distribute.Strategy, mode: Mode, caller: str
 ) -> Pipeline:
     """Distributes a pipeline's batches over the strategy's replicas.
 
-    When training and evaluating, sources that shard themselves (Parquet, and rows that
-    allow it, ``ArraySource.shard_rows``: Arrow tables by row blocks) give each worker its
-    own rows, padded with zero-weight rows so all workers run the same steps. Everything
-    else (and prediction, whose rows must all come back in order) uses
-    ``strategy.experimental_distribute_dataset``.
+    When training and evaluating over several workers, sources that shard themselves
+    (Parquet, and rows that allow it, ``ArraySource.shard_rows``: Arrow tables by row
+    blocks) give each worker its own rows, padded with zero-weight rows so all workers run
+    the same steps. Everything else (one worker's replicas, and prediction, whose rows must
+    all come back in order) uses ``strategy.experimental_distribute_dataset``.
 
     Args:
         pipeline: The pipeline, as built for one device.
@@ -151,13 +181,18 @@ def distribute_pipeline(
         distributed already is iterated as it is.
     """
     source, rows = pipeline.source, pipeline.rows
+    if mode is Mode.TRAIN:
+        _check_rows_per_replica(pipeline, strategy.num_replicas_in_sync, caller)
     if source.distributed is not None:  # as it is
         return DistributedPipeline(pipeline, source.distributed, lambda: pipeline.num_batches)
     build = None
-    if mode.shards and pipeline.shard is not None:
+    # One worker reads every row: its batches are split over its replicas as Keras splits
+    # them, never padded (padding rows count in unweighted metrics and the loss's mean).
+    shards = mode.shards and is_multi_worker(strategy)
+    if shards and pipeline.shard is not None:
         build = pipeline.shard
-    elif mode.shards and isinstance(source, ArraySource) and source.shard_rows and rows is not None:
-        if rows.shuffle and is_multi_worker(strategy):
+    elif shards and isinstance(source, ArraySource) and source.shard_rows and rows is not None:
+        if rows.shuffle:
             rows = dataclasses.replace(rows, seed=_common_seed(strategy, rows.seed))
         build = array_shard(rows, caller)
     if build is not None:
