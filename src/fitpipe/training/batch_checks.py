@@ -117,7 +117,9 @@ class BatchChecks:
             if rule.leaf >= len(leaves):
                 continue  # one weight array for several outputs: per-output class weights
                 # make one leaf per output of the batches; the array is the first leaf
-            value = tf.convert_to_tensor(leaves[rule.leaf])
+            value = leaves[rule.leaf]
+            if not isinstance(value, tf.RaggedTensor):  # (a ragged leaf's rows: `Rule.rows`)
+                value = tf.convert_to_tensor(value)
             found, first, shown = rule.problem(value)
             if bool(found) and rule.rows is not None:  # (a row's length)
                 raise self._error(number, where or f"row {int(first)}", float(shown))

@@ -439,7 +439,7 @@ def check_fit_specs(model: keras.Model, train: Pipeline, val: Pipeline | None) -
     check_model_targets(model, train.element_spec, "fit", Mode.TRAIN, resolved)
     if val is not None:
         with about_validation_data():
-            check_model_inputs(model, val.element_spec, "fit")
+            check_model_inputs(model, val.element_spec, "fit", x_values=given_x(val))
             check_model_targets(model, val.element_spec, "fit", Mode.EVALUATE)
 
 
