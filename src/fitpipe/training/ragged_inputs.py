@@ -117,8 +117,12 @@ def check_ragged(tensor: Any, spec: Any, name: str, caller: str, known: bool) ->
 
 def _checked_lengths(value: Any, shape: tuple[int | None, ...]) -> list[tuple[Any, int]]:
     """Each ragged dimension's row lengths in ``value`` with the size ``shape`` gives it."""
-    lengths = value.nested_row_lengths()
-    return [(part, shape[i + 1]) for i, part in enumerate(lengths) if shape[i + 1] is not None]
+    checked = []
+    for i, part in enumerate(value.nested_row_lengths()):
+        size = shape[i + 1]
+        if size is not None:
+            checked.append((part, size))
+    return checked
 
 
 def ragged_problem(
