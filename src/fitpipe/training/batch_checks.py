@@ -16,6 +16,11 @@ on every path. XLA drops assert ops, so the checks run outside the compiled step
 
 Each failure is a :class:`~fitpipe.errors.FitpipeValueError` naming the batch, the target, the
 value and the valid range.
+
+The same checks read the rows of ragged features fed to an input of a fixed size, which only
+the batches' values tell (``ragged_inputs``, :func:`ragged_rules`): a row of another length
+is a ``DataMismatchError`` naming the batch, before the step Keras would fail inside. They
+run for ``predict`` too, whose batches have no targets.
 """
 
 from __future__ import annotations
@@ -79,6 +84,8 @@ class BatchChecks:
         cls, model: keras.Model, element_spec: Any, caller: str, finite: str | None = None
     ) -> BatchChecks | None:
         """The checks batches of ``element_spec`` need for ``model``; None when none does.
+
+        Features alone (``predict``'s ``(x,)``) need only those of ragged rows.
 
         Args:
             model: The compiled model.
