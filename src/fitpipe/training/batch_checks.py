@@ -16,6 +16,11 @@ on every path. XLA drops assert ops, so the checks run outside the compiled step
 
 Each failure is a :class:`~fitpipe.errors.FitpipeValueError` naming the batch, the target, the
 value and the valid range.
+
+The same checks read the rows of ragged features fed to an input of a fixed size, which only
+the batches' values tell (``ragged_inputs``, :func:`ragged_rules`): a row of another length
+is a ``DataMismatchError`` naming the batch, before the step Keras would fail inside. They
+run for ``predict`` too, whose batches have no targets.
 """
 
 from __future__ import annotations
@@ -29,7 +34,15 @@ from typing import Any
 import keras
 import tensorflow as tf
 
-from fitpipe.errors import DataCheckError, DataCheckWarning, FitpipeValueError, message, raw, warn
+from fitpipe.errors import (
+    DataCheckError,
+    DataCheckWarning,
+    FitpipeError,
+    FitpipeValueError,
+    message,
+    raw,
+    warn,
+)
 from fitpipe.training.check_rules import (
     Rule,
     finite_rules,
@@ -37,8 +50,10 @@ from fitpipe.training.check_rules import (
     label_rules,
     weight_rules,
 )
+from fitpipe.training.inputs import input_label, input_pairs
+from fitpipe.training.ragged_inputs import fixed_rows, ragged_error
 
-__all__ = ["BatchChecks", "check_one_batch"]
+__all__ = ["BatchChecks", "check_one_batch", "ragged_rules"]
 
 _MARKER = "fitpipe-batch-check"
 _FOUND = re.compile(_MARKER + r"\] \[(-?\d+)\] \[(\d+)\] \[(\S+?)\]")
@@ -70,6 +85,8 @@ class BatchChecks:
     ) -> BatchChecks | None:
         """The checks batches of ``element_spec`` need for ``model``; None when none does.
 
+        Features alone (``predict``'s ``(x,)``) need only those of ragged rows.
+
         Args:
             model: The compiled model.
             element_spec: The spec of one batch.
@@ -78,10 +95,12 @@ class BatchChecks:
                 targets of streamed batches are finite (``fit(check=...)``); rows held in
                 memory are left to the pre-flight scan.
         """
-        if not isinstance(element_spec, tuple) or len(element_spec) < 2:
+        if not isinstance(element_spec, tuple) or not element_spec:
             return None
-        rules = finite_rules(element_spec, finite) if finite is not None else []
-        rules += label_rules(model, element_spec[1])
+        rules = ragged_rules(model, element_spec)  # first: rows the step cannot take
+        rules += finite_rules(element_spec, finite) if finite is not None else []
+        if len(element_spec) > 1:
+            rules += label_rules(model, element_spec[1])
         if len(element_spec) > 2 and element_spec[2] is not None:
             rules += weight_rules(element_spec[2])
         return cls(rules, caller) if rules else None
@@ -105,8 +124,12 @@ class BatchChecks:
             if rule.leaf >= len(leaves):
                 continue  # one weight array for several outputs: per-output class weights
                 # make one leaf per output of the batches; the array is the first leaf
-            value = tf.convert_to_tensor(leaves[rule.leaf])
+            value = leaves[rule.leaf]
+            if not isinstance(value, tf.RaggedTensor):  # (a ragged leaf's rows: `Rule.rows`)
+                value = tf.convert_to_tensor(value)
             found, first, shown = rule.problem(value)
+            if bool(found) and rule.rows is not None:  # (a row's length)
+                raise self._error(number, where or f"row {int(first)}", float(shown))
             if bool(found):
                 width = max(1, int(tf.size(value)) // max(1, int(tf.shape(value)[0])))
                 place = where or f"row {int(first) // width}"
@@ -274,6 +297,8 @@ class BatchChecks:
 
     def _error(self, number: int, where: str, value: float) -> FitpipeValueError:
         rule = self.rules[number]
+        if rule.rows is not None:
+            return ragged_error(self.caller, rule.name, rule.rows, where + self.of, value)
         if rule.finite is not None:
             return DataCheckError(self._finite_text(rule, where, value, False))
         shown_where = where + self.of
@@ -348,6 +373,28 @@ class _InPython:
                 self.checks.note(index, number, value)
             else:
                 raise self.checks._error(number, f"batch index {index}", value)
+
+
+def ragged_rules(model: keras.Model, element_spec: Any) -> list[Rule]:
+    """The rules checking each batch's ragged ``x`` leaves fed to inputs of a fixed size.
+
+    A stream's ragged batches, whose rows the spec does not tell (``ragged_inputs``): each
+    batch is checked as it is read (:class:`BatchChecks`), none refused before. A leaf is
+    found by identity among ``x``'s (the pairs hold the spec's own leaves).
+    """
+    try:
+        pairs = input_pairs(model, element_spec, "fit")
+    except FitpipeError:  # (refused by `check_model_inputs` before any batch is read)
+        return []
+    flat = tf.nest.flatten(element_spec[0])
+    rules = []
+    for position, (tensor, spec) in enumerate(pairs):
+        leaf = next((i for i, one in enumerate(flat) if one is spec), None)
+        shape = tuple(tensor.shape)
+        if leaf is None or not fixed_rows(tensor, spec) or len(shape) != spec.shape.rank:
+            continue
+        rules.append(Rule(0, leaf, input_label(tensor, position), rows=shape))
+    return rules
 
 
 def check_one_batch(model: keras.Model, data: Any, caller: str, spec: Any) -> None:

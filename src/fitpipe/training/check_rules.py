@@ -1,7 +1,8 @@
 """The rules of the batch value checks (``batch_checks``): which leaf, which range.
 
 A rule names one leaf of a batch and what it must hold: a sparse label in the model's
-classes, a finite sample weight, or (``fit(check=...)``) finite features and targets. Rules
+classes, a finite sample weight, (``fit(check=...)``) finite features and targets, or rows
+of the fixed size of the input a ragged leaf feeds (``ragged_inputs``). Rules
 are made from a model and a batch spec (:func:`label_rules`, :func:`finite_rules`,
 :func:`weight_rules`) and judge a value in a graph (:meth:`Rule.problem`) or in NumPy
 (:meth:`Rule.numpy_problem`).
@@ -19,6 +20,7 @@ import numpy as np
 import tensorflow as tf
 
 from fitpipe.adapters import NATIVE_FLOATS, is_number_dtype
+from fitpipe.training.ragged_inputs import numpy_ragged_problem, ragged_problem
 
 __all__ = [
     "Rule",
@@ -52,6 +54,9 @@ class Rule:
     #: For a finite rule's leaf of a float wider than floatx: the magnitude from which the
     #: cast to floatx makes values infinite (float64's 1e300 in float32; None: no such cast).
     limit: float | None = None
+    #: For a ragged leaf of features fed to an input of a fixed size: the input's shape,
+    #: whose sizes every row of the leaf's ragged dimensions must have (``ragged_inputs``).
+    rows: tuple[int | None, ...] | None = None
 
     @property
     def of_finite_values(self) -> bool:
@@ -60,6 +65,8 @@ class Rule:
 
     def found(self, value: tf.Tensor) -> tf.Tensor:
         """Whether this leaf breaks the rule: :meth:`problem`'s ``found`` in fewer ops."""
+        if self.rows is not None:
+            return ragged_problem(value, self.rows)[0]
         if not self.of_finite_values:
             return tf.reduce_any(self._bad(value))
         if not value.dtype.is_floating:
@@ -80,6 +87,8 @@ class Rule:
 
     def problem(self, value: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
         """``(found, first bad position, its value as float64)`` in this leaf (graph ops)."""
+        if self.rows is not None:  # (the first row of another length, and that length)
+            return ragged_problem(value, self.rows)
         flat = tf.reshape(value, [-1])
         bad = self._bad(flat)
         flat = tf.cast(flat, tf.float64) if self.of_finite_values else _wide_labels(flat)
@@ -95,6 +104,8 @@ class Rule:
         :meth:`problem` in NumPy, for the batches a source checks in Python. A leaf that
         passes is read without a temporary array (:func:`_passes`).
         """
+        if self.rows is not None:
+            return numpy_ragged_problem(value, self.rows)
         flat = np.asarray(value).reshape(-1)
         if _passes(flat, self):
             return None

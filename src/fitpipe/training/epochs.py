@@ -209,7 +209,8 @@ class EpochRunner:
 
     def _fresh(self, function: StepFunction) -> None:
         skip, self._skip, self._held = self._skip, 0, 0.0
-        in_loop = function.checks_in_loop and not function.run_eagerly
+        # (``predict``'s loop, which collects outputs, runs none: a ``tf.data`` stage checks)
+        in_loop = function.checks_in_loop and not (function.run_eagerly or function.collect)
         function.checks = None
         rows = self.pipeline.rows_on(self.device)
         if rows is not None:  # rows in memory: batches are sliced inside the compiled loop

@@ -38,6 +38,8 @@ __all__ = [
     "check_model_targets",
     "given_as_x",
     "given_x",
+    "input_label",
+    "input_pairs",
 ]
 
 
@@ -127,32 +129,50 @@ def check_model_inputs(
 
     """
     check_spec_dtypes(element_spec, caller)  # every part: float8 and int4 are no input
+    x = known_rows(element_spec[0], x_values)
+    pairs = input_pairs(model, element_spec, caller, x_given, x)
+    _check_pairs(pairs, caller, x_values is not None, not x_given)
+
+
+def input_pairs(
+    model: keras.Model, element_spec: Any, caller: str, x_given: bool = False, x: Any = None
+) -> list[tuple[Any, Any]]:
+    """Each input of the built model with the spec of the batches' ``x`` that feeds it.
+
+    Args:
+        model: The model (not built: no pairs).
+        element_spec: The pipeline's element spec ``(x, ...)``.
+        caller: The public method being run.
+        x_given: Whether ``x`` is the caller's argument (for the fixes worded).
+        x: The ``x`` spec to pair; ``element_spec[0]`` when None.
+
+    Raises:
+        DataMismatchError: When ``x``'s names, nesting or count do not match the inputs.
+    """
     inputs = _model_inputs(model)
     if not inputs:
-        return
+        return []
     found = optional_inputs(model)
     keys = list(found.names or {}) or [t.name for t in inputs]  # as a dict `x` names them
     # absent optional inputs back, as None, where `x` nests as the model's inputs
-    x = restore_absent(found, known_rows(element_spec[0], x_values), by_names=False)
+    x = restore_absent(found, element_spec[0] if x is None else x, by_names=False)
     structure = nested_structure(model)
     if structure is not None and nests_deeper(x):
-        pairs = structured_pairs(structure, x, caller, unknown_fix(x_given, keys))
-    elif isinstance(x, Mapping):
+        return structured_pairs(structure, x, caller, unknown_fix(x_given, keys))
+    if isinstance(x, Mapping):
         _check_names(keys, x, caller, found.optional_names, unknown_fix(x_given, keys))
-        pairs = [(t, x[key]) for t, key in zip(inputs, keys, strict=True) if key in x]
-    else:
-        flat = tf.nest.flatten(x)
-        if len(flat) != len(inputs):
-            raise _mismatch(
-                caller,
-                f"got {len(flat)} input array(s) for a model with {len(inputs)} input(s)",
-                f"The model's inputs are {keys}",
-                "Pass one array per model input, as a list in that order or a dict by name"
-                + count_fix(element_spec, caller, x_given),
-                f"{len(flat)} array(s)",
-            )
-        pairs = list(zip(inputs, flat, strict=True))
-    _check_pairs(pairs, caller, x_values is not None, not x_given)
+        return [(t, x[key]) for t, key in zip(inputs, keys, strict=True) if key in x]
+    flat = tf.nest.flatten(x)
+    if len(flat) != len(inputs):
+        raise _mismatch(
+            caller,
+            f"got {len(flat)} input array(s) for a model with {len(inputs)} input(s)",
+            f"The model's inputs are {keys}",
+            "Pass one array per model input, as a list in that order or a dict by name"
+            + count_fix(element_spec, caller, x_given),
+            f"{len(flat)} array(s)",
+        )
+    return list(zip(inputs, flat, strict=True))
 
 
 def _shape_fix(expected: tuple[Any, ...], found: tuple[Any, ...], batches: bool) -> str:
@@ -171,11 +191,11 @@ def _check_pairs(
 ) -> None:
     """Checks each model input against the data paired with it (``batches``: an input's)."""
     for position, (tensor, spec) in enumerate(pairs):
-        check_ragged(tensor, spec, _input_label(tensor, position), caller, known)
-        _check_dtype(tensor, spec, _input_label(tensor, position), caller)
+        check_ragged(tensor, spec, input_label(tensor, position), caller, known)
+        _check_dtype(tensor, spec, input_label(tensor, position), caller)
         expected, found = tuple(tensor.shape), _shape(spec)
         if found is not None and not _compatible(expected, found):
-            name = _input_label(tensor, position)
+            name = input_label(tensor, position)
             raise _mismatch(
                 caller,
                 f"got data of shape {found} for {name}, which does not fit the model",
@@ -419,7 +439,7 @@ def check_fit_specs(model: keras.Model, train: Pipeline, val: Pipeline | None) -
     check_model_targets(model, train.element_spec, "fit", Mode.TRAIN, resolved)
     if val is not None:
         with about_validation_data():
-            check_model_inputs(model, val.element_spec, "fit")
+            check_model_inputs(model, val.element_spec, "fit", x_values=given_x(val))
             check_model_targets(model, val.element_spec, "fit", Mode.EVALUATE)
 
 
@@ -451,7 +471,8 @@ def _check_widths(outputs: list[tuple[int, Any]], leaves: list[Any], caller: str
             )
 
 
-def _input_label(tensor: Any, position: int) -> str:
+def input_label(tensor: Any, position: int) -> str:
+    """A model input in words: ``input 'name'``, or ``input 0`` for Keras' own names."""
     name = str(getattr(tensor, "name", ""))
     if not name or name.startswith("keras_tensor"):
         return f"input {position}"

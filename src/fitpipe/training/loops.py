@@ -20,6 +20,7 @@ from fitpipe.pipeline import Pipeline, PipelineOptions, is_multi_worker, pipelin
 from fitpipe.schemas import Mode
 from fitpipe.training import callbacks as callbacks_mod
 from fitpipe.training import distribute, sharing
+from fitpipe.training.batch_checks import BatchChecks
 from fitpipe.training.collect import merge_predictions, settle, to_results
 from fitpipe.training.epochs import RAN_OUT_OF_STEPS, EpochRunner
 from fitpipe.training.inputs import check_model_inputs
@@ -111,6 +112,8 @@ def predict_loop(
         distribute.distributed_pipeline(model, pipeline, Mode.PREDICT, "predict"), steps
     )
     runner.ran_out = RAN_OUT_OF_STEPS
+    # (the checks of features alone: a ragged leaf's rows, ``ragged_inputs``)
+    runner.checks = BatchChecks.for_model(model, pipeline.element_spec, "predict")
     cbs = chunked.cbs if chunked is not None else None
     if cbs is None:
         cbs = callbacks_mod.callback_list(

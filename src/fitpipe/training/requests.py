@@ -254,7 +254,7 @@ def _validation_pipeline(
     )
     pipeline = build_pipeline(request, warn_ignored=False)
     arguments.require_finite(pipeline, steps, "fit", "validation_steps", data, "validation_data")
-    check_model_inputs(model, pipeline.element_spec, "fit")
+    check_model_inputs(model, pipeline.element_spec, "fit", x_values=given_x(pipeline))
     return pipeline
 
 
