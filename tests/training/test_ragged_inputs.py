@@ -186,7 +186,8 @@ def _with_one_row_off(
 
 
 CALLS_ON_STREAMS: dict[str, Callable[[fitpipe.Trainer, Callable[[bool], Any]], Any]] = {
-    "fit": lambda t, data: t.fit(data(True), verbose=0),
+    # (shuffle=False: a shuffled PyDataset's batch is named by its place in the order read)
+    "fit": lambda t, data: t.fit(data(True), shuffle=False, verbose=0),
     "evaluate": lambda t, data: t.evaluate(data(True), verbose=0),
     "predict": lambda t, data: t.predict(data(False), verbose=0),
     "validation_data": lambda t, data: t.fit(
