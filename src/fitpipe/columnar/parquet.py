@@ -251,7 +251,7 @@ class _GroupReader:
         return stored.field(column).type, self.schema.field(column).type
 
     def __call__(self, columns: list[str], buffered: bool = False) -> Iterator[Any]:
-        self.watch.check()
+        self.watch.check(buffered)
         part = self.fragment.subset(row_group_ids=[self.group])
         yield part.to_table(
             columns=columns,

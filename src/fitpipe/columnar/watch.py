@@ -63,9 +63,9 @@ class FileWatch:
     planned: read from a rewritten file, they were pages of another layout (pyarrow's
     "Couldn't deserialize thrift", which said the file was corrupt) or, laid out alike,
     other rows, silently. A local file's :func:`file_status` is taken when planned and
-    compared at each read (a ``stat``); an object's size and ETag at its first read, and
-    compared at each later one (a request for the object's head, beside the reads of its
-    column chunks).
+    compared at each read (a ``stat``); an object's size and ETag at its first streamed read,
+    and compared at each later one (a request for the object's head beside the reads of its
+    column chunks: a few milliseconds, against a row group's read).
 
     Args:
         fragment: The file's fragment.
@@ -79,9 +79,13 @@ class FileWatch:
         self._path: str = fragment.path
         self._status = _status_of(self._path) if self._local else None
 
-    def check(self) -> None:
-        """Raises an ``OSError`` (``ESTALE``, see :func:`file_error`) if the file changed."""
-        if self._filesystem is None:
+    def check(self, streamed: bool) -> None:
+        """Raises an ``OSError`` (``ESTALE``, see :func:`file_error`) if the file changed.
+
+        ``streamed``: a read of a pass of a stream (read again every epoch). An object read
+        once (``predict``, rows held in memory) is not asked about: it costs a request.
+        """
+        if self._filesystem is None or not (self._local or streamed):
             return
         if self._local:
             now: tuple[Any, ...] | None = _status_of(self._path)
