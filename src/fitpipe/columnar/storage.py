@@ -310,15 +310,24 @@ def list_prefix(filesystem: pafs.FileSystem, folder: str, uri: str, caller: str)
     Raises:
         DataMismatchError: The store refuses to list the folder.
     """
+    cut = len(folder) + 1 if folder else 0
+    files = _files_below(filesystem, folder, uri, caller)
+    return [path for path in files if not hidden_below(path[cut:])]
+
+
+def _files_below(filesystem: pafs.FileSystem, folder: str, uri: str, caller: str) -> list[str]:
+    """Every file below ``folder`` (at any depth), in path order; none for a missing folder.
+
+    Raises:
+        DataMismatchError: The store refuses to list the folder.
+    """
     try:
         infos = filesystem.get_file_info(pafs.FileSelector(folder, recursive=True))
     except FileNotFoundError:
         return []
     except (pa.ArrowException, OSError) as err:
         raise _store_error(uri, "the store refused to list it", err, caller) from err
-    cut = len(folder) + 1 if folder else 0
-    files = {i.path for i in infos if i.type == pafs.FileType.File}
-    return sorted(path for path in files if not hidden_below(path[cut:]))
+    return sorted({i.path for i in infos if i.type == pafs.FileType.File})
 
 
 def _info(filesystem: pafs.FileSystem, location: Location) -> pafs.FileInfo:
@@ -423,16 +432,13 @@ def expand_uri(uri: str, caller: str) -> list[str]:
         return [uri]
     filesystem = filesystem_of(location, caller)
     folder = location.glob_folder
-    try:
-        infos = filesystem.get_file_info(pafs.FileSelector(folder, recursive=True))
-    except FileNotFoundError:
-        return []
-    except (pa.ArrowException, OSError) as err:
-        raise _store_error(uri, "the store refused to list it", err, caller) from err
     pattern, cut = _pattern(location.glob), len(folder) + 1 if folder else 0
     below = urllib.parse.unquote(location.glob)[cut:]
-    matched = {i.path for i in infos if i.type == pafs.FileType.File and pattern.match(i.path)}
-    return [location.uri_of(p) for p in sorted(matched) if not hidden_below(p[cut:], below)]
+    return [
+        location.uri_of(path)
+        for path in _files_below(filesystem, folder, uri, caller)
+        if pattern.match(path) and not hidden_below(path[cut:], below)
+    ]
 
 
 def uri_glob_matches(glob: str, uri: str, caller: str = "predict") -> bool:
