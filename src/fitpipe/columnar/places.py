@@ -20,6 +20,7 @@ import pyarrow.fs as pafs
 from fitpipe.columnar.files import expand_paths, glob_cut, is_glob
 from fitpipe.columnar.storage import (
     CHECK,
+    hidden_below,
     is_uri,
     local_file_path,
     store_path,
@@ -114,7 +115,6 @@ def input_collision(output: str, x: Any, folders: bool, caller: str) -> str | No
                 continue
             if folders:
                 return f"is inside the input folder {path}"
-            read = not any(part[:1] in "._" for part in rest.split("/"))
-            if read and _kind(output, caller, CHECK) == pafs.FileType.File:
+            if not hidden_below(rest) and _kind(output, caller, CHECK) == pafs.FileType.File:
                 return f"is a file the input folder {path} holds"
     return None

@@ -261,12 +261,11 @@ def _parts(found: list[tuple[str, list[str]]], fs: pafs.FileSystem, caller: str)
     parts: list[_Part] = []
     for given, matched in found:
         paths = [_inside(p, caller) for p in matched]
-        folder = None if is_glob(given) else _folder(matched[0], caller)
         if is_glob(given):
             local = isinstance(fs, pafs.LocalFileSystem)
             files = list(_files_of(paths)) if local else paths
             parts.append(_Part(files, _base(given, caller)))
-        elif folder is not None:
+        elif (folder := _folder(matched[0], caller)) is not None:
             parts.append(folder)
         elif parts and parts[-1].base is None:
             parts[-1].paths.append(paths[0])
