@@ -38,6 +38,7 @@ from hypothesis import strategies as st
 
 import fitpipe
 from fitpipe.errors import FitpipeError
+from fitpipe.testing.fixtures import BatchesPyDataset
 
 CHILD = Path(__file__).with_name("batches_child.py")
 CASE_SECONDS = 120  # a case (one call) running longer is a hang
@@ -193,18 +194,6 @@ def yielding(bad: Any, at: int) -> Iterator[Any]:
         yield bad if index == at else good_batch()
 
 
-class Listed(keras.utils.PyDataset):
-    def __init__(self, batches: list[Any]) -> None:
-        super().__init__()
-        self.batches = batches
-
-    def __len__(self) -> int:
-        return len(self.batches)
-
-    def __getitem__(self, index: int) -> Any:
-        return self.batches[index]
-
-
 @pytest.mark.parametrize("at", [1, 3], ids=["peeked", "later"])
 @pytest.mark.parametrize("name", sorted(LATER_BATCHES))
 def test_a_batch_unlike_the_first_is_an_error_naming_it(name: str, at: int) -> None:
@@ -221,7 +210,7 @@ def test_a_pydataset_batch_unlike_the_first_is_an_error_naming_it(call: str) -> 
     batches = [good_batch() for _ in range(5)]
     batches[3] = LATER_BATCHES["int-targets-then-floats"][0]
     with pytest.raises(FitpipeError, match=rf"^`{call}` got batch 3 from the PyDataset whose `y`"):
-        getattr(dense_trainer(), call)(Listed(batches), verbose=0)
+        getattr(dense_trainer(), call)(BatchesPyDataset(batches), verbose=0)
 
 
 def test_a_first_batch_with_x_and_y_of_different_rows_is_an_error_naming_it() -> None:

@@ -28,6 +28,7 @@ from hypothesis import strategies as st
 
 import fitpipe
 from fitpipe.errors import DataMismatchError
+from fitpipe.testing.fixtures import BatchesPyDataset
 from fitpipe.testing.keras_diff import assert_close, assert_weights_close, compile_both, make_twins
 
 
@@ -119,22 +120,10 @@ def _dataset(batches: list[Any]) -> tf.data.Dataset:
     return tf.data.Dataset.from_generator(generate, output_signature=spec)
 
 
-class _Batches(keras.utils.PyDataset):
-    def __init__(self, batches: list[Any]) -> None:
-        super().__init__()
-        self.batches = batches
-
-    def __len__(self) -> int:
-        return len(self.batches)
-
-    def __getitem__(self, index: int) -> Any:
-        return self.batches[index]
-
-
 STREAMS: dict[str, Callable[[list[Any]], Any]] = {
     "tf.data": _dataset,
     "generator": lambda batches: (batch for batch in batches),
-    "PyDataset": _Batches,
+    "PyDataset": BatchesPyDataset,
 }
 
 

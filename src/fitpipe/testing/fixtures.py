@@ -4,7 +4,7 @@ Plain builders, with no Hypothesis in them (the strategies of
 :mod:`fitpipe.testing.strategies` draw the data; these present it):
 
 * :func:`iterate_batches` and :class:`ArrayPyDataset`: arrays as a generator of batches and as
-  a ``keras.utils.PyDataset``;
+  a ``keras.utils.PyDataset``; :class:`BatchesPyDataset`: given batches as one;
 * :func:`weight_of_rows`: weights computed from their row's content, so a test can check,
   after shuffling, that each weight still travels with its row;
 * :class:`ArrayLike` and :func:`as_array_like`: an array as nested lists, nested tuples or an
@@ -37,6 +37,7 @@ __all__ = [
     "PARQUET_ROW_GROUP_SIZE",
     "ArrayLike",
     "ArrayPyDataset",
+    "BatchesPyDataset",
     "arrow_table",
     "as_array_like",
     "columnar_schema",
@@ -124,6 +125,26 @@ class ArrayPyDataset(keras.utils.PyDataset):
         if self.sample_weight is not None:
             parts.append(self.sample_weight[start:stop])
         return tuple(parts)
+
+
+class BatchesPyDataset(keras.utils.PyDataset):
+    """A ``PyDataset`` whose items are the given batches, as they are (any structure).
+
+    Args:
+        batches: The batches, item ``i`` being ``batches[i]``.
+        **kwargs: ``workers``, ``use_multiprocessing``, ``max_queue_size``.
+
+    """
+
+    def __init__(self, batches: list[Any], **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.batches = batches
+
+    def __len__(self) -> int:
+        return len(self.batches)
+
+    def __getitem__(self, index: int) -> Any:
+        return self.batches[index]
 
 
 class ArrayLike:

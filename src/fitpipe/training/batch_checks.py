@@ -97,7 +97,7 @@ class BatchChecks:
         """
         if not isinstance(element_spec, tuple) or not element_spec:
             return None
-        rules = ragged_rules(model, element_spec)  # first: rows the step cannot take
+        rules = ragged_rules(model, element_spec, caller)  # first: rows the step cannot take
         rules += finite_rules(element_spec, finite) if finite is not None else []
         if len(element_spec) > 1:
             rules += label_rules(model, element_spec[1])
@@ -375,7 +375,7 @@ class _InPython:
                 raise self.checks._error(number, f"batch index {index}", value)
 
 
-def ragged_rules(model: keras.Model, element_spec: Any) -> list[Rule]:
+def ragged_rules(model: keras.Model, element_spec: Any, caller: str) -> list[Rule]:
     """The rules checking each batch's ragged ``x`` leaves fed to inputs of a fixed size.
 
     A stream's ragged batches, whose rows the spec does not tell (``ragged_inputs``): each
@@ -383,7 +383,7 @@ def ragged_rules(model: keras.Model, element_spec: Any) -> list[Rule]:
     found by identity among ``x``'s (the pairs hold the spec's own leaves).
     """
     try:
-        pairs = input_pairs(model, element_spec, "fit")
+        pairs = input_pairs(model, element_spec, caller)
     except FitpipeError:  # (refused by `check_model_inputs` before any batch is read)
         return []
     flat = tf.nest.flatten(element_spec[0])
