@@ -15,11 +15,13 @@ import fnmatch
 import os
 from typing import Any
 
+import pyarrow.dataset as pads
 import pyarrow.fs as pafs
 
 from fitpipe.columnar.files import expand_paths, glob_cut, is_glob
 from fitpipe.columnar.storage import (
     CHECK,
+    display_path,
     hidden_below,
     is_uri,
     local_file_path,
@@ -27,6 +29,7 @@ from fitpipe.columnar.storage import (
     uri_glob_matches,
     uri_info,
 )
+from fitpipe.columnar.tables import TableFinder
 
 __all__ = ["Place", "input_collision", "place_of"]
 
@@ -64,6 +67,39 @@ def _input_paths(x: Any) -> list[str]:
     return paths if all(isinstance(p, str) for p in paths) else []
 
 
+def _table_files(x: Any) -> tuple[list[str], list[str]]:
+    """The table folders and files of a columnar input (a Delta or Iceberg table, a dataset).
+
+    A Delta table's files are those of its loaded version; an Iceberg table's or scan's,
+    those its snapshot lists (none where it cannot be planned: reading it says why).
+    """
+    package = type(x).__module__.split(".", 1)[0]
+    if package == "deltalake" and hasattr(x, "file_uris"):
+        return [x.table_uri], list(x.file_uris())
+    if package == "pyiceberg" and (hasattr(x, "scan") or hasattr(x, "plan_files")):
+        scan = x.scan() if hasattr(x, "scan") else x
+        try:
+            files = [task.file.file_path for task in scan.plan_files()]
+        except Exception:  # (an unknown snapshot: the read refuses it)
+            files = []
+        return [scan.table_metadata.location], files
+    if isinstance(x, pads.FileSystemDataset):
+        return [], [display_path(x.filesystem, path) for path in x.files]
+    return [], []
+
+
+def _columnar_collision(target: Place, x: Any) -> str | None:
+    """How an output collides with a columnar input's table folder or files; None if not."""
+    roots, files = _table_files(x)
+    for root in roots:
+        if target == place_of(root) or target.below(place_of(root)) is not None:
+            return f"lies in the folder of the input table {root}"
+    for path in files:
+        if place_of(path) == target:
+            return f"is the input file {path}"
+    return None
+
+
 def _glob_matches(glob: str, output: str, target: Place) -> bool:
     """Whether the output is a file the input glob would match (once written)."""
     if is_uri(glob) and local_file_path(glob) is None:
@@ -97,12 +133,21 @@ def input_collision(output: str, x: Any, folders: bool, caller: str) -> str | No
     Refused: one of the input's files; a file the read of an input folder takes (an
     existing one, unless a name below the folder starts with '.' or '_', as a read skips);
     with ``folders``, any file inside an input folder or matching an input glob, since the
-    next read would take it as input. Inputs other than paths are not compared.
+    next read would take it as input. For a columnar input (a Delta or Iceberg table, a
+    ``pyarrow.dataset.FileSystemDataset``): one of its files, or any file inside the
+    table's folder. And any file inside a Delta Lake or Iceberg table's folder, whatever
+    the input: it would be a stray file of the table.
 
     Returns:
         The collision, worded after "`output` that" (``is the input file data/a.parquet``).
     """
     target = place_of(output)
+    table = TableFinder(caller).around(output, is_file=True)
+    if table is not None:
+        return f"lies in the folder of the {table.kind} table {table.root}"
+    where = _columnar_collision(target, x)
+    if where is not None:
+        return where
     for given in _input_paths(x):
         if folders and is_glob(given) and _glob_matches(given, output, target):
             return f"matches the input glob {given}"

@@ -18,7 +18,6 @@ a file's own column ``y`` keeps its values.
 from __future__ import annotations
 
 import dataclasses
-import glob
 import os
 import re
 from collections.abc import Iterator
@@ -39,6 +38,7 @@ from fitpipe.columnar.storage import (
     resolve_uri,
     uri_info,
 )
+from fitpipe.columnar.tables import refuse_table_paths
 from fitpipe.columnar.types import duplicate_error
 from fitpipe.errors import DataMismatchError, SchemaError, message, missing_path_fix
 
@@ -120,10 +120,13 @@ def _twice_error(paths: tuple[str, str], x: Any, caller: str) -> DataMismatchErr
     )
 
 
-def _exists(path: str, caller: str) -> bool:
-    if not is_uri(path):
-        return os.path.exists(path)
-    return uri_info(path, caller)[2].type != pafs.FileType.NotFound
+def _kind(path: str, caller: str) -> pafs.FileType:
+    """What is at a path or URI: a file, a folder or nothing."""
+    if is_uri(path):
+        return uri_info(path, caller)[2].type
+    if os.path.isdir(path):
+        return pafs.FileType.Directory
+    return pafs.FileType.File if os.path.exists(path) else pafs.FileType.NotFound
 
 
 def glob_base(pattern: str) -> str:
@@ -140,7 +143,8 @@ def _expanded(x: Any, caller: str) -> list[tuple[str, list[str]]]:
     found = [(path, expand_paths(path, caller)) for path in given]
     paths = [p for _, matched in found for p in matched]
     listed = {p for p in paths if is_uri(p)} - set(given)  # a glob's keys exist: no request
-    missing = [p for p in paths if p not in listed and not _exists(p, caller)]
+    kinds = {p: _kind(p, caller) for p in paths if p not in listed}
+    missing = [p for p in paths if kinds.get(p) == pafs.FileType.NotFound]
     if not paths or missing:
         what = f"{missing[0]!r}: no such file or folder" if missing else f"{x!r}: no file matches"
         if missing and is_uri(missing[0]):
@@ -152,8 +156,8 @@ def _expanded(x: Any, caller: str) -> list[tuple[str, list[str]]]:
         raise DataMismatchError(
             message(caller, f"cannot find the Parquet source {what}", expected, fix, x=x)
         )
-    for path in paths:
-        _refuse_table_folder(path, caller)
+    named = {(g, p): p in listed or kinds[p] == pafs.FileType.File for g, ps in found for p in ps}
+    refuse_table_paths(((g, p, file) for (g, p), file in named.items()), caller)
     return found
 
 
@@ -164,41 +168,6 @@ def existing_paths(x: Any, caller: str) -> list[str]:
         DataMismatchError: A path does not exist, or a glob matches nothing.
     """
     return [path for _, matched in _expanded(x, caller) for path in matched]
-
-
-def _refuse_table_folder(path: str, caller: str) -> None:
-    """Refuses a Delta Lake or Iceberg table's folder as a Parquet folder.
-
-    Only the table's log says which of its files are current: a delete or an overwrite
-    leaves the old files there.
-    """
-    if not os.path.isdir(path):
-        return
-    if os.path.isdir(os.path.join(path, "_delta_log")):
-        kind, fix = (
-            "a Delta Lake table (it has a _delta_log folder)",
-            (f"Pass `deltalake.DeltaTable({path!r})` (pip install deltalake)"),
-        )
-    elif glob.glob(os.path.join(glob.escape(path), "metadata", "*.metadata.json")):
-        kind, fix = (
-            "an Iceberg table (its metadata folder has *.metadata.json files)",
-            (
-                "Pass the table: `catalog.load_table(...)`, or "
-                "`pyiceberg.table.StaticTable.from_metadata(<its latest .metadata.json>)`"
-            ),
-        )
-    else:
-        return
-    raise DataMismatchError(
-        message(
-            caller,
-            f"cannot read the folder {path} as Parquet files: it is {kind}",
-            "A table's folder keeps files that later versions removed; only the table's "
-            "metadata says which files hold its rows",
-            fix,
-            path=path,
-        )
-    )
 
 
 @dataclasses.dataclass(frozen=True)

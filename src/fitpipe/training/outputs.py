@@ -289,7 +289,9 @@ def check_not_input(output: str, x: Any, folders: bool = False, caller: str = "p
     existing file an input folder's read takes, is refused; ``Trainer.predict`` writes a new
     file into an input folder if asked (the next read of the folder then takes the
     predictions too). With ``folders`` (``fitpipe predict``), any file inside an input
-    folder or matching an input glob is refused as well.
+    folder or matching an input glob is refused as well. A file of a columnar input (a
+    Delta or Iceberg table, a ``pyarrow.dataset.FileSystemDataset``), and any file inside a
+    Delta Lake or Iceberg table's folder, is refused too.
 
     Args:
         output: The checked output (:func:`check_output`: a URI, or an absolute path).
@@ -303,8 +305,10 @@ def check_not_input(output: str, x: Any, folders: bool = False, caller: str = "p
     where = input_collision(output, x, folders, caller)
     if where:
         raise _output_error(
-            f"got an `output` that {where}: writing it would replace or join the input",
-            "Name a file outside the input (e.g. a `predictions/` folder beside it)",
+            f"got an `output` that {where}: writing it would replace or join the input (or "
+            "leave a stray file in a table's folder)",
+            "Name a file outside the input and outside any Delta Lake or Iceberg table's "
+            "folder (e.g. a `predictions/` folder beside the input)",
             output,
         )
 
