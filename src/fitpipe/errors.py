@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
+import re
 import sys
 import warnings
 from typing import Any
@@ -37,6 +38,8 @@ __all__ = [
 ]
 
 _MAX_REPR = 120
+#: A terminal's colour and style codes, as some libraries' errors hold them.
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 
 
 class FitpipeError(Exception):
@@ -148,7 +151,7 @@ def message(caller: str, what: str, expected: str, fix: str, **received: Any) ->
             :func:`describe`.
 
     Returns:
-        The message.
+        The message, without the terminal codes of a library's error quoted in ``what``.
 
     """
     text = f"`{caller}` {what}. {expected}. {fix}."
@@ -160,7 +163,7 @@ def message(caller: str, what: str, expected: str, fix: str, **received: Any) ->
             else:
                 parts.append(f"{name}={describe(value)}")
         text += " Received: " + ", ".join(parts)
-    return text
+    return _ANSI.sub("", text)
 
 
 class _Raw:

@@ -15,15 +15,17 @@ module lazily, for objects of the ``deltalake`` package).
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pyarrow.dataset as pads
+import pyarrow.fs as pafs
 
 from fitpipe.adapters.arrow_tables import ColumnChunks
 from fitpipe.adapters.base import AdaptRequest, ArraySource, BatchSource
 from fitpipe.adapters.parquet import ParquetAdapter, parquet_source
-from fitpipe.columnar import INT96_UNIT
-from fitpipe.errors import UnsupportedInputError, message
+from fitpipe.columnar import INT96_UNIT, name_below
+from fitpipe.errors import DataMismatchError, FitpipeError, UnsupportedInputError, message
 
 __all__ = ["DeltaTableAdapter"]
 
@@ -33,31 +35,79 @@ def describe(table: Any) -> str:
     return f"the Delta table {table.table_uri} (version {table.version()})"
 
 
+def _unreadable(table: Any, err: Exception, caller: str) -> UnsupportedInputError:
+    """The error for a table deltalake cannot read, worded from what deltalake reports."""
+    import deltalake
+
+    features = re.search(r"reader features: (\{[^}]*\})", str(err))
+    what = (
+        f"it uses the reader features {features.group(1)}, which deltalake "
+        f"{deltalake.__version__} cannot read"
+        if features
+        else f"deltalake cannot read it ({err})"
+    )
+    return UnsupportedInputError(
+        message(
+            caller,
+            f"cannot read {describe(table)}: {what}",
+            "A Delta table is read through deltalake, which reads the tables whose reader "
+            "features it supports",
+            "Read the rows with a reader that supports them (Spark, or DuckDB's delta "
+            f"extension: `duckdb.sql(\"SELECT * FROM delta_scan('{table.table_uri}')\")"
+            ".arrow()`) and "
+            "pass the `pyarrow.Table`; or rewrite the table without them (for deletion "
+            "vectors, Spark's `ALTER TABLE ... DROP FEATURE deletionVectors`); or upgrade "
+            "deltalake if a newer version reads them",
+            x=table,
+        )
+    )
+
+
 def table_dataset(table: Any, caller: str) -> pads.Dataset:
     """The Arrow dataset of the table's files at its loaded version, from the log.
 
+    Its files are named in messages by the table's URI and their path in the table.
+
     Raises:
-        UnsupportedInputError: The table needs a reader feature deltalake's Arrow dataset
-            lacks (deletion vectors, column mapping in some versions).
+        UnsupportedInputError: The table needs a reader feature deltalake lacks (deletion
+            vectors, in some versions), as deltalake reports it.
     """
     options = pads.ParquetReadOptions(coerce_int96_timestamp_unit=INT96_UNIT)
     try:
         logged = table.to_pyarrow_dataset(parquet_read_options=options)
     except Exception as err:  # deltalake's DeltaProtocolError and kin: no shared base class
-        raise UnsupportedInputError(
-            message(
-                caller,
-                f"cannot read {describe(table)} as Parquet files ({err})",
-                "A Delta table is read through deltalake's Arrow dataset, which supports "
-                "tables without deletion vectors",
-                "Purge the deletion vectors (e.g. Spark's `REORG TABLE ... APPLY (PURGE)`), "
-                "or pass `pyarrow.Table` of the rows (`table.to_pyarrow_table()`)",
-                x=table,
-            )
-        ) from err
+        raise _unreadable(table, err, caller) from err
+    name_below(logged.filesystem, table.table_uri)
     # The log lists files in the order they were added: rows come in path order instead.
     fragments = sorted(logged.get_fragments(), key=lambda fragment: fragment.path)
     return pads.FileSystemDataset(fragments, logged.schema, logged.format, logged.filesystem)
+
+
+def _missing_file(dataset: pads.FileSystemDataset) -> str | None:
+    """The first of the dataset's files its filesystem does not find; None if all are there."""
+    for path in dataset.files:
+        if dataset.filesystem.get_file_info(path).type == pafs.FileType.NotFound:
+            return path
+    return None
+
+
+def _vacuumed(table: Any, dataset: pads.FileSystemDataset, caller: str) -> Exception | None:
+    """The error for a version whose files were removed (by ``vacuum``); None if none was."""
+    missing = _missing_file(dataset)
+    if missing is None:
+        return None
+    where = table.table_uri.rstrip("/") + "/" + missing
+    return DataMismatchError(
+        message(
+            caller,
+            f"cannot read {describe(table)}: its file {where} is gone (a version's files are "
+            "removed by `vacuum` once a later version no longer lists them)",
+            "A Delta table is read at a version whose files are all kept",
+            "Load a version whose files are kept (the current one, or a later one: "
+            "`table.history()` lists the versions), or restore the files",
+            x=table,
+        )
+    )
 
 
 class DeltaTableAdapter:
@@ -77,4 +127,11 @@ class DeltaTableAdapter:
         """Plans the table's files from its log, then reads them as Parquet."""
         table = request.x
         dataset = table_dataset(table, request.caller)
-        return parquet_source(request, dataset, describe(table), "a Delta table")
+        try:
+            return parquet_source(request, dataset, describe(table), "a Delta table")
+        except (FitpipeError, OSError) as err:
+            if isinstance(err, FileNotFoundError) or isinstance(err.__cause__, FileNotFoundError):
+                gone = _vacuumed(table, dataset, request.caller)
+                if gone is not None:
+                    raise gone from err
+            raise

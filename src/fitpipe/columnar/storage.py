@@ -51,6 +51,7 @@ __all__ = [
     "list_prefix",
     "local_file_path",
     "missing_what",
+    "name_below",
     "parse_uri",
     "partial_key",
     "resolve_uri",
@@ -449,15 +450,32 @@ def uri_glob_matches(glob: str, uri: str, caller: str = "predict") -> bool:
     return _pattern(pattern.glob).match(path) is not None
 
 
+#: The attribute of a Python filesystem's handler naming the folder its paths lie below.
+_BELOW = "fitpipe_below"
+
+
+def name_below(filesystem: pafs.FileSystem, folder: str) -> None:
+    """Names the paths of a Python filesystem (deltalake's) below ``folder`` in messages.
+
+    ``folder``: a local path or a URI; :func:`display_path` then names a path ``folder/path``
+    (the handler keeps it when pickled).
+    """
+    if isinstance(filesystem, pafs.PyFileSystem):
+        setattr(filesystem.handler, _BELOW, local_file_path(folder) or folder)
+
+
 def display_path(filesystem: pafs.FileSystem, path: str) -> str:
     """A path of ``filesystem`` as the user knows it: a URI for an object store.
 
     The URI names the object again: a key's ``%``, ``#``, ``?``, ``*``, ``[`` and ``]`` are
-    percent-encoded.
+    percent-encoded. A Python filesystem's path is named below its folder (:func:`name_below`).
     """
     kind = filesystem.type_name
     if kind == "local":
         return path
+    below = getattr(getattr(filesystem, "handler", None), _BELOW, None)
+    if below is not None:
+        return below.rstrip("/") + "/" + path
     scheme = "gs" if kind == "gcs" else kind
     return f"{scheme}://{_escaped(path)}"
 
