@@ -28,7 +28,7 @@ from fitpipe.adapters.arrow_tables import ColumnChunks
 from fitpipe.adapters.base import AdaptRequest, ArraySource, BatchSource
 from fitpipe.adapters.parquet import ParquetAdapter, parquet_source
 from fitpipe.columnar import parquet_format
-from fitpipe.errors import UnsupportedInputError, message
+from fitpipe.errors import DataMismatchError, UnsupportedInputError, message
 
 __all__ = ["IcebergTableAdapter"]
 
@@ -42,8 +42,32 @@ def _scan(x: Any) -> Any:
 def describe(scan: Any) -> str:
     """The table in messages: its location and snapshot."""
     snapshot = scan.snapshot()
-    at = "no snapshot" if snapshot is None else f"snapshot {snapshot.snapshot_id}"
+    if snapshot is not None:
+        at = f"snapshot {snapshot.snapshot_id}"
+    else:
+        asked = getattr(scan, "snapshot_id", None)
+        at = "no snapshot" if asked is None else f"unknown snapshot {asked}"
     return f"the Iceberg table {scan.table_metadata.location} ({at})"
+
+
+def _no_rows(scan: Any, caller: str) -> DataMismatchError:
+    """The error for a scan of no rows: no snapshot, an unknown one, or one of no data file."""
+    snapshots = [s.snapshot_id for s in scan.table_metadata.snapshots]
+    known = ", ".join(map(str, snapshots[-5:])) if snapshots else "none yet"
+    listed = f"the latest last: {known}; `table.snapshots()` lists them all"
+    asked = getattr(scan, "snapshot_id", None)
+    if asked is not None and scan.snapshot() is None:
+        what = (
+            f"cannot read the Iceberg table {scan.table_metadata.location} at snapshot "
+            f"{asked}: the table has no such snapshot"
+        )
+        expected = "`table.scan(snapshot_id=...)` names one of the table's snapshots"
+        fix = f"Scan one of its snapshots ({listed})"
+    else:
+        what = f"got {describe(scan)} with 0 rows"
+        expected = "Training and inference need at least one row"
+        fix = f"Append rows, or scan a snapshot that has rows (its snapshots, {listed})"
+    return DataMismatchError(message(caller, what, expected, fix, x=scan))
 
 
 def _refuse(scan: Any, what: str, fix: str, caller: str) -> UnsupportedInputError:
@@ -75,9 +99,13 @@ def scan_dataset(scan: Any, caller: str) -> pads.Dataset:
     Raises:
         UnsupportedInputError: The scan has a row filter or a limit, a file is not Parquet,
             or a file has delete files.
+        DataMismatchError: The scan has no rows: the table has no snapshot, the scan's
+            snapshot is unknown, or it lists no data file.
     """
     from pyiceberg.expressions import AlwaysTrue
 
+    if scan.snapshot() is None:
+        raise _no_rows(scan, caller)
     if scan.row_filter != AlwaysTrue() or scan.limit is not None:
         fix = "Scan without `row_filter` and `limit`, or pass `scan.to_arrow()` (read in memory)"
         raise _refuse(scan, "the scan has a row filter or a limit", fix, caller)
@@ -95,6 +123,8 @@ def scan_dataset(scan: Any, caller: str) -> pads.Dataset:
             raise _refuse(scan, f"{task.file.file_path} is not Parquet", fix, caller)
         filesystem, path = _filesystem(scan, task.file.file_path)
         paths.append(path)
+    if not paths:
+        raise _no_rows(scan, caller)
     return pads.dataset(sorted(paths), filesystem=filesystem, format=parquet_format())
 
 
