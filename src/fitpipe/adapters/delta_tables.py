@@ -24,7 +24,7 @@ import pyarrow.fs as pafs
 from fitpipe.adapters.arrow_tables import ColumnChunks
 from fitpipe.adapters.base import AdaptRequest, ArraySource, BatchSource
 from fitpipe.adapters.parquet import ParquetAdapter, parquet_source
-from fitpipe.columnar import INT96_UNIT, name_below
+from fitpipe.columnar import INT96_UNIT, display_path, name_below
 from fitpipe.errors import DataMismatchError, FitpipeError, UnsupportedInputError, message
 
 __all__ = ["DeltaTableAdapter"]
@@ -96,7 +96,7 @@ def _vacuumed(table: Any, dataset: pads.FileSystemDataset, caller: str) -> Excep
     missing = _missing_file(dataset)
     if missing is None:
         return None
-    where = table.table_uri.rstrip("/") + "/" + missing
+    where = display_path(dataset.filesystem, missing)  # (below the table's URI)
     return DataMismatchError(
         message(
             caller,
