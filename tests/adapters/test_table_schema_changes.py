@@ -196,6 +196,23 @@ def test_a_shared_plan_of_a_renamed_iceberg_table_reads_by_field_id(tmp_path: Pa
     assert got["old_a"].to_pylist() == expected["old_a"].to_pylist()
 
 
+def test_iceberg_files_without_field_ids_are_read_through_the_name_mapping(
+    tmp_path: Path, held: str
+) -> None:
+    """Files added as they are (``add_files``) store no field id: the table's name mapping
+    (``schema.name-mapping.default``) gives it, renames included."""
+    rows = _rows(0, 20, {"a": 1.0, "b": 2.0})
+    table = _iceberg(tmp_path, rows.slice(0, 0))
+    pq.write_table(rows, tmp_path / "outside.parquet", row_group_size=ROW_GROUP)
+    table.add_files([str(tmp_path / "outside.parquet")])
+    with table.update_schema() as update:
+        update.rename_column("a", "age")
+    got = table.scan().to_arrow()
+    assert got.column_names == ["id", "age", "b"]
+    assert got["age"].null_count == 0
+    _assert_fed_like(table, got, ["age", "b"])
+
+
 _CHANGES = st.lists(
     st.sampled_from(["append", "add", "rename", "drop", "readd"]), min_size=1, max_size=6
 )
