@@ -9,22 +9,31 @@ log too. Each file's row groups and row counts are then planned like any Parquet
 streamed by row group, ``validation_split`` and sharding at the source included. Rows come
 in the order of the files' paths.
 
+The columns are the table's schema at that version, found in each file as the log says
+(:mod:`fitpipe.columnar.table_columns`): by their physical names under column mapping
+(``delta.columnMapping.mode``: ``name``, or by field id in mode ``id``), else by name. A
+column added after a file was written (``schema_mode="merge"``) reads as nulls in that file,
+as deltalake's own reader gives (a schema's ``fill`` then applies).
+
 ``deltalake`` is imported only when a ``DeltaTable`` is passed (the registry loads this
 module lazily, for objects of the ``deltalake`` package).
 """
 
 from __future__ import annotations
 
+import functools
 import re
+from collections.abc import Mapping
 from typing import Any
 
+import pyarrow as pa
 import pyarrow.dataset as pads
 import pyarrow.fs as pafs
 
 from fitpipe.adapters.arrow_tables import ColumnChunks
 from fitpipe.adapters.base import AdaptRequest, ArraySource, BatchSource
 from fitpipe.adapters.parquet import ParquetAdapter, parquet_source
-from fitpipe.columnar import INT96_UNIT, display_path, name_below
+from fitpipe.columnar import INT96_UNIT, TableColumns, display_path, field_id, name_below
 from fitpipe.errors import DataMismatchError, FitpipeError, UnsupportedInputError, message
 
 __all__ = ["DeltaTableAdapter"]
@@ -110,6 +119,37 @@ def _vacuumed(table: Any, dataset: pads.FileSystemDataset, caller: str) -> Excep
     )
 
 
+_PHYSICAL_NAME = b"delta.columnMapping.physicalName"
+_MAPPING_ID = b"delta.columnMapping.id"
+
+
+def _locate(
+    names: Mapping[str, str], ids: Mapping[str, int], physical: pa.Schema
+) -> dict[str, str | None]:
+    """Each column's name in a file: by field id (``ids``), else its physical name."""
+    by_id = {field_id(field): field.name for field in physical}
+    held = set(physical.names)
+    located: dict[str, str | None] = {}
+    for column, name in names.items():
+        where = by_id.get(ids[column]) if column in ids else None
+        located[column] = where if where is not None else name if name in held else None
+    return located
+
+
+def table_columns(table: Any, dataset: pads.Dataset) -> TableColumns:
+    """The table's columns (the log's schema, as deltalake's dataset gives it) in its files."""
+    schema = dataset.schema
+    mode = str(table.metadata().configuration.get("delta.columnMapping.mode", "none"))
+    names, ids = {}, {}
+    for field in schema:
+        meta = field.metadata or {}
+        mapped = mode != "none" and _PHYSICAL_NAME in meta
+        names[field.name] = meta[_PHYSICAL_NAME].decode() if mapped else field.name
+        if mode == "id" and _MAPPING_ID in meta:
+            ids[field.name] = int(meta[_MAPPING_ID])
+    return TableColumns(schema, functools.partial(_locate, names, ids))
+
+
 class DeltaTableAdapter:
     """Takes a ``deltalake.DeltaTable`` at its loaded version."""
 
@@ -127,8 +167,9 @@ class DeltaTableAdapter:
         """Plans the table's files from its log, then reads them as Parquet."""
         table = request.x
         dataset = table_dataset(table, request.caller)
+        columns = table_columns(table, dataset)
         try:
-            return parquet_source(request, dataset, describe(table), "a Delta table")
+            return parquet_source(request, dataset, describe(table), "a Delta table", columns)
         except (FitpipeError, OSError) as err:
             if isinstance(err, FileNotFoundError) or isinstance(err.__cause__, FileNotFoundError):
                 gone = _vacuumed(table, dataset, request.caller)

@@ -10,8 +10,14 @@ in the order of the files' paths.
 Deletes that rewrote files (pyiceberg's ``delete``, copy-on-write) are in the snapshot's file
 list. Delete files (merge-on-read, written by Spark or Flink) and a scan's row filter are
 not applied from metadata: they are refused with an error saying how to read the table.
-Columns are matched by name, as the data files store them (a column renamed after a file
-was written is not found in that file).
+
+The columns are the scan's projected schema (``scan.projection()``: the schema of its
+snapshot, less the fields ``selected_fields`` leaves out), found in each file by field id
+(:mod:`fitpipe.columnar.table_columns`), as Iceberg's readers find them: a column renamed
+after a file was written is read from its old name there, a column added later (or dropped
+and added again under its old name) reads as nulls in the older files (a schema's ``fill``
+then applies), and a dropped column is not a column of the source. A file without field ids
+is matched through the table's name mapping (``schema.name-mapping.default``), else by name.
 
 ``pyiceberg`` is imported only when one of its objects is passed (the registry loads this
 module lazily, for objects of the ``pyiceberg`` package).
@@ -19,15 +25,18 @@ module lazily, for objects of the ``pyiceberg`` package).
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Mapping
 from typing import Any
 
+import pyarrow as pa
 import pyarrow.dataset as pads
 import pyarrow.fs as pafs
 
 from fitpipe.adapters.arrow_tables import ColumnChunks
 from fitpipe.adapters.base import AdaptRequest, ArraySource, BatchSource
 from fitpipe.adapters.parquet import ParquetAdapter, parquet_source
-from fitpipe.columnar import parquet_format
+from fitpipe.columnar import TableColumns, field_id, parquet_format
 from fitpipe.errors import DataMismatchError, UnsupportedInputError, message
 
 __all__ = ["IcebergTableAdapter"]
@@ -93,6 +102,40 @@ def _filesystem(scan: Any, location: str) -> tuple[pafs.FileSystem, str]:
     return filesystem, path
 
 
+def _locate(
+    ids: Mapping[str, int], mapped: Mapping[str, int], physical: pa.Schema
+) -> dict[str, str | None]:
+    """Each column's name in a file, by field id (from the name mapping where none is stored).
+
+    A file storing no field id, of a table without a name mapping, is matched by name.
+    """
+    found = {field.name: field_id(field) for field in physical}
+    if not mapped and all(found_id is None for found_id in found.values()):
+        return {column: column if column in found else None for column in ids}
+    by_id: dict[int, str] = {}
+    for name, stored in found.items():
+        known = stored if stored is not None else mapped.get(name)
+        if known is not None:
+            by_id.setdefault(known, name)
+    return {column: by_id.get(wanted) for column, wanted in ids.items()}
+
+
+def scan_columns(scan: Any) -> TableColumns:
+    """The scan's projected columns, in Arrow types, found in each file by field id."""
+    from pyiceberg.io.pyarrow import schema_to_pyarrow
+
+    projected = scan.projection()
+    ids = {field.name: field.field_id for field in projected.fields}
+    mapping = scan.table_metadata.name_mapping()
+    mapped = {} if mapping is None else _mapped_ids(mapping)
+    return TableColumns(schema_to_pyarrow(projected), functools.partial(_locate, ids, mapped))
+
+
+def _mapped_ids(mapping: Any) -> dict[str, int]:
+    """The field id of each top-level name a name mapping gives one."""
+    return {name: field.field_id for field in mapping for name in field.names if field.field_id}
+
+
 def scan_dataset(scan: Any, caller: str) -> pads.Dataset:
     """The Arrow dataset of the data files a scan's snapshot lists.
 
@@ -145,4 +188,5 @@ class IcebergTableAdapter:
         """Plans the snapshot's data files from its manifests, then reads them as Parquet."""
         scan = _scan(request.x)
         dataset = scan_dataset(scan, request.caller)
-        return parquet_source(request, dataset, describe(scan), "an Iceberg table")
+        columns = scan_columns(scan)
+        return parquet_source(request, dataset, describe(scan), "an Iceberg table", columns)

@@ -45,6 +45,7 @@ from fitpipe.columnar import (
     ParquetPlan,
     Span,
     SplitCounts,
+    TableColumns,
     classic_table,
     converted_bytes,
     count_split,
@@ -418,7 +419,11 @@ class ParquetAdapter:
 
 
 def parquet_source(
-    request: AdaptRequest, x: Any, name: str | None = None, what: str = "Parquet data"
+    request: AdaptRequest,
+    x: Any,
+    name: str | None = None,
+    what: str = "Parquet data",
+    table: TableColumns | None = None,
 ) -> ArraySource | BatchSource | ColumnChunks:
     """The source of Parquet data ``x`` (paths or a ``pyarrow.dataset.Dataset``), by the request.
 
@@ -430,12 +435,14 @@ def parquet_source(
         x: What to plan: Parquet paths or a dataset of Parquet files.
         name: The source in messages (default: the path, or "the dataset").
         what: The kind of input, for the error when ``schema=`` is missing.
+        table: A table format's columns and where its files hold them (None: Parquet
+            files, their columns matched by name).
 
     Returns:
         The source.
     """
     mode = request.mode
-    plan = planned(request, x, name, what)
+    plan = planned(request, x, name, what, table)
     if request.chunks:
         return ColumnChunks(_plan_tables(plan, mode, request.caller), request.caller, plan.rows)
     schema = plan.schema

@@ -16,6 +16,7 @@ from fitpipe.adapters.arrow_tables import require_schema
 from fitpipe.adapters.base import AdaptRequest
 from fitpipe.columnar import (
     ParquetPlan,
+    TableColumns,
     existing_paths,
     missing_key_column,
     plan_bytes,
@@ -27,8 +28,17 @@ from fitpipe.errors import FitpipeTypeError, message
 __all__ = ["key_column", "planned"]
 
 
-def planned(request: AdaptRequest, x: Any, name: str | None, what: str) -> ParquetPlan:
+def planned(
+    request: AdaptRequest,
+    x: Any,
+    name: str | None,
+    what: str,
+    table: TableColumns | None = None,
+) -> ParquetPlan:
     """The plan of Parquet data ``x``: made here, or by the chief and shared (``request.share``).
+
+    ``table``: where a table format's columns are in its files (see
+    :func:`~fitpipe.columnar.plan_source`).
 
     A missing path is reported before a missing schema. Under ``request.share`` the chief
     alone checks the paths and reads the footers; the other workers rebuild its plan from
@@ -41,7 +51,7 @@ def planned(request: AdaptRequest, x: Any, name: str | None, what: str) -> Parqu
         if not isinstance(x, pads.Dataset):  # a missing path before a missing schema
             existing_paths(x, caller)
         schema = require_schema(request, what)
-        return plan_source(x, schema, caller, mode, name, written=request.chunks)
+        return plan_source(x, schema, caller, mode, name, written=request.chunks, table=table)
 
     if request.share is None:
         return plan()
@@ -54,7 +64,7 @@ def planned(request: AdaptRequest, x: Any, name: str | None, what: str) -> Parqu
     data = request.share(chief)
     if made:
         return made[0]
-    return plan_from_bytes(data, x, require_schema(request, what), caller, mode, name)
+    return plan_from_bytes(data, x, require_schema(request, what), caller, mode, name, table)
 
 
 def key_column(request: AdaptRequest, plan: ParquetPlan) -> str | None:

@@ -12,7 +12,8 @@ footer statistics
 (:mod:`~fitpipe.columnar.footers`: one walk, :func:`column_chunks`, which the pre-flight
 check reads too), turns plans into bytes and
 back without reading a footer (:mod:`~fitpipe.columnar.shared_plans`: one worker plans for
-all), writes Parquet and JSON
+all), finds a table format's columns in its files by the table's metadata
+(:mod:`~fitpipe.columnar.table_columns`), writes Parquet and JSON
 files that appear only when complete (:mod:`~fitpipe.columnar.write`), and hashes rows'
 keys for grouped validation splits (:mod:`~fitpipe.columnar.keys`). The Arrow and Parquet
 adapters, ``predict(output=...)`` and ``fitpipe inspect`` are built on it.
@@ -84,6 +85,7 @@ from fitpipe.columnar.storage import (
     resolve_uri,
     uri_info,
 )
+from fitpipe.columnar.table_columns import FIELD_ID, TableColumns, field_id
 from fitpipe.columnar.types import (
     EXPECTED_TYPES,
     check_arrow_schema,
@@ -110,6 +112,7 @@ __all__ = [
     "ALIGNMENT",
     "CHECK",
     "EXPECTED_TYPES",
+    "FIELD_ID",
     "INT96_UNIT",
     "WRITE",
     "ColumnChunk",
@@ -119,6 +122,7 @@ __all__ = [
     "Piece",
     "Span",
     "SplitCounts",
+    "TableColumns",
     "aligned_empty",
     "as_tensor",
     "backing_tensor",
@@ -141,6 +145,7 @@ __all__ = [
     "existing_paths",
     "expand_paths",
     "expand_uri",
+    "field_id",
     "field_types",
     "file_error",
     "file_identity",

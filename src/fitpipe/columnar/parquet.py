@@ -29,6 +29,7 @@ from fitpipe.columnar.files import (
 )
 from fitpipe.columnar.sources import open_dataset
 from fitpipe.columnar.storage import display_path
+from fitpipe.columnar.table_columns import FileColumns, Located, TableColumns, read_located
 from fitpipe.columnar.temporal import is_converted_temporal
 from fitpipe.columnar.types import check_arrow_schema, convertible, field_types
 from fitpipe.columnar.watch import FileWatch
@@ -149,32 +150,49 @@ def _row_group_pieces(
     caller: str,
     threads: int | None,
     written: bool,
+    table: TableColumns | None = None,
 ) -> tuple[list[Piece], pa.Schema]:
     """The row groups of every file, and the dataset schema with types unified over files.
 
     The columns ``roles`` read are checked; passthrough columns no other role reads are
     carried as they are (of any type, nulls only included). Where the passthrough columns
     are ``written`` (``predict(..., output=)``), each keeps integers or floats in every file.
+    A ``table``'s columns are found in each file by its metadata (a column a file lacks
+    reads as nulls); its schema is the source's.
     """
     converted = schema.columns([role for role in roles if role is not Role.PASSTHROUGH])
     passthrough = schema.columns((Role.PASSTHROUGH,))
     carried = set(passthrough) - set(converted)
     types = ColumnTypes(schema.columns(roles), caller, carried, passthrough if written else ())
     footers = _read_footers(dataset, caller, threads)
+    found: list[FileColumns | None] = []
     for footer in footers:
         partitions = set(pads.get_partition_keys(footer.fragment.partition_expression))
-        types.add(footer.physical, partitions, footer.where)
-    arrow_schema = types.unified(dataset.schema)
+        if table is None:
+            types.add(footer.physical, partitions, footer.where)
+            found.append(None)
+            continue
+        located = table.located(footer.physical, partitions)
+        lacking = {name for name, where in located.items() if where is None}
+        types.add(table.as_logical(footer.physical, located), partitions | lacking, footer.where)
+        found.append(FileColumns(table, footer.fragment, located))
+    arrow_schema = types.unified(dataset.schema if table is None else table.schema)
     pieces = [
         piece
-        for footer in footers
-        for piece in group_pieces(footer.where, footer.groups, footer.fragment, arrow_schema)
+        for footer, columns in zip(footers, found, strict=True)
+        for piece in group_pieces(
+            footer.where, footer.groups, footer.fragment, arrow_schema, columns
+        )
     ]
     return pieces, arrow_schema
 
 
 def group_pieces(
-    where: str, groups: Iterable[tuple[int, int, int]], fragment: Any, schema: pa.Schema
+    where: str,
+    groups: Iterable[tuple[int, int, int]],
+    fragment: Any,
+    schema: pa.Schema,
+    columns: FileColumns | None = None,
 ) -> list[Piece]:
     """The pieces of a file's row groups, read with ``schema``.
 
@@ -184,10 +202,11 @@ def group_pieces(
             row of the file the group starts at (messages name a row of the file).
         fragment: The file's fragment.
         schema: The dataset's schema.
+        columns: Where a table's columns are in the file (None: by name, a plain file).
     """
     watch = FileWatch(fragment)
     return [
-        Piece(where, rows, _GroupReader(fragment, group, schema, watch), start)
+        Piece(where, rows, _GroupReader(fragment, group, schema, watch, columns), start)
         for group, rows, start in groups
     ]
 
@@ -236,29 +255,47 @@ class _GroupReader:
 
     ``watch``: the file's :class:`~fitpipe.columnar.watch.FileWatch` (one for all its row
     groups): a file rewritten since it was planned is refused, not read by its old footer.
+    ``columns``: where a table's columns are in the file (:mod:`~fitpipe.columnar.table_columns`;
+    None: by name).
     """
 
-    __slots__ = ("fragment", "group", "schema", "watch")
+    __slots__ = ("columns", "fragment", "group", "schema", "watch")
 
-    def __init__(self, fragment: Any, group: int, schema: pa.Schema, watch: FileWatch) -> None:
+    def __init__(
+        self,
+        fragment: Any,
+        group: int,
+        schema: pa.Schema,
+        watch: FileWatch,
+        columns: FileColumns | None = None,
+    ) -> None:
         self.fragment, self.group, self.schema, self.watch = fragment, group, schema, watch
+        self.columns = columns
 
     def types(self, column: str) -> tuple[pa.DataType, pa.DataType] | None:
         """The type ``column`` is stored as in the file and the type it is read as."""
+        if self.schema.get_field_index(column) < 0:
+            return None
+        if self.columns is not None:
+            found = self.columns.stored_type(column)
+            return None if found is None else (found, self.schema.field(column).type)
         stored = self.fragment.physical_schema
-        if stored.get_field_index(column) < 0 or self.schema.get_field_index(column) < 0:
+        if stored.get_field_index(column) < 0:
             return None
         return stored.field(column).type, self.schema.field(column).type
 
     def __call__(self, columns: list[str], buffered: bool = False) -> Iterator[Any]:
         self.watch.check(buffered)
         part = self.fragment.subset(row_group_ids=[self.group])
-        yield part.to_table(
-            columns=columns,
-            schema=self.schema,
-            memory_pool=read_pool(),
-            fragment_scan_options=scan_options(part.filesystem, buffered),
-        )
+        options = {
+            "memory_pool": read_pool(),
+            "fragment_scan_options": scan_options(part.filesystem, buffered),
+        }
+        if self.columns is not None:
+            located: Located = self.columns.located()
+            yield read_located(part, columns, self.schema, located, **options)
+            return
+        yield part.to_table(columns=columns, schema=self.schema, **options)
 
 
 class _ScanReader:
@@ -321,6 +358,7 @@ def plan_source(
     name: str | None = None,
     threads: int | None = None,
     written: bool = False,
+    table: TableColumns | None = None,
 ) -> ParquetPlan:
     """Plans the pieces of a Parquet source from metadata and checks the schema against it.
 
@@ -329,24 +367,27 @@ def plan_source(
     columns the schema reads in ``mode``. ``name`` words the source in messages (default:
     the path, or "the dataset"). ``written``: the passthrough columns are written as stored
     (``predict(..., output=)``), so one holding integers in one file and floats in another
-    is refused.
+    is refused. A ``table`` (a table format's files) gives the source's columns and where
+    each file holds them (:mod:`~fitpipe.columnar.table_columns`).
     """
     dataset = open_dataset(x, caller)
     roles = mode.roles
     name = source_name(x, name)
-    schema = schema.resolve(dataset.schema.names, name, caller, roles)
+    columns = dataset.schema if table is None else table.schema
+    schema = schema.resolve(columns.names, name, caller, roles)
     needed = schema.columns(roles)
-    types, repeated = field_types(dataset.schema)
+    types, repeated = field_types(columns)
     for column in needed:  # missing in the first file, repeated, or of a type never converted
-        missing = None if column in types else missing_in_first_file(dataset, column, caller)
-        if missing is not None:
-            raise missing
+        if column not in types and table is None:
+            missing = missing_in_first_file(dataset, column, caller)
+            if missing is not None:
+                raise missing
         if column not in types or column in repeated or _unconvertible(types[column]):
-            check_arrow_schema(schema, dataset.schema, name, roles, caller)
+            check_arrow_schema(schema, columns, name, roles, caller)
     try:
         with _collector_paused():
             pieces, arrow_schema = _row_group_pieces(
-                dataset, schema, roles, caller, threads, written
+                dataset, schema, roles, caller, threads, written, table
             )
     except ValueError as err:
         if isinstance(err, FitpipeError) or "filtered" not in str(err):

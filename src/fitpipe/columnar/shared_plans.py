@@ -43,6 +43,7 @@ from fitpipe.columnar.parquet import (
     source_name,
 )
 from fitpipe.columnar.storage import display_path, is_uri, resolve_uri
+from fitpipe.columnar.table_columns import FileColumns, TableColumns
 from fitpipe.schemas import Mode, Schema
 
 __all__ = ["plan_bytes", "plan_from_bytes"]
@@ -155,9 +156,17 @@ def _opener(x: Any, caller: str) -> tuple[pafs.FileSystem, Any, dict[str, Any]]:
 
 
 def _pieces(
-    blobs: list[bytes], header: dict[str, Any], arrow_schema: pa.Schema, x: Any, caller: str
+    blobs: list[bytes],
+    header: dict[str, Any],
+    arrow_schema: pa.Schema,
+    x: Any,
+    caller: str,
+    table: TableColumns | None = None,
 ) -> list[Piece]:
-    """The row groups of every file, each file's fragment made from its path."""
+    """The row groups of every file, each file's fragment made from its path.
+
+    A ``table``'s columns are found in each file when its row groups are first read.
+    """
     filesystem, file_format, own = _opener(x, caller)
     expressions = pickle.loads(blobs[2])
     widened = (_widen(d, b) for d, b in zip(header["dtypes"], blobs[3:], strict=True))
@@ -172,15 +181,22 @@ def _pieces(
         held = rows[at : at + count]
         groups = ids[at : at + count] if ids else range(count)
         begins = starts[at : at + count] if ids else (np.cumsum(held) - held).tolist()
+        columns = None if table is None else FileColumns(table, fragment)
         pieces += group_pieces(
-            where, zip(groups, held, begins, strict=True), fragment, arrow_schema
+            where, zip(groups, held, begins, strict=True), fragment, arrow_schema, columns
         )
         at += count
     return pieces
 
 
 def plan_from_bytes(
-    data: bytes, x: Any, schema: Schema, caller: str, mode: Mode, name: str | None = None
+    data: bytes,
+    x: Any,
+    schema: Schema,
+    caller: str,
+    mode: Mode,
+    name: str | None = None,
+    table: TableColumns | None = None,
 ) -> ParquetPlan:
     """The plan :func:`plan_bytes` made of source ``x``, rebuilt without reading any footer.
 
@@ -191,6 +207,7 @@ def plan_from_bytes(
         caller: The public method, for messages.
         mode: What the rows are read for (the roles resolved).
         name: The source in messages (as given to ``plan_source``).
+        table: Where a table format's columns are in its files (as given to ``plan_source``).
 
     Returns:
         The plan: the same pieces, rows and schemas as the planning worker's.
@@ -206,5 +223,5 @@ def plan_from_bytes(
             (Piece(SCAN_SOURCE, header["scan"], _ScanReader(x)),), arrow_schema, resolved
         )
     with _collector_paused():
-        pieces = _pieces(blobs, header, arrow_schema, x, caller)
+        pieces = _pieces(blobs, header, arrow_schema, x, caller, table)
     return ParquetPlan(tuple(pieces), arrow_schema, resolved)
