@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 import fitpipe
-from fitpipe.errors import FitpipeTypeError, FitpipeWarning
+from fitpipe.errors import DataMismatchError, FitpipeTypeError, FitpipeWarning
 from fitpipe.testing import epoch_batches
 
 torch = pytest.importorskip("torch")
@@ -240,3 +240,74 @@ def test_unreadable_tensors_in_loader_batches_are_refused_naming_batch_and_part(
     caller = "predict" if structure == "single-x" else "fit"  # (batches of x alone)
     with pytest.raises(FitpipeTypeError, match=pattern.replace("fit", caller, 1)):
         getattr(trainer(named=structure == "dict-x"), caller)(loader, verbose=0)
+
+
+# ------------------------------------------------------------------------ advice for batches
+
+
+class Keyed(data.Dataset):
+    """24 samples, each a dict of the given keys (``x``: 2 features, others: 1 value)."""
+
+    def __init__(self, keys: tuple[str, ...]) -> None:
+        self.keys = keys
+
+    def __len__(self) -> int:
+        return 24
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        values = {"x": X[i], "y": Y[i], "sample_weight": Y[i, 0] + 1, "id": Y[i, 0]}
+        return {k: torch.tensor(values[k]) for k in self.keys}
+
+
+ADVISED = {
+    "fit": lambda t, loader: t.fit(loader, epochs=1, verbose=0),
+    "evaluate": lambda t, loader: t.evaluate(loader, verbose=0),
+    "validation": lambda t, loader: t.fit(
+        data.DataLoader(data.TensorDataset(torch.from_numpy(X), torch.from_numpy(Y))),
+        validation_data=loader,
+        verbose=0,
+    ),
+}
+
+
+@pytest.mark.parametrize("call", sorted(ADVISED))
+@pytest.mark.parametrize("keys", [("x", "y"), ("x", "y", "sample_weight"), ("x", "sample_weight")])
+def test_a_batch_dict_keyed_by_roles_is_advised_a_collate_fn_returning_a_tuple(
+    call: str, keys: tuple[str, ...]
+) -> None:
+    loader = data.DataLoader(Keyed(keys), batch_size=8)
+    with pytest.raises(DataMismatchError) as info:
+        ADVISED[call](trainer(), loader)
+    text = str(info.value)
+    assert f"a dict batch keyed {list(keys)} is all `x`" in text
+    assert "have the DataLoader's `collate_fn` return a tuple" in text
+    assert "dataset.map" not in text
+    parts = re.search(r"e\.g\. `(\(.*?\))` of `batch = ", text)
+    assert parts is not None
+
+    # The advice as worded makes batches that train.
+    def collate(rows: list[Any]) -> Any:
+        batch = data.default_collate(rows)  # noqa: F841 (read by the advised code)
+        return eval(parts.group(1))
+
+    if "y" in keys:
+        fixed = data.DataLoader(Keyed(keys), batch_size=8, collate_fn=collate)
+        assert len(trainer().fit(fixed, epochs=1, verbose=0).history["loss"]) == 1
+
+
+def test_batches_with_extra_entries_are_advised_to_select_them_in_the_collate_fn() -> None:
+    def sample(i: int) -> Any:
+        return {"a": torch.from_numpy(X[i]), "b": torch.from_numpy(X[i]), "id": i}, Y[i]
+
+    class Extra(data.Dataset):
+        def __len__(self) -> int:
+            return 24
+
+        def __getitem__(self, i: int) -> Any:
+            return sample(i)
+
+    with pytest.raises(DataMismatchError) as info:
+        trainer(named=True).fit(data.DataLoader(Extra(), batch_size=8), verbose=0)
+    text = str(info.value)
+    assert "unknown ['id']" in text and "dataset.map" not in text
+    assert "select the model's inputs in the batches (in the DataLoader's `collate_fn`" in text
