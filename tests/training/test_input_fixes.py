@@ -121,3 +121,23 @@ def test_an_unbatched_validation_dataset_is_named_and_advised_to_batch() -> None
 def test_arrays_of_the_wrong_shape_are_still_advised_to_reshape() -> None:
     with pytest.raises(DataMismatchError, match="Reshape the data"):
         _two_inputs_trainer().fit(A[:, :1], Y, verbose=0)
+
+
+@pytest.mark.parametrize(
+    ("form", "advice"),
+    [
+        ("tf.data", r"map the dataset to tuples, e\.g\. `dataset\.map\(lambda batch: \(batch"),
+        ("generator", r"yield or return a tuple, e\.g\. `\(batch\['x'\], batch\['y'\]"),
+    ],
+)
+@pytest.mark.parametrize("weighted", [False, True])
+def test_batches_keyed_by_roles_are_advised_to_be_tuples(
+    form: str, advice: str, weighted: bool
+) -> None:
+    batch = {"x": A[:4], "y": Y[:4], **({"sample_weight": B[:4, 0]} if weighted else {})}
+    x: Any = tf.data.Dataset.from_tensors(batch) if form == "tf.data" else iter([batch] * 3)
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    trainer = fitpipe.Trainer(model)
+    trainer.compile(optimizer="sgd", loss="mse")
+    with pytest.raises(DataMismatchError, match=r"only when it is a tuple.*is all `x`; " + advice):
+        trainer.fit(x, epochs=1, verbose=0)

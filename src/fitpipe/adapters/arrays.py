@@ -115,8 +115,9 @@ def _to_numpy(value: Any, caller: str, path: str, takes_schema: bool) -> Any:
             value = unmasked(value, caller, path)
         elif not isinstance(value, np.ndarray):
             check_arrow_nulls(value, caller, path)  # NumPy would make them NaN
+        array = _torch_array(value, caller, path) if is_torch_tensor(value) else None
         try:
-            array = _torch_array(value) if is_torch_tensor(value) else np.asarray(value)
+            array = np.asarray(value) if array is None else array
         except (ValueError, TypeError) as err:
             raise FitpipeValueError(
                 message(
@@ -138,12 +139,12 @@ def _to_numpy(value: Any, caller: str, path: str, takes_schema: bool) -> Any:
     return array
 
 
-def _torch_array(tensor: Any) -> np.ndarray:
+def _torch_array(tensor: Any, caller: str, path: str) -> np.ndarray:
     """A torch tensor's values, as Keras reads them (see :mod:`fitpipe.adapters.torch_tensors`).
 
     ``bfloat16`` becomes ``float32`` exactly: Keras casts floats to floatx anyway.
     """
-    array = torch_to_numpy(tensor)
+    array = torch_to_numpy(tensor, caller, f"`{path}`", "before passing it")
     return array.astype("float32") if array.dtype == tf.bfloat16.as_numpy_dtype else array
 
 

@@ -9,8 +9,16 @@ tuples, lists and dicts, become NumPy arrays (detached, on the CPU; see
 first ones like a generator's (:mod:`fitpipe.adapters.batch_checks`).
 
 Each epoch iterates the loader again, so its own sampler orders the batches (``shuffle`` is
-ignored, as in Keras). ``num_batches`` is ``len(loader)``, asked every epoch, where the loader
-has a length; a loader over an ``IterableDataset`` without ``__len__`` has none.
+ignored, as in Keras). A loader over a map-style dataset is iterated once more for the first
+batches read for the signature, as Keras does (a seeded sampler gives Keras' orders); a loader
+over an ``IterableDataset`` is not: its first epoch goes on with the iteration the first
+batches came from, so a dataset that can be iterated only once (a stream, a generator) loses
+none of its batches. ``num_batches`` is ``len(loader)``, asked every epoch, where the loader
+has a length; a loader over an ``IterableDataset`` without ``__len__`` has none. A pass that
+ends before ``len(loader)`` batches warns that the input ran out of data, as Keras does.
+
+Torch tensors NumPy cannot hold (sparse, nested, on the ``meta`` device, float8) are refused
+with an error naming the batch and the part of it (``y``, ``x['a']``).
 
 A run resumed mid-epoch (``keras.callbacks.BackupAndRestore``) iterates the loader again and
 skips the batches already used: the same batches when the loader's order is the same in
@@ -20,21 +28,21 @@ every pass (no shuffling, or a sampler seeded per epoch).
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
-
-import tensorflow as tf
 
 from fitpipe.adapters.base import AdaptRequest, BatchSource
 from fitpipe.adapters.batches import ErrorBox, normalize_batch, signature_of
 from fitpipe.adapters.python_batches import PythonBatches
 from fitpipe.adapters.torch_tensors import is_torch_tensor, torch_to_numpy
 from fitpipe.errors import DataMismatchError, message
+from fitpipe.schemas import is_namedtuple
 
 __all__ = ["TorchDataLoaderAdapter", "is_torch_loader", "loader_batch"]
 
 _SOURCE = "DataLoader"
 _PEEK = 2  # batches read for the signature (Keras reads 2 too)
+_FIX_IN = "in the dataset or the DataLoader's `collate_fn`"
 
 
 def is_torch_loader(x: Any) -> bool:
@@ -53,22 +61,73 @@ def _length(loader: Any) -> int | None:
         return None
 
 
-def _leaf(value: Any) -> Any:
-    return torch_to_numpy(value) if is_torch_tensor(value) else value
+def _over_iterable(loader: Any) -> bool:
+    """Whether the loader reads an ``IterableDataset`` (maybe a stream read only once)."""
+    return any(
+        klass.__name__ == "IterableDataset"
+        and (getattr(klass, "__module__", "") or "").startswith("torch.utils.data")
+        for klass in type(getattr(loader, "dataset", None)).__mro__
+    )
 
 
-def loader_batch(element: Any) -> Any:
+def _converted(value: Any, path: str, where: Callable[[str], str], caller: str) -> Any:
+    if is_torch_tensor(value):
+        return torch_to_numpy(value, caller, where(path), _FIX_IN)
+    if isinstance(value, dict):
+        return {k: _converted(v, f"{path}[{k!r}]", where, caller) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        items = [_converted(v, f"{path}[{i}]", where, caller) for i, v in enumerate(value)]
+        return type(value)(*items) if is_namedtuple(value) else type(value)(items)
+    return value
+
+
+def loader_batch(element: Any, caller: str, index: int) -> Any:
     """One batch of a loader with its torch tensors as NumPy arrays, a top-level list a tuple.
 
     Args:
         element: What the loader yielded.
+        caller: The public method being run.
+        index: The batch's position in its pass, for error messages.
 
     Returns:
         The batch, ready for :func:`fitpipe.adapters.batches.normalize_batch`.
 
+    Raises:
+        FitpipeTypeError: For a torch tensor NumPy cannot hold, naming the batch and the part.
+
     """
-    batch = tf.nest.map_structure(_leaf, element)
-    return tuple(batch) if isinstance(batch, list) else batch
+    batch = tuple(element) if isinstance(element, list) else element
+
+    def where(path: str) -> str:
+        return f"`{path}` of batch {index} from the {_SOURCE}"
+
+    if isinstance(batch, tuple) and not is_namedtuple(batch) and 1 <= len(batch) <= 3:
+        roles = ("x", "y", "sample_weight")
+        return tuple(_converted(p, r, where, caller) for r, p in zip(roles, batch, strict=False))
+    return _converted(batch, "x", where, caller)
+
+
+class _Passes:
+    """The loader's passes: the first goes on from the batches read for the signature.
+
+    Only for a loader over an ``IterableDataset``; one over a map-style dataset is iterated
+    afresh every pass (and once for the signature), as Keras does.
+    """
+
+    def __init__(self, loader: Any, caller: str, first: tuple[Any, list[Any]] | None) -> None:
+        self._loader, self._caller = loader, caller
+        self._first = first  # (the iterator, its batches read): the first pass goes on
+
+    def __call__(self) -> Iterator[Any]:
+        first, self._first = self._first, None
+        if first is None:
+            return self._pass(iter(self._loader), 0)
+        iterator, peeked = first
+        return itertools.chain(peeked, self._pass(iterator, len(peeked)))
+
+    def _pass(self, iterator: Iterator[Any], start: int) -> Iterator[Any]:
+        for index, element in enumerate(iterator, start):
+            yield loader_batch(element, self._caller, index)
 
 
 class TorchDataLoaderAdapter:
@@ -83,7 +142,7 @@ class TorchDataLoaderAdapter:
         return is_torch_loader(x)
 
     def adapt(self, request: AdaptRequest) -> BatchSource:
-        """Reads the first batches for the signature; each epoch iterates the loader again.
+        """Reads the first batches for the signature; each pass iterates the loader.
 
         Args:
             request: The request.
@@ -95,17 +154,17 @@ class TorchDataLoaderAdapter:
             DataMismatchError: When the loader yields no batch.
 
         """
-        loader = request.x
+        loader, caller = request.x, request.caller
         iterator = iter(loader)
-        peeked = [
-            normalize_batch(loader_batch(element), request.caller, _SOURCE)
-            for element in itertools.islice(iterator, _PEEK)
+        elements = [
+            loader_batch(element, caller, index)
+            for index, element in enumerate(itertools.islice(iterator, _PEEK))
         ]
-        del iterator  # a loader's worker processes end with its iterator
+        peeked = [normalize_batch(element, caller, _SOURCE) for element in elements]
         if not peeked:
             raise DataMismatchError(
                 message(
-                    request.caller,
+                    caller,
                     "got a DataLoader that yields no batch",
                     "A DataLoader input yields at least one batch",
                     "Check its dataset (is it empty?) and `drop_last` (a dataset smaller "
@@ -113,13 +172,15 @@ class TorchDataLoaderAdapter:
                     x=loader,
                 )
             )
-        signature = signature_of(peeked, request.caller, _SOURCE)
-
-        def epoch() -> Iterator[Any]:
-            return (loader_batch(element) for element in loader)
+        signature = signature_of(peeked, caller, _SOURCE)
+        # A map-style loader's first pass iterates it again, as Keras does; one over an
+        # IterableDataset (maybe read only once) goes on after the batches read.
+        first = (iterator, elements) if _over_iterable(loader) else None
+        del iterator  # (else) a loader's worker processes end with its iterator
+        epoch = _Passes(loader, caller, first)
 
         errors = ErrorBox()
-        batches = PythonBatches(epoch, signature, errors, request.caller, _SOURCE)
+        batches = PythonBatches(epoch, signature, errors, caller, _SOURCE)
         return BatchSource(
             make_dataset=lambda: batches.dataset,
             count_batches=lambda: _length(loader),

@@ -51,7 +51,12 @@ RAN_OUT_OF_STEPS = (
     "sure that your dataset or generator can generate at least `steps` batches (for a "
     "`tf.data.Dataset`, `.repeat()` it), or lower `steps`."
 )
-
+#: The warning of a pass that ends before the batches its input's length promised.
+_RAN_SHORT = (
+    "Your input ran out of data; interrupting the pass after {steps} of the {known} batches "
+    "its length promised. Make sure that the input's length (`len()` of a DataLoader, of its "
+    "dataset or of a PyDataset) counts the batches it gives."
+)
 
 _NO_TRAINING_STEP = (
     "Your input ran out of data; interrupting training. Epoch {epoch} ran no step, so it "
@@ -436,8 +441,7 @@ class EpochRunner:
                 after(step - 1, last)
             if count < n:
                 self._drop()
-                if self.steps_per_epoch or step == first:
-                    self._ran_out(step == first)
+                self._ended_early(step, first, limit)
                 break
             if stop():
                 break
@@ -455,6 +459,17 @@ class EpochRunner:
             in_memory=in_memory,
         )
         return step, outputs
+
+    def _ended_early(self, step: int, first: int, limit: int | None) -> None:
+        """Warns of a pass that ended at ``step``, before the epoch's ``limit``.
+
+        Under ``steps_per_epoch`` (or ``steps``), or before the first step, as
+        :meth:`_ran_out` says; otherwise ``limit`` is the input's length, which promised more.
+        """
+        if self.steps_per_epoch or step == first:
+            self._ran_out(step == first)
+        elif limit is not None:
+            warn(_RAN_SHORT.format(steps=step, known=limit), FitpipeWarning)
 
     def _ran_out(self, before_first_step: bool) -> None:
         if not before_first_step:

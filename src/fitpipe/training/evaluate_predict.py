@@ -121,7 +121,7 @@ class EvaluatePredictMethods:
         )
         with build_pipeline(request, warn_ignored=False) as pipeline:
             arguments.require_finite(pipeline, steps, "evaluate", "steps", x)
-            given = given_as_x(pipeline), given_x(pipeline)
+            given = given_as_x(pipeline), given_x(pipeline), pipeline.adapter
             check_model_inputs(self.model, pipeline.element_spec, "evaluate", *given)
             check_model_targets(self.model, pipeline.element_spec, "evaluate", Mode.EVALUATE)
             check_evaluate(self.model, request, pipeline, check)
@@ -218,7 +218,7 @@ class EvaluatePredictMethods:
             )
         with build_pipeline(request, warn_ignored=False) as pipeline:
             arguments.require_finite(pipeline, steps, "predict", "steps", x)
-            given = given_as_x(pipeline), given_x(pipeline)
+            given = given_as_x(pipeline), given_x(pipeline), pipeline.adapter
             check_model_inputs(self.model, pipeline.element_spec, "predict", *given)
             steps = arguments.limit_steps(steps, "steps")
             return predict_loop(self.model, self._state, pipeline, steps, verbose, callbacks, x)

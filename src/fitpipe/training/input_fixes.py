@@ -12,21 +12,52 @@ from typing import Any
 __all__ = ["count_fix", "unknown_fix"]
 
 
-def unknown_fix(x_given: bool, names: list[str]) -> str:
+_ROLES = ("x", "y", "sample_weight")
+
+
+def unknown_fix(x_given: bool, names: list[str], x: Any = None, source: str = "") -> str:
     """How to leave out a dict's entries that name no model input.
 
     ``extra="ignore"`` leaves them out of a dict ``x`` of arrays given to the call; a
-    generator's, a ``PyDataset``'s or a dataset's batches are the input's own to select.
+    generator's, a ``PyDataset``'s, a dataset's or a ``DataLoader``'s batches are the input's
+    own to select (worded for the input: ``source`` is its adapter). A batch dict keyed by
+    roles (``x`` and ``y``) is all ``x``: the fix makes the batch a tuple.
     """
     if x_given:
         return (
             ', or pass `extra="ignore"` to leave the other entries of the dict `x` out (with '
             "a schema: name only model inputs as its features)"
         )
+    keys = [k for k in (x or {}) if k not in names]
+    if "x" in keys and any(k in keys for k in _ROLES[1:]):
+        return _role_keyed_fix([k for k in _ROLES if k in keys], source)
+    selection = f"({{k: x[k] for k in {names}}}, *rest)"
+    how = (
+        f"in the DataLoader's `collate_fn` or its dataset, e.g. return `{selection}`"
+        if source == "torch"
+        else f"e.g. `dataset.map(lambda x, *rest: {selection})`, or yield only them"
+    )
     return (
-        ", or select the model's inputs in the batches (e.g. `dataset.map(lambda x, *rest: "
-        f'({{k: x[k] for k in {names}}}, *rest))`, or yield only them): `extra="ignore"` '
-        "leaves out entries of a dict `x` of arrays, not of an input's batches"
+        f", or select the model's inputs in the batches ({how}): "
+        '`extra="ignore"` leaves out entries of a dict `x` of arrays, not of an input\'s batches'
+    )
+
+
+def _role_keyed_fix(roles: list[str], source: str) -> str:
+    """Advice for batches that are a dict keyed by roles (``{'x': ..., 'y': ...}``)."""
+    parts = ", ".join(f"batch[{r!r}]" for r in roles)
+    if source == "torch":
+        how = (
+            "have the DataLoader's `collate_fn` return a tuple, e.g. "
+            f"`({parts})` of `batch = torch.utils.data.default_collate(rows)`"
+        )
+    elif source == "tf.data":
+        how = f"map the dataset to tuples, e.g. `dataset.map(lambda batch: ({parts}))`"
+    else:
+        how = f"yield or return a tuple, e.g. `({parts})`"
+    return (
+        f". A batch is split into `(x, y, sample_weight)` only when it is a tuple (Keras' "
+        f"documented rule): a dict batch keyed {roles} is all `x`; {how}"
     )
 
 

@@ -113,6 +113,7 @@ def check_model_inputs(
     caller: str,
     x_given: bool = False,
     x_values: Any = None,
+    source: str = "",
 ) -> None:
     """Raises ``DataMismatchError`` when the batches' ``x`` cannot feed the built model.
 
@@ -126,16 +127,22 @@ def check_model_inputs(
         x_given: Whether ``x`` is the caller's argument (arrays, not a generator's batches).
         x_values: The values of the batches' ``x`` where known (the caller's tensors, see
             :func:`given_x`): ragged ones whose rows have one length are checked as dense.
+        source: The adapter that made the batches (``Pipeline.adapter``), for the fixes.
 
     """
     check_spec_dtypes(element_spec, caller)  # every part: float8 and int4 are no input
     x = known_rows(element_spec[0], x_values)
-    pairs = input_pairs(model, element_spec, caller, x_given, x)
+    pairs = input_pairs(model, element_spec, caller, x_given, x, source)
     _check_pairs(pairs, caller, x_values is not None, not x_given)
 
 
 def input_pairs(
-    model: keras.Model, element_spec: Any, caller: str, x_given: bool = False, x: Any = None
+    model: keras.Model,
+    element_spec: Any,
+    caller: str,
+    x_given: bool = False,
+    x: Any = None,
+    source: str = "",
 ) -> list[tuple[Any, Any]]:
     """Each input of the built model with the spec of the batches' ``x`` that feeds it.
 
@@ -145,6 +152,7 @@ def input_pairs(
         caller: The public method being run.
         x_given: Whether ``x`` is the caller's argument (for the fixes worded).
         x: The ``x`` spec to pair; ``element_spec[0]`` when None.
+        source: The adapter that made the batches, for the fixes.
 
     Raises:
         DataMismatchError: When ``x``'s names, nesting or count do not match the inputs.
@@ -158,9 +166,10 @@ def input_pairs(
     x = restore_absent(found, element_spec[0] if x is None else x, by_names=False)
     structure = nested_structure(model)
     if structure is not None and nests_deeper(x):
-        return structured_pairs(structure, x, caller, unknown_fix(x_given, keys))
+        return structured_pairs(structure, x, caller, unknown_fix(x_given, keys, x, source))
     if isinstance(x, Mapping):
-        _check_names(keys, x, caller, found.optional_names, unknown_fix(x_given, keys))
+        fix = unknown_fix(x_given, keys, x, source)
+        _check_names(keys, x, caller, found.optional_names, fix)
         return [(t, x[key]) for t, key in zip(inputs, keys, strict=True) if key in x]
     flat = tf.nest.flatten(x)
     if len(flat) != len(inputs):
@@ -433,13 +442,16 @@ def _check_weights(y: Any, weights: Any, caller: str) -> None:
 
 def check_fit_specs(model: keras.Model, train: Pipeline, val: Pipeline | None) -> None:
     """Checks the batches of ``fit``'s pipelines against the model's inputs and targets."""
-    check_model_inputs(model, train.element_spec, "fit", given_as_x(train), given_x(train))
+    given = given_as_x(train), given_x(train), train.adapter
+    check_model_inputs(model, train.element_spec, "fit", *given)
     plan = train.class_weight
     resolved = None if plan is None else plan.resolved
     check_model_targets(model, train.element_spec, "fit", Mode.TRAIN, resolved)
     if val is not None:
         with about_validation_data():
-            check_model_inputs(model, val.element_spec, "fit", x_values=given_x(val))
+            check_model_inputs(
+                model, val.element_spec, "fit", x_values=given_x(val), source=val.adapter
+            )
             check_model_targets(model, val.element_spec, "fit", Mode.EVALUATE)
 
 

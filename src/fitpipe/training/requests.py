@@ -254,7 +254,8 @@ def _validation_pipeline(
     )
     pipeline = build_pipeline(request, warn_ignored=False)
     arguments.require_finite(pipeline, steps, "fit", "validation_steps", data, "validation_data")
-    check_model_inputs(model, pipeline.element_spec, "fit", x_values=given_x(pipeline))
+    given = given_x(pipeline)
+    check_model_inputs(model, pipeline.element_spec, "fit", x_values=given, source=pipeline.adapter)
     return pipeline
 
 
@@ -289,7 +290,8 @@ def fit_pipelines(
         _unpack_validation(validation_data)
     elif validation_data is not None:
         # the training batches first: an error in both is not only `validation_data`'s
-        check_model_inputs(model, train.element_spec, "fit", given_as_x(train), given_x(train))
+        given = given_as_x(train), given_x(train), train.adapter
+        check_model_inputs(model, train.element_spec, "fit", *given)
         val = validation_pipeline(
             model, validation_data, val_batch, val_steps, request.schema, extra, val_batch_given
         )
