@@ -17,13 +17,14 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import fitpipe
 from fitpipe.adapters import ArrowTableAdapter
-from fitpipe.errors import FitpipeValueError
+from fitpipe.errors import FitpipeError, FitpipeValueError
 from fitpipe.testing import assert_matches_keras
 
 X = np.linspace(0, 1, 8, dtype="float32")
@@ -165,3 +166,67 @@ def test_the_fix_of_a_null_fills_it_with_a_value_of_the_columns_type(kind: str, 
     filled = column.fill_null(value) if polars else pc.fill_null(column, value)
     assert (filled.null_count() if polars else filled.null_count) == 0
     assert (filled.dtype == column.dtype) if polars else (filled.type == column.type)
+
+
+def _array_exporter(data: Any) -> Any:
+    class ArrayOnly:  # (a class attribute: adapters ask the type)
+        def __arrow_c_array__(self, requested_schema: Any = None) -> Any:
+            return data.__arrow_c_array__(requested_schema)
+
+    return ArrayOnly()
+
+
+def _stream_exporter(data: Any) -> Any:
+    class StreamOnly:
+        def __arrow_c_stream__(self, requested_schema: Any = None) -> Any:
+            return data.__arrow_c_stream__(requested_schema)
+
+    return StreamOnly()
+
+
+def _linear() -> fitpipe.Trainer:
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1, use_bias=False)])
+    model.set_weights([np.asarray([[1.0], [10.0]], "float32")])
+    trainer = fitpipe.Trainer(model)
+    trainer.compile("sgd", "mse")
+    return trainer
+
+
+@pytest.mark.parametrize("with_schema", [True, False], ids=["schema", "no-schema"])
+def test_a_record_batch_exported_as_a_c_array_alone_is_read_as_one(with_schema: bool) -> None:
+    batch = pa.record_batch({"a": [1.0, 2.0, 3.0], "b": [4.0, 5.0, 6.0]})
+    kwargs: dict[str, Any] = {"schema": fitpipe.Schema(["a", "b"])} if with_schema else {}
+    got = _linear().predict(_array_exporter(batch), verbose=0, **kwargs)
+    np.testing.assert_allclose(got[:, 0], [41.0, 52.0, 63.0])
+
+
+@pytest.mark.parametrize(
+    ("exporter", "protocol"),
+    [(_array_exporter, "__arrow_c_array__"), (_stream_exporter, "__arrow_c_stream__")],
+    ids=["c-array", "c-stream"],
+)
+@pytest.mark.parametrize(
+    "column", [pa.array([1.0, 2.0]), pa.chunked_array([[1, 2]]), pa.array(["a", "b"])]
+)
+def test_one_exported_column_is_refused_as_one_array_not_a_table(
+    exporter: Any, protocol: str, column: Any
+) -> None:
+    if protocol == "__arrow_c_array__" and isinstance(column, pa.ChunkedArray):
+        column = column.combine_chunks()
+    if protocol == "__arrow_c_stream__" and isinstance(column, pa.Array):
+        column = pa.chunked_array([column])
+    with pytest.raises(FitpipeError, match=rf"its `{protocol}` is one array \(of Arrow type"):
+        _linear().fit(exporter(column), np.zeros(2, "float32"), verbose=0)
+
+
+@pytest.mark.parametrize("form", ["polars", "arrow", "parquet"])
+@pytest.mark.parametrize("fill", [None, 0.0], ids=["no-fill", "fill"])
+def test_a_used_column_of_arrow_type_null_says_to_cast_it(form: str, fill: Any, tmp_path) -> None:
+    table = pa.table({"f": pa.nulls(4), "g": [1.0, 2.0, 3.0, 4.0], "label": [0.0, 1.0, 0.0, 1.0]})
+    data: Any = {"polars": pl.from_arrow(table), "arrow": table}.get(form)
+    if data is None:
+        data = str(tmp_path / "t.parquet")
+        pq.write_table(table, data)
+    schema = fitpipe.Schema(["f", "g"], "label", fill={"f": fill} if fill is not None else {})
+    with pytest.raises(FitpipeError, match=r"column 'f' .*it is of Arrow type null .*Cast it"):
+        _linear().fit(data, schema=schema, verbose=0)

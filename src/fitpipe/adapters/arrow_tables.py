@@ -30,7 +30,7 @@ from fitpipe.adapters.base import (
     BatchSource,
     batch_size_or_default,
 )
-from fitpipe.adapters.c_streams import stream_table
+from fitpipe.adapters.c_streams import array_batch, exports_array_only, stream_table
 from fitpipe.adapters.capabilities import SourceBase
 from fitpipe.adapters.generators import one_pass_source
 from fitpipe.adapters.row_blocks import rows_of
@@ -299,7 +299,7 @@ class ArrowTableAdapter(ArrayFamilyAdapter):
         Not for one column (a ``ChunkedArray``, a Polars Series): the array adapter takes it,
         as it takes a ``pyarrow.Array``.
         """
-        if isinstance(x, (pa.Table, pa.RecordBatch)):
+        if isinstance(x, (pa.Table, pa.RecordBatch)) or exports_array_only(x):
             return True
         return _exports_stream(x) and not is_pandas(x) and not _one_column(x)
 
@@ -313,6 +313,8 @@ class ArrowTableAdapter(ArrayFamilyAdapter):
         unlabelled = request.schema is None and request.y is None
         if unlabelled and request.mode.reads_targets and not request.targets_optional:
             require_schema(request, source, arrays=True)  # raises: roles were most likely meant
+        if exports_array_only(x):  # a record batch of the PyCapsule interface (arro3, ...)
+            x = array_batch(x, request.caller)
         if isinstance(x, pa.RecordBatch):
             x = pa.Table.from_batches([x])
         elif not isinstance(x, pa.Table):

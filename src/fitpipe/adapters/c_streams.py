@@ -14,9 +14,9 @@ from typing import Any
 
 import pyarrow as pa
 
-from fitpipe.errors import SchemaError, message
+from fitpipe.errors import SchemaError, message, raw
 
-__all__ = ["stream_fields", "stream_table"]
+__all__ = ["array_batch", "exports_array_only", "stream_fields", "stream_table"]
 
 
 class _Schema(ctypes.Structure):
@@ -79,7 +79,49 @@ def stream_fields(x: Any) -> list[tuple[str, str]]:
             schema.release(ctypes.byref(schema))
 
 
+def _one_array(x: Any, kind: str, caller: str, interface: str) -> SchemaError:
+    """The error of an exporter of one array (not a struct of columns) read as a table."""
+    name = type(x).__name__
+    return SchemaError(
+        message(
+            caller,
+            f"cannot read {name} as a table: its `{interface}` is one array (of Arrow type "
+            f"{kind}), not a table of columns",
+            "A table exports a struct, one field per column",
+            "Pass it as an array (e.g. `pyarrow.chunked_array(x)` or `pyarrow.array(x)`), or "
+            "wrap it in a table, e.g. `pyarrow.table({'name': pyarrow.chunked_array(x)})`",
+            x=raw(f"{name} exporting `{interface}` of type {kind}"),
+        )
+    )
+
+
+def exports_array_only(x: Any) -> bool:
+    """Whether ``x`` exports ``__arrow_c_array__`` alone (no stream, no NumPy array)."""
+    kind = type(x)
+    return (
+        hasattr(kind, "__arrow_c_array__")
+        and not hasattr(kind, "__arrow_c_stream__")
+        and not hasattr(kind, "__array__")
+        and not isinstance(x, (pa.Array, pa.ChunkedArray))
+    )
+
+
+def array_batch(x: Any, caller: str) -> pa.RecordBatch:
+    """An ``__arrow_c_array__`` exporter of a struct array as a record batch, or an error."""
+    try:
+        return pa.record_batch(x)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError, TypeError) as err:
+        try:
+            kind = str(pa.array(x).type)
+        except (pa.ArrowException, TypeError, ValueError):
+            kind = f"unreadable: {err}"
+        raise _one_array(x, kind, caller, "__arrow_c_array__") from err
+
+
 def _unreadable(x: Any, err: Exception, caller: str) -> SchemaError:
+    one = re.search(r"describes non-struct type (.*)$", str(err))
+    if one is not None:
+        return _one_array(x, one.group(1), caller, "__arrow_c_stream__")
     found = re.search(r"format string: '([^']*)'", str(err))
     kind = found.group(1) if found else None
     named = [name for name, form in stream_fields(x) if kind is not None and form == kind]

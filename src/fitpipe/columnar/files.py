@@ -24,7 +24,7 @@ import pyarrow.dataset as pads
 import pyarrow.types as pat
 
 from fitpipe.columnar.storage import display_path, expand_uri, hidden_below, is_uri
-from fitpipe.columnar.types import convertible, duplicate_error, unknown_column
+from fitpipe.columnar.types import all_null_error, convertible, duplicate_error, unknown_column
 from fitpipe.errors import SchemaError, message
 from fitpipe.schemas import column_listing
 
@@ -396,16 +396,7 @@ class ColumnTypes:
         """
         for column, (kind, path) in self.types.items():
             if pat.is_null(kind) and column not in self.carried:
-                raise SchemaError(
-                    message(
-                        self.caller,
-                        f"found only nulls in column {column!r} (Arrow type null, in {path} "
-                        "and every other file)",
-                        "A column the schema uses holds values",
-                        "Fill the column upstream, or leave it out of the schema",
-                        column=column,
-                    )
-                )
+                raise all_null_error(column, f"{path} (and every other file)", self.caller)
         fields = [
             field.with_type(self.types[field.name][0])
             if field.name in self.types and self.types[field.name][0] != field.type

@@ -18,6 +18,7 @@ from fitpipe.schemas import Named, Role, Schema, closest_column, column_listing
 
 __all__ = [
     "EXPECTED_TYPES",
+    "all_null_error",
     "check_arrow_schema",
     "check_fill",
     "checked_schema",
@@ -341,6 +342,30 @@ def named_columns(schema: Schema, roles: Sequence[Role]) -> list[str]:
     return list(dict.fromkeys([*schema.columns(roles), *schema.passthrough, *keyed]))
 
 
+def all_null_error(column: str, source: str, caller: str) -> SchemaError:
+    """The error of a used column of Arrow type ``null``: no value says what it holds.
+
+    Args:
+        column: The column.
+        source: Where it is of type null (the object, or the files of a Parquet source).
+        caller: The public method being run.
+    """
+    return SchemaError(
+        message(
+            caller,
+            f"cannot convert column {column!r} of {source}: it is of Arrow type null (every "
+            "value is missing, e.g. a Polars column of all None), which says nothing of the "
+            "type its values have",
+            "A column used for training has a type of values, even where all are null (a "
+            "`fill` then fills them)",
+            "Cast it upstream to its values' type (e.g. Polars `pl.col(name).cast(pl.Float64)`, "
+            "pyarrow `table.set_column(i, name, column.cast(pyarrow.float64()))`), or leave "
+            "it out of the schema",
+            column=column,
+        )
+    )
+
+
 def check_arrow_schema(
     schema: Schema,
     arrow_schema: pa.Schema,
@@ -373,6 +398,8 @@ def check_arrow_schema(
         found = types[column]
         if column in repeated:
             raise duplicate_error(column, source, caller)
+        if column in used and pat.is_null(found):
+            raise all_null_error(column, source, caller)
         if column in used and not convertible(found):
             raise SchemaError(
                 message(
