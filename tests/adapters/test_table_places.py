@@ -140,6 +140,26 @@ def test_any_depth_inside_a_table_is_refused(
         fitpipe.adapt(source, schema=SCHEMA)
 
 
+@pytest.mark.parametrize("kind", ["Delta Lake", "Iceberg"])
+@pytest.mark.parametrize("levels", [1, 2])
+@pytest.mark.parametrize("as_uri", [False, True], ids=["path", "uri"])
+def test_a_folder_holding_a_table_below_it_is_refused(
+    tables: dict[str, str], tmp_path: Path, kind: str, levels: int, as_uri: bool
+) -> None:
+    """A lake folder holding a table (and plain Parquet beside it) reads no table's files."""
+    lake = tmp_path / "lake"
+    root = lake.joinpath(*["x"] * (levels - 1), "t")
+    root.parent.mkdir(parents=True)
+    os.symlink(tables[kind], root)  # (pyarrow lists below a link as below a folder)
+    (lake / "plain").mkdir()
+    pq.write_table(_rows(4), lake / "plain" / "p.parquet")
+    source = f"file://{lake}/" if as_uri else str(lake)
+    inside = rf"{lake}/.*\.parquet lies in the folder of the {kind} table {root}\b"
+    with pytest.raises(DataMismatchError, match=inside):
+        fitpipe.adapt(source, schema=SCHEMA)
+    assert fitpipe.adapt(str(lake / "plain"), schema=SCHEMA, batch_size=4).num_batches == 1
+
+
 def _inspect(source: str) -> tuple[int, str]:
     err = io.StringIO()
     with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
@@ -177,7 +197,9 @@ def s3_tables(s3: S3, tables: dict[str, str]) -> dict[str, str]:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("kind", ["Delta Lake", "Iceberg"])
-@pytest.mark.parametrize("form", ["root", "root/", "inner", "file", "glob", "query", "list"])
+@pytest.mark.parametrize(
+    "form", ["root", "root/", "inner", "file", "glob", "query", "list", "above"]
+)
 def test_a_table_in_an_object_store_is_refused(
     s3: S3, s3_tables: dict[str, str], kind: str, form: str
 ) -> None:
@@ -194,6 +216,7 @@ def test_a_table_in_an_object_store_is_refused(
         "glob": f"{root}/*/*.parquet",
         "query": f"{inner}/?endpoint_override={s3.url.split('://')[1]}&scheme=http",
         "list": [file],
+        "above": f"s3://lake/{kind[0].lower()}/",
     }[form]
     with pytest.raises(DataMismatchError, match=INSIDE.format(kind=kind, root=root)):
         fitpipe.adapt(source, schema=SCHEMA)

@@ -18,6 +18,7 @@ a file's own column ``y`` keeps its values.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 import re
 from collections.abc import Iterator
@@ -38,7 +39,12 @@ from fitpipe.columnar.storage import (
     resolve_uri,
     uri_info,
 )
-from fitpipe.columnar.tables import refuse_table_paths
+from fitpipe.columnar.tables import (
+    listed_tables,
+    local_kind,
+    refuse_table_paths,
+    refuse_tables_below,
+)
 from fitpipe.columnar.types import duplicate_error
 from fitpipe.errors import DataMismatchError, SchemaError, message, missing_path_fix
 
@@ -222,7 +228,10 @@ def _folder(path: str, caller: str) -> _Part | None:
     filesystem, inside, info = uri_info(path, caller)
     if info.type != pafs.FileType.Directory:
         return None
-    return _Part(list_prefix(filesystem, inside, path, caller), inside)
+    files, listing = list_prefix(filesystem, inside, path, caller)
+    shown = functools.partial(display_path, filesystem)
+    refuse_tables_below(path, inside, files, listed_tables(listing).get, shown, caller)
+    return _Part(files, inside)
 
 
 def _parts(found: list[tuple[str, list[str]]], fs: pafs.FileSystem, caller: str) -> list[_Part]:
@@ -252,7 +261,7 @@ def _open_part(part: _Part, filesystem: pafs.FileSystem, caller: str) -> pads.Da
         if not part.folder:
             options["partition_base_dir"] = part.base
     try:
-        return pads.dataset(source, **options)
+        dataset = pads.dataset(source, **options)
     except (pa.ArrowException, OSError) as err:
         if isinstance(err, pa.ArrowTypeError) and part.base is not None:
             clash = _partition_clash(part, filesystem, caller)
@@ -267,6 +276,9 @@ def _open_part(part: _Part, filesystem: pafs.FileSystem, caller: str) -> pads.Da
             raise duplicate_error(duplicate[1], duplicate[0], caller, used=False) from err
         where = named or (part.paths[0] if part.folder else str(source))
         raise file_error(where, err, caller) from err
+    if part.folder:  # (a local folder, listed by pyarrow: a table may lie below it)
+        refuse_tables_below(source, source, dataset.files, local_kind, str, caller)
+    return dataset
 
 
 def _failing_file(part: _Part, filesystem: pafs.FileSystem, err: Exception) -> str | None:

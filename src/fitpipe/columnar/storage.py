@@ -305,15 +305,20 @@ def hidden_below(relative: str, pattern: str = "") -> bool:
     return any(part[:1] in ("_", ".") and part[0] not in named for part in relative.split("/"))
 
 
-def list_prefix(filesystem: pafs.FileSystem, folder: str, uri: str, caller: str) -> list[str]:
-    """The files below ``folder`` in path order, names starting '.' or '_' skipped.
+def list_prefix(
+    filesystem: pafs.FileSystem, folder: str, uri: str, caller: str
+) -> tuple[list[str], list[str]]:
+    """The files below ``folder`` in path order: those read, and all of them.
+
+    Those read skip names starting '.' or '_'; all of them show what else the folder holds
+    (a table's log).
 
     Raises:
         DataMismatchError: The store refuses to list the folder.
     """
     cut = len(folder) + 1 if folder else 0
     files = _files_below(filesystem, folder, uri, caller)
-    return [path for path in files if not hidden_below(path[cut:])]
+    return [path for path in files if not hidden_below(path[cut:])], files
 
 
 def _files_below(filesystem: pafs.FileSystem, folder: str, uri: str, caller: str) -> list[str]:

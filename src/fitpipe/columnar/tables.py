@@ -10,7 +10,9 @@ A folder is a table's when it holds ``_delta_log/`` (Delta Lake) or ``metadata/`
 ``*.metadata.json`` file (Iceberg). Every folder above a path is asked, up to the root (a
 URI's bucket), each distinct folder once per :class:`TableFinder`: on an object store two
 requests a folder (and a listing of ``metadata/`` where it exists). A folder the store does
-not let us ask about counts as no table's.
+not let us ask about counts as no table's. A folder given whole may hold a table below it:
+its files' folders below it are asked too (:func:`refuse_tables_below`; on an object store
+the folder's listing, which holds the tables' logs, answers without a request).
 """
 
 from __future__ import annotations
@@ -27,7 +29,14 @@ import pyarrow.fs as pafs
 from fitpipe.columnar.storage import filesystem_of, is_uri, local_file_path, parse_uri
 from fitpipe.errors import DataMismatchError, message
 
-__all__ = ["TableFinder", "TableFolder", "refuse_table_paths"]
+__all__ = [
+    "TableFinder",
+    "TableFolder",
+    "listed_tables",
+    "local_kind",
+    "refuse_table_paths",
+    "refuse_tables_below",
+]
 
 DELTA, ICEBERG = "Delta Lake", "Iceberg"
 
@@ -43,7 +52,8 @@ class TableFolder:
     root: str
 
 
-def _local_kind(folder: str) -> str | None:
+def local_kind(folder: str) -> str | None:
+    """The kind of table whose folder ``folder`` (a local path) is; None for none."""
     if os.path.isdir(os.path.join(folder, "_delta_log")):
         return DELTA
     if glob.glob(os.path.join(glob.escape(folder), "metadata", "*.metadata.json")):
@@ -100,7 +110,7 @@ class TableFinder:
         real = os.path.realpath(os.path.abspath(local or path))
         start = os.path.dirname(real) if is_file or not os.path.isdir(real) else real
         for above in _above(start, "/"):
-            kind = self._asked("", above, _local_kind)
+            kind = self._asked("", above, local_kind)
             if kind is not None:
                 return TableFolder(kind, above)
         return None
@@ -151,14 +161,71 @@ def refuse_table_paths(paths: Iterable[tuple[str, str, bool | None]], caller: st
             continue
         named = "it" if path == given else path
         where = "is the folder" if _is_root(path, table, caller) else "lies in the folder"
-        raise DataMismatchError(
-            message(
-                caller,
-                f"cannot read {given} as Parquet files: {named} {where} of the {table.kind} "
-                f"table {table.root}",
-                "A table's folder keeps files that later versions removed; only the table's "
-                "log or metadata says which files hold its rows",
-                _fix(table),
-                path=given,
-            )
+        raise _table_error(given, f"{named} {where}", table, caller)
+
+
+def _table_error(given: str, what: str, table: TableFolder, caller: str) -> DataMismatchError:
+    return DataMismatchError(
+        message(
+            caller,
+            f"cannot read {given} as Parquet files: {what} of the {table.kind} table {table.root}",
+            "A table's folder keeps files that later versions removed; only the table's "
+            "log or metadata says which files hold its rows",
+            _fix(table),
+            path=given,
         )
+    )
+
+
+def listed_tables(listing: Iterable[str]) -> dict[str, str]:
+    """The table folders a listing of every file below a folder shows (hidden names too).
+
+    Returns:
+        Each table's folder (as the listing names it) and its kind: a folder holding a
+        ``_delta_log/`` file, or a ``metadata/*.metadata.json``.
+    """
+    found: dict[str, str] = {}
+    for path in listing:
+        parts = path.split("/")
+        if "_delta_log" in parts[:-1]:
+            found["/".join(parts[: parts.index("_delta_log")])] = DELTA
+        elif len(parts) > 2 and parts[-2] == "metadata" and parts[-1].endswith(".metadata.json"):
+            found.setdefault("/".join(parts[:-2]), ICEBERG)
+    return found
+
+
+def refuse_tables_below(
+    given: str,
+    base: str,
+    files: Iterable[str],
+    kind_of: Callable[[str], str | None],
+    shown: Callable[[str], str],
+    caller: str,
+) -> None:
+    """Refuses a folder's file that lies in a table's folder below the folder given.
+
+    (The given folder and those above it are :func:`refuse_table_paths`'.)
+
+    Args:
+        given: The folder as given, for the message.
+        base: Its path, as ``files`` name the files below it.
+        files: The files read below it.
+        kind_of: A folder's table kind (see :func:`listed_tables`), or None.
+        shown: A folder or file as the user names it (a URI), for the message.
+        caller: The public method, for the message.
+
+    Raises:
+        DataMismatchError: Naming the file, the table's folder and how to read the table.
+    """
+    kinds: dict[str, str | None] = {}
+    top = base.rstrip("/")
+    for path in files:
+        folder = posixpath.dirname(path)
+        while folder.startswith(top + "/"):
+            if folder not in kinds:
+                kinds[folder] = kind_of(folder)
+            kind = kinds[folder]
+            if kind is not None:
+                table = TableFolder(kind, shown(folder))
+                raise _table_error(given, f"{shown(path)} lies in the folder", table, caller)
+            folder = posixpath.dirname(folder)
