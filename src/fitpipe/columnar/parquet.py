@@ -26,6 +26,7 @@ from fitpipe.columnar.files import (
     ColumnTypes,
     file_error,
     missing_in_first_file,
+    selector_gap,
 )
 from fitpipe.columnar.sources import open_dataset
 from fitpipe.columnar.storage import display_path
@@ -144,7 +145,7 @@ def _read_footers(dataset: pads.Dataset, caller: str, threads: int | None = None
 
 def _row_group_pieces(
     dataset: pads.Dataset,
-    schema: Schema,
+    schemas: tuple[Schema, Schema],
     roles: tuple[Role, ...],
     caller: str,
     threads: int | None,
@@ -155,15 +156,25 @@ def _row_group_pieces(
     The columns ``roles`` read are checked; passthrough columns no other role reads are
     carried as they are (of any type, nulls only included). Where the passthrough columns
     are ``written`` (``predict(..., output=)``), each keeps integers or floats in every file.
+    ``schemas``: the schema given and as resolved against the first file (its selectors are
+    checked against every file's columns: :func:`~fitpipe.columnar.files.selector_gap`).
     """
+    given, schema = schemas
     converted = schema.columns([role for role in roles if role is not Role.PASSTHROUGH])
     passthrough = schema.columns((Role.PASSTHROUGH,))
     carried = set(passthrough) - set(converted)
     types = ColumnTypes(schema.columns(roles), caller, carried, passthrough if written else ())
     footers = _read_footers(dataset, caller, threads)
-    for footer in footers:
-        partitions = set(pads.get_partition_keys(footer.fragment.partition_expression))
-        types.add(footer.physical, partitions, footer.where)
+    partitions = [set(pads.get_partition_keys(f.fragment.partition_expression)) for f in footers]
+    if given is not schema:  # selectors resolved against the first file's columns
+        files = [
+            (f.where, {*f.physical.names, *p}) for f, p in zip(footers, partitions, strict=True)
+        ]
+        gap = selector_gap(given, files, dataset.schema.names, roles, caller)
+        if gap is not None:
+            raise gap
+    for footer, keys in zip(footers, partitions, strict=True):
+        types.add(footer.physical, keys, footer.where)
     arrow_schema = types.unified(dataset.schema)
     pieces = [
         piece
@@ -334,7 +345,7 @@ def plan_source(
     dataset = open_dataset(x, caller)
     roles = mode.roles
     name = source_name(x, name)
-    schema = schema.resolve(dataset.schema.names, name, caller, roles)
+    given, schema = schema, schema.resolve(dataset.schema.names, name, caller, roles)
     needed = schema.columns(roles)
     types, repeated = field_types(dataset.schema)
     for column in needed:  # missing in the first file, repeated, or of a type never converted
@@ -346,7 +357,7 @@ def plan_source(
     try:
         with _collector_paused():
             pieces, arrow_schema = _row_group_pieces(
-                dataset, schema, roles, caller, threads, written
+                dataset, (given, schema), roles, caller, threads, written
             )
     except ValueError as err:
         if isinstance(err, FitpipeError) or "filtered" not in str(err):

@@ -16,6 +16,9 @@ again only when no array, view or tensor of it is left. The pool lets its mappin
 :data:`KEEP_SECONDS` after the last caller leaves :func:`recycling` (those still in use live
 on as long as their arrays do), so that calls made one after the other (``fit`` then
 ``evaluate``, a script's fits) use each other's buffers, and memory is not held long after.
+The free mappings it keeps are bounded in bytes (:func:`free_bound`), not only in number:
+blocks of many sizes (a wide file's row groups joined into batches of another size) once
+left eight free mappings of up to 156 MiB each (900 MiB) held for no block to come.
 
 Rows a call read whole can be kept the same way (:func:`keep`, :func:`kept`): a ``fit`` then
 an ``evaluate`` of one Parquet file read and converted it twice. A value is kept only inside
@@ -35,7 +38,19 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["KEEP_SECONDS", "RECYCLED_MAPPINGS", "keep", "kept", "mapped", "recycling", "release"]
+from fitpipe import limits
+
+__all__ = [
+    "KEEP_SECONDS",
+    "RECYCLED_MAPPINGS",
+    "free_bound",
+    "free_bytes",
+    "keep",
+    "kept",
+    "mapped",
+    "recycling",
+    "release",
+]
 
 #: The most mappings the pool keeps track of at once (in use or free). A streamed pass has
 #: a few blocks alive at a time (one being read ahead, one in the compiled loop, the
@@ -55,6 +70,46 @@ _kept: dict[Hashable, tuple[int, Any]] = {}
 _generation = 0
 
 
+def free_bound(nbytes: int) -> int:
+    """The bytes of free mappings the pool keeps while a mapping of ``nbytes`` is asked for.
+
+    Half of ``limits.RESIDENT_BYTES_LIMIT``, and never less than two of the size asked for
+    (blocks of one size, a pass's row groups, are used again whatever the limit).
+    """
+    return max(limits.RESIDENT_BYTES_LIMIT // 2, 2 * nbytes)
+
+
+def _is_free(index: int) -> bool:
+    """Whether the pool's list holds the only reference to its root at ``index`` (lock held).
+
+    ``sys.getrefcount`` counts its own argument too.
+    """
+    return sys.getrefcount(_pool[index]) <= 2
+
+
+def free_bytes() -> int:
+    """The bytes of the tracked mappings nothing refers to any more."""
+    with _lock:
+        return sum(_pool[i].nbytes for i in range(len(_pool)) if _is_free(i))
+
+
+def _trim(nbytes: int) -> None:
+    """Lets free mappings go, oldest first, until they hold :func:`free_bound` bytes at most.
+
+    The lock is held.
+    """
+    free = [i for i in range(len(_pool)) if _is_free(i)]
+    held = sum(_pool[i].nbytes for i in free)
+    dropped = set()
+    for index in free:
+        if held <= free_bound(nbytes):
+            break
+        held -= _pool[index].nbytes
+        dropped.add(index)
+    if dropped:
+        _pool[:] = [root for i, root in enumerate(_pool) if i not in dropped]
+
+
 def _anonymous_map(nbytes: int) -> mmap.mmap:
     """Private anonymous memory of ``nbytes``, faulted in at once where the platform can."""
     if not hasattr(mmap, "MAP_POPULATE"):
@@ -66,13 +121,12 @@ def _anonymous_map(nbytes: int) -> mmap.mmap:
 def _first_free(nbytes: int | None = None) -> int | None:
     """The index of the first free tracked root (of ``nbytes`` if given), or None.
 
-    Free: the pool's list holds the only reference (``sys.getrefcount`` counts its own
-    argument too). The lock is held.
+    Free: the pool's list holds the only reference (:func:`_is_free`). The lock is held.
     """
     for index in range(len(_pool)):
         if nbytes is not None and _pool[index].nbytes != nbytes:
             continue
-        if sys.getrefcount(_pool[index]) <= 2:
+        if _is_free(index):
             return index
     return None
 
@@ -98,6 +152,8 @@ def mapped(nbytes: int) -> np.ndarray:
         found = _first_free(nbytes) if _users else None
         if found is not None:
             return _pool[found]
+        if _users:
+            _trim(nbytes)  # (before mapping anew: what is let go makes room for it)
         root = np.frombuffer(_anonymous_map(nbytes), np.uint8)
         if _users:
             _track(root)
