@@ -151,7 +151,9 @@ def mapped(nbytes: int) -> np.ndarray:
     with _lock:
         found = _first_free(nbytes) if _users else None
         if found is not None:
-            return _pool[found]
+            root = _pool[found]  # (held here: not free, not let go)
+            _trim(nbytes)
+            return root
         if _users:
             _trim(nbytes)  # (before mapping anew: what is let go makes room for it)
         root = np.frombuffer(_anonymous_map(nbytes), np.uint8)
