@@ -60,6 +60,7 @@ from fitpipe.columnar import (
     role_arrays,
     spans,
     table_roles,
+    trim_heap,
     validation_mask,
 )
 from fitpipe.errors import DataMismatchError, message
@@ -106,13 +107,11 @@ class _Reader:
         key_column: str | None = None,
     ) -> None:
         self.spans = spans(plan, start, stop)
-        #: Bytes of one converted row (inf: of no fixed width); rows of the largest span.
-        self.row_bytes = converted_bytes(plan, schema, mode) / max(plan.rows, 1)
-        self.group_rows = max((span.hi - span.lo for span in self.spans), default=0)
         self.span_rows = [span.hi - span.lo for span in self.spans]
-        self.rows = stop - start
-        self.schema = schema
-        self.shuffle = shuffle
+        self.row_bytes = converted_bytes(plan, schema, mode) / max(plan.rows, 1)  #: inf: ragged
+        self.group_rows = max(self.span_rows, default=0)  #: rows of the largest span
+        self.buffer_rows = SHUFFLE_BUFFER_ROWS  #: rows the shuffle buffer mixes
+        self.rows, self.schema, self.shuffle = stop - start, schema, shuffle
         self.seed = seed
         self.caller = caller
         self.roles = mode.roles
@@ -124,7 +123,6 @@ class _Reader:
         self.epoch = 0
         #: Times reading (stage ``read``) and converting (``convert``), or None.
         self.clock = StageClock() if timing() else None
-        self.buffer_rows = SHUFFLE_BUFFER_ROWS  #: rows the shuffle buffer mixes
 
     def on_side(self, side: _Side, span_rows: list[int]) -> _Reader:
         """A copy that keeps the rows of one side of a grouped split (counted per span)."""
@@ -219,6 +217,7 @@ class _Reader:
                     pending, buffered = [], 0
         if pending:
             yield self._mixed(pending, rng.permutation(buffered), reordered)
+        trim_heap()  # the pass's freed read buffers given back
 
     def _mixed(self, pending: list[tuple[Any, ...]], order: np.ndarray, reordered: bool) -> Any:
         start = time.perf_counter() if self.clock is not None else 0.0

@@ -30,6 +30,8 @@ value is read, so memory never holds more than the calls in progress read.
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import ctypes.util
 import mmap
 import sys
 import threading
@@ -50,6 +52,7 @@ __all__ = [
     "mapped",
     "recycling",
     "release",
+    "trim_heap",
 ]
 
 #: The most mappings the pool keeps track of at once (in use or free). A streamed pass has
@@ -68,6 +71,30 @@ _timer: threading.Timer | None = None
 _kept: dict[Hashable, tuple[int, Any]] = {}
 #: Counts the times a first caller entered :func:`recycling` (calls overlapping share one).
 _generation = 0
+
+
+def _malloc_trim() -> Any:
+    """The C library's ``malloc_trim`` (glibc), or None on another C library."""
+    try:
+        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim
+    except (OSError, AttributeError):
+        return None
+
+
+_MALLOC_TRIM = _malloc_trim()
+
+
+def trim_heap() -> None:
+    """Gives the C heap's free pages back to the system (glibc; elsewhere nothing is done).
+
+    Reading a wide row group makes many small allocations on pyarrow's threads (10,000
+    columns: about 60 MiB a row group); glibc keeps the freed pages in its arenas, and a
+    streamed ``fit`` of 12,000 x 10,000 float32 rows held 0.9 GiB of them after its end
+    (``malloc_trim`` gave it back: 10-50 ms). Called at the end of a streamed pass and of a
+    trainer's call.
+    """
+    if _MALLOC_TRIM is not None:
+        _MALLOC_TRIM(0)
 
 
 def free_bound(nbytes: int) -> int:
@@ -214,7 +241,10 @@ def recycling() -> Iterator[None]:
     finally:
         with _lock:
             _users -= 1
-            if not _users and (_pool or _kept):
+            last = not _users
+            if last and (_pool or _kept):
                 _timer = threading.Timer(KEEP_SECONDS, release)
                 _timer.daemon = True
                 _timer.start()
+        if last:
+            trim_heap()
