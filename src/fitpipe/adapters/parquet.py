@@ -60,7 +60,6 @@ from fitpipe.columnar import (
     role_arrays,
     spans,
     table_roles,
-    trim_heap,
     validation_mask,
 )
 from fitpipe.errors import DataMismatchError, message
@@ -217,7 +216,6 @@ class _Reader:
                     pending, buffered = [], 0
         if pending:
             yield self._mixed(pending, rng.permutation(buffered), reordered)
-        trim_heap()  # the pass's freed read buffers given back
 
     def _mixed(self, pending: list[tuple[Any, ...]], order: np.ndarray, reordered: bool) -> Any:
         start = time.perf_counter() if self.clock is not None else 0.0
