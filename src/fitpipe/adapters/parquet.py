@@ -5,8 +5,10 @@ folder's in path order), row groups in order, each with its row count, so the ba
 epoch are known up front and ``validation_split`` takes the last fraction of the rows. Each
 epoch reads the row groups again (in a new random order with ``shuffle=True``, rows then
 mixed through a bounded buffer), converts each one columnar, and the rows are cut into
-batches while the model trains. Memory is bounded whatever the data size, not by one row
-group: the shuffle buffer (:data:`SHUFFLE_BUFFER_ROWS` rows), the row group being read and
+batches while the model trains. Memory is bounded whatever the data size and width, not by
+one row group: the shuffle buffer (at most :data:`SHUFFLE_BUFFER_ROWS` rows and half of
+``limits.RESIDENT_BYTES_LIMIT`` in converted bytes, but never less than a row group or a few
+batches: :func:`~fitpipe.adapters.parquet_plans.shuffle_buffer_rows`), the row group being read and
 converted, and the converted blocks read ahead. Measured from outside (512 float32 columns,
 32 MiB row groups, 391 and 781 MiB files alike): about 830 MiB above the process' start with
 ``shuffle=True``, 385 MiB without.
@@ -37,7 +39,7 @@ from fitpipe.adapters.base import AdaptRequest, ArraySource, BatchSource, batch_
 from fitpipe.adapters.batches import Check, ErrorBox, reporting, signature_of
 from fitpipe.adapters.capabilities import RowBlocks, class_counts
 from fitpipe.adapters.parquet_held import held_source, join_leaves
-from fitpipe.adapters.parquet_plans import key_column, planned
+from fitpipe.adapters.parquet_plans import key_column, planned, shuffle_buffer_rows
 from fitpipe.adapters.row_blocks import aligned_rows, checked_chunks, mixed_rows
 from fitpipe.adapters.sharding import pad_shard, per_replica_batch, plan_shards, with_weights
 from fitpipe.adapters.stages import StageClock, timing
@@ -67,7 +69,7 @@ from fitpipe.seeds import shuffle_seed
 
 __all__ = ["ParquetAdapter", "parquet_source"]
 
-#: Rows mixed together by the shuffle buffer (at least one batch).
+#: Rows mixed together by the shuffle buffer, at most (see :func:`shuffle_buffer_rows`).
 SHUFFLE_BUFFER_ROWS = 65536
 
 
@@ -106,9 +108,10 @@ class _Reader:
     ) -> None:
         self.spans = spans(plan, start, stop)
         self.span_rows = [span.hi - span.lo for span in self.spans]
-        self.rows = stop - start
-        self.schema = schema
-        self.shuffle = shuffle
+        self.row_bytes = converted_bytes(plan, schema, mode) / max(plan.rows, 1)  #: inf: ragged
+        self.group_rows = max(self.span_rows, default=0)  #: rows of the largest span
+        self.buffer_rows = SHUFFLE_BUFFER_ROWS  #: rows the shuffle buffer mixes
+        self.rows, self.schema, self.shuffle = stop - start, schema, shuffle
         self.seed = seed
         self.caller = caller
         self.roles = mode.roles
@@ -209,7 +212,7 @@ class _Reader:
                     continue
                 pending.append(chunk)
                 buffered += table.num_rows
-                if buffered >= SHUFFLE_BUFFER_ROWS:
+                if buffered >= self.buffer_rows:
                     yield self._mixed(pending, rng.permutation(buffered), reordered)
                     pending, buffered = [], 0
         if pending:
@@ -238,6 +241,9 @@ def reader_source(reader: _Reader, batch_size: int, signature: Any) -> BatchSour
     ``tf.data`` stage per batch.
     """
     reader.buffered = True  # read pass after pass
+    reader.buffer_rows = shuffle_buffer_rows(
+        reader.row_bytes, reader.group_rows, batch_size, SHUFFLE_BUFFER_ROWS
+    )
     errors = ErrorBox()
     checking: list[Check | None] = [None]
 

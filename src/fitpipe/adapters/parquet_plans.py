@@ -8,10 +8,12 @@ no footer, or raise its error.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import pyarrow.dataset as pads
 
+from fitpipe import limits
 from fitpipe.adapters.arrow_tables import require_schema
 from fitpipe.adapters.base import AdaptRequest
 from fitpipe.columnar import (
@@ -25,7 +27,26 @@ from fitpipe.columnar import (
 )
 from fitpipe.errors import FitpipeTypeError, message
 
-__all__ = ["key_column", "planned"]
+__all__ = ["SHUFFLE_BUFFER_BATCHES", "key_column", "planned", "shuffle_buffer_rows"]
+
+#: Batches the shuffle buffer mixes at least, however wide the rows.
+SHUFFLE_BUFFER_BATCHES = 4
+
+
+def shuffle_buffer_rows(row_bytes: float, group_rows: int, batch_size: int, most: int) -> int:
+    """Rows the shuffle buffer mixes at once: bounded in bytes, not only in rows.
+
+    ``most`` rows (the Parquet adapter's ``SHUFFLE_BUFFER_ROWS``), fewer where they take more
+    than half of ``limits.RESIDENT_BYTES_LIMIT`` converted (65,536 rows of 3,000 float32 columns are
+    750 MiB, more than the whole file held), but at least the largest row group (read whole
+    anyway) and :data:`SHUFFLE_BUFFER_BATCHES` batches. Rows of no fixed width (text,
+    ragged lists: ``row_bytes`` infinite) are counted in rows only.
+    """
+    if not math.isfinite(row_bytes) or row_bytes <= 0:
+        return most
+    by_bytes = int(limits.RESIDENT_BYTES_LIMIT // 2 // row_bytes)
+    least = max(group_rows, SHUFFLE_BUFFER_BATCHES * batch_size, 1)
+    return max(min(most, by_bytes), min(least, most))
 
 
 def planned(

@@ -68,7 +68,7 @@ from fitpipe.columnar.parquet import (
 )
 from fitpipe.columnar.places import input_collision, place_of
 from fitpipe.columnar.reading import read_error, read_piece
-from fitpipe.columnar.recycle import keep, kept, recycling
+from fitpipe.columnar.recycle import keep, kept, recycling, trim_heap
 from fitpipe.columnar.shared_plans import plan_bytes, plan_from_bytes
 from fitpipe.columnar.sources import existing_paths, open_dataset
 from fitpipe.columnar.storage import (
@@ -191,6 +191,7 @@ __all__ = [
     "table_roles",
     "take_rows_into",
     "tensor_array",
+    "trim_heap",
     "unknown_column",
     "uri_info",
     "validation_mask",

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import glob
 import os
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable, Sequence
 from typing import Any
 
 import pyarrow as pa
@@ -26,12 +26,13 @@ import pyarrow.types as pat
 from fitpipe.columnar.storage import display_path, expand_uri, hidden_below, is_uri
 from fitpipe.columnar.types import all_null_error, convertible, duplicate_error, unknown_column
 from fitpipe.errors import SchemaError, message
-from fitpipe.schemas import column_listing
+from fitpipe.schemas import Role, Schema, column_listing
 
 __all__ = [
     "INT96_UNIT",
     "WILDCARDS",
     "ColumnTypes",
+    "check_selectors",
     "expand_paths",
     "file_error",
     "glob_cut",
@@ -228,6 +229,56 @@ def missing_in_first_file(dataset: pads.Dataset, column: str, caller: str) -> Sc
     except (pa.ArrowException, OSError):  # (an unreadable file is worded when planned)
         return None
     return None
+
+
+def check_selectors(
+    given: Schema,
+    files: Sequence[tuple[str, Collection[str]]],
+    first: Sequence[str],
+    roles: Sequence[Role],
+    caller: str,
+) -> None:
+    """Refuses a selector that matches a column some files of the source lack.
+
+    Arrow's dataset schema is the first file's, so ``given``'s selectors (globs, ``re:``
+    expressions, ``OTHER_COLUMNS``) were resolved against ``first``, its columns. Here they
+    are resolved over every file's columns (``files``: each file's path and columns,
+    partition keys included, from the footers planning reads anyway): a column matched that
+    some files lack is refused whatever the files' order (resolved against the first file
+    only, it was left out unseen when a file lacking it came first).
+
+    Raises:
+        SchemaError: Naming the column, a file holding it and those lacking it.
+    """
+    if all(set(held) == set(files[0][1]) for _, held in files[1:]):
+        return  # every file has the same columns
+    names, seen = list(first), set(first)
+    for _, held in files:
+        extra = [column for column in held if column not in seen]
+        names.extend(extra)
+        seen.update(extra)
+    named = set(given.columns(roles))  # plain names (a missing one is worded when planned)
+    selected = given.resolve(names, "the source", caller, roles).columns(roles)
+    for column in (c for c in selected if c not in named):
+        lacking = [where for where, held in files if column not in held]
+        if not lacking:
+            continue
+        having = next(where for where, held in files if column in held)
+        raise SchemaError(
+            message(
+                caller,
+                f"found column {column!r}, which a pattern of the schema matches, in {having}"
+                f" but not in {len(lacking)} other file(s) of the source: "
+                f"{column_listing(lacking, 4)}",
+                "A pattern (a glob, an re: expression or OTHER_COLUMNS) selects the same "
+                "columns in every file of a source: every file holds each column it matches "
+                "in any file",
+                "Rewrite the files that lack the column (add it, with nulls and a `fill` "
+                "value if need be), read only the files that have it, or name the columns "
+                "or narrow the pattern to leave it out",
+                column=column,
+            )
+        )
 
 
 def _number_leaves(kind: pa.DataType, path: str = "") -> dict[str, str]:

@@ -24,6 +24,7 @@ import pyarrow.fs as pafs
 
 from fitpipe.columnar.files import (
     ColumnTypes,
+    check_selectors,
     file_error,
     missing_in_first_file,
 )
@@ -106,6 +107,7 @@ class _Footer:
     where: str  # the path for messages (a URI in an object store)
     physical: pa.Schema
     groups: tuple[tuple[int, int, int], ...]  # (row group id, rows, row of the file it starts)
+    keys: frozenset[str]  # its partition keys
 
 
 def _footer(fragment: Any, where: str, caller: str) -> _Footer:
@@ -123,7 +125,8 @@ def _footer(fragment: Any, where: str, caller: str) -> _Footer:
         groups = tuple((i, starts[i + 1] - starts[i], starts[i]) for i in held)
     except (pa.ArrowInvalid, OSError) as err:
         raise file_error(where, err, caller) from err
-    return _Footer(fragment, where, physical, groups)
+    keys = frozenset(pads.get_partition_keys(fragment.partition_expression))
+    return _Footer(fragment, where, physical, groups, keys)
 
 
 def _read_footers(dataset: pads.Dataset, caller: str, threads: int | None = None) -> list[_Footer]:
@@ -145,7 +148,7 @@ def _read_footers(dataset: pads.Dataset, caller: str, threads: int | None = None
 
 def _row_group_pieces(
     dataset: pads.Dataset,
-    schema: Schema,
+    schemas: tuple[Schema, Schema],
     roles: tuple[Role, ...],
     caller: str,
     threads: int | None,
@@ -157,17 +160,22 @@ def _row_group_pieces(
     The columns ``roles`` read are checked; passthrough columns no other role reads are
     carried as they are (of any type, nulls only included). Where the passthrough columns
     are ``written`` (``predict(..., output=)``), each keeps integers or floats in every file.
-    A ``table``'s columns are found in each file by its metadata (a column a file lacks
-    reads as nulls); its schema is the source's.
+    ``schemas``: the schema given and as resolved (its selectors checked against every
+    file's columns: :func:`~fitpipe.columnar.files.check_selectors`). A ``table``'s columns
+    are found in each file by its metadata (one a file lacks reads as nulls).
     """
+    given, schema = schemas
     converted = schema.columns([role for role in roles if role is not Role.PASSTHROUGH])
     passthrough = schema.columns((Role.PASSTHROUGH,))
     carried = set(passthrough) - set(converted)
     types = ColumnTypes(schema.columns(roles), caller, carried, passthrough if written else ())
     footers = _read_footers(dataset, caller, threads)
+    if table is None and given is not schema:  # selectors were resolved on the first file
+        held = [(f.where, {*f.physical.names, *f.keys}) for f in footers]
+        check_selectors(given, held, dataset.schema.names, roles, caller)
     found: list[FileColumns | None] = []
     for footer in footers:
-        partitions = set(pads.get_partition_keys(footer.fragment.partition_expression))
+        partitions = set(footer.keys)
         if table is None:
             types.add(footer.physical, partitions, footer.where)
             found.append(None)
@@ -374,7 +382,7 @@ def plan_source(
     roles = mode.roles
     name = source_name(x, name)
     columns = dataset.schema if table is None else table.schema
-    schema = schema.resolve(columns.names, name, caller, roles)
+    given, schema = schema, schema.resolve(columns.names, name, caller, roles)
     needed = schema.columns(roles)
     types, repeated = field_types(columns)
     for column in needed:  # missing in the first file, repeated, or of a type never converted
@@ -387,7 +395,7 @@ def plan_source(
     try:
         with _collector_paused():
             pieces, arrow_schema = _row_group_pieces(
-                dataset, schema, roles, caller, threads, written, table
+                dataset, (given, schema), roles, caller, threads, written, table
             )
     except ValueError as err:
         if isinstance(err, FitpipeError) or "filtered" not in str(err):
