@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 
 import fitpipe
+from fitpipe.errors import FitpipeValueError
 
 BATCH, EPOCHS = 8, 3
 
@@ -87,3 +88,64 @@ def test_resumed_runs_end_as_uninterrupted_ones(
             assert history.epoch and history.epoch[-1] == EPOCHS - 1, case
             for got, want in zip(weights, reference, strict=True):
                 np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6, err_msg=str(case))
+
+
+def test_a_restart_with_another_batch_size_is_refused(tmp_path: Path) -> None:
+    folder = str(tmp_path / "backup")
+    with pytest.raises(KeyboardInterrupt):
+        train(
+            48, None, [keras.callbacks.BackupAndRestore(folder, save_freq=1), Interrupt(8, False)]
+        )
+    backup = keras.callbacks.BackupAndRestore(folder, save_freq=1)
+    with pytest.raises(FitpipeValueError, match=r"batch_size 8 then, 16 now.*remove the backup"):
+        train(48, None, [backup], batch_size=16)
+
+
+def test_initial_epoch_resumes_after_its_first_batch(tmp_path: Path) -> None:
+    # Keras' callback writes epoch 0 (its count of epochs this process finished) with the
+    # first batch's backup; fitpipe's position says epoch 1: no warning, no batch retrained.
+    reference, _ = train(48, None, [], initial_epoch=1)
+    folder = str(tmp_path / "backup")
+    with pytest.raises(KeyboardInterrupt):
+        train(
+            48,
+            None,
+            [keras.callbacks.BackupAndRestore(folder, save_freq=1), Interrupt(0, True)],
+            initial_epoch=1,
+        )
+    backup = keras.callbacks.BackupAndRestore(folder, save_freq=1)
+    weights, history = train(48, None, [backup], initial_epoch=1)
+    assert history.epoch == [1, 2]
+    for got, want in zip(weights, reference, strict=True):
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+
+
+class WeightsOnly(keras.callbacks.BackupAndRestore):
+    """Interrupted at batch ``step`` between the weights' write and the metadata's."""
+
+    def __init__(self, folder: str, step: int) -> None:
+        super().__init__(folder, save_freq=1)
+        self.folder, self.step, self.seen = Path(folder), step, 0
+
+    def on_train_batch_end(self, batch: int, logs: Any = None) -> None:
+        metadata = self.folder / "training_metadata.json"
+        before = metadata.read_text() if metadata.exists() else None
+        super().on_train_batch_end(batch, logs)
+        self.seen += 1
+        if self.seen - 1 == self.step and before is not None:
+            metadata.write_text(before)  # as if killed before the metadata was written
+            raise KeyboardInterrupt("interrupted")
+
+
+@pytest.mark.parametrize("step", [2, 6])  # mid-epoch; the first batch of epoch 1
+def test_killed_between_the_weights_and_the_metadata_resumes_at_the_next_batch(
+    step: int, tmp_path: Path
+) -> None:
+    reference, _ = train(48, None, [])
+    folder = str(tmp_path / "backup")
+    with pytest.raises(KeyboardInterrupt):
+        train(48, None, [WeightsOnly(folder, step)])
+    backup = keras.callbacks.BackupAndRestore(folder, save_freq=1)
+    weights, _ = train(48, None, [backup])
+    for got, want in zip(weights, reference, strict=True):
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
