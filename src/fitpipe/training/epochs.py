@@ -417,8 +417,7 @@ class EpochRunner:
         fresh = self._iterator is None or not self.steps_per_epoch
         ended = fresh and self._resumed_at_pass_end(known, first)
         limit = first if ended else limit  # (the epoch ended with its pass: no step left)
-        # The batches the input will be asked for, told before a fresh pass starts reading:
-        # a resumed pass first reads the batches it skips (a block reader waits to be told).
+        # The batches asked for, told before a fresh pass reads (a resumed one reads its skips)
         skipped = self._skip if fresh else 0
         self.pipeline.on_epoch_begin()  # (also when the pass goes on: once every epoch)
         self.pipeline.expect(None if limit is None else limit - first + skipped)
