@@ -41,6 +41,7 @@ _MODULE_MARKS = {
     "tests/distribute/test_dist_multi_worker.py": ("subprocess",),
     "tests/reliability/test_resume.py": ("slow", "subprocess"),
     "tests/reliability/test_resume_after_backup.py": ("slow", "subprocess"),
+    "tests/reliability/test_resume_grid.py": ("slow",),
     "tests/reliability/test_predict_kill.py": ("slow", "subprocess"),
     "tests/reliability/test_generator_batches.py": ("subprocess",),
     "tests/reliability/test_linear_checks.py": ("slow", "subprocess"),

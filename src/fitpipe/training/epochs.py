@@ -415,14 +415,15 @@ class EpochRunner:
         known = self.pipeline.num_batches
         limit = self.steps_per_epoch or (None if self.forever else known)
         fresh = self._iterator is None or not self.steps_per_epoch
-        # The batches the input will be asked for, told before a fresh pass starts reading:
-        # a resumed pass first reads the batches it skips (a block reader waits to be told).
+        ended = fresh and self._resumed_at_pass_end(known, first)
+        limit = first if ended else limit  # (the epoch ended with its pass: no step left)
+        # The batches asked for, told before a fresh pass reads (a resumed one reads its skips)
         skipped = self._skip if fresh else 0
         self.pipeline.on_epoch_begin()  # (also when the pass goes on: once every epoch)
         self.pipeline.expect(None if limit is None else limit - first + skipped)
-        if fresh:
+        if fresh and not ended:
             self._fresh(function)
-        assert self._iterator is not None
+        assert ended or self._iterator is not None
         in_memory = isinstance(self._iterator, RowCursor) and self._iterator.in_memory
         step, outputs = first, None
         while limit is None or step < limit:
@@ -459,6 +460,22 @@ class EpochRunner:
             in_memory=in_memory,
         )
         return step, outputs
+
+    def _resumed_at_pass_end(self, known: int | None, first: int) -> bool:
+        """Whether a resumed epoch stopped where its pass ended, under ``steps_per_epoch``.
+
+        A position at the end of a pass is the start of the next: the uninterrupted run ends
+        the epoch there (with the "ran out of data" warning when steps were left) and its
+        next epoch reads the next pass. The runner is moved to that pass's start.
+        """
+        if not (self.steps_per_epoch and known and self._skip >= known):
+            return False
+        self._passes, self._skip = self._passes + 1, 0
+        if first == 0:
+            return False  # an epoch to run from the next pass's start
+        if first < self.steps_per_epoch:
+            self._ran_out(False)
+        return True
 
     def _ended_early(self, step: int, first: int, limit: int | None) -> None:
         """Warns of a pass that ended at ``step``, before the epoch's ``limit``.

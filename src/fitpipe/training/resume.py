@@ -34,7 +34,7 @@ from typing import Any
 import keras
 
 from fitpipe.columnar import write_json_atomically
-from fitpipe.errors import FitpipeWarning, warn
+from fitpipe.errors import FitpipeValueError, FitpipeWarning, message, warn
 from fitpipe.training import run_state
 from fitpipe.training.epochs import EpochRunner
 
@@ -58,6 +58,10 @@ class Position:
             ``get_state()``), when it keeps one: restored instead of reading the pass again.
         model_state: The model's random and metric state (``run_state.capture``); None in
             a position saved before it was kept.
+        iterations: The optimizer's steps at that point: the weights a backup restores are
+            the position's only when their optimizer's steps are these (None: not known).
+        input: What the input's position means (:func:`_input_of`): a restart whose input
+            differs is refused. None in a position saved before it was kept.
     """
 
     epoch: int
@@ -67,6 +71,8 @@ class Position:
     backup: Any
     input_state: Any = None
     model_state: Any = None
+    iterations: Any = None
+    input: Any = None
 
 
 def _encode_state(state: Any) -> Any:
@@ -145,6 +151,7 @@ class PositionBackups:
         )
         self._runner = runner
         self._model = model
+        self._input = _input_of(runner)
         self._known = {f: _read_json(os.path.join(f, _METADATA_FILE)) for f in self._folders}
         self._confirmed: dict[str, Any] = {f: None for f in self._folders}
         self._captured: Any = None  # the model's state as the last `before` saved it
@@ -167,16 +174,12 @@ class PositionBackups:
             saved = _read_json(os.path.join(folder, POSITION_FILE))
             if metadata is None or not isinstance(saved, dict):
                 continue
-            position = _matching(saved, metadata)
+            now = _iterations(self._model)
+            position = _matching(saved, metadata, now)
             if position is None:
-                warn(
-                    f"fitpipe found an input position in {folder!r} that belongs to no backup "
-                    f"there (backup {metadata}, position {_brief(saved)}: a later backup was "
-                    f"made by a run that keeps no position, such as Keras' own `fit`); epoch "
-                    f"{epoch + 1} restarts from its first batch, as in Keras.",
-                    FitpipeWarning,
-                )
+                _warn_unmatched(folder, saved, metadata, now, epoch)
                 continue
+            _check_input(folder, position.input, self._input)
             self._confirmed[folder] = dataclasses.asdict(position)
             self._known[folder] = metadata
             self._runner.resume(position.pass_index, position.seen)
@@ -237,9 +240,12 @@ class PositionBackups:
         pass_index, seen = self._runner.position
         state = self._state(pass_index, seen)
         model = self._captured = run_state.capture(self._model)
+        steps = _iterations(self._model)
         for folder in self._folders:
             known = self._known[folder]
-            pending = Position(epoch, step, pass_index, seen, known, state, model)
+            pending = Position(
+                epoch, step, pass_index, seen, known, state, model, steps, self._input
+            )
             document = {
                 "confirmed": self._confirmed[folder],
                 "pending": {**dataclasses.asdict(pending), "batch": batch or 0},
@@ -268,7 +274,10 @@ class PositionBackups:
             model = self._captured  # as it was when the backup was made (just before)
             if model is None:
                 model = self._captured = run_state.capture(self._model)
-            position = Position(epoch, step, pass_index, seen, metadata, state, model)
+            steps = _iterations(self._model)  # (no step ran since the backup)
+            position = Position(
+                epoch, step, pass_index, seen, metadata, state, model, steps, self._input
+            )
             self._confirmed[folder] = dataclasses.asdict(position)
             document = {"confirmed": self._confirmed[folder]}
             write_json_atomically(os.path.join(folder, POSITION_FILE), document)
@@ -284,21 +293,114 @@ def _brief(saved: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _matching(saved: dict[str, Any], metadata: Any) -> Position | None:
-    """The saved position that belongs to the backup whose metadata is ``metadata``."""
+def _matching(saved: dict[str, Any], metadata: Any, now: int | None) -> Position | None:
+    """The saved position that belongs to the backup whose metadata is ``metadata``.
+
+    ``now`` is the restored optimizer's steps: a position that recorded others does not
+    belong to the weights restored (a kill between the callback's writes of the weights and
+    of the metadata leaves the new weights beside the metadata of the previous backup).
+    """
     confirmed, pending = saved.get("confirmed"), saved.get("pending")
     with contextlib.suppress(TypeError):
-        if isinstance(confirmed, dict) and confirmed.get("backup") == metadata:
+        if (
+            isinstance(confirmed, dict)
+            and confirmed.get("backup") == metadata
+            and _same_steps(confirmed, now)
+        ):
             return Position(**confirmed)
         if (
             isinstance(pending, dict)
             and isinstance(metadata, dict)
-            and pending.get("backup") != metadata  # a backup came after it was written ...
-            and pending.get("batch") == metadata.get("batch")  # ... at its batch
-            # ... of its epoch, where an epoch's end saved it (batch 0; Keras' own runs
-            # made later backups beside a position file they never write)
-            and (metadata.get("batch") != 0 or pending.get("epoch") == metadata.get("epoch"))
+            and _made_at(pending, metadata, now)
         ):
             fields = {k: v for k, v in pending.items() if k != "batch"}
             return Position(**{**fields, "backup": metadata})
     return None
+
+
+def _same_steps(entry: dict[str, Any], now: int | None) -> bool:
+    recorded = entry.get("iterations")
+    return recorded is None or now is None or recorded == now
+
+
+def _made_at(pending: dict[str, Any], metadata: dict[str, Any], now: int | None) -> bool:
+    """Whether the backup on disk (``metadata``, optimizer steps ``now``) was made at ``pending``.
+
+    The weights, with the optimizer's steps, are written before the metadata: a kill between
+    leaves the pending position's weights beside the previous backup's metadata.
+    """
+    if pending.get("iterations") is not None and now is not None:
+        # its weights, written at its batch (the metadata perhaps not yet: then the old one)
+        return pending["iterations"] == now and (
+            pending.get("backup") == metadata or pending.get("batch") == metadata.get("batch")
+        )
+    return (
+        pending.get("backup") != metadata  # a backup came after it was written ...
+        and pending.get("batch") == metadata.get("batch")  # ... at its batch
+        # ... of its epoch, where an epoch's end saved it (batch 0; Keras' own runs
+        # made later backups beside a position file they never write)
+        and (metadata.get("batch") != 0 or pending.get("epoch") == metadata.get("epoch"))
+    )
+
+
+def _iterations(model: keras.Model) -> int | None:
+    """The optimizer's steps (saved and restored with the backup's weights), if known."""
+    variable = getattr(getattr(model, "optimizer", None), "iterations", None)
+    try:
+        return int(keras.ops.convert_to_numpy(variable))
+    except (TypeError, ValueError, AttributeError):
+        return None
+
+
+def _warn_unmatched(
+    folder: str, saved: dict[str, Any], metadata: Any, now: int | None, epoch: int
+) -> None:
+    """Warns of a position file that matches the backup restored from ``folder`` nowhere."""
+    confirmed = saved.get("confirmed")
+    if isinstance(confirmed, dict) and confirmed.get("backup") == metadata:
+        why = (
+            f"the backup's weights are not those its position was saved with (their optimizer "
+            f"made {now} steps, the position's {confirmed.get('iterations')}: written by "
+            f"another run, or changed)"
+        )
+    else:
+        why = (
+            f"backup {metadata}, position {_brief(saved)}: a later backup was made by a run "
+            f"that keeps no position, such as Keras' own `fit`"
+        )
+    warn(
+        f"fitpipe found an input position in {folder!r} that belongs to no backup there "
+        f"({why}); epoch {epoch + 1} restarts from its first batch, as in Keras.",
+        FitpipeWarning,
+    )
+
+
+def _input_of(runner: EpochRunner) -> dict[str, Any]:
+    """What a saved position of ``runner``'s input means: its batches and epochs' sizes."""
+    pipeline = runner.pipeline
+    rows = getattr(pipeline, "rows", None)
+    return {
+        "batch_size": getattr(pipeline, "batch_size", None),
+        "batches_per_pass": pipeline.num_batches,
+        "rows": getattr(rows, "num_samples", None),
+        "steps_per_epoch": runner.steps_per_epoch,
+    }
+
+
+def _check_input(folder: str, saved: Any, current: dict[str, Any]) -> None:
+    """Refuses a restart whose input differs from the one the position was saved for."""
+    if not isinstance(saved, dict) or saved == current:
+        return
+    changed = {k: (saved.get(k), v) for k, v in current.items() if saved.get(k) != v}
+    described = ", ".join(f"{k} {old} then, {new} now" for k, (old, new) in changed.items())
+    raise FitpipeValueError(
+        message(
+            "fit",
+            f"cannot resume the backup in {folder!r}: its input position was saved for "
+            f"another input ({described})",
+            "A run resumed from a backup reads the same batches as the run that made it",
+            "Restart with the same arguments (`batch_size`, `steps_per_epoch`, the same "
+            "rows), or remove the backup folder to start over",
+            backup_dir=folder,
+        )
+    )
