@@ -6,6 +6,7 @@ import subprocess
 import sys
 from typing import Any
 
+import keras
 import numpy as np
 import pytest
 
@@ -39,6 +40,27 @@ def test_map_dataset_length_gives_num_batches() -> None:
     assert pipeline.adapter == "grain"
     assert pipeline.num_batches == 4
     assert ids(pipeline) == [list(range(i, min(i + 6, 20))) for i in range(0, 20, 6)]
+
+
+ENDLESS = {
+    "repeat-batch": lambda d: d.repeat().batch(4),
+    "batch-repeat": lambda d: d.batch(4).repeat(),
+    "repeat-slice-batch": lambda d: d.repeat()[::3].batch(5),
+    "shuffle-repeat-map-batch": lambda d: d.shuffle(seed=1).repeat().map(lambda r: r).batch(2),
+}
+
+
+@pytest.mark.parametrize("make", ENDLESS.values(), ids=ENDLESS.keys())
+def test_a_map_dataset_made_of_a_repeat_is_endless(make: Any) -> None:
+    """Not only a repeat's own length (``sys.maxsize``): a batch or slice of it divides it."""
+    data = make(grain.MapDataset.source(ROWS))
+    assert fitpipe.adapt(data).num_batches is None
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    trainer = fitpipe.Trainer(model)
+    trainer.compile("sgd", "mse")
+    with pytest.raises(fitpipe.errors.FitpipeValueError, match="never ends without a step count"):
+        trainer.evaluate(data, verbose=0)
+    assert len(trainer.predict(data, steps=3, verbose=0)) > 0
 
 
 def test_iter_dataset_and_loader_have_no_length_and_repeat_each_epoch() -> None:

@@ -13,7 +13,6 @@ may still take, so a run resumed with ``keras.callbacks.BackupAndRestore`` resto
 from __future__ import annotations
 
 import collections
-import sys
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -41,12 +40,17 @@ def _grain_kind(x: Any) -> str | None:
     return None
 
 
+#: A length from which a ``MapDataset`` counts as endless: a repeated one's ``len()`` is
+#: ``sys.maxsize``, and what is made of it (``.batch(4)``, a slice) divides that.
+ENDLESS_LENGTH = 2**40
+
+
 def _length(x: Any) -> int | None:
     try:
         count = len(x)
     except TypeError:
         return None
-    return None if count >= sys.maxsize else int(count)  # a repeated MapDataset: endless
+    return None if count >= ENDLESS_LENGTH else int(count)
 
 
 class _States:
