@@ -209,3 +209,19 @@ def test_inspect_resolves_selectors(project: Path, capsys) -> None:
     assert main(["inspect", str(project / "data"), "--schema", str(project / "s.json")]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert "  x: float32 (None, 3)" in lines and lines[-1] == "problems: none"
+
+
+@pytest.mark.parametrize("narrow_first", [True, False], ids=["narrow-first", "wide-first"])
+def test_inspect_checks_a_pattern_against_every_file(
+    tmp_path: Path, capsys, narrow_first: bool
+) -> None:
+    """A column a pattern matches in some files only is a problem whatever the files' order."""
+    names = ("a", "b") if narrow_first else ("b", "a")
+    ones, data = np.ones(4), tmp_path / "data"
+    data.mkdir()
+    pq.write_table(pa.table({"f0": ones, "f1": ones, "y": ones}), data / f"{names[0]}.parquet")
+    wide = pa.table({"f0": ones, "f1": ones, "f2": ones, "y": ones})
+    pq.write_table(wide, data / f"{names[1]}.parquet")
+    (tmp_path / "s.toml").write_text('features = "f*"\ntargets = "y"\n')
+    main(["inspect", str(data), "--schema", str(tmp_path / "s.toml")])
+    assert "found column 'f2', which a pattern of the schema matches" in capsys.readouterr().out

@@ -192,6 +192,7 @@ def inspect_source(
         unusable = [f.name for f in dataset.schema if not convertible(f.type)]
         notes = [f"columns that cannot become tensors: {unusable}"] if unusable else []
         return dataclasses.replace(report, notes=(*notes, "pass --schema to check it"))
+    given = schema  # (planned as given: its selectors are checked against every file)
     try:  # selectors ("px*", OTHER_COLUMNS) become the columns they select
         read = (Role.FEATURE, Role.PASSTHROUGH) if predict else tuple(Role)
         schema = schema.resolve(dataset.schema.names, str(source), _CALLER, read)
@@ -201,7 +202,7 @@ def inspect_source(
     if problems:
         return dataclasses.replace(report, problems=tuple(problems))
     caller, mode = ("predict", Mode.PREDICT) if predict else ("fit", Mode.TRAIN)
-    request = AdaptRequest(x=source, schema=schema, batch_size=batch_size, caller=caller, mode=mode)
+    request = AdaptRequest(x=source, schema=given, batch_size=batch_size, caller=caller, mode=mode)
     try:
         with build_pipeline(request) as pipeline:
             spec = pipeline.element_spec
