@@ -29,7 +29,14 @@ from fitpipe.columnar import backing_tensor, owned_tensor
 from fitpipe.pipeline.leaf_packing import Packing, leaf_indices, pack_leaves
 from fitpipe.pipeline.numpy_rows import ArrayBlocks, NumpyOrder, index_dtype, numpy_batches
 from fitpipe.pipeline.row_chunks import Chunks, batch_rows, chunk_functions
-from fitpipe.pipeline.row_picks import batch_of, gather_leaf, held_value, picked_from, take_rows
+from fitpipe.pipeline.row_picks import (
+    batch_of,
+    gather_leaf,
+    held_value,
+    picked_from,
+    rows_variable,
+    take_rows,
+)
 from fitpipe.schemas import pack_roles
 
 __all__ = [
@@ -172,12 +179,11 @@ def _hold(leaf: Any) -> Any:
     """
     if isinstance(leaf, (tf.RaggedTensor, tf.SparseTensor)):
         return leaf
-    shape = tf.TensorShape(np.shape(leaf))
     tensor = backing_tensor(leaf)
     with tf.device("/CPU:0"):
         if tensor is None:
             tensor = owned_tensor(leaf)
-        return tf.Variable(tensor, trainable=False, shape=shape)
+        return rows_variable(tensor)
 
 
 def _streams(leaf: Any, numpy_bytes: int) -> bool:

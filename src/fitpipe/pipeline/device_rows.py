@@ -27,6 +27,7 @@ import tensorflow as tf
 from fitpipe import limits
 from fitpipe.pipeline.arrays import ResidentRows
 from fitpipe.pipeline.numpy_rows import ArrayBlocks
+from fitpipe.pipeline.row_picks import rows_variable
 
 __all__ = ["DEVICE_DTYPES", "FILL_BYTES", "array_rows", "device_bytes", "placed_rows"]
 
@@ -56,11 +57,21 @@ def _copyable(leaf: Any) -> bool:
 
 
 def _nbytes(leaves: Sequence[Any]) -> int:
+    """The bytes of the copyable leaves (a held variable's rows are counted, not its shape's).
+
+    A variable holding rows leaves its row count open (``row_picks.rows_variable``).
+    """
     return sum(
-        int(np.prod(leaf.shape)) * tf.as_dtype(leaf.dtype).size
+        int(np.prod(_rows_shape(leaf))) * tf.as_dtype(leaf.dtype).size
         for leaf in leaves
         if _copyable(leaf)
     )
+
+
+def _rows_shape(leaf: Any) -> tuple[int, ...]:
+    if isinstance(leaf, tf.Variable):
+        return tuple(int(n) for n in tf.shape(leaf))
+    return tuple(leaf.shape)
 
 
 def _device_copy(leaf: Any) -> tf.Variable:
@@ -74,10 +85,10 @@ def _device_copy(leaf: Any) -> tf.Variable:
     their tensors in host memory, and a sliced assignment of int32 rows on a GPU is untried.
     """
     if isinstance(leaf, tf.Variable):
-        return tf.Variable(leaf.value(), trainable=False)
+        return rows_variable(leaf.value())
     if leaf.nbytes <= FILL_BYTES or leaf.dtype == np.int32:
-        return tf.Variable(tf.convert_to_tensor(leaf), trainable=False)
-    variable = tf.Variable(tf.zeros(leaf.shape, leaf.dtype), trainable=False)
+        return rows_variable(leaf)
+    variable = rows_variable(tf.zeros(leaf.shape, leaf.dtype))
     step = max(1, FILL_BYTES // max(1, leaf[:1].nbytes))
     for start in range(0, len(leaf), step):
         variable[start : start + step].assign(leaf[start : start + step])
