@@ -238,6 +238,50 @@ def test_default_fuses_steps_only_when_no_callback_listens_per_batch() -> None:
     )
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("stop_at", [0, 37, 149, None])
+@pytest.mark.parametrize("hook", ["on_train_batch_end", "on_train_batch_begin"])
+def test_auto_steps_per_call_stop_from_a_batch_callback_where_keras_stops(
+    stop_at: int | None, hook: str
+) -> None:
+    # `steps_per_execution="auto"` asked for outright, with a callback reading batches: the
+    # callback sees every batch and its stop ends training after that batch, as in Keras at
+    # one step a call (Keras has no "auto"). It once tuned up to 1,024 steps a call: a stop
+    # at batch 925 ran to batch 999, weights 74 steps on, `on_train_batch_end` seen 8 times.
+    x = np.random.default_rng(3).standard_normal((600, 4)).astype("float32")
+    y = x[:, :1] * 2.0
+
+    class Stop(keras.callbacks.Callback):
+        def __init__(self) -> None:
+            super().__init__()
+            self.seen: list[tuple[int, int]] = []
+
+        def record(self, batch: int, logs: object = None) -> None:
+            self.seen.append((self.params.get("steps") or 0, batch))
+            if stop_at is not None and len(self.seen) > stop_at:
+                self.model.stop_training = True
+
+    setattr(Stop, hook, Stop.record)
+    twins, start = [], _model().get_weights()
+    for kind in ("keras", "fitpipe"):
+        model = _model()
+        model.set_weights(start)
+        runner = model if kind == "keras" else fitpipe.Trainer(model)
+        kwargs = {} if kind == "keras" else {"steps_per_execution": "auto"}
+        runner.compile(optimizer="sgd", loss="mse", **kwargs)
+        stop = Stop()
+        history = runner.fit(
+            x, y, batch_size=2, epochs=2, shuffle=False, verbose=0, callbacks=[stop]
+        )
+        twins.append((model, stop, history))
+    (keras_model, keras_stop, keras_history), (model, stop, history) = twins
+    assert stop.seen == keras_stop.seen
+    assert int(model.optimizer.iterations) == int(keras_model.optimizer.iterations)
+    np.testing.assert_allclose(history.history["loss"], keras_history.history["loss"], 1e-5)
+    for got, want in zip(model.get_weights(), keras_model.get_weights(), strict=True):
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+
+
 def test_steps_per_execution_never_runs_past_the_epoch_unlike_keras() -> None:
     # A deliberate departure (README, "fitpipe and Keras' own fit"): the documentation says
     # an epoch has `steps_per_epoch` steps; Keras 3.15 runs whole calls of
@@ -252,6 +296,30 @@ def test_steps_per_execution_never_runs_past_the_epoch_unlike_keras() -> None:
     assert int(trainer.model.optimizer.iterations) == 7
     # Keras' count, for the record: if it ever matches the documentation, drop the README row.
     assert int(keras_model.optimizer.iterations) == 9
+
+
+@pytest.mark.parametrize("method", ["fit", "evaluate", "predict"])
+def test_batch_end_after_a_shorter_last_call_is_its_last_batch_unlike_keras(method: str) -> None:
+    # A deliberate departure (README): 8 batches at 3 steps a call end with a call of 2; the
+    # callback gets "the index of batch within the current epoch", 7. Keras 3.15 passes the
+    # index a whole call would have ended at, 8 (past the epoch's last batch).
+    x = np.zeros((32, 4), "float32")
+    hook = {"fit": "on_train_batch_end", "evaluate": "on_test_batch_end"}.get(
+        method, "on_predict_batch_end"
+    )
+    seen: dict[str, list[int]] = {"keras": [], "fitpipe": []}
+    for kind in seen:
+        runner = _model() if kind == "keras" else _trainer(steps_per_execution=3)
+        if kind == "keras":
+            runner.compile(optimizer="sgd", loss="mse", steps_per_execution=3)
+        listen = keras.callbacks.LambdaCallback(
+            **{hook: lambda batch, logs, into=seen[kind]: into.append(batch)}
+        )
+        args = (x,) if method == "predict" else (x, x[:, :1])
+        getattr(runner, method)(*args, batch_size=4, verbose=0, callbacks=[listen])
+    assert seen["fitpipe"] == [2, 5, 7]
+    # Keras' count, for the record: if it ever passes 7, drop the README's sentence.
+    assert seen["keras"] == [2, 5, 8]
 
 
 _FIRST_FITS = """

@@ -104,9 +104,12 @@ class ModelState:
     ) -> ExecutionSize:
         """Steps per compiled call: as compiled; or tuned, when nobody listens per batch.
 
-        With the default ``steps_per_execution=1`` and no callback hooked on batches
-        (fitpipe's own History and progress bar aside), several steps run per call: the same
-        steps in the same order, so results do not change; only how often Python runs.
+        With the default ``steps_per_execution=1`` or ``"auto"`` and no callback hooked on
+        batches (fitpipe's own History and progress bar aside), several steps run per call:
+        the same steps in the same order, so results do not change; only how often Python
+        runs. With such a callback, ``"auto"`` runs one step a call, as the default does: the
+        callback sees every batch, and a stop it sets (``TerminateOnNaN``) ends training
+        after that batch, as in Keras at one step a call.
         """
         self._follow_keras(model, model.metrics)
         value = self.steps_per_execution or getattr(model, "steps_per_execution", 1) or 1
@@ -119,11 +122,13 @@ class ModelState:
                 self.execution = ExecutionSize(size, placement.step_clock())
             self.last = self.execution
             return self.execution
-        if value == 1 and not callbacks_mod.listens_per_batch(cbs, modes):
+        if value in (1, "auto") and not callbacks_mod.listens_per_batch(cbs, modes):
             if self.fused is None:
                 self.fused = ExecutionSize("auto", placement.step_clock())
             self.last = self.fused
             return self.fused
+        if value == "auto":  # a callback reads every batch: it sees each, and can stop there
+            value = 1
         if self.execution is None:
             self.execution = ExecutionSize(value, placement.step_clock())
         self.last = self.execution
