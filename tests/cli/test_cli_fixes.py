@@ -173,20 +173,28 @@ def test_a_filtered_dataset_is_flagged_only_when_its_filter_keeps_no_rows(
     assert any(f.check == "no-rows" for f in report.findings) is not kept
 
 
-def test_a_factory_imports_the_modules_beside_it(project: Path) -> None:
+@pytest.mark.parametrize("where", ["", "models/", "models/deeper/"])
+def test_a_factory_imports_the_modules_beside_it(project: Path, where: str) -> None:
+    # Also a factory the spec names by a path ("models/factory:build"): the modules beside
+    # it are found, not only those beside the spec.
     from fitpipe.cli.commands import build_model
 
-    (project / "fix4_helpers.py").write_text("UNITS = 5\n")
+    folder = project / where
+    folder.mkdir(parents=True, exist_ok=True)
+    helpers = f"fix4_helpers_{len(where)}"
+    (folder / f"{helpers}.py").write_text("UNITS = 5\n")
     factory = (project / "factory.py").read_text()
-    (project / "factory.py").write_text(
-        "from fix4_helpers import UNITS\n" + factory.replace("units=4", "units=UNITS")
+    (folder / "factory.py").write_text(
+        f"from {helpers} import UNITS\n" + factory.replace("units=4", "units=UNITS")
     )
     path = project / "spec.toml"
-    path.write_text(SPEC.replace("units = 4", "units = 5"))
+    spec = SPEC.replace("units = 4", "units = 5")
+    path.write_text(spec.replace('factory = "factory:build"', f'factory = "{where}factory:build"'))
     assert build_model(load_spec(path)).layers[0].units == 5
     import sys
 
     assert str(project) not in sys.path  # only while the factory is imported
+    assert str(folder) not in sys.path and str(folder).rstrip("/") not in sys.path
 
 
 @pytest.mark.parametrize("what", ["truncated", "folder"])

@@ -168,8 +168,9 @@ def load_schema(path: str | os.PathLike[str]) -> Schema:
 def _import(module_name: str, folder: str) -> Any:
     """Imports ``module_name`` from a ``.py`` file in ``folder``, else as an installed module.
 
-    While it is imported, ``folder`` is first on ``sys.path``, so the module imports the
-    modules beside it (``from helpers import UNITS``) whatever the working folder. A file is
+    While it is imported, the file's folder and ``folder`` are first on ``sys.path``, so the
+    module imports the modules beside it (``from helpers import UNITS``) whatever the
+    working folder, also when the spec names it by a path (``"models/factory:build"``). A file is
     imported under a name made of its absolute path (the same in every process), kept in
     ``sys.modules``: a model saved with a custom class of the file records that name, and a
     later :func:`import_file` of the same file lets Keras find the class again.
@@ -179,7 +180,10 @@ def _import(module_name: str, folder: str) -> Any:
     import importlib.util
 
     candidate = os.path.join(folder, *module_name.split(".")) + ".py"
-    sys.path.insert(0, folder)
+    # The file's own folder first (a factory named by a path, "models/factory:build"),
+    # then the spec's.
+    folders = list(dict.fromkeys([os.path.dirname(candidate), folder]))
+    sys.path[:0] = folders
     try:
         if not os.path.isfile(candidate):
             return importlib.import_module(module_name)
@@ -198,7 +202,8 @@ def _import(module_name: str, folder: str) -> Any:
             raise
         return module
     finally:
-        sys.path.remove(folder)
+        for added in folders:
+            sys.path.remove(added)
 
 
 def import_file(path: str, caller: str) -> Any:
