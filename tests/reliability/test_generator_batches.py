@@ -305,6 +305,42 @@ def test_predict_and_evaluate_with_steps_take_no_more_than_they_use(steps: int) 
     np.testing.assert_allclose(second, np.concatenate(want[2 * steps :]), rtol=1e-5)
 
 
+#: The most batches a run stopped early has taken beyond the last one it used (README:
+#: 64 waiting, the block in training, the next one and one being joined, 64 each).
+READ_AHEAD_BOUND = 256
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("call", ["fit", "predict"])
+@pytest.mark.parametrize("stop", [0, 4, 70, 300])
+def test_a_run_stopped_in_a_callback_took_at_most_the_documented_batches_beyond(
+    call: str, stop: int
+) -> None:
+    read: list[int] = []
+    batches = numbered(read)
+    used: list[int] = []
+
+    class Stop(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch: int, logs: Any = None) -> None:
+            used.append(batch)
+            if batch == stop:
+                raise RuntimeError("stop here")
+
+        on_predict_batch_end = on_train_batch_end
+
+    trainer = dense_trainer()
+    with pytest.raises(RuntimeError, match="stop here"):
+        if call == "fit":
+            trainer.fit(batches, steps_per_epoch=2000, verbose=0, callbacks=[Stop()])
+        else:
+            trainer.predict(batches, steps=2000, verbose=0, callbacks=[Stop()])
+    taken = len(read)
+    assert used[-1] == stop
+    assert stop + 1 <= taken <= stop + 1 + READ_AHEAD_BOUND
+    threading.Event().wait(0.3)
+    assert len(read) == taken  # nothing read after the call returned
+
+
 def test_a_live_feed_is_not_read_after_fit_returns() -> None:
     feed: queue.Queue[int] = queue.Queue()
     for index in range(5):

@@ -24,8 +24,10 @@ it as tensors and slices the same batches again inside its compiled loop. Crossi
 ``tf.data`` cost about 250 us of CPU a batch (640,000 rows of 32 features, batch 256: an
 MLP's whole step costs 330 us); joining a group costs about 4 us a batch. That thread takes
 a batch only once the trainer wants one more (:meth:`_Feeder.get` with a reader), so it never
-reads a batch no step trains on; a newer reader (the next validation's) takes over from a
-dropped cursor's.
+reads past the batches the trainer will take (``steps``); a newer reader (the next
+validation's) takes over from a dropped cursor's. A run stopped early (an exception in a
+callback) has taken up to 256 batches it did not train on: the ``_BUFFER`` waiting, the
+block in training, the next one and one being joined (the README says so).
 """
 
 from __future__ import annotations
