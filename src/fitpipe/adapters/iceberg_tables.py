@@ -19,6 +19,16 @@ and added again under its old name) reads as nulls in the older files (a schema'
 then applies), and a dropped column is not a column of the source. A file without field ids
 is matched through the table's name mapping (``schema.name-mapping.default``), else by name.
 
+A file lacking an identity-partitioned column (files imported from a Hive-style layout, by
+Spark's ``add_files`` or ``migrate``, keep the value in the folder's name only) reads it as
+the file's partition value in the manifest, as the Iceberg spec's column projection says
+and Iceberg's readers give: each file's fragment has a partition expression of those
+values, under keys no file column can shadow (:class:`~fitpipe.columnar.TableColumns`'s
+``keys``). A file holding the column is read from it. A null partition value, and a column
+partitioned by any other transform (``bucket``, ``truncate``, ``day``...: the value is not
+recoverable from the partition), read as nulls where the file lacks the column, as
+pyiceberg and Spark read them: a schema's ``fill`` applies, or the null is refused.
+
 ``pyiceberg`` is imported only when one of its objects is passed (the registry loads this
 module lazily, for objects of the ``pyiceberg`` package).
 """
@@ -26,10 +36,12 @@ module lazily, for objects of the ``pyiceberg`` package).
 from __future__ import annotations
 
 import functools
+import operator
 from collections.abc import Mapping
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.dataset as pads
 import pyarrow.fs as pafs
 
@@ -120,15 +132,31 @@ def _locate(
     return {column: by_id.get(wanted) for column, wanted in ids.items()}
 
 
-def scan_columns(scan: Any) -> TableColumns:
-    """The scan's projected columns, in Arrow types, found in each file by field id."""
+def _partition_key(field_id: int) -> str:
+    """A column's key in a file's partition expression, by its field id (no file's name)."""
+    return f"fitpipe.iceberg.partition.{field_id}"
+
+
+def _projected(scan: Any) -> tuple[dict[str, int], pa.Schema]:
+    """The field id of each projected column, and the projection in Arrow types."""
     from pyiceberg.io.pyarrow import schema_to_pyarrow
 
     projected = scan.projection()
     ids = {field.name: field.field_id for field in projected.fields}
+    return ids, schema_to_pyarrow(projected)
+
+
+def scan_columns(scan: Any) -> TableColumns:
+    """The scan's projected columns, in Arrow types, found in each file by field id.
+
+    A column a file lacks is read from the file's partition expression where that gives it
+    (an identity-partitioned column: see :func:`scan_dataset`).
+    """
+    ids, schema = _projected(scan)
     mapping = scan.table_metadata.name_mapping()
     mapped = {} if mapping is None else _mapped_ids(mapping)
-    return TableColumns(schema_to_pyarrow(projected), functools.partial(_locate, ids, mapped))
+    keys = {name: _partition_key(wanted) for name, wanted in ids.items()}
+    return TableColumns(schema, functools.partial(_locate, ids, mapped), keys)
 
 
 def _mapped_ids(mapping: Any) -> dict[str, int]:
@@ -152,7 +180,9 @@ def scan_dataset(scan: Any, caller: str) -> pads.Dataset:
     if scan.row_filter != AlwaysTrue() or scan.limit is not None:
         fix = "Scan without `row_filter` and `limit`, or pass `scan.to_arrow()` (read in memory)"
         raise _refuse(scan, "the scan has a row filter or a limit", fix, caller)
-    paths: list[str] = []
+    ids, schema = _projected(scan)
+    types = {wanted: schema.field(name).type for name, wanted in ids.items()}
+    files: list[tuple[str, pc.Expression]] = []
     filesystem: pafs.FileSystem | None = None
     for task in scan.plan_files():
         if task.delete_files:
@@ -165,10 +195,45 @@ def scan_dataset(scan: Any, caller: str) -> pads.Dataset:
             fix = "Pass `scan.to_arrow()` (read in memory)"
             raise _refuse(scan, f"{task.file.file_path} is not Parquet", fix, caller)
         filesystem, path = _filesystem(scan, task.file.file_path)
-        paths.append(path)
-    if not paths:
+        files.append((path, _partition_values(scan, task.file, types, caller)))
+    if not files:
         raise _no_rows(scan, caller)
-    return pads.dataset(sorted(paths), filesystem=filesystem, format=parquet_format())
+    files.sort(key=lambda file: file[0])
+    paths = [path for path, _ in files]
+    inferred = pads.dataset(paths, filesystem=filesystem, format=parquet_format())
+    return pads.FileSystemDataset.from_paths(
+        paths,
+        schema=inferred.schema,
+        format=inferred.format,
+        filesystem=inferred.filesystem,
+        partitions=[expression for _, expression in files],
+    )
+
+
+def _partition_values(
+    scan: Any, data_file: Any, types: Mapping[int, pa.DataType], caller: str
+) -> pc.Expression:
+    """A data file's partition expression: the values of its identity-partitioned columns.
+
+    Only projected top-level columns (``types``, by field id) with a value (not null) are
+    given, each of the column's Arrow type under its key (:func:`_partition_key`).
+    """
+    from pyiceberg.transforms import IdentityTransform
+
+    spec = scan.table_metadata.specs()[data_file.spec_id]
+    values: list[pc.Expression] = []
+    for position, field in enumerate(spec.fields):
+        value = data_file.partition[position]
+        wanted = types.get(field.source_id)
+        if not isinstance(field.transform, IdentityTransform) or wanted is None or value is None:
+            continue
+        try:
+            scalar = pa.scalar(value, type=wanted)
+        except (pa.ArrowException, TypeError, ValueError) as err:
+            what = f"{data_file.file_path}'s partition value {value!r} is no {wanted} ({err})"
+            raise _refuse(scan, what, "Pass `scan.to_arrow()` (read in memory)", caller) from err
+        values.append(pc.field(_partition_key(field.source_id)) == scalar)
+    return functools.reduce(operator.and_, values) if values else pc.scalar(True)
 
 
 class IcebergTableAdapter:

@@ -181,7 +181,8 @@ def _row_group_pieces(
             found.append(None)
             continue
         located = table.located(footer.physical, partitions)
-        lacking = {name for name, where in located.items() if where is None}
+        stored = set(footer.physical.names)  # (a partition value's key: no file column)
+        lacking = {name for name, where in located.items() if where not in stored}
         types.add(table.as_logical(footer.physical, located), partitions | lacking, footer.where)
         found.append(FileColumns(table, footer.fragment, located))
     arrow_schema = types.unified(dataset.schema if table is None else table.schema)

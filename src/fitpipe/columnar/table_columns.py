@@ -9,8 +9,10 @@ found (:class:`TableColumns`): the table's schema in Arrow types (the source's c
 order) and, given one file's footer schema, where each of the table's columns is in it. A
 column a file lacks is read as nulls of its type, as the formats' own readers give (a
 schema's ``fill`` then applies); a column no file of the table holds takes the table's
-type. A partition column (Delta's partition values) comes from the file's partition
-expression.
+type. A partition column (Delta's partition values, Iceberg's identity-partitioned columns)
+comes from the file's partition expression where the file lacks it: under the column's own
+name (Delta), or under a key of its own that no file column can shadow (Iceberg, whose
+files may hold another column under a partition column's name, after renames).
 
 Plain Parquet files and folders have no :class:`TableColumns`: their columns are matched
 by name, and a column one file lacks is refused.
@@ -50,21 +52,26 @@ class TableColumns:
             holds them; the files' types, unified, where some do).
         locate: Given one file's footer schema, each column's name in that file, or None
             where the file lacks it (columns left out: lacking too).
+        keys: The name of a column's value in a file's partition expression, where it is
+            not the column's own name.
     """
 
     schema: pa.Schema
     locate: Callable[[pa.Schema], Mapping[str, str | None]]
+    keys: Mapping[str, str] = dataclasses.field(default_factory=dict)
 
     def located(self, physical: pa.Schema, partitions: set[str]) -> Located:
         """Where each column is in a file of footer schema ``physical``.
 
-        A column the file lacks that its partition expression gives is read from there.
+        A column the file lacks that its partition expression gives is read from there
+        (located at its key in the expression).
         """
         found = self.locate(physical)
-        return {
-            name: found.get(name) or (name if name in partitions else None)
-            for name in self.schema.names
-        }
+        located: Located = {}
+        for name in self.schema.names:
+            key = self.keys.get(name, name)
+            located[name] = found.get(name) or (key if key in partitions else None)
+        return located
 
     def as_logical(self, physical: pa.Schema, located: Located) -> pa.Schema:
         """A file's footer schema with the table's names: each column the file holds."""
