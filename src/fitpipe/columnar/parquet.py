@@ -3,8 +3,7 @@
 A plan lists a source's pieces (row groups, in file path order; a filtered dataset is one
 ordered scan) with their row counts, the Arrow schema unified over the files, and the
 declared :class:`~fitpipe.schemas.Schema` resolved and checked against it, before any data
-is read. :func:`read_span` reads rows of the plan (footer statistics:
-:mod:`~fitpipe.columnar.footers`).
+is read. :func:`read_span` reads rows of it (footers: :mod:`~fitpipe.columnar.footers`).
 """
 
 from __future__ import annotations
@@ -181,8 +180,8 @@ def _row_group_pieces(
             found.append(None)
             continue
         located = table.located(footer.physical, partitions)
-        stored = set(footer.physical.names)  # (a partition value's key: no file column)
-        lacking = {name for name, where in located.items() if where not in stored}
+        names = set(footer.physical.names)  # (a partition value's key is no file column)
+        lacking = {name for name, where in located.items() if where not in names}
         types.add(table.as_logical(footer.physical, located), partitions | lacking, footer.where)
         found.append(FileColumns(table, footer.fragment, located))
     arrow_schema = types.unified(dataset.schema if table is None else table.schema)
