@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 import fitpipe
 from fitpipe import limits
 from fitpipe.columnar import convert, recycle
+from fitpipe.errors import FitpipeValueError
 from fitpipe.pipeline import arrays, row_chunks
 from fitpipe.pipeline.arrays import resolve_batch_size
 from fitpipe.testing import epoch_batches
@@ -109,6 +110,27 @@ def test_resolve_batch_size(
     batch_size: int | None, steps: int | None, rows: int, expected: int
 ) -> None:
     assert resolve_batch_size(batch_size, steps, rows) == expected
+
+
+@pytest.mark.parametrize(
+    ("batch_size", "steps", "rows", "refused"),
+    [
+        (2**31 + 64, None, 2**31 + 64, True),  # its row indices wrapped to negative numbers
+        (None, 1, 2**31, True),
+        (2**31 - 1, None, 2**33, False),
+        (2**40, None, 1000, False),  # a batch of the rows there are
+        (None, 2, 2**32, True),
+        (None, 4, 2**32, False),
+    ],
+)
+def test_a_batch_of_more_rows_than_32_bit_indices_is_refused_naming_batch_size(
+    batch_size: int | None, steps: int | None, rows: int, refused: bool
+) -> None:
+    if not refused:
+        resolve_batch_size(batch_size, steps, rows, "predict")
+        return
+    with pytest.raises(FitpipeValueError, match=r"`predict` cannot make batches of 2,147,48"):
+        resolve_batch_size(batch_size, steps, rows, "predict")
 
 
 # The streamed path ------------------------------------------------------------------------

@@ -15,7 +15,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import fitpipe
@@ -104,3 +104,54 @@ def test_whole_float_targets_count_and_fractional_ones_are_refused() -> None:
     assert class_counts(np.array([0.0, 1.0, 1.0, 2.0], "float32")) == {0: 1, 1: 2, 2: 1}
     with pytest.raises(ValueError, match=r"the target at row 2 is 1\.2\d*, not a class index"):
         class_counts(np.array([0.0, 1.0, 1.2, 2.0], "float32"))
+
+
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    labels=st.lists(st.integers(-3, 6), min_size=1, max_size=60),
+    chunk=st.integers(1, 64),
+    form=st.sampled_from(["int", "float", "column", "one-hot"]),
+    bad=st.one_of(st.none(), st.integers(0, 59)),
+)
+def test_class_counts_a_chunk_at_a_time_equal_the_whole_count(
+    monkeypatch: pytest.MonkeyPatch, labels: list[int], chunk: int, form: str, bad: int | None
+) -> None:
+    # Targets are counted a chunk of rows at a time (3e9 labels took a 24 GB int64 copy at
+    # once): the counts, and the row an error names, are those of the whole target.
+    from fitpipe.adapters import capabilities
+
+    monkeypatch.setattr(capabilities, "COUNT_CHUNK_BYTES", chunk)  # (the same every example)
+    whole = np.array(labels)
+    y: np.ndarray = {
+        "int": whole,
+        "float": whole.astype("float32"),
+        "column": whole.astype("float64")[:, None],
+        "one-hot": np.eye(10, dtype="float32")[whole + 3],
+    }[form]
+    if bad is not None and bad < len(labels) and form != "one-hot" and form != "int":
+        y = y.copy()
+        y.reshape(len(y), -1)[bad, 0] = np.nan
+        with pytest.raises(FitpipeValueError, match=f"row {bad + 7}\\b"):
+            class_counts(y, first=7)
+        return
+    classes, counts = np.unique(whole + (3 if form == "one-hot" else 0), return_counts=True)
+    assert class_counts(y) == dict(zip(classes.tolist(), counts.tolist(), strict=True))
+
+
+@pytest.mark.parametrize("dtype", ["uint8", "float32"])
+def test_class_counts_of_a_large_target_hold_a_chunk_at_a_time(dtype: str) -> None:
+    # 20,000,000 labels that take no memory of their own (a broadcast view): counted whole,
+    # their int64 copy alone was 160 MB (3e9 such labels: 24 GB, before the first step).
+    import tracemalloc
+
+    y = np.broadcast_to(np.array(2, dtype), (20_000_000,))
+    tracemalloc.start()
+    try:
+        counts = class_counts(y)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert counts == {2: 20_000_000}
+    assert peak < 80 * 2**20

@@ -77,3 +77,47 @@ def test_a_pass_of_blocks_holds_every_row_once_in_the_pass_order(
                 np.testing.assert_array_equal(seen, y)
     finally:
         numpy_rows.BLOCK_BYTES = old
+
+
+def test_an_order_is_4_bytes_a_row_below_2_to_the_32_and_hands_out_its_index_dtype(
+    monkeypatch: Any,
+) -> None:
+    # From 2**31 rows the order is uint32 (an int64 order of 3e9 rows took 24 GB); the
+    # indices handed out are int64 there, the dtype the pipeline declares.
+    assert numpy_rows._order_dtype(2**31 - 1) is np.int32
+    assert numpy_rows._order_dtype(2**31) is np.uint32
+    assert numpy_rows._order_dtype(2**32 - 1) is np.uint32
+    assert numpy_rows._order_dtype(2**32) is np.int64
+    reference = numpy_rows.NumpyOrder(50, 7, seed=3)
+    monkeypatch.setattr(numpy_rows, "_order_dtype", lambda size: np.uint32)
+    wide = numpy_rows.NumpyOrder(50, 7, seed=3)
+    wide.dtype = np.int64  # (as for 2**31 rows and more)
+    for batch in range(8):
+        got = wide.rows(np.int64(1), np.int64(batch))
+        assert got.dtype == np.int64
+        np.testing.assert_array_equal(got, reference.rows(np.int64(1), np.int64(batch)))
+    assert wide.span(1, 2, 3).dtype == np.int64
+    np.testing.assert_array_equal(wide.span(1, 2, 3), reference.span(1, 2, 3))
+
+
+def test_an_order_over_the_machines_memory_share_is_refused_naming_the_fix(
+    monkeypatch: Any,
+) -> None:
+    import keras
+    import pytest
+
+    import fitpipe
+    from fitpipe import limits
+    from fitpipe.errors import FitpipeValueError
+
+    monkeypatch.setattr(limits, "RESIDENT_BYTES_LIMIT", 0)  # the arrays are read in blocks
+    monkeypatch.setattr(numpy_rows, "_memory_bytes", lambda: 600)  # 300 bytes an order
+    x = np.arange(200, dtype="float32").reshape(100, 2)
+    trainer = fitpipe.Trainer(keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)]))
+    trainer.compile(optimizer="sgd", loss="mse")
+    with pytest.raises(FitpipeValueError, match=r'row order of 100 rows.*shuffle="batch"'):
+        trainer.fit(x, x[:, :1], batch_size=10, verbose=0)
+    for shuffle in ("batch", False):
+        trainer.fit(x, x[:, :1], batch_size=10, verbose=0, shuffle=shuffle)
+    monkeypatch.setattr(numpy_rows, "_memory_bytes", lambda: 800)  # 400 bytes: it fits
+    trainer.fit(x, x[:, :1], batch_size=10, verbose=0)

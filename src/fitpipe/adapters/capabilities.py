@@ -28,6 +28,7 @@ as absent), so :class:`~fitpipe.adapters.BatchSource`'s optional keywords keep w
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
@@ -310,6 +311,23 @@ def class_counts(y: Any, caller: str = "fit", first: int = 0) -> dict[int, int]:
     values = np.asarray(y)
     if values.dtype.kind in "OUST":  # strings (objects: Arrow strings, a string tensor)
         raise string_targets_error(caller)
+    if values.ndim == 0:
+        return _chunk_counts(values, caller, first)
+    # A chunk of rows at a time: the labels' int64 copy (and a float's NaN mask) is a chunk's,
+    # not the target's (3e9 uint8 labels, a view of no memory of its own, took 24 GB at once).
+    step = max(1, COUNT_CHUNK_BYTES // (8 * max(1, values[:1].size)))  # (int64 bytes)
+    counts: collections.Counter[int] = collections.Counter()
+    for start in range(0, len(values), step):
+        counts.update(_chunk_counts(values[start : start + step], caller, first + start))
+    return dict(sorted(counts.items()))
+
+
+#: Bytes of targets (as int64) :func:`class_counts` converts at a time.
+COUNT_CHUNK_BYTES = 16 * 2**20
+
+
+def _chunk_counts(values: np.ndarray, caller: str, first: int) -> dict[int, int]:
+    """:func:`class_counts` of rows ``first`` on, held in ``values``."""
     if values.dtype.kind == "f":
         _check_no_nan(values, caller, first)
     if values.ndim >= 2:

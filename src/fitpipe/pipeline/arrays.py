@@ -24,10 +24,11 @@ import numpy as np
 import tensorflow as tf
 
 from fitpipe import limits
-from fitpipe.adapters import DEFAULT_BATCH_SIZE, ArraySource, Shuffle
+from fitpipe.adapters import ArraySource, Shuffle
 from fitpipe.columnar import backing_tensor, owned_tensor
 from fitpipe.pipeline.leaf_packing import Packing, leaf_indices, pack_leaves
 from fitpipe.pipeline.numpy_rows import ArrayBlocks, NumpyOrder, index_dtype, numpy_batches
+from fitpipe.pipeline.options import resolve_batch_size
 from fitpipe.pipeline.row_chunks import Chunks, batch_rows, chunk_functions
 from fitpipe.pipeline.row_picks import (
     batch_of,
@@ -46,22 +47,6 @@ __all__ = [
     "resolve_batch_size",
     "shuffled_order",
 ]
-
-
-def resolve_batch_size(batch_size: int | None, steps: int | None, num_samples: int) -> int:
-    """Returns the batch size: the given one, else ``ceil(rows / steps)``, else 32 (as Keras).
-
-    Args:
-        batch_size: The requested batch size, or None.
-        steps: The requested batches per epoch, or None.
-        num_samples: The rows.
-
-    """
-    if batch_size:
-        return int(batch_size)
-    if steps:
-        return max(1, math.ceil(num_samples / steps))
-    return DEFAULT_BATCH_SIZE
 
 
 def _split_batches(order: tf.Tensor, num_samples: int, batch_size: int) -> tf.data.Dataset:

@@ -190,7 +190,9 @@ def pipeline_from_source(
     class_weight = None if plan is None else plan.applied
     batch_size, rows, seek, array_blocks = None, None, None, None
     if isinstance(source, ArraySource):
-        batch_size = resolve_batch_size(options.batch_size, options.steps, source.num_samples)
+        batch_size = resolve_batch_size(
+            options.batch_size, options.steps, source.num_samples, options.caller
+        )
         if seed is None:
             seed = shuffle_seed() if options.shuffle else 0
         make, rows, seek, array_blocks = _array_dataset(source, options, batch_size, seed)

@@ -1,9 +1,10 @@
 """NumPy arrays too large to hold: their row order, and their rows in blocks for a trainer.
 
 Arrays over :data:`fitpipe.limits.RESIDENT_BYTES_LIMIT` are never copied whole: each pass
-draws its row order in NumPy (:class:`NumpyOrder`, 4 bytes a row) and reads the rows it
-needs from the caller's memory. Through ``tf.data`` that is a ``numpy_function`` per batch
-(the input of a distributed ``fit``, or one on a ``tf.data`` service); a trainer takes
+draws its row order in NumPy (:class:`NumpyOrder`, 4 bytes a row below 2**32 rows) and
+reads the rows it needs from the caller's memory. Through ``tf.data`` that is a
+``numpy_function`` per batch (the input of a distributed ``fit``, or one on a ``tf.data``
+service); a trainer takes
 :class:`ArrayBlocks` instead: the rows of many batches gathered at once with NumPy on its
 reading thread and cut into batches inside its compiled loop (see
 ``fitpipe.training.block_cursor``), as streamed Parquet is. The batches and their order are
@@ -13,6 +14,7 @@ the same on both paths.
 from __future__ import annotations
 
 import math
+import os
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -22,6 +24,7 @@ import tensorflow as tf
 
 from fitpipe.adapters import Check, RowBlocks, Shuffle, checked_chunks
 from fitpipe.columnar import take_rows_into
+from fitpipe.errors import FitpipeValueError, message, raw
 
 __all__ = ["BLOCK_BYTES", "ArrayBlocks", "NumpyOrder", "index_dtype", "numpy_batches"]
 
@@ -34,28 +37,58 @@ def index_dtype(num_samples: int) -> tf.DType:
     return tf.int32 if num_samples < 2**31 else tf.int64
 
 
+def _order_dtype(size: int) -> type[np.integer]:
+    """The narrowest dtype of an order of ``size`` indices: 4 bytes each below 2**32."""
+    return np.int32 if size < 2**31 else np.uint32 if size < 2**32 else np.int64
+
+
+#: The share of the machine's memory a pass's row order may take (:class:`NumpyOrder`).
+ORDER_MEMORY_SHARE = 0.5
+
+
+def _memory_bytes() -> int | None:
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (AttributeError, OSError, ValueError):  # (no sysconf, or no such name here)
+        return None
+
+
 class NumpyOrder:
     """The row order of the pass being read, drawn in NumPy and shuffled in place.
 
     With ``blocks`` (``shuffle="batch"``) only the order of the batch-sized blocks is held
     (4 bytes a block); the rows inside a block come shuffled, the last partial block last.
+    A pass's rows are 4 bytes each in the order up to 2**32 rows (8 past it); an order over
+    :data:`ORDER_MEMORY_SHARE` of the machine's memory is refused when the order is made
+    (3e9 rows took 24 GB before the first step, on a machine of 23 GB), saying to shuffle
+    batch-sized blocks instead.
     """
 
-    def __init__(self, num_samples: int, batch_size: int, seed: int, blocks: bool = False) -> None:
+    def __init__(
+        self,
+        num_samples: int,
+        batch_size: int,
+        seed: int,
+        blocks: bool = False,
+        shuffled: bool = True,
+    ) -> None:
         self.num_samples, self.batch_size, self.seed = num_samples, batch_size, seed
         self.blocks = blocks
         self._pass: int | None = None
         self._order: np.ndarray | None = None
         self._lock = threading.Lock()
+        #: The dtype of the indices handed out (the order itself may be unsigned).
+        self.dtype = np.int32 if num_samples < 2**31 else np.int64
+        if shuffled and not blocks:
+            _check_order_memory(num_samples)
 
     def _pass_order(self, pass_index: int) -> np.ndarray:
         """The order of pass ``pass_index`` (rows, or batch-sized blocks), drawn if needed."""
         with self._lock:
             if self._pass != pass_index or self._order is None:
                 self._order = None  # the previous pass's order is freed before the next
-                dtype = np.int32 if self.num_samples < 2**31 else np.int64
                 size = self.num_samples // self.batch_size if self.blocks else self.num_samples
-                order = np.arange(size, dtype=dtype)
+                order = np.arange(size, dtype=_order_dtype(size))
                 np.random.default_rng([self.seed, pass_index]).shuffle(order)
                 self._order, self._pass = order, pass_index
             return self._order
@@ -68,9 +101,9 @@ class NumpyOrder:
             start = block * self.batch_size
             stop = min(start + self.batch_size, self.num_samples)
             inside = np.random.default_rng([self.seed, int(pass_index), int(batch)])
-            return (start + inside.permutation(stop - start)).astype(order.dtype)
+            return (start + inside.permutation(stop - start)).astype(self.dtype)
         start = int(batch) * self.batch_size
-        return order[start : start + self.batch_size]
+        return order[start : start + self.batch_size].astype(self.dtype, copy=False)
 
     def span(self, pass_index: int, first: int, count: int) -> np.ndarray:
         """The row indices of batches ``first`` to ``first + count - 1`` of ``pass_index``."""
@@ -79,7 +112,28 @@ class NumpyOrder:
             index = np.int64(pass_index)
             return np.concatenate([self.rows(index, np.int64(b)) for b in range(first, last)])
         order = self._pass_order(pass_index)
-        return order[first * self.batch_size : (first + count) * self.batch_size]
+        span = order[first * self.batch_size : (first + count) * self.batch_size]
+        return span.astype(self.dtype, copy=False)
+
+
+def _check_order_memory(num_samples: int) -> None:
+    """Refuses a pass's row order that would take over :data:`ORDER_MEMORY_SHARE` of memory."""
+    nbytes = num_samples * np.dtype(_order_dtype(num_samples)).itemsize
+    memory = _memory_bytes()
+    if memory is None or nbytes <= ORDER_MEMORY_SHARE * memory:
+        return
+    raise FitpipeValueError(
+        message(
+            "fit",
+            f"cannot shuffle the rows of the arrays: a pass's row order of {num_samples:,} "
+            f"rows takes {nbytes / 2**30:.1f} GiB, over {ORDER_MEMORY_SHARE:.0%} of this "
+            f"machine's memory ({memory / 2**30:.1f} GiB)",
+            "`shuffle=True` draws the order of all of a pass's rows at once",
+            'Pass `shuffle="batch"` (orders batch-sized blocks of rows, 4 bytes a block) or '
+            "`shuffle=False`",
+            x=raw(f"{num_samples:,} rows"),
+        )
+    )
 
 
 def numpy_batches(order: NumpyOrder, epoch: tf.Tensor) -> tf.data.Dataset:
@@ -125,7 +179,9 @@ class ArrayBlocks:
     ) -> None:
         self._parts, self._passes = parts, passes
         self.num_samples, self.batch_size = num_samples, batch_size
-        self._order = NumpyOrder(num_samples, batch_size, seed, shuffle == "batch")
+        self._order = NumpyOrder(
+            num_samples, batch_size, seed, shuffle == "batch", shuffled=bool(shuffle)
+        )
         #: The passes' shuffle and seed, as given (rows copied to a device reuse them).
         self.shuffle, self.seed = shuffle, seed
         row = sum(leaf[:1].nbytes for leaf in tf.nest.flatten(parts))

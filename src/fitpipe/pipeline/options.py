@@ -10,12 +10,14 @@ two share. ``PipelineOptions.of(request, ...)`` takes the shared ones from the r
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Mapping
 from typing import Any
 
-from fitpipe.adapters import AdaptRequest, Shuffle
+from fitpipe.adapters import DEFAULT_BATCH_SIZE, AdaptRequest, Shuffle
+from fitpipe.errors import FitpipeValueError, message
 
-__all__ = ["GIVEN_ORDER", "PipelineOptions"]
+__all__ = ["GIVEN_ORDER", "MAX_BATCH_ROWS", "PipelineOptions", "resolve_batch_size"]
 
 #: The order in which given arguments are checked against an adapter's ``supports`` (the
 #: first unsupported one is reported).
@@ -89,3 +91,43 @@ class PipelineOptions:
         if self.validation_split:
             given["validation_split"] = self.validation_split
         return given
+
+
+#: The most rows of one batch: TensorFlow indexes a batch's rows with 32-bit integers.
+MAX_BATCH_ROWS = 2**31 - 1
+
+
+def resolve_batch_size(
+    batch_size: int | None, steps: int | None, num_samples: int, caller: str = "fit"
+) -> int:
+    """Returns the batch size: the given one, else ``ceil(rows / steps)``, else 32 (as Keras).
+
+    Args:
+        batch_size: The requested batch size, or None.
+        steps: The requested batches per epoch, or None.
+        num_samples: The rows.
+        caller: The public method, for messages.
+
+    Raises:
+        FitpipeValueError: A batch would hold more than :data:`MAX_BATCH_ROWS` rows (its
+            row indices wrapped to negative numbers, reported as a mismatch of the data).
+    """
+    if batch_size:
+        size = int(batch_size)
+    elif steps:
+        size = max(1, math.ceil(num_samples / steps))
+    else:
+        size = DEFAULT_BATCH_SIZE
+    rows = min(size, num_samples)
+    if rows > MAX_BATCH_ROWS:
+        raise FitpipeValueError(
+            message(
+                caller,
+                f"cannot make batches of {rows:,} rows",
+                f"A batch holds at most {MAX_BATCH_ROWS:,} rows (TensorFlow indexes a "
+                "batch's rows with 32-bit integers)",
+                "Pass a smaller `batch_size`" + ("" if batch_size else " (or more `steps`)"),
+                batch_size=batch_size,
+            )
+        )
+    return size
