@@ -384,6 +384,25 @@ CASES = [
         received=r"batch_size=-4 \(of type int\)",
     ),
     case(
+        "fit-batch-size-past-int64",
+        lambda h: fit(h, X, Y, batch_size=2**64),
+        ValueError,
+        BATCH,
+        names=("batch_size",),
+        expected="positive integer",
+        received=r"batch_size=18446744073709551616 \(of type int\)",
+    ),
+    case(
+        "predict-steps-past-int64",
+        lambda h: predict(h, X, steps=2**63),
+        ValueError,
+        "got an invalid `steps`",
+        caller="predict",
+        names=("steps",),
+        expected="positive integer below",
+        received=r"steps=9223372036854775808",
+    ),
+    case(
         "fit-batch-size-float",
         lambda h: fit(h, X, Y, batch_size=2.0),
         ValueError,
@@ -784,7 +803,7 @@ CASES = [
         ValueError,
         "got an invalid `steps_per_epoch`",
         names=("steps_per_epoch",),
-        expected="a positive integer, or -1",
+        expected="a positive integer below 2\\*\\*63, or -1",
         received=r"steps_per_epoch=0 \(of type int\)",
     ),
     case(
@@ -821,7 +840,7 @@ CASES = [
         "got an invalid `steps`",
         caller="evaluate",
         names=("steps",),
-        expected="`steps` is None or a positive integer",
+        expected="`steps` is None or a positive integer below 2\\*\\*63",
         received=r"steps=-1",
     ),
     case(

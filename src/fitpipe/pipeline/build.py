@@ -63,12 +63,13 @@ def check_positive_int(value: Any, name: str, caller: str) -> None:
     """Raises the error of an invalid ``name`` unless ``value`` is None or a positive int."""
     if value is None:
         return
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value <= 0:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or not 0 < value < 2**63:
         raise FitpipeValueError(
             message(
                 caller,
                 f"got an invalid `{name}`",
-                f"`{name}` is a positive integer or None",
+                f"`{name}` is a positive integer (below 2**63: TensorFlow counts rows in int64) "
+                "or None",
                 f"Pass e.g. `{name}=32`",
                 **{name: value},
             )

@@ -54,13 +54,13 @@ def check_steps(value: Any, name: str, caller: str, allow_forever: bool = False)
     """Checks a step count: None or a positive int (or -1, meaning "forever", if allowed)."""
     if value is None:
         return None
-    if _is_int(value) and (value > 0 or (allow_forever and value == -1)):
+    if _is_int(value) and (0 < value < 2**63 or (allow_forever and value == -1)):
         return int(value)
     if allow_forever:
-        expected = f"`{name}` is None, a positive integer, or -1 (run until stopped, for inputs "
-        expected += "that never end)"
+        expected = f"`{name}` is None, a positive integer below 2**63, or -1 (run until "
+        expected += "stopped, for inputs that never end)"
     else:
-        expected = f"`{name}` is None or a positive integer"
+        expected = f"`{name}` is None or a positive integer below 2**63"
     raise _bad(caller, name, expected, f"{name}=100", value)
 
 
