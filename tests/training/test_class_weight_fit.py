@@ -196,6 +196,41 @@ def test_per_output_matches_keras_with_per_output_sample_weight(targets: str) ->
     )
 
 
+@pytest.mark.parametrize("form", ["dict", "frame", "weights"])
+def test_per_output_on_a_list_output_model_with_targets_by_name_matches_keras(form: str) -> None:
+    # A model of a list of outputs, its targets a dict by output name (what a Schema of
+    # several targets gives): the weights reach Keras' loss as a list in the outputs' order.
+    # As a dict they failed inside Keras' compiled loss with `KeyError: 0` (Keras itself
+    # fails so when given a dict of weights by output name for such a model).
+    import pandas as pd
+
+    weights = _per_output_sample_weight()
+    compile_kwargs = {
+        "optimizer": "adam",
+        "loss": ["sparse_categorical_crossentropy", "binary_crossentropy"],
+        "weighted_metrics": [["accuracy"], ["accuracy"]],
+    }
+    ref, twin = make_twins(lambda: _two_outputs(as_list=True))
+    api = compile_both(ref, twin, compile_kwargs)
+    fit = {"batch_size": 16, "epochs": 2, "shuffle": False, "verbose": 0}
+    h_ref = ref.fit(XC, [LABELS, BINARY], sample_weight=list(weights.values()), **fit)
+    y = {"out_a": LABELS, "out_b": BINARY}
+    if form == "frame":
+        frame = pd.DataFrame({f"f{i}": XC[:, i] for i in range(6)})
+        frame["a"], frame["b"] = LABELS, BINARY
+        schema = fitpipe.Schema(
+            features=[f"f{i}" for i in range(6)], targets={"out_a": "a", "out_b": "b"}
+        )
+        h_got = api.fit(frame, schema=schema, class_weight=PER_OUTPUT, **fit)
+    elif form == "weights":
+        h_got = api.fit(XC, y, sample_weight=weights, **fit)
+    else:
+        h_got = api.fit(XC, y, class_weight=PER_OUTPUT, **fit)
+    h_got.params.pop("class_weight", None)
+    assert_histories_close(h_ref, h_got)
+    assert_weights_close(ref, twin)
+
+
 def test_per_output_times_a_single_sample_weight() -> None:
     sw = np.linspace(0.2, 2.0, 96).astype("float32")
     y = {"out_a": LABELS, "out_b": BINARY}

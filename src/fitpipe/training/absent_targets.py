@@ -43,6 +43,7 @@ __all__ = [
     "restore_targets",
     "restored_targets",
     "target_layout",
+    "weights_for_keras",
     "without_absent_targets",
 ]
 
@@ -59,12 +60,16 @@ class TargetLayout:
         lossless: The names of the outputs compiled without a loss.
         stripped: Whether targets may have been left out (the loss of every output is
             known): a dict by position is then put back as a list, and only then.
+        listed: The model's outputs are a list or tuple: weights keyed by output name
+            reach Keras' compiled loss as a list in the outputs' order (it reads weights by
+            its outputs' positions: a dict of them failed with ``KeyError: 0``).
     """
 
     outputs: int
     names: tuple[str, ...]
     lossless: frozenset[str]
     stripped: bool = True
+    listed: bool = False
 
     @property
     def keys(self) -> frozenset[str]:
@@ -80,7 +85,15 @@ def target_layout(model: keras.Model) -> TargetLayout:
     lossless: frozenset[str] = frozenset()
     if losses is not None and len(names) == len(losses):
         lossless = frozenset(name for name, loss in zip(names, losses, strict=True) if loss is None)
-    return TargetLayout(len(outputs), names, lossless, losses is not None)
+    return TargetLayout(len(outputs), names, lossless, losses is not None, _listed(model))
+
+
+def _listed(model: keras.Model) -> bool:
+    """Whether the model's outputs are a list or tuple (False where not known yet)."""
+    try:
+        return isinstance(model.output, (list, tuple))
+    except (AttributeError, ValueError):  # a model never called has no output yet
+        return False
 
 
 def _by_position(structure: Any) -> bool:
@@ -123,6 +136,21 @@ def restored_targets(layout: TargetLayout, parts: tuple[Any, ...]) -> tuple[Any,
         return (restore_targets(layout, parts[0]),) if parts else parts
     y, weights = parts[0], parts[1]
     return (restore_targets(layout, y), restore_targets(layout, weights, y), *parts[2:])
+
+
+def weights_for_keras(layout: TargetLayout, parts: tuple[Any, ...]) -> tuple[Any, ...]:
+    """``(y, sample_weight, ...)`` with weights keyed by output name as Keras' loss reads them.
+
+    For a model whose outputs are a list, a dict of weights by output name becomes a list
+    in the outputs' order (``layout.listed``); Keras reads a dict ``y`` by output name
+    itself, but its weights by position. Anything else is returned as it is.
+    """
+    if len(parts) < 2 or not layout.listed:
+        return parts
+    weights = parts[1]
+    if not isinstance(weights, Mapping) or not weights or not set(weights) <= layout.keys:
+        return parts
+    return (parts[0], [weights.get(name) for name in layout.names], *parts[2:])
 
 
 def _keys(y: Any) -> list[Any]:

@@ -29,7 +29,7 @@ import tensorflow as tf
 from fitpipe.errors import FitpipeValueError, message
 from fitpipe.pipeline import ResidentRows
 from fitpipe.training.absent_inputs import dict_input_names, optional_inputs, restore_absent
-from fitpipe.training.absent_targets import restored_targets, target_layout
+from fitpipe.training.absent_targets import restored_targets, target_layout, weights_for_keras
 
 __all__ = [
     "absent_as_none",
@@ -185,7 +185,7 @@ def prepared_step(
         if len(data) == 1 and not isinstance(x, (tuple, list)):
             return step(x)  # Keras hands a lone `x` to the step unwrapped
         if len(data) > 1:  # targets (and weights) left out before adaptation back, as None
-            data = (x, *restored_targets(layout, data[1:]))
+            data = (x, *weights_for_keras(layout, restored_targets(layout, data[1:])))
         return step((x, *data[1:]))
 
     return run
