@@ -10,10 +10,12 @@ holds a terminal's colour codes.
 from __future__ import annotations
 
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.fs as pafs
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -62,6 +64,35 @@ def test_a_vacuumed_version_names_the_table_version_and_missing_file(
     assert f"its file {old[0]} is gone" in text
     assert "vacuum" in text and "Load a version whose files are kept" in text
     assert fitpipe.adapt(deltalake.DeltaTable(path), schema=SCHEMA, batch_size=4).num_batches == 1
+
+
+class _CountingFiles:
+    """The local filesystem's ``get_file_info``, counting the requests."""
+
+    def __init__(self) -> None:
+        self.local = pafs.LocalFileSystem()
+        self.asked: list[Any] = []
+
+    def get_file_info(self, paths: Any) -> Any:
+        self.asked.append(paths)
+        return self.local.get_file_info(paths)
+
+
+@pytest.mark.parametrize("gone", [None, 1, 3])
+def test_a_vacuum_check_asks_the_filesystem_once_for_all_files(
+    tmp_path: Path, gone: int | None
+) -> None:
+    from fitpipe.adapters.delta_tables import _missing_file
+
+    paths = [str(tmp_path / f"part-{i}.parquet") for i in range(5)]
+    missing = set() if gone is None else {gone, 4}  # the first missing one is named
+    for index, path in enumerate(paths):
+        if index not in missing:
+            Path(path).touch()
+    filesystem = _CountingFiles()
+    dataset = SimpleNamespace(files=paths, filesystem=filesystem)
+    assert _missing_file(dataset) == (None if gone is None else paths[gone])  # type: ignore[arg-type]
+    assert filesystem.asked == [paths]
 
 
 def test_a_reader_feature_deltalake_lacks_is_named_with_fixes_that_work(tmp_path: Path) -> None:

@@ -225,3 +225,48 @@ def test_inspect_checks_a_pattern_against_every_file(
     (tmp_path / "s.toml").write_text('features = "f*"\ntargets = "y"\n')
     main(["inspect", str(data), "--schema", str(tmp_path / "s.toml")])
     assert "found column 'f2', which a pattern of the schema matches" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("predict", [False, True], ids=["train", "predict"])
+def test_inspect_resolves_the_schema_once(
+    project: Path, capsys, monkeypatch: pytest.MonkeyPatch, predict: bool
+) -> None:
+    """Inspecting, then planning the source with the schema as given, resolve it once."""
+    from fitpipe.schemas import forms
+
+    made: list[object] = []
+    resolved = forms._resolved
+    monkeypatch.setattr(forms, "_last", None)
+    monkeypatch.setattr(forms, "_resolved", lambda *a: made.append(a) or resolved(*a))
+    (project / "s.json").write_text(json.dumps({"features": "f*", "targets": "y"}))
+    args = ["inspect", str(project / "data"), "--schema", str(project / "s.json")]
+    assert main(args + ["--predict"] * predict) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == "problems: none"
+    assert len(made) == 1
+
+
+def test_predict_checks_its_output_against_the_input_once(
+    trained: Path, capsys, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The CLI's check (folders and globs too) stands for predict's: the glob is read once."""
+    from fitpipe.training import outputs
+
+    asked: list[bool] = []
+    collision = outputs.input_collision
+    monkeypatch.setattr(outputs, "input_collision", lambda *a: asked.append(a[2]) or collision(*a))
+    out = trained / "once" / "p.parquet"
+    data, schema = str(trained / "data" / "*.parquet"), str(trained / "run" / "schema.json")
+    model = str(trained / "run" / "model.keras")
+    args = ["predict", "--model", model, "--data", data, "--schema", schema, "--output", str(out)]
+    assert main(args) == 0 and f"wrote: {out}" in capsys.readouterr().out
+    assert asked == [True]  # with `folders`, by the CLI
+
+
+def test_a_check_against_another_input_is_not_skipped(tmp_path: Path) -> None:
+    from fitpipe.training import check_not_input, checked_against
+
+    (tmp_path / "a.parquet").write_bytes(b"")
+    output, other = str(tmp_path / "a.parquet"), [str(tmp_path / "a.parquet")]
+    with checked_against(output, str(tmp_path / "b.parquet")):
+        with pytest.raises(fitpipe.errors.FitpipeValueError, match="is the input file"):
+            check_not_input(output, other)

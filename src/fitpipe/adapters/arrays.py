@@ -20,6 +20,7 @@ from fitpipe.adapters.base import AdaptRequest, ArraySource, Mode
 from fitpipe.adapters.capabilities import SourceBase
 from fitpipe.adapters.frame_arrays import check_frame, frame_fix, pandas_array, unmasked
 from fitpipe.adapters.kinds import ByType, of_library
+from fitpipe.adapters.nested import map_leaves
 from fitpipe.adapters.numbers import complex_error, dtype_refusal, tensor_dtype_refusal
 from fitpipe.adapters.sparse import is_sparse_array, to_sparse_tensor
 from fitpipe.adapters.torch_tensors import is_torch_tensor, torch_to_numpy
@@ -290,21 +291,14 @@ def convert_structure(value: Any, caller: str, path: str, *, takes_schema: bool 
                 **{path: value},
             )
         )
-    return _convert(value, caller, path, takes_schema)
 
-
-def _convert(value: Any, caller: str, path: str, takes_schema: bool) -> Any:
-    if is_array_like(value):
+    def leaf(value: Any, path: str) -> Any:
         return _convert_leaf(value, caller, path, takes_schema)
-    if isinstance(value, Mapping):
-        if not value:
-            raise _empty_structure(caller, path, value)
-        return {k: _convert(v, caller, f"{path}[{k!r}]", takes_schema) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        if not value:
-            raise _empty_structure(caller, path, value)
-        return tuple(_convert(v, caller, f"{path}[{i}]", takes_schema) for i, v in enumerate(value))
-    return _convert_leaf(value, caller, path, takes_schema)
+
+    def empty(value: Any, path: str) -> FitpipeValueError:
+        return _empty_structure(caller, path, value)
+
+    return map_leaves(value, path, leaf, is_leaf=is_array_like, empty=empty)
 
 
 def _empty_structure(caller: str, path: str, value: Any) -> FitpipeValueError:

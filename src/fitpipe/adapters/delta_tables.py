@@ -93,9 +93,14 @@ def table_dataset(table: Any, caller: str) -> pads.Dataset:
 
 
 def _missing_file(dataset: pads.FileSystemDataset) -> str | None:
-    """The first of the dataset's files its filesystem does not find; None if all are there."""
-    for path in dataset.files:
-        if dataset.filesystem.get_file_info(path).type == pafs.FileType.NotFound:
+    """The first of the dataset's files its filesystem does not find; None if all are there.
+
+    The filesystem is asked once for all of them (one listing, not a request per file).
+    """
+    paths = list(dataset.files)
+    infos = dataset.filesystem.get_file_info(paths)
+    for path, info in zip(paths, infos, strict=True):
+        if info.type == pafs.FileType.NotFound:
             return path
     return None
 

@@ -33,6 +33,7 @@ from typing import Any
 
 from fitpipe.adapters.base import AdaptRequest, BatchSource
 from fitpipe.adapters.batches import ErrorBox, normalize_batch, signature_of
+from fitpipe.adapters.nested import map_leaves
 from fitpipe.adapters.python_batches import PythonBatches
 from fitpipe.adapters.torch_tensors import is_torch_tensor, torch_to_numpy
 from fitpipe.errors import DataMismatchError, message
@@ -71,14 +72,12 @@ def _over_iterable(loader: Any) -> bool:
 
 
 def _converted(value: Any, path: str, where: Callable[[str], str], caller: str) -> Any:
-    if is_torch_tensor(value):
-        return torch_to_numpy(value, caller, where(path), _FIX_IN)
-    if isinstance(value, dict):
-        return {k: _converted(v, f"{path}[{k!r}]", where, caller) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        items = [_converted(v, f"{path}[{i}]", where, caller) for i, v in enumerate(value)]
-        return type(value)(*items) if is_namedtuple(value) else type(value)(items)
-    return value
+    def leaf(value: Any, path: str) -> Any:
+        if is_torch_tensor(value):
+            return torch_to_numpy(value, caller, where(path), _FIX_IN)
+        return value
+
+    return map_leaves(value, path, leaf, mappings=dict, keep_types=True)
 
 
 def loader_batch(element: Any, caller: str, index: int) -> Any:

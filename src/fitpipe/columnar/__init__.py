@@ -5,7 +5,8 @@ declared :class:`~fitpipe.schemas.Schema` (:mod:`~fitpipe.columnar.types`), conv
 columns of each role to arrays (:mod:`~fitpipe.columnar.convert`), finds and opens Parquet
 files, local or in object stores, with their partition columns (:mod:`~fitpipe.columnar.files`,
 :mod:`~fitpipe.columnar.sources`,
-:mod:`~fitpipe.columnar.storage`; :mod:`~fitpipe.columnar.places` tells whether an output
+:mod:`~fitpipe.columnar.storage`, :mod:`~fitpipe.columnar.uri_globs`;
+:mod:`~fitpipe.columnar.places` tells whether an output
 is one of the input's files), plans and reads Parquet sources by row group
 (:mod:`~fitpipe.columnar.parquet`, :mod:`~fitpipe.columnar.reading`), walks and sums their
 footer statistics
@@ -76,7 +77,6 @@ from fitpipe.columnar.storage import (
     WRITE,
     bucket_uri,
     display_path,
-    expand_uri,
     is_uri,
     local_file_path,
     local_target,
@@ -105,6 +105,7 @@ from fitpipe.columnar.types import (
     unknown_column,
     value_type,
 )
+from fitpipe.columnar.uri_globs import expand_uri
 from fitpipe.columnar.watch import file_status
 from fitpipe.columnar.write import write_atomically, write_json_atomically
 

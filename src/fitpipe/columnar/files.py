@@ -23,8 +23,9 @@ import pyarrow as pa
 import pyarrow.dataset as pads
 import pyarrow.types as pat
 
-from fitpipe.columnar.storage import display_path, expand_uri, hidden_below, is_uri
+from fitpipe.columnar.storage import display_path, hidden_below, is_uri
 from fitpipe.columnar.types import all_null_error, convertible, duplicate_error, unknown_column
+from fitpipe.columnar.uri_globs import expand_uri
 from fitpipe.errors import SchemaError, message
 from fitpipe.schemas import Role, Schema, column_listing
 
@@ -82,7 +83,7 @@ def expand_paths(x: Any, caller: str = "fit") -> list[str]:
     """The paths of ``x`` (one path or a list), globs expanded in sorted order.
 
     A URI's glob is matched against the keys listed under the folder above it
-    (:func:`~fitpipe.columnar.storage.expand_uri`).
+    (:func:`~fitpipe.columnar.uri_globs.expand_uri`).
     """
     paths = [os.fspath(p) for p in (x if isinstance(x, (list, tuple)) else [x])]
     found: list[str] = []

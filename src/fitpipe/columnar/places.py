@@ -26,10 +26,10 @@ from fitpipe.columnar.storage import (
     is_uri,
     local_file_path,
     store_path,
-    uri_glob_matches,
     uri_info,
 )
 from fitpipe.columnar.tables import TableFinder
+from fitpipe.columnar.uri_globs import uri_glob_matches
 
 __all__ = ["Place", "input_collision", "place_of"]
 

@@ -2,7 +2,8 @@
 
 Epoch semantics follow Keras: without ``steps_per_epoch`` every epoch is one full pass over a
 fresh iterator; with it, the iterator carries over between epochs and is restarted only when
-the data runs out, so consecutive epochs see consecutive batches.
+the data runs out, so consecutive epochs see consecutive batches. What an input that runs out
+is told (warnings, the no-batch error) is worded in :mod:`fitpipe.training.ran_out`.
 """
 
 from __future__ import annotations
@@ -15,12 +16,20 @@ from typing import Any
 import tensorflow as tf
 
 from fitpipe.adapters import RowBlocks, count_dataset
-from fitpipe.errors import FitpipeError, FitpipeValueError, FitpipeWarning, message, warn
+from fitpipe.errors import FitpipeError, FitpipeWarning, warn
 from fitpipe.pipeline import Pipeline, device_bytes
 from fitpipe.training import placement
 from fitpipe.training.batch_checks import BatchChecks
 from fitpipe.training.block_cursor import BlockCursor
 from fitpipe.training.input_report import EpochTiming
+from fitpipe.training.ran_out import (
+    RAN_OUT,
+    RAN_OUT_OF_STEPS,
+    RAN_OUT_VALIDATING,
+    RAN_SHORT,
+    no_step_error,
+    warn_no_step,
+)
 from fitpipe.training.step_errors import step_error
 from fitpipe.training.step_loops import RowCursor
 from fitpipe.training.steps import StepFunction
@@ -33,73 +42,6 @@ __all__ = [
     "no_step_error",
     "warn_no_step",
 ]
-
-_RAN_OUT = (
-    "Your input ran out of data; interrupting the epoch. Make sure that your dataset or "
-    "generator can generate at least `steps_per_epoch * epochs` batches (for a "
-    "`tf.data.Dataset`, `.repeat()` it)."
-)
-#: :attr:`EpochRunner.ran_out` of ``fit``'s validation runs.
-RAN_OUT_VALIDATING = (
-    "Your validation data ran out of data; interrupting the validation. Make sure that "
-    "`validation_data` gives at least `validation_steps` batches at every validation (for a "
-    "`tf.data.Dataset`, `.repeat()` it), or lower `validation_steps`."
-)
-#: :attr:`EpochRunner.ran_out` of ``evaluate`` and ``predict``.
-RAN_OUT_OF_STEPS = (
-    "Your input ran out of data before `steps` batches; the last batches were not run. Make "
-    "sure that your dataset or generator can generate at least `steps` batches (for a "
-    "`tf.data.Dataset`, `.repeat()` it), or lower `steps`."
-)
-#: The warning of a pass that ends before the batches its input's length promised.
-_RAN_SHORT = (
-    "Your input ran out of data; interrupting the pass after {steps} of the {known} batches "
-    "its length promised. Make sure that the input's length (`len()` of a DataLoader, of its "
-    "dataset or of a PyDataset) counts the batches it gives."
-)
-
-_NO_TRAINING_STEP = (
-    "Your input ran out of data; interrupting training. Epoch {epoch} ran no step, so it "
-    "reports no metrics and training stops after the last epoch that ran. Make sure that "
-    "your dataset or generator can generate at least `steps_per_epoch * epochs` batches "
-    "(for a `tf.data.Dataset`, `.repeat()` it; a Python generator can be iterated only once)."
-)
-_NO_VALIDATION_STEP = (
-    "Your validation data ran out of data: the validation after epoch {epoch} ran no step, so "
-    "that epoch reports no `val_` metrics. Make sure that `validation_data` gives at least "
-    "`validation_steps` batches at every validation (a Python generator can be iterated "
-    "only once; pass a `tf.data.Dataset`, a `keras.utils.PyDataset` or arrays instead)."
-)
-
-
-def warn_no_step(epoch: int, validation: bool = False) -> None:
-    """Warns that an epoch (or its validation) ran no step and so reports no metric.
-
-    Args:
-        epoch: The 0-based epoch.
-        validation: True for the validation run after the epoch.
-
-    """
-    text = _NO_VALIDATION_STEP if validation else _NO_TRAINING_STEP
-    warn(text.format(epoch=epoch + 1), FitpipeWarning)
-
-
-def no_step_error(caller: str, x: Any) -> FitpipeValueError:
-    """The error of a ``fit``, ``evaluate`` or ``predict`` whose input ``x`` gave no batch.
-
-    ``fit``'s when the first epoch it runs gets no batch (a later one that gets none ends
-    training with :func:`warn_no_step`).
-    """
-    return FitpipeValueError(
-        message(
-            caller,
-            "ran no step: the input gave no batch",
-            f"`{caller}` needs at least one batch (a result from no data would be made up)",
-            "Check that the input is not empty or already consumed (a Python generator can be "
-            "iterated only once)",
-            x=x,
-        )
-    )
 
 
 def _held(dataset: Any) -> float:
@@ -133,7 +75,7 @@ class EpochRunner:
         self._passes = 0
         self._skip = 0
         self.ran_nothing = False
-        self.ran_out = _RAN_OUT  # the warning of a pass cut short (another for validation)
+        self.ran_out = RAN_OUT  # the warning of a pass cut short (another for validation)
         #: Value checks of the batches (labels in range, finite weights), or None.
         self.checks: BatchChecks | None = None
         self._rows_checked = False
@@ -486,7 +428,7 @@ class EpochRunner:
         if self.steps_per_epoch or step == first:
             self._ran_out(step == first)
         elif limit is not None:
-            warn(_RAN_SHORT.format(steps=step, known=limit), FitpipeWarning)
+            warn(RAN_SHORT.format(steps=step, known=limit), FitpipeWarning)
 
     def _ran_out(self, before_first_step: bool) -> None:
         if not before_first_step:

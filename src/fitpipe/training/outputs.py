@@ -44,6 +44,7 @@ from fitpipe.columnar import (
 from fitpipe.errors import FitpipeTypeError, FitpipeValueError, message
 from fitpipe.pipeline import adapted_source
 from fitpipe.schemas import as_schema
+from fitpipe.training.checked_outputs import already_checked
 from fitpipe.training.output_columns import (
     SEPARATOR,
     OutputColumns,
@@ -302,6 +303,8 @@ def check_not_input(output: str, x: Any, folders: bool = False, caller: str = "p
     Raises:
         FitpipeValueError: Naming the input path it collides with.
     """
+    if not folders and already_checked(output, x):
+        return  # checked with `folders` already (a stricter check of the same paths)
     where = input_collision(output, x, folders, caller)
     if where:
         raise _output_error(
