@@ -63,7 +63,11 @@ def check_positive_int(value: Any, name: str, caller: str) -> None:
     """Raises the error of an invalid ``name`` unless ``value`` is None or a positive int."""
     if value is None:
         return
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or not 0 < value < 2**63:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, numbers.Integral)
+        or not 0 < int(value) < 2**63
+    ):
         raise FitpipeValueError(
             message(
                 caller,
