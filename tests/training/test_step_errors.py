@@ -233,3 +233,31 @@ def test_sparse_targets_a_loss_fails_on_are_noted_with_the_fix(loss: str, method
     note = " ".join(getattr(info.value, "__notes__", []))
     assert "y=sparse float32(" in note and SPARSE_TARGETS in note, note
     assert "y.toarray()" in note and "tf.sparse.to_dense(y)" in note
+
+
+@pytest.mark.parametrize(
+    ("method", "rows", "batch_size"),
+    [("fit", 30, None), ("fit", 30, 8), ("evaluate", 24, 6), ("predict", 24, None)],
+)
+def test_a_model_of_a_fixed_batch_size_names_it_in_the_fix(
+    method: str, rows: int, batch_size: int | None
+) -> None:
+    # A stateful RNN (or `keras.Input(batch_shape=...)`) takes batches of one size: a batch of
+    # another (the default 32, a shorter last one) fails in the step; the fix says the size.
+    inputs = keras.Input(batch_shape=(8, 5, 2))
+    hidden = keras.layers.LSTM(4, stateful=True)(inputs)
+    trainer = fitpipe.Trainer(keras.Model(inputs, keras.layers.Dense(1)(hidden)))
+    trainer.compile(optimizer="sgd", loss="mse")
+    x = np.zeros((rows, 5, 2), "float32")
+    args = (x,) if method == "predict" else (x, x[:, 0, :1])
+    with pytest.raises(DataMismatchError, match=r"batches of exactly 8 rows.*`batch_size=8`"):
+        getattr(trainer, method)(*args, batch_size=batch_size, verbose=0)
+    trainer.fit(x[:16], x[:16, 0, :1], batch_size=8, shuffle=False, verbose=0)  # as it must
+
+
+def test_a_model_of_any_batch_size_gets_no_batch_size_fix() -> None:
+    trainer = fitpipe.Trainer(keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)]))
+    trainer.compile(optimizer="sgd", loss="mse")
+    with pytest.raises(DataMismatchError) as caught:
+        trainer.fit(np.zeros((8, 3), "float32"), np.zeros((8, 4), "float32"), verbose=0)
+    assert "batches of exactly" not in str(caught.value)

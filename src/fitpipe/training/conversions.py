@@ -188,6 +188,7 @@ def prepared_step(
             data = (x, *weights_for_keras(layout, restored_targets(layout, data[1:])))
         return step((x, *data[1:]))
 
+    run.__wrapped__ = step  # type: ignore[attr-defined]  # (the model's step, for messages)
     return run
 
 

@@ -281,7 +281,13 @@ class EpochRunner:
             failure = (
                 self._check_error(err, function)
                 or self.pipeline.take_error()
-                or step_error(err, function.caller, self.pipeline.element_spec, self.device_bytes)
+                or step_error(
+                    err,
+                    function.caller,
+                    self.pipeline.element_spec,
+                    self.device_bytes,
+                    function.step,
+                )
             )
         if failure is not None:
             # Raised outside the `except` block, with the iterator dropped: no reference cycle

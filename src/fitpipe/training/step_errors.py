@@ -141,7 +141,7 @@ def _reason(err: BaseException) -> str:
 
 
 def step_error(
-    err: BaseException, caller: str, element_spec: Any, device_bytes: int = 0
+    err: BaseException, caller: str, element_spec: Any, device_bytes: int = 0, step: Any = None
 ) -> BaseException:
     """Words a failure of the model's step on the input's batches as a fitpipe error.
 
@@ -159,6 +159,10 @@ def step_error(
         element_spec: The batches' spec.
         device_bytes: Bytes of the input's rows copied to the step's accelerator for the
             call (``fitpipe.pipeline.device_rows``), named in that note.
+        step: The model's step method (``model.train_step``, or a function wrapping it as
+            ``__wrapped__``): a model whose inputs take
+            batches of a fixed size (``keras.Input(batch_shape=...)``, a stateful RNN's)
+            gets that size named in the fix.
 
     Returns:
         A ``FitpipeTypeError`` (for a ``TypeError``), a ``DataMismatchError``, or ``err``
@@ -176,13 +180,31 @@ def step_error(
             f"could not run the model on the input's batches ({type(err).__name__}: {text})",
             "Each batch's inputs, targets and weights must fit the model's inputs, outputs "
             "and loss in structure, shape and dtype",
-            "Compare the batches with `model.summary()` and the loss, and convert or reshape "
-            "the data",
+            _fixed_batch_fix(getattr(getattr(step, "__wrapped__", step), "__self__", None))
+            or "Compare the batches with `model.summary()` and the loss, and convert or "
+            "reshape the data",
             batches=raw(spec_text(element_spec)),
         )
     )
     failure.__cause__ = err
     return failure
+
+
+def _fixed_batch_fix(model: Any) -> str | None:
+    """The fix for a model whose inputs take batches of a fixed size; None for any other."""
+    sizes = set()
+    for tensor in getattr(model, "inputs", None) or []:
+        shape = getattr(tensor, "shape", None)
+        sizes.add(shape[0] if shape else None)
+    if len(sizes) != 1 or None in sizes:
+        return None
+    size = sizes.pop()
+    return (
+        f"The model takes batches of exactly {size} rows (its inputs' batch size, as "
+        f"`keras.Input(batch_shape=({size}, ...))` or a stateful layer sets it): pass "
+        f"`batch_size={size}`, with a number of rows divisible by {size} (or `steps` that "
+        "stop before a shorter last batch)"
+    )
 
 
 def _out_of_memory(err: BaseException, caller: str, device_bytes: int) -> BaseException:

@@ -494,5 +494,5 @@ class StepFunction:
         except FitpipeError:
             raise
         except (tf.errors.OpError, ValueError, TypeError) as err:
-            failure = step_error(err, caller or self.caller, spec)
+            failure = step_error(err, caller or self.caller, spec, 0, self.step)
         raise failure
