@@ -260,6 +260,15 @@ class EpochRunner:
             raise
         self._compiling += time.perf_counter() - begin  # tracing (a no-op once traced)
 
+    def _failure(self, err: BaseException, function: StepFunction) -> BaseException:
+        """What a failed call raises: a value check's error, the input's, or the step's."""
+        spec, step = self.pipeline.element_spec, function.step
+        return (
+            self._check_error(err, function)
+            or self.pipeline.take_error()
+            or step_error(err, function.caller, spec, self.device_bytes, step)
+        )
+
     def _call(self, function: StepFunction, n: int, execution: ExecutionSize) -> tuple[int, Any]:
         held = n <= self._held  # read synchronously (see `step_loops.iterator_fetch`)
         # Timed from before the preparation: a call after a trace there compiles what was
@@ -278,17 +287,7 @@ class EpochRunner:
             self._drop()
             raise
         except (tf.errors.OpError, ValueError, TypeError) as err:
-            failure = (
-                self._check_error(err, function)
-                or self.pipeline.take_error()
-                or step_error(
-                    err,
-                    function.caller,
-                    self.pipeline.element_spec,
-                    self.device_bytes,
-                    function.step,
-                )
-            )
+            failure = self._failure(err, function)
         if failure is not None:
             # Raised outside the `except` block, with the iterator dropped: no reference cycle
             # through TensorFlow's error keeps the input's threads alive.
