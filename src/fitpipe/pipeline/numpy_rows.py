@@ -78,7 +78,7 @@ class NumpyOrder:
         self._order: np.ndarray | None = None
         self._lock = threading.Lock()
         #: The dtype of the indices handed out (the order itself may be unsigned).
-        self.dtype = np.int32 if num_samples < 2**31 else np.int64
+        self.dtype = index_dtype(num_samples).as_numpy_dtype
         if shuffled and not blocks:
             _check_order_memory(num_samples)
 
