@@ -34,6 +34,7 @@ from fitpipe.columnar.convert import (
     take_rows_into,
     tensor_array,
 )
+from fitpipe.columnar.converted_size import converted_bytes
 from fitpipe.columnar.files import (
     INT96_UNIT,
     ColumnTypes,
@@ -59,7 +60,6 @@ from fitpipe.columnar.parquet import (
     ParquetPlan,
     Piece,
     Span,
-    converted_bytes,
     plan_source,
     read_pool,
     read_span,
