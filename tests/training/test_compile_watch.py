@@ -98,7 +98,7 @@ def test_a_compile_in_a_callback_stops_fit_before_any_further_step(
     target = runner.model if flavour == "trainer" else runner
     runner.compile(optimizer="sgd", loss="mse", metrics=["mae"])
     validation = {"validation_data": (X[:32], Y[:32])} if hook == "on_test_end" else {}
-    with pytest.raises(RecompiledError, match=r"`fit` cannot go on: a callback compiled"):
+    with pytest.raises(RecompiledError, match=r"`fit` cannot go on: the model was compiled again"):
         runner.fit(
             **_inputs(kind), epochs=3, shuffle=False, callbacks=[callback], verbose=0, **validation
         )
@@ -154,3 +154,45 @@ def test_fit_after_the_refusal_trains_with_the_new_compile() -> None:
     history = trainer.fit(X, Y, batch_size=16, epochs=2, verbose=0)
     assert set(history.history) == {"loss", "mse"}
     assert isinstance(trainer.model.optimizer, keras.optimizers.Adam)
+
+
+class RecompileInTest(keras.callbacks.Callback):
+    """Compiles the model again at its ``at``-th test batch."""
+
+    def __init__(self, at: int) -> None:
+        super().__init__()
+        self.at = at
+
+    def on_test_batch_end(self, batch: int, logs: Any = None) -> None:
+        if batch == self.at:
+            self.model.compile(optimizer="adam", loss="mae", metrics=["mse"])
+
+
+@pytest.mark.parametrize("at", [0, 2, 5])
+@pytest.mark.parametrize("kind", ["numpy", "generator"])
+def test_a_compile_during_evaluate_is_named(at: int, kind: str) -> None:
+    """It failed reading the new metrics, with Keras' raw "has not yet been built"."""
+    trainer = fitpipe.Trainer(_model())
+    trainer.compile(optimizer="sgd", loss="mse", metrics=["mae"])
+    inputs = _inputs(kind)
+    if kind == "generator":
+        inputs["steps"] = inputs.pop("steps_per_epoch")
+    with pytest.raises(RecompiledError, match=r"`evaluate` cannot go on: the model was compiled"):
+        trainer.evaluate(**inputs, callbacks=[RecompileInTest(at)], verbose=0)
+    logs = trainer.evaluate(X, Y, batch_size=16, verbose=0, return_dict=True)
+    assert set(logs) == {"loss", "mse"}  # the new compile's, once the call is over
+
+
+def test_a_compile_during_fit_validation_is_named_for_fit() -> None:
+    trainer = fitpipe.Trainer(_model())
+    trainer.compile(optimizer="sgd", loss="mse", metrics=["mae"])
+    with pytest.raises(RecompiledError, match=r"`fit` cannot go on: .* `on_test_batch_end`"):
+        trainer.fit(
+            X,
+            Y,
+            batch_size=16,
+            epochs=2,
+            validation_data=(X[:48], Y[:48]),
+            callbacks=[RecompileInTest(1)],
+            verbose=0,
+        )

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 import fitpipe
-from fitpipe.errors import ConcurrentUseError
+from fitpipe.errors import ConcurrentUseError, RecompiledError
 
 X = np.random.default_rng(0).random((64, 4)).astype("float32")
 Y = X.sum(axis=1, keepdims=True)
@@ -58,6 +58,7 @@ SECOND: dict[str, Callable[[fitpipe.Trainer], Any]] = {
     "evaluate": lambda t: t.evaluate(X, Y, verbose=0),
     "train_on_batch": lambda t: t.train_on_batch(X[:8], Y[:8]),
     "test_on_batch": lambda t: t.test_on_batch(X[:8], Y[:8]),
+    "compile": lambda t: t.compile(optimizer="sgd", loss="mse", metrics=["mae"]),
 }
 
 
@@ -125,3 +126,17 @@ def test_a_failed_call_frees_the_model_for_other_threads() -> None:
     with ThreadPoolExecutor(1) as pool:
         logs = pool.submit(trainer.evaluate, X, Y, verbose=0, return_dict=True).result(60)
     assert set(logs) == {"loss", "mae"}
+
+
+@pytest.mark.parametrize("running", list(RUNNING))
+def test_keras_own_compile_from_another_thread_is_found(running: str) -> None:
+    """Keras' ``model.compile`` cannot be refused: the run stops with an error that says so.
+
+    ``evaluate`` failed reading the new, unbuilt metrics (Keras' "has not yet been built");
+    ``fit``'s error said a callback had compiled.
+    """
+    trainer = _trainer()
+    compile_ = lambda: trainer.model.compile(optimizer="adam", loss="mae")  # noqa: E731
+    pattern = rf"`{running}` cannot go on: the model was compiled again .* or another thread's"
+    with pytest.raises(RecompiledError, match=pattern):
+        _while_running(running, trainer, compile_)

@@ -5,7 +5,10 @@ the model again replaces the optimizer and metrics that step updates: the run we
 the old step (a whole epoch, its weights moved), then failed reading the new, unbuilt
 metrics ("Cannot get result() since the metric has not yet been built"). Keras stops at the
 next step too (its train function is gone), with ``'NoneType' object is not callable``.
-fitpipe stops where the hook that compiled returns, and says why.
+fitpipe stops where the hook that compiled returns, and says why. A compile from another
+thread (Keras' own ``model.compile``, which fitpipe cannot refuse as it refuses
+``Trainer.compile``) is found at the same checks, and ``evaluate`` checks once its batches ran
+(it failed reading the new metrics, with Keras' "has not yet been built").
 """
 
 from __future__ import annotations
@@ -36,11 +39,13 @@ class CompileWatch:
     """The optimizer and metrics a model was compiled with when ``fit`` began (held).
 
     Args:
-        model: The model being trained.
+        model: The model being trained (or evaluated).
+        caller: The public method that runs, for the error.
     """
 
-    def __init__(self, model: keras.Model) -> None:
+    def __init__(self, model: keras.Model, caller: str = "fit") -> None:
         self.model = model
+        self.caller = caller
         self.optimizer = getattr(model, "optimizer", None)
         #: Held, so that no id is reused; a model of several outputs adds loss trackers
         #: at its first step (checked to be kept, not to be all).
@@ -62,14 +67,17 @@ class CompileWatch:
     def _error(self, hook: str) -> RecompiledError:
         optimizer: Any = getattr(self.model, "optimizer", None)
         new = "the same" if optimizer is self.optimizer else "a new"
+        caller = self.caller
         return RecompiledError(
             message(
-                "fit",
-                f"cannot go on: a callback compiled the model again during it (in {hook})",
-                "`fit` trains with the step of the compile before it; a `compile` during it "
+                caller,
+                "cannot go on: the model was compiled again during it (found after "
+                f"{hook}: a callback's `compile`, or another thread's)",
+                f"`{caller}` runs the step of the compile before it; a `compile` during it "
                 "replaces the optimizer and metrics that step updates, so no further step "
                 "ran (Keras stops there too)",
-                "Compile before `fit`. To change the learning rate during training, set "
+                f"Compile before `{caller}`, and not while another thread trains or evaluates "
+                "the model. To change the learning rate during training, set "
                 "`self.model.optimizer.learning_rate` (or use "
                 "`keras.callbacks.LearningRateScheduler`); to change the loss or optimizer, "
                 "set `self.model.stop_training = True` in the callback, then compile and "

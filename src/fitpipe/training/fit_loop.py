@@ -204,7 +204,7 @@ class FitLoop:
         """The validation after ``epoch``: its ``val_`` metrics added to ``logs``."""
         later = range(epoch + 1, self.settings.epochs)
         runner.passes_after = sum(1 for e in later if self._validates(e))
-        val_logs = evaluate_loop(self.model, self.state, runner, self.cbs, self.execution)
+        val_logs = evaluate_loop(self.model, self.state, runner, self.cbs, self.execution, "fit")
         if val_logs is None:
             warn_no_step(epoch, validation=True)
         else:

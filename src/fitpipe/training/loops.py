@@ -22,6 +22,7 @@ from fitpipe.training import callbacks as callbacks_mod
 from fitpipe.training import distribute, sharing
 from fitpipe.training.batch_checks import BatchChecks
 from fitpipe.training.collect import merge_predictions, settle, to_results
+from fitpipe.training.compile_watch import CompileWatch
 from fitpipe.training.epochs import RAN_OUT_OF_STEPS, EpochRunner
 from fitpipe.training.inputs import check_model_inputs
 from fitpipe.training.logs import epoch_logs
@@ -38,6 +39,7 @@ def evaluate_loop(
     runner: EpochRunner,
     cbs: keras.callbacks.CallbackList,
     execution: ExecutionSize,
+    caller: str = "evaluate",
 ) -> dict[str, Any] | None:
     """Runs one evaluation; None when the input gave no batch (there is no result).
 
@@ -47,9 +49,11 @@ def evaluate_loop(
         runner: The runner of the pipeline evaluated (restarted first).
         cbs: The callbacks (``fit``'s, for its validations).
         execution: The steps per compiled call.
+        caller: The public method (``fit`` for its validations), for the errors.
     """
     model.reset_metrics()
     model.stop_evaluating = False
+    watch = CompileWatch(model, caller)
     cbs.on_test_begin()
     runner.restart()
     _, last = runner.run(
@@ -60,6 +64,7 @@ def evaluate_loop(
         lambda: bool(model.stop_evaluating),
     )
     runner.pipeline.on_epoch_end()
+    watch.check("`on_test_begin`, `on_test_batch_begin` or `on_test_batch_end`")
     logs = None if runner.ran_nothing else epoch_logs(model, last)
     cbs.on_test_end(logs or {})
     return logs

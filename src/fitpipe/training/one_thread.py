@@ -4,7 +4,8 @@
 model's one set of metrics (and ``fit`` and ``train_on_batch`` its weights): run from two
 threads at once on one model they reported each other's numbers, silently (evaluate from
 24 threads: 24 wrong results; Keras' own calls do the same). fitpipe refuses the second
-thread's call while the first runs. The same thread may call again inside a call (a
+thread's call while the first runs, and a ``compile`` from another thread meanwhile (it
+replaces the optimizer and metrics the running call updates). The same thread may call again inside a call (a
 callback's ``evaluate`` during ``fit``, as in Keras); ``predict`` and ``predict_on_batch``
 touch no metric and run from any thread.
 """
@@ -52,8 +53,8 @@ def _busy(caller: str, running: str) -> ConcurrentUseError:
             caller,
             f"cannot run on this model while another thread runs `{running}` on it",
             "`fit`, `evaluate`, `train_on_batch` and `test_on_batch` reset and update the "
-            "model's one set of metrics (and training its weights): run at once, each "
-            "reports the other's numbers",
+            "model's one set of metrics (and training its weights), which `compile` replaces: "
+            "run at once, each reports the other's numbers",
             "Run them one after the other (e.g. behind one `threading.Lock`), or give each "
             "thread its own model (`keras.models.clone_model(model)`, then `set_weights`); "
             "`predict` and `predict_on_batch` may run from any thread",

@@ -96,6 +96,7 @@ class Trainer(EvaluatePredictMethods, OnBatchMethods):
         return (_restored_trainer, (type(self), self.model, spe, jit), extra or None)
 
     # ------------------------------------------------------------------------------ compile
+    @one_thread_at_a_time
     @worded_keywords
     def compile(
         self,
