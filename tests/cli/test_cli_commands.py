@@ -227,24 +227,6 @@ def test_inspect_checks_a_pattern_against_every_file(
     assert "found column 'f2', which a pattern of the schema matches" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("predict", [False, True], ids=["train", "predict"])
-def test_inspect_resolves_the_schema_once(
-    project: Path, capsys, monkeypatch: pytest.MonkeyPatch, predict: bool
-) -> None:
-    """Inspecting, then planning the source with the schema as given, resolve it once."""
-    from fitpipe.schemas import forms
-
-    made: list[object] = []
-    resolved = forms._resolved
-    monkeypatch.setattr(forms, "_last", None)
-    monkeypatch.setattr(forms, "_resolved", lambda *a: made.append(a) or resolved(*a))
-    (project / "s.json").write_text(json.dumps({"features": "f*", "targets": "y"}))
-    args = ["inspect", str(project / "data"), "--schema", str(project / "s.json")]
-    assert main(args + ["--predict"] * predict) == 0
-    assert capsys.readouterr().out.splitlines()[-1] == "problems: none"
-    assert len(made) == 1
-
-
 def test_predict_checks_its_output_against_the_input_once(
     trained: Path, capsys, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -72,7 +72,16 @@ def planned(
         if not isinstance(x, pads.Dataset):  # a missing path before a missing schema
             existing_paths(x, caller)
         schema = require_schema(request, what)
-        return plan_source(x, schema, caller, mode, name, written=request.chunks, table=table)
+        return plan_source(
+            x,
+            schema,
+            caller,
+            mode,
+            name,
+            written=request.chunks,
+            table=table,
+            resolved=request.resolved_schema,
+        )
 
     if request.share is None:
         return plan()
