@@ -244,11 +244,20 @@ def test_predict_checks_its_output_against_the_input_once(
     assert asked == [True]  # with `folders`, by the CLI
 
 
-def test_a_check_against_another_input_is_not_skipped(tmp_path: Path) -> None:
-    from fitpipe.training import check_not_input, checked_against
+def test_a_direct_predict_checks_its_output_against_the_input(
+    trained: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Out of the CLI, ``Trainer.predict`` makes its own check (without `folders`), once."""
+    from fitpipe.training import outputs
 
-    (tmp_path / "a.parquet").write_bytes(b"")
-    output, other = str(tmp_path / "a.parquet"), [str(tmp_path / "a.parquet")]
-    with checked_against(output, str(tmp_path / "b.parquet")):
-        with pytest.raises(fitpipe.errors.FitpipeValueError, match="is the input file"):
-            check_not_input(output, other)
+    asked: list[bool] = []
+    collision = outputs.input_collision
+    monkeypatch.setattr(outputs, "input_collision", lambda *a: asked.append(a[2]) or collision(*a))
+    trainer = fitpipe.Trainer(keras.saving.load_model(trained / "run" / "model.keras"))
+    data = str(trained / "data" / "*.parquet")
+    schema = fitpipe.Schema(FEATURES, "y", passthrough=["id"])
+    out = trained / "direct.parquet"
+    assert trainer.predict(data, schema=schema, output=str(out), verbose=0) == str(out)
+    assert asked == [False]
+    with pytest.raises(fitpipe.errors.FitpipeValueError, match="is the input file"):
+        trainer.predict(str(out), schema=schema, output=str(out), verbose=0)
