@@ -227,24 +227,6 @@ def test_inspect_checks_a_pattern_against_every_file(
     assert "found column 'f2', which a pattern of the schema matches" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("predict", [False, True], ids=["train", "predict"])
-def test_inspect_resolves_the_schema_once(
-    project: Path, capsys, monkeypatch: pytest.MonkeyPatch, predict: bool
-) -> None:
-    """Inspecting, then planning the source with the schema as given, resolve it once."""
-    from fitpipe.schemas import forms
-
-    made: list[object] = []
-    resolved = forms._resolved
-    monkeypatch.setattr(forms, "_last", None)
-    monkeypatch.setattr(forms, "_resolved", lambda *a: made.append(a) or resolved(*a))
-    (project / "s.json").write_text(json.dumps({"features": "f*", "targets": "y"}))
-    args = ["inspect", str(project / "data"), "--schema", str(project / "s.json")]
-    assert main(args + ["--predict"] * predict) == 0
-    assert capsys.readouterr().out.splitlines()[-1] == "problems: none"
-    assert len(made) == 1
-
-
 def test_predict_checks_its_output_against_the_input_once(
     trained: Path, capsys, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -262,11 +244,20 @@ def test_predict_checks_its_output_against_the_input_once(
     assert asked == [True]  # with `folders`, by the CLI
 
 
-def test_a_check_against_another_input_is_not_skipped(tmp_path: Path) -> None:
-    from fitpipe.training import check_not_input, checked_against
+def test_a_direct_predict_checks_its_output_against_the_input(
+    trained: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Out of the CLI, ``Trainer.predict`` makes its own check (without `folders`), once."""
+    from fitpipe.training import outputs
 
-    (tmp_path / "a.parquet").write_bytes(b"")
-    output, other = str(tmp_path / "a.parquet"), [str(tmp_path / "a.parquet")]
-    with checked_against(output, str(tmp_path / "b.parquet")):
-        with pytest.raises(fitpipe.errors.FitpipeValueError, match="is the input file"):
-            check_not_input(output, other)
+    asked: list[bool] = []
+    collision = outputs.input_collision
+    monkeypatch.setattr(outputs, "input_collision", lambda *a: asked.append(a[2]) or collision(*a))
+    trainer = fitpipe.Trainer(keras.saving.load_model(trained / "run" / "model.keras"))
+    data = str(trained / "data" / "*.parquet")
+    schema = fitpipe.Schema(FEATURES, "y", passthrough=["id"])
+    out = trained / "direct.parquet"
+    assert trainer.predict(data, schema=schema, output=str(out), verbose=0) == str(out)
+    assert asked == [False]
+    with pytest.raises(fitpipe.errors.FitpipeValueError, match="is the input file"):
+        trainer.predict(str(out), schema=schema, output=str(out), verbose=0)

@@ -267,26 +267,3 @@ def test_pandas_frame_reads_selectors_through_its_columns():
     frame = pd.DataFrame({"id": [1, 2], "a1": [0.5, 1.5], "a2": [2.0, 3.0], "y": [0, 1]})
     pipeline = fitpipe.adapt(frame, schema={"features": "a?", "targets": "y"})
     np.testing.assert_array_equal(first_x(pipeline), [[0.5, 2.0], [1.5, 3.0]])
-
-
-def test_a_resolution_is_remembered_for_the_same_schema_and_columns(monkeypatch):
-    """Asked again for the same schema and columns (and no more roles), it is not redone."""
-    from fitpipe.schemas import forms
-
-    made: list[object] = []
-    resolved = forms._resolved
-    monkeypatch.setattr(forms, "_last", None)
-    monkeypatch.setattr(forms, "_resolved", lambda *a: made.append(a) or resolved(*a))
-    schema = fitpipe.Schema("f*", "y", passthrough=["p*"])
-    names = ["f0", "f1", "y", "p0"]
-    first = schema.resolve(names, "a", "fit")  # every role
-    assert schema.resolve(list(names), "b", "predict", (Role.FEATURE,)) is first
-    assert len(made) == 1
-    fitpipe.Schema("f*", "y", passthrough=["p*"]).resolve(names)  # an equal schema: redone
-    schema.resolve(names[:-1], roles=(Role.FEATURE,))  # other columns: redone
-    assert len(made) == 3
-    schema.resolve(names[:-1], roles=(Role.FEATURE,))
-    assert len(made) == 3
-    with pytest.raises(SchemaError, match="'p\\*'"):  # more roles read than remembered
-        schema.resolve(names[:-1])
-    assert len(made) == 4

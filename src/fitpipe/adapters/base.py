@@ -25,7 +25,7 @@ import tensorflow as tf
 
 from fitpipe.adapters.capabilities import BatchSourceBase, RowBlocks, SourceBase
 from fitpipe.errors import UnsupportedArgumentError, message
-from fitpipe.schemas import Mode
+from fitpipe.schemas import Mode, Schema
 
 __all__ = [
     "ADAPT_ARGUMENTS",
@@ -153,6 +153,11 @@ class AdaptRequest:
             layer's ``fitpipe.adapt``): an Arrow table without a schema or ``y`` is then one
             2-D input, as an array is. False (``fit``, ``evaluate``): such a table is
             refused, its targets most likely among its columns.
+        resolved_schema: ``schema`` already resolved against the source's columns, reading
+            at least ``mode``'s roles (``fitpipe inspect`` resolves it to check it first):
+            a Parquet plan takes it rather than resolving ``schema`` again, and still
+            checks ``schema``'s own selectors against every file. None: resolved when
+            planned.
 
     """
 
@@ -172,6 +177,7 @@ class AdaptRequest:
     one_batch: bool = False
     steps_name: str = "steps"
     targets_optional: bool = False
+    resolved_schema: Schema | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.mode, Mode):

@@ -26,6 +26,7 @@ from fitpipe.columnar import (
     plan_source,
 )
 from fitpipe.errors import FitpipeTypeError, message
+from fitpipe.schemas import Schema
 
 __all__ = ["SHUFFLE_BUFFER_BATCHES", "key_column", "planned", "shuffle_buffer_rows"]
 
@@ -69,10 +70,21 @@ def planned(
     caller, mode = request.caller, request.mode
 
     def plan() -> ParquetPlan:
-        if not isinstance(x, pads.Dataset):  # a missing path before a missing schema
+        # A missing path before a missing schema; with a schema, planning expands the paths
+        # first (once) and raises the same error.
+        if not isinstance(x, pads.Dataset) and not isinstance(request.schema, Schema):
             existing_paths(x, caller)
         schema = require_schema(request, what)
-        return plan_source(x, schema, caller, mode, name, written=request.chunks, table=table)
+        return plan_source(
+            x,
+            schema,
+            caller,
+            mode,
+            name,
+            written=request.chunks,
+            table=table,
+            resolved=request.resolved_schema,
+        )
 
     if request.share is None:
         return plan()

@@ -25,7 +25,7 @@ from fitpipe.cli.spec import RunSpec
 from fitpipe.columnar import is_uri, local_target, source_columns
 from fitpipe.errors import FitpipeValueError, message
 from fitpipe.schemas import Schema, closest_column, column_listing
-from fitpipe.training import Trainer, check_not_input, checked_against
+from fitpipe.training import Trainer, check_not_input, predict_checked_output
 
 __all__ = [
     "FitResult",
@@ -294,8 +294,5 @@ def run_predict(
         )
     loaded = load_keras(model, "fitpipe predict", "model", compile=False)
     level = (1 if sys.stdout.isatty() else 0) if verbose is None else min(verbose, 1)
-    with checked_against(checked, data):  # predict's own check would expand `data` again
-        written = Trainer(loaded).predict(
-            data, batch_size=batch_size, verbose=level, schema=declared, output=output
-        )
-    return str(written)
+    # checked above the strict way: predict's own check would expand `data` again
+    return predict_checked_output(Trainer(loaded), data, output, batch_size, level, declared)

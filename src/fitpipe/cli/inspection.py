@@ -144,6 +144,21 @@ def _problems(schema: Schema, report: Report, predict: bool) -> list[str]:
     return found
 
 
+def _request(
+    source: str, given: Schema, resolved: Schema, batch_size: int, predict: bool
+) -> AdaptRequest:
+    """The request that plans ``source``: the schema as given, with its resolution (not redone)."""
+    caller, mode = ("predict", Mode.PREDICT) if predict else ("fit", Mode.TRAIN)
+    return AdaptRequest(
+        x=source,
+        schema=given,
+        batch_size=batch_size,
+        caller=caller,
+        mode=mode,
+        resolved_schema=resolved,
+    )
+
+
 def inspect_source(
     source: str,
     schema: Schema | None = None,
@@ -201,10 +216,8 @@ def inspect_source(
     problems = _problems(schema, report, predict)
     if problems:
         return dataclasses.replace(report, problems=tuple(problems))
-    caller, mode = ("predict", Mode.PREDICT) if predict else ("fit", Mode.TRAIN)
-    request = AdaptRequest(x=source, schema=given, batch_size=batch_size, caller=caller, mode=mode)
     try:
-        with build_pipeline(request) as pipeline:
+        with build_pipeline(_request(source, given, schema, batch_size, predict)) as pipeline:
             spec = pipeline.element_spec
     except FitpipeError as err:
         return dataclasses.replace(report, problems=(str(err),))

@@ -19,12 +19,7 @@ import pyarrow as pa
 import pyarrow.dataset as pads
 import pyarrow.fs as pafs
 
-from fitpipe.columnar.files import (
-    ColumnTypes,
-    check_selectors,
-    file_error,
-    missing_in_first_file,
-)
+from fitpipe.columnar.files import ColumnTypes, check_selectors, file_error, missing_in_first_file
 from fitpipe.columnar.sources import open_dataset
 from fitpipe.columnar.storage import display_path
 from fitpipe.columnar.table_columns import FileColumns, Located, TableColumns, read_located
@@ -363,6 +358,7 @@ def plan_source(
     threads: int | None = None,
     written: bool = False,
     table: TableColumns | None = None,
+    resolved: Schema | None = None,
 ) -> ParquetPlan:
     """Plans the pieces of a Parquet source from metadata and checks the schema against it.
 
@@ -372,13 +368,15 @@ def plan_source(
     the path, or "the dataset"). ``written``: the passthrough columns are written as stored
     (``predict(..., output=)``), so one holding integers in one file and floats in another
     is refused. A ``table`` (a table format's files) gives the source's columns and where
-    each file holds them (:mod:`~fitpipe.columnar.table_columns`).
+    each file holds them (:mod:`~fitpipe.columnar.table_columns`). ``resolved``: ``schema``
+    resolved already for ``mode``'s roles, taken as it is (None: resolved here).
     """
     dataset = open_dataset(x, caller)
     roles = mode.roles
     name = source_name(x, name)
     columns = dataset.schema if table is None else table.schema
-    given, schema = schema, schema.resolve(columns.names, name, caller, roles)
+    given = schema
+    schema = schema.resolve(columns.names, name, caller, roles) if resolved is None else resolved
     needed = schema.columns(roles)
     types, repeated = field_types(columns)
     for column in needed:  # missing in the first file, repeated, or of a type never converted

@@ -25,7 +25,7 @@ from fitpipe.pipeline.distributed import (
     predistributed_without_strategy,
 )
 from fitpipe.pipeline.leaf_packing import Packing, held_specs, pack, plan_specs
-from fitpipe.pipeline.options import PipelineOptions
+from fitpipe.pipeline.options import INT64_BOUND, PipelineOptions
 from fitpipe.pipeline.row_chunks import Chunks
 from fitpipe.pipeline.service import check_address
 from fitpipe.pipeline.split import (
@@ -37,6 +37,7 @@ from fitpipe.pipeline.split import (
 )
 
 __all__ = [
+    "INT64_BOUND",
     "Chunks",
     "ClassWeightPlan",
     "DistributedPipeline",

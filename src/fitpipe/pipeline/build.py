@@ -43,7 +43,7 @@ from fitpipe.pipeline.class_weight_plan import source_class_weight
 from fitpipe.pipeline.class_weights import class_weight_table, weighted_dataset, weighted_shard
 from fitpipe.pipeline.core import Deferred, Pipeline, Shard
 from fitpipe.pipeline.device_rows import array_rows
-from fitpipe.pipeline.options import GIVEN_ORDER, PipelineOptions
+from fitpipe.pipeline.options import GIVEN_ORDER, INT64_BOUND, PipelineOptions
 from fitpipe.pipeline.service import check_address
 from fitpipe.pipeline.split import check_splittable
 from fitpipe.schemas import as_schema
@@ -66,7 +66,7 @@ def check_positive_int(value: Any, name: str, caller: str) -> None:
     if (
         isinstance(value, bool)
         or not isinstance(value, numbers.Integral)
-        or not 0 < int(value) < 2**63
+        or not 0 < int(value) < INT64_BOUND
     ):
         raise FitpipeValueError(
             message(

@@ -4,9 +4,8 @@ Arrays over :data:`fitpipe.limits.RESIDENT_BYTES_LIMIT` are never copied whole: 
 draws its row order in NumPy (:class:`NumpyOrder`, 4 bytes a row below 2**32 rows) and
 reads the rows it needs from the caller's memory. Through ``tf.data`` that is a
 ``numpy_function`` per batch (the input of a distributed ``fit``, or one on a ``tf.data``
-service); a trainer takes
-:class:`ArrayBlocks` instead: the rows of many batches gathered at once with NumPy on its
-reading thread and cut into batches inside its compiled loop (see
+service); a trainer takes :class:`ArrayBlocks` instead: the rows of many batches gathered at
+once with NumPy on its reading thread and cut into batches inside its compiled loop (see
 ``fitpipe.training.block_cursor``), as streamed Parquet is. The batches and their order are
 the same on both paths.
 """

@@ -17,7 +17,7 @@ from typing import Any
 from fitpipe.adapters import DEFAULT_BATCH_SIZE, AdaptRequest, Shuffle
 from fitpipe.errors import FitpipeValueError, message
 
-__all__ = ["GIVEN_ORDER", "MAX_BATCH_ROWS", "PipelineOptions", "resolve_batch_size"]
+__all__ = ["GIVEN_ORDER", "INT64_BOUND", "MAX_BATCH_ROWS", "PipelineOptions", "resolve_batch_size"]
 
 #: The order in which given arguments are checked against an adapter's ``supports`` (the
 #: first unsupported one is reported).
@@ -95,6 +95,9 @@ class PipelineOptions:
 
 #: The most rows of one batch: TensorFlow indexes a batch's rows with 32-bit integers.
 MAX_BATCH_ROWS = 2**31 - 1
+
+#: The bound a count (rows, batches, steps) stays below: TensorFlow counts them in int64.
+INT64_BOUND = 2**63
 
 
 def resolve_batch_size(

@@ -4,9 +4,9 @@
 or the path of a schema file (JSON as :meth:`Schema.to_json` writes, or TOML with the same
 keys). :func:`resolve_schema` expands globs, ``re:`` expressions and
 :data:`~fitpipe.schemas.columns.OTHER_COLUMNS` (see :mod:`fitpipe.schemas.columns`) into the
-data's column names, in file order; the last resolution is remembered, so a schema resolved
-again against the same columns (``fitpipe inspect`` checks it, then plans the source with the
-schema as given) is not resolved twice.
+data's column names, in file order. A caller that resolved a schema already passes the result
+on (``fitpipe inspect`` hands it to the plan as ``AdaptRequest.resolved_schema``) rather than
+resolving it twice.
 """
 
 from __future__ import annotations
@@ -293,32 +293,7 @@ def resolve_schema(
     """
     if not has_selectors(schema):
         return schema
-    names = tuple(names)
-    found = _remembered(schema, names, roles)
-    if found is not None:
-        return found
-    resolved = _resolved(schema, names, source, caller, roles)
-    global _last
-    _last = (schema, names, frozenset(roles), resolved)
-    return resolved
-
-
-#: The last resolution: ``(schema, names, roles read, resolved)``. ``fitpipe inspect``
-#: resolves a schema, then plans the source with the schema as given, which resolves it
-#: again against the same columns.
-_last: tuple[Schema, tuple[str, ...], frozenset[Role], Schema] | None = None
-
-
-def _remembered(schema: Schema, names: tuple[str, ...], roles: Sequence[Role]) -> Schema | None:
-    """The last resolution's result if it resolved this schema against these columns.
-
-    One made reading more roles serves: each selector of those roles matched a column (else
-    it raised), so none of them is dropped for a role not read either.
-    """
-    last = _last
-    if last is None or last[0] is not schema or last[1] != names:
-        return None
-    return last[3] if last[2].issuperset(roles) else None
+    return _resolved(schema, tuple(names), source, caller, roles)
 
 
 def _resolved(

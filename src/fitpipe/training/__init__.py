@@ -1,6 +1,6 @@
 """Training: the Keras training API (compile/fit/evaluate/predict/*_on_batch) on pipelines."""
 
-from fitpipe.training.checked_outputs import checked_against
+from fitpipe.training.evaluate_predict import predict_checked_output
 from fitpipe.training.models import FitpipeMethods, Model, Sequential
 from fitpipe.training.outputs import check_not_input
 from fitpipe.training.preflight import CheckReport, check_data
@@ -14,5 +14,5 @@ __all__ = [
     "Trainer",
     "check_data",
     "check_not_input",
-    "checked_against",
+    "predict_checked_output",
 ]

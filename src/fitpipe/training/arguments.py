@@ -17,7 +17,7 @@ from fitpipe.errors import (
     message,
     warn,
 )
-from fitpipe.pipeline import Pipeline
+from fitpipe.pipeline import INT64_BOUND, Pipeline
 from fitpipe.training.keywords import argument_names, unknown_keywords_error
 
 __all__ = [
@@ -54,7 +54,7 @@ def check_steps(value: Any, name: str, caller: str, allow_forever: bool = False)
     """Checks a step count: None or a positive int (or -1, meaning "forever", if allowed)."""
     if value is None:
         return None
-    if _is_int(value) and (0 < value < 2**63 or (allow_forever and value == -1)):
+    if _is_int(value) and (0 < value < INT64_BOUND or (allow_forever and value == -1)):
         return int(value)
     if allow_forever:
         expected = f"`{name}` is None, a positive integer below 2**63, or -1 (run until "

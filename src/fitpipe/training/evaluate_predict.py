@@ -34,7 +34,7 @@ from fitpipe.training.preflight import check_evaluate
 from fitpipe.training.requests import evaluate_request, predict_request
 from fitpipe.training.state import ModelState
 
-__all__ = ["EvaluatePredictMethods"]
+__all__ = ["EvaluatePredictMethods", "predict_checked_output"]
 
 
 class EvaluatePredictMethods:
@@ -205,6 +205,21 @@ class EvaluatePredictMethods:
             TypeError: On an argument of the wrong type.
 
         """
+        return self._predict(x, batch_size, verbose, steps, callbacks, schema, output, extra)
+
+    def _predict(
+        self,
+        x: Any,
+        batch_size: int | None,
+        verbose: str | int,
+        steps: int | None,
+        callbacks: Any,
+        schema: SchemaLike | None,
+        output: str | os.PathLike[str] | None,
+        extra: Literal["error", "ignore"],
+        input_checked: bool = False,
+    ) -> Any:
+        """``predict``'s work (:func:`predict_checked_output`: ``input_checked``)."""
         verbose = arguments.check_verbose(verbose, "predict")
         steps = arguments.check_steps(steps, "steps", "predict")
         callbacks = arguments.check_callbacks(callbacks, "predict")
@@ -214,7 +229,7 @@ class EvaluatePredictMethods:
         request = predict_request(self.model, x, batch_size, steps, schema)
         if output is not None:
             return predict_rows_to_file(
-                self.model, self._state, request, output, verbose, callbacks
+                self.model, self._state, request, output, verbose, callbacks, input_checked
             )
         with build_pipeline(request, warn_ignored=False) as pipeline:
             arguments.require_finite(pipeline, steps, "predict", "steps", x)
@@ -222,3 +237,35 @@ class EvaluatePredictMethods:
             check_model_inputs(self.model, pipeline.element_spec, "predict", *given)
             steps = arguments.limit_steps(steps, "steps")
             return predict_loop(self.model, self._state, pipeline, steps, verbose, callbacks, x)
+
+
+@recycling()
+def predict_checked_output(
+    trainer: EvaluatePredictMethods,
+    x: Any,
+    output: str,
+    batch_size: int | None,
+    verbose: int,
+    schema: SchemaLike | None,
+) -> str:
+    """``trainer.predict(x, ..., output=output)`` for an ``output`` already checked against ``x``.
+
+    ``fitpipe predict`` checks its ``--output`` against the input the strict way
+    (:func:`~fitpipe.training.outputs.check_not_input` with ``folders``: any file inside an
+    input folder or matching an input glob refused) before it loads the model; ``predict``'s
+    own check of the same output against the same input, the lenient way, would expand the
+    input's globs and folders again and cannot fail, so it is not made.
+
+    Args:
+        trainer: The trainer of the model.
+        x: The input, the very one ``output`` was checked against.
+        output: The Parquet file to write.
+        batch_size: Rows per batch.
+        verbose: 0 or 1 (a progress bar of rows).
+        schema: The schema of the input.
+
+    Returns:
+        The path written.
+    """
+    written = trainer._predict(x, batch_size, verbose, None, None, schema, output, "error", True)
+    return str(written)

@@ -171,6 +171,7 @@ def predict_rows_to_file(
     output: str | os.PathLike[str],
     verbose: Any,
     callbacks: Any,
+    input_checked: bool = False,
 ) -> str:
     """``predict(output=...)``: predicts ``x`` a chunk at a time into the Parquet ``output``.
 
@@ -184,6 +185,8 @@ def predict_rows_to_file(
         output: The Parquet file written (whole, once complete).
         verbose: 0, 1 or ``"auto"`` (a progress bar of rows).
         callbacks: The user's callbacks (for each chunk's run).
+        input_checked: ``output`` was checked against ``x`` the strict way already
+            (``fitpipe predict``): it is not checked against it again.
 
     Returns:
         The path written (by the chief, for the other workers of a multi-worker strategy).
@@ -209,7 +212,9 @@ def predict_rows_to_file(
     model.stop_predicting = False
     chunked.cbs.on_predict_begin()
     stopped = lambda: bool(model.stop_predicting)  # noqa: E731
-    path = predict_to_file(model, predict_chunk, request, output, verbose, chief, check, stopped)
+    path = predict_to_file(
+        model, predict_chunk, request, output, verbose, chief, check, stopped, input_checked
+    )
     chunked.cbs.on_predict_end()
     return path
 

@@ -44,7 +44,6 @@ from fitpipe.columnar import (
 from fitpipe.errors import FitpipeTypeError, FitpipeValueError, message
 from fitpipe.pipeline import adapted_source
 from fitpipe.schemas import as_schema
-from fitpipe.training.checked_outputs import already_checked
 from fitpipe.training.output_columns import (
     SEPARATOR,
     OutputColumns,
@@ -303,8 +302,6 @@ def check_not_input(output: str, x: Any, folders: bool = False, caller: str = "p
     Raises:
         FitpipeValueError: Naming the input path it collides with.
     """
-    if not folders and already_checked(output, x):
-        return  # checked with `folders` already (a stricter check of the same paths)
     where = input_collision(output, x, folders, caller)
     if where:
         raise _output_error(
@@ -384,6 +381,7 @@ def predict_to_file(
     write: bool = True,
     check: Callable[[Any], Any] = check_output,
     stopped: Callable[[], bool] = lambda: False,
+    input_checked: bool = False,
 ) -> str:
     """Predicts ``x`` chunk by chunk into the Parquet file ``output``, with a row progress bar.
 
@@ -402,12 +400,14 @@ def predict_to_file(
             multi-worker strategy, the chief's check, shared with every worker).
         stopped: Whether a callback stopped the prediction (``model.stop_predicting``):
             the rows predicted so far are written, and no chunk after them is read.
+        input_checked: ``output`` was checked against ``request.x`` the strict way already
+            (``check_not_input`` with ``folders``, by ``fitpipe predict``): not checked again.
 
     Returns:
         The path written (by the chief, for the other workers).
     """
     checked = check(output)
-    if write:
+    if write and not input_checked:
         check_not_input(os.fspath(checked), request.x)
     batch_size = batch_size_or_default(request.batch_size)
     limit = None if request.steps is None else request.steps * batch_size
