@@ -5,9 +5,9 @@ model's one set of metrics (and ``fit`` and ``train_on_batch`` its weights): run
 threads at once on one model they reported each other's numbers, silently (evaluate from
 24 threads: 24 wrong results; Keras' own calls do the same). fitpipe refuses the second
 thread's call while the first runs, and a ``compile`` from another thread meanwhile (it
-replaces the optimizer and metrics the running call updates). The same thread may call again inside a call (a
-callback's ``evaluate`` during ``fit``, as in Keras); ``predict`` and ``predict_on_batch``
-touch no metric and run from any thread.
+replaces the optimizer and metrics the running call updates). The same thread may call
+again inside a call (a callback's ``evaluate`` during ``fit``, as in Keras); ``predict``
+and ``predict_on_batch`` touch no metric and run from any thread.
 """
 
 from __future__ import annotations
