@@ -22,14 +22,14 @@ stage per batch would be the input's only one, and cost more than the check.
 
 Batches of dense numbers also reach the trainer without ``tf.data`` (the source is
 :class:`~fitpipe.adapters.Blocked`, ``RowBlocks.batched``): a thread joins each group of
-equal batches ready on the feeder (up to ``BLOCK_BATCHES``) into one block, the trainer holds
+equal batches ready on the feeder (up to ``_GATHER``) into one block, the trainer holds
 it as tensors and slices the same batches again inside its compiled loop. Crossing into
 ``tf.data`` cost about 250 us of CPU a batch (640,000 rows of 32 features, batch 256: an
 MLP's whole step costs 330 us); joining a group costs about 4 us a batch. That thread takes
 a batch only once the trainer wants one more (:meth:`_Feeder.get` with a reader), so it never
 reads past the batches the trainer will take (``steps``); a newer reader (the next
-validation's) takes over from a dropped cursor's. It joins about half the budget at a time
-(:meth:`_Feeder.gather`), so the next block is read while one trains.
+validation's) takes over from a dropped cursor's. It waits for a block of ``_GATHER`` while
+the steps have others to run (:meth:`_Feeder.gather`).
 """
 
 from __future__ import annotations
@@ -68,8 +68,10 @@ from fitpipe.adapters.python_batches import BLOCK_BATCHES, GROUP_BYTES, dense_nu
 from fitpipe.adapters.row_blocks import concat_rows
 from fitpipe.adapters.stages import StageClock, timing
 
-_BUFFER = BLOCK_BATCHES  # batches read ahead at most: a block of what is ready can be whole
-_GATHER = _BUFFER // 2  # batches of a block (see ``_Feeder.gather``), and freed to read again
+_BUFFER = BLOCK_BATCHES  # batches read ahead and not used by a step yet, at most
+#: Most batches of a block (half the budget: the next is read while one trains; a block of 64
+#: held it all, and nothing was read while it trained), and freed to read again.
+_GATHER = _BUFFER // 2
 _BUFFER_BYTES = 2 * GROUP_BYTES  # ... and bytes, past the first 2 batches (large batches)
 _SOURCE = "generator"
 _END = object()
@@ -110,7 +112,8 @@ class _Feeder:
         self._waiting = 0  # consumers waiting for a batch (not block readers)
         self._out = 0  # batches handed to the current block reader that no step used yet
         self._full = False  # the budget was full: reading resumes once ``_GATHER`` are free
-        self._gathering = -1  # the batches of a block reader's group while it gathers more
+        #: A block reader's gather (see :meth:`gather`): its batches, and what it waits for.
+        self._gathering: tuple[int, int, int] | None = None
         self._reader = 0  # the current block reader (see ``new_reader``)
         self._done = False  # the iterator ended or failed (the last buffer item says which)
         self._stop = False
@@ -158,7 +161,8 @@ class _Feeder:
             self._bytes += 0 if self._last(item) else nbytes(item)
             self._done = self._last(item)
             self._full = len(self._buffer) + self._out >= _BUFFER
-            self._cond.notify_all()
+            if len(self._buffer) == 1 or self._done or self._gathered():  # (few wakes)
+                self._cond.notify_all()
         return True
 
     def _read(self) -> Any:
@@ -215,7 +219,8 @@ class _Feeder:
                 self._bytes -= nbytes(item)
                 self._wanted = max(0, self._wanted - 1)
                 self._out += int(reader is not None)
-                self._cond.notify_all()
+                if self._should_read():  # (a reader's batch leaves the budget as it was)
+                    self._cond.notify_all()
         if isinstance(item, _Failure):
             raise item.error
         return item
@@ -227,12 +232,17 @@ class _Feeder:
         fill it, and the batches used are read again while the next one trains.
         """
         with self._cond:
-            self._gathering = have
+            self._gathering = (have, most - have, GROUP_BYTES - size)
             while self._out > have and not self._done and self._current(reader):
-                if len(self._buffer) >= most - have or size + self._bytes >= GROUP_BYTES:
+                if self._gathered():
                     break
                 self._cond.wait()
-            self._gathering = -1
+            self._gathering = None
+
+    def _gathered(self) -> bool:
+        """Whether a block reader gathers, and has the batches (or bytes) it waits for."""
+        need = self._gathering
+        return need is not None and (len(self._buffer) >= need[1] or self._bytes >= need[2])
 
     def ended(self) -> bool:
         """True when the input has no batch left; waits for the next one to be read (kept)."""
@@ -287,7 +297,8 @@ class _Feeder:
             if reader == self._reader:
                 self._out = max(0, self._out - batches)
                 free = _BUFFER - len(self._buffer) - self._out
-                if free >= _GATHER or self._out <= self._gathering:  # (few wakes: one a step cost)
+                alone = self._gathering is not None and self._out <= self._gathering[0]
+                if free >= _GATHER or alone:  # (few wakes: one a step cost CPU)
                     self._cond.notify_all()
 
     def retire(self, reader: int) -> None:
@@ -354,7 +365,7 @@ def one_pass_source(
         checking[0] = check
 
     def blocks(check: Check | None, reader: int) -> Iterator[tuple[Any, int]]:
-        for group in _groups(feeder, check, reader, BLOCK_BATCHES):
+        for group in _groups(feeder, check, reader, _GATHER):
             yield concat_rows(group), len(group)
 
     def row_blocks() -> RowBlocks:
@@ -429,7 +440,7 @@ def _groups(
         index += 1
         group, size, most = [first], nbytes(first), 1 + feeder.allow(largest - 1)
         if reader is not None:
-            feeder.gather(reader, 1, min(most, _GATHER), size)
+            feeder.gather(reader, 1, most, size)
         while len(group) < most and size < GROUP_BYTES:
             item = feeder.get_ready(reader)
             if item is None or item is _END:
