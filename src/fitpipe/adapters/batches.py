@@ -20,7 +20,7 @@ import tensorflow as tf
 from fitpipe.adapters.arrays import is_tf_value
 from fitpipe.adapters.batch_checks import BatchSpec, signature_of
 from fitpipe.adapters.sparse import is_sparse_array, to_sparse_tensor
-from fitpipe.errors import FitpipeValueError, message
+from fitpipe.errors import DataMismatchError, FitpipeValueError, message
 from fitpipe.schemas import pack_roles, reject_namedtuple, split_roles
 
 #: Marks graph code that needs no autograph (tf.data would transpile it from source): the one
@@ -36,6 +36,7 @@ __all__ = [
     "keeping_errors",
     "no_autograph",
     "normalize_batch",
+    "peek_batches",
     "read_when_asked",
     "reporting",
     "same_shapes",
@@ -44,6 +45,9 @@ __all__ = [
     "stackable",
     "tuplify",
 ]
+
+#: Batches a generator's source reads first, for their signature (:func:`peek_batches`).
+PEEK = 2
 
 #: The trainer's value check of one batch: ``check(index, batch)`` (see ``Checkable``).
 Check = Callable[[int, tuple[Any, ...]], None]
@@ -213,3 +217,40 @@ def _with_absent(generate: Callable[[], Iterator[Any]]) -> Callable[[], Iterator
         return tf.experimental.Optional.empty(None) if leaf is None else leaf
 
     return lambda: (tf.nest.map_structure(absent, batch) for batch in generate())
+
+
+def peek_batches(
+    iterator: Iterator[Any], x: Any, caller: str, source: str, steps: int | None
+) -> list[tuple[Any, ...]]:
+    """Reads the first batches (up to ``PEEK``, never more than ``steps``), normalized.
+
+    Args:
+        iterator: Yields batches in any documented form.
+        x: The user's input, for messages.
+        caller: The public method being run.
+        source: What yields the batches, in words.
+        steps: Batches per epoch the caller asked for, if any.
+
+    Returns:
+        The batches read, at least one.
+
+    Raises:
+        DataMismatchError: When the iterator yields nothing.
+    """
+    peeked = []
+    for _ in range(min(PEEK, steps or PEEK)):
+        try:
+            peeked.append(normalize_batch(next(iterator), caller, source))
+        except StopIteration:
+            break
+    if not peeked:
+        raise DataMismatchError(
+            message(
+                caller,
+                f"got a {source} that yields nothing",
+                f"A {source} input yields at least one batch",
+                "Check that it was not already consumed",
+                x=x,
+            )
+        )
+    return peeked

@@ -247,6 +247,9 @@ class RowBlocks:
         stop: Called (from another thread) when the trainer takes no more blocks, to end a
             wait inside the source for a batch no step will take (a generator waiting for
             the trainer to want one): ``blocks`` then ends. None: nothing waits that way.
+        used: Called (from the trainer's thread) with the number of batches of ``blocks``
+            that steps have just run (or passed over), so a source reading ahead can count
+            what it handed out and no step used yet against one budget. None: not told.
     """
 
     batch_size: int
@@ -254,6 +257,7 @@ class RowBlocks:
     class_weights: Any = None
     batched: bool = False
     stop: Callable[[], None] | None = None
+    used: Callable[[int], None] | None = None
 
 
 @runtime_checkable

@@ -7,10 +7,13 @@ epoch ends early its iterator is dropped, but the batches read ahead stay for th
 
 Read-ahead never takes more from the generator than the trainer will use: the trainer says how
 many batches it takes from each iteration (``Pipeline.expect``), and the thread reads at most
-that many (and at most ``_BUFFER`` batches, or past 2 batches ``_BUFFER_BYTES``, ahead); told
-nothing, it reads a batch only when one is asked for. So ``fit(gen, steps_per_epoch=5)``
-called twice trains batches 0-4, then 5-9, and a generator that blocks (a live feed) is never
-left being read after ``fit`` returns.
+that many; told nothing, it reads a batch only when one is asked for. So ``fit(gen,
+steps_per_epoch=5)`` called twice trains batches 0-4, then 5-9, and a generator that blocks (a
+live feed) is never left being read after ``fit`` returns. Batches no step has used yet, waiting
+or handed out in blocks, share one budget of ``_BUFFER`` (and, past 2 waiting, ``_BUFFER_BYTES``
+waiting): a run stopped early (an exception in a callback) took at most ``_BUFFER`` batches
+beyond the last one it used (the README says so). Once full, it is read again when half is
+free (a wake of the thread each step cost a generator with a per-batch callback ~20% more CPU).
 
 The trainer's value checks of streamed batches (NaN and infinity under ``fit(check=...)``,
 sparse labels in range, finite sample weights) run here, in Python on the normalized arrays,
@@ -19,15 +22,14 @@ stage per batch would be the input's only one, and cost more than the check.
 
 Batches of dense numbers also reach the trainer without ``tf.data`` (the source is
 :class:`~fitpipe.adapters.Blocked`, ``RowBlocks.batched``): a thread joins each group of
-equal batches ready on the feeder (up to ``BLOCK_BATCHES``) into one block, the trainer holds
+equal batches ready on the feeder (up to ``_GATHER``) into one block, the trainer holds
 it as tensors and slices the same batches again inside its compiled loop. Crossing into
 ``tf.data`` cost about 250 us of CPU a batch (640,000 rows of 32 features, batch 256: an
 MLP's whole step costs 330 us); joining a group costs about 4 us a batch. That thread takes
 a batch only once the trainer wants one more (:meth:`_Feeder.get` with a reader), so it never
 reads past the batches the trainer will take (``steps``); a newer reader (the next
-validation's) takes over from a dropped cursor's. A run stopped early (an exception in a
-callback) has taken up to 256 batches it did not train on: the ``_BUFFER`` waiting, the
-block in training, the next one and one being joined (the README says so).
+validation's) takes over from a dropped cursor's. It waits for a block of ``_GATHER`` while
+the steps have others to run (:meth:`_Feeder.gather`).
 """
 
 from __future__ import annotations
@@ -52,6 +54,7 @@ from fitpipe.adapters.batches import (
     crossing,
     keeping_errors,
     normalize_batch,
+    peek_batches,
     read_when_asked,
     reporting,
     same_shapes,
@@ -64,10 +67,11 @@ from fitpipe.adapters.input_threads import in_input_code, join_unless_in_input
 from fitpipe.adapters.python_batches import BLOCK_BATCHES, GROUP_BYTES, dense_numbers, nbytes
 from fitpipe.adapters.row_blocks import concat_rows
 from fitpipe.adapters.stages import StageClock, timing
-from fitpipe.errors import DataMismatchError, message
 
-_PEEK = 2
-_BUFFER = BLOCK_BATCHES  # batches read ahead at most: a block of what is ready can be whole
+_BUFFER = BLOCK_BATCHES  # batches read ahead and not used by a step yet, at most
+#: Most batches of a block (half the budget: the next is read while one trains; a block of 64
+#: held it all, and nothing was read while it trained), and freed to read again.
+_GATHER = _BUFFER // 2
 _BUFFER_BYTES = 2 * GROUP_BYTES  # ... and bytes, past the first 2 batches (large batches)
 _SOURCE = "generator"
 _END = object()
@@ -105,7 +109,11 @@ class _Feeder:
         self._bytes = sum(nbytes(batch) for batch in peeked)  # of the batches buffered
         self._cond = threading.Condition()
         self._wanted: float = 0  # batches the trainer will still take from this iteration
-        self._waiting = 0  # consumers waiting for a batch
+        self._waiting = 0  # consumers waiting for a batch (not block readers)
+        self._out = 0  # batches handed to the current block reader that no step used yet
+        self._full = False  # the budget was full: reading resumes once ``_GATHER`` are free
+        #: A block reader's gather (see :meth:`gather`): its batches, and what it waits for.
+        self._gathering: tuple[int, int, int] | None = None
         self._reader = 0  # the current block reader (see ``new_reader``)
         self._done = False  # the iterator ended or failed (the last buffer item says which)
         self._stop = False
@@ -132,9 +140,11 @@ class _Feeder:
             self._thread.start()
 
     def _should_read(self) -> bool:
+        """Whether to read a batch: one budget of ``_BUFFER`` for those waiting and handed out."""
         ahead = len(self._buffer)
         room = ahead < 2 or self._bytes < _BUFFER_BYTES
-        return (room and ahead < min(_BUFFER, self._wanted)) or (self._waiting > 0 and ahead == 0)
+        budget = _BUFFER - ahead - self._out >= (_GATHER if self._full else 1)
+        return (room and budget and ahead < self._wanted) or (self._waiting > 0 and ahead == 0)
 
     def _step(self) -> bool:
         """Reads one batch when one is wanted, else waits a while; False once done."""
@@ -150,7 +160,9 @@ class _Feeder:
             self._buffer.append(item)
             self._bytes += 0 if self._last(item) else nbytes(item)
             self._done = self._last(item)
-            self._cond.notify_all()
+            self._full = len(self._buffer) + self._out >= _BUFFER
+            if len(self._buffer) == 1 or self._done or self._gathered():  # (few wakes)
+                self._cond.notify_all()
         return True
 
     def _read(self) -> Any:
@@ -206,10 +218,31 @@ class _Feeder:
             else:
                 self._bytes -= nbytes(item)
                 self._wanted = max(0, self._wanted - 1)
-                self._cond.notify_all()
+                self._out += int(reader is not None)
+                if self._should_read():  # (a reader's batch leaves the budget as it was)
+                    self._cond.notify_all()
         if isinstance(item, _Failure):
             raise item.error
         return item
+
+    def gather(self, reader: int, have: int, most: int, size: int) -> None:
+        """Waits for ``most`` batches (``have`` taken, of ``size`` bytes) while steps run others.
+
+        Blocks grow to half the budget (or ``GROUP_BYTES``): the one in training and the next
+        fill it, and the batches used are read again while the next one trains.
+        """
+        with self._cond:
+            self._gathering = (have, most - have, GROUP_BYTES - size)
+            while self._out > have and not self._done and self._current(reader):
+                if self._gathered():
+                    break
+                self._cond.wait()
+            self._gathering = None
+
+    def _gathered(self) -> bool:
+        """Whether a block reader gathers, and has the batches (or bytes) it waits for."""
+        need = self._gathering
+        return need is not None and (len(self._buffer) >= need[1] or self._bytes >= need[2])
 
     def ended(self) -> bool:
         """True when the input has no batch left; waits for the next one to be read (kept)."""
@@ -225,11 +258,12 @@ class _Feeder:
         feeder is closed or ``reader`` is replaced by a newer one.
         """
         self._start()
-        self._waiting += 1
+        counted = int(reader is None)  # (a reader's batch is read within the budget)
+        self._waiting += counted
         self._cond.notify_all()
         while not self._buffer and self._current(reader):
             self._cond.wait()
-        self._waiting -= 1
+        self._waiting -= counted
 
     def _current(self, reader: int | None) -> bool:
         """Not stopped, and ``reader`` (if any) not replaced by a newer one."""
@@ -253,8 +287,19 @@ class _Feeder:
         """Makes a new block reader current (the older one gets ``_END``); returns it."""
         with self._cond:
             self._reader += 1
+            self._out = 0  # (the older reader's batches are gone: a retired one's stay counted)
             self._cond.notify_all()
             return self._reader
+
+    def used(self, reader: int, batches: int) -> None:
+        """Steps ran ``batches`` more of those handed to ``reader``: as many may be read."""
+        with self._cond:
+            if reader == self._reader:
+                self._out = max(0, self._out - batches)
+                free = _BUFFER - len(self._buffer) - self._out
+                alone = self._gathering is not None and self._out <= self._gathering[0]
+                if free >= _GATHER or alone:  # (few wakes: one a step cost CPU)
+                    self._cond.notify_all()
 
     def retire(self, reader: int) -> None:
         """Makes ``reader`` take no more batches: a wait of its for one ends (``_END``)."""
@@ -289,43 +334,6 @@ def _read_for(ref: weakref.ref[_Feeder]) -> None:
         del feeder
 
 
-def _peek(
-    iterator: Iterator[Any], x: Any, caller: str, source: str, steps: int | None
-) -> list[tuple[Any, ...]]:
-    """Reads the first batches (up to ``_PEEK``, never more than ``steps``), normalized.
-
-    Args:
-        iterator: Yields batches in any documented form.
-        x: The user's input, for messages.
-        caller: The public method being run.
-        source: What yields the batches, in words.
-        steps: Batches per epoch the caller asked for, if any.
-
-    Returns:
-        The batches read, at least one.
-
-    Raises:
-        DataMismatchError: When the iterator yields nothing.
-    """
-    peeked = []
-    for _ in range(min(_PEEK, steps or _PEEK)):
-        try:
-            peeked.append(normalize_batch(next(iterator), caller, source))
-        except StopIteration:
-            break
-    if not peeked:
-        raise DataMismatchError(
-            message(
-                caller,
-                f"got a {source} that yields nothing",
-                f"A {source} input yields at least one batch",
-                "Check that it was not already consumed",
-                x=x,
-            )
-        )
-    return peeked
-
-
 def one_pass_source(
     iterator: Iterator[Any], x: Any, caller: str, source: str, steps: int | None = None
 ) -> BatchSource:
@@ -345,7 +353,7 @@ def one_pass_source(
     Returns:
         The batch source (its number of batches is unknown).
     """
-    peeked = _peek(iterator, x, caller, source, steps)
+    peeked = peek_batches(iterator, x, caller, source, steps)
     signature = signature_of(peeked, caller, source)
     clock = StageClock() if timing() else None
     feeder = _Feeder(iterator, peeked, BatchSpec(signature, caller, source), clock)
@@ -357,13 +365,14 @@ def one_pass_source(
         checking[0] = check
 
     def blocks(check: Check | None, reader: int) -> Iterator[tuple[Any, int]]:
-        for group in _groups(feeder, check, reader, BLOCK_BATCHES):
+        for group in _groups(feeder, check, reader, _GATHER):
             yield concat_rows(group), len(group)
 
     def row_blocks() -> RowBlocks:
         reader = feeder.new_reader()  # a dropped cursor's reader takes no more batches
-        stop = functools.partial(feeder.retire, reader)
-        return RowBlocks(0, reporting(blocks(checking[0], reader), errors), batched=True, stop=stop)
+        stop, used = (functools.partial(f, reader) for f in (feeder.retire, feeder.used))
+        read = reporting(blocks(checking[0], reader), errors)
+        return RowBlocks(0, read, batched=True, stop=stop, used=used)
 
     @functools.cache
     def make_dataset() -> Any:  # not built when the trainer takes the blocks
@@ -430,6 +439,8 @@ def _groups(
             check(index, first)
         index += 1
         group, size, most = [first], nbytes(first), 1 + feeder.allow(largest - 1)
+        if reader is not None:
+            feeder.gather(reader, 1, most, size)
         while len(group) < most and size < GROUP_BYTES:
             item = feeder.get_ready(reader)
             if item is None or item is _END:

@@ -279,6 +279,7 @@ class BlockCursor(RowCursor):
         self._ended = False
         self._handoff = _Handoff(after=None if after is None else after._handoff)
         self._wake = blocks.stop
+        self._used = blocks.used  # told the batches run: a source's read-ahead budget
         self._thread = thread = threading.Thread(
             target=_read,
             args=(blocks, self._handoff, packing),
@@ -317,6 +318,8 @@ class BlockCursor(RowCursor):
             step = min(batches, self.remaining)
             self.position += step
             batches -= step
+            if self._used is not None:
+                self._used(step)
 
     def run(
         self,
@@ -338,6 +341,8 @@ class BlockCursor(RowCursor):
         while count < n and self.ready():
             done, out = call(self, min(n - count, self.remaining))
             count += done
+            if self._used is not None:
+                self._used(done)
             outputs.append(out)
         return count, merge(outputs, collect, held) if outputs else None
 
