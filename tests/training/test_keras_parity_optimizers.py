@@ -184,3 +184,31 @@ def test_a_layer_frozen_between_two_fits_trains_as_keras(
         np.testing.assert_allclose(ours, theirs, rtol=1e-4, atol=1e-5)
     moved = not np.allclose(before[0], twin.get_layer("base").get_weights()[0])
     assert moved  # it trained in the first fit at least
+
+
+@pytest.mark.parametrize("steps_per_execution", [1, 3])
+def test_an_optimizer_set_between_two_fits_is_the_one_stepped(steps_per_execution: int) -> None:
+    """A documented departure: ``model.optimizer = ...`` between fits, without ``compile``.
+
+    fitpipe's next ``fit`` steps the new optimizer (it builds a step for it); Keras 3.15 keeps
+    its compiled step, which still steps the old one (the new one's ``iterations`` stay 0).
+    Both sides are pinned: if Keras starts stepping the new optimizer, the README's line goes.
+    """
+    results = {}
+    for runner in ("keras", "fitpipe"):
+        keras.utils.set_random_seed(0)
+        model = _model()
+        api: Any = model if runner == "keras" else fitpipe.Trainer(model)
+        api.compile(
+            optimizer=keras.optimizers.Adam(0.01),
+            loss="mse",
+            jit_compile=False,
+            steps_per_execution=steps_per_execution,
+        )
+        api.fit(X, Y, batch_size=16, epochs=1, shuffle=False, verbose=0)
+        old, new = model.optimizer, keras.optimizers.SGD(0.1)
+        model.optimizer = new
+        api.fit(X, Y, batch_size=16, epochs=1, shuffle=False, verbose=0)
+        results[runner] = (int(old.iterations.numpy()), int(new.iterations.numpy()))
+    assert results["fitpipe"] == (6, 6)  # 96 rows, batches of 16: 6 steps a fit
+    assert results["keras"] == (12, 0)
