@@ -16,7 +16,7 @@ import tensorflow as tf
 from hypothesis import Phase, settings
 
 import fitpipe
-from fitpipe.adapters import AdaptRequest, ArraySource, BatchSource, Source
+from fitpipe.adapters import AdaptRequest, ArraySource, BatchSource, Mode, Source
 from fitpipe.columnar import key_array
 from fitpipe.testing import AdapterConformanceTests, flat_rows
 
@@ -31,6 +31,12 @@ BUGS = {
     "one_row_when_shuffled": "test_claimed_shuffle_reorders_rows",
     "empty_batch": "test_order_without_shuffle",
     "shared_state": "test_two_pipelines_open_at_once",
+    "zeroes_input_after_copy": "test_input_left_unchanged",
+    "zeroes_given_y_after_copy": "test_input_left_unchanged",
+    "evaluate_drops_weights": "test_evaluate_and_predict_deliver_the_rows",
+    "predict_drops_last_row": "test_evaluate_and_predict_deliver_the_rows",
+    "swaps_one_pair": "test_claimed_shuffle_reorders_rows",
+    "drops_every_32nd_row": "test_every_row_in_order_on_many_rows",
 }
 NEW_CHECKS = sorted(set(BUGS.values()) | {"test_can_adapt_refuses_foreign_inputs"})
 
@@ -64,7 +70,13 @@ class BoxAdapter:
         weight = request.sample_weight if request.sample_weight is not None else box.sample_weight
         if box.bug == "labels_shifted" and y is not None:
             y = y + 1
-        parts = [p for p in (box.x, y, weight if y is not None else None) if p is not None]
+        x = _bugged_features(request, box)
+        if box.bug == "zeroes_given_y_after_copy" and request.y is not None:
+            y = request.y.copy()
+            request.y[...] = 0  # the caller's array changes
+        if box.bug == "evaluate_drops_weights" and request.mode is Mode.EVALUATE:
+            weight = None
+        parts = [p for p in (x, y, weight if y is not None else None) if p is not None]
         if request.split_by is not None:
             keys = None if box.bug == "ignores_split_by" else key_array(request.split_by, "keys")
             return ArraySource(*(parts + [None] * (3 - len(parts))), len(box.x), keys=keys)
@@ -84,7 +96,14 @@ class BoxAdapter:
             assert now is not None
             rows = parts if bug != "shared_state" else _parts_of(now)
             order = np.arange(len(rows[0]))
-            if request.shuffle and bug != "never_shuffles":
+            if bug == "drops_every_32nd_row":
+                order = order[order % 32 != 31]
+            if bug == "predict_drops_last_row" and request.mode is Mode.PREDICT:
+                order = order[:-1]
+            if request.shuffle and bug == "swaps_one_pair":
+                i = epoch[0] % (len(order) - 1) if len(order) > 1 else 0
+                order[[i, i + 1]] = order[[i + 1, i]] if len(order) > 1 else order[[i, i]]
+            elif request.shuffle and bug != "never_shuffles":
                 seed = 0 if bug == "same_shuffle_every_epoch" else epoch[0] + 1
                 order = np.random.default_rng(seed).permutation(len(order))
             epoch[0] += 1
@@ -106,6 +125,15 @@ class BoxAdapter:
             rows=None if bug == "no_split" else len(parts[0]),
             split=None if bug == "no_split" else split,
         )
+
+
+def _bugged_features(request: AdaptRequest, box: Box) -> np.ndarray:
+    """The features the adapter reads, with the bugs that touch them."""
+    if box.bug == "zeroes_input_after_copy":
+        x = box.x.copy()
+        box.x[...] = 0  # the user's array changes
+        return x
+    return box.x
 
 
 def _parts_of(request: AdaptRequest) -> list[Any]:

@@ -57,11 +57,13 @@ from fitpipe.testing.argument_checks import ArgumentChecks
 from fitpipe.testing.capability_checks import FIXED as _FIXED
 from fitpipe.testing.capability_checks import (
     CapabilityChecks,
+    describe_order_difference,
     describe_row_difference,
     row_key,
 )
 from fitpipe.testing.claim_checks import ClaimChecks
 from fitpipe.testing.fixtures import weight_of_rows
+from fitpipe.testing.integrity_checks import IntegrityChecks, copied
 from fitpipe.testing.isolation_checks import IsolationChecks
 from fitpipe.testing.strategies import Example, conformance_examples, edge_examples
 
@@ -77,7 +79,9 @@ def _tuplify(value: Any) -> Any:
     return value
 
 
-class AdapterConformanceTests(CapabilityChecks, ArgumentChecks, ClaimChecks, IsolationChecks):
+class AdapterConformanceTests(
+    CapabilityChecks, ArgumentChecks, ClaimChecks, IsolationChecks, IntegrityChecks
+):
     """Base class of an adapter's conformance suite; subclass it in a ``test_*.py`` module.
 
     Set :attr:`adapter_name` and implement :meth:`make_input`; everything else is optional.
@@ -221,6 +225,7 @@ class AdapterConformanceTests(CapabilityChecks, ArgumentChecks, ClaimChecks, Iso
         return self.adapter_name
 
     def _input(self, data: Example) -> Any:
+        data = copied(data)  # the kit's own data is never handed out
         return self.make_input(data.x, data.y, data.sample_weight, data.batch_size)
 
     def _adapter(self) -> Adapter:
@@ -270,7 +275,7 @@ class AdapterConformanceTests(CapabilityChecks, ArgumentChecks, ClaimChecks, Iso
         kwargs: dict[str, Any] = self._schema_kwargs(data, supports)
         for name in ("y", "sample_weight"):
             if name in supports and getattr(data, name) is not None:
-                kwargs[name] = getattr(data, name)
+                kwargs[name] = np.array(getattr(data, name), copy=True)
         if "batch_size" in supports:
             kwargs["batch_size"] = data.batch_size
         if shuffle and "shuffle" in supports:
@@ -420,11 +425,10 @@ class AdapterConformanceTests(CapabilityChecks, ArgumentChecks, ClaimChecks, Iso
             with self._adapt(data, supports) as pipeline:
                 batches = self._epoch(pipeline, "an epoch (shuffle=False)")
             got = self._rows_of(batches, expected.shape[1])
-            if got.shape != expected.shape or not np.array_equal(got, expected):
-                raise AssertionError(
-                    "rows differ from the given rows in order (x | y | sample_weight joined):\n"
-                    f"  expected: {expected.tolist()}\n  got:      {got.tolist()}"
-                )
+            assert got.shape == expected.shape and np.array_equal(got, expected), (
+                describe_order_difference(expected, got, "an epoch (shuffle=False)")
+                + "\n(rows are x | y | sample_weight joined)"
+            )
             sizes = [len(tf.nest.flatten(batch[0])[0]) for batch in batches]
             full, last = divmod(data.rows, data.batch_size)
             want = [data.batch_size] * full + ([last] if last else [])
