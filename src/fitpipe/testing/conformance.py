@@ -108,6 +108,8 @@ class AdapterConformanceTests(
         max_examples: Caps the Hypothesis examples per check (None: the loaded profile's).
         max_rows: The most rows of generated data.
         max_batch_size: The largest generated batch size.
+        feature_dtypes: The dtypes generated features come in (narrow it for an adapter
+            whose input holds only some, e.g. ``("float32",)``).
 
     """
 
@@ -116,6 +118,7 @@ class AdapterConformanceTests(
     max_examples: ClassVar[int | None] = None
     max_rows: ClassVar[int] = 24
     max_batch_size: ClassVar[int] = 8
+    feature_dtypes: ClassVar[tuple[str, ...]] = ("float32", "float64", "int32", "int64")
 
     # The hooks an author provides -------------------------------------------------------
     def make_input(
@@ -135,7 +138,8 @@ class AdapterConformanceTests(
         hold fewer).
 
         Args:
-            x: Features, float32 of shape ``(rows, features)``.
+            x: Features of shape ``(rows, features)``, of a dtype of :attr:`feature_dtypes`
+                (float32, float64, int32 or int64).
             y: Targets of shape ``(rows,)`` (int64 labels or float32 values), or None.
             sample_weight: float32 weights of shape ``(rows,)``, or None (always None when
                 ``y`` is None).
@@ -326,7 +330,12 @@ class AdapterConformanceTests(
 
     def _for_all(self, check: Callable[[Example], None], **strategy_kwargs: Any) -> None:
         """Runs ``check`` on generated data, under the loaded profile (capped if asked)."""
-        strategy = conformance_examples(self.max_rows, self.max_batch_size, **strategy_kwargs)
+        strategy = conformance_examples(
+            self.max_rows,
+            self.max_batch_size,
+            feature_dtypes=self.feature_dtypes,
+            **strategy_kwargs,
+        )
         options: dict[str, Any] = {}
         if self.max_examples is not None:
             options["max_examples"] = min(self.max_examples, settings().max_examples)
@@ -335,7 +344,9 @@ class AdapterConformanceTests(
             check(data)
 
         test = given(data=strategy)(run)
-        for edge in reversed(edge_examples(self.max_batch_size, **strategy_kwargs)):
+        dtypes = self.feature_dtypes
+        edges = edge_examples(self.max_batch_size, feature_dtypes=dtypes, **strategy_kwargs)
+        for edge in reversed(edges):
             test = example(data=edge)(test)
         settings(**options)(test)()
 

@@ -133,7 +133,8 @@ class IntegrityChecks:
 
         def check(data: Example) -> None:
             given = copied(data)
-            before = _snapshot((given.x, given.y, given.sample_weight))
+            arguments = {"x": given.x, "y": given.y, "sample_weight": given.sample_weight}
+            before = _snapshot(arguments)
             supports = self._supports(data)
             kwargs = self._adapt_kwargs(given, supports, shuffle=True)
             for name in ("y", "sample_weight"):  # the very arrays, not the kit's copies
@@ -150,8 +151,7 @@ class IntegrityChecks:
             for make in pipelines if not self._is_one_shot(obj) else []:
                 with make(obj) as pipeline:
                     self._epoch(pipeline)
-            problems = _changed(before, (given.x, given.y, given.sample_weight))
-            problems = [p.replace("input", "make_input's argument", 1) for p in problems]
+            problems = [f"make_input's {p[len('input') :]}" for p in _changed(before, arguments)]
             problems += _changed(inside, obj)
             assert not problems, (
                 f"the adapter {self.adapter_name!r} changed the input it was given (after "
