@@ -180,6 +180,27 @@ class TruthyAdapter(BoxAdapter):
         return isinstance(x, Box) or None
 
 
+class SchemaClaimingAdapter(BoxAdapter):
+    """Claims ``schema`` but raises a raw TypeError when given one."""
+
+    name = "box-schema"
+    supports = BoxAdapter.supports | {"schema"}
+
+    def adapt(self, request: AdaptRequest) -> Source:
+        if request.schema is not None:
+            raise TypeError("schemas are not implemented")
+        return super().adapt(request)
+
+
+class OwnTruthyAdapter(BoxAdapter):
+    """Answers a non-bool (1) for its own input."""
+
+    name = "box-own-truthy"
+
+    def can_adapt(self, x: Any) -> Any:
+        return 1 if isinstance(x, Box) else False
+
+
 class PerRequestAdapter(BoxAdapter):
     """Honours neither ``class_weight`` nor ``steps`` for any request (``supports_for``).
 
@@ -256,6 +277,25 @@ def test_can_adapt_of_foreign_inputs(
     register(adapter)
     with pytest.raises(AssertionError, match=wording):
         suite(None, adapter).test_can_adapt_refuses_foreign_inputs()
+
+
+def test_a_claimed_schema_needs_schema_for(register: Callable[[type], None]) -> None:
+    register(SchemaClaimingAdapter)
+    with pytest.raises(AssertionError, match="override `schema_for"):
+        suite(None, SchemaClaimingAdapter).test_claimed_schema_is_exercised()
+
+
+def test_an_adapter_without_schema_skips_its_check(register: Callable[[type], None]) -> None:
+    register(BoxAdapter)
+    with pytest.raises(pytest.skip.Exception, match="does not claim `schema`"):
+        suite(None).test_claimed_schema_is_exercised()
+    suite(None).test_adapter_is_registered_and_chosen()  # its can_adapt answers True
+
+
+def test_can_adapt_of_the_own_input_must_be_true(register: Callable[[type], None]) -> None:
+    register(OwnTruthyAdapter)
+    with pytest.raises(AssertionError, match="returned 1, not True"):
+        suite(None, OwnTruthyAdapter).test_adapter_is_registered_and_chosen()
 
 
 def test_foreign_inputs_taken_excuses_a_kind(register: Callable[[type], None]) -> None:

@@ -357,6 +357,8 @@ class AdapterConformanceTests(
         assert isinstance(adapter, Adapter), f"{adapter!r} lacks the adapter protocol"
         assert fitpipe.registry[adapter.name] is adapter
         assert isinstance(adapter.accepts, str) and adapter.accepts, "`accepts` is empty"
+        answer = adapter.can_adapt(self._input(_FIXED))
+        assert answer is True, f"`can_adapt` of the suite's input returned {answer!r}, not True"
         unknown = set(adapter.supports) - set(ADAPT_ARGUMENTS)
         assert not unknown, f"`supports` names unknown arguments {sorted(unknown)}"
         with self._adapt(_FIXED, self._supports(_FIXED)) as pipeline:
@@ -437,8 +439,8 @@ class AdapterConformanceTests(
                 batches = self._epoch(pipeline, "an epoch (shuffle=False)")
             got = self._rows_of(batches, expected.shape[1])
             assert got.shape == expected.shape and np.array_equal(got, expected), (
-                describe_order_difference(expected, got, "an epoch (shuffle=False)")
-                + "\n(rows are x | y | sample_weight joined)"
+                "rows differ from the given rows in order (x | y | sample_weight joined): "
+                + describe_order_difference(expected, got, "an epoch (shuffle=False)")
             )
             sizes = [len(tf.nest.flatten(batch[0])[0]) for batch in batches]
             full, last = divmod(data.rows, data.batch_size)
