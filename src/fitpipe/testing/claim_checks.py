@@ -14,7 +14,9 @@ rejected is :mod:`fitpipe.testing.argument_checks`'s check):
   :class:`~fitpipe.adapters.GroupSplittable` source), and the grouped split keeps every
   key's rows on one side, each row on exactly one side;
 * ``steps``: adapting with ``steps=2`` works and the epoch's first two batches are those
-  delivered without it;
+  delivered without it (only those two: ``fitpipe.adapt`` itself ends the epoch there);
+* ``schema``: the suite's ``schema_for`` gives a schema, so every check passes it (without
+  one a claimed ``schema`` would never be exercised);
 * ``class_weight``: each delivered row's weight is its sample weight times its class's weight.
 """
 

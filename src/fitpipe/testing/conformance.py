@@ -16,8 +16,9 @@ The kit draws the data with Hypothesis (the loaded profile decides how many exam
 :mod:`fitpipe.testing.profiles`) and checks, through ``fitpipe.adapt`` exactly as users call
 it, that:
 
-* the adapter is registered and the registry chooses it for its input;
-* the pipeline's element spec has the right structure and dtypes;
+* the adapter is registered, the registry chooses it for its input, ``can_adapt`` says True;
+* the pipeline's element spec has the right structure and dtypes (features of each of
+  :attr:`AdapterConformanceTests.feature_dtypes`);
 * every row is delivered exactly once per epoch (over two epochs);
 * with ``shuffle=False`` rows come in their order, ``batch_size`` rows per batch;
 * weights stay with their rows (also when the adapter shuffles);
@@ -33,6 +34,8 @@ it, that:
 * a claimed ``shuffle`` reorders the rows every epoch, keeping the batch sizes; ``can_adapt``
   refuses foreign inputs (NumPy arrays, dicts, generators, None, ...); two pipelines open at
   once keep their own rows (:mod:`fitpipe.testing.isolation_checks`).
+* the input is left unchanged, ``evaluate`` and ``predict`` read every row in order, and
+  128 rows come in order (:mod:`fitpipe.testing.integrity_checks`).
 
 Needs ``hypothesis`` (the ``test`` extra: ``pip install fitpipe[test]``); pytest collects the
 checks, but the module itself does not import pytest.
