@@ -16,7 +16,7 @@ import tensorflow as tf
 from hypothesis import Phase, settings
 
 import fitpipe
-from fitpipe.adapters import AdaptRequest, ArraySource, BatchSource, Source
+from fitpipe.adapters import AdaptRequest, ArraySource, BatchSource, Mode, Source
 from fitpipe.columnar import key_array
 from fitpipe.testing import AdapterConformanceTests, flat_rows
 
@@ -31,6 +31,13 @@ BUGS = {
     "one_row_when_shuffled": "test_claimed_shuffle_reorders_rows",
     "empty_batch": "test_order_without_shuffle",
     "shared_state": "test_two_pipelines_open_at_once",
+    "zeroes_input_after_copy": "test_input_left_unchanged",
+    "zeroes_given_y_after_copy": "test_input_left_unchanged",
+    "evaluate_drops_weights": "test_evaluate_and_predict_deliver_the_rows",
+    "predict_drops_last_row": "test_evaluate_and_predict_deliver_the_rows",
+    "swaps_one_pair": "test_claimed_shuffle_reorders_rows",
+    "drops_every_32nd_row": "test_every_row_in_order_on_many_rows",
+    "narrows_float64": "test_element_spec",
 }
 NEW_CHECKS = sorted(set(BUGS.values()) | {"test_can_adapt_refuses_foreign_inputs"})
 
@@ -64,7 +71,13 @@ class BoxAdapter:
         weight = request.sample_weight if request.sample_weight is not None else box.sample_weight
         if box.bug == "labels_shifted" and y is not None:
             y = y + 1
-        parts = [p for p in (box.x, y, weight if y is not None else None) if p is not None]
+        x = _bugged_features(request, box)
+        if box.bug == "zeroes_given_y_after_copy" and request.y is not None:
+            y = request.y.copy()
+            request.y[...] = 0  # the caller's array changes
+        if box.bug == "evaluate_drops_weights" and request.mode is Mode.EVALUATE:
+            weight = None
+        parts = [p for p in (x, y, weight if y is not None else None) if p is not None]
         if request.split_by is not None:
             keys = None if box.bug == "ignores_split_by" else key_array(request.split_by, "keys")
             return ArraySource(*(parts + [None] * (3 - len(parts))), len(box.x), keys=keys)
@@ -84,7 +97,14 @@ class BoxAdapter:
             assert now is not None
             rows = parts if bug != "shared_state" else _parts_of(now)
             order = np.arange(len(rows[0]))
-            if request.shuffle and bug != "never_shuffles":
+            if bug == "drops_every_32nd_row":
+                order = order[order % 32 != 31]
+            if bug == "predict_drops_last_row" and request.mode is Mode.PREDICT:
+                order = order[:-1]
+            if request.shuffle and bug == "swaps_one_pair":
+                i = epoch[0] % (len(order) - 1) if len(order) > 1 else 0
+                order[[i, i + 1]] = order[[i + 1, i]] if len(order) > 1 else order[[i, i]]
+            elif request.shuffle and bug != "never_shuffles":
                 seed = 0 if bug == "same_shuffle_every_epoch" else epoch[0] + 1
                 order = np.random.default_rng(seed).permutation(len(order))
             epoch[0] += 1
@@ -106,6 +126,17 @@ class BoxAdapter:
             rows=None if bug == "no_split" else len(parts[0]),
             split=None if bug == "no_split" else split,
         )
+
+
+def _bugged_features(request: AdaptRequest, box: Box) -> np.ndarray:
+    """The features the adapter reads, with the bugs that touch them."""
+    if box.bug == "narrows_float64" and box.x.dtype == np.float64:
+        return box.x.astype(np.float32)
+    if box.bug == "zeroes_input_after_copy":
+        x = box.x.copy()
+        box.x[...] = 0  # the user's array changes
+        return x
+    return box.x
 
 
 def _parts_of(request: AdaptRequest) -> list[Any]:
@@ -147,6 +178,27 @@ class TruthyAdapter(BoxAdapter):
 
     def can_adapt(self, x: Any) -> Any:
         return isinstance(x, Box) or None
+
+
+class SchemaClaimingAdapter(BoxAdapter):
+    """Claims ``schema`` but raises a raw TypeError when given one."""
+
+    name = "box-schema"
+    supports = BoxAdapter.supports | {"schema"}
+
+    def adapt(self, request: AdaptRequest) -> Source:
+        if request.schema is not None:
+            raise TypeError("schemas are not implemented")
+        return super().adapt(request)
+
+
+class OwnTruthyAdapter(BoxAdapter):
+    """Answers a non-bool (1) for its own input."""
+
+    name = "box-own-truthy"
+
+    def can_adapt(self, x: Any) -> Any:
+        return 1 if isinstance(x, Box) else False
 
 
 class PerRequestAdapter(BoxAdapter):
@@ -225,6 +277,25 @@ def test_can_adapt_of_foreign_inputs(
     register(adapter)
     with pytest.raises(AssertionError, match=wording):
         suite(None, adapter).test_can_adapt_refuses_foreign_inputs()
+
+
+def test_a_claimed_schema_needs_schema_for(register: Callable[[type], None]) -> None:
+    register(SchemaClaimingAdapter)
+    with pytest.raises(AssertionError, match="override `schema_for"):
+        suite(None, SchemaClaimingAdapter).test_claimed_schema_is_exercised()
+
+
+def test_an_adapter_without_schema_skips_its_check(register: Callable[[type], None]) -> None:
+    register(BoxAdapter)
+    with pytest.raises(pytest.skip.Exception, match="does not claim `schema`"):
+        suite(None).test_claimed_schema_is_exercised()
+    suite(None).test_adapter_is_registered_and_chosen()  # its can_adapt answers True
+
+
+def test_can_adapt_of_the_own_input_must_be_true(register: Callable[[type], None]) -> None:
+    register(OwnTruthyAdapter)
+    with pytest.raises(AssertionError, match="returned 1, not True"):
+        suite(None, OwnTruthyAdapter).test_adapter_is_registered_and_chosen()
 
 
 def test_foreign_inputs_taken_excuses_a_kind(register: Callable[[type], None]) -> None:

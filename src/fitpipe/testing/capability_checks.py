@@ -63,7 +63,13 @@ from fitpipe.testing import EPOCH_BATCH_LIMIT, flat_rows, to_numpy
 from fitpipe.testing.fixtures import weight_of_rows
 from fitpipe.testing.strategies import Example
 
-__all__ = ["FIXED", "CapabilityChecks", "describe_row_difference", "row_key"]
+__all__ = [
+    "FIXED",
+    "CapabilityChecks",
+    "describe_order_difference",
+    "describe_row_difference",
+    "row_key",
+]
 
 #: The fixed data of the checks that need no Hypothesis (and of finding the capabilities).
 FIXED = Example(
@@ -101,6 +107,19 @@ def describe_row_difference(expected: np.ndarray, got: np.ndarray, what: str) ->
     if extra:
         lines.append(f"  {len(extra)} row(s) delivered too often or never given, e.g. {extra[:3]}")
     return "\n".join(lines)
+
+
+def describe_order_difference(expected: np.ndarray, got: np.ndarray, what: str) -> str:
+    """Says how ``got`` differs from ``expected`` in order: the row counts, else the positions."""
+    if sorted(map(row_key, got)) != sorted(map(row_key, expected)):
+        return describe_row_difference(expected, got, what)
+    pairs = zip(map(row_key, expected), map(row_key, got), strict=True)
+    moved = [index for index, (want, have) in enumerate(pairs) if want != have]
+    return (
+        f"{what}: every row delivered once, but {len(moved)} of {len(expected)} out of order; "
+        f"first at position {moved[0]}: expected {expected[moved[0]].tolist()}, got "
+        f"{got[moved[0]].tolist()}"
+    )
 
 
 def _same_rows(expected: np.ndarray, got: np.ndarray, what: str) -> None:
@@ -355,7 +374,7 @@ class CapabilityChecks:
             expected = flat_rows(self.expected_x(data.x))
             got = np.concatenate(parts) if parts else np.zeros((0, expected.shape[1]))
             assert got.shape == expected.shape and np.array_equal(got, expected), (
-                f"the chunks hold {got.tolist()}, expected {expected.tolist()}"
+                describe_order_difference(expected, got, "the chunks")
             )
 
         self._for_all(check, targets_given=False)

@@ -14,7 +14,9 @@ rejected is :mod:`fitpipe.testing.argument_checks`'s check):
   :class:`~fitpipe.adapters.GroupSplittable` source), and the grouped split keeps every
   key's rows on one side, each row on exactly one side;
 * ``steps``: adapting with ``steps=2`` works and the epoch's first two batches are those
-  delivered without it;
+  delivered without it (only those two: ``fitpipe.adapt`` itself ends the epoch there);
+* ``schema``: the suite's ``schema_for`` gives a schema, so every check passes it (without
+  one a claimed ``schema`` would never be exercised);
 * ``class_weight``: each delivered row's weight is its sample weight times its class's weight.
 """
 
@@ -78,6 +80,9 @@ class ClaimChecks:
         def _epoch(self, pipeline: Any, what: str = "an epoch") -> list[Any]: ...
         def expected_x(self, x: np.ndarray) -> Any:
             """The ``x`` part of the batches (the suite's hook)."""
+
+        def schema_for(self, x: np.ndarray, y: Any, sample_weight: Any) -> Any:
+            """The schema that reads the input (the suite's hook)."""
 
     def split_by_for(self, x: np.ndarray, y: Any, sample_weight: Any) -> Any:
         """What to pass as ``split_by`` so that each row's key is ``x[:, 0]``; override if needed.
@@ -163,8 +168,27 @@ class ClaimChecks:
                 "keeps each key's rows together (the adapter must read each row's own key)"
             )
 
+    def test_claimed_schema_is_exercised(self) -> None:
+        """A claimed ``schema`` is given to every check: the suite's ``schema_for`` names one."""
+        adapter = self._adapter()
+        if "schema" not in adapter.supports:
+            import pytest  # the checks run under pytest; the module imports without it
+
+            pytest.skip(f"adapter {adapter.name!r} does not claim `schema`")
+        assert self.schema_for(FIXED.x, FIXED.y, FIXED.sample_weight) is not None, (
+            f"adapter {adapter.name!r} claims `schema`, but the suite's `schema_for` returns "
+            "None, so the kit never passes a schema and never checks reading by one: override "
+            "`schema_for(self, x, y, sample_weight)` to return the Schema that reads the input "
+            "of `make_input` (a second suite that reads the input without a schema may skip "
+            "this check by overriding it)"
+        )
+
     def test_claimed_steps_are_taken(self) -> None:
-        """``steps=2``: adapting works, and the first two batches are those without it."""
+        """``steps=2``: adapting works, and its first two batches are those without ``steps``.
+
+        Only the first two batches are compared: ``fitpipe.adapt`` itself ends each epoch
+        after ``steps`` batches, whatever the adapter delivers after them.
+        """
         adapter = self._adapter()
         _skip_unless_claimed(adapter, self._supports(FIXED), "steps")
         kwargs = self._adapt_kwargs(FIXED, self._supports(FIXED))

@@ -16,8 +16,9 @@ The kit draws the data with Hypothesis (the loaded profile decides how many exam
 :mod:`fitpipe.testing.profiles`) and checks, through ``fitpipe.adapt`` exactly as users call
 it, that:
 
-* the adapter is registered and the registry chooses it for its input;
-* the pipeline's element spec has the right structure and dtypes;
+* the adapter is registered, the registry chooses it for its input, ``can_adapt`` says True;
+* the pipeline's element spec has the right structure and dtypes (features of each of
+  :attr:`AdapterConformanceTests.feature_dtypes`);
 * every row is delivered exactly once per epoch (over two epochs);
 * with ``shuffle=False`` rows come in their order, ``batch_size`` rows per batch;
 * weights stay with their rows (also when the adapter shuffles);
@@ -33,6 +34,8 @@ it, that:
 * a claimed ``shuffle`` reorders the rows every epoch, keeping the batch sizes; ``can_adapt``
   refuses foreign inputs (NumPy arrays, dicts, generators, None, ...); two pipelines open at
   once keep their own rows (:mod:`fitpipe.testing.isolation_checks`).
+* the input is left unchanged, ``evaluate`` and ``predict`` read every row in order, and
+  128 rows come in order (:mod:`fitpipe.testing.integrity_checks`).
 
 Needs ``hypothesis`` (the ``test`` extra: ``pip install fitpipe[test]``); pytest collects the
 checks, but the module itself does not import pytest.
@@ -57,11 +60,13 @@ from fitpipe.testing.argument_checks import ArgumentChecks
 from fitpipe.testing.capability_checks import FIXED as _FIXED
 from fitpipe.testing.capability_checks import (
     CapabilityChecks,
+    describe_order_difference,
     describe_row_difference,
     row_key,
 )
 from fitpipe.testing.claim_checks import ClaimChecks
 from fitpipe.testing.fixtures import weight_of_rows
+from fitpipe.testing.integrity_checks import IntegrityChecks, copied
 from fitpipe.testing.isolation_checks import IsolationChecks
 from fitpipe.testing.strategies import Example, conformance_examples, edge_examples
 
@@ -77,7 +82,9 @@ def _tuplify(value: Any) -> Any:
     return value
 
 
-class AdapterConformanceTests(CapabilityChecks, ArgumentChecks, ClaimChecks, IsolationChecks):
+class AdapterConformanceTests(
+    CapabilityChecks, ArgumentChecks, ClaimChecks, IsolationChecks, IntegrityChecks
+):
     """Base class of an adapter's conformance suite; subclass it in a ``test_*.py`` module.
 
     Set :attr:`adapter_name` and implement :meth:`make_input`; everything else is optional.
@@ -104,6 +111,8 @@ class AdapterConformanceTests(CapabilityChecks, ArgumentChecks, ClaimChecks, Iso
         max_examples: Caps the Hypothesis examples per check (None: the loaded profile's).
         max_rows: The most rows of generated data.
         max_batch_size: The largest generated batch size.
+        feature_dtypes: The dtypes generated features come in (narrow it for an adapter
+            whose input holds only some, e.g. ``("float32",)``).
 
     """
 
@@ -112,6 +121,7 @@ class AdapterConformanceTests(CapabilityChecks, ArgumentChecks, ClaimChecks, Iso
     max_examples: ClassVar[int | None] = None
     max_rows: ClassVar[int] = 24
     max_batch_size: ClassVar[int] = 8
+    feature_dtypes: ClassVar[tuple[str, ...]] = ("float32", "float64", "int32", "int64")
 
     # The hooks an author provides -------------------------------------------------------
     def make_input(
@@ -131,7 +141,8 @@ class AdapterConformanceTests(CapabilityChecks, ArgumentChecks, ClaimChecks, Iso
         hold fewer).
 
         Args:
-            x: Features, float32 of shape ``(rows, features)``.
+            x: Features of shape ``(rows, features)``, of a dtype of :attr:`feature_dtypes`
+                (float32, float64, int32 or int64).
             y: Targets of shape ``(rows,)`` (int64 labels or float32 values), or None.
             sample_weight: float32 weights of shape ``(rows,)``, or None (always None when
                 ``y`` is None).
@@ -221,6 +232,7 @@ class AdapterConformanceTests(CapabilityChecks, ArgumentChecks, ClaimChecks, Iso
         return self.adapter_name
 
     def _input(self, data: Example) -> Any:
+        data = copied(data)  # the kit's own data is never handed out
         return self.make_input(data.x, data.y, data.sample_weight, data.batch_size)
 
     def _adapter(self) -> Adapter:
@@ -270,7 +282,7 @@ class AdapterConformanceTests(CapabilityChecks, ArgumentChecks, ClaimChecks, Iso
         kwargs: dict[str, Any] = self._schema_kwargs(data, supports)
         for name in ("y", "sample_weight"):
             if name in supports and getattr(data, name) is not None:
-                kwargs[name] = getattr(data, name)
+                kwargs[name] = np.array(getattr(data, name), copy=True)
         if "batch_size" in supports:
             kwargs["batch_size"] = data.batch_size
         if shuffle and "shuffle" in supports:
@@ -321,7 +333,12 @@ class AdapterConformanceTests(CapabilityChecks, ArgumentChecks, ClaimChecks, Iso
 
     def _for_all(self, check: Callable[[Example], None], **strategy_kwargs: Any) -> None:
         """Runs ``check`` on generated data, under the loaded profile (capped if asked)."""
-        strategy = conformance_examples(self.max_rows, self.max_batch_size, **strategy_kwargs)
+        strategy = conformance_examples(
+            self.max_rows,
+            self.max_batch_size,
+            feature_dtypes=self.feature_dtypes,
+            **strategy_kwargs,
+        )
         options: dict[str, Any] = {}
         if self.max_examples is not None:
             options["max_examples"] = min(self.max_examples, settings().max_examples)
@@ -330,7 +347,9 @@ class AdapterConformanceTests(CapabilityChecks, ArgumentChecks, ClaimChecks, Iso
             check(data)
 
         test = given(data=strategy)(run)
-        for edge in reversed(edge_examples(self.max_batch_size, **strategy_kwargs)):
+        dtypes = self.feature_dtypes
+        edges = edge_examples(self.max_batch_size, feature_dtypes=dtypes, **strategy_kwargs)
+        for edge in reversed(edges):
             test = example(data=edge)(test)
         settings(**options)(test)()
 
@@ -341,6 +360,8 @@ class AdapterConformanceTests(CapabilityChecks, ArgumentChecks, ClaimChecks, Iso
         assert isinstance(adapter, Adapter), f"{adapter!r} lacks the adapter protocol"
         assert fitpipe.registry[adapter.name] is adapter
         assert isinstance(adapter.accepts, str) and adapter.accepts, "`accepts` is empty"
+        answer = adapter.can_adapt(self._input(_FIXED))
+        assert answer is True, f"`can_adapt` of the suite's input returned {answer!r}, not True"
         unknown = set(adapter.supports) - set(ADAPT_ARGUMENTS)
         assert not unknown, f"`supports` names unknown arguments {sorted(unknown)}"
         with self._adapt(_FIXED, self._supports(_FIXED)) as pipeline:
@@ -420,11 +441,10 @@ class AdapterConformanceTests(CapabilityChecks, ArgumentChecks, ClaimChecks, Iso
             with self._adapt(data, supports) as pipeline:
                 batches = self._epoch(pipeline, "an epoch (shuffle=False)")
             got = self._rows_of(batches, expected.shape[1])
-            if got.shape != expected.shape or not np.array_equal(got, expected):
-                raise AssertionError(
-                    "rows differ from the given rows in order (x | y | sample_weight joined):\n"
-                    f"  expected: {expected.tolist()}\n  got:      {got.tolist()}"
-                )
+            assert got.shape == expected.shape and np.array_equal(got, expected), (
+                "rows differ from the given rows in order (x | y | sample_weight joined): "
+                + describe_order_difference(expected, got, "an epoch (shuffle=False)")
+            )
             sizes = [len(tf.nest.flatten(batch[0])[0]) for batch in batches]
             full, last = divmod(data.rows, data.batch_size)
             want = [data.batch_size] * full + ([last] if last else [])

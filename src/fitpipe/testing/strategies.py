@@ -426,24 +426,31 @@ def structured_examples(
     return structure, rows
 
 
-def edge_examples(max_batch_size: int = 8, targets_given: bool | None = None) -> list[Example]:
+def edge_examples(
+    max_batch_size: int = 8,
+    targets_given: bool | None = None,
+    feature_dtypes: tuple[str, ...] = ("float32",),
+) -> list[Example]:
     """Examples at the edges a random draw may miss, run first by the conformance kit.
 
     One row with a batch divisible by 2 and 3 (so a sharded source leaves shards empty and
     a batch is never full) and one row more than a batch (a last batch of one row), each
-    with two features, with targets and weights unless ``targets_given`` is False.
+    with two features (of ``feature_dtypes[0]``, and of its second for more rows: a narrowing
+    of it shows every run), with targets and weights unless ``targets_given`` is False.
 
     Args:
         max_batch_size: Largest batch size.
         targets_given: True: ``y`` given; False: left out; None: both kinds.
+        feature_dtypes: The dtypes of the features.
 
     Returns:
         The :class:`Example` list.
     """
     size = 6 if max_batch_size >= 6 else max(1, max_batch_size)
     out = []
-    for rows in (1, size + 1):
-        x = np.arange(rows * 2, dtype=np.float32).reshape(rows, 2)
+    for index, rows in enumerate((1, size + 1)):
+        dtype = feature_dtypes[index % len(feature_dtypes)]
+        x = np.arange(rows * 2, dtype=dtype).reshape(rows, 2)
         y = np.arange(rows, dtype=np.int64) % 2
         if targets_given is not False:
             out.append(Example(x, y, weight_of_rows(x), size))
@@ -458,10 +465,12 @@ def conformance_examples(
     max_rows: int = 24,
     max_batch_size: int = 8,
     targets_given: bool | None = None,
+    feature_dtypes: tuple[str, ...] = ("float32",),
 ) -> Example:
     """Data for :class:`fitpipe.testing.AdapterConformanceTests`.
 
-    ``x`` is float32 ``(rows, 1..4)``; ``y`` is drawn as int64 class labels or float32
+    ``x`` is ``(rows, 1..4)`` of one of ``feature_dtypes`` (integer features hold small
+    values); ``y`` is drawn as int64 class labels or float32
     values, or left out (inference data) unless ``targets_given``; weights, when drawn, are
     :func:`weight_of_rows` of ``x`` so they identify their row after shuffling.
 
@@ -470,6 +479,7 @@ def conformance_examples(
         max_rows: Most rows.
         max_batch_size: Largest batch size.
         targets_given: True: always draw ``y``; False: never; None: either.
+        feature_dtypes: The NumPy dtypes ``x`` is drawn as (float and integer kinds).
 
     Returns:
         An :class:`Example` (``y`` and ``sample_weight`` may be None).
@@ -477,6 +487,11 @@ def conformance_examples(
     """
     weights = draw(st.sampled_from(["none", "of_rows"]))
     example = draw(examples(max_rows, max_batch_size, weights))
+    dtype = np.dtype(draw(st.sampled_from(feature_dtypes)))
+    if dtype != example.x.dtype:
+        x = draw(int_arrays(example.rows)) if dtype.kind in "iu" else example.x
+        weight = None if example.sample_weight is None else weight_of_rows(x.astype(dtype))
+        example = dataclasses.replace(example, x=x.astype(dtype), sample_weight=weight)
     keep = draw(st.booleans()) if targets_given is None else targets_given
     if keep:
         return example
